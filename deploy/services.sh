@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds and runs Natter's own services against the local stack (deploy/stack.sh), each in the
+# background with its pid in .natter/pids and its log in .natter/logs:
+#
+#   auth       http://127.0.0.1:8081   accounts, tokens, channels (REST)
+#   edge-1     http://127.0.0.1:8080   WebSocket gateway (worker id 1)
+#   edge-2     http://127.0.0.1:8090   WebSocket gateway (worker id 2): two edges, as in production
+#   presence   http://127.0.0.1:8082   presence and discovery
+#   persister  http://127.0.0.1:8083   JetStream -> CQL store
+#
+# Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
+# build, slower to run); the default is release.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="$ROOT/.natter"
+PROFILE="${NATTER_PROFILE:-release}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+if [[ "$PROFILE" == "dev" ]]; then BIN="$TARGET_DIR/debug"; else BIN="$TARGET_DIR/$PROFILE"; fi
+
+# name  binary  port  extra arguments
+SERVICES=(
+  "auth auth 8081"
+  "presence presence 8082"
+  "persister persister 8083"
+  "edge-1 edge 8080"
+  "edge-2 edge 8090"
+)
+
+pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
+alive() { local pid; pid="$(pid_of "$1")"; [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
+ready() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$1/readyz"; }
+
+start_one() {
+  local name="$1" bin="$2" port="$3"
+  if alive "$name"; then
+    echo "  $name already running (pid $(pid_of "$name"))"
+    return
+  fi
+  local args=(--http-addr "127.0.0.1:$port")
+  if [[ "$bin" == edge ]]; then
+    args+=(--public-url "ws://127.0.0.1:$port/gateway")
+  fi
+  NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
+  echo $! >"$STATE/pids/$name.pid"
+}
+
+wait_ready() {
+  local name="$1" port="$2" deadline=$((SECONDS + 90))
+  until ready "$port"; do
+    if ! alive "$name"; then
+      echo "natter: $name exited; last lines of .natter/logs/$name.log:" >&2
+      tail -n 40 "$STATE/logs/$name.log" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then
+      echo "natter: $name did not become ready in 90 s; /readyz says:" >&2
+      curl -sS --max-time 3 "http://127.0.0.1:$port/readyz" >&2 || true
+      echo >&2; tail -n 40 "$STATE/logs/$name.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  printf '  %-10s ready   http://127.0.0.1:%s\n' "$name" "$port"
+}
+
+up() {
+  [[ -f "$STATE/env" ]] || { echo "natter: the stack is not up (deploy/stack.sh up)" >&2; exit 1; }
+  set -a; source "$STATE/env"; set +a
+  mkdir -p "$STATE/pids" "$STATE/logs"
+  local started=$SECONDS
+  echo "== building services (cargo build --profile $PROFILE)"
+  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister
+  echo "== starting services"
+  local line
+  for line in "${SERVICES[@]}"; do
+    # shellcheck disable=SC2086
+    start_one $line
+  done
+  for line in "${SERVICES[@]}"; do
+    read -r name _ port <<<"$line"
+    wait_ready "$name" "$port"
+  done
+  echo "== Natter is up in $((SECONDS - started)) s"
+  echo "   Gateway: ws://127.0.0.1:8080/gateway (and :8090)   REST: http://127.0.0.1:8081/api/v1"
+  echo "   Open:    http://127.0.0.1:8081/livez   (the web client arrives with the web issue)"
+}
+
+down() {
+  local line name pid
+  for line in "${SERVICES[@]}"; do
+    read -r name _ _ <<<"$line"
+    pid="$(pid_of "$name")"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+      echo "  $name stopped"
+    fi
+    rm -f "$STATE/pids/$name.pid"
+  done
+}
+
+status() {
+  local line name port
+  for line in "${SERVICES[@]}"; do
+    read -r name _ port <<<"$line"
+    if alive "$name"; then
+      if ready "$port"; then s=ready; else s="running, not ready"; fi
+      printf '  %-10s %-19s pid %-7s http://127.0.0.1:%s\n' "$name" "$s" "$(pid_of "$name")" "$port"
+    else
+      printf '  %-10s stopped\n' "$name"
+    fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: deploy/services.sh up|down|status" >&2; exit 2 ;;
+esac

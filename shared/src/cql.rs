@@ -1,0 +1,263 @@
+//! The CQL store (ScyllaDB in production, Apache Cassandra locally): connecting, and the versioned
+//! schema applied at start.
+//!
+//! The same code talks to either: only CQL protocol v4 features are used, and where the store runs
+//! is configuration (`--cql-nodes`, `--cql-keyspace`, `--cql-replication`).
+//!
+//! Schema versions are recorded in `<keyspace>.schema_migrations`. Each migration is a list of
+//! idempotent statements (`IF NOT EXISTS`), so two processes starting at once, or a process that
+//! died between a statement and its record, apply it again harmlessly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+/// Where the CQL store is and which keyspace is ours.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CqlConfig {
+    /// Contact points of the CQL cluster, comma separated `host:port`.
+    #[arg(
+        long = "cql-nodes",
+        env = "NATTER_CQL_NODES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub nodes: Vec<String>,
+
+    /// The keyspace holding Natter's tables.
+    #[arg(long = "cql-keyspace", env = "NATTER_CQL_KEYSPACE", default_value = "natter",
+          value_parser = Keyspace::parse)]
+    pub keyspace: Keyspace,
+
+    /// Replication of the keyspace when it is created, as a CQL map.
+    #[arg(long = "cql-replication", env = "NATTER_CQL_REPLICATION",
+          default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+          value_parser = replication)]
+    pub replication: String,
+
+    /// How long to keep trying to reach the store at start before giving up.
+    #[arg(long = "cql-connect-timeout", env = "NATTER_CQL_CONNECT_TIMEOUT", default_value = "60s",
+          value_parser = crate::config::duration)]
+    pub connect_timeout: Duration,
+}
+
+/// A keyspace name: a lowercase letter, then up to 47 lowercase letters, digits and `_`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace(String);
+
+impl Keyspace {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut bytes = s.bytes();
+        let ok = s.len() <= 48
+            && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{s}' is not a keyspace name: a lowercase letter, then up to 47 of a-z, 0-9 and '_'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn replication(s: &str) -> Result<String, String> {
+    let trimmed = s.trim();
+    if trimmed.starts_with('{') && trimmed.ends_with('}') && trimmed.contains("'class'") {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' is not a CQL replication map like {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ))
+    }
+}
+
+/// What can go wrong reaching or preparing the store.
+#[derive(Debug, thiserror::Error)]
+pub enum CqlError {
+    #[error("could not reach the CQL store at {nodes} within {secs}s: {source}")]
+    Connect {
+        nodes: String,
+        secs: u64,
+        #[source]
+        source: scylla::errors::NewSessionError,
+    },
+    #[error("schema migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i32,
+        name: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("CQL request failed: {0}")]
+    Request(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> CqlError {
+    CqlError::Request(Box::new(e))
+}
+
+impl CqlConfig {
+    /// Connects, retrying until `connect_timeout` so services may start before the store is up.
+    pub async fn connect(&self) -> Result<Arc<Session>, CqlError> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let attempt = SessionBuilder::new()
+                .known_nodes(&self.nodes)
+                .connection_timeout(Duration::from_secs(5))
+                .build()
+                .await;
+            match attempt {
+                Ok(session) => return Ok(Arc::new(session)),
+                Err(source) if tokio::time::Instant::now() + backoff >= deadline => {
+                    return Err(CqlError::Connect {
+                        nodes: self.nodes.join(","),
+                        secs: self.connect_timeout.as_secs(),
+                        source,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "CQL store not reachable yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Creates the keyspace when missing, applies every migration not yet recorded, and makes the
+    /// keyspace the session's default.
+    pub async fn migrate(
+        &self,
+        session: &Session,
+        migrations: &[Migration],
+    ) -> Result<(), CqlError> {
+        let ks = self.keyspace.as_str();
+        session
+            .query_unpaged(
+                format!(
+                    "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {} AND durable_writes = true",
+                    self.replication
+                ),
+                &[],
+            )
+            .await
+            .map_err(boxed)?;
+        session.await_schema_agreement().await.map_err(boxed)?;
+        session.use_keyspace(ks, false).await.map_err(boxed)?;
+        session
+            .query_unpaged(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version int PRIMARY KEY, name text, applied_at timestamp)",
+                &[],
+            )
+            .await
+            .map_err(boxed)?;
+        session.await_schema_agreement().await.map_err(boxed)?;
+
+        let applied: Vec<i32> = session
+            .query_unpaged("SELECT version FROM schema_migrations", &[])
+            .await
+            .map_err(boxed)?
+            .into_rows_result()
+            .map_err(boxed)?
+            .rows::<(i32,)>()
+            .map_err(boxed)?
+            .map(|row| row.map(|(v,)| v))
+            .collect::<Result<_, _>>()
+            .map_err(boxed)?;
+
+        for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+            let failed = |source: Box<dyn std::error::Error + Send + Sync>| CqlError::Migration {
+                version: migration.version,
+                name: migration.name,
+                source,
+            };
+            for statement in migration.statements() {
+                session
+                    .query_unpaged(statement, &[])
+                    .await
+                    .map_err(|e| failed(Box::new(e)))?;
+                session
+                    .await_schema_agreement()
+                    .await
+                    .map_err(|e| failed(Box::new(e)))?;
+            }
+            session
+                .query_unpaged(
+                    "INSERT INTO schema_migrations (version, name, applied_at) \
+                     VALUES (?, ?, toTimestamp(now()))",
+                    (migration.version, migration.name),
+                )
+                .await
+                .map_err(|e| failed(Box::new(e)))?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "CQL migration applied"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One version of the CQL schema: statements separated by `;`, `--` comments allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub cql: &'static str,
+}
+
+impl Migration {
+    /// The statements, with comments and blank lines removed.
+    pub fn statements(&self) -> Vec<String> {
+        let without_comments: String = self
+            .cql
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        without_comments
+            .split(';')
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_split_and_comments_dropped() {
+        let m = Migration {
+            version: 1,
+            name: "x",
+            cql: "-- a table\nCREATE TABLE a (x int PRIMARY KEY); -- trailing\n\nCREATE TABLE b (\n  y int PRIMARY KEY\n);\n",
+        };
+        assert_eq!(
+            m.statements(),
+            [
+                "CREATE TABLE a (x int PRIMARY KEY)",
+                "CREATE TABLE b ( y int PRIMARY KEY )"
+            ]
+        );
+    }
+
+    #[test]
+    fn keyspace_names_that_cql_would_reject_are_refused() {
+        for bad in ["", "1ks", "Ks", "k-s", "k s", &"k".repeat(49)] {
+            assert!(Keyspace::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Keyspace::parse("natter_test_1").is_ok());
+    }
+}

@@ -1,0 +1,149 @@
+//! `/livez`, `/readyz` and `/metrics`, the same in every service.
+//!
+//! - `/livez` answers 200 whenever the process can answer at all: no dependency is asked, so an
+//!   orchestrator never restarts a healthy process because PostgreSQL is down.
+//! - `/readyz` asks every dependency (concurrently, each with a deadline) and answers 200 only when
+//!   all answer, else 503 with a body naming the ones that did not.
+//! - `/metrics` is the service's prometheus registry in the text format.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::telemetry::Metrics;
+
+type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// How long one dependency may take to answer a readiness check.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The dependencies a service needs to be ready, each with a named check.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, CheckFn)>,
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a dependency: `check` answers `Ok` when the dependency works right now.
+    pub fn with<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks
+            .push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
+        self
+    }
+
+    /// Adds the NATS connection: connected, and a server round trip (PING/PONG) within the deadline.
+    pub fn with_nats(self, client: async_nats::Client) -> Self {
+        self.with("nats", move || {
+            let client = client.clone();
+            async move {
+                if client.connection_state() != async_nats::connection::State::Connected {
+                    return Err("not connected".to_owned());
+                }
+                client.flush().await.map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    /// Adds the CQL store: a read of the coordinator's own row in `system.local`.
+    pub fn with_cql(self, session: Arc<scylla::client::session::Session>) -> Self {
+        self.with("cql", move || {
+            let session = Arc::clone(&session);
+            async move {
+                session
+                    .query_unpaged("SELECT release_version FROM system.local", &[])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    /// Runs every check concurrently and reports each one's outcome.
+    pub async fn check(&self) -> Report {
+        let outcomes = futures::future::join_all(self.checks.iter().map(|(name, check)| async {
+            let outcome = match tokio::time::timeout(CHECK_DEADLINE, check()).await {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => e,
+                Err(_) => format!("no answer within {}s", CHECK_DEADLINE.as_secs()),
+            };
+            (*name, outcome)
+        }))
+        .await;
+        let failing = outcomes
+            .iter()
+            .filter(|(_, outcome)| outcome != "ok")
+            .map(|(name, _)| *name)
+            .collect();
+        Report {
+            failing,
+            checks: outcomes.into_iter().collect(),
+        }
+    }
+}
+
+/// The body of `/readyz`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The dependencies that did not answer, in the order they were added.
+    pub failing: Vec<&'static str>,
+    /// Every dependency with "ok" or why it failed.
+    pub checks: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl Report {
+    pub fn ready(&self) -> bool {
+        self.failing.is_empty()
+    }
+}
+
+#[derive(Clone)]
+struct HealthState {
+    readiness: Readiness,
+    metrics: Metrics,
+}
+
+/// The three health routes, to merge into a service's router.
+pub fn router<S: Clone + Send + Sync + 'static>(
+    readiness: Readiness,
+    metrics: Metrics,
+) -> Router<S> {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(HealthState { readiness, metrics })
+}
+
+async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
+    let report = state.readiness.check().await;
+    if report.ready() {
+        (StatusCode::OK, Json(report))
+    } else {
+        tracing::warn!(failing = ?report.failing, checks = ?report.checks, "not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, Json(report))
+    }
+}
+
+async fn metrics_text(State(state): State<HealthState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,67 @@
+//! The chat stream: JetStream's durable intake of every stored chat event.
+//!
+//! Edges publish each message here and answer the sender only once JetStream has acknowledged it;
+//! the persister's durable consumers copy it into the CQL store. The stream is a buffer, not the
+//! archive: it keeps events for `max_age` or `max_bytes`, whichever runs out first, which is how
+//! far back a reconnecting client can be served from it directly.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use crate::subjects::Subjects;
+
+/// Retention and placement of the chat stream, from configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChatStreamConfig {
+    /// How long the chat stream keeps events.
+    #[arg(long = "stream-max-age", env = "NATTER_STREAM_MAX_AGE", default_value = "7d",
+          value_parser = crate::config::duration)]
+    pub max_age: Duration,
+
+    /// How many bytes the chat stream keeps before it drops its oldest events.
+    #[arg(long = "stream-max-bytes", env = "NATTER_STREAM_MAX_BYTES", default_value_t = 1 << 30)]
+    pub max_bytes: i64,
+
+    /// JetStream replicas of the chat stream (1 on a single server, 3 on a cluster).
+    #[arg(
+        long = "stream-replicas",
+        env = "NATTER_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
+    pub replicas: usize,
+
+    /// How long JetStream remembers a message id to drop a retried publish.
+    #[arg(long = "stream-duplicate-window", env = "NATTER_STREAM_DUPLICATE_WINDOW",
+          default_value = "2m", value_parser = crate::config::duration)]
+    pub duplicate_window: Duration,
+}
+
+impl ChatStreamConfig {
+    pub fn stream_config(&self, subjects: &Subjects) -> stream::Config {
+        stream::Config {
+            name: subjects.chat_stream_name(),
+            description: Some("Natter chat events: the durable intake, not the archive".into()),
+            subjects: vec![subjects.chat_stream_filter()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            storage: stream::StorageType::File,
+            max_age: self.max_age,
+            max_bytes: self.max_bytes,
+            num_replicas: self.replicas,
+            duplicate_window: self.duplicate_window,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream, or brings an existing one to this configuration. Every service that
+    /// publishes to or reads from the stream calls this at start, so start order does not matter.
+    pub async fn ensure(
+        &self,
+        js: &jetstream::Context,
+        subjects: &Subjects,
+    ) -> Result<stream::Info, jetstream::context::CreateStreamError> {
+        js.create_or_update_stream(self.stream_config(subjects))
+            .await
+    }
+}

@@ -1,0 +1,135 @@
+//! Every NATS subject Natter uses, built from typed ids in this one module.
+//!
+//! ```text
+//! {prefix}.ch.{channel}.msg      chat events of a channel (MESSAGE_*), captured by the chat stream
+//! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
+//! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
+//! {prefix}.user.{user}           a user's inbox: membership, profile and session events
+//! {prefix}.presence.{user}       a user's presence changes
+//! ```
+//!
+//! The prefix is the first token of every subject and the stem of every stream name, so several
+//! deployments or test runs share one NATS cluster without seeing each other's traffic.
+
+use std::fmt;
+
+use crate::Snowflake;
+
+/// The first token of every subject: lowercase letters, digits, `_` and `-`, 1 to 32 of them (no
+/// `.`, `*`, `>` or white space, which NATS gives meaning to).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{s}' is not a subject prefix: use 1 to 32 of a-z, 0-9, '_' and '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prefix({})", self.0)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Builds the subjects of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: Prefix,
+}
+
+impl Subjects {
+    pub fn new(prefix: Prefix) -> Self {
+        Self { prefix }
+    }
+
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    /// Stored chat events of one channel.
+    pub fn channel_messages(&self, channel: Snowflake) -> String {
+        format!("{}.ch.{channel}.msg", self.prefix)
+    }
+
+    /// Typing notices of one channel (not stored).
+    pub fn channel_typing(&self, channel: Snowflake) -> String {
+        format!("{}.ch.{channel}.typing", self.prefix)
+    }
+
+    /// Everything about one channel: the single subscription an edge holds per channel.
+    pub fn channel_all(&self, channel: Snowflake) -> String {
+        format!("{}.ch.{channel}.>", self.prefix)
+    }
+
+    /// The subjects the chat stream captures: every channel's stored events.
+    pub fn chat_stream_filter(&self) -> String {
+        format!("{}.ch.*.msg", self.prefix)
+    }
+
+    /// One user's inbox.
+    pub fn user_inbox(&self, user: Snowflake) -> String {
+        format!("{}.user.{user}", self.prefix)
+    }
+
+    /// One user's presence changes.
+    pub fn presence(&self, user: Snowflake) -> String {
+        format!("{}.presence.{user}", self.prefix)
+    }
+
+    /// The name edges register under with the NATS service API, for discovery.
+    pub fn edge_service_name(&self) -> String {
+        format!("{}-edge", self.prefix)
+    }
+
+    /// The JetStream stream holding chat events.
+    pub fn chat_stream_name(&self) -> String {
+        format!("{}_chat", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subjects() -> Subjects {
+        Subjects::new(Prefix::parse("natter").unwrap())
+    }
+
+    #[test]
+    fn channel_subjects_share_the_wildcard_an_edge_subscribes_to() {
+        let s = subjects();
+        let ch = Snowflake::from_u64(42);
+        assert_eq!(s.channel_messages(ch), "natter.ch.42.msg");
+        assert_eq!(s.channel_typing(ch), "natter.ch.42.typing");
+        assert_eq!(s.channel_all(ch), "natter.ch.42.>");
+        assert_eq!(s.chat_stream_filter(), "natter.ch.*.msg");
+    }
+
+    #[test]
+    fn prefixes_with_nats_wildcards_or_dots_are_refused() {
+        for bad in ["", "a.b", "a*", ">", "A", "a b", &"x".repeat(33)] {
+            assert!(Prefix::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Prefix::parse("t_12-ab").is_ok());
+    }
+}

@@ -1,0 +1,282 @@
+//! Support for integration tests against the real local stack (`./natter up --stack`).
+//!
+//! Tests share one NATS, PostgreSQL, Redis and Cassandra, and isolate themselves by name: each gets
+//! its own database, keyspace and subject prefix, so they run in parallel. A test that must stop a
+//! dependency starts a private one ([`RedisServer`]) instead of stopping the shared one.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cql::Keyspace;
+use crate::subjects::Prefix;
+
+/// Endpoints of the running local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub nats_url: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub cql_nodes: String,
+    pub nats_server_bin: PathBuf,
+    pub redis_server_bin: PathBuf,
+}
+
+impl Stack {
+    /// Reads the endpoints from the environment, falling back to `.natter/env`, which
+    /// `deploy/stack.sh up` writes in the checkout.
+    ///
+    /// # Panics
+    /// When the stack's endpoints are not known: the message says how to start it.
+    pub fn get() -> Self {
+        let file = Self::env_file();
+        let from_file: HashMap<String, String> = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| from_file.get(name).cloned())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name} is not set and {} has no value for it: start the stack with \
+                         `./natter up --stack` (or run the tests with `./natter test`)",
+                        file.display()
+                    )
+                })
+        };
+        Self {
+            nats_url: var("NATTER_NATS_URL"),
+            database_url: var("NATTER_DATABASE_URL"),
+            redis_url: var("NATTER_REDIS_URL"),
+            cql_nodes: var("NATTER_CQL_NODES"),
+            nats_server_bin: var("NATTER_NATS_SERVER_BIN").into(),
+            redis_server_bin: var("NATTER_REDIS_SERVER_BIN").into(),
+        }
+    }
+
+    fn env_file() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(".natter")
+            .join("env")
+    }
+
+    /// Creates an empty PostgreSQL database for one test and returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        use sqlx::Connection;
+        let name = unique("db");
+        let mut admin = sqlx::PgConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the stack's PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        let mut url = url::Url::parse(&self.database_url).expect("a valid database URL");
+        url.set_path(&name);
+        url.to_string()
+    }
+
+    pub fn cql_nodes(&self) -> Vec<String> {
+        self.cql_nodes.split(',').map(str::to_owned).collect()
+    }
+}
+
+/// A name no other test in this run or any concurrent run uses: lowercase, digits and `_`, so it
+/// is a valid database, keyspace and subject token.
+pub fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "t_{tag}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn fresh_prefix() -> Prefix {
+    Prefix::parse(&unique("p")).expect("unique names are valid prefixes")
+}
+
+pub fn fresh_keyspace() -> Keyspace {
+    Keyspace::parse(&unique("ks")).expect("unique names are valid keyspaces")
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A private Redis server for a test that needs to stop and start its Redis.
+pub struct RedisServer {
+    bin: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub async fn start(stack: &Stack) -> Self {
+        let mut server = Self {
+            bin: stack.redis_server_bin.clone(),
+            port: free_port(),
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: as abrupt as a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it accepts connections.
+    pub async fn resume(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let port = self.port;
+        eventually(
+            "the private redis-server to listen",
+            Duration::from_secs(10),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A service running in this test process; stopped when dropped.
+pub struct Running {
+    pub port: u16,
+    shutdown: crate::lifecycle::Shutdown,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Stops the service and waits until it has finished.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `/readyz` until it answers 200 (within 15 s) and returns its report.
+pub async fn wait_ready(service: &Running) -> serde_json::Value {
+    let url = service.url("/readyz");
+    eventually(
+        "the service to report ready",
+        Duration::from_secs(15),
+        || async {
+            let response = reqwest::get(&url).await.ok()?;
+            if response.status() == 200 {
+                response.json().await.ok()
+            } else {
+                None
+            }
+        },
+    )
+    .await
+}
+
+/// Runs a built service on the current runtime until the returned handle is stopped or dropped.
+pub fn spawn<S>(service: S) -> Running
+where
+    S: crate::lifecycle::Service + 'static,
+{
+    let port = service.port();
+    let shutdown = crate::lifecycle::Shutdown::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = service.run_until_stopped(token).await {
+            panic!("service failed: {e}");
+        }
+    });
+    Running {
+        port,
+        shutdown,
+        task: Some(task),
+    }
+}
+
+/// Runs a service binary with only `args` and `envs` (no inherited NATTER_* settings) and returns
+/// its exit code and what it wrote to stderr. For checking that bad configuration is refused.
+pub fn run_binary(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the service binary");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
