@@ -45,3 +45,41 @@ fn a_prefix_with_a_nats_wildcard_exits_with_one_line_naming_it() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--nats-prefix"), "{stderr}");
 }
+
+#[test]
+fn sigterm_stops_the_binary_cleanly() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let stack = Stack::get();
+    let port = testing::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .env("NATTER_NATS_URL", &stack.nats_url)
+        .env("NATTER_NATS_PREFIX", testing::fresh_prefix().as_str())
+        .env("NATTER_STREAM_MAX_BYTES", "67108864")
+        .env("NATTER_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(15), "edge did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(10), "edge ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
