@@ -4,5 +4,10 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let config: edge::Config = shared::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run("edge", &log, edge::Edge::build(config))).await
+    Box::pin(shared::lifecycle::run(
+        "edge",
+        &log,
+        edge::Edge::build(config),
+    ))
+    .await
 }

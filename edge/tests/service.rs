@@ -64,7 +64,10 @@ fn sigterm_stops_the_binary_cleanly() {
         .unwrap();
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(15), "edge did not listen");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "edge did not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -78,7 +81,10 @@ fn sigterm_stops_the_binary_cleanly() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(stopping.elapsed() < Duration::from_secs(10), "edge ignored SIGTERM");
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "edge ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status}");

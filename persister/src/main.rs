@@ -4,5 +4,10 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let config: persister::Config = shared::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run("persister", &log, persister::Persister::build(config))).await
+    Box::pin(shared::lifecycle::run(
+        "persister",
+        &log,
+        persister::Persister::build(config),
+    ))
+    .await
 }

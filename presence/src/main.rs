@@ -4,5 +4,10 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let config: presence::Config = shared::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run("presence", &log, presence::Presence::build(config))).await
+    Box::pin(shared::lifecycle::run(
+        "presence",
+        &log,
+        presence::Presence::build(config),
+    ))
+    .await
 }
