@@ -40,6 +40,9 @@ start_one() {
   if [[ "$bin" == edge ]]; then
     args+=(--public-url "ws://127.0.0.1:$port/gateway")
   fi
+  if [[ "$bin" == auth ]]; then
+    args+=(--signing-key "$STATE/keys/auth-1.pem")
+  fi
   NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
 }
@@ -70,6 +73,11 @@ up() {
   local started=$SECONDS
   echo "== building services (cargo build --profile $PROFILE)"
   cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister
+  # The access-token signing key: made once, kept across restarts (tokens stay valid).
+  if [[ ! -f "$STATE/keys/auth-1.pem" ]]; then
+    mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"
+    "$BIN/auth" keygen "$STATE/keys/auth-1.pem"
+  fi
   echo "== starting services"
   local line
   for line in "${SERVICES[@]}"; do

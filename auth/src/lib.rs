@@ -1,51 +1,45 @@
 //! The auth service: accounts, tokens, profiles, channels and membership, as a REST API over
 //! PostgreSQL. Schema changes are sqlx migrations in `auth/migrations/`, applied at start.
+//!
+//! - [`routes`]: the HTTP API, one module per resource, and its OpenAPI document.
+//! - [`keys`], [`sessions`], [`passwords`], [`limits`]: signing in and staying signed in.
+//! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
+//! - [`publish`]: events on NATS after each change.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use shared::config::{LogConfig, NatsConfig, Secret, ServiceUrl};
+use shared::SnowflakeGenerator;
 use shared::health::Readiness;
-use shared::lifecycle::{HttpServer, Service, Shutdown};
+use shared::lifecycle::{Service, Shutdown};
+use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
+use shared::tokens::Verifier;
 use sqlx::postgres::PgPoolOptions;
 
-/// The auth service's configuration.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "auth",
-    version,
-    about = "Natter accounts, tokens, profiles and channels"
-)]
-pub struct Config {
-    /// Address the REST API listens on.
-    #[arg(
-        long = "http-addr",
-        env = "NATTER_AUTH_ADDR",
-        default_value = "127.0.0.1:8081"
-    )]
-    pub http_addr: SocketAddr,
+pub mod cache;
+pub mod channels;
+mod config;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod limits;
+pub mod passwords;
+pub mod profiles;
+pub mod publish;
+pub mod routes;
+pub mod sessions;
+pub mod state;
 
-    /// PostgreSQL URL.
-    #[arg(long = "database-url", env = "NATTER_DATABASE_URL",
-          value_parser = |s: &str| shared::config::postgres_url(s).map(Secret::new))]
-    pub database_url: Secret<ServiceUrl>,
+pub use config::Config;
 
-    /// Most PostgreSQL connections this process holds.
-    #[arg(
-        long = "database-max-connections",
-        env = "NATTER_DATABASE_MAX_CONNECTIONS",
-        default_value_t = 16
-    )]
-    pub database_max_connections: u32,
-
-    #[command(flatten)]
-    pub nats: NatsConfig,
-
-    #[command(flatten)]
-    pub log: LogConfig,
-}
+use crate::cache::ProfileCache;
+use crate::keys::KeyRing;
+use crate::limits::{FailureLimit, Limits, RequestLimit};
+use crate::passwords::Passwords;
+use crate::publish::Publisher;
+use crate::state::{AppState, AuthMetrics, Settings};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +50,23 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    #[error("bad Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the signing keys cannot be used: {0}")]
+    Keys(#[from] shared::tokens::KeySetError),
+    #[error("cannot prepare password hashing: {0}")]
+    Passwords(#[from] passwords::HashError),
+    #[error("bad --cors-origins: {0}")]
+    Cors(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 /// The auth service, built and bound, ready to run.
 pub struct Auth {
-    http: HttpServer,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    state: AppState,
 }
 
 impl Auth {
@@ -75,8 +79,63 @@ impl Auth {
             .map_err(Error::Database)?;
         sqlx::migrate!("./migrations").run(&db).await?;
         let nats = config.nats.connect("auth").await?;
+        // The client connects in the background; events published before it has are sent late,
+        // after the request that caused them was answered. Wait for it, briefly: auth still
+        // starts (and reports not ready) while NATS is down.
+        if tokio::time::timeout(Duration::from_secs(5), nats.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS is not reachable yet; events wait until it is");
+        }
+        let subjects = Subjects::new(config.nats.prefix.clone());
 
         let metrics = Metrics::new("auth");
+        let auth_metrics = AuthMetrics::register(&metrics);
+        let keys = KeyRing::new(config.signing_keys.clone());
+        let verifier =
+            Verifier::from_jwks(&keys.jwks(), &config.token_audience, &config.token_issuer)?;
+        let concurrency = config.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        });
+        let passwords = Passwords::new(concurrency, auth_metrics.hash_duration.clone()).await?;
+        let cache = ProfileCache::new(
+            redis::Client::open(config.redis.url.as_str())?,
+            subjects.prefix().as_str(),
+            config.profile_cache_ttl,
+            auth_metrics.profile_cache.clone(),
+        );
+        let limits = Limits {
+            sign_up_per_ip: RequestLimit::new(config.sign_up_rate),
+            sign_in_per_ip: RequestLimit::new(config.sign_in_rate),
+            failures_per_ip: FailureLimit::new(config.sign_in_failures_per_ip),
+            failures_per_account: FailureLimit::new(config.sign_in_failures_per_account),
+        };
+        let state = AppState {
+            db: db.clone(),
+            nats: nats.clone(),
+            events: Publisher::new(nats.clone(), subjects.clone()),
+            subjects,
+            ids: Arc::new(
+                SnowflakeGenerator::new(config.worker_id).expect("the worker id was checked"),
+            ),
+            keys: Arc::new(keys),
+            verifier,
+            passwords,
+            cache,
+            limits: Arc::new(limits),
+            settings: Arc::new(Settings {
+                token_issuer: config.token_issuer.clone(),
+                token_audience: config.token_audience.clone(),
+                access_token_ttl: config.access_token_ttl,
+                refresh_token_ttl: config.refresh_token_ttl,
+                trust_forwarded_for: config.trust_forwarded_for,
+                member_limit: config.member_limit,
+                discovery_timeout: config.discovery_timeout,
+            }),
+            metrics: auth_metrics,
+        };
+
         let readiness = Readiness::new()
             .with("postgres", {
                 let db = db.clone();
@@ -89,9 +148,28 @@ impl Auth {
                 }
             })
             .with_nats(nats);
-        let router = shared::health::router(readiness, metrics.clone());
-        let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
-        Ok(Self { http })
+        let api = routes::router(state.clone(), &config).map_err(Error::Cors)?;
+        // Request metrics on every route, labelled by route template (as shared's HttpServer
+        // does); auth binds its own listener because rate limits need the peer address.
+        let router = shared::health::router(readiness, metrics.clone())
+            .merge(api)
+            .route_layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                shared::telemetry::track_http,
+            ));
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", config.http_addr),
+                )
+            })?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 }
 
@@ -99,10 +177,33 @@ impl Service for Auth {
     type Error = Error;
 
     fn port(&self) -> u16 {
-        self.http.port()
+        self.listener.local_addr().map_or(0, |a| a.port())
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        Ok(self.http.serve(shutdown).await?)
+        tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Once a minute: forget rate-limit state of quiet clients and delete long-expired refresh tokens.
+async fn housekeeping(state: AppState, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        state.limits.retain_recent();
+        if let Err(e) = sessions::purge_expired(&state.db).await {
+            tracing::warn!(error = %e, "cannot purge expired refresh tokens");
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! of its local sessions and fans events out to their sockets in process.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+
+pub mod discovery;
 
 use clap::Parser;
 use shared::config::{LogConfig, NatsConfig};
@@ -42,6 +45,8 @@ pub struct Config {
 pub enum Error {
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe to discovery requests: {0}")]
+    Discovery(#[from] async_nats::SubscribeError),
     #[error("cannot create the chat stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error(transparent)]
@@ -51,6 +56,7 @@ pub enum Error {
 /// An edge, built and bound, ready to run.
 pub struct Edge {
     http: HttpServer,
+    discovery: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Edge {
@@ -61,10 +67,15 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
 
         let metrics = Metrics::new("edge");
-        let readiness = Readiness::new().with_nats(nats);
+        let readiness = Readiness::new().with_nats(nats.clone());
         let router = shared::health::router(readiness, metrics.clone());
         let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
-        Ok(Self { http })
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://{}:{}/gateway", config.http_addr.ip(), http.port()));
+        let discovery = Box::pin(discovery::responder(nats, &subjects, public_url).await?);
+        Ok(Self { http, discovery })
     }
 }
 
@@ -76,6 +87,7 @@ impl Service for Edge {
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
+        tokio::spawn(discovery::run(self.discovery, shutdown.clone()));
         Ok(self.http.serve(shutdown).await?)
     }
 }

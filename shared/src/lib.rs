@@ -1,5 +1,8 @@
 //! What every Natter service shares: the wire contract and the plumbing.
 //!
+//! - [`api`]: the REST bodies, error shape and checked newtypes (usernames, names, URLs).
+//! - [`events`]: typed events on NATS (channel and profile changes, revoked sessions).
+//! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
 //! - [`subjects`]: every NATS subject, built from typed ids in one place.
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
@@ -7,8 +10,10 @@
 //! - [`cql`]: connecting to the CQL store and applying its versioned schema.
 //! - [`config`], [`telemetry`], [`health`], [`lifecycle`]: how a service starts, reports and stops.
 
+pub mod api;
 pub mod config;
 pub mod cql;
+pub mod events;
 pub mod gateway;
 pub mod health;
 pub mod lifecycle;
@@ -16,6 +21,7 @@ pub mod snowflake;
 pub mod stream;
 pub mod subjects;
 pub mod telemetry;
+pub mod tokens;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -3,9 +3,11 @@
 //! ```text
 //! {prefix}.ch.{channel}.msg      chat events of a channel (MESSAGE_*), captured by the chat stream
 //! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
+//! {prefix}.ch.{channel}.meta     channel changes (shared::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
 //! {prefix}.presence.{user}       a user's presence changes
+//! {prefix}.edge.discover         discovery requests; every edge answers with its EdgeInfo
 //! ```
 //!
 //! The prefix is the first token of every subject and the stem of every stream name, so several
@@ -76,6 +78,12 @@ impl Subjects {
         format!("{}.ch.{channel}.typing", self.prefix)
     }
 
+    /// Changes to one channel (created, renamed, members, moderators, deleted): core NATS, not
+    /// stored; the edge's per-channel wildcard covers it.
+    pub fn channel_events(&self, channel: Snowflake) -> String {
+        format!("{}.ch.{channel}.meta", self.prefix)
+    }
+
     /// Everything about one channel: the single subscription an edge holds per channel.
     pub fn channel_all(&self, channel: Snowflake) -> String {
         format!("{}.ch.{channel}.>", self.prefix)
@@ -94,6 +102,12 @@ impl Subjects {
     /// One user's presence changes.
     pub fn presence(&self, user: Snowflake) -> String {
         format!("{}.presence.{user}", self.prefix)
+    }
+
+    /// Scatter-gather discovery: auth publishes a request with a reply inbox, every live edge
+    /// answers with its `shared::api::gateway::EdgeInfo` (no queue group, so all answer).
+    pub fn edge_discovery(&self) -> String {
+        format!("{}.edge.discover", self.prefix)
     }
 
     /// The name edges register under with the NATS service API, for discovery.
@@ -121,6 +135,7 @@ mod tests {
         let ch = Snowflake::from_u64(42);
         assert_eq!(s.channel_messages(ch), "natter.ch.42.msg");
         assert_eq!(s.channel_typing(ch), "natter.ch.42.typing");
+        assert_eq!(s.channel_events(ch), "natter.ch.42.meta");
         assert_eq!(s.channel_all(ch), "natter.ch.42.>");
         assert_eq!(s.chat_stream_filter(), "natter.ch.*.msg");
     }

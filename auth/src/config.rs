@@ -1,0 +1,155 @@
+//! The auth service's configuration: flags with environment fallbacks, checked once at start.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use shared::config::{LogConfig, NatsConfig, RedisConfig, Secret, ServiceUrl, duration};
+
+use crate::keys::SigningKey;
+use crate::limits::RateSpec;
+
+/// The auth service's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "auth",
+    version,
+    about = "Natter accounts, tokens, profiles and channels",
+    after_help = "Run `auth keygen PATH` to write a new Ed25519 signing key (PKCS#8 PEM, mode 0600)."
+)]
+pub struct Config {
+    /// Address the REST API listens on.
+    #[arg(
+        long = "http-addr",
+        env = "NATTER_AUTH_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub http_addr: SocketAddr,
+
+    /// PostgreSQL URL.
+    #[arg(long = "database-url", env = "NATTER_DATABASE_URL",
+          value_parser = |s: &str| shared::config::postgres_url(s).map(Secret::new))]
+    pub database_url: Secret<ServiceUrl>,
+
+    /// Most PostgreSQL connections this process holds.
+    #[arg(
+        long = "database-max-connections",
+        env = "NATTER_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub nats: NatsConfig,
+
+    /// Profiles are cached here; auth keeps working (from PostgreSQL) when Redis is down.
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
+    /// Snowflake worker id for the users, channels and sessions this process creates (0-1023,
+    /// unique among running processes that make ids).
+    #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "0",
+          value_parser = shared::config::worker_id)]
+    pub worker_id: u16,
+
+    /// Ed25519 private keys (PKCS#8 PEM files), comma separated. The first signs access tokens;
+    /// all are published in the JWKS. To rotate: add the new key second, deploy, swap, deploy,
+    /// and remove the old one after an access-token lifetime.
+    #[arg(long = "signing-key", env = "NATTER_AUTH_SIGNING_KEYS", value_delimiter = ',',
+          required = true, value_parser = SigningKey::load)]
+    pub signing_keys: Vec<SigningKey>,
+
+    /// The `iss` claim of access tokens.
+    #[arg(
+        long = "token-issuer",
+        env = "NATTER_TOKEN_ISSUER",
+        default_value = "natter-auth"
+    )]
+    pub token_issuer: String,
+
+    /// The `aud` claim of access tokens; verifiers (edges) require the same value.
+    #[arg(
+        long = "token-audience",
+        env = "NATTER_TOKEN_AUDIENCE",
+        default_value = "natter"
+    )]
+    pub token_audience: String,
+
+    /// How long an access token is valid.
+    #[arg(long = "access-token-ttl", env = "NATTER_ACCESS_TOKEN_TTL",
+          default_value = "15m", value_parser = duration)]
+    pub access_token_ttl: Duration,
+
+    /// How long an unused refresh token stays valid (each refresh starts a new one).
+    #[arg(long = "refresh-token-ttl", env = "NATTER_REFRESH_TOKEN_TTL",
+          default_value = "30d", value_parser = duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// Most password hashes computed at once (each takes 19 MiB and ~35 ms of a core); defaults
+    /// to the number of CPUs.
+    #[arg(long = "hash-concurrency", env = "NATTER_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Sign-ups per client address (N/duration).
+    #[arg(long = "sign-up-rate", env = "NATTER_SIGN_UP_RATE",
+          default_value = "10/1h", value_parser = RateSpec::parse)]
+    pub sign_up_rate: RateSpec,
+
+    /// Sign-in attempts per client address (N/duration).
+    #[arg(long = "sign-in-rate", env = "NATTER_SIGN_IN_RATE",
+          default_value = "30/1m", value_parser = RateSpec::parse)]
+    pub sign_in_rate: RateSpec,
+
+    /// Failed sign-ins per account before its sign-ins are refused for a while (N/duration).
+    #[arg(long = "sign-in-failures-per-account", env = "NATTER_SIGN_IN_FAILURES_PER_ACCOUNT",
+          default_value = "5/15m", value_parser = RateSpec::parse)]
+    pub sign_in_failures_per_account: RateSpec,
+
+    /// Failed sign-ins per client address before its sign-ins are refused for a while.
+    #[arg(long = "sign-in-failures-per-ip", env = "NATTER_SIGN_IN_FAILURES_PER_IP",
+          default_value = "20/15m", value_parser = RateSpec::parse)]
+    pub sign_in_failures_per_ip: RateSpec,
+
+    /// Take the client address from the last `X-Forwarded-For` entry. Only behind a proxy that
+    /// sets it: otherwise clients choose their own address and escape the rate limits.
+    #[arg(long = "trust-forwarded-for", env = "NATTER_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// Origins browsers may call the API from (comma separated, e.g. http://localhost:5173), or
+    /// `*` for any. None by default (same-origin only).
+    #[arg(
+        long = "cors-origins",
+        env = "NATTER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Most members a group channel may have.
+    #[arg(
+        long = "member-limit",
+        env = "NATTER_MEMBER_LIMIT",
+        default_value_t = 100
+    )]
+    pub member_limit: u32,
+
+    /// How long a profile stays in the Redis cache.
+    #[arg(long = "profile-cache-ttl", env = "NATTER_PROFILE_CACHE_TTL",
+          default_value = "5m", value_parser = duration)]
+    pub profile_cache_ttl: Duration,
+
+    /// How long `GET /api/v1/gateway` waits for edges to answer.
+    #[arg(long = "discovery-timeout", env = "NATTER_DISCOVERY_TIMEOUT",
+          default_value = "150ms", value_parser = duration)]
+    pub discovery_timeout: Duration,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(
+        long = "max-body-bytes",
+        env = "NATTER_MAX_BODY_BYTES",
+        default_value_t = 64 * 1024
+    )]
+    pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub log: LogConfig,
+}

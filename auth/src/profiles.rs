@@ -1,0 +1,88 @@
+//! Profiles in PostgreSQL. Reads by id go through [`crate::cache::ProfileCache`].
+
+use shared::Snowflake;
+use shared::api::names::Username;
+use shared::api::users::{ProfileChanges, Status, User};
+use sqlx::PgExecutor;
+
+/// The columns of a profile; never the password hash.
+pub const COLUMNS: &str = "id, username, display_name, avatar_url, bio, status";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub status: String,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: Snowflake::from_i64(row.id),
+            username: row.username,
+            display_name: row.display_name,
+            avatar_url: row.avatar_url,
+            bio: row.bio,
+            status: Status::parse_settable(&row.status).unwrap_or(Status::Online),
+        }
+    }
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Snowflake) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, display_name, avatar_url, bio, status FROM users WHERE id = $1",
+    )
+    .bind(id.as_i64())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(User::from))
+}
+
+pub async fn id_by_username(
+    db: impl PgExecutor<'_>,
+    username: &Username,
+) -> Result<Option<Snowflake>, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE username = $1")
+        .bind(username.as_str())
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|(id,)| Snowflake::from_i64(id)))
+}
+
+/// Applies `changes` and returns the new profile.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Snowflake,
+    changes: ProfileChanges,
+) -> Result<Option<User>, sqlx::Error> {
+    let ProfileChanges {
+        display_name,
+        avatar_url,
+        bio,
+        status,
+    } = changes;
+    let row: Option<UserRow> = sqlx::query_as(
+        "UPDATE users SET
+             display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
+             avatar_url   = CASE WHEN $4 THEN $5 ELSE avatar_url END,
+             bio          = CASE WHEN $6 THEN $7 ELSE bio END,
+             status       = COALESCE($8, status),
+             updated_at   = now()
+         WHERE id = $1
+         RETURNING id, username, display_name, avatar_url, bio, status",
+    )
+    .bind(id.as_i64())
+    .bind(display_name.is_some())
+    .bind(display_name.flatten().map(|n| n.into_string()))
+    .bind(avatar_url.is_some())
+    .bind(avatar_url.flatten().map(|u| u.into_string()))
+    .bind(bio.is_some())
+    .bind(bio.flatten().map(|b| b.into_string()))
+    .bind(status.map(Status::as_str))
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(User::from))
+}

@@ -1,0 +1,115 @@
+//! `GET /api/v1/gateway`: which edge a client should open its WebSocket to.
+//!
+//! Scatter-gather over NATS: publish one request on `{prefix}.edge.discover` with a reply inbox,
+//! collect every edge's `EdgeInfo` until the deadline, and answer with the least-loaded edge that
+//! is not draining (ties broken at random so clients spread), the rest as alternatives.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use futures::StreamExt;
+use shared::api::error::{ErrorBody, ErrorCode};
+use shared::api::gateway::{EdgeInfo, GatewayResponse};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Where to connect the WebSocket.
+#[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
+    responses(
+        (status = 200, body = GatewayResponse),
+        (status = 503, description = "No edge answered", body = ErrorBody),
+    ))]
+pub async fn gateway(State(state): State<AppState>) -> ApiResult<Json<GatewayResponse>> {
+    let edges = discover(
+        &state.nats,
+        &state.subjects.edge_discovery(),
+        state.settings.discovery_timeout,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    pick(edges).map(Json).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "no gateway (edge) is running right now; try again shortly",
+        )
+    })
+}
+
+/// Every answer to one discovery request that arrives within `deadline`.
+pub async fn discover(
+    nats: &async_nats::Client,
+    subject: &str,
+    deadline: Duration,
+) -> Result<Vec<EdgeInfo>, String> {
+    let inbox = nats.new_inbox();
+    let mut answers = nats
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    nats.publish_with_reply(subject.to_owned(), inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    nats.flush().await.map_err(|e| e.to_string())?;
+    let mut edges = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
+        match serde_json::from_slice::<EdgeInfo>(&message.payload) {
+            Ok(info) => edges.push(info),
+            Err(e) => tracing::warn!(error = %e, "an edge answered discovery with something else"),
+        }
+    }
+    let _ = answers.unsubscribe().await;
+    Ok(edges)
+}
+
+/// The least-loaded live edge first, the rest as alternatives in load order.
+fn pick(mut edges: Vec<EdgeInfo>) -> Option<GatewayResponse> {
+    edges.retain(|e| !e.draining);
+    edges.sort_by_key(|e| (e.connections, tie_breaker()));
+    let mut urls = edges.into_iter().map(|e| e.url);
+    let url = urls.next()?;
+    Some(GatewayResponse {
+        url,
+        alternatives: urls.collect(),
+    })
+}
+
+fn tie_breaker() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(url: &str, connections: u64, draining: bool) -> EdgeInfo {
+        EdgeInfo {
+            url: url.to_owned(),
+            connections,
+            draining,
+        }
+    }
+
+    #[test]
+    fn the_least_loaded_edge_is_picked_and_draining_ones_are_left_out() {
+        let picked = pick(vec![
+            edge("ws://a", 10, false),
+            edge("ws://b", 3, false),
+            edge("ws://c", 0, true),
+            edge("ws://d", 7, false),
+        ])
+        .unwrap();
+        assert_eq!(picked.url, "ws://b");
+        assert_eq!(picked.alternatives, ["ws://d", "ws://a"]);
+    }
+
+    #[test]
+    fn no_live_edge_means_no_answer() {
+        assert!(pick(vec![]).is_none());
+        assert!(pick(vec![edge("ws://c", 0, true)]).is_none());
+    }
+}

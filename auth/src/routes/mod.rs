@@ -1,0 +1,174 @@
+//! The REST API under `/api/v1`, one module per resource, and the OpenAPI document generated from
+//! the handlers' annotations (served at `/api/v1/openapi.json`).
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{delete, get, post, put};
+use shared::api::error::ErrorCode;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub mod auth;
+pub mod channels;
+pub mod gateway;
+pub mod users;
+
+/// Every API route, with the body cap, CORS and JSON answers for unknown routes and methods.
+pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
+    let api = Router::new()
+        .route("/api/v1/auth/sign-up", post(auth::sign_up))
+        .route("/api/v1/auth/sign-in", post(auth::sign_in))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/sign-out", post(auth::sign_out))
+        .route("/api/v1/auth/jwks", get(auth::jwks))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/api/v1/users/@me", get(users::me).patch(users::update_me))
+        .route("/api/v1/users/@me/channels", get(channels::mine))
+        .route("/api/v1/users/@me/dms", post(channels::open_dm))
+        .route(
+            "/api/v1/users/by-username/{username}",
+            get(users::by_username),
+        )
+        .route("/api/v1/users/{id}", get(users::by_id))
+        .route("/api/v1/channels", post(channels::create))
+        .route(
+            "/api/v1/channels/{id}",
+            get(channels::get)
+                .patch(channels::update)
+                .delete(channels::delete),
+        )
+        .route("/api/v1/channels/{id}/members", post(channels::add_member))
+        .route("/api/v1/channels/{id}/members/@me", delete(channels::leave))
+        .route(
+            "/api/v1/channels/{id}/members/{username}",
+            delete(channels::remove_member),
+        )
+        .route(
+            "/api/v1/channels/{id}/moderators/{username}",
+            put(channels::add_moderator).delete(channels::remove_moderator),
+        )
+        .route("/api/v1/gateway", get(gateway::gateway))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state);
+    Ok(match cors(&config.cors_origins)? {
+        Some(layer) => api.layer(layer),
+        None => api,
+    })
+}
+
+fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins == ["*"] {
+        AllowOrigin::any()
+    } else {
+        let parsed = origins
+            .iter()
+            .map(|o| {
+                url::Url::parse(o)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .and_then(|_| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                    .ok_or_else(|| format!("'{o}' is not an origin like https://chat.example.com"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(parsed)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::HeaderName::from_static("x-ratelimit-limit"),
+                header::HeaderName::from_static("x-ratelimit-remaining"),
+                header::HeaderName::from_static("x-ratelimit-reset"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such route; see /api/v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Natter REST API",
+        description = "Accounts, tokens, profiles, channels and DMs. Every error is an ErrorBody. \
+                       Ids are Snowflakes written as strings."
+    ),
+    paths(
+        auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::jwks,
+        users::me, users::update_me, users::by_id, users::by_username,
+        channels::create, channels::get, channels::update, channels::delete, channels::mine,
+        channels::add_member, channels::remove_member, channels::leave,
+        channels::add_moderator, channels::remove_moderator, channels::open_dm,
+        gateway::gateway,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign up, sign in, refresh, sign out, signing keys"),
+        (name = "users", description = "Profiles"),
+        (name = "channels", description = "Group channels, DMs and membership"),
+        (name = "gateway", description = "Where to open the WebSocket"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,117 @@
+//! `/api/v1/users/*`: profiles. Reads go through the Redis cache; an update invalidates it and
+//! publishes USER_UPDATE.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use shared::Snowflake;
+use shared::api::error::ErrorBody;
+use shared::api::names::Username;
+use shared::api::users::{UpdateProfileRequest, User};
+use shared::events::Event;
+
+use crate::channels;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Caller};
+use crate::profiles;
+use crate::state::AppState;
+
+/// A profile by id, from the cache or else PostgreSQL (then cached).
+pub async fn read(state: &AppState, id: Snowflake) -> ApiResult<Option<User>> {
+    if let Some(user) = state.cache.get(id).await {
+        return Ok(Some(user));
+    }
+    let user = profiles::by_id(&state.db, id).await?;
+    if let Some(user) = &user {
+        state.cache.put(user).await;
+    }
+    Ok(user)
+}
+
+fn as_seen_by(user: User, caller: &Caller) -> User {
+    if user.id == caller.user_id {
+        user
+    } else {
+        user.seen_by_others()
+    }
+}
+
+/// My own profile, with my real status.
+#[utoipa::path(get, path = "/api/v1/users/@me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
+    read(&state, caller.user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))
+}
+
+/// Change my display name, avatar, bio or status. Leave a field out to keep it; `null` clears it.
+#[utoipa::path(patch, path = "/api/v1/users/@me", tag = "users", security(("bearer" = [])),
+    request_body = UpdateProfileRequest,
+    responses(
+        (status = 200, description = "The updated profile", body = User),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<UpdateProfileRequest>,
+) -> ApiResult<Json<User>> {
+    let changes = request.parse()?;
+    let user = profiles::update(&state.db, caller.user_id, changes)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    state.cache.invalidate(user.id).await;
+    // The owner sees their real status; everyone sharing a channel sees the public view.
+    state
+        .events
+        .publish(&Event::UserUpdate(user.clone()), &[user.id], None)
+        .await;
+    let shared_channels = channels::ids_of(&state.db, user.id).await?;
+    state
+        .events
+        .to_channels(
+            &Event::UserUpdate(user.clone().seen_by_others()),
+            &shared_channels,
+        )
+        .await;
+    state.events.flush().await;
+    Ok(Json(user))
+}
+
+/// Someone's profile by id. `invisible` shows as `offline` to anyone but its owner.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A user id")),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    let id: Snowflake = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    read(&state, id)
+        .await?
+        .map(|user| Json(as_seen_by(user, &caller)))
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Someone's profile by username (case-insensitive).
+#[utoipa::path(get, path = "/api/v1/users/by-username/{username}", tag = "users",
+    security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn by_username(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(username): Path<String>,
+) -> ApiResult<Json<User>> {
+    let username = Username::parse(&username).map_err(|_| ApiError::not_found("user"))?;
+    let id = profiles::id_by_username(&state.db, &username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    read(&state, id)
+        .await?
+        .map(|user| Json(as_seen_by(user, &caller)))
+        .ok_or_else(|| ApiError::not_found("user"))
+}

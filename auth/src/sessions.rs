@@ -1,0 +1,178 @@
+//! Sessions and refresh tokens.
+//!
+//! A refresh token is 256 random bits (base64url), stored only as its SHA-256. Each use trades it
+//! for a new one in the same session (its family) and marks it used. Presenting a used token again
+//! means two parties hold the family (a theft, or a client that lost an answer): the whole session
+//! is revoked and its sockets closed (SESSION_REVOKED), and both must sign in again.
+//!
+//! Every refresh of one session takes that session's row lock, so two concurrent refreshes with the
+//! same token cannot both succeed.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use shared::Snowflake;
+use sqlx::PgPool;
+
+/// A new refresh token: what the client gets, and what we store.
+pub struct RefreshToken {
+    pub token: String,
+    hash: Vec<u8>,
+}
+
+impl RefreshToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random number generator works");
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let hash = hash(&token);
+        Self { token, hash }
+    }
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Starts a session for `user`: its id and first refresh token.
+pub async fn start(
+    db: &PgPool,
+    session_id: Snowflake,
+    user: Snowflake,
+    ttl: Duration,
+) -> Result<RefreshToken, sqlx::Error> {
+    let refresh = RefreshToken::generate();
+    let mut tx = db.begin().await?;
+    sqlx::query("INSERT INTO sessions (id, user_id) VALUES ($1, $2)")
+        .bind(session_id.as_i64())
+        .bind(user.as_i64())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+         VALUES ($1, $2, now() + $3 * interval '1 second')",
+    )
+    .bind(&refresh.hash)
+    .bind(session_id.as_i64())
+    .bind(seconds(ttl))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(refresh)
+}
+
+/// What presenting a refresh token led to.
+pub enum Rotation {
+    /// A new token in the same session.
+    Rotated {
+        user: Snowflake,
+        session: Snowflake,
+        refresh: RefreshToken,
+    },
+    /// The token had been used before: the session is now revoked.
+    Reused { user: Snowflake, session: Snowflake },
+    /// Unknown, expired, or its session was signed out.
+    Refused,
+}
+
+#[derive(sqlx::FromRow)]
+struct Presented {
+    session_id: i64,
+    user_id: i64,
+    used: bool,
+    expired: bool,
+    revoked: bool,
+}
+
+pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotation, sqlx::Error> {
+    let presented_hash = hash(presented);
+    let mut tx = db.begin().await?;
+    let row: Option<Presented> = sqlx::query_as(
+        "SELECT rt.session_id, s.user_id,
+                rt.used_at IS NOT NULL AS used,
+                rt.expires_at <= now() AS expired,
+                s.revoked_at IS NOT NULL AS revoked
+         FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+         WHERE rt.token_hash = $1
+         FOR UPDATE OF s",
+    )
+    .bind(&presented_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Rotation::Refused);
+    };
+    let user = Snowflake::from_i64(row.user_id);
+    let session = Snowflake::from_i64(row.session_id);
+    if row.revoked || row.expired {
+        return Ok(Rotation::Refused);
+    }
+    if row.used {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'reuse'
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(session.as_i64())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(Rotation::Reused { user, session });
+    }
+    let refresh = RefreshToken::generate();
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
+        .bind(&presented_hash)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+         VALUES ($1, $2, now() + $3 * interval '1 second')",
+    )
+    .bind(&refresh.hash)
+    .bind(session.as_i64())
+    .bind(seconds(ttl))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Rotation::Rotated {
+        user,
+        session,
+        refresh,
+    })
+}
+
+/// Signs a session out. True when it was active.
+pub async fn revoke(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'sign_out'
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session.as_i64())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether `session` exists and is not revoked.
+pub async fn is_active(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Error> {
+    let active: Option<(bool,)> =
+        sqlx::query_as("SELECT revoked_at IS NULL FROM sessions WHERE id = $1")
+            .bind(session.as_i64())
+            .fetch_optional(db)
+            .await?;
+    Ok(active.is_some_and(|(a,)| a))
+}
+
+/// Deletes refresh tokens a day past their expiry (reuse of an expired token is refused anyway).
+pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,104 @@
+//! What every handler can reach: one `Clone` struct of handles, built once in `Auth::build`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
+use shared::SnowflakeGenerator;
+use shared::subjects::Subjects;
+use shared::telemetry::Metrics;
+use shared::tokens::Verifier;
+use sqlx::PgPool;
+
+use crate::cache::ProfileCache;
+use crate::keys::KeyRing;
+use crate::limits::Limits;
+use crate::passwords::Passwords;
+use crate::publish::Publisher;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub nats: async_nats::Client,
+    pub subjects: Subjects,
+    pub ids: Arc<SnowflakeGenerator>,
+    pub keys: Arc<KeyRing>,
+    pub verifier: Verifier,
+    pub passwords: Passwords,
+    pub cache: ProfileCache,
+    pub limits: Arc<Limits>,
+    pub events: Publisher,
+    pub settings: Arc<Settings>,
+    pub metrics: AuthMetrics,
+}
+
+/// The plain values handlers read from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub trust_forwarded_for: bool,
+    pub member_limit: u32,
+    pub discovery_timeout: Duration,
+}
+
+/// The auth service's own metrics.
+#[derive(Clone)]
+pub struct AuthMetrics {
+    /// `natter_auth_sign_ins_total{outcome}`: ok, invalid_credentials, rate_limited, invalid.
+    pub sign_ins: IntCounterVec,
+    /// `natter_auth_sign_ups_total{outcome}`: ok, conflict, rate_limited, invalid.
+    pub sign_ups: IntCounterVec,
+    /// `natter_auth_refreshes_total{outcome}`: ok, refused, reused.
+    pub refreshes: IntCounterVec,
+    /// `natter_auth_password_hash_duration_seconds`.
+    pub hash_duration: Histogram,
+    /// `natter_auth_profile_cache_total{result}`: hit, miss, error.
+    pub profile_cache: IntCounterVec,
+}
+
+impl AuthMetrics {
+    pub fn register(metrics: &Metrics) -> Self {
+        let counter = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            metrics.register(c.clone());
+            c
+        };
+        let hash_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "natter_auth_password_hash_duration_seconds",
+                "Time to hash or verify one password (Argon2id)",
+            )
+            .buckets(vec![
+                0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        metrics.register(hash_duration.clone());
+        Self {
+            sign_ins: counter(
+                "natter_auth_sign_ins_total",
+                "Sign-in attempts by outcome",
+                "outcome",
+            ),
+            sign_ups: counter(
+                "natter_auth_sign_ups_total",
+                "Sign-up attempts by outcome",
+                "outcome",
+            ),
+            refreshes: counter(
+                "natter_auth_refreshes_total",
+                "Refresh-token uses by outcome",
+                "outcome",
+            ),
+            hash_duration,
+            profile_cache: counter(
+                "natter_auth_profile_cache_total",
+                "Profile cache lookups by result",
+                "result",
+            ),
+        }
+    }
+}

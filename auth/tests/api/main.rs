@@ -1,0 +1,10 @@
+//! The auth service's REST API against the real stack (PostgreSQL, Redis, NATS): one test binary,
+//! each test with its own database, subject prefix and cache key prefix.
+
+mod accounts;
+mod bad_input;
+mod channels;
+mod discovery;
+mod profiles;
+mod support;
+mod tokens;

@@ -1,0 +1,125 @@
+//! Typed events the services publish on NATS when accounts and channels change. The edge forwards
+//! each as a gateway DISPATCH frame with the same name and payload.
+//!
+//! On the wire an event is `{"t": "CHANNEL_UPDATE", "d": {...}}`, names as in Discord's gateway.
+//!
+//! Where each goes (subjects in [`crate::subjects`]):
+//!
+//! | event                     | user inboxes                          | channel subject `.meta` |
+//! |---------------------------|---------------------------------------|-------------------------|
+//! | CHANNEL_CREATE            | every member                          | yes                     |
+//! | CHANNEL_UPDATE            | -                                     | yes                     |
+//! | CHANNEL_DELETE            | every member                          | yes                     |
+//! | CHANNEL_MEMBER_ADD        | the added member                      | yes                     |
+//! | CHANNEL_MEMBER_REMOVE     | the removed member                    | yes                     |
+//! | CHANNEL_MODERATOR_ADD/REMOVE | the promoted or demoted member     | yes                     |
+//! | USER_UPDATE               | the user (sees their real status)     | each of their channels (others' view) |
+//! | SESSION_REVOKED           | the user                              | -                       |
+//!
+//! An inbox copy goes to whoever's subscriptions must change (an edge subscribes a user to a
+//! channel it learns of in their inbox, and unsubscribes on removal or deletion); everyone else
+//! already holds the channel subscription. A user can therefore get a CHANNEL_DELETE twice: apply
+//! events idempotently.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+use crate::api::channels::{Channel, Member};
+use crate::api::users::User;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Event {
+    /// A channel or DM exists, with its members.
+    ChannelCreate(Channel),
+    /// A channel's name, topic or owner changed.
+    ChannelUpdate(Channel),
+    ChannelDelete(ChannelRef),
+    ChannelMemberAdd(MemberAdded),
+    ChannelMemberRemove(MemberRef),
+    ChannelModeratorAdd(MemberRef),
+    ChannelModeratorRemove(MemberRef),
+    /// A profile changed. The copy in the user's inbox has their real status; the copy on their
+    /// channels shows `invisible` as `offline`.
+    UserUpdate(User),
+    /// A session (a refresh-token family) was signed out or revoked: close its sockets.
+    SessionRevoked(SessionRevoked),
+}
+
+impl Event {
+    /// The gateway dispatch name (`t`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ChannelCreate(_) => "CHANNEL_CREATE",
+            Self::ChannelUpdate(_) => "CHANNEL_UPDATE",
+            Self::ChannelDelete(_) => "CHANNEL_DELETE",
+            Self::ChannelMemberAdd(_) => "CHANNEL_MEMBER_ADD",
+            Self::ChannelMemberRemove(_) => "CHANNEL_MEMBER_REMOVE",
+            Self::ChannelModeratorAdd(_) => "CHANNEL_MODERATOR_ADD",
+            Self::ChannelModeratorRemove(_) => "CHANNEL_MODERATOR_REMOVE",
+            Self::UserUpdate(_) => "USER_UPDATE",
+            Self::SessionRevoked(_) => "SESSION_REVOKED",
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events serialize")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRef {
+    pub channel_id: Snowflake,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAdded {
+    pub channel_id: Snowflake,
+    pub member: Member,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRef {
+    pub channel_id: Snowflake,
+    pub user_id: Snowflake,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRevoked {
+    pub user_id: Snowflake,
+    /// The session (refresh-token family) id, the `sid` claim of its access tokens.
+    pub session_id: Snowflake,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_a_discord_style_name_and_payload() {
+        let event = Event::ChannelModeratorAdd(MemberRef {
+            channel_id: Snowflake::from_u64(1),
+            user_id: Snowflake::from_u64(2),
+        });
+        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+        assert_eq!(json["t"], "CHANNEL_MODERATOR_ADD");
+        assert_eq!(json["t"], event.name());
+        assert_eq!(json["d"]["channel_id"], "1");
+        assert_eq!(json["d"]["user_id"], "2");
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_session_revocation_names_the_user_and_the_session() {
+        let event = Event::SessionRevoked(SessionRevoked {
+            user_id: Snowflake::from_u64(7),
+            session_id: Snowflake::from_u64(9),
+        });
+        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"t": "SESSION_REVOKED", "d": {"user_id": "7", "session_id": "9"}})
+        );
+    }
+}
