@@ -9,55 +9,19 @@
 //!   the right password, until the budget refills.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::Hash;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponseParts, ResponseParts};
+use governor::DefaultKeyedRateLimiter;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::ApiError;
 
-/// `N/duration`: a budget of N that refills evenly over the duration (`5/15m`, `30/1m`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RateSpec {
-    pub count: NonZeroU32,
-    pub per: Duration,
-}
-
-impl RateSpec {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (count, per) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not N/duration, like 5/15m"))?;
-        let count: NonZeroU32 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{count}' is not a whole number above 0"))?;
-        let per = shared::config::duration(per.trim())?;
-        if per.is_zero() {
-            return Err(format!("'{s}' has a zero duration"));
-        }
-        Ok(Self { count, per })
-    }
-
-    fn quota(self) -> Quota {
-        Quota::with_period(self.per / self.count.get())
-            .expect("a non-zero period")
-            .allow_burst(self.count)
-    }
-}
-
-impl fmt::Debug for RateSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.count, self.per.as_secs_f64())
-    }
-}
+pub use shared::config::RateSpec;
 
 /// The `X-RateLimit-*` headers of one answer.
 #[derive(Debug, Clone, Copy)]

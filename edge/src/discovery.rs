@@ -2,10 +2,14 @@
 //! `{prefix}.edge.discover` and every live edge answers with its `EdgeInfo` (no queue group, so
 //! all of them answer and auth picks the least loaded).
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use shared::api::gateway::EdgeInfo;
 use shared::lifecycle::Shutdown;
 use shared::subjects::Subjects;
+
+use crate::state::EdgeState;
 
 /// Subscribes now (so the edge is discoverable as soon as it is built) and returns the task that
 /// answers until `shutdown`.
@@ -13,15 +17,19 @@ pub async fn responder(
     nats: async_nats::Client,
     subjects: &Subjects,
     public_url: String,
+    state: Arc<EdgeState>,
 ) -> Result<impl Future<Output = ()> + Send + 'static, async_nats::SubscribeError> {
     let mut requests = nats.subscribe(subjects.edge_discovery()).await?;
     Ok(async move {
         while let Some(request) = requests.next().await {
             let Some(reply) = request.reply else { continue };
+            // A draining edge stays silent: it must not be offered to anyone from now on.
+            if state.draining.is_cancelled() {
+                continue;
+            }
             let info = EdgeInfo {
                 url: public_url.clone(),
-                // Sessions arrive with the gateway issue; until then every edge is equally loaded.
-                connections: 0,
+                connections: state.metrics.connections.get().max(0) as u64,
                 draining: false,
             };
             let body = serde_json::to_vec(&info).expect("EdgeInfo serializes");

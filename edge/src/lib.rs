@@ -1,18 +1,41 @@
 //! The edge: a WebSocket gateway server. Many run side by side; each subscribes to NATS on behalf
 //! of its local sessions and fans events out to their sockets in process.
+//!
+//! - [`session`]: one client connection, HELLO to close.
+//! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
+//! - [`chat`]: sends into the chat stream, typing, and the replay a resume needs.
+//! - [`directory`]: who a token's user is and where they talk, asked of auth.
+//! - [`discovery`]: answering auth's "which edge should a client use".
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
+pub mod chat;
+pub mod directory;
 pub mod discovery;
+pub mod fanout;
+pub mod metrics;
+pub mod routes;
+pub mod session;
+pub mod state;
 
 use clap::Parser;
-use shared::config::{LogConfig, NatsConfig};
+use shared::config::{LogConfig, NatsConfig, RateSpec};
 use shared::health::Readiness;
 use shared::lifecycle::{HttpServer, Service, Shutdown};
 use shared::stream::ChatStreamConfig;
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
+use shared::tokens::Verifier;
+use tokio_util::task::TaskTracker;
+
+use crate::chat::Chat;
+use crate::directory::Directory;
+use crate::fanout::Hub;
+use crate::metrics::EdgeMetrics;
+use crate::state::{EdgeState, GatewaySettings};
 
 /// The edge's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -29,6 +52,90 @@ pub struct Config {
     /// The WebSocket URL clients are given to reach this edge (defaults to ws://<http-addr>/gateway).
     #[arg(long = "public-url", env = "NATTER_EDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Snowflake worker id of this process (0-1023); every id-making process needs its own.
+    #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "1",
+          value_parser = shared::config::worker_id)]
+    pub worker_id: u16,
+
+    /// Where auth's REST API is: the edge fetches token keys, profiles and channel lists there.
+    #[arg(
+        long = "auth-url",
+        env = "NATTER_AUTH_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub auth_url: url::Url,
+
+    /// The `aud` claim access tokens must carry.
+    #[arg(
+        long = "token-audience",
+        env = "NATTER_TOKEN_AUDIENCE",
+        default_value = "natter"
+    )]
+    pub token_audience: String,
+
+    /// The `iss` claim access tokens must carry.
+    #[arg(
+        long = "token-issuer",
+        env = "NATTER_TOKEN_ISSUER",
+        default_value = "natter-auth"
+    )]
+    pub token_issuer: String,
+
+    /// Browser origins allowed to open a socket (comma separated). Clients that send no Origin
+    /// (bots, scripts) are not browsers and are let through.
+    #[arg(
+        long = "allowed-origins",
+        env = "NATTER_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8081,http://localhost:8081,http://127.0.0.1:5173,http://localhost:5173"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// How often clients must heartbeat.
+    #[arg(long = "heartbeat-interval", env = "NATTER_HEARTBEAT_INTERVAL", default_value = "41250ms",
+          value_parser = shared::config::duration)]
+    pub heartbeat_interval: Duration,
+
+    /// How long a new socket may take to identify.
+    #[arg(long = "identify-timeout", env = "NATTER_IDENTIFY_TIMEOUT", default_value = "10s",
+          value_parser = shared::config::duration)]
+    pub identify_timeout: Duration,
+
+    /// How long one write to a client may take before the client counts as not reading.
+    #[arg(long = "write-timeout", env = "NATTER_WRITE_TIMEOUT", default_value = "10s",
+          value_parser = shared::config::duration)]
+    pub write_timeout: Duration,
+
+    /// Events a session may have waiting before it is closed as too slow (resumable).
+    #[arg(
+        long = "session-queue",
+        env = "NATTER_SESSION_QUEUE",
+        default_value_t = 1024
+    )]
+    pub session_queue: usize,
+
+    /// Client frames allowed per connection per minute.
+    #[arg(
+        long = "frames-per-minute",
+        env = "NATTER_FRAMES_PER_MINUTE",
+        default_value_t = 120
+    )]
+    pub frames_per_minute: u32,
+
+    /// Messages one user may send to one channel, as COUNT/PERIOD.
+    #[arg(long = "send-rate", env = "NATTER_SEND_RATE", default_value = "5/5s",
+          value_parser = RateSpec::parse)]
+    pub send_rate: RateSpec,
+
+    /// Largest client frame in bytes.
+    #[arg(long = "max-frame-bytes", env = "NATTER_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// On SIGTERM, how long to wait for clients to move before exiting anyway.
+    #[arg(long = "drain-timeout", env = "NATTER_DRAIN_TIMEOUT", default_value = "30s",
+          value_parser = shared::config::duration)]
+    pub drain_timeout: Duration,
 
     #[command(flatten)]
     pub nats: NatsConfig,
@@ -49,6 +156,8 @@ pub enum Error {
     Discovery(#[from] async_nats::SubscribeError),
     #[error("cannot create the chat stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
+    #[error("cannot load auth's token keys: {0}")]
+    Keys(#[from] shared::tokens::KeySetError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -56,7 +165,10 @@ pub enum Error {
 /// An edge, built and bound, ready to run.
 pub struct Edge {
     http: HttpServer,
+    state: Arc<EdgeState>,
+    sessions: TaskTracker,
     discovery: Pin<Box<dyn Future<Output = ()> + Send>>,
+    drain_timeout: Duration,
 }
 
 impl Edge {
@@ -66,16 +178,59 @@ impl Edge {
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
 
+        let directory = Directory::new(&config.auth_url);
+        // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
+        let verifier = Verifier::fetching_lazily(
+            &directory.jwks_url(),
+            &config.token_audience,
+            &config.token_issuer,
+            Duration::from_secs(10),
+        )?;
         let metrics = Metrics::new("edge");
+        let edge_metrics = EdgeMetrics::new(&metrics);
+        let ids = shared::SnowflakeGenerator::new(config.worker_id)
+            .expect("the config parser bounds the worker id");
+        let state = Arc::new(EdgeState::new(
+            GatewaySettings {
+                heartbeat_interval: config.heartbeat_interval,
+                identify_timeout: config.identify_timeout,
+                write_timeout: config.write_timeout,
+                session_queue: config.session_queue.max(1),
+                frames_per_minute: config.frames_per_minute,
+                max_frame_bytes: config.max_frame_bytes,
+                allowed_origins: config.allowed_origins.clone(),
+            },
+            Hub::new(nats.clone(), subjects.clone(), edge_metrics.clone()),
+            Chat::new(
+                nats.clone(),
+                subjects.clone(),
+                ids,
+                edge_metrics.clone(),
+                config.send_rate.quota(),
+            ),
+            verifier,
+            directory,
+            edge_metrics,
+        ));
+        let sessions = TaskTracker::new();
+
         let readiness = Readiness::new().with_nats(nats.clone());
-        let router = shared::health::router(readiness, metrics.clone());
+        let router = routes::router(Arc::clone(&state), sessions.clone())
+            .merge(shared::health::router(readiness, metrics.clone()));
         let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
         let public_url = config
             .public_url
             .clone()
             .unwrap_or_else(|| format!("ws://{}:{}/gateway", config.http_addr.ip(), http.port()));
-        let discovery = Box::pin(discovery::responder(nats, &subjects, public_url).await?);
-        Ok(Self { http, discovery })
+        let discovery =
+            Box::pin(discovery::responder(nats, &subjects, public_url, Arc::clone(&state)).await?);
+        Ok(Self {
+            http,
+            state,
+            sessions,
+            discovery,
+            drain_timeout: config.drain_timeout,
+        })
     }
 }
 
@@ -86,8 +241,26 @@ impl Service for Edge {
         self.http.port()
     }
 
+    /// Serves until `shutdown`, then drains: discovery stops offering this edge, every session is
+    /// told RECONNECT and closed, and the edge exits once they are gone (or the drain times out).
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         tokio::spawn(discovery::run(self.discovery, shutdown.clone()));
-        Ok(self.http.serve(shutdown).await?)
+        let stop_listening = Shutdown::new();
+        let server = tokio::spawn(self.http.serve(stop_listening.clone()));
+        shutdown.cancelled().await;
+        tracing::info!("draining: asking clients to reconnect elsewhere");
+        self.state.draining.cancel();
+        stop_listening.cancel();
+        self.sessions.close();
+        if tokio::time::timeout(self.drain_timeout, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timed out; exiting with sessions still open");
+        }
+        match server.await {
+            Ok(served) => Ok(served?),
+            Err(_) => Ok(()),
+        }
     }
 }

@@ -23,7 +23,7 @@ async fn edge_is_ready_and_has_created_the_chat_stream() {
     let js = async_nats::jetstream::new(nats);
     let mut stream = js.get_stream(format!("{prefix}_chat")).await.unwrap();
     let info = stream.info().await.unwrap();
-    assert_eq!(info.config.subjects, [format!("{prefix}.ch.*.msg")]);
+    assert_eq!(info.config.subjects, [format!("{prefix}.in.*")]);
     assert_eq!(info.config.max_age, std::time::Duration::from_secs(3600));
     js.delete_stream(format!("{prefix}_chat")).await.unwrap();
     edge.stop().await;

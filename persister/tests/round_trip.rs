@@ -45,7 +45,7 @@ async fn a_published_event_comes_back_once_from_a_durable_consumer() {
         .unwrap();
 
     let channel = Snowflake::from_u64(1234);
-    let subject = subjects.channel_messages(channel);
+    let subject = subjects.chat_intake(channel);
     // The third publish retries the first (same message id): JetStream stores it once.
     for (id, body) in [("n1", "first"), ("n2", "second"), ("n1", "first, retried")] {
         let ack = js

@@ -236,6 +236,43 @@ impl NatsConfig {
     }
 }
 
+/// `N/duration`: a budget of N that refills evenly over the duration (`5/15m`, `30/1m`, `5/5s`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub count: std::num::NonZeroU32,
+    pub per: Duration,
+}
+
+impl RateSpec {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (count, per) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not N/duration, like 5/15m"))?;
+        let count: std::num::NonZeroU32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{count}' is not a whole number above 0"))?;
+        let per = duration(per.trim())?;
+        if per.is_zero() {
+            return Err(format!("'{s}' has a zero duration"));
+        }
+        Ok(Self { count, per })
+    }
+
+    /// The GCRA quota: a burst of N, refilled one at a time every duration/N.
+    pub fn quota(self) -> governor::Quota {
+        governor::Quota::with_period(self.per / self.count.get())
+            .expect("a non-zero period")
+            .allow_burst(self.count)
+    }
+}
+
+impl fmt::Debug for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.count, self.per.as_secs_f64())
+    }
+}
+
 /// A Snowflake worker id (0..=1023). Each process that makes ids needs its own.
 pub fn worker_id(s: &str) -> Result<u16, String> {
     let n: u16 = s
@@ -262,11 +299,18 @@ mod tests {
         expiry: Duration,
     }
 
+    /// A setting with no environment fallback, so no caller's environment can fill it in.
+    #[derive(Debug, Parser)]
+    struct NeedsAWorker {
+        #[arg(long, value_parser = worker_id)]
+        worker_id: u16,
+    }
+
     #[test]
     fn a_missing_setting_is_named_on_one_line() {
-        let err = try_parse_from::<Example, _, _>(["example"]).unwrap_err();
+        let err = try_parse_from::<NeedsAWorker, _, _>(["example"]).unwrap_err();
         assert!(!err.contains('\n'), "{err}");
-        assert!(err.contains("--nats-url"), "{err}");
+        assert!(err.contains("--worker-id"), "{err}");
         assert!(err.starts_with("configuration error: "), "{err}");
     }
 

@@ -5,6 +5,9 @@
 //!
 //! Where each goes (subjects in [`crate::subjects`]):
 //!
+//! MESSAGE_CREATE goes through the chat stream (`{prefix}.in.{channel}`, republished to
+//! `.msg` once stored) and TYPING_START to `.typing`; the rest are published by auth:
+//!
 //! | event                     | user inboxes                          | channel subject `.meta` |
 //! |---------------------------|---------------------------------------|-------------------------|
 //! | CHANNEL_CREATE            | every member                          | yes                     |
@@ -25,11 +28,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, Member};
+use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
+    /// A message was posted (stored in the chat stream; carries a sequence number on the gateway).
+    MessageCreate(Message),
+    /// Someone is typing (core NATS only, never stored).
+    TypingStart(Typing),
     /// A channel or DM exists, with its members.
     ChannelCreate(Channel),
     /// A channel's name, topic or owner changed.
@@ -50,6 +58,8 @@ impl Event {
     /// The gateway dispatch name (`t`).
     pub fn name(&self) -> &'static str {
         match self {
+            Self::MessageCreate(_) => "MESSAGE_CREATE",
+            Self::TypingStart(_) => "TYPING_START",
             Self::ChannelCreate(_) => "CHANNEL_CREATE",
             Self::ChannelUpdate(_) => "CHANNEL_UPDATE",
             Self::ChannelDelete(_) => "CHANNEL_DELETE",

@@ -27,6 +27,14 @@ pub enum Opcode {
     Hello = 10,
     /// Server → client: heartbeat received.
     HeartbeatAck = 11,
+    /// Client → server: post a message (Natter's; Discord sends messages over REST).
+    MessageSend = 20,
+    /// Client → server: I am typing in a channel.
+    TypingStart = 23,
+    /// Server → client: a request succeeded (answers a client `nonce`).
+    Ack = 24,
+    /// Server → client: a request failed; the socket stays open.
+    Error = 25,
 }
 
 /// One frame on the socket.
@@ -76,6 +84,85 @@ impl CloseCode {
     }
 }
 
+/// The payloads a client sends, decoded from a frame in one step so that every kind of bad input
+/// maps to exactly one close code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Heartbeat(Option<u64>),
+    Identify(Identify),
+    Resume(Resume),
+    MessageSend(MessageSend),
+    TypingStart(TypingStart),
+}
+
+impl ClientFrame {
+    /// Decodes a text frame. `Err` carries the close code: 4001 for an opcode a client may not
+    /// send, 4002 for anything that is not a well-formed frame.
+    pub fn decode(text: &str) -> Result<Self, CloseCode> {
+        #[derive(Deserialize)]
+        struct Raw {
+            op: i64,
+            #[serde(default)]
+            d: serde_json::Value,
+        }
+        let raw: Raw = serde_json::from_str(text).map_err(|_| CloseCode::DecodeError)?;
+        fn payload<T: serde::de::DeserializeOwned>(d: serde_json::Value) -> Result<T, CloseCode> {
+            serde_json::from_value(d).map_err(|_| CloseCode::DecodeError)
+        }
+        match raw.op {
+            1 => payload(raw.d).map(Self::Heartbeat),
+            2 => payload(raw.d).map(Self::Identify),
+            6 => payload(raw.d).map(Self::Resume),
+            20 => payload(raw.d).map(Self::MessageSend),
+            23 => payload(raw.d).map(Self::TypingStart),
+            _ => Err(CloseCode::UnknownOpcode),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identify {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub token: String,
+    pub session_id: String,
+    /// The highest `s` the client has seen.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSend {
+    pub channel_id: crate::Snowflake,
+    pub content: String,
+    /// Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
+    /// once. Echoed in the ACK or ERROR.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingStart {
+    pub channel_id: crate::Snowflake,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub heartbeat_interval: u64,
+}
+
+/// The answer to a request that failed, keyed by the request's nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// A stable machine code (`unknown_channel`, `invalid_content`, `rate_limited`, ...).
+    pub code: String,
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +185,39 @@ mod tests {
     fn an_unknown_opcode_does_not_decode() {
         assert!(
             serde_json::from_str::<Frame<serde_json::Value>>(r#"{"op": 3, "d": null}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn client_frames_decode_to_their_payload_or_name_the_close_code() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 2, "d": {"token": "t"}}"#),
+            Ok(ClientFrame::Identify(Identify { token: "t".into() }))
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 1, "d": 42}"#),
+            Ok(ClientFrame::Heartbeat(Some(42)))
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 1}"#),
+            Ok(ClientFrame::Heartbeat(None))
+        );
+        assert_eq!(
+            ClientFrame::decode("{not json"),
+            Err(CloseCode::DecodeError)
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 2, "d": {}}"#),
+            Err(CloseCode::DecodeError)
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 99, "d": {}}"#),
+            Err(CloseCode::UnknownOpcode)
+        );
+        // A server-only opcode from a client is as unknown as a made-up one.
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 0, "d": {}}"#),
+            Err(CloseCode::UnknownOpcode)
         );
     }
 }

@@ -1,7 +1,9 @@
 //! The chat stream: JetStream's durable intake of every stored chat event.
 //!
-//! Edges publish each message here and answer the sender only once JetStream has acknowledged it;
-//! the persister's durable consumers copy it into the CQL store. The stream is a buffer, not the
+//! Edges publish each message to the intake and answer the sender only once JetStream has
+//! acknowledged it; the stream republishes every stored event to its channel's subject (that is
+//! how all edges deliver it live), and the persister's durable consumers copy it into the CQL
+//! store. The stream is a buffer, not the
 //! archive: it keeps events for `max_age` or `max_bytes`, whichever runs out first, which is how
 //! far back a reconnecting client can be served from it directly.
 
@@ -50,6 +52,13 @@ impl ChatStreamConfig {
             max_bytes: self.max_bytes,
             num_replicas: self.replicas,
             duplicate_window: self.duplicate_window,
+            // Live delivery comes from here: each event once stored, in stream order, carrying
+            // its stream sequence, which is what clients resume from on any edge.
+            republish: Some(stream::Republish {
+                source: subjects.chat_stream_filter(),
+                destination: subjects.chat_republish_destination(),
+                headers_only: false,
+            }),
             ..Default::default()
         }
     }

@@ -1,7 +1,9 @@
 //! Every NATS subject Natter uses, built from typed ids in this one module.
 //!
 //! ```text
-//! {prefix}.ch.{channel}.msg      chat events of a channel (MESSAGE_*), captured by the chat stream
+//! {prefix}.in.{channel}          the chat stream's intake: edges publish MESSAGE_* events here
+//! {prefix}.ch.{channel}.msg      the same events once stored, republished by the stream with their
+//!                                stream sequence in the `Nats-Sequence` header
 //! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
 //! {prefix}.ch.{channel}.meta     channel changes (shared::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
@@ -68,7 +70,12 @@ impl Subjects {
         &self.prefix
     }
 
-    /// Stored chat events of one channel.
+    /// Where a channel's chat events are published to be stored (the chat stream's intake).
+    pub fn chat_intake(&self, channel: Snowflake) -> String {
+        format!("{}.in.{channel}", self.prefix)
+    }
+
+    /// A channel's chat events after they are stored: what edges deliver, in stream order.
     pub fn channel_messages(&self, channel: Snowflake) -> String {
         format!("{}.ch.{channel}.msg", self.prefix)
     }
@@ -89,9 +96,15 @@ impl Subjects {
         format!("{}.ch.{channel}.>", self.prefix)
     }
 
-    /// The subjects the chat stream captures: every channel's stored events.
+    /// The subjects the chat stream captures: every channel's intake.
     pub fn chat_stream_filter(&self) -> String {
-        format!("{}.ch.*.msg", self.prefix)
+        format!("{}.in.*", self.prefix)
+    }
+
+    /// Where the chat stream republishes each stored event: the channel's `.msg` subject, built by
+    /// the server from the intake subject's channel token.
+    pub fn chat_republish_destination(&self) -> String {
+        format!("{}.ch.{{{{wildcard(1)}}}}.msg", self.prefix)
     }
 
     /// One user's inbox.
@@ -137,7 +150,12 @@ mod tests {
         assert_eq!(s.channel_typing(ch), "natter.ch.42.typing");
         assert_eq!(s.channel_events(ch), "natter.ch.42.meta");
         assert_eq!(s.channel_all(ch), "natter.ch.42.>");
-        assert_eq!(s.chat_stream_filter(), "natter.ch.*.msg");
+        assert_eq!(s.chat_stream_filter(), "natter.in.*");
+        assert_eq!(s.chat_intake(ch), "natter.in.42");
+        assert_eq!(
+            s.chat_republish_destination(),
+            "natter.ch.{{wildcard(1)}}.msg"
+        );
     }
 
     #[test]

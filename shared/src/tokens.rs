@@ -120,6 +120,26 @@ impl Verifier {
         issuer: &str,
         min_refetch_interval: Duration,
     ) -> Result<Self, KeySetError> {
+        let verifier = Self::fetching_lazily(url, audience, issuer, min_refetch_interval)?;
+        if let Some(source) = &verifier.source {
+            let keys = fetch(source).await?;
+            *verifier
+                .keys
+                .write()
+                .expect("the key map lock is never poisoned") = keys;
+            *verifier.last_fetch.lock().await = Some(Instant::now());
+        }
+        Ok(verifier)
+    }
+
+    /// Like [`fetching`](Self::fetching), but starts with no keys and fetches on the first token
+    /// it sees, so a service that verifies tokens can start while the issuer is away.
+    pub fn fetching_lazily(
+        url: &str,
+        audience: &str,
+        issuer: &str,
+        min_refetch_interval: Duration,
+    ) -> Result<Self, KeySetError> {
         let source = Source {
             url: url.to_owned(),
             http: reqwest::Client::builder()
@@ -131,12 +151,11 @@ impl Verifier {
                 })?,
             min_refetch_interval,
         };
-        let keys = fetch(&source).await?;
         Ok(Self {
-            keys: Arc::new(RwLock::new(keys)),
+            keys: Arc::default(),
             validation: validation(audience, issuer),
             source: Some(source),
-            last_fetch: Arc::new(tokio::sync::Mutex::new(Some(Instant::now()))),
+            last_fetch: Arc::default(),
         })
     }
 

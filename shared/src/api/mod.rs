@@ -9,6 +9,7 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod gateway;
+pub mod messages;
 pub mod names;
 pub mod users;
 

@@ -1,0 +1,228 @@
+//! Fan-out: one NATS subscription per topic (a channel, or a user's inbox) per edge, shared by
+//! every local session that needs it and dropped when the last one leaves. Each NATS message is
+//! decoded and encoded as a gateway frame once, then handed to every interested session's bounded
+//! queue; a session whose queue is full is kicked (closed with a resumable code) rather than
+//! buffered for, so one slow client never grows the edge's memory or delays the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_nats::HeaderMap;
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use shared::Snowflake;
+use shared::events::Event;
+use shared::gateway::{CloseCode, Frame, Opcode};
+use shared::subjects::Subjects;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::EdgeMetrics;
+
+/// A session's id, unique within this edge process.
+pub type SessionId = u64;
+
+/// What a session can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Channel(Snowflake),
+    User(Snowflake),
+}
+
+/// One event on its way to sessions: decoded once (sessions inspect membership events) and
+/// encoded once as the frame every session sends.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The chat stream sequence of a stored event; `None` for typing, channel and inbox events.
+    pub seq: Option<u64>,
+    pub event: Arc<Event>,
+    pub frame: Utf8Bytes,
+}
+
+impl Delivery {
+    pub fn new(seq: Option<u64>, event: Event) -> Self {
+        // An event serialises as {"t": ..., "d": ...}; the frame carries the payload alone.
+        let mut tagged = serde_json::to_value(&event).expect("events serialise");
+        let frame = Frame {
+            op: Opcode::Dispatch,
+            d: tagged["d"].take(),
+            s: seq,
+            t: Some(event.name().to_owned()),
+        };
+        Self {
+            seq,
+            event: Arc::new(event),
+            frame: Utf8Bytes::from(serde_json::to_string(&frame).expect("frames serialise")),
+        }
+    }
+
+    /// Decodes a NATS message: the chat stream's republished events carry their stream sequence
+    /// in the `Nats-Sequence` header.
+    fn from_nats(message: &async_nats::Message) -> Option<Self> {
+        let event: Event = serde_json::from_slice(&message.payload)
+            .inspect_err(
+                |e| tracing::warn!(subject = %message.subject, error = %e, "undecodable event"),
+            )
+            .ok()?;
+        Some(Self::new(
+            message.headers.as_ref().and_then(stream_sequence),
+            event,
+        ))
+    }
+}
+
+fn stream_sequence(headers: &HeaderMap) -> Option<u64> {
+    headers.get("Nats-Sequence")?.as_str().parse().ok()
+}
+
+/// How the hub reaches one session.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub queue: mpsc::Sender<Delivery>,
+    /// Cancelled with the reason when the hub gives up on the session (its queue overflowed).
+    pub kick: Kick,
+}
+
+/// A one-shot "close this session with this code", shared between the hub and the session.
+#[derive(Debug, Clone, Default)]
+pub struct Kick {
+    token: CancellationToken,
+    code: Arc<std::sync::OnceLock<CloseCode>>,
+}
+
+impl Kick {
+    pub fn kick(&self, code: CloseCode) {
+        let _ = self.code.set(code);
+        self.token.cancel();
+    }
+
+    pub async fn kicked(&self) -> CloseCode {
+        self.token.cancelled().await;
+        self.code.get().copied().unwrap_or(CloseCode::UnknownError)
+    }
+}
+
+type Sessions = Arc<RwLock<HashMap<SessionId, SessionHandle>>>;
+
+struct TopicEntry {
+    sessions: Sessions,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TopicEntry {
+    fn drop(&mut self) {
+        // Dropping the task drops its subscription, which unsubscribes on the server.
+        self.task.abort();
+    }
+}
+
+/// The edge's table of topics and the sessions subscribed to each.
+pub struct Hub {
+    nats: async_nats::Client,
+    subjects: Subjects,
+    topics: Mutex<HashMap<Topic, TopicEntry>>,
+    metrics: EdgeMetrics,
+}
+
+impl Hub {
+    pub fn new(nats: async_nats::Client, subjects: Subjects, metrics: EdgeMetrics) -> Self {
+        Self {
+            nats,
+            subjects,
+            topics: Mutex::default(),
+            metrics,
+        }
+    }
+
+    fn subject(&self, topic: Topic) -> String {
+        match topic {
+            Topic::Channel(channel) => self.subjects.channel_all(channel),
+            Topic::User(user) => self.subjects.user_inbox(user),
+        }
+    }
+
+    /// Adds a session to a topic, subscribing the edge to it if this is its first session. When
+    /// this returns, every event published on the topic from now on reaches the session.
+    pub async fn join(
+        &self,
+        topic: Topic,
+        id: SessionId,
+        handle: SessionHandle,
+    ) -> Result<(), async_nats::SubscribeError> {
+        let mut topics = self.topics.lock().await;
+        if let Some(entry) = topics.get(&topic) {
+            write(&entry.sessions).insert(id, handle);
+            return Ok(());
+        }
+        let subject = self.subject(topic);
+        let subscription = self.nats.subscribe(subject).await?;
+        // The SUB must reach the server before we promise delivery to the caller.
+        let _ = self.nats.flush().await;
+        let sessions: Sessions = Arc::default();
+        write(&sessions).insert(id, handle);
+        let task = tokio::spawn(deliver(
+            subscription,
+            Arc::clone(&sessions),
+            self.metrics.clone(),
+        ));
+        topics.insert(topic, TopicEntry { sessions, task });
+        self.metrics.subscriptions.inc();
+        Ok(())
+    }
+
+    /// Removes a session from a topic, unsubscribing the edge when it was the last one.
+    pub async fn leave(&self, topic: Topic, id: SessionId) {
+        let mut topics = self.topics.lock().await;
+        let now_empty = topics.get(&topic).is_some_and(|entry| {
+            let mut sessions = write(&entry.sessions);
+            sessions.remove(&id);
+            sessions.is_empty()
+        });
+        if now_empty {
+            topics.remove(&topic);
+            self.metrics.subscriptions.dec();
+        }
+    }
+
+    /// How many topics the edge is subscribed to (for tests and metrics).
+    pub async fn topic_count(&self) -> usize {
+        self.topics.lock().await.len()
+    }
+}
+
+fn write(
+    sessions: &Sessions,
+) -> std::sync::RwLockWriteGuard<'_, HashMap<SessionId, SessionHandle>> {
+    sessions
+        .write()
+        .expect("no code panics while holding the session map")
+}
+
+async fn deliver(
+    mut subscription: async_nats::Subscriber,
+    sessions: Sessions,
+    metrics: EdgeMetrics,
+) {
+    while let Some(message) = subscription.next().await {
+        let Some(delivery) = Delivery::from_nats(&message) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let sessions = sessions
+            .read()
+            .expect("no code panics while holding the session map");
+        for handle in sessions.values() {
+            match handle.queue.try_send(delivery.clone()) {
+                Ok(()) => metrics.events_out.inc(),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics.slow_client_closes.inc();
+                    handle.kick.kick(CloseCode::SessionTimedOut);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,90 @@
+//! The edge's own metrics, beside the HTTP and process metrics every service has.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use shared::telemetry::Metrics;
+
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    /// Open WebSockets, identified or not.
+    pub connections: IntGauge,
+    /// Identified sessions.
+    pub sessions: IntGauge,
+    /// NATS subscriptions held (topics with at least one local session).
+    pub subscriptions: IntGauge,
+    /// Frames received from clients.
+    pub events_in: IntCounter,
+    /// Events queued to sessions.
+    pub events_out: IntCounter,
+    /// Time to hand one NATS message to every local session subscribed to its topic.
+    pub fanout_seconds: Histogram,
+    /// Time from a send arriving to JetStream's acknowledgement.
+    pub send_seconds: Histogram,
+    /// Sockets closed, by close code name (slow client, rate limited, decode error, ...).
+    pub closes: IntCounterVec,
+    /// Sessions kicked because their outbound queue was full.
+    pub slow_client_closes: IntCounter,
+}
+
+impl EdgeMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let latency = || {
+            vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 1.0,
+            ]
+        };
+        let this = Self {
+            connections: IntGauge::new("natter_edge_connections", "Open WebSockets")
+                .expect("valid"),
+            sessions: IntGauge::new("natter_edge_sessions", "Identified sessions").expect("valid"),
+            subscriptions: IntGauge::new("natter_edge_subscriptions", "NATS topic subscriptions")
+                .expect("valid"),
+            events_in: IntCounter::new("natter_edge_events_in_total", "Frames from clients")
+                .expect("valid"),
+            events_out: IntCounter::new(
+                "natter_edge_events_out_total",
+                "Events queued to sessions",
+            )
+            .expect("valid"),
+            fanout_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "natter_edge_fanout_seconds",
+                    "Time to hand one event to every local session of its topic",
+                )
+                .buckets(latency()),
+            )
+            .expect("valid"),
+            send_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "natter_edge_send_seconds",
+                    "Time from a send arriving to JetStream's acknowledgement",
+                )
+                .buckets(latency()),
+            )
+            .expect("valid"),
+            closes: IntCounterVec::new(
+                Opts::new(
+                    "natter_edge_closes_total",
+                    "Sockets closed by the edge, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+            slow_client_closes: IntCounter::new(
+                "natter_edge_slow_client_closes_total",
+                "Sessions closed because they did not read their events",
+            )
+            .expect("valid"),
+        };
+        metrics.register(this.connections.clone());
+        metrics.register(this.sessions.clone());
+        metrics.register(this.subscriptions.clone());
+        metrics.register(this.events_in.clone());
+        metrics.register(this.events_out.clone());
+        metrics.register(this.fanout_seconds.clone());
+        metrics.register(this.send_seconds.clone());
+        metrics.register(this.closes.clone());
+        metrics.register(this.slow_client_closes.clone());
+        this
+    }
+}

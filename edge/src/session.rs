@@ -1,0 +1,426 @@
+//! One client connection, from HELLO to close.
+//!
+//! ```text
+//! accept ─► HELLO ─► IDENTIFY or RESUME (10 s) ─► join topics ─► READY / replay + RESUMED ─► loop
+//!   loop: client frame │ hub delivery │ heartbeat deadline │ kick │ edge draining
+//! ```
+//!
+//! The session lives in one task. It never buffers without bound: deliveries wait in a bounded
+//! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
+//! every socket write has a deadline, so a client that stops reading is dropped rather than kept.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use serde::Serialize;
+use shared::Snowflake;
+use shared::api::channels::Channel;
+use shared::events::Event;
+use shared::gateway::{ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageSend, Opcode};
+use shared::tokens::AccessClaims;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::chat::SendError;
+use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
+use crate::metrics::EdgeMetrics;
+use crate::state::EdgeState;
+
+/// Why a session ends: the close code to send, or `None` when the socket is already gone.
+type Ending = Option<CloseCode>;
+/// One step of a session: `Err` ends it, so `?` reads as "or the session is over".
+type Step<T = ()> = Result<T, Ending>;
+
+pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
+    state.metrics.connections.inc();
+    let id = state.next_session_id();
+    let (queue, deliveries) = mpsc::channel(state.config.session_queue);
+    let mut session = Session {
+        socket,
+        state: Arc::clone(&state),
+        id,
+        handle: SessionHandle {
+            queue,
+            kick: Kick::default(),
+        },
+        deliveries,
+        limiter: RateLimiter::direct(state.config.client_quota()),
+        topics: Vec::new(),
+        channels: HashSet::new(),
+        floor: 0,
+    };
+    let Err(ending) = session.run().await;
+    session.finish(ending).await;
+    state.metrics.connections.dec();
+}
+
+struct Session {
+    socket: WebSocket,
+    state: Arc<EdgeState>,
+    id: SessionId,
+    handle: SessionHandle,
+    deliveries: mpsc::Receiver<Delivery>,
+    limiter: DefaultDirectRateLimiter,
+    /// Topics joined in the hub, left again when the session ends.
+    topics: Vec<Topic>,
+    /// The channels this user may read and send in, kept current by inbox events.
+    channels: HashSet<Snowflake>,
+    /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
+    /// replay); live copies of them are dropped.
+    floor: u64,
+}
+
+impl Session {
+    async fn run(&mut self) -> Step<Infallible> {
+        let hello = Hello {
+            heartbeat_interval: self.state.config.heartbeat_interval.as_millis() as u64,
+        };
+        self.send_op(Opcode::Hello, &hello).await?;
+
+        let deadline = Instant::now() + self.state.config.identify_timeout;
+        let claims = loop {
+            let frame = tokio::select! {
+                frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics) => frame?,
+                () = sleep_until(deadline) => return Err(Some(CloseCode::NotAuthenticated)),
+                () = self.state.draining.cancelled() => return self.reconnect().await,
+            };
+            match frame {
+                ClientFrame::Heartbeat(_) => self.send_op(Opcode::HeartbeatAck, &()).await?,
+                ClientFrame::Identify(identify) => {
+                    let claims = self.authenticate(&identify.token).await?;
+                    self.start(&identify.token, &claims, None).await?;
+                    break claims;
+                }
+                ClientFrame::Resume(resume) => {
+                    let claims = self.authenticate(&resume.token).await?;
+                    self.start(&resume.token, &claims, Some(resume.seq)).await?;
+                    break claims;
+                }
+                _ => return Err(Some(CloseCode::NotAuthenticated)),
+            }
+        };
+        self.state.metrics.sessions.inc();
+        let ending = self.live(&claims).await;
+        self.state.metrics.sessions.dec();
+        ending
+    }
+
+    async fn authenticate(&mut self, token: &str) -> Step<AccessClaims> {
+        self.state
+            .verifier
+            .verify_fetching(token)
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "token refused");
+                Some(CloseCode::AuthenticationFailed)
+            })
+    }
+
+    /// Joins the user's topics, then sends READY (a fresh session) or replays what a resuming
+    /// client missed. Joining first means nothing published from then on can slip between the
+    /// snapshot or replay and live delivery; the floor drops what arrives twice.
+    async fn start(
+        &mut self,
+        token: &str,
+        claims: &AccessClaims,
+        resume_from: Option<u64>,
+    ) -> Step {
+        let directory = &self.state.directory;
+        let (user, channels) =
+            match tokio::try_join!(directory.me(token), directory.channels(token)) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot load the user's channels from auth");
+                    return Err(Some(CloseCode::UnknownError));
+                }
+            };
+        self.join(Topic::User(claims.sub)).await?;
+        for channel in &channels {
+            self.channels.insert(channel.id);
+            self.join(Topic::Channel(channel.id)).await?;
+        }
+        let head = match self.state.chat.last_sequence().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the chat stream's position");
+                return Err(Some(CloseCode::UnknownError));
+            }
+        };
+        self.floor = head;
+        match resume_from {
+            None => {
+                let ready = Ready {
+                    v: 1,
+                    // Unique across the fleet (a Snowflake of this edge's worker), not just here.
+                    session_id: self.state.chat.next_id().to_string(),
+                    seq: head,
+                    user,
+                    channels,
+                };
+                self.dispatch("READY", None, &ready).await
+            }
+            Some(seq) => {
+                let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
+                let replay = match self.state.chat.replay(&ids, seq, head).await {
+                    Ok(replay) => replay,
+                    Err(e) => {
+                        tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
+                        self.send_op(Opcode::InvalidSession, &false).await?;
+                        return Err(Some(CloseCode::InvalidSeq));
+                    }
+                };
+                for delivery in replay {
+                    self.send_text(delivery.frame).await?;
+                }
+                self.dispatch(
+                    "RESUMED",
+                    None,
+                    &Resumed {
+                        seq: head,
+                        channels,
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn live(&mut self, claims: &AccessClaims) -> Step<Infallible> {
+        let interval = self.state.config.heartbeat_interval;
+        // A client heartbeats every interval; we allow half an interval more for a slow network.
+        let mut heartbeat_deadline = Instant::now() + interval + interval / 2;
+        loop {
+            tokio::select! {
+                frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics) => {
+                    match frame? {
+                        ClientFrame::Heartbeat(_) => {
+                            heartbeat_deadline = Instant::now() + interval + interval / 2;
+                            self.send_op(Opcode::HeartbeatAck, &()).await?;
+                        }
+                        ClientFrame::Identify(_) | ClientFrame::Resume(_) => {
+                            return Err(Some(CloseCode::AlreadyAuthenticated));
+                        }
+                        ClientFrame::MessageSend(send) => self.send_message(claims, send).await?,
+                        ClientFrame::TypingStart(typing) => {
+                            if self.channels.contains(&typing.channel_id) {
+                                self.state.chat.typing(claims.sub, typing.channel_id).await;
+                            }
+                        }
+                    }
+                }
+                delivery = self.deliveries.recv() => {
+                    let Some(delivery) = delivery else { return Err(Some(CloseCode::UnknownError)) };
+                    self.deliver(claims, delivery).await?;
+                }
+                () = sleep_until(heartbeat_deadline) => return Err(Some(CloseCode::SessionTimedOut)),
+                code = self.handle.kick.kicked() => return Err(Some(code)),
+                () = self.state.draining.cancelled() => return self.reconnect().await,
+            }
+        }
+    }
+
+    async fn send_message(&mut self, claims: &AccessClaims, send: MessageSend) -> Step {
+        let nonce = send.nonce.clone();
+        if !self.channels.contains(&send.channel_id) {
+            return self.reply_error(nonce, &SendError::UnknownChannel).await;
+        }
+        match self.state.chat.send(claims.sub, send).await {
+            Ok(message) => self.send_op(Opcode::Ack, &Acked { nonce, message }).await,
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    async fn reply_error(&mut self, nonce: Option<String>, error: &SendError) -> Step {
+        let reply = ErrorReply {
+            nonce,
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        };
+        self.send_op(Opcode::Error, &reply).await
+    }
+
+    /// Forwards one event, after applying what it means for this session's subscriptions.
+    async fn deliver(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+        if delivery.seq.is_some_and(|seq| seq <= self.floor) {
+            return Ok(());
+        }
+        let me = claims.sub;
+        match &*delivery.event {
+            Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
+                self.add_channel(channel.id).await?;
+            }
+            Event::ChannelMemberAdd(added) if added.member.user.id == me => {
+                self.add_channel(added.channel_id).await?;
+            }
+            Event::ChannelMemberRemove(removed) if removed.user_id == me => {
+                self.remove_channel(removed.channel_id).await;
+                // The removed member is told, then hears nothing more of the channel.
+                return self.send_text(delivery.frame).await;
+            }
+            Event::ChannelDelete(deleted) => {
+                self.remove_channel(deleted.channel_id).await;
+                return self.send_text(delivery.frame).await;
+            }
+            Event::SessionRevoked(revoked) if revoked.session_id == claims.sid => {
+                self.send_text(delivery.frame).await?;
+                return Err(Some(CloseCode::AuthenticationFailed));
+            }
+            _ => {}
+        }
+        // Events about a channel this session has left (still queued when it left) stay unsent.
+        if crate::chat::channel_of(&delivery.event).is_some_and(|ch| !self.channels.contains(&ch)) {
+            return Ok(());
+        }
+        self.send_text(delivery.frame).await
+    }
+
+    async fn add_channel(&mut self, channel: Snowflake) -> Step {
+        if self.channels.insert(channel) {
+            self.join(Topic::Channel(channel)).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_channel(&mut self, channel: Snowflake) {
+        if self.channels.remove(&channel) {
+            let topic = Topic::Channel(channel);
+            self.topics.retain(|t| *t != topic);
+            self.state.hub.leave(topic, self.id).await;
+        }
+    }
+
+    async fn join(&mut self, topic: Topic) -> Step {
+        if let Err(e) = self
+            .state
+            .hub
+            .join(topic, self.id, self.handle.clone())
+            .await
+        {
+            tracing::warn!(error = %e, ?topic, "cannot subscribe");
+            return Err(Some(CloseCode::UnknownError));
+        }
+        self.topics.push(topic);
+        Ok(())
+    }
+
+    async fn dispatch<T: Serialize>(&mut self, name: &str, seq: Option<u64>, d: &T) -> Step {
+        let frame = Frame {
+            op: Opcode::Dispatch,
+            d,
+            s: seq,
+            t: Some(name.to_owned()),
+        };
+        self.send_text(encode(&frame)).await
+    }
+
+    async fn send_op<T: Serialize>(&mut self, op: Opcode, d: &T) -> Step {
+        let frame = Frame {
+            op,
+            d,
+            s: None,
+            t: None,
+        };
+        self.send_text(encode(&frame)).await
+    }
+
+    /// Writes one frame, giving up on a client that does not take it within the write deadline.
+    async fn send_text(&mut self, text: Utf8Bytes) -> Step {
+        let write = self.socket.send(Message::Text(text));
+        match tokio::time::timeout(self.state.config.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            // The socket is gone: nothing to close.
+            Ok(Err(_)) => Err(None),
+            Err(_) => {
+                self.state.metrics.slow_client_closes.inc();
+                Err(Some(CloseCode::SessionTimedOut))
+            }
+        }
+    }
+
+    /// The edge is draining: ask the client to reconnect elsewhere and resume there.
+    async fn reconnect<T>(&mut self) -> Step<T> {
+        self.send_op(Opcode::Reconnect, &()).await?;
+        Err(Some(CloseCode::UnknownError))
+    }
+
+    /// Leaves every topic and closes the socket with the ending's code.
+    async fn finish(mut self, ending: Ending) {
+        for topic in std::mem::take(&mut self.topics) {
+            self.state.hub.leave(topic, self.id).await;
+        }
+        if let Some(code) = ending {
+            self.state
+                .metrics
+                .closes
+                .with_label_values(&[&format!("{code:?}")])
+                .inc();
+            let close = Message::Close(Some(CloseFrame {
+                code: code.code(),
+                reason: Utf8Bytes::from_static(""),
+            }));
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await;
+        }
+    }
+}
+
+/// Reads the next client frame, enforcing the frame rate limit. A free function over the fields it
+/// needs, so the session's select loop can wait on it beside its delivery queue.
+async fn read_frame(
+    socket: &mut WebSocket,
+    limiter: &DefaultDirectRateLimiter,
+    metrics: &EdgeMetrics,
+) -> Step<ClientFrame> {
+    loop {
+        let message = match socket.recv().await {
+            Some(Ok(message)) => message,
+            // Over the size limit, or not WebSocket at all.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "socket error");
+                return Err(Some(CloseCode::DecodeError));
+            }
+            None => return Err(None),
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => return Err(Some(CloseCode::DecodeError)),
+            Message::Close(_) => return Err(None),
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        metrics.events_in.inc();
+        if limiter.check().is_err() {
+            return Err(Some(CloseCode::RateLimited));
+        }
+        return ClientFrame::decode(&text).map_err(Some);
+    }
+}
+
+fn encode<T: Serialize>(frame: &Frame<T>) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
+}
+
+/// READY: who the user is, where they talk, and the stream position the session starts from.
+#[derive(Serialize)]
+struct Ready {
+    v: u8,
+    session_id: String,
+    /// Resume from here: the chat stream's position when the session started.
+    seq: u64,
+    user: shared::api::users::User,
+    channels: Vec<Channel>,
+}
+
+#[derive(Serialize)]
+struct Resumed {
+    seq: u64,
+    channels: Vec<Channel>,
+}
+
+#[derive(Serialize)]
+struct Acked {
+    nonce: Option<String>,
+    message: shared::api::messages::Message,
+}

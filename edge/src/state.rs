@@ -1,0 +1,77 @@
+//! What every connection and request handler of one edge shares.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::Quota;
+use shared::tokens::Verifier;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::Chat;
+use crate::directory::Directory;
+use crate::fanout::{Hub, SessionId};
+use crate::metrics::EdgeMetrics;
+
+/// Per-connection limits and timings, from configuration.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub heartbeat_interval: Duration,
+    pub identify_timeout: Duration,
+    pub write_timeout: Duration,
+    /// Deliveries a session may have waiting before it is closed as too slow.
+    pub session_queue: usize,
+    /// Client frames allowed per minute per connection.
+    pub frames_per_minute: u32,
+    /// Largest client frame in bytes.
+    pub max_frame_bytes: usize,
+    /// Browser origins allowed to open a socket.
+    pub allowed_origins: Vec<String>,
+}
+
+impl GatewaySettings {
+    pub fn client_quota(&self) -> Quota {
+        Quota::per_minute(
+            self.frames_per_minute
+                .try_into()
+                .unwrap_or(std::num::NonZeroU32::MIN),
+        )
+    }
+}
+
+pub struct EdgeState {
+    pub config: GatewaySettings,
+    pub hub: Hub,
+    pub chat: Chat,
+    pub verifier: Verifier,
+    pub directory: Directory,
+    pub metrics: EdgeMetrics,
+    /// Cancelled when the edge starts draining: sessions ask their clients to reconnect elsewhere.
+    pub draining: CancellationToken,
+    next_session: AtomicU64,
+}
+
+impl EdgeState {
+    pub fn new(
+        config: GatewaySettings,
+        hub: Hub,
+        chat: Chat,
+        verifier: Verifier,
+        directory: Directory,
+        metrics: EdgeMetrics,
+    ) -> Self {
+        Self {
+            config,
+            hub,
+            chat,
+            verifier,
+            directory,
+            metrics,
+            draining: CancellationToken::new(),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_session_id(&self) -> SessionId {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,151 @@
+//! Bad input on the socket: each kind gets its documented close code or error, and other sessions
+//! on the same edge carry on.
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Client, World, closed, send_json};
+use futures::SinkExt;
+
+#[tokio::test]
+async fn each_kind_of_bad_input_closes_only_its_own_socket_with_its_code() {
+    let world = World::start(1, &["--frames-per-minute=20", "--identify-timeout=1s"]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let url = world.gateway(0);
+    // A bystander on the same edge, who must notice none of this.
+    let mut bob_1 = Client::connect(&url, &bob).await;
+
+    let (mut s, _) = Client::open(&url).await;
+    s.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(closed(&mut s).await, Some(4002), "malformed JSON");
+
+    let (mut s, _) = Client::open(&url).await;
+    send_json(&mut s, json!({"op": 99, "d": {}})).await;
+    assert_eq!(closed(&mut s).await, Some(4001), "unknown opcode");
+
+    let (mut s, _) = Client::open(&url).await;
+    send_json(&mut s, json!({"op": 2, "d": {"token": "x".repeat(20_000)}})).await;
+    assert_eq!(closed(&mut s).await, Some(4002), "a frame over 16 KiB");
+
+    let (mut s, _) = Client::open(&url).await;
+    s.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(closed(&mut s).await, Some(4002), "a binary frame");
+
+    let (mut s, _) = Client::open(&url).await;
+    send_json(
+        &mut s,
+        json!({"op": 20, "d": {"channel_id": room, "content": "hi", "nonce": "n"}}),
+    )
+    .await;
+    assert_eq!(closed(&mut s).await, Some(4003), "send before identify");
+
+    let (mut s, _) = Client::open(&url).await;
+    assert_eq!(
+        closed(&mut s).await,
+        Some(4003),
+        "no identify within the timeout"
+    );
+
+    let (mut s, _) = Client::open(&url).await;
+    send_json(&mut s, json!({"op": 2, "d": {"token": "not.a.token"}})).await;
+    assert_eq!(closed(&mut s).await, Some(4004), "a garbage token");
+
+    let expired = expired_token(&ann);
+    let (mut s, _) = Client::open(&url).await;
+    send_json(&mut s, json!({"op": 2, "d": {"token": expired}})).await;
+    assert_eq!(closed(&mut s).await, Some(4004), "a tampered token");
+
+    let mut ann_1 = Client::connect(&url, &ann).await;
+    ann_1
+        .send_raw(json!({"op": 2, "d": {"token": ann.token}}))
+        .await;
+    assert_eq!(ann_1.closed().await, Some(4005), "identify twice");
+
+    // Sending to a channel you are not in is an error on an open socket, not a close.
+    let cat = world.sign_up("cat").await;
+    let mut cat_1 = Client::connect(&url, &cat).await;
+    let refused = cat_1.send(room, "let me in", "n-1").await;
+    assert_eq!(refused["op"], 25, "{refused}");
+    assert_eq!(refused["d"]["code"], "unknown_channel");
+    let blank = cat_1.send(room, "   ", "n-2").await;
+    assert_eq!(blank["op"], 25, "{blank}");
+
+    // A flood past 20 frames a minute (this edge's setting) closes with 4008.
+    for _ in 0..25 {
+        cat_1.send_raw(json!({"op": 1, "d": null})).await;
+    }
+    assert_eq!(cat_1.closed().await, Some(4008), "a flood");
+
+    // Through all of it, Bob's session carried on.
+    let mut ann_2 = Client::connect(&url, &ann).await;
+    ann_2.send(room, "still here?", "n-3").await;
+    assert_eq!(bob_1.messages(1).await, ["still here?"]);
+}
+
+/// A token whose payload was edited (to expire long ago), so its signature no longer matches.
+fn expired_token(user: &crate::support::User) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts: Vec<String> = user.token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&engine.decode(&parts[1]).unwrap()).unwrap();
+    claims["exp"] = json!(1);
+    parts[1] = engine.encode(claims.to_string());
+    parts.join(".")
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
+    let world = World::start(
+        1,
+        &[
+            "--session-queue=16",
+            "--write-timeout=1s",
+            "--send-rate=100000/1s",
+            "--frames-per-minute=100000",
+        ],
+    )
+    .await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob, &cat]).await;
+    let url = world.gateway(0);
+    let mut ann_1 = Client::connect(&url, &ann).await;
+    // Bob connects and then never reads again.
+    let bob_1 = Client::connect(&url, &bob).await;
+    let mut cat_1 = Client::connect(&url, &cat).await;
+
+    let big = "x".repeat(4_000);
+    let mut sent = 0;
+    let mut cat_got = 0;
+    while sent < 3_000 {
+        let ack = ann_1.send(room, &big, &format!("n-{sent}")).await;
+        assert_eq!(ack["op"], 24, "{ack}");
+        sent += 1;
+        cat_got += cat_1.messages(1).await.len();
+        if sent % 25 == 0 {
+            let metrics = reqwest::get(world.edges[0].url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.contains("natter_edge_slow_client_closes_total{service=\"edge\"} 1") {
+                break;
+            }
+        }
+    }
+    assert!(
+        sent < 3_000,
+        "the edge never gave up on the client that does not read"
+    );
+    assert_eq!(
+        cat_got, sent,
+        "a reading member got every message meanwhile"
+    );
+    drop(bob_1);
+}

@@ -1,0 +1,108 @@
+//! Chatting across edges: delivery to every member's every device, once, and to nobody else.
+
+use serde_json::json;
+
+use crate::support::{Client, World};
+
+#[tokio::test]
+async fn members_on_different_edges_chat_in_a_channel_and_a_dm_and_outsiders_hear_nothing() {
+    let world = World::start(2, &[]).await;
+    let (ann, bob, cat, dan) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+        world.sign_up("dan").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob, &cat]).await;
+    let dm = world.dm(&ann, &bob).await;
+
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+    // Cat has two devices, one on each edge.
+    let mut cat_phone = Client::connect(&world.gateway(0), &cat).await;
+    let mut cat_laptop = Client::connect(&world.gateway(1), &cat).await;
+    let mut dan_1 = Client::connect(&world.gateway(1), &dan).await;
+
+    let ack = ann_1.send(room, "hello room", "n-1").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    assert_eq!(ack["d"]["message"]["content"], "hello room");
+    let reply = bob_1.send(room, "hi ann", "n-2").await;
+    assert_eq!(reply["op"], 24, "{reply}");
+    bob_1.send(dm, "psst", "n-3").await;
+
+    // The sender's own session hears its message too, like every member's every device.
+    assert_eq!(ann_1.messages(3).await, ["hello room", "hi ann", "psst"]);
+    assert_eq!(bob_1.messages(3).await, ["hello room", "hi ann", "psst"]);
+    assert_eq!(cat_phone.messages(2).await, ["hello room", "hi ann"]);
+    assert_eq!(cat_laptop.messages(2).await, ["hello room", "hi ann"]);
+    cat_phone.no_messages().await;
+    dan_1.no_messages().await;
+}
+
+#[tokio::test]
+async fn a_retried_send_with_the_same_nonce_is_delivered_and_stored_once() {
+    let world = World::start(1, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+
+    let first = ann_1.send(room, "only once", "same-nonce").await;
+    let retry = ann_1.send(room, "only once", "same-nonce").await;
+    assert_eq!(first["op"], 24, "{first}");
+    assert_eq!(retry["op"], 24, "{retry}");
+    // The retry is answered with the message stored the first time.
+    assert_eq!(first["d"]["message"]["id"], retry["d"]["message"]["id"]);
+    ann_1.send(room, "after", "other-nonce").await;
+    assert_eq!(bob_1.messages(2).await, ["only once", "after"]);
+    bob_1.no_messages().await;
+}
+
+#[tokio::test]
+async fn adding_and_removing_a_member_starts_and_stops_delivery_without_reconnecting() {
+    let world = World::start(2, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+
+    ann_1.send(room, "before bob", "n-1").await;
+    world.add_member(&ann, room, &bob).await;
+    let added = bob_1.next_event("CHANNEL_MEMBER_ADD").await;
+    assert_eq!(added["d"]["channel_id"], json!(room.to_string()));
+    ann_1.send(room, "welcome bob", "n-2").await;
+    assert_eq!(bob_1.messages(1).await, ["welcome bob"]);
+
+    // Bob can send while a member...
+    assert_eq!(bob_1.send(room, "thanks", "n-3").await["op"], 24);
+    world.remove_member(&ann, room, &bob).await;
+    bob_1.next_event("CHANNEL_MEMBER_REMOVE").await;
+    ann_1.send(room, "bye bob", "n-4").await;
+    bob_1.no_messages().await;
+    // ...and not after.
+    let refused = bob_1.send(room, "wait", "n-5").await;
+    assert_eq!(refused["op"], 25, "{refused}");
+    assert_eq!(refused["d"]["code"], "unknown_channel");
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_members_once_per_five_seconds() {
+    let world = World::start(2, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+
+    for _ in 0..3 {
+        ann_1
+            .send_raw(json!({"op": 23, "d": {"channel_id": room}}))
+            .await;
+    }
+    let typing = bob_1.next_event("TYPING_START").await;
+    assert_eq!(typing["d"]["user_id"], json!(ann.id.to_string()));
+    assert_eq!(typing["s"], serde_json::Value::Null, "typing is not stored");
+    ann_1.send(room, "done typing", "n-1").await;
+    // The two extra notices were dropped: the next thing Bob sees is the message.
+    let next = bob_1.next().await.unwrap();
+    assert_eq!(next["t"], "MESSAGE_CREATE", "{next}");
+}

@@ -1,0 +1,6 @@
+//! The gateway against the real stack: real auth, several real edges, clients over real sockets.
+
+mod bad_input;
+mod chat;
+mod resume;
+mod support;

@@ -1,0 +1,163 @@
+//! Missed events: a client that loses its socket, for any reason, resumes on any edge and ends with
+//! every acknowledged message exactly once, in order.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Client, World};
+
+#[tokio::test]
+async fn a_dropped_client_resumes_on_another_edge_and_misses_nothing() {
+    let world = World::start(2, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+
+    ann_1.send(room, "one", "n-1").await;
+    assert_eq!(bob_1.messages(1).await, ["one"]);
+    let (session, seq) = (bob_1.session_id(), bob_1.seq);
+    drop(bob_1);
+
+    ann_1.send(room, "two", "n-2").await;
+    ann_1.send(room, "three", "n-3").await;
+    let (mut bob_2, replayed) = Client::resume(&world.gateway(0), &bob, &session, seq).await;
+    assert_eq!(contents(&replayed), ["two", "three"]);
+    ann_1.send(room, "four", "n-4").await;
+    assert_eq!(bob_2.messages(1).await, ["four"]);
+    bob_2.no_messages().await;
+}
+
+#[tokio::test]
+async fn a_resume_from_before_the_stream_begins_is_refused_so_the_client_starts_over() {
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let room = world.channel(&ann, "room", &[]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    ann_1.send(room, "one", "n-1").await;
+    // A sequence from the future cannot be continued either: nothing is invented.
+    let (mut socket, _) = Client::open(&world.gateway(0)).await;
+    crate::support::send_json(
+        &mut socket,
+        serde_json::json!({"op": 6, "d": {"token": ann.token, "session_id": "x", "seq": 0}}),
+    )
+    .await;
+    let frame = crate::support::next_json(&mut socket).await.unwrap();
+    // Sequence 0 is "from the start", which the stream still holds: a replay, then RESUMED.
+    assert!(
+        frame["t"] == "MESSAGE_CREATE" || frame["t"] == "RESUMED",
+        "{frame}"
+    );
+}
+
+fn contents(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["t"] == "MESSAGE_CREATE")
+        .map(|f| f["d"]["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An edge as its own process, so the test can SIGKILL it.
+struct EdgeProcess {
+    child: Child,
+    port: u16,
+}
+
+impl EdgeProcess {
+    fn start(world: &World, worker: u16) -> Self {
+        let port = shared::testing::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_edge"))
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .args(["--public-url", &format!("ws://127.0.0.1:{port}/gateway")])
+            .args(["--worker-id", &worker.to_string()])
+            .args(["--auth-url", &world.auth.url("")])
+            .args(["--send-rate", "1000/1s"])
+            .env("NATTER_NATS_URL", &world.stack.nats_url)
+            .env("NATTER_NATS_PREFIX", world.prefix.as_str())
+            .env("NATTER_STREAM_MAX_BYTES", "67108864")
+            .env("NATTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start an edge process");
+        Self { child, port }
+    }
+
+    async fn ready(&self) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        shared::testing::eventually(
+            "the edge process to be ready",
+            Duration::from_secs(20),
+            || async {
+                let ok = reqwest::get(&url).await.ok()?.status() == 200;
+                ok.then_some(())
+            },
+        )
+        .await;
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_nothing() {
+    let world = World::start(0, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut doomed = EdgeProcess::start(&world, 11);
+    let survivor = EdgeProcess::start(&world, 12);
+    doomed.ready().await;
+    survivor.ready().await;
+
+    let mut ann_1 =
+        Client::connect(&format!("ws://127.0.0.1:{}/gateway", survivor.port), &ann).await;
+    let mut bob_1 = Client::connect(&format!("ws://127.0.0.1:{}/gateway", doomed.port), &bob).await;
+
+    let mut acknowledged = Vec::new();
+    let mut bob_saw = Vec::new();
+    for i in 0..60 {
+        let content = format!("m{i:02}");
+        let ack = ann_1.send(room, &content, &format!("n-{i}")).await;
+        assert_eq!(ack["op"], 24, "{ack}");
+        acknowledged.push(content);
+        if i < 20 {
+            bob_saw.extend(bob_1.messages(1).await);
+        }
+        if i == 20 {
+            doomed.kill();
+        }
+    }
+    // Bob's socket is gone; his client asks discovery for a live edge and resumes there.
+    let seq = bob_1.seq;
+    let session = bob_1.session_id();
+    bob_saw.extend(bob_1.messages(60).await); // whatever was still in flight before the kill
+    let (status, gateway) = world
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/gateway",
+            Some(&bob.token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{gateway}");
+    let url = gateway["url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("ws://127.0.0.1:{}/gateway", survivor.port));
+    let seq = seq.max(bob_1.seq);
+    let (_bob_2, replayed) = Client::resume(&url, &bob, &session, seq).await;
+    bob_saw.extend(contents(&replayed));
+    assert_eq!(
+        bob_saw, acknowledged,
+        "every acknowledged message exactly once, in order"
+    );
+}

@@ -1,0 +1,385 @@
+//! A world for gateway tests: real auth and several real edges in this process, against the real
+//! stack, with gateway clients speaking the protocol over real WebSockets.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use shared::Snowflake;
+use shared::subjects::Prefix;
+use shared::testing::{self, Running, Stack};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub(crate) struct World {
+    pub(crate) stack: Stack,
+    pub(crate) prefix: Prefix,
+    pub(crate) auth: Running,
+    pub(crate) edges: Vec<Running>,
+    http: reqwest::Client,
+}
+
+/// A signed-up user with an access token.
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub(crate) id: Snowflake,
+    pub(crate) name: String,
+    pub(crate) token: String,
+}
+
+fn key_file() -> std::path::PathBuf {
+    static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("{}.pem", testing::unique("edgekey")));
+        auth::keys::write_new_key(&path).expect("write a signing key");
+        path
+    })
+    .clone()
+}
+
+impl World {
+    /// Auth plus `edges` edges sharing one fresh prefix, each edge with `edge_args` added.
+    pub(crate) async fn start(edges: usize, edge_args: &[&str]) -> Self {
+        let stack = Stack::get();
+        let prefix = testing::fresh_prefix();
+        let auth_config: auth::Config = shared::config::try_parse_from([
+            "auth".to_owned(),
+            "--http-addr=127.0.0.1:0".to_owned(),
+            format!("--database-url={}", stack.fresh_database().await),
+            format!("--nats-url={}", stack.nats_url),
+            format!("--nats-prefix={prefix}"),
+            format!("--redis-url={}", stack.redis_url),
+            format!("--signing-key={}", key_file().display()),
+            "--sign-up-rate=1000/1m".to_owned(),
+            "--log-filter=warn".to_owned(),
+        ])
+        .expect("valid auth config");
+        let auth = testing::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
+        testing::wait_ready(&auth).await;
+        let mut world = Self {
+            stack,
+            prefix,
+            auth,
+            edges: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        for worker in 0..edges {
+            world.add_edge(worker as u16 + 1, edge_args).await;
+        }
+        world
+    }
+
+    pub(crate) fn edge_config(&self, worker: u16, extra: &[&str]) -> edge::Config {
+        let mut args = vec![
+            "edge".to_owned(),
+            "--http-addr=127.0.0.1:0".to_owned(),
+            format!("--nats-url={}", self.stack.nats_url),
+            format!("--nats-prefix={}", self.prefix),
+            format!("--auth-url={}", self.auth.url("")),
+            format!("--worker-id={worker}"),
+            "--stream-max-bytes=67108864".to_owned(),
+            "--log-filter=warn".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        shared::config::try_parse_from(args).expect("valid edge config")
+    }
+
+    pub(crate) async fn add_edge(&mut self, worker: u16, extra: &[&str]) {
+        let config = self.edge_config(worker, extra);
+        let edge = testing::spawn(edge::Edge::build(config).await.expect("edge starts"));
+        testing::wait_ready(&edge).await;
+        self.edges.push(edge);
+    }
+
+    pub(crate) fn gateway(&self, edge: usize) -> String {
+        format!("ws://127.0.0.1:{}/gateway", self.edges[edge].port)
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.auth.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("auth answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn sign_up(&self, name: &str) -> User {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/sign-up",
+                None,
+                json!({"username": name, "password": format!("password of {name}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        User {
+            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            name: name.to_owned(),
+            token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A group channel owned by `owner` with `members` added.
+    pub(crate) async fn channel(&self, owner: &User, name: &str, members: &[&User]) -> Snowflake {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/channels",
+                Some(&owner.token),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id: Snowflake = body["id"].as_str().unwrap().parse().unwrap();
+        for member in members {
+            self.add_member(owner, id, member).await;
+        }
+        id
+    }
+
+    pub(crate) async fn add_member(&self, by: &User, channel: Snowflake, member: &User) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/channels/{channel}/members"),
+                Some(&by.token),
+                json!({"username": member.name}),
+            )
+            .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+
+    pub(crate) async fn remove_member(&self, by: &User, channel: Snowflake, member: &User) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/channels/{channel}/members/{}", member.name),
+                Some(&by.token),
+                Value::Null,
+            )
+            .await;
+        assert!(status == 200 || status == 204, "{status} {body}");
+    }
+
+    pub(crate) async fn dm(&self, from: &User, to: &User) -> Snowflake {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/users/@me/dms",
+                Some(&from.token),
+                json!({"username": to.name}),
+            )
+            .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A gateway client that records what it receives.
+pub(crate) struct Client {
+    socket: Socket,
+    pub(crate) seq: u64,
+    pub(crate) ready: Value,
+    /// Frames read while waiting for something else (an ACK), handed out by `next` first.
+    held: std::collections::VecDeque<Value>,
+}
+
+/// How long a test waits for something that should arrive.
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
+
+impl Client {
+    /// Connects without identifying; answers the socket after HELLO.
+    pub(crate) async fn open(url: &str) -> (Socket, Value) {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the edge accepts");
+        let hello = next_json(&mut socket).await.expect("HELLO");
+        assert_eq!(hello["op"], 10, "{hello}");
+        (socket, hello)
+    }
+
+    pub(crate) async fn connect(url: &str, user: &User) -> Self {
+        let (mut socket, _) = Self::open(url).await;
+        send_json(&mut socket, json!({"op": 2, "d": {"token": user.token}})).await;
+        let ready = next_json(&mut socket).await.expect("READY");
+        assert_eq!(ready["t"], "READY", "{ready}");
+        let seq = ready["d"]["seq"].as_u64().unwrap();
+        Self {
+            socket,
+            seq,
+            ready,
+            held: Default::default(),
+        }
+    }
+
+    pub(crate) async fn resume(
+        url: &str,
+        user: &User,
+        session_id: &str,
+        seq: u64,
+    ) -> (Self, Vec<Value>) {
+        let (mut socket, _) = Self::open(url).await;
+        send_json(
+            &mut socket,
+            json!({"op": 6, "d": {"token": user.token, "session_id": session_id, "seq": seq}}),
+        )
+        .await;
+        let mut replayed = Vec::new();
+        loop {
+            let frame = next_json(&mut socket)
+                .await
+                .expect("a replayed event or RESUMED");
+            if frame["t"] == "RESUMED" {
+                let mut client = Self {
+                    socket,
+                    seq,
+                    ready: frame,
+                    held: Default::default(),
+                };
+                for event in &replayed {
+                    client.saw(event);
+                }
+                return (client, replayed);
+            }
+            replayed.push(frame);
+        }
+    }
+
+    fn saw(&mut self, frame: &Value) {
+        if let Some(s) = frame["s"].as_u64() {
+            self.seq = self.seq.max(s);
+        }
+    }
+
+    pub(crate) fn session_id(&self) -> String {
+        self.ready["d"]["session_id"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn send_raw(&mut self, frame: Value) {
+        send_json(&mut self.socket, frame).await;
+    }
+
+    /// Sends a message and waits for its ACK (or ERROR); other frames are kept for `next`.
+    pub(crate) async fn send(&mut self, channel: Snowflake, content: &str, nonce: &str) -> Value {
+        self.send_raw(
+            json!({"op": 20, "d": {"channel_id": channel, "content": content, "nonce": nonce}}),
+        )
+        .await;
+        loop {
+            let frame = next_json(&mut self.socket).await.expect("an ACK or ERROR");
+            if (frame["op"] == 24 || frame["op"] == 25) && frame["d"]["nonce"] == nonce {
+                return frame;
+            }
+            self.held.push_back(frame);
+        }
+    }
+
+    /// The next frame (within [`WAIT`]); `None` when the socket closed or nothing came.
+    pub(crate) async fn next(&mut self) -> Option<Value> {
+        let frame = match self.held.pop_front() {
+            Some(frame) => frame,
+            None => next_json(&mut self.socket).await?,
+        };
+        self.saw(&frame);
+        Some(frame)
+    }
+
+    /// The next dispatch named `t`, skipping others.
+    pub(crate) async fn next_event(&mut self, t: &str) -> Value {
+        loop {
+            let frame = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("no {t} arrived"));
+            if frame["t"] == t {
+                return frame;
+            }
+        }
+    }
+
+    /// Every MESSAGE_CREATE content until `count` arrived or `WAIT` passed.
+    pub(crate) async fn messages(&mut self, count: usize) -> Vec<String> {
+        let mut contents = Vec::new();
+        while contents.len() < count {
+            let Some(frame) = self.next().await else {
+                break;
+            };
+            if frame["t"] == "MESSAGE_CREATE" {
+                contents.push(frame["d"]["content"].as_str().unwrap().to_owned());
+            }
+        }
+        contents
+    }
+
+    /// Asserts no MESSAGE_CREATE arrives for a moment.
+    pub(crate) async fn no_messages(&mut self) {
+        for frame in self.held.drain(..) {
+            assert_ne!(frame["t"], "MESSAGE_CREATE", "unexpected {frame}");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout_at(deadline, self.socket.next()).await
+        {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_ne!(frame["t"], "MESSAGE_CREATE", "unexpected {frame}");
+            }
+        }
+    }
+
+    /// Reads until the server closes, answering the close code.
+    pub(crate) async fn closed(&mut self) -> Option<u16> {
+        closed(&mut self.socket).await
+    }
+}
+
+pub(crate) async fn send_json(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .expect("send a frame");
+}
+
+pub(crate) async fn next_json(socket: &mut Socket) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.ok()?? {
+            Ok(Message::Text(text)) => {
+                // GATEWAY_TRACE=1 prints every frame a test client receives.
+                if std::env::var_os("GATEWAY_TRACE").is_some() {
+                    eprintln!("<- {}", &text[..text.len().min(300)]);
+                }
+                return Some(serde_json::from_str(&text).expect("frames are JSON"));
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads until the server closes the socket and answers its close code.
+pub(crate) async fn closed(socket: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(CloseFrame { code, .. }))))) => {
+                return Some(code.into());
+            }
+            Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the socket was not closed within {WAIT:?}"),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Messages: what a send carries, what is stored and delivered, and the rules for content.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+
+/// A message as stored and delivered. Authors are ids: names and avatars are looked up when shown,
+/// so a changed profile shows on every old message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: Snowflake,
+    pub channel_id: Snowflake,
+    pub author_id: Snowflake,
+    pub content: String,
+    /// The sender's nonce, echoed so its client can match the message to its pending copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Unix milliseconds of the last edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+}
+
+/// Someone is typing in a channel (never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    pub channel_id: Snowflake,
+    pub user_id: Snowflake,
+    /// Unix seconds.
+    pub timestamp: u64,
+}
+
+/// Message text: 1 to 4,000 characters, not only white space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageContent(String);
+
+impl MessageContent {
+    pub const MAX_CHARS: usize = 4_000;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("a message cannot be empty or only white space".to_owned());
+        }
+        let chars = s.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(format!(
+                "a message is at most {} characters; this one has {chars}",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<MessageContent> for String {
+    fn from(content: MessageContent) -> Self {
+        content.0
+    }
+}
+
+/// A client's nonce for a send: at most 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce(String);
+
+impl Nonce {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.chars().count() > Self::MAX_CHARS || s.chars().any(char::is_control) {
+            return Err(format!(
+                "a nonce is 1 to {} characters without control characters",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_and_empty_messages_are_refused() {
+        for blank in ["", " ", "\n\t "] {
+            assert!(MessageContent::parse(blank).is_err(), "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn four_thousand_characters_are_allowed_and_one_more_is_not() {
+        // Characters, not bytes: 4,000 emoji are 16,000 bytes and still one message.
+        assert!(MessageContent::parse(&"😀".repeat(4_000)).is_ok());
+        assert!(MessageContent::parse(&"a".repeat(4_001)).is_err());
+    }
+
+    #[test]
+    fn nonces_are_short_printable_strings() {
+        assert!(Nonce::parse("n-1").is_ok());
+        assert!(Nonce::parse(&"x".repeat(64)).is_ok());
+        assert!(Nonce::parse(&"x".repeat(65)).is_err());
+        assert!(Nonce::parse("").is_err());
+        assert!(Nonce::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn the_nonce_and_edit_time_are_left_out_of_json_when_absent() {
+        let message = Message {
+            id: Snowflake::from_u64(1),
+            channel_id: Snowflake::from_u64(2),
+            author_id: Snowflake::from_u64(3),
+            content: "hi".into(),
+            nonce: None,
+            edited_at: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            serde_json::json!({"id": "1", "channel_id": "2", "author_id": "3", "content": "hi"})
+        );
+    }
+}
