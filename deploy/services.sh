@@ -17,13 +17,13 @@ PROFILE="${NATTER_PROFILE:-release}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [[ "$PROFILE" == "dev" ]]; then BIN="$TARGET_DIR/debug"; else BIN="$TARGET_DIR/$PROFILE"; fi
 
-# name  binary  port  extra arguments
+# name  binary  port  extra arguments. Every process that makes Snowflake ids has its own worker id.
 SERVICES=(
-  "auth auth 8081"
+  "auth auth 8081 --worker-id 0"
   "presence presence 8082"
   "persister persister 8083"
-  "edge-1 edge 8080"
-  "edge-2 edge 8090"
+  "edge-1 edge 8080 --worker-id 1"
+  "edge-2 edge 8090 --worker-id 2"
 )
 
 pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
@@ -32,11 +32,12 @@ ready() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$1/readyz"; }
 
 start_one() {
   local name="$1" bin="$2" port="$3"
+  shift 3
   if alive "$name"; then
     echo "  $name already running (pid $(pid_of "$name"))"
     return
   fi
-  local args=(--http-addr "127.0.0.1:$port")
+  local args=(--http-addr "127.0.0.1:$port" "$@")
   if [[ "$bin" == edge ]]; then
     args+=(--public-url "ws://127.0.0.1:$port/gateway")
   fi
@@ -68,6 +69,7 @@ wait_ready() {
 
 up() {
   [[ -f "$STATE/env" ]] || { echo "natter: the stack is not up (deploy/stack.sh up)" >&2; exit 1; }
+  # shellcheck disable=SC1091
   set -a; source "$STATE/env"; set +a
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
@@ -85,18 +87,19 @@ up() {
     start_one $line
   done
   for line in "${SERVICES[@]}"; do
-    read -r name _ port <<<"$line"
+    read -r name _ port _ <<<"$line"
     wait_ready "$name" "$port"
   done
   echo "== Natter is up in $((SECONDS - started)) s"
-  echo "   Gateway: ws://127.0.0.1:8080/gateway (and :8090)   REST: http://127.0.0.1:8081/api/v1"
-  echo "   Open:    http://127.0.0.1:8081/livez   (the web client arrives with the web issue)"
+  echo "   Open:     http://127.0.0.1:8081/api/v1/openapi.json   (the REST API; the web client arrives with the web issue)"
+  echo "   REST:     http://127.0.0.1:8081/api/v1   (docs/API.md)"
+  echo "   Gateway:  ws://127.0.0.1:8080/gateway and ws://127.0.0.1:8090/gateway   (docs/PROTOCOL.md)"
 }
 
 down() {
   local line name pid
   for line in "${SERVICES[@]}"; do
-    read -r name _ _ <<<"$line"
+    read -r name _ <<<"$line"
     pid="$(pid_of "$name")"
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid"
@@ -111,7 +114,7 @@ down() {
 status() {
   local line name port
   for line in "${SERVICES[@]}"; do
-    read -r name _ port <<<"$line"
+    read -r name _ port _ <<<"$line"
     if alive "$name"; then
       if ready "$port"; then s=ready; else s="running, not ready"; fi
       printf '  %-10s %-19s pid %-7s http://127.0.0.1:%s\n' "$name" "$s" "$(pid_of "$name")" "$port"

@@ -59,21 +59,8 @@ pub struct Config {
           required = true, value_parser = SigningKey::load)]
     pub signing_keys: Vec<SigningKey>,
 
-    /// The `iss` claim of access tokens.
-    #[arg(
-        long = "token-issuer",
-        env = "NATTER_TOKEN_ISSUER",
-        default_value = "natter-auth"
-    )]
-    pub token_issuer: String,
-
-    /// The `aud` claim of access tokens; verifiers (edges) require the same value.
-    #[arg(
-        long = "token-audience",
-        env = "NATTER_TOKEN_AUDIENCE",
-        default_value = "natter"
-    )]
-    pub token_audience: String,
+    #[command(flatten)]
+    pub tokens: shared::tokens::TokenClaimsConfig,
 
     /// How long an access token is valid.
     #[arg(long = "access-token-ttl", env = "NATTER_ACCESS_TOKEN_TTL",

@@ -94,7 +94,7 @@ impl Auth {
         let auth_metrics = AuthMetrics::register(&metrics);
         let keys = KeyRing::new(config.signing_keys.clone());
         let verifier =
-            Verifier::from_jwks(&keys.jwks(), &config.token_audience, &config.token_issuer)?;
+            Verifier::from_jwks(&keys.jwks(), &config.tokens.audience, &config.tokens.issuer)?;
         let concurrency = config.hash_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         });
@@ -125,8 +125,8 @@ impl Auth {
             cache,
             limits: Arc::new(limits),
             settings: Arc::new(Settings {
-                token_issuer: config.token_issuer.clone(),
-                token_audience: config.token_audience.clone(),
+                token_issuer: config.tokens.issuer.clone(),
+                token_audience: config.tokens.audience.clone(),
                 access_token_ttl: config.access_token_ttl,
                 refresh_token_ttl: config.refresh_token_ttl,
                 trust_forwarded_for: config.trust_forwarded_for,

@@ -66,21 +66,8 @@ pub struct Config {
     )]
     pub auth_url: url::Url,
 
-    /// The `aud` claim access tokens must carry.
-    #[arg(
-        long = "token-audience",
-        env = "NATTER_TOKEN_AUDIENCE",
-        default_value = "natter"
-    )]
-    pub token_audience: String,
-
-    /// The `iss` claim access tokens must carry.
-    #[arg(
-        long = "token-issuer",
-        env = "NATTER_TOKEN_ISSUER",
-        default_value = "natter-auth"
-    )]
-    pub token_issuer: String,
+    #[command(flatten)]
+    pub tokens: shared::tokens::TokenClaimsConfig,
 
     /// Browser origins allowed to open a socket (comma separated). Clients that send no Origin
     /// (bots, scripts) are not browsers and are let through.
@@ -182,8 +169,8 @@ impl Edge {
         // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
         let verifier = Verifier::fetching_lazily(
             &directory.jwks_url(),
-            &config.token_audience,
-            &config.token_issuer,
+            &config.tokens.audience,
+            &config.tokens.issuer,
             Duration::from_secs(10),
         )?;
         let metrics = Metrics::new("edge");

@@ -1,5 +1,15 @@
-//! The load harness. Scenarios (idle, chat, fanout, persist, history, reconnect storm) arrive with
-//! the loadtest issue; until then the binary parses its arguments and says so.
+//! The load harness: real clients over real sockets against real edges. Each scenario is one
+//! command that prints a table and writes a JSON result.
+//!
+//! Scenarios so far: `idle` (hold connections; edge memory per connection). The loadtest issue
+//! adds chat, fanout, persist, history and the reconnect storm.
+
+// A command-line tool: its report is meant for stdout.
+#![allow(clippy::print_stdout)]
+
+mod client;
+mod idle;
+mod report;
 
 use std::process::ExitCode;
 
@@ -18,14 +28,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
-    /// Open many connections and hold them; report edge memory per connection.
-    Idle,
-    /// Channels of members sending at a fixed rate; report latency and loss.
-    Chat,
+    /// Open many connections, identify them, hold them; report edge memory per connection.
+    Idle(idle::Args),
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli: Cli = shared::config::parse();
-    eprintln!("loadtest: the {:?} scenario is not built yet", cli.scenario);
-    ExitCode::from(2)
+    let outcome = match cli.scenario {
+        Scenario::Idle(args) => idle::run(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

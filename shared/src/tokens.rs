@@ -77,6 +77,27 @@ struct Source {
     min_refetch_interval: Duration,
 }
 
+/// Who issues access tokens and for whom: the `iss` and `aud` claims. Auth signs with these and
+/// every verifier requires them, so both flatten this one group.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenClaimsConfig {
+    /// The `iss` claim of access tokens.
+    #[arg(
+        long = "token-issuer",
+        env = "NATTER_TOKEN_ISSUER",
+        default_value = "natter-auth"
+    )]
+    pub issuer: String,
+
+    /// The `aud` claim of access tokens.
+    #[arg(
+        long = "token-audience",
+        env = "NATTER_TOKEN_AUDIENCE",
+        default_value = "natter"
+    )]
+    pub audience: String,
+}
+
 /// Checks access tokens against a set of public keys.
 #[derive(Clone)]
 pub struct Verifier {

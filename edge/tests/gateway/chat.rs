@@ -106,3 +106,40 @@ async fn typing_reaches_the_other_members_once_per_five_seconds() {
     let next = bob_1.next().await.unwrap();
     assert_eq!(next["t"], "MESSAGE_CREATE", "{next}");
 }
+
+#[tokio::test]
+async fn signing_out_closes_that_sessions_sockets_on_every_edge_and_only_those() {
+    let world = World::start(2, &[]).await;
+    let ann = world.sign_up("ann").await;
+    // A second device signed in separately: its own session, which must stay open.
+    let (status, other) = world
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/sign-in",
+            None,
+            json!({"username": "ann", "password": "password of ann"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{other}");
+    let other_device = crate::support::User {
+        token: other["access_token"].as_str().unwrap().to_owned(),
+        ..ann.clone()
+    };
+    let room = world.channel(&ann, "room", &[]).await;
+    let mut phone = Client::connect(&world.gateway(0), &ann).await;
+    let mut laptop = Client::connect(&world.gateway(1), &other_device).await;
+
+    let (status, body) = world
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/sign-out",
+            Some(&ann.token),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    phone.next_event("SESSION_REVOKED").await;
+    assert_eq!(phone.closed().await, Some(4004));
+    // The other device's session was not signed out and still chats.
+    assert_eq!(laptop.send(room, "still in", "n-1").await["op"], 24);
+}

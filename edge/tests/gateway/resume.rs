@@ -161,3 +161,34 @@ async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_no
         "every acknowledged message exactly once, in order"
     );
 }
+
+#[tokio::test]
+async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_cleanly() {
+    let world = World::start(0, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let mut edge = EdgeProcess::start(&world, 13);
+    edge.ready().await;
+    let url = format!("ws://127.0.0.1:{}/gateway", edge.port);
+    let mut ann_1 = Client::connect(&url, &ann).await;
+
+    let term = Command::new("kill")
+        .args(["-TERM", &edge.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let reconnect = ann_1.next().await.expect("RECONNECT before the close");
+    assert_eq!(reconnect["op"], 7, "{reconnect}");
+    assert!(ann_1.closed().await.is_some());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = edge.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edge did not exit after draining"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,112 @@
+//! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub(crate) type Socket = WebSocketStream<TcpStream>;
+
+/// Signs up a fresh user through auth and returns its access token.
+pub(crate) async fn sign_up(auth: &url::Url, username: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::new()
+        .post(auth.join("/api/v1/auth/sign-up")?)
+        .json(&json!({"username": username, "password": format!("loadtest {username} password")}))
+        .send()
+        .await
+        .context("auth is unreachable")?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .context("auth answered something that is not JSON")?;
+    if !status.is_success() {
+        bail!("sign-up refused ({status}): {body}");
+    }
+    Ok(body["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned())
+}
+
+/// Opens a socket from `source` to `gateway` and identifies with `token`; returns after READY.
+pub(crate) async fn connect(
+    gateway: &url::Url,
+    source: IpAddr,
+    token: &str,
+) -> anyhow::Result<Socket> {
+    let host = gateway.host_str().context("the gateway URL has no host")?;
+    let port = gateway
+        .port_or_known_default()
+        .context("the gateway URL has no port")?;
+    let target: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .context("use an IP address in --gateway")?;
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::new(source, 0))?;
+    let stream = tcp.connect(target).await?;
+    // Small buffers: the harness holds as many sockets as the edges it measures.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (mut socket, _) =
+        tokio_tungstenite::client_async_with_config(gateway.as_str(), stream, Some(config)).await?;
+    expect_op(&mut socket, 10).await.context("no HELLO")?;
+    socket
+        .send(Message::Text(
+            json!({"op": 2, "d": {"token": token}}).to_string().into(),
+        ))
+        .await?;
+    let ready = expect_op(&mut socket, 0).await.context("no READY")?;
+    if ready["t"] != "READY" {
+        bail!("expected READY, got {ready}");
+    }
+    Ok(socket)
+}
+
+async fn expect_op(socket: &mut Socket, op: u64) -> anyhow::Result<Value> {
+    while let Some(message) = socket.next().await {
+        if let Message::Text(text) = message? {
+            let frame: Value = serde_json::from_str(&text)?;
+            if frame["op"] == op {
+                return Ok(frame);
+            }
+        }
+    }
+    bail!("the socket closed")
+}
+
+/// Holds a socket: heartbeats on time and reads (and drops) whatever arrives, until `stop`.
+pub(crate) async fn hold(
+    mut socket: Socket,
+    heartbeat: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = stop;
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let frame = json!({"op": 1, "d": null}).to_string();
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            message = socket.next() => {
+                if !matches!(message, Some(Ok(_))) {
+                    return;
+                }
+            }
+            _ = stop.changed() => {
+                let _ = socket.close(None).await;
+                return;
+            }
+        }
+    }
+}
