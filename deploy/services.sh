@@ -28,7 +28,7 @@ SERVICES=(
 
 pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
 alive() { local pid; pid="$(pid_of "$1")"; [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
-ready() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$1/readyz"; }
+ready() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$1/readyz" 2>/dev/null; }
 
 start_one() {
   local name="$1" bin="$2" port="$3"

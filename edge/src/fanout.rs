@@ -30,13 +30,25 @@ pub enum Topic {
 }
 
 /// One event on its way to sessions: decoded once (sessions inspect membership events) and
-/// encoded once as the frame every session sends.
+/// encoded once as the frame every session sends. One pointer wide, so a session's queue slots
+/// stay small and handing it to a session is one reference-count bump.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct Delivery(Arc<Encoded>);
+
+#[derive(Debug)]
+pub struct Encoded {
     /// The chat stream sequence of a stored event; `None` for typing, channel and inbox events.
     pub seq: Option<u64>,
-    pub event: Arc<Event>,
+    pub event: Event,
     pub frame: Utf8Bytes,
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = Encoded;
+
+    fn deref(&self) -> &Encoded {
+        &self.0
+    }
 }
 
 impl Delivery {
@@ -49,11 +61,11 @@ impl Delivery {
             s: seq,
             t: Some(event.name().to_owned()),
         };
-        Self {
+        Self(Arc::new(Encoded {
             seq,
-            event: Arc::new(event),
+            event,
             frame: Utf8Bytes::from(serde_json::to_string(&frame).expect("frames serialise")),
-        }
+        }))
     }
 
     /// Decodes a NATS message: the chat stream's republished events carry their stream sequence

@@ -21,6 +21,9 @@ use crate::state::EdgeState;
 
 /// Read buffer per socket. Tungstenite's default is 128 KiB per connection; client frames are at
 /// most 16 KiB and mostly tiny, and an idle edge holds tens of thousands of sockets.
+/// Measured here (docs/BENCHMARKS.md): 1 KiB saved about 3 KB per idle connection but made
+/// send-to-receive p90 jump from under 1 ms to over 50 ms at 500 messages/s, so 4 KiB it is until
+/// that is understood. Larger frames (to the 16 KiB limit) still arrive whole either way.
 const READ_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]

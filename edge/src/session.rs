@@ -91,13 +91,15 @@ impl Session {
             match frame {
                 ClientFrame::Heartbeat(_) => self.send_op(Opcode::HeartbeatAck, &()).await?,
                 ClientFrame::Identify(identify) => {
-                    let claims = self.authenticate(&identify.token).await?;
-                    self.start(&identify.token, &claims, None).await?;
+                    // Boxed: a future is as large as its largest await, and these (HTTP calls to
+                    // auth, the stream replay) would otherwise stay inside every idle session.
+                    let claims = Box::pin(self.authenticate(&identify.token)).await?;
+                    Box::pin(self.start(&identify.token, &claims, None)).await?;
                     break claims;
                 }
                 ClientFrame::Resume(resume) => {
-                    let claims = self.authenticate(&resume.token).await?;
-                    self.start(&resume.token, &claims, Some(resume.seq)).await?;
+                    let claims = Box::pin(self.authenticate(&resume.token)).await?;
+                    Box::pin(self.start(&resume.token, &claims, Some(resume.seq))).await?;
                     break claims;
                 }
                 _ => return Err(Some(CloseCode::NotAuthenticated)),
@@ -174,7 +176,7 @@ impl Session {
                     }
                 };
                 for delivery in replay {
-                    self.send_text(delivery.frame).await?;
+                    self.send_text(delivery.frame.clone()).await?;
                 }
                 self.dispatch(
                     "RESUMED",
@@ -204,7 +206,7 @@ impl Session {
                         ClientFrame::Identify(_) | ClientFrame::Resume(_) => {
                             return Err(Some(CloseCode::AlreadyAuthenticated));
                         }
-                        ClientFrame::MessageSend(send) => self.send_message(claims, send).await?,
+                        ClientFrame::MessageSend(send) => Box::pin(self.send_message(claims, send)).await?,
                         ClientFrame::TypingStart(typing) => {
                             if self.channels.contains(&typing.channel_id) {
                                 self.state.chat.typing(claims.sub, typing.channel_id).await;
@@ -249,7 +251,7 @@ impl Session {
             return Ok(());
         }
         let me = claims.sub;
-        match &*delivery.event {
+        match &delivery.event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
                 self.add_channel(channel.id).await?;
             }
@@ -259,14 +261,14 @@ impl Session {
             Event::ChannelMemberRemove(removed) if removed.user_id == me => {
                 self.remove_channel(removed.channel_id).await;
                 // The removed member is told, then hears nothing more of the channel.
-                return self.send_text(delivery.frame).await;
+                return self.send_text(delivery.frame.clone()).await;
             }
             Event::ChannelDelete(deleted) => {
                 self.remove_channel(deleted.channel_id).await;
-                return self.send_text(delivery.frame).await;
+                return self.send_text(delivery.frame.clone()).await;
             }
             Event::SessionRevoked(revoked) if revoked.session_id == claims.sid => {
-                self.send_text(delivery.frame).await?;
+                self.send_text(delivery.frame.clone()).await?;
                 return Err(Some(CloseCode::AuthenticationFailed));
             }
             _ => {}
@@ -275,7 +277,7 @@ impl Session {
         if crate::chat::channel_of(&delivery.event).is_some_and(|ch| !self.channels.contains(&ch)) {
             return Ok(());
         }
-        self.send_text(delivery.frame).await
+        self.send_text(delivery.frame.clone()).await
     }
 
     async fn add_channel(&mut self, channel: Snowflake) -> Step {

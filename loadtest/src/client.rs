@@ -50,6 +50,7 @@ pub(crate) async fn connect(
     let tcp = TcpSocket::new_v4()?;
     tcp.bind(SocketAddr::new(source, 0))?;
     let stream = tcp.connect(target).await?;
+    stream.set_nodelay(true)?;
     // Small buffers: the harness holds as many sockets as the edges it measures.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)

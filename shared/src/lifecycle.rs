@@ -126,7 +126,16 @@ impl HttpServer {
 
     /// Serves until `shutdown`, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        use axum::serve::ListenerExt;
+        // Small, interactive writes (gateway frames, short JSON answers) must not wait for the
+        // peer's delayed ACK (Nagle): measured here, it added one client send interval to every
+        // ACK frame on the gateway.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     }

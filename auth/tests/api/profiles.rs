@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::testing::RedisServer;
 
-use crate::support::{self, assert_error, id_of, next_event, no_more_events};
+use crate::support::{self, assert_error, id_of, next_event_named, no_more_events};
 
 #[tokio::test]
 async fn a_profile_update_shows_everywhere_and_invisible_looks_offline_to_others() {
@@ -41,11 +41,9 @@ async fn a_profile_update_shows_everywhere_and_invisible_looks_offline_to_others
     assert_eq!(me["display_name"], "Mia 🌙");
     assert_eq!(me["status"], "invisible");
 
-    let own = next_event(&mut mia_inbox).await;
-    assert_eq!(own["t"], "USER_UPDATE");
+    let own = next_event_named(&mut mia_inbox, "USER_UPDATE").await;
     assert_eq!(own["d"], me, "the owner's copy is their own view");
-    let public = next_event(&mut dm_events).await;
-    assert_eq!(public["t"], "USER_UPDATE");
+    let public = next_event_named(&mut dm_events, "USER_UPDATE").await;
     assert_eq!(public["d"]["status"], "offline");
     assert_eq!(public["d"]["avatar_url"], "https://cdn.example.com/mia.png");
     no_more_events(&mut mia_inbox).await;

@@ -207,6 +207,17 @@ pub(crate) async fn next_event(sub: &mut async_nats::Subscriber) -> Value {
     serde_json::from_slice(&message.payload).expect("events are JSON")
 }
 
+/// The next event named `t` on `sub`, skipping others: an event published just before the test
+/// subscribed (a client buffers its publishes) may still arrive first.
+pub(crate) async fn next_event_named(sub: &mut async_nats::Subscriber, t: &str) -> Value {
+    loop {
+        let event = next_event(sub).await;
+        if event["t"] == t {
+            return event;
+        }
+    }
+}
+
 /// Asserts nothing more arrives on `sub` for a moment.
 pub(crate) async fn no_more_events(sub: &mut async_nats::Subscriber) {
     if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(150), sub.next()).await {
