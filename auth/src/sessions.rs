@@ -47,23 +47,33 @@ pub async fn start(
     user: Snowflake,
     ttl: Duration,
 ) -> Result<RefreshToken, sqlx::Error> {
-    let refresh = RefreshToken::generate();
     let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO sessions (id, user_id) VALUES ($1, $2)")
         .bind(session_id.as_i64())
         .bind(user.as_i64())
         .execute(&mut *tx)
         .await?;
+    let refresh = issue_refresh(&mut tx, session_id, ttl).await?;
+    tx.commit().await?;
+    Ok(refresh)
+}
+
+/// Issues a new refresh token into a session (the one place a token row is written).
+async fn issue_refresh(
+    tx: &mut sqlx::PgConnection,
+    session: Snowflake,
+    ttl: Duration,
+) -> Result<RefreshToken, sqlx::Error> {
+    let refresh = RefreshToken::generate();
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
          VALUES ($1, $2, now() + $3 * interval '1 second')",
     )
     .bind(&refresh.hash)
-    .bind(session_id.as_i64())
+    .bind(session.as_i64())
     .bind(seconds(ttl))
-    .execute(&mut *tx)
+    .execute(tx)
     .await?;
-    tx.commit().await?;
     Ok(refresh)
 }
 
@@ -124,20 +134,11 @@ pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotat
         tx.commit().await?;
         return Ok(Rotation::Reused { user, session });
     }
-    let refresh = RefreshToken::generate();
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
         .bind(&presented_hash)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
-         VALUES ($1, $2, now() + $3 * interval '1 second')",
-    )
-    .bind(&refresh.hash)
-    .bind(session.as_i64())
-    .bind(seconds(ttl))
-    .execute(&mut *tx)
-    .await?;
+    let refresh = issue_refresh(&mut tx, session, ttl).await?;
     tx.commit().await?;
     Ok(Rotation::Rotated {
         user,

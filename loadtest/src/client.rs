@@ -12,6 +12,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub(crate) type Socket = WebSocketStream<TcpStream>;
 
+/// Where auth is: every scenario signs up its users there.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Auth {
+    /// Auth's base URL.
+    #[arg(long = "auth", default_value = "http://127.0.0.1:8081")]
+    pub(crate) url: url::Url,
+}
+
 /// Signs up a fresh user through auth and returns its access token.
 pub(crate) async fn sign_up(auth: &url::Url, username: &str) -> anyhow::Result<String> {
     let response = reqwest::Client::new()

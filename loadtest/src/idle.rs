@@ -15,9 +15,8 @@ use crate::{client, report};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Auth's base URL (for signing up the load user).
-    #[arg(long, default_value = "http://127.0.0.1:8081")]
-    auth: url::Url,
+    #[command(flatten)]
+    auth: client::Auth,
 
     /// Edge gateway URLs, comma separated; connections are spread evenly over them.
     #[arg(
@@ -83,7 +82,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         bail!("give at least one --gateway and one connection");
     }
     let username = format!("load_{}", std::process::id());
-    let token = client::sign_up(&args.auth, &username).await?;
+    let token = client::sign_up(&args.auth.url, &username).await?;
 
     let mut before = Vec::new();
     for gateway in &args.gateway {

@@ -18,9 +18,8 @@ use crate::{client, report};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Auth's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8081")]
-    auth: url::Url,
+    #[command(flatten)]
+    auth: client::Auth,
 
     /// Two gateway URLs: the sender connects to the first, the receiver to the last.
     #[arg(
@@ -105,12 +104,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     };
     let tag = std::process::id();
     let (sender_name, receiver_name) = (format!("lat_s_{tag}"), format!("lat_r_{tag}"));
-    let sender_token = client::sign_up(&args.auth, &sender_name).await?;
-    let receiver_token = client::sign_up(&args.auth, &receiver_name).await?;
+    let sender_token = client::sign_up(&args.auth.url, &sender_name).await?;
+    let receiver_token = client::sign_up(&args.auth.url, &receiver_name).await?;
     let http = reqwest::Client::new();
     let channel = call(
         &http,
-        &args.auth,
+        &args.auth.url,
         "/api/v1/channels",
         &sender_token,
         json!({"name": "latency"}),
@@ -119,7 +118,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let channel_id = channel["id"].as_str().context("no channel id")?.to_owned();
     call(
         &http,
-        &args.auth,
+        &args.auth.url,
         &format!("/api/v1/channels/{channel_id}/members"),
         &sender_token,
         json!({"username": receiver_name}),
