@@ -282,6 +282,6 @@ pub fn channel_of(event: &Event) -> Option<Snowflake> {
         Event::ChannelMemberRemove(r)
         | Event::ChannelModeratorAdd(r)
         | Event::ChannelModeratorRemove(r) => Some(r.channel_id),
-        Event::UserUpdate(_) | Event::SessionRevoked(_) => None,
+        Event::UserUpdate(_) | Event::SessionRevoked(_) | Event::PresenceUpdate(_) => None,
     }
 }

@@ -1,8 +1,8 @@
-//! Fan-out: one NATS subscription per topic (a channel, or a user's inbox) per edge, shared by
-//! every local session that needs it and dropped when the last one leaves. Each NATS message is
-//! decoded and encoded as a gateway frame once, then handed to every interested session's bounded
-//! queue; a session whose queue is full is kicked (closed with a resumable code) rather than
-//! buffered for, so one slow client never grows the edge's memory or delays the others.
+//! Fan-out: one NATS subscription per topic (a channel, a user's inbox, a user's presence) per
+//! edge, shared by every local session that needs it and dropped when the last one leaves. Each
+//! NATS message is decoded and encoded as a gateway frame once, then handed to every interested
+//! session's bounded queue; a session whose queue is full is kicked (closed with a resumable code)
+//! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,6 +27,8 @@ pub type SessionId = u64;
 pub enum Topic {
     Channel(Snowflake),
     User(Snowflake),
+    /// A user's presence as others see it (watched for co-members of small channels).
+    Presence(Snowflake),
 }
 
 /// One event on its way to sessions: decoded once (sessions inspect membership events) and
@@ -150,6 +152,7 @@ impl Hub {
         match topic {
             Topic::Channel(channel) => self.subjects.channel_all(channel),
             Topic::User(user) => self.subjects.user_inbox(user),
+            Topic::Presence(user) => self.subjects.presence(user),
         }
     }
 

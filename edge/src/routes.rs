@@ -1,6 +1,6 @@
 //! The edge's HTTP surface: the WebSocket upgrade at `/gateway`, and
 //! `POST /api/v1/channels/{id}/messages` for scripts and bots, which takes the same send path as
-//! a socket.
+//! a socket; `GET /api/v1/presences` (in `presence`).
 
 use std::sync::Arc;
 
@@ -36,6 +36,10 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
     Router::new()
         .route("/gateway", get(upgrade))
         .route("/api/v1/channels/{id}/messages", post(post_message))
+        .route(
+            "/api/v1/presences",
+            get(crate::presence::presences).with_state(Arc::clone(&state)),
+        )
         .with_state(Routes { state, sessions })
 }
 
@@ -167,6 +171,6 @@ fn not_found() -> Response {
     )
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     (status, axum::Json(ErrorBody::new(code, message))).into_response()
 }

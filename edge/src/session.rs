@@ -52,6 +52,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         topics: Vec::new(),
         channels: HashSet::new(),
         floor: 0,
+        presence: crate::presence::Watch::default(),
     };
     let Err(ending) = session.run().await;
     session.finish(ending).await;
@@ -72,6 +73,8 @@ struct Session {
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
+    /// Whose presence this session watches (co-members of its small channels).
+    presence: crate::presence::Watch,
 }
 
 impl Session {
@@ -153,6 +156,18 @@ impl Session {
             }
         };
         self.floor = head;
+        let (state, handle) = (&self.state, &self.handle);
+        let presences = (self.presence)
+            .start(
+                state,
+                self.id,
+                handle,
+                &user,
+                &channels,
+                resume_from.is_none(),
+            )
+            .await
+            .map_err(Some)?;
         match resume_from {
             None => {
                 let ready = Ready {
@@ -162,6 +177,7 @@ impl Session {
                     seq: head,
                     user,
                     channels,
+                    presences,
                 };
                 self.dispatch("READY", None, &ready).await
             }
@@ -207,6 +223,9 @@ impl Session {
                             return Err(Some(CloseCode::AlreadyAuthenticated));
                         }
                         ClientFrame::MessageSend(send) => Box::pin(self.send_message(claims, send)).await?,
+                        ClientFrame::PresenceUpdate(update) => {
+                            self.state.presence.set_status(self.id, update.status).await;
+                        }
                         ClientFrame::TypingStart(typing) => {
                             if self.channels.contains(&typing.channel_id) {
                                 self.state.chat.typing(claims.sub, typing.channel_id).await;
@@ -251,6 +270,11 @@ impl Session {
             return Ok(());
         }
         let me = claims.sub;
+        let (state, handle) = (&self.state, &self.handle);
+        (self.presence)
+            .apply(state, self.id, handle, &delivery.event)
+            .await
+            .map_err(Some)?;
         match &delivery.event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
                 self.add_channel(channel.id).await?;
@@ -354,6 +378,7 @@ impl Session {
         for topic in std::mem::take(&mut self.topics) {
             self.state.hub.leave(topic, self.id).await;
         }
+        self.presence.finish(&self.state, self.id).await;
         if let Some(code) = ending {
             self.state
                 .metrics
@@ -413,6 +438,8 @@ struct Ready {
     seq: u64,
     user: shared::api::users::User,
     channels: Vec<Channel>,
+    /// Co-members' presence (channels of at most `--presence-max-members` members, and DMs).
+    presences: Vec<shared::api::presence::Presence>,
 }
 
 #[derive(Serialize)]

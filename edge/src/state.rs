@@ -1,5 +1,6 @@
 //! What every connection and request handler of one edge shares.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
 use crate::metrics::EdgeMetrics;
+use crate::presence::Reporter;
 
 /// Per-connection limits and timings, from configuration.
 #[derive(Debug, Clone)]
@@ -45,6 +47,7 @@ pub struct EdgeState {
     pub verifier: Verifier,
     pub directory: Directory,
     pub metrics: EdgeMetrics,
+    pub presence: Arc<Reporter>,
     /// Cancelled when the edge starts draining: sessions ask their clients to reconnect elsewhere.
     pub draining: CancellationToken,
     next_session: AtomicU64,
@@ -58,6 +61,7 @@ impl EdgeState {
         verifier: Verifier,
         directory: Directory,
         metrics: EdgeMetrics,
+        presence: Arc<Reporter>,
     ) -> Self {
         Self {
             config,
@@ -66,6 +70,7 @@ impl EdgeState {
             verifier,
             directory,
             metrics,
+            presence,
             draining: CancellationToken::new(),
             next_session: AtomicU64::new(1),
         }

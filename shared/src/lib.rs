@@ -17,6 +17,7 @@ pub mod events;
 pub mod gateway;
 pub mod health;
 pub mod lifecycle;
+pub mod presence;
 pub mod snowflake;
 pub mod stream;
 pub mod subjects;
