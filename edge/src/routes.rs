@@ -26,6 +26,9 @@ use crate::state::EdgeState;
 /// that is understood. Larger frames (to the 16 KiB limit) still arrive whole either way.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// Unsent bytes one socket may hold (see `upgrade`).
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
 #[derive(Clone)]
 struct Routes {
     state: Arc<EdgeState>,
@@ -72,7 +75,10 @@ async fn upgrade(
     ws.read_buffer_size(READ_BUFFER)
         // Write each frame straight through instead of collecting 128 KiB first.
         .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
+        // Bounds what a client that does not read can hold, but must fit the largest single
+        // frame: tungstenite refuses a frame bigger than this outright, and READY (channels with
+        // their members, and co-members' presences) passes 64 KiB with a few 100-member channels.
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(state.config.max_frame_bytes)
         .max_frame_size(state.config.max_frame_bytes)
         .on_upgrade(move |socket| sessions.track_future(crate::session::serve(socket, state)))

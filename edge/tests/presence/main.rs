@@ -7,4 +7,5 @@ mod support;
 
 mod discovery;
 mod presence;
+mod ready;
 mod world;
