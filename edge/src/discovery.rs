@@ -50,6 +50,8 @@ pub async fn register(
         .queue_group(format!("edge-{id}"))
         .add(subjects.edge_discovery())
         .await?;
+    // Discoverable once built: the subscription must have reached the server.
+    nats.flush().await?;
     Ok(Registration {
         service,
         endpoint,
