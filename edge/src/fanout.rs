@@ -203,6 +203,28 @@ impl Hub {
     pub async fn topic_count(&self) -> usize {
         self.topics.lock().await.len()
     }
+
+    /// The users whose presence some local session watches.
+    pub async fn watched_users(&self) -> Vec<Snowflake> {
+        let topics = self.topics.lock().await;
+        topics
+            .keys()
+            .filter_map(|topic| match topic {
+                Topic::Presence(user) => Some(*user),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Hands an event made on this edge to every session of a topic, as if it had arrived on the
+    /// topic's subject (presence refreshes its watchers this way after a resync).
+    pub async fn deliver_local(&self, topic: Topic, delivery: &Delivery) {
+        let sessions = match self.topics.lock().await.get(&topic) {
+            Some(entry) => Arc::clone(&entry.sessions),
+            None => return,
+        };
+        hand_out(&sessions, delivery, &self.metrics);
+    }
 }
 
 fn write(
@@ -223,21 +245,26 @@ async fn deliver(
             continue;
         };
         let started = std::time::Instant::now();
-        let sessions = sessions
-            .read()
-            .expect("no code panics while holding the session map");
-        for handle in sessions.values() {
-            match handle.queue.try_send(delivery.clone()) {
-                Ok(()) => metrics.events_out.inc(),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics.slow_client_closes.inc();
-                    handle.kick.kick(CloseCode::SessionTimedOut);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
+        hand_out(&sessions, &delivery, &metrics);
         metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Queues one delivery to every session of a topic, kicking those whose queue is full.
+fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeMetrics) {
+    let sessions = sessions
+        .read()
+        .expect("no code panics while holding the session map");
+    for handle in sessions.values() {
+        match handle.queue.try_send(delivery.clone()) {
+            Ok(()) => metrics.events_out.inc(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.slow_client_closes.inc();
+                handle.kick.kick(CloseCode::SessionTimedOut);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }

@@ -283,7 +283,10 @@ impl Service for Edge {
         tokio::spawn(self.discovery.run(shutdown.clone()));
         // Heartbeats continue through the drain: the sessions still open are still online.
         let stopped = Shutdown::new();
-        tokio::spawn(Arc::clone(&self.state.presence).heartbeat(stopped.clone()));
+        tokio::spawn(presence::heartbeat(
+            Arc::clone(&self.state),
+            stopped.clone(),
+        ));
         let stop_listening = Shutdown::new();
         let server = tokio::spawn(self.http.serve(stop_listening.clone()));
         shutdown.cancelled().await;

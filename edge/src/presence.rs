@@ -31,7 +31,7 @@ use shared::presence::{
 };
 use shared::subjects::Subjects;
 
-use crate::fanout::{SessionHandle, SessionId, Topic};
+use crate::fanout::{Delivery, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
 
 /// Presence settings, from configuration.
@@ -158,38 +158,22 @@ impl Reporter {
         user_ids.into_iter().map(Presence::unknown).collect()
     }
 
-    /// Heartbeats until `shutdown`, resyncing whenever presence asks.
-    pub async fn heartbeat(self: Arc<Self>, shutdown: shared::lifecycle::Shutdown) {
-        let mut every = tokio::time::interval(self.settings.heartbeat);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            if self.beat().await {
-                self.resync().await;
-            }
-        }
-    }
-
-    /// One heartbeat; answers whether presence asked for a resync.
-    async fn beat(&self) -> bool {
+    /// One heartbeat: presence's answer (no resync when it did not answer; it asks next time).
+    pub async fn beat(&self) -> HeartbeatReply {
         let body = serde_json::to_vec(&Heartbeat { edge: self.edge }).expect("serialises");
         let asked = self
             .nats
             .request(self.subjects.presence_heartbeat(), body.into());
         match tokio::time::timeout(self.settings.heartbeat, asked).await {
-            Ok(Ok(reply)) => serde_json::from_slice::<HeartbeatReply>(&reply.payload)
-                .is_ok_and(|reply| reply.resync),
+            Ok(Ok(reply)) => serde_json::from_slice(&reply.payload).unwrap_or_default(),
             _ => {
                 tracing::debug!("presence did not answer a heartbeat");
-                false
+                HeartbeatReply::default()
             }
         }
     }
 
-    async fn resync(&self) {
+    pub async fn resync(&self) {
         let sessions: Vec<SessionEntry> = self.sessions().values().copied().collect();
         tracing::info!(
             sessions = sessions.len(),
@@ -208,6 +192,52 @@ impl Reporter {
             Ok(Ok(_))
         ) {
             tracing::debug!("presence did not confirm a resync; it will ask again");
+        }
+    }
+}
+
+/// Heartbeats until `shutdown`, resyncing whenever presence asks. When presence says it lost
+/// changes, then once resynced (and the other edges have had two heartbeats to resync too), the
+/// edge re-reads the presence of every user its sessions watch and delivers it to them: a change
+/// presence could not record (Redis was down) or lost (Redis came back empty) is corrected, and a
+/// user who left meanwhile shows offline at last.
+pub async fn heartbeat(state: Arc<EdgeState>, shutdown: shared::lifecycle::Shutdown) {
+    let reporter = &state.presence;
+    let period = reporter.settings.heartbeat;
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_at = None;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let reply = reporter.beat().await;
+        if reply.resync {
+            reporter.resync().await;
+            if reply.refresh {
+                refresh_at = Some(tokio::time::Instant::now() + period * 2);
+            }
+        } else if refresh_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+            refresh_at = None;
+            refresh_watchers(&state).await;
+        }
+    }
+}
+
+async fn refresh_watchers(state: &EdgeState) {
+    let users = state.hub.watched_users().await;
+    for chunk in users.chunks(MAX_QUERY_IDS) {
+        for presence in state.presence.query(chunk.to_vec()).await {
+            if presence.status == PresenceStatus::Unknown {
+                continue;
+            }
+            let user = presence.user_id;
+            let delivery = Delivery::new(None, Event::PresenceUpdate(presence.seen_by_others()));
+            state
+                .hub
+                .deliver_local(Topic::Presence(user), &delivery)
+                .await;
         }
     }
 }

@@ -155,10 +155,20 @@ impl Tracker {
         self.keep_edge(&mut pipe, edge);
         let result: RedisResult<(usize,)> = pipe.query_async(&mut self.redis).await;
         let Some((added,)) = self.noted(result) else {
-            return HeartbeatReply { resync: true };
+            return HeartbeatReply {
+                resync: true,
+                refresh: true,
+            };
         };
+        // An edge presence has synced before but no longer holds, or one synced before a failed
+        // write: changes were lost. An edge merely new to presence (or to this instance) is not.
+        let lost = self
+            .synced
+            .get(&edge)
+            .is_some_and(|at| added == 1 || *at != self.failures);
         HeartbeatReply {
-            resync: added == 1 || self.synced.get(&edge) != Some(&self.failures),
+            resync: lost || !self.synced.contains_key(&edge),
+            refresh: lost,
         }
     }
 

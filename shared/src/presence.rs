@@ -122,6 +122,10 @@ pub struct HeartbeatReply {
     /// Presence does not hold this edge's sessions (it is new to presence, or Redis lost or
     /// refused writes): send them all on `{p}.presence.sync`.
     pub resync: bool,
+    /// Presence lost or could not record changes (Redis restarted empty, or refused writes), so
+    /// what watchers were told may be stale: once resynced, re-read and redeliver what they watch.
+    #[serde(default)]
+    pub refresh: bool,
 }
 
 /// `{p}.presence.sync` request: every session an edge holds, replacing what presence had for it.

@@ -270,16 +270,20 @@ async fn with_redis_down_chat_goes_on_presence_says_unknown_and_recovers_when_it
     let _presence = start_presence(&world, &redis.url()).await;
     world.add_edge(1, EDGE).await;
     world.add_edge(2, EDGE).await;
-    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
-    let room = world.channel(&ann, "room", &[&bob]).await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob, &cat]).await;
     let edge = world.edges[0].port;
 
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
     let mut ann_1 = Client::connect(&world.gateway(1), &ann).await;
-    assert_eq!(
-        next_update(&mut bob_1, &ann, WAIT).await["status"],
-        "online"
-    );
+    let cat_1 = Client::connect(&world.gateway(1), &cat).await;
+    let seen = updates(&mut bob_1, Duration::from_millis(500)).await;
+    assert_eq!(statuses(&seen, &ann), ["online"]);
+    assert_eq!(statuses(&seen, &cat), ["online"]);
 
     redis.stop();
     // Chat does not notice.
@@ -297,14 +301,26 @@ async fn with_redis_down_chat_goes_on_presence_says_unknown_and_recovers_when_it
     .await;
     // New sessions still start.
     let bob_2 = Client::connect(&world.gateway(1), &bob).await;
-    assert_eq!(bob_2.ready["d"]["presences"][0]["status"], "unknown");
+    let unknown: Vec<&serde_json::Value> = bob_2.ready["d"]["presences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["status"])
+        .collect();
+    assert_eq!(unknown, ["unknown", "unknown"]);
+    // Cat leaves while presence cannot record it.
+    drop(cat_1);
 
-    // Redis returns empty; the edges resync and the truth is back.
+    // Redis returns empty; the edges resync, and what bob was shown is corrected.
     redis.resume().await;
     testing::eventually("presence to recover", Duration::from_secs(15), || async {
         (status_of(edge, &bob, &ann).await["status"] == "online").then_some(())
     })
     .await;
+    assert_eq!(status_of(edge, &bob, &cat).await["status"], "offline");
+    let cat_now = next_update(&mut bob_1, &cat, Duration::from_secs(10)).await;
+    assert_eq!(cat_now["status"], "offline", "{cat_now}");
+
     // Leaving is seen again (after any "online" the recovery itself republished).
     drop(ann_1);
     loop {
