@@ -218,23 +218,19 @@ async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdo
                     continue;
                 };
                 let reply = tracker.heartbeat(heartbeat.edge).await;
-                respond(&tracker_nats(&tracker), message.reply, &reply).await;
+                respond(&tracker.nats(), message.reply, &reply).await;
             }
             Some(message) = inputs.syncs.next() => {
                 match serde_json::from_slice::<Sync>(&message.payload) {
                     Ok(sync) => tracker.sync(sync).await,
                     Err(e) => tracing::warn!(error = %e, "undecodable presence sync"),
                 }
-                respond(&tracker_nats(&tracker), message.reply, &()).await;
+                respond(&tracker.nats(), message.reply, &()).await;
             }
             _ = sweep.tick() => tracker.sweep().await,
             () = shutdown.cancelled() => return,
         }
     }
-}
-
-fn tracker_nats(tracker: &Tracker) -> async_nats::Client {
-    tracker.nats()
 }
 
 /// Answers queries (read-only, so beside the tracker rather than queued behind it).

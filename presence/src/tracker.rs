@@ -60,6 +60,9 @@ pub struct Tracker {
     failures: u64,
     /// The `failures` count each edge last synced at.
     synced: HashMap<EdgeId, u64>,
+    /// No edge is declared dead before this: heartbeats could not be recorded while Redis failed,
+    /// so deadlines in Redis may have passed for edges that are alive.
+    trust_deadlines_after: std::time::Instant,
     metrics: PresenceMetrics,
 }
 
@@ -79,6 +82,7 @@ impl Tracker {
             settings,
             failures: 0,
             synced: HashMap::new(),
+            trust_deadlines_after: std::time::Instant::now(),
             metrics,
         }
     }
@@ -94,6 +98,7 @@ impl Tracker {
                 tracing::warn!(error = %e, "presence cannot write to Redis; edges will resync");
                 self.failures += 1;
                 self.metrics.redis_errors.inc();
+                self.trust_deadlines_after = std::time::Instant::now() + self.settings.expiry;
                 None
             }
         }
@@ -234,10 +239,13 @@ impl Tracker {
 
     async fn sweep_once(&mut self) -> RedisResult<()> {
         let now = now_ms();
-        let dead: Vec<String> = self
-            .redis
-            .zrangebyscore(&self.keys.edges, "-inf", now)
-            .await?;
+        let dead: Vec<String> = if std::time::Instant::now() < self.trust_deadlines_after {
+            Vec::new()
+        } else {
+            self.redis
+                .zrangebyscore(&self.keys.edges, "-inf", now)
+                .await?
+        };
         for edge in dead {
             let Ok(edge) = edge.parse::<Snowflake>() else {
                 let _: () = self.redis.zrem(&self.keys.edges, &edge).await?;
