@@ -3,7 +3,8 @@
 //! `{prefix}.edge.discover`. The endpoint sits in a queue group named after this instance's
 //! service id, so every live edge answers each request: auth gathers the answers and offers the
 //! least loaded. On drain the service stops at once (its subscriptions go with it), so a draining
-//! edge is never offered again; a killed edge's subscriptions die with its NATS connection.
+//! edge is never offered again. A killed or hung edge cannot answer, so it is not offered from the
+//! next request on, whenever NATS itself notices it is gone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
