@@ -131,6 +131,12 @@ pub struct Config {
     #[arg(long = "max-frame-bytes", env = "NATTER_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
     pub max_frame_bytes: usize,
 
+    /// Read buffer per socket, in bytes. Tungstenite's default is 128 KiB; client frames are at
+    /// most 16 KiB and mostly tiny, and an idle edge holds tens of thousands of sockets. Larger
+    /// frames still arrive whole. docs/BENCHMARKS.md has what each size costs and does to latency.
+    #[arg(long = "read-buffer-bytes", env = "NATTER_READ_BUFFER_BYTES", default_value_t = 4 * 1024)]
+    pub read_buffer_bytes: usize,
+
     /// Channels with more members than this get no pushed presence (clients ask
     /// `GET /api/v1/presences` when they open one); DMs always do.
     #[arg(
@@ -258,6 +264,7 @@ impl Edge {
                 session_queue: config.session_queue.max(1),
                 frames_per_minute: config.frames_per_minute,
                 max_frame_bytes: config.max_frame_bytes,
+                read_buffer_bytes: config.read_buffer_bytes.max(256),
                 allowed_origins: config.allowed_origins.clone(),
                 receipts_max_members: config.receipts_max_members,
             },

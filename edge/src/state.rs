@@ -28,6 +28,8 @@ pub struct GatewaySettings {
     pub frames_per_minute: u32,
     /// Largest client frame in bytes.
     pub max_frame_bytes: usize,
+    /// Read buffer per socket.
+    pub read_buffer_bytes: usize,
     /// Browser origins allowed to open a socket.
     pub allowed_origins: Vec<String>,
     /// Channels of up to this many members get read receipts (MESSAGE_ACK to every member).

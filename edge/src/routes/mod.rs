@@ -19,12 +19,6 @@ use tower_http::cors::CorsLayer;
 
 use crate::state::EdgeState;
 
-/// Read buffer per socket. Tungstenite's default is 128 KiB per connection; client frames are at
-/// most 16 KiB and mostly tiny, and an idle edge holds tens of thousands of sockets.
-/// Measured here (docs/BENCHMARKS.md): 1 KiB saved about 3 KB per idle connection but made
-/// send-to-receive p90 jump from under 1 ms to over 50 ms at 500 messages/s, so 4 KiB it is until
-/// that is understood. Larger frames (to the 16 KiB limit) still arrive whole either way.
-const READ_BUFFER: usize = 4 * 1024;
 
 /// Unsent bytes one socket may hold (see `upgrade`).
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
@@ -101,7 +95,7 @@ async fn upgrade(
         .into_response();
     }
     let Routes { state, sessions } = routes;
-    ws.read_buffer_size(READ_BUFFER)
+    ws.read_buffer_size(state.config.read_buffer_bytes)
         // Write each frame straight through instead of collecting 128 KiB first.
         .write_buffer_size(0)
         // Bounds what a client that does not read can hold, but must fit the largest single
