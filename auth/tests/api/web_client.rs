@@ -7,7 +7,11 @@ use crate::support::start_with;
 fn client_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(shared::testing::unique("web"));
     std::fs::create_dir_all(dir.join("assets")).unwrap();
-    std::fs::write(dir.join("index.html"), "<!doctype html><title>Natter</title>").unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><title>Natter</title>",
+    )
+    .unwrap();
     std::fs::write(dir.join("assets/app.js"), "console.log('hi')").unwrap();
     dir
 }
