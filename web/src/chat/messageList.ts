@@ -23,6 +23,8 @@ export interface MessageList {
   hasOlder: boolean;
   /** Ids deleted while this list was held: a late create or page must not revive them. */
   deleted: ReadonlySet<string>;
+  /** The last history request failed (the list still takes live messages); offer a retry. */
+  historyFailed?: boolean;
 }
 
 export const emptyList = (hasOlder = true): MessageList => ({

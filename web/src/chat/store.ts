@@ -354,21 +354,39 @@ export class Chat {
     }
   }
 
-  /** The query function for a channel's messages: its latest page, merged with what is held. */
+  /**
+   * The query function for a channel's messages: its latest page, merged with what is held. When
+   * history cannot be reached the list still exists, so live messages land in it, and it says so.
+   */
   async loadLatest(channelId: string): Promise<MessageList> {
-    const messages = await this.page(channelId, `limit=${PAGE}`);
-    const held = this.qc.getQueryData<MessageList>(keys.messages(channelId)) ?? emptyList(messages !== null);
-    if (messages === null) return { ...held, hasOlder: false };
-    return mergeOlder(held, messages, PAGE);
+    const held = () => this.qc.getQueryData<MessageList>(keys.messages(channelId)) ?? emptyList();
+    let messages: Message[] | null;
+    try {
+      messages = await this.page(channelId, `limit=${PAGE}`);
+    } catch {
+      return { ...held(), historyFailed: true };
+    }
+    if (messages === null) return { ...held(), hasOlder: false, historyFailed: false };
+    return { ...mergeOlder(held(), messages, PAGE), historyFailed: false };
   }
 
   async loadOlder(channelId: string): Promise<void> {
     const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
     if (!list || !list.hasOlder) return;
     const first = firstConfirmed(list);
-    const messages = await this.page(channelId, first ? `before=${first.id}&limit=${PAGE}` : `limit=${PAGE}`);
+    let messages: Message[] | null;
+    try {
+      messages = await this.page(channelId, first ? `before=${first.id}&limit=${PAGE}` : `limit=${PAGE}`);
+    } catch {
+      this.patchList(channelId, (l) => ({ ...l, historyFailed: true }));
+      return;
+    }
     this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
-      l ? (messages === null ? { ...l, hasOlder: false } : mergeOlder(l, messages, PAGE)) : l,
+      l
+        ? messages === null
+          ? { ...l, hasOlder: false, historyFailed: false }
+          : { ...mergeOlder(l, messages, PAGE), historyFailed: false }
+        : l,
     );
   }
 
@@ -430,6 +448,7 @@ export class Chat {
 
   send(channelId: string, content: string) {
     const nonce = newNonce();
+    this.lastTyping.delete(channelId);
     this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
       addPending(l ?? emptyList(), { nonce, channel_id: channelId, author_id: this.me.id, content }),
     );
@@ -446,7 +465,7 @@ export class Chat {
     this.patchList(channelId, (l) => discardPending(l, nonce));
   }
 
-  private async deliver(channelId: string, content: string, nonce: string) {
+  private async deliver(channelId: string, content: string, nonce: string, attempt = 0) {
     try {
       const ack = await this.gateway.request<{ message: Message }>(Op.MessageSend, {
         channel_id: channelId,
@@ -455,28 +474,30 @@ export class Chat {
       });
       this.onMessage({ ...ack.message, nonce });
     } catch (e) {
-      if (e instanceof RequestError && e.code === 'superseded') return;
-      if (!(e instanceof RequestError) || e.code !== 'timeout') this.gateway.forget(nonce);
+      const code = e instanceof RequestError ? e.code : 'error';
+      if (code === 'superseded') return;
+      // Worth trying again by itself, with the same nonce: the store was briefly unavailable, the
+      // channel was made a moment ago and this edge has not heard of it yet, or we went too fast.
+      if (['unavailable', 'unknown_channel', 'rate_limited'].includes(code) && attempt < 3) {
+        setTimeout(() => void this.deliver(channelId, content, nonce, attempt + 1), 1000 * 2 ** attempt);
+        return;
+      }
+      if (code !== 'timeout') this.gateway.forget(nonce);
       this.patchList(channelId, (l) => markFailed(l, nonce));
     }
   }
 
+  /** Edits go to the edge's REST route; MESSAGE_UPDATE then reaches every session. */
   async edit(channelId: string, messageId: string, content: string) {
-    const ack = await this.gateway.request<{ message: Message }>(Op.MessageEdit, {
-      channel_id: channelId,
-      message_id: messageId,
-      content,
-      nonce: newNonce(),
+    const m = await this.edgeCall<Message>(`/api/v1/channels/${channelId}/messages/${messageId}`, {
+      method: 'PATCH',
+      body: { content },
     });
-    if (ack?.message) this.patchList(channelId, (l) => applyEdit(l, ack.message));
+    if (m) this.patchList(channelId, (l) => applyEdit(l, m));
   }
 
   async remove(channelId: string, messageId: string) {
-    await this.gateway.request(Op.MessageDelete, {
-      channel_id: channelId,
-      message_id: messageId,
-      nonce: newNonce(),
-    });
+    await this.edgeCall(`/api/v1/channels/${channelId}/messages/${messageId}`, { method: 'DELETE' });
     this.patchList(channelId, (l) => applyDelete(l, messageId));
   }
 

@@ -82,13 +82,13 @@ export function MessageList({ channel }: { channel: Channel }) {
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
     if (atBottom.current) chat.markRead(channel.id);
-    if (el.scrollTop < NEAR_TOP_PX) void loadOlder();
+    if (el.scrollTop < NEAR_TOP_PX && !list?.historyFailed) void loadOlder();
   };
 
   // A short first page may not fill the screen: keep loading until it does or history ends.
   useEffect(() => {
     const el = scrollRef.current;
-    if (el && list?.hasOlder && el.scrollHeight <= el.clientHeight + NEAR_TOP_PX) void loadOlder();
+    if (el && list?.hasOlder && !list.historyFailed && el.scrollHeight <= el.clientHeight + NEAR_TOP_PX) void loadOlder();
   }, [list, loadOlder]);
 
   const newest = list ? lastConfirmed(list) : undefined;
@@ -105,9 +105,12 @@ export function MessageList({ channel }: { channel: Channel }) {
     >
       <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
       <div className="messages-start">
-        {isError ? (
+        {isError || list?.historyFailed ? (
           <p className="form-error">
-            Could not load messages. <button onClick={() => void refetch()}>Try again</button>
+            Could not load earlier messages.{' '}
+            <button className="link" onClick={() => void (list ? chat.loadOlder(channel.id) : refetch())}>
+              Try again
+            </button>
           </p>
         ) : !list ? (
           <p className="muted">Loading messages…</p>
@@ -124,7 +127,7 @@ export function MessageList({ channel }: { channel: Channel }) {
               key={v.key}
               data-index={v.index}
               ref={virtualizer.measureElement}
-              className="row"
+              className="vrow"
               style={{ transform: `translateY(${v.start}px)` }}
             >
               {row.kind === 'day' ? (
