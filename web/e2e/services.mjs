@@ -56,9 +56,10 @@ export function buildServices() {
   });
 }
 
-/** `npm run build` unless the client is already built (NATTER_E2E_NO_BUILD skips it too). */
+/** `npm run build`, unless the caller built it (NATTER_E2E_CLIENT_BUILT or NATTER_E2E_NO_BUILD). */
 export function buildClient() {
-  if (process.env.NATTER_E2E_NO_BUILD && existsSync(join(WEB, 'dist', 'index.html'))) return;
+  const built = process.env.NATTER_E2E_CLIENT_BUILT || process.env.NATTER_E2E_NO_BUILD;
+  if (built && existsSync(join(WEB, 'dist', 'index.html'))) return;
   execFileSync('npm', ['run', 'build'], { cwd: WEB, stdio: 'inherit' });
 }
 

@@ -1,3 +1,4 @@
+import { ChatIcon } from './icons';
 import { useState, type FormEvent } from 'react';
 import { anonymous, ApiError } from '../api/rest';
 import type { Tokens } from '../api/types';
@@ -46,7 +47,7 @@ export function AuthScreen() {
     <main className="auth">
       <form className="auth-card" onSubmit={submit} aria-labelledby="auth-title">
         <div className="brand" aria-hidden="true">
-          💬
+          <ChatIcon />
         </div>
         <h1 id="auth-title">{signUp ? 'Create an account' : 'Welcome back'}</h1>
         <p className="muted">{signUp ? 'Join Natter in a few seconds.' : 'Sign in to Natter.'}</p>

@@ -1,3 +1,4 @@
+import { GearIcon, MenuIcon, PeopleIcon } from './icons';
 import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { useChat, useTyping, useUsers } from '../chat/hooks';
@@ -27,7 +28,7 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
     <div className={`channel ${membersOpen ? 'members-open' : ''}`}>
       <header className="channel-header">
         <button className="icon menu-button" aria-label="Show channels" onClick={onMenu}>
-          ☰
+          <MenuIcon />
         </button>
         <h1 className="channel-title">
           <span className="hash" aria-hidden="true">
@@ -43,11 +44,11 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
             aria-pressed={membersOpen}
             onClick={() => setMembersOpen((o) => !o)}
           >
-            👥
+            <PeopleIcon />
           </button>
           {channel.kind === 'group' && (
             <button className="icon" aria-label="Channel settings" onClick={() => setSettingsOpen(true)}>
-              ⚙
+              <GearIcon />
             </button>
           )}
         </div>

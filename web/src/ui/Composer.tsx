@@ -1,3 +1,4 @@
+import { SendIcon } from './icons';
 import { useRef, useState, type KeyboardEvent } from 'react';
 import { useChat } from '../chat/hooks';
 
@@ -54,7 +55,7 @@ export function Composer({ channelId, label }: { channelId: string; label: strin
         </span>
       )}
       <button type="submit" className="send" aria-label="Send" disabled={!text.trim() || over}>
-        ➤
+        <SendIcon />
       </button>
     </form>
   );

@@ -1,3 +1,4 @@
+import { CloseIcon } from './icons';
 // A dialog on the native <dialog> element: it traps focus, closes on Escape and returns focus to
 // what opened it, with no library.
 import { useEffect, useRef, type ReactNode } from 'react';
@@ -14,7 +15,7 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
       <header>
         <h2 id="modal-title">{title}</h2>
         <button className="icon" aria-label="Close" onClick={onClose}>
-          ✕
+          <CloseIcon />
         </button>
       </header>
       {children}

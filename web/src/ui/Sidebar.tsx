@@ -1,3 +1,4 @@
+import { GearIcon, PlusIcon } from './icons';
 import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { session } from '../auth/session';
@@ -62,7 +63,7 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
           <div className="section-head">
             <h2 id="channels-heading">Channels</h2>
             <button className="icon" aria-label="Create a channel" onClick={() => setDialog('channel')}>
-              +
+              <PlusIcon />
             </button>
           </div>
           <ul>{groups.map(item)}</ul>
@@ -72,7 +73,7 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
           <div className="section-head">
             <h2 id="dms-heading">Direct messages</h2>
             <button className="icon" aria-label="Start a direct message" onClick={() => setDialog('dm')}>
-              +
+              <PlusIcon />
             </button>
           </div>
           <ul>{dms.map(item)}</ul>
@@ -85,7 +86,7 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
           <span className="muted small">{statusLabel(me.status)}</span>
         </div>
         <button className="icon" aria-label="Profile and settings" onClick={() => setDialog('profile')}>
-          ⚙
+          <GearIcon />
         </button>
       </div>
       {dialog === 'channel' && (
