@@ -1,27 +1,34 @@
 //! The chat path. A send becomes a stored event in the chat stream and is acknowledged only once
 //! JetStream has it; the stream republishes it to the channel's subject, which is how every edge,
-//! this one included, delivers it. Typing goes over core NATS and is never stored.
+//! this one included, delivers it. Edits and deletes take the same path, so every copy of the
+//! channel (live sessions, resumes, the store) sees a message's events in one order. Typing and
+//! read markers go over core NATS and are not stored in the stream.
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::{self, consumer, message::PublishMessage};
-use futures::StreamExt;
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use shared::api::messages::{Message, MessageContent, Nonce, Typing};
-use shared::events::Event;
-use shared::gateway::MessageSend;
+use shared::events::{Event, MessageRef, ReadState};
+use shared::gateway::{MessageEdit, MessageSend};
 use shared::subjects::Subjects;
 use shared::{Snowflake, SnowflakeGenerator};
 
-use crate::fanout::Delivery;
+use crate::history::History;
 use crate::metrics::EdgeMetrics;
 
-/// Why a send was refused. The session answers with an ERROR frame and stays open.
+/// Why a send, edit or delete was refused. The session answers with an ERROR frame and stays open.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub enum ChatError {
     #[error("unknown channel")]
     UnknownChannel,
+    #[error("unknown message")]
+    UnknownMessage,
+    #[error(
+        "only the author may edit a message; the author, the owner or a moderator may delete it"
+    )]
+    Forbidden,
     #[error("{0}")]
     InvalidContent(String),
     #[error("the nonce must be at most 64 characters")]
@@ -30,38 +37,24 @@ pub enum SendError {
     RateLimited,
     #[error("the message could not be stored; send it again with the same nonce")]
     Unavailable,
+    #[error("message history is unavailable right now; try again")]
+    HistoryUnavailable,
 }
 
-impl SendError {
+impl ChatError {
     /// The stable machine code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownChannel => "unknown_channel",
+            Self::UnknownMessage => "unknown_message",
+            Self::Forbidden => "forbidden",
             Self::InvalidContent(_) => "invalid_content",
             Self::InvalidNonce => "invalid_nonce",
             Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable | Self::HistoryUnavailable => "unavailable",
         }
     }
 }
-
-/// Why a resume cannot be served from the stream.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("the stream no longer holds sequence {0}")]
-    TooOld(u64),
-    #[error("more than {0} events were missed")]
-    TooMany(usize),
-    #[error("JetStream: {0}")]
-    JetStream(String),
-}
-
-fn js_error(e: impl std::fmt::Display) -> ReplayError {
-    ReplayError::JetStream(e.to_string())
-}
-
-/// The most events a resume replays; a client further behind identifies anew and reads history.
-const MAX_REPLAY: usize = 10_000;
 
 pub struct Chat {
     nats: async_nats::Client,
@@ -102,17 +95,17 @@ impl Chat {
 
     /// Stores a message and returns it once JetStream has acknowledged it. The caller has checked
     /// that the author is a member. A retry with the same nonce returns the message stored first.
-    pub async fn send(&self, author: Snowflake, send: MessageSend) -> Result<Message, SendError> {
-        let content = MessageContent::parse(&send.content).map_err(SendError::InvalidContent)?;
+    pub async fn send(&self, author: Snowflake, send: MessageSend) -> Result<Message, ChatError> {
+        let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
         let nonce = send
             .nonce
             .as_deref()
             .map(Nonce::parse)
             .transpose()
-            .map_err(|_| SendError::InvalidNonce)?;
+            .map_err(|_| ChatError::InvalidNonce)?;
         let channel = send.channel_id;
         if self.sends.check_key(&(author, channel)).is_err() {
-            return Err(SendError::RateLimited);
+            return Err(ChatError::RateLimited);
         }
         let message = Message {
             id: self.ids.next_id(),
@@ -122,11 +115,77 @@ impl Chat {
             nonce: nonce.as_ref().map(|n| n.as_str().to_owned()),
             edited_at: None,
         };
-        let mut publish =
-            PublishMessage::build().payload(Event::MessageCreate(message.clone()).to_json().into());
-        if let Some(nonce) = &nonce {
-            // JetStream drops a second publish with this id inside its duplicate window.
-            publish = publish.message_id(format!("{channel}:{author}:{}", nonce.as_str()));
+        // JetStream drops a second publish with this id inside its duplicate window.
+        let dedupe = nonce
+            .as_ref()
+            .map(|nonce| format!("{channel}:{author}:{}", nonce.as_str()));
+        let ack = self
+            .store_event(channel, &Event::MessageCreate(message.clone()), dedupe)
+            .await?;
+        if ack.duplicate {
+            return self.stored_message(ack.sequence).await;
+        }
+        Ok(message)
+    }
+
+    /// Replaces the content of the editor's own message.
+    pub async fn edit(
+        &self,
+        editor: Snowflake,
+        edit: MessageEdit,
+        history: &History,
+    ) -> Result<Message, ChatError> {
+        let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
+        let channel = edit.channel_id;
+        let current = find(history, channel, edit.message_id).await?;
+        if current.author_id != editor {
+            return Err(ChatError::Forbidden);
+        }
+        if self.sends.check_key(&(editor, channel)).is_err() {
+            return Err(ChatError::RateLimited);
+        }
+        let edited = Message {
+            content: content.into(),
+            edited_at: Some(unix_ms()),
+            nonce: None,
+            ..current
+        };
+        self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
+            .await?;
+        Ok(edited)
+    }
+
+    /// Deletes a message: the author's own, or any in a channel the actor owns or moderates.
+    pub async fn delete(
+        &self,
+        actor: Snowflake,
+        channel: Snowflake,
+        id: Snowflake,
+        moderates: bool,
+        history: &History,
+    ) -> Result<(), ChatError> {
+        let current = find(history, channel, id).await?;
+        if current.author_id != actor && !moderates {
+            return Err(ChatError::Forbidden);
+        }
+        let event = Event::MessageDelete(MessageRef {
+            id,
+            channel_id: channel,
+        });
+        self.store_event(channel, &event, None).await?;
+        Ok(())
+    }
+
+    /// Stores an event in the chat stream and waits for JetStream's acknowledgement.
+    async fn store_event(
+        &self,
+        channel: Snowflake,
+        event: &Event,
+        dedupe: Option<String>,
+    ) -> Result<PublishAck, ChatError> {
+        let mut publish = PublishMessage::build().payload(event.to_json().into());
+        if let Some(id) = dedupe {
+            publish = publish.message_id(id);
         }
         let started = Instant::now();
         let ack = async {
@@ -137,20 +196,17 @@ impl Chat {
         }
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, "JetStream did not acknowledge a send");
-            SendError::Unavailable
+            tracing::warn!(error = %e, "JetStream did not acknowledge a chat event");
+            ChatError::Unavailable
         })?;
         self.metrics
             .send_seconds
             .observe(started.elapsed().as_secs_f64());
-        if ack.duplicate {
-            return self.stored_message(ack.sequence).await;
-        }
-        Ok(message)
+        Ok(ack)
     }
 
     /// The message a stream sequence holds (for answering a retried send with the original).
-    async fn stored_message(&self, sequence: u64) -> Result<Message, SendError> {
+    async fn stored_message(&self, sequence: u64) -> Result<Message, ChatError> {
         let stored = async {
             let stream = self
                 .js
@@ -163,7 +219,22 @@ impl Chat {
                 _ => None,
             }
         };
-        stored.await.ok_or(SendError::Unavailable)
+        stored.await.ok_or(ChatError::Unavailable)
+    }
+
+    /// Tells a channel that `user` has read it up to `message`: on the channel's subject when it
+    /// is small enough for read receipts (every member sees them), else only in the user's inbox
+    /// (their other devices clear the badge).
+    pub async fn read(&self, read: ReadState, receipts: bool) {
+        let subject = if receipts {
+            self.subjects.channel_reads(read.channel_id)
+        } else {
+            self.subjects.user_inbox(read.user_id)
+        };
+        let event = Event::MessageAck(read);
+        if let Err(e) = self.nats.publish(subject, event.to_json().into()).await {
+            tracing::debug!(error = %e, "read marker not published");
+        }
     }
 
     /// Tells a channel that `user` is typing, at most once per user and channel per 5 seconds.
@@ -174,114 +245,29 @@ impl Chat {
         let event = Event::TypingStart(Typing {
             channel_id: channel,
             user_id: user,
-            timestamp: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            timestamp: unix_ms() / 1000,
         });
         let subject = self.subjects.channel_typing(channel);
         if let Err(e) = self.nats.publish(subject, event.to_json().into()).await {
             tracing::debug!(error = %e, "typing notice not published");
         }
     }
-
-    /// The chat stream's last sequence: where a new session's live delivery begins.
-    pub async fn last_sequence(&self) -> Result<u64, ReplayError> {
-        let mut stream = self
-            .js
-            .get_stream(self.subjects.chat_stream_name())
-            .await
-            .map_err(js_error)?;
-        Ok(stream.info().await.map_err(js_error)?.state.last_sequence)
-    }
-
-    /// Every stored event of `channels` after `after` up to and including `head`, in order.
-    pub async fn replay(
-        &self,
-        channels: &[Snowflake],
-        after: u64,
-        head: u64,
-    ) -> Result<Vec<Delivery>, ReplayError> {
-        if channels.is_empty() || after >= head {
-            return Ok(Vec::new());
-        }
-        let mut stream = self
-            .js
-            .get_stream(self.subjects.chat_stream_name())
-            .await
-            .map_err(js_error)?;
-        let first = stream.info().await.map_err(js_error)?.state.first_sequence;
-        if after + 1 < first {
-            return Err(ReplayError::TooOld(after));
-        }
-        let consumer = stream
-            .create_consumer(consumer::pull::Config {
-                filter_subjects: channels
-                    .iter()
-                    .map(|&ch| self.subjects.chat_intake(ch))
-                    .collect(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(30),
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(js_error)?;
-        let mut replay = Vec::new();
-        if consumer.cached_info().num_pending == 0 {
-            let _ = stream.delete_consumer(&consumer.cached_info().name).await;
-            return Ok(replay);
-        }
-        'fetching: loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(512)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(js_error)?;
-            let mut got_any = false;
-            while let Some(message) = batch.next().await {
-                let message = message.map_err(js_error)?;
-                let info = message.info().map_err(js_error)?;
-                let (seq, pending) = (info.stream_sequence, info.pending);
-                got_any = true;
-                if seq > head {
-                    break 'fetching;
-                }
-                if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                    replay.push(Delivery::new(Some(seq), event));
-                }
-                if replay.len() > MAX_REPLAY {
-                    return Err(ReplayError::TooMany(MAX_REPLAY));
-                }
-                if seq == head || pending == 0 {
-                    break 'fetching;
-                }
-            }
-            if !got_any {
-                break;
-            }
-        }
-        let name = consumer.cached_info().name.clone();
-        let _ = stream.delete_consumer(&name).await;
-        Ok(replay)
-    }
 }
 
-/// The channel an event is about, if any.
-pub fn channel_of(event: &Event) -> Option<Snowflake> {
-    match event {
-        Event::MessageCreate(message) => Some(message.channel_id),
-        Event::TypingStart(typing) => Some(typing.channel_id),
-        Event::ChannelCreate(channel) | Event::ChannelUpdate(channel) => Some(channel.id),
-        Event::ChannelDelete(r) => Some(r.channel_id),
-        Event::ChannelMemberAdd(added) => Some(added.channel_id),
-        Event::ChannelMemberRemove(r)
-        | Event::ChannelModeratorAdd(r)
-        | Event::ChannelModeratorRemove(r) => Some(r.channel_id),
-        Event::UserUpdate(_) | Event::SessionRevoked(_) => None,
-    }
+/// A message of `channel` that history knows.
+async fn find(history: &History, channel: Snowflake, id: Snowflake) -> Result<Message, ChatError> {
+    history
+        .message(channel, id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot look a message up");
+            ChatError::HistoryUnavailable
+        })?
+        .ok_or(ChatError::UnknownMessage)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

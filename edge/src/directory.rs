@@ -45,6 +45,11 @@ impl Directory {
         self.get(token, "/api/v1/users/@me/channels").await
     }
 
+    /// Anyone's public profile, by id.
+    pub async fn user(&self, token: &str, id: shared::Snowflake) -> Result<User, DirectoryError> {
+        self.get(token, &format!("/api/v1/users/{id}")).await
+    }
+
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,

@@ -3,19 +3,24 @@
 //!
 //! - [`session`]: one client connection, HELLO to close.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
-//! - [`chat`]: sends into the chat stream, typing, and the replay a resume needs.
+//! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
+//! - [`backlog`]: reading the stream back (a resume's replay; events not yet in the store).
+//! - [`history`]: history pages, read markers and unread counts from the store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: answering auth's "which edge should a client use".
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+pub mod backlog;
 pub mod chat;
 pub mod directory;
 pub mod discovery;
 pub mod fanout;
+pub mod history;
 pub mod metrics;
 pub mod routes;
 pub mod session;
@@ -29,11 +34,14 @@ use shared::stream::ChatStreamConfig;
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
 use shared::tokens::Verifier;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backlog::Backlog;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::Hub;
+use crate::history::History;
 use crate::metrics::EdgeMetrics;
 use crate::state::{EdgeState, GatewaySettings};
 
@@ -124,6 +132,22 @@ pub struct Config {
           value_parser = shared::config::duration)]
     pub drain_timeout: Duration,
 
+    /// Channels of up to this many members show read receipts to every member.
+    #[arg(
+        long = "receipts-max-members",
+        env = "NATTER_RECEIPTS_MAX_MEMBERS",
+        default_value_t = 25
+    )]
+    pub receipts_max_members: usize,
+
+    /// How long one read of the message store may take.
+    #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "2s",
+          value_parser = shared::config::duration)]
+    pub cql_request_timeout: Duration,
+
+    #[command(flatten)]
+    pub cql: shared::cql::CqlConfig,
+
     #[command(flatten)]
     pub nats: NatsConfig,
 
@@ -165,6 +189,7 @@ impl Edge {
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
 
+        let backlog = Backlog::new(nats.clone(), subjects.clone());
         let directory = Directory::new(&config.auth_url);
         // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
         let verifier = Verifier::fetching_lazily(
@@ -177,8 +202,8 @@ impl Edge {
         let edge_metrics = EdgeMetrics::new(&metrics);
         let ids = shared::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
-        let state = Arc::new(EdgeState::new(
-            GatewaySettings {
+        let state = Arc::new(EdgeState {
+            config: GatewaySettings {
                 heartbeat_interval: config.heartbeat_interval,
                 identify_timeout: config.identify_timeout,
                 write_timeout: config.write_timeout,
@@ -186,19 +211,24 @@ impl Edge {
                 frames_per_minute: config.frames_per_minute,
                 max_frame_bytes: config.max_frame_bytes,
                 allowed_origins: config.allowed_origins.clone(),
+                receipts_max_members: config.receipts_max_members,
             },
-            Hub::new(nats.clone(), subjects.clone(), edge_metrics.clone()),
-            Chat::new(
+            hub: Hub::new(nats.clone(), subjects.clone(), edge_metrics.clone()),
+            chat: Chat::new(
                 nats.clone(),
                 subjects.clone(),
                 ids,
                 edge_metrics.clone(),
                 config.send_rate.quota(),
             ),
+            backlog: backlog.clone(),
+            history: History::connect(config.cql.clone(), config.cql_request_timeout, backlog),
             verifier,
             directory,
-            edge_metrics,
-        ));
+            metrics: edge_metrics,
+            draining: CancellationToken::new(),
+            next_session: AtomicU64::new(1),
+        });
         let sessions = TaskTracker::new();
 
         let readiness = Readiness::new().with_nats(nats.clone());

@@ -20,13 +20,17 @@ use serde::Serialize;
 use shared::Snowflake;
 use shared::api::channels::Channel;
 use shared::events::Event;
-use shared::gateway::{ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageSend, Opcode};
+use shared::gateway::{
+    ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageDelete, MessageEdit, MessageSend,
+    Opcode,
+};
 use shared::tokens::AccessClaims;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::chat::SendError;
+use crate::chat::ChatError;
 use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
+use crate::history::ReadSummary;
 use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
 
@@ -51,6 +55,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         limiter: RateLimiter::direct(state.config.client_quota()),
         topics: Vec::new(),
         channels: HashSet::new(),
+        moderated: HashSet::new(),
         floor: 0,
     };
     let Err(ending) = session.run().await;
@@ -69,6 +74,9 @@ struct Session {
     topics: Vec<Topic>,
     /// The channels this user may read and send in, kept current by inbox events.
     channels: HashSet<Snowflake>,
+    /// The channels this user owns or moderates (may delete anyone's messages), kept current the
+    /// same way.
+    moderated: HashSet<Snowflake>,
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
@@ -143,9 +151,10 @@ impl Session {
         self.join(Topic::User(claims.sub)).await?;
         for channel in &channels {
             self.channels.insert(channel.id);
+            self.note_role(channel, claims.sub);
             self.join(Topic::Channel(channel.id)).await?;
         }
-        let head = match self.state.chat.last_sequence().await {
+        let head = match self.state.backlog.last_sequence().await {
             Ok(head) => head,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the chat stream's position");
@@ -155,6 +164,19 @@ impl Session {
         self.floor = head;
         match resume_from {
             None => {
+                let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
+                let mut summaries = self
+                    .state
+                    .history
+                    .summaries(claims.sub, &ids, READY_STORE_BUDGET)
+                    .await;
+                let channels = channels
+                    .into_iter()
+                    .map(|channel| ReadyChannel {
+                        summary: summaries.remove(&channel.id),
+                        channel,
+                    })
+                    .collect();
                 let ready = Ready {
                     v: 1,
                     // Unique across the fleet (a Snowflake of this edge's worker), not just here.
@@ -167,7 +189,7 @@ impl Session {
             }
             Some(seq) => {
                 let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
-                let replay = match self.state.chat.replay(&ids, seq, head).await {
+                let replay = match self.state.backlog.replay(&ids, seq, head).await {
                     Ok(replay) => replay,
                     Err(e) => {
                         tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
@@ -207,6 +229,10 @@ impl Session {
                             return Err(Some(CloseCode::AlreadyAuthenticated));
                         }
                         ClientFrame::MessageSend(send) => Box::pin(self.send_message(claims, send)).await?,
+                        ClientFrame::MessageEdit(edit) => Box::pin(self.edit_message(claims, edit)).await?,
+                        ClientFrame::MessageDelete(delete) => {
+                            Box::pin(self.delete_message(claims, delete)).await?;
+                        }
                         ClientFrame::TypingStart(typing) => {
                             if self.channels.contains(&typing.channel_id) {
                                 self.state.chat.typing(claims.sub, typing.channel_id).await;
@@ -228,15 +254,63 @@ impl Session {
     async fn send_message(&mut self, claims: &AccessClaims, send: MessageSend) -> Step {
         let nonce = send.nonce.clone();
         if !self.channels.contains(&send.channel_id) {
-            return self.reply_error(nonce, &SendError::UnknownChannel).await;
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
         }
         match self.state.chat.send(claims.sub, send).await {
-            Ok(message) => self.send_op(Opcode::Ack, &Acked { nonce, message }).await,
+            Ok(message) => {
+                let message = Some(message);
+                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+            }
             Err(e) => self.reply_error(nonce, &e).await,
         }
     }
 
-    async fn reply_error(&mut self, nonce: Option<String>, error: &SendError) -> Step {
+    async fn edit_message(&mut self, claims: &AccessClaims, edit: MessageEdit) -> Step {
+        let nonce = edit.nonce.clone();
+        if !self.channels.contains(&edit.channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        let state = &self.state;
+        match state.chat.edit(claims.sub, edit, &state.history).await {
+            Ok(message) => {
+                let message = Some(message);
+                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+            }
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    async fn delete_message(&mut self, claims: &AccessClaims, delete: MessageDelete) -> Step {
+        let MessageDelete {
+            channel_id,
+            message_id,
+            nonce,
+        } = delete;
+        if !self.channels.contains(&channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        let moderates = self.moderated.contains(&channel_id);
+        let state = &self.state;
+        let deleted = state
+            .chat
+            .delete(
+                claims.sub,
+                channel_id,
+                message_id,
+                moderates,
+                &state.history,
+            )
+            .await;
+        match deleted {
+            Ok(()) => {
+                let message = None;
+                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+            }
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    async fn reply_error(&mut self, nonce: Option<String>, error: &ChatError) -> Step {
         let reply = ErrorReply {
             nonce,
             code: error.code().to_owned(),
@@ -253,7 +327,15 @@ impl Session {
         let me = claims.sub;
         match &delivery.event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
+                self.note_role(channel, me);
                 self.add_channel(channel.id).await?;
+            }
+            Event::ChannelUpdate(channel) => self.note_role(channel, me),
+            Event::ChannelModeratorAdd(promoted) if promoted.user_id == me => {
+                self.moderated.insert(promoted.channel_id);
+            }
+            Event::ChannelModeratorRemove(demoted) if demoted.user_id == me => {
+                self.moderated.remove(&demoted.channel_id);
             }
             Event::ChannelMemberAdd(added) if added.member.user.id == me => {
                 self.add_channel(added.channel_id).await?;
@@ -274,7 +356,11 @@ impl Session {
             _ => {}
         }
         // Events about a channel this session has left (still queued when it left) stay unsent.
-        if crate::chat::channel_of(&delivery.event).is_some_and(|ch| !self.channels.contains(&ch)) {
+        if delivery
+            .event
+            .channel()
+            .is_some_and(|ch| !self.channels.contains(&ch))
+        {
             return Ok(());
         }
         self.send_text(delivery.frame.clone()).await
@@ -287,7 +373,21 @@ impl Session {
         Ok(())
     }
 
+    /// Remembers whether this user owns or moderates `channel`, from a current copy of it.
+    fn note_role(&mut self, channel: &Channel, me: Snowflake) {
+        let moderates = channel
+            .members
+            .iter()
+            .any(|m| m.user.id == me && m.role.moderates());
+        if moderates {
+            self.moderated.insert(channel.id);
+        } else {
+            self.moderated.remove(&channel.id);
+        }
+    }
+
     async fn remove_channel(&mut self, channel: Snowflake) {
+        self.moderated.remove(&channel);
         if self.channels.remove(&channel) {
             let topic = Topic::Channel(channel);
             self.topics.retain(|t| *t != topic);
@@ -404,6 +504,9 @@ fn encode<T: Serialize>(frame: &Frame<T>) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
 }
 
+/// How long READY waits for the store's unread counts before going without them.
+const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
+
 /// READY: who the user is, where they talk, and the stream position the session starts from.
 #[derive(Serialize)]
 struct Ready {
@@ -412,7 +515,17 @@ struct Ready {
     /// Resume from here: the chat stream's position when the session started.
     seq: u64,
     user: shared::api::users::User,
-    channels: Vec<Channel>,
+    channels: Vec<ReadyChannel>,
+}
+
+/// A channel in READY: the channel, and where its messages and the user's reading stand (left
+/// out when the store could not say in time).
+#[derive(Serialize)]
+struct ReadyChannel {
+    #[serde(flatten)]
+    channel: Channel,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    summary: Option<ReadSummary>,
 }
 
 #[derive(Serialize)]
@@ -424,5 +537,7 @@ struct Resumed {
 #[derive(Serialize)]
 struct Acked {
     nonce: Option<String>,
-    message: shared::api::messages::Message,
+    /// The message as stored (sends and edits; not deletes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<shared::api::messages::Message>,
 }

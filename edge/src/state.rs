@@ -7,9 +7,11 @@ use governor::Quota;
 use shared::tokens::Verifier;
 use tokio_util::sync::CancellationToken;
 
+use crate::backlog::Backlog;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
+use crate::history::History;
 use crate::metrics::EdgeMetrics;
 
 /// Per-connection limits and timings, from configuration.
@@ -26,6 +28,8 @@ pub struct GatewaySettings {
     pub max_frame_bytes: usize,
     /// Browser origins allowed to open a socket.
     pub allowed_origins: Vec<String>,
+    /// Channels of up to this many members get read receipts (MESSAGE_ACK to every member).
+    pub receipts_max_members: usize,
 }
 
 impl GatewaySettings {
@@ -42,35 +46,18 @@ pub struct EdgeState {
     pub config: GatewaySettings,
     pub hub: Hub,
     pub chat: Chat,
+    pub backlog: Backlog,
+    pub history: History,
     pub verifier: Verifier,
     pub directory: Directory,
     pub metrics: EdgeMetrics,
     /// Cancelled when the edge starts draining: sessions ask their clients to reconnect elsewhere.
     pub draining: CancellationToken,
-    next_session: AtomicU64,
+    /// The next local session id.
+    pub next_session: AtomicU64,
 }
 
 impl EdgeState {
-    pub fn new(
-        config: GatewaySettings,
-        hub: Hub,
-        chat: Chat,
-        verifier: Verifier,
-        directory: Directory,
-        metrics: EdgeMetrics,
-    ) -> Self {
-        Self {
-            config,
-            hub,
-            chat,
-            verifier,
-            directory,
-            metrics,
-            draining: CancellationToken::new(),
-            next_session: AtomicU64::new(1),
-        }
-    }
-
     pub fn next_session_id(&self) -> SessionId {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }

@@ -13,6 +13,7 @@ async fn edge_is_ready_and_has_created_the_chat_stream() {
         &format!("--nats-prefix={prefix}"),
         "--stream-max-age=1h",
         "--stream-max-bytes=67108864",
+        &format!("--cql-nodes={}", stack.cql_nodes),
     ])
     .unwrap();
     let edge = testing::spawn(edge::Edge::build(config).await.unwrap());
@@ -38,6 +39,8 @@ fn a_prefix_with_a_nats_wildcard_exits_with_one_line_naming_it() {
             "nats://127.0.0.1:4222",
             "--nats-prefix",
             "a.*",
+            "--cql-nodes",
+            "127.0.0.1:9042",
         ],
         &[],
     );
@@ -58,6 +61,7 @@ fn sigterm_stops_the_binary_cleanly() {
         .env("NATTER_NATS_URL", &stack.nats_url)
         .env("NATTER_NATS_PREFIX", testing::fresh_prefix().as_str())
         .env("NATTER_STREAM_MAX_BYTES", "67108864")
+        .env("NATTER_CQL_NODES", &stack.cql_nodes)
         .env("NATTER_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

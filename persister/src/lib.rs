@@ -1,23 +1,27 @@
 //! The persister: JetStream durable consumers that copy every chat event into the CQL store, where
 //! history lives forever. Several run side by side and share the work.
+//!
+//! - [`consume`]: the copy loop (pull, write, acknowledge; retry without acknowledging).
+//! - [`metrics`]: what it counts, and the lag watcher (events and seconds behind the stream).
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+pub mod consume;
+pub mod metrics;
 
 use clap::Parser;
 use shared::config::{LogConfig, NatsConfig};
-use shared::cql::{CqlConfig, CqlError, Migration};
+use shared::cql::{CqlConfig, CqlError};
 use shared::health::Readiness;
+use shared::history::{MIGRATIONS, MessageStore, StoreError};
 use shared::lifecycle::{HttpServer, Service, Shutdown};
 use shared::stream::ChatStreamConfig;
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
 
-/// The CQL schema, in order. A new version is a new file and a new entry; applied ones never change.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "messages",
-    cql: include_str!("../schema/0001_messages.cql"),
-}];
+use crate::consume::CopySettings;
+use crate::metrics::PersisterMetrics;
 
 /// The persister's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -34,6 +38,23 @@ pub struct Config {
         default_value = "127.0.0.1:8083"
     )]
     pub http_addr: SocketAddr,
+
+    /// Events this process writes at once.
+    #[arg(
+        long = "in-flight",
+        env = "NATTER_PERSISTER_IN_FLIGHT",
+        default_value_t = 256
+    )]
+    pub in_flight: usize,
+
+    /// Events pulled from the stream per request.
+    #[arg(long = "batch", env = "NATTER_PERSISTER_BATCH", default_value_t = 500)]
+    pub batch: usize,
+
+    /// How long one store write may take before it counts as failed (and is retried).
+    #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "5s",
+          value_parser = shared::config::duration)]
+    pub cql_request_timeout: Duration,
 
     #[command(flatten)]
     pub nats: NatsConfig,
@@ -58,12 +79,21 @@ pub enum Error {
     #[error(transparent)]
     Cql(#[from] CqlError),
     #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create the persister's consumer: {0}")]
+    Consumer(String),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 /// A persister, built and bound, ready to run.
 pub struct Persister {
     http: HttpServer,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    stream: async_nats::jetstream::stream::Stream,
+    store: MessageStore,
+    metrics: PersisterMetrics,
+    settings: CopySettings,
 }
 
 impl Persister {
@@ -74,12 +104,32 @@ impl Persister {
         config.stream.ensure(&js, &subjects).await?;
         let cql = config.cql.connect().await?;
         config.cql.migrate(&cql, MIGRATIONS).await?;
+        let store = MessageStore::prepare(cql.clone(), config.cql_request_timeout).await?;
+        let settings = CopySettings {
+            in_flight: config.in_flight.max(1),
+            batch: config.batch.max(1),
+        };
+        let consumer = consume::durable(&js, &subjects, &settings)
+            .await
+            .map_err(Error::Consumer)?;
+        let stream = js
+            .get_stream(subjects.chat_stream_name())
+            .await
+            .map_err(|e| Error::Consumer(e.to_string()))?;
 
         let metrics = Metrics::new("persister");
+        let persister_metrics = PersisterMetrics::new(&metrics);
         let readiness = Readiness::new().with_nats(nats).with_cql(cql);
         let router = shared::health::router(readiness, metrics.clone());
         let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            consumer,
+            stream,
+            store,
+            metrics: persister_metrics,
+            settings,
+        })
     }
 }
 
@@ -91,6 +141,21 @@ impl Service for Persister {
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        Ok(self.http.serve(shutdown).await?)
+        let lag = tokio::spawn(metrics::watch_lag(
+            self.consumer.clone(),
+            self.stream,
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
+        let copy = tokio::spawn(consume::run(
+            self.consumer,
+            self.store,
+            self.metrics,
+            self.settings,
+            shutdown.clone(),
+        ));
+        let served = self.http.serve(shutdown).await;
+        let _ = tokio::join!(copy, lag);
+        Ok(served?)
     }
 }

@@ -94,9 +94,13 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
     let keyspace = testing::fresh_keyspace();
     let cql = args(&stack, keyspace.as_str()).cql;
     let session = cql.connect().await.unwrap();
-    cql.migrate(&session, persister::MIGRATIONS).await.unwrap();
+    cql.migrate(&session, shared::history::MIGRATIONS)
+        .await
+        .unwrap();
     // A second start applies nothing new and does not fail.
-    cql.migrate(&session, persister::MIGRATIONS).await.unwrap();
+    cql.migrate(&session, shared::history::MIGRATIONS)
+        .await
+        .unwrap();
 
     let id = Snowflake::from_parts(1_780_000_000_000, 3, 1);
     session
@@ -131,7 +135,7 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
         .rows::<(i32,)>()
         .unwrap()
         .count();
-    assert_eq!(versions, persister::MIGRATIONS.len());
+    assert_eq!(versions, shared::history::MIGRATIONS.len());
     session
         .query_unpaged(format!("DROP KEYSPACE {}", keyspace.as_str()), &[])
         .await

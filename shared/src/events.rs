@@ -5,8 +5,10 @@
 //!
 //! Where each goes (subjects in [`crate::subjects`]):
 //!
-//! MESSAGE_CREATE goes through the chat stream (`{prefix}.in.{channel}`, republished to
-//! `.msg` once stored) and TYPING_START to `.typing`; the rest are published by auth:
+//! MESSAGE_CREATE, MESSAGE_UPDATE and MESSAGE_DELETE go through the chat stream
+//! (`{prefix}.in.{channel}`, republished to `.msg` once stored), TYPING_START to `.typing`, and
+//! MESSAGE_ACK (published by the edge that marked the channel read) to `.read` for channels of up
+//! to 25 members and to the reader's inbox for larger ones; the rest are published by auth:
 //!
 //! | event                     | user inboxes                          | channel subject `.meta` |
 //! |---------------------------|---------------------------------------|-------------------------|
@@ -36,6 +38,13 @@ use crate::api::users::User;
 pub enum Event {
     /// A message was posted (stored in the chat stream; carries a sequence number on the gateway).
     MessageCreate(Message),
+    /// A message's content was edited (stored in the chat stream, like MESSAGE_CREATE).
+    MessageUpdate(Message),
+    /// A message was deleted (stored in the chat stream).
+    MessageDelete(MessageRef),
+    /// A user has read a channel up to a message: their own other devices clear the channel's
+    /// unread count, and in small channels the other members see it as a read receipt.
+    MessageAck(ReadState),
     /// Someone is typing (core NATS only, never stored).
     TypingStart(Typing),
     /// A channel or DM exists, with its members.
@@ -59,6 +68,9 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Self::MessageCreate(_) => "MESSAGE_CREATE",
+            Self::MessageUpdate(_) => "MESSAGE_UPDATE",
+            Self::MessageDelete(_) => "MESSAGE_DELETE",
+            Self::MessageAck(_) => "MESSAGE_ACK",
             Self::TypingStart(_) => "TYPING_START",
             Self::ChannelCreate(_) => "CHANNEL_CREATE",
             Self::ChannelUpdate(_) => "CHANNEL_UPDATE",
@@ -75,6 +87,38 @@ impl Event {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("events serialize")
     }
+
+    /// The channel the event is about, if any.
+    pub fn channel(&self) -> Option<Snowflake> {
+        match self {
+            Self::MessageCreate(message) | Self::MessageUpdate(message) => Some(message.channel_id),
+            Self::MessageDelete(r) => Some(r.channel_id),
+            Self::MessageAck(read) => Some(read.channel_id),
+            Self::TypingStart(typing) => Some(typing.channel_id),
+            Self::ChannelCreate(channel) | Self::ChannelUpdate(channel) => Some(channel.id),
+            Self::ChannelDelete(r) => Some(r.channel_id),
+            Self::ChannelMemberAdd(added) => Some(added.channel_id),
+            Self::ChannelMemberRemove(r)
+            | Self::ChannelModeratorAdd(r)
+            | Self::ChannelModeratorRemove(r) => Some(r.channel_id),
+            Self::UserUpdate(_) | Self::SessionRevoked(_) => None,
+        }
+    }
+}
+
+/// A message, by id (MESSAGE_DELETE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub id: Snowflake,
+    pub channel_id: Snowflake,
+}
+
+/// How far a user has read in a channel (MESSAGE_ACK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub channel_id: Snowflake,
+    pub user_id: Snowflake,
+    pub message_id: Snowflake,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

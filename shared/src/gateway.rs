@@ -29,6 +29,10 @@ pub enum Opcode {
     HeartbeatAck = 11,
     /// Client → server: post a message (Natter's; Discord sends messages over REST).
     MessageSend = 20,
+    /// Client → server: edit one's own message.
+    MessageEdit = 21,
+    /// Client → server: delete a message (the author, or the channel's owner or a moderator).
+    MessageDelete = 22,
     /// Client → server: I am typing in a channel.
     TypingStart = 23,
     /// Server → client: a request succeeded (answers a client `nonce`).
@@ -92,6 +96,8 @@ pub enum ClientFrame {
     Identify(Identify),
     Resume(Resume),
     MessageSend(MessageSend),
+    MessageEdit(MessageEdit),
+    MessageDelete(MessageDelete),
     TypingStart(TypingStart),
 }
 
@@ -114,6 +120,8 @@ impl ClientFrame {
             2 => payload(raw.d).map(Self::Identify),
             6 => payload(raw.d).map(Self::Resume),
             20 => payload(raw.d).map(Self::MessageSend),
+            21 => payload(raw.d).map(Self::MessageEdit),
+            22 => payload(raw.d).map(Self::MessageDelete),
             23 => payload(raw.d).map(Self::TypingStart),
             _ => Err(CloseCode::UnknownOpcode),
         }
@@ -139,6 +147,27 @@ pub struct MessageSend {
     pub content: String,
     /// Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
     /// once. Echoed in the ACK or ERROR.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Op 21: replace the content of one's own message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdit {
+    pub channel_id: crate::Snowflake,
+    pub message_id: crate::Snowflake,
+    pub content: String,
+    /// Echoed in the ACK or ERROR, to match the answer to the request.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Op 22: delete a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDelete {
+    pub channel_id: crate::Snowflake,
+    pub message_id: crate::Snowflake,
+    /// Echoed in the ACK or ERROR.
     #[serde(default)]
     pub nonce: Option<String>,
 }

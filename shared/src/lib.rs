@@ -8,6 +8,7 @@
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
 //! - [`gateway`]: the frames spoken over the edge's WebSocket.
 //! - [`cql`]: connecting to the CQL store and applying its versioned schema.
+//! - [`history`]: messages and read states in the CQL store: the schema and every query.
 //! - [`config`], [`telemetry`], [`health`], [`lifecycle`]: how a service starts, reports and stops.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod cql;
 pub mod events;
 pub mod gateway;
 pub mod health;
+pub mod history;
 pub mod lifecycle;
 pub mod snowflake;
 pub mod stream;

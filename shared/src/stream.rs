@@ -4,7 +4,7 @@
 //! acknowledged it; the stream republishes every stored event to its channel's subject (that is
 //! how all edges deliver it live), and the persister's durable consumers copy it into the CQL
 //! store. The stream is a buffer, not the
-//! archive: it keeps events for `max_age` or `max_bytes`, whichever runs out first, which is how
+//! archive: it keeps events for `max_age`, `max_bytes` or `max_messages`, whichever runs out first, which is how
 //! far back a reconnecting client can be served from it directly.
 
 use std::time::Duration;
@@ -12,6 +12,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 use crate::subjects::Subjects;
+
+/// The durable consumer through which the persisters share the chat stream.
+pub const PERSISTER_DURABLE: &str = "persister";
 
 /// Retention and placement of the chat stream, from configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,6 +27,11 @@ pub struct ChatStreamConfig {
     /// How many bytes the chat stream keeps before it drops its oldest events.
     #[arg(long = "stream-max-bytes", env = "NATTER_STREAM_MAX_BYTES", default_value_t = 1 << 30)]
     pub max_bytes: i64,
+
+    /// How many events the chat stream keeps (-1: no limit but age and bytes).
+    #[arg(long = "stream-max-messages", env = "NATTER_STREAM_MAX_MESSAGES", default_value_t = -1,
+          allow_negative_numbers = true)]
+    pub max_messages: i64,
 
     /// JetStream replicas of the chat stream (1 on a single server, 3 on a cluster).
     #[arg(
@@ -50,6 +58,7 @@ impl ChatStreamConfig {
             storage: stream::StorageType::File,
             max_age: self.max_age,
             max_bytes: self.max_bytes,
+            max_messages: self.max_messages,
             num_replicas: self.replicas,
             duplicate_window: self.duplicate_window,
             // Live delivery comes from here: each event once stored, in stream order, carrying

@@ -85,6 +85,11 @@ impl Subjects {
         format!("{}.ch.{channel}.typing", self.prefix)
     }
 
+    /// Read receipts of one channel (MESSAGE_ACK, core NATS, not stored).
+    pub fn channel_reads(&self, channel: Snowflake) -> String {
+        format!("{}.ch.{channel}.read", self.prefix)
+    }
+
     /// Changes to one channel (created, renamed, members, moderators, deleted): core NATS, not
     /// stored; the edge's per-channel wildcard covers it.
     pub fn channel_events(&self, channel: Snowflake) -> String {

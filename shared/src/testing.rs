@@ -112,6 +112,30 @@ pub fn fresh_keyspace() -> Keyspace {
     Keyspace::parse(&unique("ks")).expect("unique names are valid keyspaces")
 }
 
+/// A keyspace with the message schema applied, shared by every test of this process: tests keep
+/// apart there by their ids (Snowflakes are unique), and the schema is created once instead of
+/// once per test (schema changes are the slowest thing a CQL store does).
+pub async fn history_keyspace(stack: &Stack) -> Keyspace {
+    static KEYSPACE: tokio::sync::OnceCell<Keyspace> = tokio::sync::OnceCell::const_new();
+    KEYSPACE
+        .get_or_init(|| async {
+            let config = crate::cql::CqlConfig {
+                nodes: stack.cql_nodes(),
+                keyspace: fresh_keyspace(),
+                replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned(),
+                connect_timeout: Duration::from_secs(60),
+            };
+            let session = config.connect().await.expect("reach the CQL store");
+            config
+                .migrate(&session, crate::history::MIGRATIONS)
+                .await
+                .expect("apply the message schema");
+            config.keyspace
+        })
+        .await
+        .clone()
+}
+
 /// A TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

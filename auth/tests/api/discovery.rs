@@ -33,6 +33,7 @@ async fn with_two_edges_running_the_gateway_endpoint_answers_one_and_offers_the_
             format!("--nats-prefix={}", auth.prefix),
             "--stream-max-age=1h".to_owned(),
             "--stream-max-bytes=67108864".to_owned(),
+            format!("--cql-nodes={}", auth.stack.cql_nodes),
         ])
         .unwrap();
         let edge = testing::spawn(edge::Edge::build(config).await.unwrap());

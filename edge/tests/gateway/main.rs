@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod chat;
+mod history;
 mod resume;
 mod support;

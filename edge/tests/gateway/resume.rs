@@ -78,6 +78,8 @@ impl EdgeProcess {
             .env("NATTER_NATS_URL", &world.stack.nats_url)
             .env("NATTER_NATS_PREFIX", world.prefix.as_str())
             .env("NATTER_STREAM_MAX_BYTES", "67108864")
+            .env("NATTER_CQL_NODES", &world.stack.cql_nodes)
+            .env("NATTER_CQL_KEYSPACE", &world.keyspace)
             .env("NATTER_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

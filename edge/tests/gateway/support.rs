@@ -16,7 +16,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub(crate) struct World {
     pub(crate) stack: Stack,
     pub(crate) prefix: Prefix,
+    pub(crate) keyspace: String,
     pub(crate) auth: Running,
+    pub(crate) persister: Option<Running>,
     pub(crate) edges: Vec<Running>,
     http: reqwest::Client,
 }
@@ -58,32 +60,121 @@ impl World {
         .expect("valid auth config");
         let auth = testing::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
         testing::wait_ready(&auth).await;
+        let keyspace = testing::history_keyspace(&stack).await.as_str().to_owned();
         let mut world = Self {
             stack,
             prefix,
+            keyspace,
             auth,
+            persister: None,
             edges: Vec::new(),
             http: reqwest::Client::new(),
         };
+        world.start_persister(edge_args).await;
         for worker in 0..edges {
             world.add_edge(worker as u16 + 1, edge_args).await;
         }
         world
     }
 
+    /// Arguments every service of this world shares: NATS prefix, stream, CQL store.
+    pub(crate) fn common_args(&self) -> Vec<String> {
+        vec![
+            format!("--nats-url={}", self.stack.nats_url),
+            format!("--nats-prefix={}", self.prefix),
+            "--stream-max-bytes=67108864".to_owned(),
+            format!("--cql-nodes={}", self.stack.cql_nodes),
+            format!("--cql-keyspace={}", self.keyspace),
+            "--log-filter=warn".to_owned(),
+        ]
+    }
+
     pub(crate) fn edge_config(&self, worker: u16, extra: &[&str]) -> edge::Config {
         let mut args = vec![
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
-            format!("--nats-url={}", self.stack.nats_url),
-            format!("--nats-prefix={}", self.prefix),
             format!("--auth-url={}", self.auth.url("")),
             format!("--worker-id={worker}"),
-            "--stream-max-bytes=67108864".to_owned(),
-            "--log-filter=warn".to_owned(),
         ];
+        args.extend(self.common_args());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         shared::config::try_parse_from(args).expect("valid edge config")
+    }
+
+    /// Starts this world's persister (in process). Stream settings among `extra` (the edges'
+    /// arguments) apply to it too, so every service agrees on the stream.
+    pub(crate) async fn start_persister(&mut self, extra: &[&str]) {
+        let mut args = vec!["persister".to_owned(), "--http-addr=127.0.0.1:0".to_owned()];
+        args.extend(self.common_args());
+        args.extend(
+            extra
+                .iter()
+                .filter(|a| a.starts_with("--stream-"))
+                .map(|s| (*s).to_owned()),
+        );
+        let config: persister::Config =
+            shared::config::try_parse_from(args).expect("valid persister config");
+        let persister = testing::spawn(
+            persister::Persister::build(config)
+                .await
+                .expect("persister starts"),
+        );
+        testing::wait_ready(&persister).await;
+        self.persister = Some(persister);
+    }
+
+    /// Waits until the persister has written everything in the stream to the store.
+    pub(crate) async fn persisted(&self) {
+        let nats = async_nats::connect(&self.stack.nats_url).await.unwrap();
+        let js = async_nats::jetstream::new(nats);
+        let stream = js
+            .get_stream(format!("{}_chat", self.prefix))
+            .await
+            .unwrap();
+        testing::eventually(
+            "the persister to catch up",
+            Duration::from_secs(60),
+            || async {
+                let info = stream
+                    .consumer_info(shared::stream::PERSISTER_DURABLE)
+                    .await
+                    .ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Stops this world's persister; what it had in hand is not acknowledged.
+    pub(crate) fn stop_persister(&mut self) {
+        self.persister = None;
+    }
+
+    /// An edge's HTTP base URL.
+    pub(crate) fn edge_url(&self, edge: usize, path: &str) -> String {
+        self.edges[edge].url(path)
+    }
+
+    /// A request to an edge's REST API as `user`.
+    pub(crate) async fn edge_call(
+        &self,
+        edge: usize,
+        method: reqwest::Method,
+        path: &str,
+        user: &User,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.edge_url(edge, path))
+            .bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the edge answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub(crate) async fn add_edge(&mut self, worker: u16, extra: &[&str]) {
@@ -275,10 +366,17 @@ impl Client {
 
     /// Sends a message and waits for its ACK (or ERROR); other frames are kept for `next`.
     pub(crate) async fn send(&mut self, channel: Snowflake, content: &str, nonce: &str) -> Value {
-        self.send_raw(
+        self.request(
             json!({"op": 20, "d": {"channel_id": channel, "content": content, "nonce": nonce}}),
         )
-        .await;
+        .await
+    }
+
+    /// Sends a request frame whose `d` carries a `nonce` and waits for the ACK or ERROR that
+    /// answers it; other frames are kept for `next`.
+    pub(crate) async fn request(&mut self, frame: Value) -> Value {
+        let nonce = frame["d"]["nonce"].clone();
+        self.send_raw(frame).await;
         loop {
             let frame = next_json(&mut self.socket).await.expect("an ACK or ERROR");
             if (frame["op"] == 24 || frame["op"] == 25) && frame["d"]["nonce"] == nonce {

@@ -20,6 +20,21 @@ pub struct Message {
     pub edited_at: Option<u64>,
 }
 
+/// `GET /api/v1/channels/{id}/messages` on an edge: a page of history, newest first, with the
+/// current profile of every author on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    pub authors: Vec<crate::api::users::User>,
+}
+
+/// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessageRequest {
+    pub content: String,
+}
+
 /// Someone is typing in a channel (never stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Typing {

@@ -1,0 +1,306 @@
+//! `/api/v1/channels/{id}/messages`: history, and the REST twins of a socket's send, edit and
+//! delete (the same checks and the same path into the chat stream), plus marking a channel read.
+//!
+//! Every request carries an access token; a channel the caller is not in is "unknown" (404), the
+//! same answer as a channel that does not exist, so nobody learns which channels exist.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::Snowflake;
+use shared::api::channels::Channel;
+use shared::api::error::ErrorCode;
+use shared::api::messages::{EditMessageRequest, HistoryPage};
+use shared::events::ReadState;
+use shared::gateway::{MessageEdit, MessageSend};
+use shared::history::{MAX_PAGE, Page};
+use shared::tokens::AccessClaims;
+
+use super::{ApiError, Routes, error, not_found};
+use crate::chat::ChatError;
+
+/// The caller, and the channel they asked about (with its members and their roles).
+struct Caller {
+    claims: AccessClaims,
+    token: String,
+    channel: Channel,
+}
+
+/// Checks the token and that the caller is in the channel.
+async fn caller(routes: &Routes, headers: &HeaderMap, channel: &str) -> Result<Caller, ApiError> {
+    let state = &routes.state;
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "send an access token as `Authorization: Bearer <token>`",
+        ));
+    };
+    let Ok(claims) = state.verifier.verify_fetching(token).await else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "the access token was not accepted",
+        ));
+    };
+    let Ok(channel) = channel.parse::<Snowflake>() else {
+        return Err(not_found("channel"));
+    };
+    let channels = state.directory.channels(token).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot check membership with auth");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            "cannot check membership right now",
+        )
+    })?;
+    let channel = channels
+        .into_iter()
+        .find(|c| c.id == channel)
+        .ok_or_else(|| not_found("channel"))?;
+    Ok(Caller {
+        claims,
+        token: token.to_owned(),
+        channel,
+    })
+}
+
+fn message_id(raw: &str) -> Result<Snowflake, ApiError> {
+    raw.parse().map_err(|_| not_found("message"))
+}
+
+fn chat_error(e: &ChatError) -> ApiError {
+    let (status, code) = match e {
+        ChatError::UnknownChannel => return not_found("channel"),
+        ChatError::UnknownMessage => return not_found("message"),
+        ChatError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        ChatError::InvalidContent(_) | ChatError::InvalidNonce => {
+            (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed)
+        }
+        ChatError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+        ChatError::Unavailable | ChatError::HistoryUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+        ),
+    };
+    error(status, code, e.to_string())
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(raw).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidBody,
+            format!("the body is not {what}: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    before: Option<String>,
+    after: Option<String>,
+    around: Option<String>,
+    limit: Option<String>,
+}
+
+impl HistoryQuery {
+    /// Which page, and how long: at most one anchor, `limit` 1 to 100 (default 50).
+    fn parse(&self) -> Result<(Page, usize), String> {
+        let anchor = |name: &str, raw: &str| {
+            raw.parse::<Snowflake>()
+                .map_err(|_| format!("`{name}` must be a message id"))
+        };
+        let page = match (&self.before, &self.after, &self.around) {
+            (None, None, None) => Page::Latest,
+            (Some(id), None, None) => Page::Before(anchor("before", id)?),
+            (None, Some(id), None) => Page::After(anchor("after", id)?),
+            (None, None, Some(id)) => Page::Around(anchor("around", id)?),
+            _ => return Err("give at most one of `before`, `after` and `around`".to_owned()),
+        };
+        let limit = match &self.limit {
+            None => 50,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => return Err(format!("`limit` must be a number from 1 to {MAX_PAGE}")),
+            },
+        };
+        Ok((page, limit))
+    }
+}
+
+/// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
+pub(super) async fn history(
+    State(routes): State<Routes>,
+    Path(channel): Path<String>,
+    Query(query): Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&routes, &headers, &channel).await?;
+    let (page, limit) = query.parse().map_err(|message| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed,
+            message,
+        )
+    })?;
+    let state = &routes.state;
+    let messages = state
+        .history
+        .page(caller.channel.id, page, limit)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "history read failed");
+            chat_error(&ChatError::HistoryUnavailable)
+        })?;
+    // Authors by id, so every page shows current names and avatars. Members come with the
+    // channel; anyone who has left is asked of auth.
+    let wanted: BTreeSet<Snowflake> = messages.iter().map(|m| m.author_id).collect();
+    let mut authors: Vec<_> = caller
+        .channel
+        .members
+        .iter()
+        .filter(|m| wanted.contains(&m.user.id))
+        .map(|m| m.user.clone())
+        .collect();
+    let missing: Vec<Snowflake> = wanted
+        .iter()
+        .filter(|id| !authors.iter().any(|a| a.id == **id))
+        .copied()
+        .collect();
+    let former = missing
+        .iter()
+        .map(|&id| state.directory.user(&caller.token, id));
+    for found in futures::future::join_all(former).await {
+        match found {
+            Ok(user) => authors.push(user),
+            Err(e) => tracing::debug!(error = %e, "an author could not be resolved"),
+        }
+    }
+    Ok(Json(HistoryPage { messages, authors }).into_response())
+}
+
+#[derive(Deserialize)]
+struct PostMessage {
+    content: String,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?}`
+pub(super) async fn send(
+    State(routes): State<Routes>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&routes, &headers, &channel).await?;
+    let post: PostMessage = body(&raw, "a message")?;
+    let send = MessageSend {
+        channel_id: caller.channel.id,
+        content: post.content,
+        nonce: post.nonce,
+    };
+    let message = routes
+        .state
+        .chat
+        .send(caller.claims.sub, send)
+        .await
+        .map_err(|e| chat_error(&e))?;
+    Ok(Json(message).into_response())
+}
+
+/// `PATCH /api/v1/channels/{id}/messages/{message_id}` `{"content"}`
+pub(super) async fn edit(
+    State(routes): State<Routes>,
+    Path((channel, message)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&routes, &headers, &channel).await?;
+    let message_id = message_id(&message)?;
+    let edit: EditMessageRequest = body(&raw, "an edit")?;
+    let edit = MessageEdit {
+        channel_id: caller.channel.id,
+        message_id,
+        content: edit.content,
+        nonce: None,
+    };
+    let state = &routes.state;
+    let edited = state
+        .chat
+        .edit(caller.claims.sub, edit, &state.history)
+        .await
+        .map_err(|e| chat_error(&e))?;
+    Ok(Json(edited).into_response())
+}
+
+/// `DELETE /api/v1/channels/{id}/messages/{message_id}`
+pub(super) async fn delete(
+    State(routes): State<Routes>,
+    Path((channel, message)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&routes, &headers, &channel).await?;
+    let message_id = message_id(&message)?;
+    let me = caller.claims.sub;
+    let moderates = caller
+        .channel
+        .members
+        .iter()
+        .any(|m| m.user.id == me && m.role.moderates());
+    let state = &routes.state;
+    let deleted = state
+        .chat
+        .delete(me, caller.channel.id, message_id, moderates, &state.history)
+        .await;
+    deleted.map_err(|e| chat_error(&e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/channels/{id}/messages/{message_id}/ack`: the caller has read the channel up to
+/// this message. The marker only moves forward.
+pub(super) async fn ack(
+    State(routes): State<Routes>,
+    Path((channel, message)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&routes, &headers, &channel).await?;
+    let message_id = message_id(&message)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if message_id.unix_ms() > now + 60_000 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed,
+            "that message id is from the future",
+        ));
+    }
+    let state = &routes.state;
+    let read = ReadState {
+        channel_id: caller.channel.id,
+        user_id: caller.claims.sub,
+        message_id,
+    };
+    state
+        .history
+        .mark_read(read.user_id, read.channel_id, message_id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot store a read marker");
+            chat_error(&ChatError::HistoryUnavailable)
+        })?;
+    let receipts = caller.channel.members.len() <= state.config.receipts_max_members;
+    state.chat.read(read, receipts).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

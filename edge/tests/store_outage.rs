@@ -1,0 +1,94 @@
+//! The CQL store goes away for 30 seconds while people chat: they keep receiving in real time,
+//! the persister catches up when the store is back, and history has every message.
+//!
+//! Its own test binary because it stops the shared Cassandra: nothing else may run meanwhile
+//! (cargo runs test binaries one after another).
+
+#[allow(dead_code)]
+#[path = "gateway/support.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+use shared::Snowflake;
+
+use support::{Client, World};
+
+fn stack_script(command: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/stack.sh");
+    let status = Command::new(script)
+        .args([command, "cassandra"])
+        .status()
+        .expect("run deploy/stack.sh");
+    assert!(
+        status.success(),
+        "deploy/stack.sh {command} cassandra failed"
+    );
+}
+
+/// Starts Cassandra again when dropped, even if the test fails half-way.
+struct Outage;
+
+impl Outage {
+    fn begin() -> Self {
+        stack_script("stop");
+        Self
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        stack_script("start");
+    }
+}
+
+#[tokio::test]
+async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
+    let world = World::start(2, &["--send-rate=1000/1s", "--frames-per-minute=100000"]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+
+    let outage = Outage::begin();
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        let ack = ann_1.send(room, &format!("m{i}"), &format!("n{i}")).await;
+        assert_eq!(
+            ack["op"], 24,
+            "a send failed while the store was down: {ack}"
+        );
+        sent.push(ack["d"]["message"]["id"].as_str().unwrap().to_owned());
+        // Bob hears each message while the store is still down.
+        assert_eq!(bob_1.messages(1).await, [format!("m{i}")]);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(outage);
+
+    world.persisted().await;
+    let mut stored = Vec::new();
+    let mut anchor = Snowflake::from_u64(1).to_string();
+    loop {
+        let path = format!("/api/v1/channels/{room}/messages?limit=100&after={anchor}");
+        let (status, page) = world.edge_call(1, Method::GET, &path, &bob, None).await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<String> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m: &Value| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        let Some(newest) = ids.first() else { break };
+        anchor = newest.clone();
+        stored.extend(ids.into_iter().rev());
+    }
+    assert!(sent.len() > 100, "only {} messages were sent", sent.len());
+    assert_eq!(stored, sent, "history after the outage");
+}

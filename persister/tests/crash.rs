@@ -1,0 +1,173 @@
+//! SIGKILL a persister in the middle of its work and start another: every event the stream
+//! acknowledged ends up in the store, exactly once.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use scylla::client::session::Session;
+use shared::api::messages::Message;
+use shared::cql::CqlConfig;
+use shared::events::Event;
+use shared::history::bucket_of;
+use shared::subjects::{Prefix, Subjects};
+use shared::testing::{self, Stack};
+use shared::{Snowflake, SnowflakeGenerator};
+
+struct PersisterProcess {
+    child: Child,
+    port: u16,
+}
+
+impl PersisterProcess {
+    async fn start(stack: &Stack, prefix: &Prefix, keyspace: &str) -> Self {
+        let port = testing::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_persister"))
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            // Small bites, so the kill lands with work in hand.
+            .args(["--in-flight", "8", "--batch", "50"])
+            .env("NATTER_NATS_URL", &stack.nats_url)
+            .env("NATTER_NATS_PREFIX", prefix.as_str())
+            .env("NATTER_STREAM_MAX_BYTES", "67108864")
+            .env("NATTER_CQL_NODES", &stack.cql_nodes)
+            .env("NATTER_CQL_KEYSPACE", keyspace)
+            .env("NATTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start a persister process");
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        testing::eventually(
+            "the persister to be ready",
+            Duration::from_secs(30),
+            || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
+        )
+        .await;
+        Self { child, port }
+    }
+
+    async fn written(&self) -> u64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let Ok(response) = reqwest::get(&url).await else {
+            return 0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("natter_persister_written_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
+
+async fn stored_ids(session: &Session, channel: Snowflake, buckets: &BTreeSet<i32>) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for &bucket in buckets {
+        let rows = session
+            .query_unpaged(
+                "SELECT message_id FROM messages WHERE channel_id = ? AND bucket = ?",
+                (channel.as_i64(), bucket),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        ids.extend(rows.rows::<(i64,)>().unwrap().map(|r| r.unwrap().0));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_persister_killed_mid_batch_loses_nothing_and_writes_nothing_twice() {
+    const EVENTS: usize = 4_000;
+    let stack = Stack::get();
+    let prefix = testing::fresh_prefix();
+    let subjects = Subjects::new(prefix.clone());
+    let keyspace = testing::history_keyspace(&stack).await;
+    let ids = SnowflakeGenerator::new(1002).unwrap();
+    let channel = ids.next_id();
+
+    let mut first = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
+    let js = jetstream::new(async_nats::connect(&stack.nats_url).await.unwrap());
+    let mut sent = Vec::new();
+    let mut acks = Vec::new();
+    for i in 0..EVENTS {
+        let message = Message {
+            id: ids.next_id(),
+            channel_id: channel,
+            author_id: Snowflake::from_u64(5),
+            content: format!("event {i}"),
+            nonce: None,
+            edited_at: None,
+        };
+        sent.push(message.id.as_i64());
+        let publish =
+            PublishMessage::build().payload(Event::MessageCreate(message).to_json().into());
+        acks.push(
+            js.send_publish(subjects.chat_intake(channel), publish)
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+
+    // Kill it once it is well under way, but not done.
+    testing::eventually(
+        "the first persister to start writing",
+        Duration::from_secs(30),
+        || async { (first.written().await >= 200).then_some(()) },
+    )
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let config = CqlConfig {
+        nodes: stack.cql_nodes(),
+        keyspace: keyspace.clone(),
+        replication: String::new(),
+        connect_timeout: Duration::from_secs(30),
+    };
+    let session: Arc<Session> = config.connect().await.unwrap();
+    session
+        .use_keyspace(keyspace.as_str(), false)
+        .await
+        .unwrap();
+    let buckets: BTreeSet<i32> = sent
+        .iter()
+        .map(|&id| bucket_of(Snowflake::from_i64(id)))
+        .collect();
+    let before_restart = stored_ids(&session, channel, &buckets).await.len();
+    assert!(
+        before_restart < EVENTS,
+        "the kill came too late to prove anything"
+    );
+
+    let mut second = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
+    let stream = js.get_stream(subjects.chat_stream_name()).await.unwrap();
+    testing::eventually(
+        "the second persister to catch up",
+        Duration::from_secs(120),
+        || async {
+            let info = stream
+                .consumer_info(shared::stream::PERSISTER_DURABLE)
+                .await
+                .ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        },
+    )
+    .await;
+    let mut stored = stored_ids(&session, channel, &buckets).await;
+    stored.sort_unstable();
+    let mut expected = sent.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        stored.len(),
+        EVENTS,
+        "{before_restart} were stored before the restart"
+    );
+    assert_eq!(stored, expected);
+    second.child.kill().unwrap();
+    let _ = second.child.wait();
+    js.delete_stream(subjects.chat_stream_name()).await.unwrap();
+}
