@@ -150,7 +150,13 @@ export class Chat {
     this.setChannels(ready.channels);
     // A new session (first connect, or after INVALID_SESSION): messages stored while no session
     // was open are not replayed, so fill each loaded channel's gap from history.
-    for (const c of ready.channels) void this.fillGap(c.id);
+    for (const c of ready.channels) {
+      const list = this.qc.getQueryData<MessageList>(keys.messages(c.id));
+      const cursor = list && lastConfirmed(list)?.id;
+      // Channels whose newest message this device already has need no request.
+      if (cursor && c.last_message_id && compareIds(c.last_message_id, cursor) <= 0) continue;
+      void this.fillGap(c.id);
+    }
   }
 
   private setChannels(channels: Channel[]) {
