@@ -260,6 +260,74 @@ describe('two people on two edges', () => {
     await screenshot(ann.page, 'dm-seen');
   });
 
+  test('a channel of 10,000 messages scrolls back to its beginning smoothly', async (t) => {
+    if (!can.history || !can.cors) return t.skip('history (edge GET messages) is not on this backend yet');
+    const N = Number(process.env.NATTER_E2E_LONG_CHANNEL ?? 10_000);
+    const token = await ann.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${services.origin}/api/v1/channels`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ name: 'long-history' }),
+    }).then((r) => r.json());
+    const edge = `http://127.0.0.1:${services.ports.edge1}`;
+    const seeded = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < N) {
+          const i = next++;
+          const res = await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
+            method: 'POST',
+            headers: auth,
+            body: JSON.stringify({ content: `line ${i}`, nonce: `seed-${i}` }),
+          });
+          assert.equal(res.status, 200, await res.text());
+        }
+      }),
+    );
+    console.log(`  seeded ${N} messages in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
+
+    await sidebarLink(ann, 'long-history').click({ timeout: T });
+    const log = ann.page.locator('[role="log"]');
+    await ann.page.waitForFunction(() => Number(document.querySelector('[role="log"]')?.dataset.count) >= 50, null, { timeout: T });
+    // Scroll back page by page as a reader would, timing every frame while it happens.
+    await ann.page.evaluate(() => {
+      const w = window;
+      w.__frames = [];
+      let last = performance.now();
+      const tick = (now) => {
+        w.__frames.push(now - last);
+        last = now;
+        if (!w.__stopFrames) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    const started = Date.now();
+    let maxRows = 0;
+    while (!(await ann.page.getByText('This is the beginning of the channel.').isVisible())) {
+      assert.ok(Date.now() - started < 180_000, 'reached the beginning within 3 minutes');
+      await log.hover();
+      await ann.page.mouse.wheel(0, -1500);
+      await ann.page.waitForTimeout(30);
+      maxRows = Math.max(maxRows, await ann.page.locator('.vrow').count());
+    }
+    const stats = await ann.page.evaluate(() => {
+      window.__stopFrames = true;
+      const f = window.__frames.slice(1).sort((a, b) => a - b);
+      return { frames: f.length, p50: f[Math.floor(f.length * 0.5)], p95: f[Math.floor(f.length * 0.95)] };
+    });
+    const count = Number(await log.getAttribute('data-count'));
+    console.log(`  scrolled back through ${count} messages in ${((Date.now() - started) / 1000).toFixed(1)} s; at most ${maxRows} rows in the DOM; frame p50 ${stats.p50.toFixed(1)} ms, p95 ${stats.p95.toFixed(1)} ms over ${stats.frames} frames`);
+    assert.equal(count, N, 'every message once');
+    assert.ok(maxRows < 120, `virtualised: ${maxRows} rows in the DOM`);
+    // Headless Chromium on a shared 2-core machine: a generous bound that still catches a list
+    // that renders everything (seconds per frame at this size).
+    assert.ok(stats.p95 < 100, `frames stay short while scrolling (p95 ${stats.p95} ms)`);
+    await message(ann, 'line 0').waitFor();
+    await screenshot(ann.page, 'long-history');
+  });
+
   test('works at phone width', async () => {
     const phone = await person(browser, services, { name: 'phone', viewport: { width: 390, height: 844 } });
     await phone.page.goto('/');

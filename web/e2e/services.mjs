@@ -159,7 +159,14 @@ export class Services {
           '--allowed-origins', this.origin,
         ],
         // Edges that read history take the CQL settings; older ones ignore the variables.
-        env: { ...common, ...cql, NATTER_REDIS_URL: this.env.NATTER_REDIS_URL, NATTER_DATABASE_URL: dbUrl.toString() },
+        env: {
+          ...common,
+          ...cql,
+          NATTER_REDIS_URL: this.env.NATTER_REDIS_URL,
+          NATTER_DATABASE_URL: dbUrl.toString(),
+          // The long-channel scenario posts 10,000 messages as one person.
+          NATTER_SEND_RATE: '100000/1s',
+        },
       };
     }
     this.edgeHelp = flagsOf(join(bin, 'edge'));

@@ -157,3 +157,19 @@ describe('deletes', () => {
     expect(l.items).toEqual([]);
   });
 });
+
+describe('scrolling back', () => {
+  it('puts a wholly older page in front, in order, without touching the rest', () => {
+    let l = mergeMessages(emptyList(), [msg('100'), msg('200')]);
+    l = pending(l, 'n');
+    l = mergeOlder(l, [msg('90'), msg('80'), msg('95')], 3);
+    expect(ids(l)).toEqual(['80', '90', '95', '100', '200', 'pending:n']);
+    expect(l.hasOlder).toBe(true);
+  });
+
+  it('still skips deleted ids and duplicates in an older page', () => {
+    let l = applyDelete(mergeMessages(emptyList(), [msg('100')]), '50');
+    l = mergeMessages(l, [msg('50'), msg('40'), msg('40')]);
+    expect(ids(l)).toEqual(['40', '100']);
+  });
+});

@@ -101,6 +101,8 @@ function newer(a: ChatMessage, b: Message): boolean {
  */
 export function mergeMessages(list: MessageList, incoming: Message[]): MessageList {
   if (incoming.length === 0) return list;
+  const older = prependOlder(list, incoming);
+  if (older) return older;
   const confirmed = new Map<string, ChatMessage>();
   const unconfirmed: ChatMessage[] = [];
   for (const m of list.items) {
@@ -122,6 +124,20 @@ export function mergeMessages(list: MessageList, incoming: Message[]): MessageLi
   if (!changed && stillPending.length === unconfirmed.length) return list;
   const sorted = [...confirmed.values()].sort((a, b) => compareIds(a.id, b.id));
   return { ...list, items: [...sorted, ...stillPending] };
+}
+
+/**
+ * The common case of scrolling back: a page wholly older than everything held. It goes in front
+ * without re-sorting the whole list, which matters at ten thousand messages.
+ */
+function prependOlder(list: MessageList, incoming: Message[]): MessageList | null {
+  const first = list.items.find((m) => m.delivery === 'sent');
+  if (!first) return null;
+  const fresh = incoming.filter((m) => !list.deleted.has(m.id));
+  if (!fresh.every((m) => compareIds(m.id, first.id) < 0)) return null;
+  const sorted = fresh.map((m): ChatMessage => ({ ...m, delivery: 'sent' })).sort((a, b) => compareIds(a.id, b.id));
+  for (let i = 1; i < sorted.length; i++) if (sorted[i].id === sorted[i - 1].id) return null;
+  return { ...list, items: [...sorted, ...list.items] };
 }
 
 /** A MESSAGE_UPDATE: replaces the message if this list holds it and the edit is newer. */

@@ -37,6 +37,8 @@ import {
 import { compareIds } from './snowflake';
 
 export const PAGE = 50;
+/** Older pages are larger: a reader scrolling back wants many, and each costs a request. */
+export const OLDER_PAGE = 100;
 const TYPING_MS = 8_000;
 
 export type UserMap = Record<string, User>;
@@ -330,9 +332,15 @@ export class Chat {
   }
 
   private patchList(channelId: string, fn: (l: MessageList) => MessageList) {
-    // Only lists already loaded: an unopened channel loads its latest page when opened.
-    if (!this.qc.getQueryData(keys.messages(channelId))) return;
-    this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) => (l ? fn(l) : l));
+    const key = keys.messages(channelId);
+    if (!this.qc.getQueryData(key)) {
+      // An unopened channel loads its latest page when opened. One whose first page is loading
+      // right now keeps what arrives meanwhile: the page is merged into it when it lands.
+      if (this.qc.getQueryState(key)?.fetchStatus !== 'fetching') return;
+      this.qc.setQueryData<MessageList>(key, fn(emptyList()));
+      return;
+    }
+    this.qc.setQueryData<MessageList>(key, (l) => (l ? fn(l) : l));
   }
 
   private rememberUsers(users: User[]) {
@@ -382,7 +390,7 @@ export class Chat {
     const first = firstConfirmed(list);
     let messages: Message[] | null;
     try {
-      messages = await this.page(channelId, first ? `before=${first.id}&limit=${PAGE}` : `limit=${PAGE}`);
+      messages = await this.page(channelId, first ? `before=${first.id}&limit=${OLDER_PAGE}` : `limit=${PAGE}`);
     } catch {
       this.patchList(channelId, (l) => ({ ...l, historyFailed: true }));
       return;
@@ -391,7 +399,7 @@ export class Chat {
       l
         ? messages === null
           ? { ...l, hasOlder: false, historyFailed: false }
-          : { ...mergeOlder(l, messages, PAGE), historyFailed: false }
+          : { ...mergeOlder(l, messages, first ? OLDER_PAGE : PAGE), historyFailed: false }
         : l,
     );
   }

@@ -102,6 +102,7 @@ export function MessageList({ channel }: { channel: Channel }) {
       aria-busy={!list || loadingOlder}
       tabIndex={0}
       data-newest={newest?.id}
+      data-count={items.length}
     >
       <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
       <div className="messages-start">
