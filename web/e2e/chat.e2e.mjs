@@ -10,6 +10,8 @@ const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
 const T = 15_000;
+/** Messages in the long channel; NATTER_E2E_LONG_CHANNEL=500 for a quick run. */
+const LONG = Number(process.env.NATTER_E2E_LONG_CHANNEL ?? 10_000);
 
 let services;
 let browser;
@@ -260,9 +262,31 @@ describe('two people on two edges', () => {
     await screenshot(ann.page, 'dm-seen');
   });
 
-  test('a channel of 10,000 messages scrolls back to its beginning smoothly', async (t) => {
+  test('a DM to a hidden tab raises a desktop notification', async () => {
+    // Headless tabs are never hidden and have no notification centre: stand both in, in the page.
+    await ann.page.evaluate(() => {
+      window.__notes = [];
+      window.Notification = class {
+        static permission = 'granted';
+        constructor(title, options) {
+          window.__notes.push({ title, body: options.body });
+        }
+      };
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await send(bob, 'are you there?');
+    await ann.page.waitForFunction(() => window.__notes.length > 0, null, { timeout: T });
+    assert.deepEqual(await ann.page.evaluate(() => window.__notes), [{ title: 'Bob', body: 'are you there?' }]);
+    await ann.page.evaluate(() => {
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+  });
+
+  test(`a channel of ${LONG} messages scrolls back to its beginning smoothly`, async (t) => {
     if (!can.history || !can.cors) return t.skip('history (edge GET messages) is not on this backend yet');
-    const N = Number(process.env.NATTER_E2E_LONG_CHANNEL ?? 10_000);
+    const N = LONG;
     const token = await ann.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const created = await fetch(`${services.origin}/api/v1/channels`, {
