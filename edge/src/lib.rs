@@ -20,6 +20,8 @@ pub mod chat;
 pub mod directory;
 pub mod discovery;
 pub mod fanout;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod history;
 pub mod metrics;
 pub mod routes;
@@ -145,6 +147,11 @@ pub struct Config {
           value_parser = shared::config::duration)]
     pub cql_request_timeout: Duration,
 
+    /// Test builds only: drop the Nth message this edge delivers, to prove loss is noticed.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long = "fault-drop-message", hide = true)]
+    pub fault_drop_message: Option<u64>,
+
     #[command(flatten)]
     pub cql: shared::cql::CqlConfig,
 
@@ -228,6 +235,8 @@ impl Edge {
             metrics: edge_metrics,
             draining: CancellationToken::new(),
             next_session: AtomicU64::new(1),
+            #[cfg(feature = "fault-injection")]
+            faults: fault::Faults::new(config.fault_drop_message),
         });
         let sessions = TaskTracker::new();
 

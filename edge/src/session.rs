@@ -324,6 +324,10 @@ impl Session {
         if delivery.seq.is_some_and(|seq| seq <= self.floor) {
             return Ok(());
         }
+        #[cfg(feature = "fault-injection")]
+        if self.state.faults.drops(&delivery) {
+            return Ok(());
+        }
         let me = claims.sub;
         match &delivery.event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {

@@ -55,6 +55,8 @@ pub struct EdgeState {
     pub draining: CancellationToken,
     /// The next local session id.
     pub next_session: AtomicU64,
+    #[cfg(feature = "fault-injection")]
+    pub faults: crate::fault::Faults,
 }
 
 impl EdgeState {

@@ -1,4 +1,5 @@
-//! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY.
+//! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY; and
+//! holding an idle socket.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,44 +11,29 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-pub(crate) type Socket = WebSocketStream<TcpStream>;
+pub type Socket = WebSocketStream<TcpStream>;
 
-/// Where auth is: every scenario signs up its users there.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Auth {
-    /// Auth's base URL.
-    #[arg(long = "auth", default_value = "http://127.0.0.1:8081")]
-    pub(crate) url: url::Url,
-}
-
-/// Signs up a fresh user through auth and returns its access token.
-pub(crate) async fn sign_up(auth: &url::Url, username: &str) -> anyhow::Result<String> {
-    let response = reqwest::Client::new()
-        .post(auth.join("/api/v1/auth/sign-up")?)
-        .json(&json!({"username": username, "password": format!("loadtest {username} password")}))
-        .send()
-        .await
-        .context("auth is unreachable")?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .context("auth answered something that is not JSON")?;
-    if !status.is_success() {
-        bail!("sign-up refused ({status}): {body}");
-    }
-    Ok(body["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_owned())
-}
-
-/// Opens a socket from `source` to `gateway` and identifies with `token`; returns after READY.
-pub(crate) async fn connect(
+/// Opens a socket from `source` to `gateway` and identifies with `token`; returns it and READY.
+pub async fn connect(
     gateway: &url::Url,
     source: IpAddr,
     token: &str,
-) -> anyhow::Result<Socket> {
+) -> anyhow::Result<(Socket, Value)> {
+    let mut socket = open(gateway, source).await?;
+    socket
+        .send(Message::Text(
+            json!({"op": 2, "d": {"token": token}}).to_string().into(),
+        ))
+        .await?;
+    let ready = expect_op(&mut socket, 0).await.context("no READY")?;
+    if ready["t"] != "READY" {
+        bail!("expected READY, got {ready}");
+    }
+    Ok((socket, ready))
+}
+
+/// Opens a socket from `source` to `gateway` and waits for HELLO.
+pub async fn open(gateway: &url::Url, source: IpAddr) -> anyhow::Result<Socket> {
     let host = gateway.host_str().context("the gateway URL has no host")?;
     let port = gateway
         .port_or_known_default()
@@ -66,15 +52,6 @@ pub(crate) async fn connect(
     let (mut socket, _) =
         tokio_tungstenite::client_async_with_config(gateway.as_str(), stream, Some(config)).await?;
     expect_op(&mut socket, 10).await.context("no HELLO")?;
-    socket
-        .send(Message::Text(
-            json!({"op": 2, "d": {"token": token}}).to_string().into(),
-        ))
-        .await?;
-    let ready = expect_op(&mut socket, 0).await.context("no READY")?;
-    if ready["t"] != "READY" {
-        bail!("expected READY, got {ready}");
-    }
     Ok(socket)
 }
 
@@ -91,7 +68,7 @@ async fn expect_op(socket: &mut Socket, op: u64) -> anyhow::Result<Value> {
 }
 
 /// Holds a socket: heartbeats on time and reads (and drops) whatever arrives, until `stop`.
-pub(crate) async fn hold(
+pub async fn hold(
     mut socket: Socket,
     heartbeat: std::time::Duration,
     stop: tokio::sync::watch::Receiver<bool>,

@@ -11,12 +11,13 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::population::{self, Population};
 use crate::{client, report};
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(flatten)]
-    auth: client::Auth,
+    auth: population::Auth,
 
     /// Edge gateway URLs, comma separated; connections are spread evenly over them.
     #[arg(
@@ -77,12 +78,14 @@ fn metrics_url(gateway: &url::Url) -> anyhow::Result<String> {
     Ok(format!("http://{host}:{port}/metrics"))
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.gateway.is_empty() || args.connections == 0 {
         bail!("give at least one --gateway and one connection");
     }
-    let username = format!("load_{}", std::process::id());
-    let token = client::sign_up(&args.auth.url, &username).await?;
+    let users = Population::new(&args.auth)
+        .sign_up(&format!("idle_{}", std::process::id()), 1)
+        .await?;
+    let token = users[0].token.clone();
 
     let mut before = Vec::new();
     for gateway in &args.gateway {
@@ -99,7 +102,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let gateway = args.gateway[i % args.gateway.len()].clone();
             let source = sources[(i / args.gateway.len()) % sources.len()];
             let token = token.clone();
-            async move { client::connect(&gateway, source, &token).await }
+            async move {
+                client::connect(&gateway, source, &token)
+                    .await
+                    .map(|(s, _)| s)
+            }
         })
         .buffer_unordered(args.concurrency.max(1));
     let mut attempts = std::pin::pin!(attempts);

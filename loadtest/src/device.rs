@@ -1,0 +1,339 @@
+//! One simulated device: a real gateway session over a real socket that heartbeats, sends when
+//! told, reads everything, checks it, and can drop its connection and RESUME on command.
+//!
+//! What it checks, per channel: every MESSAGE_CREATE's stream sequence is higher than the last
+//! one (so nothing arrives twice or out of order), and it counts them; the run compares the
+//! counts with what was acknowledged to find anything missing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, Socket};
+
+/// Latencies recorded by many devices at once, spread over a few locks.
+pub struct Latencies(Vec<std::sync::Mutex<Histogram<u64>>>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Latencies {
+    pub fn new() -> Self {
+        Self(
+            (0..16)
+                .map(|_| {
+                    std::sync::Mutex::new(
+                        Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn record(&self, shard: usize, micros: u64) {
+        if let Ok(mut h) = self.0[shard % self.0.len()].lock() {
+            let _ = h.record(micros.clamp(1, 600_000_000));
+        }
+    }
+
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+        for shard in &self.0 {
+            if let Ok(h) = shard.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
+}
+
+/// What every device of a run reports into.
+pub struct Shared {
+    pub epoch: Instant,
+    pub send_to_ack: Latencies,
+    pub send_to_receive: Latencies,
+    /// Messages acknowledged, per channel index.
+    pub acked: Vec<AtomicU64>,
+    pub received: AtomicU64,
+    /// A sequence number not above the last one seen in that channel: a duplicate or reordering.
+    pub disorder: AtomicU64,
+    /// ERROR answers to sends.
+    pub send_errors: AtomicU64,
+    /// Seconds from the storm's start to each device's RESUMED.
+    pub resumed: Mutex<Vec<f64>>,
+    pub resume_failures: AtomicU64,
+    /// When the reconnect storm began (micros since `epoch`).
+    pub storm_started: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(channels: usize) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            send_to_ack: Latencies::new(),
+            send_to_receive: Latencies::new(),
+            acked: (0..channels).map(|_| AtomicU64::new(0)).collect(),
+            received: AtomicU64::new(0),
+            disorder: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            resumed: Mutex::new(Vec::new()),
+            resume_failures: AtomicU64::new(0),
+            storm_started: AtomicU64::new(0),
+        })
+    }
+
+    pub fn micros(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+pub enum Command {
+    /// Send one message to the channel with this index.
+    Send(usize),
+    /// Drop the socket without a goodbye and RESUME on a new one.
+    Reconnect,
+}
+
+pub struct Device {
+    pub index: usize,
+    pub gateway: url::Url,
+    pub source: IpAddr,
+    pub token: String,
+    /// Channel id → channel index, for the channels this device's user is in.
+    pub channels: HashMap<String, usize>,
+    /// Channel index → channel id, for sending.
+    pub channel_ids: Arc<Vec<String>>,
+}
+
+/// What a device saw: messages per channel index.
+pub type Counts = HashMap<usize, u64>;
+
+#[derive(Deserialize)]
+struct Frame<'a> {
+    op: u8,
+    #[serde(default)]
+    s: Option<u64>,
+    #[serde(default, borrow)]
+    t: Option<&'a str>,
+    #[serde(borrow)]
+    d: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Created<'a> {
+    #[serde(borrow)]
+    channel_id: &'a str,
+    #[serde(borrow)]
+    content: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Acked<'a> {
+    #[serde(borrow)]
+    nonce: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    session_id: String,
+}
+
+struct Tracking {
+    last: HashMap<usize, (u64, u64)>,
+    seq: u64,
+}
+
+impl Device {
+    /// Connects and identifies; the session runs in the returned task until `stop`.
+    pub async fn start(
+        self,
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Command>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<Counts>> {
+        let (socket, ready) = client::connect(&self.gateway, self.source, &self.token).await?;
+        let ready: Ready = serde_json::from_value(ready["d"].clone()).context("READY")?;
+        Ok(tokio::spawn(self.run(
+            socket,
+            ready.session_id,
+            shared,
+            commands,
+            stop,
+        )))
+    }
+
+    async fn run(
+        self,
+        mut socket: Socket,
+        session_id: String,
+        shared: Arc<Shared>,
+        mut commands: mpsc::Receiver<Command>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Counts {
+        let mut tracking = Tracking {
+            last: HashMap::new(),
+            seq: 0,
+        };
+        let mut sent = 0u64;
+        let mut beat = tokio::time::interval(Duration::from_secs(30));
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                message = socket.next() => {
+                    let Some(Ok(message)) = message else { break };
+                    if let Message::Text(text) = message {
+                        self.read(&text, &shared, &mut tracking);
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Send(channel)) => {
+                        sent += 1;
+                        let now = shared.micros();
+                        let frame = json!({"op": 20, "d": {
+                            "channel_id": self.channel_ids[channel],
+                            "content": now.to_string(),
+                            "nonce": format!("{}:{sent}:{channel}:{now}", self.index),
+                        }});
+                        if socket.send(Message::Text(frame.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Command::Reconnect) => {
+                        drop(socket);
+                        match self.resume(&session_id, &shared, &mut tracking).await {
+                            Ok(resumed) => socket = resumed,
+                            Err(e) => {
+                                tracing_error(&e);
+                                shared.resume_failures.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                    None => {}
+                },
+                _ = beat.tick() => {
+                    let frame = json!({"op": 1, "d": tracking.seq}).to_string();
+                    if socket.send(Message::Text(frame.into())).await.is_err() {
+                        break;
+                    }
+                }
+                _ = stop.changed() => {
+                    let _ = socket.close(None).await;
+                    break;
+                }
+            }
+        }
+        tracking
+            .last
+            .into_iter()
+            .map(|(channel, (_, count))| (channel, count))
+            .collect()
+    }
+
+    fn read(&self, text: &str, shared: &Shared, tracking: &mut Tracking) {
+        let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
+            return;
+        };
+        match (frame.op, frame.t) {
+            (0, Some("MESSAGE_CREATE")) => {
+                let (Some(s), Some(d)) = (frame.s, frame.d) else {
+                    return;
+                };
+                let Ok(created) = serde_json::from_str::<Created<'_>>(d.get()) else {
+                    return;
+                };
+                let Some(&channel) = self.channels.get(created.channel_id) else {
+                    return;
+                };
+                tracking.seq = tracking.seq.max(s);
+                let (last, count) = tracking.last.entry(channel).or_insert((0, 0));
+                if s <= *last {
+                    shared.disorder.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                *last = s;
+                *count += 1;
+                shared.received.fetch_add(1, Ordering::Relaxed);
+                if let Ok(sent_at) = created.content.parse::<u64>() {
+                    shared
+                        .send_to_receive
+                        .record(self.index, shared.micros().saturating_sub(sent_at));
+                }
+            }
+            (0, _) => {
+                if let Some(s) = frame.s {
+                    tracking.seq = tracking.seq.max(s);
+                }
+            }
+            (24, _) => {
+                let Some(nonce) = frame
+                    .d
+                    .and_then(|d| serde_json::from_str::<Acked<'_>>(d.get()).ok())
+                    .and_then(|a| a.nonce)
+                else {
+                    return;
+                };
+                let mut parts = nonce.rsplitn(3, ':');
+                let sent_at = parts.next().and_then(|t| t.parse::<u64>().ok());
+                let channel = parts.next().and_then(|c| c.parse::<usize>().ok());
+                if let (Some(sent_at), Some(channel)) = (sent_at, channel) {
+                    shared.acked[channel].fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .send_to_ack
+                        .record(self.index, shared.micros().saturating_sub(sent_at));
+                }
+            }
+            (25, _) => {
+                shared.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// A new socket, RESUME with the highest sequence seen; the replay is read (and checked)
+    /// like live traffic.
+    async fn resume(
+        &self,
+        session_id: &str,
+        shared: &Shared,
+        tracking: &mut Tracking,
+    ) -> anyhow::Result<Socket> {
+        let mut socket = client::open(&self.gateway, self.source).await?;
+        let frame = json!({"op": 6, "d": {"token": self.token, "session_id": session_id,
+                                          "seq": tracking.seq}});
+        socket.send(Message::Text(frame.to_string().into())).await?;
+        while let Some(message) = socket.next().await {
+            let Message::Text(text) = message? else {
+                continue;
+            };
+            if text.contains("\"RESUMED\"") {
+                let since = shared.micros() - shared.storm_started.load(Ordering::Relaxed);
+                shared.resumed.lock().await.push(since as f64 / 1e6);
+                return Ok(socket);
+            }
+            if text.starts_with("{\"op\":9") || text.contains("\"op\":9,") {
+                bail!("the resume was refused (INVALID_SESSION)");
+            }
+            self.read(&text, shared, tracking);
+        }
+        bail!("the socket closed during the resume")
+    }
+}
+
+fn tracing_error(e: &anyhow::Error) {
+    eprintln!("loadtest: a device could not resume: {e:#}");
+}

@@ -1,0 +1,62 @@
+//! The load harness: real clients over real sockets against real edges. Each scenario is one
+//! command that prints a table and writes a JSON result; `--help` on each says what it takes.
+//!
+//! - [`run`]: the engine (channels, members, devices, a send rate, loss accounting) behind
+//!   `chat`, `fanout`, `persist`, `history` and `storm` ([`scenarios`]).
+//! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
+//! - [`idle`]: many identified connections held open; edge memory per connection.
+//! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
+
+// A command-line tool's library: its reports are meant for stdout.
+#![allow(clippy::print_stdout)]
+
+pub mod client;
+pub mod device;
+pub mod idle;
+pub mod plot;
+pub mod population;
+pub mod report;
+pub mod run;
+pub mod scenarios;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Drive real clients against the Natter edge fleet"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Open many connections, identify them, hold them; report edge memory per connection.
+    Idle(idle::Args),
+    /// Channels of members at a steady send rate: latency, deliveries per second and loss.
+    /// Several rates make a plot of latency against offered load.
+    Chat(scenarios::ChatArgs),
+    /// One large channel: deliveries per second and latency.
+    Fanout(scenarios::FanoutArgs),
+    /// A sustained send rate: persister lag over time, and every acknowledged message counted
+    /// in the CQL store at the end.
+    Persist(scenarios::PersistArgs),
+    /// History page reads at a steady rate while chat runs.
+    History(scenarios::HistoryArgs),
+    /// Drop every connection at once and resume them all; time to 99% and 100%, nothing missed.
+    Storm(scenarios::StormArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.scenario {
+        Scenario::Idle(args) => idle::run(args).await,
+        Scenario::Chat(args) => scenarios::chat(args).await,
+        Scenario::Fanout(args) => scenarios::fanout(args).await,
+        Scenario::Persist(args) => scenarios::persist(args).await,
+        Scenario::History(args) => scenarios::history(args).await,
+        Scenario::Storm(args) => scenarios::storm(args).await,
+    }
+}

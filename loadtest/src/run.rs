@@ -1,0 +1,496 @@
+//! The engine behind the chat, fanout, persist, history and storm scenarios: channels of members,
+//! each member with some devices spread over the edges and source addresses, a steady send rate
+//! for a while, and then the accounts: latency percentiles, deliveries per second, and loss —
+//! every acknowledged message must reach every device of every member exactly once, in order,
+//! or the run fails.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::device::{Command, Device, Latencies, Shared};
+use crate::population::{Auth, Population};
+use crate::report::{self, Percentiles, ServiceDelta};
+
+/// Where the system under test is and where the result goes: the same for every scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    #[command(flatten)]
+    pub auth: Auth,
+
+    /// Edge gateway URLs, comma separated; devices are spread evenly over them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/gateway,ws://127.0.0.1:8090/gateway"
+    )]
+    pub gateway: Vec<url::Url>,
+
+    /// Source addresses (127.0.0.2, 127.0.0.3, ...) to spread sockets over: each holds about
+    /// 28,000 ports towards one edge.
+    #[arg(long, default_value_t = 1)]
+    pub sources: u8,
+
+    /// `/metrics` URLs scraped before and after the run (default: every local service).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/metrics,http://127.0.0.1:8090/metrics,http://127.0.0.1:8081/metrics,http://127.0.0.1:8082/metrics,http://127.0.0.1:8083/metrics"
+    )]
+    pub metrics: Vec<String>,
+
+    /// Where to write the JSON result.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: &'static str,
+    pub channels: usize,
+    pub members: usize,
+    /// Users to draw members from (0: one per member slot).
+    pub users: usize,
+    pub devices: usize,
+    /// Messages per second, over all channels.
+    pub rate: u64,
+    pub duration: Duration,
+    /// History page reads per second while the chat runs (0: none).
+    pub history_rate: u64,
+    /// Drop every connection at once after this long, and resume them all.
+    pub storm_after: Option<Duration>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunResult {
+    pub scenario: &'static str,
+    pub channels: usize,
+    pub members_per_channel: usize,
+    pub users: usize,
+    pub devices: usize,
+    pub offered_rate: u64,
+    pub seconds: f64,
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub send_errors: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub missing: u64,
+    pub duplicated_or_reordered: u64,
+    pub deliveries_per_second: f64,
+    pub send_to_ack: Percentiles,
+    pub send_to_receive: Percentiles,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormResult>,
+    pub services: Vec<ServiceDelta>,
+    /// The channels' ids and what each had acknowledged (for checks after the run).
+    #[serde(skip)]
+    pub channel_ids: Vec<String>,
+    #[serde(skip)]
+    pub acked_per_channel: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryResult {
+    pub reads: u64,
+    pub errors: u64,
+    pub latency: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StormResult {
+    pub devices: usize,
+    pub resumed: usize,
+    pub failed: u64,
+    pub seconds_to_99_percent: f64,
+    pub seconds_to_all: f64,
+}
+
+impl RunResult {
+    pub fn lost_anything(&self) -> bool {
+        self.missing > 0
+            || self.duplicated_or_reordered > 0
+            || self
+                .storm
+                .as_ref()
+                .is_some_and(|s| s.failed > 0 || s.resumed < s.devices)
+    }
+
+    pub fn print(&self) {
+        println!(
+            "{}: {} channels x {} members ({} users, {} devices each), {}/s for {:.1} s",
+            self.scenario,
+            self.channels,
+            self.members_per_channel,
+            self.users,
+            self.devices,
+            self.offered_rate,
+            self.seconds
+        );
+        println!(
+            "sent {}, acknowledged {} ({} errors); deliveries {} of {} expected: {} missing, {} duplicated or reordered; {:.0} deliveries/s",
+            self.sent,
+            self.acknowledged,
+            self.send_errors,
+            self.delivered,
+            self.expected_deliveries,
+            self.missing,
+            self.duplicated_or_reordered,
+            self.deliveries_per_second
+        );
+        let mut rows = vec![
+            ("send -> ack", &self.send_to_ack),
+            ("send -> receive", &self.send_to_receive),
+        ];
+        if let Some(history) = &self.history {
+            rows.push(("history page", &history.latency));
+        }
+        report::print_percentiles(&rows);
+        if let Some(history) = &self.history {
+            println!(
+                "history: {} reads, {} errors",
+                history.reads, history.errors
+            );
+        }
+        if let Some(storm) = &self.storm {
+            println!(
+                "storm: {} of {} devices resumed ({} failed); 99% in {:.2} s, all in {:.2} s",
+                storm.resumed,
+                storm.devices,
+                storm.failed,
+                storm.seconds_to_99_percent,
+                storm.seconds_to_all
+            );
+        }
+        report::print_deltas(&self.services);
+    }
+}
+
+/// A device, and which channels its messages come from.
+struct Placed {
+    device: Device,
+    channels: Vec<usize>,
+}
+
+pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
+    if target.gateway.is_empty() || plan.channels == 0 || plan.members == 0 || plan.devices == 0 {
+        bail!("a run needs a gateway, a channel, a member and a device");
+    }
+    let population = Population::new(&target.auth);
+    let users = if plan.users == 0 {
+        plan.channels * plan.members
+    } else {
+        plan.users.max(plan.members)
+    };
+    let tag = format!(
+        "{}_{}_{}",
+        &plan.scenario[..2],
+        std::process::id(),
+        unique()
+    );
+    let people = population.sign_up(&tag, users).await?;
+    let channels = population
+        .channels(&people, plan.channels, plan.members)
+        .await?;
+    let channel_ids: Arc<Vec<String>> = Arc::new(channels.iter().map(|c| c.id.clone()).collect());
+
+    // Each user's channels, then each user's devices round robin over edges and sources.
+    let mut of_user: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (c, channel) in channels.iter().enumerate() {
+        for &m in &channel.members {
+            of_user.entry(m).or_default().push(c);
+        }
+    }
+    let sources: Vec<IpAddr> = (0..target.sources.max(1))
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+        .collect();
+    let mut placed = Vec::new();
+    let mut first_device_of_user = HashMap::new();
+    for (user, user_channels) in &of_user {
+        for _ in 0..plan.devices {
+            let index = placed.len();
+            first_device_of_user.entry(*user).or_insert(index);
+            let edges = target.gateway.len();
+            placed.push(Placed {
+                device: Device {
+                    index,
+                    gateway: target.gateway[index % edges].clone(),
+                    source: sources[(index / edges) % sources.len()],
+                    token: people[*user].token.clone(),
+                    channels: user_channels
+                        .iter()
+                        .map(|&c| (channel_ids[c].clone(), c))
+                        .collect(),
+                    channel_ids: Arc::clone(&channel_ids),
+                },
+                channels: user_channels.clone(),
+            });
+        }
+    }
+    let devices_in_channel: Vec<u64> = channels
+        .iter()
+        .map(|c| (c.members.len() * plan.devices) as u64)
+        .collect();
+
+    // Connect everyone.
+    let shared = Shared::new(channels.len());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut commands = Vec::new();
+    let mut sessions = Vec::new();
+    let connecting = futures::stream::iter(placed.into_iter().map(|p| {
+        let (tx, rx) = mpsc::channel(1024);
+        let (shared, stop_rx) = (Arc::clone(&shared), stop_rx.clone());
+        async move {
+            let session = p.device.start(shared, rx, stop_rx).await;
+            (tx, session, p.channels)
+        }
+    }))
+    .buffered(200);
+    let mut connecting = std::pin::pin!(connecting);
+    while let Some((tx, session, _)) = connecting.next().await {
+        sessions.push(session.context("a device could not connect")?);
+        commands.push(tx);
+    }
+    let senders: Vec<mpsc::Sender<Command>> = channels
+        .iter()
+        .map(|c| commands[first_device_of_user[&c.members[0]]].clone())
+        .collect();
+
+    let baseline = report::Baseline::take(&target.metrics).await;
+
+    // History readers, beside the chat.
+    let history = (plan.history_rate > 0).then(|| {
+        let readers = HistoryReaders {
+            http: reqwest::Client::new(),
+            channels: channels
+                .iter()
+                .map(|c| (c.id.clone(), people[c.members[0]].token.clone()))
+                .collect(),
+            edges: target
+                .gateway
+                .iter()
+                .filter_map(|g| {
+                    Some(format!(
+                        "http://{}:{}",
+                        g.host_str()?,
+                        g.port_or_known_default()?
+                    ))
+                })
+                .collect(),
+        };
+        tokio::spawn(readers.run(plan.history_rate, plan.duration))
+    });
+
+    // Send at the offered rate, round robin over the channels.
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut stormed = false;
+    while started.elapsed() < plan.duration {
+        tick.tick().await;
+        if let Some(after) = plan.storm_after
+            && !stormed
+            && started.elapsed() >= after
+        {
+            stormed = true;
+            shared
+                .storm_started
+                .store(shared.micros(), Ordering::Relaxed);
+            for device in &commands {
+                let _ = device.try_send(Command::Reconnect);
+            }
+        }
+        let due = (plan.rate as f64 * started.elapsed().as_secs_f64()) as u64;
+        while sent < due {
+            let channel = (sent % channels.len() as u64) as usize;
+            if senders[channel].send(Command::Send(channel)).await.is_err() {
+                bail!("a sending device has gone");
+            }
+            sent += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Let everything arrive: until every acknowledged message has reached every device, or
+    // nothing has moved for 15 seconds.
+    let expected = || -> u64 {
+        shared
+            .acked
+            .iter()
+            .zip(&devices_in_channel)
+            .map(|(acked, devices)| acked.load(Ordering::Relaxed) * devices)
+            .sum()
+    };
+    let mut last_progress = (Instant::now(), 0u64);
+    loop {
+        let (received, acked) = (
+            shared.received.load(Ordering::Relaxed),
+            shared
+                .acked
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .sum::<u64>(),
+        );
+        let answered = acked + shared.send_errors.load(Ordering::Relaxed);
+        if received >= expected() && answered >= sent {
+            break;
+        }
+        if received + answered != last_progress.1 {
+            last_progress = (Instant::now(), received + answered);
+        } else if last_progress.0.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivering_seconds = started.elapsed().as_secs_f64();
+    let services = baseline.deltas().await;
+    let history = match history {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
+
+    let _ = stop_tx.send(true);
+    let mut delivered_per_channel = vec![0u64; channels.len()];
+    for session in sessions {
+        if let Ok(counts) = session.await {
+            for (channel, count) in counts {
+                delivered_per_channel[channel] += count;
+            }
+        }
+    }
+    let acknowledged: u64 = shared.acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+    let expected_deliveries = expected();
+    let delivered: u64 = delivered_per_channel.iter().sum();
+    let missing = shared
+        .acked
+        .iter()
+        .zip(&devices_in_channel)
+        .zip(&delivered_per_channel)
+        .map(|((acked, devices), got)| {
+            (acked.load(Ordering::Relaxed) * devices).saturating_sub(*got)
+        })
+        .sum();
+    let storm = if stormed {
+        let mut times = shared.resumed.lock().await.clone();
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            times
+                .get(((times.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Some(StormResult {
+            devices: commands.len(),
+            resumed: times.len(),
+            failed: shared.resume_failures.load(Ordering::Relaxed),
+            seconds_to_99_percent: at(0.99),
+            seconds_to_all: times.last().copied().unwrap_or(f64::NAN),
+        })
+    } else {
+        None
+    };
+    Ok(RunResult {
+        scenario: plan.scenario,
+        channels: plan.channels,
+        members_per_channel: plan.members,
+        users,
+        devices: plan.devices,
+        offered_rate: plan.rate,
+        seconds,
+        sent,
+        acknowledged,
+        send_errors: shared.send_errors.load(Ordering::Relaxed),
+        expected_deliveries,
+        delivered,
+        missing,
+        duplicated_or_reordered: shared.disorder.load(Ordering::Relaxed),
+        deliveries_per_second: delivered as f64 / delivering_seconds,
+        send_to_ack: (&shared.send_to_ack.merged()).into(),
+        send_to_receive: (&shared.send_to_receive.merged()).into(),
+        history,
+        storm,
+        services,
+        acked_per_channel: shared
+            .acked
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect(),
+        channel_ids: channel_ids.to_vec(),
+    })
+}
+
+/// Distinguishes runs started by the same process (the smoke tests run several).
+fn unique() -> u32 {
+    use std::sync::atomic::AtomicU32;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+struct HistoryReaders {
+    http: reqwest::Client,
+    /// Channel id, and a member's token.
+    channels: Vec<(String, String)>,
+    /// Edge HTTP origins.
+    edges: Vec<String>,
+}
+
+impl HistoryReaders {
+    /// Reads the newest 50 messages of a channel, `rate` times a second, for `duration`.
+    async fn run(self, rate: u64, duration: Duration) -> HistoryResult {
+        let latencies = Arc::new(Latencies::new());
+        let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let readers = Arc::new(self);
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+        let mut reads = 0u64;
+        let mut pending = Vec::new();
+        while started.elapsed() < duration {
+            tick.tick().await;
+            let i = reads as usize;
+            reads += 1;
+            let (readers, latencies, errors) = (
+                Arc::clone(&readers),
+                Arc::clone(&latencies),
+                Arc::clone(&errors),
+            );
+            pending.push(tokio::spawn(async move {
+                let (channel, token) = &readers.channels[i % readers.channels.len()];
+                let edge = &readers.edges[i % readers.edges.len()];
+                let url = format!("{edge}/api/v1/channels/{channel}/messages?limit=50");
+                let begun = Instant::now();
+                let ok = match readers.http.get(&url).bearer_auth(token).send().await {
+                    Ok(response) => {
+                        response.status().is_success() && response.bytes().await.is_ok()
+                    }
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.record(i, begun.elapsed().as_micros() as u64);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for task in pending {
+            let _ = task.await;
+        }
+        let merged: Histogram<u64> = latencies.merged();
+        HistoryResult {
+            reads,
+            errors: errors.load(Ordering::Relaxed),
+            latency: (&merged).into(),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! A short run of every scenario against a real system (auth, two edges and a persister in this
+//! process, on the real stack): each must finish with nothing lost and write a well-formed result.
+//! Timings are not asserted here; docs/BENCHMARKS.md has the full runs.
+//!
+//! And the proof that the harness notices loss: against edges built to drop one message, a run
+//! fails and reports it missing.
+
+#[allow(dead_code)]
+#[path = "../../edge/tests/gateway/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::World;
+
+fn result_file(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{}.json", shared::testing::unique(tag)))
+}
+
+/// The arguments that point a scenario at `world`.
+fn target(world: &World, out: &Path) -> Vec<String> {
+    let metrics: Vec<String> = world
+        .edges
+        .iter()
+        .chain([&world.auth])
+        .chain(world.persister.as_ref())
+        .map(|s| s.url("/metrics"))
+        .collect();
+    vec![
+        format!("--auth={}", world.auth.url("")),
+        format!("--gateway={},{}", world.gateway(0), world.gateway(1)),
+        format!("--metrics={}", metrics.join(",")),
+        format!("--out={}", out.display()),
+    ]
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let cli: loadtest::Cli =
+        shared::config::try_parse_from(std::iter::once("loadtest".to_owned()).chain(args))
+            .expect("valid loadtest arguments");
+    loadtest::run(cli).await
+}
+
+fn read(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("a result file");
+    serde_json::from_str(&text).expect("the result is JSON")
+}
+
+fn assert_nothing_lost(result: &Value) {
+    assert_eq!(result["missing"], 0, "{result}");
+    assert_eq!(result["duplicated_or_reordered"], 0, "{result}");
+    assert_eq!(result["send_errors"], 0, "{result}");
+    assert!(result["acknowledged"].as_u64().unwrap() > 0, "{result}");
+    assert_eq!(result["acknowledged"], result["sent"], "{result}");
+    assert_eq!(
+        result["delivered"], result["expected_deliveries"],
+        "{result}"
+    );
+    for latency in ["send_to_ack", "send_to_receive"] {
+        assert!(result[latency]["p50_us"].as_u64().unwrap() > 0, "{result}");
+    }
+    assert!(
+        result["services"].as_array().unwrap().len() >= 3,
+        "{result}"
+    );
+}
+
+const FAST: &[&str] = &["--send-rate=1000/1s", "--frames-per-minute=100000"];
+
+#[tokio::test]
+async fn chat_at_two_rates_loses_nothing_and_plots() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("chat");
+    let plot = out.with_extension("svg");
+    let plot_arg = format!("--plot={}", plot.display());
+    let args = command(
+        &world,
+        &out,
+        &[
+            "chat",
+            "--channels=3",
+            "--members=3",
+            "--rate=20,40",
+            "--duration=2s",
+            &plot_arg,
+        ],
+    );
+    run(args).await.expect("the chat run passes");
+    let results = read(&out);
+    assert_eq!(results.as_array().unwrap().len(), 2);
+    for result in results.as_array().unwrap() {
+        assert_nothing_lost(result);
+    }
+    let svg = std::fs::read_to_string(&plot).expect("a plot");
+    assert!(svg.contains("<svg") && svg.contains("p99"), "{svg}");
+}
+
+/// `scenario` then its arguments, then the target's.
+fn command(world: &World, out: &Path, scenario: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = scenario.iter().map(|s| (*s).to_owned()).collect();
+    args.extend(target(world, out));
+    args
+}
+
+#[tokio::test]
+async fn fanout_to_a_channel_of_devices_loses_nothing() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("fanout");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "fanout",
+            "--members=8",
+            "--devices=2",
+            "--rate=10",
+            "--duration=2s",
+        ],
+    );
+    run(args).await.expect("the fanout run passes");
+    let result = read(&out);
+    assert_nothing_lost(&result);
+    assert_eq!(result["members_per_channel"], 8);
+}
+
+#[tokio::test]
+async fn history_reads_beside_chat_all_succeed() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("history");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "history",
+            "--channels=2",
+            "--members=2",
+            "--rate=20",
+            "--reads=10",
+            "--duration=2s",
+        ],
+    );
+    run(args).await.expect("the history run passes");
+    let result = read(&out);
+    assert_nothing_lost(&result);
+    assert_eq!(result["history"]["errors"], 0, "{result}");
+    assert!(
+        result["history"]["reads"].as_u64().unwrap() >= 10,
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_storm_resumes_every_device_and_misses_nothing() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("storm");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "storm",
+            "--channels=2",
+            "--members=3",
+            "--devices=2",
+            "--rate=20",
+            "--duration=4s",
+            "--storm-after=1500ms",
+        ],
+    );
+    run(args).await.expect("the storm run passes");
+    let result = read(&out);
+    assert_nothing_lost(&result);
+    let storm = &result["storm"];
+    assert_eq!(storm["failed"], 0, "{result}");
+    assert_eq!(storm["resumed"], storm["devices"], "{result}");
+}
+
+#[tokio::test]
+async fn persist_counts_every_acknowledged_message_in_the_store() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("persist");
+    let persister = world.persister.as_ref().unwrap().url("/metrics");
+    let nodes = format!("--cql-nodes={}", world.stack.cql_nodes);
+    let keyspace = format!("--cql-keyspace={}", world.keyspace);
+    let persister = format!("--persister={persister}");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "persist",
+            "--channels=3",
+            "--rate=100",
+            "--duration=2s",
+            &persister,
+            &nodes,
+            &keyspace,
+        ],
+    );
+    run(args).await.expect("the persist run passes");
+    let result = read(&out);
+    assert_nothing_lost(&result);
+    assert_eq!(result["stored"], result["acknowledged"], "{result}");
+    assert_eq!(result["missing_in_store"], 0, "{result}");
+    assert!(!result["lag"].as_array().unwrap().is_empty(), "{result}");
+}
+
+#[tokio::test]
+async fn idle_connections_are_held_and_measured() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("idle");
+    let mut args = vec![
+        "idle".to_owned(),
+        format!("--auth={}", world.auth.url("")),
+        format!("--gateway={},{}", world.gateway(0), world.gateway(1)),
+        "--connections=20".to_owned(),
+        "--hold=1s".to_owned(),
+    ];
+    args.push(format!("--out={}", out.display()));
+    run(args).await.expect("the idle run passes");
+    let result = read(&out);
+    assert_eq!(result["connections"], 20, "{result}");
+    assert_eq!(result["failed"], 0, "{result}");
+    assert_eq!(result["edges"].as_array().unwrap().len(), 2, "{result}");
+}
+
+#[tokio::test]
+async fn an_edge_that_drops_one_message_fails_the_run_as_loss() {
+    let world = World::start(
+        2,
+        &[
+            "--send-rate=1000/1s",
+            "--frames-per-minute=100000",
+            "--fault-drop-message=7",
+        ],
+    )
+    .await;
+    let out = result_file("fault");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "chat",
+            "--channels=2",
+            "--members=3",
+            "--rate=30",
+            "--duration=2s",
+        ],
+    );
+    let failed = run(args)
+        .await
+        .expect_err("a run with a dropped message fails");
+    assert!(format!("{failed:#}").contains("loss"), "{failed:#}");
+    let result = read(&out);
+    // Each of the two edges dropped one delivery.
+    assert_eq!(result["missing"], 2, "{result}");
+    assert_eq!(
+        result["delivered"].as_u64().unwrap() + 2,
+        result["expected_deliveries"].as_u64().unwrap()
+    );
+}
