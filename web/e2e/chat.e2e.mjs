@@ -352,6 +352,42 @@ describe('two people on two edges', () => {
     await screenshot(ann.page, 'long-history');
   });
 
+  test('a channel is renamed, loses a member, and is deleted by its owner', async () => {
+    await sidebarLink(ann, 'random').click();
+    await ann.page.getByRole('button', { name: 'Channel settings' }).click();
+    const dialog = ann.page.getByRole('dialog');
+    await dialog.getByLabel('Name', { exact: true }).fill('off-topic');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.getByLabel('Username to add').fill(BOB);
+    await dialog.getByRole('button', { name: 'Add', exact: true }).click();
+    await sidebarLink(bob, 'off-topic').waitFor({ timeout: T });
+    await dialog.getByRole('button', { name: `Remove ${BOB}` }).click();
+    await sidebarLink(bob, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    await dialog.getByRole('button', { name: 'Delete channel' }).click();
+    await sidebarLink(ann, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    await ann.page.getByText('Pick a conversation').waitFor({ timeout: T });
+  });
+
+  test('a new display name shows on old messages for everyone', async () => {
+    await sidebarLink(bob, 'general').click();
+    await bob.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await bob.page.getByLabel('Display name').fill('Robert');
+    await bob.page.getByRole('button', { name: 'Save profile' }).click();
+    await bob.page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: T });
+    await bob.page.getByRole('button', { name: 'Close' }).click();
+    await sidebarLink(ann, 'general').click();
+    await message(ann, 'hi ann!').getByText('Robert').waitFor({ timeout: T });
+  });
+
+  test('signing out ends the session, and a reload stays signed out', async () => {
+    await bob.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await bob.page.getByRole('button', { name: 'Sign out' }).click();
+    await bob.page.getByRole('heading', { name: 'Welcome back' }).waitFor({ timeout: T });
+    await bob.page.reload();
+    await bob.page.getByRole('heading', { name: 'Welcome back' }).waitFor({ timeout: T });
+    assert.equal(await bob.page.evaluate(() => localStorage.getItem('natter.session')), null);
+  });
+
   test('works at phone width', async () => {
     const phone = await person(browser, services, { name: 'phone', viewport: { width: 390, height: 844 } });
     await phone.page.goto('/');
@@ -361,15 +397,14 @@ describe('two people on two edges', () => {
     await phone.page.getByRole('button', { name: 'Sign in' }).click();
     await sidebarLink(phone, 'general').click({ timeout: T });
     await phone.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
-    await sidebarLink(bob, 'general').click();
     await send(phone, 'from my phone');
-    await message(bob, 'from my phone').waitFor({ timeout: T });
+    await message(ann, 'from my phone').waitFor({ timeout: T });
     if (can.history && can.cors) await message(phone, 'after the outage').waitFor({ timeout: T });
     const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `no sideways scrolling (page is ${width}px wide)`);
     await screenshot(phone.page, 'phone');
     await phone.page.getByRole('button', { name: 'Show channels' }).click();
-    await sidebarLink(phone, 'random').waitFor();
+    await sidebarLink(phone, 'general').waitFor();
     await phone.context.close();
   });
 });
