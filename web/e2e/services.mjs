@@ -89,6 +89,15 @@ async function waitReady(name, port, proc, timeoutMs = 90_000) {
 export class Services {
   constructor() {
     this.procs = new Map();
+    // However the run ends (a failed assertion, Ctrl-C), no service outlives it.
+    const killAll = () => this.procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
+    process.once('exit', killAll);
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      process.once(signal, () => {
+        killAll();
+        process.exit(130);
+      });
+    }
     this.env = stackEnv();
     this.prefix = unique('p');
     this.keyspace = unique('ks');
