@@ -10,7 +10,7 @@ buildClient();
 const files = process.argv.slice(2);
 const r = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=1', ...(files.length ? files : ['e2e/chat.e2e.mjs'])],
+  ['--test', '--test-reporter=spec', ...(files.length ? files : ['e2e/chat.e2e.mjs'])],
   { stdio: 'inherit', cwd: new URL('..', import.meta.url).pathname },
 );
 console.log(`e2e finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -174,6 +174,8 @@ const MessageRow = memo(function MessageRow({ row, author, mine, seen, editing, 
       aria-label={`${name} at ${timeText}`}
       data-message-id={m.delivery === 'sent' ? m.id : undefined}
       data-delivery={m.delivery}
+      // Focusable by tap, so a touch screen shows the message's actions (:focus-within).
+      tabIndex={-1}
     >
       <div className="gutter">
         {row.head ? (
