@@ -17,10 +17,11 @@ export function buildRows(items: ChatMessage[], now = Date.now()): Row[] {
   const rows: Row[] = [];
   let prevAuthor: string | null = null;
   let prevTime = 0;
-  let prevDay = '';
+  let prevDay = NaN;
   for (const m of items) {
     const time = m.delivery === 'sent' ? idTime(m.id) : now;
-    const day = new Date(time).toDateString();
+    // The local calendar day as a number: cheap enough to do for ten thousand messages per render.
+    const day = Math.floor((time - new Date(time).getTimezoneOffset() * 60_000) / 86_400_000);
     if (day !== prevDay) {
       rows.push({ kind: 'day', key: `day-${day}`, label: dayLabel(time) });
       prevAuthor = null;
