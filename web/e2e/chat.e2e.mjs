@@ -191,9 +191,9 @@ describe('two people on two edges', () => {
     await send(ann, 'a typo in thsi one');
     await message(ann, 'thsi').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
     await message(bob, 'thsi').waitFor({ timeout: T });
-    const row = message(ann, 'thsi');
-    await row.hover();
-    await row.getByRole('button', { name: 'Edit message' }).click();
+    // Up in the empty composer edits one's last message, as in Discord.
+    await composer(ann).focus();
+    await composer(ann).press('ArrowUp');
     const box = ann.page.getByRole('textbox', { name: 'Edit message' });
     await box.fill('a typo in this one');
     await box.press('Enter');

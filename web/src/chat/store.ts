@@ -515,6 +515,15 @@ export class Chat {
     this.patchList(channelId, (l) => applyDelete(l, messageId));
   }
 
+  /** The newest confirmed message of mine in a channel (Up in the composer edits it). */
+  lastOwnMessage(channelId: string): string | null {
+    const items = this.qc.getQueryData<MessageList>(keys.messages(channelId))?.items ?? [];
+    for (let i = items.length - 1; i >= 0; i--) {
+      if (items[i].delivery === 'sent' && items[i].author_id === this.me.id) return items[i].id;
+    }
+    return null;
+  }
+
   private lastTyping = new Map<string, number>();
   typing(channelId: string) {
     const now = Date.now();

@@ -21,6 +21,12 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
   const typing = useTyping(channel.id);
   const [membersOpen, setMembersOpen] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [editing, setEditingState] = useState<string | null>(null);
+  const setEditing = (id: string | null) => {
+    setEditingState(id);
+    // Back to the composer when an edit ends, so the keyboard stays where the writing is.
+    if (id === null) requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
+  };
   const title = channelTitle(channel, chat.me.id);
   const label = channel.kind === 'dm' ? `@${title}` : `#${title}`;
 
@@ -55,11 +61,11 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
       </header>
       <div className="channel-body">
         <section className="conversation" aria-label={`Messages in ${label}`}>
-          <MessageList channel={channel} />
+          <MessageList channel={channel} editing={editing} onEdit={setEditing} />
           <div className="typing" aria-live="polite">
             {typingText(typing.map((id) => displayName(users[id])))}
           </div>
-          <Composer channelId={channel.id} label={`Message ${label}`} />
+          <Composer channelId={channel.id} label={`Message ${label}`} onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))} />
         </section>
         {membersOpen && <MemberList channel={channel} />}
       </div>

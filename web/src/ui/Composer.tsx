@@ -4,7 +4,7 @@ import { useChat } from '../chat/hooks';
 
 const MAX = 4000;
 
-export function Composer({ channelId, label }: { channelId: string; label: string }) {
+export function Composer({ channelId, label, onEditLast }: { channelId: string; label: string; onEditLast: () => void }) {
   const chat = useChat();
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
@@ -19,6 +19,11 @@ export function Composer({ channelId, label }: { channelId: string; label: strin
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       send();
+    }
+    // As in Discord: Up in an empty box edits your last message.
+    if (e.key === 'ArrowUp' && text === '') {
+      e.preventDefault();
+      onEditLast();
     }
   };
 
@@ -47,7 +52,7 @@ export function Composer({ channelId, label }: { channelId: string; label: strin
         aria-describedby="composer-hint"
       />
       <span id="composer-hint" className="sr-only">
-        Enter sends, Shift+Enter starts a new line.
+        Enter sends, Shift+Enter starts a new line, Up edits your last message.
       </span>
       {over && (
         <span className="field-error" role="alert">

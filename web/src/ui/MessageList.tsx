@@ -16,7 +16,15 @@ import { buildRows, type Row } from './rows';
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 300;
 
-export function MessageList({ channel }: { channel: Channel }) {
+export function MessageList({
+  channel,
+  editing,
+  onEdit,
+}: {
+  channel: Channel;
+  editing: string | null;
+  onEdit: (id: string | null) => void;
+}) {
   const chat = useChat();
   const users = useUsers();
   const { data: list, isError, refetch } = useMessages(channel.id);
@@ -27,7 +35,6 @@ export function MessageList({ channel }: { channel: Channel }) {
   const atBottom = useRef(true);
   const anchor = useRef<{ key: string; offset: number } | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
-  const [editing, setEditing] = useState<string | null>(null);
 
   const virtualizer = useVirtualizer({
     count: rows.length,
@@ -142,7 +149,7 @@ export function MessageList({ channel }: { channel: Channel }) {
                   mine={row.message.author_id === chat.me.id}
                   seen={row.message.id === seenId}
                   editing={editing === row.message.id}
-                  onEdit={setEditing}
+                  onEdit={onEdit}
                 />
               )}
             </div>
