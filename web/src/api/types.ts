@@ -69,7 +69,8 @@ export interface MessagePage {
 
 export interface Presence {
   user_id: string;
-  status: Status;
+  /** `unknown` when the presence store cannot be read: show nothing rather than a guess. */
+  status: Status | 'unknown';
   last_seen: number | null;
 }
 

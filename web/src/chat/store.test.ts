@@ -166,3 +166,38 @@ describe('messages', () => {
     expect(fetchMock).not.toHaveBeenCalled();
   });
 });
+
+describe('presence', () => {
+  const withPresence = (presences: Ready['presences']) => ({ ...ready([channel('10')]), presences });
+
+  it('takes READY presences and live updates, and knows the edges speak it', () => {
+    gw.fire('ready', withPresence([{ user_id: '2', status: 'online', last_seen: null }]));
+    expect(chat.presenceSupported).toBe(true);
+    dispatch('PRESENCE_UPDATE', { user_id: '2', status: 'offline', last_seen: 5 });
+    expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'offline' });
+  });
+
+  it('asks the edge for everyone shown after a resume, whose gap is not replayed', async () => {
+    gw.fire('ready', withPresence([]));
+    fetchMock.mockImplementation(async () => new Response(JSON.stringify([{ user_id: '2', status: 'idle', last_seen: null }])));
+    gw.fire('resumed', { seq: 2, channels: [channel('10')] });
+    await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'idle' }));
+    expect(String(fetchMock.mock.calls[0][0])).toBe('http://edge:8080/api/v1/presences?user_ids=2');
+  });
+
+  it('goes idle after minutes without input, and back on the next key', () => {
+    vi.useFakeTimers();
+    const sent: unknown[] = [];
+    gw.notify = (op, d) => {
+      sent.push([op, d]);
+      return true;
+    };
+    chat.start();
+    gw.fire('ready', withPresence([]));
+    vi.advanceTimersByTime(5 * 60_000 + 30_000);
+    expect(sent).toEqual([[3, { status: 'idle' }]]);
+    window.dispatchEvent(new KeyboardEvent('keydown'));
+    expect(sent.at(-1)).toEqual([3, { status: 'online' }]);
+    vi.useRealTimers();
+  });
+});

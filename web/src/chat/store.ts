@@ -42,7 +42,9 @@ export const OLDER_PAGE = 100;
 const TYPING_MS = 8_000;
 
 export type UserMap = Record<string, User>;
-export type PresenceMap = Record<string, Status> | null;
+export type PresenceMap = Record<string, Status | 'unknown'> | null;
+/** No input for this long sends `idle` (op 3), as the presence protocol asks of clients. */
+export const IDLE_AFTER_MS = 5 * 60_000;
 export interface Connection {
   state: ConnectionState;
   reconnecting: boolean;
@@ -95,21 +97,27 @@ export class Chat {
     this.unsubscribe.push(
       this.gateway.on('state', (s) => qc.setQueryData(keys.connection, s)),
       this.gateway.on('ready', (r) => this.onReady(r)),
-      this.gateway.on('resumed', (r) => this.setChannels(r.channels)),
+      this.gateway.on('resumed', (r) => this.onResumed(r.channels)),
       this.gateway.on('dispatch', ({ t, d }) => this.onDispatch(t, d)),
       this.gateway.on('authFailed', () => session.signedOutElsewhere()),
     );
     document.addEventListener('visibilitychange', this.onVisibility);
   }
 
+  private static INPUT_EVENTS = ['keydown', 'pointerdown', 'pointermove', 'wheel', 'focus'] as const;
+
   start() {
     this.gateway.start();
+    for (const e of Chat.INPUT_EVENTS) window.addEventListener(e, this.onInput, { passive: true });
+    this.idleTimer = setInterval(this.checkIdle, 30_000);
   }
 
   stop() {
     this.gateway.stop();
     this.unsubscribe.forEach((u) => u());
     document.removeEventListener('visibilitychange', this.onVisibility);
+    for (const e of Chat.INPUT_EVENTS) window.removeEventListener(e, this.onInput);
+    if (this.idleTimer) clearInterval(this.idleTimer);
   }
 
   /** The connected edge's HTTP origin, for the message routes it serves. */
@@ -143,11 +151,7 @@ export class Chat {
     this.rememberUsers([ready.user]);
     if (ready.presences) {
       this.presenceSupported = true;
-      this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
-        const next: Record<string, Status> = { ...(old ?? {}) };
-        for (const p of ready.presences as Presence[]) next[p.user_id] = p.status;
-        return next;
-      });
+      this.setPresences(ready.presences);
     }
     this.setChannels(ready.channels);
     // A new session (first connect, or after INVALID_SESSION): messages stored while no session
@@ -160,6 +164,60 @@ export class Chat {
       void this.fillGap(c.id);
     }
   }
+
+  private setPresences(presences: Presence[]) {
+    this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+      const next: Record<string, Status | 'unknown'> = { ...(old ?? {}) };
+      for (const p of presences) next[p.user_id] = p.status;
+      return next;
+    });
+  }
+
+  private onResumed(channels: Channel[]) {
+    this.setChannels(channels);
+    if (!this.presenceSupported) return;
+    // Presence changes during the gap are not replayed: ask for everyone we show, and tell the
+    // new session we are still idle.
+    if (this.idle) this.gateway.notify(Op.PresenceUpdate, { status: 'idle' });
+    const ids = new Set(channels.flatMap((c) => c.members.map((m) => m.user.id)));
+    ids.delete(this.me.id);
+    void this.fetchPresences([...ids]);
+  }
+
+  /** `GET /api/v1/presences` on the edge, 100 ids at a time. */
+  async fetchPresences(ids: string[]) {
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      try {
+        this.setPresences(await this.edgeCall<Presence[]>(`/api/v1/presences?user_ids=${chunk.join(',')}`));
+      } catch {
+        return; // the next PRESENCE_UPDATE or resume corrects it
+      }
+    }
+  }
+
+  // ---- idle ------------------------------------------------------------------------------------
+
+  private idle = false;
+  private lastInput = Date.now();
+  private idleTimer: ReturnType<typeof setInterval> | null = null;
+
+  private onInput = () => {
+    this.lastInput = Date.now();
+    if (this.idle) {
+      this.idle = false;
+      const chosen = (session.user ?? this.me).status;
+      if (this.presenceSupported && chosen !== 'offline') this.gateway.notify(Op.PresenceUpdate, { status: chosen });
+    }
+  };
+
+  private checkIdle = () => {
+    if (this.idle || !this.presenceSupported) return;
+    if ((session.user ?? this.me).status !== 'online') return; // dnd and invisible stay as chosen
+    if (Date.now() - this.lastInput < IDLE_AFTER_MS) return;
+    this.idle = true;
+    this.gateway.notify(Op.PresenceUpdate, { status: 'idle' });
+  };
 
   private setChannels(channels: Channel[]) {
     const old = new Map((this.qc.getQueryData<Channel[]>(keys.channels) ?? []).map((c) => [c.id, c]));
@@ -201,9 +259,8 @@ export class Chat {
         return;
       }
       case 'PRESENCE_UPDATE': {
-        const p = d as Presence;
         this.presenceSupported = true;
-        this.qc.setQueryData<PresenceMap>(keys.presence, (old) => ({ ...(old ?? {}), [p.user_id]: p.status }));
+        this.setPresences([d as Presence]);
         return;
       }
       case 'CHANNEL_CREATE':

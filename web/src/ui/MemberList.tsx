@@ -19,7 +19,7 @@ export function MemberList({ channel }: { channel: Channel }) {
             <Avatar user={m.user} size={32} status={m.status} />
             <span className="member-name">
               {displayName(m.user)}
-              <span className="sr-only">, {statusLabel(m.status)}</span>
+              {m.status && <span className="sr-only">, {statusLabel(m.status)}</span>}
             </span>
             {m.role !== 'member' && <span className="role">{m.role}</span>}
           </li>
