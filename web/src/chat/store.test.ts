@@ -201,3 +201,14 @@ describe('presence', () => {
     vi.useRealTimers();
   });
 });
+
+describe('presence of channels joined during the session', () => {
+  it('is asked for when such a channel is opened', async () => {
+    gw.fire('ready', { ...ready([channel('10')]), presences: [] });
+    dispatch('CHANNEL_CREATE', channel('11', { kind: 'dm', members: [{ user: ME, role: 'member' }, { user: user('3', 'carol'), role: 'member' }] }));
+    fetchMock.mockImplementation(async () => new Response(JSON.stringify([{ user_id: '3', status: 'online', last_seen: null }])));
+    chat.setActive('11');
+    await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '3': 'online' }));
+    expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');
+  });
+});

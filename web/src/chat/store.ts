@@ -153,6 +153,7 @@ export class Chat {
       this.presenceSupported = true;
       this.setPresences(ready.presences);
     }
+    this.unwatched = new Set(ready.channels.filter((c) => c.members.length > 100).map((c) => c.id));
     this.setChannels(ready.channels);
     // A new session (first connect, or after INVALID_SESSION): messages stored while no session
     // was open are not replayed, so fill each loaded channel's gap from history.
@@ -174,6 +175,7 @@ export class Chat {
   }
 
   private onResumed(channels: Channel[]) {
+    this.unwatched = new Set(channels.filter((c) => c.members.length > 100).map((c) => c.id));
     this.setChannels(channels);
     if (!this.presenceSupported) return;
     // Presence changes during the gap are not replayed: ask for everyone we show, and tell the
@@ -198,6 +200,18 @@ export class Chat {
 
   // ---- idle ------------------------------------------------------------------------------------
 
+  /**
+   * Channels whose members' presence is not pushed to this session: joined during it (pushed from
+   * the next IDENTIFY or RESUME) or over 100 members. Asked for while open instead.
+   */
+  private unwatched = new Set<string>();
+
+  private refreshActivePresence() {
+    if (!this.presenceSupported || !this.active || !this.unwatched.has(this.active)) return;
+    const c = this.channel(this.active);
+    if (c) void this.fetchPresences(c.members.map((m) => m.user.id).filter((id) => id !== this.me.id));
+  }
+
   private idle = false;
   private lastInput = Date.now();
   private idleTimer: ReturnType<typeof setInterval> | null = null;
@@ -212,6 +226,7 @@ export class Chat {
   };
 
   private checkIdle = () => {
+    this.refreshActivePresence();
     if (this.idle || !this.presenceSupported) return;
     if ((session.user ?? this.me).status !== 'online') return; // dnd and invisible stay as chosen
     if (Date.now() - this.lastInput < IDLE_AFTER_MS) return;
@@ -374,7 +389,10 @@ export class Chat {
     this.rememberUsers(c.members.map((m) => m.user));
     this.qc.setQueryData<Channel[]>(keys.channels, (old = []) => {
       const prev = old.find((x) => x.id === c.id);
-      if (!prev) return [...old, { ...c, unread_count: 0, last_message_id: null, last_read_id: null }];
+      if (!prev) {
+        this.unwatched.add(c.id);
+        return [...old, { ...c, unread_count: 0, last_message_id: null, last_read_id: null }];
+      }
       return old.map((x) =>
         x.id === c.id
           ? { ...c, unread_count: x.unread_count, last_message_id: x.last_message_id, last_read_id: x.last_read_id }
@@ -488,6 +506,7 @@ export class Chat {
   setActive(channelId: string | null) {
     this.active = channelId;
     if (channelId) this.markRead(channelId);
+    this.refreshActivePresence();
   }
 
   /** Marks the open channel read up to its newest message (debounced), if it is not already. */
