@@ -127,6 +127,8 @@ export class Services {
       NATTER_NATS_PREFIX: this.prefix,
       NATTER_LOG_FORMAT: 'json',
       NATTER_LOG: 'info',
+      // This run's chat stream is thrown away with its prefix; let the shared NATS forget it soon.
+      NATTER_STREAM_MAX_AGE: '1h',
     };
     const cql = {
       NATTER_CQL_NODES: this.env.NATTER_CQL_NODES,
