@@ -2,8 +2,12 @@
 //! workers, with a cap on how many hashes run at once.
 //!
 //! A hash takes ~35 ms of one core and 19 MiB of memory. Run on the async workers it would stall
-//! every other request; uncapped, a burst of sign-ins would queue hundreds of them on the blocking
-//! pool and exhaust memory. So each runs on `spawn_blocking` after taking a semaphore permit.
+//! every other request; uncapped, a burst of sign-ins would queue hundreds of them and exhaust
+//! memory. So each takes a semaphore permit and runs on a small pool of dedicated threads, one per
+//! permit. Dedicated threads matter as much as the cap: the allocator keeps an arena per thread
+//! that has hashed, and on tokio's blocking pool (threads come and go) that grew auth's resident
+//! memory to 800 MB after a few hundred sign-ups (docs/BENCHMARKS.md); with a fixed pool it is
+//! bounded by the pool's size.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,13 +23,16 @@ use tokio::sync::Semaphore;
 pub enum HashError {
     #[error("password hashing failed: {0}")]
     Hash(String),
-    #[error("the hashing task panicked or was cancelled")]
-    Task(#[from] tokio::task::JoinError),
+    #[error("the hashing thread panicked")]
+    Panicked,
+    #[error("cannot start the hashing threads: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
 }
 
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    pool: Arc<rayon::ThreadPool>,
     /// Verified against when the username does not exist, so a wrong username costs what a wrong
     /// password costs and timing does not tell which accounts exist.
     dummy: Arc<String>,
@@ -45,8 +52,13 @@ fn argon2() -> Argon2<'static> {
 
 impl Passwords {
     pub async fn new(concurrency: usize, duration: Histogram) -> Result<Self, HashError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(concurrency.max(1))
+            .thread_name(|i| format!("argon2-{i}"))
+            .build()?;
         let mut passwords = Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            pool: Arc::new(pool),
             dummy: Arc::new(String::new()),
             duration,
         };
@@ -95,14 +107,14 @@ impl Passwords {
             .await
             .expect("the hashing semaphore is never closed");
         let duration = self.duration.clone();
-        let out = tokio::task::spawn_blocking(move || {
+        let (done, out) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
             let started = Instant::now();
             let out = work();
             duration.observe(started.elapsed().as_secs_f64());
-            out
-        })
-        .await?;
-        Ok(out)
+            let _ = done.send(out);
+        });
+        out.await.map_err(|_| HashError::Panicked)
     }
 }
 
