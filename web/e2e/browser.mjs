@@ -3,11 +3,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const CANDIDATES = [process.env.NATTER_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean);
+const CANDIDATES = [process.env.NATTER_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
+  Boolean,
+);
 
 export async function launch() {
   const executablePath = CANDIDATES.find((p) => existsSync(p));
-  if (!executablePath) throw new Error('no Chromium: run web/e2e/install-chromium.sh (apt-get install chromium)');
+  if (!executablePath)
+    throw new Error('no Chromium: run web/e2e/install-chromium.sh (apt-get install chromium)');
   return chromium.launch({
     executablePath,
     headless: true,
@@ -40,7 +43,8 @@ export async function person(browser, services, { name, edge, viewport = { width
     const body = await res.json();
     const urls = [body.url, ...body.alternatives];
     const preferred = edge ? services.edgeUrl(edge) : null;
-    const ordered = preferred && urls.includes(preferred) ? [preferred, ...urls.filter((u) => u !== preferred)] : urls;
+    const ordered =
+      preferred && urls.includes(preferred) ? [preferred, ...urls.filter((u) => u !== preferred)] : urls;
     await route.fulfill({ json: { url: ordered[0], alternatives: ordered.slice(1) } });
   });
   const page = await context.newPage();

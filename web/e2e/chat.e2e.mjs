@@ -91,7 +91,12 @@ describe('two people on two edges', () => {
     await Promise.all([ready(ann), ready(bob)]);
     // They really are on different edges.
     assert.ok(ann.frames.some((f) => f.t === 'READY'));
-    const annEdge = await ann.page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/gateway')));
+    const annEdge = await ann.page.evaluate(() =>
+      performance
+        .getEntriesByType('resource')
+        .map((e) => e.name)
+        .filter((n) => n.includes('/gateway')),
+    );
     assert.ok(annEdge.length > 0);
   });
 
@@ -117,7 +122,10 @@ describe('two people on two edges', () => {
     await message(ann, 'hi ann!').waitFor({ timeout: T });
     // The sender's copy is confirmed (not pending) and links are links.
     await message(ann, 'hello bob').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
-    assert.equal(await message(bob, 'hello bob').getByRole('link').getAttribute('href'), 'https://example.com/');
+    assert.equal(
+      await message(bob, 'hello bob').getByRole('link').getAttribute('href'),
+      'https://example.com/',
+    );
     await send(ann, '<b>not bold</b>');
     await message(bob, '<b>not bold</b>').waitFor({ timeout: T });
     assert.equal(await bob.page.locator('[role="log"] b').count(), 0);
@@ -154,7 +162,8 @@ describe('two people on two edges', () => {
   });
 
   test('someone who closes the app shows offline', async (t) => {
-    if (!readyFrame(ann)?.presences) return t.skip('live presence (PRESENCE_UPDATE) is not on this backend yet');
+    if (!readyFrame(ann)?.presences)
+      return t.skip('live presence (PRESENCE_UPDATE) is not on this backend yet');
     const carol = await person(browser, services, { name: 'carol' });
     await signUp(carol, `carol_${suffix}`, 'Carol');
     await ann.page.getByRole('button', { name: 'Start a direct message' }).click();
@@ -177,7 +186,11 @@ describe('two people on two edges', () => {
     await send(bob, 'unread one');
     await send(bob, 'unread two');
     const badge = sidebarLink(ann, 'general').locator('.badge');
-    await ann.page.waitForFunction(() => document.querySelector('a.unread .badge')?.textContent === '2', null, { timeout: T });
+    await ann.page.waitForFunction(
+      () => document.querySelector('a.unread .badge')?.textContent === '2',
+      null,
+      { timeout: T },
+    );
     assert.equal(await badge.getAttribute('aria-label'), '2 unread');
     await screenshot(ann.page, 'unread-badges');
     await sidebarLink(ann, 'general').click();
@@ -186,7 +199,8 @@ describe('two people on two edges', () => {
   });
 
   test('edit and delete show for everyone', async (t) => {
-    if (!can.edit) return t.skip('editing and deleting (edge PATCH/DELETE messages) are not on this backend yet');
+    if (!can.edit)
+      return t.skip('editing and deleting (edge PATCH/DELETE messages) are not on this backend yet');
     if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
     await send(ann, 'a typo in thsi one');
     await message(ann, 'thsi').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
@@ -210,7 +224,8 @@ describe('two people on two edges', () => {
     await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
     if (!can.history) return t.skip('history (edge GET messages) is not on this backend yet');
     if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
-    for (const text of ['hello bob', 'hi ann!', 'unread two']) await message(bob, text).waitFor({ timeout: T });
+    for (const text of ['hello bob', 'hi ann!', 'unread two'])
+      await message(bob, text).waitFor({ timeout: T });
     assert.deepEqual(await counts(bob, ['hi ann!', 'unread one', 'unread two']), {
       'hi ann!': 1,
       'unread one': 1,
@@ -222,26 +237,41 @@ describe('two people on two edges', () => {
     // Bob is on edge 2. Kill it as abruptly as a crash, and keep talking.
     const bobFramesBefore = bob.frames.length;
     services.kill('edge2', 'SIGKILL');
-    await bob.page.getByText('Connection lost. Reconnecting…').waitFor({ timeout: T }).catch(() => {});
+    await bob.page
+      .getByText('Connection lost. Reconnecting…')
+      .waitFor({ timeout: T })
+      .catch(() => {});
     await screenshot(bob.page, 'reconnecting');
     await send(ann, 'during the outage 1');
     await send(bob, 'bob while disconnected');
     await send(ann, 'during the outage 2');
     await ready(bob);
     await send(ann, 'after the outage');
-    const texts = ['during the outage 1', 'during the outage 2', 'after the outage', 'bob while disconnected'];
+    const texts = [
+      'during the outage 1',
+      'during the outage 2',
+      'after the outage',
+      'bob while disconnected',
+    ];
     for (const text of texts) {
       await message(bob, text).waitFor({ timeout: T });
       await message(ann, text).waitFor({ timeout: T });
     }
-    await message(ann, 'bob while disconnected').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
-    await message(bob, 'bob while disconnected').and(bob.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
+    await message(ann, 'bob while disconnected')
+      .and(ann.page.locator('[data-delivery="sent"]'))
+      .waitFor({ timeout: T });
+    await message(bob, 'bob while disconnected')
+      .and(bob.page.locator('[data-delivery="sent"]'))
+      .waitFor({ timeout: T });
     const expected = Object.fromEntries(texts.map((t) => [t, 1]));
     assert.deepEqual(await counts(bob, texts), expected);
     assert.deepEqual(await counts(ann, texts), expected);
     // It came back through the other edge, resuming (or identifying afresh and filling the gap).
     const after = bob.frames.slice(bobFramesBefore);
-    assert.ok(after.some((f) => f.t === 'RESUMED' || f.t === 'READY'), 'a new session or a resume');
+    assert.ok(
+      after.some((f) => f.t === 'RESUMED' || f.t === 'READY'),
+      'a new session or a resume',
+    );
     await screenshot(ann.page, 'chat');
   });
 
@@ -256,7 +286,8 @@ describe('two people on two edges', () => {
     await send(ann, 'psst, a secret');
     await message(ann, 'psst').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
     await message(bob, 'psst').waitFor({ timeout: T });
-    if (!can.ack) return t.skip('read receipts (edge POST …/ack and MESSAGE_ACK) are not on this backend yet');
+    if (!can.ack)
+      return t.skip('read receipts (edge POST …/ack and MESSAGE_ACK) are not on this backend yet');
     if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
     await message(ann, 'psst').getByText('Seen').waitFor({ timeout: T });
     await screenshot(ann.page, 'dm-seen');
@@ -277,7 +308,9 @@ describe('two people on two edges', () => {
     });
     await send(bob, 'are you there?');
     await ann.page.waitForFunction(() => window.__notes.length > 0, null, { timeout: T });
-    assert.deepEqual(await ann.page.evaluate(() => window.__notes), [{ title: 'Bob', body: 'are you there?' }]);
+    assert.deepEqual(await ann.page.evaluate(() => window.__notes), [
+      { title: 'Bob', body: 'are you there?' },
+    ]);
     await ann.page.evaluate(() => {
       delete document.visibilityState;
       document.dispatchEvent(new Event('visibilitychange'));
@@ -314,7 +347,11 @@ describe('two people on two edges', () => {
 
     await sidebarLink(ann, 'long-history').click({ timeout: T });
     const log = ann.page.locator('[role="log"]');
-    await ann.page.waitForFunction(() => Number(document.querySelector('[role="log"]')?.dataset.count) >= 50, null, { timeout: T });
+    await ann.page.waitForFunction(
+      () => Number(document.querySelector('[role="log"]')?.dataset.count) >= 50,
+      null,
+      { timeout: T },
+    );
     // Scroll back page by page as a reader would, timing every frame while it happens.
     await ann.page.evaluate(() => {
       const w = window;
@@ -342,7 +379,9 @@ describe('two people on two edges', () => {
       return { frames: f.length, p50: f[Math.floor(f.length * 0.5)], p95: f[Math.floor(f.length * 0.95)] };
     });
     const count = Number(await log.getAttribute('data-count'));
-    console.log(`  scrolled back through ${count} messages in ${((Date.now() - started) / 1000).toFixed(1)} s; at most ${maxRows} rows in the DOM; frame p50 ${stats.p50.toFixed(1)} ms, p95 ${stats.p95.toFixed(1)} ms over ${stats.frames} frames`);
+    console.log(
+      `  scrolled back through ${count} messages in ${((Date.now() - started) / 1000).toFixed(1)} s; at most ${maxRows} rows in the DOM; frame p50 ${stats.p50.toFixed(1)} ms, p95 ${stats.p95.toFixed(1)} ms over ${stats.frames} frames`,
+    );
     assert.equal(count, N, 'every message once');
     assert.ok(maxRows < 120, `virtualised: ${maxRows} rows in the DOM`);
     // Headless Chromium on a shared 2-core machine: a generous bound that still catches a list

@@ -50,10 +50,14 @@ function binDir() {
 /** `cargo build --bins` in debug, unless NATTER_E2E_NO_BUILD is set. */
 export function buildServices() {
   if (process.env.NATTER_E2E_NO_BUILD) return;
-  execFileSync('cargo', ['build', '--locked', '--bins', '-p', 'auth', '-p', 'edge', '-p', 'presence', '-p', 'persister'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
+  execFileSync(
+    'cargo',
+    ['build', '--locked', '--bins', '-p', 'auth', '-p', 'edge', '-p', 'presence', '-p', 'persister'],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
 }
 
 /** `npm run build`, unless the caller built it (NATTER_E2E_CLIENT_BUILT or NATTER_E2E_NO_BUILD). */
@@ -137,7 +141,16 @@ export class Services {
     this.specs = {
       auth: {
         bin: 'auth',
-        args: ['--http-addr', `127.0.0.1:${this.ports.auth}`, '--signing-key', key, '--worker-id', '0', '--web-dir', join(WEB, 'dist')],
+        args: [
+          '--http-addr',
+          `127.0.0.1:${this.ports.auth}`,
+          '--signing-key',
+          key,
+          '--worker-id',
+          '0',
+          '--web-dir',
+          join(WEB, 'dist'),
+        ],
         env: {
           ...common,
           NATTER_DATABASE_URL: dbUrl.toString(),
@@ -158,16 +171,24 @@ export class Services {
         env: { ...common, ...cql },
       },
     };
-    for (const [name, worker] of [['edge1', 1], ['edge2', 2]]) {
+    for (const [name, worker] of [
+      ['edge1', 1],
+      ['edge2', 2],
+    ]) {
       const port = this.ports[name];
       this.specs[name] = {
         bin: 'edge',
         args: [
-          '--http-addr', `127.0.0.1:${port}`,
-          '--public-url', `ws://127.0.0.1:${port}/gateway`,
-          '--worker-id', String(worker),
-          '--auth-url', this.origin,
-          '--allowed-origins', this.origin,
+          '--http-addr',
+          `127.0.0.1:${port}`,
+          '--public-url',
+          `ws://127.0.0.1:${port}/gateway`,
+          '--worker-id',
+          String(worker),
+          '--auth-url',
+          this.origin,
+          '--allowed-origins',
+          this.origin,
         ],
         // Edges that read history take the CQL settings; older ones ignore the variables.
         env: {
@@ -249,7 +270,11 @@ export class Services {
     );
     this.procs.clear();
     try {
-      execFileSync('psql', [this.env.NATTER_DATABASE_URL, '-qc', `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`]);
+      execFileSync('psql', [
+        this.env.NATTER_DATABASE_URL,
+        '-qc',
+        `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`,
+      ]);
     } catch {
       // left for the stack's next reset
     }

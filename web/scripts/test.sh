@@ -11,7 +11,8 @@ fi
 e2e/install-chromium.sh
 echo "== web: npm ci"
 scripts/npm-ci.sh
-echo "== web: type check and unit tests"
+echo "== web: format, type check and unit tests"
+npm run --silent format:check
 npm run --silent typecheck
 npm test --silent
 echo "== web: build and bundle budget"

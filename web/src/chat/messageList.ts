@@ -135,7 +135,9 @@ function prependOlder(list: MessageList, incoming: Message[]): MessageList | nul
   if (!first) return null;
   const fresh = incoming.filter((m) => !list.deleted.has(m.id));
   if (!fresh.every((m) => compareIds(m.id, first.id) < 0)) return null;
-  const sorted = fresh.map((m): ChatMessage => ({ ...m, delivery: 'sent' })).sort((a, b) => compareIds(a.id, b.id));
+  const sorted = fresh
+    .map((m): ChatMessage => ({ ...m, delivery: 'sent' }))
+    .sort((a, b) => compareIds(a.id, b.id));
   for (let i = 1; i < sorted.length; i++) if (sorted[i].id === sorted[i - 1].id) return null;
   return { ...list, items: [...sorted, ...list.items] };
 }

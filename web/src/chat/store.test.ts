@@ -33,7 +33,12 @@ const channel = (id: string, extra: Partial<Channel> = {}): Channel => ({
   unread_count: 0,
   ...extra,
 });
-const msg = (id: string, channel_id: string, author_id = '2'): Message => ({ id, channel_id, author_id, content: `m${id}` });
+const msg = (id: string, channel_id: string, author_id = '2'): Message => ({
+  id,
+  channel_id,
+  author_id,
+  content: `m${id}`,
+});
 
 /** A gateway client whose events the test emits by hand. */
 class FakeGateway extends GatewayClient {
@@ -148,12 +153,17 @@ describe('messages', () => {
       hasOlder: false,
       deleted: new Set(),
     });
-    fetchMock.mockImplementation(async () =>
-      new Response(JSON.stringify({ messages: [msg('102', '10'), msg('101', '10')], authors: [BOB] }), { status: 200 }),
+    fetchMock.mockImplementation(
+      async () =>
+        new Response(JSON.stringify({ messages: [msg('102', '10'), msg('101', '10')], authors: [BOB] }), {
+          status: 200,
+        }),
     );
     gw.fire('ready', ready([channel('10', { last_message_id: '102' })]));
     await vi.waitFor(() => expect(list('10')!.items.map((m) => m.id)).toEqual(['100', '101', '102']));
-    expect(String(fetchMock.mock.calls[0][0])).toBe('http://edge:8080/api/v1/channels/10/messages?after=100&limit=100');
+    expect(String(fetchMock.mock.calls[0][0])).toBe(
+      'http://edge:8080/api/v1/channels/10/messages?after=100&limit=100',
+    );
   });
 
   it('ask nothing for a channel whose newest message is already held', () => {
@@ -179,7 +189,9 @@ describe('presence', () => {
 
   it('asks the edge for everyone shown after a resume, whose gap is not replayed', async () => {
     gw.fire('ready', withPresence([]));
-    fetchMock.mockImplementation(async () => new Response(JSON.stringify([{ user_id: '2', status: 'idle', last_seen: null }])));
+    fetchMock.mockImplementation(
+      async () => new Response(JSON.stringify([{ user_id: '2', status: 'idle', last_seen: null }])),
+    );
     gw.fire('resumed', { seq: 2, channels: [channel('10')] });
     await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'idle' }));
     expect(String(fetchMock.mock.calls[0][0])).toBe('http://edge:8080/api/v1/presences?user_ids=2');
@@ -205,8 +217,19 @@ describe('presence', () => {
 describe('presence of channels joined during the session', () => {
   it('is asked for when such a channel is opened', async () => {
     gw.fire('ready', { ...ready([channel('10')]), presences: [] });
-    dispatch('CHANNEL_CREATE', channel('11', { kind: 'dm', members: [{ user: ME, role: 'member' }, { user: user('3', 'carol'), role: 'member' }] }));
-    fetchMock.mockImplementation(async () => new Response(JSON.stringify([{ user_id: '3', status: 'online', last_seen: null }])));
+    dispatch(
+      'CHANNEL_CREATE',
+      channel('11', {
+        kind: 'dm',
+        members: [
+          { user: ME, role: 'member' },
+          { user: user('3', 'carol'), role: 'member' },
+        ],
+      }),
+    );
+    fetchMock.mockImplementation(
+      async () => new Response(JSON.stringify([{ user_id: '3', status: 'online', last_seen: null }])),
+    );
     chat.setActive('11');
     await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '3': 'online' }));
     expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');

@@ -221,7 +221,8 @@ export class Chat {
     if (this.idle) {
       this.idle = false;
       const chosen = (session.user ?? this.me).status;
-      if (this.presenceSupported && chosen !== 'offline') this.gateway.notify(Op.PresenceUpdate, { status: chosen });
+      if (this.presenceSupported && chosen !== 'offline')
+        this.gateway.notify(Op.PresenceUpdate, { status: chosen });
     }
   };
 
@@ -342,7 +343,12 @@ export class Chat {
     this.patchChannel(m.channel_id, (c) => {
       if (c.last_message_id && compareIds(c.last_message_id, m.id) >= 0) return c;
       const unread = mine || seen ? 0 : Math.min(100, (c.unread_count ?? 0) + 1);
-      return { ...c, last_message_id: m.id, unread_count: unread, last_read_id: mine ? m.id : c.last_read_id };
+      return {
+        ...c,
+        last_message_id: m.id,
+        unread_count: unread,
+        last_read_id: mine ? m.id : c.last_read_id,
+      };
     });
     if (seen && !mine) this.markRead(m.channel_id);
     if (!mine) this.notify(m);
@@ -395,7 +401,12 @@ export class Chat {
       }
       return old.map((x) =>
         x.id === c.id
-          ? { ...c, unread_count: x.unread_count, last_message_id: x.last_message_id, last_read_id: x.last_read_id }
+          ? {
+              ...c,
+              unread_count: x.unread_count,
+              last_message_id: x.last_message_id,
+              last_read_id: x.last_read_id,
+            }
           : x,
       );
     });
@@ -431,9 +442,7 @@ export class Chat {
 
   private async page(channelId: string, query: string): Promise<Message[] | null> {
     try {
-      const page = await this.edgeCall<MessagePage>(
-        `/api/v1/channels/${channelId}/messages?${query}`,
-      );
+      const page = await this.edgeCall<MessagePage>(`/api/v1/channels/${channelId}/messages?${query}`);
       this.rememberUsers(page.authors ?? []);
       return page.messages;
     } catch (e) {
@@ -465,7 +474,10 @@ export class Chat {
     const first = firstConfirmed(list);
     let messages: Message[] | null;
     try {
-      messages = await this.page(channelId, first ? `before=${first.id}&limit=${OLDER_PAGE}` : `limit=${PAGE}`);
+      messages = await this.page(
+        channelId,
+        first ? `before=${first.id}&limit=${OLDER_PAGE}` : `limit=${PAGE}`,
+      );
     } catch {
       this.patchList(channelId, (l) => ({ ...l, historyFailed: true }));
       return;
@@ -529,8 +541,8 @@ export class Chat {
       setTimeout(() => {
         this.acked.set(channelId, newest);
         this.patchChannel(channelId, (x) => ({ ...x, last_read_id: newest }));
-        this.edgeCall(`/api/v1/channels/${channelId}/messages/${newest}/ack`, { method: 'POST' }).catch(
-          () => this.acked.delete(channelId),
+        this.edgeCall(`/api/v1/channels/${channelId}/messages/${newest}/ack`, { method: 'POST' }).catch(() =>
+          this.acked.delete(channelId),
         );
       }, 300),
     );
@@ -614,7 +626,10 @@ export class Chat {
 
   // REST actions on auth; the gateway's events update the cache for every session alike.
   async createChannel(name: string, topic?: string): Promise<Channel> {
-    const c = await call<Channel>('/api/v1/channels', { method: 'POST', body: topic ? { name, topic } : { name } });
+    const c = await call<Channel>('/api/v1/channels', {
+      method: 'POST',
+      body: topic ? { name, topic } : { name },
+    });
     this.upsertChannel(c);
     return c;
   }

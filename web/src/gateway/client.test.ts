@@ -142,7 +142,11 @@ describe('heartbeats', () => {
     expect(last().sent.at(-1)).toEqual({ op: 1, d: 3 });
     last().frame(11);
     await vi.advanceTimersByTimeAsync(40_000);
-    expect(last().ops().filter((op) => op === 1)).toHaveLength(2);
+    expect(
+      last()
+        .ops()
+        .filter((op) => op === 1),
+    ).toHaveLength(2);
   });
 
   it('treats a missing ACK as a dead connection and resumes on a new socket', async () => {

@@ -1,8 +1,8 @@
-import { ChatIcon } from './icons';
 import { useState, type FormEvent } from 'react';
 import { anonymous, ApiError } from '../api/rest';
 import type { Tokens } from '../api/types';
 import { session } from '../auth/session';
+import { ChatIcon } from './icons';
 
 export function AuthScreen() {
   const [mode, setMode] = useState<'sign-in' | 'sign-up'>('sign-in');

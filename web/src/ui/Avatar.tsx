@@ -21,7 +21,15 @@ export function statusLabel(s: Status): string {
   return STATUS_LABEL[s];
 }
 
-export function Avatar({ user, size = 40, status }: { user: User | undefined; size?: number; status?: Status }) {
+export function Avatar({
+  user,
+  size = 40,
+  status,
+}: {
+  user: User | undefined;
+  size?: number;
+  status?: Status;
+}) {
   const name = displayName(user);
   const safeUrl = user?.avatar_url && /^https?:\/\//i.test(user.avatar_url) ? user.avatar_url : null;
   return (
@@ -29,7 +37,10 @@ export function Avatar({ user, size = 40, status }: { user: User | undefined; si
       {safeUrl ? (
         <img src={safeUrl} alt="" width={size} height={size} referrerPolicy="no-referrer" />
       ) : (
-        <span className="avatar-letter" style={{ background: colorFor(user?.id ?? '0'), fontSize: size * 0.45 }}>
+        <span
+          className="avatar-letter"
+          style={{ background: colorFor(user?.id ?? '0'), fontSize: size * 0.45 }}
+        >
           {name.slice(0, 1).toUpperCase()}
         </span>
       )}

@@ -1,4 +1,3 @@
-import { GearIcon, MenuIcon, PeopleIcon } from './icons';
 import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { useChat, useTyping, useUsers } from '../chat/hooks';
@@ -7,6 +6,7 @@ import { Composer } from './Composer';
 import { ChannelSettingsDialog } from './dialogs';
 import { MemberList } from './MemberList';
 import { MessageList } from './MessageList';
+import { GearIcon, MenuIcon, PeopleIcon } from './icons';
 
 export function typingText(names: string[]): string {
   if (names.length === 0) return '';
@@ -25,7 +25,8 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
   const setEditing = (id: string | null) => {
     setEditingState(id);
     // Back to the composer when an edit ends, so the keyboard stays where the writing is.
-    if (id === null) requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
+    if (id === null)
+      requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
   };
   const title = channelTitle(channel, chat.me.id);
   const label = channel.kind === 'dm' ? `@${title}` : `#${title}`;
@@ -65,11 +66,17 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
           <div className="typing" aria-live="polite">
             {typingText(typing.map((id) => displayName(users[id])))}
           </div>
-          <Composer channelId={channel.id} label={`Message ${label}`} onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))} />
+          <Composer
+            channelId={channel.id}
+            label={`Message ${label}`}
+            onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))}
+          />
         </section>
         {membersOpen && <MemberList channel={channel} />}
       </div>
-      {settingsOpen && <ChannelSettingsDialog channelId={channel.id} onClose={() => setSettingsOpen(false)} />}
+      {settingsOpen && (
+        <ChannelSettingsDialog channelId={channel.id} onClose={() => setSettingsOpen(false)} />
+      )}
     </div>
   );
 }

@@ -1,10 +1,18 @@
-import { SendIcon } from './icons';
 import { useRef, useState, type KeyboardEvent } from 'react';
 import { useChat } from '../chat/hooks';
+import { SendIcon } from './icons';
 
 const MAX = 4000;
 
-export function Composer({ channelId, label, onEditLast }: { channelId: string; label: string; onEditLast: () => void }) {
+export function Composer({
+  channelId,
+  label,
+  onEditLast,
+}: {
+  channelId: string;
+  label: string;
+  onEditLast: () => void;
+}) {
   const chat = useChat();
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);

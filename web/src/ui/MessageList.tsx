@@ -39,7 +39,8 @@ export function MessageList({
   const virtualizer = useVirtualizer({
     count: rows.length,
     getScrollElement: () => scrollRef.current,
-    estimateSize: (i) => (rows[i]?.kind === 'day' ? 40 : rows[i] && (rows[i] as { head: boolean }).head ? 64 : 28),
+    estimateSize: (i) =>
+      rows[i]?.kind === 'day' ? 40 : rows[i] && (rows[i] as { head: boolean }).head ? 64 : 28,
     getItemKey: (i) => rows[i].key,
     overscan: 12,
     // Room for the "beginning of the channel" line above the first row.
@@ -95,7 +96,8 @@ export function MessageList({
   // A short first page may not fill the screen: keep loading until it does or history ends.
   useEffect(() => {
     const el = scrollRef.current;
-    if (el && list?.hasOlder && !list.historyFailed && el.scrollHeight <= el.clientHeight + NEAR_TOP_PX) void loadOlder();
+    if (el && list?.hasOlder && !list.historyFailed && el.scrollHeight <= el.clientHeight + NEAR_TOP_PX)
+      void loadOlder();
   }, [list, loadOlder]);
 
   const newest = list ? lastConfirmed(list) : undefined;
@@ -112,22 +114,24 @@ export function MessageList({
       data-count={items.length}
     >
       <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
-      <div className="messages-start">
-        {isError || list?.historyFailed ? (
-          <p className="form-error">
-            Could not load earlier messages.{' '}
-            <button className="link" onClick={() => void (list ? chat.loadOlder(channel.id) : refetch())}>
-              Try again
-            </button>
-          </p>
-        ) : !list ? (
-          <p className="muted">Loading messages…</p>
-        ) : list.hasOlder ? (
-          <p className="muted">{loadingOlder ? 'Loading older messages…' : ' '}</p>
-        ) : (
-          <p className="muted">This is the beginning of {channel.kind === 'dm' ? 'your conversation' : 'the channel'}.</p>
-        )}
-      </div>
+        <div className="messages-start">
+          {isError || list?.historyFailed ? (
+            <p className="form-error">
+              Could not load earlier messages.{' '}
+              <button className="link" onClick={() => void (list ? chat.loadOlder(channel.id) : refetch())}>
+                Try again
+              </button>
+            </p>
+          ) : !list ? (
+            <p className="muted">Loading messages…</p>
+          ) : list.hasOlder ? (
+            <p className="muted">{loadingOlder ? 'Loading older messages…' : ' '}</p>
+          ) : (
+            <p className="muted">
+              This is the beginning of {channel.kind === 'dm' ? 'your conversation' : 'the channel'}.
+            </p>
+          )}
+        </div>
         {virtualizer.getVirtualItems().map((v) => {
           const row = rows[v.index];
           return (
@@ -242,7 +246,8 @@ const MessageRow = memo(function MessageRow({ row, author, mine, seen, editing, 
             className="small danger"
             aria-label="Delete message"
             onClick={() => {
-              if (window.confirm('Delete this message?')) void chat.remove(m.channel_id, m.id).catch(() => {});
+              if (window.confirm('Delete this message?'))
+                void chat.remove(m.channel_id, m.id).catch(() => {});
             }}
           >
             Delete

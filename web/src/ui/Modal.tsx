@@ -1,9 +1,17 @@
-import { CloseIcon } from './icons';
 // A dialog on the native <dialog> element: it traps focus, closes on Escape and returns focus to
 // what opened it, with no library.
 import { useEffect, useRef, type ReactNode } from 'react';
+import { CloseIcon } from './icons';
 
-export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ReactNode }) {
+export function Modal({
+  title,
+  onClose,
+  children,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;

@@ -1,4 +1,3 @@
-import { GearIcon, PlusIcon } from './icons';
 import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { session } from '../auth/session';
@@ -8,6 +7,7 @@ import { Avatar, statusLabel } from './Avatar';
 import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
 import { presenceOf } from './presence';
 import { navigate } from './Shell';
+import { GearIcon, PlusIcon } from './icons';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;

@@ -29,7 +29,13 @@ function useAction() {
   return { run, busy, error: shown };
 }
 
-export function CreateChannelDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (c: Channel) => void }) {
+export function CreateChannelDialog({
+  onClose,
+  onCreated,
+}: {
+  onClose: () => void;
+  onCreated: (c: Channel) => void;
+}) {
   const chat = useChat();
   const [name, setName] = useState('');
   const [topic, setTopic] = useState('');
@@ -43,11 +49,23 @@ export function CreateChannelDialog({ onClose, onCreated }: { onClose: () => voi
       <form onSubmit={submit} className="stack">
         <label>
           Name
-          <input name="channel-name" required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} autoFocus />
+          <input
+            name="channel-name"
+            required
+            maxLength={100}
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            autoFocus
+          />
         </label>
         <label>
           Topic <span className="muted">(optional)</span>
-          <input name="channel-topic" maxLength={1024} value={topic} onChange={(e) => setTopic(e.target.value)} />
+          <input
+            name="channel-topic"
+            maxLength={1024}
+            value={topic}
+            onChange={(e) => setTopic(e.target.value)}
+          />
         </label>
         {error}
         <button className="primary" type="submit" disabled={busy}>
@@ -71,7 +89,14 @@ export function NewDmDialog({ onClose, onOpened }: { onClose: () => void; onOpen
       <form onSubmit={submit} className="stack">
         <label>
           Username
-          <input name="dm-username" required autoCapitalize="none" value={username} onChange={(e) => setUsername(e.target.value)} autoFocus />
+          <input
+            name="dm-username"
+            required
+            autoCapitalize="none"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            autoFocus
+          />
         </label>
         {error}
         <button className="primary" type="submit" disabled={busy}>
@@ -102,7 +127,9 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
             className="stack"
             onSubmit={(e) => {
               e.preventDefault();
-              void run(() => chat.updateChannel(channel.id, { name: name.trim(), topic: topic.trim() || null }));
+              void run(() =>
+                chat.updateChannel(channel.id, { name: name.trim(), topic: topic.trim() || null }),
+              );
             }}
           >
             <label>
@@ -128,15 +155,18 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
                   {displayName(m.user)} <span className="muted small">@{m.user.username}</span>
                 </span>
                 {m.role !== 'member' && <span className="role">{m.role}</span>}
-                {moderates && m.user.id !== chat.me.id && m.role !== 'owner' && (owner || m.role === 'member') && (
-                  <button
-                    className="danger small"
-                    aria-label={`Remove ${m.user.username}`}
-                    onClick={() => void run(() => chat.removeMember(channel.id, m.user.username))}
-                  >
-                    Remove
-                  </button>
-                )}
+                {moderates &&
+                  m.user.id !== chat.me.id &&
+                  m.role !== 'owner' &&
+                  (owner || m.role === 'member') && (
+                    <button
+                      className="danger small"
+                      aria-label={`Remove ${m.user.username}`}
+                      onClick={() => void run(() => chat.removeMember(channel.id, m.user.username))}
+                    >
+                      Remove
+                    </button>
+                  )}
               </li>
             ))}
           </ul>
@@ -175,7 +205,8 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
             <button
               className="danger"
               onClick={() => {
-                if (window.confirm(`Delete ${channel.name}? Everyone loses it.`)) void run(() => chat.deleteChannel(channel.id));
+                if (window.confirm(`Delete ${channel.name}? Everyone loses it.`))
+                  void run(() => chat.deleteChannel(channel.id));
               }}
             >
               Delete channel
@@ -202,7 +233,9 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
   const [bio, setBio] = useState(me.bio ?? '');
   const [status, setStatus] = useState<Status>(me.status);
   const [saved, setSaved] = useState(false);
-  const [permission, setPermission] = useState(typeof Notification === 'undefined' ? 'unsupported' : Notification.permission);
+  const [permission, setPermission] = useState(
+    typeof Notification === 'undefined' ? 'unsupported' : Notification.permission,
+  );
   const { run, busy, error } = useAction();
 
   const submit = (e: FormEvent) => {
@@ -225,15 +258,32 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
         <p className="muted">@{me.username}</p>
         <label>
           Display name
-          <input name="display-name" maxLength={32} value={displayNameValue} onChange={(e) => setDisplayName(e.target.value)} />
+          <input
+            name="display-name"
+            maxLength={32}
+            value={displayNameValue}
+            onChange={(e) => setDisplayName(e.target.value)}
+          />
         </label>
         <label>
           Avatar URL
-          <input name="avatar-url" type="url" placeholder="https://…" value={avatarUrl} onChange={(e) => setAvatarUrl(e.target.value)} />
+          <input
+            name="avatar-url"
+            type="url"
+            placeholder="https://…"
+            value={avatarUrl}
+            onChange={(e) => setAvatarUrl(e.target.value)}
+          />
         </label>
         <label>
           Bio
-          <textarea name="bio" maxLength={190} rows={3} value={bio} onChange={(e) => setBio(e.target.value)} />
+          <textarea
+            name="bio"
+            maxLength={190}
+            rows={3}
+            value={bio}
+            onChange={(e) => setBio(e.target.value)}
+          />
         </label>
         <label>
           Status
@@ -261,7 +311,9 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
             Notify me of direct messages
           </button>
         )}
-        {permission === 'granted' && <p className="muted small">Desktop notifications for direct messages are on.</p>}
+        {permission === 'granted' && (
+          <p className="muted small">Desktop notifications for direct messages are on.</p>
+        )}
         <button
           className="danger"
           onClick={() =>

@@ -10,7 +10,12 @@ export type Row =
 const GROUP_MS = 7 * 60_000;
 
 function dayLabel(t: number): string {
-  return new Date(t).toLocaleDateString(undefined, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  return new Date(t).toLocaleDateString(undefined, {
+    weekday: 'long',
+    year: 'numeric',
+    month: 'long',
+    day: 'numeric',
+  });
 }
 
 export function buildRows(items: ChatMessage[], now = Date.now()): Row[] {
