@@ -329,18 +329,20 @@ describe('two people on two edges', () => {
     }).then((r) => r.json());
     const edge = `http://127.0.0.1:${services.ports.edge1}`;
     const seeded = Date.now();
-    let next = 0;
+    const post = async (i) => {
+      const res = await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ content: `line ${i}`, nonce: `seed-${i}` }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    // The first alone, so it is the oldest; the rest 32 at a time.
+    await post(0);
+    let next = 1;
     await Promise.all(
       Array.from({ length: 32 }, async () => {
-        while (next < N) {
-          const i = next++;
-          const res = await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
-            method: 'POST',
-            headers: auth,
-            body: JSON.stringify({ content: `line ${i}`, nonce: `seed-${i}` }),
-          });
-          assert.equal(res.status, 200, await res.text());
-        }
+        while (next < N) await post(next++);
       }),
     );
     console.log(`  seeded ${N} messages in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
@@ -387,8 +389,17 @@ describe('two people on two edges', () => {
     // Headless Chromium on a shared 2-core machine: a generous bound that still catches a list
     // that renders everything (seconds per frame at this size).
     assert.ok(stats.p95 < 150, `frames stay short while scrolling (p95 ${stats.p95} ms)`);
-    await message(ann, 'line 0').waitFor();
     await screenshot(ann.page, 'long-history');
+    await message(ann, 'line 0').waitFor({ timeout: T });
+    // Scrolled far up, a new message does not move the view; a button offers the way down.
+    await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ content: 'the newest line' }),
+    });
+    await ann.page.getByRole('button', { name: 'New messages below' }).click({ timeout: T });
+    await message(ann, 'the newest line').waitFor({ timeout: T });
+    await message(ann, 'line 0').waitFor({ state: 'detached' });
   });
 
   test('a channel is renamed, loses a member, and is deleted by its owner', async () => {

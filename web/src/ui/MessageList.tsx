@@ -33,6 +33,9 @@ export function MessageList({
   const rows = useMemo(() => buildRows(items), [items]);
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
+  const lastKey = useRef<string | null>(null);
+  // New messages arrived while the reader was scrolled up: offer the way back down.
+  const [behind, setBehind] = useState(false);
   const anchor = useRef<{ key: string; offset: number } | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
 
@@ -69,8 +72,18 @@ export function MessageList({
       anchor.current = null;
       return;
     }
+    const newestKey = rows[rows.length - 1].key;
+    const grew = lastKey.current !== null && lastKey.current !== newestKey;
+    lastKey.current = newestKey;
     if (atBottom.current) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
+    else if (grew) setBehind(true);
   }, [rows, virtualizer]);
+
+  const jumpToPresent = () => {
+    atBottom.current = true;
+    setBehind(false);
+    virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
+  };
 
   const loadOlder = useCallback(async () => {
     const el = scrollRef.current;
@@ -89,7 +102,10 @@ export function MessageList({
     const el = scrollRef.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
-    if (atBottom.current) chat.markRead(channel.id);
+    if (atBottom.current) {
+      chat.markRead(channel.id);
+      setBehind(false);
+    }
     if (el.scrollTop < NEAR_TOP_PX && !list?.historyFailed) void loadOlder();
   };
 
@@ -102,65 +118,72 @@ export function MessageList({
 
   const newest = list ? lastConfirmed(list) : undefined;
   return (
-    <div
-      className="messages"
-      ref={scrollRef}
-      onScroll={onScroll}
-      role="log"
-      aria-label="Messages"
-      aria-busy={!list || loadingOlder}
-      tabIndex={0}
-      data-newest={newest?.id}
-      data-count={items.length}
-    >
-      <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
-        <div className="messages-start">
-          {isError || list?.historyFailed ? (
-            <p className="form-error">
-              Could not load earlier messages.{' '}
-              <button className="link" onClick={() => void (list ? chat.loadOlder(channel.id) : refetch())}>
-                Try again
-              </button>
-            </p>
-          ) : !list ? (
-            <p className="muted">Loading messages…</p>
-          ) : list.hasOlder ? (
-            <p className="muted">{loadingOlder ? 'Loading older messages…' : ' '}</p>
-          ) : (
-            <p className="muted">
-              This is the beginning of {channel.kind === 'dm' ? 'your conversation' : 'the channel'}.
-            </p>
-          )}
+    <>
+      <div
+        className="messages"
+        ref={scrollRef}
+        onScroll={onScroll}
+        role="log"
+        aria-label="Messages"
+        aria-busy={!list || loadingOlder}
+        tabIndex={0}
+        data-newest={newest?.id}
+        data-count={items.length}
+      >
+        <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
+          <div className="messages-start">
+            {isError || list?.historyFailed ? (
+              <p className="form-error">
+                Could not load earlier messages.{' '}
+                <button className="link" onClick={() => void (list ? chat.loadOlder(channel.id) : refetch())}>
+                  Try again
+                </button>
+              </p>
+            ) : !list ? (
+              <p className="muted">Loading messages…</p>
+            ) : list.hasOlder ? (
+              <p className="muted">{loadingOlder ? 'Loading older messages…' : ' '}</p>
+            ) : (
+              <p className="muted">
+                This is the beginning of {channel.kind === 'dm' ? 'your conversation' : 'the channel'}.
+              </p>
+            )}
+          </div>
+          {virtualizer.getVirtualItems().map((v) => {
+            const row = rows[v.index];
+            return (
+              <div
+                key={v.key}
+                data-index={v.index}
+                ref={virtualizer.measureElement}
+                className="vrow"
+                style={{ transform: `translateY(${v.start}px)` }}
+              >
+                {row.kind === 'day' ? (
+                  <div className="day-divider" role="separator">
+                    <span>{row.label}</span>
+                  </div>
+                ) : (
+                  <MessageRow
+                    row={row}
+                    author={users[row.message.author_id]}
+                    mine={row.message.author_id === chat.me.id}
+                    seen={row.message.id === seenId}
+                    editing={editing === row.message.id}
+                    onEdit={onEdit}
+                  />
+                )}
+              </div>
+            );
+          })}
         </div>
-        {virtualizer.getVirtualItems().map((v) => {
-          const row = rows[v.index];
-          return (
-            <div
-              key={v.key}
-              data-index={v.index}
-              ref={virtualizer.measureElement}
-              className="vrow"
-              style={{ transform: `translateY(${v.start}px)` }}
-            >
-              {row.kind === 'day' ? (
-                <div className="day-divider" role="separator">
-                  <span>{row.label}</span>
-                </div>
-              ) : (
-                <MessageRow
-                  row={row}
-                  author={users[row.message.author_id]}
-                  mine={row.message.author_id === chat.me.id}
-                  seen={row.message.id === seenId}
-                  editing={editing === row.message.id}
-                  onEdit={onEdit}
-                />
-              )}
-            </div>
-          );
-        })}
       </div>
-    </div>
+      {behind && (
+        <button className="jump" onClick={jumpToPresent}>
+          New messages below
+        </button>
+      )}
+    </>
   );
 }
 
