@@ -1,8 +1,8 @@
-//! Fan-out: one NATS subscription per topic (a channel, or a user's inbox) per edge, shared by
-//! every local session that needs it and dropped when the last one leaves. Each NATS message is
-//! decoded and encoded as a gateway frame once, then handed to every interested session's bounded
-//! queue; a session whose queue is full is kicked (closed with a resumable code) rather than
-//! buffered for, so one slow client never grows the edge's memory or delays the others.
+//! Fan-out: one NATS subscription per topic (a channel, a user's inbox, a user's presence) per
+//! edge, shared by every local session that needs it and dropped when the last one leaves. Each
+//! NATS message is decoded and encoded as a gateway frame once, then handed to every interested
+//! session's bounded queue; a session whose queue is full is kicked (closed with a resumable code)
+//! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,6 +27,8 @@ pub type SessionId = u64;
 pub enum Topic {
     Channel(Snowflake),
     User(Snowflake),
+    /// A user's presence as others see it (watched for co-members of small channels).
+    Presence(Snowflake),
 }
 
 /// One event on its way to sessions: decoded once (sessions inspect membership events) and
@@ -150,6 +152,7 @@ impl Hub {
         match topic {
             Topic::Channel(channel) => self.subjects.channel_all(channel),
             Topic::User(user) => self.subjects.user_inbox(user),
+            Topic::Presence(user) => self.subjects.presence(user),
         }
     }
 
@@ -200,6 +203,28 @@ impl Hub {
     pub async fn topic_count(&self) -> usize {
         self.topics.lock().await.len()
     }
+
+    /// The users whose presence some local session watches.
+    pub async fn watched_users(&self) -> Vec<Snowflake> {
+        let topics = self.topics.lock().await;
+        topics
+            .keys()
+            .filter_map(|topic| match topic {
+                Topic::Presence(user) => Some(*user),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Hands an event made on this edge to every session of a topic, as if it had arrived on the
+    /// topic's subject (presence refreshes its watchers this way after a resync).
+    pub async fn deliver_local(&self, topic: Topic, delivery: &Delivery) {
+        let sessions = match self.topics.lock().await.get(&topic) {
+            Some(entry) => Arc::clone(&entry.sessions),
+            None => return,
+        };
+        hand_out(&sessions, delivery, &self.metrics);
+    }
 }
 
 fn write(
@@ -220,21 +245,26 @@ async fn deliver(
             continue;
         };
         let started = std::time::Instant::now();
-        let sessions = sessions
-            .read()
-            .expect("no code panics while holding the session map");
-        for handle in sessions.values() {
-            match handle.queue.try_send(delivery.clone()) {
-                Ok(()) => metrics.events_out.inc(),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics.slow_client_closes.inc();
-                    handle.kick.kick(CloseCode::SessionTimedOut);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
+        hand_out(&sessions, &delivery, &metrics);
         metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Queues one delivery to every session of a topic, kicking those whose queue is full.
+fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeMetrics) {
+    let sessions = sessions
+        .read()
+        .expect("no code panics while holding the session map");
+    for handle in sessions.values() {
+        match handle.queue.try_send(delivery.clone()) {
+            Ok(()) => metrics.events_out.inc(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.slow_client_closes.inc();
+                handle.kick.kick(CloseCode::SessionTimedOut);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }

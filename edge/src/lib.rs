@@ -7,10 +7,10 @@
 //! - [`backlog`]: reading the stream back (a resume's replay; events not yet in the store).
 //! - [`history`]: history pages, read markers and unread counts from the store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
-//! - [`discovery`]: answering auth's "which edge should a client use".
+//! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
+//! - [`presence`]: reporting sessions to presence, and watching co-members' presence.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -24,6 +24,7 @@ pub mod fanout;
 pub mod fault;
 pub mod history;
 pub mod metrics;
+pub mod presence;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -45,6 +46,7 @@ use crate::directory::Directory;
 use crate::fanout::Hub;
 use crate::history::History;
 use crate::metrics::EdgeMetrics;
+use crate::presence::{PresenceSettings, Reporter};
 use crate::state::{EdgeState, GatewaySettings};
 
 /// The edge's configuration.
@@ -129,6 +131,34 @@ pub struct Config {
     #[arg(long = "max-frame-bytes", env = "NATTER_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
     pub max_frame_bytes: usize,
 
+    /// Channels with more members than this get no pushed presence (clients ask
+    /// `GET /api/v1/presences` when they open one); DMs always do.
+    #[arg(
+        long = "presence-max-members",
+        env = "NATTER_PRESENCE_MAX_MEMBERS",
+        default_value_t = 100
+    )]
+    pub presence_max_members: usize,
+
+    /// How often the edge tells presence it is alive (well under presence's `--expiry`).
+    #[arg(long = "presence-heartbeat", env = "NATTER_PRESENCE_HEARTBEAT", default_value = "10s",
+          value_parser = shared::config::duration)]
+    pub presence_heartbeat: Duration,
+
+    /// How long READY and `GET /api/v1/presences` wait for presence before saying `unknown`.
+    #[arg(long = "presence-timeout", env = "NATTER_PRESENCE_TIMEOUT", default_value = "500ms",
+          value_parser = shared::config::duration)]
+    pub presence_timeout: Duration,
+
+    /// Connections this edge is sized for: discovery's load figure is connections per thousand
+    /// of it.
+    #[arg(
+        long = "capacity",
+        env = "NATTER_EDGE_CAPACITY",
+        default_value_t = 15_000
+    )]
+    pub capacity: u64,
+
     /// On SIGTERM, how long to wait for clients to move before exiting anyway.
     #[arg(long = "drain-timeout", env = "NATTER_DRAIN_TIMEOUT", default_value = "30s",
           value_parser = shared::config::duration)]
@@ -170,8 +200,8 @@ pub struct Config {
 pub enum Error {
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
-    #[error("cannot subscribe to discovery requests: {0}")]
-    Discovery(#[from] async_nats::SubscribeError),
+    #[error("cannot register for discovery: {0}")]
+    Discovery(async_nats::Error),
     #[error("cannot create the chat stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error("cannot load auth's token keys: {0}")]
@@ -185,7 +215,7 @@ pub struct Edge {
     http: HttpServer,
     state: Arc<EdgeState>,
     sessions: TaskTracker,
-    discovery: Pin<Box<dyn Future<Output = ()> + Send>>,
+    discovery: discovery::Registration,
     drain_timeout: Duration,
 }
 
@@ -209,6 +239,17 @@ impl Edge {
         let edge_metrics = EdgeMetrics::new(&metrics);
         let ids = shared::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
+        let presence = Arc::new(Reporter::new(
+            nats.clone(),
+            subjects.clone(),
+            // Names this edge process to presence: unique across the fleet and its restarts.
+            ids.next_id(),
+            PresenceSettings {
+                max_members: config.presence_max_members,
+                heartbeat: config.presence_heartbeat,
+                query_timeout: config.presence_timeout,
+            },
+        ));
         let state = Arc::new(EdgeState {
             config: GatewaySettings {
                 heartbeat_interval: config.heartbeat_interval,
@@ -233,6 +274,7 @@ impl Edge {
             verifier,
             directory,
             metrics: edge_metrics,
+            presence,
             draining: CancellationToken::new(),
             next_session: AtomicU64::new(1),
             #[cfg(feature = "fault-injection")]
@@ -248,8 +290,15 @@ impl Edge {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("ws://{}:{}/gateway", config.http_addr.ip(), http.port()));
-        let discovery =
-            Box::pin(discovery::responder(nats, &subjects, public_url, Arc::clone(&state)).await?);
+        let discovery = discovery::register(
+            &nats,
+            &subjects,
+            public_url,
+            config.capacity,
+            Arc::clone(&state),
+        )
+        .await
+        .map_err(Error::Discovery)?;
         Ok(Self {
             http,
             state,
@@ -270,7 +319,13 @@ impl Service for Edge {
     /// Serves until `shutdown`, then drains: discovery stops offering this edge, every session is
     /// told RECONNECT and closed, and the edge exits once they are gone (or the drain times out).
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        tokio::spawn(discovery::run(self.discovery, shutdown.clone()));
+        tokio::spawn(self.discovery.run(shutdown.clone()));
+        // Heartbeats continue through the drain: the sessions still open are still online.
+        let stopped = Shutdown::new();
+        tokio::spawn(presence::heartbeat(
+            Arc::clone(&self.state),
+            stopped.clone(),
+        ));
         let stop_listening = Shutdown::new();
         let server = tokio::spawn(self.http.serve(stop_listening.clone()));
         shutdown.cancelled().await;
@@ -284,6 +339,7 @@ impl Service for Edge {
         {
             tracing::warn!("drain timed out; exiting with sessions still open");
         }
+        stopped.cancel();
         match server.await {
             Ok(served) => Ok(served?),
             Err(_) => Ok(()),

@@ -57,6 +57,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         channels: HashSet::new(),
         moderated: HashSet::new(),
         floor: 0,
+        presence: crate::presence::Watch::default(),
     };
     let Err(ending) = session.run().await;
     session.finish(ending).await;
@@ -80,6 +81,8 @@ struct Session {
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
+    /// Whose presence this session watches (co-members of its small channels).
+    presence: crate::presence::Watch,
 }
 
 impl Session {
@@ -162,6 +165,18 @@ impl Session {
             }
         };
         self.floor = head;
+        let (state, handle) = (&self.state, &self.handle);
+        let presences = (self.presence)
+            .start(
+                state,
+                self.id,
+                handle,
+                &user,
+                &channels,
+                resume_from.is_none(),
+            )
+            .await
+            .map_err(Some)?;
         match resume_from {
             None => {
                 let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
@@ -184,6 +199,7 @@ impl Session {
                     seq: head,
                     user,
                     channels,
+                    presences,
                 };
                 self.dispatch("READY", None, &ready).await
             }
@@ -232,6 +248,9 @@ impl Session {
                         ClientFrame::MessageEdit(edit) => Box::pin(self.edit_message(claims, edit)).await?,
                         ClientFrame::MessageDelete(delete) => {
                             Box::pin(self.delete_message(claims, delete)).await?;
+                        }
+                        ClientFrame::PresenceUpdate(update) => {
+                            self.state.presence.set_status(self.id, update.status).await;
                         }
                         ClientFrame::TypingStart(typing) => {
                             if self.channels.contains(&typing.channel_id) {
@@ -329,6 +348,11 @@ impl Session {
             return Ok(());
         }
         let me = claims.sub;
+        let (state, handle) = (&self.state, &self.handle);
+        (self.presence)
+            .apply(state, self.id, handle, &delivery.event)
+            .await
+            .map_err(Some)?;
         match &delivery.event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
                 self.note_role(channel, me);
@@ -458,6 +482,7 @@ impl Session {
         for topic in std::mem::take(&mut self.topics) {
             self.state.hub.leave(topic, self.id).await;
         }
+        self.presence.finish(&self.state, self.id).await;
         if let Some(code) = ending {
             self.state
                 .metrics
@@ -520,6 +545,8 @@ struct Ready {
     seq: u64,
     user: shared::api::users::User,
     channels: Vec<ReadyChannel>,
+    /// Co-members' presence (channels of at most `--presence-max-members` members, and DMs).
+    presences: Vec<shared::api::presence::Presence>,
 }
 
 /// A channel in READY: the channel, and where its messages and the user's reading stand (left

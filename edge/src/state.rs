@@ -1,5 +1,6 @@
 //! What every connection and request handler of one edge shares.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
 use crate::history::History;
 use crate::metrics::EdgeMetrics;
+use crate::presence::Reporter;
 
 /// Per-connection limits and timings, from configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ pub struct EdgeState {
     pub verifier: Verifier,
     pub directory: Directory,
     pub metrics: EdgeMetrics,
+    pub presence: Arc<Reporter>,
     /// Cancelled when the edge starts draining: sessions ask their clients to reconnect elsewhere.
     pub draining: CancellationToken,
     /// The next local session id.

@@ -1,23 +1,36 @@
 //! Presence: who is online across devices, kept in Redis with expiry and fanned out over NATS
-//! subjects; it also answers and coordinates the discovery of edges.
+//! subjects.
+//!
+//! - [`tracker`]: the state machine over Redis, and what it publishes.
+//!
+//! Edges report sessions on `{p}.presence.report`, heartbeat on `{p}.presence.heartbeat` and
+//! resync on `{p}.presence.sync`; one task applies all of these in order. Queries on
+//! `{p}.presence.query` are answered by another, read-only. Every subscription is in the queue
+//! group `presence`, so several instances share the work (see docs/ARCHITECTURE.md for what that
+//! costs in ordering).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use shared::config::{LogConfig, NatsConfig, RedisConfig};
+use shared::config::{LogConfig, NatsConfig, RedisConfig, duration};
 use shared::health::Readiness;
 use shared::lifecycle::{HttpServer, Service, Shutdown};
+use shared::presence::{Heartbeat, Query, QueryReply, Report, Sync};
+use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
+
+pub mod metrics;
+pub mod tracker;
+
+use crate::metrics::PresenceMetrics;
+use crate::tracker::{Keys, Settings, Tracker};
 
 /// The presence service's configuration.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "presence",
-    version,
-    about = "Natter presence and edge discovery"
-)]
+#[command(name = "presence", version, about = "Natter presence")]
 pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(
@@ -26,6 +39,27 @@ pub struct Config {
         default_value = "127.0.0.1:8082"
     )]
     pub http_addr: SocketAddr,
+
+    /// How long an edge may go without a heartbeat before its users count as gone.
+    #[arg(long = "expiry", env = "NATTER_PRESENCE_EXPIRY", default_value = "30s",
+          value_parser = duration)]
+    pub expiry: Duration,
+
+    /// How long a user whose last session ended still shows online, so a quick reconnect shows
+    /// no offline-then-online flicker.
+    #[arg(long = "reconnect-grace", env = "NATTER_PRESENCE_RECONNECT_GRACE", default_value = "5s",
+          value_parser = duration)]
+    pub reconnect_grace: Duration,
+
+    /// How often expiries and graces are checked.
+    #[arg(long = "sweep-interval", env = "NATTER_PRESENCE_SWEEP_INTERVAL", default_value = "500ms",
+          value_parser = duration)]
+    pub sweep_interval: Duration,
+
+    /// How long a user's last-seen time is kept.
+    #[arg(long = "last-seen-ttl", env = "NATTER_PRESENCE_LAST_SEEN_TTL", default_value = "90d",
+          value_parser = duration)]
+    pub last_seen_ttl: Duration,
 
     #[command(flatten)]
     pub nats: NatsConfig,
@@ -42,20 +76,39 @@ pub struct Config {
 pub enum Error {
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
     #[error("bad Redis settings: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
+const QUEUE: &str = "presence";
+
 /// The presence service, built and bound, ready to run.
 pub struct Presence {
     http: HttpServer,
+    tracker: Tracker,
+    inputs: Inputs,
+    queries: async_nats::Subscriber,
+    redis: ConnectionManager,
+    keys: Keys,
+    nats: async_nats::Client,
+    metrics: PresenceMetrics,
+    sweep_interval: Duration,
+}
+
+struct Inputs {
+    reports: async_nats::Subscriber,
+    heartbeats: async_nats::Subscriber,
+    syncs: async_nats::Subscriber,
 }
 
 impl Presence {
     pub async fn build(config: Config) -> Result<Self, Error> {
         let nats = config.nats.connect("presence").await?;
+        let subjects = Subjects::new(config.nats.prefix.clone());
         // Lazy: presence starts, and says it is not ready, while Redis is away; the manager
         // reconnects by itself when Redis returns.
         let redis = ConnectionManager::new_lazy_with_config(
@@ -67,18 +120,56 @@ impl Presence {
         )?;
 
         let metrics = Metrics::new("presence");
+        let presence_metrics = PresenceMetrics::new(&metrics);
+        let inputs = Inputs {
+            reports: nats
+                .queue_subscribe(subjects.presence_report(), QUEUE.into())
+                .await?,
+            heartbeats: nats
+                .queue_subscribe(subjects.presence_heartbeat(), QUEUE.into())
+                .await?,
+            syncs: nats
+                .queue_subscribe(subjects.presence_sync(), QUEUE.into())
+                .await?,
+        };
+        let queries = nats
+            .queue_subscribe(subjects.presence_query(), QUEUE.into())
+            .await?;
+        let tracker = Tracker::new(
+            redis.clone(),
+            nats.clone(),
+            subjects.clone(),
+            Settings {
+                expiry: config.expiry,
+                grace: config.reconnect_grace,
+                last_seen_ttl: config.last_seen_ttl,
+            },
+            presence_metrics.clone(),
+        );
+
+        let ping = redis.clone();
         let readiness = Readiness::new()
             .with("redis", move || {
-                let mut redis = redis.clone();
+                let mut redis = ping.clone();
                 async move {
                     let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis).await;
                     pong.map(|_| ()).map_err(|e| e.to_string())
                 }
             })
-            .with_nats(nats);
+            .with_nats(nats.clone());
         let router = shared::health::router(readiness, metrics.clone());
         let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            tracker,
+            inputs,
+            queries,
+            keys: Keys::new(&subjects),
+            redis,
+            nats,
+            metrics: presence_metrics,
+            sweep_interval: config.sweep_interval,
+        })
     }
 }
 
@@ -90,6 +181,84 @@ impl Service for Presence {
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        Ok(self.http.serve(shutdown).await?)
+        let Self {
+            http,
+            tracker,
+            inputs,
+            queries,
+            redis,
+            keys,
+            nats,
+            metrics,
+            sweep_interval,
+        } = self;
+        let track = tokio::spawn(track(tracker, inputs, sweep_interval, shutdown.clone()));
+        let answer = tokio::spawn(answer(queries, redis, keys, nats, metrics));
+        let served = http.serve(shutdown).await;
+        track.abort();
+        answer.abort();
+        Ok(served?)
+    }
+}
+
+/// Applies reports, heartbeats and syncs in the order they arrive, and sweeps for expiries.
+async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdown: Shutdown) {
+    let mut sweep = tokio::time::interval(every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(message) = inputs.reports.next() => {
+                match serde_json::from_slice::<Report>(&message.payload) {
+                    Ok(report) => tracker.report(report).await,
+                    Err(e) => tracing::warn!(error = %e, "undecodable presence report"),
+                }
+            }
+            Some(message) = inputs.heartbeats.next() => {
+                let Ok(heartbeat) = serde_json::from_slice::<Heartbeat>(&message.payload) else {
+                    continue;
+                };
+                let reply = tracker.heartbeat(heartbeat.edge).await;
+                respond(&tracker.nats(), message.reply, &reply).await;
+            }
+            Some(message) = inputs.syncs.next() => {
+                match serde_json::from_slice::<Sync>(&message.payload) {
+                    Ok(sync) => tracker.sync(sync).await,
+                    Err(e) => tracing::warn!(error = %e, "undecodable presence sync"),
+                }
+                respond(&tracker.nats(), message.reply, &()).await;
+            }
+            _ = sweep.tick() => tracker.sweep().await,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Answers queries (read-only, so beside the tracker rather than queued behind it).
+async fn answer(
+    mut queries: async_nats::Subscriber,
+    mut redis: ConnectionManager,
+    keys: Keys,
+    nats: async_nats::Client,
+    metrics: PresenceMetrics,
+) {
+    while let Some(message) = queries.next().await {
+        let Ok(query) = serde_json::from_slice::<Query>(&message.payload) else {
+            continue;
+        };
+        metrics.queries.inc();
+        let presences = tracker::query(&mut redis, &keys, &query.user_ids).await;
+        respond(&nats, message.reply, &QueryReply { presences }).await;
+    }
+}
+
+async fn respond<T: serde::Serialize>(
+    nats: &async_nats::Client,
+    reply: Option<async_nats::Subject>,
+    body: &T,
+) {
+    let Some(reply) = reply else { return };
+    let body = serde_json::to_vec(body).expect("replies serialise");
+    if let Err(e) = nats.publish(reply, body.into()).await {
+        tracing::warn!(error = %e, "cannot answer a presence request");
     }
 }

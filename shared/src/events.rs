@@ -20,6 +20,10 @@
 //! | CHANNEL_MODERATOR_ADD/REMOVE | the promoted or demoted member     | yes                     |
 //! | USER_UPDATE               | the user (sees their real status)     | each of their channels (others' view) |
 //! | SESSION_REVOKED           | the user                              | -                       |
+//! | PRESENCE_UPDATE           | the user (their real status)          | - (see below)           |
+//!
+//! PRESENCE_UPDATE is published by presence: the real status to the user's inbox, and the status
+//! as others see it on `{prefix}.presence.{user}`, which edges watch for co-members.
 //!
 //! An inbox copy goes to whoever's subscriptions must change (an edge subscribes a user to a
 //! channel it learns of in their inbox, and unsubscribes on removal or deletion); everyone else
@@ -61,6 +65,8 @@ pub enum Event {
     UserUpdate(User),
     /// A session (a refresh-token family) was signed out or revoked: close its sockets.
     SessionRevoked(SessionRevoked),
+    /// A user's presence changed (published by presence).
+    PresenceUpdate(crate::api::presence::Presence),
 }
 
 impl Event {
@@ -81,6 +87,7 @@ impl Event {
             Self::ChannelModeratorRemove(_) => "CHANNEL_MODERATOR_REMOVE",
             Self::UserUpdate(_) => "USER_UPDATE",
             Self::SessionRevoked(_) => "SESSION_REVOKED",
+            Self::PresenceUpdate(_) => "PRESENCE_UPDATE",
         }
     }
 
@@ -101,7 +108,7 @@ impl Event {
             Self::ChannelMemberRemove(r)
             | Self::ChannelModeratorAdd(r)
             | Self::ChannelModeratorRemove(r) => Some(r.channel_id),
-            Self::UserUpdate(_) | Self::SessionRevoked(_) => None,
+            Self::UserUpdate(_) | Self::SessionRevoked(_) | Self::PresenceUpdate(_) => None,
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum Opcode {
     Heartbeat = 1,
     /// Client → server: start a session with an access token.
     Identify = 2,
+    /// Client → server: set this session's status (idle after inactivity, or the user's pick).
+    PresenceUpdate = 3,
     /// Client → server: continue a session after a disconnect.
     Resume = 6,
     /// Server → client: please reconnect (and resume) elsewhere.
@@ -99,6 +101,7 @@ pub enum ClientFrame {
     MessageEdit(MessageEdit),
     MessageDelete(MessageDelete),
     TypingStart(TypingStart),
+    PresenceUpdate(PresenceUpdate),
 }
 
 impl ClientFrame {
@@ -118,6 +121,7 @@ impl ClientFrame {
         match raw.op {
             1 => payload(raw.d).map(Self::Heartbeat),
             2 => payload(raw.d).map(Self::Identify),
+            3 => payload(raw.d).map(Self::PresenceUpdate),
             6 => payload(raw.d).map(Self::Resume),
             20 => payload(raw.d).map(Self::MessageSend),
             21 => payload(raw.d).map(Self::MessageEdit),
@@ -177,6 +181,12 @@ pub struct TypingStart {
     pub channel_id: crate::Snowflake,
 }
 
+/// Op 3: `{"status": "online" | "idle" | "dnd" | "invisible"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceUpdate {
+    pub status: crate::presence::SessionStatus,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub heartbeat_interval: u64,
@@ -213,7 +223,7 @@ mod tests {
     #[test]
     fn an_unknown_opcode_does_not_decode() {
         assert!(
-            serde_json::from_str::<Frame<serde_json::Value>>(r#"{"op": 3, "d": null}"#).is_err()
+            serde_json::from_str::<Frame<serde_json::Value>>(r#"{"op": 4, "d": null}"#).is_err()
         );
     }
 
@@ -237,6 +247,17 @@ mod tests {
         );
         assert_eq!(
             ClientFrame::decode(r#"{"op": 2, "d": {}}"#),
+            Err(CloseCode::DecodeError)
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 3, "d": {"status": "idle"}}"#),
+            Ok(ClientFrame::PresenceUpdate(PresenceUpdate {
+                status: crate::presence::SessionStatus::Idle
+            }))
+        );
+        // Offline is having no session, not a status a client can set.
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 3, "d": {"status": "offline"}}"#),
             Err(CloseCode::DecodeError)
         );
         assert_eq!(

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod health;
 pub mod history;
 pub mod lifecycle;
+pub mod presence;
 pub mod snowflake;
 pub mod stream;
 pub mod subjects;

@@ -8,8 +8,13 @@
 //! {prefix}.ch.{channel}.meta     channel changes (shared::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
-//! {prefix}.presence.{user}       a user's presence changes
-//! {prefix}.edge.discover         discovery requests; every edge answers with its EdgeInfo
+//! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
+//! {prefix}.presence.report       edges report session start, status and end (shared::presence)
+//! {prefix}.presence.heartbeat    edges prove they are alive (request; presence answers)
+//! {prefix}.presence.sync         an edge's full session list, when presence asks for it
+//! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
+//! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
+//!                                live edge answers with its EdgeInfo
 //! ```
 //!
 //! The prefix is the first token of every subject and the stem of every stream name, so several
@@ -117,13 +122,35 @@ impl Subjects {
         format!("{}.user.{user}", self.prefix)
     }
 
-    /// One user's presence changes.
+    /// One user's presence changes, as others see them (`invisible` shown as `offline`). The
+    /// user's own sessions get their real status in their inbox instead.
     pub fn presence(&self, user: Snowflake) -> String {
         format!("{}.presence.{user}", self.prefix)
     }
 
-    /// Scatter-gather discovery: auth publishes a request with a reply inbox, every live edge
-    /// answers with its `shared::api::gateway::EdgeInfo` (no queue group, so all answer).
+    /// Where edges report session start, status and end (`shared::presence::Report`).
+    pub fn presence_report(&self) -> String {
+        format!("{}.presence.report", self.prefix)
+    }
+
+    /// Where edges send heartbeats (`shared::presence::Heartbeat`, a request).
+    pub fn presence_heartbeat(&self) -> String {
+        format!("{}.presence.heartbeat", self.prefix)
+    }
+
+    /// Where an edge sends all its sessions when presence asks (`shared::presence::Sync`).
+    pub fn presence_sync(&self) -> String {
+        format!("{}.presence.sync", self.prefix)
+    }
+
+    /// Where presence answers queries for users' presence (`shared::presence::Query`).
+    pub fn presence_query(&self) -> String {
+        format!("{}.presence.query", self.prefix)
+    }
+
+    /// Scatter-gather discovery: auth publishes a request with a reply inbox; every live edge
+    /// answers with its `shared::api::gateway::EdgeInfo`. Edges serve it as an endpoint of their
+    /// NATS service ([`Self::edge_service_name`]), each in a queue group of its own so all answer.
     pub fn edge_discovery(&self) -> String {
         format!("{}.edge.discover", self.prefix)
     }
@@ -161,6 +188,21 @@ mod tests {
             s.chat_republish_destination(),
             "natter.ch.{{wildcard(1)}}.msg"
         );
+    }
+
+    #[test]
+    fn presence_control_subjects_are_not_user_ids() {
+        let s = subjects();
+        assert_eq!(s.presence(Snowflake::from_u64(7)), "natter.presence.7");
+        for control in [
+            s.presence_report(),
+            s.presence_heartbeat(),
+            s.presence_sync(),
+            s.presence_query(),
+        ] {
+            let last = control.rsplit('.').next().unwrap();
+            assert!(last.parse::<u64>().is_err(), "{control}");
+        }
     }
 
     #[test]

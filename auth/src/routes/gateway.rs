@@ -1,8 +1,9 @@
 //! `GET /api/v1/gateway`: which edge a client should open its WebSocket to.
 //!
-//! Scatter-gather over NATS: publish one request on `{prefix}.edge.discover` with a reply inbox,
+//! Scatter-gather over NATS: publish one request on `{prefix}.edge.discover` (every edge serves it
+//! as an endpoint of its NATS service, each in a queue group of its own) with a reply inbox,
 //! collect every edge's `EdgeInfo` until the deadline, and answer with the least-loaded edge that
-//! is not draining (ties broken at random so clients spread), the rest as alternatives.
+//! is not draining (ties broken at random so clients spread), up to two more as alternatives.
 
 use std::time::Duration;
 
@@ -64,15 +65,18 @@ pub async fn discover(
     Ok(edges)
 }
 
-/// The least-loaded live edge first, the rest as alternatives in load order.
+/// Alternatives offered beside the pick.
+const ALTERNATIVES: usize = 2;
+
+/// The least-loaded live edge first, up to two more as alternatives in load order.
 fn pick(mut edges: Vec<EdgeInfo>) -> Option<GatewayResponse> {
     edges.retain(|e| !e.draining);
-    edges.sort_by_key(|e| (e.connections, tie_breaker()));
+    edges.sort_by_cached_key(|e| (e.load, e.connections, tie_breaker()));
     let mut urls = edges.into_iter().map(|e| e.url);
     let url = urls.next()?;
     Some(GatewayResponse {
         url,
-        alternatives: urls.collect(),
+        alternatives: urls.take(ALTERNATIVES).collect(),
     })
 }
 
@@ -90,6 +94,7 @@ mod tests {
         EdgeInfo {
             url: url.to_owned(),
             connections,
+            load: connections,
             draining,
         }
     }
@@ -105,6 +110,23 @@ mod tests {
         .unwrap();
         assert_eq!(picked.url, "ws://b");
         assert_eq!(picked.alternatives, ["ws://d", "ws://a"]);
+    }
+
+    #[test]
+    fn the_load_figure_decides_and_at_most_two_alternatives_are_offered() {
+        let mut big = edge("ws://big", 500, false);
+        big.load = 50;
+        let mut small = edge("ws://small", 100, false);
+        small.load = 100;
+        let picked = pick(vec![
+            small,
+            big,
+            edge("ws://x", 900, false),
+            edge("ws://y", 901, false),
+        ])
+        .unwrap();
+        assert_eq!(picked.url, "ws://big");
+        assert_eq!(picked.alternatives, ["ws://small", "ws://x"]);
     }
 
     #[test]

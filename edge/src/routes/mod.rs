@@ -1,6 +1,6 @@
 //! The edge's HTTP surface: the WebSocket upgrade at `/gateway`, and the message resources
 //! ([`messages`]: history, and send, edit, delete and mark-read for scripts, bots and browsers,
-//! on the same paths as a socket's).
+//! on the same paths as a socket's), and `GET /api/v1/presences` (in `presence`).
 
 mod messages;
 
@@ -25,6 +25,9 @@ use crate::state::EdgeState;
 /// send-to-receive p90 jump from under 1 ms to over 50 ms at 500 messages/s, so 4 KiB it is until
 /// that is understood. Larger frames (to the 16 KiB limit) still arrive whole either way.
 const READ_BUFFER: usize = 4 * 1024;
+
+/// Unsent bytes one socket may hold (see `upgrade`).
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 struct Routes {
@@ -58,6 +61,10 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
         .route(
             "/api/v1/channels/{id}/messages/{message_id}/ack",
             post(messages::ack),
+        )
+        .route(
+            "/api/v1/presences",
+            get(crate::presence::presences).with_state(Arc::clone(&state)),
         )
         .layer(cors);
     Router::new()
@@ -97,14 +104,18 @@ async fn upgrade(
     ws.read_buffer_size(READ_BUFFER)
         // Write each frame straight through instead of collecting 128 KiB first.
         .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
+        // Bounds what a client that does not read can hold, but must fit the largest single
+        // frame: tungstenite refuses a frame bigger than this outright, and READY (channels with
+        // their members, and co-members' presences) passes 64 KiB with a few 100-member channels.
+        // A client that stops reading holds at most one frame: the write deadline closes it.
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(state.config.max_frame_bytes)
         .max_frame_size(state.config.max_frame_bytes)
         .on_upgrade(move |socket| sessions.track_future(crate::session::serve(socket, state)))
 }
 
 /// An HTTP error: a status, a stable machine code and a message for people.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }
@@ -123,7 +134,7 @@ fn not_found(what: &str) -> ApiError {
     )
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError {
         status,
         body: ErrorBody::new(code, message),

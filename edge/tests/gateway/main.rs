@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chat;
+mod edge_process;
 mod history;
 mod resume;
 mod support;

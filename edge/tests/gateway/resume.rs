@@ -1,11 +1,12 @@
 //! Missed events: a client that loses its socket, for any reason, resumes on any edge and ends with
 //! every acknowledged message exactly once, in order.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::edge_process::EdgeProcess;
 use crate::support::{Client, World};
 
 #[tokio::test]
@@ -60,71 +61,18 @@ fn contents(frames: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// An edge as its own process, so the test can SIGKILL it.
-struct EdgeProcess {
-    child: Child,
-    port: u16,
-}
-
-impl EdgeProcess {
-    fn start(world: &World, worker: u16) -> Self {
-        let port = shared::testing::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_edge"))
-            .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(["--public-url", &format!("ws://127.0.0.1:{port}/gateway")])
-            .args(["--worker-id", &worker.to_string()])
-            .args(["--auth-url", &world.auth.url("")])
-            .args(["--send-rate", "1000/1s"])
-            .env("NATTER_NATS_URL", &world.stack.nats_url)
-            .env("NATTER_NATS_PREFIX", world.prefix.as_str())
-            .env("NATTER_STREAM_MAX_BYTES", "67108864")
-            .env("NATTER_CQL_NODES", &world.stack.cql_nodes)
-            .env("NATTER_CQL_KEYSPACE", &world.keyspace)
-            .env("NATTER_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start an edge process");
-        Self { child, port }
-    }
-
-    async fn ready(&self) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        shared::testing::eventually(
-            "the edge process to be ready",
-            Duration::from_secs(20),
-            || async {
-                let ok = reqwest::get(&url).await.ok()?.status() == 200;
-                ok.then_some(())
-            },
-        )
-        .await;
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for EdgeProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_nothing() {
     let world = World::start(0, &[]).await;
     let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
     let room = world.channel(&ann, "room", &[&bob]).await;
-    let mut doomed = EdgeProcess::start(&world, 11);
-    let survivor = EdgeProcess::start(&world, 12);
+    let mut doomed = EdgeProcess::spawn(&world, 11, &["--send-rate=1000/1s"]);
+    let survivor = EdgeProcess::spawn(&world, 12, &["--send-rate=1000/1s"]);
     doomed.ready().await;
     survivor.ready().await;
 
-    let mut ann_1 =
-        Client::connect(&format!("ws://127.0.0.1:{}/gateway", survivor.port), &ann).await;
-    let mut bob_1 = Client::connect(&format!("ws://127.0.0.1:{}/gateway", doomed.port), &bob).await;
+    let mut ann_1 = Client::connect(&survivor.gateway(), &ann).await;
+    let mut bob_1 = Client::connect(&doomed.gateway(), &bob).await;
 
     let mut acknowledged = Vec::new();
     let mut bob_saw = Vec::new();
@@ -154,7 +102,7 @@ async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_no
         .await;
     assert_eq!(status, 200, "{gateway}");
     let url = gateway["url"].as_str().unwrap().to_owned();
-    assert_eq!(url, format!("ws://127.0.0.1:{}/gateway", survivor.port));
+    assert_eq!(url, survivor.gateway());
     let seq = seq.max(bob_1.seq);
     let (_bob_2, replayed) = Client::resume(&url, &bob, &session, seq).await;
     bob_saw.extend(contents(&replayed));
@@ -168,9 +116,8 @@ async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_no
 async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_cleanly() {
     let world = World::start(0, &[]).await;
     let ann = world.sign_up("ann").await;
-    let mut edge = EdgeProcess::start(&world, 13);
-    edge.ready().await;
-    let url = format!("ws://127.0.0.1:{}/gateway", edge.port);
+    let mut edge = EdgeProcess::start(&world, 13, &["--send-rate=1000/1s"]).await;
+    let url = edge.gateway();
     let mut ann_1 = Client::connect(&url, &ann).await;
 
     let term = Command::new("kill")

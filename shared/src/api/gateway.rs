@@ -1,4 +1,9 @@
 //! Service discovery: which edge a client should open its WebSocket to.
+//!
+//! Edges register with the NATS service API under `{prefix}-edge`, with their public URL in the
+//! service metadata, and serve a `discover` endpoint on `{prefix}.edge.discover` in a queue group
+//! of their own, so every live edge answers one request. Auth gathers the answers for a short
+//! deadline and offers the least loaded.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,8 +13,12 @@ use utoipa::ToSchema;
 pub struct EdgeInfo {
     /// The WebSocket URL clients use to reach this edge.
     pub url: String,
-    /// Open client connections: the load figure discovery picks by.
+    /// Open client connections.
     pub connections: u64,
+    /// The load figure discovery picks by: open connections per thousand of the edge's configured
+    /// capacity (so edges of different sizes compare); may exceed 1000 when over capacity.
+    #[serde(default)]
+    pub load: u64,
     /// A draining edge is shutting down and takes no new clients.
     #[serde(default)]
     pub draining: bool,
@@ -21,6 +30,6 @@ pub struct GatewayResponse {
     /// The WebSocket URL to connect to: the least-loaded edge that answered.
     #[schema(example = "ws://127.0.0.1:8080/gateway")]
     pub url: String,
-    /// Other live edges, least-loaded first, to try if `url` fails.
+    /// Up to two other live edges, least-loaded first, to try if `url` fails.
     pub alternatives: Vec<String>,
 }

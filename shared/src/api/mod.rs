@@ -11,6 +11,7 @@ pub mod error;
 pub mod gateway;
 pub mod messages;
 pub mod names;
+pub mod presence;
 pub mod users;
 
 use utoipa::openapi::RefOr;

@@ -1,0 +1,531 @@
+//! Presence on the edge: reporting local sessions to the presence service, and watching the
+//! presence of the people local users share channels with.
+//!
+//! - [`Reporter`] (one per edge) tells presence when a session starts, changes status and ends
+//!   (`{p}.presence.report`), heartbeats (`{p}.presence.heartbeat`) so a silent death is noticed,
+//!   and sends every session it holds when presence asks (`{p}.presence.sync`, after presence lost
+//!   or could not write its Redis state).
+//! - [`Watch`] (one per session) keeps the session subscribed, through the hub and so
+//!   reference-counted per edge, to `{p}.presence.{user}` of each co-member of its channels of at
+//!   most `--presence-max-members` members (DMs included). Bigger channels are not pushed: clients
+//!   ask `GET /api/v1/presences` when they open one.
+//! - [`presences`]: that REST endpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shared::Snowflake;
+use shared::api::channels::Channel;
+use shared::api::error::ErrorCode;
+use shared::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
+use shared::api::users::User;
+use shared::events::Event;
+use shared::gateway::CloseCode;
+use shared::presence::{
+    EdgeId, Heartbeat, HeartbeatReply, Query as PresenceQuery, QueryReply, Report, SessionEntry,
+    SessionStatus, Sync,
+};
+use shared::subjects::Subjects;
+
+use crate::fanout::{Delivery, SessionHandle, SessionId, Topic};
+use crate::state::EdgeState;
+
+/// Presence settings, from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceSettings {
+    /// Channels with more members than this get no pushed presence.
+    pub max_members: usize,
+    /// How often the edge tells presence it is alive.
+    pub heartbeat: Duration,
+    /// How long READY and the REST endpoint wait for presence before saying `unknown`.
+    pub query_timeout: Duration,
+}
+
+/// The edge's sessions as presence knows them.
+pub struct Reporter {
+    nats: async_nats::Client,
+    subjects: Subjects,
+    edge: EdgeId,
+    pub settings: PresenceSettings,
+    sessions: Mutex<HashMap<SessionId, SessionEntry>>,
+}
+
+impl Reporter {
+    pub fn new(
+        nats: async_nats::Client,
+        subjects: Subjects,
+        edge: EdgeId,
+        settings: PresenceSettings,
+    ) -> Self {
+        Self {
+            nats,
+            subjects,
+            edge,
+            settings,
+            sessions: Mutex::default(),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionEntry>> {
+        self.sessions
+            .lock()
+            .expect("no code panics while holding the session table")
+    }
+
+    /// A session identified or resumed.
+    pub async fn started(&self, session: SessionId, user: Snowflake, status: SessionStatus) {
+        let entry = SessionEntry {
+            session,
+            user,
+            status,
+        };
+        self.sessions().insert(session, entry);
+        self.report(Report::Session {
+            edge: self.edge,
+            entry,
+        })
+        .await;
+    }
+
+    /// A session set its status (op 3, or the profile's status changed).
+    pub async fn set_status(&self, session: SessionId, status: SessionStatus) {
+        let entry = {
+            let mut sessions = self.sessions();
+            let Some(entry) = sessions.get_mut(&session) else {
+                return;
+            };
+            if entry.status == status {
+                return;
+            }
+            entry.status = status;
+            *entry
+        };
+        self.report(Report::Session {
+            edge: self.edge,
+            entry,
+        })
+        .await;
+    }
+
+    /// A session ended (a no-op for one that never identified).
+    pub async fn ended(&self, session: SessionId) {
+        let Some(entry) = self.sessions().remove(&session) else {
+            return;
+        };
+        self.report(Report::End {
+            edge: self.edge,
+            session,
+            user: entry.user,
+        })
+        .await;
+    }
+
+    async fn report(&self, report: Report) {
+        let body = serde_json::to_vec(&report).expect("reports serialise");
+        if let Err(e) = self
+            .nats
+            .publish(self.subjects.presence_report(), body.into())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot report a session to presence");
+        }
+    }
+
+    /// Users' real presence, or `unknown` for each when presence does not answer in time.
+    pub async fn query(&self, user_ids: Vec<Snowflake>) -> Vec<Presence> {
+        if user_ids.is_empty() {
+            return Vec::new();
+        }
+        let body = serde_json::to_vec(&PresenceQuery {
+            user_ids: user_ids.clone(),
+        })
+        .expect("queries serialise");
+        let asked = self
+            .nats
+            .request(self.subjects.presence_query(), body.into());
+        match tokio::time::timeout(self.settings.query_timeout, asked).await {
+            Ok(Ok(reply)) => match serde_json::from_slice::<QueryReply>(&reply.payload) {
+                Ok(reply) => return reply.presences,
+                Err(e) => tracing::warn!(error = %e, "presence answered something else"),
+            },
+            Ok(Err(e)) => tracing::debug!(error = %e, "presence did not answer"),
+            Err(_) => tracing::debug!("presence did not answer in time"),
+        }
+        user_ids.into_iter().map(Presence::unknown).collect()
+    }
+
+    /// One heartbeat: presence's answer (no resync when it did not answer; it asks next time).
+    pub async fn beat(&self) -> HeartbeatReply {
+        let body = serde_json::to_vec(&Heartbeat { edge: self.edge }).expect("serialises");
+        let asked = self
+            .nats
+            .request(self.subjects.presence_heartbeat(), body.into());
+        match tokio::time::timeout(self.settings.heartbeat, asked).await {
+            Ok(Ok(reply)) => serde_json::from_slice(&reply.payload).unwrap_or_default(),
+            _ => {
+                tracing::debug!("presence did not answer a heartbeat");
+                HeartbeatReply::default()
+            }
+        }
+    }
+
+    pub async fn resync(&self) {
+        let sessions: Vec<SessionEntry> = self.sessions().values().copied().collect();
+        tracing::info!(
+            sessions = sessions.len(),
+            "resyncing sessions with presence"
+        );
+        let body = serde_json::to_vec(&Sync {
+            edge: self.edge,
+            sessions,
+        })
+        .expect("serialises");
+        let asked = self
+            .nats
+            .request(self.subjects.presence_sync(), body.into());
+        if !matches!(
+            tokio::time::timeout(self.settings.heartbeat, asked).await,
+            Ok(Ok(_))
+        ) {
+            tracing::debug!("presence did not confirm a resync; it will ask again");
+        }
+    }
+}
+
+/// Heartbeats until `shutdown`, resyncing whenever presence asks. When presence says it lost
+/// changes, then once resynced (and the other edges have had two heartbeats to resync too), the
+/// edge re-reads the presence of every user its sessions watch and delivers it to them: a change
+/// presence could not record (Redis was down) or lost (Redis came back empty) is corrected, and a
+/// user who left meanwhile shows offline at last.
+pub async fn heartbeat(state: Arc<EdgeState>, shutdown: shared::lifecycle::Shutdown) {
+    let reporter = &state.presence;
+    let period = reporter.settings.heartbeat;
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_at = None;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let reply = reporter.beat().await;
+        if reply.resync {
+            reporter.resync().await;
+            if reply.refresh {
+                refresh_at = Some(tokio::time::Instant::now() + period * 2);
+            }
+        } else if refresh_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+            refresh_at = None;
+            refresh_watchers(&state).await;
+        }
+    }
+}
+
+async fn refresh_watchers(state: &EdgeState) {
+    let users = state.hub.watched_users().await;
+    for chunk in users.chunks(MAX_QUERY_IDS) {
+        for presence in state.presence.query(chunk.to_vec()).await {
+            if presence.status == PresenceStatus::Unknown {
+                continue;
+            }
+            let user = presence.user_id;
+            let delivery = Delivery::new(None, Event::PresenceUpdate(presence.seen_by_others()));
+            state
+                .hub
+                .deliver_local(Topic::Presence(user), &delivery)
+                .await;
+        }
+    }
+}
+
+/// What one session watches: the co-members of its small channels, each counted once per
+/// channel shared, so leaving one of two shared channels keeps watching.
+#[derive(Debug, Default)]
+pub struct Watch {
+    me: Option<Snowflake>,
+    /// Small channels and their members (without me).
+    channels: HashMap<Snowflake, HashSet<Snowflake>>,
+    /// Watched users and in how many small channels each is.
+    watched: HashMap<Snowflake, u32>,
+}
+
+type Step<T = ()> = Result<T, CloseCode>;
+
+impl Watch {
+    /// Registers the session with presence and subscribes to its co-members' presence. For a
+    /// fresh session (`with_snapshot`), answers READY's `presences` too: asked after subscribing,
+    /// so no change falls between the snapshot and live delivery.
+    pub async fn start(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        user: &User,
+        channels: &[Channel],
+        with_snapshot: bool,
+    ) -> Step<Vec<Presence>> {
+        self.me = Some(user.id);
+        state
+            .presence
+            .started(id, user.id, SessionStatus::from(user.status))
+            .await;
+        for channel in channels {
+            let members = channel.members.iter().map(|m| m.user.id);
+            self.add_channel(state, id, handle, channel.id, members)
+                .await?;
+        }
+        if !with_snapshot {
+            return Ok(Vec::new());
+        }
+        let mut users: Vec<Snowflake> = self.watched.keys().copied().collect();
+        users.sort_unstable();
+        Ok(state
+            .presence
+            .query(users)
+            .await
+            .into_iter()
+            .map(Presence::seen_by_others)
+            .collect())
+    }
+
+    /// Follows membership changes and the user's own profile status.
+    pub async fn apply(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        event: &Event,
+    ) -> Step {
+        let Some(me) = self.me else { return Ok(()) };
+        match event {
+            Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
+                let members = channel.members.iter().map(|m| m.user.id);
+                self.add_channel(state, id, handle, channel.id, members)
+                    .await?;
+            }
+            Event::ChannelMemberAdd(added) if added.member.user.id != me => {
+                let user = added.member.user.id;
+                let grows = self
+                    .channels
+                    .get(&added.channel_id)
+                    .is_some_and(|members| !members.contains(&user));
+                if grows {
+                    if self.channels[&added.channel_id].len() + 2
+                        > state.presence.settings.max_members
+                    {
+                        // Grown past the size presence is pushed for.
+                        self.remove_channel(state, id, added.channel_id).await;
+                    } else {
+                        self.channels
+                            .get_mut(&added.channel_id)
+                            .expect("checked above")
+                            .insert(user);
+                        self.watch(state, id, handle, user).await?;
+                    }
+                }
+            }
+            Event::ChannelMemberRemove(removed) if removed.user_id == me => {
+                self.remove_channel(state, id, removed.channel_id).await;
+            }
+            Event::ChannelMemberRemove(removed) => {
+                let was = self
+                    .channels
+                    .get_mut(&removed.channel_id)
+                    .is_some_and(|members| members.remove(&removed.user_id));
+                if was {
+                    self.unwatch(state, id, removed.user_id).await;
+                }
+            }
+            Event::ChannelDelete(deleted) => {
+                self.remove_channel(state, id, deleted.channel_id).await;
+            }
+            // The inbox copy of my own profile carries my real status; the channel copies show
+            // `invisible` as `offline`, which no profile can be set to, so they are skipped.
+            Event::UserUpdate(user)
+                if user.id == me && user.status != shared::api::users::Status::Offline =>
+            {
+                state.presence.set_status(id, user.status.into()).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes from everything and tells presence the session ended.
+    pub async fn finish(&mut self, state: &EdgeState, id: SessionId) {
+        for user in std::mem::take(&mut self.watched).into_keys() {
+            state.hub.leave(Topic::Presence(user), id).await;
+        }
+        self.channels.clear();
+        state.presence.ended(id).await;
+    }
+
+    async fn add_channel(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        channel: Snowflake,
+        members: impl ExactSizeIterator<Item = Snowflake>,
+    ) -> Step {
+        if members.len() > state.presence.settings.max_members
+            || self.channels.contains_key(&channel)
+        {
+            return Ok(());
+        }
+        let me = self.me;
+        let others: HashSet<Snowflake> = members.filter(|m| Some(*m) != me).collect();
+        for user in &others {
+            self.watch(state, id, handle, *user).await?;
+        }
+        self.channels.insert(channel, others);
+        Ok(())
+    }
+
+    async fn remove_channel(&mut self, state: &EdgeState, id: SessionId, channel: Snowflake) {
+        for user in self.channels.remove(&channel).unwrap_or_default() {
+            self.unwatch(state, id, user).await;
+        }
+    }
+
+    async fn watch(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        user: Snowflake,
+    ) -> Step {
+        let count = self.watched.entry(user).or_default();
+        *count += 1;
+        if *count > 1 {
+            return Ok(());
+        }
+        state
+            .hub
+            .join(Topic::Presence(user), id, handle.clone())
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot subscribe to presence");
+                CloseCode::UnknownError
+            })
+    }
+
+    async fn unwatch(&mut self, state: &EdgeState, id: SessionId, user: Snowflake) {
+        let Some(count) = self.watched.get_mut(&user) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.watched.remove(&user);
+            state.hub.leave(Topic::Presence(user), id).await;
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct PresenceParams {
+    #[serde(default)]
+    user_ids: String,
+}
+
+/// `GET /api/v1/presences?user_ids=1,2,3`: the presence of up to 100 users, as the caller may see
+/// it. Users who share no channel or DM with the caller are reported offline (no last-seen), so
+/// nobody learns anything about strangers; the caller sees their own real status.
+pub async fn presences(
+    State(state): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    Query(params): Query<PresenceParams>,
+) -> Response {
+    use crate::routes::error;
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "send an access token as `Authorization: Bearer <token>`",
+        )
+        .into_response();
+    };
+    let Ok(claims) = state.verifier.verify_fetching(token).await else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "the access token was not accepted",
+        )
+        .into_response();
+    };
+    let mut ids = Vec::new();
+    for id in params.user_ids.split(',').filter(|s| !s.trim().is_empty()) {
+        match id.trim().parse::<Snowflake>() {
+            Ok(id) if !ids.contains(&id) => ids.push(id),
+            Ok(_) => {}
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::ValidationFailed,
+                    format!("user_ids: {id:?} is not a user id"),
+                )
+                .into_response();
+            }
+        }
+    }
+    if ids.len() > MAX_QUERY_IDS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed,
+            format!("user_ids: at most {MAX_QUERY_IDS} ids per request"),
+        )
+        .into_response();
+    }
+    let known: HashSet<Snowflake> = match state.directory.channels(token).await {
+        Ok(channels) => channels
+            .iter()
+            .flat_map(|c| c.members.iter().map(|m| m.user.id))
+            .chain([claims.sub])
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check who the caller shares channels with");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "cannot check who you share channels with right now",
+            )
+            .into_response();
+        }
+    };
+    let (allowed, strangers): (Vec<Snowflake>, Vec<Snowflake>) =
+        ids.iter().partition(|id| known.contains(id));
+    let mut found: HashMap<Snowflake, Presence> = state
+        .presence
+        .query(allowed)
+        .await
+        .into_iter()
+        .map(|p| {
+            let p = if p.user_id == claims.sub {
+                p
+            } else {
+                p.seen_by_others()
+            };
+            (p.user_id, p)
+        })
+        .collect();
+    for stranger in strangers {
+        found.insert(
+            stranger,
+            Presence {
+                user_id: stranger,
+                status: PresenceStatus::Offline,
+                last_seen: None,
+            },
+        );
+    }
+    let answer: Vec<Presence> = ids.iter().filter_map(|id| found.remove(id)).collect();
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}

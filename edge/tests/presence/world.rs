@@ -1,0 +1,119 @@
+//! What presence and discovery tests add to the gateway tests' world: a presence service, edges as
+//! real processes (to SIGKILL), and the REST calls they make.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use shared::testing::{self, Running};
+
+pub(crate) use crate::edge_process::EdgeProcess;
+use crate::support::{Client, User, World};
+
+/// Shortened timings, so a test sees an expiry in seconds.
+pub(crate) const EXPIRY: Duration = Duration::from_secs(2);
+pub(crate) const GRACE: Duration = Duration::from_millis(1500);
+
+/// Edge flags every test edge gets: heartbeat well within the shortened expiry.
+pub(crate) const EDGE: &[&str] = &["--presence-heartbeat=250ms"];
+
+/// A presence service on the world's prefix, with the shortened expiry and grace.
+pub(crate) async fn start_presence(world: &World, redis_url: &str) -> Running {
+    let config: presence::Config = shared::config::try_parse_from([
+        "presence".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--nats-url={}", world.stack.nats_url),
+        format!("--nats-prefix={}", world.prefix),
+        format!("--redis-url={redis_url}"),
+        format!("--expiry={}ms", EXPIRY.as_millis()),
+        format!("--reconnect-grace={}ms", GRACE.as_millis()),
+        "--sweep-interval=100ms".to_owned(),
+        "--log-filter=warn".to_owned(),
+    ])
+    .expect("valid presence config");
+    let presence = testing::spawn(
+        presence::Presence::build(config)
+            .await
+            .expect("presence starts"),
+    );
+    testing::wait_ready(&presence).await;
+    presence
+}
+
+/// `GET /api/v1/presences` on an edge, as `user`.
+pub(crate) async fn presences(edge_port: u16, user: &User, ids: &[&User]) -> (u16, Value) {
+    let ids: Vec<String> = ids.iter().map(|u| u.id.to_string()).collect();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{edge_port}/api/v1/presences?user_ids={}",
+            ids.join(",")
+        ))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("the edge answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// One user's status as `viewer` sees it over REST.
+pub(crate) async fn status_of(edge_port: u16, viewer: &User, user: &User) -> Value {
+    let (status, body) = presences(edge_port, viewer, &[user]).await;
+    assert_eq!(status, 200, "{body}");
+    body[0].clone()
+}
+
+/// Every PRESENCE_UPDATE that arrives within `within`, with when it arrived.
+pub(crate) async fn updates(
+    client: &mut Client,
+    within: Duration,
+) -> Vec<(tokio::time::Instant, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut updates = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, client.next()).await {
+            Ok(Some(frame)) if frame["t"] == "PRESENCE_UPDATE" => {
+                assert_eq!(frame["s"], Value::Null, "{frame}");
+                updates.push((tokio::time::Instant::now(), frame["d"].clone()));
+            }
+            Ok(Some(_)) => {}
+            // Nothing for a while, or the socket closed: keep waiting out the window.
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => break,
+        }
+    }
+    updates
+}
+
+/// The statuses of `user` among `updates`, in order.
+pub(crate) fn statuses(updates: &[(tokio::time::Instant, Value)], user: &User) -> Vec<String> {
+    updates
+        .iter()
+        .filter(|(_, d)| d["user_id"] == user.id.to_string())
+        .map(|(_, d)| d["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The next PRESENCE_UPDATE about `user` (within `within`), skipping other frames.
+pub(crate) async fn next_update(client: &mut Client, user: &User, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, client.next()).await {
+            Ok(Some(frame))
+                if frame["t"] == "PRESENCE_UPDATE"
+                    && frame["d"]["user_id"] == user.id.to_string() =>
+            {
+                return frame["d"].clone();
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => panic!("no PRESENCE_UPDATE about {} within {within:?}", user.name),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,236 @@
+//! Presence's own contract over NATS, without edges: reports in, changes out, expiry, grace and
+//! resync. Timings are shortened; the sweep runs every 100 ms.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use shared::Snowflake;
+use shared::api::presence::{Presence, PresenceStatus};
+use shared::events::Event;
+use shared::presence::{
+    Heartbeat, HeartbeatReply, Query, QueryReply, Report, SessionEntry, SessionStatus, Sync,
+};
+use shared::subjects::Subjects;
+use shared::testing::{self, RedisServer, Running, Stack};
+
+struct World {
+    nats: async_nats::Client,
+    subjects: Subjects,
+    _presence: Running,
+}
+
+async fn start(redis_url: &str) -> World {
+    let stack = Stack::get();
+    let prefix = testing::fresh_prefix();
+    let config: presence::Config = shared::config::try_parse_from([
+        "presence".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--nats-url={}", stack.nats_url),
+        format!("--nats-prefix={prefix}"),
+        format!("--redis-url={redis_url}"),
+        "--expiry=1s".to_owned(),
+        "--reconnect-grace=500ms".to_owned(),
+        "--sweep-interval=100ms".to_owned(),
+        "--log-filter=warn".to_owned(),
+    ])
+    .unwrap();
+    let presence = testing::spawn(presence::Presence::build(config).await.unwrap());
+    testing::wait_ready(&presence).await;
+    World {
+        nats: async_nats::connect(&stack.nats_url).await.unwrap(),
+        subjects: Subjects::new(prefix),
+        _presence: presence,
+    }
+}
+
+impl World {
+    async fn report(&self, report: &Report) {
+        let body = serde_json::to_vec(report).unwrap();
+        self.nats
+            .publish(self.subjects.presence_report(), body.into())
+            .await
+            .unwrap();
+        self.nats.flush().await.unwrap();
+    }
+
+    async fn ask<T: serde::de::DeserializeOwned>(&self, subject: String, body: Vec<u8>) -> T {
+        let reply = self.nats.request(subject, body.into()).await.unwrap();
+        serde_json::from_slice(&reply.payload).unwrap()
+    }
+
+    async fn heartbeat(&self, edge: Snowflake) -> HeartbeatReply {
+        let body = serde_json::to_vec(&Heartbeat { edge }).unwrap();
+        self.ask(self.subjects.presence_heartbeat(), body).await
+    }
+
+    async fn query(&self, user: Snowflake) -> Presence {
+        let body = serde_json::to_vec(&Query {
+            user_ids: vec![user],
+        })
+        .unwrap();
+        let reply: QueryReply = self.ask(self.subjects.presence_query(), body).await;
+        reply.presences[0].clone()
+    }
+
+    /// Others' view of `user`'s changes.
+    async fn watch(&self, user: Snowflake) -> async_nats::Subscriber {
+        let sub = self
+            .nats
+            .subscribe(self.subjects.presence(user))
+            .await
+            .unwrap();
+        self.nats.flush().await.unwrap();
+        sub
+    }
+}
+
+async fn next(sub: &mut async_nats::Subscriber, within: Duration) -> Option<Presence> {
+    let message = tokio::time::timeout(within, sub.next()).await.ok()??;
+    match serde_json::from_slice(&message.payload).unwrap() {
+        Event::PresenceUpdate(p) => Some(p),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn session(edge: u64, session: u64, user: Snowflake, status: SessionStatus) -> Report {
+    Report::Session {
+        edge: Snowflake::from_u64(edge),
+        entry: SessionEntry {
+            session,
+            user,
+            status,
+        },
+    }
+}
+
+#[tokio::test]
+async fn sessions_on_two_edges_combine_and_a_silent_edge_expires() {
+    let world = start(&Stack::get().redis_url).await;
+    let user = Snowflake::from_u64(1001);
+    let mut others = world.watch(user).await;
+
+    world
+        .report(&session(1, 1, user, SessionStatus::Idle))
+        .await;
+    let seen = next(&mut others, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Idle);
+    // An active device on another edge outweighs the idle one.
+    world
+        .report(&session(2, 7, user, SessionStatus::Online))
+        .await;
+    let seen = next(&mut others, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Online);
+
+    // Edge 2 keeps heartbeating; edge 1 goes silent. Only edge 1's idle session goes.
+    for _ in 0..15 {
+        world.heartbeat(Snowflake::from_u64(2)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        next(&mut others, Duration::from_millis(100))
+            .await
+            .is_none()
+    );
+    assert_eq!(world.query(user).await.status, PresenceStatus::Online);
+
+    // Now edge 2 goes silent too: offline within the expiry, with a last-seen time.
+    let offline = next(&mut others, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(offline.status, PresenceStatus::Offline);
+    assert!(offline.last_seen.is_some());
+    assert_eq!(world.query(user).await, offline);
+}
+
+#[tokio::test]
+async fn a_session_that_ends_is_offline_only_after_the_grace() {
+    let world = start(&Stack::get().redis_url).await;
+    let user = Snowflake::from_u64(1002);
+    let edge = Snowflake::from_u64(3);
+    let mut others = world.watch(user).await;
+    world
+        .report(&session(3, 1, user, SessionStatus::Online))
+        .await;
+    assert!(next(&mut others, Duration::from_secs(2)).await.is_some());
+
+    let end = Report::End {
+        edge,
+        session: 1,
+        user,
+    };
+    world.report(&end).await;
+    world.heartbeat(edge).await;
+    // Back within the grace: nobody hears a thing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    world
+        .report(&session(3, 2, user, SessionStatus::Online))
+        .await;
+    assert!(
+        next(&mut others, Duration::from_millis(900))
+            .await
+            .is_none()
+    );
+
+    world
+        .report(&Report::End {
+            edge,
+            session: 2,
+            user,
+        })
+        .await;
+    let started = std::time::Instant::now();
+    let offline = next(&mut others, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(offline.status, PresenceStatus::Offline);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_edge_is_asked_to_resync_when_redis_lost_its_sessions() {
+    let stack = Stack::get();
+    let mut redis = RedisServer::start(&stack).await;
+    let world = start(&redis.url()).await;
+    let user = Snowflake::from_u64(1003);
+    let edge = Snowflake::from_u64(4);
+
+    // New to presence: resync; once synced: no more.
+    assert!(world.heartbeat(edge).await.resync);
+    let sync = Sync {
+        edge,
+        sessions: vec![SessionEntry {
+            session: 1,
+            user,
+            status: SessionStatus::Dnd,
+        }],
+    };
+    let _: () = world
+        .ask(
+            world.subjects.presence_sync(),
+            serde_json::to_vec(&sync).unwrap(),
+        )
+        .await;
+    assert!(!world.heartbeat(edge).await.resync);
+    assert_eq!(world.query(user).await.status, PresenceStatus::Dnd);
+
+    // Redis restarts empty: presence says unknown while it is gone, then asks for the sessions.
+    redis.stop();
+    testing::eventually(
+        "unknown while Redis is down",
+        Duration::from_secs(10),
+        || async { (world.query(user).await.status == PresenceStatus::Unknown).then_some(()) },
+    )
+    .await;
+    redis.resume().await;
+    testing::eventually("a resync request", Duration::from_secs(15), || async {
+        world.heartbeat(edge).await.resync.then_some(())
+    })
+    .await;
+    let _: () = world
+        .ask(
+            world.subjects.presence_sync(),
+            serde_json::to_vec(&sync).unwrap(),
+        )
+        .await;
+    assert_eq!(world.query(user).await.status, PresenceStatus::Dnd);
+}
