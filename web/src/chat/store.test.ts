@@ -235,3 +235,18 @@ describe('presence of channels joined during the session', () => {
     expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');
   });
 });
+
+describe('a profile status change', () => {
+  it("moves an online co-member's dot at once, and never brings back someone offline", () => {
+    gw.fire('ready', {
+      ...ready([channel('10')]),
+      presences: [
+        { user_id: '2', status: 'online', last_seen: null },
+        { user_id: '3', status: 'offline', last_seen: 1 },
+      ],
+    });
+    dispatch('USER_UPDATE', { ...BOB, status: 'dnd' });
+    dispatch('USER_UPDATE', { ...user('3', 'carol'), status: 'idle' });
+    expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'dnd', '3': 'offline' });
+  });
+});

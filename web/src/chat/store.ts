@@ -316,6 +316,16 @@ export class Chat {
       case 'USER_UPDATE': {
         const u = d as User;
         this.rememberUsers([u]);
+        // A profile status change sets every session's status, so an online co-member's presence
+        // follows it at once, even where presence is not pushed (channels joined mid-session).
+        if (this.presenceSupported && u.id !== this.me.id) {
+          this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+            const now = old?.[u.id];
+            if (!old || now === undefined || now === 'offline' || now === 'unknown' || now === u.status)
+              return old;
+            return { ...old, [u.id]: u.status };
+          });
+        }
         if (u.id === this.me.id) session.updateUser(u);
         this.qc.setQueryData<Channel[]>(keys.channels, (old) =>
           old?.map((c) => ({
