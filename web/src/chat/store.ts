@@ -186,6 +186,14 @@ export class Chat {
     void this.fetchPresences([...ids]);
   }
 
+  /** Asks for the presence of people this session has none for (met mid-session). */
+  private askPresenceOf(ids: string[]) {
+    if (!this.presenceSupported) return;
+    const known = this.qc.getQueryData<PresenceMap>(keys.presence) ?? {};
+    const missing = ids.filter((id) => id !== this.me.id && !(id in known));
+    if (missing.length) void this.fetchPresences(missing);
+  }
+
   /** `GET /api/v1/presences` on the edge, 100 ids at a time. */
   async fetchPresences(ids: string[]) {
     for (let i = 0; i < ids.length; i += 100) {
@@ -291,6 +299,7 @@ export class Chat {
           void call<Channel>(`/api/v1/channels/${channel_id}`).then((c) => this.upsertChannel(c));
           return;
         }
+        this.askPresenceOf([member.user.id]);
         return this.patchChannel(channel_id, (c) => ({
           ...c,
           members: [...c.members.filter((m) => m.user.id !== member.user.id), member],
@@ -403,6 +412,7 @@ export class Chat {
 
   private upsertChannel(c: Channel) {
     this.rememberUsers(c.members.map((m) => m.user));
+    this.askPresenceOf(c.members.map((m) => m.user.id));
     this.qc.setQueryData<Channel[]>(keys.channels, (old = []) => {
       const prev = old.find((x) => x.id === c.id);
       if (!prev) {
