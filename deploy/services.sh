@@ -19,7 +19,7 @@ if [[ "$PROFILE" == "dev" ]]; then BIN="$TARGET_DIR/debug"; else BIN="$TARGET_DI
 
 # name  binary  port  extra arguments. Every process that makes Snowflake ids has its own worker id.
 SERVICES=(
-  "auth auth 8081 --worker-id 0"
+  "auth auth 8081 --worker-id 0 --web-dir web/dist"
   "presence presence 8082"
   "persister persister 8083"
   "edge-1 edge 8080 --worker-id 1"
@@ -39,13 +39,25 @@ start_one() {
   fi
   local args=(--http-addr "127.0.0.1:$port" "$@")
   if [[ "$bin" == edge ]]; then
-    args+=(--public-url "ws://127.0.0.1:$port/gateway")
+    args+=(--public-url "ws://127.0.0.1:$port/gateway"
+           --allowed-origins "http://127.0.0.1:8081,http://localhost:8081,http://127.0.0.1:5173,http://localhost:5173")
   fi
   if [[ "$bin" == auth ]]; then
     args+=(--signing-key "$STATE/keys/auth-1.pem")
   fi
   NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
+}
+
+# The browser client auth serves (web/dist): built when missing or older than its sources.
+build_client() {
+  local web="$ROOT/web"
+  if [[ -f "$web/dist/index.html" ]] && [[ -z "$(find "$web/src" "$web/index.html" "$web/package-lock.json" -newer "$web/dist/index.html" -print -quit)" ]]; then
+    return
+  fi
+  command -v npm >/dev/null || { echo "natter: npm not found; install Node.js (apt-get install nodejs npm)" >&2; exit 1; }
+  echo "== building the web client (npm ci, npm run build)"
+  (cd "$web" && scripts/npm-ci.sh && npm run --silent build >/dev/null)
 }
 
 wait_ready() {
@@ -68,6 +80,7 @@ wait_ready() {
 }
 
 up() {
+  cd "$ROOT" # auth's --web-dir is relative to the checkout
   [[ -f "$STATE/env" ]] || { echo "natter: the stack is not up (deploy/stack.sh up)" >&2; exit 1; }
   # shellcheck disable=SC1091
   set -a; source "$STATE/env"; set +a
@@ -80,6 +93,7 @@ up() {
     mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"
     "$BIN/auth" keygen "$STATE/keys/auth-1.pem"
   fi
+  build_client
   echo "== starting services"
   local line
   for line in "${SERVICES[@]}"; do
@@ -91,7 +105,8 @@ up() {
     wait_ready "$name" "$port"
   done
   echo "== Natter is up in $((SECONDS - started)) s"
-  echo "   Open:     http://127.0.0.1:8081/api/v1/openapi.json   (the REST API; the web client arrives with the web issue)"
+  echo "   Open:     http://127.0.0.1:8081/   (the web client)"
+  echo "   OpenAPI:  http://127.0.0.1:8081/api/v1/openapi.json"
   echo "   REST:     http://127.0.0.1:8081/api/v1   (docs/API.md)"
   echo "   Gateway:  ws://127.0.0.1:8080/gateway and ws://127.0.0.1:8090/gateway   (docs/PROTOCOL.md)"
 }

@@ -137,6 +137,11 @@ pub struct Config {
     )]
     pub max_body_bytes: usize,
 
+    /// Serve the browser client from this folder (`web/dist`), with its `index.html` for every
+    /// path that is neither a file nor under `/api`. Not served by default.
+    #[arg(long = "web-dir", env = "NATTER_WEB_DIR")]
+    pub web_dir: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub log: LogConfig,
 }

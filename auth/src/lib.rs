@@ -31,6 +31,7 @@ pub mod publish;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod web;
 
 pub use config::Config;
 

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use shared::api::error::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
@@ -53,8 +53,15 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
             put(channels::add_moderator).delete(channels::remove_moderator),
         )
         .route("/api/v1/gateway", get(gateway::gateway))
-        .route("/api/v1/openapi.json", get(openapi_json))
-        .fallback(not_found)
+        .route("/api/v1/openapi.json", get(openapi_json));
+    let api = match &config.web_dir {
+        // The browser client's files, with its index.html for any other path; /api/* stays JSON.
+        Some(dir) => api
+            .route("/api/{*rest}", any(not_found))
+            .fallback_service(crate::web::router(dir)),
+        None => api.fallback(not_found),
+    };
+    let api = api
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state);

@@ -8,3 +8,4 @@ mod discovery;
 mod profiles;
 mod support;
 mod tokens;
+mod web_client;

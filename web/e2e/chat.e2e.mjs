@@ -1,0 +1,462 @@
+// End-to-end: two people in two browser contexts, each on a different edge, against real
+// services (e2e/services.mjs) and the real local stack. Run with `npm run e2e` (see e2e/run.mjs).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launch, person, screenshot } from './browser.mjs';
+import { Services } from './services.mjs';
+
+const PASSWORD = 'correct horse battery';
+const suffix = Math.random().toString(36).slice(2, 7);
+const ANN = `ann_${suffix}`;
+const BOB = `bob_${suffix}`;
+const T = 15_000;
+/** Messages in the long channel; NATTER_E2E_LONG_CHANNEL=500 for a quick run. */
+const LONG = Number(process.env.NATTER_E2E_LONG_CHANNEL ?? 10_000);
+
+let services;
+let browser;
+let ann;
+let bob;
+let can;
+
+const messages = (p) => p.page.locator('[role="log"] article');
+const message = (p, text) => messages(p).filter({ hasText: text });
+const composer = (p) => p.page.locator('.composer textarea');
+const sidebarLink = (p, name) => p.page.getByRole('navigation').getByRole('link', { name: new RegExp(name) });
+
+async function signUp(p, username, displayName) {
+  await p.page.goto('/');
+  await p.page.getByRole('button', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Display name').fill(displayName);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign up' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
+}
+
+async function ready(p) {
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
+}
+
+async function send(p, text) {
+  await composer(p).fill(text);
+  await composer(p).press('Enter');
+}
+
+/** How many times each text shows in the list (to prove nothing is doubled). */
+async function counts(p, texts) {
+  const all = await p.page.locator('[role="log"] article .content').allInnerTexts();
+  return Object.fromEntries(texts.map((t) => [t, all.filter((x) => x.trim() === t).length]));
+}
+
+function readyFrame(p) {
+  return p.frames.find((f) => f.t === 'READY')?.d;
+}
+
+before(async () => {
+  services = await new Services().start();
+  can = await services.capabilities();
+  console.log('backend capabilities:', can);
+  browser = await launch();
+  ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
+  bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
+});
+
+after(async () => {
+  for (const p of [ann, bob]) if (p?.errors.length) console.error(`${p.name}: page errors`, p.errors);
+  await browser?.close();
+  await services?.stop();
+});
+
+describe('two people on two edges', () => {
+  test('sign up (Ann with the keyboard alone) and land in the app', async () => {
+    await ann.page.goto('/');
+    await screenshot(ann.page, 'sign-in');
+    // Keyboard only: Tab to the link, Enter, then type and tab through the form.
+    const kb = ann.page.keyboard;
+    for (let i = 0; i < 10; i++) {
+      await kb.press('Tab');
+      if ((await ann.page.evaluate(() => document.activeElement?.textContent)) === 'Create an account') break;
+    }
+    await kb.press('Enter');
+    await ann.page.getByLabel('Username').focus();
+    await kb.type(ANN);
+    await kb.press('Tab');
+    await kb.type('Ann');
+    await kb.press('Tab');
+    await kb.type(PASSWORD);
+    await kb.press('Enter');
+    await ann.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
+    await signUp(bob, BOB, 'Bob');
+    await Promise.all([ready(ann), ready(bob)]);
+    // They really are on different edges.
+    assert.ok(ann.frames.some((f) => f.t === 'READY'));
+    const annEdge = await ann.page.evaluate(() =>
+      performance
+        .getEntriesByType('resource')
+        .map((e) => e.name)
+        .filter((n) => n.includes('/gateway')),
+    );
+    assert.ok(annEdge.length > 0);
+  });
+
+  test('a channel is made, Bob is added, and they chat in real time', async () => {
+    await ann.page.getByRole('button', { name: 'Create a channel' }).click();
+    await ann.page.getByLabel('Name').fill('general');
+    await ann.page.getByLabel('Topic').fill('Everything and nothing');
+    await ann.page.getByRole('button', { name: 'Create channel' }).click();
+    await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await ann.page.getByRole('button', { name: 'Channel settings' }).click();
+    await ann.page.getByLabel('Username to add').fill(BOB);
+    await ann.page.getByRole('button', { name: 'Add', exact: true }).click();
+    await ann.page.getByRole('dialog').getByText(`@${BOB}`).waitFor({ timeout: T });
+    await ann.page.getByRole('button', { name: 'Close' }).click();
+
+    // Bob sees the channel appear without reloading, and opens it.
+    await sidebarLink(bob, 'general').click({ timeout: T });
+    await bob.page.getByRole('heading', { name: 'general' }).waitFor();
+
+    await send(ann, 'hello bob, see https://example.com');
+    await message(bob, 'hello bob').waitFor({ timeout: T });
+    await send(bob, 'hi ann!');
+    await message(ann, 'hi ann!').waitFor({ timeout: T });
+    // The sender's copy is confirmed (not pending) and links are links.
+    await message(ann, 'hello bob').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
+    assert.equal(
+      await message(bob, 'hello bob').getByRole('link').getAttribute('href'),
+      'https://example.com/',
+    );
+    await send(ann, '<b>not bold</b>');
+    await message(bob, '<b>not bold</b>').waitFor({ timeout: T });
+    assert.equal(await bob.page.locator('[role="log"] b').count(), 0);
+  });
+
+  test('typing shows to the other person', async () => {
+    // The edge passes on one typing notice per person per channel per 5 s, and Bob's last one
+    // (while he wrote his reply) may be recent: keep typing, as a person would, until it shows.
+    const shown = ann.page.getByText('Bob is typing…');
+    await composer(bob).click();
+    for (let i = 0; i < 60 && !(await shown.isVisible()); i++) {
+      await bob.page.keyboard.type('a');
+      await bob.page.waitForTimeout(200);
+    }
+    await shown.waitFor({ timeout: 1000 });
+    await screenshot(ann.page, 'chat-typing');
+    await composer(bob).fill('');
+  });
+
+  test('presence and status show on avatars and in the member list', async () => {
+    await ann.page.getByRole('button', { name: 'Members' }).click();
+    const bobRow = ann.page.locator(`.members li[data-user="${BOB}"]`);
+    await bobRow.locator('.presence-dot.online').waitFor({ timeout: T });
+    // Bob sets "do not disturb"; Ann sees it live.
+    await bob.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await bob.page.getByLabel('Status').selectOption('dnd');
+    await bob.page.getByLabel('Bio').fill('Writing a novel');
+    await bob.page.getByRole('button', { name: 'Save profile' }).click();
+    await bob.page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: T });
+    await bob.page.getByRole('button', { name: 'Close' }).click();
+    await bobRow.locator('.presence-dot.dnd').waitFor({ timeout: T });
+    await screenshot(ann.page, 'chat-members');
+    await ann.page.getByRole('button', { name: 'Members' }).click();
+  });
+
+  test('someone who closes the app shows offline', async (t) => {
+    if (!readyFrame(ann)?.presences)
+      return t.skip('live presence (PRESENCE_UPDATE) is not on this backend yet');
+    const carol = await person(browser, services, { name: 'carol' });
+    await signUp(carol, `carol_${suffix}`, 'Carol');
+    await ann.page.getByRole('button', { name: 'Start a direct message' }).click();
+    await ann.page.getByLabel('Username').fill(`carol_${suffix}`);
+    await ann.page.getByRole('button', { name: 'Open conversation' }).click();
+    await ann.page.getByRole('button', { name: 'Members' }).click();
+    const row = ann.page.locator(`.members li[data-user="carol_${suffix}"]`);
+    await row.locator('.presence-dot.online').waitFor({ timeout: T });
+    await carol.context.close();
+    await row.locator('.presence-dot.offline').waitFor({ timeout: 60_000 });
+    await sidebarLink(ann, 'general').click();
+  });
+
+  test('unread badges count messages in channels not open, and clear on opening', async () => {
+    // Ann makes a second channel and looks at it; Bob writes in general.
+    await ann.page.getByRole('button', { name: 'Create a channel' }).click();
+    await ann.page.getByLabel('Name').fill('random');
+    await ann.page.getByRole('button', { name: 'Create channel' }).click();
+    await ann.page.getByRole('heading', { name: 'random' }).waitFor({ timeout: T });
+    await send(bob, 'unread one');
+    await send(bob, 'unread two');
+    const badge = sidebarLink(ann, 'general').locator('.badge');
+    await ann.page.waitForFunction(
+      () => document.querySelector('a.unread .badge')?.textContent === '2',
+      null,
+      { timeout: T },
+    );
+    assert.equal(await badge.getAttribute('aria-label'), '2 unread');
+    await screenshot(ann.page, 'unread-badges');
+    await sidebarLink(ann, 'general').click();
+    await message(ann, 'unread two').waitFor({ timeout: T });
+    await badge.waitFor({ state: 'detached', timeout: T });
+  });
+
+  test('edit and delete show for everyone', async (t) => {
+    if (!can.edit)
+      return t.skip('editing and deleting (edge PATCH/DELETE messages) are not on this backend yet');
+    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
+    await send(ann, 'a typo in thsi one');
+    await message(ann, 'thsi').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
+    await message(bob, 'thsi').waitFor({ timeout: T });
+    // Up in the empty composer edits one's last message, as in Discord.
+    await composer(ann).focus();
+    await composer(ann).press('ArrowUp');
+    const box = ann.page.getByRole('textbox', { name: 'Edit message' });
+    await box.fill('a typo in this one');
+    await box.press('Enter');
+    await message(bob, 'a typo in this one').getByText('(edited)').waitFor({ timeout: T });
+    await message(ann, 'a typo in this one').hover();
+    await message(ann, 'a typo in this one').getByRole('button', { name: 'Delete message' }).click();
+    await message(bob, 'a typo in this one').waitFor({ state: 'detached', timeout: T });
+    await message(ann, 'a typo in this one').waitFor({ state: 'detached', timeout: T });
+  });
+
+  test('a reload keeps the session and shows the history', async (t) => {
+    await bob.page.reload();
+    await ready(bob);
+    await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    if (!can.history) return t.skip('history (edge GET messages) is not on this backend yet');
+    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
+    for (const text of ['hello bob', 'hi ann!', 'unread two'])
+      await message(bob, text).waitFor({ timeout: T });
+    assert.deepEqual(await counts(bob, ['hi ann!', 'unread one', 'unread two']), {
+      'hi ann!': 1,
+      'unread one': 1,
+      'unread two': 1,
+    });
+  });
+
+  test('an edge killed mid-conversation loses and doubles nothing', async () => {
+    // Bob is on edge 2. Kill it as abruptly as a crash, and keep talking.
+    const bobFramesBefore = bob.frames.length;
+    services.kill('edge2', 'SIGKILL');
+    await bob.page
+      .getByText('Connection lost. Reconnecting…')
+      .waitFor({ timeout: T })
+      .catch(() => {});
+    await screenshot(bob.page, 'reconnecting');
+    await send(ann, 'during the outage 1');
+    await send(bob, 'bob while disconnected');
+    await send(ann, 'during the outage 2');
+    await ready(bob);
+    await send(ann, 'after the outage');
+    const texts = [
+      'during the outage 1',
+      'during the outage 2',
+      'after the outage',
+      'bob while disconnected',
+    ];
+    for (const text of texts) {
+      await message(bob, text).waitFor({ timeout: T });
+      await message(ann, text).waitFor({ timeout: T });
+    }
+    await message(ann, 'bob while disconnected')
+      .and(ann.page.locator('[data-delivery="sent"]'))
+      .waitFor({ timeout: T });
+    await message(bob, 'bob while disconnected')
+      .and(bob.page.locator('[data-delivery="sent"]'))
+      .waitFor({ timeout: T });
+    const expected = Object.fromEntries(texts.map((t) => [t, 1]));
+    assert.deepEqual(await counts(bob, texts), expected);
+    assert.deepEqual(await counts(ann, texts), expected);
+    // It came back through the other edge, resuming (or identifying afresh and filling the gap).
+    const after = bob.frames.slice(bobFramesBefore);
+    assert.ok(
+      after.some((f) => f.t === 'RESUMED' || f.t === 'READY'),
+      'a new session or a resume',
+    );
+    await screenshot(ann.page, 'chat');
+  });
+
+  test('a DM shows "seen" once the other person has read it', async (t) => {
+    await ann.page.getByRole('button', { name: 'Start a direct message' }).click();
+    await ann.page.getByLabel('Username').fill(BOB);
+    await ann.page.getByRole('button', { name: 'Open conversation' }).click();
+    await ann.page.locator('.channel-title', { hasText: 'Bob' }).waitFor({ timeout: T });
+    // Bob sees the DM appear and opens it; Ann's message then arrives live.
+    await sidebarLink(bob, 'Ann').click({ timeout: T });
+    await bob.page.locator('.channel-title', { hasText: 'Ann' }).waitFor({ timeout: T });
+    await send(ann, 'psst, a secret');
+    await message(ann, 'psst').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
+    await message(bob, 'psst').waitFor({ timeout: T });
+    if (!can.ack)
+      return t.skip('read receipts (edge POST …/ack and MESSAGE_ACK) are not on this backend yet');
+    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
+    await message(ann, 'psst').getByText('Seen').waitFor({ timeout: T });
+    await screenshot(ann.page, 'dm-seen');
+  });
+
+  test('a DM to a hidden tab raises a desktop notification', async () => {
+    // Headless tabs are never hidden and have no notification centre: stand both in, in the page.
+    await ann.page.evaluate(() => {
+      window.__notes = [];
+      window.Notification = class {
+        static permission = 'granted';
+        constructor(title, options) {
+          window.__notes.push({ title, body: options.body });
+        }
+      };
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await send(bob, 'are you there?');
+    await ann.page.waitForFunction(() => window.__notes.length > 0, null, { timeout: T });
+    assert.deepEqual(await ann.page.evaluate(() => window.__notes), [
+      { title: 'Bob', body: 'are you there?' },
+    ]);
+    await ann.page.evaluate(() => {
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+  });
+
+  test(`a channel of ${LONG} messages scrolls back to its beginning smoothly`, async (t) => {
+    if (!can.history || !can.cors) return t.skip('history (edge GET messages) is not on this backend yet');
+    const N = LONG;
+    const token = await ann.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${services.origin}/api/v1/channels`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ name: 'long-history' }),
+    }).then((r) => r.json());
+    const edge = `http://127.0.0.1:${services.ports.edge1}`;
+    const seeded = Date.now();
+    const post = async (i) => {
+      const res = await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ content: `line ${i}`, nonce: `seed-${i}` }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    // The first alone, so it is the oldest; the rest 32 at a time.
+    await post(0);
+    let next = 1;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < N) await post(next++);
+      }),
+    );
+    console.log(`  seeded ${N} messages in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
+
+    await sidebarLink(ann, 'long-history').click({ timeout: T });
+    const log = ann.page.locator('[role="log"]');
+    await ann.page.waitForFunction(
+      () => Number(document.querySelector('[role="log"]')?.dataset.count) >= 50,
+      null,
+      { timeout: T },
+    );
+    // Scroll back page by page as a reader would, timing every frame while it happens.
+    await ann.page.evaluate(() => {
+      const w = window;
+      w.__frames = [];
+      let last = performance.now();
+      const tick = (now) => {
+        w.__frames.push(now - last);
+        last = now;
+        if (!w.__stopFrames) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    const started = Date.now();
+    let maxRows = 0;
+    // Until the oldest line is rendered: the virtualised list renders only rows near the view.
+    while (!(await message(ann, 'line 0').isVisible())) {
+      assert.ok(Date.now() - started < 180_000, 'reached the beginning within 3 minutes');
+      await log.hover();
+      await ann.page.mouse.wheel(0, -1500);
+      await ann.page.waitForTimeout(30);
+      maxRows = Math.max(maxRows, await ann.page.locator('.vrow').count());
+    }
+    const stats = await ann.page.evaluate(() => {
+      window.__stopFrames = true;
+      const f = window.__frames.slice(1).sort((a, b) => a - b);
+      return { frames: f.length, p50: f[Math.floor(f.length * 0.5)], p95: f[Math.floor(f.length * 0.95)] };
+    });
+    const count = Number(await log.getAttribute('data-count'));
+    console.log(
+      `  scrolled back through ${count} messages in ${((Date.now() - started) / 1000).toFixed(1)} s; at most ${maxRows} rows in the DOM; frame p50 ${stats.p50.toFixed(1)} ms, p95 ${stats.p95.toFixed(1)} ms over ${stats.frames} frames`,
+    );
+    assert.equal(count, N, 'every message once');
+    assert.ok(maxRows < 120, `virtualised: ${maxRows} rows in the DOM`);
+    // Headless Chromium on a shared 2-core machine: a generous bound that still catches a list
+    // that renders everything (seconds per frame at this size).
+    assert.ok(stats.p95 < 150, `frames stay short while scrolling (p95 ${stats.p95} ms)`);
+    await log.evaluate((el) => (el.scrollTop = 0));
+    await ann.page.getByText('This is the beginning of the channel.').waitFor();
+    await screenshot(ann.page, 'long-history');
+    // Scrolled far up, a new message does not move the view; a button offers the way down.
+    await fetch(`${edge}/api/v1/channels/${created.id}/messages`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ content: 'the newest line' }),
+    });
+    await ann.page.getByRole('button', { name: 'New messages below' }).click({ timeout: T });
+    await message(ann, 'the newest line').waitFor({ timeout: T });
+    await message(ann, 'line 0').waitFor({ state: 'detached' });
+  });
+
+  test('a channel is renamed, loses a member, and is deleted by its owner', async () => {
+    await sidebarLink(ann, 'random').click();
+    await ann.page.getByRole('button', { name: 'Channel settings' }).click();
+    const dialog = ann.page.getByRole('dialog');
+    await dialog.getByLabel('Name', { exact: true }).fill('off-topic');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.getByLabel('Username to add').fill(BOB);
+    await dialog.getByRole('button', { name: 'Add', exact: true }).click();
+    await sidebarLink(bob, 'off-topic').waitFor({ timeout: T });
+    await dialog.getByRole('button', { name: `Remove ${BOB}` }).click();
+    await sidebarLink(bob, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    await dialog.getByRole('button', { name: 'Delete channel' }).click();
+    await sidebarLink(ann, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    await ann.page.getByText('Pick a conversation').waitFor({ timeout: T });
+  });
+
+  test('a new display name shows on old messages for everyone', async () => {
+    await sidebarLink(bob, 'general').click();
+    await bob.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await bob.page.getByLabel('Display name').fill('Robert');
+    await bob.page.getByRole('button', { name: 'Save profile' }).click();
+    await bob.page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: T });
+    await bob.page.getByRole('button', { name: 'Close' }).click();
+    await sidebarLink(ann, 'general').click();
+    await message(ann, 'hi ann!').getByText('Robert').waitFor({ timeout: T });
+  });
+
+  test('signing out ends the session, and a reload stays signed out', async () => {
+    await bob.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await bob.page.getByRole('button', { name: 'Sign out' }).click();
+    await bob.page.getByRole('heading', { name: 'Welcome back' }).waitFor({ timeout: T });
+    await bob.page.reload();
+    await bob.page.getByRole('heading', { name: 'Welcome back' }).waitFor({ timeout: T });
+    assert.equal(await bob.page.evaluate(() => localStorage.getItem('natter.session')), null);
+  });
+
+  test('works at phone width', async () => {
+    const phone = await person(browser, services, { name: 'phone', viewport: { width: 390, height: 844 } });
+    await phone.page.goto('/');
+    await phone.page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await phone.page.getByLabel('Username').fill(ANN);
+    await phone.page.getByLabel('Password').fill(PASSWORD);
+    await phone.page.getByRole('button', { name: 'Sign in' }).click();
+    await sidebarLink(phone, 'general').click({ timeout: T });
+    await phone.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await send(phone, 'from my phone');
+    await message(ann, 'from my phone').waitFor({ timeout: T });
+    if (can.history && can.cors) await message(phone, 'after the outage').waitFor({ timeout: T });
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no sideways scrolling (page is ${width}px wide)`);
+    await screenshot(phone.page, 'phone');
+    await phone.page.getByRole('button', { name: 'Show channels' }).click();
+    await sidebarLink(phone, 'general').waitFor();
+    await phone.context.close();
+  });
+});

@@ -1,0 +1,282 @@
+// Starts Natter's services for one end-to-end run against the shared local stack
+// (deploy/stack.sh): auth serving the built client, presence, persister and two edges, on free
+// ports, isolated from everything else by a fresh NATS subject prefix, PostgreSQL database and CQL
+// keyspace (as shared::testing does for the Rust tests). Binaries are the workspace's debug build.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const WEB = join(ROOT, 'web');
+
+function stackEnv() {
+  const file = join(ROOT, '.natter', 'env');
+  const env = {};
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) env[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    }
+  }
+  for (const k of ['NATTER_NATS_URL', 'NATTER_DATABASE_URL', 'NATTER_REDIS_URL', 'NATTER_CQL_NODES']) {
+    if (process.env[k]) env[k] = process.env[k];
+    if (!env[k]) throw new Error(`${k} is unknown: start the stack first (./natter up --stack)`);
+  }
+  return env;
+}
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+function unique(tag) {
+  return `e2e_${tag}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+}
+
+function binDir() {
+  const target = process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target');
+  return join(target, 'debug');
+}
+
+/** `cargo build --bins` in debug, unless NATTER_E2E_NO_BUILD is set. */
+export function buildServices() {
+  if (process.env.NATTER_E2E_NO_BUILD) return;
+  execFileSync(
+    'cargo',
+    ['build', '--locked', '--bins', '-p', 'auth', '-p', 'edge', '-p', 'presence', '-p', 'persister'],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+}
+
+/** `npm run build`, unless the caller built it (NATTER_E2E_CLIENT_BUILT or NATTER_E2E_NO_BUILD). */
+export function buildClient() {
+  const built = process.env.NATTER_E2E_CLIENT_BUILT || process.env.NATTER_E2E_NO_BUILD;
+  if (built && existsSync(join(WEB, 'dist', 'index.html'))) return;
+  execFileSync('npm', ['run', 'build'], { cwd: WEB, stdio: 'inherit' });
+}
+
+function flagsOf(bin) {
+  try {
+    return execFileSync(bin, ['--help'], { encoding: 'utf8' });
+  } catch {
+    return '';
+  }
+}
+
+async function waitReady(name, port, proc, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}; see its log`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${name} was not ready within ${timeoutMs / 1000} s`);
+}
+
+export class Services {
+  constructor() {
+    this.procs = new Map();
+    // However the run ends (a failed assertion, Ctrl-C), no service outlives it.
+    const killAll = () => this.procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
+    process.once('exit', killAll);
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      process.once(signal, () => {
+        killAll();
+        process.exit(130);
+      });
+    }
+    this.env = stackEnv();
+    this.prefix = unique('p');
+    this.keyspace = unique('ks');
+    this.database = unique('db');
+    this.outDir = join(WEB, 'e2e', 'out');
+    mkdirSync(join(this.outDir, 'logs'), { recursive: true });
+  }
+
+  async start() {
+    const bin = binDir();
+    const dbUrl = new URL(this.env.NATTER_DATABASE_URL);
+    execFileSync('psql', [this.env.NATTER_DATABASE_URL, '-qc', `CREATE DATABASE ${this.database}`]);
+    dbUrl.pathname = `/${this.database}`;
+    const key = join(this.outDir, `${this.prefix}.pem`);
+    execFileSync(join(bin, 'auth'), ['keygen', key], { stdio: 'ignore' });
+
+    this.ports = {
+      auth: await freePort(),
+      presence: await freePort(),
+      persister: await freePort(),
+      edge1: await freePort(),
+      edge2: await freePort(),
+    };
+    this.origin = `http://127.0.0.1:${this.ports.auth}`;
+    const common = {
+      NATTER_NATS_URL: this.env.NATTER_NATS_URL,
+      NATTER_NATS_PREFIX: this.prefix,
+      NATTER_LOG_FORMAT: 'json',
+      NATTER_LOG: 'info',
+      // This run's chat stream is thrown away with its prefix; let the shared NATS forget it soon.
+      NATTER_STREAM_MAX_AGE: '1h',
+    };
+    const cql = {
+      NATTER_CQL_NODES: this.env.NATTER_CQL_NODES,
+      NATTER_CQL_KEYSPACE: this.keyspace,
+    };
+    this.specs = {
+      auth: {
+        bin: 'auth',
+        args: [
+          '--http-addr',
+          `127.0.0.1:${this.ports.auth}`,
+          '--signing-key',
+          key,
+          '--worker-id',
+          '0',
+          '--web-dir',
+          join(WEB, 'dist'),
+        ],
+        env: {
+          ...common,
+          NATTER_DATABASE_URL: dbUrl.toString(),
+          NATTER_REDIS_URL: this.env.NATTER_REDIS_URL,
+          // Every test signs up from one address.
+          NATTER_SIGN_UP_RATE: '1000/1m',
+          NATTER_SIGN_IN_RATE: '1000/1m',
+        },
+      },
+      presence: {
+        bin: 'presence',
+        args: ['--http-addr', `127.0.0.1:${this.ports.presence}`],
+        env: { ...common, NATTER_REDIS_URL: this.env.NATTER_REDIS_URL },
+      },
+      persister: {
+        bin: 'persister',
+        args: ['--http-addr', `127.0.0.1:${this.ports.persister}`],
+        env: { ...common, ...cql },
+      },
+    };
+    for (const [name, worker] of [
+      ['edge1', 1],
+      ['edge2', 2],
+    ]) {
+      const port = this.ports[name];
+      this.specs[name] = {
+        bin: 'edge',
+        args: [
+          '--http-addr',
+          `127.0.0.1:${port}`,
+          '--public-url',
+          `ws://127.0.0.1:${port}/gateway`,
+          '--worker-id',
+          String(worker),
+          '--auth-url',
+          this.origin,
+          '--allowed-origins',
+          this.origin,
+        ],
+        // Edges that read history take the CQL settings; older ones ignore the variables.
+        env: {
+          ...common,
+          ...cql,
+          NATTER_REDIS_URL: this.env.NATTER_REDIS_URL,
+          NATTER_DATABASE_URL: dbUrl.toString(),
+          // The long-channel scenario posts 10,000 messages as one person.
+          NATTER_SEND_RATE: '100000/1s',
+        },
+      };
+    }
+    this.edgeHelp = flagsOf(join(bin, 'edge'));
+    // auth first: the edges fetch its signing keys.
+    await this.run('auth');
+    await Promise.all(['presence', 'persister', 'edge1', 'edge2'].map((n) => this.run(n)));
+    return this;
+  }
+
+  async run(name) {
+    const spec = this.specs[name];
+    const log = openSync(join(this.outDir, 'logs', `${name}.log`), 'a');
+    // Only the variables a service needs: nothing from the caller's environment leaks in.
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...spec.env };
+    const proc = spawn(join(binDir(), spec.bin), spec.args, { env, stdio: ['ignore', log, log] });
+    this.procs.set(name, proc);
+    await waitReady(name, this.ports[name], proc);
+  }
+
+  /**
+   * What the running edges can do, so scenarios whose backend has not landed yet are skipped with
+   * a reason instead of failing: a route that exists answers 401 to a request without a token.
+   */
+  async capabilities() {
+    const edge = `http://127.0.0.1:${this.ports.edge1}`;
+    const status = async (method, path) => (await fetch(edge + path, { method })).status;
+    const preflight = await fetch(edge + '/api/v1/channels/1/messages', {
+      method: 'OPTIONS',
+      headers: {
+        origin: this.origin,
+        'access-control-request-method': 'PATCH',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    });
+    return {
+      cors: preflight.headers.get('access-control-allow-origin') === this.origin,
+      history: (await status('GET', '/api/v1/channels/1/messages')) === 401,
+      edit: (await status('PATCH', '/api/v1/channels/1/messages/1')) === 401,
+      ack: (await status('POST', '/api/v1/channels/1/messages/1/ack')) === 401,
+    };
+  }
+
+  edgeUrl(name) {
+    return `ws://127.0.0.1:${this.ports[name]}/gateway`;
+  }
+
+  /** Kills a service as abruptly as a crash. */
+  kill(name, signal = 'SIGKILL') {
+    const proc = this.procs.get(name);
+    if (proc && proc.exitCode === null) proc.kill(signal);
+    this.procs.delete(name);
+  }
+
+  async stop() {
+    const all = [...this.procs.entries()];
+    await Promise.all(
+      all.map(
+        ([, proc]) =>
+          new Promise((res) => {
+            if (proc.exitCode !== null) return res();
+            const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+            proc.on('exit', () => {
+              clearTimeout(t);
+              res();
+            });
+            proc.kill('SIGTERM');
+          }),
+      ),
+    );
+    this.procs.clear();
+    try {
+      execFileSync('psql', [
+        this.env.NATTER_DATABASE_URL,
+        '-qc',
+        `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`,
+      ]);
+    } catch {
+      // left for the stack's next reset
+    }
+  }
+}

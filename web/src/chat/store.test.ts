@@ -1,0 +1,252 @@
+// @vitest-environment jsdom
+import { QueryClient } from '@tanstack/react-query';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Channel, Message, Ready, User } from '../api/types';
+import { session } from '../auth/session';
+import { GatewayClient, type GatewayEvents } from '../gateway/client';
+import { keys } from './keys';
+import type { MessageList } from './messageList';
+import { Chat } from './store';
+
+const user = (id: string, username: string): User => ({
+  id,
+  username,
+  display_name: null,
+  avatar_url: null,
+  bio: null,
+  status: 'online',
+});
+const ME = user('1', 'ann');
+const BOB = user('2', 'bob');
+const channel = (id: string, extra: Partial<Channel> = {}): Channel => ({
+  id,
+  kind: 'group',
+  name: `c${id}`,
+  topic: null,
+  owner_id: '1',
+  members: [
+    { user: ME, role: 'owner' },
+    { user: BOB, role: 'member' },
+  ],
+  last_message_id: null,
+  last_read_id: null,
+  unread_count: 0,
+  ...extra,
+});
+const msg = (id: string, channel_id: string, author_id = '2'): Message => ({
+  id,
+  channel_id,
+  author_id,
+  content: `m${id}`,
+});
+
+/** A gateway client whose events the test emits by hand. */
+class FakeGateway extends GatewayClient {
+  constructor() {
+    super({ discover: async () => ['ws://edge/gateway'], token: async () => 't' });
+  }
+  fire<K extends keyof GatewayEvents>(event: K, payload: GatewayEvents[K]) {
+    (this as unknown as { emit: (k: K, p: GatewayEvents[K]) => void }).emit(event, payload);
+  }
+  override get url() {
+    return 'ws://edge:8080/gateway';
+  }
+}
+
+let qc: QueryClient;
+let gw: FakeGateway;
+let chat: Chat;
+let fetchMock: ReturnType<typeof vi.fn>;
+
+const ready = (channels: Channel[]): Ready => ({ v: 1, session_id: 's', seq: 1, user: ME, channels });
+const dispatch = (t: string, d: unknown, s: number | null = null) => gw.fire('dispatch', { t, d, s });
+const channels = () => qc.getQueryData<Channel[]>(keys.channels)!;
+const list = (id: string) => qc.getQueryData<MessageList>(keys.messages(id));
+
+beforeEach(() => {
+  session.signedIn({
+    access_token: 'a',
+    token_type: 'Bearer',
+    expires_in: 900,
+    refresh_token: 'r',
+    refresh_expires_in: 1000,
+    user: ME,
+  });
+  fetchMock = vi.fn(async () => new Response(JSON.stringify({ messages: [], authors: [] }), { status: 200 }));
+  vi.stubGlobal('fetch', fetchMock);
+  qc = new QueryClient();
+  gw = new FakeGateway();
+  chat = new Chat(qc, ME, gw);
+});
+
+afterEach(() => {
+  chat.stop();
+  vi.unstubAllGlobals();
+});
+
+describe('the channel list', () => {
+  it('comes from READY with its unread counts', () => {
+    gw.fire('ready', ready([channel('10', { unread_count: 3 })]));
+    expect(channels()[0].unread_count).toBe(3);
+  });
+
+  it('counts messages from others in channels that are not open, and not my own', () => {
+    gw.fire('ready', ready([channel('10'), channel('11')]));
+    chat.setActive('11');
+    dispatch('MESSAGE_CREATE', msg('100', '10'), 5);
+    dispatch('MESSAGE_CREATE', msg('101', '10'), 6);
+    dispatch('MESSAGE_CREATE', msg('101', '10'), 6); // the same one again: counted once
+    expect(channels().find((c) => c.id === '10')!.unread_count).toBe(2);
+    dispatch('MESSAGE_CREATE', msg('102', '10', '1'), 7);
+    dispatch('MESSAGE_CREATE', msg('103', '11'), 8);
+    expect(channels().find((c) => c.id === '10')!.unread_count).toBe(0); // my own reply reads it
+    expect(channels().find((c) => c.id === '11')!.unread_count).toBe(0); // open
+  });
+
+  it('clears a badge when my other device reads the channel', () => {
+    gw.fire('ready', ready([channel('10', { unread_count: 2, last_message_id: '100' })]));
+    dispatch('MESSAGE_ACK', { channel_id: '10', user_id: '1', message_id: '100' });
+    expect(channels()[0].unread_count).toBe(0);
+  });
+
+  it("keeps another member's read marker as a receipt", () => {
+    gw.fire('ready', ready([channel('10')]));
+    dispatch('MESSAGE_ACK', { channel_id: '10', user_id: '2', message_id: '100' });
+    dispatch('MESSAGE_ACK', { channel_id: '10', user_id: '2', message_id: '90' }); // never back
+    expect(qc.getQueryData(keys.receipts('10'))).toEqual({ '2': '100' });
+  });
+
+  it('drops a channel I was removed from, and follows renames', () => {
+    gw.fire('ready', ready([channel('10'), channel('11')]));
+    dispatch('CHANNEL_UPDATE', channel('11', { name: 'renamed' }));
+    dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '1' });
+    expect(channels().map((c) => c.name)).toEqual(['renamed']);
+  });
+
+  it('shows who is typing until they send', () => {
+    gw.fire('ready', ready([channel('10')]));
+    dispatch('TYPING_START', { channel_id: '10', user_id: '2', timestamp: 1 });
+    expect(Object.keys(qc.getQueryData(keys.typing('10'))!)).toEqual(['2']);
+    qc.setQueryData(keys.messages('10'), { items: [], hasOlder: false, deleted: new Set() });
+    dispatch('MESSAGE_CREATE', msg('100', '10'), 5);
+    expect(qc.getQueryData(keys.typing('10'))).toEqual({});
+  });
+});
+
+describe('messages', () => {
+  it('land only in lists that are loaded, edits and deletes included', () => {
+    gw.fire('ready', ready([channel('10')]));
+    dispatch('MESSAGE_CREATE', msg('100', '10'), 5);
+    expect(list('10')).toBeUndefined();
+    qc.setQueryData(keys.messages('10'), { items: [], hasOlder: false, deleted: new Set() });
+    dispatch('MESSAGE_CREATE', msg('100', '10'), 5);
+    dispatch('MESSAGE_CREATE', msg('100', '10'), 5); // a replay's copy
+    dispatch('MESSAGE_UPDATE', { ...msg('100', '10'), content: 'edited', edited_at: 9 }, 6);
+    expect(list('10')!.items.map((m) => m.content)).toEqual(['edited']);
+    dispatch('MESSAGE_DELETE', { id: '100', channel_id: '10' }, 7);
+    expect(list('10')!.items).toEqual([]);
+  });
+
+  it('fill the gap after a new session with pages after the newest one held', async () => {
+    qc.setQueryData(keys.messages('10'), {
+      items: [{ ...msg('100', '10'), delivery: 'sent' }],
+      hasOlder: false,
+      deleted: new Set(),
+    });
+    fetchMock.mockImplementation(
+      async () =>
+        new Response(JSON.stringify({ messages: [msg('102', '10'), msg('101', '10')], authors: [BOB] }), {
+          status: 200,
+        }),
+    );
+    gw.fire('ready', ready([channel('10', { last_message_id: '102' })]));
+    await vi.waitFor(() => expect(list('10')!.items.map((m) => m.id)).toEqual(['100', '101', '102']));
+    expect(String(fetchMock.mock.calls[0][0])).toBe(
+      'http://edge:8080/api/v1/channels/10/messages?after=100&limit=100',
+    );
+  });
+
+  it('ask nothing for a channel whose newest message is already held', () => {
+    qc.setQueryData(keys.messages('10'), {
+      items: [{ ...msg('100', '10'), delivery: 'sent' }],
+      hasOlder: false,
+      deleted: new Set(),
+    });
+    gw.fire('ready', ready([channel('10', { last_message_id: '100' })]));
+    expect(fetchMock).not.toHaveBeenCalled();
+  });
+});
+
+describe('presence', () => {
+  const withPresence = (presences: Ready['presences']) => ({ ...ready([channel('10')]), presences });
+
+  it('takes READY presences and live updates, and knows the edges speak it', () => {
+    gw.fire('ready', withPresence([{ user_id: '2', status: 'online', last_seen: null }]));
+    expect(chat.presenceSupported).toBe(true);
+    dispatch('PRESENCE_UPDATE', { user_id: '2', status: 'offline', last_seen: 5 });
+    expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'offline' });
+  });
+
+  it('asks the edge for everyone shown after a resume, whose gap is not replayed', async () => {
+    gw.fire('ready', withPresence([]));
+    fetchMock.mockImplementation(
+      async () => new Response(JSON.stringify([{ user_id: '2', status: 'idle', last_seen: null }])),
+    );
+    gw.fire('resumed', { seq: 2, channels: [channel('10')] });
+    await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'idle' }));
+    expect(String(fetchMock.mock.calls[0][0])).toBe('http://edge:8080/api/v1/presences?user_ids=2');
+  });
+
+  it('goes idle after minutes without input, and back on the next key', () => {
+    vi.useFakeTimers();
+    const sent: unknown[] = [];
+    gw.notify = (op, d) => {
+      sent.push([op, d]);
+      return true;
+    };
+    chat.start();
+    gw.fire('ready', withPresence([]));
+    vi.advanceTimersByTime(5 * 60_000 + 30_000);
+    expect(sent).toEqual([[3, { status: 'idle' }]]);
+    window.dispatchEvent(new KeyboardEvent('keydown'));
+    expect(sent.at(-1)).toEqual([3, { status: 'online' }]);
+    vi.useRealTimers();
+  });
+});
+
+describe('presence of channels joined during the session', () => {
+  it('is asked for when such a channel is opened', async () => {
+    gw.fire('ready', { ...ready([channel('10')]), presences: [] });
+    dispatch(
+      'CHANNEL_CREATE',
+      channel('11', {
+        kind: 'dm',
+        members: [
+          { user: ME, role: 'member' },
+          { user: user('3', 'carol'), role: 'member' },
+        ],
+      }),
+    );
+    fetchMock.mockImplementation(
+      async () => new Response(JSON.stringify([{ user_id: '3', status: 'online', last_seen: null }])),
+    );
+    chat.setActive('11');
+    await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '3': 'online' }));
+    expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');
+  });
+});
+
+describe('a profile status change', () => {
+  it("moves an online co-member's dot at once, and never brings back someone offline", () => {
+    gw.fire('ready', {
+      ...ready([channel('10')]),
+      presences: [
+        { user_id: '2', status: 'online', last_seen: null },
+        { user_id: '3', status: 'offline', last_seen: 1 },
+      ],
+    });
+    dispatch('USER_UPDATE', { ...BOB, status: 'dnd' });
+    dispatch('USER_UPDATE', { ...user('3', 'carol'), status: 'idle' });
+    expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'dnd', '3': 'offline' });
+  });
+});

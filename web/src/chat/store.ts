@@ -1,0 +1,697 @@
+// The chat's client state: server data in the TanStack Query cache, patched by gateway events.
+// This module is the only subscriber to the gateway client; views read the cache through hooks
+// (chat/hooks.ts) and act through the methods here.
+
+import type { QueryClient } from '@tanstack/react-query';
+import { call } from '../api/rest';
+import type {
+  Channel,
+  Member,
+  Message,
+  MessageAck,
+  MessagePage,
+  Presence,
+  Ready,
+  Status,
+  Typing,
+  User,
+} from '../api/types';
+import { Op } from '../api/types';
+import { session } from '../auth/session';
+import { GatewayClient, RequestError, type ConnectionState } from '../gateway/client';
+import { keys } from './keys';
+import {
+  addPending,
+  applyDelete,
+  applyEdit,
+  discardPending,
+  emptyList,
+  firstConfirmed,
+  lastConfirmed,
+  markFailed,
+  markRetrying,
+  mergeMessages,
+  mergeOlder,
+  type MessageList,
+} from './messageList';
+import { compareIds } from './snowflake';
+
+export const PAGE = 50;
+/** Older pages are larger: a reader scrolling back wants many, and each costs a request. */
+export const OLDER_PAGE = 100;
+const TYPING_MS = 8_000;
+
+export type UserMap = Record<string, User>;
+export type PresenceMap = Record<string, Status | 'unknown'> | null;
+/** No input for this long sends `idle` (op 3), as the presence protocol asks of clients. */
+export const IDLE_AFTER_MS = 5 * 60_000;
+export interface Connection {
+  state: ConnectionState;
+  reconnecting: boolean;
+}
+
+function newNonce(): string {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export function displayName(u: User | undefined): string {
+  return u ? (u.display_name ?? u.username) : 'someone';
+}
+
+export function channelTitle(c: Channel, meId: string): string {
+  if (c.kind === 'dm') {
+    const other = c.members.find((m) => m.user.id !== meId) ?? c.members[0];
+    return displayName(other?.user);
+  }
+  return c.name ?? 'channel';
+}
+
+export class Chat {
+  readonly gateway: GatewayClient;
+  private active: string | null = null;
+  private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private acked = new Map<string, string>();
+  private unsubscribe: Array<() => void> = [];
+  /** Whether the edges speak presence (READY carried `presences`). */
+  presenceSupported = false;
+
+  constructor(
+    readonly qc: QueryClient,
+    readonly me: User,
+    gateway?: GatewayClient,
+  ) {
+    this.gateway =
+      gateway ??
+      new GatewayClient({
+        discover: async () => {
+          const g = await call<{ url: string; alternatives: string[] }>('/api/v1/gateway', {
+            anonymous: true,
+          });
+          return [g.url, ...g.alternatives];
+        },
+        token: (fresh) => session.accessToken(fresh),
+      });
+    qc.setQueryData(keys.connection, { state: 'idle', reconnecting: false } satisfies Connection);
+    this.unsubscribe.push(
+      this.gateway.on('state', (s) => qc.setQueryData(keys.connection, s)),
+      this.gateway.on('ready', (r) => this.onReady(r)),
+      this.gateway.on('resumed', (r) => this.onResumed(r.channels)),
+      this.gateway.on('dispatch', ({ t, d }) => this.onDispatch(t, d)),
+      this.gateway.on('authFailed', () => session.signedOutElsewhere()),
+    );
+    document.addEventListener('visibilitychange', this.onVisibility);
+  }
+
+  private static INPUT_EVENTS = ['keydown', 'pointerdown', 'pointermove', 'wheel', 'focus'] as const;
+
+  start() {
+    this.gateway.start();
+    for (const e of Chat.INPUT_EVENTS) window.addEventListener(e, this.onInput, { passive: true });
+    this.idleTimer = setInterval(this.checkIdle, 30_000);
+  }
+
+  stop() {
+    this.gateway.stop();
+    this.unsubscribe.forEach((u) => u());
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    for (const e of Chat.INPUT_EVENTS) window.removeEventListener(e, this.onInput);
+    if (this.idleTimer) clearInterval(this.idleTimer);
+  }
+
+  /** The connected edge's HTTP origin, for the message routes it serves. */
+  edgeOrigin(): string {
+    const url = this.gateway.url;
+    if (!url) throw new Error('not connected to an edge yet');
+    const u = new URL(url);
+    return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+  }
+
+  private async edgeCall<T>(path: string, options: { method?: string; body?: unknown } = {}) {
+    if (!this.gateway.url) await this.waitForEdge();
+    return call<T>(path, { ...options, origin: this.edgeOrigin() });
+  }
+
+  private waitForEdge(): Promise<void> {
+    return new Promise((resolve) => {
+      const off = this.gateway.on('state', () => {
+        if (this.gateway.url) {
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  // ---- gateway events ----------------------------------------------------------------------
+
+  private onReady(ready: Ready) {
+    session.updateUser(ready.user);
+    this.rememberUsers([ready.user]);
+    if (ready.presences) {
+      this.presenceSupported = true;
+      this.setPresences(ready.presences);
+    }
+    this.unwatched = new Set(ready.channels.filter((c) => c.members.length > 100).map((c) => c.id));
+    this.setChannels(ready.channels);
+    // A new session (first connect, or after INVALID_SESSION): messages stored while no session
+    // was open are not replayed, so fill each loaded channel's gap from history.
+    for (const c of ready.channels) {
+      const list = this.qc.getQueryData<MessageList>(keys.messages(c.id));
+      const cursor = list && lastConfirmed(list)?.id;
+      // Channels whose newest message this device already has need no request.
+      if (cursor && c.last_message_id && compareIds(c.last_message_id, cursor) <= 0) continue;
+      void this.fillGap(c.id);
+    }
+  }
+
+  private setPresences(presences: Presence[]) {
+    this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+      const next: Record<string, Status | 'unknown'> = { ...(old ?? {}) };
+      for (const p of presences) next[p.user_id] = p.status;
+      return next;
+    });
+  }
+
+  private onResumed(channels: Channel[]) {
+    this.unwatched = new Set(channels.filter((c) => c.members.length > 100).map((c) => c.id));
+    this.setChannels(channels);
+    if (!this.presenceSupported) return;
+    // Presence changes during the gap are not replayed: ask for everyone we show, and tell the
+    // new session we are still idle.
+    if (this.idle) this.gateway.notify(Op.PresenceUpdate, { status: 'idle' });
+    const ids = new Set(channels.flatMap((c) => c.members.map((m) => m.user.id)));
+    ids.delete(this.me.id);
+    void this.fetchPresences([...ids]);
+  }
+
+  /** Asks for the presence of people this session has none for (met mid-session). */
+  private askPresenceOf(ids: string[]) {
+    if (!this.presenceSupported) return;
+    const known = this.qc.getQueryData<PresenceMap>(keys.presence) ?? {};
+    const missing = ids.filter((id) => id !== this.me.id && !(id in known));
+    if (missing.length) void this.fetchPresences(missing);
+  }
+
+  /** `GET /api/v1/presences` on the edge, 100 ids at a time. */
+  async fetchPresences(ids: string[]) {
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      try {
+        this.setPresences(await this.edgeCall<Presence[]>(`/api/v1/presences?user_ids=${chunk.join(',')}`));
+      } catch {
+        return; // the next PRESENCE_UPDATE or resume corrects it
+      }
+    }
+  }
+
+  // ---- idle ------------------------------------------------------------------------------------
+
+  /**
+   * Channels whose members' presence is not pushed to this session: joined during it (pushed from
+   * the next IDENTIFY or RESUME) or over 100 members. Asked for while open instead.
+   */
+  private unwatched = new Set<string>();
+
+  private refreshActivePresence() {
+    if (!this.presenceSupported || !this.active || !this.unwatched.has(this.active)) return;
+    const c = this.channel(this.active);
+    if (c) void this.fetchPresences(c.members.map((m) => m.user.id).filter((id) => id !== this.me.id));
+  }
+
+  private idle = false;
+  private lastInput = Date.now();
+  private idleTimer: ReturnType<typeof setInterval> | null = null;
+
+  private onInput = () => {
+    this.lastInput = Date.now();
+    if (this.idle) {
+      this.idle = false;
+      const chosen = (session.user ?? this.me).status;
+      if (this.presenceSupported && chosen !== 'offline')
+        this.gateway.notify(Op.PresenceUpdate, { status: chosen });
+    }
+  };
+
+  private checkIdle = () => {
+    this.refreshActivePresence();
+    if (this.idle || !this.presenceSupported) return;
+    if ((session.user ?? this.me).status !== 'online') return; // dnd and invisible stay as chosen
+    if (Date.now() - this.lastInput < IDLE_AFTER_MS) return;
+    this.idle = true;
+    this.gateway.notify(Op.PresenceUpdate, { status: 'idle' });
+  };
+
+  private setChannels(channels: Channel[]) {
+    const old = new Map((this.qc.getQueryData<Channel[]>(keys.channels) ?? []).map((c) => [c.id, c]));
+    const next = channels.map((c) => {
+      const prev = old.get(c.id);
+      return {
+        ...c,
+        last_message_id: c.last_message_id ?? prev?.last_message_id ?? null,
+        last_read_id: c.last_read_id ?? prev?.last_read_id ?? null,
+        unread_count: c.unread_count ?? prev?.unread_count ?? 0,
+      };
+    });
+    this.qc.setQueryData(keys.channels, next);
+    this.rememberUsers(channels.flatMap((c) => c.members.map((m) => m.user)));
+    if (this.active) this.markRead(this.active);
+  }
+
+  private onDispatch(t: string, d: unknown) {
+    switch (t) {
+      case 'MESSAGE_CREATE':
+        return this.onMessage(d as Message);
+      case 'MESSAGE_UPDATE': {
+        const m = d as Message;
+        return this.patchList(m.channel_id, (l) => applyEdit(l, m));
+      }
+      case 'MESSAGE_DELETE': {
+        const { id, channel_id } = d as { id: string; channel_id: string };
+        return this.patchList(channel_id, (l) => applyDelete(l, id));
+      }
+      case 'MESSAGE_ACK':
+        return this.onAck(d as MessageAck);
+      case 'TYPING_START': {
+        const ty = d as Typing;
+        if (ty.user_id === this.me.id) return;
+        this.qc.setQueryData<Record<string, number>>(keys.typing(ty.channel_id), (old) => ({
+          ...(old ?? {}),
+          [ty.user_id]: Date.now() + TYPING_MS,
+        }));
+        return;
+      }
+      case 'PRESENCE_UPDATE': {
+        this.presenceSupported = true;
+        this.setPresences([d as Presence]);
+        return;
+      }
+      case 'CHANNEL_CREATE':
+      case 'CHANNEL_UPDATE':
+        return this.upsertChannel(d as Channel);
+      case 'CHANNEL_DELETE':
+        return this.removeChannel((d as { channel_id: string }).channel_id);
+      case 'CHANNEL_MEMBER_ADD': {
+        const { channel_id, member } = d as { channel_id: string; member: Member };
+        this.rememberUsers([member.user]);
+        if (member.user.id === this.me.id && !this.channel(channel_id)) {
+          void call<Channel>(`/api/v1/channels/${channel_id}`).then((c) => this.upsertChannel(c));
+          return;
+        }
+        this.askPresenceOf([member.user.id]);
+        return this.patchChannel(channel_id, (c) => ({
+          ...c,
+          members: [...c.members.filter((m) => m.user.id !== member.user.id), member],
+        }));
+      }
+      case 'CHANNEL_MEMBER_REMOVE': {
+        const { channel_id, user_id } = d as { channel_id: string; user_id: string };
+        if (user_id === this.me.id) return this.removeChannel(channel_id);
+        return this.patchChannel(channel_id, (c) => ({
+          ...c,
+          members: c.members.filter((m) => m.user.id !== user_id),
+        }));
+      }
+      case 'CHANNEL_MODERATOR_ADD':
+      case 'CHANNEL_MODERATOR_REMOVE': {
+        const { channel_id, user_id } = d as { channel_id: string; user_id: string };
+        const role = t === 'CHANNEL_MODERATOR_ADD' ? 'moderator' : 'member';
+        return this.patchChannel(channel_id, (c) => ({
+          ...c,
+          members: c.members.map((m) => (m.user.id === user_id ? { ...m, role } : m)),
+        }));
+      }
+      case 'USER_UPDATE': {
+        const u = d as User;
+        this.rememberUsers([u]);
+        // A profile status change sets every session's status, so an online co-member's presence
+        // follows it at once, even where presence is not pushed (channels joined mid-session).
+        if (this.presenceSupported && u.id !== this.me.id) {
+          this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+            const now = old?.[u.id];
+            if (!old || now === undefined || now === 'offline' || now === 'unknown' || now === u.status)
+              return old;
+            return { ...old, [u.id]: u.status };
+          });
+        }
+        if (u.id === this.me.id) session.updateUser(u);
+        this.qc.setQueryData<Channel[]>(keys.channels, (old) =>
+          old?.map((c) => ({
+            ...c,
+            members: c.members.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)),
+          })),
+        );
+        return;
+      }
+      case 'SESSION_REVOKED':
+        return session.signedOutElsewhere();
+    }
+  }
+
+  private onMessage(m: Message) {
+    this.patchList(m.channel_id, (l) => mergeMessages(l, [m]));
+    this.qc.setQueryData<Record<string, number>>(keys.typing(m.channel_id), (old) => {
+      if (!old || !(m.author_id in old)) return old;
+      const next = { ...old };
+      delete next[m.author_id];
+      return next;
+    });
+    const mine = m.author_id === this.me.id;
+    const seen = this.active === m.channel_id && document.visibilityState === 'visible';
+    this.patchChannel(m.channel_id, (c) => {
+      if (c.last_message_id && compareIds(c.last_message_id, m.id) >= 0) return c;
+      const unread = mine || seen ? 0 : Math.min(100, (c.unread_count ?? 0) + 1);
+      return {
+        ...c,
+        last_message_id: m.id,
+        unread_count: unread,
+        last_read_id: mine ? m.id : c.last_read_id,
+      };
+    });
+    if (seen && !mine) this.markRead(m.channel_id);
+    if (!mine) this.notify(m);
+  }
+
+  private onAck(a: MessageAck) {
+    if (a.user_id === this.me.id) {
+      this.patchChannel(a.channel_id, (c) => {
+        const caughtUp = !c.last_message_id || compareIds(a.message_id, c.last_message_id) >= 0;
+        return { ...c, last_read_id: a.message_id, unread_count: caughtUp ? 0 : c.unread_count };
+      });
+      return;
+    }
+    this.qc.setQueryData<Record<string, string>>(keys.receipts(a.channel_id), (old) => {
+      const prev = old?.[a.user_id];
+      if (prev && compareIds(prev, a.message_id) >= 0) return old;
+      return { ...(old ?? {}), [a.user_id]: a.message_id };
+    });
+  }
+
+  private notify(m: Message) {
+    const c = this.channel(m.channel_id);
+    if (!c || c.kind !== 'dm' || document.visibilityState !== 'hidden') return;
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+    const author = this.qc.getQueryData<UserMap>(keys.users)?.[m.author_id];
+    new Notification(displayName(author), { body: m.content.slice(0, 200), tag: `dm-${c.id}` });
+  }
+
+  private onVisibility = () => {
+    if (document.visibilityState === 'visible' && this.active) this.markRead(this.active);
+  };
+
+  // ---- cache helpers -------------------------------------------------------------------------
+
+  channel(id: string): Channel | undefined {
+    return this.qc.getQueryData<Channel[]>(keys.channels)?.find((c) => c.id === id);
+  }
+
+  private patchChannel(id: string, fn: (c: Channel) => Channel) {
+    this.qc.setQueryData<Channel[]>(keys.channels, (old) => old?.map((c) => (c.id === id ? fn(c) : c)));
+  }
+
+  private upsertChannel(c: Channel) {
+    this.rememberUsers(c.members.map((m) => m.user));
+    this.askPresenceOf(c.members.map((m) => m.user.id));
+    this.qc.setQueryData<Channel[]>(keys.channels, (old = []) => {
+      const prev = old.find((x) => x.id === c.id);
+      if (!prev) {
+        this.unwatched.add(c.id);
+        return [...old, { ...c, unread_count: 0, last_message_id: null, last_read_id: null }];
+      }
+      return old.map((x) =>
+        x.id === c.id
+          ? {
+              ...c,
+              unread_count: x.unread_count,
+              last_message_id: x.last_message_id,
+              last_read_id: x.last_read_id,
+            }
+          : x,
+      );
+    });
+  }
+
+  private removeChannel(id: string) {
+    this.qc.setQueryData<Channel[]>(keys.channels, (old) => old?.filter((c) => c.id !== id));
+    this.qc.removeQueries({ queryKey: keys.messages(id) });
+  }
+
+  private patchList(channelId: string, fn: (l: MessageList) => MessageList) {
+    const key = keys.messages(channelId);
+    if (!this.qc.getQueryData(key)) {
+      // An unopened channel loads its latest page when opened. One whose first page is loading
+      // right now keeps what arrives meanwhile: the page is merged into it when it lands.
+      if (this.qc.getQueryState(key)?.fetchStatus !== 'fetching') return;
+      this.qc.setQueryData<MessageList>(key, fn(emptyList()));
+      return;
+    }
+    this.qc.setQueryData<MessageList>(key, (l) => (l ? fn(l) : l));
+  }
+
+  private rememberUsers(users: User[]) {
+    if (users.length === 0) return;
+    this.qc.setQueryData<UserMap>(keys.users, (old) => {
+      const next = { ...(old ?? {}) };
+      for (const u of users) next[u.id] = u;
+      return next;
+    });
+  }
+
+  // ---- history -------------------------------------------------------------------------------
+
+  private async page(channelId: string, query: string): Promise<Message[] | null> {
+    try {
+      const page = await this.edgeCall<MessagePage>(`/api/v1/channels/${channelId}/messages?${query}`);
+      this.rememberUsers(page.authors ?? []);
+      return page.messages;
+    } catch (e) {
+      // Until the edge serves history (404), a channel shows what arrives live.
+      if ((e as { status?: number }).status === 404) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * The query function for a channel's messages: its latest page, merged with what is held. When
+   * history cannot be reached the list still exists, so live messages land in it, and it says so.
+   */
+  async loadLatest(channelId: string): Promise<MessageList> {
+    const held = () => this.qc.getQueryData<MessageList>(keys.messages(channelId)) ?? emptyList();
+    let messages: Message[] | null;
+    try {
+      messages = await this.page(channelId, `limit=${PAGE}`);
+    } catch {
+      return { ...held(), historyFailed: true };
+    }
+    if (messages === null) return { ...held(), hasOlder: false, historyFailed: false };
+    return { ...mergeOlder(held(), messages, PAGE), historyFailed: false };
+  }
+
+  async loadOlder(channelId: string): Promise<void> {
+    const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+    if (!list || !list.hasOlder) return;
+    const first = firstConfirmed(list);
+    let messages: Message[] | null;
+    try {
+      messages = await this.page(
+        channelId,
+        first ? `before=${first.id}&limit=${OLDER_PAGE}` : `limit=${PAGE}`,
+      );
+    } catch {
+      this.patchList(channelId, (l) => ({ ...l, historyFailed: true }));
+      return;
+    }
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
+      l
+        ? messages === null
+          ? { ...l, hasOlder: false, historyFailed: false }
+          : { ...mergeOlder(l, messages, first ? OLDER_PAGE : PAGE), historyFailed: false }
+        : l,
+    );
+  }
+
+  /** After a new session: fetch every message after the newest one held, page by page. */
+  private async fillGap(channelId: string) {
+    for (let pages = 0; pages < 20; pages++) {
+      const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+      if (!list) return;
+      const last = lastConfirmed(list);
+      if (!last) {
+        void this.qc.invalidateQueries({ queryKey: keys.messages(channelId) });
+        return;
+      }
+      let messages: Message[] | null;
+      try {
+        messages = await this.page(channelId, `after=${last.id}&limit=100`);
+      } catch {
+        return;
+      }
+      if (!messages || messages.length === 0) return;
+      this.patchList(channelId, (l) => mergeMessages(l, messages!));
+      if (messages.length < 100) return;
+    }
+  }
+
+  // ---- actions -------------------------------------------------------------------------------
+
+  setActive(channelId: string | null) {
+    this.active = channelId;
+    if (channelId) this.markRead(channelId);
+    this.refreshActivePresence();
+  }
+
+  /** Marks the open channel read up to its newest message (debounced), if it is not already. */
+  markRead(channelId: string) {
+    if (document.visibilityState !== 'visible') return;
+    const c = this.channel(channelId);
+    if (!c) return;
+    const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+    const newest = [c.last_message_id, list && lastConfirmed(list)?.id]
+      .filter((x): x is string => !!x)
+      .sort(compareIds)
+      .pop();
+    if ((c.unread_count ?? 0) > 0) this.patchChannel(channelId, (x) => ({ ...x, unread_count: 0 }));
+    if (!newest) return;
+    if (c.last_read_id && compareIds(c.last_read_id, newest) >= 0) return;
+    if (this.acked.get(channelId) === newest) return;
+    clearTimeout(this.ackTimers.get(channelId));
+    this.ackTimers.set(
+      channelId,
+      setTimeout(() => {
+        this.acked.set(channelId, newest);
+        this.patchChannel(channelId, (x) => ({ ...x, last_read_id: newest }));
+        this.edgeCall(`/api/v1/channels/${channelId}/messages/${newest}/ack`, { method: 'POST' }).catch(() =>
+          this.acked.delete(channelId),
+        );
+      }, 300),
+    );
+  }
+
+  send(channelId: string, content: string) {
+    const nonce = newNonce();
+    this.lastTyping.delete(channelId);
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
+      addPending(l ?? emptyList(), { nonce, channel_id: channelId, author_id: this.me.id, content }),
+    );
+    void this.deliver(channelId, content, nonce);
+  }
+
+  retry(channelId: string, nonce: string, content: string) {
+    this.patchList(channelId, (l) => markRetrying(l, nonce));
+    void this.deliver(channelId, content, nonce);
+  }
+
+  discard(channelId: string, nonce: string) {
+    this.gateway.forget(nonce);
+    this.patchList(channelId, (l) => discardPending(l, nonce));
+  }
+
+  private async deliver(channelId: string, content: string, nonce: string, attempt = 0) {
+    try {
+      const ack = await this.gateway.request<{ message: Message }>(Op.MessageSend, {
+        channel_id: channelId,
+        content,
+        nonce,
+      });
+      this.onMessage({ ...ack.message, nonce });
+    } catch (e) {
+      const code = e instanceof RequestError ? e.code : 'error';
+      if (code === 'superseded') return;
+      // Worth trying again by itself, with the same nonce: the store was briefly unavailable, the
+      // channel was made a moment ago and this edge has not heard of it yet, or we went too fast.
+      if (['unavailable', 'unknown_channel', 'rate_limited'].includes(code) && attempt < 3) {
+        setTimeout(() => void this.deliver(channelId, content, nonce, attempt + 1), 1000 * 2 ** attempt);
+        return;
+      }
+      if (code !== 'timeout') this.gateway.forget(nonce);
+      this.patchList(channelId, (l) => markFailed(l, nonce));
+    }
+  }
+
+  /** Edits go to the edge's REST route; MESSAGE_UPDATE then reaches every session. */
+  async edit(channelId: string, messageId: string, content: string) {
+    const m = await this.edgeCall<Message>(`/api/v1/channels/${channelId}/messages/${messageId}`, {
+      method: 'PATCH',
+      body: { content },
+    });
+    if (m) this.patchList(channelId, (l) => applyEdit(l, m));
+  }
+
+  async remove(channelId: string, messageId: string) {
+    await this.edgeCall(`/api/v1/channels/${channelId}/messages/${messageId}`, { method: 'DELETE' });
+    this.patchList(channelId, (l) => applyDelete(l, messageId));
+  }
+
+  /** The newest confirmed message of mine in a channel (Up in the composer edits it). */
+  lastOwnMessage(channelId: string): string | null {
+    const items = this.qc.getQueryData<MessageList>(keys.messages(channelId))?.items ?? [];
+    for (let i = items.length - 1; i >= 0; i--) {
+      if (items[i].delivery === 'sent' && items[i].author_id === this.me.id) return items[i].id;
+    }
+    return null;
+  }
+
+  private lastTyping = new Map<string, number>();
+  typing(channelId: string) {
+    const now = Date.now();
+    if ((this.lastTyping.get(channelId) ?? 0) + 4_000 > now) return;
+    this.lastTyping.set(channelId, now);
+    this.gateway.notify(Op.TypingStart, { channel_id: channelId });
+  }
+
+  setPresence(status: Exclude<Status, 'offline'>) {
+    if (this.presenceSupported) this.gateway.notify(Op.PresenceUpdate, { status });
+  }
+
+  // REST actions on auth; the gateway's events update the cache for every session alike.
+  async createChannel(name: string, topic?: string): Promise<Channel> {
+    const c = await call<Channel>('/api/v1/channels', {
+      method: 'POST',
+      body: topic ? { name, topic } : { name },
+    });
+    this.upsertChannel(c);
+    return c;
+  }
+
+  async openDm(username: string): Promise<Channel> {
+    const c = await call<Channel>('/api/v1/users/@me/dms', { method: 'POST', body: { username } });
+    this.upsertChannel(c);
+    return c;
+  }
+
+  async addMember(channelId: string, username: string) {
+    await call(`/api/v1/channels/${channelId}/members`, { method: 'POST', body: { username } });
+    const c = await call<Channel>(`/api/v1/channels/${channelId}`);
+    this.upsertChannel(c);
+  }
+
+  async removeMember(channelId: string, username: string) {
+    await call(`/api/v1/channels/${channelId}/members/${encodeURIComponent(username)}`, { method: 'DELETE' });
+    const c = await call<Channel>(`/api/v1/channels/${channelId}`);
+    this.upsertChannel(c);
+  }
+
+  async updateChannel(channelId: string, changes: { name?: string; topic?: string | null }) {
+    const c = await call<Channel>(`/api/v1/channels/${channelId}`, { method: 'PATCH', body: changes });
+    this.upsertChannel(c);
+  }
+
+  async leaveChannel(channelId: string) {
+    await call(`/api/v1/channels/${channelId}/members/@me`, { method: 'DELETE' });
+    this.removeChannel(channelId);
+  }
+
+  async deleteChannel(channelId: string) {
+    await call(`/api/v1/channels/${channelId}`, { method: 'DELETE' });
+    this.removeChannel(channelId);
+  }
+
+  async updateProfile(changes: Partial<Pick<User, 'display_name' | 'avatar_url' | 'bio' | 'status'>>) {
+    const u = await call<User>('/api/v1/users/@me', { method: 'PATCH', body: changes });
+    this.rememberUsers([u]);
+    session.updateUser(u);
+    if (changes.status && changes.status !== 'offline') this.setPresence(changes.status);
+    return u;
+  }
+}

@@ -1,0 +1,82 @@
+import { useState } from 'react';
+import type { Channel } from '../api/types';
+import { useChat, useTyping, useUsers } from '../chat/hooks';
+import { channelTitle, displayName } from '../chat/store';
+import { Composer } from './Composer';
+import { ChannelSettingsDialog } from './dialogs';
+import { MemberList } from './MemberList';
+import { MessageList } from './MessageList';
+import { GearIcon, MenuIcon, PeopleIcon } from './icons';
+
+export function typingText(names: string[]): string {
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return 'Several people are typing…';
+}
+
+export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () => void }) {
+  const chat = useChat();
+  const users = useUsers();
+  const typing = useTyping(channel.id);
+  const [membersOpen, setMembersOpen] = useState(false);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const [editing, setEditingState] = useState<string | null>(null);
+  const setEditing = (id: string | null) => {
+    setEditingState(id);
+    // Back to the composer when an edit ends, so the keyboard stays where the writing is.
+    if (id === null)
+      requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
+  };
+  const title = channelTitle(channel, chat.me.id);
+  const label = channel.kind === 'dm' ? `@${title}` : `#${title}`;
+
+  return (
+    <div className={`channel ${membersOpen ? 'members-open' : ''}`}>
+      <header className="channel-header">
+        <button className="icon menu-button" aria-label="Show channels" onClick={onMenu}>
+          <MenuIcon />
+        </button>
+        <h1 className="channel-title">
+          <span className="hash" aria-hidden="true">
+            {channel.kind === 'dm' ? '@' : '#'}
+          </span>
+          {title}
+        </h1>
+        {channel.topic && <span className="topic muted">{channel.topic}</span>}
+        <div className="header-actions">
+          <button
+            className="icon"
+            aria-label="Members"
+            aria-pressed={membersOpen}
+            onClick={() => setMembersOpen((o) => !o)}
+          >
+            <PeopleIcon />
+          </button>
+          {channel.kind === 'group' && (
+            <button className="icon" aria-label="Channel settings" onClick={() => setSettingsOpen(true)}>
+              <GearIcon />
+            </button>
+          )}
+        </div>
+      </header>
+      <div className="channel-body">
+        <section className="conversation" aria-label={`Messages in ${label}`}>
+          <MessageList channel={channel} editing={editing} onEdit={setEditing} />
+          <div className="typing" aria-live="polite">
+            {typingText(typing.map((id) => displayName(users[id])))}
+          </div>
+          <Composer
+            channelId={channel.id}
+            label={`Message ${label}`}
+            onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))}
+          />
+        </section>
+        {membersOpen && <MemberList channel={channel} />}
+      </div>
+      {settingsOpen && (
+        <ChannelSettingsDialog channelId={channel.id} onClose={() => setSettingsOpen(false)} />
+      )}
+    </div>
+  );
+}

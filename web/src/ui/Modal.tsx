@@ -1,0 +1,41 @@
+// A dialog on the native <dialog> element: it traps focus, closes on Escape and returns focus to
+// what opened it, with no library.
+import { useEffect, useRef, type ReactNode } from 'react';
+import { CloseIcon } from './icons';
+
+export function Modal({
+  title,
+  onClose,
+  children,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
+  return (
+    <dialog ref={ref} className="modal" aria-labelledby="modal-title" onClose={onClose} onCancel={onClose}>
+      <header>
+        <h2 id="modal-title">{title}</h2>
+        <button className="icon" aria-label="Close" onClick={onClose}>
+          <CloseIcon />
+        </button>
+      </header>
+      {children}
+    </dialog>
+  );
+}
+
+export function errorText(e: unknown): string {
+  if (e && typeof e === 'object' && 'body' in e) {
+    const body = (e as { body: { message: string; fields?: Record<string, string> } }).body;
+    const fields = Object.entries(body.fields ?? {}).map(([k, v]) => `${k.replace('_', ' ')} ${v}`);
+    return fields.length ? fields.join('; ') : body.message;
+  }
+  return e instanceof Error ? e.message : 'Something went wrong.';
+}

@@ -1,0 +1,113 @@
+import { useState } from 'react';
+import type { Channel } from '../api/types';
+import { session } from '../auth/session';
+import { useChannels, useChat, usePresence, useUsers } from '../chat/hooks';
+import { channelTitle, displayName } from '../chat/store';
+import { Avatar, statusLabel } from './Avatar';
+import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
+import { presenceOf } from './presence';
+import { navigate } from './Shell';
+import { GearIcon, PlusIcon } from './icons';
+
+function UnreadBadge({ count }: { count: number }) {
+  if (count <= 0) return null;
+  const text = count >= 100 ? '99+' : String(count);
+  return (
+    <span className="badge" aria-label={`${count >= 100 ? '100 or more' : count} unread`}>
+      {text}
+    </span>
+  );
+}
+
+export function Sidebar({ activeId }: { activeId: string | null }) {
+  const chat = useChat();
+  const channels = useChannels();
+  const users = useUsers();
+  const presence = usePresence();
+  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | null>(null);
+  const me = users[chat.me.id] ?? session.user ?? chat.me;
+  const groups = channels.filter((c) => c.kind === 'group');
+  const dms = channels.filter((c) => c.kind === 'dm');
+
+  const item = (c: Channel) => {
+    const unread = c.unread_count ?? 0;
+    const other = c.kind === 'dm' ? c.members.find((m) => m.user.id !== chat.me.id)?.user : undefined;
+    return (
+      <li key={c.id}>
+        <a
+          href={`#/c/${c.id}`}
+          className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''}`}
+          aria-current={c.id === activeId ? 'page' : undefined}
+          data-channel-id={c.id}
+        >
+          {c.kind === 'dm' ? (
+            <Avatar user={other} size={24} status={presenceOf(other, presence, chat.me.id)} />
+          ) : (
+            <span className="hash" aria-hidden="true">
+              #
+            </span>
+          )}
+          <span className="channel-name">{channelTitle(c, chat.me.id)}</span>
+          <UnreadBadge count={unread} />
+        </a>
+      </li>
+    );
+  };
+
+  const myStatus = presenceOf(me, presence, chat.me.id);
+  return (
+    <nav className="sidebar" aria-label="Channels and direct messages">
+      <div className="sidebar-title">Natter</div>
+      <div className="sidebar-scroll">
+        <section aria-labelledby="channels-heading">
+          <div className="section-head">
+            <h2 id="channels-heading">Channels</h2>
+            <button className="icon" aria-label="Create a channel" onClick={() => setDialog('channel')}>
+              <PlusIcon />
+            </button>
+          </div>
+          <ul>{groups.map(item)}</ul>
+          {groups.length === 0 && <p className="muted small pad">No channels yet.</p>}
+        </section>
+        <section aria-labelledby="dms-heading">
+          <div className="section-head">
+            <h2 id="dms-heading">Direct messages</h2>
+            <button className="icon" aria-label="Start a direct message" onClick={() => setDialog('dm')}>
+              <PlusIcon />
+            </button>
+          </div>
+          <ul>{dms.map(item)}</ul>
+        </section>
+      </div>
+      <div className="me-bar">
+        <Avatar user={me} size={32} status={myStatus} />
+        <div className="me-names">
+          <strong>{displayName(me)}</strong>
+          <span className="muted small">{statusLabel(me.status)}</span>
+        </div>
+        <button className="icon" aria-label="Profile and settings" onClick={() => setDialog('profile')}>
+          <GearIcon />
+        </button>
+      </div>
+      {dialog === 'channel' && (
+        <CreateChannelDialog
+          onClose={() => setDialog(null)}
+          onCreated={(c) => {
+            setDialog(null);
+            navigate(c.id);
+          }}
+        />
+      )}
+      {dialog === 'dm' && (
+        <NewDmDialog
+          onClose={() => setDialog(null)}
+          onOpened={(c) => {
+            setDialog(null);
+            navigate(c.id);
+          }}
+        />
+      )}
+      {dialog === 'profile' && <ProfileDialog onClose={() => setDialog(null)} />}
+    </nav>
+  );
+}
