@@ -76,6 +76,8 @@ pub struct Shared {
     /// Seconds from the storm's start to each device's RESUMED.
     pub resumed: Mutex<Vec<f64>>,
     pub resume_failures: AtomicU64,
+    /// Devices whose session ended before the run did, by close code (0: no close frame).
+    pub ended: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     /// When the reconnect storm began (micros since `epoch`).
     pub storm_started: AtomicU64,
 }
@@ -92,8 +94,16 @@ impl Shared {
             send_errors: AtomicU64::new(0),
             resumed: Mutex::new(Vec::new()),
             resume_failures: AtomicU64::new(0),
+            ended: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             storm_started: AtomicU64::new(0),
         })
+    }
+
+    /// A device's session ended early, with this close code.
+    pub fn ended(&self, code: u16) {
+        if let Ok(mut ended) = self.ended.lock() {
+            *ended.entry(code).or_default() += 1;
+        }
     }
 
     pub fn micros(&self) -> u64 {
@@ -193,12 +203,18 @@ impl Device {
         beat.tick().await;
         loop {
             tokio::select! {
-                message = socket.next() => {
-                    let Some(Ok(message)) = message else { break };
-                    if let Message::Text(text) = message {
-                        self.read(&text, &shared, &mut tracking);
+                message = socket.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.read(&text, &shared, &mut tracking),
+                    Some(Ok(Message::Close(frame))) => {
+                        shared.ended(frame.map_or(0, |f| u16::from(f.code)));
+                        break;
                     }
-                }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => {
+                        shared.ended(0);
+                        break;
+                    }
+                },
                 command = commands.recv() => match command {
                     Some(Command::Send(channel)) => {
                         sent += 1;
@@ -209,6 +225,7 @@ impl Device {
                             "nonce": format!("{}:{sent}:{channel}:{now}", self.index),
                         }});
                         if socket.send(Message::Text(frame.to_string().into())).await.is_err() {
+                            shared.ended(0);
                             break;
                         }
                     }
@@ -228,6 +245,7 @@ impl Device {
                 _ = beat.tick() => {
                     let frame = json!({"op": 1, "d": tracking.seq}).to_string();
                     if socket.send(Message::Text(frame.into())).await.is_err() {
+                        shared.ended(0);
                         break;
                     }
                 }

@@ -87,6 +87,10 @@ pub struct RunResult {
     pub delivered: u64,
     pub missing: u64,
     pub duplicated_or_reordered: u64,
+    /// Devices whose session ended before the run did, by close code (4009: too slow to read).
+    pub sessions_ended_early: std::collections::BTreeMap<u16, u64>,
+    /// Sends not made because their device's session had ended.
+    pub not_sent: u64,
     pub deliveries_per_second: f64,
     pub send_to_ack: Percentiles,
     pub send_to_receive: Percentiles,
@@ -122,6 +126,7 @@ impl RunResult {
     pub fn lost_anything(&self) -> bool {
         self.missing > 0
             || self.duplicated_or_reordered > 0
+            || !self.sessions_ended_early.is_empty()
             || self
                 .storm
                 .as_ref()
@@ -150,6 +155,12 @@ impl RunResult {
             self.duplicated_or_reordered,
             self.deliveries_per_second
         );
+        if !self.sessions_ended_early.is_empty() {
+            println!(
+                "sessions ended early, by close code (4009: the device read too slowly): {:?}; {} sends not made",
+                self.sessions_ended_early, self.not_sent
+            );
+        }
         let mut rows = vec![
             ("send -> ack", &self.send_to_ack),
             ("send -> receive", &self.send_to_receive),
@@ -296,6 +307,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     // Send at the offered rate, round robin over the channels.
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut not_sent = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     let mut stormed = false;
     while started.elapsed() < plan.duration {
@@ -313,12 +325,14 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
             }
         }
         let due = (plan.rate as f64 * started.elapsed().as_secs_f64()) as u64;
-        while sent < due {
-            let channel = (sent % channels.len() as u64) as usize;
-            if senders[channel].send(Command::Send(channel)).await.is_err() {
-                bail!("a sending device has gone");
+        while sent + not_sent < due {
+            let channel = ((sent + not_sent) % channels.len() as u64) as usize;
+            // A device whose session ended cannot send: counted, and the run fails at the end.
+            if senders[channel].send(Command::Send(channel)).await.is_ok() {
+                sent += 1;
+            } else {
+                not_sent += 1;
             }
-            sent += 1;
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -416,6 +430,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         delivered,
         missing,
         duplicated_or_reordered: shared.disorder.load(Ordering::Relaxed),
+        sessions_ended_early: shared.ended.lock().map(|e| e.clone()).unwrap_or_default(),
+        not_sent,
         deliveries_per_second: delivered as f64 / delivering_seconds,
         send_to_ack: (&shared.send_to_ack.merged()).into(),
         send_to_receive: (&shared.send_to_receive.merged()).into(),

@@ -19,7 +19,6 @@ use tower_http::cors::CorsLayer;
 
 use crate::state::EdgeState;
 
-
 /// Unsent bytes one socket may hold (see `upgrade`).
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
