@@ -50,20 +50,35 @@ impl Directory {
         self.get(token, &format!("/api/v1/users/{id}")).await
     }
 
+    /// A GET to auth. A request that could not be sent at all (auth's listen queue overflowing
+    /// in a reconnect storm, a restart) is tried again, up to three times, after a short random
+    /// pause, so that thousands of sessions resuming at once do not fail on a momentary refusal.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         path: &str,
     ) -> Result<T, DirectoryError> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await?;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            match self.http.get(&url).bearer_auth(token).send().await {
+                Ok(response) => break response,
+                Err(e) if attempt < 3 && (e.is_connect() || e.is_request()) => {
+                    let pause = 50 * attempt + u64::from(rand_millis());
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         if !response.status().is_success() {
             return Err(DirectoryError::Status(response.status()));
         }
         Ok(response.json().await?)
     }
+}
+
+/// 0-199 ms of jitter, so retries spread out instead of arriving together again.
+fn rand_millis() -> u16 {
+    (getrandom::u32().unwrap_or(0) % 200) as u16
 }
