@@ -48,7 +48,12 @@ pub struct History {
 
 impl History {
     /// Starts connecting to the store in the background (the edge runs without it meanwhile).
-    pub fn connect(cql: CqlConfig, request_timeout: Duration, backlog: Backlog) -> Self {
+    pub fn connect(
+        cql: CqlConfig,
+        request_timeout: Duration,
+        backlog: Backlog,
+        connected: prometheus::IntGauge,
+    ) -> Self {
         let store = Arc::new(OnceCell::new());
         let slot = Arc::clone(&store);
         tokio::spawn(async move {
@@ -57,6 +62,7 @@ impl History {
                 match open(&cql, request_timeout).await {
                     Ok(opened) => {
                         let _ = slot.set(opened);
+                        connected.set(1);
                         tracing::info!("message store connected");
                         return;
                     }

@@ -277,7 +277,12 @@ impl Edge {
                 config.send_rate.quota(),
             ),
             backlog: backlog.clone(),
-            history: History::connect(config.cql.clone(), config.cql_request_timeout, backlog),
+            history: History::connect(
+                config.cql.clone(),
+                config.cql_request_timeout,
+                backlog,
+                edge_metrics.store_connected.clone(),
+            ),
             verifier,
             directory,
             metrics: edge_metrics,

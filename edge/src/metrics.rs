@@ -23,6 +23,8 @@ pub struct EdgeMetrics {
     pub closes: IntCounterVec,
     /// Sessions kicked because their outbound queue was full.
     pub slow_client_closes: IntCounter,
+    /// 1 once the message store is connected (history and unread counts work), else 0.
+    pub store_connected: IntGauge,
 }
 
 impl EdgeMetrics {
@@ -75,7 +77,13 @@ impl EdgeMetrics {
                 "Sessions closed because they did not read their events",
             )
             .expect("valid"),
+            store_connected: IntGauge::new(
+                "natter_edge_store_connected",
+                "1 once the message store is connected (history works), else 0",
+            )
+            .expect("valid"),
         };
+        metrics.register(this.store_connected.clone());
         metrics.register(this.connections.clone());
         metrics.register(this.sessions.clone());
         metrics.register(this.subscriptions.clone());

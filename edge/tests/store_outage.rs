@@ -12,8 +12,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use serde_json::Value;
 use shared::Snowflake;
 
 use support::{Client, World};
@@ -73,22 +71,12 @@ async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
     drop(outage);
 
     world.persisted().await;
-    let mut stored = Vec::new();
-    let mut anchor = Snowflake::from_u64(1).to_string();
-    loop {
-        let path = format!("/api/v1/channels/{room}/messages?limit=100&after={anchor}");
-        let (status, page) = world.edge_call(1, Method::GET, &path, &bob, None).await;
-        assert_eq!(status, 200, "{page}");
-        let ids: Vec<String> = page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m: &Value| m["id"].as_str().unwrap().to_owned())
-            .collect();
-        let Some(newest) = ids.first() else { break };
-        anchor = newest.clone();
-        stored.extend(ids.into_iter().rev());
-    }
+    let stored: Vec<String> = world
+        .messages_after(1, &bob, room, Snowflake::from_u64(1))
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert!(sent.len() > 100, "only {} messages were sent", sent.len());
     assert_eq!(stored, sent, "history after the outage");
 }

@@ -134,19 +134,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     );
 
     let mut restarted = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
-    let stream = js.get_stream(subjects.chat_stream_name()).await.unwrap();
-    testing::eventually(
-        "the second persister to catch up",
-        Duration::from_secs(120),
-        || async {
-            let info = stream
-                .consumer_info(shared::stream::PERSISTER_DURABLE)
-                .await
-                .ok()?;
-            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-        },
-    )
-    .await;
+    testing::wait_persisted(&stack, &prefix, Duration::from_secs(120)).await;
     let config = CqlConfig {
         nodes: stack.cql_nodes(),
         keyspace: keyspace.clone(),

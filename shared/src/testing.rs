@@ -136,6 +136,27 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
         .clone()
 }
 
+/// Waits (up to `timeout`) until the persisters have written everything in `prefix`'s chat
+/// stream: their durable consumer has nothing pending and nothing unacknowledged.
+pub async fn wait_persisted(stack: &Stack, prefix: &Prefix, timeout: Duration) {
+    let nats = async_nats::connect(&stack.nats_url)
+        .await
+        .expect("reach NATS");
+    let js = async_nats::jetstream::new(nats);
+    let stream = js
+        .get_stream(crate::subjects::Subjects::new(prefix.clone()).chat_stream_name())
+        .await
+        .expect("the chat stream exists");
+    eventually("the persisters to catch up", timeout, || async {
+        let info = stream
+            .consumer_info(crate::stream::PERSISTER_DURABLE)
+            .await
+            .ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+}
+
 /// A TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -216,15 +216,9 @@ async fn ten_thousand_messages_over_several_buckets_page_back_forward_and_around
     );
 
     // Forward from the start with `after`: each page is newest first, right after the anchor.
-    let mut forward = Vec::new();
-    let mut anchor = Snowflake::from_u64(1);
-    loop {
-        let page =
-            page_ids(&history(&world, &ann, room, &format!("?limit=100&after={anchor}")).await);
-        let Some(newest) = page.first() else { break };
-        anchor = *newest;
-        forward.extend(page.into_iter().rev());
-    }
+    let forward = world
+        .messages_after(0, &ann, room, Snowflake::from_u64(1))
+        .await;
     assert_eq!(forward, ids, "paging forward: a gap, duplicate or misorder");
 
     // Around a middle id (at the seam between the two clusters).
@@ -341,15 +335,7 @@ async fn each_device_catches_up_from_its_own_cursor_after_more_than_the_stream_k
             .cloned()
             .unwrap();
         assert_eq!(channel["last_message_id"], sent[124].to_string());
-        let mut caught_up = Vec::new();
-        let mut anchor = cursor;
-        loop {
-            let query = format!("?limit=100&after={anchor}");
-            let page = page_ids(&history(&world, &bob, room, &query).await);
-            let Some(newest) = page.first() else { break };
-            anchor = *newest;
-            caught_up.extend(page.into_iter().rev());
-        }
+        let caught_up = world.messages_after(0, &bob, room, cursor).await;
         assert_eq!(
             caught_up,
             sent[from..],

@@ -125,24 +125,38 @@ impl World {
 
     /// Waits until the persister has written everything in the stream to the store.
     pub(crate) async fn persisted(&self) {
-        let nats = async_nats::connect(&self.stack.nats_url).await.unwrap();
-        let js = async_nats::jetstream::new(nats);
-        let stream = js
-            .get_stream(format!("{}_chat", self.prefix))
-            .await
-            .unwrap();
-        testing::eventually(
-            "the persister to catch up",
-            Duration::from_secs(60),
-            || async {
-                let info = stream
-                    .consumer_info(shared::stream::PERSISTER_DURABLE)
-                    .await
-                    .ok()?;
-                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-            },
-        )
-        .await;
+        testing::wait_persisted(&self.stack, &self.prefix, Duration::from_secs(60)).await;
+    }
+
+    /// Every message of `channel` after `anchor`, oldest first, read as a client catches up:
+    /// `after` pages of 100 from edge `edge`, each anchored at the previous page's newest id.
+    pub(crate) async fn messages_after(
+        &self,
+        edge: usize,
+        user: &User,
+        channel: Snowflake,
+        anchor: Snowflake,
+    ) -> Vec<Snowflake> {
+        let mut all = Vec::new();
+        let mut anchor = anchor;
+        loop {
+            let path = format!("/api/v1/channels/{channel}/messages?limit=100&after={anchor}");
+            let (status, page) = self
+                .edge_call(edge, reqwest::Method::GET, &path, user, None)
+                .await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let ids: Vec<Snowflake> = page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+                .collect();
+            let Some(newest) = ids.first() else {
+                return all;
+            };
+            anchor = *newest;
+            all.extend(ids.into_iter().rev());
+        }
     }
 
     /// Stops this world's persister; what it had in hand is not acknowledged.
@@ -181,6 +195,16 @@ impl World {
         let config = self.edge_config(worker, extra);
         let edge = testing::spawn(edge::Edge::build(config).await.expect("edge starts"));
         testing::wait_ready(&edge).await;
+        // History answers 503 until the edge's store session is up (it connects in the
+        // background, so chat does not wait for the store).
+        let metrics = edge.url("/metrics");
+        testing::eventually("the edge's message store", WAIT * 4, || async {
+            let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+            text.lines()
+                .any(|l| l.starts_with("natter_edge_store_connected") && l.ends_with(" 1"))
+                .then_some(())
+        })
+        .await;
         self.edges.push(edge);
     }
 
