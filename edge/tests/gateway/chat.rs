@@ -70,7 +70,8 @@ async fn adding_and_removing_a_member_starts_and_stops_delivery_without_reconnec
     world.add_member(&ann, room, &bob).await;
     let added = bob_1.next_event("CHANNEL_MEMBER_ADD").await;
     assert_eq!(added["d"]["channel_id"], json!(room.to_string()));
-    ann_1.send(room, "welcome bob", "n-2").await;
+    let welcome = ann_1.send(room, "welcome bob", "n-2").await;
+    assert_eq!(welcome["op"], 24, "the send itself failed: {welcome}");
     assert_eq!(bob_1.messages(1).await, ["welcome bob"]);
 
     // Bob can send while a member...
