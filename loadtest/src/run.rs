@@ -71,6 +71,30 @@ pub struct Plan {
     pub storm_after: Option<Duration>,
 }
 
+impl Plan {
+    /// `channels` of `members` (a user per member slot, one device each) at `rate` for
+    /// `duration`, with no history readers and no storm; scenarios change what they add.
+    pub fn steady(
+        scenario: &'static str,
+        channels: usize,
+        members: usize,
+        rate: u64,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            scenario,
+            channels,
+            members,
+            users: 0,
+            devices: 1,
+            rate,
+            duration,
+            history_rate: 0,
+            storm_after: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct RunResult {
     pub scenario: &'static str,

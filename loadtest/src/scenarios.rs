@@ -54,15 +54,9 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for &rate in &args.rate {
         let plan = Plan {
-            scenario: "chat",
-            channels: args.channels,
-            members: args.members,
             users: args.users,
             devices: args.devices,
-            rate,
-            duration: args.duration,
-            history_rate: 0,
-            storm_after: None,
+            ..Plan::steady("chat", args.channels, args.members, rate, args.duration)
         };
         let result = run::run(&args.target, &plan).await?;
         result.print();
@@ -99,15 +93,8 @@ pub struct FanoutArgs {
 
 pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let plan = Plan {
-        scenario: "fanout",
-        channels: 1,
-        members: args.members,
-        users: 0,
         devices: args.devices,
-        rate: args.rate,
-        duration: args.duration,
-        history_rate: 0,
-        storm_after: None,
+        ..Plan::steady("fanout", 1, args.members, args.rate, args.duration)
     };
     let result = run::run(&args.target, &plan).await?;
     result.print();
@@ -135,15 +122,14 @@ pub struct HistoryArgs {
 
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     let plan = Plan {
-        scenario: "history",
-        channels: args.channels,
-        members: args.members,
-        users: 0,
-        devices: 1,
-        rate: args.rate,
-        duration: args.duration,
         history_rate: args.reads,
-        storm_after: None,
+        ..Plan::steady(
+            "history",
+            args.channels,
+            args.members,
+            args.rate,
+            args.duration,
+        )
     };
     let result = run::run(&args.target, &plan).await?;
     result.print();
@@ -177,15 +163,16 @@ pub struct StormArgs {
 
 pub async fn storm(args: StormArgs) -> anyhow::Result<()> {
     let plan = Plan {
-        scenario: "storm",
-        channels: args.channels,
-        members: args.members,
         users: args.users,
         devices: args.devices,
-        rate: args.rate,
-        duration: args.duration,
-        history_rate: 0,
         storm_after: Some(args.storm_after),
+        ..Plan::steady(
+            "storm",
+            args.channels,
+            args.members,
+            args.rate,
+            args.duration,
+        )
     };
     let result = run::run(&args.target, &plan).await?;
     result.print();
@@ -239,17 +226,13 @@ struct PersistResult {
 }
 
 pub async fn persist(args: PersistArgs) -> anyhow::Result<()> {
-    let plan = Plan {
-        scenario: "persist",
-        channels: args.channels,
-        members: args.members,
-        users: 0,
-        devices: 1,
-        rate: args.rate,
-        duration: args.duration,
-        history_rate: 0,
-        storm_after: None,
-    };
+    let plan = Plan::steady(
+        "persist",
+        args.channels,
+        args.members,
+        args.rate,
+        args.duration,
+    );
     let before: Samples = report::scrape_all(&args.persister).await?;
     let (stop_sampling, stop) = tokio::sync::watch::channel(false);
     let sampling = tokio::spawn(sample_lag(args.persister.clone(), stop));
