@@ -2,8 +2,8 @@
 //! presence of the people local users share channels with.
 //!
 //! - [`Reporter`] (one per edge) tells presence when a session starts, changes status and ends
-//!   (`{p}.presence.report`), heartbeats (`{p}.presence.heartbeat`) so a silent death is noticed,
-//!   and sends every session it holds when presence asks (`{p}.presence.sync`, after presence lost
+//!   (`{p}.presence.edge.report`), heartbeats (`{p}.presence.edge.heartbeat`) so a silent death is noticed,
+//!   and sends every session it holds when presence asks (`{p}.presence.edge.sync`, after presence lost
 //!   or could not write its Redis state).
 //! - [`Watch`] (one per session) keeps the session subscribed, through the hub and so
 //!   reference-counted per edge, to `{p}.presence.{user}` of each co-member of its channels of at

@@ -3,8 +3,9 @@
 //!
 //! - [`tracker`]: the state machine over Redis, and what it publishes.
 //!
-//! Edges report sessions on `{p}.presence.report`, heartbeat on `{p}.presence.heartbeat` and
-//! resync on `{p}.presence.sync`; one task applies all of these in order. Queries on
+//! Edges report sessions on `{p}.presence.edge.report`, heartbeat on `{p}.presence.edge.heartbeat`
+//! and resync on `{p}.presence.edge.sync`; one subscription to `{p}.presence.edge.*` and one task
+//! apply all of these in the order each edge sent them. Queries on
 //! `{p}.presence.query` are answered by another, read-only. Every subscription is in the queue
 //! group `presence`, so several instances share the work (see docs/ARCHITECTURE.md for what that
 //! costs in ordering).
@@ -99,10 +100,12 @@ pub struct Presence {
     sweep_interval: Duration,
 }
 
+/// What edges send, on one subscription so that one edge's messages stay in order.
 struct Inputs {
-    reports: async_nats::Subscriber,
-    heartbeats: async_nats::Subscriber,
-    syncs: async_nats::Subscriber,
+    from_edges: async_nats::Subscriber,
+    report: String,
+    heartbeat: String,
+    sync: String,
 }
 
 impl Presence {
@@ -122,15 +125,12 @@ impl Presence {
         let metrics = Metrics::new("presence");
         let presence_metrics = PresenceMetrics::new(&metrics);
         let inputs = Inputs {
-            reports: nats
-                .queue_subscribe(subjects.presence_report(), QUEUE.into())
+            from_edges: nats
+                .queue_subscribe(subjects.presence_from_edges(), QUEUE.into())
                 .await?,
-            heartbeats: nats
-                .queue_subscribe(subjects.presence_heartbeat(), QUEUE.into())
-                .await?,
-            syncs: nats
-                .queue_subscribe(subjects.presence_sync(), QUEUE.into())
-                .await?,
+            report: subjects.presence_report(),
+            heartbeat: subjects.presence_heartbeat(),
+            sync: subjects.presence_sync(),
         };
         let queries = nats
             .queue_subscribe(subjects.presence_query(), QUEUE.into())
@@ -207,29 +207,36 @@ async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdo
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(message) = inputs.reports.next() => {
-                match serde_json::from_slice::<Report>(&message.payload) {
-                    Ok(report) => tracker.report(report).await,
-                    Err(e) => tracing::warn!(error = %e, "undecodable presence report"),
-                }
-            }
-            Some(message) = inputs.heartbeats.next() => {
-                let Ok(heartbeat) = serde_json::from_slice::<Heartbeat>(&message.payload) else {
-                    continue;
-                };
-                let reply = tracker.heartbeat(heartbeat.edge).await;
-                respond(&tracker.nats(), message.reply, &reply).await;
-            }
-            Some(message) = inputs.syncs.next() => {
-                match serde_json::from_slice::<Sync>(&message.payload) {
-                    Ok(sync) => tracker.sync(sync).await,
-                    Err(e) => tracing::warn!(error = %e, "undecodable presence sync"),
-                }
-                respond(&tracker.nats(), message.reply, &()).await;
-            }
+            Some(message) = inputs.from_edges.next() => apply(&mut tracker, &inputs, message).await,
             _ = sweep.tick() => tracker.sweep().await,
             () = shutdown.cancelled() => return,
         }
+    }
+}
+
+async fn apply(tracker: &mut Tracker, inputs: &Inputs, message: async_nats::Message) {
+    let subject = message.subject.as_str();
+    if subject == inputs.report {
+        match serde_json::from_slice::<Report>(&message.payload) {
+            Ok(report) => tracker.report(report).await,
+            Err(e) => tracing::warn!(error = %e, "undecodable presence report"),
+        }
+    } else if subject == inputs.heartbeat {
+        match serde_json::from_slice::<Heartbeat>(&message.payload) {
+            Ok(heartbeat) => {
+                let reply = tracker.heartbeat(heartbeat.edge).await;
+                respond(&tracker.nats(), message.reply, &reply).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "undecodable presence heartbeat"),
+        }
+    } else if subject == inputs.sync {
+        match serde_json::from_slice::<Sync>(&message.payload) {
+            Ok(sync) => tracker.sync(sync).await,
+            Err(e) => tracing::warn!(error = %e, "undecodable presence sync"),
+        }
+        respond(&tracker.nats(), message.reply, &()).await;
+    } else {
+        tracing::warn!(subject, "a presence message on an unknown subject");
     }
 }
 

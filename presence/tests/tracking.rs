@@ -234,3 +234,98 @@ async fn an_edge_is_asked_to_resync_when_redis_lost_its_sessions() {
         .await;
     assert_eq!(world.query(user).await.status, PresenceStatus::Dnd);
 }
+
+#[tokio::test]
+async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
+    let world = start(&Stack::get().redis_url).await;
+    let users: Vec<Snowflake> = (0..100).map(|i| Snowflake::from_u64(2000 + i)).collect();
+    let mut changes = world
+        .nats
+        .subscribe(format!("{}.presence.*", world.subjects.prefix()))
+        .await
+        .unwrap();
+    world.nats.flush().await.unwrap();
+    // Keep presence busy for a while (one user at a time, in Redis), so what follows queues.
+    let busy = Sync {
+        edge: Snowflake::from_u64(4999),
+        sessions: (0..2000)
+            .map(|i| SessionEntry {
+                session: i,
+                user: Snowflake::from_u64(10_000 + i),
+                status: SessionStatus::Online,
+            })
+            .collect(),
+    };
+    world
+        .nats
+        .publish(
+            world.subjects.presence_sync(),
+            serde_json::to_vec(&busy).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    // Then for each user, on an edge of their own, back to back: the edge's session list that
+    // still holds the user's session, then that session's end. Applied in the other order the
+    // session would outlive its end.
+    for (i, user) in users.iter().enumerate() {
+        let edge = Snowflake::from_u64(5000 + i as u64);
+        let entry = SessionEntry {
+            session: i as u64,
+            user: *user,
+            status: SessionStatus::Online,
+        };
+        let sync = Sync {
+            edge,
+            sessions: vec![entry],
+        };
+        world
+            .nats
+            .publish(
+                world.subjects.presence_sync(),
+                serde_json::to_vec(&sync).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let end = Report::End {
+            edge,
+            session: entry.session,
+            user: *user,
+        };
+        world
+            .nats
+            .publish(
+                world.subjects.presence_report(),
+                serde_json::to_vec(&end).unwrap().into(),
+            )
+            .await
+            .unwrap();
+    }
+    world.nats.flush().await.unwrap();
+    // The edges stay alive (so no session ends by expiry, only by its report).
+    let nats = world.nats.clone();
+    let subject = world.subjects.presence_heartbeat();
+    let alive = tokio::spawn(async move {
+        loop {
+            for i in 0..100 {
+                let edge = Snowflake::from_u64(5000 + i);
+                let body = serde_json::to_vec(&Heartbeat { edge }).unwrap();
+                nats.publish(subject.clone(), body.into()).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // Each user shows online, then offline once the grace (500 ms) is over.
+    let mut offline = std::collections::HashSet::new();
+    while offline.len() < users.len() {
+        let Some(seen) = next(&mut changes, Duration::from_secs(10)).await else {
+            panic!("{} of {} users shown offline", offline.len(), users.len());
+        };
+        if seen.status == PresenceStatus::Offline && users.contains(&seen.user_id) {
+            offline.insert(seen.user_id);
+        }
+    }
+    for user in &users {
+        assert_eq!(world.query(*user).await.status, PresenceStatus::Offline);
+    }
+    alive.abort();
+}

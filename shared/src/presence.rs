@@ -1,9 +1,9 @@
 //! What edges and the presence service tell each other over NATS (subjects in
 //! [`crate::subjects`]). Clients never see these; they see [`crate::api::presence`].
 //!
-//! An edge reports each session's start, status and end on `{p}.presence.report` (core NATS,
-//! fire and forget), proves it is alive with a heartbeat request on `{p}.presence.heartbeat`, and
-//! sends its whole session list on `{p}.presence.sync` when presence asks for it (presence lost
+//! An edge reports each session's start, status and end on `{p}.presence.edge.report` (core NATS,
+//! fire and forget), proves it is alive with a heartbeat request on `{p}.presence.edge.heartbeat`, and
+//! sends its whole session list on `{p}.presence.edge.sync` when presence asks for it (presence lost
 //! its Redis state, or could not write to it). Anyone asks `{p}.presence.query` for users'
 //! presence.
 
@@ -96,7 +96,7 @@ pub struct SessionEntry {
     pub status: SessionStatus,
 }
 
-/// `{p}.presence.report`: one change on one edge.
+/// `{p}.presence.edge.report`: one change on one edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Report {
@@ -110,7 +110,7 @@ pub enum Report {
     },
 }
 
-/// `{p}.presence.heartbeat` request: the edge is alive.
+/// `{p}.presence.edge.heartbeat` request: the edge is alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub edge: EdgeId,
@@ -120,7 +120,7 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     /// Presence does not hold this edge's sessions (it is new to presence, or Redis lost or
-    /// refused writes): send them all on `{p}.presence.sync`.
+    /// refused writes): send them all on `{p}.presence.edge.sync`.
     pub resync: bool,
     /// Presence lost or could not record changes (Redis restarted empty, or refused writes), so
     /// what watchers were told may be stale: once resynced, re-read and redeliver what they watch.
@@ -128,7 +128,7 @@ pub struct HeartbeatReply {
     pub refresh: bool,
 }
 
-/// `{p}.presence.sync` request: every session an edge holds, replacing what presence had for it.
+/// `{p}.presence.edge.sync` request: every session an edge holds, replacing what presence had for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sync {
     pub edge: EdgeId,

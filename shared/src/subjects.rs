@@ -9,9 +9,11 @@
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
 //! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
-//! {prefix}.presence.report       edges report session start, status and end (shared::presence)
-//! {prefix}.presence.heartbeat    edges prove they are alive (request; presence answers)
-//! {prefix}.presence.sync         an edge's full session list, when presence asks for it
+//! {prefix}.presence.edge.report  edges report session start, status and end (shared::presence)
+//! {prefix}.presence.edge.heartbeat  edges prove they are alive (request; presence answers)
+//! {prefix}.presence.edge.sync    an edge's full session list, when presence asks for it
+//! {prefix}.presence.edge.*       what presence subscribes to: one subscription, so what one
+//!                                edge sends is applied in the order it was sent
 //! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
 //! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
 //!                                live edge answers with its EdgeInfo
@@ -130,17 +132,24 @@ impl Subjects {
 
     /// Where edges report session start, status and end (`shared::presence::Report`).
     pub fn presence_report(&self) -> String {
-        format!("{}.presence.report", self.prefix)
+        format!("{}.presence.edge.report", self.prefix)
     }
 
     /// Where edges send heartbeats (`shared::presence::Heartbeat`, a request).
     pub fn presence_heartbeat(&self) -> String {
-        format!("{}.presence.heartbeat", self.prefix)
+        format!("{}.presence.edge.heartbeat", self.prefix)
     }
 
     /// Where an edge sends all its sessions when presence asks (`shared::presence::Sync`).
     pub fn presence_sync(&self) -> String {
-        format!("{}.presence.sync", self.prefix)
+        format!("{}.presence.edge.sync", self.prefix)
+    }
+
+    /// Everything edges send presence: report, heartbeat and sync. One subscription to all three
+    /// keeps one edge's messages in the order it sent them (a sync taken before a session ended
+    /// is never applied after that end); separate subscriptions would each queue on their own.
+    pub fn presence_from_edges(&self) -> String {
+        format!("{}.presence.edge.*", self.prefix)
     }
 
     /// Where presence answers queries for users' presence (`shared::presence::Query`).
@@ -199,9 +208,18 @@ mod tests {
             s.presence_heartbeat(),
             s.presence_sync(),
             s.presence_query(),
+            s.presence_from_edges(),
         ] {
-            let last = control.rsplit('.').next().unwrap();
-            assert!(last.parse::<u64>().is_err(), "{control}");
+            let third = control.split('.').nth(2).unwrap();
+            assert!(third.parse::<u64>().is_err(), "{control}");
+        }
+        for from_edge in [
+            s.presence_report(),
+            s.presence_heartbeat(),
+            s.presence_sync(),
+        ] {
+            let (stem, _) = from_edge.rsplit_once('.').unwrap();
+            assert_eq!(format!("{stem}.*"), s.presence_from_edges());
         }
     }
 

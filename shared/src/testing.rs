@@ -3,10 +3,15 @@
 //! Tests share one NATS, PostgreSQL, Redis and Cassandra, and isolate themselves by name: each gets
 //! its own database, keyspace and subject prefix, so they run in parallel. A test that must stop a
 //! dependency starts a private one ([`RedisServer`]) instead of stopping the shared one.
+//!
+//! Every such name carries the process id of the run that made it (`t_{tag}_{pid}_…`, and
+//! `e2e_{tag}_{pid}_…` from the browser tests), so the first [`Stack::get`] of a process removes
+//! the streams and databases of runs that have exited: repeated runs against one long-lived stack
+//! do not fill JetStream's storage reservations or PostgreSQL's disk.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,14 +56,70 @@ impl Stack {
                     )
                 })
         };
-        Self {
+        let stack = Self {
             nats_url: var("NATTER_NATS_URL"),
             database_url: var("NATTER_DATABASE_URL"),
             redis_url: var("NATTER_REDIS_URL"),
             cql_nodes: var("NATTER_CQL_NODES"),
             nats_server_bin: var("NATTER_NATS_SERVER_BIN").into(),
             redis_server_bin: var("NATTER_REDIS_SERVER_BIN").into(),
+        };
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| stack.remove_leftovers());
+        stack
+    }
+
+    /// Deletes the JetStream streams and PostgreSQL databases that test runs which have exited
+    /// left behind. On a thread of its own, as callers are usually inside a runtime already.
+    fn remove_leftovers(&self) {
+        let stack = self.clone();
+        let swept = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the sweep")
+                .block_on(stack.remove_leftovers_async())
+        });
+        if let Ok(Err(e)) = swept.join() {
+            eprintln!("note: could not remove what earlier test runs left: {e}");
         }
+    }
+
+    async fn remove_leftovers_async(&self) -> Result<(), String> {
+        use futures::TryStreamExt;
+        use sqlx::Connection;
+        let nats = async_nats::connect(&self.nats_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let jetstream = async_nats::jetstream::new(nats);
+        let streams: Vec<String> = jetstream
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        for stream in streams.iter().filter(|name| left_behind(name)) {
+            jetstream
+                .delete_stream(stream)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut admin = sqlx::PgConnection::connect(&self.database_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let databases: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' OR datname LIKE 'e2e\\_%'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+        for database in databases.iter().filter(|name| left_behind(name)) {
+            let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut admin)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     fn env_file() -> PathBuf {
@@ -102,6 +163,18 @@ pub fn unique(tag: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Whether a name is one [`unique`] (or the browser tests) made in a process that has exited.
+fn left_behind(name: &str) -> bool {
+    let mut parts = name.split('_');
+    let (Some(run), Some(_tag), Some(pid)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    (run == "t" || run == "e2e")
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 pub fn fresh_prefix() -> Prefix {
@@ -324,4 +397,23 @@ pub fn run_binary(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i3
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_of_exited_test_runs_are_left_behind() {
+        let mine = std::process::id();
+        // Above the kernel's largest pid: no such process.
+        let gone = 4_194_305;
+        assert!(!left_behind(&unique("p")));
+        assert!(!left_behind(&format!("e2e_db_{mine}_x_1")));
+        assert!(left_behind(&format!("t_p_{gone}_3_99_chat")));
+        assert!(left_behind(&format!("e2e_db_{gone}_mwp_12")));
+        for never in ["natter_chat", "natter", "t_p_x_1", "postgres", "t_p"] {
+            assert!(!left_behind(never), "{never}");
+        }
+    }
 }
