@@ -1,5 +1,4 @@
-//! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY; and
-//! holding an idle socket.
+//! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -65,34 +64,4 @@ async fn expect_op(socket: &mut Socket, op: u64) -> anyhow::Result<Value> {
         }
     }
     bail!("the socket closed")
-}
-
-/// Holds a socket: heartbeats on time and reads (and drops) whatever arrives, until `stop`.
-pub async fn hold(
-    mut socket: Socket,
-    heartbeat: std::time::Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut stop = stop;
-    let mut beat = tokio::time::interval(heartbeat);
-    beat.tick().await;
-    loop {
-        tokio::select! {
-            _ = beat.tick() => {
-                let frame = json!({"op": 1, "d": null}).to_string();
-                if socket.send(Message::Text(frame.into())).await.is_err() {
-                    return;
-                }
-            }
-            message = socket.next() => {
-                if !matches!(message, Some(Ok(_))) {
-                    return;
-                }
-            }
-            _ = stop.changed() => {
-                let _ = socket.close(None).await;
-                return;
-            }
-        }
-    }
 }

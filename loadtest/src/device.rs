@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Socket};
+use crate::worker::{Done, Progress};
 
 /// Latencies recorded by many devices at once, spread over a few locks.
 pub struct Latencies(Vec<std::sync::Mutex<Histogram<u64>>>);
@@ -31,15 +32,23 @@ impl Default for Latencies {
     }
 }
 
+/// An empty latency histogram: 1 µs to 10 minutes, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
+/// Microseconds since the Unix epoch: the clock every process of a run shares.
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 impl Latencies {
     pub fn new() -> Self {
         Self(
             (0..16)
-                .map(|_| {
-                    std::sync::Mutex::new(
-                        Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
-                    )
-                })
+                .map(|_| std::sync::Mutex::new(histogram()))
                 .collect(),
         )
     }
@@ -51,7 +60,7 @@ impl Latencies {
     }
 
     pub fn merged(&self) -> Histogram<u64> {
-        let mut all = Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+        let mut all = histogram();
         for shard in &self.0 {
             if let Ok(h) = shard.lock() {
                 let _ = all.add(&*h);
@@ -61,9 +70,10 @@ impl Latencies {
     }
 }
 
-/// What every device of a run reports into.
+/// What every device of a worker reports into.
 pub struct Shared {
-    pub epoch: Instant,
+    /// The run's clock starts here (microseconds since the Unix epoch).
+    pub epoch_micros: u64,
     pub send_to_ack: Latencies,
     pub send_to_receive: Latencies,
     /// Messages acknowledged, per channel index.
@@ -73,6 +83,8 @@ pub struct Shared {
     pub disorder: AtomicU64,
     /// ERROR answers to sends.
     pub send_errors: AtomicU64,
+    /// Sends not made because the device's session had ended.
+    pub not_sent: AtomicU64,
     /// Seconds from the storm's start to each device's RESUMED.
     pub resumed: Mutex<Vec<f64>>,
     pub resume_failures: AtomicU64,
@@ -83,15 +95,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(channels: usize) -> Arc<Self> {
+    pub fn new(channels: usize, epoch_micros: u64) -> Arc<Self> {
         Arc::new(Self {
-            epoch: Instant::now(),
+            epoch_micros,
             send_to_ack: Latencies::new(),
             send_to_receive: Latencies::new(),
             acked: (0..channels).map(|_| AtomicU64::new(0)).collect(),
             received: AtomicU64::new(0),
             disorder: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
+            not_sent: AtomicU64::new(0),
             resumed: Mutex::new(Vec::new()),
             resume_failures: AtomicU64::new(0),
             ended: std::sync::Mutex::new(std::collections::BTreeMap::new()),
@@ -106,8 +119,36 @@ impl Shared {
         }
     }
 
+    /// The run's clock.
     pub fn micros(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
+        unix_micros().saturating_sub(self.epoch_micros)
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            received: self.received.load(Ordering::Relaxed),
+            acked: self
+                .acked
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect(),
+            send_errors: self.send_errors.load(Ordering::Relaxed),
+            not_sent: self.not_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Everything seen, once every device has stopped; `delivered` per channel index.
+    pub async fn done(&self, delivered: Vec<u64>) -> Done {
+        Done {
+            progress: self.progress(),
+            delivered,
+            disorder: self.disorder.load(Ordering::Relaxed),
+            send_to_ack: (&self.send_to_ack.merged()).into(),
+            send_to_receive: (&self.send_to_receive.merged()).into(),
+            resumed: self.resumed.lock().await.clone(),
+            resume_failures: self.resume_failures.load(Ordering::Relaxed),
+            ended: self.ended.lock().map(|e| e.clone()).unwrap_or_default(),
+        }
     }
 }
 

@@ -1,18 +1,19 @@
 //! `idle`: open N identified connections spread over the edges (and over several source addresses
 //! on 127.0.0.0/8, each good for about 28,000 ports), hold them, and report each edge's resident
 //! memory per connection, measured by the edge itself (`process_resident_memory_bytes`) before
-//! and after.
+//! and after. The connections are devices in no channel, held by worker processes like every
+//! run's devices.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::population::{self, Population};
-use crate::{client, report};
+use crate::worker::{DeviceSpec, Fleet, Workers};
+use crate::{device, report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,10 +32,6 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000)]
     connections: usize,
 
-    /// How many connection attempts are in flight at once.
-    #[arg(long, default_value_t = 200)]
-    concurrency: usize,
-
     /// How many source addresses (127.0.0.2, 127.0.0.3, ...) to spread connections over.
     #[arg(long, default_value_t = 1)]
     sources: u8,
@@ -43,9 +40,8 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = shared::config::duration)]
     hold: Duration,
 
-    /// Heartbeat interval of the held connections (the edge's default is 41.25 s).
-    #[arg(long, default_value = "30s", value_parser = shared::config::duration)]
-    heartbeat: Duration,
+    #[command(flatten)]
+    workers: Workers,
 
     /// Where to write the JSON result.
     #[arg(long, default_value = "loadtest-idle.json")]
@@ -56,7 +52,6 @@ pub struct Args {
 struct IdleResult {
     scenario: &'static str,
     connections: usize,
-    failed: usize,
     open_seconds: f64,
     edges: Vec<EdgeMemory>,
 }
@@ -92,43 +87,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         before.push(report::scrape(&metrics_url(gateway)?, "process_resident_memory_bytes").await?);
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let sources: Vec<IpAddr> = (0..args.sources.max(1))
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
         .collect();
-    let attempts = futures::stream::iter(0..args.connections)
-        .map(|i| {
-            let gateway = args.gateway[i % args.gateway.len()].clone();
-            let source = sources[(i / args.gateway.len()) % sources.len()];
-            let token = token.clone();
-            async move {
-                client::connect(&gateway, source, &token)
-                    .await
-                    .map(|(s, _)| s)
-            }
+    let devices = (0..args.connections)
+        .map(|index| DeviceSpec {
+            index,
+            gateway: args.gateway[index % args.gateway.len()].clone(),
+            source: sources[(index / args.gateway.len()) % sources.len()],
+            token: token.clone(),
+            channels: Vec::new(),
         })
-        .buffer_unordered(args.concurrency.max(1));
-    let mut attempts = std::pin::pin!(attempts);
-    let (mut held, mut failed) = (Vec::new(), 0usize);
-    let mut first_error = None;
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(socket) => held.push(tokio::spawn(client::hold(
-                socket,
-                args.heartbeat,
-                stop_rx.clone(),
-            ))),
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+        .collect();
+    let fleet = Fleet::start(&args.workers, device::unix_micros(), &[], devices).await?;
+    let workers = fleet.workers();
     let open_seconds = started.elapsed().as_secs_f64();
-    if let Some(e) = &first_error {
-        eprintln!("loadtest: {failed} connections failed; the first: {e:#}");
-    }
 
     // Let allocators and the kernel settle before reading memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -146,21 +120,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     tokio::time::sleep(args.hold).await;
-    let _ = stop_tx.send(true);
-    for task in held {
-        let _ = task.await;
-    }
+    let done = fleet.finish().await?;
 
     let result = IdleResult {
         scenario: "idle",
-        connections: args.connections - failed,
-        failed,
+        connections: args.connections,
         open_seconds,
         edges,
     };
     println!(
-        "idle: {} connections open in {:.1} s ({} failed)",
-        result.connections, result.open_seconds, result.failed
+        "idle: {} connections open in {:.1} s in {workers} worker processes",
+        result.connections, result.open_seconds
     );
     println!(
         "{:<34} {:>8} {:>12} {:>12} {:>10}",
@@ -178,8 +148,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     report::write_json(&args.out, &result)?;
     println!("result written to {}", args.out.display());
-    if failed > 0 {
-        bail!("{failed} of {} connections failed", args.connections);
+    if !done.ended.is_empty() {
+        bail!("connections ended while held, by close code: {:?}", done.ended);
     }
     Ok(())
 }

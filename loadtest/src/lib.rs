@@ -3,6 +3,7 @@
 //!
 //! - [`run`]: the engine (channels, members, devices, a send rate, loss accounting) behind
 //!   `chat`, `fanout`, `persist`, `history` and `storm` ([`scenarios`]).
+//! - [`worker`]: the processes that hold a run's devices, and how the run talks to them.
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
@@ -18,6 +19,7 @@ pub mod population;
 pub mod report;
 pub mod run;
 pub mod scenarios;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +50,9 @@ pub enum Scenario {
     History(scenarios::HistoryArgs),
     /// Drop every connection at once and resume them all; time to 99% and 100%, nothing missed.
     Storm(scenarios::StormArgs),
+    /// Holds a share of a run's devices for the process that started it (see `worker`).
+    #[command(hide = true)]
+    Worker,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -58,5 +63,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Persist(args) => scenarios::persist(args).await,
         Scenario::History(args) => scenarios::history(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
+        Scenario::Worker => worker::work().await,
     }
 }

@@ -11,15 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use futures::StreamExt;
+use anyhow::bail;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
 
-use crate::device::{Command, Device, Latencies, Shared};
+use crate::device::{self, Latencies};
 use crate::population::{Auth, Population};
 use crate::report::{self, Percentiles, ServiceDelta};
+use crate::worker::{DeviceSpec, Fleet, Workers};
 
 /// Where the system under test is and where the result goes: the same for every scenario.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +38,9 @@ pub struct Target {
     /// 28,000 ports towards one edge.
     #[arg(long, default_value_t = 1)]
     pub sources: u8,
+
+    #[command(flatten)]
+    pub workers: Workers,
 
     /// `/metrics` URLs scraped before and after the run (default: every local service).
     #[arg(
@@ -213,12 +215,6 @@ impl RunResult {
     }
 }
 
-/// A device, and which channels its messages come from.
-struct Placed {
-    device: Device,
-    channels: Vec<usize>,
-}
-
 pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     if target.gateway.is_empty() || plan.channels == 0 || plan.members == 0 || plan.devices == 0 {
         bail!("a run needs a gateway, a channel, a member and a device");
@@ -239,7 +235,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     let channels = population
         .channels(&people, plan.channels, plan.members)
         .await?;
-    let channel_ids: Arc<Vec<String>> = Arc::new(channels.iter().map(|c| c.id.clone()).collect());
+    let channel_ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
 
     // Each user's channels, then each user's devices round robin over edges and sources.
     let mut of_user: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -251,57 +247,37 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     let sources: Vec<IpAddr> = (0..target.sources.max(1))
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
         .collect();
-    let mut placed = Vec::new();
+    let mut devices = Vec::new();
     let mut first_device_of_user = HashMap::new();
     for (user, user_channels) in &of_user {
         for _ in 0..plan.devices {
-            let index = placed.len();
+            let index = devices.len();
             first_device_of_user.entry(*user).or_insert(index);
             let edges = target.gateway.len();
-            placed.push(Placed {
-                device: Device {
-                    index,
-                    gateway: target.gateway[index % edges].clone(),
-                    source: sources[(index / edges) % sources.len()],
-                    token: people[*user].token.clone(),
-                    channels: user_channels
-                        .iter()
-                        .map(|&c| (channel_ids[c].clone(), c))
-                        .collect(),
-                    channel_ids: Arc::clone(&channel_ids),
-                },
+            devices.push(DeviceSpec {
+                index,
+                gateway: target.gateway[index % edges].clone(),
+                source: sources[(index / edges) % sources.len()],
+                token: people[*user].token.clone(),
                 channels: user_channels.clone(),
             });
         }
     }
+    let device_count = devices.len();
     let devices_in_channel: Vec<u64> = channels
         .iter()
         .map(|c| (c.members.len() * plan.devices) as u64)
         .collect();
-
-    // Connect everyone.
-    let shared = Shared::new(channels.len());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut commands = Vec::new();
-    let mut sessions = Vec::new();
-    let connecting = futures::stream::iter(placed.into_iter().map(|p| {
-        let (tx, rx) = mpsc::channel(1024);
-        let (shared, stop_rx) = (Arc::clone(&shared), stop_rx.clone());
-        async move {
-            let session = p.device.start(shared, rx, stop_rx).await;
-            (tx, session, p.channels)
-        }
-    }))
-    .buffered(200);
-    let mut connecting = std::pin::pin!(connecting);
-    while let Some((tx, session, _)) = connecting.next().await {
-        sessions.push(session.context("a device could not connect")?);
-        commands.push(tx);
-    }
-    let senders: Vec<mpsc::Sender<Command>> = channels
+    // Each channel's messages come from its first member's first device.
+    let senders: Vec<usize> = channels
         .iter()
-        .map(|c| commands[first_device_of_user[&c.members[0]]].clone())
+        .map(|c| first_device_of_user[&c.members[0]])
         .collect();
+
+    // Connect everyone, in worker processes.
+    let epoch = device::unix_micros();
+    let clock = || device::unix_micros().saturating_sub(epoch);
+    let fleet = Fleet::start(&target.workers, epoch, &channel_ids, devices).await?;
 
     let baseline = report::Baseline::take(&target.metrics).await;
 
@@ -341,18 +317,12 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
             && started.elapsed() >= after
         {
             stormed = true;
-            shared
-                .storm_started
-                .store(shared.micros(), Ordering::Relaxed);
-            for device in &commands {
-                let _ = device.try_send(Command::Reconnect);
-            }
+            fleet.storm(clock());
         }
         let due = (plan.rate as f64 * started.elapsed().as_secs_f64()) as u64;
         while sent + not_sent < due {
             let channel = ((sent + not_sent) % channels.len() as u64) as usize;
-            // A device whose session ended cannot send: counted, and the run fails at the end.
-            if senders[channel].send(Command::Send(channel)).await.is_ok() {
+            if fleet.send(senders[channel], channel) {
                 sent += 1;
             } else {
                 not_sent += 1;
@@ -362,31 +332,24 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     let seconds = started.elapsed().as_secs_f64();
 
     // Let everything arrive: until every acknowledged message has reached every device, or
-    // nothing has moved for 15 seconds.
-    let expected = || -> u64 {
-        shared
-            .acked
+    // nothing has moved for 15 seconds. A device whose session ended cannot send: its sends
+    // count as not made, and the run fails at the end.
+    let expected = |acked: &[u64]| -> u64 {
+        acked
             .iter()
             .zip(&devices_in_channel)
-            .map(|(acked, devices)| acked.load(Ordering::Relaxed) * devices)
+            .map(|(acked, devices)| acked * devices)
             .sum()
     };
     let mut last_progress = (Instant::now(), 0u64);
     loop {
-        let (received, acked) = (
-            shared.received.load(Ordering::Relaxed),
-            shared
-                .acked
-                .iter()
-                .map(|a| a.load(Ordering::Relaxed))
-                .sum::<u64>(),
-        );
-        let answered = acked + shared.send_errors.load(Ordering::Relaxed);
-        if received >= expected() && answered >= sent {
+        let now = fleet.progress();
+        let answered = now.acked.iter().sum::<u64>() + now.send_errors + now.not_sent;
+        if now.received >= expected(&now.acked) && answered >= sent {
             break;
         }
-        if received + answered != last_progress.1 {
-            last_progress = (Instant::now(), received + answered);
+        if now.received + answered != last_progress.1 {
+            last_progress = (Instant::now(), now.received + answered);
         } else if last_progress.0.elapsed() > Duration::from_secs(15) {
             break;
         }
@@ -399,29 +362,19 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         None => None,
     };
 
-    let _ = stop_tx.send(true);
-    let mut delivered_per_channel = vec![0u64; channels.len()];
-    for session in sessions {
-        if let Ok(counts) = session.await {
-            for (channel, count) in counts {
-                delivered_per_channel[channel] += count;
-            }
-        }
-    }
-    let acknowledged: u64 = shared.acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-    let expected_deliveries = expected();
-    let delivered: u64 = delivered_per_channel.iter().sum();
-    let missing = shared
-        .acked
+    let done = fleet.finish().await?;
+    let acked = &done.progress.acked;
+    let acknowledged: u64 = acked.iter().sum();
+    let expected_deliveries = expected(acked);
+    let delivered: u64 = done.delivered.iter().sum();
+    let missing = acked
         .iter()
         .zip(&devices_in_channel)
-        .zip(&delivered_per_channel)
-        .map(|((acked, devices), got)| {
-            (acked.load(Ordering::Relaxed) * devices).saturating_sub(*got)
-        })
+        .zip(&done.delivered)
+        .map(|((acked, devices), got)| (acked * devices).saturating_sub(*got))
         .sum();
-    let storm = if stormed {
-        let mut times = shared.resumed.lock().await.clone();
+    let storm = stormed.then(|| {
+        let mut times = done.resumed.clone();
         times.sort_by(f64::total_cmp);
         let at = |q: f64| {
             times
@@ -429,16 +382,14 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
                 .copied()
                 .unwrap_or(f64::NAN)
         };
-        Some(StormResult {
-            devices: commands.len(),
+        StormResult {
+            devices: device_count,
             resumed: times.len(),
-            failed: shared.resume_failures.load(Ordering::Relaxed),
+            failed: done.resume_failures,
             seconds_to_99_percent: at(0.99),
             seconds_to_all: times.last().copied().unwrap_or(f64::NAN),
-        })
-    } else {
-        None
-    };
+        }
+    });
     Ok(RunResult {
         scenario: plan.scenario,
         channels: plan.channels,
@@ -449,25 +400,21 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         seconds,
         sent,
         acknowledged,
-        send_errors: shared.send_errors.load(Ordering::Relaxed),
+        send_errors: done.progress.send_errors,
         expected_deliveries,
         delivered,
         missing,
-        duplicated_or_reordered: shared.disorder.load(Ordering::Relaxed),
-        sessions_ended_early: shared.ended.lock().map(|e| e.clone()).unwrap_or_default(),
-        not_sent,
+        duplicated_or_reordered: done.disorder,
+        sessions_ended_early: done.ended.clone(),
+        not_sent: not_sent + done.progress.not_sent,
         deliveries_per_second: delivered as f64 / delivering_seconds,
-        send_to_ack: (&shared.send_to_ack.merged()).into(),
-        send_to_receive: (&shared.send_to_receive.merged()).into(),
+        send_to_ack: (&Histogram::from(&done.send_to_ack)).into(),
+        send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
         history,
         storm,
         services,
-        acked_per_channel: shared
-            .acked
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .collect(),
-        channel_ids: channel_ids.to_vec(),
+        acked_per_channel: acked.clone(),
+        channel_ids,
     })
 }
 
