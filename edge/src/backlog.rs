@@ -47,12 +47,15 @@ impl Backlog {
 
     /// The chat stream's last sequence: where a new session's live delivery begins.
     pub async fn last_sequence(&self) -> Result<u64, ReplayError> {
-        let mut stream = self
-            .js
+        Ok(self.stream().await?.cached_info().state.last_sequence)
+    }
+
+    /// The chat stream, with its state as of now (one JetStream request).
+    async fn stream(&self) -> Result<jetstream::stream::Stream, ReplayError> {
+        self.js
             .get_stream(self.subjects.chat_stream_name())
             .await
-            .map_err(js_error)?;
-        Ok(stream.info().await.map_err(js_error)?.state.last_sequence)
+            .map_err(js_error)
     }
 
     /// Every stored event of `channels` after `after` up to and including `head`, in order.
@@ -65,12 +68,8 @@ impl Backlog {
         if channels.is_empty() || after >= head {
             return Ok(Vec::new());
         }
-        let mut stream = self
-            .js
-            .get_stream(self.subjects.chat_stream_name())
-            .await
-            .map_err(js_error)?;
-        let first = stream.info().await.map_err(js_error)?.state.first_sequence;
+        let stream = self.stream().await?;
+        let first = stream.cached_info().state.first_sequence;
         if after + 1 < first {
             return Err(ReplayError::TooOld(after));
         }
@@ -134,13 +133,9 @@ impl Backlog {
     /// The events of `channel` that the stream holds and the persister may not have written yet
     /// (after its consumer's acknowledgement floor), in stream order.
     pub async fn unpersisted(&self, channel: Snowflake) -> Result<Vec<Event>, ReplayError> {
-        let mut stream = self
-            .js
-            .get_stream(self.subjects.chat_stream_name())
-            .await
-            .map_err(js_error)?;
+        let stream = self.stream().await?;
         let (first, last) = {
-            let state = &stream.info().await.map_err(js_error)?.state;
+            let state = &stream.cached_info().state;
             (state.first_sequence, state.last_sequence)
         };
         let floor = match stream.consumer_info(PERSISTER_DURABLE).await {

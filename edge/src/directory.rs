@@ -2,7 +2,10 @@
 //! own REST API with the user's token, so the edge needs no database and auth stays the one place
 //! that decides membership.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use shared::api::channels::Channel;
 use shared::api::users::User;
@@ -19,16 +22,20 @@ pub enum DirectoryError {
 pub struct Directory {
     http: reqwest::Client,
     base: String,
+    /// One permit per request in flight: at most this many connections to auth, reused.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Directory {
-    pub fn new(base: &url::Url) -> Self {
+    /// A client of auth at `base` with at most `connections` requests in flight.
+    pub fn new(base: &url::Url, connections: usize) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("a TLS-free HTTP client builds"),
             base: base.as_str().trim_end_matches('/').to_owned(),
+            in_flight: Arc::new(Semaphore::new(connections.max(1))),
         }
     }
 
@@ -50,14 +57,21 @@ impl Directory {
         self.get(token, &format!("/api/v1/users/{id}")).await
     }
 
-    /// A GET to auth. A request that could not be sent at all (auth's listen queue overflowing
-    /// in a reconnect storm, a restart) is tried again, up to three times, after a short random
-    /// pause, so that thousands of sessions resuming at once do not fail on a momentary refusal.
+    /// A GET to auth, once one of the `connections` permits is free: in a reconnect storm the
+    /// sessions queue here, in order, instead of each opening a connection (thousands of them
+    /// overflowed auth's listen queue and both processes' 20,000 open files). A request that
+    /// could not be sent at all (a restart) is tried again, up to three times, after a short
+    /// random pause.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         path: &str,
     ) -> Result<T, DirectoryError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         let response = loop {

@@ -78,6 +78,15 @@ pub struct Config {
     )]
     pub auth_url: url::Url,
 
+    /// Requests to auth in flight at once (each a kept-alive connection); more wait their turn.
+    /// Bounds the edge's connections to auth when thousands of sessions start at once.
+    #[arg(
+        long = "auth-connections",
+        env = "NATTER_AUTH_CONNECTIONS",
+        default_value_t = 64
+    )]
+    pub auth_connections: usize,
+
     #[command(flatten)]
     pub tokens: shared::tokens::TokenClaimsConfig,
 
@@ -233,7 +242,7 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
 
         let backlog = Backlog::new(nats.clone(), subjects.clone());
-        let directory = Directory::new(&config.auth_url);
+        let directory = Directory::new(&config.auth_url, config.auth_connections);
         // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
         let verifier = Verifier::fetching_lazily(
             &directory.jwks_url(),

@@ -498,6 +498,25 @@ impl Session {
     }
 }
 
+/// Whether a read error means the client went away (a reset, no closing handshake), rather than
+/// that it sent something that is not valid WebSocket: nothing to answer, and no decode error.
+fn gone(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let source: &(dyn std::error::Error + 'static) = error;
+    let Some(inner) = std::error::Error::source(source).and_then(|e| e.downcast_ref::<Error>())
+    else {
+        return false;
+    };
+    matches!(
+        inner,
+        Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    )
+}
+
 /// Reads the next client frame, enforcing the frame rate limit. A free function over the fields it
 /// needs, so the session's select loop can wait on it beside its delivery queue.
 async fn read_frame(
@@ -508,6 +527,7 @@ async fn read_frame(
     loop {
         let message = match socket.recv().await {
             Some(Ok(message)) => message,
+            Some(Err(e)) if gone(&e) => return Err(None),
             // Over the size limit, or not WebSocket at all.
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "socket error");

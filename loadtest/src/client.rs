@@ -41,6 +41,9 @@ pub async fn open(gateway: &url::Url, source: IpAddr) -> anyhow::Result<Socket> 
         .parse()
         .context("use an IP address in --gateway")?;
     let tcp = TcpSocket::new_v4()?;
+    // A port still in TIME_WAIT from a dropped socket may be taken again (a reconnect storm needs
+    // a second port per device while the first waits out its minute).
+    tcp.set_reuseaddr(true)?;
     tcp.bind(SocketAddr::new(source, 0))?;
     let stream = tcp.connect(target).await?;
     stream.set_nodelay(true)?;

@@ -376,8 +376,13 @@ impl Device {
                                           "seq": tracking.seq}});
         socket.send(Message::Text(frame.to_string().into())).await?;
         while let Some(message) = socket.next().await {
-            let Message::Text(text) = message? else {
-                continue;
+            let text = match message? {
+                Message::Text(text) => text,
+                Message::Close(frame) => bail!(
+                    "the edge closed the socket during the resume ({})",
+                    frame.map_or_else(|| "no close code".to_owned(), |f| f.code.to_string())
+                ),
+                _ => continue,
             };
             if text.contains("\"RESUMED\"") {
                 let since = shared.micros() - shared.storm_started.load(Ordering::Relaxed);

@@ -149,7 +149,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     report::write_json(&args.out, &result)?;
     println!("result written to {}", args.out.display());
     if !done.ended.is_empty() {
-        bail!("connections ended while held, by close code: {:?}", done.ended);
+        bail!(
+            "connections ended while held, by close code: {:?}",
+            done.ended
+        );
     }
     Ok(())
 }

@@ -87,8 +87,10 @@ pub struct DeviceSpec {
 }
 
 /// What the coordinator tells a worker, after the assignment.
+// Externally tagged (`{"send": {...}}`): an internally tagged enum buffers its content, and
+// serde_json cannot then read the number keys of `Done::ended` back.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "order", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Order {
     /// The device with this run index sends one message to the channel with this index.
     Send { device: usize, channel: usize },
@@ -100,11 +102,13 @@ pub enum Order {
 
 /// What a worker tells the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "report", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Report {
     /// Every device of the assignment identified.
     Connected,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Progress(Progress),
     Done(Box<Done>),
 }
@@ -335,9 +339,11 @@ impl Worker {
             let mut connected = Some(connected);
             let mut lines = BufReader::new(stdout).lines();
             while let Some(line) = lines.next_line().await? {
-                match serde_json::from_str::<Report>(&line)
-                    .with_context(|| format!("a worker said {line:?}"))?
-                {
+                let report = serde_json::from_str::<Report>(&line).with_context(|| {
+                    let start: String = line.chars().take(120).collect();
+                    format!("a worker said something else: {start}...")
+                })?;
+                match report {
                     Report::Connected => {
                         if let Some(connected) = connected.take() {
                             let _ = connected.send(Ok(()));
@@ -419,8 +425,11 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let connecting = futures::stream::iter(assignment.devices.into_iter().map(|spec| {
         let (tx, rx) = mpsc::channel(1024);
-        let (shared, stop_rx, channel_ids) =
-            (Arc::clone(&shared), stop_rx.clone(), Arc::clone(&channel_ids));
+        let (shared, stop_rx, channel_ids) = (
+            Arc::clone(&shared),
+            stop_rx.clone(),
+            Arc::clone(&channel_ids),
+        );
         async move {
             let index = spec.index;
             let device = Device {
@@ -513,6 +522,19 @@ mod tests {
         for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
             assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q), "q {q}");
         }
+    }
+
+    #[test]
+    fn a_done_report_reads_back_with_its_close_codes() {
+        let done = Done {
+            ended: BTreeMap::from([(0, 1), (4009, 2)]),
+            ..Done::default()
+        };
+        let line = serde_json::to_string(&Report::Done(Box::new(done))).unwrap();
+        let Report::Done(back) = serde_json::from_str(&line).unwrap() else {
+            panic!("{line}");
+        };
+        assert_eq!(back.ended, BTreeMap::from([(0, 1), (4009, 2)]));
     }
 
     #[test]

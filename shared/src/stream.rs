@@ -42,6 +42,16 @@ pub struct ChatStreamConfig {
     pub replicas: usize,
 
     /// How long JetStream remembers a message id to drop a retried publish.
+    /// Consumers the chat stream allows at once. Every resuming session reads its replay through
+    /// an ephemeral consumer of its own, so a reconnect storm of N sessions needs about N
+    /// (NATS 2.15 otherwise caps a stream at 1,000, and resumes past that were refused).
+    #[arg(
+        long = "stream-max-consumers",
+        env = "NATTER_STREAM_MAX_CONSUMERS",
+        default_value_t = 100_000
+    )]
+    pub max_consumers: i32,
+
     #[arg(long = "stream-duplicate-window", env = "NATTER_STREAM_DUPLICATE_WINDOW",
           default_value = "2m", value_parser = crate::config::duration)]
     pub duplicate_window: Duration,
@@ -59,6 +69,7 @@ impl ChatStreamConfig {
             max_age: self.max_age,
             max_bytes: self.max_bytes,
             max_messages: self.max_messages,
+            max_consumers: self.max_consumers,
             num_replicas: self.replicas,
             duplicate_window: self.duplicate_window,
             // Live delivery comes from here: each event once stored, in stream order, carrying

@@ -149,3 +149,28 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
     );
     drop(bob_1);
 }
+
+#[tokio::test]
+async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let metrics = || async {
+        reqwest::get(world.edges[0].url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Gone without a closing handshake: the TCP connection just ends.
+    drop(Client::connect(&world.gateway(0), &ann).await);
+    shared::testing::eventually("the session to end", crate::support::WAIT, || async {
+        metrics()
+            .await
+            .contains("natter_edge_sessions{service=\"edge\"} 0")
+            .then_some(())
+    })
+    .await;
+    let metrics = metrics().await;
+    assert!(!metrics.contains("reason=\"DecodeError\""), "{metrics}");
+}
