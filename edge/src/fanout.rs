@@ -5,7 +5,7 @@
 //! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
@@ -14,7 +14,7 @@ use shared::Snowflake;
 use shared::events::Event;
 use shared::gateway::{CloseCode, Frame, Opcode};
 use shared::subjects::Subjects;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::EdgeMetrics;
@@ -120,13 +120,18 @@ type Sessions = Arc<RwLock<HashMap<SessionId, SessionHandle>>>;
 
 struct TopicEntry {
     sessions: Sessions,
-    task: tokio::task::JoinHandle<()>,
+    /// The task delivering the topic's subject, once the edge's subscription is in place.
+    subscribed: OnceCell<tokio::task::JoinHandle<()>>,
+    metrics: EdgeMetrics,
 }
 
 impl Drop for TopicEntry {
     fn drop(&mut self) {
         // Dropping the task drops its subscription, which unsubscribes on the server.
-        self.task.abort();
+        if let Some(task) = self.subscribed.get() {
+            task.abort();
+            self.metrics.subscriptions.dec();
+        }
     }
 }
 
@@ -134,7 +139,8 @@ impl Drop for TopicEntry {
 pub struct Hub {
     nats: async_nats::Client,
     subjects: Subjects,
-    topics: Mutex<HashMap<Topic, TopicEntry>>,
+    /// Held only to look up, add or remove an entry, never across a wait.
+    topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     metrics: EdgeMetrics,
 }
 
@@ -146,6 +152,12 @@ impl Hub {
             topics: Mutex::default(),
             metrics,
         }
+    }
+
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, Arc<TopicEntry>>> {
+        self.topics
+            .lock()
+            .expect("no code panics while holding the topic table")
     }
 
     fn subject(&self, topic: Topic) -> String {
@@ -164,50 +176,70 @@ impl Hub {
         id: SessionId,
         handle: SessionHandle,
     ) -> Result<(), async_nats::SubscribeError> {
-        let mut topics = self.topics.lock().await;
-        if let Some(entry) = topics.get(&topic) {
+        let entry = {
+            let mut topics = self.topics();
+            let entry = topics.entry(topic).or_insert_with(|| {
+                Arc::new(TopicEntry {
+                    sessions: Arc::default(),
+                    subscribed: OnceCell::new(),
+                    metrics: self.metrics.clone(),
+                })
+            });
             write(&entry.sessions).insert(id, handle);
-            return Ok(());
+            Arc::clone(entry)
+        };
+        // Subscribing costs a round trip to NATS (the flush, so the SUB is in place before we
+        // promise delivery): made once per topic, outside the table's lock, so thousands of
+        // sessions starting at once do not queue behind one another's round trips. Sessions
+        // joining the same topic meanwhile wait here for the one subscription.
+        let subscribed = entry
+            .subscribed
+            .get_or_try_init(|| async {
+                let subscription = self.nats.subscribe(self.subject(topic)).await?;
+                let _ = self.nats.flush().await;
+                self.metrics.subscriptions.inc();
+                Ok::<_, async_nats::SubscribeError>(tokio::spawn(deliver(
+                    subscription,
+                    Arc::clone(&entry.sessions),
+                    self.metrics.clone(),
+                )))
+            })
+            .await
+            .map(|_| ());
+        drop(entry);
+        if let Err(e) = subscribed {
+            self.leave(topic, id).await;
+            return Err(e);
         }
-        let subject = self.subject(topic);
-        let subscription = self.nats.subscribe(subject).await?;
-        // The SUB must reach the server before we promise delivery to the caller.
-        let _ = self.nats.flush().await;
-        let sessions: Sessions = Arc::default();
-        write(&sessions).insert(id, handle);
-        let task = tokio::spawn(deliver(
-            subscription,
-            Arc::clone(&sessions),
-            self.metrics.clone(),
-        ));
-        topics.insert(topic, TopicEntry { sessions, task });
-        self.metrics.subscriptions.inc();
         Ok(())
     }
 
     /// Removes a session from a topic, unsubscribing the edge when it was the last one.
     pub async fn leave(&self, topic: Topic, id: SessionId) {
-        let mut topics = self.topics.lock().await;
-        let now_empty = topics.get(&topic).is_some_and(|entry| {
-            let mut sessions = write(&entry.sessions);
-            sessions.remove(&id);
-            sessions.is_empty()
-        });
-        if now_empty {
-            topics.remove(&topic);
-            self.metrics.subscriptions.dec();
-        }
+        let removed = {
+            let mut topics = self.topics();
+            let now_empty = topics.get(&topic).is_some_and(|entry| {
+                let mut sessions = write(&entry.sessions);
+                sessions.remove(&id);
+                sessions.is_empty()
+            });
+            if now_empty {
+                topics.remove(&topic)
+            } else {
+                None
+            }
+        };
+        drop(removed);
     }
 
     /// How many topics the edge is subscribed to (for tests and metrics).
     pub async fn topic_count(&self) -> usize {
-        self.topics.lock().await.len()
+        self.topics().len()
     }
 
     /// The users whose presence some local session watches.
     pub async fn watched_users(&self) -> Vec<Snowflake> {
-        let topics = self.topics.lock().await;
-        topics
+        self.topics()
             .keys()
             .filter_map(|topic| match topic {
                 Topic::Presence(user) => Some(*user),
@@ -219,7 +251,7 @@ impl Hub {
     /// Hands an event made on this edge to every session of a topic, as if it had arrived on the
     /// topic's subject (presence refreshes its watchers this way after a resync).
     pub async fn deliver_local(&self, topic: Topic, delivery: &Delivery) {
-        let sessions = match self.topics.lock().await.get(&topic) {
+        let sessions = match self.topics().get(&topic) {
             Some(entry) => Arc::clone(&entry.sessions),
             None => return,
         };

@@ -70,6 +70,9 @@ impl Latencies {
     }
 }
 
+/// Connection handshakes one worker process has in flight at once.
+pub const CONNECTS_IN_FLIGHT: usize = 200;
+
 /// What every device of a worker reports into.
 pub struct Shared {
     /// The run's clock starts here (microseconds since the Unix epoch).
@@ -88,6 +91,10 @@ pub struct Shared {
     /// Seconds from the storm's start to each device's RESUMED.
     pub resumed: Mutex<Vec<f64>>,
     pub resume_failures: AtomicU64,
+    /// Resumes in flight at once in this process (as many as connections at the start): without
+    /// a bound, thousands of handshakes at once starve this process, and devices answer HELLO
+    /// later than the edge's 10 s identify deadline: the generator's limit, not the system's.
+    pub resume_slots: tokio::sync::Semaphore,
     /// Devices whose session ended before the run did, by close code (0: no close frame).
     pub ended: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     /// When the reconnect storm began (micros since `epoch`).
@@ -107,6 +114,7 @@ impl Shared {
             not_sent: AtomicU64::new(0),
             resumed: Mutex::new(Vec::new()),
             resume_failures: AtomicU64::new(0),
+            resume_slots: tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT),
             ended: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             storm_started: AtomicU64::new(0),
         })
@@ -371,6 +379,11 @@ impl Device {
         shared: &Shared,
         tracking: &mut Tracking,
     ) -> anyhow::Result<Socket> {
+        let _slot = shared
+            .resume_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let mut socket = client::open(&self.gateway, self.source).await?;
         let frame = json!({"op": 6, "d": {"token": self.token, "session_id": session_id,
                                           "seq": tracking.seq}});

@@ -421,7 +421,7 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
     let channel_ids = Arc::new(assignment.channel_ids);
     let shared = Shared::new(channels, assignment.epoch_micros);
 
-    // Connect every device, 200 at a time.
+    // Connect every device, a few hundred at a time.
     let (stop_tx, stop_rx) = watch::channel(false);
     let connecting = futures::stream::iter(assignment.devices.into_iter().map(|spec| {
         let (tx, rx) = mpsc::channel(1024);
@@ -448,7 +448,7 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
             (index, tx, session)
         }
     }))
-    .buffer_unordered(200);
+    .buffer_unordered(device::CONNECTS_IN_FLIGHT);
     let mut connecting = std::pin::pin!(connecting);
     let mut senders = std::collections::HashMap::new();
     let mut sessions = Vec::new();
