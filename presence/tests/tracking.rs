@@ -44,12 +44,14 @@ async fn start(redis_url: &str) -> World {
 }
 
 impl World {
+    /// Publishes without waiting for presence.
+    async fn send<T: serde::Serialize>(&self, subject: String, body: &T) {
+        let body = serde_json::to_vec(body).unwrap();
+        self.nats.publish(subject, body.into()).await.unwrap();
+    }
+
     async fn report(&self, report: &Report) {
-        let body = serde_json::to_vec(report).unwrap();
-        self.nats
-            .publish(self.subjects.presence_report(), body.into())
-            .await
-            .unwrap();
+        self.send(self.subjects.presence_report(), report).await;
         self.nats.flush().await.unwrap();
     }
 
@@ -256,14 +258,7 @@ async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
             })
             .collect(),
     };
-    world
-        .nats
-        .publish(
-            world.subjects.presence_sync(),
-            serde_json::to_vec(&busy).unwrap().into(),
-        )
-        .await
-        .unwrap();
+    world.send(world.subjects.presence_sync(), &busy).await;
     // Then for each user, on an edge of their own, back to back: the edge's session list that
     // still holds the user's session, then that session's end. Applied in the other order the
     // session would outlive its end.
@@ -278,27 +273,13 @@ async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
             edge,
             sessions: vec![entry],
         };
-        world
-            .nats
-            .publish(
-                world.subjects.presence_sync(),
-                serde_json::to_vec(&sync).unwrap().into(),
-            )
-            .await
-            .unwrap();
+        world.send(world.subjects.presence_sync(), &sync).await;
         let end = Report::End {
             edge,
             session: entry.session,
             user: *user,
         };
-        world
-            .nats
-            .publish(
-                world.subjects.presence_report(),
-                serde_json::to_vec(&end).unwrap().into(),
-            )
-            .await
-            .unwrap();
+        world.send(world.subjects.presence_report(), &end).await;
     }
     world.nats.flush().await.unwrap();
     // The edges stay alive (so no session ends by expiry, only by its report).
