@@ -49,7 +49,7 @@ async fn new_clients_are_sent_to_the_less_loaded_edge() {
     }
     testing::eventually(
         "discovery to follow the load",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || async { (gateway(&world).await.1["url"] == world.gateway(0)).then_some(()) },
     )
     .await;

@@ -7,11 +7,15 @@ use serde_json::Value;
 use shared::testing::{self, Running};
 
 pub(crate) use crate::edge_process::EdgeProcess;
-use crate::support::{Client, User, World};
+use crate::support::{Client, User, WAIT, World};
 
-/// Shortened timings, so a test sees an expiry in seconds.
+/// Shortened timings, so a test sees an expiry in seconds. The grace is long enough for a
+/// reconnect to finish on a loaded CI machine.
 pub(crate) const EXPIRY: Duration = Duration::from_secs(2);
-pub(crate) const GRACE: Duration = Duration::from_millis(1500);
+pub(crate) const GRACE: Duration = Duration::from_secs(3);
+
+/// How long a test keeps listening after what it expected has come, to catch anything extra.
+pub(crate) const QUIET: Duration = Duration::from_millis(500);
 
 /// Edge flags every test edge gets: heartbeat well within the shortened expiry.
 pub(crate) const EDGE: &[&str] = &["--presence-heartbeat=250ms"];
@@ -82,6 +86,45 @@ pub(crate) async fn updates(
         }
     }
     updates
+}
+
+/// Every PRESENCE_UPDATE until each of `users` has had one (waiting at most [`WAIT`]), then any
+/// more that come within [`QUIET`]: what a watcher sees of changes it knows are coming.
+pub(crate) async fn updates_about(
+    client: &mut Client,
+    users: &[&User],
+) -> Vec<(tokio::time::Instant, Value)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while users.iter().any(|u| statuses(&seen, u).is_empty()) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let more = updates_until_one(client, left).await;
+        if more.is_empty() {
+            break;
+        }
+        seen.extend(more);
+    }
+    seen.extend(updates(client, QUIET).await);
+    seen
+}
+
+/// The next PRESENCE_UPDATE within `within`, if any.
+async fn updates_until_one(
+    client: &mut Client,
+    within: Duration,
+) -> Vec<(tokio::time::Instant, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, client.next()).await {
+            Ok(Some(frame)) if frame["t"] == "PRESENCE_UPDATE" => {
+                assert_eq!(frame["s"], Value::Null, "{frame}");
+                return vec![(tokio::time::Instant::now(), frame["d"].clone())];
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return Vec::new(),
+        }
+    }
 }
 
 /// The statuses of `user` among `updates`, in order.
