@@ -8,16 +8,15 @@
 #[path = "gateway/support.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shared::Snowflake;
+use shared::{Snowflake, testing};
 
 use support::{Client, World};
 
 fn stack_script(command: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/stack.sh");
+    let script = testing::checkout().join("deploy/stack.sh");
     let status = Command::new(script)
         .args([command, "cassandra"])
         .status()

@@ -123,10 +123,7 @@ impl Stack {
     }
 
     fn env_file() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(".natter")
-            .join("env")
+        checkout().join(".natter").join("env")
     }
 
     /// Creates an empty PostgreSQL database for one test and returns its URL.
@@ -236,6 +233,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral port")
+}
+
+/// The root of the checkout whose tests are running.
+///
+/// Read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for the test process), not baked in
+/// when it is compiled: clones on one machine share a target folder (`~/.cache/natter/target`),
+/// and cargo reuses a library built in another clone, whose compile-time path points there.
+pub fn checkout() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
 }
 
 /// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
