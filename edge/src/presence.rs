@@ -275,7 +275,7 @@ impl Watch {
             .await;
         for channel in channels {
             let members = channel.members.iter().map(|m| m.user.id);
-            self.add_channel(state, id, handle, channel.id, members)
+            self.add_channel(state, id, handle, channel.id, members, &mut Vec::new())
                 .await?;
         }
         if !with_snapshot {
@@ -292,19 +292,24 @@ impl Watch {
             .collect())
     }
 
-    /// Follows membership changes and the user's own profile status.
+    /// Follows membership changes and the user's own profile status. Answers the presence of
+    /// the people the event made this session watch (a channel it joined, a member added to one
+    /// of its channels), asked after subscribing, for the session to send after the event.
     pub async fn apply(
         &mut self,
         state: &EdgeState,
         id: SessionId,
         handle: &SessionHandle,
         event: &Event,
-    ) -> Step {
-        let Some(me) = self.me else { return Ok(()) };
+    ) -> Step<Vec<Presence>> {
+        let Some(me) = self.me else {
+            return Ok(Vec::new());
+        };
+        let mut newly = Vec::new();
         match event {
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
                 let members = channel.members.iter().map(|m| m.user.id);
-                self.add_channel(state, id, handle, channel.id, members)
+                self.add_channel(state, id, handle, channel.id, members, &mut newly)
                     .await?;
             }
             Event::ChannelMemberAdd(added) if added.member.user.id != me => {
@@ -324,7 +329,9 @@ impl Watch {
                             .get_mut(&added.channel_id)
                             .expect("checked above")
                             .insert(user);
-                        self.watch(state, id, handle, user).await?;
+                        if self.watch(state, id, handle, user).await? {
+                            newly.push(user);
+                        }
                     }
                 }
             }
@@ -352,7 +359,14 @@ impl Watch {
             }
             _ => {}
         }
-        Ok(())
+        Ok(state
+            .presence
+            .query(newly)
+            .await
+            .into_iter()
+            .filter(|p| p.status != PresenceStatus::Unknown)
+            .map(Presence::seen_by_others)
+            .collect())
     }
 
     /// Unsubscribes from everything and tells presence the session ended.
@@ -364,6 +378,7 @@ impl Watch {
         state.presence.ended(id).await;
     }
 
+    /// Watches a small channel's members, adding to `newly` those not watched before.
     async fn add_channel(
         &mut self,
         state: &EdgeState,
@@ -371,6 +386,7 @@ impl Watch {
         handle: &SessionHandle,
         channel: Snowflake,
         members: impl ExactSizeIterator<Item = Snowflake>,
+        newly: &mut Vec<Snowflake>,
     ) -> Step {
         if members.len() > state.presence.settings.max_members
             || self.channels.contains_key(&channel)
@@ -380,7 +396,9 @@ impl Watch {
         let me = self.me;
         let others: HashSet<Snowflake> = members.filter(|m| Some(*m) != me).collect();
         for user in &others {
-            self.watch(state, id, handle, *user).await?;
+            if self.watch(state, id, handle, *user).await? {
+                newly.push(*user);
+            }
         }
         self.channels.insert(channel, others);
         Ok(())
@@ -392,17 +410,18 @@ impl Watch {
         }
     }
 
+    /// Counts one more shared channel with `user`; true when this starts watching them.
     async fn watch(
         &mut self,
         state: &EdgeState,
         id: SessionId,
         handle: &SessionHandle,
         user: Snowflake,
-    ) -> Step {
+    ) -> Step<bool> {
         let count = self.watched.entry(user).or_default();
         *count += 1;
         if *count > 1 {
-            return Ok(());
+            return Ok(false);
         }
         state
             .hub
@@ -411,7 +430,8 @@ impl Watch {
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot subscribe to presence");
                 CloseCode::UnknownError
-            })
+            })?;
+        Ok(true)
     }
 
     async fn unwatch(&mut self, state: &EdgeState, id: SessionId, user: Snowflake) {

@@ -347,13 +347,26 @@ impl Session {
         if self.state.faults.drops(&delivery) {
             return Ok(());
         }
-        let me = claims.sub;
         let (state, handle) = (&self.state, &self.handle);
-        (self.presence)
+        let newly_watched = (self.presence)
             .apply(state, self.id, handle, &delivery.event)
             .await
             .map_err(Some)?;
+        self.forward(claims, delivery).await?;
+        // The people the event made this session watch: their presence now, after the event
+        // that introduced them (as READY carries the presence of those known at the start).
+        for presence in newly_watched {
+            self.dispatch("PRESENCE_UPDATE", None, &presence).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies what an event means for this session's subscriptions, then sends it on unless it
+    /// concerns a channel the session is not (or no longer) in.
+    async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+        let me = claims.sub;
         match &delivery.event {
+            // A channel made with me in it, or one I was added to.
             Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
                 self.note_role(channel, me);
                 self.add_channel(channel.id).await?;
@@ -364,9 +377,6 @@ impl Session {
             }
             Event::ChannelModeratorRemove(demoted) if demoted.user_id == me => {
                 self.moderated.remove(&demoted.channel_id);
-            }
-            Event::ChannelMemberAdd(added) if added.member.user.id == me => {
-                self.add_channel(added.channel_id).await?;
             }
             Event::ChannelMemberRemove(removed) if removed.user_id == me => {
                 self.remove_channel(removed.channel_id).await;

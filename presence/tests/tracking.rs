@@ -74,6 +74,22 @@ impl World {
         reply.presences[0].clone()
     }
 
+    /// Heartbeats for `edges` every 200 ms (well within the 1 s expiry) until dropped, so their
+    /// sessions end only by report.
+    fn keep_alive(&self, edges: Vec<Snowflake>) -> KeepAlive {
+        let nats = self.nats.clone();
+        let subject = self.subjects.presence_heartbeat();
+        KeepAlive(tokio::spawn(async move {
+            loop {
+                for edge in &edges {
+                    let body = serde_json::to_vec(&Heartbeat { edge: *edge }).unwrap();
+                    nats.publish(subject.clone(), body.into()).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }))
+    }
+
     /// Others' view of `user`'s changes.
     async fn watch(&self, user: Snowflake) -> async_nats::Subscriber {
         let sub = self
@@ -83,6 +99,14 @@ impl World {
             .unwrap();
         self.nats.flush().await.unwrap();
         sub
+    }
+}
+
+struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -148,6 +172,7 @@ async fn a_session_that_ends_is_offline_only_after_the_grace() {
     let user = Snowflake::from_u64(1002);
     let edge = Snowflake::from_u64(3);
     let mut others = world.watch(user).await;
+    let _alive = world.keep_alive(vec![edge]);
     world
         .report(&session(3, 1, user, SessionStatus::Online))
         .await;
@@ -159,7 +184,6 @@ async fn a_session_that_ends_is_offline_only_after_the_grace() {
         user,
     };
     world.report(&end).await;
-    world.heartbeat(edge).await;
     // Back within the grace: nobody hears a thing.
     tokio::time::sleep(Duration::from_millis(200)).await;
     world
@@ -283,18 +307,7 @@ async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
     }
     world.nats.flush().await.unwrap();
     // The edges stay alive (so no session ends by expiry, only by its report).
-    let nats = world.nats.clone();
-    let subject = world.subjects.presence_heartbeat();
-    let alive = tokio::spawn(async move {
-        loop {
-            for i in 0..100 {
-                let edge = Snowflake::from_u64(5000 + i);
-                let body = serde_json::to_vec(&Heartbeat { edge }).unwrap();
-                nats.publish(subject.clone(), body.into()).await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let _alive = world.keep_alive((0..100).map(|i| Snowflake::from_u64(5000 + i)).collect());
     // Each user shows online, then offline once the grace (1 s) is over.
     let mut offline = std::collections::HashSet::new();
     while offline.len() < users.len() {
@@ -308,5 +321,4 @@ async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
     for user in &users {
         assert_eq!(world.query(*user).await.status, PresenceStatus::Offline);
     }
-    alive.abort();
 }

@@ -12,10 +12,10 @@
 //!
 //! | event                     | user inboxes                          | channel subject `.meta` |
 //! |---------------------------|---------------------------------------|-------------------------|
-//! | CHANNEL_CREATE            | every member                          | yes                     |
+//! | CHANNEL_CREATE            | every member; an added member         | on creation             |
 //! | CHANNEL_UPDATE            | -                                     | yes                     |
 //! | CHANNEL_DELETE            | every member                          | yes                     |
-//! | CHANNEL_MEMBER_ADD        | the added member                      | yes                     |
+//! | CHANNEL_MEMBER_ADD        | -                                     | yes                     |
 //! | CHANNEL_MEMBER_REMOVE     | the removed member                    | yes                     |
 //! | CHANNEL_MODERATOR_ADD/REMOVE | the promoted or demoted member     | yes                     |
 //! | USER_UPDATE               | the user (sees their real status)     | each of their channels (others' view) |
@@ -27,7 +27,9 @@
 //!
 //! An inbox copy goes to whoever's subscriptions must change (an edge subscribes a user to a
 //! channel it learns of in their inbox, and unsubscribes on removal or deletion); everyone else
-//! already holds the channel subscription. A user can therefore get a CHANNEL_DELETE twice: apply
+//! already holds the channel subscription. A member added to a channel gets the channel itself
+//! (CHANNEL_CREATE, members included) rather than the CHANNEL_MEMBER_ADD the others get, as
+//! Discord sends CHANNEL_CREATE to a new group-DM recipient and CHANNEL_RECIPIENT_ADD to the rest. A user can therefore get a CHANNEL_DELETE twice: apply
 //! events idempotently.
 
 use serde::{Deserialize, Serialize};

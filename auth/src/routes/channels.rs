@@ -223,18 +223,25 @@ pub async fn add_member(
             ));
         }
     }
-    let user = profiles::by_id(&state.db, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let member = Member {
-        user: user.seen_by_others(),
-        role: MemberRole::Member,
-    };
-    let event = Event::ChannelMemberAdd(MemberAdded {
+    let channel = load(&state, id).await?;
+    let member = channel
+        .members
+        .iter()
+        .find(|m| m.user.id == user_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    // The members hear of the newcomer; the newcomer gets the channel itself, as it now is
+    // (Discord's CHANNEL_RECIPIENT_ADD / CHANNEL_CREATE split), so their sessions can subscribe
+    // to it and watch its members' presence without asking.
+    let added = Event::ChannelMemberAdd(MemberAdded {
         channel_id: id,
         member: member.clone(),
     });
-    state.events.channel(&event, id, &[user_id]).await;
+    state.events.publish(&added, &[], Some(id)).await;
+    state
+        .events
+        .publish(&Event::ChannelCreate(channel), &[user_id], None)
+        .await;
     state.events.flush().await;
     Ok((StatusCode::CREATED, Json(member)))
 }

@@ -258,20 +258,33 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
     let mut ch = auth.channel_events(id).await;
 
     let base = format!("/api/v1/channels/{id}");
-    // Member added: their inbox and the channel.
-    auth.post(
-        &format!("{base}/members"),
-        Some(&rita.access),
-        json!({"username": "sam"}),
-    )
-    .await;
-    for sub in [&mut sam_inbox, &mut ch] {
-        let event = next_event(sub).await;
-        assert_eq!(event["t"], "CHANNEL_MEMBER_ADD");
-        assert_eq!(event["d"]["channel_id"], id.to_string());
-        assert_eq!(event["d"]["member"]["user"]["id"], sam.id.to_string());
-        assert_eq!(event["d"]["member"]["role"], "member");
-    }
+    // Member added: the channel hears of the newcomer; the newcomer's inbox gets the channel.
+    let (_, member) = auth
+        .post(
+            &format!("{base}/members"),
+            Some(&rita.access),
+            json!({"username": "sam"}),
+        )
+        .await;
+    let event = next_event(&mut ch).await;
+    assert_eq!(event["t"], "CHANNEL_MEMBER_ADD");
+    assert_eq!(event["d"]["channel_id"], id.to_string());
+    assert_eq!(event["d"]["member"], member);
+    assert_eq!(event["d"]["member"]["user"]["id"], sam.id.to_string());
+    assert_eq!(event["d"]["member"]["role"], "member");
+    let event = next_event(&mut sam_inbox).await;
+    assert_eq!(event["t"], "CHANNEL_CREATE");
+    assert_eq!(event["d"]["id"], id.to_string());
+    let members: Vec<&Value> = event["d"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["user"]["id"])
+        .collect();
+    assert_eq!(
+        members,
+        [&json!(rita.id.to_string()), &json!(sam.id.to_string())]
+    );
 
     // Renamed: the channel subject, with the whole new channel.
     let (_, renamed) = auth

@@ -68,8 +68,14 @@ async fn adding_and_removing_a_member_starts_and_stops_delivery_without_reconnec
 
     ann_1.send(room, "before bob", "n-1").await;
     world.add_member(&ann, room, &bob).await;
-    let added = bob_1.next_event("CHANNEL_MEMBER_ADD").await;
-    assert_eq!(added["d"]["channel_id"], json!(room.to_string()));
+    // Bob gets the channel itself; ann gets the news of bob.
+    let added = bob_1.next_event("CHANNEL_CREATE").await;
+    assert_eq!(added["d"]["id"], json!(room.to_string()));
+    let joined = ann_1.next_event("CHANNEL_MEMBER_ADD").await;
+    assert_eq!(
+        joined["d"]["member"]["user"]["id"],
+        json!(bob.id.to_string())
+    );
     let welcome = ann_1.send(room, "welcome bob", "n-2").await;
     assert_eq!(welcome["op"], 24, "the send itself failed: {welcome}");
     assert_eq!(bob_1.messages(1).await, ["welcome bob"]);

@@ -231,6 +231,43 @@ async fn a_quick_reconnect_shows_no_flicker_and_status_changes_reach_other_edges
 }
 
 #[tokio::test]
+async fn sharing_a_channel_mid_session_shows_presence_at_once_and_then_live() {
+    let world = World::start(2, EDGE).await;
+    let _presence = start_presence(&world, &world.stack.redis_url.clone()).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[]).await;
+    let mut ann_1 = Client::connect(&world.gateway(1), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    assert_eq!(bob_1.ready["d"]["presences"], json!([]));
+
+    // Ann adds bob: his session gets the channel, then ann's presence as it is now; hers gets
+    // the news of bob, then his presence.
+    world.add_member(&ann, room, &bob).await;
+    let created = bob_1.next_event("CHANNEL_CREATE").await;
+    assert_eq!(created["d"]["id"], json!(room.to_string()));
+    // (Ann's status has not changed since bob connected: this is the snapshot, not news.)
+    assert_eq!(
+        next_update(&mut bob_1, &ann, WAIT).await["status"],
+        "online"
+    );
+    ann_1.next_event("CHANNEL_MEMBER_ADD").await;
+    assert_eq!(
+        next_update(&mut ann_1, &bob, WAIT).await["status"],
+        "online"
+    );
+
+    // From then on, changes arrive as they happen.
+    ann_1
+        .send_raw(json!({"op": 3, "d": {"status": "dnd"}}))
+        .await;
+    assert_eq!(next_update(&mut bob_1, &ann, WAIT).await["status"], "dnd");
+    bob_1
+        .send_raw(json!({"op": 3, "d": {"status": "idle"}}))
+        .await;
+    assert_eq!(next_update(&mut ann_1, &bob, WAIT).await["status"], "idle");
+}
+
+#[tokio::test]
 async fn presence_is_pushed_only_for_channels_up_to_the_size_limit() {
     let mut world = World::start(0, &[]).await;
     let _presence = start_presence(&world, &world.stack.redis_url.clone()).await;

@@ -294,11 +294,8 @@ export class Chat {
         return this.removeChannel((d as { channel_id: string }).channel_id);
       case 'CHANNEL_MEMBER_ADD': {
         const { channel_id, member } = d as { channel_id: string; member: Member };
+        // Someone joined one of my channels (when I am added, CHANNEL_CREATE brings the channel).
         this.rememberUsers([member.user]);
-        if (member.user.id === this.me.id && !this.channel(channel_id)) {
-          void call<Channel>(`/api/v1/channels/${channel_id}`).then((c) => this.upsertChannel(c));
-          return;
-        }
         this.askPresenceOf([member.user.id]);
         return this.patchChannel(channel_id, (c) => ({
           ...c,
