@@ -292,16 +292,16 @@ impl Watch {
             .collect())
     }
 
-    /// Follows membership changes and the user's own profile status. Answers the presence of
-    /// the people the event made this session watch (a channel it joined, a member added to one
-    /// of its channels), asked after subscribing, for the session to send after the event.
+    /// Follows membership changes and the user's own profile status. Answers whom the event
+    /// made this session start watching (a channel it joined, a member added to one of its
+    /// channels): the session sends their [`Watch::snapshot`] after the event.
     pub async fn apply(
         &mut self,
         state: &EdgeState,
         id: SessionId,
         handle: &SessionHandle,
         event: &Event,
-    ) -> Step<Vec<Presence>> {
+    ) -> Step<Vec<Snowflake>> {
         let Some(me) = self.me else {
             return Ok(Vec::new());
         };
@@ -359,14 +359,21 @@ impl Watch {
             }
             _ => {}
         }
-        Ok(state
+        Ok(newly)
+    }
+
+    /// The presence of users this session has just started watching, as others see it; asked
+    /// after subscribing, so no change falls between it and live delivery. Nothing when presence
+    /// cannot say (the recovery refresh delivers it later).
+    pub async fn snapshot(state: &EdgeState, users: Vec<Snowflake>) -> Vec<Presence> {
+        state
             .presence
-            .query(newly)
+            .query(users)
             .await
             .into_iter()
             .filter(|p| p.status != PresenceStatus::Unknown)
             .map(Presence::seen_by_others)
-            .collect())
+            .collect()
     }
 
     /// Unsubscribes from everything and tells presence the session ended.

@@ -355,8 +355,10 @@ impl Session {
         self.forward(claims, delivery).await?;
         // The people the event made this session watch: their presence now, after the event
         // that introduced them (as READY carries the presence of those known at the start).
-        for presence in newly_watched {
-            self.dispatch("PRESENCE_UPDATE", None, &presence).await?;
+        if !newly_watched.is_empty() {
+            for presence in crate::presence::Watch::snapshot(&self.state, newly_watched).await {
+                self.dispatch("PRESENCE_UPDATE", None, &presence).await?;
+            }
         }
         Ok(())
     }
