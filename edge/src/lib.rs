@@ -143,7 +143,11 @@ pub struct Config {
     /// Read buffer per socket, in bytes. Tungstenite's default is 128 KiB; client frames are at
     /// most 16 KiB and mostly tiny, and an idle edge holds tens of thousands of sockets. Larger
     /// frames still arrive whole. docs/BENCHMARKS.md has what each size costs and does to latency.
-    #[arg(long = "read-buffer-bytes", env = "NATTER_READ_BUFFER_BYTES", default_value_t = 4 * 1024)]
+    #[arg(
+        long = "read-buffer-bytes",
+        env = "NATTER_READ_BUFFER_BYTES",
+        default_value_t = 1024
+    )]
     pub read_buffer_bytes: usize,
 
     /// Channels with more members than this get no pushed presence (clients ask

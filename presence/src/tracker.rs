@@ -6,11 +6,16 @@
 //! ```text
 //! edges              ZSET  edge id -> deadline (unix ms): the edge is dead once it passes
 //! edge:{edge}        SET   "{user}/{session}" of every session the edge reported (TTL 10 expiries)
-//! user:{user}        HASH  "{edge}/{session}" -> session status; no field = no session
+//! sessions:{user}    HASH  "{edge}/{session}" -> session status; no field = no session
+//! statuses:{user}    HASH  session status -> how many of the user's sessions have it
 //! shown:{user}       STRING the user's real status as last published; absent = offline
 //! seen:{user}        STRING last seen, unix ms (TTL --last-seen-ttl)
 //! leaving            ZSET  user -> when they go offline unless a session returns (the grace)
 //! ```
+//!
+//! `sessions` and `statuses` change together, in one script (`set_session.lua`), so working out a
+//! user's status reads a few counts, not every session: a user with 19,000 sessions (a bot, or an
+//! abuser) costs what a user with one does.
 //!
 //! One task applies every change, in the order received, so a user's read-compute-write is never
 //! interleaved with another change. Deadlines are checked by a sweep; a user goes offline when
@@ -111,18 +116,19 @@ impl Tracker {
     }
 
     async fn apply(&mut self, report: Report) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
+        let mut pipe = self.keys.pipe();
         let user = match report {
             Report::Session { edge, entry } => {
                 self.keep_edge(&mut pipe, edge);
                 pipe.sadd(self.keys.edge(edge), member(entry.user, entry.session))
-                    .ignore()
-                    .hset(
-                        self.keys.user(entry.user),
-                        field(edge, entry.session),
-                        entry.status.as_str(),
-                    )
                     .ignore();
+                self.keys.set_session(
+                    &mut pipe,
+                    entry.user,
+                    edge,
+                    entry.session,
+                    Some(entry.status),
+                );
                 entry.user
             }
             Report::End {
@@ -131,9 +137,8 @@ impl Tracker {
                 user,
             } => {
                 pipe.srem(self.keys.edge(edge), member(user, session))
-                    .ignore()
-                    .hdel(self.keys.user(user), field(edge, session))
                     .ignore();
+                self.keys.set_session(&mut pipe, user, edge, session, None);
                 user
             }
         };
@@ -195,16 +200,14 @@ impl Tracker {
             .map(|s| member(s.user, s.session))
             .collect();
         let mut users = BTreeSet::new();
-        let mut pipe = redis::pipe();
+        let mut pipe = self.keys.pipe();
         self.keep_edge(&mut pipe, edge);
         for gone in held.iter().filter(|m| !now.contains(*m)) {
             let Some((user, session)) = parse_member(gone) else {
                 continue;
             };
-            pipe.srem(self.keys.edge(edge), gone)
-                .ignore()
-                .hdel(self.keys.user(user), field(edge, session))
-                .ignore();
+            pipe.srem(self.keys.edge(edge), gone).ignore();
+            self.keys.set_session(&mut pipe, user, edge, session, None);
             users.insert(user);
         }
         for SessionEntry {
@@ -214,13 +217,9 @@ impl Tracker {
         } in &sync.sessions
         {
             pipe.sadd(self.keys.edge(edge), member(*user, *session))
-                .ignore()
-                .hset(
-                    self.keys.user(*user),
-                    field(edge, *session),
-                    status.as_str(),
-                )
                 .ignore();
+            self.keys
+                .set_session(&mut pipe, *user, edge, *session, Some(*status));
             users.insert(*user);
         }
         pipe.query_async::<()>(&mut self.redis).await?;
@@ -254,12 +253,11 @@ impl Tracker {
             tracing::info!(%edge, "an edge stopped reporting; its sessions are gone");
             self.metrics.dead_edges.inc();
             let held: Vec<String> = self.redis.smembers(self.keys.edge(edge)).await?;
-            let mut pipe = redis::pipe();
+            let mut pipe = self.keys.pipe();
             let mut users = BTreeSet::new();
             for m in &held {
                 if let Some((user, session)) = parse_member(m) {
-                    pipe.hdel(self.keys.user(user), field(edge, session))
-                        .ignore();
+                    self.keys.set_session(&mut pipe, user, edge, session, None);
                     users.insert(user);
                 }
             }
@@ -288,12 +286,17 @@ impl Tracker {
 
     /// Works out a user's status from their sessions and publishes it if it changed.
     async fn recompute(&mut self, user: Snowflake, leave: Leave) -> RedisResult<()> {
-        let (statuses, shown): (Vec<String>, Option<String>) = redis::pipe()
-            .hvals(self.keys.user(user))
+        let (statuses, shown): (HashMap<String, i64>, Option<String>) = redis::pipe()
+            .hgetall(self.keys.statuses(user))
             .get(self.keys.shown(user))
             .query_async(&mut self.redis)
             .await?;
-        let now = SessionStatus::combine(statuses.iter().filter_map(|s| SessionStatus::parse(s)));
+        let now = SessionStatus::combine(
+            statuses
+                .iter()
+                .filter(|(_, count)| **count > 0)
+                .filter_map(|(status, _)| SessionStatus::parse(status)),
+        );
         let before = shown.as_deref().and_then(SessionStatus::parse);
         let mut pipe = redis::pipe();
         match now {
@@ -447,12 +450,13 @@ pub async fn query(
     }
 }
 
-/// Redis key names.
+/// Redis key names, and the one script that writes `sessions` and `statuses`.
 #[derive(Debug, Clone)]
 pub struct Keys {
     base: String,
     edges: String,
     leaving: String,
+    set_session: redis::Script,
 }
 
 impl Keys {
@@ -462,15 +466,47 @@ impl Keys {
             edges: format!("{base}:edges"),
             leaving: format!("{base}:leaving"),
             base,
+            set_session: redis::Script::new(include_str!("set_session.lua")),
         }
+    }
+
+    /// A pipeline for writes that use [`Keys::set_session`]: it loads the script first (a no-op
+    /// once loaded), so a Redis that restarted empty still has it.
+    fn pipe(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.load_script(&self.set_session).ignore();
+        pipe
+    }
+
+    /// Adds to `pipe` (made by [`Keys::pipe`]) setting a session's status (`None`: it ended).
+    fn set_session(
+        &self,
+        pipe: &mut redis::Pipeline,
+        user: Snowflake,
+        edge: EdgeId,
+        session: u64,
+        status: Option<SessionStatus>,
+    ) {
+        pipe.invoke_script(
+            self.set_session
+                .key(self.sessions(user))
+                .key(self.statuses(user))
+                .arg(field(edge, session))
+                .arg(status.map_or("", SessionStatus::as_str)),
+        )
+        .ignore();
     }
 
     fn edge(&self, edge: EdgeId) -> String {
         format!("{}:edge:{edge}", self.base)
     }
 
-    fn user(&self, user: Snowflake) -> String {
-        format!("{}:user:{user}", self.base)
+    fn sessions(&self, user: Snowflake) -> String {
+        format!("{}:sessions:{user}", self.base)
+    }
+
+    fn statuses(&self, user: Snowflake) -> String {
+        format!("{}:statuses:{user}", self.base)
     }
 
     fn shown(&self, user: Snowflake) -> String {

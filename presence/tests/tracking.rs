@@ -322,3 +322,62 @@ async fn what_an_edge_sends_is_applied_in_the_order_it_sent_it() {
         assert_eq!(world.query(*user).await.status, PresenceStatus::Offline);
     }
 }
+
+#[tokio::test]
+async fn thousands_of_sessions_of_one_user_add_up_to_one_presence() {
+    let world = start(&Stack::get().redis_url).await;
+    let user = Snowflake::from_u64(1005);
+    let edge = Snowflake::from_u64(6);
+    let _alive = world.keep_alive(vec![edge]);
+    let mut others = world.watch(user).await;
+
+    // 3,000 devices, one of them do-not-disturb, the rest idle: one change for the others.
+    let sync = Sync {
+        edge,
+        sessions: (0..3000)
+            .map(|i| SessionEntry {
+                session: i,
+                user,
+                status: if i == 0 {
+                    SessionStatus::Dnd
+                } else {
+                    SessionStatus::Idle
+                },
+            })
+            .collect(),
+    };
+    let _: () = world
+        .ask(
+            world.subjects.presence_sync(),
+            serde_json::to_vec(&sync).unwrap(),
+        )
+        .await;
+    let seen = next(&mut others, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Dnd);
+
+    // The do-not-disturb device leaves: idle. Then the others, one report each: nothing until
+    // the last has gone and the grace is over.
+    for session in 0..3000 {
+        world
+            .send(
+                world.subjects.presence_report(),
+                &Report::End {
+                    edge,
+                    session,
+                    user,
+                },
+            )
+            .await;
+    }
+    world.nats.flush().await.unwrap();
+    let seen = next(&mut others, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Idle);
+    let seen = next(&mut others, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Offline);
+    assert!(
+        next(&mut others, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert_eq!(world.query(user).await.status, PresenceStatus::Offline);
+}
