@@ -506,9 +506,18 @@ impl Session {
                 reason: Utf8Bytes::from_static(""),
             }));
             let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await;
+            // The closing handshake: read (and drop) what the client still sends until its Close
+            // answers ours. Dropping the socket with unread bytes in the kernel's buffer would
+            // make it send a reset, and a reset can reach the client before our Close frame, so
+            // a client that flooded would never learn why it was closed.
+            let drained = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+            let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drained).await;
         }
     }
 }
+
+/// How long a closing session waits for the client to answer its Close.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Whether a read error means the client went away (a reset, no closing handshake), rather than
 /// that it sent something that is not valid WebSocket: nothing to answer, and no decode error.
