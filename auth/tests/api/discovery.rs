@@ -7,7 +7,8 @@ use crate::support::{self, assert_error};
 
 #[tokio::test]
 async fn with_no_edge_running_the_gateway_endpoint_says_so_with_503() {
-    let auth = support::start().await;
+    // The production deadline: with nobody to answer, the 503 comes right after it.
+    let auth = support::start_with(&["--discovery-timeout=150ms".to_owned()]).await;
     let started = std::time::Instant::now();
     let (status, body) = auth.call(Method::GET, "/api/v1/gateway", None, None).await;
     let message = assert_error(

@@ -64,7 +64,7 @@ pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
         "--database-max-connections=24".to_owned(),
         // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
         // production 150 ms can miss an edge that is alive, and tests count the edges offered.
-        "--discovery-timeout=1s".to_owned(),
+        "--discovery-timeout=2s".to_owned(),
         "--log-filter=warn".to_owned(),
     ];
     for arg in extra {

@@ -57,7 +57,7 @@ impl World {
             "--sign-up-rate=1000/1m".to_owned(),
             // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
             // production 150 ms can miss an edge that is alive, and tests count the edges offered.
-            "--discovery-timeout=1s".to_owned(),
+            "--discovery-timeout=2s".to_owned(),
             "--log-filter=warn".to_owned(),
         ])
         .expect("valid auth config");

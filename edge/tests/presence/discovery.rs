@@ -59,8 +59,17 @@ async fn new_clients_are_sent_to_the_less_loaded_edge() {
 async fn a_draining_edge_and_a_killed_edge_are_no_longer_offered() {
     let mut world = World::start(2, EDGE).await;
     let mut doomed = EdgeProcess::start(&world, 9, EDGE).await;
-    let (_, body) = gateway(&world).await;
-    assert_eq!(offered(&body).len(), 3, "{body}");
+    // A new edge is offered once it answers discovery (a process just started on a loaded
+    // machine may miss the first deadline).
+    let body = testing::eventually(
+        "all three edges to be offered",
+        Duration::from_secs(15),
+        || async {
+            let (_, body) = gateway(&world).await;
+            (offered(&body).len() == 3).then_some(body)
+        },
+    )
+    .await;
     assert!(offered(&body).contains(&doomed.gateway()), "{body}");
 
     doomed.kill();
@@ -75,7 +84,7 @@ async fn a_draining_edge_and_a_killed_edge_are_no_longer_offered() {
     )
     .await;
     assert!(
-        killed.elapsed() < Duration::from_secs(3),
+        killed.elapsed() < Duration::from_secs(5),
         "{:?}",
         killed.elapsed()
     );
