@@ -214,6 +214,9 @@ struct Ready {
 struct Tracking {
     last: HashMap<usize, (u64, u64)>,
     seq: u64,
+    /// Sends not yet acknowledged, by nonce: after a resume they are sent again with the same
+    /// nonce, as a real client does (the edge stores a retried send once and acknowledges it).
+    pending: HashMap<String, String>,
 }
 
 impl Device {
@@ -246,6 +249,7 @@ impl Device {
         let mut tracking = Tracking {
             last: HashMap::new(),
             seq: 0,
+            pending: HashMap::new(),
         };
         let mut sent = 0u64;
         let mut beat = tokio::time::interval(Duration::from_secs(30));
@@ -268,12 +272,15 @@ impl Device {
                     Some(Command::Send(channel)) => {
                         sent += 1;
                         let now = shared.micros();
+                        let nonce = format!("{}:{sent}:{channel}:{now}", self.index);
                         let frame = json!({"op": 20, "d": {
                             "channel_id": self.channel_ids[channel],
                             "content": now.to_string(),
-                            "nonce": format!("{}:{sent}:{channel}:{now}", self.index),
-                        }});
-                        if socket.send(Message::Text(frame.to_string().into())).await.is_err() {
+                            "nonce": nonce,
+                        }})
+                        .to_string();
+                        tracking.pending.insert(nonce, frame.clone());
+                        if socket.send(Message::Text(frame.into())).await.is_err() {
                             shared.ended(0);
                             break;
                         }
@@ -281,7 +288,17 @@ impl Device {
                     Some(Command::Reconnect) => {
                         drop(socket);
                         match self.resume(&session_id, &shared, &mut tracking).await {
-                            Ok(resumed) => socket = resumed,
+                            Ok(resumed) => {
+                                socket = resumed;
+                                // Sends whose acknowledgement the dropped socket took with it.
+                                // A socket that fails here ends on its next read.
+                                for frame in tracking.pending.values() {
+                                    let frame = Message::Text(frame.clone().into());
+                                    if socket.send(frame).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
                             Err(e) => {
                                 tracing_error(&e);
                                 shared.resume_failures.fetch_add(1, Ordering::Relaxed);
@@ -357,6 +374,9 @@ impl Device {
                 let mut parts = nonce.rsplitn(3, ':');
                 let sent_at = parts.next().and_then(|t| t.parse::<u64>().ok());
                 let channel = parts.next().and_then(|c| c.parse::<usize>().ok());
+                if tracking.pending.remove(nonce).is_none() {
+                    return; // not ours, or acknowledged already
+                }
                 if let (Some(sent_at), Some(channel)) = (sent_at, channel) {
                     shared.acked[channel].fetch_add(1, Ordering::Relaxed);
                     shared
