@@ -66,6 +66,29 @@ pub(crate) async fn status_of(edge_port: u16, viewer: &User, user: &User) -> Val
     body[0].clone()
 }
 
+/// The next PRESENCE_UPDATE's payload that `wanted` accepts, before `deadline`, skipping other
+/// frames; `None` when the deadline passes first.
+async fn next_presence(
+    client: &mut Client,
+    deadline: tokio::time::Instant,
+    wanted: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    loop {
+        match tokio::time::timeout_at(deadline, client.next()).await {
+            Ok(Some(frame)) if frame["t"] == "PRESENCE_UPDATE" => {
+                assert_eq!(frame["s"], Value::Null, "{frame}");
+                if wanted(&frame["d"]) {
+                    return Some(frame["d"].clone());
+                }
+            }
+            Ok(Some(_)) => {}
+            // Nothing for a while, or the socket closed: keep waiting out the window.
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Every PRESENCE_UPDATE that arrives within `within`, with when it arrived.
 pub(crate) async fn updates(
     client: &mut Client,
@@ -73,17 +96,8 @@ pub(crate) async fn updates(
 ) -> Vec<(tokio::time::Instant, Value)> {
     let deadline = tokio::time::Instant::now() + within;
     let mut updates = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout_at(deadline, client.next()).await {
-            Ok(Some(frame)) if frame["t"] == "PRESENCE_UPDATE" => {
-                assert_eq!(frame["s"], Value::Null, "{frame}");
-                updates.push((tokio::time::Instant::now(), frame["d"].clone()));
-            }
-            Ok(Some(_)) => {}
-            // Nothing for a while, or the socket closed: keep waiting out the window.
-            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => break,
-        }
+    while let Some(d) = next_presence(client, deadline, |_| true).await {
+        updates.push((tokio::time::Instant::now(), d));
     }
     updates
 }
@@ -97,34 +111,13 @@ pub(crate) async fn updates_about(
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut seen = Vec::new();
     while users.iter().any(|u| statuses(&seen, u).is_empty()) {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let more = updates_until_one(client, left).await;
-        if more.is_empty() {
+        let Some(d) = next_presence(client, deadline, |_| true).await else {
             break;
-        }
-        seen.extend(more);
+        };
+        seen.push((tokio::time::Instant::now(), d));
     }
     seen.extend(updates(client, QUIET).await);
     seen
-}
-
-/// The next PRESENCE_UPDATE within `within`, if any.
-async fn updates_until_one(
-    client: &mut Client,
-    within: Duration,
-) -> Vec<(tokio::time::Instant, Value)> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next()).await {
-            Ok(Some(frame)) if frame["t"] == "PRESENCE_UPDATE" => {
-                assert_eq!(frame["s"], Value::Null, "{frame}");
-                return vec![(tokio::time::Instant::now(), frame["d"].clone())];
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => return Vec::new(),
-        }
-    }
 }
 
 /// The statuses of `user` among `updates`, in order.
@@ -138,20 +131,12 @@ pub(crate) fn statuses(updates: &[(tokio::time::Instant, Value)], user: &User) -
 
 /// The next PRESENCE_UPDATE about `user` (within `within`), skipping other frames.
 pub(crate) async fn next_update(client: &mut Client, user: &User, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, client.next()).await {
-            Ok(Some(frame))
-                if frame["t"] == "PRESENCE_UPDATE"
-                    && frame["d"]["user_id"] == user.id.to_string() =>
-            {
-                return frame["d"].clone();
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => panic!("no PRESENCE_UPDATE about {} within {within:?}", user.name),
-        }
-    }
+    let id = user.id.to_string();
+    next_presence(client, tokio::time::Instant::now() + within, |d| {
+        d["user_id"] == id
+    })
+    .await
+    .unwrap_or_else(|| panic!("no PRESENCE_UPDATE about {} within {within:?}", user.name))
 }
 
 pub(crate) fn now_ms() -> i64 {
