@@ -1,0 +1,190 @@
+// End-to-end: how auth serves the web client. The page is served compressed, cached and under a
+// strict Content-Security-Policy that normal use never trips. Ann's edge keeps the production send
+// rate (5 messages per 5 s per channel).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launch, people, person, screenshot } from './browser.mjs';
+import { Services } from './services.mjs';
+
+const PASSWORD = 'correct horse battery';
+const suffix = Math.random().toString(36).slice(2, 7);
+const ANN = `ann_${suffix}`;
+const BOB = `bob_${suffix}`;
+const T = 15_000;
+
+let services;
+let browser;
+let ann;
+let bob;
+
+const messages = (p) => p.page.locator('[role="log"] article');
+const message = (p, text) => messages(p).filter({ hasText: text });
+const content = (p, text) => p.page.locator('[role="log"] article .content', { hasText: text });
+const composer = (p) => p.page.locator('.composer textarea');
+const nav = (p) => p.page.getByRole('navigation', { name: 'Channels and direct messages' });
+const sidebarLink = (p, name) => nav(p).getByRole('link', { name: new RegExp(name) });
+const focused = (p) =>
+  p.page.evaluate(
+    () => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.tagName,
+  );
+
+const open = (name, options = {}) => person(browser, services, { name, ...options });
+
+async function signUp(p, username, displayName) {
+  await p.page.goto('/');
+  await p.page.getByRole('button', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Display name').fill(displayName);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign up' }).click();
+  await nav(p).waitFor({ timeout: T });
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
+}
+
+async function setStatus(p, label) {
+  await p.page.getByRole('button', { name: 'Profile and settings' }).click();
+  await p.page.getByLabel('Status').selectOption(label);
+  await p.page.getByRole('button', { name: 'Save profile' }).click();
+  await p.page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: T });
+  await p.page.getByRole('button', { name: 'Close' }).click();
+}
+
+/** Posts through the edge's REST route (edge 1, which allows fast sends), as the page's user. */
+async function seed(p, channelId, count) {
+  const token = await tokenOf(p);
+  const edge = `http://127.0.0.1:${services.ports.edge1}`;
+  const post = async (i) => {
+    const res = await fetch(`${edge}/api/v1/channels/${channelId}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: `line ${i}`, nonce: `seed-${channelId}-${i}` }),
+    });
+    assert.equal(res.status, 200, await res.text());
+  };
+  // The first alone, so it is the oldest; the rest 16 at a time.
+  await post(0);
+  let next = 1;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < count) await post(next++);
+    }),
+  );
+}
+
+const tokenOf = (p) => p.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
+
+/** A channel made through the REST API: it shows in the sidebar, its messages are not loaded. */
+async function createChannelQuietly(p, name) {
+  const res = await fetch(`${services.origin}/api/v1/channels`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await tokenOf(p)}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 201, body);
+  return JSON.parse(body).id;
+}
+
+async function createChannel(p, name) {
+  await p.page.getByRole('button', { name: 'Create a channel' }).click();
+  await p.page.getByLabel('Name').fill(name);
+  await p.page.getByRole('button', { name: 'Create channel' }).click();
+  await p.page.getByRole('heading', { name }).waitFor({ timeout: T });
+  return /#\/c\/(\d+)/.exec(p.page.url())[1];
+}
+
+before(async () => {
+  services = await new Services({ edgeEnv: { edge2: { NATTER_SEND_RATE: '5/5s' } } }).start();
+  browser = await launch();
+  ann = await open('ann', { edge: 'edge2' });
+  bob = await open('bob', { edge: 'edge1' });
+  await signUp(ann, ANN, 'Ann');
+  await signUp(bob, BOB, 'Bob');
+});
+
+after(async () => {
+  for (const p of people) if (p.errors.length) console.error(`${p.name}: page errors`, p.errors);
+  await browser?.close();
+  await services?.stop();
+});
+
+describe('how auth serves the client', () => {
+  const get = (path, headers = {}) => fetch(services.origin + path, { headers, redirect: 'manual' });
+
+  test('compressed as the browser asks, hashed assets cached for good, the page never', async () => {
+    const page = await get('/', { 'accept-encoding': 'br, gzip' });
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('content-encoding'), 'br');
+    assert.equal(page.headers.get('cache-control'), 'no-cache');
+    const html = await page.text();
+    const script = /<script[^>]+src="([^"]+\.js)"/.exec(html)[1];
+    assert.match(script, /^\/assets\//);
+    for (const [accept, encoding] of [
+      ['br, gzip', 'br'],
+      ['gzip', 'gzip'],
+      ['identity', null],
+    ]) {
+      const res = await get(script, { 'accept-encoding': accept });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-encoding'), encoding, `for Accept-Encoding: ${accept}`);
+      assert.match(res.headers.get('vary') ?? '', /accept-encoding/i);
+      assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+      assert.ok((await res.text()).length > 10_000, 'the whole script');
+    }
+  });
+
+  test('a real icon at /favicon.ico, a 404 for a missing file, the page for client routes', async () => {
+    const icon = await get('/favicon.ico');
+    assert.equal(icon.status, 200);
+    assert.match(icon.headers.get('content-type'), /icon/);
+    assert.deepEqual([...new Uint8Array(await icon.arrayBuffer()).slice(0, 4)], [0, 0, 1, 0]);
+    for (const path of ['/assets/missing.js', '/robots.txt']) {
+      const res = await get(path);
+      assert.equal(res.status, 404, path);
+      assert.equal((await res.json()).code, 'not_found');
+    }
+    const route = await get('/c/123');
+    assert.equal(route.status, 200);
+    assert.match(await route.text(), /<div id="root">/);
+  });
+
+  test('the page carries a strict Content-Security-Policy, and normal use trips none of it', async () => {
+    const csp = (await get('/')).headers.get('content-security-policy');
+    assert.ok(csp, 'a Content-Security-Policy header');
+    const directives = Object.fromEntries(
+      csp.split(';').map((d) => {
+        const [name, ...values] = d.trim().split(/\s+/);
+        return [name, values];
+      }),
+    );
+    assert.deepEqual(directives['script-src'], ["'self'"]);
+    assert.deepEqual(directives['style-src'], ["'self'"]);
+    assert.deepEqual(directives['object-src'], ["'none'"]);
+    assert.deepEqual(directives['base-uri'], ["'none'"]);
+    assert.deepEqual(directives['frame-ancestors'], ["'none'"]);
+    for (const edge of ['edge1', 'edge2']) {
+      const port = services.ports[edge];
+      for (const origin of [`http://127.0.0.1:${port}`, `ws://127.0.0.1:${port}`])
+        assert.ok(directives['connect-src'].includes(origin), `connect-src allows ${origin}`);
+    }
+    assert.ok(!/unsafe-(inline|eval)/.test(csp), csp);
+    for (const p of people) assert.deepEqual(p.csp, [], `${p.name}: no CSP violations`);
+  });
+
+  test('an injected inline script and code from a string are blocked', async () => {
+    // What a script injected into the page would try: an inline <script>, and code built from a
+    // string once this evaluation is over (DevTools allows eval inside its own evaluations).
+    const outcome = await ann.page.evaluate(async () => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__injected = true';
+      document.body.append(s);
+      setTimeout('window.__fromString = true', 0);
+      await new Promise((r) => setTimeout(r, 200));
+      return { inline: window.__injected === true, fromString: window.__fromString === true };
+    });
+    assert.deepEqual(outcome, { inline: false, fromString: false });
+    await ann.page.waitForTimeout(200); // violation reports are delivered asynchronously
+    const blocked = ann.csp.map((v) => v.blocked);
+    assert.ok(blocked.includes('inline') && blocked.includes('eval'), JSON.stringify(ann.csp));
+  });
+});
