@@ -1,6 +1,8 @@
-// End-to-end: how auth serves the web client. The page is served compressed, cached and under a
-// strict Content-Security-Policy that normal use never trips. Ann's edge keeps the production send
-// rate (5 messages per 5 s per channel).
+// End-to-end: the web client as a person uses it, and how auth serves it. Sends leave in the order
+// typed even when the edge says slow down; fast scrolling reaches a channel's first message; the
+// phone drawer closes; Do Not Disturb silences notifications; dialogs give focus back; and the page
+// is served compressed, cached and under a strict Content-Security-Policy that normal use never
+// trips. Ann's edge keeps the production send rate (5 messages per 5 s per channel).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launch, people, person, screenshot } from './browser.mjs';
@@ -106,6 +108,184 @@ after(async () => {
   for (const p of people) if (p.errors.length) console.error(`${p.name}: page errors`, p.errors);
   await browser?.close();
   await services?.stop();
+});
+
+describe('the web client as a person uses it', () => {
+  test('a dialog gives focus back to what opened it, closed by its button or by Escape', async () => {
+    await createChannel(ann, 'orderly');
+    await ann.page.getByRole('button', { name: 'Channel settings' }).click();
+    const dialog = ann.page.getByRole('dialog');
+    await dialog.getByLabel('Username to add').fill(BOB);
+    await dialog.getByRole('button', { name: 'Add', exact: true }).click();
+    await dialog.getByText(`@${BOB}`).waitFor({ timeout: T });
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await focused(ann), 'Channel settings');
+
+    await ann.page.getByRole('button', { name: 'Profile and settings' }).click();
+    await dialog.waitFor();
+    await ann.page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await focused(ann), 'Profile and settings');
+  });
+
+  test('eight messages typed quickly leave in the order typed, and the client says to slow down', async () => {
+    await sidebarLink(bob, 'orderly').click({ timeout: T });
+    await bob.page.getByRole('heading', { name: 'orderly' }).waitFor();
+    const texts = Array.from({ length: 8 }, (_, i) => `quick ${i + 1} of 8`);
+    const notice = 'You are sending messages too quickly';
+    // Whether the client ever says so, however briefly.
+    await ann.page.evaluate((text) => {
+      window.__slowDownSeen = false;
+      new MutationObserver(() => {
+        const statuses = [...document.querySelectorAll('[role="status"]')];
+        if (statuses.some((el) => el.textContent?.includes(text))) window.__slowDownSeen = true;
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    }, notice);
+    for (const text of texts) {
+      await composer(ann).fill(text);
+      await composer(ann).press('Enter');
+      await ann.page.waitForTimeout(150);
+    }
+    await screenshot(ann.page, 'slow-down');
+    for (const text of texts) {
+      await message(ann, text).and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: 30_000 });
+      await message(bob, text).waitFor({ timeout: T });
+    }
+    const shown = async (p) =>
+      (await messages(p).locator('.content').allInnerTexts()).filter((x) => x.startsWith('quick '));
+    // Bob's list is in stored (id) order: what everyone sees, for good.
+    assert.deepEqual(await shown(bob), texts);
+    assert.deepEqual(await shown(ann), texts);
+    await bob.page.reload();
+    await message(bob, texts[7]).waitFor({ timeout: T });
+    assert.deepEqual(await shown(bob), texts);
+    // The edge allows five at once: the sixth was refused, and the client said so while it waited.
+    assert.ok(await ann.page.evaluate(() => window.__slowDownSeen), `"${notice}" was shown`);
+    await ann.page.getByText(notice).waitFor({ state: 'detached', timeout: T });
+  });
+
+  test('scrolling up fast through 300 messages reaches the first one', async () => {
+    const N = 300;
+    const id = await createChannelQuietly(ann, 'fast-scroll');
+    await seed(ann, id, N);
+    await sidebarLink(ann, 'fast-scroll').click({ timeout: T });
+    const log = ann.page.locator('[role="log"]');
+    await ann.page.waitForFunction(
+      () => Number(document.querySelector('[role="log"]')?.dataset.count) >= 50,
+      null,
+      { timeout: T },
+    );
+    // A fling to the top: 400 px a frame (24,000 px/s), never pausing for a page to land. Slow
+    // scrolling always worked; this once left the list at the top of the second page for good.
+    await log.evaluate((el) => {
+      window.__fling = true;
+      const step = () => {
+        el.scrollTop -= 400;
+        if (window.__fling) requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    });
+    try {
+      await content(ann, /^line 0$/).waitFor({ timeout: 30_000 });
+    } catch {
+      const count = await log.getAttribute('data-count');
+      assert.fail(`the first message never showed: stuck with ${count} of ${N} loaded`);
+    } finally {
+      await ann.page.evaluate(() => (window.__fling = false));
+    }
+    assert.equal(Number(await log.getAttribute('data-count')), N, 'every message once');
+    await ann.page.getByText('This is the beginning of the channel.').waitFor();
+  });
+
+  test('at phone width the channel drawer closes: same channel, close button, Escape, outside', async () => {
+    const phone = await open('phone', { viewport: { width: 390, height: 844 } });
+    await phone.page.goto('/');
+    await phone.page.getByLabel('Username').fill(ANN);
+    await phone.page.getByLabel('Password').fill(PASSWORD);
+    await phone.page.getByRole('button', { name: 'Sign in' }).click();
+    await sidebarLink(phone, 'orderly').click({ timeout: T });
+    await phone.page.getByRole('heading', { name: 'orderly' }).waitFor({ timeout: T });
+    await nav(phone).waitFor({ state: 'hidden' });
+    const menu = phone.page.getByRole('button', { name: 'Show channels' });
+
+    await menu.click();
+    await nav(phone).waitFor();
+    await phone.page.waitForFunction(
+      () => getComputedStyle(document.querySelector('.sidebar')).transform === 'none',
+    );
+    await screenshot(phone.page, 'phone-drawer');
+    await sidebarLink(phone, 'orderly').click(); // the channel already open
+    await nav(phone).waitFor({ state: 'hidden', timeout: 2_000 });
+
+    await menu.click();
+    await nav(phone).waitFor();
+    await phone.page.keyboard.press('Escape');
+    await nav(phone).waitFor({ state: 'hidden', timeout: 2_000 });
+    assert.equal(await focused(phone), 'Show channels');
+
+    await menu.click();
+    await nav(phone).waitFor();
+    await phone.page.getByRole('button', { name: 'Close channels' }).click();
+    await nav(phone).waitFor({ state: 'hidden', timeout: 2_000 });
+
+    await menu.click();
+    await nav(phone).waitFor();
+    await phone.page.mouse.click(385, 420); // the strip of conversation beside the drawer
+    await nav(phone).waitFor({ state: 'hidden', timeout: 2_000 });
+
+    // Another channel still opens from the drawer.
+    await menu.click();
+    await sidebarLink(phone, 'fast-scroll').click();
+    await phone.page.getByRole('heading', { name: 'fast-scroll' }).waitFor({ timeout: T });
+    await nav(phone).waitFor({ state: 'hidden', timeout: 2_000 });
+    await phone.context.close();
+  });
+
+  test('no desktop notification for a DM while Do Not Disturb', async () => {
+    // Headless tabs are never hidden and have no notification centre: stand both in, in the page.
+    await ann.page.evaluate(() => {
+      window.__notes = [];
+      window.Notification = class {
+        static permission = 'granted';
+        constructor(title, options) {
+          window.__notes.push({ title, body: options.body });
+        }
+      };
+    });
+    await setStatus(ann, 'dnd');
+    await ann.page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await bob.page.getByRole('button', { name: 'Start a direct message' }).click();
+    await bob.page.getByLabel('Username').fill(ANN);
+    await bob.page.getByRole('button', { name: 'Open conversation' }).click();
+    await bob.page.locator('.channel-title', { hasText: 'Ann' }).waitFor({ timeout: T });
+    await composer(bob).fill('are you busy?');
+    await composer(bob).press('Enter');
+    // It reached Ann (her unread badge), and raised nothing.
+    await sidebarLink(ann, 'Bob').locator('.badge').waitFor({ timeout: T });
+    assert.deepEqual(await ann.page.evaluate(() => window.__notes), []);
+
+    // Back online, the next DM does notify: the stand-in works.
+    await ann.page.evaluate(() => {
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await setStatus(ann, 'online');
+    await ann.page.evaluate(() =>
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' }),
+    );
+    await composer(bob).fill('now?');
+    await composer(bob).press('Enter');
+    await ann.page.waitForFunction(() => window.__notes.length > 0, null, { timeout: T });
+    assert.deepEqual(await ann.page.evaluate(() => window.__notes), [{ title: 'Bob', body: 'now?' }]);
+    await ann.page.evaluate(() => {
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+  });
 });
 
 describe('how auth serves the client', () => {
