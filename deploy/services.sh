@@ -43,7 +43,9 @@ start_one() {
            --allowed-origins "http://127.0.0.1:8081,http://localhost:8081,http://127.0.0.1:5173,http://localhost:5173")
   fi
   if [[ "$bin" == auth ]]; then
-    args+=(--signing-key "$STATE/keys/auth-1.pem")
+    # The web page's Content-Security-Policy lets it reach these edges (and auth) only.
+    args+=(--signing-key "$STATE/keys/auth-1.pem"
+           --edge-origins "http://127.0.0.1:8080,http://127.0.0.1:8090")
   fi
   NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"

@@ -30,6 +30,9 @@ export async function launch() {
   });
 }
 
+/** Everyone `person` made in this test file, so a last test can look at all of them. */
+export const people = [];
+
 /**
  * A person in their own browser context (own storage, own socket). `edge` pins which edge
  * discovery prefers for them, so two people can be made to talk across edges; when that edge is
@@ -47,6 +50,20 @@ export async function person(browser, services, { name, edge, viewport = { width
       preferred && urls.includes(preferred) ? [preferred, ...urls.filter((u) => u !== preferred)] : urls;
     await route.fulfill({ json: { url: ordered[0], alternatives: ordered.slice(1) } });
   });
+  // Every Content-Security-Policy violation the page reports, across reloads: normal use must
+  // cause none (the policy is strict, so anything it blocks is a bug in the client or the policy).
+  const csp = [];
+  await context.exposeBinding('__natterCspViolation', (_source, v) => void csp.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      window.__natterCspViolation({
+        directive: e.effectiveDirective,
+        blocked: e.blockedURI,
+        sample: e.sample,
+        source: `${e.sourceFile}:${e.lineNumber}`,
+      }),
+    );
+  });
   const page = await context.newPage();
   page.on('dialog', (d) => void d.accept());
   const frames = [];
@@ -61,7 +78,9 @@ export async function person(browser, services, { name, edge, viewport = { width
   });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  return { name, context, page, frames, errors };
+  const p = { name, context, page, frames, errors, csp };
+  people.push(p);
+  return p;
 }
 
 export async function screenshot(page, name) {

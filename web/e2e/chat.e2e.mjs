@@ -2,7 +2,7 @@
 // services (e2e/services.mjs) and the real local stack. Run with `npm run e2e` (see e2e/run.mjs).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { launch, people, person, screenshot } from './browser.mjs';
 import { Services } from './services.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -458,5 +458,9 @@ describe('two people on two edges', () => {
     await phone.page.getByRole('button', { name: 'Show channels' }).click();
     await sidebarLink(phone, 'general').waitFor();
     await phone.context.close();
+  });
+
+  test('nothing in all of this tripped the Content-Security-Policy', () => {
+    for (const p of people) assert.deepEqual(p.csp, [], `${p.name}: no CSP violations`);
   });
 });

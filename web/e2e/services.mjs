@@ -91,7 +91,12 @@ async function waitReady(name, port, proc, timeoutMs = 90_000) {
 }
 
 export class Services {
-  constructor() {
+  /**
+   * `edgeEnv` adds settings for one edge (`{ edge2: { NATTER_SEND_RATE: '5/5s' } }`), e.g. the
+   * production send rate where a scenario needs it.
+   */
+  constructor({ edgeEnv = {} } = {}) {
+    this.edgeEnv = edgeEnv;
     this.procs = new Map();
     // However the run ends (a failed assertion, Ctrl-C), no service outlives it.
     const killAll = () => this.procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
@@ -150,6 +155,9 @@ export class Services {
           '0',
           '--web-dir',
           join(WEB, 'dist'),
+          // The page's Content-Security-Policy lets it reach these edges (and itself) only.
+          '--edge-origins',
+          [this.ports.edge1, this.ports.edge2].map((port) => `http://127.0.0.1:${port}`).join(','),
         ],
         env: {
           ...common,
@@ -198,6 +206,7 @@ export class Services {
           NATTER_DATABASE_URL: dbUrl.toString(),
           // The long-channel scenario posts 10,000 messages as one person.
           NATTER_SEND_RATE: '100000/1s',
+          ...this.edgeEnv[name],
         },
       };
     }

@@ -58,7 +58,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
         Some(dir) => api
             .route("/api/{*rest}", any(not_found))
-            .fallback_service(crate::web::router(dir)),
+            .fallback_service(crate::web::router(dir, &config.edge_origins)),
         None => api.fallback(not_found),
     };
     let api = api

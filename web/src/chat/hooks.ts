@@ -36,6 +36,8 @@ export const useConnection = () =>
 export const useReceipts = (channelId: string) =>
   useCached<Record<string, string>>(keys.receipts(channelId), none as Record<string, string>);
 
+export const useSlowDown = (channelId: string) => useCached<boolean>(keys.slowDown(channelId), false);
+
 /** Who is typing in a channel now (user ids), re-evaluated as notices expire. */
 export function useTyping(channelId: string): string[] {
   const typing = useCached<Record<string, number>>(keys.typing(channelId), none as Record<string, number>);

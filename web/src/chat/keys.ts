@@ -6,5 +6,7 @@ export const keys = {
   typing: (channelId: string) => ['typing', channelId] as const,
   presence: ['presence'] as const,
   receipts: (channelId: string) => ['receipts', channelId] as const,
+  /** True while the channel's sends wait because the server said slow down. */
+  slowDown: (channelId: string) => ['slowDown', channelId] as const,
   connection: ['connection'] as const,
 };

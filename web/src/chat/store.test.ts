@@ -3,7 +3,7 @@ import { QueryClient } from '@tanstack/react-query';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Channel, Message, Ready, User } from '../api/types';
 import { session } from '../auth/session';
-import { GatewayClient, type GatewayEvents } from '../gateway/client';
+import { GatewayClient, RequestError, type GatewayEvents } from '../gateway/client';
 import { keys } from './keys';
 import type { MessageList } from './messageList';
 import { Chat } from './store';
@@ -248,5 +248,97 @@ describe('a profile status change', () => {
     dispatch('USER_UPDATE', { ...BOB, status: 'dnd' });
     dispatch('USER_UPDATE', { ...user('3', 'carol'), status: 'idle' });
     expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'dnd', '3': 'offline' });
+  });
+});
+
+describe('sending', () => {
+  /**
+   * The edge's limit as it is by default: a burst of five, then one more message a second
+   * (5 per 5 s per channel); a refused send is answered with ERROR `rate_limited`.
+   */
+  function rateLimitedServer() {
+    const stored: string[] = [];
+    let tokens = 5;
+    let refilled = Date.now();
+    gw.request = (async (_op: number, d: { channel_id: string; content: string; nonce: string }) => {
+      await new Promise((r) => setTimeout(r, 20)); // the round trip
+      const now = Date.now();
+      const gained = Math.floor((now - refilled) / 1000);
+      if (gained > 0) {
+        tokens = Math.min(5, tokens + gained);
+        refilled += gained * 1000;
+      }
+      if (tokens === 0) throw new RequestError('rate_limited', 'slow down');
+      tokens--;
+      stored.push(d.content);
+      const message = {
+        id: String(1000 + stored.length),
+        channel_id: d.channel_id,
+        author_id: '1',
+        content: d.content,
+      };
+      return { nonce: d.nonce, message };
+    }) as typeof gw.request;
+    return stored;
+  }
+
+  it('stores eight messages typed 150 ms apart in the order typed, and says to slow down meanwhile', async () => {
+    vi.useFakeTimers();
+    gw.fire('ready', ready([channel('10')]));
+    qc.setQueryData(keys.messages('10'), { items: [], hasOlder: false, deleted: new Set() });
+    const stored = rateLimitedServer();
+    const typed = Array.from({ length: 8 }, (_, i) => `m${i + 1}`);
+    let slowedDown = false;
+    for (const text of typed) {
+      chat.send('10', text);
+      await vi.advanceTimersByTimeAsync(150);
+      slowedDown ||= qc.getQueryData(keys.slowDown('10')) === true;
+    }
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(stored).toEqual(typed);
+    expect(list('10')!.items.map((m) => [m.content, m.delivery])).toEqual(typed.map((t) => [t, 'sent']));
+    expect(slowedDown).toBe(true);
+    expect(qc.getQueryData(keys.slowDown('10'))).toBe(false);
+    vi.useRealTimers();
+  });
+});
+
+describe('desktop notifications', () => {
+  const notes: string[] = [];
+  beforeEach(() => {
+    notes.length = 0;
+    vi.stubGlobal(
+      'Notification',
+      class {
+        static permission = 'granted';
+        constructor(title: string) {
+          notes.push(title);
+        }
+      },
+    );
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+  });
+  afterEach(() => {
+    delete (document as { visibilityState?: unknown }).visibilityState;
+  });
+  const dm = channel('20', { kind: 'dm', name: null });
+
+  it('come for a DM to a hidden tab', () => {
+    gw.fire('ready', ready([dm]));
+    dispatch('MESSAGE_CREATE', msg('200', '20'), 5);
+    expect(notes).toHaveLength(1);
+  });
+
+  it('never come while my status is Do Not Disturb', () => {
+    gw.fire('ready', { ...ready([dm]), user: { ...ME, status: 'dnd' } });
+    dispatch('MESSAGE_CREATE', msg('200', '20'), 5);
+    expect(notes).toEqual([]);
+    // Set on another device: USER_UPDATE says so.
+    dispatch('USER_UPDATE', { ...ME, status: 'online' });
+    dispatch('MESSAGE_CREATE', msg('201', '20'), 6);
+    expect(notes).toHaveLength(1);
+    dispatch('USER_UPDATE', { ...ME, status: 'dnd' });
+    dispatch('MESSAGE_CREATE', msg('202', '20'), 7);
+    expect(notes).toHaveLength(1);
   });
 });

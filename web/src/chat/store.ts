@@ -18,7 +18,7 @@ import type {
 } from '../api/types';
 import { Op } from '../api/types';
 import { session } from '../auth/session';
-import { GatewayClient, RequestError, type ConnectionState } from '../gateway/client';
+import { GatewayClient, type ConnectionState } from '../gateway/client';
 import { keys } from './keys';
 import {
   addPending,
@@ -34,6 +34,7 @@ import {
   mergeOlder,
   type MessageList,
 } from './messageList';
+import { Outbox } from './outbox';
 import { compareIds } from './snowflake';
 
 export const PAGE = 50;
@@ -74,6 +75,24 @@ export class Chat {
   private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private acked = new Map<string, string>();
   private unsubscribe: Array<() => void> = [];
+  /** Sends, one channel queue at a time, in the order written. */
+  private outbox = new Outbox({
+    send: async (m) => {
+      const ack = await this.gateway.request<{ message: Message }>(Op.MessageSend, {
+        channel_id: m.channelId,
+        content: m.content,
+        nonce: m.nonce,
+      });
+      return ack.message;
+    },
+    sent: (m, stored) => this.onMessage({ ...stored, nonce: m.nonce }),
+    failed: (m) => {
+      this.gateway.forget(m.nonce);
+      this.patchList(m.channelId, (l) => markFailed(l, m.nonce));
+    },
+    stalled: (m) => this.patchList(m.channelId, (l) => markFailed(l, m.nonce)),
+    slowDown: (channelId, waiting) => this.qc.setQueryData(keys.slowDown(channelId), waiting),
+  });
   /** Whether the edges speak presence (READY carried `presences`). */
   presenceSupported = false;
 
@@ -113,6 +132,7 @@ export class Chat {
   }
 
   stop() {
+    this.outbox.stop();
     this.gateway.stop();
     this.unsubscribe.forEach((u) => u());
     document.removeEventListener('visibilitychange', this.onVisibility);
@@ -388,6 +408,8 @@ export class Chat {
   private notify(m: Message) {
     const c = this.channel(m.channel_id);
     if (!c || c.kind !== 'dm' || document.visibilityState !== 'hidden') return;
+    // Do Not Disturb silences every desktop notification, as in Discord.
+    if ((session.user ?? this.me).status === 'dnd') return;
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
     const author = this.qc.getQueryData<UserMap>(keys.users)?.[m.author_id];
     new Notification(displayName(author), { body: m.content.slice(0, 200), tag: `dm-${c.id}` });
@@ -571,39 +593,20 @@ export class Chat {
     this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
       addPending(l ?? emptyList(), { nonce, channel_id: channelId, author_id: this.me.id, content }),
     );
-    void this.deliver(channelId, content, nonce);
+    this.outbox.push({ channelId, nonce, content });
   }
 
+  /** A failed send, tried again: at once if it is still being sent, else behind any queued. */
   retry(channelId: string, nonce: string, content: string) {
     this.patchList(channelId, (l) => markRetrying(l, nonce));
-    void this.deliver(channelId, content, nonce);
+    if (this.outbox.has(nonce)) this.outbox.retryNow(nonce);
+    else this.outbox.push({ channelId, nonce, content });
   }
 
   discard(channelId: string, nonce: string) {
+    this.outbox.drop(nonce);
     this.gateway.forget(nonce);
     this.patchList(channelId, (l) => discardPending(l, nonce));
-  }
-
-  private async deliver(channelId: string, content: string, nonce: string, attempt = 0) {
-    try {
-      const ack = await this.gateway.request<{ message: Message }>(Op.MessageSend, {
-        channel_id: channelId,
-        content,
-        nonce,
-      });
-      this.onMessage({ ...ack.message, nonce });
-    } catch (e) {
-      const code = e instanceof RequestError ? e.code : 'error';
-      if (code === 'superseded') return;
-      // Worth trying again by itself, with the same nonce: the store was briefly unavailable, the
-      // channel was made a moment ago and this edge has not heard of it yet, or we went too fast.
-      if (['unavailable', 'unknown_channel', 'rate_limited'].includes(code) && attempt < 3) {
-        setTimeout(() => void this.deliver(channelId, content, nonce, attempt + 1), 1000 * 2 ** attempt);
-        return;
-      }
-      if (code !== 'timeout') this.gateway.forget(nonce);
-      this.patchList(channelId, (l) => markFailed(l, nonce));
-    }
   }
 
   /** Edits go to the edge's REST route; MESSAGE_UPDATE then reaches every session. */

@@ -303,6 +303,21 @@ describe('requests', () => {
     await expect(answer).rejects.toEqual(new RequestError('invalid_content', 'blank'));
   });
 
+  it("passes on the server's hint of how long to wait when it says slow down", async () => {
+    const { client, last } = setup();
+    client.start();
+    await settle();
+    last().hello();
+    await settle();
+    last().dispatch('READY', ready());
+    const hinted = client.request(20, { channel_id: '1', content: 'a', nonce: 'n3' });
+    const plain = client.request(20, { channel_id: '1', content: 'b', nonce: 'n4' });
+    last().frame(25, { nonce: 'n3', code: 'rate_limited', message: 'slow down', retry_after: 1.5 });
+    last().frame(25, { nonce: 'n4', code: 'rate_limited', message: 'slow down' });
+    await expect(hinted).rejects.toMatchObject({ code: 'rate_limited', retryAfterMs: 1500 });
+    await expect(plain).rejects.toMatchObject({ code: 'rate_limited', retryAfterMs: undefined });
+  });
+
   it('re-sends an unanswered send with the same nonce after reconnecting, and only then', async () => {
     const { client, last } = setup();
     client.start();

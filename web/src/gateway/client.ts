@@ -56,6 +56,9 @@ export class RequestError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** How long the server asked to wait before trying again (`retry_after`, in seconds, on the
+     * wire), when it said. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -286,13 +289,16 @@ export class GatewayClient {
         break;
       case Op.Ack:
       case Op.Error: {
-        const d = frame.d as { nonce?: string; code?: string; message?: string };
+        const d = frame.d as { nonce?: string; code?: string; message?: string; retry_after?: unknown };
         const r = d.nonce ? this.requests.get(d.nonce) : undefined;
         if (!r || !d.nonce) break;
         this.requests.delete(d.nonce);
         this.env.clearTimeout(r.timer);
         if (frame.op === Op.Ack) r.resolve(frame.d);
-        else r.reject(new RequestError(d.code ?? 'error', d.message ?? 'the request failed'));
+        else {
+          const retryAfter = typeof d.retry_after === 'number' ? d.retry_after * 1000 : undefined;
+          r.reject(new RequestError(d.code ?? 'error', d.message ?? 'the request failed', retryAfter));
+        }
         break;
       }
       case Op.Dispatch:

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { useChat, useTyping, useUsers } from '../chat/hooks';
 import { channelTitle, displayName } from '../chat/store';
-import { Composer } from './Composer';
+import { Composer, SlowDownNotice } from './Composer';
 import { ChannelSettingsDialog } from './dialogs';
 import { MemberList } from './MemberList';
 import { MessageList } from './MessageList';
@@ -66,6 +66,7 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
           <div className="typing" aria-live="polite">
             {typingText(typing.map((id) => displayName(users[id])))}
           </div>
+          <SlowDownNotice channelId={channel.id} />
           <Composer
             channelId={channel.id}
             label={`Message ${label}`}

@@ -1,8 +1,18 @@
 import { useRef, useState, type KeyboardEvent } from 'react';
-import { useChat } from '../chat/hooks';
+import { useChat, useSlowDown } from '../chat/hooks';
 import { SendIcon } from './icons';
 
 const MAX = 4000;
+
+/** Shown while the channel's sends wait because the edge said slow down. */
+export function SlowDownNotice({ channelId }: { channelId: string }) {
+  if (!useSlowDown(channelId)) return null;
+  return (
+    <p className="slow-down" role="status">
+      You are sending messages too quickly. The rest will follow in a moment, in order.
+    </p>
+  );
+}
 
 export function Composer({
   channelId,

@@ -36,7 +36,14 @@ export function MessageList({
   const lastKey = useRef<string | null>(null);
   // New messages arrived while the reader was scrolled up: offer the way back down.
   const [behind, setBehind] = useState(false);
-  const anchor = useRef<{ key: string; offset: number } | null>(null);
+  // The first message at or below the top of the view, and how far down it is: kept in place
+  // when older messages are put above it.
+  const topAnchor = useRef<{ key: string; offset: number } | null>(null);
+  const firstKey = useRef<string | null>(null);
+  // Whether an older page is being fetched: a ref, read by every handler at once. (A state read
+  // from a render's closure could still say "loading" just after a page landed, and a reader
+  // already at the top then never got another scroll event to ask again.)
+  const fetchingOlder = useRef(false);
   const [loadingOlder, setLoadingOlder] = useState(false);
 
   const virtualizer = useVirtualizer({
@@ -60,24 +67,41 @@ export function MessageList({
     return mine && compareIds(read, mine.id) >= 0 ? mine.id : null;
   }, [channel, receipts, items, chat.me.id]);
 
-  // Keep the view where it was: at the bottom if the reader was there, on the same message if
-  // older ones were added above it.
+  /**
+   * Remembers the first message at or below the top of the view. Never a day divider: its key
+   * moves to the new top when an older page of the same day lands, and the view then jumped a
+   * whole page up.
+   */
+  const rememberTop = () => {
+    const el = scrollRef.current;
+    if (!el) return;
+    const top = el.scrollTop;
+    const measured = virtualizer.measurementsCache;
+    let i = virtualizer.getVirtualItemForOffset(top)?.index ?? 0;
+    while (i < rows.length && (rows[i].kind === 'day' || (measured[i] && measured[i].end <= top))) i++;
+    const m = measured[i];
+    topAnchor.current = m && rows[i] ? { key: rows[i].key, offset: m.start - top } : null;
+  };
+
+  // Keep the view where it was: on the same message if older ones were added above it, at the
+  // bottom if the reader was there.
   useLayoutEffect(() => {
     const el = scrollRef.current;
     if (!el || rows.length === 0) return;
-    if (anchor.current) {
-      const index = rows.findIndex((r) => r.key === anchor.current!.key);
-      const m = virtualizer.measurementsCache[index];
-      if (m) el.scrollTop = m.start - anchor.current.offset;
-      anchor.current = null;
-      return;
-    }
+    const first = rows.find((r) => r.kind === 'message')?.key ?? null;
+    const prepended = firstKey.current !== null && first !== firstKey.current;
+    firstKey.current = first;
     const newestKey = rows[rows.length - 1].key;
     const grew = lastKey.current !== null && lastKey.current !== newestKey;
     lastKey.current = newestKey;
-    if (atBottom.current) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
+    const kept = topAnchor.current;
+    const m =
+      prepended && kept ? virtualizer.measurementsCache[rows.findIndex((r) => r.key === kept.key)] : null;
+    if (m && kept) el.scrollTop = m.start - kept.offset;
+    else if (atBottom.current) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
     else if (grew) setBehind(true);
-  }, [rows, virtualizer]);
+    rememberTop();
+  }, [rows, virtualizer]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const jumpToPresent = () => {
     atBottom.current = true;
@@ -86,17 +110,16 @@ export function MessageList({
   };
 
   const loadOlder = useCallback(async () => {
-    const el = scrollRef.current;
-    if (!el || loadingOlder || !list?.hasOlder) return;
-    const first = virtualizer.getVirtualItems().find((v) => v.end > el.scrollTop);
-    if (first) anchor.current = { key: String(first.key), offset: first.start - el.scrollTop };
+    if (fetchingOlder.current || !list?.hasOlder || list.historyFailed) return;
+    fetchingOlder.current = true;
     setLoadingOlder(true);
     try {
       await chat.loadOlder(channel.id);
     } finally {
+      fetchingOlder.current = false;
       setLoadingOlder(false);
     }
-  }, [chat, channel.id, list?.hasOlder, loadingOlder, virtualizer]);
+  }, [chat, channel.id, list?.hasOlder, list?.historyFailed]);
 
   const onScroll = () => {
     const el = scrollRef.current;
@@ -106,15 +129,18 @@ export function MessageList({
       chat.markRead(channel.id);
       setBehind(false);
     }
-    if (el.scrollTop < NEAR_TOP_PX && !list?.historyFailed) void loadOlder();
+    rememberTop();
+    if (el.scrollTop < NEAR_TOP_PX) void loadOlder();
   };
 
-  // A short first page may not fill the screen: keep loading until it does or history ends.
+  // Whenever a page has landed (or the first one is short), look again rather than wait for a
+  // scroll event: a reader who got to the top during the load is at the boundary, where scrolling
+  // further up fires none, and would otherwise wait there for good.
   useEffect(() => {
     const el = scrollRef.current;
-    if (el && list?.hasOlder && !list.historyFailed && el.scrollHeight <= el.clientHeight + NEAR_TOP_PX)
-      void loadOlder();
-  }, [list, loadOlder]);
+    if (!el || loadingOlder || !list?.hasOlder || list.historyFailed) return;
+    if (el.scrollTop < NEAR_TOP_PX || el.scrollHeight <= el.clientHeight + NEAR_TOP_PX) void loadOlder();
+  }, [list, loadingOlder, loadOlder]);
 
   const newest = list ? lastConfirmed(list) : undefined;
   return (

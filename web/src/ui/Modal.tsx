@@ -1,6 +1,6 @@
 // A dialog on the native <dialog> element: it traps focus, closes on Escape and returns focus to
 // what opened it, with no library.
-import { useEffect, useRef, type ReactNode } from 'react';
+import { useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { CloseIcon } from './icons';
 
 export function Modal({
@@ -13,11 +13,22 @@ export function Modal({
   children: ReactNode;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
+  // What had focus when the dialog was asked for (read while rendering, before anything in the
+  // dialog can take focus): it gets focus back when the dialog closes.
+  const [opener] = useState(() =>
+    document.activeElement instanceof HTMLElement ? document.activeElement : null,
+  );
+  // A layout effect, so its clean-up runs while the dialog is still in the document: React
+  // removes the element right after, and a removed dialog can no longer hand focus back (the
+  // browser would drop it on the page body).
+  useLayoutEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
-    return () => d?.close();
-  }, []);
+    return () => {
+      d?.close();
+      if (opener?.isConnected) opener.focus();
+    };
+  }, [opener]);
   return (
     <dialog ref={ref} className="modal" aria-labelledby="modal-title" onClose={onClose} onCancel={onClose}>
       <header>

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { useChannels, useChat, useConnection } from '../chat/hooks';
 import { ChannelView } from './ChannelView';
 import { Sidebar } from './Sidebar';
@@ -29,6 +29,26 @@ export function Shell() {
   }, []);
 
   const channel = channels.find((c) => c.id === active);
+  // At phone width the channel list is a drawer over the conversation (CSS shows it so only
+  // there): it closes on a tap on any channel (the open one too), its close button, Escape, or a
+  // tap beside it, and gives focus back to the button that opened it.
+  const drawer = sidebarOpen && !!channel;
+  const closeDrawer = useCallback(() => {
+    setSidebarOpen(false);
+    if (document.activeElement?.closest('.sidebar'))
+      document.querySelector<HTMLElement>('.channel-header .menu-button')?.focus();
+  }, []);
+  useEffect(() => {
+    if (!drawer) return;
+    document.querySelector<HTMLElement>('.sidebar .drawer-close')?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      // A dialog opened from the drawer takes its own Escape.
+      if (e.key === 'Escape' && !(e.target instanceof Element && e.target.closest('dialog'))) closeDrawer();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [drawer, closeDrawer]);
+
   useEffect(() => {
     chat.setActive(channel ? channel.id : null);
   }, [chat, channel?.id]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -44,7 +64,7 @@ export function Shell() {
   }, [active, channel]);
 
   return (
-    <div className={`shell ${sidebarOpen || !channel ? 'sidebar-open' : ''}`}>
+    <div className={`shell ${sidebarOpen || !channel ? 'sidebar-open' : ''} ${drawer ? 'drawer' : ''}`}>
       {connection.reconnecting && (
         <div className="banner" role="status">
           Connection lost. Reconnecting…
@@ -55,7 +75,12 @@ export function Shell() {
           Connecting…
         </div>
       )}
-      <Sidebar activeId={channel?.id ?? null} />
+      <Sidebar
+        activeId={channel?.id ?? null}
+        onNavigate={closeDrawer}
+        onClose={channel ? closeDrawer : undefined}
+      />
+      {drawer && <div className="drawer-backdrop" aria-hidden="true" onClick={closeDrawer} />}
       <main className="main" aria-label="Conversation">
         {channel ? (
           <ChannelView key={channel.id} channel={channel} onMenu={() => setSidebarOpen(true)} />

@@ -7,7 +7,7 @@ import { Avatar, statusLabel } from './Avatar';
 import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
 import { presenceOf } from './presence';
 import { navigate } from './Shell';
-import { GearIcon, PlusIcon } from './icons';
+import { CloseIcon, GearIcon, PlusIcon } from './icons';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;
@@ -19,7 +19,17 @@ function UnreadBadge({ count }: { count: number }) {
   );
 }
 
-export function Sidebar({ activeId }: { activeId: string | null }) {
+export function Sidebar({
+  activeId,
+  onNavigate,
+  onClose,
+}: {
+  activeId: string | null;
+  /** A channel was chosen (the open one included). */
+  onNavigate?: () => void;
+  /** Closes the list where it is a drawer (phone width); no button without it. */
+  onClose?: () => void;
+}) {
   const chat = useChat();
   const channels = useChannels();
   const users = useUsers();
@@ -39,6 +49,7 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
           className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''}`}
           aria-current={c.id === activeId ? 'page' : undefined}
           data-channel-id={c.id}
+          onClick={onNavigate}
         >
           {c.kind === 'dm' ? (
             <Avatar user={other} size={24} status={presenceOf(other, presence, chat.me.id)} />
@@ -57,7 +68,14 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
   const myStatus = presenceOf(me, presence, chat.me.id);
   return (
     <nav className="sidebar" aria-label="Channels and direct messages">
-      <div className="sidebar-title">Natter</div>
+      <div className="sidebar-title">
+        Natter
+        {onClose && (
+          <button className="icon drawer-close" aria-label="Close channels" onClick={onClose}>
+            <CloseIcon />
+          </button>
+        )}
+      </div>
       <div className="sidebar-scroll">
         <section aria-labelledby="channels-heading">
           <div className="section-head">
