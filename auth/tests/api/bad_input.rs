@@ -182,7 +182,20 @@ async fn bad_usernames_passwords_and_display_names_are_refused_per_field_and_wri
             "display_name",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": "z\u{301}\u{302}\u{303}\u{304}\u{305}"}),
+            json!({"username": "amy", "password": "long enough", "display_name": format!("a{}", "\u{591}".repeat(30))}),
+            "display_name",
+        ),
+        // Names that render blank, and a Cyrillic look-alike of a Latin name.
+        (
+            json!({"username": "amy", "password": "long enough", "display_name": "\u{2800}"}),
+            "display_name",
+        ),
+        (
+            json!({"username": "amy", "password": "long enough", "display_name": "\u{FFFC}"}),
+            "display_name",
+        ),
+        (
+            json!({"username": "amy", "password": "long enough", "display_name": "\u{410}my"}),
             "display_name",
         ),
     ];
@@ -244,6 +257,12 @@ async fn bad_profile_and_channel_changes_are_refused_per_field_and_change_nothin
         (json!({"status": "busy"}), "status"),
         (json!({"display_name": "   "}), "display_name"),
         (json!({"display_name": "tab\there"}), "display_name"),
+        (json!({"display_name": "\u{3164}"}), "display_name"),
+        (json!({"display_name": "p\u{430}ypal"}), "display_name"),
+        (
+            json!({"bio": format!("hi a{}", "\u{591}".repeat(6))}),
+            "bio",
+        ),
     ];
     for (request, field) in profile_cases {
         let (status, body) = auth
@@ -273,6 +292,9 @@ async fn bad_profile_and_channel_changes_are_refused_per_field_and_change_nothin
         (json!({"name": "two\nlines"}), "name"),
         (json!({"name": "\u{202E}reversed"}), "name"),
         (json!({"topic": "t".repeat(1025)}), "topic"),
+        (json!({"name": "\u{FFFC}"}), "name"),
+        (json!({"name": "g\u{435}neral"}), "name"),
+        (json!({"topic": "\u{200B}"}), "topic"),
     ];
     for (request, field) in channel_cases {
         let (status, body) = auth
