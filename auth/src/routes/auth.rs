@@ -73,7 +73,10 @@ pub async fn sign_up(
         outcome("invalid");
         ApiError::from(e).with_rate(rate)
     })?;
-    let hash = state.passwords.hash(sign_up.password).await?;
+    let hash = state
+        .passwords
+        .hash(sign_up.password.into_password())
+        .await?;
     let id = state.ids.next_id();
     let row: Option<profiles::UserRow> = sqlx::query_as(
         "INSERT INTO users (id, username, display_name, password_hash) VALUES ($1, $2, $3, $4)

@@ -13,7 +13,7 @@ async fn a_username_is_unique_whatever_its_case_and_the_password_is_stored_as_ar
         .post(
             "/api/v1/auth/sign-up",
             None,
-            json!({"username": "Erin", "password": "erin's password", "display_name": "Erin ✨"}),
+            json!({"username": "Erin", "password": "erin's violet kettle", "display_name": "Erin ✨"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -27,7 +27,7 @@ async fn a_username_is_unique_whatever_its_case_and_the_password_is_stored_as_ar
         .post(
             "/api/v1/auth/sign-up",
             None,
-            json!({"username": "ERIN", "password": "another one"}),
+            json!({"username": "ERIN", "password": "another violet kettle"}),
         )
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
@@ -42,14 +42,14 @@ async fn a_username_is_unique_whatever_its_case_and_the_password_is_stored_as_ar
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
-    assert!(!hash.contains("erin's password"));
+    assert!(!hash.contains("erin's violet kettle"));
 
     // Signing in is case-insensitive too.
     let (status, body) = auth
         .post(
             "/api/v1/auth/sign-in",
             None,
-            json!({"username": "eRiN", "password": "erin's password"}),
+            json!({"username": "eRiN", "password": "erin's violet kettle"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -188,8 +188,9 @@ impl TestAuth {
     }
 }
 
+/// A password sign-up accepts (zxcvbn scores it 4), different for every user.
 pub(crate) fn password_of(username: &str) -> String {
-    format!("pw of {username}!")
+    format!("{username} likes violet kettle drums")
 }
 
 pub(crate) fn account(tokens: &Value) -> Account {
