@@ -117,7 +117,8 @@ impl Failures {
 
     /// `count` as of `now`, with the quiet time since `at` taken off.
     fn current(&self, now: Instant, spec: &BackoffSpec) -> u32 {
-        let forgotten = now.saturating_duration_since(self.at).as_nanos() / spec.cap.as_nanos();
+        let forgotten =
+            now.saturating_duration_since(self.at).as_nanos() / spec.cap.as_nanos().max(1);
         self.count
             .saturating_sub(u32::try_from(forgotten).unwrap_or(u32::MAX))
     }
