@@ -88,7 +88,7 @@ async fn main() {
     for i in 0..USERS {
         let body: Value = http
             .post(url("/api/v1/auth/sign-up"))
-            .json(&json!({"username": format!("bench{i}"), "password": "bench password"}))
+            .json(&json!({"username": format!("bench{i}"), "password": "bench violet kettle drum"}))
             .send()
             .await
             .unwrap()
@@ -108,7 +108,7 @@ async fn main() {
         async move {
             let r = http
                 .post(url)
-                .json(&json!({"username": format!("bench{}", i % USERS), "password": "bench password"}))
+                .json(&json!({"username": format!("bench{}", i % USERS), "password": "bench violet kettle drum"}))
                 .send()
                 .await
                 .unwrap();

@@ -8,6 +8,7 @@ use shared::config::{LogConfig, NatsConfig, RedisConfig, Secret, ServiceUrl, dur
 
 use crate::keys::SigningKey;
 use crate::limits::RateSpec;
+use crate::throttle::BackoffSpec;
 
 /// The auth service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -82,20 +83,38 @@ pub struct Config {
           default_value = "10/1h", value_parser = RateSpec::parse)]
     pub sign_up_rate: RateSpec,
 
-    /// Sign-in attempts per client address (N/duration).
+    /// Sign-in attempts per client address (N/duration), not counting addresses trusted for
+    /// the account they sign in to.
     #[arg(long = "sign-in-rate", env = "NATTER_SIGN_IN_RATE",
           default_value = "30/1m", value_parser = RateSpec::parse)]
     pub sign_in_rate: RateSpec,
 
-    /// Failed sign-ins per account before its sign-ins are refused for a while (N/duration).
-    #[arg(long = "sign-in-failures-per-account", env = "NATTER_SIGN_IN_FAILURES_PER_ACCOUNT",
-          default_value = "5/15m", value_parser = RateSpec::parse)]
-    pub sign_in_failures_per_account: RateSpec,
+    /// Failed sign-ins to one account from one address: after FREE failures each attempt waits
+    /// FIRST, doubling with each failure up to CAP; one failure is forgotten per CAP of quiet
+    /// (FREE/FIRST..CAP). See docs/SECURITY.md for how the three back-offs fit together.
+    #[arg(long = "sign-in-backoff-per-account-and-address",
+          env = "NATTER_SIGN_IN_BACKOFF_PER_ACCOUNT_AND_ADDRESS",
+          default_value = "5/1s..15m", value_parser = BackoffSpec::parse)]
+    pub sign_in_backoff_per_pair: BackoffSpec,
 
-    /// Failed sign-ins per client address before its sign-ins are refused for a while.
-    #[arg(long = "sign-in-failures-per-ip", env = "NATTER_SIGN_IN_FAILURES_PER_IP",
-          default_value = "20/15m", value_parser = RateSpec::parse)]
-    pub sign_in_failures_per_ip: RateSpec,
+    /// Failed sign-ins from one address to any accounts (password spraying). Addresses that
+    /// have signed in to an account are exempt for that account.
+    #[arg(long = "sign-in-backoff-per-address", env = "NATTER_SIGN_IN_BACKOFF_PER_ADDRESS",
+          default_value = "20/1s..15m", value_parser = BackoffSpec::parse)]
+    pub sign_in_backoff_per_address: BackoffSpec,
+
+    /// Failed sign-ins to one account from any addresses. Never gates the account: each
+    /// address not yet trusted for it waits its own turn of the current delay, so the owner gets
+    /// in within CAP whatever others do.
+    #[arg(long = "sign-in-backoff-per-account", env = "NATTER_SIGN_IN_BACKOFF_PER_ACCOUNT",
+          default_value = "5/1s..5m", value_parser = BackoffSpec::parse)]
+    pub sign_in_backoff_per_account: BackoffSpec,
+
+    /// How long an address that signed in to (or signed up) an account stays trusted for it:
+    /// only its own failures slow it down.
+    #[arg(long = "sign-in-trust", env = "NATTER_SIGN_IN_TRUST",
+          default_value = "30d", value_parser = duration)]
+    pub sign_in_trust: Duration,
 
     /// Take the client address from the last `X-Forwarded-For` entry. Only behind a proxy that
     /// sets it: otherwise clients choose their own address and escape the rate limits.

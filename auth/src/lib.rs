@@ -2,7 +2,8 @@
 //! PostgreSQL. Schema changes are sqlx migrations in `auth/migrations/`, applied at start.
 //!
 //! - [`routes`]: the HTTP API, one module per resource, and its OpenAPI document.
-//! - [`keys`], [`sessions`], [`passwords`], [`limits`]: signing in and staying signed in.
+//! - [`keys`], [`sessions`], [`passwords`], [`limits`], [`throttle`]: signing in and staying
+//!   signed in.
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
 //! - [`publish`]: events on NATS after each change.
 
@@ -31,16 +32,18 @@ pub mod publish;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod throttle;
 pub mod web;
 
 pub use config::Config;
 
 use crate::cache::ProfileCache;
 use crate::keys::KeyRing;
-use crate::limits::{FailureLimit, Limits, RequestLimit};
+use crate::limits::{Limits, RequestLimit};
 use crate::passwords::Passwords;
 use crate::publish::Publisher;
 use crate::state::{AppState, AuthMetrics, Settings};
+use crate::throttle::{SignInThrottle, ThrottleConfig};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +112,12 @@ impl Auth {
         let limits = Limits {
             sign_up_per_ip: RequestLimit::new(config.sign_up_rate),
             sign_in_per_ip: RequestLimit::new(config.sign_in_rate),
-            failures_per_ip: FailureLimit::new(config.sign_in_failures_per_ip),
-            failures_per_account: FailureLimit::new(config.sign_in_failures_per_account),
+            sign_in: SignInThrottle::new(ThrottleConfig {
+                per_pair: config.sign_in_backoff_per_pair,
+                per_address: config.sign_in_backoff_per_address,
+                per_account: config.sign_in_backoff_per_account,
+                trust_for: config.sign_in_trust,
+            }),
         };
         let state = AppState {
             db: db.clone(),

@@ -1,17 +1,14 @@
-//! Rate limits on the routes that guess passwords or make accounts, per client address and per
-//! account (GCRA via `governor`).
+//! Rate limits on the routes that guess passwords or make accounts, per client address (GCRA via
+//! `governor`), and the sign-in throttle ([`crate::throttle`]).
 //!
-//! - Requests: sign-up and sign-in are each limited per client address; their answers carry
-//!   `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`, and a refusal is 429
-//!   with `Retry-After`.
-//! - Failures: failed sign-ins are limited per account and per address. Once either is over its
-//!   budget, further sign-ins for it are refused (429) before any password is checked, even with
-//!   the right password, until the budget refills.
+//! - Requests: sign-up and sign-in are each limited per client address (sign-in only for
+//!   addresses not trusted for the account, so a neighbour behind the same NAT cannot spend the
+//!   owner's budget); their answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+//!   `X-RateLimit-Reset`, and a refusal is 429 with `Retry-After`.
+//! - Failures: failed sign-ins slow further attempts with growing waits per account and
+//!   address, per address and per account, never a lock the owner cannot get past.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponseParts, ResponseParts};
@@ -20,6 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 
 use crate::error::ApiError;
+use crate::throttle::SignInThrottle;
 
 pub use shared::config::RateSpec;
 
@@ -94,62 +92,11 @@ impl<K: Hash + Eq + Clone> RequestLimit<K> {
     }
 }
 
-/// A failure budget per key; a key over budget is locked until a failure would be allowed again.
-pub struct FailureLimit<K: Hash + Eq + Clone> {
-    limiter: Keyed<K>,
-    per_cell: Duration,
-    locked: Mutex<HashMap<K, Instant>>,
-}
-
-impl<K: Hash + Eq + Clone> FailureLimit<K> {
-    pub fn new(spec: RateSpec) -> Self {
-        Self {
-            limiter: governor::RateLimiter::keyed(spec.quota()).with_middleware(),
-            per_cell: spec.per / spec.count.get(),
-            locked: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Refuses (429) while `key` is locked.
-    pub fn check(&self, key: &K) -> Result<(), ApiError> {
-        let locked = self.locked.lock().expect("never poisoned");
-        match locked.get(key) {
-            Some(until) if *until > Instant::now() => {
-                Err(ApiError::rate_limited(*until - Instant::now()))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failure; once the budget is spent, locks `key` until it allows one more.
-    pub fn record_failure(&self, key: &K) {
-        let wait = match self.limiter.check_key(key) {
-            Ok(snapshot) if snapshot.remaining_burst_capacity() > 0 => return,
-            Ok(_) => self.per_cell,
-            Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
-        };
-        self.locked
-            .lock()
-            .expect("never poisoned")
-            .insert(key.clone(), Instant::now() + wait);
-    }
-
-    fn retain_recent(&self) {
-        self.limiter.retain_recent();
-        let now = Instant::now();
-        self.locked
-            .lock()
-            .expect("never poisoned")
-            .retain(|_, until| *until > now);
-    }
-}
-
 /// Every limit the service applies.
 pub struct Limits {
     pub sign_up_per_ip: RequestLimit<std::net::IpAddr>,
     pub sign_in_per_ip: RequestLimit<std::net::IpAddr>,
-    pub failures_per_ip: FailureLimit<std::net::IpAddr>,
-    pub failures_per_account: FailureLimit<String>,
+    pub sign_in: SignInThrottle,
 }
 
 impl Limits {
@@ -157,13 +104,14 @@ impl Limits {
     pub fn retain_recent(&self) {
         self.sign_up_per_ip.retain_recent();
         self.sign_in_per_ip.retain_recent();
-        self.failures_per_ip.retain_recent();
-        self.failures_per_account.retain_recent();
+        self.sign_in.retain_recent();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -184,17 +132,5 @@ mod tests {
         let refused = limit.check(&1).unwrap_err();
         assert_eq!(refused.code(), shared::api::error::ErrorCode::RateLimited);
         assert!(limit.check(&2).is_ok(), "other keys keep their budget");
-    }
-
-    #[test]
-    fn failures_past_the_budget_lock_the_key() {
-        let limit = FailureLimit::new(RateSpec::parse("2/1h").unwrap());
-        let key = "alice".to_owned();
-        assert!(limit.check(&key).is_ok());
-        limit.record_failure(&key);
-        assert!(limit.check(&key).is_ok(), "one failure of two");
-        limit.record_failure(&key);
-        assert!(limit.check(&key).is_err(), "two failures spend the budget");
-        assert!(limit.check(&"bob".to_owned()).is_ok());
     }
 }

@@ -181,7 +181,7 @@ async fn main() {
                 let name = format!("pb{i}");
                 let body: Value = http
                     .post(url)
-                    .json(&json!({"username": name, "password": "bench password"}))
+                    .json(&json!({"username": name, "password": "bench violet kettle drum"}))
                     .send()
                     .await
                     .unwrap()

@@ -148,6 +148,7 @@ pub struct Resume {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageSend {
     pub channel_id: crate::Snowflake,
+    /// 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`].
     pub content: String,
     /// Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
     /// once. Echoed in the ACK or ERROR.

@@ -16,6 +16,7 @@ use crate::limits::RateHeaders;
 use crate::profiles;
 use crate::sessions::{self, Rotation};
 use crate::state::AppState;
+use crate::throttle::Wait;
 
 /// Issues an access token and a refresh token in session `session`.
 fn tokens(state: &AppState, user: User, session: Snowflake, refresh: String) -> Tokens {
@@ -73,7 +74,10 @@ pub async fn sign_up(
         outcome("invalid");
         ApiError::from(e).with_rate(rate)
     })?;
-    let hash = state.passwords.hash(sign_up.password).await?;
+    let hash = state
+        .passwords
+        .hash(sign_up.password.into_password())
+        .await?;
     let id = state.ids.next_id();
     let row: Option<profiles::UserRow> = sqlx::query_as(
         "INSERT INTO users (id, username, display_name, password_hash) VALUES ($1, $2, $3, $4)
@@ -95,6 +99,8 @@ pub async fn sign_up(
         );
     };
     let tokens = start_session(&state, User::from(row)).await?;
+    // Signing up proves the password as a sign-in does: this address is the owner's.
+    state.limits.sign_in.trust(sign_up.username.as_str(), ip);
     outcome("ok");
     Ok((StatusCode::CREATED, rate, Json(tokens)))
 }
@@ -102,60 +108,69 @@ pub async fn sign_up(
 /// Sign in with a username and password.
 ///
 /// A wrong username and a wrong password get the same answer after the same work. Failed
-/// attempts are limited per account and per client address.
+/// attempts slow further ones down with growing waits (429 with `Retry-After`) per account and
+/// address, per address and per account; an address that has signed in to the account before is
+/// slowed only by its own failures, so nobody can keep the owner out.
 #[utoipa::path(post, path = "/api/v1/auth/sign-in", tag = "auth",
     request_body = SignInRequest,
     responses(
         (status = 200, description = "Signed in", body = Tokens),
         (status = 400, body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many attempts or failures; wait `Retry-After` seconds", body = ErrorBody),
     ))]
 pub async fn sign_in(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(request): ApiJson<SignInRequest>,
-) -> ApiResult<(RateHeaders, Json<Tokens>)> {
+) -> ApiResult<(Option<RateHeaders>, Json<Tokens>)> {
     let outcome = |o: &str| state.metrics.sign_ins.with_label_values(&[o]).inc();
-    let rate = state
-        .limits
-        .sign_in_per_ip
-        .check(&ip)
-        .inspect_err(|_| outcome("rate_limited"))?;
     let sign_in = request.parse().map_err(|e| {
         outcome("invalid");
-        ApiError::from(e).with_rate(rate)
+        ApiError::from(e)
     })?;
-    let account = sign_in.username.as_str().to_owned();
+    let account = sign_in.username.as_str();
     let limits = &state.limits;
-    if let Err(e) = limits
-        .failures_per_ip
-        .check(&ip)
-        .and_then(|()| limits.failures_per_account.check(&account))
-    {
+    // The owner at an address they signed in from is not held to the address's budget, which a
+    // neighbour behind the same NAT could spend.
+    let rate = if limits.sign_in.is_trusted(account, ip) {
+        None
+    } else {
+        Some(
+            limits
+                .sign_in_per_ip
+                .check(&ip)
+                .inspect_err(|_| outcome("rate_limited"))?,
+        )
+    };
+    let with_rate = |e: ApiError| match rate {
+        Some(rate) => e.with_rate(rate),
+        None => e,
+    };
+    let attempt = limits.sign_in.admit(account, ip).map_err(|Wait(wait)| {
         outcome("rate_limited");
-        return Err(e.with_rate(rate));
-    }
+        with_rate(ApiError::rate_limited(wait))
+    })?;
     let stored: Option<(i64, String)> =
         sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
-            .bind(&account)
+            .bind(account)
             .fetch_optional(&state.db)
             .await?;
     let (id, hash) = stored.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
     let matches = state.passwords.verify(sign_in.password, hash).await?;
     let Some(id) = id.filter(|_| matches) else {
-        limits.failures_per_ip.record_failure(&ip);
-        limits.failures_per_account.record_failure(&account);
+        attempt.failed();
         outcome("invalid_credentials");
-        return Err(
-            ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password")
-                .with_rate(rate),
-        );
+        return Err(with_rate(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong username or password",
+        )));
     };
     let user = profiles::by_id(&state.db, Snowflake::from_i64(id))
         .await?
         .ok_or_else(|| ApiError::internal("a user vanished while signing in"))?;
     let tokens = start_session(&state, user).await?;
+    attempt.succeeded();
     outcome("ok");
     Ok((rate, Json(tokens)))
 }

@@ -74,7 +74,7 @@ async fn malformed_mistyped_oversized_and_non_json_bodies_are_refused_clearly() 
         &auth,
         sign_up,
         json_ct,
-        br#"{"username": "amy", "password": "long enough", "admin": true}"#.to_vec(),
+        br#"{"username": "amy", "password": "violet kettle drum", "admin": true}"#.to_vec(),
     )
     .await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
@@ -84,7 +84,7 @@ async fn malformed_mistyped_oversized_and_non_json_bodies_are_refused_clearly() 
         &auth,
         sign_up,
         None,
-        br#"{"username": "amy", "password": "long enough"}"#.to_vec(),
+        br#"{"username": "amy", "password": "violet kettle drum"}"#.to_vec(),
     )
     .await;
     assert_error(
@@ -95,7 +95,7 @@ async fn malformed_mistyped_oversized_and_non_json_bodies_are_refused_clearly() 
     );
 
     let huge = format!(
-        r#"{{"username": "amy", "password": "long enough", "display_name": "{}"}}"#,
+        r#"{{"username": "amy", "password": "violet kettle drum", "display_name": "{}"}}"#,
         "x".repeat(70_000)
     );
     let (status, body) = raw(&auth, sign_up, json_ct, huge.into_bytes()).await;
@@ -129,35 +129,35 @@ async fn bad_usernames_passwords_and_display_names_are_refused_per_field_and_wri
     let before = written(&auth).await;
     let cases: Vec<(Value, &str)> = vec![
         (
-            json!({"username": "", "password": "long enough"}),
+            json!({"username": "", "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "a", "password": "long enough"}),
+            json!({"username": "a", "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "a".repeat(33), "password": "long enough"}),
+            json!({"username": "a".repeat(33), "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "robert'); DROP TABLE users;--", "password": "long enough"}),
+            json!({"username": "robert'); DROP TABLE users;--", "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "bob\" OR 1=1 --", "password": "long enough"}),
+            json!({"username": "bob\" OR 1=1 --", "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "zoë", "password": "long enough"}),
+            json!({"username": "zoë", "password": "violet kettle drum"}),
             "username",
         ),
         (
-            json!({"username": "аdmin", "password": "long enough"}),
+            json!({"username": "аdmin", "password": "violet kettle drum"}),
             "username",
         ), // Cyrillic а
         (
-            json!({"username": "in\u{200B}visible", "password": "long enough"}),
+            json!({"username": "in\u{200B}visible", "password": "violet kettle drum"}),
             "username",
         ),
         (json!({"username": "amy", "password": "short"}), "password"),
@@ -166,24 +166,50 @@ async fn bad_usernames_passwords_and_display_names_are_refused_per_field_and_wri
             "password",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": ""}),
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": ""}),
             "display_name",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": "d".repeat(33)}),
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "d".repeat(33)}),
             "display_name",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": "\u{202E}nimda"}),
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "\u{202E}nimda"}),
             "display_name",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": "bell\u{7}"}),
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "bell\u{7}"}),
             "display_name",
         ),
         (
-            json!({"username": "amy", "password": "long enough", "display_name": "z\u{301}\u{302}\u{303}\u{304}\u{305}"}),
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": format!("a{}", "\u{591}".repeat(30))}),
             "display_name",
+        ),
+        // Names that render blank, and a Cyrillic look-alike of a Latin name.
+        (
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "\u{2800}"}),
+            "display_name",
+        ),
+        (
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "\u{FFFC}"}),
+            "display_name",
+        ),
+        (
+            json!({"username": "amy", "password": "violet kettle drum", "display_name": "\u{410}my"}),
+            "display_name",
+        ),
+        // Passwords anyone would guess.
+        (
+            json!({"username": "amy", "password": "password"}),
+            "password",
+        ),
+        (
+            json!({"username": "amy", "password": "        "}),
+            "password",
+        ),
+        (
+            json!({"username": "amy_pond", "password": "amy_pond"}),
+            "password",
         ),
     ];
     for (request, field) in cases {
@@ -244,6 +270,12 @@ async fn bad_profile_and_channel_changes_are_refused_per_field_and_change_nothin
         (json!({"status": "busy"}), "status"),
         (json!({"display_name": "   "}), "display_name"),
         (json!({"display_name": "tab\there"}), "display_name"),
+        (json!({"display_name": "\u{3164}"}), "display_name"),
+        (json!({"display_name": "p\u{430}ypal"}), "display_name"),
+        (
+            json!({"bio": format!("hi a{}", "\u{591}".repeat(6))}),
+            "bio",
+        ),
     ];
     for (request, field) in profile_cases {
         let (status, body) = auth
@@ -273,6 +305,9 @@ async fn bad_profile_and_channel_changes_are_refused_per_field_and_change_nothin
         (json!({"name": "two\nlines"}), "name"),
         (json!({"name": "\u{202E}reversed"}), "name"),
         (json!({"topic": "t".repeat(1025)}), "topic"),
+        (json!({"name": "\u{FFFC}"}), "name"),
+        (json!({"name": "g\u{435}neral"}), "name"),
+        (json!({"topic": "\u{200B}"}), "topic"),
     ];
     for (request, field) in channel_cases {
         let (status, body) = auth

@@ -179,3 +179,40 @@ async fn profiles_are_read_from_postgres_while_redis_is_down() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["status"], "dnd");
 }
+
+#[tokio::test]
+async fn display_names_in_any_script_or_emoji_are_kept_composed() {
+    let auth = support::start().await;
+    let ola = auth.sign_up("ola").await;
+    for name in [
+        "山田 太郎",
+        "محمد علي",
+        "अनुराग शर्मा",
+        "Νίκος",
+        "Дима (Dima)",
+        "می\u{200C}خواهم",
+        "👩\u{200D}👩\u{200D}👧 Ola 👍🏽",
+        "🏳\u{FE0F}\u{200D}🌈",
+    ] {
+        let (status, me) = auth
+            .call(
+                Method::PATCH,
+                "/api/v1/users/@me",
+                Some(&ola.access),
+                Some(json!({"display_name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name:?}: {me}");
+        assert_eq!(me["display_name"], name);
+    }
+    // Stored in composed form (NFC): an e with a combining acute is one character, é.
+    let (_, me) = auth
+        .call(
+            Method::PATCH,
+            "/api/v1/users/@me",
+            Some(&ola.access),
+            Some(json!({"display_name": "Zoe\u{301}"})),
+        )
+        .await;
+    assert_eq!(me["display_name"], "Zo\u{E9}");
+}

@@ -59,8 +59,9 @@ pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
         "--hash-concurrency=2".to_owned(),
         "--sign-up-rate=1000/1m".to_owned(),
         "--sign-in-rate=1000/1m".to_owned(),
-        "--sign-in-failures-per-account=1000/1m".to_owned(),
-        "--sign-in-failures-per-ip=1000/1m".to_owned(),
+        "--sign-in-backoff-per-account-and-address=1000/1s..1s".to_owned(),
+        "--sign-in-backoff-per-address=1000/1s..1s".to_owned(),
+        "--sign-in-backoff-per-account=1000/1s..1s".to_owned(),
         "--database-max-connections=24".to_owned(),
         // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
         // production 150 ms can miss an edge that is alive, and tests count the edges offered.
@@ -188,8 +189,9 @@ impl TestAuth {
     }
 }
 
+/// A password sign-up accepts (zxcvbn scores it 4), different for every user.
 pub(crate) fn password_of(username: &str) -> String {
-    format!("pw of {username}!")
+    format!("{username} likes violet kettle drums")
 }
 
 pub(crate) fn account(tokens: &Value) -> Account {

@@ -83,6 +83,38 @@ async fn each_kind_of_bad_input_closes_only_its_own_socket_with_its_code() {
     assert_eq!(bob_1.messages(1).await, ["still here?"]);
 }
 
+#[tokio::test]
+async fn a_message_that_shows_nothing_or_stacks_marks_is_refused_and_reaches_no_one() {
+    let world = World::start(1, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let url = world.gateway(0);
+    let mut ann_1 = Client::connect(&url, &ann).await;
+    let mut bob_1 = Client::connect(&url, &bob).await;
+
+    let zalgo = format!("a{}", "\u{591}".repeat(30));
+    for (content, nonce) in [
+        ("\u{200B}", "n-1"),
+        ("\u{2800}\u{3164}", "n-2"),
+        (zalgo.as_str(), "n-3"),
+    ] {
+        let refused = ann_1.send(room, content, nonce).await;
+        assert_eq!(refused["op"], 25, "{content:?}: {refused}");
+        assert_eq!(refused["d"]["code"], "invalid_content", "{refused}");
+        assert!(
+            refused["d"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("a message ")),
+            "{refused}"
+        );
+    }
+    // Any script, and emoji joined into one, still go through.
+    let fine = "Привет 👋🏽 👩\u{200D}💻 नमस्ते";
+    let ack = ann_1.send(room, fine, "n-4").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    assert_eq!(bob_1.messages(1).await, [fine]);
+}
+
 /// A token whose payload was edited (to expire long ago), so its signature no longer matches.
 fn expired_token(user: &crate::support::User) -> String {
     use base64::Engine;

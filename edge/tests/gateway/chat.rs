@@ -124,7 +124,7 @@ async fn signing_out_closes_that_sessions_sockets_on_every_edge_and_only_those()
             reqwest::Method::POST,
             "/api/v1/auth/sign-in",
             None,
-            json!({"username": "ann", "password": "password of ann"}),
+            json!({"username": "ann", "password": "ann likes violet kettle drums"}),
         )
         .await;
     assert_eq!(status, 200, "{other}");

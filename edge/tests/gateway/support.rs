@@ -238,7 +238,7 @@ impl World {
                 reqwest::Method::POST,
                 "/api/v1/auth/sign-up",
                 None,
-                json!({"username": name, "password": format!("password of {name}")}),
+                json!({"username": name, "password": format!("{name} likes violet kettle drums")}),
             )
             .await;
         assert_eq!(status, 201, "{body}");

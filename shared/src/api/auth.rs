@@ -46,6 +46,59 @@ impl fmt::Debug for Password {
     }
 }
 
+/// A password chosen for an account (sign-up, or a future password change): a [`Password`] that
+/// is also hard to guess. Dropbox's zxcvbn estimates how many guesses an attacker who knows
+/// common passwords, words, names, keyboard patterns, dates and the account's own username and
+/// display name would need; [`NewPassword::MIN_SCORE`] is the least it accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(Password);
+
+impl NewPassword {
+    /// zxcvbn's score 3: at least 10^8 guesses. Online guessing is throttled to a few guesses
+    /// an hour per account and address (auth's sign-in throttle), so score 2 (10^6 guesses)
+    /// would already outlast an online attacker; the score that matters is for an offline
+    /// attacker holding a copy of the database. With Argon2id at OWASP's parameters (~35 ms and
+    /// 19 MiB a guess on one core), 10^8 guesses cost about 40 core-days per account, where a
+    /// score-2 password (10^6 guesses) can fall in 10 core-hours. Score 4 (10^10) would refuse
+    /// most passwords people can remember and push them to reuse one. See docs/SECURITY.md.
+    pub const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+    /// Words an attacker would try first for this service, beside the account's own names.
+    const SERVICE_WORDS: [&'static str; 1] = ["natter"];
+
+    /// Checks `s` as a password for the account named `username` (and `display_name`).
+    pub fn parse(s: &str, username: &str, display_name: Option<&str>) -> Result<Self, Invalid> {
+        let password = Password::parse(s)?;
+        let mut inputs: Vec<&str> = vec![username];
+        if let Some(name) = display_name {
+            inputs.push(name);
+            inputs.extend(name.split_whitespace());
+        }
+        inputs.extend(Self::SERVICE_WORDS);
+        let estimate = zxcvbn::zxcvbn(s, &inputs);
+        if estimate.score() >= Self::MIN_SCORE {
+            return Ok(Self(password));
+        }
+        let advice = estimate
+            .feedback()
+            .map(ToString::to_string)
+            .map(|advice| advice.trim().to_owned())
+            .filter(|advice| !advice.is_empty())
+            .unwrap_or_else(|| "Use a few words, avoid common phrases.".to_owned());
+        Err(Invalid::new(format!("is too easy to guess. {advice}")))
+    }
+
+    pub fn into_password(self) -> Password {
+        self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
 /// `POST /api/v1/auth/sign-up`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,10 +106,14 @@ pub struct SignUpRequest {
     /// 2 to 32 of a-z, 0-9, `_` and `.`; case-insensitive.
     #[schema(example = "alice")]
     pub username: String,
-    /// 8 to 128 characters.
+    /// 8 to 128 characters, and hard to guess: zxcvbn must score it at least 3 of 4 (about 10^8
+    /// guesses), with the username and display name counted as known to the attacker. Common and
+    /// breached passwords (`password`, `qwerty123`), repeats (eight spaces), keyboard patterns,
+    /// dates and anything built from the username or display name are refused, with advice.
     #[schema(example = "correct horse battery staple")]
     pub password: String,
-    /// 1 to 32 characters; defaults to none (clients show the username).
+    /// 1 to 32 characters: any script or emoji, one script per word, nothing invisible or blank,
+    /// at most five combining marks on a character. Defaults to none (clients show the username).
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -65,7 +122,7 @@ pub struct SignUpRequest {
 #[derive(Debug, Clone)]
 pub struct SignUp {
     pub username: Username,
-    pub password: Password,
+    pub password: NewPassword,
     pub display_name: Option<DisplayName>,
 }
 
@@ -73,13 +130,17 @@ impl SignUpRequest {
     pub fn parse(&self) -> Result<SignUp, FieldErrors> {
         let mut errors = FieldErrors::new();
         let username = errors.check("username", Username::parse(&self.username));
-        let password = errors.check("password", Password::parse(&self.password));
         let display_name = match &self.display_name {
             None => Some(None),
             Some(name) => errors
                 .check("display_name", DisplayName::parse(name))
                 .map(Some),
         };
+        // Judged against the names as typed, so a refused name still counts as known.
+        let password = errors.check(
+            "password",
+            NewPassword::parse(&self.password, &self.username, self.display_name.as_deref()),
+        );
         match (username, password, display_name) {
             (Some(username), Some(password), Some(display_name)) if errors.is_empty() => {
                 Ok(SignUp {
@@ -169,6 +230,72 @@ mod tests {
     fn a_password_never_shows_in_debug_output() {
         let p = Password::parse("hunter2hunter2").unwrap();
         assert!(!format!("{p:?}").contains("hunter2"));
+    }
+
+    fn refusal(password: &str, username: &str, display_name: Option<&str>) -> String {
+        match NewPassword::parse(password, username, display_name) {
+            Ok(_) => panic!("{password:?} accepted for {username}"),
+            Err(Invalid(message)) => message,
+        }
+    }
+
+    #[test]
+    fn password_eight_spaces_and_the_username_itself_are_refused_as_new_passwords() {
+        assert!(refusal("password", "ann", None).contains("top-10 common password"));
+        assert!(refusal("        ", "ann", None).contains("Repeats"));
+        refusal("brightotter", "brightotter", None);
+        refusal("BrightOtter", "brightotter", None);
+    }
+
+    #[test]
+    fn common_breached_style_and_keyboard_passwords_are_refused() {
+        for weak in [
+            "qwerty123",
+            "P@ssw0rd!",
+            "iloveyou1",
+            "12345678",
+            "asdfghjkl",
+        ] {
+            refusal(weak, "ann", None);
+        }
+    }
+
+    #[test]
+    fn a_password_built_from_the_username_or_display_name_is_refused() {
+        refusal("brightotter2024", "brightotter", None);
+        refusal("Quentin Zabriskie", "qz", Some("Quentin Zabriskie"));
+        refusal("zabriskie1990!", "qz", Some("Quentin Zabriskie"));
+        refusal("natter123", "ann", None);
+    }
+
+    #[test]
+    fn a_refusal_says_what_to_do() {
+        let message = refusal("another one", "erin", None);
+        assert!(message.starts_with("is too easy to guess."), "{message}");
+        assert!(message.contains("Add another word or two"), "{message}");
+    }
+
+    #[test]
+    fn passphrases_and_random_passwords_are_accepted() {
+        for strong in [
+            "correct horse battery",
+            "violet kettle maple drum",
+            "Tr0ub4dor&3",
+            "tZ8#qP2!vLm",
+            "ложка кошка окно",
+            "猫と犬と鳥と魚の歌",
+        ] {
+            assert!(
+                NewPassword::parse(strong, "ann", Some("Ann")).is_ok(),
+                "{strong:?} refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_password_keeps_the_rules_of_a_password() {
+        refusal("Zq8!x", "ann", None);
+        refusal(&"violet kettle ".repeat(10), "ann", None);
     }
 
     #[test]

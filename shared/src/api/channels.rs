@@ -74,10 +74,14 @@ pub struct Channel {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters: any script or emoji; one script per word (no `Аlice` with a Cyrillic
+    /// `А`); nothing invisible, blank (U+2800, U+3164, U+FFFC), private-use or direction-changing;
+    /// at most five combining marks on a character. Stored trimmed and composed (NFC).
     #[schema(example = "book club")]
     pub name: String,
-    /// Up to 1024 characters.
+    /// 1 to 1024 characters: must show something; no control characters but line breaks, no bidi
+    /// overrides or isolates, at most five combining marks on a character. Stored trimmed and
+    /// composed (NFC).
     #[serde(default)]
     pub topic: Option<String>,
 }
@@ -107,8 +111,10 @@ impl CreateChannelRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannelRequest {
+    /// As when creating: 1 to 100 characters, with the rules of a display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// As when creating: 1 to 1024 characters, line breaks allowed.
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub topic: Option<Option<String>>,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::text::{self, Kind};
 use crate::Snowflake;
 
 /// A message as stored and delivered. Authors are ids: names and avatars are looked up when shown,
@@ -44,7 +45,10 @@ pub struct Typing {
     pub timestamp: u64,
 }
 
-/// Message text: 1 to 4,000 characters, not only white space.
+/// Message text: 1 to 4,000 characters, kept exactly as sent. Any script, emoji sequence, line
+/// break or tab, and the formatting characters real text carries; it must show something, may not
+/// hold control characters or explicit bidi formatting, and may not stack more than five
+/// combining marks on one character (see `api::text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageContent(String);
 
@@ -52,8 +56,8 @@ impl MessageContent {
     pub const MAX_CHARS: usize = 4_000;
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            return Err("a message cannot be empty or only white space".to_owned());
+        if s.is_empty() {
+            return Err("a message cannot be empty".to_owned());
         }
         let chars = s.chars().count();
         if chars > Self::MAX_CHARS {
@@ -62,6 +66,7 @@ impl MessageContent {
                 Self::MAX_CHARS
             ));
         }
+        text::check(s, Kind::Message).map_err(|rule| format!("a message {rule}"))?;
         Ok(Self(s.to_owned()))
     }
 }
@@ -106,10 +111,105 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_only_invisible_or_blank_characters_is_refused() {
+        for blank in [
+            "\u{200B}",
+            "\u{200B}\u{200B}\u{200D}",
+            "\u{2800}",
+            "\u{3164}",
+            "\u{FFFC}",
+            "\u{FEFF} \u{00A0}",
+            "\u{2060}\n\u{180E}",
+        ] {
+            let err = MessageContent::parse(blank).unwrap_err();
+            assert_eq!(err, "a message must contain something visible", "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn one_question_mark_or_one_emoji_is_a_message() {
+        for ok in ["?", "👍", "…", "+1", "¯\\_(ツ)_/¯", "😀", "🇫🇷"] {
+            assert!(MessageContent::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn a_message_may_mix_scripts_emoji_sequences_and_formatting_characters() {
+        for ok in [
+            "Привет, hello, こんにちは, مرحبا, नमस्ते, γεια",
+            "p\u{430}ypal is spelled with a Cyrillic a here",
+            "family: 👩\u{200D}👩\u{200D}👧\u{200D}👦 and 👍🏿",
+            "ខ្ញុំ\u{200B}ស្រលាញ់\u{200B}អ្នក",
+            "שלום\u{200F}!",
+            "fn main() {\n\tprintln!(\"hi\");\r\n}",
+            "\u{2800}⣿⣿\u{2800}\n⣿\u{2800}⣿",
+            "Bereshit: בְּרֵאשִׁ֖ית",
+        ] {
+            assert!(MessageContent::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn a_message_kept_exactly_as_sent() {
+        let sent = "  e\u{301}  ";
+        assert_eq!(String::from(MessageContent::parse(sent).unwrap()), sent);
+    }
+
+    #[test]
+    fn a_stack_of_combining_marks_is_refused_in_a_message() {
+        let zalgo = format!("hello a{}", "\u{591}".repeat(30));
+        let err = MessageContent::parse(&zalgo).unwrap_err();
+        assert!(err.contains("combining marks"), "{err}");
+        assert!(MessageContent::parse(&format!("a{}", "\u{FE0F}".repeat(30))).is_err());
+    }
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_refused_in_a_message() {
+        for bad in [
+            "bell\u{7}",
+            "see \u{202E}gnp.exe",
+            "\u{2066}x\u{2069}",
+            "a\u{2028}b",
+        ] {
+            assert!(MessageContent::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn four_thousand_characters_are_allowed_and_one_more_is_not() {
         // Characters, not bytes: 4,000 emoji are 16,000 bytes and still one message.
         assert!(MessageContent::parse(&"😀".repeat(4_000)).is_ok());
         assert!(MessageContent::parse(&"a".repeat(4_001)).is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn any_text_is_either_kept_exactly_or_refused_with_a_reason(s in "\\PC{0,200}") {
+                match MessageContent::parse(&s) {
+                    Ok(content) => prop_assert_eq!(String::from(content), s),
+                    Err(reason) => prop_assert!(reason.starts_with("a message ")),
+                }
+            }
+
+            #[test]
+            fn a_letter_under_more_than_five_marks_is_refused_whatever_the_marks(
+                base in "[a-zA-Zа-яא-ת]",
+                marks in proptest::collection::vec(
+                    proptest::sample::select(
+                        ('\u{300}'..='\u{36F}').chain('\u{591}'..='\u{5BD}').collect::<Vec<_>>()
+                    ),
+                    6..40,
+                ),
+            ) {
+                let text: String = base.chars().chain(marks).collect();
+                prop_assert!(MessageContent::parse(&text).is_err());
+            }
+        }
     }
 
     #[test]

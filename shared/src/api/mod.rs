@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod messages;
 pub mod names;
 pub mod presence;
+pub(crate) mod text;
 pub mod users;
 
 use utoipa::openapi::RefOr;

@@ -1,16 +1,20 @@
 //! Names people type: usernames, display names, channel names and topics. Each is a newtype whose
 //! constructor is the only place its rule lives.
 //!
-//! Free text (display names, channel names, topics, bios) may hold any letters, emoji and
+//! Free text (display names, channel names, topics, bios) may hold any script, emoji and
 //! punctuation, including quotes and semicolons: values only ever reach SQL as bound parameters.
-//! What is refused is text that would look different from what it is: control characters, bidi
-//! overrides, invisible characters, and stacks of combining marks ("zalgo").
+//! It is stored in Unicode's composed form (NFC), trimmed, and checked by [`super::text`]: names
+//! must look like what they are (nothing invisible, one script per word), and every kind must show
+//! something and may not stack combining marks ("zalgo").
 
 use std::fmt;
 
 use serde::Serialize;
 
+use unicode_normalization::UnicodeNormalization;
+
 use super::error::Invalid;
+use super::text::{self, Kind};
 
 /// A unique account name: stored lowercase, 2 to 32 of `a-z`, `0-9`, `_` and `.`, with no two dots
 /// in a row. Case-insensitive: `Alice` is `alice`.
@@ -62,15 +66,9 @@ impl fmt::Display for Username {
     }
 }
 
-/// Checks free text: trimmed, `min..=max` characters, newlines only where `multiline`, and nothing
-/// invisible or misleading.
-pub(crate) fn free_text(
-    s: &str,
-    min: usize,
-    max: usize,
-    multiline: bool,
-) -> Result<String, Invalid> {
-    let text = s.trim();
+/// Checks free text: composed (NFC), trimmed, `min..=max` characters, and the rules of `kind`.
+pub(crate) fn free_text(s: &str, min: usize, max: usize, kind: Kind) -> Result<String, Invalid> {
+    let text: String = s.trim().nfc().collect();
     let chars = text.chars().count();
     if chars < min {
         return Err(Invalid::new(if chars == 0 {
@@ -84,67 +82,12 @@ pub(crate) fn free_text(
             "may be at most {max} characters long (it is {chars})"
         )));
     }
-    let mut combining_run = 0;
-    for c in text.chars() {
-        if c.is_control() && !(multiline && c == '\n') {
-            return Err(Invalid::new(format!(
-                "may not contain control characters such as {c:?}"
-            )));
-        }
-        if is_invisible_format(c) {
-            return Err(Invalid::new(format!(
-                "may not contain invisible or direction-changing characters such as U+{:04X}",
-                u32::from(c)
-            )));
-        }
-        combining_run = if is_combining_mark(c) {
-            combining_run + 1
-        } else {
-            0
-        };
-        if combining_run > MAX_COMBINING_MARKS {
-            return Err(Invalid::new(
-                "may not stack more than 3 accents or other combining marks on one letter",
-            ));
-        }
-    }
-    if !text
-        .chars()
-        .any(|c| !c.is_whitespace() && !matches!(c, '\u{200D}' | '\u{FE00}'..='\u{FE0F}'))
-    {
-        return Err(Invalid::new("must contain something visible"));
-    }
-    Ok(text.to_owned())
-}
-
-const MAX_COMBINING_MARKS: usize = 3;
-
-/// Unicode format characters that render as nothing or reorder text (bidi overrides, zero-width
-/// spaces, tags). The zero-width joiner and variation selectors stay allowed: emoji use them.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}'
-        | '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}'
-        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
-        | '\u{FFF0}'..='\u{FFFB}'
-        | '\u{E0000}'..='\u{E0FFF}')
-}
-
-fn is_combining_mark(c: char) -> bool {
-    matches!(c,
-        '\u{0300}'..='\u{036F}'
-        | '\u{0483}'..='\u{0489}'
-        | '\u{1AB0}'..='\u{1AFF}'
-        | '\u{1DC0}'..='\u{1DFF}'
-        | '\u{20D0}'..='\u{20FF}'
-        | '\u{FE20}'..='\u{FE2F}')
+    text::check(&text, kind).map_err(Invalid)?;
+    Ok(text)
 }
 
 macro_rules! free_text_newtype {
-    ($(#[$doc:meta])* $name:ident, min = $min:expr, max = $max:expr, multiline = $multi:expr) => {
+    ($(#[$doc:meta])* $name:ident, min = $min:expr, max = $max:expr, kind = $kind:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
         pub struct $name(String);
@@ -153,7 +96,7 @@ macro_rules! free_text_newtype {
             pub const MAX: usize = $max;
 
             pub fn parse(s: &str) -> Result<Self, Invalid> {
-                free_text(s, $min, $max, $multi).map(Self)
+                free_text(s, $min, $max, $kind).map(Self)
             }
 
             pub fn as_str(&self) -> &str {
@@ -174,20 +117,21 @@ macro_rules! free_text_newtype {
 }
 
 free_text_newtype!(
-    /// The name shown instead of the username: 1 to 32 characters, any script or emoji.
-    DisplayName, min = 1, max = 32, multiline = false
+    /// The name shown instead of the username: 1 to 32 characters, any script or emoji, one
+    /// script per word, nothing invisible.
+    DisplayName, min = 1, max = 32, kind = Kind::Name
 );
 free_text_newtype!(
-    /// A group channel's name: 1 to 100 characters.
-    ChannelName, min = 1, max = 100, multiline = false
+    /// A group channel's name: 1 to 100 characters, with the rules of a display name.
+    ChannelName, min = 1, max = 100, kind = Kind::Name
 );
 free_text_newtype!(
     /// A group channel's topic: up to 1024 characters, newlines allowed.
-    Topic, min = 1, max = 1024, multiline = true
+    Topic, min = 1, max = 1024, kind = Kind::Prose
 );
 free_text_newtype!(
     /// A few words about oneself: up to 190 characters, newlines allowed.
-    Bio, min = 1, max = 190, multiline = true
+    Bio, min = 1, max = 190, kind = Kind::Prose
 );
 
 #[cfg(test)]
@@ -237,12 +181,76 @@ mod tests {
     fn a_display_name_may_use_any_script_emoji_and_punctuation() {
         for ok in [
             "Zoë",
-            "山田太郎",
             "O'Brien; \"the\" -- best",
-            "👩‍👩‍👧 family",
             "❤️",
+            "Chloé ☕",
+            "Nguyễn Thị Minh Khai",
         ] {
             assert!(DisplayName::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn names_in_many_scripts_pass() {
+        for ok in [
+            "山田太郎",
+            "やまだ たろう",
+            "ヤマダ・タロウ",
+            "محمد علي",
+            "अनुराग शर्मा",
+            "श्री",
+            "Νίκος Παπαδόπουλος",
+            "Дмитрий",
+            "Дима (Dima)",
+            "김민준",
+            "สมชาย ใจดี",
+            "דָּוִד",
+            "Yuki 雪",
+            "東京Tokyo",
+            "Ali علی",
+            "Հայկ",
+        ] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn joiners_pass_where_the_writing_needs_them() {
+        for ok in [
+            // ZWNJ between joining letters (Persian), ZWJ after a virama (Sinhala, Devanagari).
+            "می\u{200C}خواهم",
+            "ශ්\u{200D}රී",
+            "क्\u{200D}ष",
+            "क्\u{200C}ष",
+        ] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in ["a\u{200D}b", "a\u{200C}b", "\u{200D}", "Bob\u{200D}"] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn emoji_sequences_with_joiners_skin_tones_flags_and_keycaps_pass() {
+        for ok in [
+            "👩\u{200D}👩\u{200D}👧 family",
+            "👍🏽",
+            "🧑🏿\u{200D}💻 dev",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "❤\u{FE0F}\u{200D}🔥",
+            "🏃\u{200D}♀\u{FE0F}",
+            "🇯🇵 Kenji",
+            "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} fan",
+            "1\u{FE0F}\u{20E3}",
+        ] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    #[test]
+    fn a_tag_outside_an_emoji_flag_is_refused() {
+        for bad in ["Bob\u{E0041}", "🏴\u{E0067}\u{E0062}", "\u{E0067}\u{E007F}"] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
@@ -254,9 +262,43 @@ mod tests {
     }
 
     #[test]
+    fn names_that_render_blank_are_refused() {
+        for bad in [
+            "\u{2800}",
+            "\u{FFFC}",
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{FFA0}",
+            "\u{200B}",
+            "\u{00A0}\u{2800}",
+            "\u{200D}\u{FE0F}",
+            "\u{E000}",
+        ] {
+            let err = DisplayName::parse(bad).unwrap_err();
+            assert!(!err.0.is_empty(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_may_not_hide_blank_look_alikes_or_placeholders_beside_letters() {
+        let err = DisplayName::parse("Bob\u{2800}\u{2800}").unwrap_err();
+        assert!(err.0.contains("U+2800") && err.0.contains("space"), "{err}");
+        let err = DisplayName::parse("Bob\u{FFFC}").unwrap_err();
+        assert!(err.0.contains("U+FFFC"), "{err}");
+        assert!(ChannelName::parse("general\u{3164}").is_err());
+    }
+
+    #[test]
     fn a_display_name_counts_characters_not_bytes() {
         assert!(DisplayName::parse(&"é".repeat(32)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn a_name_is_stored_composed_so_its_length_is_what_people_see() {
+        let decomposed = "e\u{301}".repeat(32);
+        let name = DisplayName::parse(&decomposed).unwrap();
+        assert_eq!(name.as_str(), "é".repeat(32));
     }
 
     #[test]
@@ -267,6 +309,10 @@ mod tests {
             "\u{202E}evil",
             "in\u{200B}visible",
             "\u{FEFF}bom",
+            "left\u{200E}mark",
+            "soft\u{AD}hyphen",
+            "line\u{2028}separator",
+            "\u{FFFF}",
         ] {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -275,12 +321,47 @@ mod tests {
     #[test]
     fn a_name_of_only_joiners_and_variation_selectors_is_refused() {
         assert!(DisplayName::parse("\u{200D}\u{FE0F}").is_err());
+        assert!(DisplayName::parse("a\u{FE0F}\u{FE0F}").is_err());
     }
 
     #[test]
     fn a_letter_with_a_stack_of_combining_marks_is_refused() {
         assert!(DisplayName::parse("e\u{301}").is_ok());
-        assert!(DisplayName::parse("z\u{301}\u{302}\u{303}\u{304}\u{305}").is_err());
+        // Pointed, cantillated Hebrew: shin dot, dagesh, qamats, an accent and a meteg.
+        assert!(DisplayName::parse("שׁ\u{5BC}\u{5B8}\u{591}\u{5BD}").is_ok());
+        assert!(DisplayName::parse("q\u{301}\u{302}\u{303}\u{304}\u{305}").is_ok());
+        assert!(DisplayName::parse("q\u{301}\u{302}\u{303}\u{304}\u{305}\u{306}").is_err());
+        let zalgo = format!("a{}", "\u{591}".repeat(30));
+        let err = DisplayName::parse(&zalgo).unwrap_err();
+        assert!(err.0.contains("combining marks"), "{err}");
+        assert!(Topic::parse(&zalgo).is_err());
+        assert!(Bio::parse(&format!("hello {zalgo}")).is_err());
+    }
+
+    #[test]
+    fn cyrillic_and_greek_look_alikes_mixed_into_a_latin_name_are_refused() {
+        for bad in [
+            "\u{410}lice",
+            "p\u{430}ypal",
+            "\u{391}dmin",
+            "Bob \u{410}lice",
+        ] {
+            let err = DisplayName::parse(bad).unwrap_err();
+            assert!(err.0.contains("one script"), "{bad:?}: {err}");
+        }
+        let err = DisplayName::parse("\u{410}lice").unwrap_err();
+        assert!(
+            err.0.contains("Cyrillic and Latin") || err.0.contains("Latin and Cyrillic"),
+            "{err}"
+        );
+        assert!(ChannelName::parse("g\u{435}neral").is_err());
+    }
+
+    #[test]
+    fn private_use_and_unassigned_characters_are_refused_in_names() {
+        assert!(DisplayName::parse("Bob \u{E000}").is_err());
+        assert!(DisplayName::parse("Bob \u{10FFFD}").is_err());
+        assert!(DisplayName::parse("Bob \u{0378}").is_err());
     }
 
     #[test]
@@ -291,8 +372,58 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_and_a_bio_keep_the_formatting_characters_of_real_text() {
+        // Khmer separates words with zero-width spaces; Hebrew uses direction marks.
+        assert!(Topic::parse("ខ្ញុំ\u{200B}ស្រលាញ់\u{200B}អ្នក").is_ok());
+        assert!(Bio::parse("שלום\u{200F}!").is_ok());
+        assert!(Bio::parse("mixed Дима and Dima, p\u{430}ypal").is_ok());
+        assert!(Bio::parse("\u{202E}gnp.exe").is_err());
+        assert!(Topic::parse("\u{2067}isolate\u{2069}").is_err());
+        assert!(Topic::parse("\u{200B}\u{2800}").is_err());
+    }
+
+    #[test]
     fn a_bio_is_at_most_190_characters() {
         assert!(Bio::parse(&"b".repeat(190)).is_ok());
         assert!(Bio::parse(&"b".repeat(191)).is_err());
+    }
+
+    mod properties {
+        use icu_properties::CodePointSetData;
+        use icu_properties::props::DefaultIgnorableCodePoint;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn default_ignorables() -> Vec<char> {
+            CodePointSetData::new::<DefaultIgnorableCodePoint>()
+                .iter_ranges()
+                .flat_map(|range| range.filter_map(char::from_u32))
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn a_name_that_parses_parses_again_to_itself(s in "\\PC{0,40}") {
+                if let Ok(name) = DisplayName::parse(&s) {
+                    prop_assert_eq!(DisplayName::parse(name.as_str()).unwrap(), name);
+                }
+            }
+
+            #[test]
+            fn text_of_only_invisible_characters_and_spaces_is_never_a_name_or_topic(
+                s in proptest::collection::vec(
+                    prop_oneof![
+                        proptest::sample::select(default_ignorables()),
+                        proptest::sample::select(vec![' ', '\u{A0}', '\u{3000}', '\u{2800}']),
+                    ],
+                    1..20,
+                )
+            ) {
+                let text: String = s.into_iter().collect();
+                prop_assert!(DisplayName::parse(&text).is_err());
+                prop_assert!(Topic::parse(&text).is_err());
+            }
+        }
     }
 }

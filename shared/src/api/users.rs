@@ -121,6 +121,9 @@ impl AvatarUrl {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    /// 1 to 32 characters: any script or emoji; one script per word (no `Аlice` with a Cyrillic
+    /// `А`); nothing invisible, blank (U+2800, U+3164, U+FFFC), private-use or direction-changing;
+    /// at most five combining marks on a character. Stored trimmed and composed (NFC).
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
@@ -128,7 +131,9 @@ pub struct UpdateProfileRequest {
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub avatar_url: Option<Option<String>>,
-    /// At most 190 characters.
+    /// 1 to 190 characters: must show something; no control characters but line breaks, no bidi
+    /// overrides or isolates, at most five combining marks on a character. Stored trimmed and
+    /// composed (NFC).
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,
