@@ -150,6 +150,23 @@ pub struct Config {
     )]
     pub read_buffer_bytes: usize,
 
+    /// Unsent bytes one socket may hold, in bytes: bounds a client that stops reading, and is
+    /// the largest frame the edge can send (a larger one closes the socket with 4000, logged).
+    #[arg(
+        long = "max-write-buffer-bytes",
+        env = "NATTER_MAX_WRITE_BUFFER_BYTES",
+        default_value_t = 4 * 1024 * 1024
+    )]
+    pub max_write_buffer_bytes: usize,
+
+    /// Largest REST request body accepted, in bytes (larger: 413 `payload_too_large`).
+    #[arg(
+        long = "max-body-bytes",
+        env = "NATTER_MAX_BODY_BYTES",
+        default_value_t = 64 * 1024
+    )]
+    pub max_body_bytes: usize,
+
     /// Channels with more members than this get no pushed presence (clients ask
     /// `GET /api/v1/presences` when they open one); DMs always do.
     #[arg(
@@ -278,6 +295,9 @@ impl Edge {
                 frames_per_minute: config.frames_per_minute,
                 max_frame_bytes: config.max_frame_bytes,
                 read_buffer_bytes: config.read_buffer_bytes.max(256),
+                // tungstenite requires it above the write buffer size (0: written straight through).
+                max_write_buffer_bytes: config.max_write_buffer_bytes.max(1),
+                max_body_bytes: config.max_body_bytes,
                 allowed_origins: config.allowed_origins.clone(),
                 receipts_max_members: config.receipts_max_members,
             },

@@ -340,6 +340,12 @@ impl Running {
 
     /// Stops the service and waits until it has finished.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops the service and waits until it has finished, keeping the handle (its port stays
+    /// known, and nothing listens there any more).
+    pub async fn halt(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;

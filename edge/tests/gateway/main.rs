@@ -5,4 +5,5 @@ mod chat;
 mod edge_process;
 mod history;
 mod resume;
+mod signed_out;
 mod support;

@@ -391,6 +391,11 @@ impl Client {
         send_json(&mut self.socket, frame).await;
     }
 
+    /// Sends any WebSocket message (pings and pongs included).
+    pub(crate) async fn send_message(&mut self, message: Message) {
+        self.socket.send(message).await.expect("send a message");
+    }
+
     /// Sends a message and waits for its ACK (or ERROR); other frames are kept for `next`.
     pub(crate) async fn send(&mut self, channel: Snowflake, content: &str, nonce: &str) -> Value {
         self.request(
@@ -421,6 +426,24 @@ impl Client {
         };
         self.saw(&frame);
         Some(frame)
+    }
+
+    /// The next frame if one arrives within `wait`.
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(frame) = self.held.pop_front() {
+            return Some(frame);
+        }
+        loop {
+            match tokio::time::timeout(wait, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(&text).expect("frames are JSON");
+                    self.saw(&frame);
+                    return Some(frame);
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
     }
 
     /// The next dispatch named `t`, skipping others.
