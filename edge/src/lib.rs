@@ -61,6 +61,19 @@ pub struct Config {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address `/metrics` is served on, apart from the public port (so only whoever can reach
+    /// this address reads the service's internals).
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_EDGE_METRICS_ADDR",
+        default_value = "127.0.0.1:9080"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: shared::listener::ListenerLimits,
+
     /// The WebSocket URL clients are given to reach this edge (defaults to ws://<http-addr>/gateway).
     #[arg(long = "public-url", env = "NATTER_EDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -329,8 +342,13 @@ impl Edge {
 
         let readiness = Readiness::new().with_nats(nats.clone());
         let router = routes::router(Arc::clone(&state), sessions.clone())
-            .merge(shared::health::router(readiness, metrics.clone()));
-        let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
+            .merge(shared::health::router(readiness));
+        let listen = shared::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        let http = HttpServer::bind(listen, router, &metrics).await?;
         let public_url = config
             .public_url
             .clone()
@@ -359,6 +377,10 @@ impl Service for Edge {
 
     fn port(&self) -> u16 {
         self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
     }
 
     /// Serves until `shutdown`, then drains: discovery stops offering this edge, every session is

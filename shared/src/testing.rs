@@ -329,6 +329,8 @@ impl Drop for RedisServer {
 /// A service running in this test process; stopped when dropped.
 pub struct Running {
     pub port: u16,
+    /// Where its `/metrics` is served.
+    pub metrics_port: u16,
     shutdown: crate::lifecycle::Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -336,6 +338,11 @@ pub struct Running {
 impl Running {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Its `/metrics` URL.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
     /// Stops the service and waits until it has finished.
@@ -383,6 +390,7 @@ where
     S: crate::lifecycle::Service + 'static,
 {
     let port = service.port();
+    let metrics_port = service.metrics_port();
     let shutdown = crate::lifecycle::Shutdown::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -392,6 +400,7 @@ where
     });
     Running {
         port,
+        metrics_port,
         shutdown,
         task: Some(task),
     }

@@ -128,7 +128,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
         sent += 1;
         cat_got += cat_1.messages(1).await.len();
         if sent % 25 == 0 {
-            let metrics = reqwest::get(world.edges[0].url("/metrics"))
+            let metrics = reqwest::get(world.edges[0].metrics_url())
                 .await
                 .unwrap()
                 .text()
@@ -155,7 +155,7 @@ async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
     let world = World::start(1, &[]).await;
     let ann = world.sign_up("ann").await;
     let metrics = || async {
-        reqwest::get(world.edges[0].url("/metrics"))
+        reqwest::get(world.edges[0].metrics_url())
             .await
             .unwrap()
             .text()

@@ -6,4 +6,5 @@ mod edge_process;
 mod history;
 mod resume;
 mod signed_out;
+mod slow_connections;
 mod support;
