@@ -51,13 +51,14 @@ impl fmt::Debug for Password {
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
     /// 2 to 32 of a-z, 0-9, `_` and `.`; case-insensitive.
-    #[schema(example = "alice")]
+    #[schema(value_type = Username)]
     pub username: String,
     /// 8 to 128 characters.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(value_type = Password)]
     pub password: String,
     /// 1 to 32 characters; defaults to none (clients show the username).
     #[serde(default)]
+    #[schema(value_type = Option<DisplayName>)]
     pub display_name: Option<String>,
 }
 
@@ -97,9 +98,9 @@ impl SignUpRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    #[schema(example = "alice")]
+    #[schema(value_type = Username)]
     pub username: String,
-    #[schema(example = "correct horse battery staple")]
+    #[schema(value_type = Password)]
     pub password: String,
 }
 

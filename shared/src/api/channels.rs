@@ -75,10 +75,11 @@ pub struct Channel {
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
     /// 1 to 100 characters.
-    #[schema(example = "book club")]
+    #[schema(value_type = ChannelName)]
     pub name: String,
     /// Up to 1024 characters.
     #[serde(default)]
+    #[schema(value_type = Option<Topic>)]
     pub topic: Option<String>,
 }
 
@@ -108,9 +109,10 @@ impl CreateChannelRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannelRequest {
     #[serde(default)]
+    #[schema(value_type = Option<ChannelName>)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Topic>)]
     pub topic: Option<Option<String>>,
 }
 
@@ -146,7 +148,7 @@ impl UpdateChannelRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsernameRequest {
-    #[schema(example = "bob")]
+    #[schema(value_type = Username)]
     pub username: String,
 }
 

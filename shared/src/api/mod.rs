@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod messages;
 pub mod names;
 pub mod presence;
+pub mod schema;
 pub mod users;
 
 use utoipa::openapi::RefOr;

@@ -122,18 +122,19 @@ impl AvatarUrl {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DisplayName>)]
     pub display_name: Option<Option<String>>,
     /// An http or https URL of at most 2048 characters.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<AvatarUrl>)]
     pub avatar_url: Option<Option<String>>,
     /// At most 190 characters.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Bio>)]
     pub bio: Option<Option<String>>,
     /// `online`, `idle`, `dnd` or `invisible`.
     #[serde(default)]
+    #[schema(value_type = Option<super::schema::SettableStatus>)]
     pub status: Option<String>,
 }
 
