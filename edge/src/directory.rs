@@ -36,6 +36,10 @@ impl Directory {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                // Auth closes a kept-alive connection that sends nothing for its
+                // --header-read-timeout (10 s by default): let go of idle ones well before, so a
+                // request never goes out on a connection auth is closing at that moment.
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("a TLS-free HTTP client builds"),
             base: base.as_str().trim_end_matches('/').to_owned(),

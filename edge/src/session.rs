@@ -607,6 +607,7 @@ async fn read_frame(
         let text = match message {
             Message::Text(text) => text,
             Message::Ping(_) | Message::Pong(_) => continue,
+            // (A Close was answered above.)
             Message::Binary(_) | Message::Close(_) => return Err(Some(CloseCode::DecodeError)),
         };
         return ClientFrame::decode(&text).map_err(Some);
