@@ -585,6 +585,14 @@ mod tests {
     }
 
     #[test]
+    fn the_cap_is_checked_as_ids_are_read_not_after_reading_them_all() {
+        // The old loop read and deduplicated the whole list before counting: it would have
+        // complained about "bob" at the end, after a quadratic pass over everything before it.
+        let err = user_ids(&format!("{},bob", list(1..=101))).unwrap_err();
+        assert!(err.contains("at most 100"), "{err}");
+    }
+
+    #[test]
     fn a_long_list_of_one_repeated_id_is_one_id() {
         let repeated = list(std::iter::repeat_n(7, 50_000));
         assert_eq!(user_ids(&repeated).unwrap(), [Snowflake::from_u64(7)]);
