@@ -8,6 +8,9 @@
 #   presence   http://127.0.0.1:8082   presence and discovery
 #   persister  http://127.0.0.1:8083   JetStream -> CQL store
 #
+# Each serves /metrics on its own listener, 1000 above its port (auth http://127.0.0.1:9081/metrics,
+# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083), never on the public port.
+#
 # Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
 # build, slower to run); the default is release.
 set -euo pipefail
@@ -37,7 +40,7 @@ start_one() {
     echo "  $name already running (pid $(pid_of "$name"))"
     return
   fi
-  local args=(--http-addr "127.0.0.1:$port" "$@")
+  local args=(--http-addr "127.0.0.1:$port" --metrics-addr "127.0.0.1:$((port + 1000))" "$@")
   if [[ "$bin" == edge ]]; then
     args+=(--public-url "ws://127.0.0.1:$port/gateway"
            --allowed-origins "http://127.0.0.1:8081,http://localhost:8081,http://127.0.0.1:5173,http://localhost:5173")

@@ -67,6 +67,8 @@ async fn main() {
     let config: auth::Config = shared::config::try_parse_from([
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        "--max-connections-per-address=0".to_owned(),
         format!("--database-url={db}"),
         format!("--nats-url={}", stack.nats_url),
         format!("--nats-prefix={prefix}"),

@@ -27,6 +27,19 @@ pub struct Config {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address `/metrics` is served on, apart from the public port (so only whoever can reach
+    /// this address reads the service's internals).
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_AUTH_METRICS_ADDR",
+        default_value = "127.0.0.1:9081"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: shared::listener::ListenerLimits,
+
     /// PostgreSQL URL.
     #[arg(long = "database-url", env = "NATTER_DATABASE_URL",
           value_parser = |s: &str| shared::config::postgres_url(s).map(Secret::new))]

@@ -7,13 +7,12 @@
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
 //! - [`publish`]: events on NATS after each change.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use shared::SnowflakeGenerator;
 use shared::health::Readiness;
-use shared::lifecycle::{Service, Shutdown};
+use shared::lifecycle::{HttpServer, Service, Shutdown};
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
 use shared::tokens::Verifier;
@@ -68,8 +67,7 @@ pub enum Error {
 
 /// The auth service, built and bound, ready to run.
 pub struct Auth {
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
+    http: HttpServer,
     state: AppState,
 }
 
@@ -157,27 +155,15 @@ impl Auth {
             })
             .with_nats(nats);
         let api = routes::router(state.clone(), &config).map_err(Error::Cors)?;
-        // Request metrics on every route, labelled by route template (as shared's HttpServer
-        // does); auth binds its own listener because rate limits need the peer address.
-        let router = shared::health::router(readiness, metrics.clone())
-            .merge(api)
-            .route_layer(axum::middleware::from_fn_with_state(
-                metrics.clone(),
-                shared::telemetry::track_http,
-            ));
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {}: {e}", config.http_addr),
-                )
-            })?;
-        Ok(Self {
-            listener,
-            router,
-            state,
-        })
+        let router = shared::health::router(readiness).merge(api);
+        let listen = shared::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        // The listener tells handlers each connection's peer address: rate limits need it.
+        let http = HttpServer::bind(listen, router, &metrics).await?;
+        Ok(Self { http, state })
     }
 }
 
@@ -185,18 +171,16 @@ impl Service for Auth {
     type Error = Error;
 
     fn port(&self) -> u16 {
-        self.listener.local_addr().map_or(0, |a| a.port())
+        self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+        self.http.serve(shutdown).await?;
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ async fn start_auth(stack: &Stack, database_url: &str) -> testing::Running {
     let config: auth::Config = shared::config::try_parse_from([
         "auth",
         "--http-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         &format!("--database-url={database_url}"),
         &format!("--nats-url={}", stack.nats_url),
         &format!("--nats-prefix={prefix}"),
@@ -46,7 +47,7 @@ async fn auth_is_live_ready_and_serves_metrics() {
     assert_eq!(report["checks"]["postgres"], "ok");
     assert_eq!(report["checks"]["nats"], "ok");
 
-    let metrics = http.get(auth.url("/metrics")).send().await.unwrap();
+    let metrics = http.get(auth.metrics_url()).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(
@@ -118,7 +119,12 @@ fn an_unreachable_database_exits_non_zero_saying_so() {
     let closed = testing::free_port();
     let (code, stderr) = testing::run_binary(
         env!("CARGO_BIN_EXE_auth"),
-        &["--http-addr", "127.0.0.1:0"],
+        &[
+            "--http-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
         &[
             (
                 "NATTER_DATABASE_URL",

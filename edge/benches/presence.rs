@@ -122,6 +122,8 @@ async fn main() {
     let auth_config: auth::Config = shared::config::try_parse_from([
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        "--max-connections-per-address=0".to_owned(),
         format!("--database-url={}", stack.fresh_database().await),
         format!("--nats-url={}", stack.nats_url),
         format!("--nats-prefix={prefix}"),
@@ -137,6 +139,8 @@ async fn main() {
     let presence_config: presence::Config = shared::config::try_parse_from([
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        "--max-connections-per-address=0".to_owned(),
         format!("--nats-url={}", stack.nats_url),
         format!("--nats-prefix={prefix}"),
         format!("--redis-url={}", stack.redis_url),
@@ -150,6 +154,8 @@ async fn main() {
         let config: edge::Config = shared::config::try_parse_from([
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
+            "--max-connections-per-address=0".to_owned(),
             format!("--nats-url={}", stack.nats_url),
             format!("--nats-prefix={prefix}"),
             format!("--auth-url={}", auth.url("")),

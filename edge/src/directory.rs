@@ -12,6 +12,10 @@ use shared::api::users::User;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
+    /// Auth refused the user's token: signed out, revoked, or the account is gone. The token's
+    /// signature may still be good, but the session is over: the caller must sign in again.
+    #[error("auth refused the token (signed out or revoked)")]
+    Refused,
     #[error("auth is unreachable: {0}")]
     Unreachable(#[from] reqwest::Error),
     #[error("auth answered {0}")]
@@ -32,6 +36,10 @@ impl Directory {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                // Auth closes a kept-alive connection that sends nothing for its
+                // --header-read-timeout (10 s by default): let go of idle ones well before, so a
+                // request never goes out on a connection auth is closing at that moment.
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("a TLS-free HTTP client builds"),
             base: base.as_str().trim_end_matches('/').to_owned(),
@@ -85,8 +93,10 @@ impl Directory {
                 Err(e) => return Err(e.into()),
             }
         };
-        if !response.status().is_success() {
-            return Err(DirectoryError::Status(response.status()));
+        match response.status() {
+            status if status.is_success() => {}
+            reqwest::StatusCode::UNAUTHORIZED => return Err(DirectoryError::Refused),
+            status => return Err(DirectoryError::Status(status)),
         }
         Ok(response.json().await?)
     }

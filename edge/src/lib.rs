@@ -61,6 +61,19 @@ pub struct Config {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address `/metrics` is served on, apart from the public port (so only whoever can reach
+    /// this address reads the service's internals).
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_EDGE_METRICS_ADDR",
+        default_value = "127.0.0.1:9080"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: shared::listener::ListenerLimits,
+
     /// The WebSocket URL clients are given to reach this edge (defaults to ws://<http-addr>/gateway).
     #[arg(long = "public-url", env = "NATTER_EDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -149,6 +162,23 @@ pub struct Config {
         default_value_t = 1024
     )]
     pub read_buffer_bytes: usize,
+
+    /// Unsent bytes one socket may hold, in bytes: bounds a client that stops reading, and is
+    /// the largest frame the edge can send (a larger one closes the socket with 4000, logged).
+    #[arg(
+        long = "max-write-buffer-bytes",
+        env = "NATTER_MAX_WRITE_BUFFER_BYTES",
+        default_value_t = 4 * 1024 * 1024
+    )]
+    pub max_write_buffer_bytes: usize,
+
+    /// Largest REST request body accepted, in bytes (larger: 413 `payload_too_large`).
+    #[arg(
+        long = "max-body-bytes",
+        env = "NATTER_MAX_BODY_BYTES",
+        default_value_t = 64 * 1024
+    )]
+    pub max_body_bytes: usize,
 
     /// Channels with more members than this get no pushed presence (clients ask
     /// `GET /api/v1/presences` when they open one); DMs always do.
@@ -278,6 +308,9 @@ impl Edge {
                 frames_per_minute: config.frames_per_minute,
                 max_frame_bytes: config.max_frame_bytes,
                 read_buffer_bytes: config.read_buffer_bytes.max(256),
+                // tungstenite requires it above the write buffer size (0: written straight through).
+                max_write_buffer_bytes: config.max_write_buffer_bytes.max(1),
+                max_body_bytes: config.max_body_bytes,
                 allowed_origins: config.allowed_origins.clone(),
                 receipts_max_members: config.receipts_max_members,
             },
@@ -309,8 +342,13 @@ impl Edge {
 
         let readiness = Readiness::new().with_nats(nats.clone());
         let router = routes::router(Arc::clone(&state), sessions.clone())
-            .merge(shared::health::router(readiness, metrics.clone()));
-        let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
+            .merge(shared::health::router(readiness));
+        let listen = shared::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        let http = HttpServer::bind(listen, router, &metrics).await?;
         let public_url = config
             .public_url
             .clone()
@@ -339,6 +377,10 @@ impl Service for Edge {
 
     fn port(&self) -> u16 {
         self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
     }
 
     /// Serves until `shutdown`, then drains: discovery stops offering this edge, every session is

@@ -23,6 +23,8 @@ pub struct EdgeMetrics {
     pub closes: IntCounterVec,
     /// Sessions kicked because their outbound queue was full.
     pub slow_client_closes: IntCounter,
+    /// Frames that could not be written at all (their sockets were closed with 4000).
+    pub unwritable_frames: IntCounter,
     /// 1 once the message store is connected (history and unread counts work), else 0.
     pub store_connected: IntGauge,
 }
@@ -77,6 +79,11 @@ impl EdgeMetrics {
                 "Sessions closed because they did not read their events",
             )
             .expect("valid"),
+            unwritable_frames: IntCounter::new(
+                "natter_edge_unwritable_frames_total",
+                "Frames that could not be written to a client; each closed its socket",
+            )
+            .expect("valid"),
             store_connected: IntGauge::new(
                 "natter_edge_store_connected",
                 "1 once the message store is connected (history works), else 0",
@@ -93,6 +100,7 @@ impl EdgeMetrics {
         metrics.register(this.send_seconds.clone());
         metrics.register(this.closes.clone());
         metrics.register(this.slow_client_closes.clone());
+        metrics.register(this.unwritable_frames.clone());
         this
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared::Snowflake;
@@ -453,6 +453,26 @@ impl Watch {
     }
 }
 
+/// The distinct ids of a comma-separated list, in the order first given: at most
+/// [`MAX_QUERY_IDS`] of them, or why not. Linear in the list's length, and it stops at the first
+/// id past the cap, so a long list of repeats costs no more than reading it.
+fn user_ids(list: &str) -> Result<Vec<Snowflake>, String> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let id = raw
+            .parse::<Snowflake>()
+            .map_err(|_| format!("user_ids: {raw:?} is not a user id"))?;
+        if seen.insert(id) {
+            if ids.len() == MAX_QUERY_IDS {
+                return Err(format!("user_ids: at most {MAX_QUERY_IDS} ids per request"));
+            }
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 #[derive(serde::Deserialize)]
 pub struct PresenceParams {
     #[serde(default)]
@@ -465,7 +485,7 @@ pub struct PresenceParams {
 pub async fn presences(
     State(state): State<Arc<EdgeState>>,
     headers: HeaderMap,
-    Query(params): Query<PresenceParams>,
+    crate::routes::ApiQuery(params): crate::routes::ApiQuery<PresenceParams>,
 ) -> Response {
     use crate::routes::error;
     let Some(token) = headers
@@ -488,29 +508,17 @@ pub async fn presences(
         )
         .into_response();
     };
-    let mut ids = Vec::new();
-    for id in params.user_ids.split(',').filter(|s| !s.trim().is_empty()) {
-        match id.trim().parse::<Snowflake>() {
-            Ok(id) if !ids.contains(&id) => ids.push(id),
-            Ok(_) => {}
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::ValidationFailed,
-                    format!("user_ids: {id:?} is not a user id"),
-                )
-                .into_response();
-            }
+    let ids = match user_ids(&params.user_ids) {
+        Ok(ids) => ids,
+        Err(message) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ValidationFailed,
+                message,
+            )
+            .into_response();
         }
-    }
-    if ids.len() > MAX_QUERY_IDS {
-        return error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::ValidationFailed,
-            format!("user_ids: at most {MAX_QUERY_IDS} ids per request"),
-        )
-        .into_response();
-    }
+    };
     let known: HashSet<Snowflake> = match state.directory.channels(token).await {
         Ok(channels) => channels
             .iter()
@@ -518,13 +526,8 @@ pub async fn presences(
             .chain([claims.sub])
             .collect(),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot check who the caller shares channels with");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ServiceUnavailable,
-                "cannot check who you share channels with right now",
-            )
-            .into_response();
+            return crate::routes::directory_error(&e, "who you share channels with")
+                .into_response();
         }
     };
     let (allowed, strangers): (Vec<Snowflake>, Vec<Snowflake>) =
@@ -555,4 +558,49 @@ pub async fn presences(
     }
     let answer: Vec<Presence> = ids.iter().filter_map(|id| found.remove(id)).collect();
     (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(ids: impl IntoIterator<Item = u64>) -> String {
+        ids.into_iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[test]
+    fn repeated_ids_are_asked_once_in_the_order_first_given() {
+        let ids = user_ids("3, 1,3,,2,1").unwrap();
+        assert_eq!(ids, [3, 1, 2].map(Snowflake::from_u64));
+    }
+
+    #[test]
+    fn a_hundred_distinct_ids_are_allowed_and_the_hundred_and_first_is_refused() {
+        assert_eq!(user_ids(&list(1..=100)).unwrap().len(), MAX_QUERY_IDS);
+        let err = user_ids(&list(1..=101)).unwrap_err();
+        assert!(err.contains("at most 100"), "{err}");
+    }
+
+    #[test]
+    fn the_cap_is_checked_as_ids_are_read_not_after_reading_them_all() {
+        // The old loop read and deduplicated the whole list before counting: it would have
+        // complained about "bob" at the end, after a quadratic pass over everything before it.
+        let err = user_ids(&format!("{},bob", list(1..=101))).unwrap_err();
+        assert!(err.contains("at most 100"), "{err}");
+    }
+
+    #[test]
+    fn a_long_list_of_one_repeated_id_is_one_id() {
+        let repeated = list(std::iter::repeat_n(7, 50_000));
+        assert_eq!(user_ids(&repeated).unwrap(), [Snowflake::from_u64(7)]);
+    }
+
+    #[test]
+    fn an_id_that_is_not_a_number_is_named() {
+        let err = user_ids("1,bob").unwrap_err();
+        assert!(err.contains("\"bob\""), "{err}");
+    }
 }

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::chat::ChatError;
+use crate::directory::DirectoryError;
 use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
 use crate::history::ReadSummary;
 use crate::metrics::EdgeMetrics;
@@ -146,6 +147,12 @@ impl Session {
         let (user, channels) =
             match tokio::try_join!(directory.me(token), directory.channels(token)) {
                 Ok(found) => found,
+                // Signed out or revoked: the same answer as a token that does not verify, so the
+                // client signs in again instead of retrying the same token forever.
+                Err(DirectoryError::Refused) => {
+                    tracing::debug!("auth refused the token");
+                    return Err(Some(CloseCode::AuthenticationFailed));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot load the user's channels from auth");
                     return Err(Some(CloseCode::UnknownError));
@@ -380,13 +387,19 @@ impl Session {
             Event::ChannelModeratorRemove(demoted) if demoted.user_id == me => {
                 self.moderated.remove(&demoted.channel_id);
             }
+            // Both arrive twice, from the user's inbox and from the channel's subject: the first
+            // copy removes the channel, and a channel the session no longer has is not news.
             Event::ChannelMemberRemove(removed) if removed.user_id == me => {
-                self.remove_channel(removed.channel_id).await;
+                if !self.remove_channel(removed.channel_id).await {
+                    return Ok(());
+                }
                 // The removed member is told, then hears nothing more of the channel.
                 return self.send_text(delivery.frame.clone()).await;
             }
             Event::ChannelDelete(deleted) => {
-                self.remove_channel(deleted.channel_id).await;
+                if !self.remove_channel(deleted.channel_id).await {
+                    return Ok(());
+                }
                 return self.send_text(delivery.frame.clone()).await;
             }
             Event::SessionRevoked(revoked) if revoked.session_id == claims.sid => {
@@ -426,13 +439,16 @@ impl Session {
         }
     }
 
-    async fn remove_channel(&mut self, channel: Snowflake) {
+    /// Leaves a channel; `false` when the session was not in it (any more).
+    async fn remove_channel(&mut self, channel: Snowflake) -> bool {
         self.moderated.remove(&channel);
-        if self.channels.remove(&channel) {
-            let topic = Topic::Channel(channel);
-            self.topics.retain(|t| *t != topic);
-            self.state.hub.leave(topic, self.id).await;
+        if !self.channels.remove(&channel) {
+            return false;
         }
+        let topic = Topic::Channel(channel);
+        self.topics.retain(|t| *t != topic);
+        self.state.hub.leave(topic, self.id).await;
+        true
     }
 
     async fn join(&mut self, topic: Topic) -> Step {
@@ -470,12 +486,30 @@ impl Session {
     }
 
     /// Writes one frame, giving up on a client that does not take it within the write deadline.
+    ///
+    /// No failure is silent: a client that went away ends the session quietly (there is nobody to
+    /// tell), and a frame that cannot be written for any other reason (larger than the socket's
+    /// write buffer may hold) closes the socket with 4000 and a log line, so neither the client nor
+    /// the operator is left guessing.
     async fn send_text(&mut self, text: Utf8Bytes) -> Step {
+        let bytes = text.len();
         let write = self.socket.send(Message::Text(text));
         match tokio::time::timeout(self.state.config.write_timeout, write).await {
             Ok(Ok(())) => Ok(()),
-            // The socket is gone: nothing to close.
-            Ok(Err(_)) => Err(None),
+            Ok(Err(e)) if gone(&e) => {
+                tracing::debug!(session = self.id, error = %e, "the client went away mid-write");
+                Err(None)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(
+                    session = self.id,
+                    bytes,
+                    error = %e,
+                    "cannot write a frame to a client; closing its socket"
+                );
+                self.state.metrics.unwritable_frames.inc();
+                Err(Some(CloseCode::UnknownError))
+            }
             Err(_) => {
                 self.state.metrics.slow_client_closes.inc();
                 Err(Some(CloseCode::SessionTimedOut))
@@ -505,7 +539,11 @@ impl Session {
                 code: code.code(),
                 reason: Utf8Bytes::from_static(""),
             }));
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await;
+            match tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, ?code, "cannot send the close frame"),
+                Err(_) => tracing::debug!(?code, "the close frame was not taken in time"),
+            }
             // The closing handshake: read (and drop) what the client still sends until its Close
             // answers ours. Dropping the socket with unread bytes in the kernel's buffer would
             // make it send a reset, and a reset can reach the client before our Close frame, so
@@ -519,8 +557,9 @@ impl Session {
 /// How long a closing session waits for the client to answer its Close.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// Whether a read error means the client went away (a reset, no closing handshake), rather than
-/// that it sent something that is not valid WebSocket: nothing to answer, and no decode error.
+/// Whether a socket error means the client went away (a reset, no closing handshake, a broken
+/// pipe), rather than that it sent something that is not valid WebSocket or that a frame cannot
+/// be written: nothing to answer, no decode error, nothing to log above debug.
 fn gone(error: &axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -556,16 +595,21 @@ async fn read_frame(
             }
             None => return Err(None),
         };
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Binary(_) => return Err(Some(CloseCode::DecodeError)),
-            Message::Close(_) => return Err(None),
-            Message::Ping(_) | Message::Pong(_) => continue,
-        };
+        if let Message::Close(_) = message {
+            return Err(None);
+        }
         metrics.events_in.inc();
+        // Every frame counts, control frames too: tungstenite answers each ping with a pong, so an
+        // uncounted ping flood would cost a write per frame for free.
         if limiter.check().is_err() {
             return Err(Some(CloseCode::RateLimited));
         }
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            // (A Close was answered above.)
+            Message::Binary(_) | Message::Close(_) => return Err(Some(CloseCode::DecodeError)),
+        };
         return ClientFrame::decode(&text).map_err(Some);
     }
 }

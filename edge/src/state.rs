@@ -30,6 +30,10 @@ pub struct GatewaySettings {
     pub max_frame_bytes: usize,
     /// Read buffer per socket.
     pub read_buffer_bytes: usize,
+    /// Unsent bytes one socket may hold: also the largest frame the edge can send.
+    pub max_write_buffer_bytes: usize,
+    /// Largest REST request body, in bytes (larger: 413).
+    pub max_body_bytes: usize,
     /// Browser origins allowed to open a socket.
     pub allowed_origins: Vec<String>,
     /// Channels of up to this many members get read receipts (MESSAGE_ACK to every member).

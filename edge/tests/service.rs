@@ -9,6 +9,7 @@ async fn edge_is_ready_and_has_created_the_chat_stream() {
     let config: edge::Config = shared::config::try_parse_from([
         "edge",
         "--http-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         &format!("--nats-url={}", stack.nats_url),
         &format!("--nats-prefix={prefix}"),
         "--stream-max-age=1h",
@@ -58,6 +59,7 @@ fn sigterm_stops_the_binary_cleanly() {
     let port = testing::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .env("NATTER_NATS_URL", &stack.nats_url)
         .env("NATTER_NATS_PREFIX", testing::fresh_prefix().as_str())
         .env("NATTER_STREAM_MAX_BYTES", "67108864")

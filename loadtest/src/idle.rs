@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::Serialize;
 
 use crate::population::{self, Population};
@@ -27,6 +27,14 @@ pub struct Args {
         default_value = "ws://127.0.0.1:8080/gateway"
     )]
     gateway: Vec<url::Url>,
+
+    /// Each edge's `/metrics` URL (its `--metrics-addr`), in the order of `--gateway`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:9080/metrics"
+    )]
+    metrics: Vec<String>,
 
     /// How many connections to open in all.
     #[arg(long, default_value_t = 1_000)]
@@ -65,17 +73,12 @@ struct EdgeMemory {
     bytes_per_connection: f64,
 }
 
-fn metrics_url(gateway: &url::Url) -> anyhow::Result<String> {
-    let host = gateway.host_str().context("a gateway URL without a host")?;
-    let port = gateway
-        .port_or_known_default()
-        .context("a gateway URL without a port")?;
-    Ok(format!("http://{host}:{port}/metrics"))
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.gateway.is_empty() || args.connections == 0 {
         bail!("give at least one --gateway and one connection");
+    }
+    if args.metrics.len() != args.gateway.len() {
+        bail!("give one --metrics URL per --gateway, in the same order");
     }
     let users = Population::new(&args.auth)
         .sign_up(&format!("idle_{}", std::process::id()), 1)
@@ -83,8 +86,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let token = users[0].token.clone();
 
     let mut before = Vec::new();
-    for gateway in &args.gateway {
-        before.push(report::scrape(&metrics_url(gateway)?, "process_resident_memory_bytes").await?);
+    for url in &args.metrics {
+        before.push(report::scrape(url, "process_resident_memory_bytes").await?);
     }
 
     let started = Instant::now();
@@ -107,10 +110,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Let allocators and the kernel settle before reading memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut edges = Vec::new();
-    for (gateway, rss_before) in args.gateway.iter().zip(before) {
-        let url = metrics_url(gateway)?;
-        let rss_after = report::scrape(&url, "process_resident_memory_bytes").await?;
-        let connections = report::scrape(&url, "natter_edge_sessions").await?;
+    for ((gateway, url), rss_before) in args.gateway.iter().zip(&args.metrics).zip(before) {
+        let rss_after = report::scrape(url, "process_resident_memory_bytes").await?;
+        let connections = report::scrape(url, "natter_edge_sessions").await?;
         edges.push(EdgeMemory {
             gateway: gateway.to_string(),
             connections,

@@ -42,11 +42,12 @@ pub struct Target {
     #[command(flatten)]
     pub workers: Workers,
 
-    /// `/metrics` URLs scraped before and after the run (default: every local service).
+    /// `/metrics` URLs (each service's `--metrics-addr`) scraped before and after the run
+    /// (default: every local service of `./natter up`).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "http://127.0.0.1:8080/metrics,http://127.0.0.1:8090/metrics,http://127.0.0.1:8081/metrics,http://127.0.0.1:8082/metrics,http://127.0.0.1:8083/metrics"
+        default_value = "http://127.0.0.1:9080/metrics,http://127.0.0.1:9090/metrics,http://127.0.0.1:9081/metrics,http://127.0.0.1:9082/metrics,http://127.0.0.1:9083/metrics"
     )]
     pub metrics: Vec<String>,
 

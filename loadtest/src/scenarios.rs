@@ -194,7 +194,7 @@ pub struct PersistArgs {
     #[arg(long, default_value = "30s", value_parser = shared::config::duration)]
     pub duration: Duration,
     /// The persister's `/metrics` (lag is sampled there every second).
-    #[arg(long, default_value = "http://127.0.0.1:8083/metrics")]
+    #[arg(long, default_value = "http://127.0.0.1:9083/metrics")]
     pub persister: String,
     /// The CQL store, to count what arrived.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:19042")]

@@ -25,7 +25,7 @@ fn target(world: &World, out: &Path) -> Vec<String> {
         .iter()
         .chain([&world.auth])
         .chain(world.persister.as_ref())
-        .map(|s| s.url("/metrics"))
+        .map(|s| s.metrics_url())
         .collect();
     vec![
         format!("--auth={}", world.auth.url("")),
@@ -182,7 +182,7 @@ async fn a_reconnect_storm_resumes_every_device_and_misses_nothing() {
 async fn persist_counts_every_acknowledged_message_in_the_store() {
     let world = World::start(2, FAST).await;
     let out = result_file("persist");
-    let persister = world.persister.as_ref().unwrap().url("/metrics");
+    let persister = world.persister.as_ref().unwrap().metrics_url();
     let nodes = format!("--cql-nodes={}", world.stack.cql_nodes);
     let keyspace = format!("--cql-keyspace={}", world.keyspace);
     let persister = format!("--persister={persister}");
@@ -215,6 +215,11 @@ async fn idle_connections_are_held_and_measured() {
         "idle".to_owned(),
         format!("--auth={}", world.auth.url("")),
         format!("--gateway={},{}", world.gateway(0), world.gateway(1)),
+        format!(
+            "--metrics={},{}",
+            world.edges[0].metrics_url(),
+            world.edges[1].metrics_url()
+        ),
         "--connections=20".to_owned(),
         "--hold=1s".to_owned(),
         format!("--worker-exe={}", env!("CARGO_BIN_EXE_loadtest")),

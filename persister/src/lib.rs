@@ -39,6 +39,19 @@ pub struct Config {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address `/metrics` is served on, apart from the public port (so only whoever can reach
+    /// this address reads the service's internals).
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_PERSISTER_METRICS_ADDR",
+        default_value = "127.0.0.1:9083"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: shared::listener::ListenerLimits,
+
     /// Events this process writes at once.
     #[arg(
         long = "in-flight",
@@ -120,8 +133,13 @@ impl Persister {
         let metrics = Metrics::new("persister");
         let persister_metrics = PersisterMetrics::new(&metrics);
         let readiness = Readiness::new().with_nats(nats).with_cql(cql);
-        let router = shared::health::router(readiness, metrics.clone());
-        let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
+        let router = shared::health::router(readiness);
+        let listen = shared::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        let http = HttpServer::bind(listen, router, &metrics).await?;
         Ok(Self {
             http,
             consumer,
@@ -138,6 +156,10 @@ impl Service for Persister {
 
     fn port(&self) -> u16 {
         self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {

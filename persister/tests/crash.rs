@@ -18,14 +18,15 @@ use shared::{Snowflake, SnowflakeGenerator};
 
 struct PersisterProcess {
     child: Child,
-    port: u16,
+    metrics_port: u16,
 }
 
 impl PersisterProcess {
     async fn start(stack: &Stack, prefix: &Prefix, keyspace: &str) -> Self {
-        let port = testing::free_port();
+        let (port, metrics_port) = (testing::free_port(), testing::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_persister"))
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             // Small bites, so the kill lands with work in hand.
             .args(["--in-flight", "8", "--batch", "50"])
             .env("NATTER_NATS_URL", &stack.nats_url)
@@ -44,11 +45,14 @@ impl PersisterProcess {
             || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
         )
         .await;
-        Self { child, port }
+        Self {
+            child,
+            metrics_port,
+        }
     }
 
     async fn written(&self) -> u64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
         let Ok(response) = reqwest::get(&url).await else {
             return 0;
         };

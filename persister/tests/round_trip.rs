@@ -150,6 +150,7 @@ async fn the_persister_starts_ready_against_nats_and_the_cql_store() {
     let config: persister::Config = shared::config::try_parse_from([
         "persister",
         "--http-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         &format!("--nats-url={}", stack.nats_url),
         &format!("--nats-prefix={prefix}"),
         &format!("--cql-nodes={}", stack.cql_nodes),

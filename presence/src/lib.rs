@@ -41,6 +41,19 @@ pub struct Config {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address `/metrics` is served on, apart from the public port (so only whoever can reach
+    /// this address reads the service's internals).
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_PRESENCE_METRICS_ADDR",
+        default_value = "127.0.0.1:9082"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: shared::listener::ListenerLimits,
+
     /// How long an edge may go without a heartbeat before its users count as gone.
     #[arg(long = "expiry", env = "NATTER_PRESENCE_EXPIRY", default_value = "30s",
           value_parser = duration)]
@@ -157,8 +170,13 @@ impl Presence {
                 }
             })
             .with_nats(nats.clone());
-        let router = shared::health::router(readiness, metrics.clone());
-        let http = HttpServer::bind(config.http_addr, router, &metrics).await?;
+        let router = shared::health::router(readiness);
+        let listen = shared::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        let http = HttpServer::bind(listen, router, &metrics).await?;
         Ok(Self {
             http,
             tracker,
@@ -178,6 +196,10 @@ impl Service for Presence {
 
     fn port(&self) -> u16 {
         self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
     }
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {

@@ -17,6 +17,7 @@ async fn readiness_names_redis_while_it_is_down_and_recovers_when_it_returns() {
     let config: presence::Config = shared::config::try_parse_from([
         "presence",
         "--http-addr=127.0.0.1:0",
+        "--metrics-addr=127.0.0.1:0",
         &format!("--nats-url={}", stack.nats_url),
         &format!("--nats-prefix={}", testing::fresh_prefix()),
         &format!("--redis-url={}", redis.url()),

@@ -25,6 +25,7 @@ async fn start(redis_url: &str) -> World {
     let config: presence::Config = shared::config::try_parse_from([
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
         format!("--nats-url={}", stack.nats_url),
         format!("--nats-prefix={prefix}"),
         format!("--redis-url={redis_url}"),

@@ -29,8 +29,9 @@
 //! channel it learns of in their inbox, and unsubscribes on removal or deletion); everyone else
 //! already holds the channel subscription. A member added to a channel gets the channel itself
 //! (CHANNEL_CREATE, members included) rather than the CHANNEL_MEMBER_ADD the others get, as
-//! Discord sends CHANNEL_CREATE to a new group-DM recipient and CHANNEL_RECIPIENT_ADD to the rest. A user can therefore get a CHANNEL_DELETE twice: apply
-//! events idempotently.
+//! Discord sends CHANNEL_CREATE to a new group-DM recipient and CHANNEL_RECIPIENT_ADD to the rest. An edge
+//! therefore receives a member's CHANNEL_DELETE, and a removed member's CHANNEL_MEMBER_REMOVE,
+//! twice: it forwards the first and drops the second, as the session no longer has the channel.
 
 use serde::{Deserialize, Serialize};
 

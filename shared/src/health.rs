@@ -1,4 +1,6 @@
-//! `/livez`, `/readyz` and `/metrics`, the same in every service.
+//! `/livez`, `/readyz` and `/metrics`, the same in every service. The first two are served on the
+//! public port; `/metrics` on the service's metrics listener only (`--metrics-addr`), so the
+//! public never reads the service's internals.
 //!
 //! - `/livez` answers 200 whenever the process can answer at all: no dependency is asked, so an
 //!   orchestrator never restarts a healthy process because PostgreSQL is down.
@@ -113,26 +115,23 @@ impl Report {
     }
 }
 
-#[derive(Clone)]
-struct HealthState {
-    readiness: Readiness,
-    metrics: Metrics,
-}
-
-/// The three health routes, to merge into a service's router.
-pub fn router<S: Clone + Send + Sync + 'static>(
-    readiness: Readiness,
-    metrics: Metrics,
-) -> Router<S> {
+/// `/livez` and `/readyz`, to merge into a service's public router.
+pub fn router<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> Router<S> {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(HealthState { readiness, metrics })
+        .with_state(readiness)
 }
 
-async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
-    let report = state.readiness.check().await;
+/// `/metrics`, alone: the router of a service's metrics listener.
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics)
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let report = readiness.check().await;
     if report.ready() {
         (StatusCode::OK, Json(report))
     } else {
@@ -141,9 +140,9 @@ async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(state): State<HealthState>) -> impl IntoResponse {
+async fn metrics_text(State(metrics): State<Metrics>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        state.metrics.render(),
+        metrics.render(),
     )
 }

@@ -10,6 +10,7 @@
 //! - [`cql`]: connecting to the CQL store and applying its versioned schema.
 //! - [`history`]: messages and read states in the CQL store: the schema and every query.
 //! - [`config`], [`telemetry`], [`health`], [`lifecycle`]: how a service starts, reports and stops.
+//! - [`listener`]: every service's HTTP listeners, with their header timeout and per-address cap.
 
 pub mod api;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod gateway;
 pub mod health;
 pub mod history;
 pub mod lifecycle;
+pub mod listener;
 pub mod presence;
 pub mod snowflake;
 pub mod stream;

@@ -50,6 +50,9 @@ pub trait Service: Sized + Send {
     /// The HTTP port the service listens on (useful after binding port 0).
     fn port(&self) -> u16;
 
+    /// The port its `/metrics` is served on, apart from the public port.
+    fn metrics_port(&self) -> u16;
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight work and returns.
     fn run_until_stopped(
         self,
@@ -96,47 +99,5 @@ where
     }
 }
 
-/// A service's HTTP side: its router, with request metrics, bound to its address.
-pub struct HttpServer {
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-}
-
-impl HttpServer {
-    /// Binds `addr` (port 0 picks a free port) and adds request metrics to every route of
-    /// `router`, naming the address when it cannot listen.
-    pub async fn bind(
-        addr: std::net::SocketAddr,
-        router: axum::Router,
-        metrics: &crate::telemetry::Metrics,
-    ) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        let router = router.route_layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            crate::telemetry::track_http,
-        ));
-        Ok(Self { listener, router })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map_or(0, |a| a.port())
-    }
-
-    /// Serves until `shutdown`, then lets in-flight requests finish.
-    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        // Small, interactive writes (gateway frames, short JSON answers) must not wait for the
-        // peer's delayed ACK (Nagle): measured here, it added one client send interval to every
-        // ACK frame on the gateway.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-    }
-}
+/// Every service's HTTP listeners (kept here too: services name it from `lifecycle`).
+pub use crate::listener::HttpServer;

@@ -1,15 +1,16 @@
 //! Logs and metrics, the same way in every service.
 //!
 //! Logs are structured `tracing` events (JSON lines by default). Metrics live in one prometheus
-//! registry per service, served at `/metrics` in the text format; names are in base units and
-//! counters end in `_total`. Every metric carries a `service` label.
+//! registry per service, served at `/metrics` in the text format on the service's metrics
+//! listener (`--metrics-addr`, not the public port); names are in base units and counters end in
+//! `_total`. Every metric carries a `service` label.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -33,6 +34,12 @@ pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    /// Connections open on each listener (`public`, `metrics`), WebSockets included.
+    pub(crate) http_connections: IntGaugeVec,
+    /// Connections refused because their address held its cap.
+    pub(crate) http_connections_refused: IntCounterVec,
+    /// Connections closed because headers did not arrive in time (idle keep-alives included).
+    pub(crate) http_header_timeouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -65,13 +72,35 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("valid metric");
+        let per_listener = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["listener"]).expect("valid metric")
+        };
         let metrics = Self {
             registry,
             http_requests,
             http_duration,
+            http_connections: IntGaugeVec::new(
+                Opts::new(
+                    "natter_http_connections",
+                    "HTTP connections open (WebSockets included)",
+                ),
+                &["listener"],
+            )
+            .expect("valid metric"),
+            http_connections_refused: per_listener(
+                "natter_http_connections_refused_total",
+                "Connections refused because their address held --max-connections-per-address",
+            ),
+            http_header_timeouts: per_listener(
+                "natter_http_header_timeouts_total",
+                "Connections closed for not sending request headers within --header-read-timeout",
+            ),
         };
         metrics.register(metrics.http_requests.clone());
         metrics.register(metrics.http_duration.clone());
+        metrics.register(metrics.http_connections.clone());
+        metrics.register(metrics.http_connections_refused.clone());
+        metrics.register(metrics.http_header_timeouts.clone());
         metrics
     }
 

@@ -329,6 +329,8 @@ impl Drop for RedisServer {
 /// A service running in this test process; stopped when dropped.
 pub struct Running {
     pub port: u16,
+    /// Where its `/metrics` is served.
+    pub metrics_port: u16,
     shutdown: crate::lifecycle::Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -338,8 +340,19 @@ impl Running {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Its `/metrics` URL.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+    }
+
     /// Stops the service and waits until it has finished.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops the service and waits until it has finished, keeping the handle (its port stays
+    /// known, and nothing listens there any more).
+    pub async fn halt(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -377,6 +390,7 @@ where
     S: crate::lifecycle::Service + 'static,
 {
     let port = service.port();
+    let metrics_port = service.metrics_port();
     let shutdown = crate::lifecycle::Shutdown::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -386,6 +400,7 @@ where
     });
     Running {
         port,
+        metrics_port,
         shutdown,
         task: Some(task),
     }

@@ -138,6 +138,11 @@ export class Services {
       NATTER_LOG: 'info',
       // This run's chat stream is thrown away with its prefix; let the shared NATS forget it soon.
       NATTER_STREAM_MAX_AGE: '1h',
+      // Each service's /metrics listener on a free port, clear of `./natter up`'s.
+      NATTER_AUTH_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_EDGE_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_PRESENCE_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_PERSISTER_METRICS_ADDR: '127.0.0.1:0',
     };
     const cql = {
       NATTER_CQL_NODES: this.env.NATTER_CQL_NODES,

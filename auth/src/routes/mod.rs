@@ -154,6 +154,59 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every route that takes a body refuses the same bodies the same way (`ApiJson` and the body
+/// cap): 400 for JSON that is not the route's shape, 413 over `--max-body-bytes`, 415 for a body
+/// that is not `application/json`. Listed on each, generically, so no route can forget them.
+struct BodyAnswers;
+
+impl utoipa::Modify for BodyAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::ResponseBuilder;
+        use utoipa::openapi::content::ContentBuilder;
+        let answers = [
+            (
+                "400",
+                "The body is not JSON of this route's shape, or a field breaks its rule (see `fields`)",
+            ),
+            (
+                "413",
+                "The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default)",
+            ),
+            ("415", "The body is not `application/json`"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.get,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.request_body.is_none() {
+                    continue;
+                }
+                for (status, description) in answers {
+                    let error = ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/json", error)
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
@@ -170,7 +223,7 @@ impl utoipa::Modify for BearerAuth {
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
         gateway::gateway,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &BodyAnswers),
     tags(
         (name = "auth", description = "Sign up, sign in, refresh, sign out, signing keys"),
         (name = "users", description = "Profiles"),

@@ -99,7 +99,7 @@ async fn a_wrong_username_and_a_wrong_password_get_the_same_answer_after_the_sam
 
 async fn metrics(auth: &support::TestAuth) -> String {
     auth.http
-        .get(auth.url("/metrics"))
+        .get(auth.running.metrics_url())
         .send()
         .await
         .unwrap()

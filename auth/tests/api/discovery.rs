@@ -30,6 +30,7 @@ async fn with_two_edges_running_the_gateway_endpoint_answers_one_and_offers_the_
         let config: edge::Config = shared::config::try_parse_from([
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--nats-url={}", auth.stack.nats_url),
             format!("--nats-prefix={}", auth.prefix),
             "--stream-max-age=1h".to_owned(),

@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod channels;
 mod discovery;
+mod openapi;
 mod profiles;
 mod support;
 mod tokens;

@@ -132,7 +132,7 @@ async fn profile_reads_are_cached_in_redis_and_an_update_invalidates_the_entry()
 
     let metrics = auth
         .http
-        .get(auth.url("/metrics"))
+        .get(auth.running.metrics_url())
         .send()
         .await
         .unwrap()

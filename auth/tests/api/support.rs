@@ -51,6 +51,7 @@ pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
     let mut args = vec![
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={database_url}"),
         format!("--nats-url={}", stack.nats_url),
         format!("--nats-prefix={prefix}"),

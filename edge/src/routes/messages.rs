@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use shared::gateway::{MessageEdit, MessageSend};
 use shared::history::{MAX_PAGE, Page};
 use shared::tokens::AccessClaims;
 
-use super::{ApiError, Routes, error, not_found};
+use super::{ApiError, ApiQuery, Body, Routes, directory_error, error, not_found};
 use crate::chat::ChatError;
 
 /// The caller, and the channel they asked about (with its members and their roles).
@@ -54,14 +54,8 @@ async fn caller(routes: &Routes, headers: &HeaderMap, channel: &str) -> Result<C
     let Ok(channel) = channel.parse::<Snowflake>() else {
         return Err(not_found("channel"));
     };
-    let channels = state.directory.channels(token).await.map_err(|e| {
-        tracing::warn!(error = %e, "cannot check membership with auth");
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ServiceUnavailable,
-            "cannot check membership right now",
-        )
-    })?;
+    let channels =
+        (state.directory.channels(token).await).map_err(|e| directory_error(&e, "membership"))?;
     let channel = channels
         .into_iter()
         .find(|c| c.id == channel)
@@ -142,7 +136,7 @@ impl HistoryQuery {
 pub(super) async fn history(
     State(routes): State<Routes>,
     Path(channel): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = caller(&routes, &headers, &channel).await?;
@@ -201,7 +195,7 @@ pub(super) async fn send(
     State(routes): State<Routes>,
     Path(channel): Path<String>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    Body(raw): Body,
 ) -> Result<Response, ApiError> {
     let caller = caller(&routes, &headers, &channel).await?;
     let post: PostMessage = body(&raw, "a message")?;
@@ -224,7 +218,7 @@ pub(super) async fn edit(
     State(routes): State<Routes>,
     Path((channel, message)): Path<(String, String)>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    Body(raw): Body,
 ) -> Result<Response, ApiError> {
     let caller = caller(&routes, &headers, &channel).await?;
     let message_id = message_id(&message)?;

@@ -160,7 +160,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
         sent += 1;
         cat_got += cat_1.messages(1).await.len();
         if sent % 25 == 0 {
-            let metrics = reqwest::get(world.edges[0].url("/metrics"))
+            let metrics = reqwest::get(world.edges[0].metrics_url())
                 .await
                 .unwrap()
                 .text()
@@ -187,7 +187,7 @@ async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
     let world = World::start(1, &[]).await;
     let ann = world.sign_up("ann").await;
     let metrics = || async {
-        reqwest::get(world.edges[0].url("/metrics"))
+        reqwest::get(world.edges[0].metrics_url())
             .await
             .unwrap()
             .text()
@@ -205,4 +205,108 @@ async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
     .await;
     let metrics = metrics().await;
     assert!(!metrics.contains("reason=\"DecodeError\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_ping_flood_counts_against_the_frame_limit_and_closes_with_4008() {
+    let world = World::start(1, &["--frames-per-minute=20"]).await;
+    let ann = world.sign_up("ann").await;
+    let url = world.gateway(0);
+
+    // Before identifying: pings alone.
+    let (mut s, _) = Client::open(&url).await;
+    for _ in 0..30 {
+        s.send(Message::Ping(b"are you there".to_vec().into()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(closed(&mut s).await, Some(4008), "a ping flood");
+
+    // And pongs, on an identified session.
+    let mut ann_1 = Client::connect(&url, &ann).await;
+    for _ in 0..30 {
+        ann_1.send_message(Message::Pong(Vec::new().into())).await;
+    }
+    assert_eq!(ann_1.closed().await, Some(4008), "a pong flood");
+}
+
+#[tokio::test]
+async fn a_frame_too_large_to_write_closes_the_socket_with_4000_instead_of_dropping_it() {
+    // Frames larger than the socket's write buffer cannot be written at all.
+    let world = World::start(1, &["--max-write-buffer-bytes=2048"]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    // Ann posts over REST: 1,000 three-byte characters make a MESSAGE_CREATE over 3 KB.
+    let path = format!("/api/v1/channels/{room}/messages");
+    let body = json!({"content": "€".repeat(1_000)});
+    let (status, sent) = world
+        .edge_call(0, reqwest::Method::POST, &path, &ann, Some(body))
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(
+        bob_1.closed().await,
+        Some(4000),
+        "the unwritable frame closed the socket with a code"
+    );
+    // Small frames still go through, to a new session.
+    let mut bob_2 = Client::connect(&world.gateway(0), &bob).await;
+    world
+        .edge_call(
+            0,
+            reqwest::Method::POST,
+            &path,
+            &ann,
+            Some(json!({"content": "short"})),
+        )
+        .await;
+    assert_eq!(bob_2.messages(1).await, ["short"]);
+}
+
+#[tokio::test]
+async fn the_edges_rest_errors_are_json_in_the_one_error_shape() {
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let room = world.channel(&ann, "room", &[]).await;
+    let http = reqwest::Client::new();
+    let call = |request: reqwest::RequestBuilder| json_answer(request.bearer_auth(&ann.token));
+    let messages = world.edge_url(0, &format!("/api/v1/channels/{room}/messages"));
+
+    // Past the body limit (axum's own default is 2 MB, so this passes both).
+    let huge = format!("{{\"content\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let (status, body) = call(
+        http.post(&messages)
+            .header("content-type", "application/json")
+            .body(huge),
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (413, &json!("payload_too_large")));
+
+    for query in ["?limit=5&limit=6", "?before=1&before=2"] {
+        let (status, body) = call(http.get(format!("{messages}{query}"))).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["code"], "validation_failed", "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("duplicate"),
+            "{body}"
+        );
+    }
+    let presences = world.edge_url(0, "/api/v1/presences?user_ids=1&user_ids=2");
+    let (status, body) = call(http.get(presences)).await;
+    assert_eq!((status, &body["code"]), (400, &json!("validation_failed")));
+
+    let (status, body) = call(http.get(world.edge_url(0, "/api/v1/nothing-here"))).await;
+    assert_eq!((status, &body["code"]), (404, &json!("not_found")));
+    let (status, body) = call(http.put(&messages)).await;
+    assert_eq!((status, &body["code"]), (405, &json!("method_not_allowed")));
+}
+
+/// Sends `request` and reads its answer, which must be JSON.
+async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} is not JSON: {text:?}"));
+    (status, body)
 }

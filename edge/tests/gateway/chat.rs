@@ -150,3 +150,51 @@ async fn signing_out_closes_that_sessions_sockets_on_every_edge_and_only_those()
     // The other device's session was not signed out and still chats.
     assert_eq!(laptop.send(room, "still in", "n-1").await["op"], 24);
 }
+
+#[tokio::test]
+async fn a_removed_member_and_a_deleted_channel_are_announced_once() {
+    let world = World::start(1, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let other = world.channel(&ann, "other", &[&bob]).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+
+    world.remove_member(&ann, room, &bob).await;
+    let (status, body) = world
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/channels/{other}"),
+            Some(&ann.token),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // A later event on Bob's own inbox: both copies of each announcement were published before it.
+    let (status, body) = world
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/users/@me",
+            Some(&bob.token),
+            json!({"bio": "after"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut seen = Vec::new();
+    loop {
+        let frame = bob_1.next().await.expect("Bob's USER_UPDATE");
+        if frame["t"] == "USER_UPDATE" {
+            break;
+        }
+        seen.push(frame["t"].as_str().unwrap_or_default().to_owned());
+    }
+    // Anything still on its way would come right behind.
+    while let Some(frame) = bob_1
+        .next_within(std::time::Duration::from_millis(500))
+        .await
+    {
+        seen.push(frame["t"].as_str().unwrap_or_default().to_owned());
+    }
+    seen.retain(|t| t.starts_with("CHANNEL_"));
+    assert_eq!(seen, ["CHANNEL_MEMBER_REMOVE", "CHANNEL_DELETE"]);
+}

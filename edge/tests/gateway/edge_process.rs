@@ -20,6 +20,7 @@ impl EdgeProcess {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
             .args([
                 format!("--http-addr=127.0.0.1:{port}"),
+                "--metrics-addr=127.0.0.1:0".to_owned(),
                 format!("--auth-url={}", world.auth.url("")),
                 format!("--worker-id={worker}"),
             ])

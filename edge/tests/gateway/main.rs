@@ -5,4 +5,6 @@ mod chat;
 mod edge_process;
 mod history;
 mod resume;
+mod signed_out;
+mod slow_connections;
 mod support;

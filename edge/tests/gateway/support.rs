@@ -49,6 +49,7 @@ impl World {
         let auth_config: auth::Config = shared::config::try_parse_from([
             "auth".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--database-url={}", stack.fresh_database().await),
             format!("--nats-url={}", stack.nats_url),
             format!("--nats-prefix={prefix}"),
@@ -96,6 +97,7 @@ impl World {
         let mut args = vec![
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--auth-url={}", self.auth.url("")),
             format!("--worker-id={worker}"),
         ];
@@ -107,7 +109,11 @@ impl World {
     /// Starts this world's persister (in process). Stream settings among `extra` (the edges'
     /// arguments) apply to it too, so every service agrees on the stream.
     pub(crate) async fn start_persister(&mut self, extra: &[&str]) {
-        let mut args = vec!["persister".to_owned(), "--http-addr=127.0.0.1:0".to_owned()];
+        let mut args = vec![
+            "persister".to_owned(),
+            "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
+        ];
         args.extend(self.common_args());
         args.extend(
             extra
@@ -200,7 +206,7 @@ impl World {
         testing::wait_ready(&edge).await;
         // History answers 503 until the edge's store session is up (it connects in the
         // background, so chat does not wait for the store).
-        let metrics = edge.url("/metrics");
+        let metrics = edge.metrics_url();
         testing::eventually("the edge's message store", WAIT * 4, || async {
             let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
             text.lines()
@@ -391,6 +397,11 @@ impl Client {
         send_json(&mut self.socket, frame).await;
     }
 
+    /// Sends any WebSocket message (pings and pongs included).
+    pub(crate) async fn send_message(&mut self, message: Message) {
+        self.socket.send(message).await.expect("send a message");
+    }
+
     /// Sends a message and waits for its ACK (or ERROR); other frames are kept for `next`.
     pub(crate) async fn send(&mut self, channel: Snowflake, content: &str, nonce: &str) -> Value {
         self.request(
@@ -421,6 +432,24 @@ impl Client {
         };
         self.saw(&frame);
         Some(frame)
+    }
+
+    /// The next frame if one arrives within `wait`.
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(frame) = self.held.pop_front() {
+            return Some(frame);
+        }
+        loop {
+            match tokio::time::timeout(wait, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(&text).expect("frames are JSON");
+                    self.saw(&frame);
+                    return Some(frame);
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
     }
 
     /// The next dispatch named `t`, skipping others.

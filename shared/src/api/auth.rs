@@ -104,17 +104,18 @@ impl fmt::Debug for NewPassword {
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
     /// 2 to 32 of a-z, 0-9, `_` and `.`; case-insensitive.
-    #[schema(example = "alice")]
+    #[schema(value_type = Username)]
     pub username: String,
     /// 8 to 128 characters, and hard to guess: zxcvbn must score it at least 3 of 4 (about 10^8
     /// guesses), with the username and display name counted as known to the attacker. Common and
     /// breached passwords (`password`, `qwerty123`), repeats (eight spaces), keyboard patterns,
     /// dates and anything built from the username or display name are refused, with advice.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(value_type = Password)]
     pub password: String,
     /// 1 to 32 characters: any script or emoji, one script per word, nothing invisible or blank,
     /// at most five combining marks on a character. Defaults to none (clients show the username).
     #[serde(default)]
+    #[schema(value_type = Option<DisplayName>)]
     pub display_name: Option<String>,
 }
 
@@ -158,9 +159,9 @@ impl SignUpRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    #[schema(example = "alice")]
+    #[schema(value_type = Username)]
     pub username: String,
-    #[schema(example = "correct horse battery staple")]
+    #[schema(value_type = Password)]
     pub password: String,
 }
 

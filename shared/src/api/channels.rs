@@ -77,12 +77,13 @@ pub struct CreateChannelRequest {
     /// 1 to 100 characters: any script or emoji; one script per word (no `Аlice` with a Cyrillic
     /// `А`); nothing invisible, blank (U+2800, U+3164, U+FFFC), private-use or direction-changing;
     /// at most five combining marks on a character. Stored trimmed and composed (NFC).
-    #[schema(example = "book club")]
+    #[schema(value_type = ChannelName)]
     pub name: String,
     /// 1 to 1024 characters: must show something; no control characters but line breaks, no bidi
     /// overrides or isolates, at most five combining marks on a character. Stored trimmed and
     /// composed (NFC).
     #[serde(default)]
+    #[schema(value_type = Option<Topic>)]
     pub topic: Option<String>,
 }
 
@@ -113,10 +114,11 @@ impl CreateChannelRequest {
 pub struct UpdateChannelRequest {
     /// As when creating: 1 to 100 characters, with the rules of a display name.
     #[serde(default)]
+    #[schema(value_type = Option<ChannelName>)]
     pub name: Option<String>,
     /// As when creating: 1 to 1024 characters, line breaks allowed.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Topic>)]
     pub topic: Option<Option<String>>,
 }
 
@@ -152,7 +154,7 @@ impl UpdateChannelRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsernameRequest {
-    #[schema(example = "bob")]
+    #[schema(value_type = Username)]
     pub username: String,
 }
 

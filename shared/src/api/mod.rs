@@ -13,6 +13,7 @@ pub mod messages;
 pub mod names;
 pub mod presence;
 pub(crate) mod text;
+pub mod schema;
 pub mod users;
 
 use utoipa::openapi::RefOr;

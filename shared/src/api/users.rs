@@ -125,20 +125,21 @@ pub struct UpdateProfileRequest {
     /// `А`); nothing invisible, blank (U+2800, U+3164, U+FFFC), private-use or direction-changing;
     /// at most five combining marks on a character. Stored trimmed and composed (NFC).
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DisplayName>)]
     pub display_name: Option<Option<String>>,
     /// An http or https URL of at most 2048 characters.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<AvatarUrl>)]
     pub avatar_url: Option<Option<String>>,
     /// 1 to 190 characters: must show something; no control characters but line breaks, no bidi
     /// overrides or isolates, at most five combining marks on a character. Stored trimmed and
     /// composed (NFC).
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Bio>)]
     pub bio: Option<Option<String>>,
     /// `online`, `idle`, `dnd` or `invisible`.
     #[serde(default)]
+    #[schema(value_type = Option<super::schema::SettableStatus>)]
     pub status: Option<String>,
 }
 
