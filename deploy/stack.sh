@@ -43,7 +43,9 @@ SCRIPT_PATH=$(readlink -f -- "${BASH_SOURCE[0]}")
 DEPLOY_DIR=$(dirname -- "$SCRIPT_PATH")
 ROOT=$(git -C "$DEPLOY_DIR" rev-parse --show-toplevel 2>/dev/null || true)
 [[ -n $ROOT ]] || ROOT=$(dirname -- "$DEPLOY_DIR")
-STATE=$ROOT/.natter
+# Resolved through symlinks: a worktree whose .natter links to another checkout's state must
+# start the engines on the real path (Cassandra keeps absolute paths of its data files).
+STATE=$(readlink -f -- "$ROOT/.natter")
 LOG_DIR=$STATE/logs
 PID_DIR=$STATE/pids
 ENV_FILE=$STATE/env
