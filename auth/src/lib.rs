@@ -4,7 +4,9 @@
 //! - [`routes`]: the HTTP API, one module per resource, and its OpenAPI document.
 //! - [`keys`], [`sessions`], [`passwords`], [`limits`]: signing in and staying signed in.
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
-//! - [`publish`]: events on NATS after each change.
+//! - [`consent`], [`quotas`]: who may DM or add whom, blocks, and limits on growing anyone's
+//!   channels.
+//! - [`publish`]: events on NATS after each change; [`access`]: edges' questions over NATS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +20,11 @@ use shared::telemetry::Metrics;
 use shared::tokens::Verifier;
 use sqlx::postgres::PgPoolOptions;
 
+pub mod access;
 pub mod cache;
 pub mod channels;
 mod config;
+pub mod consent;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -28,6 +32,7 @@ pub mod limits;
 pub mod passwords;
 pub mod profiles;
 pub mod publish;
+pub mod quotas;
 pub mod routes;
 pub mod sessions;
 pub mod state;
@@ -59,6 +64,10 @@ pub enum Error {
     Passwords(#[from] passwords::HashError),
     #[error("bad --cors-origins: {0}")]
     Cors(String),
+    #[error("cannot subscribe to edges' requests: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("stopped answering edges' requests: the NATS subscription ended")]
+    AnsweringStopped,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -68,6 +77,9 @@ pub struct Auth {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     state: AppState,
+    /// Edges' requests (`access`), answered while the service runs.
+    requests: async_nats::Subscriber,
+    concurrency: usize,
 }
 
 impl Auth {
@@ -133,6 +145,11 @@ impl Auth {
                 trust_forwarded_for: config.trust_forwarded_for,
                 member_limit: config.member_limit,
                 discovery_timeout: config.discovery_timeout,
+                quotas: quotas::Quotas {
+                    channel_limit: config.channel_limit,
+                    channel_creates: config.channel_create_rate,
+                    member_adds: config.member_add_rate,
+                },
             }),
             metrics: auth_metrics,
         };
@@ -166,10 +183,13 @@ impl Auth {
                     format!("cannot listen on {}: {e}", config.http_addr),
                 )
             })?;
+        let requests = access::subscribe(&state).await?;
         Ok(Self {
             listener,
             router,
             state,
+            requests,
+            concurrency: config.database_max_connections as usize,
         })
     }
 }
@@ -183,14 +203,27 @@ impl Service for Auth {
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
-        axum::serve(
+        let mut answering = tokio::spawn(access::answer(
+            self.state.clone(),
+            self.requests,
+            self.concurrency,
+        ));
+        let serving = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-        Ok(())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        tokio::select! {
+            served = serving => {
+                answering.abort();
+                served?;
+                Ok(())
+            }
+            // Edges cannot start sessions without these answers: a service that stopped giving
+            // them must exit, so its supervisor restarts it.
+            _ = &mut answering => Err(Error::AnsweringStopped),
+        }
     }
 }
 
@@ -205,6 +238,11 @@ async fn housekeeping(state: AppState, shutdown: Shutdown) {
         state.limits.retain_recent();
         if let Err(e) = sessions::purge_expired(&state.db).await {
             tracing::warn!(error = %e, "cannot purge expired refresh tokens");
+        }
+        let quotas = &state.settings.quotas;
+        let window = quotas.channel_creates.per.max(quotas.member_adds.per);
+        if let Err(e) = quotas::forget_before(&state.db, window).await {
+            tracing::warn!(error = %e, "cannot forget old counted actions");
         }
     }
 }

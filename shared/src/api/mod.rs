@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod consent;
 pub mod error;
 pub mod gateway;
 pub mod messages;
