@@ -412,16 +412,16 @@ impl Session {
         };
         let mut seen = HashMap::new();
         if presences {
-            let ids: Vec<Snowflake> = members.iter().map(|m| m.user.id).collect();
+            // Others' presence, as in READY: a client knows its own.
+            let ids: Vec<Snowflake> = members
+                .iter()
+                .map(|m| m.user.id)
+                .filter(|id| *id != me)
+                .collect();
             match state.directory.visible(me, ids).await {
                 Ok(visible) => {
                     for p in state.presence.query(visible).await {
-                        let p = if p.user_id == me {
-                            p
-                        } else {
-                            p.seen_by_others()
-                        };
-                        seen.insert(p.user_id, p);
+                        seen.insert(p.user_id, p.seen_by_others());
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot learn whose presence to send"),

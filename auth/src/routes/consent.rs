@@ -116,13 +116,9 @@ pub async fn block(
     let user = other(&state, &caller, &user_id).await?;
     let done = consent::block(&state.db, caller.user_id, user.id).await?;
     if done.new {
+        // The edges' BLOCK_UPDATE first: by the time my clients hear RELATIONSHIP_ADD (after it,
+        // on my inbox), my sessions have applied the block.
         let events = &state.events;
-        let relationship = Event::RelationshipAdd(Relationship {
-            id: user.id,
-            kind,
-            user: user.clone(),
-        });
-        events.publish(&relationship, &[caller.user_id], None).await;
         let update = Event::BlockUpdate(BlockUpdate {
             user_id: caller.user_id,
             target_id: user.id,
@@ -132,6 +128,12 @@ pub async fn block(
         events
             .publish(&update, &[caller.user_id, user.id], None)
             .await;
+        let relationship = Event::RelationshipAdd(Relationship {
+            id: user.id,
+            kind,
+            user: user.clone(),
+        });
+        events.publish(&relationship, &[caller.user_id], None).await;
         if let (true, Some(dm)) = (done.declined, done.dm) {
             // Told to me alone: they keep their DM, and do not learn that it left my list.
             let gone = Event::ChannelMemberRemove(MemberRef {
@@ -159,11 +161,6 @@ pub async fn unblock(
     let (was, dm) = consent::unblock(&state.db, caller.user_id, user.id).await?;
     if was {
         let events = &state.events;
-        let relationship = Event::RelationshipRemove(RelationshipRef {
-            id: user.id,
-            kind: RelationshipType::Blocked,
-        });
-        events.publish(&relationship, &[caller.user_id], None).await;
         let update = Event::BlockUpdate(BlockUpdate {
             user_id: caller.user_id,
             target_id: user.id,
@@ -173,6 +170,11 @@ pub async fn unblock(
         events
             .publish(&update, &[caller.user_id, user.id], None)
             .await;
+        let relationship = Event::RelationshipRemove(RelationshipRef {
+            id: user.id,
+            kind: RelationshipType::Blocked,
+        });
+        events.publish(&relationship, &[caller.user_id], None).await;
         events.flush().await;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -4,5 +4,6 @@ mod bad_input;
 mod chat;
 mod edge_process;
 mod history;
+mod members;
 mod resume;
 mod support;
