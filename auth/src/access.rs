@@ -57,13 +57,13 @@ pub async fn answer(state: AppState, mut requests: async_nats::Subscriber, concu
 async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
     let subjects = &state.subjects;
     if subject == subjects.auth_state() {
-        encode(parse(payload, |q: StateQuery| session_state(state, q)).await)
+        encode(&parse(payload, |q: StateQuery| session_state(state, q)).await)
     } else if subject == subjects.auth_visible() {
-        encode(parse(payload, |q: VisibleQuery| visible(state, q)).await)
+        encode(&parse(payload, |q: VisibleQuery| visible(state, q)).await)
     } else if subject == subjects.auth_members() {
-        encode(parse(payload, |q: MembersRequest| members(state, q)).await)
+        encode(&parse(payload, |q: MembersRequest| members(state, q)).await)
     } else {
-        encode::<()>(Reply::Failed(format!("auth answers no {subject}")))
+        encode::<()>(&Reply::Failed(format!("auth answers no {subject}")))
     }
 }
 
@@ -78,8 +78,8 @@ where
     }
 }
 
-fn encode<T: Serialize>(reply: Reply<T>) -> Vec<u8> {
-    serde_json::to_vec(&reply).expect("replies serialise")
+fn encode<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
+    serde_json::to_vec(reply).expect("replies serialise")
 }
 
 fn failed<T>(e: &sqlx::Error) -> Reply<T> {

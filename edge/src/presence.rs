@@ -339,26 +339,26 @@ impl Watch {
         let mut newly = Vec::new();
         match event {
             // Only a member's own inbox gets CHANNEL_CREATE: a channel I was added to or opened.
-            Event::ChannelCreate(channel) if !self.channels.contains_key(&channel.id) => {
-                if self.small(state, channel) {
-                    let max = state.presence.settings.max_members;
-                    match state
-                        .directory
-                        .session_state(me, Some(channel.id), max)
-                        .await
-                    {
-                        Ok(found) => {
-                            let visible = found
-                                .watch
-                                .iter()
-                                .find(|w| w.channel_id == channel.id)
-                                .map_or(&[][..], |w| w.user_ids.as_slice());
-                            self.add_channel(state, id, handle, channel, visible, &mut newly)
-                                .await?;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot learn whom to watch in a new channel")
-                        }
+            Event::ChannelCreate(channel)
+                if !self.channels.contains_key(&channel.id) && self.small(state, channel) =>
+            {
+                let max = state.presence.settings.max_members;
+                match state
+                    .directory
+                    .session_state(me, Some(channel.id), max)
+                    .await
+                {
+                    Ok(found) => {
+                        let visible = found
+                            .watch
+                            .iter()
+                            .find(|w| w.channel_id == channel.id)
+                            .map_or(&[][..], |w| w.user_ids.as_slice());
+                        self.add_channel(state, id, handle, channel, visible, &mut newly)
+                            .await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot learn whom to watch in a new channel");
                     }
                 }
             }

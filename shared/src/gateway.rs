@@ -195,7 +195,7 @@ pub struct RequestChannelMembers {
     pub user_ids: Option<Vec<crate::Snowflake>>,
     #[serde(default)]
     pub limit: Option<u32>,
-    /// Also send the presence of the members whose presence the client may see.
+    /// Also send the presence of the other members whose presence the client may see.
     #[serde(default)]
     pub presences: bool,
     /// Echoed in every chunk (and in an ERROR), at most 64 characters.

@@ -189,6 +189,9 @@ async fn a_block_stops_presence_both_ways_at_once_and_closes_their_dm_to_sends()
     assert_eq!(status, 204);
     assert_eq!(next_update(&mut bob_1, &ann, WAIT).await["status"], "dnd");
     // (Bob's second session is online, which outranks his first one's idle.)
-    assert_eq!(next_update(&mut ann_1, &bob, WAIT).await["status"], "online");
+    assert_eq!(
+        next_update(&mut ann_1, &bob, WAIT).await["status"],
+        "online"
+    );
     assert_eq!(bob_1.send(dm, "friends again", "dm-1").await["op"], 24);
 }
