@@ -7,4 +7,9 @@ export const keys = {
   presence: ['presence'] as const,
   receipts: (channelId: string) => ['receipts', channelId] as const,
   connection: ['connection'] as const,
+  /** A channel's members loaded so far (pages of `GET …/members`), kept current by events. */
+  members: (channelId: string) => ['members', channelId] as const,
+  /** The people I block, by id. */
+  blocked: ['blocked'] as const,
+  settings: ['settings'] as const,
 };

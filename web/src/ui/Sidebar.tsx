@@ -2,12 +2,13 @@ import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { session } from '../auth/session';
 import { useChannels, useChat, usePresence, useUsers } from '../chat/hooks';
-import { channelTitle, displayName } from '../chat/store';
+import { channelTitle, displayName, dmPeer } from '../chat/store';
 import { Avatar, statusLabel } from './Avatar';
 import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
 import { presenceOf } from './presence';
 import { navigate } from './Shell';
-import { GearIcon, PlusIcon } from './icons';
+import { GearIcon, PlusIcon, ShieldIcon } from './icons';
+import { PrivacyDialog } from './privacy';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;
@@ -24,14 +25,14 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
   const channels = useChannels();
   const users = useUsers();
   const presence = usePresence();
-  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | null>(null);
+  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | 'privacy' | null>(null);
   const me = users[chat.me.id] ?? session.user ?? chat.me;
   const groups = channels.filter((c) => c.kind === 'group');
   const dms = channels.filter((c) => c.kind === 'dm');
 
   const item = (c: Channel) => {
     const unread = c.unread_count ?? 0;
-    const other = c.kind === 'dm' ? c.members.find((m) => m.user.id !== chat.me.id)?.user : undefined;
+    const other = dmPeer(c);
     return (
       <li key={c.id}>
         <a
@@ -85,6 +86,9 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
           <strong>{displayName(me)}</strong>
           <span className="muted small">{statusLabel(me.status)}</span>
         </div>
+        <button className="icon" aria-label="Privacy" onClick={() => setDialog('privacy')}>
+          <ShieldIcon />
+        </button>
         <button className="icon" aria-label="Profile and settings" onClick={() => setDialog('profile')}>
           <GearIcon />
         </button>
@@ -108,6 +112,7 @@ export function Sidebar({ activeId }: { activeId: string | null }) {
         />
       )}
       {dialog === 'profile' && <ProfileDialog onClose={() => setDialog(null)} />}
+      {dialog === 'privacy' && <PrivacyDialog onClose={() => setDialog(null)} />}
     </nav>
   );
 }
