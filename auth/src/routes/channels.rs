@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::Snowflake;
 use shared::api::channels::{
-    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersQuery,
+    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersQuery, OpenDmRequest,
     UpdateChannelRequest, UsernameRequest,
 };
 use shared::api::error::{ErrorBody, ErrorCode};
@@ -489,6 +489,42 @@ pub async fn open_dm(
             "is you; a DM needs someone else",
         ));
     }
+    open_dm_with(&state, &caller, other, username.as_str()).await
+}
+
+/// The same as `POST /api/v1/users/@me/dms`, in Discord's shape: the other person by id.
+#[utoipa::path(post, path = "/api/v1/users/@me/channels", tag = "channels", security(("bearer" = [])),
+    request_body = OpenDmRequest,
+    responses((status = 200, description = "The existing DM", body = Channel),
+              (status = 201, description = "A new DM", body = Channel),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, description = "They do not accept DMs from you (`consent_required`), or you block them (`user_blocked`)", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "You, or their unanswered DMs, are at the limit (`channel_limit_reached`)", body = ErrorBody)))]
+pub async fn open_dm_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<OpenDmRequest>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    let other = request.parse()?;
+    if other == caller.user_id {
+        return Err(ApiError::field(
+            "recipient_id",
+            "is you; a DM needs someone else",
+        ));
+    }
+    let user = crate::routes::users::read(&state, other)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    open_dm_with(&state, &caller, other, &user.username).await
+}
+
+async fn open_dm_with(
+    state: &AppState,
+    caller: &Caller,
+    other: Snowflake,
+    username: &str,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
     let opened = channels::open_dm(
         &state.db,
         state.ids.next_id(),
@@ -497,9 +533,9 @@ pub async fn open_dm(
         &state.settings.quotas,
     )
     .await?
-    .map_err(|r| refused(r, username.as_str(), true))?;
+    .map_err(|r| refused(r, username, true))?;
     let id = opened.channel;
-    let channel = seen_by(&state, id, caller.user_id).await?;
+    let channel = seen_by(state, id, caller.user_id).await?;
     if opened.caller_opened_now {
         // My other sessions learn the DM is open on my side; the other person's learn they may
         // now see my presence.
@@ -514,7 +550,7 @@ pub async fn open_dm(
         }
     }
     if opened.requested {
-        let theirs = seen_by(&state, id, other).await?;
+        let theirs = seen_by(state, id, other).await?;
         state
             .events
             .publish(&Event::ChannelCreate(theirs), &[other], None)

@@ -29,7 +29,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         .route("/api/v1/auth/jwks", get(auth::jwks))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/api/v1/users/@me", get(users::me).patch(users::update_me))
-        .route("/api/v1/users/@me/channels", get(channels::mine))
+        .route(
+            "/api/v1/users/@me/channels",
+            get(channels::mine).post(channels::open_dm_by_id),
+        )
         .route("/api/v1/users/@me/dms", post(channels::open_dm))
         .route(
             "/api/v1/users/@me/settings",
@@ -186,6 +189,7 @@ impl utoipa::Modify for BearerAuth {
         channels::create, channels::get, channels::update, channels::delete, channels::mine,
         channels::members, channels::add_member, channels::remove_member, channels::leave,
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
+        channels::open_dm_by_id,
         gateway::gateway,
     ),
     modifiers(&BearerAuth),

@@ -91,8 +91,25 @@ async fn a_stranger_cannot_add_someone_to_a_channel_until_they_reply_to_the_stra
     let (status, body) = add(&auth, &mal, &room, &vic).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "consent_required");
 
-    // Vic replies (opens the DM on their side): now they share a channel of vic's choosing.
-    assert_eq!(dm(&auth, &vic, &mal).await.0, StatusCode::OK);
+    // Vic replies (opens the DM on their side, here by Discord's route, by id): now they share
+    // a channel of vic's choosing.
+    let (status, body) = auth
+        .post(
+            "/api/v1/users/@me/channels",
+            Some(&vic.access),
+            json!({"recipient_id": "not an id"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    let (status, opened) = auth
+        .post(
+            "/api/v1/users/@me/channels",
+            Some(&vic.access),
+            json!({"recipient_id": mal.id.to_string()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    assert_eq!(opened["opened"], true);
     let (status, body) = add(&auth, &mal, &room, &vic).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 

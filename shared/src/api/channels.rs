@@ -263,6 +263,28 @@ impl UsernameRequest {
     }
 }
 
+/// `POST /api/v1/users/@me/channels`: open the DM with someone, by id (Discord's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDmRequest {
+    #[schema(example = "175928847299117063")]
+    pub recipient_id: String,
+}
+
+impl OpenDmRequest {
+    pub fn parse(&self) -> Result<Snowflake, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors
+            .check(
+                "recipient_id",
+                self.recipient_id
+                    .parse::<Snowflake>()
+                    .map_err(|_| Invalid::new("must be a user id")),
+            )
+            .ok_or(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,7 +223,7 @@ describe('presence of channels joined during the session', () => {
     );
     chat.setActive('11');
     await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '3': 'online' }));
-    expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');
+    expect(fetched('/presences').at(-1)).toContain('/api/v1/presences?user_ids=3');
   });
 });
 
@@ -295,8 +295,11 @@ describe('blocks', () => {
     gw.fire('ready', ready([channel('10')]));
     await vi.waitFor(() => expect(qc.getQueryData(keys.blocked)).toEqual({ '2': BOB }));
     const carol = user('3', 'carol');
+    dispatch('PRESENCE_UPDATE', { user_id: '3', status: 'dnd', last_seen: null });
     dispatch('RELATIONSHIP_ADD', { id: '3', type: 2, user: carol });
     dispatch('RELATIONSHIP_REMOVE', { id: '2', type: 2 });
     expect(qc.getQueryData(keys.blocked)).toEqual({ '3': carol });
+    // Presence stops either way: what was last shown is not kept.
+    expect(qc.getQueryData(keys.presence)).toEqual({});
   });
 });

@@ -317,7 +317,7 @@ export class Chat {
         return this.upsertChannel(d as Channel);
       case 'RELATIONSHIP_ADD': {
         const r = d as Relationship;
-        this.qc.setQueryData<BlockedMap>(keys.blocked, (old) => ({ ...(old ?? {}), [r.id]: r.user }));
+        this.blocked(r.user);
         return;
       }
       case 'RELATIONSHIP_REMOVE': {
@@ -542,7 +542,21 @@ export class Chat {
 
   async block(user: User) {
     await call(`/api/v1/users/@me/relationships/${user.id}`, { method: 'PUT', body: { type: 2 } });
+    this.blocked(user);
+  }
+
+  /**
+   * I block `user`: their messages hide, and their presence (no longer sent either way) shows
+   * offline rather than as it last was. Unblocking sends it again.
+   */
+  private blocked(user: User) {
     this.qc.setQueryData<BlockedMap>(keys.blocked, (old) => ({ ...(old ?? {}), [user.id]: user }));
+    this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+      if (!old || !(user.id in old)) return old;
+      const next = { ...old };
+      delete next[user.id];
+      return next;
+    });
   }
 
   async unblock(userId: string) {
