@@ -25,6 +25,7 @@ async fn a_user_in_the_most_channels_each_full_gets_a_small_ready_and_can_identi
 
     let mut vic_1 = Client::connect(&world.gateway(0), &vic).await;
     let size = vic_1.ready.to_string().len();
+    eprintln!("READY for 200 channels of 100 members: {size} bytes");
     assert!(size < READY_BOUND, "READY is {size} bytes");
     let listed = vic_1.ready["d"]["channels"].as_array().unwrap();
     assert_eq!(listed.len(), 200);
