@@ -1,20 +1,28 @@
-//! Group channels, DMs and membership in PostgreSQL (tables in `migrations/0003_channels.sql`).
+//! Group channels, DMs and membership in PostgreSQL (tables in `migrations/0003_channels.sql` and
+//! `0004_consent.sql`).
 //!
 //! Invariants the database holds, whatever requests race:
 //! - a group channel never has more members than the limit: adding one locks the channel row
 //!   (`SELECT ... FOR UPDATE`), counts, then inserts, in one transaction;
-//! - two users share at most one DM: `dm_pairs` has the ordered pair as its primary key and DMs
-//!   are made with `INSERT ... ON CONFLICT DO NOTHING`;
+//! - two users share at most one DM: `dm_pairs` has the ordered pair as its primary key, and a DM
+//!   is made with both users' rows locked;
+//! - nobody is in more channels than the channel limit, nor made to be: growing someone's
+//!   channels locks their user row and counts (`crate::quotas`);
 //! - a group has exactly one owner (a partial unique index), who is a member.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use shared::Snowflake;
-use shared::api::channels::{Channel, ChannelChanges, ChannelKind, Member, MemberRole, NewChannel};
+use shared::api::channels::{
+    Channel, ChannelChanges, ChannelKind, Member, MemberRole, MembersQuery, NewChannel,
+};
 use shared::api::users::User;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
+use crate::consent::{self, Verdict};
 use crate::profiles::UserRow;
+use crate::quotas::{self, Action, Quotas};
 
 #[derive(sqlx::FromRow)]
 struct ChannelRow {
@@ -23,11 +31,15 @@ struct ChannelRow {
     name: Option<String>,
     topic: Option<String>,
     owner_id: Option<i64>,
+    member_count: i64,
+    role: Option<String>,
+    opened: Option<bool>,
+    /// DMs: the other person of the pair.
+    peer: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
 struct MemberRow {
-    channel_id: i64,
     role: String,
     #[sqlx(flatten)]
     user: UserRow,
@@ -41,50 +53,163 @@ fn kind_of(s: &str) -> ChannelKind {
     }
 }
 
-/// Channels with their members, in id order. Members' statuses are as others see them.
-pub async fn load_many(
-    db: impl PgExecutor<'_> + Copy,
-    ids: &[Snowflake],
+/// Rows into channels, with each DM's other person's profile (as others see it).
+async fn channels_of(
+    db: impl PgExecutor<'_>,
+    rows: Vec<ChannelRow>,
 ) -> Result<Vec<Channel>, sqlx::Error> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.as_i64()).collect();
-    let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT id, kind, name, topic, owner_id FROM channels WHERE id = ANY($1) ORDER BY id",
-    )
-    .bind(&ids)
-    .fetch_all(db)
-    .await?;
-    let members: Vec<MemberRow> = sqlx::query_as(
-        "SELECT cm.channel_id, cm.role,
-                u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
-         FROM channel_members cm JOIN users u ON u.id = cm.user_id
-         WHERE cm.channel_id = ANY($1)
-         ORDER BY cm.channel_id, (cm.role = 'owner') DESC, cm.joined_at, u.id",
-    )
-    .bind(&ids)
-    .fetch_all(db)
-    .await?;
-    let mut by_channel: HashMap<i64, Vec<Member>> = HashMap::new();
-    for row in members {
-        by_channel.entry(row.channel_id).or_default().push(Member {
-            role: MemberRole::from_db(&row.role).unwrap_or(MemberRole::Member),
-            user: User::from(row.user).seen_by_others(),
-        });
+    let peers: Vec<i64> = rows.iter().filter_map(|r| r.peer).collect();
+    let mut profiles: HashMap<i64, User> = HashMap::new();
+    if !peers.is_empty() {
+        let found: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, username, display_name, avatar_url, bio, status FROM users WHERE id = ANY($1)",
+        )
+        .bind(&peers)
+        .fetch_all(db)
+        .await?;
+        for row in found {
+            profiles.insert(row.id, User::from(row).seen_by_others());
+        }
     }
     Ok(rows
         .into_iter()
-        .map(|row| Channel {
-            id: Snowflake::from_i64(row.id),
-            kind: kind_of(&row.kind),
-            name: row.name,
-            topic: row.topic,
-            owner_id: row.owner_id.map(Snowflake::from_i64),
-            members: by_channel.remove(&row.id).unwrap_or_default(),
+        .map(|row| {
+            let kind = kind_of(&row.kind);
+            Channel {
+                id: Snowflake::from_i64(row.id),
+                kind,
+                name: row.name,
+                topic: row.topic,
+                owner_id: row.owner_id.map(Snowflake::from_i64),
+                member_count: u32::try_from(row.member_count).unwrap_or(u32::MAX),
+                recipients: row
+                    .peer
+                    .and_then(|p| profiles.get(&p).cloned())
+                    .into_iter()
+                    .collect(),
+                // A DM has no roles; a group channel has no "opened".
+                role: match kind {
+                    ChannelKind::Group => row.role.as_deref().and_then(MemberRole::from_db),
+                    ChannelKind::Dm => None,
+                },
+                opened: match kind {
+                    ChannelKind::Group => None,
+                    ChannelKind::Dm => row.opened,
+                },
+            }
         })
         .collect())
 }
 
-pub async fn load(db: &PgPool, id: Snowflake) -> Result<Option<Channel>, sqlx::Error> {
-    Ok(load_many(db, &[id]).await?.pop())
+/// The channels `user` is in (just `only`, when given), each as they see it: their role, and for
+/// a DM the other person and whether they opened it. In id order.
+pub async fn mine(
+    db: &mut PgConnection,
+    user: Snowflake,
+    only: Option<Snowflake>,
+) -> Result<Vec<Channel>, sqlx::Error> {
+    let rows: Vec<ChannelRow> = sqlx::query_as(
+        "SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
+                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS member_count,
+                me.role, me.opened,
+                CASE WHEN p.low_user_id = $1 THEN p.high_user_id ELSE p.low_user_id END AS peer
+         FROM channel_members me
+         JOIN channels c ON c.id = me.channel_id
+         LEFT JOIN dm_pairs p ON p.channel_id = c.id
+         WHERE me.user_id = $1 AND ($2::BIGINT IS NULL OR c.id = $2)
+         ORDER BY c.id",
+    )
+    .bind(user.as_i64())
+    .bind(only.map(|id| id.as_i64()))
+    .fetch_all(&mut *db)
+    .await?;
+    channels_of(&mut *db, rows).await
+}
+
+/// One channel as `user` sees it, or `None` when they are not in it.
+pub async fn seen_by(
+    db: &PgPool,
+    channel: Snowflake,
+    user: Snowflake,
+) -> Result<Option<Channel>, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    Ok(mine(&mut conn, user, Some(channel)).await?.pop())
+}
+
+/// A group channel as every member sees it (CHANNEL_UPDATE): no one's own place in it.
+pub async fn shared_view(db: &PgPool, channel: Snowflake) -> Result<Option<Channel>, sqlx::Error> {
+    let rows: Vec<ChannelRow> = sqlx::query_as(
+        "SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
+                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS member_count,
+                NULL::TEXT AS role, NULL::BOOLEAN AS opened, NULL::BIGINT AS peer
+         FROM channels c WHERE c.id = $1",
+    )
+    .bind(channel.as_i64())
+    .fetch_all(db)
+    .await?;
+    Ok(channels_of(db, rows).await?.pop())
+}
+
+/// A page of a channel's members in user-id order, or the members among some ids. Statuses are as
+/// others see them.
+pub async fn members(
+    db: impl PgExecutor<'_>,
+    channel: Snowflake,
+    query: &MembersQuery,
+) -> Result<Vec<Member>, sqlx::Error> {
+    macro_rules! select {
+        () => {
+            "SELECT cm.role, u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
+             FROM channel_members cm JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1"
+        };
+    }
+    let rows: Vec<MemberRow> = match query {
+        MembersQuery::Page { after, limit } => {
+            sqlx::query_as(concat!(
+                select!(),
+                " AND cm.user_id > $2 ORDER BY cm.user_id LIMIT $3"
+            ))
+            .bind(channel.as_i64())
+            .bind(after.map_or(i64::MIN, |a| a.as_i64()))
+            .bind(i64::from(*limit))
+            .fetch_all(db)
+            .await?
+        }
+        MembersQuery::Ids(ids) => {
+            let ids: Vec<i64> = ids.iter().map(|id| id.as_i64()).collect();
+            sqlx::query_as(concat!(
+                select!(),
+                " AND cm.user_id = ANY($2) ORDER BY cm.user_id"
+            ))
+            .bind(channel.as_i64())
+            .bind(&ids)
+            .fetch_all(db)
+            .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|row| Member {
+            role: MemberRole::from_db(&row.role).unwrap_or(MemberRole::Member),
+            user: User::from(row.user).seen_by_others(),
+        })
+        .collect())
+}
+
+/// Everyone in a channel, by id (whom a CHANNEL_DELETE goes to).
+pub async fn member_ids(
+    db: impl PgExecutor<'_>,
+    channel: Snowflake,
+) -> Result<Vec<Snowflake>, sqlx::Error> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT user_id FROM channel_members WHERE channel_id = $1")
+            .bind(channel.as_i64())
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id,)| Snowflake::from_i64(id))
+        .collect())
 }
 
 /// The ids of the channels `user` belongs to.
@@ -127,13 +252,51 @@ pub async fn membership(
     }))
 }
 
+/// Why a change that grows someone's channels was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The caller blocks the other person.
+    CallerBlocks,
+    /// The other person's settings or block do not allow it.
+    NotAllowed,
+    /// The caller is in as many channels as they may be.
+    CallerChannelLimit(u32),
+    /// The other person is.
+    TheirChannelLimit(u32),
+    /// The other person has as many DM requests waiting as they may have.
+    TheirRequestLimit(u32),
+    /// The caller did this too often in the window; they may again after this long.
+    Rate(Duration, Action),
+    AlreadyMember,
+    /// The channel has this many members, the most it may have.
+    Full(u32),
+}
+
+pub type Outcome<T> = Result<T, Refused>;
+
+/// Creates a group channel owned by `owner`, if their channel limit and hourly creations allow.
 pub async fn create_group(
     db: &PgPool,
     id: Snowflake,
     owner: Snowflake,
     new: &NewChannel,
-) -> Result<(), sqlx::Error> {
+    limits: &Quotas,
+) -> Result<Outcome<()>, sqlx::Error> {
     let mut tx = db.begin().await?;
+    quotas::lock_users(&mut tx, &[owner]).await?;
+    if let Err(wait) = quotas::check(
+        &mut tx,
+        owner,
+        Action::ChannelCreate,
+        limits.channel_creates,
+    )
+    .await?
+    {
+        return Ok(Err(Refused::Rate(wait, Action::ChannelCreate)));
+    }
+    if quotas::channel_counts(&mut tx, owner).await?.chosen >= limits.channel_limit {
+        return Ok(Err(Refused::CallerChannelLimit(limits.channel_limit)));
+    }
     sqlx::query(
         "INSERT INTO channels (id, kind, name, topic, owner_id) VALUES ($1, 'group', $2, $3, $4)",
     )
@@ -148,7 +311,9 @@ pub async fn create_group(
         .bind(owner.as_i64())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await
+    quotas::record(&mut tx, owner, Action::ChannelCreate).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 pub async fn update(
@@ -186,25 +351,24 @@ pub async fn delete(db: &PgPool, id: Snowflake) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub enum Added {
-    Added,
-    AlreadyMember,
-    Full,
-}
-
-/// Adds `user` as a member unless the channel already has `limit` members. Concurrent adds to one
-/// channel queue on its row lock, so the count they check is exact.
+/// `actor` adds `user` as a member, if `user` allows channel adds from them, neither blocks the
+/// other, the channel has fewer than `member_limit` members, `user` is under their channel limit
+/// and `actor` under their hourly adds. Concurrent adds to one channel queue on its row lock, and
+/// adds of one person on theirs, so the counts they check are exact.
 pub async fn add_member(
     db: &PgPool,
     channel: Snowflake,
+    actor: Snowflake,
     user: Snowflake,
-    limit: u32,
-) -> Result<Added, sqlx::Error> {
+    member_limit: u32,
+    limits: &Quotas,
+) -> Result<Outcome<()>, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("SELECT 1 FROM channels WHERE id = $1 FOR UPDATE")
         .bind(channel.as_i64())
         .execute(&mut *tx)
         .await?;
+    quotas::lock_users(&mut tx, &[actor, user]).await?;
     let (count, already): (i64, bool) = sqlx::query_as(
         "SELECT count(*), coalesce(bool_or(user_id = $2), false)
          FROM channel_members WHERE channel_id = $1",
@@ -214,10 +378,22 @@ pub async fn add_member(
     .fetch_one(&mut *tx)
     .await?;
     if already {
-        return Ok(Added::AlreadyMember);
+        return Ok(Err(Refused::AlreadyMember));
     }
-    if count >= i64::from(limit) {
-        return Ok(Added::Full);
+    // Consent before anything that would tell the caller about the other person's channels.
+    match consent::allows(&mut tx, user, actor, |s| s.allow_channel_adds_from).await? {
+        Verdict::Allowed => {}
+        Verdict::CallerBlocks => return Ok(Err(Refused::CallerBlocks)),
+        Verdict::Refused => return Ok(Err(Refused::NotAllowed)),
+    }
+    if count >= i64::from(member_limit) {
+        return Ok(Err(Refused::Full(member_limit)));
+    }
+    if quotas::channel_counts(&mut tx, user).await?.chosen >= limits.channel_limit {
+        return Ok(Err(Refused::TheirChannelLimit(limits.channel_limit)));
+    }
+    if let Err(wait) = quotas::check(&mut tx, actor, Action::MemberAdd, limits.member_adds).await? {
+        return Ok(Err(Refused::Rate(wait, Action::MemberAdd)));
     }
     sqlx::query(
         "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'member')",
@@ -226,8 +402,9 @@ pub async fn add_member(
     .bind(user.as_i64())
     .execute(&mut *tx)
     .await?;
+    quotas::record(&mut tx, actor, Action::MemberAdd).await?;
     tx.commit().await?;
-    Ok(Added::Added)
+    Ok(Ok(()))
 }
 
 /// Removes a member (never the owner: callers check). True when they were a member.
@@ -330,11 +507,13 @@ pub async fn leave(db: &PgPool, channel: Snowflake, user: Snowflake) -> Result<L
     Ok(outcome)
 }
 
-async fn existing_dm(
-    db: &PgPool,
-    low: Snowflake,
-    high: Snowflake,
+/// The DM between `a` and `b`, if one was ever made.
+pub async fn dm_of(
+    db: impl PgExecutor<'_>,
+    a: Snowflake,
+    b: Snowflake,
 ) -> Result<Option<Snowflake>, sqlx::Error> {
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT channel_id FROM dm_pairs WHERE low_user_id = $1 AND high_user_id = $2",
     )
@@ -345,48 +524,120 @@ async fn existing_dm(
     Ok(row.map(|(id,)| Snowflake::from_i64(id)))
 }
 
-/// The DM between `a` and `b`, made now if there was none. True when it was made by this call.
+/// What opening a DM did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmOpened {
+    pub channel: Snowflake,
+    /// The DM was made by this call.
+    pub created: bool,
+    /// The caller had not opened it before (a request to them, or one they had declined).
+    pub caller_opened_now: bool,
+    /// The other person was not in it: it is now a request to them.
+    pub requested: bool,
+}
+
+async fn dm_side(
+    tx: &mut PgConnection,
+    channel: Snowflake,
+    user: Snowflake,
+) -> Result<Option<bool>, sqlx::Error> {
+    let row: Option<(bool,)> =
+        sqlx::query_as("SELECT opened FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+            .bind(channel.as_i64())
+            .bind(user.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(row.map(|(opened,)| opened))
+}
+
+/// `caller` opens their side of the DM with `other`, making the DM (`new_id`) if there is none.
+/// Where `other` is not in it yet, it becomes a request to them, which their settings
+/// (`allow_dms_from`), blocks and their request budget must allow; opening one's own side counts
+/// against one's channel limit. Both people's rows are locked, so concurrent opens of the same
+/// pair make one DM and count exactly.
 pub async fn open_dm(
     db: &PgPool,
     new_id: Snowflake,
-    a: Snowflake,
-    b: Snowflake,
-) -> Result<(Snowflake, bool), sqlx::Error> {
-    let (low, high) = if a < b { (a, b) } else { (b, a) };
-    if let Some(id) = existing_dm(db, low, high).await? {
-        return Ok((id, false));
-    }
+    caller: Snowflake,
+    other: Snowflake,
+    limits: &Quotas,
+) -> Result<Outcome<DmOpened>, sqlx::Error> {
+    let (low, high) = if caller < other {
+        (caller, other)
+    } else {
+        (other, caller)
+    };
     let mut tx = db.begin().await?;
-    sqlx::query("INSERT INTO channels (id, kind) VALUES ($1, 'dm')")
-        .bind(new_id.as_i64())
-        .execute(&mut *tx)
-        .await?;
-    // Concurrent first opens of the same pair wait here on the key until the first commits, then
-    // find the conflict and take the existing DM instead.
-    let claimed: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO dm_pairs (low_user_id, high_user_id, channel_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING RETURNING channel_id",
-    )
-    .bind(low.as_i64())
-    .bind(high.as_i64())
-    .bind(new_id.as_i64())
-    .fetch_optional(&mut *tx)
-    .await?;
-    if claimed.is_none() {
-        tx.rollback().await?;
-        let id = existing_dm(db, low, high)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
-        return Ok((id, false));
+    quotas::lock_users(&mut tx, &[caller, other]).await?;
+    match consent::block_between(&mut *tx, caller, other).await? {
+        consent::Block::ByMe => return Ok(Err(Refused::CallerBlocks)),
+        consent::Block::ByThem => return Ok(Err(Refused::NotAllowed)),
+        consent::Block::None => {}
     }
+    let existing = dm_of(&mut *tx, caller, other).await?;
+    let (mine, theirs) = match existing {
+        Some(id) => (
+            dm_side(&mut tx, id, caller).await?,
+            dm_side(&mut tx, id, other).await?,
+        ),
+        None => (None, None),
+    };
+    let requested = theirs.is_none();
+    if requested {
+        if consent::allows(&mut tx, other, caller, |s| s.allow_dms_from).await? != Verdict::Allowed
+        {
+            return Ok(Err(Refused::NotAllowed));
+        }
+        if quotas::channel_counts(&mut tx, other).await?.requests >= limits.channel_limit {
+            return Ok(Err(Refused::TheirRequestLimit(limits.channel_limit)));
+        }
+    }
+    let caller_opened_now = mine != Some(true);
+    if caller_opened_now
+        && quotas::channel_counts(&mut tx, caller).await?.chosen >= limits.channel_limit
+    {
+        return Ok(Err(Refused::CallerChannelLimit(limits.channel_limit)));
+    }
+    let channel = match existing {
+        Some(id) => id,
+        None => {
+            sqlx::query("INSERT INTO channels (id, kind) VALUES ($1, 'dm')")
+                .bind(new_id.as_i64())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO dm_pairs (low_user_id, high_user_id, channel_id) VALUES ($1, $2, $3)",
+            )
+            .bind(low.as_i64())
+            .bind(high.as_i64())
+            .bind(new_id.as_i64())
+            .execute(&mut *tx)
+            .await?;
+            new_id
+        }
+    };
     sqlx::query(
-        "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'member'), ($1, $3, 'member')",
+        "INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', true)
+         ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true",
     )
-    .bind(new_id.as_i64())
-    .bind(low.as_i64())
-    .bind(high.as_i64())
+    .bind(channel.as_i64())
+    .bind(caller.as_i64())
     .execute(&mut *tx)
     .await?;
+    if requested {
+        sqlx::query(
+            "INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', false)",
+        )
+        .bind(channel.as_i64())
+        .bind(other.as_i64())
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
-    Ok((new_id, true))
+    Ok(Ok(DmOpened {
+        channel,
+        created: existing.is_none(),
+        caller_opened_now,
+        requested,
+    }))
 }

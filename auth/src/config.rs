@@ -151,6 +151,26 @@ pub struct Config {
     )]
     pub member_limit: u32,
 
+    /// Most channels a user may be in by their own choice (group channels, and DMs they opened).
+    /// DMs others opened with them and they have not opened yet have a budget of this size of
+    /// their own, so nobody can fill someone's channels by DMing them.
+    #[arg(
+        long = "channel-limit",
+        env = "NATTER_CHANNEL_LIMIT",
+        default_value_t = 200
+    )]
+    pub channel_limit: u32,
+
+    /// Group channels one user may create (N/duration).
+    #[arg(long = "channel-create-rate", env = "NATTER_CHANNEL_CREATE_RATE",
+          default_value = "10/1h", value_parser = RateSpec::parse)]
+    pub channel_create_rate: RateSpec,
+
+    /// Members one user may add to channels (N/duration).
+    #[arg(long = "member-add-rate", env = "NATTER_MEMBER_ADD_RATE",
+          default_value = "100/1h", value_parser = RateSpec::parse)]
+    pub member_add_rate: RateSpec,
+
     /// How long a profile stays in the Redis cache.
     #[arg(long = "profile-cache-ttl", env = "NATTER_PROFILE_CACHE_TTL",
           default_value = "5m", value_parser = duration)]

@@ -29,6 +29,12 @@ impl ApiError {
         }
     }
 
+    /// Says what went wrong in other words (a rate limit naming which one).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     /// Adds the `X-RateLimit-*` headers of a limited route.
     pub fn with_rate(mut self, rate: crate::limits::RateHeaders) -> Self {
         self.rate = Some(rate);

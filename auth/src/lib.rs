@@ -5,7 +5,9 @@
 //! - [`keys`], [`sessions`], [`passwords`], [`limits`], [`throttle`]: signing in and staying
 //!   signed in.
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
-//! - [`publish`]: events on NATS after each change.
+//! - [`consent`], [`quotas`]: who may DM or add whom, blocks, and limits on growing anyone's
+//!   channels.
+//! - [`publish`]: events on NATS after each change; [`access`]: edges' questions over NATS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +20,11 @@ use shared::telemetry::Metrics;
 use shared::tokens::Verifier;
 use sqlx::postgres::PgPoolOptions;
 
+pub mod access;
 pub mod cache;
 pub mod channels;
 mod config;
+pub mod consent;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -28,6 +32,7 @@ pub mod limits;
 pub mod passwords;
 pub mod profiles;
 pub mod publish;
+pub mod quotas;
 pub mod routes;
 pub mod sessions;
 pub mod state;
@@ -61,6 +66,10 @@ pub enum Error {
     Passwords(#[from] passwords::HashError),
     #[error("bad --cors-origins: {0}")]
     Cors(String),
+    #[error("cannot subscribe to edges' requests: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("stopped answering edges' requests: the NATS subscription ended")]
+    AnsweringStopped,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -69,6 +78,9 @@ pub enum Error {
 pub struct Auth {
     http: HttpServer,
     state: AppState,
+    /// Edges' requests (`access`), answered while the service runs.
+    requests: async_nats::Subscriber,
+    concurrency: usize,
 }
 
 impl Auth {
@@ -138,6 +150,11 @@ impl Auth {
                 trust_forwarded_for: config.trust_forwarded_for,
                 member_limit: config.member_limit,
                 discovery_timeout: config.discovery_timeout,
+                quotas: quotas::Quotas {
+                    channel_limit: config.channel_limit,
+                    channel_creates: config.channel_create_rate,
+                    member_adds: config.member_add_rate,
+                },
             }),
             metrics: auth_metrics,
         };
@@ -163,7 +180,13 @@ impl Auth {
         };
         // The listener tells handlers each connection's peer address: rate limits need it.
         let http = HttpServer::bind(listen, router, &metrics).await?;
-        Ok(Self { http, state })
+        let requests = access::subscribe(&state).await?;
+        Ok(Self {
+            http,
+            state,
+            requests,
+            concurrency: config.database_max_connections as usize,
+        })
     }
 }
 
@@ -180,8 +203,21 @@ impl Service for Auth {
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
-        self.http.serve(shutdown).await?;
-        Ok(())
+        let mut answering = tokio::spawn(access::answer(
+            self.state.clone(),
+            self.requests,
+            self.concurrency,
+        ));
+        tokio::select! {
+            served = self.http.serve(shutdown) => {
+                answering.abort();
+                served?;
+                Ok(())
+            }
+            // Edges cannot start sessions without these answers: a service that stopped giving
+            // them must exit, so its supervisor restarts it.
+            _ = &mut answering => Err(Error::AnsweringStopped),
+        }
     }
 }
 
@@ -196,6 +232,11 @@ async fn housekeeping(state: AppState, shutdown: Shutdown) {
         state.limits.retain_recent();
         if let Err(e) = sessions::purge_expired(&state.db).await {
             tracing::warn!(error = %e, "cannot purge expired refresh tokens");
+        }
+        let quotas = &state.settings.quotas;
+        let window = quotas.channel_creates.per.max(quotas.member_adds.per);
+        if let Err(e) = quotas::forget_before(&state.db, window).await {
+            tracing::warn!(error = %e, "cannot forget old counted actions");
         }
     }
 }

@@ -5,7 +5,6 @@
 //! into a failed request: the change itself is already committed.
 
 use shared::Snowflake;
-use shared::api::channels::Channel;
 use shared::events::Event;
 use shared::subjects::Subjects;
 
@@ -46,12 +45,6 @@ impl Publisher {
     /// A channel event to its subject and to the inboxes of the members its change concerns.
     pub async fn channel(&self, event: &Event, channel: Snowflake, inboxes: &[Snowflake]) {
         self.publish(event, inboxes, Some(channel)).await;
-    }
-
-    /// CHANNEL_CREATE (or a DELETE) goes to every member: none holds the subscription yet (or
-    /// all must drop it).
-    pub fn members_of(channel: &Channel) -> Vec<Snowflake> {
-        channel.members.iter().map(|m| m.user.id).collect()
     }
 
     /// A message to each channel subject (USER_UPDATE to everyone who shares a channel).

@@ -42,6 +42,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     pub member_limit: u32,
     pub discovery_timeout: Duration,
+    /// Channels one may be in, and channels created and members added per hour.
+    pub quotas: crate::quotas::Quotas,
 }
 
 /// The auth service's own metrics.

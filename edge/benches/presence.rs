@@ -131,6 +131,8 @@ async fn main() {
         format!("--signing-key={}", key.display()),
         "--sign-up-rate=100000/1m".to_owned(),
         "--member-limit=1000".to_owned(),
+        "--member-add-rate=100000/1m".to_owned(),
+        "--channel-create-rate=1000/1m".to_owned(),
         "--log-filter=error".to_owned(),
     ])
     .unwrap();
@@ -183,6 +185,7 @@ async fn main() {
         .map(|i| {
             let http = &http;
             let url = auth.url("/api/v1/auth/sign-up");
+            let settings = auth.url("/api/v1/users/@me/settings");
             async move {
                 let name = format!("pb{i}");
                 let body: Value = http
@@ -194,10 +197,21 @@ async fn main() {
                     .json()
                     .await
                     .unwrap();
+                let token = body["access_token"].as_str().unwrap().to_owned();
+                // Anyone may add them (the default is only people they share a channel with).
+                let allowed = http
+                    .patch(settings)
+                    .bearer_auth(&token)
+                    .json(&json!({"allow_channel_adds_from": "everyone"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert!(allowed.is_success(), "{allowed}");
                 User {
                     id: body["user"]["id"].as_str().unwrap().to_owned(),
                     name,
-                    token: body["access_token"].as_str().unwrap().to_owned(),
+                    token,
                 }
             }
         })

@@ -39,6 +39,12 @@ pub enum ChatError {
     Unavailable,
     #[error("message history is unavailable right now; try again")]
     HistoryUnavailable,
+    /// A DM across a block (either way).
+    #[error("messages cannot be sent in this DM: one of you has blocked the other")]
+    Closed,
+    /// A gateway request (op 8) the edge cannot answer as asked.
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 impl ChatError {
@@ -52,6 +58,8 @@ impl ChatError {
             Self::InvalidNonce => "invalid_nonce",
             Self::RateLimited => "rate_limited",
             Self::Unavailable | Self::HistoryUnavailable => "unavailable",
+            Self::Closed => "consent_required",
+            Self::InvalidRequest(_) => "invalid_request",
         }
     }
 }

@@ -1,14 +1,24 @@
-//! What the edge asks auth: who a token's user is and which channels they belong to, over auth's
-//! own REST API with the user's token, so the edge needs no database and auth stays the one place
-//! that decides membership.
+//! What the edge asks auth, so the edge needs no database and auth stays the one place that
+//! decides membership and consent:
+//!
+//! - over auth's REST API with the user's token, where the request carries a fresh one (IDENTIFY,
+//!   RESUME, the edge's REST routes): who the user is, one channel as they see it, members by id,
+//!   and that the token's session is still signed in;
+//! - over NATS (`shared::access`), after the token was checked: what a session needs (its
+//!   channels, whose presence it may watch, which DMs refuse sends), whose presence a user may
+//!   see, and pages of members. A session asks these long after its token expired, and some
+//!   answers are not for the user to read (whose presence their block hides).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use shared::api::channels::Channel;
+use shared::Snowflake;
+use shared::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
+use shared::api::channels::{Channel, Member, MembersQuery};
 use shared::api::users::User;
+use shared::subjects::Subjects;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -20,19 +30,36 @@ pub enum DirectoryError {
     Unreachable(#[from] reqwest::Error),
     #[error("auth answered {0}")]
     Status(reqwest::StatusCode),
+    #[error("auth did not answer over NATS: {0}")]
+    NoAnswer(String),
+    /// The channel does not exist or the user is not in it.
+    #[error("no such channel")]
+    NotFound,
+    #[error("auth could not answer: {0}")]
+    Failed(String),
 }
+
+/// How long a question to auth over NATS may take.
+const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Directory {
     http: reqwest::Client,
     base: String,
+    nats: async_nats::Client,
+    subjects: Subjects,
     /// One permit per request in flight: at most this many connections to auth, reused.
     in_flight: Arc<Semaphore>,
 }
 
 impl Directory {
-    /// A client of auth at `base` with at most `connections` requests in flight.
-    pub fn new(base: &url::Url, connections: usize) -> Self {
+    /// A client of auth at `base` (and over `nats`) with at most `connections` requests in flight.
+    pub fn new(
+        base: &url::Url,
+        connections: usize,
+        nats: async_nats::Client,
+        subjects: Subjects,
+    ) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -43,6 +70,8 @@ impl Directory {
                 .build()
                 .expect("a TLS-free HTTP client builds"),
             base: base.as_str().trim_end_matches('/').to_owned(),
+            nats,
+            subjects,
             in_flight: Arc::new(Semaphore::new(connections.max(1))),
         }
     }
@@ -56,12 +85,105 @@ impl Directory {
         self.get(token, "/api/v1/users/@me").await
     }
 
-    pub async fn channels(&self, token: &str) -> Result<Vec<Channel>, DirectoryError> {
-        self.get(token, "/api/v1/users/@me/channels").await
+    /// One channel as the token's user sees it (their role, its member count); 404 when they
+    /// are not in it.
+    pub async fn channel(&self, token: &str, id: Snowflake) -> Result<Channel, DirectoryError> {
+        self.get(token, &format!("/api/v1/channels/{id}")).await
+    }
+
+    /// The members of a channel among `ids` (at most 100), as the token's user may read them.
+    pub async fn members_by_id(
+        &self,
+        token: &str,
+        channel: Snowflake,
+        ids: &[Snowflake],
+    ) -> Result<Vec<Member>, DirectoryError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let path = format!(
+            "/api/v1/channels/{channel}/members?user_ids={}",
+            ids.join(",")
+        );
+        self.get(token, &path).await
+    }
+
+    /// What a session of `user` needs (just `channel`, when given): channels, whose presence to
+    /// watch in groups of at most `watch_max_members`, DMs that refuse sends.
+    pub async fn session_state(
+        &self,
+        user: Snowflake,
+        channel: Option<Snowflake>,
+        watch_max_members: usize,
+    ) -> Result<SessionState, DirectoryError> {
+        let query = StateQuery {
+            user_id: user,
+            channel_id: channel,
+            watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
+        };
+        self.ask(self.subjects.auth_state(), &query).await
+    }
+
+    /// Which of `users` `viewer` may see the presence of.
+    pub async fn visible(
+        &self,
+        viewer: Snowflake,
+        users: Vec<Snowflake>,
+    ) -> Result<Vec<Snowflake>, DirectoryError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = VisibleQuery {
+            user_id: viewer,
+            user_ids: users,
+        };
+        let visible: Visible = self.ask(self.subjects.auth_visible(), &query).await?;
+        Ok(visible.user_ids)
+    }
+
+    /// Members of a channel `user` is in.
+    pub async fn members(
+        &self,
+        user: Snowflake,
+        channel: Snowflake,
+        query: MembersQuery,
+    ) -> Result<Vec<Member>, DirectoryError> {
+        let request = MembersRequest {
+            user_id: user,
+            channel_id: channel,
+            query,
+        };
+        self.ask(self.subjects.auth_members(), &request).await
+    }
+
+    /// A request to auth over NATS, within the same bound on requests in flight as REST.
+    async fn ask<Q: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        subject: String,
+        query: &Q,
+    ) -> Result<T, DirectoryError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let body = serde_json::to_vec(query).expect("questions serialise");
+        let asked = self.nats.request(subject, body.into());
+        let reply = match tokio::time::timeout(NATS_TIMEOUT, asked).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(DirectoryError::NoAnswer(e.to_string())),
+            Err(_) => return Err(DirectoryError::NoAnswer("timed out".to_owned())),
+        };
+        match serde_json::from_slice::<Reply<T>>(&reply.payload) {
+            Ok(Reply::Ok(value)) => Ok(value),
+            Ok(Reply::NotFound) => Err(DirectoryError::NotFound),
+            Ok(Reply::Failed(why)) => Err(DirectoryError::Failed(why)),
+            Err(e) => Err(DirectoryError::Failed(format!(
+                "an answer auth never gives: {e}"
+            ))),
+        }
     }
 
     /// Anyone's public profile, by id.
-    pub async fn user(&self, token: &str, id: shared::Snowflake) -> Result<User, DirectoryError> {
+    pub async fn user(&self, token: &str, id: Snowflake) -> Result<User, DirectoryError> {
         self.get(token, &format!("/api/v1/users/{id}")).await
     }
 

@@ -276,7 +276,12 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
 
         let backlog = Backlog::new(nats.clone(), subjects.clone());
-        let directory = Directory::new(&config.auth_url, config.auth_connections);
+        let directory = Directory::new(
+            &config.auth_url,
+            config.auth_connections,
+            nats.clone(),
+            subjects.clone(),
+        );
         // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
         let verifier = Verifier::fetching_lazily(
             &directory.jwks_url(),

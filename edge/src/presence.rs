@@ -6,9 +6,10 @@
 //!   and sends every session it holds when presence asks (`{p}.presence.edge.sync`, after presence lost
 //!   or could not write its Redis state).
 //! - [`Watch`] (one per session) keeps the session subscribed, through the hub and so
-//!   reference-counted per edge, to `{p}.presence.{user}` of each co-member of its channels of at
-//!   most `--presence-max-members` members (DMs included). Bigger channels are not pushed: clients
-//!   ask `GET /api/v1/presences` when they open one.
+//!   reference-counted per edge, to `{p}.presence.{user}` of each co-member it may see (auth's
+//!   answer: consent, blocks) in its channels of at most `--presence-max-members` members (DMs
+//!   included). Bigger channels are not pushed: clients ask `GET /api/v1/presences` (or op 8 with
+//!   `presences`) when they open one.
 //! - [`presences`]: that REST endpoint.
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +20,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared::Snowflake;
-use shared::api::channels::Channel;
+use shared::access::SessionState;
+use shared::api::channels::{Channel, ChannelKind};
 use shared::api::error::ErrorCode;
 use shared::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
 use shared::api::users::User;
@@ -242,30 +244,47 @@ async fn refresh_watchers(state: &EdgeState) {
     }
 }
 
-/// What one session watches: the co-members of its small channels, each counted once per
-/// channel shared, so leaving one of two shared channels keeps watching.
+/// What one session watches: the people whose presence it may see in its small channels (group
+/// channels of at most `--presence-max-members`, and DMs), each counted once per channel shared,
+/// so leaving one of two shared channels keeps watching. Whom it may see is auth's answer
+/// (`shared::access`): group co-members, a DM's other side once they opened it, never across a
+/// block; this follows the events that change it.
 #[derive(Debug, Default)]
 pub struct Watch {
     me: Option<Snowflake>,
-    /// Small channels and their members (without me).
-    channels: HashMap<Snowflake, HashSet<Snowflake>>,
-    /// Watched users and in how many small channels each is.
+    /// The channels whose members' presence is pushed to this session.
+    channels: HashMap<Snowflake, Watched>,
+    /// Watched users and in how many of those channels each is.
     watched: HashMap<Snowflake, u32>,
+    /// People across a block from this user (learnt during the session): never watched.
+    hidden: HashSet<Snowflake>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    dm: bool,
+    /// How many members the channel has, me included (it stops being watched past the limit).
+    members: u32,
+    /// The other members this session may see the presence of.
+    visible: HashSet<Snowflake>,
 }
 
 type Step<T = ()> = Result<T, CloseCode>;
 
 impl Watch {
-    /// Registers the session with presence and subscribes to its co-members' presence. For a
-    /// fresh session (`with_snapshot`), answers READY's `presences` too: asked after subscribing,
-    /// so no change falls between the snapshot and live delivery.
+    /// Registers the session with presence and subscribes to the presence it may see, from what
+    /// auth said the session needs. For a fresh session (`with_snapshot`), answers READY's
+    /// `presences`: the other side of each DM that shows presence, asked after subscribing, so no
+    /// change falls between the snapshot and live delivery. (Group co-members' presence comes
+    /// with their members, op 8, when a client lists them: READY stays small however many
+    /// channels the user is in.)
     pub async fn start(
         &mut self,
         state: &EdgeState,
         id: SessionId,
         handle: &SessionHandle,
         user: &User,
-        channels: &[Channel],
+        session: &SessionState,
         with_snapshot: bool,
     ) -> Step<Vec<Presence>> {
         self.me = Some(user.id);
@@ -273,16 +292,27 @@ impl Watch {
             .presence
             .started(id, user.id, SessionStatus::from(user.status))
             .await;
-        for channel in channels {
-            let members = channel.members.iter().map(|m| m.user.id);
-            self.add_channel(state, id, handle, channel.id, members, &mut Vec::new())
+        let mut lists: HashMap<Snowflake, &[Snowflake]> = session
+            .watch
+            .iter()
+            .map(|w| (w.channel_id, w.user_ids.as_slice()))
+            .collect();
+        for channel in &session.channels {
+            let visible = lists.remove(&channel.id).unwrap_or_default();
+            self.add_channel(state, id, handle, channel, visible, &mut Vec::new())
                 .await?;
         }
         if !with_snapshot {
             return Ok(Vec::new());
         }
-        let mut users: Vec<Snowflake> = self.watched.keys().copied().collect();
+        let mut users: Vec<Snowflake> = self
+            .channels
+            .values()
+            .filter(|c| c.dm)
+            .flat_map(|c| c.visible.iter().copied())
+            .collect();
         users.sort_unstable();
+        users.dedup();
         Ok(state
             .presence
             .query(users)
@@ -292,9 +322,10 @@ impl Watch {
             .collect())
     }
 
-    /// Follows membership changes and the user's own profile status. Answers whom the event
+    /// Follows membership, consent and the user's own profile status. Answers whom the event
     /// made this session start watching (a channel it joined, a member added to one of its
-    /// channels): the session sends their [`Watch::snapshot`] after the event.
+    /// channels, a DM the other side opened, a block lifted): the session sends their
+    /// [`Watch::snapshot`] after the event.
     pub async fn apply(
         &mut self,
         state: &EdgeState,
@@ -307,30 +338,48 @@ impl Watch {
         };
         let mut newly = Vec::new();
         match event {
-            Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
-                let members = channel.members.iter().map(|m| m.user.id);
-                self.add_channel(state, id, handle, channel.id, members, &mut newly)
-                    .await?;
+            // Only a member's own inbox gets CHANNEL_CREATE: a channel I was added to or opened.
+            Event::ChannelCreate(channel)
+                if !self.channels.contains_key(&channel.id) && self.small(state, channel) =>
+            {
+                let max = state.presence.settings.max_members;
+                match state
+                    .directory
+                    .session_state(me, Some(channel.id), max)
+                    .await
+                {
+                    Ok(found) => {
+                        let visible = found
+                            .watch
+                            .iter()
+                            .find(|w| w.channel_id == channel.id)
+                            .map_or(&[][..], |w| w.user_ids.as_slice());
+                        self.add_channel(state, id, handle, channel, visible, &mut newly)
+                            .await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot learn whom to watch in a new channel");
+                    }
+                }
             }
             Event::ChannelMemberAdd(added) if added.member.user.id != me => {
                 let user = added.member.user.id;
-                let grows = self
-                    .channels
-                    .get(&added.channel_id)
-                    .is_some_and(|members| !members.contains(&user));
-                if grows {
-                    if self.channels[&added.channel_id].len() + 2
-                        > state.presence.settings.max_members
-                    {
-                        // Grown past the size presence is pushed for.
-                        self.remove_channel(state, id, added.channel_id).await;
-                    } else {
-                        self.channels
-                            .get_mut(&added.channel_id)
-                            .expect("checked above")
-                            .insert(user);
-                        if self.watch(state, id, handle, user).await? {
-                            newly.push(user);
+                let Some(channel) = self.channels.get_mut(&added.channel_id) else {
+                    return Ok(newly);
+                };
+                channel.members += 1;
+                if channel.members as usize > state.presence.settings.max_members {
+                    // Grown past the size presence is pushed for.
+                    self.remove_channel(state, id, added.channel_id).await;
+                } else if !self.hidden.contains(&user) && !channel.visible.contains(&user) {
+                    match state.directory.visible(me, vec![user]).await {
+                        Ok(visible) if visible.contains(&user) => {
+                            self.show(state, id, handle, added.channel_id, user, &mut newly)
+                                .await?;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot learn whether to watch a new member")
                         }
                     }
                 }
@@ -339,16 +388,51 @@ impl Watch {
                 self.remove_channel(state, id, removed.channel_id).await;
             }
             Event::ChannelMemberRemove(removed) => {
-                let was = self
-                    .channels
-                    .get_mut(&removed.channel_id)
-                    .is_some_and(|members| members.remove(&removed.user_id));
-                if was {
-                    self.unwatch(state, id, removed.user_id).await;
+                if let Some(channel) = self.channels.get_mut(&removed.channel_id) {
+                    channel.members = channel.members.saturating_sub(1);
+                    if channel.visible.remove(&removed.user_id) {
+                        self.unwatch(state, id, removed.user_id).await;
+                    }
                 }
             }
             Event::ChannelDelete(deleted) => {
                 self.remove_channel(state, id, deleted.channel_id).await;
+            }
+            Event::DmOpen(opened) if opened.user_id != me => {
+                let shows = self
+                    .channels
+                    .get(&opened.channel_id)
+                    .is_some_and(|c| c.dm && !c.visible.contains(&opened.user_id));
+                if shows && !self.hidden.contains(&opened.user_id) {
+                    self.show(
+                        state,
+                        id,
+                        handle,
+                        opened.channel_id,
+                        opened.user_id,
+                        &mut newly,
+                    )
+                    .await?;
+                }
+            }
+            Event::BlockUpdate(block) if block.user_id == me || block.target_id == me => {
+                let other = block.other(me);
+                if block.blocked {
+                    self.hidden.insert(other);
+                    for channel in self.channels.values_mut() {
+                        if channel.visible.remove(&other) {
+                            let count = self.watched.get_mut(&other).expect("counted when shown");
+                            *count -= 1;
+                        }
+                    }
+                    if self.watched.get(&other) == Some(&0) {
+                        self.watched.remove(&other);
+                        state.hub.leave(Topic::Presence(other), id).await;
+                    }
+                } else {
+                    self.hidden.remove(&other);
+                    self.reload(state, id, handle, me, &mut newly).await?;
+                }
             }
             // The inbox copy of my own profile carries my real status; the channel copies show
             // `invisible` as `offline`, which no profile can be set to, so they are skipped.
@@ -360,6 +444,45 @@ impl Watch {
             _ => {}
         }
         Ok(newly)
+    }
+
+    /// Whether presence is pushed for `channel`'s members: DMs, and groups small enough.
+    fn small(&self, state: &EdgeState, channel: &Channel) -> bool {
+        channel.kind == ChannelKind::Dm
+            || channel.member_count as usize <= state.presence.settings.max_members
+    }
+
+    /// Asks auth again whom this session may see, and watches whoever it may now (a block was
+    /// lifted).
+    async fn reload(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        me: Snowflake,
+        newly: &mut Vec<Snowflake>,
+    ) -> Step {
+        let max = state.presence.settings.max_members;
+        let found = match state.directory.session_state(me, None, max).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot learn whom to watch after a block ended");
+                return Ok(());
+            }
+        };
+        for list in found.watch {
+            for user in list.user_ids {
+                let shows = self
+                    .channels
+                    .get(&list.channel_id)
+                    .is_some_and(|c| !c.visible.contains(&user));
+                if shows && !self.hidden.contains(&user) {
+                    self.show(state, id, handle, list.channel_id, user, newly)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The presence of users this session has just started watching, as others see it; asked
@@ -385,34 +508,61 @@ impl Watch {
         state.presence.ended(id).await;
     }
 
-    /// Watches a small channel's members, adding to `newly` those not watched before.
+    /// Watches a small channel's members that this session may see (`visible`), adding to
+    /// `newly` those not watched before.
     async fn add_channel(
         &mut self,
         state: &EdgeState,
         id: SessionId,
         handle: &SessionHandle,
-        channel: Snowflake,
-        members: impl ExactSizeIterator<Item = Snowflake>,
+        channel: &Channel,
+        visible: &[Snowflake],
         newly: &mut Vec<Snowflake>,
     ) -> Step {
-        if members.len() > state.presence.settings.max_members
-            || self.channels.contains_key(&channel)
-        {
+        if !self.small(state, channel) || self.channels.contains_key(&channel.id) {
             return Ok(());
         }
-        let me = self.me;
-        let others: HashSet<Snowflake> = members.filter(|m| Some(*m) != me).collect();
-        for user in &others {
-            if self.watch(state, id, handle, *user).await? {
-                newly.push(*user);
+        self.channels.insert(
+            channel.id,
+            Watched {
+                dm: channel.kind == ChannelKind::Dm,
+                members: channel.member_count,
+                visible: HashSet::new(),
+            },
+        );
+        for user in visible {
+            if Some(*user) != self.me && !self.hidden.contains(user) {
+                self.show(state, id, handle, channel.id, *user, newly)
+                    .await?;
             }
         }
-        self.channels.insert(channel, others);
+        Ok(())
+    }
+
+    /// `user` may be seen through `channel`: counts it, and watches them if not yet watched.
+    async fn show(
+        &mut self,
+        state: &EdgeState,
+        id: SessionId,
+        handle: &SessionHandle,
+        channel: Snowflake,
+        user: Snowflake,
+        newly: &mut Vec<Snowflake>,
+    ) -> Step {
+        let Some(watched) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        if watched.visible.insert(user) && self.watch(state, id, handle, user).await? {
+            newly.push(user);
+        }
         Ok(())
     }
 
     async fn remove_channel(&mut self, state: &EdgeState, id: SessionId, channel: Snowflake) {
-        for user in self.channels.remove(&channel).unwrap_or_default() {
+        let Some(watched) = self.channels.remove(&channel) else {
+            return;
+        };
+        for user in watched.visible {
             self.unwatch(state, id, user).await;
         }
     }
@@ -480,8 +630,9 @@ pub struct PresenceParams {
 }
 
 /// `GET /api/v1/presences?user_ids=1,2,3`: the presence of up to 100 users, as the caller may see
-/// it. Users who share no channel or DM with the caller are reported offline (no last-seen), so
-/// nobody learns anything about strangers; the caller sees their own real status.
+/// it. Users whose presence the caller may not see (they share no channel, or only a DM the other
+/// has not opened, or a block stands between them) are reported offline (no last-seen), so nobody
+/// learns anything about strangers; the caller sees their own real status.
 pub async fn presences(
     State(state): State<Arc<EdgeState>>,
     headers: HeaderMap,
@@ -519,14 +670,17 @@ pub async fn presences(
             .into_response();
         }
     };
-    let known: HashSet<Snowflake> = match state.directory.channels(token).await {
-        Ok(channels) => channels
-            .iter()
-            .flat_map(|c| c.members.iter().map(|m| m.user.id))
-            .chain([claims.sub])
-            .collect(),
+    // The token's session must still be signed in (asked over REST), and auth says whom the
+    // caller may see: co-members of group channels, whoever opened a DM with them, never across
+    // a block.
+    let asked = tokio::try_join!(
+        state.directory.me(token),
+        state.directory.visible(claims.sub, ids.clone())
+    );
+    let known: HashSet<Snowflake> = match asked {
+        Ok((_, visible)) => visible.into_iter().collect(),
         Err(e) => {
-            return crate::routes::directory_error(&e, "who you share channels with")
+            return crate::routes::directory_error(&e, "whose presence you may see")
                 .into_response();
         }
     };

@@ -9,7 +9,7 @@
 //! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
 //! every socket write has a deadline, so a client that stops reading is dropped rather than kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +18,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde::Serialize;
 use shared::Snowflake;
-use shared::api::channels::Channel;
+use shared::api::channels::{Channel, MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
 use shared::events::Event;
 use shared::gateway::{
-    ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageDelete, MessageEdit, MessageSend,
-    Opcode,
+    ChannelMembersChunk, ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageDelete,
+    MessageEdit, MessageSend, Opcode, RequestChannelMembers,
 };
 use shared::tokens::AccessClaims;
 use tokio::sync::mpsc;
@@ -57,6 +57,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         topics: Vec::new(),
         channels: HashSet::new(),
         moderated: HashSet::new(),
+        closed: HashSet::new(),
         floor: 0,
         presence: crate::presence::Watch::default(),
     };
@@ -79,10 +80,12 @@ struct Session {
     /// The channels this user owns or moderates (may delete anyone's messages), kept current the
     /// same way.
     moderated: HashSet<Snowflake>,
+    /// DMs that refuse sends: one of the two blocks the other. Kept current by BLOCK_UPDATE.
+    closed: HashSet<Snowflake>,
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
-    /// Whose presence this session watches (co-members of its small channels).
+    /// Whose presence this session watches (co-members it may see in its small channels).
     presence: crate::presence::Watch,
 }
 
@@ -143,27 +146,33 @@ impl Session {
         claims: &AccessClaims,
         resume_from: Option<u64>,
     ) -> Step {
+        // Who the user is (and that the token's session is still signed in), over REST with the
+        // fresh token; what the session needs, over NATS (it asks again later, tokenless).
         let directory = &self.state.directory;
-        let (user, channels) =
-            match tokio::try_join!(directory.me(token), directory.channels(token)) {
-                Ok(found) => found,
-                // Signed out or revoked: the same answer as a token that does not verify, so the
-                // client signs in again instead of retrying the same token forever.
-                Err(DirectoryError::Refused) => {
-                    tracing::debug!("auth refused the token");
-                    return Err(Some(CloseCode::AuthenticationFailed));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot load the user's channels from auth");
-                    return Err(Some(CloseCode::UnknownError));
-                }
-            };
+        let max = self.state.presence.settings.max_members;
+        let (user, session) = match tokio::try_join!(
+            directory.me(token),
+            directory.session_state(claims.sub, None, max)
+        ) {
+            Ok(found) => found,
+            // Signed out or revoked: the same answer as a token that does not verify, so the
+            // client signs in again instead of retrying the same token forever.
+            Err(DirectoryError::Refused) => {
+                tracing::debug!("auth refused the token");
+                return Err(Some(CloseCode::AuthenticationFailed));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load the user's channels from auth");
+                return Err(Some(CloseCode::UnknownError));
+            }
+        };
         self.join(Topic::User(claims.sub)).await?;
-        for channel in &channels {
+        for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);
             self.join(Topic::Channel(channel.id)).await?;
         }
+        self.closed = session.closed.iter().copied().collect();
         let head = match self.state.backlog.last_sequence().await {
             Ok(head) => head,
             Err(e) => {
@@ -179,11 +188,12 @@ impl Session {
                 self.id,
                 handle,
                 &user,
-                &channels,
+                &session,
                 resume_from.is_none(),
             )
             .await
             .map_err(Some)?;
+        let channels = session.channels;
         match resume_from {
             None => {
                 let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
@@ -259,8 +269,12 @@ impl Session {
                         ClientFrame::PresenceUpdate(update) => {
                             self.state.presence.set_status(self.id, update.status).await;
                         }
+                        ClientFrame::RequestChannelMembers(request) => {
+                            Box::pin(self.request_members(claims, request)).await?;
+                        }
                         ClientFrame::TypingStart(typing) => {
-                            if self.channels.contains(&typing.channel_id) {
+                            let channel = typing.channel_id;
+                            if self.channels.contains(&channel) && !self.closed.contains(&channel) {
                                 self.state.chat.typing(claims.sub, typing.channel_id).await;
                             }
                         }
@@ -282,6 +296,9 @@ impl Session {
         if !self.channels.contains(&send.channel_id) {
             return self.reply_error(nonce, &ChatError::UnknownChannel).await;
         }
+        if self.closed.contains(&send.channel_id) {
+            return self.reply_error(nonce, &ChatError::Closed).await;
+        }
         match self.state.chat.send(claims.sub, send).await {
             Ok(message) => {
                 let message = Some(message);
@@ -295,6 +312,9 @@ impl Session {
         let nonce = edit.nonce.clone();
         if !self.channels.contains(&edit.channel_id) {
             return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        if self.closed.contains(&edit.channel_id) {
+            return self.reply_error(nonce, &ChatError::Closed).await;
         }
         let state = &self.state;
         match state.chat.edit(claims.sub, edit, &state.history).await {
@@ -336,6 +356,114 @@ impl Session {
         }
     }
 
+    /// Op 8: members of one of this session's channels, as CHANNEL_MEMBERS_CHUNK dispatches of at
+    /// most [`CHUNK`] members, with their presence when asked (as far as the user may see it).
+    async fn request_members(
+        &mut self,
+        claims: &AccessClaims,
+        request: RequestChannelMembers,
+    ) -> Step {
+        let RequestChannelMembers {
+            channel_id,
+            user_ids,
+            limit,
+            presences,
+            nonce,
+        } = request;
+        if nonce.as_ref().is_some_and(|n| n.chars().count() > 64) {
+            return self.reply_error(None, &ChatError::InvalidNonce).await;
+        }
+        if !self.channels.contains(&channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        let query = match (user_ids, limit) {
+            (Some(mut ids), None) if ids.len() <= MAX_MEMBER_IDS => {
+                ids.sort_unstable();
+                ids.dedup();
+                MembersQuery::Ids(ids)
+            }
+            (None, limit) if (1..=MAX_MEMBERS_PAGE).contains(&limit.unwrap_or(100)) => {
+                MembersQuery::Page {
+                    after: None,
+                    limit: limit.unwrap_or(100),
+                }
+            }
+            _ => {
+                let why = format!(
+                    "give `limit` (1 to {MAX_MEMBERS_PAGE}) or `user_ids` (at most {MAX_MEMBER_IDS}), not both"
+                );
+                return self
+                    .reply_error(nonce, &ChatError::InvalidRequest(why))
+                    .await;
+            }
+        };
+        let me = claims.sub;
+        let state = Arc::clone(&self.state);
+        let members = match state.directory.members(me, channel_id, query.clone()).await {
+            Ok(members) => members,
+            Err(DirectoryError::NotFound) => {
+                return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list a channel's members");
+                return self.reply_error(nonce, &ChatError::Unavailable).await;
+            }
+        };
+        let not_found: Vec<Snowflake> = match &query {
+            MembersQuery::Ids(ids) => ids
+                .iter()
+                .filter(|id| !members.iter().any(|m| m.user.id == **id))
+                .copied()
+                .collect(),
+            MembersQuery::Page { .. } => Vec::new(),
+        };
+        let mut seen = HashMap::new();
+        if presences {
+            // Others' presence, as in READY: a client knows its own.
+            let ids: Vec<Snowflake> = members
+                .iter()
+                .map(|m| m.user.id)
+                .filter(|id| *id != me)
+                .collect();
+            match state.directory.visible(me, ids).await {
+                Ok(visible) => {
+                    for p in state.presence.query(visible).await {
+                        seen.insert(p.user_id, p.seen_by_others());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot learn whose presence to send"),
+            }
+        }
+        let chunks: Vec<&[Member]> = if members.is_empty() {
+            vec![&[]]
+        } else {
+            members.chunks(CHUNK).collect()
+        };
+        let count = chunks.len() as u32;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let chunk = ChannelMembersChunk {
+                channel_id,
+                members: chunk.to_vec(),
+                chunk_index: index as u32,
+                chunk_count: count,
+                not_found: if index == 0 {
+                    not_found.clone()
+                } else {
+                    Vec::new()
+                },
+                presences: presences.then(|| {
+                    chunk
+                        .iter()
+                        .filter_map(|m| seen.get(&m.user.id).cloned())
+                        .collect()
+                }),
+                nonce: nonce.clone(),
+            };
+            self.dispatch("CHANNEL_MEMBERS_CHUNK", None, &chunk).await?;
+        }
+        Ok(())
+    }
+
     async fn reply_error(&mut self, nonce: Option<String>, error: &ChatError) -> Step {
         let reply = ErrorReply {
             nonce,
@@ -375,8 +503,9 @@ impl Session {
     async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
         let me = claims.sub;
         match &delivery.event {
-            // A channel made with me in it, or one I was added to.
-            Event::ChannelCreate(channel) if channel.members.iter().any(|m| m.user.id == me) => {
+            // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
+            // added to, or a DM opened with me or by me.
+            Event::ChannelCreate(channel) => {
                 self.note_role(channel, me);
                 self.add_channel(channel.id).await?;
             }
@@ -406,6 +535,17 @@ impl Session {
                 self.send_text(delivery.frame.clone()).await?;
                 return Err(Some(CloseCode::AuthenticationFailed));
             }
+            Event::BlockUpdate(block) => {
+                if let Some(dm) = block.dm {
+                    if block.blocked {
+                        self.closed.insert(dm);
+                    } else {
+                        self.closed.remove(&dm);
+                    }
+                }
+                return Ok(());
+            }
+            _ if delivery.event.is_internal() => return Ok(()),
             _ => {}
         }
         // Events about a channel this session has left (still queued when it left) stay unsent.
@@ -426,12 +566,14 @@ impl Session {
         Ok(())
     }
 
-    /// Remembers whether this user owns or moderates `channel`, from a current copy of it.
+    /// Remembers whether this user owns or moderates `channel`, from a current copy of it: their
+    /// own view says their role; the view every member shares says only who owns it.
     fn note_role(&mut self, channel: &Channel, me: Snowflake) {
-        let moderates = channel
-            .members
-            .iter()
-            .any(|m| m.user.id == me && m.role.moderates());
+        let moderates = match channel.moderated() {
+            Some(moderates) => moderates,
+            None if channel.owner_id == Some(me) => true,
+            None => return,
+        };
         if moderates {
             self.moderated.insert(channel.id);
         } else {
@@ -618,6 +760,9 @@ fn encode<T: Serialize>(frame: &Frame<T>) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
 }
 
+/// Most members in one CHANNEL_MEMBERS_CHUNK.
+const CHUNK: usize = 100;
+
 /// How long READY waits for the store's unread counts before going without them.
 const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
 
@@ -630,12 +775,13 @@ struct Ready {
     seq: u64,
     user: shared::api::users::User,
     channels: Vec<ReadyChannel>,
-    /// Co-members' presence (channels of at most `--presence-max-members` members, and DMs).
+    /// The presence of the other side of each DM that shows it (they opened it; no block).
     presences: Vec<shared::api::presence::Presence>,
 }
 
-/// A channel in READY: the channel, and where its messages and the user's reading stand (left
-/// out when the store could not say in time).
+/// A channel in READY: the channel as the user sees it (its member count, not its members: those
+/// come on request, so READY stays small however many channels the user is in), and where its
+/// messages and the user's reading stand (left out when the store could not say in time).
 #[derive(Serialize)]
 struct ReadyChannel {
     #[serde(flatten)]

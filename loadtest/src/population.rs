@@ -81,6 +81,16 @@ impl Population {
                     .as_str()
                     .context("no access token")?
                     .to_owned();
+                // The load generator's users put each other in channels: each lets anyone add
+                // them (people only accept adds from those they share a channel with by default).
+                self.call(
+                    reqwest::Method::PATCH,
+                    "/api/v1/users/@me/settings",
+                    Some(&token),
+                    json!({"allow_channel_adds_from": "everyone"}),
+                )
+                .await
+                .context("letting anyone add the user to channels")?;
                 Ok::<_, anyhow::Error>(User { name, token })
             })
             .buffered(8)
@@ -112,7 +122,8 @@ impl Population {
                     Some(&owner.token),
                     json!({"name": format!("load {c}")}),
                 )
-                .await?;
+                .await
+                .context("creating a channel (for big runs, raise NATTER_CHANNEL_CREATE_RATE)")?;
             let id = created["id"].as_str().context("no channel id")?.to_owned();
             futures::stream::iter(member_ids[1..].iter().copied())
                 .map(|m| {
@@ -125,7 +136,10 @@ impl Population {
                             json!({"username": users[m].name}),
                         )
                         .await
-                        .context("adding a member (for big channels, raise NATTER_MEMBER_LIMIT)")
+                        .context(
+                            "adding a member (for big runs, raise NATTER_MEMBER_LIMIT, \
+                             NATTER_MEMBER_ADD_RATE and NATTER_CHANNEL_LIMIT)",
+                        )
                     }
                 })
                 .buffer_unordered(16)

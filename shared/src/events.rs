@@ -12,7 +12,7 @@
 //!
 //! | event                     | user inboxes                          | channel subject `.meta` |
 //! |---------------------------|---------------------------------------|-------------------------|
-//! | CHANNEL_CREATE            | every member; an added member         | on creation             |
+//! | CHANNEL_CREATE            | every member; an added member (each their own view) | -         |
 //! | CHANNEL_UPDATE            | -                                     | yes                     |
 //! | CHANNEL_DELETE            | every member                          | yes                     |
 //! | CHANNEL_MEMBER_ADD        | -                                     | yes                     |
@@ -21,6 +21,13 @@
 //! | USER_UPDATE               | the user (sees their real status)     | each of their channels (others' view) |
 //! | SESSION_REVOKED           | the user                              | -                       |
 //! | PRESENCE_UPDATE           | the user (their real status)          | - (see below)           |
+//! | RELATIONSHIP_ADD/REMOVE   | the user who blocked or unblocked     | -                       |
+//! | USER_SETTINGS_UPDATE      | the user                              | -                       |
+//! | BLOCK_UPDATE (edge only)  | both people                           | -                       |
+//! | DM_OPEN (edge only)       | -                                     | the DM                  |
+//!
+//! BLOCK_UPDATE and DM_OPEN change whose presence a session may watch and where it may send
+//! ([`Event::is_internal`]): edges apply them and never forward them to clients.
 //!
 //! PRESENCE_UPDATE is published by presence: the real status to the user's inbox, and the status
 //! as others see it on `{prefix}.presence.{user}`, which edges watch for co-members.
@@ -28,15 +35,17 @@
 //! An inbox copy goes to whoever's subscriptions must change (an edge subscribes a user to a
 //! channel it learns of in their inbox, and unsubscribes on removal or deletion); everyone else
 //! already holds the channel subscription. A member added to a channel gets the channel itself
-//! (CHANNEL_CREATE, members included) rather than the CHANNEL_MEMBER_ADD the others get, as
-//! Discord sends CHANNEL_CREATE to a new group-DM recipient and CHANNEL_RECIPIENT_ADD to the rest. An edge
-//! therefore receives a member's CHANNEL_DELETE, and a removed member's CHANNEL_MEMBER_REMOVE,
-//! twice: it forwards the first and drops the second, as the session no longer has the channel.
+//! (CHANNEL_CREATE, as that member sees it) rather than the CHANNEL_MEMBER_ADD the others get, as
+//! Discord sends CHANNEL_CREATE to a new group-DM recipient and CHANNEL_RECIPIENT_ADD to the rest.
+//! An edge therefore receives a member's CHANNEL_DELETE, and a removed member's
+//! CHANNEL_MEMBER_REMOVE, twice: it forwards the first and drops the second, as the session no
+//! longer has the channel.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, Member};
+use crate::api::consent::{Relationship, RelationshipRef, UserSettings};
 use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
 
@@ -54,9 +63,10 @@ pub enum Event {
     MessageAck(ReadState),
     /// Someone is typing (core NATS only, never stored).
     TypingStart(Typing),
-    /// A channel or DM exists, with its members.
+    /// A channel or DM exists for the inbox's user (as they see it: their role, for a DM the
+    /// other person and whether they opened it).
     ChannelCreate(Channel),
-    /// A channel's name, topic or owner changed.
+    /// A channel's name, topic or owner changed (the view every member shares).
     ChannelUpdate(Channel),
     ChannelDelete(ChannelRef),
     ChannelMemberAdd(MemberAdded),
@@ -70,6 +80,18 @@ pub enum Event {
     SessionRevoked(SessionRevoked),
     /// A user's presence changed (published by presence).
     PresenceUpdate(crate::api::presence::Presence),
+    /// The user blocked someone (their own sessions).
+    RelationshipAdd(Relationship),
+    /// The user unblocked someone (their own sessions).
+    RelationshipRemove(RelationshipRef),
+    /// The user's privacy settings changed (their own sessions).
+    UserSettingsUpdate(UserSettings),
+    /// Edge only: a block between two people began or ended; sent to both. Their sessions stop
+    /// (or may again) watch each other's presence, and their DM refuses (or takes) sends.
+    BlockUpdate(BlockUpdate),
+    /// Edge only: a member opened their side of a DM (`user_id`); the other member's sessions
+    /// may now watch their presence.
+    DmOpen(MemberRef),
 }
 
 impl Event {
@@ -91,7 +113,18 @@ impl Event {
             Self::UserUpdate(_) => "USER_UPDATE",
             Self::SessionRevoked(_) => "SESSION_REVOKED",
             Self::PresenceUpdate(_) => "PRESENCE_UPDATE",
+            Self::RelationshipAdd(_) => "RELATIONSHIP_ADD",
+            Self::RelationshipRemove(_) => "RELATIONSHIP_REMOVE",
+            Self::UserSettingsUpdate(_) => "USER_SETTINGS_UPDATE",
+            Self::BlockUpdate(_) => "BLOCK_UPDATE",
+            Self::DmOpen(_) => "DM_OPEN",
         }
+    }
+
+    /// Events between services that edges apply but never forward to a client: who blocks whom
+    /// is not for the blocked person to read.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::BlockUpdate(_) | Self::DmOpen(_))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -111,7 +144,14 @@ impl Event {
             Self::ChannelMemberRemove(r)
             | Self::ChannelModeratorAdd(r)
             | Self::ChannelModeratorRemove(r) => Some(r.channel_id),
-            Self::UserUpdate(_) | Self::SessionRevoked(_) | Self::PresenceUpdate(_) => None,
+            Self::DmOpen(r) => Some(r.channel_id),
+            Self::UserUpdate(_)
+            | Self::SessionRevoked(_)
+            | Self::PresenceUpdate(_)
+            | Self::RelationshipAdd(_)
+            | Self::RelationshipRemove(_)
+            | Self::UserSettingsUpdate(_)
+            | Self::BlockUpdate(_) => None,
         }
     }
 }
@@ -148,6 +188,28 @@ pub struct MemberRef {
     pub user_id: Snowflake,
 }
 
+/// BLOCK_UPDATE: `user_id` began (`blocked`) or stopped blocking `target_id`. `dm` is their DM,
+/// if they have one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockUpdate {
+    pub user_id: Snowflake,
+    pub target_id: Snowflake,
+    pub blocked: bool,
+    #[serde(default)]
+    pub dm: Option<Snowflake>,
+}
+
+impl BlockUpdate {
+    /// The other person, seen from `me` (one of the two).
+    pub fn other(&self, me: Snowflake) -> Snowflake {
+        if self.user_id == me {
+            self.target_id
+        } else {
+            self.user_id
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRevoked {
     pub user_id: Snowflake,
@@ -172,6 +234,32 @@ mod tests {
         assert_eq!(json["d"]["user_id"], "2");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn blocks_and_dm_opens_are_for_edges_only() {
+        let block = Event::BlockUpdate(BlockUpdate {
+            user_id: Snowflake::from_u64(1),
+            target_id: Snowflake::from_u64(2),
+            blocked: true,
+            dm: None,
+        });
+        assert!(block.is_internal());
+        assert_eq!(block.name(), "BLOCK_UPDATE");
+        let Event::BlockUpdate(update) = &block else {
+            unreachable!()
+        };
+        assert_eq!(update.other(Snowflake::from_u64(2)), Snowflake::from_u64(1));
+        assert!(
+            Event::DmOpen(MemberRef {
+                channel_id: Snowflake::from_u64(3),
+                user_id: Snowflake::from_u64(1),
+            })
+            .is_internal()
+        );
+        let settings = Event::UserSettingsUpdate(UserSettings::default());
+        assert!(!settings.is_internal());
+        assert_eq!(settings.name(), "USER_SETTINGS_UPDATE");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Opcode {
     Resume = 6,
     /// Server → client: please reconnect (and resume) elsewhere.
     Reconnect = 7,
+    /// Client → server: send me members of a channel (Discord's REQUEST_GUILD_MEMBERS); answered
+    /// by CHANNEL_MEMBERS_CHUNK dispatches.
+    RequestChannelMembers = 8,
     /// Server → client: the session cannot be resumed; identify again.
     InvalidSession = 9,
     /// Server → client: first frame, with the heartbeat interval.
@@ -102,6 +105,7 @@ pub enum ClientFrame {
     MessageDelete(MessageDelete),
     TypingStart(TypingStart),
     PresenceUpdate(PresenceUpdate),
+    RequestChannelMembers(RequestChannelMembers),
 }
 
 impl ClientFrame {
@@ -123,6 +127,7 @@ impl ClientFrame {
             2 => payload(raw.d).map(Self::Identify),
             3 => payload(raw.d).map(Self::PresenceUpdate),
             6 => payload(raw.d).map(Self::Resume),
+            8 => payload(raw.d).map(Self::RequestChannelMembers),
             20 => payload(raw.d).map(Self::MessageSend),
             21 => payload(raw.d).map(Self::MessageEdit),
             22 => payload(raw.d).map(Self::MessageDelete),
@@ -180,6 +185,41 @@ pub struct MessageDelete {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypingStart {
     pub channel_id: crate::Snowflake,
+}
+
+/// Op 8: members of one channel the client is in, as Discord's REQUEST_GUILD_MEMBERS: the first
+/// `limit` (1 to 1,000, default 100) in user-id order, or those among `user_ids` (at most 100).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestChannelMembers {
+    pub channel_id: crate::Snowflake,
+    #[serde(default)]
+    pub user_ids: Option<Vec<crate::Snowflake>>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Also send the presence of the other members whose presence the client may see.
+    #[serde(default)]
+    pub presences: bool,
+    /// Echoed in every chunk (and in an ERROR), at most 64 characters.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
+/// GUILD_MEMBERS_CHUNK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMembersChunk {
+    pub channel_id: crate::Snowflake,
+    pub members: Vec<crate::api::channels::Member>,
+    pub chunk_index: u32,
+    pub chunk_count: u32,
+    /// Ids asked for in `user_ids` that are not members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<crate::Snowflake>,
+    /// When asked for: the presence of this chunk's members the client may see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presences: Option<Vec<crate::api::presence::Presence>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// Op 3: `{"status": "online" | "idle" | "dnd" | "invisible"}`.
@@ -260,6 +300,18 @@ mod tests {
         assert_eq!(
             ClientFrame::decode(r#"{"op": 3, "d": {"status": "offline"}}"#),
             Err(CloseCode::DecodeError)
+        );
+        assert_eq!(
+            ClientFrame::decode(
+                r#"{"op": 8, "d": {"channel_id": "5", "limit": 10, "nonce": "n"}}"#
+            ),
+            Ok(ClientFrame::RequestChannelMembers(RequestChannelMembers {
+                channel_id: crate::Snowflake::from_u64(5),
+                user_ids: None,
+                limit: Some(10),
+                presences: false,
+                nonce: Some("n".into()),
+            }))
         );
         assert_eq!(
             ClientFrame::decode(r#"{"op": 99, "d": {}}"#),

@@ -1,6 +1,7 @@
 //! What every Natter service shares: the wire contract and the plumbing.
 //!
 //! - [`api`]: the REST bodies, error shape and checked newtypes (usernames, names, URLs).
+//! - [`access`]: what edges ask auth over NATS (a session's channels, whose presence it may see).
 //! - [`events`]: typed events on NATS (channel and profile changes, revoked sessions).
 //! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
@@ -12,6 +13,7 @@
 //! - [`config`], [`telemetry`], [`health`], [`lifecycle`]: how a service starts, reports and stops.
 //! - [`listener`]: every service's HTTP listeners, with their header timeout and per-address cap.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod cql;

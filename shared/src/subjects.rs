@@ -17,6 +17,10 @@
 //! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
 //! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
 //!                                live edge answers with its EdgeInfo
+//! {prefix}.auth.state            edges ask auth what a session needs (request; shared::access)
+//! {prefix}.auth.visible          edges ask auth whose presence a user may see (request)
+//! {prefix}.auth.members          edges ask auth for a page of a channel's members (request)
+//! {prefix}.auth.*                what auth subscribes to, in the queue group `auth`
 //! ```
 //!
 //! The prefix is the first token of every subject and the stem of every stream name, so several
@@ -169,6 +173,26 @@ impl Subjects {
         format!("{}-edge", self.prefix)
     }
 
+    /// Where edges ask auth what a session needs (`shared::access::StateQuery`).
+    pub fn auth_state(&self) -> String {
+        format!("{}.auth.state", self.prefix)
+    }
+
+    /// Where edges ask auth whose presence a user may see (`shared::access::VisibleQuery`).
+    pub fn auth_visible(&self) -> String {
+        format!("{}.auth.visible", self.prefix)
+    }
+
+    /// Where edges ask auth for a channel's members (`shared::access::MembersRequest`).
+    pub fn auth_members(&self) -> String {
+        format!("{}.auth.members", self.prefix)
+    }
+
+    /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).
+    pub fn auth_requests(&self) -> String {
+        format!("{}.auth.*", self.prefix)
+    }
+
     /// The JetStream stream holding chat events.
     pub fn chat_stream_name(&self) -> String {
         format!("{}_chat", self.prefix)
@@ -220,6 +244,15 @@ mod tests {
         ] {
             let (stem, _) = from_edge.rsplit_once('.').unwrap();
             assert_eq!(format!("{stem}.*"), s.presence_from_edges());
+        }
+    }
+
+    #[test]
+    fn requests_to_auth_share_the_wildcard_auth_subscribes_to() {
+        let s = subjects();
+        for request in [s.auth_state(), s.auth_visible(), s.auth_members()] {
+            let (stem, _) = request.rsplit_once('.').unwrap();
+            assert_eq!(format!("{stem}.*"), s.auth_requests());
         }
     }
 

@@ -100,7 +100,7 @@ describe('two people on two edges', () => {
     assert.ok(annEdge.length > 0);
   });
 
-  test('a channel is made, Bob is added, and they chat in real time', async () => {
+  test('a channel is made, Bob lets Ann add him, and they chat in real time', async () => {
     await ann.page.getByRole('button', { name: 'Create a channel' }).click();
     await ann.page.getByLabel('Name').fill('general');
     await ann.page.getByLabel('Topic').fill('Everything and nothing');
@@ -108,6 +108,20 @@ describe('two people on two edges', () => {
     await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
     await ann.page.getByRole('button', { name: 'Channel settings' }).click();
     await ann.page.getByLabel('Username to add').fill(BOB);
+    await ann.page.getByRole('button', { name: 'Add', exact: true }).click();
+    // By default only people who share a channel with Bob may add him: Ann is told so.
+    await ann.page
+      .getByRole('dialog')
+      .getByRole('alert')
+      .filter({ hasText: 'does not accept channel adds from you' })
+      .waitFor({ timeout: T });
+    // Bob lets anyone add him, in his privacy settings; then Ann can.
+    await bob.page.getByRole('button', { name: 'Privacy' }).click();
+    await bob.page.getByLabel('Who can add me to channels').selectOption('everyone');
+    await bob.page.getByRole('button', { name: 'Save privacy settings' }).click();
+    await bob.page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: T });
+    await screenshot(bob.page, 'privacy');
+    await bob.page.getByRole('button', { name: 'Close' }).click();
     await ann.page.getByRole('button', { name: 'Add', exact: true }).click();
     await ann.page.getByRole('dialog').getByText(`@${BOB}`).waitFor({ timeout: T });
     await ann.page.getByRole('button', { name: 'Close' }).click();
@@ -171,6 +185,9 @@ describe('two people on two edges', () => {
     await ann.page.getByRole('button', { name: 'Open conversation' }).click();
     await ann.page.getByRole('button', { name: 'Members' }).click();
     const row = ann.page.locator(`.members li[data-user="carol_${suffix}"]`);
+    // A DM Ann opened shows Carol's presence only once Carol opens it too: looking at it does.
+    await row.locator('.presence-dot.offline').waitFor({ timeout: T });
+    await sidebarLink(carol, 'Ann').click({ timeout: T });
     await row.locator('.presence-dot.online').waitFor({ timeout: T });
     await carol.context.close();
     await row.locator('.presence-dot.offline').waitFor({ timeout: 60_000 });
@@ -429,6 +446,31 @@ describe('two people on two edges', () => {
     await bob.page.getByRole('button', { name: 'Close' }).click();
     await sidebarLink(ann, 'general').click();
     await message(ann, 'hi ann!').getByText('Robert').waitFor({ timeout: T });
+  });
+
+  test('blocking someone hides their messages until shown, and unblocking brings them back', async () => {
+    await sidebarLink(bob, 'general').click();
+    await ann.page.getByRole('button', { name: 'Members' }).click();
+    await ann.page.getByRole('button', { name: 'Options for Robert' }).click();
+    await ann.page.getByRole('menuitem', { name: 'Block' }).click();
+    await ann.page.locator(`.members li[data-user="${BOB}"]`).getByText('(blocked)').waitFor({ timeout: T });
+    await send(bob, 'a word from someone blocked');
+    // Ann sees that a message came, not what it says, until she asks to see it.
+    const last = ann.page.locator('.blocked-row').last();
+    await last.filter({ hasText: '1 blocked message' }).waitFor({ timeout: T });
+    assert.equal(await message(ann, 'a word from someone blocked').count(), 0);
+    assert.equal(await message(ann, 'bob while disconnected').count(), 0);
+    await screenshot(ann.page, 'blocked-message');
+    await last.getByRole('button', { name: 'Show' }).click();
+    await message(ann, 'a word from someone blocked').waitFor({ timeout: T });
+    // Unblocked in the privacy settings: everything he wrote shows again.
+    await ann.page.getByRole('button', { name: 'Privacy' }).click();
+    await ann.page.getByRole('button', { name: `Unblock ${BOB}` }).click();
+    await ann.page.getByText('You block nobody.').waitFor({ timeout: T });
+    await ann.page.getByRole('button', { name: 'Close' }).click();
+    await message(ann, 'bob while disconnected').waitFor({ timeout: T });
+    assert.equal(await ann.page.locator('.blocked-row').count(), 0);
+    await ann.page.getByRole('button', { name: 'Members' }).click();
   });
 
   test('signing out ends the session, and a reload stays signed out', async () => {

@@ -14,24 +14,29 @@
 //!
 //! Non-members always get 404, exactly as for a channel that does not exist, so nothing about a
 //! channel leaks to someone outside it. DMs have no owner: they can be read, not changed or left.
+//!
+//! Growing someone's channels takes their consent (`crate::consent`: their settings, and no block
+//! either way) and stays within the limits (`crate::quotas`): channels one may be in, channels
+//! created and members added per hour.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
 use shared::Snowflake;
 use shared::api::channels::{
-    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, UpdateChannelRequest,
-    UsernameRequest,
+    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersQuery, OpenDmRequest,
+    UpdateChannelRequest, UsernameRequest,
 };
 use shared::api::error::{ErrorBody, ErrorCode};
 use shared::api::names::Username;
 use shared::events::{ChannelRef, Event, MemberAdded, MemberRef};
 
-use crate::channels::{self, Added, Left};
+use crate::channels::{self, Left, Refused};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Caller};
 use crate::profiles;
-use crate::publish::Publisher;
+use crate::quotas::Action;
 use crate::state::AppState;
 
 fn channel_id(raw: &str) -> ApiResult<Snowflake> {
@@ -78,10 +83,60 @@ async fn owned_group(
     }
 }
 
-async fn load(state: &AppState, id: Snowflake) -> ApiResult<Channel> {
-    channels::load(&state.db, id)
+/// The channel as `user` sees it.
+async fn seen_by(state: &AppState, id: Snowflake, user: Snowflake) -> ApiResult<Channel> {
+    channels::seen_by(&state.db, id, user)
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))
+}
+
+/// A refusal to grow someone's channels, as the caller is told it. `who` is the other person's
+/// username. A refusal by their settings and one by their block read the same.
+fn refused(refusal: Refused, who: &str, dm: bool) -> ApiError {
+    match refusal {
+        Refused::CallerBlocks => ApiError::new(
+            ErrorCode::UserBlocked,
+            format!("you have blocked {who}; unblock them first"),
+        ),
+        Refused::NotAllowed if dm => ApiError::new(
+            ErrorCode::ConsentRequired,
+            format!("{who} does not accept DMs from you"),
+        ),
+        Refused::NotAllowed => ApiError::new(
+            ErrorCode::ConsentRequired,
+            format!(
+                "{who} does not accept channel adds from you; they can join once you share a \
+                 channel, or after they reply to your DM"
+            ),
+        ),
+        Refused::CallerChannelLimit(limit) => ApiError::new(
+            ErrorCode::ChannelLimitReached,
+            format!("you are in {limit} channels and DMs, the most one may be in; leave one first"),
+        ),
+        Refused::TheirChannelLimit(limit) => ApiError::new(
+            ErrorCode::ChannelLimitReached,
+            format!("{who} is in {limit} channels and DMs, the most one may be in"),
+        ),
+        Refused::TheirRequestLimit(limit) => ApiError::new(
+            ErrorCode::ChannelLimitReached,
+            format!("{who} has {limit} unanswered DMs, the most one may have; try again later"),
+        ),
+        Refused::Rate(wait, action) => {
+            let what = match action {
+                Action::ChannelCreate => "channels you may create",
+                Action::MemberAdd => "members you may add",
+            };
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            ApiError::rate_limited(wait).with_message(format!(
+                "you have reached the {what} per hour; try again in {minutes} minute(s)"
+            ))
+        }
+        Refused::AlreadyMember => ApiError::conflict(format!("{who} is already a member")),
+        Refused::Full(limit) => ApiError::new(
+            ErrorCode::MemberLimitReached,
+            format!("the channel already has {limit} members, the most it may have"),
+        ),
+    }
 }
 
 /// A member of `channel` by username: 404 when there is no such user or they are not in it.
@@ -103,7 +158,9 @@ async fn member_named(
 /// Create a group channel; the caller owns it.
 #[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
     request_body = CreateChannelRequest,
-    responses((status = 201, body = Channel), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = Channel), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, description = "You are in as many channels as one may be (`channel_limit_reached`)", body = ErrorBody),
+              (status = 429, description = "You created as many channels as one may per hour", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,18 +168,18 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Channel>)> {
     let new = request.parse()?;
     let id = state.ids.next_id();
-    channels::create_group(&state.db, id, caller.user_id, &new).await?;
-    let channel = load(&state, id).await?;
+    channels::create_group(&state.db, id, caller.user_id, &new, &state.settings.quotas)
+        .await?
+        .map_err(|r| refused(r, "you", false))?;
+    let channel = seen_by(&state, id, caller.user_id).await?;
     let event = Event::ChannelCreate(channel.clone());
-    state
-        .events
-        .channel(&event, id, &Publisher::members_of(&channel))
-        .await;
+    state.events.publish(&event, &[caller.user_id], None).await;
     state.events.flush().await;
     Ok((StatusCode::CREATED, Json(channel)))
 }
 
-/// A channel or DM I belong to, with its members.
+/// A channel or DM I belong to, as I see it: its member count, my role, and for a DM the other
+/// person.
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Channel), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -132,8 +189,40 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Channel>> {
     let id = channel_id(&id)?;
+    Ok(Json(seen_by(&state, id, caller.user_id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MembersParams {
+    after: Option<String>,
+    limit: Option<String>,
+    user_ids: Option<String>,
+}
+
+/// Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
+/// 100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
+/// id of a page until a page comes back short.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/members", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path),
+           ("after" = Option<String>, Query, description = "List members with a higher user id"),
+           ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
+           ("user_ids" = Option<String>, Query, description = "Comma-separated user ids, at most 100; not with `after` or `limit`")),
+    responses((status = 200, body = Vec<Member>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<MembersParams>,
+) -> ApiResult<Json<Vec<Member>>> {
+    let id = channel_id(&id)?;
+    let query = MembersQuery::parse(
+        params.after.as_deref(),
+        params.limit.as_deref(),
+        params.user_ids.as_deref(),
+    )?;
     role_in(&state, id, &caller).await?;
-    Ok(Json(load(&state, id).await?))
+    Ok(Json(channels::members(&state.db, id, &query).await?))
 }
 
 /// Rename a group channel or change its topic (owner and moderators).
@@ -151,13 +240,15 @@ pub async fn update(
     moderated_group(&state, id, &caller, "be renamed or change its topic").await?;
     let changes = request.parse()?;
     channels::update(&state.db, id, &changes).await?;
-    let channel = load(&state, id).await?;
+    let shared = channels::shared_view(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
     state
         .events
-        .channel(&Event::ChannelUpdate(channel.clone()), id, &[])
+        .channel(&Event::ChannelUpdate(shared), id, &[])
         .await;
     state.events.flush().await;
-    Ok(Json(channel))
+    Ok(Json(seen_by(&state, id, caller.user_id).await?))
 }
 
 /// Delete a group channel (owner only).
@@ -171,31 +262,30 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = channel_id(&id)?;
     owned_group(&state, id, &caller, "be deleted").await?;
-    let channel = load(&state, id).await?;
+    let members = channels::member_ids(&state.db, id).await?;
     channels::delete(&state.db, id).await?;
     let event = Event::ChannelDelete(ChannelRef { channel_id: id });
-    state
-        .events
-        .channel(&event, id, &Publisher::members_of(&channel))
-        .await;
+    state.events.channel(&event, id, &members).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The channels and DMs I belong to, with their members.
+/// The channels and DMs I belong to, as I see them (member counts, not members).
 #[utoipa::path(get, path = "/api/v1/users/@me/channels", tag = "channels", security(("bearer" = [])),
     responses((status = 200, body = Vec<Channel>), (status = 401, body = ErrorBody)))]
 pub async fn mine(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Channel>>> {
-    let ids = channels::ids_of(&state.db, caller.user_id).await?;
-    Ok(Json(channels::load_many(&state.db, &ids).await?))
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(channels::mine(&mut conn, caller.user_id, None).await?))
 }
 
-/// Add someone to a group channel by username (owner and moderators).
+/// Add someone to a group channel by username (owner and moderators), as their settings allow.
 #[utoipa::path(post, path = "/api/v1/channels/{id}/members", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UsernameRequest,
     responses((status = 201, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, description = "No such channel, or no such user", body = ErrorBody),
-              (status = 409, description = "Already a member, or the channel is full (`member_limit_reached`)", body = ErrorBody)))]
+              (status = 403, description = "Not the owner or a moderator; or they do not accept channel adds from you (`consent_required`); or you block them (`user_blocked`)", body = ErrorBody),
+              (status = 404, description = "No such channel, or no such user", body = ErrorBody),
+              (status = 409, description = "Already a member; the channel is full (`member_limit_reached`); or they are in as many channels as one may be (`channel_limit_reached`)", body = ErrorBody),
+              (status = 429, description = "You added as many members as one may per hour", body = ErrorBody)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -208,31 +298,25 @@ pub async fn add_member(
     let user_id = profiles::id_by_username(&state.db, &username)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let limit = state.settings.member_limit;
-    match channels::add_member(&state.db, id, user_id, limit).await? {
-        Added::Added => {}
-        Added::AlreadyMember => {
-            return Err(ApiError::conflict(format!(
-                "{username} is already a member"
-            )));
-        }
-        Added::Full => {
-            return Err(ApiError::new(
-                ErrorCode::MemberLimitReached,
-                format!("the channel already has {limit} members, the most it may have"),
-            ));
-        }
-    }
-    let channel = load(&state, id).await?;
-    let member = channel
-        .members
-        .iter()
-        .find(|m| m.user.id == user_id)
-        .cloned()
+    let settings = &state.settings;
+    channels::add_member(
+        &state.db,
+        id,
+        caller.user_id,
+        user_id,
+        settings.member_limit,
+        &settings.quotas,
+    )
+    .await?
+    .map_err(|r| refused(r, username.as_str(), false))?;
+    let member = channels::members(&state.db, id, &MembersQuery::Ids(vec![user_id]))
+        .await?
+        .pop()
         .ok_or_else(|| ApiError::not_found("member"))?;
-    // The members hear of the newcomer; the newcomer gets the channel itself, as it now is
+    let channel = seen_by(&state, id, user_id).await?;
+    // The members hear of the newcomer; the newcomer gets the channel itself, as they see it
     // (Discord's CHANNEL_RECIPIENT_ADD / CHANNEL_CREATE split), so their sessions can subscribe
-    // to it and watch its members' presence without asking.
+    // to it and watch its members' presence.
     let added = Event::ChannelMemberAdd(MemberAdded {
         channel_id: id,
         member: member.clone(),
@@ -307,11 +391,12 @@ pub async fn leave(
         Left::Left => removed(&state, id, caller.user_id).await,
         Left::OwnerLeft { .. } => {
             removed(&state, id, caller.user_id).await;
-            let channel = load(&state, id).await?;
-            state
-                .events
-                .channel(&Event::ChannelUpdate(channel), id, &[])
-                .await;
+            if let Some(channel) = channels::shared_view(&state.db, id).await? {
+                state
+                    .events
+                    .channel(&Event::ChannelUpdate(channel), id, &[])
+                    .await;
+            }
             state.events.flush().await;
         }
         Left::Deleted => {
@@ -378,12 +463,17 @@ async fn set_moderator(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Open the DM with someone: made on first use, the same channel every time after.
+/// Open my side of the DM with someone: made on first use (a request to them until they open it
+/// too), the same channel every time after. A new DM needs their consent (`allow_dms_from`) and no
+/// block either way.
 #[utoipa::path(post, path = "/api/v1/users/@me/dms", tag = "channels", security(("bearer" = [])),
     request_body = UsernameRequest,
     responses((status = 200, description = "The existing DM", body = Channel),
               (status = 201, description = "A new DM", body = Channel),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, description = "They do not accept DMs from you (`consent_required`), or you block them (`user_blocked`)", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "You, or their unanswered DMs, are at the limit (`channel_limit_reached`)", body = ErrorBody)))]
 pub async fn open_dm(
     State(state): State<AppState>,
     caller: Caller,
@@ -399,18 +489,78 @@ pub async fn open_dm(
             "is you; a DM needs someone else",
         ));
     }
-    let (id, created) =
-        channels::open_dm(&state.db, state.ids.next_id(), caller.user_id, other).await?;
-    let channel = load(&state, id).await?;
-    if created {
+    open_dm_with(&state, &caller, other, username.as_str()).await
+}
+
+/// The same as `POST /api/v1/users/@me/dms`, in Discord's shape: the other person by id.
+#[utoipa::path(post, path = "/api/v1/users/@me/channels", tag = "channels", security(("bearer" = [])),
+    request_body = OpenDmRequest,
+    responses((status = 200, description = "The existing DM", body = Channel),
+              (status = 201, description = "A new DM", body = Channel),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, description = "They do not accept DMs from you (`consent_required`), or you block them (`user_blocked`)", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "You, or their unanswered DMs, are at the limit (`channel_limit_reached`)", body = ErrorBody)))]
+pub async fn open_dm_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<OpenDmRequest>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    let other = request.parse()?;
+    if other == caller.user_id {
+        return Err(ApiError::field(
+            "recipient_id",
+            "is you; a DM needs someone else",
+        ));
+    }
+    let user = crate::routes::users::read(&state, other)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    open_dm_with(&state, &caller, other, &user.username).await
+}
+
+async fn open_dm_with(
+    state: &AppState,
+    caller: &Caller,
+    other: Snowflake,
+    username: &str,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    let opened = channels::open_dm(
+        &state.db,
+        state.ids.next_id(),
+        caller.user_id,
+        other,
+        &state.settings.quotas,
+    )
+    .await?
+    .map_err(|r| refused(r, username, true))?;
+    let id = opened.channel;
+    let channel = seen_by(state, id, caller.user_id).await?;
+    if opened.caller_opened_now {
+        // My other sessions learn the DM is open on my side; the other person's learn they may
+        // now see my presence.
         let event = Event::ChannelCreate(channel.clone());
+        state.events.publish(&event, &[caller.user_id], None).await;
+        if !opened.created {
+            let open = Event::DmOpen(MemberRef {
+                channel_id: id,
+                user_id: caller.user_id,
+            });
+            state.events.publish(&open, &[], Some(id)).await;
+        }
+    }
+    if opened.requested {
+        let theirs = seen_by(state, id, other).await?;
         state
             .events
-            .channel(&event, id, &Publisher::members_of(&channel))
+            .publish(&Event::ChannelCreate(theirs), &[other], None)
             .await;
-        state.events.flush().await;
-        Ok((StatusCode::CREATED, Json(channel)))
-    } else {
-        Ok((StatusCode::OK, Json(channel)))
     }
+    state.events.flush().await;
+    let status = if opened.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(channel)))
 }

@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod channels;
+pub mod consent;
 pub mod gateway;
 pub mod users;
 
@@ -28,8 +29,23 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         .route("/api/v1/auth/jwks", get(auth::jwks))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/api/v1/users/@me", get(users::me).patch(users::update_me))
-        .route("/api/v1/users/@me/channels", get(channels::mine))
+        .route(
+            "/api/v1/users/@me/channels",
+            get(channels::mine).post(channels::open_dm_by_id),
+        )
         .route("/api/v1/users/@me/dms", post(channels::open_dm))
+        .route(
+            "/api/v1/users/@me/settings",
+            get(consent::settings).patch(consent::update_settings),
+        )
+        .route(
+            "/api/v1/users/@me/relationships",
+            get(consent::relationships),
+        )
+        .route(
+            "/api/v1/users/@me/relationships/{user_id}",
+            put(consent::block).delete(consent::unblock),
+        )
         .route(
             "/api/v1/users/by-username/{username}",
             get(users::by_username),
@@ -42,7 +58,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
                 .patch(channels::update)
                 .delete(channels::delete),
         )
-        .route("/api/v1/channels/{id}/members", post(channels::add_member))
+        .route(
+            "/api/v1/channels/{id}/members",
+            get(channels::members).post(channels::add_member),
+        )
         .route("/api/v1/channels/{id}/members/@me", delete(channels::leave))
         .route(
             "/api/v1/channels/{id}/members/{username}",
@@ -218,15 +237,18 @@ impl utoipa::Modify for BodyAnswers {
     paths(
         auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::jwks,
         users::me, users::update_me, users::by_id, users::by_username,
+        consent::settings, consent::update_settings, consent::relationships, consent::block,
+        consent::unblock,
         channels::create, channels::get, channels::update, channels::delete, channels::mine,
-        channels::add_member, channels::remove_member, channels::leave,
+        channels::members, channels::add_member, channels::remove_member, channels::leave,
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
+        channels::open_dm_by_id,
         gateway::gateway,
     ),
     modifiers(&BearerAuth, &BodyAnswers),
     tags(
         (name = "auth", description = "Sign up, sign in, refresh, sign out, signing keys"),
-        (name = "users", description = "Profiles"),
+        (name = "users", description = "Profiles, privacy settings and blocks"),
         (name = "channels", description = "Group channels, DMs and membership"),
         (name = "gateway", description = "Where to open the WebSocket"),
     )

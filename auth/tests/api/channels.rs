@@ -35,6 +35,7 @@ async fn channel_with_cast(auth: &TestAuth, cast: &Cast) -> Snowflake {
         &cast.member,
         &cast.member2,
     ] {
+        auth.allow_adds(who).await;
         let (status, body) = auth
             .post(
                 &format!("/api/v1/channels/{id}/members"),
@@ -85,7 +86,8 @@ async fn every_channel_endpoint_answers_each_kind_of_caller_as_designed_and_tell
         member2: auth.sign_up("member2").await,
         outsider: auth.sign_up("outsider").await,
     };
-    auth.sign_up("newcomer").await;
+    let newcomer = auth.sign_up("newcomer").await;
+    auth.allow_adds(&newcomer).await;
 
     // (what, method, path after /api/v1/channels/{id}, body, [owner, moderator, member, outsider, signed out])
     type Case = (&'static str, Method, &'static str, Option<Value>, [u16; 5]);
@@ -211,7 +213,8 @@ async fn every_channel_endpoint_answers_each_kind_of_caller_as_designed_and_tell
         failures.join("\n")
     );
 
-    // Listing: members see the channel with its members; the outsider's list does not have it.
+    // Listing: members see the channel as they are in it (its size, their role, not its
+    // members); the outsider's list does not have it.
     let id = channel_with_cast(&auth, &cast).await;
     let (_, mine) = auth
         .get("/api/v1/users/@me/channels", &cast.member.access)
@@ -222,8 +225,13 @@ async fn every_channel_endpoint_answers_each_kind_of_caller_as_designed_and_tell
         .iter()
         .find(|c| id_of(c) == id)
         .expect("listed");
-    assert_eq!(listed["members"].as_array().unwrap().len(), 5);
-    assert_eq!(listed["members"][0]["role"], "owner");
+    assert_eq!(listed["member_count"], 5);
+    assert_eq!(listed["role"], "member");
+    assert!(listed.get("members").is_none(), "{listed}");
+    let (_, moderator_view) = auth
+        .get(&format!("/api/v1/channels/{id}"), &cast.moderator.access)
+        .await;
+    assert_eq!(moderator_view["role"], "moderator");
     let (_, theirs) = auth
         .get("/api/v1/users/@me/channels", &cast.outsider.access)
         .await;
@@ -240,11 +248,13 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
     let rita = auth.sign_up("rita").await;
     let sam = auth.sign_up("sam").await;
     let tom = auth.sign_up("tom").await;
+    auth.allow_adds(&sam).await;
+    auth.allow_adds(&tom).await;
     let mut rita_inbox = auth.inbox(rita.id).await;
     let mut sam_inbox = auth.inbox(sam.id).await;
     let mut tom_inbox = auth.inbox(tom.id).await;
 
-    // Created: the owner's inbox (a new subscription) and the channel subject.
+    // Created: the owner's inbox (a new subscription), as the owner sees it.
     let (_, channel) = auth
         .post(
             "/api/v1/channels",
@@ -275,18 +285,25 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
     let event = next_event(&mut sam_inbox).await;
     assert_eq!(event["t"], "CHANNEL_CREATE");
     assert_eq!(event["d"]["id"], id.to_string());
-    let members: Vec<&Value> = event["d"]["members"]
+    assert_eq!(event["d"]["member_count"], 2);
+    assert_eq!(event["d"]["role"], "member");
+    // Members come in pages, not with the channel.
+    let (status, members) = auth.get(&format!("{base}/members"), &sam.access).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&Value> = members
         .as_array()
         .unwrap()
         .iter()
         .map(|m| &m["user"]["id"])
         .collect();
+    let mut want = [rita.id, sam.id];
+    want.sort();
     assert_eq!(
-        members,
-        [&json!(rita.id.to_string()), &json!(sam.id.to_string())]
+        ids,
+        [&json!(want[0].to_string()), &json!(want[1].to_string())]
     );
 
-    // Renamed: the channel subject, with the whole new channel.
+    // Renamed: the channel subject, with the whole new channel as every member shares it.
     let (_, renamed) = auth
         .call(
             Method::PATCH,
@@ -296,7 +313,9 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         )
         .await;
     let event = next_event(&mut ch).await;
-    assert_eq!(event, json!({"t": "CHANNEL_UPDATE", "d": renamed}));
+    let mut shared = renamed.clone();
+    shared.as_object_mut().unwrap().remove("role");
+    assert_eq!(event, json!({"t": "CHANNEL_UPDATE", "d": shared}));
     assert_eq!(event["d"]["name"], "better plans");
     assert_eq!(event["d"]["topic"], "tuesdays");
 
@@ -372,7 +391,9 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         json!({"t": "CHANNEL_DELETE", "d": {"channel_id": id.to_string()}})
     );
 
-    // A DM: created once, announced to both; opened again, nothing new.
+    // A DM: created once, announced to both, each as they see it (sam opened it; to tom it is a
+    // request). Opened by tom too: tom's sessions hear it is open, and the DM (sam's edge) that
+    // tom opened it.
     let (status, dm) = auth
         .post(
             "/api/v1/users/@me/dms",
@@ -382,12 +403,17 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(dm["kind"], "dm");
-    for sub in [&mut sam_inbox, &mut tom_inbox] {
-        assert_eq!(
-            next_event(sub).await,
-            json!({"t": "CHANNEL_CREATE", "d": dm})
-        );
-    }
+    assert_eq!(dm["opened"], true);
+    assert_eq!(dm["recipients"][0]["id"], tom.id.to_string());
+    assert_eq!(
+        next_event(&mut sam_inbox).await,
+        json!({"t": "CHANNEL_CREATE", "d": dm})
+    );
+    let to_tom = next_event(&mut tom_inbox).await;
+    assert_eq!(to_tom["t"], "CHANNEL_CREATE");
+    assert_eq!(to_tom["d"]["opened"], false);
+    assert_eq!(to_tom["d"]["recipients"][0]["id"], sam.id.to_string());
+    let mut dm_events = auth.channel_events(id_of(&dm)).await;
     let (status, again) = auth
         .post(
             "/api/v1/users/@me/dms",
@@ -397,6 +423,25 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(id_of(&again), id_of(&dm));
+    assert_eq!(again["opened"], true);
+    assert_eq!(
+        next_event(&mut tom_inbox).await,
+        json!({"t": "CHANNEL_CREATE", "d": again})
+    );
+    assert_eq!(
+        next_event(&mut dm_events).await,
+        json!({"t": "DM_OPEN", "d": {"channel_id": id_of(&dm).to_string(), "user_id": tom.id.to_string()}})
+    );
+    // Opened again: nothing new.
+    let (status, _) = auth
+        .post(
+            "/api/v1/users/@me/dms",
+            Some(&sam.access),
+            json!({"username": "tom"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    no_more_events(&mut dm_events).await;
 
     for sub in [&mut rita_inbox, &mut sam_inbox, &mut tom_inbox, &mut ch] {
         no_more_events(sub).await;
@@ -469,7 +514,8 @@ async fn twenty_concurrent_adds_to_a_channel_limited_to_five_leave_exactly_five_
     let mut names = Vec::new();
     for i in 0..20 {
         let name = format!("joiner{i}");
-        auth.sign_up(&name).await;
+        let joiner = auth.sign_up(&name).await;
+        auth.allow_adds(&joiner).await;
         names.push(name);
     }
     let (_, channel) = auth

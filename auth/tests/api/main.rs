@@ -4,7 +4,9 @@
 mod accounts;
 mod bad_input;
 mod channels;
+mod consent;
 mod discovery;
+mod limits;
 mod openapi;
 mod profiles;
 mod support;

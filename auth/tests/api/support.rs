@@ -63,6 +63,9 @@ pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
         "--sign-in-backoff-per-account-and-address=1000/1s..1s".to_owned(),
         "--sign-in-backoff-per-address=1000/1s..1s".to_owned(),
         "--sign-in-backoff-per-account=1000/1s..1s".to_owned(),
+        // Tests build many channels quickly; the tests of these limits set their own.
+        "--channel-create-rate=10000/1m".to_owned(),
+        "--member-add-rate=10000/1m".to_owned(),
         "--database-max-connections=24".to_owned(),
         // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
         // production 150 ms can miss an edge that is alive, and tests count the edges offered.
@@ -152,6 +155,20 @@ impl TestAuth {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         account(&body)
+    }
+
+    /// `account` lets anyone add them to channels (the default is only people they share one
+    /// with): what a test that builds channels of strangers needs first.
+    pub(crate) async fn allow_adds(&self, account: &Account) {
+        let (status, body) = self
+            .call(
+                Method::PATCH,
+                "/api/v1/users/@me/settings",
+                Some(&account.access),
+                Some(json!({"allow_channel_adds_from": "everyone"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     pub(crate) async fn sign_in(&self, username: &str) -> Account {

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::Snowflake;
-use shared::api::channels::Channel;
+use shared::api::channels::{Channel, ChannelKind, MAX_MEMBER_IDS};
 use shared::api::error::ErrorCode;
 use shared::api::messages::{EditMessageRequest, HistoryPage};
 use shared::events::ReadState;
@@ -22,8 +22,9 @@ use shared::tokens::AccessClaims;
 
 use super::{ApiError, ApiQuery, Body, Routes, directory_error, error, not_found};
 use crate::chat::ChatError;
+use crate::directory::DirectoryError;
 
-/// The caller, and the channel they asked about (with its members and their roles).
+/// The caller, and the channel they asked about, as they see it (their role, its member count).
 struct Caller {
     claims: AccessClaims,
     token: String,
@@ -54,17 +55,45 @@ async fn caller(routes: &Routes, headers: &HeaderMap, channel: &str) -> Result<C
     let Ok(channel) = channel.parse::<Snowflake>() else {
         return Err(not_found("channel"));
     };
-    let channels =
-        (state.directory.channels(token).await).map_err(|e| directory_error(&e, "membership"))?;
-    let channel = channels
-        .into_iter()
-        .find(|c| c.id == channel)
-        .ok_or_else(|| not_found("channel"))?;
+    let channel = match state.directory.channel(token, channel).await {
+        Ok(channel) => channel,
+        Err(DirectoryError::Status(status)) if status == StatusCode::NOT_FOUND => {
+            return Err(not_found("channel"));
+        }
+        Err(e) => return Err(directory_error(&e, "membership")),
+    };
     Ok(Caller {
         claims,
         token: token.to_owned(),
         channel,
     })
+}
+
+/// Refuses a send or edit in a DM across a block (either way).
+async fn open_for_sending(routes: &Routes, caller: &Caller) -> Result<(), ApiError> {
+    if caller.channel.kind != ChannelKind::Dm {
+        return Ok(());
+    }
+    let state = &routes.state;
+    match state
+        .directory
+        .session_state(caller.claims.sub, Some(caller.channel.id), 0)
+        .await
+    {
+        Ok(found) if found.closed.contains(&caller.channel.id) => {
+            Err(chat_error(&ChatError::Closed))
+        }
+        Ok(_) => Ok(()),
+        Err(DirectoryError::NotFound) => Err(not_found("channel")),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check a DM with auth");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "cannot check this DM right now",
+            ))
+        }
+    }
 }
 
 fn message_id(raw: &str) -> Result<Snowflake, ApiError> {
@@ -80,6 +109,8 @@ fn chat_error(e: &ChatError) -> ApiError {
             (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed)
         }
         ChatError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+        ChatError::Closed => (StatusCode::FORBIDDEN, ErrorCode::ConsentRequired),
+        ChatError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed),
         ChatError::Unavailable | ChatError::HistoryUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServiceUnavailable,
@@ -156,16 +187,25 @@ pub(super) async fn history(
             tracing::warn!(error = %e, "history read failed");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
-    // Authors by id, so every page shows current names and avatars. Members come with the
-    // channel; anyone who has left is asked of auth.
-    let wanted: BTreeSet<Snowflake> = messages.iter().map(|m| m.author_id).collect();
-    let mut authors: Vec<_> = caller
-        .channel
-        .members
+    // Authors by id, so every page shows current names and avatars: members in one request,
+    // anyone who has left one by one.
+    let wanted: Vec<Snowflake> = messages
         .iter()
-        .filter(|m| wanted.contains(&m.user.id))
-        .map(|m| m.user.clone())
+        .map(|m| m.author_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
+    let mut authors: Vec<_> = Vec::new();
+    for ids in wanted.chunks(MAX_MEMBER_IDS) {
+        match state
+            .directory
+            .members_by_id(&caller.token, caller.channel.id, ids)
+            .await
+        {
+            Ok(members) => authors.extend(members.into_iter().map(|m| m.user)),
+            Err(e) => tracing::debug!(error = %e, "authors could not be resolved"),
+        }
+    }
     let missing: Vec<Snowflake> = wanted
         .iter()
         .filter(|id| !authors.iter().any(|a| a.id == **id))
@@ -199,6 +239,7 @@ pub(super) async fn send(
 ) -> Result<Response, ApiError> {
     let caller = caller(&routes, &headers, &channel).await?;
     let post: PostMessage = body(&raw, "a message")?;
+    open_for_sending(&routes, &caller).await?;
     let send = MessageSend {
         channel_id: caller.channel.id,
         content: post.content,
@@ -223,6 +264,7 @@ pub(super) async fn edit(
     let caller = caller(&routes, &headers, &channel).await?;
     let message_id = message_id(&message)?;
     let edit: EditMessageRequest = body(&raw, "an edit")?;
+    open_for_sending(&routes, &caller).await?;
     let edit = MessageEdit {
         channel_id: caller.channel.id,
         message_id,
@@ -247,11 +289,7 @@ pub(super) async fn delete(
     let caller = caller(&routes, &headers, &channel).await?;
     let message_id = message_id(&message)?;
     let me = caller.claims.sub;
-    let moderates = caller
-        .channel
-        .members
-        .iter()
-        .any(|m| m.user.id == me && m.role.moderates());
+    let moderates = caller.channel.moderated().unwrap_or(false);
     let state = &routes.state;
     let deleted = state
         .chat
@@ -294,7 +332,7 @@ pub(super) async fn ack(
             tracing::warn!(error = %e, "cannot store a read marker");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
-    let receipts = caller.channel.members.len() <= state.config.receipts_max_members;
+    let receipts = caller.channel.member_count as usize <= state.config.receipts_max_members;
     state.chat.read(read, receipts).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

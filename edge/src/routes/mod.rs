@@ -168,9 +168,9 @@ async fn upgrade(
         .write_buffer_size(0)
         // Bounds what a client that does not read can hold, but must fit the largest single
         // frame: tungstenite refuses a frame bigger than this outright (the session then closes
-        // with 4000 and logs it), and READY (channels with their members, and co-members'
-        // presences) passes 64 KiB with a few 100-member channels. A client that stops reading
-        // holds at most one frame: the write deadline closes it.
+        // with 4000 and logs it). READY carries channels, not their members (about 43 KB for the
+        // most channels, each full), but long topics can take it to about 1 MiB. A client that
+        // stops reading holds at most one frame: the write deadline closes it.
         .max_write_buffer_size(state.config.max_write_buffer_bytes)
         .max_message_size(state.config.max_frame_bytes)
         .max_frame_size(state.config.max_frame_bytes)

@@ -4,6 +4,7 @@ mod bad_input;
 mod chat;
 mod edge_process;
 mod history;
+mod members;
 mod resume;
 mod signed_out;
 mod slow_connections;

@@ -15,6 +15,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub(crate) struct World {
     pub(crate) stack: Stack,
+    /// Auth's database, for tests that build large worlds faster than REST can.
+    pub(crate) database_url: String,
     pub(crate) prefix: Prefix,
     pub(crate) keyspace: String,
     pub(crate) auth: Running,
@@ -46,16 +48,20 @@ impl World {
     pub(crate) async fn start(edges: usize, edge_args: &[&str]) -> Self {
         let stack = Stack::get();
         let prefix = testing::fresh_prefix();
+        let database_url = stack.fresh_database().await;
         let auth_config: auth::Config = shared::config::try_parse_from([
             "auth".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
-            format!("--database-url={}", stack.fresh_database().await),
+            format!("--database-url={database_url}"),
             format!("--nats-url={}", stack.nats_url),
             format!("--nats-prefix={prefix}"),
             format!("--redis-url={}", stack.redis_url),
             format!("--signing-key={}", key_file().display()),
             "--sign-up-rate=1000/1m".to_owned(),
+            // Tests build many channels quickly; the tests of these limits set their own.
+            "--channel-create-rate=10000/1m".to_owned(),
+            "--member-add-rate=10000/1m".to_owned(),
             // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
             // production 150 ms can miss an edge that is alive, and tests count the edges offered.
             "--discovery-timeout=2s".to_owned(),
@@ -67,6 +73,7 @@ impl World {
         let keyspace = testing::history_keyspace(&stack).await.as_str().to_owned();
         let mut world = Self {
             stack,
+            database_url,
             prefix,
             keyspace,
             auth,
@@ -273,7 +280,10 @@ impl World {
         id
     }
 
+    /// `by` adds `member`, who first lets anyone add them (the default is only people they share
+    /// a channel with).
     pub(crate) async fn add_member(&self, by: &User, channel: Snowflake, member: &User) {
+        self.allow_adds(member).await;
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -283,6 +293,63 @@ impl World {
             )
             .await;
         assert!(status == 200 || status == 201, "{status} {body}");
+    }
+
+    /// Puts `members` (user ids) in `channels` directly in PostgreSQL (the first member owns
+    /// every channel), making users named `{name}{i}` for ids it does not know: a world of
+    /// thousands of memberships in a moment, where REST would take minutes.
+    pub(crate) async fn populate(&self, channels: &[i64], members: &[i64]) {
+        let db = sqlx::PgPool::connect(&self.database_url)
+            .await
+            .expect("auth's database");
+        let names: Vec<String> = members.iter().map(|id| format!("u{id}")).collect();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(members)
+        .bind(&names)
+        .bind(vec!["not a hash".to_owned(); members.len()])
+        .execute(&db)
+        .await
+        .expect("users");
+        let owner = members[0];
+        let names: Vec<String> = channels.iter().map(|id| format!("room {id}")).collect();
+        sqlx::query(
+            "INSERT INTO channels (id, kind, name, owner_id)
+             SELECT id, 'group', name, $3 FROM unnest($1::BIGINT[], $2::TEXT[]) AS t (id, name)",
+        )
+        .bind(channels)
+        .bind(&names)
+        .bind(owner)
+        .execute(&db)
+        .await
+        .expect("channels");
+        sqlx::query(
+            "INSERT INTO channel_members (channel_id, user_id, role)
+             SELECT c, u, CASE WHEN u = $3 THEN 'owner' ELSE 'member' END
+             FROM unnest($1::BIGINT[]) AS c, unnest($2::BIGINT[]) AS u",
+        )
+        .bind(channels)
+        .bind(members)
+        .bind(owner)
+        .execute(&db)
+        .await
+        .expect("memberships");
+        db.close().await;
+    }
+
+    /// `user` lets anyone add them to channels.
+    pub(crate) async fn allow_adds(&self, user: &User) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::PATCH,
+                "/api/v1/users/@me/settings",
+                Some(&user.token),
+                json!({"allow_channel_adds_from": "everyone"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
 
     pub(crate) async fn remove_member(&self, by: &User, channel: Snowflake, member: &User) {

@@ -9,6 +9,7 @@ mod support;
 #[path = "../gateway/edge_process.rs"]
 mod edge_process;
 
+mod consent;
 mod discovery;
 mod presence;
 mod ready;

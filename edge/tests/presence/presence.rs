@@ -8,8 +8,8 @@ use shared::testing::{self, RedisServer};
 
 use crate::support::{Client, User, WAIT, World};
 use crate::world::{
-    EDGE, EXPIRY, EdgeProcess, GRACE, next_update, now_ms, presences, start_presence, status_of,
-    statuses, updates, updates_about,
+    EDGE, EXPIRY, EdgeProcess, GRACE, member_presences, next_update, now_ms, presences,
+    start_presence, status_of, statuses, updates, updates_about,
 };
 
 #[tokio::test]
@@ -23,12 +23,15 @@ async fn a_user_is_online_while_either_device_lives_and_offline_with_last_seen_a
         world.sign_up("bob").await,
         world.sign_up("cat").await,
     );
-    world.channel(&ann, "room", &[&bob]).await;
+    let room = world.channel(&ann, "room", &[&bob]).await;
     let edge = world.edges[0].port;
 
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    // READY carries no group co-members' presence (it stays small however many channels one is
+    // in): it comes with the members, when a client lists them.
+    assert_eq!(bob_1.ready["d"]["presences"], json!([]));
     assert_eq!(
-        bob_1.ready["d"]["presences"],
+        member_presences(&mut bob_1, room).await,
         json!([{"user_id": ann.id.to_string(), "status": "offline", "last_seen": null}])
     );
 
@@ -38,10 +41,10 @@ async fn a_user_is_online_while_either_device_lives_and_offline_with_last_seen_a
         "online"
     );
     let laptop = Client::connect(&world.gateway(1), &ann).await;
-    // A new session learns it in READY, on either edge.
-    let bob_2 = Client::connect(&world.gateway(1), &bob).await;
+    // A new session learns it with the members, on either edge.
+    let mut bob_2 = Client::connect(&world.gateway(1), &bob).await;
     assert_eq!(
-        bob_2.ready["d"]["presences"],
+        member_presences(&mut bob_2, room).await,
         json!([{"user_id": ann.id.to_string(), "status": "online", "last_seen": null}])
     );
 
@@ -168,8 +171,11 @@ async fn an_invisible_user_looks_offline_to_others_but_still_receives_everything
     let edge = world.edges[0].port;
     assert_eq!(status_of(edge, &bob, &ann).await["status"], "offline");
     assert_eq!(status_of(edge, &ann, &ann).await["status"], "invisible");
-    let bob_2 = Client::connect(&world.gateway(1), &bob).await;
-    assert_eq!(bob_2.ready["d"]["presences"][0]["status"], "offline");
+    let mut bob_2 = Client::connect(&world.gateway(1), &bob).await;
+    assert_eq!(
+        member_presences(&mut bob_2, room).await[0]["status"],
+        "offline"
+    );
 
     // Invisible is not absent: messages still arrive.
     bob_1.send(room, "are you there?", "n-1").await;
@@ -337,8 +343,9 @@ async fn with_redis_down_chat_goes_on_presence_says_unknown_and_recovers_when_it
     )
     .await;
     // New sessions still start.
-    let bob_2 = Client::connect(&world.gateway(1), &bob).await;
-    let unknown: Vec<&serde_json::Value> = bob_2.ready["d"]["presences"]
+    let mut bob_2 = Client::connect(&world.gateway(1), &bob).await;
+    let listed = member_presences(&mut bob_2, room).await;
+    let unknown: Vec<&serde_json::Value> = listed
         .as_array()
         .unwrap()
         .iter()

@@ -60,6 +60,18 @@ pub(crate) async fn presences(edge_port: u16, user: &User, ids: &[&User]) -> (u1
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The presences that come with a channel's members when a client lists them (op 8 with
+/// `presences`), as a client does when it opens a channel.
+pub(crate) async fn member_presences(client: &mut Client, channel: shared::Snowflake) -> Value {
+    client
+        .send_raw(serde_json::json!({"op": 8, "d": {
+            "channel_id": channel, "limit": 100, "presences": true, "nonce": "members"}}))
+        .await;
+    let chunk = client.next_event("CHANNEL_MEMBERS_CHUNK").await;
+    assert_eq!(chunk["d"]["nonce"], "members", "{chunk}");
+    chunk["d"]["presences"].clone()
+}
+
 /// One user's status as `viewer` sees it over REST.
 pub(crate) async fn status_of(edge_port: u16, viewer: &User, user: &User) -> Value {
     let (status, body) = presences(edge_port, viewer, &[user]).await;

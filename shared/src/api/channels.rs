@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::FieldErrors;
+use super::error::{FieldErrors, Invalid};
 use super::names::{ChannelName, Topic, Username};
 use super::users::User;
 use crate::Snowflake;
@@ -57,6 +57,13 @@ pub struct Member {
     pub role: MemberRole,
 }
 
+/// A channel or DM. Its members are not inlined (a channel may have thousands): `member_count`
+/// says how many there are, and they come in pages (`GET /api/v1/channels/{id}/members`, or the
+/// gateway's op 8). A DM names the other person instead, as Discord's `recipients`.
+///
+/// `role` and `opened` describe the reader's own place in it, so they appear only where the
+/// channel is shown to one member (READY, RESUMED, CHANNEL_CREATE, the REST answers), never on
+/// events every member shares (CHANNEL_UPDATE).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Channel {
     pub id: Snowflake,
@@ -66,8 +73,105 @@ pub struct Channel {
     pub topic: Option<String>,
     /// Group channels only.
     pub owner_id: Option<Snowflake>,
-    /// Everyone in the channel, the owner first, then by when they joined.
-    pub members: Vec<Member>,
+    /// How many members it has.
+    pub member_count: u32,
+    /// DMs only: the other person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<User>,
+    /// The reader's role in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<MemberRole>,
+    /// DMs only: whether the reader opened it themselves. A DM someone else opened is a request
+    /// until the reader opens it too (`POST /api/v1/users/@me/dms`); until then the other person
+    /// does not see the reader's presence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened: Option<bool>,
+}
+
+impl Channel {
+    /// The same channel as every member may see it: without the reader's own place in it.
+    pub fn shared_view(mut self) -> Self {
+        self.role = None;
+        self.opened = None;
+        self
+    }
+
+    /// Whether the reader owns or moderates it, when known.
+    pub fn moderated(&self) -> Option<bool> {
+        self.role.map(MemberRole::moderates)
+    }
+}
+
+/// Most members one page of `GET /api/v1/channels/{id}/members` (or one op 8 request) returns.
+pub const MAX_MEMBERS_PAGE: u32 = 1000;
+/// Most ids one members request may name (`user_ids`).
+pub const MAX_MEMBER_IDS: usize = 100;
+
+/// Which members to list: a page in user-id order after `after`, or the members among `user_ids`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembersQuery {
+    Page {
+        after: Option<Snowflake>,
+        limit: u32,
+    },
+    Ids(Vec<Snowflake>),
+}
+
+impl MembersQuery {
+    /// `after`, `limit` (1 to 1000, default 100) and `user_ids` (comma separated, at most 100;
+    /// `after` and `limit` do not apply to it) as they come in a query string.
+    pub fn parse(
+        after: Option<&str>,
+        limit: Option<&str>,
+        user_ids: Option<&str>,
+    ) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        if let Some(ids) = user_ids {
+            if after.is_some() || limit.is_some() {
+                errors.add("user_ids", "cannot be combined with `after` or `limit`");
+                return Err(errors);
+            }
+            let mut parsed: Vec<Snowflake> = Vec::new();
+            for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match id.parse::<Snowflake>() {
+                    Ok(id) => parsed.push(id),
+                    Err(_) => {
+                        errors.add("user_ids", format!("{id:?} is not a user id"));
+                        return Err(errors);
+                    }
+                }
+            }
+            parsed.sort_unstable();
+            parsed.dedup();
+            if parsed.len() > MAX_MEMBER_IDS {
+                errors.add("user_ids", format!("at most {MAX_MEMBER_IDS} ids"));
+                return Err(errors);
+            }
+            return Ok(Self::Ids(parsed));
+        }
+        let after = match after {
+            None => None,
+            Some(raw) => errors.check(
+                "after",
+                raw.parse::<Snowflake>()
+                    .map_err(|_| Invalid::new("must be a user id")),
+            ),
+        };
+        let limit = match limit {
+            None => Some(100),
+            Some(raw) => errors.check(
+                "limit",
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_MEMBERS_PAGE).contains(n))
+                    .ok_or_else(|| Invalid::new(format!("must be 1 to {MAX_MEMBERS_PAGE}"))),
+            ),
+        };
+        match limit {
+            Some(limit) if errors.is_empty() => Ok(Self::Page { after, limit }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// `POST /api/v1/channels`
@@ -167,6 +271,28 @@ impl UsernameRequest {
     }
 }
 
+/// `POST /api/v1/users/@me/channels`: open the DM with someone, by id (Discord's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDmRequest {
+    #[schema(example = "175928847299117063")]
+    pub recipient_id: String,
+}
+
+impl OpenDmRequest {
+    pub fn parse(&self) -> Result<Snowflake, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors
+            .check(
+                "recipient_id",
+                self.recipient_id
+                    .parse::<Snowflake>()
+                    .map_err(|_| Invalid::new("must be a user id")),
+            )
+            .ok_or(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +315,62 @@ mod tests {
             let request = CreateChannelRequest { name, topic: None };
             assert!(request.parse().unwrap_err().into_map().contains_key("name"));
         }
+    }
+
+    #[test]
+    fn a_members_page_is_after_an_id_with_a_limit_or_a_list_of_ids() {
+        assert_eq!(
+            MembersQuery::parse(None, None, None),
+            Ok(MembersQuery::Page {
+                after: None,
+                limit: 100
+            })
+        );
+        assert_eq!(
+            MembersQuery::parse(Some("5"), Some("1000"), None),
+            Ok(MembersQuery::Page {
+                after: Some(Snowflake::from_u64(5)),
+                limit: 1000
+            })
+        );
+        assert_eq!(
+            MembersQuery::parse(None, None, Some("3,1,3")),
+            Ok(MembersQuery::Ids(vec![
+                Snowflake::from_u64(1),
+                Snowflake::from_u64(3)
+            ]))
+        );
+        for (after, limit, ids, field) in [
+            (None, Some("0"), None, "limit"),
+            (None, Some("1001"), None, "limit"),
+            (Some("x"), None, None, "after"),
+            (None, None, Some("1,x"), "user_ids"),
+            (Some("1"), None, Some("1"), "user_ids"),
+        ] {
+            let refused = MembersQuery::parse(after, limit, ids).unwrap_err();
+            assert!(refused.into_map().contains_key(field), "{field}");
+        }
+        let many: Vec<String> = (1..=101).map(|n| n.to_string()).collect();
+        assert!(MembersQuery::parse(None, None, Some(&many.join(","))).is_err());
+    }
+
+    #[test]
+    fn the_shared_view_of_a_channel_drops_the_readers_own_place_in_it() {
+        let mine = Channel {
+            id: Snowflake::from_u64(1),
+            kind: ChannelKind::Group,
+            name: Some("room".into()),
+            topic: None,
+            owner_id: Some(Snowflake::from_u64(2)),
+            member_count: 3,
+            recipients: Vec::new(),
+            role: Some(MemberRole::Moderator),
+            opened: None,
+        };
+        assert_eq!(mine.moderated(), Some(true));
+        let json = serde_json::to_value(mine.shared_view()).unwrap();
+        assert!(json.get("role").is_none() && json.get("recipients").is_none());
+        assert_eq!(json["member_count"], 3);
     }
 
     #[test]

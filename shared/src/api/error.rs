@@ -36,6 +36,14 @@ pub enum ErrorCode {
     Conflict,
     /// The channel has as many members as it may have.
     MemberLimitReached,
+    /// Someone (the caller, or the person being added or DMed) is in as many channels as one
+    /// may be.
+    ChannelLimitReached,
+    /// The other person does not allow this from the caller: their settings (who may DM them or
+    /// add them to channels) or a block of theirs. Which of the two is never said.
+    ConsentRequired,
+    /// The caller blocks the other person: unblock them first.
+    UserBlocked,
     /// Too many requests; see the `Retry-After` header.
     RateLimited,
     /// A dependency this route needs is not available right now (no edge answered).
@@ -53,10 +61,10 @@ impl ErrorCode {
         match self {
             Self::ValidationFailed | Self::InvalidBody => 400,
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::ConsentRequired | Self::UserBlocked => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict | Self::MemberLimitReached => 409,
+            Self::Conflict | Self::MemberLimitReached | Self::ChannelLimitReached => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
@@ -78,6 +86,9 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::MemberLimitReached => "member_limit_reached",
+            Self::ChannelLimitReached => "channel_limit_reached",
+            Self::ConsentRequired => "consent_required",
+            Self::UserBlocked => "user_blocked",
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
@@ -216,6 +227,9 @@ mod tests {
             MethodNotAllowed,
             Conflict,
             MemberLimitReached,
+            ChannelLimitReached,
+            ConsentRequired,
+            UserBlocked,
             RateLimited,
             ServiceUnavailable,
             Internal,

@@ -7,13 +7,14 @@
 
 pub mod auth;
 pub mod channels;
+pub mod consent;
 pub mod error;
 pub mod gateway;
 pub mod messages;
 pub mod names;
 pub mod presence;
-pub(crate) mod text;
 pub mod schema;
+pub(crate) mod text;
 pub mod users;
 
 use utoipa::openapi::RefOr;

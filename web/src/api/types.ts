@@ -25,11 +25,32 @@ export interface Channel {
   name: string | null;
   topic: string | null;
   owner_id: string | null;
-  members: Member[];
+  /** Members are not inlined: they come in pages (`GET /api/v1/channels/{id}/members`). */
+  member_count: number;
+  /** DMs: the other person. */
+  recipients?: User[];
+  /** My role (absent on CHANNEL_UPDATE, which every member shares). */
+  role?: MemberRole;
+  /** DMs: whether I opened it myself; one someone else opened is a request until I do. */
+  opened?: boolean;
   // In READY (history issue); absent from REST answers.
   last_message_id?: string | null;
   last_read_id?: string | null;
   unread_count?: number;
+}
+
+export type Audience = 'everyone' | 'shared' | 'nobody';
+
+export interface UserSettings {
+  allow_dms_from: Audience;
+  allow_channel_adds_from: Audience;
+}
+
+/** A block (Discord's relationship type 2, the only kind). */
+export interface Relationship {
+  id: string;
+  type: 2;
+  user: User;
 }
 
 export interface Message {

@@ -4,7 +4,8 @@ import { createContext, useContext, useEffect, useState } from 'react';
 import type { Channel } from '../api/types';
 import { keys } from './keys';
 import type { MessageList } from './messageList';
-import type { Chat, Connection, PresenceMap, UserMap } from './store';
+import type { UserSettings } from '../api/types';
+import type { BlockedMap, Chat, Connection, MemberPage, PresenceMap, UserMap } from './store';
 
 export const ChatContext = createContext<Chat | null>(null);
 
@@ -33,6 +34,9 @@ export const useUsers = () => useCached<UserMap>(keys.users, none as UserMap);
 export const usePresence = () => useCached<PresenceMap>(keys.presence, null);
 export const useConnection = () =>
   useCached<Connection>(keys.connection, { state: 'idle', reconnecting: false });
+export const useMembers = (channelId: string) => useCached<MemberPage | null>(keys.members(channelId), null);
+export const useBlocked = () => useCached<BlockedMap>(keys.blocked, none as BlockedMap);
+export const useSettings = () => useCached<UserSettings | null>(keys.settings, null);
 export const useReceipts = (channelId: string) =>
   useCached<Record<string, string>>(keys.receipts(channelId), none as Record<string, string>);
 

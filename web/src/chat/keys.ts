@@ -9,4 +9,9 @@ export const keys = {
   /** True while the channel's sends wait because the server said slow down. */
   slowDown: (channelId: string) => ['slowDown', channelId] as const,
   connection: ['connection'] as const,
+  /** A channel's members loaded so far (pages of `GET …/members`), kept current by events. */
+  members: (channelId: string) => ['members', channelId] as const,
+  /** The people I block, by id. */
+  blocked: ['blocked'] as const,
+  settings: ['settings'] as const,
 };

@@ -24,10 +24,8 @@ const channel = (id: string, extra: Partial<Channel> = {}): Channel => ({
   name: `c${id}`,
   topic: null,
   owner_id: '1',
-  members: [
-    { user: ME, role: 'owner' },
-    { user: BOB, role: 'member' },
-  ],
+  member_count: 2,
+  role: 'owner',
   last_message_id: null,
   last_read_id: null,
   unread_count: 0,
@@ -62,6 +60,9 @@ const ready = (channels: Channel[]): Ready => ({ v: 1, session_id: 's', seq: 1, 
 const dispatch = (t: string, d: unknown, s: number | null = null) => gw.fire('dispatch', { t, d, s });
 const channels = () => qc.getQueryData<Channel[]>(keys.channels)!;
 const list = (id: string) => qc.getQueryData<MessageList>(keys.messages(id));
+/** The URLs fetched whose path contains `part` (READY also asks for the people I block). */
+const fetched = (part: string) =>
+  fetchMock.mock.calls.map((c) => String(c[0])).filter((u) => u.includes(part));
 
 beforeEach(() => {
   session.signedIn({
@@ -161,9 +162,7 @@ describe('messages', () => {
     );
     gw.fire('ready', ready([channel('10', { last_message_id: '102' })]));
     await vi.waitFor(() => expect(list('10')!.items.map((m) => m.id)).toEqual(['100', '101', '102']));
-    expect(String(fetchMock.mock.calls[0][0])).toBe(
-      'http://edge:8080/api/v1/channels/10/messages?after=100&limit=100',
-    );
+    expect(fetched('/messages')[0]).toBe('http://edge:8080/api/v1/channels/10/messages?after=100&limit=100');
   });
 
   it('ask nothing for a channel whose newest message is already held', () => {
@@ -173,7 +172,7 @@ describe('messages', () => {
       deleted: new Set(),
     });
     gw.fire('ready', ready([channel('10', { last_message_id: '100' })]));
-    expect(fetchMock).not.toHaveBeenCalled();
+    expect(fetched('/messages')).toEqual([]);
   });
 });
 
@@ -192,9 +191,10 @@ describe('presence', () => {
     fetchMock.mockImplementation(
       async () => new Response(JSON.stringify([{ user_id: '2', status: 'idle', last_seen: null }])),
     );
-    gw.fire('resumed', { seq: 2, channels: [channel('10')] });
+    const dm = channel('10', { kind: 'dm', name: null, owner_id: null, role: undefined, recipients: [BOB] });
+    gw.fire('resumed', { seq: 2, channels: [dm] });
     await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '2': 'idle' }));
-    expect(String(fetchMock.mock.calls[0][0])).toBe('http://edge:8080/api/v1/presences?user_ids=2');
+    expect(fetched('/presences')[0]).toBe('http://edge:8080/api/v1/presences?user_ids=2');
   });
 
   it('goes idle after minutes without input, and back on the next key', () => {
@@ -217,22 +217,13 @@ describe('presence', () => {
 describe('presence of channels joined during the session', () => {
   it('is asked for when such a channel is opened', async () => {
     gw.fire('ready', { ...ready([channel('10')]), presences: [] });
-    dispatch(
-      'CHANNEL_CREATE',
-      channel('11', {
-        kind: 'dm',
-        members: [
-          { user: ME, role: 'member' },
-          { user: user('3', 'carol'), role: 'member' },
-        ],
-      }),
-    );
+    dispatch('CHANNEL_CREATE', channel('11', { kind: 'dm', recipients: [user('3', 'carol')] }));
     fetchMock.mockImplementation(
       async () => new Response(JSON.stringify([{ user_id: '3', status: 'online', last_seen: null }])),
     );
     chat.setActive('11');
     await vi.waitFor(() => expect(qc.getQueryData(keys.presence)).toEqual({ '3': 'online' }));
-    expect(String(fetchMock.mock.calls.at(-1)![0])).toContain('/api/v1/presences?user_ids=3');
+    expect(fetched('/presences').at(-1)).toContain('/api/v1/presences?user_ids=3');
   });
 });
 
@@ -340,5 +331,65 @@ describe('desktop notifications', () => {
     dispatch('USER_UPDATE', { ...ME, status: 'dnd' });
     dispatch('MESSAGE_CREATE', msg('202', '20'), 7);
     expect(notes).toHaveLength(1);
+
+describe('members', () => {
+  const member = (u: User, role: 'owner' | 'member' = 'member') => ({ user: u, role });
+  const CAROL = user('3', 'carol');
+
+  it('load a page when asked, and membership events keep the loaded list and the count current', async () => {
+    gw.fire('ready', ready([channel('10')]));
+    fetchMock.mockImplementation(async (url: string) =>
+      String(url).includes('/members')
+        ? new Response(JSON.stringify([member(ME, 'owner'), member(BOB)]))
+        : new Response('[]'),
+    );
+    await chat.loadMembers('10');
+    expect(fetched('/members')).toEqual(['/api/v1/channels/10/members?limit=100']);
+    const page = () => qc.getQueryData<{ members: { user: User }[]; complete: boolean }>(keys.members('10'))!;
+    expect(page().members.map((m) => m.user.username)).toEqual(['ann', 'bob']);
+    expect(page().complete).toBe(true);
+    dispatch('CHANNEL_MEMBER_ADD', { channel_id: '10', member: member(CAROL) });
+    dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '2' });
+    expect(page().members.map((m) => m.user.username)).toEqual(['ann', 'carol']);
+    expect(channels()[0].member_count).toBe(2);
+    dispatch('CHANNEL_MODERATOR_ADD', { channel_id: '10', user_id: '3' });
+    expect(page().members[1]).toEqual({ user: CAROL, role: 'moderator' });
+  });
+
+  it('a DM someone else opened with me is opened on my side when I look at it', async () => {
+    const request = channel('11', {
+      kind: 'dm',
+      name: null,
+      owner_id: null,
+      role: undefined,
+      recipients: [BOB],
+      opened: false,
+    });
+    gw.fire('ready', ready([request]));
+    fetchMock.mockImplementation(async () => new Response(JSON.stringify({ ...request, opened: true })));
+    chat.setActive('11');
+    await vi.waitFor(() => expect(channels()[0].opened).toBe(true));
+    const [url, init] = fetchMock.mock.calls.find((c) => String(c[0]).includes('/dms'))!;
+    expect(url).toBe('/api/v1/users/@me/dms');
+    expect(JSON.parse(String((init as RequestInit).body))).toEqual({ username: 'bob' });
+  });
+});
+
+describe('blocks', () => {
+  it('come with each new session and follow RELATIONSHIP_ADD and RELATIONSHIP_REMOVE', async () => {
+    fetchMock.mockImplementation(async (url: string) =>
+      String(url).includes('/relationships')
+        ? new Response(JSON.stringify([{ id: '2', type: 2, user: BOB }]))
+        : new Response('[]'),
+    );
+    gw.fire('ready', ready([channel('10')]));
+    await vi.waitFor(() => expect(qc.getQueryData(keys.blocked)).toEqual({ '2': BOB }));
+    const carol = user('3', 'carol');
+    dispatch('PRESENCE_UPDATE', { user_id: '3', status: 'dnd', last_seen: null });
+    dispatch('RELATIONSHIP_ADD', { id: '3', type: 2, user: carol });
+    dispatch('RELATIONSHIP_REMOVE', { id: '2', type: 2 });
+    expect(qc.getQueryData(keys.blocked)).toEqual({ '3': carol });
+    // Presence stops either way: what was last shown is not kept.
+    expect(qc.getQueryData(keys.presence)).toEqual({});
   });
 });

@@ -12,9 +12,11 @@ import type {
   MessagePage,
   Presence,
   Ready,
+  Relationship,
   Status,
   Typing,
   User,
+  UserSettings,
 } from '../api/types';
 import { Op } from '../api/types';
 import { session } from '../auth/session';
@@ -43,6 +45,15 @@ export const OLDER_PAGE = 100;
 const TYPING_MS = 8_000;
 
 export type UserMap = Record<string, User>;
+/** The people I block, by id. */
+export type BlockedMap = Record<string, User>;
+/** A channel's members loaded so far, in user-id order; `complete` once the last page came. */
+export interface MemberPage {
+  members: Member[];
+  complete: boolean;
+}
+/** Members per page of `GET …/members`. */
+export const MEMBER_PAGE = 100;
 export type PresenceMap = Record<string, Status | 'unknown'> | null;
 /** No input for this long sends `idle` (op 3), as the presence protocol asks of clients. */
 export const IDLE_AFTER_MS = 5 * 60_000;
@@ -61,11 +72,14 @@ export function displayName(u: User | undefined): string {
   return u ? (u.display_name ?? u.username) : 'someone';
 }
 
-export function channelTitle(c: Channel, meId: string): string {
-  if (c.kind === 'dm') {
-    const other = c.members.find((m) => m.user.id !== meId) ?? c.members[0];
-    return displayName(other?.user);
-  }
+/** A DM's other person. */
+export function dmPeer(c: Channel): User | undefined {
+  return c.kind === 'dm' ? c.recipients?.[0] : undefined;
+}
+
+/** A channel's name; a DM's is the other person's (`_meId` kept for callers of the old shape). */
+export function channelTitle(c: Channel, _meId?: string): string {
+  if (c.kind === 'dm') return displayName(dmPeer(c));
   return c.name ?? 'channel';
 }
 
@@ -173,8 +187,10 @@ export class Chat {
       this.presenceSupported = true;
       this.setPresences(ready.presences);
     }
-    this.unwatched = new Set(ready.channels.filter((c) => c.members.length > 100).map((c) => c.id));
+    this.unwatched = new Set(ready.channels.filter((c) => c.member_count > 100).map((c) => c.id));
     this.setChannels(ready.channels);
+    void this.loadRelationships();
+    this.reloadMembers();
     // A new session (first connect, or after INVALID_SESSION): messages stored while no session
     // was open are not replayed, so fill each loaded channel's gap from history.
     for (const c of ready.channels) {
@@ -195,13 +211,18 @@ export class Chat {
   }
 
   private onResumed(channels: Channel[]) {
-    this.unwatched = new Set(channels.filter((c) => c.members.length > 100).map((c) => c.id));
+    this.unwatched = new Set(channels.filter((c) => c.member_count > 100).map((c) => c.id));
     this.setChannels(channels);
+    this.reloadMembers();
+    void this.loadRelationships();
     if (!this.presenceSupported) return;
     // Presence changes during the gap are not replayed: ask for everyone we show, and tell the
     // new session we are still idle.
     if (this.idle) this.gateway.notify(Op.PresenceUpdate, { status: 'idle' });
-    const ids = new Set(channels.flatMap((c) => c.members.map((m) => m.user.id)));
+    const ids = new Set([
+      ...channels.flatMap((c) => (c.recipients ?? []).map((u) => u.id)),
+      ...channels.flatMap((c) => this.loadedMembers(c.id).map((m) => m.user.id)),
+    ]);
     ids.delete(this.me.id);
     void this.fetchPresences([...ids]);
   }
@@ -237,7 +258,11 @@ export class Chat {
   private refreshActivePresence() {
     if (!this.presenceSupported || !this.active || !this.unwatched.has(this.active)) return;
     const c = this.channel(this.active);
-    if (c) void this.fetchPresences(c.members.map((m) => m.user.id).filter((id) => id !== this.me.id));
+    const ids = [
+      ...(c?.recipients ?? []).map((u) => u.id),
+      ...this.loadedMembers(this.active).map((m) => m.user.id),
+    ];
+    if (ids.length) void this.fetchPresences(ids.filter((id) => id !== this.me.id));
   }
 
   private idle = false;
@@ -275,7 +300,7 @@ export class Chat {
       };
     });
     this.qc.setQueryData(keys.channels, next);
-    this.rememberUsers(channels.flatMap((c) => c.members.map((m) => m.user)));
+    this.rememberUsers(channels.flatMap((c) => c.recipients ?? []));
     if (this.active) this.markRead(this.active);
   }
 
@@ -310,6 +335,23 @@ export class Chat {
       case 'CHANNEL_CREATE':
       case 'CHANNEL_UPDATE':
         return this.upsertChannel(d as Channel);
+      case 'RELATIONSHIP_ADD': {
+        const r = d as Relationship;
+        this.blocked(r.user);
+        return;
+      }
+      case 'RELATIONSHIP_REMOVE': {
+        const { id } = d as { id: string };
+        this.qc.setQueryData<BlockedMap>(keys.blocked, (old) => {
+          const next = { ...(old ?? {}) };
+          delete next[id];
+          return next;
+        });
+        return;
+      }
+      case 'USER_SETTINGS_UPDATE':
+        this.qc.setQueryData(keys.settings, d as UserSettings);
+        return;
       case 'CHANNEL_DELETE':
         return this.removeChannel((d as { channel_id: string }).channel_id);
       case 'CHANNEL_MEMBER_ADD': {
@@ -317,27 +359,25 @@ export class Chat {
         // Someone joined one of my channels (when I am added, CHANNEL_CREATE brings the channel).
         this.rememberUsers([member.user]);
         this.askPresenceOf([member.user.id]);
-        return this.patchChannel(channel_id, (c) => ({
-          ...c,
-          members: [...c.members.filter((m) => m.user.id !== member.user.id), member],
-        }));
+        this.patchMembers(channel_id, (ms) => [...ms.filter((m) => m.user.id !== member.user.id), member]);
+        return this.patchChannel(channel_id, (c) => ({ ...c, member_count: c.member_count + 1 }));
       }
       case 'CHANNEL_MEMBER_REMOVE': {
         const { channel_id, user_id } = d as { channel_id: string; user_id: string };
         if (user_id === this.me.id) return this.removeChannel(channel_id);
+        this.patchMembers(channel_id, (ms) => ms.filter((m) => m.user.id !== user_id));
         return this.patchChannel(channel_id, (c) => ({
           ...c,
-          members: c.members.filter((m) => m.user.id !== user_id),
+          member_count: Math.max(0, c.member_count - 1),
         }));
       }
       case 'CHANNEL_MODERATOR_ADD':
       case 'CHANNEL_MODERATOR_REMOVE': {
         const { channel_id, user_id } = d as { channel_id: string; user_id: string };
         const role = t === 'CHANNEL_MODERATOR_ADD' ? 'moderator' : 'member';
-        return this.patchChannel(channel_id, (c) => ({
-          ...c,
-          members: c.members.map((m) => (m.user.id === user_id ? { ...m, role } : m)),
-        }));
+        this.patchMembers(channel_id, (ms) => ms.map((m) => (m.user.id === user_id ? { ...m, role } : m)));
+        if (user_id === this.me.id) this.patchChannel(channel_id, (c) => ({ ...c, role }));
+        return;
       }
       case 'USER_UPDATE': {
         const u = d as User;
@@ -354,11 +394,10 @@ export class Chat {
         }
         if (u.id === this.me.id) session.updateUser(u);
         this.qc.setQueryData<Channel[]>(keys.channels, (old) =>
-          old?.map((c) => ({
-            ...c,
-            members: c.members.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)),
-          })),
+          old?.map((c) => (c.recipients?.some((r) => r.id === u.id) ? { ...c, recipients: [u] } : c)),
         );
+        for (const c of this.qc.getQueryData<Channel[]>(keys.channels) ?? [])
+          this.patchMembers(c.id, (ms) => ms.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)));
         return;
       }
       case 'SESSION_REVOKED':
@@ -430,8 +469,8 @@ export class Chat {
   }
 
   private upsertChannel(c: Channel) {
-    this.rememberUsers(c.members.map((m) => m.user));
-    this.askPresenceOf(c.members.map((m) => m.user.id));
+    this.rememberUsers(c.recipients ?? []);
+    this.askPresenceOf((c.recipients ?? []).map((u) => u.id));
     this.qc.setQueryData<Channel[]>(keys.channels, (old = []) => {
       const prev = old.find((x) => x.id === c.id);
       if (!prev) {
@@ -442,6 +481,10 @@ export class Chat {
         x.id === c.id
           ? {
               ...c,
+              // CHANNEL_UPDATE is the view every member shares: my place in it stays, unless it
+              // made me the owner.
+              role: c.role ?? (c.owner_id === this.me.id ? 'owner' : x.role),
+              opened: c.opened ?? x.opened,
               unread_count: x.unread_count,
               last_message_id: x.last_message_id,
               last_read_id: x.last_read_id,
@@ -454,6 +497,112 @@ export class Chat {
   private removeChannel(id: string) {
     this.qc.setQueryData<Channel[]>(keys.channels, (old) => old?.filter((c) => c.id !== id));
     this.qc.removeQueries({ queryKey: keys.messages(id) });
+    this.qc.removeQueries({ queryKey: keys.members(id) });
+  }
+
+  // ---- members, blocks and privacy -----------------------------------------------------------
+
+  private loadedMembers(channelId: string): Member[] {
+    return this.qc.getQueryData<MemberPage>(keys.members(channelId))?.members ?? [];
+  }
+
+  /** Applies a membership change to the members loaded so far (none loaded: nothing to do). */
+  private patchMembers(channelId: string, fn: (ms: Member[]) => Member[]) {
+    this.qc.setQueryData<MemberPage | null>(keys.members(channelId), (old) => {
+      if (!old) return old;
+      const members = fn(old.members).sort((a, b) => compareIds(a.user.id, b.user.id));
+      return { ...old, members };
+    });
+  }
+
+  private membersLoading = new Set<string>();
+
+  /** Membership events are not replayed after a gap: lists already loaded are loaded again. */
+  private reloadMembers() {
+    for (const c of this.qc.getQueryData<Channel[]>(keys.channels) ?? [])
+      if (this.qc.getQueryData(keys.members(c.id))) void this.loadMembers(c.id, false, true);
+  }
+
+  /**
+   * Loads a channel's first page of members (when the member list opens; again with `fresh`), or
+   * with `more` the next page, and the presence of those not yet known.
+   */
+  async loadMembers(channelId: string, more = false, fresh = false) {
+    const held = this.qc.getQueryData<MemberPage>(keys.members(channelId));
+    if (this.membersLoading.has(channelId)) return;
+    if (held && !fresh && (!more || held.complete)) return;
+    this.membersLoading.add(channelId);
+    try {
+      const last = more ? held?.members[held.members.length - 1]?.user.id : undefined;
+      const page = await call<Member[]>(
+        `/api/v1/channels/${channelId}/members?limit=${MEMBER_PAGE}${last ? `&after=${last}` : ''}`,
+      );
+      this.rememberUsers(page.map((m) => m.user));
+      this.qc.setQueryData<MemberPage>(keys.members(channelId), (old) => {
+        const byId = new Map((more ? (old?.members ?? []) : []).map((m) => [m.user.id, m]));
+        for (const m of page) byId.set(m.user.id, m);
+        const members = [...byId.values()].sort((a, b) => compareIds(a.user.id, b.user.id));
+        return { members, complete: page.length < MEMBER_PAGE };
+      });
+      this.askPresenceOf(page.map((m) => m.user.id));
+    } catch {
+      // The list shows what it has; opening it again asks again.
+    } finally {
+      this.membersLoading.delete(channelId);
+    }
+  }
+
+  /** The people I block (at the start of each session; events keep it current after). */
+  async loadRelationships() {
+    try {
+      const all = await call<Relationship[]>('/api/v1/users/@me/relationships');
+      this.qc.setQueryData<BlockedMap>(keys.blocked, Object.fromEntries(all.map((r) => [r.id, r.user])));
+    } catch {
+      // Nothing hidden rather than nothing shown; the next session asks again.
+    }
+  }
+
+  async block(user: User) {
+    await call(`/api/v1/users/@me/relationships/${user.id}`, { method: 'PUT', body: { type: 2 } });
+    this.blocked(user);
+  }
+
+  /**
+   * I block `user`: their messages hide, and their presence (no longer sent either way) shows
+   * offline rather than as it last was. Unblocking sends it again.
+   */
+  private blocked(user: User) {
+    this.qc.setQueryData<BlockedMap>(keys.blocked, (old) => ({ ...(old ?? {}), [user.id]: user }));
+    this.qc.setQueryData<PresenceMap>(keys.presence, (old) => {
+      if (!old || !(user.id in old)) return old;
+      const next = { ...old };
+      delete next[user.id];
+      return next;
+    });
+  }
+
+  async unblock(userId: string) {
+    await call(`/api/v1/users/@me/relationships/${userId}`, { method: 'DELETE' });
+    this.qc.setQueryData<BlockedMap>(keys.blocked, (old) => {
+      const next = { ...(old ?? {}) };
+      delete next[userId];
+      return next;
+    });
+  }
+
+  async loadSettings(): Promise<UserSettings> {
+    const settings = await call<UserSettings>('/api/v1/users/@me/settings');
+    this.qc.setQueryData(keys.settings, settings);
+    return settings;
+  }
+
+  async updateSettings(changes: Partial<UserSettings>): Promise<UserSettings> {
+    const settings = await call<UserSettings>('/api/v1/users/@me/settings', {
+      method: 'PATCH',
+      body: changes,
+    });
+    this.qc.setQueryData(keys.settings, settings);
+    return settings;
   }
 
   private patchList(channelId: string, fn: (l: MessageList) => MessageList) {
@@ -558,6 +707,11 @@ export class Chat {
     this.active = channelId;
     if (channelId) this.markRead(channelId);
     this.refreshActivePresence();
+    // A DM someone else opened with me is a request until I open it: looking at it is opening
+    // it (so they may see my presence, and it counts as mine).
+    const c = channelId ? this.channel(channelId) : undefined;
+    const peer = c && dmPeer(c);
+    if (c && peer && c.opened === false) void this.openDm(peer.username).catch(() => {});
   }
 
   /** Marks the open channel read up to its newest message (debounced), if it is not already. */
@@ -661,13 +815,21 @@ export class Chat {
   }
 
   async addMember(channelId: string, username: string) {
-    await call(`/api/v1/channels/${channelId}/members`, { method: 'POST', body: { username } });
+    const member = await call<Member>(`/api/v1/channels/${channelId}/members`, {
+      method: 'POST',
+      body: { username },
+    });
+    this.rememberUsers([member.user]);
+    this.patchMembers(channelId, (ms) => [...ms.filter((m) => m.user.id !== member.user.id), member]);
     const c = await call<Channel>(`/api/v1/channels/${channelId}`);
     this.upsertChannel(c);
   }
 
-  async removeMember(channelId: string, username: string) {
-    await call(`/api/v1/channels/${channelId}/members/${encodeURIComponent(username)}`, { method: 'DELETE' });
+  async removeMember(channelId: string, member: User) {
+    await call(`/api/v1/channels/${channelId}/members/${encodeURIComponent(member.username)}`, {
+      method: 'DELETE',
+    });
+    this.patchMembers(channelId, (ms) => ms.filter((m) => m.user.id !== member.id));
     const c = await call<Channel>(`/api/v1/channels/${channelId}`);
     this.upsertChannel(c);
   }

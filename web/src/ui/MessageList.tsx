@@ -4,11 +4,11 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { Channel, User } from '../api/types';
-import { useChat, useMessages, useReceipts, useUsers } from '../chat/hooks';
+import { useBlocked, useChat, useMessages, useReceipts, useUsers } from '../chat/hooks';
 import type { ChatMessage } from '../chat/messageList';
 import { lastConfirmed } from '../chat/messageList';
 import { compareIds } from '../chat/snowflake';
-import { displayName } from '../chat/store';
+import { displayName, dmPeer } from '../chat/store';
 import { Avatar } from './Avatar';
 import { RichText } from './RichText';
 import { buildRows, type Row } from './rows';
@@ -30,7 +30,13 @@ export function MessageList({
   const { data: list, isError, refetch } = useMessages(channel.id);
   const receipts = useReceipts(channel.id);
   const items = useMemo(() => list?.items ?? [], [list]);
-  const rows = useMemo(() => buildRows(items), [items]);
+  // Messages by people I block collapse into "N blocked messages", each run shown on request.
+  const blocked = useBlocked();
+  const [revealed, setRevealed] = useState<ReadonlySet<string>>(() => new Set());
+  const rows = useMemo(
+    () => buildRows(items, Date.now(), (m) => m.author_id in blocked, revealed),
+    [items, blocked, revealed],
+  );
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const lastKey = useRef<string | null>(null);
@@ -60,8 +66,8 @@ export function MessageList({
   // "Seen": in a DM, the other member has read up to (or past) my newest message.
   const seenId = useMemo(() => {
     if (channel.kind !== 'dm') return null;
-    const other = channel.members.find((m) => m.user.id !== chat.me.id);
-    const read = other ? receipts[other.user.id] : undefined;
+    const other = dmPeer(channel);
+    const read = other ? receipts[other.id] : undefined;
     if (!read) return null;
     const mine = [...items].reverse().find((m) => m.delivery === 'sent' && m.author_id === chat.me.id);
     return mine && compareIds(read, mine.id) >= 0 ? mine.id : null;
@@ -188,6 +194,13 @@ export function MessageList({
                 {row.kind === 'day' ? (
                   <div className="day-divider" role="separator">
                     <span>{row.label}</span>
+                  </div>
+                ) : row.kind === 'blocked' ? (
+                  <div className="blocked-row" role="note">
+                    {row.count} blocked {row.count === 1 ? 'message' : 'messages'} —{' '}
+                    <button className="link" onClick={() => setRevealed((r) => new Set(r).add(row.key))}>
+                      Show
+                    </button>
                   </div>
                 ) : (
                   <MessageRow

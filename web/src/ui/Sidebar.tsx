@@ -2,12 +2,13 @@ import { useState } from 'react';
 import type { Channel } from '../api/types';
 import { session } from '../auth/session';
 import { useChannels, useChat, usePresence, useUsers } from '../chat/hooks';
-import { channelTitle, displayName } from '../chat/store';
+import { channelTitle, displayName, dmPeer } from '../chat/store';
 import { Avatar, statusLabel } from './Avatar';
 import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
 import { presenceOf } from './presence';
 import { navigate } from './Shell';
-import { CloseIcon, GearIcon, PlusIcon } from './icons';
+import { CloseIcon, GearIcon, PlusIcon, ShieldIcon } from './icons';
+import { PrivacyDialog } from './privacy';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;
@@ -34,14 +35,14 @@ export function Sidebar({
   const channels = useChannels();
   const users = useUsers();
   const presence = usePresence();
-  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | null>(null);
+  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | 'privacy' | null>(null);
   const me = users[chat.me.id] ?? session.user ?? chat.me;
   const groups = channels.filter((c) => c.kind === 'group');
   const dms = channels.filter((c) => c.kind === 'dm');
 
   const item = (c: Channel) => {
     const unread = c.unread_count ?? 0;
-    const other = c.kind === 'dm' ? c.members.find((m) => m.user.id !== chat.me.id)?.user : undefined;
+    const other = dmPeer(c);
     return (
       <li key={c.id}>
         <a
@@ -103,6 +104,9 @@ export function Sidebar({
           <strong>{displayName(me)}</strong>
           <span className="muted small">{statusLabel(me.status)}</span>
         </div>
+        <button className="icon" aria-label="Privacy" onClick={() => setDialog('privacy')}>
+          <ShieldIcon />
+        </button>
         <button className="icon" aria-label="Profile and settings" onClick={() => setDialog('profile')}>
           <GearIcon />
         </button>
@@ -126,6 +130,7 @@ export function Sidebar({
         />
       )}
       {dialog === 'profile' && <ProfileDialog onClose={() => setDialog(null)} />}
+      {dialog === 'privacy' && <PrivacyDialog onClose={() => setDialog(null)} />}
     </nav>
   );
 }

@@ -1,8 +1,8 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { call } from '../api/rest';
 import type { Channel, Status } from '../api/types';
 import { session } from '../auth/session';
-import { useChannels, useChat, useUsers } from '../chat/hooks';
+import { useChannels, useChat, useMembers, useUsers } from '../chat/hooks';
 import { displayName } from '../chat/store';
 import { Avatar } from './Avatar';
 import { errorText, Modal } from './Modal';
@@ -114,8 +114,13 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
   const [topic, setTopic] = useState(channel?.topic ?? '');
   const [newMember, setNewMember] = useState('');
   const { run, busy, error } = useAction();
+  const page = useMembers(channelId);
+  useEffect(() => {
+    void chat.loadMembers(channelId);
+  }, [chat, channelId]);
   if (!channel) return null;
-  const myRole = channel.members.find((m) => m.user.id === chat.me.id)?.role ?? 'member';
+  const myRole = channel.role ?? 'member';
+  const members = page?.members ?? [];
   const moderates = myRole !== 'member';
   const owner = myRole === 'owner';
 
@@ -146,9 +151,9 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
           </form>
         )}
         <section aria-labelledby="members-title">
-          <h3 id="members-title">Members ({channel.members.length})</h3>
+          <h3 id="members-title">Members ({channel.member_count})</h3>
           <ul className="member-manage">
-            {channel.members.map((m) => (
+            {members.map((m) => (
               <li key={m.user.id}>
                 <Avatar user={m.user} size={24} />
                 <span>
@@ -162,7 +167,7 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
                     <button
                       className="danger small"
                       aria-label={`Remove ${m.user.username}`}
-                      onClick={() => void run(() => chat.removeMember(channel.id, m.user.username))}
+                      onClick={() => void run(() => chat.removeMember(channel.id, m.user))}
                     >
                       Remove
                     </button>
@@ -170,6 +175,11 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
               </li>
             ))}
           </ul>
+          {page && !page.complete && (
+            <button className="link" onClick={() => void chat.loadMembers(channel.id, true)}>
+              Show more members
+            </button>
+          )}
           {moderates && (
             <form
               className="row"

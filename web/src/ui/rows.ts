@@ -1,11 +1,14 @@
-// Turns a channel's messages into the rows the list shows: a divider where the day changes, and a
-// header (avatar, name, time) where the author changes or pauses for more than seven minutes.
+// Turns a channel's messages into the rows the list shows: a divider where the day changes, a
+// header (avatar, name, time) where the author changes or pauses for more than seven minutes, and
+// one collapsed row for each run of messages by people the reader blocks (Discord's "1 blocked
+// message"), unless the reader chose to show that run.
 import type { ChatMessage } from '../chat/messageList';
 import { idTime } from '../chat/snowflake';
 
 export type Row =
   | { kind: 'day'; key: string; label: string }
-  | { kind: 'message'; key: string; message: ChatMessage; head: boolean; time: number };
+  | { kind: 'message'; key: string; message: ChatMessage; head: boolean; time: number }
+  | { kind: 'blocked'; key: string; count: number };
 
 const GROUP_MS = 7 * 60_000;
 
@@ -18,11 +21,19 @@ function dayLabel(t: number): string {
   });
 }
 
-export function buildRows(items: ChatMessage[], now = Date.now()): Row[] {
+export function buildRows(
+  items: ChatMessage[],
+  now = Date.now(),
+  hidden?: (m: ChatMessage) => boolean,
+  revealed?: ReadonlySet<string>,
+): Row[] {
   const rows: Row[] = [];
   let prevAuthor: string | null = null;
   let prevTime = 0;
   let prevDay = NaN;
+  // The run of hidden messages being collapsed, keyed by its first message so that showing it
+  // survives new messages arriving.
+  let run: { kind: 'blocked'; key: string; count: number } | null = null;
   for (const m of items) {
     const time = m.delivery === 'sent' ? idTime(m.id) : now;
     // The local calendar day as a number: cheap enough to do for ten thousand messages per render.
@@ -31,10 +42,25 @@ export function buildRows(items: ChatMessage[], now = Date.now()): Row[] {
       rows.push({ kind: 'day', key: `day-${day}`, label: dayLabel(time) });
       prevAuthor = null;
       prevDay = day;
+      run = null;
+    }
+    // Pending copies are keyed by nonce so the row keeps its place when the server confirms it.
+    const key = m.nonce ? `n-${m.nonce}` : m.id;
+    if (hidden?.(m)) {
+      if (!run) {
+        run = { kind: 'blocked', key: `blocked-${key}`, count: 0 };
+        if (!revealed?.has(run.key)) rows.push(run);
+      }
+      run.count++;
+      if (!revealed?.has(run.key)) {
+        prevAuthor = null;
+        continue;
+      }
+    } else {
+      run = null;
     }
     const head = m.author_id !== prevAuthor || time - prevTime > GROUP_MS;
-    // Pending copies are keyed by nonce so the row keeps its place when the server confirms it.
-    rows.push({ kind: 'message', key: m.nonce ? `n-${m.nonce}` : m.id, message: m, head, time });
+    rows.push({ kind: 'message', key, message: m, head, time });
     prevAuthor = m.author_id;
     prevTime = time;
   }

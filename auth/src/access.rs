@@ -1,0 +1,148 @@
+//! Auth's answers to edges over NATS (`{p}.auth.*`, `shared::access`): what a gateway session
+//! needs (the user's channels, whose presence it may watch, which DMs refuse sends), whose
+//! presence a user may see, and pages of a channel's members.
+//!
+//! Edges ask here rather than over REST because a session outlives the access token it started
+//! with, and because some answers (whose presence is hidden from the user by their block) are not
+//! for the user to read. Only services reach NATS; edges ask after checking the user's token.
+//! Every auth instance answers in the queue group `auth`, at most `--database-max-connections`
+//! requests at once.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+use shared::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
+use tokio::sync::Semaphore;
+
+use crate::channels;
+use crate::consent;
+use crate::state::AppState;
+
+/// Most ids one visibility question may name.
+const MAX_VISIBLE_IDS: usize = 1000;
+
+/// Subscribes to the edges' requests; a failure here stops auth from starting.
+pub async fn subscribe(
+    state: &AppState,
+) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+    state
+        .nats
+        .queue_subscribe(state.subjects.auth_requests(), "auth".to_owned())
+        .await
+}
+
+/// Answers requests until the subscription ends (the NATS client was closed).
+pub async fn answer(state: AppState, mut requests: async_nats::Subscriber, concurrency: usize) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    while let Some(request) = requests.next().await {
+        let Some(reply_to) = request.reply.clone() else {
+            continue;
+        };
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let state = state.clone();
+        tokio::spawn(async move {
+            let body = respond(&state, request.subject.as_str(), &request.payload).await;
+            if let Err(e) = state.nats.publish(reply_to, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer an edge's request");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
+    let subjects = &state.subjects;
+    if subject == subjects.auth_state() {
+        encode(&parse(payload, |q: StateQuery| session_state(state, q)).await)
+    } else if subject == subjects.auth_visible() {
+        encode(&parse(payload, |q: VisibleQuery| visible(state, q)).await)
+    } else if subject == subjects.auth_members() {
+        encode(&parse(payload, |q: MembersRequest| members(state, q)).await)
+    } else {
+        encode::<()>(&Reply::Failed(format!("auth answers no {subject}")))
+    }
+}
+
+async fn parse<Q, T, F>(payload: &[u8], answer: impl FnOnce(Q) -> F) -> Reply<T>
+where
+    Q: serde::de::DeserializeOwned,
+    F: Future<Output = Reply<T>>,
+{
+    match serde_json::from_slice(payload) {
+        Ok(query) => answer(query).await,
+        Err(e) => Reply::Failed(format!("not a request auth understands: {e}")),
+    }
+}
+
+fn encode<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
+    serde_json::to_vec(reply).expect("replies serialise")
+}
+
+fn failed<T>(e: &sqlx::Error) -> Reply<T> {
+    tracing::warn!(error = %e, "cannot answer an edge's request");
+    Reply::Failed("the database did not answer".to_owned())
+}
+
+async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionState> {
+    let read = async {
+        let mut conn = state.db.acquire().await?;
+        let channels = channels::mine(&mut conn, query.user_id, query.channel_id).await?;
+        if query.channel_id.is_some() && channels.is_empty() {
+            return Ok(None);
+        }
+        let watch = consent::watch_lists(
+            &mut *conn,
+            query.user_id,
+            query.channel_id,
+            query.watch_max_members,
+        )
+        .await?;
+        let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
+        Ok::<_, sqlx::Error>(Some(SessionState {
+            channels,
+            watch,
+            closed,
+        }))
+    };
+    match read.await {
+        Ok(Some(found)) => Reply::Ok(found),
+        Ok(None) => Reply::NotFound,
+        Err(e) => failed(&e),
+    }
+}
+
+async fn visible(state: &AppState, query: VisibleQuery) -> Reply<Visible> {
+    if query.user_ids.len() > MAX_VISIBLE_IDS {
+        return Reply::Failed(format!("at most {MAX_VISIBLE_IDS} ids at once"));
+    }
+    match consent::visible(&state.db, query.user_id, &query.user_ids).await {
+        Ok(user_ids) => Reply::Ok(Visible { user_ids }),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn members(
+    state: &AppState,
+    query: MembersRequest,
+) -> Reply<Vec<shared::api::channels::Member>> {
+    let read = async {
+        if channels::membership(&state.db, query.channel_id, query.user_id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        channels::members(&state.db, query.channel_id, &query.query)
+            .await
+            .map(Some)
+    };
+    match read.await {
+        Ok(Some(members)) => Reply::Ok(members),
+        Ok(None) => Reply::NotFound,
+        Err(e) => failed(&e),
+    }
+}

@@ -1,0 +1,93 @@
+//! What an edge asks auth about a user over NATS (`{p}.auth.*`, answered by auth): what a session
+//! needs to start, whose presence the user may see, and pages of a channel's members.
+//!
+//! These go over NATS rather than auth's REST API with the user's token for two reasons: a
+//! session outlives its access token (15 minutes), yet must learn about channels it joins hours
+//! later; and the answers carry what the user may not read themselves (whose presence is hidden
+//! from them because that person blocks them). Edges ask only after checking the user's token
+//! (and, at IDENTIFY and on REST, that its session is still signed in, over REST).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+use crate::api::channels::{Channel, MembersQuery};
+
+/// `{p}.auth.state`: the user's channels (one, when `channel_id` is given) as they see them, and
+/// what the edge needs to watch presence and refuse sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateQuery {
+    pub user_id: Snowflake,
+    #[serde(default)]
+    pub channel_id: Option<Snowflake>,
+    /// Group channels of at most this many members get `watch` lists (the edge's
+    /// `--presence-max-members`); bigger ones are asked about when opened.
+    pub watch_max_members: u32,
+}
+
+/// The answer to [`StateQuery`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The user's channels, each as they see it (role, member count; a DM's other person).
+    pub channels: Vec<Channel>,
+    /// Per small group channel, and per DM whose other side opened it: the other members whose
+    /// presence the user may see (people who block the user, or whom the user blocks, left out).
+    pub watch: Vec<WatchList>,
+    /// DMs in which sends are refused: one of the two blocks the other.
+    pub closed: Vec<Snowflake>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchList {
+    pub channel_id: Snowflake,
+    pub user_ids: Vec<Snowflake>,
+}
+
+/// `{p}.auth.visible`: which of `user_ids` the user may see the presence of (themselves; anyone
+/// in a group channel with them; anyone who opened a DM with them; never across a block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisibleQuery {
+    pub user_id: Snowflake,
+    pub user_ids: Vec<Snowflake>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visible {
+    pub user_ids: Vec<Snowflake>,
+}
+
+/// `{p}.auth.members`: members of a channel the user is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersRequest {
+    pub user_id: Snowflake,
+    pub channel_id: Snowflake,
+    pub query: MembersQuery,
+}
+
+/// Every answer auth gives an edge: the value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    Ok(T),
+    /// The channel does not exist or the user is not in it.
+    NotFound,
+    /// The request was not understood, or auth could not answer (its database failed).
+    Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_the_value_or_a_named_failure() {
+        let ok: Reply<Visible> = Reply::Ok(Visible {
+            user_ids: vec![Snowflake::from_u64(1)],
+        });
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            serde_json::json!({"ok": {"user_ids": ["1"]}})
+        );
+        let missing: Reply<Visible> = serde_json::from_str(r#""not_found""#).unwrap();
+        assert_eq!(missing, Reply::NotFound);
+    }
+}
