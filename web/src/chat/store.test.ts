@@ -331,6 +331,8 @@ describe('desktop notifications', () => {
     dispatch('USER_UPDATE', { ...ME, status: 'dnd' });
     dispatch('MESSAGE_CREATE', msg('202', '20'), 7);
     expect(notes).toHaveLength(1);
+  });
+});
 
 describe('members', () => {
   const member = (u: User, role: 'owner' | 'member' = 'member') => ({ user: u, role });
