@@ -17,7 +17,6 @@ let services;
 let browser;
 let ann;
 let bob;
-let can;
 
 const messages = (p) => p.page.locator('[role="log"] article');
 const message = (p, text) => messages(p).filter({ hasText: text });
@@ -55,8 +54,6 @@ function readyFrame(p) {
 
 before(async () => {
   services = await new Services().start();
-  can = await services.capabilities();
-  console.log('backend capabilities:', can);
   browser = await launch();
   ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
   bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
@@ -216,9 +213,6 @@ describe('two people on two edges', () => {
   });
 
   test('edit and delete show for everyone', async (t) => {
-    if (!can.edit)
-      return t.skip('editing and deleting (edge PATCH/DELETE messages) are not on this backend yet');
-    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
     await send(ann, 'a typo in thsi one');
     await message(ann, 'thsi').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
     await message(bob, 'thsi').waitFor({ timeout: T });
@@ -239,8 +233,6 @@ describe('two people on two edges', () => {
     await bob.page.reload();
     await ready(bob);
     await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
-    if (!can.history) return t.skip('history (edge GET messages) is not on this backend yet');
-    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
     for (const text of ['hello bob', 'hi ann!', 'unread two'])
       await message(bob, text).waitFor({ timeout: T });
     assert.deepEqual(await counts(bob, ['hi ann!', 'unread one', 'unread two']), {
@@ -303,9 +295,6 @@ describe('two people on two edges', () => {
     await send(ann, 'psst, a secret');
     await message(ann, 'psst').and(ann.page.locator('[data-delivery="sent"]')).waitFor({ timeout: T });
     await message(bob, 'psst').waitFor({ timeout: T });
-    if (!can.ack)
-      return t.skip('read receipts (edge POST …/ack and MESSAGE_ACK) are not on this backend yet');
-    if (!can.cors) return t.skip('the edges do not send CORS headers to the client yet');
     await message(ann, 'psst').getByText('Seen').waitFor({ timeout: T });
     await screenshot(ann.page, 'dm-seen');
   });
@@ -335,7 +324,6 @@ describe('two people on two edges', () => {
   });
 
   test(`a channel of ${LONG} messages scrolls back to its beginning smoothly`, async (t) => {
-    if (!can.history || !can.cors) return t.skip('history (edge GET messages) is not on this backend yet');
     const N = LONG;
     const token = await ann.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -493,7 +481,7 @@ describe('two people on two edges', () => {
     await phone.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
     await send(phone, 'from my phone');
     await message(ann, 'from my phone').waitFor({ timeout: T });
-    if (can.history && can.cors) await message(phone, 'after the outage').waitFor({ timeout: T });
+    await message(phone, 'after the outage').waitFor({ timeout: T });
     const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `no sideways scrolling (page is ${width}px wide)`);
     await screenshot(phone.page, 'phone');

@@ -232,29 +232,6 @@ export class Services {
     await waitReady(name, this.ports[name], proc);
   }
 
-  /**
-   * What the running edges can do, so scenarios whose backend has not landed yet are skipped with
-   * a reason instead of failing: a route that exists answers 401 to a request without a token.
-   */
-  async capabilities() {
-    const edge = `http://127.0.0.1:${this.ports.edge1}`;
-    const status = async (method, path) => (await fetch(edge + path, { method })).status;
-    const preflight = await fetch(edge + '/api/v1/channels/1/messages', {
-      method: 'OPTIONS',
-      headers: {
-        origin: this.origin,
-        'access-control-request-method': 'PATCH',
-        'access-control-request-headers': 'authorization,content-type',
-      },
-    });
-    return {
-      cors: preflight.headers.get('access-control-allow-origin') === this.origin,
-      history: (await status('GET', '/api/v1/channels/1/messages')) === 401,
-      edit: (await status('PATCH', '/api/v1/channels/1/messages/1')) === 401,
-      ack: (await status('POST', '/api/v1/channels/1/messages/1/ack')) === 401,
-    };
-  }
-
   edgeUrl(name) {
     return `ws://127.0.0.1:${this.ports[name]}/gateway`;
   }

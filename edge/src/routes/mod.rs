@@ -58,13 +58,15 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
             "/api/v1/presences",
             get(crate::presence::presences).with_state(Arc::clone(&state)),
         )
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(cors);
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+    // CORS wraps everything, so a browser's preflight (OPTIONS) is answered before routing: the
+    // routes have no OPTIONS handler, and the JSON 405 fallback would otherwise answer it.
     Router::new()
         .route("/gateway", get(upgrade))
         .merge(api)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors)
         .with_state(Routes { state, sessions })
 }
 

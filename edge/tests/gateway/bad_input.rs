@@ -310,3 +310,37 @@ async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Valu
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} is not JSON: {text:?}"));
     (status, body)
 }
+
+#[tokio::test]
+async fn a_browser_on_an_allowed_origin_may_call_the_message_routes_and_others_may_not() {
+    let world = World::start(1, &[]).await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            world.edge_url(0, "/api/v1/channels/1/messages/2"),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "PATCH")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+    };
+    // The web client is served by auth, so it calls the edge across origins: its preflight must
+    // be answered for the edge's allowed origins (the default list names auth's dev origin)...
+    let allowed = preflight("http://127.0.0.1:8081").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:8081"
+    );
+    // ...and never for anyone else's.
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        other.headers()
+    );
+}
