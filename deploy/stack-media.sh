@@ -135,7 +135,7 @@ go_engine_ok() {
 # golang (1.19) is too old for either engine; the go line of each go.mod says what is needed.
 find_go() {
   if [[ -n ${NATTER_GO:-} ]]; then
-    printf '%s\n' "$NATTER_GO"
+    [[ -x $NATTER_GO ]] && printf '%s\n' "$NATTER_GO"
   elif command -v go >/dev/null; then
     command -v go
   elif [[ -x /usr/local/go/bin/go ]]; then

@@ -838,12 +838,24 @@ cmd_up() {
   launch nats
   launch redis
   launch coturn
-  ensure_installed seaweedfs livekit # waits for their builds
-  launch seaweedfs
-  launch livekit # after redis, which it needs
-  await_all nats postgres redis cassandra coturn seaweedfs livekit
-  if ((${#FAILED[@]})); then
-    warn "up FAILED after $(secs_since "$t_up"): ${FAILED[*]} (the others keep running; 'deploy/stack.sh down' stops them)"
+  local waiting=(nats postgres redis cassandra coturn) failed=()
+  if [[ -z $GO_BUILD_PID ]]; then
+    ensure_installed seaweedfs livekit
+    launch seaweedfs
+    launch livekit # after redis, which it needs
+    waiting+=(seaweedfs livekit)
+  fi
+  await_all "${waiting[@]}"
+  failed+=("${FAILED[@]+"${FAILED[@]}"}")
+  if [[ -n $GO_BUILD_PID ]]; then
+    ensure_installed seaweedfs livekit # waits for their builds
+    launch seaweedfs
+    launch livekit
+    await_all seaweedfs livekit
+    failed+=("${FAILED[@]+"${FAILED[@]}"}")
+  fi
+  if ((${#failed[@]})); then
+    warn "up FAILED after $(secs_since "$t_up"): ${failed[*]} (the others keep running; 'deploy/stack.sh down' stops them)"
     exit 1
   fi
   write_env
