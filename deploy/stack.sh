@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Natter local stack: NATS (JetStream), PostgreSQL 15, Redis and Apache Cassandra 5.0 (the dev
-# stand-in for ScyllaDB), all on 127.0.0.1, all state under <repo>/.natter/.
+# stand-in for ScyllaDB), and for media and voice SeaweedFS (S3), LiveKit and coturn
+# (deploy/stack-media.sh), all on 127.0.0.1, all state under <repo>/.natter/.
 #
 # Usage: deploy/stack.sh COMMAND
-#   up                 install what is missing, start all four, wait until each really answers,
+#   up                 install what is missing, start them all, wait until each really answers,
 #                      then write .natter/env. Idempotent: running services are left alone.
 #   down               stop what up started, by pid (SIGTERM, SIGKILL after a timeout)
 #   status             running/stopped, pid and port of each service (always exit 0)
@@ -12,15 +13,18 @@
 #   start NAME         start one service and wait until it answers
 #   stop NAME          stop one service
 #   install [NAME...]  install/fetch what the services need, start nothing
-# NAME: nats | postgres | redis | cassandra
+# NAME: nats | postgres | redis | cassandra | seaweedfs | livekit | coturn
 #
-# Layout: .natter/{nats,postgres,redis,cassandra}  data
+# Layout: .natter/{nats,postgres,redis,cassandra,seaweedfs,livekit,coturn}  data and configs
+#         .natter/keys/  generated secrets (S3 keys, LiveKit API key, TURN secret; mode 0600)
 #         .natter/logs/NAME.log  .natter/pids/NAME.pid  .natter/env  .natter/logs/install.log
-# Environment: NATTER_CACHE (default ~/.cache/natter; holds the nats-server venv and the Cassandra
-#   jars, outside the clone so fresh clones reuse them), NATTER_NATS_PORT=14222,
+# Environment: NATTER_CACHE (default ~/.cache/natter; holds the nats-server venv, the Cassandra
+#   jars and the SeaweedFS and LiveKit builds, outside the clone so fresh clones reuse them),
+#   NATTER_NATS_PORT=14222,
 #   NATTER_NATS_MONITOR_PORT=18222, NATTER_PG_PORT=15432, NATTER_REDIS_PORT=16379,
 #   NATTER_CQL_PORT=19042, NATTER_CQL_STORAGE_PORT=17000, NATTER_CASSANDRA_HEAP=1g,
-#   NATTER_CASSANDRA_TIMEOUT=180 (seconds), NATTER_JAVA (a Java 11/17 binary; default OpenJDK 17).
+#   NATTER_CASSANDRA_TIMEOUT=180 (seconds), NATTER_JAVA (a Java 11/17 binary; default OpenJDK 17);
+#   the media engines' settings are listed in deploy/stack-media.sh.
 #
 # Measured on the 2-vCPU dev VM (Debian bookworm, 2026-11-21, a cargo build often running beside):
 #   Cassandra launch -> answers CQL: 24 s the very first time (empty data dir), 19-22 s later
@@ -34,7 +38,7 @@
 #     venv/pip 8 s, with Cassandra's boot overlapping the apt and pip steps.
 set -euo pipefail
 
-readonly SERVICES=(nats postgres redis cassandra)
+readonly SERVICES=(nats postgres redis cassandra seaweedfs livekit coturn)
 readonly NATS_VERSION=2.15.1
 readonly CASSANDRA_VERSION=5.0.9
 readonly PG_MAJOR=15
@@ -76,6 +80,10 @@ for _p in "$NATS_PORT" "$NATS_MON_PORT" "$PG_PORT" "$REDIS_PORT" "$CQL_PORT" "$C
   fi
 done
 unset _p
+
+# SeaweedFS, LiveKit and coturn: their settings, builds, configs and probes.
+# shellcheck source=deploy/stack-media.sh
+source "$DEPLOY_DIR/stack-media.sh"
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
@@ -176,7 +184,7 @@ proc_is() {
     postgres) [[ $cmdline == *postgres* ]] ;;
     redis) [[ $cmdline == *redis-server* ]] ;;
     cassandra) [[ $cmdline == *CassandraDaemon* ]] ;;
-    *) return 1 ;;
+    *) media_proc_is "$name" "$cmdline" ;;
   esac
 }
 
@@ -236,6 +244,7 @@ ports_of() {
     postgres) printf '%s\n' "$PG_PORT" ;;
     redis) printf '%s\n' "$REDIS_PORT" ;;
     cassandra) printf '%s %s\n' "$CQL_PORT" "$CQL_STORAGE_PORT" ;;
+    *) media_ports_of "$1" ;;
   esac
 }
 
@@ -245,6 +254,7 @@ describe_ports() {
     postgres) printf 'port %s' "$PG_PORT" ;;
     redis) printf 'port %s' "$REDIS_PORT" ;;
     cassandra) printf 'port %s (storage %s)' "$CQL_PORT" "$CQL_STORAGE_PORT" ;;
+    *) media_describe_ports "$1" ;;
   esac
 }
 
@@ -254,6 +264,7 @@ endpoint_of() {
     postgres) printf 'postgres://natter@127.0.0.1:%s/natter' "$PG_PORT" ;;
     redis) printf 'redis://127.0.0.1:%s' "$REDIS_PORT" ;;
     cassandra) printf 'cql 127.0.0.1:%s' "$CQL_PORT" ;;
+    *) media_endpoint_of "$1" ;;
   esac
 }
 
@@ -283,7 +294,7 @@ probe() {
     postgres) [[ -x $PG_BIN/pg_isready ]] && "$PG_BIN/pg_isready" -q -t 2 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres ;;
     redis) [[ $(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] ;;
     cassandra) "$(python_bin)" "$DEPLOY_DIR/cql_probe.py" 127.0.0.1 "$CQL_PORT" 2 2>/dev/null ;;
-    *) return 1 ;;
+    *) media_probe "$1" ;;
   esac
 }
 
@@ -358,6 +369,7 @@ packages_for() {
       find_java >/dev/null || printf '%s\n' openjdk-17-jre-headless
       if ! cassandra_jars_ok && ! command -v mvn >/dev/null; then printf '%s\n' maven; fi
       ;;
+    *) media_packages_for "$1" ;;
   esac
   return 0
 }
@@ -420,6 +432,7 @@ ensure_installed() {
         find_java >/dev/null || die "no Java 17 found (set NATTER_JAVA)"
         ensure_cassandra_jars
         ;;
+      *) media_ensure_installed "$name" ;;
     esac
   done
 }
@@ -621,7 +634,7 @@ timeout_of() {
   case $1 in
     cassandra) printf '%s\n' "$CASSANDRA_TIMEOUT" ;;
     postgres) printf '60\n' ;;
-    *) printf '30\n' ;;
+    *) media_timeout_of "$1" ;;
   esac
 }
 
@@ -681,6 +694,11 @@ report_ready() {
   if [[ $name == postgres ]] && ! bootstrap_postgres; then
     warn "postgres FAILED: could not create role/database natter"
     tail_log postgres
+    return 1
+  fi
+  if [[ $name == seaweedfs ]] && ! bootstrap_seaweedfs; then
+    warn "seaweedfs FAILED: could not create bucket $S3_BUCKET"
+    tail_log seaweedfs
     return 1
   fi
   pid=$(svc_pid "$name" || true)
@@ -748,6 +766,8 @@ NATTER_CQL_NODES=127.0.0.1:$CQL_PORT
 NATTER_NATS_SERVER_BIN=$NATS_BIN
 NATTER_REDIS_SERVER_BIN=$redis_bin
 EOF
+  media_env >>"$tmp"
+  chmod 0600 "$tmp" # it holds the engines' secrets
   mv -f "$tmp" "$ENV_FILE"
 }
 
@@ -759,7 +779,7 @@ stop_timeout() {
   case $1 in
     cassandra) printf '60\n' ;;
     postgres) printf '30\n' ;;
-    *) printf '15\n' ;;
+    *) media_stop_timeout "$1" ;;
   esac
 }
 
@@ -813,13 +833,31 @@ cmd_up() {
   # there already: launch it first, install the rest while it boots, wait for it last.
   ensure_installed cassandra
   launch cassandra
-  ensure_installed nats postgres redis
+  # The Go engines build (only when missing) in the background meanwhile.
+  start_go_builds
+  ensure_installed nats postgres redis coturn
   launch postgres # first: a first-time initdb runs synchronously (about 2 s)
   launch nats
   launch redis
-  await_all nats postgres redis cassandra
-  if ((${#FAILED[@]})); then
-    warn "up FAILED after $(secs_since "$t_up"): ${FAILED[*]} (the others keep running; 'deploy/stack.sh down' stops them)"
+  launch coturn
+  local waiting=(nats postgres redis cassandra coturn) failed=()
+  if [[ -z $GO_BUILD_PID ]]; then
+    ensure_installed seaweedfs livekit
+    launch seaweedfs
+    launch livekit # after redis, which it needs
+    waiting+=(seaweedfs livekit)
+  fi
+  await_all "${waiting[@]}"
+  failed+=("${FAILED[@]+"${FAILED[@]}"}")
+  if [[ -n $GO_BUILD_PID ]]; then
+    ensure_installed seaweedfs livekit # waits for their builds
+    launch seaweedfs
+    launch livekit
+    await_all seaweedfs livekit
+    failed+=("${FAILED[@]+"${FAILED[@]}"}")
+  fi
+  if ((${#failed[@]})); then
+    warn "up FAILED after $(secs_since "$t_up"): ${failed[*]} (the others keep running; 'deploy/stack.sh down' stops them)"
     exit 1
   fi
   write_env
@@ -842,7 +880,7 @@ cmd_stop() {
 
 cmd_down() {
   take_lock
-  stop_services cassandra nats postgres redis
+  stop_services cassandra seaweedfs livekit coturn nats postgres redis
 }
 
 cmd_status() {
