@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use shared::Snowflake;
-use shared::testing::{CassandraServer, Stack};
+use shared::testing::{self, CassandraServer, Stack};
 
 use support::{Client, Engines, World};
 
@@ -52,6 +52,16 @@ async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
     store.resume().await;
 
     world.persisted().await;
+    // The edge reconnects to the store on its own schedule: until it has, history says 503 and
+    // "try again", as it should. Wait for it, as a client would.
+    let path = format!("/api/v1/channels/{room}/messages?limit=1");
+    testing::eventually("history to answer again", Duration::from_secs(120), || async {
+        let (status, _) = world
+            .edge_call(1, reqwest::Method::GET, &path, &bob, None)
+            .await;
+        (status == 200).then_some(())
+    })
+    .await;
     let stored: Vec<String> = world
         .messages_after(1, &bob, room, Snowflake::from_u64(1))
         .await
