@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::testing::{self, Stack};
+use testkit::Stack;
 
 const USERS: usize = 16;
 const SIGN_INS: usize = 400;
@@ -61,10 +61,10 @@ where
 async fn main() {
     let stack = Stack::get();
     let db = stack.fresh_database().await;
-    let prefix = testing::fresh_prefix();
-    let key = std::env::temp_dir().join(format!("{}.pem", testing::unique("benchkey")));
+    let prefix = testkit::fresh_prefix();
+    let key = std::env::temp_dir().join(format!("{}.pem", testkit::unique("benchkey")));
     auth::keys::write_new_key(&key).unwrap();
-    let config: auth::Config = shared::config::try_parse_from([
+    let config: auth::Config = kit::config::try_parse_from([
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -80,8 +80,8 @@ async fn main() {
     ])
     .unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let auth = testing::spawn(auth::Auth::build(config).await.unwrap());
-    testing::wait_ready(&auth).await;
+    let auth = testkit::spawn(auth::Auth::build(config).await.unwrap());
+    testkit::wait_ready(&auth).await;
     let http = reqwest::Client::new();
     let url = |path: &str| auth.url(path);
 

@@ -1,4 +1,4 @@
-//! Auth's answers to edges over NATS (`{p}.auth.*`, `shared::access`): what a gateway session
+//! Auth's answers to edges over NATS (`{p}.auth.*`, `proto::access`): what a gateway session
 //! needs (the user's channels, whose presence it may watch, which DMs refuse sends), whose
 //! presence a user may see, and pages of a channel's members.
 //!
@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use proto::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
 use serde::Serialize;
-use shared::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
 use tokio::sync::Semaphore;
 
 use crate::channels;
@@ -128,7 +128,7 @@ async fn visible(state: &AppState, query: VisibleQuery) -> Reply<Visible> {
 async fn members(
     state: &AppState,
     query: MembersRequest,
-) -> Reply<Vec<shared::api::channels::Member>> {
+) -> Reply<Vec<proto::api::channels::Member>> {
     let read = async {
         if channels::membership(&state.db, query.channel_id, query.user_id)
             .await?

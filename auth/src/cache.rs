@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounterVec;
+use proto::Snowflake;
+use proto::api::users::User;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use shared::Snowflake;
-use shared::api::users::User;
 use tokio::sync::Mutex;
 
 const CALL_DEADLINE: Duration = Duration::from_millis(250);

@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use shared::Snowflake;
-use shared::api::channels::{
+use proto::Snowflake;
+use proto::api::channels::{
     Channel, ChannelChanges, ChannelKind, Member, MemberRole, MembersQuery, NewChannel,
 };
-use shared::api::users::User;
+use proto::api::users::User;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::consent::{self, Verdict};

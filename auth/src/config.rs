@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use shared::config::{LogConfig, NatsConfig, RedisConfig, Secret, ServiceUrl, duration};
+use kit::config::{LogConfig, NatsConfig, RedisConfig, Secret, ServiceUrl, duration};
 
 use crate::keys::SigningKey;
 use crate::limits::RateSpec;
@@ -38,11 +38,11 @@ pub struct Config {
 
     /// Header-read timeout and per-address connection cap of both listeners.
     #[command(flatten)]
-    pub listener: shared::listener::ListenerLimits,
+    pub listener: kit::listener::ListenerLimits,
 
     /// PostgreSQL URL.
     #[arg(long = "database-url", env = "NATTER_DATABASE_URL",
-          value_parser = |s: &str| shared::config::postgres_url(s).map(Secret::new))]
+          value_parser = |s: &str| kit::config::postgres_url(s).map(Secret::new))]
     pub database_url: Secret<ServiceUrl>,
 
     /// Most PostgreSQL connections this process holds.
@@ -63,7 +63,7 @@ pub struct Config {
     /// Snowflake worker id for the users, channels and sessions this process creates (0-1023,
     /// unique among running processes that make ids).
     #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "0",
-          value_parser = shared::config::worker_id)]
+          value_parser = kit::config::worker_id)]
     pub worker_id: u16,
 
     /// Ed25519 private keys (PKCS#8 PEM files), comma separated. The first signs access tokens;
@@ -74,7 +74,7 @@ pub struct Config {
     pub signing_keys: Vec<SigningKey>,
 
     #[command(flatten)]
-    pub tokens: shared::tokens::TokenClaimsConfig,
+    pub tokens: kit::tokens::TokenClaimsConfig,
 
     /// How long an access token is valid.
     #[arg(long = "access-token-ttl", env = "NATTER_ACCESS_TOKEN_TTL",

@@ -5,10 +5,10 @@
 //! user chose to share with them: a group channel they are in (created, or joined as their
 //! settings allowed), or a DM they opened themselves. Never across a block, in either direction.
 
-use shared::Snowflake;
-use shared::access::WatchList;
-use shared::api::consent::{Audience, UpdateSettingsRequest, UserSettings};
-use shared::api::users::User;
+use proto::Snowflake;
+use proto::access::WatchList;
+use proto::api::consent::{Audience, UpdateSettingsRequest, UserSettings};
+use proto::api::users::User;
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::profiles::UserRow;

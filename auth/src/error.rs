@@ -1,5 +1,5 @@
 //! One error type for every handler. Each error becomes a status and a stable machine code
-//! (the table is `shared::api::error::ErrorCode::status`) with a message for people; internal
+//! (the table is `proto::api::error::ErrorCode::status`) with a message for people; internal
 //! details go to the log, never into the response.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shared::api::error::{ErrorBody, ErrorCode, FieldErrors};
+use proto::api::error::{ErrorBody, ErrorCode, FieldErrors};
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -7,10 +7,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use kit::tokens::TokenError;
+use proto::Snowflake;
+use proto::api::error::ErrorCode;
 use serde::de::DeserializeOwned;
-use shared::Snowflake;
-use shared::api::error::ErrorCode;
-use shared::tokens::TokenError;
 
 use crate::error::ApiError;
 use crate::state::AppState;

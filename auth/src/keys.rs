@@ -13,8 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use shared::Snowflake;
-use shared::tokens::AccessClaims;
+use kit::tokens::AccessClaims;
+use proto::Snowflake;
 
 /// One signing key, loaded and checked.
 #[derive(Clone)]

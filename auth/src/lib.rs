@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::SnowflakeGenerator;
-use shared::health::Readiness;
-use shared::lifecycle::{HttpServer, Service, Shutdown};
-use shared::subjects::Subjects;
-use shared::telemetry::Metrics;
-use shared::tokens::Verifier;
+use kit::health::Readiness;
+use kit::lifecycle::{HttpServer, Service, Shutdown};
+use kit::telemetry::Metrics;
+use kit::tokens::Verifier;
+use proto::SnowflakeGenerator;
+use proto::subjects::Subjects;
 use sqlx::postgres::PgPoolOptions;
 
 pub mod access;
@@ -61,7 +61,7 @@ pub enum Error {
     #[error("bad Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("the signing keys cannot be used: {0}")]
-    Keys(#[from] shared::tokens::KeySetError),
+    Keys(#[from] kit::tokens::KeySetError),
     #[error("cannot prepare password hashing: {0}")]
     Passwords(#[from] passwords::HashError),
     #[error("bad --cors-origins: {0}")]
@@ -172,8 +172,8 @@ impl Auth {
             })
             .with_nats(nats);
         let api = routes::router(state.clone(), &config).map_err(Error::Cors)?;
-        let router = shared::health::router(readiness).merge(api);
-        let listen = shared::listener::Listen {
+        let router = kit::health::router(readiness).merge(api);
+        let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
             limits: config.listener,

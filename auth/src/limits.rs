@@ -19,7 +19,7 @@ use governor::middleware::StateInformationMiddleware;
 use crate::error::ApiError;
 use crate::throttle::SignInThrottle;
 
-pub use shared::config::RateSpec;
+pub use kit::config::RateSpec;
 
 /// The `X-RateLimit-*` headers of one answer.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(limit.check(&1).unwrap().remaining, 1);
         assert_eq!(limit.check(&1).unwrap().remaining, 0);
         let refused = limit.check(&1).unwrap_err();
-        assert_eq!(refused.code(), shared::api::error::ErrorCode::RateLimited);
+        assert_eq!(refused.code(), proto::api::error::ErrorCode::RateLimited);
         assert!(limit.check(&2).is_ok(), "other keys keep their budget");
     }
 }

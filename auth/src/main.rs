@@ -13,14 +13,9 @@ async fn main() -> ExitCode {
     if args.next().as_deref() == Some("keygen") {
         return keygen(args.next());
     }
-    let config: auth::Config = shared::config::parse();
+    let config: auth::Config = kit::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run(
-        "auth",
-        &log,
-        auth::Auth::build(config),
-    ))
-    .await
+    Box::pin(kit::lifecycle::run("auth", &log, auth::Auth::build(config))).await
 }
 
 /// Writes a new Ed25519 signing key (PKCS#8 PEM, mode 0600) and prints its key id.

@@ -16,7 +16,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use prometheus::Histogram;
-use shared::api::auth::Password;
+use proto::api::auth::Password;
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! Profiles in PostgreSQL. Reads by id go through [`crate::cache::ProfileCache`].
 
-use shared::Snowflake;
-use shared::api::names::Username;
-use shared::api::users::{ProfileChanges, Status, User};
+use proto::Snowflake;
+use proto::api::names::Username;
+use proto::api::users::{ProfileChanges, Status, User};
 use sqlx::PgExecutor;
 
 /// The columns of a profile; never the password hash.

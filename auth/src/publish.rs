@@ -1,12 +1,12 @@
-//! Publishing `shared::events` on NATS after a change is committed.
+//! Publishing `proto::events` on NATS after a change is committed.
 //!
 //! Events go on core NATS (not JetStream): they tell live clients and edges what changed, and a
 //! client that missed one re-reads over REST on reconnect. A failed publish is logged, never turned
 //! into a failed request: the change itself is already committed.
 
-use shared::Snowflake;
-use shared::events::Event;
-use shared::subjects::Subjects;
+use proto::Snowflake;
+use proto::events::Event;
+use proto::subjects::Subjects;
 
 #[derive(Clone)]
 pub struct Publisher {

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use shared::Snowflake;
-use shared::config::RateSpec;
+use kit::config::RateSpec;
+use proto::Snowflake;
 use sqlx::PgConnection;
 
 /// The limits, from configuration.

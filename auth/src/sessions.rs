@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use proto::Snowflake;
 use sha2::{Digest, Sha256};
-use shared::Snowflake;
 use sqlx::PgPool;
 
 /// A new refresh token: what the client gets, and what we store.

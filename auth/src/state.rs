@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kit::telemetry::Metrics;
+use kit::tokens::Verifier;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
-use shared::SnowflakeGenerator;
-use shared::subjects::Subjects;
-use shared::telemetry::Metrics;
-use shared::tokens::Verifier;
+use proto::SnowflakeGenerator;
+use proto::subjects::Subjects;
 use sqlx::PgPool;
 
 use crate::cache::ProfileCache;

@@ -56,8 +56,8 @@ impl BackoffSpec {
             .trim()
             .parse()
             .map_err(|_| format!("'{free}' is not a whole number"))?;
-        let first = shared::config::duration(first.trim())?;
-        let cap = shared::config::duration(cap.trim())?;
+        let first = kit::config::duration(first.trim())?;
+        let cap = kit::config::duration(cap.trim())?;
         if first.is_zero() || cap < first {
             return Err(format!(
                 "'{s}': the first wait must be above zero and the cap at least the first wait"

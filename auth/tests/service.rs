@@ -2,17 +2,17 @@
 
 use std::time::Duration;
 
-use shared::testing::{self, Stack};
+use testkit::Stack;
 
 fn key_file() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.pem", testing::unique("key")));
+    let path = std::env::temp_dir().join(format!("{}.pem", testkit::unique("key")));
     auth::keys::write_new_key(&path).unwrap();
     path
 }
 
-async fn start_auth(stack: &Stack, database_url: &str) -> testing::Running {
-    let prefix = testing::fresh_prefix();
-    let config: auth::Config = shared::config::try_parse_from([
+async fn start_auth(stack: &Stack, database_url: &str) -> testkit::Running {
+    let prefix = testkit::fresh_prefix();
+    let config: auth::Config = kit::config::try_parse_from([
         "auth",
         "--http-addr=127.0.0.1:0",
         "--metrics-addr=127.0.0.1:0",
@@ -24,7 +24,7 @@ async fn start_auth(stack: &Stack, database_url: &str) -> testing::Running {
         "--cors-origins=http://localhost:5173",
     ])
     .unwrap();
-    testing::spawn(auth::Auth::build(config).await.unwrap())
+    testkit::spawn(auth::Auth::build(config).await.unwrap())
 }
 
 #[tokio::test]
@@ -38,7 +38,7 @@ async fn auth_is_live_ready_and_serves_metrics() {
     assert_eq!(live.status(), 200);
 
     // Ready once PostgreSQL and NATS both answer (the NATS client connects in the background).
-    let report = testing::eventually("auth to be ready", Duration::from_secs(10), || async {
+    let report = testkit::eventually("auth to be ready", Duration::from_secs(10), || async {
         let ready = http.get(auth.url("/readyz")).send().await.unwrap();
         (ready.status() == 200).then_some(ready)
     })
@@ -80,7 +80,7 @@ async fn start_applies_the_migrations() {
 
 #[test]
 fn a_malformed_database_url_exits_with_one_line_naming_it() {
-    let (code, stderr) = testing::run_binary(
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_auth"),
         &[
             "--database-url",
@@ -104,7 +104,7 @@ fn a_malformed_database_url_exits_with_one_line_naming_it() {
 
 #[test]
 fn a_missing_setting_exits_naming_it() {
-    let (code, stderr) = testing::run_binary(
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_auth"),
         &[],
         &[("NATTER_DATABASE_URL", "postgres://127.0.0.1/natter")],
@@ -116,8 +116,8 @@ fn a_missing_setting_exits_naming_it() {
 
 #[test]
 fn an_unreachable_database_exits_non_zero_saying_so() {
-    let closed = testing::free_port();
-    let (code, stderr) = testing::run_binary(
+    let closed = testkit::free_port();
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_auth"),
         &[
             "--http-addr",
@@ -142,14 +142,14 @@ fn an_unreachable_database_exits_non_zero_saying_so() {
 
 #[test]
 fn a_missing_or_invalid_signing_key_exits_with_one_line_naming_it() {
-    let not_a_key = std::env::temp_dir().join(format!("{}.pem", testing::unique("bad")));
+    let not_a_key = std::env::temp_dir().join(format!("{}.pem", testkit::unique("bad")));
     std::fs::write(
         &not_a_key,
         "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
     for key in ["/nonexistent/auth-1.pem", not_a_key.to_str().unwrap()] {
-        let (code, stderr) = testing::run_binary(
+        let (code, stderr) = testkit::run_binary(
             env!("CARGO_BIN_EXE_auth"),
             &["--signing-key", key],
             &[
@@ -169,7 +169,7 @@ fn a_missing_or_invalid_signing_key_exits_with_one_line_naming_it() {
 
 #[test]
 fn keygen_writes_a_private_key_file_once() {
-    let path = std::env::temp_dir().join(format!("{}.pem", testing::unique("gen")));
+    let path = std::env::temp_dir().join(format!("{}.pem", testkit::unique("gen")));
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_auth"))
             .args(["keygen", path.to_str().unwrap()])

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shared::testing::{self, Running, Stack};
+use testkit::{Running, Stack};
 use tokio_tungstenite::tungstenite::Message;
 
 const SIZES: [usize; 2] = [100, 1_000];
@@ -116,10 +116,10 @@ async fn flip(socket: &mut Socket, k: usize) {
 #[tokio::main]
 async fn main() {
     let stack = Stack::get();
-    let prefix = testing::fresh_prefix();
-    let key = std::env::temp_dir().join(format!("{}.pem", testing::unique("benchkey")));
+    let prefix = testkit::fresh_prefix();
+    let key = std::env::temp_dir().join(format!("{}.pem", testkit::unique("benchkey")));
     auth::keys::write_new_key(&key).unwrap();
-    let auth_config: auth::Config = shared::config::try_parse_from([
+    let auth_config: auth::Config = kit::config::try_parse_from([
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -136,9 +136,9 @@ async fn main() {
         "--log-filter=error".to_owned(),
     ])
     .unwrap();
-    let auth = testing::spawn(auth::Auth::build(auth_config).await.unwrap());
-    testing::wait_ready(&auth).await;
-    let presence_config: presence::Config = shared::config::try_parse_from([
+    let auth = testkit::spawn(auth::Auth::build(auth_config).await.unwrap());
+    testkit::wait_ready(&auth).await;
+    let presence_config: presence::Config = kit::config::try_parse_from([
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -149,11 +149,11 @@ async fn main() {
         "--log-filter=error".to_owned(),
     ])
     .unwrap();
-    let presence = testing::spawn(presence::Presence::build(presence_config).await.unwrap());
-    testing::wait_ready(&presence).await;
+    let presence = testkit::spawn(presence::Presence::build(presence_config).await.unwrap());
+    testkit::wait_ready(&presence).await;
     let mut edges: Vec<Running> = Vec::new();
     for worker in 1..=2 {
-        let config: edge::Config = shared::config::try_parse_from([
+        let config: edge::Config = kit::config::try_parse_from([
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -170,8 +170,8 @@ async fn main() {
             "--log-filter=error".to_owned(),
         ])
         .unwrap();
-        let edge = testing::spawn(edge::Edge::build(config).await.unwrap());
-        testing::wait_ready(&edge).await;
+        let edge = testkit::spawn(edge::Edge::build(config).await.unwrap());
+        testkit::wait_ready(&edge).await;
         edges.push(edge);
     }
     let gateway = |i: usize| format!("ws://127.0.0.1:{}/gateway", edges[i].port);

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use shared::Snowflake;
-use shared::events::Event;
-use shared::stream::PERSISTER_DURABLE;
-use shared::subjects::Subjects;
+use kit::stream::PERSISTER_DURABLE;
+use proto::Snowflake;
+use proto::events::Event;
+use proto::subjects::Subjects;
 
 use crate::fanout::Delivery;
 

@@ -12,11 +12,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use shared::api::messages::{Message, MessageContent, Nonce, Typing};
-use shared::events::{Event, MessageRef, ReadState};
-use shared::gateway::{MessageEdit, MessageSend};
-use shared::subjects::Subjects;
-use shared::{Snowflake, SnowflakeGenerator};
+use proto::api::messages::{Message, MessageContent, Nonce, Typing};
+use proto::events::{Event, MessageRef, ReadState};
+use proto::gateway::{MessageEdit, MessageSend};
+use proto::subjects::Subjects;
+use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::history::History;
 use crate::metrics::EdgeMetrics;
@@ -160,7 +160,7 @@ impl Chat {
     }
 
     /// Forgets quiet senders and typists every [`LIMITS_TRIM_INTERVAL`] until `shutdown`.
-    pub async fn trim_limits(&self, shutdown: shared::lifecycle::Shutdown) {
+    pub async fn trim_limits(&self, shutdown: kit::lifecycle::Shutdown) {
         let mut every = tokio::time::interval(LIMITS_TRIM_INTERVAL);
         loop {
             tokio::select! {
@@ -368,7 +368,7 @@ mod tests {
     fn limits_forget_the_channels_typed_in_long_ago() {
         let clock = FakeRelativeClock::default();
         let limits = ChannelLimits::with_clock(
-            shared::config::RateSpec::parse("5/5s").unwrap().quota(),
+            kit::config::RateSpec::parse("5/5s").unwrap().quota(),
             clock.clone(),
         );
         for channel in 0..1_000 {
@@ -387,7 +387,7 @@ mod tests {
     fn trimming_keeps_a_budget_that_is_still_being_spent() {
         let clock = FakeRelativeClock::default();
         let limits = ChannelLimits::with_clock(
-            shared::config::RateSpec::parse("2/10s").unwrap().quota(),
+            kit::config::RateSpec::parse("2/10s").unwrap().quota(),
             clock.clone(),
         );
         assert!(limits.send(id(1), id(2)));

@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
-use shared::Snowflake;
-use shared::gateway::CloseCode;
-use shared::lifecycle::Shutdown;
+use kit::lifecycle::Shutdown;
+use proto::Snowflake;
+use proto::gateway::CloseCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -4,7 +4,7 @@
 //! - over auth's REST API with the user's token, where the request carries a fresh one (IDENTIFY,
 //!   RESUME, the edge's REST routes): who the user is, one channel as they see it, members by id,
 //!   and that the token's session is still signed in;
-//! - over NATS (`shared::access`), after the token was checked: what a session needs (its
+//! - over NATS (`proto::access`), after the token was checked: what a session needs (its
 //!   channels, whose presence it may watch, which DMs refuse sends), whose presence a user may
 //!   see, and pages of members. A session asks these long after its token expired, and some
 //!   answers are not for the user to read (whose presence their block hides).
@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use shared::Snowflake;
-use shared::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
-use shared::api::channels::{Channel, Member, MembersQuery};
-use shared::api::users::User;
-use shared::subjects::Subjects;
+use proto::Snowflake;
+use proto::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
+use proto::api::channels::{Channel, Member, MembersQuery};
+use proto::api::users::User;
+use proto::subjects::Subjects;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {

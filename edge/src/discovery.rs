@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
-use shared::api::gateway::EdgeInfo;
-use shared::lifecycle::Shutdown;
-use shared::subjects::Subjects;
+use kit::lifecycle::Shutdown;
+use proto::api::gateway::EdgeInfo;
+use proto::subjects::Subjects;
 
 use crate::state::EdgeState;
 

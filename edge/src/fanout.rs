@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::Snowflake;
-use shared::events::Event;
-use shared::gateway::{CloseCode, Frame, Opcode};
-use shared::subjects::Subjects;
+use proto::Snowflake;
+use proto::events::Event;
+use proto::gateway::{CloseCode, Frame, Opcode};
+use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 

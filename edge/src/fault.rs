@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use shared::events::Event;
+use proto::events::Event;
 
 use crate::fanout::Delivery;
 

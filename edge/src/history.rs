@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::Snowflake;
+use proto::api::messages::Message;
+use proto::events::Event;
 use serde::Serialize;
-use shared::Snowflake;
-use shared::api::messages::Message;
-use shared::cql::CqlConfig;
-use shared::events::Event;
-use shared::history::{MessageStore, Page, StoreError, StoredMessage};
+use store::cql::CqlConfig;
+use store::history::{MessageStore, Page, StoreError, StoredMessage};
 use tokio::sync::OnceCell;
 
 use crate::backlog::Backlog;
@@ -256,7 +256,7 @@ pub fn overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::events::MessageRef;
+    use proto::events::MessageRef;
 
     const CHANNEL: Snowflake = Snowflake::from_u64(9);
 

@@ -32,13 +32,13 @@ pub mod session;
 pub mod state;
 
 use clap::Parser;
-use shared::config::{LogConfig, NatsConfig, RateSpec};
-use shared::health::Readiness;
-use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
-use shared::stream::ChatStreamConfig;
-use shared::subjects::Subjects;
-use shared::telemetry::Metrics;
-use shared::tokens::Verifier;
+use kit::config::{LogConfig, NatsConfig, RateSpec};
+use kit::health::Readiness;
+use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
+use kit::stream::ChatStreamConfig;
+use kit::telemetry::Metrics;
+use kit::tokens::Verifier;
+use proto::subjects::Subjects;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -74,7 +74,7 @@ pub struct Config {
 
     /// Header-read timeout and per-address connection cap of both listeners.
     #[command(flatten)]
-    pub listener: shared::listener::ListenerLimits,
+    pub listener: kit::listener::ListenerLimits,
 
     /// The WebSocket URL clients are given to reach this edge (defaults to ws://<http-addr>/gateway).
     #[arg(long = "public-url", env = "NATTER_EDGE_PUBLIC_URL")]
@@ -82,7 +82,7 @@ pub struct Config {
 
     /// Snowflake worker id of this process (0-1023); every id-making process needs its own.
     #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "1",
-          value_parser = shared::config::worker_id)]
+          value_parser = kit::config::worker_id)]
     pub worker_id: u16,
 
     /// Where auth's REST API is: the edge fetches token keys, profiles and channel lists there.
@@ -103,7 +103,7 @@ pub struct Config {
     pub auth_connections: usize,
 
     #[command(flatten)]
-    pub tokens: shared::tokens::TokenClaimsConfig,
+    pub tokens: kit::tokens::TokenClaimsConfig,
 
     /// Browser origins allowed to open a socket (comma separated). Clients that send no Origin
     /// (bots, scripts) are not browsers and are let through.
@@ -117,17 +117,17 @@ pub struct Config {
 
     /// How often clients must heartbeat.
     #[arg(long = "heartbeat-interval", env = "NATTER_HEARTBEAT_INTERVAL", default_value = "41250ms",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub heartbeat_interval: Duration,
 
     /// How long a new socket may take to identify.
     #[arg(long = "identify-timeout", env = "NATTER_IDENTIFY_TIMEOUT", default_value = "10s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub identify_timeout: Duration,
 
     /// How long one write to a client may take before the client counts as not reading.
     #[arg(long = "write-timeout", env = "NATTER_WRITE_TIMEOUT", default_value = "10s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub write_timeout: Duration,
 
     /// Events a session may have waiting before it is closed as too slow (resumable).
@@ -193,12 +193,12 @@ pub struct Config {
 
     /// How often the edge tells presence it is alive (well under presence's `--expiry`).
     #[arg(long = "presence-heartbeat", env = "NATTER_PRESENCE_HEARTBEAT", default_value = "10s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub presence_heartbeat: Duration,
 
     /// How long READY and `GET /api/v1/presences` wait for presence before saying `unknown`.
     #[arg(long = "presence-timeout", env = "NATTER_PRESENCE_TIMEOUT", default_value = "500ms",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub presence_timeout: Duration,
 
     /// Connections this edge is sized for: discovery's load figure is connections per thousand
@@ -212,7 +212,7 @@ pub struct Config {
 
     /// On SIGTERM, how long to wait for clients to move before exiting anyway.
     #[arg(long = "drain-timeout", env = "NATTER_DRAIN_TIMEOUT", default_value = "30s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub drain_timeout: Duration,
 
     /// Channels of up to this many members show read receipts to every member.
@@ -227,12 +227,12 @@ pub struct Config {
     /// live delivery lost without anything saying so (reconnects, dropped messages and stream
     /// leader changes are checked at once). A lost event waits at most this plus a second.
     #[arg(long = "delivery-check-interval", env = "NATTER_DELIVERY_CHECK_INTERVAL",
-          default_value = "5s", value_parser = shared::config::duration)]
+          default_value = "5s", value_parser = kit::config::duration)]
     pub delivery_check_interval: Duration,
 
     /// How long one read of the message store may take.
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "2s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub cql_request_timeout: Duration,
 
     /// Test builds only: drop the Nth message this edge delivers, to prove loss is noticed.
@@ -241,7 +241,7 @@ pub struct Config {
     pub fault_drop_message: Option<u64>,
 
     #[command(flatten)]
-    pub cql: shared::cql::CqlConfig,
+    pub cql: store::cql::CqlConfig,
 
     #[command(flatten)]
     pub nats: NatsConfig,
@@ -265,7 +265,7 @@ pub enum Error {
     #[error("cannot create the chat stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error("cannot load auth's token keys: {0}")]
-    Keys(#[from] shared::tokens::KeySetError),
+    Keys(#[from] kit::tokens::KeySetError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -318,7 +318,7 @@ impl Edge {
             config.session_queue.max(1),
             edge_metrics.clone(),
         );
-        let ids = shared::SnowflakeGenerator::new(config.worker_id)
+        let ids = proto::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
         let presence = Arc::new(Reporter::new(
             nats.clone(),
@@ -380,8 +380,8 @@ impl Edge {
 
         let readiness = Readiness::new().with_nats(nats.clone());
         let router = routes::router(Arc::clone(&state), sessions.clone())
-            .merge(shared::health::router(readiness));
-        let listen = shared::listener::Listen {
+            .merge(kit::health::router(readiness));
+        let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
             limits: config.listener,

@@ -7,12 +7,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: edge::Config = shared::config::parse();
+    let config: edge::Config = kit::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run(
-        "edge",
-        &log,
-        edge::Edge::build(config),
-    ))
-    .await
+    Box::pin(kit::lifecycle::run("edge", &log, edge::Edge::build(config))).await
 }

@@ -1,7 +1,7 @@
 //! The edge's own metrics, beside the HTTP and process metrics every service has.
 
+use kit::telemetry::Metrics;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use shared::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct EdgeMetrics {

@@ -19,19 +19,19 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shared::Snowflake;
-use shared::access::SessionState;
-use shared::api::channels::{Channel, ChannelKind};
-use shared::api::error::ErrorCode;
-use shared::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
-use shared::api::users::User;
-use shared::events::Event;
-use shared::gateway::CloseCode;
-use shared::presence::{
+use proto::Snowflake;
+use proto::access::SessionState;
+use proto::api::channels::{Channel, ChannelKind};
+use proto::api::error::ErrorCode;
+use proto::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
+use proto::api::users::User;
+use proto::events::Event;
+use proto::gateway::CloseCode;
+use proto::presence::{
     EdgeId, Heartbeat, HeartbeatReply, Query as PresenceQuery, QueryReply, Report, SessionEntry,
     SessionStatus, Sync,
 };
-use shared::subjects::Subjects;
+use proto::subjects::Subjects;
 
 use crate::fanout::{Delivery, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
@@ -203,7 +203,7 @@ impl Reporter {
 /// edge re-reads the presence of every user its sessions watch and delivers it to them: a change
 /// presence could not record (Redis was down) or lost (Redis came back empty) is corrected, and a
 /// user who left meanwhile shows offline at last.
-pub async fn heartbeat(state: Arc<EdgeState>, shutdown: shared::lifecycle::Shutdown) {
+pub async fn heartbeat(state: Arc<EdgeState>, shutdown: kit::lifecycle::Shutdown) {
     let reporter = &state.presence;
     let period = reporter.settings.heartbeat;
     let mut every = tokio::time::interval(period);
@@ -247,7 +247,7 @@ async fn refresh_watchers(state: &EdgeState) {
 /// What one session watches: the people whose presence it may see in its small channels (group
 /// channels of at most `--presence-max-members`, and DMs), each counted once per channel shared,
 /// so leaving one of two shared channels keeps watching. Whom it may see is auth's answer
-/// (`shared::access`): group co-members, a DM's other side once they opened it, never across a
+/// (`proto::access`): group co-members, a DM's other side once they opened it, never across a
 /// block; this follows the events that change it.
 #[derive(Debug, Default)]
 pub struct Watch {
@@ -437,7 +437,7 @@ impl Watch {
             // The inbox copy of my own profile carries my real status; the channel copies show
             // `invisible` as `offline`, which no profile can be set to, so they are skipped.
             Event::UserUpdate(user)
-                if user.id == me && user.status != shared::api::users::Status::Offline =>
+                if user.id == me && user.status != proto::api::users::Status::Offline =>
             {
                 state.presence.set_status(id, user.status.into()).await;
             }

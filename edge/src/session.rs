@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
-use serde::Serialize;
-use shared::Snowflake;
-use shared::api::channels::{Channel, MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
-use shared::events::Event;
-use shared::gateway::{
+use kit::tokens::AccessClaims;
+use proto::Snowflake;
+use proto::api::channels::{Channel, MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
+use proto::events::Event;
+use proto::gateway::{
     ChannelMembersChunk, ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageDelete,
     MessageEdit, MessageSend, Opcode, RequestChannelMembers,
 };
-use shared::tokens::AccessClaims;
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -773,10 +773,10 @@ struct Ready {
     session_id: String,
     /// Resume from here: the chat stream's position when the session started.
     seq: u64,
-    user: shared::api::users::User,
+    user: proto::api::users::User,
     channels: Vec<ReadyChannel>,
     /// The presence of the other side of each DM that shows it (they opened it; no block).
-    presences: Vec<shared::api::presence::Presence>,
+    presences: Vec<proto::api::presence::Presence>,
 }
 
 /// A channel in READY: the channel as the user sees it (its member count, not its members: those
@@ -801,5 +801,5 @@ struct Acked {
     nonce: Option<String>,
     /// The message as stored (sends and edits; not deletes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<shared::api::messages::Message>,
+    message: Option<proto::api::messages::Message>,
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::Quota;
-use shared::tokens::Verifier;
+use kit::tokens::Verifier;
 use tokio_util::sync::CancellationToken;
 
 use crate::backlog::Backlog;

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use proto::Snowflake;
 use serde_json::{Value, json};
-use shared::Snowflake;
-use shared::testing::{self, NatsServer, Stack, TcpProxy};
+use testkit::{NatsServer, Stack, TcpProxy};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -359,7 +359,7 @@ impl Chat {
     async fn settle_and_check(&self, since: Instant) -> Waits {
         self.sending.stop.cancel();
         // Senders finish what they have out (retries included) before the count is final.
-        testing::eventually(
+        testkit::eventually(
             "the senders to be answered",
             Duration::from_secs(60),
             || async {
@@ -490,8 +490,8 @@ impl Chat {
 /// `NATTER_TEST_LOG=edge=info` shows the services' logs.
 fn logs() {
     if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
-        let _ = shared::telemetry::init_tracing(&shared::config::LogConfig {
-            format: shared::config::LogFormat::Text,
+        let _ = kit::telemetry::init_tracing(&kit::config::LogConfig {
+            format: kit::config::LogFormat::Text,
             filter,
         });
     }
@@ -612,7 +612,7 @@ async fn an_event_the_republish_lost_with_nothing_after_it_arrives_by_the_period
 
 /// Waits until `count` messages in all have been acknowledged.
 async fn wait_for_traffic(chat: &Chat, count: usize) {
-    testing::eventually("chat traffic", Duration::from_secs(120), || async {
+    testkit::eventually("chat traffic", Duration::from_secs(120), || async {
         (chat.acked().len() >= count).then_some(())
     })
     .await;

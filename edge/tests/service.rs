@@ -1,12 +1,12 @@
 //! The edge starts against real NATS, creates the chat stream, and reports ready.
 
-use shared::testing::{self, Stack};
+use testkit::Stack;
 
 #[tokio::test]
 async fn edge_is_ready_and_has_created_the_chat_stream() {
     let stack = Stack::get();
-    let prefix = testing::fresh_prefix();
-    let config: edge::Config = shared::config::try_parse_from([
+    let prefix = testkit::fresh_prefix();
+    let config: edge::Config = kit::config::try_parse_from([
         "edge",
         "--http-addr=127.0.0.1:0",
         "--metrics-addr=127.0.0.1:0",
@@ -17,9 +17,9 @@ async fn edge_is_ready_and_has_created_the_chat_stream() {
         &format!("--cql-nodes={}", stack.cql_nodes),
     ])
     .unwrap();
-    let edge = testing::spawn(edge::Edge::build(config).await.unwrap());
+    let edge = testkit::spawn(edge::Edge::build(config).await.unwrap());
 
-    testing::wait_ready(&edge).await;
+    testkit::wait_ready(&edge).await;
 
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
     let js = async_nats::jetstream::new(nats);
@@ -33,7 +33,7 @@ async fn edge_is_ready_and_has_created_the_chat_stream() {
 
 #[test]
 fn a_prefix_with_a_nats_wildcard_exits_with_one_line_naming_it() {
-    let (code, stderr) = testing::run_binary(
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_edge"),
         &[
             "--nats-url",
@@ -56,12 +56,12 @@ fn sigterm_stops_the_binary_cleanly() {
     use std::time::{Duration, Instant};
 
     let stack = Stack::get();
-    let port = testing::free_port();
+    let port = testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args(["--metrics-addr", "127.0.0.1:0"])
         .env("NATTER_NATS_URL", &stack.nats_url)
-        .env("NATTER_NATS_PREFIX", testing::fresh_prefix().as_str())
+        .env("NATTER_NATS_PREFIX", testkit::fresh_prefix().as_str())
         .env("NATTER_STREAM_MAX_BYTES", "67108864")
         .env("NATTER_CQL_NODES", &stack.cql_nodes)
         .env("NATTER_LOG", "warn")

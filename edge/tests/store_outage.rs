@@ -10,8 +10,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use shared::Snowflake;
-use shared::testing::{self, CassandraServer, Stack};
+use proto::Snowflake;
+use testkit::{CassandraServer, Stack};
 
 use support::{Client, Engines, World};
 
@@ -55,7 +55,7 @@ async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
     // The edge reconnects to the store on its own schedule: until it has, history says 503 and
     // "try again", as it should. Wait for it, as a client would.
     let path = format!("/api/v1/channels/{room}/messages?limit=1");
-    testing::eventually(
+    testkit::eventually(
         "history to answer again",
         Duration::from_secs(120),
         || async {

@@ -45,7 +45,7 @@ pub struct Args {
     sources: u8,
 
     /// How long to hold the connections after they are all open.
-    #[arg(long, default_value = "10s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "10s", value_parser = kit::config::duration)]
     hold: Duration,
 
     #[command(flatten)]

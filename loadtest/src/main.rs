@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli: loadtest::Cli = shared::config::parse();
+    let cli: loadtest::Cli = kit::config::parse();
     match loadtest::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -43,7 +43,7 @@ pub struct ChatArgs {
     /// are plotted.
     #[arg(long, value_delimiter = ',', default_value = "200")]
     pub rate: Vec<u64>,
-    #[arg(long, default_value = "20s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "20s", value_parser = kit::config::duration)]
     pub duration: Duration,
     /// Where the plot of latency against offered load goes (with more than one rate).
     #[arg(long, default_value = "loadtest-chat.svg")]
@@ -87,7 +87,7 @@ pub struct FanoutArgs {
     pub devices: usize,
     #[arg(long, default_value_t = 100)]
     pub rate: u64,
-    #[arg(long, default_value = "20s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "20s", value_parser = kit::config::duration)]
     pub duration: Duration,
 }
 
@@ -116,7 +116,7 @@ pub struct HistoryArgs {
     /// History page reads (50 messages) per second.
     #[arg(long, default_value_t = 100)]
     pub reads: u64,
-    #[arg(long, default_value = "20s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "20s", value_parser = kit::config::duration)]
     pub duration: Duration,
 }
 
@@ -154,10 +154,10 @@ pub struct StormArgs {
     /// Messages per second throughout, so the storm has something to miss.
     #[arg(long, default_value_t = 100)]
     pub rate: u64,
-    #[arg(long, default_value = "30s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "30s", value_parser = kit::config::duration)]
     pub duration: Duration,
     /// When every connection drops at once.
-    #[arg(long, default_value = "10s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "10s", value_parser = kit::config::duration)]
     pub storm_after: Duration,
 }
 
@@ -191,7 +191,7 @@ pub struct PersistArgs {
     pub members: usize,
     #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
-    #[arg(long, default_value = "30s", value_parser = shared::config::duration)]
+    #[arg(long, default_value = "30s", value_parser = kit::config::duration)]
     pub duration: Duration,
     /// The persister's `/metrics` (lag is sampled there every second).
     #[arg(long, default_value = "http://127.0.0.1:9083/metrics")]

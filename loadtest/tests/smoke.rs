@@ -15,7 +15,7 @@ use serde_json::Value;
 use support::World;
 
 fn result_file(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{}.json", shared::testing::unique(tag)))
+    std::env::temp_dir().join(format!("{}.json", testkit::unique(tag)))
 }
 
 /// The arguments that point a scenario at `world`.
@@ -40,7 +40,7 @@ fn target(world: &World, out: &Path) -> Vec<String> {
 
 async fn run(args: Vec<String>) -> anyhow::Result<()> {
     let cli: loadtest::Cli =
-        shared::config::try_parse_from(std::iter::once("loadtest".to_owned()).chain(args))
+        kit::config::try_parse_from(std::iter::once("loadtest".to_owned()).chain(args))
             .expect("valid loadtest arguments");
     loadtest::run(cli).await
 }

@@ -3,7 +3,7 @@
 //! write succeeded.
 //!
 //! - Events are written concurrently and out of order: the store orders a message's writes by the
-//!   stream's timestamps (see `shared::history`), so the order of arrival does not matter.
+//!   stream's timestamps (see `store::history`), so the order of arrival does not matter.
 //! - A failed write is retried with backoff, holding the event (and telling JetStream it is still
 //!   in progress) rather than dropping or acknowledging it; at most `in_flight` events wait, and
 //!   JetStream stops delivering once that many are unacknowledged. A persister that dies with
@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use shared::events::Event;
-use shared::history::MessageStore;
-use shared::lifecycle::Shutdown;
-use shared::stream::PERSISTER_DURABLE;
-use shared::subjects::Subjects;
+use kit::lifecycle::Shutdown;
+use kit::stream::PERSISTER_DURABLE;
+use proto::events::Event;
+use proto::subjects::Subjects;
+use store::history::MessageStore;
 
 use crate::metrics::PersisterMetrics;
 

@@ -11,14 +11,14 @@ pub mod consume;
 pub mod metrics;
 
 use clap::Parser;
-use shared::config::{LogConfig, NatsConfig};
-use shared::cql::{CqlConfig, CqlError};
-use shared::health::Readiness;
-use shared::history::{MIGRATIONS, MessageStore, StoreError};
-use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
-use shared::stream::ChatStreamConfig;
-use shared::subjects::Subjects;
-use shared::telemetry::Metrics;
+use kit::config::{LogConfig, NatsConfig};
+use kit::health::Readiness;
+use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
+use kit::stream::ChatStreamConfig;
+use kit::telemetry::Metrics;
+use proto::subjects::Subjects;
+use store::cql::{CqlConfig, CqlError, CqlReadiness};
+use store::history::{MIGRATIONS, MessageStore, StoreError};
 
 use crate::consume::CopySettings;
 use crate::metrics::PersisterMetrics;
@@ -50,7 +50,7 @@ pub struct Config {
 
     /// Header-read timeout and per-address connection cap of both listeners.
     #[command(flatten)]
-    pub listener: shared::listener::ListenerLimits,
+    pub listener: kit::listener::ListenerLimits,
 
     /// Events this process writes at once.
     #[arg(
@@ -66,7 +66,7 @@ pub struct Config {
 
     /// How long one store write may take before it counts as failed (and is retried).
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "5s",
-          value_parser = shared::config::duration)]
+          value_parser = kit::config::duration)]
     pub cql_request_timeout: Duration,
 
     #[command(flatten)]
@@ -135,8 +135,8 @@ impl Persister {
         let metrics = Metrics::new("persister");
         let persister_metrics = PersisterMetrics::new(&metrics);
         let readiness = Readiness::new().with_nats(nats).with_cql(cql);
-        let router = shared::health::router(readiness);
-        let listen = shared::listener::Listen {
+        let router = kit::health::router(readiness);
+        let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
             limits: config.listener,

@@ -2,9 +2,9 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: persister::Config = shared::config::parse();
+    let config: persister::Config = kit::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run(
+    Box::pin(kit::lifecycle::run(
         "persister",
         &log,
         persister::Persister::build(config),

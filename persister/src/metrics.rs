@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use kit::lifecycle::Shutdown;
+use kit::telemetry::Metrics;
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use shared::lifecycle::Shutdown;
-use shared::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct PersisterMetrics {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use proto::api::messages::Message;
+use proto::events::Event;
+use proto::subjects::{Prefix, Subjects};
+use proto::{Snowflake, SnowflakeGenerator};
 use scylla::client::session::Session;
-use shared::api::messages::Message;
-use shared::cql::CqlConfig;
-use shared::events::Event;
-use shared::history::bucket_of;
-use shared::subjects::{Prefix, Subjects};
-use shared::testing::{self, Stack};
-use shared::{Snowflake, SnowflakeGenerator};
+use store::cql::CqlConfig;
+use store::history::bucket_of;
+use testkit::Stack;
 
 struct PersisterProcess {
     child: Child,
@@ -23,7 +23,7 @@ struct PersisterProcess {
 
 impl PersisterProcess {
     async fn start(stack: &Stack, prefix: &Prefix, keyspace: &str) -> Self {
-        let (port, metrics_port) = (testing::free_port(), testing::free_port());
+        let (port, metrics_port) = (testkit::free_port(), testkit::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_persister"))
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
@@ -39,7 +39,7 @@ impl PersisterProcess {
             .spawn()
             .expect("start a persister process");
         let url = format!("http://127.0.0.1:{port}/readyz");
-        testing::eventually(
+        testkit::eventually(
             "the persister to be ready",
             Duration::from_secs(30),
             || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
@@ -85,9 +85,9 @@ async fn stored_ids(session: &Session, channel: Snowflake, buckets: &BTreeSet<i3
 async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_nothing_twice() {
     const EVENTS: usize = 4_000;
     let stack = Stack::get();
-    let prefix = testing::fresh_prefix();
+    let prefix = testkit::fresh_prefix();
     let subjects = Subjects::new(prefix.clone());
-    let keyspace = testing::history_keyspace(&stack).await;
+    let keyspace = testkit::history_keyspace(&stack).await;
     let ids = SnowflakeGenerator::new(1002).unwrap();
     let channel = ids.next_id();
 
@@ -119,7 +119,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     }
 
     // Kill it once it is well under way, but not done.
-    testing::eventually(
+    testkit::eventually(
         "the first persister to start writing",
         Duration::from_secs(30),
         || async { (first.written().await >= 200).then_some(()) },
@@ -129,7 +129,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     first.child.wait().unwrap();
     let stream = js.get_stream(subjects.chat_stream_name()).await.unwrap();
     let left = stream
-        .consumer_info(shared::stream::PERSISTER_DURABLE)
+        .consumer_info(kit::stream::PERSISTER_DURABLE)
         .await
         .unwrap();
     assert!(
@@ -138,7 +138,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     );
 
     let mut restarted = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
-    testing::wait_persisted(&stack.nats_url, &prefix, Duration::from_secs(120)).await;
+    testkit::wait_persisted(&stack.nats_url, &prefix, Duration::from_secs(120)).await;
     let config = CqlConfig {
         nodes: stack.cql_nodes(),
         keyspace: keyspace.clone(),

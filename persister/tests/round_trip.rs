@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use futures::StreamExt;
-use shared::Snowflake;
-use shared::cql::CqlConfig;
-use shared::stream::ChatStreamConfig;
-use shared::subjects::Subjects;
-use shared::testing::{self, Stack};
+use kit::stream::ChatStreamConfig;
+use proto::Snowflake;
+use proto::subjects::Subjects;
+use store::cql::CqlConfig;
+use testkit::Stack;
 
 #[derive(clap::Parser)]
 struct Args {
@@ -20,7 +20,7 @@ struct Args {
 }
 
 fn args(stack: &Stack, keyspace: &str) -> Args {
-    shared::config::try_parse_from([
+    kit::config::try_parse_from([
         "test",
         "--cql-nodes",
         &stack.cql_nodes,
@@ -35,7 +35,7 @@ fn args(stack: &Stack, keyspace: &str) -> Args {
 #[tokio::test]
 async fn a_published_event_comes_back_once_from_a_durable_consumer() {
     let stack = Stack::get();
-    let subjects = Subjects::new(testing::fresh_prefix());
+    let subjects = Subjects::new(testkit::fresh_prefix());
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
     let js = jetstream::new(nats);
     args(&stack, "unused")
@@ -91,14 +91,14 @@ async fn a_published_event_comes_back_once_from_a_durable_consumer() {
 #[tokio::test]
 async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempotent() {
     let stack = Stack::get();
-    let keyspace = testing::fresh_keyspace();
+    let keyspace = testkit::fresh_keyspace();
     let cql = args(&stack, keyspace.as_str()).cql;
     let session = cql.connect().await.unwrap();
-    cql.migrate(&session, shared::history::MIGRATIONS)
+    cql.migrate(&session, store::history::MIGRATIONS)
         .await
         .unwrap();
     // A second start applies nothing new and does not fail.
-    cql.migrate(&session, shared::history::MIGRATIONS)
+    cql.migrate(&session, store::history::MIGRATIONS)
         .await
         .unwrap();
 
@@ -135,7 +135,7 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
         .rows::<(i32,)>()
         .unwrap()
         .count();
-    assert_eq!(versions, shared::history::MIGRATIONS.len());
+    assert_eq!(versions, store::history::MIGRATIONS.len());
     session
         .query_unpaged(format!("DROP KEYSPACE {}", keyspace.as_str()), &[])
         .await
@@ -145,9 +145,9 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
 #[tokio::test]
 async fn the_persister_starts_ready_against_nats_and_the_cql_store() {
     let stack = Stack::get();
-    let keyspace = testing::fresh_keyspace();
-    let prefix = testing::fresh_prefix();
-    let config: persister::Config = shared::config::try_parse_from([
+    let keyspace = testkit::fresh_keyspace();
+    let prefix = testkit::fresh_prefix();
+    let config: persister::Config = kit::config::try_parse_from([
         "persister",
         "--http-addr=127.0.0.1:0",
         "--metrics-addr=127.0.0.1:0",
@@ -157,15 +157,15 @@ async fn the_persister_starts_ready_against_nats_and_the_cql_store() {
         &format!("--cql-keyspace={}", keyspace.as_str()),
     ])
     .unwrap();
-    let persister = testing::spawn(persister::Persister::build(config).await.unwrap());
-    let report = testing::wait_ready(&persister).await;
+    let persister = testkit::spawn(persister::Persister::build(config).await.unwrap());
+    let report = testkit::wait_ready(&persister).await;
     assert_eq!(report["checks"]["cql"], "ok");
     persister.stop().await;
 }
 
 #[test]
 fn missing_cql_nodes_exit_with_one_line_naming_them() {
-    let (code, stderr) = testing::run_binary(
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_persister"),
         &["--nats-url", "nats://127.0.0.1:4222"],
         &[],

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::api::messages::Message;
+use proto::{Snowflake, SnowflakeGenerator};
 use scylla::client::session::Session;
-use shared::api::messages::Message;
-use shared::cql::CqlConfig;
-use shared::history::{MessageStore, bucket_of};
-use shared::testing::{self, Stack};
-use shared::{Snowflake, SnowflakeGenerator};
+use store::cql::CqlConfig;
+use store::history::{MessageStore, bucket_of};
+use testkit::Stack;
 
 struct Store {
     store: MessageStore,
@@ -20,7 +20,7 @@ struct Store {
 
 async fn store() -> Store {
     let stack = Stack::get();
-    let keyspace = testing::history_keyspace(&stack).await;
+    let keyspace = testkit::history_keyspace(&stack).await;
     let config = CqlConfig {
         nodes: stack.cql_nodes(),
         keyspace,

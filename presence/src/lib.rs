@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
+use kit::config::{LogConfig, NatsConfig, RedisConfig, duration};
+use kit::health::Readiness;
+use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
+use kit::telemetry::Metrics;
+use proto::presence::{Heartbeat, Query, QueryReply, Report, Sync};
+use proto::subjects::Subjects;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use shared::config::{LogConfig, NatsConfig, RedisConfig, duration};
-use shared::health::Readiness;
-use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
-use shared::presence::{Heartbeat, Query, QueryReply, Report, Sync};
-use shared::subjects::Subjects;
-use shared::telemetry::Metrics;
 
 pub mod metrics;
 pub mod tracker;
@@ -52,7 +52,7 @@ pub struct Config {
 
     /// Header-read timeout and per-address connection cap of both listeners.
     #[command(flatten)]
-    pub listener: shared::listener::ListenerLimits,
+    pub listener: kit::listener::ListenerLimits,
 
     /// How long an edge may go without a heartbeat before its users count as gone.
     #[arg(long = "expiry", env = "NATTER_PRESENCE_EXPIRY", default_value = "30s",
@@ -172,8 +172,8 @@ impl Presence {
                 }
             })
             .with_nats(nats.clone());
-        let router = shared::health::router(readiness);
-        let listen = shared::listener::Listen {
+        let router = kit::health::router(readiness);
+        let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
             limits: config.listener,

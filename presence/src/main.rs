@@ -2,9 +2,9 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: presence::Config = shared::config::parse();
+    let config: presence::Config = kit::config::parse();
     let log = config.log.clone();
-    Box::pin(shared::lifecycle::run(
+    Box::pin(kit::lifecycle::run(
         "presence",
         &log,
         presence::Presence::build(config),

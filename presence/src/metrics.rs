@@ -1,7 +1,7 @@
 //! Presence's own metrics, beside the HTTP and process metrics every service has.
 
+use kit::telemetry::Metrics;
 use prometheus::IntCounter;
-use shared::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct PresenceMetrics {

@@ -25,13 +25,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use proto::Snowflake;
+use proto::api::presence::{Presence, PresenceStatus};
+use proto::events::Event;
+use proto::presence::{EdgeId, HeartbeatReply, Report, SessionEntry, SessionStatus, Sync};
+use proto::subjects::Subjects;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
-use shared::Snowflake;
-use shared::api::presence::{Presence, PresenceStatus};
-use shared::events::Event;
-use shared::presence::{EdgeId, HeartbeatReply, Report, SessionEntry, SessionStatus, Sync};
-use shared::subjects::Subjects;
 
 use crate::metrics::PresenceMetrics;
 

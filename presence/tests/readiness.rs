@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use shared::testing::{self, RedisServer, Stack};
+use testkit::{RedisServer, Stack};
 
-async fn readyz(http: &reqwest::Client, presence: &testing::Running) -> (u16, serde_json::Value) {
+async fn readyz(http: &reqwest::Client, presence: &testkit::Running) -> (u16, serde_json::Value) {
     let response = http.get(presence.url("/readyz")).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
@@ -14,22 +14,22 @@ async fn readyz(http: &reqwest::Client, presence: &testing::Running) -> (u16, se
 async fn readiness_names_redis_while_it_is_down_and_recovers_when_it_returns() {
     let stack = Stack::get();
     let mut redis = RedisServer::start(&stack).await;
-    let config: presence::Config = shared::config::try_parse_from([
+    let config: presence::Config = kit::config::try_parse_from([
         "presence",
         "--http-addr=127.0.0.1:0",
         "--metrics-addr=127.0.0.1:0",
         &format!("--nats-url={}", stack.nats_url),
-        &format!("--nats-prefix={}", testing::fresh_prefix()),
+        &format!("--nats-prefix={}", testkit::fresh_prefix()),
         &format!("--redis-url={}", redis.url()),
     ])
     .unwrap();
-    let presence = testing::spawn(presence::Presence::build(config).await.unwrap());
+    let presence = testkit::spawn(presence::Presence::build(config).await.unwrap());
     let http = reqwest::Client::new();
 
-    testing::wait_ready(&presence).await;
+    testkit::wait_ready(&presence).await;
 
     redis.stop();
-    let report = testing::eventually("readyz to answer 503", Duration::from_secs(15), || async {
+    let report = testkit::eventually("readyz to answer 503", Duration::from_secs(15), || async {
         let (status, report) = readyz(&http, &presence).await;
         (status == 503).then_some(report)
     })
@@ -38,7 +38,7 @@ async fn readiness_names_redis_while_it_is_down_and_recovers_when_it_returns() {
     assert_eq!(report["checks"]["nats"], "ok", "{report}");
 
     redis.resume().await;
-    testing::eventually(
+    testkit::eventually(
         "readyz to answer 200 again",
         Duration::from_secs(20),
         || async { (readyz(&http, &presence).await.0 == 200).then_some(()) },
@@ -53,7 +53,7 @@ async fn readiness_names_redis_while_it_is_down_and_recovers_when_it_returns() {
 
 #[test]
 fn a_malformed_redis_url_exits_with_one_line_naming_it() {
-    let (code, stderr) = testing::run_binary(
+    let (code, stderr) = testkit::run_binary(
         env!("CARGO_BIN_EXE_presence"),
         &[
             "--redis-url",

@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use shared::Snowflake;
-use shared::api::presence::PresenceStatus;
-use shared::events::Event;
-use shared::presence::{Heartbeat, Report, SessionEntry, SessionStatus};
-use shared::subjects::Subjects;
-use shared::testing::{self, Stack};
+use proto::Snowflake;
+use proto::api::presence::PresenceStatus;
+use proto::events::Event;
+use proto::presence::{Heartbeat, Report, SessionEntry, SessionStatus};
+use proto::subjects::Subjects;
+use testkit::Stack;
 
 const EXPIRY: Duration = Duration::from_secs(1);
 
@@ -26,7 +26,7 @@ struct PresenceProcess {
 
 impl PresenceProcess {
     fn start(stack: &Stack, subjects: &Subjects) -> Self {
-        let (port, metrics_port) = (testing::free_port(), testing::free_port());
+        let (port, metrics_port) = (testkit::free_port(), testkit::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_presence"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -54,7 +54,7 @@ impl PresenceProcess {
 
     async fn ready(&self) {
         let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        testing::eventually("presence to be ready", Duration::from_secs(20), || async {
+        testkit::eventually("presence to be ready", Duration::from_secs(20), || async {
             (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
         })
         .await;
@@ -89,7 +89,7 @@ impl Drop for PresenceProcess {
 #[tokio::test]
 async fn a_presence_stalled_longer_than_the_expiry_declares_no_heartbeating_edge_dead() {
     let stack = Stack::get();
-    let subjects = Subjects::new(testing::fresh_prefix());
+    let subjects = Subjects::new(testkit::fresh_prefix());
     let presence = PresenceProcess::start(&stack, &subjects);
     presence.ready().await;
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();

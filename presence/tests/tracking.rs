@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use shared::Snowflake;
-use shared::api::presence::{Presence, PresenceStatus};
-use shared::events::Event;
-use shared::presence::{
+use proto::Snowflake;
+use proto::api::presence::{Presence, PresenceStatus};
+use proto::events::Event;
+use proto::presence::{
     Heartbeat, HeartbeatReply, Query, QueryReply, Report, SessionEntry, SessionStatus, Sync,
 };
-use shared::subjects::Subjects;
-use shared::testing::{self, RedisServer, Running, Stack};
+use proto::subjects::Subjects;
+use testkit::{RedisServer, Running, Stack};
 
 /// How long a test waits for a change it expects (a bound, not a timing: on a busy machine a
 /// sweep, or presence itself, can be late).
@@ -25,8 +25,8 @@ struct World {
 
 async fn start(redis_url: &str) -> World {
     let stack = Stack::get();
-    let prefix = testing::fresh_prefix();
-    let config: presence::Config = shared::config::try_parse_from([
+    let prefix = testkit::fresh_prefix();
+    let config: presence::Config = kit::config::try_parse_from([
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -39,8 +39,8 @@ async fn start(redis_url: &str) -> World {
         "--log-filter=warn".to_owned(),
     ])
     .unwrap();
-    let presence = testing::spawn(presence::Presence::build(config).await.unwrap());
-    testing::wait_ready(&presence).await;
+    let presence = testkit::spawn(presence::Presence::build(config).await.unwrap());
+    testkit::wait_ready(&presence).await;
     World {
         nats: async_nats::connect(&stack.nats_url).await.unwrap(),
         subjects: Subjects::new(prefix),
@@ -246,14 +246,14 @@ async fn an_edge_is_asked_to_resync_when_redis_lost_its_sessions() {
 
     // Redis restarts empty: presence says unknown while it is gone, then asks for the sessions.
     redis.stop();
-    testing::eventually(
+    testkit::eventually(
         "unknown while Redis is down",
         Duration::from_secs(10),
         || async { (world.query(user).await.status == PresenceStatus::Unknown).then_some(()) },
     )
     .await;
     redis.resume().await;
-    testing::eventually("a resync request", Duration::from_secs(15), || async {
+    testkit::eventually("a resync request", Duration::from_secs(15), || async {
         world.heartbeat(edge).await.resync.then_some(())
     })
     .await;

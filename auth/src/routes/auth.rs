@@ -4,11 +4,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use shared::Snowflake;
-use shared::api::auth::{RefreshRequest, SignInRequest, SignUpRequest, Tokens};
-use shared::api::error::{ErrorBody, ErrorCode};
-use shared::api::users::User;
-use shared::events::{Event, SessionRevoked};
+use proto::Snowflake;
+use proto::api::auth::{RefreshRequest, SignInRequest, SignUpRequest, Tokens};
+use proto::api::error::{ErrorBody, ErrorCode};
+use proto::api::users::User;
+use proto::events::{Event, SessionRevoked};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Caller, ClientIp};

@@ -22,15 +22,15 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use shared::Snowflake;
-use shared::api::channels::{
+use proto::Snowflake;
+use proto::api::channels::{
     Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersQuery, OpenDmRequest,
     UpdateChannelRequest, UsernameRequest,
 };
-use shared::api::error::{ErrorBody, ErrorCode};
-use shared::api::names::Username;
-use shared::events::{ChannelRef, Event, MemberAdded, MemberRef};
+use proto::api::error::{ErrorBody, ErrorCode};
+use proto::api::names::Username;
+use proto::events::{ChannelRef, Event, MemberAdded, MemberRef};
+use serde::Deserialize;
 
 use crate::channels::{self, Left, Refused};
 use crate::error::{ApiError, ApiResult};

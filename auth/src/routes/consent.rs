@@ -7,13 +7,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use shared::Snowflake;
-use shared::api::consent::{
+use proto::Snowflake;
+use proto::api::consent::{
     PutRelationshipRequest, Relationship, RelationshipRef, RelationshipType, UpdateSettingsRequest,
     UserSettings,
 };
-use shared::api::error::ErrorBody;
-use shared::events::{BlockUpdate, Event, MemberRef};
+use proto::api::error::ErrorBody;
+use proto::events::{BlockUpdate, Event, MemberRef};
 
 use crate::consent;
 use crate::error::{ApiError, ApiResult};
@@ -81,11 +81,7 @@ pub async fn relationships(
 }
 
 /// Someone else, by id: 404 for an id that is no user, 400 for myself.
-async fn other(
-    state: &AppState,
-    caller: &Caller,
-    raw: &str,
-) -> ApiResult<shared::api::users::User> {
+async fn other(state: &AppState, caller: &Caller, raw: &str) -> ApiResult<proto::api::users::User> {
     let id: Snowflake = raw.parse().map_err(|_| ApiError::not_found("user"))?;
     if id == caller.user_id {
         return Err(ApiError::field(
@@ -95,7 +91,7 @@ async fn other(
     }
     read(state, id)
         .await?
-        .map(shared::api::users::User::seen_by_others)
+        .map(proto::api::users::User::seen_by_others)
         .ok_or_else(|| ApiError::not_found("user"))
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use futures::StreamExt;
-use shared::api::error::{ErrorBody, ErrorCode};
-use shared::api::gateway::{EdgeInfo, GatewayResponse};
+use proto::api::error::{ErrorBody, ErrorCode};
+use proto::api::gateway::{EdgeInfo, GatewayResponse};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;

@@ -3,11 +3,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use shared::Snowflake;
-use shared::api::error::ErrorBody;
-use shared::api::names::Username;
-use shared::api::users::{UpdateProfileRequest, User};
-use shared::events::Event;
+use proto::Snowflake;
+use proto::api::error::ErrorBody;
+use proto::api::names::Username;
+use proto::api::users::{UpdateProfileRequest, User};
+use proto::events::Event;
 
 use crate::channels;
 use crate::error::{ApiError, ApiResult};

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
+use proto::Snowflake;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::Snowflake;
 
 use crate::support::{self, Account, TestAuth, assert_error, id_of, next_event, no_more_events};
 

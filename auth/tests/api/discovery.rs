@@ -1,7 +1,6 @@
 //! `GET /api/v1/gateway`: a live edge's URL found over NATS, or 503 when none answers.
 
 use reqwest::{Method, StatusCode};
-use shared::testing;
 
 use crate::support::{self, assert_error};
 
@@ -27,7 +26,7 @@ async fn with_two_edges_running_the_gateway_endpoint_answers_one_and_offers_the_
     let mut urls = Vec::new();
     let mut edges = Vec::new();
     for _ in 0..2 {
-        let config: edge::Config = shared::config::try_parse_from([
+        let config: edge::Config = kit::config::try_parse_from([
             "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -38,13 +37,13 @@ async fn with_two_edges_running_the_gateway_endpoint_answers_one_and_offers_the_
             format!("--cql-nodes={}", auth.stack.cql_nodes),
         ])
         .unwrap();
-        let edge = testing::spawn(edge::Edge::build(config).await.unwrap());
+        let edge = testkit::spawn(edge::Edge::build(config).await.unwrap());
         urls.push(format!("ws://127.0.0.1:{}/gateway", edge.port));
         edges.push(edge);
     }
     // An edge just started answers discovery once its task runs; on a loaded machine that can
     // be after auth's first deadline. Wait until both are offered, then check the answer's shape.
-    let body = testing::eventually(
+    let body = testkit::eventually(
         "discovery to offer both edges",
         std::time::Duration::from_secs(30),
         || async {

@@ -2,12 +2,12 @@
 //! schema of its rule, and the lengths, patterns and values there agree with the validators (and
 //! with what the running service answers); every route that takes a body lists its 413 and 415.
 
+use proto::api::auth::Password;
+use proto::api::error::Invalid;
+use proto::api::names::{Bio, ChannelName, DisplayName, Topic, Username};
+use proto::api::users::{AvatarUrl, Status};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::api::auth::Password;
-use shared::api::error::Invalid;
-use shared::api::names::{Bio, ChannelName, DisplayName, Topic, Username};
-use shared::api::users::{AvatarUrl, Status};
 
 use crate::support;
 

@@ -4,7 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shared::testing::RedisServer;
+use testkit::RedisServer;
 
 use crate::support::{self, assert_error, id_of, next_event_named, no_more_events};
 
@@ -151,7 +151,7 @@ async fn profile_reads_are_cached_in_redis_and_an_update_invalidates_the_entry()
 
 #[tokio::test]
 async fn profiles_are_read_from_postgres_while_redis_is_down() {
-    let stack = shared::testing::Stack::get();
+    let stack = testkit::Stack::get();
     let mut private = RedisServer::start(&stack).await;
     let auth = support::start_with(&[format!("--redis-url={}", private.url())]).await;
     let quinn = auth.sign_up("quinn").await;

@@ -5,11 +5,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures::StreamExt;
+use proto::Snowflake;
+use proto::subjects::{Prefix, Subjects};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::Snowflake;
-use shared::subjects::{Prefix, Subjects};
-use shared::testing::{self, Running, Stack};
+use testkit::{Running, Stack};
 
 /// One signing key for the whole test run (each test still gets its own service).
 pub(crate) fn key_path() -> &'static PathBuf {
@@ -18,7 +18,7 @@ pub(crate) fn key_path() -> &'static PathBuf {
 }
 
 pub(crate) fn new_key_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.pem", testing::unique("key")));
+    let path = std::env::temp_dir().join(format!("{}.pem", testkit::unique("key")));
     auth::keys::write_new_key(&path).expect("write a test signing key");
     path
 }
@@ -47,7 +47,7 @@ pub(crate) struct Account {
 pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
     let stack = Stack::get();
     let database_url = stack.fresh_database().await;
-    let prefix = testing::fresh_prefix();
+    let prefix = testkit::fresh_prefix();
     let mut args = vec![
         "auth".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
@@ -77,9 +77,9 @@ pub(crate) async fn start_with(extra: &[String]) -> TestAuth {
         args.retain(|a| a.split('=').next() != Some(flag));
         args.push(arg.clone());
     }
-    let config: auth::Config = shared::config::try_parse_from(args).expect("valid test config");
+    let config: auth::Config = kit::config::try_parse_from(args).expect("valid test config");
     let service = auth::Auth::build(config).await.expect("auth starts");
-    let running = testing::spawn(service);
+    let running = testkit::spawn(service);
     let nats = async_nats::connect(&stack.nats_url)
         .await
         .expect("connect to NATS");

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kit::tokens::{AccessClaims, TokenError, Verifier};
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::tokens::{AccessClaims, TokenError, Verifier};
 
 use crate::support::{self, assert_error, next_event, no_more_events};
 
@@ -195,7 +195,7 @@ async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
     };
     let tampered = {
         let mut parts: Vec<String> = carol.access.split('.').map(str::to_owned).collect();
-        let raise = with(&|c| c.sub = shared::Snowflake::from_u64(c.sub.get() + 1));
+        let raise = with(&|c| c.sub = proto::Snowflake::from_u64(c.sub.get() + 1));
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&raise).unwrap());
         parts.join(".")
     };

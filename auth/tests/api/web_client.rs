@@ -16,7 +16,7 @@ fn favicon() -> Vec<u8> {
 /// A built client as `npm run build` lays it out, with the `.br` and `.gz` copies its
 /// precompress step writes (marked, not compressed: the server sends the bytes it finds).
 fn client_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(shared::testing::unique("web"));
+    let dir = std::env::temp_dir().join(testkit::unique("web"));
     std::fs::create_dir_all(dir.join("assets")).unwrap();
     let write = |path: &str, body: &[u8]| std::fs::write(dir.join(path), body).unwrap();
     write(
@@ -194,9 +194,9 @@ fn an_edge_origin_that_is_not_an_origin_stops_auth_at_start() {
             format!("--edge-origins={edges}"),
         ]
     };
-    let good = shared::config::try_parse_from::<auth::Config, _, _>(args("http://127.0.0.1:8080"));
+    let good = kit::config::try_parse_from::<auth::Config, _, _>(args("http://127.0.0.1:8080"));
     assert!(good.is_ok(), "{:?}", good.err());
-    let error = shared::config::try_parse_from::<auth::Config, _, _>(args(
+    let error = kit::config::try_parse_from::<auth::Config, _, _>(args(
         "http://127.0.0.1:8080,https://edge.example.com/gateway",
     ))
     .unwrap_err();

@@ -14,8 +14,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use proto::api::error::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
-use shared::api::error::{ErrorBody, ErrorCode};
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 

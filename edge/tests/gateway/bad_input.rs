@@ -196,7 +196,7 @@ async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
     };
     // Gone without a closing handshake: the TCP connection just ends.
     drop(Client::connect(&world.gateway(0), &ann).await);
-    shared::testing::eventually("the session to end", crate::support::WAIT, || async {
+    testkit::eventually("the session to end", crate::support::WAIT, || async {
         metrics()
             .await
             .contains("natter_edge_sessions{service=\"edge\"} 0")

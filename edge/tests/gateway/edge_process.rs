@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use shared::testing;
-
 use crate::support::World;
 
 /// An edge running as its own process, so a test can SIGKILL it.
@@ -16,7 +14,7 @@ pub(crate) struct EdgeProcess {
 impl EdgeProcess {
     /// Starts the edge binary on `world` with `extra` flags; does not wait for it.
     pub(crate) fn spawn(world: &World, worker: u16, extra: &[&str]) -> Self {
-        let port = testing::free_port();
+        let port = testkit::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
             .args([
                 format!("--http-addr=127.0.0.1:{port}"),
@@ -42,7 +40,7 @@ impl EdgeProcess {
 
     pub(crate) async fn ready(&self) {
         let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        testing::eventually(
+        testkit::eventually(
             "the edge process to be ready",
             Duration::from_secs(20),
             || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },

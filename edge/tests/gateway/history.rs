@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use proto::Snowflake;
+use proto::api::messages::Message;
+use proto::events::Event;
+use proto::snowflake::NATTER_EPOCH_MS;
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::Snowflake;
-use shared::api::messages::Message;
-use shared::events::Event;
-use shared::snowflake::NATTER_EPOCH_MS;
 
 use crate::support::{Client, User, World, closed};
 

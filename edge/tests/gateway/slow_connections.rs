@@ -69,7 +69,7 @@ async fn a_websocket_counts_towards_its_addresss_cap_until_it_closes() {
     let edge = &world.edges[0];
     // Readiness checks came from this address too: wait until their connections have gone.
     let metrics = edge.metrics_url();
-    shared::testing::eventually("the edge to hold no connections", WAIT * 4, || async {
+    testkit::eventually("the edge to hold no connections", WAIT * 4, || async {
         let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
         text.lines()
             .any(|l| {
@@ -108,7 +108,7 @@ async fn a_websocket_counts_towards_its_addresss_cap_until_it_closes() {
 
     // One socket closes: its place is free again.
     drop(sockets.pop());
-    shared::testing::eventually("the closed socket's place", WAIT * 4, || async {
+    testkit::eventually("the closed socket's place", WAIT * 4, || async {
         tokio_tungstenite::connect_async(&url).await.ok()
     })
     .await;

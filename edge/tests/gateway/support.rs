@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use proto::Snowflake;
+use proto::subjects::Prefix;
 use serde_json::{Value, json};
-use shared::Snowflake;
-use shared::subjects::Prefix;
-use shared::testing::{self, Running, Stack};
+use testkit::{Running, Stack};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -39,7 +39,7 @@ pub(crate) struct User {
 fn key_file() -> std::path::PathBuf {
     static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("{}.pem", testing::unique("edgekey")));
+        let path = std::env::temp_dir().join(format!("{}.pem", testkit::unique("edgekey")));
         auth::keys::write_new_key(&path).expect("write a signing key");
         path
     })
@@ -75,9 +75,9 @@ impl World {
     /// Like [`World::start`], on the engines a test brought.
     pub(crate) async fn start_on(engines: Engines, edges: usize, edge_args: &[&str]) -> Self {
         let stack = Stack::get();
-        let prefix = testing::fresh_prefix();
+        let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;
-        let auth_config: auth::Config = shared::config::try_parse_from([
+        let auth_config: auth::Config = kit::config::try_parse_from([
             "auth".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -96,12 +96,12 @@ impl World {
             "--log-filter=warn".to_owned(),
         ])
         .expect("valid auth config");
-        let auth = testing::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
-        testing::wait_ready(&auth).await;
+        let auth = testkit::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
+        testkit::wait_ready(&auth).await;
         // A private store gets a keyspace of its own, which the persister creates.
         let keyspace = match engines.cql_nodes {
-            None => testing::history_keyspace(&stack).await,
-            Some(_) => testing::fresh_keyspace(),
+            None => testkit::history_keyspace(&stack).await,
+            Some(_) => testkit::fresh_keyspace(),
         }
         .as_str()
         .to_owned();
@@ -153,7 +153,7 @@ impl World {
                 .filter(|a| !overridden.contains(&flag(a))),
         );
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        shared::config::try_parse_from(args).expect("valid edge config")
+        kit::config::try_parse_from(args).expect("valid edge config")
     }
 
     /// Starts this world's persister (in process). Stream settings among `extra` (the edges'
@@ -172,19 +172,19 @@ impl World {
                 .map(|s| (*s).to_owned()),
         );
         let config: persister::Config =
-            shared::config::try_parse_from(args).expect("valid persister config");
-        let persister = testing::spawn(
+            kit::config::try_parse_from(args).expect("valid persister config");
+        let persister = testkit::spawn(
             persister::Persister::build(config)
                 .await
                 .expect("persister starts"),
         );
-        testing::wait_ready(&persister).await;
+        testkit::wait_ready(&persister).await;
         self.persister = Some(persister);
     }
 
     /// Waits until the persister has written everything in the stream to the store.
     pub(crate) async fn persisted(&self) {
-        testing::wait_persisted(
+        testkit::wait_persisted(
             &self.engines.nats_url,
             &self.prefix,
             Duration::from_secs(60),
@@ -257,12 +257,12 @@ impl World {
 
     pub(crate) async fn add_edge(&mut self, worker: u16, extra: &[&str]) {
         let config = self.edge_config(worker, extra);
-        let edge = testing::spawn(edge::Edge::build(config).await.expect("edge starts"));
-        testing::wait_ready(&edge).await;
+        let edge = testkit::spawn(edge::Edge::build(config).await.expect("edge starts"));
+        testkit::wait_ready(&edge).await;
         // History answers 503 until the edge's store session is up (it connects in the
         // background, so chat does not wait for the store).
         let metrics = edge.metrics_url();
-        testing::eventually("the edge's message store", WAIT * 4, || async {
+        testkit::eventually("the edge's message store", WAIT * 4, || async {
             let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
             text.lines()
                 .any(|l| l.starts_with("natter_edge_store_connected") && l.ends_with(" 1"))

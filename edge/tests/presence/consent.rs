@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use proto::Snowflake;
 use serde_json::json;
-use shared::Snowflake;
 
 use crate::support::{Client, User, WAIT, World};
 use crate::world::{
@@ -40,7 +40,7 @@ async fn a_stranger_who_opens_a_dm_sees_no_presence_until_the_other_side_opens_i
     let pushed = updates(&mut mal_1, QUIET * 2).await;
     assert!(statuses(&pushed, &vic).is_empty(), "{pushed:?}");
     // Mal opened it: vic may see mal.
-    shared::testing::eventually("vic to see mal", WAIT, || async {
+    testkit::eventually("vic to see mal", WAIT, || async {
         (status_of(edge, &vic, &mal).await["status"] == "online").then_some(())
     })
     .await;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shared::testing;
 
 use crate::support::{Client, World};
 use crate::world::{EDGE, EdgeProcess};
@@ -47,7 +46,7 @@ async fn new_clients_are_sent_to_the_less_loaded_edge() {
     for _ in 0..3 {
         other.push(Client::connect(&world.gateway(1), &ann).await);
     }
-    testing::eventually(
+    testkit::eventually(
         "discovery to follow the load",
         Duration::from_secs(10),
         || async { (gateway(&world).await.1["url"] == world.gateway(0)).then_some(()) },
@@ -61,7 +60,7 @@ async fn a_draining_edge_and_a_killed_edge_are_no_longer_offered() {
     let mut doomed = EdgeProcess::start(&world, 9, EDGE).await;
     // A new edge is offered once it answers discovery (a process just started on a loaded
     // machine may miss the first deadline).
-    let body = testing::eventually(
+    let body = testkit::eventually(
         "all three edges to be offered",
         Duration::from_secs(15),
         || async {
@@ -74,7 +73,7 @@ async fn a_draining_edge_and_a_killed_edge_are_no_longer_offered() {
 
     // A killed edge answers no discovery request, so it is no longer offered.
     doomed.kill();
-    testing::eventually(
+    testkit::eventually(
         "the killed edge to be dropped",
         Duration::from_secs(30),
         || async {

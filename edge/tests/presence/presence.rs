@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use shared::testing::{self, RedisServer};
+use testkit::RedisServer;
 
 use crate::support::{Client, User, WAIT, World};
 use crate::world::{
@@ -332,7 +332,7 @@ async fn with_redis_down_chat_goes_on_presence_says_unknown_and_recovers_when_it
     // Every member's every session hears each message, the sender's own included.
     assert_eq!(bob_1.messages(2).await, ["still here", "me too"]);
     // Presence says it does not know rather than something wrong.
-    testing::eventually(
+    testkit::eventually(
         "presence to say unknown",
         Duration::from_secs(10),
         || async { (status_of(edge, &bob, &ann).await["status"] == "unknown").then_some(()) },
@@ -353,13 +353,13 @@ async fn with_redis_down_chat_goes_on_presence_says_unknown_and_recovers_when_it
 
     // Redis returns empty; the edges resync, and what bob was shown is corrected.
     redis.resume().await;
-    testing::eventually("presence to recover", Duration::from_secs(15), || async {
+    testkit::eventually("presence to recover", Duration::from_secs(15), || async {
         (status_of(edge, &bob, &ann).await["status"] == "online").then_some(())
     })
     .await;
     // Cat's session is gone (a session list an edge sent before cat left may still be applied
     // after Redis returned, and then cat's end: offline after the grace).
-    testing::eventually("cat to show offline", GRACE * 4, || async {
+    testkit::eventually("cat to show offline", GRACE * 4, || async {
         (status_of(edge, &bob, &cat).await["status"] == "offline").then_some(())
     })
     .await;

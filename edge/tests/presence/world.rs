@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shared::testing::{self, Running};
+use testkit::Running;
 
 pub(crate) use crate::edge_process::EdgeProcess;
 use crate::support::{Client, User, WAIT, World};
@@ -22,7 +22,7 @@ pub(crate) const EDGE: &[&str] = &["--presence-heartbeat=250ms"];
 
 /// A presence service on the world's prefix, with the shortened expiry and grace.
 pub(crate) async fn start_presence(world: &World, redis_url: &str) -> Running {
-    let config: presence::Config = shared::config::try_parse_from([
+    let config: presence::Config = kit::config::try_parse_from([
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
@@ -35,12 +35,12 @@ pub(crate) async fn start_presence(world: &World, redis_url: &str) -> Running {
         "--log-filter=warn".to_owned(),
     ])
     .expect("valid presence config");
-    let presence = testing::spawn(
+    let presence = testkit::spawn(
         presence::Presence::build(config)
             .await
             .expect("presence starts"),
     );
-    testing::wait_ready(&presence).await;
+    testkit::wait_ready(&presence).await;
     presence
 }
 
@@ -62,7 +62,7 @@ pub(crate) async fn presences(edge_port: u16, user: &User, ids: &[&User]) -> (u1
 
 /// The presences that come with a channel's members when a client lists them (op 8 with
 /// `presences`), as a client does when it opens a channel.
-pub(crate) async fn member_presences(client: &mut Client, channel: shared::Snowflake) -> Value {
+pub(crate) async fn member_presences(client: &mut Client, channel: proto::Snowflake) -> Value {
     client
         .send_raw(serde_json::json!({"op": 8, "d": {
             "channel_id": channel, "limit": 100, "presences": true, "nonce": "members"}}))

@@ -33,10 +33,10 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use crate::Snowflake;
-use crate::api::messages::Message;
 use crate::cql::Migration;
-use crate::snowflake::NATTER_EPOCH_MS;
+use proto::Snowflake;
+use proto::api::messages::Message;
+use proto::snowflake::NATTER_EPOCH_MS;
 
 /// The CQL schema, in order. A new version is a new file and a new entry; applied ones never change.
 pub const MIGRATIONS: &[Migration] = &[

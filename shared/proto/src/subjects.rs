@@ -6,11 +6,11 @@
 //!                                stream sequence in `Nats-Sequence` and the channel's previous
 //!                                one in `Nats-Last-Sequence` (so a gap shows)
 //! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
-//! {prefix}.ch.{channel}.meta     channel changes (shared::events), core NATS only
+//! {prefix}.ch.{channel}.meta     channel changes (proto::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
 //! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
-//! {prefix}.presence.edge.report  edges report session start, status and end (shared::presence)
+//! {prefix}.presence.edge.report  edges report session start, status and end (proto::presence)
 //! {prefix}.presence.edge.heartbeat  edges prove they are alive (request; presence answers)
 //! {prefix}.presence.edge.sync    an edge's full session list, when presence asks for it
 //! {prefix}.presence.edge.*       what presence subscribes to: one subscription, so what one
@@ -18,7 +18,7 @@
 //! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
 //! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
 //!                                live edge answers with its EdgeInfo
-//! {prefix}.auth.state            edges ask auth what a session needs (request; shared::access)
+//! {prefix}.auth.state            edges ask auth what a session needs (request; proto::access)
 //! {prefix}.auth.visible          edges ask auth whose presence a user may see (request)
 //! {prefix}.auth.members          edges ask auth for a page of a channel's members (request)
 //! {prefix}.auth.*                what auth subscribes to, in the queue group `auth`
@@ -135,17 +135,17 @@ impl Subjects {
         format!("{}.presence.{user}", self.prefix)
     }
 
-    /// Where edges report session start, status and end (`shared::presence::Report`).
+    /// Where edges report session start, status and end (`proto::presence::Report`).
     pub fn presence_report(&self) -> String {
         format!("{}.presence.edge.report", self.prefix)
     }
 
-    /// Where edges send heartbeats (`shared::presence::Heartbeat`, a request).
+    /// Where edges send heartbeats (`proto::presence::Heartbeat`, a request).
     pub fn presence_heartbeat(&self) -> String {
         format!("{}.presence.edge.heartbeat", self.prefix)
     }
 
-    /// Where an edge sends all its sessions when presence asks (`shared::presence::Sync`).
+    /// Where an edge sends all its sessions when presence asks (`proto::presence::Sync`).
     pub fn presence_sync(&self) -> String {
         format!("{}.presence.edge.sync", self.prefix)
     }
@@ -157,13 +157,13 @@ impl Subjects {
         format!("{}.presence.edge.*", self.prefix)
     }
 
-    /// Where presence answers queries for users' presence (`shared::presence::Query`).
+    /// Where presence answers queries for users' presence (`proto::presence::Query`).
     pub fn presence_query(&self) -> String {
         format!("{}.presence.query", self.prefix)
     }
 
     /// Scatter-gather discovery: auth publishes a request with a reply inbox; every live edge
-    /// answers with its `shared::api::gateway::EdgeInfo`. Edges serve it as an endpoint of their
+    /// answers with its `proto::api::gateway::EdgeInfo`. Edges serve it as an endpoint of their
     /// NATS service ([`Self::edge_service_name`]), each in a queue group of its own so all answer.
     pub fn edge_discovery(&self) -> String {
         format!("{}.edge.discover", self.prefix)
@@ -174,17 +174,17 @@ impl Subjects {
         format!("{}-edge", self.prefix)
     }
 
-    /// Where edges ask auth what a session needs (`shared::access::StateQuery`).
+    /// Where edges ask auth what a session needs (`proto::access::StateQuery`).
     pub fn auth_state(&self) -> String {
         format!("{}.auth.state", self.prefix)
     }
 
-    /// Where edges ask auth whose presence a user may see (`shared::access::VisibleQuery`).
+    /// Where edges ask auth whose presence a user may see (`proto::access::VisibleQuery`).
     pub fn auth_visible(&self) -> String {
         format!("{}.auth.visible", self.prefix)
     }
 
-    /// Where edges ask auth for a channel's members (`shared::access::MembersRequest`).
+    /// Where edges ask auth for a channel's members (`proto::access::MembersRequest`).
     pub fn auth_members(&self) -> String {
         format!("{}.auth.members", self.prefix)
     }

@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cql::Keyspace;
-use crate::subjects::Prefix;
+use proto::subjects::Prefix;
+use store::cql::Keyspace;
 
 mod engines;
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
@@ -193,7 +193,7 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
     static KEYSPACE: tokio::sync::OnceCell<Keyspace> = tokio::sync::OnceCell::const_new();
     KEYSPACE
         .get_or_init(|| async {
-            let config = crate::cql::CqlConfig {
+            let config = store::cql::CqlConfig {
                 nodes: stack.cql_nodes(),
                 keyspace: fresh_keyspace(),
                 replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned(),
@@ -201,7 +201,7 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
             };
             let session = config.connect().await.expect("reach the CQL store");
             config
-                .migrate(&session, crate::history::MIGRATIONS)
+                .migrate(&session, store::history::MIGRATIONS)
                 .await
                 .expect("apply the message schema");
             config.keyspace
@@ -216,12 +216,12 @@ pub async fn wait_persisted(nats_url: &str, prefix: &Prefix, timeout: Duration) 
     let nats = async_nats::connect(nats_url).await.expect("reach NATS");
     let js = async_nats::jetstream::new(nats);
     let stream = js
-        .get_stream(crate::subjects::Subjects::new(prefix.clone()).chat_stream_name())
+        .get_stream(proto::subjects::Subjects::new(prefix.clone()).chat_stream_name())
         .await
         .expect("the chat stream exists");
     eventually("the persisters to catch up", timeout, || async {
         let info = stream
-            .consumer_info(crate::stream::PERSISTER_DURABLE)
+            .consumer_info(kit::stream::PERSISTER_DURABLE)
             .await
             .ok()?;
         (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
@@ -237,16 +237,20 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// The root of the checkout whose tests are running.
+/// The root of the checkout whose tests are running: the nearest folder above the test's crate
+/// that holds `Cargo.lock`.
 ///
 /// Read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for the test process), not baked in
 /// when it is compiled: clones on one machine share a target folder (`~/.cache/natter/target`),
 /// and cargo reuses a library built in another clone, whose compile-time path points there.
 pub fn checkout() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join("..")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map_or_else(|| start.join(".."), Path::to_path_buf)
 }
 
 /// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
@@ -333,7 +337,7 @@ pub struct Running {
     pub port: u16,
     /// Where its `/metrics` is served.
     pub metrics_port: u16,
-    shutdown: crate::lifecycle::Shutdown,
+    shutdown: kit::lifecycle::Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -389,11 +393,11 @@ pub async fn wait_ready(service: &Running) -> serde_json::Value {
 /// Runs a built service on the current runtime until the returned handle is stopped or dropped.
 pub fn spawn<S>(service: S) -> Running
 where
-    S: crate::lifecycle::Service + 'static,
+    S: kit::lifecycle::Service + 'static,
 {
     let port = service.port();
     let metrics_port = service.metrics_port();
-    let shutdown = crate::lifecycle::Shutdown::new();
+    let shutdown = kit::lifecycle::Shutdown::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = service.run_until_stopped(token).await {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::subjects::Subjects;
+use proto::subjects::Subjects;
 
 /// The durable consumer through which the persisters share the chat stream.
 pub const PERSISTER_DURABLE: &str = "persister";

@@ -19,7 +19,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::Snowflake;
+use proto::Snowflake;
 
 pub use jsonwebtoken::jwk::JwkSet as Jwks;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use shared::lifecycle::{HttpServer, Shutdown};
-use shared::listener::{Listen, ListenerLimits};
-use shared::telemetry::Metrics;
+use kit::lifecycle::{HttpServer, Shutdown};
+use kit::listener::{Listen, ListenerLimits};
+use kit::telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

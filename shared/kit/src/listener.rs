@@ -39,8 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::error::{ErrorBody, ErrorCode};
 use crate::telemetry::Metrics;
+use proto::api::error::{ErrorBody, ErrorCode};
 
 /// How every HTTP listener of a service treats its connections.
 #[derive(Debug, Clone, Copy, Args)]

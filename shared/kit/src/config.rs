@@ -209,8 +209,8 @@ pub struct NatsConfig {
     /// First token of every subject and name of every stream, so several deployments (or test
     /// runs) can share one NATS cluster without seeing each other.
     #[arg(long = "nats-prefix", env = "NATTER_NATS_PREFIX", default_value = "natter",
-          value_parser = crate::subjects::Prefix::parse)]
-    pub prefix: crate::subjects::Prefix,
+          value_parser = proto::subjects::Prefix::parse)]
+    pub prefix: proto::subjects::Prefix,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -320,10 +320,10 @@ pub fn worker_id(s: &str) -> Result<u16, String> {
     let n: u16 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a whole number"))?;
-    if n > crate::snowflake::MAX_WORKER_ID {
+    if n > proto::snowflake::MAX_WORKER_ID {
         return Err(format!(
             "{n} is above the largest worker id {}",
-            crate::snowflake::MAX_WORKER_ID
+            proto::snowflake::MAX_WORKER_ID
         ));
     }
     Ok(n)

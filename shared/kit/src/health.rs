@@ -63,20 +63,6 @@ impl Readiness {
         })
     }
 
-    /// Adds the CQL store: a read of the coordinator's own row in `system.local`.
-    pub fn with_cql(self, session: Arc<scylla::client::session::Session>) -> Self {
-        self.with("cql", move || {
-            let session = Arc::clone(&session);
-            async move {
-                session
-                    .query_unpaged("SELECT release_version FROM system.local", &[])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        })
-    }
-
     /// Runs every check concurrently and reports each one's outcome.
     pub async fn check(&self) -> Report {
         let outcomes = futures::future::join_all(self.checks.iter().map(|(name, check)| async {

@@ -39,7 +39,7 @@ pub struct CqlConfig {
 
     /// How long to keep trying to reach the store at start before giving up.
     #[arg(long = "cql-connect-timeout", env = "NATTER_CQL_CONNECT_TIMEOUT", default_value = "60s",
-          value_parser = crate::config::duration)]
+          value_parser = kit::config::duration)]
     pub connect_timeout: Duration,
 }
 
@@ -205,6 +205,27 @@ impl CqlConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// Readiness of the CQL store, for a service's `/readyz`.
+pub trait CqlReadiness {
+    /// Adds the CQL store: a read of the coordinator's own row in `system.local`.
+    fn with_cql(self, session: Arc<Session>) -> Self;
+}
+
+impl CqlReadiness for kit::health::Readiness {
+    fn with_cql(self, session: Arc<Session>) -> Self {
+        self.with("cql", move || {
+            let session = Arc::clone(&session);
+            async move {
+                session
+                    .query_unpaged("SELECT release_version FROM system.local", &[])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
     }
 }
 

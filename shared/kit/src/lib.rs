@@ -1,0 +1,16 @@
+//! How a Natter service runs: what every service shares that is not the wire contract.
+//!
+//! - [`config`]: typed configuration groups (flags with environment fallbacks), checked at start.
+//! - [`lifecycle`]: start, run and stop a service; the tasks it cannot live without.
+//! - [`listener`]: every service's HTTP listeners, with their header timeout and per-address cap.
+//! - [`telemetry`], [`health`]: logs, `/metrics`, `/livez` and `/readyz`.
+//! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
+//! - [`stream`]: the JetStream stream that is the durable intake of chat events.
+
+pub mod config;
+pub mod health;
+pub mod lifecycle;
+pub mod listener;
+pub mod stream;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,22 @@
+//! Natter's wire contract: every type that crosses a process boundary, and nothing that runs.
+//!
+//! - [`gateway`]: the frames spoken over the edge's WebSocket.
+//! - [`events`]: the dispatch events, on NATS and on the gateway alike.
+//! - [`api`]: the REST bodies, the error shape and the checked newtypes (usernames, names, URLs).
+//! - [`access`]: what edges ask auth over NATS (a session's channels, whose presence it may see).
+//! - [`presence`]: what edges and the presence service tell each other over NATS.
+//! - [`subjects`]: every NATS subject, built from typed ids in one place.
+//! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
+//!
+//! Serde only: no async runtime, no HTTP, no database client is in this crate's dependency tree,
+//! so every client (the services, the load harness, the generated TypeScript) can use it.
+
+pub mod access;
+pub mod api;
+pub mod events;
+pub mod gateway;
+pub mod presence;
+pub mod snowflake;
+pub mod subjects;
+
+pub use snowflake::{Snowflake, SnowflakeGenerator};
