@@ -18,7 +18,7 @@ use proto::gateway::{MessageEdit, MessageSend};
 use proto::subjects::Subjects;
 use proto::{Snowflake, SnowflakeGenerator};
 
-use crate::history::History;
+use crate::archive::Archive;
 use crate::metrics::EdgeMetrics;
 
 /// Why a send, edit or delete was refused. The session answers with an ERROR frame and stays open.
@@ -215,11 +215,11 @@ impl Chat {
         &self,
         editor: Snowflake,
         edit: MessageEdit,
-        history: &History,
+        archive: &Archive,
     ) -> Result<Message, ChatError> {
         let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
         let channel = edit.channel_id;
-        let current = find(history, channel, edit.message_id).await?;
+        let current = find(archive, channel, edit.message_id).await?;
         if current.author_id != editor {
             return Err(ChatError::Forbidden);
         }
@@ -244,9 +244,9 @@ impl Chat {
         channel: Snowflake,
         id: Snowflake,
         moderates: bool,
-        history: &History,
+        archive: &Archive,
     ) -> Result<(), ChatError> {
-        let current = find(history, channel, id).await?;
+        let current = find(archive, channel, id).await?;
         if current.author_id != actor && !moderates {
             return Err(ChatError::Forbidden);
         }
@@ -337,8 +337,8 @@ impl Chat {
 }
 
 /// A message of `channel` that history knows.
-async fn find(history: &History, channel: Snowflake, id: Snowflake) -> Result<Message, ChatError> {
-    history
+async fn find(archive: &Archive, channel: Snowflake, id: Snowflake) -> Result<Message, ChatError> {
+    archive
         .message(channel, id)
         .await
         .map_err(|e| {

@@ -37,12 +37,12 @@ use std::time::Duration;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use kit::lifecycle::Shutdown;
+use kit::stream::{CHANNELS_PER_CHECK, ChatStream, ReadError};
 use proto::Snowflake;
 use proto::gateway::CloseCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backlog::{Backlog, CHANNELS_PER_CHECK, ReplayError};
 use crate::fanout::{Delivery, Sessions, hand_out};
 use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
@@ -158,7 +158,7 @@ impl Continuity {
     /// The handle, and the dispatcher to run (an essential task of the edge).
     pub fn new(
         nats: async_nats::Client,
-        backlog: Backlog,
+        stream: ChatStream,
         max_repair: usize,
         metrics: EdgeMetrics,
     ) -> (Self, Dispatcher) {
@@ -171,7 +171,7 @@ impl Continuity {
             followed: Vec::new(),
             nats,
             reader: Reader {
-                backlog,
+                stream,
                 max_repair,
                 metrics: metrics.clone(),
             },
@@ -251,7 +251,7 @@ pub struct Dispatcher {
 
 /// Reads back what live delivery lost.
 struct Reader {
-    backlog: Backlog,
+    stream: ChatStream,
     /// The most events one channel reads back at once (a session's queue: more could never be
     /// handed out whole).
     max_repair: usize,
@@ -474,7 +474,7 @@ impl Dispatcher {
         );
         let started = tokio::time::Instant::now();
         loop {
-            match last_sequences(&self.reader.backlog, &self.followed).await {
+            match last_sequences(&self.reader.stream, &self.followed).await {
                 Ok(lasts) => return lasts,
                 Err(e) if started.elapsed() < RECONNECT_REPAIR_WAIT => {
                     tracing::debug!(error = %e, "cannot check live delivery yet; retrying");
@@ -499,11 +499,15 @@ impl Reader {
         through: u64,
     ) -> Result<Vec<Delivery>, ()> {
         let channel = feed.channel;
-        match (self.backlog)
+        match (self.stream)
             .channel_events(channel, after, through, self.max_repair)
             .await
         {
             Ok(events) => {
+                let events: Vec<Delivery> = events
+                    .into_iter()
+                    .map(|stored| Delivery::new(Some(stored.seq), stored.event))
+                    .collect();
                 tracing::info!(%channel, after, through, events = events.len(),
                     "live delivery repaired from the stream");
                 Ok(events)
@@ -520,13 +524,13 @@ impl Reader {
 
 /// Each feed's channel's last event in the stream (channels with none are left out).
 async fn last_sequences(
-    backlog: &Backlog,
+    stream: &ChatStream,
     feeds: &[Arc<ChannelFeed>],
-) -> Result<Vec<(Arc<ChannelFeed>, u64)>, ReplayError> {
+) -> Result<Vec<(Arc<ChannelFeed>, u64)>, ReadError> {
     let mut lasts = Vec::with_capacity(feeds.len());
     for chunk in feeds.chunks(CHANNELS_PER_CHECK) {
         let channels: Vec<Snowflake> = chunk.iter().map(|feed| feed.channel).collect();
-        let found = backlog.last_sequences(&channels).await?;
+        let found = stream.last_sequences(&channels).await?;
         lasts.extend(
             chunk
                 .iter()
@@ -610,7 +614,7 @@ pub async fn check(
         let feeds = state.hub.channel_feeds();
         let lasts = tokio::select! {
             () = shutdown.cancelled() => return,
-            lasts = last_sequences(&state.backlog, &feeds) => lasts,
+            lasts = last_sequences(&state.stream, &feeds) => lasts,
         };
         let mut lasts = match lasts {
             Ok(lasts) => lasts,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
+use kit::stream::{ChatStream, ReadError};
 use proto::Snowflake;
 use proto::events::Event;
 use proto::gateway::{CloseCode, Frame, Opcode};
@@ -18,7 +19,6 @@ use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::backlog::{Backlog, ReplayError};
 use crate::continuity::{ChannelFeed, Continuity};
 use crate::metrics::EdgeMetrics;
 
@@ -154,7 +154,7 @@ pub enum JoinError {
     #[error("cannot subscribe: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("cannot read the channel's position in the chat stream: {0}")]
-    Stream(#[from] ReplayError),
+    Stream(#[from] ReadError),
     #[error("cannot hand the subscription to NATS: {0}")]
     Flush(#[from] async_nats::client::FlushError),
     #[error("NATS did not take the subscription in time")]
@@ -172,7 +172,7 @@ pub struct Hub {
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     metrics: EdgeMetrics,
     /// Where a new channel topic reads its position in the chat stream.
-    backlog: Backlog,
+    stream: ChatStream,
     /// The dispatcher delivering channel topics, gap-free through NATS faults.
     continuity: Continuity,
 }
@@ -182,7 +182,7 @@ impl Hub {
         nats: async_nats::Client,
         subjects: Subjects,
         metrics: EdgeMetrics,
-        backlog: Backlog,
+        stream: ChatStream,
         continuity: Continuity,
     ) -> Self {
         Self {
@@ -191,7 +191,7 @@ impl Hub {
             subjects,
             topics: Mutex::default(),
             metrics,
-            backlog,
+            stream,
         }
     }
 
@@ -260,7 +260,7 @@ impl Hub {
         let subscription = self.nats.subscribe(self.subject(topic)).await?;
         let subscribed = match topic {
             Topic::Channel(channel) => {
-                let last = self.backlog.last_sequences(&[channel]).await?;
+                let last = self.stream.last_sequences(&[channel]).await?;
                 let last = last.get(&channel).copied().unwrap_or(0);
                 let feed = ChannelFeed::new(channel, last, sessions);
                 self.continuity.follow(Arc::clone(&feed), subscription);

@@ -5,8 +5,7 @@
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
 //! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
-//! - [`backlog`]: reading the stream back (a resume's replay; events not yet in the store).
-//! - [`history`]: history pages, read markers and unread counts from the store.
+//! - [`archive`]: history pages, read markers and unread counts from the message store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
 //! - [`presence`]: reporting sessions to presence, and watching co-members' presence.
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-pub mod backlog;
+pub mod archive;
 pub mod chat;
 pub mod continuity;
 pub mod directory;
@@ -24,7 +23,6 @@ pub mod discovery;
 pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-pub mod history;
 pub mod metrics;
 pub mod presence;
 pub mod routes;
@@ -35,18 +33,17 @@ use clap::Parser;
 use kit::config::{LogConfig, NatsConfig, RateSpec};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
-use kit::stream::ChatStreamConfig;
+use kit::stream::{ChatStream, ChatStreamConfig};
 use kit::telemetry::Metrics;
 use kit::tokens::Verifier;
 use proto::subjects::Subjects;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backlog::Backlog;
+use crate::archive::Archive;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::Hub;
-use crate::history::History;
 use crate::metrics::EdgeMetrics;
 use crate::presence::{PresenceSettings, Reporter};
 use crate::state::{EdgeState, GatewaySettings};
@@ -295,7 +292,7 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
         let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
 
-        let backlog = Backlog::new(nats.clone(), subjects.clone());
+        let stream = ChatStream::new(nats.clone(), subjects.clone());
         let directory = Directory::new(
             &config.auth_url,
             config.auth_connections,
@@ -314,7 +311,7 @@ impl Edge {
         // A repair reads back at most a session's queue: more could never be handed out whole.
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),
-            backlog.clone(),
+            stream.clone(),
             config.session_queue.max(1),
             edge_metrics.clone(),
         );
@@ -350,7 +347,7 @@ impl Edge {
                 nats.clone(),
                 subjects.clone(),
                 edge_metrics.clone(),
-                backlog.clone(),
+                stream.clone(),
                 continuity,
             ),
             chat: Chat::new(
@@ -360,11 +357,11 @@ impl Edge {
                 edge_metrics.clone(),
                 config.send_rate.quota(),
             ),
-            backlog: backlog.clone(),
-            history: History::connect(
+            stream: stream.clone(),
+            archive: Archive::connect(
                 config.cql.clone(),
                 config.cql_request_timeout,
-                backlog,
+                stream,
                 edge_metrics.store_connected.clone(),
             ),
             verifier,

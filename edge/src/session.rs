@@ -28,10 +28,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use crate::archive::ReadSummary;
 use crate::chat::ChatError;
 use crate::directory::DirectoryError;
 use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
-use crate::history::ReadSummary;
 use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
 
@@ -173,7 +173,7 @@ impl Session {
             self.join(Topic::Channel(channel.id)).await?;
         }
         self.closed = session.closed.iter().copied().collect();
-        let head = match self.state.backlog.last_sequence().await {
+        let head = match self.state.stream.last_sequence().await {
             Ok(head) => head,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the chat stream's position");
@@ -199,7 +199,7 @@ impl Session {
                 let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
                 let mut summaries = self
                     .state
-                    .history
+                    .archive
                     .summaries(claims.sub, &ids, READY_STORE_BUDGET)
                     .await;
                 let channels = channels
@@ -222,7 +222,7 @@ impl Session {
             }
             Some(seq) => {
                 let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
-                let replay = match self.state.backlog.replay(&ids, seq, head).await {
+                let replay = match self.state.stream.replay(&ids, seq, head).await {
                     Ok(replay) => replay,
                     Err(e) => {
                         tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
@@ -230,7 +230,8 @@ impl Session {
                         return Err(Some(CloseCode::InvalidSeq));
                     }
                 };
-                for delivery in replay {
+                for stored in replay {
+                    let delivery = Delivery::new(Some(stored.seq), stored.event);
                     self.send_text(delivery.frame.clone()).await?;
                 }
                 self.dispatch(
@@ -317,7 +318,7 @@ impl Session {
             return self.reply_error(nonce, &ChatError::Closed).await;
         }
         let state = &self.state;
-        match state.chat.edit(claims.sub, edit, &state.history).await {
+        match state.chat.edit(claims.sub, edit, &state.archive).await {
             Ok(message) => {
                 let message = Some(message);
                 self.send_op(Opcode::Ack, &Acked { nonce, message }).await
@@ -344,7 +345,7 @@ impl Session {
                 channel_id,
                 message_id,
                 moderates,
-                &state.history,
+                &state.archive,
             )
             .await;
         match deleted {

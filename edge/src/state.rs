@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::Quota;
+use kit::stream::ChatStream;
 use kit::tokens::Verifier;
 use tokio_util::sync::CancellationToken;
 
-use crate::backlog::Backlog;
+use crate::archive::Archive;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
-use crate::history::History;
 use crate::metrics::EdgeMetrics;
 use crate::presence::Reporter;
 
@@ -54,8 +54,9 @@ pub struct EdgeState {
     pub config: GatewaySettings,
     pub hub: Hub,
     pub chat: Chat,
-    pub backlog: Backlog,
-    pub history: History,
+    /// Reads the chat stream back: a resume's replay.
+    pub stream: ChatStream,
+    pub archive: Archive,
     pub verifier: Verifier,
     pub directory: Directory,
     pub metrics: EdgeMetrics,

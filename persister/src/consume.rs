@@ -3,7 +3,7 @@
 //! write succeeded.
 //!
 //! - Events are written concurrently and out of order: the store orders a message's writes by the
-//!   stream's timestamps (see `store::history`), so the order of arrival does not matter.
+//!   stream's timestamps (see `store::messages`), so the order of arrival does not matter.
 //! - A failed write is retried with backoff, holding the event (and telling JetStream it is still
 //!   in progress) rather than dropping or acknowledging it; at most `in_flight` events wait, and
 //!   JetStream stops delivering once that many are unacknowledged. A persister that dies with
@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use kit::lifecycle::Shutdown;
-use kit::stream::PERSISTER_DURABLE;
 use proto::events::Event;
 use proto::subjects::Subjects;
-use store::history::MessageStore;
+use store::MessageStore;
 
-use crate::metrics::PersisterMetrics;
+use crate::progress::PersisterMetrics;
+
+/// The durable consumer through which the persisters share the chat stream: theirs alone. What
+/// others need to know of its progress is the store's watermark (`crate::progress`).
+pub const DURABLE: &str = "persister";
 
 /// How long JetStream waits for an acknowledgement before it hands the event to another
 /// persister: how quickly the work of a persister that died is picked up.
@@ -51,9 +54,9 @@ pub async fn durable(
         .map_err(|e| e.to_string())?;
     stream
         .get_or_create_consumer(
-            PERSISTER_DURABLE,
+            DURABLE,
             consumer::pull::Config {
-                durable_name: Some(PERSISTER_DURABLE.to_owned()),
+                durable_name: Some(DURABLE.to_owned()),
                 description: Some("Natter persisters: chat events into the CQL store".to_owned()),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: ACK_WAIT,

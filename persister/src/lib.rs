@@ -2,13 +2,14 @@
 //! history lives forever. Several run side by side and share the work.
 //!
 //! - [`consume`]: the copy loop (pull, write, acknowledge; retry without acknowledging).
-//! - [`metrics`]: what it counts, and the lag watcher (events and seconds behind the stream).
+//! - [`progress`]: what it counts, and the watcher that reports how far behind the stream it is
+//!   and records in the store how far the store holds it (what history reads).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod consume;
-pub mod metrics;
+pub mod progress;
 
 use clap::Parser;
 use kit::config::{LogConfig, NatsConfig};
@@ -18,10 +19,11 @@ use kit::stream::ChatStreamConfig;
 use kit::telemetry::Metrics;
 use proto::subjects::Subjects;
 use store::cql::{CqlConfig, CqlError, CqlReadiness};
-use store::history::{MIGRATIONS, MessageStore, StoreError};
+use store::schema::MIGRATIONS;
+use store::{MessageStore, StoreError};
 
 use crate::consume::CopySettings;
-use crate::metrics::PersisterMetrics;
+use crate::progress::PersisterMetrics;
 
 /// The persister's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -164,17 +166,18 @@ impl Service for Persister {
         self.http.metrics_port()
     }
 
-    /// Copies until `shutdown`. When the copy loop, the lag watcher or the HTTP side ends first
+    /// Copies until `shutdown`. When the copy loop, the progress watcher or the HTTP side ends first
     /// (a panic, or a return it should not make), the persister stops with an error, so its
     /// process exits non-zero and its supervisor starts it again.
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         let stop = shutdown.child_token();
         let mut tasks = Essentials::new();
         tasks.spawn(
-            "the lag watcher",
-            metrics::watch_lag(
+            "the progress watcher",
+            progress::watch(
                 self.consumer.clone(),
                 self.stream,
+                self.store.clone(),
                 self.metrics.clone(),
                 stop.clone(),
             ),

@@ -13,7 +13,7 @@ use proto::subjects::{Prefix, Subjects};
 use proto::{Snowflake, SnowflakeGenerator};
 use scylla::client::session::Session;
 use store::cql::CqlConfig;
-use store::history::bucket_of;
+use store::schema::bucket_of;
 use testkit::Stack;
 
 struct PersisterProcess {
@@ -129,7 +129,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     first.child.wait().unwrap();
     let stream = js.get_stream(subjects.chat_stream_name()).await.unwrap();
     let left = stream
-        .consumer_info(kit::stream::PERSISTER_DURABLE)
+        .consumer_info(persister::consume::DURABLE)
         .await
         .unwrap();
     assert!(
@@ -138,7 +138,14 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     );
 
     let mut restarted = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
-    testkit::wait_persisted(&stack.nats_url, &prefix, Duration::from_secs(120)).await;
+    testkit::wait_persisted(
+        &stack.nats_url,
+        &prefix,
+        &stack.cql_nodes(),
+        keyspace.as_str(),
+        Duration::from_secs(120),
+    )
+    .await;
     let config = CqlConfig {
         nodes: stack.cql_nodes(),
         keyspace: keyspace.clone(),

@@ -94,11 +94,11 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
     let keyspace = testkit::fresh_keyspace();
     let cql = args(&stack, keyspace.as_str()).cql;
     let session = cql.connect().await.unwrap();
-    cql.migrate(&session, store::history::MIGRATIONS)
+    cql.migrate(&session, store::schema::MIGRATIONS)
         .await
         .unwrap();
     // A second start applies nothing new and does not fail.
-    cql.migrate(&session, store::history::MIGRATIONS)
+    cql.migrate(&session, store::schema::MIGRATIONS)
         .await
         .unwrap();
 
@@ -135,7 +135,7 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
         .rows::<(i32,)>()
         .unwrap()
         .count();
-    assert_eq!(versions, store::history::MIGRATIONS.len());
+    assert_eq!(versions, store::schema::MIGRATIONS.len());
     session
         .query_unpaged(format!("DROP KEYSPACE {}", keyspace.as_str()), &[])
         .await

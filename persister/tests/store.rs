@@ -8,8 +8,9 @@ use std::time::Duration;
 use proto::api::messages::Message;
 use proto::{Snowflake, SnowflakeGenerator};
 use scylla::client::session::Session;
+use store::MessageStore;
 use store::cql::CqlConfig;
-use store::history::{MessageStore, bucket_of};
+use store::schema::bucket_of;
 use testkit::Stack;
 
 struct Store {

@@ -18,7 +18,8 @@ use proto::api::messages::{EditMessageRequest, HistoryPage};
 use proto::events::ReadState;
 use proto::gateway::{MessageEdit, MessageSend};
 use serde::Deserialize;
-use store::history::{MAX_PAGE, Page};
+use store::Page;
+use store::messages::MAX_PAGE;
 
 use super::{ApiError, ApiQuery, Body, Routes, directory_error, error, not_found};
 use crate::chat::ChatError;
@@ -180,7 +181,7 @@ pub(super) async fn history(
     })?;
     let state = &routes.state;
     let messages = state
-        .history
+        .archive
         .page(caller.channel.id, page, limit)
         .await
         .map_err(|e| {
@@ -274,7 +275,7 @@ pub(super) async fn edit(
     let state = &routes.state;
     let edited = state
         .chat
-        .edit(caller.claims.sub, edit, &state.history)
+        .edit(caller.claims.sub, edit, &state.archive)
         .await
         .map_err(|e| chat_error(&e))?;
     Ok(Json(edited).into_response())
@@ -293,7 +294,7 @@ pub(super) async fn delete(
     let state = &routes.state;
     let deleted = state
         .chat
-        .delete(me, caller.channel.id, message_id, moderates, &state.history)
+        .delete(me, caller.channel.id, message_id, moderates, &state.archive)
         .await;
     deleted.map_err(|e| chat_error(&e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -325,7 +326,7 @@ pub(super) async fn ack(
         message_id,
     };
     state
-        .history
+        .archive
         .mark_read(read.user_id, read.channel_id, message_id)
         .await
         .map_err(|e| {

@@ -184,9 +184,15 @@ impl World {
 
     /// Waits until the persister has written everything in the stream to the store.
     pub(crate) async fn persisted(&self) {
+        let nodes: Vec<String> = match &self.engines.cql_nodes {
+            Some(nodes) => nodes.split(',').map(str::to_owned).collect(),
+            None => self.stack.cql_nodes(),
+        };
         testkit::wait_persisted(
             &self.engines.nats_url,
             &self.prefix,
+            &nodes,
+            &self.keyspace,
             Duration::from_secs(60),
         )
         .await;

@@ -1,20 +1,21 @@
-//! The chat stream: JetStream's durable intake of every stored chat event.
+//! The chat stream: JetStream's durable intake of every stored chat event, its configuration
+//! and ([`ChatStream`]) reading it back.
 //!
 //! Edges publish each message to the intake and answer the sender only once JetStream has
 //! acknowledged it; the stream republishes every stored event to its channel's subject (that is
-//! how all edges deliver it live), and the persister's durable consumers copy it into the CQL
-//! store. The stream is a buffer, not the
-//! archive: it keeps events for `max_age`, `max_bytes` or `max_messages`, whichever runs out first, which is how
-//! far back a reconnecting client can be served from it directly.
+//! how all edges deliver it live), and the persister's durable consumer copies it into the CQL
+//! store. The stream is a buffer, not the archive: it keeps events for `max_age`, `max_bytes` or
+//! `max_messages`, whichever runs out first, which is how far back a reconnecting client can be
+//! served from it directly.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-
 use proto::subjects::Subjects;
 
-/// The durable consumer through which the persisters share the chat stream.
-pub const PERSISTER_DURABLE: &str = "persister";
+mod reader;
+
+pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, ReadError, Stored};
 
 /// Retention and placement of the chat stream, from configuration.
 #[derive(Debug, Clone, clap::Args)]

@@ -201,7 +201,7 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
             };
             let session = config.connect().await.expect("reach the CQL store");
             config
-                .migrate(&session, store::history::MIGRATIONS)
+                .migrate(&session, store::schema::MIGRATIONS)
                 .await
                 .expect("apply the message schema");
             config.keyspace
@@ -210,21 +210,37 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
         .clone()
 }
 
-/// Waits (up to `timeout`) until the persisters have written everything in `prefix`'s chat
-/// stream: their durable consumer has nothing pending and nothing unacknowledged.
-pub async fn wait_persisted(nats_url: &str, prefix: &Prefix, timeout: Duration) {
+/// Waits (up to `timeout`) until the store holds everything in `prefix`'s chat stream, as the
+/// persisters record it (the store's watermark reaches the stream's last sequence): what history
+/// readers see, so a test that waits here then reads the store alone.
+pub async fn wait_persisted(
+    nats_url: &str,
+    prefix: &Prefix,
+    cql_nodes: &[String],
+    keyspace: &str,
+    timeout: Duration,
+) {
     let nats = async_nats::connect(nats_url).await.expect("reach NATS");
     let js = async_nats::jetstream::new(nats);
-    let stream = js
-        .get_stream(proto::subjects::Subjects::new(prefix.clone()).chat_stream_name())
+    let name = proto::subjects::Subjects::new(prefix.clone()).chat_stream_name();
+
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(cql_nodes)
+        .build()
         .await
-        .expect("the chat stream exists");
+        .expect("reach the CQL store");
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .expect("the keyspace exists");
+    let store = store::MessageStore::prepare(std::sync::Arc::new(session), Duration::from_secs(10))
+        .await
+        .expect("the keyspace holds the schema");
     eventually("the persisters to catch up", timeout, || async {
-        let info = stream
-            .consumer_info(kit::stream::PERSISTER_DURABLE)
-            .await
-            .ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        let stream = js.get_stream(&name).await.ok()?;
+        let last = stream.cached_info().state.last_sequence;
+        let stored = store.stored_through(&name).await.ok()?;
+        (stored >= last).then_some(())
     })
     .await;
 }

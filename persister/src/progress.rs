@@ -1,4 +1,9 @@
-//! The persister's own metrics, and the lag watcher that keeps two of them current.
+//! The persister's progress: its own metrics, and the watcher that once a second reads the shared
+//! consumer, keeps the lag metrics current and records in the store how far it holds the stream.
+//!
+//! That record (`store::MessageStore::record_stored_through`) is what history reads to know which
+//! events the store does not yet have: the consumer's acknowledgement floor, below which every
+//! event is written. Others never read the consumer itself; it stays the persister's own.
 
 use std::time::Duration;
 
@@ -6,6 +11,7 @@ use async_nats::jetstream;
 use kit::lifecycle::Shutdown;
 use kit::telemetry::Metrics;
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use store::MessageStore;
 
 #[derive(Clone)]
 pub struct PersisterMetrics {
@@ -88,14 +94,19 @@ impl PersisterMetrics {
     }
 }
 
-/// Once a second, reads the shared consumer's state: how many events wait, and how old the
-/// oldest unacknowledged one is. Every persister reports the same figures (it is one consumer).
-pub async fn watch_lag(
+/// Once a second, reads the shared consumer's state: how many events wait, how old the oldest
+/// unacknowledged one is (every persister reports the same figures: it is one consumer), and the
+/// acknowledgement floor, which it records in the store when it moved (and on the first read, so a
+/// stale record, say of a stream made anew, is corrected at once).
+pub async fn watch(
     mut consumer: jetstream::consumer::PullConsumer,
     stream: jetstream::stream::Stream,
+    store: MessageStore,
     metrics: PersisterMetrics,
     shutdown: Shutdown,
 ) {
+    let name = stream.cached_info().config.name.clone();
+    let mut recorded = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -105,6 +116,15 @@ pub async fn watch_lag(
         let Ok(info) = consumer.info().await else {
             continue;
         };
+        let floor = info.ack_floor.stream_sequence;
+        if recorded != Some(floor) {
+            match store.record_stored_through(&name, floor).await {
+                Ok(()) => recorded = Some(floor),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot record how far the store holds the stream")
+                }
+            }
+        }
         let behind = info.num_pending + info.num_ack_pending as u64;
         metrics
             .lag_messages
@@ -113,8 +133,7 @@ pub async fn watch_lag(
             metrics.lag_seconds.set(0.0);
             continue;
         }
-        let oldest = info.ack_floor.stream_sequence + 1;
-        if let Ok(message) = stream.get_raw_message(oldest).await {
+        if let Ok(message) = stream.get_raw_message(floor + 1).await {
             let age = time::OffsetDateTime::now_utc() - message.time;
             metrics.lag_seconds.set(age.as_seconds_f64().max(0.0));
         }

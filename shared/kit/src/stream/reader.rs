@@ -1,23 +1,20 @@
-//! Reading the chat stream back: the replay a resuming client missed, the events the
-//! persister has not yet written to the store (history overlays them, so nothing falls between
-//! the stream and the store), and a channel's events that live delivery lost (direct gets: see
-//! `continuity`).
+//! Reading the chat stream back: what a resuming client missed (through an ephemeral consumer),
+//! each channel's last sequence, and a channel's events from a sequence on (batched direct gets,
+//! which any server holding the stream answers). Edges read back what live delivery lost; the
+//! message store's history overlays what the persister has not yet written.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use kit::stream::PERSISTER_DURABLE;
 use proto::Snowflake;
 use proto::events::Event;
 use proto::subjects::Subjects;
 
-use crate::fanout::Delivery;
-
-/// Why a resume cannot be served from the stream.
+/// Why the stream could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
+pub enum ReadError {
     #[error("the stream no longer holds sequence {0}")]
     TooOld(u64),
     #[error("more than {0} events were missed")]
@@ -28,29 +25,39 @@ pub enum ReplayError {
     Incomplete(usize, u64),
 }
 
-fn js_error(e: impl std::fmt::Display) -> ReplayError {
-    ReplayError::JetStream(e.to_string())
+fn js_error(e: impl std::fmt::Display) -> ReadError {
+    ReadError::JetStream(e.to_string())
 }
 
-/// The most events a resume replays; a client further behind identifies anew and reads history.
-const MAX_REPLAY: usize = 10_000;
+/// An event as the stream stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    pub event: Event,
+}
 
-/// How many events one direct get asks for, and how many channels one check asks about (the
-/// server answers at most 1,024 subjects per request).
+/// The most events one replay reads; a client further behind identifies anew and reads history.
+pub const MAX_REPLAY: usize = 10_000;
+
+/// How many events one direct get asks for.
 const DIRECT_BATCH: usize = 256;
+
+/// How many channels one [`ChatStream::last_sequences`] may ask about (the server answers at most
+/// 1,024 subjects per request).
 pub const CHANNELS_PER_CHECK: usize = 1_000;
 
 /// How long one direct get may take.
 const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A reader of one deployment's chat stream.
 #[derive(Clone)]
-pub struct Backlog {
+pub struct ChatStream {
     nats: async_nats::Client,
     js: jetstream::Context,
     subjects: Subjects,
 }
 
-impl Backlog {
+impl ChatStream {
     pub fn new(nats: async_nats::Client, subjects: Subjects) -> Self {
         Self {
             js: jetstream::new(nats.clone()),
@@ -59,20 +66,24 @@ impl Backlog {
         }
     }
 
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
     /// The stream sequence of each channel's last event (channels with none are left out), as
     /// one server holding the stream knows it: at most [`CHANNELS_PER_CHECK`] channels.
     pub async fn last_sequences(
         &self,
         channels: &[Snowflake],
-    ) -> Result<HashMap<Snowflake, u64>, ReplayError> {
+    ) -> Result<HashMap<Snowflake, u64>, ReadError> {
         let subjects: HashMap<String, Snowflake> = channels
             .iter()
             .map(|&channel| (self.subjects.chat_intake(channel), channel))
             .collect();
-        let request = serde_json::json!({
-            "multi_last": subjects.keys().collect::<Vec<_>>(),
-            "batch": subjects.len(),
-        });
+        let request = DirectGet::MultiLast {
+            multi_last: subjects.keys().map(String::as_str).collect(),
+            batch: subjects.len(),
+        };
         let found = self.direct_get(&request).await?;
         Ok(found
             .into_iter()
@@ -88,19 +99,19 @@ impl Backlog {
         after: u64,
         through: u64,
         limit: usize,
-    ) -> Result<Vec<Delivery>, ReplayError> {
+    ) -> Result<Vec<Stored>, ReadError> {
         let subject = self.subjects.chat_intake(channel);
         let mut events = Vec::new();
         let mut next = after + 1;
         while next <= through {
             if events.len() >= limit {
-                return Err(ReplayError::TooMany(limit));
+                return Err(ReadError::TooMany(limit));
             }
-            let request = serde_json::json!({
-                "seq": next,
-                "next_by_subj": subject,
-                "batch": DIRECT_BATCH,
-            });
+            let request = DirectGet::NextBySubject {
+                seq: next,
+                next_by_subj: &subject,
+                batch: DIRECT_BATCH,
+            };
             let batch = self.direct_get(&request).await?;
             let full = batch.len() == DIRECT_BATCH;
             for message in batch {
@@ -109,20 +120,23 @@ impl Backlog {
                 }
                 next = message.seq + 1;
                 if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                    events.push(Delivery::new(Some(message.seq), event));
+                    events.push(Stored {
+                        seq: message.seq,
+                        event,
+                    });
                 }
             }
             if !full && next <= through {
                 // The server has nothing more up to `through`, which the stream does hold: it
                 // is a replica not yet caught up (or the event aged out). Not complete.
-                return Err(ReplayError::Incomplete(events.len(), through));
+                return Err(ReadError::Incomplete(events.len(), through));
             }
         }
         Ok(events)
     }
 
     /// One batched direct get: the messages it answers with, up to the end-of-batch marker.
-    async fn direct_get(&self, request: &serde_json::Value) -> Result<Vec<Direct>, ReplayError> {
+    async fn direct_get(&self, request: &DirectGet<'_>) -> Result<Vec<Direct>, ReadError> {
         let inbox = self.nats.new_inbox();
         let mut replies = self.nats.subscribe(inbox.clone()).await.map_err(js_error)?;
         let body = serde_json::to_vec(request).expect("requests serialise");
@@ -134,15 +148,15 @@ impl Backlog {
         loop {
             let reply = tokio::time::timeout(DIRECT_TIMEOUT, replies.next())
                 .await
-                .map_err(|_| ReplayError::JetStream("a direct get timed out".to_owned()))?
-                .ok_or_else(|| ReplayError::JetStream("the connection closed".to_owned()))?;
+                .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
+                .ok_or_else(|| ReadError::JetStream("the connection closed".to_owned()))?;
             match reply.status.map(|status| status.as_u16()) {
-                None => found.push(Direct::read(&reply)?),
+                None => found.push(Direct::read(reply)?),
                 // 204: the end of the batch; 404: nothing at or after the sequence asked.
                 Some(204 | 404) => return Ok(found),
                 Some(status) => {
                     let why = reply.description.unwrap_or_default();
-                    return Err(ReplayError::JetStream(format!(
+                    return Err(ReadError::JetStream(format!(
                         "direct get answered {status} {why}"
                     )));
                 }
@@ -151,32 +165,34 @@ impl Backlog {
     }
 
     /// The chat stream's last sequence: where a new session's live delivery begins.
-    pub async fn last_sequence(&self) -> Result<u64, ReplayError> {
+    pub async fn last_sequence(&self) -> Result<u64, ReadError> {
         Ok(self.stream().await?.cached_info().state.last_sequence)
     }
 
     /// The chat stream, with its state as of now (one JetStream request).
-    async fn stream(&self) -> Result<jetstream::stream::Stream, ReplayError> {
+    async fn stream(&self) -> Result<jetstream::stream::Stream, ReadError> {
         self.js
             .get_stream(self.subjects.chat_stream_name())
             .await
             .map_err(js_error)
     }
 
-    /// Every stored event of `channels` after `after` up to and including `head`, in order.
+    /// Every stored event of `channels` after `after` up to and including `head`, in order, read
+    /// through an ephemeral consumer of its own (from the stream's leader); at most
+    /// [`MAX_REPLAY`].
     pub async fn replay(
         &self,
         channels: &[Snowflake],
         after: u64,
         head: u64,
-    ) -> Result<Vec<Delivery>, ReplayError> {
+    ) -> Result<Vec<Stored>, ReadError> {
         if channels.is_empty() || after >= head {
             return Ok(Vec::new());
         }
         let stream = self.stream().await?;
         let first = stream.cached_info().state.first_sequence;
         if after + 1 < first {
-            return Err(ReplayError::TooOld(after));
+            return Err(ReadError::TooOld(after));
         }
         let consumer = stream
             .create_consumer(consumer::pull::Config {
@@ -194,70 +210,68 @@ impl Backlog {
             })
             .await
             .map_err(js_error)?;
-        let mut replay = Vec::new();
-        if consumer.cached_info().num_pending == 0 {
-            let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+        let name = consumer.cached_info().name.clone();
+        let read = if consumer.cached_info().num_pending == 0 {
+            Ok(Vec::new())
+        } else {
+            fetch(&consumer, head).await
+        };
+        let _ = stream.delete_consumer(&name).await;
+        read
+    }
+}
+
+/// Reads a replay's consumer until `head`, or until it has nothing more.
+async fn fetch(consumer: &consumer::PullConsumer, head: u64) -> Result<Vec<Stored>, ReadError> {
+    let mut replay = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(512)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .map_err(js_error)?;
+        let mut got_any = false;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(js_error)?;
+            let info = message.info().map_err(js_error)?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            got_any = true;
+            if seq > head {
+                return Ok(replay);
+            }
+            if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
+                replay.push(Stored { seq, event });
+            }
+            if replay.len() > MAX_REPLAY {
+                return Err(ReadError::TooMany(MAX_REPLAY));
+            }
+            if seq == head || pending == 0 {
+                return Ok(replay);
+            }
+        }
+        if !got_any {
             return Ok(replay);
         }
-        'fetching: loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(512)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(js_error)?;
-            let mut got_any = false;
-            while let Some(message) = batch.next().await {
-                let message = message.map_err(js_error)?;
-                let info = message.info().map_err(js_error)?;
-                let (seq, pending) = (info.stream_sequence, info.pending);
-                got_any = true;
-                if seq > head {
-                    break 'fetching;
-                }
-                if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                    replay.push(Delivery::new(Some(seq), event));
-                }
-                if replay.len() > MAX_REPLAY {
-                    return Err(ReplayError::TooMany(MAX_REPLAY));
-                }
-                if seq == head || pending == 0 {
-                    break 'fetching;
-                }
-            }
-            if !got_any {
-                break;
-            }
-        }
-        let name = consumer.cached_info().name.clone();
-        let _ = stream.delete_consumer(&name).await;
-        Ok(replay)
     }
+}
 
-    /// The events of `channel` that the stream holds and the persister may not have written yet
-    /// (after its consumer's acknowledgement floor), in stream order.
-    pub async fn unpersisted(&self, channel: Snowflake) -> Result<Vec<Event>, ReplayError> {
-        let stream = self.stream().await?;
-        let (first, last) = {
-            let state = &stream.cached_info().state;
-            (state.first_sequence, state.last_sequence)
-        };
-        let floor = match stream.consumer_info(PERSISTER_DURABLE).await {
-            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => return Ok(Vec::new()),
-            Ok(info) => info.ack_floor.stream_sequence,
-            // No persister has ever run: nothing is in the store yet.
-            Err(_) => 0,
-        };
-        let after = floor.max(first.saturating_sub(1));
-        let events = self
-            .replay(&[channel], after, last)
-            .await?
-            .into_iter()
-            .map(|delivery| delivery.event.clone())
-            .collect();
-        Ok(events)
-    }
+/// The two batched direct gets the readers ask (JetStream's `$JS.API.DIRECT.GET` request body).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum DirectGet<'a> {
+    /// Each subject's last message.
+    MultiLast {
+        multi_last: Vec<&'a str>,
+        batch: usize,
+    },
+    /// A subject's messages from a sequence on.
+    NextBySubject {
+        seq: u64,
+        next_by_subj: &'a str,
+        batch: usize,
+    },
 }
 
 /// One message of a direct get's answer.
@@ -269,21 +283,21 @@ struct Direct {
 }
 
 impl Direct {
-    fn read(reply: &async_nats::Message) -> Result<Self, ReplayError> {
+    fn read(reply: async_nats::Message) -> Result<Self, ReadError> {
         let header = |name: &str| {
             reply
                 .headers
                 .as_ref()
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_owned())
-                .ok_or_else(|| ReplayError::JetStream(format!("a direct get without {name}")))
+                .ok_or_else(|| ReadError::JetStream(format!("a direct get without {name}")))
         };
         Ok(Self {
             seq: header("Nats-Sequence")?
                 .parse()
-                .map_err(|_| ReplayError::JetStream("a bad Nats-Sequence".to_owned()))?,
+                .map_err(|_| ReadError::JetStream("a bad Nats-Sequence".to_owned()))?,
             subject: header("Nats-Subject")?,
-            payload: reply.payload.clone(),
+            payload: reply.payload,
         })
     }
 }

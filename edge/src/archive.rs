@@ -1,0 +1,170 @@
+//! The edge's link to the message archive: pages of a channel and single messages (history as
+//! `store::History` reads it: the store with the stream's unwritten events on top), read markers,
+//! and READY's unread counts.
+//!
+//! The edge does not need the store to carry chat: it connects in the background and keeps
+//! trying, and until then history answers "unavailable" and READY leaves unread counts out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit::stream::ChatStream;
+use proto::Snowflake;
+use proto::api::messages::Message;
+use serde::Serialize;
+use store::cql::CqlConfig;
+use store::{History, MessageStore, Page, StoreError};
+use tokio::sync::OnceCell;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("the message store is not connected yet")]
+    NotConnected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What READY says about a channel's messages for this user.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadSummary {
+    pub last_message_id: Option<Snowflake>,
+    pub last_read_id: Option<Snowflake>,
+    /// Messages by others after the read marker, counted to 100 ("100 or more").
+    pub unread_count: usize,
+}
+
+#[derive(Clone)]
+pub struct Archive {
+    history: Arc<OnceCell<History>>,
+}
+
+impl Archive {
+    /// Starts connecting to the store in the background (the edge runs without it meanwhile).
+    pub fn connect(
+        cql: CqlConfig,
+        request_timeout: Duration,
+        stream: ChatStream,
+        connected: prometheus::IntGauge,
+    ) -> Self {
+        let history = Arc::new(OnceCell::new());
+        let slot = Arc::clone(&history);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(200);
+            loop {
+                match open(&cql, request_timeout).await {
+                    Ok(opened) => {
+                        let _ = slot.set(History::new(opened, stream));
+                        connected.set(1);
+                        tracing::info!("message store connected");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "message store not available yet"),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        });
+        Self { history }
+    }
+
+    fn history(&self) -> Result<&History, HistoryError> {
+        self.history.get().ok_or(HistoryError::NotConnected)
+    }
+
+    fn store(&self) -> Result<&MessageStore, HistoryError> {
+        self.history().map(History::store)
+    }
+
+    /// A page of `channel`'s history, newest first.
+    pub async fn page(
+        &self,
+        channel: Snowflake,
+        page: Page,
+        limit: usize,
+    ) -> Result<Vec<Message>, HistoryError> {
+        Ok(self.history()?.page(channel, page, limit).await?)
+    }
+
+    /// One message of `channel`, if it exists.
+    pub async fn message(
+        &self,
+        channel: Snowflake,
+        id: Snowflake,
+    ) -> Result<Option<Message>, HistoryError> {
+        Ok(self.history()?.message(channel, id).await?)
+    }
+
+    /// Moves `user`'s read marker in `channel` forward to `id`.
+    pub async fn mark_read(
+        &self,
+        user: Snowflake,
+        channel: Snowflake,
+        id: Snowflake,
+    ) -> Result<(), HistoryError> {
+        Ok(self.store()?.mark_read(user, channel, id).await?)
+    }
+
+    /// Last message, read marker and unread count of each channel, for READY. Best effort within
+    /// `budget`: without the store, or when it is slow, channels are left out (the client then
+    /// shows no badge rather than a wrong one).
+    pub async fn summaries(
+        &self,
+        user: Snowflake,
+        channels: &[Snowflake],
+        budget: Duration,
+    ) -> HashMap<Snowflake, ReadSummary> {
+        let Ok(store) = self.store() else {
+            return HashMap::new();
+        };
+        let read = async {
+            let (last, read) =
+                tokio::try_join!(store.last_messages(channels), store.read_states(user))?;
+            let counts = channels.iter().map(|&channel| {
+                let (last, read) = (last.get(&channel).copied(), read.get(&channel).copied());
+                async move {
+                    let unread_count = match (last, read) {
+                        (None, _) => 0,
+                        (Some(last), Some(read)) if read >= last => 0,
+                        (Some(_), read) => {
+                            store
+                                .unread_count(channel, user, read.unwrap_or(Snowflake::from_u64(0)))
+                                .await?
+                        }
+                    };
+                    Ok::<_, StoreError>((
+                        channel,
+                        ReadSummary {
+                            last_message_id: last,
+                            last_read_id: read,
+                            unread_count,
+                        },
+                    ))
+                }
+            });
+            futures::future::try_join_all(counts).await
+        };
+        match tokio::time::timeout(budget, read).await {
+            Ok(Ok(summaries)) => summaries.into_iter().collect(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "READY without unread counts");
+                HashMap::new()
+            }
+            Err(_) => {
+                tracing::warn!("READY without unread counts: the store is slow");
+                HashMap::new()
+            }
+        }
+    }
+}
+
+async fn open(cql: &CqlConfig, request_timeout: Duration) -> Result<MessageStore, String> {
+    let session = cql.connect().await.map_err(|e| e.to_string())?;
+    session
+        .use_keyspace(cql.keyspace.as_str(), false)
+        .await
+        .map_err(|e| e.to_string())?;
+    MessageStore::prepare(session, request_timeout)
+        .await
+        .map_err(|e| e.to_string())
+}

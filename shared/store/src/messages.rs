@@ -1,0 +1,249 @@
+//! Every read and write of the CQL store's tables, over prepared statements: writes of messages
+//! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
+//! ([`read_states`]), and how far the store holds the chat stream ([`watermark`]).
+//!
+//! The persister is the only writer of messages; edges read history and write read states. Both
+//! go through [`MessageStore`], so the tables' layout is known in this crate alone.
+//!
+//! The rules that keep the store healthy (docs/ARCHITECTURE.md has the reasons):
+//! - Messages are partitioned by `(channel_id, bucket)`, the bucket being ten days of the message
+//!   id's timestamp, so no partition grows without bound; `channel_buckets` lists the buckets that
+//!   hold anything, so a reader skips empty ones.
+//! - A write sets only the columns it means to set: no NULLs, because a NULL is a tombstone.
+//! - Every write of a message carries `USING TIMESTAMP` of the moment the chat stream stored the
+//!   event, so the store orders a message's create, edits and delete as the stream did, whatever
+//!   order they reach the store in: a delete's row tombstone shadows an earlier edit that arrives
+//!   late, and a redelivered create after a delete stays deleted.
+//! - An edit writes the whole message (author, content, edit time), never a part of it, so no
+//!   order of arrival leaves a half row (Discord's "zombie" messages).
+//! - An edit that the stream ordered *after* a delete (two people racing) must not bring the
+//!   message back. Deletes are recorded in `message_deletions`; an edit looks there after writing
+//!   and removes itself, and a delete looks at the row after deleting and removes any edit newer
+//!   than itself. Of two racing writers at least one reads after both wrote, so the message stays
+//!   deleted whichever order they run in.
+//! - Read markers and each channel's last message id are written with a timestamp derived from
+//!   the message id ([`crate::schema::id_timestamp`]), so the store keeps the largest id without a read.
+//!
+//! The `deleted` column of the first schema version is unused: deletes remove the row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::Snowflake;
+use proto::api::messages::Message;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+mod pages;
+mod read_states;
+mod watermark;
+mod writes;
+
+/// The most messages one history page holds.
+pub const MAX_PAGE: usize = 100;
+
+/// The unread count stops here: READY says "100 or more" rather than counting a year of messages.
+pub const MAX_UNREAD: usize = 100;
+
+/// Which messages a history page holds, relative to a message id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest messages.
+    Latest,
+    /// Messages older than the id.
+    Before(Snowflake),
+    /// Messages newer than the id: the ones right after it.
+    After(Snowflake),
+    /// The id itself (if it exists) and the messages on both sides of it.
+    Around(Snowflake),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("CQL store: {0}")]
+pub struct StoreError(String);
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// A stored message, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: Snowflake,
+    pub author_id: Snowflake,
+    pub content: String,
+    pub edited_at: Option<u64>,
+}
+
+impl StoredMessage {
+    pub fn into_message(self, channel_id: Snowflake) -> Message {
+        Message {
+            id: self.id,
+            channel_id,
+            author_id: self.author_id,
+            content: self.content,
+            nonce: None,
+            edited_at: self.edited_at,
+        }
+    }
+}
+
+type Row = (i64, Option<i64>, Option<String>, Option<CqlTimestamp>);
+
+fn stored(row: Row) -> Option<StoredMessage> {
+    // Every write sets author and content together; a row without them is not a message.
+    let (id, author, content, edited_at) = row;
+    Some(StoredMessage {
+        id: Snowflake::from_i64(id),
+        author_id: Snowflake::from_i64(author?),
+        content: content?,
+        edited_at: edited_at.and_then(|t| u64::try_from(t.0).ok()),
+    })
+}
+
+/// Prepared statements over one session. Cheap to clone.
+#[derive(Clone)]
+pub struct MessageStore {
+    session: Arc<Session>,
+    s: Arc<Statements>,
+}
+
+struct Statements {
+    insert: PreparedStatement,
+    insert_bucket: PreparedStatement,
+    set_last: PreparedStatement,
+    edit: PreparedStatement,
+    delete: PreparedStatement,
+    record_deletion: PreparedStatement,
+    deletion: PreparedStatement,
+    newest_cell: PreparedStatement,
+    get: PreparedStatement,
+    older: PreparedStatement,
+    newer: PreparedStatement,
+    buckets_down: PreparedStatement,
+    buckets_up: PreparedStatement,
+    last_message: PreparedStatement,
+    mark_read: PreparedStatement,
+    read_states: PreparedStatement,
+    unread_rows: PreparedStatement,
+    stored_through: PreparedStatement,
+    record_stored_through: PreparedStatement,
+}
+
+const COLUMNS: &str = "message_id, author_id, content, edited_at";
+
+impl MessageStore {
+    /// Prepares every statement. The session's keyspace must hold the schema
+    /// ([`crate::schema::MIGRATIONS`]).
+    /// `timeout` bounds each request, so a slow store answers "unavailable" instead of hanging.
+    pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+        let prepare = |cql: String| {
+            let session = Arc::clone(&session);
+            async move {
+                let mut statement = session.prepare(cql).await.map_err(failed)?;
+                statement.set_request_timeout(Some(timeout));
+                Ok::<_, StoreError>(statement)
+            }
+        };
+        let key = "channel_id = ? AND bucket = ? AND message_id = ?";
+        let s = Statements {
+            insert: prepare(
+                "INSERT INTO messages (channel_id, bucket, message_id, author_id, content) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                    .into(),
+            )
+            .await?,
+            insert_bucket: prepare(
+                "INSERT INTO channel_buckets (channel_id, bucket) VALUES (?, ?)".into(),
+            )
+            .await?,
+            set_last: prepare(
+                "UPDATE channel_last_message USING TIMESTAMP ? SET message_id = ? \
+                 WHERE channel_id = ?"
+                    .into(),
+            )
+            .await?,
+            edit: prepare(format!(
+                "UPDATE messages USING TIMESTAMP ? SET author_id = ?, content = ?, edited_at = ? \
+                 WHERE {key}"
+            ))
+            .await?,
+            delete: prepare(format!(
+                "DELETE FROM messages USING TIMESTAMP ? WHERE {key}"
+            ))
+            .await?,
+            record_deletion: prepare(
+                "INSERT INTO message_deletions (channel_id, bucket, message_id, deleted_at) \
+                 VALUES (?, ?, ?, ?)"
+                    .into(),
+            )
+            .await?,
+            deletion: prepare(format!(
+                "SELECT message_id FROM message_deletions WHERE {key}"
+            ))
+            .await?,
+            newest_cell: prepare(format!(
+                "SELECT writetime(content) FROM messages WHERE {key}"
+            ))
+            .await?,
+            get: prepare(format!("SELECT {COLUMNS} FROM messages WHERE {key}")).await?,
+            older: prepare(format!(
+                "SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND bucket = ? \
+                 AND message_id < ? LIMIT ?"
+            ))
+            .await?,
+            newer: prepare(format!(
+                "SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND bucket = ? \
+                 AND message_id > ? ORDER BY message_id ASC LIMIT ?"
+            ))
+            .await?,
+            buckets_down: prepare(
+                "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket <= ?".into(),
+            )
+            .await?,
+            buckets_up: prepare(
+                "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket >= ? \
+                 ORDER BY bucket ASC"
+                    .into(),
+            )
+            .await?,
+            last_message: prepare(
+                "SELECT message_id FROM channel_last_message WHERE channel_id = ?".into(),
+            )
+            .await?,
+            mark_read: prepare(
+                "UPDATE read_states USING TIMESTAMP ? SET message_id = ? \
+                 WHERE user_id = ? AND channel_id = ?"
+                    .into(),
+            )
+            .await?,
+            read_states: prepare(
+                "SELECT channel_id, message_id FROM read_states WHERE user_id = ?".into(),
+            )
+            .await?,
+            unread_rows: prepare(
+                "SELECT message_id, author_id FROM messages WHERE channel_id = ? AND bucket = ? \
+                 AND message_id > ? ORDER BY message_id ASC LIMIT ?"
+                    .into(),
+            )
+            .await?,
+            stored_through: prepare(
+                "SELECT sequence FROM stream_watermarks WHERE stream = ?".into(),
+            )
+            .await?,
+            record_stored_through: prepare(
+                "UPDATE stream_watermarks SET sequence = ? WHERE stream = ?".into(),
+            )
+            .await?,
+        };
+        Ok(Self {
+            session,
+            s: Arc::new(s),
+        })
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+}
