@@ -12,7 +12,7 @@ use std::time::Duration;
 use kit::stream::ChatStream;
 use proto::Snowflake;
 use proto::api::messages::Message;
-use serde::Serialize;
+use proto::gateway::ReadSummary;
 use store::cql::CqlConfig;
 use store::{History, MessageStore, Page, StoreError};
 use tokio::sync::OnceCell;
@@ -23,15 +23,6 @@ pub enum HistoryError {
     NotConnected,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What READY says about a channel's messages for this user.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReadSummary {
-    pub last_message_id: Option<Snowflake>,
-    pub last_read_id: Option<Snowflake>,
-    /// Messages by others after the read marker, counted to 100 ("100 or more").
-    pub unread_count: usize,
 }
 
 #[derive(Clone)]
@@ -127,9 +118,9 @@ impl Archive {
                         (None, _) => 0,
                         (Some(last), Some(read)) if read >= last => 0,
                         (Some(_), read) => {
-                            store
-                                .unread_count(channel, user, read.unwrap_or(Snowflake::from_u64(0)))
-                                .await?
+                            let after = read.unwrap_or(Snowflake::from_u64(0));
+                            let count = store.unread_count(channel, user, after).await?;
+                            u32::try_from(count).unwrap_or(u32::MAX)
                         }
                     };
                     Ok::<_, StoreError>((

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use kit::stream::{ChatStream, ReadError};
 use proto::Snowflake;
 use proto::events::Event;
-use proto::gateway::{CloseCode, Frame, Opcode};
+use proto::gateway::CloseCode;
 use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -58,19 +58,8 @@ impl std::ops::Deref for Delivery {
 
 impl Delivery {
     pub fn new(seq: Option<u64>, event: Event) -> Self {
-        // An event serialises as {"t": ..., "d": ...}; the frame carries the payload alone.
-        let mut tagged = serde_json::to_value(&event).expect("events serialise");
-        let frame = Frame {
-            op: Opcode::Dispatch,
-            d: tagged["d"].take(),
-            s: seq,
-            t: Some(event.name().to_owned()),
-        };
-        Self(Arc::new(Encoded {
-            seq,
-            event,
-            frame: Utf8Bytes::from(serde_json::to_string(&frame).expect("frames serialise")),
-        }))
+        let frame = Utf8Bytes::from(event.encode_dispatch(seq));
+        Self(Arc::new(Encoded { seq, event, frame }))
     }
 
     /// Decodes a NATS message: the chat stream's republished events carry their stream sequence

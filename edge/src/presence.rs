@@ -23,7 +23,7 @@ use proto::Snowflake;
 use proto::access::SessionState;
 use proto::api::channels::{Channel, ChannelKind};
 use proto::api::error::ErrorCode;
-use proto::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
+use proto::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus, PresencesQuery};
 use proto::api::users::User;
 use proto::events::Event;
 use proto::gateway::CloseCode;
@@ -603,32 +603,6 @@ impl Watch {
     }
 }
 
-/// The distinct ids of a comma-separated list, in the order first given: at most
-/// [`MAX_QUERY_IDS`] of them, or why not. Linear in the list's length, and it stops at the first
-/// id past the cap, so a long list of repeats costs no more than reading it.
-fn user_ids(list: &str) -> Result<Vec<Snowflake>, String> {
-    let mut seen = HashSet::new();
-    let mut ids = Vec::new();
-    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let id = raw
-            .parse::<Snowflake>()
-            .map_err(|_| format!("user_ids: {raw:?} is not a user id"))?;
-        if seen.insert(id) {
-            if ids.len() == MAX_QUERY_IDS {
-                return Err(format!("user_ids: at most {MAX_QUERY_IDS} ids per request"));
-            }
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
-#[derive(serde::Deserialize)]
-pub struct PresenceParams {
-    #[serde(default)]
-    user_ids: String,
-}
-
 /// `GET /api/v1/presences?user_ids=1,2,3`: the presence of up to 100 users, as the caller may see
 /// it. Users whose presence the caller may not see (they share no channel, or only a DM the other
 /// has not opened, or a block stands between them) are reported offline (no last-seen), so nobody
@@ -636,7 +610,7 @@ pub struct PresenceParams {
 pub async fn presences(
     State(state): State<Arc<EdgeState>>,
     headers: HeaderMap,
-    crate::routes::ApiQuery(params): crate::routes::ApiQuery<PresenceParams>,
+    crate::routes::ApiQuery(params): crate::routes::ApiQuery<PresencesQuery>,
 ) -> Response {
     use crate::routes::error;
     let Some(token) = headers
@@ -659,7 +633,7 @@ pub async fn presences(
         )
         .into_response();
     };
-    let ids = match user_ids(&params.user_ids) {
+    let ids = match params.parse() {
         Ok(ids) => ids,
         Err(message) => {
             return error(
@@ -712,49 +686,4 @@ pub async fn presences(
     }
     let answer: Vec<Presence> = ids.iter().filter_map(|id| found.remove(id)).collect();
     (StatusCode::OK, axum::Json(answer)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list(ids: impl IntoIterator<Item = u64>) -> String {
-        ids.into_iter()
-            .map(|id| id.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    #[test]
-    fn repeated_ids_are_asked_once_in_the_order_first_given() {
-        let ids = user_ids("3, 1,3,,2,1").unwrap();
-        assert_eq!(ids, [3, 1, 2].map(Snowflake::from_u64));
-    }
-
-    #[test]
-    fn a_hundred_distinct_ids_are_allowed_and_the_hundred_and_first_is_refused() {
-        assert_eq!(user_ids(&list(1..=100)).unwrap().len(), MAX_QUERY_IDS);
-        let err = user_ids(&list(1..=101)).unwrap_err();
-        assert!(err.contains("at most 100"), "{err}");
-    }
-
-    #[test]
-    fn the_cap_is_checked_as_ids_are_read_not_after_reading_them_all() {
-        // The old loop read and deduplicated the whole list before counting: it would have
-        // complained about "bob" at the end, after a quadratic pass over everything before it.
-        let err = user_ids(&format!("{},bob", list(1..=101))).unwrap_err();
-        assert!(err.contains("at most 100"), "{err}");
-    }
-
-    #[test]
-    fn a_long_list_of_one_repeated_id_is_one_id() {
-        let repeated = list(std::iter::repeat_n(7, 50_000));
-        assert_eq!(user_ids(&repeated).unwrap(), [Snowflake::from_u64(7)]);
-    }
-
-    #[test]
-    fn an_id_that_is_not_a_number_is_named() {
-        let err = user_ids("1,bob").unwrap_err();
-        assert!(err.contains("\"bob\""), "{err}");
-    }
 }

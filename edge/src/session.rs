@@ -21,14 +21,14 @@ use proto::Snowflake;
 use proto::api::channels::{Channel, MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
 use proto::events::Event;
 use proto::gateway::{
-    ChannelMembersChunk, ClientFrame, CloseCode, ErrorReply, Frame, Hello, MessageDelete,
-    MessageEdit, MessageSend, Opcode, RequestChannelMembers,
+    Ack, ChannelMembersChunk, ClientFrame, CloseCode, Dispatch, ErrorReply, Frame, Hello,
+    MessageDelete, MessageEdit, MessageSend, Opcode, Ready, ReadyChannel, RequestChannelMembers,
+    Resumed,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::archive::ReadSummary;
 use crate::chat::ChatError;
 use crate::directory::DirectoryError;
 use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
@@ -218,7 +218,7 @@ impl Session {
                     channels,
                     presences,
                 };
-                self.dispatch("READY", None, &ready).await
+                self.dispatch(Dispatch::Ready(Box::new(ready))).await
             }
             Some(seq) => {
                 let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
@@ -234,14 +234,10 @@ impl Session {
                     let delivery = Delivery::new(Some(stored.seq), stored.event);
                     self.send_text(delivery.frame.clone()).await?;
                 }
-                self.dispatch(
-                    "RESUMED",
-                    None,
-                    &Resumed {
-                        seq: head,
-                        channels,
-                    },
-                )
+                self.dispatch(Dispatch::Resumed(Resumed {
+                    seq: head,
+                    channels,
+                }))
                 .await
             }
         }
@@ -303,7 +299,7 @@ impl Session {
         match self.state.chat.send(claims.sub, send).await {
             Ok(message) => {
                 let message = Some(message);
-                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
             }
             Err(e) => self.reply_error(nonce, &e).await,
         }
@@ -321,7 +317,7 @@ impl Session {
         match state.chat.edit(claims.sub, edit, &state.archive).await {
             Ok(message) => {
                 let message = Some(message);
-                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
             }
             Err(e) => self.reply_error(nonce, &e).await,
         }
@@ -351,7 +347,7 @@ impl Session {
         match deleted {
             Ok(()) => {
                 let message = None;
-                self.send_op(Opcode::Ack, &Acked { nonce, message }).await
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
             }
             Err(e) => self.reply_error(nonce, &e).await,
         }
@@ -460,7 +456,7 @@ impl Session {
                 }),
                 nonce: nonce.clone(),
             };
-            self.dispatch("CHANNEL_MEMBERS_CHUNK", None, &chunk).await?;
+            self.dispatch(Dispatch::ChannelMembersChunk(chunk)).await?;
         }
         Ok(())
     }
@@ -493,7 +489,8 @@ impl Session {
         // that introduced them (as READY carries the presence of those known at the start).
         if !newly_watched.is_empty() {
             for presence in crate::presence::Watch::snapshot(&self.state, newly_watched).await {
-                self.dispatch("PRESENCE_UPDATE", None, &presence).await?;
+                self.dispatch(Event::PresenceUpdate(presence).into())
+                    .await?;
             }
         }
         Ok(())
@@ -608,14 +605,10 @@ impl Session {
         Ok(())
     }
 
-    async fn dispatch<T: Serialize>(&mut self, name: &str, seq: Option<u64>, d: &T) -> Step {
-        let frame = Frame {
-            op: Opcode::Dispatch,
-            d,
-            s: seq,
-            t: Some(name.to_owned()),
-        };
-        self.send_text(encode(&frame)).await
+    /// Sends one of the gateway's own dispatches (stored events go out as their delivery's frame,
+    /// with their sequence).
+    async fn dispatch(&mut self, dispatch: Dispatch) -> Step {
+        self.send_text(Utf8Bytes::from(dispatch.encode(None))).await
     }
 
     async fn send_op<T: Serialize>(&mut self, op: Opcode, d: &T) -> Step {
@@ -766,41 +759,3 @@ const CHUNK: usize = 100;
 
 /// How long READY waits for the store's unread counts before going without them.
 const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
-
-/// READY: who the user is, where they talk, and the stream position the session starts from.
-#[derive(Serialize)]
-struct Ready {
-    v: u8,
-    session_id: String,
-    /// Resume from here: the chat stream's position when the session started.
-    seq: u64,
-    user: proto::api::users::User,
-    channels: Vec<ReadyChannel>,
-    /// The presence of the other side of each DM that shows it (they opened it; no block).
-    presences: Vec<proto::api::presence::Presence>,
-}
-
-/// A channel in READY: the channel as the user sees it (its member count, not its members: those
-/// come on request, so READY stays small however many channels the user is in), and where its
-/// messages and the user's reading stand (left out when the store could not say in time).
-#[derive(Serialize)]
-struct ReadyChannel {
-    #[serde(flatten)]
-    channel: Channel,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    summary: Option<ReadSummary>,
-}
-
-#[derive(Serialize)]
-struct Resumed {
-    seq: u64,
-    channels: Vec<Channel>,
-}
-
-#[derive(Serialize)]
-struct Acked {
-    nonce: Option<String>,
-    /// The message as stored (sends and edits; not deletes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<proto::api::messages::Message>,
-}

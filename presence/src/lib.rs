@@ -19,7 +19,7 @@ use kit::config::{LogConfig, NatsConfig, RedisConfig, duration};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use kit::telemetry::Metrics;
-use proto::presence::{Heartbeat, Query, QueryReply, Report, Sync};
+use proto::presence::{FromEdge, FromEdgeError, FromEdgeKind, Query, QueryReply};
 use proto::subjects::Subjects;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -118,9 +118,6 @@ pub struct Presence {
 /// What edges send, on one subscription so that one edge's messages stay in order.
 struct Inputs {
     from_edges: async_nats::Subscriber,
-    report: String,
-    heartbeat: String,
-    sync: String,
 }
 
 impl Presence {
@@ -143,9 +140,6 @@ impl Presence {
             from_edges: nats
                 .queue_subscribe(subjects.presence_from_edges(), QUEUE.into())
                 .await?,
-            report: subjects.presence_report(),
-            heartbeat: subjects.presence_heartbeat(),
-            sync: subjects.presence_sync(),
         };
         let queries = nats
             .queue_subscribe(subjects.presence_query(), QUEUE.into())
@@ -248,35 +242,34 @@ async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdo
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
-            Some(message) = inputs.from_edges.next() => apply(&mut tracker, &inputs, message).await,
+            Some(message) = inputs.from_edges.next() => apply(&mut tracker, message).await,
             due = sweep.tick() => tracker.sweep(due.elapsed()).await,
         }
     }
 }
 
-async fn apply(tracker: &mut Tracker, inputs: &Inputs, message: async_nats::Message) {
-    let subject = message.subject.as_str();
-    if subject == inputs.report {
-        match serde_json::from_slice::<Report>(&message.payload) {
-            Ok(report) => tracker.report(report).await,
-            Err(e) => tracing::warn!(error = %e, "undecodable presence report"),
+async fn apply(tracker: &mut Tracker, message: async_nats::Message) {
+    match FromEdge::decode(&message.subject, &message.payload) {
+        Ok(FromEdge::Report(report)) => tracker.report(report).await,
+        Ok(FromEdge::Heartbeat(heartbeat)) => {
+            let reply = tracker.heartbeat(heartbeat.edge).await;
+            respond(&tracker.nats(), message.reply, &reply).await;
         }
-    } else if subject == inputs.heartbeat {
-        match serde_json::from_slice::<Heartbeat>(&message.payload) {
-            Ok(heartbeat) => {
-                let reply = tracker.heartbeat(heartbeat.edge).await;
-                respond(&tracker.nats(), message.reply, &reply).await;
+        Ok(FromEdge::Sync(sync)) => {
+            tracker.sync(sync).await;
+            respond(&tracker.nats(), message.reply, &()).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a presence message that cannot be read");
+            // An edge waits for the answer to its sync: let it go on.
+            if let FromEdgeError::Undecodable {
+                kind: FromEdgeKind::Sync,
+                ..
+            } = e
+            {
+                respond(&tracker.nats(), message.reply, &()).await;
             }
-            Err(e) => tracing::warn!(error = %e, "undecodable presence heartbeat"),
         }
-    } else if subject == inputs.sync {
-        match serde_json::from_slice::<Sync>(&message.payload) {
-            Ok(sync) => tracker.sync(sync).await,
-            Err(e) => tracing::warn!(error = %e, "undecodable presence sync"),
-        }
-        respond(&tracker.nats(), message.reply, &()).await;
-    } else {
-        tracing::warn!(subject, "a presence message on an unknown subject");
     }
 }
 

@@ -24,13 +24,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use proto::Snowflake;
 use proto::api::channels::{
-    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersQuery, OpenDmRequest,
-    UpdateChannelRequest, UsernameRequest,
+    Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersParams, MembersQuery,
+    OpenDmRequest, UpdateChannelRequest, UsernameRequest,
 };
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::names::Username;
 use proto::events::{ChannelRef, Event, MemberAdded, MemberRef};
-use serde::Deserialize;
 
 use crate::channels::{self, Left, Refused};
 use crate::error::{ApiError, ApiResult};
@@ -192,13 +191,6 @@ pub async fn get(
     Ok(Json(seen_by(&state, id, caller.user_id).await?))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct MembersParams {
-    after: Option<String>,
-    limit: Option<String>,
-    user_ids: Option<String>,
-}
-
 /// Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
 /// 100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
 /// id of a page until a page comes back short.
@@ -216,11 +208,7 @@ pub async fn members(
     Query(params): Query<MembersParams>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let id = channel_id(&id)?;
-    let query = MembersQuery::parse(
-        params.after.as_deref(),
-        params.limit.as_deref(),
-        params.user_ids.as_deref(),
-    )?;
+    let query = params.parse()?;
     role_in(&state, id, &caller).await?;
     Ok(Json(channels::members(&state.db, id, &query).await?))
 }

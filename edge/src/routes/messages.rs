@@ -14,12 +14,9 @@ use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::{Channel, ChannelKind, MAX_MEMBER_IDS};
 use proto::api::error::ErrorCode;
-use proto::api::messages::{EditMessageRequest, HistoryPage};
+use proto::api::messages::{EditMessageRequest, HistoryPage, HistoryQuery, PostMessageRequest};
 use proto::events::ReadState;
 use proto::gateway::{MessageEdit, MessageSend};
-use serde::Deserialize;
-use store::Page;
-use store::messages::MAX_PAGE;
 
 use super::{ApiError, ApiQuery, Body, Routes, directory_error, error, not_found};
 use crate::chat::ChatError;
@@ -131,39 +128,6 @@ fn body<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, Api
     })
 }
 
-#[derive(Deserialize)]
-pub(super) struct HistoryQuery {
-    before: Option<String>,
-    after: Option<String>,
-    around: Option<String>,
-    limit: Option<String>,
-}
-
-impl HistoryQuery {
-    /// Which page, and how long: at most one anchor, `limit` 1 to 100 (default 50).
-    fn parse(&self) -> Result<(Page, usize), String> {
-        let anchor = |name: &str, raw: &str| {
-            raw.parse::<Snowflake>()
-                .map_err(|_| format!("`{name}` must be a message id"))
-        };
-        let page = match (&self.before, &self.after, &self.around) {
-            (None, None, None) => Page::Latest,
-            (Some(id), None, None) => Page::Before(anchor("before", id)?),
-            (None, Some(id), None) => Page::After(anchor("after", id)?),
-            (None, None, Some(id)) => Page::Around(anchor("around", id)?),
-            _ => return Err("give at most one of `before`, `after` and `around`".to_owned()),
-        };
-        let limit = match &self.limit {
-            None => 50,
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-                _ => return Err(format!("`limit` must be a number from 1 to {MAX_PAGE}")),
-            },
-        };
-        Ok((page, limit))
-    }
-}
-
 /// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
 pub(super) async fn history(
     State(routes): State<Routes>,
@@ -224,13 +188,6 @@ pub(super) async fn history(
     Ok(Json(HistoryPage { messages, authors }).into_response())
 }
 
-#[derive(Deserialize)]
-struct PostMessage {
-    content: String,
-    #[serde(default)]
-    nonce: Option<String>,
-}
-
 /// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?}`
 pub(super) async fn send(
     State(routes): State<Routes>,
@@ -239,7 +196,7 @@ pub(super) async fn send(
     Body(raw): Body,
 ) -> Result<Response, ApiError> {
     let caller = caller(&routes, &headers, &channel).await?;
-    let post: PostMessage = body(&raw, "a message")?;
+    let post: PostMessageRequest = body(&raw, "a message")?;
     open_for_sending(&routes, &caller).await?;
     let send = MessageSend {
         channel_id: caller.channel.id,

@@ -17,29 +17,15 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
-
-use proto::Snowflake;
 
 pub use jsonwebtoken::jwk::JwkSet as Jwks;
 
 /// Seconds of clock difference between signer and verifier tolerated on `exp`.
 pub const LEEWAY_SECONDS: u64 = 30;
 
-/// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// The user.
-    pub sub: Snowflake,
-    /// The session (refresh-token family) the token was issued in; sign-out revokes it.
-    pub sid: Snowflake,
-    /// Issued at, Unix seconds.
-    pub iat: u64,
-    /// Expires at, Unix seconds.
-    pub exp: u64,
-    pub aud: String,
-    pub iss: String,
-}
+/// The claims of an access token: part of the contract (auth signs them, every service reads
+/// them), so they live in `proto`.
+pub use proto::api::auth::AccessClaims;
 
 /// Why a token was refused. Clients are told only that it was refused (and whether it expired).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -49,8 +49,23 @@ use crate::api::consent::{Relationship, RelationshipRef, UserSettings};
 use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumDiscriminants,
+)]
 #[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+#[strum_discriminants(
+    name(EventKind),
+    derive(strum::IntoStaticStr, strum::EnumIter),
+    strum(serialize_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum Event {
     /// A message was posted (stored in the chat stream; carries a sequence number on the gateway).
     MessageCreate(Message),
@@ -95,30 +110,10 @@ pub enum Event {
 }
 
 impl Event {
-    /// The gateway dispatch name (`t`).
+    /// The gateway dispatch name (`t`): the variant's name by serde's rule (strum applies the same
+    /// one; a test checks every variant).
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::MessageCreate(_) => "MESSAGE_CREATE",
-            Self::MessageUpdate(_) => "MESSAGE_UPDATE",
-            Self::MessageDelete(_) => "MESSAGE_DELETE",
-            Self::MessageAck(_) => "MESSAGE_ACK",
-            Self::TypingStart(_) => "TYPING_START",
-            Self::ChannelCreate(_) => "CHANNEL_CREATE",
-            Self::ChannelUpdate(_) => "CHANNEL_UPDATE",
-            Self::ChannelDelete(_) => "CHANNEL_DELETE",
-            Self::ChannelMemberAdd(_) => "CHANNEL_MEMBER_ADD",
-            Self::ChannelMemberRemove(_) => "CHANNEL_MEMBER_REMOVE",
-            Self::ChannelModeratorAdd(_) => "CHANNEL_MODERATOR_ADD",
-            Self::ChannelModeratorRemove(_) => "CHANNEL_MODERATOR_REMOVE",
-            Self::UserUpdate(_) => "USER_UPDATE",
-            Self::SessionRevoked(_) => "SESSION_REVOKED",
-            Self::PresenceUpdate(_) => "PRESENCE_UPDATE",
-            Self::RelationshipAdd(_) => "RELATIONSHIP_ADD",
-            Self::RelationshipRemove(_) => "RELATIONSHIP_REMOVE",
-            Self::UserSettingsUpdate(_) => "USER_SETTINGS_UPDATE",
-            Self::BlockUpdate(_) => "BLOCK_UPDATE",
-            Self::DmOpen(_) => "DM_OPEN",
-        }
+        self.into()
     }
 
     /// Events between services that edges apply but never forward to a client: who blocks whom
@@ -234,6 +229,19 @@ mod tests {
         assert_eq!(json["d"]["user_id"], "2");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn every_events_name_is_the_tag_serde_reads() {
+        use strum::IntoEnumIterator;
+        for kind in EventKind::iter() {
+            let name: &'static str = kind.into();
+            let refused =
+                serde_json::from_value::<Event>(serde_json::json!({"t": name, "d": null}))
+                    .unwrap_err()
+                    .to_string();
+            assert!(!refused.contains("unknown variant"), "{name}: {refused}");
+        }
     }
 
     #[test]

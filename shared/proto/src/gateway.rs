@@ -3,9 +3,25 @@
 //! Every frame is `{"op": <int>, "d": <payload>, "s": <seq or null>, "t": <event name or null>}`.
 //! `s` and `t` are set on DISPATCH frames only. docs/PROTOCOL.md is the reference for client
 //! authors; these types are the source it describes.
+//!
+//! - [`ClientFrame`]: what a client sends, decoded in one step (payloads in [`client`]).
+//! - [`Dispatch`]: every DISPATCH a client receives (READY, RESUMED, CHANNEL_MEMBERS_CHUNK and
+//!   every [`Event`](crate::events::Event)), and the other server payloads (in [`server`]).
 
 use serde::{Deserialize, Serialize};
 use serde_repr::{Deserialize_repr, Serialize_repr};
+
+mod client;
+mod server;
+
+pub use client::{
+    Identify, MessageDelete, MessageEdit, MessageSend, PresenceUpdate, RequestChannelMembers,
+    Resume, TypingStart,
+};
+pub use server::{
+    Ack, ChannelMembersChunk, Dispatch, ErrorReply, Hello, ReadSummary, Ready, ReadyChannel,
+    Resumed,
+};
 
 /// What a frame is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize_repr, Deserialize_repr)]
@@ -114,133 +130,90 @@ impl ClientFrame {
     pub fn decode(text: &str) -> Result<Self, CloseCode> {
         #[derive(Deserialize)]
         struct Raw {
-            op: i64,
+            op: serde_json::Value,
             #[serde(default)]
             d: serde_json::Value,
         }
         let raw: Raw = serde_json::from_str(text).map_err(|_| CloseCode::DecodeError)?;
+        // A whole number is an opcode, known or not; anything else is not a frame.
+        if !(raw.op.is_i64() || raw.op.is_u64()) {
+            return Err(CloseCode::DecodeError);
+        }
+        let op: Opcode = serde_json::from_value(raw.op).map_err(|_| CloseCode::UnknownOpcode)?;
         fn payload<T: serde::de::DeserializeOwned>(d: serde_json::Value) -> Result<T, CloseCode> {
             serde_json::from_value(d).map_err(|_| CloseCode::DecodeError)
         }
-        match raw.op {
-            1 => payload(raw.d).map(Self::Heartbeat),
-            2 => payload(raw.d).map(Self::Identify),
-            3 => payload(raw.d).map(Self::PresenceUpdate),
-            6 => payload(raw.d).map(Self::Resume),
-            8 => payload(raw.d).map(Self::RequestChannelMembers),
-            20 => payload(raw.d).map(Self::MessageSend),
-            21 => payload(raw.d).map(Self::MessageEdit),
-            22 => payload(raw.d).map(Self::MessageDelete),
-            23 => payload(raw.d).map(Self::TypingStart),
-            _ => Err(CloseCode::UnknownOpcode),
+        match op {
+            Opcode::Heartbeat => payload(raw.d).map(Self::Heartbeat),
+            Opcode::Identify => payload(raw.d).map(Self::Identify),
+            Opcode::PresenceUpdate => payload(raw.d).map(Self::PresenceUpdate),
+            Opcode::Resume => payload(raw.d).map(Self::Resume),
+            Opcode::RequestChannelMembers => payload(raw.d).map(Self::RequestChannelMembers),
+            Opcode::MessageSend => payload(raw.d).map(Self::MessageSend),
+            Opcode::MessageEdit => payload(raw.d).map(Self::MessageEdit),
+            Opcode::MessageDelete => payload(raw.d).map(Self::MessageDelete),
+            Opcode::TypingStart => payload(raw.d).map(Self::TypingStart),
+            // Server-only opcodes from a client are as unknown as made-up ones.
+            Opcode::Dispatch
+            | Opcode::Reconnect
+            | Opcode::InvalidSession
+            | Opcode::Hello
+            | Opcode::HeartbeatAck
+            | Opcode::Ack
+            | Opcode::Error => Err(CloseCode::UnknownOpcode),
         }
+    }
+
+    /// The frame's opcode.
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Self::Heartbeat(_) => Opcode::Heartbeat,
+            Self::Identify(_) => Opcode::Identify,
+            Self::Resume(_) => Opcode::Resume,
+            Self::MessageSend(_) => Opcode::MessageSend,
+            Self::MessageEdit(_) => Opcode::MessageEdit,
+            Self::MessageDelete(_) => Opcode::MessageDelete,
+            Self::TypingStart(_) => Opcode::TypingStart,
+            Self::PresenceUpdate(_) => Opcode::PresenceUpdate,
+            Self::RequestChannelMembers(_) => Opcode::RequestChannelMembers,
+        }
+    }
+
+    /// The frame as a client sends it: `{"op": N, "d": {...}}`.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("client frames serialise")
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identify {
-    pub token: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resume {
-    pub token: String,
-    pub session_id: String,
-    /// The highest `s` the client has seen.
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageSend {
-    pub channel_id: crate::Snowflake,
-    /// 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`].
-    pub content: String,
-    /// Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
-    /// once. Echoed in the ACK or ERROR.
-    #[serde(default)]
-    pub nonce: Option<String>,
-}
-
-/// Op 21: replace the content of one's own message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageEdit {
-    pub channel_id: crate::Snowflake,
-    pub message_id: crate::Snowflake,
-    pub content: String,
-    /// Echoed in the ACK or ERROR, to match the answer to the request.
-    #[serde(default)]
-    pub nonce: Option<String>,
-}
-
-/// Op 22: delete a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageDelete {
-    pub channel_id: crate::Snowflake,
-    pub message_id: crate::Snowflake,
-    /// Echoed in the ACK or ERROR.
-    #[serde(default)]
-    pub nonce: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TypingStart {
-    pub channel_id: crate::Snowflake,
-}
-
-/// Op 8: members of one channel the client is in, as Discord's REQUEST_GUILD_MEMBERS: the first
-/// `limit` (1 to 1,000, default 100) in user-id order, or those among `user_ids` (at most 100).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestChannelMembers {
-    pub channel_id: crate::Snowflake,
-    #[serde(default)]
-    pub user_ids: Option<Vec<crate::Snowflake>>,
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Also send the presence of the other members whose presence the client may see.
-    #[serde(default)]
-    pub presences: bool,
-    /// Echoed in every chunk (and in an ERROR), at most 64 characters.
-    #[serde(default)]
-    pub nonce: Option<String>,
-}
-
-/// CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
-/// GUILD_MEMBERS_CHUNK.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelMembersChunk {
-    pub channel_id: crate::Snowflake,
-    pub members: Vec<crate::api::channels::Member>,
-    pub chunk_index: u32,
-    pub chunk_count: u32,
-    /// Ids asked for in `user_ids` that are not members.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_found: Vec<crate::Snowflake>,
-    /// When asked for: the presence of this chunk's members the client may see.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presences: Option<Vec<crate::api::presence::Presence>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-}
-
-/// Op 3: `{"status": "online" | "idle" | "dnd" | "invisible"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresenceUpdate {
-    pub status: crate::presence::SessionStatus,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    pub heartbeat_interval: u64,
-}
-
-/// The answer to a request that failed, keyed by the request's nonce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorReply {
-    #[serde(default)]
-    pub nonce: Option<String>,
-    /// A stable machine code (`unknown_channel`, `invalid_content`, `rate_limited`, ...).
-    pub code: String,
-    pub message: String,
+/// A client frame is `{"op", "d"}` (and `s` and `t` null, as on every non-dispatch frame).
+impl Serialize for ClientFrame {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn frame<S: serde::Serializer, T: Serialize>(
+            serializer: S,
+            op: Opcode,
+            d: &T,
+        ) -> Result<S::Ok, S::Error> {
+            Frame {
+                op,
+                d,
+                s: None,
+                t: None,
+            }
+            .serialize(serializer)
+        }
+        let op = self.opcode();
+        match self {
+            Self::Heartbeat(seq) => frame(serializer, op, seq),
+            Self::Identify(d) => frame(serializer, op, d),
+            Self::Resume(d) => frame(serializer, op, d),
+            Self::MessageSend(d) => frame(serializer, op, d),
+            Self::MessageEdit(d) => frame(serializer, op, d),
+            Self::MessageDelete(d) => frame(serializer, op, d),
+            Self::TypingStart(d) => frame(serializer, op, d),
+            Self::PresenceUpdate(d) => frame(serializer, op, d),
+            Self::RequestChannelMembers(d) => frame(serializer, op, d),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,5 +295,52 @@ mod tests {
             ClientFrame::decode(r#"{"op": 0, "d": {}}"#),
             Err(CloseCode::UnknownOpcode)
         );
+    }
+
+    #[test]
+    fn client_frames_encode_as_they_decode() {
+        let frames = [
+            ClientFrame::Heartbeat(Some(7)),
+            ClientFrame::Identify(Identify { token: "t".into() }),
+            ClientFrame::Resume(Resume {
+                token: "t".into(),
+                session_id: "s".into(),
+                seq: 9,
+            }),
+            ClientFrame::MessageSend(MessageSend {
+                channel_id: crate::Snowflake::from_u64(1),
+                content: "hi".into(),
+                nonce: Some("n".into()),
+            }),
+        ];
+        for frame in frames {
+            assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame.clone()));
+        }
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&ClientFrame::Heartbeat(None).encode())
+                .unwrap(),
+            serde_json::json!({"op": 1, "d": null, "s": null, "t": null})
+        );
+    }
+
+    #[test]
+    fn a_dispatch_is_named_as_serde_tags_it_and_events_pass_through() {
+        let resumed = Dispatch::Resumed(Resumed {
+            seq: 5,
+            channels: Vec::new(),
+        });
+        assert_eq!(resumed.name(), "RESUMED");
+        assert_eq!(
+            serde_json::to_value(&resumed).unwrap(),
+            serde_json::json!({"t": "RESUMED", "d": {"seq": 5, "channels": []}})
+        );
+        let deleted: Dispatch = crate::events::Event::ChannelDelete(crate::events::ChannelRef {
+            channel_id: crate::Snowflake::from_u64(3),
+        })
+        .into();
+        assert_eq!(deleted.name(), "CHANNEL_DELETE");
+        let json = serde_json::to_value(&deleted).unwrap();
+        assert_eq!(json["t"], "CHANNEL_DELETE");
+        assert_eq!(serde_json::from_value::<Dispatch>(json).unwrap(), deleted);
     }
 }

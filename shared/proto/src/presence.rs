@@ -135,6 +135,57 @@ pub struct Sync {
     pub sessions: Vec<SessionEntry>,
 }
 
+/// Which of the edges' messages a subject `{p}.presence.edge.{kind}` carries: its last token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::AsRefStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum FromEdgeKind {
+    Report,
+    Heartbeat,
+    Sync,
+}
+
+/// What presence receives from edges on `{p}.presence.edge.*`, decoded by its subject's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromEdge {
+    Report(Report),
+    Heartbeat(Heartbeat),
+    Sync(Sync),
+}
+
+/// Why a message from an edge could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FromEdgeError {
+    #[error("{0:?} is not a subject edges send presence on")]
+    UnknownSubject(String),
+    #[error("an undecodable presence {kind}: {source}")]
+    Undecodable {
+        kind: FromEdgeKind,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl FromEdge {
+    /// Decodes a message received on `{p}.presence.edge.*`: the subject says what it is.
+    pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, FromEdgeError> {
+        let kind = subject
+            .rsplit('.')
+            .next()
+            .and_then(|last| last.parse::<FromEdgeKind>().ok())
+            .ok_or_else(|| FromEdgeError::UnknownSubject(subject.to_owned()))?;
+        let undecodable = |source| FromEdgeError::Undecodable { kind, source };
+        Ok(match kind {
+            FromEdgeKind::Report => {
+                Self::Report(serde_json::from_slice(payload).map_err(undecodable)?)
+            }
+            FromEdgeKind::Heartbeat => {
+                Self::Heartbeat(serde_json::from_slice(payload).map_err(undecodable)?)
+            }
+            FromEdgeKind::Sync => Self::Sync(serde_json::from_slice(payload).map_err(undecodable)?),
+        })
+    }
+}
+
 /// `{p}.presence.query` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Query {
@@ -175,5 +226,37 @@ mod tests {
             serde_json::json!({"kind": "end", "edge": "1", "session": 2, "user": "3"})
         );
         assert_eq!(serde_json::from_value::<Report>(json).unwrap(), report);
+    }
+
+    #[test]
+    fn a_message_from_an_edge_is_decoded_by_its_subject() {
+        use crate::subjects::{Prefix, Subjects};
+        let subjects = Subjects::new(Prefix::parse("p").unwrap());
+        let edge = Snowflake::from_u64(4);
+        let heartbeat = serde_json::to_vec(&Heartbeat { edge }).unwrap();
+        assert_eq!(
+            FromEdge::decode(&subjects.presence_heartbeat(), &heartbeat).unwrap(),
+            FromEdge::Heartbeat(Heartbeat { edge })
+        );
+        let sync = serde_json::to_vec(&Sync {
+            edge,
+            sessions: Vec::new(),
+        })
+        .unwrap();
+        assert!(matches!(
+            FromEdge::decode(&subjects.presence_sync(), &sync),
+            Ok(FromEdge::Sync(_))
+        ));
+        assert!(matches!(
+            FromEdge::decode(&subjects.presence_report(), &heartbeat),
+            Err(FromEdgeError::Undecodable {
+                kind: FromEdgeKind::Report,
+                ..
+            })
+        ));
+        assert!(matches!(
+            FromEdge::decode("p.presence.edge.other", &heartbeat),
+            Err(FromEdgeError::UnknownSubject(_))
+        ));
     }
 }

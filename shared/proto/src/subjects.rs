@@ -30,6 +30,7 @@
 use std::fmt;
 
 use crate::Snowflake;
+use crate::presence::FromEdgeKind;
 
 /// The first token of every subject: lowercase letters, digits, `_` and `-`, 1 to 32 of them (no
 /// `.`, `*`, `>` or white space, which NATS gives meaning to).
@@ -135,19 +136,24 @@ impl Subjects {
         format!("{}.presence.{user}", self.prefix)
     }
 
+    /// Where edges send presence one kind of message (`proto::presence::FromEdge`).
+    pub fn presence_from_edge(&self, kind: FromEdgeKind) -> String {
+        format!("{}.presence.edge.{kind}", self.prefix)
+    }
+
     /// Where edges report session start, status and end (`proto::presence::Report`).
     pub fn presence_report(&self) -> String {
-        format!("{}.presence.edge.report", self.prefix)
+        self.presence_from_edge(FromEdgeKind::Report)
     }
 
     /// Where edges send heartbeats (`proto::presence::Heartbeat`, a request).
     pub fn presence_heartbeat(&self) -> String {
-        format!("{}.presence.edge.heartbeat", self.prefix)
+        self.presence_from_edge(FromEdgeKind::Heartbeat)
     }
 
     /// Where an edge sends all its sessions when presence asks (`proto::presence::Sync`).
     pub fn presence_sync(&self) -> String {
-        format!("{}.presence.edge.sync", self.prefix)
+        self.presence_from_edge(FromEdgeKind::Sync)
     }
 
     /// Everything edges send presence: report, heartbeat and sync. One subscription to all three

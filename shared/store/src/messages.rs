@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use proto::Snowflake;
 use proto::api::messages::Message;
+pub use proto::api::messages::{MAX_PAGE, Page};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -40,24 +41,8 @@ mod read_states;
 mod watermark;
 mod writes;
 
-/// The most messages one history page holds.
-pub const MAX_PAGE: usize = 100;
-
 /// The unread count stops here: READY says "100 or more" rather than counting a year of messages.
 pub const MAX_UNREAD: usize = 100;
-
-/// Which messages a history page holds, relative to a message id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// The newest messages.
-    Latest,
-    /// Messages older than the id.
-    Before(Snowflake),
-    /// Messages newer than the id: the ones right after it.
-    After(Snowflake),
-    /// The id itself (if it exists) and the messages on both sides of it.
-    Around(Snowflake),
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("CQL store: {0}")]

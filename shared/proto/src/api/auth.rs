@@ -210,6 +210,21 @@ pub struct Tokens {
     pub user: User,
 }
 
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user.
+    pub sub: crate::Snowflake,
+    /// The session (refresh-token family) the token was issued in; sign-out revokes it.
+    pub sid: crate::Snowflake,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    pub aud: String,
+    pub iss: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,28 @@ pub const MAX_MEMBERS_PAGE: u32 = 1000;
 /// Most ids one members request may name (`user_ids`).
 pub const MAX_MEMBER_IDS: usize = 100;
 
+/// `GET /api/v1/channels/{id}/members`: the query string, as sent ([`MembersQuery::parse`] checks
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ids: Option<String>,
+}
+
+impl MembersParams {
+    pub fn parse(&self) -> Result<MembersQuery, FieldErrors> {
+        MembersQuery::parse(
+            self.after.as_deref(),
+            self.limit.as_deref(),
+            self.user_ids.as_deref(),
+        )
+    }
+}
+
 /// Which members to list: a page in user-id order after `after`, or the members among `user_ids`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembersQuery {

@@ -29,6 +29,70 @@ pub struct HistoryPage {
     pub authors: Vec<crate::api::users::User>,
 }
 
+/// The most messages one history page holds.
+pub const MAX_PAGE: usize = 100;
+
+/// Which messages a history page holds, relative to a message id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest messages.
+    Latest,
+    /// Messages older than the id.
+    Before(Snowflake),
+    /// Messages newer than the id: the ones right after it.
+    After(Snowflake),
+    /// The id itself (if it exists) and the messages on both sides of it.
+    Around(Snowflake),
+}
+
+/// `GET /api/v1/channels/{id}/messages` on an edge: the query string, as sent. At most one of
+/// `before`, `after` and `around` (a message id); `limit` 1 to 100, default 50.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+impl HistoryQuery {
+    /// Which page, and how long: at most one anchor, `limit` 1 to 100 (default 50).
+    pub fn parse(&self) -> Result<(Page, usize), String> {
+        let anchor = |name: &str, raw: &str| {
+            raw.parse::<Snowflake>()
+                .map_err(|_| format!("`{name}` must be a message id"))
+        };
+        let page = match (&self.before, &self.after, &self.around) {
+            (None, None, None) => Page::Latest,
+            (Some(id), None, None) => Page::Before(anchor("before", id)?),
+            (None, Some(id), None) => Page::After(anchor("after", id)?),
+            (None, None, Some(id)) => Page::Around(anchor("around", id)?),
+            _ => return Err("give at most one of `before`, `after` and `around`".to_owned()),
+        };
+        let limit = match &self.limit {
+            None => 50,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => return Err(format!("`limit` must be a number from 1 to {MAX_PAGE}")),
+            },
+        };
+        Ok((page, limit))
+    }
+}
+
+/// `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMessageRequest {
+    pub content: String,
+    /// At most 64 characters; a retried post with the same nonce is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
 /// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,79 @@
+//! What a client sends: the payloads of [`ClientFrame`](super::ClientFrame)'s opcodes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+use crate::presence::SessionStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identify {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub token: String,
+    pub session_id: String,
+    /// The highest `s` the client has seen.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSend {
+    pub channel_id: Snowflake,
+    /// 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`].
+    pub content: String,
+    /// Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
+    /// once. Echoed in the ACK or ERROR.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Op 21: replace the content of one's own message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdit {
+    pub channel_id: Snowflake,
+    pub message_id: Snowflake,
+    pub content: String,
+    /// Echoed in the ACK or ERROR, to match the answer to the request.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Op 22: delete a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDelete {
+    pub channel_id: Snowflake,
+    pub message_id: Snowflake,
+    /// Echoed in the ACK or ERROR.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingStart {
+    pub channel_id: Snowflake,
+}
+
+/// Op 8: members of one channel the client is in, as Discord's REQUEST_GUILD_MEMBERS: the first
+/// `limit` (1 to 1,000, default 100) in user-id order, or those among `user_ids` (at most 100).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestChannelMembers {
+    pub channel_id: Snowflake,
+    #[serde(default)]
+    pub user_ids: Option<Vec<Snowflake>>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Also send the presence of the other members whose presence the client may see.
+    #[serde(default)]
+    pub presences: bool,
+    /// Echoed in every chunk (and in an ERROR), at most 64 characters.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// Op 3: `{"status": "online" | "idle" | "dnd" | "invisible"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceUpdate {
+    pub status: SessionStatus,
+}

@@ -1,0 +1,158 @@
+//! What the gateway sends: the payloads of its own opcodes, and [`Dispatch`], every event a client
+//! receives as a DISPATCH frame.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+use crate::api::channels::{Channel, Member};
+use crate::api::messages::Message;
+use crate::api::presence::Presence;
+use crate::api::users::User;
+use crate::events::Event;
+
+/// Op 10, the first frame: how often to heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Milliseconds.
+    pub heartbeat_interval: u64,
+}
+
+/// Op 25: the answer to a request that failed, keyed by the request's nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// A stable machine code (`unknown_channel`, `invalid_content`, `rate_limited`, ...).
+    pub code: String,
+    pub message: String,
+}
+
+/// Op 24: the answer to a request that succeeded (a send, edit or delete), keyed by its nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// The message as stored (sends and edits; not deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+}
+
+/// Every DISPATCH (op 0) a client receives: `t` names it, `d` is its payload. The gateway's own
+/// (READY, RESUMED, CHANNEL_MEMBERS_CHUNK) and every forwarded [`Event`] (the events edges keep
+/// for themselves, [`Event::is_internal`], are never sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Dispatch {
+    /// The first dispatch of a new session.
+    Ready(Box<Ready>),
+    /// A resume's replay is over; live events follow.
+    Resumed(Resumed),
+    /// One part of the answer to op 8.
+    ChannelMembersChunk(ChannelMembersChunk),
+    #[serde(untagged)]
+    Event(Event),
+}
+
+impl Dispatch {
+    /// The dispatch name, `t`: the variant's name by serde's rule (strum applies the same one).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Event(event) => event.name(),
+            own => own.into(),
+        }
+    }
+
+    /// The DISPATCH frame carrying this, as text; `seq` is a stored event's stream sequence.
+    pub fn encode(&self, seq: Option<u64>) -> String {
+        match self {
+            Self::Event(event) => event.encode_dispatch(seq),
+            own => dispatch_frame(own, seq),
+        }
+    }
+}
+
+impl Event {
+    /// The DISPATCH frame carrying this event, as text; `seq` is its stream sequence when it is
+    /// stored. Encoded once per edge and shared by every session that gets it.
+    pub fn encode_dispatch(&self, seq: Option<u64>) -> String {
+        dispatch_frame(self, seq)
+    }
+}
+
+/// `{"op": 0, "d": ..., "s": seq, "t": ...}` from a value that serialises as `{"t", "d"}`.
+fn dispatch_frame<T: Serialize>(tagged: &T, seq: Option<u64>) -> String {
+    let mut tagged = serde_json::to_value(tagged).expect("dispatches serialise");
+    let frame = super::Frame {
+        op: super::Opcode::Dispatch,
+        d: tagged["d"].take(),
+        s: seq,
+        t: tagged["t"].as_str().map(str::to_owned),
+    };
+    serde_json::to_string(&frame).expect("frames serialise")
+}
+
+impl From<Event> for Dispatch {
+    fn from(event: Event) -> Self {
+        Self::Event(event)
+    }
+}
+
+/// READY: who the user is, where they talk, and the stream position the session starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// The protocol version (1).
+    pub v: u8,
+    pub session_id: String,
+    /// Resume from here: the chat stream's position when the session started.
+    pub seq: u64,
+    pub user: User,
+    pub channels: Vec<ReadyChannel>,
+    /// The presence of the other side of each DM that shows it (they opened it; no block).
+    pub presences: Vec<Presence>,
+}
+
+/// A channel in READY: the channel as the user sees it (its member count, not its members: those
+/// come on request, so READY stays small however many channels the user is in), and where its
+/// messages and the user's reading stand (left out when the store could not say in time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyChannel {
+    #[serde(flatten)]
+    pub channel: Channel,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ReadSummary>,
+}
+
+/// Where a channel's messages and the user's reading of them stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadSummary {
+    pub last_message_id: Option<Snowflake>,
+    pub last_read_id: Option<Snowflake>,
+    /// Messages by others after the read marker, counted to 100 ("100 or more").
+    pub unread_count: u32,
+}
+
+/// RESUMED: the replay is over. Carries the user's channels as they are now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub seq: u64,
+    pub channels: Vec<Channel>,
+}
+
+/// CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
+/// GUILD_MEMBERS_CHUNK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMembersChunk {
+    pub channel_id: Snowflake,
+    pub members: Vec<Member>,
+    pub chunk_index: u32,
+    pub chunk_count: u32,
+    /// Ids asked for in `user_ids` that are not members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<Snowflake>,
+    /// When asked for: the presence of this chunk's members the client may see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presences: Option<Vec<Presence>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
