@@ -15,8 +15,9 @@ use axum::response::{IntoResponseParts, ResponseParts};
 use governor::DefaultKeyedRateLimiter;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
+use kit::error::ApiError;
 
-use crate::error::ApiError;
+use crate::error::WithRate;
 use crate::throttle::SignInThrottle;
 
 pub use kit::config::RateSpec;

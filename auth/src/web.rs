@@ -27,11 +27,10 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use kit::error::ApiError;
 use proto::api::error::ErrorCode;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
-
-use crate::error::ApiError;
 
 /// Where Vite puts the files it names by content hash.
 const HASHED: &str = "/assets/";

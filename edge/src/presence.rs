@@ -16,14 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use proto::Snowflake;
 use proto::access::SessionState;
 use proto::api::channels::{Channel, ChannelKind};
-use proto::api::error::ErrorCode;
-use proto::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus, PresencesQuery};
+use proto::api::presence::{MAX_QUERY_IDS, Presence, PresenceStatus};
 use proto::api::users::User;
 use proto::events::Event;
 use proto::gateway::CloseCode;
@@ -601,89 +597,4 @@ impl Watch {
             state.hub.leave(Topic::Presence(user), id).await;
         }
     }
-}
-
-/// `GET /api/v1/presences?user_ids=1,2,3`: the presence of up to 100 users, as the caller may see
-/// it. Users whose presence the caller may not see (they share no channel, or only a DM the other
-/// has not opened, or a block stands between them) are reported offline (no last-seen), so nobody
-/// learns anything about strangers; the caller sees their own real status.
-pub async fn presences(
-    State(state): State<Arc<EdgeState>>,
-    headers: HeaderMap,
-    crate::routes::ApiQuery(params): crate::routes::ApiQuery<PresencesQuery>,
-) -> Response {
-    use crate::routes::error;
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "send an access token as `Authorization: Bearer <token>`",
-        )
-        .into_response();
-    };
-    let Ok(claims) = state.verifier.verify_fetching(token).await else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "the access token was not accepted",
-        )
-        .into_response();
-    };
-    let ids = match params.parse() {
-        Ok(ids) => ids,
-        Err(message) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::ValidationFailed,
-                message,
-            )
-            .into_response();
-        }
-    };
-    // The token's session must still be signed in (asked over REST), and auth says whom the
-    // caller may see: co-members of group channels, whoever opened a DM with them, never across
-    // a block.
-    let asked = tokio::try_join!(
-        state.directory.me(token),
-        state.directory.visible(claims.sub, ids.clone())
-    );
-    let known: HashSet<Snowflake> = match asked {
-        Ok((_, visible)) => visible.into_iter().collect(),
-        Err(e) => {
-            return crate::routes::directory_error(&e, "whose presence you may see")
-                .into_response();
-        }
-    };
-    let (allowed, strangers): (Vec<Snowflake>, Vec<Snowflake>) =
-        ids.iter().partition(|id| known.contains(id));
-    let mut found: HashMap<Snowflake, Presence> = state
-        .presence
-        .query(allowed)
-        .await
-        .into_iter()
-        .map(|p| {
-            let p = if p.user_id == claims.sub {
-                p
-            } else {
-                p.seen_by_others()
-            };
-            (p.user_id, p)
-        })
-        .collect();
-    for stranger in strangers {
-        found.insert(
-            stranger,
-            Presence {
-                user_id: stranger,
-                status: PresenceStatus::Offline,
-                last_seen: None,
-            },
-        );
-    }
-    let answer: Vec<Presence> = ids.iter().filter_map(|id| found.remove(id)).collect();
-    (StatusCode::OK, axum::Json(answer)).into_response()
 }

@@ -4,14 +4,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use kit::error::{ApiError, ApiResult};
+use kit::extract::ApiJson;
 use proto::Snowflake;
 use proto::api::auth::{RefreshRequest, SignInRequest, SignUpRequest, Tokens};
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::users::User;
 use proto::events::{Event, SessionRevoked};
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller, ClientIp};
+use crate::error::WithRate;
+use crate::extract::{Caller, ClientIp};
 use crate::limits::RateHeaders;
 use crate::profiles;
 use crate::sessions::{self, Rotation};

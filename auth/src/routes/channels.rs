@@ -20,8 +20,10 @@
 //! created and members added per hour.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use kit::error::{ApiError, ApiResult};
+use kit::extract::{ApiJson, ApiPath};
 use proto::Snowflake;
 use proto::api::channels::{
     Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersParams, MembersQuery,
@@ -32,15 +34,10 @@ use proto::api::names::Username;
 use proto::events::{ChannelRef, Event, MemberAdded, MemberRef};
 
 use crate::channels::{self, Left, Refused};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::Caller;
 use crate::profiles;
 use crate::quotas::Action;
 use crate::state::AppState;
-
-fn channel_id(raw: &str) -> ApiResult<Snowflake> {
-    raw.parse().map_err(|_| ApiError::not_found("channel"))
-}
 
 /// The caller's role in a channel, or 404 whether it is missing or just not theirs.
 async fn role_in(
@@ -185,9 +182,8 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<Json<Channel>> {
-    let id = channel_id(&id)?;
     Ok(Json(seen_by(&state, id, caller.user_id).await?))
 }
 
@@ -204,10 +200,9 @@ pub async fn get(
 pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
     Query(params): Query<MembersParams>,
 ) -> ApiResult<Json<Vec<Member>>> {
-    let id = channel_id(&id)?;
     let query = params.parse()?;
     role_in(&state, id, &caller).await?;
     Ok(Json(channels::members(&state.db, id, &query).await?))
@@ -221,10 +216,9 @@ pub async fn members(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
     ApiJson(request): ApiJson<UpdateChannelRequest>,
 ) -> ApiResult<Json<Channel>> {
-    let id = channel_id(&id)?;
     moderated_group(&state, id, &caller, "be renamed or change its topic").await?;
     let changes = request.parse()?;
     channels::update(&state.db, id, &changes).await?;
@@ -246,9 +240,8 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<StatusCode> {
-    let id = channel_id(&id)?;
     owned_group(&state, id, &caller, "be deleted").await?;
     let members = channels::member_ids(&state.db, id).await?;
     channels::delete(&state.db, id).await?;
@@ -277,10 +270,9 @@ pub async fn mine(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
     ApiJson(request): ApiJson<UsernameRequest>,
 ) -> ApiResult<(StatusCode, Json<Member>)> {
-    let id = channel_id(&id)?;
     moderated_group(&state, id, &caller, "add members").await?;
     let username = request.parse()?;
     let user_id = profiles::id_by_username(&state.db, &username)
@@ -327,9 +319,8 @@ pub async fn add_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, username)): Path<(String, String)>,
+    ApiPath((id, username)): ApiPath<(Snowflake, String)>,
 ) -> ApiResult<StatusCode> {
-    let id = channel_id(&id)?;
     let my_role = moderated_group(&state, id, &caller, "remove members").await?;
     let (user_id, their_role) = member_named(&state, id, &username).await?;
     match (my_role, their_role) {
@@ -369,9 +360,8 @@ async fn removed(state: &AppState, channel: Snowflake, user: Snowflake) {
 pub async fn leave(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<StatusCode> {
-    let id = channel_id(&id)?;
     if role_in(&state, id, &caller).await?.0 == ChannelKind::Dm {
         return Err(ApiError::forbidden("a DM cannot be left"));
     }
@@ -404,9 +394,9 @@ pub async fn leave(
 pub async fn add_moderator(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, username)): Path<(String, String)>,
+    ApiPath((id, username)): ApiPath<(Snowflake, String)>,
 ) -> ApiResult<StatusCode> {
-    set_moderator(&state, &caller, &id, &username, true).await
+    set_moderator(&state, &caller, id, &username, true).await
 }
 
 /// Make a moderator a plain member again (owner only).
@@ -417,19 +407,18 @@ pub async fn add_moderator(
 pub async fn remove_moderator(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, username)): Path<(String, String)>,
+    ApiPath((id, username)): ApiPath<(Snowflake, String)>,
 ) -> ApiResult<StatusCode> {
-    set_moderator(&state, &caller, &id, &username, false).await
+    set_moderator(&state, &caller, id, &username, false).await
 }
 
 async fn set_moderator(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: Snowflake,
     username: &str,
     moderator: bool,
 ) -> ApiResult<StatusCode> {
-    let id = channel_id(id)?;
     owned_group(state, id, caller, "appoint or demote moderators").await?;
     let (user_id, role) = member_named(state, id, username).await?;
     if role == MemberRole::Owner {

@@ -5,8 +5,10 @@
 //! either way and close their DM to sends.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use kit::error::{ApiError, ApiResult};
+use kit::extract::{ApiJson, ApiPath};
 use proto::Snowflake;
 use proto::api::consent::{
     PutRelationshipRequest, Relationship, RelationshipRef, RelationshipType, UpdateSettingsRequest,
@@ -16,8 +18,7 @@ use proto::api::error::ErrorBody;
 use proto::events::{BlockUpdate, Event, MemberRef};
 
 use crate::consent;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::Caller;
 use crate::routes::users::read;
 use crate::state::AppState;
 
@@ -81,8 +82,11 @@ pub async fn relationships(
 }
 
 /// Someone else, by id: 404 for an id that is no user, 400 for myself.
-async fn other(state: &AppState, caller: &Caller, raw: &str) -> ApiResult<proto::api::users::User> {
-    let id: Snowflake = raw.parse().map_err(|_| ApiError::not_found("user"))?;
+async fn other(
+    state: &AppState,
+    caller: &Caller,
+    id: Snowflake,
+) -> ApiResult<proto::api::users::User> {
     if id == caller.user_id {
         return Err(ApiError::field(
             "user_id",
@@ -105,11 +109,11 @@ async fn other(state: &AppState, caller: &Caller, raw: &str) -> ApiResult<proto:
 pub async fn block(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<Snowflake>,
     ApiJson(request): ApiJson<PutRelationshipRequest>,
 ) -> ApiResult<StatusCode> {
     let kind = request.parse()?;
-    let user = other(&state, &caller, &user_id).await?;
+    let user = other(&state, &caller, user_id).await?;
     let done = consent::block(&state.db, caller.user_id, user.id).await?;
     if done.new {
         // The edges' BLOCK_UPDATE first: by the time my clients hear RELATIONSHIP_ADD (after it,
@@ -151,9 +155,9 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<AppState>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<Snowflake>,
 ) -> ApiResult<StatusCode> {
-    let user = other(&state, &caller, &user_id).await?;
+    let user = other(&state, &caller, user_id).await?;
     let (was, dm) = consent::unblock(&state.db, caller.user_id, user.id).await?;
     if was {
         let events = &state.events;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use futures::StreamExt;
+use kit::error::{ApiError, ApiResult};
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::gateway::{EdgeInfo, GatewayResponse};
 
-use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Where to connect the WebSocket.

@@ -5,12 +5,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{any, delete, get, post, put};
+use kit::error::ApiError;
 use proto::api::error::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod auth;

@@ -3,6 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use kit::error::{ApiError, ApiResult};
+use kit::extract::{ApiJson, ApiPath};
 use proto::Snowflake;
 use proto::api::error::ErrorBody;
 use proto::api::names::Username;
@@ -10,8 +12,7 @@ use proto::api::users::{UpdateProfileRequest, User};
 use proto::events::Event;
 
 use crate::channels;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::Caller;
 use crate::profiles;
 use crate::state::AppState;
 
@@ -87,9 +88,8 @@ pub async fn update_me(
 pub async fn by_id(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<Json<User>> {
-    let id: Snowflake = id.parse().map_err(|_| ApiError::not_found("user"))?;
     read(&state, id)
         .await?
         .map(|user| Json(as_seen_by(user, &caller)))

@@ -7,18 +7,21 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::StatusCode;
+use kit::error::{ApiError, ApiResult};
+use kit::extract::{ApiJson, ApiPath, ApiQuery};
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::{Channel, ChannelKind, MAX_MEMBER_IDS};
 use proto::api::error::ErrorCode;
-use proto::api::messages::{EditMessageRequest, HistoryPage, HistoryQuery, PostMessageRequest};
+use proto::api::messages::{
+    EditMessageRequest, HistoryPage, HistoryQuery, Message, PostMessageRequest,
+};
 use proto::events::ReadState;
 use proto::gateway::{MessageEdit, MessageSend};
 
-use super::{ApiError, ApiQuery, Body, Routes, directory_error, error, not_found};
+use super::{Routes, Verified, directory_error, not_found};
 use crate::chat::ChatError;
 use crate::directory::DirectoryError;
 
@@ -29,31 +32,10 @@ struct Caller {
     channel: Channel,
 }
 
-/// Checks the token and that the caller is in the channel.
-async fn caller(routes: &Routes, headers: &HeaderMap, channel: &str) -> Result<Caller, ApiError> {
-    let state = &routes.state;
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "send an access token as `Authorization: Bearer <token>`",
-        ));
-    };
-    let Ok(claims) = state.verifier.verify_fetching(token).await else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "the access token was not accepted",
-        ));
-    };
-    let Ok(channel) = channel.parse::<Snowflake>() else {
-        return Err(not_found("channel"));
-    };
-    let channel = match state.directory.channel(token, channel).await {
+/// Checks that the (verified) caller is in the channel.
+async fn member(routes: &Routes, verified: Verified, channel: Snowflake) -> ApiResult<Caller> {
+    let Verified { claims, token } = verified;
+    let channel = match routes.state.directory.channel(&token, channel).await {
         Ok(channel) => channel,
         Err(DirectoryError::Status(status)) if status == StatusCode::NOT_FOUND => {
             return Err(not_found("channel"));
@@ -62,7 +44,7 @@ async fn caller(routes: &Routes, headers: &HeaderMap, channel: &str) -> Result<C
     };
     Ok(Caller {
         claims,
-        token: token.to_owned(),
+        token,
         channel,
     })
 }
@@ -85,64 +67,35 @@ async fn open_for_sending(routes: &Routes, caller: &Caller) -> Result<(), ApiErr
         Err(DirectoryError::NotFound) => Err(not_found("channel")),
         Err(e) => {
             tracing::warn!(error = %e, "cannot check a DM with auth");
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ServiceUnavailable,
-                "cannot check this DM right now",
-            ))
+            Err(ApiError::unavailable("cannot check this DM right now"))
         }
     }
 }
 
-fn message_id(raw: &str) -> Result<Snowflake, ApiError> {
-    raw.parse().map_err(|_| not_found("message"))
-}
-
 fn chat_error(e: &ChatError) -> ApiError {
-    let (status, code) = match e {
+    let code = match e {
         ChatError::UnknownChannel => return not_found("channel"),
         ChatError::UnknownMessage => return not_found("message"),
-        ChatError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
-        ChatError::InvalidContent(_) | ChatError::InvalidNonce => {
-            (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed)
+        ChatError::Forbidden => ErrorCode::Forbidden,
+        ChatError::InvalidContent(_) | ChatError::InvalidNonce | ChatError::InvalidRequest(_) => {
+            ErrorCode::ValidationFailed
         }
-        ChatError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
-        ChatError::Closed => (StatusCode::FORBIDDEN, ErrorCode::ConsentRequired),
-        ChatError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed),
-        ChatError::Unavailable | ChatError::HistoryUnavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ServiceUnavailable,
-        ),
+        ChatError::RateLimited => ErrorCode::RateLimited,
+        ChatError::Closed => ErrorCode::ConsentRequired,
+        ChatError::Unavailable | ChatError::HistoryUnavailable => ErrorCode::ServiceUnavailable,
     };
-    error(status, code, e.to_string())
-}
-
-/// A JSON body, or a 400 that says what is wrong with it.
-fn body<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(raw).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidBody,
-            format!("the body is not {what}: {e}"),
-        )
-    })
+    ApiError::new(code, e.to_string())
 }
 
 /// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
 pub(super) async fn history(
     State(routes): State<Routes>,
-    Path(channel): Path<String>,
+    verified: Verified,
+    ApiPath(channel): ApiPath<Snowflake>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = caller(&routes, &headers, &channel).await?;
-    let (page, limit) = query.parse().map_err(|message| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::ValidationFailed,
-            message,
-        )
-    })?;
+) -> ApiResult<Json<HistoryPage>> {
+    let caller = member(&routes, verified, channel).await?;
+    let (page, limit) = query.parse().map_err(ApiError::invalid)?;
     let state = &routes.state;
     let messages = state
         .archive
@@ -185,18 +138,17 @@ pub(super) async fn history(
             Err(e) => tracing::debug!(error = %e, "an author could not be resolved"),
         }
     }
-    Ok(Json(HistoryPage { messages, authors }).into_response())
+    Ok(Json(HistoryPage { messages, authors }))
 }
 
 /// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?}`
 pub(super) async fn send(
     State(routes): State<Routes>,
-    Path(channel): Path<String>,
-    headers: HeaderMap,
-    Body(raw): Body,
-) -> Result<Response, ApiError> {
-    let caller = caller(&routes, &headers, &channel).await?;
-    let post: PostMessageRequest = body(&raw, "a message")?;
+    verified: Verified,
+    ApiPath(channel): ApiPath<Snowflake>,
+    ApiJson(post): ApiJson<PostMessageRequest>,
+) -> ApiResult<Json<Message>> {
+    let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let send = MessageSend {
         channel_id: caller.channel.id,
@@ -209,19 +161,17 @@ pub(super) async fn send(
         .send(caller.claims.sub, send)
         .await
         .map_err(|e| chat_error(&e))?;
-    Ok(Json(message).into_response())
+    Ok(Json(message))
 }
 
 /// `PATCH /api/v1/channels/{id}/messages/{message_id}` `{"content"}`
 pub(super) async fn edit(
     State(routes): State<Routes>,
-    Path((channel, message)): Path<(String, String)>,
-    headers: HeaderMap,
-    Body(raw): Body,
-) -> Result<Response, ApiError> {
-    let caller = caller(&routes, &headers, &channel).await?;
-    let message_id = message_id(&message)?;
-    let edit: EditMessageRequest = body(&raw, "an edit")?;
+    verified: Verified,
+    ApiPath((channel, message_id)): ApiPath<(Snowflake, Snowflake)>,
+    ApiJson(edit): ApiJson<EditMessageRequest>,
+) -> ApiResult<Json<Message>> {
+    let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let edit = MessageEdit {
         channel_id: caller.channel.id,
@@ -235,17 +185,16 @@ pub(super) async fn edit(
         .edit(caller.claims.sub, edit, &state.archive)
         .await
         .map_err(|e| chat_error(&e))?;
-    Ok(Json(edited).into_response())
+    Ok(Json(edited))
 }
 
 /// `DELETE /api/v1/channels/{id}/messages/{message_id}`
 pub(super) async fn delete(
     State(routes): State<Routes>,
-    Path((channel, message)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = caller(&routes, &headers, &channel).await?;
-    let message_id = message_id(&message)?;
+    verified: Verified,
+    ApiPath((channel, message_id)): ApiPath<(Snowflake, Snowflake)>,
+) -> ApiResult<StatusCode> {
+    let caller = member(&routes, verified, channel).await?;
     let me = caller.claims.sub;
     let moderates = caller.channel.moderated().unwrap_or(false);
     let state = &routes.state;
@@ -254,27 +203,22 @@ pub(super) async fn delete(
         .delete(me, caller.channel.id, message_id, moderates, &state.archive)
         .await;
     deleted.map_err(|e| chat_error(&e))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/channels/{id}/messages/{message_id}/ack`: the caller has read the channel up to
 /// this message. The marker only moves forward.
 pub(super) async fn ack(
     State(routes): State<Routes>,
-    Path((channel, message)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = caller(&routes, &headers, &channel).await?;
-    let message_id = message_id(&message)?;
+    verified: Verified,
+    ApiPath((channel, message_id)): ApiPath<(Snowflake, Snowflake)>,
+) -> ApiResult<StatusCode> {
+    let caller = member(&routes, verified, channel).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     if message_id.unix_ms() > now + 60_000 {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::ValidationFailed,
-            "that message id is from the future",
-        ));
+        return Err(ApiError::invalid("that message id is from the future"));
     }
     let state = &routes.state;
     let read = ReadState {
@@ -292,5 +236,5 @@ pub(super) async fn ack(
         })?;
     let receipts = caller.channel.member_count as usize <= state.config.receipts_max_members;
     state.chat.read(read, receipts).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,28 +1,32 @@
-//! The edge's HTTP surface: the WebSocket upgrade at `/gateway`, and the message resources
+//! The edge's HTTP surface: the WebSocket upgrade at `/gateway`, the message resources
 //! ([`messages`]: history, and send, edit, delete and mark-read for scripts, bots and browsers,
-//! on the same paths as a socket's), and `GET /api/v1/presences` (in `presence`).
+//! on the same paths as a socket's), and `GET /api/v1/presences` ([`presences`]). Errors are
+//! `kit::error::ApiError`, as in every service.
 
 mod messages;
+mod presences;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use proto::api::error::{ErrorBody, ErrorCode};
-use serde::de::DeserializeOwned;
+use kit::error::ApiError;
+use kit::extract::BearerToken;
+use kit::tokens::AccessClaims;
+use proto::api::error::ErrorCode;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 
 use crate::state::EdgeState;
 
 #[derive(Clone)]
-struct Routes {
+pub(crate) struct Routes {
     state: Arc<EdgeState>,
     sessions: TaskTracker,
 }
@@ -54,10 +58,7 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
             "/api/v1/channels/{id}/messages/{message_id}/ack",
             post(messages::ack),
         )
-        .route(
-            "/api/v1/presences",
-            get(crate::presence::presences).with_state(Arc::clone(&state)),
-        )
+        .route("/api/v1/presences", get(presences::presences))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     // CORS wraps everything, so a browser's preflight (OPTIONS) is answered before routing: the
     // routes have no OPTIONS handler, and the JSON 405 fallback would otherwise answer it.
@@ -71,68 +72,34 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
 }
 
 async fn unknown_route() -> ApiError {
-    error(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NotFound,
-        "no such route; see docs/API.md",
-    )
+    ApiError::new(ErrorCode::NotFound, "no such route; see docs/API.md")
 }
 
 async fn method_not_allowed() -> ApiError {
-    error(
-        StatusCode::METHOD_NOT_ALLOWED,
+    ApiError::new(
         ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }
 
-/// A query string. Unlike `axum::extract::Query`, one that does not parse (a parameter given
-/// twice, say) is answered in the one error shape: 400 `validation_failed` saying why.
-pub struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => {
-                let text = rejection.body_text();
-                // serde's own words, without axum's preamble.
-                let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
-                Err(error(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::ValidationFailed,
-                    format!("the query string is not valid: {reason}"),
-                ))
-            }
-        }
-    }
+/// The caller of a REST request: an access token that verifies against auth's keys. Whether its
+/// session is still signed in is auth's to say, asked where it matters.
+pub(crate) struct Verified {
+    pub(crate) claims: AccessClaims,
+    pub(crate) token: String,
 }
 
-/// A request body, whole. Unlike `axum::body::Bytes`, a body over `--max-body-bytes` is
-/// answered in the one error shape: 413 `payload_too_large` (and one that cannot be read, 400).
-pub struct Body(pub axum::body::Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for Body {
+impl FromRequestParts<Routes> for Verified {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::body::Bytes::from_request(req, state).await {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "the request body is too large",
-            )),
-            Err(rejection) => Err(error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidBody,
-                format!(
-                    "the request body could not be read: {}",
-                    rejection.body_text()
-                ),
-            )),
+    async fn from_request_parts(parts: &mut Parts, routes: &Routes) -> Result<Self, ApiError> {
+        let BearerToken(token) = BearerToken::from_request_parts(parts, routes).await?;
+        match routes.state.verifier.verify_fetching(&token).await {
+            Ok(claims) => Ok(Self { claims, token }),
+            Err(e) => {
+                tracing::debug!(error = %e, "access token refused");
+                Err(ApiError::unauthorized("the access token was not accepted"))
+            }
         }
     }
 }
@@ -148,21 +115,13 @@ async fn upgrade(
             .to_str()
             .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
         if !allowed {
-            return error(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                "this origin may not open a gateway socket",
-            )
-            .into_response();
+            return ApiError::forbidden("this origin may not open a gateway socket")
+                .into_response();
         }
     }
     if routes.state.draining.is_cancelled() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ServiceUnavailable,
-            "this edge is draining; ask /api/v1/gateway for another",
-        )
-        .into_response();
+        return ApiError::unavailable("this edge is draining; ask /api/v1/gateway for another")
+            .into_response();
     }
     let Routes { state, sessions } = routes;
     ws.read_buffer_size(state.config.read_buffer_bytes)
@@ -179,47 +138,16 @@ async fn upgrade(
         .on_upgrade(move |socket| sessions.track_future(crate::session::serve(socket, state)))
 }
 
-/// An HTTP error: a status, a stable machine code and a message for people.
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
-    }
-}
-
 /// What a failed question to auth means for the caller: 401 when auth refused their token
 /// (signed out or revoked: sign in again), 503 when auth could not answer (try again).
 pub(crate) fn directory_error(e: &crate::directory::DirectoryError, asking: &str) -> ApiError {
     if let crate::directory::DirectoryError::Refused = e {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "this session has been signed out; sign in again",
-        );
+        return ApiError::unauthorized("this session has been signed out; sign in again");
     }
     tracing::warn!(error = %e, "cannot ask auth {asking}");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::ServiceUnavailable,
-        format!("cannot check {asking} right now"),
-    )
+    ApiError::unavailable(format!("cannot check {asking} right now"))
 }
 
 fn not_found(what: &str) -> ApiError {
-    error(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NotFound,
-        format!("unknown {what}"),
-    )
-}
-
-pub(crate) fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        body: ErrorBody::new(code, message),
-    }
+    ApiError::new(ErrorCode::NotFound, format!("unknown {what}"))
 }

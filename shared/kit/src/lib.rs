@@ -1,5 +1,6 @@
 //! How a Natter service runs: what every service shares that is not the wire contract.
 //!
+//! - [`error`], [`extract`]: the one HTTP error type, and the extractors that answer with it.
 //! - [`config`]: typed configuration groups (flags with environment fallbacks), checked at start.
 //! - [`lifecycle`]: start, run and stop a service; the tasks it cannot live without.
 //! - [`listener`]: every service's HTTP listeners, with their header timeout and per-address cap.
@@ -8,6 +9,8 @@
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
 
 pub mod config;
+pub mod error;
+pub mod extract;
 pub mod health;
 pub mod lifecycle;
 pub mod listener;
