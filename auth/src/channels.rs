@@ -89,7 +89,7 @@ async fn channels_of(
                     .collect(),
                 // A DM has no roles; a group channel has no "opened".
                 role: match kind {
-                    ChannelKind::Group => row.role.as_deref().and_then(MemberRole::from_db),
+                    ChannelKind::Group => row.role.as_deref().and_then(|role| role.parse().ok()),
                     ChannelKind::Dm => None,
                 },
                 opened: match kind {
@@ -190,7 +190,7 @@ pub async fn members(
     Ok(rows
         .into_iter()
         .map(|row| Member {
-            role: MemberRole::from_db(&row.role).unwrap_or(MemberRole::Member),
+            role: row.role.parse().unwrap_or(MemberRole::Member),
             user: User::from(row.user).seen_by_others(),
         })
         .collect())
@@ -244,12 +244,7 @@ pub async fn membership(
     .bind(user.as_i64())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(kind, role)| {
-        (
-            kind_of(&kind),
-            MemberRole::from_db(&role).unwrap_or(MemberRole::Member),
-        )
-    }))
+    Ok(row.map(|(kind, role)| (kind_of(&kind), role.parse().unwrap_or(MemberRole::Member))))
 }
 
 /// Why a change that grows someone's channels was refused.

@@ -28,8 +28,10 @@ pub async fn settings(
 fn settings_of(dms: &str, adds: &str) -> UserSettings {
     let defaults = UserSettings::default();
     UserSettings {
-        allow_dms_from: Audience::from_db(dms).unwrap_or(defaults.allow_dms_from),
-        allow_channel_adds_from: Audience::from_db(adds)
+        allow_dms_from: dms.parse().unwrap_or(defaults.allow_dms_from),
+        allow_channel_adds_from: adds
+            .parse::<Audience>()
+            .ok()
             .unwrap_or(defaults.allow_channel_adds_from),
     }
 }

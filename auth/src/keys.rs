@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -83,9 +83,7 @@ impl SigningKey {
         audience: &str,
         issuer: &str,
     ) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = proto::clock::since_epoch().as_secs();
         let claims = AccessClaims {
             sub: user,
             sid: session,

@@ -25,18 +25,17 @@ pub struct Quotas {
 }
 
 /// An action counted against an hourly limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
     ChannelCreate,
     MemberAdd,
 }
 
 impl Action {
+    /// The name stored in `user_actions.action`.
     fn as_str(self) -> &'static str {
-        match self {
-            Self::ChannelCreate => "channel_create",
-            Self::MemberAdd => "member_add",
-        }
+        self.into()
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kit::retry::{self, Retryable};
 use kit::stream::ChatStream;
 use proto::Snowflake;
 use proto::api::messages::Message;
@@ -41,19 +42,15 @@ impl Archive {
         let history = Arc::new(OnceCell::new());
         let slot = Arc::clone(&history);
         tokio::spawn(async move {
-            let mut wait = Duration::from_millis(200);
-            loop {
-                match open(&cql, request_timeout).await {
-                    Ok(opened) => {
-                        let _ = slot.set(History::new(opened, stream));
-                        connected.set(1);
-                        tracing::info!("message store connected");
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "message store not available yet"),
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+            let policy = retry::exponential(Duration::from_millis(200), Duration::from_secs(5));
+            let opened = (|| open(&cql, request_timeout))
+                .retry(policy)
+                .notify(|e, _| tracing::warn!(error = %e, "message store not available yet"))
+                .await;
+            if let Ok(opened) = opened {
+                let _ = slot.set(History::new(opened, stream));
+                connected.set(1);
+                tracing::info!("message store connected");
             }
         });
         Self { history }

@@ -5,7 +5,7 @@
 //! read markers go over core NATS and are not stored in the stream.
 
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use governor::clock::{Clock, DefaultClock};
@@ -228,7 +228,7 @@ impl Chat {
         }
         let edited = Message {
             content: content.into(),
-            edited_at: Some(unix_ms()),
+            edited_at: Some(proto::clock::unix_ms()),
             nonce: None,
             ..current
         };
@@ -327,7 +327,7 @@ impl Chat {
         let event = Event::TypingStart(Typing {
             channel_id: channel,
             user_id: user,
-            timestamp: unix_ms() / 1000,
+            timestamp: proto::clock::unix_ms() / 1000,
         });
         let subject = self.subjects.channel_typing(channel);
         if let Err(e) = self.nats.publish(subject, event.to_json().into()).await {
@@ -346,12 +346,6 @@ async fn find(archive: &Archive, channel: Snowflake, id: Snowflake) -> Result<Me
             ChatError::HistoryUnavailable
         })?
         .ok_or(ChatError::UnknownMessage)
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -545,7 +545,8 @@ fn header(message: &async_nats::Message, name: &str) -> Option<u64> {
 }
 
 /// Why events are read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 enum Cause {
     /// An event's previous one in its channel was never handed out.
     Gap,
@@ -560,14 +561,9 @@ enum Cause {
 }
 
 impl Cause {
+    /// The metrics label (`gap`, `slow_consumer`, ...).
     fn label(self) -> &'static str {
-        match self {
-            Self::Gap => "gap",
-            Self::Reconnect => "reconnect",
-            Self::SlowConsumer => "slow_consumer",
-            Self::LeaderChange => "leader_change",
-            Self::Periodic => "periodic",
-        }
+        self.into()
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
@@ -39,9 +39,7 @@ pub fn histogram() -> Histogram<u64> {
 
 /// Microseconds since the Unix epoch: the clock every process of a run shares.
 pub fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    u64::try_from(proto::clock::since_epoch().as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Latencies {

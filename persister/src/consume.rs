@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use kit::lifecycle::Shutdown;
+use kit::retry;
 use proto::events::Event;
 use proto::subjects::Subjects;
 use store::MessageStore;
@@ -135,7 +137,7 @@ async fn copy(
             return;
         }
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut delays = retry::exponential(Duration::from_millis(100), Duration::from_secs(5)).build();
     let mut last_progress = Instant::now();
     loop {
         let started = Instant::now();
@@ -163,14 +165,14 @@ async fn copy(
             }
             Err(e) => {
                 metrics.write_errors.inc();
-                tracing::warn!(error = %e, sequence, retry_in = ?backoff, "store write failed");
+                tracing::warn!(error = %e, sequence, "store write failed; retrying");
             }
         }
+        let wait = delays.next().unwrap_or(Duration::from_secs(5));
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
         // Still working on it: keep JetStream from handing it to another persister meanwhile.
         if last_progress.elapsed() > ACK_WAIT / 3 {
             let _ = message.ack_with(AckKind::Progress).await;
@@ -180,7 +182,5 @@ async fn copy(
 }
 
 fn time_now_nanos() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
+    i128::try_from(proto::clock::since_epoch().as_nanos()).unwrap_or(i128::MAX)
 }

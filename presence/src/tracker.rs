@@ -23,7 +23,7 @@
 //! (at once: the expiry already was the wait).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use proto::Snowflake;
 use proto::api::presence::{Presence, PresenceStatus};
@@ -319,9 +319,11 @@ impl Tracker {
             statuses
                 .iter()
                 .filter(|(_, count)| **count > 0)
-                .filter_map(|(status, _)| SessionStatus::parse(status)),
+                .filter_map(|(status, _)| status.parse::<SessionStatus>().ok()),
         );
-        let before = shown.as_deref().and_then(SessionStatus::parse);
+        let before = shown
+            .as_deref()
+            .and_then(|s| s.parse::<SessionStatus>().ok());
         let mut pipe = redis::pipe();
         match now {
             Some(status) => {
@@ -456,7 +458,7 @@ pub async fn query(
             .map(|(user, (shown, seen))| {
                 let status = shown
                     .as_deref()
-                    .and_then(SessionStatus::parse)
+                    .and_then(|s| s.parse::<SessionStatus>().ok())
                     .map_or(PresenceStatus::Offline, PresenceStatus::from);
                 Presence {
                     user_id: *user,
@@ -556,9 +558,7 @@ fn field(edge: EdgeId, session: u64) -> String {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    i64::try_from(proto::clock::unix_ms()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

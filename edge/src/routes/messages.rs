@@ -214,10 +214,7 @@ pub(super) async fn ack(
     ApiPath((channel, message_id)): ApiPath<(Snowflake, Snowflake)>,
 ) -> ApiResult<StatusCode> {
     let caller = member(&routes, verified, channel).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    if message_id.unix_ms() > now + 60_000 {
+    if message_id.unix_ms() > proto::clock::unix_ms() + 60_000 {
         return Err(ApiError::invalid("that message id is from the future"));
     }
     let state = &routes.state;

@@ -155,24 +155,11 @@ pub fn postgres_url(s: &str) -> Result<ServiceUrl, String> {
     ServiceUrl::parse_with(s, &["postgres", "postgresql"])
 }
 
-/// A duration written as a number with a unit: `500ms`, `30s`, `5m`, `2h`, `7d`.
+/// A duration written as numbers with units (humantime's syntax): `500ms`, `30s`, `5m`, `2h`,
+/// `7d`, `1h 30m`. A bare number has no unit and is refused; so is one too large to hold.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("'{s}' has no unit (ms, s, m, h, d)"))?;
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{s}' does not start with a whole number"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3_600,
-        "d" => n * 86_400,
-        _ => return Err(format!("'{unit}' is not a unit (ms, s, m, h, d)")),
-    };
-    Ok(Duration::from_secs(secs))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration like 500ms, 30s, 5m, 2h or 7d ({e})"))
 }
 
 /// How logs are written.
@@ -269,13 +256,11 @@ impl NatsConfig {
 /// service and edge comes back to a restarted NATS in the same instant, and does so again at each
 /// try; with it they spread out (full jitter, as the web client reconnects to the gateway).
 pub fn reconnect_delay(attempts: usize) -> Duration {
-    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
     let ceiling = match attempts {
-        0 | 1 => 0,
-        _ => 2u64.saturating_pow(exponent).min(4_000),
+        0 | 1 => Duration::ZERO,
+        n => crate::retry::nth_delay(Duration::from_millis(2), Duration::from_secs(4), n - 2),
     };
-    let random = getrandom::u64().unwrap_or(ceiling / 2);
-    Duration::from_millis(random % (ceiling + 1))
+    crate::retry::full_jitter(ceiling)
 }
 
 /// `N/duration`: a budget of N that refills evenly over the duration (`5/15m`, `30/1m`, `5/5s`).
@@ -371,11 +356,22 @@ mod tests {
     fn durations_take_a_unit() {
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5_400)));
         assert!(duration("10").is_err());
         assert!(duration("1x").is_err());
         let err = try_parse_from::<Example, _, _>(["e", "--nats-url", "nats://h", "--expiry", "5"])
             .unwrap_err();
         assert!(err.contains("--expiry"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_too_large_to_hold_is_refused_not_wrapped() {
+        // 300,000,000,000,000 days is more seconds than a u64 holds: the hand-written parser
+        // multiplied and overflowed (a panic in debug builds, a wrapped, short duration in
+        // release ones).
+        let err = duration("300000000000000d").unwrap_err();
+        assert!(err.contains("300000000000000d"), "{err}");
     }
 
     #[test]

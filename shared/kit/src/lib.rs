@@ -6,6 +6,7 @@
 //! - [`listener`]: every service's HTTP listeners, with their header timeout and per-address cap.
 //! - [`telemetry`], [`health`]: logs, `/metrics`, `/livez` and `/readyz`.
 //! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
+//! - [`retry`]: exponential backoff, the one policy of every retry loop.
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod lifecycle;
 pub mod listener;
+pub mod retry;
 pub mod stream;
 pub mod telemetry;
 pub mod tokens;

@@ -6,6 +6,7 @@
 //! - [`access`]: what edges ask auth over NATS (a session's channels, whose presence it may see).
 //! - [`presence`]: what edges and the presence service tell each other over NATS.
 //! - [`subjects`]: every NATS subject, built from typed ids in one place.
+//! - [`clock`]: the wall clock in Unix milliseconds, read in one place.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
 //!
 //! Serde only: no async runtime, no HTTP, no database client is in this crate's dependency tree,
@@ -13,6 +14,7 @@
 
 pub mod access;
 pub mod api;
+pub mod clock;
 pub mod events;
 pub mod gateway;
 pub mod presence;

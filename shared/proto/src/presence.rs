@@ -17,8 +17,20 @@ use crate::api::users::Status;
 pub type EdgeId = Snowflake;
 
 /// A status a session can have. `offline` is what having no session means, not a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum SessionStatus {
     Online,
     Idle,
@@ -43,23 +55,9 @@ impl SessionStatus {
         statuses.into_iter().max_by_key(|s| s.rank())
     }
 
+    /// The name as sent and kept in Redis; parse with `str::parse`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::Idle => "idle",
-            Self::Dnd => "dnd",
-            Self::Invisible => "invisible",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "online" => Self::Online,
-            "idle" => Self::Idle,
-            "dnd" => Self::Dnd,
-            "invisible" => Self::Invisible,
-            _ => return None,
-        })
+        self.into()
     }
 }
 

@@ -17,7 +17,6 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -221,10 +220,7 @@ impl SnowflakeGenerator {
 }
 
 fn system_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(NATTER_EPOCH_MS)
+    crate::clock::unix_ms().max(NATTER_EPOCH_MS)
 }
 
 #[cfg(test)]

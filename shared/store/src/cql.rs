@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kit::retry::{self, Retryable};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -106,30 +107,25 @@ fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> CqlError {
 impl CqlConfig {
     /// Connects, retrying until `connect_timeout` so services may start before the store is up.
     pub async fn connect(&self) -> Result<Arc<Session>, CqlError> {
-        let deadline = tokio::time::Instant::now() + self.connect_timeout;
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let attempt = SessionBuilder::new()
+        let attempt = || async {
+            SessionBuilder::new()
                 .known_nodes(&self.nodes)
                 .connection_timeout(Duration::from_secs(5))
                 .build()
-                .await;
-            match attempt {
-                Ok(session) => return Ok(Arc::new(session)),
-                Err(source) if tokio::time::Instant::now() + backoff >= deadline => {
-                    return Err(CqlError::Connect {
-                        nodes: self.nodes.join(","),
-                        secs: self.connect_timeout.as_secs(),
-                        source,
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "CQL store not reachable yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+                .await
+        };
+        let policy = retry::exponential(Duration::from_millis(200), Duration::from_secs(5))
+            .with_total_delay(Some(self.connect_timeout));
+        let session = attempt
+            .retry(policy)
+            .notify(|e, _| tracing::warn!(error = %e, "CQL store not reachable yet; retrying"))
+            .await
+            .map_err(|source| CqlError::Connect {
+                nodes: self.nodes.join(","),
+                secs: self.connect_timeout.as_secs(),
+                source,
+            })?;
+        Ok(Arc::new(session))
     }
 
     /// Creates the keyspace when missing, applies every migration not yet recorded, and makes the

@@ -19,8 +19,21 @@ pub enum ChannelKind {
 
 /// What a member may do in a group channel. The owner and moderators rename, set the topic and
 /// add and remove members; only the owner deletes the channel and appoints moderators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum MemberRole {
     Owner,
     Moderator,
@@ -28,21 +41,9 @@ pub enum MemberRole {
 }
 
 impl MemberRole {
+    /// The name as stored and sent (`owner`, `moderator`, `member`); parse with `str::parse`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Moderator => "moderator",
-            Self::Member => "member",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        match s {
-            "owner" => Some(Self::Owner),
-            "moderator" => Some(Self::Moderator),
-            "member" => Some(Self::Member),
-            _ => None,
-        }
+        self.into()
     }
 
     /// Owner and moderators manage the channel.

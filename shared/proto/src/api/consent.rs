@@ -10,8 +10,21 @@ use super::users::User;
 use crate::Snowflake;
 
 /// Who may do something to a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Audience {
     /// Anyone signed in.
     Everyone,
@@ -22,21 +35,9 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// The name as stored and sent; parse with `str::parse`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Everyone => "everyone",
-            Self::Shared => "shared",
-            Self::Nobody => "nobody",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        match s {
-            "everyone" => Some(Self::Everyone),
-            "shared" => Some(Self::Shared),
-            "nobody" => Some(Self::Nobody),
-            _ => None,
-        }
+        self.into()
     }
 }
 

@@ -4,15 +4,28 @@
 //! show `message`, and put each entry of `fields` next to the input it names.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// What went wrong, for machines. New codes may be added; clients should treat an unknown code by
 /// its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is well-formed but some fields break the rules; see `fields`.
     ValidationFailed,
@@ -73,33 +86,9 @@ impl ErrorCode {
         }
     }
 
+    /// The code as sent (`validation_failed`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ValidationFailed => "validation_failed",
-            Self::InvalidBody => "invalid_body",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::Unauthorized => "unauthorized",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict => "conflict",
-            Self::MemberLimitReached => "member_limit_reached",
-            Self::ChannelLimitReached => "channel_limit_reached",
-            Self::ConsentRequired => "consent_required",
-            Self::UserBlocked => "user_blocked",
-            Self::RateLimited => "rate_limited",
-            Self::ServiceUnavailable => "service_unavailable",
-            Self::Internal => "internal",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -214,28 +203,10 @@ mod tests {
 
     #[test]
     fn the_wire_name_and_as_str_agree_for_every_code() {
-        use ErrorCode::*;
-        for code in [
-            ValidationFailed,
-            InvalidBody,
-            UnsupportedMediaType,
-            PayloadTooLarge,
-            Unauthorized,
-            InvalidCredentials,
-            Forbidden,
-            NotFound,
-            MethodNotAllowed,
-            Conflict,
-            MemberLimitReached,
-            ChannelLimitReached,
-            ConsentRequired,
-            UserBlocked,
-            RateLimited,
-            ServiceUnavailable,
-            Internal,
-            Unknown,
-        ] {
+        use strum::IntoEnumIterator;
+        for code in ErrorCode::iter() {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert_eq!(code.to_string(), code.as_str());
             assert!((400..600).contains(&code.status()));
         }
     }

@@ -51,8 +51,21 @@ impl PresencesQuery {
 ///
 /// Others never see `invisible` (it is shown as `offline`); a user's own sessions do. `unknown`
 /// means presence could not be read (its store is down): better no answer than a wrong one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum PresenceStatus {
     Online,
     Idle,
@@ -71,27 +84,9 @@ impl PresenceStatus {
         }
     }
 
+    /// The name as sent; parse with `str::parse`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::Idle => "idle",
-            Self::Dnd => "dnd",
-            Self::Invisible => "invisible",
-            Self::Offline => "offline",
-            Self::Unknown => "unknown",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "online" => Self::Online,
-            "idle" => Self::Idle,
-            "dnd" => Self::Dnd,
-            "invisible" => Self::Invisible,
-            "offline" => Self::Offline,
-            "unknown" => Self::Unknown,
-            _ => return None,
-        })
+        self.into()
     }
 }
 

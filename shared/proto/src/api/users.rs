@@ -9,8 +9,21 @@ use crate::Snowflake;
 
 /// The status a user sets for themselves, as shown. Others see `invisible` as `offline`; only the
 /// user sees their own `invisible`. `offline` cannot be set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Status {
     Online,
     Idle,
@@ -23,25 +36,17 @@ pub enum Status {
 impl Status {
     /// Parses a status a user may set: `online`, `idle`, `dnd` or `invisible`.
     pub fn parse_settable(s: &str) -> Result<Self, Invalid> {
-        match s {
-            "online" => Ok(Self::Online),
-            "idle" => Ok(Self::Idle),
-            "dnd" => Ok(Self::Dnd),
-            "invisible" => Ok(Self::Invisible),
-            other => Err(Invalid::new(format!(
-                "must be one of online, idle, dnd, invisible (not {other:?})"
+        match s.parse() {
+            Ok(Self::Offline) | Err(_) => Err(Invalid::new(format!(
+                "must be one of online, idle, dnd, invisible (not {s:?})"
             ))),
+            Ok(status) => Ok(status),
         }
     }
 
+    /// The name as stored and sent.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::Idle => "idle",
-            Self::Dnd => "dnd",
-            Self::Invisible => "invisible",
-            Self::Offline => "offline",
-        }
+        self.into()
     }
 
     /// How this status looks to someone else.
