@@ -24,7 +24,6 @@ use crate::consent::{self, Verdict};
 use crate::profiles::UserRow;
 use crate::quotas::{self, Action, Quotas};
 
-#[derive(sqlx::FromRow)]
 struct ChannelRow {
     id: i64,
     kind: String,
@@ -38,11 +37,14 @@ struct ChannelRow {
     peer: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
 struct MemberRow {
     role: String,
-    #[sqlx(flatten)]
-    user: UserRow,
+    id: i64,
+    username: String,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    bio: Option<String>,
+    status: String,
 }
 
 fn kind_of(s: &str) -> ChannelKind {
@@ -61,10 +63,11 @@ async fn channels_of(
     let peers: Vec<i64> = rows.iter().filter_map(|r| r.peer).collect();
     let mut profiles: HashMap<i64, User> = HashMap::new();
     if !peers.is_empty() {
-        let found: Vec<UserRow> = sqlx::query_as(
+        let found = sqlx::query_as!(
+            UserRow,
             "SELECT id, username, display_name, avatar_url, bio, status FROM users WHERE id = ANY($1)",
+            &peers
         )
-        .bind(&peers)
         .fetch_all(db)
         .await?;
         for row in found {
@@ -108,19 +111,20 @@ pub async fn mine(
     user: Snowflake,
     only: Option<Snowflake>,
 ) -> Result<Vec<Channel>, sqlx::Error> {
-    let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
-                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS member_count,
-                me.role, me.opened,
+    let rows = sqlx::query_as!(
+        ChannelRow,
+        r#"SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
+                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS "member_count!",
+                me.role AS "role?", me.opened AS "opened?",
                 CASE WHEN p.low_user_id = $1 THEN p.high_user_id ELSE p.low_user_id END AS peer
          FROM channel_members me
          JOIN channels c ON c.id = me.channel_id
          LEFT JOIN dm_pairs p ON p.channel_id = c.id
          WHERE me.user_id = $1 AND ($2::BIGINT IS NULL OR c.id = $2)
-         ORDER BY c.id",
+         ORDER BY c.id"#,
+        user.as_i64(),
+        only.map(|id| id.as_i64())
     )
-    .bind(user.as_i64())
-    .bind(only.map(|id| id.as_i64()))
     .fetch_all(&mut *db)
     .await?;
     channels_of(&mut *db, rows).await
@@ -138,13 +142,14 @@ pub async fn seen_by(
 
 /// A group channel as every member sees it (CHANNEL_UPDATE): no one's own place in it.
 pub async fn shared_view(db: &PgPool, channel: Snowflake) -> Result<Option<Channel>, sqlx::Error> {
-    let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
-                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS member_count,
+    let rows = sqlx::query_as!(
+        ChannelRow,
+        r#"SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
+                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS "member_count!",
                 NULL::TEXT AS role, NULL::BOOLEAN AS opened, NULL::BIGINT AS peer
-         FROM channels c WHERE c.id = $1",
+         FROM channels c WHERE c.id = $1"#,
+        channel.as_i64()
     )
-    .bind(channel.as_i64())
     .fetch_all(db)
     .await?;
     Ok(channels_of(db, rows).await?.pop())
@@ -157,32 +162,30 @@ pub async fn members(
     channel: Snowflake,
     query: &MembersQuery,
 ) -> Result<Vec<Member>, sqlx::Error> {
-    macro_rules! select {
-        () => {
-            "SELECT cm.role, u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
-             FROM channel_members cm JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1"
-        };
-    }
-    let rows: Vec<MemberRow> = match query {
+    let rows = match query {
         MembersQuery::Page { after, limit } => {
-            sqlx::query_as(concat!(
-                select!(),
-                " AND cm.user_id > $2 ORDER BY cm.user_id LIMIT $3"
-            ))
-            .bind(channel.as_i64())
-            .bind(after.map_or(i64::MIN, |a| a.as_i64()))
-            .bind(i64::from(*limit))
+            sqlx::query_as!(
+                MemberRow,
+                "SELECT cm.role, u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
+                 FROM channel_members cm JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1
+                 AND cm.user_id > $2 ORDER BY cm.user_id LIMIT $3",
+                channel.as_i64(),
+                after.map_or(i64::MIN, |a| a.as_i64()),
+                i64::from(*limit)
+            )
             .fetch_all(db)
             .await?
         }
         MembersQuery::Ids(ids) => {
             let ids: Vec<i64> = ids.iter().map(|id| id.as_i64()).collect();
-            sqlx::query_as(concat!(
-                select!(),
-                " AND cm.user_id = ANY($2) ORDER BY cm.user_id"
-            ))
-            .bind(channel.as_i64())
-            .bind(&ids)
+            sqlx::query_as!(
+                MemberRow,
+                "SELECT cm.role, u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
+                 FROM channel_members cm JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1
+                 AND cm.user_id = ANY($2) ORDER BY cm.user_id",
+                channel.as_i64(),
+                &ids
+            )
             .fetch_all(db)
             .await?
         }
@@ -191,7 +194,15 @@ pub async fn members(
         .into_iter()
         .map(|row| Member {
             role: row.role.parse().unwrap_or(MemberRole::Member),
-            user: User::from(row.user).seen_by_others(),
+            user: User::from(UserRow {
+                id: row.id,
+                username: row.username,
+                display_name: row.display_name,
+                avatar_url: row.avatar_url,
+                bio: row.bio,
+                status: row.status,
+            })
+            .seen_by_others(),
         })
         .collect())
 }
@@ -201,15 +212,13 @@ pub async fn member_ids(
     db: impl PgExecutor<'_>,
     channel: Snowflake,
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT user_id FROM channel_members WHERE channel_id = $1")
-            .bind(channel.as_i64())
-            .fetch_all(db)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id,)| Snowflake::from_i64(id))
-        .collect())
+    let rows = sqlx::query_scalar!(
+        "SELECT user_id FROM channel_members WHERE channel_id = $1",
+        channel.as_i64()
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Snowflake::from_i64).collect())
 }
 
 /// The ids of the channels `user` belongs to.
@@ -217,16 +226,13 @@ pub async fn ids_of(
     db: impl PgExecutor<'_>,
     user: Snowflake,
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "SELECT channel_id FROM channel_members WHERE user_id = $1 ORDER BY channel_id",
+        user.as_i64()
     )
-    .bind(user.as_i64())
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id,)| Snowflake::from_i64(id))
-        .collect())
+    Ok(rows.into_iter().map(Snowflake::from_i64).collect())
 }
 
 /// `user`'s place in `channel`, or `None` when they are not a member (or it does not exist:
@@ -236,15 +242,18 @@ pub async fn membership(
     channel: Snowflake,
     user: Snowflake,
 ) -> Result<Option<(ChannelKind, MemberRole)>, sqlx::Error> {
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT c.kind, cm.role FROM channel_members cm JOIN channels c ON c.id = cm.channel_id
          WHERE cm.channel_id = $1 AND cm.user_id = $2",
+        channel.as_i64(),
+        user.as_i64()
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(kind, role)| (kind_of(&kind), role.parse().unwrap_or(MemberRole::Member))))
+    Ok(row.map(|row| {
+        let role = row.role.parse().unwrap_or(MemberRole::Member);
+        (kind_of(&row.kind), role)
+    }))
 }
 
 /// Why a change that grows someone's channels was refused.
@@ -292,20 +301,22 @@ pub async fn create_group(
     if quotas::channel_counts(&mut tx, owner).await?.chosen >= limits.channel_limit {
         return Ok(Err(Refused::CallerChannelLimit(limits.channel_limit)));
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO channels (id, kind, name, topic, owner_id) VALUES ($1, 'group', $2, $3, $4)",
+        id.as_i64(),
+        new.name.as_str(),
+        new.topic.as_ref().map(|t| t.as_str()),
+        owner.as_i64()
     )
-    .bind(id.as_i64())
-    .bind(new.name.as_str())
-    .bind(new.topic.as_ref().map(|t| t.as_str()))
-    .bind(owner.as_i64())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(id.as_i64())
-        .bind(owner.as_i64())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')",
+        id.as_i64(),
+        owner.as_i64()
+    )
+    .execute(&mut *tx)
+    .await?;
     quotas::record(&mut tx, owner, Action::ChannelCreate).await?;
     tx.commit().await?;
     Ok(Ok(()))
@@ -316,17 +327,15 @@ pub async fn update(
     id: Snowflake,
     changes: &ChannelChanges,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE channels SET
              name = COALESCE($2, name),
              topic = CASE WHEN $3 THEN $4 ELSE topic END,
              updated_at = now()
          WHERE id = $1",
-    )
-    .bind(id.as_i64())
-    .bind(changes.name.as_ref().map(|n| n.as_str()))
-    .bind(changes.topic.is_some())
-    .bind(
+        id.as_i64(),
+        changes.name.as_ref().map(|n| n.as_str()),
+        changes.topic.is_some(),
         changes
             .topic
             .as_ref()
@@ -339,8 +348,7 @@ pub async fn update(
 
 /// Deletes a channel; its memberships go with it.
 pub async fn delete(db: &PgPool, id: Snowflake) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM channels WHERE id = $1")
-        .bind(id.as_i64())
+    sqlx::query!("DELETE FROM channels WHERE id = $1", id.as_i64())
         .execute(db)
         .await?;
     Ok(())
@@ -359,19 +367,22 @@ pub async fn add_member(
     limits: &Quotas,
 ) -> Result<Outcome<()>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM channels WHERE id = $1 FOR UPDATE")
-        .bind(channel.as_i64())
-        .execute(&mut *tx)
-        .await?;
-    quotas::lock_users(&mut tx, &[actor, user]).await?;
-    let (count, already): (i64, bool) = sqlx::query_as(
-        "SELECT count(*), coalesce(bool_or(user_id = $2), false)
-         FROM channel_members WHERE channel_id = $1",
+    sqlx::query!(
+        "SELECT 1 AS locked FROM channels WHERE id = $1 FOR UPDATE",
+        channel.as_i64()
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
+    .fetch_all(&mut *tx)
+    .await?;
+    quotas::lock_users(&mut tx, &[actor, user]).await?;
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "count!", coalesce(bool_or(user_id = $2), false) AS "already!"
+         FROM channel_members WHERE channel_id = $1"#,
+        channel.as_i64(),
+        user.as_i64()
+    )
     .fetch_one(&mut *tx)
     .await?;
+    let (count, already) = (row.count, row.already);
     if already {
         return Ok(Err(Refused::AlreadyMember));
     }
@@ -390,11 +401,11 @@ pub async fn add_member(
     if let Err(wait) = quotas::check(&mut tx, actor, Action::MemberAdd, limits.member_adds).await? {
         return Ok(Err(Refused::Rate(wait, Action::MemberAdd)));
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'member')",
+        channel.as_i64(),
+        user.as_i64()
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
     .execute(&mut *tx)
     .await?;
     quotas::record(&mut tx, actor, Action::MemberAdd).await?;
@@ -408,11 +419,11 @@ pub async fn remove_member(
     channel: Snowflake,
     user: Snowflake,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2 AND role <> 'owner'",
+        channel.as_i64(),
+        user.as_i64()
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -430,13 +441,13 @@ pub async fn set_moderator(
     } else {
         ("moderator", "member")
     };
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE channel_members SET role = $4 WHERE channel_id = $1 AND user_id = $2 AND role = $3",
+        channel.as_i64(),
+        user.as_i64(),
+        from,
+        to
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
-    .bind(from)
-    .bind(to)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -453,45 +464,48 @@ pub enum Left {
 
 pub async fn leave(db: &PgPool, channel: Snowflake, user: Snowflake) -> Result<Left, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT 1 FROM channels WHERE id = $1 FOR UPDATE")
-        .bind(channel.as_i64())
-        .execute(&mut *tx)
-        .await?;
-    let role: Option<(String,)> = sqlx::query_as(
-        "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2 RETURNING role",
+    sqlx::query!(
+        "SELECT 1 AS locked FROM channels WHERE id = $1 FOR UPDATE",
+        channel.as_i64()
     )
-    .bind(channel.as_i64())
-    .bind(user.as_i64())
+    .fetch_all(&mut *tx)
+    .await?;
+    let role = sqlx::query_scalar!(
+        "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2 RETURNING role",
+        channel.as_i64(),
+        user.as_i64()
+    )
     .fetch_optional(&mut *tx)
     .await?;
-    let successor: Option<(i64,)> = sqlx::query_as(
+    let successor = sqlx::query_scalar!(
         "SELECT user_id FROM channel_members WHERE channel_id = $1
          ORDER BY (role = 'moderator') DESC, joined_at, user_id LIMIT 1",
+        channel.as_i64()
     )
-    .bind(channel.as_i64())
     .fetch_optional(&mut *tx)
     .await?;
-    let outcome = match (role.as_ref().map(|(r,)| r.as_str()), successor) {
+    let outcome = match (role.as_deref(), successor) {
         (_, None) => {
-            sqlx::query("DELETE FROM channels WHERE id = $1")
-                .bind(channel.as_i64())
+            sqlx::query!("DELETE FROM channels WHERE id = $1", channel.as_i64())
                 .execute(&mut *tx)
                 .await?;
             Left::Deleted
         }
-        (Some("owner"), Some((next,))) => {
-            sqlx::query(
+        (Some("owner"), Some(next)) => {
+            sqlx::query!(
                 "UPDATE channel_members SET role = 'owner' WHERE channel_id = $1 AND user_id = $2",
+                channel.as_i64(),
+                next
             )
-            .bind(channel.as_i64())
-            .bind(next)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE channels SET owner_id = $2, updated_at = now() WHERE id = $1")
-                .bind(channel.as_i64())
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE channels SET owner_id = $2, updated_at = now() WHERE id = $1",
+                channel.as_i64(),
+                next
+            )
+            .execute(&mut *tx)
+            .await?;
             Left::OwnerLeft {
                 new_owner: Snowflake::from_i64(next),
             }
@@ -509,14 +523,14 @@ pub async fn dm_of(
     b: Snowflake,
 ) -> Result<Option<Snowflake>, sqlx::Error> {
     let (low, high) = if a < b { (a, b) } else { (b, a) };
-    let row: Option<(i64,)> = sqlx::query_as(
+    let id = sqlx::query_scalar!(
         "SELECT channel_id FROM dm_pairs WHERE low_user_id = $1 AND high_user_id = $2",
+        low.as_i64(),
+        high.as_i64()
     )
-    .bind(low.as_i64())
-    .bind(high.as_i64())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id,)| Snowflake::from_i64(id)))
+    Ok(id.map(Snowflake::from_i64))
 }
 
 /// What opening a DM did.
@@ -536,13 +550,13 @@ async fn dm_side(
     channel: Snowflake,
     user: Snowflake,
 ) -> Result<Option<bool>, sqlx::Error> {
-    let row: Option<(bool,)> =
-        sqlx::query_as("SELECT opened FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-            .bind(channel.as_i64())
-            .bind(user.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?;
-    Ok(row.map(|(opened,)| opened))
+    sqlx::query_scalar!(
+        "SELECT opened FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+        channel.as_i64(),
+        user.as_i64()
+    )
+    .fetch_optional(&mut *tx)
+    .await
 }
 
 /// `caller` opens their side of the DM with `other`, making the DM (`new_id`) if there is none.
@@ -596,35 +610,29 @@ pub async fn open_dm(
     let channel = match existing {
         Some(id) => id,
         None => {
-            sqlx::query("INSERT INTO channels (id, kind) VALUES ($1, 'dm')")
-                .bind(new_id.as_i64())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO dm_pairs (low_user_id, high_user_id, channel_id) VALUES ($1, $2, $3)",
+            sqlx::query!(
+                "INSERT INTO channels (id, kind) VALUES ($1, 'dm')",
+                new_id.as_i64()
             )
-            .bind(low.as_i64())
-            .bind(high.as_i64())
-            .bind(new_id.as_i64())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "INSERT INTO dm_pairs (low_user_id, high_user_id, channel_id) VALUES ($1, $2, $3)",
+                low.as_i64(),
+                high.as_i64(),
+                new_id.as_i64()
+            )
             .execute(&mut *tx)
             .await?;
             new_id
         }
     };
-    sqlx::query(
-        "INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', true)
-         ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true",
-    )
-    .bind(channel.as_i64())
-    .bind(caller.as_i64())
+    sqlx::query!("INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', true)
+         ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true", channel.as_i64(), caller.as_i64())
     .execute(&mut *tx)
     .await?;
     if requested {
-        sqlx::query(
-            "INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', false)",
-        )
-        .bind(channel.as_i64())
-        .bind(other.as_i64())
+        sqlx::query!("INSERT INTO channel_members (channel_id, user_id, role, opened) VALUES ($1, $2, 'member', false)", channel.as_i64(), other.as_i64())
         .execute(&mut *tx)
         .await?;
     }

@@ -17,12 +17,13 @@ pub async fn settings(
     db: impl PgExecutor<'_>,
     user: Snowflake,
 ) -> Result<Option<UserSettings>, sqlx::Error> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT allow_dms_from, allow_channel_adds_from FROM users WHERE id = $1")
-            .bind(user.as_i64())
-            .fetch_optional(db)
-            .await?;
-    Ok(row.map(|(dms, adds)| settings_of(&dms, &adds)))
+    let row = sqlx::query!(
+        "SELECT allow_dms_from, allow_channel_adds_from FROM users WHERE id = $1",
+        user.as_i64()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| settings_of(&row.allow_dms_from, &row.allow_channel_adds_from)))
 }
 
 fn settings_of(dms: &str, adds: &str) -> UserSettings {
@@ -42,18 +43,18 @@ pub async fn update_settings(
     user: Snowflake,
     change: &UpdateSettingsRequest,
 ) -> Result<Option<UserSettings>, sqlx::Error> {
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "UPDATE users SET allow_dms_from = COALESCE($2, allow_dms_from),
                           allow_channel_adds_from = COALESCE($3, allow_channel_adds_from),
                           updated_at = now()
          WHERE id = $1 RETURNING allow_dms_from, allow_channel_adds_from",
+        user.as_i64(),
+        change.allow_dms_from.map(Audience::as_str),
+        change.allow_channel_adds_from.map(Audience::as_str)
     )
-    .bind(user.as_i64())
-    .bind(change.allow_dms_from.map(Audience::as_str))
-    .bind(change.allow_channel_adds_from.map(Audience::as_str))
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(dms, adds)| settings_of(&dms, &adds)))
+    Ok(row.map(|row| settings_of(&row.allow_dms_from, &row.allow_channel_adds_from)))
 }
 
 /// Whether a block stands between two people, and whose.
@@ -71,14 +72,17 @@ pub async fn block_between(
     me: Snowflake,
     them: Snowflake,
 ) -> Result<Block, sqlx::Error> {
-    let (by_me, by_them): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM relationships WHERE user_id = $1 AND target_id = $2),
-                EXISTS (SELECT 1 FROM relationships WHERE user_id = $2 AND target_id = $1)",
+    let row = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM relationships WHERE user_id = $1 AND target_id = $2)
+                    AS "by_me!",
+                EXISTS (SELECT 1 FROM relationships WHERE user_id = $2 AND target_id = $1)
+                    AS "by_them!""#,
+        me.as_i64(),
+        them.as_i64()
     )
-    .bind(me.as_i64())
-    .bind(them.as_i64())
     .fetch_one(db)
     .await?;
+    let (by_me, by_them) = (row.by_me, row.by_them);
     Ok(match (by_me, by_them) {
         (true, _) => Block::ByMe,
         (false, true) => Block::ByThem,
@@ -93,19 +97,18 @@ pub async fn shares(
     user: Snowflake,
     with: Snowflake,
 ) -> Result<bool, sqlx::Error> {
-    let (shares,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (
              SELECT 1 FROM channel_members theirs
              JOIN channel_members mine ON mine.channel_id = theirs.channel_id
              JOIN channels c ON c.id = theirs.channel_id
              WHERE theirs.user_id = $1 AND mine.user_id = $2
-               AND (c.kind = 'group' OR theirs.opened))",
+               AND (c.kind = 'group' OR theirs.opened)) AS "shares!""#,
+        user.as_i64(),
+        with.as_i64()
     )
-    .bind(user.as_i64())
-    .bind(with.as_i64())
     .fetch_one(db)
-    .await?;
-    Ok(shares)
+    .await
 }
 
 /// What `target` allows of `caller`.
@@ -151,7 +154,7 @@ pub async fn visible(
     users: &[Snowflake],
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
     let ids: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
-    let rows: Vec<(i64,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "SELECT DISTINCT theirs.user_id
          FROM channel_members theirs
          JOIN channel_members mine ON mine.channel_id = theirs.channel_id AND mine.user_id = $1
@@ -161,15 +164,12 @@ pub async fn visible(
            AND NOT EXISTS (SELECT 1 FROM relationships r
                 WHERE (r.user_id = $1 AND r.target_id = theirs.user_id)
                    OR (r.user_id = theirs.user_id AND r.target_id = $1))",
+        viewer.as_i64(),
+        &ids
     )
-    .bind(viewer.as_i64())
-    .bind(&ids)
     .fetch_all(db)
     .await?;
-    let mut seen: Vec<Snowflake> = rows
-        .into_iter()
-        .map(|(id,)| Snowflake::from_i64(id))
-        .collect();
+    let mut seen: Vec<Snowflake> = rows.into_iter().map(Snowflake::from_i64).collect();
     if users.contains(&viewer) {
         seen.push(viewer);
     }
@@ -195,22 +195,22 @@ pub async fn block(
     target: Snowflake,
 ) -> Result<Blocked, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO relationships (user_id, target_id, type) VALUES ($1, $2, 2)
          ON CONFLICT DO NOTHING",
+        user.as_i64(),
+        target.as_i64()
     )
-    .bind(user.as_i64())
-    .bind(target.as_i64())
     .execute(&mut *tx)
     .await?;
     let dm = crate::channels::dm_of(&mut *tx, user, target).await?;
     let mut declined = false;
     if let Some(dm) = dm {
-        let removed = sqlx::query(
+        let removed = sqlx::query!(
             "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2 AND NOT opened",
+            dm.as_i64(),
+            user.as_i64()
         )
-        .bind(dm.as_i64())
-        .bind(user.as_i64())
         .execute(&mut *tx)
         .await?;
         declined = removed.rows_affected() == 1;
@@ -229,11 +229,13 @@ pub async fn unblock(
     user: Snowflake,
     target: Snowflake,
 ) -> Result<(bool, Option<Snowflake>), sqlx::Error> {
-    let done = sqlx::query("DELETE FROM relationships WHERE user_id = $1 AND target_id = $2")
-        .bind(user.as_i64())
-        .bind(target.as_i64())
-        .execute(db)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM relationships WHERE user_id = $1 AND target_id = $2",
+        user.as_i64(),
+        target.as_i64()
+    )
+    .execute(db)
+    .await?;
     let dm = crate::channels::dm_of(db, user, target).await?;
     Ok((done.rows_affected() == 1, dm))
 }
@@ -243,12 +245,13 @@ pub async fn blocked_by(
     db: impl PgExecutor<'_>,
     user: Snowflake,
 ) -> Result<Vec<User>, sqlx::Error> {
-    let rows: Vec<UserRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        UserRow,
         "SELECT u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status
          FROM relationships r JOIN users u ON u.id = r.target_id
          WHERE r.user_id = $1 ORDER BY r.created_at, u.id",
+        user.as_i64()
     )
-    .bind(user.as_i64())
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -266,7 +269,7 @@ pub async fn watch_lists(
     only: Option<Snowflake>,
     max_members: u32,
 ) -> Result<Vec<WatchList>, sqlx::Error> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT theirs.channel_id, theirs.user_id
          FROM channel_members mine
          JOIN channels c ON c.id = mine.channel_id
@@ -280,15 +283,18 @@ pub async fn watch_lists(
                 WHERE (r.user_id = $1 AND r.target_id = theirs.user_id)
                    OR (r.user_id = theirs.user_id AND r.target_id = $1))
          ORDER BY theirs.channel_id, theirs.user_id",
+        user.as_i64(),
+        only.map(|id| id.as_i64()),
+        i64::from(max_members)
     )
-    .bind(user.as_i64())
-    .bind(only.map(|id| id.as_i64()))
-    .bind(i64::from(max_members))
     .fetch_all(db)
     .await?;
     let mut lists: Vec<WatchList> = Vec::new();
-    for (channel, member) in rows {
-        let (channel, member) = (Snowflake::from_i64(channel), Snowflake::from_i64(member));
+    for row in rows {
+        let (channel, member) = (
+            Snowflake::from_i64(row.channel_id),
+            Snowflake::from_i64(row.user_id),
+        );
         match lists.last_mut() {
             Some(list) if list.channel_id == channel => list.user_ids.push(member),
             _ => lists.push(WatchList {
@@ -306,7 +312,7 @@ pub async fn closed_dms(
     user: Snowflake,
     only: Option<Snowflake>,
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "SELECT p.channel_id FROM dm_pairs p
          WHERE (p.low_user_id = $1 OR p.high_user_id = $1)
            AND ($2::BIGINT IS NULL OR p.channel_id = $2)
@@ -314,13 +320,10 @@ pub async fn closed_dms(
                 WHERE (r.user_id = p.low_user_id AND r.target_id = p.high_user_id)
                    OR (r.user_id = p.high_user_id AND r.target_id = p.low_user_id))
          ORDER BY p.channel_id",
+        user.as_i64(),
+        only.map(|id| id.as_i64())
     )
-    .bind(user.as_i64())
-    .bind(only.map(|id| id.as_i64()))
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id,)| Snowflake::from_i64(id))
-        .collect())
+    Ok(rows.into_iter().map(Snowflake::from_i64).collect())
 }

@@ -165,7 +165,7 @@ impl Auth {
                 move || {
                     let db = db.clone();
                     async move {
-                        let ping = sqlx::query("SELECT 1").execute(&db).await;
+                        let ping = sqlx::query!("SELECT 1 AS ready").fetch_all(&db).await;
                         ping.map(|_| ()).map_err(|e| e.to_string())
                     }
                 }

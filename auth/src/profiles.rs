@@ -5,10 +5,9 @@ use proto::api::names::Username;
 use proto::api::users::{ProfileChanges, Status, User};
 use sqlx::PgExecutor;
 
-/// The columns of a profile; never the password hash.
-pub const COLUMNS: &str = "id, username, display_name, avatar_url, bio, status";
-
-#[derive(Debug, sqlx::FromRow)]
+/// The columns of a profile (never the password hash), as every query of one selects them:
+/// `id, username, display_name, avatar_url, bio, status`.
+#[derive(Debug)]
 pub struct UserRow {
     pub id: i64,
     pub username: String,
@@ -32,10 +31,11 @@ impl From<UserRow> for User {
 }
 
 pub async fn by_id(db: impl PgExecutor<'_>, id: Snowflake) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        UserRow,
         "SELECT id, username, display_name, avatar_url, bio, status FROM users WHERE id = $1",
+        id.as_i64()
     )
-    .bind(id.as_i64())
     .fetch_optional(db)
     .await?;
     Ok(row.map(User::from))
@@ -45,11 +45,13 @@ pub async fn id_by_username(
     db: impl PgExecutor<'_>,
     username: &Username,
 ) -> Result<Option<Snowflake>, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE username = $1")
-        .bind(username.as_str())
-        .fetch_optional(db)
-        .await?;
-    Ok(row.map(|(id,)| Snowflake::from_i64(id)))
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE username = $1",
+        username.as_str()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(id.map(Snowflake::from_i64))
 }
 
 /// Applies `changes` and returns the new profile.
@@ -64,7 +66,8 @@ pub async fn update(
         bio,
         status,
     } = changes;
-    let row: Option<UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        UserRow,
         "UPDATE users SET
              display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
              avatar_url   = CASE WHEN $4 THEN $5 ELSE avatar_url END,
@@ -73,15 +76,15 @@ pub async fn update(
              updated_at   = now()
          WHERE id = $1
          RETURNING id, username, display_name, avatar_url, bio, status",
+        id.as_i64(),
+        display_name.is_some(),
+        display_name.flatten().map(|n| n.into_string()),
+        avatar_url.is_some(),
+        avatar_url.flatten().map(|u| u.into_string()),
+        bio.is_some(),
+        bio.flatten().map(|b| b.into_string()),
+        status.map(Status::as_str)
     )
-    .bind(id.as_i64())
-    .bind(display_name.is_some())
-    .bind(display_name.flatten().map(|n| n.into_string()))
-    .bind(avatar_url.is_some())
-    .bind(avatar_url.flatten().map(|u| u.into_string()))
-    .bind(bio.is_some())
-    .bind(bio.flatten().map(|b| b.into_string()))
-    .bind(status.map(Status::as_str))
     .fetch_optional(db)
     .await?;
     Ok(row.map(User::from))

@@ -43,10 +43,12 @@ impl Action {
 /// same people cannot deadlock). `FOR NO KEY UPDATE` leaves inserts that reference them alone.
 pub async fn lock_users(tx: &mut PgConnection, users: &[Snowflake]) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
-    sqlx::query("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -61,13 +63,15 @@ pub async fn channel_counts(
     tx: &mut PgConnection,
     user: Snowflake,
 ) -> Result<ChannelCounts, sqlx::Error> {
-    let (chosen, requests): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE opened), count(*) FILTER (WHERE NOT opened)
-         FROM channel_members WHERE user_id = $1",
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE opened) AS "chosen!",
+                count(*) FILTER (WHERE NOT opened) AS "requests!"
+         FROM channel_members WHERE user_id = $1"#,
+        user.as_i64()
     )
-    .bind(user.as_i64())
     .fetch_one(&mut *tx)
     .await?;
+    let (chosen, requests) = (row.chosen, row.requests);
     Ok(ChannelCounts {
         chosen: u32::try_from(chosen).unwrap_or(u32::MAX),
         requests: u32::try_from(requests).unwrap_or(u32::MAX),
@@ -83,17 +87,18 @@ pub async fn check(
     spec: RateSpec,
 ) -> Result<Result<(), Duration>, sqlx::Error> {
     let window = spec.per.as_secs_f64();
-    let (count, wait): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*),
-                EXTRACT(EPOCH FROM (min(at) + make_interval(secs => $3) - now()))::float8
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "count!",
+                EXTRACT(EPOCH FROM (min(at) + make_interval(secs => $3) - now()))::float8 AS wait
          FROM user_actions
-         WHERE user_id = $1 AND action = $2 AND at > now() - make_interval(secs => $3)",
+         WHERE user_id = $1 AND action = $2 AND at > now() - make_interval(secs => $3)"#,
+        user.as_i64(),
+        action.as_str(),
+        window
     )
-    .bind(user.as_i64())
-    .bind(action.as_str())
-    .bind(window)
     .fetch_one(&mut *tx)
     .await?;
+    let (count, wait) = (row.count, row.wait);
     if count < i64::from(spec.count.get()) {
         return Ok(Ok(()));
     }
@@ -108,19 +113,23 @@ pub async fn record(
     user: Snowflake,
     action: Action,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO user_actions (user_id, action) VALUES ($1, $2)")
-        .bind(user.as_i64())
-        .bind(action.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO user_actions (user_id, action) VALUES ($1, $2)",
+        user.as_i64(),
+        action.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
 /// Forgets actions older than `keep` (the longest window), so the table stays small.
 pub async fn forget_before(db: &sqlx::PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM user_actions WHERE at < now() - make_interval(secs => $1)")
-        .bind(keep.as_secs_f64())
-        .execute(db)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM user_actions WHERE at < now() - make_interval(secs => $1)",
+        keep.as_secs_f64()
+    )
+    .execute(db)
+    .await?;
     Ok(done.rows_affected())
 }

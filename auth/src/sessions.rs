@@ -48,11 +48,13 @@ pub async fn start(
     ttl: Duration,
 ) -> Result<RefreshToken, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("INSERT INTO sessions (id, user_id) VALUES ($1, $2)")
-        .bind(session_id.as_i64())
-        .bind(user.as_i64())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id) VALUES ($1, $2)",
+        session_id.as_i64(),
+        user.as_i64()
+    )
+    .execute(&mut *tx)
+    .await?;
     let refresh = issue_refresh(&mut tx, session_id, ttl).await?;
     tx.commit().await?;
     Ok(refresh)
@@ -65,13 +67,13 @@ async fn issue_refresh(
     ttl: Duration,
 ) -> Result<RefreshToken, sqlx::Error> {
     let refresh = RefreshToken::generate();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
          VALUES ($1, $2, now() + $3 * interval '1 second')",
+        &refresh.hash,
+        session.as_i64(),
+        seconds(ttl)
     )
-    .bind(&refresh.hash)
-    .bind(session.as_i64())
-    .bind(seconds(ttl))
     .execute(tx)
     .await?;
     Ok(refresh)
@@ -91,7 +93,6 @@ pub enum Rotation {
     Refused,
 }
 
-#[derive(sqlx::FromRow)]
 struct Presented {
     session_id: i64,
     user_id: i64,
@@ -103,16 +104,17 @@ struct Presented {
 pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotation, sqlx::Error> {
     let presented_hash = hash(presented);
     let mut tx = db.begin().await?;
-    let row: Option<Presented> = sqlx::query_as(
-        "SELECT rt.session_id, s.user_id,
-                rt.used_at IS NOT NULL AS used,
-                rt.expires_at <= now() AS expired,
-                s.revoked_at IS NOT NULL AS revoked
+    let row = sqlx::query_as!(
+        Presented,
+        r#"SELECT rt.session_id, s.user_id,
+                rt.used_at IS NOT NULL AS "used!",
+                rt.expires_at <= now() AS "expired!",
+                s.revoked_at IS NOT NULL AS "revoked!"
          FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
          WHERE rt.token_hash = $1
-         FOR UPDATE OF s",
+         FOR UPDATE OF s"#,
+        &presented_hash
     )
-    .bind(&presented_hash)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -124,20 +126,22 @@ pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotat
         return Ok(Rotation::Refused);
     }
     if row.used {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE sessions SET revoked_at = now(), revoked_reason = 'reuse'
              WHERE id = $1 AND revoked_at IS NULL",
+            session.as_i64()
         )
-        .bind(session.as_i64())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         return Ok(Rotation::Reused { user, session });
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-        .bind(&presented_hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
+        &presented_hash
+    )
+    .execute(&mut *tx)
+    .await?;
     let refresh = issue_refresh(&mut tx, session, ttl).await?;
     tx.commit().await?;
     Ok(Rotation::Rotated {
@@ -149,11 +153,11 @@ pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotat
 
 /// Signs a session out. True when it was active.
 pub async fn revoke(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = 'sign_out'
          WHERE id = $1 AND revoked_at IS NULL",
+        session.as_i64()
     )
-    .bind(session.as_i64())
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -161,18 +165,19 @@ pub async fn revoke(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Error
 
 /// Whether `session` exists and is not revoked.
 pub async fn is_active(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Error> {
-    let active: Option<(bool,)> =
-        sqlx::query_as("SELECT revoked_at IS NULL FROM sessions WHERE id = $1")
-            .bind(session.as_i64())
-            .fetch_optional(db)
-            .await?;
-    Ok(active.is_some_and(|(a,)| a))
+    let active = sqlx::query_scalar!(
+        r#"SELECT revoked_at IS NULL AS "active!" FROM sessions WHERE id = $1"#,
+        session.as_i64()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(active == Some(true))
 }
 
 /// Deletes refresh tokens a day past their expiry (reuse of an expired token is refused anyway).
 pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
     let done =
-        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")
+        sqlx::query!("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")
             .execute(db)
             .await?;
     Ok(done.rows_affected())

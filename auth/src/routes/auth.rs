@@ -81,15 +81,16 @@ pub async fn sign_up(
         .hash(sign_up.password.into_password())
         .await?;
     let id = state.ids.next_id();
-    let row: Option<profiles::UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        profiles::UserRow,
         "INSERT INTO users (id, username, display_name, password_hash) VALUES ($1, $2, $3, $4)
          ON CONFLICT (username) DO NOTHING
          RETURNING id, username, display_name, avatar_url, bio, status",
+        id.as_i64(),
+        sign_up.username.as_str(),
+        sign_up.display_name.as_ref().map(|n| n.as_str()),
+        &hash
     )
-    .bind(id.as_i64())
-    .bind(sign_up.username.as_str())
-    .bind(sign_up.display_name.as_ref().map(|n| n.as_str()))
-    .bind(&hash)
     .fetch_optional(&state.db)
     .await?;
     let Some(row) = row else {
@@ -153,12 +154,13 @@ pub async fn sign_in(
         outcome("rate_limited");
         with_rate(ApiError::rate_limited(wait))
     })?;
-    let stored: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
-            .bind(account)
-            .fetch_optional(&state.db)
-            .await?;
-    let (id, hash) = stored.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
+    let stored = sqlx::query!(
+        "SELECT id, password_hash FROM users WHERE username = $1",
+        account
+    )
+    .fetch_optional(&state.db)
+    .await?;
+    let (id, hash) = stored.map_or((None, None), |row| (Some(row.id), Some(row.password_hash)));
     let matches = state.passwords.verify(sign_in.password, hash).await?;
     let Some(id) = id.filter(|_| matches) else {
         attempt.failed();
