@@ -18,6 +18,7 @@ use kit::telemetry::Metrics;
 use kit::tokens::Verifier;
 use proto::SnowflakeGenerator;
 use proto::subjects::Subjects;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub mod access;
@@ -85,23 +86,8 @@ pub struct Auth {
 
 impl Auth {
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let db = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(config.database_url.expose().as_str())
-            .await
-            .map_err(Error::Database)?;
-        sqlx::migrate!("./migrations").run(&db).await?;
-        let nats = config.nats.connect("auth").await?;
-        // The client connects in the background; events published before it has are sent late,
-        // after the request that caused them was answered. Wait for it, briefly: auth still
-        // starts (and reports not ready) while NATS is down.
-        if tokio::time::timeout(Duration::from_secs(5), nats.flush())
-            .await
-            .is_err()
-        {
-            tracing::warn!("NATS is not reachable yet; events wait until it is");
-        }
+        let db = database(&config).await?;
+        let nats = nats(&config).await?;
         let subjects = Subjects::new(config.nats.prefix.clone());
 
         let metrics = Metrics::new("auth");
@@ -119,16 +105,6 @@ impl Auth {
             config.profile_cache_ttl,
             auth_metrics.profile_cache.clone(),
         );
-        let limits = Limits {
-            sign_up_per_ip: RequestLimit::new(config.sign_up_rate),
-            sign_in_per_ip: RequestLimit::new(config.sign_in_rate),
-            sign_in: SignInThrottle::new(ThrottleConfig {
-                per_pair: config.sign_in_backoff_per_pair,
-                per_address: config.sign_in_backoff_per_address,
-                per_account: config.sign_in_backoff_per_account,
-                trust_for: config.sign_in_trust,
-            }),
-        };
         let state = AppState {
             db: db.clone(),
             nats: nats.clone(),
@@ -141,36 +117,12 @@ impl Auth {
             verifier,
             passwords,
             cache,
-            limits: Arc::new(limits),
-            settings: Arc::new(Settings {
-                token_issuer: config.tokens.issuer.clone(),
-                token_audience: config.tokens.audience.clone(),
-                access_token_ttl: config.access_token_ttl,
-                refresh_token_ttl: config.refresh_token_ttl,
-                trust_forwarded_for: config.trust_forwarded_for,
-                member_limit: config.member_limit,
-                discovery_timeout: config.discovery_timeout,
-                quotas: quotas::Quotas {
-                    channel_limit: config.channel_limit,
-                    channel_creates: config.channel_create_rate,
-                    member_adds: config.member_add_rate,
-                },
-            }),
+            limits: Arc::new(limits(&config)),
+            settings: Arc::new(settings(&config)),
             metrics: auth_metrics,
         };
 
-        let readiness = Readiness::new()
-            .with("postgres", {
-                let db = db.clone();
-                move || {
-                    let db = db.clone();
-                    async move {
-                        let ping = sqlx::query!("SELECT 1 AS ready").fetch_all(&db).await;
-                        ping.map(|_| ()).map_err(|e| e.to_string())
-                    }
-                }
-            })
-            .with_nats(nats);
+        let readiness = readiness(db, nats);
         let api = routes::router(state.clone(), &config).map_err(Error::Cors)?;
         let router = kit::health::router(readiness).merge(api);
         let listen = kit::listener::Listen {
@@ -188,6 +140,75 @@ impl Auth {
             concurrency: config.database_max_connections as usize,
         })
     }
+}
+
+/// The database pool, with auth's migrations applied.
+async fn database(config: &Config) -> Result<PgPool, Error> {
+    let db = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(config.database_url.expose().as_str())
+        .await
+        .map_err(Error::Database)?;
+    sqlx::migrate!("./migrations").run(&db).await?;
+    Ok(db)
+}
+
+/// The NATS client. It connects in the background; events published before it has are sent
+/// late, after the request that caused them was answered. So it is waited for, briefly: auth
+/// still starts (and reports not ready) while NATS is down.
+async fn nats(config: &Config) -> Result<async_nats::Client, Error> {
+    let nats = config.nats.connect("auth").await?;
+    if tokio::time::timeout(Duration::from_secs(5), nats.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS is not reachable yet; events wait until it is");
+    }
+    Ok(nats)
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits {
+        sign_up_per_ip: RequestLimit::new(config.sign_up_rate),
+        sign_in_per_ip: RequestLimit::new(config.sign_in_rate),
+        sign_in: SignInThrottle::new(ThrottleConfig {
+            per_pair: config.sign_in_backoff_per_pair,
+            per_address: config.sign_in_backoff_per_address,
+            per_account: config.sign_in_backoff_per_account,
+            trust_for: config.sign_in_trust,
+        }),
+    }
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        token_issuer: config.tokens.issuer.clone(),
+        token_audience: config.tokens.audience.clone(),
+        access_token_ttl: config.access_token_ttl,
+        refresh_token_ttl: config.refresh_token_ttl,
+        trust_forwarded_for: config.trust_forwarded_for,
+        member_limit: config.member_limit,
+        discovery_timeout: config.discovery_timeout,
+        quotas: quotas::Quotas {
+            channel_limit: config.channel_limit,
+            channel_creates: config.channel_create_rate,
+            member_adds: config.member_add_rate,
+        },
+    }
+}
+
+/// `/readyz`: PostgreSQL answers a query, NATS a ping.
+fn readiness(db: PgPool, nats: async_nats::Client) -> Readiness {
+    Readiness::new()
+        .with("postgres", move || {
+            let db = db.clone();
+            async move {
+                let ping = sqlx::query!("SELECT 1 AS ready").fetch_all(&db).await;
+                ping.map(|_| ()).map_err(|e| e.to_string())
+            }
+        })
+        .with_nats(nats)
 }
 
 impl Service for Auth {

@@ -8,7 +8,8 @@
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
-//! - [`presence`]: reporting sessions to presence, and watching co-members' presence.
+//! - [`reporter`]: reporting this edge's sessions to the presence service, and asking it.
+//! - [`watch`]: per session, watching the presence of the co-members it may see.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,10 +25,11 @@ pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod metrics;
-pub mod presence;
+pub mod reporter;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod watch;
 
 use clap::Parser;
 use kit::config::{LogConfig, NatsConfig, RateSpec};
@@ -45,7 +47,7 @@ use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::Hub;
 use crate::metrics::EdgeMetrics;
-use crate::presence::{PresenceSettings, Reporter};
+use crate::reporter::{PresenceSettings, Reporter};
 use crate::state::{EdgeState, GatewaySettings};
 
 /// The edge's configuration.
@@ -322,27 +324,10 @@ impl Edge {
             subjects.clone(),
             // Names this edge process to presence: unique across the fleet and its restarts.
             ids.next_id(),
-            PresenceSettings {
-                max_members: config.presence_max_members,
-                heartbeat: config.presence_heartbeat,
-                query_timeout: config.presence_timeout,
-            },
+            config.presence_settings(),
         ));
         let state = Arc::new(EdgeState {
-            config: GatewaySettings {
-                heartbeat_interval: config.heartbeat_interval,
-                identify_timeout: config.identify_timeout,
-                write_timeout: config.write_timeout,
-                session_queue: config.session_queue.max(1),
-                frames_per_minute: config.frames_per_minute,
-                max_frame_bytes: config.max_frame_bytes,
-                read_buffer_bytes: config.read_buffer_bytes.max(256),
-                // tungstenite requires it above the write buffer size (0: written straight through).
-                max_write_buffer_bytes: config.max_write_buffer_bytes.max(1),
-                max_body_bytes: config.max_body_bytes,
-                allowed_origins: config.allowed_origins.clone(),
-                receipts_max_members: config.receipts_max_members,
-            },
+            config: config.gateway_settings(),
             hub: Hub::new(
                 nats.clone(),
                 subjects.clone(),
@@ -374,16 +359,7 @@ impl Edge {
             faults: fault::Faults::new(config.fault_drop_message),
         });
         let sessions = TaskTracker::new();
-
-        let readiness = Readiness::new().with_nats(nats.clone());
-        let router = routes::router(Arc::clone(&state), sessions.clone())
-            .merge(kit::health::router(readiness));
-        let listen = kit::listener::Listen {
-            http: config.http_addr,
-            metrics: config.metrics_addr,
-            limits: config.listener,
-        };
-        let http = HttpServer::bind(listen, router, &metrics).await?;
+        let http = serve(&config, &state, &sessions, &nats, &metrics).await?;
         let public_url = config
             .public_url
             .clone()
@@ -408,6 +384,53 @@ impl Edge {
             leader_changes,
             delivery_check_interval: config.delivery_check_interval,
         })
+    }
+}
+
+/// Binds the edge's listeners: the gateway and message routes, `/livez` and `/readyz` on the
+/// public port, `/metrics` on its own.
+async fn serve(
+    config: &Config,
+    state: &Arc<EdgeState>,
+    sessions: &TaskTracker,
+    nats: &async_nats::Client,
+    metrics: &Metrics,
+) -> Result<HttpServer, Error> {
+    let readiness = Readiness::new().with_nats(nats.clone());
+    let router =
+        routes::router(Arc::clone(state), sessions.clone()).merge(kit::health::router(readiness));
+    let listen = kit::listener::Listen {
+        http: config.http_addr,
+        metrics: config.metrics_addr,
+        limits: config.listener,
+    };
+    Ok(HttpServer::bind(listen, router, metrics).await?)
+}
+
+impl Config {
+    fn presence_settings(&self) -> PresenceSettings {
+        PresenceSettings {
+            max_members: self.presence_max_members,
+            heartbeat: self.presence_heartbeat,
+            query_timeout: self.presence_timeout,
+        }
+    }
+
+    fn gateway_settings(&self) -> GatewaySettings {
+        GatewaySettings {
+            heartbeat_interval: self.heartbeat_interval,
+            identify_timeout: self.identify_timeout,
+            write_timeout: self.write_timeout,
+            session_queue: self.session_queue.max(1),
+            frames_per_minute: self.frames_per_minute,
+            max_frame_bytes: self.max_frame_bytes,
+            read_buffer_bytes: self.read_buffer_bytes.max(256),
+            // tungstenite requires it above the write buffer size (0: written straight through).
+            max_write_buffer_bytes: self.max_write_buffer_bytes.max(1),
+            max_body_bytes: self.max_body_bytes,
+            allowed_origins: self.allowed_origins.clone(),
+            receipts_max_members: self.receipts_max_members,
+        }
     }
 }
 
@@ -436,7 +459,7 @@ impl Service for Edge {
         let stopped = Shutdown::new();
         tasks.spawn(
             "the presence heartbeat",
-            presence::heartbeat(Arc::clone(&self.state), stopped.clone()),
+            reporter::heartbeat(Arc::clone(&self.state), stopped.clone()),
         );
         tasks.spawn(
             "the channel dispatcher",

@@ -14,7 +14,7 @@ use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
 use crate::metrics::EdgeMetrics;
-use crate::presence::Reporter;
+use crate::reporter::Reporter;
 
 /// Per-connection limits and timings, from configuration.
 #[derive(Debug, Clone)]

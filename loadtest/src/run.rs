@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::device::{self, Latencies};
 use crate::population::{Auth, Population};
 use crate::report::{self, Percentiles, ServiceDelta};
-use crate::worker::{DeviceSpec, Fleet, Workers};
+use crate::worker::{DeviceSpec, Done, Fleet, Workers};
 
 /// Where the system under test is and where the result goes: the same for every scenario.
 #[derive(Debug, Clone, clap::Args)]
@@ -220,142 +220,22 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     if target.gateway.is_empty() || plan.channels == 0 || plan.members == 0 || plan.devices == 0 {
         bail!("a run needs a gateway, a channel, a member and a device");
     }
-    let population = Population::new(&target.auth);
-    let users = if plan.users == 0 {
-        plan.channels * plan.members
-    } else {
-        plan.users.max(plan.members)
-    };
-    let tag = format!(
-        "{}_{}_{}",
-        &plan.scenario[..2],
-        std::process::id(),
-        unique()
-    );
-    let people = population.sign_up(&tag, users).await?;
-    let channels = population
-        .channels(&people, plan.channels, plan.members)
-        .await?;
-    let channel_ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
-
-    // Each user's channels, then each user's devices round robin over edges and sources.
-    let mut of_user: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (c, channel) in channels.iter().enumerate() {
-        for &m in &channel.members {
-            of_user.entry(m).or_default().push(c);
-        }
-    }
-    let sources: Vec<IpAddr> = (0..target.sources.max(1))
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
-        .collect();
-    let mut devices = Vec::new();
-    let mut first_device_of_user = HashMap::new();
-    for (user, user_channels) in &of_user {
-        for _ in 0..plan.devices {
-            let index = devices.len();
-            first_device_of_user.entry(*user).or_insert(index);
-            let edges = target.gateway.len();
-            devices.push(DeviceSpec {
-                index,
-                gateway: target.gateway[index % edges].clone(),
-                source: sources[(index / edges) % sources.len()],
-                token: people[*user].token.clone(),
-                channels: user_channels.clone(),
-            });
-        }
-    }
-    let device_count = devices.len();
-    let devices_in_channel: Vec<u64> = channels
-        .iter()
-        .map(|c| (c.members.len() * plan.devices) as u64)
-        .collect();
-    // Each channel's messages come from its first member's first device.
-    let senders: Vec<usize> = channels
-        .iter()
-        .map(|c| first_device_of_user[&c.members[0]])
-        .collect();
+    let cast = Cast::arrange(target, plan).await?;
+    let device_count = cast.devices.len();
 
     // Connect everyone, in worker processes.
     let epoch = device::unix_micros();
     let clock = || device::unix_micros().saturating_sub(epoch);
-    let fleet = Fleet::start(&target.workers, epoch, &channel_ids, devices).await?;
-
+    let fleet = Fleet::start(&target.workers, epoch, &cast.channel_ids, cast.devices).await?;
     let baseline = report::Baseline::take(&target.metrics).await;
-
-    // History readers, beside the chat.
     let history = (plan.history_rate > 0).then(|| {
-        let readers = HistoryReaders {
-            http: reqwest::Client::new(),
-            channels: channels
-                .iter()
-                .map(|c| (c.id.clone(), people[c.members[0]].token.clone()))
-                .collect(),
-            edges: target
-                .gateway
-                .iter()
-                .filter_map(|g| {
-                    Some(format!(
-                        "http://{}:{}",
-                        g.host_str()?,
-                        g.port_or_known_default()?
-                    ))
-                })
-                .collect(),
-        };
+        let readers = HistoryReaders::new(target, &cast.channel_readers);
         tokio::spawn(readers.run(plan.history_rate, plan.duration))
     });
 
-    // Send at the offered rate, round robin over the channels.
     let started = Instant::now();
-    let mut sent = 0u64;
-    let mut not_sent = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
-    let mut stormed = false;
-    while started.elapsed() < plan.duration {
-        tick.tick().await;
-        if let Some(after) = plan.storm_after
-            && !stormed
-            && started.elapsed() >= after
-        {
-            stormed = true;
-            fleet.storm(clock());
-        }
-        let due = (plan.rate as f64 * started.elapsed().as_secs_f64()) as u64;
-        while sent + not_sent < due {
-            let channel = ((sent + not_sent) % channels.len() as u64) as usize;
-            if fleet.send(senders[channel], channel) {
-                sent += 1;
-            } else {
-                not_sent += 1;
-            }
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-
-    // Let everything arrive: until every acknowledged message has reached every device, or
-    // nothing has moved for 15 seconds. A device whose session ended cannot send: its sends
-    // count as not made, and the run fails at the end.
-    let expected = |acked: &[u64]| -> u64 {
-        acked
-            .iter()
-            .zip(&devices_in_channel)
-            .map(|(acked, devices)| acked * devices)
-            .sum()
-    };
-    let mut last_progress = (Instant::now(), 0u64);
-    loop {
-        let now = fleet.progress();
-        let answered = now.acked.iter().sum::<u64>() + now.send_errors + now.not_sent;
-        if now.received >= expected(&now.acked) && answered >= sent {
-            break;
-        }
-        if now.received + answered != last_progress.1 {
-            last_progress = (Instant::now(), now.received + answered);
-        } else if last_progress.0.elapsed() > Duration::from_secs(15) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sending = send(&fleet, plan, &cast.senders, clock).await;
+    settle(&fleet, sending.sent, &cast.devices_in_channel).await;
     let delivering_seconds = started.elapsed().as_secs_f64();
     let services = baseline.deltas().await;
     let history = match history {
@@ -365,16 +245,197 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
 
     let done = fleet.finish().await?;
     let acked = &done.progress.acked;
-    let acknowledged: u64 = acked.iter().sum();
-    let expected_deliveries = expected(acked);
     let delivered: u64 = done.delivered.iter().sum();
     let missing = acked
         .iter()
-        .zip(&devices_in_channel)
+        .zip(&cast.devices_in_channel)
         .zip(&done.delivered)
         .map(|((acked, devices), got)| (acked * devices).saturating_sub(*got))
         .sum();
-    let storm = stormed.then(|| {
+    let storm = sending
+        .stormed
+        .then(|| StormResult::of(&done, device_count));
+    Ok(RunResult {
+        scenario: plan.scenario,
+        channels: plan.channels,
+        members_per_channel: plan.members,
+        users: cast.users,
+        devices: plan.devices,
+        offered_rate: plan.rate,
+        seconds: sending.seconds,
+        sent: sending.sent,
+        acknowledged: acked.iter().sum(),
+        send_errors: done.progress.send_errors,
+        expected_deliveries: expected(acked, &cast.devices_in_channel),
+        delivered,
+        missing,
+        duplicated_or_reordered: done.disorder,
+        sessions_ended_early: done.ended.clone(),
+        not_sent: sending.not_sent + done.progress.not_sent,
+        deliveries_per_second: delivered as f64 / delivering_seconds,
+        send_to_ack: (&Histogram::from(&done.send_to_ack)).into(),
+        send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
+        history,
+        storm,
+        services,
+        acked_per_channel: acked.clone(),
+        channel_ids: cast.channel_ids,
+    })
+}
+
+/// Who takes part in a run: the users signed up, their channels, and every device with the
+/// edge, source address and channels it uses.
+struct Cast {
+    users: usize,
+    channel_ids: Vec<String>,
+    devices: Vec<DeviceSpec>,
+    /// Per channel, how many devices receive its messages.
+    devices_in_channel: Vec<u64>,
+    /// Per channel, the device that sends its messages: its first member's first device.
+    senders: Vec<usize>,
+    /// Per channel, its id and a member's token, for history readers.
+    channel_readers: Vec<(String, String)>,
+}
+
+impl Cast {
+    async fn arrange(target: &Target, plan: &Plan) -> anyhow::Result<Self> {
+        let population = Population::new(&target.auth);
+        let users = if plan.users == 0 {
+            plan.channels * plan.members
+        } else {
+            plan.users.max(plan.members)
+        };
+        let tag = format!(
+            "{}_{}_{}",
+            &plan.scenario[..2],
+            std::process::id(),
+            unique()
+        );
+        let people = population.sign_up(&tag, users).await?;
+        let channels = population
+            .channels(&people, plan.channels, plan.members)
+            .await?;
+
+        // Each user's channels, then each user's devices round robin over edges and sources.
+        let mut of_user: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (c, channel) in channels.iter().enumerate() {
+            for &m in &channel.members {
+                of_user.entry(m).or_default().push(c);
+            }
+        }
+        let sources: Vec<IpAddr> = (0..target.sources.max(1))
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+            .collect();
+        let mut devices = Vec::new();
+        let mut first_device_of_user = HashMap::new();
+        for (user, user_channels) in &of_user {
+            for _ in 0..plan.devices {
+                let index = devices.len();
+                first_device_of_user.entry(*user).or_insert(index);
+                let edges = target.gateway.len();
+                devices.push(DeviceSpec {
+                    index,
+                    gateway: target.gateway[index % edges].clone(),
+                    source: sources[(index / edges) % sources.len()],
+                    token: people[*user].token.clone(),
+                    channels: user_channels.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            users,
+            channel_ids: channels.iter().map(|c| c.id.clone()).collect(),
+            devices,
+            devices_in_channel: channels
+                .iter()
+                .map(|c| (c.members.len() * plan.devices) as u64)
+                .collect(),
+            senders: channels
+                .iter()
+                .map(|c| first_device_of_user[&c.members[0]])
+                .collect(),
+            channel_readers: channels
+                .iter()
+                .map(|c| (c.id.clone(), people[c.members[0]].token.clone()))
+                .collect(),
+        })
+    }
+}
+
+/// What the sending phase did.
+struct Sending {
+    sent: u64,
+    not_sent: u64,
+    stormed: bool,
+    seconds: f64,
+}
+
+/// Sends at the offered rate for the run's duration, round robin over the channels (and has every
+/// device reconnect at once, when the plan says so).
+async fn send(fleet: &Fleet, plan: &Plan, senders: &[usize], clock: impl Fn() -> u64) -> Sending {
+    let started = Instant::now();
+    let mut sending = Sending {
+        sent: 0,
+        not_sent: 0,
+        stormed: false,
+        seconds: 0.0,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while started.elapsed() < plan.duration {
+        tick.tick().await;
+        if let Some(after) = plan.storm_after
+            && !sending.stormed
+            && started.elapsed() >= after
+        {
+            sending.stormed = true;
+            fleet.storm(clock());
+        }
+        let due = (plan.rate as f64 * started.elapsed().as_secs_f64()) as u64;
+        while sending.sent + sending.not_sent < due {
+            let channel = ((sending.sent + sending.not_sent) % senders.len() as u64) as usize;
+            if fleet.send(senders[channel], channel) {
+                sending.sent += 1;
+            } else {
+                sending.not_sent += 1;
+            }
+        }
+    }
+    sending.seconds = started.elapsed().as_secs_f64();
+    sending
+}
+
+/// Lets everything arrive: until every acknowledged message has reached every device, or nothing
+/// has moved for 15 seconds. A device whose session ended cannot send: its sends count as not
+/// made, and the run fails at the end.
+async fn settle(fleet: &Fleet, sent: u64, devices_in_channel: &[u64]) {
+    let mut last_progress = (Instant::now(), 0u64);
+    loop {
+        let now = fleet.progress();
+        let answered = now.acked.iter().sum::<u64>() + now.send_errors + now.not_sent;
+        if now.received >= expected(&now.acked, devices_in_channel) && answered >= sent {
+            return;
+        }
+        if now.received + answered != last_progress.1 {
+            last_progress = (Instant::now(), now.received + answered);
+        } else if last_progress.0.elapsed() > Duration::from_secs(15) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Deliveries owed: each channel's acknowledged messages times the devices in it.
+fn expected(acked: &[u64], devices_in_channel: &[u64]) -> u64 {
+    acked
+        .iter()
+        .zip(devices_in_channel)
+        .map(|(acked, devices)| acked * devices)
+        .sum()
+}
+
+impl StormResult {
+    /// How the reconnect storm went, from what the workers saw.
+    fn of(done: &Done, devices: usize) -> Self {
         let mut times = done.resumed.clone();
         times.sort_by(f64::total_cmp);
         let at = |q: f64| {
@@ -383,40 +444,14 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
                 .copied()
                 .unwrap_or(f64::NAN)
         };
-        StormResult {
-            devices: device_count,
+        Self {
+            devices,
             resumed: times.len(),
             failed: done.resume_failures,
             seconds_to_99_percent: at(0.99),
             seconds_to_all: times.last().copied().unwrap_or(f64::NAN),
         }
-    });
-    Ok(RunResult {
-        scenario: plan.scenario,
-        channels: plan.channels,
-        members_per_channel: plan.members,
-        users,
-        devices: plan.devices,
-        offered_rate: plan.rate,
-        seconds,
-        sent,
-        acknowledged,
-        send_errors: done.progress.send_errors,
-        expected_deliveries,
-        delivered,
-        missing,
-        duplicated_or_reordered: done.disorder,
-        sessions_ended_early: done.ended.clone(),
-        not_sent: not_sent + done.progress.not_sent,
-        deliveries_per_second: delivered as f64 / delivering_seconds,
-        send_to_ack: (&Histogram::from(&done.send_to_ack)).into(),
-        send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
-        history,
-        storm,
-        services,
-        acked_per_channel: acked.clone(),
-        channel_ids,
-    })
+    }
 }
 
 /// Distinguishes runs started by the same process (the smoke tests run several).
@@ -435,6 +470,25 @@ struct HistoryReaders {
 }
 
 impl HistoryReaders {
+    /// Readers of `channels` (id, a member's token), at every edge's HTTP origin.
+    fn new(target: &Target, channels: &[(String, String)]) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            channels: channels.to_vec(),
+            edges: target
+                .gateway
+                .iter()
+                .filter_map(|g| {
+                    Some(format!(
+                        "http://{}:{}",
+                        g.host_str()?,
+                        g.port_or_known_default()?
+                    ))
+                })
+                .collect(),
+        }
+    }
+
     /// Reads the newest 50 messages of a channel, `rate` times a second, for `duration`.
     async fn run(self, rate: u64, duration: Duration) -> HistoryResult {
         let latencies = Arc::new(Latencies::new());

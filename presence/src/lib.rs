@@ -2,6 +2,8 @@
 //! subjects.
 //!
 //! - [`tracker`]: the state machine over Redis, and what it publishes.
+//! - [`query`]: answering queries for users' presence.
+//! - [`keys`]: the Redis keys, and the script that writes a user's sessions.
 //!
 //! Edges report sessions on `{p}.presence.edge.report`, heartbeat on `{p}.presence.edge.heartbeat`
 //! and resync on `{p}.presence.edge.sync`; one subscription to `{p}.presence.edge.*` and one task
@@ -19,15 +21,18 @@ use kit::config::{LogConfig, NatsConfig, RedisConfig, duration};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use kit::telemetry::Metrics;
-use proto::presence::{FromEdge, FromEdgeError, FromEdgeKind, Query, QueryReply};
 use proto::subjects::Subjects;
+use proto::tracker::{FromEdge, FromEdgeError, FromEdgeKind, Query, QueryReply};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub mod keys;
 pub mod metrics;
+pub mod query;
 pub mod tracker;
 
+use crate::keys::Keys;
 use crate::metrics::PresenceMetrics;
-use crate::tracker::{Keys, Settings, Tracker};
+use crate::tracker::{Settings, Tracker};
 
 /// The presence service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -290,7 +295,7 @@ async fn answer(
             continue;
         };
         metrics.queries.inc();
-        let presences = tracker::query(&mut redis, &keys, &query.user_ids).await;
+        let presences = query::query(&mut redis, &keys, &query.user_ids).await;
         respond(&nats, message.reply, &QueryReply { presences }).await;
     }
 }

@@ -28,12 +28,15 @@ use std::time::Duration;
 use proto::Snowflake;
 use proto::api::presence::{Presence, PresenceStatus};
 use proto::events::Event;
-use proto::presence::{EdgeId, HeartbeatReply, Report, SessionEntry, SessionStatus, Sync};
 use proto::subjects::Subjects;
+use proto::tracker::{EdgeId, HeartbeatReply, Report, SessionEntry, SessionStatus, Sync};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 
+use crate::keys::{Keys, member, parse_member};
 use crate::metrics::PresenceMetrics;
+
+mod sweep;
 
 /// Timings, from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -229,85 +232,6 @@ impl Tracker {
         Ok(())
     }
 
-    /// Ends the sessions of edges whose deadline passed and takes offline the users whose grace
-    /// is over. `late` is how long after its time the sweep runs.
-    ///
-    /// A deadline is only evidence while presence is keeping up. A late sweep means presence was
-    /// not reading what edges sent (its process was starved of CPU, Redis answered slowly, a
-    /// backlog of reports): heartbeats sent meanwhile may still be on their way to it, so an edge
-    /// whose deadline passed may be alive and waiting in line. So, as after a failed Redis write,
-    /// no edge is declared dead for one expiry: time for every live edge to be heard again.
-    pub async fn sweep(&mut self, late: Duration) {
-        if late > self.stalled_after() {
-            tracing::warn!(
-                late_ms = late.as_millis() as u64,
-                "presence fell behind; no edge is declared dead for one expiry"
-            );
-            self.metrics.stalls.inc();
-            self.distrust_deadlines();
-        }
-        let result = self.sweep_once().await;
-        self.noted(result);
-    }
-
-    /// How late a sweep may run before presence counts as having fallen behind: a quarter of the
-    /// expiry (edges heartbeat well within it, so a lag below that cannot make one look dead).
-    fn stalled_after(&self) -> Duration {
-        self.settings.expiry / 4
-    }
-
-    fn distrust_deadlines(&mut self) {
-        self.trust_deadlines_after = std::time::Instant::now() + self.settings.expiry;
-    }
-
-    async fn sweep_once(&mut self) -> RedisResult<()> {
-        let now = now_ms();
-        let dead: Vec<String> = if std::time::Instant::now() < self.trust_deadlines_after {
-            Vec::new()
-        } else {
-            self.redis
-                .zrangebyscore(&self.keys.edges, "-inf", now)
-                .await?
-        };
-        for edge in dead {
-            let Ok(edge) = edge.parse::<Snowflake>() else {
-                let _: () = self.redis.zrem(&self.keys.edges, &edge).await?;
-                continue;
-            };
-            tracing::info!(%edge, "an edge stopped reporting; its sessions are gone");
-            self.metrics.dead_edges.inc();
-            let held: Vec<String> = self.redis.smembers(self.keys.edge(edge)).await?;
-            let mut pipe = self.keys.pipe();
-            let mut users = BTreeSet::new();
-            for m in &held {
-                if let Some((user, session)) = parse_member(m) {
-                    self.keys.set_session(&mut pipe, user, edge, session, None);
-                    users.insert(user);
-                }
-            }
-            pipe.del(self.keys.edge(edge))
-                .ignore()
-                .zrem(&self.keys.edges, edge.to_string())
-                .ignore();
-            pipe.query_async::<()>(&mut self.redis).await?;
-            self.synced.remove(&edge);
-            for user in users {
-                self.recompute(user, Leave::Now).await?;
-            }
-        }
-        let leaving: Vec<String> = self
-            .redis
-            .zrangebyscore(&self.keys.leaving, "-inf", now)
-            .await?;
-        for user in leaving {
-            match user.parse::<Snowflake>() {
-                Ok(user) => self.recompute(user, Leave::Now).await?,
-                Err(_) => self.redis.zrem(&self.keys.leaving, &user).await?,
-            }
-        }
-        Ok(())
-    }
-
     /// Works out a user's status from their sessions and publishes it if it changed.
     async fn recompute(&mut self, user: Snowflake, leave: Leave) -> RedisResult<()> {
         let (statuses, shown): (HashMap<String, i64>, Option<String>) = redis::pipe()
@@ -440,135 +364,6 @@ impl Tracker {
     }
 }
 
-/// Reads users' real presence; `unknown` for all of them when Redis cannot answer.
-pub async fn query(
-    redis: &mut ConnectionManager,
-    keys: &Keys,
-    users: &[Snowflake],
-) -> Vec<Presence> {
-    let mut pipe = redis::pipe();
-    for user in users {
-        pipe.get(keys.shown(*user)).get(keys.seen(*user));
-    }
-    let answer: RedisResult<Vec<(Option<String>, Option<i64>)>> = pipe.query_async(redis).await;
-    match answer {
-        Ok(found) => users
-            .iter()
-            .zip(found)
-            .map(|(user, (shown, seen))| {
-                let status = shown
-                    .as_deref()
-                    .and_then(|s| s.parse::<SessionStatus>().ok())
-                    .map_or(PresenceStatus::Offline, PresenceStatus::from);
-                Presence {
-                    user_id: *user,
-                    status,
-                    last_seen: (status == PresenceStatus::Offline)
-                        .then_some(seen)
-                        .flatten(),
-                }
-            })
-            .collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read presence from Redis; answering unknown");
-            users.iter().map(|u| Presence::unknown(*u)).collect()
-        }
-    }
-}
-
-/// Redis key names, and the one script that writes `sessions` and `statuses`.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    base: String,
-    edges: String,
-    leaving: String,
-    set_session: redis::Script,
-}
-
-impl Keys {
-    pub fn new(subjects: &Subjects) -> Self {
-        let base = format!("{}:presence", subjects.prefix());
-        Self {
-            edges: format!("{base}:edges"),
-            leaving: format!("{base}:leaving"),
-            base,
-            set_session: redis::Script::new(include_str!("set_session.lua")),
-        }
-    }
-
-    /// A pipeline for writes that use [`Keys::set_session`]: it loads the script first (a no-op
-    /// once loaded), so a Redis that restarted empty still has it.
-    fn pipe(&self) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.load_script(&self.set_session).ignore();
-        pipe
-    }
-
-    /// Adds to `pipe` (made by [`Keys::pipe`]) setting a session's status (`None`: it ended).
-    fn set_session(
-        &self,
-        pipe: &mut redis::Pipeline,
-        user: Snowflake,
-        edge: EdgeId,
-        session: u64,
-        status: Option<SessionStatus>,
-    ) {
-        pipe.invoke_script(
-            self.set_session
-                .key(self.sessions(user))
-                .key(self.statuses(user))
-                .arg(field(edge, session))
-                .arg(status.map_or("", SessionStatus::as_str)),
-        )
-        .ignore();
-    }
-
-    fn edge(&self, edge: EdgeId) -> String {
-        format!("{}:edge:{edge}", self.base)
-    }
-
-    fn sessions(&self, user: Snowflake) -> String {
-        format!("{}:sessions:{user}", self.base)
-    }
-
-    fn statuses(&self, user: Snowflake) -> String {
-        format!("{}:statuses:{user}", self.base)
-    }
-
-    fn shown(&self, user: Snowflake) -> String {
-        format!("{}:shown:{user}", self.base)
-    }
-
-    fn seen(&self, user: Snowflake) -> String {
-        format!("{}:seen:{user}", self.base)
-    }
-}
-
-fn member(user: Snowflake, session: u64) -> String {
-    format!("{user}/{session}")
-}
-
-fn parse_member(member: &str) -> Option<(Snowflake, u64)> {
-    let (user, session) = member.split_once('/')?;
-    Some((user.parse().ok()?, session.parse().ok()?))
-}
-
-fn field(edge: EdgeId, session: u64) -> String {
-    format!("{edge}/{session}")
-}
-
 pub fn now_ms() -> i64 {
     i64::try_from(proto::clock::unix_ms()).unwrap_or(i64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_member_names_its_user_and_session() {
-        let m = member(Snowflake::from_u64(12), 7);
-        assert_eq!(parse_member(&m), Some((Snowflake::from_u64(12), 7)));
-        assert_eq!(parse_member("junk"), None);
-    }
 }

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use proto::Snowflake;
 use proto::api::presence::PresenceStatus;
 use proto::events::Event;
-use proto::presence::{Heartbeat, Report, SessionEntry, SessionStatus};
 use proto::subjects::Subjects;
+use proto::tracker::{Heartbeat, Report, SessionEntry, SessionStatus};
 use testkit::Stack;
 
 const EXPIRY: Duration = Duration::from_secs(1);

@@ -7,10 +7,10 @@ use futures::StreamExt;
 use proto::Snowflake;
 use proto::api::presence::{Presence, PresenceStatus};
 use proto::events::Event;
-use proto::presence::{
+use proto::subjects::Subjects;
+use proto::tracker::{
     Heartbeat, HeartbeatReply, Query, QueryReply, Report, SessionEntry, SessionStatus, Sync,
 };
-use proto::subjects::Subjects;
 use testkit::{RedisServer, Running, Stack};
 
 /// How long a test waits for a change it expects (a bound, not a timing: on a busy machine a

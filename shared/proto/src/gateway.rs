@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(
             ClientFrame::decode(r#"{"op": 3, "d": {"status": "idle"}}"#),
             Ok(ClientFrame::PresenceUpdate(PresenceUpdate {
-                status: crate::presence::SessionStatus::Idle
+                status: crate::tracker::SessionStatus::Idle
             }))
         );
         // Offline is having no session, not a status a client can set.

@@ -4,7 +4,7 @@
 //! - [`events`]: the dispatch events, on NATS and on the gateway alike.
 //! - [`api`]: the REST bodies, the error shape and the checked newtypes (usernames, names, URLs).
 //! - [`access`]: what edges ask auth over NATS (a session's channels, whose presence it may see).
-//! - [`presence`]: what edges and the presence service tell each other over NATS.
+//! - [`tracker`]: what edges and the presence service (its tracker) tell each other over NATS.
 //! - [`subjects`]: every NATS subject, built from typed ids in one place.
 //! - [`clock`]: the wall clock in Unix milliseconds, read in one place.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
@@ -17,8 +17,8 @@ pub mod api;
 pub mod clock;
 pub mod events;
 pub mod gateway;
-pub mod presence;
 pub mod snowflake;
 pub mod subjects;
+pub mod tracker;
 
 pub use snowflake::{Snowflake, SnowflakeGenerator};

@@ -10,7 +10,7 @@
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
 //! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
-//! {prefix}.presence.edge.report  edges report session start, status and end (proto::presence)
+//! {prefix}.presence.edge.report  edges report session start, status and end (proto::tracker)
 //! {prefix}.presence.edge.heartbeat  edges prove they are alive (request; presence answers)
 //! {prefix}.presence.edge.sync    an edge's full session list, when presence asks for it
 //! {prefix}.presence.edge.*       what presence subscribes to: one subscription, so what one
@@ -30,7 +30,7 @@
 use std::fmt;
 
 use crate::Snowflake;
-use crate::presence::FromEdgeKind;
+use crate::tracker::FromEdgeKind;
 
 /// The first token of every subject: lowercase letters, digits, `_` and `-`, 1 to 32 of them (no
 /// `.`, `*`, `>` or white space, which NATS gives meaning to).
@@ -136,22 +136,22 @@ impl Subjects {
         format!("{}.presence.{user}", self.prefix)
     }
 
-    /// Where edges send presence one kind of message (`proto::presence::FromEdge`).
+    /// Where edges send presence one kind of message (`proto::tracker::FromEdge`).
     pub fn presence_from_edge(&self, kind: FromEdgeKind) -> String {
         format!("{}.presence.edge.{kind}", self.prefix)
     }
 
-    /// Where edges report session start, status and end (`proto::presence::Report`).
+    /// Where edges report session start, status and end (`proto::tracker::Report`).
     pub fn presence_report(&self) -> String {
         self.presence_from_edge(FromEdgeKind::Report)
     }
 
-    /// Where edges send heartbeats (`proto::presence::Heartbeat`, a request).
+    /// Where edges send heartbeats (`proto::tracker::Heartbeat`, a request).
     pub fn presence_heartbeat(&self) -> String {
         self.presence_from_edge(FromEdgeKind::Heartbeat)
     }
 
-    /// Where an edge sends all its sessions when presence asks (`proto::presence::Sync`).
+    /// Where an edge sends all its sessions when presence asks (`proto::tracker::Sync`).
     pub fn presence_sync(&self) -> String {
         self.presence_from_edge(FromEdgeKind::Sync)
     }
@@ -163,7 +163,7 @@ impl Subjects {
         format!("{}.presence.edge.*", self.prefix)
     }
 
-    /// Where presence answers queries for users' presence (`proto::presence::Query`).
+    /// Where presence answers queries for users' presence (`proto::tracker::Query`).
     pub fn presence_query(&self) -> String {
         format!("{}.presence.query", self.prefix)
     }

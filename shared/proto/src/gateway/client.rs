@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
-use crate::presence::SessionStatus;
+use crate::tracker::SessionStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identify {

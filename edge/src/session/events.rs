@@ -1,0 +1,148 @@
+//! Events reaching a session: what each means for its subscriptions (channels joined and left,
+//! roles, blocks), and whether it is sent on.
+
+use kit::tokens::AccessClaims;
+use proto::Snowflake;
+use proto::api::channels::Channel;
+use proto::events::Event;
+use proto::gateway::CloseCode;
+
+use super::{Session, Step};
+use crate::fanout::{Delivery, Topic};
+
+impl Session {
+    /// Forwards one event, after applying what it means for this session's subscriptions.
+    pub(super) async fn deliver(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+        if delivery.seq.is_some_and(|seq| seq <= self.floor) {
+            return Ok(());
+        }
+        #[cfg(feature = "fault-injection")]
+        if self.state.faults.drops(&delivery) {
+            return Ok(());
+        }
+        let (state, handle) = (&self.state, &self.handle);
+        let newly_watched = (self.presence)
+            .apply(state, self.id, handle, &delivery.event)
+            .await
+            .map_err(Some)?;
+        self.forward(claims, delivery).await?;
+        // The people the event made this session watch: their presence now, after the event
+        // that introduced them (as READY carries the presence of those known at the start).
+        if !newly_watched.is_empty() {
+            for presence in crate::watch::Watch::snapshot(&self.state, newly_watched).await {
+                self.dispatch(Event::PresenceUpdate(presence).into())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what an event means for this session's subscriptions, then sends it on unless it
+    /// concerns a channel the session is not (or no longer) in.
+    pub(super) async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+        let me = claims.sub;
+        match &delivery.event {
+            // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
+            // added to, or a DM opened with me or by me.
+            Event::ChannelCreate(channel) => {
+                self.note_role(channel, me);
+                self.add_channel(channel.id).await?;
+            }
+            Event::ChannelUpdate(channel) => self.note_role(channel, me),
+            Event::ChannelModeratorAdd(promoted) if promoted.user_id == me => {
+                self.moderated.insert(promoted.channel_id);
+            }
+            Event::ChannelModeratorRemove(demoted) if demoted.user_id == me => {
+                self.moderated.remove(&demoted.channel_id);
+            }
+            // Both arrive twice, from the user's inbox and from the channel's subject: the first
+            // copy removes the channel, and a channel the session no longer has is not news.
+            Event::ChannelMemberRemove(removed) if removed.user_id == me => {
+                if !self.remove_channel(removed.channel_id).await {
+                    return Ok(());
+                }
+                // The removed member is told, then hears nothing more of the channel.
+                return self.send_text(delivery.frame.clone()).await;
+            }
+            Event::ChannelDelete(deleted) => {
+                if !self.remove_channel(deleted.channel_id).await {
+                    return Ok(());
+                }
+                return self.send_text(delivery.frame.clone()).await;
+            }
+            Event::SessionRevoked(revoked) if revoked.session_id == claims.sid => {
+                self.send_text(delivery.frame.clone()).await?;
+                return Err(Some(CloseCode::AuthenticationFailed));
+            }
+            Event::BlockUpdate(block) => {
+                if let Some(dm) = block.dm {
+                    if block.blocked {
+                        self.closed.insert(dm);
+                    } else {
+                        self.closed.remove(&dm);
+                    }
+                }
+                return Ok(());
+            }
+            _ if delivery.event.is_internal() => return Ok(()),
+            _ => {}
+        }
+        // Events about a channel this session has left (still queued when it left) stay unsent.
+        if delivery
+            .event
+            .channel()
+            .is_some_and(|ch| !self.channels.contains(&ch))
+        {
+            return Ok(());
+        }
+        self.send_text(delivery.frame.clone()).await
+    }
+
+    pub(super) async fn add_channel(&mut self, channel: Snowflake) -> Step {
+        if self.channels.insert(channel) {
+            self.join(Topic::Channel(channel)).await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers whether this user owns or moderates `channel`, from a current copy of it: their
+    /// own view says their role; the view every member shares says only who owns it.
+    pub(super) fn note_role(&mut self, channel: &Channel, me: Snowflake) {
+        let moderates = match channel.moderated() {
+            Some(moderates) => moderates,
+            None if channel.owner_id == Some(me) => true,
+            None => return,
+        };
+        if moderates {
+            self.moderated.insert(channel.id);
+        } else {
+            self.moderated.remove(&channel.id);
+        }
+    }
+
+    /// Leaves a channel; `false` when the session was not in it (any more).
+    pub(super) async fn remove_channel(&mut self, channel: Snowflake) -> bool {
+        self.moderated.remove(&channel);
+        if !self.channels.remove(&channel) {
+            return false;
+        }
+        let topic = Topic::Channel(channel);
+        self.topics.retain(|t| *t != topic);
+        self.state.hub.leave(topic, self.id).await;
+        true
+    }
+
+    pub(super) async fn join(&mut self, topic: Topic) -> Step {
+        if let Err(e) = self
+            .state
+            .hub
+            .join(topic, self.id, self.handle.clone())
+            .await
+        {
+            tracing::warn!(error = %e, ?topic, "cannot subscribe");
+            return Err(Some(CloseCode::UnknownError));
+        }
+        self.topics.push(topic);
+        Ok(())
+    }
+}

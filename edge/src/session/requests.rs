@@ -1,0 +1,208 @@
+//! What a client asks of its session: send, edit and delete messages (answered ACK or ERROR, by
+//! nonce), and members of a channel (op 8, answered in CHANNEL_MEMBERS_CHUNKs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kit::tokens::AccessClaims;
+use proto::Snowflake;
+use proto::api::channels::{MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
+use proto::gateway::{
+    Ack, ChannelMembersChunk, Dispatch, ErrorReply, MessageDelete, MessageEdit, MessageSend,
+    Opcode, RequestChannelMembers,
+};
+
+use super::{Session, Step};
+use crate::chat::ChatError;
+use crate::directory::DirectoryError;
+
+impl Session {
+    pub(super) async fn send_message(&mut self, claims: &AccessClaims, send: MessageSend) -> Step {
+        let nonce = send.nonce.clone();
+        if !self.channels.contains(&send.channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        if self.closed.contains(&send.channel_id) {
+            return self.reply_error(nonce, &ChatError::Closed).await;
+        }
+        match self.state.chat.send(claims.sub, send).await {
+            Ok(message) => {
+                let message = Some(message);
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+            }
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    pub(super) async fn edit_message(&mut self, claims: &AccessClaims, edit: MessageEdit) -> Step {
+        let nonce = edit.nonce.clone();
+        if !self.channels.contains(&edit.channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        if self.closed.contains(&edit.channel_id) {
+            return self.reply_error(nonce, &ChatError::Closed).await;
+        }
+        let state = &self.state;
+        match state.chat.edit(claims.sub, edit, &state.archive).await {
+            Ok(message) => {
+                let message = Some(message);
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+            }
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    pub(super) async fn delete_message(
+        &mut self,
+        claims: &AccessClaims,
+        delete: MessageDelete,
+    ) -> Step {
+        let MessageDelete {
+            channel_id,
+            message_id,
+            nonce,
+        } = delete;
+        if !self.channels.contains(&channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        let moderates = self.moderated.contains(&channel_id);
+        let state = &self.state;
+        let deleted = state
+            .chat
+            .delete(
+                claims.sub,
+                channel_id,
+                message_id,
+                moderates,
+                &state.archive,
+            )
+            .await;
+        match deleted {
+            Ok(()) => {
+                let message = None;
+                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+            }
+            Err(e) => self.reply_error(nonce, &e).await,
+        }
+    }
+
+    /// Op 8: members of one of this session's channels, as CHANNEL_MEMBERS_CHUNK dispatches of at
+    /// most [`CHUNK`] members, with their presence when asked (as far as the user may see it).
+    pub(super) async fn request_members(
+        &mut self,
+        claims: &AccessClaims,
+        request: RequestChannelMembers,
+    ) -> Step {
+        let RequestChannelMembers {
+            channel_id,
+            user_ids,
+            limit,
+            presences,
+            nonce,
+        } = request;
+        if nonce.as_ref().is_some_and(|n| n.chars().count() > 64) {
+            return self.reply_error(None, &ChatError::InvalidNonce).await;
+        }
+        if !self.channels.contains(&channel_id) {
+            return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+        }
+        let query = match (user_ids, limit) {
+            (Some(mut ids), None) if ids.len() <= MAX_MEMBER_IDS => {
+                ids.sort_unstable();
+                ids.dedup();
+                MembersQuery::Ids(ids)
+            }
+            (None, limit) if (1..=MAX_MEMBERS_PAGE).contains(&limit.unwrap_or(100)) => {
+                MembersQuery::Page {
+                    after: None,
+                    limit: limit.unwrap_or(100),
+                }
+            }
+            _ => {
+                let why = format!(
+                    "give `limit` (1 to {MAX_MEMBERS_PAGE}) or `user_ids` (at most {MAX_MEMBER_IDS}), not both"
+                );
+                return self
+                    .reply_error(nonce, &ChatError::InvalidRequest(why))
+                    .await;
+            }
+        };
+        let me = claims.sub;
+        let state = Arc::clone(&self.state);
+        let members = match state.directory.members(me, channel_id, query.clone()).await {
+            Ok(members) => members,
+            Err(DirectoryError::NotFound) => {
+                return self.reply_error(nonce, &ChatError::UnknownChannel).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list a channel's members");
+                return self.reply_error(nonce, &ChatError::Unavailable).await;
+            }
+        };
+        let not_found: Vec<Snowflake> = match &query {
+            MembersQuery::Ids(ids) => ids
+                .iter()
+                .filter(|id| !members.iter().any(|m| m.user.id == **id))
+                .copied()
+                .collect(),
+            MembersQuery::Page { .. } => Vec::new(),
+        };
+        let mut seen = HashMap::new();
+        if presences {
+            // Others' presence, as in READY: a client knows its own.
+            let ids: Vec<Snowflake> = members
+                .iter()
+                .map(|m| m.user.id)
+                .filter(|id| *id != me)
+                .collect();
+            match state.directory.visible(me, ids).await {
+                Ok(visible) => {
+                    for p in state.presence.query(visible).await {
+                        seen.insert(p.user_id, p.seen_by_others());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot learn whose presence to send"),
+            }
+        }
+        let chunks: Vec<&[Member]> = if members.is_empty() {
+            vec![&[]]
+        } else {
+            members.chunks(CHUNK).collect()
+        };
+        let count = chunks.len() as u32;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let chunk = ChannelMembersChunk {
+                channel_id,
+                members: chunk.to_vec(),
+                chunk_index: index as u32,
+                chunk_count: count,
+                not_found: if index == 0 {
+                    not_found.clone()
+                } else {
+                    Vec::new()
+                },
+                presences: presences.then(|| {
+                    chunk
+                        .iter()
+                        .filter_map(|m| seen.get(&m.user.id).cloned())
+                        .collect()
+                }),
+                nonce: nonce.clone(),
+            };
+            self.dispatch(Dispatch::ChannelMembersChunk(chunk)).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn reply_error(&mut self, nonce: Option<String>, error: &ChatError) -> Step {
+        let reply = ErrorReply {
+            nonce,
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        };
+        self.send_op(Opcode::Error, &reply).await
+    }
+}
+
+/// Most members in one CHANNEL_MEMBERS_CHUNK.
+const CHUNK: usize = 100;

@@ -1,0 +1,162 @@
+//! A session's socket: reading client frames under the rate limit, writing frames under a
+//! deadline, and closing with a code and the closing handshake.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use governor::DefaultDirectRateLimiter;
+use proto::gateway::{ClientFrame, CloseCode, Dispatch, Frame, Opcode};
+use serde::Serialize;
+
+use super::{Ending, Session, Step};
+use crate::metrics::EdgeMetrics;
+
+impl Session {
+    /// Sends one of the gateway's own dispatches (stored events go out as their delivery's frame,
+    /// with their sequence).
+    pub(super) async fn dispatch(&mut self, dispatch: Dispatch) -> Step {
+        self.send_text(Utf8Bytes::from(dispatch.encode(None))).await
+    }
+
+    pub(super) async fn send_op<T: Serialize>(&mut self, op: Opcode, d: &T) -> Step {
+        let frame = Frame {
+            op,
+            d,
+            s: None,
+            t: None,
+        };
+        self.send_text(encode(&frame)).await
+    }
+
+    /// Writes one frame, giving up on a client that does not take it within the write deadline.
+    ///
+    /// No failure is silent: a client that went away ends the session quietly (there is nobody to
+    /// tell), and a frame that cannot be written for any other reason (larger than the socket's
+    /// write buffer may hold) closes the socket with 4000 and a log line, so neither the client nor
+    /// the operator is left guessing.
+    pub(super) async fn send_text(&mut self, text: Utf8Bytes) -> Step {
+        let bytes = text.len();
+        let write = self.socket.send(Message::Text(text));
+        match tokio::time::timeout(self.state.config.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if gone(&e) => {
+                tracing::debug!(session = self.id, error = %e, "the client went away mid-write");
+                Err(None)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(
+                    session = self.id,
+                    bytes,
+                    error = %e,
+                    "cannot write a frame to a client; closing its socket"
+                );
+                self.state.metrics.unwritable_frames.inc();
+                Err(Some(CloseCode::UnknownError))
+            }
+            Err(_) => {
+                self.state.metrics.slow_client_closes.inc();
+                Err(Some(CloseCode::SessionTimedOut))
+            }
+        }
+    }
+
+    /// The edge is draining: ask the client to reconnect elsewhere and resume there.
+    pub(super) async fn reconnect<T>(&mut self) -> Step<T> {
+        self.send_op(Opcode::Reconnect, &()).await?;
+        Err(Some(CloseCode::UnknownError))
+    }
+
+    /// Leaves every topic and closes the socket with the ending's code.
+    pub(super) async fn finish(mut self, ending: Ending) {
+        for topic in std::mem::take(&mut self.topics) {
+            self.state.hub.leave(topic, self.id).await;
+        }
+        self.presence.finish(&self.state, self.id).await;
+        if let Some(code) = ending {
+            self.state
+                .metrics
+                .closes
+                .with_label_values(&[&format!("{code:?}")])
+                .inc();
+            let close = Message::Close(Some(CloseFrame {
+                code: code.code(),
+                reason: Utf8Bytes::from_static(""),
+            }));
+            match tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, ?code, "cannot send the close frame"),
+                Err(_) => tracing::debug!(?code, "the close frame was not taken in time"),
+            }
+            // The closing handshake: read (and drop) what the client still sends until its Close
+            // answers ours. Dropping the socket with unread bytes in the kernel's buffer would
+            // make it send a reset, and a reset can reach the client before our Close frame, so
+            // a client that flooded would never learn why it was closed.
+            let drained = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+            let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drained).await;
+        }
+    }
+}
+
+/// How long a closing session waits for the client to answer its Close.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// Whether a socket error means the client went away (a reset, no closing handshake, a broken
+/// pipe), rather than that it sent something that is not valid WebSocket or that a frame cannot
+/// be written: nothing to answer, no decode error, nothing to log above debug.
+pub(super) fn gone(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let source: &(dyn std::error::Error + 'static) = error;
+    let Some(inner) = std::error::Error::source(source).and_then(|e| e.downcast_ref::<Error>())
+    else {
+        return false;
+    };
+    matches!(
+        inner,
+        Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    )
+}
+
+/// Reads the next client frame, enforcing the frame rate limit. A free function over the fields it
+/// needs, so the session's select loop can wait on it beside its delivery queue.
+pub(super) async fn read_frame(
+    socket: &mut WebSocket,
+    limiter: &DefaultDirectRateLimiter,
+    metrics: &EdgeMetrics,
+) -> Step<ClientFrame> {
+    loop {
+        let message = match socket.recv().await {
+            Some(Ok(message)) => message,
+            Some(Err(e)) if gone(&e) => return Err(None),
+            // Over the size limit, or not WebSocket at all.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "socket error");
+                return Err(Some(CloseCode::DecodeError));
+            }
+            None => return Err(None),
+        };
+        if let Message::Close(_) = message {
+            return Err(None);
+        }
+        metrics.events_in.inc();
+        // Every frame counts, control frames too: tungstenite answers each ping with a pong, so an
+        // uncounted ping flood would cost a write per frame for free.
+        if limiter.check().is_err() {
+            return Err(Some(CloseCode::RateLimited));
+        }
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            // (A Close was answered above.)
+            Message::Binary(_) | Message::Close(_) => return Err(Some(CloseCode::DecodeError)),
+        };
+        return ClientFrame::decode(&text).map_err(Some);
+    }
+}
+
+fn encode<T: Serialize>(frame: &Frame<T>) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
+}

@@ -1,0 +1,147 @@
+//! A session's start: what it needs from auth, its topics, then READY or a resume's replay.
+
+use std::time::Duration;
+
+use kit::tokens::AccessClaims;
+use proto::Snowflake;
+use proto::access::SessionState;
+use proto::api::channels::Channel;
+use proto::api::presence::Presence;
+use proto::api::users::User;
+use proto::gateway::{CloseCode, Dispatch, Opcode, Ready, ReadyChannel, Resumed};
+
+use super::{Session, Step};
+use crate::directory::DirectoryError;
+use crate::fanout::{Delivery, Topic};
+use crate::state::EdgeState;
+
+impl Session {
+    /// Joins the user's topics, then sends READY (a fresh session) or replays what a resuming
+    /// client missed. Joining first means nothing published from then on can slip between the
+    /// snapshot or replay and live delivery; the floor drops what arrives twice.
+    pub(super) async fn start(
+        &mut self,
+        token: &str,
+        claims: &AccessClaims,
+        resume_from: Option<u64>,
+    ) -> Step {
+        let (user, session) = load(&self.state, token, claims).await?;
+        self.join(Topic::User(claims.sub)).await?;
+        for channel in &session.channels {
+            self.channels.insert(channel.id);
+            self.note_role(channel, claims.sub);
+            self.join(Topic::Channel(channel.id)).await?;
+        }
+        self.closed = session.closed.iter().copied().collect();
+        let head = match self.state.stream.last_sequence().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the chat stream's position");
+                return Err(Some(CloseCode::UnknownError));
+            }
+        };
+        self.floor = head;
+        let (state, handle) = (&self.state, &self.handle);
+        let presences = (self.presence)
+            .start(
+                state,
+                self.id,
+                handle,
+                &user,
+                &session,
+                resume_from.is_none(),
+            )
+            .await
+            .map_err(Some)?;
+        match resume_from {
+            None => {
+                let ready =
+                    ready(&self.state, claims, user, session.channels, presences, head).await;
+                self.dispatch(Dispatch::Ready(Box::new(ready))).await
+            }
+            Some(seq) => self.resume(seq, head, session.channels).await,
+        }
+    }
+
+    /// A resume: every stored event of the session's channels after `seq` through `head`, then
+    /// RESUMED; or INVALID_SESSION when the stream cannot serve it (the client identifies anew).
+    async fn resume(&mut self, seq: u64, head: u64, channels: Vec<Channel>) -> Step {
+        let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
+        let replay = match self.state.stream.replay(&ids, seq, head).await {
+            Ok(replay) => replay,
+            Err(e) => {
+                tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
+                self.send_op(Opcode::InvalidSession, &false).await?;
+                return Err(Some(CloseCode::InvalidSeq));
+            }
+        };
+        for stored in replay {
+            let delivery = Delivery::new(Some(stored.seq), stored.event);
+            self.send_text(delivery.frame.clone()).await?;
+        }
+        self.dispatch(Dispatch::Resumed(Resumed {
+            seq: head,
+            channels,
+        }))
+        .await
+    }
+}
+
+/// Who the user is (and that the token's session is still signed in), over REST with the
+/// fresh token; what the session needs, over NATS (it asks again later, tokenless).
+async fn load(state: &EdgeState, token: &str, claims: &AccessClaims) -> Step<(User, SessionState)> {
+    let directory = &state.directory;
+    let max = state.presence.settings.max_members;
+    match tokio::try_join!(
+        directory.me(token),
+        directory.session_state(claims.sub, None, max)
+    ) {
+        Ok(found) => Ok(found),
+        // Signed out or revoked: the same answer as a token that does not verify, so the
+        // client signs in again instead of retrying the same token forever.
+        Err(DirectoryError::Refused) => {
+            tracing::debug!("auth refused the token");
+            Err(Some(CloseCode::AuthenticationFailed))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the user's channels from auth");
+            Err(Some(CloseCode::UnknownError))
+        }
+    }
+}
+
+/// READY for a fresh session: the user, their channels with where their reading stands, and
+/// the presence they see from the start; live delivery begins after `head`.
+async fn ready(
+    state: &EdgeState,
+    claims: &AccessClaims,
+    user: User,
+    channels: Vec<Channel>,
+    presences: Vec<Presence>,
+    head: u64,
+) -> Ready {
+    let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
+    let mut summaries = state
+        .archive
+        .summaries(claims.sub, &ids, READY_STORE_BUDGET)
+        .await;
+    let channels = channels
+        .into_iter()
+        .map(|channel| ReadyChannel {
+            summary: summaries.remove(&channel.id),
+            channel,
+        })
+        .collect();
+    Ready {
+        v: 1,
+        // Unique across the fleet (a Snowflake of this edge's worker), not just here.
+        session_id: state.chat.next_id().to_string(),
+        seq: head,
+        user,
+        channels,
+        presences,
+    }
+}
+
+/// How long READY waits for the store's unread counts before going without them.
+const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
