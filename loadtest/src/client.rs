@@ -4,7 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use proto::gateway::{ClientFrame, DispatchKind, Identify, Opcode, Ready};
+use serde::Deserialize;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,18 +18,27 @@ pub async fn connect(
     gateway: &url::Url,
     source: IpAddr,
     token: &str,
-) -> anyhow::Result<(Socket, Value)> {
+) -> anyhow::Result<(Socket, Box<Ready>)> {
     let mut socket = open(gateway, source).await?;
-    socket
-        .send(Message::Text(
-            json!({"op": 2, "d": {"token": token}}).to_string().into(),
-        ))
-        .await?;
-    let ready = expect_op(&mut socket, 0).await.context("no READY")?;
-    if ready["t"] != "READY" {
-        bail!("expected READY, got {ready}");
+    let identify = ClientFrame::Identify(Identify {
+        token: token.to_owned(),
+    });
+    socket.send(Message::Text(identify.encode().into())).await?;
+    let text = expect_op(&mut socket, Opcode::Dispatch)
+        .await
+        .context("no READY")?;
+    /// The first dispatch, which must be READY.
+    #[derive(Deserialize)]
+    struct ReadyFrame {
+        t: Option<String>,
+        d: Box<Ready>,
     }
-    Ok((socket, ready))
+    match serde_json::from_str::<ReadyFrame>(&text) {
+        Ok(frame) if frame.t.as_deref() == Some(DispatchKind::Ready.into()) => {
+            Ok((socket, frame.d))
+        }
+        _ => bail!("expected READY, got {text}"),
+    }
 }
 
 /// Opens a socket from `source` to `gateway` and waits for HELLO.
@@ -53,16 +63,23 @@ pub async fn open(gateway: &url::Url, source: IpAddr) -> anyhow::Result<Socket> 
         .write_buffer_size(0);
     let (mut socket, _) =
         tokio_tungstenite::client_async_with_config(gateway.as_str(), stream, Some(config)).await?;
-    expect_op(&mut socket, 10).await.context("no HELLO")?;
+    expect_op(&mut socket, Opcode::Hello)
+        .await
+        .context("no HELLO")?;
     Ok(socket)
 }
 
-async fn expect_op(socket: &mut Socket, op: u64) -> anyhow::Result<Value> {
+/// The next frame with opcode `op`, as text (frames with others are skipped).
+async fn expect_op(socket: &mut Socket, op: Opcode) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Op {
+        op: Opcode,
+    }
     while let Some(message) = socket.next().await {
         if let Message::Text(text) = message? {
-            let frame: Value = serde_json::from_str(&text)?;
-            if frame["op"] == op {
-                return Ok(frame);
+            let frame: Op = serde_json::from_str(&text)?;
+            if frame.op == op {
+                return Ok(text.as_str().to_owned());
             }
         }
     }

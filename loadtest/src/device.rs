@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use proto::Snowflake;
+use proto::events::EventKind;
+use proto::gateway::{ClientFrame, DispatchKind, MessageSend, Opcode, Resume};
 use serde::Deserialize;
-use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -173,15 +175,18 @@ pub struct Device {
     /// Channel id → channel index, for the channels this device's user is in.
     pub channels: HashMap<String, usize>,
     /// Channel index → channel id, for sending.
-    pub channel_ids: Arc<Vec<String>>,
+    pub channel_ids: Arc<Vec<Snowflake>>,
 }
 
 /// What a device saw: messages per channel index.
 pub type Counts = HashMap<usize, u64>;
 
+/// A frame as a device reads every one: its opcode, sequence and name, with the payload left
+/// unparsed until the frame turns out to matter (a delivery is read with two small borrowed
+/// parses, never into a whole event: the harness must keep up with the edges it measures).
 #[derive(Deserialize)]
 struct Frame<'a> {
-    op: u8,
+    op: Opcode,
     #[serde(default)]
     s: Option<u64>,
     #[serde(default, borrow)]
@@ -204,11 +209,6 @@ struct Acked<'a> {
     nonce: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Ready {
-    session_id: String,
-}
-
 struct Tracking {
     last: HashMap<usize, (u64, u64)>,
     seq: u64,
@@ -226,7 +226,6 @@ impl Device {
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<tokio::task::JoinHandle<Counts>> {
         let (socket, ready) = client::connect(&self.gateway, self.source, &self.token).await?;
-        let ready: Ready = serde_json::from_value(ready["d"].clone()).context("READY")?;
         Ok(tokio::spawn(self.run(
             socket,
             ready.session_id,
@@ -271,12 +270,12 @@ impl Device {
                         sent += 1;
                         let now = shared.micros();
                         let nonce = format!("{}:{sent}:{channel}:{now}", self.index);
-                        let frame = json!({"op": 20, "d": {
-                            "channel_id": self.channel_ids[channel],
-                            "content": now.to_string(),
-                            "nonce": nonce,
-                        }})
-                        .to_string();
+                        let frame = ClientFrame::MessageSend(MessageSend {
+                            channel_id: self.channel_ids[channel],
+                            content: now.to_string(),
+                            nonce: Some(nonce.clone()),
+                        })
+                        .encode();
                         tracking.pending.insert(nonce, frame.clone());
                         if socket.send(Message::Text(frame.into())).await.is_err() {
                             shared.ended(0);
@@ -307,7 +306,7 @@ impl Device {
                     None => {}
                 },
                 _ = beat.tick() => {
-                    let frame = json!({"op": 1, "d": tracking.seq}).to_string();
+                    let frame = ClientFrame::Heartbeat(Some(tracking.seq)).encode();
                     if socket.send(Message::Text(frame.into())).await.is_err() {
                         shared.ended(0);
                         break;
@@ -331,7 +330,7 @@ impl Device {
             return;
         };
         match (frame.op, frame.t) {
-            (0, Some("MESSAGE_CREATE")) => {
+            (Opcode::Dispatch, Some(name)) if name == <&str>::from(EventKind::MessageCreate) => {
                 let (Some(s), Some(d)) = (frame.s, frame.d) else {
                     return;
                 };
@@ -356,12 +355,12 @@ impl Device {
                         .record(self.index, shared.micros().saturating_sub(sent_at));
                 }
             }
-            (0, _) => {
+            (Opcode::Dispatch, _) => {
                 if let Some(s) = frame.s {
                     tracking.seq = tracking.seq.max(s);
                 }
             }
-            (24, _) => {
+            (Opcode::Ack, _) => {
                 let Some(nonce) = frame
                     .d
                     .and_then(|d| serde_json::from_str::<Acked<'_>>(d.get()).ok())
@@ -382,7 +381,7 @@ impl Device {
                         .record(self.index, shared.micros().saturating_sub(sent_at));
                 }
             }
-            (25, _) => {
+            (Opcode::Error, _) => {
                 shared.send_errors.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
@@ -403,9 +402,12 @@ impl Device {
             .await
             .expect("the semaphore is never closed");
         let mut socket = client::open(&self.gateway, self.source).await?;
-        let frame = json!({"op": 6, "d": {"token": self.token, "session_id": session_id,
-                                          "seq": tracking.seq}});
-        socket.send(Message::Text(frame.to_string().into())).await?;
+        let resume = ClientFrame::Resume(Resume {
+            token: self.token.clone(),
+            session_id: session_id.to_owned(),
+            seq: tracking.seq,
+        });
+        socket.send(Message::Text(resume.encode().into())).await?;
         while let Some(message) = socket.next().await {
             let text = match message? {
                 Message::Text(text) => text,
@@ -415,13 +417,19 @@ impl Device {
                 ),
                 _ => continue,
             };
-            if text.contains("\"RESUMED\"") {
-                let since = shared.micros() - shared.storm_started.load(Ordering::Relaxed);
-                shared.resumed.lock().await.push(since as f64 / 1e6);
-                return Ok(socket);
-            }
-            if text.starts_with("{\"op\":9") || text.contains("\"op\":9,") {
-                bail!("the resume was refused (INVALID_SESSION)");
+            match serde_json::from_str::<Frame<'_>>(&text) {
+                Ok(frame) if frame.op == Opcode::InvalidSession => {
+                    bail!("the resume was refused (INVALID_SESSION)");
+                }
+                Ok(frame)
+                    if frame.op == Opcode::Dispatch
+                        && frame.t == Some(DispatchKind::Resumed.into()) =>
+                {
+                    let since = shared.micros() - shared.storm_started.load(Ordering::Relaxed);
+                    shared.resumed.lock().await.push(since as f64 / 1e6);
+                    return Ok(socket);
+                }
+                _ => {}
             }
             self.read(&text, shared, tracking);
         }

@@ -6,7 +6,11 @@
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{Value, json};
+use proto::api::auth::{SignUpRequest, Tokens};
+use proto::api::channels::{self, CreateChannelRequest, UsernameRequest};
+use proto::api::consent::{Audience, UpdateSettingsRequest};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 /// Where auth is: every scenario signs up its users there.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,24 +47,26 @@ impl Population {
         }
     }
 
-    async fn call(
+    async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         token: Option<&str>,
-        body: Value,
-    ) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method, self.auth.join(path)?).json(&body);
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let mut request = self.http.request(method, self.auth.join(path)?).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.context("auth is unreachable")?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("{path} answered {status}: {body}");
+            bail!("{path} answered {status}: {text}");
         }
-        Ok(body)
+        // An empty answer (204) reads as null, which a caller ignoring the body takes.
+        let body = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(body).with_context(|| format!("{path} answered {text}"))
     }
 
     /// Signs up `count` fresh users named `{tag}_{i}`, several at a time.
@@ -68,26 +74,32 @@ impl Population {
         futures::stream::iter(0..count)
             .map(|i| async move {
                 let name = format!("{tag}_{i}");
-                let body = self
+                let sign_up = SignUpRequest {
+                    username: name.clone(),
+                    password: format!("loadtest {name} password"),
+                    display_name: None,
+                };
+                let tokens: Tokens = self
                     .call(
                         reqwest::Method::POST,
                         "/api/v1/auth/sign-up",
                         None,
-                        json!({"username": name, "password": format!("loadtest {name} password")}),
+                        &sign_up,
                     )
                     .await
                     .context("sign-up (for big runs, raise auth's NATTER_SIGN_UP_RATE)")?;
-                let token = body["access_token"]
-                    .as_str()
-                    .context("no access token")?
-                    .to_owned();
+                let token = tokens.access_token;
                 // The load generator's users put each other in channels: each lets anyone add
                 // them (people only accept adds from those they share a channel with by default).
-                self.call(
+                let settings = UpdateSettingsRequest {
+                    allow_dms_from: None,
+                    allow_channel_adds_from: Some(Audience::Everyone),
+                };
+                self.call::<IgnoredAny>(
                     reqwest::Method::PATCH,
                     "/api/v1/users/@me/settings",
                     Some(&token),
-                    json!({"allow_channel_adds_from": "everyone"}),
+                    &settings,
                 )
                 .await
                 .context("letting anyone add the user to channels")?;
@@ -115,25 +127,32 @@ impl Population {
                 .map(|j| (c * members + j) % users.len())
                 .collect();
             let owner = &users[member_ids[0]];
-            let created = self
+            let create = CreateChannelRequest {
+                name: format!("load {c}"),
+                topic: None,
+            };
+            let created: channels::Channel = self
                 .call(
                     reqwest::Method::POST,
                     "/api/v1/channels",
                     Some(&owner.token),
-                    json!({"name": format!("load {c}")}),
+                    &create,
                 )
                 .await
                 .context("creating a channel (for big runs, raise NATTER_CHANNEL_CREATE_RATE)")?;
-            let id = created["id"].as_str().context("no channel id")?.to_owned();
+            let id = created.id.to_string();
             futures::stream::iter(member_ids[1..].iter().copied())
                 .map(|m| {
                     let (id, owner) = (&id, &owner.token);
                     async move {
-                        self.call(
+                        let member = UsernameRequest {
+                            username: users[m].name.clone(),
+                        };
+                        self.call::<IgnoredAny>(
                             reqwest::Method::POST,
                             &format!("/api/v1/channels/{id}/members"),
                             Some(owner),
-                            json!({"username": users[m].name}),
+                            &member,
                         )
                         .await
                         .context(

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use futures::StreamExt;
+use proto::Snowflake;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 
@@ -43,7 +44,11 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
     let first = lines.next_line().await?.context("no assignment")?;
     let assignment: Assignment = serde_json::from_str(&first).context("the assignment")?;
     let channels = assignment.channel_ids.len();
-    let channel_ids = Arc::new(assignment.channel_ids);
+    let channel_ids: Vec<Snowflake> = (assignment.channel_ids.iter())
+        .map(|id| id.parse())
+        .collect::<Result<_, _>>()
+        .context("a channel id")?;
+    let channel_ids = Arc::new(channel_ids);
     let shared = Shared::new(channels, assignment.epoch_micros);
 
     // Connect every device, a few hundred at a time.
@@ -65,7 +70,7 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
                 channels: spec
                     .channels
                     .iter()
-                    .map(|&c| (channel_ids[c].clone(), c))
+                    .map(|&c| (channel_ids[c].to_string(), c))
                     .collect(),
                 channel_ids,
             };

@@ -19,8 +19,8 @@ pub use client::{
     Resume, TypingStart,
 };
 pub use server::{
-    Ack, ChannelMembersChunk, Dispatch, ErrorReply, Hello, ReadSummary, Ready, ReadyChannel,
-    Resumed,
+    Ack, ChannelMembersChunk, Dispatch, DispatchKind, ErrorReply, Hello, ReadSummary, Ready,
+    ReadyChannel, Resumed,
 };
 
 /// What a frame is for.

@@ -40,9 +40,23 @@ pub struct Ack {
 /// Every DISPATCH (op 0) a client receives: `t` names it, `d` is its payload. The gateway's own
 /// (READY, RESUMED, CHANNEL_MEMBERS_CHUNK) and every forwarded [`Event`] (the events edges keep
 /// for themselves, [`Event::is_internal`], are never sent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumDiscriminants,
+)]
 #[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+#[strum_discriminants(
+    name(DispatchKind),
+    derive(strum::IntoStaticStr),
+    strum(serialize_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum Dispatch {
     /// The first dispatch of a new session.
     Ready(Box<Ready>),
