@@ -6,6 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{any, delete, get, post, put};
 use kit::error::ApiError;
+use proto::api::edge;
 use proto::api::error::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
@@ -226,13 +227,46 @@ impl utoipa::Modify for BodyAnswers {
     }
 }
 
+/// The edges' routes are served by the edges: each says so with a server of its own, an edge's
+/// HTTP origin, so a client generated from the document calls the right host.
+struct EdgeServers;
+
+impl utoipa::Modify for EdgeServers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
+        let edge = ServerBuilder::new()
+            .url("http://{edge}")
+            .description(Some(
+                "An edge: the host and port of the gateway URL `GET /api/v1/gateway` answers",
+            ))
+            .parameter(
+                "edge",
+                ServerVariableBuilder::new().default_value("127.0.0.1:8080"),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let served_by_edges = [&item.get, &item.post, &item.patch, &item.delete]
+                .into_iter()
+                .flatten()
+                .filter_map(|operation| operation.tags.as_ref())
+                .flatten()
+                .any(|tag| tag == "messages" || tag == "presences");
+            if served_by_edges {
+                item.servers = Some(vec![edge.clone()]);
+            }
+        }
+    }
+}
+
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Natter REST API",
-        description = "Accounts, tokens, profiles, channels and DMs. Every error is an ErrorBody. \
-                       Ids are Snowflakes written as strings."
+        description = "Every REST route of Natter. Auth serves accounts, tokens, profiles, \
+                       channels and DMs (this document's origin); the edges serve messages and \
+                       presences (each of those routes names its server). Every error is an \
+                       ErrorBody. Ids are Snowflakes written as strings."
     ),
     paths(
         auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::jwks,
@@ -244,13 +278,19 @@ impl utoipa::Modify for BodyAnswers {
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
         channels::open_dm_by_id,
         gateway::gateway,
+        edge::history, edge::send, edge::edit, edge::delete, edge::ack, edge::presences,
     ),
-    modifiers(&BearerAuth, &BodyAnswers),
+    modifiers(&BearerAuth, &BodyAnswers, &EdgeServers),
     tags(
         (name = "auth", description = "Sign up, sign in, refresh, sign out, signing keys"),
         (name = "users", description = "Profiles, privacy settings and blocks"),
         (name = "channels", description = "Group channels, DMs and membership"),
         (name = "gateway", description = "Where to open the WebSocket"),
+        (name = "messages", description = "History, send, edit, delete and read markers. Served \
+            by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \
+            `/api/v1/gateway`, as `http://host:port`)"),
+        (name = "presences", description = "Whose presence the caller may see. Served by the \
+            edges, like `messages`"),
     )
 )]
 pub struct ApiDoc;

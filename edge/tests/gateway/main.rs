@@ -5,6 +5,7 @@ mod chat;
 mod edge_process;
 mod history;
 mod members;
+mod openapi;
 mod resume;
 mod signed_out;
 mod slow_connections;

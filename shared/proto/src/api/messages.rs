@@ -1,13 +1,14 @@
 //! Messages: what a send carries, what is stored and delivered, and the rules for content.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::text::{self, Kind};
 use crate::Snowflake;
 
 /// A message as stored and delivered. Authors are ids: names and avatars are looked up when shown,
 /// so a changed profile shows on every old message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: Snowflake,
     pub channel_id: Snowflake,
@@ -23,7 +24,7 @@ pub struct Message {
 
 /// `GET /api/v1/channels/{id}/messages` on an edge: a page of history, newest first, with the
 /// current profile of every author on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
     pub authors: Vec<crate::api::users::User>,
@@ -47,15 +48,21 @@ pub enum Page {
 
 /// `GET /api/v1/channels/{id}/messages` on an edge: the query string, as sent. At most one of
 /// `before`, `after` and `around` (a message id); `limit` 1 to 100, default 50.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// The messages older than this message id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// The messages right after this message id (still listed newest first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// This message id, half a page older and the rest newer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub around: Option<String>,
+    /// 1 to 100, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -85,7 +92,7 @@ impl HistoryQuery {
 }
 
 /// `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PostMessageRequest {
     pub content: String,
     /// At most 64 characters; a retried post with the same nonce is stored once.
@@ -94,14 +101,14 @@ pub struct PostMessageRequest {
 }
 
 /// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditMessageRequest {
     pub content: String,
 }
 
 /// Someone is typing in a channel (never stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Typing {
     pub channel_id: Snowflake,
     pub user_id: Snowflake,

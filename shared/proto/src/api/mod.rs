@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod channels;
 pub mod consent;
+pub mod edge;
 pub mod error;
 pub mod gateway;
 pub mod messages;

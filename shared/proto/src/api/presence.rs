@@ -33,7 +33,8 @@ fn user_ids(list: &str) -> Result<Vec<Snowflake>, String> {
 }
 
 /// `GET /api/v1/presences` on an edge: the query string, as sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PresencesQuery {
     /// Comma-separated user ids, at most [`MAX_QUERY_IDS`] distinct ones.
     #[serde(default)]

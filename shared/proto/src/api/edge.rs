@@ -1,0 +1,67 @@
+//! The REST routes the edges serve, described for the one OpenAPI document (auth serves it at
+//! `/api/v1/openapi.json`, with these under the tags `messages` and `presences` and an edge's
+//! HTTP origin as their server). The handlers are the edge's (`edge/src/routes/`); these
+//! functions only carry the description, so auth's document covers every route of the system
+//! without auth depending on the edge. An edge test checks every route described here answers.
+
+use super::error::ErrorBody;
+use super::messages::{EditMessageRequest, HistoryPage, HistoryQuery, Message, PostMessageRequest};
+use super::presence::{Presence, PresencesQuery};
+
+/// A page of a channel's history, newest first, with the current profile of every author on it.
+/// Includes what the chat stream holds and the store does not yet have.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"), HistoryQuery),
+    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn history() {}
+
+/// Send a message, as a socket's MESSAGE_SEND: answered once the chat stream stored it. A retried
+/// send with the same nonce is stored once.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/messages", tag = "messages",
+    security(("bearer" = [])), params(("id" = String, Path, description = "A channel id")),
+    request_body = PostMessageRequest,
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn send() {}
+
+/// Edit one's own message.
+#[utoipa::path(patch, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    request_body = EditMessageRequest,
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn edit() {}
+
+/// Delete a message: one's own, or any as the channel's owner or a moderator.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn delete() {}
+
+/// Mark the channel read up to a message (the marker only moves forward): the caller's other
+/// devices, and in small channels the other members, get a MESSAGE_ACK.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/messages/{message_id}/ack", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn ack() {}
+
+/// The presence of up to 100 users, as the caller may see it: anyone they may not see is
+/// `offline` with no last-seen; their own real status.
+#[utoipa::path(get, path = "/api/v1/presences", tag = "presences", security(("bearer" = [])),
+    params(PresencesQuery),
+    responses((status = 200, body = Vec<Presence>), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn presences() {}
