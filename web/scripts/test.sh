@@ -11,6 +11,14 @@ fi
 e2e/install-chromium.sh
 echo "== web: npm ci"
 scripts/npm-ci.sh
+echo "== web: the generated contract is current"
+# contract.json is the Rust code's (a test in auth fails while it is stale); the TypeScript and
+# validators made from it must be what is committed.
+npm run --silent generate
+if ! git diff --exit-code --stat -- src/api/generated; then
+  echo "web/src/api/generated is stale: run \`./natter generate\` and commit it" >&2
+  exit 1
+fi
 echo "== web: format, type check and unit tests"
 npm run --silent format:check
 npm run --silent typecheck

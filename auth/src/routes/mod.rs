@@ -278,7 +278,8 @@ impl utoipa::Modify for EdgeServers {
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
         channels::open_dm_by_id,
         gateway::gateway,
-        edge::history, edge::send, edge::edit, edge::delete, edge::ack, edge::presences,
+        edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
+        edge::mark_read, edge::presences,
     ),
     modifiers(&BearerAuth, &BodyAnswers, &EdgeServers),
     tags(

@@ -233,3 +233,27 @@ async fn every_route_that_takes_a_body_documents_its_400_413_and_415() {
     // Sign-up, sign-in, refresh, the profile, a channel made or changed, a member, a DM.
     assert!(with_bodies >= 8, "{with_bodies} routes with bodies");
 }
+
+/// The contract the web client's TypeScript types and validators are generated from: the REST
+/// document with every gateway type merged in, as committed in `web/src/api/generated/`. Fails
+/// when the code changed it and it was not regenerated (`./natter generate`, which runs this with
+/// `NATTER_WRITE_CONTRACT=1` to write it).
+#[test]
+fn the_web_clients_contract_is_what_the_code_says() {
+    use utoipa::OpenApi;
+    let mut doc = auth::routes::ApiDoc::openapi();
+    doc.merge(proto::gateway::GatewaySchemas::openapi());
+    let json = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    let path = testkit::checkout().join("web/src/api/generated/contract.json");
+    if std::env::var_os("NATTER_WRITE_CONTRACT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &json).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == json,
+        "{} is not what the code says: run `./natter generate`",
+        path.display()
+    );
+}

@@ -58,6 +58,7 @@ use crate::api::users::User;
     Deserialize,
     strum::IntoStaticStr,
     strum::EnumDiscriminants,
+    utoipa::ToSchema,
 )]
 #[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -152,32 +153,32 @@ impl Event {
 }
 
 /// A message, by id (MESSAGE_DELETE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageRef {
     pub id: Snowflake,
     pub channel_id: Snowflake,
 }
 
 /// How far a user has read in a channel (MESSAGE_ACK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadState {
     pub channel_id: Snowflake,
     pub user_id: Snowflake,
     pub message_id: Snowflake,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelRef {
     pub channel_id: Snowflake,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberAdded {
     pub channel_id: Snowflake,
     pub member: Member,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberRef {
     pub channel_id: Snowflake,
     pub user_id: Snowflake,
@@ -185,7 +186,7 @@ pub struct MemberRef {
 
 /// BLOCK_UPDATE: `user_id` began (`blocked`) or stopped blocking `target_id`. `dm` is their DM,
 /// if they have one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BlockUpdate {
     pub user_id: Snowflake,
     pub target_id: Snowflake,
@@ -205,7 +206,7 @@ impl BlockUpdate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRevoked {
     pub user_id: Snowflake,
     /// The session (refresh-token family) id, the `sid` claim of its access tokens.

@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_repr::{Deserialize_repr, Serialize_repr};
 
 mod client;
+mod schema;
 mod server;
 
 pub use client::{
     Identify, MessageDelete, MessageEdit, MessageSend, PresenceUpdate, RequestChannelMembers,
     Resume, TypingStart,
 };
+pub use schema::GatewaySchemas;
 pub use server::{
     Ack, ChannelMembersChunk, Dispatch, DispatchKind, ErrorReply, Hello, ReadSummary, Ready,
     ReadyChannel, Resumed,

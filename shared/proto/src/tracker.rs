@@ -28,6 +28,7 @@ pub type EdgeId = Snowflake;
     Deserialize,
     strum::IntoStaticStr,
     strum::EnumString,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]

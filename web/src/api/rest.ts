@@ -1,6 +1,7 @@
 // REST calls: auth's API same-origin (/api/v1), the message routes on the connected edge's HTTP
 // origin. Every call carries the access token and, on a 401, refreshes it once and retries.
 
+import { checkAnswer, isErrorBody } from './contract';
 import type { ErrorBody } from './types';
 import { session } from '../auth/session';
 
@@ -37,13 +38,27 @@ async function once(path: string, options: CallOptions, token: string | null): P
 }
 
 async function failure(res: Response): Promise<ApiError> {
-  let body: ErrorBody;
+  const unreadable = { code: 'http_' + res.status, message: `the server answered ${res.status}` };
   try {
-    body = (await res.json()) as ErrorBody;
+    const body: unknown = await res.json();
+    return new ApiError(res.status, isErrorBody(body) ? (body as ErrorBody) : unreadable);
   } catch {
-    body = { code: 'http_' + res.status, message: `the server answered ${res.status}` };
+    return new ApiError(res.status, unreadable);
   }
-  return new ApiError(res.status, body);
+}
+
+/** The answer's JSON, when it is what the route answers (checked, never cast). */
+async function answer<T>(res: Response, method: string, path: string): Promise<T> {
+  const body: unknown = await res.json();
+  const problem = checkAnswer(method, path, body);
+  if (problem) {
+    console.warn(`REST: an answer that does not match the contract (${problem})`, body);
+    throw new ApiError(res.status, {
+      code: 'invalid_answer',
+      message: 'the server answered something this client cannot read',
+    });
+  }
+  return body as T;
 }
 
 export async function call<T>(path: string, options: CallOptions = {}): Promise<T> {
@@ -56,12 +71,12 @@ export async function call<T>(path: string, options: CallOptions = {}): Promise<
   }
   if (!res.ok) throw await failure(res);
   if (res.status === 204) return undefined as T;
-  return (await res.json()) as T;
+  return answer<T>(res, options.method ?? 'GET', path);
 }
 
 /** A call that needs no token and no refresh. */
 export async function anonymous<T>(path: string, body?: unknown): Promise<T> {
   const res = await once(path, { method: body === undefined ? 'GET' : 'POST', body }, null);
   if (!res.ok) throw await failure(res);
-  return (await res.json()) as T;
+  return answer<T>(res, body === undefined ? 'GET' : 'POST', path);
 }

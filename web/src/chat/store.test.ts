@@ -56,7 +56,14 @@ let gw: FakeGateway;
 let chat: Chat;
 let fetchMock: ReturnType<typeof vi.fn>;
 
-const ready = (channels: Channel[]): Ready => ({ v: 1, session_id: 's', seq: 1, user: ME, channels });
+const ready = (channels: Channel[]): Ready => ({
+  v: 1,
+  session_id: 's',
+  seq: 1,
+  user: ME,
+  channels,
+  presences: [],
+});
 const dispatch = (t: string, d: unknown, s: number | null = null) => gw.fire('dispatch', { t, d, s });
 const channels = () => qc.getQueryData<Channel[]>(keys.channels)!;
 const list = (id: string) => qc.getQueryData<MessageList>(keys.messages(id));

@@ -41,7 +41,11 @@ const ready = (session = 'sess-1', seq = 10) => ({
   seq,
   user: { id: '1', username: 'ann', display_name: null, avatar_url: null, bio: null, status: 'online' },
   channels: [],
+  presences: [],
 });
+
+/** A message as the gateway sends it (MESSAGE_CREATE's payload, an ACK's `message`). */
+const message = (id: string) => ({ id, channel_id: '1', author_id: '1', content: 'hi' });
 
 function setup(opts: { urls?: string[]; random?: number } = {}) {
   const sockets: FakeSocket[] = [];
@@ -120,9 +124,9 @@ describe('connecting', () => {
     last().hello();
     await settle();
     last().dispatch('READY', ready());
-    last().dispatch('MESSAGE_CREATE', { id: '5' }, 12);
-    last().dispatch('TYPING_START', { channel_id: '1' }, null);
-    last().dispatch('MESSAGE_CREATE', { id: '6' }, 11); // out of order: does not move seq back
+    last().dispatch('MESSAGE_CREATE', message('5'), 12);
+    last().dispatch('TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1 }, null);
+    last().dispatch('MESSAGE_CREATE', message('6'), 11); // out of order: does not move seq back
     expect(client.seq).toBe(12);
     expect(events).toEqual(['MESSAGE_CREATE', 'TYPING_START', 'MESSAGE_CREATE']);
   });
@@ -178,7 +182,7 @@ describe('resuming', () => {
     last().hello();
     await settle();
     last().dispatch('READY', ready('s-9', 40));
-    last().dispatch('MESSAGE_CREATE', { id: '1' }, 41);
+    last().dispatch('MESSAGE_CREATE', message('1'), 41);
     last().drop(1006);
     expect(client.state).toBe('connecting');
     expect(reconnecting.at(-1)).toBe(true);
@@ -190,7 +194,7 @@ describe('resuming', () => {
     expect(last().sent[0]).toEqual({ op: 6, d: { token: 'token', session_id: 's-9', seq: 41 } });
     const resumed = vi.fn();
     client.on('resumed', resumed);
-    last().dispatch('MESSAGE_CREATE', { id: '2' }, 42); // the replay
+    last().dispatch('MESSAGE_CREATE', message('2'), 42); // the replay
     last().dispatch('RESUMED', { seq: 42, channels: [] });
     expect(resumed).toHaveBeenCalledOnce();
     expect(client.state).toBe('ready');
@@ -287,8 +291,8 @@ describe('requests', () => {
     last().dispatch('READY', ready());
     const answer = client.request(20, { channel_id: '1', content: 'hi', nonce: 'n1' });
     expect(last().sent.at(-1)).toEqual({ op: 20, d: { channel_id: '1', content: 'hi', nonce: 'n1' } });
-    last().frame(24, { nonce: 'n1', message: { id: '9' } });
-    await expect(answer).resolves.toEqual({ nonce: 'n1', message: { id: '9' } });
+    last().frame(24, { nonce: 'n1', message: message('9') });
+    await expect(answer).resolves.toEqual({ nonce: 'n1', message: message('9') });
   });
 
   it('rejects on ERROR with its code', async () => {
@@ -333,7 +337,7 @@ describe('requests', () => {
     expect(last().ops()).toEqual([6]); // nothing before the session is back
     last().dispatch('RESUMED', { seq: 10, channels: [] });
     expect(last().sent.at(-1)).toEqual({ op: 20, d: { channel_id: '1', content: 'hi', nonce: 'same' } });
-    last().frame(24, { nonce: 'same', message: { id: '9' } });
+    last().frame(24, { nonce: 'same', message: message('9') });
     await expect(answer).resolves.toBeTruthy();
   });
 
@@ -347,7 +351,7 @@ describe('requests', () => {
     expect(last().ops()).toEqual([2]);
     last().dispatch('READY', ready());
     expect(last().ops()).toEqual([2, 20]);
-    last().frame(24, { nonce: 'e', message: { id: '1' } });
+    last().frame(24, { nonce: 'e', message: message('1') });
     await expect(answer).resolves.toBeTruthy();
   });
 

@@ -6,6 +6,7 @@
 // States: idle → connecting → handshaking → ready, and back to connecting (after a backoff delay)
 // whenever the socket drops. `stop()` ends it for good (sign-out).
 
+import { checkFrame } from '../api/contract';
 import { Op, type Frame, type Ready, type Resumed } from '../api/types';
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from './backoff';
 
@@ -238,13 +239,15 @@ export class GatewayClient {
     this.awaitingAck = false;
     socket.onmessage = (ev) => {
       if (this.socket !== socket) return;
-      let frame: Frame;
+      let raw: unknown;
       try {
-        frame = JSON.parse(String(ev.data)) as Frame;
+        raw = JSON.parse(String(ev.data));
       } catch {
         return;
       }
-      void this.onFrame(frame);
+      // Checked against the contract, never cast: a frame that does not match is dropped.
+      const frame = checkFrame(raw);
+      if (frame) void this.onFrame(frame);
     };
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;

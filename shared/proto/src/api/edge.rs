@@ -16,7 +16,7 @@ use super::presence::{Presence, PresencesQuery};
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
-pub fn history() {}
+pub fn message_history() {}
 
 /// Send a message, as a socket's MESSAGE_SEND: answered once the chat stream stored it. A retried
 /// send with the same nonce is stored once.
@@ -26,7 +26,7 @@ pub fn history() {}
     responses((status = 200, body = Message), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub fn send() {}
+pub fn send_message() {}
 
 /// Edit one's own message.
 #[utoipa::path(patch, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
@@ -37,7 +37,7 @@ pub fn send() {}
     responses((status = 200, body = Message), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub fn edit() {}
+pub fn edit_message() {}
 
 /// Delete a message: one's own, or any as the channel's owner or a moderator.
 #[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
@@ -46,7 +46,7 @@ pub fn edit() {}
            ("message_id" = String, Path, description = "A message id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub fn delete() {}
+pub fn delete_message() {}
 
 /// Mark the channel read up to a message (the marker only moves forward): the caller's other
 /// devices, and in small channels the other members, get a MESSAGE_ACK.
@@ -56,7 +56,7 @@ pub fn delete() {}
            ("message_id" = String, Path, description = "A message id")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub fn ack() {}
+pub fn mark_read() {}
 
 /// The presence of up to 100 users, as the caller may see it: anyone they may not see is
 /// `offline` with no last-seen; their own real status.

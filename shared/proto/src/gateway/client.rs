@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::Snowflake;
 use crate::tracker::SessionStatus;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Identify {
     pub token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resume {
     pub token: String,
     pub session_id: String,
@@ -18,7 +18,7 @@ pub struct Resume {
     pub seq: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageSend {
     pub channel_id: Snowflake,
     /// 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`].
@@ -30,7 +30,7 @@ pub struct MessageSend {
 }
 
 /// Op 21: replace the content of one's own message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageEdit {
     pub channel_id: Snowflake,
     pub message_id: Snowflake,
@@ -41,7 +41,7 @@ pub struct MessageEdit {
 }
 
 /// Op 22: delete a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageDelete {
     pub channel_id: Snowflake,
     pub message_id: Snowflake,
@@ -50,14 +50,14 @@ pub struct MessageDelete {
     pub nonce: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TypingStart {
     pub channel_id: Snowflake,
 }
 
 /// Op 8: members of one channel the client is in, as Discord's REQUEST_GUILD_MEMBERS: the first
 /// `limit` (1 to 1,000, default 100) in user-id order, or those among `user_ids` (at most 100).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestChannelMembers {
     pub channel_id: Snowflake,
     #[serde(default)]
@@ -73,7 +73,7 @@ pub struct RequestChannelMembers {
 }
 
 /// Op 3: `{"status": "online" | "idle" | "dnd" | "invisible"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PresenceUpdate {
     pub status: SessionStatus,
 }

@@ -11,14 +11,14 @@ use crate::api::users::User;
 use crate::events::Event;
 
 /// Op 10, the first frame: how often to heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hello {
     /// Milliseconds.
     pub heartbeat_interval: u64,
 }
 
 /// Op 25: the answer to a request that failed, keyed by the request's nonce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorReply {
     #[serde(default)]
     pub nonce: Option<String>,
@@ -28,7 +28,7 @@ pub struct ErrorReply {
 }
 
 /// Op 24: the answer to a request that succeeded (a send, edit or delete), keyed by its nonce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ack {
     #[serde(default)]
     pub nonce: Option<String>,
@@ -106,6 +106,60 @@ fn dispatch_frame<T: Serialize>(tagged: &T, seq: Option<u64>) -> String {
     serde_json::to_string(&frame).expect("frames serialise")
 }
 
+/// A dispatch's schema: `{"t": NAME, "d": payload}`, one branch per name. The gateway's own
+/// branches, then every [`Event`]'s (serde writes an event's variant untagged, as the event's own
+/// `{"t", "d"}`, which utoipa cannot derive: written here).
+impl utoipa::PartialSchema for Dispatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::Ref;
+        let own = |name: DispatchKind, payload: &str| {
+            let name: &'static str = name.into();
+            ObjectBuilder::new()
+                .property(
+                    "t",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([name])),
+                )
+                .required("t")
+                .property("d", Ref::from_schema_name(payload))
+                .required("d")
+        };
+        OneOfBuilder::new()
+            .item(own(DispatchKind::Ready, "Ready"))
+            .item(own(DispatchKind::Resumed, "Resumed"))
+            .item(own(
+                DispatchKind::ChannelMembersChunk,
+                "ChannelMembersChunk",
+            ))
+            .item(Ref::from_schema_name("Event"))
+            .description(Some(
+                "A DISPATCH (op 0): `t` names it, `d` is its payload. Edges never send the \
+                 events they keep for themselves (BLOCK_UPDATE, DM_OPEN).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Dispatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("Ready".into(), Ready::schema()));
+        schemas.push(("Resumed".into(), Resumed::schema()));
+        schemas.push(("ChannelMembersChunk".into(), ChannelMembersChunk::schema()));
+        schemas.push(("Event".into(), Event::schema()));
+        <Ready as utoipa::ToSchema>::schemas(schemas);
+        <ChannelMembersChunk as utoipa::ToSchema>::schemas(schemas);
+        <Event as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 impl From<Event> for Dispatch {
     fn from(event: Event) -> Self {
         Self::Event(event)
@@ -113,7 +167,7 @@ impl From<Event> for Dispatch {
 }
 
 /// READY: who the user is, where they talk, and the stream position the session starts from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ready {
     /// The protocol version (1).
     pub v: u8,
@@ -137,8 +191,43 @@ pub struct ReadyChannel {
     pub summary: Option<ReadSummary>,
 }
 
+/// A READY channel's schema: the channel, with the summary's fields beside its own, each optional
+/// (the summary is left out whole when the store could not say in time).
+impl utoipa::PartialSchema for ReadyChannel {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        let id = || RefOr::from(Ref::from_schema_name("Snowflake"));
+        let nullable = |of: RefOr<utoipa::openapi::schema::Schema>| {
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(of)
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+        };
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name("Channel"))
+            .item(
+                ObjectBuilder::new()
+                    .property("last_message_id", nullable(id()))
+                    .property("last_read_id", nullable(id()))
+                    .property(
+                        "unread_count",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
+                    ),
+            )
+            .description(Some(
+                "A channel in READY: the channel as the user sees it, and where its messages \
+                 and the user's reading stand (left out when the store could not say in time).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReadyChannel {}
+
 /// Where a channel's messages and the user's reading of them stand.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadSummary {
     pub last_message_id: Option<Snowflake>,
     pub last_read_id: Option<Snowflake>,
@@ -147,7 +236,7 @@ pub struct ReadSummary {
 }
 
 /// RESUMED: the replay is over. Carries the user's channels as they are now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resumed {
     pub seq: u64,
     pub channels: Vec<Channel>,
@@ -155,7 +244,7 @@ pub struct Resumed {
 
 /// CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
 /// GUILD_MEMBERS_CHUNK.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelMembersChunk {
     pub channel_id: Snowflake,
     pub members: Vec<Member>,
