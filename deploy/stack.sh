@@ -13,6 +13,9 @@
 #   start NAME         start one service and wait until it answers
 #   stop NAME          stop one service
 #   install [NAME...]  install/fetch what the services need, start nothing
+#   private-cassandra DIR CQL_PORT STORAGE_PORT [HEAP]
+#                      run a Cassandra of its own in the foreground, everything under DIR (tests
+#                      that stop their store use it; the stack's Cassandra is not touched)
 # NAME: nats | postgres | redis | cassandra | seaweedfs | livekit | coturn
 #
 # Layout: .natter/{nats,postgres,redis,cassandra,seaweedfs,livekit,coturn}  data and configs
@@ -455,12 +458,15 @@ start_redis() {
   printf '%s\n' "$SPAWNED_PID" >"$(pid_file redis)"
 }
 
-start_cassandra() {
-  local java jamm
+# cassandra_args HEAP YAML LOGDIR STORAGEDIR CQL_PORT STORAGE_PORT: the JVM command line of one
+# Cassandra node, in the array CASS_ARGS (java first).
+cassandra_args() {
+  local heap=$1 yaml=$2 logdir=$3 storagedir=$4 cql_port=$5 storage_port=$6 java jamm
   java=$(find_java)
   jamm=$(compgen -G "$CASS_LIB/jamm-*.jar" | head -n 1 || true)
-  local -a args=(
-    "-Xms$CASSANDRA_HEAP" "-Xmx$CASSANDRA_HEAP" -Xss256k
+  CASS_ARGS=(
+    "$java"
+    "-Xms$heap" "-Xmx$heap" -Xss256k
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m
     -XX:+ExitOnOutOfMemoryError -XX:+PerfDisableSharedMem -Djava.net.preferIPv4Stack=true
     # Java 17 module flags, from Cassandra's conf/jvm17-server.options
@@ -490,15 +496,15 @@ start_cassandra() {
     -Djdk.attach.allowAttachSelf=true -Dio.netty.tryReflectionSetAccessible=true
   )
   # jamm measures object sizes for memtable accounting (cassandra-env.sh loads it as an agent)
-  [[ -n $jamm ]] && args+=("-javaagent:$jamm")
-  args+=(
+  [[ -n $jamm ]] && CASS_ARGS+=("-javaagent:$jamm")
+  CASS_ARGS+=(
     -Dcassandra-foreground=yes
-    "-Dcassandra.config=file://$DEPLOY_DIR/cassandra/cassandra.yaml"
+    "-Dcassandra.config=file://$yaml"
     "-Dlogback.configurationFile=file://$DEPLOY_DIR/cassandra/logback.xml"
-    "-Dcassandra.logdir=$LOG_DIR"
-    "-Dcassandra.storagedir=$STATE/cassandra"
-    "-Dcassandra.native_transport_port=$CQL_PORT"
-    "-Dcassandra.storage_port=$CQL_STORAGE_PORT"
+    "-Dcassandra.logdir=$logdir"
+    "-Dcassandra.storagedir=$storagedir"
+    "-Dcassandra.native_transport_port=$cql_port"
+    "-Dcassandra.storage_port=$storage_port"
     # single node: no gossip settling, short ring delay (default 30 s)
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.ring_delay_ms=1000
@@ -506,8 +512,29 @@ start_cassandra() {
     # with any other Cassandra; nodetool is therefore not available). No other ports open.
     -cp "$CASS_LIB/*" org.apache.cassandra.service.CassandraDaemon
   )
-  spawn "$(log_file cassandra)" "$STATE/cassandra" "$java" "${args[@]}"
+}
+
+start_cassandra() {
+  cassandra_args "$CASSANDRA_HEAP" "$DEPLOY_DIR/cassandra/cassandra.yaml" "$LOG_DIR" \
+    "$STATE/cassandra" "$CQL_PORT" "$CQL_STORAGE_PORT"
+  spawn "$(log_file cassandra)" "$STATE/cassandra" "${CASS_ARGS[@]}"
   printf '%s\n' "$SPAWNED_PID" >"$(pid_file cassandra)"
+}
+
+# cmd_private_cassandra DIR CQL_PORT STORAGE_PORT [HEAP]: a Cassandra node of its own, in the
+# foreground (exec: its pid is this process's), for a test that stops its store: data, logs and
+# config under DIR, its own ports and cluster name, so the stack's Cassandra is never touched.
+cmd_private_cassandra() {
+  local dir=$1 cql_port=$2 storage_port=$3 heap=${4:-512m}
+  cassandra_jars_ok || die "no Cassandra jars in $CASS_LIB: run deploy/stack.sh up first"
+  mkdir -p "$dir/data" "$dir/logs"
+  sed -e "s/^cluster_name: .*/cluster_name: natter-private-$cql_port/" \
+    "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$dir/cassandra.yaml"
+  cassandra_args "$heap" "$dir/cassandra.yaml" "$dir/logs" "$dir/data" "$cql_port" "$storage_port"
+  # A short-lived test node: the quick JIT tier only (boots faster, and takes less CPU from
+  # the tests beside it than C2 compiling for a run that never gets hot).
+  CASS_ARGS=("${CASS_ARGS[0]}" -XX:TieredStopAtLevel=1 "${CASS_ARGS[@]:1}")
+  cd "$dir" && exec "${CASS_ARGS[@]}"
 }
 
 # Unix socket dir for postgres. Socket paths are limited to 107 bytes; fall back to /tmp when the
@@ -909,7 +936,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$SCRIPT_PATH" | sed -n '1,15p' >&2
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$SCRIPT_PATH" | sed -n '1,18p' >&2
   exit 2
 }
 
@@ -930,6 +957,10 @@ main() {
     logs) need_name "${1:-}"; cmd_logs "$1" "${2:-}" ;;
     start) need_name "${1:-}"; cmd_start "$1" ;;
     stop) need_name "${1:-}"; cmd_stop "$1" ;;
+    private-cassandra)
+      (($# >= 3)) || usage
+      cmd_private_cassandra "$@"
+      ;;
     install)
       local names=("$@") n
       ((${#names[@]})) || names=("${SERVICES[@]}")

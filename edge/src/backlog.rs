@@ -1,7 +1,9 @@
-//! Reading the chat stream back: the replay a resuming client missed, and the events the
+//! Reading the chat stream back: the replay a resuming client missed, the events the
 //! persister has not yet written to the store (history overlays them, so nothing falls between
-//! the stream and the store).
+//! the stream and the store), and a channel's events that live delivery lost (direct gets: see
+//! `continuity`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
@@ -22,6 +24,8 @@ pub enum ReplayError {
     TooMany(usize),
     #[error("JetStream: {0}")]
     JetStream(String),
+    #[error("the stream answered {0} events short of sequence {1}")]
+    Incomplete(usize, u64),
 }
 
 fn js_error(e: impl std::fmt::Display) -> ReplayError {
@@ -31,8 +35,17 @@ fn js_error(e: impl std::fmt::Display) -> ReplayError {
 /// The most events a resume replays; a client further behind identifies anew and reads history.
 const MAX_REPLAY: usize = 10_000;
 
+/// How many events one direct get asks for, and how many channels one check asks about (the
+/// server answers at most 1,024 subjects per request).
+const DIRECT_BATCH: usize = 256;
+pub const CHANNELS_PER_CHECK: usize = 1_000;
+
+/// How long one direct get may take.
+const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Backlog {
+    nats: async_nats::Client,
     js: jetstream::Context,
     subjects: Subjects,
 }
@@ -40,8 +53,100 @@ pub struct Backlog {
 impl Backlog {
     pub fn new(nats: async_nats::Client, subjects: Subjects) -> Self {
         Self {
-            js: jetstream::new(nats),
+            js: jetstream::new(nats.clone()),
+            nats,
             subjects,
+        }
+    }
+
+    /// The stream sequence of each channel's last event (channels with none are left out), as
+    /// one server holding the stream knows it: at most [`CHANNELS_PER_CHECK`] channels.
+    pub async fn last_sequences(
+        &self,
+        channels: &[Snowflake],
+    ) -> Result<HashMap<Snowflake, u64>, ReplayError> {
+        let subjects: HashMap<String, Snowflake> = channels
+            .iter()
+            .map(|&channel| (self.subjects.chat_intake(channel), channel))
+            .collect();
+        let request = serde_json::json!({
+            "multi_last": subjects.keys().collect::<Vec<_>>(),
+            "batch": subjects.len(),
+        });
+        let found = self.direct_get(&request).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|message| Some((*subjects.get(&message.subject)?, message.seq)))
+            .collect())
+    }
+
+    /// The stored events of `channel` after sequence `after` up to and including `through` (a
+    /// sequence the channel holds), in order; at most `limit` of them.
+    pub async fn channel_events(
+        &self,
+        channel: Snowflake,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, ReplayError> {
+        let subject = self.subjects.chat_intake(channel);
+        let mut events = Vec::new();
+        let mut next = after + 1;
+        while next <= through {
+            if events.len() >= limit {
+                return Err(ReplayError::TooMany(limit));
+            }
+            let request = serde_json::json!({
+                "seq": next,
+                "next_by_subj": subject,
+                "batch": DIRECT_BATCH,
+            });
+            let batch = self.direct_get(&request).await?;
+            let full = batch.len() == DIRECT_BATCH;
+            for message in batch {
+                if message.seq > through {
+                    return Ok(events);
+                }
+                next = message.seq + 1;
+                if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
+                    events.push(Delivery::new(Some(message.seq), event));
+                }
+            }
+            if !full && next <= through {
+                // The server has nothing more up to `through`, which the stream does hold: it
+                // is a replica not yet caught up (or the event aged out). Not complete.
+                return Err(ReplayError::Incomplete(events.len(), through));
+            }
+        }
+        Ok(events)
+    }
+
+    /// One batched direct get: the messages it answers with, up to the end-of-batch marker.
+    async fn direct_get(&self, request: &serde_json::Value) -> Result<Vec<Direct>, ReplayError> {
+        let inbox = self.nats.new_inbox();
+        let mut replies = self.nats.subscribe(inbox.clone()).await.map_err(js_error)?;
+        let body = serde_json::to_vec(request).expect("requests serialise");
+        self.nats
+            .publish_with_reply(self.subjects.chat_direct_get(), inbox, body.into())
+            .await
+            .map_err(js_error)?;
+        let mut found = Vec::new();
+        loop {
+            let reply = tokio::time::timeout(DIRECT_TIMEOUT, replies.next())
+                .await
+                .map_err(|_| ReplayError::JetStream("a direct get timed out".to_owned()))?
+                .ok_or_else(|| ReplayError::JetStream("the connection closed".to_owned()))?;
+            match reply.status.map(|status| status.as_u16()) {
+                None => found.push(Direct::read(&reply)?),
+                // 204: the end of the batch; 404: nothing at or after the sequence asked.
+                Some(204 | 404) => return Ok(found),
+                Some(status) => {
+                    let why = reply.description.unwrap_or_default();
+                    return Err(ReplayError::JetStream(format!(
+                        "direct get answered {status} {why}"
+                    )));
+                }
+            }
         }
     }
 
@@ -152,5 +257,33 @@ impl Backlog {
             .map(|delivery| delivery.event.clone())
             .collect();
         Ok(events)
+    }
+}
+
+/// One message of a direct get's answer.
+struct Direct {
+    seq: u64,
+    /// The subject it was stored under (the channel's intake).
+    subject: String,
+    payload: bytes::Bytes,
+}
+
+impl Direct {
+    fn read(reply: &async_nats::Message) -> Result<Self, ReplayError> {
+        let header = |name: &str| {
+            reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+                .ok_or_else(|| ReplayError::JetStream(format!("a direct get without {name}")))
+        };
+        Ok(Self {
+            seq: header("Nats-Sequence")?
+                .parse()
+                .map_err(|_| ReplayError::JetStream("a bad Nats-Sequence".to_owned()))?,
+            subject: header("Nats-Subject")?,
+            payload: reply.payload.clone(),
+        })
     }
 }

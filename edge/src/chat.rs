@@ -8,7 +8,10 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
 use shared::api::messages::{Message, MessageContent, Nonce, Typing};
 use shared::events::{Event, MessageRef, ReadState};
 use shared::gateway::{MessageEdit, MessageSend};
@@ -70,8 +73,72 @@ pub struct Chat {
     subjects: Subjects,
     ids: SnowflakeGenerator,
     metrics: EdgeMetrics,
-    sends: DefaultKeyedRateLimiter<(Snowflake, Snowflake)>,
-    typing: DefaultKeyedRateLimiter<(Snowflake, Snowflake)>,
+    limits: ChannelLimits,
+}
+
+/// A limiter with one state per (user, channel).
+type PerChannel<C> = RateLimiter<
+    (Snowflake, Snowflake),
+    DashMapStateStore<(Snowflake, Snowflake)>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// How often the edge forgets the limiter state of (user, channel) pairs that have been quiet
+/// long enough to have their whole budget back.
+pub const LIMITS_TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Per-(user, channel) budgets for sends and typing notices. They hold one entry for every pair
+/// that ever sent or typed, so [`ChannelLimits::trim`] runs on a timer: an entry whose budget has
+/// refilled is indistinguishable from no entry, and dropping it costs nothing.
+pub struct ChannelLimits<C: Clock = DefaultClock> {
+    sends: PerChannel<C>,
+    typing: PerChannel<C>,
+}
+
+impl ChannelLimits {
+    pub fn new(send_quota: Quota) -> Self {
+        Self::with_clock(send_quota, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> ChannelLimits<C> {
+    pub fn with_clock(send_quota: Quota, clock: C) -> Self {
+        let typing_quota = Quota::with_period(Duration::from_secs(5))
+            .expect("a non-zero period")
+            .allow_burst(NonZeroU32::MIN);
+        Self {
+            sends: RateLimiter::dashmap_with_clock(send_quota, clock.clone()),
+            typing: RateLimiter::dashmap_with_clock(typing_quota, clock),
+        }
+    }
+
+    /// Whether `user` may send (or edit) in `channel` now, taking one from the budget if so.
+    pub fn send(&self, user: Snowflake, channel: Snowflake) -> bool {
+        self.sends.check_key(&(user, channel)).is_ok()
+    }
+
+    /// Whether a typing notice from `user` in `channel` goes out now (at most one per 5 s).
+    pub fn typing(&self, user: Snowflake, channel: Snowflake) -> bool {
+        self.typing.check_key(&(user, channel)).is_ok()
+    }
+
+    /// Forgets every pair whose budget has refilled, and gives the memory back.
+    pub fn trim(&self) {
+        for limiter in [&self.sends, &self.typing] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// (user, channel) pairs held, sends and typing together.
+    pub fn len(&self) -> usize {
+        self.sends.len() + self.typing.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Chat {
@@ -82,17 +149,24 @@ impl Chat {
         metrics: EdgeMetrics,
         send_quota: Quota,
     ) -> Self {
-        let typing_quota = Quota::with_period(Duration::from_secs(5))
-            .expect("a non-zero period")
-            .allow_burst(NonZeroU32::MIN);
         Self {
             js: jetstream::new(nats.clone()),
             nats,
             subjects,
             ids,
             metrics,
-            sends: RateLimiter::keyed(send_quota),
-            typing: RateLimiter::keyed(typing_quota),
+            limits: ChannelLimits::new(send_quota),
+        }
+    }
+
+    /// Forgets quiet senders and typists every [`LIMITS_TRIM_INTERVAL`] until `shutdown`.
+    pub async fn trim_limits(&self, shutdown: shared::lifecycle::Shutdown) {
+        let mut every = tokio::time::interval(LIMITS_TRIM_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = every.tick() => self.limits.trim(),
+                () = shutdown.cancelled() => return,
+            }
         }
     }
 
@@ -112,7 +186,7 @@ impl Chat {
             .transpose()
             .map_err(|_| ChatError::InvalidNonce)?;
         let channel = send.channel_id;
-        if self.sends.check_key(&(author, channel)).is_err() {
+        if !self.limits.send(author, channel) {
             return Err(ChatError::RateLimited);
         }
         let message = Message {
@@ -149,7 +223,7 @@ impl Chat {
         if current.author_id != editor {
             return Err(ChatError::Forbidden);
         }
-        if self.sends.check_key(&(editor, channel)).is_err() {
+        if !self.limits.send(editor, channel) {
             return Err(ChatError::RateLimited);
         }
         let edited = Message {
@@ -247,7 +321,7 @@ impl Chat {
 
     /// Tells a channel that `user` is typing, at most once per user and channel per 5 seconds.
     pub async fn typing(&self, user: Snowflake, channel: Snowflake) {
-        if self.typing.check_key(&(user, channel)).is_err() {
+        if !self.limits.typing(user, channel) {
             return;
         }
         let event = Event::TypingStart(Typing {
@@ -278,4 +352,50 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+
+    fn id(n: u64) -> Snowflake {
+        Snowflake::from_u64(n)
+    }
+
+    #[test]
+    fn limits_forget_the_channels_typed_in_long_ago() {
+        let clock = FakeRelativeClock::default();
+        let limits = ChannelLimits::with_clock(
+            shared::config::RateSpec::parse("5/5s").unwrap().quota(),
+            clock.clone(),
+        );
+        for channel in 0..1_000 {
+            assert!(limits.typing(id(1), id(channel)));
+            assert!(limits.send(id(1), id(channel)));
+        }
+        assert_eq!(limits.len(), 2_000);
+
+        clock.advance(Duration::from_secs(60));
+        assert!(limits.typing(id(1), id(5_000)));
+        limits.trim();
+        assert_eq!(limits.len(), 1, "only the pair active just now is kept");
+    }
+
+    #[test]
+    fn trimming_keeps_a_budget_that_is_still_being_spent() {
+        let clock = FakeRelativeClock::default();
+        let limits = ChannelLimits::with_clock(
+            shared::config::RateSpec::parse("2/10s").unwrap().quota(),
+            clock.clone(),
+        );
+        assert!(limits.send(id(1), id(2)));
+        assert!(limits.send(id(1), id(2)));
+        assert!(!limits.send(id(1), id(2)));
+        clock.advance(Duration::from_secs(1));
+        limits.trim();
+        // Forgetting the pair would hand its budget back early.
+        assert!(!limits.send(id(1), id(2)), "a trim refilled a spent budget");
+    }
 }

@@ -3,6 +3,7 @@
 //! NATS message is decoded and encoded as a gateway frame once, then handed to every interested
 //! session's bounded queue; a session whose queue is full is kicked (closed with a resumable code)
 //! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
+//! A channel topic also keeps its live delivery gap-free through NATS faults (`continuity`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +18,8 @@ use shared::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::backlog::{Backlog, ReplayError};
+use crate::continuity::{ChannelFeed, Continuity};
 use crate::metrics::EdgeMetrics;
 
 /// A session's id, unique within this edge process.
@@ -72,7 +75,7 @@ impl Delivery {
 
     /// Decodes a NATS message: the chat stream's republished events carry their stream sequence
     /// in the `Nats-Sequence` header.
-    fn from_nats(message: &async_nats::Message) -> Option<Self> {
+    pub(crate) fn from_nats(message: &async_nats::Message) -> Option<Self> {
         let event: Event = serde_json::from_slice(&message.payload)
             .inspect_err(
                 |e| tracing::warn!(subject = %message.subject, error = %e, "undecodable event"),
@@ -116,24 +119,50 @@ impl Kick {
     }
 }
 
-type Sessions = Arc<RwLock<HashMap<SessionId, SessionHandle>>>;
+pub(crate) type Sessions = Arc<RwLock<HashMap<SessionId, SessionHandle>>>;
 
 struct TopicEntry {
     sessions: Sessions,
     /// The task delivering the topic's subject, once the edge's subscription is in place.
-    subscribed: OnceCell<tokio::task::JoinHandle<()>>,
+    subscribed: OnceCell<Subscribed>,
     metrics: EdgeMetrics,
+}
+
+/// How a topic's subscription is delivered: a channel's by the edge's dispatcher (in stream
+/// order with every other channel's, gap-free), a user's inbox or presence by a task of its own.
+enum Subscribed {
+    Channel(Arc<ChannelFeed>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl Drop for TopicEntry {
     fn drop(&mut self) {
-        // Dropping the task drops its subscription, which unsubscribes on the server.
-        if let Some(task) = self.subscribed.get() {
-            task.abort();
+        // Ending the delivery drops the subscription, which unsubscribes on the server.
+        if let Some(subscribed) = self.subscribed.get() {
+            match subscribed {
+                Subscribed::Channel(feed) => feed.stop(),
+                Subscribed::Task(task) => task.abort(),
+            }
             self.metrics.subscriptions.dec();
         }
     }
 }
+
+/// Why a session could not join a topic.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("cannot subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("cannot read the channel's position in the chat stream: {0}")]
+    Stream(#[from] ReplayError),
+    #[error("cannot hand the subscription to NATS: {0}")]
+    Flush(#[from] async_nats::client::FlushError),
+    #[error("NATS did not take the subscription in time")]
+    TimedOut,
+}
+
+/// How long subscribing to a topic may take (NATS away: the session closes, resumable).
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The edge's table of topics and the sessions subscribed to each.
 pub struct Hub {
@@ -142,16 +171,32 @@ pub struct Hub {
     /// Held only to look up, add or remove an entry, never across a wait.
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     metrics: EdgeMetrics,
+    /// Where a new channel topic reads its position in the chat stream.
+    backlog: Backlog,
+    /// The dispatcher delivering channel topics, gap-free through NATS faults.
+    continuity: Continuity,
 }
 
 impl Hub {
-    pub fn new(nats: async_nats::Client, subjects: Subjects, metrics: EdgeMetrics) -> Self {
+    pub fn new(
+        nats: async_nats::Client,
+        subjects: Subjects,
+        metrics: EdgeMetrics,
+        backlog: Backlog,
+        continuity: Continuity,
+    ) -> Self {
         Self {
+            continuity,
             nats,
             subjects,
             topics: Mutex::default(),
             metrics,
+            backlog,
         }
+    }
+
+    pub fn continuity(&self) -> Continuity {
+        self.continuity.clone()
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, Arc<TopicEntry>>> {
@@ -175,7 +220,7 @@ impl Hub {
         topic: Topic,
         id: SessionId,
         handle: SessionHandle,
-    ) -> Result<(), async_nats::SubscribeError> {
+    ) -> Result<(), JoinError> {
         let entry = {
             let mut topics = self.topics();
             let entry = topics.entry(topic).or_insert_with(|| {
@@ -188,30 +233,62 @@ impl Hub {
             write(&entry.sessions).insert(id, handle);
             Arc::clone(entry)
         };
-        // Subscribing costs a round trip to NATS (the flush, so the SUB is in place before we
-        // promise delivery): made once per topic, outside the table's lock, so thousands of
-        // sessions starting at once do not queue behind one another's round trips. Sessions
-        // joining the same topic meanwhile wait here for the one subscription.
-        let subscribed = entry
+        // Subscribing costs a round trip to NATS (so the SUB is in place before we promise
+        // delivery): made once per topic, outside the table's lock, so thousands of sessions
+        // starting at once do not queue behind one another's round trips. Sessions joining the
+        // same topic meanwhile wait here for the one subscription.
+        let subscribing = entry
             .subscribed
-            .get_or_try_init(|| async {
-                let subscription = self.nats.subscribe(self.subject(topic)).await?;
-                let _ = self.nats.flush().await;
-                self.metrics.subscriptions.inc();
-                Ok::<_, async_nats::SubscribeError>(tokio::spawn(deliver(
-                    subscription,
-                    Arc::clone(&entry.sessions),
-                    self.metrics.clone(),
-                )))
-            })
+            .get_or_try_init(|| self.subscribe(topic, Arc::clone(&entry.sessions)));
+        let subscribed = tokio::time::timeout(JOIN_TIMEOUT, subscribing)
             .await
-            .map(|_| ());
+            .map_err(|_| JoinError::TimedOut)
+            .and_then(|subscribed| subscribed.map(|_| ()));
         drop(entry);
         if let Err(e) = subscribed {
             self.leave(topic, id).await;
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Subscribes the edge to a topic and starts the task delivering it. A channel's task starts
+    /// from the stream's last event of the channel, read after the subscription is in place (the
+    /// read follows the SUB on the connection), so every event stored later reaches it, live or
+    /// read back; what was stored before is in the snapshot or replay of every session.
+    async fn subscribe(&self, topic: Topic, sessions: Sessions) -> Result<Subscribed, JoinError> {
+        let subscription = self.nats.subscribe(self.subject(topic)).await?;
+        let subscribed = match topic {
+            Topic::Channel(channel) => {
+                let last = self.backlog.last_sequences(&[channel]).await?;
+                let last = last.get(&channel).copied().unwrap_or(0);
+                let feed = ChannelFeed::new(channel, last, sessions);
+                self.continuity.follow(Arc::clone(&feed), subscription);
+                Subscribed::Channel(feed)
+            }
+            Topic::User(_) | Topic::Presence(_) => {
+                // Nothing is read back for these: hand the SUB over before promising delivery.
+                self.nats.flush().await?;
+                Subscribed::Task(tokio::spawn(deliver(
+                    subscription,
+                    sessions,
+                    self.metrics.clone(),
+                )))
+            }
+        };
+        self.metrics.subscriptions.inc();
+        Ok(subscribed)
+    }
+
+    /// The channel topics this edge follows, with their watermarks.
+    pub fn channel_feeds(&self) -> Vec<Arc<ChannelFeed>> {
+        self.topics()
+            .values()
+            .filter_map(|entry| match entry.subscribed.get()? {
+                Subscribed::Channel(feed) => Some(Arc::clone(feed)),
+                Subscribed::Task(_) => None,
+            })
+            .collect()
     }
 
     /// Removes a session from a topic, unsubscribing the edge when it was the last one.
@@ -285,7 +362,7 @@ async fn deliver(
 }
 
 /// Queues one delivery to every session of a topic, kicking those whose queue is full.
-fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeMetrics) {
+pub(crate) fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeMetrics) {
     let sessions = sessions
         .read()
         .expect("no code panics while holding the session map");

@@ -3,6 +3,7 @@
 //!
 //! - [`session`]: one client connection, HELLO to close.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
+//! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
 //! - [`backlog`]: reading the stream back (a resume's replay; events not yet in the store).
 //! - [`history`]: history pages, read markers and unread counts from the store.
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub mod backlog;
 pub mod chat;
+pub mod continuity;
 pub mod directory;
 pub mod discovery;
 pub mod fanout;
@@ -32,7 +34,7 @@ pub mod state;
 use clap::Parser;
 use shared::config::{LogConfig, NatsConfig, RateSpec};
 use shared::health::Readiness;
-use shared::lifecycle::{HttpServer, Service, Shutdown};
+use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use shared::stream::ChatStreamConfig;
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
@@ -221,6 +223,13 @@ pub struct Config {
     )]
     pub receipts_max_members: usize,
 
+    /// How often the edge checks every channel it follows against the chat stream, for events
+    /// live delivery lost without anything saying so (reconnects, dropped messages and stream
+    /// leader changes are checked at once). A lost event waits at most this plus a second.
+    #[arg(long = "delivery-check-interval", env = "NATTER_DELIVERY_CHECK_INTERVAL",
+          default_value = "5s", value_parser = shared::config::duration)]
+    pub delivery_check_interval: Duration,
+
     /// How long one read of the message store may take.
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "2s",
           value_parser = shared::config::duration)]
@@ -249,6 +258,8 @@ pub struct Config {
 pub enum Error {
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    #[error("cannot follow the chat stream's leader changes: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
     #[error("cannot register for discovery: {0}")]
     Discovery(async_nats::Error),
     #[error("cannot create the chat stream: {0}")]
@@ -257,6 +268,8 @@ pub enum Error {
     Keys(#[from] shared::tokens::KeySetError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 /// An edge, built and bound, ready to run.
@@ -266,14 +279,21 @@ pub struct Edge {
     sessions: TaskTracker,
     discovery: discovery::Registration,
     drain_timeout: Duration,
+    /// What live delivery checks listen to: the NATS client's connection events and the chat
+    /// stream's leader changes.
+    nats_events: tokio::sync::mpsc::Receiver<async_nats::Event>,
+    dispatcher: continuity::Dispatcher,
+    leader_changes: async_nats::Subscriber,
+    delivery_check_interval: Duration,
 }
 
 impl Edge {
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let nats = config.nats.connect("edge").await?;
+        let (nats, nats_events) = config.nats.connect_with_events("edge").await?;
         let subjects = Subjects::new(config.nats.prefix.clone());
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
+        let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
 
         let backlog = Backlog::new(nats.clone(), subjects.clone());
         let directory = Directory::new(
@@ -291,6 +311,13 @@ impl Edge {
         )?;
         let metrics = Metrics::new("edge");
         let edge_metrics = EdgeMetrics::new(&metrics);
+        // A repair reads back at most a session's queue: more could never be handed out whole.
+        let (continuity, dispatcher) = continuity::Continuity::new(
+            nats.clone(),
+            backlog.clone(),
+            config.session_queue.max(1),
+            edge_metrics.clone(),
+        );
         let ids = shared::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
         let presence = Arc::new(Reporter::new(
@@ -319,7 +346,13 @@ impl Edge {
                 allowed_origins: config.allowed_origins.clone(),
                 receipts_max_members: config.receipts_max_members,
             },
-            hub: Hub::new(nats.clone(), subjects.clone(), edge_metrics.clone()),
+            hub: Hub::new(
+                nats.clone(),
+                subjects.clone(),
+                edge_metrics.clone(),
+                backlog.clone(),
+                continuity,
+            ),
             chat: Chat::new(
                 nats.clone(),
                 subjects.clone(),
@@ -373,6 +406,10 @@ impl Edge {
             sessions,
             discovery,
             drain_timeout: config.drain_timeout,
+            nats_events,
+            dispatcher,
+            leader_changes,
+            delivery_check_interval: config.delivery_check_interval,
         })
     }
 }
@@ -390,18 +427,47 @@ impl Service for Edge {
 
     /// Serves until `shutdown`, then drains: discovery stops offering this edge, every session is
     /// told RECONNECT and closed, and the edge exits once they are gone (or the drain times out).
+    /// When an essential task (the HTTP server, discovery, the presence heartbeat, ...) ends
+    /// first, the edge drains the same way and stops with an error naming it, so its process
+    /// exits non-zero and its supervisor starts it again.
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        tokio::spawn(self.discovery.run(shutdown.clone()));
-        // Heartbeats continue through the drain: the sessions still open are still online.
+        let mut tasks = Essentials::new();
+        let stop_discovery = shutdown.child_token();
+        tasks.spawn("discovery", self.discovery.run(stop_discovery.clone()));
+        // Heartbeats and the rest continue through the drain: the sessions still open are
+        // still online, and still need their events.
         let stopped = Shutdown::new();
-        tokio::spawn(presence::heartbeat(
-            Arc::clone(&self.state),
-            stopped.clone(),
-        ));
+        tasks.spawn(
+            "the presence heartbeat",
+            presence::heartbeat(Arc::clone(&self.state), stopped.clone()),
+        );
+        tasks.spawn(
+            "the channel dispatcher",
+            self.dispatcher.run(stopped.clone()),
+        );
+        tasks.spawn(
+            "the live delivery checks",
+            continuity::check(
+                Arc::clone(&self.state),
+                self.nats_events,
+                self.leader_changes,
+                self.delivery_check_interval,
+                stopped.clone(),
+            ),
+        );
+        let state = Arc::clone(&self.state);
+        let stop = stopped.clone();
+        tasks.spawn("the rate limit trimmer", async move {
+            state.chat.trim_limits(stop).await;
+        });
         let stop_listening = Shutdown::new();
-        let server = tokio::spawn(self.http.serve(stop_listening.clone()));
-        shutdown.cancelled().await;
+        tasks.spawn_fallible("the HTTP server", self.http.serve(stop_listening.clone()));
+        let outcome = tasks.until(&shutdown).await;
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "an essential task ended; draining and stopping");
+        }
         tracing::info!("draining: asking clients to reconnect elsewhere");
+        stop_discovery.cancel();
         self.state.draining.cancel();
         stop_listening.cancel();
         self.sessions.close();
@@ -412,9 +478,6 @@ impl Service for Edge {
             tracing::warn!("drain timed out; exiting with sessions still open");
         }
         stopped.cancel();
-        match server.await {
-            Ok(served) => Ok(served?),
-            Err(_) => Ok(()),
-        }
+        Ok(outcome.and(tasks.finish().await)?)
     }
 }

@@ -27,6 +27,15 @@ pub struct EdgeMetrics {
     pub unwritable_frames: IntCounter,
     /// 1 once the message store is connected (history and unread counts work), else 0.
     pub store_connected: IntGauge,
+    /// Times live delivery was found short of the stream, by how: `gap` (an event's previous
+    /// one was never handed out), `reconnect`, `slow_consumer`, `leader_change`, `periodic`.
+    pub delivery_repairs: IntCounterVec,
+    /// Events handed out from the stream because live delivery lost them.
+    pub delivery_repaired: IntCounter,
+    /// Repairs that could not be made: the channel's sessions were closed to resume.
+    pub delivery_repair_failures: IntCounter,
+    /// Live copies of events already handed out, dropped.
+    pub delivery_duplicates: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -89,6 +98,29 @@ impl EdgeMetrics {
                 "1 once the message store is connected (history works), else 0",
             )
             .expect("valid"),
+            delivery_repairs: IntCounterVec::new(
+                Opts::new(
+                    "natter_edge_delivery_repairs_total",
+                    "Times live delivery was found short of the chat stream, by how",
+                ),
+                &["cause"],
+            )
+            .expect("valid"),
+            delivery_repaired: IntCounter::new(
+                "natter_edge_delivery_repaired_events_total",
+                "Events read back from the chat stream because live delivery lost them",
+            )
+            .expect("valid"),
+            delivery_repair_failures: IntCounter::new(
+                "natter_edge_delivery_repair_failures_total",
+                "Repairs that failed: the channel's sessions were closed to resume",
+            )
+            .expect("valid"),
+            delivery_duplicates: IntCounter::new(
+                "natter_edge_delivery_duplicates_total",
+                "Live copies of events already handed out, dropped",
+            )
+            .expect("valid"),
         };
         metrics.register(this.store_connected.clone());
         metrics.register(this.connections.clone());
@@ -101,6 +133,10 @@ impl EdgeMetrics {
         metrics.register(this.closes.clone());
         metrics.register(this.slow_client_closes.clone());
         metrics.register(this.unwritable_frames.clone());
+        metrics.register(this.delivery_repairs.clone());
+        metrics.register(this.delivery_repaired.clone());
+        metrics.register(this.delivery_repair_failures.clone());
+        metrics.register(this.delivery_duplicates.clone());
         this
     }
 }

@@ -1,57 +1,39 @@
 //! The CQL store goes away for 30 seconds while people chat: they keep receiving in real time,
 //! the persister catches up when the store is back, and history has every message.
 //!
-//! Its own test binary because it stops the shared Cassandra: nothing else may run meanwhile
-//! (cargo runs test binaries one after another).
+//! The store is a private Cassandra node of this test's own (the stack's serves everyone else):
+//! SIGKILLed for the outage and started again after it.
 
 #[allow(dead_code)]
 #[path = "gateway/support.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shared::{Snowflake, testing};
+use shared::Snowflake;
+use shared::testing::{self, CassandraServer, Stack};
 
-use support::{Client, World};
-
-fn stack_script(command: &str) {
-    let script = testing::checkout().join("deploy/stack.sh");
-    let status = Command::new(script)
-        .args([command, "cassandra"])
-        .status()
-        .expect("run deploy/stack.sh");
-    assert!(
-        status.success(),
-        "deploy/stack.sh {command} cassandra failed"
-    );
-}
-
-/// Starts Cassandra again when dropped, even if the test fails half-way.
-struct Outage;
-
-impl Outage {
-    fn begin() -> Self {
-        stack_script("stop");
-        Self
-    }
-}
-
-impl Drop for Outage {
-    fn drop(&mut self) {
-        stack_script("start");
-    }
-}
+use support::{Client, Engines, World};
 
 #[tokio::test]
 async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
-    let world = World::start(2, &["--send-rate=1000/1s", "--frames-per-minute=100000"]).await;
+    let mut store = CassandraServer::start().await;
+    let engines = Engines {
+        nats_url: Stack::get().nats_url,
+        cql_nodes: Some(store.nodes()),
+    };
+    let world = World::start_on(
+        engines,
+        2,
+        &["--send-rate=1000/1s", "--frames-per-minute=100000"],
+    )
+    .await;
     let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
     let room = world.channel(&ann, "room", &[&bob]).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
     let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
 
-    let outage = Outage::begin();
+    store.stop();
     let started = Instant::now();
     let mut sent = Vec::new();
     let mut i = 0;
@@ -67,9 +49,23 @@ async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
         i += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(outage);
+    store.resume().await;
 
     world.persisted().await;
+    // The edge reconnects to the store on its own schedule: until it has, history says 503 and
+    // "try again", as it should. Wait for it, as a client would.
+    let path = format!("/api/v1/channels/{room}/messages?limit=1");
+    testing::eventually(
+        "history to answer again",
+        Duration::from_secs(120),
+        || async {
+            let (status, _) = world
+                .edge_call(1, reqwest::Method::GET, &path, &bob, None)
+                .await;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
     let stored: Vec<String> = world
         .messages_after(1, &bob, room, Snowflake::from_u64(1))
         .await

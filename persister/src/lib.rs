@@ -15,7 +15,7 @@ use shared::config::{LogConfig, NatsConfig};
 use shared::cql::{CqlConfig, CqlError};
 use shared::health::Readiness;
 use shared::history::{MIGRATIONS, MessageStore, StoreError};
-use shared::lifecycle::{HttpServer, Service, Shutdown};
+use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use shared::stream::ChatStreamConfig;
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
@@ -97,6 +97,8 @@ pub enum Error {
     Consumer(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 /// A persister, built and bound, ready to run.
@@ -162,22 +164,34 @@ impl Service for Persister {
         self.http.metrics_port()
     }
 
+    /// Copies until `shutdown`. When the copy loop, the lag watcher or the HTTP side ends first
+    /// (a panic, or a return it should not make), the persister stops with an error, so its
+    /// process exits non-zero and its supervisor starts it again.
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
-        let lag = tokio::spawn(metrics::watch_lag(
-            self.consumer.clone(),
-            self.stream,
-            self.metrics.clone(),
-            shutdown.clone(),
-        ));
-        let copy = tokio::spawn(consume::run(
-            self.consumer,
-            self.store,
-            self.metrics,
-            self.settings,
-            shutdown.clone(),
-        ));
-        let served = self.http.serve(shutdown).await;
-        let _ = tokio::join!(copy, lag);
-        Ok(served?)
+        let stop = shutdown.child_token();
+        let mut tasks = Essentials::new();
+        tasks.spawn(
+            "the lag watcher",
+            metrics::watch_lag(
+                self.consumer.clone(),
+                self.stream,
+                self.metrics.clone(),
+                stop.clone(),
+            ),
+        );
+        tasks.spawn(
+            "the copy loop",
+            consume::run(
+                self.consumer,
+                self.store,
+                self.metrics,
+                self.settings,
+                stop.clone(),
+            ),
+        );
+        tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
+        let outcome = tasks.until(&shutdown).await;
+        stop.cancel();
+        Ok(outcome.and(tasks.finish().await)?)
     }
 }

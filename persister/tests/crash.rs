@@ -138,7 +138,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     );
 
     let mut restarted = PersisterProcess::start(&stack, &prefix, keyspace.as_str()).await;
-    testing::wait_persisted(&stack, &prefix, Duration::from_secs(120)).await;
+    testing::wait_persisted(&stack.nats_url, &prefix, Duration::from_secs(120)).await;
     let config = CqlConfig {
         nodes: stack.cql_nodes(),
         keyspace: keyspace.clone(),

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use shared::config::{LogConfig, NatsConfig, RedisConfig, duration};
 use shared::health::Readiness;
-use shared::lifecycle::{HttpServer, Service, Shutdown};
+use shared::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use shared::presence::{Heartbeat, Query, QueryReply, Report, Sync};
 use shared::subjects::Subjects;
 use shared::telemetry::Metrics;
@@ -96,6 +96,8 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 const QUEUE: &str = "presence";
@@ -214,24 +216,40 @@ impl Service for Presence {
             metrics,
             sweep_interval,
         } = self;
-        let track = tokio::spawn(track(tracker, inputs, sweep_interval, shutdown.clone()));
-        let answer = tokio::spawn(answer(queries, redis, keys, nats, metrics));
-        let served = http.serve(shutdown).await;
-        track.abort();
-        answer.abort();
-        Ok(served?)
+        // Each is essential: a presence whose tracker died would answer /livez and keep
+        // nobody's presence. One ending first stops the service with an error naming it.
+        let stop = shutdown.child_token();
+        let mut tasks = Essentials::new();
+        tasks.spawn(
+            "the tracker",
+            track(tracker, inputs, sweep_interval, stop.clone()),
+        );
+        tasks.spawn(
+            "the query answerer",
+            answer(queries, redis, keys, nats, metrics, stop.clone()),
+        );
+        tasks.spawn_fallible("the HTTP server", http.serve(stop.clone()));
+        let outcome = tasks.until(&shutdown).await;
+        stop.cancel();
+        Ok(outcome.and(tasks.finish().await)?)
     }
 }
 
 /// Applies reports, heartbeats and syncs in the order they arrive, and sweeps for expiries.
+///
+/// What edges sent always goes first: a sweep judges edges by their last heartbeat, so it runs
+/// only once every heartbeat that has arrived is applied (a backlog of reports must not make a
+/// waiting heartbeat look late). A sweep that comes late says presence itself fell behind; the
+/// tracker then distrusts deadlines for a while (see [`Tracker::sweep`]).
 async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdown: Shutdown) {
     let mut sweep = tokio::time::interval(every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(message) = inputs.from_edges.next() => apply(&mut tracker, &inputs, message).await,
-            _ = sweep.tick() => tracker.sweep().await,
+            biased;
             () = shutdown.cancelled() => return,
+            Some(message) = inputs.from_edges.next() => apply(&mut tracker, &inputs, message).await,
+            due = sweep.tick() => tracker.sweep(due.elapsed()).await,
         }
     }
 }
@@ -269,8 +287,12 @@ async fn answer(
     keys: Keys,
     nats: async_nats::Client,
     metrics: PresenceMetrics,
+    shutdown: Shutdown,
 ) {
-    while let Some(message) = queries.next().await {
+    while let Some(message) = tokio::select! {
+        message = queries.next() => message,
+        () = shutdown.cancelled() => None,
+    } {
         let Ok(query) = serde_json::from_slice::<Query>(&message.payload) else {
             continue;
         };

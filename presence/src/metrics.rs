@@ -15,6 +15,8 @@ pub struct PresenceMetrics {
     pub redis_errors: IntCounter,
     /// Queries answered.
     pub queries: IntCounter,
+    /// Sweeps that ran late: presence fell behind what edges sent (and held off expiries).
+    pub stalls: IntCounter,
 }
 
 impl PresenceMetrics {
@@ -39,6 +41,10 @@ impl PresenceMetrics {
                 "Redis commands that failed",
             ),
             queries: counter("natter_presence_queries_total", "Presence queries answered"),
+            stalls: counter(
+                "natter_presence_stalls_total",
+                "Sweeps that ran late because presence fell behind (expiries held off)",
+            ),
         }
     }
 }

@@ -103,7 +103,7 @@ impl Tracker {
                 tracing::warn!(error = %e, "presence cannot write to Redis; edges will resync");
                 self.failures += 1;
                 self.metrics.redis_errors.inc();
-                self.trust_deadlines_after = std::time::Instant::now() + self.settings.expiry;
+                self.distrust_deadlines();
                 None
             }
         }
@@ -230,10 +230,34 @@ impl Tracker {
     }
 
     /// Ends the sessions of edges whose deadline passed and takes offline the users whose grace
-    /// is over.
-    pub async fn sweep(&mut self) {
+    /// is over. `late` is how long after its time the sweep runs.
+    ///
+    /// A deadline is only evidence while presence is keeping up. A late sweep means presence was
+    /// not reading what edges sent (its process was starved of CPU, Redis answered slowly, a
+    /// backlog of reports): heartbeats sent meanwhile may still be on their way to it, so an edge
+    /// whose deadline passed may be alive and waiting in line. So, as after a failed Redis write,
+    /// no edge is declared dead for one expiry: time for every live edge to be heard again.
+    pub async fn sweep(&mut self, late: Duration) {
+        if late > self.stalled_after() {
+            tracing::warn!(
+                late_ms = late.as_millis() as u64,
+                "presence fell behind; no edge is declared dead for one expiry"
+            );
+            self.metrics.stalls.inc();
+            self.distrust_deadlines();
+        }
         let result = self.sweep_once().await;
         self.noted(result);
+    }
+
+    /// How late a sweep may run before presence counts as having fallen behind: a quarter of the
+    /// expiry (edges heartbeat well within it, so a lag below that cannot make one look dead).
+    fn stalled_after(&self) -> Duration {
+        self.settings.expiry / 4
+    }
+
+    fn distrust_deadlines(&mut self) {
+        self.trust_deadlines_after = std::time::Instant::now() + self.settings.expiry;
     }
 
     async fn sweep_once(&mut self) -> RedisResult<()> {

@@ -13,6 +13,10 @@ use shared::presence::{
 use shared::subjects::Subjects;
 use shared::testing::{self, RedisServer, Running, Stack};
 
+/// How long a test waits for a change it expects (a bound, not a timing: on a busy machine a
+/// sweep, or presence itself, can be late).
+const WAIT: Duration = Duration::from_secs(15);
+
 struct World {
     nats: async_nats::Client,
     subjects: Subjects,
@@ -139,13 +143,13 @@ async fn sessions_on_two_edges_combine_and_a_silent_edge_expires() {
     world
         .report(&session(1, 1, user, SessionStatus::Idle))
         .await;
-    let seen = next(&mut others, Duration::from_secs(2)).await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Idle);
     // An active device on another edge outweighs the idle one.
     world
         .report(&session(2, 7, user, SessionStatus::Online))
         .await;
-    let seen = next(&mut others, Duration::from_secs(2)).await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Online);
 
     // Edge 2 keeps heartbeating; edge 1 goes silent. Only edge 1's idle session goes.
@@ -160,8 +164,8 @@ async fn sessions_on_two_edges_combine_and_a_silent_edge_expires() {
     );
     assert_eq!(world.query(user).await.status, PresenceStatus::Online);
 
-    // Now edge 2 goes silent too: offline within the expiry, with a last-seen time.
-    let offline = next(&mut others, Duration::from_secs(3)).await.unwrap();
+    // Now edge 2 goes silent too: offline once its deadline passes, with a last-seen time.
+    let offline = next(&mut others, WAIT).await.unwrap();
     assert_eq!(offline.status, PresenceStatus::Offline);
     assert!(offline.last_seen.is_some());
     assert_eq!(world.query(user).await, offline);
@@ -177,7 +181,7 @@ async fn a_session_that_ends_is_offline_only_after_the_grace() {
     world
         .report(&session(3, 1, user, SessionStatus::Online))
         .await;
-    assert!(next(&mut others, Duration::from_secs(2)).await.is_some());
+    assert!(next(&mut others, WAIT).await.is_some());
 
     let end = Report::End {
         edge,
@@ -204,7 +208,7 @@ async fn a_session_that_ends_is_offline_only_after_the_grace() {
         })
         .await;
     let started = std::time::Instant::now();
-    let offline = next(&mut others, Duration::from_secs(4)).await.unwrap();
+    let offline = next(&mut others, WAIT).await.unwrap();
     assert_eq!(offline.status, PresenceStatus::Offline);
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -353,7 +357,7 @@ async fn thousands_of_sessions_of_one_user_add_up_to_one_presence() {
             serde_json::to_vec(&sync).unwrap(),
         )
         .await;
-    let seen = next(&mut others, Duration::from_secs(5)).await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Dnd);
 
     // The do-not-disturb device leaves: idle. Then the others, one report each: nothing until
@@ -371,9 +375,9 @@ async fn thousands_of_sessions_of_one_user_add_up_to_one_presence() {
             .await;
     }
     world.nats.flush().await.unwrap();
-    let seen = next(&mut others, Duration::from_secs(10)).await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Idle);
-    let seen = next(&mut others, Duration::from_secs(10)).await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Offline);
     assert!(
         next(&mut others, Duration::from_millis(500))

@@ -227,13 +227,55 @@ impl NatsConfig {
         &self,
         name: &str,
     ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        Self::options(name).connect(self.url.as_str()).await
+    }
+
+    /// Like [`NatsConfig::connect`], and also hands out the connection's events (reconnected,
+    /// a subscription dropped messages as a slow consumer, ...): what was published meanwhile
+    /// never reached this client's subscriptions, and a service that must not miss it looks.
+    /// Events that find the receiver full are dropped: one is enough to start looking.
+    pub async fn connect_with_events(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            async_nats::Client,
+            tokio::sync::mpsc::Receiver<async_nats::Event>,
+        ),
+        async_nats::ConnectError,
+    > {
+        let (events, received) = tokio::sync::mpsc::channel(16);
+        let client = Self::options(name)
+            .event_callback(move |event| {
+                let _ = events.try_send(event);
+                std::future::ready(())
+            })
+            .connect(self.url.as_str())
+            .await?;
+        Ok((client, received))
+    }
+
+    fn options(name: &str) -> async_nats::ConnectOptions {
         async_nats::ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(self.url.as_str())
-            .await
+            .reconnect_delay_callback(reconnect_delay)
     }
+}
+
+/// How long a client waits before its `attempts`th try to reconnect: a random part of async-nats'
+/// own exponential ceiling (0 ms, then 2, 4, 8 ... up to 4 s). Without the randomness every
+/// service and edge comes back to a restarted NATS in the same instant, and does so again at each
+/// try; with it they spread out (full jitter, as the web client reconnects to the gateway).
+pub fn reconnect_delay(attempts: usize) -> Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+    let ceiling = match attempts {
+        0 | 1 => 0,
+        _ => 2u64.saturating_pow(exponent).min(4_000),
+    };
+    let random = getrandom::u64().unwrap_or(ceiling / 2);
+    Duration::from_millis(random % (ceiling + 1))
 }
 
 /// `N/duration`: a budget of N that refills evenly over the duration (`5/15m`, `30/1m`, `5/5s`).
@@ -334,6 +376,21 @@ mod tests {
         let err = try_parse_from::<Example, _, _>(["e", "--nats-url", "nats://h", "--expiry", "5"])
             .unwrap_err();
         assert!(err.contains("--expiry"), "{err}");
+    }
+
+    #[test]
+    fn reconnect_delays_are_random_under_an_exponential_ceiling() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        for attempts in 2..40 {
+            let ceiling = Duration::from_millis(2u64.pow((attempts as u32 - 1).min(12)).min(4_000));
+            assert!(reconnect_delay(attempts) <= ceiling, "{attempts}");
+        }
+        let delays: std::collections::HashSet<Duration> =
+            (0..20).map(|_| reconnect_delay(30)).collect();
+        assert!(
+            delays.len() > 1,
+            "twenty clients would all come back at once"
+        );
     }
 
     #[test]

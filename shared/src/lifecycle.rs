@@ -99,5 +99,212 @@ where
     }
 }
 
+/// Why a service stopped by itself: one of its essential tasks ended before it was told to stop,
+/// or failed while stopping.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{task} panicked: {message}")]
+    Panicked { task: &'static str, message: String },
+    #[error("{task} failed: {message}")]
+    Failed { task: &'static str, message: String },
+    #[error("{task} stopped by itself")]
+    Ended { task: &'static str },
+}
+
+/// The tasks a service cannot live without: its HTTP server, its copy loop, its heartbeat.
+///
+/// A service spawns them here rather than with `tokio::spawn` and waits in
+/// [`Essentials::until`]: when one ends before shutdown (a panic, an error, or returning when it
+/// should not), the service stops with a [`TaskError`] naming it, and [`run`] exits non-zero so
+/// the supervisor restarts the process. A detached task that dies leaves a process that looks
+/// alive (its `/livez` answers) and does nothing.
+#[derive(Default)]
+pub struct Essentials {
+    tasks: tokio::task::JoinSet<Result<(), String>>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Essentials {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs a task that ends only when the service stops.
+    pub fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn_fallible(name, async move {
+            task.await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Runs a task that ends only when the service stops, or with an error.
+    pub fn spawn_fallible<F, E>(&mut self, name: &'static str, task: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let handle = self
+            .tasks
+            .spawn(async move { task.await.map_err(|e| e.to_string()) });
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Waits for `shutdown`: `Ok` when it comes, `Err` when a task ends first. Either way the
+    /// caller then tells its tasks to stop and calls [`Essentials::finish`].
+    pub async fn until(&mut self, shutdown: &CancellationToken) -> Result<(), TaskError> {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Ok(()),
+            Some(ended) = self.tasks.join_next_with_id() => {
+                Err(self.failure(ended).unwrap_or_else(|task| TaskError::Ended { task }))
+            }
+        }
+    }
+
+    /// Waits until every task has ended (the caller has told them to stop): `Err` for the first
+    /// that panicked or failed.
+    pub async fn finish(mut self) -> Result<(), TaskError> {
+        let mut outcome = Ok(());
+        while let Some(ended) = self.tasks.join_next_with_id().await {
+            if let Ok(failure) = self.failure(ended) {
+                tracing::error!(error = %failure, "a task failed while stopping");
+                outcome = outcome.and(Err(failure));
+            }
+        }
+        outcome
+    }
+
+    /// How a task ended: `Ok` with the failure, or `Err` with its name when it just returned.
+    fn failure(
+        &self,
+        ended: Result<(tokio::task::Id, Result<(), String>), tokio::task::JoinError>,
+    ) -> Result<TaskError, &'static str> {
+        let name = |id| self.names.get(&id).copied().unwrap_or("a task");
+        match ended {
+            Ok((id, Ok(()))) => Err(name(id)),
+            Ok((id, Err(message))) => Ok(TaskError::Failed {
+                task: name(id),
+                message,
+            }),
+            Err(e) => {
+                let task = name(e.id());
+                let message = if e.is_panic() {
+                    let panic = e.into_panic();
+                    panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic without a message".to_owned())
+                } else {
+                    "cancelled".to_owned()
+                };
+                Ok(TaskError::Panicked { task, message })
+            }
+        }
+    }
+}
+
 /// Every service's HTTP listeners (kept here too: services name it from `lifecycle`).
 pub use crate::listener::HttpServer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_before_shutdown_stops_the_service_with_its_name() {
+        let mut tasks = Essentials::new();
+        let shutdown = CancellationToken::new();
+        let (long, stop) = (shutdown.child_token(), shutdown.child_token());
+        tasks.spawn("waits", async move { long.cancelled().await });
+        tasks.spawn("copy loop", async { panic!("the store said no") });
+        let failure = tasks.until(&shutdown).await.unwrap_err();
+        assert!(
+            matches!(&failure, TaskError::Panicked { task: "copy loop", message } if message == "the store said no"),
+            "{failure}"
+        );
+        stop.cancel();
+        shutdown.cancel();
+        assert!(tasks.finish().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_before_shutdown_stops_the_service() {
+        let mut tasks = Essentials::new();
+        tasks.spawn("heartbeat", async {});
+        let failure = tasks.until(&CancellationToken::new()).await.unwrap_err();
+        assert!(
+            matches!(failure, TaskError::Ended { task: "heartbeat" }),
+            "{failure}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_that_fails_names_its_error() {
+        let mut tasks = Essentials::new();
+        tasks.spawn_fallible("HTTP server", async { Err::<(), _>("address in use") });
+        let failure = tasks.until(&CancellationToken::new()).await.unwrap_err();
+        assert_eq!(failure.to_string(), "HTTP server failed: address in use");
+    }
+
+    #[tokio::test]
+    async fn tasks_that_end_after_shutdown_are_a_clean_stop() {
+        let mut tasks = Essentials::new();
+        let shutdown = CancellationToken::new();
+        for name in ["one", "two"] {
+            let stop = shutdown.clone();
+            tasks.spawn(name, async move { stop.cancelled().await });
+        }
+        shutdown.cancel();
+        assert!(tasks.until(&shutdown).await.is_ok());
+        assert!(tasks.finish().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_while_stopping_is_reported() {
+        let mut tasks = Essentials::new();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tasks.spawn("drain", async move {
+            stop.cancelled().await;
+            panic!("lost a session");
+        });
+        shutdown.cancel();
+        assert!(tasks.until(&shutdown).await.is_ok());
+        let failure = tasks.finish().await.unwrap_err();
+        assert!(
+            matches!(failure, TaskError::Panicked { task: "drain", .. }),
+            "{failure}"
+        );
+    }
+
+    /// What `main` does with a service whose essential task died: a non-zero exit.
+    #[tokio::test]
+    async fn run_exits_non_zero_when_an_essential_task_dies() {
+        struct Broken;
+        impl Service for Broken {
+            type Error = TaskError;
+            fn port(&self) -> u16 {
+                0
+            }
+            fn metrics_port(&self) -> u16 {
+                0
+            }
+            async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), TaskError> {
+                let mut tasks = Essentials::new();
+                tasks.spawn("copy loop", async { panic!("boom") });
+                let outcome = tasks.until(&shutdown).await;
+                outcome.and(tasks.finish().await)
+            }
+        }
+        let log = crate::config::LogConfig {
+            format: crate::config::LogFormat::Text,
+            filter: "off".to_owned(),
+        };
+        let code = run("broken", &log, async { Ok::<_, TaskError>(Broken) }).await;
+        assert_eq!(code, std::process::ExitCode::FAILURE);
+    }
+}

@@ -79,6 +79,10 @@ impl ChatStreamConfig {
                 destination: subjects.chat_republish_destination(),
                 headers_only: false,
             }),
+            // Edges read back what core NATS lost of the republish (a reconnect, a slow consumer,
+            // a leader change) with direct gets: a channel's last sequence, or its events from a
+            // sequence on, in batches, from any server holding the stream.
+            allow_direct: true,
             ..Default::default()
         }
     }

@@ -3,7 +3,8 @@
 //! ```text
 //! {prefix}.in.{channel}          the chat stream's intake: edges publish MESSAGE_* events here
 //! {prefix}.ch.{channel}.msg      the same events once stored, republished by the stream with their
-//!                                stream sequence in the `Nats-Sequence` header
+//!                                stream sequence in `Nats-Sequence` and the channel's previous
+//!                                one in `Nats-Last-Sequence` (so a gap shows)
 //! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
 //! {prefix}.ch.{channel}.meta     channel changes (shared::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
@@ -196,6 +197,21 @@ impl Subjects {
     /// The JetStream stream holding chat events.
     pub fn chat_stream_name(&self) -> String {
         format!("{}_chat", self.prefix)
+    }
+
+    /// JetStream's direct get of the chat stream (the stream allows it): a channel's last event,
+    /// or its events from a sequence on, answered by any server holding the stream.
+    pub fn chat_direct_get(&self) -> String {
+        format!("$JS.API.DIRECT.GET.{}", self.chat_stream_name())
+    }
+
+    /// JetStream's advisory that the chat stream has a new leader (in a cluster): republishing
+    /// moves to it, and what the old one stored but had not yet republished is never sent live.
+    pub fn chat_leader_elected(&self) -> String {
+        format!(
+            "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{}",
+            self.chat_stream_name()
+        )
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Tests share one NATS, PostgreSQL, Redis and Cassandra, and isolate themselves by name: each gets
 //! its own database, keyspace and subject prefix, so they run in parallel. A test that must stop a
-//! dependency starts a private one ([`RedisServer`]) instead of stopping the shared one.
+//! dependency starts a private one ([`RedisServer`], [`NatsServer`], [`CassandraServer`]) instead
+//! of stopping the shared one, or cuts one service off through a [`TcpProxy`].
 //!
 //! Every such name carries the process id of the run that made it (`t_{tag}_{pid}_…`, and
 //! `e2e_{tag}_{pid}_…` from the browser tests), so the first [`Stack::get`] of a process removes
@@ -18,6 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cql::Keyspace;
 use crate::subjects::Prefix;
+
+mod engines;
+pub use engines::{CassandraServer, NatsServer, TcpProxy};
 
 /// Endpoints of the running local stack.
 #[derive(Debug, Clone)]
@@ -208,10 +212,8 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
 
 /// Waits (up to `timeout`) until the persisters have written everything in `prefix`'s chat
 /// stream: their durable consumer has nothing pending and nothing unacknowledged.
-pub async fn wait_persisted(stack: &Stack, prefix: &Prefix, timeout: Duration) {
-    let nats = async_nats::connect(&stack.nats_url)
-        .await
-        .expect("reach NATS");
+pub async fn wait_persisted(nats_url: &str, prefix: &Prefix, timeout: Duration) {
+    let nats = async_nats::connect(nats_url).await.expect("reach NATS");
     let js = async_nats::jetstream::new(nats);
     let stream = js
         .get_stream(crate::subjects::Subjects::new(prefix.clone()).chat_stream_name())

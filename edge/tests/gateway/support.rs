@@ -19,6 +19,9 @@ pub(crate) struct World {
     pub(crate) database_url: String,
     pub(crate) prefix: Prefix,
     pub(crate) keyspace: String,
+    /// Where this world's services find NATS and the CQL store: the stack's, unless the test
+    /// brought private ones ([`Engines`]).
+    pub(crate) engines: Engines,
     pub(crate) auth: Running,
     pub(crate) persister: Option<Running>,
     pub(crate) edges: Vec<Running>,
@@ -43,9 +46,34 @@ fn key_file() -> std::path::PathBuf {
     .clone()
 }
 
+/// The NATS and CQL store a world's services use.
+#[derive(Debug, Clone)]
+pub(crate) struct Engines {
+    pub(crate) nats_url: String,
+    /// `None`: the stack's Cassandra, with the keyspace every test of this process shares.
+    pub(crate) cql_nodes: Option<String>,
+}
+
+impl Engines {
+    /// NATS through `nats_url` (a private server, or a proxy) and the stack's CQL store.
+    pub(crate) fn nats(nats_url: String) -> Self {
+        Self {
+            nats_url,
+            cql_nodes: None,
+        }
+    }
+}
+
 impl World {
     /// Auth plus `edges` edges sharing one fresh prefix, each edge with `edge_args` added.
     pub(crate) async fn start(edges: usize, edge_args: &[&str]) -> Self {
+        let stack = Stack::get();
+        let engines = Engines::nats(stack.nats_url.clone());
+        Self::start_on(engines, edges, edge_args).await
+    }
+
+    /// Like [`World::start`], on the engines a test brought.
+    pub(crate) async fn start_on(engines: Engines, edges: usize, edge_args: &[&str]) -> Self {
         let stack = Stack::get();
         let prefix = testing::fresh_prefix();
         let database_url = stack.fresh_database().await;
@@ -54,7 +82,7 @@ impl World {
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--database-url={database_url}"),
-            format!("--nats-url={}", stack.nats_url),
+            format!("--nats-url={}", engines.nats_url),
             format!("--nats-prefix={prefix}"),
             format!("--redis-url={}", stack.redis_url),
             format!("--signing-key={}", key_file().display()),
@@ -70,12 +98,19 @@ impl World {
         .expect("valid auth config");
         let auth = testing::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
         testing::wait_ready(&auth).await;
-        let keyspace = testing::history_keyspace(&stack).await.as_str().to_owned();
+        // A private store gets a keyspace of its own, which the persister creates.
+        let keyspace = match engines.cql_nodes {
+            None => testing::history_keyspace(&stack).await,
+            Some(_) => testing::fresh_keyspace(),
+        }
+        .as_str()
+        .to_owned();
         let mut world = Self {
             stack,
             database_url,
             prefix,
             keyspace,
+            engines,
             auth,
             persister: None,
             edges: Vec::new(),
@@ -90,11 +125,12 @@ impl World {
 
     /// Arguments every service of this world shares: NATS prefix, stream, CQL store.
     pub(crate) fn common_args(&self) -> Vec<String> {
+        let cql_nodes = self.engines.cql_nodes.as_ref();
         vec![
-            format!("--nats-url={}", self.stack.nats_url),
+            format!("--nats-url={}", self.engines.nats_url),
             format!("--nats-prefix={}", self.prefix),
             "--stream-max-bytes=67108864".to_owned(),
-            format!("--cql-nodes={}", self.stack.cql_nodes),
+            format!("--cql-nodes={}", cql_nodes.unwrap_or(&self.stack.cql_nodes)),
             format!("--cql-keyspace={}", self.keyspace),
             "--log-filter=warn".to_owned(),
         ]
@@ -108,7 +144,14 @@ impl World {
             format!("--auth-url={}", self.auth.url("")),
             format!("--worker-id={worker}"),
         ];
-        args.extend(self.common_args());
+        // A flag among `extra` replaces the world's (an edge reaching NATS through a proxy).
+        let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
+        let overridden: Vec<String> = extra.iter().map(|a| flag(a)).collect();
+        args.extend(
+            self.common_args()
+                .into_iter()
+                .filter(|a| !overridden.contains(&flag(a))),
+        );
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         shared::config::try_parse_from(args).expect("valid edge config")
     }
@@ -141,7 +184,12 @@ impl World {
 
     /// Waits until the persister has written everything in the stream to the store.
     pub(crate) async fn persisted(&self) {
-        testing::wait_persisted(&self.stack, &self.prefix, Duration::from_secs(60)).await;
+        testing::wait_persisted(
+            &self.engines.nats_url,
+            &self.prefix,
+            Duration::from_secs(60),
+        )
+        .await;
     }
 
     /// Every message of `channel` after `anchor`, oldest first, read as a client catches up:

@@ -26,7 +26,7 @@ pub(crate) async fn start_presence(world: &World, redis_url: &str) -> Running {
         "presence".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
-        format!("--nats-url={}", world.stack.nats_url),
+        format!("--nats-url={}", world.engines.nats_url),
         format!("--nats-prefix={}", world.prefix),
         format!("--redis-url={redis_url}"),
         format!("--expiry={}ms", EXPIRY.as_millis()),

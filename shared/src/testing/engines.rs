@@ -1,0 +1,235 @@
+//! Private engines for tests that break their engine: a NATS server to SIGKILL, a Cassandra node
+//! to stop, and a TCP proxy to cut one service off. The stack's engines serve whoever runs
+//! `./natter up`, and every other test running beside: a test never stops those.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::{Stack, checkout, eventually, free_port, unique};
+
+/// Kills a child process (SIGKILL: as abrupt as a crash) and reaps it.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A private NATS server with JetStream: its own port, monitoring port and store folder, so a
+/// test can SIGKILL it and start it again on the same port and store, as an operator's restart
+/// or a crash would.
+pub struct NatsServer {
+    bin: PathBuf,
+    port: u16,
+    monitor: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub async fn start(stack: &Stack) -> Self {
+        let mut server = Self {
+            bin: stack.nats_server_bin.clone(),
+            port: free_port(),
+            monitor: free_port(),
+            store: std::env::temp_dir().join(unique("nats")),
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// SIGKILL: no goodbye to clients, JetStream recovers from its store on the next start.
+    pub fn kill(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Starts the server (again) on its port and store, and waits until JetStream answers with
+    /// every stream recovered (`/healthz`).
+    pub async fn resume(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["-js", "-a", "127.0.0.1"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", &self.monitor.to_string()])
+            .arg("-sd")
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let health = format!("http://127.0.0.1:{}/healthz", self.monitor);
+        eventually(
+            "the private nats-server to be healthy",
+            Duration::from_secs(30),
+            || async { (reqwest::get(&health).await.ok()?.status() == 200).then_some(()) },
+        )
+        .await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A private Cassandra node (the stack's jars, its own ports, data folder and a 512 MiB heap),
+/// started by `deploy/stack.sh private-cassandra`, for a test that takes its store away.
+pub struct CassandraServer {
+    dir: PathBuf,
+    cql_port: u16,
+    storage_port: u16,
+    child: Option<Child>,
+}
+
+impl CassandraServer {
+    /// Starts the node and waits until it answers CQL (20 s on a quiet machine, minutes on a
+    /// busy one: a JVM boot is mostly CPU).
+    pub async fn start() -> Self {
+        let mut server = Self {
+            dir: std::env::temp_dir().join(unique("cassandra")),
+            cql_port: free_port(),
+            storage_port: free_port(),
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    /// The node's contact point, as `--cql-nodes` takes it.
+    pub fn nodes(&self) -> String {
+        format!("127.0.0.1:{}", self.cql_port)
+    }
+
+    /// SIGKILL: the store is gone at once, mid-write, as in a crash.
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Starts the node (again) on its ports and data, and waits until it answers CQL.
+    pub async fn resume(&mut self) {
+        let child = Command::new(checkout().join("deploy/stack.sh"))
+            .arg("private-cassandra")
+            .arg(&self.dir)
+            .args([self.cql_port.to_string(), self.storage_port.to_string()])
+            .arg("512m")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start deploy/stack.sh private-cassandra");
+        self.child = Some(child);
+        let nodes = vec![self.nodes()];
+        eventually(
+            "the private Cassandra to answer CQL",
+            Duration::from_secs(300),
+            || {
+                let nodes = nodes.clone();
+                async move {
+                    scylla::client::session_builder::SessionBuilder::new()
+                        .known_nodes(&nodes)
+                        .connection_timeout(Duration::from_secs(2))
+                        .build()
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for CassandraServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP proxy between one service and an engine, which the test can cut: every connection
+/// through it drops and new ones are closed at once until [`TcpProxy::restore`], as when a
+/// network partition isolates that one service.
+pub struct TcpProxy {
+    port: u16,
+    cut: Arc<watch::Sender<bool>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("a bound address").port();
+        let cut = Arc::new(watch::Sender::new(false));
+        let accepting = tokio::spawn(accept(listener, target, Arc::clone(&cut)));
+        Self {
+            port,
+            cut,
+            accepting,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A `nats://` URL through the proxy.
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.cut();
+    }
+}
+
+async fn accept(listener: TcpListener, target: SocketAddr, cut: Arc<watch::Sender<bool>>) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        if *cut.borrow() {
+            drop(inbound);
+            continue;
+        }
+        let mut cut = cut.subscribe();
+        tokio::spawn(async move {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = cut.wait_for(|cut| *cut) => {}
+            }
+        });
+    }
+}
