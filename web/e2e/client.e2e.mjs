@@ -115,8 +115,7 @@ before(async () => {
   browser = await launch();
   ann = await open('ann', { edge: 'edge2' });
   bob = await open('bob', { edge: 'edge1' });
-  await signUp(ann, ANN, 'Ann');
-  await signUp(bob, BOB, 'Bob');
+  await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
   await letAnyoneAdd(bob);
 });
 
