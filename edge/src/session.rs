@@ -146,6 +146,11 @@ impl Session {
         claims: &AccessClaims,
         resume_from: Option<u64>,
     ) -> Step {
+        // The user's inbox before auth is asked for the user's channels: a channel made with the
+        // user meanwhile (a DM opened with them, say) comes as CHANNEL_CREATE after READY, where
+        // joining after the answer lost it for the life of the session. One that READY already
+        // has may come again; applying it twice changes nothing (the client upserts channels).
+        self.join(Topic::User(claims.sub)).await?;
         // Who the user is (and that the token's session is still signed in), over REST with the
         // fresh token; what the session needs, over NATS (it asks again later, tokenless).
         let directory = &self.state.directory;
@@ -166,7 +171,6 @@ impl Session {
                 return Err(Some(CloseCode::UnknownError));
             }
         };
-        self.join(Topic::User(claims.sub)).await?;
         for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);

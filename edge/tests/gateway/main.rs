@@ -8,4 +8,5 @@ mod members;
 mod resume;
 mod signed_out;
 mod slow_connections;
+mod starting;
 mod support;
