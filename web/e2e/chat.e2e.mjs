@@ -134,7 +134,7 @@ async function startLongChannel() {
   return { id: channel.id, done };
 }
 
-/** Sam's access token, by the API (a new sign-in when it is later than 15 minutes may allow). */
+/** Sam's access token from a sign-up, or a fresh one (a token lasts 15 minutes) from a sign-in. */
 async function signInQuietly(how = 'sign-in', status = 200) {
   const res = await fetch(`${services.origin}/api/v1/auth/${how}`, {
     method: 'POST',
