@@ -75,6 +75,19 @@ async function seed(p, channelId, count) {
 
 const tokenOf = (p) => p.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
 
+/**
+ * Lets anyone add `p` to channels, through the REST API: by default only people who share a
+ * channel may, and the privacy dialog that changes it is chat.e2e.mjs's to test, not this file's.
+ */
+async function letAnyoneAdd(p) {
+  const res = await fetch(`${services.origin}/api/v1/users/@me/settings`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${await tokenOf(p)}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ allow_channel_adds_from: 'everyone' }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 /** A channel made through the REST API: it shows in the sidebar, its messages are not loaded. */
 async function createChannelQuietly(p, name) {
   const res = await fetch(`${services.origin}/api/v1/channels`, {
@@ -102,8 +115,8 @@ before(async () => {
   browser = await launch();
   ann = await open('ann', { edge: 'edge2' });
   bob = await open('bob', { edge: 'edge1' });
-  await signUp(ann, ANN, 'Ann');
-  await signUp(bob, BOB, 'Bob');
+  await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
+  await letAnyoneAdd(bob);
 });
 
 after(async () => {

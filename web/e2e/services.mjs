@@ -209,8 +209,9 @@ export class Services {
           ...cql,
           NATTER_REDIS_URL: this.env.NATTER_REDIS_URL,
           NATTER_DATABASE_URL: dbUrl.toString(),
-          // The long-channel scenario posts 10,000 messages as one person.
+          // The long-channel scenario posts 10,000 messages as one person, through one socket.
           NATTER_SEND_RATE: '100000/1s',
+          NATTER_FRAMES_PER_MINUTE: '1000000',
           ...this.edgeEnv[name],
         },
       };

@@ -1,7 +1,9 @@
 //! Where the stack's media and voice engines answer, as `deploy/stack.sh up` wrote them to
-//! `.natter/env`: SeaweedFS (S3), LiveKit and coturn. The tests in `tests/engines/` prove each
-//! engine works with the clients Natter uses (`object_store`, `livekit-api`, the TURN REST
-//! credential scheme), so the media and voice work starts from a stack known to be good.
+//! `.natter/env`: SeaweedFS (S3), LiveKit and coturn; and the small clients Natter uses with them:
+//! [`s3`] (requests presigned with `rusty-s3`, sent with reqwest) and [`livekit`] (access tokens as
+//! HS256 JWTs, the room service over Twirp's JSON). The tests in `tests/engines/` prove each engine
+//! works with those clients and with the TURN REST credential scheme, so the media and voice work
+//! starts from a stack known to be good and clients it can lift.
 //!
 //! Values come from the environment first and `.natter/env` second, as in `shared::testing`.
 
@@ -9,11 +11,18 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
+pub mod livekit;
+pub mod s3;
+
 /// A credential that never prints: `{:?}` shows `***`.
 #[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -25,8 +25,12 @@ impl Session {
         claims: &AccessClaims,
         resume_from: Option<u64>,
     ) -> Step {
-        let (user, session) = load(&self.state, token, claims).await?;
+        // The user's inbox before auth is asked for the user's channels: a channel made with the
+        // user meanwhile (a DM opened with them, say) comes as CHANNEL_CREATE after READY, where
+        // joining after the answer lost it for the life of the session. One that READY already
+        // has may come again; applying it twice changes nothing (the client upserts channels).
         self.join(Topic::User(claims.sub)).await?;
+        let (user, session) = load(&self.state, token, claims).await?;
         for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);

@@ -9,4 +9,5 @@ mod openapi;
 mod resume;
 mod signed_out;
 mod slow_connections;
+mod starting;
 mod support;

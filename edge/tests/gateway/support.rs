@@ -138,20 +138,18 @@ impl World {
 
     pub(crate) fn edge_config(&self, worker: u16, extra: &[&str]) -> edge::Config {
         let mut args = vec![
-            "edge".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--auth-url={}", self.auth.url("")),
             format!("--worker-id={worker}"),
         ];
-        // A flag among `extra` replaces the world's (an edge reaching NATS through a proxy).
+        args.extend(self.common_args());
+        // A flag among `extra` replaces the world's (an edge reaching NATS through a proxy, or
+        // auth through a gate).
         let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
         let overridden: Vec<String> = extra.iter().map(|a| flag(a)).collect();
-        args.extend(
-            self.common_args()
-                .into_iter()
-                .filter(|a| !overridden.contains(&flag(a))),
-        );
+        args.retain(|a| !overridden.contains(&flag(a)));
+        args.insert(0, "edge".to_owned());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         kit::config::try_parse_from(args).expect("valid edge config")
     }
@@ -432,7 +430,7 @@ impl World {
     }
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A gateway client that records what it receives.
 pub(crate) struct Client {
@@ -460,6 +458,11 @@ impl Client {
     pub(crate) async fn connect(url: &str, user: &User) -> Self {
         let (mut socket, _) = Self::open(url).await;
         send_json(&mut socket, json!({"op": 2, "d": {"token": user.token}})).await;
+        Self::from_socket(socket).await
+    }
+
+    /// The client of a socket that has sent IDENTIFY, once READY arrives.
+    pub(crate) async fn from_socket(mut socket: Socket) -> Self {
         let ready = next_json(&mut socket).await.expect("READY");
         assert_eq!(ready["t"], "READY", "{ready}");
         let seq = ready["d"]["seq"].as_u64().unwrap();

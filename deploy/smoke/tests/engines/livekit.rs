@@ -1,46 +1,44 @@
-//! The LiveKit server: its Twirp room service, called with tokens Natter signs itself.
+//! The LiveKit server: its Twirp room service, called with tokens Natter signs itself
+//! (`smoke::livekit`).
 
 use std::time::Duration;
 
-use livekit_api::access_token::{AccessToken, VideoGrants};
-use livekit_api::services::room::{CreateRoomOptions, RoomClient};
-use smoke::{Engines, unique};
+use smoke::livekit::{AccessToken, CreateRoom, LiveKitError, RoomService, VideoGrants};
+use smoke::{Engines, Secret, unique};
 
 /// A token allowed to create, list and delete rooms, signed with `secret`.
-fn admin_token(api_key: &str, secret: &str) -> String {
-    AccessToken::with_api_key(api_key, secret)
-        .with_identity("natter-smoke")
-        .with_ttl(Duration::from_secs(300))
-        .with_grants(VideoGrants {
+fn admin_token(api_key: &str, secret: &Secret) -> String {
+    AccessToken::new(
+        "natter-smoke",
+        Duration::from_secs(300),
+        VideoGrants {
             room_create: true,
             room_list: true,
             room_admin: true,
             ..VideoGrants::default()
-        })
-        .to_jwt()
-        .expect("sign a LiveKit token")
+        },
+    )
+    .sign(api_key, secret)
+    .expect("sign a LiveKit token")
 }
 
-fn rooms(token: &str) -> RoomClient {
-    RoomClient::with_token(&Engines::get().livekit.http_url(), token)
-        .with_request_timeout(Duration::from_secs(30))
+fn rooms(token: String) -> RoomService {
+    RoomService::new(&Engines::get().livekit.http_url(), token).expect("a room service client")
 }
 
 #[tokio::test]
 async fn a_room_is_created_listed_and_deleted_with_a_token_natter_signed() {
     let livekit = Engines::get().livekit;
-    let client = rooms(&admin_token(&livekit.api_key, livekit.api_secret.expose()));
+    let client = rooms(admin_token(&livekit.api_key, &livekit.api_secret));
     let name = unique("room");
 
     let room = client
-        .create_room(
-            &name,
-            CreateRoomOptions {
-                empty_timeout: 60,
-                max_participants: 25,
-                ..CreateRoomOptions::default()
-            },
-        )
+        .create_room(&CreateRoom {
+            name: name.clone(),
+            empty_timeout: 60,
+            max_participants: 25,
+            ..CreateRoom::default()
+        })
         .await
         .expect("create a room");
     assert_eq!(room.name, name);
@@ -48,7 +46,7 @@ async fn a_room_is_created_listed_and_deleted_with_a_token_natter_signed() {
     assert_eq!(room.max_participants, 25);
 
     let listed = client
-        .list_rooms(vec![name.clone()])
+        .list_rooms(std::slice::from_ref(&name))
         .await
         .expect("list rooms");
     assert_eq!(
@@ -79,7 +77,7 @@ async fn a_room_is_created_listed_and_deleted_with_a_token_natter_signed() {
 
     client.delete_room(&name).await.expect("delete the room");
     let after = client
-        .list_rooms(vec![name.clone()])
+        .list_rooms(std::slice::from_ref(&name))
         .await
         .expect("list rooms again");
     assert!(after.is_empty(), "a deleted room is gone, got {after:?}");
@@ -89,17 +87,29 @@ async fn a_room_is_created_listed_and_deleted_with_a_token_natter_signed() {
 async fn a_token_signed_with_another_secret_is_refused() {
     let livekit = Engines::get().livekit;
     let name = unique("forged");
-    let forged = rooms(&admin_token(
+    let forged = rooms(admin_token(
         &livekit.api_key,
-        "not-the-api-secret-not-the-api-secret-0000",
+        &Secret::new("not-the-api-secret-not-the-api-secret-0000"),
     ));
 
     let refused = forged
-        .create_room(&name, CreateRoomOptions::default())
+        .create_room(&CreateRoom {
+            name: name.clone(),
+            ..CreateRoom::default()
+        })
         .await;
-    assert!(refused.is_err(), "a forged token is refused: {refused:?}");
+    assert!(
+        matches!(
+            refused,
+            Err(LiveKitError::Refused {
+                status: reqwest::StatusCode::UNAUTHORIZED,
+                ..
+            })
+        ),
+        "a forged token is refused: {refused:?}"
+    );
 
-    let genuine = rooms(&admin_token(&livekit.api_key, livekit.api_secret.expose()));
-    let listed = genuine.list_rooms(vec![name]).await.expect("list rooms");
+    let genuine = rooms(admin_token(&livekit.api_key, &livekit.api_secret));
+    let listed = genuine.list_rooms(&[name]).await.expect("list rooms");
     assert!(listed.is_empty(), "no room was created: {listed:?}");
 }
