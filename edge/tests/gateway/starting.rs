@@ -8,9 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::response::Response;
 use futures::StreamExt;
-use serde_json::{Value, json};
 use proto::access::StateQuery;
 use proto::subjects::Subjects;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::support::{Client, WAIT, World, send_json};

@@ -111,8 +111,8 @@ fn dispatch_frame<T: Serialize>(tagged: &T, seq: Option<u64>) -> String {
 /// `{"t", "d"}`, which utoipa cannot derive: written here).
 impl utoipa::PartialSchema for Dispatch {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
         use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
         let own = |name: DispatchKind, payload: &str| {
             let name: &'static str = name.into();
             ObjectBuilder::new()
