@@ -12,7 +12,7 @@ use proto::api::channels::{Channel, ChannelKind};
 use proto::api::presence::{Presence, PresenceStatus};
 use proto::api::users::User;
 use proto::events::Event;
-use proto::gateway::CloseCode;
+use proto::gateway::{CloseCode, ReadyChannel};
 use proto::tracker::SessionStatus;
 
 use crate::fanout::{SessionHandle, SessionId, Topic};
@@ -113,7 +113,7 @@ impl Watch {
         let mut newly = Vec::new();
         match event {
             // Only a member's own inbox gets CHANNEL_CREATE: a channel I was added to or opened.
-            Event::ChannelCreate(channel)
+            Event::ChannelCreate(ReadyChannel { channel, .. })
                 if !self.channels.contains_key(&channel.id) && self.small(state, channel) =>
             {
                 let max = state.presence.settings.max_members;

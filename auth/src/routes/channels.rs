@@ -168,7 +168,7 @@ pub async fn create(
         .await?
         .map_err(|r| refused(r, "you", false))?;
     let channel = seen_by(&state, id, caller.user_id).await?;
-    let event = Event::ChannelCreate(channel.clone());
+    let event = Event::ChannelCreate(channel.clone().into());
     state.events.publish(&event, &[caller.user_id], None).await;
     state.events.flush().await;
     Ok((StatusCode::CREATED, Json(channel)))
@@ -304,7 +304,7 @@ pub async fn add_member(
     state.events.publish(&added, &[], Some(id)).await;
     state
         .events
-        .publish(&Event::ChannelCreate(channel), &[user_id], None)
+        .publish(&Event::ChannelCreate(channel.into()), &[user_id], None)
         .await;
     state.events.flush().await;
     Ok((StatusCode::CREATED, Json(member)))
@@ -516,7 +516,7 @@ async fn open_dm_with(
     if opened.caller_opened_now {
         // My other sessions learn the DM is open on my side; the other person's learn they may
         // now see my presence.
-        let event = Event::ChannelCreate(channel.clone());
+        let event = Event::ChannelCreate(channel.clone().into());
         state.events.publish(&event, &[caller.user_id], None).await;
         if !opened.created {
             let open = Event::DmOpen(MemberRef {
@@ -530,7 +530,7 @@ async fn open_dm_with(
         let theirs = seen_by(state, id, other).await?;
         state
             .events
-            .publish(&Event::ChannelCreate(theirs), &[other], None)
+            .publish(&Event::ChannelCreate(theirs.into()), &[other], None)
             .await;
     }
     state.events.flush().await;

@@ -1,14 +1,20 @@
 //! Events reaching a session: what each means for its subscriptions (channels joined and left,
 //! roles, blocks), and whether it is sent on.
 
+use std::time::Duration;
+
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::Channel;
 use proto::events::Event;
-use proto::gateway::CloseCode;
+use proto::gateway::{CloseCode, ReadyChannel};
 
 use super::{Session, Step};
 use crate::fanout::{Delivery, Topic};
+
+/// How long a joined channel's CHANNEL_CREATE waits for the store's summary before it goes
+/// without one (as READY's channels do).
+const SUMMARY_BUDGET: Duration = Duration::from_millis(1500);
 
 impl Session {
     /// Forwards one event, after applying what it means for this session's subscriptions.
@@ -44,9 +50,11 @@ impl Session {
         match &delivery.event {
             // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
             // added to, or a DM opened with me or by me.
-            Event::ChannelCreate(channel) => {
-                self.note_role(channel, me);
-                self.add_channel(channel.id).await?;
+            Event::ChannelCreate(created) => {
+                self.note_role(&created.channel, me);
+                if self.add_channel(created.channel.id).await? {
+                    return self.introduce(me, created.channel.clone()).await;
+                }
             }
             Event::ChannelUpdate(channel) => self.note_role(channel, me),
             Event::ChannelModeratorAdd(promoted) if promoted.user_id == me => {
@@ -98,11 +106,31 @@ impl Session {
         self.send_text(delivery.frame.clone()).await
     }
 
-    pub(super) async fn add_channel(&mut self, channel: Snowflake) -> Step {
-        if self.channels.insert(channel) {
-            self.join(Topic::Channel(channel)).await?;
+    /// Joins a channel; `true` when the session was not in it before.
+    pub(super) async fn add_channel(&mut self, channel: Snowflake) -> Step<bool> {
+        if !self.channels.insert(channel) {
+            return Ok(false);
         }
-        Ok(())
+        self.join(Topic::Channel(channel)).await?;
+        Ok(true)
+    }
+
+    /// CHANNEL_CREATE for a channel the session has just joined, with where its messages and the
+    /// user's reading stand, read after the subscription is in place (as READY's are): a message
+    /// sent before the session followed the channel (the first one in a DM just opened with the
+    /// user, say) is counted there and in the history, one sent after arrives live, and the
+    /// client, which counts a live message only when it is newer than the channel's last, counts
+    /// one that is both once.
+    async fn introduce(&mut self, me: Snowflake, channel: Channel) -> Step {
+        let id = channel.id;
+        let summary = self
+            .state
+            .archive
+            .summaries(me, &[id], SUMMARY_BUDGET)
+            .await
+            .remove(&id);
+        let created = ReadyChannel { channel, summary };
+        self.dispatch(Event::ChannelCreate(created).into()).await
     }
 
     /// Remembers whether this user owns or moderates `channel`, from a current copy of it: their

@@ -4,6 +4,7 @@ mod bad_input;
 mod chat;
 mod edge_process;
 mod history;
+mod joining;
 mod members;
 mod openapi;
 mod resume;

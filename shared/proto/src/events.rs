@@ -48,6 +48,7 @@ use crate::api::channels::{Channel, Member};
 use crate::api::consent::{Relationship, RelationshipRef, UserSettings};
 use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
+use crate::gateway::ReadyChannel;
 
 #[derive(
     Debug,
@@ -80,8 +81,10 @@ pub enum Event {
     /// Someone is typing (core NATS only, never stored).
     TypingStart(Typing),
     /// A channel or DM exists for the inbox's user (as they see it: their role, for a DM the
-    /// other person and whether they opened it).
-    ChannelCreate(Channel),
+    /// other person and whether they opened it). Auth publishes the channel alone; the edge that
+    /// sends it to a session joining the channel adds where its messages and the user's reading
+    /// stand, read after the session subscribed, as READY's channels do.
+    ChannelCreate(ReadyChannel),
     /// A channel's name, topic or owner changed (the view every member shares).
     ChannelUpdate(Channel),
     ChannelDelete(ChannelRef),
@@ -134,7 +137,8 @@ impl Event {
             Self::MessageDelete(r) => Some(r.channel_id),
             Self::MessageAck(read) => Some(read.channel_id),
             Self::TypingStart(typing) => Some(typing.channel_id),
-            Self::ChannelCreate(channel) | Self::ChannelUpdate(channel) => Some(channel.id),
+            Self::ChannelCreate(created) => Some(created.channel.id),
+            Self::ChannelUpdate(channel) => Some(channel.id),
             Self::ChannelDelete(r) => Some(r.channel_id),
             Self::ChannelMemberAdd(added) => Some(added.channel_id),
             Self::ChannelMemberRemove(r)

@@ -166,10 +166,12 @@ impl Drop for CassandraServer {
 
 /// A TCP proxy between one service and an engine, which the test can cut: every connection
 /// through it drops and new ones are closed at once until [`TcpProxy::restore`], as when a
-/// network partition isolates that one service.
+/// network partition isolates that one service. Or hold: what the engine sends waits in the
+/// proxy until [`TcpProxy::release`], as when the service is slow to read it.
 pub struct TcpProxy {
     port: u16,
     cut: Arc<watch::Sender<bool>>,
+    held: Arc<watch::Sender<bool>>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -180,10 +182,17 @@ impl TcpProxy {
             .expect("bind the proxy");
         let port = listener.local_addr().expect("a bound address").port();
         let cut = Arc::new(watch::Sender::new(false));
-        let accepting = tokio::spawn(accept(listener, target, Arc::clone(&cut)));
+        let held = Arc::new(watch::Sender::new(false));
+        let accepting = tokio::spawn(accept(
+            listener,
+            target,
+            Arc::clone(&cut),
+            Arc::clone(&held),
+        ));
         Self {
             port,
             cut,
+            held,
             accepting,
         }
     }
@@ -206,6 +215,17 @@ impl TcpProxy {
     pub fn restore(&self) {
         self.cut.send_replace(false);
     }
+
+    /// Keeps what the engine sends from here on in the proxy (what the service sends still
+    /// passes).
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Passes on what was held, in order, and everything after it.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
 }
 
 impl Drop for TcpProxy {
@@ -215,21 +235,52 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, cut: Arc<watch::Sender<bool>>) {
-    while let Ok((mut inbound, _)) = listener.accept().await {
+async fn accept(
+    listener: TcpListener,
+    target: SocketAddr,
+    cut: Arc<watch::Sender<bool>>,
+    held: Arc<watch::Sender<bool>>,
+) {
+    while let Ok((inbound, _)) = listener.accept().await {
         if *cut.borrow() {
             drop(inbound);
             continue;
         }
         let mut cut = cut.subscribe();
+        let held = held.subscribe();
         tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(target).await else {
+            let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
             };
+            let (mut from_service, to_service) = inbound.into_split();
+            let (from_engine, mut to_engine) = outbound.into_split();
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = tokio::io::copy(&mut from_service, &mut to_engine) => {}
+                _ = pass_unless_held(from_engine, to_service, held) => {}
                 _ = cut.wait_for(|cut| *cut) => {}
             }
         });
+    }
+}
+
+/// Copies what the engine sends to the service, waiting before each write while held.
+async fn pass_unless_held(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut held: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if held.wait_for(|held| !*held).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }

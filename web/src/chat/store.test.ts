@@ -234,6 +234,22 @@ describe('presence of channels joined during the session', () => {
   });
 });
 
+describe('a channel joined during the session', () => {
+  it('shows what was said in it before it arrived as unread, and counts a live copy of it once', () => {
+    gw.fire('ready', { ...ready([channel('10')]), presences: [] });
+    dispatch(
+      'CHANNEL_CREATE',
+      channel('11', { kind: 'dm', recipients: [BOB], unread_count: 1, last_message_id: '500' }),
+    );
+    const dm = () => qc.getQueryData<Channel[]>(keys.channels)?.find((c) => c.id === '11');
+    expect(dm()).toMatchObject({ unread_count: 1, last_message_id: '500', last_read_id: null });
+    dispatch('MESSAGE_CREATE', msg('500', '11'));
+    expect(dm()?.unread_count).toBe(1);
+    dispatch('MESSAGE_CREATE', msg('501', '11'));
+    expect(dm()?.unread_count).toBe(2);
+  });
+});
+
 describe('a profile status change', () => {
   it("moves an online co-member's dot at once, and never brings back someone offline", () => {
     gw.fire('ready', {

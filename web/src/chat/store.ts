@@ -475,7 +475,17 @@ export class Chat {
       const prev = old.find((x) => x.id === c.id);
       if (!prev) {
         this.unwatched.add(c.id);
-        return [...old, { ...c, unread_count: 0, last_message_id: null, last_read_id: null }];
+        // A channel I have just joined comes with where its messages and my reading stand, as
+        // READY's channels do (missing when the store could not say in time).
+        return [
+          ...old,
+          {
+            ...c,
+            unread_count: c.unread_count ?? 0,
+            last_message_id: c.last_message_id ?? null,
+            last_read_id: c.last_read_id ?? null,
+          },
+        ];
       }
       return old.map((x) =>
         x.id === c.id

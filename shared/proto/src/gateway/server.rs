@@ -191,6 +191,16 @@ pub struct ReadyChannel {
     pub summary: Option<ReadSummary>,
 }
 
+/// A channel alone, before anyone has read where its messages stand (auth's CHANNEL_CREATE).
+impl From<Channel> for ReadyChannel {
+    fn from(channel: Channel) -> Self {
+        Self {
+            channel,
+            summary: None,
+        }
+    }
+}
+
 /// A READY channel's schema: the channel, with the summary's fields beside its own, each optional
 /// (the summary is left out whole when the store could not say in time).
 impl utoipa::PartialSchema for ReadyChannel {

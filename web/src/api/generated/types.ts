@@ -684,9 +684,11 @@ export interface components {
       | {
           /**
            * @description A channel or DM exists for the inbox's user (as they see it: their role, for a DM the
-           *     other person and whether they opened it).
+           *     other person and whether they opened it). Auth publishes the channel alone; the edge that
+           *     sends it to a session joining the channel adds where its messages and the user's reading
+           *     stand, read after the session subscribed, as READY's channels do.
            */
-          d: components['schemas']['Channel'];
+          d: components['schemas']['ReadyChannel'];
           /** @enum {string} */
           t: 'CHANNEL_CREATE';
         }
