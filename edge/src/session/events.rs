@@ -1,20 +1,15 @@
 //! Events reaching a session: what each means for its subscriptions (channels joined and left,
 //! roles, blocks), and whether it is sent on.
 
-use std::time::Duration;
-
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::Channel;
 use proto::events::Event;
 use proto::gateway::{CloseCode, ReadyChannel};
 
+use super::start::READY_STORE_BUDGET;
 use super::{Session, Step};
 use crate::fanout::{Delivery, Topic};
-
-/// How long a joined channel's CHANNEL_CREATE waits for the store's summary before it goes
-/// without one (as READY's channels do).
-const SUMMARY_BUDGET: Duration = Duration::from_millis(1500);
 
 impl Session {
     /// Forwards one event, after applying what it means for this session's subscriptions.
@@ -126,7 +121,7 @@ impl Session {
         let summary = self
             .state
             .archive
-            .summaries(me, &[id], SUMMARY_BUDGET)
+            .summaries(me, &[id], READY_STORE_BUDGET)
             .await
             .remove(&id);
         let created = ReadyChannel { channel, summary };

@@ -147,5 +147,6 @@ async fn ready(
     }
 }
 
-/// How long READY waits for the store's unread counts before going without them.
-const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
+/// How long READY (and a channel joined later, in its CHANNEL_CREATE) waits for the store's unread
+/// counts before going without them.
+pub(super) const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
