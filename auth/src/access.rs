@@ -106,6 +106,7 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
             channels,
             watch,
             closed,
+            ..Default::default()
         }))
     };
     match read.await {

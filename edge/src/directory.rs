@@ -118,6 +118,7 @@ impl Directory {
             user_id: user,
             channel_id: channel,
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
+            guilds_only: false,
         };
         self.ask(self.subjects.auth_state(), &query).await
     }

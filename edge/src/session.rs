@@ -159,6 +159,10 @@ impl Session {
                         ClientFrame::RequestChannelMembers(request) => {
                             Box::pin(self.request_members(claims, request)).await?;
                         }
+                        ClientFrame::RequestGuildMembers(request) => {
+                            let nonce = request.nonce;
+                            self.reply_error(nonce, &crate::chat::ChatError::UnknownChannel).await?;
+                        }
                         ClientFrame::TypingStart(typing) => {
                             let channel = typing.channel_id;
                             if self.channels.contains(&channel) && !self.closed.contains(&channel) {

@@ -58,8 +58,8 @@ async fn moderated_group(
     action: &str,
 ) -> ApiResult<MemberRole> {
     match role_in(state, channel, caller).await? {
-        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         (ChannelKind::Group, role) if role.moderates() => Ok(role),
+        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         _ => Err(ApiError::forbidden(format!(
             "only the owner and moderators can {action}"
         ))),
@@ -73,8 +73,8 @@ async fn owned_group(
     action: &str,
 ) -> ApiResult<()> {
     match role_in(state, channel, caller).await? {
-        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         (ChannelKind::Group, MemberRole::Owner) => Ok(()),
+        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         _ => Err(ApiError::forbidden(format!("only the owner can {action}"))),
     }
 }
@@ -121,6 +121,7 @@ fn refused(refusal: Refused, who: &str, dm: bool) -> ApiError {
             let what = match action {
                 Action::ChannelCreate => "channels you may create",
                 Action::MemberAdd => "members you may add",
+                Action::InviteCreate => "invites you may create",
             };
             let minutes = wait.as_secs().div_ceil(60).max(1);
             ApiError::rate_limited(wait).with_message(format!(
@@ -245,7 +246,10 @@ pub async fn delete(
     owned_group(&state, id, &caller, "be deleted").await?;
     let members = channels::member_ids(&state.db, id).await?;
     channels::delete(&state.db, id).await?;
-    let event = Event::ChannelDelete(ChannelRef { channel_id: id });
+    let event = Event::ChannelDelete(ChannelRef {
+        channel_id: id,
+        guild_id: None,
+    });
     state.events.channel(&event, id, &members).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
@@ -378,7 +382,10 @@ pub async fn leave(
             state.events.flush().await;
         }
         Left::Deleted => {
-            let event = Event::ChannelDelete(ChannelRef { channel_id: id });
+            let event = Event::ChannelDelete(ChannelRef {
+                channel_id: id,
+                guild_id: None,
+            });
             state.events.channel(&event, id, &[caller.user_id]).await;
             state.events.flush().await;
         }

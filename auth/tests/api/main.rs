@@ -7,6 +7,7 @@ mod channels;
 mod consent;
 mod discovery;
 mod limits;
+mod migrations;
 mod openapi;
 mod profiles;
 mod support;

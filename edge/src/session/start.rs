@@ -86,6 +86,7 @@ impl Session {
         self.dispatch(Dispatch::Resumed(Resumed {
             seq: head,
             channels,
+            guilds: Vec::new(),
         }))
         .await
     }
@@ -143,6 +144,7 @@ async fn ready(
         seq: head,
         user,
         channels,
+        guilds: Vec::new(),
         presences,
     }
 }

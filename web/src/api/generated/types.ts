@@ -482,6 +482,48 @@ export interface components {
      */
     Audience: 'everyone' | 'shared' | 'nobody';
     /**
+     * @description What some actions add: the channel a message was deleted in, how many, how many seconds of a
+     *     banned member's messages were deleted, the overwrite's kind.
+     */
+    AuditEntryInfo: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      /** Format: int32 */
+      count?: number | null;
+      /** Format: int32 */
+      delete_message_seconds?: number | null;
+      id?: components['schemas']['Snowflake'] | null;
+      message_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * Format: int32
+       * @description An overwrite's target kind: 0 role, 1 member.
+       */
+      type?: number | null;
+    };
+    /** @description One changed field: its name, and its value before and after (absent when there was none). */
+    AuditLogChange: {
+      key: string;
+      new_value?: unknown;
+      old_value?: unknown;
+    };
+    /** @description One entry of the audit log. */
+    AuditLogEntry: {
+      action_type: components['schemas']['AuditLogEvent'];
+      changes?: components['schemas']['AuditLogChange'][];
+      guild_id: components['schemas']['Snowflake'];
+      /** @description A Snowflake: its time is when it happened. */
+      id: components['schemas']['Snowflake'];
+      options?: components['schemas']['AuditEntryInfo'] | null;
+      /** @description What the moderator gave as the reason (`X-Audit-Log-Reason`). */
+      reason?: string | null;
+      target_id?: components['schemas']['Snowflake'] | null;
+      user_id?: components['schemas']['Snowflake'] | null;
+    };
+    /**
+     * @description What an entry records, numbered as Discord numbers it.
+     * @enum {integer}
+     */
+    AuditLogEvent: 1 | 10 | 11 | 12 | 13 | 14 | 15 | 20 | 22 | 23 | 24 | 25 | 30 | 31 | 32 | 40 | 42 | 72;
+    /**
      * Format: uri
      * @description An image URL: http or https, with a host. Stored normalised, and the normalised form must fit the length too.
      * @example https://cdn.example.com/a.png
@@ -510,16 +552,20 @@ export interface components {
      *     `role` and `opened` describe the reader's own place in it, so they appear only where the
      *     channel is shown to one member (READY, RESUMED, CHANNEL_CREATE, the REST answers), never on
      *     events every member shares (CHANNEL_UPDATE).
+     *
+     *     A server's channel (`guild_id` set) has no members of its own: who sees it follows from the
+     *     server's roles and the channel's `permission_overwrites` (`crate::permissions`).
      */
     Channel: {
+      guild_id?: components['schemas']['Snowflake'] | null;
       id: components['schemas']['Snowflake'];
       kind: components['schemas']['ChannelKind'];
       /**
        * Format: int32
-       * @description How many members it has.
+       * @description How many members it has (a server's channel: how many members the server has).
        */
       member_count: number;
-      /** @description Group channels only. */
+      /** @description Group channels and servers' channels. */
       name?: string | null;
       /**
        * @description DMs only: whether the reader opened it themselves. A DM someone else opened is a request
@@ -528,13 +574,35 @@ export interface components {
        */
       opened?: boolean | null;
       owner_id?: components['schemas']['Snowflake'] | null;
+      parent_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * @description A server's channels: what roles and members may do here beyond (or short of) what they
+       *     may in the server.
+       */
+      permission_overwrites?: components['schemas']['Overwrite'][];
+      permissions?: components['schemas']['Permissions'] | null;
+      /**
+       * Format: int32
+       * @description A server's channels: the order in the channel list (lower first), within its category.
+       */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description A server's text channels: seconds a member waits between messages (0 to 21600; 0 is
+       *     none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
+       */
+      rate_limit_per_user?: number | null;
       /** @description DMs only: the other person. */
       recipients?: components['schemas']['User'][];
       role?: components['schemas']['MemberRole'] | null;
       topic?: string | null;
     };
-    /** @enum {string} */
-    ChannelKind: 'group' | 'dm';
+    /**
+     * @description What a channel is. Discord numbers them (`type`): text 0, DM 1, voice 2, group DM 3,
+     *     category 4; Natter names them.
+     * @enum {string}
+     */
+    ChannelKind: 'group' | 'dm' | 'text' | 'voice' | 'category';
     /**
      * @description CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
      *     GUILD_MEMBERS_CHUNK.
@@ -559,6 +627,7 @@ export interface components {
     ChannelName: string;
     ChannelRef: {
       channel_id: components['schemas']['Snowflake'];
+      guild_id?: components['schemas']['Snowflake'] | null;
     };
     /** @description `POST /api/v1/channels` */
     CreateChannelRequest: {
@@ -586,6 +655,11 @@ export interface components {
           d: components['schemas']['ChannelMembersChunk'];
           /** @enum {string} */
           t: 'CHANNEL_MEMBERS_CHUNK';
+        }
+      | {
+          d: components['schemas']['GuildMembersChunk'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBERS_CHUNK';
         }
       | components['schemas']['Event'];
     /**
@@ -634,6 +708,10 @@ export interface components {
       | 'conflict'
       | 'member_limit_reached'
       | 'channel_limit_reached'
+      | 'guild_limit_reached'
+      | 'limit_reached'
+      | 'banned'
+      | 'timed_out'
       | 'consent_required'
       | 'user_blocked'
       | 'rate_limited'
@@ -777,6 +855,81 @@ export interface components {
           d: components['schemas']['MemberRef'];
           /** @enum {string} */
           t: 'DM_OPEN';
+        }
+      | {
+          /** @description A server appeared for the inbox's user (they created or joined it): as they see it. */
+          d: components['schemas']['UserGuild'];
+          /** @enum {string} */
+          t: 'GUILD_CREATE';
+        }
+      | {
+          /** @description A server's name, icon or owner changed. */
+          d: components['schemas']['Guild'];
+          /** @enum {string} */
+          t: 'GUILD_UPDATE';
+        }
+      | {
+          /** @description A server is gone for the inbox's user: they left, were kicked or banned, or it was deleted. */
+          d: components['schemas']['GuildRef'];
+          /** @enum {string} */
+          t: 'GUILD_DELETE';
+        }
+      | {
+          d: components['schemas']['GuildMemberEvent'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_ADD';
+        }
+      | {
+          /** @description A member's nickname, roles or time-out changed. */
+          d: components['schemas']['GuildMemberEvent'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_UPDATE';
+        }
+      | {
+          /** @description A member left, was kicked or banned. */
+          d: components['schemas']['GuildMemberRemove'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_REMOVE';
+        }
+      | {
+          d: components['schemas']['GuildRoleEvent'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_CREATE';
+        }
+      | {
+          d: components['schemas']['GuildRoleEvent'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_UPDATE';
+        }
+      | {
+          d: components['schemas']['GuildRoleRef'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_DELETE';
+        }
+      | {
+          d: components['schemas']['GuildBanEvent'];
+          /** @enum {string} */
+          t: 'GUILD_BAN_ADD';
+        }
+      | {
+          d: components['schemas']['GuildBanEvent'];
+          /** @enum {string} */
+          t: 'GUILD_BAN_REMOVE';
+        }
+      | {
+          d: components['schemas']['Invite'];
+          /** @enum {string} */
+          t: 'INVITE_CREATE';
+        }
+      | {
+          d: components['schemas']['InviteRef'];
+          /** @enum {string} */
+          t: 'INVITE_DELETE';
+        }
+      | {
+          d: components['schemas']['AuditLogEntry'];
+          /** @enum {string} */
+          t: 'GUILD_AUDIT_LOG_ENTRY_CREATE';
         };
     /** @description `GET /api/v1/gateway` */
     GatewayResponse: {
@@ -787,6 +940,83 @@ export interface components {
        * @example ws://127.0.0.1:8080/gateway
        */
       url: string;
+    };
+    /** @description A server, as everyone in it sees it (GUILD_UPDATE, `GET /api/v1/users/@me/guilds`). */
+    Guild: {
+      /** @description An image URL, if it has an icon. */
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      /**
+       * Format: int32
+       * @description How many members it has.
+       */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+    };
+    /** @description GUILD_BAN_ADD and GUILD_BAN_REMOVE. */
+    GuildBanEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      user: components['schemas']['User'];
+    };
+    /** @description Someone in a server. */
+    GuildMember: {
+      /**
+       * Format: int64
+       * @description Timed out until this moment (Unix milliseconds): they may read, not send, react or speak.
+       */
+      communication_disabled_until?: number | null;
+      /**
+       * Format: int64
+       * @description Unix milliseconds.
+       */
+      joined_at: number;
+      /** @description Their name in this server, if they chose one. */
+      nick?: string | null;
+      /** @description Their roles other than @everyone. */
+      roles: components['schemas']['Snowflake'][];
+      user: components['schemas']['User'];
+    };
+    /** @description GUILD_MEMBER_ADD and GUILD_MEMBER_UPDATE: the member, and their server. */
+    GuildMemberEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+    };
+    /** @description GUILD_MEMBER_REMOVE: who left (or was kicked or banned). */
+    GuildMemberRemove: {
+      guild_id: components['schemas']['Snowflake'];
+      user: components['schemas']['User'];
+    };
+    /**
+     * @description GUILD_MEMBERS_CHUNK: one part of the answer to op 8 asking for a server's members, shaped as
+     *     Discord's.
+     */
+    GuildMembersChunk: {
+      /** Format: int32 */
+      chunk_count: number;
+      /** Format: int32 */
+      chunk_index: number;
+      guild_id: components['schemas']['Snowflake'];
+      members: components['schemas']['GuildMember'][];
+      nonce?: string | null;
+      /** @description Ids asked for in `user_ids` that are not members. */
+      not_found?: components['schemas']['Snowflake'][];
+      /** @description When asked for: the presence of this chunk's members the client may see. */
+      presences?: components['schemas']['Presence'][] | null;
+    };
+    /** @description GUILD_DELETE: the server, by id. */
+    GuildRef: {
+      id: components['schemas']['Snowflake'];
+    };
+    /** @description GUILD_ROLE_CREATE and GUILD_ROLE_UPDATE. */
+    GuildRoleEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      role: components['schemas']['Role'];
+    };
+    /** @description GUILD_ROLE_DELETE. */
+    GuildRoleRef: {
+      guild_id: components['schemas']['Snowflake'];
+      role_id: components['schemas']['Snowflake'];
     };
     /** @description Op 10, the first frame: how often to heartbeat. */
     Hello: {
@@ -806,6 +1036,44 @@ export interface components {
     };
     Identify: {
       token: string;
+    };
+    /** @description An invite, as those who manage the server see it (and INVITE_CREATE). */
+    Invite: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      /**
+       * Format: int64
+       * @description Unix milliseconds.
+       */
+      created_at: number;
+      /**
+       * Format: int64
+       * @description Unix milliseconds; `null` for an invite that never expires.
+       */
+      expires_at?: number | null;
+      guild_id: components['schemas']['Snowflake'];
+      inviter_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * Format: int32
+       * @description Seconds it lasts from its creation (0: for ever).
+       */
+      max_age: number;
+      /**
+       * Format: int32
+       * @description How many may (0: any number).
+       */
+      max_uses: number;
+      /**
+       * Format: int32
+       * @description How many have joined by it.
+       */
+      uses: number;
+    };
+    /** @description INVITE_DELETE: a revoked or used-up invite. */
+    InviteRef: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      guild_id: components['schemas']['Snowflake'];
     };
     Member: {
       role: components['schemas']['MemberRole'];
@@ -878,11 +1146,32 @@ export interface components {
       recipient_id: string;
     };
     /**
+     * @description A channel's permission overwrite for one role or one member: what it adds (`allow`) and takes
+     *     away (`deny`) from what they may do elsewhere in the server.
+     */
+    Overwrite: {
+      allow: components['schemas']['Permissions'];
+      deny: components['schemas']['Permissions'];
+      /** @description The role's id (the server's id for @everyone) or the member's user id. */
+      id: components['schemas']['Snowflake'];
+      type: components['schemas']['OverwriteType'];
+    };
+    /**
+     * @description Whom an overwrite is for: a role (0) or a member (1), as on Discord.
+     * @enum {integer}
+     */
+    OverwriteType: 0 | 1;
+    /**
      * Format: password
      * @description Any characters, kept exactly as typed (never trimmed or truncated).
      * @example correct horse battery staple
      */
     Password: string;
+    /**
+     * @description A permission set: the sum of Discord's permission bits, as a decimal string (VIEW_CHANNEL 1024, SEND_MESSAGES 2048, ADMINISTRATOR 8, ...; docs/API.md lists them all)
+     * @example 3072
+     */
+    Permissions: string;
     /** @description `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it. */
     PostMessageRequest: {
       content: string;
@@ -931,6 +1220,11 @@ export interface components {
     /** @description READY: who the user is, where they talk, and the stream position the session starts from. */
     Ready: {
       channels: components['schemas']['ReadyChannel'][];
+      /**
+       * @description The user's servers: each with its roles, the channels the user may view and the user's
+       *     own member object, never its member list (op 8 asks for members).
+       */
+      guilds?: components['schemas']['ReadyGuild'][];
       /** @description The presence of the other side of each DM that shows it (they opened it; no block). */
       presences: components['schemas']['Presence'][];
       /**
@@ -951,6 +1245,22 @@ export interface components {
       last_message_id?: components['schemas']['Snowflake'] | null;
       last_read_id?: components['schemas']['Snowflake'] | null;
       unread_count?: number;
+    };
+    /**
+     * @description A server in READY and RESUMED, as the user sees it: GUILD_CREATE's shape, with where each
+     *     channel's messages and the user's reading stand (READY only).
+     */
+    ReadyGuild: {
+      /** @description The channels the user may view, categories included. */
+      channels: components['schemas']['ReadyChannel'][];
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+      roles: components['schemas']['Role'][];
     };
     /** @description `POST /api/v1/auth/refresh` */
     RefreshRequest: {
@@ -991,6 +1301,20 @@ export interface components {
       presences?: boolean;
       user_ids?: components['schemas']['Snowflake'][] | null;
     };
+    /**
+     * @description Op 8 with `guild_id` (Discord's REQUEST_GUILD_MEMBERS): members of one of the client's
+     *     servers, the first `limit` (1 to 1,000, default 100) in user-id order after `after`, or those
+     *     among `user_ids` (at most 100). Answered by GUILD_MEMBERS_CHUNK dispatches.
+     */
+    RequestGuildMembers: {
+      after?: components['schemas']['Snowflake'] | null;
+      guild_id: components['schemas']['Snowflake'];
+      /** Format: int32 */
+      limit?: number | null;
+      nonce?: string | null;
+      presences?: boolean;
+      user_ids?: components['schemas']['Snowflake'][] | null;
+    };
     Resume: {
       /**
        * Format: int64
@@ -1003,8 +1327,33 @@ export interface components {
     /** @description RESUMED: the replay is over. Carries the user's channels as they are now. */
     Resumed: {
       channels: components['schemas']['Channel'][];
+      /** @description The user's servers as they are now (their events are not replayed). */
+      guilds?: components['schemas']['ReadyGuild'][];
       /** Format: int64 */
       seq: number;
+    };
+    /**
+     * @description A role: a name, a colour, a place in the hierarchy and a permission set. `@everyone` has the
+     *     server's id and position 0; every member has it.
+     */
+    Role: {
+      /**
+       * Format: int32
+       * @description An RGB colour as an integer (0: none).
+       */
+      color: number;
+      /** @description Members with it are shown apart in the member list. */
+      hoist: boolean;
+      id: components['schemas']['Snowflake'];
+      /** @description Anyone may mention it. */
+      mentionable: boolean;
+      name: string;
+      permissions: components['schemas']['Permissions'];
+      /**
+       * Format: int32
+       * @description Higher is above: nobody manages a role at or above their own highest.
+       */
+      position: number;
     };
     SessionRevoked: {
       /** @description The session (refresh-token family) id, the `sid` claim of its access tokens. */
@@ -1095,6 +1444,18 @@ export interface components {
     /** @description `PATCH /api/v1/channels/{id}`: leave a field out to keep it; `"topic": null` clears the topic. */
     UpdateChannelRequest: {
       name?: components['schemas']['ChannelName'] | null;
+      /** @description A server's text or voice channel: the category to move it into (`null`: none). */
+      parent_id?: string | null;
+      /**
+       * Format: int32
+       * @description A server's channel: its place in the list.
+       */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description A server's text channel: slowmode, 0 to 21600 seconds.
+       */
+      rate_limit_per_user?: number | null;
       topic?: components['schemas']['Topic'] | null;
     };
     /** @description `PATCH /api/v1/users/@me`: leave a field out to keep it, send `null` to clear it. */
@@ -1122,6 +1483,22 @@ export interface components {
        */
       username: string;
     };
+    /**
+     * @description A server as one member sees it (GUILD_CREATE, READY, `GET /api/v1/guilds/{id}`): its roles,
+     *     the channels the member may view (never the others), and the member's own member object. Never
+     *     its member list: members come in pages (`GET /api/v1/guilds/{id}/members`, gateway op 8).
+     */
+    UserGuild: {
+      channels: components['schemas']['Channel'][];
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+      roles: components['schemas']['Role'][];
+    };
     /** @description A user's privacy settings (`GET /api/v1/users/@me/settings`, USER_SETTINGS_UPDATE). */
     UserSettings: {
       /** @description Who may add them to a group channel (default `shared`: strangers DM first). */
@@ -1147,6 +1524,10 @@ export interface components {
 }
 export type Ack = components['schemas']['Ack'];
 export type Audience = components['schemas']['Audience'];
+export type AuditEntryInfo = components['schemas']['AuditEntryInfo'];
+export type AuditLogChange = components['schemas']['AuditLogChange'];
+export type AuditLogEntry = components['schemas']['AuditLogEntry'];
+export type AuditLogEvent = components['schemas']['AuditLogEvent'];
 export type AvatarUrl = components['schemas']['AvatarUrl'];
 export type Bio = components['schemas']['Bio'];
 export type BlockUpdate = components['schemas']['BlockUpdate'];
@@ -1164,9 +1545,20 @@ export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorReply = components['schemas']['ErrorReply'];
 export type Event = components['schemas']['Event'];
 export type GatewayResponse = components['schemas']['GatewayResponse'];
+export type Guild = components['schemas']['Guild'];
+export type GuildBanEvent = components['schemas']['GuildBanEvent'];
+export type GuildMember = components['schemas']['GuildMember'];
+export type GuildMemberEvent = components['schemas']['GuildMemberEvent'];
+export type GuildMemberRemove = components['schemas']['GuildMemberRemove'];
+export type GuildMembersChunk = components['schemas']['GuildMembersChunk'];
+export type GuildRef = components['schemas']['GuildRef'];
+export type GuildRoleEvent = components['schemas']['GuildRoleEvent'];
+export type GuildRoleRef = components['schemas']['GuildRoleRef'];
 export type Hello = components['schemas']['Hello'];
 export type HistoryPage = components['schemas']['HistoryPage'];
 export type Identify = components['schemas']['Identify'];
+export type Invite = components['schemas']['Invite'];
+export type InviteRef = components['schemas']['InviteRef'];
 export type Member = components['schemas']['Member'];
 export type MemberAdded = components['schemas']['MemberAdded'];
 export type MemberRef = components['schemas']['MemberRef'];
@@ -1177,7 +1569,10 @@ export type MessageEdit = components['schemas']['MessageEdit'];
 export type MessageRef = components['schemas']['MessageRef'];
 export type MessageSend = components['schemas']['MessageSend'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
+export type Overwrite = components['schemas']['Overwrite'];
+export type OverwriteType = components['schemas']['OverwriteType'];
 export type Password = components['schemas']['Password'];
+export type Permissions = components['schemas']['Permissions'];
 export type PostMessageRequest = components['schemas']['PostMessageRequest'];
 export type Presence = components['schemas']['Presence'];
 export type PresenceStatus = components['schemas']['PresenceStatus'];
@@ -1186,13 +1581,16 @@ export type PutRelationshipRequest = components['schemas']['PutRelationshipReque
 export type ReadState = components['schemas']['ReadState'];
 export type Ready = components['schemas']['Ready'];
 export type ReadyChannel = components['schemas']['ReadyChannel'];
+export type ReadyGuild = components['schemas']['ReadyGuild'];
 export type RefreshRequest = components['schemas']['RefreshRequest'];
 export type Relationship = components['schemas']['Relationship'];
 export type RelationshipRef = components['schemas']['RelationshipRef'];
 export type RelationshipType = components['schemas']['RelationshipType'];
 export type RequestChannelMembers = components['schemas']['RequestChannelMembers'];
+export type RequestGuildMembers = components['schemas']['RequestGuildMembers'];
 export type Resume = components['schemas']['Resume'];
 export type Resumed = components['schemas']['Resumed'];
+export type Role = components['schemas']['Role'];
 export type SessionRevoked = components['schemas']['SessionRevoked'];
 export type SessionStatus = components['schemas']['SessionStatus'];
 export type SettableStatus = components['schemas']['SettableStatus'];
@@ -1208,6 +1606,7 @@ export type UpdateChannelRequest = components['schemas']['UpdateChannelRequest']
 export type UpdateProfileRequest = components['schemas']['UpdateProfileRequest'];
 export type UpdateSettingsRequest = components['schemas']['UpdateSettingsRequest'];
 export type User = components['schemas']['User'];
+export type UserGuild = components['schemas']['UserGuild'];
 export type UserSettings = components['schemas']['UserSettings'];
 export type Username = components['schemas']['Username'];
 export type UsernameRequest = components['schemas']['UsernameRequest'];
