@@ -23,7 +23,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
-use kit::extract::{ApiJson, ApiPath};
+use kit::extract::{ApiJson, ApiPath, AuditLogReason};
 use proto::Snowflake;
 use proto::api::channels::{
     Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersParams, MembersQuery,
@@ -35,9 +35,9 @@ use proto::events::{ChannelRef, Event, MemberAdded, MemberRef};
 
 use crate::channels::{self, Left, Refused};
 use crate::extract::Caller;
-use crate::profiles;
 use crate::quotas::Action;
 use crate::state::AppState;
+use crate::{guild_channels, profiles};
 
 /// The caller's role in a channel, or 404 whether it is missing or just not theirs.
 async fn role_in(
@@ -185,6 +185,11 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<Json<Channel>> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::get(&state, &caller, guild, id)
+            .await
+            .map(Json);
+    }
     Ok(Json(seen_by(&state, id, caller.user_id).await?))
 }
 
@@ -218,10 +223,21 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
+    reason: AuditLogReason,
     ApiJson(request): ApiJson<UpdateChannelRequest>,
 ) -> ApiResult<Json<Channel>> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::update(&state, &caller, guild, id, &request, reason)
+            .await
+            .map(Json);
+    }
     moderated_group(&state, id, &caller, "be renamed or change its topic").await?;
     let changes = request.parse()?;
+    if changes.guild_only() {
+        return Err(ApiError::invalid(
+            "only a server's channels have slowmode, categories and positions",
+        ));
+    }
     channels::update(&state.db, id, &changes).await?;
     let shared = channels::shared_view(&state.db, id)
         .await?
@@ -242,7 +258,11 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
+    reason: AuditLogReason,
 ) -> ApiResult<StatusCode> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::delete(&state, &caller, guild, id, reason).await;
+    }
     owned_group(&state, id, &caller, "be deleted").await?;
     let members = channels::member_ids(&state.db, id).await?;
     channels::delete(&state.db, id).await?;

@@ -136,6 +136,23 @@ export interface paths {
     patch: operations['update'];
     trace?: never;
   };
+  '/api/v1/channels/{id}/invites': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Create an invite landing in one of a server's channels (CREATE_INSTANT_INVITE in it). */
+    post: operations['create_channel_invite'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/channels/{id}/members': {
     parameters: {
       query?: never;
@@ -278,6 +295,30 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/channels/{id}/permissions/{overwrite_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Set a channel's overwrite for a role (`type` 0) or member (`type` 1): MANAGE_ROLES in the
+     *     channel, and only permissions you have there yourself.
+     */
+    put: operations['set_overwrite'];
+    post?: never;
+    /**
+     * Delete a channel's overwrite for a role or member: MANAGE_ROLES in the channel, and only one
+     *     that allows or denies what you may do there yourself.
+     */
+    delete: operations['delete_overwrite'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/gateway': {
     parameters: {
       query?: never;
@@ -290,6 +331,269 @@ export interface paths {
     put?: never;
     post?: never;
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Create a server: you own it. It starts with @everyone and a text channel `general`. */
+    post: operations['create_guild'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server I am in, as I see it: its roles, the channels I may view, my member object. */
+    get: operations['get_guild'];
+    put?: never;
+    post?: never;
+    /** Delete a server (the owner only): its channels, roles, invites, bans and audit log go too. */
+    delete: operations['delete_guild'];
+    options?: never;
+    head?: never;
+    /** Rename a server or change its icon (MANAGE_GUILD), or give it to another member (the owner). */
+    patch: operations['update_guild'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/audit-logs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A page of a server's audit log (VIEW_AUDIT_LOG), with the users its entries name. */
+    get: operations['audit_log'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/bans': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A server's bans (BAN_MEMBERS), in user-id order: `limit` (1 to 1,000, default 100) after the
+     *     user id `after`.
+     */
+    get: operations['list_bans'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/bans/{user}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Ban someone (BAN_MEMBERS; a member below you, or anyone not in the server): they leave, and
+     *     no invite lets them back until unbanned. `delete_message_seconds` (at most a week) also
+     *     deletes what they sent in that time.
+     */
+    put: operations['ban'];
+    post?: never;
+    /** Lift a ban (BAN_MEMBERS). */
+    delete: operations['unban'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/channels': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The channels of a server I may view, categories included, in list order. */
+    get: operations['list_guild_channels'];
+    put?: never;
+    /**
+     * Create a channel (MANAGE_CHANNELS; overwrites also MANAGE_ROLES): text unless `kind` says
+     *     voice or category.
+     */
+    post: operations['create_guild_channel'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Reorder channels and move them between categories (MANAGE_CHANNELS): each entry is a channel
+     *     of the server with its new `position` and, optionally, `parent_id`.
+     */
+    patch: operations['reorder_guild_channels'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/invites': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server's live invites (MANAGE_GUILD), newest first. */
+    get: operations['list_invites'];
+    put?: never;
+    /** Create an invite to a server (CREATE_INSTANT_INVITE), optionally landing in `channel_id`. */
+    post: operations['create_invite'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A page of a server's members in user-id order: `limit` (1 to 1,000, default 100) after the
+     *     user id `after`, or those among `user_ids` (at most 100).
+     */
+    get: operations['list_members'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members/{user}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One member of a server. */
+    get: operations['get_member'];
+    put?: never;
+    post?: never;
+    /** Kick a member (KICK_MEMBERS, a member below you): they may come back by an invite. */
+    delete: operations['kick_member'];
+    options?: never;
+    head?: never;
+    /**
+     * Change a member's nickname (MANAGE_NICKNAMES; one's own: CHANGE_NICKNAME), roles
+     *     (MANAGE_ROLES, only roles below your highest) or time-out (MODERATE_MEMBERS). Others' only
+     *     when you rank above them.
+     */
+    patch: operations['update_member'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members/{user}/roles/{role}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Give a member a role (MANAGE_ROLES; a role below your highest, to a member below you or
+     *     yourself).
+     */
+    put: operations['add_member_role'];
+    post?: never;
+    /** Take a role from a member (as giving one). */
+    delete: operations['remove_member_role'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/roles': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server's roles, @everyone first, then by position. */
+    get: operations['list_roles'];
+    put?: never;
+    /** Create a role (MANAGE_ROLES), just above @everyone, with only permissions you have. */
+    post: operations['create_role'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/roles/{role}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Delete a role below your highest (MANAGE_ROLES): its members lose it, its overwrites go. */
+    delete: operations['delete_role'];
+    options?: never;
+    head?: never;
+    /**
+     * Edit a role below your highest (MANAGE_ROLES): name, colour, flags, permissions (only ones you
+     *     have), position (below your highest).
+     */
+    patch: operations['update_role'];
+    trace?: never;
+  };
+  '/api/v1/invites/{code}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Preview the server an invite leads to, without joining (no sign-in needed). */
+    get: operations['preview_invite'];
+    put?: never;
+    /**
+     * Join the server an invite leads to: the server as you see it. Already a member: the same,
+     *     and the invite is not spent.
+     */
+    post: operations['accept_invite'];
+    /** Revoke an invite (MANAGE_GUILD in its server). */
+    delete: operations['revoke_invite'];
     options?: never;
     head?: never;
     patch?: never;
@@ -367,6 +671,43 @@ export interface paths {
      */
     post: operations['open_dm'];
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/guilds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The servers I am in. */
+    get: operations['my_guilds'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/guilds/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /**
+     * Leave a server. The owner cannot: give it away (`PATCH /api/v1/guilds/{id}` with `owner_id`)
+     *     or delete it.
+     */
+    delete: operations['leave_guild'];
     options?: never;
     head?: never;
     patch?: never;
@@ -499,6 +840,11 @@ export interface components {
        */
       type?: number | null;
     };
+    /** @description `GET /api/v1/guilds/{id}/audit-logs`: a page of entries, newest first, and the users they name. */
+    AuditLog: {
+      audit_log_entries: components['schemas']['AuditLogEntry'][];
+      users: components['schemas']['User'][];
+    };
     /** @description One changed field: its name, and its value before and after (absent when there was none). */
     AuditLogChange: {
       key: string;
@@ -529,6 +875,19 @@ export interface components {
      * @example https://cdn.example.com/a.png
      */
     AvatarUrl: string;
+    /** @description A ban (`GET /api/v1/guilds/{id}/bans`): who, and why. */
+    Ban: {
+      reason?: string | null;
+      user: components['schemas']['User'];
+    };
+    /**
+     * @description `PUT /api/v1/guilds/{id}/bans/{user}`: optionally delete what they sent in the last
+     *     `delete_message_seconds` (0 to 604800, a week).
+     */
+    BanRequest: {
+      /** Format: int32 */
+      delete_message_seconds?: number | null;
+    };
     /**
      * @description A few words about oneself; newlines allowed: 1 to 190 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
      * @example hello
@@ -625,6 +984,16 @@ export interface components {
      * @example book club
      */
     ChannelName: string;
+    /**
+     * @description One entry of `PATCH /api/v1/guilds/{id}/channels` (a reorder): a channel's new place, and
+     *     optionally its new category (`null`: out of any).
+     */
+    ChannelPositionRequest: {
+      id: string;
+      parent_id?: string | null;
+      /** Format: int32 */
+      position?: number | null;
+    };
     ChannelRef: {
       channel_id: components['schemas']['Snowflake'];
       guild_id?: components['schemas']['Snowflake'] | null;
@@ -638,6 +1007,59 @@ export interface components {
        */
       name: components['schemas']['ChannelName'];
       topic?: components['schemas']['Topic'] | null;
+    };
+    /** @description `POST /api/v1/guilds/{id}/channels` */
+    CreateGuildChannelRequest: {
+      kind?: components['schemas']['ChannelKind'] | null;
+      /** @description 1 to 100 characters, with the rules of a display name. */
+      name: components['schemas']['ChannelName'];
+      /** @description The category to put it in. */
+      parent_id?: string | null;
+      permission_overwrites?: components['schemas']['OverwriteRequest'][] | null;
+      /** Format: int32 */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description Slowmode, 0 to 21600 seconds.
+       */
+      rate_limit_per_user?: number | null;
+      topic?: components['schemas']['Topic'] | null;
+    };
+    /** @description `POST /api/v1/guilds` */
+    CreateGuildRequest: {
+      icon?: components['schemas']['AvatarUrl'] | null;
+      /** @description 2 to 100 characters, with the rules of a display name. */
+      name: components['schemas']['GuildName'];
+    };
+    /** @description `POST /api/v1/channels/{id}/invites` and `POST /api/v1/guilds/{id}/invites`. */
+    CreateInviteRequest: {
+      /** @description `POST /api/v1/guilds/{id}/invites` only: the channel it lands its users in. */
+      channel_id?: string | null;
+      /**
+       * Format: int32
+       * @description Seconds it lasts, 0 (for ever) to 604800 (a week); a day by default.
+       */
+      max_age?: number | null;
+      /**
+       * Format: int32
+       * @description How many may join by it, 0 (any number) to 100; any number by default.
+       */
+      max_uses?: number | null;
+    };
+    /**
+     * @description `POST /api/v1/guilds/{id}/roles`: every field may be left out (a role named "new role", no
+     *     permissions).
+     */
+    CreateRoleRequest: {
+      /**
+       * Format: int32
+       * @description An RGB colour, 0 to 16777215.
+       */
+      color?: number | null;
+      hoist?: boolean | null;
+      mentionable?: boolean | null;
+      name?: components['schemas']['RoleName'] | null;
+      permissions?: components['schemas']['Permissions'] | null;
     };
     /** @description A DISPATCH (op 0): `t` names it, `d` is its payload. Edges never send the events they keep for themselves (BLOCK_UPDATE, DM_OPEN). */
     Dispatch:
@@ -1004,6 +1426,11 @@ export interface components {
       /** @description When asked for: the presence of this chunk's members the client may see. */
       presences?: components['schemas']['Presence'][] | null;
     };
+    /**
+     * @description A server's name: 2 to 100 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example Book club
+     */
+    GuildName: string;
     /** @description GUILD_DELETE: the server, by id. */
     GuildRef: {
       id: components['schemas']['Snowflake'];
@@ -1068,6 +1495,22 @@ export interface components {
        * @description How many have joined by it.
        */
       uses: number;
+    };
+    /** @description The server an invite leads to. */
+    InviteGuild: {
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+    };
+    /** @description What anyone with the code may see before joining (`GET /api/v1/invites/{code}`). */
+    InvitePreview: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      /** Format: int64 */
+      expires_at?: number | null;
+      guild: components['schemas']['InviteGuild'];
     };
     /** @description INVITE_DELETE: a revoked or used-up invite. */
     InviteRef: {
@@ -1140,6 +1583,11 @@ export interface components {
        */
       nonce?: string | null;
     };
+    /**
+     * @description A member's nickname in one server: 1 to 32 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example Ann the Brave
+     */
+    Nick: string;
     /** @description `POST /api/v1/users/@me/channels`: open the DM with someone, by id (Discord's shape). */
     OpenDmRequest: {
       /** @example 175928847299117063 */
@@ -1154,6 +1602,18 @@ export interface components {
       deny: components['schemas']['Permissions'];
       /** @description The role's id (the server's id for @everyone) or the member's user id. */
       id: components['schemas']['Snowflake'];
+      type: components['schemas']['OverwriteType'];
+    };
+    /** @description An overwrite as sent: the role or member it is for, and permission sets as decimal strings. */
+    OverwriteRequest: {
+      allow?: components['schemas']['Permissions'] | null;
+      deny?: components['schemas']['Permissions'] | null;
+      /**
+       * @description `POST /api/v1/guilds/{id}/channels` only: the role's or member's id (the path names it in
+       *     `PUT /api/v1/channels/{id}/permissions/{overwrite_id}`).
+       */
+      id?: string | null;
+      /** @description 0 for a role, 1 for a member. */
       type: components['schemas']['OverwriteType'];
     };
     /**
@@ -1355,6 +1815,11 @@ export interface components {
        */
       position: number;
     };
+    /**
+     * @description A role's name: 1 to 100 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example crew
+     */
+    RoleName: string;
     SessionRevoked: {
       /** @description The session (refresh-token family) id, the `sid` claim of its access tokens. */
       session_id: components['schemas']['Snowflake'];
@@ -1458,12 +1923,51 @@ export interface components {
       rate_limit_per_user?: number | null;
       topic?: components['schemas']['Topic'] | null;
     };
+    /** @description `PATCH /api/v1/guilds/{id}`: leave a field out to keep it; `"icon": null` removes the icon. */
+    UpdateGuildRequest: {
+      icon?: components['schemas']['AvatarUrl'] | null;
+      name?: components['schemas']['GuildName'] | null;
+      /** @description The owner only: give the server to another member. */
+      owner_id?: string | null;
+    };
+    /** @description `PATCH /api/v1/guilds/{id}/members/{user}`: leave a field out to keep it. */
+    UpdateMemberRequest: {
+      /**
+       * Format: int64
+       * @description Time the member out until this moment (Unix milliseconds, at most 28 days ahead); `null`
+       *     ends a time-out. Needs MODERATE_MEMBERS.
+       */
+      communication_disabled_until?: number | null;
+      nick?: components['schemas']['Nick'] | null;
+      /**
+       * @description Every role the member should have (other than @everyone). Needs MANAGE_ROLES, and only
+       *     roles below one's own highest change.
+       */
+      roles?: string[] | null;
+    };
     /** @description `PATCH /api/v1/users/@me`: leave a field out to keep it, send `null` to clear it. */
     UpdateProfileRequest: {
       avatar_url?: components['schemas']['AvatarUrl'] | null;
       bio?: components['schemas']['Bio'] | null;
       display_name?: components['schemas']['DisplayName'] | null;
       status?: components['schemas']['SettableStatus'] | null;
+    };
+    /**
+     * @description `PATCH /api/v1/guilds/{id}/roles/{role}`: leave a field out to keep it. `position` moves the
+     *     role (the roles between shift by one).
+     */
+    UpdateRoleRequest: {
+      /** Format: int32 */
+      color?: number | null;
+      hoist?: boolean | null;
+      mentionable?: boolean | null;
+      name?: components['schemas']['RoleName'] | null;
+      permissions?: components['schemas']['Permissions'] | null;
+      /**
+       * Format: int32
+       * @description 1 or more (@everyone alone is at 0).
+       */
+      position?: number | null;
     };
     /** @description `PATCH /api/v1/users/@me/settings`: leave a field out to keep it. */
     UpdateSettingsRequest: {
@@ -1525,18 +2029,26 @@ export interface components {
 export type Ack = components['schemas']['Ack'];
 export type Audience = components['schemas']['Audience'];
 export type AuditEntryInfo = components['schemas']['AuditEntryInfo'];
+export type AuditLog = components['schemas']['AuditLog'];
 export type AuditLogChange = components['schemas']['AuditLogChange'];
 export type AuditLogEntry = components['schemas']['AuditLogEntry'];
 export type AuditLogEvent = components['schemas']['AuditLogEvent'];
 export type AvatarUrl = components['schemas']['AvatarUrl'];
+export type Ban = components['schemas']['Ban'];
+export type BanRequest = components['schemas']['BanRequest'];
 export type Bio = components['schemas']['Bio'];
 export type BlockUpdate = components['schemas']['BlockUpdate'];
 export type Channel = components['schemas']['Channel'];
 export type ChannelKind = components['schemas']['ChannelKind'];
 export type ChannelMembersChunk = components['schemas']['ChannelMembersChunk'];
 export type ChannelName = components['schemas']['ChannelName'];
+export type ChannelPositionRequest = components['schemas']['ChannelPositionRequest'];
 export type ChannelRef = components['schemas']['ChannelRef'];
 export type CreateChannelRequest = components['schemas']['CreateChannelRequest'];
+export type CreateGuildChannelRequest = components['schemas']['CreateGuildChannelRequest'];
+export type CreateGuildRequest = components['schemas']['CreateGuildRequest'];
+export type CreateInviteRequest = components['schemas']['CreateInviteRequest'];
+export type CreateRoleRequest = components['schemas']['CreateRoleRequest'];
 export type Dispatch = components['schemas']['Dispatch'];
 export type DisplayName = components['schemas']['DisplayName'];
 export type EditMessageRequest = components['schemas']['EditMessageRequest'];
@@ -1551,6 +2063,7 @@ export type GuildMember = components['schemas']['GuildMember'];
 export type GuildMemberEvent = components['schemas']['GuildMemberEvent'];
 export type GuildMemberRemove = components['schemas']['GuildMemberRemove'];
 export type GuildMembersChunk = components['schemas']['GuildMembersChunk'];
+export type GuildName = components['schemas']['GuildName'];
 export type GuildRef = components['schemas']['GuildRef'];
 export type GuildRoleEvent = components['schemas']['GuildRoleEvent'];
 export type GuildRoleRef = components['schemas']['GuildRoleRef'];
@@ -1558,6 +2071,8 @@ export type Hello = components['schemas']['Hello'];
 export type HistoryPage = components['schemas']['HistoryPage'];
 export type Identify = components['schemas']['Identify'];
 export type Invite = components['schemas']['Invite'];
+export type InviteGuild = components['schemas']['InviteGuild'];
+export type InvitePreview = components['schemas']['InvitePreview'];
 export type InviteRef = components['schemas']['InviteRef'];
 export type Member = components['schemas']['Member'];
 export type MemberAdded = components['schemas']['MemberAdded'];
@@ -1568,8 +2083,10 @@ export type MessageDelete = components['schemas']['MessageDelete'];
 export type MessageEdit = components['schemas']['MessageEdit'];
 export type MessageRef = components['schemas']['MessageRef'];
 export type MessageSend = components['schemas']['MessageSend'];
+export type Nick = components['schemas']['Nick'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
 export type Overwrite = components['schemas']['Overwrite'];
+export type OverwriteRequest = components['schemas']['OverwriteRequest'];
 export type OverwriteType = components['schemas']['OverwriteType'];
 export type Password = components['schemas']['Password'];
 export type Permissions = components['schemas']['Permissions'];
@@ -1591,6 +2108,7 @@ export type RequestGuildMembers = components['schemas']['RequestGuildMembers'];
 export type Resume = components['schemas']['Resume'];
 export type Resumed = components['schemas']['Resumed'];
 export type Role = components['schemas']['Role'];
+export type RoleName = components['schemas']['RoleName'];
 export type SessionRevoked = components['schemas']['SessionRevoked'];
 export type SessionStatus = components['schemas']['SessionStatus'];
 export type SettableStatus = components['schemas']['SettableStatus'];
@@ -1603,7 +2121,10 @@ export type Topic = components['schemas']['Topic'];
 export type Typing = components['schemas']['Typing'];
 export type TypingStart = components['schemas']['TypingStart'];
 export type UpdateChannelRequest = components['schemas']['UpdateChannelRequest'];
+export type UpdateGuildRequest = components['schemas']['UpdateGuildRequest'];
+export type UpdateMemberRequest = components['schemas']['UpdateMemberRequest'];
 export type UpdateProfileRequest = components['schemas']['UpdateProfileRequest'];
+export type UpdateRoleRequest = components['schemas']['UpdateRoleRequest'];
 export type UpdateSettingsRequest = components['schemas']['UpdateSettingsRequest'];
 export type User = components['schemas']['User'];
 export type UserGuild = components['schemas']['UserGuild'];
@@ -2071,6 +2592,93 @@ export interface operations {
       };
       /** @description The body is not `application/json` */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_channel_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateInviteRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such channel of a server, or not one you may view */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      429: {
         headers: {
           [name: string]: unknown;
         };
@@ -2779,6 +3387,131 @@ export interface operations {
       };
     };
   };
+  set_overwrite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        /** @description A role's id (the server's for @everyone) or a member's user id */
+        overwrite_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['OverwriteRequest'];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_overwrite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        overwrite_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
   gateway: {
     parameters: {
       query?: never;
@@ -2798,6 +3531,1515 @@ export interface operations {
       };
       /** @description No edge answered */
       503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateGuildRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are in as many servers as one may be (`guild_limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  get_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_guild: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why (percent-encoded, at most 512 characters), for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateGuildRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Guild'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  audit_log: {
+    parameters: {
+      query?: {
+        /** @description Only what this user did. */
+        user_id?: string;
+        /** @description Only actions of this type (Discord's numbers). */
+        action_type?: number;
+        /** @description Entries older than this entry id (page back with the last id of a page). */
+        before?: string;
+        /** @description Entries newer than this entry id. */
+        after?: string;
+        /** @description 1 to 100, default 50. */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AuditLog'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_bans: {
+    parameters: {
+      query?: {
+        /** @description Bans of users with a higher id */
+        after?: string;
+        /** @description 1 to 1000, default 100 */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Ban'][];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  ban: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log (and the ban) */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    /** @description Optional */
+    requestBody?: {
+      content: {
+        'application/json': components['schemas']['BanRequest'] | null;
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  unban: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such server, or no such ban */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_guild_channels: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Channel'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_guild_channel: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateGuildChannelRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Channel'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The server has as many channels as it may (`limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  reorder_guild_channels: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ChannelPositionRequest'][];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_invites: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateInviteRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You created as many invites as one may for now */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_members: {
+    parameters: {
+      query?: {
+        /** @description List members with a higher user id */
+        after?: string;
+        /** @description 1 to 1000, default 100 */
+        limit?: number;
+        /** @description Comma-separated user ids, at most 100 */
+        user_ids?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'][];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  get_member: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        /** @description A user id, or `@me` */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  kick_member: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_member: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        /** @description A user id, or `@me` */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateMemberRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  add_member_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  remove_member_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_roles: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateRoleRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The server has as many roles as it may (`limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description @everyone cannot be deleted */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateRoleRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  preview_invite: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['InvitePreview'];
+        };
+      };
+      /** @description No such invite, or it expired or was used up */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  accept_invite: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are banned from the server (`banned`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such invite, or it expired or was used up */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are in as many servers as one may be (`guild_limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  revoke_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -3142,6 +5384,77 @@ export interface operations {
       };
       /** @description The body is not `application/json` */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  my_guilds: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Guild'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  leave_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The owner cannot leave */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
         headers: {
           [name: string]: unknown;
         };
