@@ -62,21 +62,7 @@ impl Standing {
 
     /// The permission subject of any member of this server, from their roles.
     pub fn subject_of(&self, member: &GuildMember) -> Subject {
-        let everyone = self
-            .role(self.guild.id)
-            .map_or(Permissions::empty(), |r| r.permissions);
-        Subject {
-            guild_id: self.guild.id,
-            user_id: member.user.id,
-            owner: member.user.id == self.guild.owner_id,
-            everyone,
-            roles: member
-                .roles
-                .iter()
-                .filter_map(|id| self.role(*id).map(|r| (r.id, r.permissions)))
-                .collect(),
-            timed_out: member.timed_out_at(self.now_ms),
-        }
+        member.subject(self.guild.id, self.guild.owner_id, &self.roles, self.now_ms)
     }
 
     /// What the member may do in the server as a whole.
@@ -94,16 +80,7 @@ impl Standing {
 
     /// Where any member stands in the hierarchy.
     pub fn rank_of(&self, member: &GuildMember) -> Rank {
-        Rank {
-            owner: member.user.id == self.guild.owner_id,
-            highest: member
-                .roles
-                .iter()
-                .filter_map(|id| self.role(*id))
-                .map(|r| r.position)
-                .max()
-                .unwrap_or(0),
-        }
+        member.rank(self.guild.owner_id, &self.roles)
     }
 
     pub fn rank(&self) -> Rank {

@@ -3,6 +3,8 @@
 //!
 //! - [`session`]: one client connection, HELLO to close.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
+//! - [`guilds`]: what the edge keeps of each server it has members' sessions of (roles, channels,
+//!   overwrites), to decide from memory what each session may see and send.
 //! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
@@ -24,6 +26,7 @@ pub mod discovery;
 pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod guilds;
 pub mod metrics;
 pub mod reporter;
 pub mod routes;

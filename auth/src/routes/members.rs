@@ -389,18 +389,18 @@ pub async fn bans(
     ))
 }
 
-/// A ban's optional body: empty, or `{"delete_message_seconds": N}`.
+/// A ban's optional body: empty (or `null`), or `{"delete_message_seconds": N}`.
 fn ban_body(body: &Bytes) -> ApiResult<u32> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
-    let request: BanRequest = serde_json::from_slice(body).map_err(|e| {
+    let request: Option<BanRequest> = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidBody,
             format!("the body does not have the expected shape: {e}"),
         )
     })?;
-    Ok(request.parse()?)
+    Ok(request.unwrap_or_default().parse()?)
 }
 
 /// Ban someone (BAN_MEMBERS; a member below you, or anyone not in the server): they leave, and

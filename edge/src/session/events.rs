@@ -41,6 +41,10 @@ impl Session {
     /// concerns a channel the session is not (or no longer) in.
     pub(super) async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
         let me = claims.sub;
+        // A server's events, its channels' included, follow its permissions.
+        if let Some(guild) = delivery.event.guild() {
+            return self.guild_event(me, guild, delivery).await;
+        }
         match &delivery.event {
             // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
             // added to, or a DM opened with me or by me.

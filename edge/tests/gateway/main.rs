@@ -3,6 +3,7 @@
 mod bad_input;
 mod chat;
 mod edge_process;
+mod guilds;
 mod history;
 mod members;
 mod openapi;

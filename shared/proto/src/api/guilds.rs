@@ -10,7 +10,7 @@ use super::error::{FieldErrors, Invalid};
 use super::names::{ChannelName, GuildName, Nick, RoleName, Topic};
 use super::users::{AvatarUrl, User};
 use crate::Snowflake;
-use crate::permissions::{Overwrite, OverwriteType, Permissions};
+use crate::permissions::{Overwrite, OverwriteType, Permissions, Rank, Subject};
 
 /// A server, as everyone in it sees it (GUILD_UPDATE, `GET /api/v1/users/@me/guilds`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -88,6 +88,44 @@ impl GuildMember {
     pub fn timed_out_at(&self, now_ms: u64) -> bool {
         self.communication_disabled_until
             .is_some_and(|until| until > now_ms)
+    }
+
+    /// Who they are to `crate::permissions::effective` in the server `guild_id` owned by
+    /// `owner_id`, whose roles (every one, @everyone included) are `roles`, at `now_ms`.
+    pub fn subject(
+        &self,
+        guild_id: Snowflake,
+        owner_id: Snowflake,
+        roles: &[Role],
+        now_ms: u64,
+    ) -> Subject {
+        let role = |id: Snowflake| roles.iter().find(|r| r.id == id);
+        Subject {
+            guild_id,
+            user_id: self.user.id,
+            owner: self.user.id == owner_id,
+            everyone: role(guild_id).map_or(Permissions::empty(), |r| r.permissions),
+            roles: self
+                .roles
+                .iter()
+                .filter_map(|id| role(*id).map(|r| (r.id, r.permissions)))
+                .collect(),
+            timed_out: self.timed_out_at(now_ms),
+        }
+    }
+
+    /// Where they stand in the hierarchy of a server owned by `owner_id` with these roles.
+    pub fn rank(&self, owner_id: Snowflake, roles: &[Role]) -> Rank {
+        Rank {
+            owner: self.user.id == owner_id,
+            highest: self
+                .roles
+                .iter()
+                .filter_map(|id| roles.iter().find(|r| r.id == *id))
+                .map(|r| r.position)
+                .max()
+                .unwrap_or(0),
+        }
     }
 }
 
