@@ -8,6 +8,7 @@ mod consent;
 mod discovery;
 mod guilds;
 mod limits;
+mod matrix;
 mod migrations;
 mod moderation;
 mod openapi;

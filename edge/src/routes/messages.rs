@@ -118,7 +118,12 @@ async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32
             caller.channel.rate_limit_per_user.unwrap_or(0)
         });
     }
-    // Refused: a time-out, or the permissions themselves? Only the member says which.
+    Err(refusal(routes, caller, what).await)
+}
+
+/// Why a server's channel refused the caller: a time-out (`timed_out`), or the permissions
+/// themselves (`forbidden`). Only their member object says which.
+async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> ApiError {
     let guild = caller.channel.guild_id.expect("a server's channel");
     let until = match routes
         .state
@@ -134,10 +139,10 @@ async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32
             None
         }
     };
-    Err(chat_error(&match until {
+    chat_error(&match until {
         Some(until) => ChatError::TimedOut(until),
         None => ChatError::NotAllowed(format!("you may not {what} in this channel")),
-    }))
+    })
 }
 
 /// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
@@ -266,7 +271,14 @@ pub(super) async fn delete(
         .chat
         .delete(me, caller.channel.id, message_id, moderates, &state.archive)
         .await;
-    let message = deleted.map_err(|e| chat_error(&e))?;
+    let message = match deleted {
+        Ok(message) => message,
+        // Someone else's message in a server: a time-out may be what took the right away.
+        Err(ChatError::Forbidden) if caller.channel.guild_id.is_some() => {
+            return Err(refusal(&routes, &caller, "delete others' messages").await);
+        }
+        Err(e) => return Err(chat_error(&e)),
+    };
     if let Some(guild) = caller.channel.guild_id
         && message.author_id != me
     {

@@ -81,10 +81,12 @@ impl Session {
             return self.reply_error(nonce, &ChatError::UnknownChannel).await;
         }
         let server = self.channel_guilds.get(&channel_id).copied();
-        let moderates = match self.allowed(channel_id) {
+        let allowed = self.allowed(channel_id);
+        let moderates = match &allowed {
             Some(allowed) => allowed.permissions.has(Permissions::MANAGE_MESSAGES),
             None => self.moderated.contains(&channel_id),
         };
+        let timed_out_until = allowed.and_then(|a| a.timed_out_until);
         let state = Arc::clone(&self.state);
         let deleted = state
             .chat
@@ -105,6 +107,11 @@ impl Session {
                 }
                 let message = None;
                 self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+            }
+            // Someone else's message, and a time-out took MANAGE_MESSAGES away: say so.
+            Err(ChatError::Forbidden) if timed_out_until.is_some() => {
+                let until = timed_out_until.expect("checked");
+                self.reply_error(nonce, &ChatError::TimedOut(until)).await
             }
             Err(e) => self.reply_error(nonce, &e).await,
         }

@@ -5,6 +5,7 @@ mod chat;
 mod edge_process;
 mod guilds;
 mod history;
+mod matrix;
 mod members;
 mod openapi;
 mod resume;

@@ -90,6 +90,7 @@ impl World {
             // Tests build many channels quickly; the tests of these limits set their own.
             "--channel-create-rate=10000/1m".to_owned(),
             "--member-add-rate=10000/1m".to_owned(),
+            "--invite-create-rate=100000/1m".to_owned(),
             // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
             // production 150 ms can miss an edge that is alive, and tests count the edges offered.
             "--discovery-timeout=2s".to_owned(),
