@@ -331,6 +331,16 @@ impl Chat {
         Ok(current)
     }
 
+    /// Deletes a message without looking it up (a banned member's, found by reading history).
+    pub async fn purge(&self, channel: Snowflake, id: Snowflake) -> Result<(), ChatError> {
+        let event = Event::MessageDelete(MessageRef {
+            id,
+            channel_id: channel,
+        });
+        self.store_event(channel, &event, None).await?;
+        Ok(())
+    }
+
     /// Stores an event in the chat stream and waits for JetStream's acknowledgement.
     async fn store_event(
         &self,

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
 use kit::extract::{ApiPath, ApiQuery, AuditLogReason};
 use proto::Snowflake;
+use proto::access::{PurgeRequest, Purged, Reply};
 use proto::api::audit::{AuditEntryInfo, AuditLogChange, AuditLogEvent};
 use proto::api::channels::{MembersParams, MembersQuery};
 use proto::api::error::{ErrorBody, ErrorCode};
@@ -436,6 +437,24 @@ pub async fn ban(
     if target.is_some() {
         guild_members::remove(&mut tx, guild, user).await?;
     }
+    let purge = if delete_seconds > 0 {
+        let count = crate::guilds::member_count(&mut *tx, guild).await?;
+        let channels = crate::guild_channels::all(&mut tx, guild, count).await?;
+        Some(PurgeRequest {
+            guild_id: guild,
+            channel_ids: channels
+                .iter()
+                .filter(|c| c.kind.has_messages())
+                .map(|c| c.id)
+                .collect(),
+            author_id: user,
+            since_ms: standing
+                .now_ms
+                .saturating_sub(u64::from(delete_seconds) * 1000),
+        })
+    } else {
+        None
+    };
     let mut entries = Vec::new();
     if new {
         let options = (delete_seconds > 0).then(|| AuditEntryInfo {
@@ -471,7 +490,44 @@ pub async fn ban(
         entries,
     )
     .await;
+    if let Some(purge) = purge {
+        tokio::spawn(delete_recent(state.clone(), purge));
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long an edge may take to delete a banned member's recent messages.
+const PURGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Asks the edges (one answers) to delete a banned member's recent messages, through the chat
+/// stream as any delete: the ban is answered before, as on Discord. A failure is logged; the ban
+/// stands.
+async fn delete_recent(state: AppState, purge: PurgeRequest) {
+    let payload = serde_json::to_vec(&purge).expect("requests serialise");
+    let request = async_nats::Request::new()
+        .payload(payload.into())
+        .timeout(Some(PURGE_TIMEOUT));
+    match state
+        .nats
+        .send_request(state.subjects.edge_purge(), request)
+        .await
+    {
+        Ok(reply) => match serde_json::from_slice::<Reply<Purged>>(&reply.payload) {
+            Ok(Reply::Ok(purged)) => tracing::info!(
+                guild = %purge.guild_id,
+                deleted = purged.deleted,
+                "a banned member's recent messages are deleted"
+            ),
+            Ok(other) => {
+                tracing::warn!(
+                    ?other,
+                    "an edge could not delete a banned member's messages"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "an edge's answer to a purge is not one"),
+        },
+        Err(e) => tracing::warn!(error = %e, "no edge deleted a banned member's messages"),
+    }
 }
 
 /// Lift a ban (BAN_MEMBERS).

@@ -495,3 +495,99 @@ async fn slowmode_holds_members_back_and_not_those_who_manage_messages() {
     assert_eq!(ann_1.send(slow, "one", "a1").await["op"], 24);
     assert_eq!(ann_1.send(slow, "two", "a2").await["op"], 24);
 }
+
+#[tokio::test]
+async fn a_ban_deletes_the_last_seconds_of_the_members_messages_on_every_device() {
+    let world = World::start(2, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let cat = world.sign_up("cat").await;
+    let (guild, general) = world.guild(&ann, "Book club").await;
+    let second = world.guild_channel(guild, &ann, "second", json!({})).await;
+    world.join_guild(guild, &ann, &bob).await;
+    world.join_guild(guild, &ann, &cat).await;
+
+    // Bob wrote something an hour ago (stored through the chat stream, as every message is).
+    let subjects = proto::subjects::Subjects::new(world.prefix.clone());
+    let nats = async_nats::connect(&world.engines.nats_url).await.unwrap();
+    let old = proto::Snowflake::from_parts(proto::clock::unix_ms() - 3_600_000, 1, 0);
+    let event = proto::events::Event::MessageCreate(proto::api::messages::Message {
+        id: old,
+        channel_id: general,
+        author_id: bob.id,
+        content: "an hour ago".into(),
+        nonce: None,
+        edited_at: None,
+    });
+    async_nats::jetstream::new(nats)
+        .publish(subjects.chat_intake(general), event.to_json().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut cat_2 = Client::connect(&world.gateway(1), &cat).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let mut recent = Vec::new();
+    for (channel, content) in [(general, "spam 1"), (general, "spam 2"), (second, "spam 3")] {
+        let ack = bob_1.send(channel, content, content).await;
+        recent.push(ack["d"]["message"]["id"].as_str().unwrap().to_owned());
+    }
+    let ack = cat_2.send(general, "not spam", "c1").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    assert_eq!(ann_1.messages(4).await.len(), 4);
+
+    let (status, body) = world
+        .auth_call(
+            Method::PUT,
+            &format!("/api/v1/guilds/{guild}/bans/{}", bob.id),
+            &ann,
+            Some(json!({"delete_message_seconds": 600})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    bob_1.next_event("GUILD_DELETE").await;
+    // Every device of everyone who sees the channels gets each delete, on both edges.
+    for client in [&mut ann_1, &mut cat_2] {
+        let mut deleted = Vec::new();
+        while deleted.len() < recent.len() {
+            let frame = client.next_event("MESSAGE_DELETE").await;
+            deleted.push(frame["d"]["id"].as_str().unwrap().to_owned());
+        }
+        deleted.sort();
+        let mut expected = recent.clone();
+        expected.sort();
+        assert_eq!(deleted, expected);
+    }
+    // History keeps what is older, and what others wrote.
+    let (status, page) = world
+        .edge_call(
+            0,
+            Method::GET,
+            &format!("/api/v1/channels/{general}/messages"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["not spam", "an hour ago"]);
+    let (_, log) = world
+        .auth_call(
+            Method::GET,
+            &format!("/api/v1/guilds/{guild}/audit-logs?action_type=22"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(
+        log["audit_log_entries"][0]["options"]["delete_message_seconds"],
+        600
+    );
+}

@@ -148,3 +148,21 @@ mod tests {
         assert_eq!(missing, Reply::NotFound);
     }
 }
+
+/// `{p}.edge.purge` (auth asks the edges, one answers): delete every message `author_id` sent in
+/// `channel_ids` since `since_ms` (Unix milliseconds), as moderators' deletes are made (through
+/// the chat stream, so every device sees MESSAGE_DELETE). Sent after a ban with
+/// `delete_message_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeRequest {
+    pub guild_id: Snowflake,
+    pub channel_ids: Vec<Snowflake>,
+    pub author_id: Snowflake,
+    pub since_ms: u64,
+}
+
+/// The answer to [`PurgeRequest`]: how many messages were deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purged {
+    pub deleted: u32,
+}

@@ -21,6 +21,8 @@
 //! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
 //! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
 //!                                live edge answers with its EdgeInfo
+//! {prefix}.edge.purge            auth asks the edges (one answers, queue group `edge`) to delete
+//!                                a banned member's recent messages (proto::access::PurgeRequest)
 //! {prefix}.auth.state            edges ask auth what a session needs (request; proto::access)
 //! {prefix}.auth.visible          edges ask auth whose presence a user may see (request)
 //! {prefix}.auth.members          edges ask auth for a page of a channel's members (request)
@@ -185,6 +187,12 @@ impl Subjects {
     /// NATS service ([`Self::edge_service_name`]), each in a queue group of its own so all answer.
     pub fn edge_discovery(&self) -> String {
         format!("{}.edge.discover", self.prefix)
+    }
+
+    /// Where auth asks the edges to delete a banned member's recent messages
+    /// (`proto::access::PurgeRequest`); one edge answers (queue group `edge`).
+    pub fn edge_purge(&self) -> String {
+        format!("{}.edge.purge", self.prefix)
     }
 
     /// The name edges register under with the NATS service API, for discovery.
