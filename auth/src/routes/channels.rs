@@ -195,7 +195,8 @@ pub async fn get(
 
 /// Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
 /// 100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
-/// id of a page until a page comes back short.
+/// id of a page until a page comes back short. A server's channel (one I may view) has no members
+/// of its own: this lists the server's.
 #[utoipa::path(get, path = "/api/v1/channels/{id}/members", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path),
            ("after" = Option<String>, Query, description = "List members with a higher user id"),
@@ -210,6 +211,19 @@ pub async fn members(
     Query(params): Query<MembersParams>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let query = params.parse()?;
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        super::guild_channels::get(&state, &caller, guild, id).await?;
+        let members = crate::guild_members::page(&state.db, guild, &query).await?;
+        return Ok(Json(
+            members
+                .into_iter()
+                .map(|m| Member {
+                    user: m.user,
+                    role: MemberRole::Member,
+                })
+                .collect(),
+        ));
+    }
     role_in(&state, id, &caller).await?;
     Ok(Json(channels::members(&state.db, id, &query).await?))
 }

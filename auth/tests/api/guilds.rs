@@ -226,6 +226,10 @@ async fn a_private_channel_shows_only_to_the_role_its_overwrites_let_in() {
         .get(&format!("/api/v1/channels/{private}"), &bob.access)
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _) = auth
+        .get(&format!("/api/v1/channels/{private}/members"), &bob.access)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let mut events = auth.guild_events(guild).await;
     auth.give_role(guild, &ann, bob.id, crew).await;
@@ -241,6 +245,18 @@ async fn a_private_channel_shows_only_to_the_role_its_overwrites_let_in() {
     assert_eq!(status, StatusCode::OK, "{channel}");
     let mine = Permissions::parse(channel["permissions"].as_str().unwrap()).unwrap();
     assert!(mine.has(Permissions::VIEW_CHANNEL | Permissions::SEND_MESSAGES));
+    // A server's channel has no members of its own: its members are the server's.
+    let (status, members) = auth
+        .get(
+            &format!(
+                "/api/v1/channels/{private}/members?user_ids={},{}",
+                ann.id, bob.id
+            ),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    assert_eq!(members.as_array().unwrap().len(), 2);
 
     // An overwrite for Bob himself takes sending away there, and everyone hears of it.
     let send = Permissions::SEND_MESSAGES.bits().to_string();

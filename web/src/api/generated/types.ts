@@ -163,7 +163,8 @@ export interface paths {
     /**
      * Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
      *     100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
-     *     id of a page until a page comes back short.
+     *     id of a page until a page comes back short. A server's channel (one I may view) has no members
+     *     of its own: this lists the server's.
      */
     get: operations['members'];
     put?: never;
@@ -224,13 +225,15 @@ export interface paths {
     };
     /**
      * A page of a channel's history, newest first, with the current profile of every author on it.
-     *     Includes what the chat stream holds and the store does not yet have.
+     *     Includes what the chat stream holds and the store does not yet have. In a server's channel:
+     *     READ_MESSAGE_HISTORY (403 `forbidden`).
      */
     get: operations['message_history'];
     put?: never;
     /**
      * Send a message, as a socket's MESSAGE_SEND: answered once the chat stream stored it. A retried
-     *     send with the same nonce is stored once.
+     *     send with the same nonce is stored once. In a server's channel: SEND_MESSAGES (403
+     *     `forbidden`; `timed_out` while timed out) and its slowmode (429).
      */
     post: operations['send_message'];
     delete?: never;
@@ -249,11 +252,14 @@ export interface paths {
     get?: never;
     put?: never;
     post?: never;
-    /** Delete a message: one's own, or any as the channel's owner or a moderator. */
+    /**
+     * Delete a message: one's own, or any as the channel's owner or a moderator (in a server's
+     *     channel: with MANAGE_MESSAGES, recorded in the audit log with the reason).
+     */
     delete: operations['delete_message'];
     options?: never;
     head?: never;
-    /** Edit one's own message. */
+    /** Edit one's own message (in a server's channel: SEND_MESSAGES, not timed out). */
     patch: operations['edit_message'];
     trace?: never;
   };
@@ -2968,6 +2974,14 @@ export interface operations {
           'application/json': components['schemas']['ErrorBody'];
         };
       };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
       404: {
         headers: {
           [name: string]: unknown;
@@ -3082,7 +3096,10 @@ export interface operations {
   delete_message: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Why, for the audit log (a moderator's delete in a server) */
+        'X-Audit-Log-Reason'?: string | null;
+      };
       path: {
         /** @description A channel id */
         id: string;
