@@ -185,7 +185,8 @@ impl Event {
         serde_json::to_vec(self).expect("events serialize")
     }
 
-    /// The channel the event is about, if any.
+    /// The channel the event is about, if any (a server's events, invites included, are about
+    /// the server: [`Event::guild`]).
     pub fn channel(&self) -> Option<Snowflake> {
         match self {
             Self::MessageCreate(message) | Self::MessageUpdate(message) => Some(message.channel_id),
@@ -217,9 +218,9 @@ impl Event {
             | Self::GuildRoleDelete(_)
             | Self::GuildBanAdd(_)
             | Self::GuildBanRemove(_)
-            | Self::GuildAuditLogEntryCreate(_) => None,
-            Self::InviteCreate(invite) => invite.channel_id,
-            Self::InviteDelete(r) => r.channel_id,
+            | Self::GuildAuditLogEntryCreate(_)
+            | Self::InviteCreate(_)
+            | Self::InviteDelete(_) => None,
         }
     }
 }
