@@ -11,7 +11,10 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use proto::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
+use proto::access::{
+    GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
+    MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery,
+};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -62,6 +65,12 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
         encode(&parse(payload, |q: VisibleQuery| visible(state, q)).await)
     } else if subject == subjects.auth_members() {
         encode(&parse(payload, |q: MembersRequest| members(state, q)).await)
+    } else if subject == subjects.auth_guild() {
+        encode(&parse(payload, |q: GuildQuery| guild(state, q)).await)
+    } else if subject == subjects.auth_guild_members() {
+        encode(&parse(payload, |q: GuildMembersRequest| guild_members(state, q)).await)
+    } else if subject == subjects.auth_audit() {
+        encode(&parse(payload, |q: MessageDeleted| message_deleted(state, q)).await)
     } else {
         encode::<()>(&Reply::Failed(format!("auth answers no {subject}")))
     }
@@ -90,6 +99,17 @@ fn failed<T>(e: &sqlx::Error) -> Reply<T> {
 async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionState> {
     let read = async {
         let mut conn = state.db.acquire().await?;
+        let guilds: Vec<GuildMembership> = crate::guild_members::of_user(&mut *conn, query.user_id)
+            .await?
+            .into_iter()
+            .map(|(guild_id, member)| GuildMembership { guild_id, member })
+            .collect();
+        if query.guilds_only {
+            return Ok(Some(SessionState {
+                guilds,
+                ..Default::default()
+            }));
+        }
         let channels = channels::mine(&mut conn, query.user_id, query.channel_id).await?;
         if query.channel_id.is_some() && channels.is_empty() {
             return Ok(None);
@@ -106,6 +126,7 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
             channels,
             watch,
             closed,
+            guilds,
         }))
     };
     match read.await {
@@ -142,6 +163,92 @@ async fn members(
     };
     match read.await {
         Ok(Some(members)) => Reply::Ok(members),
+        Ok(None) => Reply::NotFound,
+        Err(e) => failed(&e),
+    }
+}
+
+async fn guild(state: &AppState, query: GuildQuery) -> Reply<GuildSnapshot> {
+    let read = async {
+        let mut conn = state.db.acquire().await?;
+        crate::guilds::snapshot(&mut conn, query.guild_id).await
+    };
+    match read.await {
+        Ok(Some(snapshot)) => Reply::Ok(snapshot),
+        Ok(None) => Reply::NotFound,
+        Err(e) => failed(&e),
+    }
+}
+
+async fn guild_members(
+    state: &AppState,
+    query: GuildMembersRequest,
+) -> Reply<Vec<proto::api::guilds::GuildMember>> {
+    let read = async {
+        let mut conn = state.db.acquire().await?;
+        if crate::guild_members::one(&mut *conn, query.guild_id, query.user_id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        crate::guild_members::page(&mut *conn, query.guild_id, &query.query)
+            .await
+            .map(Some)
+    };
+    match read.await {
+        Ok(Some(members)) => Reply::Ok(members),
+        Ok(None) => Reply::NotFound,
+        Err(e) => failed(&e),
+    }
+}
+
+/// Records a moderator's delete of someone else's message, once auth has checked they may
+/// (MANAGE_MESSAGES in the channel), and tells those who read the audit log.
+async fn message_deleted(state: &AppState, deleted: MessageDeleted) -> Reply<()> {
+    use proto::api::audit::{AuditEntryInfo, AuditLogEvent};
+    use proto::permissions::Permissions;
+    let guild = deleted.guild_id;
+    let write = async {
+        let mut tx = state.db.begin().await?;
+        let Some(standing) = crate::guilds::standing(&mut tx, guild, deleted.user_id, true).await?
+        else {
+            return Ok(None);
+        };
+        let count = crate::guilds::member_count(&mut *tx, guild).await?;
+        let Some(channel) = crate::guild_channels::one(&mut tx, deleted.channel_id, count).await?
+        else {
+            return Ok(None);
+        };
+        if channel.guild_id != Some(guild)
+            || !standing
+                .in_channel(&channel)
+                .has(Permissions::MANAGE_MESSAGES)
+        {
+            return Ok(None);
+        }
+        let record = crate::audit::Record::new(
+            guild,
+            deleted.user_id,
+            AuditLogEvent::MessageDelete,
+            Some(deleted.author_id),
+        )
+        .options(AuditEntryInfo {
+            channel_id: Some(deleted.channel_id),
+            message_id: Some(deleted.message_id),
+            count: Some(1),
+            ..Default::default()
+        })
+        .reason(deleted.reason.clone());
+        let entry = crate::audit::record(&mut tx, state.ids.next_id(), record).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(Some(entry))
+    };
+    match write.await {
+        Ok(Some(entry)) => {
+            crate::routes::guilds::publish(state, guild, Vec::new(), vec![entry]).await;
+            Reply::Ok(())
+        }
         Ok(None) => Reply::NotFound,
         Err(e) => failed(&e),
     }

@@ -48,11 +48,7 @@ struct MemberRow {
 }
 
 fn kind_of(s: &str) -> ChannelKind {
-    if s == "dm" {
-        ChannelKind::Dm
-    } else {
-        ChannelKind::Group
-    }
+    s.parse().unwrap_or(ChannelKind::Group)
 }
 
 /// Rows into channels, with each DM's other person's profile (as others see it).
@@ -79,8 +75,6 @@ async fn channels_of(
         .map(|row| {
             let kind = kind_of(&row.kind);
             Channel {
-                id: Snowflake::from_i64(row.id),
-                kind,
                 name: row.name,
                 topic: row.topic,
                 owner_id: row.owner_id.map(Snowflake::from_i64),
@@ -93,12 +87,13 @@ async fn channels_of(
                 // A DM has no roles; a group channel has no "opened".
                 role: match kind {
                     ChannelKind::Group => row.role.as_deref().and_then(|role| role.parse().ok()),
-                    ChannelKind::Dm => None,
+                    _ => None,
                 },
                 opened: match kind {
-                    ChannelKind::Group => None,
                     ChannelKind::Dm => row.opened,
+                    _ => None,
                 },
+                ..Channel::new(Snowflake::from_i64(row.id), kind)
             }
         })
         .collect())

@@ -171,6 +171,31 @@ pub struct Config {
           default_value = "100/1h", value_parser = RateSpec::parse)]
     pub member_add_rate: RateSpec,
 
+    /// Most servers a user may be in (created or joined).
+    #[arg(
+        long = "guild-limit",
+        env = "NATTER_GUILD_LIMIT",
+        default_value_t = 100
+    )]
+    pub guild_limit: u32,
+
+    /// Most channels (categories included) a server may have.
+    #[arg(
+        long = "guild-channel-limit",
+        env = "NATTER_GUILD_CHANNEL_LIMIT",
+        default_value_t = 500
+    )]
+    pub guild_channel_limit: u32,
+
+    /// Most roles (@everyone included) a server may have.
+    #[arg(long = "role-limit", env = "NATTER_ROLE_LIMIT", default_value_t = 250)]
+    pub role_limit: u32,
+
+    /// Invites one user may create (N/duration).
+    #[arg(long = "invite-create-rate", env = "NATTER_INVITE_CREATE_RATE",
+          default_value = "20/1h", value_parser = RateSpec::parse)]
+    pub invite_create_rate: RateSpec,
+
     /// How long a profile stays in the Redis cache.
     #[arg(long = "profile-cache-ttl", env = "NATTER_PROFILE_CACHE_TTL",
           default_value = "5m", value_parser = duration)]

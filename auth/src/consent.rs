@@ -90,8 +90,8 @@ pub async fn block_between(
     })
 }
 
-/// Whether `user` has chosen to share a channel with `with`: both are in a group channel, or
-/// `user` opened a DM with `with` themselves.
+/// Whether `user` has chosen to share a channel with `with`: both are in a group channel or a
+/// server, or `user` opened a DM with `with` themselves.
 pub async fn shares(
     db: impl PgExecutor<'_>,
     user: Snowflake,
@@ -103,7 +103,11 @@ pub async fn shares(
              JOIN channel_members mine ON mine.channel_id = theirs.channel_id
              JOIN channels c ON c.id = theirs.channel_id
              WHERE theirs.user_id = $1 AND mine.user_id = $2
-               AND (c.kind = 'group' OR theirs.opened)) AS "shares!""#,
+               AND (c.kind = 'group' OR theirs.opened))
+           OR EXISTS (
+             SELECT 1 FROM guild_members theirs
+             JOIN guild_members mine ON mine.guild_id = theirs.guild_id
+             WHERE theirs.user_id = $1 AND mine.user_id = $2) AS "shares!""#,
         user.as_i64(),
         with.as_i64()
     )
@@ -155,15 +159,22 @@ pub async fn visible(
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
     let ids: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
     let rows = sqlx::query_scalar!(
-        "SELECT DISTINCT theirs.user_id
-         FROM channel_members theirs
-         JOIN channel_members mine ON mine.channel_id = theirs.channel_id AND mine.user_id = $1
-         JOIN channels c ON c.id = theirs.channel_id
-         WHERE theirs.user_id = ANY($2) AND theirs.user_id <> $1
-           AND (c.kind = 'group' OR theirs.opened)
+        r#"SELECT DISTINCT seen.user_id AS "user_id!" FROM (
+             SELECT theirs.user_id
+             FROM channel_members theirs
+             JOIN channel_members mine ON mine.channel_id = theirs.channel_id AND mine.user_id = $1
+             JOIN channels c ON c.id = theirs.channel_id
+             WHERE theirs.user_id = ANY($2) AND (c.kind = 'group' OR theirs.opened)
+             UNION ALL
+             SELECT theirs.user_id
+             FROM guild_members theirs
+             JOIN guild_members mine ON mine.guild_id = theirs.guild_id AND mine.user_id = $1
+             WHERE theirs.user_id = ANY($2)
+         ) seen
+         WHERE seen.user_id <> $1
            AND NOT EXISTS (SELECT 1 FROM relationships r
-                WHERE (r.user_id = $1 AND r.target_id = theirs.user_id)
-                   OR (r.user_id = theirs.user_id AND r.target_id = $1))",
+                WHERE (r.user_id = $1 AND r.target_id = seen.user_id)
+                   OR (r.user_id = seen.user_id AND r.target_id = $1))"#,
         viewer.as_i64(),
         &ids
     )

@@ -5,6 +5,8 @@
 //! - [`keys`], [`sessions`], [`passwords`], [`limits`], [`throttle`]: signing in and staying
 //!   signed in.
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
+//! - [`guilds`], [`roles`], [`guild_members`], [`guild_channels`], [`invites`], [`audit`]:
+//!   servers, their roles, members, bans, channels and overwrites, invites and the audit log.
 //! - [`consent`], [`quotas`]: who may DM or add whom, blocks, and limits on growing anyone's
 //!   channels.
 //! - [`publish`]: events on NATS after each change; [`access`]: edges' questions over NATS.
@@ -22,18 +24,24 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub mod access;
+pub mod audit;
 pub mod cache;
 pub mod channels;
 mod config;
 pub mod consent;
 pub mod error;
 pub mod extract;
+pub mod guild_channels;
+pub mod guild_members;
+pub mod guilds;
+pub mod invites;
 pub mod keys;
 pub mod limits;
 pub mod passwords;
 pub mod profiles;
 pub mod publish;
 pub mod quotas;
+pub mod roles;
 pub mod routes;
 pub mod sessions;
 pub mod state;
@@ -194,6 +202,10 @@ fn settings(config: &Config) -> Settings {
             channel_limit: config.channel_limit,
             channel_creates: config.channel_create_rate,
             member_adds: config.member_add_rate,
+            guild_limit: config.guild_limit,
+            guild_channel_limit: config.guild_channel_limit,
+            role_limit: config.role_limit,
+            invite_creates: config.invite_create_rate,
         },
     }
 }
@@ -255,9 +267,16 @@ async fn housekeeping(state: AppState, shutdown: Shutdown) {
             tracing::warn!(error = %e, "cannot purge expired refresh tokens");
         }
         let quotas = &state.settings.quotas;
-        let window = quotas.channel_creates.per.max(quotas.member_adds.per);
+        let window = quotas
+            .channel_creates
+            .per
+            .max(quotas.member_adds.per)
+            .max(quotas.invite_creates.per);
         if let Err(e) = quotas::forget_before(&state.db, window).await {
             tracing::warn!(error = %e, "cannot forget old counted actions");
+        }
+        if let Err(e) = invites::purge_expired(&state.db).await {
+            tracing::warn!(error = %e, "cannot delete expired invites");
         }
     }
 }

@@ -47,6 +47,21 @@ impl Publisher {
         self.publish(event, inboxes, Some(channel)).await;
     }
 
+    /// A server's event, to its subject (and the inboxes of the members it concerns).
+    pub async fn guild(&self, event: &Event, guild: Snowflake, inboxes: &[Snowflake]) {
+        let payload = bytes::Bytes::from(event.to_json());
+        for user in inboxes {
+            self.send(
+                self.subjects.user_inbox(*user),
+                payload.clone(),
+                event.name(),
+            )
+            .await;
+        }
+        self.send(self.subjects.guild_events(guild), payload, event.name())
+            .await;
+    }
+
     /// A message to each channel subject (USER_UPDATE to everyone who shares a channel).
     pub async fn to_channels(&self, event: &Event, channels: &[Snowflake]) {
         let payload = bytes::Bytes::from(event.to_json());

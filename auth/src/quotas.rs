@@ -22,6 +22,14 @@ pub struct Quotas {
     pub channel_creates: RateSpec,
     /// Members a user may add to channels per window.
     pub member_adds: RateSpec,
+    /// Servers a user may be in.
+    pub guild_limit: u32,
+    /// Channels (categories included) a server may have.
+    pub guild_channel_limit: u32,
+    /// Roles (@everyone included) a server may have.
+    pub role_limit: u32,
+    /// Invites a user may create per window.
+    pub invite_creates: RateSpec,
 }
 
 /// An action counted against an hourly limit.
@@ -30,6 +38,7 @@ pub struct Quotas {
 pub enum Action {
     ChannelCreate,
     MemberAdd,
+    InviteCreate,
 }
 
 impl Action {

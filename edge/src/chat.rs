@@ -48,6 +48,24 @@ pub enum ChatError {
     /// A gateway request (op 8) the edge cannot answer as asked.
     #[error("{0}")]
     InvalidRequest(String),
+    /// No such server, or not one of the user's.
+    #[error("unknown server")]
+    UnknownGuild,
+    /// Timed out in the channel's server until then (Unix milliseconds).
+    #[error("you are timed out until {}: you may read, not send", moment(*.0))]
+    TimedOut(u64),
+    /// A server's permissions do not allow it.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The channel's slowmode: the user may send again after this long.
+    #[error("this channel is in slowmode: you may send again in {} s", .0.as_secs().max(1))]
+    Slowmode(Duration),
+}
+
+/// A moment (Unix milliseconds) as people read it: RFC 3339 in UTC.
+fn moment(unix_ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 impl ChatError {
@@ -63,6 +81,10 @@ impl ChatError {
             Self::Unavailable | Self::HistoryUnavailable => "unavailable",
             Self::Closed => "consent_required",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::UnknownGuild => "unknown_guild",
+            Self::TimedOut(_) => "timed_out",
+            Self::NotAllowed(_) => "forbidden",
+            Self::Slowmode(_) => "rate_limited",
         }
     }
 }
@@ -74,6 +96,42 @@ pub struct Chat {
     ids: SnowflakeGenerator,
     metrics: EdgeMetrics,
     limits: ChannelLimits,
+    slowmode: Slowmode,
+}
+
+/// Servers' slowmode: when each (user, channel) may send again. Kept per edge: someone sending
+/// through sessions on two edges at once may send once on each.
+#[derive(Default)]
+pub struct Slowmode(std::sync::Mutex<std::collections::HashMap<(Snowflake, Snowflake), Instant>>);
+
+impl Slowmode {
+    /// Whether `user` may send in `channel`, whose slowmode is `seconds`, now (and counts it);
+    /// else how long until they may.
+    pub fn check(&self, user: Snowflake, channel: Snowflake, seconds: u32) -> Result<(), Duration> {
+        if seconds == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut next = self.0.lock().expect("never poisoned");
+        if let Some(at) = next.get(&(user, channel))
+            && *at > now
+        {
+            return Err(*at - now);
+        }
+        next.insert(
+            (user, channel),
+            now + Duration::from_secs(u64::from(seconds)),
+        );
+        Ok(())
+    }
+
+    /// Forgets whoever may send again.
+    pub fn trim(&self) {
+        let now = Instant::now();
+        let mut next = self.0.lock().expect("never poisoned");
+        next.retain(|_, at| *at > now);
+        next.shrink_to_fit();
+    }
 }
 
 /// A limiter with one state per (user, channel).
@@ -156,6 +214,7 @@ impl Chat {
             ids,
             metrics,
             limits: ChannelLimits::new(send_quota),
+            slowmode: Slowmode::default(),
         }
     }
 
@@ -164,7 +223,10 @@ impl Chat {
         let mut every = tokio::time::interval(LIMITS_TRIM_INTERVAL);
         loop {
             tokio::select! {
-                _ = every.tick() => self.limits.trim(),
+                _ = every.tick() => {
+                    self.limits.trim();
+                    self.slowmode.trim();
+                }
                 () = shutdown.cancelled() => return,
             }
         }
@@ -176,8 +238,15 @@ impl Chat {
     }
 
     /// Stores a message and returns it once JetStream has acknowledged it. The caller has checked
-    /// that the author is a member. A retry with the same nonce returns the message stored first.
-    pub async fn send(&self, author: Snowflake, send: MessageSend) -> Result<Message, ChatError> {
+    /// that the author is a member (and may send there; `slowmode` is the channel's, in seconds,
+    /// 0 for none or an exempt sender). A retry with the same nonce returns the message stored
+    /// first.
+    pub async fn send(
+        &self,
+        author: Snowflake,
+        send: MessageSend,
+        slowmode: u32,
+    ) -> Result<Message, ChatError> {
         let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
         let nonce = send
             .nonce
@@ -189,6 +258,9 @@ impl Chat {
         if !self.limits.send(author, channel) {
             return Err(ChatError::RateLimited);
         }
+        self.slowmode
+            .check(author, channel, slowmode)
+            .map_err(ChatError::Slowmode)?;
         let message = Message {
             id: self.ids.next_id(),
             channel_id: channel,
@@ -237,7 +309,8 @@ impl Chat {
         Ok(edited)
     }
 
-    /// Deletes a message: the author's own, or any in a channel the actor owns or moderates.
+    /// Deletes a message: the author's own, or any in a channel the actor owns or moderates (or,
+    /// in a server's, where they have MANAGE_MESSAGES). Answers the message deleted.
     pub async fn delete(
         &self,
         actor: Snowflake,
@@ -245,11 +318,21 @@ impl Chat {
         id: Snowflake,
         moderates: bool,
         archive: &Archive,
-    ) -> Result<(), ChatError> {
+    ) -> Result<Message, ChatError> {
         let current = find(archive, channel, id).await?;
         if current.author_id != actor && !moderates {
             return Err(ChatError::Forbidden);
         }
+        let event = Event::MessageDelete(MessageRef {
+            id,
+            channel_id: channel,
+        });
+        self.store_event(channel, &event, None).await?;
+        Ok(current)
+    }
+
+    /// Deletes a message without looking it up (a banned member's, found by reading history).
+    pub async fn purge(&self, channel: Snowflake, id: Snowflake) -> Result<(), ChatError> {
         let event = Event::MessageDelete(MessageRef {
             id,
             channel_id: channel,
@@ -391,5 +474,22 @@ mod tests {
         limits.trim();
         // Forgetting the pair would hand its budget back early.
         assert!(!limits.send(id(1), id(2)), "a trim refilled a spent budget");
+    }
+}
+
+#[cfg(test)]
+mod slowmode_tests {
+    use super::*;
+
+    #[test]
+    fn slowmode_lets_one_message_through_per_period_and_none_is_free() {
+        let slow = Slowmode::default();
+        let (user, channel) = (Snowflake::from_u64(1), Snowflake::from_u64(2));
+        assert!(slow.check(user, channel, 0).is_ok());
+        assert!(slow.check(user, channel, 0).is_ok());
+        assert!(slow.check(user, channel, 30).is_ok());
+        let wait = slow.check(user, channel, 30).unwrap_err();
+        assert!(wait > Duration::from_secs(29), "{wait:?}");
+        assert!(slow.check(Snowflake::from_u64(3), channel, 30).is_ok());
     }
 }

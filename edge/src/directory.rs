@@ -15,8 +15,12 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use proto::Snowflake;
-use proto::access::{MembersRequest, Reply, SessionState, StateQuery, Visible, VisibleQuery};
+use proto::access::{
+    GuildMembersRequest, MembersRequest, MessageDeleted, Reply, SessionState, StateQuery, Visible,
+    VisibleQuery,
+};
 use proto::api::channels::{Channel, Member, MembersQuery};
+use proto::api::guilds::GuildMember;
 use proto::api::users::User;
 use proto::subjects::Subjects;
 
@@ -118,8 +122,54 @@ impl Directory {
             user_id: user,
             channel_id: channel,
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
+            guilds_only: false,
         };
         self.ask(self.subjects.auth_state(), &query).await
+    }
+
+    /// The servers `user` is in, each with their member object, as they are now.
+    pub async fn guild_memberships(
+        &self,
+        user: Snowflake,
+    ) -> Result<Vec<proto::access::GuildMembership>, DirectoryError> {
+        let query = StateQuery {
+            user_id: user,
+            channel_id: None,
+            watch_max_members: 0,
+            guilds_only: true,
+        };
+        let state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
+        Ok(state.guilds)
+    }
+
+    /// Members of a server `user` is in.
+    pub async fn guild_members(
+        &self,
+        user: Snowflake,
+        guild: Snowflake,
+        query: MembersQuery,
+    ) -> Result<Vec<GuildMember>, DirectoryError> {
+        let request = GuildMembersRequest {
+            user_id: user,
+            guild_id: guild,
+            query,
+        };
+        self.ask(self.subjects.auth_guild_members(), &request).await
+    }
+
+    /// The token's user in one server (their roles and time-out); 404 when they are not in it.
+    pub async fn guild_member(
+        &self,
+        token: &str,
+        guild: Snowflake,
+    ) -> Result<GuildMember, DirectoryError> {
+        self.get(token, &format!("/api/v1/guilds/{guild}/members/@me"))
+            .await
+    }
+
+    /// Tells auth a moderator deleted someone else's message, for the audit log.
+    pub async fn message_deleted(&self, deleted: &MessageDeleted) -> Result<(), DirectoryError> {
+        self.ask(self.subjects.auth_audit(), deleted).await
     }
 
     /// Which of `users` `viewer` may see the presence of.

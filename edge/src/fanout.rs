@@ -20,6 +20,7 @@ use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::continuity::{ChannelFeed, Continuity};
+use crate::guilds::{FollowError, GuildFeed};
 use crate::metrics::EdgeMetrics;
 
 /// A session's id, unique within this edge process.
@@ -32,6 +33,9 @@ pub enum Topic {
     User(Snowflake),
     /// A user's presence as others see it (watched for co-members of small channels).
     Presence(Snowflake),
+    /// A server's events: followed while the edge has a session of one of its members, with
+    /// the server's roles and channels kept from them (`crate::guilds`).
+    Guild(Snowflake),
 }
 
 /// One event on its way to sessions: decoded once (sessions inspect membership events) and
@@ -122,6 +126,7 @@ struct TopicEntry {
 enum Subscribed {
     Channel(Arc<ChannelFeed>),
     Task(tokio::task::JoinHandle<()>),
+    Guild(Arc<GuildFeed>),
 }
 
 impl Drop for TopicEntry {
@@ -131,6 +136,7 @@ impl Drop for TopicEntry {
             match subscribed {
                 Subscribed::Channel(feed) => feed.stop(),
                 Subscribed::Task(task) => task.abort(),
+                Subscribed::Guild(feed) => feed.stop(),
             }
             self.metrics.subscriptions.dec();
         }
@@ -148,6 +154,8 @@ pub enum JoinError {
     Flush(#[from] async_nats::client::FlushError),
     #[error("NATS did not take the subscription in time")]
     TimedOut,
+    #[error("cannot follow the server: {0}")]
+    Guild(#[from] FollowError),
 }
 
 /// How long subscribing to a topic may take (NATS away: the session closes, resumable).
@@ -199,6 +207,7 @@ impl Hub {
             Topic::Channel(channel) => self.subjects.channel_all(channel),
             Topic::User(user) => self.subjects.user_inbox(user),
             Topic::Presence(user) => self.subjects.presence(user),
+            Topic::Guild(guild) => self.subjects.guild_events(guild),
         }
     }
 
@@ -255,6 +264,21 @@ impl Hub {
                 self.continuity.follow(Arc::clone(&feed), subscription);
                 Subscribed::Channel(feed)
             }
+            Topic::Guild(guild) => {
+                // The SUB is in place before auth is asked for the server: what changes after
+                // auth's answer arrives as an event.
+                self.nats.flush().await?;
+                let feed = GuildFeed::follow(
+                    &self.nats,
+                    &self.subjects,
+                    guild,
+                    subscription,
+                    sessions,
+                    self.metrics.clone(),
+                )
+                .await?;
+                Subscribed::Guild(feed)
+            }
             Topic::User(_) | Topic::Presence(_) => {
                 // Nothing is read back for these: hand the SUB over before promising delivery.
                 self.nats.flush().await?;
@@ -275,7 +299,7 @@ impl Hub {
             .values()
             .filter_map(|entry| match entry.subscribed.get()? {
                 Subscribed::Channel(feed) => Some(Arc::clone(feed)),
-                Subscribed::Task(_) => None,
+                Subscribed::Task(_) | Subscribed::Guild(_) => None,
             })
             .collect()
     }
@@ -296,6 +320,14 @@ impl Hub {
             }
         };
         drop(removed);
+    }
+
+    /// A server this edge follows (some local session joined its topic).
+    pub fn guild(&self, guild: Snowflake) -> Option<Arc<GuildFeed>> {
+        match self.topics().get(&Topic::Guild(guild))?.subscribed.get()? {
+            Subscribed::Guild(feed) => Some(Arc::clone(feed)),
+            _ => None,
+        }
     }
 
     /// How many topics the edge is subscribed to (for tests and metrics).

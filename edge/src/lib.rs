@@ -3,12 +3,15 @@
 //!
 //! - [`session`]: one client connection, HELLO to close.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
+//! - [`guilds`]: what the edge keeps of each server it has members' sessions of (roles, channels,
+//!   overwrites), to decide from memory what each session may see and send.
 //! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
 //! - [`reporter`]: reporting this edge's sessions to the presence service, and asking it.
+//! - [`purge`]: deleting a banned member's recent messages when auth asks.
 //! - [`watch`]: per session, watching the presence of the co-members it may see.
 
 use std::net::SocketAddr;
@@ -24,7 +27,9 @@ pub mod discovery;
 pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod guilds;
 pub mod metrics;
+pub mod purge;
 pub mod reporter;
 pub mod routes;
 pub mod session;
@@ -284,6 +289,9 @@ pub struct Edge {
     dispatcher: continuity::Dispatcher,
     leader_changes: async_nats::Subscriber,
     delivery_check_interval: Duration,
+    /// Auth's requests to delete a banned member's recent messages.
+    purges: async_nats::Subscriber,
+    nats: async_nats::Client,
 }
 
 impl Edge {
@@ -293,6 +301,7 @@ impl Edge {
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
         let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
+        let purges = purge::subscribe(&nats, &subjects).await?;
 
         let stream = ChatStream::new(nats.clone(), subjects.clone());
         let directory = Directory::new(
@@ -383,6 +392,8 @@ impl Edge {
             dispatcher,
             leader_changes,
             delivery_check_interval: config.delivery_check_interval,
+            purges,
+            nats,
         })
     }
 }
@@ -472,6 +483,15 @@ impl Service for Edge {
                 self.nats_events,
                 self.leader_changes,
                 self.delivery_check_interval,
+                stopped.clone(),
+            ),
+        );
+        tasks.spawn(
+            "the purge answerer",
+            purge::answer(
+                Arc::clone(&self.state),
+                self.nats.clone(),
+                self.purges,
                 stopped.clone(),
             ),
         );

@@ -9,7 +9,7 @@
 //! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
 //! every socket write has a deadline, so a client that stops reading is dropped rather than kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -25,10 +25,12 @@ use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
 
 mod events;
+mod guilds;
 mod requests;
 mod socket;
 mod start;
 
+pub(crate) use requests::record_delete;
 use socket::read_frame;
 
 /// Why a session ends: the close code to send, or `None` when the socket is already gone.
@@ -54,6 +56,8 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         channels: HashSet::new(),
         moderated: HashSet::new(),
         closed: HashSet::new(),
+        guilds: HashMap::new(),
+        channel_guilds: HashMap::new(),
         floor: 0,
         presence: crate::watch::Watch::default(),
     };
@@ -78,6 +82,11 @@ struct Session {
     moderated: HashSet<Snowflake>,
     /// DMs that refuse sends: one of the two blocks the other. Kept current by BLOCK_UPDATE.
     closed: HashSet<Snowflake>,
+    /// The servers this user is in: the edge's feed of each, their member object, and the
+    /// channels they may view (those with messages are in `channels` too).
+    guilds: HashMap<Snowflake, guilds::Joined>,
+    /// Each server channel this session may view, and its server.
+    channel_guilds: HashMap<Snowflake, Snowflake>,
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
@@ -159,9 +168,15 @@ impl Session {
                         ClientFrame::RequestChannelMembers(request) => {
                             Box::pin(self.request_members(claims, request)).await?;
                         }
+                        ClientFrame::RequestGuildMembers(request) => {
+                            Box::pin(self.request_guild_members(claims, request)).await?;
+                        }
                         ClientFrame::TypingStart(typing) => {
                             let channel = typing.channel_id;
-                            if self.channels.contains(&channel) && !self.closed.contains(&channel) {
+                            let may = self.allowed(channel).is_none_or(|allowed| {
+                                allowed.permissions.has(proto::permissions::Permissions::SEND_MESSAGES)
+                            });
+                            if may && self.channels.contains(&channel) && !self.closed.contains(&channel) {
                                 self.state.chat.typing(claims.sub, typing.channel_id).await;
                             }
                         }

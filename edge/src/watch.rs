@@ -220,10 +220,12 @@ impl Watch {
         Ok(newly)
     }
 
-    /// Whether presence is pushed for `channel`'s members: DMs, and groups small enough.
+    /// Whether presence is pushed for `channel`'s members: DMs, and groups small enough (never a
+    /// server's channels: their members' presence comes with their member lists).
     fn small(&self, state: &EdgeState, channel: &Channel) -> bool {
         channel.kind == ChannelKind::Dm
-            || channel.member_count as usize <= state.presence.settings.max_members
+            || (channel.kind == ChannelKind::Group
+                && channel.member_count as usize <= state.presence.settings.max_members)
     }
 
     /// Asks auth again whom this session may see, and watches whoever it may now (a block was

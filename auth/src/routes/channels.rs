@@ -23,7 +23,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
-use kit::extract::{ApiJson, ApiPath};
+use kit::extract::{ApiJson, ApiPath, AuditLogReason};
 use proto::Snowflake;
 use proto::api::channels::{
     Channel, ChannelKind, CreateChannelRequest, Member, MemberRole, MembersParams, MembersQuery,
@@ -35,9 +35,9 @@ use proto::events::{ChannelRef, Event, MemberAdded, MemberRef};
 
 use crate::channels::{self, Left, Refused};
 use crate::extract::Caller;
-use crate::profiles;
 use crate::quotas::Action;
 use crate::state::AppState;
+use crate::{guild_channels, profiles};
 
 /// The caller's role in a channel, or 404 whether it is missing or just not theirs.
 async fn role_in(
@@ -58,8 +58,8 @@ async fn moderated_group(
     action: &str,
 ) -> ApiResult<MemberRole> {
     match role_in(state, channel, caller).await? {
-        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         (ChannelKind::Group, role) if role.moderates() => Ok(role),
+        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         _ => Err(ApiError::forbidden(format!(
             "only the owner and moderators can {action}"
         ))),
@@ -73,8 +73,8 @@ async fn owned_group(
     action: &str,
 ) -> ApiResult<()> {
     match role_in(state, channel, caller).await? {
-        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         (ChannelKind::Group, MemberRole::Owner) => Ok(()),
+        (ChannelKind::Dm, _) => Err(ApiError::forbidden(format!("a DM cannot {action}"))),
         _ => Err(ApiError::forbidden(format!("only the owner can {action}"))),
     }
 }
@@ -121,6 +121,7 @@ fn refused(refusal: Refused, who: &str, dm: bool) -> ApiError {
             let what = match action {
                 Action::ChannelCreate => "channels you may create",
                 Action::MemberAdd => "members you may add",
+                Action::InviteCreate => "invites you may create",
             };
             let minutes = wait.as_secs().div_ceil(60).max(1);
             ApiError::rate_limited(wait).with_message(format!(
@@ -184,12 +185,18 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
 ) -> ApiResult<Json<Channel>> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::get(&state, &caller, guild, id)
+            .await
+            .map(Json);
+    }
     Ok(Json(seen_by(&state, id, caller.user_id).await?))
 }
 
 /// Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
 /// 100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
-/// id of a page until a page comes back short.
+/// id of a page until a page comes back short. A server's channel (one I may view) has no members
+/// of its own: this lists the server's.
 #[utoipa::path(get, path = "/api/v1/channels/{id}/members", tag = "channels", security(("bearer" = [])),
     params(("id" = String, Path),
            ("after" = Option<String>, Query, description = "List members with a higher user id"),
@@ -204,6 +211,19 @@ pub async fn members(
     Query(params): Query<MembersParams>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let query = params.parse()?;
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        super::guild_channels::get(&state, &caller, guild, id).await?;
+        let members = crate::guild_members::page(&state.db, guild, &query).await?;
+        return Ok(Json(
+            members
+                .into_iter()
+                .map(|m| Member {
+                    user: m.user,
+                    role: MemberRole::Member,
+                })
+                .collect(),
+        ));
+    }
     role_in(&state, id, &caller).await?;
     Ok(Json(channels::members(&state.db, id, &query).await?))
 }
@@ -217,10 +237,21 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
+    reason: AuditLogReason,
     ApiJson(request): ApiJson<UpdateChannelRequest>,
 ) -> ApiResult<Json<Channel>> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::update(&state, &caller, guild, id, &request, reason)
+            .await
+            .map(Json);
+    }
     moderated_group(&state, id, &caller, "be renamed or change its topic").await?;
     let changes = request.parse()?;
+    if changes.guild_only() {
+        return Err(ApiError::invalid(
+            "only a server's channels have slowmode, categories and positions",
+        ));
+    }
     channels::update(&state.db, id, &changes).await?;
     let shared = channels::shared_view(&state.db, id)
         .await?
@@ -241,11 +272,18 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Snowflake>,
+    reason: AuditLogReason,
 ) -> ApiResult<StatusCode> {
+    if let Some(guild) = guild_channels::guild_of(&state.db, id).await? {
+        return super::guild_channels::delete(&state, &caller, guild, id, reason).await;
+    }
     owned_group(&state, id, &caller, "be deleted").await?;
     let members = channels::member_ids(&state.db, id).await?;
     channels::delete(&state.db, id).await?;
-    let event = Event::ChannelDelete(ChannelRef { channel_id: id });
+    let event = Event::ChannelDelete(ChannelRef {
+        channel_id: id,
+        guild_id: None,
+    });
     state.events.channel(&event, id, &members).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
@@ -378,7 +416,10 @@ pub async fn leave(
             state.events.flush().await;
         }
         Left::Deleted => {
-            let event = Event::ChannelDelete(ChannelRef { channel_id: id });
+            let event = Event::ChannelDelete(ChannelRef {
+                channel_id: id,
+                guild_id: None,
+            });
             state.events.channel(&event, id, &[caller.user_id]).await;
             state.events.flush().await;
         }

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::{any, delete, get, patch, post, put};
 use kit::error::ApiError;
 use proto::api::edge;
 use proto::api::error::ErrorCode;
@@ -14,10 +14,16 @@ use utoipa::OpenApi;
 use crate::config::Config;
 use crate::state::AppState;
 
+pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod consent;
 pub mod gateway;
+pub mod guild_channels;
+pub mod guilds;
+pub mod invites;
+pub mod members;
+pub mod roles;
 pub mod users;
 
 /// Every API route, with the body cap, CORS and JSON answers for unknown routes and methods.
@@ -35,6 +41,64 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
             get(channels::mine).post(channels::open_dm_by_id),
         )
         .route("/api/v1/users/@me/dms", post(channels::open_dm))
+        .route("/api/v1/users/@me/guilds", get(guilds::mine))
+        .route("/api/v1/users/@me/guilds/{id}", delete(guilds::leave))
+        .route("/api/v1/guilds", post(guilds::create))
+        .route(
+            "/api/v1/guilds/{id}",
+            get(guilds::get)
+                .patch(guilds::update)
+                .delete(guilds::delete),
+        )
+        .route(
+            "/api/v1/guilds/{id}/channels",
+            get(guild_channels::list)
+                .post(guild_channels::create)
+                .patch(guild_channels::reorder),
+        )
+        .route(
+            "/api/v1/guilds/{id}/roles",
+            get(roles::list).post(roles::create),
+        )
+        .route(
+            "/api/v1/guilds/{id}/roles/{role}",
+            patch(roles::update).delete(roles::delete),
+        )
+        .route("/api/v1/guilds/{id}/members", get(members::list))
+        .route(
+            "/api/v1/guilds/{id}/members/{user}",
+            get(members::get)
+                .patch(members::update)
+                .delete(members::kick),
+        )
+        .route(
+            "/api/v1/guilds/{id}/members/{user}/roles/{role}",
+            put(members::add_role).delete(members::remove_role),
+        )
+        .route("/api/v1/guilds/{id}/bans", get(members::bans))
+        .route(
+            "/api/v1/guilds/{id}/bans/{user}",
+            put(members::ban).delete(members::unban),
+        )
+        .route(
+            "/api/v1/guilds/{id}/invites",
+            get(invites::list).post(invites::create),
+        )
+        .route("/api/v1/guilds/{id}/audit-logs", get(audit::audit_log))
+        .route(
+            "/api/v1/invites/{code}",
+            get(invites::preview)
+                .post(invites::accept)
+                .delete(invites::revoke),
+        )
+        .route(
+            "/api/v1/channels/{id}/invites",
+            post(invites::create_in_channel),
+        )
+        .route(
+            "/api/v1/channels/{id}/permissions/{overwrite_id}",
+            put(guild_channels::put_overwrite).delete(guild_channels::delete_overwrite),
+        )
         .route(
             "/api/v1/users/@me/settings",
             get(consent::settings).patch(consent::update_settings),
@@ -125,7 +189,11 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
                 Method::PUT,
                 Method::DELETE,
             ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static(kit::extract::AUDIT_LOG_REASON),
+            ])
             .expose_headers([
                 header::RETRY_AFTER,
                 header::HeaderName::from_static("x-ratelimit-limit"),
@@ -264,7 +332,7 @@ impl utoipa::Modify for EdgeServers {
     info(
         title = "Natter REST API",
         description = "Every REST route of Natter. Auth serves accounts, tokens, profiles, \
-                       channels and DMs (this document's origin); the edges serve messages and \
+                       channels, DMs and servers (this document's origin); the edges serve messages and \
                        presences (each of those routes names its server). Every error is an \
                        ErrorBody. Ids are Snowflakes written as strings."
     ),
@@ -277,6 +345,15 @@ impl utoipa::Modify for EdgeServers {
         channels::members, channels::add_member, channels::remove_member, channels::leave,
         channels::add_moderator, channels::remove_moderator, channels::open_dm,
         channels::open_dm_by_id,
+        guilds::create, guilds::get, guilds::mine, guilds::update, guilds::delete, guilds::leave,
+        guild_channels::list, guild_channels::create, guild_channels::reorder,
+        guild_channels::put_overwrite, guild_channels::delete_overwrite,
+        roles::list, roles::create, roles::update, roles::delete,
+        members::list, members::get, members::update, members::kick, members::add_role,
+        members::remove_role, members::bans, members::ban, members::unban,
+        invites::list, invites::create, invites::create_in_channel, invites::preview,
+        invites::accept, invites::revoke,
+        audit::audit_log,
         gateway::gateway,
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
         edge::mark_read, edge::presences,
@@ -285,7 +362,11 @@ impl utoipa::Modify for EdgeServers {
     tags(
         (name = "auth", description = "Sign up, sign in, refresh, sign out, signing keys"),
         (name = "users", description = "Profiles, privacy settings and blocks"),
-        (name = "channels", description = "Group channels, DMs and membership"),
+        (name = "channels", description = "Group channels, DMs and membership; a server's channel \
+            by id"),
+        (name = "guilds", description = "Servers: channels in categories, roles and \
+            permissions, members, moderation and the audit log"),
+        (name = "invites", description = "Invites to servers: create, preview, accept, revoke"),
         (name = "gateway", description = "Where to open the WebSocket"),
         (name = "messages", description = "History, send, edit, delete and read markers. Served \
             by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \

@@ -268,3 +268,110 @@ pub(crate) fn assert_error(
 pub(crate) fn id_of(value: &Value) -> Snowflake {
     value["id"].as_str().expect("an id string").parse().unwrap()
 }
+
+impl TestAuth {
+    /// Like [`TestAuth::call`], with an `X-Audit-Log-Reason` (already percent-encoded).
+    pub(crate) async fn call_with_reason(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        reason: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("x-audit-log-reason", reason);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("auth answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+        };
+        (status, json)
+    }
+
+    /// A server `owner` makes: its id, and the server as they see it.
+    pub(crate) async fn guild(&self, owner: &Account, name: &str) -> (Snowflake, Value) {
+        let (status, body) = self
+            .post("/api/v1/guilds", Some(&owner.access), json!({"name": name}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (id_of(&body), body)
+    }
+
+    /// An invite code to `guild`, made by `by` (any number of uses, a day).
+    pub(crate) async fn invite(&self, guild: Snowflake, by: &Account) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/guilds/{guild}/invites"),
+                Some(&by.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// `who` joins `guild` by a fresh invite of `by`.
+    pub(crate) async fn join(&self, guild: Snowflake, by: &Account, who: &Account) {
+        let code = self.invite(guild, by).await;
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/invites/{code}"),
+                Some(&who.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// A role `by` creates in `guild` with `permissions` (a decimal string).
+    pub(crate) async fn role(
+        &self,
+        guild: Snowflake,
+        by: &Account,
+        name: &str,
+        permissions: u64,
+    ) -> Snowflake {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/guilds/{guild}/roles"),
+                Some(&by.access),
+                json!({"name": name, "permissions": permissions.to_string()}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        id_of(&body)
+    }
+
+    /// `by` gives `role` to `to`.
+    pub(crate) async fn give_role(
+        &self,
+        guild: Snowflake,
+        by: &Account,
+        to: Snowflake,
+        role: Snowflake,
+    ) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/guilds/{guild}/members/{to}/roles/{role}"),
+                Some(&by.access),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    pub(crate) async fn guild_events(&self, guild: Snowflake) -> async_nats::Subscriber {
+        self.subscribe(self.subjects.guild_events(guild)).await
+    }
+}

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
-use kit::extract::{ApiJson, ApiPath, ApiQuery};
+use kit::extract::{ApiJson, ApiPath, ApiQuery, AuditLogReason};
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::{Channel, ChannelKind, MAX_MEMBER_IDS};
@@ -20,6 +20,7 @@ use proto::api::messages::{
 };
 use proto::events::ReadState;
 use proto::gateway::{MessageEdit, MessageSend};
+use proto::permissions::Permissions;
 
 use super::{Routes, Verified, directory_error, not_found};
 use crate::chat::ChatError;
@@ -81,10 +82,67 @@ fn chat_error(e: &ChatError) -> ApiError {
             ErrorCode::ValidationFailed
         }
         ChatError::RateLimited => ErrorCode::RateLimited,
+        ChatError::Slowmode(wait) => {
+            return ApiError::rate_limited(*wait).with_message(e.to_string());
+        }
         ChatError::Closed => ErrorCode::ConsentRequired,
         ChatError::Unavailable | ChatError::HistoryUnavailable => ErrorCode::ServiceUnavailable,
+        ChatError::UnknownGuild => return not_found("server"),
+        ChatError::TimedOut(_) => ErrorCode::TimedOut,
+        ChatError::NotAllowed(_) => ErrorCode::Forbidden,
     };
     ApiError::new(code, e.to_string())
+}
+
+/// What the caller may do in a server's channel (auth's answer: `permissions`); `None` for a
+/// group channel or DM.
+fn server_permissions(caller: &Caller) -> Option<Permissions> {
+    caller
+        .channel
+        .guild_id
+        .map(|_| caller.channel.permissions.unwrap_or_default())
+}
+
+/// Refuses a send or edit in a server's channel the caller may not send in (403 `timed_out`
+/// while they are timed out, else `forbidden`); answers the slowmode that applies to them.
+async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32> {
+    let Some(permissions) = server_permissions(caller) else {
+        return Ok(0);
+    };
+    if permissions.has(Permissions::SEND_MESSAGES) {
+        let exempt =
+            permissions.intersects(Permissions::MANAGE_MESSAGES | Permissions::MANAGE_CHANNELS);
+        return Ok(if exempt {
+            0
+        } else {
+            caller.channel.rate_limit_per_user.unwrap_or(0)
+        });
+    }
+    Err(refusal(routes, caller, what).await)
+}
+
+/// Why a server's channel refused the caller: a time-out (`timed_out`), or the permissions
+/// themselves (`forbidden`). Only their member object says which.
+async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> ApiError {
+    let guild = caller.channel.guild_id.expect("a server's channel");
+    let until = match routes
+        .state
+        .directory
+        .guild_member(&caller.token, guild)
+        .await
+    {
+        Ok(member) => member
+            .communication_disabled_until
+            .filter(|until| *until > proto::clock::unix_ms()),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the member refused");
+            None
+        }
+    };
+    chat_error(&match until {
+        Some(until) => ChatError::TimedOut(until),
+        None => ChatError::NotAllowed(format!("you may not {what} in this channel")),
+    })
 }
 
 /// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
@@ -96,6 +154,11 @@ pub(super) async fn history(
 ) -> ApiResult<Json<HistoryPage>> {
     let caller = member(&routes, verified, channel).await?;
     let (page, limit) = query.parse().map_err(ApiError::invalid)?;
+    if server_permissions(&caller).is_some_and(|p| !p.has(Permissions::READ_MESSAGE_HISTORY)) {
+        return Err(chat_error(&ChatError::NotAllowed(
+            "you may not read this channel's history".to_owned(),
+        )));
+    }
     let state = &routes.state;
     let messages = state
         .archive
@@ -150,6 +213,7 @@ pub(super) async fn send(
 ) -> ApiResult<Json<Message>> {
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
+    let slowmode = may_send(&routes, &caller, "send messages").await?;
     let send = MessageSend {
         channel_id: caller.channel.id,
         content: post.content,
@@ -158,7 +222,7 @@ pub(super) async fn send(
     let message = routes
         .state
         .chat
-        .send(caller.claims.sub, send)
+        .send(caller.claims.sub, send, slowmode)
         .await
         .map_err(|e| chat_error(&e))?;
     Ok(Json(message))
@@ -173,6 +237,7 @@ pub(super) async fn edit(
 ) -> ApiResult<Json<Message>> {
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
+    may_send(&routes, &caller, "edit messages").await?;
     let edit = MessageEdit {
         channel_id: caller.channel.id,
         message_id,
@@ -193,16 +258,32 @@ pub(super) async fn delete(
     State(routes): State<Routes>,
     verified: Verified,
     ApiPath((channel, message_id)): ApiPath<(Snowflake, Snowflake)>,
+    AuditLogReason(reason): AuditLogReason,
 ) -> ApiResult<StatusCode> {
     let caller = member(&routes, verified, channel).await?;
     let me = caller.claims.sub;
-    let moderates = caller.channel.moderated().unwrap_or(false);
+    let moderates = match server_permissions(&caller) {
+        Some(permissions) => permissions.has(Permissions::MANAGE_MESSAGES),
+        None => caller.channel.moderated().unwrap_or(false),
+    };
     let state = &routes.state;
     let deleted = state
         .chat
         .delete(me, caller.channel.id, message_id, moderates, &state.archive)
         .await;
-    deleted.map_err(|e| chat_error(&e))?;
+    let message = match deleted {
+        Ok(message) => message,
+        // Someone else's message in a server: a time-out may be what took the right away.
+        Err(ChatError::Forbidden) if caller.channel.guild_id.is_some() => {
+            return Err(refusal(&routes, &caller, "delete others' messages").await);
+        }
+        Err(e) => return Err(chat_error(&e)),
+    };
+    if let Some(guild) = caller.channel.guild_id
+        && message.author_id != me
+    {
+        crate::session::record_delete(state, guild, me, &message, reason).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

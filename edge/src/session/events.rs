@@ -42,13 +42,17 @@ impl Session {
     /// concerns a channel the session is not (or no longer) in.
     pub(super) async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
         let me = claims.sub;
+        // A server's events, its channels' included, follow its permissions.
+        if let Some(guild) = delivery.event.guild() {
+            return self.guild_event(me, guild, delivery).await;
+        }
         match &delivery.event {
             // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
             // added to, or a DM opened with me or by me.
             Event::ChannelCreate(created) => {
                 self.note_role(&created.channel, me);
                 if self.add_channel(created.channel.id).await? {
-                    return self.introduce(me, created.channel.clone()).await;
+                    return self.introduce(me, vec![created.channel.clone()]).await;
                 }
             }
             Event::ChannelUpdate(channel) => self.note_role(channel, me),
@@ -110,22 +114,28 @@ impl Session {
         Ok(true)
     }
 
-    /// CHANNEL_CREATE for a channel the session has just joined, with where its messages and the
-    /// user's reading stand, read after the subscription is in place (as READY's are): a message
-    /// sent before the session followed the channel (the first one in a DM just opened with the
-    /// user, say) is counted there and in the history, one sent after arrives live, and the
-    /// client, which counts a live message only when it is newer than the channel's last, counts
-    /// one that is both once.
-    async fn introduce(&mut self, me: Snowflake, channel: Channel) -> Step {
-        let id = channel.id;
-        let summary = self
+    /// CHANNEL_CREATE for channels the session has just joined (one, or those of a server that a
+    /// change of permissions showed), with where their messages and the user's reading stand, read
+    /// after the subscription is in place (as READY's are): a message sent before the session
+    /// followed a channel (the first one in a DM just opened with the user, say) is counted there
+    /// and in the history, one sent after arrives live, and the client, which counts a live
+    /// message only when it is newer than the channel's last, counts one that is both once.
+    pub(super) async fn introduce(&mut self, me: Snowflake, channels: Vec<Channel>) -> Step {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
+        let mut summaries = self
             .state
             .archive
-            .summaries(me, &[id], READY_STORE_BUDGET)
-            .await
-            .remove(&id);
-        let created = ReadyChannel { channel, summary };
-        self.dispatch(Event::ChannelCreate(created).into()).await
+            .summaries(me, &ids, READY_STORE_BUDGET)
+            .await;
+        for channel in channels {
+            let summary = summaries.remove(&channel.id);
+            let created = ReadyChannel { channel, summary };
+            self.dispatch(Event::ChannelCreate(created).into()).await?;
+        }
+        Ok(())
     }
 
     /// Remembers whether this user owns or moderates `channel`, from a current copy of it: their

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::{MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
+use proto::api::guilds::GuildMember;
+use proto::api::messages::Message;
 use proto::gateway::{
-    Ack, ChannelMembersChunk, Dispatch, ErrorReply, MessageDelete, MessageEdit, MessageSend,
-    Opcode, RequestChannelMembers,
+    Ack, ChannelMembersChunk, Dispatch, ErrorReply, GuildMembersChunk, MessageDelete, MessageEdit,
+    MessageSend, Opcode, RequestChannelMembers, RequestGuildMembers,
 };
+use proto::permissions::Permissions;
 
 use super::{Session, Step};
 use crate::chat::ChatError;
@@ -25,7 +28,14 @@ impl Session {
         if self.closed.contains(&send.channel_id) {
             return self.reply_error(nonce, &ChatError::Closed).await;
         }
-        match self.state.chat.send(claims.sub, send).await {
+        let mut slowmode = 0;
+        if let Some(allowed) = self.allowed(send.channel_id) {
+            if let Err(e) = allowed.require(Permissions::SEND_MESSAGES, "send messages") {
+                return self.reply_error(nonce, &e).await;
+            }
+            slowmode = allowed.slowmode;
+        }
+        match self.state.chat.send(claims.sub, send, slowmode).await {
             Ok(message) => {
                 let message = Some(message);
                 self.send_op(Opcode::Ack, &Ack { nonce, message }).await
@@ -41,6 +51,11 @@ impl Session {
         }
         if self.closed.contains(&edit.channel_id) {
             return self.reply_error(nonce, &ChatError::Closed).await;
+        }
+        if let Some(allowed) = self.allowed(edit.channel_id)
+            && let Err(e) = allowed.require(Permissions::SEND_MESSAGES, "edit messages")
+        {
+            return self.reply_error(nonce, &e).await;
         }
         let state = &self.state;
         match state.chat.edit(claims.sub, edit, &state.archive).await {
@@ -65,8 +80,14 @@ impl Session {
         if !self.channels.contains(&channel_id) {
             return self.reply_error(nonce, &ChatError::UnknownChannel).await;
         }
-        let moderates = self.moderated.contains(&channel_id);
-        let state = &self.state;
+        let server = self.channel_guilds.get(&channel_id).copied();
+        let allowed = self.allowed(channel_id);
+        let moderates = match &allowed {
+            Some(allowed) => allowed.permissions.has(Permissions::MANAGE_MESSAGES),
+            None => self.moderated.contains(&channel_id),
+        };
+        let timed_out_until = allowed.and_then(|a| a.timed_out_until);
+        let state = Arc::clone(&self.state);
         let deleted = state
             .chat
             .delete(
@@ -78,9 +99,19 @@ impl Session {
             )
             .await;
         match deleted {
-            Ok(()) => {
+            Ok(message) => {
+                if let Some(guild) = server
+                    && message.author_id != claims.sub
+                {
+                    record_delete(&state, guild, claims.sub, &message, None).await;
+                }
                 let message = None;
                 self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+            }
+            // Someone else's message, and a time-out took MANAGE_MESSAGES away: say so.
+            Err(ChatError::Forbidden) if timed_out_until.is_some() => {
+                let until = timed_out_until.expect("checked");
+                self.reply_error(nonce, &ChatError::TimedOut(until)).await
             }
             Err(e) => self.reply_error(nonce, &e).await,
         }
@@ -194,6 +225,109 @@ impl Session {
         Ok(())
     }
 
+    /// Op 8 with `guild_id`: members of one of this session's servers, as GUILD_MEMBERS_CHUNK
+    /// dispatches of at most [`CHUNK`] members, with their presence when asked (as far as the
+    /// user may see it). Pages on with `after`.
+    pub(super) async fn request_guild_members(
+        &mut self,
+        claims: &AccessClaims,
+        request: RequestGuildMembers,
+    ) -> Step {
+        let RequestGuildMembers {
+            guild_id,
+            user_ids,
+            limit,
+            after,
+            presences,
+            nonce,
+        } = request;
+        if nonce.as_ref().is_some_and(|n| n.chars().count() > 64) {
+            return self.reply_error(None, &ChatError::InvalidNonce).await;
+        }
+        if !self.guilds.contains_key(&guild_id) {
+            return self.reply_error(nonce, &ChatError::UnknownGuild).await;
+        }
+        let query = match (user_ids, limit, after) {
+            (Some(mut ids), None, None) if ids.len() <= MAX_MEMBER_IDS => {
+                ids.sort_unstable();
+                ids.dedup();
+                MembersQuery::Ids(ids)
+            }
+            (None, limit, after) if (1..=MAX_MEMBERS_PAGE).contains(&limit.unwrap_or(100)) => {
+                MembersQuery::Page {
+                    after,
+                    limit: limit.unwrap_or(100),
+                }
+            }
+            _ => {
+                let why = format!(
+                    "give `limit` (1 to {MAX_MEMBERS_PAGE}) and `after`, or `user_ids` (at most {MAX_MEMBER_IDS}), not both"
+                );
+                return self
+                    .reply_error(nonce, &ChatError::InvalidRequest(why))
+                    .await;
+            }
+        };
+        let me = claims.sub;
+        let state = Arc::clone(&self.state);
+        let members = match state
+            .directory
+            .guild_members(me, guild_id, query.clone())
+            .await
+        {
+            Ok(members) => members,
+            Err(DirectoryError::NotFound) => {
+                return self.reply_error(nonce, &ChatError::UnknownGuild).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list a server's members");
+                return self.reply_error(nonce, &ChatError::Unavailable).await;
+            }
+        };
+        let not_found: Vec<Snowflake> = match &query {
+            MembersQuery::Ids(ids) => ids
+                .iter()
+                .filter(|id| !members.iter().any(|m| m.user.id == **id))
+                .copied()
+                .collect(),
+            MembersQuery::Page { .. } => Vec::new(),
+        };
+        let ids: Vec<Snowflake> = members.iter().map(|m| m.user.id).collect();
+        let seen = if presences {
+            seen_presences(&state, me, ids).await
+        } else {
+            HashMap::new()
+        };
+        let chunks: Vec<&[GuildMember]> = if members.is_empty() {
+            vec![&[]]
+        } else {
+            members.chunks(CHUNK).collect()
+        };
+        let count = chunks.len() as u32;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let chunk = GuildMembersChunk {
+                guild_id,
+                members: chunk.to_vec(),
+                chunk_index: index as u32,
+                chunk_count: count,
+                not_found: if index == 0 {
+                    not_found.clone()
+                } else {
+                    Vec::new()
+                },
+                presences: presences.then(|| {
+                    chunk
+                        .iter()
+                        .filter_map(|m| seen.get(&m.user.id).cloned())
+                        .collect()
+                }),
+                nonce: nonce.clone(),
+            };
+            self.dispatch(Dispatch::GuildMembersChunk(chunk)).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn reply_error(&mut self, nonce: Option<String>, error: &ChatError) -> Step {
         let reply = ErrorReply {
             nonce,
@@ -204,5 +338,46 @@ impl Session {
     }
 }
 
-/// Most members in one CHANNEL_MEMBERS_CHUNK.
+/// Most members in one CHANNEL_MEMBERS_CHUNK or GUILD_MEMBERS_CHUNK.
 const CHUNK: usize = 100;
+
+/// The presence of those among `ids` whom `me` may see (never their own: a client knows it).
+async fn seen_presences(
+    state: &crate::state::EdgeState,
+    me: Snowflake,
+    ids: Vec<Snowflake>,
+) -> HashMap<Snowflake, proto::api::presence::Presence> {
+    let mut seen = HashMap::new();
+    let ids: Vec<Snowflake> = ids.into_iter().filter(|id| *id != me).collect();
+    match state.directory.visible(me, ids).await {
+        Ok(visible) => {
+            for p in state.presence.query(visible).await {
+                seen.insert(p.user_id, p.seen_by_others());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot learn whose presence to send"),
+    }
+    seen
+}
+
+/// Tells auth, for the audit log, that `moderator` deleted someone else's message in a server's
+/// channel. A failure is logged: the delete itself stands.
+pub(crate) async fn record_delete(
+    state: &crate::state::EdgeState,
+    guild: Snowflake,
+    moderator: Snowflake,
+    message: &Message,
+    reason: Option<String>,
+) {
+    let deleted = proto::access::MessageDeleted {
+        guild_id: guild,
+        channel_id: message.channel_id,
+        message_id: message.id,
+        user_id: moderator,
+        author_id: message.author_id,
+        reason,
+    };
+    if let Err(e) = state.directory.message_deleted(&deleted).await {
+        tracing::warn!(error = %e, "cannot record a moderator's delete in the audit log");
+    }
+}

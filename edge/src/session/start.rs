@@ -1,14 +1,19 @@
 //! A session's start: what it needs from auth, its topics, then READY or a resume's replay.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::access::SessionState;
 use proto::api::channels::Channel;
+use proto::api::guilds::GuildMember;
 use proto::api::presence::Presence;
 use proto::api::users::User;
-use proto::gateway::{CloseCode, Dispatch, Opcode, Ready, ReadyChannel, Resumed};
+use proto::gateway::{
+    CloseCode, Dispatch, Opcode, ReadSummary, Ready, ReadyChannel, ReadyGuild, Resumed,
+};
 
 use super::{Session, Step};
 use crate::directory::DirectoryError;
@@ -37,6 +42,7 @@ impl Session {
             self.join(Topic::Channel(channel.id)).await?;
         }
         self.closed = session.closed.iter().copied().collect();
+        self.start_guilds(claims, &session).await?;
         let head = match self.state.stream.last_sequence().await {
             Ok(head) => head,
             Err(e) => {
@@ -59,11 +65,105 @@ impl Session {
             .map_err(Some)?;
         match resume_from {
             None => {
-                let ready =
-                    ready(&self.state, claims, user, session.channels, presences, head).await;
+                let ready = self
+                    .ready(claims, user, session.channels, presences, head)
+                    .await;
                 self.dispatch(Dispatch::Ready(Box::new(ready))).await
             }
             Some(seq) => self.resume(seq, head, session.channels).await,
+        }
+    }
+
+    /// Follows the user's servers (the edge subscribes to each and reads it from auth, unless it
+    /// follows it already), reads the user's member objects again now that every later change
+    /// reaches the session as an event, then joins the topics of the channels they may view.
+    async fn start_guilds(&mut self, claims: &AccessClaims, session: &SessionState) -> Step {
+        if session.guilds.is_empty() {
+            return Ok(());
+        }
+        for membership in &session.guilds {
+            self.follow_guild(membership.guild_id, membership.member.clone())
+                .await?;
+        }
+        match self.state.directory.guild_memberships(claims.sub).await {
+            Ok(fresh) => {
+                let now: HashMap<Snowflake, GuildMember> =
+                    fresh.into_iter().map(|m| (m.guild_id, m.member)).collect();
+                let followed: Vec<Snowflake> = self.guilds.keys().copied().collect();
+                for guild in followed {
+                    match now.get(&guild) {
+                        Some(member) => {
+                            if let Some(joined) = self.guilds.get_mut(&guild) {
+                                joined.member = member.clone();
+                            }
+                        }
+                        // Gone in between: its GUILD_DELETE is on its way.
+                        None => {
+                            self.leave_guild(guild).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the user's servers again"),
+        }
+        let followed: Vec<Snowflake> = self.guilds.keys().copied().collect();
+        for guild in followed {
+            self.refresh_guild(guild).await?;
+        }
+        Ok(())
+    }
+
+    /// The user's servers as READY and RESUMED show them, with their channels' summaries.
+    fn ready_guilds(&self, summaries: &mut HashMap<Snowflake, ReadSummary>) -> Vec<ReadyGuild> {
+        let mut ids: Vec<&Snowflake> = self.guilds.keys().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| {
+                let joined = &self.guilds[id];
+                joined.feed.read(|state| {
+                    state.ready(&joined.member, &joined.visible, |c| summaries.remove(&c))
+                })
+            })
+            .collect()
+    }
+
+    /// READY for a fresh session: the user, their channels and servers with where their reading
+    /// stands, and the presence they see from the start; live delivery begins after `head`.
+    async fn ready(
+        &mut self,
+        claims: &AccessClaims,
+        user: User,
+        channels: Vec<Channel>,
+        presences: Vec<Presence>,
+        head: u64,
+    ) -> Ready {
+        let state = Arc::clone(&self.state);
+        let mut ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
+        ids.extend(
+            self.channel_guilds
+                .keys()
+                .filter(|c| self.channels.contains(c)),
+        );
+        let mut summaries = state
+            .archive
+            .summaries(claims.sub, &ids, READY_STORE_BUDGET)
+            .await;
+        let channels = channels
+            .into_iter()
+            .map(|channel| ReadyChannel {
+                summary: summaries.remove(&channel.id),
+                channel,
+            })
+            .collect();
+        Ready {
+            v: 1,
+            // Unique across the fleet (a Snowflake of this edge's worker), not just here.
+            session_id: state.chat.next_id().to_string(),
+            seq: head,
+            user,
+            channels,
+            guilds: self.ready_guilds(&mut summaries),
+            presences,
         }
     }
 
@@ -83,9 +183,11 @@ impl Session {
             let delivery = Delivery::new(Some(stored.seq), stored.event);
             self.send_text(delivery.frame.clone()).await?;
         }
+        let guilds = self.ready_guilds(&mut HashMap::new());
         self.dispatch(Dispatch::Resumed(Resumed {
             seq: head,
             channels,
+            guilds,
         }))
         .await
     }
@@ -111,39 +213,6 @@ async fn load(state: &EdgeState, token: &str, claims: &AccessClaims) -> Step<(Us
             tracing::warn!(error = %e, "cannot load the user's channels from auth");
             Err(Some(CloseCode::UnknownError))
         }
-    }
-}
-
-/// READY for a fresh session: the user, their channels with where their reading stands, and
-/// the presence they see from the start; live delivery begins after `head`.
-async fn ready(
-    state: &EdgeState,
-    claims: &AccessClaims,
-    user: User,
-    channels: Vec<Channel>,
-    presences: Vec<Presence>,
-    head: u64,
-) -> Ready {
-    let ids: Vec<Snowflake> = channels.iter().map(|c| c.id).collect();
-    let mut summaries = state
-        .archive
-        .summaries(claims.sub, &ids, READY_STORE_BUDGET)
-        .await;
-    let channels = channels
-        .into_iter()
-        .map(|channel| ReadyChannel {
-            summary: summaries.remove(&channel.id),
-            channel,
-        })
-        .collect();
-    Ready {
-        v: 1,
-        // Unique across the fleet (a Snowflake of this edge's worker), not just here.
-        session_id: state.chat.next_id().to_string(),
-        seq: head,
-        user,
-        channels,
-        presences,
     }
 }
 

@@ -3,8 +3,10 @@
 mod bad_input;
 mod chat;
 mod edge_process;
+mod guilds;
 mod history;
 mod joining;
+mod matrix;
 mod members;
 mod openapi;
 mod resume;

@@ -90,6 +90,7 @@ impl World {
             // Tests build many channels quickly; the tests of these limits set their own.
             "--channel-create-rate=10000/1m".to_owned(),
             "--member-add-rate=10000/1m".to_owned(),
+            "--invite-create-rate=100000/1m".to_owned(),
             // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
             // production 150 ms can miss an edge that is alive, and tests count the edges offered.
             "--discovery-timeout=2s".to_owned(),
@@ -658,6 +659,154 @@ pub(crate) async fn closed(socket: &mut Socket) -> Option<u16> {
             Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
             Ok(Some(Ok(_))) => {}
             Err(_) => panic!("the socket was not closed within {WAIT:?}"),
+        }
+    }
+}
+
+impl World {
+    /// A request to auth as `user` with an optional body (none: no body at all).
+    pub(crate) async fn auth_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &User,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.auth.url(path))
+            .bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("auth answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A server `owner` makes: its id and its `general` channel's.
+    pub(crate) async fn guild(&self, owner: &User, name: &str) -> (Snowflake, Snowflake) {
+        let (status, body) = self
+            .auth_call(
+                reqwest::Method::POST,
+                "/api/v1/guilds",
+                owner,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().parse().unwrap();
+        let general = body["channels"][0]["id"].as_str().unwrap().parse().unwrap();
+        (id, general)
+    }
+
+    /// `who` joins `guild` by an invite `by` makes.
+    pub(crate) async fn join_guild(&self, guild: Snowflake, by: &User, who: &User) {
+        let (status, invite) = self
+            .auth_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/guilds/{guild}/invites"),
+                by,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 201, "{invite}");
+        let code = invite["code"].as_str().unwrap();
+        let (status, body) = self
+            .auth_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/invites/{code}"),
+                who,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// A role `by` makes in `guild`, with `permissions`.
+    pub(crate) async fn role(
+        &self,
+        guild: Snowflake,
+        by: &User,
+        name: &str,
+        permissions: proto::permissions::Permissions,
+    ) -> Snowflake {
+        let (status, body) = self
+            .auth_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/guilds/{guild}/roles"),
+                by,
+                Some(json!({"name": name, "permissions": permissions.bits().to_string()})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A channel `by` makes in `guild` (more fields in `extra`).
+    pub(crate) async fn guild_channel(
+        &self,
+        guild: Snowflake,
+        by: &User,
+        name: &str,
+        extra: Value,
+    ) -> Snowflake {
+        let mut body = json!({"name": name});
+        if let (Some(fields), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+            fields.extend(more.clone());
+        }
+        let (status, body) = self
+            .auth_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/guilds/{guild}/channels"),
+                by,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// `by` gives (`true`) or takes `role` from `to`.
+    pub(crate) async fn set_role(
+        &self,
+        guild: Snowflake,
+        by: &User,
+        to: &User,
+        role: Snowflake,
+        give: bool,
+    ) {
+        let method = if give {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::DELETE
+        };
+        let path = format!("/api/v1/guilds/{guild}/members/{}/roles/{role}", to.id);
+        let (status, body) = self.auth_call(method, &path, by, None).await;
+        assert_eq!(status, 204, "{body}");
+    }
+}
+
+impl Client {
+    /// Waits until a CHANNEL_CREATE or CHANNEL_DELETE of `channel` arrives, answering which.
+    pub(crate) async fn channel_event(&mut self, channel: Snowflake) -> String {
+        loop {
+            let frame = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("nothing about channel {channel} arrived"));
+            let t = frame["t"].as_str().unwrap_or_default();
+            let about = if t == "CHANNEL_CREATE" {
+                frame["d"]["id"].clone()
+            } else if t == "CHANNEL_DELETE" {
+                frame["d"]["channel_id"].clone()
+            } else {
+                continue;
+            };
+            if about == channel.to_string() {
+                return t.to_owned();
+            }
         }
     }
 }

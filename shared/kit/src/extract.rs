@@ -1,5 +1,5 @@
 //! Request extractors that refuse in the one error shape ([`ApiError`]): JSON bodies, query
-//! strings, ids in the path and bearer tokens. Every service's handlers take these instead of
+//! strings, ids in the path, bearer tokens and the `X-Audit-Log-Reason` header. Every service's handlers take these instead of
 //! axum's own, whose refusals are plain text.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -126,5 +126,67 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
             .map_err(|_| {
                 ApiError::unauthorized("sign in: send 'Authorization: Bearer <access token>'")
             })
+    }
+}
+
+/// The `X-Audit-Log-Reason` header of a moderating request, as on Discord: percent-encoded UTF-8,
+/// decoded and checked as prose of at most 512 characters (`proto::api::names::AuditReason`).
+/// Absent or blank: no reason. One that does not decode or breaks the rules is 400
+/// `validation_failed` naming the header, and nothing is changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditLogReason(pub Option<String>);
+
+/// The header's name.
+pub const AUDIT_LOG_REASON: &str = "x-audit-log-reason";
+
+impl AuditLogReason {
+    /// Decodes a header value (percent-encoded UTF-8).
+    pub fn decode(raw: &[u8]) -> Result<Self, ApiError> {
+        let decoded = percent_encoding::percent_decode(raw)
+            .decode_utf8()
+            .map_err(|_| ApiError::field(AUDIT_LOG_REASON, "must be percent-encoded UTF-8"))?;
+        if decoded.trim().is_empty() {
+            return Ok(Self(None));
+        }
+        proto::api::names::AuditReason::parse(&decoded)
+            .map(|reason| Self(Some(reason.into_string())))
+            .map_err(|why| ApiError::field(AUDIT_LOG_REASON, why.0))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditLogReason {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get(AUDIT_LOG_REASON) {
+            None => Ok(Self(None)),
+            Some(value) => Self::decode(value.as_bytes()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_percent_decoded_and_blank_is_none() {
+        assert_eq!(
+            AuditLogReason::decode(b"spam%20in%20%23general%20%F0%9F%98%A0").unwrap(),
+            AuditLogReason(Some("spam in #general \u{1F620}".to_owned()))
+        );
+        assert_eq!(
+            AuditLogReason::decode(b"%20").unwrap(),
+            AuditLogReason(None)
+        );
+    }
+
+    #[test]
+    fn a_reason_that_is_too_long_or_not_utf8_or_hides_text_is_refused() {
+        let long = "a".repeat(513);
+        for bad in [long.as_bytes(), b"%FF%FE", b"a%E2%80%AEb"] {
+            let refused = AuditLogReason::decode(bad).unwrap_err();
+            assert_eq!(refused.code(), ErrorCode::ValidationFailed);
+        }
     }
 }

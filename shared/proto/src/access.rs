@@ -1,5 +1,8 @@
 //! What an edge asks auth about a user over NATS (`{p}.auth.*`, answered by auth): what a session
-//! needs to start, whose presence the user may see, and pages of a channel's members.
+//! needs to start, whose presence the user may see, pages of a channel's or a server's members, a
+//! server's roles and channels (what the edge keeps to decide permissions), and the audit entry
+//! of a moderator's message delete. And what auth asks the edges (`{p}.edge.purge`): delete a
+//! banned member's recent messages.
 //!
 //! These go over NATS rather than auth's REST API with the user's token for two reasons: a
 //! session outlives its access token (15 minutes), yet must learn about channels it joins hours
@@ -11,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, MembersQuery};
+use crate::api::guilds::{Guild, GuildMember, Role};
 
 /// `{p}.auth.state`: the user's channels (one, when `channel_id` is given) as they see them, and
 /// what the edge needs to watch presence and refuse sends.
@@ -22,6 +26,9 @@ pub struct StateQuery {
     /// Group channels of at most this many members get `watch` lists (the edge's
     /// `--presence-max-members`); bigger ones are asked about when opened.
     pub watch_max_members: u32,
+    /// Only the user's servers (`guilds`), asked again once the session follows them.
+    #[serde(default)]
+    pub guilds_only: bool,
 }
 
 /// The answer to [`StateQuery`].
@@ -34,6 +41,56 @@ pub struct SessionState {
     pub watch: Vec<WatchList>,
     /// DMs in which sends are refused: one of the two blocks the other.
     pub closed: Vec<Snowflake>,
+    /// The servers the user is in, each with the user's member object (roles, time-out). The
+    /// servers' roles and channels come apart, once per edge ([`GuildQuery`]).
+    #[serde(default)]
+    pub guilds: Vec<GuildMembership>,
+}
+
+/// The user in one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildMembership {
+    pub guild_id: Snowflake,
+    pub member: GuildMember,
+}
+
+/// `{p}.auth.guild`: everything an edge needs to decide what members of a server may see and do:
+/// the server, its roles, and every channel with its overwrites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildQuery {
+    pub guild_id: Snowflake,
+}
+
+/// The answer to [`GuildQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildSnapshot {
+    pub guild: Guild,
+    pub roles: Vec<Role>,
+    /// Every channel, categories included, each with its overwrites.
+    pub channels: Vec<Channel>,
+}
+
+/// `{p}.auth.guild_members`: members of a server the user is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildMembersRequest {
+    pub user_id: Snowflake,
+    pub guild_id: Snowflake,
+    pub query: MembersQuery,
+}
+
+/// `{p}.auth.audit`: an edge tells auth a moderator deleted someone else's message in a server's
+/// channel, for the audit log (auth checks the moderator may, and records it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDeleted {
+    pub guild_id: Snowflake,
+    pub channel_id: Snowflake,
+    pub message_id: Snowflake,
+    /// The moderator.
+    pub user_id: Snowflake,
+    /// The message's author.
+    pub author_id: Snowflake,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,4 +147,22 @@ mod tests {
         let missing: Reply<Visible> = serde_json::from_str(r#""not_found""#).unwrap();
         assert_eq!(missing, Reply::NotFound);
     }
+}
+
+/// `{p}.edge.purge` (auth asks the edges, one answers): delete every message `author_id` sent in
+/// `channel_ids` since `since_ms` (Unix milliseconds), as moderators' deletes are made (through
+/// the chat stream, so every device sees MESSAGE_DELETE). Sent after a ban with
+/// `delete_message_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeRequest {
+    pub guild_id: Snowflake,
+    pub channel_ids: Vec<Snowflake>,
+    pub author_id: Snowflake,
+    pub since_ms: u64,
+}
+
+/// The answer to [`PurgeRequest`]: how many messages were deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purged {
+    pub deleted: u32,
 }

@@ -26,6 +26,22 @@
 //! | BLOCK_UPDATE (edge only)  | both people                           | -                       |
 //! | DM_OPEN (edge only)       | -                                     | the DM                  |
 //!
+//! A server's events go to its subject, `{prefix}.guild.{guild}`, which an edge follows while it
+//! holds a session of a member; the edge keeps the server's roles and channels from them and
+//! hands each session what it may see ([`Event::guild`]):
+//!
+//! | event                          | user inboxes                      | server subject |
+//! |--------------------------------|-----------------------------------|----------------|
+//! | GUILD_CREATE                   | the member who joined (their view) | -             |
+//! | GUILD_DELETE                   | each member who left, was kicked or banned; every member when it is deleted | - |
+//! | GUILD_UPDATE                   | -                                 | yes            |
+//! | GUILD_MEMBER_ADD/UPDATE/REMOVE | -                                 | yes            |
+//! | GUILD_ROLE_CREATE/UPDATE/DELETE | -                                | yes            |
+//! | CHANNEL_CREATE/UPDATE/DELETE (with `guild_id`) | -                 | yes: each session gets them for the channels it may view |
+//! | GUILD_BAN_ADD/REMOVE           | -                                 | yes: to sessions with BAN_MEMBERS |
+//! | INVITE_CREATE/DELETE           | -                                 | yes: to sessions with MANAGE_GUILD |
+//! | GUILD_AUDIT_LOG_ENTRY_CREATE   | -                                 | yes: to sessions with VIEW_AUDIT_LOG |
+//!
 //! BLOCK_UPDATE and DM_OPEN change whose presence a session may watch and where it may send
 //! ([`Event::is_internal`]): edges apply them and never forward them to clients.
 //!
@@ -44,8 +60,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
+use crate::api::audit::AuditLogEntry;
 use crate::api::channels::{Channel, Member};
 use crate::api::consent::{Relationship, RelationshipRef, UserSettings};
+use crate::api::guilds::{Guild, GuildMember, Role, UserGuild};
+use crate::api::invites::Invite;
 use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
 use crate::gateway::ReadyChannel;
@@ -111,6 +130,25 @@ pub enum Event {
     /// Edge only: a member opened their side of a DM (`user_id`); the other member's sessions
     /// may now watch their presence.
     DmOpen(MemberRef),
+    /// A server appeared for the inbox's user (they created or joined it): as they see it.
+    GuildCreate(UserGuild),
+    /// A server's name, icon or owner changed.
+    GuildUpdate(Guild),
+    /// A server is gone for the inbox's user: they left, were kicked or banned, or it was deleted.
+    GuildDelete(GuildRef),
+    GuildMemberAdd(GuildMemberEvent),
+    /// A member's nickname, roles or time-out changed.
+    GuildMemberUpdate(GuildMemberEvent),
+    /// A member left, was kicked or banned.
+    GuildMemberRemove(GuildMemberRemove),
+    GuildRoleCreate(GuildRoleEvent),
+    GuildRoleUpdate(GuildRoleEvent),
+    GuildRoleDelete(GuildRoleRef),
+    GuildBanAdd(GuildBanEvent),
+    GuildBanRemove(GuildBanEvent),
+    InviteCreate(Invite),
+    InviteDelete(InviteRef),
+    GuildAuditLogEntryCreate(AuditLogEntry),
 }
 
 impl Event {
@@ -126,11 +164,34 @@ impl Event {
         matches!(self, Self::BlockUpdate(_) | Self::DmOpen(_))
     }
 
+    /// The server the event is about, if any: its channels' events included.
+    pub fn guild(&self) -> Option<Snowflake> {
+        match self {
+            Self::ChannelCreate(ReadyChannel { channel, .. }) | Self::ChannelUpdate(channel) => {
+                channel.guild_id
+            }
+            Self::ChannelDelete(r) => r.guild_id,
+            Self::GuildCreate(guild) => Some(guild.id),
+            Self::GuildUpdate(guild) => Some(guild.id),
+            Self::GuildDelete(r) => Some(r.id),
+            Self::GuildMemberAdd(e) | Self::GuildMemberUpdate(e) => Some(e.guild_id),
+            Self::GuildMemberRemove(e) => Some(e.guild_id),
+            Self::GuildRoleCreate(e) | Self::GuildRoleUpdate(e) => Some(e.guild_id),
+            Self::GuildRoleDelete(r) => Some(r.guild_id),
+            Self::GuildBanAdd(e) | Self::GuildBanRemove(e) => Some(e.guild_id),
+            Self::InviteCreate(invite) => Some(invite.guild_id),
+            Self::InviteDelete(r) => Some(r.guild_id),
+            Self::GuildAuditLogEntryCreate(entry) => Some(entry.guild_id),
+            _ => None,
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("events serialize")
     }
 
-    /// The channel the event is about, if any.
+    /// The channel the event is about, if any (a server's events, invites included, are about
+    /// the server: [`Event::guild`]).
     pub fn channel(&self) -> Option<Snowflake> {
         match self {
             Self::MessageCreate(message) | Self::MessageUpdate(message) => Some(message.channel_id),
@@ -151,7 +212,21 @@ impl Event {
             | Self::RelationshipAdd(_)
             | Self::RelationshipRemove(_)
             | Self::UserSettingsUpdate(_)
-            | Self::BlockUpdate(_) => None,
+            | Self::BlockUpdate(_)
+            | Self::GuildCreate(_)
+            | Self::GuildUpdate(_)
+            | Self::GuildDelete(_)
+            | Self::GuildMemberAdd(_)
+            | Self::GuildMemberUpdate(_)
+            | Self::GuildMemberRemove(_)
+            | Self::GuildRoleCreate(_)
+            | Self::GuildRoleUpdate(_)
+            | Self::GuildRoleDelete(_)
+            | Self::GuildBanAdd(_)
+            | Self::GuildBanRemove(_)
+            | Self::GuildAuditLogEntryCreate(_)
+            | Self::InviteCreate(_)
+            | Self::InviteDelete(_) => None,
         }
     }
 }
@@ -174,6 +249,58 @@ pub struct ReadState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelRef {
     pub channel_id: Snowflake,
+    /// A server's channel: the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_id: Option<Snowflake>,
+}
+
+/// GUILD_DELETE: the server, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildRef {
+    pub id: Snowflake,
+}
+
+/// GUILD_MEMBER_ADD and GUILD_MEMBER_UPDATE: the member, and their server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildMemberEvent {
+    pub guild_id: Snowflake,
+    pub member: GuildMember,
+}
+
+/// GUILD_MEMBER_REMOVE: who left (or was kicked or banned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildMemberRemove {
+    pub guild_id: Snowflake,
+    pub user: User,
+}
+
+/// GUILD_ROLE_CREATE and GUILD_ROLE_UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildRoleEvent {
+    pub guild_id: Snowflake,
+    pub role: Role,
+}
+
+/// GUILD_ROLE_DELETE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildRoleRef {
+    pub guild_id: Snowflake,
+    pub role_id: Snowflake,
+}
+
+/// GUILD_BAN_ADD and GUILD_BAN_REMOVE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildBanEvent {
+    pub guild_id: Snowflake,
+    pub user: User,
+}
+
+/// INVITE_DELETE: a revoked or used-up invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InviteRef {
+    pub guild_id: Snowflake,
+    pub channel_id: Option<Snowflake>,
+    pub code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

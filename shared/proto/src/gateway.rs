@@ -17,12 +17,12 @@ mod server;
 
 pub use client::{
     Identify, MessageDelete, MessageEdit, MessageSend, PresenceUpdate, RequestChannelMembers,
-    Resume, TypingStart,
+    RequestGuildMembers, Resume, TypingStart,
 };
 pub use schema::GatewaySchemas;
 pub use server::{
-    Ack, ChannelMembersChunk, Dispatch, DispatchKind, ErrorReply, Hello, ReadSummary, Ready,
-    ReadyChannel, Resumed,
+    Ack, ChannelMembersChunk, Dispatch, DispatchKind, ErrorReply, GuildMembersChunk, Hello,
+    ReadSummary, Ready, ReadyChannel, ReadyGuild, Resumed,
 };
 
 /// What a frame is for.
@@ -41,8 +41,8 @@ pub enum Opcode {
     Resume = 6,
     /// Server → client: please reconnect (and resume) elsewhere.
     Reconnect = 7,
-    /// Client → server: send me members of a channel (Discord's REQUEST_GUILD_MEMBERS); answered
-    /// by CHANNEL_MEMBERS_CHUNK dispatches.
+    /// Client → server: send me members of a channel or, with `guild_id`, of a server (Discord's
+    /// REQUEST_GUILD_MEMBERS); answered by CHANNEL_MEMBERS_CHUNK or GUILD_MEMBERS_CHUNK dispatches.
     RequestChannelMembers = 8,
     /// Server → client: the session cannot be resumed; identify again.
     InvalidSession = 9,
@@ -124,6 +124,8 @@ pub enum ClientFrame {
     TypingStart(TypingStart),
     PresenceUpdate(PresenceUpdate),
     RequestChannelMembers(RequestChannelMembers),
+    /// Op 8 naming a `guild_id`.
+    RequestGuildMembers(RequestGuildMembers),
 }
 
 impl ClientFrame {
@@ -150,6 +152,9 @@ impl ClientFrame {
             Opcode::Identify => payload(raw.d).map(Self::Identify),
             Opcode::PresenceUpdate => payload(raw.d).map(Self::PresenceUpdate),
             Opcode::Resume => payload(raw.d).map(Self::Resume),
+            Opcode::RequestChannelMembers if raw.d.get("guild_id").is_some() => {
+                payload(raw.d).map(Self::RequestGuildMembers)
+            }
             Opcode::RequestChannelMembers => payload(raw.d).map(Self::RequestChannelMembers),
             Opcode::MessageSend => payload(raw.d).map(Self::MessageSend),
             Opcode::MessageEdit => payload(raw.d).map(Self::MessageEdit),
@@ -177,7 +182,9 @@ impl ClientFrame {
             Self::MessageDelete(_) => Opcode::MessageDelete,
             Self::TypingStart(_) => Opcode::TypingStart,
             Self::PresenceUpdate(_) => Opcode::PresenceUpdate,
-            Self::RequestChannelMembers(_) => Opcode::RequestChannelMembers,
+            Self::RequestChannelMembers(_) | Self::RequestGuildMembers(_) => {
+                Opcode::RequestChannelMembers
+            }
         }
     }
 
@@ -214,6 +221,7 @@ impl Serialize for ClientFrame {
             Self::TypingStart(d) => frame(serializer, op, d),
             Self::PresenceUpdate(d) => frame(serializer, op, d),
             Self::RequestChannelMembers(d) => frame(serializer, op, d),
+            Self::RequestGuildMembers(d) => frame(serializer, op, d),
         }
     }
 }
@@ -289,6 +297,17 @@ mod tests {
             }))
         );
         assert_eq!(
+            ClientFrame::decode(r#"{"op": 8, "d": {"guild_id": "6", "after": "2", "limit": 5}}"#),
+            Ok(ClientFrame::RequestGuildMembers(RequestGuildMembers {
+                guild_id: crate::Snowflake::from_u64(6),
+                user_ids: None,
+                limit: Some(5),
+                after: Some(crate::Snowflake::from_u64(2)),
+                presences: false,
+                nonce: None,
+            }))
+        );
+        assert_eq!(
             ClientFrame::decode(r#"{"op": 99, "d": {}}"#),
             Err(CloseCode::UnknownOpcode)
         );
@@ -330,14 +349,16 @@ mod tests {
         let resumed = Dispatch::Resumed(Resumed {
             seq: 5,
             channels: Vec::new(),
+            guilds: Vec::new(),
         });
         assert_eq!(resumed.name(), "RESUMED");
         assert_eq!(
             serde_json::to_value(&resumed).unwrap(),
-            serde_json::json!({"t": "RESUMED", "d": {"seq": 5, "channels": []}})
+            serde_json::json!({"t": "RESUMED", "d": {"seq": 5, "channels": [], "guilds": []}})
         );
         let deleted: Dispatch = crate::events::Event::ChannelDelete(crate::events::ChannelRef {
             channel_id: crate::Snowflake::from_u64(3),
+            guild_id: None,
         })
         .into();
         assert_eq!(deleted.name(), "CHANNEL_DELETE");

@@ -5,6 +5,8 @@
 //! - [`api`]: the REST bodies, the error shape and the checked newtypes (usernames, names, URLs).
 //! - [`access`]: what edges ask auth over NATS (a session's channels, whose presence it may see).
 //! - [`tracker`]: what edges and the presence service (its tracker) tell each other over NATS.
+//! - [`permissions`]: servers' permission sets and overwrites, and the one function that says what
+//!   a member may do.
 //! - [`subjects`]: every NATS subject, built from typed ids in one place.
 //! - [`clock`]: the wall clock in Unix milliseconds, read in one place.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
@@ -17,6 +19,7 @@ pub mod api;
 pub mod clock;
 pub mod events;
 pub mod gateway;
+pub mod permissions;
 pub mod snowflake;
 pub mod subjects;
 pub mod tracker;

@@ -9,6 +9,9 @@
 //! {prefix}.ch.{channel}.meta     channel changes (proto::events), core NATS only
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
 //! {prefix}.user.{user}           a user's inbox: membership, profile and session events
+//! {prefix}.guild.{guild}         a server's events (roles, channels, members, bans, invites,
+//!                                audit entries), core NATS; edges follow it while they hold a
+//!                                session of a member
 //! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
 //! {prefix}.presence.edge.report  edges report session start, status and end (proto::tracker)
 //! {prefix}.presence.edge.heartbeat  edges prove they are alive (request; presence answers)
@@ -18,9 +21,14 @@
 //! {prefix}.presence.query        anyone asks for users' presence (request; presence answers)
 //! {prefix}.edge.discover         discovery requests: the edges' NATS service endpoint; every
 //!                                live edge answers with its EdgeInfo
+//! {prefix}.edge.purge            auth asks the edges (one answers, queue group `edge`) to delete
+//!                                a banned member's recent messages (proto::access::PurgeRequest)
 //! {prefix}.auth.state            edges ask auth what a session needs (request; proto::access)
 //! {prefix}.auth.visible          edges ask auth whose presence a user may see (request)
 //! {prefix}.auth.members          edges ask auth for a page of a channel's members (request)
+//! {prefix}.auth.guild            edges ask auth for a server's roles and channels (request)
+//! {prefix}.auth.guild_members    edges ask auth for a page of a server's members (request)
+//! {prefix}.auth.audit            edges report a moderator's message delete (request)
 //! {prefix}.auth.*                what auth subscribes to, in the queue group `auth`
 //! ```
 //!
@@ -130,6 +138,12 @@ impl Subjects {
         format!("{}.user.{user}", self.prefix)
     }
 
+    /// One server's events: core NATS, the one subscription an edge holds per server it has
+    /// sessions of members of.
+    pub fn guild_events(&self, guild: Snowflake) -> String {
+        format!("{}.guild.{guild}", self.prefix)
+    }
+
     /// One user's presence changes, as others see them (`invisible` shown as `offline`). The
     /// user's own sessions get their real status in their inbox instead.
     pub fn presence(&self, user: Snowflake) -> String {
@@ -175,6 +189,12 @@ impl Subjects {
         format!("{}.edge.discover", self.prefix)
     }
 
+    /// Where auth asks the edges to delete a banned member's recent messages
+    /// (`proto::access::PurgeRequest`); one edge answers (queue group `edge`).
+    pub fn edge_purge(&self) -> String {
+        format!("{}.edge.purge", self.prefix)
+    }
+
     /// The name edges register under with the NATS service API, for discovery.
     pub fn edge_service_name(&self) -> String {
         format!("{}-edge", self.prefix)
@@ -193,6 +213,22 @@ impl Subjects {
     /// Where edges ask auth for a channel's members (`proto::access::MembersRequest`).
     pub fn auth_members(&self) -> String {
         format!("{}.auth.members", self.prefix)
+    }
+
+    /// Where edges ask auth for a server's roles and channels (`proto::access::GuildQuery`).
+    pub fn auth_guild(&self) -> String {
+        format!("{}.auth.guild", self.prefix)
+    }
+
+    /// Where edges ask auth for a server's members (`proto::access::GuildMembersRequest`).
+    pub fn auth_guild_members(&self) -> String {
+        format!("{}.auth.guild_members", self.prefix)
+    }
+
+    /// Where edges report a moderator's message delete for the audit log
+    /// (`proto::access::MessageDeleted`).
+    pub fn auth_audit(&self) -> String {
+        format!("{}.auth.audit", self.prefix)
     }
 
     /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).
@@ -239,6 +275,7 @@ mod tests {
         assert_eq!(s.channel_all(ch), "natter.ch.42.>");
         assert_eq!(s.chat_stream_filter(), "natter.in.*");
         assert_eq!(s.chat_intake(ch), "natter.in.42");
+        assert_eq!(s.guild_events(ch), "natter.guild.42");
         assert_eq!(
             s.chat_republish_destination(),
             "natter.ch.{{wildcard(1)}}.msg"
@@ -272,7 +309,14 @@ mod tests {
     #[test]
     fn requests_to_auth_share_the_wildcard_auth_subscribes_to() {
         let s = subjects();
-        for request in [s.auth_state(), s.auth_visible(), s.auth_members()] {
+        for request in [
+            s.auth_state(),
+            s.auth_visible(),
+            s.auth_members(),
+            s.auth_guild(),
+            s.auth_guild_members(),
+            s.auth_audit(),
+        ] {
             let (stem, _) = request.rsplit_once('.').unwrap();
             assert_eq!(format!("{stem}.*"), s.auth_requests());
         }

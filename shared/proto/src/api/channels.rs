@@ -1,4 +1,5 @@
-//! Group channels and DMs: `/api/v1/channels/*` and `/api/v1/users/@me/{channels,dms}`.
+//! Channels: group channels and DMs (`/api/v1/channels/*`, `/api/v1/users/@me/{channels,dms}`),
+//! and the text, voice and category channels of servers (`crate::api::guilds`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,13 +9,51 @@ use super::names::{ChannelName, Topic, Username};
 use super::users::User;
 use crate::Snowflake;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+/// What a channel is. Discord numbers them (`type`): text 0, DM 1, voice 2, group DM 3,
+/// category 4; Natter names them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ChannelKind {
-    /// A named channel with an owner, moderators and members.
+    /// A named channel with an owner, moderators and members (Discord's group DM).
     Group,
     /// A 1:1 conversation; exactly two members, no name, no owner.
     Dm,
+    /// A server's text channel.
+    Text,
+    /// A server's voice channel (it lists who is in it; calls come with the voice issue).
+    Voice,
+    /// A server's category: a heading that holds text and voice channels.
+    Category,
+}
+
+impl ChannelKind {
+    /// The name as stored and sent (`group`, `dm`, `text`, ...); parse with `str::parse`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether channels of this kind belong to a server (and follow its permissions).
+    pub fn in_guild(self) -> bool {
+        matches!(self, Self::Text | Self::Voice | Self::Category)
+    }
+
+    /// Whether messages are sent in channels of this kind (a category holds none).
+    pub fn has_messages(self) -> bool {
+        !matches!(self, Self::Category)
+    }
 }
 
 /// What a member may do in a group channel. The owner and moderators rename, set the topic and
@@ -65,17 +104,40 @@ pub struct Member {
 /// `role` and `opened` describe the reader's own place in it, so they appear only where the
 /// channel is shown to one member (READY, RESUMED, CHANNEL_CREATE, the REST answers), never on
 /// events every member shares (CHANNEL_UPDATE).
+///
+/// A server's channel (`guild_id` set) has no members of its own: who sees it follows from the
+/// server's roles and the channel's `permission_overwrites` (`crate::permissions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Channel {
     pub id: Snowflake,
     pub kind: ChannelKind,
-    /// Group channels only.
+    /// Group channels and servers' channels.
     pub name: Option<String>,
     pub topic: Option<String>,
     /// Group channels only.
     pub owner_id: Option<Snowflake>,
-    /// How many members it has.
+    /// How many members it has (a server's channel: how many members the server has).
     pub member_count: u32,
+    /// A server's channels only: the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_id: Option<Snowflake>,
+    /// A server's text or voice channel: the category it is in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Snowflake>,
+    /// A server's channels: the order in the channel list (lower first), within its category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i32>,
+    /// A server's text channels: seconds a member waits between messages (0 to 21600; 0 is
+    /// none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_user: Option<u32>,
+    /// A server's channels: what roles and members may do here beyond (or short of) what they
+    /// may in the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permission_overwrites: Vec<crate::permissions::Overwrite>,
+    /// A server's channel, shown to one member over REST: what they may do in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<crate::permissions::Permissions>,
     /// DMs only: the other person.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<User>,
@@ -94,7 +156,29 @@ impl Channel {
     pub fn shared_view(mut self) -> Self {
         self.role = None;
         self.opened = None;
+        self.permissions = None;
         self
+    }
+
+    /// A group channel or DM with these fields, and nothing of a server's.
+    pub fn new(id: Snowflake, kind: ChannelKind) -> Self {
+        Self {
+            id,
+            kind,
+            name: None,
+            topic: None,
+            owner_id: None,
+            member_count: 0,
+            guild_id: None,
+            parent_id: None,
+            position: None,
+            rate_limit_per_user: None,
+            permission_overwrites: Vec::new(),
+            permissions: None,
+            recipients: Vec::new(),
+            role: None,
+            opened: None,
+        }
     }
 
     /// Whether the reader owns or moderates it, when known.
@@ -247,12 +331,49 @@ pub struct UpdateChannelRequest {
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<Topic>)]
     pub topic: Option<Option<String>>,
+    /// A server's text channel: slowmode, 0 to 21600 seconds.
+    #[serde(default)]
+    pub rate_limit_per_user: Option<u32>,
+    /// A server's text or voice channel: the category to move it into (`null`: none).
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<Option<String>>,
+    /// A server's channel: its place in the list.
+    #[serde(default)]
+    pub position: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct ChannelChanges {
     pub name: Option<ChannelName>,
     pub topic: Option<Option<Topic>>,
+    pub rate_limit_per_user: Option<u32>,
+    pub parent_id: Option<Option<Snowflake>>,
+    pub position: Option<i32>,
+}
+
+impl ChannelChanges {
+    /// Whether the change touches what only a server's channel has.
+    pub fn guild_only(&self) -> bool {
+        self.rate_limit_per_user.is_some() || self.parent_id.is_some() || self.position.is_some()
+    }
+}
+
+/// The longest slowmode: six hours, as on Discord.
+pub const MAX_SLOWMODE: u32 = 21_600;
+
+/// A slowmode in seconds, 0 to [`MAX_SLOWMODE`].
+pub(crate) fn slowmode(seconds: u32) -> Result<u32, Invalid> {
+    if seconds > MAX_SLOWMODE {
+        return Err(Invalid::new(format!("must be 0 to {MAX_SLOWMODE} seconds")));
+    }
+    Ok(seconds)
+}
+
+/// An id in a body, or why it is not one.
+pub(crate) fn id_field(raw: &str) -> Result<Snowflake, Invalid> {
+    raw.parse::<Snowflake>()
+        .map_err(|_| Invalid::new("must be an id (a decimal string)"))
 }
 
 impl UpdateChannelRequest {
@@ -268,6 +389,15 @@ impl UpdateChannelRequest {
                 Some(None) => Some(None),
                 Some(Some(t)) => errors.check("topic", Topic::parse(t)).map(Some),
             },
+            rate_limit_per_user: self
+                .rate_limit_per_user
+                .and_then(|s| errors.check("rate_limit_per_user", slowmode(s))),
+            parent_id: match &self.parent_id {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(id)) => errors.check("parent_id", id_field(id)).map(Some),
+            },
+            position: self.position,
         };
         if errors.is_empty() {
             Ok(changes)
@@ -380,15 +510,11 @@ mod tests {
     #[test]
     fn the_shared_view_of_a_channel_drops_the_readers_own_place_in_it() {
         let mine = Channel {
-            id: Snowflake::from_u64(1),
-            kind: ChannelKind::Group,
             name: Some("room".into()),
-            topic: None,
             owner_id: Some(Snowflake::from_u64(2)),
             member_count: 3,
-            recipients: Vec::new(),
             role: Some(MemberRole::Moderator),
-            opened: None,
+            ..Channel::new(Snowflake::from_u64(1), ChannelKind::Group)
         };
         assert_eq!(mine.moderated(), Some(true));
         let json = serde_json::to_value(mine.shared_view()).unwrap();

@@ -28,7 +28,8 @@ use crate::Snowflake;
 pub enum Audience {
     /// Anyone signed in.
     Everyone,
-    /// People they share a group channel with, or whose DM they have opened themselves.
+    /// People they share a group channel or a server with, or whose DM they have opened
+    /// themselves.
     Shared,
     /// Nobody.
     Nobody,

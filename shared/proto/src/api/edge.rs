@@ -9,17 +9,19 @@ use super::messages::{EditMessageRequest, HistoryPage, HistoryQuery, Message, Po
 use super::presence::{Presence, PresencesQuery};
 
 /// A page of a channel's history, newest first, with the current profile of every author on it.
-/// Includes what the chat stream holds and the store does not yet have.
+/// Includes what the chat stream holds and the store does not yet have. In a server's channel:
+/// READ_MESSAGE_HISTORY (403 `forbidden`).
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "A channel id"), HistoryQuery),
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 503, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn message_history() {}
 
 /// Send a message, as a socket's MESSAGE_SEND: answered once the chat stream stored it. A retried
-/// send with the same nonce is stored once.
+/// send with the same nonce is stored once. In a server's channel: SEND_MESSAGES (403
+/// `forbidden`; `timed_out` while timed out) and its slowmode (429).
 #[utoipa::path(post, path = "/api/v1/channels/{id}/messages", tag = "messages",
     security(("bearer" = [])), params(("id" = String, Path, description = "A channel id")),
     request_body = PostMessageRequest,
@@ -28,7 +30,7 @@ pub fn message_history() {}
               (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn send_message() {}
 
-/// Edit one's own message.
+/// Edit one's own message (in a server's channel: SEND_MESSAGES, not timed out).
 #[utoipa::path(patch, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "A channel id"),
@@ -39,11 +41,13 @@ pub fn send_message() {}
               (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn edit_message() {}
 
-/// Delete a message: one's own, or any as the channel's owner or a moderator.
+/// Delete a message: one's own, or any as the channel's owner or a moderator (in a server's
+/// channel: with MANAGE_MESSAGES, recorded in the audit log with the reason).
 #[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "A channel id"),
-           ("message_id" = String, Path, description = "A message id")),
+           ("message_id" = String, Path, description = "A message id"),
+           ("X-Audit-Log-Reason" = Option<String>, Header, description = "Why, for the audit log (a moderator's delete in a server)")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn delete_message() {}

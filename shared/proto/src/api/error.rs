@@ -52,6 +52,14 @@ pub enum ErrorCode {
     /// Someone (the caller, or the person being added or DMed) is in as many channels as one
     /// may be.
     ChannelLimitReached,
+    /// The caller is in as many servers as one may be.
+    GuildLimitReached,
+    /// The server has as many channels, or roles, as it may have.
+    LimitReached,
+    /// The caller is banned from this server.
+    Banned,
+    /// The caller is timed out in this server: they may read, not send.
+    TimedOut,
     /// The other person does not allow this from the caller: their settings (who may DM them or
     /// add them to channels) or a block of theirs. Which of the two is never said.
     ConsentRequired,
@@ -74,10 +82,18 @@ impl ErrorCode {
         match self {
             Self::ValidationFailed | Self::InvalidBody => 400,
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::Forbidden | Self::ConsentRequired | Self::UserBlocked => 403,
+            Self::Forbidden
+            | Self::ConsentRequired
+            | Self::UserBlocked
+            | Self::Banned
+            | Self::TimedOut => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict | Self::MemberLimitReached | Self::ChannelLimitReached => 409,
+            Self::Conflict
+            | Self::MemberLimitReached
+            | Self::ChannelLimitReached
+            | Self::GuildLimitReached
+            | Self::LimitReached => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,

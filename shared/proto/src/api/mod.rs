@@ -5,12 +5,15 @@
 //! newtypes or a per-field list of what is wrong ([`error::FieldErrors`]). The newtypes' constructors
 //! are the only place a rule lives.
 
+pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod consent;
 pub mod edge;
 pub mod error;
 pub mod gateway;
+pub mod guilds;
+pub mod invites;
 pub mod messages;
 pub mod names;
 pub mod presence;

@@ -133,6 +133,23 @@ free_text_newtype!(
     /// A few words about oneself: up to 190 characters, newlines allowed.
     Bio, min = 1, max = 190, kind = Kind::Prose
 );
+free_text_newtype!(
+    /// A server's name: 2 to 100 characters, with the rules of a display name.
+    GuildName, min = 2, max = 100, kind = Kind::Name
+);
+free_text_newtype!(
+    /// A role's name: 1 to 100 characters, with the rules of a display name.
+    RoleName, min = 1, max = 100, kind = Kind::Name
+);
+free_text_newtype!(
+    /// A member's nickname in one server: 1 to 32 characters, as a display name.
+    Nick, min = 1, max = 32, kind = Kind::Name
+);
+free_text_newtype!(
+    /// Why a moderator did something (the `X-Audit-Log-Reason` header, kept in the audit log):
+    /// up to 512 characters, newlines allowed.
+    AuditReason, min = 1, max = 512, kind = Kind::Prose
+);
 
 #[cfg(test)]
 mod tests {

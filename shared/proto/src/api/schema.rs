@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::auth::Password;
-use super::names::{Bio, ChannelName, DisplayName, Topic, Username};
+use super::names::{Bio, ChannelName, DisplayName, GuildName, Nick, RoleName, Topic, Username};
 use super::users::{AvatarUrl, Status};
 
 /// What a username may be made of, as a regular expression (ECMA-262 and Rust's `regex` agree on
@@ -112,6 +112,35 @@ impl PartialSchema for Topic {
 }
 
 impl ToSchema for Topic {}
+
+impl PartialSchema for GuildName {
+    fn schema() -> RefOr<Schema> {
+        free_text(2, Self::MAX, "A server's name", "Book club")
+    }
+}
+
+impl ToSchema for GuildName {}
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        free_text(1, Self::MAX, "A role's name", "crew")
+    }
+}
+
+impl ToSchema for RoleName {}
+
+impl PartialSchema for Nick {
+    fn schema() -> RefOr<Schema> {
+        free_text(
+            1,
+            Self::MAX,
+            "A member's nickname in one server",
+            "Ann the Brave",
+        )
+    }
+}
+
+impl ToSchema for Nick {}
 
 impl PartialSchema for Bio {
     fn schema() -> RefOr<Schema> {

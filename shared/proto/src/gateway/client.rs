@@ -77,3 +77,22 @@ pub struct RequestChannelMembers {
 pub struct PresenceUpdate {
     pub status: SessionStatus,
 }
+
+/// Op 8 with `guild_id` (Discord's REQUEST_GUILD_MEMBERS): members of one of the client's
+/// servers, the first `limit` (1 to 1,000, default 100) in user-id order after `after`, or those
+/// among `user_ids` (at most 100). Answered by GUILD_MEMBERS_CHUNK dispatches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestGuildMembers {
+    pub guild_id: Snowflake,
+    #[serde(default)]
+    pub user_ids: Option<Vec<Snowflake>>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Page on: members with a higher user id than this.
+    #[serde(default)]
+    pub after: Option<Snowflake>,
+    #[serde(default)]
+    pub presences: bool,
+    #[serde(default)]
+    pub nonce: Option<String>,
+}

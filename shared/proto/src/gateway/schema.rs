@@ -3,7 +3,7 @@
 
 use super::client::{
     Identify, MessageDelete, MessageEdit, MessageSend, PresenceUpdate, RequestChannelMembers,
-    Resume, TypingStart,
+    RequestGuildMembers, Resume, TypingStart,
 };
 use super::server::{Ack, Dispatch, ErrorReply, Hello};
 
@@ -22,5 +22,6 @@ use super::server::{Ack, Dispatch, ErrorReply, Hello};
     TypingStart,
     PresenceUpdate,
     RequestChannelMembers,
+    RequestGuildMembers,
 )))]
 pub struct GatewaySchemas;

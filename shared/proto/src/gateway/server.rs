@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, Member};
+use crate::api::guilds::{GuildMember, Role};
 use crate::api::messages::Message;
 use crate::api::presence::Presence;
 use crate::api::users::User;
@@ -64,6 +65,8 @@ pub enum Dispatch {
     Resumed(Resumed),
     /// One part of the answer to op 8.
     ChannelMembersChunk(ChannelMembersChunk),
+    /// One part of the answer to op 8 asking for a server's members.
+    GuildMembersChunk(GuildMembersChunk),
     #[serde(untagged)]
     Event(Event),
 }
@@ -133,6 +136,7 @@ impl utoipa::PartialSchema for Dispatch {
                 DispatchKind::ChannelMembersChunk,
                 "ChannelMembersChunk",
             ))
+            .item(own(DispatchKind::GuildMembersChunk, "GuildMembersChunk"))
             .item(Ref::from_schema_name("Event"))
             .description(Some(
                 "A DISPATCH (op 0): `t` names it, `d` is its payload. Edges never send the \
@@ -153,9 +157,11 @@ impl utoipa::ToSchema for Dispatch {
         schemas.push(("Ready".into(), Ready::schema()));
         schemas.push(("Resumed".into(), Resumed::schema()));
         schemas.push(("ChannelMembersChunk".into(), ChannelMembersChunk::schema()));
+        schemas.push(("GuildMembersChunk".into(), GuildMembersChunk::schema()));
         schemas.push(("Event".into(), Event::schema()));
         <Ready as utoipa::ToSchema>::schemas(schemas);
         <ChannelMembersChunk as utoipa::ToSchema>::schemas(schemas);
+        <GuildMembersChunk as utoipa::ToSchema>::schemas(schemas);
         <Event as utoipa::ToSchema>::schemas(schemas);
     }
 }
@@ -176,8 +182,27 @@ pub struct Ready {
     pub seq: u64,
     pub user: User,
     pub channels: Vec<ReadyChannel>,
+    /// The user's servers: each with its roles, the channels the user may view and the user's
+    /// own member object, never its member list (op 8 asks for members).
+    #[serde(default)]
+    pub guilds: Vec<ReadyGuild>,
     /// The presence of the other side of each DM that shows it (they opened it; no block).
     pub presences: Vec<Presence>,
+}
+
+/// A server in READY and RESUMED, as the user sees it: GUILD_CREATE's shape, with where each
+/// channel's messages and the user's reading stand (READY only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadyGuild {
+    pub id: Snowflake,
+    pub name: String,
+    pub icon: Option<String>,
+    pub owner_id: Snowflake,
+    pub member_count: u32,
+    pub roles: Vec<Role>,
+    /// The channels the user may view, categories included.
+    pub channels: Vec<ReadyChannel>,
+    pub member: GuildMember,
 }
 
 /// A channel in READY: the channel as the user sees it (its member count, not its members: those
@@ -250,6 +275,9 @@ pub struct ReadSummary {
 pub struct Resumed {
     pub seq: u64,
     pub channels: Vec<Channel>,
+    /// The user's servers as they are now (their events are not replayed).
+    #[serde(default)]
+    pub guilds: Vec<ReadyGuild>,
 }
 
 /// CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
@@ -258,6 +286,24 @@ pub struct Resumed {
 pub struct ChannelMembersChunk {
     pub channel_id: Snowflake,
     pub members: Vec<Member>,
+    pub chunk_index: u32,
+    pub chunk_count: u32,
+    /// Ids asked for in `user_ids` that are not members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<Snowflake>,
+    /// When asked for: the presence of this chunk's members the client may see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presences: Option<Vec<Presence>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// GUILD_MEMBERS_CHUNK: one part of the answer to op 8 asking for a server's members, shaped as
+/// Discord's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuildMembersChunk {
+    pub guild_id: Snowflake,
+    pub members: Vec<GuildMember>,
     pub chunk_index: u32,
     pub chunk_count: u32,
     /// Ids asked for in `user_ids` that are not members.

@@ -136,6 +136,23 @@ export interface paths {
     patch: operations['update'];
     trace?: never;
   };
+  '/api/v1/channels/{id}/invites': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Create an invite landing in one of a server's channels (CREATE_INSTANT_INVITE in it). */
+    post: operations['create_channel_invite'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/channels/{id}/members': {
     parameters: {
       query?: never;
@@ -146,7 +163,8 @@ export interface paths {
     /**
      * Members of a channel or DM I belong to, in user-id order: up to `limit` (1 to 1,000, default
      *     100) after the user id `after`, or those among `user_ids` (at most 100). Page on with the last
-     *     id of a page until a page comes back short.
+     *     id of a page until a page comes back short. A server's channel (one I may view) has no members
+     *     of its own: this lists the server's.
      */
     get: operations['members'];
     put?: never;
@@ -207,13 +225,15 @@ export interface paths {
     };
     /**
      * A page of a channel's history, newest first, with the current profile of every author on it.
-     *     Includes what the chat stream holds and the store does not yet have.
+     *     Includes what the chat stream holds and the store does not yet have. In a server's channel:
+     *     READ_MESSAGE_HISTORY (403 `forbidden`).
      */
     get: operations['message_history'];
     put?: never;
     /**
      * Send a message, as a socket's MESSAGE_SEND: answered once the chat stream stored it. A retried
-     *     send with the same nonce is stored once.
+     *     send with the same nonce is stored once. In a server's channel: SEND_MESSAGES (403
+     *     `forbidden`; `timed_out` while timed out) and its slowmode (429).
      */
     post: operations['send_message'];
     delete?: never;
@@ -232,11 +252,14 @@ export interface paths {
     get?: never;
     put?: never;
     post?: never;
-    /** Delete a message: one's own, or any as the channel's owner or a moderator. */
+    /**
+     * Delete a message: one's own, or any as the channel's owner or a moderator (in a server's
+     *     channel: with MANAGE_MESSAGES, recorded in the audit log with the reason).
+     */
     delete: operations['delete_message'];
     options?: never;
     head?: never;
-    /** Edit one's own message. */
+    /** Edit one's own message (in a server's channel: SEND_MESSAGES, not timed out). */
     patch: operations['edit_message'];
     trace?: never;
   };
@@ -278,6 +301,30 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/channels/{id}/permissions/{overwrite_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Set a channel's overwrite for a role (`type` 0) or member (`type` 1): MANAGE_ROLES in the
+     *     channel, and only permissions you have there yourself.
+     */
+    put: operations['set_overwrite'];
+    post?: never;
+    /**
+     * Delete a channel's overwrite for a role or member: MANAGE_ROLES in the channel, and only one
+     *     that allows or denies what you may do there yourself.
+     */
+    delete: operations['delete_overwrite'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/gateway': {
     parameters: {
       query?: never;
@@ -290,6 +337,269 @@ export interface paths {
     put?: never;
     post?: never;
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Create a server: you own it. It starts with @everyone and a text channel `general`. */
+    post: operations['create_guild'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server I am in, as I see it: its roles, the channels I may view, my member object. */
+    get: operations['get_guild'];
+    put?: never;
+    post?: never;
+    /** Delete a server (the owner only): its channels, roles, invites, bans and audit log go too. */
+    delete: operations['delete_guild'];
+    options?: never;
+    head?: never;
+    /** Rename a server or change its icon (MANAGE_GUILD), or give it to another member (the owner). */
+    patch: operations['update_guild'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/audit-logs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A page of a server's audit log (VIEW_AUDIT_LOG), with the users its entries name. */
+    get: operations['audit_log'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/bans': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A server's bans (BAN_MEMBERS), in user-id order: `limit` (1 to 1,000, default 100) after the
+     *     user id `after`.
+     */
+    get: operations['list_bans'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/bans/{user}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Ban someone (BAN_MEMBERS; a member below you, or anyone not in the server): they leave, and
+     *     no invite lets them back until unbanned. `delete_message_seconds` (at most a week) also
+     *     deletes what they sent in that time.
+     */
+    put: operations['ban'];
+    post?: never;
+    /** Lift a ban (BAN_MEMBERS). */
+    delete: operations['unban'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/channels': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The channels of a server I may view, categories included, in list order. */
+    get: operations['list_guild_channels'];
+    put?: never;
+    /**
+     * Create a channel (MANAGE_CHANNELS; overwrites also MANAGE_ROLES): text unless `kind` says
+     *     voice or category.
+     */
+    post: operations['create_guild_channel'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Reorder channels and move them between categories (MANAGE_CHANNELS): each entry is a channel
+     *     of the server with its new `position` and, optionally, `parent_id`.
+     */
+    patch: operations['reorder_guild_channels'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/invites': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server's live invites (MANAGE_GUILD), newest first. */
+    get: operations['list_invites'];
+    put?: never;
+    /** Create an invite to a server (CREATE_INSTANT_INVITE), optionally landing in `channel_id`. */
+    post: operations['create_invite'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A page of a server's members in user-id order: `limit` (1 to 1,000, default 100) after the
+     *     user id `after`, or those among `user_ids` (at most 100).
+     */
+    get: operations['list_members'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members/{user}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One member of a server. */
+    get: operations['get_member'];
+    put?: never;
+    post?: never;
+    /** Kick a member (KICK_MEMBERS, a member below you): they may come back by an invite. */
+    delete: operations['kick_member'];
+    options?: never;
+    head?: never;
+    /**
+     * Change a member's nickname (MANAGE_NICKNAMES; one's own: CHANGE_NICKNAME), roles
+     *     (MANAGE_ROLES, only roles below your highest) or time-out (MODERATE_MEMBERS). Others' only
+     *     when you rank above them.
+     */
+    patch: operations['update_member'];
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/members/{user}/roles/{role}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Give a member a role (MANAGE_ROLES; a role below your highest, to a member below you or
+     *     yourself).
+     */
+    put: operations['add_member_role'];
+    post?: never;
+    /** Take a role from a member (as giving one). */
+    delete: operations['remove_member_role'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/roles': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A server's roles, @everyone first, then by position. */
+    get: operations['list_roles'];
+    put?: never;
+    /** Create a role (MANAGE_ROLES), just above @everyone, with only permissions you have. */
+    post: operations['create_role'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/guilds/{id}/roles/{role}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Delete a role below your highest (MANAGE_ROLES): its members lose it, its overwrites go. */
+    delete: operations['delete_role'];
+    options?: never;
+    head?: never;
+    /**
+     * Edit a role below your highest (MANAGE_ROLES): name, colour, flags, permissions (only ones you
+     *     have), position (below your highest).
+     */
+    patch: operations['update_role'];
+    trace?: never;
+  };
+  '/api/v1/invites/{code}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Preview the server an invite leads to, without joining (no sign-in needed). */
+    get: operations['preview_invite'];
+    put?: never;
+    /**
+     * Join the server an invite leads to: the server as you see it. Already a member: the same,
+     *     and the invite is not spent.
+     */
+    post: operations['accept_invite'];
+    /** Revoke an invite (MANAGE_GUILD in its server). */
+    delete: operations['revoke_invite'];
     options?: never;
     head?: never;
     patch?: never;
@@ -367,6 +677,43 @@ export interface paths {
      */
     post: operations['open_dm'];
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/guilds': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The servers I am in. */
+    get: operations['my_guilds'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/guilds/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /**
+     * Leave a server. The owner cannot: give it away (`PATCH /api/v1/guilds/{id}` with `owner_id`)
+     *     or delete it.
+     */
+    delete: operations['leave_guild'];
     options?: never;
     head?: never;
     patch?: never;
@@ -482,11 +829,71 @@ export interface components {
      */
     Audience: 'everyone' | 'shared' | 'nobody';
     /**
+     * @description What some actions add: the channel a message was deleted in, how many, how many seconds of a
+     *     banned member's messages were deleted, the overwrite's kind.
+     */
+    AuditEntryInfo: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      /** Format: int32 */
+      count?: number | null;
+      /** Format: int32 */
+      delete_message_seconds?: number | null;
+      id?: components['schemas']['Snowflake'] | null;
+      message_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * Format: int32
+       * @description An overwrite's target kind: 0 role, 1 member.
+       */
+      type?: number | null;
+    };
+    /** @description `GET /api/v1/guilds/{id}/audit-logs`: a page of entries, newest first, and the users they name. */
+    AuditLog: {
+      audit_log_entries: components['schemas']['AuditLogEntry'][];
+      users: components['schemas']['User'][];
+    };
+    /** @description One changed field: its name, and its value before and after (absent when there was none). */
+    AuditLogChange: {
+      key: string;
+      new_value?: unknown;
+      old_value?: unknown;
+    };
+    /** @description One entry of the audit log. */
+    AuditLogEntry: {
+      action_type: components['schemas']['AuditLogEvent'];
+      changes?: components['schemas']['AuditLogChange'][];
+      guild_id: components['schemas']['Snowflake'];
+      /** @description A Snowflake: its time is when it happened. */
+      id: components['schemas']['Snowflake'];
+      options?: components['schemas']['AuditEntryInfo'] | null;
+      /** @description What the moderator gave as the reason (`X-Audit-Log-Reason`). */
+      reason?: string | null;
+      target_id?: components['schemas']['Snowflake'] | null;
+      user_id?: components['schemas']['Snowflake'] | null;
+    };
+    /**
+     * @description What an entry records, numbered as Discord numbers it.
+     * @enum {integer}
+     */
+    AuditLogEvent: 1 | 10 | 11 | 12 | 13 | 14 | 15 | 20 | 22 | 23 | 24 | 25 | 30 | 31 | 32 | 40 | 42 | 72;
+    /**
      * Format: uri
      * @description An image URL: http or https, with a host. Stored normalised, and the normalised form must fit the length too.
      * @example https://cdn.example.com/a.png
      */
     AvatarUrl: string;
+    /** @description A ban (`GET /api/v1/guilds/{id}/bans`): who, and why. */
+    Ban: {
+      reason?: string | null;
+      user: components['schemas']['User'];
+    };
+    /**
+     * @description `PUT /api/v1/guilds/{id}/bans/{user}`: optionally delete what they sent in the last
+     *     `delete_message_seconds` (0 to 604800, a week).
+     */
+    BanRequest: {
+      /** Format: int32 */
+      delete_message_seconds?: number | null;
+    };
     /**
      * @description A few words about oneself; newlines allowed: 1 to 190 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
      * @example hello
@@ -510,16 +917,20 @@ export interface components {
      *     `role` and `opened` describe the reader's own place in it, so they appear only where the
      *     channel is shown to one member (READY, RESUMED, CHANNEL_CREATE, the REST answers), never on
      *     events every member shares (CHANNEL_UPDATE).
+     *
+     *     A server's channel (`guild_id` set) has no members of its own: who sees it follows from the
+     *     server's roles and the channel's `permission_overwrites` (`crate::permissions`).
      */
     Channel: {
+      guild_id?: components['schemas']['Snowflake'] | null;
       id: components['schemas']['Snowflake'];
       kind: components['schemas']['ChannelKind'];
       /**
        * Format: int32
-       * @description How many members it has.
+       * @description How many members it has (a server's channel: how many members the server has).
        */
       member_count: number;
-      /** @description Group channels only. */
+      /** @description Group channels and servers' channels. */
       name?: string | null;
       /**
        * @description DMs only: whether the reader opened it themselves. A DM someone else opened is a request
@@ -528,13 +939,35 @@ export interface components {
        */
       opened?: boolean | null;
       owner_id?: components['schemas']['Snowflake'] | null;
+      parent_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * @description A server's channels: what roles and members may do here beyond (or short of) what they
+       *     may in the server.
+       */
+      permission_overwrites?: components['schemas']['Overwrite'][];
+      permissions?: components['schemas']['Permissions'] | null;
+      /**
+       * Format: int32
+       * @description A server's channels: the order in the channel list (lower first), within its category.
+       */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description A server's text channels: seconds a member waits between messages (0 to 21600; 0 is
+       *     none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
+       */
+      rate_limit_per_user?: number | null;
       /** @description DMs only: the other person. */
       recipients?: components['schemas']['User'][];
       role?: components['schemas']['MemberRole'] | null;
       topic?: string | null;
     };
-    /** @enum {string} */
-    ChannelKind: 'group' | 'dm';
+    /**
+     * @description What a channel is. Discord numbers them (`type`): text 0, DM 1, voice 2, group DM 3,
+     *     category 4; Natter names them.
+     * @enum {string}
+     */
+    ChannelKind: 'group' | 'dm' | 'text' | 'voice' | 'category';
     /**
      * @description CHANNEL_MEMBERS_CHUNK: one part of the answer to op 8, shaped as Discord's
      *     GUILD_MEMBERS_CHUNK.
@@ -557,8 +990,19 @@ export interface components {
      * @example book club
      */
     ChannelName: string;
+    /**
+     * @description One entry of `PATCH /api/v1/guilds/{id}/channels` (a reorder): a channel's new place, and
+     *     optionally its new category (`null`: out of any).
+     */
+    ChannelPositionRequest: {
+      id: string;
+      parent_id?: string | null;
+      /** Format: int32 */
+      position?: number | null;
+    };
     ChannelRef: {
       channel_id: components['schemas']['Snowflake'];
+      guild_id?: components['schemas']['Snowflake'] | null;
     };
     /** @description `POST /api/v1/channels` */
     CreateChannelRequest: {
@@ -569,6 +1013,59 @@ export interface components {
        */
       name: components['schemas']['ChannelName'];
       topic?: components['schemas']['Topic'] | null;
+    };
+    /** @description `POST /api/v1/guilds/{id}/channels` */
+    CreateGuildChannelRequest: {
+      kind?: components['schemas']['ChannelKind'] | null;
+      /** @description 1 to 100 characters, with the rules of a display name. */
+      name: components['schemas']['ChannelName'];
+      /** @description The category to put it in. */
+      parent_id?: string | null;
+      permission_overwrites?: components['schemas']['OverwriteRequest'][] | null;
+      /** Format: int32 */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description Slowmode, 0 to 21600 seconds.
+       */
+      rate_limit_per_user?: number | null;
+      topic?: components['schemas']['Topic'] | null;
+    };
+    /** @description `POST /api/v1/guilds` */
+    CreateGuildRequest: {
+      icon?: components['schemas']['AvatarUrl'] | null;
+      /** @description 2 to 100 characters, with the rules of a display name. */
+      name: components['schemas']['GuildName'];
+    };
+    /** @description `POST /api/v1/channels/{id}/invites` and `POST /api/v1/guilds/{id}/invites`. */
+    CreateInviteRequest: {
+      /** @description `POST /api/v1/guilds/{id}/invites` only: the channel it lands its users in. */
+      channel_id?: string | null;
+      /**
+       * Format: int32
+       * @description Seconds it lasts, 0 (for ever) to 604800 (a week); a day by default.
+       */
+      max_age?: number | null;
+      /**
+       * Format: int32
+       * @description How many may join by it, 0 (any number) to 100; any number by default.
+       */
+      max_uses?: number | null;
+    };
+    /**
+     * @description `POST /api/v1/guilds/{id}/roles`: every field may be left out (a role named "new role", no
+     *     permissions).
+     */
+    CreateRoleRequest: {
+      /**
+       * Format: int32
+       * @description An RGB colour, 0 to 16777215.
+       */
+      color?: number | null;
+      hoist?: boolean | null;
+      mentionable?: boolean | null;
+      name?: components['schemas']['RoleName'] | null;
+      permissions?: components['schemas']['Permissions'] | null;
     };
     /** @description A DISPATCH (op 0): `t` names it, `d` is its payload. Edges never send the events they keep for themselves (BLOCK_UPDATE, DM_OPEN). */
     Dispatch:
@@ -586,6 +1083,11 @@ export interface components {
           d: components['schemas']['ChannelMembersChunk'];
           /** @enum {string} */
           t: 'CHANNEL_MEMBERS_CHUNK';
+        }
+      | {
+          d: components['schemas']['GuildMembersChunk'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBERS_CHUNK';
         }
       | components['schemas']['Event'];
     /**
@@ -634,6 +1136,10 @@ export interface components {
       | 'conflict'
       | 'member_limit_reached'
       | 'channel_limit_reached'
+      | 'guild_limit_reached'
+      | 'limit_reached'
+      | 'banned'
+      | 'timed_out'
       | 'consent_required'
       | 'user_blocked'
       | 'rate_limited'
@@ -779,6 +1285,81 @@ export interface components {
           d: components['schemas']['MemberRef'];
           /** @enum {string} */
           t: 'DM_OPEN';
+        }
+      | {
+          /** @description A server appeared for the inbox's user (they created or joined it): as they see it. */
+          d: components['schemas']['UserGuild'];
+          /** @enum {string} */
+          t: 'GUILD_CREATE';
+        }
+      | {
+          /** @description A server's name, icon or owner changed. */
+          d: components['schemas']['Guild'];
+          /** @enum {string} */
+          t: 'GUILD_UPDATE';
+        }
+      | {
+          /** @description A server is gone for the inbox's user: they left, were kicked or banned, or it was deleted. */
+          d: components['schemas']['GuildRef'];
+          /** @enum {string} */
+          t: 'GUILD_DELETE';
+        }
+      | {
+          d: components['schemas']['GuildMemberEvent'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_ADD';
+        }
+      | {
+          /** @description A member's nickname, roles or time-out changed. */
+          d: components['schemas']['GuildMemberEvent'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_UPDATE';
+        }
+      | {
+          /** @description A member left, was kicked or banned. */
+          d: components['schemas']['GuildMemberRemove'];
+          /** @enum {string} */
+          t: 'GUILD_MEMBER_REMOVE';
+        }
+      | {
+          d: components['schemas']['GuildRoleEvent'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_CREATE';
+        }
+      | {
+          d: components['schemas']['GuildRoleEvent'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_UPDATE';
+        }
+      | {
+          d: components['schemas']['GuildRoleRef'];
+          /** @enum {string} */
+          t: 'GUILD_ROLE_DELETE';
+        }
+      | {
+          d: components['schemas']['GuildBanEvent'];
+          /** @enum {string} */
+          t: 'GUILD_BAN_ADD';
+        }
+      | {
+          d: components['schemas']['GuildBanEvent'];
+          /** @enum {string} */
+          t: 'GUILD_BAN_REMOVE';
+        }
+      | {
+          d: components['schemas']['Invite'];
+          /** @enum {string} */
+          t: 'INVITE_CREATE';
+        }
+      | {
+          d: components['schemas']['InviteRef'];
+          /** @enum {string} */
+          t: 'INVITE_DELETE';
+        }
+      | {
+          d: components['schemas']['AuditLogEntry'];
+          /** @enum {string} */
+          t: 'GUILD_AUDIT_LOG_ENTRY_CREATE';
         };
     /** @description `GET /api/v1/gateway` */
     GatewayResponse: {
@@ -789,6 +1370,88 @@ export interface components {
        * @example ws://127.0.0.1:8080/gateway
        */
       url: string;
+    };
+    /** @description A server, as everyone in it sees it (GUILD_UPDATE, `GET /api/v1/users/@me/guilds`). */
+    Guild: {
+      /** @description An image URL, if it has an icon. */
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      /**
+       * Format: int32
+       * @description How many members it has.
+       */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+    };
+    /** @description GUILD_BAN_ADD and GUILD_BAN_REMOVE. */
+    GuildBanEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      user: components['schemas']['User'];
+    };
+    /** @description Someone in a server. */
+    GuildMember: {
+      /**
+       * Format: int64
+       * @description Timed out until this moment (Unix milliseconds): they may read, not send, react or speak.
+       */
+      communication_disabled_until?: number | null;
+      /**
+       * Format: int64
+       * @description Unix milliseconds.
+       */
+      joined_at: number;
+      /** @description Their name in this server, if they chose one. */
+      nick?: string | null;
+      /** @description Their roles other than @everyone. */
+      roles: components['schemas']['Snowflake'][];
+      user: components['schemas']['User'];
+    };
+    /** @description GUILD_MEMBER_ADD and GUILD_MEMBER_UPDATE: the member, and their server. */
+    GuildMemberEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+    };
+    /** @description GUILD_MEMBER_REMOVE: who left (or was kicked or banned). */
+    GuildMemberRemove: {
+      guild_id: components['schemas']['Snowflake'];
+      user: components['schemas']['User'];
+    };
+    /**
+     * @description GUILD_MEMBERS_CHUNK: one part of the answer to op 8 asking for a server's members, shaped as
+     *     Discord's.
+     */
+    GuildMembersChunk: {
+      /** Format: int32 */
+      chunk_count: number;
+      /** Format: int32 */
+      chunk_index: number;
+      guild_id: components['schemas']['Snowflake'];
+      members: components['schemas']['GuildMember'][];
+      nonce?: string | null;
+      /** @description Ids asked for in `user_ids` that are not members. */
+      not_found?: components['schemas']['Snowflake'][];
+      /** @description When asked for: the presence of this chunk's members the client may see. */
+      presences?: components['schemas']['Presence'][] | null;
+    };
+    /**
+     * @description A server's name: 2 to 100 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example Book club
+     */
+    GuildName: string;
+    /** @description GUILD_DELETE: the server, by id. */
+    GuildRef: {
+      id: components['schemas']['Snowflake'];
+    };
+    /** @description GUILD_ROLE_CREATE and GUILD_ROLE_UPDATE. */
+    GuildRoleEvent: {
+      guild_id: components['schemas']['Snowflake'];
+      role: components['schemas']['Role'];
+    };
+    /** @description GUILD_ROLE_DELETE. */
+    GuildRoleRef: {
+      guild_id: components['schemas']['Snowflake'];
+      role_id: components['schemas']['Snowflake'];
     };
     /** @description Op 10, the first frame: how often to heartbeat. */
     Hello: {
@@ -808,6 +1471,60 @@ export interface components {
     };
     Identify: {
       token: string;
+    };
+    /** @description An invite, as those who manage the server see it (and INVITE_CREATE). */
+    Invite: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      /**
+       * Format: int64
+       * @description Unix milliseconds.
+       */
+      created_at: number;
+      /**
+       * Format: int64
+       * @description Unix milliseconds; `null` for an invite that never expires.
+       */
+      expires_at?: number | null;
+      guild_id: components['schemas']['Snowflake'];
+      inviter_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * Format: int32
+       * @description Seconds it lasts from its creation (0: for ever).
+       */
+      max_age: number;
+      /**
+       * Format: int32
+       * @description How many may (0: any number).
+       */
+      max_uses: number;
+      /**
+       * Format: int32
+       * @description How many have joined by it.
+       */
+      uses: number;
+    };
+    /** @description The server an invite leads to. */
+    InviteGuild: {
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+    };
+    /** @description What anyone with the code may see before joining (`GET /api/v1/invites/{code}`). */
+    InvitePreview: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      /** Format: int64 */
+      expires_at?: number | null;
+      guild: components['schemas']['InviteGuild'];
+    };
+    /** @description INVITE_DELETE: a revoked or used-up invite. */
+    InviteRef: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      code: string;
+      guild_id: components['schemas']['Snowflake'];
     };
     Member: {
       role: components['schemas']['MemberRole'];
@@ -874,17 +1591,55 @@ export interface components {
        */
       nonce?: string | null;
     };
+    /**
+     * @description A member's nickname in one server: 1 to 32 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example Ann the Brave
+     */
+    Nick: string;
     /** @description `POST /api/v1/users/@me/channels`: open the DM with someone, by id (Discord's shape). */
     OpenDmRequest: {
       /** @example 175928847299117063 */
       recipient_id: string;
     };
     /**
+     * @description A channel's permission overwrite for one role or one member: what it adds (`allow`) and takes
+     *     away (`deny`) from what they may do elsewhere in the server.
+     */
+    Overwrite: {
+      allow: components['schemas']['Permissions'];
+      deny: components['schemas']['Permissions'];
+      /** @description The role's id (the server's id for @everyone) or the member's user id. */
+      id: components['schemas']['Snowflake'];
+      type: components['schemas']['OverwriteType'];
+    };
+    /** @description An overwrite as sent: the role or member it is for, and permission sets as decimal strings. */
+    OverwriteRequest: {
+      allow?: components['schemas']['Permissions'] | null;
+      deny?: components['schemas']['Permissions'] | null;
+      /**
+       * @description `POST /api/v1/guilds/{id}/channels` only: the role's or member's id (the path names it in
+       *     `PUT /api/v1/channels/{id}/permissions/{overwrite_id}`).
+       */
+      id?: string | null;
+      /** @description 0 for a role, 1 for a member. */
+      type: components['schemas']['OverwriteType'];
+    };
+    /**
+     * @description Whom an overwrite is for: a role (0) or a member (1), as on Discord.
+     * @enum {integer}
+     */
+    OverwriteType: 0 | 1;
+    /**
      * Format: password
      * @description Any characters, kept exactly as typed (never trimmed or truncated).
      * @example correct horse battery staple
      */
     Password: string;
+    /**
+     * @description A permission set: the sum of Discord's permission bits, as a decimal string (VIEW_CHANNEL 1024, SEND_MESSAGES 2048, ADMINISTRATOR 8, ...; docs/API.md lists them all)
+     * @example 3072
+     */
+    Permissions: string;
     /** @description `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it. */
     PostMessageRequest: {
       content: string;
@@ -933,6 +1688,11 @@ export interface components {
     /** @description READY: who the user is, where they talk, and the stream position the session starts from. */
     Ready: {
       channels: components['schemas']['ReadyChannel'][];
+      /**
+       * @description The user's servers: each with its roles, the channels the user may view and the user's
+       *     own member object, never its member list (op 8 asks for members).
+       */
+      guilds?: components['schemas']['ReadyGuild'][];
       /** @description The presence of the other side of each DM that shows it (they opened it; no block). */
       presences: components['schemas']['Presence'][];
       /**
@@ -953,6 +1713,22 @@ export interface components {
       last_message_id?: components['schemas']['Snowflake'] | null;
       last_read_id?: components['schemas']['Snowflake'] | null;
       unread_count?: number;
+    };
+    /**
+     * @description A server in READY and RESUMED, as the user sees it: GUILD_CREATE's shape, with where each
+     *     channel's messages and the user's reading stand (READY only).
+     */
+    ReadyGuild: {
+      /** @description The channels the user may view, categories included. */
+      channels: components['schemas']['ReadyChannel'][];
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+      roles: components['schemas']['Role'][];
     };
     /** @description `POST /api/v1/auth/refresh` */
     RefreshRequest: {
@@ -993,6 +1769,20 @@ export interface components {
       presences?: boolean;
       user_ids?: components['schemas']['Snowflake'][] | null;
     };
+    /**
+     * @description Op 8 with `guild_id` (Discord's REQUEST_GUILD_MEMBERS): members of one of the client's
+     *     servers, the first `limit` (1 to 1,000, default 100) in user-id order after `after`, or those
+     *     among `user_ids` (at most 100). Answered by GUILD_MEMBERS_CHUNK dispatches.
+     */
+    RequestGuildMembers: {
+      after?: components['schemas']['Snowflake'] | null;
+      guild_id: components['schemas']['Snowflake'];
+      /** Format: int32 */
+      limit?: number | null;
+      nonce?: string | null;
+      presences?: boolean;
+      user_ids?: components['schemas']['Snowflake'][] | null;
+    };
     Resume: {
       /**
        * Format: int64
@@ -1005,9 +1795,39 @@ export interface components {
     /** @description RESUMED: the replay is over. Carries the user's channels as they are now. */
     Resumed: {
       channels: components['schemas']['Channel'][];
+      /** @description The user's servers as they are now (their events are not replayed). */
+      guilds?: components['schemas']['ReadyGuild'][];
       /** Format: int64 */
       seq: number;
     };
+    /**
+     * @description A role: a name, a colour, a place in the hierarchy and a permission set. `@everyone` has the
+     *     server's id and position 0; every member has it.
+     */
+    Role: {
+      /**
+       * Format: int32
+       * @description An RGB colour as an integer (0: none).
+       */
+      color: number;
+      /** @description Members with it are shown apart in the member list. */
+      hoist: boolean;
+      id: components['schemas']['Snowflake'];
+      /** @description Anyone may mention it. */
+      mentionable: boolean;
+      name: string;
+      permissions: components['schemas']['Permissions'];
+      /**
+       * Format: int32
+       * @description Higher is above: nobody manages a role at or above their own highest.
+       */
+      position: number;
+    };
+    /**
+     * @description A role's name: 1 to 100 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
+     * @example crew
+     */
+    RoleName: string;
     SessionRevoked: {
       /** @description The session (refresh-token family) id, the `sid` claim of its access tokens. */
       session_id: components['schemas']['Snowflake'];
@@ -1097,7 +1917,41 @@ export interface components {
     /** @description `PATCH /api/v1/channels/{id}`: leave a field out to keep it; `"topic": null` clears the topic. */
     UpdateChannelRequest: {
       name?: components['schemas']['ChannelName'] | null;
+      /** @description A server's text or voice channel: the category to move it into (`null`: none). */
+      parent_id?: string | null;
+      /**
+       * Format: int32
+       * @description A server's channel: its place in the list.
+       */
+      position?: number | null;
+      /**
+       * Format: int32
+       * @description A server's text channel: slowmode, 0 to 21600 seconds.
+       */
+      rate_limit_per_user?: number | null;
       topic?: components['schemas']['Topic'] | null;
+    };
+    /** @description `PATCH /api/v1/guilds/{id}`: leave a field out to keep it; `"icon": null` removes the icon. */
+    UpdateGuildRequest: {
+      icon?: components['schemas']['AvatarUrl'] | null;
+      name?: components['schemas']['GuildName'] | null;
+      /** @description The owner only: give the server to another member. */
+      owner_id?: string | null;
+    };
+    /** @description `PATCH /api/v1/guilds/{id}/members/{user}`: leave a field out to keep it. */
+    UpdateMemberRequest: {
+      /**
+       * Format: int64
+       * @description Time the member out until this moment (Unix milliseconds, at most 28 days ahead); `null`
+       *     ends a time-out. Needs MODERATE_MEMBERS.
+       */
+      communication_disabled_until?: number | null;
+      nick?: components['schemas']['Nick'] | null;
+      /**
+       * @description Every role the member should have (other than @everyone). Needs MANAGE_ROLES, and only
+       *     roles below one's own highest change.
+       */
+      roles?: string[] | null;
     };
     /** @description `PATCH /api/v1/users/@me`: leave a field out to keep it, send `null` to clear it. */
     UpdateProfileRequest: {
@@ -1105,6 +1959,23 @@ export interface components {
       bio?: components['schemas']['Bio'] | null;
       display_name?: components['schemas']['DisplayName'] | null;
       status?: components['schemas']['SettableStatus'] | null;
+    };
+    /**
+     * @description `PATCH /api/v1/guilds/{id}/roles/{role}`: leave a field out to keep it. `position` moves the
+     *     role (the roles between shift by one).
+     */
+    UpdateRoleRequest: {
+      /** Format: int32 */
+      color?: number | null;
+      hoist?: boolean | null;
+      mentionable?: boolean | null;
+      name?: components['schemas']['RoleName'] | null;
+      permissions?: components['schemas']['Permissions'] | null;
+      /**
+       * Format: int32
+       * @description 1 or more (@everyone alone is at 0).
+       */
+      position?: number | null;
     };
     /** @description `PATCH /api/v1/users/@me/settings`: leave a field out to keep it. */
     UpdateSettingsRequest: {
@@ -1123,6 +1994,22 @@ export interface components {
        * @example alice
        */
       username: string;
+    };
+    /**
+     * @description A server as one member sees it (GUILD_CREATE, READY, `GET /api/v1/guilds/{id}`): its roles,
+     *     the channels the member may view (never the others), and the member's own member object. Never
+     *     its member list: members come in pages (`GET /api/v1/guilds/{id}/members`, gateway op 8).
+     */
+    UserGuild: {
+      channels: components['schemas']['Channel'][];
+      icon?: string | null;
+      id: components['schemas']['Snowflake'];
+      member: components['schemas']['GuildMember'];
+      /** Format: int32 */
+      member_count: number;
+      name: string;
+      owner_id: components['schemas']['Snowflake'];
+      roles: components['schemas']['Role'][];
     };
     /** @description A user's privacy settings (`GET /api/v1/users/@me/settings`, USER_SETTINGS_UPDATE). */
     UserSettings: {
@@ -1149,15 +2036,27 @@ export interface components {
 }
 export type Ack = components['schemas']['Ack'];
 export type Audience = components['schemas']['Audience'];
+export type AuditEntryInfo = components['schemas']['AuditEntryInfo'];
+export type AuditLog = components['schemas']['AuditLog'];
+export type AuditLogChange = components['schemas']['AuditLogChange'];
+export type AuditLogEntry = components['schemas']['AuditLogEntry'];
+export type AuditLogEvent = components['schemas']['AuditLogEvent'];
 export type AvatarUrl = components['schemas']['AvatarUrl'];
+export type Ban = components['schemas']['Ban'];
+export type BanRequest = components['schemas']['BanRequest'];
 export type Bio = components['schemas']['Bio'];
 export type BlockUpdate = components['schemas']['BlockUpdate'];
 export type Channel = components['schemas']['Channel'];
 export type ChannelKind = components['schemas']['ChannelKind'];
 export type ChannelMembersChunk = components['schemas']['ChannelMembersChunk'];
 export type ChannelName = components['schemas']['ChannelName'];
+export type ChannelPositionRequest = components['schemas']['ChannelPositionRequest'];
 export type ChannelRef = components['schemas']['ChannelRef'];
 export type CreateChannelRequest = components['schemas']['CreateChannelRequest'];
+export type CreateGuildChannelRequest = components['schemas']['CreateGuildChannelRequest'];
+export type CreateGuildRequest = components['schemas']['CreateGuildRequest'];
+export type CreateInviteRequest = components['schemas']['CreateInviteRequest'];
+export type CreateRoleRequest = components['schemas']['CreateRoleRequest'];
 export type Dispatch = components['schemas']['Dispatch'];
 export type DisplayName = components['schemas']['DisplayName'];
 export type EditMessageRequest = components['schemas']['EditMessageRequest'];
@@ -1166,9 +2065,23 @@ export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorReply = components['schemas']['ErrorReply'];
 export type Event = components['schemas']['Event'];
 export type GatewayResponse = components['schemas']['GatewayResponse'];
+export type Guild = components['schemas']['Guild'];
+export type GuildBanEvent = components['schemas']['GuildBanEvent'];
+export type GuildMember = components['schemas']['GuildMember'];
+export type GuildMemberEvent = components['schemas']['GuildMemberEvent'];
+export type GuildMemberRemove = components['schemas']['GuildMemberRemove'];
+export type GuildMembersChunk = components['schemas']['GuildMembersChunk'];
+export type GuildName = components['schemas']['GuildName'];
+export type GuildRef = components['schemas']['GuildRef'];
+export type GuildRoleEvent = components['schemas']['GuildRoleEvent'];
+export type GuildRoleRef = components['schemas']['GuildRoleRef'];
 export type Hello = components['schemas']['Hello'];
 export type HistoryPage = components['schemas']['HistoryPage'];
 export type Identify = components['schemas']['Identify'];
+export type Invite = components['schemas']['Invite'];
+export type InviteGuild = components['schemas']['InviteGuild'];
+export type InvitePreview = components['schemas']['InvitePreview'];
+export type InviteRef = components['schemas']['InviteRef'];
 export type Member = components['schemas']['Member'];
 export type MemberAdded = components['schemas']['MemberAdded'];
 export type MemberRef = components['schemas']['MemberRef'];
@@ -1178,8 +2091,13 @@ export type MessageDelete = components['schemas']['MessageDelete'];
 export type MessageEdit = components['schemas']['MessageEdit'];
 export type MessageRef = components['schemas']['MessageRef'];
 export type MessageSend = components['schemas']['MessageSend'];
+export type Nick = components['schemas']['Nick'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
+export type Overwrite = components['schemas']['Overwrite'];
+export type OverwriteRequest = components['schemas']['OverwriteRequest'];
+export type OverwriteType = components['schemas']['OverwriteType'];
 export type Password = components['schemas']['Password'];
+export type Permissions = components['schemas']['Permissions'];
 export type PostMessageRequest = components['schemas']['PostMessageRequest'];
 export type Presence = components['schemas']['Presence'];
 export type PresenceStatus = components['schemas']['PresenceStatus'];
@@ -1188,13 +2106,17 @@ export type PutRelationshipRequest = components['schemas']['PutRelationshipReque
 export type ReadState = components['schemas']['ReadState'];
 export type Ready = components['schemas']['Ready'];
 export type ReadyChannel = components['schemas']['ReadyChannel'];
+export type ReadyGuild = components['schemas']['ReadyGuild'];
 export type RefreshRequest = components['schemas']['RefreshRequest'];
 export type Relationship = components['schemas']['Relationship'];
 export type RelationshipRef = components['schemas']['RelationshipRef'];
 export type RelationshipType = components['schemas']['RelationshipType'];
 export type RequestChannelMembers = components['schemas']['RequestChannelMembers'];
+export type RequestGuildMembers = components['schemas']['RequestGuildMembers'];
 export type Resume = components['schemas']['Resume'];
 export type Resumed = components['schemas']['Resumed'];
+export type Role = components['schemas']['Role'];
+export type RoleName = components['schemas']['RoleName'];
 export type SessionRevoked = components['schemas']['SessionRevoked'];
 export type SessionStatus = components['schemas']['SessionStatus'];
 export type SettableStatus = components['schemas']['SettableStatus'];
@@ -1207,9 +2129,13 @@ export type Topic = components['schemas']['Topic'];
 export type Typing = components['schemas']['Typing'];
 export type TypingStart = components['schemas']['TypingStart'];
 export type UpdateChannelRequest = components['schemas']['UpdateChannelRequest'];
+export type UpdateGuildRequest = components['schemas']['UpdateGuildRequest'];
+export type UpdateMemberRequest = components['schemas']['UpdateMemberRequest'];
 export type UpdateProfileRequest = components['schemas']['UpdateProfileRequest'];
+export type UpdateRoleRequest = components['schemas']['UpdateRoleRequest'];
 export type UpdateSettingsRequest = components['schemas']['UpdateSettingsRequest'];
 export type User = components['schemas']['User'];
+export type UserGuild = components['schemas']['UserGuild'];
 export type UserSettings = components['schemas']['UserSettings'];
 export type Username = components['schemas']['Username'];
 export type UsernameRequest = components['schemas']['UsernameRequest'];
@@ -1683,6 +2609,93 @@ export interface operations {
       };
     };
   };
+  create_channel_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateInviteRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such channel of a server, or not one you may view */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
   members: {
     parameters: {
       query?: {
@@ -1963,6 +2976,14 @@ export interface operations {
           'application/json': components['schemas']['ErrorBody'];
         };
       };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
       404: {
         headers: {
           [name: string]: unknown;
@@ -2077,7 +3098,10 @@ export interface operations {
   delete_message: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Why, for the audit log (a moderator's delete in a server) */
+        'X-Audit-Log-Reason'?: string | null;
+      };
       path: {
         /** @description A channel id */
         id: string;
@@ -2382,6 +3406,131 @@ export interface operations {
       };
     };
   };
+  set_overwrite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        /** @description A role's id (the server's for @everyone) or a member's user id */
+        overwrite_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['OverwriteRequest'];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_overwrite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        overwrite_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
   gateway: {
     parameters: {
       query?: never;
@@ -2401,6 +3550,1515 @@ export interface operations {
       };
       /** @description No edge answered */
       503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateGuildRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are in as many servers as one may be (`guild_limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  get_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_guild: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why (percent-encoded, at most 512 characters), for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateGuildRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Guild'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  audit_log: {
+    parameters: {
+      query?: {
+        /** @description Only what this user did. */
+        user_id?: string;
+        /** @description Only actions of this type (Discord's numbers). */
+        action_type?: number;
+        /** @description Entries older than this entry id (page back with the last id of a page). */
+        before?: string;
+        /** @description Entries newer than this entry id. */
+        after?: string;
+        /** @description 1 to 100, default 50. */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AuditLog'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_bans: {
+    parameters: {
+      query?: {
+        /** @description Bans of users with a higher id */
+        after?: string;
+        /** @description 1 to 1000, default 100 */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Ban'][];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  ban: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log (and the ban) */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    /** @description Optional */
+    requestBody?: {
+      content: {
+        'application/json': components['schemas']['BanRequest'] | null;
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  unban: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such server, or no such ban */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_guild_channels: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Channel'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_guild_channel: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateGuildChannelRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Channel'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The server has as many channels as it may (`limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  reorder_guild_channels: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ChannelPositionRequest'][];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_invites: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateInviteRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Invite'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You created as many invites as one may for now */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_members: {
+    parameters: {
+      query?: {
+        /** @description List members with a higher user id */
+        after?: string;
+        /** @description 1 to 1000, default 100 */
+        limit?: number;
+        /** @description Comma-separated user ids, at most 100 */
+        user_ids?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'][];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  get_member: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        /** @description A user id, or `@me` */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  kick_member: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_member: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        /** @description A user id, or `@me` */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateMemberRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['GuildMember'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  add_member_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  remove_member_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        user: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  list_roles: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  create_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateRoleRequest'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The server has as many roles as it may (`limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  delete_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description @everyone cannot be deleted */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_role: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        id: string;
+        role: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateRoleRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Role'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  preview_invite: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['InvitePreview'];
+        };
+      };
+      /** @description No such invite, or it expired or was used up */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  accept_invite: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuild'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are banned from the server (`banned`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description No such invite, or it expired or was used up */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description You are in as many servers as one may be (`guild_limit_reached`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  revoke_invite: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Why, for the audit log */
+        'X-Audit-Log-Reason'?: string | null;
+      };
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -2745,6 +5403,77 @@ export interface operations {
       };
       /** @description The body is not `application/json` */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  my_guilds: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Guild'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  leave_guild: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The owner cannot leave */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
         headers: {
           [name: string]: unknown;
         };
