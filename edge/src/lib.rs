@@ -425,8 +425,8 @@ impl Config {
             frames_per_minute: self.frames_per_minute,
             max_frame_bytes: self.max_frame_bytes,
             read_buffer_bytes: self.read_buffer_bytes.max(256),
-            // tungstenite requires it above the write buffer size (0: written straight through).
-            max_write_buffer_bytes: self.max_write_buffer_bytes.max(1),
+            // tungstenite requires it above the write batch (at most one byte less: no batching).
+            max_write_buffer_bytes: self.max_write_buffer_bytes.max(2),
             max_body_bytes: self.max_body_bytes,
             allowed_origins: self.allowed_origins.clone(),
             receipts_max_members: self.receipts_max_members,

@@ -172,6 +172,7 @@ impl Session {
             while let Some(Some(reply)) = self.replies.next().now_or_never() {
                 self.send_text(reply).await?;
             }
+            self.flush().await?;
             // Then whatever is ready, the client's frames and deliveries taking turns: a session
             // fed without pause still hears its client, and one talking fast still reads.
             tokio::select! {
