@@ -7,6 +7,7 @@
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
+//! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
 
 // A command-line tool's library: its reports are meant for stdout.
 #![allow(clippy::print_stdout)]
@@ -18,6 +19,7 @@ pub mod plot;
 pub mod population;
 pub mod report;
 pub mod run;
+pub mod scan;
 pub mod scenarios;
 pub mod worker;
 
