@@ -128,12 +128,12 @@ impl Session {
                     // Boxed: a future is as large as its largest await, and these (HTTP calls to
                     // auth, the stream replay) would otherwise stay inside every idle session.
                     let claims = Box::pin(self.authenticate(&identify.token)).await?;
-                    Box::pin(self.start(&identify.token, &claims, None)).await?;
+                    Box::pin(self.start(&claims, None)).await?;
                     break claims;
                 }
                 ClientFrame::Resume(resume) => {
                     let claims = Box::pin(self.authenticate(&resume.token)).await?;
-                    Box::pin(self.start(&resume.token, &claims, Some(resume.seq))).await?;
+                    Box::pin(self.start(&claims, Some(resume.seq))).await?;
                     break claims;
                 }
                 _ => return Err(Some(CloseCode::NotAuthenticated)),

@@ -4,13 +4,15 @@
 //! These go over NATS rather than auth's REST API with the user's token for two reasons: a
 //! session outlives its access token (15 minutes), yet must learn about channels it joins hours
 //! later; and the answers carry what the user may not read themselves (whose presence is hidden
-//! from them because that person blocks them). Edges ask only after checking the user's token
-//! (and, at IDENTIFY and on REST, that its session is still signed in, over REST).
+//! from them because that person blocks them). Edges ask only after checking the user's token;
+//! a session starting (IDENTIFY, RESUME) asks once, naming its session, and auth checks that the
+//! session is still signed in and sends the user's own profile with the answer.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, MembersQuery};
+use crate::api::users::User;
 
 /// `{p}.auth.state`: the user's channels (one, when `channel_id` is given) as they see them, and
 /// what the edge needs to watch presence and refuse sends.
@@ -22,6 +24,11 @@ pub struct StateQuery {
     /// Group channels of at most this many members get `watch` lists (the edge's
     /// `--presence-max-members`); bigger ones are asked about when opened.
     pub watch_max_members: u32,
+    /// A session starting (IDENTIFY or RESUME): its id, from the access token. Auth answers
+    /// [`Reply::SignedOut`] unless that session is still signed in, and sends the user's own
+    /// profile in [`SessionState::user`], so a session starts with one question to auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Snowflake>,
 }
 
 /// The answer to [`StateQuery`].
@@ -34,6 +41,9 @@ pub struct SessionState {
     pub watch: Vec<WatchList>,
     /// DMs in which sends are refused: one of the two blocks the other.
     pub closed: Vec<Snowflake>,
+    /// The user's own profile, with their real status: when the query named a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +80,8 @@ pub enum Reply<T> {
     Ok(T),
     /// The channel does not exist or the user is not in it.
     NotFound,
+    /// The session the question named is signed out or revoked, or its account is gone.
+    SignedOut,
     /// The request was not understood, or auth could not answer (its database failed).
     Failed(String),
 }
@@ -89,5 +101,7 @@ mod tests {
         );
         let missing: Reply<Visible> = serde_json::from_str(r#""not_found""#).unwrap();
         assert_eq!(missing, Reply::NotFound);
+        let gone: Reply<Visible> = serde_json::from_str(r#""signed_out""#).unwrap();
+        assert_eq!(gone, Reply::SignedOut);
     }
 }
