@@ -80,6 +80,10 @@ impl Latencies {
     }
 }
 
+/// The source ports devices take (see [`Device::source`]): 10,000 to 64,999.
+const FIRST_SOURCE_PORT: u16 = 10_000;
+const SOURCE_PORTS: u16 = 55_000;
+
 /// Connection handshakes one worker process has in flight at once.
 pub const CONNECTS_IN_FLIGHT: usize = 200;
 
@@ -229,6 +233,8 @@ struct Tracking {
     /// adds them once it has read everything its socket holds, not once per frame.
     received: u64,
     latencies: Vec<u64>,
+    /// Connections made after the first (resumes).
+    connections: u64,
 }
 
 impl Tracking {
@@ -239,6 +245,7 @@ impl Tracking {
             pending: HashMap::new(),
             received: 0,
             latencies: Vec::new(),
+            connections: 0,
         }
     }
 
@@ -257,6 +264,17 @@ impl Tracking {
 }
 
 impl Device {
+    /// Where this device's `n`th connection comes from: two ports of the source address are its
+    /// own (its first connection and its resumes take turns), so thousands of devices connecting
+    /// at once never make the kernel search for a free port.
+    fn source(&self, n: u64) -> client::Source {
+        let slot = (self.index as u64 * 2 + n % 2) % u64::from(SOURCE_PORTS);
+        client::Source {
+            ip: self.source,
+            port: FIRST_SOURCE_PORT + slot as u16,
+        }
+    }
+
     /// Connects and identifies; the session runs in the returned task until `stop`.
     pub async fn start(
         self,
@@ -264,7 +282,7 @@ impl Device {
         commands: mpsc::Receiver<Command>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<tokio::task::JoinHandle<Counts>> {
-        let (socket, ready) = client::connect(&self.gateway, self.source, &self.token).await?;
+        let (socket, ready) = client::connect(&self.gateway, self.source(0), &self.token).await?;
         Ok(tokio::spawn(self.run(
             socket,
             ready.session_id,
@@ -481,7 +499,8 @@ impl Device {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut socket = client::open(&self.gateway, self.source).await?;
+        tracking.connections += 1;
+        let mut socket = client::open(&self.gateway, self.source(tracking.connections)).await?;
         let resume = ClientFrame::Resume(Resume {
             token: self.token.clone(),
             session_id: session_id.to_owned(),
