@@ -355,6 +355,7 @@ impl Edge {
             presence,
             draining: CancellationToken::new(),
             next_session: AtomicU64::new(1),
+            clock: governor::clock::DefaultClock::default(),
             #[cfg(feature = "fault-injection")]
             faults: fault::Faults::new(config.fault_drop_message),
         });

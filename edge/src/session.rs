@@ -58,7 +58,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
             kick: Kick::default(),
         },
         deliveries,
-        limiter: RateLimiter::direct(state.config.client_quota()),
+        limiter: RateLimiter::direct_with_clock(state.config.client_quota(), state.clock.clone()),
         topics: Vec::new(),
         channels: HashSet::new(),
         moderated: HashSet::new(),
