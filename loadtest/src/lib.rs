@@ -6,6 +6,7 @@
 //! - [`worker`]: the processes that hold a run's devices, and how the run talks to them.
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
+//! - [`drain`]: the persister writing a backlog into the store, beside a raw insert loop.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
 //! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
 
@@ -14,6 +15,7 @@
 
 pub mod client;
 pub mod device;
+pub mod drain;
 pub mod idle;
 pub mod plot;
 pub mod population;
@@ -48,6 +50,9 @@ pub enum Scenario {
     /// A sustained send rate: persister lag over time, and every acknowledged message counted
     /// in the CQL store at the end.
     Persist(scenarios::PersistArgs),
+    /// A backlog put straight into the chat stream: how fast the persister writes it to the
+    /// store, beside a raw batched insert loop against the same Cassandra.
+    Drain(drain::Args),
     /// History page reads at a steady rate while chat runs.
     History(scenarios::HistoryArgs),
     /// Drop every connection at once and resume them all; time to 99% and 100%, nothing missed.
@@ -64,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Fanout(args) => scenarios::fanout(args).await,
         Scenario::Persist(args) => scenarios::persist(args).await,
         Scenario::History(args) => scenarios::history(args).await,
+        Scenario::Drain(args) => drain::run(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
         Scenario::Worker => worker::work().await,
     }

@@ -336,7 +336,7 @@ async fn sample_lag(url: String, mut stop: tokio::sync::watch::Receiver<bool>) -
     }
 }
 
-async fn count_stored(store: &Session, channel: &str) -> anyhow::Result<u64> {
+pub(crate) async fn count_stored(store: &Session, channel: &str) -> anyhow::Result<u64> {
     let channel: i64 = channel.parse().context("a channel id")?;
     let buckets: Vec<i32> = store
         .query_unpaged(
