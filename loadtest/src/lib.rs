@@ -7,6 +7,7 @@
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
 //! - [`drain`]: the persister writing a backlog into the store, beside a raw insert loop.
+//! - [`raw`]: the machine's limit: pre-built frames written to sockets by nothing but a loop.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
 //! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
 
@@ -19,6 +20,7 @@ pub mod drain;
 pub mod idle;
 pub mod plot;
 pub mod population;
+pub mod raw;
 pub mod report;
 pub mod run;
 pub mod scan;
@@ -57,6 +59,9 @@ pub enum Scenario {
     History(scenarios::HistoryArgs),
     /// Drop every connection at once and resume them all; time to 99% and 100%, nothing missed.
     Storm(scenarios::StormArgs),
+    /// The physical limit: pre-built frames written to the same kind of sockets and devices, by
+    /// a stand-in for the edge that does nothing else.
+    Raw(raw::Args),
     /// Holds a share of a run's devices for the process that started it (see `worker`).
     #[command(hide = true)]
     Worker,
@@ -70,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Persist(args) => scenarios::persist(args).await,
         Scenario::History(args) => scenarios::history(args).await,
         Scenario::Drain(args) => drain::run(args).await,
+        Scenario::Raw(args) => raw::run(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
         Scenario::Worker => worker::work().await,
     }
