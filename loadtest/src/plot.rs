@@ -26,11 +26,7 @@ impl Load {
     }
 }
 
-pub fn latency_against_load(
-    path: &Path,
-    results: &[RunResult],
-    load: Load,
-) -> anyhow::Result<()> {
+pub fn latency_against_load(path: &Path, results: &[RunResult], load: Load) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).context("drawing the plot")?;
     let max_rate = results.iter().map(|r| load.of(r)).fold(1.0, f64::max);
@@ -69,10 +65,7 @@ pub fn latency_against_load(
         ("p99.9", |r| r.send_to_receive.p999_us, RED),
     ];
     for (name, value, color) in series {
-        let points: Vec<(f64, f64)> = results
-            .iter()
-            .map(|r| (load.of(r), ms(value(r))))
-            .collect();
+        let points: Vec<(f64, f64)> = results.iter().map(|r| (load.of(r), ms(value(r)))).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .context("drawing the plot")?
