@@ -11,10 +11,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use proto::Snowflake;
 use proto::access::{
     GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
     MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery,
 };
+use proto::api::users::User;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -97,6 +99,14 @@ fn failed<T>(e: &sqlx::Error) -> Reply<T> {
 }
 
 async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionState> {
+    // A session starting: still signed in, and the user's own profile (from the cache).
+    let user = match query.session_id {
+        None => None,
+        Some(session) => match starting(state, query.user_id, session).await {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        },
+    };
     let read = async {
         let mut conn = state.db.acquire().await?;
         let guilds: Vec<GuildMembership> = crate::guild_members::of_user(&mut *conn, query.user_id)
@@ -127,12 +137,35 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
             watch,
             closed,
             guilds,
+            user,
         }))
     };
     match read.await {
         Ok(Some(found)) => Reply::Ok(found),
         Ok(None) => Reply::NotFound,
         Err(e) => failed(&e),
+    }
+}
+
+/// The profile of `user`, if `session` (theirs) is still signed in and the account exists; else
+/// the answer to give instead.
+async fn starting<T>(
+    state: &AppState,
+    user: Snowflake,
+    session: Snowflake,
+) -> Result<Option<User>, Reply<T>> {
+    match crate::sessions::is_active_for(&state.db, session, user).await {
+        Ok(true) => {}
+        Ok(false) => return Err(Reply::SignedOut),
+        Err(e) => return Err(failed(&e)),
+    }
+    match crate::routes::users::read(state, user).await {
+        Ok(Some(found)) => Ok(Some(found)),
+        Ok(None) => Err(Reply::SignedOut),
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot read a profile for an edge");
+            Err(Reply::Failed("the database did not answer".to_owned()))
+        }
     }
 }
 

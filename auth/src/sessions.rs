@@ -174,6 +174,22 @@ pub async fn is_active(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Er
     Ok(active == Some(true))
 }
 
+/// Whether `session` exists, belongs to `user` and is not revoked.
+pub async fn is_active_for(
+    db: &PgPool,
+    session: Snowflake,
+    user: Snowflake,
+) -> Result<bool, sqlx::Error> {
+    let active = sqlx::query_scalar!(
+        r#"SELECT revoked_at IS NULL AS "active!" FROM sessions WHERE id = $1 AND user_id = $2"#,
+        session.as_i64(),
+        user.as_i64()
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(active == Some(true))
+}
+
 /// Deletes refresh tokens a day past their expiry (reuse of an expired token is refused anyway).
 pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
     let done =

@@ -7,6 +7,7 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -247,6 +248,19 @@ impl Chat {
         send: MessageSend,
         slowmode: u32,
     ) -> Result<Message, ChatError> {
+        let publishing = self.publish(author, send, slowmode).await?;
+        self.acknowledged(publishing).await
+    }
+
+    /// Hands a message to JetStream without waiting for its acknowledgement, so a session can go
+    /// on reading and writing while it is stored: sends from one session are published in the
+    /// order they came, and [`Chat::acknowledged`] waits for each one's answer.
+    pub async fn publish(
+        &self,
+        author: Snowflake,
+        send: MessageSend,
+        slowmode: u32,
+    ) -> Result<Publishing, ChatError> {
         let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
         let nonce = send
             .nonce
@@ -273,9 +287,26 @@ impl Chat {
         let dedupe = nonce
             .as_ref()
             .map(|nonce| format!("{channel}:{author}:{}", nonce.as_str()));
+        let started = Instant::now();
         let ack = self
-            .store_event(channel, &Event::MessageCreate(message.clone()), dedupe)
+            .publish_event(channel, &Event::MessageCreate(message.clone()), dedupe)
             .await?;
+        Ok(Publishing {
+            message,
+            ack,
+            started,
+        })
+    }
+
+    /// The stored message once JetStream has acknowledged a [`Chat::publish`]: the one just
+    /// published, or for a retried nonce the one stored first.
+    pub async fn acknowledged(&self, publishing: Publishing) -> Result<Message, ChatError> {
+        let Publishing {
+            message,
+            ack,
+            started,
+        } = publishing;
+        let ack = self.acknowledgement(ack, started).await?;
         if ack.duplicate {
             return self.stored_message(ack.sequence).await;
         }
@@ -348,22 +379,35 @@ impl Chat {
         event: &Event,
         dedupe: Option<String>,
     ) -> Result<PublishAck, ChatError> {
+        let started = Instant::now();
+        let ack = self.publish_event(channel, event, dedupe).await?;
+        self.acknowledgement(ack, started).await
+    }
+
+    /// Hands an event to JetStream (in the order of the calls); its acknowledgement comes later.
+    async fn publish_event(
+        &self,
+        channel: Snowflake,
+        event: &Event,
+        dedupe: Option<String>,
+    ) -> Result<PublishAckFuture, ChatError> {
         let mut publish = PublishMessage::build().payload(event.to_json().into());
         if let Some(id) = dedupe {
             publish = publish.message_id(id);
         }
-        let started = Instant::now();
-        let ack = async {
-            self.js
-                .send_publish(self.subjects.chat_intake(channel), publish)
-                .await?
-                .await
-        }
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "JetStream did not acknowledge a chat event");
-            ChatError::Unavailable
-        })?;
+        self.js
+            .send_publish(self.subjects.chat_intake(channel), publish)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Waits for JetStream's answer to a publish made at `started`.
+    async fn acknowledgement(
+        &self,
+        ack: PublishAckFuture,
+        started: Instant,
+    ) -> Result<PublishAck, ChatError> {
+        let ack = ack.await.map_err(unavailable)?;
         self.metrics
             .send_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -417,6 +461,18 @@ impl Chat {
             tracing::debug!(error = %e, "typing notice not published");
         }
     }
+}
+
+/// A publish JetStream has not answered yet.
+pub struct Publishing {
+    message: Message,
+    ack: PublishAckFuture,
+    started: Instant,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ChatError {
+    tracing::warn!(error = %e, "JetStream did not acknowledge a chat event");
+    ChatError::Unavailable
 }
 
 /// A message of `channel` that history knows.

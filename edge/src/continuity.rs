@@ -160,6 +160,7 @@ impl Continuity {
         nats: async_nats::Client,
         stream: ChatStream,
         max_repair: usize,
+        linger: Duration,
         metrics: EdgeMetrics,
     ) -> (Self, Dispatcher) {
         let (commands, received) = mpsc::unbounded_channel();
@@ -177,6 +178,7 @@ impl Continuity {
             },
             metrics,
             repaired_connects,
+            linger,
         };
         (Self { commands }, dispatcher)
     }
@@ -247,6 +249,8 @@ pub struct Dispatcher {
     metrics: EdgeMetrics,
     /// The NATS client's connection count whose losses are repaired.
     repaired_connects: u64,
+    /// How long a batch gathers events after its first (see [`Dispatcher::run`]).
+    linger: Duration,
 }
 
 /// Reads back what live delivery lost.
@@ -281,11 +285,25 @@ impl Dispatcher {
                 },
                 Some((feed, message)) = self.streams.next(), if !self.streams.is_empty() => {
                     self.take(&feed, &message);
-                    for _ in 1..MAX_BATCH {
+                    let mut taken = 1;
+                    // What arrives within the linger joins the batch: every session then gets
+                    // its share at once and writes it with one call, where an event at a time
+                    // costs each session a wake and a write per event.
+                    let deadline = tokio::time::Instant::now() + self.linger;
+                    while taken < MAX_BATCH {
+                        match tokio::time::timeout_at(deadline, self.streams.next()).await {
+                            Ok(Some((feed, message))) => self.take(&feed, &message),
+                            _ => break,
+                        }
+                        taken += 1;
+                    }
+                    // Then everything already received, so the batch ends where nothing is ready.
+                    while taken < MAX_BATCH {
                         match self.streams.next().now_or_never() {
                             Some(Some((feed, message))) => self.take(&feed, &message),
                             _ => break,
                         }
+                        taken += 1;
                     }
                     self.hand_out(Cause::Gap, None).await;
                 }

@@ -1,13 +1,14 @@
 //! What the edge asks auth, so the edge needs no database and auth stays the one place that
 //! decides membership and consent:
 //!
-//! - over auth's REST API with the user's token, where the request carries a fresh one (IDENTIFY,
-//!   RESUME, the edge's REST routes): who the user is, one channel as they see it, members by id,
-//!   and that the token's session is still signed in;
+//! - over auth's REST API with the user's token, where the request carries a fresh one (the
+//!   edge's REST routes): one channel as they see it, members by id, and that the token's session
+//!   is still signed in;
 //! - over NATS (`proto::access`), after the token was checked: what a session needs (its
-//!   channels, whose presence it may watch, which DMs refuse sends), whose presence a user may
-//!   see, and pages of members. A session asks these long after its token expired, and some
-//!   answers are not for the user to read (whose presence their block hides).
+//!   channels, whose presence it may watch, which DMs refuse sends; at its start also that its
+//!   session is still signed in, and the user's profile, in the same question), whose presence a
+//!   user may see, and pages of members. A session asks these long after its token expired, and
+//!   some answers are not for the user to read (whose presence their block hides).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +124,7 @@ impl Directory {
             channel_id: channel,
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
             guilds_only: false,
+            session_id: None,
         };
         self.ask(self.subjects.auth_state(), &query).await
     }
@@ -137,6 +139,7 @@ impl Directory {
             channel_id: None,
             watch_max_members: 0,
             guilds_only: true,
+            session_id: None,
         };
         let state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
         Ok(state.guilds)
@@ -170,6 +173,31 @@ impl Directory {
     /// Tells auth a moderator deleted someone else's message, for the audit log.
     pub async fn message_deleted(&self, deleted: &MessageDeleted) -> Result<(), DirectoryError> {
         self.ask(self.subjects.auth_audit(), deleted).await
+    }
+
+    /// Everything a session starting needs, in one question: that its session (`session`, from
+    /// the token) is still signed in ([`DirectoryError::Refused`] if not), the user's own
+    /// profile, and their channels as [`Directory::session_state`] gives them.
+    pub async fn starting(
+        &self,
+        user: Snowflake,
+        session: Snowflake,
+        watch_max_members: usize,
+    ) -> Result<(User, SessionState), DirectoryError> {
+        let query = StateQuery {
+            user_id: user,
+            channel_id: None,
+            watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
+            guilds_only: false,
+            session_id: Some(session),
+        };
+        let mut state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
+        match state.user.take() {
+            Some(me) => Ok((me, state)),
+            None => Err(DirectoryError::Failed(
+                "auth answered a session's start without the user".to_owned(),
+            )),
+        }
     }
 
     /// Which of `users` `viewer` may see the presence of.
@@ -225,6 +253,7 @@ impl Directory {
         match serde_json::from_slice::<Reply<T>>(&reply.payload) {
             Ok(Reply::Ok(value)) => Ok(value),
             Ok(Reply::NotFound) => Err(DirectoryError::NotFound),
+            Ok(Reply::SignedOut) => Err(DirectoryError::Refused),
             Ok(Reply::Failed(why)) => Err(DirectoryError::Failed(why)),
             Err(e) => Err(DirectoryError::Failed(format!(
                 "an answer auth never gives: {e}"

@@ -304,6 +304,21 @@ impl Hub {
             .collect()
     }
 
+    /// Per channel among `channels` this edge follows: the last stream sequence it handed out
+    /// live (what a session joining the channel now will not be handed).
+    pub fn handed_out(&self, channels: &[Snowflake]) -> HashMap<Snowflake, u64> {
+        let topics = self.topics();
+        channels
+            .iter()
+            .filter_map(|&channel| {
+                match topics.get(&Topic::Channel(channel))?.subscribed.get()? {
+                    Subscribed::Channel(feed) => Some((channel, feed.watermark().get())),
+                    Subscribed::Task(_) | Subscribed::Guild(_) => None,
+                }
+            })
+            .collect()
+    }
+
     /// Removes a session from a topic, unsubscribing the edge when it was the last one.
     pub async fn leave(&self, topic: Topic, id: SessionId) {
         let removed = {

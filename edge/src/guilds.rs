@@ -245,6 +245,7 @@ async fn snapshot(
         Ok(Reply::Ok(snapshot)) => Ok(snapshot),
         Ok(Reply::NotFound) => Err(FollowError::NotFound),
         Ok(Reply::Failed(why)) => Err(FollowError::NoAnswer(why)),
+        Ok(Reply::SignedOut) => Err(FollowError::NoAnswer("signed out".to_owned())),
         Err(e) => Err(FollowError::NoAnswer(e.to_string())),
     }
 }

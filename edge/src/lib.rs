@@ -234,6 +234,14 @@ pub struct Config {
           default_value = "5s", value_parser = kit::config::duration)]
     pub delivery_check_interval: Duration,
 
+    /// How long the edge gathers chat events after one arrives before handing them to its
+    /// sessions: each session then writes what it got with one call instead of one per event.
+    /// Adds up to this much to delivery; under load it is what keeps the edge's work per
+    /// delivery falling instead of its queues growing. 0 hands out what is there at once.
+    #[arg(long = "delivery-linger", env = "NATTER_DELIVERY_LINGER", default_value = "2ms",
+          value_parser = kit::config::duration)]
+    pub delivery_linger: Duration,
+
     /// How long one read of the message store may take.
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "2s",
           value_parser = kit::config::duration)]
@@ -324,6 +332,7 @@ impl Edge {
             nats.clone(),
             stream.clone(),
             config.session_queue.max(1),
+            config.delivery_linger,
             edge_metrics.clone(),
         );
         let ids = proto::SnowflakeGenerator::new(config.worker_id)
@@ -364,6 +373,7 @@ impl Edge {
             presence,
             draining: CancellationToken::new(),
             next_session: AtomicU64::new(1),
+            clock: governor::clock::DefaultClock::default(),
             #[cfg(feature = "fault-injection")]
             faults: fault::Faults::new(config.fault_drop_message),
         });
@@ -436,8 +446,8 @@ impl Config {
             frames_per_minute: self.frames_per_minute,
             max_frame_bytes: self.max_frame_bytes,
             read_buffer_bytes: self.read_buffer_bytes.max(256),
-            // tungstenite requires it above the write buffer size (0: written straight through).
-            max_write_buffer_bytes: self.max_write_buffer_bytes.max(1),
+            // tungstenite requires it above the write batch (at most one byte less: no batching).
+            max_write_buffer_bytes: self.max_write_buffer_bytes.max(2),
             max_body_bytes: self.max_body_bytes,
             allowed_origins: self.allowed_origins.clone(),
             receipts_max_members: self.receipts_max_members,

@@ -8,12 +8,21 @@
 //! The session lives in one task. It never buffers without bound: deliveries wait in a bounded
 //! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
 //! every socket write has a deadline, so a client that stops reading is dropped rather than kept.
+//!
+//! A client's sends never hold its deliveries up: each is handed to JetStream at once, in the
+//! order they came, and its answer (ACK or ERROR) waits in the session's reply lane while the
+//! session goes on. An answer that is ready is written before any queued delivery, so a busy
+//! channel never makes the person talking in it wait for their ACKs, nor fall behind on their
+//! own echoes and be closed as too slow.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocket;
+use axum::extract::ws::{Utf8Bytes, WebSocket};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
@@ -51,7 +60,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
             kick: Kick::default(),
         },
         deliveries,
-        limiter: RateLimiter::direct(state.config.client_quota()),
+        limiter: RateLimiter::direct_with_clock(state.config.client_quota(), state.clock.clone()),
         topics: Vec::new(),
         channels: HashSet::new(),
         moderated: HashSet::new(),
@@ -60,6 +69,8 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         channel_guilds: HashMap::new(),
         floor: 0,
         presence: crate::watch::Watch::default(),
+        replies: FuturesUnordered::new(),
+        unflushed: false,
     };
     let Err(ending) = session.run().await;
     session.finish(ending).await;
@@ -92,7 +103,18 @@ struct Session {
     floor: u64,
     /// Whose presence this session watches (co-members it may see in its small channels).
     presence: crate::watch::Watch,
+    /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
+    replies: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
+    /// Frames queued for the socket but not yet flushed.
+    unflushed: bool,
 }
+
+/// Sends a session may have waiting for JetStream at once; past that it stops reading the
+/// client until one is answered (the client's socket then holds the rest).
+const SENDS_IN_FLIGHT: usize = 256;
+
+/// Deliveries written at most per step, so a session fed without pause still reads its client.
+const DELIVERIES_PER_STEP: usize = 256;
 
 impl Session {
     async fn run(&mut self) -> Step<Infallible> {
@@ -100,6 +122,7 @@ impl Session {
             heartbeat_interval: self.state.config.heartbeat_interval.as_millis() as u64,
         };
         self.send_op(Opcode::Hello, &hello).await?;
+        self.flush().await?;
 
         let deadline = Instant::now() + self.state.config.identify_timeout;
         let claims = loop {
@@ -114,17 +137,19 @@ impl Session {
                     // Boxed: a future is as large as its largest await, and these (HTTP calls to
                     // auth, the stream replay) would otherwise stay inside every idle session.
                     let claims = Box::pin(self.authenticate(&identify.token)).await?;
-                    Box::pin(self.start(&identify.token, &claims, None)).await?;
+                    Box::pin(self.start(&claims, None)).await?;
                     break claims;
                 }
                 ClientFrame::Resume(resume) => {
                     let claims = Box::pin(self.authenticate(&resume.token)).await?;
-                    Box::pin(self.start(&resume.token, &claims, Some(resume.seq))).await?;
+                    Box::pin(self.start(&claims, Some(resume.seq))).await?;
                     break claims;
                 }
                 _ => return Err(Some(CloseCode::NotAuthenticated)),
             }
+            self.flush().await?;
         };
+        self.flush().await?;
         self.state.metrics.sessions.inc();
         let ending = self.live(&claims).await;
         self.state.metrics.sessions.dec();
@@ -145,19 +170,39 @@ impl Session {
     async fn live(&mut self, claims: &AccessClaims) -> Step<Infallible> {
         let interval = self.state.config.heartbeat_interval;
         // A client heartbeats every interval; we allow half an interval more for a slow network.
-        let mut heartbeat_deadline = Instant::now() + interval + interval / 2;
+        let heartbeat_deadline = sleep_until(Instant::now() + interval + interval / 2);
+        let mut heartbeat_deadline = std::pin::pin!(heartbeat_deadline);
+        let kick = self.handle.kick.clone();
+        let mut kicked = std::pin::pin!(kick.kicked());
+        let state = Arc::clone(&self.state);
+        let mut draining = std::pin::pin!(state.draining.cancelled());
         loop {
+            // The reply lane first: an answer that is ready never waits behind fan-out.
+            while let Some(Some(reply)) = self.replies.next().now_or_never() {
+                self.send_text(reply).await?;
+            }
+            self.flush().await?;
+            // Then whatever is ready, the client's frames and deliveries taking turns: a session
+            // fed without pause still hears its client, and one talking fast still reads.
             tokio::select! {
-                frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics) => {
+                code = &mut kicked => return Err(Some(code)),
+                () = &mut draining => return self.reconnect().await,
+                Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
+                    self.send_text(reply).await?;
+                }
+                frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics),
+                    if self.replies.len() < SENDS_IN_FLIGHT => {
                     match frame? {
                         ClientFrame::Heartbeat(_) => {
-                            heartbeat_deadline = Instant::now() + interval + interval / 2;
+                            heartbeat_deadline
+                                .as_mut()
+                                .reset(Instant::now() + interval + interval / 2);
                             self.send_op(Opcode::HeartbeatAck, &()).await?;
                         }
                         ClientFrame::Identify(_) | ClientFrame::Resume(_) => {
                             return Err(Some(CloseCode::AlreadyAuthenticated));
                         }
-                        ClientFrame::MessageSend(send) => Box::pin(self.send_message(claims, send)).await?,
+                        ClientFrame::MessageSend(send) => self.send_message(claims, send).await?,
                         ClientFrame::MessageEdit(edit) => Box::pin(self.edit_message(claims, edit)).await?,
                         ClientFrame::MessageDelete(delete) => {
                             Box::pin(self.delete_message(claims, delete)).await?;
@@ -185,11 +230,15 @@ impl Session {
                 delivery = self.deliveries.recv() => {
                     let Some(delivery) = delivery else { return Err(Some(CloseCode::UnknownError)) };
                     self.deliver(claims, delivery).await?;
+                    // Everything else already waiting goes out with it, in one write.
+                    for _ in 1..DELIVERIES_PER_STEP {
+                        let Ok(delivery) = self.deliveries.try_recv() else { break };
+                        self.deliver(claims, delivery).await?;
+                    }
                 }
-                () = sleep_until(heartbeat_deadline) => return Err(Some(CloseCode::SessionTimedOut)),
-                code = self.handle.kick.kicked() => return Err(Some(code)),
-                () = self.state.draining.cancelled() => return self.reconnect().await,
+                () = &mut heartbeat_deadline => return Err(Some(CloseCode::SessionTimedOut)),
             }
+            self.flush().await?;
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct EdgeState {
     pub draining: CancellationToken,
     /// The next local session id.
     pub next_session: AtomicU64,
+    /// The clock of every session's frame limiter: one per edge, because making one calibrates
+    /// the CPU's time stamp counter (a few percent of a reconnect storm's CPU, made per session).
+    pub clock: governor::clock::DefaultClock,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }

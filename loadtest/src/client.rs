@@ -13,10 +13,17 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub type Socket = WebSocketStream<TcpStream>;
 
+/// Where a socket connects from: an address, and the port to try first (see [`open`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
 /// Opens a socket from `source` to `gateway` and identifies with `token`; returns it and READY.
 pub async fn connect(
     gateway: &url::Url,
-    source: IpAddr,
+    source: Source,
     token: &str,
 ) -> anyhow::Result<(Socket, Box<Ready>)> {
     let mut socket = open(gateway, source).await?;
@@ -42,7 +49,12 @@ pub async fn connect(
 }
 
 /// Opens a socket from `source` to `gateway` and waits for HELLO.
-pub async fn open(gateway: &url::Url, source: IpAddr) -> anyhow::Result<Socket> {
+///
+/// The socket is bound to the source's port when that is free, else to any: asked for "any
+/// port" of an address that already holds tens of thousands of sockets (and as many in
+/// TIME_WAIT), the kernel searches its ports one by one for a free one, and in a reconnect storm
+/// that search cost the generator more CPU than everything the edges did.
+pub async fn open(gateway: &url::Url, source: Source) -> anyhow::Result<Socket> {
     let host = gateway.host_str().context("the gateway URL has no host")?;
     let port = gateway
         .port_or_known_default()
@@ -50,12 +62,21 @@ pub async fn open(gateway: &url::Url, source: IpAddr) -> anyhow::Result<Socket> 
     let target: SocketAddr = format!("{host}:{port}")
         .parse()
         .context("use an IP address in --gateway")?;
-    let tcp = TcpSocket::new_v4()?;
-    // A port still in TIME_WAIT from a dropped socket may be taken again (a reconnect storm needs
-    // a second port per device while the first waits out its minute).
-    tcp.set_reuseaddr(true)?;
-    tcp.bind(SocketAddr::new(source, 0))?;
-    let stream = tcp.connect(target).await?;
+    let bound = |port| {
+        let tcp = TcpSocket::new_v4()?;
+        // A port still in TIME_WAIT from a dropped socket may be taken again (a reconnect storm
+        // needs a second port per device while the first waits out its minute).
+        tcp.set_reuseaddr(true)?;
+        tcp.bind(SocketAddr::new(source.ip, port))?;
+        Ok::<_, std::io::Error>(tcp)
+    };
+    let stream = match bound(source.port) {
+        Ok(tcp) => match tcp.connect(target).await {
+            Ok(stream) => stream,
+            Err(_) => bound(0)?.connect(target).await?,
+        },
+        Err(_) => bound(0)?.connect(target).await?,
+    };
     stream.set_nodelay(true)?;
     // Small buffers: the harness holds as many sockets as the edges it measures.
     let config = WebSocketConfig::default()

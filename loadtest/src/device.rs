@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::bail;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use proto::Snowflake;
 use proto::events::EventKind;
@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Socket};
+use crate::scan;
 use crate::worker::{Done, Progress};
 
 /// Latencies recorded by many devices at once, spread over a few locks.
@@ -59,6 +60,15 @@ impl Latencies {
         }
     }
 
+    /// Records several at once, under one lock.
+    pub fn record_all(&self, shard: usize, micros: &[u64]) {
+        if let Ok(mut h) = self.0[shard % self.0.len()].lock() {
+            for &m in micros {
+                let _ = h.record(m.clamp(1, 600_000_000));
+            }
+        }
+    }
+
     pub fn merged(&self) -> Histogram<u64> {
         let mut all = histogram();
         for shard in &self.0 {
@@ -69,6 +79,10 @@ impl Latencies {
         all
     }
 }
+
+/// The source ports devices take (see [`Device::source`]): 10,000 to 64,999.
+const FIRST_SOURCE_PORT: u16 = 10_000;
+const SOURCE_PORTS: u16 = 55_000;
 
 /// Connection handshakes one worker process has in flight at once.
 pub const CONNECTS_IN_FLIGHT: usize = 200;
@@ -215,9 +229,52 @@ struct Tracking {
     /// Sends not yet acknowledged, by nonce: after a resume they are sent again with the same
     /// nonce, as a real client does (the edge stores a retried send once and acknowledges it).
     pending: HashMap<String, String>,
+    /// Deliveries counted and their latencies, not yet added to the worker's totals: a device
+    /// adds them once it has read everything its socket holds, not once per frame.
+    received: u64,
+    latencies: Vec<u64>,
+    /// Connections made after the first (resumes).
+    connections: u64,
+}
+
+impl Tracking {
+    fn new() -> Self {
+        Self {
+            last: HashMap::new(),
+            seq: 0,
+            pending: HashMap::new(),
+            received: 0,
+            latencies: Vec::new(),
+            connections: 0,
+        }
+    }
+
+    /// Adds what this device counted since the last time to the worker's totals.
+    fn report(&mut self, index: usize, shared: &Shared) {
+        if self.received > 0 {
+            shared
+                .received
+                .fetch_add(std::mem::take(&mut self.received), Ordering::Relaxed);
+        }
+        if !self.latencies.is_empty() {
+            shared.send_to_receive.record_all(index, &self.latencies);
+            self.latencies.clear();
+        }
+    }
 }
 
 impl Device {
+    /// Where this device's `n`th connection comes from: two ports of the source address are its
+    /// own (its first connection and its resumes take turns), so thousands of devices connecting
+    /// at once never make the kernel search for a free port.
+    fn source(&self, n: u64) -> client::Source {
+        let slot = (self.index as u64 * 2 + n % 2) % u64::from(SOURCE_PORTS);
+        client::Source {
+            ip: self.source,
+            port: FIRST_SOURCE_PORT + slot as u16,
+        }
+    }
+
     /// Connects and identifies; the session runs in the returned task until `stop`.
     pub async fn start(
         self,
@@ -225,7 +282,7 @@ impl Device {
         commands: mpsc::Receiver<Command>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<tokio::task::JoinHandle<Counts>> {
-        let (socket, ready) = client::connect(&self.gateway, self.source, &self.token).await?;
+        let (socket, ready) = client::connect(&self.gateway, self.source(0), &self.token).await?;
         Ok(tokio::spawn(self.run(
             socket,
             ready.session_id,
@@ -243,28 +300,28 @@ impl Device {
         mut commands: mpsc::Receiver<Command>,
         mut stop: watch::Receiver<bool>,
     ) -> Counts {
-        let mut tracking = Tracking {
-            last: HashMap::new(),
-            seq: 0,
-            pending: HashMap::new(),
-        };
+        let mut tracking = Tracking::new();
         let mut sent = 0u64;
         let mut beat = tokio::time::interval(Duration::from_secs(30));
         beat.tick().await;
         loop {
             tokio::select! {
-                message = socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.read(&text, &shared, &mut tracking),
-                    Some(Ok(Message::Close(frame))) => {
-                        shared.ended(frame.map_or(0, |f| u16::from(f.code)));
+                message = socket.next() => {
+                    // Everything the socket already holds, then the totals once.
+                    let mut message = Some(message);
+                    let mut open = true;
+                    while let Some(next) = message.take() {
+                        if !self.take(next, &shared, &mut tracking) {
+                            open = false;
+                            break;
+                        }
+                        message = socket.next().now_or_never();
+                    }
+                    tracking.report(self.index, &shared);
+                    if !open {
                         break;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => {
-                        shared.ended(0);
-                        break;
-                    }
-                },
+                }
                 command = commands.recv() => match command {
                     Some(Command::Send(channel)) => {
                         sent += 1;
@@ -284,7 +341,9 @@ impl Device {
                     }
                     Some(Command::Reconnect) => {
                         drop(socket);
-                        match self.resume(&session_id, &shared, &mut tracking).await {
+                        let resumed = self.resume(&session_id, &shared, &mut tracking).await;
+                        tracking.report(self.index, &shared);
+                        match resumed {
                             Ok(resumed) => {
                                 socket = resumed;
                                 // Sends whose acknowledgement the dropped socket took with it.
@@ -318,6 +377,7 @@ impl Device {
                 }
             }
         }
+        tracking.report(self.index, &shared);
         tracking
             .last
             .into_iter()
@@ -325,35 +385,50 @@ impl Device {
             .collect()
     }
 
+    /// One message from the socket; `false` when the session is over.
+    fn take(
+        &self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        shared: &Shared,
+        tracking: &mut Tracking,
+    ) -> bool {
+        match message {
+            Some(Ok(Message::Text(text))) => self.read(&text, shared, tracking),
+            Some(Ok(Message::Close(frame))) => {
+                shared.ended(frame.map_or(0, |f| u16::from(f.code)));
+                return false;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                shared.ended(0);
+                return false;
+            }
+        }
+        true
+    }
+
     fn read(&self, text: &str, shared: &Shared, tracking: &mut Tracking) {
+        // Nearly every frame is a MESSAGE_CREATE: read it without parsing it.
+        if let Some(created) = scan::message_create(text) {
+            return self.created(created, shared, tracking);
+        }
         let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
             return;
         };
         match (frame.op, frame.t) {
             (Opcode::Dispatch, Some(name)) if name == <&str>::from(EventKind::MessageCreate) => {
-                let (Some(s), Some(d)) = (frame.s, frame.d) else {
+                let (Some(seq), Some(d)) = (frame.s, frame.d) else {
                     return;
                 };
                 let Ok(created) = serde_json::from_str::<Created<'_>>(d.get()) else {
                     return;
                 };
-                let Some(&channel) = self.channels.get(created.channel_id) else {
-                    return;
+                let created = scan::Created {
+                    seq,
+                    channel_id: created.channel_id,
+                    content: created.content,
                 };
-                tracking.seq = tracking.seq.max(s);
-                let (last, count) = tracking.last.entry(channel).or_insert((0, 0));
-                if s <= *last {
-                    shared.disorder.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                *last = s;
-                *count += 1;
-                shared.received.fetch_add(1, Ordering::Relaxed);
-                if let Ok(sent_at) = created.content.parse::<u64>() {
-                    shared
-                        .send_to_receive
-                        .record(self.index, shared.micros().saturating_sub(sent_at));
-                }
+                self.created(created, shared, tracking);
             }
             (Opcode::Dispatch, _) => {
                 if let Some(s) = frame.s {
@@ -388,6 +463,29 @@ impl Device {
         }
     }
 
+    /// One MESSAGE_CREATE: checked against the channel's last sequence and counted. What it adds
+    /// to the worker's totals waits in `tracking` until [`Tracking::report`].
+    fn created(&self, created: scan::Created<'_>, shared: &Shared, tracking: &mut Tracking) {
+        let Some(&channel) = self.channels.get(created.channel_id) else {
+            return;
+        };
+        let s = created.seq;
+        tracking.seq = tracking.seq.max(s);
+        let (last, count) = tracking.last.entry(channel).or_insert((0, 0));
+        if s <= *last {
+            shared.disorder.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = s;
+        *count += 1;
+        tracking.received += 1;
+        if let Ok(sent_at) = created.content.parse::<u64>() {
+            tracking
+                .latencies
+                .push(shared.micros().saturating_sub(sent_at));
+        }
+    }
+
     /// A new socket, RESUME with the highest sequence seen; the replay is read (and checked)
     /// like live traffic.
     async fn resume(
@@ -401,7 +499,8 @@ impl Device {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut socket = client::open(&self.gateway, self.source).await?;
+        tracking.connections += 1;
+        let mut socket = client::open(&self.gateway, self.source(tracking.connections)).await?;
         let resume = ClientFrame::Resume(Resume {
             token: self.token.clone(),
             session_id: session_id.to_owned(),

@@ -6,18 +6,24 @@
 //! - [`worker`]: the processes that hold a run's devices, and how the run talks to them.
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
+//! - [`drain`]: the persister writing a backlog into the store, beside a raw insert loop.
+//! - [`raw`]: the machine's limit: pre-built frames written to sockets by nothing but a loop.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
+//! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
 
 // A command-line tool's library: its reports are meant for stdout.
 #![allow(clippy::print_stdout)]
 
 pub mod client;
 pub mod device;
+pub mod drain;
 pub mod idle;
 pub mod plot;
 pub mod population;
+pub mod raw;
 pub mod report;
 pub mod run;
+pub mod scan;
 pub mod scenarios;
 pub mod worker;
 
@@ -46,10 +52,16 @@ pub enum Scenario {
     /// A sustained send rate: persister lag over time, and every acknowledged message counted
     /// in the CQL store at the end.
     Persist(scenarios::PersistArgs),
+    /// A backlog put straight into the chat stream: how fast the persister writes it to the
+    /// store, beside a raw batched insert loop against the same Cassandra.
+    Drain(drain::Args),
     /// History page reads at a steady rate while chat runs.
     History(scenarios::HistoryArgs),
     /// Drop every connection at once and resume them all; time to 99% and 100%, nothing missed.
     Storm(scenarios::StormArgs),
+    /// The physical limit: pre-built frames written to the same kind of sockets and devices, by
+    /// a stand-in for the edge that does nothing else.
+    Raw(raw::Args),
     /// Holds a share of a run's devices for the process that started it (see `worker`).
     #[command(hide = true)]
     Worker,
@@ -62,6 +74,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Fanout(args) => scenarios::fanout(args).await,
         Scenario::Persist(args) => scenarios::persist(args).await,
         Scenario::History(args) => scenarios::history(args).await,
+        Scenario::Drain(args) => drain::run(args).await,
+        Scenario::Raw(args) => raw::run(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
         Scenario::Worker => worker::work().await,
     }

@@ -3,10 +3,16 @@
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli: loadtest::Cli = kit::config::parse();
-    match loadtest::run(cli).await {
+    // A worker holds its share of the devices on one thread: a run starts at least one worker
+    // per core, and threads of one process would only contend for the same counters.
+    let mut runtime = match cli.scenario {
+        loadtest::Scenario::Worker => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(loadtest::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadtest: {e:#}");

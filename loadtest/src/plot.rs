@@ -1,4 +1,5 @@
-//! The chart of the chat scenario: send-to-receive latency percentiles against offered load.
+//! The charts of several rates: send-to-receive latency percentiles against the load, as offered
+//! messages per second (chat) or deliveries per second (fanout).
 
 use std::path::Path;
 
@@ -7,20 +8,45 @@ use plotters::prelude::*;
 
 use crate::run::RunResult;
 
-pub fn latency_against_load(path: &Path, results: &[RunResult]) -> anyhow::Result<()> {
+/// What the chart's load axis shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// Messages sent per second (chat: each to a handful of devices).
+    Offered,
+    /// Messages delivered per second over every device (fanout).
+    Delivered,
+}
+
+impl Load {
+    fn of(self, r: &RunResult) -> f64 {
+        match self {
+            Self::Offered => r.offered_rate as f64,
+            Self::Delivered => r.deliveries_per_second,
+        }
+    }
+}
+
+pub fn latency_against_load(path: &Path, results: &[RunResult], load: Load) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).context("drawing the plot")?;
-    let max_rate = results.iter().map(|r| r.offered_rate).max().unwrap_or(1) as f64;
+    let max_rate = results.iter().map(|r| load.of(r)).fold(1.0, f64::max);
+    let (caption, x_desc) = match load {
+        Load::Offered => (
+            "Send-to-receive latency against offered load (chat)",
+            "offered load (messages per second)",
+        ),
+        Load::Delivered => (
+            "Send-to-receive latency against deliveries per second (fanout)",
+            "deliveries per second",
+        ),
+    };
     let ms = |us: u64| us as f64 / 1000.0;
     let max_latency = results
         .iter()
         .map(|r| ms(r.send_to_receive.p999_us))
         .fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Send-to-receive latency against offered load (chat)",
-            ("sans-serif", 22),
-        )
+        .caption(caption, ("sans-serif", 22))
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -28,7 +54,7 @@ pub fn latency_against_load(path: &Path, results: &[RunResult]) -> anyhow::Resul
         .context("drawing the plot")?;
     chart
         .configure_mesh()
-        .x_desc("offered load (messages per second)")
+        .x_desc(x_desc)
         .y_desc("latency (ms)")
         .draw()
         .context("drawing the plot")?;
@@ -39,10 +65,7 @@ pub fn latency_against_load(path: &Path, results: &[RunResult]) -> anyhow::Resul
         ("p99.9", |r| r.send_to_receive.p999_us, RED),
     ];
     for (name, value, color) in series {
-        let points: Vec<(f64, f64)> = results
-            .iter()
-            .map(|r| (r.offered_rate as f64, ms(value(r))))
-            .collect();
+        let points: Vec<(f64, f64)> = results.iter().map(|r| (load.of(r), ms(value(r)))).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .context("drawing the plot")?

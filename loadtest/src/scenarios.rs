@@ -63,7 +63,7 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
         results.push(result);
     }
     if results.len() > 1 {
-        plot::latency_against_load(&args.plot, &results)?;
+        plot::latency_against_load(&args.plot, &results, plot::Load::Offered)?;
         println!("plot written to {}", args.plot.display());
     }
     let lost = results.iter().any(RunResult::lost_anything);
@@ -85,21 +85,39 @@ pub struct FanoutArgs {
     /// Devices per member.
     #[arg(long, default_value_t = 1)]
     pub devices: usize,
-    #[arg(long, default_value_t = 100)]
-    pub rate: u64,
+    /// Messages per second; several (comma separated) run one after another and are plotted
+    /// against deliveries per second.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub rate: Vec<u64>,
     #[arg(long, default_value = "20s", value_parser = kit::config::duration)]
     pub duration: Duration,
+    /// Where the plot of latency against deliveries per second goes (with more than one rate).
+    #[arg(long, default_value = "loadtest-fanout.svg")]
+    pub plot: PathBuf,
 }
 
 pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
-    let plan = Plan {
-        devices: args.devices,
-        ..Plan::steady("fanout", 1, args.members, args.rate, args.duration)
-    };
-    let result = run::run(&args.target, &plan).await?;
-    result.print();
-    let lost = result.lost_anything();
-    finish(&out(&args.target, "loadtest-fanout.json"), &result, lost)
+    let mut results = Vec::new();
+    for &rate in &args.rate {
+        let plan = Plan {
+            devices: args.devices,
+            ..Plan::steady("fanout", 1, args.members, rate, args.duration)
+        };
+        let result = run::run(&args.target, &plan).await?;
+        result.print();
+        results.push(result);
+    }
+    if results.len() > 1 {
+        plot::latency_against_load(&args.plot, &results, plot::Load::Delivered)?;
+        println!("plot written to {}", args.plot.display());
+    }
+    let lost = results.iter().any(RunResult::lost_anything);
+    let path = out(&args.target, "loadtest-fanout.json");
+    if let [one] = results.as_slice() {
+        finish(&path, one, lost)
+    } else {
+        finish(&path, &results, lost)
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -336,7 +354,7 @@ async fn sample_lag(url: String, mut stop: tokio::sync::watch::Receiver<bool>) -
     }
 }
 
-async fn count_stored(store: &Session, channel: &str) -> anyhow::Result<u64> {
+pub(crate) async fn count_stored(store: &Session, channel: &str) -> anyhow::Result<u64> {
     let channel: i64 = channel.parse().context("a channel id")?;
     let buckets: Vec<i32> = store
         .query_unpaged(

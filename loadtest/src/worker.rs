@@ -30,8 +30,8 @@ pub const DEVICES_PER_WORKER: usize = 15_000;
 /// How many worker processes, and which program they run: every scenario's options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Workers {
-    /// Worker processes to hold the devices (0: one per 15,000 devices, as each process may open
-    /// at most 20,000 files here).
+    /// Worker processes to hold the devices (0: one per core, and at least one per 15,000
+    /// devices, as each process may open at most 20,000 files here). Each runs on one thread.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
 
@@ -43,7 +43,10 @@ pub struct Workers {
 impl Workers {
     fn count(&self, devices: usize) -> usize {
         match self.workers {
-            0 => devices.div_ceil(DEVICES_PER_WORKER),
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                devices.div_ceil(DEVICES_PER_WORKER).max(cores)
+            }
             n => n,
         }
     }

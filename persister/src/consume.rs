@@ -3,9 +3,11 @@
 //! write succeeded.
 //!
 //! - Events are written concurrently and out of order: the store orders a message's writes by the
-//!   stream's timestamps (see `store::messages`), so the order of arrival does not matter.
-//! - A failed write is retried with backoff, holding the event (and telling JetStream it is still
-//!   in progress) rather than dropping or acknowledging it; at most `in_flight` events wait, and
+//!   stream's timestamps (see `store::messages`), so the order of arrival does not matter. What
+//!   the stream has ready is written together, up to [`CHUNK`] events: new messages in batches
+//!   per partition (`store::MessageStore::insert_many`), edits and deletes one by one.
+//! - A failed write is retried with backoff, holding the events (and telling JetStream they are
+//!   still in progress) rather than dropping or acknowledging them; at most `in_flight` wait, and
 //!   JetStream stops delivering once that many are unacknowledged. A persister that dies with
 //!   events in hand simply never acknowledges them, and JetStream delivers them again to whoever
 //!   is running.
@@ -72,6 +74,15 @@ pub async fn durable(
         .map_err(|e| e.to_string())
 }
 
+/// Events written together at most: what the stream has ready, up to this many, goes to the
+/// store as one set of batched writes (see `store::MessageStore::insert_many`).
+pub const CHUNK: usize = 1024;
+
+/// How long a chunk waits for more after its first event: the stream hands a pull's events over
+/// a few at a time, and a chunk of what happened to be ready was a few dozen events, most
+/// partitions one row.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Copies events until `shutdown`. Events in hand when it comes are left unacknowledged.
 pub async fn run(
     consumer: consumer::PullConsumer,
@@ -81,6 +92,8 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let store = Arc::new(store);
+    let chunk = settings.in_flight.clamp(1, CHUNK);
+    let writers = settings.in_flight.div_ceil(chunk);
     while !shutdown.is_cancelled() {
         let messages = consumer
             .stream()
@@ -98,74 +111,112 @@ pub async fn run(
                 }
             }
         };
-        messages
-            .take_until(shutdown.cancelled())
-            .for_each_concurrent(settings.in_flight, |message| {
+        let chunks = tokio_stream::StreamExt::chunks_timeout(
+            messages.take_until(shutdown.cancelled()),
+            chunk,
+            LINGER,
+        );
+        chunks
+            .for_each_concurrent(writers, |messages| {
                 let (store, metrics, shutdown) = (Arc::clone(&store), metrics.clone(), &shutdown);
                 async move {
-                    match message {
-                        Ok(message) => copy(&store, &metrics, message, shutdown).await,
-                        Err(e) => tracing::warn!(error = %e, "pull from the chat stream failed"),
+                    let mut events = Vec::with_capacity(messages.len());
+                    for message in messages {
+                        match message {
+                            Ok(message) => {
+                                if let Some(event) = Received::read(message, &metrics).await {
+                                    events.push(event);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "pull from the chat stream failed")
+                            }
+                        }
                     }
+                    copy(&store, &metrics, events, shutdown).await;
                 }
             })
             .await;
     }
 }
 
-/// Writes one event, retrying until it is stored or the persister stops, then acknowledges it.
+/// An event taken from the stream, decoded.
+struct Received {
+    message: jetstream::Message,
+    event: Event,
+    /// When the stream stored it: nanoseconds, and the store's write timestamp (microseconds).
+    published: i128,
+    at: i64,
+}
+
+impl Received {
+    /// Decodes a message; one that can never be read is terminated (and counted) here.
+    async fn read(message: jetstream::Message, metrics: &PersisterMetrics) -> Option<Self> {
+        let Ok(info) = message.info() else {
+            tracing::warn!("a chat stream message without JetStream metadata; skipping");
+            return None;
+        };
+        let published = info.published.unix_timestamp_nanos();
+        let at = i64::try_from(published / 1000).unwrap_or(i64::MAX);
+        let sequence = info.stream_sequence;
+        match serde_json::from_slice::<Event>(&message.payload) {
+            Ok(event) => Some(Self {
+                message,
+                event,
+                published,
+                at,
+            }),
+            Err(e) => {
+                // Nothing will ever make it readable: keep the loop moving and say so loudly.
+                tracing::error!(error = %e, sequence, "an undecodable chat event; dropping it");
+                metrics.undecodable.inc();
+                let _ = message.ack_with(AckKind::Term).await;
+                None
+            }
+        }
+    }
+}
+
+/// Writes a set of events, retrying until they are stored or the persister stops, then
+/// acknowledges each. New messages go in batches; edits and deletes one by one, at once.
 async fn copy(
     store: &MessageStore,
     metrics: &PersisterMetrics,
-    message: jetstream::Message,
+    events: Vec<Received>,
     shutdown: &Shutdown,
 ) {
-    let Ok(info) = message.info() else {
-        tracing::warn!("a chat stream message without JetStream metadata; skipping");
+    if events.is_empty() {
         return;
-    };
-    let published = info.published.unix_timestamp_nanos();
-    let at = i64::try_from(published / 1000).unwrap_or(i64::MAX);
-    let sequence = info.stream_sequence;
-    let event = match serde_json::from_slice::<Event>(&message.payload) {
-        Ok(event) => event,
-        Err(e) => {
-            // Nothing will ever make it readable: keep the loop moving and say so loudly.
-            tracing::error!(error = %e, sequence, "an undecodable chat event; dropping it");
-            metrics.undecodable.inc();
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
-        }
-    };
+    }
     let mut delays = retry::exponential(Duration::from_millis(100), Duration::from_secs(5)).build();
     let mut last_progress = Instant::now();
     loop {
         let started = Instant::now();
-        let written = match &event {
-            Event::MessageCreate(m) => store.insert(m, at).await,
-            Event::MessageUpdate(m) => store.edit(m, at).await,
-            Event::MessageDelete(r) => store.delete(r.channel_id, r.id, at).await,
-            // Nothing else is stored in the stream today; acknowledge what is not ours to keep.
-            _ => Ok(()),
-        };
-        match written {
+        match write(store, &events).await {
             Ok(()) => {
-                metrics
-                    .write_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.written.with_label_values(&[event.name()]).inc();
+                let took = started.elapsed().as_secs_f64();
                 let now = time_now_nanos();
-                metrics
-                    .delay_seconds
-                    .observe(now.saturating_sub(published).max(0) as f64 / 1e9);
-                if let Err(e) = message.ack().await {
-                    tracing::debug!(error = %e, sequence, "ack lost; the event will come again");
+                for received in &events {
+                    metrics.write_seconds.observe(took);
+                    metrics
+                        .written
+                        .with_label_values(&[received.event.name()])
+                        .inc();
+                    metrics
+                        .delay_seconds
+                        .observe(now.saturating_sub(received.published).max(0) as f64 / 1e9);
                 }
+                let acks = events.iter().map(|received| async move {
+                    if let Err(e) = received.message.ack().await {
+                        tracing::debug!(error = %e, "ack lost; the event will come again");
+                    }
+                });
+                futures::future::join_all(acks).await;
                 return;
             }
             Err(e) => {
                 metrics.write_errors.inc();
-                tracing::warn!(error = %e, sequence, "store write failed; retrying");
+                tracing::warn!(error = %e, events = events.len(), "store write failed; retrying");
             }
         }
         let wait = delays.next().unwrap_or(Duration::from_secs(5));
@@ -173,12 +224,43 @@ async fn copy(
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => return,
         }
-        // Still working on it: keep JetStream from handing it to another persister meanwhile.
+        // Still working on them: keep JetStream from handing them to another persister meanwhile.
         if last_progress.elapsed() > ACK_WAIT / 3 {
-            let _ = message.ack_with(AckKind::Progress).await;
+            for received in &events {
+                let _ = received.message.ack_with(AckKind::Progress).await;
+            }
             last_progress = Instant::now();
         }
     }
+}
+
+/// One attempt at writing every event of a set.
+async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::StoreError> {
+    let created: Vec<(&proto::api::messages::Message, i64)> = events
+        .iter()
+        .filter_map(|received| match &received.event {
+            Event::MessageCreate(m) => Some((m, received.at)),
+            _ => None,
+        })
+        .collect();
+    let others = events.iter().map(|received| async move {
+        match &received.event {
+            Event::MessageUpdate(m) => store.edit(m, received.at).await,
+            Event::MessageDelete(r) => store.delete(r.channel_id, r.id, received.at).await,
+            // Creates are written together; nothing else is stored in the stream today, and what
+            // is not ours to keep is acknowledged.
+            _ => Ok(()),
+        }
+    });
+    let creates = async {
+        if created.is_empty() {
+            Ok(())
+        } else {
+            store.insert_many(&created).await
+        }
+    };
+    futures::try_join!(creates, futures::future::try_join_all(others))?;
+    Ok(())
 }
 
 fn time_now_nanos() -> i128 {

@@ -54,16 +54,17 @@ pub struct Config {
     #[command(flatten)]
     pub listener: kit::listener::ListenerLimits,
 
-    /// Events this process writes at once.
+    /// Events this process writes at once: what the stream has ready, up to 1,024 events, is
+    /// written together (new messages in batches per partition), this many at once.
     #[arg(
         long = "in-flight",
         env = "NATTER_PERSISTER_IN_FLIGHT",
-        default_value_t = 256
+        default_value_t = 4096
     )]
     pub in_flight: usize,
 
     /// Events pulled from the stream per request.
-    #[arg(long = "batch", env = "NATTER_PERSISTER_BATCH", default_value_t = 500)]
+    #[arg(long = "batch", env = "NATTER_PERSISTER_BATCH", default_value_t = 1000)]
     pub batch: usize,
 
     /// How long one store write may take before it counts as failed (and is retried).

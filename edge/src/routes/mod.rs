@@ -125,8 +125,11 @@ async fn upgrade(
     }
     let Routes { state, sessions } = routes;
     ws.read_buffer_size(state.config.read_buffer_bytes)
-        // Write each frame straight through instead of collecting 128 KiB first.
-        .write_buffer_size(0)
+        // A session queues the frames of one step and flushes them together: one system call for
+        // all of them, up to this many bytes (tungstenite's default is 128 KiB; the buffer keeps
+        // its largest size, and a busy socket needs no more than a step's worth).
+        // (It must stay below the cap on unsent bytes, tungstenite's rule.)
+        .write_buffer_size(WRITE_BATCH_BYTES.min(state.config.max_write_buffer_bytes - 1))
         // Bounds what a client that does not read can hold, but must fit the largest single
         // frame: tungstenite refuses a frame bigger than this outright (the session then closes
         // with 4000 and logs it). READY carries channels, not their members (about 43 KB for the
@@ -137,6 +140,9 @@ async fn upgrade(
         .max_frame_size(state.config.max_frame_bytes)
         .on_upgrade(move |socket| sessions.track_future(crate::session::serve(socket, state)))
 }
+
+/// Frames a session writes in one system call, at most (in bytes).
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 /// What a failed question to auth means for the caller: 401 when auth refused their token
 /// (signed out or revoked: sign in again), 503 when auth could not answer (try again).

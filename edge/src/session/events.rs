@@ -30,6 +30,8 @@ impl Session {
         // The people the event made this session watch: their presence now, after the event
         // that introduced them (as READY carries the presence of those known at the start).
         if !newly_watched.is_empty() {
+            // The event goes out now: presence may take a moment to answer.
+            self.flush().await?;
             for presence in crate::watch::Watch::snapshot(&self.state, newly_watched).await {
                 self.dispatch(Event::PresenceUpdate(presence).into())
                     .await?;

@@ -265,7 +265,9 @@ impl Session {
                 self.send_text(delivery.frame.clone()).await?;
                 self.announce_guild(me, guild).await
             }
-            Event::ChannelCreate(_) | Event::ChannelDelete(_) => self.announce_guild(me, guild).await,
+            Event::ChannelCreate(_) | Event::ChannelDelete(_) => {
+                self.announce_guild(me, guild).await
+            }
             Event::ChannelUpdate(channel) => {
                 let was = self
                     .guilds

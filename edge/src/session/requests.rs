@@ -15,11 +15,14 @@ use proto::gateway::{
 };
 use proto::permissions::Permissions;
 
+use super::socket::op_frame;
 use super::{Session, Step};
 use crate::chat::ChatError;
 use crate::directory::DirectoryError;
 
 impl Session {
+    /// A send: checked here, handed to JetStream at once (sends leave in the order they came),
+    /// and answered from the reply lane once JetStream has it, while the session goes on.
     pub(super) async fn send_message(&mut self, claims: &AccessClaims, send: MessageSend) -> Step {
         let nonce = send.nonce.clone();
         if !self.channels.contains(&send.channel_id) {
@@ -35,13 +38,24 @@ impl Session {
             }
             slowmode = allowed.slowmode;
         }
-        match self.state.chat.send(claims.sub, send, slowmode).await {
-            Ok(message) => {
-                let message = Some(message);
-                self.send_op(Opcode::Ack, &Ack { nonce, message }).await
+        let publishing = match self.state.chat.publish(claims.sub, send, slowmode).await {
+            Ok(publishing) => publishing,
+            Err(e) => return self.reply_error(nonce, &e).await,
+        };
+        let state = Arc::clone(&self.state);
+        self.replies.push(Box::pin(async move {
+            match state.chat.acknowledged(publishing).await {
+                Ok(message) => op_frame(
+                    Opcode::Ack,
+                    &Ack {
+                        nonce,
+                        message: Some(message),
+                    },
+                ),
+                Err(e) => op_frame(Opcode::Error, &error_reply(nonce, &e)),
             }
-            Err(e) => self.reply_error(nonce, &e).await,
-        }
+        }));
+        Ok(())
     }
 
     pub(super) async fn edit_message(&mut self, claims: &AccessClaims, edit: MessageEdit) -> Step {
@@ -329,12 +343,17 @@ impl Session {
     }
 
     pub(super) async fn reply_error(&mut self, nonce: Option<String>, error: &ChatError) -> Step {
-        let reply = ErrorReply {
-            nonce,
-            code: error.code().to_owned(),
-            message: error.to_string(),
-        };
-        self.send_op(Opcode::Error, &reply).await
+        self.send_op(Opcode::Error, &error_reply(nonce, error))
+            .await
+    }
+}
+
+/// The ERROR frame's body answering a request.
+fn error_reply(nonce: Option<String>, error: &ChatError) -> ErrorReply {
+    ErrorReply {
+        nonce,
+        code: error.code().to_owned(),
+        message: error.to_string(),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{FutureExt, SinkExt};
 use governor::DefaultDirectRateLimiter;
 use proto::gateway::{ClientFrame, CloseCode, Dispatch, Frame, Opcode};
 use serde::Serialize;
@@ -19,25 +20,50 @@ impl Session {
     }
 
     pub(super) async fn send_op<T: Serialize>(&mut self, op: Opcode, d: &T) -> Step {
-        let frame = Frame {
-            op,
-            d,
-            s: None,
-            t: None,
-        };
-        self.send_text(encode(&frame)).await
+        self.send_text(op_frame(op, d)).await
     }
 
-    /// Writes one frame, giving up on a client that does not take it within the write deadline.
+    /// Queues one frame for the socket. It goes out with the session's next [`Session::flush`],
+    /// at the end of the step that made it, together with every other frame queued meanwhile: a
+    /// session that has several frames waiting writes them with one system call.
+    ///
+    /// A socket whose buffer is full (the client reads slowly) makes this wait, at most the write
+    /// deadline for the frame to be taken.
+    pub(super) async fn send_text(&mut self, text: Utf8Bytes) -> Step {
+        let bytes = text.len();
+        self.unflushed = true;
+        let mut feed = std::pin::pin!(self.socket.feed(Message::Text(text)));
+        // Most frames are taken at once; only a blocked socket pays for a timer.
+        let taken = match (&mut feed).now_or_never() {
+            Some(taken) => Ok(taken),
+            None => tokio::time::timeout(self.state.config.write_timeout, feed).await,
+        };
+        self.written(taken, bytes)
+    }
+
+    /// Writes every queued frame, giving up on a client that does not take them within the
+    /// write deadline.
+    pub(super) async fn flush(&mut self) -> Step {
+        if !std::mem::take(&mut self.unflushed) {
+            return Ok(());
+        }
+        let flushed =
+            tokio::time::timeout(self.state.config.write_timeout, self.socket.flush()).await;
+        self.written(flushed, 0)
+    }
+
+    /// What a write's outcome means for the session.
     ///
     /// No failure is silent: a client that went away ends the session quietly (there is nobody to
     /// tell), and a frame that cannot be written for any other reason (larger than the socket's
     /// write buffer may hold) closes the socket with 4000 and a log line, so neither the client nor
     /// the operator is left guessing.
-    pub(super) async fn send_text(&mut self, text: Utf8Bytes) -> Step {
-        let bytes = text.len();
-        let write = self.socket.send(Message::Text(text));
-        match tokio::time::timeout(self.state.config.write_timeout, write).await {
+    fn written(
+        &self,
+        outcome: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+        bytes: usize,
+    ) -> Step {
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if gone(&e) => {
                 tracing::debug!(session = self.id, error = %e, "the client went away mid-write");
@@ -157,6 +183,13 @@ pub(super) async fn read_frame(
     }
 }
 
-fn encode<T: Serialize>(frame: &Frame<T>) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(frame).expect("frames serialise"))
+/// A frame of opcode `op` carrying `d`, encoded.
+pub(super) fn op_frame<T: Serialize>(op: Opcode, d: &T) -> Utf8Bytes {
+    let frame = Frame {
+        op,
+        d,
+        s: None,
+        t: None,
+    };
+    Utf8Bytes::from(serde_json::to_string(&frame).expect("frames serialise"))
 }

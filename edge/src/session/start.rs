@@ -1,6 +1,6 @@
 //! A session's start: what it needs from auth, its topics, then READY or a resume's replay.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use proto::gateway::{
 };
 
 use super::{Session, Step};
+use kit::stream::{Missed, ReadError};
+
 use crate::directory::DirectoryError;
 use crate::fanout::{Delivery, Topic};
 use crate::state::EdgeState;
@@ -24,18 +26,13 @@ impl Session {
     /// Joins the user's topics, then sends READY (a fresh session) or replays what a resuming
     /// client missed. Joining first means nothing published from then on can slip between the
     /// snapshot or replay and live delivery; the floor drops what arrives twice.
-    pub(super) async fn start(
-        &mut self,
-        token: &str,
-        claims: &AccessClaims,
-        resume_from: Option<u64>,
-    ) -> Step {
+    pub(super) async fn start(&mut self, claims: &AccessClaims, resume_from: Option<u64>) -> Step {
         // The user's inbox before auth is asked for the user's channels: a channel made with the
         // user meanwhile (a DM opened with them, say) comes as CHANNEL_CREATE after READY, where
         // joining after the answer lost it for the life of the session. One that READY already
         // has may come again; applying it twice changes nothing (the client upserts channels).
         self.join(Topic::User(claims.sub)).await?;
-        let (user, session) = load(&self.state, token, claims).await?;
+        let (user, session) = load(&self.state, claims).await?;
         for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);
@@ -43,12 +40,28 @@ impl Session {
         }
         self.closed = session.closed.iter().copied().collect();
         self.start_guilds(claims, &session).await?;
-        let head = match self.state.stream.last_sequence().await {
-            Ok(head) => head,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the chat stream's position");
-                return Err(Some(CloseCode::UnknownError));
-            }
+        // Where live delivery begins: a fresh session at the stream's last event; a resume at
+        // the last event of its channels, after replaying what it missed through it.
+        let missed = match resume_from {
+            None => None,
+            Some(seq) => match missed(&self.state, &self.channels, seq).await {
+                Ok(missed) => Some(missed),
+                Err(e) => {
+                    tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
+                    self.send_op(Opcode::InvalidSession, &false).await?;
+                    return Err(Some(CloseCode::InvalidSeq));
+                }
+            },
+        };
+        let head = match &missed {
+            Some(missed) => missed.through,
+            None => match self.state.stream.last_sequence().await {
+                Ok(head) => head,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the chat stream's position");
+                    return Err(Some(CloseCode::UnknownError));
+                }
+            },
         };
         self.floor = head;
         let (state, handle) = (&self.state, &self.handle);
@@ -63,14 +76,26 @@ impl Session {
             )
             .await
             .map_err(Some)?;
-        match resume_from {
+        match missed {
             None => {
                 let ready = self
                     .ready(claims, user, session.channels, presences, head)
                     .await;
                 self.dispatch(Dispatch::Ready(Box::new(ready))).await
             }
-            Some(seq) => self.resume(seq, head, session.channels).await,
+            Some(missed) => {
+                let guilds = self.ready_guilds(&mut HashMap::new());
+                for stored in missed.events {
+                    let delivery = Delivery::new(Some(stored.seq), stored.event);
+                    self.send_text(delivery.frame.clone()).await?;
+                }
+                self.dispatch(Dispatch::Resumed(Resumed {
+                    seq: head,
+                    channels: session.channels,
+                    guilds,
+                }))
+                .await
+            }
         }
     }
 
@@ -166,47 +191,31 @@ impl Session {
             presences,
         }
     }
-
-    /// A resume: every stored event of the session's channels after `seq` through `head`, then
-    /// RESUMED; or INVALID_SESSION when the stream cannot serve it (the client identifies anew).
-    async fn resume(&mut self, seq: u64, head: u64, channels: Vec<Channel>) -> Step {
-        let ids: Vec<Snowflake> = self.channels.iter().copied().collect();
-        let replay = match self.state.stream.replay(&ids, seq, head).await {
-            Ok(replay) => replay,
-            Err(e) => {
-                tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
-                self.send_op(Opcode::InvalidSession, &false).await?;
-                return Err(Some(CloseCode::InvalidSeq));
-            }
-        };
-        for stored in replay {
-            let delivery = Delivery::new(Some(stored.seq), stored.event);
-            self.send_text(delivery.frame.clone()).await?;
-        }
-        let guilds = self.ready_guilds(&mut HashMap::new());
-        self.dispatch(Dispatch::Resumed(Resumed {
-            seq: head,
-            channels,
-            guilds,
-        }))
-        .await
-    }
 }
 
-/// Who the user is (and that the token's session is still signed in), over REST with the
-/// fresh token; what the session needs, over NATS (it asks again later, tokenless).
-async fn load(state: &EdgeState, token: &str, claims: &AccessClaims) -> Step<(User, SessionState)> {
-    let directory = &state.directory;
+/// What a client resuming from `seq` missed in its session's `channels` (joined already, so
+/// everything stored later reaches it live), read from the stream; or why it cannot resume (the
+/// stream no longer holds it, or it is more than a replay holds).
+async fn missed(
+    state: &EdgeState,
+    channels: &HashSet<Snowflake>,
+    seq: u64,
+) -> Result<Missed, ReadError> {
+    let ids: Vec<Snowflake> = channels.iter().copied().collect();
+    let handed_out = state.hub.handed_out(&ids);
+    state.stream.missed(&ids, seq, &handed_out).await
+}
+
+/// Who the user is, that the token's session is still signed in, and what the session needs:
+/// one question to auth over NATS.
+async fn load(state: &EdgeState, claims: &AccessClaims) -> Step<(User, SessionState)> {
     let max = state.presence.settings.max_members;
-    match tokio::try_join!(
-        directory.me(token),
-        directory.session_state(claims.sub, None, max)
-    ) {
+    match state.directory.starting(claims.sub, claims.sid, max).await {
         Ok(found) => Ok(found),
         // Signed out or revoked: the same answer as a token that does not verify, so the
         // client signs in again instead of retrying the same token forever.
         Err(DirectoryError::Refused) => {
-            tracing::debug!("auth refused the token");
+            tracing::debug!("auth refused the session");
             Err(Some(CloseCode::AuthenticationFailed))
         }
         Err(e) => {

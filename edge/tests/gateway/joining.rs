@@ -28,6 +28,9 @@ async fn a_dm_whose_first_message_beats_its_channel_create_shows_that_message_un
 
     path.hold();
     let dm = world.dm(&bob, &ann).await;
+    // Bob's client writes once his own session has the DM, as the web client does.
+    let mine = bob_1.next_event("CHANNEL_CREATE").await;
+    assert_eq!(mine["d"]["id"], dm.to_string(), "{mine}");
     let ack = bob_1.send(dm, "are you busy?", "n-1").await;
     assert_eq!(ack["op"], 24, "{ack}");
     let first = ack["d"]["message"]["id"].clone();

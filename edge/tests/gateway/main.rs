@@ -1,6 +1,7 @@
 //! The gateway against the real stack: real auth, several real edges, clients over real sockets.
 
 mod bad_input;
+mod busy;
 mod chat;
 mod edge_process;
 mod guilds;

@@ -1,102 +1,29 @@
 //! What happens while a session starts: an event for the user published after auth told the edge
 //! the user's channels, and before READY, still reaches the session.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{Method, header};
-use axum::response::Response;
 use futures::StreamExt;
 use proto::access::StateQuery;
 use proto::subjects::Subjects;
+use proto::tracker::QueryReply;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
 
 use crate::support::{Client, WAIT, World, send_json};
 
-/// Auth's REST API behind a gate: while it is closed, `GET /api/v1/users/@me` (which an edge asks
-/// when a client identifies) waits, and says so; everything else passes straight through.
-#[derive(Clone)]
-struct GatedAuth {
-    auth: String,
-    http: reqwest::Client,
-    open: Arc<watch::Sender<bool>>,
-    held: Arc<Notify>,
-}
-
-impl GatedAuth {
-    /// Starts the gate, open, in front of `auth`; answers it and its URL.
-    async fn start(auth: String) -> (Self, String) {
-        let gate = Self {
-            auth,
-            http: reqwest::Client::new(),
-            open: Arc::new(watch::channel(true).0),
-            held: Arc::new(Notify::new()),
-        };
-        let app = axum::Router::new()
-            .fallback(forward)
-            .with_state(gate.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the gate");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (gate, url)
-    }
-
-    fn close(&self) {
-        self.open.send_replace(false);
-    }
-
-    fn open(&self) {
-        self.open.send_replace(true);
-    }
-}
-
-async fn forward(State(gate): State<GatedAuth>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    if parts.method == Method::GET && parts.uri.path() == "/api/v1/users/@me" {
-        let mut open = gate.open.subscribe();
-        if !*open.borrow_and_update() {
-            gate.held.notify_one();
-            open.wait_for(|open| *open).await.expect("the gate lives");
-        }
-    }
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .expect("a request body");
-    let mut headers = parts.headers.clone();
-    headers.remove(header::HOST);
-    let answer = gate
-        .http
-        .request(parts.method, format!("{}{path}", gate.auth))
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .expect("auth answers");
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
-            response = response.header(name, value);
-        }
-    }
-    let bytes = answer.bytes().await.expect("auth's whole answer");
-    response.body(Body::from(bytes)).expect("a response")
-}
-
 #[tokio::test]
 async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_ready() {
-    let mut world = World::start(0, &[]).await;
-    let (gate, gate_url) = GatedAuth::start(world.auth.url("")).await;
-    let auth_url = format!("--auth-url={gate_url}");
-    world.add_edge(1, &[auth_url.as_str()]).await;
-    let (ann, cat) = (world.sign_up("ann").await, world.sign_up("cat").await);
+    // READY waits for presence's answer about the other side of Cat's DMs: this test holds that
+    // question (no presence service runs here; the test answers it) to hold Cat's session
+    // between auth's answer and READY.
+    let world = World::start(1, &["--presence-timeout=30s"]).await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    world.dm(&bob, &cat).await;
 
     // Watching NATS as auth and the edge use it: the edge's questions about Cat's session, every
-    // answer (replies go to `_INBOX.…` subjects), and Cat's inbox.
+    // answer (replies go to `_INBOX.…` subjects), Cat's inbox, and questions to presence.
     let subjects = Subjects::new(world.prefix.clone());
     let nats = async_nats::connect(&world.engines.nats_url)
         .await
@@ -104,10 +31,10 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     let mut questions = nats.subscribe(subjects.auth_state()).await.unwrap();
     let mut answers = nats.subscribe("_INBOX.>").await.unwrap();
     let mut inbox = nats.subscribe(subjects.user_inbox(cat.id)).await.unwrap();
+    let mut presence = nats.subscribe(subjects.presence_query()).await.unwrap();
     nats.flush().await.unwrap();
 
-    // Cat identifies; the edge's look at who she is waits at the gate.
-    gate.close();
+    // Cat identifies; the edge asks auth about her session, then presence about Bob.
     let (mut socket, _) = Client::open(&world.gateway(0)).await;
     send_json(&mut socket, json!({"op": 2, "d": {"token": cat.token}})).await;
     let wait = WAIT;
@@ -127,9 +54,10 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     })
     .await
     .expect("auth answers with Cat's channels");
-    tokio::time::timeout(wait, gate.held.notified())
+    let held = tokio::time::timeout(wait, presence.next())
         .await
-        .expect("the edge's look at Cat waits at the gate");
+        .expect("the edge asks presence about Bob before READY")
+        .expect("a presence question");
 
     // Now, after auth's answer and before READY, Ann opens a DM with Cat.
     let dm = world.dm(&ann, &cat).await;
@@ -144,7 +72,20 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     })
     .await
     .expect("auth tells Cat's inbox of the DM");
-    gate.open();
+    // Presence answers now (nobody online), this question and every later one.
+    tokio::spawn(async move {
+        let answer = serde_json::to_vec(&QueryReply {
+            presences: Vec::new(),
+        })
+        .unwrap();
+        let mut question = Some(held);
+        while let Some(asked) = question {
+            if let Some(reply) = asked.reply {
+                let _ = nats.publish(reply, answer.clone().into()).await;
+            }
+            question = presence.next().await;
+        }
+    });
 
     let mut cat_1 = Client::from_socket(socket).await;
     let channels = cat_1.ready["d"]["channels"].as_array().unwrap().clone();

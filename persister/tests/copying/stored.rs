@@ -151,3 +151,51 @@ async fn edits_arriving_before_the_create_or_out_of_order_leave_the_latest_whole
     assert_eq!(stored.author_id, m.author_id);
     assert_eq!(stored.edited_at, Some(1));
 }
+
+#[tokio::test]
+async fn messages_written_together_are_each_stored_with_their_channels_newest_id_and_bucket() {
+    let s = store().await;
+    let channels = [s.ids.next_id(), s.ids.next_id(), s.ids.next_id()];
+    // Seventy messages over three channels, more than a batch holds in one of them, handed over
+    // newest first: what a chunk of the stream may look like.
+    let messages: Vec<Message> = (0..70)
+        .map(|i| Message {
+            channel_id: channels[i % 3],
+            content: format!("m{i}"),
+            ..s.message()
+        })
+        .collect();
+    let written: Vec<(&Message, i64)> = messages.iter().rev().map(|m| (m, 1_000)).collect();
+    s.store.insert_many(&written).await.unwrap();
+    // Again, as a redelivery would: nothing doubles.
+    s.store.insert_many(&written).await.unwrap();
+
+    let newest = s.store.last_messages(&channels).await.unwrap();
+    for (index, channel) in channels.iter().enumerate() {
+        let theirs: Vec<&Message> = messages.iter().skip(index).step_by(3).collect();
+        let page = s
+            .store
+            .page(*channel, store::Page::Latest, 100)
+            .await
+            .unwrap();
+        let ids: Vec<Snowflake> = page.iter().map(|m| m.id).collect();
+        let expected: Vec<Snowflake> = theirs.iter().rev().map(|m| m.id).collect();
+        assert_eq!(
+            ids, expected,
+            "every message of the channel, once, newest first"
+        );
+        assert_eq!(newest.get(channel), theirs.last().map(|m| &m.id));
+        let buckets = s
+            .session
+            .query_unpaged(
+                "SELECT bucket FROM channel_buckets WHERE channel_id = ?",
+                (channel.as_i64(),),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows_num();
+        assert_eq!(buckets, 1, "the channel's bucket is listed");
+    }
+}

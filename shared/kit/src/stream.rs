@@ -15,7 +15,7 @@ use proto::subjects::Subjects;
 
 mod reader;
 
-pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, ReadError, Stored};
+pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Stored};
 
 /// Retention and placement of the chat stream, from configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,10 +42,10 @@ pub struct ChatStreamConfig {
     )]
     pub replicas: usize,
 
-    /// How long JetStream remembers a message id to drop a retried publish.
-    /// Consumers the chat stream allows at once. Every resuming session reads its replay through
-    /// an ephemeral consumer of its own, so a reconnect storm of N sessions needs about N
-    /// (NATS 2.15 otherwise caps a stream at 1,000, and resumes past that were refused).
+    /// Consumers the chat stream allows at once. A resume whose replay a replica cannot serve
+    /// (it is behind) reads it through an ephemeral consumer of its own on the stream's leader,
+    /// so a reconnect storm during a replica's lag may need many (NATS 2.15 otherwise caps a
+    /// stream at 1,000, and resumes past that were refused).
     #[arg(
         long = "stream-max-consumers",
         env = "NATTER_STREAM_MAX_CONSUMERS",
@@ -53,6 +53,7 @@ pub struct ChatStreamConfig {
     )]
     pub max_consumers: i32,
 
+    /// How long JetStream remembers a message id to drop a retried publish.
     #[arg(long = "stream-duplicate-window", env = "NATTER_STREAM_DUPLICATE_WINDOW",
           default_value = "2m", value_parser = crate::config::duration)]
     pub duplicate_window: Duration,

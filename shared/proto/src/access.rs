@@ -7,14 +7,16 @@
 //! These go over NATS rather than auth's REST API with the user's token for two reasons: a
 //! session outlives its access token (15 minutes), yet must learn about channels it joins hours
 //! later; and the answers carry what the user may not read themselves (whose presence is hidden
-//! from them because that person blocks them). Edges ask only after checking the user's token
-//! (and, at IDENTIFY and on REST, that its session is still signed in, over REST).
+//! from them because that person blocks them). Edges ask only after checking the user's token;
+//! a session starting (IDENTIFY, RESUME) asks once, naming its session, and auth checks that the
+//! session is still signed in and sends the user's own profile with the answer.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Snowflake;
 use crate::api::channels::{Channel, MembersQuery};
 use crate::api::guilds::{Guild, GuildMember, Role};
+use crate::api::users::User;
 
 /// `{p}.auth.state`: the user's channels (one, when `channel_id` is given) as they see them, and
 /// what the edge needs to watch presence and refuse sends.
@@ -29,6 +31,11 @@ pub struct StateQuery {
     /// Only the user's servers (`guilds`), asked again once the session follows them.
     #[serde(default)]
     pub guilds_only: bool,
+    /// A session starting (IDENTIFY or RESUME): its id, from the access token. Auth answers
+    /// [`Reply::SignedOut`] unless that session is still signed in, and sends the user's own
+    /// profile in [`SessionState::user`], so a session starts with one question to auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Snowflake>,
 }
 
 /// The answer to [`StateQuery`].
@@ -45,6 +52,9 @@ pub struct SessionState {
     /// servers' roles and channels come apart, once per edge ([`GuildQuery`]).
     #[serde(default)]
     pub guilds: Vec<GuildMembership>,
+    /// The user's own profile, with their real status: when the query named a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
 }
 
 /// The user in one server.
@@ -127,6 +137,8 @@ pub enum Reply<T> {
     Ok(T),
     /// The channel does not exist or the user is not in it.
     NotFound,
+    /// The session the question named is signed out or revoked, or its account is gone.
+    SignedOut,
     /// The request was not understood, or auth could not answer (its database failed).
     Failed(String),
 }
@@ -146,6 +158,8 @@ mod tests {
         );
         let missing: Reply<Visible> = serde_json::from_str(r#""not_found""#).unwrap();
         assert_eq!(missing, Reply::NotFound);
+        let gone: Reply<Visible> = serde_json::from_str(r#""signed_out""#).unwrap();
+        assert_eq!(gone, Reply::SignedOut);
     }
 }
 

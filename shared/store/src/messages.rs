@@ -10,6 +10,9 @@
 //!   id's timestamp, so no partition grows without bound; `channel_buckets` lists the buckets that
 //!   hold anything, so a reader skips empty ones.
 //! - A write sets only the columns it means to set: no NULLs, because a NULL is a tombstone.
+//! - New messages are written together (`insert_many`): a partition's rows in unlogged batches
+//!   (one mutation in the store), a channel's newest id once per call, and a bucket into
+//!   `channel_buckets` only the first time this store sees it.
 //! - Every write of a message carries `USING TIMESTAMP` of the moment the chat stream stored the
 //!   event, so the store orders a message's create, edits and delete as the stream did, whatever
 //!   order they reach the store in: a delete's row tombstone shadows an earlier edit that arrives
@@ -92,6 +95,8 @@ fn stored(row: Row) -> Option<StoredMessage> {
 pub struct MessageStore {
     session: Arc<Session>,
     s: Arc<Statements>,
+    /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
+    known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
 
 struct Statements {
@@ -225,6 +230,7 @@ impl MessageStore {
         Ok(Self {
             session,
             s: Arc::new(s),
+            known_buckets: Arc::default(),
         })
     }
 

@@ -1,7 +1,8 @@
-//! Reading the chat stream back: what a resuming client missed (through an ephemeral consumer),
-//! each channel's last sequence, and a channel's events from a sequence on (batched direct gets,
-//! which any server holding the stream answers). Edges read back what live delivery lost; the
-//! message store's history overlays what the persister has not yet written.
+//! Reading the chat stream back: what a resuming client missed, each channel's last sequence, and
+//! a channel's events from a sequence on (batched direct gets, which any server holding the
+//! stream answers), and the same read from the stream's leader through an ephemeral consumer when
+//! a replica is behind. Edges read back what live delivery lost; the message store's history
+//! overlays what the persister has not yet written.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,6 +39,19 @@ pub struct Stored {
 
 /// The most events one replay reads; a client further behind identifies anew and reads history.
 pub const MAX_REPLAY: usize = 10_000;
+
+/// How many channels one replay reads at once.
+const READS_AT_ONCE: usize = 8;
+
+/// What a resuming client missed ([`ChatStream::missed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missed {
+    /// Every stored event of the client's channels after the sequence it resumed from, through
+    /// `through`, in stream order.
+    pub events: Vec<Stored>,
+    /// The sequence the replay runs through: live delivery goes on above it.
+    pub through: u64,
+}
 
 /// How many events one direct get asks for.
 const DIRECT_BATCH: usize = 256;
@@ -164,9 +178,105 @@ impl ChatStream {
         }
     }
 
-    /// The chat stream's last sequence: where a new session's live delivery begins.
+    /// The chat stream's last sequence: where a new session's live delivery begins. One direct
+    /// get (the last event of any channel), which any server holding the stream answers; a
+    /// replica a moment behind gives a slightly older sequence, which costs a later resume a few
+    /// more events, never a missing one.
     pub async fn last_sequence(&self) -> Result<u64, ReadError> {
-        Ok(self.stream().await?.cached_info().state.last_sequence)
+        let request = DirectGet::Last {
+            last_by_subj: &self.subjects.chat_stream_filter(),
+        };
+        Ok(self.direct_get_one(&request).await?.map_or(0, |m| m.seq))
+    }
+
+    /// One direct get answered by one message (or none: 404).
+    async fn direct_get_one(&self, request: &DirectGet<'_>) -> Result<Option<Direct>, ReadError> {
+        let body = serde_json::to_vec(request).expect("requests serialise");
+        let asked = self
+            .nats
+            .request(self.subjects.chat_direct_get(), body.into());
+        let reply = tokio::time::timeout(DIRECT_TIMEOUT, asked)
+            .await
+            .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
+            .map_err(js_error)?;
+        match reply.status.map(|status| status.as_u16()) {
+            None => Ok(Some(Direct::read(reply)?)),
+            Some(404) => Ok(None),
+            Some(status) => {
+                let why = reply.description.unwrap_or_default();
+                Err(ReadError::JetStream(format!(
+                    "direct get answered {status} {why}"
+                )))
+            }
+        }
+    }
+
+    /// What a client that has had every event of `channels` through `after` missed: their
+    /// events since, read with batched direct gets (each channel's last sequence, then each
+    /// channel with anything new from `after` on), at most [`MAX_REPLAY`].
+    ///
+    /// `handed_out` is, per channel, the last sequence this edge already handed out live (to the
+    /// channel's sessions, before this one joined them). A replica that has not caught up with
+    /// that cannot say what was missed; nor can one that answers a channel's events short of its
+    /// last: the stream's leader is read instead ([`ChatStream::replay`]).
+    pub async fn missed(
+        &self,
+        channels: &[Snowflake],
+        after: u64,
+        handed_out: &HashMap<Snowflake, u64>,
+    ) -> Result<Missed, ReadError> {
+        let mut lasts = HashMap::new();
+        for chunk in channels.chunks(CHANNELS_PER_CHECK) {
+            lasts.extend(self.last_sequences(chunk).await?);
+        }
+        let behind = handed_out
+            .iter()
+            .any(|(channel, &seq)| lasts.get(channel).copied().unwrap_or(0) < seq);
+        let through = (lasts.values().chain(handed_out.values()))
+            .copied()
+            .fold(after, u64::max);
+        let leader = || async {
+            let events = self.replay(channels, after, through).await?;
+            Ok(Missed { events, through })
+        };
+        if behind {
+            return leader().await;
+        }
+        let news: Vec<(Snowflake, u64)> = lasts.into_iter().filter(|&(_, l)| l > after).collect();
+        if news.is_empty() {
+            return Ok(Missed {
+                events: Vec::new(),
+                through,
+            });
+        }
+        // Everything after `after` is still in the stream (the oldest events age out).
+        let first = DirectGet::Next {
+            seq: after + 1,
+            next_by_subj: &self.subjects.chat_stream_filter(),
+        };
+        if self.direct_get_one(&first).await?.map(|m| m.seq) != Some(after + 1) {
+            return Err(ReadError::TooOld(after));
+        }
+        let reads = news
+            .into_iter()
+            .map(|(channel, last)| self.channel_events(channel, after, last, MAX_REPLAY));
+        let mut reads = futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE);
+        let mut events = Vec::new();
+        while let Some(read) = reads.next().await {
+            match read {
+                Ok(mut read) => events.append(&mut read),
+                Err(ReadError::Incomplete(..)) => {
+                    drop(reads);
+                    return leader().await;
+                }
+                Err(e) => return Err(e),
+            }
+            if events.len() > MAX_REPLAY {
+                return Err(ReadError::TooMany(MAX_REPLAY));
+            }
+        }
+        events.sort_unstable_by_key(|stored| stored.seq);
+        Ok(Missed { events, through })
     }
 
     /// The chat stream, with its state as of now (one JetStream request).
@@ -178,8 +288,8 @@ impl ChatStream {
     }
 
     /// Every stored event of `channels` after `after` up to and including `head`, in order, read
-    /// through an ephemeral consumer of its own (from the stream's leader); at most
-    /// [`MAX_REPLAY`].
+    /// through an ephemeral consumer of its own (from the stream's leader, so never behind); at
+    /// most [`MAX_REPLAY`]. Costs the server a consumer: for when a replica cannot answer.
     pub async fn replay(
         &self,
         channels: &[Snowflake],
@@ -257,10 +367,14 @@ async fn fetch(consumer: &consumer::PullConsumer, head: u64) -> Result<Vec<Store
     }
 }
 
-/// The two batched direct gets the readers ask (JetStream's `$JS.API.DIRECT.GET` request body).
+/// The direct gets the readers ask (JetStream's `$JS.API.DIRECT.GET` request body).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum DirectGet<'a> {
+    /// The last message of a subject (a wildcard: of any channel).
+    Last { last_by_subj: &'a str },
+    /// The first message at or after a sequence of a subject.
+    Next { seq: u64, next_by_subj: &'a str },
     /// Each subject's last message.
     MultiLast {
         multi_last: Vec<&'a str>,

@@ -1,38 +1,124 @@
 //! Writes of messages: the persister's, each at the moment the chat stream stored its event.
 
+use std::collections::{HashMap, HashSet};
+
+use futures::FutureExt;
 use proto::Snowflake;
 use proto::api::messages::Message;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::CqlTimestamp;
 
 use super::{MessageStore, StoreError, failed};
 use crate::schema::{bucket_of, id_timestamp, key_of};
 
+/// The most rows in one batch, and their content's bytes at most: a batch over Cassandra's
+/// `batch_size_warn_threshold` (5 KiB) is logged by the server every time.
+const ROWS_PER_BATCH: usize = 32;
+const BATCH_BYTES: usize = 4 * 1024;
+
+/// Partitions known to be listed in `channel_buckets` already, forgotten past this many.
+const KNOWN_BUCKETS: usize = 100_000;
+
 impl MessageStore {
     /// Stores a new message, the bucket it opens and the channel's newest id. `at` is the write
     /// timestamp in microseconds: when the chat stream stored the event. Idempotent.
     pub async fn insert(&self, message: &Message, at: i64) -> Result<(), StoreError> {
-        let channel = message.channel_id.as_i64();
-        let bucket = bucket_of(message.id);
-        let id = message.id.as_i64();
-        let row = self.session.execute_unpaged(
-            &self.s.insert,
-            (
-                channel,
-                bucket,
-                id,
-                message.author_id.as_i64(),
-                &message.content,
-                at,
-            ),
-        );
-        let bucket_row = self
-            .session
-            .execute_unpaged(&self.s.insert_bucket, (channel, bucket));
-        let last = self
-            .session
-            .execute_unpaged(&self.s.set_last, (id_timestamp(message.id), id, channel));
-        tokio::try_join!(row, bucket_row, last).map_err(failed)?;
+        self.insert_many(&[(message, at)]).await
+    }
+
+    /// Stores new messages, each with its write timestamp, in as few writes as the tables allow:
+    /// the rows of each partition (channel and bucket) in unlogged batches, which the store
+    /// applies as one mutation; each channel's newest id once; and a bucket in the list of a
+    /// channel's buckets only the first time this store sees it (the list changes every ten days
+    /// per channel, not with every message). Idempotent.
+    pub async fn insert_many(&self, messages: &[(&Message, i64)]) -> Result<(), StoreError> {
+        let mut partitions: HashMap<(i64, i32), Vec<(&Message, i64)>> = HashMap::new();
+        let mut newest: HashMap<i64, Snowflake> = HashMap::new();
+        for &(message, at) in messages {
+            let channel = message.channel_id.as_i64();
+            partitions
+                .entry((channel, bucket_of(message.id)))
+                .or_default()
+                .push((message, at));
+            let id = newest.entry(channel).or_insert(message.id);
+            *id = (*id).max(message.id);
+        }
+        let new_buckets: Vec<(i64, i32)> = {
+            let known = self.known_buckets();
+            partitions
+                .keys()
+                .filter(|key| !known.contains(key))
+                .copied()
+                .collect()
+        };
+        let mut writes = Vec::new();
+        for rows in partitions.values() {
+            for batch in batches(rows) {
+                writes.push(self.write_rows(batch).boxed());
+            }
+        }
+        for &bucket in &new_buckets {
+            writes.push(
+                async move {
+                    self.session
+                        .execute_unpaged(&self.s.insert_bucket, bucket)
+                        .await
+                        .map(|_| ())
+                }
+                .boxed(),
+            );
+        }
+        for (&channel, &id) in &newest {
+            writes.push(
+                async move {
+                    let values = (id_timestamp(id), id.as_i64(), channel);
+                    self.session
+                        .execute_unpaged(&self.s.set_last, values)
+                        .await
+                        .map(|_| ())
+                }
+                .boxed(),
+            );
+        }
+        futures::future::try_join_all(writes)
+            .await
+            .map_err(failed)?;
+        let mut known = self.known_buckets();
+        if known.len() + new_buckets.len() > KNOWN_BUCKETS {
+            known.clear();
+        }
+        known.extend(new_buckets);
         Ok(())
+    }
+
+    /// One partition's rows in one unlogged batch.
+    async fn write_rows(
+        &self,
+        rows: &[(&Message, i64)],
+    ) -> Result<(), scylla::errors::ExecutionError> {
+        if let [(message, at)] = rows {
+            return self
+                .session
+                .execute_unpaged(&self.s.insert, row(message, *at))
+                .await
+                .map(|_| ());
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_request_timeout(self.s.insert.get_request_timeout());
+        let values: Vec<_> = rows
+            .iter()
+            .map(|&(message, at)| {
+                batch.append_statement(self.s.insert.clone());
+                row(message, at)
+            })
+            .collect();
+        self.session.batch(&batch, values).await.map(|_| ())
+    }
+
+    fn known_buckets(&self) -> std::sync::MutexGuard<'_, HashSet<(i64, i32)>> {
+        self.known_buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Applies an edit at stream time `at`: the whole message, with its new content and edit time.
@@ -116,5 +202,74 @@ impl MessageStore {
                 .map_err(failed)?;
         }
         Ok(())
+    }
+}
+
+/// A message's row: channel, bucket, id, author, content, at `at`.
+fn row(message: &Message, at: i64) -> (i64, i32, i64, i64, &str, i64) {
+    (
+        message.channel_id.as_i64(),
+        bucket_of(message.id),
+        message.id.as_i64(),
+        message.author_id.as_i64(),
+        &message.content,
+        at,
+    )
+}
+
+/// One partition's rows cut into batches of at most [`ROWS_PER_BATCH`] rows and about
+/// [`BATCH_BYTES`] of content.
+fn batches<'a, 'm>(rows: &'a [(&'m Message, i64)]) -> Vec<&'a [(&'m Message, i64)]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (message, _)) in rows.iter().enumerate() {
+        let size = message.content.len() + 64;
+        if i > start && (i - start == ROWS_PER_BATCH || bytes + size > BATCH_BYTES) {
+            batches.push(&rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < rows.len() {
+        batches.push(&rows[start..]);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64, content: &str) -> Message {
+        Message {
+            id: Snowflake::from_u64(id),
+            channel_id: Snowflake::from_u64(1),
+            author_id: Snowflake::from_u64(2),
+            content: content.to_owned(),
+            nonce: None,
+            edited_at: None,
+        }
+    }
+
+    #[test]
+    fn a_partitions_rows_go_in_batches_of_bounded_rows_and_bytes() {
+        let small: Vec<Message> = (0..70).map(|i| message(i, "hi")).collect();
+        let rows: Vec<(&Message, i64)> = small.iter().map(|m| (m, 0)).collect();
+        let sizes: Vec<usize> = batches(&rows).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [32, 32, 6]);
+
+        let big: Vec<Message> = (0..5).map(|i| message(i, &"x".repeat(1_500))).collect();
+        let rows: Vec<(&Message, i64)> = big.iter().map(|m| (m, 0)).collect();
+        let sizes: Vec<usize> = batches(&rows).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+
+        let huge = [message(1, &"x".repeat(10_000))];
+        let rows: Vec<(&Message, i64)> = huge.iter().map(|m| (m, 0)).collect();
+        assert_eq!(
+            batches(&rows).len(),
+            1,
+            "a row larger than a batch still goes"
+        );
+        assert!(batches(&[]).is_empty());
     }
 }

@@ -1,0 +1,89 @@
+//! A sender in a busy channel: its own sends never hold its deliveries up, so it is never closed
+//! as too slow for talking, and every send is answered.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use crate::support::{Client, World};
+
+#[tokio::test]
+async fn a_sender_in_a_busy_channel_stays_connected_and_gets_every_ack() {
+    // A session may have 256 events waiting: one that stops taking its deliveries for a while in
+    // a busy channel is closed as too slow (4009).
+    let world = World::start(
+        1,
+        &[
+            "--session-queue=256",
+            "--send-rate=100000/1s",
+            "--frames-per-minute=1000000",
+        ],
+    )
+    .await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+
+    // Ann sends without waiting for her answers while Bob keeps the channel busy (eight posts at
+    // a time over REST) until every one of hers is answered.
+    const SENDS: usize = 400;
+    let done = AtomicBool::new(false);
+    let mut contents = Vec::new();
+    let ann_talks = async {
+        for n in 0..SENDS {
+            let frame = json!({"op": 20, "d": {"channel_id": room, "content": format!("a{n}"), "nonce": format!("a-{n}")}});
+            ann_1.send_raw(frame).await;
+        }
+        let mut acks = 0;
+        while acks < SENDS {
+            let Some(frame) = ann_1.next().await else {
+                panic!("Ann's session ended after {acks} of {SENDS} answers");
+            };
+            match frame["op"].as_u64() {
+                Some(24) => acks += 1,
+                Some(25) => panic!("a send was refused: {frame}"),
+                _ if frame["t"] == "MESSAGE_CREATE" => {
+                    contents.push(frame["d"]["content"].as_str().unwrap().to_owned());
+                }
+                _ => {}
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    };
+    let bob_floods = futures::future::join_all((0..8).map(|worker| {
+        let (world, bob, done) = (&world, &bob, &done);
+        async move {
+            let mut posted = 0;
+            while !done.load(Ordering::Relaxed) {
+                let path = format!("/api/v1/channels/{room}/messages");
+                let body = json!({"content": format!("b{worker}-{posted}")});
+                let (status, answer) = world
+                    .edge_call(0, reqwest::Method::POST, &path, bob, Some(body))
+                    .await;
+                assert_eq!(status, 200, "{answer}");
+                posted += 1;
+            }
+            posted
+        }
+    }));
+    let ((), posted) = tokio::join!(ann_talks, bob_floods);
+    let posted: usize = posted.iter().sum();
+
+    // Everything reaches her, her own messages in the order she sent them.
+    while contents.len() < SENDS + posted {
+        let Some(frame) = ann_1.next().await else {
+            panic!(
+                "Ann's session ended with {} of {} messages",
+                contents.len(),
+                SENDS + posted
+            );
+        };
+        if frame["t"] == "MESSAGE_CREATE" {
+            contents.push(frame["d"]["content"].as_str().unwrap().to_owned());
+        }
+    }
+    let hers: Vec<&String> = contents.iter().filter(|c| c.starts_with('a')).collect();
+    let sent: Vec<String> = (0..SENDS).map(|n| format!("a{n}")).collect();
+    assert_eq!(hers, sent.iter().collect::<Vec<_>>());
+    assert!(posted > 0, "Bob's posts made the channel busy");
+}

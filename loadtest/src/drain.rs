@@ -1,0 +1,273 @@
+//! `drain`: how fast the persister writes the chat stream into the store, and how that compares
+//! with the fastest the same Cassandra takes the same rows.
+//!
+//! A backlog of new messages is published straight into the chat stream (as edges do, pipelined,
+//! not through sockets: the question is the store's side), while the persister runs; the rate is
+//! its `natter_persister_written_total` over the time from the first publish until all of them
+//! are written (and, alone, over the time after the last publish), and every message is counted
+//! in the store afterwards. Then a raw loop writes as many rows again, in channels of their own,
+//! straight into the same `messages` table: per-partition unlogged batches, many at once, and
+//! nothing else (no bucket list, no newest id, no stream, no acknowledgements). The ratio of the
+//! two is how close the persister comes to what the store can do here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures::StreamExt;
+use proto::api::messages::Message;
+use proto::events::Event;
+use proto::subjects::{Prefix, Subjects};
+use proto::{Snowflake, SnowflakeGenerator};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::batch::{Batch, BatchType};
+use serde::Serialize;
+
+use crate::report;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "nats://127.0.0.1:14222")]
+    nats_url: String,
+    /// The deployment's NATS prefix (the persister's `--nats-prefix`).
+    #[arg(long, default_value = "natter")]
+    nats_prefix: String,
+    /// The persister's `/metrics`.
+    #[arg(long, default_value = "http://127.0.0.1:9083/metrics")]
+    persister: String,
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:19042")]
+    cql_nodes: Vec<String>,
+    /// The persister's keyspace; the raw loop writes a table `raw_messages` in it.
+    #[arg(long, default_value = "natter")]
+    cql_keyspace: String,
+    /// Messages in the backlog.
+    #[arg(long, default_value_t = 200_000)]
+    messages: usize,
+    /// Channels they are spread over.
+    #[arg(long, default_value_t = 50)]
+    channels: usize,
+    /// Batches the raw loop writes at once.
+    #[arg(long, default_value_t = 32)]
+    raw_in_flight: usize,
+    /// Where to write the JSON result.
+    #[arg(long, default_value = "loadtest-drain.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct DrainResult {
+    messages: usize,
+    channels: usize,
+    published_per_second: f64,
+    persisted_per_second: f64,
+    /// What the persister wrote per second after the backlog was all published.
+    persisted_alone_per_second: f64,
+    seconds_to_persist: f64,
+    stored: u64,
+    missing_in_store: u64,
+    raw_rows_per_second: f64,
+    persister_to_raw: f64,
+    services: Vec<report::ServiceDelta>,
+}
+
+/// Rows per raw batch, as the store's own batches.
+const RAW_BATCH: usize = 32;
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let prefix = Prefix::parse(&args.nats_prefix).map_err(anyhow::Error::msg)?;
+    let subjects = Subjects::new(prefix);
+    let ids = SnowflakeGenerator::new(1023).expect("a worker id");
+    let channels: Vec<Snowflake> = (0..args.channels.max(1)).map(|_| ids.next_id()).collect();
+    let author = ids.next_id();
+    let backlog: Vec<Message> = (0..args.messages)
+        .map(|i| Message {
+            id: ids.next_id(),
+            channel_id: channels[i % channels.len()],
+            author_id: author,
+            content: format!("drain message {i}"),
+            nonce: None,
+            edited_at: None,
+        })
+        .collect();
+
+    let store = SessionBuilder::new()
+        .known_nodes(&args.cql_nodes)
+        .build()
+        .await
+        .context("cannot reach the CQL store")?;
+    store
+        .use_keyspace(&args.cql_keyspace, false)
+        .await
+        .context("no such keyspace")?;
+    let store = Arc::new(store);
+
+    // The persister.
+    let nats = async_nats::connect(&args.nats_url)
+        .await
+        .context("cannot reach NATS")?;
+    let js = jetstream::new(nats);
+    // Written events, by kind (none yet: no series).
+    let written = || async {
+        let samples = report::scrape_all(&args.persister).await?;
+        Ok::<f64, anyhow::Error>(
+            samples
+                .iter()
+                .filter(|(series, _)| series.starts_with("natter_persister_written_total"))
+                .map(|(_, v)| v)
+                .sum(),
+        )
+    };
+    let before = written().await?;
+    let baseline = report::Baseline::take(std::slice::from_ref(&args.persister)).await;
+    let started = Instant::now();
+    let mut acks = futures::stream::iter(backlog.iter().map(|message| {
+        let (js, subjects) = (&js, &subjects);
+        async move {
+            let payload = Event::MessageCreate(message.clone()).to_json();
+            let publish = PublishMessage::build().payload(payload.into());
+            js.send_publish(subjects.chat_intake(message.channel_id), publish)
+                .await?
+                .await
+        }
+    }))
+    .buffer_unordered(1024);
+    while let Some(ack) = acks.next().await {
+        ack.context("JetStream did not take a message")?;
+    }
+    let published_at = started.elapsed().as_secs_f64();
+    let published_per_second = args.messages as f64 / published_at;
+    let written_when_published = written().await? - before;
+    let target = before + args.messages as f64;
+    loop {
+        if written().await? >= target {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the persister had not written the backlog after 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seconds_to_persist = started.elapsed().as_secs_f64();
+    // The persister alone, once the publisher had finished (it shares the cores until then).
+    let persisted_alone_per_second = (args.messages as f64 - written_when_published)
+        / (seconds_to_persist - published_at).max(1e-3);
+    let services = baseline.deltas().await;
+
+    let mut stored = 0;
+    let mut missing_in_store = 0;
+    for (index, channel) in channels.iter().enumerate() {
+        let expected = backlog.iter().skip(index).step_by(channels.len()).count() as u64;
+        let count = crate::scenarios::count_stored(&store, &channel.to_string()).await?;
+        stored += count;
+        missing_in_store += expected.saturating_sub(count);
+    }
+
+    // The same number of messages again, in channels of their own.
+    let raw_channels: Vec<Snowflake> = channels.iter().map(|_| ids.next_id()).collect();
+    let raw_backlog: Vec<Message> = backlog
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Message {
+            id: ids.next_id(),
+            channel_id: raw_channels[i % raw_channels.len()],
+            ..m.clone()
+        })
+        .collect();
+    let raw_rows_per_second = raw_loop(&store, &raw_backlog, args.raw_in_flight).await?;
+    let persisted_per_second = args.messages as f64 / seconds_to_persist;
+    let result = DrainResult {
+        messages: args.messages,
+        channels: channels.len(),
+        published_per_second,
+        persisted_per_second,
+        persisted_alone_per_second,
+        seconds_to_persist,
+        stored,
+        missing_in_store,
+        raw_rows_per_second,
+        persister_to_raw: persisted_alone_per_second / raw_rows_per_second,
+        services,
+    };
+    println!(
+        "drain: {} messages over {} channels published at {:.0}/s; persisted at {:.0}/s ({:.1} s), \
+         {:.0}/s once all were published; {} stored, {} missing",
+        result.messages,
+        result.channels,
+        result.published_per_second,
+        result.persisted_per_second,
+        result.seconds_to_persist,
+        result.persisted_alone_per_second,
+        result.stored,
+        result.missing_in_store
+    );
+    println!(
+        "raw batched inserts into the same store: {:.0} rows/s; persister / raw = {:.2}",
+        result.raw_rows_per_second, result.persister_to_raw
+    );
+    report::print_deltas(&result.services);
+    report::write_json(&args.out, &result)?;
+    println!("result written to {}", args.out.display());
+    if result.missing_in_store > 0 {
+        bail!("loss: every published message must be in the store");
+    }
+    Ok(())
+}
+
+/// Writes `messages` as rows of the messages table (nothing else: no bucket list, no newest id,
+/// no stream), per-partition unlogged batches of [`RAW_BATCH`], `in_flight` at once; rows per
+/// second.
+async fn raw_loop(store: &Session, messages: &[Message], in_flight: usize) -> anyhow::Result<f64> {
+    let insert = store
+        .prepare(
+            "INSERT INTO messages (channel_id, bucket, message_id, author_id, content) \
+             VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        .await?;
+    // A backlog made at once falls in one ten-day bucket per channel: a partition per channel.
+    let mut partitions: std::collections::HashMap<i64, Vec<&Message>> =
+        std::collections::HashMap::new();
+    for message in messages {
+        partitions
+            .entry(message.channel_id.as_i64())
+            .or_default()
+            .push(message);
+    }
+    let batches: Vec<&[&Message]> = partitions
+        .values()
+        .flat_map(|rows| rows.chunks(RAW_BATCH))
+        .collect();
+    let started = Instant::now();
+    let at = i64::try_from(proto::clock::since_epoch().as_micros()).unwrap_or(i64::MAX);
+    let bucket = messages
+        .first()
+        .map_or(0, |m| store::schema::bucket_of(m.id));
+    let mut writes = futures::stream::iter(batches.into_iter().map(|rows| {
+        let insert = insert.clone();
+        async move {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            let values: Vec<_> = rows
+                .iter()
+                .map(|m| {
+                    batch.append_statement(insert.clone());
+                    (
+                        m.channel_id.as_i64(),
+                        bucket,
+                        m.id.as_i64(),
+                        m.author_id.as_i64(),
+                        m.content.as_str(),
+                        at,
+                    )
+                })
+                .collect();
+            store.batch(&batch, values).await
+        }
+    }))
+    .buffer_unordered(in_flight.max(1));
+    while let Some(written) = writes.next().await {
+        written.context("a raw batch failed")?;
+    }
+    Ok(messages.len() as f64 / started.elapsed().as_secs_f64())
+}
