@@ -7,8 +7,9 @@
 //!
 //! Every such name carries the process id of the run that made it (`t_{tag}_{pid}_…`, and
 //! `e2e_{tag}_{pid}_…` from the browser tests), so the first [`Stack::get`] of a process removes
-//! the streams and databases of runs that have exited: repeated runs against one long-lived stack
-//! do not fill JetStream's storage reservations or PostgreSQL's disk.
+//! the streams, databases and keyspaces of runs that have exited: repeated runs against one
+//! long-lived stack do not fill JetStream's storage reservations, PostgreSQL's disk or Cassandra's
+//! heap.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -69,12 +70,15 @@ impl Stack {
             redis_server_bin: var("NATTER_REDIS_SERVER_BIN").into(),
         };
         static SWEPT: std::sync::Once = std::sync::Once::new();
-        SWEPT.call_once(|| stack.remove_leftovers());
+        SWEPT.call_once(|| {
+            stack.remove_leftovers();
+            stack.remove_leftover_keyspaces_behind();
+        });
         stack
     }
 
-    /// Deletes the JetStream streams and PostgreSQL databases that test runs which have exited
-    /// left behind. On a thread of its own, as callers are usually inside a runtime already.
+    /// Deletes the JetStream streams, PostgreSQL databases and CQL keyspaces that test runs which
+    /// have exited left behind (a few hundred keyspaces' tables exhaust a 1 GiB Cassandra heap). On a thread of its own, as callers are usually inside a runtime already.
     fn remove_leftovers(&self) {
         let stack = self.clone();
         let swept = std::thread::spawn(move || {
@@ -120,6 +124,49 @@ impl Stack {
             let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
             sqlx::query(sqlx::AssertSqlSafe(drop))
                 .execute(&mut admin)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Drops the keyspaces of exited runs on a thread of its own that the tests do not wait for
+    /// (each drop is a schema change, seconds on a busy machine); what one process leaves undone
+    /// the next one's sweep finishes.
+    fn remove_leftover_keyspaces_behind(&self) {
+        let stack = self.clone();
+        std::thread::spawn(move || {
+            let swept = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the sweep")
+                .block_on(stack.remove_leftover_keyspaces());
+            if let Err(e) = swept {
+                eprintln!("note: could not remove the keyspaces earlier test runs left: {e}");
+            }
+        });
+    }
+
+    async fn remove_leftover_keyspaces(&self) -> Result<(), String> {
+        let session = scylla::client::session_builder::SessionBuilder::new()
+            .known_nodes(self.cql_nodes())
+            .connection_timeout(Duration::from_secs(10))
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
+        let keyspaces: Vec<String> = session
+            .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", &[])
+            .await
+            .map_err(|e| e.to_string())?
+            .into_rows_result()
+            .map_err(|e| e.to_string())?
+            .rows::<(String,)>()
+            .map_err(|e| e.to_string())?
+            .filter_map(|row| row.ok().map(|(name,)| name))
+            .collect();
+        for keyspace in keyspaces.iter().filter(|name| left_behind(name)) {
+            session
+                .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
                 .await
                 .map_err(|e| e.to_string())?;
         }
