@@ -60,6 +60,9 @@ export function GuildMemberList({ guild }: { guild: GuildState }) {
     return { ...m, status, offline: status === 'offline' };
   });
   const groups = groupMembers(guild, members);
+  // Kept here, not in a row: a member given a hoisted role moves to another group (a new row).
+  const [managing, setManaging] = useState<string | null>(null);
+  const managed = page?.members.find((m) => m.user.id === managing);
   return (
     <aside className="members" aria-label="Members">
       {!page && <p className="muted small pad">Loading members…</p>}
@@ -75,6 +78,7 @@ export function GuildMemberList({ guild }: { guild: GuildState }) {
                 guild={guild}
                 member={m}
                 status={members.find((x) => x.user.id === m.user.id)?.status}
+                onManage={() => setManaging(m.user.id)}
               />
             ))}
           </ul>
@@ -85,6 +89,9 @@ export function GuildMemberList({ guild }: { guild: GuildState }) {
           Show more members
         </button>
       )}
+      {managed && (
+        <MemberActionsDialog guildId={guild.id} member={managed} onClose={() => setManaging(null)} />
+      )}
     </aside>
   );
 }
@@ -93,12 +100,13 @@ function GuildMemberRow({
   guild,
   member,
   status,
+  onManage,
 }: {
   guild: GuildState;
   member: GuildMember;
   status: ReturnType<typeof presenceOf>;
+  onManage: () => void;
 }) {
-  const [open, setOpen] = useState(false);
   const powers = useMemberPowers(guild, member);
   const may = powers.roles || powers.nick || powers.timeout || powers.kick || powers.ban;
   const name = memberName(member);
@@ -109,7 +117,7 @@ function GuildMemberRow({
       onContextMenu={(e) => {
         if (!may) return;
         e.preventDefault();
-        setOpen(true);
+        onManage();
       }}
     >
       <Avatar user={member.user} size={32} status={status} />
@@ -120,11 +128,10 @@ function GuildMemberRow({
         {isTimedOut(member) && <span className="muted small"> (timed out)</span>}
       </span>
       {may && (
-        <button className="icon small" aria-label={`Manage ${name}`} onClick={() => setOpen(true)}>
+        <button className="icon small" aria-label={`Manage ${name}`} onClick={onManage}>
           ⋯
         </button>
       )}
-      {open && <MemberActionsDialog guildId={guild.id} member={member} onClose={() => setOpen(false)} />}
     </li>
   );
 }

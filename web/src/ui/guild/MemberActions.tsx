@@ -86,6 +86,8 @@ function MemberActions({
   const [banDelete, setBanDelete] = useState(0);
   const { run, busy, error } = useAction();
   const [done, setDone] = useState<string | null>(null);
+  /** Roles being given or taken: shown so at once, until the server's answer says how it went. */
+  const [pending, setPending] = useState<Record<string, boolean>>({});
   const powers = useMemberPowers(guild, member);
   const name = memberName(member);
   const act = (what: string, fn: () => Promise<unknown>) =>
@@ -110,7 +112,7 @@ function MemberActions({
           <fieldset className="stack">
             <legend>Roles</legend>
             {roles.map((r) => {
-              const on = member.roles.includes(r.id);
+              const on = pending[r.id] ?? member.roles.includes(r.id);
               return (
                 <label key={r.id} className="row">
                   <input
@@ -118,15 +120,22 @@ function MemberActions({
                     name={`role-${r.name}`}
                     checked={on}
                     disabled={busy || (guild.owner_id !== chat.me.id && r.position >= powers.myRank)}
-                    onChange={(e) =>
+                    onChange={(e) => {
+                      const give = e.target.checked;
+                      setPending((p) => ({ ...p, [r.id]: give }));
                       act(`Roles saved`, () =>
-                        chat.guilds.updateMember(guild.id, member.user.id, {
-                          roles: e.target.checked
-                            ? [...member.roles, r.id]
-                            : member.roles.filter((x) => x !== r.id),
-                        }),
-                      )
-                    }
+                        chat.guilds
+                          .updateMember(guild.id, member.user.id, {
+                            roles: give ? [...member.roles, r.id] : member.roles.filter((x) => x !== r.id),
+                          })
+                          .finally(() =>
+                            setPending((p) => {
+                              const { [r.id]: _done, ...rest } = p;
+                              return rest;
+                            }),
+                          ),
+                      );
+                    }}
                   />
                   <span style={{ color: roleColor(r.color) }}>{r.name}</span>
                 </label>
