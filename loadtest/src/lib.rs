@@ -7,6 +7,8 @@
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.
 //! - [`idle`]: many identified connections held open; edge memory per connection.
 //! - [`drain`]: the persister writing a backlog into the store, beside a raw insert loop.
+//! - [`guild`]: one server of many members: delivery that follows roles, and how fast a hidden
+//!   channel stops reaching everyone.
 //! - [`raw`]: the machine's limit: pre-built frames written to sockets by nothing but a loop.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
 //! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
@@ -17,6 +19,7 @@
 pub mod client;
 pub mod device;
 pub mod drain;
+pub mod guild;
 pub mod idle;
 pub mod plot;
 pub mod population;
@@ -62,6 +65,10 @@ pub enum Scenario {
     /// The physical limit: pre-built frames written to the same kind of sockets and devices, by
     /// a stand-in for the edge that does nothing else.
     Raw(raw::Args),
+    /// One server of many members across the edges, a role-only channel, role changes while
+    /// chatting: delivery, latency, nothing to those who may not see it, and the time for a
+    /// channel hidden from everyone to stop reaching the last session.
+    Guild(guild::Args),
     /// Holds a share of a run's devices for the process that started it (see `worker`).
     #[command(hide = true)]
     Worker,
@@ -77,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Drain(args) => drain::run(args).await,
         Scenario::Raw(args) => raw::run(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
+        Scenario::Guild(args) => guild::run(args).await,
         Scenario::Worker => worker::work().await,
     }
 }

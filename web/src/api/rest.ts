@@ -24,10 +24,12 @@ interface CallOptions {
   origin?: string;
   /** Send no token (sign-in, sign-up, refresh, discovery). */
   anonymous?: boolean;
+  /** More headers (a server's `X-Audit-Log-Reason`). */
+  headers?: Record<string, string>;
 }
 
 async function once(path: string, options: CallOptions, token: string | null): Promise<Response> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
   return fetch(`${options.origin ?? ''}${path}`, {

@@ -16,7 +16,7 @@ export function useChat(): Chat {
 }
 
 /** Data the gateway writes into the cache; never fetched. */
-function useCached<T>(key: readonly unknown[], fallback: T): T {
+export function useCached<T>(key: readonly unknown[], fallback: T): T {
   const qc = useQueryClient();
   const { data } = useQuery({
     queryKey: key,

@@ -14,4 +14,12 @@ export const keys = {
   /** The people I block, by id. */
   blocked: ['blocked'] as const,
   settings: ['settings'] as const,
+  /** My servers (guilds/store.ts): roles and my member object; their channels are in `channels`. */
+  guilds: ['guilds'] as const,
+  guildMembers: (guildId: string) => ['guildMembers', guildId] as const,
+  guildBans: (guildId: string) => ['guildBans', guildId] as const,
+  guildInvites: (guildId: string) => ['guildInvites', guildId] as const,
+  auditLog: (guildId: string) => ['auditLog', guildId] as const,
+  /** Something to tell the user once (a server they were removed from). */
+  notice: ['notice'] as const,
 };

@@ -21,6 +21,7 @@ import type {
 import { Op } from '../api/types';
 import { session } from '../auth/session';
 import { GatewayClient, type ConnectionState } from '../gateway/client';
+import { Guilds } from '../guilds/store';
 import { keys } from './keys';
 import {
   addPending,
@@ -109,6 +110,8 @@ export class Chat {
   });
   /** Whether the edges speak presence (READY carried `presences`). */
   presenceSupported = false;
+  /** Servers: their roles, my member object, their members (their channels are channels). */
+  readonly guilds: Guilds;
 
   constructor(
     readonly qc: QueryClient,
@@ -127,10 +130,18 @@ export class Chat {
         token: (fresh) => session.accessToken(fresh),
       });
     qc.setQueryData(keys.connection, { state: 'idle', reconnecting: false } satisfies Connection);
+    this.guilds = new Guilds(qc, me, {
+      upsertChannel: (c) => this.upsertChannel(c),
+      removeChannel: (id) => this.removeChannel(id),
+      rememberUsers: (users) => this.rememberUsers(users),
+      fetchPresences: (ids) => this.fetchPresences(ids),
+    });
     this.unsubscribe.push(
       this.gateway.on('state', (s) => qc.setQueryData(keys.connection, s)),
       this.gateway.on('ready', (r) => this.onReady(r)),
-      this.gateway.on('resumed', (r) => this.onResumed(r.channels)),
+      this.gateway.on('resumed', (r) =>
+        this.onResumed([...r.channels, ...this.guilds.setAll(r.guilds ?? [])]),
+      ),
       this.gateway.on('dispatch', ({ t, d }) => this.onDispatch(t, d)),
       this.gateway.on('authFailed', () => session.signedOutElsewhere()),
     );
@@ -187,13 +198,14 @@ export class Chat {
       this.presenceSupported = true;
       this.setPresences(ready.presences);
     }
-    this.unwatched = new Set(ready.channels.filter((c) => c.member_count > 100).map((c) => c.id));
-    this.setChannels(ready.channels);
+    const channels = [...ready.channels, ...this.guilds.setAll(ready.guilds ?? [])];
+    this.unwatched = new Set(channels.filter((c) => c.member_count > 100).map((c) => c.id));
+    this.setChannels(channels);
     void this.loadRelationships();
     this.reloadMembers();
     // A new session (first connect, or after INVALID_SESSION): messages stored while no session
     // was open are not replayed, so fill each loaded channel's gap from history.
-    for (const c of ready.channels) {
+    for (const c of channels) {
       const list = this.qc.getQueryData<MessageList>(keys.messages(c.id));
       const cursor = list && lastConfirmed(list)?.id;
       // Channels whose newest message this device already has need no request.
@@ -305,6 +317,7 @@ export class Chat {
   }
 
   private onDispatch(t: string, d: unknown) {
+    if (this.guilds.onDispatch(t, d)) return;
     switch (t) {
       case 'MESSAGE_CREATE':
         return this.onMessage(d as Message);

@@ -4,6 +4,12 @@ import { useChat, useTyping, useUsers } from '../chat/hooks';
 import { channelTitle, displayName } from '../chat/store';
 import { Composer, SlowDownNotice } from './Composer';
 import { ChannelSettingsDialog } from './dialogs';
+import { GuildChannelSettings } from './guild/ChannelDialogs';
+import { ChannelGlyph } from './guild/GuildSidebar';
+import { GuildMemberList } from './guild/GuildMemberList';
+import { useSendBlocked, VoicePane } from './guild/GuildChannel';
+import { useGuild, useMyPermissions } from '../guilds/hooks';
+import { has, Permission } from '../guilds/permissions';
 import { MemberList } from './MemberList';
 import { MessageList } from './MessageList';
 import { GearIcon, MenuIcon, PeopleIcon } from './icons';
@@ -28,6 +34,9 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
     if (id === null)
       requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
   };
+  const guild = useGuild(channel.guild_id);
+  const mine = useMyPermissions(channel.guild_id, channel);
+  const blocked = useSendBlocked(guild, channel);
   const title = channelTitle(channel, chat.me.id);
   const label = channel.kind === 'dm' ? `@${title}` : `#${title}`;
 
@@ -38,9 +47,13 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
           <MenuIcon />
         </button>
         <h1 className="channel-title">
-          <span className="hash" aria-hidden="true">
-            {channel.kind === 'dm' ? '@' : '#'}
-          </span>
+          {guild ? (
+            <ChannelGlyph kind={channel.kind} />
+          ) : (
+            <span className="hash" aria-hidden="true">
+              {channel.kind === 'dm' ? '@' : '#'}
+            </span>
+          )}
           {title}
         </h1>
         {channel.topic && <span className="topic muted">{channel.topic}</span>}
@@ -53,6 +66,11 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
           >
             <PeopleIcon />
           </button>
+          {guild && (has(mine, Permission.MANAGE_CHANNELS) || has(mine, Permission.MANAGE_ROLES)) && (
+            <button className="icon" aria-label="Channel settings" onClick={() => setSettingsOpen(true)}>
+              <GearIcon />
+            </button>
+          )}
           {channel.kind === 'group' && (
             <button className="icon" aria-label="Channel settings" onClick={() => setSettingsOpen(true)}>
               <GearIcon />
@@ -61,21 +79,29 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
         </div>
       </header>
       <div className="channel-body">
-        <section className="conversation" aria-label={`Messages in ${label}`}>
-          <MessageList channel={channel} editing={editing} onEdit={setEditing} />
-          <div className="typing" aria-live="polite">
-            {typingText(typing.map((id) => displayName(users[id])))}
-          </div>
-          <SlowDownNotice channelId={channel.id} />
-          <Composer
-            channelId={channel.id}
-            label={`Message ${label}`}
-            onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))}
-          />
-        </section>
-        {membersOpen && <MemberList channel={channel} />}
+        {channel.kind === 'voice' ? (
+          <VoicePane channel={channel} />
+        ) : (
+          <section className="conversation" aria-label={`Messages in ${label}`}>
+            <MessageList channel={channel} editing={editing} onEdit={setEditing} />
+            <div className="typing" aria-live="polite">
+              {typingText(typing.map((id) => displayName(users[id])))}
+            </div>
+            <SlowDownNotice channelId={channel.id} />
+            <Composer
+              channelId={channel.id}
+              label={`Message ${label}`}
+              onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))}
+              disabled={blocked ?? undefined}
+            />
+          </section>
+        )}
+        {membersOpen && (guild ? <GuildMemberList guild={guild} /> : <MemberList channel={channel} />)}
       </div>
-      {settingsOpen && (
+      {settingsOpen && guild && (
+        <GuildChannelSettings guild={guild} channelId={channel.id} onClose={() => setSettingsOpen(false)} />
+      )}
+      {settingsOpen && !guild && (
         <ChannelSettingsDialog channelId={channel.id} onClose={() => setSettingsOpen(false)} />
       )}
     </div>

@@ -18,17 +18,20 @@ export function Composer({
   channelId,
   label,
   onEditLast,
+  disabled,
 }: {
   channelId: string;
   label: string;
   onEditLast: () => void;
+  /** Why the user may not send here now (a server's time-out or permissions); absent: they may. */
+  disabled?: string;
 }) {
   const chat = useChat();
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
 
   const send = () => {
-    if (!text.trim() || [...text].length > MAX) return;
+    if (disabled || !text.trim() || [...text].length > MAX) return;
     chat.send(channelId, text);
     setText('');
   };
@@ -57,7 +60,8 @@ export function Composer({
       <textarea
         ref={ref}
         aria-label={label}
-        placeholder={`${label}`}
+        placeholder={disabled ?? `${label}`}
+        disabled={!!disabled}
         rows={Math.min(8, text.split('\n').length)}
         value={text}
         autoFocus
@@ -77,7 +81,12 @@ export function Composer({
           {[...text].length - MAX} characters over the limit
         </span>
       )}
-      <button type="submit" className="send" aria-label="Send" disabled={!text.trim() || over}>
+      {disabled && (
+        <span className="composer-blocked" role="status">
+          {disabled}
+        </span>
+      )}
+      <button type="submit" className="send" aria-label="Send" disabled={!!disabled || !text.trim() || over}>
         <SendIcon />
       </button>
     </form>

@@ -7,10 +7,13 @@ export function Modal({
   title,
   onClose,
   children,
+  wide = false,
 }: {
   title: string;
   onClose: () => void;
   children: ReactNode;
+  /** Room for settings with many parts (a server's). */
+  wide?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   // What had focus when the dialog was asked for (read while rendering, before anything in the
@@ -30,7 +33,13 @@ export function Modal({
     };
   }, [opener]);
   return (
-    <dialog ref={ref} className="modal" aria-labelledby="modal-title" onClose={onClose} onCancel={onClose}>
+    <dialog
+      ref={ref}
+      className={`modal ${wide ? 'wide' : ''}`}
+      aria-labelledby="modal-title"
+      onClose={onClose}
+      onCancel={onClose}
+    >
       <header>
         <h2 id="modal-title">{title}</h2>
         <button className="icon" aria-label="Close" onClick={onClose}>

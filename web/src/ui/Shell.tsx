@@ -1,6 +1,10 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useChannels, useChat, useConnection } from '../chat/hooks';
+import { byPosition, useGuilds } from '../guilds/hooks';
 import { ChannelView } from './ChannelView';
+import { GuildSidebar } from './guild/GuildSidebar';
+import { InvitePage, inviteFromPath, NoticeBanner } from './guild/InvitePage';
+import { ServerRail } from './guild/ServerRail';
 import { Sidebar } from './Sidebar';
 
 function channelFromHash(): string | null {
@@ -8,27 +12,55 @@ function channelFromHash(): string | null {
   return m ? m[1] : null;
 }
 
+/** A server chosen without a channel (`#/g/{id}`): its first channel opens. */
+function guildFromHash(): string | null {
+  const m = /^#\/g\/(\d+)$/.exec(window.location.hash);
+  return m ? m[1] : null;
+}
+
 export function navigate(channelId: string | null) {
   window.location.hash = channelId ? `/c/${channelId}` : '/';
+}
+
+export function navigateGuild(guildId: string) {
+  window.location.hash = `/g/${guildId}`;
 }
 
 export function Shell() {
   const chat = useChat();
   const channels = useChannels();
   const connection = useConnection();
+  const guilds = useGuilds();
   const [active, setActive] = useState<string | null>(channelFromHash);
+  const [hashGuild, setHashGuild] = useState<string | null>(guildFromHash);
+  const [invite, setInvite] = useState<string | null>(inviteFromPath);
   const [sidebarOpen, setSidebarOpen] = useState(active === null);
 
   useEffect(() => {
     const onHash = () => {
       setActive(channelFromHash());
+      setHashGuild(guildFromHash());
       setSidebarOpen(false);
     };
+    const onPath = () => setInvite(inviteFromPath());
     window.addEventListener('hashchange', onHash);
-    return () => window.removeEventListener('hashchange', onHash);
+    window.addEventListener('popstate', onPath);
+    return () => {
+      window.removeEventListener('hashchange', onHash);
+      window.removeEventListener('popstate', onPath);
+    };
   }, []);
 
-  const channel = channels.find((c) => c.id === active);
+  const found = channels.find((c) => c.id === active);
+  // A category is a heading, never a conversation.
+  const channel = found?.kind === 'category' ? undefined : found;
+  const guildId = channel ? (channel.guild_id ?? null) : hashGuild;
+  const guild = guilds.find((g) => g.id === guildId);
+  // A server chosen without a channel opens its first text channel the user may view.
+  const firstText = channels.filter((c) => c.guild_id === hashGuild && c.kind === 'text').sort(byPosition)[0];
+  useEffect(() => {
+    if (!channel && hashGuild && firstText) window.location.replace(`#/c/${firstText.id}`);
+  }, [channel, hashGuild, firstText]);
   // At phone width the channel list is a drawer over the conversation (CSS shows it so only
   // there): it closes on a tap on any channel (the open one too), its close button, Escape, or a
   // tap beside it, and gives focus back to the button that opened it.
@@ -53,15 +85,18 @@ export function Shell() {
     chat.setActive(channel ? channel.id : null);
   }, [chat, channel?.id]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  // A channel that went away (deleted, left, removed) closes.
-  const seen = useRef<string | null>(null);
+  // A channel that went away (deleted, left, removed, no longer visible) closes: back to its
+  // server while the user is still in it.
+  const seen = useRef<{ id: string; guild: string | null } | null>(null);
   useEffect(() => {
-    if (channel) seen.current = channel.id;
-    else if (active && seen.current === active) {
+    if (channel) seen.current = { id: channel.id, guild: channel.guild_id ?? null };
+    else if (active && seen.current?.id === active) {
+      const from = seen.current.guild;
       seen.current = null;
-      navigate(null);
+      if (from && guilds.some((g) => g.id === from)) navigateGuild(from);
+      else navigate(null);
     }
-  }, [active, channel]);
+  }, [active, channel, guilds]);
 
   return (
     <div className={`shell ${sidebarOpen || !channel ? 'sidebar-open' : ''} ${drawer ? 'drawer' : ''}`}>
@@ -75,19 +110,36 @@ export function Shell() {
           Connecting…
         </div>
       )}
-      <Sidebar
-        activeId={channel?.id ?? null}
-        onNavigate={closeDrawer}
-        onClose={channel ? closeDrawer : undefined}
-      />
+      <NoticeBanner />
+      <ServerRail activeGuildId={guild ? guild.id : null} />
+      {guild ? (
+        <GuildSidebar
+          guild={guild}
+          activeId={channel?.id ?? null}
+          onNavigate={closeDrawer}
+          onClose={channel ? closeDrawer : undefined}
+        />
+      ) : (
+        <Sidebar
+          activeId={channel?.id ?? null}
+          onNavigate={closeDrawer}
+          onClose={channel ? closeDrawer : undefined}
+        />
+      )}
       {drawer && <div className="drawer-backdrop" aria-hidden="true" onClick={closeDrawer} />}
       <main className="main" aria-label="Conversation">
-        {channel ? (
+        {invite ? (
+          <InvitePage code={invite} />
+        ) : channel ? (
           <ChannelView key={channel.id} channel={channel} onMenu={() => setSidebarOpen(true)} />
         ) : (
           <div className="empty-state">
             <h2>Pick a conversation</h2>
-            <p className="muted">Choose a channel or a direct message on the left, or start a new one.</p>
+            <p className="muted">
+              {guild
+                ? 'There is no channel here you may see yet.'
+                : 'Choose a channel or a direct message on the left, or start a new one.'}
+            </p>
           </div>
         )}
       </main>

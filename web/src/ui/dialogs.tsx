@@ -7,7 +7,7 @@ import { displayName } from '../chat/store';
 import { Avatar } from './Avatar';
 import { errorText, Modal } from './Modal';
 
-function useAction() {
+export function useAction() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const run = async (fn: () => Promise<unknown>) => {
