@@ -179,6 +179,7 @@ impl Continuity {
             metrics,
             repaired_connects,
             linger,
+            busy: false,
         };
         (Self { commands }, dispatcher)
     }
@@ -249,8 +250,11 @@ pub struct Dispatcher {
     metrics: EdgeMetrics,
     /// The NATS client's connection count whose losses are repaired.
     repaired_connects: u64,
-    /// How long a batch gathers events after its first (see [`Dispatcher::run`]).
+    /// How long a batch gathers events after its first, while events come faster than they are
+    /// handed out (see [`Dispatcher::run`]).
     linger: Duration,
+    /// Whether the last batch found more than its first event waiting: the edge is busy.
+    busy: bool,
 }
 
 /// Reads back what live delivery lost.
@@ -286,11 +290,13 @@ impl Dispatcher {
                 Some((feed, message)) = self.streams.next(), if !self.streams.is_empty() => {
                     self.take(&feed, &message);
                     let mut taken = 1;
-                    // What arrives within the linger joins the batch: every session then gets
-                    // its share at once and writes it with one call, where an event at a time
-                    // costs each session a wake and a write per event.
-                    let deadline = tokio::time::Instant::now() + self.linger;
-                    while taken < MAX_BATCH {
+                    // While busy, what arrives within the linger joins the batch: every session
+                    // then gets its share at once and writes it with one call, where an event
+                    // at a time costs each session a wake and a write per event. An edge that
+                    // keeps up hands out at once: waiting would only add latency.
+                    let linger = if self.busy { self.linger } else { Duration::ZERO };
+                    let deadline = tokio::time::Instant::now() + linger;
+                    while taken < MAX_BATCH && !linger.is_zero() {
                         match tokio::time::timeout_at(deadline, self.streams.next()).await {
                             Ok(Some((feed, message))) => self.take(&feed, &message),
                             _ => break,
@@ -305,6 +311,7 @@ impl Dispatcher {
                         }
                         taken += 1;
                     }
+                    self.busy = taken > 1;
                     self.hand_out(Cause::Gap, None).await;
                 }
             }

@@ -46,7 +46,9 @@ impl Session {
         let me = claims.sub;
         // A server's events, its channels' included, follow its permissions.
         if let Some(guild) = delivery.event.guild() {
-            return self.guild_event(me, guild, delivery).await;
+            // Boxed, as the rarer paths below: a future is as large as its largest await, and
+            // every idle session holds the one that waits for its next delivery.
+            return Box::pin(self.guild_event(me, guild, delivery)).await;
         }
         match &delivery.event {
             // Only my own inbox carries CHANNEL_CREATE: a channel made with me in it, one I was
@@ -54,7 +56,7 @@ impl Session {
             Event::ChannelCreate(created) => {
                 self.note_role(&created.channel, me);
                 if self.add_channel(created.channel.id).await? {
-                    return self.introduce(me, vec![created.channel.clone()]).await;
+                    return Box::pin(self.introduce(me, vec![created.channel.clone()])).await;
                 }
             }
             Event::ChannelUpdate(channel) => self.note_role(channel, me),
