@@ -28,7 +28,7 @@ pub struct Message {
     /// deleted"), as Discord's `referenced_message` is null then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referenced_message: Option<ReferencedMessage>,
-    /// Reactions, one per emoji, in the order they were first added: how many, and whether the
+    /// Reactions, one per emoji (in the store's order of emoji): how many, and whether the
     /// reader is among them. Only history pages carry them (they are the reader's view); live,
     /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1647,7 +1647,7 @@ export interface components {
       /** @description The sender's nonce, echoed so its client can match the message to its pending copy. */
       nonce?: string | null;
       /**
-       * @description Reactions, one per emoji, in the order they were first added: how many, and whether the
+       * @description Reactions, one per emoji (in the store's order of emoji): how many, and whether the
        *     reader is among them. Only history pages carry them (they are the reader's view); live,
        *     clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
        */
