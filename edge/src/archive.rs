@@ -74,6 +74,50 @@ impl Archive {
         Ok(self.history()?.page(channel, page, limit).await?)
     }
 
+    /// A page of `channel`'s history as `reader` sees it: replies' previews, reactions and
+    /// whether `reader` is among them.
+    pub async fn page_for(
+        &self,
+        reader: Snowflake,
+        channel: Snowflake,
+        page: Page,
+        limit: usize,
+    ) -> Result<Vec<Message>, HistoryError> {
+        Ok(self
+            .history()?
+            .page_for(reader, channel, page, limit)
+            .await?)
+    }
+
+    /// Whether `user` has reacted to a message with `emoji`.
+    pub async fn reacted(
+        &self,
+        channel: Snowflake,
+        message: Snowflake,
+        emoji: &str,
+        user: Snowflake,
+    ) -> Result<bool, HistoryError> {
+        Ok(self
+            .history()?
+            .reacted(channel, message, emoji, user)
+            .await?)
+    }
+
+    /// Who reacted to a message with `emoji`: user ids above `after`, in id order.
+    pub async fn reactors(
+        &self,
+        channel: Snowflake,
+        message: Snowflake,
+        emoji: &str,
+        after: Snowflake,
+        limit: usize,
+    ) -> Result<Vec<Snowflake>, HistoryError> {
+        Ok(self
+            .store()?
+            .reactors(channel, message, emoji, after, limit)
+            .await?)
+    }
+
     /// One message of `channel`, if it exists.
     pub async fn message(
         &self,

@@ -13,8 +13,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use proto::api::messages::{Message, MessageContent, Nonce, Typing};
-use proto::events::{Event, MessageRef, ReadState};
+use proto::api::messages::{
+    Message, MessageContent, MessageReference, Nonce, ReferencedMessage, Typing,
+};
+use proto::api::reactions::{Emoji, ReactionEmoji};
+use proto::events::{Event, MessageRef, ReactionEvent, ReadState};
 use proto::gateway::{MessageEdit, MessageSend};
 use proto::subjects::Subjects;
 use proto::{Snowflake, SnowflakeGenerator};
@@ -247,19 +250,22 @@ impl Chat {
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
+        archive: &Archive,
     ) -> Result<Message, ChatError> {
-        let publishing = self.publish(author, send, slowmode).await?;
+        let publishing = self.publish(author, send, slowmode, archive).await?;
         self.acknowledged(publishing).await
     }
 
     /// Hands a message to JetStream without waiting for its acknowledgement, so a session can go
     /// on reading and writing while it is stored: sends from one session are published in the
-    /// order they came, and [`Chat::acknowledged`] waits for each one's answer.
+    /// order they came, and [`Chat::acknowledged`] waits for each one's answer. A reply looks
+    /// its original up first (history), to check it and carry its preview.
     pub async fn publish(
         &self,
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
+        archive: &Archive,
     ) -> Result<Publishing, ChatError> {
         let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
         let nonce = send
@@ -275,6 +281,10 @@ impl Chat {
         self.slowmode
             .check(author, channel, slowmode)
             .map_err(ChatError::Slowmode)?;
+        let referenced_message = match send.message_reference {
+            Some(reference) => Some(replied_to(archive, channel, reference).await?),
+            None => None,
+        };
         let message = Message {
             id: self.ids.next_id(),
             channel_id: channel,
@@ -282,6 +292,14 @@ impl Chat {
             content: content.into(),
             nonce: nonce.as_ref().map(|n| n.as_str().to_owned()),
             edited_at: None,
+            message_reference: referenced_message
+                .as_ref()
+                .map(|original| MessageReference {
+                    message_id: original.id,
+                    channel_id: Some(channel),
+                }),
+            referenced_message,
+            ..Default::default()
         };
         // JetStream drops a second publish with this id inside its duplicate window.
         let dedupe = nonce
@@ -360,6 +378,63 @@ impl Chat {
         });
         self.store_event(channel, &event, None).await?;
         Ok(current)
+    }
+
+    /// Adds (`add`) or takes back `user`'s reaction with `emoji` to a message of `channel`. The
+    /// caller has checked that the actor may (their own reaction, or a moderator's removal). A
+    /// reaction already as asked changes nothing and publishes nothing.
+    pub async fn react(
+        &self,
+        user: Snowflake,
+        channel: Snowflake,
+        message: Snowflake,
+        emoji: &ReactionEmoji,
+        add: bool,
+        archive: &Archive,
+    ) -> Result<(), ChatError> {
+        find(archive, channel, message).await?;
+        let now = archive
+            .reacted(channel, message, emoji.as_str(), user)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot look a reaction up");
+                ChatError::HistoryUnavailable
+            })?;
+        if now == add {
+            return Ok(());
+        }
+        if !self.limits.send(user, channel) {
+            return Err(ChatError::RateLimited);
+        }
+        let reaction = ReactionEvent {
+            user_id: user,
+            channel_id: channel,
+            message_id: message,
+            emoji: Emoji::unicode(emoji.as_str()),
+        };
+        let event = if add {
+            Event::MessageReactionAdd(reaction)
+        } else {
+            Event::MessageReactionRemove(reaction)
+        };
+        self.store_event(channel, &event, None).await?;
+        Ok(())
+    }
+
+    /// Removes every reaction of a message (the caller has checked MANAGE_MESSAGES).
+    pub async fn clear_reactions(
+        &self,
+        channel: Snowflake,
+        message: Snowflake,
+        archive: &Archive,
+    ) -> Result<(), ChatError> {
+        find(archive, channel, message).await?;
+        let event = Event::MessageReactionRemoveAll(MessageRef {
+            id: message,
+            channel_id: channel,
+        });
+        self.store_event(channel, &event, None).await?;
+        Ok(())
     }
 
     /// Deletes a message without looking it up (a banned member's, found by reading history).
@@ -473,6 +548,26 @@ pub struct Publishing {
 fn unavailable(e: impl std::fmt::Display) -> ChatError {
     tracing::warn!(error = %e, "JetStream did not acknowledge a chat event");
     ChatError::Unavailable
+}
+
+/// The preview of the message a reply answers: one of the same channel that exists.
+async fn replied_to(
+    archive: &Archive,
+    channel: Snowflake,
+    reference: MessageReference,
+) -> Result<ReferencedMessage, ChatError> {
+    if reference.channel_id.is_some_and(|c| c != channel) {
+        return Err(ChatError::InvalidRequest(
+            "a reply answers a message of the same channel".to_owned(),
+        ));
+    }
+    match find(archive, channel, reference.message_id).await {
+        Ok(original) => Ok(ReferencedMessage::of(&original)),
+        Err(ChatError::UnknownMessage) => Err(ChatError::InvalidRequest(
+            "the message replied to does not exist (or was deleted)".to_owned(),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// A message of `channel` that history knows.

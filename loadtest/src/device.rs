@@ -331,6 +331,7 @@ impl Device {
                             channel_id: self.channel_ids[channel],
                             content: now.to_string(),
                             nonce: Some(nonce.clone()),
+                            message_reference: None,
                         })
                         .encode();
                         tracking.pending.insert(nonce, frame.clone());

@@ -90,6 +90,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             content: format!("drain message {i}"),
             nonce: None,
             edited_at: None,
+            ..Default::default()
         })
         .collect();
 

@@ -214,6 +214,7 @@ async fn write(
                 content: now.to_string(),
                 nonce: None,
                 edited_at: None,
+                ..Default::default()
             })
             .encode_dispatch(Some(sent));
             put_text_frame(&mut batch, frame.as_bytes());

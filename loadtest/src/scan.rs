@@ -85,6 +85,7 @@ mod tests {
             content: content.to_owned(),
             nonce: Some("12:3:0:1764547200000000".to_owned()),
             edited_at: None,
+            ..Default::default()
         })
         .encode_dispatch(Some(seq))
     }

@@ -11,7 +11,8 @@
 //!   JetStream stops delivering once that many are unacknowledged. A persister that dies with
 //!   events in hand simply never acknowledges them, and JetStream delivers them again to whoever
 //!   is running.
-//! - Writes are idempotent by message id, so a redelivery is harmless.
+//! - Writes are idempotent by message id (reactions: by message, emoji and reactor), so a
+//!   redelivery is harmless; reaction counts are derived from the rows after they are written.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,7 +235,8 @@ async fn copy(
     }
 }
 
-/// One attempt at writing every event of a set.
+/// One attempt at writing every event of a set: the events themselves, then the reaction counts
+/// of every (message, emoji) they touched, once each, from the rows just written.
 async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::StoreError> {
     let created: Vec<(&proto::api::messages::Message, i64)> = events
         .iter()
@@ -244,12 +246,29 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
         })
         .collect();
     let others = events.iter().map(|received| async move {
+        let at = received.at;
         match &received.event {
-            Event::MessageUpdate(m) => store.edit(m, received.at).await,
-            Event::MessageDelete(r) => store.delete(r.channel_id, r.id, received.at).await,
-            // Creates are written together; nothing else is stored in the stream today, and what
-            // is not ours to keep is acknowledged.
-            _ => Ok(()),
+            Event::MessageCreate(m) => store.insert_reply(m, at).await.map(|()| Vec::new()),
+            Event::MessageUpdate(m) => store.edit(m, at).await.map(|()| Vec::new()),
+            Event::MessageDelete(r) => store
+                .delete(r.channel_id, r.id, at)
+                .await
+                .map(|()| Vec::new()),
+            Event::MessageReactionAdd(r) => {
+                store.react(r, at).await?;
+                Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
+            }
+            Event::MessageReactionRemove(r) => {
+                store.unreact(r, at).await?;
+                Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
+            }
+            Event::MessageReactionRemoveAll(r) => {
+                let emoji = store.clear_reactions(r.channel_id, r.id, at).await?;
+                Ok(emoji.into_iter().map(|e| (r.channel_id, r.id, e)).collect())
+            }
+            // Nothing else is stored in the stream today, and what is not ours to keep is
+            // acknowledged.
+            _ => Ok(Vec::new()),
         }
     });
     let creates = async {
@@ -259,7 +278,14 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
             store.insert_many(&created).await
         }
     };
-    futures::try_join!(creates, futures::future::try_join_all(others))?;
+    let ((), touched) = futures::try_join!(creates, futures::future::try_join_all(others))?;
+    // A hot message's thousand reactions in a chunk cost one count, not a thousand.
+    let touched: std::collections::HashSet<store::messages::Touched> =
+        touched.into_iter().flatten().collect();
+    let recounts = touched
+        .iter()
+        .map(|(channel, message, emoji)| store.recount(*channel, *message, emoji));
+    futures::future::try_join_all(recounts).await?;
     Ok(())
 }
 

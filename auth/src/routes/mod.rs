@@ -356,7 +356,8 @@ impl utoipa::Modify for EdgeServers {
         audit::audit_log,
         gateway::gateway,
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
-        edge::mark_read, edge::presences,
+        edge::mark_read, edge::add_reaction, edge::remove_reaction, edge::reactors,
+        edge::clear_reactions, edge::presences,
     ),
     modifiers(&BearerAuth, &BodyAnswers, &EdgeServers),
     tags(
@@ -368,7 +369,7 @@ impl utoipa::Modify for EdgeServers {
             permissions, members, moderation and the audit log"),
         (name = "invites", description = "Invites to servers: create, preview, accept, revoke"),
         (name = "gateway", description = "Where to open the WebSocket"),
-        (name = "messages", description = "History, send, edit, delete and read markers. Served \
+        (name = "messages", description = "History, send, edit, delete, reactions and read markers. Served \
             by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \
             `/api/v1/gateway`, as `http://host:port`)"),
         (name = "presences", description = "Whose presence the caller may see. Served by the \

@@ -27,14 +27,18 @@ use crate::chat::ChatError;
 use crate::directory::DirectoryError;
 
 /// The caller, and the channel they asked about, as they see it (their role, its member count).
-struct Caller {
-    claims: AccessClaims,
-    token: String,
-    channel: Channel,
+pub(super) struct Caller {
+    pub(super) claims: AccessClaims,
+    pub(super) token: String,
+    pub(super) channel: Channel,
 }
 
 /// Checks that the (verified) caller is in the channel.
-async fn member(routes: &Routes, verified: Verified, channel: Snowflake) -> ApiResult<Caller> {
+pub(super) async fn member(
+    routes: &Routes,
+    verified: Verified,
+    channel: Snowflake,
+) -> ApiResult<Caller> {
     let Verified { claims, token } = verified;
     let channel = match routes.state.directory.channel(&token, channel).await {
         Ok(channel) => channel,
@@ -51,7 +55,7 @@ async fn member(routes: &Routes, verified: Verified, channel: Snowflake) -> ApiR
 }
 
 /// Refuses a send or edit in a DM across a block (either way).
-async fn open_for_sending(routes: &Routes, caller: &Caller) -> Result<(), ApiError> {
+pub(super) async fn open_for_sending(routes: &Routes, caller: &Caller) -> Result<(), ApiError> {
     if caller.channel.kind != ChannelKind::Dm {
         return Ok(());
     }
@@ -73,7 +77,7 @@ async fn open_for_sending(routes: &Routes, caller: &Caller) -> Result<(), ApiErr
     }
 }
 
-fn chat_error(e: &ChatError) -> ApiError {
+pub(super) fn chat_error(e: &ChatError) -> ApiError {
     let code = match e {
         ChatError::UnknownChannel => return not_found("channel"),
         ChatError::UnknownMessage => return not_found("message"),
@@ -96,7 +100,7 @@ fn chat_error(e: &ChatError) -> ApiError {
 
 /// What the caller may do in a server's channel (auth's answer: `permissions`); `None` for a
 /// group channel or DM.
-fn server_permissions(caller: &Caller) -> Option<Permissions> {
+pub(super) fn server_permissions(caller: &Caller) -> Option<Permissions> {
     caller
         .channel
         .guild_id
@@ -123,7 +127,7 @@ async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32
 
 /// Why a server's channel refused the caller: a time-out (`timed_out`), or the permissions
 /// themselves (`forbidden`). Only their member object says which.
-async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> ApiError {
+pub(super) async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> ApiError {
     let guild = caller.channel.guild_id.expect("a server's channel");
     let until = match routes
         .state
@@ -162,49 +166,60 @@ pub(super) async fn history(
     let state = &routes.state;
     let messages = state
         .archive
-        .page(caller.channel.id, page, limit)
+        .page_for(caller.claims.sub, caller.channel.id, page, limit)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "history read failed");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
-    // Authors by id, so every page shows current names and avatars: members in one request,
-    // anyone who has left one by one.
+    // Authors by id, so every page shows current names and avatars.
     let wanted: Vec<Snowflake> = messages
         .iter()
         .map(|m| m.author_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut authors: Vec<_> = Vec::new();
+    let authors = users(&routes, &caller, &wanted).await;
+    Ok(Json(HistoryPage { messages, authors }))
+}
+
+/// The current profiles of `wanted` (distinct ids): the channel's members in one request per
+/// hundred, anyone who has left one by one. Who cannot be found is left out.
+pub(super) async fn users(
+    routes: &Routes,
+    caller: &Caller,
+    wanted: &[Snowflake],
+) -> Vec<proto::api::users::User> {
+    let state = &routes.state;
+    let mut found: Vec<_> = Vec::new();
     for ids in wanted.chunks(MAX_MEMBER_IDS) {
         match state
             .directory
             .members_by_id(&caller.token, caller.channel.id, ids)
             .await
         {
-            Ok(members) => authors.extend(members.into_iter().map(|m| m.user)),
-            Err(e) => tracing::debug!(error = %e, "authors could not be resolved"),
+            Ok(members) => found.extend(members.into_iter().map(|m| m.user)),
+            Err(e) => tracing::debug!(error = %e, "users could not be resolved"),
         }
     }
     let missing: Vec<Snowflake> = wanted
         .iter()
-        .filter(|id| !authors.iter().any(|a| a.id == **id))
+        .filter(|id| !found.iter().any(|a| a.id == **id))
         .copied()
         .collect();
     let former = missing
         .iter()
         .map(|&id| state.directory.user(&caller.token, id));
-    for found in futures::future::join_all(former).await {
-        match found {
-            Ok(user) => authors.push(user),
-            Err(e) => tracing::debug!(error = %e, "an author could not be resolved"),
+    for user in futures::future::join_all(former).await {
+        match user {
+            Ok(user) => found.push(user),
+            Err(e) => tracing::debug!(error = %e, "a user could not be resolved"),
         }
     }
-    Ok(Json(HistoryPage { messages, authors }))
+    found
 }
 
-/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?}`
+/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?, "message_reference"?}`
 pub(super) async fn send(
     State(routes): State<Routes>,
     verified: Verified,
@@ -218,11 +233,12 @@ pub(super) async fn send(
         channel_id: caller.channel.id,
         content: post.content,
         nonce: post.nonce,
+        message_reference: post.message_reference,
     };
     let message = routes
         .state
         .chat
-        .send(caller.claims.sub, send, slowmode)
+        .send(caller.claims.sub, send, slowmode, &routes.state.archive)
         .await
         .map_err(|e| chat_error(&e))?;
     Ok(Json(message))

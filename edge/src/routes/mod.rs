@@ -5,6 +5,7 @@
 
 mod messages;
 mod presences;
+mod reactions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use kit::error::ApiError;
 use kit::extract::BearerToken;
 use kit::tokens::AccessClaims;
@@ -42,7 +43,13 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600));
     let api = Router::new()
@@ -57,6 +64,18 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
         .route(
             "/api/v1/channels/{id}/messages/{message_id}/ack",
             post(messages::ack),
+        )
+        .route(
+            "/api/v1/channels/{id}/messages/{message_id}/reactions",
+            delete(reactions::clear),
+        )
+        .route(
+            "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}",
+            get(reactions::reactors),
+        )
+        .route(
+            "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}",
+            axum::routing::put(reactions::add).delete(reactions::remove),
         )
         .route("/api/v1/presences", get(presences::presences))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));

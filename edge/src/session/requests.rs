@@ -38,7 +38,12 @@ impl Session {
             }
             slowmode = allowed.slowmode;
         }
-        let publishing = match self.state.chat.publish(claims.sub, send, slowmode).await {
+        let state = &self.state;
+        let publishing = match state
+            .chat
+            .publish(claims.sub, send, slowmode, &state.archive)
+            .await
+        {
             Ok(publishing) => publishing,
             Err(e) => return self.reply_error(nonce, &e).await,
         };

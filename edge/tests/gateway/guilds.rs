@@ -518,6 +518,7 @@ async fn a_ban_deletes_the_last_seconds_of_the_members_messages_on_every_device(
         content: "an hour ago".into(),
         nonce: None,
         edited_at: None,
+        ..Default::default()
     });
     async_nats::jetstream::new(nats)
         .publish(subjects.chat_intake(general), event.to_json().into())

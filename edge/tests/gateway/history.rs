@@ -161,6 +161,7 @@ async fn import(world: &World, channel: Snowflake, author: Snowflake, ids: &[Sno
                 content: format!("message {id}"),
                 nonce: None,
                 edited_at: None,
+                ..Default::default()
             });
             let publish = PublishMessage::build()
                 .payload(event.to_json().into())

@@ -3,6 +3,7 @@
 mod bad_input;
 mod busy;
 mod chat;
+mod conversation;
 mod edge_process;
 mod guilds;
 mod history;

@@ -28,7 +28,7 @@ async fn every_route_the_document_gives_to_the_edges_is_one_an_edge_answers() {
         );
         // Ids in the path: any will do, the token is refused first.
         let concrete = path.replace("{id}", "1").replace("{message_id}", "2");
-        for method in ["get", "post", "patch", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             if item[method].is_null() {
                 continue;
             }
@@ -49,6 +49,6 @@ async fn every_route_the_document_gives_to_the_edges_is_one_an_edge_answers() {
             checked += 1;
         }
     }
-    // History, send, edit, delete, ack and presences.
-    assert_eq!(checked, 6, "the document names {checked} edge routes");
+    // History, send, edit, delete, ack, reactions (add, remove, who, clear) and presences.
+    assert_eq!(checked, 10, "the document names {checked} edge routes");
 }

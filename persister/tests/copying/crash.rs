@@ -104,6 +104,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
             content: format!("event {i}"),
             nonce: None,
             edited_at: None,
+            ..Default::default()
         };
         sent.push(message.id.as_i64());
         let publish =

@@ -51,6 +51,7 @@ impl Store {
             content: "original".into(),
             nonce: None,
             edited_at: None,
+            ..Default::default()
         }
     }
 

@@ -5,8 +5,9 @@
 //!
 //! Where each goes (subjects in [`crate::subjects`]):
 //!
-//! MESSAGE_CREATE, MESSAGE_UPDATE and MESSAGE_DELETE go through the chat stream
-//! (`{prefix}.in.{channel}`, republished to `.msg` once stored), TYPING_START to `.typing`, and
+//! MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE and MESSAGE_REACTION_ADD, _REMOVE and
+//! _REMOVE_ALL go through the chat stream (`{prefix}.in.{channel}`, republished to `.msg` once
+//! stored), TYPING_START to `.typing`, and
 //! MESSAGE_ACK (published by the edge that marked the channel read) to `.read` for channels of up
 //! to 25 members and to the reader's inbox for larger ones; the rest are published by auth:
 //!
@@ -94,6 +95,12 @@ pub enum Event {
     MessageUpdate(Message),
     /// A message was deleted (stored in the chat stream).
     MessageDelete(MessageRef),
+    /// Someone reacted to a message with an emoji (stored in the chat stream, like edits).
+    MessageReactionAdd(ReactionEvent),
+    /// Someone's reaction was taken back, by them or by a moderator (stored in the chat stream).
+    MessageReactionRemove(ReactionEvent),
+    /// A moderator cleared every reaction of a message (stored in the chat stream).
+    MessageReactionRemoveAll(MessageRef),
     /// A user has read a channel up to a message: their own other devices clear the channel's
     /// unread count, and in small channels the other members see it as a read receipt.
     MessageAck(ReadState),
@@ -195,7 +202,8 @@ impl Event {
     pub fn channel(&self) -> Option<Snowflake> {
         match self {
             Self::MessageCreate(message) | Self::MessageUpdate(message) => Some(message.channel_id),
-            Self::MessageDelete(r) => Some(r.channel_id),
+            Self::MessageDelete(r) | Self::MessageReactionRemoveAll(r) => Some(r.channel_id),
+            Self::MessageReactionAdd(r) | Self::MessageReactionRemove(r) => Some(r.channel_id),
             Self::MessageAck(read) => Some(read.channel_id),
             Self::TypingStart(typing) => Some(typing.channel_id),
             Self::ChannelCreate(created) => Some(created.channel.id),
@@ -236,6 +244,15 @@ impl Event {
 pub struct MessageRef {
     pub id: Snowflake,
     pub channel_id: Snowflake,
+}
+
+/// MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE: who, on which message, with which emoji.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReactionEvent {
+    pub user_id: Snowflake,
+    pub channel_id: Snowflake,
+    pub message_id: Snowflake,
+    pub emoji: crate::api::reactions::Emoji,
 }
 
 /// How far a user has read in a channel (MESSAGE_ACK).

@@ -332,6 +332,7 @@ mod tests {
                 channel_id: crate::Snowflake::from_u64(1),
                 content: "hi".into(),
                 nonce: Some("n".into()),
+                message_reference: None,
             }),
         ];
         for frame in frames {

@@ -34,7 +34,7 @@ const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
 const MAX_TIMESTAMP: u64 = (1 << (64 - TIMESTAMP_SHIFT)) - 1;
 
 /// A 64-bit, time-ordered id.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Snowflake(u64);
 
 impl Snowflake {

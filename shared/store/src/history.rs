@@ -19,6 +19,8 @@ use proto::events::Event;
 
 use crate::messages::{MessageStore, Page, StoreError, StoredMessage};
 
+mod dress;
+
 /// A channel's history: the store and the chat stream it is written from.
 #[derive(Clone)]
 pub struct History {
@@ -43,6 +45,47 @@ impl History {
         page: Page,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
+        Ok(self.read_page(channel, page, limit).await?.0)
+    }
+
+    /// A page of `channel`'s history as `reader` sees it, newest first: each reply with the
+    /// preview of what it answers (none once that is deleted), each message with its reactions
+    /// and whether `reader` is among them.
+    pub async fn page_for(
+        &self,
+        reader: Snowflake,
+        channel: Snowflake,
+        page: Page,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let (mut messages, unwritten) = self.read_page(channel, page, limit).await?;
+        dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
+        dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
+        Ok(messages)
+    }
+
+    /// Whether `user` has reacted to a message with `emoji`, the stream's unwritten events
+    /// included.
+    pub async fn reacted(
+        &self,
+        channel: Snowflake,
+        message: Snowflake,
+        emoji: &str,
+        user: Snowflake,
+    ) -> Result<bool, StoreError> {
+        let unwritten = self.unwritten(channel, self.watermark().await).await;
+        if let Some(state) = dress::last_state(&unwritten, message, emoji, user) {
+            return Ok(state);
+        }
+        self.store.reacted(channel, message, emoji, user).await
+    }
+
+    async fn read_page(
+        &self,
+        channel: Snowflake,
+        page: Page,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Vec<Event>), StoreError> {
         let unwritten = self.unwritten(channel, self.watermark().await).await;
         // Deletes among them may remove stored messages from the page: read that many more.
         let deletes = unwritten
@@ -50,7 +93,8 @@ impl History {
             .filter(|e| matches!(e, Event::MessageDelete(_)))
             .count();
         let stored = self.store.page(channel, page, limit + deletes).await?;
-        Ok(overlay(channel, page, limit, stored, &unwritten))
+        let messages = overlay(channel, page, limit, stored, &unwritten);
+        Ok((messages, unwritten))
     }
 
     /// One message of `channel`, if it exists.
@@ -64,14 +108,18 @@ impl History {
             self.store.get(channel, id),
             self.unwritten(channel, watermark)
         );
-        let found = overlay(
+        let mut found: Vec<Message> = overlay(
             channel,
             Page::Around(id),
             1,
             stored?.into_iter().collect(),
             &unwritten,
-        );
-        Ok(found.into_iter().find(|m| m.id == id))
+        )
+        .into_iter()
+        .filter(|m| m.id == id)
+        .collect();
+        dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
+        Ok(found.pop())
     }
 
     /// How far the store holds the stream. Not knowing (the store did not answer) counts as
@@ -206,6 +254,7 @@ mod tests {
             content: format!("m{id}"),
             nonce: Some("n".into()),
             edited_at: None,
+            ..Default::default()
         })
     }
 
@@ -241,6 +290,7 @@ mod tests {
             content: "changed".into(),
             nonce: None,
             edited_at: Some(5),
+            ..Default::default()
         };
         let delete = Event::MessageDelete(MessageRef {
             id: Snowflake::from_u64(3),

@@ -1,6 +1,6 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
-//! ([`read_states`]), and how far the store holds the chat stream ([`watermark`]).
+//! ([`read_states`]), replies and reactions ([`conversation`]), and how far the store holds the chat stream ([`watermark`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -39,6 +39,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+mod conversation;
 mod pages;
 mod read_states;
 mod watermark;
@@ -46,6 +47,8 @@ mod writes;
 
 /// The unread count stops here: READY says "100 or more" rather than counting a year of messages.
 pub const MAX_UNREAD: usize = 100;
+
+pub use conversation::Touched;
 
 #[derive(Debug, thiserror::Error)]
 #[error("CQL store: {0}")]
@@ -56,7 +59,7 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// A stored message, as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredMessage {
     pub id: Snowflake,
     pub author_id: Snowflake,
@@ -73,6 +76,7 @@ impl StoredMessage {
             content: self.content,
             nonce: None,
             edited_at: self.edited_at,
+            ..Message::default()
         }
     }
 }
@@ -95,6 +99,8 @@ fn stored(row: Row) -> Option<StoredMessage> {
 pub struct MessageStore {
     session: Arc<Session>,
     s: Arc<Statements>,
+    /// Replies' and reactions' statements (`conversation`).
+    c: Arc<conversation::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -227,9 +233,11 @@ impl MessageStore {
             )
             .await?,
         };
+        let c = conversation::Statements::prepare(&session, timeout).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
+            c: Arc::new(c),
             known_buckets: Arc::default(),
         })
     }

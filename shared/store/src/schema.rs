@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stream_watermarks",
         cql: include_str!("../schema/0003_stream_watermarks.cql"),
     },
+    Migration {
+        version: 4,
+        name: "conversation",
+        cql: include_str!("../schema/0004_conversation.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

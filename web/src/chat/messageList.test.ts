@@ -4,6 +4,8 @@ import {
   addPending,
   applyDelete,
   applyEdit,
+  applyReaction,
+  clearReactions,
   discardPending,
   emptyList,
   markFailed,
@@ -171,5 +173,35 @@ describe('scrolling back', () => {
     let l = applyDelete(mergeMessages(emptyList(), [msg('100')]), '50');
     l = mergeMessages(l, [msg('50'), msg('40'), msg('40')]);
     expect(ids(l)).toEqual(['40', '100']);
+  });
+});
+
+describe('reactions', () => {
+  const thumbs = { name: '👍' };
+  const held = () => mergeMessages(emptyList(), [msg('1')]);
+
+  it('count up and down live, and mark my own', () => {
+    let l = applyReaction(held(), { message_id: '1', user_id: 'bob', emoji: thumbs }, true, 'me');
+    l = applyReaction(l, { message_id: '1', user_id: 'me', emoji: thumbs }, true, 'me');
+    expect(l.items[0].reactions).toEqual([{ emoji: { id: null, name: '👍' }, count: 2, me: true }]);
+    l = applyReaction(l, { message_id: '1', user_id: 'me', emoji: thumbs }, true, 'me');
+    expect(l.items[0].reactions?.[0].count).toBe(2);
+    l = applyReaction(l, { message_id: '1', user_id: 'bob', emoji: thumbs }, false, 'me');
+    l = applyReaction(l, { message_id: '1', user_id: 'me', emoji: thumbs }, false, 'me');
+    expect(l.items[0].reactions).toEqual([]);
+  });
+
+  it('survive an edit and go with a removal of all', () => {
+    let l = applyReaction(held(), { message_id: '1', user_id: 'bob', emoji: thumbs }, true, 'me');
+    l = applyEdit(l, msg('1', 'edited', { edited_at: 5 }));
+    expect(l.items[0].content).toBe('edited');
+    expect(l.items[0].reactions?.[0].count).toBe(1);
+    expect(clearReactions(l, '1').items[0].reactions).toEqual([]);
+  });
+
+  it('come from a history page when it shows other counts', () => {
+    const page = msg('1', 'm1', { reactions: [{ emoji: { id: null, name: '🔥' }, count: 3, me: false }] });
+    const l = mergeMessages(held(), [page]);
+    expect(l.items[0].reactions?.[0].count).toBe(3);
   });
 });

@@ -116,7 +116,14 @@ export function mergeMessages(list: MessageList, incoming: Message[]): MessageLi
     if (list.deleted.has(m.id)) continue;
     const existing = confirmed.get(m.id);
     if (existing && !newer(existing, m)) continue;
-    if (existing && existing.content === m.content && existing.edited_at === m.edited_at) continue;
+    if (
+      existing &&
+      existing.content === m.content &&
+      existing.edited_at === m.edited_at &&
+      sameReactions(existing, m) &&
+      !!existing.referenced_message === !!m.referenced_message
+    )
+      continue;
     confirmed.set(m.id, { ...m, delivery: 'sent' });
     changed = true;
   }
@@ -142,10 +149,56 @@ function prependOlder(list: MessageList, incoming: Message[]): MessageList | nul
   return { ...list, items: [...sorted, ...list.items] };
 }
 
-/** A MESSAGE_UPDATE: replaces the message if this list holds it and the edit is newer. */
+/** A MESSAGE_UPDATE: replaces the message if this list holds it and the edit is newer. The
+ * event carries no reactions: the message keeps its own. */
 export function applyEdit(list: MessageList, m: Message): MessageList {
-  if (!list.items.some((x) => x.id === m.id && x.delivery === 'sent')) return list;
-  return mergeMessages(list, [m]);
+  const held = list.items.find((x) => x.id === m.id && x.delivery === 'sent');
+  if (!held) return list;
+  return mergeMessages(list, [{ ...m, reactions: held.reactions }]);
+}
+
+function sameReactions(a: Message, b: Message): boolean {
+  return JSON.stringify(a.reactions ?? []) === JSON.stringify(b.reactions ?? []);
+}
+
+/** What a MESSAGE_REACTION_ADD or _REMOVE says. */
+export interface ReactionChange {
+  message_id: string;
+  user_id: string;
+  emoji: { name: string };
+}
+
+/**
+ * A MESSAGE_REACTION_ADD (`added`) or _REMOVE: one more or one fewer of the emoji on the message,
+ * and `me` when the reactor is `me`. A change of one's own that the message already shows (a
+ * history page read after it was stored) changes nothing.
+ */
+export function applyReaction(list: MessageList, r: ReactionChange, added: boolean, me: string): MessageList {
+  const index = list.items.findIndex((x) => x.id === r.message_id && x.delivery === 'sent');
+  if (index < 0) return list;
+  const message = list.items[index];
+  const reactions = [...(message.reactions ?? [])];
+  const at = reactions.findIndex((x) => x.emoji.name === r.emoji.name);
+  const mine = r.user_id === me;
+  const current = at >= 0 ? reactions[at] : { emoji: { id: null, name: r.emoji.name }, count: 0, me: false };
+  if (mine && current.me === added) return list;
+  const count = Math.max(0, current.count + (added ? 1 : -1));
+  const next = { ...current, count, me: mine ? added : current.me };
+  if (at >= 0 && count === 0) reactions.splice(at, 1);
+  else if (at >= 0) reactions[at] = next;
+  else if (count > 0) reactions.push(next);
+  const items = [...list.items];
+  items[index] = { ...message, reactions };
+  return { ...list, items };
+}
+
+/** A MESSAGE_REACTION_REMOVE_ALL: the message shows no reactions. */
+export function clearReactions(list: MessageList, id: string): MessageList {
+  const index = list.items.findIndex((x) => x.id === id);
+  if (index < 0 || !list.items[index].reactions?.length) return list;
+  const items = [...list.items];
+  items[index] = { ...items[index], reactions: [] };
+  return { ...list, items };
 }
 
 /** A MESSAGE_DELETE: removes the message and remembers its id. */

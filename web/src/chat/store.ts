@@ -26,6 +26,9 @@ import { keys } from './keys';
 import {
   addPending,
   applyDelete,
+  applyReaction,
+  clearReactions,
+  type ReactionChange,
   applyEdit,
   discardPending,
   emptyList,
@@ -328,6 +331,16 @@ export class Chat {
       case 'MESSAGE_DELETE': {
         const { id, channel_id } = d as { id: string; channel_id: string };
         return this.patchList(channel_id, (l) => applyDelete(l, id));
+      }
+      case 'MESSAGE_REACTION_ADD':
+      case 'MESSAGE_REACTION_REMOVE': {
+        const r = d as ReactionChange & { channel_id: string };
+        const added = t === 'MESSAGE_REACTION_ADD';
+        return this.patchList(r.channel_id, (l) => applyReaction(l, r, added, this.me.id));
+      }
+      case 'MESSAGE_REACTION_REMOVE_ALL': {
+        const { id, channel_id } = d as { id: string; channel_id: string };
+        return this.patchList(channel_id, (l) => clearReactions(l, id));
       }
       case 'MESSAGE_ACK':
         return this.onAck(d as MessageAck);

@@ -7,6 +7,8 @@
 use super::error::ErrorBody;
 use super::messages::{EditMessageRequest, HistoryPage, HistoryQuery, Message, PostMessageRequest};
 use super::presence::{Presence, PresencesQuery};
+use super::reactions::ReactorsQuery;
+use super::users::User;
 
 /// A page of a channel's history, newest first, with the current profile of every author on it.
 /// Includes what the chat stream holds and the store does not yet have. In a server's channel:
@@ -61,6 +63,55 @@ pub fn delete_message() {}
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn mark_read() {}
+
+/// React to a message with a Unicode emoji (URL-encoded), once per emoji: MESSAGE_REACTION_ADD
+/// to the channel. 204 also when the reaction was there already. In a server's channel:
+/// ADD_REACTIONS and READ_MESSAGE_HISTORY (403).
+#[utoipa::path(put, path = "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id"),
+           ("emoji" = String, Path, description = "One Unicode emoji, URL-encoded"),
+           ("user" = String, Path, description = "`@me`")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn add_reaction() {}
+
+/// Take a reaction back: `@me`, or someone else's by user id (MANAGE_MESSAGES, or a group
+/// channel's owner or moderators): MESSAGE_REACTION_REMOVE. 204 also when there was none.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id"),
+           ("emoji" = String, Path, description = "One Unicode emoji, URL-encoded"),
+           ("user" = String, Path, description = "`@me` or a user id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn remove_reaction() {}
+
+/// Who reacted with an emoji, in user-id order, paged (`after`, `limit`).
+#[utoipa::path(get, path = "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id"),
+           ("emoji" = String, Path, description = "One Unicode emoji, URL-encoded"),
+           ReactorsQuery),
+    responses((status = 200, body = Vec<User>), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn reactors() {}
+
+/// Remove every reaction of a message (MANAGE_MESSAGES, or a group channel's owner or
+/// moderators): MESSAGE_REACTION_REMOVE_ALL.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}/reactions",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn clear_reactions() {}
 
 /// The presence of up to 100 users, as the caller may see it: anyone they may not see is
 /// `offline` with no last-seen; their own real status.

@@ -8,7 +8,7 @@ use crate::Snowflake;
 
 /// A message as stored and delivered. Authors are ids: names and avatars are looked up when shown,
 /// so a changed profile shows on every old message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: Snowflake,
     pub channel_id: Snowflake,
@@ -20,6 +20,63 @@ pub struct Message {
     /// Unix milliseconds of the last edit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<u64>,
+    /// A reply: the message of the same channel it answers (Discord's `message_reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_reference: Option<MessageReference>,
+    /// A reply's preview of the message it answers, as it was when the reply was sent. Absent
+    /// on a reply whose original has been deleted since (the client shows "original message was
+    /// deleted"), as Discord's `referenced_message` is null then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referenced_message: Option<ReferencedMessage>,
+    /// Reactions, one per emoji (in the store's order of emoji): how many, and whether the
+    /// reader is among them. Only history pages carry them (they are the reader's view); live,
+    /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<super::reactions::Reaction>,
+}
+
+/// The message a reply answers: in the same channel (`channel_id` may be left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageReference {
+    pub message_id: Snowflake,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<Snowflake>,
+}
+
+/// A small preview of the message a reply answers: its author and the start of its first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReferencedMessage {
+    pub id: Snowflake,
+    pub author_id: Snowflake,
+    /// The original's first line, cut to [`ReferencedMessage::MAX_CHARS`] characters (an
+    /// ellipsis marks a cut).
+    pub content: String,
+}
+
+impl ReferencedMessage {
+    pub const MAX_CHARS: usize = 100;
+
+    /// The preview of `original`.
+    pub fn of(original: &Message) -> Self {
+        let line = original
+            .content
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default();
+        let content = if line.chars().count() > Self::MAX_CHARS {
+            let mut cut: String = line.chars().take(Self::MAX_CHARS - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            line.to_owned()
+        };
+        Self {
+            id: original.id,
+            author_id: original.author_id,
+            content,
+        }
+    }
 }
 
 /// `GET /api/v1/channels/{id}/messages` on an edge: a page of history, newest first, with the
@@ -98,6 +155,9 @@ pub struct PostMessageRequest {
     /// At most 64 characters; a retried post with the same nonce is stored once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// A reply: the message of this channel it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_reference: Option<MessageReference>,
 }
 
 /// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.
@@ -284,6 +344,22 @@ mod tests {
     }
 
     #[test]
+    fn a_replys_preview_is_the_first_line_cut_short() {
+        let original = |content: &str| Message {
+            id: Snowflake::from_u64(1),
+            author_id: Snowflake::from_u64(2),
+            content: content.to_owned(),
+            ..Message::default()
+        };
+        let preview = ReferencedMessage::of(&original("\n  hello there  \nsecond line"));
+        assert_eq!(preview.content, "hello there");
+        assert_eq!(preview.author_id, Snowflake::from_u64(2));
+        let long = ReferencedMessage::of(&original(&"é".repeat(300)));
+        assert_eq!(long.content.chars().count(), ReferencedMessage::MAX_CHARS);
+        assert!(long.content.ends_with('…'));
+    }
+
+    #[test]
     fn nonces_are_short_printable_strings() {
         assert!(Nonce::parse("n-1").is_ok());
         assert!(Nonce::parse(&"x".repeat(64)).is_ok());
@@ -301,6 +377,7 @@ mod tests {
             content: "hi".into(),
             nonce: None,
             edited_at: None,
+            ..Message::default()
         };
         assert_eq!(
             serde_json::to_value(&message).unwrap(),

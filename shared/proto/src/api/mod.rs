@@ -17,6 +17,7 @@ pub mod invites;
 pub mod messages;
 pub mod names;
 pub mod presence;
+pub mod reactions;
 pub mod schema;
 pub(crate) mod text;
 pub mod users;

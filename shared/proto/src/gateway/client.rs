@@ -27,6 +27,9 @@ pub struct MessageSend {
     /// once. Echoed in the ACK or ERROR.
     #[serde(default)]
     pub nonce: Option<String>,
+    /// A reply: the message of the same channel it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_reference: Option<crate::api::messages::MessageReference>,
 }
 
 /// Op 21: replace the content of one's own message.

@@ -248,6 +248,7 @@ mod tests {
             content: content.to_owned(),
             nonce: None,
             edited_at: None,
+            ..Default::default()
         }
     }
 

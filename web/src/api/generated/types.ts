@@ -283,6 +283,68 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/channels/{id}/messages/{message_id}/reactions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /**
+     * Remove every reaction of a message (MANAGE_MESSAGES, or a group channel's owner or
+     *     moderators): MESSAGE_REACTION_REMOVE_ALL.
+     */
+    delete: operations['clear_reactions'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Who reacted with an emoji, in user-id order, paged (`after`, `limit`). */
+    get: operations['reactors'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * React to a message with a Unicode emoji (URL-encoded), once per emoji: MESSAGE_REACTION_ADD
+     *     to the channel. 204 also when the reaction was there already. In a server's channel:
+     *     ADD_REACTIONS and READ_MESSAGE_HISTORY (403).
+     */
+    put: operations['add_reaction'];
+    post?: never;
+    /**
+     * Take a reaction back: `@me`, or someone else's by user id (MANAGE_MESSAGES, or a group
+     *     channel's owner or moderators): MESSAGE_REACTION_REMOVE. 204 also when there was none.
+     */
+    delete: operations['remove_reaction'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/channels/{id}/moderators/{username}': {
     parameters: {
       query?: never;
@@ -1099,6 +1161,11 @@ export interface components {
     EditMessageRequest: {
       content: string;
     };
+    /** @description An emoji as Discord shows it: `id` is always null (no custom emoji here), `name` the emoji. */
+    Emoji: {
+      id?: components['schemas']['Snowflake'] | null;
+      name: string;
+    };
     /**
      * @description The body of every error answer.
      * @example {
@@ -1171,6 +1238,24 @@ export interface components {
           d: components['schemas']['MessageRef'];
           /** @enum {string} */
           t: 'MESSAGE_DELETE';
+        }
+      | {
+          /** @description Someone reacted to a message with an emoji (stored in the chat stream, like edits). */
+          d: components['schemas']['ReactionEvent'];
+          /** @enum {string} */
+          t: 'MESSAGE_REACTION_ADD';
+        }
+      | {
+          /** @description Someone's reaction was taken back, by them or by a moderator (stored in the chat stream). */
+          d: components['schemas']['ReactionEvent'];
+          /** @enum {string} */
+          t: 'MESSAGE_REACTION_REMOVE';
+        }
+      | {
+          /** @description A moderator cleared every reaction of a message (stored in the chat stream). */
+          d: components['schemas']['MessageRef'];
+          /** @enum {string} */
+          t: 'MESSAGE_REACTION_REMOVE_ALL';
         }
       | {
           /**
@@ -1558,8 +1643,16 @@ export interface components {
        */
       edited_at?: number | null;
       id: components['schemas']['Snowflake'];
+      message_reference?: components['schemas']['MessageReference'] | null;
       /** @description The sender's nonce, echoed so its client can match the message to its pending copy. */
       nonce?: string | null;
+      /**
+       * @description Reactions, one per emoji (in the store's order of emoji): how many, and whether the
+       *     reader is among them. Only history pages carry them (they are the reader's view); live,
+       *     clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
+       */
+      reactions?: components['schemas']['Reaction'][];
+      referenced_message?: components['schemas']['ReferencedMessage'] | null;
     };
     /** @description Op 22: delete a message. */
     MessageDelete: {
@@ -1581,10 +1674,16 @@ export interface components {
       channel_id: components['schemas']['Snowflake'];
       id: components['schemas']['Snowflake'];
     };
+    /** @description The message a reply answers: in the same channel (`channel_id` may be left out). */
+    MessageReference: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      message_id: components['schemas']['Snowflake'];
+    };
     MessageSend: {
       channel_id: components['schemas']['Snowflake'];
       /** @description 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`]. */
       content: string;
+      message_reference?: components['schemas']['MessageReference'] | null;
       /**
        * @description Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
        *     once. Echoed in the ACK or ERROR.
@@ -1643,6 +1742,7 @@ export interface components {
     /** @description `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it. */
     PostMessageRequest: {
       content: string;
+      message_reference?: components['schemas']['MessageReference'] | null;
       /** @description At most 64 characters; a retried post with the same nonce is stored once. */
       nonce?: string | null;
     };
@@ -1678,6 +1778,21 @@ export interface components {
        * @description 2 (block): the only kind there is.
        */
       type: number;
+    };
+    /** @description One emoji's reactions on a message, as a reader sees them. */
+    Reaction: {
+      /** Format: int32 */
+      count: number;
+      emoji: components['schemas']['Emoji'];
+      /** @description Whether the reader is among them. */
+      me: boolean;
+    };
+    /** @description MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE: who, on which message, with which emoji. */
+    ReactionEvent: {
+      channel_id: components['schemas']['Snowflake'];
+      emoji: components['schemas']['Emoji'];
+      message_id: components['schemas']['Snowflake'];
+      user_id: components['schemas']['Snowflake'];
     };
     /** @description How far a user has read in a channel (MESSAGE_ACK). */
     ReadState: {
@@ -1729,6 +1844,16 @@ export interface components {
       name: string;
       owner_id: components['schemas']['Snowflake'];
       roles: components['schemas']['Role'][];
+    };
+    /** @description A small preview of the message a reply answers: its author and the start of its first line. */
+    ReferencedMessage: {
+      author_id: components['schemas']['Snowflake'];
+      /**
+       * @description The original's first line, cut to [`ReferencedMessage::MAX_CHARS`] characters (an
+       *     ellipsis marks a cut).
+       */
+      content: string;
+      id: components['schemas']['Snowflake'];
     };
     /** @description `POST /api/v1/auth/refresh` */
     RefreshRequest: {
@@ -2060,6 +2185,7 @@ export type CreateRoleRequest = components['schemas']['CreateRoleRequest'];
 export type Dispatch = components['schemas']['Dispatch'];
 export type DisplayName = components['schemas']['DisplayName'];
 export type EditMessageRequest = components['schemas']['EditMessageRequest'];
+export type Emoji = components['schemas']['Emoji'];
 export type ErrorBody = components['schemas']['ErrorBody'];
 export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorReply = components['schemas']['ErrorReply'];
@@ -2090,6 +2216,7 @@ export type Message = components['schemas']['Message'];
 export type MessageDelete = components['schemas']['MessageDelete'];
 export type MessageEdit = components['schemas']['MessageEdit'];
 export type MessageRef = components['schemas']['MessageRef'];
+export type MessageReference = components['schemas']['MessageReference'];
 export type MessageSend = components['schemas']['MessageSend'];
 export type Nick = components['schemas']['Nick'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
@@ -2103,10 +2230,13 @@ export type Presence = components['schemas']['Presence'];
 export type PresenceStatus = components['schemas']['PresenceStatus'];
 export type PresenceUpdate = components['schemas']['PresenceUpdate'];
 export type PutRelationshipRequest = components['schemas']['PutRelationshipRequest'];
+export type Reaction = components['schemas']['Reaction'];
+export type ReactionEvent = components['schemas']['ReactionEvent'];
 export type ReadState = components['schemas']['ReadState'];
 export type Ready = components['schemas']['Ready'];
 export type ReadyChannel = components['schemas']['ReadyChannel'];
 export type ReadyGuild = components['schemas']['ReadyGuild'];
+export type ReferencedMessage = components['schemas']['ReferencedMessage'];
 export type RefreshRequest = components['schemas']['RefreshRequest'];
 export type Relationship = components['schemas']['Relationship'];
 export type RelationshipRef = components['schemas']['RelationshipRef'];
@@ -3276,6 +3406,271 @@ export interface operations {
         };
       };
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  clear_reactions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  reactors: {
+    parameters: {
+      query?: {
+        /** @description Users with ids above this one. */
+        after?: string;
+        /** @description 1 to 100, default 25. */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+        /** @description One Unicode emoji, URL-encoded */
+        emoji: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['User'][];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  add_reaction: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+        /** @description One Unicode emoji, URL-encoded */
+        emoji: string;
+        /** @description `@me` */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  remove_reaction: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+        /** @description One Unicode emoji, URL-encoded */
+        emoji: string;
+        /** @description `@me` or a user id */
+        user: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
         headers: {
           [name: string]: unknown;
         };

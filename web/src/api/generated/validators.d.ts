@@ -50,3 +50,4 @@ export declare const answer38: Validator;
 export declare const answer39: Validator;
 export declare const answer40: Validator;
 export declare const answer41: Validator;
+export declare const answer42: Validator;
