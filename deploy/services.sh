@@ -7,9 +7,10 @@
 #   edge-2     http://127.0.0.1:8090   WebSocket gateway (worker id 2): two edges, as in production
 #   presence   http://127.0.0.1:8082   presence and discovery
 #   persister  http://127.0.0.1:8083   JetStream -> CQL store
+#   media      http://127.0.0.1:8084   attachments, avatars, icons (files under .natter/media)
 #
 # Each serves /metrics on its own listener, 1000 above its port (auth http://127.0.0.1:9081/metrics,
-# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083), never on the public port.
+# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083, media :9084), never on the public port.
 #
 # Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
 # build, slower to run); the default is release.
@@ -25,6 +26,7 @@ SERVICES=(
   "auth auth 8081 --worker-id 0 --web-dir web/dist"
   "presence presence 8082"
   "persister persister 8083"
+  "media media 8084 --storage local --storage-dir .natter/media"
   "edge-1 edge 8080 --worker-id 1"
   "edge-2 edge 8090 --worker-id 2"
 )
