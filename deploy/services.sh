@@ -52,7 +52,18 @@ start_one() {
     args+=(--signing-key "$STATE/keys/auth-1.pem"
            --edge-origins "http://127.0.0.1:8080,http://127.0.0.1:8090")
   fi
-  NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
+  local secret_env=()
+  if [[ "$bin" == media ]]; then
+    # Signed URLs' secret: made once, kept with the other keys, passed in the environment (not
+    # on the command line, where `ps` would show it).
+    local secret="$STATE/keys/media-url-secret"
+    if [[ ! -s "$secret" ]]; then
+      (umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
+    fi
+    secret_env=("NATTER_MEDIA_URL_SIGNING_SECRET=$(cat "$secret")")
+    args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:8081")
+  fi
+  env "${secret_env[@]+"${secret_env[@]}"}" NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
 }
 

@@ -2,18 +2,32 @@
 //! an S3-compatible object store.
 //!
 //! - [`storage`]: the one API over both kinds of store; every byte travels as a stream.
+//! - [`routes`]: the HTTP API (upload slots, uploads).
+//! - [`access`]: who may put files where (the token, and auth's answer about the channel).
+//! - [`signing`]: signed, expiring URLs.
+//! - [`sweeper`]: deletes uploads no message took.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use kit::config::LogConfig;
+use kit::config::{LogConfig, Secret, duration};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use kit::telemetry::Metrics;
 
+pub mod access;
+pub mod routes;
+pub mod signing;
 pub mod storage;
+pub mod sweeper;
 
+use crate::access::Access;
+use crate::routes::{AppState, Settings};
+use crate::signing::UrlSigner;
 use crate::storage::{Storage, StorageConfig, StorageError};
+use crate::sweeper::Sweeper;
 
 /// The media service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -39,6 +53,55 @@ pub struct Config {
     #[command(flatten)]
     pub listener: kit::listener::ListenerLimits,
 
+    /// Where clients reach this service: upload and file URLs begin with it.
+    #[arg(
+        long = "public-url",
+        env = "NATTER_MEDIA_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub public_url: url::Url,
+
+    /// Where auth's REST API is: token keys, and whether a caller sees a channel.
+    #[arg(
+        long = "auth-url",
+        env = "NATTER_AUTH_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub auth_url: url::Url,
+
+    #[command(flatten)]
+    pub tokens: kit::tokens::TokenClaimsConfig,
+
+    /// The secret signed URLs are signed with: the same on every media instance, at least 32
+    /// characters. Changing it ends every link handed out.
+    #[arg(long = "url-signing-secret", env = "NATTER_MEDIA_URL_SIGNING_SECRET",
+          value_parser = signing_secret)]
+    pub url_signing_secret: Secret<String>,
+
+    /// The largest file accepted, in bytes (Discord's default is 25 MiB).
+    #[arg(
+        long = "max-file-size",
+        env = "NATTER_MEDIA_MAX_FILE_SIZE",
+        default_value_t = 25 * 1024 * 1024
+    )]
+    pub max_file_size: u64,
+
+    /// How long an upload slot's URL stays valid.
+    #[arg(long = "upload-url-ttl", env = "NATTER_MEDIA_UPLOAD_URL_TTL", default_value = "1h",
+          value_parser = duration)]
+    pub upload_url_ttl: Duration,
+
+    /// How long an upload no message took is kept before the sweeper deletes it (longer than
+    /// `--upload-url-ttl`, so a slow upload finishes before it can be swept).
+    #[arg(long = "upload-ttl", env = "NATTER_MEDIA_UPLOAD_TTL", default_value = "2h",
+          value_parser = duration)]
+    pub upload_ttl: Duration,
+
+    /// How often the sweeper looks for uploads no message took.
+    #[arg(long = "sweep-interval", env = "NATTER_MEDIA_SWEEP_INTERVAL", default_value = "5m",
+          value_parser = duration)]
+    pub sweep_interval: Duration,
+
     #[command(flatten)]
     pub storage: StorageConfig,
 
@@ -51,6 +114,8 @@ pub struct Config {
 pub enum Error {
     #[error("cannot open the file store: {0}")]
     Storage(#[from] StorageError),
+    #[error("bad token settings: {0}")]
+    Tokens(#[from] kit::tokens::KeySetError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -60,6 +125,7 @@ pub enum Error {
 /// The media service, built and bound, ready to run.
 pub struct Media {
     http: HttpServer,
+    sweeper: Sweeper,
 }
 
 impl Media {
@@ -71,14 +137,31 @@ impl Media {
             let storage = probe.clone();
             async move { storage.check().await }
         });
-        let router = kit::health::router(readiness);
+        let verifier = kit::tokens::Verifier::fetching_lazily(
+            &Access::jwks_url(&config.auth_url),
+            &config.tokens.audience,
+            &config.tokens.issuer,
+            Duration::from_secs(10),
+        )?;
+        let state = AppState {
+            storage: storage.clone(),
+            access: Access::new(&config.auth_url, verifier),
+            signer: UrlSigner::new(&config.url_signing_secret),
+            settings: Arc::new(Settings {
+                public_url: config.public_url.as_str().trim_end_matches('/').to_owned(),
+                max_file_size: config.max_file_size,
+                upload_url_ttl: config.upload_url_ttl,
+            }),
+        };
+        let router = kit::health::router(readiness).merge(routes::router(state));
+        let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
         let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
             limits: config.listener,
         };
         let http = HttpServer::bind(listen, router, &metrics).await?;
-        Ok(Self { http })
+        Ok(Self { http, sweeper })
     }
 }
 
@@ -97,8 +180,16 @@ impl Service for Media {
         let stop = shutdown.child_token();
         let mut tasks = Essentials::new();
         tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
+        tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
         let outcome = tasks.until(&shutdown).await;
         stop.cancel();
         Ok(outcome.and(tasks.finish().await)?)
     }
+}
+
+fn signing_secret(s: &str) -> Result<Secret<String>, String> {
+    if s.chars().count() < 32 {
+        return Err("must be at least 32 characters long".to_owned());
+    }
+    Ok(Secret::new(s.to_owned()))
 }

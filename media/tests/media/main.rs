@@ -3,6 +3,8 @@
 
 mod service;
 mod storage;
+mod support;
+mod uploads;
 
 use media::storage::{Backend, StorageConfig};
 

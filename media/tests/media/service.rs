@@ -1,20 +1,13 @@
 //! The service itself: it starts on either store and says so on `/readyz`.
 
-use media::{Config, Media};
+use media::Media;
 
 #[tokio::test]
 async fn the_service_is_ready_on_either_store() {
     let (_dir, configs) = super::backends();
     for storage in configs {
-        let mut config: Config = kit::config::try_parse_from([
-            "media",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .expect("the defaults parse");
-        config.storage = storage;
+        // Readiness asks only the store: auth need not run.
+        let config = crate::support::media_config("http://127.0.0.1:9", storage, &[]);
         let media = testkit::spawn(Media::build(config).await.expect("media starts"));
         let report = testkit::wait_ready(&media).await;
         assert!(report.to_string().contains("storage"), "{report}");
