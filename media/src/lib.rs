@@ -6,24 +6,29 @@
 //! - [`access`]: who may put files where (the token, and auth's answer about the channel).
 //! - [`signing`]: signed, expiring URLs.
 //! - [`sweeper`]: deletes uploads no message took.
+//! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
+//!   and deleting them with their message (`{p}.media.forget`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kit::config::{LogConfig, Secret, duration};
+use futures::StreamExt;
+use kit::config::{LogConfig, NatsConfig, Secret, duration};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use kit::telemetry::Metrics;
 
 pub mod access;
+pub mod files;
 pub mod routes;
 pub mod signing;
 pub mod storage;
 pub mod sweeper;
 
 use crate::access::Access;
+use crate::files::Files;
 use crate::routes::{AppState, Settings};
 use crate::signing::UrlSigner;
 use crate::storage::{Storage, StorageConfig, StorageError};
@@ -97,6 +102,20 @@ pub struct Config {
           value_parser = duration)]
     pub upload_ttl: Duration,
 
+    /// How long a file's signed URL works after it is handed out (with a message).
+    #[arg(long = "file-url-ttl", env = "NATTER_MEDIA_FILE_URL_TTL", default_value = "4h",
+          value_parser = duration)]
+    pub file_url_ttl: Duration,
+
+    /// Snowflake worker id of this process (0-1023), for attachment ids; every id-making
+    /// process needs its own.
+    #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "900",
+          value_parser = kit::config::worker_id)]
+    pub worker_id: u16,
+
+    #[command(flatten)]
+    pub nats: NatsConfig,
+
     /// How often the sweeper looks for uploads no message took.
     #[arg(long = "sweep-interval", env = "NATTER_MEDIA_SWEEP_INTERVAL", default_value = "5m",
           value_parser = duration)]
@@ -114,6 +133,12 @@ pub struct Config {
 pub enum Error {
     #[error("cannot open the file store: {0}")]
     Storage(#[from] StorageError),
+    #[error("cannot connect to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("bad worker id: {0:?}")]
+    WorkerId(proto::snowflake::WorkerIdError),
     #[error("bad token settings: {0}")]
     Tokens(#[from] kit::tokens::KeySetError),
     #[error(transparent)]
@@ -126,17 +151,52 @@ pub enum Error {
 pub struct Media {
     http: HttpServer,
     sweeper: Sweeper,
+    requests: Requests,
 }
+
+/// What edges ask of media over NATS.
+struct Requests {
+    nats: async_nats::Client,
+    claims: async_nats::Subscriber,
+    forgets: async_nats::Subscriber,
+    files: Files,
+}
+
+/// Every subscription is in this queue group: each request goes to one media instance.
+const QUEUE: &str = "media";
 
 impl Media {
     pub async fn build(config: Config) -> Result<Self, Error> {
         let storage = Storage::open(&config.storage)?;
         let metrics = Metrics::new("media");
+        let nats = config.nats.connect("media").await?;
+        let subjects = proto::subjects::Subjects::new(config.nats.prefix.clone());
         let probe = storage.clone();
-        let readiness = Readiness::new().with("storage", move || {
-            let storage = probe.clone();
-            async move { storage.check().await }
-        });
+        let readiness = Readiness::new()
+            .with("storage", move || {
+                let storage = probe.clone();
+                async move { storage.check().await }
+            })
+            .with_nats(nats.clone());
+        let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
+        let signer = UrlSigner::new(&config.url_signing_secret);
+        let files = Files::new(
+            storage.clone(),
+            signer.clone(),
+            proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
+            public_url.clone(),
+            config.file_url_ttl,
+        );
+        let requests = Requests {
+            claims: nats
+                .queue_subscribe(subjects.media_claim(), QUEUE.into())
+                .await?,
+            forgets: nats
+                .queue_subscribe(subjects.media_forget(), QUEUE.into())
+                .await?,
+            nats,
+            files: files.clone(),
+        };
         let verifier = kit::tokens::Verifier::fetching_lazily(
             &Access::jwks_url(&config.auth_url),
             &config.tokens.audience,
@@ -146,9 +206,10 @@ impl Media {
         let state = AppState {
             storage: storage.clone(),
             access: Access::new(&config.auth_url, verifier),
-            signer: UrlSigner::new(&config.url_signing_secret),
+            signer,
+            files,
             settings: Arc::new(Settings {
-                public_url: config.public_url.as_str().trim_end_matches('/').to_owned(),
+                public_url,
                 max_file_size: config.max_file_size,
                 upload_url_ttl: config.upload_url_ttl,
             }),
@@ -161,7 +222,11 @@ impl Media {
             limits: config.listener,
         };
         let http = HttpServer::bind(listen, router, &metrics).await?;
-        Ok(Self { http, sweeper })
+        Ok(Self {
+            http,
+            sweeper,
+            requests,
+        })
     }
 }
 
@@ -181,9 +246,69 @@ impl Service for Media {
         let mut tasks = Essentials::new();
         tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
         tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
+        let Requests {
+            nats,
+            claims,
+            forgets,
+            files,
+        } = self.requests;
+        tasks.spawn(
+            "the claim answerer",
+            answer_claims(claims, nats, files.clone(), stop.clone()),
+        );
+        tasks.spawn("the forgetter", forget(forgets, files, stop.clone()));
         let outcome = tasks.until(&shutdown).await;
         stop.cancel();
         Ok(outcome.and(tasks.finish().await)?)
+    }
+}
+
+/// Answers edges' claims, each on a task of its own (a claim moves files: a slow store must not
+/// hold up other messages).
+async fn answer_claims(
+    mut claims: async_nats::Subscriber,
+    nats: async_nats::Client,
+    files: Files,
+    shutdown: Shutdown,
+) {
+    while let Some(message) = tokio::select! {
+        message = claims.next() => message,
+        () = shutdown.cancelled() => None,
+    } {
+        let (Some(reply), Ok(claim)) = (
+            message.reply,
+            serde_json::from_slice::<proto::api::attachments::Claim>(&message.payload),
+        ) else {
+            tracing::warn!("a claim that cannot be read, or without a reply subject");
+            continue;
+        };
+        let nats = nats.clone();
+        let files = files.clone();
+        tokio::spawn(async move {
+            let answer = files.claim(&claim).await;
+            let body = serde_json::to_vec(&answer).expect("replies serialise");
+            if let Err(e) = nats.publish(reply, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer a claim");
+            }
+        });
+    }
+}
+
+/// Deletes the files of deleted messages.
+async fn forget(mut forgets: async_nats::Subscriber, files: Files, shutdown: Shutdown) {
+    while let Some(message) = tokio::select! {
+        message = forgets.next() => message,
+        () = shutdown.cancelled() => None,
+    } {
+        let Ok(forget) =
+            serde_json::from_slice::<proto::api::attachments::Forget>(&message.payload)
+        else {
+            tracing::warn!("a forget that cannot be read");
+            continue;
+        };
+        if let Err(e) = files.forget(&forget).await {
+            tracing::warn!(error = %e, message = %forget.message_id, "cannot delete a deleted message's files");
+        }
     }
 }
 

@@ -58,6 +58,7 @@ pub struct StorageConfig {
     /// A folder inside the store every key begins with, so deployments (and test runs) can share
     /// one bucket or folder without seeing each other's files.
     #[arg(
+        id = "storage_prefix",
         long = "storage-prefix",
         env = "NATTER_MEDIA_PREFIX",
         default_value = "media"

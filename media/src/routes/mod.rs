@@ -1,17 +1,20 @@
 //! Media's HTTP routes, grouped by resource.
 //!
 //! - [`uploads`]: upload slots for a message's files, and the signed PUT that stores their bytes.
+//! - [`files`]: a message's files, served to holders of their signed URLs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 
 use crate::access::Access;
+use crate::files::Files;
 use crate::signing::UrlSigner;
 use crate::storage::Storage;
 
+pub mod files;
 pub mod uploads;
 
 /// What every handler shares.
@@ -20,6 +23,7 @@ pub struct AppState {
     pub storage: Storage,
     pub access: Access,
     pub signer: UrlSigner,
+    pub files: Files,
     pub settings: Arc<Settings>,
 }
 
@@ -43,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/uploads/{channel}/{user}/{nonce}/{filename}",
             put(uploads::upload),
+        )
+        .route(
+            "/attachments/{channel}/{message}/{attachment}/{filename}",
+            get(files::file),
         )
         .with_state(state)
 }

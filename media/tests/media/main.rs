@@ -1,6 +1,7 @@
 //! Media against the real stores, one test binary: every test runs on both back ends, a folder on
 //! local disk and the stack's SeaweedFS over S3.
 
+mod files;
 mod service;
 mod storage;
 mod support;

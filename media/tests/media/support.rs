@@ -6,6 +6,8 @@ use media::storage::StorageConfig;
 use media::{Config, Media};
 
 pub(crate) struct World {
+    pub(crate) prefix: String,
+    pub(crate) nats: async_nats::Client,
     pub(crate) auth: testkit::Running,
     pub(crate) media: testkit::Running,
     pub(crate) http: reqwest::Client,
@@ -27,9 +29,16 @@ fn key_file() -> std::path::PathBuf {
 }
 
 /// Media's settings for a test: the given store, and `extra` flags.
-pub(crate) fn media_config(auth_url: &str, storage: StorageConfig, extra: &[&str]) -> Config {
+pub(crate) fn media_config(
+    auth_url: &str,
+    prefix: &str,
+    storage: StorageConfig,
+    extra: &[&str],
+) -> Config {
     let mut args = vec![
         "media".to_owned(),
+        format!("--nats-url={}", testkit::Stack::get().nats_url),
+        format!("--nats-prefix={prefix}"),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--metrics-addr=127.0.0.1:0".to_owned(),
         format!("--auth-url={auth_url}"),
@@ -46,13 +55,14 @@ impl World {
     pub(crate) async fn start(storage: StorageConfig, extra: &[&str]) -> Self {
         let stack = testkit::Stack::get();
         let database_url = stack.fresh_database().await;
+        let prefix = testkit::fresh_prefix().to_string();
         let auth_config: auth::Config = kit::config::try_parse_from([
             "auth".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
             "--metrics-addr=127.0.0.1:0".to_owned(),
             format!("--database-url={database_url}"),
             format!("--nats-url={}", stack.nats_url),
-            format!("--nats-prefix={}", testkit::fresh_prefix()),
+            format!("--nats-prefix={prefix}"),
             format!("--redis-url={}", stack.redis_url),
             format!("--signing-key={}", key_file().display()),
             "--sign-up-rate=1000/1m".to_owned(),
@@ -65,10 +75,13 @@ impl World {
         testkit::wait_ready(&auth).await;
         // The public URL is only known once bound: a second media on the same store would do,
         // but upload URLs are followed by path here, so the default is replaced in `upload_url`.
-        let config = media_config(&auth.url(""), storage, extra);
+        let config = media_config(&auth.url(""), &prefix, storage, extra);
         let media = testkit::spawn(Media::build(config).await.expect("media starts"));
         testkit::wait_ready(&media).await;
+        let nats = async_nats::connect(&stack.nats_url).await.expect("NATS");
         Self {
+            prefix,
+            nats,
             auth,
             media,
             http: reqwest::Client::new(),
@@ -159,5 +172,67 @@ impl World {
             .expect("media answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl World {
+    /// Asks media to take `attachments` into a message of `author`'s, as an edge does.
+    pub(crate) async fn claim(
+        &self,
+        channel: &str,
+        author: &User,
+        message: u64,
+        attachments: Value,
+    ) -> Value {
+        let claim = json!({
+            "channel_id": channel,
+            "author_id": author.id,
+            "message_id": message.to_string(),
+            "attachments": attachments,
+        });
+        let answer = self
+            .nats
+            .request(
+                format!("{}.media.claim", self.prefix),
+                serde_json::to_vec(&claim).unwrap().into(),
+            )
+            .await
+            .expect("media answers the claim");
+        serde_json::from_slice(&answer.payload).expect("a JSON answer")
+    }
+
+    /// Uploads `bytes` as `filename` into `channel`, returning the upload's name.
+    pub(crate) async fn upload(
+        &self,
+        user: &User,
+        channel: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> String {
+        let (status, body) = self
+            .slots(
+                user,
+                channel,
+                json!([{"id": "0", "filename": filename, "file_size": bytes.len()}]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let slot = &body["attachments"][0];
+        let (status, answer) = self.put(slot["upload_url"].as_str().unwrap(), bytes).await;
+        assert_eq!(status, 204, "{answer}");
+        slot["upload_filename"].as_str().unwrap().to_owned()
+    }
+
+    /// GETs a handed-out file URL (as this test reaches media), with extra headers.
+    pub(crate) async fn fetch(
+        &self,
+        handed_out: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.get(self.upload_url(handed_out));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("media answers")
     }
 }

@@ -199,6 +199,39 @@ pub struct Attachment {
     pub height: Option<u32>,
 }
 
+/// `{p}.media.claim` (a NATS request): the sender's edge asks media to take the uploads a message
+/// names, before it publishes the message. Media moves each out of `uploads/` (so an upload is
+/// taken by one message only) and answers what the message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub channel_id: crate::Snowflake,
+    pub author_id: crate::Snowflake,
+    pub message_id: crate::Snowflake,
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// Media's answer to a [`Claim`]: every attachment, or why none was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ClaimReply {
+    Taken {
+        attachments: Vec<Attachment>,
+    },
+    /// Nothing was taken: `field` (`attachments.N`) says which, `code` and `message` why.
+    Refused {
+        code: super::error::ErrorCode,
+        field: String,
+        message: String,
+    },
+}
+
+/// `{p}.media.forget` (core NATS): a message was deleted; its files go with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forget {
+    pub channel_id: crate::Snowflake,
+    pub message_id: crate::Snowflake,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
