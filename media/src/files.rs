@@ -20,8 +20,18 @@ use crate::storage::{Storage, StorageError};
 /// The folder taken files live in.
 pub const FILES: &str = "files";
 
-/// How many bytes sniffing reads: every signature `infer` knows sits well inside.
-const SNIFF_BYTES: u64 = 8192;
+/// How many bytes sniffing reads: every signature `infer` knows sits well inside, and so does a
+/// JPEG's frame header after its metadata in all but unusual files.
+const SNIFF_BYTES: u64 = 64 * 1024;
+
+/// What a file's first bytes say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    pub content_type: String,
+    /// An image's width and height in pixels, read from its header; `None` for anything else,
+    /// or an image whose header is malformed or beyond the bytes read.
+    pub dimensions: Option<(u32, u32)>,
+}
 
 /// Takes uploads into messages and signs their URLs.
 #[derive(Clone)]
@@ -121,17 +131,17 @@ impl Files {
                     format!("cannot take this upload: {e}"),
                 ));
             }
-            let content_type = self.sniff(to, *size).await;
+            let inspection = self.inspect(to, *size).await;
             let url = self.url(claim.channel_id, claim.message_id, *id, filename);
             attachments.push(Attachment {
                 id: *id,
                 filename: filename.as_str().to_owned(),
                 size: *size,
-                content_type: Some(content_type),
+                content_type: Some(inspection.content_type),
                 proxy_url: url.clone(),
                 url,
-                width: None,
-                height: None,
+                width: inspection.dimensions.map(|(w, _)| w),
+                height: inspection.dimensions.map(|(_, h)| h),
             });
         }
         Ok(attachments)
@@ -147,8 +157,8 @@ impl Files {
         self.storage.delete_under(&prefix, None).await
     }
 
-    /// The file's type from its first bytes; text when they are UTF-8 and nothing else matched.
-    pub async fn sniff(&self, key: &Path, size: u64) -> String {
+    /// The file's type (and an image's size) from its first bytes.
+    pub async fn inspect(&self, key: &Path, size: u64) -> Inspection {
         let head = match self.storage.get(key, Some(0..size.min(SNIFF_BYTES))).await {
             Ok(download) => {
                 use futures::TryStreamExt;
@@ -163,7 +173,7 @@ impl Files {
             }
             Err(_) => Vec::new(),
         };
-        sniff(&head)
+        inspect(&head)
     }
 
     /// A signed URL of a taken file, valid for the configured time.
@@ -209,7 +219,27 @@ pub fn file_key(
     ])
 }
 
-/// The type of a file whose first bytes are `head`.
+/// What the first bytes of a file say it is.
+pub fn inspect(head: &[u8]) -> Inspection {
+    let content_type = sniff(head);
+    let dimensions = content_type
+        .starts_with("image/")
+        .then(|| imagesize::blob_size(head).ok())
+        .flatten()
+        .and_then(|size| {
+            Some((
+                u32::try_from(size.width).ok()?,
+                u32::try_from(size.height).ok()?,
+            ))
+        });
+    Inspection {
+        content_type,
+        dimensions,
+    }
+}
+
+/// The type of a file whose first bytes are `head`; text when they are UTF-8 and nothing else
+/// matched.
 pub fn sniff(head: &[u8]) -> String {
     if let Some(kind) = infer::get(head) {
         return kind.mime_type().to_owned();
@@ -261,6 +291,17 @@ mod tests {
     #[test]
     fn a_png_is_known_by_its_bytes_whatever_its_name() {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), "image/png");
+    }
+
+    #[test]
+    fn an_image_header_gives_its_size_and_a_truncated_one_none() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend(640u32.to_be_bytes());
+        png.extend(480u32.to_be_bytes());
+        png.extend([8, 6, 0, 0, 0]);
+        assert_eq!(inspect(&png).dimensions, Some((640, 480)));
+        assert_eq!(inspect(&png[..14]).dimensions, None);
+        assert_eq!(inspect(b"just text").dimensions, None);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub async fn file(
             }
         },
     };
-    let sniffed = state.files.sniff(&key, size).await;
+    let sniffed = state.files.inspect(&key, size).await.content_type;
     // What a browser might run (HTML, SVG, XML, script) is served as bytes, never as itself.
     let content_type = if renders_inline(&sniffed) || sniffed.starts_with("text/plain") {
         sniffed

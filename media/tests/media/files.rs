@@ -7,9 +7,12 @@ use serde_json::{Value, json};
 
 use crate::support::World;
 
-/// The first bytes of a PNG (enough for sniffing) and then some.
+/// The first bytes of a 640x480 PNG (its header) and then some.
 fn png() -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend(640u32.to_be_bytes());
+    bytes.extend(480u32.to_be_bytes());
+    bytes.extend([8, 6, 0, 0, 0]);
     bytes.extend((0..100u8).collect::<Vec<_>>());
     bytes
 }
@@ -60,6 +63,12 @@ async fn a_message_takes_its_uploads_and_they_are_served_with_safe_headers() {
         let files = answer["attachments"].as_array().unwrap();
         assert_eq!(files[0]["content_type"], "image/png");
         assert_eq!(files[0]["size"], png().len());
+        // Sized at once, so clients reserve its space before it loads.
+        assert_eq!(
+            (&files[0]["width"], &files[0]["height"]),
+            (&json!(640), &json!(480))
+        );
+        assert!(files[1]["width"].is_null(), "{answer}");
         assert_ne!(files[1]["content_type"], "image/png", "{answer}");
 
         let response = world.fetch(files[0]["url"].as_str().unwrap(), &[]).await;
