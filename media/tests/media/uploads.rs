@@ -217,3 +217,63 @@ async fn an_upload_no_message_takes_is_swept() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn in_a_servers_channel_attaching_takes_attach_files() {
+    let (_dir, configs) = super::backends();
+    let world = World::start(configs[0].clone(), &[]).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let (status, guild) = world
+        .auth_call(
+            reqwest::Method::POST,
+            "/api/v1/guilds",
+            Some(&ann.token),
+            json!({"name": "Book club"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{guild}");
+    let guild_id = guild["id"].as_str().unwrap();
+    let general = guild["channels"][0]["id"].as_str().unwrap().to_owned();
+    let (status, invite) = world
+        .auth_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/guilds/{guild_id}/invites"),
+            Some(&ann.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{invite}");
+    let code = invite["code"].as_str().unwrap();
+    let (status, joined) = world
+        .auth_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/invites/{code}"),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{joined}");
+    let file = json!([{"id": "0", "filename": "a.png", "file_size": 10}]);
+    let (status, body) = world.slots(&bob, &general, file.clone()).await;
+    assert_eq!(status, 200, "a member may attach by default: {body}");
+
+    // @everyone (the server's id) loses ATTACH_FILES in #general.
+    let (status, body) = world
+        .auth_call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/channels/{general}/permissions/{guild_id}"),
+            Some(&ann.token),
+            json!({"type": 0, "allow": "0", "deny": (1u64 << 15).to_string()}),
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status}: {body}");
+    let (status, body) = world.slots(&bob, &general, file.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    // The owner keeps every permission.
+    assert_eq!(world.slots(&ann, &general, file).await.0, 200);
+}
