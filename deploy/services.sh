@@ -105,7 +105,7 @@ up() {
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
   echo "== building services (cargo build --profile $PROFILE)"
-  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister
+  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister -p media
   # The access-token signing key: made once, kept across restarts (tokens stay valid).
   if [[ ! -f "$STATE/keys/auth-1.pem" ]]; then
     mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"
