@@ -7,9 +7,10 @@
 #   edge-2     http://127.0.0.1:8090   WebSocket gateway (worker id 2): two edges, as in production
 #   presence   http://127.0.0.1:8082   presence and discovery
 #   persister  http://127.0.0.1:8083   JetStream -> CQL store
+#   media      http://127.0.0.1:8084   attachments, avatars, icons (files under .natter/media)
 #
 # Each serves /metrics on its own listener, 1000 above its port (auth http://127.0.0.1:9081/metrics,
-# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083), never on the public port.
+# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083, media :9084), never on the public port.
 #
 # Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
 # build, slower to run); the default is release.
@@ -25,6 +26,7 @@ SERVICES=(
   "auth auth 8081 --worker-id 0 --web-dir web/dist"
   "presence presence 8082"
   "persister persister 8083"
+  "media media 8084 --storage local --storage-dir .natter/media"
   "edge-1 edge 8080 --worker-id 1"
   "edge-2 edge 8090 --worker-id 2"
 )
@@ -50,7 +52,18 @@ start_one() {
     args+=(--signing-key "$STATE/keys/auth-1.pem"
            --edge-origins "http://127.0.0.1:8080,http://127.0.0.1:8090")
   fi
-  NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
+  local secret_env=()
+  if [[ "$bin" == media ]]; then
+    # Signed URLs' secret: made once, kept with the other keys, passed in the environment (not
+    # on the command line, where `ps` would show it).
+    local secret="$STATE/keys/media-url-secret"
+    if [[ ! -s "$secret" ]]; then
+      (umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
+    fi
+    secret_env=("NATTER_MEDIA_URL_SIGNING_SECRET=$(cat "$secret")")
+    args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:8081")
+  fi
+  env "${secret_env[@]+"${secret_env[@]}"}" NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
 }
 
@@ -92,7 +105,7 @@ up() {
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
   echo "== building services (cargo build --profile $PROFILE)"
-  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister
+  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister -p media
   # The access-token signing key: made once, kept across restarts (tokens stay valid).
   if [[ ! -f "$STATE/keys/auth-1.pem" ]]; then
     mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"

@@ -215,6 +215,16 @@ impl Subjects {
         format!("{}.auth.members", self.prefix)
     }
 
+    /// Where edges ask media to take a message's uploads (`proto::api::attachments::Claim`).
+    pub fn media_claim(&self) -> String {
+        format!("{}.media.claim", self.prefix)
+    }
+
+    /// Where edges tell media a message was deleted (`proto::api::attachments::Forget`).
+    pub fn media_forget(&self) -> String {
+        format!("{}.media.forget", self.prefix)
+    }
+
     /// Where edges ask auth for a server's roles and channels (`proto::access::GuildQuery`).
     pub fn auth_guild(&self) -> String {
         format!("{}.auth.guild", self.prefix)

@@ -173,6 +173,34 @@ impl Stack {
         Ok(())
     }
 
+    /// The stack's S3-compatible store (SeaweedFS) and Natter's keys for it.
+    ///
+    /// # Panics
+    /// When `.natter/env` (or the environment) does not name it: `./natter up --stack` starts it.
+    pub fn s3(&self) -> S3Endpoint {
+        let from_file = std::fs::read_to_string(Self::env_file()).unwrap_or_default();
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| {
+                    from_file.lines().find_map(|line| {
+                        let (k, v) = line.split_once('=')?;
+                        (k.trim() == name).then(|| v.trim().to_owned())
+                    })
+                })
+                .unwrap_or_else(|| {
+                    panic!("{name} is not set: start the stack with `./natter up --stack`")
+                })
+        };
+        S3Endpoint {
+            endpoint: var("NATTER_S3_ENDPOINT"),
+            bucket: var("NATTER_S3_BUCKET"),
+            region: var("NATTER_S3_REGION"),
+            access_key_id: var("NATTER_S3_ACCESS_KEY_ID"),
+            secret_access_key: var("NATTER_S3_SECRET_ACCESS_KEY"),
+        }
+    }
+
     fn env_file() -> PathBuf {
         checkout().join(".natter").join("env")
     }
@@ -196,6 +224,16 @@ impl Stack {
     pub fn cql_nodes(&self) -> Vec<String> {
         self.cql_nodes.split(',').map(str::to_owned).collect()
     }
+}
+
+/// The development stack's S3-compatible store.
+#[derive(Debug, Clone)]
+pub struct S3Endpoint {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 /// A name no other test in this run or any concurrent run uses: lowercase, digits and `_`, so it

@@ -5,6 +5,7 @@
 //! newtypes or a per-field list of what is wrong ([`error::FieldErrors`]). The newtypes' constructors
 //! are the only place a rule lives.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod channels;

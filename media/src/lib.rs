@@ -1,0 +1,320 @@
+//! Media: the files people share (attachments, avatars, server icons), kept on local disk or in
+//! an S3-compatible object store.
+//!
+//! - [`storage`]: the one API over both kinds of store; every byte travels as a stream.
+//! - [`routes`]: the HTTP API (upload slots, uploads).
+//! - [`access`]: who may put files where (the token, and auth's answer about the channel).
+//! - [`signing`]: signed, expiring URLs.
+//! - [`sweeper`]: deletes uploads no message took.
+//! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
+//!   and deleting them with their message (`{p}.media.forget`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use kit::config::{LogConfig, NatsConfig, Secret, duration};
+use kit::health::Readiness;
+use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
+use kit::telemetry::Metrics;
+
+pub mod access;
+pub mod files;
+pub mod routes;
+pub mod signing;
+pub mod storage;
+pub mod sweeper;
+
+use crate::access::Access;
+use crate::files::Files;
+use crate::routes::{AppState, Settings};
+use crate::signing::UrlSigner;
+use crate::storage::{Storage, StorageConfig, StorageError};
+use crate::sweeper::Sweeper;
+
+/// The media service's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "media", version, about = "Natter media")]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(
+        long = "http-addr",
+        env = "NATTER_MEDIA_ADDR",
+        default_value = "127.0.0.1:8084"
+    )]
+    pub http_addr: SocketAddr,
+
+    /// Address `/metrics` is served on, apart from the public port.
+    #[arg(
+        long = "metrics-addr",
+        env = "NATTER_MEDIA_METRICS_ADDR",
+        default_value = "127.0.0.1:9084"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Header-read timeout and per-address connection cap of both listeners.
+    #[command(flatten)]
+    pub listener: kit::listener::ListenerLimits,
+
+    /// Where clients reach this service: upload and file URLs begin with it.
+    #[arg(
+        long = "public-url",
+        env = "NATTER_MEDIA_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub public_url: url::Url,
+
+    /// Where auth's REST API is: token keys, and whether a caller sees a channel.
+    #[arg(
+        long = "auth-url",
+        env = "NATTER_AUTH_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub auth_url: url::Url,
+
+    #[command(flatten)]
+    pub tokens: kit::tokens::TokenClaimsConfig,
+
+    /// The secret signed URLs are signed with: the same on every media instance, at least 32
+    /// characters. Changing it ends every link handed out.
+    #[arg(long = "url-signing-secret", env = "NATTER_MEDIA_URL_SIGNING_SECRET",
+          value_parser = signing_secret)]
+    pub url_signing_secret: Secret<String>,
+
+    /// The largest file accepted, in bytes (Discord's default is 25 MiB).
+    #[arg(
+        long = "max-file-size",
+        env = "NATTER_MEDIA_MAX_FILE_SIZE",
+        default_value_t = 25 * 1024 * 1024
+    )]
+    pub max_file_size: u64,
+
+    /// How long an upload slot's URL stays valid.
+    #[arg(long = "upload-url-ttl", env = "NATTER_MEDIA_UPLOAD_URL_TTL", default_value = "1h",
+          value_parser = duration)]
+    pub upload_url_ttl: Duration,
+
+    /// How long an upload no message took is kept before the sweeper deletes it (longer than
+    /// `--upload-url-ttl`, so a slow upload finishes before it can be swept).
+    #[arg(long = "upload-ttl", env = "NATTER_MEDIA_UPLOAD_TTL", default_value = "2h",
+          value_parser = duration)]
+    pub upload_ttl: Duration,
+
+    /// How long a file's signed URL works after it is handed out (with a message).
+    #[arg(long = "file-url-ttl", env = "NATTER_MEDIA_FILE_URL_TTL", default_value = "4h",
+          value_parser = duration)]
+    pub file_url_ttl: Duration,
+
+    /// Snowflake worker id of this process (0-1023), for attachment ids; every id-making
+    /// process needs its own.
+    #[arg(long = "worker-id", env = "NATTER_WORKER_ID", default_value = "900",
+          value_parser = kit::config::worker_id)]
+    pub worker_id: u16,
+
+    #[command(flatten)]
+    pub nats: NatsConfig,
+
+    /// How often the sweeper looks for uploads no message took.
+    #[arg(long = "sweep-interval", env = "NATTER_MEDIA_SWEEP_INTERVAL", default_value = "5m",
+          value_parser = duration)]
+    pub sweep_interval: Duration,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
+
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Why media could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the file store: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot connect to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("bad worker id: {0:?}")]
+    WorkerId(proto::snowflake::WorkerIdError),
+    #[error("bad token settings: {0}")]
+    Tokens(#[from] kit::tokens::KeySetError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// The media service, built and bound, ready to run.
+pub struct Media {
+    http: HttpServer,
+    sweeper: Sweeper,
+    requests: Requests,
+}
+
+/// What edges ask of media over NATS.
+struct Requests {
+    nats: async_nats::Client,
+    claims: async_nats::Subscriber,
+    forgets: async_nats::Subscriber,
+    files: Files,
+}
+
+/// Every subscription is in this queue group: each request goes to one media instance.
+const QUEUE: &str = "media";
+
+impl Media {
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        let storage = Storage::open(&config.storage)?;
+        let metrics = Metrics::new("media");
+        let nats = config.nats.connect("media").await?;
+        let subjects = proto::subjects::Subjects::new(config.nats.prefix.clone());
+        let probe = storage.clone();
+        let readiness = Readiness::new()
+            .with("storage", move || {
+                let storage = probe.clone();
+                async move { storage.check().await }
+            })
+            .with_nats(nats.clone());
+        let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
+        let signer = UrlSigner::new(&config.url_signing_secret);
+        let files = Files::new(
+            storage.clone(),
+            signer.clone(),
+            proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
+            public_url.clone(),
+            config.file_url_ttl,
+        );
+        let requests = Requests {
+            claims: nats
+                .queue_subscribe(subjects.media_claim(), QUEUE.into())
+                .await?,
+            forgets: nats
+                .queue_subscribe(subjects.media_forget(), QUEUE.into())
+                .await?,
+            nats,
+            files: files.clone(),
+        };
+        let verifier = kit::tokens::Verifier::fetching_lazily(
+            &Access::jwks_url(&config.auth_url),
+            &config.tokens.audience,
+            &config.tokens.issuer,
+            Duration::from_secs(10),
+        )?;
+        let state = AppState {
+            storage: storage.clone(),
+            access: Access::new(&config.auth_url, verifier),
+            signer,
+            files,
+            settings: Arc::new(Settings {
+                public_url,
+                max_file_size: config.max_file_size,
+                upload_url_ttl: config.upload_url_ttl,
+            }),
+        };
+        let router = kit::health::router(readiness).merge(routes::router(state));
+        let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
+        let listen = kit::listener::Listen {
+            http: config.http_addr,
+            metrics: config.metrics_addr,
+            limits: config.listener,
+        };
+        let http = HttpServer::bind(listen, router, &metrics).await?;
+        Ok(Self {
+            http,
+            sweeper,
+            requests,
+        })
+    }
+}
+
+impl Service for Media {
+    type Error = Error;
+
+    fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.http.metrics_port()
+    }
+
+    async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
+        let stop = shutdown.child_token();
+        let mut tasks = Essentials::new();
+        tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
+        tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
+        let Requests {
+            nats,
+            claims,
+            forgets,
+            files,
+        } = self.requests;
+        tasks.spawn(
+            "the claim answerer",
+            answer_claims(claims, nats, files.clone(), stop.clone()),
+        );
+        tasks.spawn("the forgetter", forget(forgets, files, stop.clone()));
+        let outcome = tasks.until(&shutdown).await;
+        stop.cancel();
+        Ok(outcome.and(tasks.finish().await)?)
+    }
+}
+
+/// Answers edges' claims, each on a task of its own (a claim moves files: a slow store must not
+/// hold up other messages).
+async fn answer_claims(
+    mut claims: async_nats::Subscriber,
+    nats: async_nats::Client,
+    files: Files,
+    shutdown: Shutdown,
+) {
+    while let Some(message) = tokio::select! {
+        message = claims.next() => message,
+        () = shutdown.cancelled() => None,
+    } {
+        let (Some(reply), Ok(claim)) = (
+            message.reply,
+            serde_json::from_slice::<proto::api::attachments::Claim>(&message.payload),
+        ) else {
+            tracing::warn!("a claim that cannot be read, or without a reply subject");
+            continue;
+        };
+        let nats = nats.clone();
+        let files = files.clone();
+        tokio::spawn(async move {
+            let answer = files.claim(&claim).await;
+            let body = serde_json::to_vec(&answer).expect("replies serialise");
+            if let Err(e) = nats.publish(reply, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer a claim");
+            }
+        });
+    }
+}
+
+/// Deletes the files of deleted messages.
+async fn forget(mut forgets: async_nats::Subscriber, files: Files, shutdown: Shutdown) {
+    while let Some(message) = tokio::select! {
+        message = forgets.next() => message,
+        () = shutdown.cancelled() => None,
+    } {
+        let Ok(forget) =
+            serde_json::from_slice::<proto::api::attachments::Forget>(&message.payload)
+        else {
+            tracing::warn!("a forget that cannot be read");
+            continue;
+        };
+        if let Err(e) = files.forget(&forget).await {
+            tracing::warn!(error = %e, message = %forget.message_id, "cannot delete a deleted message's files");
+        }
+    }
+}
+
+fn signing_secret(s: &str) -> Result<Secret<String>, String> {
+    if s.chars().count() < 32 {
+        return Err("must be at least 32 characters long".to_owned());
+    }
+    Ok(Secret::new(s.to_owned()))
+}

@@ -1,0 +1,56 @@
+//! Media's HTTP routes, grouped by resource.
+//!
+//! - [`uploads`]: upload slots for a message's files, and the signed PUT that stores their bytes.
+//! - [`files`]: a message's files, served to holders of their signed URLs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::access::Access;
+use crate::files::Files;
+use crate::signing::UrlSigner;
+use crate::storage::Storage;
+
+pub mod files;
+pub mod uploads;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Storage,
+    pub access: Access,
+    pub signer: UrlSigner,
+    pub files: Files,
+    pub settings: Arc<Settings>,
+}
+
+/// The rules uploads follow.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where clients reach this service (upload and file URLs begin with it).
+    pub public_url: String,
+    /// The largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// How long an upload slot's URL stays valid.
+    pub upload_url_ttl: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/channels/{id}/attachments",
+            post(uploads::create_slots),
+        )
+        .route(
+            "/api/v1/uploads/{channel}/{user}/{nonce}/{filename}",
+            put(uploads::upload),
+        )
+        .route(
+            "/attachments/{channel}/{message}/{attachment}/{filename}",
+            get(files::file),
+        )
+        .with_state(state)
+}
