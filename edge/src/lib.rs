@@ -234,10 +234,11 @@ pub struct Config {
           default_value = "5s", value_parser = kit::config::duration)]
     pub delivery_check_interval: Duration,
 
-    /// How long the edge gathers chat events after one arrives before handing them to its
-    /// sessions: each session then writes what it got with one call instead of one per event.
-    /// Adds up to this much to delivery; under load it is what keeps the edge's work per
-    /// delivery falling instead of its queues growing. 0 hands out what is there at once.
+    /// While busy (the last batch found more than one event waiting), how long the edge gathers
+    /// chat events after one arrives before handing them to its sessions: each session then
+    /// writes what it got with one call instead of one per event. Adds up to this much to
+    /// delivery under load, where it is what keeps the edge's work per delivery falling instead
+    /// of its queues growing; an edge that keeps up hands out at once. 0: never waits.
     #[arg(long = "delivery-linger", env = "NATTER_DELIVERY_LINGER", default_value = "2ms",
           value_parser = kit::config::duration)]
     pub delivery_linger: Duration,
