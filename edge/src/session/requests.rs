@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
-use proto::api::channels::{MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, Member, MembersQuery};
-use proto::api::guilds::GuildMember;
+use proto::api::channels::{MAX_MEMBER_IDS, MAX_MEMBERS_PAGE, MembersQuery};
 use proto::api::messages::Message;
 use proto::gateway::{
     Ack, ChannelMembersChunk, Dispatch, ErrorReply, GuildMembersChunk, MessageDelete, MessageEdit,
@@ -197,46 +196,26 @@ impl Session {
                 .collect(),
             MembersQuery::Page { .. } => Vec::new(),
         };
-        let mut seen = HashMap::new();
-        if presences {
-            // Others' presence, as in READY: a client knows its own.
-            let ids: Vec<Snowflake> = members
-                .iter()
-                .map(|m| m.user.id)
-                .filter(|id| *id != me)
-                .collect();
-            match state.directory.visible(me, ids).await {
-                Ok(visible) => {
-                    for p in state.presence.query(visible).await {
-                        seen.insert(p.user_id, p.seen_by_others());
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot learn whose presence to send"),
-            }
-        }
-        let chunks: Vec<&[Member]> = if members.is_empty() {
-            vec![&[]]
+        let ids: Vec<Snowflake> = members.iter().map(|m| m.user.id).collect();
+        let seen = if presences {
+            seen_presences(&state, me, ids).await
         } else {
-            members.chunks(CHUNK).collect()
+            HashMap::new()
         };
-        let count = chunks.len() as u32;
-        for (index, chunk) in chunks.into_iter().enumerate() {
+        let parts = chunk_parts(
+            &members,
+            |m| m.user.id,
+            not_found,
+            presences.then_some(&seen),
+        );
+        for part in parts {
             let chunk = ChannelMembersChunk {
                 channel_id,
-                members: chunk.to_vec(),
-                chunk_index: index as u32,
-                chunk_count: count,
-                not_found: if index == 0 {
-                    not_found.clone()
-                } else {
-                    Vec::new()
-                },
-                presences: presences.then(|| {
-                    chunk
-                        .iter()
-                        .filter_map(|m| seen.get(&m.user.id).cloned())
-                        .collect()
-                }),
+                members: part.members.to_vec(),
+                chunk_index: part.index,
+                chunk_count: part.count,
+                not_found: part.not_found,
+                presences: part.presences,
                 nonce: nonce.clone(),
             };
             self.dispatch(Dispatch::ChannelMembersChunk(chunk)).await?;
@@ -317,29 +296,20 @@ impl Session {
         } else {
             HashMap::new()
         };
-        let chunks: Vec<&[GuildMember]> = if members.is_empty() {
-            vec![&[]]
-        } else {
-            members.chunks(CHUNK).collect()
-        };
-        let count = chunks.len() as u32;
-        for (index, chunk) in chunks.into_iter().enumerate() {
+        let parts = chunk_parts(
+            &members,
+            |m| m.user.id,
+            not_found,
+            presences.then_some(&seen),
+        );
+        for part in parts {
             let chunk = GuildMembersChunk {
                 guild_id,
-                members: chunk.to_vec(),
-                chunk_index: index as u32,
-                chunk_count: count,
-                not_found: if index == 0 {
-                    not_found.clone()
-                } else {
-                    Vec::new()
-                },
-                presences: presences.then(|| {
-                    chunk
-                        .iter()
-                        .filter_map(|m| seen.get(&m.user.id).cloned())
-                        .collect()
-                }),
+                members: part.members.to_vec(),
+                chunk_index: part.index,
+                chunk_count: part.count,
+                not_found: part.not_found,
+                presences: part.presences,
                 nonce: nonce.clone(),
             };
             self.dispatch(Dispatch::GuildMembersChunk(chunk)).await?;
@@ -364,6 +334,50 @@ fn error_reply(nonce: Option<String>, error: &ChatError) -> ErrorReply {
 
 /// Most members in one CHANNEL_MEMBERS_CHUNK or GUILD_MEMBERS_CHUNK.
 const CHUNK: usize = 100;
+
+/// One member chunk's share of an answer to op 8.
+struct ChunkPart<'a, M> {
+    index: u32,
+    count: u32,
+    members: &'a [M],
+    /// The asked-for ids that are not members: in the first chunk only.
+    not_found: Vec<Snowflake>,
+    /// The presence of this chunk's members the user may see, when asked for.
+    presences: Option<Vec<proto::api::presence::Presence>>,
+}
+
+/// Members in chunks of at most [`CHUNK`] (one empty chunk when there are none), as Discord's
+/// member chunks carry them.
+fn chunk_parts<'a, M>(
+    members: &'a [M],
+    user: impl Fn(&M) -> Snowflake,
+    not_found: Vec<Snowflake>,
+    seen: Option<&HashMap<Snowflake, proto::api::presence::Presence>>,
+) -> Vec<ChunkPart<'a, M>> {
+    let chunks: Vec<&[M]> = if members.is_empty() {
+        vec![&[]]
+    } else {
+        members.chunks(CHUNK).collect()
+    };
+    let count = chunks.len() as u32;
+    let mut not_found = Some(not_found);
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, members)| ChunkPart {
+            index: index as u32,
+            count,
+            members,
+            not_found: not_found.take().unwrap_or_default(),
+            presences: seen.map(|seen| {
+                members
+                    .iter()
+                    .filter_map(|m| seen.get(&user(m)).cloned())
+                    .collect()
+            }),
+        })
+        .collect()
+}
 
 /// The presence of those among `ids` whom `me` may see (never their own: a client knows it).
 async fn seen_presences(
