@@ -14,7 +14,7 @@ use futures::StreamExt;
 use proto::Snowflake;
 use proto::access::{
     GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
-    MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery,
+    MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery, VoiceRequest,
 };
 use proto::api::users::User;
 use serde::Serialize;
@@ -71,6 +71,8 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
         encode(&parse(payload, |q: GuildQuery| guild(state, q)).await)
     } else if subject == subjects.auth_guild_members() {
         encode(&parse(payload, |q: GuildMembersRequest| guild_members(state, q)).await)
+    } else if subject == subjects.auth_voice() {
+        encode(&parse(payload, |q: VoiceRequest| crate::voice::request(state, q)).await)
     } else if subject == subjects.auth_audit() {
         encode(&parse(payload, |q: MessageDeleted| message_deleted(state, q)).await)
     } else {

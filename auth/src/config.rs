@@ -228,5 +228,58 @@ pub struct Config {
     pub edge_origins: Vec<crate::web::EdgeOrigin>,
 
     #[command(flatten)]
+    pub voice: VoiceConfig,
+
+    #[command(flatten)]
     pub log: LogConfig,
+}
+
+/// The media server (LiveKit) voice and video go through. Voice is off (op 4 answers
+/// `service_unavailable`) until all of URL, key and secret are set.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VoiceConfig {
+    /// LiveKit's URL as auth reaches it, for its room service (`http://127.0.0.1:7880`; `ws://`
+    /// is read as `http://`).
+    #[arg(long = "livekit-url", env = "NATTER_LIVEKIT_URL")]
+    pub livekit_url: Option<url::Url>,
+
+    /// LiveKit's URL as clients reach it (`wss://voice.example.com`), sent in
+    /// VOICE_SERVER_UPDATE; defaults to `--livekit-url`.
+    #[arg(long = "livekit-public-url", env = "NATTER_LIVEKIT_PUBLIC_URL")]
+    pub livekit_public_url: Option<url::Url>,
+
+    /// The API key LiveKit knows Natter by.
+    #[arg(long = "livekit-api-key", env = "NATTER_LIVEKIT_API_KEY")]
+    pub livekit_api_key: Option<String>,
+
+    /// Its secret: signs join tokens and room-service calls, and checks LiveKit's webhooks.
+    #[arg(long = "livekit-api-secret", env = "NATTER_LIVEKIT_API_SECRET")]
+    pub livekit_api_secret: Option<Secret<String>>,
+}
+
+impl VoiceConfig {
+    /// The media server, when voice is configured.
+    pub fn livekit(&self) -> Option<Result<crate::livekit::LiveKit, reqwest::Error>> {
+        let (Some(url), Some(key), Some(secret)) = (
+            &self.livekit_url,
+            &self.livekit_api_key,
+            &self.livekit_api_secret,
+        ) else {
+            return None;
+        };
+        let public = self.livekit_public_url.as_ref().unwrap_or(url).to_string();
+        let mut api = url.clone();
+        let scheme = if url.scheme() == "wss" || url.scheme() == "https" {
+            "https"
+        } else {
+            "http"
+        };
+        api.set_scheme(scheme).ok();
+        Some(crate::livekit::LiveKit::new(
+            api.as_str(),
+            public.trim_end_matches('/'),
+            key.clone(),
+            secret.clone(),
+        ))
+    }
 }

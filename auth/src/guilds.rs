@@ -348,5 +348,6 @@ pub async fn snapshot(
         guild: row.with_count(count),
         roles: roles::all(&mut *conn, guild).await?,
         channels: guild_channels::all(&mut *conn, guild, count).await?,
+        voice_states: crate::voice::of_guild(&mut *conn, guild).await?,
     }))
 }

@@ -37,6 +37,7 @@ pub mod guilds;
 pub mod invites;
 pub mod keys;
 pub mod limits;
+pub mod livekit;
 pub mod passwords;
 pub mod profiles;
 pub mod publish;
@@ -46,6 +47,7 @@ pub mod routes;
 pub mod sessions;
 pub mod state;
 pub mod throttle;
+pub mod voice;
 pub mod web;
 
 pub use config::Config;
@@ -79,6 +81,8 @@ pub enum Error {
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("stopped answering edges' requests: the NATS subscription ended")]
     AnsweringStopped,
+    #[error("cannot prepare the LiveKit client: {0}")]
+    LiveKit(#[source] reqwest::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -128,6 +132,7 @@ impl Auth {
             limits: Arc::new(limits(&config)),
             settings: Arc::new(settings(&config)),
             metrics: auth_metrics,
+            livekit: config.voice.livekit().transpose().map_err(Error::LiveKit)?,
         };
 
         let readiness = readiness(db, nats);

@@ -30,6 +30,8 @@ pub struct AppState {
     pub events: Publisher,
     pub settings: Arc<Settings>,
     pub metrics: AuthMetrics,
+    /// The media server, when voice is configured.
+    pub livekit: Option<crate::livekit::LiveKit>,
 }
 
 /// The plain values handlers read from the configuration.

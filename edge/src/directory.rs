@@ -170,6 +170,14 @@ impl Directory {
             .await
     }
 
+    /// Hands auth a session's op 4 (or the end of a session that joined voice).
+    pub async fn voice(
+        &self,
+        request: &proto::access::VoiceRequest,
+    ) -> Result<proto::access::VoiceAnswer, DirectoryError> {
+        self.ask(self.subjects.auth_voice(), request).await
+    }
+
     /// Tells auth a moderator deleted someone else's message, for the audit log.
     pub async fn message_deleted(&self, deleted: &MessageDeleted) -> Result<(), DirectoryError> {
         self.ask(self.subjects.auth_audit(), deleted).await

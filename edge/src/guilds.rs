@@ -18,6 +18,7 @@ use proto::Snowflake;
 use proto::access::{GuildQuery, GuildSnapshot, Reply};
 use proto::api::channels::Channel;
 use proto::api::guilds::{Guild, GuildMember, Role};
+use proto::api::voice::VoiceState;
 use proto::events::Event;
 use proto::gateway::{ReadSummary, ReadyChannel, ReadyGuild};
 use proto::permissions::{Permissions, effective};
@@ -33,6 +34,8 @@ pub struct GuildState {
     pub roles: Vec<Role>,
     /// Every channel, categories included, in list order, each with its overwrites.
     pub channels: Vec<Channel>,
+    /// Who is in its voice channels (one state per user).
+    pub voice_states: Vec<VoiceState>,
 }
 
 impl GuildState {
@@ -41,6 +44,7 @@ impl GuildState {
             guild: snapshot.guild,
             roles: snapshot.roles,
             channels: snapshot.channels,
+            voice_states: snapshot.voice_states,
         }
     }
 
@@ -100,6 +104,12 @@ impl GuildState {
                 })
                 .collect(),
             member: member.clone(),
+            voice_states: self
+                .voice_states
+                .iter()
+                .filter(|v| v.channel_id.is_some_and(|c| visible.contains(&c)))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -126,9 +136,22 @@ impl GuildState {
                 self.channels
                     .sort_by_key(|c| (c.position.unwrap_or(0), c.id));
             }
-            Event::ChannelDelete(r) => self.channels.retain(|c| c.id != r.channel_id),
+            Event::ChannelDelete(r) => {
+                self.channels.retain(|c| c.id != r.channel_id);
+                self.voice_states
+                    .retain(|v| v.channel_id != Some(r.channel_id));
+            }
+            Event::VoiceStateUpdate(voice) => {
+                self.voice_states.retain(|v| v.user_id != voice.user_id);
+                if voice.channel_id.is_some() {
+                    self.voice_states.push(voice.clone());
+                }
+            }
             Event::GuildMemberAdd(_) => self.count(1),
-            Event::GuildMemberRemove(_) => self.count(-1),
+            Event::GuildMemberRemove(removed) => {
+                self.count(-1);
+                self.voice_states.retain(|v| v.user_id != removed.user.id);
+            }
             _ => {}
         }
     }
@@ -346,6 +369,7 @@ mod tests {
                 role(CREW, 1, Permissions::empty()),
             ],
             channels: vec![channel(100, Vec::new()), channel(101, private)],
+            voice_states: Vec::new(),
         }
     }
 

@@ -38,6 +38,7 @@ mod guilds;
 mod requests;
 mod socket;
 mod start;
+mod voice;
 
 pub(crate) use requests::record_delete;
 use socket::read_frame;
@@ -71,6 +72,8 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         presence: crate::watch::Watch::default(),
         replies: FuturesUnordered::new(),
         unflushed: false,
+        voice: None,
+        voice_session: None,
     };
     let Err(ending) = session.run().await;
     session.finish(ending).await;
@@ -107,6 +110,10 @@ struct Session {
     replies: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
     /// Frames queued for the socket but not yet flushed.
     unflushed: bool,
+    /// The voice channel or call this connection joined (op 4), left when it ends.
+    voice: Option<voice::Joined>,
+    /// The id this connection's voice states carry, made at its first op 4.
+    voice_session: Option<String>,
 }
 
 /// Sends a session may have waiting for JetStream at once; past that it stops reading the
@@ -215,6 +222,9 @@ impl Session {
                         }
                         ClientFrame::RequestGuildMembers(request) => {
                             Box::pin(self.request_guild_members(claims, request)).await?;
+                        }
+                        ClientFrame::VoiceStateUpdate(update) => {
+                            Box::pin(self.voice_state_update(claims, update)).await?;
                         }
                         ClientFrame::TypingStart(typing) => {
                             let channel = typing.channel_id;

@@ -172,6 +172,11 @@ pub async fn update(
             return Err(ApiError::forbidden("administrators cannot be timed out"));
         }
     }
+    let voice = if changes.touches_voice() {
+        Some(voice_moderation(&mut tx, &standing, &before, &changes).await?)
+    } else {
+        None
+    };
     guild_members::update(
         &mut tx,
         guild,
@@ -217,7 +222,33 @@ pub async fn update(
         member: after.clone(),
     });
     publish(&state, guild, vec![event], entries).await;
+    if let Some(voice) = voice {
+        crate::voice::moderated(&state, guild, voice).await;
+    }
     Ok(Json(after))
+}
+
+/// Checks a server mute, deafen, move or disconnect (MUTE_MEMBERS, DEAFEN_MEMBERS,
+/// MOVE_MEMBERS; a move only to a voice channel the member may connect to) and records it.
+async fn voice_moderation(
+    tx: &mut PgConnection,
+    standing: &Standing,
+    target: &GuildMember,
+    changes: &proto::api::guilds::MemberChanges,
+) -> ApiResult<crate::voice::Moderated> {
+    if changes.mute.is_some() {
+        require(standing, Permissions::MUTE_MEMBERS)?;
+    }
+    if changes.deaf.is_some() {
+        require(standing, Permissions::DEAFEN_MEMBERS)?;
+    }
+    if changes.channel_id.is_some() {
+        require(standing, Permissions::MOVE_MEMBERS)?;
+    }
+    let guild = standing.guild.id;
+    crate::voice::moderate(tx, guild, target.user.id, changes)
+        .await?
+        .map_err(|(field, why)| ApiError::field(field, why))
 }
 
 /// The audit entry of a change of roles, in Discord's shape: `$add` and `$remove`.

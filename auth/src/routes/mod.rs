@@ -25,6 +25,7 @@ pub mod invites;
 pub mod members;
 pub mod roles;
 pub mod users;
+pub mod voice;
 
 /// Every API route, with the body cap, CORS and JSON answers for unknown routes and methods.
 pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
@@ -137,6 +138,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
             put(channels::add_moderator).delete(channels::remove_moderator),
         )
         .route("/api/v1/gateway", get(gateway::gateway))
+        .route("/api/v1/voice/livekit", post(voice::livekit_webhook))
         .route("/api/v1/openapi.json", get(openapi_json));
     let api = match &config.web_dir {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
@@ -355,6 +357,7 @@ impl utoipa::Modify for EdgeServers {
         invites::accept, invites::revoke,
         audit::audit_log,
         gateway::gateway,
+        voice::livekit_webhook,
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
         edge::mark_read, edge::add_reaction, edge::remove_reaction, edge::reactors,
         edge::clear_reactions, edge::presences,
@@ -369,6 +372,7 @@ impl utoipa::Modify for EdgeServers {
             permissions, members, moderation and the audit log"),
         (name = "invites", description = "Invites to servers: create, preview, accept, revoke"),
         (name = "gateway", description = "Where to open the WebSocket"),
+        (name = "voice", description = "The media server's webhooks (voice and video)"),
         (name = "messages", description = "History, send, edit, delete, reactions and read markers. Served \
             by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \
             `/api/v1/gateway`, as `http://host:port`)"),

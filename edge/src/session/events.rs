@@ -95,6 +95,15 @@ impl Session {
                 }
                 return Ok(());
             }
+            // A moderator moved the user: only the connection in voice takes the new room.
+            Event::VoiceServerUpdate(server) => {
+                let Some(joined) = self.voice.as_mut() else {
+                    return Ok(());
+                };
+                joined.guild = server.guild_id;
+                joined.channel = server.channel_id;
+                return self.send_text(delivery.frame.clone()).await;
+            }
             _ if delivery.event.is_internal() => return Ok(()),
             _ => {}
         }

@@ -133,9 +133,11 @@ impl Session {
         Ok((shown, hidden))
     }
 
-    /// [`Session::refresh_guild`], telling the client what appeared and what went.
+    /// [`Session::refresh_guild`], telling the client what appeared and what went (and taking
+    /// the user out of a voice channel they may no longer connect to).
     async fn announce_guild(&mut self, me: Snowflake, guild: Snowflake) -> Step {
         let (shown, hidden) = self.refresh_guild(guild).await?;
+        self.recheck_voice(me, guild).await?;
         self.introduce(me, shown).await?;
         for id in hidden {
             let gone = Event::ChannelDelete(ChannelRef {
@@ -236,18 +238,25 @@ impl Session {
                     Err(e) => tracing::warn!(error = %e, "cannot read a new server's member"),
                 }
                 self.refresh_guild(guild).await?;
-                return self.send_text(delivery.frame.clone()).await;
+                self.send_text(delivery.frame.clone()).await?;
+                // Who is in its voice channels, as READY's servers carry them.
+                for voice in self.visible_voice(guild) {
+                    self.dispatch(Event::VoiceStateUpdate(voice).into()).await?;
+                }
+                return Ok(());
             }
             // Gone for this user: from their inbox (left, kicked, banned, deleted) or, a moment
             // earlier or later, as their own GUILD_MEMBER_REMOVE on the server's subject.
             Event::GuildDelete(_) => {
                 if self.leave_guild(guild).await {
+                    self.recheck_voice(me, guild).await?;
                     return self.send_text(delivery.frame.clone()).await;
                 }
                 return Ok(());
             }
             Event::GuildMemberRemove(removed) if removed.user.id == me => {
                 if self.leave_guild(guild).await {
+                    self.recheck_voice(me, guild).await?;
                     let gone = Event::GuildDelete(GuildRef { id: guild });
                     return self.dispatch(gone.into()).await;
                 }
@@ -302,8 +311,39 @@ impl Session {
                 self.send_if(permissions, Permissions::VIEW_AUDIT_LOG, &delivery)
                     .await
             }
+            // Who is in a voice channel, to those who may view it; a leave to everyone (the
+            // channel left is not in it).
+            Event::VoiceStateUpdate(voice) => {
+                let shown = voice.channel_id.is_none_or(|channel| {
+                    self.guilds
+                        .get(&guild)
+                        .is_some_and(|j| j.visible.contains(&channel))
+                });
+                if shown {
+                    self.send_text(delivery.frame.clone()).await?;
+                }
+                Ok(())
+            }
             _ => self.send_text(delivery.frame.clone()).await,
         }
+    }
+
+    /// The voice states of a server's channels this session may view.
+    pub(super) fn visible_voice(&self, guild: Snowflake) -> Vec<proto::api::voice::VoiceState> {
+        let Some(joined) = self.guilds.get(&guild) else {
+            return Vec::new();
+        };
+        joined
+            .feed
+            .read(|state| {
+                state
+                    .voice_states
+                    .iter()
+                    .filter(|v| v.channel_id.is_some_and(|c| joined.visible.contains(&c)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     async fn send_if(

@@ -94,6 +94,8 @@ impl Session {
 
     /// Leaves every topic and closes the socket with the ending's code.
     pub(super) async fn finish(mut self, ending: Ending) {
+        // Voice lasts as long as the connection that joined it.
+        self.end_voice().await;
         for topic in std::mem::take(&mut self.topics) {
             self.state.hub.leave(topic, self.id).await;
         }

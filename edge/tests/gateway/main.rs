@@ -16,3 +16,4 @@ mod signed_out;
 mod slow_connections;
 mod starting;
 mod support;
+mod voice;

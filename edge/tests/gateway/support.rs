@@ -77,25 +77,29 @@ impl World {
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;
-        let auth_config: auth::Config = kit::config::try_parse_from([
-            "auth".to_owned(),
-            "--http-addr=127.0.0.1:0".to_owned(),
-            "--metrics-addr=127.0.0.1:0".to_owned(),
-            format!("--database-url={database_url}"),
-            format!("--nats-url={}", engines.nats_url),
-            format!("--nats-prefix={prefix}"),
-            format!("--redis-url={}", stack.redis_url),
-            format!("--signing-key={}", key_file().display()),
-            "--sign-up-rate=1000/1m".to_owned(),
-            // Tests build many channels quickly; the tests of these limits set their own.
-            "--channel-create-rate=10000/1m".to_owned(),
-            "--member-add-rate=10000/1m".to_owned(),
-            "--invite-create-rate=100000/1m".to_owned(),
-            // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
-            // production 150 ms can miss an edge that is alive, and tests count the edges offered.
-            "--discovery-timeout=2s".to_owned(),
-            "--log-filter=warn".to_owned(),
-        ])
+        let auth_config: auth::Config = kit::config::try_parse_from(
+            [
+                "auth".to_owned(),
+                "--http-addr=127.0.0.1:0".to_owned(),
+                "--metrics-addr=127.0.0.1:0".to_owned(),
+                format!("--database-url={database_url}"),
+                format!("--nats-url={}", engines.nats_url),
+                format!("--nats-prefix={prefix}"),
+                format!("--redis-url={}", stack.redis_url),
+                format!("--signing-key={}", key_file().display()),
+                "--sign-up-rate=1000/1m".to_owned(),
+                // Tests build many channels quickly; the tests of these limits set their own.
+                "--channel-create-rate=10000/1m".to_owned(),
+                "--member-add-rate=10000/1m".to_owned(),
+                "--invite-create-rate=100000/1m".to_owned(),
+                // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
+                // production 150 ms can miss an edge that is alive, and tests count the edges offered.
+                "--discovery-timeout=2s".to_owned(),
+                "--log-filter=warn".to_owned(),
+            ]
+            .into_iter()
+            .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default()),
+        )
         .expect("valid auth config");
         let auth = testkit::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
         testkit::wait_ready(&auth).await;

@@ -78,6 +78,40 @@ pub struct GuildSnapshot {
     pub roles: Vec<Role>,
     /// Every channel, categories included, each with its overwrites.
     pub channels: Vec<Channel>,
+    /// Who is in the server's voice channels.
+    #[serde(default)]
+    pub voice_states: Vec<crate::api::voice::VoiceState>,
+}
+
+/// `{p}.auth.voice`: a session's op 4, or (`ended`) the end of a session that had joined voice.
+/// Auth decides (CONNECT, SPEAK, STREAM; membership of a call's channel), records the voice state
+/// and publishes it; the edge hands the session what auth answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceRequest {
+    pub user_id: Snowflake,
+    /// The gateway connection asking (its voice states are its own: a leave or an end of another
+    /// connection's state changes nothing).
+    pub session_id: String,
+    pub update: crate::gateway::VoiceStateUpdate,
+    /// The connection ended (or lost the channel): leave whatever it joined, and take it out of
+    /// the media room.
+    #[serde(default)]
+    pub ended: bool,
+}
+
+/// Auth's answer to a [`VoiceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VoiceAnswer {
+    /// Joined or moved: where to connect.
+    Joined(crate::api::voice::VoiceServerUpdate),
+    /// Flags changed, or left (or nothing to leave).
+    Updated,
+    /// Refused: the error code and a message for the user (the missing permission named).
+    Refused {
+        code: crate::api::error::ErrorCode,
+        message: String,
+    },
 }
 
 /// `{p}.auth.guild_members`: members of a server the user is in.

@@ -42,6 +42,11 @@
 //! | GUILD_BAN_ADD/REMOVE           | -                                 | yes: to sessions with BAN_MEMBERS |
 //! | INVITE_CREATE/DELETE           | -                                 | yes: to sessions with MANAGE_GUILD |
 //! | GUILD_AUDIT_LOG_ENTRY_CREATE   | -                                 | yes: to sessions with VIEW_AUDIT_LOG |
+//! | VOICE_STATE_UPDATE (with `guild_id`) | -                           | yes: to sessions that may view its channel; a leave (null channel) to every session |
+//!
+//! VOICE_STATE_UPDATE of a call in a DM or group channel goes to that channel's `.meta` subject
+//! (a leave to the channel left). VOICE_SERVER_UPDATE is never published: the edge answers op 4
+//! with it.
 //!
 //! BLOCK_UPDATE and DM_OPEN change whose presence a session may watch and where it may send
 //! ([`Event::is_internal`]): edges apply them and never forward them to clients.
@@ -68,6 +73,7 @@ use crate::api::guilds::{Guild, GuildMember, Role, UserGuild};
 use crate::api::invites::Invite;
 use crate::api::messages::{Message, Typing};
 use crate::api::users::User;
+use crate::api::voice::{VoiceServerUpdate, VoiceState};
 use crate::gateway::ReadyChannel;
 
 #[derive(
@@ -156,6 +162,12 @@ pub enum Event {
     InviteCreate(Invite),
     InviteDelete(InviteRef),
     GuildAuditLogEntryCreate(AuditLogEntry),
+    /// Someone joined, moved between or left a voice channel or call, or changed their mute,
+    /// deafen, camera or screen flags, or a moderator muted or deafened them (published by auth).
+    VoiceStateUpdate(VoiceState),
+    /// Where and with what to connect for media: sent by the edge to the session whose op 4
+    /// joined or moved, never published.
+    VoiceServerUpdate(VoiceServerUpdate),
 }
 
 impl Event {
@@ -189,6 +201,7 @@ impl Event {
             Self::InviteCreate(invite) => Some(invite.guild_id),
             Self::InviteDelete(r) => Some(r.guild_id),
             Self::GuildAuditLogEntryCreate(entry) => Some(entry.guild_id),
+            Self::VoiceStateUpdate(state) => state.guild_id,
             _ => None,
         }
     }
@@ -214,6 +227,9 @@ impl Event {
             | Self::ChannelModeratorAdd(r)
             | Self::ChannelModeratorRemove(r) => Some(r.channel_id),
             Self::DmOpen(r) => Some(r.channel_id),
+            // A call's state is about its DM or group channel; a server's, about the server.
+            Self::VoiceStateUpdate(state) if state.guild_id.is_none() => state.channel_id,
+            Self::VoiceStateUpdate(_) | Self::VoiceServerUpdate(_) => None,
             Self::UserUpdate(_)
             | Self::SessionRevoked(_)
             | Self::PresenceUpdate(_)

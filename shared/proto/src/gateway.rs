@@ -17,7 +17,7 @@ mod server;
 
 pub use client::{
     Identify, MessageDelete, MessageEdit, MessageSend, PresenceUpdate, RequestChannelMembers,
-    RequestGuildMembers, Resume, TypingStart,
+    RequestGuildMembers, Resume, TypingStart, VoiceStateUpdate,
 };
 pub use schema::GatewaySchemas;
 pub use server::{
@@ -37,6 +37,9 @@ pub enum Opcode {
     Identify = 2,
     /// Client → server: set this session's status (idle after inactivity, or the user's pick).
     PresenceUpdate = 3,
+    /// Client → server: join, move between or leave voice channels and calls, or change one's own
+    /// mute, deafen, camera and screen flags (Discord's VOICE_STATE_UPDATE).
+    VoiceStateUpdate = 4,
     /// Client → server: continue a session after a disconnect.
     Resume = 6,
     /// Server → client: please reconnect (and resume) elsewhere.
@@ -126,6 +129,7 @@ pub enum ClientFrame {
     RequestChannelMembers(RequestChannelMembers),
     /// Op 8 naming a `guild_id`.
     RequestGuildMembers(RequestGuildMembers),
+    VoiceStateUpdate(VoiceStateUpdate),
 }
 
 impl ClientFrame {
@@ -160,6 +164,7 @@ impl ClientFrame {
             Opcode::MessageEdit => payload(raw.d).map(Self::MessageEdit),
             Opcode::MessageDelete => payload(raw.d).map(Self::MessageDelete),
             Opcode::TypingStart => payload(raw.d).map(Self::TypingStart),
+            Opcode::VoiceStateUpdate => payload(raw.d).map(Self::VoiceStateUpdate),
             // Server-only opcodes from a client are as unknown as made-up ones.
             Opcode::Dispatch
             | Opcode::Reconnect
@@ -185,6 +190,7 @@ impl ClientFrame {
             Self::RequestChannelMembers(_) | Self::RequestGuildMembers(_) => {
                 Opcode::RequestChannelMembers
             }
+            Self::VoiceStateUpdate(_) => Opcode::VoiceStateUpdate,
         }
     }
 
@@ -222,6 +228,7 @@ impl Serialize for ClientFrame {
             Self::PresenceUpdate(d) => frame(serializer, op, d),
             Self::RequestChannelMembers(d) => frame(serializer, op, d),
             Self::RequestGuildMembers(d) => frame(serializer, op, d),
+            Self::VoiceStateUpdate(d) => frame(serializer, op, d),
         }
     }
 }
@@ -247,7 +254,7 @@ mod tests {
     #[test]
     fn an_unknown_opcode_does_not_decode() {
         assert!(
-            serde_json::from_str::<Frame<serde_json::Value>>(r#"{"op": 4, "d": null}"#).is_err()
+            serde_json::from_str::<Frame<serde_json::Value>>(r#"{"op": 5, "d": null}"#).is_err()
         );
     }
 
@@ -311,6 +318,18 @@ mod tests {
             ClientFrame::decode(r#"{"op": 99, "d": {}}"#),
             Err(CloseCode::UnknownOpcode)
         );
+        // Discord's op 4: leaving is a null channel.
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 4, "d": {"guild_id": "6", "channel_id": null}}"#),
+            Ok(ClientFrame::VoiceStateUpdate(VoiceStateUpdate {
+                guild_id: Some(crate::Snowflake::from_u64(6)),
+                channel_id: None,
+                self_mute: false,
+                self_deaf: false,
+                self_video: false,
+                self_stream: false,
+            }))
+        );
         // A server-only opcode from a client is as unknown as a made-up one.
         assert_eq!(
             ClientFrame::decode(r#"{"op": 0, "d": {}}"#),
@@ -333,6 +352,14 @@ mod tests {
                 content: "hi".into(),
                 nonce: Some("n".into()),
                 message_reference: None,
+            }),
+            ClientFrame::VoiceStateUpdate(VoiceStateUpdate {
+                guild_id: Some(crate::Snowflake::from_u64(2)),
+                channel_id: None,
+                self_mute: true,
+                self_deaf: false,
+                self_video: false,
+                self_stream: false,
             }),
         ];
         for frame in frames {

@@ -241,6 +241,12 @@ impl Subjects {
         format!("{}.auth.audit", self.prefix)
     }
 
+    /// Where edges hand auth a session's op 4, and tell it when a session that joined voice ends
+    /// (`proto::access::VoiceRequest`).
+    pub fn auth_voice(&self) -> String {
+        format!("{}.auth.voice", self.prefix)
+    }
+
     /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).
     pub fn auth_requests(&self) -> String {
         format!("{}.auth.*", self.prefix)
@@ -326,6 +332,7 @@ mod tests {
             s.auth_guild(),
             s.auth_guild_members(),
             s.auth_audit(),
+            s.auth_voice(),
         ] {
             let (stem, _) = request.rsplit_once('.').unwrap();
             assert_eq!(format!("{stem}.*"), s.auth_requests());

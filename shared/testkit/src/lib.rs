@@ -201,6 +201,24 @@ impl Stack {
         }
     }
 
+    /// The stack's media server (LiveKit) and Natter's key for it, when the stack runs one.
+    pub fn livekit(&self) -> Option<LiveKitEndpoint> {
+        let from_file = std::fs::read_to_string(Self::env_file()).unwrap_or_default();
+        let var = |name: &str| {
+            std::env::var(name).ok().or_else(|| {
+                from_file.lines().find_map(|line| {
+                    let (k, v) = line.split_once('=')?;
+                    (k.trim() == name).then(|| v.trim().to_owned())
+                })
+            })
+        };
+        Some(LiveKitEndpoint {
+            url: var("NATTER_LIVEKIT_URL")?,
+            api_key: var("NATTER_LIVEKIT_API_KEY")?,
+            api_secret: var("NATTER_LIVEKIT_API_SECRET")?,
+        })
+    }
+
     fn env_file() -> PathBuf {
         checkout().join(".natter").join("env")
     }
@@ -223,6 +241,26 @@ impl Stack {
 
     pub fn cql_nodes(&self) -> Vec<String> {
         self.cql_nodes.split(',').map(str::to_owned).collect()
+    }
+}
+
+/// The development stack's media server (LiveKit).
+#[derive(Debug, Clone)]
+pub struct LiveKitEndpoint {
+    /// `ws://127.0.0.1:17880`
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl LiveKitEndpoint {
+    /// Auth's flags for it.
+    pub fn auth_args(&self) -> Vec<String> {
+        vec![
+            format!("--livekit-url={}", self.url),
+            format!("--livekit-api-key={}", self.api_key),
+            format!("--livekit-api-secret={}", self.api_secret),
+        ]
     }
 }
 

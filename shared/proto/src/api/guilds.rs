@@ -570,6 +570,18 @@ pub struct UpdateMemberRequest {
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<u64>)]
     pub communication_disabled_until: Option<Option<u64>>,
+    /// Server-mute the member in voice (MUTE_MEMBERS): they cannot publish their microphone.
+    /// Only while they are in one of the server's voice channels.
+    #[serde(default)]
+    pub mute: Option<bool>,
+    /// Server-deafen the member in voice (DEAFEN_MEMBERS): they hear nothing.
+    #[serde(default)]
+    pub deaf: Option<bool>,
+    /// Move the member to another voice channel of the server, or (`null`) disconnect them from
+    /// voice (MOVE_MEMBERS). Only while they are in one of the server's voice channels.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub channel_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -577,6 +589,17 @@ pub struct MemberChanges {
     pub nick: Option<Option<Nick>>,
     pub roles: Option<Vec<Snowflake>>,
     pub communication_disabled_until: Option<Option<u64>>,
+    pub mute: Option<bool>,
+    pub deaf: Option<bool>,
+    /// `Some(None)`: disconnect from voice; `Some(Some(c))`: move to `c`.
+    pub channel_id: Option<Option<Snowflake>>,
+}
+
+impl MemberChanges {
+    /// Whether it changes anything of the member's voice state.
+    pub fn touches_voice(&self) -> bool {
+        self.mute.is_some() || self.deaf.is_some() || self.channel_id.is_some()
+    }
 }
 
 /// Most roles one member may be given at once.
@@ -623,11 +646,19 @@ impl UpdateMemberRequest {
             }
             Some(Some(until)) => Some(Some(until)),
         };
+        let channel_id = match &self.channel_id {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(id)) => errors.check("channel_id", id_field(id)).map(Some),
+        };
         if errors.is_empty() {
             Ok(MemberChanges {
                 nick,
                 roles,
                 communication_disabled_until: until,
+                mute: self.mute,
+                deaf: self.deaf,
+                channel_id,
             })
         } else {
             Err(errors)

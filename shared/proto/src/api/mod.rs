@@ -22,6 +22,7 @@ pub mod reactions;
 pub mod schema;
 pub(crate) mod text;
 pub mod users;
+pub mod voice;
 
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};

@@ -99,3 +99,24 @@ pub struct RequestGuildMembers {
     #[serde(default)]
     pub nonce: Option<String>,
 }
+
+/// Op 4, Discord's VOICE_STATE_UPDATE: join a server's voice channel (`guild_id` and
+/// `channel_id`) or a call in a DM or group channel (`channel_id` alone), move to another
+/// (joining one leaves the other: one at a time), leave (`channel_id` null), or change one's own
+/// flags in the channel one is in. Answered by VOICE_SERVER_UPDATE when it joined or moved, and by
+/// everyone's VOICE_STATE_UPDATE; ERROR (`forbidden` naming the permission, `not_found`,
+/// `service_unavailable`) when it cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VoiceStateUpdate {
+    #[serde(default)]
+    pub guild_id: Option<Snowflake>,
+    pub channel_id: Option<Snowflake>,
+    #[serde(default)]
+    pub self_mute: bool,
+    #[serde(default)]
+    pub self_deaf: bool,
+    #[serde(default)]
+    pub self_video: bool,
+    #[serde(default)]
+    pub self_stream: bool,
+}

@@ -203,6 +203,9 @@ pub struct ReadyGuild {
     /// The channels the user may view, categories included.
     pub channels: Vec<ReadyChannel>,
     pub member: GuildMember,
+    /// Who is in the voice channels the user may view.
+    #[serde(default)]
+    pub voice_states: Vec<crate::api::voice::VoiceState>,
 }
 
 /// A channel in READY: the channel as the user sees it (its member count, not its members: those
