@@ -27,6 +27,23 @@ pub mod roles;
 pub mod users;
 pub mod voice;
 
+/// The origins the page may connect to besides its own: the edges, and the media server voice
+/// and video go through (its public URL).
+fn connect_origins(config: &Config) -> Result<Vec<crate::web::EdgeOrigin>, String> {
+    let mut origins = config.edge_origins.clone();
+    let voice = &config.voice;
+    if let Some(url) = voice
+        .livekit_public_url
+        .as_ref()
+        .or(voice.livekit_url.as_ref())
+    {
+        origins.push(crate::web::EdgeOrigin::parse(
+            url.origin().ascii_serialization().as_str(),
+        )?);
+    }
+    Ok(origins)
+}
+
 /// Every API route, with the body cap, CORS and JSON answers for unknown routes and methods.
 pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
     let api = Router::new()
@@ -144,7 +161,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
         Some(dir) => api
             .route("/api/{*rest}", any(not_found))
-            .fallback_service(crate::web::router(dir, &config.edge_origins)),
+            .fallback_service(crate::web::router(dir, &connect_origins(config)?)),
         None => api.fallback(not_found),
     };
     let api = api
