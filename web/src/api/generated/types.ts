@@ -876,6 +876,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/voice/livekit': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * LiveKit's webhook (its `webhook.urls` names this route). Answers 204, or 401 when the token
+     *     does not check out.
+     */
+    post: operations['livekit_webhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1445,6 +1465,24 @@ export interface components {
           d: components['schemas']['AuditLogEntry'];
           /** @enum {string} */
           t: 'GUILD_AUDIT_LOG_ENTRY_CREATE';
+        }
+      | {
+          /**
+           * @description Someone joined, moved between or left a voice channel or call, or changed their mute,
+           *     deafen, camera or screen flags, or a moderator muted or deafened them (published by auth).
+           */
+          d: components['schemas']['VoiceState'];
+          /** @enum {string} */
+          t: 'VOICE_STATE_UPDATE';
+        }
+      | {
+          /**
+           * @description Where and with what to connect for media: sent by the edge to the session whose op 4
+           *     joined or moved, never published.
+           */
+          d: components['schemas']['VoiceServerUpdate'];
+          /** @enum {string} */
+          t: 'VOICE_SERVER_UPDATE';
         };
     /** @description `GET /api/v1/gateway` */
     GatewayResponse: {
@@ -1844,6 +1882,8 @@ export interface components {
       name: string;
       owner_id: components['schemas']['Snowflake'];
       roles: components['schemas']['Role'][];
+      /** @description Who is in the voice channels the user may view. */
+      voice_states?: components['schemas']['VoiceState'][];
     };
     /** @description A small preview of the message a reply answers: its author and the start of its first line. */
     ReferencedMessage: {
@@ -2066,11 +2106,23 @@ export interface components {
     /** @description `PATCH /api/v1/guilds/{id}/members/{user}`: leave a field out to keep it. */
     UpdateMemberRequest: {
       /**
+       * @description Move the member to another voice channel of the server, or (`null`) disconnect them from
+       *     voice (MOVE_MEMBERS). Only while they are in one of the server's voice channels.
+       */
+      channel_id?: string | null;
+      /**
        * Format: int64
        * @description Time the member out until this moment (Unix milliseconds, at most 28 days ahead); `null`
        *     ends a time-out. Needs MODERATE_MEMBERS.
        */
       communication_disabled_until?: number | null;
+      /** @description Server-deafen the member in voice (DEAFEN_MEMBERS): they hear nothing. */
+      deaf?: boolean | null;
+      /**
+       * @description Server-mute the member in voice (MUTE_MEMBERS): they cannot publish their microphone.
+       *     Only while they are in one of the server's voice channels.
+       */
+      mute?: boolean | null;
       nick?: components['schemas']['Nick'] | null;
       /**
        * @description Every role the member should have (other than @everyone). Needs MANAGE_ROLES, and only
@@ -2151,6 +2203,45 @@ export interface components {
     /** @description `POST /api/v1/channels/{id}/members` and `POST /api/v1/users/@me/dms`: someone, by username. */
     UsernameRequest: {
       username: components['schemas']['Username'];
+    };
+    /**
+     * @description VOICE_SERVER_UPDATE: the answer to a gateway op 4 that joined a channel (or moved to
+     *     another): connect to `endpoint` with `token` (a LiveKit access token, valid for a few minutes
+     *     to connect, whose grants follow the member's permissions: no SPEAK, no microphone; no STREAM,
+     *     no camera nor screen).
+     */
+    VoiceServerUpdate: {
+      channel_id: components['schemas']['Snowflake'];
+      /** @description The media server's public URL (`wss://…` in production). */
+      endpoint: string;
+      guild_id?: components['schemas']['Snowflake'] | null;
+      token: string;
+    };
+    /**
+     * @description Someone in a voice channel or call, or (`channel_id` null) someone who left one: the
+     *     VOICE_STATE_UPDATE dispatch, and the entries of READY's and GUILD_CREATE's `voice_states`.
+     */
+    VoiceState: {
+      channel_id?: components['schemas']['Snowflake'] | null;
+      /** @description A moderator deafened them (DEAFEN_MEMBERS): they receive nothing. */
+      deaf?: boolean;
+      guild_id?: components['schemas']['Snowflake'] | null;
+      /** @description A moderator muted them (MUTE_MEMBERS): they cannot publish audio. */
+      mute?: boolean;
+      /** @description They turned their own sound off. */
+      self_deaf?: boolean;
+      /** @description They muted their own microphone. */
+      self_mute?: boolean;
+      /** @description They are sharing their screen ("Go Live"). */
+      self_stream?: boolean;
+      /** @description Their camera is on. */
+      self_video?: boolean;
+      /**
+       * @description The gateway connection that joined (a Snowflake as a string): the state lasts as long as
+       *     that connection does.
+       */
+      session_id: string;
+      user_id: components['schemas']['Snowflake'];
     };
   };
   responses: never;
@@ -2269,6 +2360,8 @@ export type UserGuild = components['schemas']['UserGuild'];
 export type UserSettings = components['schemas']['UserSettings'];
 export type Username = components['schemas']['Username'];
 export type UsernameRequest = components['schemas']['UsernameRequest'];
+export type VoiceServerUpdate = components['schemas']['VoiceServerUpdate'];
+export type VoiceState = components['schemas']['VoiceState'];
 export type $defs = Record<string, never>;
 export interface operations {
   jwks: {
@@ -6163,6 +6256,71 @@ export interface operations {
         };
       };
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  livekit_webhook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description LiveKit's WebhookEvent, signed by the Authorization token */
+    requestBody: {
+      content: {
+        'application/webhook+json': string;
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The body is not JSON of this route's shape, or a field breaks its rule (see `fields`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
         headers: {
           [name: string]: unknown;
         };
