@@ -28,6 +28,8 @@ export type Resumed = g.Resumed;
 export type Typing = g.Typing;
 export type MessageAck = g.ReadState;
 export type Dispatch = g.Dispatch;
+export type VoiceState = g.VoiceState;
+export type VoiceServerUpdate = g.VoiceServerUpdate;
 
 /** Opcodes (proto::gateway::Opcode). */
 export const Op = {
@@ -35,6 +37,7 @@ export const Op = {
   Heartbeat: 1,
   Identify: 2,
   PresenceUpdate: 3,
+  VoiceStateUpdate: 4,
   Resume: 6,
   Reconnect: 7,
   RequestChannelMembers: 8,

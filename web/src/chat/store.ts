@@ -22,6 +22,7 @@ import { Op } from '../api/types';
 import { session } from '../auth/session';
 import { GatewayClient, type ConnectionState } from '../gateway/client';
 import { Guilds } from '../guilds/store';
+import { Voice } from '../voice/store';
 import { keys } from './keys';
 import {
   addPending,
@@ -115,6 +116,8 @@ export class Chat {
   presenceSupported = false;
   /** Servers: their roles, my member object, their members (their channels are channels). */
   readonly guilds: Guilds;
+  /** Voice channels and calls: who is in them, and this tab's own call. */
+  readonly voice: Voice;
 
   constructor(
     readonly qc: QueryClient,
@@ -139,6 +142,10 @@ export class Chat {
       rememberUsers: (users) => this.rememberUsers(users),
       fetchPresences: (ids) => this.fetchPresences(ids),
     });
+    this.voice = new Voice(this.gateway, me.id, {
+      // TURN only (a test's, or a network that allows nothing else), set in localStorage.
+      iceTransportPolicy: localStorage.getItem('natter.voice.relay') === '1' ? 'relay' : undefined,
+    });
     this.unsubscribe.push(
       this.gateway.on('state', (s) => qc.setQueryData(keys.connection, s)),
       this.gateway.on('ready', (r) => this.onReady(r)),
@@ -160,6 +167,7 @@ export class Chat {
   }
 
   stop() {
+    this.voice.stop();
     this.outbox.stop();
     this.gateway.stop();
     this.unsubscribe.forEach((u) => u());
@@ -651,6 +659,14 @@ export class Chat {
       return;
     }
     this.qc.setQueryData<MessageList>(key, (l) => (l ? fn(l) : l));
+  }
+
+  /** Fetches the profiles of users the client has not met yet (people in a voice channel). */
+  async ensureUsers(ids: string[]) {
+    const known = this.qc.getQueryData<UserMap>(keys.users) ?? {};
+    const missing = ids.filter((id) => !known[id]);
+    const found = await Promise.all(missing.map((id) => call<User>(`/api/v1/users/${id}`).catch(() => null)));
+    this.rememberUsers(found.filter((u): u is User => u !== null));
   }
 
   private rememberUsers(users: User[]) {

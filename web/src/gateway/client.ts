@@ -49,6 +49,8 @@ export interface GatewayEvents {
   dispatch: { t: string; d: unknown; s: number | null };
   /** The access token was refused twice in a row: the user must sign in again. */
   authFailed: undefined;
+  /** An ERROR that answers no request of ours (op 4's refusals carry no nonce). */
+  error: { code: string; message: string };
 }
 
 type Listener<K extends keyof GatewayEvents> = (payload: GatewayEvents[K]) => void;
@@ -294,7 +296,12 @@ export class GatewayClient {
       case Op.Error: {
         const d = frame.d as { nonce?: string; code?: string; message?: string; retry_after?: unknown };
         const r = d.nonce ? this.requests.get(d.nonce) : undefined;
-        if (!r || !d.nonce) break;
+        if (!r || !d.nonce) {
+          if (frame.op === Op.Error) {
+            this.emit('error', { code: d.code ?? 'error', message: d.message ?? 'the request failed' });
+          }
+          break;
+        }
         this.requests.delete(d.nonce);
         this.env.clearTimeout(r.timer);
         if (frame.op === Op.Ack) r.resolve(frame.d);

@@ -8,6 +8,7 @@ import { GuildChannelSettings } from './guild/ChannelDialogs';
 import { ChannelGlyph } from './guild/GuildSidebar';
 import { GuildMemberList } from './guild/GuildMemberList';
 import { useSendBlocked, VoicePane } from './guild/GuildChannel';
+import { CallBar } from '../voice/VoicePanel';
 import { useGuild, useMyPermissions } from '../guilds/hooks';
 import { has, Permission } from '../guilds/permissions';
 import { MemberList } from './MemberList';
@@ -83,6 +84,7 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
           <VoicePane channel={channel} />
         ) : (
           <section className="conversation" aria-label={`Messages in ${label}`}>
+            {(channel.kind === 'dm' || channel.kind === 'group') && <CallBar channelId={channel.id} />}
             <MessageList channel={channel} editing={editing} onEdit={setEditing} />
             <div className="typing" aria-live="polite">
               {typingText(typing.map((id) => displayName(users[id])))}

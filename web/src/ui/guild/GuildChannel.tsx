@@ -1,3 +1,4 @@
+import { VoicePane as VoiceCallPane } from '../../voice/VoicePanel';
 import { useMyPermissions, useNow } from '../../guilds/hooks';
 import { has, isTimedOut, Permission } from '../../guilds/permissions';
 import type { GuildState } from '../../guilds/store';
@@ -26,15 +27,9 @@ export function useSendBlocked(guild: GuildState | undefined, channel: Channel):
   return 'You do not have permission to send messages in this channel.';
 }
 
-/** A voice channel: who is in it (calls come with a later issue). */
+/** A voice channel: who is in it, joining, and the call. */
 export function VoicePane({ channel }: { channel: Channel }) {
   return (
-    <section className="conversation voice-pane" aria-label={`Voice channel ${channel.name}`}>
-      <div className="empty-state">
-        <h2>{channel.name}</h2>
-        <p className="muted">Nobody is in this voice channel.</p>
-        <p className="muted small">Voice calls are coming; for now this channel lists who is in it.</p>
-      </div>
-    </section>
+    <VoiceCallPane guildId={channel.guild_id ?? null} channelId={channel.id} title={channel.name ?? ''} />
   );
 }

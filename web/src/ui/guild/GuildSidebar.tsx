@@ -1,3 +1,4 @@
+import { VoiceChannelMembers } from '../../voice/VoicePanel';
 import { useState } from 'react';
 import { useChat } from '../../chat/hooks';
 import { useGuildChannels, useMyPermissions } from '../../guilds/hooks';
@@ -86,6 +87,7 @@ export function GuildSidebar({
           {c.kind === 'voice' && <span className="sr-only"> (voice)</span>}
           <UnreadBadge count={unread} />
         </a>
+        {c.kind === 'voice' && <VoiceChannelMembers channelId={c.id} />}
       </li>
     );
   };
