@@ -26,6 +26,11 @@ export async function launch() {
       '--disable-background-timer-throttling',
       '--disable-renderer-backgrounding',
       '--disable-backgrounding-occluded-windows',
+      // Voice: a fake microphone and camera (a beep and a test pattern), allowed without a prompt,
+      // and audio that plays without a gesture.
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
     ],
   });
 }

@@ -168,6 +168,12 @@ export class Services {
           ...common,
           NATTER_DATABASE_URL: dbUrl.toString(),
           NATTER_REDIS_URL: this.env.NATTER_REDIS_URL,
+          // The stack's media server (LiveKit), for voice.
+          ...Object.fromEntries(
+            ['NATTER_LIVEKIT_URL', 'NATTER_LIVEKIT_API_KEY', 'NATTER_LIVEKIT_API_SECRET']
+              .filter((k) => this.env[k])
+              .map((k) => [k, this.env[k]]),
+          ),
           // Every test signs up from one address.
           NATTER_SIGN_UP_RATE: '1000/1m',
           NATTER_SIGN_IN_RATE: '1000/1m',

@@ -1,0 +1,175 @@
+// End-to-end: voice through the stack's LiveKit, in headless Chromium with fake media. Ann and
+// Bob (on different edges) join a server's voice channel: each page's WebRTC stats show audio
+// bytes arriving from the other and growing, and each sees the other in the channel list. Carol,
+// whom an overwrite denies CONNECT, is refused with a clear message. Closing Bob's page takes him
+// off Ann's list. Run with `npm run e2e -- e2e/voice.e2e.mjs`.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launch, person, screenshot } from './browser.mjs';
+import { Services } from './services.mjs';
+
+const PASSWORD = 'correct horse battery';
+const suffix = Math.random().toString(36).slice(2, 7);
+const T = 30_000;
+
+let services;
+let browser;
+let ann;
+let bob;
+let carol;
+let guild;
+let lounge;
+const ids = {};
+
+async function api(path, { method = 'GET', token, body } = {}) {
+  const res = await fetch(`${services.origin}/api/v1${path}`, {
+    method,
+    headers: {
+      'content-type': 'application/json',
+      ...(token && { authorization: `Bearer ${token}` }),
+    },
+    body: body && JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function signUp(name) {
+  const username = `${name}_${suffix}`;
+  const r = await api('/auth/sign-up', {
+    method: 'POST',
+    body: { username, password: PASSWORD, display_name: name[0].toUpperCase() + name.slice(1) },
+  });
+  ids[name] = r.user.id;
+  return { username, token: r.access_token };
+}
+
+/** Every RTCPeerConnection the page makes, kept for its stats. */
+async function watchPeerConnections(p) {
+  await p.context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.__pcs = [];
+    function Wrapped(...args) {
+      const pc = new Original(...args);
+      window.__pcs.push(pc);
+      return pc;
+    }
+    Wrapped.prototype = Original.prototype;
+    Object.setPrototypeOf(Wrapped, Original);
+    window.RTCPeerConnection = Wrapped;
+  });
+}
+
+/** Audio bytes this page has received over WebRTC, across its connections. */
+function inboundAudioBytes(p) {
+  return p.page.evaluate(async () => {
+    let bytes = 0;
+    for (const pc of window.__pcs ?? []) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived ?? 0;
+      });
+    }
+    return bytes;
+  });
+}
+
+async function until(what, check, timeout = T) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function signIn(p, username) {
+  await p.page.goto('/');
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
+}
+
+async function openLounge(p) {
+  await p.page.goto(`/#/c/${lounge}`);
+  await p.page.getByRole('region', { name: 'Voice channel lounge' }).waitFor({ timeout: T });
+}
+
+before(async () => {
+  services = await new Services().start();
+  browser = await launch();
+  const a = await signUp('ann');
+  const b = await signUp('bob');
+  const c = await signUp('carol');
+  const made = await api('/guilds', { method: 'POST', token: a.token, body: { name: 'Band' } });
+  guild = made.id;
+  for (const who of [b, c]) {
+    const invite = await api(`/guilds/${guild}/invites`, { method: 'POST', token: a.token, body: {} });
+    await api(`/invites/${invite.code}`, { method: 'POST', token: who.token });
+  }
+  const channel = await api(`/guilds/${guild}/channels`, {
+    method: 'POST',
+    token: a.token,
+    body: {
+      name: 'lounge',
+      kind: 'voice',
+      // Carol may see the channel, not connect to it.
+      permission_overwrites: [{ id: ids.carol, type: 1, deny: String(1 << 20) }],
+    },
+  });
+  lounge = channel.id;
+  ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
+  bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
+  carol = await person(browser, services, { name: 'carol', edge: 'edge1' });
+  for (const p of [ann, bob]) await watchPeerConnections(p);
+  await signIn(ann, a.username);
+  await signIn(bob, b.username);
+  await signIn(carol, c.username);
+});
+
+after(async () => {
+  await browser?.close();
+  await services?.stop();
+});
+
+describe('voice', () => {
+  test('ann and bob join a voice channel and hear each other', async () => {
+    for (const p of [ann, bob]) {
+      await openLounge(p);
+      await p.page.getByRole('button', { name: 'Join voice' }).click();
+    }
+    for (const p of [ann, bob]) {
+      await p.page.locator('[data-call-status="connected"]').waitFor({ timeout: T });
+    }
+    // Each sees the other in the channel list, live.
+    await ann.page.locator(`.voice-members [data-voice-user="${ids.bob}"]`).first().waitFor({ timeout: T });
+    await bob.page.locator(`.voice-members [data-voice-user="${ids.ann}"]`).first().waitFor({ timeout: T });
+    // Audio arrives from the other, and keeps arriving.
+    for (const p of [ann, bob]) {
+      await until(`${p.name} receiving audio`, async () => (await inboundAudioBytes(p)) > 0);
+      const first = await inboundAudioBytes(p);
+      await until(`${p.name}'s audio growing`, async () => (await inboundAudioBytes(p)) > first + 1000);
+    }
+    await screenshot(ann.page, 'voice-call');
+  });
+
+  test('carol, without CONNECT, is refused with a clear message', async () => {
+    await openLounge(carol);
+    await carol.page.getByRole('button', { name: 'Join voice' }).click();
+    const alert = carol.page.getByRole('alert');
+    await alert.waitFor({ timeout: T });
+    assert.match(await alert.innerText(), /CONNECT/);
+  });
+
+  test("closing bob's page takes him off ann's list", async () => {
+    await bob.context.close();
+    await ann.page
+      .locator(`.voice-members [data-voice-user="${ids.bob}"]`)
+      .first()
+      .waitFor({ state: 'detached', timeout: T });
+    assert.equal(ann.csp.length, 0, JSON.stringify(ann.csp));
+  });
+});
