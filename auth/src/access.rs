@@ -134,12 +134,14 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
         )
         .await?;
         let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
+        let voice_states = crate::voice::of_calls(&mut *conn, query.user_id).await?;
         Ok::<_, sqlx::Error>(Some(SessionState {
             channels,
             watch,
             closed,
             guilds,
             user,
+            voice_states,
         }))
     };
     match read.await {

@@ -66,6 +66,23 @@ pub async fn of_guild(
     Ok(rows.into_iter().map(VoiceState::from).collect())
 }
 
+/// Everyone in a call in one of `user`'s DMs and group channels.
+pub async fn of_calls(
+    db: impl PgExecutor<'_>,
+    user: Snowflake,
+) -> Result<Vec<VoiceState>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT v.user_id, v.channel_id, v.guild_id, v.session_id, v.self_mute, v.self_deaf,
+                v.self_video, v.self_stream, v.mute, v.deaf
+         FROM voice_states v JOIN channel_members m ON m.channel_id = v.channel_id
+         WHERE m.user_id = $1 AND v.guild_id IS NULL ORDER BY v.user_id",
+    )
+    .bind(user.as_i64())
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(VoiceState::from).collect())
+}
+
 /// The user's voice state, locked until the transaction ends.
 async fn lock_of(conn: &mut PgConnection, user: Snowflake) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -20,6 +20,7 @@ let carol;
 let guild;
 let lounge;
 const ids = {};
+const accounts = {};
 
 async function api(path, { method = 'GET', token, body } = {}) {
   const res = await fetch(`${services.origin}/api/v1${path}`, {
@@ -42,7 +43,8 @@ async function signUp(name) {
     body: { username, password: PASSWORD, display_name: name[0].toUpperCase() + name.slice(1) },
   });
   ids[name] = r.user.id;
-  return { username, token: r.access_token };
+  accounts[name] = { username, token: r.access_token };
+  return accounts[name];
 }
 
 /** Every RTCPeerConnection the page makes, kept for its stats. */
@@ -63,16 +65,49 @@ async function watchPeerConnections(p) {
 
 /** Audio bytes this page has received over WebRTC, across its connections. */
 function inboundAudioBytes(p) {
+  return inbound(p, 'audio', 'bytesReceived');
+}
+
+/** Video frames this page has decoded. */
+function framesDecoded(p) {
+  return inbound(p, 'video', 'framesDecoded');
+}
+
+function inbound(p, kind, field) {
+  return p.page.evaluate(
+    async ([kind, field]) => {
+      let total = 0;
+      for (const pc of window.__pcs ?? []) {
+        if (pc.connectionState === 'closed') continue;
+        const stats = await pc.getStats();
+        stats.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === kind) total += s[field] ?? 0;
+        });
+      }
+      return total;
+    },
+    [kind, field],
+  );
+}
+
+/** The types of the ICE candidates this page's selected candidate pairs use locally. */
+function selectedLocalCandidates(p) {
   return p.page.evaluate(async () => {
-    let bytes = 0;
+    const types = [];
     for (const pc of window.__pcs ?? []) {
       if (pc.connectionState === 'closed') continue;
       const stats = await pc.getStats();
+      const byId = new Map();
+      stats.forEach((s) => byId.set(s.id, s));
       stats.forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived ?? 0;
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = byId.get(s.selectedCandidatePairId);
+          const local = pair && byId.get(pair.localCandidateId);
+          if (local) types.push(local.candidateType);
+        }
       });
     }
-    return bytes;
+    return types;
   });
 }
 
@@ -156,6 +191,20 @@ describe('voice', () => {
     await screenshot(ann.page, 'voice-call');
   });
 
+  test('bob turns on his camera and ann decodes his video', async () => {
+    await bob.page.getByRole('button', { name: 'Camera' }).click();
+    await until("ann decoding bob's camera", async () => (await framesDecoded(ann)) > 10);
+    await ann.page.getByRole('region', { name: 'Voice channel lounge' }).locator('video').first().waitFor({
+      timeout: T,
+    });
+  });
+
+  test('ann shares her screen and bob decodes it', async () => {
+    await ann.page.getByRole('button', { name: 'Share screen' }).click();
+    await ann.page.getByRole('button', { name: 'Stop sharing' }).waitFor({ timeout: T });
+    await until("bob decoding ann's screen", async () => (await framesDecoded(bob)) > 10);
+  });
+
   test('carol, without CONNECT, is refused with a clear message', async () => {
     await openLounge(carol);
     await carol.page.getByRole('button', { name: 'Join voice' }).click();
@@ -171,5 +220,43 @@ describe('voice', () => {
       .first()
       .waitFor({ state: 'detached', timeout: T });
     assert.equal(ann.csp.length, 0, JSON.stringify(ann.csp));
+  });
+
+  test('a DM call rings and connects with ICE forced through TURN', async () => {
+    await ann.page.getByRole('button', { name: 'Leave' }).click();
+    const dm = await api('/users/@me/dms', {
+      method: 'POST',
+      token: accounts.ann.token,
+      body: { username: accounts.bob.username },
+    });
+    await api('/users/@me/dms', {
+      method: 'POST',
+      token: accounts.bob.token,
+      body: { username: accounts.ann.username },
+    });
+    const relayed = [];
+    for (const name of ['ann', 'bob']) {
+      const p = await person(browser, services, {
+        name: `${name}-relay`,
+        edge: name === 'ann' ? 'edge1' : 'edge2',
+      });
+      await watchPeerConnections(p);
+      await p.context.addInitScript(() => localStorage.setItem('natter.voice.relay', '1'));
+      await signIn(p, accounts[name].username);
+      await p.page.goto(`/#/c/${dm.id}`);
+      relayed.push(p);
+    }
+    const [a, b] = relayed;
+    await a.page.getByRole('button', { name: 'Start a call' }).click({ timeout: T });
+    await a.page.locator('[data-call-status="connected"]').waitFor({ timeout: T });
+    const ringing = b.page.getByRole('alert', { name: 'Incoming call' });
+    await ringing.waitFor({ timeout: T });
+    await ringing.getByRole('button', { name: 'Join call' }).click();
+    await b.page.locator('[data-call-status="connected"]').waitFor({ timeout: T });
+    for (const p of [a, b]) {
+      await until(`${p.name} receiving audio through TURN`, async () => (await inboundAudioBytes(p)) > 1000);
+      const types = await selectedLocalCandidates(p);
+      assert.ok(types.length > 0 && types.every((t) => t === 'relay'), `${p.name}: ${types}`);
+    }
   });
 });

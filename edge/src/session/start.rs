@@ -78,9 +78,10 @@ impl Session {
             .map_err(Some)?;
         match missed {
             None => {
-                let ready = self
+                let mut ready = self
                     .ready(claims, user, session.channels, presences, head)
                     .await;
+                ready.voice_states = session.voice_states;
                 self.dispatch(Dispatch::Ready(Box::new(ready))).await
             }
             Some(missed) => {
@@ -189,6 +190,7 @@ impl Session {
             channels,
             guilds: self.ready_guilds(&mut summaries),
             presences,
+            voice_states: Vec::new(),
         }
     }
 }

@@ -380,14 +380,15 @@ async fn a_moderator_mutes_in_the_room_and_disconnects() {
 }
 
 #[tokio::test]
-async fn a_dm_call_is_for_its_two_members() {
-    let world = World::start(1, &[]).await;
+async fn a_dm_call_is_for_its_two_members_across_edges() {
+    let world = World::start(2, &[]).await;
     let ann = world.sign_up("ann").await;
     let bob = world.sign_up("bob").await;
     let carol = world.sign_up("carol").await;
     let dm = world.dm(&ann, &bob).await;
+    world.dm(&bob, &ann).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
-    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
     let mut carol_1 = Client::connect(&world.gateway(0), &carol).await;
 
     let server = voice(&mut ann_1, None, Some(dm)).await;

@@ -55,6 +55,9 @@ pub struct SessionState {
     /// The user's own profile, with their real status: when the query named a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
+    /// Who is in a call in the user's DMs and group channels.
+    #[serde(default)]
+    pub voice_states: Vec<crate::api::voice::VoiceState>,
 }
 
 /// The user in one server.

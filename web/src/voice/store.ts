@@ -5,15 +5,14 @@
 // whose grants follow the user's permissions) or an ERROR naming what is missing. Media never
 // crosses Natter: the tab connects to the media server (LiveKit) with that token. A voice state
 // lasts as long as the gateway connection that joined, so after a reconnect the tab joins again.
+// livekit-client is loaded when a call starts, so the page loads no faster or slower for voice.
 
-import {
-  ConnectionState,
-  type LocalTrackPublication,
-  type Participant,
+import type {
+  LocalTrackPublication,
+  Participant,
   RemoteAudioTrack,
-  type RemoteTrack,
+  RemoteTrack,
   Room,
-  RoomEvent,
   Track,
 } from 'livekit-client';
 import type { GatewayClient } from '../gateway/client';
@@ -50,6 +49,14 @@ export interface VoiceSnapshot {
   call: Call | null;
   /** An op 4 refused or a media server unreachable when no call is kept (shown once). */
   notice: string | null;
+}
+
+type LiveKit = typeof import('livekit-client');
+let loading: Promise<LiveKit> | null = null;
+/** livekit-client, loaded once on first use. */
+function livekit(): Promise<LiveKit> {
+  loading ??= import('livekit-client');
+  return loading;
 }
 
 /** How long joining may take before the media server counts as unreachable. */
@@ -119,6 +126,7 @@ export class Voice {
   private onReady(ready: Ready) {
     this.states.clear();
     for (const g of ready.guilds ?? []) for (const s of g.voice_states ?? []) this.states.set(s.user_id, s);
+    for (const s of ready.voice_states ?? []) this.states.set(s.user_id, s);
     this.rejoin();
     this.changed();
   }
@@ -241,7 +249,8 @@ export class Voice {
   }
 
   async devices(kind: MediaDeviceKind): Promise<MediaDeviceInfo[]> {
-    return Room.getLocalDevices(kind).catch(() => []);
+    const lk = await livekit();
+    return lk.Room.getLocalDevices(kind).catch(() => []);
   }
 
   async useDevice(kind: MediaDeviceKind, deviceId: string) {
@@ -267,8 +276,21 @@ export class Voice {
     if (!this.call) return;
     this.call = { ...this.call, channelId: server.channel_id, status: 'connecting', error: null };
     this.changed();
+    let lk: LiveKit;
+    try {
+      lk = await livekit();
+    } catch (e) {
+      this.call = {
+        ...this.call,
+        status: 'failed',
+        error: `Voice could not be loaded: ${(e as Error).message}`,
+      };
+      this.changed();
+      return;
+    }
+    const { RoomEvent } = lk;
     const old = this.room;
-    const room = new Room({ adaptiveStream: true, dynacast: true });
+    const room = new lk.Room({ adaptiveStream: true, dynacast: true });
     this.room = room;
     if (old) await old.disconnect();
     room
@@ -313,10 +335,10 @@ export class Voice {
   }
 
   private onTrack(track: RemoteTrack) {
-    if (track.kind === Track.Kind.Audio) {
+    if (track.kind === 'audio') {
       const el = track.attach();
       this.audio.appendChild(el);
-      if (this.call?.selfDeaf && track instanceof RemoteAudioTrack) track.setVolume(0);
+      if (this.call?.selfDeaf) (track as RemoteAudioTrack).setVolume(0);
     }
     this.refresh();
   }
@@ -325,7 +347,7 @@ export class Voice {
     const deaf = !!this.call?.selfDeaf;
     for (const p of this.room?.remoteParticipants.values() ?? []) {
       for (const pub of p.audioTrackPublications.values()) {
-        if (pub.track instanceof RemoteAudioTrack) pub.track.setVolume(deaf ? 0 : 1);
+        if (pub.track) (pub.track as RemoteAudioTrack).setVolume(deaf ? 0 : 1);
       }
     }
   }
@@ -334,7 +356,7 @@ export class Voice {
   private refresh() {
     const room = this.room;
     if (!this.call) return;
-    if (!room || room.state !== ConnectionState.Connected) {
+    if (!room || room.state !== 'connected') {
       this.changed();
       return;
     }
@@ -346,8 +368,8 @@ export class Voice {
         local,
         speaking: p.isSpeaking,
         muted: !p.isMicrophoneEnabled,
-        camera: track(Track.Source.Camera),
-        screen: track(Track.Source.ScreenShare),
+        camera: track('camera' as Track.Source),
+        screen: track('screen_share' as Track.Source),
       };
     };
     this.call.tiles = [

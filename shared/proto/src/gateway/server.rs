@@ -188,6 +188,10 @@ pub struct Ready {
     pub guilds: Vec<ReadyGuild>,
     /// The presence of the other side of each DM that shows it (they opened it; no block).
     pub presences: Vec<Presence>,
+    /// Who is in a call in the user's DMs and group channels (a server's voice channels are in
+    /// its `voice_states`).
+    #[serde(default)]
+    pub voice_states: Vec<crate::api::voice::VoiceState>,
 }
 
 /// A server in READY and RESUMED, as the user sees it: GUILD_CREATE's shape, with where each

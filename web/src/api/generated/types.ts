@@ -1860,6 +1860,11 @@ export interface components {
        * @description The protocol version (1).
        */
       v: number;
+      /**
+       * @description Who is in a call in the user's DMs and group channels (a server's voice channels are in
+       *     its `voice_states`).
+       */
+      voice_states?: components['schemas']['VoiceState'][];
     };
     /** @description A channel in READY: the channel as the user sees it, and where its messages and the user's reading stand (left out when the store could not say in time). */
     ReadyChannel: components['schemas']['Channel'] & {
