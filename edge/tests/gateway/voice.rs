@@ -415,3 +415,98 @@ async fn voice_leave(client: &mut Client) {
         .send_raw(json!({"op": 4, "d": {"guild_id": null, "channel_id": null}}))
         .await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_answering_leaves_voice_within_the_heartbeat_bound() {
+    let mut world = World::start(1, &[]).await;
+    // Bob's edge expects a heartbeat every second: a silent client is gone after 1.5 s.
+    world.add_edge(2, &["--heartbeat-interval=1s"]).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let (guild, _) = world.guild(&ann, "Band").await;
+    let lounge = world
+        .guild_channel(guild, &ann, "lounge", json!({"kind": "voice"}))
+        .await;
+    world.join_guild(guild, &ann, &bob).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_2 = Client::connect(&world.gateway(1), &bob).await;
+    let server = voice(&mut bob_2, Some(guild), Some(lounge)).await;
+    assert_eq!(server["t"], "VOICE_SERVER_UPDATE", "{server}");
+    let joined = state_of(&mut ann_1, &bob).await;
+    assert_eq!(joined["channel_id"], lounge.to_string());
+
+    // Bob's tab hangs: its socket stays open, nothing more is sent.
+    let left = state_of(&mut ann_1, &bob).await;
+    assert_eq!(left["channel_id"], Value::Null, "{left}");
+    drop(bob_2);
+}
+
+/// A webhook as LiveKit signs it: a token under the API key whose `sha256` is the body's.
+fn livekit_signature(body: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let endpoint = testkit::Stack::get()
+        .livekit()
+        .expect("the stack runs LiveKit");
+    let now = proto::clock::unix_ms() / 1000;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "iss": endpoint.api_key,
+            "nbf": now,
+            "exp": now + 300,
+            "sha256": base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body)),
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(endpoint.api_secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn livekits_signed_webhook_clears_a_departed_participant_and_a_forged_one_changes_nothing() {
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let (guild, _) = world.guild(&ann, "Band").await;
+    let lounge = world
+        .guild_channel(guild, &ann, "lounge", json!({"kind": "voice"}))
+        .await;
+    world.join_guild(guild, &ann, &bob).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    voice(&mut bob_1, Some(guild), Some(lounge)).await;
+    let joined = state_of(&mut ann_1, &bob).await;
+    let session = joined["session_id"].as_str().unwrap().to_owned();
+
+    let body = serde_json::to_vec(&json!({
+        "event": "participant_left",
+        "room": {"name": lounge.to_string()},
+        "participant": {"identity": bob.id.to_string(), "metadata": session},
+    }))
+    .unwrap();
+    let hook = |authorization: String| {
+        reqwest::Client::new()
+            .post(world.auth.url("/api/v1/voice/livekit"))
+            .header("authorization", authorization)
+            .header("content-type", "application/webhook+json")
+            .body(body.clone())
+            .send()
+    };
+    // Signed for another body, or not by LiveKit: refused, and Bob stays.
+    let forged = hook(livekit_signature(b"{}")).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let unsigned = hook("Bearer nothing".to_owned()).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(
+        ann_1
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none_or(|f| f["t"] != "VOICE_STATE_UPDATE"),
+        "a refused webhook changed nothing"
+    );
+
+    let signed = hook(livekit_signature(&body)).await.unwrap();
+    assert_eq!(signed.status(), 204);
+    let left = state_of(&mut ann_1, &bob).await;
+    assert_eq!(left["channel_id"], Value::Null, "{left}");
+}
