@@ -255,6 +255,13 @@ pub struct VoiceConfig {
     /// Its secret: signs join tokens and room-service calls, and checks LiveKit's webhooks.
     #[arg(long = "livekit-api-secret", env = "NATTER_LIVEKIT_API_SECRET")]
     pub livekit_api_secret: Option<Secret<String>>,
+
+    /// How often voice states are checked against LiveKit's rooms: a state at least this old
+    /// whose person is not in the room (a crashed edge, a client that never connected its media)
+    /// is cleared. 0 turns it off (webhooks alone then).
+    #[arg(long = "voice-reconcile-interval", env = "NATTER_VOICE_RECONCILE_INTERVAL",
+          default_value = "30s", value_parser = duration)]
+    pub reconcile_interval: Duration,
 }
 
 impl VoiceConfig {

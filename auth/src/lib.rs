@@ -94,6 +94,8 @@ pub struct Auth {
     /// Edges' requests (`access`), answered while the service runs.
     requests: async_nats::Subscriber,
     concurrency: usize,
+    /// How often voice states are checked against the media server's rooms.
+    reconcile_interval: Duration,
 }
 
 impl Auth {
@@ -151,6 +153,7 @@ impl Auth {
             state,
             requests,
             concurrency: config.database_max_connections as usize,
+            reconcile_interval: config.voice.reconcile_interval,
         })
     }
 }
@@ -241,6 +244,13 @@ impl Service for Auth {
 
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
+        if !self.reconcile_interval.is_zero() && self.state.livekit.is_some() {
+            tokio::spawn(voice::reconcile(
+                self.state.clone(),
+                self.reconcile_interval,
+                shutdown.clone(),
+            ));
+        }
         let mut answering = tokio::spawn(access::answer(
             self.state.clone(),
             self.requests,

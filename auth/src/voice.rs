@@ -115,7 +115,9 @@ async fn upsert(conn: &mut PgConnection, state: &VoiceState) -> Result<(), sqlx:
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (user_id) DO UPDATE SET channel_id = $2, guild_id = $3, session_id = $4,
              self_mute = $5, self_deaf = $6, self_video = $7, self_stream = $8, mute = $9,
-             deaf = $10",
+             deaf = $10,
+             joined_at = CASE WHEN voice_states.channel_id = $2 AND voice_states.session_id = $4
+                              THEN voice_states.joined_at ELSE now() END",
     )
     .bind(state.user_id.as_i64())
     .bind(channel.as_i64())
@@ -569,4 +571,76 @@ pub async fn moderated(state: &AppState, guild: Snowflake, change: Moderated) {
         channel_id: channel,
     });
     state.events.publish(&server, &[after.user_id], None).await;
+}
+
+/// Every `every`, checks the voice states at least `every` old against LiveKit's rooms, and
+/// clears those whose person is not in the room: what webhooks miss (none configured, one lost,
+/// an edge that died with its sessions, a client that never connected its media) is gone within
+/// two intervals. A room LiveKit cannot list is left alone.
+pub async fn reconcile(
+    state: AppState,
+    every: std::time::Duration,
+    shutdown: kit::lifecycle::Shutdown,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = reconcile_once(&state, every).await {
+            tracing::warn!(error = %e, "cannot check voice states against the media server");
+        }
+    }
+}
+
+async fn reconcile_once(
+    state: &AppState,
+    older_than: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let Some(livekit) = &state.livekit else {
+        return Ok(());
+    };
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM voice_states
+         WHERE joined_at < now() - make_interval(secs => $1) ORDER BY channel_id"
+    )))
+    .bind(older_than.as_secs_f64())
+    .fetch_all(&state.db)
+    .await?;
+    let mut by_room: std::collections::BTreeMap<i64, Vec<VoiceState>> = Default::default();
+    for row in rows {
+        by_room
+            .entry(row.channel_id)
+            .or_default()
+            .push(VoiceState::from(row));
+    }
+    for (channel, states) in by_room {
+        let channel = Snowflake::from_i64(channel);
+        let present = match livekit.participants(&room_name(channel)).await {
+            Ok(participants) => participants,
+            Err(e) => {
+                tracing::debug!(error = %e, %channel, "cannot list a room");
+                continue;
+            }
+        };
+        for voice in states {
+            let identity = voice.user_id.to_string();
+            if present.iter().any(|p| p.identity == identity) {
+                continue;
+            }
+            if let Some(gone) = delete(
+                &state.db,
+                voice.user_id,
+                Some(&voice.session_id),
+                Some(channel),
+            )
+            .await?
+            {
+                publish(state, &left(&gone), channel).await;
+            }
+        }
+    }
+    Ok(())
 }

@@ -72,8 +72,27 @@ impl World {
         Self::start_on(engines, edges, edge_args).await
     }
 
+    /// Like [`World::start`], with `auth_args` added to auth's.
+    pub(crate) async fn start_with_auth(
+        edges: usize,
+        edge_args: &[&str],
+        auth_args: &[&str],
+    ) -> Self {
+        let engines = Engines::nats(Stack::get().nats_url.clone());
+        Self::start_on_with(engines, edges, edge_args, auth_args).await
+    }
+
     /// Like [`World::start`], on the engines a test brought.
     pub(crate) async fn start_on(engines: Engines, edges: usize, edge_args: &[&str]) -> Self {
+        Self::start_on_with(engines, edges, edge_args, &[]).await
+    }
+
+    async fn start_on_with(
+        engines: Engines,
+        edges: usize,
+        edge_args: &[&str],
+        auth_args: &[&str],
+    ) -> Self {
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;
@@ -98,7 +117,8 @@ impl World {
                 "--log-filter=warn".to_owned(),
             ]
             .into_iter()
-            .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default()),
+            .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
+            .chain(auth_args.iter().map(|a| (*a).to_owned())),
         )
         .expect("valid auth config");
         let auth = testkit::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));

@@ -510,3 +510,48 @@ async fn livekits_signed_webhook_clears_a_departed_participant_and_a_forged_one_
     let left = state_of(&mut ann_1, &bob).await;
     assert_eq!(left["channel_id"], Value::Null, "{left}");
 }
+
+#[tokio::test]
+async fn a_voice_state_whose_person_never_reached_the_room_is_cleared_by_polling() {
+    // What webhooks would miss (none configured here, or an edge that died with its sessions):
+    // auth compares the states with LiveKit's rooms every second.
+    let world = World::start_with_auth(1, &[], &["--voice-reconcile-interval=1s"]).await;
+    let livekit = livekit();
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let carol = world.sign_up("carol").await;
+    let (guild, _) = world.guild(&ann, "Band").await;
+    let lounge = world
+        .guild_channel(guild, &ann, "lounge", json!({"kind": "voice"}))
+        .await;
+    world.join_guild(guild, &ann, &bob).await;
+    world.join_guild(guild, &ann, &carol).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let mut carol_1 = Client::connect(&world.gateway(0), &carol).await;
+
+    // Carol connects her media; Bob never does (his gateway socket stays open).
+    let server = voice(&mut carol_1, Some(guild), Some(lounge)).await;
+    let _media = connect_media(&server)
+        .await
+        .expect("LiveKit takes the token");
+    listed(&livekit, lounge, &carol).await;
+    voice(&mut bob_1, Some(guild), Some(lounge)).await;
+
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let state = state_of(&mut ann_1, &bob).await;
+        if state["channel_id"].is_null() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob was never cleared"
+        );
+    }
+    // Carol, in the room, stays: READY still lists her alone.
+    let again = Client::connect(&world.gateway(0), &ann).await;
+    let states = &again.ready["d"]["guilds"][0]["voice_states"];
+    assert_eq!(states.as_array().unwrap().len(), 1, "{states}");
+    assert_eq!(states[0]["user_id"], carol.id.to_string());
+}
