@@ -12,7 +12,7 @@ use proto::access::{Reply, VoiceAnswer, VoiceRequest};
 use proto::api::channels::ChannelKind;
 use proto::api::error::ErrorCode;
 use proto::api::voice::{PublishGrants, VoiceServerUpdate, VoiceState, room_name};
-use proto::events::Event;
+use proto::events::{CallEvent, Event};
 use proto::permissions::Permissions;
 use sqlx::{PgConnection, PgExecutor};
 
@@ -194,12 +194,56 @@ pub async fn publish(state: &AppState, voice: &VoiceState, channel: Snowflake) {
     }
 }
 
+/// How many people are in `channel`'s call.
+async fn in_call(db: impl PgExecutor<'_>, channel: Snowflake) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM voice_states WHERE channel_id = $1")
+        .bind(channel.as_i64())
+        .fetch_one(db)
+        .await
+}
+
+/// Publishes that `voice`'s person left `channel`, and, when that emptied a DM's or group's call,
+/// that the call ended.
+async fn publish_left(state: &AppState, voice: &VoiceState, channel: Snowflake) {
+    publish(state, &left(voice), channel).await;
+    if voice.guild_id.is_some() {
+        return;
+    }
+    match in_call(&state.db, channel).await {
+        Ok(0) => {
+            let ended = Event::CallDelete(CallEvent {
+                channel_id: channel,
+                ringing: Vec::new(),
+            });
+            state.events.channel(&ended, channel, &[]).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count a call's people"),
+    }
+}
+
+/// A DM's or group's call began: it rings the channel's other members.
+async fn announce_call(state: &AppState, channel: Snowflake, caller: Snowflake) {
+    let members = match crate::channels::member_ids(&state.db, channel).await {
+        Ok(members) => members,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read whom a call rings");
+            return;
+        }
+    };
+    let call = Event::CallCreate(CallEvent {
+        channel_id: channel,
+        ringing: members.into_iter().filter(|m| *m != caller).collect(),
+    });
+    state.events.channel(&call, channel, &[]).await;
+}
+
 /// Publishes that `voice`'s person left its channel, and takes them out of its media room.
 pub async fn announce_left(state: &AppState, voice: &VoiceState) {
     let Some(channel) = voice.channel_id else {
         return;
     };
-    publish(state, &left(voice), channel).await;
+    publish_left(state, voice, channel).await;
     if let Some(livekit) = &state.livekit {
         let livekit = livekit.clone();
         let identity = voice.user_id.to_string();
@@ -355,6 +399,9 @@ async fn answer(
         announce_left(state, &before).await;
     }
     publish(state, &now, channel).await;
+    if guild.is_none() && !same_place && in_call(&state.db, channel).await? == 1 {
+        announce_call(state, channel, user).await;
+    }
     state.events.flush().await;
     if same_connection {
         return Ok(Reply::Ok(VoiceAnswer::Updated));
@@ -391,7 +438,7 @@ pub async fn participant_left(
     };
     let session = (!session.is_empty()).then_some(session);
     if let Some(gone) = delete(&state.db, user, session, Some(channel)).await? {
-        publish(state, &left(&gone), channel).await;
+        publish_left(state, &gone, channel).await;
     }
     Ok(())
 }
@@ -638,7 +685,7 @@ async fn reconcile_once(
             )
             .await?
             {
-                publish(state, &left(&gone), channel).await;
+                publish_left(state, &gone, channel).await;
             }
         }
     }

@@ -399,6 +399,9 @@ async fn a_dm_call_is_for_its_two_members_across_edges() {
         .expect("LiveKit takes the token");
     let ringing = state_of(&mut bob_1, &ann).await;
     assert_eq!(ringing["channel_id"], dm.to_string());
+    let call = bob_1.next_event("CALL_CREATE").await;
+    assert_eq!(call["d"]["channel_id"], dm.to_string());
+    assert_eq!(call["d"]["ringing"], json!([bob.id.to_string()]));
 
     let refused = voice(&mut carol_1, None, Some(dm)).await;
     assert_eq!(refused["d"]["code"], "not_found", "{refused}");
@@ -408,6 +411,10 @@ async fn a_dm_call_is_for_its_two_members_across_edges() {
     voice_leave(&mut ann_1).await;
     let hung_up = state_of(&mut bob_1, &ann).await;
     assert_eq!(hung_up["channel_id"], Value::Null);
+    // Bob is still in it: the call goes on until he leaves too.
+    voice_leave(&mut bob_1).await;
+    let ended = ann_1.next_event("CALL_DELETE").await;
+    assert_eq!(ended["d"]["channel_id"], dm.to_string());
 }
 
 async fn voice_leave(client: &mut Client) {

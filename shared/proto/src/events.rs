@@ -45,7 +45,8 @@
 //! | VOICE_STATE_UPDATE (with `guild_id`) | -                           | yes: to sessions that may view its channel; a leave (null channel) to every session |
 //!
 //! VOICE_STATE_UPDATE of a call in a DM or group channel goes to that channel's `.meta` subject
-//! (a leave to the channel left). VOICE_SERVER_UPDATE is never published: the edge answers op 4
+//! (a leave to the channel left), and so do CALL_CREATE (its first person joined) and
+//! CALL_DELETE (its last left). VOICE_SERVER_UPDATE is never published: the edge answers op 4
 //! with it.
 //!
 //! BLOCK_UPDATE and DM_OPEN change whose presence a session may watch and where it may send
@@ -168,6 +169,11 @@ pub enum Event {
     /// Where and with what to connect for media: sent by the edge to the session whose op 4
     /// joined or moved, never published.
     VoiceServerUpdate(VoiceServerUpdate),
+    /// A call began in a DM or group channel (its first person joined): it rings `ringing`, the
+    /// channel's other members (published by auth).
+    CallCreate(CallEvent),
+    /// The call of a DM or group channel ended: its last person left.
+    CallDelete(CallEvent),
 }
 
 impl Event {
@@ -230,6 +236,7 @@ impl Event {
             // A call's state is about its DM or group channel; a server's, about the server.
             Self::VoiceStateUpdate(state) if state.guild_id.is_none() => state.channel_id,
             Self::VoiceStateUpdate(_) | Self::VoiceServerUpdate(_) => None,
+            Self::CallCreate(call) | Self::CallDelete(call) => Some(call.channel_id),
             Self::UserUpdate(_)
             | Self::SessionRevoked(_)
             | Self::PresenceUpdate(_)
@@ -253,6 +260,15 @@ impl Event {
             | Self::InviteDelete(_) => None,
         }
     }
+}
+
+/// CALL_CREATE and CALL_DELETE: a call in a DM or group channel, and whom it rings (empty in
+/// CALL_DELETE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallEvent {
+    pub channel_id: Snowflake,
+    #[serde(default)]
+    pub ringing: Vec<Snowflake>,
 }
 
 /// A message, by id (MESSAGE_DELETE).

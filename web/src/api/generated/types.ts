@@ -992,6 +992,14 @@ export interface components {
       user_id: components['schemas']['Snowflake'];
     };
     /**
+     * @description CALL_CREATE and CALL_DELETE: a call in a DM or group channel, and whom it rings (empty in
+     *     CALL_DELETE).
+     */
+    CallEvent: {
+      channel_id: components['schemas']['Snowflake'];
+      ringing?: components['schemas']['Snowflake'][];
+    };
+    /**
      * @description A channel or DM. Its members are not inlined (a channel may have thousands): `member_count`
      *     says how many there are, and they come in pages (`GET /api/v1/channels/{id}/members`, or the
      *     gateway's op 8). A DM names the other person instead, as Discord's `recipients`.
@@ -1483,6 +1491,21 @@ export interface components {
           d: components['schemas']['VoiceServerUpdate'];
           /** @enum {string} */
           t: 'VOICE_SERVER_UPDATE';
+        }
+      | {
+          /**
+           * @description A call began in a DM or group channel (its first person joined): it rings `ringing`, the
+           *     channel's other members (published by auth).
+           */
+          d: components['schemas']['CallEvent'];
+          /** @enum {string} */
+          t: 'CALL_CREATE';
+        }
+      | {
+          /** @description The call of a DM or group channel ended: its last person left. */
+          d: components['schemas']['CallEvent'];
+          /** @enum {string} */
+          t: 'CALL_DELETE';
         };
     /** @description `GET /api/v1/gateway` */
     GatewayResponse: {
@@ -2267,6 +2290,7 @@ export type Ban = components['schemas']['Ban'];
 export type BanRequest = components['schemas']['BanRequest'];
 export type Bio = components['schemas']['Bio'];
 export type BlockUpdate = components['schemas']['BlockUpdate'];
+export type CallEvent = components['schemas']['CallEvent'];
 export type Channel = components['schemas']['Channel'];
 export type ChannelKind = components['schemas']['ChannelKind'];
 export type ChannelMembersChunk = components['schemas']['ChannelMembersChunk'];
