@@ -511,6 +511,24 @@ pub struct Moderated {
     grants: PublishGrants,
 }
 
+impl Moderated {
+    /// What changed, for the audit log (Discord records a server mute or deafen as a member
+    /// update; a move or disconnect as the channel they are in).
+    pub fn changes(&self) -> Vec<Option<proto::api::audit::AuditLogChange>> {
+        use proto::api::audit::AuditLogChange;
+        let after = self.after.as_ref();
+        vec![
+            AuditLogChange::of("mute", Some(self.before.mute), after.map(|a| a.mute)),
+            AuditLogChange::of("deaf", Some(self.before.deaf), after.map(|a| a.deaf)),
+            AuditLogChange::of(
+                "channel_id",
+                self.before.channel_id,
+                after.and_then(|a| a.channel_id),
+            ),
+        ]
+    }
+}
+
 /// Records a server mute, deafen, move or disconnect of `user` (the caller's permissions
 /// checked): `Err` names the field and why it cannot be done.
 pub async fn moderate(

@@ -193,8 +193,10 @@ pub async fn update(
     }
     let after = member(&mut tx, guild, user).await?;
     let mut entries = Vec::new();
+    let voice_changes = voice.as_ref().map(|v| v.changes()).unwrap_or_default();
     if before.nick != after.nick
         || before.communication_disabled_until != after.communication_disabled_until
+        || voice_changes.iter().any(Option::is_some)
     {
         let entry = Record::new(
             guild,
@@ -210,6 +212,7 @@ pub async fn update(
                 after.communication_disabled_until,
             ),
         ])
+        .changes(voice_changes)
         .reason(reason.clone());
         entries.push(record(&state, &mut tx, entry).await?);
     }

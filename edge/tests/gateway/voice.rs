@@ -356,6 +356,27 @@ async fn a_moderator_mutes_in_the_room_and_disconnects() {
     .await;
     let muted = state_of(&mut ann_1, &bob).await;
     assert_eq!(muted["mute"], true, "{muted}");
+    let (status, log) = world
+        .auth_call(
+            Method::GET,
+            &format!("/api/v1/guilds/{guild}/audit-logs?action_type=24"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let recorded = log["audit_log_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| {
+            e["target_id"] == bob.id.to_string()
+                && e["changes"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["key"] == "mute" && c["new_value"] == true)
+                })
+        });
+    assert!(recorded, "the server mute is in the audit log: {log}");
 
     let (status, body) = world
         .auth_call(
