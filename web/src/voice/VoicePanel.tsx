@@ -144,6 +144,14 @@ function CallView() {
       </div>
       {call.status === 'connected' && (
         <div className="voice-devices">
+          <label className="device-picker">
+            <input
+              type="checkbox"
+              checked={call.pushToTalk}
+              onChange={(e) => void chat.voice.setPushToTalk(e.target.checked)}
+            />{' '}
+            Push to talk (hold Space){call.pushToTalk && call.talking && ' · talking'}
+          </label>
           <DevicePicker kind="audioinput" label="Microphone" />
           <DevicePicker kind="audiooutput" label="Speaker" />
           <DevicePicker kind="videoinput" label="Camera" />

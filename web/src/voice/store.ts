@@ -40,6 +40,10 @@ export interface Call {
   selfDeaf: boolean;
   camera: boolean;
   screen: boolean;
+  /** The microphone is live only while Space is held. */
+  pushToTalk: boolean;
+  /** Space is held (push to talk). */
+  talking: boolean;
   tiles: Tile[];
 }
 
@@ -190,13 +194,50 @@ export class Voice {
       selfDeaf: false,
       camera: false,
       screen: false,
+      pushToTalk: false,
+      talking: false,
       tiles: [],
     };
     this.sendState();
     this.changed();
   }
 
+  /** Push to talk: the microphone opens only while Space is held (outside text fields). */
+  async setPushToTalk(on: boolean) {
+    if (!this.call) return;
+    this.call.pushToTalk = on;
+    this.call.talking = false;
+    if (on) {
+      window.addEventListener('keydown', this.onKey);
+      window.addEventListener('keyup', this.onKey);
+    } else {
+      window.removeEventListener('keydown', this.onKey);
+      window.removeEventListener('keyup', this.onKey);
+    }
+    await this.applyMicrophone();
+    this.refresh();
+  }
+
+  private onKey = (e: KeyboardEvent) => {
+    if (e.code !== 'Space' || !this.call?.pushToTalk || e.repeat) return;
+    const target = e.target as HTMLElement | null;
+    if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable))
+      return;
+    e.preventDefault();
+    this.call.talking = e.type === 'keydown';
+    void this.applyMicrophone().then(() => this.refresh());
+  };
+
+  /** Opens or closes the microphone as mute and push to talk say. */
+  private async applyMicrophone() {
+    const c = this.call;
+    if (!c || !this.room) return;
+    const open = !c.selfMute && !c.selfDeaf && (!c.pushToTalk || c.talking);
+    await this.room.localParticipant.setMicrophoneEnabled(open).catch(() => undefined);
+  }
+
   leave() {
+    if (this.call?.pushToTalk) void this.setPushToTalk(false);
     const call = this.call;
     this.call = null;
     const room = this.room;
@@ -209,7 +250,7 @@ export class Voice {
   async toggleMute() {
     if (!this.call) return;
     this.call.selfMute = !this.call.selfMute;
-    await this.room?.localParticipant.setMicrophoneEnabled(!this.call.selfMute).catch(() => undefined);
+    await this.applyMicrophone();
     this.sendState();
     this.refresh();
   }
@@ -218,6 +259,8 @@ export class Voice {
     if (!this.call) return;
     this.call.selfDeaf = !this.call.selfDeaf;
     this.applyDeaf();
+    // Deafened is muted too, as in Discord.
+    void this.applyMicrophone();
     this.sendState();
     this.refresh();
   }
@@ -327,9 +370,7 @@ export class Voice {
     }
     if (this.room !== room || !this.call) return;
     this.call.status = 'connected';
-    if (room.localParticipant.permissions?.canPublish !== false && !this.call.selfMute) {
-      await room.localParticipant.setMicrophoneEnabled(true).catch(() => undefined);
-    }
+    if (room.localParticipant.permissions?.canPublish !== false) await this.applyMicrophone();
     this.applyDeaf();
     this.refresh();
   }
