@@ -79,12 +79,13 @@ impl World {
         auth_args: &[&str],
     ) -> Self {
         let engines = Engines::nats(Stack::get().nats_url.clone());
-        Self::start_on_with(engines, edges, edge_args, auth_args).await
+        Box::pin(Self::start_on_with(engines, edges, edge_args, auth_args)).await
     }
 
     /// Like [`World::start`], on the engines a test brought.
     pub(crate) async fn start_on(engines: Engines, edges: usize, edge_args: &[&str]) -> Self {
-        Self::start_on_with(engines, edges, edge_args, &[]).await
+        // Boxed: the world's start is large, and every test's future would hold it.
+        Box::pin(Self::start_on_with(engines, edges, edge_args, &[])).await
     }
 
     async fn start_on_with(
