@@ -187,6 +187,9 @@ def check_workloads(docs):
             fail(f"{name}: its selector does not select its own pods")
         if not any(selects(p["spec"]["selector"]["matchLabels"], labels) for p in pdbs):
             fail(f"{name}: no PodDisruptionBudget covers its pods")
+        if pod["spec"].get("enableServiceLinks") is not False:
+            # Service variables of a Service named natter-* would be NATTER_*: settings.
+            fail(f"{name}: enableServiceLinks must be false")
         for c in pod["spec"]["containers"]:
             where = f"{name} container {c['name']}"
             probes = {

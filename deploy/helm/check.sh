@@ -11,7 +11,8 @@
 #      budget over every workload);
 #   3. every setting of every service (its clap config) named in values.yaml (check.py settings);
 #   4. the chart refusing what must not render (overlapping worker ids, two presence instances,
-#      a setting the chart owns passed through `config`, local media storage on two replicas),
+#      a setting the chart owns passed through `config`, local media storage on two replicas, a
+#      value values.schema.json does not know),
 #      and check.py catching a broken render (a grace period shorter than the drain, a database
 #      URL as a literal).
 #
@@ -139,6 +140,8 @@ refused "worker ids past 1023" "outside 0-1023" --set edge.workerIdStart=1000 --
 refused "two presence instances" "exactly one presence" --set presence.replicas=2
 refused "a chart-owned setting in config" "set by the chart" --set edge.config.NATTER_WORKER_ID=7
 refused "local media storage on two replicas" "one replica" --set media.storage=local --set media.replicas=2
+refused "a misspelled value (values.schema.json)" "additional properties 'replica'" --set edge.replica=3
+refused "a setting that is not Natter's" "additional properties 'LOG'" --set-string common.config.LOG=debug
 
 caught() {
   local why=$1

@@ -163,6 +163,8 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+# No Docker-style service variables: for a Service named natter-auth they would be NATTER_AUTH_*,
+# the very prefix the services read their settings from.
 enableServiceLinks: false
 {{- with .svc.nodeSelector }}
 nodeSelector:
