@@ -5,11 +5,12 @@
         clap configs, is named in the chart's values.yaml, and values.yaml names none that the
         service does not have.
 
-    check.py manifests RENDERED_YAML KUBE_VERSION...
+    check.py manifests RENDERED_YAML REPO_ROOT KUBE_VERSION...
         Every object is valid against the Kubernetes JSON schemas of each version (strict: an
         unknown field is an error; the schemas come with the kubernetes-validate package), and
         keeps Natter's rules: probes, resources, secrets from Secrets, unique worker ids, the
-        edge's drain inside its grace period, a disruption budget over every workload.
+        edge's drain inside its grace period, a disruption budget over every workload, and every
+        NATTER_* variable a container gets is a setting of that service.
 
 Runs with the Python of the venv check.sh makes (PyYAML and kubernetes-validate).
 """
@@ -175,7 +176,7 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def check_workloads(docs):
+def check_workloads(docs, settings):
     workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
     pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     worker_ranges = []
@@ -209,9 +210,13 @@ def check_workloads(docs):
                     if resource not in c.get("resources", {}).get(kind, {}):
                         fail(f"{where}: no {resource} {kind}")
             env = env_of(c)
+            known = settings.get(c["name"])
+            if known is None:
+                fail(f"{where}: a container must be named for its service ({', '.join(SERVICES)})")
+                known = set()
             for n, e in env.items():
-                if not n.startswith("NATTER_"):
-                    fail(f"{where}: sets {n}, which is not a Natter setting")
+                if n not in known:
+                    fail(f"{where}: sets {n}, which is not a setting of {c['name']}")
                 if n in SECRET_SETTINGS and "secretKeyRef" not in e.get("valueFrom", {}):
                     fail(f"{where}: {n} must come from a Secret (secretKeyRef), not a literal")
             metrics_addr = next((e.get("value", "") for n, e in env.items() if n.endswith("_METRICS_ADDR")), "")
@@ -252,10 +257,10 @@ def check_workloads(docs):
     return len(workloads)
 
 
-def check_manifests(path, versions):
+def check_manifests(path, root, versions):
     docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
     check_schemas(docs, versions)
-    n = check_workloads(docs)
+    n = check_workloads(docs, service_settings(root))
     if not failures:
         print(f"{path}: {len(docs)} objects valid for Kubernetes {', '.join(versions)}; {n} workloads keep Natter's rules")
 
@@ -263,8 +268,8 @@ def check_manifests(path, versions):
 def main(argv):
     if len(argv) >= 3 and argv[0] == "settings":
         check_settings(argv[1], Path(argv[2]))
-    elif len(argv) >= 3 and argv[0] == "manifests":
-        check_manifests(argv[1], argv[2:])
+    elif len(argv) >= 4 and argv[0] == "manifests":
+        check_manifests(argv[1], Path(argv[2]), argv[3:])
     else:
         print(__doc__, file=sys.stderr)
         return 2

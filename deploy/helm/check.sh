@@ -8,7 +8,7 @@
 #      of the oldest Kubernetes the chart supports and the newest the schemas know (strict: an
 #      unknown field fails), and against Natter's rules (check.py: probes, resources, secrets
 #      from Secrets, unique worker ids, the edge's drain inside its grace period, a disruption
-#      budget over every workload);
+#      budget over every workload, no variable a service does not read);
 #   3. every setting of every service (its clap config) named in values.yaml (check.py settings);
 #   4. the chart refusing what must not render (overlapping worker ids, two presence instances,
 #      a setting the chart owns passed through `config`, local media storage on two replicas, a
@@ -119,7 +119,7 @@ for values in "${VALUES[@]}"; do
   "$HELM" lint --strict --quiet "$CHART" --kube-version "${KUBE_VERSIONS[0]}" "${args[@]}" >"$OUT/lint.txt" 2>&1 ||
     { cat "$OUT/lint.txt" >&2; die "helm lint failed with $name"; }
   render "${args[@]}" >"$OUT/$name.yaml" || die "helm template failed with $name"
-  (cd "$OUT" && "$PY" "$HELM_DIR/check.py" manifests "$name.yaml" "${KUBE_VERSIONS[@]}") ||
+  (cd "$OUT" && "$PY" "$HELM_DIR/check.py" manifests "$name.yaml" "$ROOT" "${KUBE_VERSIONS[@]}") ||
     die "the manifests rendered with $name break the rules above"
 done
 "$PY" "$HELM_DIR/check.py" settings "$CHART/values.yaml" "$ROOT" || die "values.yaml and the services' settings disagree"
@@ -147,11 +147,12 @@ caught() {
   local why=$1
   shift
   render "$@" >"$OUT/broken.yaml" || die "helm template failed for the broken render ($why)"
-  if (cd "$OUT" && "$PY" "$HELM_DIR/check.py" manifests broken.yaml "${KUBE_VERSIONS[0]}") >/dev/null 2>&1; then
+  if (cd "$OUT" && "$PY" "$HELM_DIR/check.py" manifests broken.yaml "$ROOT" "${KUBE_VERSIONS[0]}") >/dev/null 2>&1; then
     die "check.py passed a render with $why"
   fi
 }
 caught "a grace period shorter than the edge's drain" --set edge.terminationGraceExtraSeconds=-10
 caught "a database URL as a literal" --set-string edge.config.NATTER_DATABASE_URL=postgres://u:p@db/x
+caught "a setting the service does not have" --set-string presence.config.NATTER_SEND_RATE=5/5s
 
 say "chart linted, rendered with ${#VALUES[@]} values files and valid for Kubernetes ${KUBE_VERSIONS[*]}; guards hold"
