@@ -24,23 +24,11 @@ import yaml
 # Custom resources the chart may render, whose schemas come with their operators.
 KNOWN_CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
-# Where each service's clap config starts.
-SERVICES = {
-    "edge": "edge/src/lib.rs",
-    "auth": "auth/src/config.rs",
-    "presence": "presence/src/lib.rs",
-    "persister": "persister/src/lib.rs",
-    "media": "media/src/lib.rs",
-}
-# Files holding the groups services flatten in.
-GROUP_FILES = [
-    "shared/kit/src/config.rs",
-    "shared/kit/src/listener.rs",
-    "shared/kit/src/tokens.rs",
-    "shared/kit/src/stream.rs",
-    "shared/store/src/cql.rs",
-    "media/src/storage.rs",
-]
+# Each service's folder (its clap `Config` is in its src/); the groups it flattens in are clap
+# structs of its own src/ or of the shared crates.
+SERVICES = ["edge", "auth", "presence", "persister", "media"]
+SHARED_SOURCES = "shared/*/src/**/*.rs"
+
 # Settings whose values must come from a Secret, never a literal in the manifest.
 SECRET_SETTINGS = {
     "NATTER_DATABASE_URL",
@@ -81,17 +69,22 @@ def clap_structs(text):
     return structs
 
 
+def structs_in(root, pattern):
+    structs = {}
+    for f in sorted(root.glob(pattern)):
+        structs.update(clap_structs(f.read_text()))
+    return structs
+
+
 def service_settings(root):
-    groups = {}
-    for f in GROUP_FILES:
-        groups.update(clap_structs((root / f).read_text()))
+    shared = structs_in(root, SHARED_SOURCES)
     settings = {}
-    for service, f in SERVICES.items():
-        own = clap_structs((root / f).read_text())
+    for service in SERVICES:
+        own = structs_in(root, f"{service}/src/**/*.rs")
         if "Config" not in own:
-            fail(f"settings: no clap `Config` struct in {f}")
+            fail(f"settings: no clap `Config` struct in {service}/src/")
             continue
-        every = dict(groups, **own)
+        every = dict(shared, **own)
         envs, todo, seen = set(), ["Config"], set()
         while todo:
             name = todo.pop()
@@ -99,7 +92,7 @@ def service_settings(root):
                 continue
             seen.add(name)
             if name not in every:
-                fail(f"settings: {service} flattens {name}, found in none of {GROUP_FILES}")
+                fail(f"settings: {service} flattens {name}, a clap struct found neither in {service}/src nor in shared/")
                 continue
             e, flat = every[name]
             envs |= e
