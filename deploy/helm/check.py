@@ -12,6 +12,10 @@
         edge's drain inside its grace period, a disruption budget over every workload, and every
         NATTER_* variable a container gets is a setting of that service.
 
+    check.py engines ENGINES_DIR
+        The engines' files parse as YAML; their custom resources name an apiVersion, a kind and a
+        name (their operators' schemas are not available offline).
+
 Runs with the Python of the venv check.sh makes (PyYAML and kubernetes-validate).
 """
 
@@ -258,9 +262,28 @@ def check_manifests(path, root, versions):
         print(f"{path}: {len(docs)} objects valid for Kubernetes {', '.join(versions)}; {n} workloads keep Natter's rules")
 
 
+def check_engines(folder):
+    files = sorted(Path(folder).glob("*.yaml"))
+    for f in files:
+        try:
+            docs = [d for d in yaml.safe_load_all(f.read_text()) if d]
+        except yaml.YAMLError as e:
+            fail(f"{f.name}: not YAML: {e}")
+            continue
+        for d in docs:
+            if not isinstance(d, dict):
+                fail(f"{f.name}: a document that is not a mapping")
+            elif "kind" in d and not (d.get("apiVersion") and d.get("metadata", {}).get("name")):
+                fail(f"{f.name}: {d['kind']} without an apiVersion or a name")
+    if not failures:
+        print(f"engines: {len(files)} files parse")
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "settings":
         check_settings(argv[1], Path(argv[2]))
+    elif len(argv) == 2 and argv[0] == "engines":
+        check_engines(argv[1])
     elif len(argv) >= 4 and argv[0] == "manifests":
         check_manifests(argv[1], Path(argv[2]), argv[3:])
     else:

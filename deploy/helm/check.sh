@@ -9,7 +9,8 @@
 #      unknown field fails), and against Natter's rules (check.py: probes, resources, secrets
 #      from Secrets, unique worker ids, the edge's drain inside its grace period, a disruption
 #      budget over every workload, no variable a service does not read);
-#   3. every setting of every service (its clap config) named in values.yaml (check.py settings);
+#   3. every setting of every service (its clap config) named in values.yaml (check.py settings),
+#      and the engines' files parsing (check.py engines);
 #   4. the chart refusing what must not render (overlapping worker ids, two presence instances,
 #      a setting the chart owns passed through `config`, local media storage on two replicas, a
 #      value values.schema.json does not know),
@@ -123,6 +124,7 @@ for values in "${VALUES[@]}"; do
     die "the manifests rendered with $name break the rules above"
 done
 "$PY" "$HELM_DIR/check.py" settings "$CHART/values.yaml" "$ROOT" || die "values.yaml and the services' settings disagree"
+"$PY" "$HELM_DIR/check.py" engines "$HELM_DIR/engines" || die "a file in deploy/helm/engines/ is broken"
 
 # --- 4: what must not render, and what check.py must catch ----------------------------------
 
