@@ -76,7 +76,8 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         voice_session: None,
     };
     let Err(ending) = session.run().await;
-    session.finish(ending).await;
+    // Boxed: the closing handshake's waits would otherwise add to every live session's future.
+    Box::pin(session.finish(ending)).await;
     state.metrics.connections.dec();
 }
 
@@ -209,13 +210,17 @@ impl Session {
                         ClientFrame::Identify(_) | ClientFrame::Resume(_) => {
                             return Err(Some(CloseCode::AlreadyAuthenticated));
                         }
-                        ClientFrame::MessageSend(send) => self.send_message(claims, send).await?,
+                        ClientFrame::MessageSend(send) => {
+                            // Boxed, as every request below: a future is as large as its
+                            // largest await, and every idle session holds this one.
+                            Box::pin(self.send_message(claims, send)).await?;
+                        }
                         ClientFrame::MessageEdit(edit) => Box::pin(self.edit_message(claims, edit)).await?,
                         ClientFrame::MessageDelete(delete) => {
                             Box::pin(self.delete_message(claims, delete)).await?;
                         }
                         ClientFrame::PresenceUpdate(update) => {
-                            self.state.presence.set_status(self.id, update.status).await;
+                            Box::pin(self.state.presence.set_status(self.id, update.status)).await;
                         }
                         ClientFrame::RequestChannelMembers(request) => {
                             Box::pin(self.request_members(claims, request)).await?;
@@ -232,7 +237,7 @@ impl Session {
                                 allowed.permissions.has(proto::permissions::Permissions::SEND_MESSAGES)
                             });
                             if may && self.channels.contains(&channel) && !self.closed.contains(&channel) {
-                                self.state.chat.typing(claims.sub, typing.channel_id).await;
+                                Box::pin(self.state.chat.typing(claims.sub, typing.channel_id)).await;
                             }
                         }
                     }

@@ -96,6 +96,21 @@ impl Watch {
             .collect())
     }
 
+    /// Whether [`Watch::apply`] may change anything for this event: the sessions of an edge see
+    /// mostly messages, which never do, and skip it.
+    pub fn concerns(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::ChannelCreate(_)
+                | Event::ChannelMemberAdd(_)
+                | Event::ChannelMemberRemove(_)
+                | Event::ChannelDelete(_)
+                | Event::DmOpen(_)
+                | Event::BlockUpdate(_)
+                | Event::UserUpdate(_)
+        )
+    }
+
     /// Follows membership, consent and the user's own profile status. Answers whom the event
     /// made this session start watching (a channel it joined, a member added to one of its
     /// channels, a DM the other side opened, a block lifted): the session sends their

@@ -13,26 +13,51 @@ use crate::fanout::{Delivery, Topic};
 
 impl Session {
     /// Forwards one event, after applying what it means for this session's subscriptions.
+    ///
+    /// Most deliveries are stored events (messages, edits, deletes, reactions) of a channel the
+    /// session follows: they change nothing in it and go out as they came. The rest (auth's and
+    /// presence's events, never stored) may change what the session follows or watches, and are
+    /// boxed: a future is as large as its largest await, and every idle session holds the one
+    /// waiting for its next delivery.
     pub(super) async fn deliver(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
-        if delivery.seq.is_some_and(|seq| seq <= self.floor) {
-            return Ok(());
-        }
         #[cfg(feature = "fault-injection")]
         if self.state.faults.drops(&delivery) {
             return Ok(());
         }
-        let (state, handle) = (&self.state, &self.handle);
-        let newly_watched = (self.presence)
-            .apply(state, self.id, handle, &delivery.event)
-            .await
-            .map_err(Some)?;
+        let Some(seq) = delivery.seq else {
+            return Box::pin(self.apply(claims, delivery)).await;
+        };
+        if seq <= self.floor || !self.follows(&delivery.event) {
+            return Ok(());
+        }
+        self.send_text(delivery.frame.clone()).await
+    }
+
+    /// Whether the session follows what the event is about: events about a channel it has left
+    /// (still queued when it left) stay unsent.
+    fn follows(&self, event: &Event) -> bool {
+        event.channel().is_none_or(|ch| self.channels.contains(&ch))
+    }
+
+    /// An event that is not stored: what it means for the session's subscriptions and whom it
+    /// watches, then the event itself, then the presence of those it made the session watch.
+    async fn apply(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+        let newly_watched = if crate::watch::Watch::concerns(&delivery.event) {
+            let (state, handle) = (&self.state, &self.handle);
+            Box::pin((self.presence).apply(state, self.id, handle, &delivery.event))
+                .await
+                .map_err(Some)?
+        } else {
+            Vec::new()
+        };
         self.forward(claims, delivery).await?;
         // The people the event made this session watch: their presence now, after the event
         // that introduced them (as READY carries the presence of those known at the start).
         if !newly_watched.is_empty() {
             // The event goes out now: presence may take a moment to answer.
             self.flush().await?;
-            for presence in crate::watch::Watch::snapshot(&self.state, newly_watched).await {
+            let presences = Box::pin(crate::watch::Watch::snapshot(&self.state, newly_watched));
+            for presence in presences.await {
                 self.dispatch(Event::PresenceUpdate(presence).into())
                     .await?;
             }
@@ -44,10 +69,9 @@ impl Session {
     /// concerns a channel the session is not (or no longer) in.
     pub(super) async fn forward(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
         let me = claims.sub;
-        // A server's events, its channels' included, follow its permissions.
+        // A server's events, its channels' included, follow its permissions. (Boxed, as the rarer
+        // paths below: see `deliver`.)
         if let Some(guild) = delivery.event.guild() {
-            // Boxed, as the rarer paths below: a future is as large as its largest await, and
-            // every idle session holds the one that waits for its next delivery.
             return Box::pin(self.guild_event(me, guild, delivery)).await;
         }
         match &delivery.event {
@@ -55,7 +79,7 @@ impl Session {
             // added to, or a DM opened with me or by me.
             Event::ChannelCreate(created) => {
                 self.note_role(&created.channel, me);
-                if self.add_channel(created.channel.id).await? {
+                if Box::pin(self.add_channel(created.channel.id)).await? {
                     return Box::pin(self.introduce(me, vec![created.channel.clone()])).await;
                 }
             }
@@ -69,14 +93,14 @@ impl Session {
             // Both arrive twice, from the user's inbox and from the channel's subject: the first
             // copy removes the channel, and a channel the session no longer has is not news.
             Event::ChannelMemberRemove(removed) if removed.user_id == me => {
-                if !self.remove_channel(removed.channel_id).await {
+                if !Box::pin(self.remove_channel(removed.channel_id)).await {
                     return Ok(());
                 }
                 // The removed member is told, then hears nothing more of the channel.
                 return self.send_text(delivery.frame.clone()).await;
             }
             Event::ChannelDelete(deleted) => {
-                if !self.remove_channel(deleted.channel_id).await {
+                if !Box::pin(self.remove_channel(deleted.channel_id)).await {
                     return Ok(());
                 }
                 return self.send_text(delivery.frame.clone()).await;
@@ -107,12 +131,7 @@ impl Session {
             _ if delivery.event.is_internal() => return Ok(()),
             _ => {}
         }
-        // Events about a channel this session has left (still queued when it left) stay unsent.
-        if delivery
-            .event
-            .channel()
-            .is_some_and(|ch| !self.channels.contains(&ch))
-        {
+        if !self.follows(&delivery.event) {
             return Ok(());
         }
         self.send_text(delivery.frame.clone()).await

@@ -124,43 +124,74 @@ impl CassandraServer {
     }
 
     /// Starts the node (again) on its ports and data, and waits until it answers CQL.
+    ///
+    /// A JVM boot (and, after a SIGKILL, replaying the commit log) is CPU work that takes 20 s on
+    /// a quiet machine and many minutes on a loaded one, so this waits for as long as the node
+    /// is alive and still starting, not for a fixed time; it fails at once, with the node's log,
+    /// if the node exits, and only after a bound far above any start seen here otherwise.
     pub async fn resume(&mut self) {
+        let log_path = self.dir.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the private Cassandra's log");
         let child = Command::new(checkout().join("deploy/stack.sh"))
             .arg("private-cassandra")
             .arg(&self.dir)
             .args([self.cql_port.to_string(), self.storage_port.to_string()])
             .arg("512m")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("share the log"))
+            .stderr(log)
             .spawn()
             .expect("start deploy/stack.sh private-cassandra");
         self.child = Some(child);
         let nodes = vec![self.nodes()];
-        eventually(
-            "the private Cassandra to answer CQL",
-            Duration::from_secs(300),
-            || {
-                let nodes = nodes.clone();
-                async move {
-                    scylla::client::session_builder::SessionBuilder::new()
-                        .known_nodes(&nodes)
-                        .connection_timeout(Duration::from_secs(2))
-                        .build()
-                        .await
-                        .ok()
-                        .map(|_| ())
-                }
-            },
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + CASSANDRA_START_BOUND;
+        loop {
+            let answered = scylla::client::session_builder::SessionBuilder::new()
+                .known_nodes(&nodes)
+                .connection_timeout(Duration::from_secs(2))
+                .build()
+                .await
+                .is_ok();
+            if answered {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if exited.is_some() || tokio::time::Instant::now() >= deadline {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "the private Cassandra {} (status {exited:?}); the end of its log, {}:\n{}",
+                    if exited.is_some() {
+                        "exited before answering CQL"
+                    } else {
+                        "did not answer CQL in time"
+                    },
+                    log_path.display(),
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
+
+/// How long a private Cassandra may take to answer CQL while it is still running: far above the
+/// slowest start measured here (about 5 minutes, two cores with a CPU hog and a test run beside).
+const CASSANDRA_START_BOUND: Duration = Duration::from_secs(900);
 
 impl Drop for CassandraServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("log"));
     }
 }
 
