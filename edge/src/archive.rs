@@ -127,6 +127,11 @@ impl Archive {
         Ok(self.history()?.message(channel, id).await?)
     }
 
+    /// The messages pinned in `channel`, with when each was pinned, the most recent first.
+    pub async fn pinned(&self, channel: Snowflake) -> Result<Vec<(Message, u64)>, HistoryError> {
+        Ok(self.history()?.pinned(channel).await?)
+    }
+
     /// Moves `user`'s read marker in `channel` forward to `id`.
     pub async fn mark_read(
         &self,

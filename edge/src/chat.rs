@@ -25,6 +25,8 @@ use proto::{Snowflake, SnowflakeGenerator};
 use crate::archive::Archive;
 use crate::metrics::EdgeMetrics;
 
+mod pins;
+
 /// Why a send, edit or delete was refused. The session answers with an ERROR frame and stays open.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -61,6 +63,9 @@ pub enum ChatError {
     /// A server's permissions do not allow it.
     #[error("{0}")]
     NotAllowed(String),
+    /// The channel holds as many of something (pins) as it may.
+    #[error("{0}")]
+    LimitReached(String),
     /// The channel's slowmode: the user may send again after this long.
     #[error("this channel is in slowmode: you may send again in {} s", .0.as_secs().max(1))]
     Slowmode(Duration),
@@ -89,6 +94,7 @@ impl ChatError {
             Self::TimedOut(_) => "timed_out",
             Self::NotAllowed(_) => "forbidden",
             Self::Slowmode(_) => "rate_limited",
+            Self::LimitReached(_) => "limit_reached",
         }
     }
 }
@@ -341,7 +347,7 @@ impl Chat {
         let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
         let channel = edit.channel_id;
         let current = find(archive, channel, edit.message_id).await?;
-        if current.author_id != editor {
+        if current.author_id != editor || current.kind.is_system() {
             return Err(ChatError::Forbidden);
         }
         if !self.limits.send(editor, channel) {
@@ -562,6 +568,9 @@ async fn replied_to(
         ));
     }
     match find(archive, channel, reference.message_id).await {
+        Ok(original) if original.kind.is_system() => Err(ChatError::InvalidRequest(
+            "a system message cannot be replied to".to_owned(),
+        )),
         Ok(original) => Ok(ReferencedMessage::of(&original)),
         Err(ChatError::UnknownMessage) => Err(ChatError::InvalidRequest(
             "the message replied to does not exist (or was deleted)".to_owned(),

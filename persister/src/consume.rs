@@ -266,6 +266,7 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                 let emoji = store.clear_reactions(r.channel_id, r.id, at).await?;
                 Ok(emoji.into_iter().map(|e| (r.channel_id, r.id, e)).collect())
             }
+            Event::ChannelPinsUpdate(update) => store.pin(update, at).await.map(|()| Vec::new()),
             // Nothing else is stored in the stream today, and what is not ours to keep is
             // acknowledged.
             _ => Ok(Vec::new()),

@@ -94,6 +94,7 @@ pub(super) fn chat_error(e: &ChatError) -> ApiError {
         ChatError::UnknownGuild => return not_found("server"),
         ChatError::TimedOut(_) => ErrorCode::TimedOut,
         ChatError::NotAllowed(_) => ErrorCode::Forbidden,
+        ChatError::LimitReached(_) => ErrorCode::LimitReached,
     };
     ApiError::new(code, e.to_string())
 }

@@ -11,6 +11,7 @@ mod joining;
 mod matrix;
 mod members;
 mod openapi;
+mod pins;
 mod resume;
 mod signed_out;
 mod slow_connections;

@@ -1,6 +1,6 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
-//! ([`read_states`]), replies and reactions ([`conversation`]), and how far the store holds the chat stream ([`watermark`]).
+//! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), and how far the store holds the chat stream ([`watermark`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -41,6 +41,7 @@ use scylla::value::CqlTimestamp;
 
 mod conversation;
 mod pages;
+mod pins;
 mod read_states;
 mod watermark;
 mod writes;
@@ -101,6 +102,8 @@ pub struct MessageStore {
     s: Arc<Statements>,
     /// Replies' and reactions' statements (`conversation`).
     c: Arc<conversation::Statements>,
+    /// Pins' statements (`pins`).
+    p: Arc<pins::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -234,10 +237,12 @@ impl MessageStore {
             .await?,
         };
         let c = conversation::Statements::prepare(&session, timeout).await?;
+        let p = pins::Statements::prepare(&session, timeout).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
             c: Arc::new(c),
+            p: Arc::new(p),
             known_buckets: Arc::default(),
         })
     }

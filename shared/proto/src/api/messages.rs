@@ -13,7 +13,18 @@ pub struct Message {
     pub id: Snowflake,
     pub channel_id: Snowflake,
     pub author_id: Snowflake,
+    /// Empty in a system message (its `type` says what happened).
     pub content: String,
+    /// Discord's message type: 0 (left out) for a person's message, 6
+    /// ([`MessageType::CHANNEL_PINNED_MESSAGE`]) for "ann pinned a message", whose author is who
+    /// pinned and whose `message_reference` is the message pinned.
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "MessageType::is_default"
+    )]
+    #[schema(value_type = u8)]
+    pub kind: MessageType,
     /// The sender's nonce, echoed so its client can match the message to its pending copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -33,6 +44,27 @@ pub struct Message {
     /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<super::reactions::Reaction>,
+}
+
+/// Discord's message types, those Natter makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageType(pub u8);
+
+impl MessageType {
+    /// A person's message (a reply too: Discord's 19 is not used).
+    pub const DEFAULT: Self = Self(0);
+    /// A system message: someone pinned the message its `message_reference` names.
+    pub const CHANNEL_PINNED_MESSAGE: Self = Self(6);
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::DEFAULT
+    }
+
+    /// A system message, written by the server (it cannot be edited, pinned or replied to).
+    pub fn is_system(self) -> bool {
+        self != Self::DEFAULT
+    }
 }
 
 /// The message a reply answers: in the same channel (`channel_id` may be left out).

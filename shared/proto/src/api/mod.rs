@@ -17,6 +17,7 @@ pub mod guilds;
 pub mod invites;
 pub mod messages;
 pub mod names;
+pub mod pins;
 pub mod presence;
 pub mod reactions;
 pub mod schema;

@@ -11,7 +11,7 @@ use proto::events::Event;
 
 use crate::messages::{MessageStore, StoreError};
 
-/// Gives each stored reply its reference and preview; with `check_deleted`, drops the preview of
+/// Gives each stored reply (and system message) its reference, preview and type; with `check_deleted`, drops the preview of
 /// a reply whose original is gone (the client shows "original message was deleted").
 pub(super) async fn replies(
     store: &MessageStore,
@@ -28,12 +28,13 @@ pub(super) async fn replies(
     if !ids.is_empty() {
         let mut previews = store.replies(channel, &ids).await?;
         for message in messages.iter_mut() {
-            if let Some(preview) = previews.remove(&message.id) {
+            if let Some((preview, kind)) = previews.remove(&message.id) {
                 message.message_reference = Some(MessageReference {
                     message_id: preview.id,
                     channel_id: Some(channel),
                 });
                 message.referenced_message = Some(preview);
+                message.kind = kind;
             }
         }
     }
