@@ -10,6 +10,7 @@ mod history;
 mod joining;
 mod matrix;
 mod members;
+mod mentions;
 mod openapi;
 mod pins;
 mod resume;

@@ -49,8 +49,8 @@ impl History {
     }
 
     /// A page of `channel`'s history as `reader` sees it, newest first: each reply with the
-    /// preview of what it answers (none once that is deleted), each message with its reactions
-    /// and whether `reader` is among them.
+    /// preview of what it answers (none once that is deleted), each message with its mentions,
+    /// its reactions and whether `reader` is among them.
     pub async fn page_for(
         &self,
         reader: Snowflake,
@@ -60,6 +60,7 @@ impl History {
     ) -> Result<Vec<Message>, StoreError> {
         let (mut messages, unwritten) = self.read_page(channel, page, limit).await?;
         dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
+        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
         Ok(messages)
     }
@@ -119,6 +120,7 @@ impl History {
         .filter(|m| m.id == id)
         .collect();
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
+        dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
         Ok(found.pop())
     }
 
@@ -148,6 +150,7 @@ impl History {
             }
         }
         dress::replies(&self.store, channel, &mut messages, &unwritten, false).await?;
+        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         Ok(messages.into_iter().zip(times).collect())
     }
 

@@ -31,8 +31,8 @@ pub const MIGRATIONS: &[Migration] = &[
     // Version 5 is media's (attachments).
     Migration {
         version: 6,
-        name: "pins",
-        cql: include_str!("../schema/0006_pins.cql"),
+        name: "pins_and_mentions",
+        cql: include_str!("../schema/0006_pins_and_mentions.cql"),
     },
 ];
 

@@ -39,11 +39,32 @@ pub struct Message {
     /// deleted"), as Discord's `referenced_message` is null then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referenced_message: Option<ReferencedMessage>,
+    /// The people the text mentions (`<@id>`), by id, as the server parsed it (outside code).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Snowflake>,
+    /// The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
+    /// with MENTION_EVERYONE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention_roles: Vec<Snowflake>,
+    /// `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_everyone: bool,
     /// Reactions, one per emoji (in the store's order of emoji): how many, and whether the
     /// reader is among them. Only history pages carry them (they are the reader's view); live,
     /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<super::reactions::Reaction>,
+}
+
+impl Message {
+    /// Whether the message mentions `user`, who has `roles` in the channel's server: by name,
+    /// by one of their roles, or everyone. Nobody's own message mentions them.
+    pub fn mentions_user(&self, user: Snowflake, roles: &[Snowflake]) -> bool {
+        self.author_id != user
+            && (self.mention_everyone
+                || self.mentions.contains(&user)
+                || self.mention_roles.iter().any(|r| roles.contains(r)))
+    }
 }
 
 /// Discord's message types, those Natter makes.

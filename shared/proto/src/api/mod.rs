@@ -15,6 +15,7 @@ pub mod error;
 pub mod gateway;
 pub mod guilds;
 pub mod invites;
+pub mod mentions;
 pub mod messages;
 pub mod names;
 pub mod pins;

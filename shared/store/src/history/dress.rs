@@ -85,6 +85,43 @@ pub(super) async fn replies(
     Ok(())
 }
 
+/// Gives each message read from the store its mentions. A message the stream's unwritten events
+/// created or edited carries its own (the store's row may be older).
+pub(super) async fn mentions(
+    store: &MessageStore,
+    channel: Snowflake,
+    messages: &mut [Message],
+    unwritten: &[Event],
+) -> Result<(), StoreError> {
+    let fresh: HashSet<Snowflake> = unwritten
+        .iter()
+        .filter_map(|event| match event {
+            Event::MessageCreate(m) | Event::MessageUpdate(m) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<Snowflake> = messages
+        .iter()
+        .filter(|m| !fresh.contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut found = store.mentions(channel, &ids).await?;
+    for message in messages.iter_mut() {
+        if fresh.contains(&message.id) {
+            continue;
+        }
+        if let Some(stored) = found.remove(&message.id) {
+            message.mentions = stored.users;
+            message.mention_roles = stored.roles;
+            message.mention_everyone = stored.everyone;
+        }
+    }
+    Ok(())
+}
+
 /// The reaction events of the page's messages that the store may not hold yet, replayed in
 /// stream order: each (message, emoji, user)'s final state, and the messages whose reactions
 /// were all removed (what came before the removal no longer counts).

@@ -1693,6 +1693,15 @@ export interface components {
        */
       edited_at?: number | null;
       id: components['schemas']['Snowflake'];
+      /** @description `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel. */
+      mention_everyone?: boolean;
+      /**
+       * @description The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
+       *     with MENTION_EVERYONE.
+       */
+      mention_roles?: components['schemas']['Snowflake'][];
+      /** @description The people the text mentions (`<@id>`), by id, as the server parsed it (outside code). */
+      mentions?: components['schemas']['Snowflake'][];
       message_reference?: components['schemas']['MessageReference'] | null;
       /** @description The sender's nonce, echoed so its client can match the message to its pending copy. */
       nonce?: string | null;
