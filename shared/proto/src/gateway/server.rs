@@ -249,6 +249,12 @@ impl utoipa::PartialSchema for ReadyChannel {
                         ObjectBuilder::new()
                             .schema_type(Type::Integer)
                             .minimum(Some(0)),
+                    )
+                    .property(
+                        "mention_count",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
                     ),
             )
             .description(Some(

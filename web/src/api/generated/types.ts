@@ -1910,6 +1910,7 @@ export interface components {
     ReadyChannel: components['schemas']['Channel'] & {
       last_message_id?: components['schemas']['Snowflake'] | null;
       last_read_id?: components['schemas']['Snowflake'] | null;
+      mention_count?: number;
       unread_count?: number;
     };
     /**
