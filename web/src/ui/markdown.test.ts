@@ -82,7 +82,7 @@ describe('message Markdown', () => {
       '<blockquote>',
       '<h1>Title</h1>',
       '<li>one</li>',
-      '<a href="https://example.com" target="_blank" rel="noopener noreferrer nofollow">site</a>',
+      '<a href="https://example.com/" target="_blank" rel="noopener noreferrer nofollow">site</a>',
     ]) {
       expect(html).toContain(part);
     }

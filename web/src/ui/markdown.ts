@@ -77,6 +77,18 @@ md.set({
 // Only http and https links (masked or bare); anything else stays text.
 md.validateLink = (url: string) => /^https?:\/\//i.test(url.trim());
 
+// Links as browsers write them (`https://example.com/`), like the address bar.
+const normalizeLink = md.normalizeLink.bind(md);
+md.normalizeLink = (url: string) => {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.href;
+  } catch {
+    // Not a URL: markdown-it's own normalisation, then validateLink refuses it.
+  }
+  return normalizeLink(url);
+};
+
 // `__x__` is underline on Discord, `**x**` bold.
 md.renderer.rules.strong_open = (tokens, i) => (tokens[i].markup === '__' ? '<u>' : '<strong>');
 md.renderer.rules.strong_close = (tokens, i) => (tokens[i].markup === '__' ? '</u>' : '</strong>');
