@@ -63,15 +63,27 @@ export function MessageList({
   // Messages by people I block collapse into "N blocked messages", each run shown on request.
   const blocked = useBlocked();
   const [revealed, setRevealed] = useState<ReadonlySet<string>>(() => new Set());
+  // Where the reader had stopped when they opened the channel: the "new messages" divider stays
+  // there while they read (marking read moves the marker at once).
+  const opened = useRef<{ channel: string; readUpTo: string | null }>();
+  if (opened.current?.channel !== channel.id)
+    opened.current = {
+      channel: channel.id,
+      readUpTo: (channel.unread_count ?? 0) > 0 ? (channel.last_read_id ?? null) : null,
+    };
+  const readUpTo = opened.current.readUpTo;
   const rows = useMemo(
-    () => buildRows(items, Date.now(), (m) => m.author_id in blocked, revealed),
-    [items, blocked, revealed],
+    () => buildRows(items, Date.now(), (m) => m.author_id in blocked, revealed, readUpTo),
+    [items, blocked, revealed, readUpTo],
   );
+  const dividerIndex = rows.findIndex((r) => r.kind === 'new');
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const lastKey = useRef<string | null>(null);
   // New messages arrived while the reader was scrolled up: offer the way back down.
   const [behind, setBehind] = useState(false);
+  // Far up in the history (more than two screens from the newest): offer the way back.
+  const [farUp, setFarUp] = useState(false);
   // The first message at or below the top of the view, and how far down it is: kept in place
   // when older messages are put above it.
   const topAnchor = useRef<{ key: string; offset: number } | null>(null);
@@ -86,7 +98,11 @@ export function MessageList({
     count: rows.length,
     getScrollElement: () => scrollRef.current,
     estimateSize: (i) =>
-      rows[i]?.kind === 'day' ? 40 : rows[i] && (rows[i] as { head: boolean }).head ? 64 : 28,
+      rows[i]?.kind === 'day' || rows[i]?.kind === 'new'
+        ? 40
+        : rows[i] && (rows[i] as { head: boolean }).head
+          ? 64
+          : 28,
     getItemKey: (i) => rows[i].key,
     overscan: 12,
     // Room for the "beginning of the channel" line above the first row.
@@ -165,6 +181,7 @@ export function MessageList({
 
   const jumpToPresent = () => {
     atBottom.current = true;
+    setFarUp(false);
     setBehind(false);
     virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
   };
@@ -185,6 +202,7 @@ export function MessageList({
     const el = scrollRef.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+    setFarUp(el.scrollHeight - el.scrollTop - el.clientHeight > el.clientHeight * 2);
     if (atBottom.current) {
       chat.markRead(channel.id);
       setBehind(false);
@@ -245,7 +263,11 @@ export function MessageList({
                 className="vrow"
                 style={{ transform: `translateY(${v.start}px)` }}
               >
-                {row.kind === 'day' ? (
+                {row.kind === 'new' ? (
+                  <div className="new-divider" role="separator" aria-label="New messages">
+                    <span>New messages</span>
+                  </div>
+                ) : row.kind === 'day' ? (
                   <div className="day-divider" role="separator">
                     <span>{row.label}</span>
                   </div>
@@ -282,6 +304,22 @@ export function MessageList({
       {behind && (
         <button className="jump" onClick={jumpToPresent}>
           New messages below
+        </button>
+      )}
+      {dividerIndex >= 0 && (virtualizer.getVirtualItems()[0]?.index ?? 0) > dividerIndex && (
+        <button
+          className="jump jump-unread"
+          onClick={() => {
+            atBottom.current = false;
+            virtualizer.scrollToIndex(dividerIndex, { align: 'start' });
+          }}
+        >
+          Jump to unread
+        </button>
+      )}
+      {!behind && farUp && (
+        <button className="jump jump-present" onClick={jumpToPresent}>
+          Jump to present
         </button>
       )}
     </>

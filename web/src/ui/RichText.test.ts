@@ -51,3 +51,14 @@ describe('blocked messages', () => {
     expect(shape(rows)).toEqual(['day', 'a', 'x', 'x', 'a', 'blocked 1']);
   });
 });
+
+describe('the new messages divider', () => {
+  const at = (ms: number, n: number) => ((BigInt(ms) << 22n) | BigInt(n)).toString();
+  it('goes before the first message after the read marker, once', () => {
+    const items = [1, 2, 3].map((n) => ({ id: at(1000 + n, n), author_id: 'a', delivery: 'sent' }));
+    const rows = buildRows(items as never, 10_000, undefined, undefined, items[0].id);
+    const kinds = rows.map((r) => (r.kind === 'message' ? r.message.id : r.kind));
+    expect(kinds).toEqual(['day', items[0].id, 'new', items[1].id, items[2].id]);
+    expect(buildRows(items as never, 10_000).some((r) => r.kind === 'new')).toBe(false);
+  });
+});
