@@ -113,7 +113,7 @@ describe('replies, reactions, pins, mentions and formatting', () => {
 
   test('Ann pins a message and Bob finds it in the pins', async () => {
     await fromMenu(ann, 'Lunch at noon?', 'Pin message');
-    await bob.page.locator('.system-message').filter({ hasText: 'Ann pinned' }).waitFor({ timeout: T });
+    await bob.page.locator('.system-message').filter({ hasText: 'pinned' }).waitFor({ timeout: T });
     await bob.page.getByRole('button', { name: 'Pinned messages' }).click();
     const pins = bob.page.getByRole('dialog', { name: 'Pinned messages' });
     await pins.getByText('Lunch at noon?').waitFor({ timeout: T });

@@ -70,7 +70,7 @@ function assertSafe(text: string) {
 describe('message Markdown', () => {
   it('renders the Discord subset', () => {
     const html = renderMarkdown(
-      '**bold** *it* __under__ ~~gone~~ `code` ||secret||\n> quoted\n# Title\n- one\n- two\n[site](https://example.com)',
+      '**bold** *it* __under__ ~~gone~~ `code` ||secret||\n\n> quoted\n# Title\n- one\n- two\n\n[site](https://example.com)',
     );
     for (const part of [
       '<strong>bold</strong>',
@@ -86,6 +86,10 @@ describe('message Markdown', () => {
     ]) {
       expect(html).toContain(part);
     }
+  });
+
+  it('shows a one-paragraph message as its text alone', () => {
+    expect(renderMarkdown('just **this**')).toBe('just <strong>this</strong>');
   });
 
   it('highlights a fenced code block in a known language', () => {

@@ -166,7 +166,14 @@ md.renderer.rules.mention = (tokens, i, _options, env) => {
   return `<span class="mention user${me}" data-user-id="${escape(id)}" role="button" tabindex="0">@${escape(name ?? 'unknown user')}</span>`;
 };
 
-/** A message's text as safe HTML. */
+/**
+ * A message's text as safe HTML. A message of one paragraph (most) is its inline content alone,
+ * without a `<p>`, so it reads (and copies) as the text it is.
+ */
 export function renderMarkdown(text: string, names?: MentionNames): string {
-  return md.render(text, { names });
+  const env = { names };
+  const tokens = md.parse(text, env);
+  if (tokens.length === 3 && tokens[0].type === 'paragraph_open' && tokens[2].type === 'paragraph_close')
+    return md.renderer.render([tokens[1]], md.options, env);
+  return md.renderer.render(tokens, md.options, env).trimEnd();
 }
