@@ -5,6 +5,7 @@ import { useChannels, useChat, usePresence, useUsers } from '../chat/hooks';
 import { keys } from '../chat/keys';
 import { displayName } from '../chat/store';
 import { useGuilds } from '../guilds/hooks';
+import type { GuildMemberPage } from '../guilds/store';
 import { Avatar, statusLabel } from './Avatar';
 import { presenceOf } from './presence';
 
@@ -19,7 +20,9 @@ export function ProfileCard({ userId, onClose }: { userId: string; onClose: () =
   const mutualServers = guilds.filter(
     (g) =>
       userId === chat.me.id ||
-      JSON.stringify(chat.qc.getQueryData(keys.guildMembers(g.id)) ?? null).includes(`"id":"${userId}"`),
+      (chat.qc.getQueryData<GuildMemberPage | null>(keys.guildMembers(g.id))?.members ?? []).some(
+        (m) => m.user.id === userId,
+      ),
   );
   const mutualChannels = channels.filter(
     (c) => !c.guild_id && (c.recipients ?? []).some((r) => r.id === userId),
