@@ -127,6 +127,11 @@ impl Archive {
         Ok(self.history()?.message(channel, id).await?)
     }
 
+    /// The messages pinned in `channel`, with when each was pinned, the most recent first.
+    pub async fn pinned(&self, channel: Snowflake) -> Result<Vec<(Message, u64)>, HistoryError> {
+        Ok(self.history()?.pinned(channel).await?)
+    }
+
     /// Moves `user`'s read marker in `channel` forward to `id`.
     pub async fn mark_read(
         &self,
@@ -137,13 +142,15 @@ impl Archive {
         Ok(self.store()?.mark_read(user, channel, id).await?)
     }
 
-    /// Last message, read marker and unread count of each channel, for READY. Best effort within
-    /// `budget`: without the store, or when it is slow, channels are left out (the client then
-    /// shows no badge rather than a wrong one).
+    /// Last message, read marker, unread count and unread mentions of each channel, for READY
+    /// (`roles`: the user's roles in the server of each server's channel, for role mentions).
+    /// Best effort within `budget`: without the store, or when it is slow, channels are left out
+    /// (the client then shows no badge rather than a wrong one).
     pub async fn summaries(
         &self,
         user: Snowflake,
         channels: &[Snowflake],
+        roles: &HashMap<Snowflake, Vec<Snowflake>>,
         budget: Duration,
     ) -> HashMap<Snowflake, ReadSummary> {
         let Ok(store) = self.store() else {
@@ -154,14 +161,21 @@ impl Archive {
                 tokio::try_join!(store.last_messages(channels), store.read_states(user))?;
             let counts = channels.iter().map(|&channel| {
                 let (last, read) = (last.get(&channel).copied(), read.get(&channel).copied());
+                let roles = roles.get(&channel).map(Vec::as_slice).unwrap_or_default();
                 async move {
-                    let unread_count = match (last, read) {
-                        (None, _) => 0,
-                        (Some(last), Some(read)) if read >= last => 0,
+                    let (unread_count, mention_count) = match (last, read) {
+                        (None, _) => (0, 0),
+                        (Some(last), Some(read)) if read >= last => (0, 0),
                         (Some(_), read) => {
                             let after = read.unwrap_or(Snowflake::from_u64(0));
-                            let count = store.unread_count(channel, user, after).await?;
-                            u32::try_from(count).unwrap_or(u32::MAX)
+                            let (count, mentions) = tokio::try_join!(
+                                store.unread_count(channel, user, after),
+                                store.unread_mentions(channel, user, roles, after)
+                            )?;
+                            (
+                                u32::try_from(count).unwrap_or(u32::MAX),
+                                u32::try_from(mentions).unwrap_or(u32::MAX),
+                            )
                         }
                     };
                     Ok::<_, StoreError>((
@@ -170,6 +184,7 @@ impl Archive {
                             last_message_id: last,
                             last_read_id: read,
                             unread_count,
+                            mention_count,
                         },
                     ))
                 }

@@ -13,6 +13,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
+use proto::api::mentions::{MentionRights, Mentions};
 use proto::api::messages::{
     Message, MessageContent, MessageReference, Nonce, ReferencedMessage, Typing,
 };
@@ -24,6 +25,8 @@ use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::archive::Archive;
 use crate::metrics::EdgeMetrics;
+
+mod pins;
 
 /// Why a send, edit or delete was refused. The session answers with an ERROR frame and stays open.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub enum ChatError {
     /// A server's permissions do not allow it.
     #[error("{0}")]
     NotAllowed(String),
+    /// The channel holds as many of something (pins) as it may.
+    #[error("{0}")]
+    LimitReached(String),
     /// The channel's slowmode: the user may send again after this long.
     #[error("this channel is in slowmode: you may send again in {} s", .0.as_secs().max(1))]
     Slowmode(Duration),
@@ -89,6 +95,7 @@ impl ChatError {
             Self::TimedOut(_) => "timed_out",
             Self::NotAllowed(_) => "forbidden",
             Self::Slowmode(_) => "rate_limited",
+            Self::LimitReached(_) => "limit_reached",
         }
     }
 }
@@ -250,24 +257,30 @@ impl Chat {
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
+        rights: &MentionRights,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
-        let publishing = self.publish(author, send, slowmode, archive).await?;
+        let publishing = self
+            .publish(author, send, slowmode, rights, archive)
+            .await?;
         self.acknowledged(publishing).await
     }
 
     /// Hands a message to JetStream without waiting for its acknowledgement, so a session can go
     /// on reading and writing while it is stored: sends from one session are published in the
     /// order they came, and [`Chat::acknowledged`] waits for each one's answer. A reply looks
-    /// its original up first (history), to check it and carry its preview.
+    /// its original up first (history), to check it and carry its preview. Its mentions are
+    /// parsed from its text, as `rights` (the author's) honour them.
     pub async fn publish(
         &self,
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
+        rights: &MentionRights,
         archive: &Archive,
     ) -> Result<Publishing, ChatError> {
         let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
+        let mentioned = mentions_of(&send.content, rights)?;
         let nonce = send
             .nonce
             .as_deref()
@@ -299,7 +312,7 @@ impl Chat {
                     channel_id: Some(channel),
                 }),
             referenced_message,
-            ..Default::default()
+            ..mentioned
         };
         // JetStream drops a second publish with this id inside its duplicate window.
         let dedupe = nonce
@@ -332,16 +345,19 @@ impl Chat {
     }
 
     /// Replaces the content of the editor's own message.
+    /// Its mentions follow the new text.
     pub async fn edit(
         &self,
         editor: Snowflake,
         edit: MessageEdit,
+        rights: &MentionRights,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
+        let mentioned = mentions_of(&edit.content, rights)?;
         let channel = edit.channel_id;
         let current = find(archive, channel, edit.message_id).await?;
-        if current.author_id != editor {
+        if current.author_id != editor || current.kind.is_system() {
             return Err(ChatError::Forbidden);
         }
         if !self.limits.send(editor, channel) {
@@ -351,6 +367,9 @@ impl Chat {
             content: content.into(),
             edited_at: Some(proto::clock::unix_ms()),
             nonce: None,
+            mentions: mentioned.mentions,
+            mention_roles: mentioned.mention_roles,
+            mention_everyone: mentioned.mention_everyone,
             ..current
         };
         self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
@@ -538,6 +557,20 @@ impl Chat {
     }
 }
 
+/// A message carrying only the mentions of `text` that `rights` honour; or why it mentions too
+/// many.
+fn mentions_of(text: &str, rights: &MentionRights) -> Result<Message, ChatError> {
+    let found = Mentions::parse(text)
+        .map_err(ChatError::InvalidContent)?
+        .honoured(rights);
+    Ok(Message {
+        mentions: found.users,
+        mention_roles: found.roles,
+        mention_everyone: found.everyone,
+        ..Message::default()
+    })
+}
+
 /// A publish JetStream has not answered yet.
 pub struct Publishing {
     message: Message,
@@ -562,6 +595,9 @@ async fn replied_to(
         ));
     }
     match find(archive, channel, reference.message_id).await {
+        Ok(original) if original.kind.is_system() => Err(ChatError::InvalidRequest(
+            "a system message cannot be replied to".to_owned(),
+        )),
         Ok(original) => Ok(ReferencedMessage::of(&original)),
         Err(ChatError::UnknownMessage) => Err(ChatError::InvalidRequest(
             "the message replied to does not exist (or was deleted)".to_owned(),

@@ -17,11 +17,11 @@ use tokio::sync::Semaphore;
 
 use proto::Snowflake;
 use proto::access::{
-    GuildMembersRequest, MembersRequest, MessageDeleted, Reply, SessionState, StateQuery, Visible,
-    VisibleQuery,
+    GuildMembersRequest, GuildQuery, GuildSnapshot, MembersRequest, MessageDeleted, Reply,
+    SessionState, StateQuery, Visible, VisibleQuery,
 };
 use proto::api::channels::{Channel, Member, MembersQuery};
-use proto::api::guilds::GuildMember;
+use proto::api::guilds::{GuildMember, Role};
 use proto::api::users::User;
 use proto::subjects::Subjects;
 
@@ -176,6 +176,13 @@ impl Directory {
         request: &proto::access::VoiceRequest,
     ) -> Result<proto::access::VoiceAnswer, DirectoryError> {
         self.ask(self.subjects.auth_voice(), request).await
+    }
+
+    /// A server's roles (its whole snapshot, as an edge following it starts from).
+    pub async fn guild_roles(&self, guild: Snowflake) -> Result<Vec<Role>, DirectoryError> {
+        let query = GuildQuery { guild_id: guild };
+        let snapshot: GuildSnapshot = self.ask(self.subjects.auth_guild(), &query).await?;
+        Ok(snapshot.roles)
     }
 
     /// Tells auth a moderator deleted someone else's message, for the audit log.

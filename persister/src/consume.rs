@@ -248,12 +248,24 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
     let others = events.iter().map(|received| async move {
         let at = received.at;
         match &received.event {
-            Event::MessageCreate(m) => store.insert_reply(m, at).await.map(|()| Vec::new()),
-            Event::MessageUpdate(m) => store.edit(m, at).await.map(|()| Vec::new()),
-            Event::MessageDelete(r) => store
-                .delete(r.channel_id, r.id, at)
-                .await
-                .map(|()| Vec::new()),
+            Event::MessageCreate(m) => {
+                tokio::try_join!(
+                    store.insert_reply(m, at),
+                    store.write_mentions(m, false, at)
+                )?;
+                Ok(Vec::new())
+            }
+            Event::MessageUpdate(m) => {
+                tokio::try_join!(store.edit(m, at), store.write_mentions(m, true, at))?;
+                Ok(Vec::new())
+            }
+            Event::MessageDelete(r) => {
+                tokio::try_join!(
+                    store.delete(r.channel_id, r.id, at),
+                    store.forget_mentions(r.channel_id, r.id, at)
+                )?;
+                Ok(Vec::new())
+            }
             Event::MessageReactionAdd(r) => {
                 store.react(r, at).await?;
                 Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
@@ -266,6 +278,7 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                 let emoji = store.clear_reactions(r.channel_id, r.id, at).await?;
                 Ok(emoji.into_iter().map(|e| (r.channel_id, r.id, e)).collect())
             }
+            Event::ChannelPinsUpdate(update) => store.pin(update, at).await.map(|()| Vec::new()),
             // Nothing else is stored in the stream today, and what is not ours to keep is
             // acknowledged.
             _ => Ok(Vec::new()),

@@ -377,7 +377,8 @@ impl utoipa::Modify for EdgeServers {
         voice::livekit_webhook,
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
         edge::mark_read, edge::add_reaction, edge::remove_reaction, edge::reactors,
-        edge::clear_reactions, edge::presences,
+        edge::clear_reactions, edge::pin_message, edge::unpin_message, edge::pins,
+        edge::presences,
     ),
     modifiers(&BearerAuth, &BodyAnswers, &EdgeServers),
     tags(
@@ -390,7 +391,7 @@ impl utoipa::Modify for EdgeServers {
         (name = "invites", description = "Invites to servers: create, preview, accept, revoke"),
         (name = "gateway", description = "Where to open the WebSocket"),
         (name = "voice", description = "The media server's webhooks (voice and video)"),
-        (name = "messages", description = "History, send, edit, delete, reactions and read markers. Served \
+        (name = "messages", description = "History, send, edit, delete, reactions, pins and read markers. Served \
             by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \
             `/api/v1/gateway`, as `http://host:port`)"),
         (name = "presences", description = "Whose presence the caller may see. Served by the \

@@ -15,6 +15,7 @@ use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::{Channel, ChannelKind, MAX_MEMBER_IDS};
 use proto::api::error::ErrorCode;
+use proto::api::mentions::MentionRights;
 use proto::api::messages::{
     EditMessageRequest, HistoryPage, HistoryQuery, Message, PostMessageRequest,
 };
@@ -94,6 +95,7 @@ pub(super) fn chat_error(e: &ChatError) -> ApiError {
         ChatError::UnknownGuild => return not_found("server"),
         ChatError::TimedOut(_) => ErrorCode::TimedOut,
         ChatError::NotAllowed(_) => ErrorCode::Forbidden,
+        ChatError::LimitReached(_) => ErrorCode::LimitReached,
     };
     ApiError::new(code, e.to_string())
 }
@@ -147,6 +149,34 @@ pub(super) async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> Api
         Some(until) => ChatError::TimedOut(until),
         None => ChatError::NotAllowed(format!("you may not {what} in this channel")),
     })
+}
+
+/// What the caller may mention in the channel beyond people: MENTION_EVERYONE, and the server's
+/// mentionable roles (asked of auth only when `content` names a role and the caller lacks
+/// MENTION_EVERYONE, which mentions any).
+async fn mention_rights(routes: &Routes, caller: &Caller, content: &str) -> MentionRights {
+    let (Some(guild), Some(permissions)) = (caller.channel.guild_id, server_permissions(caller))
+    else {
+        return MentionRights::default();
+    };
+    let everyone = permissions.has(Permissions::MENTION_EVERYONE);
+    let roles = if everyone || !content.contains("<@&") {
+        Vec::new()
+    } else {
+        match routes.state.directory.guild_roles(guild).await {
+            Ok(roles) => roles
+                .into_iter()
+                .filter(|r| r.mentionable && r.id != guild)
+                .map(|r| r.id)
+                .collect(),
+            Err(e) => {
+                // Role mentions are then not honoured; the message still goes.
+                tracing::warn!(error = %e, "cannot read a server's roles for mentions");
+                Vec::new()
+            }
+        }
+    };
+    MentionRights { everyone, roles }
 }
 
 /// `GET /api/v1/channels/{id}/messages?before|after|around=<id>&limit=<1..100>`
@@ -229,6 +259,7 @@ pub(super) async fn send(
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let slowmode = may_send(&routes, &caller, "send messages").await?;
+    let rights = mention_rights(&routes, &caller, &post.content).await;
     let send = MessageSend {
         channel_id: caller.channel.id,
         content: post.content,
@@ -238,7 +269,13 @@ pub(super) async fn send(
     let message = routes
         .state
         .chat
-        .send(caller.claims.sub, send, slowmode, &routes.state.archive)
+        .send(
+            caller.claims.sub,
+            send,
+            slowmode,
+            &rights,
+            &routes.state.archive,
+        )
         .await
         .map_err(|e| chat_error(&e))?;
     Ok(Json(message))
@@ -254,6 +291,7 @@ pub(super) async fn edit(
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     may_send(&routes, &caller, "edit messages").await?;
+    let rights = mention_rights(&routes, &caller, &edit.content).await;
     let edit = MessageEdit {
         channel_id: caller.channel.id,
         message_id,
@@ -263,7 +301,7 @@ pub(super) async fn edit(
     let state = &routes.state;
     let edited = state
         .chat
-        .edit(caller.claims.sub, edit, &state.archive)
+        .edit(caller.claims.sub, edit, &rights, &state.archive)
         .await
         .map_err(|e| chat_error(&e))?;
     Ok(Json(edited))

@@ -4,6 +4,7 @@
 //! `kit::error::ApiError`, as in every service.
 
 mod messages;
+mod pins;
 mod presences;
 mod reactions;
 
@@ -76,6 +77,11 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
         .route(
             "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}",
             axum::routing::put(reactions::add).delete(reactions::remove),
+        )
+        .route("/api/v1/channels/{id}/pins", get(pins::list))
+        .route(
+            "/api/v1/channels/{id}/pins/{message_id}",
+            axum::routing::put(pins::pin).delete(pins::unpin),
         )
         .route("/api/v1/presences", get(presences::presences))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));

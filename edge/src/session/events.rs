@@ -160,7 +160,7 @@ impl Session {
         let mut summaries = self
             .state
             .archive
-            .summaries(me, &ids, READY_STORE_BUDGET)
+            .summaries(me, &ids, &self.channel_roles(), READY_STORE_BUDGET)
             .await;
         for channel in channels {
             let summary = summaries.remove(&channel.id);

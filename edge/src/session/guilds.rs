@@ -12,6 +12,7 @@ use std::sync::Arc;
 use proto::Snowflake;
 use proto::api::channels::Channel;
 use proto::api::guilds::GuildMember;
+use proto::api::mentions::MentionRights;
 use proto::events::{ChannelRef, Event, GuildRef};
 use proto::gateway::CloseCode;
 use proto::permissions::Permissions;
@@ -188,6 +189,45 @@ impl Session {
                 },
             }
         })
+    }
+
+    /// The user's roles in the server of each of its channels the session follows (what role
+    /// mentions count for them).
+    pub(super) fn channel_roles(&self) -> std::collections::HashMap<Snowflake, Vec<Snowflake>> {
+        self.channel_guilds
+            .iter()
+            .filter_map(|(channel, guild)| {
+                let joined = self.guilds.get(guild)?;
+                Some((*channel, joined.member.roles.clone()))
+            })
+            .collect()
+    }
+
+    /// What the user may mention in `channel` beyond people: nothing outside servers; in a
+    /// server's channel, everyone and every role with MENTION_EVERYONE, else its mentionable roles.
+    pub(super) fn mention_rights(&self, channel: Snowflake) -> MentionRights {
+        let Some(guild) = self.channel_guilds.get(&channel) else {
+            return MentionRights::default();
+        };
+        let Some(joined) = self.guilds.get(guild) else {
+            return MentionRights::default();
+        };
+        let now = proto::clock::unix_ms();
+        joined
+            .feed
+            .read(|state| {
+                let permissions = state.permissions(&joined.member, state.channel(channel), now);
+                MentionRights {
+                    everyone: permissions.has(Permissions::MENTION_EVERYONE),
+                    roles: state
+                        .roles
+                        .iter()
+                        .filter(|r| r.mentionable && r.id != state.guild.id)
+                        .map(|r| r.id)
+                        .collect(),
+                }
+            })
+            .unwrap_or_default()
     }
 
     /// What the user may do in a server as a whole.

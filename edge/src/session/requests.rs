@@ -37,10 +37,11 @@ impl Session {
             }
             slowmode = allowed.slowmode;
         }
+        let rights = self.mention_rights(send.channel_id);
         let state = &self.state;
         let publishing = match state
             .chat
-            .publish(claims.sub, send, slowmode, &state.archive)
+            .publish(claims.sub, send, slowmode, &rights, &state.archive)
             .await
         {
             Ok(publishing) => publishing,
@@ -75,8 +76,13 @@ impl Session {
         {
             return self.reply_error(nonce, &e).await;
         }
+        let rights = self.mention_rights(edit.channel_id);
         let state = &self.state;
-        match state.chat.edit(claims.sub, edit, &state.archive).await {
+        match state
+            .chat
+            .edit(claims.sub, edit, &rights, &state.archive)
+            .await
+        {
             Ok(message) => {
                 let message = Some(message);
                 self.send_op(Opcode::Ack, &Ack { nonce, message }).await

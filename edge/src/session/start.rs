@@ -172,7 +172,7 @@ impl Session {
         );
         let mut summaries = state
             .archive
-            .summaries(claims.sub, &ids, READY_STORE_BUDGET)
+            .summaries(claims.sub, &ids, &self.channel_roles(), READY_STORE_BUDGET)
             .await;
         let channels = channels
             .into_iter()

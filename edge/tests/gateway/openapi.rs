@@ -49,6 +49,7 @@ async fn every_route_the_document_gives_to_the_edges_is_one_an_edge_answers() {
             checked += 1;
         }
     }
-    // History, send, edit, delete, ack, reactions (add, remove, who, clear) and presences.
-    assert_eq!(checked, 10, "the document names {checked} edge routes");
+    // History, send, edit, delete, ack, reactions (add, remove, who, clear), pins (list, pin,
+    // unpin) and presences.
+    assert_eq!(checked, 13, "the document names {checked} edge routes");
 }

@@ -5,9 +5,9 @@
 //!
 //! Where each goes (subjects in [`crate::subjects`]):
 //!
-//! MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE and MESSAGE_REACTION_ADD, _REMOVE and
-//! _REMOVE_ALL go through the chat stream (`{prefix}.in.{channel}`, republished to `.msg` once
-//! stored), TYPING_START to `.typing`, and
+//! MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE, MESSAGE_REACTION_ADD, _REMOVE and
+//! _REMOVE_ALL, and CHANNEL_PINS_UPDATE go through the chat stream (`{prefix}.in.{channel}`,
+//! republished to `.msg` once stored), TYPING_START to `.typing`, and
 //! MESSAGE_ACK (published by the edge that marked the channel read) to `.read` for channels of up
 //! to 25 members and to the reader's inbox for larger ones; the rest are published by auth:
 //!
@@ -108,6 +108,9 @@ pub enum Event {
     MessageReactionRemove(ReactionEvent),
     /// A moderator cleared every reaction of a message (stored in the chat stream).
     MessageReactionRemoveAll(MessageRef),
+    /// A message was pinned or unpinned (stored in the chat stream; a pin is followed there by
+    /// its system message, a MESSAGE_CREATE of type 6).
+    ChannelPinsUpdate(crate::api::pins::PinsUpdate),
     /// A user has read a channel up to a message: their own other devices clear the channel's
     /// unread count, and in small channels the other members see it as a read receipt.
     MessageAck(ReadState),
@@ -223,6 +226,7 @@ impl Event {
             Self::MessageCreate(message) | Self::MessageUpdate(message) => Some(message.channel_id),
             Self::MessageDelete(r) | Self::MessageReactionRemoveAll(r) => Some(r.channel_id),
             Self::MessageReactionAdd(r) | Self::MessageReactionRemove(r) => Some(r.channel_id),
+            Self::ChannelPinsUpdate(p) => Some(p.channel_id),
             Self::MessageAck(read) => Some(read.channel_id),
             Self::TypingStart(typing) => Some(typing.channel_id),
             Self::ChannelCreate(created) => Some(created.channel.id),

@@ -49,8 +49,8 @@ impl History {
     }
 
     /// A page of `channel`'s history as `reader` sees it, newest first: each reply with the
-    /// preview of what it answers (none once that is deleted), each message with its reactions
-    /// and whether `reader` is among them.
+    /// preview of what it answers (none once that is deleted), each message with its mentions,
+    /// its reactions and whether `reader` is among them.
     pub async fn page_for(
         &self,
         reader: Snowflake,
@@ -60,6 +60,7 @@ impl History {
     ) -> Result<Vec<Message>, StoreError> {
         let (mut messages, unwritten) = self.read_page(channel, page, limit).await?;
         dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
+        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
         Ok(messages)
     }
@@ -119,7 +120,38 @@ impl History {
         .filter(|m| m.id == id)
         .collect();
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
+        dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
         Ok(found.pop())
+    }
+
+    /// The messages pinned in `channel` with when each was pinned (Unix milliseconds), the most
+    /// recently pinned first: the store's pins with the stream's unwritten pins and unpins
+    /// applied, less those whose message is gone.
+    pub async fn pinned(&self, channel: Snowflake) -> Result<Vec<(Message, u64)>, StoreError> {
+        let watermark = self.watermark().await;
+        let (stored, unwritten) =
+            tokio::join!(self.store.pins(channel), self.unwritten(channel, watermark));
+        let pins = pins_over(channel, stored?, &unwritten);
+        let gets = pins.iter().map(|&(id, _)| self.store.get(channel, id));
+        let found = futures::future::try_join_all(gets).await?;
+        let mut messages = Vec::with_capacity(pins.len());
+        let mut times = Vec::with_capacity(pins.len());
+        for (&(id, at), stored) in pins.iter().zip(found) {
+            let page = overlay(
+                channel,
+                Page::Around(id),
+                1,
+                stored.into_iter().collect(),
+                &unwritten,
+            );
+            if let Some(message) = page.into_iter().find(|m| m.id == id) {
+                messages.push(message);
+                times.push(at);
+            }
+        }
+        dress::replies(&self.store, channel, &mut messages, &unwritten, false).await?;
+        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
+        Ok(messages.into_iter().zip(times).collect())
     }
 
     /// How far the store holds the stream. Not knowing (the store did not answer) counts as
@@ -170,6 +202,32 @@ impl History {
         };
         Ok(read.into_iter().map(|stored| stored.event).collect())
     }
+}
+
+/// Applies the stream's unwritten pins and unpins of a channel to the store's pins: (message,
+/// when pinned), the most recently pinned first.
+pub fn pins_over(
+    channel: Snowflake,
+    stored: Vec<(Snowflake, u64)>,
+    unwritten: &[Event],
+) -> Vec<(Snowflake, u64)> {
+    let mut pins: BTreeMap<Snowflake, u64> = stored.into_iter().collect();
+    for event in unwritten {
+        match event {
+            Event::ChannelPinsUpdate(update) if update.channel_id == channel => {
+                if update.pinned {
+                    let at = update.last_pin_timestamp.unwrap_or_default();
+                    pins.insert(update.message_id, at);
+                } else {
+                    pins.remove(&update.message_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut list: Vec<(Snowflake, u64)> = pins.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    list
 }
 
 /// Applies the stream's unwritten events of a channel to what the store returned for a page and
@@ -356,5 +414,31 @@ mod tests {
         }
         let page = overlay(CHANNEL, Page::Latest, 10, stored(1..=2), &[other]);
         assert_eq!(ids(&page), [2, 1]);
+    }
+
+    #[test]
+    fn unwritten_pins_and_unpins_apply_in_stream_order_most_recent_first() {
+        let id = Snowflake::from_u64;
+        let update = |message: u64, pinned: bool, at: u64| {
+            Event::ChannelPinsUpdate(proto::api::pins::PinsUpdate {
+                channel_id: CHANNEL,
+                guild_id: None,
+                last_pin_timestamp: pinned.then_some(at),
+                message_id: id(message),
+                pinned,
+            })
+        };
+        let stored = vec![(id(1), 100), (id(2), 200)];
+        let pins = pins_over(
+            CHANNEL,
+            stored,
+            &[
+                update(3, true, 300),
+                update(1, false, 0),
+                update(1, true, 400),
+                update(2, false, 0),
+            ],
+        );
+        assert_eq!(pins, [(id(1), 400), (id(3), 300)]);
     }
 }

@@ -1,6 +1,7 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
-//! ([`read_states`]), replies and reactions ([`conversation`]), and how far the store holds the chat stream ([`watermark`]).
+//! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), mentions
+//! ([`mentions`]), and how far the store holds the chat stream ([`watermark`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -40,7 +41,9 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
 mod conversation;
+mod mentions;
 mod pages;
+mod pins;
 mod read_states;
 mod watermark;
 mod writes;
@@ -49,6 +52,7 @@ mod writes;
 pub const MAX_UNREAD: usize = 100;
 
 pub use conversation::Touched;
+pub use mentions::StoredMentions;
 
 #[derive(Debug, thiserror::Error)]
 #[error("CQL store: {0}")]
@@ -101,6 +105,10 @@ pub struct MessageStore {
     s: Arc<Statements>,
     /// Replies' and reactions' statements (`conversation`).
     c: Arc<conversation::Statements>,
+    /// Pins' statements (`pins`).
+    p: Arc<pins::Statements>,
+    /// Mentions' statements (`mentions`).
+    m: Arc<mentions::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -233,11 +241,17 @@ impl MessageStore {
             )
             .await?,
         };
-        let c = conversation::Statements::prepare(&session, timeout).await?;
+        // Boxed: each is a long chain of awaits, and inline they make every caller's future
+        // large.
+        let c = Box::pin(conversation::Statements::prepare(&session, timeout)).await?;
+        let p = Box::pin(pins::Statements::prepare(&session, timeout)).await?;
+        let m = Box::pin(mentions::Statements::prepare(&session, timeout)).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
             c: Arc::new(c),
+            p: Arc::new(p),
+            m: Arc::new(m),
             known_buckets: Arc::default(),
         })
     }

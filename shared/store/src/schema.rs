@@ -28,6 +28,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conversation",
         cql: include_str!("../schema/0004_conversation.cql"),
     },
+    // Version 5 is media's (attachments).
+    Migration {
+        version: 6,
+        name: "pins_and_mentions",
+        cql: include_str!("../schema/0006_pins_and_mentions.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -20,6 +20,8 @@ export const keys = {
   guildBans: (guildId: string) => ['guildBans', guildId] as const,
   guildInvites: (guildId: string) => ['guildInvites', guildId] as const,
   auditLog: (guildId: string) => ['auditLog', guildId] as const,
+  /** A channel's pinned messages (`GET …/pins`), refetched on CHANNEL_PINS_UPDATE. */
+  pins: (channelId: string) => ['pins', channelId] as const,
   /** Something to tell the user once (a server they were removed from). */
   notice: ['notice'] as const,
 };

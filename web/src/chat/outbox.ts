@@ -17,6 +17,8 @@ export interface Outgoing {
   channelId: string;
   nonce: string;
   content: string;
+  /** A reply: the message of the channel it answers. */
+  replyTo?: string;
 }
 
 export interface OutboxHooks {

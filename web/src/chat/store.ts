@@ -41,6 +41,7 @@ import {
   mergeOlder,
   type MessageList,
 } from './messageList';
+import { mentionsUser } from './mentions';
 import { Outbox } from './outbox';
 import { compareIds } from './snowflake';
 
@@ -101,6 +102,7 @@ export class Chat {
         channel_id: m.channelId,
         content: m.content,
         nonce: m.nonce,
+        ...(m.replyTo ? { message_reference: { message_id: m.replyTo } } : {}),
       });
       return ack.message;
     },
@@ -320,6 +322,7 @@ export class Chat {
         last_message_id: c.last_message_id ?? prev?.last_message_id ?? null,
         last_read_id: c.last_read_id ?? prev?.last_read_id ?? null,
         unread_count: c.unread_count ?? prev?.unread_count ?? 0,
+        mention_count: c.mention_count ?? prev?.mention_count ?? 0,
       };
     });
     this.qc.setQueryData(keys.channels, next);
@@ -352,6 +355,10 @@ export class Chat {
       }
       case 'MESSAGE_ACK':
         return this.onAck(d as MessageAck);
+      case 'CHANNEL_PINS_UPDATE': {
+        const { channel_id } = d as { channel_id: string };
+        return void this.qc.invalidateQueries({ queryKey: keys.pins(channel_id) });
+      }
       case 'TYPING_START': {
         const ty = d as Typing;
         if (ty.user_id === this.me.id) return;
@@ -449,13 +456,16 @@ export class Chat {
     });
     const mine = m.author_id === this.me.id;
     const seen = this.active === m.channel_id && document.visibilityState === 'visible';
+    const mentioned = mentionsUser(m, this.me.id, this.myRoles(m.channel_id));
     this.patchChannel(m.channel_id, (c) => {
       if (c.last_message_id && compareIds(c.last_message_id, m.id) >= 0) return c;
       const unread = mine || seen ? 0 : Math.min(100, (c.unread_count ?? 0) + 1);
+      const mentions = mine || seen ? 0 : Math.min(100, (c.mention_count ?? 0) + (mentioned ? 1 : 0));
       return {
         ...c,
         last_message_id: m.id,
         unread_count: unread,
+        mention_count: mentions,
         last_read_id: mine ? m.id : c.last_read_id,
       };
     });
@@ -467,7 +477,12 @@ export class Chat {
     if (a.user_id === this.me.id) {
       this.patchChannel(a.channel_id, (c) => {
         const caughtUp = !c.last_message_id || compareIds(a.message_id, c.last_message_id) >= 0;
-        return { ...c, last_read_id: a.message_id, unread_count: caughtUp ? 0 : c.unread_count };
+        return {
+          ...c,
+          last_read_id: a.message_id,
+          unread_count: caughtUp ? 0 : c.unread_count,
+          mention_count: caughtUp ? 0 : c.mention_count,
+        };
       });
       return;
     }
@@ -494,6 +509,12 @@ export class Chat {
 
   // ---- cache helpers -------------------------------------------------------------------------
 
+  /** My roles in the server of a channel (none outside servers): what role mentions count for me. */
+  myRoles(channelId: string): string[] {
+    const guildId = this.channel(channelId)?.guild_id;
+    return (guildId && this.guilds.guild(guildId)?.member.roles) || [];
+  }
+
   channel(id: string): Channel | undefined {
     return this.qc.getQueryData<Channel[]>(keys.channels)?.find((c) => c.id === id);
   }
@@ -516,6 +537,7 @@ export class Chat {
           {
             ...c,
             unread_count: c.unread_count ?? 0,
+            mention_count: c.mention_count ?? 0,
             last_message_id: c.last_message_id ?? null,
             last_read_id: c.last_read_id ?? null,
           },
@@ -530,6 +552,7 @@ export class Chat {
               role: c.role ?? (c.owner_id === this.me.id ? 'owner' : x.role),
               opened: c.opened ?? x.opened,
               unread_count: x.unread_count,
+              mention_count: x.mention_count,
               last_message_id: x.last_message_id,
               last_read_id: x.last_read_id,
             }
@@ -776,7 +799,8 @@ export class Chat {
       .filter((x): x is string => !!x)
       .sort(compareIds)
       .pop();
-    if ((c.unread_count ?? 0) > 0) this.patchChannel(channelId, (x) => ({ ...x, unread_count: 0 }));
+    if ((c.unread_count ?? 0) > 0 || (c.mention_count ?? 0) > 0)
+      this.patchChannel(channelId, (x) => ({ ...x, unread_count: 0, mention_count: 0 }));
     if (!newest) return;
     if (c.last_read_id && compareIds(c.last_read_id, newest) >= 0) return;
     if (this.acked.get(channelId) === newest) return;
@@ -793,13 +817,49 @@ export class Chat {
     );
   }
 
-  send(channelId: string, content: string) {
+  /** Sends a message; `replyTo`, a message of the channel it answers. */
+  send(channelId: string, content: string, replyTo?: string) {
     const nonce = newNonce();
     this.lastTyping.delete(channelId);
     this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
       addPending(l ?? emptyList(), { nonce, channel_id: channelId, author_id: this.me.id, content }),
     );
-    this.outbox.push({ channelId, nonce, content });
+    this.outbox.push({ channelId, nonce, content, replyTo });
+  }
+
+  /** Adds (or takes back) my reaction; MESSAGE_REACTION_* then updates every session's count. */
+  async react(channelId: string, messageId: string, emoji: string, add: boolean) {
+    const path = `/api/v1/channels/${channelId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}/@me`;
+    await this.edgeCall(path, { method: add ? 'PUT' : 'DELETE' });
+  }
+
+  /** Pins or unpins a message; CHANNEL_PINS_UPDATE then refreshes every session's pins list. */
+  async pin(channelId: string, messageId: string, pin: boolean) {
+    await this.edgeCall(`/api/v1/channels/${channelId}/pins/${messageId}`, {
+      method: pin ? 'PUT' : 'DELETE',
+    });
+    void this.qc.invalidateQueries({ queryKey: keys.pins(channelId) });
+  }
+
+  /** A channel's pinned messages, the most recently pinned first. */
+  async loadPins(channelId: string): Promise<Message[]> {
+    return (await this.edgeCall<Message[]>(`/api/v1/channels/${channelId}/pins`)) ?? [];
+  }
+
+  /**
+   * Loads older pages until `messageId` (a reply's original, a pin) is in the channel's list, at
+   * most ten pages; answers whether it is. (The list stays one unbroken run of history.)
+   */
+  async reveal(channelId: string, messageId: string): Promise<boolean> {
+    const has = () =>
+      this.qc.getQueryData<MessageList>(keys.messages(channelId))?.items.some((m) => m.id === messageId) ??
+      false;
+    for (let i = 0; i < 10 && !has(); i++) {
+      const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+      if (!list?.hasOlder || list.historyFailed) break;
+      await this.loadOlder(channelId);
+    }
+    return has();
   }
 
   /** A failed send, tried again: at once if it is still being sent, else behind any queued. */

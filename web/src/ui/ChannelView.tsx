@@ -12,7 +12,10 @@ import { CallBar } from '../voice/VoicePanel';
 import { useGuild, useMyPermissions } from '../guilds/hooks';
 import { has, Permission } from '../guilds/permissions';
 import { MemberList } from './MemberList';
+import type { ChatMessage } from '../chat/messageList';
+import { PinsPanel } from './conversation';
 import { MessageList } from './MessageList';
+import { ProfileCard } from './ProfileCard';
 import { GearIcon, MenuIcon, PeopleIcon } from './icons';
 
 export function typingText(names: string[]): string {
@@ -35,8 +38,15 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
     if (id === null)
       requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
   };
+  const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
+  const [jump, setJump] = useState<string | null>(null);
+  const [pinsOpen, setPinsOpen] = useState(false);
+  const [card, setCard] = useState<string | null>(null);
   const guild = useGuild(channel.guild_id);
   const mine = useMyPermissions(channel.guild_id, channel);
+  const moderates = guild
+    ? has(mine, Permission.MANAGE_MESSAGES)
+    : channel.role === 'owner' || channel.role === 'moderator';
   const blocked = useSendBlocked(guild, channel);
   const title = channelTitle(channel, chat.me.id);
   const label = channel.kind === 'dm' ? `@${title}` : `#${title}`;
@@ -59,6 +69,14 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
         </h1>
         {channel.topic && <span className="topic muted">{channel.topic}</span>}
         <div className="header-actions">
+          <button
+            className="icon"
+            aria-label="Pinned messages"
+            aria-pressed={pinsOpen}
+            onClick={() => setPinsOpen((o) => !o)}
+          >
+            📌
+          </button>
           <button
             className="icon"
             aria-label="Members"
@@ -85,7 +103,19 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
         ) : (
           <section className="conversation" aria-label={`Messages in ${label}`}>
             {(channel.kind === 'dm' || channel.kind === 'group') && <CallBar channelId={channel.id} />}
-            <MessageList channel={channel} editing={editing} onEdit={setEditing} />
+            <MessageList
+              channel={channel}
+              editing={editing}
+              onEdit={setEditing}
+              onReply={(m) => {
+                setReplyTo(m);
+                document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus();
+              }}
+              moderates={moderates}
+              jump={jump}
+              onJump={setJump}
+              onUser={(id) => setCard(id)}
+            />
             <div className="typing" aria-live="polite">
               {typingText(typing.map((id) => displayName(users[id])))}
             </div>
@@ -95,9 +125,23 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
               label={`Message ${label}`}
               onEditLast={() => setEditing(chat.lastOwnMessage(channel.id))}
               disabled={blocked ?? undefined}
+              replyTo={replyTo?.id}
+              replyName={replyTo ? displayName(users[replyTo.author_id]) : undefined}
+              onCancelReply={() => setReplyTo(null)}
             />
           </section>
         )}
+        {pinsOpen && (
+          <PinsPanel
+            channel={channel}
+            onJump={(id) => {
+              setJump(id);
+              setPinsOpen(false);
+            }}
+            onClose={() => setPinsOpen(false)}
+          />
+        )}
+        {card && <ProfileCard userId={card} onClose={() => setCard(null)} />}
         {membersOpen && (guild ? <GuildMemberList guild={guild} /> : <MemberList channel={channel} />)}
       </div>
       {settingsOpen && guild && (

@@ -1,6 +1,7 @@
-import { useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import { useChat, useSlowDown } from '../chat/hooks';
 import { SendIcon } from './icons';
+import { loadEmoji, searchEmoji, shortcodeAt, type EmojiEntry } from './emoji';
 
 const MAX = 4000;
 
@@ -19,24 +20,49 @@ export function Composer({
   label,
   onEditLast,
   disabled,
+  replyTo,
+  replyName,
+  onCancelReply,
 }: {
   channelId: string;
   label: string;
   onEditLast: () => void;
+  /** The message this one will answer, if any. */
+  replyTo?: string | null;
+  replyName?: string;
+  onCancelReply?: () => void;
   /** Why the user may not send here now (a server's time-out or permissions); absent: they may. */
   disabled?: string;
 }) {
   const chat = useChat();
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
+  // `:shortcode` completion: the emoji whose names start with what is being typed.
+  const [emoji, setEmoji] = useState<EmojiEntry[] | null>(null);
+  const typed = shortcodeAt(text);
+  const suggestions = typed && emoji ? searchEmoji(emoji, typed, 6) : [];
+  useEffect(() => {
+    if (typed && !emoji) void loadEmoji().then(setEmoji);
+  }, [typed, emoji]);
+  const complete = (unicode: string) => {
+    setText((t) => t.replace(/:([a-z0-9_+-]{2,})$/i, unicode + ' '));
+    ref.current?.focus();
+  };
 
   const send = () => {
     if (disabled || !text.trim() || [...text].length > MAX) return;
-    chat.send(channelId, text);
+    chat.send(channelId, text, replyTo ?? undefined);
     setText('');
+    onCancelReply?.();
   };
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if ((e.key === 'Tab' || e.key === 'Enter') && suggestions.length > 0) {
+      e.preventDefault();
+      complete(suggestions[0].unicode);
+      return;
+    }
+    if (e.key === 'Escape' && replyTo) onCancelReply?.();
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       send();
@@ -57,6 +83,29 @@ export function Composer({
         send();
       }}
     >
+      {replyTo && (
+        <div className="replying" role="status">
+          Replying to <strong>{replyName ?? 'a message'}</strong>{' '}
+          <button type="button" className="link" aria-label="Cancel reply" onClick={onCancelReply}>
+            ✕
+          </button>
+        </div>
+      )}
+      {suggestions.length > 0 && (
+        <ul className="emoji-suggestions" role="listbox" aria-label="Emoji">
+          {suggestions.map((e, i) => (
+            <li key={e.unicode} role="option" aria-selected={i === 0}>
+              <button
+                type="button"
+                onMouseDown={(ev) => ev.preventDefault()}
+                onClick={() => complete(e.unicode)}
+              >
+                {e.unicode} :{e.names[0]}:
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <textarea
         ref={ref}
         aria-label={label}

@@ -10,6 +10,10 @@ import { lastConfirmed } from '../chat/messageList';
 import { compareIds } from '../chat/snowflake';
 import { displayName, dmPeer } from '../chat/store';
 import { Avatar } from './Avatar';
+import { mentionsUser } from '../chat/mentions';
+import { useGuild } from '../guilds/hooks';
+import { MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
+import type { MentionNames } from './markdown';
 import { RichText } from './RichText';
 import { buildRows, type Row } from './rows';
 
@@ -20,28 +24,66 @@ export function MessageList({
   channel,
   editing,
   onEdit,
+  onReply,
+  moderates,
+  jump,
+  onJump,
+  onUser,
 }: {
   channel: Channel;
   editing: string | null;
   onEdit: (id: string | null) => void;
+  /** Reply to this message (the composer shows it). */
+  onReply: (m: ChatMessage) => void;
+  /** Whether I may delete others' messages here (MANAGE_MESSAGES, a group's owner or moderator). */
+  moderates: boolean;
+  /** A message to bring into view (a reply's original, a pin), once. */
+  jump: string | null;
+  onJump: (id: string | null) => void;
+  onUser: (id: string, at: HTMLElement) => void;
 }) {
   const chat = useChat();
   const users = useUsers();
+  const guild = useGuild(channel.guild_id);
+  const { data: pins } = usePins(channel.id);
+  const pinned = useMemo(() => new Set((pins ?? []).map((m) => m.id)), [pins]);
+  const myRoles = guild?.member.roles;
+  const names = useMemo<MentionNames>(
+    () => ({
+      user: (id) => (users[id] ? displayName(users[id]) : undefined),
+      role: (id) => guild?.roles.find((r) => r.id === id)?.name,
+      me: chat.me.id,
+    }),
+    [users, guild, chat.me.id],
+  );
+  const [flash, setFlash] = useState<string | null>(null);
   const { data: list, isError, refetch } = useMessages(channel.id);
   const receipts = useReceipts(channel.id);
   const items = useMemo(() => list?.items ?? [], [list]);
   // Messages by people I block collapse into "N blocked messages", each run shown on request.
   const blocked = useBlocked();
   const [revealed, setRevealed] = useState<ReadonlySet<string>>(() => new Set());
+  // Where the reader had stopped when they opened the channel: the "new messages" divider stays
+  // there while they read (marking read moves the marker at once).
+  const opened = useRef<{ channel: string; readUpTo: string | null }>();
+  if (opened.current?.channel !== channel.id)
+    opened.current = {
+      channel: channel.id,
+      readUpTo: (channel.unread_count ?? 0) > 0 ? (channel.last_read_id ?? null) : null,
+    };
+  const readUpTo = opened.current.readUpTo;
   const rows = useMemo(
-    () => buildRows(items, Date.now(), (m) => m.author_id in blocked, revealed),
-    [items, blocked, revealed],
+    () => buildRows(items, Date.now(), (m) => m.author_id in blocked, revealed, readUpTo),
+    [items, blocked, revealed, readUpTo],
   );
+  const dividerIndex = rows.findIndex((r) => r.kind === 'new');
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const lastKey = useRef<string | null>(null);
   // New messages arrived while the reader was scrolled up: offer the way back down.
   const [behind, setBehind] = useState(false);
+  // Far up in the history (more than two screens from the newest): offer the way back.
+  const [farUp, setFarUp] = useState(false);
   // The first message at or below the top of the view, and how far down it is: kept in place
   // when older messages are put above it.
   const topAnchor = useRef<{ key: string; offset: number } | null>(null);
@@ -56,7 +98,11 @@ export function MessageList({
     count: rows.length,
     getScrollElement: () => scrollRef.current,
     estimateSize: (i) =>
-      rows[i]?.kind === 'day' ? 40 : rows[i] && (rows[i] as { head: boolean }).head ? 64 : 28,
+      rows[i]?.kind === 'day' || rows[i]?.kind === 'new'
+        ? 40
+        : rows[i] && (rows[i] as { head: boolean }).head
+          ? 64
+          : 28,
     getItemKey: (i) => rows[i].key,
     overscan: 12,
     // Room for the "beginning of the channel" line above the first row.
@@ -109,8 +155,33 @@ export function MessageList({
     rememberTop();
   }, [rows, virtualizer]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  // Bring a message into view: older pages are loaded until it is there.
+  useEffect(() => {
+    if (!jump) return;
+    let cancelled = false;
+    void chat.reveal(channel.id, jump).then((found) => {
+      if (cancelled) return;
+      onJump(null);
+      if (!found) return;
+      requestAnimationFrame(() => {
+        const list = chat.qc.getQueryData<{ items: ChatMessage[] }>(['messages', channel.id]);
+        const current = buildRows(list?.items ?? [], Date.now(), (m) => m.author_id in blocked, revealed);
+        const index = current.findIndex((r) => r.kind === 'message' && r.message.id === jump);
+        if (index < 0) return;
+        atBottom.current = false;
+        virtualizer.scrollToIndex(index, { align: 'center' });
+        setFlash(jump);
+        setTimeout(() => setFlash((f) => (f === jump ? null : f)), 2000);
+      });
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [jump]); // eslint-disable-line react-hooks/exhaustive-deps
+
   const jumpToPresent = () => {
     atBottom.current = true;
+    setFarUp(false);
     setBehind(false);
     virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
   };
@@ -131,6 +202,7 @@ export function MessageList({
     const el = scrollRef.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+    setFarUp(el.scrollHeight - el.scrollTop - el.clientHeight > el.clientHeight * 2);
     if (atBottom.current) {
       chat.markRead(channel.id);
       setBehind(false);
@@ -191,7 +263,11 @@ export function MessageList({
                 className="vrow"
                 style={{ transform: `translateY(${v.start}px)` }}
               >
-                {row.kind === 'day' ? (
+                {row.kind === 'new' ? (
+                  <div className="new-divider" role="separator" aria-label="New messages">
+                    <span>New messages</span>
+                  </div>
+                ) : row.kind === 'day' ? (
                   <div className="day-divider" role="separator">
                     <span>{row.label}</span>
                   </div>
@@ -210,6 +286,14 @@ export function MessageList({
                     seen={row.message.id === seenId}
                     editing={editing === row.message.id}
                     onEdit={onEdit}
+                    onReply={onReply}
+                    onJump={onJump}
+                    onUser={onUser}
+                    names={names}
+                    mentioned={mentionsUser(row.message, chat.me.id, myRoles ?? [])}
+                    moderates={moderates}
+                    pinned={pinned.has(row.message.id)}
+                    flash={flash === row.message.id}
                   />
                 )}
               </div>
@@ -220,6 +304,22 @@ export function MessageList({
       {behind && (
         <button className="jump" onClick={jumpToPresent}>
           New messages below
+        </button>
+      )}
+      {dividerIndex >= 0 && (virtualizer.getVirtualItems()[0]?.index ?? 0) > dividerIndex && (
+        <button
+          className="jump jump-unread"
+          onClick={() => {
+            atBottom.current = false;
+            virtualizer.scrollToIndex(dividerIndex, { align: 'start' });
+          }}
+        >
+          Jump to unread
+        </button>
+      )}
+      {!behind && farUp && (
+        <button className="jump jump-present" onClick={jumpToPresent}>
+          Jump to present
         </button>
       )}
     </>
@@ -233,88 +333,156 @@ interface RowProps {
   seen: boolean;
   editing: boolean;
   onEdit: (id: string | null) => void;
+  onReply: (m: ChatMessage) => void;
+  onJump: (id: string) => void;
+  onUser: (id: string, at: HTMLElement) => void;
+  names: MentionNames;
+  mentioned: boolean;
+  moderates: boolean;
+  pinned: boolean;
+  flash: boolean;
 }
 
-const MessageRow = memo(function MessageRow({ row, author, mine, seen, editing, onEdit }: RowProps) {
+const MessageRow = memo(function MessageRow({
+  row,
+  author,
+  mine,
+  seen,
+  editing,
+  onEdit,
+  onReply,
+  onJump,
+  onUser,
+  names,
+  mentioned,
+  moderates,
+  pinned,
+  flash,
+}: RowProps) {
   const chat = useChat();
+  const [menu, setMenu] = useState(false);
   const m = row.message;
   const name = displayName(author);
   const time = new Date(row.time);
   const timeText = time.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   return (
     <article
-      className={`message ${row.head ? 'head' : ''} ${m.delivery}`}
+      className={`message ${row.head || m.message_reference ? 'head' : ''} ${m.delivery} ${mentioned ? 'mentioned' : ''} ${flash ? 'flash' : ''}`}
+      data-mentioned={mentioned || undefined}
+      onContextMenu={(e) => {
+        if (m.delivery !== 'sent') return;
+        e.preventDefault();
+        setMenu(true);
+      }}
       aria-label={`${name} at ${timeText}`}
       data-message-id={m.delivery === 'sent' ? m.id : undefined}
       data-delivery={m.delivery}
       // Focusable by tap, so a touch screen shows the message's actions (:focus-within).
       tabIndex={-1}
     >
-      <div className="gutter">
-        {row.head ? (
-          <Avatar user={author} size={40} />
-        ) : (
-          <time className="hover-time" dateTime={time.toISOString()}>
-            {timeText}
-          </time>
-        )}
-      </div>
-      <div className="body">
-        {row.head && (
-          <div className="meta">
-            <span className="author">{name}</span>
-            <time dateTime={time.toISOString()} title={time.toLocaleString()}>
-              {timeText}
-            </time>
-          </div>
-        )}
-        {editing ? (
-          <EditBox message={m} onDone={() => onEdit(null)} />
-        ) : (
-          <div className="content">
-            <RichText text={m.content} />
-            {m.edited_at ? (
-              <span className="edited" title={new Date(m.edited_at).toLocaleString()}>
-                {' '}
-                (edited)
-              </span>
-            ) : null}
-          </div>
-        )}
-        {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
-        {m.delivery === 'failed' && (
-          <div className="failed-note" role="alert">
-            Not sent.{' '}
-            <button className="link" onClick={() => chat.retry(m.channel_id, m.nonce!, m.content)}>
-              Retry
-            </button>{' '}
-            <button className="link" onClick={() => chat.discard(m.channel_id, m.nonce!)}>
-              Discard
-            </button>
-          </div>
-        )}
-        {seen && (
-          <div className="seen" aria-label="Seen">
-            Seen
-          </div>
-        )}
-      </div>
-      {mine && m.delivery === 'sent' && !editing && (
-        <div className="message-actions">
-          <button className="small" aria-label="Edit message" onClick={() => onEdit(m.id)}>
-            Edit
-          </button>
-          <button
-            className="small danger"
-            aria-label="Delete message"
-            onClick={() => {
-              if (window.confirm('Delete this message?'))
-                void chat.remove(m.channel_id, m.id).catch(() => {});
-            }}
-          >
-            Delete
-          </button>
+      {m.type === 6 ? (
+        <div className="body">
+          <PinNotice message={m} author={author} onJump={onJump} />
         </div>
+      ) : (
+        <>
+          <div className="gutter">
+            {row.head || m.message_reference ? (
+              <Avatar user={author} size={40} />
+            ) : (
+              <time className="hover-time" dateTime={time.toISOString()}>
+                {timeText}
+              </time>
+            )}
+          </div>
+          <div className="body">
+            {m.message_reference && <ReplyPreview message={m} onJump={onJump} />}
+            {(row.head || m.message_reference) && (
+              <div className="meta">
+                <button
+                  className="author link-plain"
+                  onClick={(e) => author && onUser(author.id, e.currentTarget)}
+                >
+                  {name}
+                </button>
+                <time dateTime={time.toISOString()} title={time.toLocaleString()}>
+                  {timeText}
+                </time>
+              </div>
+            )}
+            {editing ? (
+              <EditBox message={m} onDone={() => onEdit(null)} />
+            ) : (
+              <div className="content">
+                <RichText text={m.content} names={names} onUser={onUser} />
+                {m.edited_at ? (
+                  <span className="edited" title={new Date(m.edited_at).toLocaleString()}>
+                    {' '}
+                    (edited)
+                  </span>
+                ) : null}
+              </div>
+            )}
+            <Reactions message={m} />
+            {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
+            {m.delivery === 'failed' && (
+              <div className="failed-note" role="alert">
+                Not sent.{' '}
+                <button className="link" onClick={() => chat.retry(m.channel_id, m.nonce!, m.content)}>
+                  Retry
+                </button>{' '}
+                <button className="link" onClick={() => chat.discard(m.channel_id, m.nonce!)}>
+                  Discard
+                </button>
+              </div>
+            )}
+            {seen && (
+              <div className="seen" aria-label="Seen">
+                Seen
+              </div>
+            )}
+          </div>
+        </>
+      )}
+      {m.delivery === 'sent' && !editing && (
+        <div className="message-actions">
+          <button
+            className="small"
+            aria-label="More actions"
+            aria-haspopup="menu"
+            onClick={() => setMenu((o) => !o)}
+          >
+            …
+          </button>
+          {mine && m.type !== 6 && (
+            <button className="small" aria-label="Edit message" onClick={() => onEdit(m.id)}>
+              Edit
+            </button>
+          )}
+          {(mine || moderates) && (
+            <button
+              className="small danger"
+              aria-label="Delete message"
+              onClick={() => {
+                if (window.confirm('Delete this message?'))
+                  void chat.remove(m.channel_id, m.id).catch(() => {});
+              }}
+            >
+              Delete
+            </button>
+          )}
+        </div>
+      )}
+      {menu && (
+        <MessageMenu
+          message={m}
+          mine={mine}
+          moderates={moderates}
+          pinned={pinned}
+          onReply={() => onReply(m)}
+          onEdit={() => onEdit(m.id)}
+          onClose={() => setMenu(false)}
+        />
       )}
     </article>
   );

@@ -1,25 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitLinks } from './RichText';
 import { buildRows } from './rows';
-
-describe('message text', () => {
-  it('links http and https URLs only', () => {
-    const parts = splitLinks('see https://example.com/a?b=1, or javascript:alert(1) and ftp://x.org');
-    expect(parts.filter((p) => p.href).map((p) => p.href)).toEqual(['https://example.com/a?b=1']);
-    expect(parts.map((p) => p.text).join('')).toBe(
-      'see https://example.com/a?b=1, or javascript:alert(1) and ftp://x.org',
-    );
-  });
-
-  it('keeps markup as plain text', () => {
-    const parts = splitLinks('<img src=x onerror=alert(1)>');
-    expect(parts).toEqual([{ text: '<img src=x onerror=alert(1)>' }]);
-  });
-
-  it('leaves sentence punctuation out of a link', () => {
-    expect(splitLinks('go to http://a.io.').find((p) => p.href)?.text).toBe('http://a.io');
-  });
-});
 
 describe('rows', () => {
   const at = (ms: number, n: number) => ((BigInt(ms) << 22n) | BigInt(n)).toString();
@@ -69,5 +49,16 @@ describe('blocked messages', () => {
     const first = buildRows(items, 0, byX).find((r) => r.kind === 'blocked')!;
     const rows = buildRows(items, 0, byX, new Set([first.key]));
     expect(shape(rows)).toEqual(['day', 'a', 'x', 'x', 'a', 'blocked 1']);
+  });
+});
+
+describe('the new messages divider', () => {
+  const at = (ms: number, n: number) => ((BigInt(ms) << 22n) | BigInt(n)).toString();
+  it('goes before the first message after the read marker, once', () => {
+    const items = [1, 2, 3].map((n) => ({ id: at(1000 + n, n), author_id: 'a', delivery: 'sent' }));
+    const rows = buildRows(items as never, 10_000, undefined, undefined, items[0].id);
+    const kinds = rows.map((r) => (r.kind === 'message' ? r.message.id : r.kind));
+    expect(kinds).toEqual(['day', items[0].id, 'new', items[1].id, items[2].id]);
+    expect(buildRows(items as never, 10_000).some((r) => r.kind === 'new')).toBe(false);
   });
 });

@@ -1,45 +1,35 @@
-// Message text is shown as text, never parsed as HTML: React escapes every string child. Only
-// http and https URLs become links (never javascript:, data: or anything else).
-import { Fragment } from 'react';
+// Message text as Discord's Markdown subset (markdown.ts: raw HTML off, every text and attribute
+// escaped by the parser, links http and https only). Spoilers open on click; a click on a user's
+// mention chip names them to `onUser` (their profile card).
+import { useMemo } from 'react';
+import { renderMarkdown, type MentionNames } from './markdown';
 
-const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
-
-export function splitLinks(text: string): Array<{ text: string; href?: string }> {
-  const parts: Array<{ text: string; href?: string }> = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    let url = match[0];
-    // Trailing punctuation usually ends the sentence, not the URL.
-    const trimmed = url.replace(/[.,;:!?)\]']+$/, '');
-    url = trimmed;
-    const start = match.index ?? 0;
-    if (start > last) parts.push({ text: text.slice(last, start) });
-    let href: string | undefined;
-    try {
-      const u = new URL(url);
-      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
-    } catch {
-      href = undefined;
-    }
-    parts.push({ text: url, href });
-    last = start + url.length;
-  }
-  if (last < text.length) parts.push({ text: text.slice(last) });
-  return parts;
-}
-
-export function RichText({ text }: { text: string }) {
+export function RichText({
+  text,
+  names,
+  onUser,
+}: {
+  text: string;
+  names?: MentionNames;
+  onUser?: (id: string, at: HTMLElement) => void;
+}) {
+  const html = useMemo(() => renderMarkdown(text, names), [text, names]);
+  const open = (target: HTMLElement) => {
+    const spoiler = target.closest('.spoiler');
+    if (spoiler) spoiler.classList.add('shown');
+    const chip = target.closest<HTMLElement>('[data-user-id]');
+    if (chip && onUser) onUser(chip.dataset.userId!, chip);
+  };
   return (
-    <>
-      {splitLinks(text).map((p, i) =>
-        p.href ? (
-          <a key={i} href={p.href} target="_blank" rel="noopener noreferrer nofollow">
-            {p.text}
-          </a>
-        ) : (
-          <Fragment key={i}>{p.text}</Fragment>
-        ),
-      )}
-    </>
+    <div
+      className="markdown"
+      onClick={(e) => open(e.target as HTMLElement)}
+      onKeyDown={(e) => {
+        if (e.key === 'Enter') open(e.target as HTMLElement);
+      }}
+      // Safe: markdown-it with `html: false` escapes everything the message says (see markdown.ts
+      // and its property test).
+      dangerouslySetInnerHTML={{ __html: html }}
+    />
   );
 }

@@ -29,6 +29,11 @@ export function navigateGuild(guildId: string) {
 export function Shell() {
   const chat = useChat();
   const channels = useChannels();
+  // The unread total in the tab's title, as Discord shows it: "(3) Natter".
+  const unreadTotal = channels.reduce((sum, c) => sum + (c.unread_count ?? 0), 0);
+  useEffect(() => {
+    document.title = unreadTotal > 0 ? `(${unreadTotal > 99 ? '99+' : unreadTotal}) Natter` : 'Natter';
+  }, [unreadTotal]);
   const connection = useConnection();
   const guilds = useGuilds();
   const [active, setActive] = useState<string | null>(channelFromHash);

@@ -9,6 +9,7 @@ import { presenceOf } from './presence';
 import { navigate } from './Shell';
 import { CloseIcon, GearIcon, PlusIcon, ShieldIcon } from './icons';
 import { PrivacyDialog } from './privacy';
+import { MentionBadge } from './conversation';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;
@@ -61,6 +62,7 @@ export function Sidebar({
           )}
           <span className="channel-name">{channelTitle(c, chat.me.id)}</span>
           <UnreadBadge count={unread} />
+          <MentionBadge count={c.mention_count ?? 0} />
         </a>
       </li>
     );

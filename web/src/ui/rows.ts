@@ -3,12 +3,14 @@
 // one collapsed row for each run of messages by people the reader blocks (Discord's "1 blocked
 // message"), unless the reader chose to show that run.
 import type { ChatMessage } from '../chat/messageList';
-import { idTime } from '../chat/snowflake';
+import { compareIds, idTime } from '../chat/snowflake';
 
 export type Row =
   | { kind: 'day'; key: string; label: string }
   | { kind: 'message'; key: string; message: ChatMessage; head: boolean; time: number }
-  | { kind: 'blocked'; key: string; count: number };
+  | { kind: 'blocked'; key: string; count: number }
+  /** "New messages": where the reader stopped reading when they opened the channel. */
+  | { kind: 'new'; key: string };
 
 const GROUP_MS = 7 * 60_000;
 
@@ -26,8 +28,11 @@ export function buildRows(
   now = Date.now(),
   hidden?: (m: ChatMessage) => boolean,
   revealed?: ReadonlySet<string>,
+  /** The reader's read marker: a "new messages" divider goes before the first message after it. */
+  readUpTo?: string | null,
 ): Row[] {
   const rows: Row[] = [];
+  let divided = !readUpTo;
   let prevAuthor: string | null = null;
   let prevTime = 0;
   let prevDay = NaN;
@@ -43,6 +48,11 @@ export function buildRows(
       prevAuthor = null;
       prevDay = day;
       run = null;
+    }
+    if (!divided && m.delivery === 'sent' && compareIds(m.id, readUpTo!) > 0) {
+      rows.push({ kind: 'new', key: 'new-messages' });
+      divided = true;
+      prevAuthor = null;
     }
     // Pending copies are keyed by nonce so the row keeps its place when the server confirms it.
     const key = m.nonce ? `n-${m.nonce}` : m.id;

@@ -113,6 +113,39 @@ pub fn reactors() {}
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub fn clear_reactions() {}
 
+/// Pin a message (MANAGE_MESSAGES in a server's channel; any member of a group channel or DM):
+/// CHANNEL_PINS_UPDATE and the system message "… pinned a message" (type 6) to the channel.
+/// 204 also when it was pinned already; 409 `limit_reached` past 50 pins; 400 for a system
+/// message.
+#[utoipa::path(put, path = "/api/v1/channels/{id}/pins/{message_id}",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn pin_message() {}
+
+/// Unpin a message (as pinning): CHANNEL_PINS_UPDATE. 204 also when it was not pinned.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/pins/{message_id}",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"),
+           ("message_id" = String, Path, description = "A message id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn unpin_message() {}
+
+/// The channel's pinned messages, the most recently pinned first (at most 50).
+#[utoipa::path(get, path = "/api/v1/channels/{id}/pins",
+    tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id")),
+    responses((status = 200, body = Vec<Message>), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn pins() {}
+
 /// The presence of up to 100 users, as the caller may see it: anyone they may not see is
 /// `offline` with no last-seen; their own real status.
 #[utoipa::path(get, path = "/api/v1/presences", tag = "presences", security(("bearer" = [])),

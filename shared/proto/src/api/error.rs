@@ -54,7 +54,7 @@ pub enum ErrorCode {
     ChannelLimitReached,
     /// The caller is in as many servers as one may be.
     GuildLimitReached,
-    /// The server has as many channels, or roles, as it may have.
+    /// The server has as many channels, or roles, as it may have; or a channel as many pins.
     LimitReached,
     /// The caller is banned from this server.
     Banned,

@@ -13,7 +13,18 @@ pub struct Message {
     pub id: Snowflake,
     pub channel_id: Snowflake,
     pub author_id: Snowflake,
+    /// Empty in a system message (its `type` says what happened).
     pub content: String,
+    /// Discord's message type: 0 (left out) for a person's message, 6
+    /// ([`MessageType::CHANNEL_PINNED_MESSAGE`]) for "ann pinned a message", whose author is who
+    /// pinned and whose `message_reference` is the message pinned.
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "MessageType::is_default"
+    )]
+    #[schema(value_type = u8)]
+    pub kind: MessageType,
     /// The sender's nonce, echoed so its client can match the message to its pending copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -28,11 +39,53 @@ pub struct Message {
     /// deleted"), as Discord's `referenced_message` is null then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referenced_message: Option<ReferencedMessage>,
+    /// The people the text mentions (`<@id>`), by id, as the server parsed it (outside code).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Snowflake>,
+    /// The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
+    /// with MENTION_EVERYONE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention_roles: Vec<Snowflake>,
+    /// `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_everyone: bool,
     /// Reactions, one per emoji (in the store's order of emoji): how many, and whether the
     /// reader is among them. Only history pages carry them (they are the reader's view); live,
     /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<super::reactions::Reaction>,
+}
+
+impl Message {
+    /// Whether the message mentions `user`, who has `roles` in the channel's server: by name,
+    /// by one of their roles, or everyone. Nobody's own message mentions them.
+    pub fn mentions_user(&self, user: Snowflake, roles: &[Snowflake]) -> bool {
+        self.author_id != user
+            && (self.mention_everyone
+                || self.mentions.contains(&user)
+                || self.mention_roles.iter().any(|r| roles.contains(r)))
+    }
+}
+
+/// Discord's message types, those Natter makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageType(pub u8);
+
+impl MessageType {
+    /// A person's message (a reply too: Discord's 19 is not used).
+    pub const DEFAULT: Self = Self(0);
+    /// A system message: someone pinned the message its `message_reference` names.
+    pub const CHANNEL_PINNED_MESSAGE: Self = Self(6);
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::DEFAULT
+    }
+
+    /// A system message, written by the server (it cannot be edited, pinned or replied to).
+    pub fn is_system(self) -> bool {
+        self != Self::DEFAULT
+    }
 }
 
 /// The message a reply answers: in the same channel (`channel_id` may be left out).

@@ -256,6 +256,12 @@ impl utoipa::PartialSchema for ReadyChannel {
                         ObjectBuilder::new()
                             .schema_type(Type::Integer)
                             .minimum(Some(0)),
+                    )
+                    .property(
+                        "mention_count",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
                     ),
             )
             .description(Some(
@@ -275,6 +281,10 @@ pub struct ReadSummary {
     pub last_read_id: Option<Snowflake>,
     /// Messages by others after the read marker, counted to 100 ("100 or more").
     pub unread_count: u32,
+    /// Those of them that mention the user (by name, by one of their roles, or everyone),
+    /// counted to 100, as Discord's read state's `mention_count`.
+    #[serde(default)]
+    pub mention_count: u32,
 }
 
 /// RESUMED: the replay is over. Carries the user's channels as they are now.

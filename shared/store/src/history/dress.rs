@@ -11,7 +11,7 @@ use proto::events::Event;
 
 use crate::messages::{MessageStore, StoreError};
 
-/// Gives each stored reply its reference and preview; with `check_deleted`, drops the preview of
+/// Gives each stored reply (and system message) its reference, preview and type; with `check_deleted`, drops the preview of
 /// a reply whose original is gone (the client shows "original message was deleted").
 pub(super) async fn replies(
     store: &MessageStore,
@@ -28,12 +28,13 @@ pub(super) async fn replies(
     if !ids.is_empty() {
         let mut previews = store.replies(channel, &ids).await?;
         for message in messages.iter_mut() {
-            if let Some(preview) = previews.remove(&message.id) {
+            if let Some((preview, kind)) = previews.remove(&message.id) {
                 message.message_reference = Some(MessageReference {
                     message_id: preview.id,
                     channel_id: Some(channel),
                 });
                 message.referenced_message = Some(preview);
+                message.kind = kind;
             }
         }
     }
@@ -79,6 +80,43 @@ pub(super) async fn replies(
                 || exists.get(&original).copied().unwrap_or(false));
         if !there {
             message.referenced_message = None;
+        }
+    }
+    Ok(())
+}
+
+/// Gives each message read from the store its mentions. A message the stream's unwritten events
+/// created or edited carries its own (the store's row may be older).
+pub(super) async fn mentions(
+    store: &MessageStore,
+    channel: Snowflake,
+    messages: &mut [Message],
+    unwritten: &[Event],
+) -> Result<(), StoreError> {
+    let fresh: HashSet<Snowflake> = unwritten
+        .iter()
+        .filter_map(|event| match event {
+            Event::MessageCreate(m) | Event::MessageUpdate(m) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<Snowflake> = messages
+        .iter()
+        .filter(|m| !fresh.contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut found = store.mentions(channel, &ids).await?;
+    for message in messages.iter_mut() {
+        if fresh.contains(&message.id) {
+            continue;
+        }
+        if let Some(stored) = found.remove(&message.id) {
+            message.mentions = stored.users;
+            message.mention_roles = stored.roles;
+            message.mention_everyone = stored.everyone;
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use proto::Snowflake;
-use proto::api::messages::{Message, ReferencedMessage};
+use proto::api::messages::{Message, MessageType, ReferencedMessage};
 use proto::events::ReactionEvent;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -61,11 +61,13 @@ impl Statements {
         Ok(Self {
             insert_reply: prepare(
                 "INSERT INTO message_replies (channel_id, bucket, message_id, reply_to, \
-                 reply_author, reply_content) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                 reply_author, reply_content, kind) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 USING TIMESTAMP ?",
             )
             .await?,
             replies: prepare(
-                "SELECT message_id, reply_to, reply_author, reply_content FROM message_replies \
+                "SELECT message_id, reply_to, reply_author, reply_content, kind \
+                 FROM message_replies \
                  WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?",
             )
             .await?,
@@ -145,7 +147,7 @@ impl Statements {
 pub type Touched = (Snowflake, Snowflake, String);
 
 /// The ids of a page grouped by partition: (bucket, lowest id, highest id).
-fn ranges(ids: &[Snowflake]) -> Vec<(i32, i64, i64)> {
+pub(super) fn ranges(ids: &[Snowflake]) -> Vec<(i32, i64, i64)> {
     let mut by_bucket: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     for id in ids {
         let id64 = id.as_i64();
@@ -164,7 +166,8 @@ fn micros_now() -> i64 {
 }
 
 impl MessageStore {
-    /// Records what a new reply answers (at stream time `at`). Idempotent.
+    /// Records what a new reply (or system message) answers, and its type (at stream time
+    /// `at`). Idempotent.
     pub async fn insert_reply(&self, message: &Message, at: i64) -> Result<(), StoreError> {
         let Some(preview) = &message.referenced_message else {
             return Ok(());
@@ -176,6 +179,7 @@ impl MessageStore {
             preview.id.as_i64(),
             preview.author_id.as_i64(),
             &preview.content,
+            i32::from(message.kind.0),
             at,
         );
         self.session
@@ -185,12 +189,12 @@ impl MessageStore {
         Ok(())
     }
 
-    /// The previews of what the replies among `ids` answer, by reply id.
+    /// The previews of what the replies among `ids` answer, and each one's type, by reply id.
     pub async fn replies(
         &self,
         channel: Snowflake,
         ids: &[Snowflake],
-    ) -> Result<HashMap<Snowflake, ReferencedMessage>, StoreError> {
+    ) -> Result<HashMap<Snowflake, (ReferencedMessage, MessageType)>, StoreError> {
         let wanted: HashSet<Snowflake> = ids.iter().copied().collect();
         let reads = ranges(ids).into_iter().map(|(bucket, low, high)| {
             let values = (channel.as_i64(), bucket, low, high);
@@ -203,7 +207,7 @@ impl MessageStore {
                     .into_rows_result()
                     .map_err(failed)?;
                 result
-                    .rows::<(i64, i64, i64, String)>()
+                    .rows::<(i64, i64, i64, String, Option<i32>)>()
                     .map_err(failed)?
                     .map(|row| row.map_err(failed))
                     .collect::<Result<Vec<_>, _>>()
@@ -211,7 +215,7 @@ impl MessageStore {
         });
         let mut out = HashMap::new();
         for rows in futures::future::try_join_all(reads).await? {
-            for (id, to, author, content) in rows {
+            for (id, to, author, content, kind) in rows {
                 let id = Snowflake::from_i64(id);
                 if wanted.contains(&id) {
                     let preview = ReferencedMessage {
@@ -219,7 +223,8 @@ impl MessageStore {
                         author_id: Snowflake::from_i64(author),
                         content,
                     };
-                    out.insert(id, preview);
+                    let kind = MessageType(kind.and_then(|k| u8::try_from(k).ok()).unwrap_or(0));
+                    out.insert(id, (preview, kind));
                 }
             }
         }

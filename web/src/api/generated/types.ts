@@ -387,6 +387,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/channels/{id}/pins': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The channel's pinned messages, the most recently pinned first (at most 50). */
+    get: operations['pins'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/channels/{id}/pins/{message_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Pin a message (MANAGE_MESSAGES in a server's channel; any member of a group channel or DM):
+     *     CHANNEL_PINS_UPDATE and the system message "… pinned a message" (type 6) to the channel.
+     *     204 also when it was pinned already; 409 `limit_reached` past 50 pins; 400 for a system
+     *     message.
+     */
+    put: operations['pin_message'];
+    post?: never;
+    /** Unpin a message (as pinning): CHANNEL_PINS_UPDATE. 204 also when it was not pinned. */
+    delete: operations['unpin_message'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/gateway': {
     parameters: {
       query?: never;
@@ -1287,6 +1327,15 @@ export interface components {
         }
       | {
           /**
+           * @description A message was pinned or unpinned (stored in the chat stream; a pin is followed there by
+           *     its system message, a MESSAGE_CREATE of type 6).
+           */
+          d: components['schemas']['PinsUpdate'];
+          /** @enum {string} */
+          t: 'CHANNEL_PINS_UPDATE';
+        }
+      | {
+          /**
            * @description A user has read a channel up to a message: their own other devices clear the channel's
            *     unread count, and in small channels the other members see it as a read receipt.
            */
@@ -1697,6 +1746,7 @@ export interface components {
     Message: {
       author_id: components['schemas']['Snowflake'];
       channel_id: components['schemas']['Snowflake'];
+      /** @description Empty in a system message (its `type` says what happened). */
       content: string;
       /**
        * Format: int64
@@ -1704,6 +1754,15 @@ export interface components {
        */
       edited_at?: number | null;
       id: components['schemas']['Snowflake'];
+      /** @description `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel. */
+      mention_everyone?: boolean;
+      /**
+       * @description The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
+       *     with MENTION_EVERYONE.
+       */
+      mention_roles?: components['schemas']['Snowflake'][];
+      /** @description The people the text mentions (`<@id>`), by id, as the server parsed it (outside code). */
+      mentions?: components['schemas']['Snowflake'][];
       message_reference?: components['schemas']['MessageReference'] | null;
       /** @description The sender's nonce, echoed so its client can match the message to its pending copy. */
       nonce?: string | null;
@@ -1714,6 +1773,13 @@ export interface components {
        */
       reactions?: components['schemas']['Reaction'][];
       referenced_message?: components['schemas']['ReferencedMessage'] | null;
+      /**
+       * Format: int32
+       * @description Discord's message type: 0 (left out) for a person's message, 6
+       *     ([`MessageType::CHANNEL_PINNED_MESSAGE`]) for "ann pinned a message", whose author is who
+       *     pinned and whose `message_reference` is the message pinned.
+       */
+      type?: number;
     };
     /** @description Op 22: delete a message. */
     MessageDelete: {
@@ -1800,6 +1866,23 @@ export interface components {
      * @example 3072
      */
     Permissions: string;
+    /**
+     * @description CHANNEL_PINS_UPDATE: a message of the channel was pinned or unpinned. Discord's payload
+     *     (`channel_id`, `guild_id`, `last_pin_timestamp`) with what changed (`message_id`, `pinned`),
+     *     so the store follows it and a client can update its list without asking.
+     */
+    PinsUpdate: {
+      channel_id: components['schemas']['Snowflake'];
+      guild_id?: components['schemas']['Snowflake'] | null;
+      /**
+       * Format: int64
+       * @description When the most recent pin that remains was made (Unix milliseconds); none when nothing is
+       *     pinned.
+       */
+      last_pin_timestamp?: number | null;
+      message_id: components['schemas']['Snowflake'];
+      pinned: boolean;
+    };
     /** @description `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it. */
     PostMessageRequest: {
       content: string;
@@ -1893,6 +1976,7 @@ export interface components {
     ReadyChannel: components['schemas']['Channel'] & {
       last_message_id?: components['schemas']['Snowflake'] | null;
       last_read_id?: components['schemas']['Snowflake'] | null;
+      mention_count?: number;
       unread_count?: number;
     };
     /**
@@ -2345,6 +2429,7 @@ export type OverwriteRequest = components['schemas']['OverwriteRequest'];
 export type OverwriteType = components['schemas']['OverwriteType'];
 export type Password = components['schemas']['Password'];
 export type Permissions = components['schemas']['Permissions'];
+export type PinsUpdate = components['schemas']['PinsUpdate'];
 export type PostMessageRequest = components['schemas']['PostMessageRequest'];
 export type Presence = components['schemas']['Presence'];
 export type PresenceStatus = components['schemas']['PresenceStatus'];
@@ -4039,6 +4124,200 @@ export interface operations {
         };
       };
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  pins: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Message'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  pin_message: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  unpin_message: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+        /** @description A message id */
+        message_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
         headers: {
           [name: string]: unknown;
         };

@@ -51,3 +51,4 @@ export declare const answer39: Validator;
 export declare const answer40: Validator;
 export declare const answer41: Validator;
 export declare const answer42: Validator;
+export declare const answer43: Validator;

@@ -9,6 +9,7 @@ import { errorText, Modal } from '../Modal';
 import { CloseIcon, GearIcon, PlusIcon, SpeakerIcon } from '../icons';
 import { GuildSettings, SETTINGS_PERMISSIONS } from './GuildSettings';
 import { CreateGuildChannelDialog } from './ChannelDialogs';
+import { MentionBadge } from '../conversation';
 
 function UnreadBadge({ count }: { count: number }) {
   if (count <= 0) return null;
@@ -86,6 +87,7 @@ export function GuildSidebar({
           <span className="channel-name">{c.name}</span>
           {c.kind === 'voice' && <span className="sr-only"> (voice)</span>}
           <UnreadBadge count={unread} />
+          <MentionBadge count={c.mention_count ?? 0} />
         </a>
         {c.kind === 'voice' && <VoiceChannelMembers channelId={c.id} />}
       </li>

@@ -6,6 +6,7 @@ import { useAction } from '../dialogs';
 import { ChatIcon, PlusIcon } from '../icons';
 import { Modal } from '../Modal';
 import { navigate, navigateGuild } from '../Shell';
+import { MentionBadge } from '../conversation';
 
 /** A server's icon: its image, or its initials (as Discord draws one without). */
 export function GuildIcon({ guild, size = 48 }: { guild: Pick<GuildState, 'name' | 'icon'>; size?: number }) {
@@ -33,6 +34,11 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
   const [adding, setAdding] = useState(false);
   const unread = (guildId: string | null) =>
     channels.some((c) => (guildId ? c.guild_id === guildId : !c.guild_id) && (c.unread_count ?? 0) > 0);
+  // A server's mention badge: its channels' counts summed (the DMs' and groups' on "home").
+  const mentions = (guildId: string | null) =>
+    channels
+      .filter((c) => (guildId ? c.guild_id === guildId : !c.guild_id))
+      .reduce((sum, c) => sum + (c.mention_count ?? 0), 0);
   return (
     <nav className="rail" aria-label="Servers">
       <ul>
@@ -45,6 +51,7 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
             title="Direct messages"
           >
             <ChatIcon />
+            <MentionBadge count={mentions(null)} />
           </a>
         </li>
         {guilds.map((g) => (
@@ -58,6 +65,7 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
               data-guild-id={g.id}
             >
               <GuildIcon guild={g} />
+              <MentionBadge count={mentions(g.id)} />
             </a>
           </li>
         ))}
