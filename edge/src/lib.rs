@@ -7,6 +7,7 @@
 //!   overwrites), to decide from memory what each session may see and send.
 //! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
+//! - [`attachments`]: a message's files: media takes them, links signed on every read.
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
@@ -20,6 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub mod archive;
+pub mod attachments;
 pub mod chat;
 pub mod continuity;
 pub mod directory;
@@ -108,6 +110,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub tokens: kit::tokens::TokenClaimsConfig,
+
+    /// Media: where it is, and the secret its file links are signed with.
+    #[command(flatten)]
+    pub media: attachments::MediaConfig,
 
     /// Browser origins allowed to open a socket (comma separated). Clients that send no Origin
     /// (bots, scripts) are not browsers and are let through.
@@ -329,12 +335,18 @@ impl Edge {
         let metrics = Metrics::new("edge");
         let edge_metrics = EdgeMetrics::new(&metrics);
         // A repair reads back at most a session's queue: more could never be handed out whole.
+        let attachments = Arc::new(attachments::Attachments::new(
+            &config.media,
+            nats.clone(),
+            subjects.clone(),
+        ));
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),
             stream.clone(),
             config.session_queue.max(1),
             config.delivery_linger,
             edge_metrics.clone(),
+            Arc::clone(&attachments),
         );
         let ids = proto::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
@@ -360,6 +372,7 @@ impl Edge {
                 ids,
                 edge_metrics.clone(),
                 config.send_rate.quota(),
+                attachments,
             ),
             stream: stream.clone(),
             archive: Archive::connect(

@@ -4,7 +4,7 @@
 //! - [`storage`]: the one API over both kinds of store; every byte travels as a stream.
 //! - [`routes`]: the HTTP API (upload slots, uploads).
 //! - [`access`]: who may put files where (the token, and auth's answer about the channel).
-//! - [`signing`]: signed, expiring URLs.
+//! - signed, expiring URLs: `kit::signing` (edges sign a message's file links too).
 //! - [`sweeper`]: deletes uploads no message took.
 //! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
 //!   and deleting them with their message (`{p}.media.forget`).
@@ -23,16 +23,15 @@ use kit::telemetry::Metrics;
 pub mod access;
 pub mod files;
 pub mod routes;
-pub mod signing;
 pub mod storage;
 pub mod sweeper;
 
 use crate::access::Access;
 use crate::files::Files;
 use crate::routes::{AppState, Settings};
-use crate::signing::UrlSigner;
 use crate::storage::{Storage, StorageConfig, StorageError};
 use crate::sweeper::Sweeper;
+use kit::signing::{FileLinks, UrlSigner};
 
 /// The media service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -182,10 +181,8 @@ impl Media {
         let signer = UrlSigner::new(&config.url_signing_secret);
         let files = Files::new(
             storage.clone(),
-            signer.clone(),
+            FileLinks::new(&public_url, signer.clone(), config.file_url_ttl),
             proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
-            public_url.clone(),
-            config.file_url_ttl,
         );
         let requests = Requests {
             claims: nats
@@ -307,7 +304,7 @@ async fn forget(mut forgets: async_nats::Subscriber, files: Files, shutdown: Shu
             continue;
         };
         if let Err(e) = files.forget(&forget).await {
-            tracing::warn!(error = %e, message = %forget.message_id, "cannot delete a deleted message's files");
+            tracing::warn!(error = %e, channel = %forget.channel_id, message = ?forget.message_id, "cannot delete the files of a deleted message or channel");
         }
     }
 }

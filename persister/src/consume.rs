@@ -248,12 +248,23 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
     let others = events.iter().map(|received| async move {
         let at = received.at;
         match &received.event {
-            Event::MessageCreate(m) => store.insert_reply(m, at).await.map(|()| Vec::new()),
-            Event::MessageUpdate(m) => store.edit(m, at).await.map(|()| Vec::new()),
-            Event::MessageDelete(r) => store
-                .delete(r.channel_id, r.id, at)
-                .await
-                .map(|()| Vec::new()),
+            Event::MessageCreate(m) => {
+                futures::try_join!(store.insert_reply(m, at), store.insert_attachments(m, at))?;
+                Ok(Vec::new())
+            }
+            // An update carries the whole message, its files included (with what processing
+            // learnt of them).
+            Event::MessageUpdate(m) => {
+                futures::try_join!(store.edit(m, at), store.insert_attachments(m, at))?;
+                Ok(Vec::new())
+            }
+            Event::MessageDelete(r) => {
+                futures::try_join!(
+                    store.delete(r.channel_id, r.id, at),
+                    store.delete_attachments(r.channel_id, r.id, at)
+                )?;
+                Ok(Vec::new())
+            }
             Event::MessageReactionAdd(r) => {
                 store.react(r, at).await?;
                 Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])

@@ -94,6 +94,11 @@ pub(super) fn chat_error(e: &ChatError) -> ApiError {
         ChatError::UnknownGuild => return not_found("server"),
         ChatError::TimedOut(_) => ErrorCode::TimedOut,
         ChatError::NotAllowed(_) => ErrorCode::Forbidden,
+        ChatError::Attachment {
+            code,
+            field,
+            message,
+        } => return ApiError::new(*code, e.to_string()).with_field(field, message),
     };
     ApiError::new(code, e.to_string())
 }
@@ -123,6 +128,16 @@ async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32
         });
     }
     Err(refusal(routes, caller, what).await)
+}
+
+/// Refuses files in a server's channel where the caller lacks ATTACH_FILES.
+pub(super) async fn may_attach(routes: &Routes, caller: &Caller) -> ApiResult<()> {
+    match server_permissions(caller) {
+        Some(permissions) if !permissions.has(Permissions::ATTACH_FILES) => {
+            Err(refusal(routes, caller, "attach files").await)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a server's channel refused the caller: a time-out (`timed_out`), or the permissions
@@ -164,7 +179,7 @@ pub(super) async fn history(
         )));
     }
     let state = &routes.state;
-    let messages = state
+    let mut messages = state
         .archive
         .page_for(caller.claims.sub, caller.channel.id, page, limit)
         .await
@@ -172,6 +187,9 @@ pub(super) async fn history(
             tracing::warn!(error = %e, "history read failed");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
+    for message in &mut messages {
+        state.chat.attachments().sign(message);
+    }
     // Authors by id, so every page shows current names and avatars.
     let wanted: Vec<Snowflake> = messages
         .iter()
@@ -229,11 +247,15 @@ pub(super) async fn send(
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let slowmode = may_send(&routes, &caller, "send messages").await?;
+    if !post.attachments.is_empty() {
+        may_attach(&routes, &caller).await?;
+    }
     let send = MessageSend {
         channel_id: caller.channel.id,
         content: post.content,
         nonce: post.nonce,
         message_reference: post.message_reference,
+        attachments: post.attachments,
     };
     let message = routes
         .state

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::files::{file_key, renders_inline};
-use crate::signing::SignatureError;
 use crate::storage::StorageError;
+use kit::signing::SignatureError;
 
 /// What a file URL carries besides its path: its expiry (Unix seconds, hex) and signature.
 #[derive(Debug, Deserialize)]
@@ -32,7 +32,7 @@ pub async fn file(
 ) -> Result<Response, ApiError> {
     let expires = u64::from_str_radix(&query.ex, 16)
         .map_err(|_| ApiError::forbidden("this link is not valid"))?;
-    let path = format!("{channel}/{message}/{id}/{filename}");
+    let path = kit::signing::FileLinks::signed_path(channel, message, id, &filename);
     state
         .files
         .signer()

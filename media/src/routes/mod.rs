@@ -11,8 +11,8 @@ use axum::routing::{get, post, put};
 
 use crate::access::Access;
 use crate::files::Files;
-use crate::signing::UrlSigner;
 use crate::storage::Storage;
+use kit::signing::UrlSigner;
 
 pub mod files;
 pub mod uploads;

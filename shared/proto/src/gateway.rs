@@ -333,6 +333,7 @@ mod tests {
                 content: "hi".into(),
                 nonce: Some("n".into()),
                 message_reference: None,
+                attachments: Vec::new(),
             }),
         ];
         for frame in frames {

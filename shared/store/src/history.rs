@@ -50,7 +50,7 @@ impl History {
 
     /// A page of `channel`'s history as `reader` sees it, newest first: each reply with the
     /// preview of what it answers (none once that is deleted), each message with its reactions
-    /// and whether `reader` is among them.
+    /// and whether `reader` is among them, and its files (without URLs: the edge signs them).
     pub async fn page_for(
         &self,
         reader: Snowflake,
@@ -61,6 +61,7 @@ impl History {
         let (mut messages, unwritten) = self.read_page(channel, page, limit).await?;
         dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
+        dress::attachments(&self.store, channel, &mut messages).await?;
         Ok(messages)
     }
 
@@ -119,6 +120,7 @@ impl History {
         .filter(|m| m.id == id)
         .collect();
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
+        dress::attachments(&self.store, channel, &mut found).await?;
         Ok(found.pop())
     }
 

@@ -1,6 +1,6 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
-//! ([`read_states`]), replies and reactions ([`conversation`]), and how far the store holds the chat stream ([`watermark`]).
+//! ([`read_states`]), replies and reactions ([`conversation`]), files ([`attachments`]), and how far the store holds the chat stream ([`watermark`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -39,6 +39,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+mod attachments;
 mod conversation;
 mod pages;
 mod read_states;
@@ -101,6 +102,8 @@ pub struct MessageStore {
     s: Arc<Statements>,
     /// Replies' and reactions' statements (`conversation`).
     c: Arc<conversation::Statements>,
+    /// Files' statements (`attachments`).
+    a: Arc<attachments::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -234,10 +237,12 @@ impl MessageStore {
             .await?,
         };
         let c = conversation::Statements::prepare(&session, timeout).await?;
+        let a = attachments::Statements::prepare(&session, timeout).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
             c: Arc::new(c),
+            a: Arc::new(a),
             known_buckets: Arc::default(),
         })
     }

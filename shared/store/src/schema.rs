@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conversation",
         cql: include_str!("../schema/0004_conversation.cql"),
     },
+    Migration {
+        version: 5,
+        name: "attachments",
+        cql: include_str!("../schema/0005_attachments.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -225,11 +225,13 @@ pub enum ClaimReply {
     },
 }
 
-/// `{p}.media.forget` (core NATS): a message was deleted; its files go with it.
+/// `{p}.media.forget` (core NATS): a message was deleted, and its files go with it; without
+/// `message_id`, a channel was deleted, and every file of it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forget {
     pub channel_id: crate::Snowflake,
-    pub message_id: crate::Snowflake,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<crate::Snowflake>,
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ impl Statements {
 pub type Touched = (Snowflake, Snowflake, String);
 
 /// The ids of a page grouped by partition: (bucket, lowest id, highest id).
-fn ranges(ids: &[Snowflake]) -> Vec<(i32, i64, i64)> {
+pub(super) fn ranges(ids: &[Snowflake]) -> Vec<(i32, i64, i64)> {
     let mut by_bucket: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     for id in ids {
         let id64 = id.as_i64();
