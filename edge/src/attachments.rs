@@ -10,10 +10,13 @@
 use std::time::Duration;
 
 use kit::config::{Secret, duration};
+use kit::error::ApiError;
 use kit::signing::{FileLinks, UrlSigner};
 use proto::Snowflake;
-use proto::api::attachments::{Attachment, AttachmentRef, Claim, ClaimReply, Forget, MAX_FILES};
-use proto::api::error::ErrorCode;
+use proto::api::attachments::{
+    Attachment, AttachmentRef, Claim, ClaimReply, Filename, Forget, MAX_FILES, UploadSlots,
+};
+use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::messages::Message;
 use proto::events::Event;
 use proto::subjects::Subjects;
@@ -41,6 +44,14 @@ pub struct MediaConfig {
     #[arg(long = "file-url-ttl", env = "NATTER_MEDIA_FILE_URL_TTL", default_value = "4h",
           value_parser = duration)]
     pub file_url_ttl: Duration,
+
+    /// The largest file a multipart send may carry, in bytes (media's `--max-file-size`).
+    #[arg(
+        long = "media-max-file-size",
+        env = "NATTER_MEDIA_MAX_FILE_SIZE",
+        default_value_t = 25 * 1024 * 1024
+    )]
+    pub max_file_size: u64,
 }
 
 fn signing_secret(s: &str) -> Result<Secret<String>, String> {
@@ -58,6 +69,17 @@ pub struct Attachments {
     nats: async_nats::Client,
     subjects: Subjects,
     links: Option<FileLinks>,
+    /// Media's HTTP API, for the files of multipart sends.
+    media_url: url::Url,
+    http: reqwest::Client,
+    max_file_size: u64,
+}
+
+/// A file of a multipart send, on disk until it is uploaded.
+pub struct Staged {
+    pub filename: Filename,
+    pub size: u64,
+    pub file: tokio::fs::File,
 }
 
 impl Attachments {
@@ -73,7 +95,77 @@ impl Attachments {
             nats,
             subjects,
             links,
+            media_url: config.media_url.clone(),
+            http: reqwest::Client::new(),
+            max_file_size: config.max_file_size,
         }
+    }
+
+    /// The largest file a multipart send may carry.
+    pub fn max_file_size(&self) -> u64 {
+        self.max_file_size
+    }
+
+    /// Uploads a multipart send's files to media as `token`'s user would (an upload slot each,
+    /// then their bytes, streamed from disk), answering each file's name and upload name.
+    pub async fn upload(
+        &self,
+        token: &str,
+        channel: Snowflake,
+        files: Vec<Staged>,
+    ) -> Result<Vec<(Filename, String)>, ApiError> {
+        if self.links.is_none() {
+            return Err(ApiError::forbidden("this server does not take files"));
+        }
+        let request = serde_json::json!({
+            "files": files.iter().enumerate().map(|(i, f)| serde_json::json!({
+                "id": i.to_string(),
+                "filename": f.filename.as_str(),
+                "file_size": f.size,
+            })).collect::<Vec<_>>(),
+        });
+        let slots_url = self
+            .media_url
+            .join(&format!("api/v1/channels/{channel}/attachments"))
+            .map_err(ApiError::internal)?;
+        let answer = self
+            .http
+            .post(slots_url)
+            .bearer_auth(token)
+            .json(&request)
+            .send()
+            .await
+            .map_err(media_unavailable)?;
+        let slots: UploadSlots = media_answer(answer).await?;
+        if slots.attachments.len() != files.len() {
+            return Err(ApiError::internal("media answered another number of slots"));
+        }
+        let mut uploaded = Vec::with_capacity(files.len());
+        for (mut staged, slot) in files.into_iter().zip(slots.attachments) {
+            use tokio::io::AsyncSeekExt;
+            staged.file.rewind().await.map_err(ApiError::internal)?;
+            // Media hands out URLs as clients reach it; the edge reaches it at `--media-url`.
+            let handed_out = url::Url::parse(&slot.upload_url).map_err(ApiError::internal)?;
+            let mut put_url = self
+                .media_url
+                .join(handed_out.path())
+                .map_err(ApiError::internal)?;
+            put_url.set_query(handed_out.query());
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(staged.file));
+            let answer = self
+                .http
+                .put(put_url)
+                .header(reqwest::header::CONTENT_LENGTH, staged.size)
+                .body(body)
+                .send()
+                .await
+                .map_err(media_unavailable)?;
+            if !answer.status().is_success() {
+                return Err(media_error(answer).await);
+            }
+            uploaded.push((staged.filename, slot.upload_filename));
+        }
+        Ok(uploaded)
     }
 
     /// Has media take the uploads a new message names, all or none. Answers the files the
@@ -185,6 +277,32 @@ impl Attachments {
             file.url = url;
         }
     }
+}
+
+/// Media's answer as `T`, or its error as the caller's.
+async fn media_answer<T: serde::de::DeserializeOwned>(
+    answer: reqwest::Response,
+) -> Result<T, ApiError> {
+    if !answer.status().is_success() {
+        return Err(media_error(answer).await);
+    }
+    answer.json().await.map_err(media_unavailable)
+}
+
+/// Media's refusal (a channel the caller may not attach in, a file too large), passed on.
+async fn media_error(answer: reqwest::Response) -> ApiError {
+    match answer.json::<ErrorBody>().await {
+        Ok(body) => body.fields.iter().fold(
+            ApiError::new(body.code, body.message.clone()),
+            |e, (f, m)| e.with_field(f, m.clone()),
+        ),
+        Err(e) => media_unavailable(e),
+    }
+}
+
+fn media_unavailable(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "media did not answer an upload");
+    ApiError::unavailable("files cannot be uploaded right now; try again")
 }
 
 fn refused(code: ErrorCode, field: &str, message: &str) -> ChatError {

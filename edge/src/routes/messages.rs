@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
 use kit::extract::{ApiJson, ApiPath, ApiQuery, AuditLogReason};
@@ -237,16 +237,53 @@ pub(super) async fn users(
     found
 }
 
-/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?, "message_reference"?}`
+/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?, "message_reference"?,
+/// "attachments"?}`, or Discord's multipart body of `payload_json` and `files[n]`
+/// ([`super::multipart`]).
 pub(super) async fn send(
     State(routes): State<Routes>,
     verified: Verified,
     ApiPath(channel): ApiPath<Snowflake>,
-    ApiJson(post): ApiJson<PostMessageRequest>,
+    request: axum::extract::Request,
 ) -> ApiResult<Json<Message>> {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let boundary = super::multipart::boundary(content_type.as_deref()).transpose()?;
+    // Who may send is known before any file is read.
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let slowmode = may_send(&routes, &caller, "send messages").await?;
+    let post = match boundary {
+        None => {
+            let ApiJson(post) =
+                ApiJson::<PostMessageRequest>::from_request(request, &routes).await?;
+            post
+        }
+        Some(boundary) => {
+            let attachments = routes.state.chat.attachments();
+            // The body is read here, not by an extractor: the request's body limit is for JSON,
+            // and files are bounded one by one instead.
+            let parts = super::multipart::read(
+                request.into_body(),
+                boundary,
+                routes.state.config.max_body_bytes,
+                attachments.max_file_size(),
+                || may_attach(&routes, &caller),
+            )
+            .await?;
+            let mut post = parts.post;
+            if !parts.files.is_empty() {
+                let uploads = attachments
+                    .upload(&caller.token, caller.channel.id, parts.files)
+                    .await?;
+                post.attachments = super::multipart::named(&post, uploads);
+            }
+            post
+        }
+    };
     if !post.attachments.is_empty() {
         may_attach(&routes, &caller).await?;
     }

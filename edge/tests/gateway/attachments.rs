@@ -52,7 +52,15 @@ impl Files {
         let secret = format!("--media-url-signing-secret={SECRET}");
         // Refused sends count against the send budget too; these tests send many.
         world
-            .add_edge(1, &[&media_url, &secret, "--send-rate=100/5s"])
+            .add_edge(
+                1,
+                &[
+                    &media_url,
+                    &secret,
+                    "--send-rate=100/5s",
+                    "--media-max-file-size=4096",
+                ],
+            )
             .await;
         Self {
             world,
@@ -161,6 +169,58 @@ impl Files {
             .await;
         assert_eq!(status, 200, "{body}");
         body["messages"].as_array().unwrap().clone()
+    }
+}
+
+impl Files {
+    /// A multipart send of `payload_json` and `files` ((part name, filename, bytes)).
+    async fn post_multipart(
+        &self,
+        user: &User,
+        channel: Snowflake,
+        payload: Option<Value>,
+        files: &[(&str, &str, &[u8])],
+    ) -> (u16, Value) {
+        let boundary = "natter-test-boundary-7c1f";
+        let mut body: Vec<u8> = Vec::new();
+        if let Some(payload) = payload {
+            body.extend(
+                format!(
+                    "--{boundary}\r\ncontent-disposition: form-data; name=\"payload_json\"\r\n\
+                 content-type: application/json\r\n\r\n{payload}\r\n"
+                )
+                .bytes(),
+            );
+        }
+        for (part, filename, bytes) in files {
+            body.extend(
+                format!(
+                    "--{boundary}\r\ncontent-disposition: form-data; name=\"{part}\"; \
+                 filename=\"{filename}\"\r\ncontent-type: application/octet-stream\r\n\r\n"
+                )
+                .bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend(b"\r\n");
+        }
+        body.extend(format!("--{boundary}--\r\n").bytes());
+        let response = self
+            .http
+            .post(
+                self.world
+                    .edge_url(0, &format!("/api/v1/channels/{channel}/messages")),
+            )
+            .bearer_auth(&user.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("the edge answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 }
 
@@ -417,4 +477,84 @@ async fn a_servers_channel_refuses_files_from_who_lacks_attach_files() {
     // Text still goes.
     let ack = bob_socket.send(text_only, "just words", "g2").await;
     assert_eq!(ack["op"], 24, "{ack}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_sends_files_in_one_multipart_request_and_bad_parts_are_refused() {
+    let files = Files::start().await;
+    let world = &files.world;
+    let ann = world.sign_up("ann").await;
+    let channel = world.channel(&ann, "photos", &[]).await;
+    let photo = png();
+    let notes = b"milk, eggs, violet kettle drums".to_vec();
+    let (status, sent) = files
+        .post_multipart(
+            &ann,
+            channel,
+            Some(json!({"content": "two files", "nonce": "m1"})),
+            &[
+                ("files[0]", "cat.png", &photo),
+                ("files[1]", "notes.txt", &notes),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["content"], "two files");
+    let sent_files = sent["attachments"].as_array().unwrap();
+    assert_eq!(sent_files.len(), 2, "{sent}");
+    assert_eq!(sent_files[0]["filename"], "cat.png");
+    assert_eq!(sent_files[0]["width"], 3);
+    assert_eq!(sent_files[1]["filename"], "notes.txt");
+    assert_eq!(sent_files[1]["content_type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        files.fetch(sent_files[0]["url"].as_str().unwrap()).await,
+        (200, photo.clone())
+    );
+    assert_eq!(
+        files.fetch(sent_files[1]["url"].as_str().unwrap()).await,
+        (200, notes.clone())
+    );
+
+    // Files alone, without payload_json.
+    let (status, body) = files
+        .post_multipart(&ann, channel, None, &[("files[0]", "again.png", &photo)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Over the edge's limit (4096 bytes here), empty, a path in the name, a part of another name.
+    let big = vec![7u8; 5000];
+    let (status, body) = files
+        .post_multipart(&ann, channel, None, &[("files[0]", "big.bin", &big)])
+        .await;
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = files
+        .post_multipart(&ann, channel, None, &[("files[0]", "empty.txt", b"")])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["fields"]["files[0]"].is_string(), "{body}");
+    let (status, body) = files
+        .post_multipart(
+            &ann,
+            channel,
+            None,
+            &[("files[0]", "../etc/passwd", &notes)],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = files
+        .post_multipart(&ann, channel, None, &[("avatar", "a.png", &photo)])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let eleven: Vec<(String, &str, &[u8])> = (0..11)
+        .map(|i| (format!("files[{i}]"), "a.txt", notes.as_slice()))
+        .collect();
+    let eleven: Vec<(&str, &str, &[u8])> = eleven
+        .iter()
+        .map(|(p, f, b)| (p.as_str(), *f, *b))
+        .collect();
+    let (status, body) = files.post_multipart(&ann, channel, None, &eleven).await;
+    assert_eq!(status, 400, "{body}");
+
+    world.persisted().await;
+    assert_eq!(files.history(&ann, channel).await.len(), 2);
 }
