@@ -257,10 +257,16 @@ pub async fn delete(
         return Err(ApiError::forbidden("only the owner can delete the server"));
     }
     let members = guilds::member_ids(&mut *tx, id).await?;
+    let channels: Vec<Snowflake> = crate::guild_channels::all(&mut tx, id, 0)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     guilds::delete(&mut tx, id).await?;
     tx.commit().await?;
     let event = Event::GuildDelete(GuildRef { id });
     state.events.guild(&event, id, &members).await;
+    state.events.forget_files(&channels).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -558,3 +558,52 @@ async fn a_script_sends_files_in_one_multipart_request_and_bad_parts_are_refused
     world.persisted().await;
     assert_eq!(files.history(&ann, channel).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_channel_or_a_server_deletes_every_file_sent_in_it() {
+    let files = Files::start().await;
+    let world = &files.world;
+    let ann = world.sign_up("ann").await;
+    let group = world.channel(&ann, "photos", &[]).await;
+    let (guild, general) = world.guild(&ann, "club").await;
+    let mut links = Vec::new();
+    for channel in [group, general] {
+        let name = files.upload(&ann, channel, "cat.png", &png()).await;
+        let (status, sent) = files
+            .post(
+                &ann,
+                channel,
+                json!({"content": "", "attachments": named(&name, "cat.png")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{sent}");
+        let url = sent["attachments"][0]["url"].as_str().unwrap().to_owned();
+        assert_eq!(files.fetch(&url).await.0, 200);
+        links.push(url);
+    }
+    let (status, body) = world
+        .auth_call(
+            Method::DELETE,
+            &format!("/api/v1/channels/{group}"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    files.until_status(&links[0], 404).await;
+    assert_eq!(
+        files.fetch(&links[1]).await.0,
+        200,
+        "another channel's files stay"
+    );
+    let (status, body) = world
+        .auth_call(
+            Method::DELETE,
+            &format!("/api/v1/guilds/{guild}"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    files.until_status(&links[1], 404).await;
+}
