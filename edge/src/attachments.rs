@@ -15,6 +15,7 @@ use kit::signing::{FileLinks, UrlSigner};
 use proto::Snowflake;
 use proto::api::attachments::{
     Attachment, AttachmentRef, Claim, ClaimReply, Filename, Forget, MAX_FILES, UploadSlots,
+    has_preview,
 };
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::messages::Message;
@@ -273,7 +274,12 @@ impl Attachments {
         };
         for file in files {
             let url = links.attachment(channel, message, file.id, &file.filename);
-            file.proxy_url.clone_from(&url);
+            // An image's preview (media serves the image itself until it is made).
+            file.proxy_url = if has_preview(file.content_type.as_deref()) {
+                format!("{url}&variant=preview")
+            } else {
+                url.clone()
+            };
             file.url = url;
         }
     }

@@ -416,6 +416,19 @@ impl Chat {
         Ok(edited)
     }
 
+    /// Publishes a message again with what media learnt of its files (MESSAGE_UPDATE, stored
+    /// as an edit is, but not one: its content and edit time are as they were).
+    pub async fn update_files(&self, message: Message) -> Result<(), ChatError> {
+        let channel = message.channel_id;
+        let message = Message {
+            nonce: None,
+            ..message
+        };
+        self.store_event(channel, &Event::MessageUpdate(message), None)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a message: the author's own, or any in a channel the actor owns or moderates (or,
     /// in a server's, where they have MANAGE_MESSAGES). Answers the message deleted.
     pub async fn delete(

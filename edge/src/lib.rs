@@ -13,6 +13,7 @@
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
 //! - [`reporter`]: reporting this edge's sessions to the presence service, and asking it.
 //! - [`purge`]: deleting a banned member's recent messages when auth asks.
+//! - [`processed`]: updating a message once media has processed its images.
 //! - [`watch`]: per session, watching the presence of the co-members it may see.
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ pub mod fanout;
 pub mod fault;
 pub mod guilds;
 pub mod metrics;
+pub mod processed;
 pub mod purge;
 pub mod reporter;
 pub mod routes;
@@ -306,6 +308,8 @@ pub struct Edge {
     delivery_check_interval: Duration,
     /// Auth's requests to delete a banned member's recent messages.
     purges: async_nats::Subscriber,
+    /// Media's requests to update messages whose images it processed.
+    processed: async_nats::Subscriber,
     nats: async_nats::Client,
 }
 
@@ -317,6 +321,7 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
         let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
         let purges = purge::subscribe(&nats, &subjects).await?;
+        let processed = processed::subscribe(&nats, &subjects).await?;
 
         let stream = ChatStream::new(nats.clone(), subjects.clone());
         let directory = Directory::new(
@@ -417,6 +422,7 @@ impl Edge {
             leader_changes,
             delivery_check_interval: config.delivery_check_interval,
             purges,
+            processed,
             nats,
         })
     }
@@ -516,6 +522,15 @@ impl Service for Edge {
                 Arc::clone(&self.state),
                 self.nats.clone(),
                 self.purges,
+                stopped.clone(),
+            ),
+        );
+        tasks.spawn(
+            "the processed-files answerer",
+            processed::answer(
+                Arc::clone(&self.state),
+                self.nats.clone(),
+                self.processed,
                 stopped.clone(),
             ),
         );

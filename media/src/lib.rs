@@ -6,6 +6,8 @@
 //! - [`access`]: who may put files where (the token, and auth's answer about the channel).
 //! - signed, expiring URLs: `kit::signing` (edges sign a message's file links too).
 //! - [`sweeper`]: deletes uploads no message took.
+//! - [`processing`]: new messages' images (real size, preview, metadata stripped), a worker on
+//!   the chat stream.
 //! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
 //!   and deleting them with their message (`{p}.media.forget`).
 
@@ -22,6 +24,7 @@ use kit::telemetry::Metrics;
 
 pub mod access;
 pub mod files;
+pub mod processing;
 pub mod routes;
 pub mod storage;
 pub mod sweeper;
@@ -151,6 +154,7 @@ pub struct Media {
     http: HttpServer,
     sweeper: Sweeper,
     requests: Requests,
+    processor: processing::Processor,
 }
 
 /// What edges ask of media over NATS.
@@ -184,6 +188,7 @@ impl Media {
             FileLinks::new(&public_url, signer.clone(), config.file_url_ttl),
             proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
         );
+        let nats_for_processing = nats.clone();
         let requests = Requests {
             claims: nats
                 .queue_subscribe(subjects.media_claim(), QUEUE.into())
@@ -212,6 +217,11 @@ impl Media {
             }),
         };
         let router = kit::health::router(readiness).merge(routes::router(state));
+        let processor = processing::Processor {
+            nats: nats_for_processing,
+            subjects: subjects.clone(),
+            storage: storage.clone(),
+        };
         let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
         let listen = kit::listener::Listen {
             http: config.http_addr,
@@ -223,6 +233,7 @@ impl Media {
             http,
             sweeper,
             requests,
+            processor,
         })
     }
 }
@@ -243,6 +254,7 @@ impl Service for Media {
         let mut tasks = Essentials::new();
         tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
         tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
+        tasks.spawn("the image processor", self.processor.run(stop.clone()));
         let Requests {
             nats,
             claims,

@@ -263,7 +263,7 @@ async fn a_photo_sent_over_the_gateway_reaches_bob_with_its_size_and_a_link_that
         (Some(3), Some(2))
     );
     let url = file["url"].as_str().unwrap();
-    assert_eq!(file["proxy_url"], url);
+    assert_eq!(file["proxy_url"], format!("{url}&variant=preview"));
     assert_eq!(files.fetch(url).await, (200, photo.clone()));
 
     // Read again later, from the store: the link is signed afresh and works.
@@ -606,4 +606,113 @@ async fn deleting_a_channel_or_a_server_deletes_every_file_sent_in_it() {
         .await;
     assert_eq!(status, 204, "{body}");
     files.until_status(&links[1], 404).await;
+}
+
+/// A photo as a phone takes it: `width` by `height`, with EXIF naming where it was taken, and
+/// more metadata than media reads when the message takes it (so its size comes with processing).
+fn phone_photo(width: u32, height: u32) -> Vec<u8> {
+    let image = image::DynamicImage::new_rgb8(width, height);
+    let mut plain = Vec::new();
+    image
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new(&mut plain))
+        .unwrap();
+    let mut exif = b"Exif\0\0MM\x00\x2a\x00\x00\x00\x08".to_vec();
+    exif.extend(b"GPS 52.5200N 13.4050E");
+    exif.resize(60_000, b' ');
+    let mut photo = plain[..2].to_vec();
+    for block in [
+        &exif[..],
+        b"http://ns.adobe.com/xap/1.0/\0GPS 52.5200N 13.4050E",
+    ] {
+        photo.extend([0xFF, 0xE1]);
+        photo.extend(u16::try_from(block.len() + 2).unwrap().to_be_bytes());
+        photo.extend(block);
+    }
+    let mut comment = vec![b'x'; 20_000];
+    comment[..21].copy_from_slice(b"GPS 52.5200N 13.4050E");
+    photo.extend([0xFF, 0xFE]);
+    photo.extend(u16::try_from(comment.len() + 2).unwrap().to_be_bytes());
+    photo.extend(&comment);
+    photo.extend(&plain[2..]);
+    photo
+}
+
+/// A PNG that declares 100,000 by 100,000 pixels (40 GB decoded) in a few bytes.
+fn bomb() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(100_000u32.to_be_bytes());
+    png.extend(100_000u32.to_be_bytes());
+    png.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    png.extend([0u8; 64]);
+    png
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_photo_is_served_without_its_location_and_bob_sees_its_size_in_an_update() {
+    let files = Files::start().await;
+    let world = &files.world;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let channel = world.channel(&ann, "photos", &[&bob]).await;
+    let mut bob_socket = Client::connect(&world.gateway(0), &bob).await;
+
+    // A bomb first: processing refuses it and goes on to the next image.
+    let name = files.upload(&ann, channel, "bomb.png", &bomb()).await;
+    let (status, body) = files
+        .post(
+            &ann,
+            channel,
+            json!({"content": "", "attachments": named(&name, "bomb.png")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let photo = phone_photo(64, 48);
+    let name = files.upload(&ann, channel, "beach.jpg", &photo).await;
+    let (status, sent) = files
+        .post(
+            &ann,
+            channel,
+            json!({"content": "", "attachments": named(&name, "beach.jpg")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["id"].clone();
+    // Its header lies past what the message read at once: no size yet.
+    assert!(sent["attachments"][0]["width"].is_null(), "{sent}");
+
+    let update = loop {
+        let update = bob_socket.next_event("MESSAGE_UPDATE").await;
+        if update["d"]["id"] == id {
+            break update;
+        }
+    };
+    let file = &update["d"]["attachments"][0];
+    assert_eq!(
+        (file["width"].as_u64(), file["height"].as_u64()),
+        (Some(64), Some(48)),
+        "{update}"
+    );
+    assert!(
+        update["d"]["edited_at"].is_null(),
+        "processing is not an edit: {update}"
+    );
+    let (status, served) = files.fetch(file["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(
+        !served.windows(3).any(|w| w == b"GPS"),
+        "the photo is served with its location"
+    );
+    assert_eq!(file["size"], served.len());
+    let shown = image::load_from_memory(&served).expect("still a JPEG");
+    assert_eq!((shown.width(), shown.height()), (64, 48));
+    let (status, preview) = files.fetch(file["proxy_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(image::load_from_memory(&preview).is_ok());
+
+    // The size is stored: history has it.
+    world.persisted().await;
+    let history = files.history(&bob, channel).await;
+    let stored = history.iter().find(|m| m["id"] == id).expect("the photo");
+    assert_eq!(stored["attachments"][0]["width"], 64, "{stored}");
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::files::{file_key, renders_inline};
+use crate::processing::{Variant, variant_key};
 use crate::storage::StorageError;
 use kit::signing::SignatureError;
 
@@ -22,6 +23,8 @@ use kit::signing::SignatureError;
 pub struct FileQuery {
     ex: String,
     hm: String,
+    /// `preview` or `thumbnail`: an image's smaller copy (the file itself until it is made).
+    variant: Option<String>,
 }
 
 pub async fn file(
@@ -42,13 +45,20 @@ pub async fn file(
             SignatureError::Forged => ApiError::forbidden("this link is not valid"),
         })?;
     let filename = Filename::parse(&filename).map_err(|_| ApiError::not_found("file"))?;
-    let key = file_key(channel, message, id, &filename);
+    let mut key = file_key(channel, message, id, &filename);
     let storage = state.files.storage();
-    let size = match storage.stat(&key).await {
+    let mut size = match storage.stat(&key).await {
         Ok(stat) => stat.size,
         Err(StorageError::NotFound) => return Err(ApiError::not_found("file")),
         Err(e) => return Err(ApiError::internal(e)),
     };
+    // The signature is the file's: whoever may see it may see its smaller copies.
+    if let Some(variant) = query.variant.as_deref().and_then(Variant::parse) {
+        let smaller = variant_key(channel, message, id, variant);
+        if let Ok(stat) = storage.stat(&smaller).await {
+            (key, size) = (smaller, stat.size);
+        }
+    }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(asked) => match byte_range(asked, size) {

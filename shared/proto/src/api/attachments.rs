@@ -234,6 +234,25 @@ pub struct Forget {
     pub message_id: Option<crate::Snowflake>,
 }
 
+/// `{p}.edge.processed` (a NATS request): media processed a message's images (their real size,
+/// a preview, metadata stripped); an edge updates the message (MESSAGE_UPDATE, as an edit is
+/// stored) with these files, matched by id. Answered with `crate::access::Reply<bool>`: whether
+/// the message still exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Processed {
+    pub channel_id: crate::Snowflake,
+    pub message_id: crate::Snowflake,
+    pub attachments: Vec<Attachment>,
+}
+
+/// The types media makes a preview of (and an attachment's `proxy_url` shows that preview).
+pub fn has_preview(content_type: Option<&str>) -> bool {
+    matches!(
+        content_type,
+        Some("image/jpeg" | "image/png" | "image/webp")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
