@@ -277,6 +277,27 @@ async fn a_photo_sent_over_the_gateway_reaches_bob_with_its_size_and_a_link_that
         (200, photo.clone())
     );
 
+    // An edit keeps the files, and its MESSAGE_UPDATE carries working links.
+    let id = sent["id"].as_str().unwrap();
+    let path = format!("/api/v1/channels/{channel}/messages/{id}");
+    let edit = |content: &str| {
+        world.edge_call(
+            0,
+            Method::PATCH,
+            &path,
+            &ann,
+            Some(json!({ "content": content })),
+        )
+    };
+    let (status, edited) = edit("a cat").await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["attachments"][0]["filename"], "cat.png", "{edited}");
+    let mut bob_live = Client::connect(&world.gateway(0), &bob).await;
+    assert_eq!(edit("a cat, again").await.0, 200);
+    let update = bob_live.next_event("MESSAGE_UPDATE").await;
+    let updated_url = update["d"]["attachments"][0]["url"].as_str().unwrap();
+    assert_eq!(files.fetch(updated_url).await, (200, photo.clone()));
+
     // A resume's replay carries a working link too.
     drop(bob_socket);
     let (_bob_again, replayed) =
