@@ -126,6 +126,34 @@ pub fn prepare(bytes: Bytes) -> Result<Prepared, ProcessError> {
     })
 }
 
+/// The side of avatars and server icons, in pixels.
+pub const SQUARE_SIDE: u32 = 256;
+
+/// An avatar or icon: the image cropped to a square around its centre, [`SQUARE_SIDE`] pixels a
+/// side, as PNG (decoded within the same limits as any image; metadata is not carried over).
+pub fn square(bytes: &[u8]) -> Result<Vec<u8>, ProcessError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(image::ImageError::IoError)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    let squared = image.resize_to_fill(
+        SQUARE_SIDE,
+        SQUARE_SIDE,
+        image::imageops::FilterType::Lanczos3,
+    );
+    let mut out = Vec::new();
+    squared.write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))?;
+    Ok(out)
+}
+
 /// JPEG, or PNG for an image with transparency.
 fn encode(image: &DynamicImage) -> Result<Vec<u8>, image::ImageError> {
     let mut out = Vec::new();
@@ -391,6 +419,15 @@ mod tests {
         assert_eq!((preview.width(), preview.height()), (1280, 640));
         let thumbnail = image::load_from_memory(&prepared.thumbnail).unwrap();
         assert_eq!((thumbnail.width(), thumbnail.height()), (256, 128));
+    }
+
+    #[test]
+    fn an_avatar_is_the_centre_square_of_the_image_at_256_pixels() {
+        let square = square(&jpeg(600, 300)).unwrap();
+        let image = image::load_from_memory(&square).unwrap();
+        assert_eq!((image.width(), image.height()), (SQUARE_SIDE, SQUARE_SIDE));
+        assert!(super::square(&png_declaring(100_000, 100_000)).is_err());
+        assert!(super::square(b"not an image").is_err());
     }
 
     #[test]

@@ -140,9 +140,14 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         .route("/api/v1/openapi.json", get(openapi_json));
     let api = match &config.web_dir {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
-        Some(dir) => api
-            .route("/api/{*rest}", any(not_found))
-            .fallback_service(crate::web::router(dir, &config.edge_origins)),
+        Some(dir) => {
+            api.route("/api/{*rest}", any(not_found))
+                .fallback_service(crate::web::router(
+                    dir,
+                    &config.edge_origins,
+                    &config.media_url,
+                ))
+        }
         None => api.fallback(not_found),
     };
     let api = api

@@ -2,6 +2,7 @@
 //!
 //! - [`uploads`]: upload slots for a message's files, and the signed PUT that stores their bytes.
 //! - [`files`]: a message's files, served to holders of their signed URLs.
+//! - [`images`]: avatars and server icons, squared, set through auth, served to anyone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::storage::Storage;
 use kit::signing::UrlSigner;
 
 pub mod files;
+pub mod images;
 pub mod uploads;
 
 /// What every handler shares.
@@ -52,5 +54,9 @@ pub fn router(state: AppState) -> Router {
             "/attachments/{channel}/{message}/{attachment}/{filename}",
             get(files::file),
         )
+        .route("/api/v1/users/@me/avatar", put(images::avatar))
+        .route("/api/v1/guilds/{id}/icon", put(images::icon))
+        .route("/avatars/{owner}/{name}", get(images::serve_avatar))
+        .route("/icons/{owner}/{name}", get(images::serve_icon))
         .with_state(state)
 }
