@@ -220,10 +220,10 @@ impl Attachments {
                 Ok(attachments)
             }
             Ok(ClaimReply::Refused {
-                code,
+                code: ErrorCode::Internal,
                 field,
                 message,
-            }) if code == ErrorCode::Internal => {
+            }) => {
                 tracing::warn!(%field, %message, "media failed to take a message's files");
                 Err(unavailable())
             }

@@ -104,7 +104,7 @@ pub struct Prepared {
 }
 
 /// Processes one image's bytes (CPU-bound: run it off the async workers).
-pub fn prepare(bytes: Bytes) -> Result<Prepared, ProcessError> {
+pub fn prepare(bytes: &Bytes) -> Result<Prepared, ProcessError> {
     let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(image::ImageError::IoError)?;
@@ -170,7 +170,7 @@ fn encode(image: &DynamicImage) -> Result<Vec<u8>, image::ImageError> {
 
 /// The image without EXIF (but for its orientation, `exif_orientation`, when it is not 1), XMP,
 /// IPTC and comments; `None` when there was nothing to remove.
-pub fn strip_metadata(bytes: Bytes, exif_orientation: u8) -> Result<Option<Bytes>, ProcessError> {
+pub fn strip_metadata(bytes: &Bytes, exif_orientation: u8) -> Result<Option<Bytes>, ProcessError> {
     let Some(mut image) = DynImage::from_bytes(bytes.clone())? else {
         return Ok(None);
     };
@@ -181,7 +181,7 @@ pub fn strip_metadata(bytes: Bytes, exif_orientation: u8) -> Result<Option<Bytes
     }
     image.set_exif((exif_orientation != 1).then(|| orientation_exif(exif_orientation)));
     let out = image.encoder().bytes();
-    Ok((out != bytes).then_some(out))
+    Ok((out != *bytes).then_some(out))
 }
 
 /// An EXIF block (a big-endian TIFF header and one IFD) holding the orientation alone.
@@ -333,7 +333,7 @@ impl Processor {
             Err(StorageError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let prepared = match tokio::task::spawn_blocking(move || prepare(bytes)).await {
+        let prepared = match tokio::task::spawn_blocking(move || prepare(&bytes)).await {
             Ok(Ok(prepared)) => prepared,
             Ok(Err(e)) => {
                 tracing::info!(error = %e, file = %file.id, "an image is shown as a file");
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_photo_gets_its_size_a_preview_and_a_thumbnail() {
-        let prepared = prepare(Bytes::from(jpeg(2000, 1000))).unwrap();
+        let prepared = prepare(&Bytes::from(jpeg(2000, 1000))).unwrap();
         assert_eq!(prepared.size, (2000, 1000));
         let preview = image::load_from_memory(&prepared.preview).unwrap();
         assert_eq!((preview.width(), preview.height()), (1280, 640));
@@ -434,7 +434,7 @@ mod tests {
     fn a_decompression_bomb_is_refused_before_it_is_decoded() {
         let bomb = png_declaring(100_000, 100_000);
         let started = std::time::Instant::now();
-        assert!(prepare(Bytes::from(bomb)).is_err());
+        assert!(prepare(&Bytes::from(bomb)).is_err());
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -448,11 +448,13 @@ mod tests {
         with_gps.extend(u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
         with_gps.extend(&exif);
         with_gps.extend(&plain[2..]);
-        let stripped = strip_metadata(Bytes::from(with_gps), 1).unwrap().unwrap();
+        let stripped = strip_metadata(&Bytes::from(with_gps), 1).unwrap().unwrap();
         assert!(!stripped.windows(16).any(|w| w == b"GPS-secret-place"));
         assert!(image::load_from_memory(&stripped).is_ok());
-        assert_eq!(strip_metadata(Bytes::from(plain), 1).unwrap(), None);
-        let turned = strip_metadata(Bytes::from(jpeg(8, 4)), 6).unwrap().unwrap();
+        assert_eq!(strip_metadata(&Bytes::from(plain), 1).unwrap(), None);
+        let turned = strip_metadata(&Bytes::from(jpeg(8, 4)), 6)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             image::metadata::Orientation::from_exif_chunk(
                 &DynImage::from_bytes(turned)

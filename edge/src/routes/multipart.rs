@@ -57,11 +57,11 @@ where
     let mut post: Option<PostMessageRequest> = None;
     let mut files: Vec<Staged> = Vec::new();
     let mut may_attach = Some(may_attach);
-    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| malformed(&e))? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "payload_json" {
             let mut json = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| malformed(&e))? {
                 if json.len() + chunk.len() > max_json {
                     return Err(ApiError::new(
                         ErrorCode::PayloadTooLarge,
@@ -99,7 +99,7 @@ where
         let file = tempfile::tempfile().map_err(ApiError::internal)?;
         let mut file = tokio::fs::File::from_std(file);
         let mut size: u64 = 0;
-        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        while let Some(chunk) = field.chunk().await.map_err(|e| malformed(&e))? {
             size += chunk.len() as u64;
             if size > max_file {
                 return Err(ApiError::new(
@@ -140,7 +140,7 @@ fn file_index(name: &str) -> Option<usize> {
     name.strip_prefix("files[")?.strip_suffix(']')?.parse().ok()
 }
 
-fn malformed(e: multer::Error) -> ApiError {
+fn malformed(e: &multer::Error) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidBody,
         format!("the multipart body cannot be read: {e}"),

@@ -157,7 +157,8 @@ mod tests {
             width: Some(4),
             height: Some(5),
         };
-        let kept: Vec<Attachment> = serde_json::from_str(&stored_form(&[file.clone()])).unwrap();
+        let kept: Vec<Attachment> =
+            serde_json::from_str(&stored_form(std::slice::from_ref(&file))).unwrap();
         assert_eq!(
             kept,
             [Attachment {
