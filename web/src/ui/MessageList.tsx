@@ -9,6 +9,7 @@ import type { ChatMessage } from '../chat/messageList';
 import { lastConfirmed } from '../chat/messageList';
 import { compareIds } from '../chat/snowflake';
 import { displayName, dmPeer } from '../chat/store';
+import { Attachments } from './Attachments';
 import { Avatar } from './Avatar';
 import { RichText } from './RichText';
 import { buildRows, type Row } from './rows';
@@ -281,6 +282,7 @@ const MessageRow = memo(function MessageRow({ row, author, mine, seen, editing, 
             ) : null}
           </div>
         )}
+        {m.attachments?.length ? <Attachments files={m.attachments} /> : null}
         {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
         {m.delivery === 'failed' && (
           <div className="failed-note" role="alert">
