@@ -254,7 +254,9 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
     void run(async () => {
       await chat.updateProfile({
         display_name: displayNameValue.trim() || null,
-        avatar_url: avatarUrl.trim() || null,
+        // Sent only when changed: an avatar kept from before (on another site, which auth no
+        // longer accepts) must not stop the rest of the profile from saving.
+        ...(avatarUrl.trim() !== (me.avatar_url ?? '') && { avatar_url: avatarUrl.trim() || null }),
         bio: bio.trim() || null,
         status,
       });
