@@ -1,6 +1,7 @@
-// End-to-end: files in messages. Ann drags a photo into a server's channel (edge 1); Bob (edge 2)
-// sees its space kept, then the image, and opens it in the lightbox; once Ann deletes the message,
-// someone who kept the image's URL gets nothing. Real services (e2e/services.mjs, media included).
+// End-to-end: files in messages, and avatars. Ann uploads an avatar (shown from media); she drags a
+// photo into a server's channel (edge 1); Bob (edge 2) sees its space kept, then the image, and
+// opens it in the lightbox; once Ann deletes the message, someone who kept the image's URL gets
+// nothing. Real services (e2e/services.mjs, media included).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launch, person, screenshot } from './browser.mjs';
@@ -68,6 +69,26 @@ describe('files in messages', () => {
   test('ann drags a photo in, bob sees it and opens it; deleted, its URL gives nothing', async () => {
     await signUp(ann, ANN, 'Ann');
     await signUp(bob, BOB, 'Bob');
+
+    // Ann's avatar: an image uploaded to media, squared there, shown from media.
+    await ann.page.getByRole('button', { name: 'Profile and settings' }).click();
+    const pixel = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    await ann.page
+      .getByLabel('Avatar image')
+      .setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: pixel });
+    await ann.page.getByRole('button', { name: 'Remove the avatar (on save)' }).waitFor({ timeout: T });
+    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    await ann.page.waitForFunction(
+      (media) =>
+        [...document.querySelectorAll('.avatar img')].some(
+          (img) => img.src.startsWith(`${media}/avatars/`) && img.complete && img.naturalWidth === 256,
+        ),
+      services.mediaUrl,
+      { timeout: T },
+    );
     const annToken = await token(ANN);
     const bobToken = await token(BOB);
     const guild = await api(annToken, 'POST', `${services.origin}/api/v1/guilds`, { name: 'Photos' }, 201);

@@ -41,6 +41,20 @@ pub struct Settings {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Browsers on any page may call media: every route that changes anything takes a bearer
+    // token (never a cookie), and files are served to holders of their signed URLs.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
+        .max_age(Duration::from_secs(600));
     Router::new()
         .route(
             "/api/v1/channels/{id}/attachments",
@@ -58,5 +72,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/guilds/{id}/icon", put(images::icon))
         .route("/avatars/{owner}/{name}", get(images::serve_avatar))
         .route("/icons/{owner}/{name}", get(images::serve_icon))
+        .layer(cors)
         .with_state(state)
 }

@@ -1479,6 +1479,11 @@ export interface components {
       /** @description Up to two other live edges, least-loaded first, to try if `url` fails. */
       alternatives: string[];
       /**
+       * @description Where the media service is: avatars and server icons are uploaded there.
+       * @example http://127.0.0.1:8084
+       */
+      media_url?: string | null;
+      /**
        * @description The WebSocket URL to connect to: the least-loaded edge that answered.
        * @example ws://127.0.0.1:8080/gateway
        */
