@@ -53,14 +53,16 @@ start_one() {
            --edge-origins "http://127.0.0.1:8080,http://127.0.0.1:8090")
   fi
   local secret_env=()
-  if [[ "$bin" == media ]]; then
+  if [[ "$bin" == media || "$bin" == edge ]]; then
     # Signed URLs' secret: made once, kept with the other keys, passed in the environment (not
-    # on the command line, where `ps` would show it).
+    # on the command line, where `ps` would show it). Edges sign messages' file links with it.
     local secret="$STATE/keys/media-url-secret"
     if [[ ! -s "$secret" ]]; then
       (umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
     fi
     secret_env=("NATTER_MEDIA_URL_SIGNING_SECRET=$(cat "$secret")")
+  fi
+  if [[ "$bin" == media ]]; then
     args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:8081")
   fi
   env "${secret_env[@]+"${secret_env[@]}"}" NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &

@@ -227,6 +227,17 @@ pub struct Config {
           value_parser = crate::web::EdgeOrigin::parse)]
     pub edge_origins: Vec<crate::web::EdgeOrigin>,
 
+    /// Where the media service is, as browsers reach it. Avatars and server icons are images
+    /// media serves (uploaded there); no other image URL is accepted, and the page's
+    /// Content-Security-Policy loads images from this origin and its own only, so a remote URL
+    /// never learns who looks at a profile.
+    #[arg(
+        long = "media-url",
+        env = "NATTER_MEDIA_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub media_url: url::Url,
+
     #[command(flatten)]
     pub voice: VoiceConfig,
 

@@ -199,6 +199,7 @@ fn limits(config: &Config) -> Limits {
 
 fn settings(config: &Config) -> Settings {
     Settings {
+        media_url: config.media_url.as_str().trim_end_matches('/').to_owned(),
         token_issuer: config.tokens.issuer.clone(),
         token_audience: config.tokens.audience.clone(),
         access_token_ttl: config.access_token_ttl,

@@ -75,6 +75,20 @@ impl Publisher {
         }
     }
 
+    /// Tells media that channels are deleted: every file of their messages goes
+    /// (`{p}.media.forget` without a message).
+    pub async fn forget_files(&self, channels: &[Snowflake]) {
+        for channel in channels {
+            let forget = proto::api::attachments::Forget {
+                channel_id: *channel,
+                message_id: None,
+            };
+            let payload = serde_json::to_vec(&forget).expect("forgets serialise");
+            self.send(self.subjects.media_forget(), payload.into(), "media.forget")
+                .await;
+        }
+    }
+
     /// Makes sure what was published has reached the server (before answering a request whose
     /// client may act on the event).
     pub async fn flush(&self) {

@@ -37,6 +37,8 @@ pub struct AppState {
 /// The plain values handlers read from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Media's public URL (no trailing slash): avatars and icons must be its images.
+    pub media_url: String,
     pub token_issuer: String,
     pub token_audience: String,
     pub access_token_ttl: Duration,
@@ -103,6 +105,31 @@ impl AuthMetrics {
                 "Profile cache lookups by result",
                 "result",
             ),
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses an avatar or icon that is not an image media stores for `owner` in `folder`
+    /// (`avatars`, `icons`): uploaded to media, never a URL of anywhere else.
+    pub fn media_image(
+        &self,
+        url: &str,
+        folder: &str,
+        owner: proto::Snowflake,
+        field: &str,
+    ) -> Result<(), kit::error::ApiError> {
+        let ours = format!("{}/{folder}/{owner}/", self.media_url);
+        match url.strip_prefix(&ours) {
+            Some(name) if !name.is_empty() && !name.contains(['/', '?', '#']) => Ok(()),
+            _ => Err(kit::error::ApiError::field(
+                field,
+                format!(
+                    "must be an image uploaded to media ({}/{folder}/{owner}/…); other URLs are \
+                     not accepted",
+                    self.media_url
+                ),
+            )),
         }
     }
 }

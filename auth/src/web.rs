@@ -102,15 +102,17 @@ impl fmt::Display for EdgeOrigin {
 
 /// The page's Content-Security-Policy. Styles from this origin only: React sets the virtualised
 /// list's positions through the DOM's style properties, which the policy does not govern. Images
-/// from anywhere on the web, as avatars are URLs people choose.
-pub fn content_security_policy(edges: &[EdgeOrigin]) -> String {
+/// from this origin and media's only (`media`, an origin), so no avatar or file is ever fetched
+/// from anywhere else (and `blob:`, the page's own previews of files it is about to upload);
+/// uploads go to media too.
+pub fn content_security_policy(edges: &[EdgeOrigin], media: &str) -> String {
     let connect: String = edges.iter().map(|e| format!(" {e}")).collect();
     [
         "default-src 'none'".to_owned(),
         "script-src 'self'".to_owned(),
         "style-src 'self'".to_owned(),
-        "img-src 'self' https: http:".to_owned(),
-        format!("connect-src 'self'{connect}"),
+        format!("img-src 'self' blob: {media}"),
+        format!("connect-src 'self'{connect} {media}"),
         "object-src 'none'".to_owned(),
         "base-uri 'none'".to_owned(),
         "form-action 'none'".to_owned(),
@@ -120,14 +122,15 @@ pub fn content_security_policy(edges: &[EdgeOrigin]) -> String {
 }
 
 /// The client's files under `dir`, with `index.html` for client routes.
-pub fn router(dir: &Path, edges: &[EdgeOrigin]) -> Router {
+pub fn router(dir: &Path, edges: &[EdgeOrigin], media: &url::Url) -> Router {
     if edges.is_empty() {
         tracing::warn!(
             "--web-dir without --edge-origins: the page may connect to its own origin only, so \
              it cannot reach edges on other origins"
         );
     }
-    let csp = HeaderValue::from_str(&content_security_policy(edges))
+    let media = media.origin().ascii_serialization();
+    let csp = HeaderValue::from_str(&content_security_policy(edges, &media))
         .expect("EdgeOrigin::parse lets only header-safe characters through");
     let page = ServeFile::new(dir.join("index.html"))
         .precompressed_br()
@@ -245,10 +248,16 @@ mod tests {
     #[test]
     fn the_policy_allows_scripts_and_styles_from_the_page_only() {
         let edges = [EdgeOrigin::parse("http://127.0.0.1:8080").unwrap()];
-        let csp = content_security_policy(&edges);
+        let csp = content_security_policy(&edges, "http://127.0.0.1:8084");
+        assert!(
+            csp.contains("img-src 'self' blob: http://127.0.0.1:8084;"),
+            "{csp}"
+        );
         assert!(csp.contains("script-src 'self';"));
         assert!(csp.contains("style-src 'self';"));
-        assert!(csp.contains("connect-src 'self' http://127.0.0.1:8080 ws://127.0.0.1:8080;"));
+        assert!(csp.contains(
+            "connect-src 'self' http://127.0.0.1:8080 ws://127.0.0.1:8080 http://127.0.0.1:8084;"
+        ));
         assert!(!csp.contains("unsafe"));
     }
 

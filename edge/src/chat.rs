@@ -14,6 +14,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use proto::api::mentions::{MentionRights, Mentions};
+use proto::api::error::ErrorCode;
 use proto::api::messages::{
     Message, MessageContent, MessageReference, Nonce, ReferencedMessage, Typing,
 };
@@ -24,6 +25,7 @@ use proto::subjects::Subjects;
 use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::archive::Archive;
+use crate::attachments::Attachments;
 use crate::metrics::EdgeMetrics;
 
 mod pins;
@@ -70,6 +72,15 @@ pub enum ChatError {
     /// The channel's slowmode: the user may send again after this long.
     #[error("this channel is in slowmode: you may send again in {} s", .0.as_secs().max(1))]
     Slowmode(Duration),
+    /// Files the send names that media would not take (another's upload, another channel's,
+    /// unfinished, taken already, unknown), or could not take now; `field` names the one
+    /// (`attachments.N`).
+    #[error("{field}: {message}")]
+    Attachment {
+        code: ErrorCode,
+        field: String,
+        message: String,
+    },
 }
 
 /// A moment (Unix milliseconds) as people read it: RFC 3339 in UTC.
@@ -96,6 +107,12 @@ impl ChatError {
             Self::NotAllowed(_) => "forbidden",
             Self::Slowmode(_) => "rate_limited",
             Self::LimitReached(_) => "limit_reached",
+            Self::Attachment { code, .. } => match code {
+                ErrorCode::Forbidden => "forbidden",
+                ErrorCode::Conflict => "conflict",
+                ErrorCode::ServiceUnavailable | ErrorCode::Internal => "unavailable",
+                _ => "invalid_attachments",
+            },
         }
     }
 }
@@ -108,6 +125,7 @@ pub struct Chat {
     metrics: EdgeMetrics,
     limits: ChannelLimits,
     slowmode: Slowmode,
+    attachments: std::sync::Arc<Attachments>,
 }
 
 /// Servers' slowmode: when each (user, channel) may send again. Kept per edge: someone sending
@@ -217,6 +235,7 @@ impl Chat {
         ids: SnowflakeGenerator,
         metrics: EdgeMetrics,
         send_quota: Quota,
+        attachments: std::sync::Arc<Attachments>,
     ) -> Self {
         Self {
             js: jetstream::new(nats.clone()),
@@ -226,7 +245,13 @@ impl Chat {
             metrics,
             limits: ChannelLimits::new(send_quota),
             slowmode: Slowmode::default(),
+            attachments,
         }
+    }
+
+    /// Messages' files: claims, signed links, deletion.
+    pub fn attachments(&self) -> &Attachments {
+        &self.attachments
     }
 
     /// Forgets quiet senders and typists every [`LIMITS_TRIM_INTERVAL`] until `shutdown`.
@@ -279,7 +304,14 @@ impl Chat {
         rights: &MentionRights,
         archive: &Archive,
     ) -> Result<Publishing, ChatError> {
-        let content = MessageContent::parse(&send.content).map_err(ChatError::InvalidContent)?;
+        // A message of files alone may have no text, as on Discord.
+        let content = if send.content.is_empty() && !send.attachments.is_empty() {
+            String::new()
+        } else {
+            MessageContent::parse(&send.content)
+                .map_err(ChatError::InvalidContent)?
+                .into()
+        };
         let mentioned = mentions_of(&send.content, rights)?;
         let nonce = send
             .nonce
@@ -298,11 +330,22 @@ impl Chat {
             Some(reference) => Some(replied_to(archive, channel, reference).await?),
             None => None,
         };
+        let id = self.ids.next_id();
+        // Media takes the files before anyone can see the message: a message never names a file
+        // that is not its own.
+        let attachments = if send.attachments.is_empty() {
+            Vec::new()
+        } else {
+            self.attachments
+                .claim(channel, author, id, send.attachments)
+                .await?
+        };
         let message = Message {
-            id: self.ids.next_id(),
+            id,
             channel_id: channel,
             author_id: author,
-            content: content.into(),
+            content,
+            attachments,
             nonce: nonce.as_ref().map(|n| n.as_str().to_owned()),
             edited_at: None,
             message_reference: referenced_message
@@ -319,9 +362,19 @@ impl Chat {
             .as_ref()
             .map(|nonce| format!("{channel}:{author}:{}", nonce.as_str()));
         let started = Instant::now();
-        let ack = self
+        let published = self
             .publish_event(channel, &Event::MessageCreate(message.clone()), dedupe)
-            .await?;
+            .await;
+        let ack = match published {
+            Ok(ack) => ack,
+            Err(e) => {
+                // Never handed to JetStream: the files it took would belong to nothing.
+                if !message.attachments.is_empty() {
+                    self.attachments.forget(channel, Some(message.id)).await;
+                }
+                return Err(e);
+            }
+        };
         Ok(Publishing {
             message,
             ack,
@@ -338,9 +391,12 @@ impl Chat {
             started,
         } = publishing;
         let ack = self.acknowledgement(ack, started).await?;
-        if ack.duplicate {
-            return self.stored_message(ack.sequence).await;
-        }
+        let mut message = if ack.duplicate {
+            self.stored_message(ack.sequence).await?
+        } else {
+            message
+        };
+        self.attachments.sign(&mut message);
         Ok(message)
     }
 
@@ -374,7 +430,22 @@ impl Chat {
         };
         self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
             .await?;
+        let mut edited = edited;
+        self.attachments.sign(&mut edited);
         Ok(edited)
+    }
+
+    /// Publishes a message again with what media learnt of its files (MESSAGE_UPDATE, stored
+    /// as an edit is, but not one: its content and edit time are as they were).
+    pub async fn update_files(&self, message: Message) -> Result<(), ChatError> {
+        let channel = message.channel_id;
+        let message = Message {
+            nonce: None,
+            ..message
+        };
+        self.store_event(channel, &Event::MessageUpdate(message), None)
+            .await?;
+        Ok(())
     }
 
     /// Deletes a message: the author's own, or any in a channel the actor owns or moderates (or,
@@ -396,6 +467,9 @@ impl Chat {
             channel_id: channel,
         });
         self.store_event(channel, &event, None).await?;
+        if !current.attachments.is_empty() {
+            self.attachments.forget(channel, Some(id)).await;
+        }
         Ok(current)
     }
 
@@ -463,6 +537,7 @@ impl Chat {
             channel_id: channel,
         });
         self.store_event(channel, &event, None).await?;
+        self.attachments.forget(channel, Some(id)).await;
         Ok(())
     }
 

@@ -43,6 +43,7 @@ use proto::gateway::CloseCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::attachments::Attachments;
 use crate::fanout::{Delivery, Sessions, hand_out};
 use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
@@ -162,6 +163,7 @@ impl Continuity {
         max_repair: usize,
         linger: Duration,
         metrics: EdgeMetrics,
+        attachments: Arc<Attachments>,
     ) -> (Self, Dispatcher) {
         let (commands, received) = mpsc::unbounded_channel();
         let repaired_connects = nats.statistics().connects.load(Ordering::Relaxed);
@@ -175,6 +177,7 @@ impl Continuity {
                 stream,
                 max_repair,
                 metrics: metrics.clone(),
+                attachments,
             },
             metrics,
             repaired_connects,
@@ -264,6 +267,8 @@ struct Reader {
     /// handed out whole).
     max_repair: usize,
     metrics: EdgeMetrics,
+    /// Signs the links of the files of every message handed out.
+    attachments: Arc<Attachments>,
 }
 
 fn key(feed: &Arc<ChannelFeed>) -> usize {
@@ -331,7 +336,7 @@ impl Dispatcher {
     }
 
     fn take(&mut self, feed: &Arc<ChannelFeed>, message: &async_nats::Message) {
-        let Some(delivery) = Delivery::from_nats(message) else {
+        let Some(delivery) = Delivery::from_nats_signed(message, &self.reader.attachments) else {
             return;
         };
         let previous = header(message, "Nats-Last-Sequence");
@@ -531,7 +536,11 @@ impl Reader {
             Ok(events) => {
                 let events: Vec<Delivery> = events
                     .into_iter()
-                    .map(|stored| Delivery::new(Some(stored.seq), stored.event))
+                    .map(|stored| {
+                        let mut event = stored.event;
+                        self.attachments.sign_event(&mut event);
+                        Delivery::new(Some(stored.seq), event)
+                    })
                     .collect();
                 tracing::info!(%channel, after, through, events = events.len(),
                     "live delivery repaired from the stream");

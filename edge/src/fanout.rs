@@ -69,16 +69,34 @@ impl Delivery {
     /// Decodes a NATS message: the chat stream's republished events carry their stream sequence
     /// in the `Nats-Sequence` header.
     pub(crate) fn from_nats(message: &async_nats::Message) -> Option<Self> {
-        let event: Event = serde_json::from_slice(&message.payload)
-            .inspect_err(
-                |e| tracing::warn!(subject = %message.subject, error = %e, "undecodable event"),
-            )
-            .ok()?;
+        let event = decode(message)?;
         Some(Self::new(
             message.headers.as_ref().and_then(stream_sequence),
             event,
         ))
     }
+
+    /// Like [`Delivery::from_nats`], a channel's event, whose message's file links are signed
+    /// now (once for every session it goes to).
+    pub(crate) fn from_nats_signed(
+        message: &async_nats::Message,
+        attachments: &crate::attachments::Attachments,
+    ) -> Option<Self> {
+        let mut event = decode(message)?;
+        attachments.sign_event(&mut event);
+        Some(Self::new(
+            message.headers.as_ref().and_then(stream_sequence),
+            event,
+        ))
+    }
+}
+
+fn decode(message: &async_nats::Message) -> Option<Event> {
+    serde_json::from_slice(&message.payload)
+        .inspect_err(
+            |e| tracing::warn!(subject = %message.subject, error = %e, "undecodable event"),
+        )
+        .ok()
 }
 
 fn stream_sequence(headers: &HeaderMap) -> Option<u64> {

@@ -7,11 +7,13 @@
 //!   overwrites), to decide from memory what each session may see and send.
 //! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
+//! - [`attachments`]: a message's files: media takes them, links signed on every read.
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
 //! - [`directory`]: who a token's user is and where they talk, asked of auth.
 //! - [`discovery`]: a NATS service answering auth's "which edge should a client use".
 //! - [`reporter`]: reporting this edge's sessions to the presence service, and asking it.
 //! - [`purge`]: deleting a banned member's recent messages when auth asks.
+//! - [`processed`]: updating a message once media has processed its images.
 //! - [`watch`]: per session, watching the presence of the co-members it may see.
 
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub mod archive;
+pub mod attachments;
 pub mod chat;
 pub mod continuity;
 pub mod directory;
@@ -29,6 +32,7 @@ pub mod fanout;
 pub mod fault;
 pub mod guilds;
 pub mod metrics;
+pub mod processed;
 pub mod purge;
 pub mod reporter;
 pub mod routes;
@@ -108,6 +112,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub tokens: kit::tokens::TokenClaimsConfig,
+
+    /// Media: where it is, and the secret its file links are signed with.
+    #[command(flatten)]
+    pub media: attachments::MediaConfig,
 
     /// Browser origins allowed to open a socket (comma separated). Clients that send no Origin
     /// (bots, scripts) are not browsers and are let through.
@@ -300,6 +308,8 @@ pub struct Edge {
     delivery_check_interval: Duration,
     /// Auth's requests to delete a banned member's recent messages.
     purges: async_nats::Subscriber,
+    /// Media's requests to update messages whose images it processed.
+    processed: async_nats::Subscriber,
     nats: async_nats::Client,
 }
 
@@ -311,6 +321,7 @@ impl Edge {
         config.stream.ensure(&js, &subjects).await?;
         let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
         let purges = purge::subscribe(&nats, &subjects).await?;
+        let processed = processed::subscribe(&nats, &subjects).await?;
 
         let stream = ChatStream::new(nats.clone(), subjects.clone());
         let directory = Directory::new(
@@ -329,12 +340,18 @@ impl Edge {
         let metrics = Metrics::new("edge");
         let edge_metrics = EdgeMetrics::new(&metrics);
         // A repair reads back at most a session's queue: more could never be handed out whole.
+        let attachments = Arc::new(attachments::Attachments::new(
+            &config.media,
+            nats.clone(),
+            subjects.clone(),
+        ));
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),
             stream.clone(),
             config.session_queue.max(1),
             config.delivery_linger,
             edge_metrics.clone(),
+            Arc::clone(&attachments),
         );
         let ids = proto::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
@@ -360,6 +377,7 @@ impl Edge {
                 ids,
                 edge_metrics.clone(),
                 config.send_rate.quota(),
+                attachments,
             ),
             stream: stream.clone(),
             archive: Archive::connect(
@@ -404,6 +422,7 @@ impl Edge {
             leader_changes,
             delivery_check_interval: config.delivery_check_interval,
             purges,
+            processed,
             nats,
         })
     }
@@ -503,6 +522,15 @@ impl Service for Edge {
                 Arc::clone(&self.state),
                 self.nats.clone(),
                 self.purges,
+                stopped.clone(),
+            ),
+        );
+        tasks.spawn(
+            "the processed-files answerer",
+            processed::answer(
+                Arc::clone(&self.state),
+                self.nats.clone(),
+                self.processed,
                 stopped.clone(),
             ),
         );

@@ -332,6 +332,7 @@ impl Device {
                             content: now.to_string(),
                             nonce: Some(nonce.clone()),
                             message_reference: None,
+                            attachments: Vec::new(),
                         })
                         .encode();
                         tracking.pending.insert(nonce, frame.clone());

@@ -39,6 +39,37 @@ impl Access {
         )
     }
 
+    /// The caller of `token`.
+    pub async fn caller(&self, token: &str) -> Result<Snowflake, ApiError> {
+        let claims = self
+            .verifier
+            .verify_fetching(token)
+            .await
+            .map_err(|_| ApiError::unauthorized("the access token is not valid"))?;
+        Ok(claims.sub)
+    }
+
+    /// A `PATCH` of auth's REST API as the caller of `token`: auth's status and answer.
+    pub async fn patch(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(axum::http::StatusCode, serde_json::Value), ApiError> {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable(format!("auth is unreachable: {e}")))?;
+        let status = axum::http::StatusCode::from_u16(response.status().as_u16())
+            .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+
     /// The caller of `token`, when it may attach files in `channel`: a member of a group or DM,
     /// or a server member with ATTACH_FILES there. A channel they cannot see is `not_found`, as
     /// everywhere.

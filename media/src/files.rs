@@ -5,16 +5,13 @@
 //! message under one folder, so deleting the message deletes its files in one sweep of a prefix,
 //! and an upload, once moved out of `uploads/`, cannot be taken by a second message.
 
-use std::time::Duration;
-
+use kit::signing::{FileLinks, UrlSigner};
 use object_store::path::Path;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proto::api::attachments::{Attachment, Claim, ClaimReply, Filename, Forget, MAX_FILES};
 use proto::api::error::ErrorCode;
 use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::routes::uploads::UPLOADS;
-use crate::signing::UrlSigner;
 use crate::storage::{Storage, StorageError};
 
 /// The folder taken files live in.
@@ -37,26 +34,16 @@ pub struct Inspection {
 #[derive(Clone)]
 pub struct Files {
     storage: Storage,
-    signer: UrlSigner,
+    links: FileLinks,
     ids: std::sync::Arc<SnowflakeGenerator>,
-    public_url: String,
-    url_ttl: Duration,
 }
 
 impl Files {
-    pub fn new(
-        storage: Storage,
-        signer: UrlSigner,
-        ids: SnowflakeGenerator,
-        public_url: String,
-        url_ttl: Duration,
-    ) -> Self {
+    pub fn new(storage: Storage, links: FileLinks, ids: SnowflakeGenerator) -> Self {
         Self {
             storage,
-            signer,
+            links,
             ids: std::sync::Arc::new(ids),
-            public_url,
-            url_ttl,
         }
     }
 
@@ -147,13 +134,13 @@ impl Files {
         Ok(attachments)
     }
 
-    /// Deletes every file of a deleted message.
+    /// Deletes every file of a deleted message, or of a deleted channel.
     pub async fn forget(&self, forget: &Forget) -> Result<usize, StorageError> {
-        let prefix = Path::from_iter([
-            FILES,
-            &forget.channel_id.to_string(),
-            &forget.message_id.to_string(),
-        ]);
+        let channel = forget.channel_id.to_string();
+        let prefix = match forget.message_id {
+            Some(message) => Path::from_iter([FILES, &channel, &message.to_string()]),
+            None => Path::from_iter([FILES, &channel]),
+        };
         self.storage.delete_under(&prefix, None).await
     }
 
@@ -184,14 +171,8 @@ impl Files {
         id: Snowflake,
         filename: &Filename,
     ) -> String {
-        let expires = UrlSigner::expiry(self.url_ttl);
-        let path = format!("{channel}/{message}/{id}/{}", filename.as_str());
-        let signature = self.signer.sign(&["GET", &path], expires);
-        format!(
-            "{}/attachments/{channel}/{message}/{id}/{}?ex={expires:x}&hm={signature}",
-            self.public_url,
-            utf8_percent_encode(filename.as_str(), NON_ALPHANUMERIC),
-        )
+        self.links
+            .attachment(channel, message, id, filename.as_str())
     }
 
     pub fn storage(&self) -> &Storage {
@@ -199,7 +180,7 @@ impl Files {
     }
 
     pub fn signer(&self) -> &UrlSigner {
-        &self.signer
+        self.links.signer()
     }
 }
 

@@ -4,8 +4,10 @@
 //! - [`storage`]: the one API over both kinds of store; every byte travels as a stream.
 //! - [`routes`]: the HTTP API (upload slots, uploads).
 //! - [`access`]: who may put files where (the token, and auth's answer about the channel).
-//! - [`signing`]: signed, expiring URLs.
+//! - signed, expiring URLs: `kit::signing` (edges sign a message's file links too).
 //! - [`sweeper`]: deletes uploads no message took.
+//! - [`processing`]: new messages' images (real size, preview, metadata stripped), a worker on
+//!   the chat stream.
 //! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
 //!   and deleting them with their message (`{p}.media.forget`).
 
@@ -22,17 +24,17 @@ use kit::telemetry::Metrics;
 
 pub mod access;
 pub mod files;
+pub mod processing;
 pub mod routes;
-pub mod signing;
 pub mod storage;
 pub mod sweeper;
 
 use crate::access::Access;
 use crate::files::Files;
 use crate::routes::{AppState, Settings};
-use crate::signing::UrlSigner;
 use crate::storage::{Storage, StorageConfig, StorageError};
 use crate::sweeper::Sweeper;
+use kit::signing::{FileLinks, UrlSigner};
 
 /// The media service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -152,6 +154,7 @@ pub struct Media {
     http: HttpServer,
     sweeper: Sweeper,
     requests: Requests,
+    processor: processing::Processor,
 }
 
 /// What edges ask of media over NATS.
@@ -182,11 +185,10 @@ impl Media {
         let signer = UrlSigner::new(&config.url_signing_secret);
         let files = Files::new(
             storage.clone(),
-            signer.clone(),
+            FileLinks::new(&public_url, signer.clone(), config.file_url_ttl),
             proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
-            public_url.clone(),
-            config.file_url_ttl,
         );
+        let nats_for_processing = nats.clone();
         let requests = Requests {
             claims: nats
                 .queue_subscribe(subjects.media_claim(), QUEUE.into())
@@ -215,6 +217,11 @@ impl Media {
             }),
         };
         let router = kit::health::router(readiness).merge(routes::router(state));
+        let processor = processing::Processor {
+            nats: nats_for_processing,
+            subjects: subjects.clone(),
+            storage: storage.clone(),
+        };
         let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
         let listen = kit::listener::Listen {
             http: config.http_addr,
@@ -226,6 +233,7 @@ impl Media {
             http,
             sweeper,
             requests,
+            processor,
         })
     }
 }
@@ -246,6 +254,7 @@ impl Service for Media {
         let mut tasks = Essentials::new();
         tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
         tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
+        tasks.spawn("the image processor", self.processor.run(stop.clone()));
         let Requests {
             nats,
             claims,
@@ -307,7 +316,7 @@ async fn forget(mut forgets: async_nats::Subscriber, files: Files, shutdown: Shu
             continue;
         };
         if let Err(e) = files.forget(&forget).await {
-            tracing::warn!(error = %e, message = %forget.message_id, "cannot delete a deleted message's files");
+            tracing::warn!(error = %e, channel = %forget.channel_id, message = ?forget.message_id, "cannot delete the files of a deleted message or channel");
         }
     }
 }

@@ -251,18 +251,26 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
             Event::MessageCreate(m) => {
                 tokio::try_join!(
                     store.insert_reply(m, at),
-                    store.write_mentions(m, false, at)
+                    store.write_mentions(m, false, at),
+                    store.insert_attachments(m, at)
                 )?;
                 Ok(Vec::new())
             }
+            // An update carries the whole message, its files included (with what processing
+            // learnt of them); its mentions follow its text.
             Event::MessageUpdate(m) => {
-                tokio::try_join!(store.edit(m, at), store.write_mentions(m, true, at))?;
+                tokio::try_join!(
+                    store.edit(m, at),
+                    store.write_mentions(m, true, at),
+                    store.insert_attachments(m, at)
+                )?;
                 Ok(Vec::new())
             }
             Event::MessageDelete(r) => {
                 tokio::try_join!(
                     store.delete(r.channel_id, r.id, at),
-                    store.forget_mentions(r.channel_id, r.id, at)
+                    store.forget_mentions(r.channel_id, r.id, at),
+                    store.delete_attachments(r.channel_id, r.id, at)
                 )?;
                 Ok(Vec::new())
             }

@@ -53,7 +53,7 @@ export async function person(browser, services, { name, edge, viewport = { width
     const preferred = edge ? services.edgeUrl(edge) : null;
     const ordered =
       preferred && urls.includes(preferred) ? [preferred, ...urls.filter((u) => u !== preferred)] : urls;
-    await route.fulfill({ json: { url: ordered[0], alternatives: ordered.slice(1) } });
+    await route.fulfill({ json: { ...body, url: ordered[0], alternatives: ordered.slice(1) } });
   });
   // Every Content-Security-Policy violation the page reports, across reloads: normal use must
   // cause none (the policy is strict, so anything it blocks is a bug in the client or the policy).

@@ -3,6 +3,7 @@
 // ports, isolated from everything else by a fresh NATS subject prefix, PostgreSQL database and CQL
 // keyspace (as shared::testing does for the Rust tests). Binaries are the workspace's debug build.
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -52,7 +53,21 @@ export function buildServices() {
   if (process.env.NATTER_E2E_NO_BUILD) return;
   execFileSync(
     'cargo',
-    ['build', '--locked', '--bins', '-p', 'auth', '-p', 'edge', '-p', 'presence', '-p', 'persister'],
+    [
+      'build',
+      '--locked',
+      '--bins',
+      '-p',
+      'auth',
+      '-p',
+      'edge',
+      '-p',
+      'presence',
+      '-p',
+      'persister',
+      '-p',
+      'media',
+    ],
     {
       cwd: ROOT,
       stdio: 'inherit',
@@ -129,8 +144,14 @@ export class Services {
       persister: await freePort(),
       edge1: await freePort(),
       edge2: await freePort(),
+      media: await freePort(),
     };
     this.origin = `http://127.0.0.1:${this.ports.auth}`;
+    this.mediaUrl = `http://127.0.0.1:${this.ports.media}`;
+    // Media's URL-signing secret, which the edges share to sign messages' file links.
+    const mediaSecret = randomBytes(32).toString('hex');
+    const mediaDir = join(this.outDir, 'media', this.prefix);
+    mkdirSync(mediaDir, { recursive: true });
     const common = {
       NATTER_NATS_URL: this.env.NATTER_NATS_URL,
       NATTER_NATS_PREFIX: this.prefix,
@@ -143,6 +164,9 @@ export class Services {
       NATTER_EDGE_METRICS_ADDR: '127.0.0.1:0',
       NATTER_PRESENCE_METRICS_ADDR: '127.0.0.1:0',
       NATTER_PERSISTER_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_MEDIA_METRICS_ADDR: '127.0.0.1:0',
+      // Where browsers reach media: auth's page loads images from it, edges sign links to it.
+      NATTER_MEDIA_URL: this.mediaUrl,
     };
     const cql = {
       NATTER_CQL_NODES: this.env.NATTER_CQL_NODES,
@@ -184,6 +208,22 @@ export class Services {
         args: ['--http-addr', `127.0.0.1:${this.ports.presence}`],
         env: { ...common, NATTER_REDIS_URL: this.env.NATTER_REDIS_URL },
       },
+      media: {
+        bin: 'media',
+        args: [
+          '--http-addr',
+          `127.0.0.1:${this.ports.media}`,
+          '--public-url',
+          this.mediaUrl,
+          '--auth-url',
+          this.origin,
+          '--storage',
+          'local',
+          '--storage-dir',
+          mediaDir,
+        ],
+        env: { ...common, NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret },
+      },
       persister: {
         bin: 'persister',
         args: ['--http-addr', `127.0.0.1:${this.ports.persister}`],
@@ -218,6 +258,7 @@ export class Services {
           // The long-channel scenario posts 10,000 messages as one person, through one socket.
           NATTER_SEND_RATE: '100000/1s',
           NATTER_FRAMES_PER_MINUTE: '1000000',
+          NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret,
           ...this.edgeEnv[name],
         },
       };
@@ -225,7 +266,7 @@ export class Services {
     this.edgeHelp = flagsOf(join(bin, 'edge'));
     // auth first: the edges fetch its signing keys.
     await this.run('auth');
-    await Promise.all(['presence', 'persister', 'edge1', 'edge2'].map((n) => this.run(n)));
+    await Promise.all(['presence', 'persister', 'edge1', 'edge2', 'media'].map((n) => this.run(n)));
     return this;
   }
 

@@ -285,6 +285,7 @@ pub async fn delete(
         guild_id: None,
     });
     state.events.channel(&event, id, &members).await;
+    state.events.forget_files(&[id]).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -421,6 +422,7 @@ pub async fn leave(
                 guild_id: None,
             });
             state.events.channel(&event, id, &[caller.user_id]).await;
+            state.events.forget_files(&[id]).await;
             state.events.flush().await;
         }
     }

@@ -30,12 +30,20 @@ pub async fn gateway(State(state): State<AppState>) -> ApiResult<Json<GatewayRes
     )
     .await
     .map_err(ApiError::internal)?;
-    pick(edges).map(Json).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            "no gateway (edge) is running right now; try again shortly",
-        )
-    })
+    let media_url = Some(state.settings.media_url.clone());
+    pick(edges)
+        .map(|picked| {
+            Json(GatewayResponse {
+                media_url,
+                ..picked
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "no gateway (edge) is running right now; try again shortly",
+            )
+        })
 }
 
 /// Every answer to one discovery request that arrives within `deadline`.
@@ -77,6 +85,7 @@ fn pick(mut edges: Vec<EdgeInfo>) -> Option<GatewayResponse> {
     Some(GatewayResponse {
         url,
         alternatives: urls.take(ALTERNATIVES).collect(),
+        media_url: None,
     })
 }
 

@@ -357,6 +357,7 @@ pub(crate) async fn delete(
         guild_id: Some(guild),
     });
     publish(state, guild, vec![event], vec![entry]).await;
+    state.events.forget_files(&[id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

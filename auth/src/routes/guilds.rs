@@ -137,6 +137,12 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateGuildRequest>,
 ) -> ApiResult<(StatusCode, Json<UserGuild>)> {
     let new = request.parse()?;
+    if new.icon.is_some() {
+        return Err(ApiError::field(
+            "icon",
+            "upload the icon once the server exists (PUT /api/v1/guilds/{id}/icon on media)",
+        ));
+    }
     let id = state.ids.next_id();
     let limit = state.settings.quotas.guild_limit;
     let mut tx = state.db.begin().await?;
@@ -200,6 +206,11 @@ pub async fn update(
     ApiJson(request): ApiJson<UpdateGuildRequest>,
 ) -> ApiResult<Json<Guild>> {
     let changes = request.parse()?;
+    if let Some(Some(icon)) = &changes.icon {
+        state
+            .settings
+            .media_image(icon.as_str(), "icons", id, "icon")?;
+    }
     let mut tx = state.db.begin().await?;
     let standing = standing(&mut tx, id, &caller, true).await?;
     if changes.name.is_some() || changes.icon.is_some() {
@@ -257,10 +268,16 @@ pub async fn delete(
         return Err(ApiError::forbidden("only the owner can delete the server"));
     }
     let members = guilds::member_ids(&mut *tx, id).await?;
+    let channels: Vec<Snowflake> = crate::guild_channels::all(&mut tx, id, 0)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     guilds::delete(&mut tx, id).await?;
     tx.commit().await?;
     let event = Event::GuildDelete(GuildRef { id });
     state.events.guild(&event, id, &members).await;
+    state.events.forget_files(&channels).await;
     state.events.flush().await;
     Ok(StatusCode::NO_CONTENT)
 }

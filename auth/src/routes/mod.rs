@@ -161,7 +161,11 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
         Some(dir) => api
             .route("/api/{*rest}", any(not_found))
-            .fallback_service(crate::web::router(dir, &connect_origins(config)?)),
+            .fallback_service(crate::web::router(
+                dir,
+                &connect_origins(config)?,
+                &config.media_url,
+            )),
         None => api.fallback(not_found),
     };
     let api = api

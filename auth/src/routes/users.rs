@@ -60,6 +60,11 @@ pub async fn update_me(
     ApiJson(request): ApiJson<UpdateProfileRequest>,
 ) -> ApiResult<Json<User>> {
     let changes = request.parse()?;
+    if let Some(Some(url)) = &changes.avatar_url {
+        state
+            .settings
+            .media_image(url.as_str(), "avatars", caller.user_id, "avatar_url")?;
+    }
     let user = profiles::update(&state.db, caller.user_id, changes)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;

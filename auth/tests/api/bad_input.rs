@@ -253,6 +253,11 @@ async fn bad_profile_and_channel_changes_are_refused_per_field_and_change_nothin
 
     let profile_cases: Vec<(Value, &str)> = vec![
         (json!({"avatar_url": "javascript:alert(1)"}), "avatar_url"),
+        // Only media's images: a remote one would learn who looks at the profile.
+        (
+            json!({"avatar_url": "https://tracker.example.com/pixel.png"}),
+            "avatar_url",
+        ),
         (
             json!({"avatar_url": "data:image/png;base64,AAAA"}),
             "avatar_url",

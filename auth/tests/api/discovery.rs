@@ -57,6 +57,10 @@ async fn with_two_edges_running_the_gateway_endpoint_answers_one_and_offers_the_
     assert!(urls.contains(&url), "{url} is not one of {urls:?}");
     let other: Vec<&String> = urls.iter().filter(|u| **u != url).collect();
     assert_eq!(body["alternatives"], serde_json::json!(other));
+    assert_eq!(
+        body["media_url"], "http://127.0.0.1:8084",
+        "where avatars are uploaded"
+    );
 
     let js = async_nats::jetstream::new(auth.nats.clone());
     let _ = js.delete_stream(format!("{}_chat", auth.prefix)).await;

@@ -53,14 +53,21 @@ async fn a_new_server_has_everyone_a_general_channel_and_its_owner() {
             Method::PATCH,
             &format!("/api/v1/guilds/{guild}"),
             &ann.access,
-            Some(json!({"name": "Readers", "icon": "https://cdn.example.com/r.png"})),
+            Some(json!({"name": "Readers",
+                        "icon": format!("http://127.0.0.1:8084/icons/{guild}/0123456789abcdef.png")})),
             "a%20better%20name",
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["name"], "Readers");
     let update = next_event_named(&mut events, "GUILD_UPDATE").await;
-    assert_eq!(update["d"]["icon"], "https://cdn.example.com/r.png");
+    assert_eq!(update["d"]["icon"], renamed["icon"]);
+    assert!(
+        renamed["icon"]
+            .as_str()
+            .unwrap()
+            .ends_with("0123456789abcdef.png")
+    );
     let entry = next_event_named(&mut events, "GUILD_AUDIT_LOG_ENTRY_CREATE").await;
     assert_eq!(entry["d"]["action_type"], 1);
     assert_eq!(entry["d"]["reason"], "a better name");

@@ -31,7 +31,7 @@ async fn a_profile_update_shows_everywhere_and_invisible_looks_offline_to_others
             Some(&mia.access),
             Some(json!({
                 "display_name": "Mia 🌙",
-                "avatar_url": "https://cdn.example.com/mia.png",
+                "avatar_url": format!("http://127.0.0.1:8084/avatars/{}/0123456789abcdef.png", mia.id),
                 "bio": "night owl\nbookworm",
                 "status": "invisible"
             })),
@@ -45,7 +45,7 @@ async fn a_profile_update_shows_everywhere_and_invisible_looks_offline_to_others
     assert_eq!(own["d"], me, "the owner's copy is their own view");
     let public = next_event_named(&mut dm_events, "USER_UPDATE").await;
     assert_eq!(public["d"]["status"], "offline");
-    assert_eq!(public["d"]["avatar_url"], "https://cdn.example.com/mia.png");
+    assert_eq!(public["d"]["avatar_url"], me["avatar_url"]);
     no_more_events(&mut mia_inbox).await;
 
     // Others read her as offline, by id and by username; she reads herself as invisible.

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
 use kit::extract::{ApiJson, ApiPath, ApiQuery, AuditLogReason};
@@ -96,6 +96,11 @@ pub(super) fn chat_error(e: &ChatError) -> ApiError {
         ChatError::TimedOut(_) => ErrorCode::TimedOut,
         ChatError::NotAllowed(_) => ErrorCode::Forbidden,
         ChatError::LimitReached(_) => ErrorCode::LimitReached,
+        ChatError::Attachment {
+            code,
+            field,
+            message,
+        } => return ApiError::new(*code, e.to_string()).with_field(field, message),
     };
     ApiError::new(code, e.to_string())
 }
@@ -125,6 +130,16 @@ async fn may_send(routes: &Routes, caller: &Caller, what: &str) -> ApiResult<u32
         });
     }
     Err(refusal(routes, caller, what).await)
+}
+
+/// Refuses files in a server's channel where the caller lacks ATTACH_FILES.
+pub(super) async fn may_attach(routes: &Routes, caller: &Caller) -> ApiResult<()> {
+    match server_permissions(caller) {
+        Some(permissions) if !permissions.has(Permissions::ATTACH_FILES) => {
+            Err(refusal(routes, caller, "attach files").await)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a server's channel refused the caller: a time-out (`timed_out`), or the permissions
@@ -194,7 +209,7 @@ pub(super) async fn history(
         )));
     }
     let state = &routes.state;
-    let messages = state
+    let mut messages = state
         .archive
         .page_for(caller.claims.sub, caller.channel.id, page, limit)
         .await
@@ -202,6 +217,9 @@ pub(super) async fn history(
             tracing::warn!(error = %e, "history read failed");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
+    for message in &mut messages {
+        state.chat.attachments().sign(message);
+    }
     // Authors by id, so every page shows current names and avatars.
     let wanted: Vec<Snowflake> = messages
         .iter()
@@ -249,22 +267,63 @@ pub(super) async fn users(
     found
 }
 
-/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?, "message_reference"?}`
+/// `POST /api/v1/channels/{id}/messages` `{"content", "nonce"?, "message_reference"?,
+/// "attachments"?}`, or Discord's multipart body of `payload_json` and `files[n]`
+/// ([`super::multipart`]).
 pub(super) async fn send(
     State(routes): State<Routes>,
     verified: Verified,
     ApiPath(channel): ApiPath<Snowflake>,
-    ApiJson(post): ApiJson<PostMessageRequest>,
+    request: axum::extract::Request,
 ) -> ApiResult<Json<Message>> {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let boundary = super::multipart::boundary(content_type.as_deref()).transpose()?;
+    // Who may send is known before any file is read.
     let caller = member(&routes, verified, channel).await?;
     open_for_sending(&routes, &caller).await?;
     let slowmode = may_send(&routes, &caller, "send messages").await?;
+    let post = match boundary {
+        None => {
+            let ApiJson(post) =
+                ApiJson::<PostMessageRequest>::from_request(request, &routes).await?;
+            post
+        }
+        Some(boundary) => {
+            let attachments = routes.state.chat.attachments();
+            // The body is read here, not by an extractor: the request's body limit is for JSON,
+            // and files are bounded one by one instead.
+            let parts = super::multipart::read(
+                request.into_body(),
+                boundary,
+                routes.state.config.max_body_bytes,
+                attachments.max_file_size(),
+                || may_attach(&routes, &caller),
+            )
+            .await?;
+            let mut post = parts.post;
+            if !parts.files.is_empty() {
+                let uploads = attachments
+                    .upload(&caller.token, caller.channel.id, parts.files)
+                    .await?;
+                post.attachments = super::multipart::named(&post, uploads);
+            }
+            post
+        }
+    };
+    if !post.attachments.is_empty() {
+        may_attach(&routes, &caller).await?;
+    }
     let rights = mention_rights(&routes, &caller, &post.content).await;
     let send = MessageSend {
         channel_id: caller.channel.id,
         content: post.content,
         nonce: post.nonce,
         message_reference: post.message_reference,
+        attachments: post.attachments,
     };
     let message = routes
         .state

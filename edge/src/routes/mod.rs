@@ -4,6 +4,7 @@
 //! `kit::error::ApiError`, as in every service.
 
 mod messages;
+mod multipart;
 mod pins;
 mod presences;
 mod reactions;

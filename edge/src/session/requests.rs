@@ -35,6 +35,11 @@ impl Session {
             if let Err(e) = allowed.require(Permissions::SEND_MESSAGES, "send messages") {
                 return self.reply_error(nonce, &e).await;
             }
+            if !send.attachments.is_empty()
+                && let Err(e) = allowed.require(Permissions::ATTACH_FILES, "attach files")
+            {
+                return self.reply_error(nonce, &e).await;
+            }
             slowmode = allowed.slowmode;
         }
         let rights = self.mention_rights(send.channel_id);

@@ -87,7 +87,9 @@ impl Session {
             Some(missed) => {
                 let guilds = self.ready_guilds(&mut HashMap::new());
                 for stored in missed.events {
-                    let delivery = Delivery::new(Some(stored.seq), stored.event);
+                    let mut event = stored.event;
+                    self.state.chat.attachments().sign_event(&mut event);
+                    let delivery = Delivery::new(Some(stored.seq), event);
                     self.send_text(delivery.frame.clone()).await?;
                 }
                 self.dispatch(Dispatch::Resumed(Resumed {

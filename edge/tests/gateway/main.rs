@@ -1,5 +1,6 @@
 //! The gateway against the real stack: real auth, several real edges, clients over real sockets.
 
+mod attachments;
 mod bad_input;
 mod busy;
 mod chat;

@@ -14,14 +14,17 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::files::{file_key, renders_inline};
-use crate::signing::SignatureError;
+use crate::processing::{Variant, variant_key};
 use crate::storage::StorageError;
+use kit::signing::SignatureError;
 
 /// What a file URL carries besides its path: its expiry (Unix seconds, hex) and signature.
 #[derive(Debug, Deserialize)]
 pub struct FileQuery {
     ex: String,
     hm: String,
+    /// `preview` or `thumbnail`: an image's smaller copy (the file itself until it is made).
+    variant: Option<String>,
 }
 
 pub async fn file(
@@ -32,7 +35,7 @@ pub async fn file(
 ) -> Result<Response, ApiError> {
     let expires = u64::from_str_radix(&query.ex, 16)
         .map_err(|_| ApiError::forbidden("this link is not valid"))?;
-    let path = format!("{channel}/{message}/{id}/{filename}");
+    let path = kit::signing::FileLinks::signed_path(channel, message, id, &filename);
     state
         .files
         .signer()
@@ -42,13 +45,20 @@ pub async fn file(
             SignatureError::Forged => ApiError::forbidden("this link is not valid"),
         })?;
     let filename = Filename::parse(&filename).map_err(|_| ApiError::not_found("file"))?;
-    let key = file_key(channel, message, id, &filename);
+    let mut key = file_key(channel, message, id, &filename);
     let storage = state.files.storage();
-    let size = match storage.stat(&key).await {
+    let mut size = match storage.stat(&key).await {
         Ok(stat) => stat.size,
         Err(StorageError::NotFound) => return Err(ApiError::not_found("file")),
         Err(e) => return Err(ApiError::internal(e)),
     };
+    // The signature is the file's: whoever may see it may see its smaller copies.
+    if let Some(variant) = query.variant.as_deref().and_then(Variant::parse) {
+        let smaller = variant_key(channel, message, id, variant);
+        if let Ok(stat) = storage.stat(&smaller).await {
+            (key, size) = (smaller, stat.size);
+        }
+    }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(asked) => match byte_range(asked, size) {

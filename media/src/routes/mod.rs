@@ -2,6 +2,7 @@
 //!
 //! - [`uploads`]: upload slots for a message's files, and the signed PUT that stores their bytes.
 //! - [`files`]: a message's files, served to holders of their signed URLs.
+//! - [`images`]: avatars and server icons, squared, set through auth, served to anyone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,11 @@ use axum::routing::{get, post, put};
 
 use crate::access::Access;
 use crate::files::Files;
-use crate::signing::UrlSigner;
 use crate::storage::Storage;
+use kit::signing::UrlSigner;
 
 pub mod files;
+pub mod images;
 pub mod uploads;
 
 /// What every handler shares.
@@ -39,6 +41,20 @@ pub struct Settings {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Browsers on any page may call media: every route that changes anything takes a bearer
+    // token (never a cookie), and files are served to holders of their signed URLs.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
+        .max_age(Duration::from_secs(600));
     Router::new()
         .route(
             "/api/v1/channels/{id}/attachments",
@@ -52,5 +68,10 @@ pub fn router(state: AppState) -> Router {
             "/attachments/{channel}/{message}/{attachment}/{filename}",
             get(files::file),
         )
+        .route("/api/v1/users/@me/avatar", put(images::avatar))
+        .route("/api/v1/guilds/{id}/icon", put(images::icon))
+        .route("/avatars/{owner}/{name}", get(images::serve_avatar))
+        .route("/icons/{owner}/{name}", get(images::serve_icon))
+        .layer(cors)
         .with_state(state)
 }

@@ -20,8 +20,8 @@ use proto::api::error::ErrorCode;
 use serde::Deserialize;
 
 use super::AppState;
-use crate::signing::{SignatureError, UrlSigner};
 use crate::storage::StorageError;
+use kit::signing::{SignatureError, UrlSigner};
 
 /// The folder uploads wait in until a message takes them.
 pub const UPLOADS: &str = "uploads";

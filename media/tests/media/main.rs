@@ -2,6 +2,7 @@
 //! local disk and the stack's SeaweedFS over S3.
 
 mod files;
+mod images;
 mod service;
 mod storage;
 mod support;

@@ -352,6 +352,7 @@ mod tests {
                 content: "hi".into(),
                 nonce: Some("n".into()),
                 message_reference: None,
+                attachments: Vec::new(),
             }),
             ClientFrame::VoiceStateUpdate(VoiceStateUpdate {
                 guild_id: Some(crate::Snowflake::from_u64(2)),

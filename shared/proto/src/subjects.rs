@@ -195,6 +195,12 @@ impl Subjects {
         format!("{}.edge.purge", self.prefix)
     }
 
+    /// Where media asks the edges to update a message whose images it processed
+    /// (`proto::api::attachments::Processed`); one edge answers (queue group `edge`).
+    pub fn edge_processed(&self) -> String {
+        format!("{}.edge.processed", self.prefix)
+    }
+
     /// The name edges register under with the NATS service API, for discovery.
     pub fn edge_service_name(&self) -> String {
         format!("{}-edge", self.prefix)

@@ -50,7 +50,8 @@ impl History {
 
     /// A page of `channel`'s history as `reader` sees it, newest first: each reply with the
     /// preview of what it answers (none once that is deleted), each message with its mentions,
-    /// its reactions and whether `reader` is among them.
+    /// its reactions and whether `reader` is among them, and its files (without URLs: the edge
+    /// signs them).
     pub async fn page_for(
         &self,
         reader: Snowflake,
@@ -62,6 +63,7 @@ impl History {
         dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
         dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
+        dress::attachments(&self.store, channel, &mut messages).await?;
         Ok(messages)
     }
 
@@ -121,6 +123,7 @@ impl History {
         .collect();
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
         dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
+        dress::attachments(&self.store, channel, &mut found).await?;
         Ok(found.pop())
     }
 

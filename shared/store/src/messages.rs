@@ -1,7 +1,8 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
 //! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), mentions
-//! ([`mentions`]), and how far the store holds the chat stream ([`watermark`]).
+//! ([`mentions`]), files ([`attachments`]), and how far the store holds the chat stream
+//! ([`watermark`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -40,6 +41,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+mod attachments;
 mod conversation;
 mod mentions;
 mod pages;
@@ -109,6 +111,8 @@ pub struct MessageStore {
     p: Arc<pins::Statements>,
     /// Mentions' statements (`mentions`).
     m: Arc<mentions::Statements>,
+    /// Files' statements (`attachments`).
+    a: Arc<attachments::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -246,12 +250,14 @@ impl MessageStore {
         let c = Box::pin(conversation::Statements::prepare(&session, timeout)).await?;
         let p = Box::pin(pins::Statements::prepare(&session, timeout)).await?;
         let m = Box::pin(mentions::Statements::prepare(&session, timeout)).await?;
+        let a = Box::pin(attachments::Statements::prepare(&session, timeout)).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
             c: Arc::new(c),
             p: Arc::new(p),
             m: Arc::new(m),
+            a: Arc::new(a),
             known_buckets: Arc::default(),
         })
     }

@@ -28,7 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conversation",
         cql: include_str!("../schema/0004_conversation.cql"),
     },
-    // Version 5 is media's (attachments).
+    Migration {
+        version: 5,
+        name: "attachments",
+        cql: include_str!("../schema/0005_attachments.cql"),
+    },
     Migration {
         version: 6,
         name: "pins_and_mentions",

@@ -16,6 +16,7 @@ export type UserSettings = g.UserSettings;
 /** A block (Discord's relationship type 2, the only kind). */
 export type Relationship = g.Relationship;
 export type Message = g.Message;
+export type Attachment = g.Attachment;
 export type Tokens = g.Tokens;
 /** An error answer. Its `code` may be one a newer server added, unknown to this client: treat it
  * by its HTTP status. */

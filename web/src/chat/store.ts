@@ -130,9 +130,11 @@ export class Chat {
       gateway ??
       new GatewayClient({
         discover: async () => {
-          const g = await call<{ url: string; alternatives: string[] }>('/api/v1/gateway', {
-            anonymous: true,
-          });
+          const g = await call<{ url: string; alternatives: string[]; media_url?: string }>(
+            '/api/v1/gateway',
+            { anonymous: true },
+          );
+          if (g.media_url) this.mediaUrl = g.media_url;
           return [g.url, ...g.alternatives];
         },
         token: (fresh) => session.accessToken(fresh),
@@ -176,6 +178,32 @@ export class Chat {
     document.removeEventListener('visibilitychange', this.onVisibility);
     for (const e of Chat.INPUT_EVENTS) window.removeEventListener(e, this.onInput);
     if (this.idleTimer) clearInterval(this.idleTimer);
+  }
+
+  /** Where media is (avatars and icons are uploaded there), as discovery said; null before. */
+  mediaUrl: string | null = null;
+
+  /** Uploads an image as the user's avatar (media squares it and sets it on the profile). */
+  async uploadAvatar(image: Blob): Promise<User> {
+    if (!this.mediaUrl) throw new Error('Not connected yet; try again in a moment.');
+    const token = await session.accessToken(false);
+    const res = await fetch(`${this.mediaUrl}/api/v1/users/@me/avatar`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}` },
+      body: image,
+    });
+    const body: unknown = await res.json().catch(() => null);
+    if (!res.ok) {
+      const message =
+        body && typeof body === 'object' && 'message' in body
+          ? String(body.message)
+          : `media answered ${res.status}`;
+      throw new Error(message);
+    }
+    const u = body as User;
+    this.rememberUsers([u]);
+    session.updateUser(u);
+    return u;
   }
 
   /** The connected edge's HTTP origin, for the message routes it serves. */

@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import type { Status, User } from '../api/types';
 import { displayName } from '../chat/store';
 
@@ -32,10 +33,20 @@ export function Avatar({
 }) {
   const name = displayName(user);
   const safeUrl = user?.avatar_url && /^https?:\/\//i.test(user.avatar_url) ? user.avatar_url : null;
+  // An image that does not load (an old avatar on another site, which the page's policy no
+  // longer loads: avatars are uploaded to media now) shows the initial instead.
+  const [failed, setFailed] = useState<string | null>(null);
   return (
     <span className="avatar" style={{ width: size, height: size }} aria-hidden="true">
-      {safeUrl ? (
-        <img src={safeUrl} alt="" width={size} height={size} referrerPolicy="no-referrer" />
+      {safeUrl && failed !== safeUrl ? (
+        <img
+          src={safeUrl}
+          alt=""
+          width={size}
+          height={size}
+          referrerPolicy="no-referrer"
+          onError={() => setFailed(safeUrl)}
+        />
       ) : (
         <span
           className="avatar-letter"

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import { useChat, useSlowDown } from '../chat/hooks';
-import { SendIcon } from './icons';
+import { MAX_FILES, sendFiles, type FileSend } from '../chat/upload';
+import { FileTray } from './FileTray';
+import { PlusIcon, SendIcon } from './icons';
 import { loadEmoji, searchEmoji, shortcodeAt, type EmojiEntry } from './emoji';
 
 const MAX = 4000;
@@ -49,8 +51,50 @@ export function Composer({
     ref.current?.focus();
   };
 
+  // Files attached (button, drop or paste) wait here until sent with the text.
+  const [files, setFiles] = useState<File[]>([]);
+  const [progress, setProgress] = useState<number | null>(null);
+  const [fileError, setFileError] = useState<string | null>(null);
+  const sending = useRef<FileSend | null>(null);
+  const picker = useRef<HTMLInputElement>(null);
+
+  const attach = (more: FileList | File[]) => {
+    const all = [...files, ...Array.from(more)];
+    setFileError(all.length > MAX_FILES ? `At most ${MAX_FILES} files go with one message.` : null);
+    setFiles(all.slice(0, MAX_FILES));
+  };
+
+  const sendWithFiles = () => {
+    setProgress(0);
+    setFileError(null);
+    let origin: string;
+    try {
+      origin = chat.edgeOrigin();
+    } catch {
+      setProgress(null);
+      setFileError('Not connected yet; try again in a moment.');
+      return;
+    }
+    const upload = sendFiles(origin, channelId, text, files, setProgress);
+    sending.current = upload;
+    upload.done
+      .then(
+        () => {
+          setFiles([]);
+          setText('');
+        },
+        (e: Error) => setFileError(e.message === 'cancelled' ? null : e.message),
+      )
+      .finally(() => {
+        sending.current = null;
+        setProgress(null);
+      });
+  };
+
   const send = () => {
-    if (disabled || !text.trim() || [...text].length > MAX) return;
+    if (disabled || [...text].length > MAX || progress !== null) return;
+    if (files.length) return sendWithFiles();
+    if (!text.trim()) return;
     chat.send(channelId, text, replyTo ?? undefined);
     setText('');
     onCancelReply?.();
@@ -82,6 +126,14 @@ export function Composer({
         e.preventDefault();
         send();
       }}
+      onDragOver={(e) => {
+        if (!disabled && e.dataTransfer.types.includes('Files')) e.preventDefault();
+      }}
+      onDrop={(e) => {
+        if (disabled || !e.dataTransfer.files.length) return;
+        e.preventDefault();
+        attach(e.dataTransfer.files);
+      }}
     >
       {replyTo && (
         <div className="replying" role="status">
@@ -106,6 +158,33 @@ export function Composer({
           ))}
         </ul>
       )}
+      <FileTray
+        files={files}
+        progress={progress}
+        error={fileError}
+        onRemove={(i) => setFiles(files.filter((_, j) => j !== i))}
+        onCancel={() => sending.current?.cancel()}
+      />
+      <input
+        ref={picker}
+        type="file"
+        multiple
+        hidden
+        aria-label="Attach files"
+        onChange={(e) => {
+          if (e.target.files) attach(e.target.files);
+          e.target.value = '';
+        }}
+      />
+      <button
+        type="button"
+        className="send"
+        aria-label="Attach files"
+        disabled={!!disabled || progress !== null}
+        onClick={() => picker.current?.click()}
+      >
+        <PlusIcon />
+      </button>
       <textarea
         ref={ref}
         aria-label={label}
@@ -119,6 +198,12 @@ export function Composer({
           if (e.target.value.trim()) chat.typing(channelId);
         }}
         onKeyDown={onKeyDown}
+        onPaste={(e) => {
+          if (!disabled && e.clipboardData.files.length) {
+            e.preventDefault();
+            attach(e.clipboardData.files);
+          }
+        }}
         aria-invalid={over}
         aria-describedby="composer-hint"
       />
@@ -135,7 +220,12 @@ export function Composer({
           {disabled}
         </span>
       )}
-      <button type="submit" className="send" aria-label="Send" disabled={!!disabled || !text.trim() || over}>
+      <button
+        type="submit"
+        className="send"
+        aria-label="Send"
+        disabled={!!disabled || (!text.trim() && !files.length) || over || progress !== null}
+      >
         <SendIcon />
       </button>
     </form>

@@ -9,6 +9,7 @@ import type { ChatMessage } from '../chat/messageList';
 import { lastConfirmed } from '../chat/messageList';
 import { compareIds } from '../chat/snowflake';
 import { displayName, dmPeer } from '../chat/store';
+import { Attachments } from './Attachments';
 import { Avatar } from './Avatar';
 import { mentionsUser } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
@@ -423,6 +424,7 @@ const MessageRow = memo(function MessageRow({
                 ) : null}
               </div>
             )}
+            {m.attachments?.length ? <Attachments files={m.attachments} /> : null}
             <Reactions message={m} />
             {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
             {m.delivery === 'failed' && (

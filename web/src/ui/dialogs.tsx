@@ -254,7 +254,9 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
     void run(async () => {
       await chat.updateProfile({
         display_name: displayNameValue.trim() || null,
-        avatar_url: avatarUrl.trim() || null,
+        // Sent only when changed: an avatar kept from before (on another site, which auth no
+        // longer accepts) must not stop the rest of the profile from saving.
+        ...(avatarUrl.trim() !== (me.avatar_url ?? '') && { avatar_url: avatarUrl.trim() || null }),
         bio: bio.trim() || null,
         status,
       });
@@ -276,15 +278,29 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
           />
         </label>
         <label>
-          Avatar URL
+          Avatar image
           <input
-            name="avatar-url"
-            type="url"
-            placeholder="https://…"
-            value={avatarUrl}
-            onChange={(e) => setAvatarUrl(e.target.value)}
+            name="avatar-file"
+            type="file"
+            accept="image/png,image/jpeg,image/gif,image/webp"
+            onChange={(e) => {
+              const file = e.target.files?.[0];
+              e.target.value = '';
+              if (!file) return;
+              setSaved(false);
+              void run(async () => {
+                const u = await chat.uploadAvatar(file);
+                setAvatarUrl(u.avatar_url ?? '');
+                setSaved(true);
+              });
+            }}
           />
         </label>
+        {avatarUrl && (
+          <button type="button" className="link" onClick={() => setAvatarUrl('')}>
+            Remove the avatar (on save)
+          </button>
+        )}
         <label>
           Bio
           <textarea

@@ -225,11 +225,32 @@ pub enum ClaimReply {
     },
 }
 
-/// `{p}.media.forget` (core NATS): a message was deleted; its files go with it.
+/// `{p}.media.forget` (core NATS): a message was deleted, and its files go with it; without
+/// `message_id`, a channel was deleted, and every file of it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forget {
     pub channel_id: crate::Snowflake,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<crate::Snowflake>,
+}
+
+/// `{p}.edge.processed` (a NATS request): media processed a message's images (their real size,
+/// a preview, metadata stripped); an edge updates the message (MESSAGE_UPDATE, as an edit is
+/// stored) with these files, matched by id. Answered with `crate::access::Reply<bool>`: whether
+/// the message still exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Processed {
+    pub channel_id: crate::Snowflake,
     pub message_id: crate::Snowflake,
+    pub attachments: Vec<Attachment>,
+}
+
+/// The types media makes a preview of (and an attachment's `proxy_url` shows that preview).
+pub fn has_preview(content_type: Option<&str>) -> bool {
+    matches!(
+        content_type,
+        Some("image/jpeg" | "image/png" | "image/webp")
+    )
 }
 
 #[cfg(test)]

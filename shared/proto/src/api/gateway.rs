@@ -32,4 +32,8 @@ pub struct GatewayResponse {
     pub url: String,
     /// Up to two other live edges, least-loaded first, to try if `url` fails.
     pub alternatives: Vec<String>,
+    /// Where the media service is: avatars and server icons are uploaded there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "http://127.0.0.1:8084")]
+    pub media_url: Option<String>,
 }

@@ -54,6 +54,10 @@ pub struct Message {
     /// clients count MESSAGE_REACTION_ADD and MESSAGE_REACTION_REMOVE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<super::reactions::Reaction>,
+    /// Files (Discord's `attachments`), in the order the sender listed them. Their URLs are
+    /// signed and expire; every copy of the message a client receives carries fresh ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attachments::Attachment>,
 }
 
 impl Message {
@@ -211,6 +215,9 @@ pub struct PostMessageRequest {
     /// A reply: the message of this channel it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_reference: Option<MessageReference>,
+    /// Files uploaded to media for this message (at most 10); `content` may then be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attachments::AttachmentRef>,
 }
 
 /// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.

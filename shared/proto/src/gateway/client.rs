@@ -30,6 +30,9 @@ pub struct MessageSend {
     /// A reply: the message of the same channel it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_reference: Option<crate::api::messages::MessageReference>,
+    /// Files uploaded to media for this message (at most 10); `content` may then be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::api::attachments::AttachmentRef>,
 }
 
 /// Op 21: replace the content of one's own message.

@@ -122,6 +122,30 @@ pub(super) async fn mentions(
     Ok(())
 }
 
+/// Gives each stored message its files. A message from the stream's unwritten events carries
+/// its own already (and an update's list is the newer one).
+pub(super) async fn attachments(
+    store: &MessageStore,
+    channel: Snowflake,
+    messages: &mut [Message],
+) -> Result<(), StoreError> {
+    let ids: Vec<Snowflake> = messages
+        .iter()
+        .filter(|m| m.attachments.is_empty())
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut files = store.attachments(channel, &ids).await?;
+    for message in messages.iter_mut() {
+        if let Some(list) = files.remove(&message.id) {
+            message.attachments = list;
+        }
+    }
+    Ok(())
+}
+
 /// The reaction events of the page's messages that the store may not hold yet, replayed in
 /// stream order: each (message, emoji, user)'s final state, and the messages whose reactions
 /// were all removed (what came before the removal no longer counts).

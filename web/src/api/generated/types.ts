@@ -945,6 +945,34 @@ export interface components {
       message?: components['schemas']['Message'] | null;
       nonce?: string | null;
     };
+    /** @description A file a message carries, with Discord's fields. */
+    Attachment: {
+      /** @description The type sniffed from the bytes, never the one the client claimed. */
+      content_type?: string | null;
+      filename: string;
+      /** Format: int32 */
+      height?: number | null;
+      id: components['schemas']['Snowflake'];
+      proxy_url: string;
+      /**
+       * Format: int64
+       * @description Bytes.
+       */
+      size: number;
+      /** @description A signed URL that expires; messages read later carry fresh ones. */
+      url: string;
+      /**
+       * Format: int32
+       * @description Images: their size in pixels, known once processing finishes.
+       */
+      width?: number | null;
+    };
+    /** @description An uploaded file named in a message being sent. */
+    AttachmentRef: {
+      filename: string;
+      id: string;
+      uploaded_filename: string;
+    };
     /**
      * @description Who may do something to a user.
      * @enum {string}
@@ -1561,6 +1589,11 @@ export interface components {
       /** @description Up to two other live edges, least-loaded first, to try if `url` fails. */
       alternatives: string[];
       /**
+       * @description Where the media service is: avatars and server icons are uploaded there.
+       * @example http://127.0.0.1:8084
+       */
+      media_url?: string | null;
+      /**
        * @description The WebSocket URL to connect to: the least-loaded edge that answered.
        * @example ws://127.0.0.1:8080/gateway
        */
@@ -1744,6 +1777,11 @@ export interface components {
      *     so a changed profile shows on every old message.
      */
     Message: {
+      /**
+       * @description Files (Discord's `attachments`), in the order the sender listed them. Their URLs are
+       *     signed and expire; every copy of the message a client receives carries fresh ones.
+       */
+      attachments?: components['schemas']['Attachment'][];
       author_id: components['schemas']['Snowflake'];
       channel_id: components['schemas']['Snowflake'];
       /** @description Empty in a system message (its `type` says what happened). */
@@ -1807,6 +1845,8 @@ export interface components {
       message_id: components['schemas']['Snowflake'];
     };
     MessageSend: {
+      /** @description Files uploaded to media for this message (at most 10); `content` may then be empty. */
+      attachments?: components['schemas']['AttachmentRef'][];
       channel_id: components['schemas']['Snowflake'];
       /** @description 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`]. */
       content: string;
@@ -1885,6 +1925,8 @@ export interface components {
     };
     /** @description `POST /api/v1/channels/{id}/messages` on an edge: a message, as a socket's op 20 sends it. */
     PostMessageRequest: {
+      /** @description Files uploaded to media for this message (at most 10); `content` may then be empty. */
+      attachments?: components['schemas']['AttachmentRef'][];
       content: string;
       message_reference?: components['schemas']['MessageReference'] | null;
       /** @description At most 64 characters; a retried post with the same nonce is stored once. */
@@ -2363,6 +2405,8 @@ export interface components {
   pathItems: never;
 }
 export type Ack = components['schemas']['Ack'];
+export type Attachment = components['schemas']['Attachment'];
+export type AttachmentRef = components['schemas']['AttachmentRef'];
 export type Audience = components['schemas']['Audience'];
 export type AuditEntryInfo = components['schemas']['AuditEntryInfo'];
 export type AuditLog = components['schemas']['AuditLog'];

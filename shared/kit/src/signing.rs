@@ -1,12 +1,20 @@
 //! Signed URLs: what media hands out (an upload slot, a file in a message) carries an expiry and
 //! an HMAC-SHA256 of what it grants, so media serves it without asking anyone, from `<img>` tags
 //! and CDNs alike, and nobody can forge or stretch one.
+//!
+//! A message's files are linked by [`FileLinks`]: media signs them when a message takes its
+//! uploads, and edges sign them again each time they hand the message out (history, a resume's
+//! replay, live delivery), with the same secret, so a link never expires in the hands of someone
+//! who can still read the message.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use kit::config::Secret;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use proto::Snowflake;
 use sha2::Sha256;
+
+use crate::config::Secret;
 
 /// Signs and checks URLs with the deployment's secret (the same on every media instance).
 #[derive(Clone)]
@@ -77,6 +85,62 @@ impl UrlSigner {
     }
 }
 
+/// Links to a message's files: `{public_url}/attachments/{channel}/{message}/{id}/{filename}`,
+/// signed for GET until an expiry between `ttl` and `ttl` plus [`FileLinks::ROUNDING`] from now.
+/// Expiries are rounded up, so every reader in the same few minutes gets the same URL for a file
+/// and browsers and CDNs cache it once.
+#[derive(Debug, Clone)]
+pub struct FileLinks {
+    public_url: String,
+    signer: UrlSigner,
+    ttl: Duration,
+}
+
+impl FileLinks {
+    /// Expiries are multiples of this many seconds.
+    pub const ROUNDING: u64 = 600;
+
+    pub fn new(public_url: &str, signer: UrlSigner, ttl: Duration) -> Self {
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            signer,
+            ttl,
+        }
+    }
+
+    /// The signed URL of one file of a message.
+    pub fn attachment(
+        &self,
+        channel: Snowflake,
+        message: Snowflake,
+        id: Snowflake,
+        filename: &str,
+    ) -> String {
+        let expires = UrlSigner::expiry(self.ttl).next_multiple_of(Self::ROUNDING);
+        let path = Self::signed_path(channel, message, id, filename);
+        let signature = self.signer.sign(&["GET", &path], expires);
+        format!(
+            "{}/attachments/{channel}/{message}/{id}/{}?ex={expires:x}&hm={signature}",
+            self.public_url,
+            utf8_percent_encode(filename, NON_ALPHANUMERIC),
+        )
+    }
+
+    /// What a file's signature covers besides the method and expiry.
+    pub fn signed_path(
+        channel: Snowflake,
+        message: Snowflake,
+        id: Snowflake,
+        filename: &str,
+    ) -> String {
+        format!("{channel}/{message}/{id}/{filename}")
+    }
+
+    pub fn signer(&self) -> &UrlSigner {
+        &self.signer
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -138,6 +202,24 @@ mod tests {
             other.verify(&["PUT", "a/b", "10"], expires, &signature),
             forged
         );
+    }
+
+    #[test]
+    fn a_file_link_is_the_same_for_every_reader_of_the_same_minutes_and_verifies() {
+        let links = FileLinks::new("http://media/", signer(), Duration::from_secs(3600));
+        let id = Snowflake::from_u64;
+        let first = links.attachment(id(1), id(2), id(3), "a b.png");
+        assert_eq!(first, links.attachment(id(1), id(2), id(3), "a b.png"));
+        assert!(
+            first.starts_with("http://media/attachments/1/2/3/a%20b%2Epng?ex="),
+            "{first}"
+        );
+        let query = first.split_once('?').unwrap().1;
+        let (ex, hm) = query.split_once("&hm=").unwrap();
+        let expires = u64::from_str_radix(ex.trim_start_matches("ex="), 16).unwrap();
+        assert_eq!(expires % FileLinks::ROUNDING, 0);
+        let path = FileLinks::signed_path(id(1), id(2), id(3), "a b.png");
+        assert_eq!(signer().verify(&["GET", &path], expires, hm), Ok(()));
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! Updating a message whose images media has processed (`{p}.edge.processed`, one edge of the
+//! queue group `edge` answers each request): the edge reads the message as it is now and
+//! publishes it with the processed files (their real size) as MESSAGE_UPDATE through the chat
+//! stream, as an edit is made, so every device sees it, resumes replay it, and the persister
+//! stores it. Its content and edit time stay as they are: processing is not an edit.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use proto::access::Reply;
+use proto::api::attachments::Processed;
+
+use crate::state::EdgeState;
+
+/// Subscribes to media's requests; a failure stops the edge from starting.
+pub async fn subscribe(
+    nats: &async_nats::Client,
+    subjects: &proto::subjects::Subjects,
+) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+    nats.queue_subscribe(subjects.edge_processed(), "edge".to_owned())
+        .await
+}
+
+/// Answers requests until `stop` (or the subscription ends), each in a task of its own.
+pub async fn answer(
+    state: Arc<EdgeState>,
+    nats: async_nats::Client,
+    mut requests: async_nats::Subscriber,
+    stop: kit::lifecycle::Shutdown,
+) {
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => return,
+            request = requests.next() => match request {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let Some(reply_to) = request.reply.clone() else {
+            continue;
+        };
+        let (state, nats) = (Arc::clone(&state), nats.clone());
+        tokio::spawn(async move {
+            let reply = match serde_json::from_slice::<Processed>(&request.payload) {
+                Ok(processed) => match update(&state, &processed).await {
+                    Ok(exists) => Reply::Ok(exists),
+                    Err(why) => Reply::Failed(why),
+                },
+                Err(e) => Reply::Failed(format!("not a processed message: {e}")),
+            };
+            let body = serde_json::to_vec(&reply).expect("replies serialise");
+            if let Err(e) = nats.publish(reply_to, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer media's update");
+            }
+        });
+    }
+}
+
+/// Publishes the message with its processed files; false when it no longer exists.
+async fn update(state: &EdgeState, processed: &Processed) -> Result<bool, String> {
+    let found = state
+        .archive
+        .message(processed.channel_id, processed.message_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(mut message) = found else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    for file in &mut message.attachments {
+        if let Some(done) = processed.attachments.iter().find(|a| a.id == file.id) {
+            *file = done.clone();
+            changed = true;
+        }
+    }
+    if changed {
+        state
+            .chat
+            .update_files(message)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,172 @@
+// End-to-end: files in messages, and avatars. Ann uploads an avatar (shown from media); she drags a
+// photo into a server's channel (edge 1); Bob (edge 2) sees its space kept, then the image, and
+// opens it in the lightbox; once Ann deletes the message, someone who kept the image's URL gets
+// nothing. Real services (e2e/services.mjs, media included).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launch, person, screenshot } from './browser.mjs';
+import { Services } from './services.mjs';
+
+const PASSWORD = 'correct horse battery';
+const suffix = Math.random().toString(36).slice(2, 7);
+const ANN = `ann_${suffix}`;
+const BOB = `bob_${suffix}`;
+const T = 15_000;
+
+let services;
+let browser;
+let ann;
+let bob;
+
+async function signUp(p, username, displayName) {
+  await p.page.goto('/');
+  await p.page.getByRole('button', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Display name').fill(displayName);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign up' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
+}
+
+/** An access token of `username`'s, from a sign-in of its own. */
+async function token(username) {
+  const res = await fetch(`${services.origin}/api/v1/auth/sign-in`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+  return JSON.parse(body).access_token;
+}
+
+async function api(tokenValue, method, url, body, status = 200) {
+  const res = await fetch(url, {
+    method,
+    headers: { authorization: `Bearer ${tokenValue}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.equal(res.status, status, `${method} ${url}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+before(async () => {
+  services = await new Services().start();
+  browser = await launch();
+  ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
+  bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
+});
+
+after(async () => {
+  for (const p of [ann, bob]) if (p?.errors.length) console.error(`${p.name}: page errors`, p.errors);
+  await browser?.close();
+  await services?.stop();
+});
+
+describe('files in messages', () => {
+  test('ann drags a photo in, bob sees it and opens it; deleted, its URL gives nothing', async () => {
+    await signUp(ann, ANN, 'Ann');
+    await signUp(bob, BOB, 'Bob');
+
+    // Ann's avatar: an image uploaded to media, squared there, shown from media.
+    await ann.page.getByRole('button', { name: 'Profile and settings' }).click();
+    const pixel = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    await ann.page
+      .getByLabel('Avatar image')
+      .setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: pixel });
+    await ann.page.getByRole('button', { name: 'Remove the avatar (on save)' }).waitFor({ timeout: T });
+    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    await ann.page.waitForFunction(
+      (media) =>
+        [...document.querySelectorAll('.avatar img')].some(
+          (img) => img.src.startsWith(`${media}/avatars/`) && img.complete && img.naturalWidth === 256,
+        ),
+      services.mediaUrl,
+      { timeout: T },
+    );
+    const annToken = await token(ANN);
+    const bobToken = await token(BOB);
+    const guild = await api(annToken, 'POST', `${services.origin}/api/v1/guilds`, { name: 'Photos' }, 201);
+    const channel = guild.channels[0].id;
+    const invite = await api(
+      annToken,
+      'POST',
+      `${services.origin}/api/v1/guilds/${guild.id}/invites`,
+      {},
+      201,
+    );
+    await api(bobToken, 'POST', `${services.origin}/api/v1/invites/${invite.code}`);
+    for (const p of [ann, bob]) {
+      await p.page.goto(`/#/c/${channel}`);
+      await p.page.locator('.composer textarea').waitFor({ timeout: T });
+    }
+
+    // A 320 by 200 photo, dropped on the composer.
+    const dropped = await ann.page.evaluateHandle(async () => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 320;
+      canvas.height = 200;
+      const g = canvas.getContext('2d');
+      g.fillStyle = '#3a7';
+      g.fillRect(0, 0, 320, 200);
+      const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], 'photo.png', { type: 'image/png' }));
+      return transfer;
+    });
+    await ann.page.locator('.composer').dispatchEvent('drop', { dataTransfer: dropped });
+    await ann.page.getByLabel('Files to send').getByText('photo.png').waitFor({ timeout: T });
+    await ann.page.locator('.composer textarea').press('Enter');
+    await ann.page.getByLabel('Files to send').waitFor({ state: 'detached', timeout: T });
+
+    // Bob: the image's box is its own shape from the start, then the image shows in it.
+    const shown = bob.page.locator('[role="log"] .attachment-image');
+    await shown.waitFor({ timeout: T });
+    const box = await shown.boundingBox();
+    assert.ok(box && Math.round(box.width) === 320 && Math.round(box.height) === 200, JSON.stringify(box));
+    await bob.page.waitForFunction(
+      () => {
+        const img = document.querySelector('[role="log"] .attachment-image img');
+        return img && img.complete && img.naturalWidth > 0;
+      },
+      null,
+      { timeout: T },
+    );
+    await shown.click();
+    const lightbox = bob.page.getByRole('dialog');
+    await lightbox.getByRole('heading', { name: 'photo.png' }).waitFor({ timeout: T });
+    await bob.page.waitForFunction(
+      () => {
+        const img = document.querySelector('dialog .lightbox img');
+        return img && img.complete && img.naturalWidth === 320;
+      },
+      null,
+      { timeout: T },
+    );
+    await screenshot(bob.page, 'attachments-lightbox');
+    const url = await lightbox.locator('.lightbox img').getAttribute('src');
+    await lightbox.getByRole('button', { name: 'Close' }).click();
+
+    // Anyone holding the URL gets the photo while the message exists, and nothing once deleted.
+    assert.equal((await fetch(url)).status, 200);
+    const id = await bob.page
+      .locator('[role="log"] article[data-message-id]')
+      .last()
+      .getAttribute('data-message-id');
+    const edge = `http://127.0.0.1:${services.ports.edge1}`;
+    await api(annToken, 'DELETE', `${edge}/api/v1/channels/${channel}/messages/${id}`, undefined, 204);
+    const deadline = Date.now() + T;
+    let status = 200;
+    while (Date.now() < deadline && status !== 404) {
+      status = (await fetch(url)).status;
+      if (status !== 404) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 404, 'the deleted photo is still served');
+    for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
+  });
+});

@@ -1,0 +1,50 @@
+// A message's files: images inline in a box of their own shape (reserved before they load, so the
+// list does not jump), opened large in a lightbox; anything else as a card with its name, size
+// and a download link. Images show their preview (`proxy_url`); the lightbox and downloads the
+// file itself (`url`).
+import { useState } from 'react';
+import type { Attachment } from '../api/types';
+import { formatSize, imageBox, isInlineImage } from './attachments';
+import { Modal } from './Modal';
+
+export function Attachments({ files }: { files: Attachment[] }) {
+  const [open, setOpen] = useState<Attachment | null>(null);
+  return (
+    <div className="attachments">
+      {files.map((a) =>
+        isInlineImage(a) ? (
+          <button
+            key={a.id}
+            type="button"
+            className="attachment-image"
+            style={imageBox(a)}
+            aria-label={`Open ${a.filename}`}
+            onClick={() => setOpen(a)}
+          >
+            <img src={a.proxy_url} alt={a.filename} loading="lazy" decoding="async" />
+          </button>
+        ) : (
+          <div key={a.id} className="attachment-file">
+            <span className="attachment-name" title={a.filename}>
+              {a.filename}
+            </span>
+            <span className="attachment-size">{formatSize(a.size)}</span>
+            <a href={a.url} download={a.filename} rel="noopener noreferrer">
+              Download
+            </a>
+          </div>
+        ),
+      )}
+      {open && (
+        <Modal title={open.filename} onClose={() => setOpen(null)} wide>
+          <div className="lightbox">
+            <img src={open.url} alt={open.filename} />
+            <a href={open.url} download={open.filename} rel="noopener noreferrer">
+              Open original
+            </a>
+          </div>
+        </Modal>
+      )}
+    </div>
+  );
+}

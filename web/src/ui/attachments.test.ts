@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import type { Attachment } from '../api/types';
+import { formatSize, imageBox, isInlineImage } from './attachments';
+
+const file = (over: Partial<Attachment>): Attachment => ({
+  id: '1',
+  filename: 'a.png',
+  size: 10,
+  url: 'http://media/a',
+  proxy_url: 'http://media/a&variant=preview',
+  ...over,
+});
+
+describe('attachments', () => {
+  it('reserves an image its own shape, scaled down to fit and never up', () => {
+    expect(imageBox(file({ width: 4000, height: 3000 }))).toEqual({ width: 400, height: 300 });
+    expect(imageBox(file({ width: 1000, height: 3000 }))).toEqual({ width: 100, height: 300 });
+    expect(imageBox(file({ width: 64, height: 48 }))).toEqual({ width: 64, height: 48 });
+  });
+
+  it('gives an image of unknown size a fixed box', () => {
+    expect(imageBox(file({}))).toEqual({ width: 240, height: 180 });
+  });
+
+  it('shows images inline and anything else, SVG included, as a file', () => {
+    expect(isInlineImage(file({ content_type: 'image/jpeg' }))).toBe(true);
+    expect(isInlineImage(file({ content_type: 'image/svg+xml' }))).toBe(false);
+    expect(isInlineImage(file({ content_type: 'text/plain; charset=utf-8' }))).toBe(false);
+    expect(isInlineImage(file({}))).toBe(false);
+  });
+
+  it('writes sizes as people read them', () => {
+    expect(formatSize(512)).toBe('512 B');
+    expect(formatSize(3500)).toBe('3.4 KB');
+    expect(formatSize(25 * 1024 * 1024)).toBe('25 MB');
+  });
+});

@@ -1,0 +1,35 @@
+// What a message's files look like before they load: how large an image's box is (so the list
+// does not jump when it arrives), which files show inline, and sizes as people read them.
+import type { Attachment } from '../api/types';
+
+/** The widest and tallest an image shows in the list, in CSS pixels. */
+export const MAX_BOX = { width: 400, height: 300 };
+
+/** Images shown in the list (their preview); anything else is a file card. */
+export function isInlineImage(a: Attachment): boolean {
+  return ['image/jpeg', 'image/png', 'image/gif', 'image/webp'].includes(a.content_type ?? '');
+}
+
+/**
+ * The box an image takes in the list: its own size scaled down to fit [`MAX_BOX`], never up;
+ * a fixed box when its size is not known yet.
+ */
+export function imageBox(a: Attachment): { width: number; height: number } {
+  const { width, height } = a;
+  if (!width || !height) return { width: 240, height: 180 };
+  const scale = Math.min(1, MAX_BOX.width / width, MAX_BOX.height / height);
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** A size in bytes as people read it: 512 B, 3.4 KB, 12 MB. */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
