@@ -161,7 +161,6 @@ impl Continuity {
         nats: async_nats::Client,
         stream: ChatStream,
         max_repair: usize,
-        linger: Duration,
         metrics: EdgeMetrics,
         attachments: Arc<Attachments>,
     ) -> (Self, Dispatcher) {
@@ -181,8 +180,6 @@ impl Continuity {
             },
             metrics,
             repaired_connects,
-            linger,
-            busy: false,
         };
         (Self { commands }, dispatcher)
     }
@@ -253,11 +250,6 @@ pub struct Dispatcher {
     metrics: EdgeMetrics,
     /// The NATS client's connection count whose losses are repaired.
     repaired_connects: u64,
-    /// How long a batch gathers events after its first, while events come faster than they are
-    /// handed out (see [`Dispatcher::run`]).
-    linger: Duration,
-    /// Whether the last batch found more than its first event waiting: the edge is busy.
-    busy: bool,
 }
 
 /// Reads back what live delivery lost.
@@ -294,21 +286,11 @@ impl Dispatcher {
                 },
                 Some((feed, message)) = self.streams.next(), if !self.streams.is_empty() => {
                     self.take(&feed, &message);
+                    // Then everything already received, so the batch ends where nothing is
+                    // ready. Batches grow by themselves as load does (what arrives while one is
+                    // handed out is the next), so each session writes what it got with one call;
+                    // waiting for more would only add latency (docs/BENCHMARKS.md, "chat").
                     let mut taken = 1;
-                    // While busy, what arrives within the linger joins the batch: every session
-                    // then gets its share at once and writes it with one call, where an event
-                    // at a time costs each session a wake and a write per event. An edge that
-                    // keeps up hands out at once: waiting would only add latency.
-                    let linger = if self.busy { self.linger } else { Duration::ZERO };
-                    let deadline = tokio::time::Instant::now() + linger;
-                    while taken < MAX_BATCH && !linger.is_zero() {
-                        match tokio::time::timeout_at(deadline, self.streams.next()).await {
-                            Ok(Some((feed, message))) => self.take(&feed, &message),
-                            _ => break,
-                        }
-                        taken += 1;
-                    }
-                    // Then everything already received, so the batch ends where nothing is ready.
                     while taken < MAX_BATCH {
                         match self.streams.next().now_or_never() {
                             Some(Some((feed, message))) => self.take(&feed, &message),
@@ -316,7 +298,6 @@ impl Dispatcher {
                         }
                         taken += 1;
                     }
-                    self.busy = taken > 1;
                     self.hand_out(Cause::Gap, None).await;
                 }
             }

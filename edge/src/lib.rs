@@ -242,15 +242,6 @@ pub struct Config {
           default_value = "5s", value_parser = kit::config::duration)]
     pub delivery_check_interval: Duration,
 
-    /// While busy (the last batch found more than one event waiting), how long the edge gathers
-    /// chat events after one arrives before handing them to its sessions: each session then
-    /// writes what it got with one call instead of one per event. Adds up to this much to
-    /// delivery under load, where it is what keeps the edge's work per delivery falling instead
-    /// of its queues growing; an edge that keeps up hands out at once. 0: never waits.
-    #[arg(long = "delivery-linger", env = "NATTER_DELIVERY_LINGER", default_value = "2ms",
-          value_parser = kit::config::duration)]
-    pub delivery_linger: Duration,
-
     /// How long one read of the message store may take.
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "2s",
           value_parser = kit::config::duration)]
@@ -349,7 +340,6 @@ impl Edge {
             nats.clone(),
             stream.clone(),
             config.session_queue.max(1),
-            config.delivery_linger,
             edge_metrics.clone(),
             Arc::clone(&attachments),
         );
