@@ -13,8 +13,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use proto::api::mentions::{MentionRights, Mentions};
 use proto::api::error::ErrorCode;
+use proto::api::mentions::{MentionRights, Mentions};
 use proto::api::messages::{
     Message, MessageContent, MessageReference, Nonce, ReferencedMessage, Typing,
 };

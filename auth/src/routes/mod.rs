@@ -159,13 +159,14 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         .route("/api/v1/openapi.json", get(openapi_json));
     let api = match &config.web_dir {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
-        Some(dir) => api
-            .route("/api/{*rest}", any(not_found))
-            .fallback_service(crate::web::router(
-                dir,
-                &connect_origins(config)?,
-                &config.media_url,
-            )),
+        Some(dir) => {
+            api.route("/api/{*rest}", any(not_found))
+                .fallback_service(crate::web::router(
+                    dir,
+                    &connect_origins(config)?,
+                    &config.media_url,
+                ))
+        }
         None => api.fallback(not_found),
     };
     let api = api
