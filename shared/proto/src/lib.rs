@@ -7,6 +7,8 @@
 //! - [`tracker`]: what edges and the presence service (its tracker) tell each other over NATS.
 //! - [`permissions`]: servers' permission sets and overwrites, and the one function that says what
 //!   a member may do.
+//! - [`search`]: what edges ask the search service over NATS, and how channels are split among
+//!   its processes.
 //! - [`subjects`]: every NATS subject, built from typed ids in one place.
 //! - [`clock`]: the wall clock in Unix milliseconds, read in one place.
 //! - [`snowflake`]: 64-bit time-ordered ids in Discord's layout.
@@ -20,6 +22,7 @@ pub mod clock;
 pub mod events;
 pub mod gateway;
 pub mod permissions;
+pub mod search;
 pub mod snowflake;
 pub mod subjects;
 pub mod tracker;

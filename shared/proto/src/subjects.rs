@@ -30,6 +30,8 @@
 //! {prefix}.auth.guild_members    edges ask auth for a page of a server's members (request)
 //! {prefix}.auth.audit            edges report a moderator's message delete (request)
 //! {prefix}.auth.*                what auth subscribes to, in the queue group `auth`
+//! {prefix}.search.{partition}    edges ask the search process owning a partition of the index
+//!                                (request; proto::search), queue group `search`
 //! ```
 //!
 //! The prefix is the first token of every subject and the stem of every stream name, so several
@@ -256,6 +258,12 @@ impl Subjects {
     /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).
     pub fn auth_requests(&self) -> String {
         format!("{}.auth.*", self.prefix)
+    }
+
+    /// Where edges ask the search processes owning `partition` of the index (queue group
+    /// `search`; `proto::search::SearchRequest`).
+    pub fn search_query(&self, partition: u32) -> String {
+        format!("{}.search.{partition}", self.prefix)
     }
 
     /// The JetStream stream holding chat events.

@@ -1,8 +1,8 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
 //! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), mentions
-//! ([`mentions`]), files ([`attachments`]), and how far the store holds the chat stream
-//! ([`watermark`]).
+//! ([`mentions`]), files ([`attachments`]), how far the store holds the chat stream
+//! ([`watermark`]), and every channel that holds messages ([`channels`], for rebuilding search).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -42,6 +42,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
 mod attachments;
+mod channels;
 mod conversation;
 mod mentions;
 mod pages;

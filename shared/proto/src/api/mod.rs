@@ -22,6 +22,7 @@ pub mod pins;
 pub mod presence;
 pub mod reactions;
 pub mod schema;
+pub mod search;
 pub(crate) mod text;
 pub mod users;
 pub mod voice;
