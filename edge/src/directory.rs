@@ -185,6 +185,13 @@ impl Directory {
         Ok(snapshot.roles)
     }
 
+    /// A server's roles and channels with their overwrites, as it is now (what a search
+    /// decides the readable channels from).
+    pub async fn guild_snapshot(&self, guild: Snowflake) -> Result<GuildSnapshot, DirectoryError> {
+        let query = GuildQuery { guild_id: guild };
+        self.ask(self.subjects.auth_guild(), &query).await
+    }
+
     /// Tells auth a moderator deleted someone else's message, for the audit log.
     pub async fn message_deleted(&self, deleted: &MessageDeleted) -> Result<(), DirectoryError> {
         self.ask(self.subjects.auth_audit(), deleted).await

@@ -36,6 +36,7 @@ pub mod processed;
 pub mod purge;
 pub mod reporter;
 pub mod routes;
+pub mod search;
 pub mod session;
 pub mod state;
 pub mod watch;
@@ -227,6 +228,15 @@ pub struct Config {
           value_parser = kit::config::duration)]
     pub drain_timeout: Duration,
 
+    /// How many partitions the search index is split into: the search processes'
+    /// `--partitions` (searches go to the partitions holding the channels searched).
+    #[arg(
+        long = "search-partitions",
+        env = "NATTER_SEARCH_PARTITIONS",
+        default_value_t = 1
+    )]
+    pub search_partitions: u32,
+
     /// Channels of up to this many members show read receipts to every member.
     #[arg(
         long = "receipts-max-members",
@@ -378,6 +388,7 @@ impl Edge {
             ),
             verifier,
             directory,
+            search: search::Searcher::new(nats.clone(), subjects.clone(), config.search_partitions),
             metrics: edge_metrics,
             presence,
             draining: CancellationToken::new(),

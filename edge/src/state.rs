@@ -59,6 +59,8 @@ pub struct EdgeState {
     pub archive: Archive,
     pub verifier: Verifier,
     pub directory: Directory,
+    /// Asks the search service.
+    pub search: crate::search::Searcher,
     pub metrics: EdgeMetrics,
     pub presence: Arc<Reporter>,
     /// Cancelled when the edge starts draining: sessions ask their clients to reconnect elsewhere.

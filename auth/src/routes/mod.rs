@@ -383,7 +383,7 @@ impl utoipa::Modify for EdgeServers {
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
         edge::mark_read, edge::add_reaction, edge::remove_reaction, edge::reactors,
         edge::clear_reactions, edge::pin_message, edge::unpin_message, edge::pins,
-        edge::presences,
+        edge::presences, edge::search_guild_messages, edge::search_channel_messages,
     ),
     modifiers(&BearerAuth, &BodyAnswers, &EdgeServers),
     tags(

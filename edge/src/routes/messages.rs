@@ -238,14 +238,21 @@ pub(super) async fn users(
     caller: &Caller,
     wanted: &[Snowflake],
 ) -> Vec<proto::api::users::User> {
+    users_in(routes, &caller.token, caller.channel.id, wanted).await
+}
+
+/// The current profiles of `wanted` (distinct ids), as a member of `channel` with `token` sees
+/// them.
+pub(super) async fn users_in(
+    routes: &Routes,
+    token: &str,
+    channel: Snowflake,
+    wanted: &[Snowflake],
+) -> Vec<proto::api::users::User> {
     let state = &routes.state;
     let mut found: Vec<_> = Vec::new();
     for ids in wanted.chunks(MAX_MEMBER_IDS) {
-        match state
-            .directory
-            .members_by_id(&caller.token, caller.channel.id, ids)
-            .await
-        {
+        match state.directory.members_by_id(token, channel, ids).await {
             Ok(members) => found.extend(members.into_iter().map(|m| m.user)),
             Err(e) => tracing::debug!(error = %e, "users could not be resolved"),
         }
@@ -255,9 +262,7 @@ pub(super) async fn users(
         .filter(|id| !found.iter().any(|a| a.id == **id))
         .copied()
         .collect();
-    let former = missing
-        .iter()
-        .map(|&id| state.directory.user(&caller.token, id));
+    let former = missing.iter().map(|&id| state.directory.user(token, id));
     for user in futures::future::join_all(former).await {
         match user {
             Ok(user) => found.push(user),

@@ -1,13 +1,14 @@
 //! The edge's HTTP surface: the WebSocket upgrade at `/gateway`, the message resources
 //! ([`messages`]: history, and send, edit, delete and mark-read for scripts, bots and browsers,
-//! on the same paths as a socket's), and `GET /api/v1/presences` ([`presences`]). Errors are
-//! `kit::error::ApiError`, as in every service.
+//! on the same paths as a socket's), message search ([`search`]), and `GET /api/v1/presences`
+//! ([`presences`]). Errors are `kit::error::ApiError`, as in every service.
 
 mod messages;
 mod multipart;
 mod pins;
 mod presences;
 mod reactions;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,11 @@ pub fn router(state: Arc<EdgeState>, sessions: TaskTracker) -> Router {
             "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}/{user}",
             axum::routing::put(reactions::add).delete(reactions::remove),
         )
+        .route(
+            "/api/v1/channels/{id}/messages/search",
+            get(search::in_channel),
+        )
+        .route("/api/v1/guilds/{id}/messages/search", get(search::in_guild))
         .route("/api/v1/channels/{id}/pins", get(pins::list))
         .route(
             "/api/v1/channels/{id}/pins/{message_id}",

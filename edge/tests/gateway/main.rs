@@ -15,6 +15,7 @@ mod mentions;
 mod openapi;
 mod pins;
 mod resume;
+mod search;
 mod signed_out;
 mod slow_connections;
 mod starting;

@@ -8,6 +8,7 @@ use super::error::ErrorBody;
 use super::messages::{EditMessageRequest, HistoryPage, HistoryQuery, Message, PostMessageRequest};
 use super::presence::{Presence, PresencesQuery};
 use super::reactions::ReactorsQuery;
+use super::search::{SearchQuery, SearchResults};
 use super::users::User;
 
 /// A page of a channel's history, newest first, with the current profile of every author on it.
@@ -145,6 +146,28 @@ pub fn unpin_message() {}
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub fn pins() {}
+
+/// Search a server's messages, newest first: only in the channels the caller may read now
+/// (VIEW_CHANNEL and READ_MESSAGE_HISTORY). Each hit comes with up to two messages on either
+/// side (`hit: true` marks it). 400 for a bad parameter; 503 while the search service is
+/// rebuilding its index.
+#[utoipa::path(get, path = "/api/v1/guilds/{id}/messages/search", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A server id"), SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub fn search_guild_messages() {}
+
+/// Search one channel's messages (a DM, a group channel, or a server's channel with
+/// READ_MESSAGE_HISTORY), as the server search does.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/messages/search", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A channel id"), SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub fn search_channel_messages() {}
 
 /// The presence of up to 100 users, as the caller may see it: anyone they may not see is
 /// `offline` with no last-seen; their own real status.
