@@ -1,5 +1,5 @@
 // Starts Natter's services for one end-to-end run against the shared local stack
-// (deploy/stack.sh): auth serving the built client, presence, persister and two edges, on free
+// (deploy/stack.sh): auth serving the built client, presence, persister, media, search and two edges, on free
 // ports, isolated from everything else by a fresh NATS subject prefix, PostgreSQL database and CQL
 // keyspace (as shared::testing does for the Rust tests). Binaries are the workspace's debug build.
 import { execFileSync, spawn } from 'node:child_process';
@@ -67,6 +67,8 @@ export function buildServices() {
       'persister',
       '-p',
       'media',
+      '-p',
+      'search',
     ],
     {
       cwd: ROOT,
@@ -145,6 +147,7 @@ export class Services {
       edge1: await freePort(),
       edge2: await freePort(),
       media: await freePort(),
+      search: await freePort(),
     };
     this.origin = `http://127.0.0.1:${this.ports.auth}`;
     this.mediaUrl = `http://127.0.0.1:${this.ports.media}`;
@@ -165,6 +168,7 @@ export class Services {
       NATTER_PRESENCE_METRICS_ADDR: '127.0.0.1:0',
       NATTER_PERSISTER_METRICS_ADDR: '127.0.0.1:0',
       NATTER_MEDIA_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_SEARCH_METRICS_ADDR: '127.0.0.1:0',
       // Where browsers reach media: auth's page loads images from it, edges sign links to it.
       NATTER_MEDIA_URL: this.mediaUrl,
     };
@@ -229,6 +233,18 @@ export class Services {
         args: ['--http-addr', `127.0.0.1:${this.ports.persister}`],
         env: { ...common, ...cql },
       },
+      search: {
+        bin: 'search',
+        args: [
+          '--http-addr',
+          `127.0.0.1:${this.ports.search}`,
+          '--index-dir',
+          join(this.outDir, 'search', this.prefix),
+          '--commit-interval',
+          '200ms',
+        ],
+        env: { ...common, ...cql },
+      },
     };
     for (const [name, worker] of [
       ['edge1', 1],
@@ -266,7 +282,7 @@ export class Services {
     this.edgeHelp = flagsOf(join(bin, 'edge'));
     // auth first: the edges fetch its signing keys.
     await this.run('auth');
-    await Promise.all(['presence', 'persister', 'edge1', 'edge2', 'media'].map((n) => this.run(n)));
+    await Promise.all(['presence', 'persister', 'edge1', 'edge2', 'media', 'search'].map((n) => this.run(n)));
     return this;
   }
 

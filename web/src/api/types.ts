@@ -23,6 +23,14 @@ export type Tokens = g.Tokens;
 export type ErrorBody = Omit<g.ErrorBody, 'code'> & { code: string };
 export type GatewayResponse = g.GatewayResponse;
 export type MessagePage = g.HistoryPage;
+/** A search result's message: the hit (`hit: true`) or one around it (proto::api::search). */
+export type SearchMessage = Message & { hit?: boolean };
+/** `GET …/messages/search` (proto::api::search::SearchResults). */
+export interface SearchResults {
+  total_results: number;
+  messages: SearchMessage[][];
+  authors: User[];
+}
 export type Presence = g.Presence;
 export type Ready = g.Ready;
 export type Resumed = g.Resumed;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Message } from '../api/types';
 import {
+  windowAround,
+  mergeNewer,
   addPending,
   applyDelete,
   applyEdit,
@@ -203,5 +205,22 @@ describe('reactions', () => {
     const page = msg('1', 'm1', { reactions: [{ emoji: { id: null, name: '🔥' }, count: 3, me: false }] });
     const l = mergeMessages(held(), [page]);
     expect(l.items[0].reactions?.[0].count).toBe(3);
+  });
+});
+
+describe('a window opened at an older message', () => {
+  it('holds the page around it, with older and newer pages still to load', () => {
+    const page = ['14', '13', '12', '11', '10'].map((id) => msg(id));
+    const w = windowAround(emptyList(), page, 5, '12');
+    expect(w.items.map((m) => m.id)).toEqual(['10', '11', '12', '13', '14']);
+    expect(w.hasOlder).toBe(true);
+    expect(w.hasNewer).toBe(true);
+  });
+
+  it('reaches the present when a newer page comes back short', () => {
+    const w = windowAround(emptyList(), [msg('12'), msg('11'), msg('10')], 5, '11');
+    const joined = mergeNewer({ ...w, hasNewer: true }, [msg('14'), msg('13')], 100);
+    expect(joined.items.map((m) => m.id)).toEqual(['10', '11', '12', '13', '14']);
+    expect(joined.hasNewer).toBe(false);
   });
 });

@@ -25,6 +25,12 @@ export interface MessageList {
   deleted: ReadonlySet<string>;
   /** The last history request failed (the list still takes live messages); offer a retry. */
   historyFailed?: boolean;
+  /**
+   * The list is a window opened at an older message (`around=`), not the run up to the present:
+   * newer messages exist that it does not hold, so live ones wait for `after=` pages instead of
+   * landing beyond a gap.
+   */
+  hasNewer?: boolean;
 }
 
 export const emptyList = (hasOlder = true): MessageList => ({
@@ -213,4 +219,32 @@ export function mergeOlder(list: MessageList, page: Message[], limit: number): M
   const merged = mergeMessages(list, page);
   const hasOlder = page.length >= limit;
   return merged.hasOlder === hasOlder ? merged : { ...merged, hasOlder };
+}
+
+/**
+ * A window of history opened at a message: the `around=` page of `limit` messages (newest first,
+ * as the server sends it), with older pages above and, unless the page reached the newest
+ * message, newer pages below. Pending sends stay at the end.
+ */
+export function windowAround(list: MessageList, page: Message[], limit: number, at: string): MessageList {
+  const sorted = page
+    .map((m): ChatMessage => ({ ...m, delivery: 'sent' }))
+    .sort((a, b) => compareIds(a.id, b.id));
+  const older = sorted.filter((m) => compareIds(m.id, at) < 0).length;
+  const newer = sorted.filter((m) => compareIds(m.id, at) > 0).length;
+  const half = Math.floor(limit / 2);
+  const pending = list.items.filter((m) => m.delivery !== 'sent');
+  return {
+    items: [...sorted, ...pending],
+    hasOlder: older >= half,
+    hasNewer: newer >= limit - half - 1,
+    deleted: list.deleted,
+  };
+}
+
+/** A newer page (newest first) below a window; the window reaches the present when it is short. */
+export function mergeNewer(list: MessageList, page: Message[], limit: number): MessageList {
+  const merged = mergeMessages(list, page);
+  const hasNewer = page.length >= limit;
+  return merged.hasNewer === hasNewer ? merged : { ...merged, hasNewer };
 }

@@ -13,6 +13,7 @@ import type {
   Presence,
   Ready,
   Relationship,
+  SearchResults,
   Status,
   Typing,
   User,
@@ -38,8 +39,10 @@ import {
   markFailed,
   markRetrying,
   mergeMessages,
+  mergeNewer,
   mergeOlder,
   type MessageList,
+  windowAround,
 } from './messageList';
 import { mentionsUser } from './mentions';
 import { Outbox } from './outbox';
@@ -475,7 +478,8 @@ export class Chat {
   }
 
   private onMessage(m: Message) {
-    this.patchList(m.channel_id, (l) => mergeMessages(l, [m]));
+    // A window opened at an older message holds no present: the message comes with its page.
+    this.patchList(m.channel_id, (l) => (l.hasNewer ? l : mergeMessages(l, [m])));
     this.qc.setQueryData<Record<string, number>>(keys.typing(m.channel_id), (old) => {
       if (!old || !(m.author_id in old)) return old;
       const next = { ...old };
@@ -848,6 +852,9 @@ export class Chat {
   /** Sends a message; `replyTo`, a message of the channel it answers. */
   send(channelId: string, content: string, replyTo?: string) {
     const nonce = newNonce();
+    // What one writes goes at the present: leave a window opened at an older message.
+    if (this.qc.getQueryData<MessageList>(keys.messages(channelId))?.hasNewer)
+      void this.backToPresent(channelId);
     this.lastTyping.delete(channelId);
     this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
       addPending(l ?? emptyList(), { nonce, channel_id: channelId, author_id: this.me.id, content }),
@@ -888,6 +895,91 @@ export class Chat {
       await this.loadOlder(channelId);
     }
     return has();
+  }
+
+  /**
+   * Opens the channel's list at `messageId` (a search hit, a reply's original, a notification):
+   * if it is not held and not within three older pages, the list becomes the window of history
+   * around it (`around=`), paged up and down from there (`loadOlder`, `loadNewer`) until
+   * `backToPresent`. Answers whether the message is in the list now.
+   */
+  async openAt(channelId: string, messageId: string): Promise<boolean> {
+    const has = () =>
+      this.qc.getQueryData<MessageList>(keys.messages(channelId))?.items.some((m) => m.id === messageId) ??
+      false;
+    const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+    if (!list)
+      await this.qc.fetchQuery({
+        queryKey: keys.messages(channelId),
+        queryFn: () => this.loadLatest(channelId),
+      });
+    for (let i = 0; i < 3 && !has(); i++) {
+      const l = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+      if (!l?.hasOlder || l.historyFailed) break;
+      await this.loadOlder(channelId);
+    }
+    if (has()) return true;
+    let page: Message[] | null;
+    try {
+      page = await this.page(channelId, `around=${messageId}&limit=${PAGE}`);
+    } catch {
+      return false;
+    }
+    if (!page || !page.some((m) => m.id === messageId)) return false;
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
+      windowAround(l ?? emptyList(), page!, PAGE, messageId),
+    );
+    return true;
+  }
+
+  /** The page after the newest message of a window opened at an older message. */
+  async loadNewer(channelId: string): Promise<void> {
+    const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+    if (!list?.hasNewer) return;
+    const last = lastConfirmed(list);
+    if (!last) return;
+    let messages: Message[] | null;
+    try {
+      messages = await this.page(channelId, `after=${last.id}&limit=${OLDER_PAGE}`);
+    } catch {
+      return;
+    }
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), (l) =>
+      l ? mergeNewer(l, messages ?? [], messages === null ? Infinity : OLDER_PAGE) : l,
+    );
+  }
+
+  /** Leaves a window for the present: the channel's latest page, as when it was opened. */
+  async backToPresent(channelId: string): Promise<void> {
+    const list = this.qc.getQueryData<MessageList>(keys.messages(channelId));
+    if (!list?.hasNewer) return;
+    const pending = list.items.filter((m) => m.delivery !== 'sent');
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), {
+      ...emptyList(),
+      items: pending,
+      deleted: list.deleted,
+    });
+    const latest = await this.loadLatest(channelId);
+    this.qc.setQueryData<MessageList>(keys.messages(channelId), latest);
+  }
+
+  /**
+   * Searches a server's messages (every channel I may read) or one channel's (a DM, a group):
+   * `params` as `search/query.ts` makes them, a page of 25 from `offset`.
+   */
+  async search(
+    scope: { guild: string } | { channel: string },
+    params: [string, string][],
+    offset: number,
+  ): Promise<SearchResults> {
+    const query = new URLSearchParams([...params, ['offset', String(offset)], ['limit', '25']]);
+    const path =
+      'guild' in scope
+        ? `/api/v1/guilds/${scope.guild}/messages/search?${query}`
+        : `/api/v1/channels/${scope.channel}/messages/search?${query}`;
+    const results = await this.edgeCall<SearchResults>(path);
+    this.rememberUsers(results.authors ?? []);
+    return results;
   }
 
   /** A failed send, tried again: at once if it is still being sent, else behind any queued. */

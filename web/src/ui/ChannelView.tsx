@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { Channel } from '../api/types';
 import { useChat, useTyping, useUsers } from '../chat/hooks';
 import { channelTitle, displayName } from '../chat/store';
@@ -14,6 +14,7 @@ import { has, Permission } from '../guilds/permissions';
 import { MemberList } from './MemberList';
 import type { ChatMessage } from '../chat/messageList';
 import { PinsPanel } from './conversation';
+import { SearchBox, SearchPanel } from '../search/SearchPanel';
 import { MessageList } from './MessageList';
 import { ProfileCard } from './ProfileCard';
 import { GearIcon, MenuIcon, PeopleIcon } from './icons';
@@ -25,7 +26,16 @@ export function typingText(names: string[]): string {
   return 'Several people are typing…';
 }
 
-export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () => void }) {
+export function ChannelView({
+  channel,
+  onMenu,
+  openAt,
+}: {
+  channel: Channel;
+  onMenu: () => void;
+  /** A message to open the channel at (`openMessage`), new each time it is asked. */
+  openAt?: { id: string; n: number } | null;
+}) {
   const chat = useChat();
   const users = useUsers();
   const typing = useTyping(channel.id);
@@ -39,7 +49,11 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
       requestAnimationFrame(() => document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus());
   };
   const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
-  const [jump, setJump] = useState<string | null>(null);
+  const [jump, setJump] = useState<string | null>(openAt?.id ?? null);
+  useEffect(() => {
+    if (openAt) setJump(openAt.id);
+  }, [openAt]);
+  const [searchOpen, setSearchOpen] = useState<string | null>(null);
   const [pinsOpen, setPinsOpen] = useState(false);
   const [card, setCard] = useState<string | null>(null);
   const guild = useGuild(channel.guild_id);
@@ -69,6 +83,9 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
         </h1>
         {channel.topic && <span className="topic muted">{channel.topic}</span>}
         <div className="header-actions">
+          {channel.kind !== 'voice' && (
+            <SearchBox channel={channel} onSearch={(text) => setSearchOpen(text)} />
+          )}
           <button
             className="icon"
             aria-label="Pinned messages"
@@ -139,6 +156,14 @@ export function ChannelView({ channel, onMenu }: { channel: Channel; onMenu: () 
               setPinsOpen(false);
             }}
             onClose={() => setPinsOpen(false)}
+          />
+        )}
+        {searchOpen !== null && (
+          <SearchPanel
+            key={searchOpen}
+            channel={channel}
+            text={searchOpen}
+            onClose={() => setSearchOpen(null)}
           />
         )}
         {card && <ProfileCard userId={card} onClose={() => setCard(null)} />}

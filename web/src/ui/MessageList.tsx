@@ -151,16 +151,18 @@ export function MessageList({
     const m =
       prepended && kept ? virtualizer.measurementsCache[rows.findIndex((r) => r.key === kept.key)] : null;
     if (m && kept) el.scrollTop = m.start - kept.offset;
-    else if (atBottom.current) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
+    else if (atBottom.current && !list?.hasNewer)
+      virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
     else if (grew) setBehind(true);
     rememberTop();
   }, [rows, virtualizer]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  // Bring a message into view: older pages are loaded until it is there.
+  // Bring a message into view: from older pages when it is near, else the list becomes the window
+  // of history around it (`Chat.openAt`).
   useEffect(() => {
     if (!jump) return;
     let cancelled = false;
-    void chat.reveal(channel.id, jump).then((found) => {
+    void chat.openAt(channel.id, jump).then((found) => {
       if (cancelled) return;
       onJump(null);
       if (!found) return;
@@ -180,7 +182,8 @@ export function MessageList({
     };
   }, [jump]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const jumpToPresent = () => {
+  const jumpToPresent = async () => {
+    if (list?.hasNewer) await chat.backToPresent(channel.id);
     atBottom.current = true;
     setFarUp(false);
     setBehind(false);
@@ -210,6 +213,19 @@ export function MessageList({
     }
     rememberTop();
     if (el.scrollTop < NEAR_TOP_PX) void loadOlder();
+    if (list?.hasNewer && el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_TOP_PX) void loadNewer();
+  };
+
+  // Below a window opened at an older message: the next newer page, one at a time.
+  const fetchingNewer = useRef(false);
+  const loadNewer = async () => {
+    if (fetchingNewer.current) return;
+    fetchingNewer.current = true;
+    try {
+      await chat.loadNewer(channel.id);
+    } finally {
+      fetchingNewer.current = false;
+    }
   };
 
   // Whenever a page has landed (or the first one is short), look again rather than wait for a
@@ -303,7 +319,7 @@ export function MessageList({
         </div>
       </div>
       {behind && (
-        <button className="jump" onClick={jumpToPresent}>
+        <button className="jump" onClick={() => void jumpToPresent()}>
           New messages below
         </button>
       )}
@@ -318,8 +334,8 @@ export function MessageList({
           Jump to unread
         </button>
       )}
-      {!behind && farUp && (
-        <button className="jump jump-present" onClick={jumpToPresent}>
+      {!behind && (farUp || list?.hasNewer) && (
+        <button className="jump jump-present" onClick={() => void jumpToPresent()}>
           Jump to present
         </button>
       )}

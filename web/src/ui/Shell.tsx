@@ -8,7 +8,13 @@ import { ServerRail } from './guild/ServerRail';
 import { Sidebar } from './Sidebar';
 
 function channelFromHash(): string | null {
-  const m = /^#\/c\/(\d+)$/.exec(window.location.hash);
+  const m = /^#\/c\/(\d+)(?:\/\d+)?$/.exec(window.location.hash);
+  return m ? m[1] : null;
+}
+
+/** A message to open its channel at (`#/c/{channel}/{message}`). */
+function messageFromHash(): string | null {
+  const m = /^#\/c\/\d+\/(\d+)$/.exec(window.location.hash);
   return m ? m[1] : null;
 }
 
@@ -20,6 +26,16 @@ function guildFromHash(): string | null {
 
 export function navigate(channelId: string | null) {
   window.location.hash = channelId ? `/c/${channelId}` : '/';
+}
+
+/**
+ * Opens a channel at one of its messages, however old (`#/c/{channel}/{message}`): the channel's
+ * history is loaded around it (`around=`), it is scrolled to and highlighted, and the reader
+ * pages up and down from there or jumps back to the present. Search hits, replies' originals and
+ * notifications all come here.
+ */
+export function openMessage(channelId: string, messageId: string) {
+  window.location.hash = `/c/${channelId}/${messageId}`;
 }
 
 export function navigateGuild(guildId: string) {
@@ -37,6 +53,12 @@ export function Shell() {
   const connection = useConnection();
   const guilds = useGuilds();
   const [active, setActive] = useState<string | null>(channelFromHash);
+  // The message to open the channel at, with a count so the same link opens it again.
+  const [target, setTarget] = useState<{ channel: string; id: string; n: number } | null>(() => {
+    const id = messageFromHash();
+    const channel = channelFromHash();
+    return id && channel ? { channel, id, n: 0 } : null;
+  });
   const [hashGuild, setHashGuild] = useState<string | null>(guildFromHash);
   const [invite, setInvite] = useState<string | null>(inviteFromPath);
   const [sidebarOpen, setSidebarOpen] = useState(active === null);
@@ -44,6 +66,13 @@ export function Shell() {
   useEffect(() => {
     const onHash = () => {
       setActive(channelFromHash());
+      const message = messageFromHash();
+      const channel = channelFromHash();
+      if (message && channel) {
+        setTarget((t) => ({ channel, id: message, n: (t?.n ?? 0) + 1 }));
+        // The address stays the channel's, so opening the same message again is a change too.
+        window.history.replaceState(null, '', `#/c/${channelFromHash()}`);
+      }
       setHashGuild(guildFromHash());
       setSidebarOpen(false);
     };
@@ -136,7 +165,12 @@ export function Shell() {
         {invite ? (
           <InvitePage code={invite} />
         ) : channel ? (
-          <ChannelView key={channel.id} channel={channel} onMenu={() => setSidebarOpen(true)} />
+          <ChannelView
+            key={channel.id}
+            channel={channel}
+            onMenu={() => setSidebarOpen(true)}
+            openAt={target?.channel === channel.id ? target : null}
+          />
         ) : (
           <div className="empty-state">
             <h2>Pick a conversation</h2>
