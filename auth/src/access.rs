@@ -8,9 +8,6 @@
 //! Every auth instance answers in the queue group `auth`, at most `--database-max-connections`
 //! requests at once.
 
-use std::sync::Arc;
-
-use futures::StreamExt;
 use proto::Snowflake;
 use proto::access::{
     GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
@@ -18,7 +15,6 @@ use proto::access::{
 };
 use proto::api::users::User;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::channels;
 use crate::consent;
@@ -38,25 +34,21 @@ pub async fn subscribe(
 }
 
 /// Answers requests until the subscription ends (the NATS client was closed).
-pub async fn answer(state: AppState, mut requests: async_nats::Subscriber, concurrency: usize) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    while let Some(request) = requests.next().await {
-        let Some(reply_to) = request.reply.clone() else {
-            continue;
-        };
-        let permit = Arc::clone(&permits)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let state = state.clone();
-        tokio::spawn(async move {
-            let body = respond(&state, request.subject.as_str(), &request.payload).await;
-            if let Err(e) = state.nats.publish(reply_to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer an edge's request");
-            }
-            drop(permit);
-        });
-    }
+pub async fn answer(state: AppState, requests: async_nats::Subscriber, concurrency: usize) {
+    let nats = state.nats.clone();
+    let forever = kit::lifecycle::Shutdown::new();
+    kit::requests::serve(
+        nats,
+        requests,
+        concurrency,
+        forever,
+        "auth",
+        move |request| {
+            let state = state.clone();
+            async move { respond(&state, request.subject.as_str(), &request.payload).await }
+        },
+    )
+    .await;
 }
 
 async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
@@ -85,14 +77,14 @@ where
     Q: serde::de::DeserializeOwned,
     F: Future<Output = Reply<T>>,
 {
-    match serde_json::from_slice(payload) {
+    match kit::requests::parse(payload) {
         Ok(query) => answer(query).await,
-        Err(e) => Reply::Failed(format!("not a request auth understands: {e}")),
+        Err(why) => Reply::Failed(why),
     }
 }
 
 fn encode<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
-    serde_json::to_vec(reply).expect("replies serialise")
+    kit::requests::encode(reply)
 }
 
 fn failed<T>(e: &sqlx::Error) -> Reply<T> {

@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use proto::access::Reply;
 use proto::api::attachments::Processed;
 
 use crate::state::EdgeState;
+
+/// Most updates one edge makes at once (each a read and a publish).
+const CONCURRENT: usize = 64;
 
 /// Subscribes to media's requests; a failure stops the edge from starting.
 pub async fn subscribe(
@@ -25,35 +27,30 @@ pub async fn subscribe(
 pub async fn answer(
     state: Arc<EdgeState>,
     nats: async_nats::Client,
-    mut requests: async_nats::Subscriber,
+    requests: async_nats::Subscriber,
     stop: kit::lifecycle::Shutdown,
 ) {
-    loop {
-        let request = tokio::select! {
-            () = stop.cancelled() => return,
-            request = requests.next() => match request {
-                Some(request) => request,
-                None => return,
-            },
-        };
-        let Some(reply_to) = request.reply.clone() else {
-            continue;
-        };
-        let (state, nats) = (Arc::clone(&state), nats.clone());
-        tokio::spawn(async move {
-            let reply = match serde_json::from_slice::<Processed>(&request.payload) {
-                Ok(processed) => match update(&state, &processed).await {
-                    Ok(exists) => Reply::Ok(exists),
+    kit::requests::serve(
+        nats,
+        requests,
+        CONCURRENT,
+        stop,
+        "processed",
+        move |request| {
+            let state = Arc::clone(&state);
+            async move {
+                let reply = match kit::requests::parse::<Processed>(&request.payload) {
+                    Ok(processed) => match update(&state, &processed).await {
+                        Ok(exists) => Reply::Ok(exists),
+                        Err(why) => Reply::Failed(why),
+                    },
                     Err(why) => Reply::Failed(why),
-                },
-                Err(e) => Reply::Failed(format!("not a processed message: {e}")),
-            };
-            let body = serde_json::to_vec(&reply).expect("replies serialise");
-            if let Err(e) = nats.publish(reply_to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer media's update");
+                };
+                kit::requests::encode(&reply)
             }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 /// Publishes the message with its processed files; false when it no longer exists.

@@ -6,13 +6,15 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use proto::Snowflake;
 use proto::access::{PurgeRequest, Purged, Reply};
 use proto::api::messages::MAX_PAGE;
 use store::Page;
 
 use crate::state::EdgeState;
+
+/// Most purges one edge makes at once (each reads and deletes through one channel at a time).
+const CONCURRENT: usize = 16;
 
 /// Subscribes to auth's requests; a failure stops the edge from starting.
 pub async fn subscribe(
@@ -28,35 +30,23 @@ pub async fn subscribe(
 pub async fn answer(
     state: Arc<EdgeState>,
     nats: async_nats::Client,
-    mut requests: async_nats::Subscriber,
+    requests: async_nats::Subscriber,
     stop: kit::lifecycle::Shutdown,
 ) {
-    loop {
-        let request = tokio::select! {
-            () = stop.cancelled() => return,
-            request = requests.next() => match request {
-                Some(request) => request,
-                None => return,
-            },
-        };
-        let Some(reply_to) = request.reply.clone() else {
-            continue;
-        };
-        let (state, nats) = (Arc::clone(&state), nats.clone());
-        tokio::spawn(async move {
-            let reply = match serde_json::from_slice::<PurgeRequest>(&request.payload) {
+    kit::requests::serve(nats, requests, CONCURRENT, stop, "purge", move |request| {
+        let state = Arc::clone(&state);
+        async move {
+            let reply = match kit::requests::parse::<PurgeRequest>(&request.payload) {
                 Ok(purge) => match purge_messages(&state, &purge).await {
                     Ok(deleted) => Reply::Ok(Purged { deleted }),
                     Err(why) => Reply::Failed(why),
                 },
-                Err(e) => Reply::Failed(format!("not a purge request: {e}")),
+                Err(why) => Reply::Failed(why),
             };
-            let body = serde_json::to_vec(&reply).expect("replies serialise");
-            if let Err(e) = nats.publish(reply_to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer a purge request");
-            }
-        });
-    }
+            kit::requests::encode(&reply)
+        }
+    })
+    .await;
 }
 
 /// Deletes every message of the author in the channels since the moment; answers how many.

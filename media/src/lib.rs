@@ -168,6 +168,9 @@ struct Requests {
 /// Every subscription is in this queue group: each request goes to one media instance.
 const QUEUE: &str = "media";
 
+/// Most claims one media process works on at once (each moves up to ten files).
+const CONCURRENT_CLAIMS: usize = 64;
+
 impl Media {
     pub async fn build(config: Config) -> Result<Self, Error> {
         let storage = Storage::open(&config.storage)?;
@@ -273,34 +276,37 @@ impl Service for Media {
 }
 
 /// Answers edges' claims, each on a task of its own (a claim moves files: a slow store must not
-/// hold up other messages).
+/// hold up other messages), at most `CONCURRENT_CLAIMS` at once.
 async fn answer_claims(
-    mut claims: async_nats::Subscriber,
+    claims: async_nats::Subscriber,
     nats: async_nats::Client,
     files: Files,
     shutdown: Shutdown,
 ) {
-    while let Some(message) = tokio::select! {
-        message = claims.next() => message,
-        () = shutdown.cancelled() => None,
-    } {
-        let (Some(reply), Ok(claim)) = (
-            message.reply,
-            serde_json::from_slice::<proto::api::attachments::Claim>(&message.payload),
-        ) else {
-            tracing::warn!("a claim that cannot be read, or without a reply subject");
-            continue;
-        };
-        let nats = nats.clone();
-        let files = files.clone();
-        tokio::spawn(async move {
-            let answer = files.claim(&claim).await;
-            let body = serde_json::to_vec(&answer).expect("replies serialise");
-            if let Err(e) = nats.publish(reply, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer a claim");
+    kit::requests::serve(
+        nats,
+        claims,
+        CONCURRENT_CLAIMS,
+        shutdown,
+        "claim",
+        move |request| {
+            let files = files.clone();
+            async move {
+                let claim =
+                    kit::requests::parse::<proto::api::attachments::Claim>(&request.payload);
+                let answer = match claim {
+                    Ok(claim) => files.claim(&claim).await,
+                    Err(message) => proto::api::attachments::ClaimReply::Refused {
+                        code: proto::api::error::ErrorCode::InvalidBody,
+                        field: String::new(),
+                        message,
+                    },
+                };
+                kit::requests::encode(&answer)
             }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 /// Deletes the files of deleted messages.

@@ -7,6 +7,7 @@
 //! - [`telemetry`], [`health`]: logs, `/metrics`, `/livez` and `/readyz`.
 //! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
 //! - [`retry`]: exponential backoff, the one policy of every retry loop.
+//! - [`requests`]: answering other services' NATS requests, the one loop of every answerer.
 //! - [`signing`]: signed, expiring URLs (upload slots, a message's files).
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
 
@@ -16,6 +17,7 @@ pub mod extract;
 pub mod health;
 pub mod lifecycle;
 pub mod listener;
+pub mod requests;
 pub mod retry;
 pub mod signing;
 pub mod stream;
