@@ -592,7 +592,7 @@ mod tests {
     /// 19,000 users holds 19,000 inbox feeds.
     #[test]
     fn a_topic_costs_one_small_feed_and_nothing_per_session() {
-        let feed = std::mem::size_of::<Feed>();
+        let feed = size_of::<Feed>();
         eprintln!("a feed is {feed} bytes (plus the Arc's two counts)");
         assert!(feed <= 48, "a feed grew to {feed} bytes");
     }
