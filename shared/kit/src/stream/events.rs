@@ -31,7 +31,7 @@ pub struct EventsStreamConfig {
         env = "NATTER_EVENTS_STREAM_REPLICAS",
         default_value_t = 1
     )]
-    pub replicas: usize,
+    pub events_replicas: usize,
 }
 
 impl EventsStreamConfig {
@@ -48,7 +48,7 @@ impl EventsStreamConfig {
             max_age: EVENTS_MAX_AGE,
             max_bytes: EVENTS_MAX_BYTES,
             max_messages: -1,
-            num_replicas: self.replicas,
+            num_replicas: self.events_replicas,
             // Live delivery comes from here, with the sequences that let an edge see a gap.
             republish: Some(stream::Republish {
                 source: subjects.events_stream_filter(),
