@@ -56,6 +56,10 @@ pub struct Config {
     #[command(flatten)]
     pub nats: NatsConfig,
 
+    /// The events stream auth publishes what it tells users, servers and channels through.
+    #[command(flatten)]
+    pub events_stream: kit::stream::EventsStreamConfig,
+
     /// Profiles are cached here; auth keeps working (from PostgreSQL) when Redis is down.
     #[command(flatten)]
     pub redis: RedisConfig,

@@ -81,6 +81,8 @@ pub enum Error {
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("stopped answering edges' requests: the NATS subscription ended")]
     AnsweringStopped,
+    #[error("cannot create the events stream: {0}")]
+    EventsStream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error("cannot prepare the LiveKit client: {0}")]
     LiveKit(#[source] reqwest::Error),
     #[error(transparent)]
@@ -103,6 +105,11 @@ impl Auth {
         let db = database(&config).await?;
         let nats = nats(&config).await?;
         let subjects = Subjects::new(config.nats.prefix.clone());
+        // What auth tells users, servers and channels goes through it (`publish`).
+        config
+            .events_stream
+            .ensure(&async_nats::jetstream::new(nats.clone()), &subjects)
+            .await?;
 
         let metrics = Metrics::new("auth");
         let auth_metrics = AuthMetrics::register(&metrics);

@@ -1,52 +1,72 @@
 //! Live delivery that survives the messaging layer dropping.
 //!
-//! Stored chat events reach an edge through the chat stream's republish to `{p}.ch.{channel}.msg`
-//! over core NATS, which is at most once: a NATS restart, this edge's reconnect, a subscription
-//! that fell behind (a slow consumer) or, in a cluster, a stream leader change each lose what was
-//! republished meanwhile, though the stream stored it. So each channel topic keeps a
-//! [`Watermark`], the last stream sequence it handed to its sessions, and one task per edge, the
-//! [`Dispatcher`], hands out every channel's events:
+//! What edges deliver from NATS is republished by one of two JetStream streams over core NATS,
+//! which is at most once: the chat stream's stored chat events (`{p}.ch.{channel}.msg`) and the
+//! events stream's events auth tells users, servers and channels (`{p}.user.{user}`,
+//! `{p}.guild.{guild}`, `{p}.ch.{channel}.meta`). A NATS restart, this edge's reconnect, a
+//! subscription that fell behind (a slow consumer) or, in a cluster, a stream leader change
+//! each lose what was republished meanwhile, though the stream stored it. So each topic (a
+//! channel, a user's inbox, a server) is a [`Feed`] with a [`Watermark`] per stream it gets
+//! events from, the last sequence of it handed to its sessions, and one task per edge, the
+//! [`Dispatcher`], hands out every topic's events:
 //!
-//! - each republished event carries its sequence (`Nats-Sequence`) and the sequence of the
-//!   channel's previous event (`Nats-Last-Sequence`). At or below the watermark: a copy already
-//!   handed out, dropped. A previous event above the watermark: events were lost; they are read
-//!   back from the stream (batched direct gets from the watermark on) and go out first.
-//! - a gap shows only when the channel's next event arrives, so the edge also checks every
-//!   channel it follows against the stream's last sequence per channel (one batched direct get
-//!   per thousand channels, [`check`]): before anything that arrives over a new NATS connection
-//!   goes out (the client counts its connections, so this has no race with the reconnect), when
-//!   a subscription dropped messages or the stream's leader changes, and every
+//! - each republished event carries its stream (`Nats-Stream`), its sequence (`Nats-Sequence`)
+//!   and the sequence of its subject's previous event (`Nats-Last-Sequence`). At or below the
+//!   watermark: a copy already handed out, dropped. A previous event above the watermark: events
+//!   were lost; they are read back from the stream (batched direct gets from the watermark on)
+//!   and go out first. What no stream stored (typing, read markers, presence's own publishes to
+//!   inboxes) carries no `Nats-Stream` and goes out as it comes.
+//! - a gap shows only when the subject's next event arrives, so the edge also checks every topic
+//!   it follows against the streams' last sequence per subject (one batched direct get per
+//!   thousand subjects, [`check`]): before anything that arrives over a new NATS connection goes
+//!   out (the client counts its connections, so this has no race with the reconnect), when a
+//!   subscription dropped messages or a stream's leader changes, and every
 //!   `--delivery-check-interval` for a loss nothing announced.
-//! - a session gets the stored events of all its channels in stream order. A client resumes from
-//!   the highest `s` it has seen, so everything below it must have reached it: one channel's
-//!   event must never overtake an older one of another, read back or merely slower. The
-//!   dispatcher takes everything the NATS client has received, from every channel, then hands
-//!   it out merged by sequence (each channel's own events, stored or not, keep their order).
-//! - a repair that cannot be done (the stream does not answer, or more is missing than a session
-//!   may have waiting) closes the channel's sessions with a resumable code (4000): their resume
-//!   replays what they missed.
+//! - a session gets the stored chat events of all its channels in chat stream order. A client
+//!   resumes from the highest `s` it has seen, so everything below it must have reached it: one
+//!   channel's event must never overtake an older one of another, read back or merely slower.
+//!   The dispatcher takes everything the NATS client has received, from every topic, then hands
+//!   it out merged by chat sequence (each topic's own events, stored or not, keep their order;
+//!   events-stream events carry no `s` and go out in their topic's order).
+//! - a repair that cannot be done (the stream does not answer or no longer holds it, or more is
+//!   missing than a session may have waiting) closes the topic's sessions with a resumable code
+//!   (4000): their resume replays what they missed of chat, and RESUMED carries their current
+//!   channels and servers. A server's copy on the edge is then also read anew from auth, so its
+//!   permissions are right again.
 //!
-//! Sessions still drop stored events at or below their own floor (READY's or a replay's).
+//! Sessions still drop stored chat events at or below their own floor (READY's or a replay's).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use kit::lifecycle::Shutdown;
-use kit::stream::{CHANNELS_PER_CHECK, ChatStream, ReadError};
-use proto::Snowflake;
-use proto::gateway::CloseCode;
+use kit::stream::ReadError;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::attachments::Attachments;
-use crate::fanout::{Delivery, Sessions, hand_out};
+use crate::fanout::{Delivery, hand_out};
 use crate::metrics::EdgeMetrics;
-use crate::state::EdgeState;
+
+mod check;
+mod feed;
+
+use check::Cause;
+pub use check::check;
+pub use feed::{Feed, Followed, Streams};
+
+/// The stream a stored event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The chat stream: chat events, whose sequence clients see as `s`.
+    Chat,
+    /// The events stream: what auth tells users, servers and channels.
+    Events,
+}
 
 /// What to do with a stored event that arrives live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +80,7 @@ pub enum Arrival {
     After { through: u64 },
 }
 
-/// The last stream sequence a channel topic handed out.
+/// The last sequence of one stream a topic handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermark(u64);
 
@@ -73,7 +93,7 @@ impl Watermark {
         self.0
     }
 
-    /// Judges a live event: its stream sequence, and the sequence of the channel's event before
+    /// Judges a live event: its stream sequence, and the sequence of its subject's event before
     /// it (`None` when the header is missing: then only checks find a gap).
     pub fn arrival(self, seq: u64, previous: Option<u64>) -> Arrival {
         match previous {
@@ -85,7 +105,7 @@ impl Watermark {
         }
     }
 
-    /// Whether a stream whose last event of the channel is `last` holds events not handed out.
+    /// Whether a stream whose last event of the subject is `last` holds events not handed out.
     pub const fn behind(self, last: u64) -> bool {
         last > self.0
     }
@@ -95,71 +115,27 @@ impl Watermark {
     }
 }
 
-/// One channel topic as continuity sees it: its watermark and its sessions.
-#[derive(Debug)]
-pub struct ChannelFeed {
-    pub channel: Snowflake,
-    watermark: AtomicU64,
-    sessions: Sessions,
-    /// Cancelled when the topic's last session leaves: the subscription is dropped.
-    stop: CancellationToken,
-}
-
-impl ChannelFeed {
-    pub fn new(channel: Snowflake, watermark: u64, sessions: Sessions) -> Arc<Self> {
-        Arc::new(Self {
-            channel,
-            watermark: AtomicU64::new(watermark),
-            sessions,
-            stop: CancellationToken::new(),
-        })
-    }
-
-    pub fn watermark(&self) -> Watermark {
-        Watermark(self.watermark.load(Ordering::Acquire))
-    }
-
-    fn advance(&self, seq: u64) {
-        self.watermark.fetch_max(seq, Ordering::AcqRel);
-    }
-
-    /// The topic is gone: its subscription ends.
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-
-    /// Closes every session of the channel with a resumable code: it could not be repaired.
-    fn resume_all(&self) {
-        let sessions = self
-            .sessions
-            .read()
-            .expect("no code panics while holding the session map");
-        for handle in sessions.values() {
-            handle.kick.kick(CloseCode::UnknownError);
-        }
-    }
-}
-
 /// What the hub and the checks ask of the dispatcher.
 enum Command {
-    /// A new channel topic: deliver its subscription.
-    Follow(Arc<ChannelFeed>, async_nats::Subscriber),
-    /// Repair what a check found: each channel's last event in the stream (`None`: check now,
+    /// A new topic: deliver its subscription.
+    Follow(Arc<Feed>, async_nats::Subscriber),
+    /// Repair what a check found: each topic's last event in each stream (`None`: check now,
     /// after a reconnect).
-    Check(Cause, Option<Vec<(Arc<ChannelFeed>, u64)>>),
+    Check(Cause, Option<Vec<(Arc<Feed>, Source, u64)>>),
 }
 
 /// The hub's handle on the dispatcher.
 #[derive(Clone)]
 pub struct Continuity {
     commands: mpsc::UnboundedSender<Command>,
+    streams: Streams,
 }
 
 impl Continuity {
     /// The handle, and the dispatcher to run (an essential task of the edge).
     pub fn new(
         nats: async_nats::Client,
-        stream: ChatStream,
+        streams: Streams,
         max_repair: usize,
         metrics: EdgeMetrics,
         attachments: Arc<Attachments>,
@@ -168,12 +144,12 @@ impl Continuity {
         let repaired_connects = nats.statistics().connects.load(Ordering::Relaxed);
         let dispatcher = Dispatcher {
             commands: received,
-            streams: SelectAll::new(),
+            subscriptions: SelectAll::new(),
             lanes: HashMap::new(),
             followed: Vec::new(),
             nats,
             reader: Reader {
-                stream,
+                streams: streams.clone(),
                 max_repair,
                 metrics: metrics.clone(),
                 attachments,
@@ -181,15 +157,19 @@ impl Continuity {
             metrics,
             repaired_connects,
         };
-        (Self { commands }, dispatcher)
+        (Self { commands, streams }, dispatcher)
     }
 
-    /// Delivers a new channel topic's subscription from now on.
-    pub fn follow(&self, feed: Arc<ChannelFeed>, subscription: async_nats::Subscriber) {
+    /// Delivers a new topic's subscription from now on.
+    pub fn follow(&self, feed: Arc<Feed>, subscription: async_nats::Subscriber) {
         let _ = self.commands.send(Command::Follow(feed, subscription));
     }
 
-    fn check(&self, cause: Cause, lasts: Option<Vec<(Arc<ChannelFeed>, u64)>>) {
+    pub fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
+    fn check(&self, cause: Cause, lasts: Option<Vec<(Arc<Feed>, Source, u64)>>) {
         let _ = self.commands.send(Command::Check(cause, lasts));
     }
 }
@@ -198,53 +178,67 @@ impl Continuity {
 /// first under a flood; the order argument holds for any batch, see [`Dispatcher::run`]).
 const MAX_BATCH: usize = 4_096;
 
-/// How many channels a repair reads back at once.
+/// How many topics a repair reads back at once.
 const READS_AT_ONCE: usize = 8;
 
-/// How long stored events wait after a reconnect for the stream to answer (a NATS server just
-/// started may take a moment to serve JetStream). After that they go out, and the channels' next
+/// How long stored events wait after a reconnect for the streams to answer (a NATS server just
+/// started may take a moment to serve JetStream). After that they go out, and the topics' next
 /// events and the periodic check repair what is left.
 const RECONNECT_REPAIR_WAIT: Duration = Duration::from_secs(10);
 
-/// One event taken from a channel's subscription, not yet handed out.
+/// One event taken from a topic's subscription, not yet handed out.
 struct Pulled {
     delivery: Delivery,
-    /// `Nats-Last-Sequence`: the channel's event before it.
+    /// The stream that stored it and its sequence there (`None`: not stored).
+    stored: Option<(Source, u64)>,
+    /// `Nats-Last-Sequence`: its subject's event before it.
     previous: Option<u64>,
 }
 
-/// What goes out for one channel, in its order.
+/// What goes out for one topic, in its order.
 enum Unit {
-    Live(Delivery),
-    Repaired(Delivery),
-    /// What was lost through here could not be read back (its sessions were closed to resume).
-    Skip(u64),
+    Live(Delivery, Option<(Source, u64)>),
+    Repaired(Delivery, Source, u64),
+    /// What was lost of a stream through here could not be read back (the topic's sessions were
+    /// closed to resume).
+    Skip(Source, u64),
 }
 
 impl Unit {
-    /// Where it goes in the merge: stored events by sequence; the rest as soon as their turn in
-    /// their channel comes.
+    /// Where it goes in the merge: chat events by sequence; the rest as soon as their turn in
+    /// their topic comes.
     fn key(&self) -> u64 {
         match self {
-            Self::Live(d) | Self::Repaired(d) => d.seq.unwrap_or(0),
-            Self::Skip(_) => 0,
+            Self::Live(_, Some((Source::Chat, seq))) | Self::Repaired(_, Source::Chat, seq) => *seq,
+            Self::Live(..) | Self::Repaired(..) | Self::Skip(..) => 0,
         }
     }
 }
 
-/// One channel's events taken but not handed out.
+/// One topic's events taken but not handed out.
 struct Lane {
-    feed: Arc<ChannelFeed>,
+    feed: Arc<Feed>,
     pulled: Vec<Pulled>,
 }
 
-/// Hands out every channel topic's events, gap-free and in stream order (see the module docs).
+/// Where a topic lost events: before which taken event, of which stream, after and through
+/// which sequences, found how.
+struct Gap {
+    lane: usize,
+    position: usize,
+    source: Source,
+    after: u64,
+    through: u64,
+    cause: Cause,
+}
+
+/// Hands out every topic's events, gap-free and in stream order (see the module docs).
 pub struct Dispatcher {
     commands: mpsc::UnboundedReceiver<Command>,
-    streams: SelectAll<BoxStream<'static, (Arc<ChannelFeed>, async_nats::Message)>>,
-    /// Keyed by the feed's address: a channel's topic may be dropped and made again.
+    subscriptions: SelectAll<BoxStream<'static, (Arc<Feed>, async_nats::Message)>>,
+    /// Keyed by the feed's address: a topic may be dropped and made again.
     lanes: HashMap<usize, Lane>,
-    followed: Vec<Arc<ChannelFeed>>,
+    followed: Vec<Arc<Feed>>,
     nats: async_nats::Client,
     reader: Reader,
     metrics: EdgeMetrics,
@@ -254,8 +248,8 @@ pub struct Dispatcher {
 
 /// Reads back what live delivery lost.
 struct Reader {
-    stream: ChatStream,
-    /// The most events one channel reads back at once (a session's queue: more could never be
+    streams: Streams,
+    /// The most events one topic reads back at once (a session's queue: more could never be
     /// handed out whole).
     max_repair: usize,
     metrics: EdgeMetrics,
@@ -263,14 +257,14 @@ struct Reader {
     attachments: Arc<Attachments>,
 }
 
-fn key(feed: &Arc<ChannelFeed>) -> usize {
+fn key(feed: &Arc<Feed>) -> usize {
     Arc::as_ptr(feed) as usize
 }
 
 impl Dispatcher {
     /// Runs until `shutdown`.
     ///
-    /// Why the order holds: the stream republishes in stream order and NATS delivers one
+    /// Why the order holds: the chat stream republishes in stream order and NATS delivers one
     /// publisher's messages to a connection in order, so the client pushes them into the
     /// channels' subscriptions in stream order. Once the subscriptions have nothing ready, every
     /// event received so far has been taken; what arrives later is newer than all of it. So the
@@ -284,7 +278,8 @@ impl Dispatcher {
                     Command::Follow(feed, subscription) => self.follow(feed, subscription),
                     Command::Check(cause, lasts) => self.hand_out(cause, lasts).await,
                 },
-                Some((feed, message)) = self.streams.next(), if !self.streams.is_empty() => {
+                Some((feed, message)) = self.subscriptions.next(),
+                    if !self.subscriptions.is_empty() => {
                     self.take(&feed, &message);
                     // Then everything already received, so the batch ends where nothing is
                     // ready. Batches grow by themselves as load does (what arrives while one is
@@ -292,7 +287,7 @@ impl Dispatcher {
                     // waiting for more would only add latency (docs/BENCHMARKS.md, "chat").
                     let mut taken = 1;
                     while taken < MAX_BATCH {
-                        match self.streams.next().now_or_never() {
+                        match self.subscriptions.next().now_or_never() {
                             Some(Some((feed, message))) => self.take(&feed, &message),
                             _ => break,
                         }
@@ -304,20 +299,27 @@ impl Dispatcher {
         }
     }
 
-    fn follow(&mut self, feed: Arc<ChannelFeed>, subscription: async_nats::Subscriber) {
+    fn follow(&mut self, feed: Arc<Feed>, subscription: async_nats::Subscriber) {
         let stop = feed.stop.clone().cancelled_owned();
         let tagged = Arc::clone(&feed);
         let stream = subscription
             .take_until(stop)
             .map(move |message| (Arc::clone(&tagged), message))
             .boxed();
-        self.streams.push(stream);
-        self.followed.retain(|feed| !feed.stop.is_cancelled());
+        self.subscriptions.push(stream);
+        self.followed.retain(|feed| !feed.is_stopped());
         self.followed.push(feed);
     }
 
-    fn take(&mut self, feed: &Arc<ChannelFeed>, message: &async_nats::Message) {
-        let Some(delivery) = Delivery::from_nats_signed(message, &self.reader.attachments) else {
+    fn take(&mut self, feed: &Arc<Feed>, message: &async_nats::Message) {
+        let source = self.reader.streams.source(message);
+        let seq = source.and_then(|_| header(message, "Nats-Sequence"));
+        let stored = source.zip(seq);
+        // Only the chat stream's sequence is the client's `s`.
+        let chat_seq = seq.filter(|_| source == Some(Source::Chat));
+        let Some(delivery) =
+            Delivery::from_nats_signed(message, chat_seq, &self.reader.attachments)
+        else {
             return;
         };
         let previous = header(message, "Nats-Last-Sequence");
@@ -328,7 +330,11 @@ impl Dispatcher {
                 pulled: Vec::new(),
             })
             .pulled
-            .push(Pulled { delivery, previous });
+            .push(Pulled {
+                delivery,
+                stored,
+                previous,
+            });
     }
 
     fn connects(&self) -> u64 {
@@ -336,8 +342,8 @@ impl Dispatcher {
     }
 
     /// Hands out what was taken, after what was lost before it (found from the events' previous
-    /// sequences, from `lasts`, or, after a reconnect, by checking every channel first).
-    async fn hand_out(&mut self, cause: Cause, lasts: Option<Vec<(Arc<ChannelFeed>, u64)>>) {
+    /// sequences, from `lasts`, or, after a reconnect, by checking every topic first).
+    async fn hand_out(&mut self, cause: Cause, lasts: Option<Vec<(Arc<Feed>, Source, u64)>>) {
         let mut lasts = lasts.map(|lasts| (cause, lasts));
         let connects = self.connects();
         if connects > self.repaired_connects {
@@ -346,9 +352,10 @@ impl Dispatcher {
         }
         let mut lanes = std::mem::take(&mut self.lanes);
         let mut last_of = HashMap::new();
+        let check_cause = lasts.as_ref().map_or(Cause::Gap, |(cause, _)| *cause);
         if let Some((_, lasts)) = &lasts {
-            for (feed, last) in lasts {
-                last_of.insert(key(feed), *last);
+            for (feed, source, last) in lasts {
+                last_of.insert((key(feed), *source), *last);
                 lanes.entry(key(feed)).or_insert_with(|| Lane {
                     feed: Arc::clone(feed),
                     pulled: Vec::new(),
@@ -356,51 +363,72 @@ impl Dispatcher {
             }
         }
         let lanes: Vec<Lane> = lanes.into_values().collect();
-        // Where each channel lost events: (lane, before which taken event, after, through).
         let mut gaps = Vec::new();
         for (index, lane) in lanes.iter().enumerate() {
-            let mut mark = lane.feed.watermark();
-            for (position, pulled) in lane.pulled.iter().enumerate() {
-                let Some(seq) = pulled.delivery.seq else {
-                    continue;
-                };
-                if let Arrival::After { through } = mark.arrival(seq, pulled.previous) {
-                    gaps.push((index, position, mark.get(), through, Cause::Gap));
+            for &source in lane.feed.sources() {
+                let mut mark = lane.feed.watermark(source);
+                for (position, pulled) in lane.pulled.iter().enumerate() {
+                    let Some((_, seq)) = pulled.stored.filter(|(s, _)| *s == source) else {
+                        continue;
+                    };
+                    if let Arrival::After { through } = mark.arrival(seq, pulled.previous) {
+                        gaps.push(Gap {
+                            lane: index,
+                            position,
+                            source,
+                            after: mark.get(),
+                            through,
+                            cause: Cause::Gap,
+                        });
+                    }
+                    mark.advance(seq);
                 }
-                mark.advance(seq);
-            }
-            if let Some(&last) = last_of
-                .get(&key(&lane.feed))
-                .filter(|last| mark.behind(**last))
-            {
-                let cause = lasts.as_ref().map_or(Cause::Gap, |(cause, _)| *cause);
-                gaps.push((index, lane.pulled.len(), mark.get(), last, cause));
+                if let Some(&last) = last_of
+                    .get(&(key(&lane.feed), source))
+                    .filter(|last| mark.behind(**last))
+                {
+                    gaps.push(Gap {
+                        lane: index,
+                        position: lane.pulled.len(),
+                        source,
+                        after: mark.get(),
+                        through: last,
+                        cause: check_cause,
+                    });
+                }
             }
         }
+        // Repairs in each lane's order (a topic's two streams' gaps interleave by position).
+        gaps.sort_by_key(|gap| (gap.lane, gap.position));
         let reader = &self.reader;
-        let wanted: Vec<(Arc<ChannelFeed>, u64, u64)> = gaps
+        let wanted: Vec<(Arc<Feed>, Source, u64, u64)> = gaps
             .iter()
-            .map(|&(index, _, after, through, _)| (Arc::clone(&lanes[index].feed), after, through))
+            .map(|gap| {
+                let feed = Arc::clone(&lanes[gap.lane].feed);
+                (feed, gap.source, gap.after, gap.through)
+            })
             .collect();
-        let reads = wanted.into_iter().map(|(feed, after, through)| async move {
-            reader.read_back(&feed, after, through).await
-        });
-        let read: Vec<Result<Vec<Delivery>, ()>> = futures::stream::iter(reads)
+        let reads = wanted
+            .into_iter()
+            .map(|(feed, source, after, through)| async move {
+                reader.read_back(&feed, source, after, through).await
+            });
+        let read: Vec<Result<Vec<(Delivery, u64)>, ()>> = futures::stream::iter(reads)
             .buffered(READS_AT_ONCE)
             .collect()
             .await;
-        // Each channel's units in its own order: what was read back goes before the event that
+        // Each topic's units in its own order: what was read back goes before the event that
         // showed it missing.
         let mut units: Vec<VecDeque<Unit>> = lanes
             .iter()
             .map(|lane| VecDeque::with_capacity(lane.pulled.len()))
             .collect();
-        let feeds: Vec<Arc<ChannelFeed>> = lanes.iter().map(|l| Arc::clone(&l.feed)).collect();
+        let feeds: Vec<Arc<Feed>> = lanes.iter().map(|l| Arc::clone(&l.feed)).collect();
         let mut gaps = gaps.into_iter().zip(read).peekable();
         for (index, lane) in lanes.into_iter().enumerate() {
             for (position, pulled) in lane.pulled.into_iter().enumerate() {
                 self.repairs_before(&mut gaps, index, position, &feeds, &mut units[index]);
-                units[index].push_back(Unit::Live(pulled.delivery));
+                units[index].push_back(Unit::Live(pulled.delivery, pulled.stored));
             }
             self.repairs_before(&mut gaps, index, usize::MAX, &feeds, &mut units[index]);
         }
@@ -411,30 +439,36 @@ impl Dispatcher {
     fn repairs_before(
         &self,
         gaps: &mut std::iter::Peekable<
-            impl Iterator<Item = ((usize, usize, u64, u64, Cause), Result<Vec<Delivery>, ()>)>,
+            impl Iterator<Item = (Gap, Result<Vec<(Delivery, u64)>, ()>)>,
         >,
         index: usize,
         position: usize,
-        feeds: &[Arc<ChannelFeed>],
+        feeds: &[Arc<Feed>],
         units: &mut VecDeque<Unit>,
     ) {
-        while let Some(((_, _, _, through, cause), read)) =
-            gaps.next_if(|((i, p, ..), _)| *i == index && *p <= position)
+        while let Some((gap, read)) =
+            gaps.next_if(|(gap, _)| gap.lane == index && gap.position <= position)
         {
             self.metrics
                 .delivery_repairs
-                .with_label_values(&[cause.label()])
+                .with_label_values(&[gap.cause.label()])
                 .inc();
             match read {
-                Ok(events) => units.extend(events.into_iter().map(Unit::Repaired)),
-                Err(()) => feeds[index].resume_all(),
+                Ok(events) => units.extend(
+                    events
+                        .into_iter()
+                        .map(|(delivery, seq)| Unit::Repaired(delivery, gap.source, seq)),
+                ),
+                Err(()) => {
+                    feeds[index].resume_all(&self.nats, self.reader.streams.subjects());
+                }
             }
-            units.push_back(Unit::Skip(through));
+            units.push_back(Unit::Skip(gap.source, gap.through));
         }
     }
 
-    /// Hands out every channel's units, stored events across channels by sequence.
-    fn merge(&self, feeds: &[Arc<ChannelFeed>], mut units: Vec<VecDeque<Unit>>) {
+    /// Hands out every topic's units, chat events across topics by sequence.
+    fn merge(&self, feeds: &[Arc<Feed>], mut units: Vec<VecDeque<Unit>>) {
         let mut heads = BinaryHeap::new();
         for (index, lane) in units.iter().enumerate() {
             if let Some(unit) = lane.front() {
@@ -452,40 +486,44 @@ impl Dispatcher {
         }
     }
 
-    fn deliver(&self, feed: &ChannelFeed, unit: Unit) {
-        let (delivery, repaired) = match unit {
-            Unit::Skip(through) => return feed.advance(through),
-            Unit::Live(delivery) => (delivery, false),
-            Unit::Repaired(delivery) => (delivery, true),
+    fn deliver(&self, feed: &Feed, unit: Unit) {
+        let (delivery, stored, repaired) = match unit {
+            Unit::Skip(source, through) => return feed.advance(source, through),
+            Unit::Live(delivery, stored) => (delivery, stored, false),
+            Unit::Repaired(delivery, source, seq) => (delivery, Some((source, seq)), true),
         };
-        if let Some(seq) = delivery.seq {
-            if !feed.watermark().behind(seq) {
+        if let Some((source, seq)) = stored {
+            if !feed.watermark(source).behind(seq) {
                 self.metrics.delivery_duplicates.inc();
                 return;
             }
-            feed.advance(seq);
+            feed.advance(source, seq);
         }
         if repaired {
             self.metrics.delivery_repaired.inc();
         }
         let started = std::time::Instant::now();
+        // A server's copy changes before its sessions see the event (they decide from it).
+        if let Followed::Guild(guild) = &feed.followed {
+            guild.apply(&delivery.event);
+        }
         hand_out(&feed.sessions, &delivery, &self.metrics);
         self.metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Every followed channel's last event in the stream, read before anything that came over a
-    /// new connection goes out; retried while the stream does not answer yet, for a while.
-    async fn lasts_after_reconnect(&mut self) -> Vec<(Arc<ChannelFeed>, u64)> {
-        self.followed.retain(|feed| !feed.stop.is_cancelled());
+    /// Every followed topic's last events in the streams, read before anything that came over a
+    /// new connection goes out; retried while the streams do not answer yet, for a while.
+    async fn lasts_after_reconnect(&mut self) -> Vec<(Arc<Feed>, Source, u64)> {
+        self.followed.retain(|feed| !feed.is_stopped());
         tracing::info!(
-            channels = self.followed.len(),
-            "checking live delivery against the stream after a reconnect"
+            topics = self.followed.len(),
+            "checking live delivery against the streams after a reconnect"
         );
         let started = tokio::time::Instant::now();
         loop {
-            match last_sequences(&self.reader.stream, &self.followed).await {
+            match self.reader.streams.last_sequences(&self.followed).await {
                 Ok(lasts) => return lasts,
                 Err(e) if started.elapsed() < RECONNECT_REPAIR_WAIT => {
                     tracing::debug!(error = %e, "cannot check live delivery yet; retrying");
@@ -502,34 +540,34 @@ impl Dispatcher {
 }
 
 impl Reader {
-    /// A channel's events after `after` through `through`, from the stream.
+    /// A topic's events of one stream after `after` through `through`.
     async fn read_back(
         &self,
-        feed: &ChannelFeed,
+        feed: &Feed,
+        source: Source,
         after: u64,
         through: u64,
-    ) -> Result<Vec<Delivery>, ()> {
-        let channel = feed.channel;
-        match (self.stream)
-            .channel_events(channel, after, through, self.max_repair)
-            .await
-        {
+    ) -> Result<Vec<(Delivery, u64)>, ()> {
+        let read = self
+            .streams
+            .read_back(
+                feed,
+                source,
+                after,
+                through,
+                self.max_repair,
+                &self.attachments,
+            )
+            .await;
+        let topic = feed.events_subject(self.streams.subjects());
+        match read {
             Ok(events) => {
-                let events: Vec<Delivery> = events
-                    .into_iter()
-                    .map(|stored| {
-                        let mut event = stored.event;
-                        self.attachments.sign_event(&mut event);
-                        Delivery::new(Some(stored.seq), event)
-                    })
-                    .collect();
-                tracing::info!(%channel, after, through, events = events.len(),
+                tracing::info!(%topic, ?source, after, through, events = events.len(),
                     "live delivery repaired from the stream");
                 Ok(events)
             }
             Err(e) => {
-                tracing::warn!(%channel, after, through, error = %e,
-                    "cannot repair live delivery; the channel's sessions resume");
+                log_failure(&topic, source, after, through, &e);
                 self.metrics.delivery_repair_failures.inc();
                 Err(())
             }
@@ -537,120 +575,27 @@ impl Reader {
     }
 }
 
-/// Each feed's channel's last event in the stream (channels with none are left out).
-async fn last_sequences(
-    stream: &ChatStream,
-    feeds: &[Arc<ChannelFeed>],
-) -> Result<Vec<(Arc<ChannelFeed>, u64)>, ReadError> {
-    let mut lasts = Vec::with_capacity(feeds.len());
-    for chunk in feeds.chunks(CHANNELS_PER_CHECK) {
-        let channels: Vec<Snowflake> = chunk.iter().map(|feed| feed.channel).collect();
-        let found = stream.last_sequences(&channels).await?;
-        lasts.extend(
-            chunk
-                .iter()
-                .filter_map(|feed| Some((Arc::clone(feed), *found.get(&feed.channel)?))),
-        );
-    }
-    Ok(lasts)
+fn log_failure(topic: &str, source: Source, after: u64, through: u64, e: &ReadError) {
+    tracing::warn!(%topic, ?source, after, through, error = %e,
+        "cannot repair live delivery; the topic's sessions resume");
 }
 
 fn header(message: &async_nats::Message, name: &str) -> Option<u64> {
     message.headers.as_ref()?.get(name)?.as_str().parse().ok()
 }
 
-/// Why events are read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-enum Cause {
-    /// An event's previous one in its channel was never handed out.
-    Gap,
-    /// The NATS client connected again: what was republished while it was away is lost.
-    Reconnect,
-    /// A subscription's buffer overflowed and the client dropped messages.
-    SlowConsumer,
-    /// The chat stream has a new leader.
-    LeaderChange,
-    /// The periodic check, for a loss nothing announced.
-    Periodic,
-}
-
-impl Cause {
-    /// The metrics label (`gap`, `slow_consumer`, ...).
-    fn label(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// How long a periodic check lets events it saw in the stream arrive live before it counts them
-/// as lost: repairing an event whose republished copy is merely on its way costs a read for
-/// nothing (the copy is then dropped as a duplicate).
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// Checks the channels this edge follows against the stream until `shutdown`: after the NATS
-/// client reconnects (the dispatcher checks before handing anything out; `events` wakes it when
-/// nothing else does), when a subscription dropped messages, when `leaders` says the chat stream
-/// has a new leader, and every `interval`.
-pub async fn check(
-    state: Arc<EdgeState>,
-    mut events: mpsc::Receiver<async_nats::Event>,
-    mut leaders: async_nats::Subscriber,
-    interval: Duration,
-    shutdown: Shutdown,
-) {
-    let continuity = state.hub.continuity();
-    let mut every = tokio::time::interval(interval);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.reset();
-    loop {
-        let cause = tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = every.tick() => Cause::Periodic,
-            Some(event) = events.recv() => match event {
-                async_nats::Event::Connected => {
-                    continuity.check(Cause::Reconnect, None);
-                    continue;
-                }
-                async_nats::Event::SlowConsumer(_) => Cause::SlowConsumer,
-                _ => continue,
-            },
-            Some(_) = leaders.next() => Cause::LeaderChange,
-        };
-        if cause != Cause::Periodic {
-            tracing::info!(
-                cause = cause.label(),
-                "checking live delivery against the stream"
-            );
-        }
-        let feeds = state.hub.channel_feeds();
-        let lasts = tokio::select! {
-            () = shutdown.cancelled() => return,
-            lasts = last_sequences(&state.stream, &feeds) => lasts,
-        };
-        let mut lasts = match lasts {
-            Ok(lasts) => lasts,
-            Err(e) => {
-                tracing::debug!(error = %e, cause = cause.label(), "cannot check live delivery");
-                continue;
-            }
-        };
-        if cause == Cause::Periodic {
-            // Events just stored are still on their way live: only what stays missing is lost.
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(SETTLE) => {}
-            }
-        }
-        lasts.retain(|(feed, last)| feed.watermark().behind(*last));
-        if !lasts.is_empty() {
-            continuity.check(cause, Some(lasts));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What continuity keeps per topic, whatever its sessions: an edge with 19,000 sessions of
+    /// 19,000 users holds 19,000 inbox feeds.
+    #[test]
+    fn a_topic_costs_one_small_feed_and_nothing_per_session() {
+        let feed = size_of::<Feed>();
+        eprintln!("a feed is {feed} bytes (plus the Arc's two counts)");
+        assert!(feed <= 48, "a feed grew to {feed} bytes");
+    }
 
     #[test]
     fn the_next_event_of_a_channel_is_handed_out() {

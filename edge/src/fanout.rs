@@ -3,15 +3,15 @@
 //! NATS message is decoded and encoded as a gateway frame once, then handed to every interested
 //! session's bounded queue; a session whose queue is full is kicked (closed with a resumable code)
 //! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
-//! A channel topic also keeps its live delivery gap-free through NATS faults (`continuity`).
+//! Channel, inbox and server topics also keep their live delivery gap-free through NATS faults
+//! (`continuity`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use kit::stream::{ChatStream, ReadError};
+use kit::stream::ReadError;
 use proto::Snowflake;
 use proto::events::Event;
 use proto::gateway::CloseCode;
@@ -19,7 +19,7 @@ use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::continuity::{ChannelFeed, Continuity};
+use crate::continuity::{Continuity, Feed, Followed, Source, Streams};
 use crate::guilds::{FollowError, GuildFeed};
 use crate::metrics::EdgeMetrics;
 
@@ -46,7 +46,7 @@ pub struct Delivery(Arc<Encoded>);
 
 #[derive(Debug)]
 pub struct Encoded {
-    /// The chat stream sequence of a stored event; `None` for typing, channel and inbox events.
+    /// The chat stream sequence of a stored chat event (the client's `s`); `None` for the rest.
     pub seq: Option<u64>,
     pub event: Event,
     pub frame: Utf8Bytes,
@@ -66,28 +66,21 @@ impl Delivery {
         Self(Arc::new(Encoded { seq, event, frame }))
     }
 
-    /// Decodes a NATS message: the chat stream's republished events carry their stream sequence
-    /// in the `Nats-Sequence` header.
+    /// Decodes a NATS message that no stream stored (presence).
     pub(crate) fn from_nats(message: &async_nats::Message) -> Option<Self> {
-        let event = decode(message)?;
-        Some(Self::new(
-            message.headers.as_ref().and_then(stream_sequence),
-            event,
-        ))
+        Some(Self::new(None, decode(message)?))
     }
 
-    /// Like [`Delivery::from_nats`], a channel's event, whose message's file links are signed
-    /// now (once for every session it goes to).
+    /// Decodes a topic's message, whose file links are signed now (once for every session it
+    /// goes to); `seq` is its chat stream sequence when it is a stored chat event.
     pub(crate) fn from_nats_signed(
         message: &async_nats::Message,
+        seq: Option<u64>,
         attachments: &crate::attachments::Attachments,
     ) -> Option<Self> {
         let mut event = decode(message)?;
         attachments.sign_event(&mut event);
-        Some(Self::new(
-            message.headers.as_ref().and_then(stream_sequence),
-            event,
-        ))
+        Some(Self::new(seq, event))
     }
 }
 
@@ -97,10 +90,6 @@ fn decode(message: &async_nats::Message) -> Option<Event> {
             |e| tracing::warn!(subject = %message.subject, error = %e, "undecodable event"),
         )
         .ok()
-}
-
-fn stream_sequence(headers: &HeaderMap) -> Option<u64> {
-    headers.get("Nats-Sequence")?.as_str().parse().ok()
 }
 
 /// How the hub reaches one session.
@@ -139,12 +128,12 @@ struct TopicEntry {
     metrics: EdgeMetrics,
 }
 
-/// How a topic's subscription is delivered: a channel's by the edge's dispatcher (in stream
-/// order with every other channel's, gap-free), a user's inbox or presence by a task of its own.
+/// How a topic's subscription is delivered: a channel's, a user's inbox and a server's by the
+/// edge's dispatcher (gap-free, chat in stream order across channels), a user's presence by a
+/// task of its own.
 enum Subscribed {
-    Channel(Arc<ChannelFeed>),
+    Feed(Arc<Feed>),
     Task(tokio::task::JoinHandle<()>),
-    Guild(Arc<GuildFeed>),
 }
 
 impl Drop for TopicEntry {
@@ -152,9 +141,8 @@ impl Drop for TopicEntry {
         // Ending the delivery drops the subscription, which unsubscribes on the server.
         if let Some(subscribed) = self.subscribed.get() {
             match subscribed {
-                Subscribed::Channel(feed) => feed.stop(),
+                Subscribed::Feed(feed) => feed.stop(),
                 Subscribed::Task(task) => task.abort(),
-                Subscribed::Guild(feed) => feed.stop(),
             }
             self.metrics.subscriptions.dec();
         }
@@ -166,7 +154,7 @@ impl Drop for TopicEntry {
 pub enum JoinError {
     #[error("cannot subscribe: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
-    #[error("cannot read the channel's position in the chat stream: {0}")]
+    #[error("cannot read the topic's position in the streams: {0}")]
     Stream(#[from] ReadError),
     #[error("cannot hand the subscription to NATS: {0}")]
     Flush(#[from] async_nats::client::FlushError),
@@ -186,9 +174,9 @@ pub struct Hub {
     /// Held only to look up, add or remove an entry, never across a wait.
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     metrics: EdgeMetrics,
-    /// Where a new channel topic reads its position in the chat stream.
-    stream: ChatStream,
-    /// The dispatcher delivering channel topics, gap-free through NATS faults.
+    /// Where a new topic reads its position in the streams.
+    streams: Streams,
+    /// The dispatcher delivering channel, inbox and server topics, gap-free through NATS faults.
     continuity: Continuity,
 }
 
@@ -197,16 +185,15 @@ impl Hub {
         nats: async_nats::Client,
         subjects: Subjects,
         metrics: EdgeMetrics,
-        stream: ChatStream,
         continuity: Continuity,
     ) -> Self {
         Self {
+            streams: continuity.streams().clone(),
             continuity,
             nats,
             subjects,
             topics: Mutex::default(),
             metrics,
-            stream,
         }
     }
 
@@ -268,70 +255,74 @@ impl Hub {
         Ok(())
     }
 
-    /// Subscribes the edge to a topic and starts the task delivering it. A channel's task starts
-    /// from the stream's last event of the channel, read after the subscription is in place (the
-    /// read follows the SUB on the connection), so every event stored later reaches it, live or
-    /// read back; what was stored before is in the snapshot or replay of every session.
+    /// Subscribes the edge to a topic and starts delivering it. A channel, inbox or server starts
+    /// from the streams' last events of its subjects, read after the subscription is in place
+    /// (the read follows the SUB on the connection), so every event stored later reaches it,
+    /// live or read back; what was stored before is in the snapshot or replay of every session.
     async fn subscribe(&self, topic: Topic, sessions: Sessions) -> Result<Subscribed, JoinError> {
         let subscription = self.nats.subscribe(self.subject(topic)).await?;
-        let subscribed = match topic {
-            Topic::Channel(channel) => {
-                let last = self.stream.last_sequences(&[channel]).await?;
-                let last = last.get(&channel).copied().unwrap_or(0);
-                let feed = ChannelFeed::new(channel, last, sessions);
-                self.continuity.follow(Arc::clone(&feed), subscription);
-                Subscribed::Channel(feed)
-            }
-            Topic::Guild(guild) => {
-                // The SUB is in place before auth is asked for the server: what changes after
-                // auth's answer arrives as an event.
+        let followed = match topic {
+            Topic::Channel(channel) => Followed::Channel(channel),
+            Topic::User(user) => Followed::Inbox(user),
+            Topic::Guild(guild) => Followed::Guild(GuildFeed::new(guild)),
+            Topic::Presence(_) => {
+                // Nothing is read back for it: hand the SUB over before promising delivery.
                 self.nats.flush().await?;
-                let feed = GuildFeed::follow(
-                    &self.nats,
-                    &self.subjects,
-                    guild,
+                self.metrics.subscriptions.inc();
+                return Ok(Subscribed::Task(tokio::spawn(deliver(
                     subscription,
                     sessions,
                     self.metrics.clone(),
-                )
-                .await?;
-                Subscribed::Guild(feed)
-            }
-            Topic::User(_) | Topic::Presence(_) => {
-                // Nothing is read back for these: hand the SUB over before promising delivery.
-                self.nats.flush().await?;
-                Subscribed::Task(tokio::spawn(deliver(
-                    subscription,
-                    sessions,
-                    self.metrics.clone(),
-                )))
+                ))));
             }
         };
+        let subject = followed.events_subject(&self.subjects);
+        let asked = [subject.as_str()];
+        let events = self.streams.events.last_sequences(&asked);
+        let (chat, events) = match followed.channel() {
+            Some(channel) => {
+                let channels = [channel];
+                let chat = self.streams.chat.last_sequences(&channels);
+                let (chat, events) = tokio::try_join!(chat, events)?;
+                (chat.get(&channel).copied(), events.into_values().next())
+            }
+            None => (None, events.await?.into_values().next()),
+        };
+        let feed = Feed::new(followed, chat.unwrap_or(0), events.unwrap_or(0), sessions);
+        self.continuity.follow(Arc::clone(&feed), subscription);
+        if let Followed::Guild(guild) = &feed.followed {
+            // Subscribed and delivered before auth is asked for the server: what changes after
+            // auth's answer arrives as an event, applied on top of it.
+            if let Err(e) = guild.load(&self.nats, &self.subjects).await {
+                feed.stop();
+                return Err(e.into());
+            }
+        }
         self.metrics.subscriptions.inc();
-        Ok(subscribed)
+        Ok(Subscribed::Feed(feed))
     }
 
-    /// The channel topics this edge follows, with their watermarks.
-    pub fn channel_feeds(&self) -> Vec<Arc<ChannelFeed>> {
+    /// The channel, inbox and server topics this edge follows, with their watermarks.
+    pub fn feeds(&self) -> Vec<Arc<Feed>> {
         self.topics()
             .values()
             .filter_map(|entry| match entry.subscribed.get()? {
-                Subscribed::Channel(feed) => Some(Arc::clone(feed)),
-                Subscribed::Task(_) | Subscribed::Guild(_) => None,
+                Subscribed::Feed(feed) => Some(Arc::clone(feed)),
+                Subscribed::Task(_) => None,
             })
             .collect()
     }
 
-    /// Per channel among `channels` this edge follows: the last stream sequence it handed out
-    /// live (what a session joining the channel now will not be handed).
+    /// Per channel among `channels` this edge follows: the last chat stream sequence it handed
+    /// out live (what a session joining the channel now will not be handed).
     pub fn handed_out(&self, channels: &[Snowflake]) -> HashMap<Snowflake, u64> {
         let topics = self.topics();
         channels
             .iter()
             .filter_map(|&channel| {
                 match topics.get(&Topic::Channel(channel))?.subscribed.get()? {
-                    Subscribed::Channel(feed) => Some((channel, feed.watermark().get())),
-                    Subscribed::Task(_) | Subscribed::Guild(_) => None,
+                    Subscribed::Feed(feed) => Some((channel, feed.watermark(Source::Chat).get())),
+                    Subscribed::Task(_) => None,
                 }
             })
             .collect()
@@ -358,8 +349,11 @@ impl Hub {
     /// A server this edge follows (some local session joined its topic).
     pub fn guild(&self, guild: Snowflake) -> Option<Arc<GuildFeed>> {
         match self.topics().get(&Topic::Guild(guild))?.subscribed.get()? {
-            Subscribed::Guild(feed) => Some(Arc::clone(feed)),
-            _ => None,
+            Subscribed::Feed(feed) => match &feed.followed {
+                Followed::Guild(guild) => Some(Arc::clone(guild)),
+                Followed::Channel(_) | Followed::Inbox(_) => None,
+            },
+            Subscribed::Task(_) => None,
         }
     }
 

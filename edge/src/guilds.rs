@@ -4,16 +4,17 @@
 //! PostgreSQL per message, so a session decides what it may see and send from memory
 //! (`proto::permissions::effective`, the same function auth decides with).
 //!
-//! The feed follows `{p}.guild.{guild}` (the hub's `Topic::Guild`): it subscribes, then asks auth
-//! for the server as it is (`{p}.auth.guild`, after the subscription is in place), applies what
-//! arrived meanwhile on top of that answer (every event sets whole objects, so applying one the
-//! answer already reflects changes nothing), and from then on applies each event before handing
-//! it to the sessions. Each member's own roles and time-out live in their sessions.
+//! The feed follows `{p}.guild.{guild}` (the hub's `Topic::Guild`, delivered gap-free by
+//! `crate::continuity`): it subscribes, then asks auth for the server as it is (`{p}.auth.guild`,
+//! after the subscription is in place), applies what arrived meanwhile on top of that answer
+//! (every event sets whole objects, so applying one the answer already reflects changes nothing),
+//! and from then on applies each event before handing it to the sessions. When a lost event
+//! cannot be read back, the server is read from auth anew ([`GuildFeed::refresh`]). Each
+//! member's own roles and time-out live in their sessions.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::StreamExt;
 use proto::Snowflake;
 use proto::access::{GuildQuery, GuildSnapshot, Reply};
 use proto::api::channels::Channel;
@@ -23,9 +24,6 @@ use proto::events::Event;
 use proto::gateway::{ReadSummary, ReadyChannel, ReadyGuild};
 use proto::permissions::{Permissions, effective};
 use proto::subjects::Subjects;
-
-use crate::fanout::{Delivery, Sessions, hand_out};
-use crate::metrics::EdgeMetrics;
 
 /// A server as an edge keeps it.
 #[derive(Debug, Clone)]
@@ -169,7 +167,9 @@ impl GuildState {
 pub struct GuildFeed {
     pub id: Snowflake,
     state: RwLock<Following>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// While auth is asked for the server anew (a lost event could not be read back): the
+    /// events applied meanwhile, to apply again on top of its answer.
+    refreshing: Mutex<Option<Vec<Event>>>,
 }
 
 enum Following {
@@ -190,43 +190,75 @@ pub enum FollowError {
 /// How long asking auth for a server may take.
 const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The most events kept while auth is asked for a server (a server that busy is read again on
+/// the next failed repair rather than held in memory without bound).
+const MAX_HELD: usize = 10_000;
+
 impl GuildFeed {
-    /// Follows a server: delivers `subscription` (already subscribed) to `sessions`, applying each
-    /// event first, and asks auth for the server. Answers once the state is in.
-    pub async fn follow(
-        nats: &async_nats::Client,
-        subjects: &Subjects,
-        guild: Snowflake,
-        subscription: async_nats::Subscriber,
-        sessions: Sessions,
-        metrics: EdgeMetrics,
-    ) -> Result<Arc<Self>, FollowError> {
-        let feed = Arc::new(Self {
+    /// A server about to be followed: its events are applied ([`GuildFeed::apply`]) from the
+    /// moment its subscription is delivered, and [`GuildFeed::load`] asks auth for it.
+    pub fn new(guild: Snowflake) -> Arc<Self> {
+        Arc::new(Self {
             id: guild,
             state: RwLock::new(Following::Waiting(Vec::new())),
-            task: Mutex::new(None),
-        });
-        let task = tokio::spawn(deliver(Arc::clone(&feed), subscription, sessions, metrics));
-        *feed.task.lock().expect("never poisoned") = Some(task);
-        let snapshot = match snapshot(nats, subjects, guild).await {
-            Ok(snapshot) => snapshot,
-            Err(e) => {
-                feed.stop();
-                return Err(e);
-            }
+            refreshing: Mutex::new(None),
+        })
+    }
+
+    /// Asks auth for the server (once its events are being applied) and applies what arrived
+    /// meanwhile on top of the answer.
+    pub async fn load(
+        &self,
+        nats: &async_nats::Client,
+        subjects: &Subjects,
+    ) -> Result<(), FollowError> {
+        let snapshot = snapshot(nats, subjects, self.id).await?;
+        let mut state = self.state.write().expect("never poisoned");
+        let arrived = match &mut *state {
+            Following::Waiting(arrived) => std::mem::take(arrived),
+            Following::Following(_) => Vec::new(),
         };
-        let mut state = feed.state.write().expect("never poisoned");
-        let Following::Waiting(arrived) = &mut *state else {
-            unreachable!("only follow installs the state")
-        };
-        let arrived = std::mem::take(arrived);
         let mut following = GuildState::from_snapshot(snapshot);
         for event in &arrived {
             following.apply(event);
         }
         *state = Following::Following(following);
-        drop(state);
-        Ok(feed)
+        Ok(())
+    }
+
+    /// Reads the server anew from auth, in the background: an event of it was lost and could
+    /// not be read back, so the edge's copy (its permissions) may be wrong. Events applied
+    /// meanwhile are applied again on top of the answer.
+    pub fn refresh(self: &Arc<Self>, nats: async_nats::Client, subjects: Subjects) {
+        {
+            let mut refreshing = self.refreshing.lock().expect("never poisoned");
+            if refreshing.is_some() {
+                return;
+            }
+            *refreshing = Some(Vec::new());
+        }
+        let feed = Arc::clone(self);
+        tokio::spawn(async move {
+            let answer = snapshot(&nats, &subjects, feed.id).await;
+            let mut state = feed.state.write().expect("never poisoned");
+            let held = feed.refreshing.lock().expect("never poisoned").take();
+            match (answer, held) {
+                (Ok(snapshot), Some(held)) => {
+                    let mut following = GuildState::from_snapshot(snapshot);
+                    for event in &held {
+                        following.apply(event);
+                    }
+                    *state = Following::Following(following);
+                    tracing::info!(guild = %feed.id, "server read anew after a lost event");
+                }
+                (Ok(_), None) => {
+                    tracing::warn!(guild = %feed.id, "server busier than a refresh can hold");
+                }
+                (Err(e), _) => {
+                    tracing::warn!(guild = %feed.id, error = %e, "cannot read the server anew");
+                }
+            }
+        });
     }
 
     /// Reads the server as it is now (once followed; `None` before).
@@ -237,17 +269,22 @@ impl GuildFeed {
         }
     }
 
-    fn apply(&self, event: &Event) {
-        match &mut *self.state.write().expect("never poisoned") {
+    /// Applies one of the server's events (before its sessions get it).
+    pub fn apply(&self, event: &Event) {
+        let mut state = self.state.write().expect("never poisoned");
+        {
+            let mut refreshing = self.refreshing.lock().expect("never poisoned");
+            if let Some(held) = refreshing.as_mut() {
+                if held.len() < MAX_HELD {
+                    held.push(event.clone());
+                } else {
+                    *refreshing = None;
+                }
+            }
+        }
+        match &mut *state {
             Following::Following(state) => state.apply(event),
             Following::Waiting(arrived) => arrived.push(event.clone()),
-        }
-    }
-
-    /// Stops delivering (the last session left): the subscription goes with the task.
-    pub fn stop(&self) {
-        if let Some(task) = self.task.lock().expect("never poisoned").take() {
-            task.abort();
         }
     }
 }
@@ -270,23 +307,6 @@ async fn snapshot(
         Ok(Reply::Failed(why)) => Err(FollowError::NoAnswer(why)),
         Ok(Reply::SignedOut) => Err(FollowError::NoAnswer("signed out".to_owned())),
         Err(e) => Err(FollowError::NoAnswer(e.to_string())),
-    }
-}
-
-/// Applies each of the server's events to the feed, then hands it to its sessions (each decides
-/// what it may see of it).
-async fn deliver(
-    feed: Arc<GuildFeed>,
-    mut subscription: async_nats::Subscriber,
-    sessions: Sessions,
-    metrics: EdgeMetrics,
-) {
-    while let Some(message) = subscription.next().await {
-        let Some(delivery) = Delivery::from_nats(&message) else {
-            continue;
-        };
-        feed.apply(&delivery.event);
-        hand_out(&sessions, &delivery, &metrics);
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
 //! - [`guilds`]: what the edge keeps of each server it has members' sessions of (roles, channels,
 //!   overwrites), to decide from memory what each session may see and send.
-//! - [`continuity`]: keeping each channel's live delivery gap-free when NATS drops messages.
+//! - [`continuity`]: keeping channels', inboxes' and servers' live delivery gap-free when NATS
+//!   drops messages.
 //! - [`chat`]: sends, edits and deletes into the chat stream; typing and read markers.
 //! - [`attachments`]: a message's files: media takes them, links signed on every read.
 //! - [`archive`]: history pages, read markers and unread counts from the message store.
@@ -45,7 +46,7 @@ use clap::Parser;
 use kit::config::{LogConfig, NatsConfig, RateSpec};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
-use kit::stream::{ChatStream, ChatStreamConfig};
+use kit::stream::{ChatStream, ChatStreamConfig, EventsStream, EventsStreamConfig};
 use kit::telemetry::Metrics;
 use kit::tokens::Verifier;
 use proto::subjects::Subjects;
@@ -272,6 +273,9 @@ pub struct Config {
     pub stream: ChatStreamConfig,
 
     #[command(flatten)]
+    pub events_stream: EventsStreamConfig,
+
+    #[command(flatten)]
     pub log: LogConfig,
 }
 
@@ -280,11 +284,11 @@ pub struct Config {
 pub enum Error {
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
-    #[error("cannot follow the chat stream's leader changes: {0}")]
+    #[error("cannot follow the streams' leader changes: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("cannot register for discovery: {0}")]
     Discovery(async_nats::Error),
-    #[error("cannot create the chat stream: {0}")]
+    #[error("cannot create the chat or the events stream: {0}")]
     Stream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error("cannot load auth's token keys: {0}")]
     Keys(#[from] kit::tokens::KeySetError),
@@ -302,10 +306,10 @@ pub struct Edge {
     discovery: discovery::Registration,
     drain_timeout: Duration,
     /// What live delivery checks listen to: the NATS client's connection events and the chat
-    /// stream's leader changes.
+    /// and events streams' leader changes.
     nats_events: tokio::sync::mpsc::Receiver<async_nats::Event>,
     dispatcher: continuity::Dispatcher,
-    leader_changes: async_nats::Subscriber,
+    leader_changes: Vec<async_nats::Subscriber>,
     delivery_check_interval: Duration,
     /// Auth's requests to delete a banned member's recent messages.
     purges: async_nats::Subscriber,
@@ -320,7 +324,11 @@ impl Edge {
         let subjects = Subjects::new(config.nats.prefix.clone());
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
-        let leader_changes = nats.subscribe(subjects.chat_leader_elected()).await?;
+        config.events_stream.ensure(&js, &subjects).await?;
+        let leader_changes = vec![
+            nats.subscribe(subjects.chat_leader_elected()).await?,
+            nats.subscribe(subjects.events_leader_elected()).await?,
+        ];
         let purges = purge::subscribe(&nats, &subjects).await?;
         let processed = processed::subscribe(&nats, &subjects).await?;
 
@@ -346,9 +354,13 @@ impl Edge {
             nats.clone(),
             subjects.clone(),
         ));
+        let streams = continuity::Streams::new(
+            stream.clone(),
+            EventsStream::new(nats.clone(), subjects.clone()),
+        );
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),
-            stream.clone(),
+            streams,
             config.session_queue.max(1),
             edge_metrics.clone(),
             Arc::clone(&attachments),
@@ -368,7 +380,6 @@ impl Edge {
                 nats.clone(),
                 subjects.clone(),
                 edge_metrics.clone(),
-                stream.clone(),
                 continuity,
             ),
             chat: Chat::new(
@@ -503,10 +514,7 @@ impl Service for Edge {
             "the presence heartbeat",
             reporter::heartbeat(Arc::clone(&self.state), stopped.clone()),
         );
-        tasks.spawn(
-            "the channel dispatcher",
-            self.dispatcher.run(stopped.clone()),
-        );
+        tasks.spawn("the dispatcher", self.dispatcher.run(stopped.clone()));
         tasks.spawn(
             "the live delivery checks",
             continuity::check(

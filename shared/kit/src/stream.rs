@@ -13,8 +13,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use proto::subjects::Subjects;
 
+mod events;
 mod reader;
 
+pub use events::{EVENTS_MAX_AGE, EVENTS_MAX_BYTES, EventsStream, EventsStreamConfig};
 pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Stored};
 
 /// Retention and placement of the chat stream, from configuration.

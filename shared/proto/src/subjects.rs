@@ -6,12 +6,18 @@
 //!                                stream sequence in `Nats-Sequence` and the channel's previous
 //!                                one in `Nats-Last-Sequence` (so a gap shows)
 //! {prefix}.ch.{channel}.typing   typing notices, core NATS only (never stored)
-//! {prefix}.ch.{channel}.meta     channel changes (proto::events), core NATS only
+//! {prefix}.ch.{channel}.meta     channel changes (proto::events), republished by the events stream
 //! {prefix}.ch.{channel}.>        what an edge subscribes to, once per channel it has sessions in
-//! {prefix}.user.{user}           a user's inbox: membership, profile and session events
+//! {prefix}.user.{user}           a user's inbox: membership, profile and session events (auth's
+//!                                republished by the events stream; presence's and read markers
+//!                                on core NATS, without a `Nats-Stream` header)
 //! {prefix}.guild.{guild}         a server's events (roles, channels, members, bans, invites,
-//!                                audit entries), core NATS; edges follow it while they hold a
-//!                                session of a member
+//!                                audit entries), republished by the events stream; edges follow
+//!                                it while they hold a session of a member
+//! {prefix}.ev.user.{user}        the events stream's intake: auth publishes what it tells users,
+//! {prefix}.ev.guild.{guild}      servers and channels here (JetStream), and the stream
+//! {prefix}.ev.ch.{channel}.meta  republishes each to the subject without `.ev` with its sequence
+//!                                and the subject's previous one (`Nats-Last-Sequence`)
 //! {prefix}.presence.{user}       a user's presence changes as others see them (PRESENCE_UPDATE)
 //! {prefix}.presence.edge.report  edges report session start, status and end (proto::tracker)
 //! {prefix}.presence.edge.heartbeat  edges prove they are alive (request; presence answers)
@@ -266,6 +272,54 @@ impl Subjects {
         format!("{}.search.{partition}", self.prefix)
     }
 
+    /// Where auth publishes an event for a user's inbox (the events stream's intake); the
+    /// stream republishes it to [`Self::user_inbox`].
+    pub fn user_intake(&self, user: Snowflake) -> String {
+        format!("{}.ev.user.{user}", self.prefix)
+    }
+
+    /// Where auth publishes a server's event (the events stream's intake); republished to
+    /// [`Self::guild_events`].
+    pub fn guild_intake(&self, guild: Snowflake) -> String {
+        format!("{}.ev.guild.{guild}", self.prefix)
+    }
+
+    /// Where auth publishes a channel's change (the events stream's intake); republished to
+    /// [`Self::channel_events`].
+    pub fn channel_events_intake(&self, channel: Snowflake) -> String {
+        format!("{}.ev.ch.{channel}.meta", self.prefix)
+    }
+
+    /// The subjects the events stream captures: every intake above.
+    pub fn events_stream_filter(&self) -> String {
+        format!("{}.ev.*.>", self.prefix)
+    }
+
+    /// Where the events stream republishes each event: its intake subject without the `ev`
+    /// token (`{p}.ev.user.7` to `{p}.user.7`, `{p}.ev.ch.5.meta` to `{p}.ch.5.meta`).
+    pub fn events_republish_destination(&self) -> String {
+        format!("{}.{{{{wildcard(1)}}}}.>", self.prefix)
+    }
+
+    /// The JetStream stream holding, for a short while, what auth tells users, servers and
+    /// channels: what lets edges repair what core NATS lost of it.
+    pub fn events_stream_name(&self) -> String {
+        format!("{}_events", self.prefix)
+    }
+
+    /// JetStream's direct get of the events stream.
+    pub fn events_direct_get(&self) -> String {
+        format!("$JS.API.DIRECT.GET.{}", self.events_stream_name())
+    }
+
+    /// JetStream's advisory that the events stream has a new leader.
+    pub fn events_leader_elected(&self) -> String {
+        format!(
+            "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{}",
+            self.events_stream_name()
+        )
+    }
+
     /// The JetStream stream holding chat events.
     pub fn chat_stream_name(&self) -> String {
         format!("{}_chat", self.prefix)
@@ -310,6 +364,25 @@ mod tests {
             s.chat_republish_destination(),
             "natter.ch.{{wildcard(1)}}.msg"
         );
+    }
+
+    #[test]
+    fn the_events_stream_republishes_each_intake_to_what_edges_follow() {
+        let s = subjects();
+        let id = Snowflake::from_u64(42);
+        // The server maps `{p}.ev.{kind}.>` to `{p}.{kind}.>`: dropping the `ev` token must give
+        // the subject edges subscribe to.
+        for (intake, delivered) in [
+            (s.user_intake(id), s.user_inbox(id)),
+            (s.guild_intake(id), s.guild_events(id)),
+            (s.channel_events_intake(id), s.channel_events(id)),
+        ] {
+            assert_eq!(intake.replacen(".ev.", ".", 1), delivered);
+            assert!(intake.starts_with("natter.ev."), "{intake}");
+        }
+        assert_eq!(s.events_stream_filter(), "natter.ev.*.>");
+        assert_eq!(s.events_republish_destination(), "natter.{{wildcard(1)}}.>");
+        assert_eq!(s.events_stream_name(), "natter_events");
     }
 
     #[test]

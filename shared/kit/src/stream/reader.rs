@@ -26,7 +26,7 @@ pub enum ReadError {
     Incomplete(usize, u64),
 }
 
-fn js_error(e: impl std::fmt::Display) -> ReadError {
+pub(super) fn js_error(e: impl std::fmt::Display) -> ReadError {
     ReadError::JetStream(e.to_string())
 }
 
@@ -54,7 +54,7 @@ pub struct Missed {
 }
 
 /// How many events one direct get asks for.
-const DIRECT_BATCH: usize = 256;
+pub(super) const DIRECT_BATCH: usize = 256;
 
 /// How many channels one [`ChatStream::last_sequences`] may ask about (the server answers at most
 /// 1,024 subjects per request).
@@ -94,14 +94,11 @@ impl ChatStream {
             .iter()
             .map(|&channel| (self.subjects.chat_intake(channel), channel))
             .collect();
-        let request = DirectGet::MultiLast {
-            multi_last: subjects.keys().map(String::as_str).collect(),
-            batch: subjects.len(),
-        };
-        let found = self.direct_get(&request).await?;
+        let keys: Vec<&str> = subjects.keys().map(String::as_str).collect();
+        let found = last_of_subjects(&self.nats, self.subjects.chat_direct_get(), &keys).await?;
         Ok(found
             .into_iter()
-            .filter_map(|message| Some((*subjects.get(&message.subject)?, message.seq)))
+            .filter_map(|(subject, seq)| Some((*subjects.get(&subject)?, seq)))
             .collect())
     }
 
@@ -115,67 +112,8 @@ impl ChatStream {
         limit: usize,
     ) -> Result<Vec<Stored>, ReadError> {
         let subject = self.subjects.chat_intake(channel);
-        let mut events = Vec::new();
-        let mut next = after + 1;
-        while next <= through {
-            if events.len() >= limit {
-                return Err(ReadError::TooMany(limit));
-            }
-            let request = DirectGet::NextBySubject {
-                seq: next,
-                next_by_subj: &subject,
-                batch: DIRECT_BATCH,
-            };
-            let batch = self.direct_get(&request).await?;
-            let full = batch.len() == DIRECT_BATCH;
-            for message in batch {
-                if message.seq > through {
-                    return Ok(events);
-                }
-                next = message.seq + 1;
-                if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                    events.push(Stored {
-                        seq: message.seq,
-                        event,
-                    });
-                }
-            }
-            if !full && next <= through {
-                // The server has nothing more up to `through`, which the stream does hold: it
-                // is a replica not yet caught up (or the event aged out). Not complete.
-                return Err(ReadError::Incomplete(events.len(), through));
-            }
-        }
-        Ok(events)
-    }
-
-    /// One batched direct get: the messages it answers with, up to the end-of-batch marker.
-    async fn direct_get(&self, request: &DirectGet<'_>) -> Result<Vec<Direct>, ReadError> {
-        let inbox = self.nats.new_inbox();
-        let mut replies = self.nats.subscribe(inbox.clone()).await.map_err(js_error)?;
-        let body = serde_json::to_vec(request).expect("requests serialise");
-        self.nats
-            .publish_with_reply(self.subjects.chat_direct_get(), inbox, body.into())
-            .await
-            .map_err(js_error)?;
-        let mut found = Vec::new();
-        loop {
-            let reply = tokio::time::timeout(DIRECT_TIMEOUT, replies.next())
-                .await
-                .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
-                .ok_or_else(|| ReadError::JetStream("the connection closed".to_owned()))?;
-            match reply.status.map(|status| status.as_u16()) {
-                None => found.push(Direct::read(reply)?),
-                // 204: the end of the batch; 404: nothing at or after the sequence asked.
-                Some(204 | 404) => return Ok(found),
-                Some(status) => {
-                    let why = reply.description.unwrap_or_default();
-                    return Err(ReadError::JetStream(format!(
-                        "direct get answered {status} {why}"
-                    )));
-                }
-            }
-        }
+        let api = self.subjects.chat_direct_get();
+        subject_events(&self.nats, api, &subject, after, through, limit).await
     }
 
     /// The chat stream's last sequence: where a new session's live delivery begins. One direct
@@ -331,6 +269,104 @@ impl ChatStream {
     }
 }
 
+/// One batched direct get of a stream (its `$JS.API.DIRECT.GET` subject): the messages it
+/// answers with, up to the end-of-batch marker.
+pub(super) async fn direct_get(
+    nats: &async_nats::Client,
+    api: String,
+    request: &DirectGet<'_>,
+) -> Result<Vec<Direct>, ReadError> {
+    let inbox = nats.new_inbox();
+    let mut replies = nats.subscribe(inbox.clone()).await.map_err(js_error)?;
+    let body = serde_json::to_vec(request).expect("requests serialise");
+    nats.publish_with_reply(api, inbox, body.into())
+        .await
+        .map_err(js_error)?;
+    let mut found = Vec::new();
+    loop {
+        let reply = tokio::time::timeout(DIRECT_TIMEOUT, replies.next())
+            .await
+            .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
+            .ok_or_else(|| ReadError::JetStream("the connection closed".to_owned()))?;
+        match reply.status.map(|status| status.as_u16()) {
+            None => found.push(Direct::read(reply)?),
+            // 204: the end of the batch; 404: nothing at or after the sequence asked.
+            Some(204 | 404) => return Ok(found),
+            Some(status) => {
+                let why = reply.description.unwrap_or_default();
+                return Err(ReadError::JetStream(format!(
+                    "direct get answered {status} {why}"
+                )));
+            }
+        }
+    }
+}
+
+/// The sequence of each subject's last message in a stream (subjects with none are left out): at
+/// most [`CHANNELS_PER_CHECK`] subjects, one batched direct get.
+pub(super) async fn last_of_subjects(
+    nats: &async_nats::Client,
+    api: String,
+    subjects: &[&str],
+) -> Result<HashMap<String, u64>, ReadError> {
+    if subjects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let request = DirectGet::MultiLast {
+        multi_last: subjects.to_vec(),
+        batch: subjects.len(),
+    };
+    let found = direct_get(nats, api, &request).await?;
+    Ok(found
+        .into_iter()
+        .map(|message| (message.subject, message.seq))
+        .collect())
+}
+
+/// The stored events of one subject of a stream after sequence `after` up to and including
+/// `through` (a sequence the subject holds), in order; at most `limit` of them.
+pub(super) async fn subject_events(
+    nats: &async_nats::Client,
+    api: String,
+    subject: &str,
+    after: u64,
+    through: u64,
+    limit: usize,
+) -> Result<Vec<Stored>, ReadError> {
+    let mut events = Vec::new();
+    let mut next = after + 1;
+    while next <= through {
+        if events.len() >= limit {
+            return Err(ReadError::TooMany(limit));
+        }
+        let request = DirectGet::NextBySubject {
+            seq: next,
+            next_by_subj: subject,
+            batch: DIRECT_BATCH,
+        };
+        let batch = direct_get(nats, api.clone(), &request).await?;
+        let full = batch.len() == DIRECT_BATCH;
+        for message in batch {
+            if message.seq > through {
+                return Ok(events);
+            }
+            next = message.seq + 1;
+            if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
+                events.push(Stored {
+                    seq: message.seq,
+                    event,
+                });
+            }
+        }
+        if !full && next <= through {
+            // The server has nothing more up to `through`, which the stream does hold: it is a
+            // replica not yet caught up (or the event aged out). Not complete.
+            return Err(ReadError::Incomplete(events.len(), through));
+        }
+    }
+    Ok(events)
+}
+
 /// Reads a replay's consumer until `head`, or until it has nothing more.
 async fn fetch(consumer: &consumer::PullConsumer, head: u64) -> Result<Vec<Stored>, ReadError> {
     let mut replay = Vec::new();
@@ -370,7 +406,7 @@ async fn fetch(consumer: &consumer::PullConsumer, head: u64) -> Result<Vec<Store
 /// The direct gets the readers ask (JetStream's `$JS.API.DIRECT.GET` request body).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
-enum DirectGet<'a> {
+pub(super) enum DirectGet<'a> {
     /// The last message of a subject (a wildcard: of any channel).
     Last { last_by_subj: &'a str },
     /// The first message at or after a sequence of a subject.
@@ -389,11 +425,11 @@ enum DirectGet<'a> {
 }
 
 /// One message of a direct get's answer.
-struct Direct {
-    seq: u64,
+pub(super) struct Direct {
+    pub(super) seq: u64,
     /// The subject it was stored under (the channel's intake).
-    subject: String,
-    payload: bytes::Bytes,
+    pub(super) subject: String,
+    pub(super) payload: bytes::Bytes,
 }
 
 impl Direct {
