@@ -266,7 +266,11 @@ describe('files in messages', () => {
     // Bob sees no remove button on ann's message; ann removes the preview, and it goes for both.
     const bobCard = bob.page.locator('[role="log"] article').last();
     assert.equal(await bobCard.getByRole('button', { name: 'Remove embeds' }).count(), 0);
-    await ann.page.locator('[role="log"] article').last().getByRole('button', { name: 'Remove embeds' }).click();
+    await ann.page
+      .locator('[role="log"] article')
+      .last()
+      .getByRole('button', { name: 'Remove embeds' })
+      .click();
     for (const p of [ann, bob]) {
       await p.page.getByText('Fixture Site Title').waitFor({ state: 'detached', timeout: T });
     }
