@@ -17,6 +17,7 @@ use proto::api::attachments::{
     Attachment, AttachmentRef, Claim, ClaimReply, Filename, Forget, MAX_FILES, UploadSlots,
     has_preview,
 };
+use proto::api::embeds::EmbedThumbnail;
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::messages::Message;
 use proto::events::Event;
@@ -177,7 +178,8 @@ impl Attachments {
         author: Snowflake,
         message: Snowflake,
         named: Vec<AttachmentRef>,
-    ) -> Result<Vec<Attachment>, ChatError> {
+        nonce: Option<&str>,
+    ) -> Result<(Snowflake, Vec<Attachment>), ChatError> {
         if self.links.is_none() {
             return Err(refused(
                 ErrorCode::Forbidden,
@@ -200,6 +202,7 @@ impl Attachments {
             author_id: author,
             message_id: message,
             attachments: named,
+            nonce: nonce.map(str::to_owned),
         };
         let body = serde_json::to_vec(&claim).expect("claims serialise");
         let asked = self.nats.request(self.subjects.media_claim(), body.into());
@@ -215,9 +218,13 @@ impl Attachments {
             }
         };
         match serde_json::from_slice::<ClaimReply>(&reply.payload) {
-            Ok(ClaimReply::Taken { mut attachments }) => {
+            Ok(ClaimReply::Taken {
+                mut attachments,
+                message_id,
+            }) => {
+                let message = message_id.unwrap_or(message);
                 self.sign_files(channel, message, &mut attachments);
-                Ok(attachments)
+                Ok((message, attachments))
             }
             Ok(ClaimReply::Refused {
                 code: ErrorCode::Internal,
@@ -255,10 +262,21 @@ impl Attachments {
         }
     }
 
-    /// Gives a message's files links signed now.
+    /// Gives a message's files, and its link previews' images, links signed now.
     pub fn sign(&self, message: &mut Message) {
         let (channel, id) = (message.channel_id, message.id);
         self.sign_files(channel, id, &mut message.attachments);
+        if let Some(links) = &self.links {
+            for thumbnail in message
+                .embeds
+                .iter_mut()
+                .filter_map(|e| e.thumbnail.as_mut())
+            {
+                let url = links.attachment(channel, id, thumbnail.id, EmbedThumbnail::FILENAME);
+                thumbnail.proxy_url.clone_from(&url);
+                thumbnail.url = url;
+            }
+        }
     }
 
     /// Signs the files of the message an event carries, if any.

@@ -28,7 +28,10 @@ use crate::archive::Archive;
 use crate::attachments::Attachments;
 use crate::metrics::EdgeMetrics;
 
+mod embeds;
 mod pins;
+
+pub use embeds::embed_flags;
 
 /// Why a send, edit or delete was refused. The session answers with an ERROR frame and stays open.
 #[derive(Debug, thiserror::Error)]
@@ -330,15 +333,26 @@ impl Chat {
             Some(reference) => Some(replied_to(archive, channel, reference).await?),
             None => None,
         };
-        let id = self.ids.next_id();
+        let mut id = self.ids.next_id();
         // Media takes the files before anyone can see the message: a message never names a file
-        // that is not its own.
+        // that is not its own. A retried send (same nonce) whose files were taken gets them
+        // again, with the id of the message they went into: it is that message (stored once,
+        // by the nonce's dedupe, or now if the first try never was).
         let attachments = if send.attachments.is_empty() {
             Vec::new()
         } else {
-            self.attachments
-                .claim(channel, author, id, send.attachments)
-                .await?
+            let (taken_by, files) = self
+                .attachments
+                .claim(
+                    channel,
+                    author,
+                    id,
+                    send.attachments,
+                    nonce.as_ref().map(Nonce::as_str),
+                )
+                .await?;
+            id = taken_by;
+            files
         };
         let message = Message {
             id,
@@ -346,6 +360,7 @@ impl Chat {
             author_id: author,
             content,
             attachments,
+            flags: send.flags & Message::SUPPRESS_EMBEDS,
             nonce: nonce.as_ref().map(|n| n.as_str().to_owned()),
             edited_at: None,
             message_reference: referenced_message

@@ -1,4 +1,4 @@
-//! Updating a message whose images media has processed (`{p}.edge.processed`, one edge of the
+//! Updating a message whose images media has processed, or whose links it previewed (`{p}.edge.processed`, one edge of the
 //! queue group `edge` answers each request): the edge reads the message as it is now and
 //! publishes it with the processed files (their real size) as MESSAGE_UPDATE through the chat
 //! stream, as an edit is made, so every device sees it, resumes replay it, and the persister
@@ -53,7 +53,8 @@ pub async fn answer(
     .await;
 }
 
-/// Publishes the message with its processed files; false when it no longer exists.
+/// Publishes the message with its processed files and its links' previews (none if its author
+/// suppressed them meanwhile); false when it no longer exists.
 async fn update(state: &EdgeState, processed: &Processed) -> Result<bool, String> {
     let found = state
         .archive
@@ -64,6 +65,13 @@ async fn update(state: &EdgeState, processed: &Processed) -> Result<bool, String
         return Ok(false);
     };
     let mut changed = false;
+    if let Some(embeds) = &processed.embeds
+        && !message.embeds_suppressed()
+        && message.embeds != *embeds
+    {
+        message.embeds.clone_from(embeds);
+        changed = true;
+    }
     for file in &mut message.attachments {
         if let Some(done) = processed.attachments.iter().find(|a| a.id == file.id) {
             *file = done.clone();

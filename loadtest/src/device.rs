@@ -333,6 +333,7 @@ impl Device {
                             nonce: Some(nonce.clone()),
                             message_reference: None,
                             attachments: Vec::new(),
+                            flags: 0,
                         })
                         .encode();
                         tracking.pending.insert(nonce, frame.clone());

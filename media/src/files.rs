@@ -4,10 +4,16 @@
 //! A taken file lives at `files/{channel}/{message}/{attachment}/{filename}`: everything of one
 //! message under one folder, so deleting the message deletes its files in one sweep of a prefix,
 //! and an upload, once moved out of `uploads/`, cannot be taken by a second message.
+//!
+//! A JPEG, PNG or WebP loses its metadata (EXIF with its GPS position, XMP, comments) as it is
+//! taken, before the message is published: its link is handed out with the message, and must
+//! never serve the photo's location, not even in the seconds before processing finishes.
 
 use kit::signing::{FileLinks, UrlSigner};
 use object_store::path::Path;
-use proto::api::attachments::{Attachment, Claim, ClaimReply, Filename, Forget, MAX_FILES};
+use proto::api::attachments::{
+    Attachment, Claim, ClaimReply, Filename, Forget, MAX_FILES, has_preview,
+};
 use proto::api::error::ErrorCode;
 use proto::{Snowflake, SnowflakeGenerator};
 
@@ -30,12 +36,17 @@ pub struct Inspection {
     pub dimensions: Option<(u32, u32)>,
 }
 
+/// How many images one media instance strips at once as they are taken: each is read whole
+/// (up to `--max-file-size`), so this bounds the memory claims take.
+const STRIPPING_AT_ONCE: usize = 4;
+
 /// Takes uploads into messages and signs their URLs.
 #[derive(Clone)]
 pub struct Files {
     storage: Storage,
     links: FileLinks,
     ids: std::sync::Arc<SnowflakeGenerator>,
+    stripping: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Files {
@@ -44,16 +55,80 @@ impl Files {
             storage,
             links,
             ids: std::sync::Arc::new(ids),
+            stripping: std::sync::Arc::new(tokio::sync::Semaphore::new(STRIPPING_AT_ONCE)),
         }
     }
 
     /// Takes every upload `claim` names, or none: each must be the author's, for this channel,
-    /// complete, and not taken by another message.
+    /// complete, and not taken by another message. A claim with a nonce is recorded, so a
+    /// retried send (same author, channel, nonce and uploads) gets the same files again with the
+    /// id of the message they went into, as long as they are still there.
     pub async fn claim(&self, claim: &Claim) -> ClaimReply {
+        let record = claim
+            .nonce
+            .as_deref()
+            .map(|nonce| claim_key(claim.channel_id, claim.author_id, nonce));
+        if let Some(key) = &record
+            && let Some(earlier) = self.earlier_claim(key, claim).await
+        {
+            return earlier;
+        }
         match self.try_claim(claim).await {
-            Ok(attachments) => ClaimReply::Taken { attachments },
+            Ok(attachments) => {
+                if let Some(key) = &record {
+                    let kept = ClaimRecord {
+                        message_id: claim.message_id,
+                        named: claim.attachments.clone(),
+                        attachments: attachments.clone(),
+                    };
+                    let body = serde_json::to_vec(&kept).expect("records serialise");
+                    if let Err(e) = self.storage.put(key, body.into()).await {
+                        // Only a retry of this send would need it; the send itself goes on.
+                        tracing::warn!(error = %e, "cannot record a claim for its retries");
+                    }
+                }
+                ClaimReply::Taken {
+                    attachments,
+                    message_id: None,
+                }
+            }
             Err(refused) => refused,
         }
+    }
+
+    /// The answer an earlier claim of the same send got, if it named the same uploads and its
+    /// files are still there (a failed publish has them deleted).
+    async fn earlier_claim(&self, key: &Path, claim: &Claim) -> Option<ClaimReply> {
+        let download = self.storage.get(key, None).await.ok()?;
+        let chunks: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(download.body)
+            .await
+            .ok()?;
+        let kept: ClaimRecord = serde_json::from_slice(&chunks.concat()).ok()?;
+        if kept.named != claim.attachments {
+            return None;
+        }
+        for file in &kept.attachments {
+            let name = Filename::parse(&file.filename).ok()?;
+            let at = file_key(claim.channel_id, kept.message_id, file.id, &name);
+            self.storage.stat(&at).await.ok()?;
+        }
+        let attachments = kept
+            .attachments
+            .into_iter()
+            .map(|file| {
+                let name = Filename::parse(&file.filename).expect("checked above");
+                let url = self.url(claim.channel_id, kept.message_id, file.id, &name);
+                Attachment {
+                    proxy_url: url.clone(),
+                    url,
+                    ..file
+                }
+            })
+            .collect();
+        Some(ClaimReply::Taken {
+            attachments,
+            message_id: Some(kept.message_id),
+        })
     }
 
     async fn try_claim(&self, claim: &Claim) -> Result<Vec<Attachment>, ClaimReply> {
@@ -118,12 +193,19 @@ impl Files {
                     format!("cannot take this upload: {e}"),
                 ));
             }
-            let inspection = self.inspect(to, *size).await;
+            let mut inspection = self.inspect(to, *size).await;
+            let mut size = *size;
+            if has_preview(Some(inspection.content_type.as_str()))
+                && let Some(stripped) = self.strip(to).await
+            {
+                size = stripped;
+                inspection = self.inspect(to, size).await;
+            }
             let url = self.url(claim.channel_id, claim.message_id, *id, filename);
             attachments.push(Attachment {
                 id: *id,
                 filename: filename.as_str().to_owned(),
-                size: *size,
+                size,
                 content_type: Some(inspection.content_type),
                 proxy_url: url.clone(),
                 url,
@@ -134,12 +216,44 @@ impl Files {
         Ok(attachments)
     }
 
+    /// Rewrites a taken image without its metadata (but for its orientation); its new size
+    /// when it had any to remove. An image that cannot be read is left as it is (processing
+    /// will not show it inline either).
+    async fn strip(&self, key: &Path) -> Option<u64> {
+        let _permit = self.stripping.acquire().await.ok()?;
+        let download = self.storage.get(key, None).await.ok()?;
+        let chunks: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(download.body)
+            .await
+            .ok()?;
+        let bytes = bytes::Bytes::from(chunks.concat());
+        let stripped = tokio::task::spawn_blocking(move || {
+            let orientation = crate::processing::orientation_of(&bytes);
+            crate::processing::strip_metadata(&bytes, orientation)
+        })
+        .await
+        .ok()?
+        .ok()??;
+        let size = stripped.len() as u64;
+        match self.storage.put(key, stripped).await {
+            Ok(()) => Some(size),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot rewrite an image without its metadata");
+                None
+            }
+        }
+    }
+
     /// Deletes every file of a deleted message, or of a deleted channel.
     pub async fn forget(&self, forget: &Forget) -> Result<usize, StorageError> {
         let channel = forget.channel_id.to_string();
         let prefix = match forget.message_id {
             Some(message) => Path::from_iter([FILES, &channel, &message.to_string()]),
-            None => Path::from_iter([FILES, &channel]),
+            None => {
+                self.storage
+                    .delete_under(&Path::from_iter([CLAIMS, &channel]), None)
+                    .await?;
+                Path::from_iter([FILES, &channel])
+            }
         };
         self.storage.delete_under(&prefix, None).await
     }
@@ -179,9 +293,37 @@ impl Files {
         &self.storage
     }
 
+    /// A new id for something kept under a message's files (a link preview's image).
+    pub fn next_id(&self) -> Snowflake {
+        self.ids.next_id()
+    }
+
     pub fn signer(&self) -> &UrlSigner {
         self.links.signer()
     }
+}
+
+/// The folder claims are recorded in, for retried sends; swept with uploads.
+pub const CLAIMS: &str = "claims";
+
+/// What a claim with a nonce took, kept at [`claim_key`] until the sweeper removes it
+/// (`--upload-ttl`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClaimRecord {
+    message_id: Snowflake,
+    named: Vec<proto::api::attachments::AttachmentRef>,
+    attachments: Vec<Attachment>,
+}
+
+/// Where a send's claim is recorded: by its channel, author and (hashed: it is the client's
+/// text) nonce.
+fn claim_key(channel: Snowflake, author: Snowflake, nonce: &str) -> Path {
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(nonce.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Path::from_iter([CLAIMS, &channel.to_string(), &author.to_string(), &hash])
 }
 
 /// Where a taken file lives.

@@ -8,6 +8,7 @@
 //! - [`sweeper`]: deletes uploads no message took.
 //! - [`processing`]: new messages' images (real size, preview, metadata stripped), a worker on
 //!   the chat stream.
+//! - [`unfurl`]: link previews, fetched through a guard against server-side request forgery.
 //! - [`files`]: taking uploads into messages (`{p}.media.claim`), their types and signed URLs,
 //!   and deleting them with their message (`{p}.media.forget`).
 
@@ -28,6 +29,7 @@ pub mod processing;
 pub mod routes;
 pub mod storage;
 pub mod sweeper;
+pub mod unfurl;
 
 use crate::access::Access;
 use crate::files::Files;
@@ -126,6 +128,19 @@ pub struct Config {
     #[command(flatten)]
     pub storage: StorageConfig,
 
+    /// The longest one link's preview may take (the page, its oEmbed document and its image).
+    #[arg(long = "unfurl-timeout", env = "NATTER_MEDIA_UNFURL_TIMEOUT", default_value = "5s",
+          value_parser = duration)]
+    pub unfurl_timeout: Duration,
+
+    /// Tests only: one address (`127.0.0.1:PORT`) link previews may fetch from although it is
+    /// not public, for a fixture web server. Never set it in a deployment.
+    #[arg(
+        long = "unfurl-allow-address",
+        env = "NATTER_MEDIA_UNFURL_ALLOW_ADDRESS"
+    )]
+    pub unfurl_allow_address: Option<SocketAddr>,
+
     #[command(flatten)]
     pub log: LogConfig,
 }
@@ -143,6 +158,8 @@ pub enum Error {
     WorkerId(proto::snowflake::WorkerIdError),
     #[error("bad token settings: {0}")]
     Tokens(#[from] kit::tokens::KeySetError),
+    #[error("cannot make the link preview client: {0}")]
+    Unfurler(#[from] reqwest::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -212,7 +229,7 @@ impl Media {
             storage: storage.clone(),
             access: Access::new(&config.auth_url, verifier),
             signer,
-            files,
+            files: files.clone(),
             settings: Arc::new(Settings {
                 public_url,
                 max_file_size: config.max_file_size,
@@ -220,10 +237,16 @@ impl Media {
             }),
         };
         let router = kit::health::router(readiness).merge(routes::router(state));
+        let unfurler = unfurl::Unfurler::new(&unfurl::Settings {
+            timeout: config.unfurl_timeout,
+            allow: config.unfurl_allow_address,
+        })?;
         let processor = processing::Processor {
             nats: nats_for_processing,
             subjects: subjects.clone(),
             storage: storage.clone(),
+            files,
+            unfurler,
         };
         let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
         let listen = kit::listener::Listen {
@@ -257,7 +280,10 @@ impl Service for Media {
         let mut tasks = Essentials::new();
         tasks.spawn_fallible("the HTTP server", self.http.serve(stop.clone()));
         tasks.spawn("the upload sweeper", self.sweeper.run(stop.clone()));
-        tasks.spawn("the image processor", self.processor.run(stop.clone()));
+        tasks.spawn(
+            "the image and link processor",
+            self.processor.run(stop.clone()),
+        );
         let Requests {
             nats,
             claims,

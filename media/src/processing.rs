@@ -10,8 +10,11 @@
 //!   under the message's folder, so they go with it), served through the file's own signed URL
 //!   with `&variant=preview` (the attachment's `proxy_url`);
 //!
-//! then asks an edge to update the message (`{p}.edge.processed`) with each image's real size,
-//! which reaches clients as MESSAGE_UPDATE and is stored like an edit.
+//! and previews the links in its text ([`crate::unfurl`]), storing each preview's image as
+//! `files/{c}/{m}/{id}/thumbnail`, then asks an edge to update the message
+//! (`{p}.edge.processed`) with each image's real size and the previews, which reaches clients
+//! as MESSAGE_UPDATE and is stored like an edit. Messages are worked on side by side (at most
+//! [`IN_FLIGHT`] at once), so a slow site delays only its own message.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -23,12 +26,17 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use img_parts::{DynImage, ImageEXIF};
 use object_store::path::Path;
 use proto::api::attachments::{Attachment, Filename, Processed, has_preview};
+use proto::api::embeds::{Embed, EmbedThumbnail};
 use proto::api::messages::Message;
 use proto::events::Event;
 use proto::subjects::Subjects;
 
-use crate::files::{FILES, file_key};
+use crate::files::{FILES, Files, file_key};
 use crate::storage::{Storage, StorageError};
+use crate::unfurl::Unfurler;
+
+/// How many messages one media instance works on at once.
+pub const IN_FLIGHT: usize = 16;
 
 /// The consumer every media instance shares.
 pub const DURABLE: &str = "media";
@@ -126,6 +134,30 @@ pub fn prepare(bytes: &Bytes) -> Result<Prepared, ProcessError> {
     })
 }
 
+/// An image shrunk to at most `side` pixels a side (after its orientation is applied), decoded
+/// within the same limits as any image: the encoded copy (JPEG, or PNG with transparency), and
+/// its width and height.
+pub fn shrink(bytes: &[u8], side: u32) -> Result<(Vec<u8>, u32, u32), ProcessError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(image::ImageError::IoError)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    let small = if image.width() > side || image.height() > side {
+        image.thumbnail(side, side)
+    } else {
+        image
+    };
+    Ok((encode(&small)?, small.width(), small.height()))
+}
+
 /// The side of avatars and server icons, in pixels.
 pub const SQUARE_SIDE: u32 = 256;
 
@@ -152,6 +184,17 @@ pub fn square(bytes: &[u8]) -> Result<Vec<u8>, ProcessError> {
     let mut out = Vec::new();
     squared.write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))?;
     Ok(out)
+}
+
+/// The EXIF orientation an image's header gives (1, upright, when none or unreadable), read
+/// without decoding its pixels.
+pub fn orientation_of(bytes: &[u8]) -> u8 {
+    ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|reader| reader.into_decoder().ok())
+        .and_then(|mut decoder| decoder.orientation().ok())
+        .map_or(1, |o| o.to_exif())
 }
 
 /// JPEG, or PNG for an image with transparency.
@@ -199,6 +242,9 @@ pub struct Processor {
     pub nats: async_nats::Client,
     pub subjects: Subjects,
     pub storage: Storage,
+    /// For ids of link previews' images.
+    pub files: Files,
+    pub unfurler: Unfurler,
 }
 
 impl Processor {
@@ -226,6 +272,8 @@ impl Processor {
                 return;
             }
         };
+        let this = std::sync::Arc::new(self);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
@@ -235,22 +283,29 @@ impl Processor {
                 tracing::warn!("the chat stream's consumer ended");
                 return;
             };
-            let handled = match serde_json::from_slice::<Event>(&message.payload) {
-                Ok(Event::MessageCreate(created)) => self.process(&created).await,
-                _ => Ok(()),
+            let Ok(slot) = std::sync::Arc::clone(&slots).acquire_owned().await else {
+                return;
             };
-            let ack = match handled {
-                Ok(()) => message.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "processing a message's images failed; retrying");
-                    message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                        .await
+            let this = std::sync::Arc::clone(&this);
+            tokio::spawn(async move {
+                let handled = match serde_json::from_slice::<Event>(&message.payload) {
+                    Ok(Event::MessageCreate(created)) => this.process(&created).await,
+                    _ => Ok(()),
+                };
+                let ack = match handled {
+                    Ok(()) => message.ack().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "processing a message failed; retrying");
+                        message
+                            .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                            .await
+                    }
+                };
+                if let Err(e) = ack {
+                    tracing::debug!(error = %e, "cannot acknowledge a chat event");
                 }
-            };
-            if let Err(e) = ack {
-                tracing::debug!(error = %e, "cannot acknowledge a chat event");
-            }
+                drop(slot);
+            });
         }
     }
 
@@ -264,40 +319,39 @@ impl Processor {
                 DURABLE,
                 consumer::pull::Config {
                     durable_name: Some(DURABLE.to_owned()),
-                    description: Some("Natter media: new messages' images".to_owned()),
+                    description: Some(
+                        "Natter media: new messages' images and link previews".to_owned(),
+                    ),
                     filter_subject: self.subjects.chat_stream_filter(),
                     // A new deployment does not process the week of messages the stream holds.
                     deliver_policy: consumer::DeliverPolicy::New,
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
                     max_deliver: 5,
+                    // Work on several at once (the default allows one outstanding at a time
+                    // only for push consumers; pull consumers allow 1,000).
+                    max_ack_pending: i64::try_from(IN_FLIGHT * 4).unwrap_or(64),
                     ..Default::default()
                 },
             )
             .await?)
     }
 
-    /// Processes a new message's images, then has an edge update it. An image that cannot be
-    /// processed (malformed, a bomb) stays as it was uploaded, shown as a file.
+    /// Processes a new message's images and previews its links, then has an edge update it.
+    /// An image that cannot be processed (malformed, a bomb) stays as it was uploaded, shown as
+    /// a file; a link that cannot be previewed gets no preview.
     async fn process(&self, message: &Message) -> Result<(), String> {
-        let mut changed = Vec::new();
-        for file in &message.attachments {
-            if !has_preview(file.content_type.as_deref()) {
-                continue;
-            }
-            match self.process_file(message, file).await {
-                Ok(Some(done)) => changed.push(done),
-                Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        if changed.is_empty() {
+        let (changed, embeds) = tokio::join!(self.process_files(message), self.embeds(message));
+        let changed = changed.map_err(|e| e.to_string())?;
+        let embeds = embeds.map_err(|e| e.to_string())?;
+        if changed.is_empty() && embeds.is_empty() {
             return Ok(());
         }
         let processed = Processed {
             channel_id: message.channel_id,
             message_id: message.id,
             attachments: changed,
+            embeds: (!embeds.is_empty()).then_some(embeds),
         };
         let body = serde_json::to_vec(&processed).expect("processed serialises");
         let reply = tokio::time::timeout(
@@ -313,6 +367,53 @@ impl Processor {
             Ok(other) => Err(format!("the edge refused the update: {other:?}")),
             Err(e) => Err(format!("the edge's answer cannot be read: {e}")),
         }
+    }
+
+    async fn process_files(&self, message: &Message) -> Result<Vec<Attachment>, StorageError> {
+        let mut changed = Vec::new();
+        for file in &message.attachments {
+            if !has_preview(file.content_type.as_deref()) {
+                continue;
+            }
+            if let Some(done) = self.process_file(message, file).await? {
+                changed.push(done);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The previews of the message's links (side by side, each within the unfurler's time),
+    /// in the order of the links, their images stored under the message's files. None when its
+    /// previews are suppressed (its author's choice, or no EMBED_LINKS where it was sent).
+    async fn embeds(&self, message: &Message) -> Result<Vec<Embed>, StorageError> {
+        if message.embeds_suppressed() {
+            return Ok(Vec::new());
+        }
+        let links = proto::api::embeds::links(&message.content);
+        let unfurled = futures::future::join_all(links.iter().map(|link| async move {
+            match self.unfurler.unfurl(link).await {
+                Ok(unfurled) => Some(unfurled),
+                Err(e) => {
+                    tracing::info!(error = %e, link = %link, "a link gets no preview");
+                    None
+                }
+            }
+        }))
+        .await;
+        let mut embeds = Vec::new();
+        for found in unfurled.into_iter().flatten() {
+            let mut embed = found.embed;
+            if let Some(made) = found.thumbnail {
+                let id = self.files.next_id();
+                let name = Filename::parse(EmbedThumbnail::FILENAME).expect("a valid name");
+                let key = file_key(message.channel_id, message.id, id, &name);
+                let thumbnail = crate::unfurl::thumbnail_of(id, &made);
+                self.storage.put(&key, Bytes::from(made.bytes)).await?;
+                embed.thumbnail = Some(thumbnail);
+            }
+            embeds.push(embed);
+        }
+        Ok(embeds)
     }
 
     /// One image: `None` when it is gone (its message deleted) or cannot be processed.

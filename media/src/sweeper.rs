@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use kit::lifecycle::Shutdown;
 use object_store::path::Path;
 
+use crate::files::CLAIMS;
 use crate::routes::uploads::UPLOADS;
 use crate::storage::Storage;
 
@@ -37,9 +38,17 @@ impl Sweeper {
         }
     }
 
-    /// Deletes every upload older than the TTL; a failure is logged and tried again next time.
+    /// Deletes every upload older than the TTL, and the records of claims as old (a send is
+    /// not retried hours later); a failure is logged and tried again next time.
     pub async fn sweep(&self) {
         let before = SystemTime::now() - self.ttl;
+        if let Err(e) = self
+            .storage
+            .delete_under(&Path::from(CLAIMS), Some(before))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot sweep old claim records");
+        }
         match self
             .storage
             .delete_under(&Path::from(UPLOADS), Some(before))

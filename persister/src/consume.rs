@@ -252,7 +252,8 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                 tokio::try_join!(
                     store.insert_reply(m, at),
                     store.write_mentions(m, false, at),
-                    store.insert_attachments(m, at)
+                    store.insert_attachments(m, at),
+                    store.write_embeds(m, false, at)
                 )?;
                 Ok(Vec::new())
             }
@@ -262,7 +263,8 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                 tokio::try_join!(
                     store.edit(m, at),
                     store.write_mentions(m, true, at),
-                    store.insert_attachments(m, at)
+                    store.insert_attachments(m, at),
+                    store.write_embeds(m, true, at)
                 )?;
                 Ok(Vec::new())
             }
@@ -270,7 +272,8 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                 tokio::try_join!(
                     store.delete(r.channel_id, r.id, at),
                     store.forget_mentions(r.channel_id, r.id, at),
-                    store.delete_attachments(r.channel_id, r.id, at)
+                    store.delete_attachments(r.channel_id, r.id, at),
+                    store.delete_embeds(r.channel_id, r.id, at)
                 )?;
                 Ok(Vec::new())
             }

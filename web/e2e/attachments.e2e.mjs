@@ -1,8 +1,12 @@
 // End-to-end: files in messages, and avatars. Ann uploads an avatar (shown from media); she drags a
 // photo into a server's channel (edge 1); Bob (edge 2) sees its space kept, then the image, and
 // opens it in the lightbox; once Ann deletes the message, someone who kept the image's URL gets
-// nothing. Real services (e2e/services.mjs, media included).
+// nothing. Ann pastes a link to a local fixture site (which media's test-only allowance lets it
+// fetch): both see its preview card, its image served by media; Ann removes it for both. Real
+// services (e2e/services.mjs, media included).
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { launch, person, screenshot } from './browser.mjs';
 import { Services } from './services.mjs';
@@ -52,8 +56,67 @@ async function api(tokenValue, method, url, body, status = 200) {
   return text ? JSON.parse(text) : null;
 }
 
+/** A `width` by `height` PNG of one colour, made here (no image library in the tests). */
+function png(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'ascii');
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, tail]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array(width).fill([51, 102, 153]).flat())]);
+  const raw = Buffer.concat(Array(height).fill(row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** The fixture site: a page with OpenGraph tags and its image. Counts what it serves. */
+let site;
+let siteHits = 0;
+async function startSite() {
+  const cover = png(120, 60);
+  const server = createServer((req, res) => {
+    siteHits += 1;
+    if (req.url === '/cover.png') {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.end(cover);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html><head>
+      <meta property="og:title" content="Fixture Site Title">
+      <meta property="og:description" content="What the fixture page is about">
+      <meta property="og:site_name" content="Fixture">
+      <meta property="og:image" content="/cover.png">
+      </head><body>fixture</body></html>`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, addr: `127.0.0.1:${server.address().port}` };
+}
+
 before(async () => {
-  services = await new Services().start();
+  site = await startSite();
+  services = await new Services({ mediaArgs: ['--unfurl-allow-address', site.addr] }).start();
   browser = await launch();
   ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
   bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
@@ -63,6 +126,7 @@ after(async () => {
   for (const p of [ann, bob]) if (p?.errors.length) console.error(`${p.name}: page errors`, p.errors);
   await browser?.close();
   await services?.stop();
+  site?.server.close();
 });
 
 describe('files in messages', () => {
@@ -167,6 +231,49 @@ describe('files in messages', () => {
       if (status !== 404) await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(status, 404, 'the deleted photo is still served');
+    for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
+  });
+  test('ann pastes a link; both see its preview card, and ann removes it for both', async () => {
+    // The first test left both in the server's channel.
+    const composer = ann.page.locator('.composer textarea');
+    const link = `http://${site.addr}/article`;
+    await composer.fill(`have a look: ${link}`);
+    await composer.press('Enter');
+    for (const p of [ann, bob]) {
+      const card = p.page.locator('[role="log"] .embed').last();
+      await card.getByText('Fixture Site Title').waitFor({ timeout: T * 2 });
+      await card.getByText('What the fixture page is about').waitFor({ timeout: T });
+      await card.getByText('Fixture', { exact: true }).waitFor({ timeout: T });
+      // The image is media's copy, its box reserved at its shape (120 by 60) before it loads.
+      const img = card.locator('.embed-image img');
+      const src = await img.getAttribute('src');
+      assert.ok(src.startsWith(`${services.mediaUrl}/attachments/`), src);
+      const box = await card.locator('.embed-image').boundingBox();
+      assert.ok(box && Math.round(box.width) === 120 && Math.round(box.height) === 60, JSON.stringify(box));
+      await p.page.waitForFunction(
+        () => {
+          const shown = [...document.querySelectorAll('[role="log"] .embed-image img')].pop();
+          return shown && shown.complete && shown.naturalWidth === 120;
+        },
+        null,
+        { timeout: T },
+      );
+    }
+    await screenshot(bob.page, 'link-preview');
+    // Viewing it did not reach the site: media fetched the page and its image, once each.
+    assert.equal(siteHits, 2);
+
+    // Bob sees no remove button on ann's message; ann removes the preview, and it goes for both.
+    const bobCard = bob.page.locator('[role="log"] article').last();
+    assert.equal(await bobCard.getByRole('button', { name: 'Remove embeds' }).count(), 0);
+    await ann.page
+      .locator('[role="log"] article')
+      .last()
+      .getByRole('button', { name: 'Remove embeds' })
+      .click();
+    for (const p of [ann, bob]) {
+      await p.page.getByText('Fixture Site Title').waitFor({ state: 'detached', timeout: T });
+    }
     for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
   });
 });

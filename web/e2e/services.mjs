@@ -110,10 +110,12 @@ async function waitReady(name, port, proc, timeoutMs = 90_000) {
 export class Services {
   /**
    * `edgeEnv` adds settings for one edge (`{ edge2: { NATTER_SEND_RATE: '5/5s' } }`), e.g. the
-   * production send rate where a scenario needs it.
+   * production send rate where a scenario needs it. `mediaArgs` adds flags to media (the test-only
+   * `--unfurl-allow-address` of a fixture site, for link previews).
    */
-  constructor({ edgeEnv = {} } = {}) {
+  constructor({ edgeEnv = {}, mediaArgs = [] } = {}) {
     this.edgeEnv = edgeEnv;
+    this.mediaArgs = mediaArgs;
     this.procs = new Map();
     // However the run ends (a failed assertion, Ctrl-C), no service outlives it.
     const killAll = () => this.procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
@@ -225,6 +227,7 @@ export class Services {
           'local',
           '--storage-dir',
           mediaDir,
+          ...this.mediaArgs,
         ],
         env: { ...common, NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret },
       },

@@ -329,6 +329,7 @@ pub(super) async fn send(
         nonce: post.nonce,
         message_reference: post.message_reference,
         attachments: post.attachments,
+        flags: crate::chat::embed_flags(post.flags, server_permissions(&caller)),
     };
     let message = routes
         .state
@@ -345,7 +346,9 @@ pub(super) async fn send(
     Ok(Json(message))
 }
 
-/// `PATCH /api/v1/channels/{id}/messages/{message_id}` `{"content"}`
+/// `PATCH /api/v1/channels/{id}/messages/{message_id}` `{"content"?, "flags"?}`: new text
+/// (the author's), and/or `flags` with SUPPRESS_EMBEDS to remove its link previews for
+/// everyone (the author, or one who may delete others' messages there).
 pub(super) async fn edit(
     State(routes): State<Routes>,
     verified: Verified,
@@ -353,22 +356,53 @@ pub(super) async fn edit(
     ApiJson(edit): ApiJson<EditMessageRequest>,
 ) -> ApiResult<Json<Message>> {
     let caller = member(&routes, verified, channel).await?;
-    open_for_sending(&routes, &caller).await?;
-    may_send(&routes, &caller, "edit messages").await?;
-    let rights = mention_rights(&routes, &caller, &edit.content).await;
-    let edit = MessageEdit {
-        channel_id: caller.channel.id,
-        message_id,
-        content: edit.content,
-        nonce: None,
-    };
     let state = &routes.state;
-    let edited = state
-        .chat
-        .edit(caller.claims.sub, edit, &rights, &state.archive)
-        .await
-        .map_err(|e| chat_error(&e))?;
-    Ok(Json(edited))
+    if edit.content.is_none() && edit.flags.is_none() {
+        return Err(ApiError::field(
+            "content",
+            "give `content`, `flags` or both",
+        ));
+    }
+    let mut edited = None;
+    if let Some(content) = edit.content {
+        open_for_sending(&routes, &caller).await?;
+        may_send(&routes, &caller, "edit messages").await?;
+        let rights = mention_rights(&routes, &caller, &content).await;
+        let edit = MessageEdit {
+            channel_id: caller.channel.id,
+            message_id,
+            content,
+            nonce: None,
+        };
+        edited = Some(
+            state
+                .chat
+                .edit(caller.claims.sub, edit, &rights, &state.archive)
+                .await
+                .map_err(|e| chat_error(&e))?,
+        );
+    }
+    if let Some(flags) = edit.flags {
+        let moderates = match server_permissions(&caller) {
+            Some(permissions) => permissions.has(Permissions::MANAGE_MESSAGES),
+            None => caller.channel.moderated().unwrap_or(false),
+        };
+        edited = Some(
+            state
+                .chat
+                .set_flags(
+                    caller.claims.sub,
+                    caller.channel.id,
+                    message_id,
+                    flags,
+                    moderates,
+                    &state.archive,
+                )
+                .await
+                .map_err(|e| chat_error(&e))?,
+        );
+    }
+    Ok(Json(edited.expect("content or flags was given")))
 }
 
 /// `DELETE /api/v1/channels/{id}/messages/{message_id}`

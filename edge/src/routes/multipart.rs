@@ -125,6 +125,7 @@ where
         nonce: None,
         message_reference: None,
         attachments: Vec::new(),
+        flags: 0,
     });
     if post.attachments.len() + files.len() > MAX_FILES {
         return Err(ApiError::field(

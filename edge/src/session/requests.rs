@@ -22,7 +22,11 @@ use crate::directory::DirectoryError;
 impl Session {
     /// A send: checked here, handed to JetStream at once (sends leave in the order they came),
     /// and answered from the reply lane once JetStream has it, while the session goes on.
-    pub(super) async fn send_message(&mut self, claims: &AccessClaims, send: MessageSend) -> Step {
+    pub(super) async fn send_message(
+        &mut self,
+        claims: &AccessClaims,
+        mut send: MessageSend,
+    ) -> Step {
         let nonce = send.nonce.clone();
         if !self.channels.contains(&send.channel_id) {
             return self.reply_error(nonce, &ChatError::UnknownChannel).await;
@@ -42,6 +46,11 @@ impl Session {
             }
             slowmode = allowed.slowmode;
         }
+        send.flags = crate::chat::embed_flags(
+            send.flags,
+            self.allowed(send.channel_id)
+                .map(|allowed| allowed.permissions),
+        );
         let rights = self.mention_rights(send.channel_id);
         let state = &self.state;
         let publishing = match state

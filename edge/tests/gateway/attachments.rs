@@ -12,14 +12,14 @@ use crate::support::{Client, User, WAIT, World};
 const SECRET: &str = "a secret the edge and media share in these tests";
 
 /// A world with media, and one edge that knows where media is and signs its links.
-struct Files {
-    world: World,
-    media: testkit::Running,
-    http: reqwest::Client,
+pub(crate) struct Files {
+    pub(crate) world: World,
+    pub(crate) media: testkit::Running,
+    pub(crate) http: reqwest::Client,
 }
 
 /// A small PNG header: 3 by 2 pixels (media reads the size from it).
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     png.extend(3u32.to_be_bytes());
     png.extend(2u32.to_be_bytes());
@@ -29,22 +29,31 @@ fn png() -> Vec<u8> {
 }
 
 impl Files {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Files::start`], with more settings for media.
+    pub(crate) async fn start_with(media_args: &[String]) -> Self {
         let mut world = World::start(0, &[]).await;
         let dir = std::env::temp_dir().join(testkit::unique("edge-media"));
         std::fs::create_dir_all(&dir).expect("a folder for media");
-        let config: media::Config = kit::config::try_parse_from([
-            "media".to_owned(),
-            format!("--nats-url={}", world.engines.nats_url),
-            format!("--nats-prefix={}", world.prefix),
-            "--http-addr=127.0.0.1:0".to_owned(),
-            "--metrics-addr=127.0.0.1:0".to_owned(),
-            format!("--auth-url={}", world.auth.url("")),
-            format!("--url-signing-secret={SECRET}"),
-            "--storage=local".to_owned(),
-            format!("--storage-dir={}", dir.display()),
-            "--log-filter=warn".to_owned(),
-        ])
+        let config: media::Config = kit::config::try_parse_from(
+            [
+                "media".to_owned(),
+                format!("--nats-url={}", world.engines.nats_url),
+                format!("--nats-prefix={}", world.prefix),
+                "--http-addr=127.0.0.1:0".to_owned(),
+                "--metrics-addr=127.0.0.1:0".to_owned(),
+                format!("--auth-url={}", world.auth.url("")),
+                format!("--url-signing-secret={SECRET}"),
+                "--storage=local".to_owned(),
+                format!("--storage-dir={}", dir.display()),
+                "--log-filter=warn".to_owned(),
+            ]
+            .into_iter()
+            .chain(media_args.iter().cloned()),
+        )
         .expect("valid media config");
         let media = testkit::spawn(media::Media::build(config).await.expect("media starts"));
         testkit::wait_ready(&media).await;
@@ -108,7 +117,7 @@ impl Files {
     }
 
     /// Uploads `bytes` as `filename` for `channel`; answers the upload's name.
-    async fn upload(
+    pub(crate) async fn upload(
         &self,
         user: &User,
         channel: Snowflake,
@@ -128,7 +137,7 @@ impl Files {
     }
 
     /// GETs a file link a message carried: its status and bytes.
-    async fn fetch(&self, url: &str) -> (u16, Vec<u8>) {
+    pub(crate) async fn fetch(&self, url: &str) -> (u16, Vec<u8>) {
         let response = self.http.get(url).send().await.expect("media answers");
         let status = response.status().as_u16();
         (status, response.bytes().await.unwrap_or_default().to_vec())
@@ -143,7 +152,7 @@ impl Files {
     }
 
     /// A REST send of `body` to `channel` as `user`.
-    async fn post(&self, user: &User, channel: Snowflake, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, user: &User, channel: Snowflake, body: Value) -> (u16, Value) {
         self.world
             .edge_call(
                 0,
@@ -156,7 +165,7 @@ impl Files {
     }
 
     /// The channel's newest messages, as `user` reads them.
-    async fn history(&self, user: &User, channel: Snowflake) -> Vec<Value> {
+    pub(crate) async fn history(&self, user: &User, channel: Snowflake) -> Vec<Value> {
         let (status, body) = self
             .world
             .edge_call(
@@ -224,7 +233,7 @@ impl Files {
     }
 }
 
-fn named(name: &str, filename: &str) -> Value {
+pub(crate) fn named(name: &str, filename: &str) -> Value {
     json!([{"id": "0", "filename": filename, "uploaded_filename": name}])
 }
 
@@ -699,8 +708,23 @@ async fn a_phone_photo_is_served_without_its_location_and_bob_sees_its_size_in_a
         .await;
     assert_eq!(status, 200, "{sent}");
     let id = sent["id"].clone();
-    // Its header lies past what the message read at once: no size yet.
-    assert!(sent["attachments"][0]["width"].is_null(), "{sent}");
+    // Its metadata went as media took it: the link handed out with the message never serves
+    // the location, not even before processing finishes; and its header, behind 80 KB of
+    // metadata in the upload, is read at once.
+    let (status, served_at_once) = files
+        .fetch(sent["attachments"][0]["url"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !served_at_once.windows(3).any(|w| w == b"GPS"),
+        "the photo is served with its location before processing"
+    );
+    assert_eq!(
+        sent["attachments"][0]["size"],
+        served_at_once.len(),
+        "{sent}"
+    );
+    assert_eq!(sent["attachments"][0]["width"], 64, "{sent}");
 
     let update = loop {
         let update = bob_socket.next_event("MESSAGE_UPDATE").await;

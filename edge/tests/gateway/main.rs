@@ -1,6 +1,7 @@
 //! The gateway against the real stack: real auth, several real edges, clients over real sockets.
 
 mod attachments;
+mod attachments_retry;
 mod bad_input;
 mod busy;
 mod chat;
@@ -14,6 +15,7 @@ mod members;
 mod mentions;
 mod openapi;
 mod pins;
+mod previews;
 mod resume;
 mod search;
 mod signed_out;

@@ -6,6 +6,7 @@ mod images;
 mod service;
 mod storage;
 mod support;
+mod unfurl;
 mod uploads;
 
 use media::storage::{Backend, StorageConfig};

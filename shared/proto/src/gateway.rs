@@ -353,6 +353,7 @@ mod tests {
                 nonce: Some("n".into()),
                 message_reference: None,
                 attachments: Vec::new(),
+                flags: 4,
             }),
             ClientFrame::VoiceStateUpdate(VoiceStateUpdate {
                 guild_id: Some(crate::Snowflake::from_u64(2)),

@@ -64,6 +64,7 @@ impl History {
         dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
         dress::attachments(&self.store, channel, &mut messages).await?;
+        dress::embeds(&self.store, channel, &mut messages, &unwritten).await?;
         Ok(messages)
     }
 
@@ -124,6 +125,7 @@ impl History {
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
         dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
         dress::attachments(&self.store, channel, &mut found).await?;
+        dress::embeds(&self.store, channel, &mut found, &unwritten).await?;
         Ok(found.pop())
     }
 

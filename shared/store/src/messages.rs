@@ -44,6 +44,7 @@ use scylla::value::CqlTimestamp;
 mod attachments;
 mod channels;
 mod conversation;
+mod embeds;
 mod mentions;
 mod pages;
 mod pins;
@@ -55,6 +56,7 @@ mod writes;
 pub const MAX_UNREAD: usize = 100;
 
 pub use conversation::Touched;
+pub use embeds::StoredEmbeds;
 pub use mentions::StoredMentions;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,8 @@ pub struct MessageStore {
     m: Arc<mentions::Statements>,
     /// Files' statements (`attachments`).
     a: Arc<attachments::Statements>,
+    /// Link previews' and flags' statements (`embeds`).
+    e: Arc<embeds::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -252,6 +256,7 @@ impl MessageStore {
         let p = Box::pin(pins::Statements::prepare(&session, timeout)).await?;
         let m = Box::pin(mentions::Statements::prepare(&session, timeout)).await?;
         let a = Box::pin(attachments::Statements::prepare(&session, timeout)).await?;
+        let e = Box::pin(embeds::Statements::prepare(&session, timeout)).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
@@ -259,6 +264,7 @@ impl MessageStore {
             p: Arc::new(p),
             m: Arc::new(m),
             a: Arc::new(a),
+            e: Arc::new(e),
             known_buckets: Arc::default(),
         })
     }

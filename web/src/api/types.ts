@@ -17,6 +17,9 @@ export type UserSettings = g.UserSettings;
 export type Relationship = g.Relationship;
 export type Message = g.Message;
 export type Attachment = g.Attachment;
+export type Embed = g.Embed;
+/** Discord's message flag: the message shows no link previews. */
+export const SUPPRESS_EMBEDS = 1 << 2;
 export type Tokens = g.Tokens;
 /** An error answer. Its `code` may be one a newer server added, unknown to this client: treat it
  * by its HTTP status. */

@@ -19,7 +19,7 @@ import type {
   User,
   UserSettings,
 } from '../api/types';
-import { Op } from '../api/types';
+import { Op, SUPPRESS_EMBEDS } from '../api/types';
 import { session } from '../auth/session';
 import { GatewayClient, type ConnectionState } from '../gateway/client';
 import { Guilds } from '../guilds/store';
@@ -1000,6 +1000,15 @@ export class Chat {
     const m = await this.edgeCall<Message>(`/api/v1/channels/${channelId}/messages/${messageId}`, {
       method: 'PATCH',
       body: { content },
+    });
+    if (m) this.patchList(channelId, (l) => applyEdit(l, m));
+  }
+
+  /** Removes a message's link previews for everyone (Discord's SUPPRESS_EMBEDS flag). */
+  async suppressEmbeds(channelId: string, messageId: string) {
+    const m = await this.edgeCall<Message>(`/api/v1/channels/${channelId}/messages/${messageId}`, {
+      method: 'PATCH',
+      body: { flags: SUPPRESS_EMBEDS },
     });
     if (m) this.patchList(channelId, (l) => applyEdit(l, m));
   }

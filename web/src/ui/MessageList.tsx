@@ -10,6 +10,7 @@ import { lastConfirmed } from '../chat/messageList';
 import { compareIds } from '../chat/snowflake';
 import { displayName, dmPeer } from '../chat/store';
 import { Attachments } from './Attachments';
+import { Embeds } from './Embeds';
 import { Avatar } from './Avatar';
 import { mentionsUser } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
@@ -441,6 +442,16 @@ const MessageRow = memo(function MessageRow({
               </div>
             )}
             {m.attachments?.length ? <Attachments files={m.attachments} /> : null}
+            {m.embeds?.length ? (
+              <Embeds
+                embeds={m.embeds}
+                onRemove={
+                  (mine || moderates) && m.delivery === 'sent'
+                    ? () => void chat.suppressEmbeds(m.channel_id, m.id)
+                    : undefined
+                }
+              />
+            ) : null}
             <Reactions message={m} />
             {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
             {m.delivery === 'failed' && (

@@ -14,10 +14,14 @@ export function isInlineImage(a: Attachment): boolean {
  * The box an image takes in the list: its own size scaled down to fit [`MAX_BOX`], never up;
  * a fixed box when its size is not known yet.
  */
-export function imageBox(a: Attachment): { width: number; height: number } {
+export function imageBox(
+  a: Pick<Attachment, 'width' | 'height'>,
+  side?: number,
+): { width: number; height: number } {
   const { width, height } = a;
   if (!width || !height) return { width: 240, height: 180 };
-  const scale = Math.min(1, MAX_BOX.width / width, MAX_BOX.height / height);
+  const box = side ? { width: side, height: side } : MAX_BOX;
+  const scale = Math.min(1, box.width / width, box.height / height);
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 

@@ -208,6 +208,10 @@ pub struct Claim {
     pub author_id: crate::Snowflake,
     pub message_id: crate::Snowflake,
     pub attachments: Vec<AttachmentRef>,
+    /// The send's nonce: a retried send (same author, channel, nonce and uploads) whose files
+    /// were taken already gets the same answer, naming the message they went into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// Media's answer to a [`Claim`]: every attachment, or why none was taken.
@@ -216,6 +220,10 @@ pub struct Claim {
 pub enum ClaimReply {
     Taken {
         attachments: Vec<Attachment>,
+        /// Set when an earlier claim of the same send took them: the message they are in,
+        /// which the retried send must be (its files live under that id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<crate::Snowflake>,
     },
     /// Nothing was taken: `field` (`attachments.N`) says which, `code` and `message` why.
     Refused {
@@ -235,7 +243,7 @@ pub struct Forget {
 }
 
 /// `{p}.edge.processed` (a NATS request): media processed a message's images (their real size,
-/// a preview, metadata stripped); an edge updates the message (MESSAGE_UPDATE, as an edit is
+/// a preview, metadata stripped) and previewed its links; an edge updates the message (MESSAGE_UPDATE, as an edit is
 /// stored) with these files, matched by id. Answered with `crate::access::Reply<bool>`: whether
 /// the message still exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +251,10 @@ pub struct Processed {
     pub channel_id: crate::Snowflake,
     pub message_id: crate::Snowflake,
     pub attachments: Vec<Attachment>,
+    /// The previews of its links, when it has any (the edge drops them if the message's
+    /// previews were suppressed meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeds: Option<Vec<super::embeds::Embed>>,
 }
 
 /// The types media makes a preview of (and an attachment's `proxy_url` shows that preview).

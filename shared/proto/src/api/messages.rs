@@ -58,9 +58,29 @@ pub struct Message {
     /// signed and expire; every copy of the message a client receives carries fresh ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<super::attachments::Attachment>,
+    /// Previews of the links in its text (Discord's `embeds`), added by media after it was sent
+    /// (a MESSAGE_UPDATE), at most five; none while `flags` has [`Message::SUPPRESS_EMBEDS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeds: Vec<super::embeds::Embed>,
+    /// Discord's message flags; Natter sets only [`Message::SUPPRESS_EMBEDS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u64,
+}
+
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Message {
+    /// Discord's flag: the message shows no link previews (its author removed them, or could
+    /// not embed links where it was sent).
+    pub const SUPPRESS_EMBEDS: u64 = 1 << 2;
+
+    /// Whether its links get no previews.
+    pub fn embeds_suppressed(&self) -> bool {
+        self.flags & Self::SUPPRESS_EMBEDS != 0
+    }
+
     /// Whether the message mentions `user`, who has `roles` in the channel's server: by name,
     /// by one of their roles, or everyone. Nobody's own message mentions them.
     pub fn mentions_user(&self, user: Snowflake, roles: &[Snowflake]) -> bool {
@@ -218,13 +238,21 @@ pub struct PostMessageRequest {
     /// Files uploaded to media for this message (at most 10); `content` may then be empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<super::attachments::AttachmentRef>,
+    /// [`Message::SUPPRESS_EMBEDS`] to send it without link previews; other bits are ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u64,
 }
 
-/// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge.
+/// `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge: new text (the author's), or
+/// `flags` with [`Message::SUPPRESS_EMBEDS`] to remove its link previews for everyone (the
+/// author, or a moderator), or both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditMessageRequest {
-    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u64>,
 }
 
 /// Someone is typing in a channel (never stored).

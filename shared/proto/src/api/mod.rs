@@ -11,6 +11,7 @@ pub mod auth;
 pub mod channels;
 pub mod consent;
 pub mod edge;
+pub mod embeds;
 pub mod error;
 pub mod gateway;
 pub mod guilds;

@@ -33,6 +33,9 @@ pub struct MessageSend {
     /// Files uploaded to media for this message (at most 10); `content` may then be empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::api::attachments::AttachmentRef>,
+    /// `SUPPRESS_EMBEDS` (1 << 2) to send it without link previews; other bits are ignored.
+    #[serde(default, skip_serializing_if = "crate::api::messages::is_zero")]
+    pub flags: u64,
 }
 
 /// Op 21: replace the content of one's own message.

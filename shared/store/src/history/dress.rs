@@ -146,6 +146,39 @@ pub(super) async fn attachments(
     Ok(())
 }
 
+/// Gives each stored message its link previews and flags. A message from the stream's
+/// unwritten events carries its own (an update's are the newer).
+pub(super) async fn embeds(
+    store: &MessageStore,
+    channel: Snowflake,
+    messages: &mut [Message],
+    unwritten: &[Event],
+) -> Result<(), StoreError> {
+    let fresh: HashSet<Snowflake> = unwritten
+        .iter()
+        .filter_map(|event| match event {
+            Event::MessageCreate(m) | Event::MessageUpdate(m) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<Snowflake> = messages
+        .iter()
+        .filter(|m| !fresh.contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut found = store.embeds(channel, &ids).await?;
+    for message in messages.iter_mut() {
+        if let Some(stored) = found.remove(&message.id) {
+            message.flags = stored.flags;
+            message.embeds = stored.embeds;
+        }
+    }
+    Ok(())
+}
+
 /// The reaction events of the page's messages that the store may not hold yet, replayed in
 /// stream order: each (message, emoji, user)'s final state, and the messages whose reactions
 /// were all removed (what came before the removal no longer counts).

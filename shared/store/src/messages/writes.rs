@@ -6,7 +6,7 @@ use futures::FutureExt;
 use proto::Snowflake;
 use proto::api::messages::Message;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, MaybeUnset};
 
 use super::{MessageStore, StoreError, failed};
 use crate::schema::{bucket_of, id_timestamp, key_of};
@@ -121,15 +121,15 @@ impl MessageStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Applies an edit at stream time `at`: the whole message, with its new content and edit time.
+    /// Applies an update at stream time `at`: the whole message, with its content and, for an
+    /// edit, its edit time. An update that is not an edit (media's processing, previews removed)
+    /// leaves the edit time as it is (unset, never NULL: no tombstone).
     pub async fn edit(&self, message: &Message, at: i64) -> Result<(), StoreError> {
         let key = key_of(message.channel_id, message.id);
-        let edited_at = CqlTimestamp(
-            message
-                .edited_at
-                .and_then(|t| i64::try_from(t).ok())
-                .unwrap_or(at / 1000),
-        );
+        let edited_at = match message.edited_at.and_then(|t| i64::try_from(t).ok()) {
+            Some(t) => MaybeUnset::Set(CqlTimestamp(t)),
+            None => MaybeUnset::Unset,
+        };
         let values = (
             at,
             message.author_id.as_i64(),

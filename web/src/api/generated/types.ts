@@ -1253,10 +1253,54 @@ export interface components {
      * @example Alice
      */
     DisplayName: string;
-    /** @description `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge. */
+    /**
+     * @description `PATCH /api/v1/channels/{id}/messages/{message_id}` on an edge: new text (the author's), or
+     *     `flags` with [`Message::SUPPRESS_EMBEDS`] to remove its link previews for everyone (the
+     *     author, or a moderator), or both.
+     */
     EditMessageRequest: {
-      content: string;
+      content?: string | null;
+      /** Format: int64 */
+      flags?: number | null;
     };
+    /** @description One link's preview. */
+    Embed: {
+      /**
+       * Format: int32
+       * @description The side bar's colour (`theme-color`), `0xRRGGBB`.
+       */
+      color?: number | null;
+      /** @description At most 350 characters. */
+      description?: string | null;
+      provider?: components['schemas']['EmbedProvider'] | null;
+      thumbnail?: components['schemas']['EmbedThumbnail'] | null;
+      /** @description At most 256 characters. */
+      title?: string | null;
+      type: components['schemas']['EmbedType'];
+      /** @description The link as it is in the message. */
+      url: string;
+    };
+    EmbedProvider: {
+      name: string;
+    };
+    /** @description A preview's image: a copy media made (at most 400 pixels a side), never the site's own URL. */
+    EmbedThumbnail: {
+      /** Format: int32 */
+      height: number;
+      /** @description Natter's id of the copy, under its message's files. */
+      id: components['schemas']['Snowflake'];
+      /** @description The same URL (Discord's field for its media proxy; here media is that proxy). */
+      proxy_url: string;
+      /** @description Media's signed URL of the copy (expires; every copy of the message carries a fresh one). */
+      url: string;
+      /** Format: int32 */
+      width: number;
+    };
+    /**
+     * @description What an embed shows, as Discord names it.
+     * @enum {string}
+     */
+    EmbedType: 'link' | 'article' | 'image' | 'video';
     /** @description An emoji as Discord shows it: `id` is always null (no custom emoji here), `name` the emoji. */
     Emoji: {
       id?: components['schemas']['Snowflake'] | null;
@@ -1791,6 +1835,16 @@ export interface components {
        * @description Unix milliseconds of the last edit.
        */
       edited_at?: number | null;
+      /**
+       * @description Previews of the links in its text (Discord's `embeds`), added by media after it was sent
+       *     (a MESSAGE_UPDATE), at most five; none while `flags` has [`Message::SUPPRESS_EMBEDS`].
+       */
+      embeds?: components['schemas']['Embed'][];
+      /**
+       * Format: int64
+       * @description Discord's message flags; Natter sets only [`Message::SUPPRESS_EMBEDS`].
+       */
+      flags?: number;
       id: components['schemas']['Snowflake'];
       /** @description `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel. */
       mention_everyone?: boolean;
@@ -1850,6 +1904,11 @@ export interface components {
       channel_id: components['schemas']['Snowflake'];
       /** @description 1 to 4,000 characters, kept as sent; see [`crate::api::messages::MessageContent`]. */
       content: string;
+      /**
+       * Format: int64
+       * @description `SUPPRESS_EMBEDS` (1 << 2) to send it without link previews; other bits are ignored.
+       */
+      flags?: number;
       message_reference?: components['schemas']['MessageReference'] | null;
       /**
        * @description Chosen by the client, at most 64 characters; a retried send with the same nonce is stored
@@ -1928,6 +1987,11 @@ export interface components {
       /** @description Files uploaded to media for this message (at most 10); `content` may then be empty. */
       attachments?: components['schemas']['AttachmentRef'][];
       content: string;
+      /**
+       * Format: int64
+       * @description [`Message::SUPPRESS_EMBEDS`] to send it without link previews; other bits are ignored.
+       */
+      flags?: number;
       message_reference?: components['schemas']['MessageReference'] | null;
       /** @description At most 64 characters; a retried post with the same nonce is stored once. */
       nonce?: string | null;
@@ -2433,6 +2497,10 @@ export type CreateRoleRequest = components['schemas']['CreateRoleRequest'];
 export type Dispatch = components['schemas']['Dispatch'];
 export type DisplayName = components['schemas']['DisplayName'];
 export type EditMessageRequest = components['schemas']['EditMessageRequest'];
+export type Embed = components['schemas']['Embed'];
+export type EmbedProvider = components['schemas']['EmbedProvider'];
+export type EmbedThumbnail = components['schemas']['EmbedThumbnail'];
+export type EmbedType = components['schemas']['EmbedType'];
 export type Emoji = components['schemas']['Emoji'];
 export type ErrorBody = components['schemas']['ErrorBody'];
 export type ErrorCode = components['schemas']['ErrorCode'];

@@ -1,0 +1,65 @@
+//! A send that names uploads, retried with the same nonce (the client never got the first ACK:
+//! a dropped connection, a lost frame): the retry gets the first try's answer, the message with
+//! its files, and the channel sees it once; it is never refused because its files were taken
+//! by the first try.
+
+use serde_json::json;
+
+use crate::attachments::{Files, named, png};
+use crate::support::Client;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_with_files_gets_the_first_tries_answer_and_is_stored_once() {
+    let files = Files::start().await;
+    let world = &files.world;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let channel = world.channel(&ann, "retries", &[&bob]).await;
+    let mut bob_socket = Client::connect(&world.gateway(0), &bob).await;
+    let name = files.upload(&ann, channel, "cat.png", &png()).await;
+    let send = json!({"op": 20, "d": {"channel_id": channel, "content": "a cat", "nonce": "r1",
+                          "attachments": named(&name, "cat.png")}});
+
+    let mut first_socket = Client::connect(&world.gateway(0), &ann).await;
+    let first = first_socket.request(send.clone()).await;
+    assert_eq!(first["op"], 24, "{first}");
+    // The client did not see that ACK (say): it reconnects and sends again, as it must.
+    drop(first_socket);
+    let mut again = Client::connect(&world.gateway(0), &ann).await;
+    let retried = again.request(send.clone()).await;
+    assert_eq!(retried["op"], 24, "the retry was refused: {retried}");
+    let (a, b) = (&first["d"]["message"], &retried["d"]["message"]);
+    assert_eq!(a["id"], b["id"], "{a} {b}");
+    assert_eq!(a["attachments"][0]["id"], b["attachments"][0]["id"]);
+    let (status, bytes) = files
+        .fetch(b["attachments"][0]["url"].as_str().unwrap())
+        .await;
+    assert_eq!((status, bytes), (200, png()));
+
+    // Over REST too, with the same nonce: the same message.
+    let (status, posted) = files
+        .post(
+            &ann,
+            channel,
+            json!({"content": "a cat", "nonce": "r1", "attachments": named(&name, "cat.png")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(posted["id"], a["id"]);
+
+    // Bob got it once.
+    let created = bob_socket.next_event("MESSAGE_CREATE").await;
+    assert_eq!(created["d"]["id"], a["id"]);
+    bob_socket.no_messages().await;
+
+    // Another send naming the same upload with a new nonce is still refused: it is taken.
+    let other = again
+        .request(
+            json!({"op": 20, "d": {"channel_id": channel, "content": "again", "nonce": "r2",
+                            "attachments": named(&name, "cat.png")}}),
+        )
+        .await;
+    assert_eq!(other["op"], 25, "{other}");
+    world.persisted().await;
+    assert_eq!(files.history(&ann, channel).await.len(), 1);
+}
