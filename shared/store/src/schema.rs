@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pins_and_mentions",
         cql: include_str!("../schema/0006_pins_and_mentions.cql"),
     },
+    Migration {
+        version: 7,
+        name: "inbox",
+        cql: include_str!("../schema/0007_inbox.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's
