@@ -9,7 +9,11 @@ import { Sidebar } from './Sidebar';
 
 function channelFromHash(): string | null {
   const m = /^#\/c\/(\d+)$/.exec(window.location.hash);
-  return m ? m[1] : null;
+  if (m) return m[1];
+  // A notification's link, /channels/{guild|@me}/{channel}/{message}, opens the channel (bringing
+  // the message itself into view is the history's "jump to message").
+  const p = /^\/channels\/(?:\d+|@me)\/(\d+)(?:\/\d+)?\/?$/.exec(window.location.pathname);
+  return !window.location.hash && p ? p[1] : null;
 }
 
 /** A server chosen without a channel (`#/g/{id}`): its first channel opens. */
