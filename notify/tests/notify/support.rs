@@ -66,7 +66,7 @@ impl World {
         let auth = testkit::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
         testkit::wait_ready(&auth).await;
         let keyspace = testkit::history_keyspace(&stack).await;
-        let common = vec![
+        let common = [
             format!("--nats-url={}", stack.nats_url),
             format!("--nats-prefix={prefix}"),
             "--stream-max-bytes=67108864".to_owned(),
