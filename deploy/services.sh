@@ -8,10 +8,11 @@
 #   presence   http://127.0.0.1:8082   presence and discovery
 #   persister  http://127.0.0.1:8083   JetStream -> CQL store
 #   media      http://127.0.0.1:8084   attachments, avatars, icons (files under .natter/media)
+#   notify     http://127.0.0.1:8085   mentions inbox, Web Push (VAPID key in .natter/keys/vapid.pem)
 #   search     http://127.0.0.1:8087   message search (its index under .natter/search)
 #
 # Each serves /metrics on its own listener, 1000 above its port (auth http://127.0.0.1:9081/metrics,
-# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083, media :9084,
+# edge-1 :9080, edge-2 :9090, presence :9082, persister :9083, media :9084, notify :9085,
 # search :9087), never on the public port.
 #
 # Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
@@ -29,6 +30,7 @@ SERVICES=(
   "presence presence 8082"
   "persister persister 8083"
   "media media 8084 --storage local --storage-dir .natter/media"
+  "notify notify 8085 --vapid-key .natter/keys/vapid.pem --auth-url http://127.0.0.1:8081"
   "search search 8087 --index-dir .natter/search"
   "edge-1 edge 8080 --worker-id 1"
   "edge-2 edge 8090 --worker-id 2"
@@ -110,7 +112,7 @@ up() {
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
   echo "== building services (cargo build --profile $PROFILE)"
-  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister -p media -p search
+  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister -p media -p search -p notify
   # The access-token signing key: made once, kept across restarts (tokens stay valid).
   if [[ ! -f "$STATE/keys/auth-1.pem" ]]; then
     mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"

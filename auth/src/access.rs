@@ -11,7 +11,8 @@
 use proto::Snowflake;
 use proto::access::{
     GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
-    MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery, VoiceRequest,
+    MessageDeleted, NotifyAnswer, NotifyQuery, PushGone, Readable, ReadableQuery, Reply,
+    SessionState, StateQuery, Visible, VisibleQuery, VoiceRequest,
 };
 use proto::api::users::User;
 use serde::Serialize;
@@ -65,6 +66,12 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
         encode(&parse(payload, |q: GuildMembersRequest| guild_members(state, q)).await)
     } else if subject == subjects.auth_voice() {
         encode(&parse(payload, |q: VoiceRequest| crate::voice::request(state, q)).await)
+    } else if subject == subjects.auth_notify() {
+        encode(&parse(payload, |q: NotifyQuery| notify(state, q)).await)
+    } else if subject == subjects.auth_readable() {
+        encode(&parse(payload, |q: ReadableQuery| readable(state, q)).await)
+    } else if subject == subjects.auth_push_gone() {
+        encode(&parse(payload, |q: PushGone| push_gone(state, q)).await)
     } else if subject == subjects.auth_audit() {
         encode(&parse(payload, |q: MessageDeleted| message_deleted(state, q)).await)
     } else {
@@ -90,6 +97,30 @@ fn encode<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
 fn failed<T>(e: &sqlx::Error) -> Reply<T> {
     tracing::warn!(error = %e, "cannot answer an edge's request");
     Reply::Failed("the database did not answer".to_owned())
+}
+
+/// Whom a new message concerns (the notification worker asks; `crate::notifications`).
+async fn notify(state: &AppState, query: NotifyQuery) -> Reply<NotifyAnswer> {
+    match crate::notifications::recipients(&state.db, &query).await {
+        Ok(answer) => Reply::Ok(answer),
+        Err(e) => failed(&e),
+    }
+}
+
+/// Which of some channels a user can read now (the mentions inbox shows only those).
+async fn readable(state: &AppState, query: ReadableQuery) -> Reply<Readable> {
+    match crate::notifications::readable(&state.db, query.user_id, &query.channel_ids).await {
+        Ok(found) => Reply::Ok(found),
+        Err(e) => failed(&e),
+    }
+}
+
+/// A push service refused a subscription for good: it goes.
+async fn push_gone(state: &AppState, gone: PushGone) -> Reply<bool> {
+    match crate::notifications::unsubscribe(&state.db, None, &gone.endpoint).await {
+        Ok(removed) => Reply::Ok(removed),
+        Err(e) => failed(&e),
+    }
 }
 
 async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionState> {
@@ -127,7 +158,12 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
         .await?;
         let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
         let voice_states = crate::voice::of_calls(&mut *conn, query.user_id).await?;
+        let user_guild_settings = match query.session_id {
+            Some(_) => crate::notifications::of_user(&state.db, query.user_id).await?,
+            None => Vec::new(),
+        };
         Ok::<_, sqlx::Error>(Some(SessionState {
+            user_guild_settings,
             channels,
             watch,
             closed,

@@ -242,6 +242,15 @@ pub struct Config {
     )]
     pub media_url: url::Url,
 
+    /// Where the notification service is, as browsers reach it: the mentions inbox and the VAPID
+    /// key. Told to clients in `/api/v1/gateway` and allowed in the page's `connect-src`.
+    #[arg(
+        long = "notify-url",
+        env = "NATTER_NOTIFY_URL",
+        default_value = "http://127.0.0.1:8085"
+    )]
+    pub notify_url: url::Url,
+
     #[command(flatten)]
     pub voice: VoiceConfig,
 

@@ -38,6 +38,7 @@ pub mod invites;
 pub mod keys;
 pub mod limits;
 pub mod livekit;
+pub mod notifications;
 pub mod passwords;
 pub mod profiles;
 pub mod publish;
@@ -207,6 +208,7 @@ fn limits(config: &Config) -> Limits {
 fn settings(config: &Config) -> Settings {
     Settings {
         media_url: config.media_url.as_str().trim_end_matches('/').to_owned(),
+        notify_url: config.notify_url.as_str().trim_end_matches('/').to_owned(),
         token_issuer: config.tokens.issuer.clone(),
         token_audience: config.tokens.audience.clone(),
         access_token_ttl: config.access_token_ttl,

@@ -39,6 +39,8 @@ pub struct AppState {
 pub struct Settings {
     /// Media's public URL (no trailing slash): avatars and icons must be its images.
     pub media_url: String,
+    /// The notification service's public URL (no trailing slash).
+    pub notify_url: String,
     pub token_issuer: String,
     pub token_audience: String,
     pub access_token_ttl: Duration,

@@ -30,7 +30,7 @@ KNOWN_CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 # Each service's folder (its clap `Config` is in its src/); the groups it flattens in are clap
 # structs of its own src/ or of the shared crates.
-SERVICES = ["edge", "auth", "presence", "persister", "media", "search"]
+SERVICES = ["edge", "auth", "presence", "persister", "media", "search", "notify"]
 SHARED_SOURCES = "shared/*/src/**/*.rs"
 
 # Settings whose values must come from a Secret, never a literal in the manifest.
@@ -124,7 +124,7 @@ def check_settings(values_path, root):
     chat = sections.get("chat", set())
     for service, envs in sorted(settings.items()):
         named = sections.get(service, set())
-        covered = named | shared | (chat if service in ("edge", "persister", "search") else set())
+        covered = named | shared | (chat if service in ("edge", "persister", "search", "notify") else set())
         for env in sorted(envs - covered):
             fail(f"settings: values.yaml does not name {env}, a setting of {service} (add it to `{service}` or `common`)")
         for env in sorted(named - envs):

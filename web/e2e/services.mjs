@@ -69,6 +69,8 @@ export function buildServices() {
       'media',
       '-p',
       'search',
+      '-p',
+      'notify',
     ],
     {
       cwd: ROOT,
@@ -150,9 +152,11 @@ export class Services {
       edge2: await freePort(),
       media: await freePort(),
       search: await freePort(),
+      notify: await freePort(),
     };
     this.origin = `http://127.0.0.1:${this.ports.auth}`;
     this.mediaUrl = `http://127.0.0.1:${this.ports.media}`;
+    this.notifyUrl = `http://127.0.0.1:${this.ports.notify}`;
     // Media's URL-signing secret, which the edges share to sign messages' file links.
     const mediaSecret = randomBytes(32).toString('hex');
     const mediaDir = join(this.outDir, 'media', this.prefix);
@@ -171,6 +175,9 @@ export class Services {
       NATTER_PERSISTER_METRICS_ADDR: '127.0.0.1:0',
       NATTER_MEDIA_METRICS_ADDR: '127.0.0.1:0',
       NATTER_SEARCH_METRICS_ADDR: '127.0.0.1:0',
+      NATTER_NOTIFY_METRICS_ADDR: '127.0.0.1:0',
+      // Where browsers reach notify (the inbox, the VAPID key): in the page's connect-src.
+      NATTER_NOTIFY_URL: this.notifyUrl,
       // Where browsers reach media: auth's page loads images from it, edges sign links to it.
       NATTER_MEDIA_URL: this.mediaUrl,
     };
@@ -231,6 +238,20 @@ export class Services {
         ],
         env: { ...common, NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret },
       },
+      notify: {
+        bin: 'notify',
+        args: [
+          '--http-addr',
+          `127.0.0.1:${this.ports.notify}`,
+          '--auth-url',
+          this.origin,
+          '--allowed-origins',
+          this.origin,
+          '--vapid-key',
+          join(this.outDir, `${this.prefix}-vapid.pem`),
+        ],
+        env: { ...common, ...cql },
+      },
       persister: {
         bin: 'persister',
         args: ['--http-addr', `127.0.0.1:${this.ports.persister}`],
@@ -286,6 +307,8 @@ export class Services {
     // auth first: the edges fetch its signing keys.
     await this.run('auth');
     await Promise.all(['presence', 'persister', 'edge1', 'edge2', 'media', 'search'].map((n) => this.run(n)));
+    // After the persister: it applies the CQL schema notify's inbox needs (notify applies it too).
+    await this.run('notify');
     return this;
   }
 

@@ -31,10 +31,12 @@ pub async fn gateway(State(state): State<AppState>) -> ApiResult<Json<GatewayRes
     .await
     .map_err(ApiError::internal)?;
     let media_url = Some(state.settings.media_url.clone());
+    let notify_url = Some(state.settings.notify_url.clone());
     pick(edges)
         .map(|picked| {
             Json(GatewayResponse {
                 media_url,
+                notify_url,
                 ..picked
             })
         })
@@ -86,6 +88,7 @@ fn pick(mut edges: Vec<EdgeInfo>) -> Option<GatewayResponse> {
         url,
         alternatives: urls.take(ALTERNATIVES).collect(),
         media_url: None,
+        notify_url: None,
     })
 }
 

@@ -23,6 +23,7 @@ pub mod guild_channels;
 pub mod guilds;
 pub mod invites;
 pub mod members;
+pub mod notifications;
 pub mod roles;
 pub mod users;
 pub mod voice;
@@ -31,6 +32,9 @@ pub mod voice;
 /// and video go through (its public URL).
 fn connect_origins(config: &Config) -> Result<Vec<crate::web::EdgeOrigin>, String> {
     let mut origins = config.edge_origins.clone();
+    origins.push(crate::web::EdgeOrigin::parse(
+        config.notify_url.origin().ascii_serialization().as_str(),
+    )?);
     let voice = &config.voice;
     if let Some(url) = voice
         .livekit_public_url
@@ -60,6 +64,18 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         )
         .route("/api/v1/users/@me/dms", post(channels::open_dm))
         .route("/api/v1/users/@me/guilds", get(guilds::mine))
+        .route(
+            "/api/v1/users/@me/guilds/settings",
+            get(notifications::settings),
+        )
+        .route(
+            "/api/v1/users/@me/guilds/{id}/settings",
+            patch(notifications::update_settings),
+        )
+        .route(
+            "/api/v1/users/@me/push-subscriptions",
+            post(notifications::subscribe).delete(notifications::unsubscribe),
+        )
         .route("/api/v1/users/@me/guilds/{id}", delete(guilds::leave))
         .route("/api/v1/guilds", post(guilds::create))
         .route(
@@ -365,6 +381,8 @@ impl utoipa::Modify for EdgeServers {
         users::me, users::update_me, users::by_id, users::by_username,
         consent::settings, consent::update_settings, consent::relationships, consent::block,
         consent::unblock,
+        notifications::settings, notifications::update_settings, notifications::subscribe,
+        notifications::unsubscribe,
         channels::create, channels::get, channels::update, channels::delete, channels::mine,
         channels::members, channels::add_member, channels::remove_member, channels::leave,
         channels::add_moderator, channels::remove_moderator, channels::open_dm,

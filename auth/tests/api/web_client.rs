@@ -169,7 +169,8 @@ async fn every_answer_carries_a_strict_content_security_policy_naming_the_edges(
     let expected = "default-src 'none'; script-src 'self'; style-src 'self'; \
                     img-src 'self' blob: http://127.0.0.1:8084; \
                     connect-src 'self' http://127.0.0.1:8080 ws://127.0.0.1:8080 \
-                    https://edge.example.com wss://edge.example.com http://127.0.0.1:8084; \
+                    https://edge.example.com wss://edge.example.com \
+                    http://127.0.0.1:8085 ws://127.0.0.1:8085 http://127.0.0.1:8084; \
                     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
     for path in ["/", "/c/123", "/assets/app-1a2b3c.js", "/robots.txt"] {
         let (_, headers, _) = get(&auth, path, None).await;

@@ -82,6 +82,7 @@ impl Session {
                     .ready(claims, user, session.channels, presences, head)
                     .await;
                 ready.voice_states = session.voice_states;
+                ready.user_guild_settings = session.user_guild_settings;
                 self.dispatch(Dispatch::Ready(Box::new(ready))).await
             }
             Some(missed) => {
@@ -193,6 +194,7 @@ impl Session {
             guilds: self.ready_guilds(&mut summaries),
             presences,
             voice_states: Vec::new(),
+            user_guild_settings: Vec::new(),
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct SessionState {
     /// Who is in a call in the user's DMs and group channels.
     #[serde(default)]
     pub voice_states: Vec<crate::api::voice::VoiceState>,
+    /// The user's notification settings (READY's `user_guild_settings`): when the query named a
+    /// session.
+    #[serde(default)]
+    pub user_guild_settings: Vec<crate::api::notifications::UserGuildSettings>,
 }
 
 /// The user in one server.
@@ -216,4 +220,70 @@ pub struct PurgeRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purged {
     pub deleted: u32,
+}
+
+/// `{p}.auth.notify` (the notification worker asks): whom a new message concerns, as each of
+/// them set it (the author never; muted servers and channels, mutes not yet over, "nothing",
+/// suppressed @everyone and role mentions, and people who cannot view the channel left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyQuery {
+    pub channel_id: Snowflake,
+    pub author_id: Snowflake,
+    #[serde(default)]
+    pub mentions: Vec<Snowflake>,
+    #[serde(default)]
+    pub mention_roles: Vec<Snowflake>,
+    #[serde(default)]
+    pub mention_everyone: bool,
+}
+
+/// The answer to [`NotifyQuery`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyAnswer {
+    /// The channel's server; `None` for a DM or group channel.
+    pub guild_id: Option<Snowflake>,
+    /// The author's display name (what a notification shows).
+    pub author_name: String,
+    /// Who is told, at most `MAX_RECIPIENTS` of them.
+    pub recipients: Vec<Recipient>,
+}
+
+/// The most people one message notifies (an @everyone in a huge server tells the first this many
+/// members by id; the rest see their badges).
+pub const MAX_RECIPIENTS: usize = 10_000;
+
+/// One person a message concerns, why, and the browsers they subscribed for pushes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub user_id: Snowflake,
+    pub reason: crate::api::notifications::NotifyReason,
+    #[serde(default)]
+    pub subscriptions: Vec<crate::api::notifications::PushSubscription>,
+}
+
+/// `{p}.auth.readable`: which of `channel_ids` the user can read now (the inbox shows only
+/// those). Answered with [`Readable`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadableQuery {
+    pub user_id: Snowflake,
+    pub channel_ids: Vec<Snowflake>,
+}
+
+/// The answer to [`ReadableQuery`]: the readable channels, each with its server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readable {
+    pub channels: Vec<ReadableChannel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadableChannel {
+    pub channel_id: Snowflake,
+    pub guild_id: Option<Snowflake>,
+}
+
+/// `{p}.auth.push_gone`: a push service answered 404 or 410 for this endpoint; auth deletes the
+/// subscription (whoever holds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushGone {
+    pub endpoint: String,
 }

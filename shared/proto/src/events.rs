@@ -24,6 +24,7 @@
 //! | PRESENCE_UPDATE           | the user (their real status)          | - (see below)           |
 //! | RELATIONSHIP_ADD/REMOVE   | the user who blocked or unblocked     | -                       |
 //! | USER_SETTINGS_UPDATE      | the user                              | -                       |
+//! | USER_GUILD_SETTINGS_UPDATE | the user                             | -                       |
 //! | BLOCK_UPDATE (edge only)  | both people                           | -                       |
 //! | DM_OPEN (edge only)       | -                                     | the DM                  |
 //!
@@ -141,6 +142,9 @@ pub enum Event {
     RelationshipRemove(RelationshipRef),
     /// The user's privacy settings changed (their own sessions).
     UserSettingsUpdate(UserSettings),
+    /// The user's notification settings of a server (or of their DMs) changed (their own
+    /// sessions).
+    UserGuildSettingsUpdate(crate::api::notifications::UserGuildSettings),
     /// Edge only: a block between two people began or ended; sent to both. Their sessions stop
     /// (or may again) watch each other's presence, and their DM refuses (or takes) sends.
     BlockUpdate(BlockUpdate),
@@ -247,6 +251,7 @@ impl Event {
             | Self::RelationshipAdd(_)
             | Self::RelationshipRemove(_)
             | Self::UserSettingsUpdate(_)
+            | Self::UserGuildSettingsUpdate(_)
             | Self::BlockUpdate(_)
             | Self::GuildCreate(_)
             | Self::GuildUpdate(_)

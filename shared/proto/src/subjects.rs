@@ -35,6 +35,12 @@
 //! {prefix}.auth.guild            edges ask auth for a server's roles and channels (request)
 //! {prefix}.auth.guild_members    edges ask auth for a page of a server's members (request)
 //! {prefix}.auth.audit            edges report a moderator's message delete (request)
+//! {prefix}.auth.notify           the notification worker asks whom a new message concerns
+//!                                (request; proto::access::NotifyQuery)
+//! {prefix}.auth.readable         the notification worker asks which channels a user can read
+//!                                (request; proto::access::ReadableQuery)
+//! {prefix}.auth.push_gone        the notification worker reports a subscription the push service
+//!                                refused for good (proto::access::PushGone)
 //! {prefix}.auth.*                what auth subscribes to, in the queue group `auth`
 //! {prefix}.search.{partition}    edges ask the search process owning a partition of the index
 //!                                (request; proto::search), queue group `search`
@@ -259,6 +265,24 @@ impl Subjects {
     /// (`proto::access::VoiceRequest`).
     pub fn auth_voice(&self) -> String {
         format!("{}.auth.voice", self.prefix)
+    }
+
+    /// Where the notification worker asks auth whom a new message concerns
+    /// (`proto::access::NotifyQuery`).
+    pub fn auth_notify(&self) -> String {
+        format!("{}.auth.notify", self.prefix)
+    }
+
+    /// Where the notification worker asks auth which of some channels a user can read now
+    /// (`proto::access::ReadableQuery`).
+    pub fn auth_readable(&self) -> String {
+        format!("{}.auth.readable", self.prefix)
+    }
+
+    /// Where the notification worker tells auth that a push service answered 404 or 410 for a
+    /// subscription (`proto::access::PushGone`): auth deletes it.
+    pub fn auth_push_gone(&self) -> String {
+        format!("{}.auth.push_gone", self.prefix)
     }
 
     /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).

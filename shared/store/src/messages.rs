@@ -63,7 +63,7 @@ pub use mentions::StoredMentions;
 #[error("CQL store: {0}")]
 pub struct StoreError(String);
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 

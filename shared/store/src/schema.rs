@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "embeds",
         cql: include_str!("../schema/0007_embeds.cql"),
     },
+    Migration {
+        version: 8,
+        name: "inbox",
+        cql: include_str!("../schema/0008_inbox.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

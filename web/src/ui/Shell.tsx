@@ -9,13 +9,19 @@ import { Sidebar } from './Sidebar';
 
 function channelFromHash(): string | null {
   const m = /^#\/c\/(\d+)(?:\/\d+)?$/.exec(window.location.hash);
-  return m ? m[1] : null;
+  if (m) return m[1];
+  // A notification's link, /channels/{guild|@me}/{channel}/{message}, opens the channel at the
+  // message, as `#/c/{channel}/{message}` does.
+  const p = /^\/channels\/(?:\d+|@me)\/(\d+)(?:\/\d+)?\/?$/.exec(window.location.pathname);
+  return !window.location.hash && p ? p[1] : null;
 }
 
-/** A message to open its channel at (`#/c/{channel}/{message}`). */
+/** A message to open its channel at (`#/c/{channel}/{message}`, or a notification's link). */
 function messageFromHash(): string | null {
   const m = /^#\/c\/\d+\/(\d+)$/.exec(window.location.hash);
-  return m ? m[1] : null;
+  if (m) return m[1];
+  const p = /^\/channels\/(?:\d+|@me)\/\d+\/(\d+)\/?$/.exec(window.location.pathname);
+  return !window.location.hash && p ? p[1] : null;
 }
 
 /** A server chosen without a channel (`#/g/{id}`): its first channel opens. */

@@ -36,4 +36,8 @@ pub struct GatewayResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "http://127.0.0.1:8084")]
     pub media_url: Option<String>,
+    /// Where the notification service is: the mentions inbox and the VAPID key for Web Push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "http://127.0.0.1:8085")]
+    pub notify_url: Option<String>,
 }

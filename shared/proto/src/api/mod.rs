@@ -19,6 +19,7 @@ pub mod invites;
 pub mod mentions;
 pub mod messages;
 pub mod names;
+pub mod notifications;
 pub mod pins;
 pub mod presence;
 pub mod reactions;

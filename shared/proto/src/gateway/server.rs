@@ -192,6 +192,10 @@ pub struct Ready {
     /// its `voice_states`).
     #[serde(default)]
     pub voice_states: Vec<crate::api::voice::VoiceState>,
+    /// The user's notification settings: one entry per server (and `guild_id` null for DMs and
+    /// group channels) they changed anything in; the others have the defaults.
+    #[serde(default)]
+    pub user_guild_settings: Vec<crate::api::notifications::UserGuildSettings>,
 }
 
 /// A server in READY and RESUMED, as the user sees it: GUILD_CREATE's shape, with where each

@@ -1,0 +1,632 @@
+//! Notification settings and push subscriptions in PostgreSQL (`migrations/0007_notifications.sql`),
+//! and the one decision of whom a new message concerns ([`recipients`], asked by the notification
+//! worker over `{p}.auth.notify`), taken here because it rests on what auth holds: membership,
+//! roles, overwrites, blocks and the settings themselves.
+//!
+//! Discord's rules: a channel override that is not "inherit" wins over the server's setting; no
+//! row means the default (all messages, only mentions in servers of more than
+//! [`LARGE_GUILD_MEMBERS`]); a muted server or channel (until its `end_time`) tells of mentions
+//! only, a muted DM or group channel of nothing; "nothing" tells nothing; `suppress_everyone` and
+//! `suppress_roles` make those mentions not count; the author is never told, nor someone who
+//! blocks them, nor anyone who cannot view the channel.
+
+use std::collections::{HashMap, HashSet};
+
+use proto::Snowflake;
+use proto::access::{NotifyAnswer, NotifyQuery, Readable, ReadableChannel, Recipient};
+use proto::api::channels::MembersQuery;
+use proto::api::notifications::{
+    ChannelOverride, LARGE_GUILD_MEMBERS, MAX_PUSH_SUBSCRIPTIONS, MessageNotifications, MuteConfig,
+    NotifyReason, PushKeys, PushSubscription, UpdateUserGuildSettingsRequest, UserGuildSettings,
+};
+use proto::permissions::{Permissions, effective};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::{guild_channels, guild_members, guilds, roles};
+
+/// The key of DMs' and group channels' settings (`guild_id` 0 in the table, `null` on the wire).
+const DMS: i64 = 0;
+
+fn level(n: i16) -> MessageNotifications {
+    match n {
+        0 => MessageNotifications::AllMessages,
+        1 => MessageNotifications::OnlyMentions,
+        2 => MessageNotifications::NoMessages,
+        _ => MessageNotifications::Inherit,
+    }
+}
+
+/// Whether a mute is on at `now_ms`: muted, and its end (if any) not passed.
+fn muted_now(muted: bool, end_ms: Option<i64>, now_ms: i64) -> bool {
+    muted && end_ms.is_none_or(|end| end > now_ms)
+}
+
+fn mute_config(muted: bool, end_ms: Option<i64>) -> Option<MuteConfig> {
+    let end = end_ms.filter(|_| muted)?;
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(end) * 1_000_000).ok()?;
+    Some(MuteConfig {
+        end_time: time
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+    })
+}
+
+/// `end_time` as Unix ms, or why not.
+fn parse_end(config: Option<&MuteConfig>) -> Result<Option<i64>, String> {
+    let Some(text) = config.and_then(|c| c.end_time.as_deref()) else {
+        return Ok(None);
+    };
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("'{text}' is not an ISO 8601 time (2026-12-01T10:00:00Z)"))?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+        .map(Some)
+        .map_err(|_| "the time is out of range".to_owned())
+}
+
+type SettingsRow = (i64, i16, bool, Option<i64>, bool, bool);
+type OverrideRow = (i64, i64, i16, bool, Option<i64>);
+
+/// Every settings row of `user` (the servers and DMs they changed anything in).
+pub async fn of_user(db: &PgPool, user: Snowflake) -> Result<Vec<UserGuildSettings>, sqlx::Error> {
+    let now = proto::clock::unix_ms() as i64;
+    let rows: Vec<SettingsRow> = sqlx::query_as(
+        "SELECT guild_id, message_notifications, muted, mute_end_ms, suppress_everyone,
+                suppress_roles
+         FROM user_guild_settings WHERE user_id = $1 ORDER BY guild_id",
+    )
+    .bind(user.as_i64())
+    .fetch_all(db)
+    .await?;
+    let overrides: Vec<OverrideRow> = sqlx::query_as(
+        "SELECT guild_id, channel_id, message_notifications, muted, mute_end_ms
+         FROM channel_notification_overrides WHERE user_id = $1 ORDER BY channel_id",
+    )
+    .bind(user.as_i64())
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(guild, n, muted, end, everyone, roles)| {
+            let muted = muted_now(muted, end, now);
+            UserGuildSettings {
+                guild_id: (guild != DMS).then(|| Snowflake::from_i64(guild)),
+                message_notifications: level(n),
+                muted,
+                mute_config: mute_config(muted, end),
+                suppress_everyone: everyone,
+                suppress_roles: roles,
+                channel_overrides: overrides
+                    .iter()
+                    .filter(|o| o.0 == guild)
+                    .map(|&(_, channel, n, muted, end)| {
+                        let muted = muted_now(muted, end, now);
+                        ChannelOverride {
+                            channel_id: Snowflake::from_i64(channel),
+                            message_notifications: level(n),
+                            muted,
+                            mute_config: mute_config(muted, end),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+/// Why a settings change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("unknown server")]
+    UnknownGuild,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Applies `request` to `user`'s settings of `guild` (`None`: DMs and group channels), in one
+/// transaction, and returns them as they now are.
+pub async fn update(
+    db: &PgPool,
+    user: Snowflake,
+    guild: Option<Snowflake>,
+    request: &UpdateUserGuildSettingsRequest,
+) -> Result<UserGuildSettings, SettingsError> {
+    let mut tx = db.begin().await?;
+    let count = match guild {
+        Some(guild) => {
+            // Only a member changes a server's settings; anyone else learns nothing of it.
+            if guild_members::one(&mut *tx, guild, user).await?.is_none() {
+                return Err(SettingsError::UnknownGuild);
+            }
+            guilds::member_count(&mut *tx, guild).await?
+        }
+        None => 0,
+    };
+    let key = guild.map_or(DMS, |g| g.as_i64());
+    let defaults = UserGuildSettings::default_for(guild, count);
+    let end = match &request.mute_config {
+        Some(config) => parse_end(config.as_ref()).map_err(|e| invalid("mute_config", e))?,
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO user_guild_settings (user_id, guild_id, message_notifications)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(user.as_i64())
+    .bind(key)
+    .bind(defaults.message_notifications as i16)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE user_guild_settings SET
+            message_notifications = COALESCE($3, message_notifications),
+            muted = COALESCE($4, muted),
+            mute_end_ms = CASE WHEN $5 THEN $6 ELSE mute_end_ms END,
+            suppress_everyone = COALESCE($7, suppress_everyone),
+            suppress_roles = COALESCE($8, suppress_roles)
+         WHERE user_id = $1 AND guild_id = $2",
+    )
+    .bind(user.as_i64())
+    .bind(key)
+    .bind(request.message_notifications.map(|n| n as i16))
+    .bind(request.muted)
+    .bind(request.mute_config.is_some() || request.muted == Some(false))
+    .bind(end.filter(|_| request.muted != Some(false)))
+    .bind(request.suppress_everyone)
+    .bind(request.suppress_roles)
+    .execute(&mut *tx)
+    .await?;
+    for o in request.channel_overrides.iter().flatten() {
+        set_override(&mut tx, user, guild, key, o).await?;
+    }
+    tx.commit().await?;
+    let mine = of_user(db, user).await?;
+    Ok(mine
+        .into_iter()
+        .find(|s| s.guild_id == guild)
+        .unwrap_or(defaults))
+}
+
+async fn set_override(
+    tx: &mut PgConnection,
+    user: Snowflake,
+    guild: Option<Snowflake>,
+    key: i64,
+    o: &ChannelOverride,
+) -> Result<(), SettingsError> {
+    // The channel must be one of this server's that the user may view, or (for `@me`) one of
+    // their DMs or group channels: an unknown one is refused without saying which kind.
+    let known = match guild {
+        Some(guild) => {
+            let found = guild_channels::guild_of(&mut *tx, o.channel_id).await? == Some(guild);
+            found && may_view(tx, guild, o.channel_id, user).await?
+        }
+        None => crate::channels::membership(&mut *tx, o.channel_id, user)
+            .await?
+            .is_some(),
+    };
+    if !known {
+        return Err(invalid(
+            "channel_overrides",
+            format!("unknown channel {}", o.channel_id),
+        ));
+    }
+    let end = parse_end(o.mute_config.as_ref()).map_err(|e| invalid("channel_overrides", e))?;
+    sqlx::query(
+        "INSERT INTO channel_notification_overrides
+            (user_id, guild_id, channel_id, message_notifications, muted, mute_end_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id, channel_id) DO UPDATE SET
+            message_notifications = EXCLUDED.message_notifications,
+            muted = EXCLUDED.muted, mute_end_ms = EXCLUDED.mute_end_ms",
+    )
+    .bind(user.as_i64())
+    .bind(key)
+    .bind(o.channel_id.as_i64())
+    .bind(o.message_notifications as i16)
+    .bind(o.muted)
+    .bind(end.filter(|_| o.muted))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether `user` may view a server's channel now.
+async fn may_view(
+    conn: &mut PgConnection,
+    guild: Snowflake,
+    channel: Snowflake,
+    user: Snowflake,
+) -> Result<bool, sqlx::Error> {
+    let Some(standing) = guilds::standing(conn, guild, user, false).await? else {
+        return Ok(false);
+    };
+    let count = guilds::member_count(&mut *conn, guild).await?;
+    let Some(channel) = guild_channels::one(conn, channel, count).await? else {
+        return Ok(false);
+    };
+    Ok(standing.in_channel(&channel).has(Permissions::VIEW_CHANNEL))
+}
+
+/// Which of `channels` `user` can read now, with each one's server.
+pub async fn readable(
+    db: &PgPool,
+    user: Snowflake,
+    channels: &[Snowflake],
+) -> Result<Readable, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    let mut found = Vec::new();
+    for &channel in channels.iter().take(100) {
+        let guild = guild_channels::guild_of(&mut *conn, channel).await?;
+        let ok = match guild {
+            Some(guild) => may_view(&mut conn, guild, channel, user).await?,
+            None => crate::channels::membership(&mut *conn, channel, user)
+                .await?
+                .is_some(),
+        };
+        if ok {
+            found.push(ReadableChannel {
+                channel_id: channel,
+                guild_id: guild,
+            });
+        }
+    }
+    Ok(Readable { channels: found })
+}
+
+/// One person's settings as they apply to one channel.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    level: MessageNotifications,
+    muted: bool,
+    suppress_everyone: bool,
+    suppress_roles: bool,
+}
+
+/// Whom a new message concerns, and why (see the module's comment for the rules).
+pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    let now = proto::clock::unix_ms() as i64;
+    let author_name: Option<String> =
+        sqlx::query_scalar("SELECT COALESCE(display_name, username) FROM users WHERE id = $1")
+            .bind(query.author_id.as_i64())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let guild = guild_channels::guild_of(&mut *conn, query.channel_id).await?;
+    let key = guild.map_or(DMS, |g| g.as_i64());
+    // (user, candidate reason before settings, their roles when in a server)
+    let mut candidates: Vec<(Snowflake, Vec<Snowflake>)> = Vec::new();
+    let mut member_count = 0;
+    match guild {
+        None => {
+            let ids = crate::channels::member_ids(&mut *conn, query.channel_id).await?;
+            candidates.extend(ids.into_iter().map(|id| (id, Vec::new())));
+        }
+        Some(guild) => {
+            let Some(row) = guilds::read(&mut *conn, guild).await? else {
+                return Ok(NotifyAnswer::default());
+            };
+            member_count = guilds::member_count(&mut *conn, guild).await?;
+            let Some(channel) =
+                guild_channels::one(&mut conn, query.channel_id, member_count).await?
+            else {
+                return Ok(NotifyAnswer::default());
+            };
+            let roles = roles::all(&mut *conn, guild).await?;
+            let ids = guild_candidates(&mut conn, guild, query, member_count).await?;
+            let now_ms = now as u64;
+            for chunk in ids.chunks(1000) {
+                let members =
+                    guild_members::page(&mut *conn, guild, &MembersQuery::Ids(chunk.to_vec()))
+                        .await?;
+                for member in members {
+                    let subject = member.subject(guild, row.owner_id, &roles, now_ms);
+                    if effective(&subject, Some(&channel.permission_overwrites))
+                        .has(Permissions::VIEW_CHANNEL)
+                    {
+                        candidates.push((member.user.id, member.roles.clone()));
+                    }
+                }
+            }
+        }
+    }
+    candidates.retain(|(id, _)| *id != query.author_id);
+    candidates.truncate(proto::access::MAX_RECIPIENTS);
+    let ids: Vec<i64> = candidates.iter().map(|(id, _)| id.as_i64()).collect();
+    let blocking: HashSet<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM relationships WHERE target_id = $1 AND user_id = ANY($2)",
+    )
+    .bind(query.author_id.as_i64())
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let settings: HashMap<i64, SettingsRow> = sqlx::query_as::<_, SettingsRow>(
+        "SELECT user_id, message_notifications, muted, mute_end_ms, suppress_everyone,
+                suppress_roles
+         FROM user_guild_settings WHERE guild_id = $1 AND user_id = ANY($2)",
+    )
+    .bind(key)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.0, row))
+    .collect();
+    let overrides: HashMap<i64, OverrideRow> = sqlx::query_as::<_, OverrideRow>(
+        "SELECT user_id, channel_id, message_notifications, muted, mute_end_ms
+         FROM channel_notification_overrides WHERE channel_id = $1 AND user_id = ANY($2)",
+    )
+    .bind(query.channel_id.as_i64())
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.0, row))
+    .collect();
+    let default = UserGuildSettings::default_for(guild, member_count).message_notifications;
+    let mut recipients = Vec::new();
+    for (user, roles) in candidates {
+        if blocking.contains(&user.as_i64()) {
+            continue;
+        }
+        let base = settings.get(&user.as_i64());
+        let over = overrides.get(&user.as_i64());
+        let over_level = over
+            .map(|o| level(o.2))
+            .filter(|l| *l != MessageNotifications::Inherit);
+        let applied = Applied {
+            level: over_level.or(base.map(|s| level(s.1))).unwrap_or(default),
+            muted: base.is_some_and(|s| muted_now(s.2, s.3, now))
+                || over.is_some_and(|o| muted_now(o.3, o.4, now)),
+            suppress_everyone: base.is_some_and(|s| s.4),
+            suppress_roles: base.is_some_and(|s| s.5),
+        };
+        if let Some(reason) = decide(query, guild.is_some(), user, &roles, applied) {
+            recipients.push(Recipient {
+                user_id: user,
+                reason,
+                subscriptions: Vec::new(),
+            });
+        }
+    }
+    let told: Vec<i64> = recipients.iter().map(|r| r.user_id.as_i64()).collect();
+    let subs: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions
+         WHERE user_id = ANY($1) ORDER BY created_at",
+    )
+    .bind(&told)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_user: HashMap<i64, Vec<PushSubscription>> = HashMap::new();
+    for (user, endpoint, p256dh, auth) in subs {
+        by_user.entry(user).or_default().push(PushSubscription {
+            endpoint,
+            keys: PushKeys { p256dh, auth },
+        });
+    }
+    for r in &mut recipients {
+        r.subscriptions = by_user.remove(&r.user_id.as_i64()).unwrap_or_default();
+    }
+    Ok(NotifyAnswer {
+        guild_id: guild,
+        author_name: author_name.unwrap_or_default(),
+        recipients,
+    })
+}
+
+/// Who in a server may be concerned: everyone, when the message mentions everyone or the
+/// server is small enough that all messages is the default; otherwise the people and roles it
+/// mentions and those who chose all messages (for the server or this channel).
+async fn guild_candidates(
+    conn: &mut PgConnection,
+    guild: Snowflake,
+    query: &NotifyQuery,
+    member_count: u32,
+) -> Result<Vec<Snowflake>, sqlx::Error> {
+    let limit = proto::access::MAX_RECIPIENTS as i64 + 1;
+    let ids: Vec<i64> = if query.mention_everyone || member_count <= LARGE_GUILD_MEMBERS {
+        sqlx::query_scalar(
+            "SELECT user_id FROM guild_members WHERE guild_id = $1 ORDER BY user_id LIMIT $2",
+        )
+        .bind(guild.as_i64())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        let users: Vec<i64> = query.mentions.iter().map(|u| u.as_i64()).collect();
+        let roles: Vec<i64> = query.mention_roles.iter().map(|r| r.as_i64()).collect();
+        sqlx::query_scalar(
+            "SELECT user_id FROM guild_members WHERE guild_id = $1 AND user_id = ANY($2)
+             UNION SELECT user_id FROM member_roles WHERE guild_id = $1 AND role_id = ANY($3)
+             UNION SELECT user_id FROM user_guild_settings
+                   WHERE guild_id = $1 AND message_notifications = 0
+             UNION SELECT user_id FROM channel_notification_overrides
+                   WHERE channel_id = $4 AND message_notifications = 0
+             LIMIT $5",
+        )
+        .bind(guild.as_i64())
+        .bind(&users)
+        .bind(&roles)
+        .bind(query.channel_id.as_i64())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    Ok(ids.into_iter().map(Snowflake::from_i64).collect())
+}
+
+/// Whether (and why) one person is told of a message, from their settings as they apply here.
+fn decide(
+    query: &NotifyQuery,
+    in_guild: bool,
+    user: Snowflake,
+    roles: &[Snowflake],
+    applied: Applied,
+) -> Option<NotifyReason> {
+    let mention = if query.mentions.contains(&user) {
+        Some(NotifyReason::Mention)
+    } else if !applied.suppress_roles && query.mention_roles.iter().any(|r| roles.contains(r)) {
+        Some(NotifyReason::RoleMention)
+    } else if query.mention_everyone && !applied.suppress_everyone {
+        Some(NotifyReason::Everyone)
+    } else {
+        None
+    };
+    if applied.level == MessageNotifications::NoMessages {
+        return None;
+    }
+    if !in_guild {
+        // A muted DM or group channel tells nothing; otherwise every message is for them.
+        if applied.muted {
+            return None;
+        }
+        return match (mention, applied.level) {
+            (Some(reason), _) => Some(reason),
+            (None, MessageNotifications::OnlyMentions) => None,
+            (None, _) => Some(NotifyReason::Direct),
+        };
+    }
+    match mention {
+        Some(reason) => Some(reason),
+        None if !applied.muted && applied.level == MessageNotifications::AllMessages => {
+            Some(NotifyReason::AllMessages)
+        }
+        None => None,
+    }
+}
+
+/// Records a browser's subscription for `user` (taking it over if another user held the same
+/// endpoint: it is one browser), keeping at most [`MAX_PUSH_SUBSCRIPTIONS`] per user.
+pub async fn subscribe(
+    db: &PgPool,
+    user: Snowflake,
+    sub: &PushSubscription,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (endpoint) DO UPDATE SET user_id = EXCLUDED.user_id,
+            p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth, created_at = now()",
+    )
+    .bind(&sub.endpoint)
+    .bind(user.as_i64())
+    .bind(&sub.keys.p256dh)
+    .bind(&sub.keys.auth)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM push_subscriptions WHERE user_id = $1 AND endpoint NOT IN (
+            SELECT endpoint FROM push_subscriptions WHERE user_id = $1
+            ORDER BY created_at DESC LIMIT $2)",
+    )
+    .bind(user.as_i64())
+    .bind(MAX_PUSH_SUBSCRIPTIONS as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Removes a subscription: the user's own (`Some`), or whoever's (the push service said it is
+/// gone). Whether one was removed.
+pub async fn unsubscribe(
+    db: impl PgExecutor<'_>,
+    user: Option<Snowflake>,
+    endpoint: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM push_subscriptions WHERE endpoint = $1 AND ($2::BIGINT IS NULL OR user_id = $2)",
+    )
+    .bind(endpoint)
+    .bind(user.map(|u| u.as_i64()))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> NotifyQuery {
+        NotifyQuery {
+            channel_id: Snowflake::from_u64(1),
+            author_id: Snowflake::from_u64(2),
+            mentions: vec![],
+            mention_roles: vec![],
+            mention_everyone: false,
+        }
+    }
+
+    fn applied(level: MessageNotifications) -> Applied {
+        Applied {
+            level,
+            muted: false,
+            suppress_everyone: false,
+            suppress_roles: false,
+        }
+    }
+
+    #[test]
+    fn a_muted_server_channel_tells_of_mentions_only() {
+        let me = Snowflake::from_u64(3);
+        let mut muted = applied(MessageNotifications::AllMessages);
+        muted.muted = true;
+        assert_eq!(decide(&query(), true, me, &[], muted), None);
+        let mut q = query();
+        q.mentions.push(me);
+        assert_eq!(
+            decide(&q, true, me, &[], muted),
+            Some(NotifyReason::Mention)
+        );
+    }
+
+    #[test]
+    fn suppressed_everyone_is_no_mention() {
+        let me = Snowflake::from_u64(3);
+        let mut q = query();
+        q.mention_everyone = true;
+        let mut settings = applied(MessageNotifications::OnlyMentions);
+        assert_eq!(
+            decide(&q, true, me, &[], settings),
+            Some(NotifyReason::Everyone)
+        );
+        settings.suppress_everyone = true;
+        assert_eq!(decide(&q, true, me, &[], settings), None);
+    }
+
+    #[test]
+    fn nothing_means_nothing_and_a_muted_dm_is_silent() {
+        let me = Snowflake::from_u64(3);
+        let mut q = query();
+        q.mentions.push(me);
+        assert_eq!(
+            decide(&q, true, me, &[], applied(MessageNotifications::NoMessages)),
+            None
+        );
+        let mut dm = applied(MessageNotifications::AllMessages);
+        assert_eq!(
+            decide(&query(), false, me, &[], dm),
+            Some(NotifyReason::Direct)
+        );
+        dm.muted = true;
+        assert_eq!(decide(&query(), false, me, &[], dm), None);
+    }
+
+    #[test]
+    fn a_mute_with_an_end_ends() {
+        assert!(muted_now(true, None, 10));
+        assert!(muted_now(true, Some(20), 10));
+        assert!(!muted_now(true, Some(5), 10));
+        assert!(!muted_now(false, None, 10));
+    }
+}

@@ -1,0 +1,267 @@
+//! The worker: the durable JetStream consumer `notify` on the chat stream, shared by every notify
+//! process. For each new message it asks auth whom it concerns (`{p}.auth.notify`: settings,
+//! permissions and blocks live there), writes the mentions inbox of those it mentions or who got
+//! it in a DM, asks presence who is away, and hands the away people's browsers to the
+//! [`Pusher`](crate::push::Pusher). A message is acknowledged once its inbox rows are written and
+//! its pushes queued; a failure (auth or the store unreachable) is retried after 5 s, up to five
+//! times (an inbox row written twice is the same row).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use futures::{StreamExt, TryStreamExt};
+use proto::Snowflake;
+use proto::access::{NotifyAnswer, NotifyQuery, Reply};
+use proto::api::messages::Message;
+use proto::api::notifications::PushPayload;
+use proto::api::presence::PresenceStatus;
+use proto::events::Event;
+use proto::subjects::Subjects;
+use proto::tracker::{Query, QueryReply};
+use store::InboxStore;
+use store::inbox::InboxEntry;
+use tokio::sync::mpsc;
+
+use crate::metrics::NotifyMetrics;
+use crate::push::Job;
+
+/// The durable consumer the notify processes share.
+pub const DURABLE: &str = "notify";
+
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long auth and presence get to answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Inbox rows written at once for one message (an @everyone in a big server writes many).
+const INBOX_WRITES: usize = 64;
+
+/// The longest text a push carries.
+const PUSH_TEXT_CHARS: usize = 100;
+
+pub struct Worker {
+    pub nats: async_nats::Client,
+    pub subjects: Subjects,
+    pub inbox: InboxStore,
+    pub jobs: mpsc::Sender<Job>,
+    pub metrics: NotifyMetrics,
+}
+
+impl Worker {
+    pub async fn run(self, shutdown: kit::lifecycle::Shutdown) {
+        let js = jetstream::new(self.nats.clone());
+        let mut wait = Duration::from_millis(500);
+        // The chat stream is made by edges and persisters; wait for it.
+        let consumer = loop {
+            match self.consumer(&js).await {
+                Ok(consumer) => break consumer,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the chat stream is not there yet");
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the chat stream");
+                return;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                () = shutdown.cancelled() => return,
+            };
+            let Some(Ok(message)) = message else {
+                tracing::warn!("the chat stream's consumer ended");
+                return;
+            };
+            let handled = match serde_json::from_slice::<Event>(&message.payload) {
+                // A person's message (a pin's notice, type 6, tells nobody).
+                Ok(Event::MessageCreate(created)) if created.kind.is_default() => {
+                    self.handle(&created).await
+                }
+                _ => Ok(()),
+            };
+            let ack = match handled {
+                Ok(()) => {
+                    self.metrics.messages.with_label_values(&["ok"]).inc();
+                    message.ack().await
+                }
+                Err(e) => {
+                    self.metrics.messages.with_label_values(&["failed"]).inc();
+                    tracing::warn!(error = %e, "notifying of a message failed; retrying");
+                    message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                        .await
+                }
+            };
+            if let Err(e) = ack {
+                tracing::debug!(error = %e, "cannot acknowledge a chat event");
+            }
+        }
+    }
+
+    async fn consumer(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<consumer::PullConsumer, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = js.get_stream(self.subjects.chat_stream_name()).await?;
+        Ok(stream
+            .get_or_create_consumer(
+                DURABLE,
+                consumer::pull::Config {
+                    durable_name: Some(DURABLE.to_owned()),
+                    description: Some("Natter notify: mentions inbox and pushes".to_owned()),
+                    filter_subject: self.subjects.chat_stream_filter(),
+                    // A new deployment does not notify of the week of messages the stream holds.
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_deliver: 5,
+                    max_ack_pending: 1024,
+                    ..Default::default()
+                },
+            )
+            .await?)
+    }
+
+    /// Tells whom `message` concerns.
+    async fn handle(&self, message: &Message) -> Result<(), String> {
+        let answer = self.recipients(message).await?;
+        if answer.recipients.is_empty() {
+            return Ok(());
+        }
+        let inbox: Vec<_> = answer
+            .recipients
+            .iter()
+            .filter(|r| r.reason.is_inbox())
+            .map(|r| {
+                (
+                    r.user_id,
+                    InboxEntry {
+                        message_id: message.id,
+                        channel_id: message.channel_id,
+                        guild_id: answer.guild_id,
+                        author_id: message.author_id,
+                        content: message.content.clone(),
+                        reason: r.reason,
+                    },
+                )
+            })
+            .collect();
+        futures::stream::iter(inbox)
+            .map(|(user, entry)| async move { self.inbox.add(user, &entry).await })
+            .buffer_unordered(INBOX_WRITES)
+            .map_ok(|()| self.metrics.inbox.inc())
+            .try_collect::<()>()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.push(message, &answer).await;
+        Ok(())
+    }
+
+    async fn recipients(&self, message: &Message) -> Result<NotifyAnswer, String> {
+        let query = NotifyQuery {
+            channel_id: message.channel_id,
+            author_id: message.author_id,
+            mentions: message.mentions.clone(),
+            mention_roles: message.mention_roles.clone(),
+            mention_everyone: message.mention_everyone,
+        };
+        let body = serde_json::to_vec(&query).expect("queries serialise");
+        let reply = tokio::time::timeout(
+            ASK_TIMEOUT,
+            self.nats.request(self.subjects.auth_notify(), body.into()),
+        )
+        .await
+        .map_err(|_| "auth did not answer in time".to_owned())?
+        .map_err(|e| format!("cannot ask auth: {e}"))?;
+        match serde_json::from_slice::<Reply<NotifyAnswer>>(&reply.payload) {
+            Ok(Reply::Ok(answer)) => Ok(answer),
+            Ok(Reply::NotFound | Reply::SignedOut) => Ok(NotifyAnswer::default()),
+            Ok(Reply::Failed(e)) => Err(format!("auth: {e}")),
+            Err(e) => Err(format!("auth's answer: {e}")),
+        }
+    }
+
+    /// Queues a push for each recipient with a subscribed browser who is away: no session, or
+    /// idle ones only (presence's combined status is the strongest of their sessions'). Someone
+    /// active, on Do Not Disturb, or invisible (whose sessions' activity presence does not
+    /// show) is not pushed.
+    async fn push(&self, message: &Message, answer: &NotifyAnswer) {
+        let subscribed: Vec<_> = answer
+            .recipients
+            .iter()
+            .filter(|r| !r.subscriptions.is_empty())
+            .collect();
+        if subscribed.is_empty() {
+            return;
+        }
+        let ids: Vec<Snowflake> = subscribed.iter().map(|r| r.user_id).collect();
+        let statuses = self.statuses(&ids).await;
+        let body: String = message.content.chars().take(PUSH_TEXT_CHARS).collect();
+        for recipient in subscribed {
+            let status = statuses
+                .get(&recipient.user_id)
+                .copied()
+                .unwrap_or(PresenceStatus::Unknown);
+            let away = matches!(
+                status,
+                PresenceStatus::Offline | PresenceStatus::Idle | PresenceStatus::Unknown
+            );
+            if !away {
+                self.metrics.pushes.with_label_values(&["active"]).inc();
+                continue;
+            }
+            let job = Job {
+                user_id: recipient.user_id,
+                payload: PushPayload {
+                    channel_id: message.channel_id,
+                    guild_id: answer.guild_id,
+                    message_id: message.id,
+                    author_id: message.author_id,
+                    author: answer.author_name.clone(),
+                    body: body.clone(),
+                    count: 1,
+                },
+                subscriptions: recipient.subscriptions.clone(),
+            };
+            if self.jobs.try_send(job).is_err() {
+                self.metrics.pushes.with_label_values(&["dropped"]).inc();
+            }
+        }
+    }
+
+    /// Each user's real status; those presence could not say are left out (treated as away:
+    /// better a push too many than a mention missed).
+    async fn statuses(&self, users: &[Snowflake]) -> HashMap<Snowflake, PresenceStatus> {
+        let mut found = HashMap::new();
+        for chunk in users.chunks(1000) {
+            let body = serde_json::to_vec(&Query {
+                user_ids: chunk.to_vec(),
+            })
+            .expect("queries serialise");
+            let reply = tokio::time::timeout(
+                ASK_TIMEOUT,
+                self.nats
+                    .request(self.subjects.presence_query(), body.into()),
+            )
+            .await;
+            let Ok(Ok(reply)) = reply else {
+                tracing::debug!("presence did not answer; pushing to everyone concerned");
+                continue;
+            };
+            if let Ok(answer) = serde_json::from_slice::<QueryReply>(&reply.payload) {
+                found.extend(answer.presences.into_iter().map(|p| (p.user_id, p.status)));
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,163 @@
+//! The mentions inbox (`user_inbox`, schema 7): per user, the recent messages that mention them
+//! or are DMs to them, newest first. The notification worker writes it; `GET
+//! /api/v1/users/@me/mentions` reads it. Entries expire after 30 days (the table's TTL).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use proto::Snowflake;
+use proto::api::notifications::NotifyReason;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+use crate::messages::{StoreError, failed};
+
+/// The longest excerpt of a message an entry keeps.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// One inbox entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub message_id: Snowflake,
+    pub channel_id: Snowflake,
+    pub guild_id: Option<Snowflake>,
+    pub author_id: Snowflake,
+    pub content: String,
+    pub reason: NotifyReason,
+}
+
+/// Reads and writes of `user_inbox`.
+#[derive(Clone)]
+pub struct InboxStore {
+    session: Arc<Session>,
+    insert: PreparedStatement,
+    page: PreparedStatement,
+    delete: PreparedStatement,
+}
+
+fn reason_name(reason: NotifyReason) -> &'static str {
+    match reason {
+        NotifyReason::Mention => "mention",
+        NotifyReason::RoleMention => "role_mention",
+        NotifyReason::Everyone => "everyone",
+        NotifyReason::Direct => "direct",
+        NotifyReason::AllMessages => "all_messages",
+    }
+}
+
+fn reason_of(name: &str) -> NotifyReason {
+    match name {
+        "mention" => NotifyReason::Mention,
+        "role_mention" => NotifyReason::RoleMention,
+        "everyone" => NotifyReason::Everyone,
+        "all_messages" => NotifyReason::AllMessages,
+        _ => NotifyReason::Direct,
+    }
+}
+
+/// The first [`EXCERPT_CHARS`] characters of `text`.
+pub fn excerpt(text: &str) -> String {
+    text.chars().take(EXCERPT_CHARS).collect()
+}
+
+impl InboxStore {
+    /// Prepares the statements; the keyspace must hold schema 7.
+    pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+        let prepare = |cql: &'static str| {
+            let session = Arc::clone(&session);
+            async move {
+                let mut statement = session.prepare(cql).await.map_err(failed)?;
+                statement.set_request_timeout(Some(timeout));
+                Ok::<_, StoreError>(statement)
+            }
+        };
+        Ok(Self {
+            insert: prepare(
+                "INSERT INTO user_inbox (user_id, message_id, channel_id, guild_id, author_id, \
+                 content, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .await?,
+            page: prepare(
+                "SELECT message_id, channel_id, guild_id, author_id, content, reason \
+                 FROM user_inbox WHERE user_id = ? AND message_id < ?",
+            )
+            .await?,
+            delete: prepare("DELETE FROM user_inbox WHERE user_id = ? AND message_id = ?").await?,
+            session,
+        })
+    }
+
+    /// Records `entry` in `user`'s inbox. Idempotent (a redelivered message writes the same row).
+    pub async fn add(&self, user: Snowflake, entry: &InboxEntry) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.insert,
+                (
+                    user.as_i64(),
+                    entry.message_id.as_i64(),
+                    entry.channel_id.as_i64(),
+                    entry.guild_id.map_or(0, |g| g.as_i64()),
+                    entry.author_id.as_i64(),
+                    excerpt(&entry.content),
+                    reason_name(entry.reason),
+                ),
+            )
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// Up to `limit` entries of `user`'s older than `before` (newest first) that `keep` accepts,
+    /// reading at most `scan` rows (so a filter that refuses everything costs a bounded read).
+    pub async fn page(
+        &self,
+        user: Snowflake,
+        before: Option<Snowflake>,
+        limit: usize,
+        scan: usize,
+        mut keep: impl FnMut(&InboxEntry) -> bool,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let before = before.map_or(i64::MAX, |b| b.as_i64());
+        let mut statement = self.page.clone();
+        statement.set_page_size(i32::try_from(limit.clamp(10, 500)).unwrap_or(100));
+        let mut rows = self
+            .session
+            .execute_iter(statement, (user.as_i64(), before))
+            .await
+            .map_err(failed)?
+            .rows_stream::<(i64, i64, Option<i64>, i64, Option<String>, Option<String>)>()
+            .map_err(failed)?;
+        let mut found = Vec::new();
+        let mut seen = 0;
+        while let Some((message, channel, guild, author, content, reason)) =
+            rows.try_next().await.map_err(failed)?
+        {
+            seen += 1;
+            let entry = InboxEntry {
+                message_id: Snowflake::from_i64(message),
+                channel_id: Snowflake::from_i64(channel),
+                guild_id: guild.filter(|g| *g != 0).map(Snowflake::from_i64),
+                author_id: Snowflake::from_i64(author),
+                content: content.unwrap_or_default(),
+                reason: reason_of(reason.as_deref().unwrap_or_default()),
+            };
+            if keep(&entry) {
+                found.push(entry);
+            }
+            if found.len() >= limit || seen >= scan {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes one entry of `user`'s (whether or not it was there).
+    pub async fn remove(&self, user: Snowflake, message: Snowflake) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.delete, (user.as_i64(), message.as_i64()))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
