@@ -385,9 +385,14 @@ impl Chat {
             (&cat, 1, Some(pair)),
         ] {
             let name = format!("{}{edge}", user.name);
-            let device =
-                Device::start(&name, gateways[edge].clone(), user, sends_to, sending.clone())
-                    .await;
+            let device = Device::start(
+                &name,
+                gateways[edge].clone(),
+                user,
+                sends_to,
+                sending.clone(),
+            )
+            .await;
             devices.push(device);
         }
         // Every device is connected: what is sent from now on is live for all of them.
@@ -443,7 +448,11 @@ impl Chat {
                 .expect("a member of the channel");
             let history = history(edge, reader, *channel).await;
             let ids: HashSet<&String> = history.iter().collect();
-            assert_eq!(ids.len(), history.len(), "a message stored twice in {channel}");
+            assert_eq!(
+                ids.len(),
+                history.len(),
+                "a message stored twice in {channel}"
+            );
             let missing: Vec<&String> = acked
                 .iter()
                 .filter(|(c, id, _)| c == channel && !ids.contains(id))
@@ -465,20 +474,37 @@ impl Chat {
         self.acked().into_iter().map(|(_, id, _)| id).collect()
     }
 
-    /// Reads the newest page of each channel through the edge at `edge`, as a member would, and
-    /// checks it answered.
-    pub(crate) async fn check_history_readable(&self, edge: &str) {
+    /// Reads the newest page of each channel through the edge at `edge`, as a member would, until
+    /// every channel answers (within 60 s); answers how long that took: zero when history was
+    /// readable at once.
+    pub(crate) async fn history_readable(&self, edge: &str) -> Duration {
         let http = reqwest::Client::new();
-        for (channel, members) in &self.members {
-            let reader = self.users.iter().find(|u| u.id == members[0]).unwrap();
-            let url = format!("{edge}/api/v1/channels/{channel}/messages?limit=50");
-            let response = http
-                .get(&url)
-                .bearer_auth(&reader.token)
-                .send()
-                .await
-                .expect("the edge answers");
-            assert_eq!(response.status(), 200, "history of {channel} unreadable");
+        let started = Instant::now();
+        testkit::eventually(
+            "history to be readable",
+            Duration::from_secs(60),
+            || async {
+                for (channel, members) in &self.members {
+                    let reader = self.users.iter().find(|u| u.id == members[0]).unwrap();
+                    let url = format!("{edge}/api/v1/channels/{channel}/messages?limit=50");
+                    let response = http
+                        .get(&url)
+                        .bearer_auth(&reader.token)
+                        .send()
+                        .await
+                        .ok()?;
+                    if response.status() != 200 {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
+        if started.elapsed() < Duration::from_millis(200) {
+            Duration::ZERO
+        } else {
+            started.elapsed()
         }
     }
 
