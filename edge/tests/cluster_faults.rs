@@ -102,11 +102,9 @@ async fn two_nats_nodes_of_three_down_refuse_sends_and_lose_nothing() {
     // What was in flight when the nodes went is answered either way; from the first refusal on,
     // nothing may be acknowledged while the stream has no quorum.
     let refused = chat.refused();
-    testkit::eventually(
-        "sends to be refused",
-        Duration::from_secs(120),
-        || async { (chat.refused() > refused).then_some(()) },
-    )
+    testkit::eventually("sends to be refused", Duration::from_secs(120), || async {
+        (chat.refused() > refused).then_some(())
+    })
     .await;
     let acked_without_quorum = chat.acked().len();
     let refused = chat.refused();

@@ -27,8 +27,8 @@ mod engines;
 mod ring;
 pub use cluster::{NatsCluster, SyncInterval};
 pub use crash::Crashable;
-pub use ring::CassandraRing;
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
+pub use ring::CassandraRing;
 
 /// Endpoints of the running local stack.
 #[derive(Debug, Clone)]

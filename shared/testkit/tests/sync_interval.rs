@@ -71,7 +71,10 @@ async fn publish_acks_with_the_default_sync_interval_and_with_always() {
                 pipelined.push(sent.elapsed());
             }
             let sent = Instant::now();
-            let ack = js.publish("syncbench.b", payload.clone().into()).await.unwrap();
+            let ack = js
+                .publish("syncbench.b", payload.clone().into())
+                .await
+                .unwrap();
             outstanding.push_back((sent, ack));
         }
         for (sent, ack) in outstanding {
