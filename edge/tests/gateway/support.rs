@@ -105,6 +105,7 @@ fn auth_config(
 impl World {
     /// The configuration of another auth instance beside this world's (same database, NATS,
     /// prefix and signing key), with `auth_args` added.
+    #[allow(dead_code)] // used by the fault tests, not by every test crate that includes this
     pub(crate) fn another_auth_config(&self, auth_args: &[&str]) -> auth::Config {
         auth_config(
             &self.stack,
