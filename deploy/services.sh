@@ -15,8 +15,19 @@
 # edge-1 :9080, edge-2 :9090, presence :9082, persister :9083, media :9084, notify :9085,
 # search :9087), never on the public port.
 #
-# Usage: deploy/services.sh up|down|status. NATTER_PROFILE=dev builds a debug build (faster to
-# build, slower to run); the default is release.
+# Usage: deploy/services.sh up|down|status [--cluster]. NATTER_PROFILE=dev builds a debug build
+# (faster to build, slower to run); the default is release.
+#
+# --cluster: the cluster profile's services (deploy/cluster.sh starts its engines first), named
+# c-*, beside the ones above: two auth, three edges, two persisters, one presence and media, on
+# the 3-node NATS cluster (chat stream at R3) and the 3-node Cassandra ring (RF 3, QUORUM), with a
+# PostgreSQL database (natter_cluster) and Redis db (1) of their own:
+#
+#   c-auth-1 8281  c-auth-2 8291  c-edge-1 8280  c-edge-2 8290  c-edge-3 8300
+#   c-presence 8282  c-persister-1 8283  c-persister-2 8293  c-media 8284
+#
+# One presence: several would share the edges' reports through a queue group, and two reports
+# about one session could then be applied out of order (docs/ARCHITECTURE.md, "Presence").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.natter"
@@ -36,6 +47,62 @@ SERVICES=(
   "edge-2 edge 8090 --worker-id 2"
 )
 
+CLUSTER=0
+if [[ "${2:-}" == --cluster ]]; then
+  CLUSTER=1
+  SERVICES=(
+    "c-auth-1 auth 8281 --worker-id 100 --web-dir web/dist"
+    "c-auth-2 auth 8291 --worker-id 101 --web-dir web/dist"
+    "c-presence presence 8282"
+    "c-persister-1 persister 8283"
+    "c-persister-2 persister 8293"
+    "c-media media 8284 --storage local --storage-dir .natter/cluster-media"
+    "c-edge-1 edge 8280 --worker-id 102"
+    "c-edge-2 edge 8290 --worker-id 103"
+    "c-edge-3 edge 8300 --worker-id 104"
+  )
+fi
+# Where browsers load the client from (auth), and the edges it may reach.
+auth_origins() {
+  local line name bin port origins=()
+  for line in "${SERVICES[@]}"; do
+    read -r name bin port _ <<<"$line"
+    [[ $bin == auth ]] && origins+=("http://127.0.0.1:$port" "http://localhost:$port")
+  done
+  local IFS=,; echo "${origins[*]},http://127.0.0.1:5173,http://localhost:5173"
+}
+edge_origins() {
+  local line name bin port origins=()
+  for line in "${SERVICES[@]}"; do
+    read -r name bin port _ <<<"$line"
+    [[ $bin == edge ]] && origins+=("http://127.0.0.1:$port")
+  done
+  local IFS=,; echo "${origins[*]}"
+}
+first_port_of() {
+  local line name bin port
+  for line in "${SERVICES[@]}"; do
+    read -r name bin port _ <<<"$line"
+    [[ $bin == "$1" ]] && { echo "$port"; return; }
+  done
+}
+
+# The cluster profile's engines: seed lists of all three nodes, R3, RF 3 at QUORUM, and a
+# database and Redis db of its own on the stack's PostgreSQL and Redis.
+cluster_env() {
+  export NATTER_NATS_URL=nats://127.0.0.1:14231,nats://127.0.0.1:14232,nats://127.0.0.1:14233
+  export NATTER_STREAM_REPLICAS=3
+  export NATTER_CQL_NODES=127.0.0.2:19142,127.0.0.3:19142,127.0.0.4:19142
+  export NATTER_CQL_REPLICATION="{'class': 'SimpleStrategy', 'replication_factor': 3}"
+  export NATTER_CQL_CONSISTENCY=quorum
+  local admin=$NATTER_DATABASE_URL
+  export NATTER_DATABASE_URL="${admin%/*}/natter_cluster"
+  export NATTER_REDIS_URL="${NATTER_REDIS_URL%/}/1"
+  if [[ -z "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'natter_cluster'")" ]]; then
+    psql "$admin" -qc "CREATE DATABASE natter_cluster" >/dev/null
+  fi
+}
+
 pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
 alive() { local pid; pid="$(pid_of "$1")"; [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
 ready() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$1/readyz" 2>/dev/null; }
@@ -49,13 +116,12 @@ start_one() {
   fi
   local args=(--http-addr "127.0.0.1:$port" --metrics-addr "127.0.0.1:$((port + 1000))" "$@")
   if [[ "$bin" == edge ]]; then
-    args+=(--public-url "ws://127.0.0.1:$port/gateway"
-           --allowed-origins "http://127.0.0.1:8081,http://localhost:8081,http://127.0.0.1:5173,http://localhost:5173")
+    args+=(--public-url "ws://127.0.0.1:$port/gateway" --allowed-origins "$(auth_origins)")
   fi
   if [[ "$bin" == auth ]]; then
     # The web page's Content-Security-Policy lets it reach these edges (and auth) only.
     args+=(--signing-key "$STATE/keys/auth-1.pem"
-           --edge-origins "http://127.0.0.1:8080,http://127.0.0.1:8090")
+           --edge-origins "$(edge_origins)")
   fi
   local secret_env=()
   if [[ "$bin" == media || "$bin" == edge ]]; then
@@ -68,7 +134,7 @@ start_one() {
     secret_env=("NATTER_MEDIA_URL_SIGNING_SECRET=$(cat "$secret")")
   fi
   if [[ "$bin" == media ]]; then
-    args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:8081")
+    args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:$(first_port_of auth)")
   fi
   env "${secret_env[@]+"${secret_env[@]}"}" NATTER_LOG_FORMAT=json nohup "$BIN/$bin" "${args[@]}" >>"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
@@ -109,6 +175,7 @@ up() {
   [[ -f "$STATE/env" ]] || { echo "natter: the stack is not up (deploy/stack.sh up)" >&2; exit 1; }
   # shellcheck disable=SC1091
   set -a; source "$STATE/env"; set +a
+  if ((CLUSTER)); then cluster_env; fi
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
   echo "== building services (cargo build --profile $PROFILE)"
@@ -129,11 +196,14 @@ up() {
     read -r name _ port _ <<<"$line"
     wait_ready "$name" "$port"
   done
+  local auth_port edges
+  auth_port=$(first_port_of auth)
+  edges=$(edge_origins | sed 's#http://\([^,]*\)#ws://\1/gateway#g; s#,# and #g')
   echo "== Natter is up in $((SECONDS - started)) s"
-  echo "   Open:     http://127.0.0.1:8081/   (the web client)"
-  echo "   OpenAPI:  http://127.0.0.1:8081/api/v1/openapi.json"
-  echo "   REST:     http://127.0.0.1:8081/api/v1   (docs/API.md)"
-  echo "   Gateway:  ws://127.0.0.1:8080/gateway and ws://127.0.0.1:8090/gateway   (docs/PROTOCOL.md)"
+  echo "   Open:     http://127.0.0.1:$auth_port/   (the web client)"
+  echo "   OpenAPI:  http://127.0.0.1:$auth_port/api/v1/openapi.json"
+  echo "   REST:     http://127.0.0.1:$auth_port/api/v1   (docs/API.md)"
+  echo "   Gateway:  $edges   (docs/PROTOCOL.md)"
 }
 
 down() {
@@ -168,5 +238,5 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: deploy/services.sh up|down|status" >&2; exit 2 ;;
+  *) echo "usage: deploy/services.sh up|down|status [--cluster]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,9 @@
 #   private-cassandra DIR CQL_PORT STORAGE_PORT [HEAP]
 #                      run a Cassandra of its own in the foreground, everything under DIR (tests
 #                      that stop their store use it; the stack's Cassandra is not touched)
+#   ring-cassandra DIR ADDRESS SEEDS CQL_PORT STORAGE_PORT HEAP CLUSTER
+#                      run one node of a Cassandra ring in the foreground, listening on ADDRESS
+#                      (127.0.0.2, ...), joining the nodes SEEDS (the cluster profile, deploy/cluster.sh)
 # NAME: nats | postgres | redis | cassandra | seaweedfs | livekit | coturn
 #
 # Layout: .natter/{nats,postgres,redis,cassandra,seaweedfs,livekit,coturn}  data and configs
@@ -537,6 +540,24 @@ cmd_private_cassandra() {
   cd "$dir" && exec "${CASS_ARGS[@]}"
 }
 
+# cmd_ring_cassandra DIR ADDRESS SEEDS CQL_PORT STORAGE_PORT HEAP CLUSTER: one node of a ring, in the
+# foreground. Every node of a ring shares the ports and differs by address (127.0.0.2-4: all of
+# 127.0.0.0/8 is loopback), as on separate machines. auto_bootstrap is off: the ring is made empty,
+# all at once, and there is nothing to stream to a new node (a node that rejoins keeps its data).
+cmd_ring_cassandra() {
+  local dir=$1 address=$2 seeds=$3 cql_port=$4 storage_port=$5 heap=$6 cluster=$7
+  cassandra_jars_ok || die "no Cassandra jars in $CASS_LIB: run deploy/stack.sh up first"
+  mkdir -p "$dir/data" "$dir/logs"
+  sed -e "s/^cluster_name: .*/cluster_name: $cluster/" \
+    -e "s/^listen_address: .*/listen_address: $address/" \
+    -e "s/^rpc_address: .*/rpc_address: $address/" \
+    -e "s/- seeds: .*/- seeds: \"$seeds\"/" \
+    "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$dir/cassandra.yaml"
+  printf 'auto_bootstrap: false\n' >>"$dir/cassandra.yaml"
+  cassandra_args "$heap" "$dir/cassandra.yaml" "$dir/logs" "$dir/data" "$cql_port" "$storage_port"
+  cd "$dir" && exec "${CASS_ARGS[@]}"
+}
+
 # Unix socket dir for postgres. Socket paths are limited to 107 bytes; fall back to /tmp when the
 # checkout path is too long.
 pg_socket_dir() {
@@ -936,7 +957,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$SCRIPT_PATH" | sed -n '1,18p' >&2
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$SCRIPT_PATH" | sed -n '1,21p' >&2
   exit 2
 }
 
@@ -960,6 +981,10 @@ main() {
     private-cassandra)
       (($# >= 3)) || usage
       cmd_private_cassandra "$@"
+      ;;
+    ring-cassandra)
+      (($# == 7)) || usage
+      cmd_ring_cassandra "$@"
       ;;
     install)
       local names=("$@") n

@@ -21,6 +21,7 @@ async fn thirty_seconds_without_the_store_lose_nothing_and_delay_no_delivery() {
     let engines = Engines {
         nats_url: Stack::get().nats_url,
         cql_nodes: Some(store.nodes()),
+        cql_args: Vec::new(),
     };
     let world = World::start_on(
         engines,

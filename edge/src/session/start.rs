@@ -46,7 +46,15 @@ impl Session {
             None => None,
             Some(seq) => match missed(&self.state, &self.channels, seq).await {
                 Ok(missed) => Some(missed),
-                Err(e) => {
+                // The stream cannot be read right now (its leader is being elected, NATS is
+                // away): the session can still be resumed, so close with 4000 and the client
+                // resumes again. Refusing it would make the client start over and fill the gap
+                // from history, for a fault of seconds.
+                Err(e @ (ReadError::JetStream(_) | ReadError::Incomplete(..))) => {
+                    tracing::warn!(error = %e, seq, "cannot read the stream to resume; try again");
+                    return Err(Some(CloseCode::UnknownError));
+                }
+                Err(e @ (ReadError::TooOld(_) | ReadError::TooMany(_))) => {
                     tracing::info!(error = %e, seq, "cannot resume; asking for a new session");
                     self.send_op(Opcode::InvalidSession, &false).await?;
                     return Err(Some(CloseCode::InvalidSeq));

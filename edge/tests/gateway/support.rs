@@ -52,6 +52,8 @@ pub(crate) struct Engines {
     pub(crate) nats_url: String,
     /// `None`: the stack's Cassandra, with the keyspace every test of this process shares.
     pub(crate) cql_nodes: Option<String>,
+    /// More store flags every service takes (a ring's replication and consistency).
+    pub(crate) cql_args: Vec<String>,
 }
 
 impl Engines {
@@ -60,11 +62,60 @@ impl Engines {
         Self {
             nats_url,
             cql_nodes: None,
+            cql_args: Vec::new(),
         }
     }
 }
 
+/// Auth's configuration in a world: its database, NATS and prefix, limits out of the way.
+fn auth_config(
+    stack: &Stack,
+    database_url: &str,
+    engines: &Engines,
+    prefix: &Prefix,
+    auth_args: &[&str],
+) -> auth::Config {
+    kit::config::try_parse_from(
+        [
+            "auth".to_owned(),
+            "--http-addr=127.0.0.1:0".to_owned(),
+            "--metrics-addr=127.0.0.1:0".to_owned(),
+            format!("--database-url={database_url}"),
+            format!("--nats-url={}", engines.nats_url),
+            format!("--nats-prefix={prefix}"),
+            format!("--redis-url={}", stack.redis_url),
+            format!("--signing-key={}", key_file().display()),
+            "--sign-up-rate=1000/1m".to_owned(),
+            // Tests build many channels quickly; the tests of these limits set their own.
+            "--channel-create-rate=10000/1m".to_owned(),
+            "--member-add-rate=10000/1m".to_owned(),
+            "--invite-create-rate=100000/1m".to_owned(),
+            // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
+            // production 150 ms can miss an edge that is alive, and tests count the edges offered.
+            "--discovery-timeout=2s".to_owned(),
+            "--log-filter=warn".to_owned(),
+        ]
+        .into_iter()
+        .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
+        .chain(auth_args.iter().map(|a| (*a).to_owned())),
+    )
+    .expect("valid auth config")
+}
+
 impl World {
+    /// The configuration of another auth instance beside this world's (same database, NATS,
+    /// prefix and signing key), with `auth_args` added.
+    #[allow(dead_code)] // used by the fault tests, not by every test crate that includes this
+    pub(crate) fn another_auth_config(&self, auth_args: &[&str]) -> auth::Config {
+        auth_config(
+            &self.stack,
+            &self.database_url,
+            &self.engines,
+            &self.prefix,
+            auth_args,
+        )
+    }
+
     /// Auth plus `edges` edges sharing one fresh prefix, each edge with `edge_args` added.
     pub(crate) async fn start(edges: usize, edge_args: &[&str]) -> Self {
         let stack = Stack::get();
@@ -97,31 +148,7 @@ impl World {
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;
-        let auth_config: auth::Config = kit::config::try_parse_from(
-            [
-                "auth".to_owned(),
-                "--http-addr=127.0.0.1:0".to_owned(),
-                "--metrics-addr=127.0.0.1:0".to_owned(),
-                format!("--database-url={database_url}"),
-                format!("--nats-url={}", engines.nats_url),
-                format!("--nats-prefix={prefix}"),
-                format!("--redis-url={}", stack.redis_url),
-                format!("--signing-key={}", key_file().display()),
-                "--sign-up-rate=1000/1m".to_owned(),
-                // Tests build many channels quickly; the tests of these limits set their own.
-                "--channel-create-rate=10000/1m".to_owned(),
-                "--member-add-rate=10000/1m".to_owned(),
-                "--invite-create-rate=100000/1m".to_owned(),
-                // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
-                // production 150 ms can miss an edge that is alive, and tests count the edges offered.
-                "--discovery-timeout=2s".to_owned(),
-                "--log-filter=warn".to_owned(),
-            ]
-            .into_iter()
-            .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
-            .chain(auth_args.iter().map(|a| (*a).to_owned())),
-        )
-        .expect("valid auth config");
+        let auth_config = auth_config(&stack, &database_url, &engines, &prefix, auth_args);
         let auth = testkit::spawn(auth::Auth::build(auth_config).await.expect("auth starts"));
         testkit::wait_ready(&auth).await;
         // A private store gets a keyspace of its own, which the persister creates.
@@ -160,6 +187,9 @@ impl World {
             format!("--cql-keyspace={}", self.keyspace),
             "--log-filter=warn".to_owned(),
         ]
+        .into_iter()
+        .chain(self.engines.cql_args.iter().cloned())
+        .collect()
     }
 
     pub(crate) fn edge_config(&self, worker: u16, extra: &[&str]) -> edge::Config {
@@ -183,6 +213,18 @@ impl World {
     /// Starts this world's persister (in process). Stream settings among `extra` (the edges'
     /// arguments) apply to it too, so every service agrees on the stream.
     pub(crate) async fn start_persister(&mut self, extra: &[&str]) {
+        let config = self.persister_config(extra);
+        let persister = testkit::spawn(
+            persister::Persister::build(config)
+                .await
+                .expect("persister starts"),
+        );
+        testkit::wait_ready(&persister).await;
+        self.persister = Some(persister);
+    }
+
+    /// A persister's configuration in this world, taking the stream settings among `extra`.
+    pub(crate) fn persister_config(&self, extra: &[&str]) -> persister::Config {
         let mut args = vec![
             "persister".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
@@ -195,15 +237,7 @@ impl World {
                 .filter(|a| a.starts_with("--stream-"))
                 .map(|s| (*s).to_owned()),
         );
-        let config: persister::Config =
-            kit::config::try_parse_from(args).expect("valid persister config");
-        let persister = testkit::spawn(
-            persister::Persister::build(config)
-                .await
-                .expect("persister starts"),
-        );
-        testkit::wait_ready(&persister).await;
-        self.persister = Some(persister);
+        kit::config::try_parse_from(args).expect("valid persister config")
     }
 
     /// Waits until the persister has written everything in the stream to the store.

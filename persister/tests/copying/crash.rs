@@ -151,6 +151,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
         nodes: stack.cql_nodes(),
         keyspace: keyspace.clone(),
         replication: String::new(),
+        consistency: store::cql::ConsistencyLevel::One,
         connect_timeout: Duration::from_secs(30),
     };
     let session: Arc<Session> = config.connect().await.unwrap();

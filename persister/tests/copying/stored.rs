@@ -26,6 +26,7 @@ async fn store() -> Store {
         nodes: stack.cql_nodes(),
         keyspace,
         replication: String::new(),
+        consistency: store::cql::ConsistencyLevel::One,
         connect_timeout: Duration::from_secs(30),
     };
     let session = config.connect().await.unwrap();

@@ -189,9 +189,12 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
-    /// NATS server URL (JetStream enabled).
-    #[arg(id = "nats-url", long = "nats-url", env = "NATTER_NATS_URL", value_parser = nats_url)]
-    pub url: ServiceUrl,
+    /// NATS server URLs (JetStream enabled), comma separated: on a cluster, the seed list of
+    /// several nodes, so a service starts (and reconnects) while any one of them is down. The
+    /// client also learns the rest of the cluster from whichever node it reaches.
+    #[arg(id = "nats-url", long = "nats-url", env = "NATTER_NATS_URL", value_parser = nats_url,
+          value_delimiter = ',', required = true)]
+    pub urls: Vec<ServiceUrl>,
 
     /// First token of every subject and name of every stream, so several deployments (or test
     /// runs) can share one NATS cluster without seeing each other.
@@ -214,7 +217,12 @@ impl NatsConfig {
         &self,
         name: &str,
     ) -> Result<async_nats::Client, async_nats::ConnectError> {
-        Self::options(name).connect(self.url.as_str()).await
+        Self::options(name).connect(self.seeds()).await
+    }
+
+    /// The seed list as async-nats takes it.
+    fn seeds(&self) -> Vec<&str> {
+        self.urls.iter().map(ServiceUrl::as_str).collect()
     }
 
     /// Like [`NatsConfig::connect`], and also hands out the connection's events (reconnected,
@@ -237,7 +245,7 @@ impl NatsConfig {
                 let _ = events.try_send(event);
                 std::future::ready(())
             })
-            .connect(self.url.as_str())
+            .connect(self.seeds())
             .await?;
         Ok((client, received))
     }
@@ -350,6 +358,27 @@ mod tests {
             err.contains("--nats-url") && err.contains("scheme 'http'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cluster_is_given_as_a_seed_list_each_url_checked() {
+        let config = try_parse_from::<Example, _, _>([
+            "e",
+            "--nats-url",
+            "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://n3:4222",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.nats.seeds(),
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://n3:4222"
+            ]
+        );
+        let err = try_parse_from::<Example, _, _>(["e", "--nats-url", "nats://a:1,http://b:2"])
+            .unwrap_err();
+        assert!(err.contains("scheme 'http'"), "{err}");
     }
 
     #[test]

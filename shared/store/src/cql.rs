@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit::retry::{self, Retryable};
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -38,10 +39,40 @@ pub struct CqlConfig {
           value_parser = replication)]
     pub replication: String,
 
+    /// How many replicas answer each read and write: `one` for a single node; `quorum` (or
+    /// `local-quorum` with several data centres) on a cluster at replication factor 3, where a
+    /// write acknowledged by two replicas is read back by any two, and one node may be down.
+    #[arg(
+        long = "cql-consistency",
+        env = "NATTER_CQL_CONSISTENCY",
+        value_enum,
+        default_value = "one"
+    )]
+    pub consistency: ConsistencyLevel,
+
     /// How long to keep trying to reach the store at start before giving up.
     #[arg(long = "cql-connect-timeout", env = "NATTER_CQL_CONNECT_TIMEOUT", default_value = "60s",
           value_parser = kit::config::duration)]
     pub connect_timeout: Duration,
+}
+
+/// The consistency levels Natter runs at (the others are never right for it: `all` stops at the
+/// first node down, `any` acknowledges writes no replica holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsistencyLevel {
+    One,
+    Quorum,
+    LocalQuorum,
+}
+
+impl From<ConsistencyLevel> for scylla::statement::Consistency {
+    fn from(level: ConsistencyLevel) -> Self {
+        match level {
+            ConsistencyLevel::One => Self::One,
+            ConsistencyLevel::Quorum => Self::Quorum,
+            ConsistencyLevel::LocalQuorum => Self::LocalQuorum,
+        }
+    }
 }
 
 /// A keyspace name: a lowercase letter, then up to 47 lowercase letters, digits and `_`.
@@ -107,9 +138,14 @@ fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> CqlError {
 impl CqlConfig {
     /// Connects, retrying until `connect_timeout` so services may start before the store is up.
     pub async fn connect(&self) -> Result<Arc<Session>, CqlError> {
+        let profile = ExecutionProfile::builder()
+            .consistency(self.consistency.into())
+            .build()
+            .into_handle();
         let attempt = || async {
             SessionBuilder::new()
                 .known_nodes(&self.nodes)
+                .default_execution_profile_handle(profile.clone())
                 .connection_timeout(Duration::from_secs(5))
                 .build()
                 .await

@@ -21,8 +21,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proto::subjects::Prefix;
 use store::cql::Keyspace;
 
+mod cluster;
+mod crash;
 mod engines;
+mod ring;
+pub use cluster::{NatsCluster, SyncInterval};
+pub use crash::Crashable;
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
+pub use ring::CassandraRing;
 
 /// Endpoints of the running local stack.
 #[derive(Debug, Clone)]
@@ -320,6 +326,7 @@ pub async fn history_keyspace(stack: &Stack) -> Keyspace {
                 nodes: stack.cql_nodes(),
                 keyspace: fresh_keyspace(),
                 replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned(),
+                consistency: store::cql::ConsistencyLevel::One,
                 connect_timeout: Duration::from_secs(60),
             };
             let session = config.connect().await.expect("reach the CQL store");
@@ -343,7 +350,9 @@ pub async fn wait_persisted(
     keyspace: &str,
     timeout: Duration,
 ) {
-    let nats = async_nats::connect(nats_url).await.expect("reach NATS");
+    // A cluster's seed list (comma separated) as well as one server.
+    let seeds: Vec<&str> = nats_url.split(',').collect();
+    let nats = async_nats::connect(seeds).await.expect("reach NATS");
     let js = async_nats::jetstream::new(nats);
     let name = proto::subjects::Subjects::new(prefix.clone()).chat_stream_name();
 

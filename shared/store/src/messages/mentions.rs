@@ -51,6 +51,9 @@ impl Statements {
             let session = Arc::clone(session);
             async move {
                 let mut statement = session.prepare(cql).await.map_err(failed)?;
+                // Every statement may run twice (writes carry their timestamp or id, nothing counts
+                // up): so the driver tries another replica when a node dies mid-request.
+                statement.set_is_idempotent(true);
                 statement.set_request_timeout(Some(timeout));
                 Ok::<_, StoreError>(statement)
             }
