@@ -67,7 +67,7 @@ impl Searcher {
             hits.extend(found);
         }
         // Each partition sent its newest `offset + limit`; the page is the same slice of them all.
-        hits.sort_by(|a, b| b.id.cmp(&a.id));
+        hits.sort_by_key(|hit| std::cmp::Reverse(hit.id));
         let page = hits
             .into_iter()
             .skip(filter.offset)

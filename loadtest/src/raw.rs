@@ -143,6 +143,7 @@ async fn accept(listener: TcpListener, sockets: Sockets, user: Snowflake) {
         guilds: Vec::new(),
         presences: Vec::new(),
         voice_states: Vec::new(),
+        user_guild_settings: Vec::new(),
     }))
     .encode(None);
     let hello = serde_json::json!({"op": Opcode::Hello, "d": Hello { heartbeat_interval: 41_250 }})

@@ -270,7 +270,7 @@ impl Search {
         let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,
-            limits: config.listener.clone(),
+            limits: config.listener,
         };
         let http = HttpServer::bind(listen, kit::health::router(readiness), &metrics).await?;
         Ok(Self {

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// My notification settings: one entry per server (and `guild_id` null for DMs and group
 /// channels) I changed anything in; the others have the defaults.
-#[utoipa::path(get, path = "/api/v1/users/@me/guilds/settings", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/@me/guilds/settings", operation_id = "user_guild_settings", tag = "users",
     security(("bearer" = [])),
     responses((status = 200, body = Vec<UserGuildSettings>), (status = 401, body = ErrorBody)))]
 pub async fn settings(
@@ -38,7 +38,7 @@ pub async fn settings(
 /// or until turned back off), whether @everyone and role mentions count, and per-channel
 /// overrides (each named channel's replaced; 3 follows the server). A field left out keeps its
 /// value.
-#[utoipa::path(patch, path = "/api/v1/users/@me/guilds/{guild_id}/settings", tag = "users",
+#[utoipa::path(patch, path = "/api/v1/users/@me/guilds/{guild_id}/settings", operation_id = "update_user_guild_settings", tag = "users",
     security(("bearer" = [])),
     params(("guild_id" = String, Path, description = "A server id, or `@me`")),
     request_body = UpdateUserGuildSettingsRequest,

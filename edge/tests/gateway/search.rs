@@ -54,24 +54,15 @@ impl World {
 
     /// Waits until a search answers exactly `expected`.
     async fn hits_become(&self, user: &User, path: &str, query: &str, expected: &[Snowflake]) {
-        let mut last = Vec::new();
-        let found = testkit::eventually(
+        testkit::eventually(
             &format!("{path}?{query} to find {expected:?}"),
             INDEXED,
-            || {
-                let last = &mut last;
-                async move {
-                    let (status, body) = self.search(user, path, query).await;
-                    if status != 200 {
-                        return None;
-                    }
-                    *last = hit_ids(&body);
-                    (last.as_slice() == expected).then_some(())
-                }
+            || async move {
+                let (status, body) = self.search(user, path, query).await;
+                (status == 200 && hit_ids(&body) == expected).then_some(())
             },
         )
         .await;
-        let () = found;
     }
 
     async fn post(&self, user: &User, channel: Snowflake, content: &str) -> Snowflake {

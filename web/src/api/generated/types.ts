@@ -242,6 +242,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/channels/{id}/messages/search': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Search one channel's messages (a DM, a group channel, or a server's channel with
+     *     READ_MESSAGE_HISTORY), as the server search does.
+     */
+    get: operations['search_channel_messages'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/channels/{id}/messages/{message_id}': {
     parameters: {
       query?: never;
@@ -646,6 +666,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/guilds/{id}/messages/search': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Search a server's messages, newest first: only in the channels the caller may read now
+     *     (VIEW_CHANNEL and READ_MESSAGE_HISTORY). Each hit comes with up to two messages on either
+     *     side (`hit: true` marks it). 400 for a bad parameter; 503 while the search service is
+     *     rebuilding its index.
+     */
+    get: operations['search_guild_messages'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/guilds/{id}/roles': {
     parameters: {
       query?: never;
@@ -801,6 +843,49 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/users/@me/guilds/settings': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * My notification settings: one entry per server (and `guild_id` null for DMs and group
+     *     channels) I changed anything in; the others have the defaults.
+     */
+    get: operations['user_guild_settings'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/guilds/{guild_id}/settings': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Change my notification settings of a server (`@me`: my DMs and group channels): what I am
+     *     told of (0 all messages, 1 only mentions, 2 nothing), a mute (until `mute_config.end_time`,
+     *     or until turned back off), whether @everyone and role mentions count, and per-channel
+     *     overrides (each named channel's replaced; 3 follows the server). A field left out keeps its
+     *     value.
+     */
+    patch: operations['update_user_guild_settings'];
+    trace?: never;
+  };
   '/api/v1/users/@me/guilds/{id}': {
     parameters: {
       query?: never;
@@ -816,6 +901,27 @@ export interface paths {
      *     or delete it.
      */
     delete: operations['leave_guild'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/users/@me/push-subscriptions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Subscribe this browser to Web Push (its `PushSubscription.toJSON()`): pushes tell me of
+     *     mentions and DMs while I am away. At most ten browsers per user; the oldest goes.
+     */
+    post: operations['subscribe'];
+    /** Stop pushes to a browser of mine. */
+    delete: operations['unsubscribe'];
     options?: never;
     head?: never;
     patch?: never;
@@ -1148,6 +1254,14 @@ export interface components {
      * @example book club
      */
     ChannelName: string;
+    /** @description One channel's override of its server's settings. */
+    ChannelOverride: {
+      channel_id: components['schemas']['Snowflake'];
+      /** @description 3 (inherit): the server's setting applies. */
+      message_notifications?: components['schemas']['MessageNotifications'];
+      mute_config?: components['schemas']['MuteConfig'] | null;
+      muted?: boolean;
+    };
     /**
      * @description One entry of `PATCH /api/v1/guilds/{id}/channels` (a reorder): a channel's new place, and
      *     optionally its new category (`null`: out of any).
@@ -1504,6 +1618,15 @@ export interface components {
         }
       | {
           /**
+           * @description The user's notification settings of a server (or of their DMs) changed (their own
+           *     sessions).
+           */
+          d: components['schemas']['UserGuildSettings'];
+          /** @enum {string} */
+          t: 'USER_GUILD_SETTINGS_UPDATE';
+        }
+      | {
+          /**
            * @description Edge only: a block between two people began or ended; sent to both. Their sessions stop
            *     (or may again) watch each other's presence, and their DM refuses (or takes) sends.
            */
@@ -1637,6 +1760,11 @@ export interface components {
        * @example http://127.0.0.1:8084
        */
       media_url?: string | null;
+      /**
+       * @description Where the notification service is: the mentions inbox and the VAPID key for Web Push.
+       * @example http://127.0.0.1:8085
+       */
+      notify_url?: string | null;
       /**
        * @description The WebSocket URL to connect to: the least-loaded edge that answered.
        * @example ws://127.0.0.1:8080/gateway
@@ -1888,6 +2016,11 @@ export interface components {
       /** @description Echoed in the ACK or ERROR, to match the answer to the request. */
       nonce?: string | null;
     };
+    /**
+     * @description What a user is told of (Discord's `message_notifications`).
+     * @enum {integer}
+     */
+    MessageNotifications: 0 | 1 | 2 | 3;
     /** @description A message, by id (MESSAGE_DELETE). */
     MessageRef: {
       channel_id: components['schemas']['Snowflake'];
@@ -1915,6 +2048,11 @@ export interface components {
        *     once. Echoed in the ACK or ERROR.
        */
       nonce?: string | null;
+    };
+    /** @description Until when a mute lasts (Discord's `mute_config`); `end_time` absent: until turned back off. */
+    MuteConfig: {
+      /** @description ISO 8601 (RFC 3339) time the mute ends, or `null` for "until I turn it back on". */
+      end_time?: string | null;
     };
     /**
      * @description A member's nickname in one server: 1 to 32 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
@@ -2021,6 +2159,24 @@ export interface components {
     PresenceUpdate: {
       status: components['schemas']['SessionStatus'];
     };
+    /** @description The browser's keys (RFC 8291): its P-256 public key and the authentication secret, base64url. */
+    PushKeys: {
+      auth: string;
+      p256dh: string;
+    };
+    /**
+     * @description A browser's Web Push subscription (`POST /api/v1/users/@me/push-subscriptions`), as the
+     *     browser's `PushSubscription.toJSON()` gives it.
+     */
+    PushSubscription: {
+      /** @description The push service's URL for this browser (https; http only where configured for tests). */
+      endpoint: string;
+      keys: components['schemas']['PushKeys'];
+    };
+    /** @description `DELETE /api/v1/users/@me/push-subscriptions`: which browser stops receiving pushes. */
+    PushUnsubscribe: {
+      endpoint: string;
+    };
     /** @description `PUT /api/v1/users/@me/relationships/{user_id}`: `{"type": 2}` blocks. */
     PutRelationshipRequest: {
       /**
@@ -2067,6 +2223,11 @@ export interface components {
       seq: number;
       session_id: string;
       user: components['schemas']['User'];
+      /**
+       * @description The user's notification settings: one entry per server (and `guild_id` null for DMs and
+       *     group channels) they changed anything in; the others have the defaults.
+       */
+      user_guild_settings?: components['schemas']['UserGuildSettings'][];
       /**
        * Format: int32
        * @description The protocol version (1).
@@ -2211,6 +2372,22 @@ export interface components {
      * @example crew
      */
     RoleName: string;
+    /** @description One message of a search result: the hit itself (`hit: true`) or one around it. */
+    SearchMessage: components['schemas']['Message'] & {
+      /** @description This is the message the search found; the others are its context. */
+      hit?: boolean;
+    };
+    /**
+     * @description The answer to a search, as Discord's: how many messages match in all, and one page of them,
+     *     newest first, each as a list of the hit with up to two messages on either side (oldest
+     *     last, as history lists them), plus the current profile of every author shown.
+     */
+    SearchResults: {
+      authors: components['schemas']['User'][];
+      messages: components['schemas']['SearchMessage'][][];
+      /** Format: int64 */
+      total_results: number;
+    };
     SessionRevoked: {
       /** @description The session (refresh-token family) id, the `sid` claim of its access tokens. */
       session_id: components['schemas']['Snowflake'];
@@ -2377,6 +2554,19 @@ export interface components {
       allow_channel_adds_from?: components['schemas']['Audience'] | null;
       allow_dms_from?: components['schemas']['Audience'] | null;
     };
+    /**
+     * @description `PATCH /api/v1/users/@me/guilds/{guild_id}/settings` (or `@me`): what to change; a field left
+     *     out keeps its value. `channel_overrides` replaces the override of each channel it names and
+     *     leaves the others.
+     */
+    UpdateUserGuildSettingsRequest: {
+      channel_overrides?: components['schemas']['ChannelOverride'][] | null;
+      message_notifications?: components['schemas']['MessageNotifications'] | null;
+      mute_config?: components['schemas']['MuteConfig'] | null;
+      muted?: boolean | null;
+      suppress_everyone?: boolean | null;
+      suppress_roles?: boolean | null;
+    };
     /** @description A user's profile. Password hashes and sessions never appear in any body. */
     User: {
       avatar_url?: string | null;
@@ -2405,6 +2595,22 @@ export interface components {
       name: string;
       owner_id: components['schemas']['Snowflake'];
       roles: components['schemas']['Role'][];
+    };
+    /**
+     * @description A user's notification settings for one server, or (`guild_id` null) for their DMs and group
+     *     channels (`GET /api/v1/users/@me/guilds/settings`, READY's `user_guild_settings`,
+     *     USER_GUILD_SETTINGS_UPDATE).
+     */
+    UserGuildSettings: {
+      channel_overrides: components['schemas']['ChannelOverride'][];
+      guild_id?: components['schemas']['Snowflake'] | null;
+      message_notifications: components['schemas']['MessageNotifications'];
+      mute_config?: components['schemas']['MuteConfig'] | null;
+      muted: boolean;
+      /** @description @everyone and @here do not count as mentions of this user here. */
+      suppress_everyone: boolean;
+      /** @description Role mentions do not count as mentions of this user here. */
+      suppress_roles: boolean;
     };
     /** @description A user's privacy settings (`GET /api/v1/users/@me/settings`, USER_SETTINGS_UPDATE). */
     UserSettings: {
@@ -2487,6 +2693,7 @@ export type Channel = components['schemas']['Channel'];
 export type ChannelKind = components['schemas']['ChannelKind'];
 export type ChannelMembersChunk = components['schemas']['ChannelMembersChunk'];
 export type ChannelName = components['schemas']['ChannelName'];
+export type ChannelOverride = components['schemas']['ChannelOverride'];
 export type ChannelPositionRequest = components['schemas']['ChannelPositionRequest'];
 export type ChannelRef = components['schemas']['ChannelRef'];
 export type CreateChannelRequest = components['schemas']['CreateChannelRequest'];
@@ -2531,9 +2738,11 @@ export type MemberRole = components['schemas']['MemberRole'];
 export type Message = components['schemas']['Message'];
 export type MessageDelete = components['schemas']['MessageDelete'];
 export type MessageEdit = components['schemas']['MessageEdit'];
+export type MessageNotifications = components['schemas']['MessageNotifications'];
 export type MessageRef = components['schemas']['MessageRef'];
 export type MessageReference = components['schemas']['MessageReference'];
 export type MessageSend = components['schemas']['MessageSend'];
+export type MuteConfig = components['schemas']['MuteConfig'];
 export type Nick = components['schemas']['Nick'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
 export type Overwrite = components['schemas']['Overwrite'];
@@ -2546,6 +2755,9 @@ export type PostMessageRequest = components['schemas']['PostMessageRequest'];
 export type Presence = components['schemas']['Presence'];
 export type PresenceStatus = components['schemas']['PresenceStatus'];
 export type PresenceUpdate = components['schemas']['PresenceUpdate'];
+export type PushKeys = components['schemas']['PushKeys'];
+export type PushSubscription = components['schemas']['PushSubscription'];
+export type PushUnsubscribe = components['schemas']['PushUnsubscribe'];
 export type PutRelationshipRequest = components['schemas']['PutRelationshipRequest'];
 export type Reaction = components['schemas']['Reaction'];
 export type ReactionEvent = components['schemas']['ReactionEvent'];
@@ -2564,6 +2776,8 @@ export type Resume = components['schemas']['Resume'];
 export type Resumed = components['schemas']['Resumed'];
 export type Role = components['schemas']['Role'];
 export type RoleName = components['schemas']['RoleName'];
+export type SearchMessage = components['schemas']['SearchMessage'];
+export type SearchResults = components['schemas']['SearchResults'];
 export type SessionRevoked = components['schemas']['SessionRevoked'];
 export type SessionStatus = components['schemas']['SessionStatus'];
 export type SettableStatus = components['schemas']['SettableStatus'];
@@ -2581,8 +2795,10 @@ export type UpdateMemberRequest = components['schemas']['UpdateMemberRequest'];
 export type UpdateProfileRequest = components['schemas']['UpdateProfileRequest'];
 export type UpdateRoleRequest = components['schemas']['UpdateRoleRequest'];
 export type UpdateSettingsRequest = components['schemas']['UpdateSettingsRequest'];
+export type UpdateUserGuildSettingsRequest = components['schemas']['UpdateUserGuildSettingsRequest'];
 export type User = components['schemas']['User'];
 export type UserGuild = components['schemas']['UserGuild'];
+export type UserGuildSettings = components['schemas']['UserGuildSettings'];
 export type UserSettings = components['schemas']['UserSettings'];
 export type Username = components['schemas']['Username'];
 export type UsernameRequest = components['schemas']['UsernameRequest'];
@@ -3527,6 +3743,87 @@ export interface operations {
         };
       };
       429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  search_channel_messages: {
+    parameters: {
+      query?: {
+        /** @description Words the message's text holds, all of them (at most 512 characters). */
+        content?: string;
+        /** @description Only messages by this user. */
+        author_id?: string;
+        /** @description Only messages that mention this user. */
+        mentions?: string;
+        /** @description Only messages with this: `link`, `file`, `image`, `video` or `embed`. */
+        has?: string;
+        /** @description Only this channel (of the server searched). */
+        channel_id?: string;
+        /** @description Only messages newer than this id (a Snowflake made from a time finds messages after it). */
+        min_id?: string;
+        /** @description Only messages older than this id. */
+        max_id?: string;
+        /** @description Results to skip, 0 to 5,000. */
+        offset?: number;
+        /** @description 1 to 25, default 25. */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        /** @description A channel id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SearchResults'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -5585,6 +5882,79 @@ export interface operations {
       };
     };
   };
+  search_guild_messages: {
+    parameters: {
+      query?: {
+        /** @description Words the message's text holds, all of them (at most 512 characters). */
+        content?: string;
+        /** @description Only messages by this user. */
+        author_id?: string;
+        /** @description Only messages that mention this user. */
+        mentions?: string;
+        /** @description Only messages with this: `link`, `file`, `image`, `video` or `embed`. */
+        has?: string;
+        /** @description Only this channel (of the server searched). */
+        channel_id?: string;
+        /** @description Only messages newer than this id (a Snowflake made from a time finds messages after it). */
+        min_id?: string;
+        /** @description Only messages older than this id. */
+        max_id?: string;
+        /** @description Results to skip, 0 to 5,000. */
+        offset?: number;
+        /** @description 1 to 25, default 25. */
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        /** @description A server id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SearchResults'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
   list_roles: {
     parameters: {
       query?: never;
@@ -6347,6 +6717,101 @@ export interface operations {
       };
     };
   };
+  user_guild_settings: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuildSettings'][];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  update_user_guild_settings: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A server id, or `@me` */
+        guild_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateUserGuildSettingsRequest'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserGuildSettings'];
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
   leave_guild: {
     parameters: {
       query?: never;
@@ -6382,6 +6847,125 @@ export interface operations {
         };
       };
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  subscribe: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PushSubscription'];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  unsubscribe: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PushUnsubscribe'];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The body is not JSON of this route's shape, or a field breaks its rule (see `fields`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
         headers: {
           [name: string]: unknown;
         };

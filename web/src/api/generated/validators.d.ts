@@ -52,3 +52,7 @@ export declare const answer40: Validator;
 export declare const answer41: Validator;
 export declare const answer42: Validator;
 export declare const answer43: Validator;
+export declare const answer44: Validator;
+export declare const answer45: Validator;
+export declare const answer46: Validator;
+export declare const answer47: Validator;
