@@ -98,7 +98,26 @@ impl ChatStreamConfig {
         js: &jetstream::Context,
         subjects: &Subjects,
     ) -> Result<stream::Info, jetstream::context::CreateStreamError> {
-        js.create_or_update_stream(self.stream_config(subjects))
-            .await
+        create_or_update(js, self.stream_config(subjects)).await
     }
+}
+
+/// How long a service keeps trying to create or update a stream at start: a cluster that was just
+/// started (or lost its meta leader) answers JetStream's API only once it has elected one.
+const ENSURE_FOR: Duration = Duration::from_secs(60);
+
+/// Creates or updates a stream, trying again with backoff for [`ENSURE_FOR`] while JetStream
+/// does not answer (no meta leader yet, a node restarting), so services may start beside a
+/// cluster that is still forming.
+pub(crate) async fn create_or_update(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Info, jetstream::context::CreateStreamError> {
+    use crate::retry::Retryable;
+    let policy = crate::retry::exponential(Duration::from_millis(200), Duration::from_secs(5))
+        .with_total_delay(Some(ENSURE_FOR));
+    (|| js.create_or_update_stream(config.clone()))
+        .retry(policy)
+        .notify(|e, _| tracing::warn!(error = %e, stream = %config.name, "cannot create or update the stream yet; retrying"))
+        .await
 }

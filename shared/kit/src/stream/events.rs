@@ -68,8 +68,7 @@ impl EventsStreamConfig {
         js: &jetstream::Context,
         subjects: &Subjects,
     ) -> Result<stream::Info, jetstream::context::CreateStreamError> {
-        js.create_or_update_stream(self.stream_config(subjects))
-            .await
+        super::create_or_update(js, self.stream_config(subjects)).await
     }
 }
 
