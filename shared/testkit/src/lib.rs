@@ -377,12 +377,31 @@ pub async fn wait_persisted(
     .await;
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, below the kernel's ephemeral range.
+///
+/// Tests stop private engines and start them again on the same port. A port the kernel handed
+/// out (`bind(0)`) is an ephemeral one, which any outgoing connection may take as its source
+/// port in between: the restarted engine then fails with "address already in use" (seen in CI,
+/// a private Cassandra restarted after thirty seconds). Ports below the range (Linux's default
+/// starts at 32768) are never chosen as source ports, so only another listener can take one,
+/// and every test picks at random among 12,000 of them.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::hash::{BuildHasher, RandomState};
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    let seed = RandomState::new();
+    for attempt in 0u32.. {
+        let port = FIRST + (seed.hash_one(attempt) % u64::from(COUNT)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        assert!(
+            attempt < 10_000,
+            "no free port in {FIRST}..{}",
+            FIRST + COUNT
+        );
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// The root of the checkout whose tests are running: the nearest folder above the test's crate
