@@ -159,7 +159,7 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
         let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
         let voice_states = crate::voice::of_calls(&mut *conn, query.user_id).await?;
         let user_guild_settings = match query.session_id {
-            Some(_) => crate::notifications::of_user(&state.db, query.user_id).await?,
+            Some(_) => crate::notifications::of_user(&mut conn, query.user_id).await?,
             None => Vec::new(),
         };
         Ok::<_, sqlx::Error>(Some(SessionState {

@@ -67,7 +67,14 @@ type SettingsRow = (i64, i16, bool, Option<i64>, bool, bool);
 type OverrideRow = (i64, i64, i16, bool, Option<i64>);
 
 /// Every settings row of `user` (the servers and DMs they changed anything in).
-pub async fn of_user(db: &PgPool, user: Snowflake) -> Result<Vec<UserGuildSettings>, sqlx::Error> {
+///
+/// On a connection the caller holds: the READY path reads this beside its other queries on one
+/// connection, and taking a second from the pool while holding one deadlocks the pool when as
+/// many sessions start at once as it has connections.
+pub async fn of_user(
+    db: &mut PgConnection,
+    user: Snowflake,
+) -> Result<Vec<UserGuildSettings>, sqlx::Error> {
     let now = proto::clock::unix_ms() as i64;
     let rows: Vec<SettingsRow> = sqlx::query_as(
         "SELECT guild_id, message_notifications, muted, mute_end_ms, suppress_everyone,
@@ -75,14 +82,14 @@ pub async fn of_user(db: &PgPool, user: Snowflake) -> Result<Vec<UserGuildSettin
          FROM user_guild_settings WHERE user_id = $1 ORDER BY guild_id",
     )
     .bind(user.as_i64())
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let overrides: Vec<OverrideRow> = sqlx::query_as(
         "SELECT guild_id, channel_id, message_notifications, muted, mute_end_ms
          FROM channel_notification_overrides WHERE user_id = $1 ORDER BY channel_id",
     )
     .bind(user.as_i64())
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     Ok(rows
         .into_iter()
@@ -188,7 +195,7 @@ pub async fn update(
         set_override(&mut tx, user, guild, key, o).await?;
     }
     tx.commit().await?;
-    let mine = of_user(db, user).await?;
+    let mine = of_user(&mut *db.acquire().await?, user).await?;
     Ok(mine
         .into_iter()
         .find(|s| s.guild_id == guild)

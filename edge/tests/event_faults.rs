@@ -254,14 +254,7 @@ async fn settle(client: &mut Client, mut seen: Vec<Value>) -> Vec<Value> {
 }
 
 /// `NATTER_TEST_LOG=edge=info` shows the services' logs.
-fn logs() {
-    if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
-        let _ = kit::telemetry::init_tracing(&kit::config::LogConfig {
-            format: kit::config::LogFormat::Text,
-            filter,
-        });
-    }
-}
+use testkit::logs;
 
 /// ann's edge reaches NATS directly; bob's and cat's through `proxy`.
 async fn world_with_cut_edge(nats: &NatsServer, proxy: &TcpProxy) -> World {

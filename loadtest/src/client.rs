@@ -97,11 +97,18 @@ async fn expect_op(socket: &mut Socket, op: Opcode) -> anyhow::Result<String> {
         op: Opcode,
     }
     while let Some(message) = socket.next().await {
-        if let Message::Text(text) = message? {
-            let frame: Op = serde_json::from_str(&text)?;
-            if frame.op == op {
-                return Ok(text.as_str().to_owned());
+        match message? {
+            Message::Text(text) => {
+                let frame: Op = serde_json::from_str(&text)?;
+                if frame.op == op {
+                    return Ok(text.as_str().to_owned());
+                }
             }
+            // The edge says why it closes: name it, a bare "closed" hides the cause.
+            Message::Close(Some(close)) => {
+                bail!("the socket closed with {}: {}", close.code, close.reason)
+            }
+            _ => {}
         }
     }
     bail!("the socket closed")

@@ -28,8 +28,9 @@ pub async fn settings(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<UserGuildSettings>>> {
+    let mut conn = state.db.acquire().await?;
     Ok(Json(
-        notifications::of_user(&state.db, caller.user_id).await?,
+        notifications::of_user(&mut conn, caller.user_id).await?,
     ))
 }
 

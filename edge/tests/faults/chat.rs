@@ -650,14 +650,7 @@ impl Chat {
 }
 
 /// `NATTER_TEST_LOG=edge=info` shows the services' logs.
-pub(crate) fn logs() {
-    if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
-        let _ = kit::telemetry::init_tracing(&kit::config::LogConfig {
-            format: kit::config::LogFormat::Text,
-            filter,
-        });
-    }
-}
+pub(crate) use testkit::logs;
 
 /// Waits until `count` messages in all have been acknowledged.
 pub(crate) async fn wait_for_traffic(chat: &Chat, count: usize) {

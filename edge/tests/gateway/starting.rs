@@ -101,3 +101,27 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     assert_eq!(ack["op"], 24, "{ack}");
     assert_eq!(cat_1.messages(1).await, ["you there?"]);
 }
+
+#[tokio::test]
+async fn as_many_sessions_starting_at_once_as_auth_has_connections_all_get_ready() {
+    // Auth answers a starting session's questions on one database connection, and answers as
+    // many at once as it has connections. It once took a second connection for the
+    // notification settings while holding the first: with every connection held by a starting
+    // session, each waited for another until the pool gave up, and every device was closed.
+    let world = World::start_with_auth(1, &[], &["--database-max-connections=2"]).await;
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cat", "dan", "eve", "fay"] {
+        users.push(world.sign_up(name).await);
+    }
+    let gateway = world.gateway(0);
+    let clients = futures::future::join_all(
+        users
+            .iter()
+            .flat_map(|user| [user, user])
+            .map(|user| Client::connect(&gateway, user)),
+    )
+    .await;
+    for client in &clients {
+        assert_eq!(client.ready["t"], "READY", "{}", client.ready);
+    }
+}

@@ -145,6 +145,7 @@ impl World {
         edge_args: &[&str],
         auth_args: &[&str],
     ) -> Self {
+        testkit::logs();
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;

@@ -614,3 +614,17 @@ mod tests {
         }
     }
 }
+
+/// The services' logs on the test's output when `NATTER_TEST_LOG` names a filter
+/// (`NATTER_TEST_LOG=edge=debug,info cargo test ...`): services run in the test's process, and
+/// without this their warnings (why a session was closed, why a repair failed) are lost.
+pub fn logs() {
+    if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
+        let config = kit::config::LogConfig {
+            format: kit::config::LogFormat::Text,
+            filter,
+        };
+        // Tests that call it again (or a service that installed one) keep the first.
+        let _ = kit::telemetry::init_tracing(&config);
+    }
+}
