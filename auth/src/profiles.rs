@@ -2,7 +2,7 @@
 
 use proto::Snowflake;
 use proto::api::names::Username;
-use proto::api::users::{ProfileChanges, Status, User};
+use proto::api::users::{MAX_MUTUALS, MutualChannel, MutualGuild, ProfileChanges, Status, User};
 use sqlx::PgExecutor;
 
 /// The columns of a profile (never the password hash), as every query of one selects them:
@@ -88,4 +88,55 @@ pub async fn update(
     .fetch_optional(db)
     .await?;
     Ok(row.map(User::from))
+}
+
+/// The servers both `viewer` and `user` are in, oldest first, with `user`'s nickname in each.
+pub async fn mutual_guilds(
+    db: impl PgExecutor<'_>,
+    viewer: Snowflake,
+    user: Snowflake,
+) -> Result<Vec<MutualGuild>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT them.guild_id, them.nick FROM guild_members them
+         JOIN guild_members me ON me.guild_id = them.guild_id AND me.user_id = $1
+         WHERE them.user_id = $2 ORDER BY them.guild_id LIMIT $3",
+        viewer.as_i64(),
+        user.as_i64(),
+        MAX_MUTUALS
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MutualGuild {
+            id: Snowflake::from_i64(r.guild_id),
+            nick: r.nick,
+        })
+        .collect())
+}
+
+/// The group channels (not DMs) both `viewer` and `user` are in, oldest first.
+pub async fn mutual_channels(
+    db: impl PgExecutor<'_>,
+    viewer: Snowflake,
+    user: Snowflake,
+) -> Result<Vec<MutualChannel>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT c.id, c.name FROM channel_members them
+         JOIN channel_members me ON me.channel_id = them.channel_id AND me.user_id = $1
+         JOIN channels c ON c.id = them.channel_id AND c.kind = 'group'
+         WHERE them.user_id = $2 ORDER BY c.id LIMIT $3",
+        viewer.as_i64(),
+        user.as_i64(),
+        MAX_MUTUALS
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MutualChannel {
+            id: Snowflake::from_i64(r.id),
+            name: r.name,
+        })
+        .collect())
 }

@@ -68,6 +68,7 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         closed: HashSet::new(),
         guilds: HashMap::new(),
         channel_guilds: HashMap::new(),
+        unexplained: HashSet::new(),
         floor: 0,
         presence: crate::watch::Watch::default(),
         replies: FuturesUnordered::new(),
@@ -102,6 +103,10 @@ struct Session {
     guilds: HashMap<Snowflake, guilds::Joined>,
     /// Each server channel this session may view, and its server.
     channel_guilds: HashMap<Snowflake, Snowflake>,
+    /// Servers this session was told were gone without saying why (its user's own
+    /// GUILD_MEMBER_REMOVE came first): the GUILD_DELETE from their inbox, which says why, is
+    /// forwarded after all. At most the servers the user was in.
+    unexplained: HashSet<Snowflake>,
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,

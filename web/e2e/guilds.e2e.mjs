@@ -200,7 +200,7 @@ describe('a server, its roles, its invite and its moderators', () => {
     await rail(bob).getByRole('link', { name: SERVER }).waitFor({ state: 'detached', timeout: T });
     await bob.page
       .getByRole('alert')
-      .filter({ hasText: `You are no longer a member of ${SERVER}` })
+      .filter({ hasText: `You were banned from ${SERVER}.` })
       .waitFor();
     assert.equal(await channelLink(bob, 'general').count(), 0);
     await screenshot(bob.page, 'guild-banned');

@@ -376,15 +376,19 @@ pub async fn remove_member(
         _ => {}
     }
     if channels::remove_member(&state.db, id, user_id).await? {
-        removed(&state, id, user_id).await;
+        let by = (user_id != caller.user_id).then_some(caller.user_id);
+        removed(&state, id, user_id, by).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn removed(state: &AppState, channel: Snowflake, user: Snowflake) {
+/// Tells a channel, and the member gone from it, that they are gone: `by` whoever removed
+/// them, or `None` when they left.
+async fn removed(state: &AppState, channel: Snowflake, user: Snowflake, by: Option<Snowflake>) {
     let event = Event::ChannelMemberRemove(MemberRef {
         channel_id: channel,
         user_id: user,
+        removed_by: by,
     });
     state.events.channel(&event, channel, &[user]).await;
     state.events.flush().await;
@@ -405,9 +409,9 @@ pub async fn leave(
         return Err(ApiError::forbidden("a DM cannot be left"));
     }
     match channels::leave(&state.db, id, caller.user_id).await? {
-        Left::Left => removed(&state, id, caller.user_id).await,
+        Left::Left => removed(&state, id, caller.user_id, None).await,
         Left::OwnerLeft { .. } => {
-            removed(&state, id, caller.user_id).await;
+            removed(&state, id, caller.user_id, None).await;
             if let Some(channel) = channels::shared_view(&state.db, id).await? {
                 state
                     .events
@@ -471,6 +475,7 @@ async fn set_moderator(
         let change = MemberRef {
             channel_id: id,
             user_id,
+            removed_by: None,
         };
         let event = if moderator {
             Event::ChannelModeratorAdd(change)
@@ -565,6 +570,7 @@ async fn open_dm_with(
             let open = Event::DmOpen(MemberRef {
                 channel_id: id,
                 user_id: caller.user_id,
+                removed_by: None,
             });
             state.events.publish(&open, &[], Some(id)).await;
         }

@@ -139,6 +139,7 @@ pub async fn block(
             let gone = Event::ChannelMemberRemove(MemberRef {
                 channel_id: dm,
                 user_id: caller.user_id,
+                removed_by: None,
             });
             events.publish(&gone, &[caller.user_id], None).await;
         }

@@ -17,7 +17,7 @@ use proto::api::audit::{AuditLogChange, AuditLogEntry, AuditLogEvent};
 use proto::api::channels::Channel;
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::guilds::{CreateGuildRequest, Guild, UpdateGuildRequest, UserGuild};
-use proto::events::{Event, GuildMemberRemove, GuildRef};
+use proto::events::{Event, GuildMemberRemove, GuildRef, GuildRemoval};
 use proto::permissions::Permissions;
 use sqlx::PgConnection;
 
@@ -275,7 +275,10 @@ pub async fn delete(
         .collect();
     guilds::delete(&mut tx, id).await?;
     tx.commit().await?;
-    let event = Event::GuildDelete(GuildRef { id });
+    let event = Event::GuildDelete(GuildRef {
+        id,
+        removal: Some(GuildRemoval::Deleted),
+    });
     state.events.guild(&event, id, &members).await;
     state.events.forget_files(&channels).await;
     state.events.flush().await;
@@ -302,20 +305,28 @@ pub async fn leave(
     }
     guild_members::remove(&mut tx, id, caller.user_id).await?;
     tx.commit().await?;
-    gone(&state, id, standing.member.user.clone()).await;
+    gone(&state, id, standing.member.user.clone(), GuildRemoval::Left).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Tells everyone a member is gone from a server (they left, or were kicked or banned): the
-/// server's subject gets GUILD_MEMBER_REMOVE, and their own sessions GUILD_DELETE.
-pub(crate) async fn gone(state: &AppState, guild: Snowflake, user: proto::api::users::User) {
+/// server's subject gets GUILD_MEMBER_REMOVE, and their own sessions GUILD_DELETE saying why.
+pub(crate) async fn gone(
+    state: &AppState,
+    guild: Snowflake,
+    user: proto::api::users::User,
+    removal: GuildRemoval,
+) {
     let user_id = user.id;
     let removed = Event::GuildMemberRemove(GuildMemberRemove {
         guild_id: guild,
         user,
     });
     state.events.guild(&removed, guild, &[]).await;
-    let deleted = Event::GuildDelete(GuildRef { id: guild });
+    let deleted = Event::GuildDelete(GuildRef {
+        id: guild,
+        removal: Some(removal),
+    });
     state.events.publish(&deleted, &[user_id], None).await;
     state.events.flush().await;
 }

@@ -20,7 +20,7 @@ use proto::api::audit::{AuditEntryInfo, AuditLogChange, AuditLogEvent};
 use proto::api::channels::{MembersParams, MembersQuery};
 use proto::api::error::{ErrorBody, ErrorCode};
 use proto::api::guilds::{Ban, BanRequest, GuildMember, UpdateMemberRequest};
-use proto::events::{Event, GuildBanEvent, GuildMemberEvent};
+use proto::events::{Event, GuildBanEvent, GuildMemberEvent, GuildRemoval};
 use proto::permissions::{Permissions, effective};
 use sqlx::PgConnection;
 
@@ -393,7 +393,7 @@ pub async fn kick(
     )
     .await?;
     tx.commit().await?;
-    gone(&state, guild, target.user).await;
+    gone(&state, guild, target.user, GuildRemoval::Kicked).await;
     publish(&state, guild, Vec::new(), vec![entry]).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -511,7 +511,7 @@ pub async fn ban(
         .ok_or_else(|| ApiError::not_found("user"))?
         .seen_by_others();
     if let Some(target) = target {
-        gone(&state, guild, target.user).await;
+        gone(&state, guild, target.user, GuildRemoval::Banned).await;
     }
     let event = Event::GuildBanAdd(GuildBanEvent {
         guild_id: guild,

@@ -150,6 +150,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
             get(users::by_username),
         )
         .route("/api/v1/users/{id}", get(users::by_id))
+        .route("/api/v1/users/{id}/profile", get(users::profile))
         .route("/api/v1/channels", post(channels::create))
         .route(
             "/api/v1/channels/{id}",
@@ -378,7 +379,7 @@ impl utoipa::Modify for EdgeServers {
     ),
     paths(
         auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::jwks,
-        users::me, users::update_me, users::by_id, users::by_username,
+        users::me, users::update_me, users::by_id, users::by_username, users::profile,
         consent::settings, consent::update_settings, consent::relationships, consent::block,
         consent::unblock,
         notifications::settings, notifications::update_settings, notifications::subscribe,

@@ -8,7 +8,7 @@ use kit::extract::{ApiJson, ApiPath};
 use proto::Snowflake;
 use proto::api::error::ErrorBody;
 use proto::api::names::Username;
-use proto::api::users::{UpdateProfileRequest, User};
+use proto::api::users::{UpdateProfileRequest, User, UserProfile};
 use proto::events::Event;
 
 use crate::channels;
@@ -99,6 +99,30 @@ pub async fn by_id(
         .await?
         .map(|user| Json(as_seen_by(user, &caller)))
         .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Someone's profile card, as Discord's `GET /users/{id}/profile`: the profile, and the servers
+/// and group channels the caller shares with them (only places the caller is in, so it tells
+/// nobody where anyone else is).
+#[utoipa::path(get, path = "/api/v1/users/{id}/profile", operation_id = "user_profile", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A user id")),
+    responses((status = 200, body = UserProfile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Snowflake>,
+) -> ApiResult<Json<UserProfile>> {
+    let user = read(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let mutual_guilds = profiles::mutual_guilds(&state.db, caller.user_id, id).await?;
+    let mutual_channels = profiles::mutual_channels(&state.db, caller.user_id, id).await?;
+    Ok(Json(UserProfile {
+        user: as_seen_by(user, &caller),
+        mutual_guilds,
+        mutual_channels,
+    }))
 }
 
 /// Someone's profile by username (case-insensitive).

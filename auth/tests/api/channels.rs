@@ -340,7 +340,8 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         }
     }
 
-    // Removed: their inbox (so their edge unsubscribes them) and the channel.
+    // Removed: their inbox (so their edge unsubscribes them, and their client tells them who
+    // removed them) and the channel.
     auth.call(
         Method::DELETE,
         &format!("{base}/members/sam"),
@@ -352,7 +353,8 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
         let event = next_event(sub).await;
         assert_eq!(
             event,
-            json!({"t": "CHANNEL_MEMBER_REMOVE", "d": {"channel_id": id.to_string(), "user_id": sam.id.to_string()}})
+            json!({"t": "CHANNEL_MEMBER_REMOVE", "d": {"channel_id": id.to_string(),
+                "user_id": sam.id.to_string(), "removed_by": rita.id.to_string()}})
         );
     }
 
@@ -374,6 +376,8 @@ async fn every_channel_change_is_published_to_the_channel_and_the_affected_inbox
     .await;
     let event = next_event(&mut rita_inbox).await;
     assert_eq!(event["t"], "CHANNEL_MEMBER_REMOVE");
+    // She left: nobody removed her.
+    assert!(event["d"]["removed_by"].is_null(), "{event}");
     assert_eq!(next_event(&mut ch).await["t"], "CHANNEL_MEMBER_REMOVE");
     let event = next_event(&mut ch).await;
     assert_eq!(event["t"], "CHANNEL_UPDATE");

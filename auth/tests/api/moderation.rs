@@ -72,7 +72,10 @@ async fn kicks_time_outs_and_bans_take_effect_and_the_audit_log_says_who_did_wha
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     next_event_named(&mut events, "GUILD_MEMBER_REMOVE").await;
-    next_event_named(&mut bobs, "GUILD_DELETE").await;
+    // He is told why, so his client can say "You were removed" rather than lose a server.
+    let deleted = next_event_named(&mut bobs, "GUILD_DELETE").await;
+    assert_eq!(deleted["d"]["id"], guild.to_string());
+    assert_eq!(deleted["d"]["removal"], "kicked", "{deleted}");
     auth.join(guild, &ann, &bob).await;
 
     // Then bans him: he leaves and no invite brings him back, until he is unbanned.
@@ -88,7 +91,8 @@ async fn kicks_time_outs_and_bans_take_effect_and_the_audit_log_says_who_did_wha
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let ban = next_event_named(&mut events, "GUILD_BAN_ADD").await;
     assert_eq!(ban["d"]["user"]["id"], bob.id.to_string());
-    next_event_named(&mut bobs, "GUILD_DELETE").await;
+    let deleted = next_event_named(&mut bobs, "GUILD_DELETE").await;
+    assert_eq!(deleted["d"]["removal"], "banned", "{deleted}");
     let code = auth.invite(guild, &ann).await;
     let (status, body) = auth
         .post(
@@ -288,4 +292,62 @@ async fn nobody_climbs_the_hierarchy_or_grants_what_they_lack() {
         )
         .await;
     assert_eq!(member["roles"], json!([mods.to_string()]));
+}
+
+#[tokio::test]
+async fn a_member_without_kick_members_cannot_kick_and_nothing_changes() {
+    let auth = support::start().await;
+    let ann = auth.sign_up("ann").await;
+    let bob = auth.sign_up("bob").await;
+    let cat = auth.sign_up("cat").await;
+    let (guild, _) = auth.guild(&ann, "Book club").await;
+    auth.join(guild, &ann, &bob).await;
+    auth.join(guild, &ann, &cat).await;
+    let mut cats = auth.inbox(cat.id).await;
+
+    let (status, body) = auth
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/guilds/{guild}/members/{}", cat.id),
+            Some(&bob.access),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    // Cat is still a member and was told nothing.
+    let (status, member) = auth
+        .get(
+            &format!("/api/v1/guilds/{guild}/members/{}", cat.id),
+            &ann.access,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{member}");
+    support::no_more_events(&mut cats).await;
+
+    // The owner leaving is refused; a member leaving hears it on their other devices as "left".
+    let mut bobs = auth.inbox(bob.id).await;
+    let (status, body) = auth
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/@me/guilds/{guild}"),
+            Some(&bob.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let deleted = next_event_named(&mut bobs, "GUILD_DELETE").await;
+    assert_eq!(deleted["d"]["removal"], "left", "{deleted}");
+
+    // When the owner deletes the server, everyone still in it is told so.
+    let (status, body) = auth
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/guilds/{guild}"),
+            Some(&ann.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let deleted = next_event_named(&mut cats, "GUILD_DELETE").await;
+    assert_eq!(deleted["d"]["removal"], "deleted", "{deleted}");
 }

@@ -216,3 +216,90 @@ async fn display_names_in_any_script_or_emoji_are_kept_composed() {
         .await;
     assert_eq!(me["display_name"], "Zo\u{E9}");
 }
+
+#[tokio::test]
+async fn a_profile_card_names_only_the_servers_and_group_channels_both_people_are_in() {
+    let auth = support::start().await;
+    let ann = auth.sign_up("ann").await;
+    let bob = auth.sign_up("bob").await;
+    let cat = auth.sign_up("cat").await;
+    let (shared, _) = auth.guild(&ann, "Book club").await;
+    let (anns_only, _) = auth.guild(&ann, "Ann's den").await;
+    let (cats_only, _) = auth.guild(&cat, "Cat's corner").await;
+    auth.join(shared, &ann, &bob).await;
+    auth.join(cats_only, &cat, &ann).await;
+    let (status, body) = auth
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/guilds/{shared}/members/@me"),
+            Some(&ann.access),
+            Some(json!({"nick": "Annie"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A group channel with Bob, and a DM (not listed: it is only ever with him).
+    auth.allow_adds(&bob).await;
+    let (status, group) = auth
+        .post(
+            "/api/v1/channels",
+            Some(&ann.access),
+            json!({"name": "walks"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group = id_of(&group);
+    let (status, body) = auth
+        .post(
+            &format!("/api/v1/channels/{group}/members"),
+            Some(&ann.access),
+            json!({"username": "bob"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = auth
+        .post(
+            "/api/v1/users/@me/dms",
+            Some(&ann.access),
+            json!({"username": "bob"}),
+        )
+        .await;
+    assert!(status.is_success());
+
+    // Bob sees Ann's profile, the one server and the one group channel they share: not Ann's
+    // other servers, whoever else is in them.
+    let (status, card) = auth
+        .get(&format!("/api/v1/users/{}/profile", ann.id), &bob.access)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{card}");
+    assert_eq!(card["user"]["username"], "ann");
+    assert_eq!(
+        card["mutual_guilds"],
+        json!([{"id": shared.to_string(), "nick": "Annie"}])
+    );
+    assert_eq!(
+        card["mutual_channels"],
+        json!([{"id": group.to_string(), "name": "walks"}])
+    );
+    assert!(!card.to_string().contains(&anns_only.to_string()));
+    assert!(!card.to_string().contains(&cats_only.to_string()));
+
+    // Cat shares one server with Ann and nothing with Bob.
+    let (_, card) = auth
+        .get(&format!("/api/v1/users/{}/profile", ann.id), &cat.access)
+        .await;
+    assert_eq!(
+        card["mutual_guilds"],
+        json!([{"id": cats_only.to_string(), "nick": null}])
+    );
+    let (_, card) = auth
+        .get(&format!("/api/v1/users/{}/profile", bob.id), &cat.access)
+        .await;
+    assert_eq!(card["mutual_guilds"], json!([]));
+    assert_eq!(card["mutual_channels"], json!([]));
+
+    // Nobody by that id: 404, as for the profile itself.
+    let (status, body) = auth
+        .get("/api/v1/users/4242424242/profile", &bob.access)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}

@@ -170,8 +170,10 @@ pub(super) async fn refusal(routes: &Routes, caller: &Caller, what: &str) -> Api
 /// mentionable roles (asked of auth only when `content` names a role and the caller lacks
 /// MENTION_EVERYONE, which mentions any).
 async fn mention_rights(routes: &Routes, caller: &Caller, content: &str) -> MentionRights {
-    let (Some(guild), Some(permissions)) = (caller.channel.guild_id, server_permissions(caller))
-    else {
+    let Some(guild) = caller.channel.guild_id else {
+        return MentionRights::outside_servers();
+    };
+    let Some(permissions) = server_permissions(caller) else {
         return MentionRights::default();
     };
     let everyone = permissions.has(Permissions::MENTION_EVERYONE);

@@ -207,7 +207,7 @@ impl Session {
     /// server's channel, everyone and every role with MENTION_EVERYONE, else its mentionable roles.
     pub(super) fn mention_rights(&self, channel: Snowflake) -> MentionRights {
         let Some(guild) = self.channel_guilds.get(&channel) else {
-            return MentionRights::default();
+            return MentionRights::outside_servers();
         };
         let Some(joined) = self.guilds.get(guild) else {
             return MentionRights::default();
@@ -287,9 +287,15 @@ impl Session {
             }
             // Gone for this user: from their inbox (left, kicked, banned, deleted) or, a moment
             // earlier or later, as their own GUILD_MEMBER_REMOVE on the server's subject.
-            Event::GuildDelete(_) => {
+            Event::GuildDelete(deleted) => {
                 if self.leave_guild(guild).await {
                     self.recheck_voice(me, guild).await?;
+                    return self.send_text(delivery.frame.clone()).await;
+                }
+                // Already gone by the user's own GUILD_MEMBER_REMOVE, whose GUILD_DELETE could
+                // not say why: this copy from their inbox does, so their client can tell them.
+                // (Any other second copy, such as a deleted server's, is dropped.)
+                if deleted.removal.is_some() && self.unexplained.remove(&guild) {
                     return self.send_text(delivery.frame.clone()).await;
                 }
                 return Ok(());
@@ -297,7 +303,11 @@ impl Session {
             Event::GuildMemberRemove(removed) if removed.user.id == me => {
                 if self.leave_guild(guild).await {
                     self.recheck_voice(me, guild).await?;
-                    let gone = Event::GuildDelete(GuildRef { id: guild });
+                    self.unexplained.insert(guild);
+                    let gone = Event::GuildDelete(GuildRef {
+                        id: guild,
+                        removal: None,
+                    });
                     return self.dispatch(gone.into()).await;
                 }
                 return Ok(());

@@ -226,3 +226,37 @@ async fn everyone_and_roles_count_only_where_the_author_may_and_only_for_who_see
         .sum();
     assert_eq!(total, 1, "only the owner's mention in general counts");
 }
+
+#[tokio::test]
+async fn in_a_group_channel_anyone_mentions_everyone_and_each_other_member_counts_it() {
+    let world = World::start(1, &["--send-rate=1000/1s", "--cql-request-timeout=10s"]).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let cat = world.sign_up("cat").await;
+    let channel = world.channel(&ann, "book club", &[&bob, &cat]).await;
+    let mut bobs = Client::connect(&world.gateway(0), &bob).await;
+
+    // Bob is a plain member, with no role anywhere: his @here is honoured all the same.
+    let sent = bobs.send(channel, "@here dinner?", "b-1").await;
+    assert_eq!(sent["op"], 24, "{sent}");
+    assert_eq!(sent["d"]["message"]["mention_everyone"], true, "{sent}");
+    assert_eq!(mention_count(&world, 0, &ann, channel).await, 1);
+    assert_eq!(mention_count(&world, 0, &cat, channel).await, 1);
+    // Nobody's own message mentions them.
+    assert_eq!(mention_count(&world, 0, &bob, channel).await, 0);
+
+    // Sent over REST it is the same.
+    let (status, posted) = world
+        .edge_call(
+            0,
+            Method::POST,
+            &format!("/api/v1/channels/{channel}/messages"),
+            &cat,
+            Some(json!({"content": "@everyone yes"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(posted["mention_everyone"], true, "{posted}");
+    assert_eq!(mention_count(&world, 0, &ann, channel).await, 2);
+    assert_eq!(mention_count(&world, 0, &bob, channel).await, 1);
+}

@@ -312,10 +312,30 @@ pub struct ChannelRef {
     pub guild_id: Option<Snowflake>,
 }
 
-/// GUILD_DELETE: the server, by id.
+/// GUILD_DELETE: the server, by id, and (Natter's addition: Discord leaves people to guess) why
+/// it is gone for this user, so their client can tell them "You were banned from Book club"
+/// rather than let the server vanish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GuildRef {
     pub id: Snowflake,
+    /// Absent when the edge noticed the user's own GUILD_MEMBER_REMOVE first: the copy from
+    /// their inbox, which says why, follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<GuildRemoval>,
+}
+
+/// Why a server is gone for a user (GUILD_DELETE's `removal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuildRemoval {
+    /// They left it (on another device, perhaps).
+    Left,
+    /// A moderator kicked them.
+    Kicked,
+    /// A moderator banned them.
+    Banned,
+    /// Its owner deleted it.
+    Deleted,
 }
 
 /// GUILD_MEMBER_ADD and GUILD_MEMBER_UPDATE: the member, and their server.
@@ -371,6 +391,10 @@ pub struct MemberAdded {
 pub struct MemberRef {
     pub channel_id: Snowflake,
     pub user_id: Snowflake,
+    /// CHANNEL_MEMBER_REMOVE only (Natter's addition): who removed them, when it was not they
+    /// who left, so the removed person's client can tell them "You were removed from #walks".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<Snowflake>,
 }
 
 /// BLOCK_UPDATE: `user_id` began (`blocked`) or stopped blocking `target_id`. `dm` is their DM,
@@ -411,6 +435,7 @@ mod tests {
         let event = Event::ChannelModeratorAdd(MemberRef {
             channel_id: Snowflake::from_u64(1),
             user_id: Snowflake::from_u64(2),
+            removed_by: None,
         });
         let json: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
         assert_eq!(json["t"], "CHANNEL_MODERATOR_ADD");
@@ -452,6 +477,7 @@ mod tests {
             Event::DmOpen(MemberRef {
                 channel_id: Snowflake::from_u64(3),
                 user_id: Snowflake::from_u64(1),
+                removed_by: None,
             })
             .is_internal()
         );

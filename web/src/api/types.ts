@@ -6,6 +6,8 @@ import type * as g from './generated/types';
 
 export type Status = g.Status;
 export type User = g.User;
+/** Someone's profile card: the profile and the servers and group channels I share with them. */
+export type UserProfile = g.UserProfile;
 export type MemberRole = g.MemberRole;
 export type Member = g.Member;
 /** A channel as the client keeps it: with where its messages and my reading stand, which READY

@@ -22,6 +22,8 @@ export const keys = {
   auditLog: (guildId: string) => ['auditLog', guildId] as const,
   /** A channel's pinned messages (`GET …/pins`), refetched on CHANNEL_PINS_UPDATE. */
   pins: (channelId: string) => ['pins', channelId] as const,
-  /** Something to tell the user once (a server they were removed from). */
+  /** Someone's profile card (`GET /users/{id}/profile`), asked for each time a card opens. */
+  profile: (userId: string) => ['profile', userId] as const,
+  /** Something to tell the user once (a server or channel they were removed from). */
   notice: ['notice'] as const,
 };

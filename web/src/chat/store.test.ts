@@ -140,6 +140,18 @@ describe('the channel list', () => {
     dispatch('CHANNEL_UPDATE', channel('11', { name: 'renamed' }));
     dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '1' });
     expect(channels().map((c) => c.name)).toEqual(['renamed']);
+    // I left it (on another device): nothing to tell.
+    expect(qc.getQueryData(keys.notice)).toBeUndefined();
+  });
+
+  it('tells me who removed me from a group channel, and that one was deleted', () => {
+    gw.fire('ready', ready([channel('10', { name: 'walks' }), channel('11', { name: 'books' })]));
+    qc.setQueryData(keys.users, { '2': BOB });
+    dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '1', removed_by: '2' });
+    expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe('You were removed from #walks by bob.');
+    dispatch('CHANNEL_DELETE', { channel_id: '11' });
+    expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe('#books was deleted by its owner.');
+    expect(channels()).toEqual([]);
   });
 
   it('shows who is typing until they send', () => {

@@ -45,6 +45,7 @@ import {
   windowAround,
 } from './messageList';
 import { mentionsUser } from './mentions';
+import { raiseNotice } from './notice';
 import { Outbox } from './outbox';
 import { compareIds } from './snowflake';
 
@@ -424,8 +425,15 @@ export class Chat {
       case 'USER_SETTINGS_UPDATE':
         this.qc.setQueryData(keys.settings, d as UserSettings);
         return;
-      case 'CHANNEL_DELETE':
-        return this.removeChannel((d as { channel_id: string }).channel_id);
+      case 'CHANNEL_DELETE': {
+        const { channel_id } = d as { channel_id: string };
+        // A group channel deleted by its owner (a server's channel may just have become hidden;
+        // one I deleted myself is gone already): say so rather than let it vanish.
+        const gone = this.channel(channel_id);
+        if (gone?.kind === 'group')
+          raiseNotice(this.qc, `#${gone.name ?? 'channel'} was deleted by its owner.`);
+        return this.removeChannel(channel_id);
+      }
       case 'CHANNEL_MEMBER_ADD': {
         const { channel_id, member } = d as { channel_id: string; member: Member };
         // Someone joined one of my channels (when I am added, CHANNEL_CREATE brings the channel).
@@ -435,8 +443,22 @@ export class Chat {
         return this.patchChannel(channel_id, (c) => ({ ...c, member_count: c.member_count + 1 }));
       }
       case 'CHANNEL_MEMBER_REMOVE': {
-        const { channel_id, user_id } = d as { channel_id: string; user_id: string };
-        if (user_id === this.me.id) return this.removeChannel(channel_id);
+        const { channel_id, user_id, removed_by } = d as {
+          channel_id: string;
+          user_id: string;
+          removed_by?: string;
+        };
+        if (user_id === this.me.id) {
+          const gone = this.channel(channel_id);
+          if (gone && removed_by) {
+            const by = this.qc.getQueryData<UserMap>(keys.users)?.[removed_by];
+            raiseNotice(
+              this.qc,
+              `You were removed from #${gone.name ?? 'channel'}${by ? ` by ${displayName(by)}` : ''}.`,
+            );
+          }
+          return this.removeChannel(channel_id);
+        }
         this.patchMembers(channel_id, (ms) => ms.filter((m) => m.user.id !== user_id));
         return this.patchChannel(channel_id, (c) => ({
           ...c,
@@ -1073,6 +1095,15 @@ export class Chat {
     this.patchMembers(channelId, (ms) => ms.filter((m) => m.user.id !== member.id));
     const c = await call<Channel>(`/api/v1/channels/${channelId}`);
     this.upsertChannel(c);
+  }
+
+  /** Appoints (or with `moderator` false demotes) a moderator of a group channel: its owner only. */
+  async setModerator(channelId: string, member: User, moderator: boolean) {
+    await call(`/api/v1/channels/${channelId}/moderators/${encodeURIComponent(member.username)}`, {
+      method: moderator ? 'PUT' : 'DELETE',
+    });
+    const role = moderator ? 'moderator' : 'member';
+    this.patchMembers(channelId, (ms) => ms.map((m) => (m.user.id === member.id ? { ...m, role } : m)));
   }
 
   async updateChannel(channelId: string, changes: { name?: string; topic?: string | null }) {

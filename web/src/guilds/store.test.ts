@@ -152,6 +152,21 @@ describe('servers in the client', () => {
     expect(myGuild()).toBeUndefined();
     expect(channelIds()).toEqual(['5']);
     expect(qc.getQueryData<Notice>(keys.notice)?.text).toMatch(/no longer a member of Book club/);
+    // The copy from my inbox follows, and says why.
+    dispatch('GUILD_DELETE', { id: '100', removal: 'banned' });
+    expect(qc.getQueryData<Notice>(keys.notice)?.text).toBe('You were banned from Book club.');
+  });
+
+  it('tell me I was kicked, and until when I am timed out', () => {
+    gw.fire('ready', ready([guild([text('10')])]));
+    const until = Date.now() + 600_000;
+    dispatch('GUILD_MEMBER_UPDATE', {
+      guild_id: '100',
+      member: { ...myGuild()!.member, communication_disabled_until: until },
+    });
+    expect(qc.getQueryData<Notice>(keys.notice)?.text).toMatch(/^You were timed out in Book club until /);
+    dispatch('GUILD_DELETE', { id: '100', removal: 'kicked' });
+    expect(qc.getQueryData<Notice>(keys.notice)?.text).toBe('You were removed from Book club.');
   });
 
   it('arrive whole when I join one', () => {

@@ -13,6 +13,7 @@ import type { QueryClient } from '@tanstack/react-query';
 import { call } from '../api/rest';
 import type { User } from '../api/types';
 import { keys } from '../chat/keys';
+import { momentText, raiseNotice } from '../chat/notice';
 import { compareIds } from '../chat/snowflake';
 import type {
   AuditLog,
@@ -38,10 +39,25 @@ export interface GuildMemberPage {
 /** Members per page of `GET /guilds/{id}/members`. */
 export const GUILD_MEMBER_PAGE = 1000;
 
-/** Something to tell the user once (a server they were removed from). */
-export interface Notice {
-  id: number;
-  text: string;
+export type { Notice } from '../chat/notice';
+
+/** Why a server is gone for me (GUILD_DELETE's `removal`; absent when the edge could not say). */
+export type Removal = 'left' | 'kicked' | 'banned' | 'deleted';
+
+/** What the removed person is told. */
+export function removalText(name: string, removal?: Removal): string {
+  switch (removal) {
+    case 'kicked':
+      return `You were removed from ${name}.`;
+    case 'banned':
+      return `You were banned from ${name}.`;
+    case 'deleted':
+      return `${name} was deleted by its owner.`;
+    case 'left':
+      return `You left ${name}.`;
+    default:
+      return `You are no longer a member of ${name}.`;
+  }
 }
 
 /** What the guild store needs of the chat store it lives beside. */
@@ -65,7 +81,11 @@ const strip = (g: Guild | GuildState): GuildState => {
 export class Guilds {
   /** Servers the user is leaving by their own hand: no notice when they go. */
   private leaving = new Set<string>();
-  private noticeId = 0;
+  /**
+   * Servers just gone without a reason (the edge saw my own GUILD_MEMBER_REMOVE first), by id,
+   * with their names: the GUILD_DELETE from my inbox follows and says why.
+   */
+  private goneUnexplained = new Map<string, string>();
 
   constructor(
     private readonly qc: QueryClient,
@@ -104,14 +124,22 @@ export class Guilds {
         }));
         return true;
       }
-      case 'GUILD_DELETE':
-        this.removed((d as { id: string }).id);
+      case 'GUILD_DELETE': {
+        const { id, removal } = d as { id: string; removal?: Removal };
+        this.removed(id, removal);
         return true;
+      }
       case 'GUILD_MEMBER_ADD':
       case 'GUILD_MEMBER_UPDATE': {
         const { guild_id, member } = d as { guild_id: string; member: GuildMember };
         this.sink.rememberUsers([member.user]);
-        if (member.user.id === this.me.id) this.patch(guild_id, (g) => ({ ...g, member }));
+        if (member.user.id === this.me.id) {
+          const g = this.guild(guild_id);
+          const until = member.communication_disabled_until;
+          if (g && until && until > Date.now() && until !== g.member.communication_disabled_until)
+            raiseNotice(this.qc, `You were timed out in ${g.name} until ${momentText(until)}.`);
+          this.patch(guild_id, (g) => ({ ...g, member }));
+        }
         const added = t === 'GUILD_MEMBER_ADD';
         if (added) this.patch(guild_id, (g) => ({ ...g, member_count: g.member_count + 1 }));
         this.patchMembers(guild_id, (ms) =>
@@ -177,17 +205,24 @@ export class Guilds {
   }
 
   /** The user is no longer in the server: it goes, with its channels, and they are told why. */
-  private removed(id: string) {
+  private removed(id: string, removal?: Removal) {
     const g = this.guild(id);
+    if (!g) {
+      // Gone already: this copy may say why.
+      const name = this.goneUnexplained.get(id);
+      if (name !== undefined && removal) {
+        this.goneUnexplained.delete(id);
+        raiseNotice(this.qc, removalText(name, removal));
+      }
+      return;
+    }
     this.qc.setQueryData<GuildState[]>(keys.guilds, (old) => old?.filter((x) => x.id !== id));
     for (const c of this.qc.getQueryData<Channel[]>(keys.channels) ?? [])
       if (c.guild_id === id) this.sink.removeChannel(c.id);
     this.qc.removeQueries({ queryKey: keys.guildMembers(id) });
-    if (g && !this.leaving.delete(id))
-      this.qc.setQueryData<Notice>(keys.notice, {
-        id: ++this.noticeId,
-        text: `You are no longer a member of ${g.name}: you were removed from it, or it was deleted.`,
-      });
+    if (this.leaving.delete(id)) return;
+    if (!removal) this.goneUnexplained.set(id, g.name);
+    raiseNotice(this.qc, removalText(g.name, removal));
   }
 
   private patchMembers(guildId: string, fn: (ms: GuildMember[]) => GuildMember[]) {

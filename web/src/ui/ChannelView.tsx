@@ -167,7 +167,12 @@ export function ChannelView({
           />
         )}
         {card && <ProfileCard userId={card} onClose={() => setCard(null)} />}
-        {membersOpen && (guild ? <GuildMemberList guild={guild} /> : <MemberList channel={channel} />)}
+        {membersOpen &&
+          (guild ? (
+            <GuildMemberList guild={guild} onUser={setCard} />
+          ) : (
+            <MemberList channel={channel} onUser={setCard} />
+          ))}
       </div>
       {settingsOpen && guild && (
         <GuildChannelSettings guild={guild} channelId={channel.id} onClose={() => setSettingsOpen(false)} />

@@ -3,16 +3,31 @@ import type { Channel, Member } from '../api/types';
 import { useBlocked, useChat, useMembers, usePresence } from '../chat/hooks';
 import { displayName } from '../chat/store';
 import { Avatar, statusLabel } from './Avatar';
+import { ConfirmDialog, errorText } from './Modal';
 import { presenceOf } from './presence';
+
+/** What I may do to `member` of a group channel where my role is `mine` (docs/API.md's table). */
+export function groupPowers(mine: Member['role'] | null | undefined, member: Member, me: string) {
+  const other = member.user.id !== me && member.role !== 'owner';
+  return {
+    /** Appoint or demote a moderator: the owner only. */
+    moderators: other && mine === 'owner',
+    /** Remove: the owner removes anyone else; a moderator, plain members. */
+    remove: other && (mine === 'owner' || (mine === 'moderator' && member.role === 'member')),
+  };
+}
 
 /**
  * The members of the open channel: loaded when it opens, a page at a time (a channel may have
- * thousands), online first. Each other member has a menu to block or unblock them.
+ * thousands), online first. Each other member has a menu: block or unblock them, and for the
+ * owner and moderators, appoint or demote a moderator and remove them (after confirming).
+ * Clicking a name or avatar opens their profile card.
  */
-export function MemberList({ channel }: { channel: Channel }) {
+export function MemberList({ channel, onUser }: { channel: Channel; onUser?: (id: string) => void }) {
   const chat = useChat();
   const presence = usePresence();
   const page = useMembers(channel.id);
+  const [removing, setRemoving] = useState<Member | null>(null);
   useEffect(() => {
     void chat.loadMembers(channel.id);
   }, [chat, channel.id]);
@@ -25,7 +40,14 @@ export function MemberList({ channel }: { channel: Channel }) {
       {!page && <p className="muted small pad">Loading members…</p>}
       <ul>
         {members.map((m) => (
-          <MemberRow key={m.user.id} member={m} status={m.status} />
+          <MemberRow
+            key={m.user.id}
+            channel={channel}
+            member={m}
+            status={m.status}
+            onUser={onUser}
+            onRemove={() => setRemoving(m)}
+          />
         ))}
       </ul>
       {page && !page.complete && (
@@ -33,36 +55,73 @@ export function MemberList({ channel }: { channel: Channel }) {
           Show more members
         </button>
       )}
+      {removing && (
+        <ConfirmDialog
+          title={`Remove ${displayName(removing.user)}?`}
+          confirm={`Remove ${displayName(removing.user)}`}
+          onConfirm={() => chat.removeMember(channel.id, removing.user)}
+          onClose={() => setRemoving(null)}
+        >
+          <p>
+            {displayName(removing.user)} will no longer see #{channel.name} or its messages. They are told
+            they were removed, and can come back only if someone adds them again.
+          </p>
+        </ConfirmDialog>
+      )}
     </aside>
   );
 }
 
-function MemberRow({ member, status }: { member: Member; status: ReturnType<typeof presenceOf> }) {
+function MemberRow({
+  channel,
+  member,
+  status,
+  onUser,
+  onRemove,
+}: {
+  channel: Channel;
+  member: Member;
+  status: ReturnType<typeof presenceOf>;
+  onUser?: (id: string) => void;
+  onRemove: () => void;
+}) {
   const chat = useChat();
   const blocked = useBlocked();
   const [menu, setMenu] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const user = member.user;
   const isBlocked = user.id in blocked;
+  const powers = groupPowers(channel.role, member, chat.me.id);
+  const name = displayName(user);
   const act = (fn: () => Promise<void>) => {
     setMenu(false);
     setError(null);
-    fn().catch(() => setError('Could not change that; try again.'));
+    fn().catch((e: unknown) => setError(`Could not change that: ${errorText(e)}`));
   };
   return (
-    <li className={status === 'offline' ? 'offline' : ''} data-user={user.username}>
-      <Avatar user={user} size={32} status={status} />
-      <span className="member-name">
-        {displayName(user)}
-        {status && <span className="sr-only">, {statusLabel(status)}</span>}
-        {isBlocked && <span className="muted small"> (blocked)</span>}
-      </span>
+    <li
+      className={status === 'offline' ? 'offline' : ''}
+      data-user={user.username}
+      onContextMenu={(e) => {
+        if (user.id === chat.me.id) return;
+        e.preventDefault();
+        setMenu(true);
+      }}
+    >
+      <button className="member-who" onClick={() => onUser?.(user.id)}>
+        <Avatar user={user} size={32} status={status} />
+        <span className="member-name">
+          {name}
+          {status && <span className="sr-only">, {statusLabel(status)}</span>}
+          {isBlocked && <span className="muted small"> (blocked)</span>}
+        </span>
+      </button>
       {member.role !== 'member' && <span className="role">{member.role}</span>}
       {user.id !== chat.me.id && (
         <span className="member-menu">
           <button
             className="icon small"
-            aria-label={`Options for ${displayName(user)}`}
+            aria-label={`Options for ${name}`}
             aria-haspopup="menu"
             aria-expanded={menu}
             onClick={() => setMenu((o) => !o)}
@@ -70,16 +129,55 @@ function MemberRow({ member, status }: { member: Member; status: ReturnType<type
             ⋯
           </button>
           {menu && (
-            <span role="menu" className="menu" onKeyDown={(e) => e.key === 'Escape' && setMenu(false)}>
+            <span
+              role="menu"
+              aria-label={`Options for ${name}`}
+              className="menu"
+              onKeyDown={(e) => e.key === 'Escape' && setMenu(false)}
+            >
+              {powers.moderators &&
+                (member.role === 'moderator' ? (
+                  <button
+                    role="menuitem"
+                    autoFocus
+                    onClick={() => act(() => chat.setModerator(channel.id, user, false))}
+                  >
+                    Remove moderator
+                  </button>
+                ) : (
+                  <button
+                    role="menuitem"
+                    autoFocus
+                    onClick={() => act(() => chat.setModerator(channel.id, user, true))}
+                  >
+                    Make moderator
+                  </button>
+                ))}
+              {powers.remove && (
+                <button
+                  role="menuitem"
+                  className="danger"
+                  onClick={() => {
+                    setMenu(false);
+                    onRemove();
+                  }}
+                >
+                  Remove from channel
+                </button>
+              )}
               {isBlocked ? (
-                <button role="menuitem" autoFocus onClick={() => act(() => chat.unblock(user.id))}>
+                <button
+                  role="menuitem"
+                  autoFocus={!powers.moderators}
+                  onClick={() => act(() => chat.unblock(user.id))}
+                >
                   Unblock
                 </button>
               ) : (
                 <button
                   role="menuitem"
                   className="danger"
-                  autoFocus
+                  autoFocus={!powers.moderators}
                   onClick={() => act(() => chat.block(user))}
                 >
                   Block

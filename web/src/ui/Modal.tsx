@@ -59,3 +59,58 @@ export function errorText(e: unknown): string {
   }
   return e instanceof Error ? e.message : 'Something went wrong.';
 }
+
+/**
+ * "Are you sure?" before something that cannot be taken back (removing someone): says what will
+ * happen, and does it only on the explicit button; closing or Cancel does nothing.
+ */
+export function ConfirmDialog({
+  title,
+  children,
+  confirm,
+  onConfirm,
+  onClose,
+}: {
+  title: string;
+  children: ReactNode;
+  /** The button's words: what it does ("Remove Carol"). */
+  confirm: string;
+  onConfirm: () => Promise<unknown>;
+  onClose: () => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <Modal title={title} onClose={onClose}>
+      <div className="stack">
+        {children}
+        {error && (
+          <p className="form-error" role="alert">
+            {error}
+          </p>
+        )}
+        <div className="row">
+          <button onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
+          <button
+            className="danger"
+            disabled={busy}
+            onClick={() => {
+              setBusy(true);
+              setError(null);
+              onConfirm()
+                .then(onClose)
+                .catch((e: unknown) => {
+                  setError(errorText(e));
+                  setBusy(false);
+                });
+            }}
+          >
+            {confirm}
+          </button>
+        </div>
+      </div>
+    </Modal>
+  );
+}

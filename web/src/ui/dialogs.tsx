@@ -167,7 +167,10 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
                     <button
                       className="danger small"
                       aria-label={`Remove ${m.user.username}`}
-                      onClick={() => void run(() => chat.removeMember(channel.id, m.user))}
+                      onClick={() => {
+                        if (window.confirm(`Remove ${displayName(m.user)} from #${channel.name}?`))
+                          void run(() => chat.removeMember(channel.id, m.user));
+                      }}
                     >
                       Remove
                     </button>

@@ -2,9 +2,10 @@
 //! parsed from a message's text by the server (never taken from the client), outside code spans
 //! and blocks, as Discord does.
 //!
-//! What is honoured depends on the author: `@everyone` and `@here` only with MENTION_EVERYONE,
-//! a role only when it is mentionable or the author has MENTION_EVERYONE, and only in a server's
-//! channel ([`MentionRights`]). A message mentions at most [`MAX_MENTIONS`] people and roles,
+//! What is honoured depends on the author: in a server's channel `@everyone` and `@here` only
+//! with MENTION_EVERYONE, a role only when it is mentionable or the author has MENTION_EVERYONE
+//! ([`MentionRights`]); in a group channel or DM anyone may mention everyone, as in Discord's
+//! group DMs, and there are no roles. A message mentions at most [`MAX_MENTIONS`] people and roles,
 //! against mention spam.
 
 use crate::Snowflake;
@@ -21,13 +22,24 @@ pub struct Mentions {
     pub everyone: bool,
 }
 
-/// What the author may mention beyond people (all false and empty outside servers).
+/// What the author may mention beyond people (the default: nothing more).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MentionRights {
     /// MENTION_EVERYONE in the channel: `@everyone`, `@here` and every role.
     pub everyone: bool,
     /// The server's mentionable roles.
     pub roles: Vec<Snowflake>,
+}
+
+impl MentionRights {
+    /// In a group channel or DM: everyone may be mentioned by anyone in it (Discord's group DMs
+    /// do the same), and there are no roles.
+    pub fn outside_servers() -> Self {
+        Self {
+            everyone: true,
+            roles: Vec::new(),
+        }
+    }
 }
 
 impl Mentions {

@@ -46,7 +46,8 @@ pub struct Message {
     /// with MENTION_EVERYONE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mention_roles: Vec<Snowflake>,
-    /// `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel.
+    /// `@everyone` or `@here`: by an author with MENTION_EVERYONE in a server's channel, by
+    /// anyone in a group channel or DM.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mention_everyone: bool,
     /// Reactions, one per emoji (in the store's order of emoji): how many, and whether the

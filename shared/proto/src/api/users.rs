@@ -79,6 +79,36 @@ impl User {
     }
 }
 
+/// Someone's profile card (`GET /api/v1/users/{id}/profile`, Discord's route and shape): the
+/// profile, and what the caller shares with them. Only places the caller is in are named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserProfile {
+    pub user: User,
+    /// The servers both are in, by id, with the user's nickname there.
+    pub mutual_guilds: Vec<MutualGuild>,
+    /// Natter's addition: the group channels both are in, by id (DMs are not listed: a DM is
+    /// only ever with this person).
+    pub mutual_channels: Vec<MutualChannel>,
+}
+
+/// A server both people are in (Discord's `mutual_guilds` item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MutualGuild {
+    pub id: Snowflake,
+    /// The user's nickname in it, if they set one.
+    pub nick: Option<String>,
+}
+
+/// A group channel both people are in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MutualChannel {
+    pub id: Snowflake,
+    pub name: Option<String>,
+}
+
+/// At most this many mutual servers and channels are listed (each list), oldest first.
+pub const MAX_MUTUALS: i64 = 100;
+
 /// An avatar image URL: `http` or `https`, with a host, at most 2048 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AvatarUrl(String);

@@ -59,6 +59,7 @@ export const answers: { method: string; path: RegExp; validate: Validator }[] = 
   },
   { method: 'GET', path: new RegExp('^/api/v1/users/by-username/[^/]+$'), validate: validators.answer46 },
   { method: 'GET', path: new RegExp('^/api/v1/users/[^/]+$'), validate: validators.answer47 },
+  { method: 'GET', path: new RegExp('^/api/v1/users/[^/]+/profile$'), validate: validators.answer48 },
   {
     method: 'PATCH',
     path: new RegExp('^/api/v1/channels/[^/]+/messages/[^/]+$'),

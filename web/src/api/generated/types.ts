@@ -1022,6 +1022,27 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/users/{id}/profile': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Someone's profile card, as Discord's `GET /users/{id}/profile`: the profile, and the servers
+     *     and group channels the caller shares with them (only places the caller is in, so it tells
+     *     nobody where anyone else is).
+     */
+    get: operations['user_profile'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/voice/livekit': {
     parameters: {
       query?: never;
@@ -1839,10 +1860,20 @@ export interface components {
      * @example Book club
      */
     GuildName: string;
-    /** @description GUILD_DELETE: the server, by id. */
+    /**
+     * @description GUILD_DELETE: the server, by id, and (Natter's addition: Discord leaves people to guess) why
+     *     it is gone for this user, so their client can tell them "You were banned from Book club"
+     *     rather than let the server vanish.
+     */
     GuildRef: {
       id: components['schemas']['Snowflake'];
+      removal?: components['schemas']['GuildRemoval'] | null;
     };
+    /**
+     * @description Why a server is gone for a user (GUILD_DELETE's `removal`).
+     * @enum {string}
+     */
+    GuildRemoval: 'left' | 'kicked' | 'banned' | 'deleted';
     /** @description GUILD_ROLE_CREATE and GUILD_ROLE_UPDATE. */
     GuildRoleEvent: {
       guild_id: components['schemas']['Snowflake'];
@@ -1936,6 +1967,7 @@ export interface components {
     };
     MemberRef: {
       channel_id: components['schemas']['Snowflake'];
+      removed_by?: components['schemas']['Snowflake'] | null;
       user_id: components['schemas']['Snowflake'];
     };
     /**
@@ -1974,7 +2006,10 @@ export interface components {
        */
       flags?: number;
       id: components['schemas']['Snowflake'];
-      /** @description `@everyone` or `@here`, by an author with MENTION_EVERYONE in a server's channel. */
+      /**
+       * @description `@everyone` or `@here`: by an author with MENTION_EVERYONE in a server's channel, by
+       *     anyone in a group channel or DM.
+       */
       mention_everyone?: boolean;
       /**
        * @description The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
@@ -2053,6 +2088,17 @@ export interface components {
     MuteConfig: {
       /** @description ISO 8601 (RFC 3339) time the mute ends, or `null` for "until I turn it back on". */
       end_time?: string | null;
+    };
+    /** @description A group channel both people are in. */
+    MutualChannel: {
+      id: components['schemas']['Snowflake'];
+      name?: string | null;
+    };
+    /** @description A server both people are in (Discord's `mutual_guilds` item). */
+    MutualGuild: {
+      id: components['schemas']['Snowflake'];
+      /** @description The user's nickname in it, if they set one. */
+      nick?: string | null;
     };
     /**
      * @description A member's nickname in one server: 1 to 32 characters once trimmed, any script or emoji. Control, invisible and direction-changing characters, and text that shows nothing, are refused (400 `validation_failed`).
@@ -2612,6 +2658,20 @@ export interface components {
       /** @description Role mentions do not count as mentions of this user here. */
       suppress_roles: boolean;
     };
+    /**
+     * @description Someone's profile card (`GET /api/v1/users/{id}/profile`, Discord's route and shape): the
+     *     profile, and what the caller shares with them. Only places the caller is in are named.
+     */
+    UserProfile: {
+      /**
+       * @description Natter's addition: the group channels both are in, by id (DMs are not listed: a DM is
+       *     only ever with this person).
+       */
+      mutual_channels: components['schemas']['MutualChannel'][];
+      /** @description The servers both are in, by id, with the user's nickname there. */
+      mutual_guilds: components['schemas']['MutualGuild'][];
+      user: components['schemas']['User'];
+    };
     /** @description A user's privacy settings (`GET /api/v1/users/@me/settings`, USER_SETTINGS_UPDATE). */
     UserSettings: {
       /** @description Who may add them to a group channel (default `shared`: strangers DM first). */
@@ -2722,6 +2782,7 @@ export type GuildMemberRemove = components['schemas']['GuildMemberRemove'];
 export type GuildMembersChunk = components['schemas']['GuildMembersChunk'];
 export type GuildName = components['schemas']['GuildName'];
 export type GuildRef = components['schemas']['GuildRef'];
+export type GuildRemoval = components['schemas']['GuildRemoval'];
 export type GuildRoleEvent = components['schemas']['GuildRoleEvent'];
 export type GuildRoleRef = components['schemas']['GuildRoleRef'];
 export type Hello = components['schemas']['Hello'];
@@ -2743,6 +2804,8 @@ export type MessageRef = components['schemas']['MessageRef'];
 export type MessageReference = components['schemas']['MessageReference'];
 export type MessageSend = components['schemas']['MessageSend'];
 export type MuteConfig = components['schemas']['MuteConfig'];
+export type MutualChannel = components['schemas']['MutualChannel'];
+export type MutualGuild = components['schemas']['MutualGuild'];
 export type Nick = components['schemas']['Nick'];
 export type OpenDmRequest = components['schemas']['OpenDmRequest'];
 export type Overwrite = components['schemas']['Overwrite'];
@@ -2799,6 +2862,7 @@ export type UpdateUserGuildSettingsRequest = components['schemas']['UpdateUserGu
 export type User = components['schemas']['User'];
 export type UserGuild = components['schemas']['UserGuild'];
 export type UserGuildSettings = components['schemas']['UserGuildSettings'];
+export type UserProfile = components['schemas']['UserProfile'];
 export type UserSettings = components['schemas']['UserSettings'];
 export type Username = components['schemas']['Username'];
 export type UsernameRequest = components['schemas']['UsernameRequest'];
@@ -7249,6 +7313,44 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['User'];
+        };
+      };
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  user_profile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A user id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserProfile'];
         };
       };
       401: {

@@ -56,3 +56,4 @@ export declare const answer44: Validator;
 export declare const answer45: Validator;
 export declare const answer46: Validator;
 export declare const answer47: Validator;
+export declare const answer48: Validator;

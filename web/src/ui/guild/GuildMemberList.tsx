@@ -48,7 +48,7 @@ export function memberColor(guild: Pick<GuildState, 'roles'>, m: GuildMember): s
   return top ? roleColor(top.color) : undefined;
 }
 
-export function GuildMemberList({ guild }: { guild: GuildState }) {
+export function GuildMemberList({ guild, onUser }: { guild: GuildState; onUser?: (id: string) => void }) {
   const chat = useChat();
   const presence = usePresence();
   const page = useGuildMembers(guild.id);
@@ -79,6 +79,7 @@ export function GuildMemberList({ guild }: { guild: GuildState }) {
                 member={m}
                 status={members.find((x) => x.user.id === m.user.id)?.status}
                 onManage={() => setManaging(m.user.id)}
+                onUser={onUser}
               />
             ))}
           </ul>
@@ -101,11 +102,13 @@ function GuildMemberRow({
   member,
   status,
   onManage,
+  onUser,
 }: {
   guild: GuildState;
   member: GuildMember;
   status: ReturnType<typeof presenceOf>;
   onManage: () => void;
+  onUser?: (id: string) => void;
 }) {
   const powers = useMemberPowers(guild, member);
   const may = powers.roles || powers.nick || powers.timeout || powers.kick || powers.ban;
@@ -120,13 +123,15 @@ function GuildMemberRow({
         onManage();
       }}
     >
-      <Avatar user={member.user} size={32} status={status} />
-      <span className="member-name" style={{ color: memberColor(guild, member) }}>
-        {name}
-        {status && <span className="sr-only">, {statusLabel(status)}</span>}
-        {member.user.id === guild.owner_id && <span className="muted small"> (owner)</span>}
-        {isTimedOut(member) && <span className="muted small"> (timed out)</span>}
-      </span>
+      <button className="member-who" onClick={() => onUser?.(member.user.id)}>
+        <Avatar user={member.user} size={32} status={status} />
+        <span className="member-name" style={{ color: memberColor(guild, member) }}>
+          {name}
+          {status && <span className="sr-only">, {statusLabel(status)}</span>}
+          {member.user.id === guild.owner_id && <span className="muted small"> (owner)</span>}
+          {isTimedOut(member) && <span className="muted small"> (timed out)</span>}
+        </span>
+      </button>
       {may && (
         <button className="icon small" aria-label={`Manage ${name}`} onClick={onManage}>
           ⋯
