@@ -26,6 +26,10 @@
 #   c-auth-1 8281  c-auth-2 8291  c-edge-1 8280  c-edge-2 8290  c-edge-3 8300
 #   c-presence 8282  c-persister-1 8283  c-persister-2 8293  c-media 8284
 #
+# An edge reaches auth over REST at one address (--auth-url; the single-node default, 8081, is
+# the other profile's auth): the edges are spread over the two, as a load balancer in front of
+# auth would spread them in production.
+#
 # One presence: several would share the edges' reports through a queue group, and two reports
 # about one session could then be applied out of order (docs/ARCHITECTURE.md, "Presence").
 set -euo pipefail
@@ -57,9 +61,9 @@ if [[ "${2:-}" == --cluster ]]; then
     "c-persister-1 persister 8283"
     "c-persister-2 persister 8293"
     "c-media media 8284 --storage local --storage-dir .natter/cluster-media"
-    "c-edge-1 edge 8280 --worker-id 102"
-    "c-edge-2 edge 8290 --worker-id 103"
-    "c-edge-3 edge 8300 --worker-id 104"
+    "c-edge-1 edge 8280 --worker-id 102 --auth-url http://127.0.0.1:8281"
+    "c-edge-2 edge 8290 --worker-id 103 --auth-url http://127.0.0.1:8291"
+    "c-edge-3 edge 8300 --worker-id 104 --auth-url http://127.0.0.1:8281"
   )
 fi
 # Where browsers load the client from (auth), and the edges it may reach.

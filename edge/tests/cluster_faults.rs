@@ -24,7 +24,7 @@ mod edge_process;
 
 use std::time::Duration;
 
-use testkit::{Crashable, NatsCluster, Stack, SyncInterval};
+use testkit::{NatsCluster, ServiceProcess, Stack, SyncInterval};
 use tokio::time::Instant;
 
 use chat::{Chat, EDGE, Gateway, logs, wait_for_traffic};
@@ -150,31 +150,18 @@ async fn an_edge_a_persister_and_an_auth_killed_mid_chat_lose_nothing() {
     logs();
     let cluster = NatsCluster::start(&Stack::get(), SyncInterval::Default).await;
     let args = edge_args();
-    // Auth and a persister in this process; a second persister and a second auth each on a
-    // runtime of their own, which the test crashes; three edges as processes, which it SIGKILLs.
+    // Auth and a persister in this process; a second persister and a second auth as processes
+    // (their built binaries), and three edges as processes: the test SIGKILLs them.
     let world = World::start_on(Engines::nats(cluster.urls()), 0, &args).await;
-    let mut persister = Crashable::start({
-        let config = world.persister_config(&args);
-        async move {
-            persister::Persister::build(config)
-                .await
-                .expect("persister starts")
-        }
-    })
-    .await;
-    persister.wait_ready().await;
-    let mut auth = Crashable::start({
-        let config = world.another_auth_config(&["--worker-id=900"]);
-        async move { auth::Auth::build(config).await.expect("auth starts") }
-    })
-    .await;
-    auth.wait_ready().await;
+    let mut persister = ServiceProcess::start("persister", &world.persister_args(&args)).await;
+    let mut auth =
+        ServiceProcess::start("auth", &world.another_auth_args(&["--worker-id=900"])).await;
     let mut edges = Vec::new();
     for worker in 11..14 {
         edges.push(EdgeProcess::start(&world, worker, &args).await);
     }
     // Devices start on the first two edges and, when closed, ask discovery where to go: the
-    // auth instance that will be crashed first, the other when it does not answer.
+    // auth instance that will be killed first, the other when it does not answer.
     let auths = vec![auth.url(""), world.auth.url("")];
     let gateways = [0, 1].map(|edge| Gateway::Discovered {
         first: edges[edge].gateway(),
@@ -191,13 +178,13 @@ async fn an_edge_a_persister_and_an_auth_killed_mid_chat_lose_nothing() {
     let edge_stall = chat.stall(killed, Instant::now());
 
     // A persister mid-copy: what it held unacknowledged goes to the other one.
-    persister.crash();
+    persister.kill();
     let before = chat.acked().len();
     wait_for_traffic(&chat, before + 300).await;
 
     // The auth instance discovery is asked first; then the second edge, so the devices there
     // must go through discovery while that auth is gone.
-    auth.crash();
+    auth.kill();
     let killed = Instant::now();
     edges[1].kill();
     let before = chat.acked().len();

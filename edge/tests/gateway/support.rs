@@ -75,34 +75,59 @@ fn auth_config(
     prefix: &Prefix,
     auth_args: &[&str],
 ) -> auth::Config {
-    kit::config::try_parse_from(
-        [
-            "auth".to_owned(),
-            "--http-addr=127.0.0.1:0".to_owned(),
-            "--metrics-addr=127.0.0.1:0".to_owned(),
-            format!("--database-url={database_url}"),
-            format!("--nats-url={}", engines.nats_url),
-            format!("--nats-prefix={prefix}"),
-            format!("--redis-url={}", stack.redis_url),
-            format!("--signing-key={}", key_file().display()),
-            "--sign-up-rate=1000/1m".to_owned(),
-            // Tests build many channels quickly; the tests of these limits set their own.
-            "--channel-create-rate=10000/1m".to_owned(),
-            "--member-add-rate=10000/1m".to_owned(),
-            "--invite-create-rate=100000/1m".to_owned(),
-            // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
-            // production 150 ms can miss an edge that is alive, and tests count the edges offered.
-            "--discovery-timeout=2s".to_owned(),
-            "--log-filter=warn".to_owned(),
-        ]
-        .into_iter()
-        .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
-        .chain(auth_args.iter().map(|a| (*a).to_owned())),
-    )
-    .expect("valid auth config")
+    let args = auth_args_of(stack, database_url, engines, prefix, auth_args);
+    kit::config::try_parse_from(["auth".to_owned()].into_iter().chain(args))
+        .expect("valid auth config")
+}
+
+/// Auth's flags in a world (its HTTP and metrics ports the OS's choice), `auth_args` last.
+fn auth_args_of(
+    stack: &Stack,
+    database_url: &str,
+    engines: &Engines,
+    prefix: &Prefix,
+    auth_args: &[&str],
+) -> Vec<String> {
+    [
+        "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        format!("--database-url={database_url}"),
+        format!("--nats-url={}", engines.nats_url),
+        format!("--nats-prefix={prefix}"),
+        format!("--redis-url={}", stack.redis_url),
+        format!("--signing-key={}", key_file().display()),
+        "--sign-up-rate=1000/1m".to_owned(),
+        // Tests build many channels quickly; the tests of these limits set their own.
+        "--channel-create-rate=10000/1m".to_owned(),
+        "--member-add-rate=10000/1m".to_owned(),
+        "--invite-create-rate=100000/1m".to_owned(),
+        // Discovery gathers edges' answers until this deadline; on a loaded CI machine the
+        // production 150 ms can miss an edge that is alive, and tests count the edges offered.
+        "--discovery-timeout=2s".to_owned(),
+        "--log-filter=warn".to_owned(),
+    ]
+    .into_iter()
+    .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
+    .chain(auth_args.iter().map(|a| (*a).to_owned()))
+    .collect()
 }
 
 impl World {
+    /// The flags of another auth instance beside this world's, for running it as a process
+    /// (`testkit::ServiceProcess`, which adds `--http-addr`).
+    #[allow(dead_code)] // used by the fault tests, not by every test crate that includes this
+    pub(crate) fn another_auth_args(&self, auth_args: &[&str]) -> Vec<String> {
+        let mut args = auth_args_of(
+            &self.stack,
+            &self.database_url,
+            &self.engines,
+            &self.prefix,
+            auth_args,
+        );
+        args.retain(|a| !a.starts_with("--http-addr="));
+        args
+    }
+
     /// The configuration of another auth instance beside this world's (same database, NATS,
     /// prefix and signing key), with `auth_args` added.
     #[allow(dead_code)] // used by the fault tests, not by every test crate that includes this
@@ -226,11 +251,15 @@ impl World {
 
     /// A persister's configuration in this world, taking the stream settings among `extra`.
     pub(crate) fn persister_config(&self, extra: &[&str]) -> persister::Config {
-        let mut args = vec![
-            "persister".to_owned(),
-            "--http-addr=127.0.0.1:0".to_owned(),
-            "--metrics-addr=127.0.0.1:0".to_owned(),
-        ];
+        let mut args = vec!["persister".to_owned(), "--http-addr=127.0.0.1:0".to_owned()];
+        args.extend(self.persister_args(extra));
+        kit::config::try_parse_from(args).expect("valid persister config")
+    }
+
+    /// A persister's flags in this world but `--http-addr`, for running it as a process
+    /// (`testkit::ServiceProcess`, which adds it), taking the stream settings among `extra`.
+    pub(crate) fn persister_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["--metrics-addr=127.0.0.1:0".to_owned()];
         args.extend(self.common_args());
         args.extend(
             extra
@@ -238,7 +267,7 @@ impl World {
                 .filter(|a| a.starts_with("--stream-"))
                 .map(|s| (*s).to_owned()),
         );
-        kit::config::try_parse_from(args).expect("valid persister config")
+        args
     }
 
     /// Waits until the persister has written everything in the stream to the store.

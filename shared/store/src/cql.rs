@@ -12,9 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit::retry::{self, Retryable};
-use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::execution_profile::{ExecutionProfile, ExecutionProfileHandle};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
+use scylla::statement::prepared::PreparedStatement;
+
+/// How long a read waits for its coordinator before the driver sends it to a second node as well
+/// (whichever answers first wins). A healthy read takes a few milliseconds; a coordinator that has
+/// stopped answering without closing its connections (a machine lost, a long pause) would
+/// otherwise hold the read until the request timeout. One speculative execution is enough: a
+/// QUORUM read cannot succeed with two nodes of three gone anyway.
+pub const SPECULATE_AFTER: Duration = Duration::from_millis(200);
 
 /// Where the CQL store is and which keyspace is ours.
 #[derive(Debug, Clone, clap::Args)]
@@ -237,6 +246,32 @@ impl CqlConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// The execution profile of every read: the session's own (so its consistency), plus speculative
+/// execution after [`SPECULATE_AFTER`]. Writes keep the session's profile: a write the store is slow
+/// to take is not sent twice, which would only add load where there is too much already. (A dead
+/// replica behind a live coordinator is the tables' `speculative_retry`, schema version 9.)
+pub fn read_profile(session: &Session) -> ExecutionProfileHandle {
+    session
+        .get_default_execution_profile_handle()
+        .pointee_to_builder()
+        .speculative_execution_policy(Some(Arc::new(SimpleSpeculativeExecutionPolicy {
+            max_retry_count: 1,
+            retry_interval: SPECULATE_AFTER,
+        })))
+        .build()
+        .into_handle()
+}
+
+/// Gives a read (a `SELECT`) the [`read_profile`] and marks it idempotent, which the driver needs
+/// before it runs a statement twice (a read always may). Other statements are left as they are.
+pub fn speculate_if_read(statement: &mut PreparedStatement, reads: &ExecutionProfileHandle) {
+    let cql = statement.get_statement().trim_start();
+    if cql.len() >= 6 && cql[..6].eq_ignore_ascii_case("select") {
+        statement.set_is_idempotent(true);
+        statement.set_execution_profile_handle(Some(reads.clone()));
     }
 }
 

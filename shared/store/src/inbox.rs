@@ -64,11 +64,14 @@ pub fn excerpt(text: &str) -> String {
 impl InboxStore {
     /// Prepares the statements; the keyspace must hold schema 7.
     pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+        let reads = crate::cql::read_profile(&session);
         let prepare = |cql: &'static str| {
+            let reads = reads.clone();
             let session = Arc::clone(&session);
             async move {
                 let mut statement = session.prepare(cql).await.map_err(failed)?;
                 statement.set_request_timeout(Some(timeout));
+                crate::cql::speculate_if_read(&mut statement, &reads);
                 Ok::<_, StoreError>(statement)
             }
         };

@@ -151,7 +151,9 @@ impl MessageStore {
     /// ([`crate::schema::MIGRATIONS`]).
     /// `timeout` bounds each request, so a slow store answers "unavailable" instead of hanging.
     pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+        let reads = crate::cql::read_profile(&session);
         let prepare = |cql: String| {
+            let reads = reads.clone();
             let session = Arc::clone(&session);
             async move {
                 let mut statement = session.prepare(cql).await.map_err(failed)?;
@@ -159,6 +161,7 @@ impl MessageStore {
                 // up): so the driver tries another replica when a node dies mid-request.
                 statement.set_is_idempotent(true);
                 statement.set_request_timeout(Some(timeout));
+                crate::cql::speculate_if_read(&mut statement, &reads);
                 Ok::<_, StoreError>(statement)
             }
         };

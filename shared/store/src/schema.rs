@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inbox",
         cql: include_str!("../schema/0008_inbox.cql"),
     },
+    Migration {
+        version: 9,
+        name: "speculative_reads",
+        cql: include_str!("../schema/0009_speculative_reads.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -22,12 +22,12 @@ use proto::subjects::Prefix;
 use store::cql::Keyspace;
 
 mod cluster;
-mod crash;
 mod engines;
+pub mod process;
 mod ring;
 pub use cluster::{NatsCluster, SyncInterval};
-pub use crash::Crashable;
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
+pub use process::ServiceProcess;
 pub use ring::CassandraRing;
 
 /// Endpoints of the running local stack.

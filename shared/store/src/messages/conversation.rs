@@ -50,7 +50,9 @@ impl Statements {
         session: &Arc<Session>,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
+        let reads = crate::cql::read_profile(session);
         let prepare = |cql: &'static str| {
+            let reads = reads.clone();
             let session = Arc::clone(session);
             async move {
                 let mut statement = session.prepare(cql).await.map_err(failed)?;
@@ -58,6 +60,7 @@ impl Statements {
                 // up): so the driver tries another replica when a node dies mid-request.
                 statement.set_is_idempotent(true);
                 statement.set_request_timeout(Some(timeout));
+                crate::cql::speculate_if_read(&mut statement, &reads);
                 Ok::<_, StoreError>(statement)
             }
         };

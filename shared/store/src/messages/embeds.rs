@@ -29,11 +29,14 @@ impl Statements {
         session: &Arc<Session>,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
+        let reads = crate::cql::read_profile(session);
         let prepare = |cql: &'static str| {
+            let reads = reads.clone();
             let session = Arc::clone(session);
             async move {
                 let mut statement = session.prepare(cql).await.map_err(failed)?;
                 statement.set_request_timeout(Some(timeout));
+                crate::cql::speculate_if_read(&mut statement, &reads);
                 Ok::<_, StoreError>(statement)
             }
         };

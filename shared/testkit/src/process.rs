@@ -1,0 +1,107 @@
+//! A Natter service as a process of its own, its built binary run as `deploy/services.sh` runs
+//! it, so a test can SIGKILL it: nothing of the service runs afterwards, nothing is flushed or
+//! acknowledged, and the kernel closes its sockets.
+//!
+//! A test crate knows its own package's binaries (`env!("CARGO_BIN_EXE_…")`), but cargo builds no
+//! other package's for it, so [`binary`] asks cargo to build the one it needs (nothing to do when
+//! the workspace is built, as `./natter test` and CI do first).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Natter's service packages, as `deploy/services.sh` builds them: built together, so that the
+/// features of their dependencies are the same whichever binary is asked for, and a binary
+/// `NATTER_PROFILE=dev ./natter up` built is the one a test runs (one build serves both).
+const SERVICES: [&str; 7] = [
+    "auth",
+    "edge",
+    "presence",
+    "persister",
+    "media",
+    "search",
+    "notify",
+];
+
+/// The binary of the service package `package` (its binary has the package's name), built for
+/// this test's profile if it is not yet, or is older than its sources.
+///
+/// # Panics
+/// When cargo cannot build it.
+pub fn binary(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    // One build at a time: two cargo commands on one target folder would wait for each other.
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(path) = built.get(package) {
+        return path.clone();
+    }
+    let run = escargot::CargoBuild::new()
+        .manifest_path(super::checkout().join("Cargo.toml"))
+        .args(SERVICES.iter().flat_map(|service| ["-p", service]))
+        .bin(package)
+        .current_release()
+        .run()
+        .unwrap_or_else(|e| panic!("cargo build --bin {package}: {e}"));
+    let path = run.path().to_path_buf();
+    built.insert(package.to_owned(), path.clone());
+    path
+}
+
+/// A service running as its own process.
+pub struct ServiceProcess {
+    child: Option<Child>,
+    /// Its HTTP port (`--http-addr`, which [`ServiceProcess::start`] chooses).
+    pub port: u16,
+}
+
+impl ServiceProcess {
+    /// Starts `package`'s binary with `args` and `--http-addr` on a free port, and waits until its
+    /// `/readyz` answers 200 (within 60 s: a loaded machine, and a service that waits for its
+    /// engines at start).
+    pub async fn start(package: &str, args: &[String]) -> Self {
+        let binary = binary(package);
+        let port = super::free_port();
+        let child = Command::new(&binary)
+            .args(args)
+            .arg(format!("--http-addr=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let service = Self {
+            child: Some(child),
+            port,
+        };
+        let url = service.url("/readyz");
+        super::eventually(
+            &format!("{package} (a process) to report ready"),
+            Duration::from_secs(60),
+            || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
+        )
+        .await;
+        service
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
