@@ -50,6 +50,8 @@ function InboxDialog({ onClose }: { onClose: () => void }) {
     queryFn: () => chat.notifications.loadInbox(),
     staleTime: 0,
     refetchOnMount: 'always',
+    // notify writes an entry a moment after the message arrives: look again while open.
+    refetchInterval: 10_000,
   });
   const [error, setError] = useState<string | null>(null);
   const byId = new Map(channels.map((c) => [c.id, c]));

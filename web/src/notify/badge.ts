@@ -1,6 +1,7 @@
 // Where I stand, shown on the tab: the unread total in the title ("(3) Natter", as Discord) and a
 // favicon with a red count drawn on a canvas over the app's icon, so a pinned or crowded tab still
-// says it. The favicon is swapped by pointing the page's icon links at a data URL.
+// says it. The favicon is swapped by pointing the page's icon links at a blob: URL of the drawing
+// (the page's Content-Security-Policy allows blob: images, not data: ones).
 
 /** The tab's title for an unread total. */
 export function titleFor(unread: number): string {
@@ -16,6 +17,12 @@ const ICON = '/favicon.svg';
 const SIZE = 64;
 let base: Promise<HTMLImageElement | null> | null = null;
 let shown = -1;
+let blobUrl: string | null = null;
+
+function forgetBlob() {
+  if (blobUrl) URL.revokeObjectURL(blobUrl);
+  blobUrl = null;
+}
 
 function loadBase(): Promise<HTMLImageElement | null> {
   base ??= new Promise((resolve) => {
@@ -43,6 +50,7 @@ export async function showFaviconBadge(unread: number): Promise<void> {
       if (l.dataset.originalType !== undefined) l.type = l.dataset.originalType;
     }
     document.documentElement.removeAttribute('data-unread-badge');
+    forgetBlob();
     return;
   }
   const img = await loadBase();
@@ -64,7 +72,10 @@ export async function showFaviconBadge(unread: number): Promise<void> {
   ctx.textAlign = 'center';
   ctx.textBaseline = 'middle';
   ctx.fillText(text, SIZE - r, SIZE - r + 1);
-  const url = canvas.toDataURL('image/png');
+  const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
+  if (!blob || shown !== unread) return;
+  forgetBlob();
+  const url = (blobUrl = URL.createObjectURL(blob));
   for (const l of links) {
     l.dataset.original ??= l.getAttribute('href') ?? ICON;
     l.dataset.originalType ??= l.type;
