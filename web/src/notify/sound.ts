@@ -4,9 +4,6 @@
 
 let ctx: AudioContext | null = null;
 
-/** How many tones were started (tests read it: a headless browser plays nothing audible). */
-export let tonesPlayed = 0;
-
 export function playTone(): void {
   const Ctor = typeof window !== 'undefined' ? window.AudioContext : undefined;
   if (!Ctor) return;
@@ -28,7 +25,6 @@ export function playTone(): void {
       osc.start(t);
       osc.stop(t + 0.26);
     }
-    tonesPlayed++;
   } catch {
     // No audio device, or the browser refused: the notification itself still shows.
   }

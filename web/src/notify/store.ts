@@ -15,6 +15,7 @@ import type {
   UserGuildSettings,
 } from '../api/types';
 import { applied, settingsKey, shouldNotify, type Applied, type SettingsMap } from './rules';
+import { previewText } from './inbox';
 import { playTone } from './sound';
 
 export const notifyKeys = {
@@ -153,9 +154,6 @@ export class Notifications {
 
   // ---- a new message ---------------------------------------------------------------------------
 
-  /** Shown so far (tests read it: a headless browser shows no desktop notifications). */
-  shown: Array<{ channel_id: string; message_id: string; title: string; body: string }> = [];
-
   /**
    * A new message arrived. `watching`: it is the open channel in a visible tab. While the tab is
    * hidden, a message the settings say notifies me shows a desktop notification (and a tone),
@@ -180,12 +178,12 @@ export class Notifications {
     const prefs = this.prefs();
     if (!prefs.desktop) return;
     const author = this.deps.authorName(m.author_id);
-    const where = channel.guild_id
-      ? `#${channel.name ?? 'channel'}${this.deps.guildName(channel.guild_id) ? ` (${this.deps.guildName(channel.guild_id)})` : ''}`
-      : null;
+    const server = channel.guild_id ? this.deps.guildName(channel.guild_id) : undefined;
+    const where =
+      channel.kind === 'dm' ? null : `#${channel.name ?? 'channel'}${server ? ` (${server})` : ''}`;
     const title = where ? `${author} in ${where}` : author;
-    const body = m.content.slice(0, 200) || (m.attachments?.length ? 'sent a file' : '');
-    this.shown = [...this.shown.slice(-49), { channel_id: m.channel_id, message_id: m.id, title, body }];
+    const text = previewText(m.content, (id) => this.deps.authorName(id)).slice(0, 200);
+    const body = text || (m.attachments?.length ? 'sent a file' : '');
     if (prefs.sound) playTone();
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
     try {
