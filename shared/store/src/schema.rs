@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inbox",
         cql: include_str!("../schema/0008_inbox.cql"),
     },
+    Migration {
+        version: 9,
+        name: "inbox_by_message",
+        cql: include_str!("../schema/0009_inbox_by_message.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's
