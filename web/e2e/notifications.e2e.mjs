@@ -117,7 +117,19 @@ describe('notifications', () => {
     const bobId = await myId(bob);
     await hidden(bob, true);
     await send(ann, `<@${bobId}> the budget is due`);
-    await message(bob, 'the budget is due').waitFor({ timeout: T });
+    await message(ann, 'the budget is due')
+      .waitFor({ timeout: T })
+      .catch(async (e) => {
+        await screenshot(ann.page, 'notifications-ann-failed');
+        await screenshot(bob.page, 'notifications-bob-failed');
+        throw e;
+      });
+    await message(bob, 'the budget is due')
+      .waitFor({ timeout: T })
+      .catch(async (e) => {
+        await screenshot(bob.page, 'notifications-bob-failed');
+        throw e;
+      });
     await bob.page.waitForFunction(() => window.__notes.length >= 1, null, { timeout: T });
     const [first] = await notes(bob);
     assert.equal(first.title, `Ann in #general (${SERVER})`);
@@ -159,7 +171,7 @@ describe('notifications', () => {
   });
 
   test("Bob mutes the channel from its bell; Ann's next message raises no desktop notification", async () => {
-    await bob.page.getByRole('button', { name: 'Notification settings' }).click();
+    await bob.page.getByRole('button', { name: 'Notification settings', exact: true }).click();
     const bell = bob.page.getByRole('dialog', { name: 'Notifications: #general' });
     await bell.getByRole('button', { name: 'Mute #general for 1 hour' }).click();
     await bell.getByText(/^Muted until/).waitFor({ timeout: T });
@@ -181,7 +193,7 @@ describe('notifications', () => {
 
     // Unmuted from the bell again, the next one notifies.
     await hidden(bob, false);
-    await bob.page.getByRole('button', { name: 'Notification settings' }).click();
+    await bob.page.getByRole('button', { name: 'Notification settings', exact: true }).click();
     await bell.getByRole('button', { name: 'Unmute #general' }).click();
     await bell.getByRole('button', { name: /Mute #general for 1 hour/ }).waitFor({ timeout: T });
     await bell.getByRole('button', { name: 'Close' }).click();

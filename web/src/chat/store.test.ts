@@ -346,7 +346,7 @@ describe('desktop notifications', () => {
   afterEach(() => {
     delete (document as { visibilityState?: unknown }).visibilityState;
   });
-  const dm = channel('20', { kind: 'dm', name: null });
+  const dm = channel('20', { kind: 'dm', name: null, recipients: [BOB] });
 
   it('come for a DM to a hidden tab', () => {
     gw.fire('ready', ready([dm]));

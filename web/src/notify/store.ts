@@ -121,10 +121,7 @@ export class Notifications {
       origin: this.notifyUrl,
     });
     const unknown = [...new Set(entries.map((e) => e.author_id))].filter((id) => !this.deps.knowsUser(id));
-    const users = await Promise.all(
-      unknown.slice(0, 20).map((id) => call<User>(`/api/v1/users/${id}`).catch(() => null)),
-    );
-    this.deps.rememberUsers(users.filter((u): u is User => u !== null));
+    await this.loadUsers(unknown.slice(0, 20));
     return entries;
   }
 
@@ -175,8 +172,22 @@ export class Notifications {
       blocked: this.deps.isBlocked(m.author_id),
     });
     if (!reason) return;
+    if (!this.prefs().desktop) return;
+    // The author may be someone this device has not met yet (no members loaded): ask first.
+    if (this.deps.knowsUser(m.author_id)) this.show(m, channel);
+    else
+      void this.loadUsers([m.author_id]).finally(() => {
+        if (document.visibilityState === 'hidden') this.show(m, channel);
+      });
+  }
+
+  private async loadUsers(ids: string[]) {
+    const users = await Promise.all(ids.map((id) => call<User>(`/api/v1/users/${id}`).catch(() => null)));
+    this.deps.rememberUsers(users.filter((u): u is User => u !== null));
+  }
+
+  private show(m: Message, channel: Channel) {
     const prefs = this.prefs();
-    if (!prefs.desktop) return;
     const author = this.deps.authorName(m.author_id);
     const server = channel.guild_id ? this.deps.guildName(channel.guild_id) : undefined;
     const where =
