@@ -9,6 +9,8 @@ pub struct NotifyMetrics {
     pub messages: IntCounterVec,
     /// `natter_notify_inbox_entries_total`: inbox rows written.
     pub inbox: IntCounter,
+    /// `natter_notify_inbox_forgotten_total`: inbox rows removed because their message was deleted.
+    pub inbox_forgotten: IntCounter,
     /// `natter_notify_pushes_total{outcome}`: `sent`, `gone` (404/410), `failed`, `collapsed` into
     /// a later push of the same window, `dropped` (a queue or the window table was full), `active`
     /// (not pushed: the person has an active session, or is on Do Not Disturb).
@@ -37,6 +39,10 @@ impl NotifyMetrics {
             inbox: one(
                 "natter_notify_inbox_entries_total",
                 "Mentions inbox entries written",
+            ),
+            inbox_forgotten: one(
+                "natter_notify_inbox_forgotten_total",
+                "Mentions inbox entries removed because their message was deleted",
             ),
             pushes: vec(
                 "natter_notify_pushes_total",

@@ -4,7 +4,8 @@
 //! it in a DM, asks presence who is away, and hands the away people's browsers to the
 //! [`Pusher`](crate::push::Pusher). A message is acknowledged once its inbox rows are written and
 //! its pushes queued; a failure (auth or the store unreachable) is retried after 5 s, up to five
-//! times (an inbox row written twice is the same row).
+//! times (an inbox row written twice is the same row). A deleted message (MESSAGE_DELETE in the
+//! same stream) is removed from every inbox that holds it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -82,11 +83,15 @@ impl Worker {
                 tracing::warn!("the chat stream's consumer ended");
                 return;
             };
+            // Delivered before and not acknowledged: its delete may have been handled meanwhile.
+            let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
             let handled = match serde_json::from_slice::<Event>(&message.payload) {
                 // A person's message (a pin's notice, type 6, tells nobody).
                 Ok(Event::MessageCreate(created)) if created.kind.is_default() => {
-                    self.handle(&created).await
+                    self.handle(&created, redelivered).await
                 }
+                // A deleted message leaves every inbox.
+                Ok(Event::MessageDelete(deleted)) => self.forget(deleted.id).await,
                 _ => Ok(()),
             };
             let ack = match handled {
@@ -133,7 +138,16 @@ impl Worker {
     }
 
     /// Tells whom `message` concerns.
-    async fn handle(&self, message: &Message) -> Result<(), String> {
+    async fn handle(&self, message: &Message, redelivered: bool) -> Result<(), String> {
+        if redelivered
+            && self
+                .inbox
+                .was_forgotten(message.id)
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            return Ok(());
+        }
         let answer = self.recipients(message).await?;
         if answer.recipients.is_empty() {
             return Ok(());
@@ -164,6 +178,17 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         self.push(message, &answer).await;
+        Ok(())
+    }
+
+    /// Removes a deleted message from every inbox that holds it.
+    async fn forget(&self, message: Snowflake) -> Result<(), String> {
+        let removed = self
+            .inbox
+            .forget_message(message)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metrics.inbox_forgotten.inc_by(removed as u64);
         Ok(())
     }
 

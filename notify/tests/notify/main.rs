@@ -343,3 +343,70 @@ async fn the_inbox_lists_mentions_and_dms_marks_them_read_from_any_device_and_fo
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_deleted_message_leaves_every_inbox_and_the_others_stay() {
+    let world = World::start("30s").await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let (_guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let doomed = world
+        .say(
+            &ann,
+            general,
+            &format!("<@{}> <@{}> the old plan", bob.id, cat.id),
+        )
+        .await;
+    let kept = world
+        .say(&ann, general, &format!("<@{}> the new plan", bob.id))
+        .await;
+    let ids = |user: &User| {
+        let world = &world;
+        let user = user.clone();
+        async move {
+            let (status, inbox) = world
+                .notify(Method::GET, "/api/v1/users/@me/mentions", &user)
+                .await;
+            assert_eq!(status, 200, "{inbox}");
+            inbox
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    testkit::eventually("both inboxes filled", WAIT, || async {
+        let (bobs, cats) = (ids(&bob).await, ids(&cat).await);
+        (bobs.len() == 2 && cats.len() == 1).then_some(())
+    })
+    .await;
+
+    let (status, body) = world
+        .edge(
+            Method::DELETE,
+            &format!("/api/v1/channels/{general}/messages/{doomed}"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    testkit::eventually(
+        "the deleted message gone from both inboxes",
+        WAIT,
+        || async {
+            let (bobs, cats) = (ids(&bob).await, ids(&cat).await);
+            (bobs == vec![kept.to_string()] && cats.is_empty()).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        world
+            .notify_metric("natter_notify_inbox_forgotten_total", "")
+            .await
+            >= 2
+    );
+}

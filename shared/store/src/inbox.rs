@@ -1,11 +1,16 @@
 //! The mentions inbox (`user_inbox`, schema 7): per user, the recent messages that mention them
 //! or are DMs to them, newest first. The notification worker writes it; `GET
 //! /api/v1/users/@me/mentions` reads it. Entries expire after 30 days (the table's TTL).
+//!
+//! Beside each entry the store writes its reverse (`inbox_by_message`, schema 9), so that a
+//! deleted message leaves every inbox it was in ([`InboxStore::forget_message`]). Forgetting also
+//! leaves a marker (user 0) that tells a redelivered new-message event, handled after its delete,
+//! not to write the entries again ([`InboxStore::was_forgotten`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
 use proto::api::notifications::NotifyReason;
 use scylla::client::session::Session;
@@ -15,6 +20,9 @@ use crate::messages::{StoreError, failed};
 
 /// The longest excerpt of a message an entry keeps.
 pub const EXCERPT_CHARS: usize = 200;
+
+/// Inbox rows deleted at once when a message is forgotten.
+const FORGET_WRITES: usize = 64;
 
 /// One inbox entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +42,15 @@ pub struct InboxStore {
     insert: PreparedStatement,
     page: PreparedStatement,
     delete: PreparedStatement,
+    insert_holder: PreparedStatement,
+    holders: PreparedStatement,
+    delete_holders: PreparedStatement,
+    mark_forgotten: PreparedStatement,
+    forgotten: PreparedStatement,
 }
+
+/// The `inbox_by_message` row that marks a message as deleted (no user has id 0).
+const FORGOTTEN: i64 = 0;
 
 fn reason_name(reason: NotifyReason) -> &'static str {
     match reason {
@@ -87,12 +103,37 @@ impl InboxStore {
             )
             .await?,
             delete: prepare("DELETE FROM user_inbox WHERE user_id = ? AND message_id = ?").await?,
+            insert_holder: prepare(
+                "INSERT INTO inbox_by_message (message_id, user_id) VALUES (?, ?)",
+            )
+            .await?,
+            holders: prepare("SELECT user_id FROM inbox_by_message WHERE message_id = ?").await?,
+            delete_holders: prepare(
+                "DELETE FROM inbox_by_message WHERE message_id = ? AND user_id > ?",
+            )
+            .await?,
+            mark_forgotten: prepare(
+                "INSERT INTO inbox_by_message (message_id, user_id) VALUES (?, 0)",
+            )
+            .await?,
+            forgotten: prepare(
+                "SELECT user_id FROM inbox_by_message WHERE message_id = ? AND user_id = 0",
+            )
+            .await?,
             session,
         })
     }
 
     /// Records `entry` in `user`'s inbox. Idempotent (a redelivered message writes the same row).
+    /// The reverse row goes first, so an inbox row is never written that a delete cannot find.
     pub async fn add(&self, user: Snowflake, entry: &InboxEntry) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.insert_holder,
+                (entry.message_id.as_i64(), user.as_i64()),
+            )
+            .await
+            .map_err(failed)?;
         self.session
             .execute_unpaged(
                 &self.insert,
@@ -162,5 +203,57 @@ impl InboxStore {
             .await
             .map_err(failed)?;
         Ok(())
+    }
+
+    /// Removes `message` from every inbox that holds it, and remembers that it is gone (see
+    /// [`Self::was_forgotten`]). Idempotent: a redelivered delete finds nothing left to remove.
+    pub async fn forget_message(&self, message: Snowflake) -> Result<usize, StoreError> {
+        self.session
+            .execute_unpaged(&self.mark_forgotten, (message.as_i64(),))
+            .await
+            .map_err(failed)?;
+        let mut statement = self.holders.clone();
+        statement.set_page_size(1000);
+        let holders: Vec<i64> = self
+            .session
+            .execute_iter(statement, (message.as_i64(),))
+            .await
+            .map_err(failed)?
+            .rows_stream::<(i64,)>()
+            .map_err(failed)?
+            .map_ok(|(user,)| user)
+            .try_filter(|user| std::future::ready(*user != FORGOTTEN))
+            .try_collect()
+            .await
+            .map_err(failed)?;
+        futures::stream::iter(holders.iter().copied())
+            .map(|user| async move {
+                self.session
+                    .execute_unpaged(&self.delete, (user, message.as_i64()))
+                    .await
+                    .map_err(failed)
+            })
+            .buffer_unordered(FORGET_WRITES)
+            .try_collect::<Vec<_>>()
+            .await?;
+        // One range tombstone for the reverse rows (the marker, user 0, stays).
+        self.session
+            .execute_unpaged(&self.delete_holders, (message.as_i64(), FORGOTTEN))
+            .await
+            .map_err(failed)?;
+        Ok(holders.len())
+    }
+
+    /// Whether `message` was deleted and forgotten: a new-message event handled again after
+    /// its delete (a retry) must not put it back into inboxes.
+    pub async fn was_forgotten(&self, message: Snowflake) -> Result<bool, StoreError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.forgotten, (message.as_i64(),))
+            .await
+            .map_err(failed)?
+            .into_rows_result()
+            .map_err(failed)?;
+        Ok(rows.rows_num() > 0)
     }
 }

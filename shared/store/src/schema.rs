@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "speculative_reads",
         cql: include_str!("../schema/0009_speculative_reads.cql"),
     },
+    Migration {
+        version: 10,
+        name: "inbox_by_message",
+        cql: include_str!("../schema/0010_inbox_by_message.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -37,6 +37,20 @@ export interface SearchResults {
   authors: User[];
 }
 export type Presence = g.Presence;
+export type UserGuildSettings = g.UserGuildSettings;
+export type ChannelOverride = g.ChannelOverride;
+export type UpdateUserGuildSettingsRequest = g.UpdateUserGuildSettingsRequest;
+/** One entry of notify's mentions inbox (`GET /users/@me/mentions`, proto::api::notifications::
+ * MentionEntry; notify's routes are not in the generated contract, as search's are not). */
+export interface MentionEntry {
+  id: string;
+  channel_id: string;
+  guild_id?: string | null;
+  author_id: string;
+  content: string;
+  reason: 'mention' | 'role_mention' | 'everyone' | 'direct' | 'all_messages';
+  read: boolean;
+}
 export type Ready = g.Ready;
 export type Resumed = g.Resumed;
 export type Typing = g.Typing;

@@ -358,7 +358,7 @@ describe('desktop notifications', () => {
   afterEach(() => {
     delete (document as { visibilityState?: unknown }).visibilityState;
   });
-  const dm = channel('20', { kind: 'dm', name: null });
+  const dm = channel('20', { kind: 'dm', name: null, recipients: [BOB] });
 
   it('come for a DM to a hidden tab', () => {
     gw.fire('ready', ready([dm]));
@@ -377,6 +377,39 @@ describe('desktop notifications', () => {
     dispatch('USER_UPDATE', { ...ME, status: 'dnd' });
     dispatch('MESSAGE_CREATE', msg('202', '20'), 7);
     expect(notes).toHaveLength(1);
+  });
+
+  it('follow my settings, from READY and as another device changes them', () => {
+    gw.fire('ready', { ...ready([dm]), user_guild_settings: [] });
+    dispatch('MESSAGE_CREATE', msg('200', '20'), 5);
+    expect(notes).toHaveLength(1);
+    // Muted on my phone: USER_GUILD_SETTINGS_UPDATE reaches this tab, and the DM goes quiet.
+    dispatch('USER_GUILD_SETTINGS_UPDATE', {
+      guild_id: null,
+      message_notifications: 0,
+      muted: false,
+      suppress_everyone: false,
+      suppress_roles: false,
+      channel_overrides: [{ channel_id: '20', message_notifications: 3, muted: true, mute_config: null }],
+    });
+    dispatch('MESSAGE_CREATE', msg('201', '20'), 6);
+    expect(notes).toHaveLength(1);
+    expect(chat.notifications.appliedTo(dm).channelMuted).toBe(true);
+  });
+
+  it('never come for the channel I am looking at in a visible tab, nor with a visible tab at all', () => {
+    gw.fire('ready', ready([dm]));
+    delete (document as { visibilityState?: unknown }).visibilityState;
+    dispatch('MESSAGE_CREATE', msg('200', '20'), 5);
+    expect(notes).toEqual([]);
+  });
+
+  it('can be turned off on this device', () => {
+    gw.fire('ready', ready([dm]));
+    chat.notifications.setPrefs({ desktop: false });
+    dispatch('MESSAGE_CREATE', msg('200', '20'), 5);
+    expect(notes).toEqual([]);
+    chat.notifications.setPrefs({ desktop: true });
   });
 });
 

@@ -7,6 +7,7 @@ import { call } from '../api/rest';
 import type {
   Channel,
   Member,
+  MentionEntry,
   Message,
   MessageAck,
   MessagePage,
@@ -17,12 +18,14 @@ import type {
   Status,
   Typing,
   User,
+  UserGuildSettings,
   UserSettings,
 } from '../api/types';
 import { Op, SUPPRESS_EMBEDS } from '../api/types';
 import { session } from '../auth/session';
 import { GatewayClient, type ConnectionState } from '../gateway/client';
 import { Guilds } from '../guilds/store';
+import { Notifications, notifyKeys } from '../notify/store';
 import { Voice } from '../voice/store';
 import { keys } from './keys';
 import {
@@ -124,6 +127,8 @@ export class Chat {
   readonly guilds: Guilds;
   /** Voice channels and calls: who is in them, and this tab's own call. */
   readonly voice: Voice;
+  /** My notification settings, desktop notifications and their sound. */
+  readonly notifications: Notifications;
 
   constructor(
     readonly qc: QueryClient,
@@ -134,11 +139,14 @@ export class Chat {
       gateway ??
       new GatewayClient({
         discover: async () => {
-          const g = await call<{ url: string; alternatives: string[]; media_url?: string }>(
-            '/api/v1/gateway',
-            { anonymous: true },
-          );
+          const g = await call<{
+            url: string;
+            alternatives: string[];
+            media_url?: string | null;
+            notify_url?: string | null;
+          }>('/api/v1/gateway', { anonymous: true });
           if (g.media_url) this.mediaUrl = g.media_url;
+          if (g.notify_url) this.notifications.notifyUrl = g.notify_url;
           return [g.url, ...g.alternatives];
         },
         token: (fresh) => session.accessToken(fresh),
@@ -149,6 +157,17 @@ export class Chat {
       removeChannel: (id) => this.removeChannel(id),
       rememberUsers: (users) => this.rememberUsers(users),
       fetchPresences: (ids) => this.fetchPresences(ids),
+    });
+    this.notifications = new Notifications(qc, me.id, {
+      channel: (id) => this.channel(id),
+      myRoles: (id) => this.myRoles(id),
+      guildMemberCount: (id) => this.guilds.guild(id)?.member_count ?? 0,
+      isBlocked: (id) => id in (this.qc.getQueryData<BlockedMap>(keys.blocked) ?? {}),
+      myStatus: () => (session.user ?? this.me).status,
+      authorName: (id) => displayName(this.qc.getQueryData<UserMap>(keys.users)?.[id]),
+      guildName: (id) => this.guilds.guild(id)?.name,
+      knowsUser: (id) => !!this.qc.getQueryData<UserMap>(keys.users)?.[id],
+      rememberUsers: (users) => this.rememberUsers(users),
     });
     this.voice = new Voice(this.gateway, me.id, {
       // TURN only (a test's, or a network that allows nothing else), set in localStorage.
@@ -244,6 +263,7 @@ export class Chat {
       this.setPresences(ready.presences);
     }
     const channels = [...ready.channels, ...this.guilds.setAll(ready.guilds ?? [])];
+    this.notifications.setAll(ready.user_guild_settings ?? []);
     this.unwatched = new Set(channels.filter((c) => c.member_count > 100).map((c) => c.id));
     this.setChannels(channels);
     void this.loadRelationships();
@@ -373,6 +393,7 @@ export class Chat {
       }
       case 'MESSAGE_DELETE': {
         const { id, channel_id } = d as { id: string; channel_id: string };
+        this.qc.setQueryData<MentionEntry[]>(notifyKeys.inbox, (old) => old?.filter((e) => e.id !== id));
         return this.patchList(channel_id, (l) => applyDelete(l, id));
       }
       case 'MESSAGE_REACTION_ADD':
@@ -425,6 +446,8 @@ export class Chat {
       case 'USER_SETTINGS_UPDATE':
         this.qc.setQueryData(keys.settings, d as UserSettings);
         return;
+      case 'USER_GUILD_SETTINGS_UPDATE':
+        return this.notifications.onUpdate(d as UserGuildSettings);
       case 'CHANNEL_DELETE': {
         const { channel_id } = d as { channel_id: string };
         // A group channel deleted by its owner (a server's channel may just have become hidden;
@@ -524,7 +547,8 @@ export class Chat {
       };
     });
     if (seen && !mine) this.markRead(m.channel_id);
-    if (!mine) this.notify(m);
+    if (!mine) this.notifications.onMessage(m, seen);
+    if (!mine && (mentioned || !this.channel(m.channel_id)?.guild_id)) this.notifications.inboxChanged();
   }
 
   private onAck(a: MessageAck) {
@@ -545,16 +569,6 @@ export class Chat {
       if (prev && compareIds(prev, a.message_id) >= 0) return old;
       return { ...(old ?? {}), [a.user_id]: a.message_id };
     });
-  }
-
-  private notify(m: Message) {
-    const c = this.channel(m.channel_id);
-    if (!c || c.kind !== 'dm' || document.visibilityState !== 'hidden') return;
-    // Do Not Disturb silences every desktop notification, as in Discord.
-    if ((session.user ?? this.me).status === 'dnd') return;
-    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
-    const author = this.qc.getQueryData<UserMap>(keys.users)?.[m.author_id];
-    new Notification(displayName(author), { body: m.content.slice(0, 200), tag: `dm-${c.id}` });
   }
 
   private onVisibility = () => {

@@ -17,7 +17,9 @@ import { PinsPanel } from './conversation';
 import { SearchBox, SearchPanel } from '../search/SearchPanel';
 import { MessageList } from './MessageList';
 import { ProfileCard } from './ProfileCard';
-import { GearIcon, MenuIcon, PeopleIcon } from './icons';
+import { BellIcon, GearIcon, MenuIcon, PeopleIcon } from './icons';
+import { NotificationSettingsDialog } from '../notify/NotificationSettings';
+import { useApplied } from '../notify/hooks';
 
 export function typingText(names: string[]): string {
   if (names.length === 0) return '';
@@ -41,6 +43,8 @@ export function ChannelView({
   const typing = useTyping(channel.id);
   const [membersOpen, setMembersOpen] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [bellOpen, setBellOpen] = useState(false);
+  const notifications = useApplied(channel);
   const [editing, setEditingState] = useState<string | null>(null);
   const setEditing = (id: string | null) => {
     setEditingState(id);
@@ -85,6 +89,16 @@ export function ChannelView({
         <div className="header-actions">
           {channel.kind !== 'voice' && (
             <SearchBox channel={channel} onSearch={(text) => setSearchOpen(text)} />
+          )}
+          {channel.kind !== 'voice' && (
+            <button
+              className="icon"
+              aria-label="Notification settings"
+              title={notifications.muted ? 'Notification settings (muted)' : 'Notification settings'}
+              onClick={() => setBellOpen(true)}
+            >
+              <BellIcon off={notifications.muted} />
+            </button>
           )}
           <button
             className="icon"
@@ -176,6 +190,13 @@ export function ChannelView({
       </div>
       {settingsOpen && guild && (
         <GuildChannelSettings guild={guild} channelId={channel.id} onClose={() => setSettingsOpen(false)} />
+      )}
+      {bellOpen && (
+        <NotificationSettingsDialog
+          guildId={channel.guild_id ?? null}
+          channel={channel}
+          onClose={() => setBellOpen(false)}
+        />
       )}
       {settingsOpen && !guild && (
         <ChannelSettingsDialog channelId={channel.id} onClose={() => setSettingsOpen(false)} />

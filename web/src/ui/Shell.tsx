@@ -6,6 +6,7 @@ import { GuildSidebar } from './guild/GuildSidebar';
 import { InvitePage, inviteFromPath, NoticeBanner } from './guild/InvitePage';
 import { ServerRail } from './guild/ServerRail';
 import { Sidebar } from './Sidebar';
+import { showFaviconBadge, titleFor } from '../notify/badge';
 
 function channelFromHash(): string | null {
   const m = /^#\/c\/(\d+)(?:\/\d+)?$/.exec(window.location.hash);
@@ -51,11 +52,13 @@ export function navigateGuild(guildId: string) {
 export function Shell() {
   const chat = useChat();
   const channels = useChannels();
-  // The unread total in the tab's title, as Discord shows it: "(3) Natter".
+  // The unread total in the tab's title, as Discord shows it: "(3) Natter", and on the favicon.
   const unreadTotal = channels.reduce((sum, c) => sum + (c.unread_count ?? 0), 0);
   useEffect(() => {
-    document.title = unreadTotal > 0 ? `(${unreadTotal > 99 ? '99+' : unreadTotal}) Natter` : 'Natter';
+    document.title = titleFor(unreadTotal);
+    void showFaviconBadge(unreadTotal);
   }, [unreadTotal]);
+  useEffect(() => () => void showFaviconBadge(0), []);
   const connection = useConnection();
   const guilds = useGuilds();
   const [active, setActive] = useState<string | null>(channelFromHash);

@@ -7,7 +7,9 @@ import { Avatar, statusLabel } from './Avatar';
 import { CreateChannelDialog, NewDmDialog, ProfileDialog } from './dialogs';
 import { presenceOf } from './presence';
 import { navigate } from './Shell';
-import { CloseIcon, GearIcon, PlusIcon, ShieldIcon } from './icons';
+import { BellIcon, CloseIcon, GearIcon, PlusIcon, ShieldIcon } from './icons';
+import { DevicePrefsDialog } from '../notify/DevicePrefs';
+import { useMuted } from '../notify/hooks';
 import { PrivacyDialog } from './privacy';
 import { MentionBadge } from './conversation';
 
@@ -36,19 +38,23 @@ export function Sidebar({
   const channels = useChannels();
   const users = useUsers();
   const presence = usePresence();
-  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | 'privacy' | null>(null);
+  const [dialog, setDialog] = useState<'channel' | 'dm' | 'profile' | 'privacy' | 'notifications' | null>(
+    null,
+  );
   const me = users[chat.me.id] ?? session.user ?? chat.me;
+  const muted = useMuted();
   const groups = channels.filter((c) => c.kind === 'group');
   const dms = channels.filter((c) => c.kind === 'dm');
 
   const item = (c: Channel) => {
     const unread = c.unread_count ?? 0;
     const other = dmPeer(c);
+    const quiet = muted.channel(c);
     return (
       <li key={c.id}>
         <a
           href={`#/c/${c.id}`}
-          className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''}`}
+          className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''} ${quiet ? 'is-muted' : ''}`}
           aria-current={c.id === activeId ? 'page' : undefined}
           data-channel-id={c.id}
           onClick={onNavigate}
@@ -61,6 +67,7 @@ export function Sidebar({
             </span>
           )}
           <span className="channel-name">{channelTitle(c, chat.me.id)}</span>
+          {quiet && <span className="sr-only"> (muted)</span>}
           <UnreadBadge count={unread} />
           <MentionBadge count={c.mention_count ?? 0} />
         </a>
@@ -106,6 +113,13 @@ export function Sidebar({
           <strong>{displayName(me)}</strong>
           <span className="muted small">{statusLabel(me.status)}</span>
         </div>
+        <button
+          className="icon"
+          aria-label="Notifications on this device"
+          onClick={() => setDialog('notifications')}
+        >
+          <BellIcon />
+        </button>
         <button className="icon" aria-label="Privacy" onClick={() => setDialog('privacy')}>
           <ShieldIcon />
         </button>
@@ -133,6 +147,7 @@ export function Sidebar({
       )}
       {dialog === 'profile' && <ProfileDialog onClose={() => setDialog(null)} />}
       {dialog === 'privacy' && <PrivacyDialog onClose={() => setDialog(null)} />}
+      {dialog === 'notifications' && <DevicePrefsDialog onClose={() => setDialog(null)} />}
     </nav>
   );
 }

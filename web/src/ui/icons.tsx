@@ -61,3 +61,10 @@ export const SpeakerIcon = () => (
     <path d="M16.5 8.5a5 5 0 0 1 0 7" />
   </svg>
 );
+export const BellIcon = ({ off = false }: { off?: boolean }) => (
+  <svg {...base}>
+    <path d="M6 16V11a6 6 0 0 1 12 0v5l1.5 2h-15z" />
+    <path d="M10 20.5a2 2 0 0 0 4 0" />
+    {off && <path d="M3 3l18 18" />}
+  </svg>
+);

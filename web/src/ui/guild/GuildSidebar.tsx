@@ -6,7 +6,9 @@ import { has, Permission } from '../../guilds/permissions';
 import type { GuildState } from '../../guilds/store';
 import type { Channel } from '../../guilds/types';
 import { errorText, Modal } from '../Modal';
-import { CloseIcon, GearIcon, PlusIcon, SpeakerIcon } from '../icons';
+import { BellIcon, CloseIcon, GearIcon, PlusIcon, SpeakerIcon } from '../icons';
+import { NotificationSettingsDialog } from '../../notify/NotificationSettings';
+import { useMuted } from '../../notify/hooks';
 import { GuildSettings, SETTINGS_PERMISSIONS } from './GuildSettings';
 import { CreateGuildChannelDialog } from './ChannelDialogs';
 import { MentionBadge } from '../conversation';
@@ -60,10 +62,15 @@ export function GuildSidebar({
   const mine = useMyPermissions(guild.id);
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const [dialog, setDialog] = useState<
-    'settings' | 'invite' | { create: 'text' | 'voice' | 'category'; parent: string | null } | null
+    | 'settings'
+    | 'invite'
+    | 'notifications'
+    | { create: 'text' | 'voice' | 'category'; parent: string | null }
+    | null
   >(null);
   const [error, setError] = useState<string | null>(null);
   const owner = guild.owner_id === chat.me.id;
+  const muted = useMuted();
   const manageChannels = has(mine, Permission.MANAGE_CHANNELS);
   const toggle = (id: string) =>
     setCollapsed((old) => {
@@ -74,11 +81,12 @@ export function GuildSidebar({
 
   const item = (c: Channel) => {
     const unread = c.unread_count ?? 0;
+    const quiet = muted.channel(c);
     return (
       <li key={c.id}>
         <a
           href={`#/c/${c.id}`}
-          className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''}`}
+          className={`channel-link ${c.id === activeId ? 'active' : ''} ${unread > 0 ? 'unread' : ''} ${quiet ? 'is-muted' : ''}`}
           aria-current={c.id === activeId ? 'page' : undefined}
           data-channel-id={c.id}
           onClick={onNavigate}
@@ -86,6 +94,7 @@ export function GuildSidebar({
           <ChannelGlyph kind={c.kind} />
           <span className="channel-name">{c.name}</span>
           {c.kind === 'voice' && <span className="sr-only"> (voice)</span>}
+          {quiet && <span className="sr-only"> (muted)</span>}
           <UnreadBadge count={unread} />
           <MentionBadge count={c.mention_count ?? 0} />
         </a>
@@ -110,6 +119,14 @@ export function GuildSidebar({
             Invite people
           </button>
         )}
+        <button
+          className="icon"
+          aria-label="Server notification settings"
+          title="Notification settings"
+          onClick={() => setDialog('notifications')}
+        >
+          <BellIcon off={muted.guild(guild.id)} />
+        </button>
         {(mine & SETTINGS_PERMISSIONS) !== 0n && (
           <button
             className="icon"
@@ -199,6 +216,9 @@ export function GuildSidebar({
       )}
       {dialog === 'settings' && <GuildSettings guild={guild} onClose={() => setDialog(null)} />}
       {dialog === 'invite' && <InviteDialog guild={guild} onClose={() => setDialog(null)} />}
+      {dialog === 'notifications' && (
+        <NotificationSettingsDialog guildId={guild.id} onClose={() => setDialog(null)} />
+      )}
       {dialog && typeof dialog === 'object' && (
         <CreateGuildChannelDialog
           guild={guild}

@@ -7,6 +7,8 @@ import { ChatIcon, PlusIcon } from '../icons';
 import { Modal } from '../Modal';
 import { navigate, navigateGuild } from '../Shell';
 import { MentionBadge } from '../conversation';
+import { InboxButton } from '../../notify/Inbox';
+import { useMuted } from '../../notify/hooks';
 
 /** A server's icon: its image, or its initials (as Discord draws one without). */
 export function GuildIcon({ guild, size = 48 }: { guild: Pick<GuildState, 'name' | 'icon'>; size?: number }) {
@@ -32,6 +34,7 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
   const guilds = useGuilds();
   const channels = useChannels();
   const [adding, setAdding] = useState(false);
+  const muted = useMuted();
   const unread = (guildId: string | null) =>
     channels.some((c) => (guildId ? c.guild_id === guildId : !c.guild_id) && (c.unread_count ?? 0) > 0);
   // A server's mention badge: its channels' counts summed (the DMs' and groups' on "home").
@@ -42,6 +45,9 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
   return (
     <nav className="rail" aria-label="Servers">
       <ul>
+        <li>
+          <InboxButton />
+        </li>
         <li className={activeGuildId === null ? 'active' : ''}>
           <a
             href="#/"
@@ -58,9 +64,9 @@ export function ServerRail({ activeGuildId }: { activeGuildId: string | null }) 
           <li key={g.id} className={g.id === activeGuildId ? 'active' : ''}>
             <a
               href={`#/g/${g.id}`}
-              className={`rail-item ${unread(g.id) ? 'unread' : ''}`}
+              className={`rail-item ${unread(g.id) ? 'unread' : ''} ${muted.guild(g.id) ? 'is-muted' : ''}`}
               aria-current={g.id === activeGuildId ? 'page' : undefined}
-              aria-label={g.name}
+              aria-label={muted.guild(g.id) ? `${g.name} (muted)` : g.name}
               title={g.name}
               data-guild-id={g.id}
             >

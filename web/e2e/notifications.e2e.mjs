@@ -1,0 +1,207 @@
+// End-to-end: notifications in the web client, in headless Chromium against real services
+// (e2e/services.mjs, notify included). Ann mentions Bob while Bob's tab is in the background: a
+// desktop notification comes, the tab's title and favicon show the unread count, and Bob's "@"
+// inbox lists the mention; clicking it opens the channel at the message. Bob mutes the channel
+// from its bell menu; Ann's next message raises no desktop notification. Headless Chromium shows
+// no desktop notifications and cannot hide a tab, so the page's Notification is a recorder and
+// the tab's visibility is set by hand (both before the app loads, through an init script).
+// Run with `npm run e2e -- e2e/notifications.e2e.mjs`.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launch, person, screenshot } from './browser.mjs';
+import { Services } from './services.mjs';
+
+const PASSWORD = 'correct horse battery';
+const suffix = Math.random().toString(36).slice(2, 7);
+const ANN = `ann_${suffix}`;
+const BOB = `bob_${suffix}`;
+const SERVER = 'Budget club';
+const T = 30_000;
+
+let services;
+let browser;
+let ann;
+let bob;
+
+const messages = (p) => p.page.locator('[role="log"] article');
+const message = (p, text) => messages(p).filter({ hasText: text });
+const composer = (p) => p.page.locator('.composer textarea');
+const channelList = (p) => p.page.getByRole('navigation', { name: `${SERVER} channels` });
+
+async function signUp(p, username, displayName) {
+  await p.page.goto('/');
+  await p.page.getByRole('button', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Display name').fill(displayName);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign up' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
+}
+
+async function send(p, text) {
+  await composer(p).fill(text);
+  await composer(p).press('Enter');
+}
+
+async function myId(p) {
+  return p.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).user.id);
+}
+
+/** Puts Bob's tab in the background (or back), as switching tabs would. */
+async function hidden(p, yes) {
+  await p.page.evaluate((h) => window.__setHidden(h), yes);
+}
+
+/** The desktop notifications the page has made so far. */
+async function notes(p) {
+  return p.page.evaluate(() => window.__notes.map((n) => ({ title: n.title, body: n.body })));
+}
+
+before(async () => {
+  services = await new Services().start();
+  browser = await launch();
+  ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
+  bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
+  await bob.context.addInitScript(() => {
+    window.__notes = [];
+    window.Notification = class {
+      static permission = 'granted';
+      static requestPermission = async () => 'granted';
+      constructor(title, options = {}) {
+        this.title = title;
+        this.body = options.body ?? '';
+        this.onclick = null;
+        window.__notes.push(this);
+      }
+      close() {}
+    };
+    let isHidden = false;
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true,
+      get: () => (isHidden ? 'hidden' : 'visible'),
+    });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => isHidden });
+    window.__setHidden = (h) => {
+      isHidden = h;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  });
+});
+
+after(async () => {
+  for (const p of [ann, bob]) if (p?.errors.length) console.error(`${p.name}: page errors`, p.errors);
+  await browser?.close();
+  await services?.stop();
+});
+
+describe('notifications', () => {
+  test('Ann makes a server and Bob joins it by an invite', async () => {
+    await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
+    await ann.page.getByRole('button', { name: 'Add a server' }).click();
+    await ann.page.getByLabel('Server name').fill(SERVER);
+    await ann.page.getByRole('button', { name: 'Create server' }).click();
+    await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await ann.page.getByRole('button', { name: 'Invite people' }).click();
+    await ann.page.getByRole('dialog').getByRole('button', { name: 'Create a link for a day' }).click();
+    const field = ann.page.getByRole('dialog').getByLabel('Invite link');
+    await field.waitFor({ timeout: T });
+    const link = await field.inputValue();
+    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    await bob.page.goto(link);
+    await bob.page.getByRole('button', { name: `Join ${SERVER}` }).click({ timeout: T });
+    await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+  });
+
+  test("Ann mentions Bob while his tab is hidden: a desktop notification, the tab's count and the inbox", async () => {
+    const bobId = await myId(bob);
+    await hidden(bob, true);
+    await send(ann, `<@${bobId}> the budget is due`);
+    await message(ann, 'the budget is due')
+      .waitFor({ timeout: T })
+      .catch(async (e) => {
+        await screenshot(ann.page, 'notifications-ann-failed');
+        await screenshot(bob.page, 'notifications-bob-failed');
+        throw e;
+      });
+    await message(bob, 'the budget is due')
+      .waitFor({ timeout: T })
+      .catch(async (e) => {
+        await screenshot(bob.page, 'notifications-bob-failed');
+        throw e;
+      });
+    await bob.page.waitForFunction(() => window.__notes.length >= 1, null, { timeout: T });
+    const [first] = await notes(bob);
+    assert.equal(first.title, `Ann in #general (${SERVER})`);
+    assert.match(first.body, /the budget is due/);
+
+    // The tab says it: "(1) Natter" and a badge drawn on the favicon.
+    await bob.page.waitForFunction(() => document.title === '(1) Natter', null, { timeout: T });
+    await bob.page.locator('html[data-unread-badge="1"]').waitFor({ state: 'attached', timeout: T });
+    const icon = await bob.page.locator('link[rel~="icon"]').first().getAttribute('href');
+    assert.match(icon, /^blob:/);
+
+    // A plain message notifies too (a small server's default is all messages).
+    await send(ann, 'and the receipts');
+    await bob.page.waitForFunction(() => window.__notes.length >= 2, null, { timeout: T });
+    await bob.page.waitForFunction(() => document.title === '(2) Natter', null, { timeout: T });
+
+    // The "@" inbox lists the mention (notify writes it a moment later; the list looks again).
+    await bob.page.getByRole('button', { name: 'Mentions inbox' }).click();
+    const inbox = bob.page.getByRole('dialog', { name: 'Recent mentions' });
+    const entry = inbox.locator('.inbox-entry').filter({ hasText: 'the budget is due' });
+    await entry.waitFor({ timeout: T });
+    assert.match(await entry.innerText(), /Ann/);
+    assert.match(await entry.innerText(), new RegExp(`#general · ${SERVER}`));
+    assert.match(await entry.innerText(), /@bob_/, 'the mention shows by name');
+    await screenshot(bob.page, 'notifications-inbox');
+
+    // Clicking it opens the channel at the message (highlighted, as a jump does).
+    await entry.getByRole('button', { name: /the budget is due/ }).click();
+    await inbox.waitFor({ state: 'detached', timeout: T });
+    await message(bob, 'the budget is due').and(bob.page.locator('.flash')).waitFor({ timeout: T });
+
+    // Back in the tab: the channel is read, the count and the badge go, and so does the entry.
+    await hidden(bob, false);
+    await bob.page.waitForFunction(() => document.title === 'Natter', null, { timeout: T });
+    await bob.page.locator('html[data-unread-badge]').waitFor({ state: 'detached', timeout: T });
+    await bob.page.getByRole('button', { name: 'Mentions inbox' }).click();
+    await inbox.getByText('Nothing needs you').waitFor({ timeout: T });
+    await inbox.getByRole('button', { name: 'Close' }).click();
+  });
+
+  test("Bob mutes the channel from its bell; Ann's next message raises no desktop notification", async () => {
+    await bob.page.getByRole('button', { name: 'Notification settings', exact: true }).click();
+    const bell = bob.page.getByRole('dialog', { name: 'Notifications: #general' });
+    await bell.getByRole('button', { name: 'Mute #general for 1 hour' }).click();
+    await bell.getByText(/^Muted until/).waitFor({ timeout: T });
+    await bell.getByRole('button', { name: 'Close' }).click();
+    // The channel looks muted in the list.
+    await channelList(bob)
+      .locator('.channel-link.is-muted')
+      .filter({ hasText: 'general' })
+      .waitFor({ timeout: T });
+    await screenshot(bob.page, 'notifications-muted');
+
+    const before = (await notes(bob)).length;
+    await hidden(bob, true);
+    await send(ann, 'anyone for lunch?');
+    await message(bob, 'anyone for lunch?').waitFor({ timeout: T });
+    // The message has been handled (it counts as unread in the hidden tab), and told nobody.
+    await bob.page.waitForFunction(() => document.title === '(1) Natter', null, { timeout: T });
+    assert.equal((await notes(bob)).length, before, 'a muted channel raised a desktop notification');
+
+    // Unmuted from the bell again, the next one notifies.
+    await hidden(bob, false);
+    await bob.page.getByRole('button', { name: 'Notification settings', exact: true }).click();
+    await bell.getByRole('button', { name: 'Unmute #general' }).click();
+    await bell.getByRole('button', { name: /Mute #general for 1 hour/ }).waitFor({ timeout: T });
+    await bell.getByRole('button', { name: 'Close' }).click();
+    await hidden(bob, true);
+    await send(ann, 'lunch is at one');
+    await bob.page.waitForFunction((n) => window.__notes.length > n, before, { timeout: T });
+    await hidden(bob, false);
+    assert.deepEqual(bob.errors, []);
+    assert.deepEqual(ann.errors, []);
+  });
+});

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import type { UserGuildSettings } from '../api/types';
+import {
+  applied,
+  defaultSettings,
+  guildMuted,
+  Level,
+  muteActive,
+  muteConfig,
+  shouldNotify,
+  type Situation,
+  type SettingsMap,
+} from './rules';
+
+const NOW = Date.parse('2026-12-01T12:00:00Z');
+const ME = '1';
+const ANN = '2';
+const GUILD = '100';
+const CHANNEL = { id: '10', guild_id: GUILD, kind: 'text' as const };
+const DM = { id: '20', guild_id: null, kind: 'dm' as const };
+
+function settings(patch: Partial<UserGuildSettings> = {}, guild: string | null = GUILD): UserGuildSettings {
+  return { ...defaultSettings(guild, 3), ...patch };
+}
+
+function situation(
+  all: SettingsMap,
+  message: Partial<Situation['message']> = {},
+  more: Partial<Situation> = {},
+): Situation {
+  const channel = more.channel ?? CHANNEL;
+  return {
+    message: { author_id: ANN, mentions: [], mention_roles: [], mention_everyone: false, ...message },
+    channel,
+    me: ME,
+    myRoles: ['r1'],
+    settings: applied(all, channel, 3, NOW),
+    myStatus: 'online',
+    watching: false,
+    blocked: false,
+    ...more,
+  };
+}
+
+describe('shouldNotify', () => {
+  it('tells of every message in a small server by default, and of mentions by name', () => {
+    expect(shouldNotify(situation({}))).toBe('all_messages');
+    expect(shouldNotify(situation({}, { mentions: [ME] }))).toBe('mention');
+  });
+
+  it('never tells of my own message, a blocked author, a system message or what I am watching', () => {
+    expect(shouldNotify(situation({}, { author_id: ME, mentions: [ME] }))).toBeNull();
+    expect(shouldNotify(situation({}, { mentions: [ME] }, { blocked: true }))).toBeNull();
+    expect(shouldNotify(situation({}, { type: 6 }))).toBeNull();
+    expect(shouldNotify(situation({}, { mentions: [ME] }, { watching: true }))).toBeNull();
+  });
+
+  it('tells nothing at all while my status is Do Not Disturb', () => {
+    expect(shouldNotify(situation({}, { mentions: [ME] }, { myStatus: 'dnd' }))).toBeNull();
+    expect(shouldNotify(situation({}, {}, { channel: DM, myStatus: 'dnd' }))).toBeNull();
+  });
+
+  it('with only mentions, a plain message is silent and a mention is not', () => {
+    const all = { [GUILD]: settings({ message_notifications: Level.Mentions }) };
+    expect(shouldNotify(situation(all))).toBeNull();
+    expect(shouldNotify(situation(all, { mention_roles: ['r1'] }))).toBe('role_mention');
+    expect(shouldNotify(situation(all, { mention_roles: ['other'] }))).toBeNull();
+  });
+
+  it('nothing means nothing, mentions included', () => {
+    const all = { [GUILD]: settings({ message_notifications: Level.Nothing }) };
+    expect(shouldNotify(situation(all, { mentions: [ME] }))).toBeNull();
+  });
+
+  it('a muted channel tells of mentions only, as pushes do', () => {
+    const all = {
+      [GUILD]: settings({
+        channel_overrides: [{ channel_id: CHANNEL.id, message_notifications: Level.Inherit, muted: true }],
+      }),
+    };
+    expect(shouldNotify(situation(all))).toBeNull();
+    expect(shouldNotify(situation(all, { mentions: [ME] }))).toBe('mention');
+    expect(applied(all, CHANNEL, 3, NOW).channelMuted).toBe(true);
+  });
+
+  it('a mute that has ended no longer silences', () => {
+    const ended = { end_time: new Date(NOW - 1000).toISOString() };
+    const all = { [GUILD]: settings({ muted: true, mute_config: ended }) };
+    expect(shouldNotify(situation(all))).toBe('all_messages');
+    expect(guildMuted(all, GUILD, NOW)).toBe(false);
+    const running = { [GUILD]: settings({ muted: true, mute_config: muteConfig(15, NOW) }) };
+    expect(shouldNotify(situation(running))).toBeNull();
+    expect(guildMuted(running, GUILD, NOW)).toBe(true);
+    expect(guildMuted(running, GUILD, NOW + 16 * 60_000)).toBe(false);
+  });
+
+  it('suppressing @everyone and roles makes them not count as mentions', () => {
+    const all = {
+      [GUILD]: settings({
+        message_notifications: Level.Mentions,
+        suppress_everyone: true,
+        suppress_roles: true,
+      }),
+    };
+    expect(shouldNotify(situation(all, { mention_everyone: true }))).toBeNull();
+    expect(shouldNotify(situation(all, { mention_roles: ['r1'] }))).toBeNull();
+    expect(shouldNotify(situation(all, { mention_everyone: true, mentions: [ME] }))).toBe('mention');
+    expect(shouldNotify(situation({}, { mention_everyone: true }))).toBe('everyone');
+  });
+
+  it('a channel override wins over the server; "follow the server" does not', () => {
+    const all = {
+      [GUILD]: settings({
+        message_notifications: Level.Nothing,
+        channel_overrides: [{ channel_id: CHANNEL.id, message_notifications: Level.All, muted: false }],
+      }),
+    };
+    expect(shouldNotify(situation(all))).toBe('all_messages');
+  });
+
+  it('DMs always notify unless muted, and a muted DM tells nothing, mentions included', () => {
+    expect(shouldNotify(situation({}, {}, { channel: DM }))).toBe('direct');
+    const muted = {
+      '@me': settings({ channel_overrides: [{ channel_id: DM.id, muted: true }] }, null),
+    };
+    const s = situation(muted, { mentions: [ME] }, { channel: DM });
+    expect(shouldNotify({ ...s, settings: applied(muted, DM, 0, NOW) })).toBeNull();
+  });
+
+  it('a large server defaults to only mentions', () => {
+    const big = applied({}, CHANNEL, 251, NOW);
+    expect(shouldNotify({ ...situation({}), settings: big })).toBeNull();
+    expect(shouldNotify({ ...situation({}, { mentions: [ME] }), settings: big })).toBe('mention');
+  });
+});
+
+describe('muteActive', () => {
+  it('is on without an end, until the end, and off once it passed or when not muted', () => {
+    expect(muteActive(true, null, NOW)).toBe(true);
+    expect(muteActive(true, { end_time: null }, NOW)).toBe(true);
+    expect(muteActive(true, muteConfig(60, NOW), NOW + 59 * 60_000)).toBe(true);
+    expect(muteActive(true, muteConfig(60, NOW), NOW + 61 * 60_000)).toBe(false);
+    expect(muteActive(false, null, NOW)).toBe(false);
+  });
+});
