@@ -596,6 +596,20 @@ pub fn run_binary(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i3
     )
 }
 
+/// The services' logs on the test's output when `NATTER_TEST_LOG` names a filter
+/// (`NATTER_TEST_LOG=edge=debug,info cargo test ...`): services run in the test's process, and
+/// without this their warnings (why a session was closed, why a repair failed) are lost.
+pub fn logs() {
+    if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
+        let config = kit::config::LogConfig {
+            format: kit::config::LogFormat::Text,
+            filter,
+        };
+        // Tests that call it again (or a service that installed one) keep the first.
+        let _ = kit::telemetry::init_tracing(&config);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,19 +626,5 @@ mod tests {
         for never in ["natter_chat", "natter", "t_p_x_1", "postgres", "t_p"] {
             assert!(!left_behind(never), "{never}");
         }
-    }
-}
-
-/// The services' logs on the test's output when `NATTER_TEST_LOG` names a filter
-/// (`NATTER_TEST_LOG=edge=debug,info cargo test ...`): services run in the test's process, and
-/// without this their warnings (why a session was closed, why a repair failed) are lost.
-pub fn logs() {
-    if let Ok(filter) = std::env::var("NATTER_TEST_LOG") {
-        let config = kit::config::LogConfig {
-            format: kit::config::LogFormat::Text,
-            filter,
-        };
-        // Tests that call it again (or a service that installed one) keep the first.
-        let _ = kit::telemetry::init_tracing(&config);
     }
 }
