@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inbox",
         cql: include_str!("../schema/0008_inbox.cql"),
     },
+    Migration {
+        version: 9,
+        name: "calls",
+        cql: include_str!("../schema/0009_calls.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's
