@@ -24,10 +24,12 @@ use store::cql::Keyspace;
 mod cluster;
 mod crash;
 mod engines;
+mod media;
 mod ring;
 pub use cluster::{NatsCluster, SyncInterval};
 pub use crash::Crashable;
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
+pub use media::LiveKitServer;
 pub use ring::CassandraRing;
 
 /// Endpoints of the running local stack.
