@@ -238,11 +238,11 @@ async fn post(state: &AppState, ended: Ended) {
         channel_id: channel,
         author_id: Snowflake::from_i64(ended.caller_id),
         kind: MessageType::CALL,
-        call: Some(MessageCall {
+        call: Some(Box::new(MessageCall {
             participants: ids(&ended.participants),
             ended_timestamp: proto::clock::unix_ms(),
             started_timestamp: u64::try_from(ended.started_ms).unwrap_or_default(),
-        }),
+        })),
         ..Message::default()
     };
     let payload = Event::MessageCreate(message).to_json();

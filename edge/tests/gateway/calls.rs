@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{Client, User, World};
-use crate::voice::{connect_media, state_of, voice, voice_leave};
+use crate::voice::{connect_media, voice, voice_leave};
 
 /// The next MESSAGE_CREATE in `client`'s stream.
 async fn next_message(client: &mut Client) -> Value {

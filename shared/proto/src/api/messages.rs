@@ -65,9 +65,10 @@ pub struct Message {
     /// Discord's message flags; Natter sets only [`Message::SUPPRESS_EMBEDS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flags: u64,
-    /// A call's system message ([`MessageType::CALL`]): who joined and when it ended.
+    /// A call's system message ([`MessageType::CALL`]): who joined and when it ended (boxed:
+    /// most messages have none, and every event holding a message stays small).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<MessageCall>,
+    pub call: Option<Box<MessageCall>>,
 }
 
 /// What a call's system message says (Discord's message `call` object): written by the server

@@ -198,7 +198,7 @@ pub(super) async fn calls(
     for message in messages.iter_mut() {
         if let Some(call) = found.remove(&message.id) {
             message.kind = proto::api::messages::MessageType::CALL;
-            message.call = Some(call);
+            message.call = Some(Box::new(call));
         }
     }
     Ok(())
