@@ -286,6 +286,12 @@ pub struct VoiceConfig {
     #[arg(long = "voice-reconcile-interval", env = "NATTER_VOICE_RECONCILE_INTERVAL",
           default_value = "30s", value_parser = duration)]
     pub reconcile_interval: Duration,
+
+    /// How long a call in a DM or group channel rings those who have not answered; when it
+    /// stops ringing with nobody but the caller in it, the call ends as a missed call.
+    #[arg(long = "call-ring-timeout", env = "NATTER_CALL_RING_TIMEOUT",
+          default_value = "45s", value_parser = duration)]
+    pub ring_timeout: Duration,
 }
 
 impl VoiceConfig {

@@ -26,6 +26,7 @@ use sqlx::postgres::PgPoolOptions;
 pub mod access;
 pub mod audit;
 pub mod cache;
+pub mod calls;
 pub mod channels;
 mod config;
 pub mod consent;
@@ -225,6 +226,7 @@ fn settings(config: &Config) -> Settings {
             role_limit: config.role_limit,
             invite_creates: config.invite_create_rate,
         },
+        ring_timeout: config.voice.ring_timeout,
     }
 }
 
@@ -261,6 +263,7 @@ impl Service for Auth {
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(calls::sweep(self.state.clone(), shutdown.clone()));
         let mut answering = tokio::spawn(access::answer(
             self.state.clone(),
             self.requests,

@@ -50,6 +50,8 @@ pub struct Settings {
     pub discovery_timeout: Duration,
     /// Channels one may be in, and channels created and members added per hour.
     pub quotas: crate::quotas::Quotas,
+    /// How long a call rings those who have not answered (`crate::calls`).
+    pub ring_timeout: Duration,
 }
 
 /// The auth service's own metrics.

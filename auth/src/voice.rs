@@ -203,7 +203,7 @@ async fn in_call(db: impl PgExecutor<'_>, channel: Snowflake) -> Result<i64, sql
 }
 
 /// Publishes that `voice`'s person left `channel`, and, when that emptied a DM's or group's call,
-/// that the call ended.
+/// that the call ended (and its message, `crate::calls`).
 async fn publish_left(state: &AppState, voice: &VoiceState, channel: Snowflake) {
     publish(state, &left(voice), channel).await;
     if voice.guild_id.is_some() {
@@ -211,6 +211,9 @@ async fn publish_left(state: &AppState, voice: &VoiceState, channel: Snowflake) 
     }
     match in_call(&state.db, channel).await {
         Ok(0) => {
+            if let Err(e) = crate::calls::emptied(state, channel).await {
+                tracing::warn!(error = %e, "cannot end a call");
+            }
             let ended = Event::CallDelete(CallEvent {
                 channel_id: channel,
                 ringing: Vec::new(),
@@ -222,20 +225,29 @@ async fn publish_left(state: &AppState, voice: &VoiceState, channel: Snowflake) 
     }
 }
 
-/// A DM's or group's call began: it rings the channel's other members.
-async fn announce_call(state: &AppState, channel: Snowflake, caller: Snowflake) {
-    let members = match crate::channels::member_ids(&state.db, channel).await {
-        Ok(members) => members,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read whom a call rings");
-            return;
+/// Takes everyone out of `channel`'s call (a call nobody answered).
+pub async fn hang_up_all(state: &AppState, channel: Snowflake) -> Result<(), sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM voice_states WHERE channel_id = $1 AND guild_id IS NULL"
+    )))
+    .bind(channel.as_i64())
+    .fetch_all(&state.db)
+    .await?;
+    for row in rows {
+        let voice = VoiceState::from(row);
+        if let Some(gone) = delete(
+            &state.db,
+            voice.user_id,
+            Some(&voice.session_id),
+            Some(channel),
+        )
+        .await?
+        {
+            announce_left(state, &gone).await;
         }
-    };
-    let call = Event::CallCreate(CallEvent {
-        channel_id: channel,
-        ringing: members.into_iter().filter(|m| *m != caller).collect(),
-    });
-    state.events.channel(&call, channel, &[]).await;
+    }
+    state.events.flush().await;
+    Ok(())
 }
 
 /// Publishes that `voice`'s person left its channel, and takes them out of its media room.
@@ -399,10 +411,13 @@ async fn answer(
         announce_left(state, &before).await;
     }
     publish(state, &now, channel).await;
-    if guild.is_none() && !same_place && in_call(&state.db, channel).await? == 1 {
-        announce_call(state, channel, user).await;
-    }
     state.events.flush().await;
+    if guild.is_none()
+        && !same_place
+        && let Err(e) = crate::calls::joined(state, channel, user).await
+    {
+        tracing::warn!(error = %e, "cannot record a call's ringing");
+    }
     if same_connection {
         return Ok(Reply::Ok(VoiceAnswer::Updated));
     }

@@ -253,7 +253,8 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                     store.insert_reply(m, at),
                     store.write_mentions(m, false, at),
                     store.insert_attachments(m, at),
-                    store.write_embeds(m, false, at)
+                    store.write_embeds(m, false, at),
+                    store.write_call(m, at)
                 )?;
                 Ok(Vec::new())
             }
@@ -273,7 +274,8 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
                     store.delete(r.channel_id, r.id, at),
                     store.forget_mentions(r.channel_id, r.id, at),
                     store.delete_attachments(r.channel_id, r.id, at),
-                    store.delete_embeds(r.channel_id, r.id, at)
+                    store.delete_embeds(r.channel_id, r.id, at),
+                    store.delete_call(r.channel_id, r.id, at)
                 )?;
                 Ok(Vec::new())
             }

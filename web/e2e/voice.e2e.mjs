@@ -2,7 +2,8 @@
 // Bob (on different edges) join a server's voice channel: each page's WebRTC stats show audio
 // bytes arriving from the other and growing, and each sees the other in the channel list. Carol,
 // whom an overwrite denies CONNECT, is refused with a clear message. Closing Bob's page takes him
-// off Ann's list. Run with `npm run e2e -- e2e/voice.e2e.mjs`.
+// off Ann's list. In their DM, a call rings and connects through TURN; hung up, it leaves how long
+// it lasted; declined, "Missed call from Ann" for both. Run with `npm run e2e -- e2e/voice.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launch, person, screenshot } from './browser.mjs';
@@ -19,6 +20,8 @@ let bob;
 let carol;
 let guild;
 let lounge;
+/** Ann's and Bob's pages in their DM (the relayed call's). */
+let dmPages;
 const ids = {};
 const accounts = {};
 
@@ -258,5 +261,30 @@ describe('voice', () => {
       const types = await selectedLocalCandidates(p);
       assert.ok(types.length > 0 && types.every((t) => t === 'relay'), `${p.name}: ${types}`);
     }
+    dmPages = relayed;
+  });
+
+  test('an answered call leaves how long it lasted, and a declined one a missed call for both', async () => {
+    const [a, b] = dmPages;
+    for (const p of [a, b]) await p.page.getByRole('button', { name: 'Leave' }).click({ timeout: T });
+    for (const p of [a, b]) {
+      await p.page
+        .getByRole('note')
+        .filter({ hasText: 'Ann started a call that lasted' })
+        .waitFor({ timeout: T });
+    }
+    await a.page.getByRole('button', { name: 'Start a call' }).click({ timeout: T });
+    const ringing = b.page.getByRole('alert', { name: 'Incoming call' });
+    await ringing.waitFor({ timeout: T });
+    await ringing.getByRole('button', { name: 'Decline' }).click();
+    // Declined by everyone it rang: the call ends for Ann too, and both see the missed call.
+    for (const p of [a, b]) {
+      await p.page.getByRole('note').filter({ hasText: 'Missed call from Ann' }).waitFor({ timeout: T });
+    }
+    await a.page.getByRole('button', { name: 'Start a call' }).waitFor({ timeout: T });
+    await screenshot(b.page, 'missed-call');
+    // In history too: a reload shows it.
+    await b.page.reload();
+    await b.page.getByRole('note').filter({ hasText: 'Missed call from Ann' }).waitFor({ timeout: T });
   });
 });

@@ -173,6 +173,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router, String> {
         )
         .route("/api/v1/gateway", get(gateway::gateway))
         .route("/api/v1/voice/livekit", post(voice::livekit_webhook))
+        .route(
+            "/api/v1/channels/{id}/call/stop-ringing",
+            post(voice::stop_ringing),
+        )
         .route("/api/v1/openapi.json", get(openapi_json));
     let api = match &config.web_dir {
         // The browser client's files, with its index.html for any other path; /api/* stays JSON.
@@ -398,7 +402,7 @@ impl utoipa::Modify for EdgeServers {
         invites::accept, invites::revoke,
         audit::audit_log,
         gateway::gateway,
-        voice::livekit_webhook,
+        voice::livekit_webhook, voice::stop_ringing,
         edge::message_history, edge::send_message, edge::edit_message, edge::delete_message,
         edge::mark_read, edge::add_reaction, edge::remove_reaction, edge::reactors,
         edge::clear_reactions, edge::pin_message, edge::unpin_message, edge::pins,
@@ -414,7 +418,8 @@ impl utoipa::Modify for EdgeServers {
             permissions, members, moderation and the audit log"),
         (name = "invites", description = "Invites to servers: create, preview, accept, revoke"),
         (name = "gateway", description = "Where to open the WebSocket"),
-        (name = "voice", description = "The media server's webhooks (voice and video)"),
+        (name = "voice", description = "The media server's webhooks (voice and video); \
+            declining a call"),
         (name = "messages", description = "History, send, edit, delete, reactions, pins and read markers. Served \
             by the edges, not by auth: at an edge's HTTP origin (the gateway URL from \
             `/api/v1/gateway`, as `http://host:port`)"),

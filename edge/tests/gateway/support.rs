@@ -108,6 +108,11 @@ fn auth_args_of(
     ]
     .into_iter()
     .chain(stack.livekit().map(|lk| lk.auth_args()).unwrap_or_default())
+    // A flag among `auth_args` replaces the world's (a test's own media server).
+    .filter(|a| {
+        let flag = a.split('=').next().unwrap_or_default();
+        !auth_args.iter().any(|o| o.split('=').next() == Some(flag))
+    })
     .chain(auth_args.iter().map(|a| (*a).to_owned()))
     .collect()
 }

@@ -37,7 +37,7 @@ fn livekit() -> LiveKit {
 /// participant when it opens; no WebRTC needed to be listed).
 type Media = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect_media(server: &Value) -> Result<Media, String> {
+pub(crate) async fn connect_media(server: &Value) -> Result<Media, String> {
     let d = &server["d"];
     let url = format!(
         "{}/rtc?access_token={}&protocol=15&sdk=rust&version=0.0.0&auto_subscribe=1",
@@ -51,7 +51,7 @@ async fn connect_media(server: &Value) -> Result<Media, String> {
 }
 
 /// Someone in `room`, once LiveKit lists them (within [`BOUND`]).
-async fn listed(livekit: &LiveKit, room: Snowflake, user: &User) -> Participant {
+pub(crate) async fn listed(livekit: &LiveKit, room: Snowflake, user: &User) -> Participant {
     let deadline = tokio::time::Instant::now() + BOUND;
     loop {
         let participants = livekit.participants(&room.to_string()).await.unwrap();
@@ -71,7 +71,7 @@ async fn listed(livekit: &LiveKit, room: Snowflake, user: &User) -> Participant 
 }
 
 /// Waits until `check` holds for `user`'s place in `room` (`None`: not in it).
-async fn until_participant(
+pub(crate) async fn until_participant(
     livekit: &LiveKit,
     room: Snowflake,
     user: &User,
@@ -93,7 +93,11 @@ async fn until_participant(
 }
 
 /// Sends op 4 and answers what came of it: VOICE_SERVER_UPDATE or ERROR.
-async fn voice(client: &mut Client, guild: Option<Snowflake>, channel: Option<Snowflake>) -> Value {
+pub(crate) async fn voice(
+    client: &mut Client,
+    guild: Option<Snowflake>,
+    channel: Option<Snowflake>,
+) -> Value {
     client
         .send_raw(json!({"op": 4, "d": {
             "guild_id": guild, "channel_id": channel, "self_mute": false, "self_deaf": false
@@ -108,7 +112,7 @@ async fn voice(client: &mut Client, guild: Option<Snowflake>, channel: Option<Sn
 }
 
 /// The next VOICE_STATE_UPDATE about `user`.
-async fn state_of(client: &mut Client, user: &User) -> Value {
+pub(crate) async fn state_of(client: &mut Client, user: &User) -> Value {
     loop {
         let frame = client.next_event("VOICE_STATE_UPDATE").await;
         if frame["d"]["user_id"] == user.id.to_string() {
@@ -438,7 +442,7 @@ async fn a_dm_call_is_for_its_two_members_across_edges() {
     assert_eq!(ended["d"]["channel_id"], dm.to_string());
 }
 
-async fn voice_leave(client: &mut Client) {
+pub(crate) async fn voice_leave(client: &mut Client) {
     client
         .send_raw(json!({"op": 4, "d": {"guild_id": null, "channel_id": null}}))
         .await;

@@ -179,7 +179,10 @@ pub enum Event {
     /// A call began in a DM or group channel (its first person joined): it rings `ringing`, the
     /// channel's other members (published by auth).
     CallCreate(CallEvent),
-    /// The call of a DM or group channel ended: its last person left.
+    /// Whom a call rings changed: someone answered or declined, or the ringing timed out
+    /// (`ringing` empty).
+    CallUpdate(CallEvent),
+    /// The call of a DM or group channel ended: its last person left, or nobody answered.
     CallDelete(CallEvent),
 }
 
@@ -244,7 +247,9 @@ impl Event {
             // A call's state is about its DM or group channel; a server's, about the server.
             Self::VoiceStateUpdate(state) if state.guild_id.is_none() => state.channel_id,
             Self::VoiceStateUpdate(_) | Self::VoiceServerUpdate(_) => None,
-            Self::CallCreate(call) | Self::CallDelete(call) => Some(call.channel_id),
+            Self::CallCreate(call) | Self::CallUpdate(call) | Self::CallDelete(call) => {
+                Some(call.channel_id)
+            }
             Self::UserUpdate(_)
             | Self::SessionRevoked(_)
             | Self::PresenceUpdate(_)

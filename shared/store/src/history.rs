@@ -65,6 +65,7 @@ impl History {
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
         dress::attachments(&self.store, channel, &mut messages).await?;
         dress::embeds(&self.store, channel, &mut messages, &unwritten).await?;
+        dress::calls(&self.store, channel, &mut messages).await?;
         Ok(messages)
     }
 
@@ -126,6 +127,7 @@ impl History {
         dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
         dress::attachments(&self.store, channel, &mut found).await?;
         dress::embeds(&self.store, channel, &mut found, &unwritten).await?;
+        dress::calls(&self.store, channel, &mut found).await?;
         Ok(found.pop())
     }
 

@@ -1,7 +1,7 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
 //! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), mentions
-//! ([`mentions`]), files ([`attachments`]), how far the store holds the chat stream
+//! ([`mentions`]), files ([`attachments`]), calls' system messages ([`calls`]), how far the store holds the chat stream
 //! ([`watermark`]), and every channel that holds messages ([`channels`], for rebuilding search).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
@@ -42,6 +42,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
 mod attachments;
+mod calls;
 mod channels;
 mod conversation;
 mod embeds;
@@ -118,6 +119,8 @@ pub struct MessageStore {
     a: Arc<attachments::Statements>,
     /// Link previews' and flags' statements (`embeds`).
     e: Arc<embeds::Statements>,
+    /// Calls' statements (`calls`).
+    k: Arc<calls::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
 }
@@ -263,6 +266,7 @@ impl MessageStore {
         let m = Box::pin(mentions::Statements::prepare(&session, timeout)).await?;
         let a = Box::pin(attachments::Statements::prepare(&session, timeout)).await?;
         let e = Box::pin(embeds::Statements::prepare(&session, timeout)).await?;
+        let k = Box::pin(calls::Statements::prepare(&session, timeout)).await?;
         Ok(Self {
             session,
             s: Arc::new(s),
@@ -271,6 +275,7 @@ impl MessageStore {
             m: Arc::new(m),
             a: Arc::new(a),
             e: Arc::new(e),
+            k: Arc::new(k),
             known_buckets: Arc::default(),
         })
     }

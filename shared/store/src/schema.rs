@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inbox_by_message",
         cql: include_str!("../schema/0010_inbox_by_message.cql"),
     },
+    Migration {
+        version: 11,
+        name: "calls",
+        cql: include_str!("../schema/0011_calls.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -23,10 +23,12 @@ use store::cql::Keyspace;
 
 mod cluster;
 mod engines;
+mod media;
 pub mod process;
 mod ring;
 pub use cluster::{NatsCluster, SyncInterval};
 pub use engines::{CassandraServer, NatsServer, TcpProxy};
+pub use media::LiveKitServer;
 pub use process::ServiceProcess;
 pub use ring::CassandraRing;
 

@@ -20,6 +20,7 @@ export type Relationship = g.Relationship;
 export type Message = g.Message;
 export type Attachment = g.Attachment;
 export type Embed = g.Embed;
+export type MessageCall = g.MessageCall;
 /** Discord's message flag: the message shows no link previews. */
 export const SUPPRESS_EMBEDS = 1 << 2;
 export type Tokens = g.Tokens;

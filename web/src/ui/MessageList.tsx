@@ -14,7 +14,7 @@ import { Embeds } from './Embeds';
 import { Avatar } from './Avatar';
 import { mentionsUser } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
-import { MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
+import { CallNotice, MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
 import type { MentionNames } from './markdown';
 import { RichText } from './RichText';
 import { buildRows, type Row } from './rows';
@@ -398,9 +398,13 @@ const MessageRow = memo(function MessageRow({
       // Focusable by tap, so a touch screen shows the message's actions (:focus-within).
       tabIndex={-1}
     >
-      {m.type === 6 ? (
+      {m.type === 6 || m.type === 3 ? (
         <div className="body">
-          <PinNotice message={m} author={author} onJump={onJump} />
+          {m.type === 6 ? (
+            <PinNotice message={m} author={author} onJump={onJump} />
+          ) : (
+            <CallNotice message={m} author={author} me={chat.me.id} />
+          )}
         </div>
       ) : (
         <>

@@ -11,6 +11,7 @@ import type { ChatMessage } from '../chat/messageList';
 import { displayName } from '../chat/store';
 import { loadEmoji, searchEmoji, type EmojiEntry } from './emoji';
 import { RichText } from './RichText';
+import { callLength, missedBy } from '../voice/calls';
 
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 
@@ -60,6 +61,41 @@ export function PinNotice({
         'a message'
       )}{' '}
       to this channel.
+    </div>
+  );
+}
+
+/**
+ * A call's system message (Discord's type 3): "Missed call from ann" when nobody answered (or,
+ * to someone who did not join, when others did), else "ann started a call that lasted 3 minutes".
+ */
+export function CallNotice({
+  message,
+  author,
+  me,
+}: {
+  message: ChatMessage;
+  author: User | undefined;
+  me: string;
+}) {
+  const call = message.call;
+  const name = displayName(author);
+  if (!call) return null;
+  const missed = missedBy(call, message.author_id, me);
+  return (
+    <div className="system-message" role="note">
+      📞{' '}
+      {missed ? (
+        <>
+          Missed call from <strong>{name}</strong>
+        </>
+      ) : (
+        <>
+          <strong>{name}</strong> started a call that lasted{' '}
+          {callLength(call.ended_timestamp - call.started_timestamp)}
+        </>
+      )}
+      .
     </div>
   );
 }

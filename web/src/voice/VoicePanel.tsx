@@ -4,6 +4,7 @@
 // and a call button with ringing in DMs and group channels.
 
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { call } from '../api/rest';
 import { useCached, useChat } from '../chat/hooks';
 import { displayName, type UserMap } from '../chat/store';
 import { keys } from '../chat/keys';
@@ -230,7 +231,17 @@ export function CallBar({ channelId }: { channelId: string }) {
         <button className="primary" onClick={() => chat.voice.join(null, channelId)}>
           Join call
         </button>{' '}
-        <button onClick={() => setDeclined(true)}>Decline</button>
+        <button
+          onClick={() => {
+            setDeclined(true);
+            // The server stops ringing; when nobody answered, the call ends as a missed call.
+            void call(`/api/v1/channels/${channelId}/call/stop-ringing`, { method: 'POST', body: {} }).catch(
+              () => undefined,
+            );
+          }}
+        >
+          Decline
+        </button>
       </div>
     );
   }

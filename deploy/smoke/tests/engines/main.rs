@@ -6,3 +6,4 @@
 mod livekit;
 mod s3;
 mod turn;
+mod voice_check;

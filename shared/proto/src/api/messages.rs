@@ -66,6 +66,32 @@ pub struct Message {
     /// Discord's message flags; Natter sets only [`Message::SUPPRESS_EMBEDS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flags: u64,
+    /// A call's system message ([`MessageType::CALL`]): who joined and when it ended (boxed:
+    /// most messages have none, and every event holding a message stays small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Box<MessageCall>>,
+}
+
+/// What a call's system message says (Discord's message `call` object): written by the server
+/// when a call in a DM or group channel ends, its author the person who started it. Only the
+/// caller among `participants`: nobody answered ("Missed call from ann").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageCall {
+    /// Everyone who was in the call, the caller first.
+    pub participants: Vec<Snowflake>,
+    /// When the call ended, Unix milliseconds.
+    pub ended_timestamp: u64,
+    /// When it began, Unix milliseconds (Natter's addition: Discord writes the message when a
+    /// call begins and reads its start from the message's id; Natter writes it once, when the
+    /// call ends, so history and live delivery agree on its place).
+    pub started_timestamp: u64,
+}
+
+impl MessageCall {
+    /// Nobody but the caller joined.
+    pub fn missed(&self) -> bool {
+        self.participants.len() <= 1
+    }
 }
 
 pub(crate) fn is_zero(n: &u64) -> bool {
@@ -100,6 +126,9 @@ pub struct MessageType(pub u8);
 impl MessageType {
     /// A person's message (a reply too: Discord's 19 is not used).
     pub const DEFAULT: Self = Self(0);
+    /// A system message: a call in a DM or group channel ended (its `call` says who was in it),
+    /// or nobody answered it.
+    pub const CALL: Self = Self(3);
     /// A system message: someone pinned the message its `message_reference` names.
     pub const CHANNEL_PINNED_MESSAGE: Self = Self(6);
 

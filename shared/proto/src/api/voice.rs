@@ -118,3 +118,12 @@ mod tests {
         );
     }
 }
+
+/// `POST /api/v1/channels/{id}/call/stop-ringing` (Discord's): stop a DM's or group's call
+/// ringing `recipients`, or the caller when none are named (declining). Naming others takes
+/// being in the call. At most 100.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StopRingingRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<Snowflake>>,
+}

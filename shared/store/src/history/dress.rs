@@ -179,6 +179,31 @@ pub(super) async fn embeds(
     Ok(())
 }
 
+/// Gives each stored call's system message its type and call. A message from the stream's
+/// unwritten events carries its own.
+pub(super) async fn calls(
+    store: &MessageStore,
+    channel: Snowflake,
+    messages: &mut [Message],
+) -> Result<(), StoreError> {
+    let ids: Vec<Snowflake> = messages
+        .iter()
+        .filter(|m| m.call.is_none())
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut found = store.calls(channel, &ids).await?;
+    for message in messages.iter_mut() {
+        if let Some(call) = found.remove(&message.id) {
+            message.kind = proto::api::messages::MessageType::CALL;
+            message.call = Some(Box::new(call));
+        }
+    }
+    Ok(())
+}
+
 /// The reaction events of the page's messages that the store may not hold yet, replayed in
 /// stream order: each (message, emoji, user)'s final state, and the messages whose reactions
 /// were all removed (what came before the removal no longer counts).

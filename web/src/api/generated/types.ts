@@ -136,6 +136,28 @@ export interface paths {
     patch: operations['update'];
     trace?: never;
   };
+  '/api/v1/channels/{id}/call/stop-ringing': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Stop a DM's or group channel's call ringing: the caller (declining it) when `recipients` is
+     *     left out, or the people it names (which takes being in the call). When nobody is rung any
+     *     more and nobody answered, the call ends and leaves "Missed call" in the channel. 204 also
+     *     when there is no call or it was not ringing them; 404 for a channel one is not a member of.
+     */
+    post: operations['stop_ringing'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/channels/{id}/invites': {
     parameters: {
       query?: never;
@@ -1767,7 +1789,16 @@ export interface components {
           t: 'CALL_CREATE';
         }
       | {
-          /** @description The call of a DM or group channel ended: its last person left. */
+          /**
+           * @description Whom a call rings changed: someone answered or declined, or the ringing timed out
+           *     (`ringing` empty).
+           */
+          d: components['schemas']['CallEvent'];
+          /** @enum {string} */
+          t: 'CALL_UPDATE';
+        }
+      | {
+          /** @description The call of a DM or group channel ended: its last person left, or nobody answered. */
           d: components['schemas']['CallEvent'];
           /** @enum {string} */
           t: 'CALL_DELETE';
@@ -1987,6 +2018,7 @@ export interface components {
        */
       attachments?: components['schemas']['Attachment'][];
       author_id: components['schemas']['Snowflake'];
+      call?: components['schemas']['MessageCall'] | null;
       channel_id: components['schemas']['Snowflake'];
       /** @description Empty in a system message (its `type` says what happened). */
       content: string;
@@ -2035,6 +2067,27 @@ export interface components {
        *     pinned and whose `message_reference` is the message pinned.
        */
       type?: number;
+    };
+    /**
+     * @description What a call's system message says (Discord's message `call` object): written by the server
+     *     when a call in a DM or group channel ends, its author the person who started it. Only the
+     *     caller among `participants`: nobody answered ("Missed call from ann").
+     */
+    MessageCall: {
+      /**
+       * Format: int64
+       * @description When the call ended, Unix milliseconds.
+       */
+      ended_timestamp: number;
+      /** @description Everyone who was in the call, the caller first. */
+      participants: components['schemas']['Snowflake'][];
+      /**
+       * Format: int64
+       * @description When it began, Unix milliseconds (Natter's addition: Discord writes the message when a
+       *     call begins and reads its start from the message's id; Natter writes it once, when the
+       *     call ends, so history and live delivery agree on its place).
+       */
+      started_timestamp: number;
     };
     /** @description Op 22: delete a message. */
     MessageDelete: {
@@ -2478,6 +2531,14 @@ export interface components {
      * @enum {string}
      */
     Status: 'online' | 'idle' | 'dnd' | 'invisible' | 'offline';
+    /**
+     * @description `POST /api/v1/channels/{id}/call/stop-ringing` (Discord's): stop a DM's or group's call
+     *     ringing `recipients`, or the caller when none are named (declining). Naming others takes
+     *     being in the call. At most 100.
+     */
+    StopRingingRequest: {
+      recipients?: components['schemas']['Snowflake'][] | null;
+    };
     /** @description What sign-up, sign-in and refresh answer: a new access token and a new refresh token. */
     Tokens: {
       /**
@@ -2797,6 +2858,7 @@ export type MemberAdded = components['schemas']['MemberAdded'];
 export type MemberRef = components['schemas']['MemberRef'];
 export type MemberRole = components['schemas']['MemberRole'];
 export type Message = components['schemas']['Message'];
+export type MessageCall = components['schemas']['MessageCall'];
 export type MessageDelete = components['schemas']['MessageDelete'];
 export type MessageEdit = components['schemas']['MessageEdit'];
 export type MessageNotifications = components['schemas']['MessageNotifications'];
@@ -2848,6 +2910,7 @@ export type SignInRequest = components['schemas']['SignInRequest'];
 export type SignUpRequest = components['schemas']['SignUpRequest'];
 export type Snowflake = components['schemas']['Snowflake'];
 export type Status = components['schemas']['Status'];
+export type StopRingingRequest = components['schemas']['StopRingingRequest'];
 export type Tokens = components['schemas']['Tokens'];
 export type Topic = components['schemas']['Topic'];
 export type Typing = components['schemas']['Typing'];
@@ -3303,6 +3366,72 @@ export interface operations {
         };
       };
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is larger than the service accepts (`--max-body-bytes`, 64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      /** @description The body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+    };
+  };
+  stop_ringing: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A DM or group channel id */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['StopRingingRequest'];
+      };
+    };
+    responses: {
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBody'];
+        };
+      };
+      401: {
         headers: {
           [name: string]: unknown;
         };
