@@ -2,6 +2,7 @@
 // (deploy/stack.sh): auth serving the built client, presence, persister, media, search and two edges, on free
 // ports, isolated from everything else by a fresh NATS subject prefix, PostgreSQL database and CQL
 // keyspace (as shared::testing does for the Rust tests). Binaries are the workspace's debug build.
+// Their logs go to web/e2e/out/logs, at `info` or at NATTER_E2E_LOG's filter (`info,edge=debug`).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, existsSync } from 'node:fs';
@@ -165,7 +166,7 @@ export class Services {
       NATTER_NATS_URL: this.env.NATTER_NATS_URL,
       NATTER_NATS_PREFIX: this.prefix,
       NATTER_LOG_FORMAT: 'json',
-      NATTER_LOG: 'info',
+      NATTER_LOG: process.env.NATTER_E2E_LOG ?? 'info',
       // This run's chat stream is thrown away with its prefix; let the shared NATS forget it soon.
       NATTER_STREAM_MAX_AGE: '1h',
       // Each service's /metrics listener on a free port, clear of `./natter up`'s.

@@ -136,6 +136,21 @@ describe('edits', () => {
     expect(l.items[0].content).toBe('v3');
   });
 
+  it('take what media added without an edit (link previews, the real size of an image)', () => {
+    let l = mergeMessages(emptyList(), [msg('1', 'look: https://example.com')]);
+    const embeds = [{ type: 'link', url: 'https://example.com', title: 'Example' }];
+    l = applyEdit(l, msg('1', 'look: https://example.com', { embeds } as Partial<Message>));
+    expect(l.items[0].embeds).toEqual(embeds);
+    expect(applyEdit(l, msg('1', 'look: https://example.com', { embeds } as Partial<Message>))).toBe(l);
+  });
+
+  it('keep the nonce the row is keyed by when the update carries none', () => {
+    let l = mergeMessages(emptyList(), [msg('1', 'photo', { nonce: 'n1' })]);
+    l = applyEdit(l, msg('1', 'photo', { flags: 4 } as Partial<Message>));
+    expect(l.items[0].nonce).toBe('n1');
+    expect(l.items[0].flags).toBe(4);
+  });
+
   it('of a message this list does not hold are ignored', () => {
     const l = mergeMessages(emptyList(), [msg('1')]);
     expect(applyEdit(l, msg('2', 'x', { edited_at: 5 }))).toBe(l);

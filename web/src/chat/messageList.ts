@@ -122,15 +122,14 @@ export function mergeMessages(list: MessageList, incoming: Message[]): MessageLi
     if (list.deleted.has(m.id)) continue;
     const existing = confirmed.get(m.id);
     if (existing && !newer(existing, m)) continue;
-    if (
-      existing &&
-      existing.content === m.content &&
-      existing.edited_at === m.edited_at &&
-      sameReactions(existing, m) &&
-      !!existing.referenced_message === !!m.referenced_message
-    )
-      continue;
-    confirmed.set(m.id, { ...m, delivery: 'sent' });
+    // A copy without the sender's nonce (an update, a page) keeps the one held: the row is keyed
+    // by it, and a new key would mount the message afresh.
+    const copy: ChatMessage =
+      existing?.nonce && !m.nonce
+        ? { ...m, nonce: existing.nonce, delivery: 'sent' }
+        : { ...m, delivery: 'sent' };
+    if (existing && sameMessage(existing, copy)) continue;
+    confirmed.set(m.id, copy);
     changed = true;
   }
   const stillPending = unconfirmed.filter((x) => !x.nonce || !nonces.has(x.nonce));
@@ -163,8 +162,19 @@ export function applyEdit(list: MessageList, m: Message): MessageList {
   return mergeMessages(list, [{ ...m, reactions: held.reactions }]);
 }
 
-function sameReactions(a: Message, b: Message): boolean {
-  return JSON.stringify(a.reactions ?? []) === JSON.stringify(b.reactions ?? []);
+/**
+ * Whether a copy says nothing new about the message held: every field alike (the list then keeps
+ * its reference and nothing re-renders). Any field counts, since more than edits change a message
+ * without changing its text: media adding link previews or an image's real size, a flag, a pin.
+ */
+function sameMessage(held: ChatMessage, m: Message): boolean {
+  const a = held as unknown as Record<string, unknown>;
+  const b = m as unknown as Record<string, unknown>;
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (key === 'delivery' || a[key] === b[key]) continue;
+    if (JSON.stringify(a[key] ?? null) !== JSON.stringify(b[key] ?? null)) return false;
+  }
+  return true;
 }
 
 /** What a MESSAGE_REACTION_ADD or _REMOVE says. */
