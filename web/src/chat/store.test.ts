@@ -144,14 +144,36 @@ describe('the channel list', () => {
     expect(qc.getQueryData(keys.notice)).toBeUndefined();
   });
 
-  it('tells me who removed me from a group channel, and that one was deleted', () => {
+  it('tells me who removed me from a group channel, and that one was deleted', async () => {
     gw.fire('ready', ready([channel('10', { name: 'walks' }), channel('11', { name: 'books' })]));
     qc.setQueryData(keys.users, { '2': BOB });
     dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '1', removed_by: '2' });
-    expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe('You were removed from #walks by bob.');
+    await vi.waitFor(() =>
+      expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe(
+        'You were removed from #walks by bob.',
+      ),
+    );
     dispatch('CHANNEL_DELETE', { channel_id: '11' });
     expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe('#books was deleted by its owner.');
     expect(channels()).toEqual([]);
+  });
+
+  it('names a remover I never met, asking auth who they are', async () => {
+    gw.fire('ready', ready([channel('10', { name: 'walks' })]));
+    fetchMock.mockImplementation(async (url: string) =>
+      url.endsWith('/api/v1/users/3')
+        ? new Response(JSON.stringify({ ...BOB, id: '3', username: 'ann', display_name: 'Ann' }), {
+            status: 200,
+          })
+        : new Response(JSON.stringify([]), { status: 200 }),
+    );
+    dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '1', removed_by: '3' });
+    expect(channels()).toEqual([]);
+    await vi.waitFor(() =>
+      expect(qc.getQueryData<{ text: string }>(keys.notice)?.text).toBe(
+        'You were removed from #walks by Ann.',
+      ),
+    );
   });
 
   it('shows who is typing until they send', () => {

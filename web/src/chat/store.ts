@@ -473,13 +473,7 @@ export class Chat {
         };
         if (user_id === this.me.id) {
           const gone = this.channel(channel_id);
-          if (gone && removed_by) {
-            const by = this.qc.getQueryData<UserMap>(keys.users)?.[removed_by];
-            raiseNotice(
-              this.qc,
-              `You were removed from #${gone.name ?? 'channel'}${by ? ` by ${displayName(by)}` : ''}.`,
-            );
-          }
+          if (gone && removed_by) void this.toldRemoved(gone, removed_by);
           return this.removeChannel(channel_id);
         }
         this.patchMembers(channel_id, (ms) => ms.filter((m) => m.user.id !== user_id));
@@ -752,7 +746,17 @@ export class Chat {
     this.qc.setQueryData<MessageList>(key, (l) => (l ? fn(l) : l));
   }
 
-  /** Fetches the profiles of users the client has not met yet (people in a voice channel). */
+  /** Tells me who removed me from a group channel, by name (fetched if never met, e.g. in a list not opened). */
+  private async toldRemoved(channel: Channel, removedBy: string) {
+    await this.ensureUsers([removedBy]);
+    const by = this.qc.getQueryData<UserMap>(keys.users)?.[removedBy];
+    raiseNotice(
+      this.qc,
+      `You were removed from #${channel.name ?? 'channel'}${by ? ` by ${displayName(by)}` : ''}.`,
+    );
+  }
+
+  /** Fetches the profiles of users the client has not met yet (people in a voice channel, a moderator). */
   async ensureUsers(ids: string[]) {
     const known = this.qc.getQueryData<UserMap>(keys.users) ?? {};
     const missing = ids.filter((id) => !known[id]);
