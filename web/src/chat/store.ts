@@ -3,7 +3,7 @@
 // (chat/hooks.ts) and act through the methods here.
 
 import type { QueryClient } from '@tanstack/react-query';
-import { call } from '../api/rest';
+import { ApiError, call } from '../api/rest';
 import type {
   Channel,
   Member,
@@ -754,6 +754,21 @@ export class Chat {
       this.qc,
       `You were removed from #${channel.name ?? 'channel'}${by ? ` by ${displayName(by)}` : ''}.`,
     );
+  }
+
+  /**
+   * Someone by username (any case), remembered like anyone met; null when no one is called that
+   * (search's `from:` and `mentions:` name people the client may never have met).
+   */
+  async userByName(name: string): Promise<User | null> {
+    try {
+      const u = await call<User>(`/api/v1/users/by-username/${encodeURIComponent(name)}`);
+      this.rememberUsers([u]);
+      return u;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
   }
 
   /** Fetches the profiles of users the client has not met yet (people in a voice channel, a moderator). */

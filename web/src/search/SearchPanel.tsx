@@ -1,7 +1,7 @@
 // Discord's search, top right of a conversation: the box reads words and filters (search/query.ts),
 // the panel beside the messages shows each hit with the messages around it, pages through the
 // results, and a click opens the channel at the hit (`openMessage`).
-import { useQuery } from '@tanstack/react-query';
+import { useQueries, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import type { Channel, SearchMessage } from '../api/types';
 import { useChannels, useChat, useUsers } from '../chat/hooks';
@@ -55,15 +55,36 @@ export function SearchPanel({
   const channels = useChannels();
   const [offset, setOffset] = useState(0);
   const searched = channel.guild_id ? channels.filter((c) => c.guild_id === channel.guild_id) : [channel];
-  const { params, problems } = parseSearch(text, {
-    user: (name) => Object.values(users).find((u) => u.username === name)?.id,
-    channel: (name) => searched.find((c) => c.name?.toLowerCase() === name)?.id,
+  const channelNamed = (name: string) => searched.find((c) => c.name?.toLowerCase() === name)?.id;
+  const known = (name: string) => Object.values(users).find((u) => u.username.toLowerCase() === name)?.id;
+  // People named but never met here (no message or list of theirs loaded) are asked of auth.
+  const unknown = new Set<string>();
+  parseSearch(text, {
+    user: (name) => {
+      const id = known(name);
+      if (!id) unknown.add(name);
+      return id;
+    },
+    channel: channelNamed,
   });
+  const lookups = useQueries({
+    queries: [...unknown].map((name) => ({
+      queryKey: ['user-by-name', name],
+      queryFn: () => chat.userByName(name),
+      staleTime: 60_000,
+      retry: false,
+    })),
+  });
+  const found = new Map([...unknown].map((name, i) => [name, lookups[i]?.data?.id]));
+  const resolving = lookups.some((q) => q.isPending);
+  const parsed = parseSearch(text, { user: (name) => known(name) ?? found.get(name), channel: channelNamed });
+  const params = parsed.params;
+  const problems = resolving ? [] : parsed.problems;
   const scope = channel.guild_id ? { guild: channel.guild_id } : { channel: channel.id };
   const { data, isError, isFetching } = useQuery({
     queryKey: ['search', scope, params, offset],
     queryFn: () => chat.search(scope, params, offset),
-    enabled: params.length > 0 && problems.length === 0,
+    enabled: params.length > 0 && problems.length === 0 && !resolving,
     staleTime: 10_000,
     retry: false,
   });
