@@ -17,7 +17,7 @@ use proto::Snowflake;
 use proto::api::messages::Message;
 use proto::events::Event;
 
-use crate::messages::{MessageStore, Page, StoreError, StoredMessage};
+use crate::messages::{Mentions, MessageStore, Page, StoreError, StoredMessage};
 
 mod dress;
 
@@ -61,11 +61,8 @@ impl History {
     ) -> Result<Vec<Message>, StoreError> {
         let (mut messages, unwritten) = self.read_page(channel, page, limit).await?;
         dress::replies(&self.store, channel, &mut messages, &unwritten, true).await?;
-        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
         dress::reactions(&self.store, reader, channel, &mut messages, &unwritten).await?;
-        dress::attachments(&self.store, channel, &mut messages).await?;
-        dress::embeds(&self.store, channel, &mut messages, &unwritten).await?;
-        dress::calls(&self.store, channel, &mut messages).await?;
+        dress::sides(&self.store, channel, &mut messages, &unwritten).await?;
         Ok(messages)
     }
 
@@ -124,10 +121,7 @@ impl History {
         .filter(|m| m.id == id)
         .collect();
         dress::replies(&self.store, channel, &mut found, &unwritten, false).await?;
-        dress::mentions(&self.store, channel, &mut found, &unwritten).await?;
-        dress::attachments(&self.store, channel, &mut found).await?;
-        dress::embeds(&self.store, channel, &mut found, &unwritten).await?;
-        dress::calls(&self.store, channel, &mut found).await?;
+        dress::sides(&self.store, channel, &mut found, &unwritten).await?;
         Ok(found.pop())
     }
 
@@ -157,7 +151,7 @@ impl History {
             }
         }
         dress::replies(&self.store, channel, &mut messages, &unwritten, false).await?;
-        dress::mentions(&self.store, channel, &mut messages, &unwritten).await?;
+        dress::side::<Mentions>(&self.store, channel, &mut messages, &unwritten).await?;
         Ok(messages.into_iter().zip(times).collect())
     }
 

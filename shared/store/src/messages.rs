@@ -1,8 +1,10 @@
 //! Every read and write of the CQL store's tables, over prepared statements: writes of messages
 //! ([`writes`], the persister), pages of a channel ([`pages`]), read markers and unread counts
-//! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), mentions
-//! ([`mentions`]), files ([`attachments`]), calls' system messages ([`calls`]), how far the store holds the chat stream
-//! ([`watermark`]), and every channel that holds messages ([`channels`], for rebuilding search).
+//! ([`read_states`]), replies and reactions ([`conversation`]), pins ([`pins`]), how far the store
+//! holds the chat stream ([`watermark`]), every channel that holds messages ([`channels`], for
+//! rebuilding search), and the side tables kept beside each message ([`side`], one mechanism):
+//! mentions ([`mentions`]), files ([`attachments`]), link previews and flags ([`embeds`]) and
+//! calls' system messages ([`calls`]).
 //!
 //! The persister is the only writer of messages; edges read history and write read states. Both
 //! go through [`MessageStore`], so the tables' layout is known in this crate alone.
@@ -37,6 +39,7 @@ use std::time::Duration;
 use proto::Snowflake;
 use proto::api::messages::Message;
 pub use proto::api::messages::{MAX_PAGE, Page};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -50,6 +53,7 @@ mod mentions;
 mod pages;
 mod pins;
 mod read_states;
+mod side;
 mod watermark;
 mod writes;
 
@@ -59,6 +63,8 @@ pub const MAX_UNREAD: usize = 100;
 pub use conversation::Touched;
 pub use embeds::StoredEmbeds;
 pub use mentions::StoredMentions;
+pub(crate) use side::Side;
+pub(crate) use {attachments::Attachments, calls::Calls, embeds::Embeds, mentions::Mentions};
 
 #[derive(Debug, thiserror::Error)]
 #[error("CQL store: {0}")]
@@ -66,6 +72,23 @@ pub struct StoreError(String);
 
 pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
+}
+
+/// Prepares one of the store's statements. Every statement may run twice (writes carry their
+/// timestamp or id, nothing counts up), so it is marked idempotent and the driver tries another
+/// replica when a node dies mid-request; `timeout` bounds each request; a read runs with the
+/// `reads` profile ([`crate::cql::speculate_if_read`]).
+async fn prepared(
+    session: &Session,
+    reads: &ExecutionProfileHandle,
+    timeout: Duration,
+    cql: &str,
+) -> Result<PreparedStatement, StoreError> {
+    let mut statement = session.prepare(cql).await.map_err(failed)?;
+    statement.set_is_idempotent(true);
+    statement.set_request_timeout(Some(timeout));
+    crate::cql::speculate_if_read(&mut statement, reads);
+    Ok(statement)
 }
 
 /// A stored message, as read back.
@@ -113,16 +136,20 @@ pub struct MessageStore {
     c: Arc<conversation::Statements>,
     /// Pins' statements (`pins`).
     p: Arc<pins::Statements>,
-    /// Mentions' statements (`mentions`).
+    /// The side tables' statements (`side`).
+    sides: Arc<SideTables>,
+    /// Mentions' unread count's statement (`mentions`).
     m: Arc<mentions::Statements>,
-    /// Files' statements (`attachments`).
-    a: Arc<attachments::Statements>,
-    /// Link previews' and flags' statements (`embeds`).
-    e: Arc<embeds::Statements>,
-    /// Calls' statements (`calls`).
-    k: Arc<calls::Statements>,
     /// Partitions this store has listed in `channel_buckets` (see `insert_many`).
     known_buckets: Arc<std::sync::Mutex<std::collections::HashSet<(i64, i32)>>>,
+}
+
+/// The tables beside each message, one [`side::SideTable`] each.
+struct SideTables {
+    mentions: side::SideTable<Mentions>,
+    attachments: side::SideTable<Attachments>,
+    embeds: side::SideTable<Embeds>,
+    calls: side::SideTable<Calls>,
 }
 
 struct Statements {
@@ -158,15 +185,7 @@ impl MessageStore {
         let prepare = |cql: String| {
             let reads = reads.clone();
             let session = Arc::clone(&session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                // Every statement may run twice (writes carry their timestamp or id, nothing counts
-                // up): so the driver tries another replica when a node dies mid-request.
-                statement.set_is_idempotent(true);
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
-            }
+            async move { prepared(&session, &reads, timeout, &cql).await }
         };
         let key = "channel_id = ? AND bucket = ? AND message_id = ?";
         let s = Statements {
@@ -263,19 +282,20 @@ impl MessageStore {
         // large.
         let c = Box::pin(conversation::Statements::prepare(&session, timeout)).await?;
         let p = Box::pin(pins::Statements::prepare(&session, timeout)).await?;
-        let m = Box::pin(mentions::Statements::prepare(&session, timeout)).await?;
-        let a = Box::pin(attachments::Statements::prepare(&session, timeout)).await?;
-        let e = Box::pin(embeds::Statements::prepare(&session, timeout)).await?;
-        let k = Box::pin(calls::Statements::prepare(&session, timeout)).await?;
+        let m = Box::pin(mentions::Statements::prepare(&session, &reads, timeout)).await?;
+        let sides = SideTables {
+            mentions: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
+            attachments: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
+            embeds: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
+            calls: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
+        };
         Ok(Self {
             session,
             s: Arc::new(s),
             c: Arc::new(c),
             p: Arc::new(p),
+            sides: Arc::new(sides),
             m: Arc::new(m),
-            a: Arc::new(a),
-            e: Arc::new(e),
-            k: Arc::new(k),
             known_buckets: Arc::default(),
         })
     }

@@ -1,6 +1,8 @@
-//! What a page shows beside each message's own row: the preview of what a reply answers, and
+//! What a page shows beside each message's own row: the preview of what a reply answers,
 //! reactions (counts, and whether the reader is among them), the store's with the stream's
-//! unwritten events applied on top, as [`super::overlay`] does for messages.
+//! unwritten events applied on top, as [`super::overlay`] does for messages; and what the side
+//! tables hold (mentions, files, link previews and flags, calls), for the messages that do not
+//! carry their own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -9,7 +11,7 @@ use proto::api::messages::{Message, MessageReference};
 use proto::api::reactions::{Emoji, Reaction};
 use proto::events::Event;
 
-use crate::messages::{MessageStore, StoreError};
+use crate::messages::{Attachments, Calls, Embeds, Mentions, MessageStore, Side, StoreError};
 
 /// Gives each stored reply (and system message) its reference, preview and type; with `check_deleted`, drops the preview of
 /// a reply whose original is gone (the client shows "original message was deleted").
@@ -85,123 +87,56 @@ pub(super) async fn replies(
     Ok(())
 }
 
-/// Gives each message read from the store its mentions. A message the stream's unwritten events
-/// created or edited carries its own (the store's row may be older).
-pub(super) async fn mentions(
-    store: &MessageStore,
-    channel: Snowflake,
-    messages: &mut [Message],
-    unwritten: &[Event],
-) -> Result<(), StoreError> {
-    let fresh: HashSet<Snowflake> = unwritten
+/// The messages the stream's unwritten events created or updated: they carry their own mentions,
+/// previews and flags, which may be newer than the store's.
+fn fresh(unwritten: &[Event]) -> HashSet<Snowflake> {
+    unwritten
         .iter()
         .filter_map(|event| match event {
             Event::MessageCreate(m) | Event::MessageUpdate(m) => Some(m.id),
             _ => None,
         })
-        .collect();
-    let ids: Vec<Snowflake> = messages
-        .iter()
-        .filter(|m| !fresh.contains(&m.id))
-        .map(|m| m.id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut found = store.mentions(channel, &ids).await?;
-    for message in messages.iter_mut() {
-        if fresh.contains(&message.id) {
-            continue;
-        }
-        if let Some(stored) = found.remove(&message.id) {
-            message.mentions = stored.users;
-            message.mention_roles = stored.roles;
-            message.mention_everyone = stored.everyone;
-        }
-    }
-    Ok(())
+        .collect()
 }
 
-/// Gives each stored message its files. A message from the stream's unwritten events carries
-/// its own already (and an update's list is the newer one).
-pub(super) async fn attachments(
-    store: &MessageStore,
-    channel: Snowflake,
-    messages: &mut [Message],
-) -> Result<(), StoreError> {
-    let ids: Vec<Snowflake> = messages
-        .iter()
-        .filter(|m| m.attachments.is_empty())
-        .map(|m| m.id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut files = store.attachments(channel, &ids).await?;
-    for message in messages.iter_mut() {
-        if let Some(list) = files.remove(&message.id) {
-            message.attachments = list;
-        }
-    }
-    Ok(())
-}
-
-/// Gives each stored message its link previews and flags. A message from the stream's
-/// unwritten events carries its own (an update's are the newer).
-pub(super) async fn embeds(
+/// Gives each message what side table `S` holds for it, but for those that carry their own
+/// ([`Side::carried`]).
+pub(super) async fn side<S: Side>(
     store: &MessageStore,
     channel: Snowflake,
     messages: &mut [Message],
     unwritten: &[Event],
 ) -> Result<(), StoreError> {
-    let fresh: HashSet<Snowflake> = unwritten
-        .iter()
-        .filter_map(|event| match event {
-            Event::MessageCreate(m) | Event::MessageUpdate(m) => Some(m.id),
-            _ => None,
-        })
-        .collect();
+    let fresh = fresh(unwritten);
     let ids: Vec<Snowflake> = messages
         .iter()
-        .filter(|m| !fresh.contains(&m.id))
+        .filter(|m| !S::carried(m, &fresh))
         .map(|m| m.id)
         .collect();
     if ids.is_empty() {
         return Ok(());
     }
-    let mut found = store.embeds(channel, &ids).await?;
+    let mut found = store.side::<S>(channel, &ids).await?;
     for message in messages.iter_mut() {
         if let Some(stored) = found.remove(&message.id) {
-            message.flags = stored.flags;
-            message.embeds = stored.embeds;
+            S::dress(message, stored);
         }
     }
     Ok(())
 }
 
-/// Gives each stored call's system message its type and call. A message from the stream's
-/// unwritten events carries its own.
-pub(super) async fn calls(
+/// Gives each message what every side table holds for it, one table after another: mentions,
+/// files, link previews and flags, calls.
+pub(super) async fn sides(
     store: &MessageStore,
     channel: Snowflake,
     messages: &mut [Message],
+    unwritten: &[Event],
 ) -> Result<(), StoreError> {
-    let ids: Vec<Snowflake> = messages
-        .iter()
-        .filter(|m| m.call.is_none())
-        .map(|m| m.id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut found = store.calls(channel, &ids).await?;
-    for message in messages.iter_mut() {
-        if let Some(call) = found.remove(&message.id) {
-            message.kind = proto::api::messages::MessageType::CALL;
-            message.call = Some(Box::new(call));
-        }
-    }
-    Ok(())
+    side::<Mentions>(store, channel, messages, unwritten).await?;
+    side::<Attachments>(store, channel, messages, unwritten).await?;
+    side::<Embeds>(store, channel, messages, unwritten).await?;
+    side::<Calls>(store, channel, messages, unwritten).await
 }
 
 /// The reaction events of the page's messages that the store may not hold yet, replayed in

@@ -1,65 +1,52 @@
 //! A message's files (`message_attachments`): written by the persister with the message (and
 //! again with each update, which carries them, so processing's results replace the first
 //! answer), read to dress a page, removed with the message. URLs are never stored: they are
-//! signed afresh each time a message is handed out.
+//! signed afresh each time a message is handed out. A side table ([`super::side`]).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
 
-use futures::TryStreamExt;
 use proto::Snowflake;
 use proto::api::attachments::Attachment;
 use proto::api::messages::Message;
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
 
-use super::conversation::ranges;
-use super::{MessageStore, StoreError, failed};
+use super::side::{Side, SideTable};
+use super::{MessageStore, StoreError};
 use crate::schema::key_of;
 
-pub(super) struct Statements {
-    insert: PreparedStatement,
-    read: PreparedStatement,
-    delete: PreparedStatement,
-}
+/// `message_attachments`: the files, as JSON.
+pub(crate) struct Attachments;
 
-impl Statements {
-    pub(super) async fn prepare(
-        session: &Arc<Session>,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let reads = crate::cql::read_profile(session);
-        let prepare = |cql: &'static str| {
-            let reads = reads.clone();
-            let session = Arc::clone(session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                // Every statement may run twice (writes carry their timestamp or id, nothing counts
-                // up): so the driver tries another replica when a node dies mid-request.
-                statement.set_is_idempotent(true);
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
-            }
-        };
-        Ok(Self {
-            insert: prepare(
-                "INSERT INTO message_attachments (channel_id, bucket, message_id, attachments) \
-                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-            )
-            .await?,
-            read: prepare(
-                "SELECT message_id, attachments FROM message_attachments WHERE channel_id = ? \
-                 AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
-            .await?,
-            delete: prepare(
-                "DELETE FROM message_attachments USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND bucket = ? AND message_id = ?",
-            )
-            .await?,
-        })
+impl Side for Attachments {
+    const TABLE: &'static str = "message_attachments";
+    const COLUMNS: &'static [&'static str] = &["attachments"];
+    type Row = (i64, String);
+    type Stored = Vec<Attachment>;
+
+    fn table(store: &MessageStore) -> &SideTable<Self> {
+        &store.sides.attachments
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.0
+    }
+
+    fn stored(channel: Snowflake, (id, json): Self::Row) -> Option<Vec<Attachment>> {
+        serde_json::from_str(&json)
+            .inspect_err(|e| {
+                let id = Snowflake::from_i64(id);
+                tracing::warn!(%channel, %id, error = %e, "unreadable attachments");
+            })
+            .ok()
+    }
+
+    /// A message from the stream's unwritten events has its files already (and an update's
+    /// list is the newer one).
+    fn carried(message: &Message, _: &HashSet<Snowflake>) -> bool {
+        !message.attachments.is_empty()
+    }
+
+    fn dress(message: &mut Message, files: Vec<Attachment>) {
+        message.attachments = files;
     }
 }
 
@@ -85,11 +72,7 @@ impl MessageStore {
         }
         let (channel, bucket, id) = key_of(message.channel_id, message.id);
         let values = (channel, bucket, id, stored_form(&message.attachments), at);
-        self.session
-            .execute_unpaged(&self.a.insert, values)
-            .await
-            .map_err(failed)?;
-        Ok(())
+        self.sides.attachments.insert(values).await
     }
 
     /// Forgets a deleted message's files (at stream time `at`). Idempotent.
@@ -99,51 +82,7 @@ impl MessageStore {
         id: Snowflake,
         at: i64,
     ) -> Result<(), StoreError> {
-        let (channel, bucket, id) = key_of(channel, id);
-        self.session
-            .execute_unpaged(&self.a.delete, (at, channel, bucket, id))
-            .await
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    /// The files of the messages among `ids` that have any, by message (without URLs).
-    pub async fn attachments(
-        &self,
-        channel: Snowflake,
-        ids: &[Snowflake],
-    ) -> Result<HashMap<Snowflake, Vec<Attachment>>, StoreError> {
-        let wanted: HashSet<Snowflake> = ids.iter().copied().collect();
-        let reads = ranges(ids).into_iter().map(|(bucket, low, high)| {
-            let values = (channel.as_i64(), bucket, low, high);
-            async move {
-                self.session
-                    .execute_iter(self.a.read.clone(), values)
-                    .await
-                    .map_err(failed)?
-                    .rows_stream::<(i64, String)>()
-                    .map_err(failed)?
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(failed)
-            }
-        });
-        let mut out = HashMap::new();
-        for rows in futures::future::try_join_all(reads).await? {
-            for (id, json) in rows {
-                let id = Snowflake::from_i64(id);
-                if !wanted.contains(&id) {
-                    continue;
-                }
-                match serde_json::from_str::<Vec<Attachment>>(&json) {
-                    Ok(list) => {
-                        out.insert(id, list);
-                    }
-                    Err(e) => tracing::warn!(%channel, %id, error = %e, "unreadable attachments"),
-                }
-            }
-        }
-        Ok(out)
+        self.sides.attachments.delete(channel, id, at).await
     }
 }
 

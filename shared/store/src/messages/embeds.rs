@@ -1,62 +1,59 @@
 //! A message's link previews and flags (`message_embeds`): written by the persister with each
 //! update (which carries the message whole) and with a new message that has flags, read to
 //! dress a page, removed with the message. The previews' image URLs are never stored: they are
-//! signed afresh each time a message is handed out.
+//! signed afresh each time a message is handed out. A side table ([`super::side`]).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
 
-use futures::TryStreamExt;
 use proto::Snowflake;
 use proto::api::embeds::Embed;
 use proto::api::messages::Message;
-use scylla::client::session::Session;
-use scylla::statement::prepared::PreparedStatement;
 
-use super::conversation::ranges;
-use super::{MessageStore, StoreError, failed};
+use super::side::{Side, SideTable};
+use super::{MessageStore, StoreError};
 use crate::schema::key_of;
 
-pub(super) struct Statements {
-    insert: PreparedStatement,
-    read: PreparedStatement,
-    delete: PreparedStatement,
-}
+/// `message_embeds`: the flags, and the previews as JSON.
+pub(crate) struct Embeds;
 
-impl Statements {
-    pub(super) async fn prepare(
-        session: &Arc<Session>,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let reads = crate::cql::read_profile(session);
-        let prepare = |cql: &'static str| {
-            let reads = reads.clone();
-            let session = Arc::clone(session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
+impl Side for Embeds {
+    const TABLE: &'static str = "message_embeds";
+    const COLUMNS: &'static [&'static str] = &["flags", "embeds"];
+    type Row = (i64, Option<i64>, Option<String>);
+    type Stored = StoredEmbeds;
+
+    fn table(store: &MessageStore) -> &SideTable<Self> {
+        &store.sides.embeds
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.0
+    }
+
+    /// A row whose previews cannot be read still gives its flags.
+    fn stored(channel: Snowflake, (id, flags, json): Self::Row) -> Option<StoredEmbeds> {
+        let embeds = match json.as_deref().map(serde_json::from_str::<Vec<Embed>>) {
+            None => Vec::new(),
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                let id = Snowflake::from_i64(id);
+                tracing::warn!(%channel, %id, error = %e, "unreadable embeds");
+                Vec::new()
             }
         };
-        Ok(Self {
-            insert: prepare(
-                "INSERT INTO message_embeds (channel_id, bucket, message_id, flags, embeds) \
-                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            )
-            .await?,
-            read: prepare(
-                "SELECT message_id, flags, embeds FROM message_embeds WHERE channel_id = ? \
-                 AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
-            .await?,
-            delete: prepare(
-                "DELETE FROM message_embeds USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND bucket = ? AND message_id = ?",
-            )
-            .await?,
-        })
+        let flags = flags.and_then(|f| u64::try_from(f).ok()).unwrap_or(0);
+        Some(StoredEmbeds { flags, embeds })
+    }
+
+    /// A message the stream's unwritten events created or updated carries its own (an update's
+    /// are the newer).
+    fn carried(message: &Message, fresh: &HashSet<Snowflake>) -> bool {
+        fresh.contains(&message.id)
+    }
+
+    fn dress(message: &mut Message, stored: StoredEmbeds) {
+        message.flags = stored.flags;
+        message.embeds = stored.embeds;
     }
 }
 
@@ -98,11 +95,7 @@ impl MessageStore {
         let (channel, bucket, id) = key_of(message.channel_id, message.id);
         let flags = i64::try_from(message.flags).unwrap_or(0);
         let values = (channel, bucket, id, flags, stored_form(&message.embeds), at);
-        self.session
-            .execute_unpaged(&self.e.insert, values)
-            .await
-            .map_err(failed)?;
-        Ok(())
+        self.sides.embeds.insert(values).await
     }
 
     /// Forgets a deleted message's previews (at stream time `at`). Idempotent.
@@ -112,55 +105,7 @@ impl MessageStore {
         id: Snowflake,
         at: i64,
     ) -> Result<(), StoreError> {
-        let (channel, bucket, id) = key_of(channel, id);
-        self.session
-            .execute_unpaged(&self.e.delete, (at, channel, bucket, id))
-            .await
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    /// The previews and flags of the messages among `ids` that have any (without URLs).
-    pub async fn embeds(
-        &self,
-        channel: Snowflake,
-        ids: &[Snowflake],
-    ) -> Result<HashMap<Snowflake, StoredEmbeds>, StoreError> {
-        let wanted: HashSet<Snowflake> = ids.iter().copied().collect();
-        let reads = ranges(ids).into_iter().map(|(bucket, low, high)| {
-            let values = (channel.as_i64(), bucket, low, high);
-            async move {
-                self.session
-                    .execute_iter(self.e.read.clone(), values)
-                    .await
-                    .map_err(failed)?
-                    .rows_stream::<(i64, Option<i64>, Option<String>)>()
-                    .map_err(failed)?
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(failed)
-            }
-        });
-        let mut out = HashMap::new();
-        for rows in futures::future::try_join_all(reads).await? {
-            for (id, flags, json) in rows {
-                let id = Snowflake::from_i64(id);
-                if !wanted.contains(&id) {
-                    continue;
-                }
-                let embeds = match json.as_deref().map(serde_json::from_str::<Vec<Embed>>) {
-                    None => Vec::new(),
-                    Some(Ok(list)) => list,
-                    Some(Err(e)) => {
-                        tracing::warn!(%channel, %id, error = %e, "unreadable embeds");
-                        Vec::new()
-                    }
-                };
-                let flags = flags.and_then(|f| u64::try_from(f).ok()).unwrap_or(0);
-                out.insert(id, StoredEmbeds { flags, embeds });
-            }
-        }
-        Ok(out)
+        self.sides.embeds.delete(channel, id, at).await
     }
 }
 

@@ -1,25 +1,40 @@
 //! Mentions: whom each message mentions (`message_mentions`, a row only for messages that
 //! mention anything), written by the persister at the stream's timestamp of the message's
 //! create, edit or delete, read to dress a page and to count a member's unread mentions for READY.
+//! A side table ([`super::side`]), with a read of its own for the unread count.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use proto::Snowflake;
 use proto::api::messages::Message;
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use super::{MAX_UNREAD, MessageStore, StoreError, failed};
-use crate::schema::bucket_of;
+use super::side::{Side, SideTable};
+use super::{MAX_UNREAD, MessageStore, StoreError, failed, prepared};
+use crate::schema::{bucket_of, key_of};
 
+/// Mentions' own statement besides their side table's: the rows after a read marker.
 pub(super) struct Statements {
-    write: PreparedStatement,
-    forget: PreparedStatement,
-    page: PreparedStatement,
     unread: PreparedStatement,
+}
+
+impl Statements {
+    pub(super) async fn prepare(
+        session: &Arc<Session>,
+        reads: &ExecutionProfileHandle,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let unread = "SELECT message_id, author_id, users, roles, everyone FROM message_mentions \
+                      WHERE channel_id = ? AND bucket = ? AND message_id > ? \
+                      ORDER BY message_id ASC LIMIT ?";
+        Ok(Self {
+            unread: prepared(session, reads, timeout, unread).await?,
+        })
+    }
 }
 
 /// A message's mentions as stored: people, roles, everyone.
@@ -42,48 +57,42 @@ fn id_list(list: Option<Vec<i64>>) -> Vec<Snowflake> {
     ids
 }
 
-impl Statements {
-    pub(super) async fn prepare(
-        session: &Arc<Session>,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let reads = crate::cql::read_profile(session);
-        let prepare = |cql: &'static str| {
-            let reads = reads.clone();
-            let session = Arc::clone(session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                // Every statement may run twice (writes carry their timestamp or id, nothing counts
-                // up): so the driver tries another replica when a node dies mid-request.
-                statement.set_is_idempotent(true);
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
-            }
-        };
-        Ok(Self {
-            write: prepare(
-                "INSERT INTO message_mentions (channel_id, bucket, message_id, author_id, users, \
-                 roles, everyone) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            )
-            .await?,
-            forget: prepare(
-                "DELETE FROM message_mentions USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND bucket = ? AND message_id = ?",
-            )
-            .await?,
-            page: prepare(
-                "SELECT message_id, author_id, users, roles, everyone FROM message_mentions \
-                 WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
-            .await?,
-            unread: prepare(
-                "SELECT message_id, author_id, users, roles, everyone FROM message_mentions \
-                 WHERE channel_id = ? AND bucket = ? AND message_id > ? \
-                 ORDER BY message_id ASC LIMIT ?",
-            )
-            .await?,
+/// `message_mentions`: the author (for unread counts, which leave out one's own messages), and
+/// whom the message mentions.
+pub(crate) struct Mentions;
+
+impl Side for Mentions {
+    const TABLE: &'static str = "message_mentions";
+    const COLUMNS: &'static [&'static str] = &["author_id", "users", "roles", "everyone"];
+    type Row = MentionRow;
+    type Stored = StoredMentions;
+
+    fn table(store: &MessageStore) -> &SideTable<Self> {
+        &store.sides.mentions
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.0
+    }
+
+    fn stored(_: Snowflake, (_, _, users, roles, everyone): MentionRow) -> Option<StoredMentions> {
+        Some(StoredMentions {
+            users: id_list(users),
+            roles: id_list(roles),
+            everyone: everyone.unwrap_or(false),
         })
+    }
+
+    /// A message the stream's unwritten events created or edited carries its own (the store's
+    /// row may be older).
+    fn carried(message: &Message, fresh: &HashSet<Snowflake>) -> bool {
+        fresh.contains(&message.id)
+    }
+
+    fn dress(message: &mut Message, stored: StoredMentions) {
+        message.mentions = stored.users;
+        message.mention_roles = stored.roles;
+        message.mention_everyone = stored.everyone;
     }
 }
 
@@ -108,21 +117,18 @@ impl MessageStore {
             };
         }
         let list = |ids: &[Snowflake]| ids.iter().map(|id| id.as_i64()).collect::<Vec<i64>>();
+        let (channel, bucket, id) = key_of(message.channel_id, message.id);
         let values = (
-            message.channel_id.as_i64(),
-            bucket_of(message.id),
-            message.id.as_i64(),
+            channel,
+            bucket,
+            id,
             message.author_id.as_i64(),
             list(&message.mentions),
             list(&message.mention_roles),
             message.mention_everyone,
             at,
         );
-        self.session
-            .execute_unpaged(&self.m.write, values)
-            .await
-            .map_err(failed)?;
-        Ok(())
+        self.sides.mentions.insert(values).await
     }
 
     /// Forgets a deleted message's mentions (at stream time `at`). Idempotent.
@@ -132,52 +138,7 @@ impl MessageStore {
         message: Snowflake,
         at: i64,
     ) -> Result<(), StoreError> {
-        let values = (at, channel.as_i64(), bucket_of(message), message.as_i64());
-        self.session
-            .execute_unpaged(&self.m.forget, values)
-            .await
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    /// The mentions of the messages among `ids` that mention anything, by message.
-    pub async fn mentions(
-        &self,
-        channel: Snowflake,
-        ids: &[Snowflake],
-    ) -> Result<HashMap<Snowflake, StoredMentions>, StoreError> {
-        let wanted: HashSet<Snowflake> = ids.iter().copied().collect();
-        let reads = super::conversation::ranges(ids)
-            .into_iter()
-            .map(|(bucket, low, high)| {
-                let values = (channel.as_i64(), bucket, low, high);
-                async move {
-                    self.session
-                        .execute_iter(self.m.page.clone(), values)
-                        .await
-                        .map_err(failed)?
-                        .rows_stream::<MentionRow>()
-                        .map_err(failed)?
-                        .try_collect::<Vec<_>>()
-                        .await
-                        .map_err(failed)
-                }
-            });
-        let mut out = HashMap::new();
-        for rows in futures::future::try_join_all(reads).await? {
-            for (id, _, users, roles, everyone) in rows {
-                let id = Snowflake::from_i64(id);
-                if wanted.contains(&id) {
-                    let stored = StoredMentions {
-                        users: id_list(users),
-                        roles: id_list(roles),
-                        everyone: everyone.unwrap_or(false),
-                    };
-                    out.insert(id, stored);
-                }
-            }
-        }
-        Ok(out)
+        self.sides.mentions.delete(channel, message, at).await
     }
 
     /// How many messages by others after `after` in `channel` mention `reader` (who has `roles`
