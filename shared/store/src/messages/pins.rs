@@ -11,7 +11,7 @@ use proto::api::pins::PinsUpdate;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use super::{MessageStore, StoreError, failed};
+use super::{MessageStore, StoreError, failed, prepared};
 
 pub(super) struct Statements {
     pin: PreparedStatement,
@@ -24,20 +24,8 @@ impl Statements {
         session: &Arc<Session>,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let reads = crate::cql::read_profile(session);
-        let prepare = |cql: &'static str| {
-            let reads = reads.clone();
-            let session = Arc::clone(session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                // Every statement may run twice (writes carry their timestamp or id, nothing counts
-                // up): so the driver tries another replica when a node dies mid-request.
-                statement.set_is_idempotent(true);
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
-            }
-        };
+        let reads = &crate::cql::read_profile(session);
+        let prepare = move |cql: &'static str| prepared(session, reads, timeout, cql);
         Ok(Self {
             pin: prepare(
                 "INSERT INTO channel_pins (channel_id, message_id, pinned_at) VALUES (?, ?, ?) \
