@@ -86,5 +86,14 @@ pub(super) async fn list(
             tracing::warn!(error = %e, "pins read failed");
             chat_error(&ChatError::HistoryUnavailable)
         })?;
-    Ok(Json(pinned.into_iter().map(|(m, _)| m).collect()))
+    let attachments = routes.state.chat.attachments();
+    Ok(Json(
+        pinned
+            .into_iter()
+            .map(|(mut m, _)| {
+                attachments.sign(&mut m);
+                m
+            })
+            .collect(),
+    ))
 }

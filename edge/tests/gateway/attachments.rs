@@ -286,8 +286,18 @@ async fn a_photo_sent_over_the_gateway_reaches_bob_with_its_size_and_a_link_that
         (200, photo.clone())
     );
 
-    // An edit keeps the files, and its MESSAGE_UPDATE carries working links.
+    // Pinned, it is listed whole among the pins, with a working link.
     let id = sent["id"].as_str().unwrap();
+    let pin = format!("/api/v1/channels/{channel}/pins/{id}");
+    let (status, body) = world.edge_call(0, Method::PUT, &pin, &ann, None).await;
+    assert_eq!(status, 204, "{body}");
+    let pins = format!("/api/v1/channels/{channel}/pins");
+    let (status, pinned) = world.edge_call(0, Method::GET, &pins, &bob, None).await;
+    assert_eq!(status, 200, "{pinned}");
+    let pinned_url = pinned[0]["attachments"][0]["url"].as_str().unwrap();
+    assert_eq!(files.fetch(pinned_url).await, (200, photo.clone()));
+
+    // An edit keeps the files, and its MESSAGE_UPDATE carries working links.
     let path = format!("/api/v1/channels/{channel}/messages/{id}");
     let edit = |content: &str| {
         world.edge_call(

@@ -17,7 +17,7 @@ use proto::Snowflake;
 use proto::api::messages::Message;
 use proto::events::Event;
 
-use crate::messages::{Mentions, MessageStore, Page, StoreError, StoredMessage};
+use crate::messages::{MessageStore, Page, StoreError, StoredMessage};
 
 mod dress;
 
@@ -151,7 +151,8 @@ impl History {
             }
         }
         dress::replies(&self.store, channel, &mut messages, &unwritten, false).await?;
-        dress::side::<Mentions>(&self.store, channel, &mut messages, &unwritten).await?;
+        // Whole, as in history: the pins list shows a pinned photo or link preview too.
+        dress::sides(&self.store, channel, &mut messages, &unwritten).await?;
         Ok(messages.into_iter().zip(times).collect())
     }
 
