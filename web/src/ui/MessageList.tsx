@@ -12,6 +12,7 @@ import { displayName, dmPeer } from '../chat/store';
 import { Attachments } from './Attachments';
 import { Embeds } from './Embeds';
 import { Avatar } from './Avatar';
+import { ConfirmDialog } from './Confirm';
 import { mentionsUser } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
 import { CallNotice, MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
@@ -379,7 +380,13 @@ const MessageRow = memo(function MessageRow({
 }: RowProps) {
   const chat = useChat();
   const [menu, setMenu] = useState(false);
+  const [deleting, setDeleting] = useState(false);
   const m = row.message;
+  // Shift held: delete at once, without asking (as on Discord).
+  const askDelete = (now: boolean) => {
+    if (now) void chat.remove(m.channel_id, m.id).catch(() => {});
+    else setDeleting(true);
+  };
   const name = displayName(author);
   const time = new Date(row.time);
   const timeText = time.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -496,10 +503,8 @@ const MessageRow = memo(function MessageRow({
             <button
               className="small danger"
               aria-label="Delete message"
-              onClick={() => {
-                if (window.confirm('Delete this message?'))
-                  void chat.remove(m.channel_id, m.id).catch(() => {});
-              }}
+              title="Delete (hold Shift to skip the question)"
+              onClick={(e) => askDelete(e.shiftKey)}
             >
               Delete
             </button>
@@ -514,8 +519,25 @@ const MessageRow = memo(function MessageRow({
           pinned={pinned}
           onReply={() => onReply(m)}
           onEdit={() => onEdit(m.id)}
+          onDelete={askDelete}
           onClose={() => setMenu(false)}
         />
+      )}
+      {deleting && (
+        <ConfirmDialog
+          title="Delete this message?"
+          confirm="Delete message"
+          onConfirm={() => chat.remove(m.channel_id, m.id)}
+          onClose={() => setDeleting(false)}
+        >
+          <p>It is deleted for everyone in the channel. This cannot be undone.</p>
+          {m.content && (
+            <blockquote className="confirm-quote">
+              <strong>{name}</strong> {m.content}
+            </blockquote>
+          )}
+          <p className="muted small">Hold Shift while clicking Delete to delete without this question.</p>
+        </ConfirmDialog>
       )}
     </article>
   );
