@@ -24,7 +24,6 @@ let dmPages;
 const ids = {};
 const accounts = {};
 
-/** Every RTCPeerConnection the page makes, kept for its stats. */
 /** An account for `name` (ann, bob…), made by REST, remembered in `ids` and `accounts`. */
 async function signUp(name) {
   const account = await signUpByApi(services, `${name}_${suffix}`, name[0].toUpperCase() + name.slice(1));
@@ -33,6 +32,7 @@ async function signUp(name) {
   return account;
 }
 
+/** Every RTCPeerConnection the page makes, kept for its stats. */
 async function watchPeerConnections(p) {
   await p.context.addInitScript(() => {
     const Original = window.RTCPeerConnection;
