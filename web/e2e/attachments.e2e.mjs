@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { api, joinByInvite, launch, person, screenshot, signInToken, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -21,40 +20,6 @@ let services;
 let browser;
 let ann;
 let bob;
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
-
-/** An access token of `username`'s, from a sign-in of its own. */
-async function token(username) {
-  const res = await fetch(`${services.origin}/api/v1/auth/sign-in`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  const body = await res.text();
-  assert.equal(res.status, 200, body);
-  return JSON.parse(body).access_token;
-}
-
-async function api(tokenValue, method, url, body, status = 200) {
-  const res = await fetch(url, {
-    method,
-    headers: { authorization: `Bearer ${tokenValue}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  assert.equal(res.status, status, `${method} ${url}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 /** A `width` by `height` PNG of one colour, made here (no image library in the tests). */
 function png(width, height) {
@@ -153,18 +118,11 @@ describe('files in messages', () => {
       services.mediaUrl,
       { timeout: T },
     );
-    const annToken = await token(ANN);
-    const bobToken = await token(BOB);
-    const guild = await api(annToken, 'POST', `${services.origin}/api/v1/guilds`, { name: 'Photos' }, 201);
+    const annToken = await signInToken(services, ANN);
+    const bobToken = await signInToken(services, BOB);
+    const guild = await api(services, annToken, 'POST', '/api/v1/guilds', { name: 'Photos' }, 201);
     const channel = guild.channels[0].id;
-    const invite = await api(
-      annToken,
-      'POST',
-      `${services.origin}/api/v1/guilds/${guild.id}/invites`,
-      {},
-      201,
-    );
-    await api(bobToken, 'POST', `${services.origin}/api/v1/invites/${invite.code}`);
+    await joinByInvite(services, annToken, guild.id, bobToken);
     for (const p of [ann, bob]) {
       await p.page.goto(`/#/c/${channel}`);
       await p.page.locator('.composer textarea').waitFor({ timeout: T });
@@ -223,7 +181,14 @@ describe('files in messages', () => {
       .last()
       .getAttribute('data-message-id');
     const edge = `http://127.0.0.1:${services.ports.edge1}`;
-    await api(annToken, 'DELETE', `${edge}/api/v1/channels/${channel}/messages/${id}`, undefined, 204);
+    await api(
+      services,
+      annToken,
+      'DELETE',
+      `${edge}/api/v1/channels/${channel}/messages/${id}`,
+      undefined,
+      204,
+    );
     const deadline = Date.now() + T;
     let status = 200;
     while (Date.now() < deadline && status !== 404) {

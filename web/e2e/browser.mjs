@@ -1,4 +1,6 @@
-// Debian's Chromium driven by playwright-core (its own browser download cannot work here).
+// Debian's Chromium driven by playwright-core (its own browser download cannot work here), and
+// the steps every e2e file shares: signing up and in, REST calls that set the stage, invites.
+import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -70,7 +72,14 @@ export async function person(browser, services, { name, edge, viewport = { width
     );
   });
   const page = await context.newPage();
-  page.on('dialog', (d) => void d.accept());
+  const errors = [];
+  // The client asks in its own dialogs: a browser confirm() or prompt() is a bug (one left
+  // unconverted). Alerts (a failure the client has no better place for) are accepted.
+  page.on('dialog', (d) => {
+    if (d.type() === 'confirm' || d.type() === 'prompt')
+      errors.push(new Error(`a browser ${d.type()}(): ${d.message()}`));
+    void d.accept();
+  });
   const frames = [];
   page.on('websocket', (ws) => {
     ws.on('framereceived', (f) => {
@@ -81,7 +90,6 @@ export async function person(browser, services, { name, edge, viewport = { width
       }
     });
   });
-  const errors = [];
   page.on('pageerror', (e) => errors.push(e));
   const p = { name, context, page, frames, errors, csp };
   people.push(p);
@@ -92,4 +100,98 @@ export async function screenshot(page, name) {
   const dir = new URL('./out/screenshots/', import.meta.url).pathname;
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, `${name}.png`) });
+}
+
+/** Everyone's password in e2e tests. */
+export const PASSWORD = 'correct horse battery';
+
+/** How long a step may take on a loaded machine, unless a file says otherwise. */
+const T = 15_000;
+
+/** `p` signs up through the page, and is in once the app is connected (its banner gone). */
+export async function signUp(p, username, displayName, { timeout = T } = {}) {
+  await p.page.goto('/');
+  await p.page.getByRole('button', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Display name').fill(displayName);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign up' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout });
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout });
+}
+
+/** `p` signs in through the page as `username` (made earlier). */
+export async function signIn(p, username, { timeout = T } = {}) {
+  await p.page.goto('/');
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Password').fill(PASSWORD);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout });
+}
+
+/**
+ * A REST call, as a script would make it (setting the stage; what is tested is done through the
+ * page). `path` is under the origin (`/api/v1/…`) or a full URL (an edge's); the answer must have
+ * `status`, or any 2xx when none is given. Returns the parsed body, or null when there is none.
+ */
+export async function api(services, token, method, path, body, status) {
+  const url = /^https?:/.test(path) ? path : `${services.origin}${path}`;
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (status === undefined) assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  else assert.equal(res.status, status, `${method} ${path}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** An access token of `username`'s, from a sign-in of its own. */
+export async function signInToken(services, username) {
+  const r = await api(services, null, 'POST', '/api/v1/auth/sign-in', {
+    username,
+    password: PASSWORD,
+  });
+  return r.access_token;
+}
+
+/** An account made by REST: its id, username and an access token. */
+export async function signUpByApi(services, username, displayName) {
+  const r = await api(services, null, 'POST', '/api/v1/auth/sign-up', {
+    username,
+    password: PASSWORD,
+    display_name: displayName,
+  });
+  return { id: r.user.id, username, token: r.access_token };
+}
+
+/** The access token `p`'s page holds. */
+export async function tokenOf(p) {
+  return p.page.evaluate(() => JSON.parse(localStorage.getItem('natter.session')).access);
+}
+
+/** The one holding `joinerToken` joins `guildId` by a fresh invite of `ownerToken`'s (REST). */
+export async function joinByInvite(services, ownerToken, guildId, joinerToken) {
+  const invite = await api(services, ownerToken, 'POST', `/api/v1/guilds/${guildId}/invites`, {});
+  await api(services, joinerToken, 'POST', `/api/v1/invites/${invite.code}`);
+}
+
+/** Through `p`'s page: a day-long invite link to the open server. */
+export async function inviteLink(p, { timeout = T } = {}) {
+  await p.page.getByRole('button', { name: 'Invite people' }).click();
+  const dialog = p.page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Create a link for a day' }).click();
+  const field = dialog.getByLabel('Invite link');
+  await field.waitFor({ timeout });
+  const link = await field.inputValue();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  return link;
+}
+
+/** Through `p`'s page: opens an invite link and joins `server`, landing in its #general. */
+export async function joinByLink(p, link, server, { timeout = T } = {}) {
+  await p.page.goto(link);
+  await p.page.getByRole('button', { name: `Join ${server}` }).click({ timeout });
+  await p.page.getByRole('heading', { name: 'general' }).waitFor({ timeout });
 }

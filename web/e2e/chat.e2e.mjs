@@ -324,6 +324,10 @@ describe('two people on two edges', () => {
     await message(bob, 'a typo in this one').getByText('(edited)').waitFor({ timeout: T });
     await message(ann, 'a typo in this one').hover();
     await message(ann, 'a typo in this one').getByRole('button', { name: 'Delete message' }).click();
+    await ann.page
+      .getByRole('dialog', { name: 'Delete this message?' })
+      .getByRole('button', { name: 'Delete message' })
+      .click({ timeout: T });
     await message(bob, 'a typo in this one').waitFor({ state: 'detached', timeout: T });
     await message(ann, 'a typo in this one').waitFor({ state: 'detached', timeout: T });
   });
@@ -518,8 +522,15 @@ describe('two people on two edges', () => {
     await dialog.getByRole('button', { name: 'Add', exact: true }).click();
     await sidebarLink(bob, 'off-topic').waitFor({ timeout: T });
     await dialog.getByRole('button', { name: `Remove ${BOB}` }).click();
+    const remove = ann.page.getByRole('dialog', { name: 'Remove Bob?' });
+    await remove.getByRole('button', { name: 'Remove Bob' }).click();
+    await remove.waitFor({ state: 'detached', timeout: T });
     await sidebarLink(bob, 'off-topic').waitFor({ state: 'detached', timeout: T });
     await dialog.getByRole('button', { name: 'Delete channel' }).click();
+    await ann.page
+      .getByRole('dialog', { name: 'Delete #off-topic?' })
+      .getByRole('button', { name: 'Delete channel' })
+      .click();
     await sidebarLink(ann, 'off-topic').waitFor({ state: 'detached', timeout: T });
     await ann.page.getByText('Pick a conversation').waitFor({ timeout: T });
   });

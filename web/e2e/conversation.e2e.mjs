@@ -6,10 +6,9 @@
 // deletes Bob's message from the menu. Run with `npm run e2e -- e2e/conversation.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { inviteLink, joinByLink, launch, person, screenshot, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -27,17 +26,6 @@ const composer = (p) => p.page.locator('.composer textarea');
 const rail = (p) => p.page.getByRole('navigation', { name: 'Servers' });
 const channelList = (p) => p.page.getByRole('navigation', { name: `${SERVER} channels` });
 const channelLink = (p, name) => channelList(p).getByRole('link', { name: new RegExp(`^${name}( |$)`) });
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
 
 async function send(p, text) {
   await composer(p).fill(text);
@@ -70,20 +58,12 @@ after(async () => {
 
 describe('replies, reactions, pins, mentions and formatting', () => {
   test('Ann makes a server and Bob joins it by an invite', async () => {
-    await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
+    await Promise.all([signUp(ann, ANN, 'Ann', { timeout: T }), signUp(bob, BOB, 'Bob', { timeout: T })]);
     await ann.page.getByRole('button', { name: 'Add a server' }).click();
     await ann.page.getByLabel('Server name').fill(SERVER);
     await ann.page.getByRole('button', { name: 'Create server' }).click();
     await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
-    await ann.page.getByRole('button', { name: 'Invite people' }).click();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Create a link for a day' }).click();
-    const field = ann.page.getByRole('dialog').getByLabel('Invite link');
-    await field.waitFor({ timeout: T });
-    const link = await field.inputValue();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
-    await bob.page.goto(link);
-    await bob.page.getByRole('button', { name: `Join ${SERVER}` }).click({ timeout: T });
-    await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await joinByLink(bob, await inviteLink(ann, { timeout: T }), SERVER, { timeout: T });
   });
 
   test('Bob replies to Ann, and Ann jumps from the preview to the original', async () => {
@@ -151,8 +131,12 @@ describe('replies, reactions, pins, mentions and formatting', () => {
     await screenshot(ann.page, 'conversation-formatting');
   });
 
-  test("the owner deletes Bob's message from the menu", async () => {
+  test("the owner deletes Bob's message from the menu, after confirming", async () => {
     await fromMenu(ann, 'are you coming?', 'Delete message');
+    await ann.page
+      .getByRole('dialog', { name: 'Delete this message?' })
+      .getByRole('button', { name: 'Delete message' })
+      .click({ timeout: T });
     await message(bob, 'are you coming?').waitFor({ state: 'detached', timeout: T });
     await message(ann, 'are you coming?').waitFor({ state: 'detached', timeout: T });
   });

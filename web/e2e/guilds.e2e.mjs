@@ -1,14 +1,22 @@
 // End-to-end: a server (guild) as its owner and a member use it, each on a different edge, in
 // headless Chromium against real services (e2e/services.mjs). Ann makes a server, a role and a
 // channel only that role may view, and an invite; Bob joins by the link and does not see the
-// channel until Ann gives him the role (live, no reload); a time-out closes his composer; a ban
-// takes the server from his rail; the audit log shows it all. Run with `npm run e2e`.
+// channel until Ann gives him the role (live, no reload); a time-out closes his composer; a kick
+// (asked first: Cancel and Escape change nothing) removes him and tells him so; he comes back by
+// the link; a ban takes the server from his rail; the audit log shows it all. Run with `npm run e2e`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, people, person, screenshot } from './browser.mjs';
+import {
+  inviteLink as makeInviteLink,
+  joinByLink,
+  launch,
+  people,
+  person,
+  screenshot,
+  signUp,
+} from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -27,17 +35,6 @@ const channelList = (p) => p.page.getByRole('navigation', { name: `${SERVER} cha
 /** A channel's link by its name (then, maybe, its unread badge). */
 const channelLink = (p, name) => channelList(p).getByRole('link', { name: new RegExp(`^${name}( |$)`) });
 const dialog = (p) => p.page.getByRole('dialog');
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
 
 /** Opens the member list (if shut) and the moderation dialog for Bob. */
 async function manageBob() {
@@ -99,13 +96,8 @@ describe('a server, its roles, its invite and its moderators', () => {
     await composer(ann).press('Enter');
 
     // The invite.
-    await ann.page.getByRole('button', { name: 'Invite people' }).click();
-    await dialog(ann).getByRole('button', { name: 'Create a link for a day' }).click();
-    const field = dialog(ann).getByLabel('Invite link');
-    await field.waitFor({ timeout: T });
-    inviteLink = await field.inputValue();
+    inviteLink = await makeInviteLink(ann);
     assert.match(inviteLink, /\/invite\/[A-Za-z0-9]{10}$/);
-    await dialog(ann).getByRole('button', { name: 'Close' }).click();
   });
 
   test('Bob opens the invite link, sees a preview, joins, and does not see the private channel', async () => {
@@ -190,18 +182,66 @@ describe('a server, its roles, its invite and its moderators', () => {
       .waitFor({ timeout: T });
   });
 
-  test('Ann bans Bob: the server disappears from his rail, and he is told', async () => {
+  test('Ann kicks Bob, asked first: Cancel changes nothing; confirmed, he is gone and told', async () => {
+    const members = ann.page.getByRole('complementary', { name: 'Members' });
     await manageBob();
-    await dialog(ann)
-      .getByLabel(/^Reason/)
-      .fill('spam');
-    await dialog(ann).getByLabel('Delete their messages').selectOption({ label: 'Previous hour' });
+    await dialog(ann).getByRole('button', { name: 'Kick Bob' }).click();
+    const confirm = ann.page.getByRole('dialog', { name: 'Kick Bob?' });
+    await confirm.getByText(`Bob leaves ${SERVER} and is told so.`).waitFor({ timeout: T });
+    // Focus starts on Cancel: a stray Enter does nothing.
+    assert.equal(
+      await confirm.getByRole('button', { name: 'Cancel' }).evaluate((b) => b === document.activeElement),
+      true,
+    );
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached', timeout: T });
+    // Only the question closed: Bob's dialog is still open, and Bob still in the server.
+    await dialog(ann).getByRole('heading', { name: 'Manage Bob' }).waitFor();
+    // Escape cancels too.
+    await dialog(ann).getByRole('button', { name: 'Kick Bob' }).click();
+    await confirm.waitFor({ timeout: T });
+    await ann.page.keyboard.press('Escape');
+    await confirm.waitFor({ state: 'detached', timeout: T });
+    await dialog(ann).getByRole('heading', { name: 'Manage Bob' }).waitFor();
+    await members.locator(`[data-user="${BOB}"]`).waitFor();
+    assert.equal(await rail(bob).getByRole('link', { name: SERVER }).count(), 1);
+
+    await dialog(ann).getByRole('button', { name: 'Kick Bob' }).click();
+    await confirm.getByLabel(/^Reason for the kick/).fill('too loud');
+    await screenshot(ann.page, 'guild-kick-confirm');
+    await confirm.getByRole('button', { name: 'Kick Bob' }).click();
+    await confirm.waitFor({ state: 'detached', timeout: T });
+    await dialog(ann).getByRole('heading', { name: 'Manage Bob' }).waitFor({ state: 'detached', timeout: T });
+    await members.locator(`[data-user="${BOB}"]`).waitFor({ state: 'detached', timeout: T });
+    await rail(bob).getByRole('link', { name: SERVER }).waitFor({ state: 'detached', timeout: T });
+    await bob.page
+      .getByRole('alert')
+      .filter({ hasText: `You were removed from ${SERVER}.` })
+      .waitFor({ timeout: T });
+  });
+
+  test('Bob comes back by the invite link', async () => {
+    await joinByLink(bob, inviteLink, SERVER, { timeout: T });
+    await ann.page
+      .getByRole('complementary', { name: 'Members' })
+      .locator(`[data-user="${BOB}"]`)
+      .waitFor({ timeout: T });
+  });
+
+  test('Ann bans Bob, asked first: the server disappears from his rail, and he is told', async () => {
+    await manageBob();
     await dialog(ann).getByRole('button', { name: 'Ban Bob' }).click();
+    const confirm = ann.page.getByRole('dialog', { name: 'Ban Bob?' });
+    await confirm.getByLabel(/^Reason for the ban/).fill('spam');
+    await confirm.getByLabel('Delete message history').selectOption({ label: 'Previous hour' });
+    // Nothing happened yet.
+    assert.equal(await rail(bob).getByRole('link', { name: SERVER }).count(), 1);
+    await confirm.getByRole('button', { name: 'Ban Bob' }).click();
     await rail(bob).getByRole('link', { name: SERVER }).waitFor({ state: 'detached', timeout: T });
     await bob.page
       .getByRole('alert')
       .filter({ hasText: `You were banned from ${SERVER}.` })
-      .waitFor();
+      .waitFor({ timeout: T });
     assert.equal(await channelLink(bob, 'general').count(), 0);
     await screenshot(bob.page, 'guild-banned');
     // His hour of messages went with him.
@@ -211,7 +251,7 @@ describe('a server, its roles, its invite and its moderators', () => {
       .waitFor({ state: 'detached', timeout: T });
   });
 
-  test('the audit log shows the role, the channel, the invite, the role given, the time-out and the ban', async () => {
+  test('the audit log shows the role, the channel, the invite, the role given, the time-out, the kick and the ban', async () => {
     await ann.page.getByRole('button', { name: 'Server settings' }).click();
     await dialog(ann).getByRole('tab', { name: 'Audit log' }).click();
     const log = dialog(ann).getByRole('list', { name: 'Audit log' });
@@ -221,6 +261,7 @@ describe('a server, its roles, its invite and its moderators', () => {
       [40, 'Ann created an invite'],
       [25, 'Ann changed the roles of Bob'],
       [24, 'Ann updated member Bob'],
+      [20, 'Ann kicked Bob'],
       [22, 'Ann banned Bob'],
     ])
       await log
@@ -229,6 +270,7 @@ describe('a server, its roles, its invite and its moderators', () => {
         .first()
         .waitFor({ timeout: T });
     await log.locator('li[data-action="24"]').filter({ hasText: 'Reason: cool down' }).waitFor();
+    await log.locator('li[data-action="20"]').filter({ hasText: 'Reason: too loud' }).waitFor();
     await log.locator('li[data-action="22"]').filter({ hasText: 'Reason: spam' }).waitFor();
     await screenshot(ann.page, 'guild-audit-log');
     // Filtered to bans: only the ban.

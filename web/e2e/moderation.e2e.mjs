@@ -1,14 +1,14 @@
 // End-to-end: moderation people can reach, in headless Chromium against real services
 // (e2e/services.mjs). Ann owns a group channel; from its member list she makes Bob a moderator,
-// Bob deletes Carol's message from its menu, and Ann removes Carol after confirming: Carol's page
+// Bob deletes Carol's message from its menu (after confirming; Carol deletes her own at once with
+// Shift held), and Ann removes Carol after confirming: Carol's page
 // tells her she was removed, rather than let the channel vanish. Clicking Ann's name shows Bob her
 // profile card with the server they share. Run with `npm run e2e -- e2e/moderation.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, people, person, screenshot } from './browser.mjs';
+import { api, joinByInvite, launch, people, person, screenshot, signUp, tokenOf } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -30,36 +30,6 @@ const sidebar = (p) => p.page.getByRole('navigation', { name: 'Channels and dire
 const channelLink = (p) => sidebar(p).getByRole('link', { name: new RegExp(`^#?${CHANNEL}`) });
 const members = (p) => p.page.getByRole('complementary', { name: 'Members' });
 const row = (p, username) => members(p).locator(`li[data-user="${username}"]`);
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await sidebar(p).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
-
-/** A REST call to auth as `p` (setting the stage; what is tested is done through the page). */
-async function api(p, method, path, body) {
-  const { status, json } = await p.page.evaluate(
-    async ({ method, path, body }) => {
-      const { access } = JSON.parse(localStorage.getItem('natter.session'));
-      const res = await fetch(path, {
-        method,
-        headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, json: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-  assert.ok(status < 300, `${method} ${path}: ${status} ${JSON.stringify(json)}`);
-  return json;
-}
 
 async function send(p, text) {
   await composer(p).fill(text);
@@ -102,15 +72,18 @@ after(async () => {
 describe('moderation from the member list, and profile cards', () => {
   test('Ann has a server and a group channel with Bob and Carol in both', async () => {
     await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob'), signUp(carol, CAROL, 'Carol')]);
-    const guild = await api(ann, 'POST', '/api/v1/guilds', { name: SERVER });
-    const invite = await api(ann, 'POST', `/api/v1/guilds/${guild.id}/invites`, {});
+    const annToken = await tokenOf(ann);
+    const guild = await api(services, annToken, 'POST', '/api/v1/guilds', { name: SERVER });
     for (const p of [bob, carol]) {
-      await api(p, 'POST', `/api/v1/invites/${invite.code}`);
-      await api(p, 'PATCH', '/api/v1/users/@me/settings', { allow_channel_adds_from: 'everyone' });
+      const token = await tokenOf(p);
+      await joinByInvite(services, annToken, guild.id, token);
+      await api(services, token, 'PATCH', '/api/v1/users/@me/settings', {
+        allow_channel_adds_from: 'everyone',
+      });
     }
-    const channel = await api(ann, 'POST', '/api/v1/channels', { name: CHANNEL });
+    const channel = await api(services, annToken, 'POST', '/api/v1/channels', { name: CHANNEL });
     for (const username of [BOB, CAROL])
-      await api(ann, 'POST', `/api/v1/channels/${channel.id}/members`, { username });
+      await api(services, annToken, 'POST', `/api/v1/channels/${channel.id}/members`, { username });
     for (const p of [ann, bob, carol]) {
       await channelLink(p).click({ timeout: T });
       await p.page.getByRole('heading', { name: CHANNEL }).waitFor({ timeout: T });
@@ -136,18 +109,44 @@ describe('moderation from the member list, and profile cards', () => {
     await screenshot(ann.page, 'moderation-made-moderator');
   });
 
-  test("Bob deletes Carol's message from its menu", async () => {
+  test("Bob deletes Carol's message from its menu, after confirming", async () => {
     await send(carol, 'buy cheap watches here');
     const spam = message(bob, 'buy cheap watches here');
     await spam.waitFor({ timeout: T });
-    await spam.hover();
-    await spam.getByRole('button', { name: 'More actions' }).click();
-    await bob.page
-      .getByRole('menu', { name: 'Message actions' })
-      .getByRole('menuitem', { name: 'Delete message' })
-      .click();
+    const fromMenu = async () => {
+      await spam.hover();
+      await spam.getByRole('button', { name: 'More actions' }).click();
+      await bob.page
+        .getByRole('menu', { name: 'Message actions' })
+        .getByRole('menuitem', { name: 'Delete message' })
+        .click();
+    };
+    await fromMenu();
+    const confirm = bob.page.getByRole('dialog', { name: 'Delete this message?' });
+    await confirm.getByText('buy cheap watches here').waitFor({ timeout: T });
+    // Cancel deletes nothing.
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached', timeout: T });
+    await fromMenu();
+    // Escape neither.
+    await confirm.waitFor({ timeout: T });
+    await bob.page.keyboard.press('Escape');
+    await confirm.waitFor({ state: 'detached', timeout: T });
+    await message(carol, 'buy cheap watches here').waitFor();
+    await fromMenu();
+    await confirm.getByRole('button', { name: 'Delete message' }).click();
     for (const p of [ann, bob, carol])
       await message(p, 'buy cheap watches here').waitFor({ state: 'detached', timeout: T });
+  });
+
+  test('Carol deletes her own message with Shift held: at once, without a question', async () => {
+    await send(carol, 'wrong channel, sorry');
+    const oops = message(carol, 'wrong channel, sorry');
+    await oops.hover();
+    await oops.getByRole('button', { name: 'Delete message' }).click({ modifiers: ['Shift'] });
+    for (const p of [ann, bob, carol])
+      await message(p, 'wrong channel, sorry').waitFor({ state: 'detached', timeout: T });
+    assert.equal(await carol.page.getByRole('dialog').count(), 0);
   });
 
   test('Ann removes Carol after confirming, and Carol is told', async () => {

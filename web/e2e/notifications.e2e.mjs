@@ -8,10 +8,9 @@
 // Run with `npm run e2e -- e2e/notifications.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { inviteLink, joinByLink, launch, person, screenshot, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -27,17 +26,6 @@ const messages = (p) => p.page.locator('[role="log"] article');
 const message = (p, text) => messages(p).filter({ hasText: text });
 const composer = (p) => p.page.locator('.composer textarea');
 const channelList = (p) => p.page.getByRole('navigation', { name: `${SERVER} channels` });
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
 
 async function send(p, text) {
   await composer(p).fill(text);
@@ -97,20 +85,12 @@ after(async () => {
 
 describe('notifications', () => {
   test('Ann makes a server and Bob joins it by an invite', async () => {
-    await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
+    await Promise.all([signUp(ann, ANN, 'Ann', { timeout: T }), signUp(bob, BOB, 'Bob', { timeout: T })]);
     await ann.page.getByRole('button', { name: 'Add a server' }).click();
     await ann.page.getByLabel('Server name').fill(SERVER);
     await ann.page.getByRole('button', { name: 'Create server' }).click();
     await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
-    await ann.page.getByRole('button', { name: 'Invite people' }).click();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Create a link for a day' }).click();
-    const field = ann.page.getByRole('dialog').getByLabel('Invite link');
-    await field.waitFor({ timeout: T });
-    const link = await field.inputValue();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
-    await bob.page.goto(link);
-    await bob.page.getByRole('button', { name: `Join ${SERVER}` }).click({ timeout: T });
-    await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await joinByLink(bob, await inviteLink(ann, { timeout: T }), SERVER, { timeout: T });
   });
 
   test("Ann mentions Bob while his tab is hidden: a desktop notification, the tab's count and the inbox", async () => {

@@ -6,10 +6,9 @@
 // Run with `npm run e2e -- e2e/search.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { api, inviteLink, joinByLink, launch, person, screenshot, signInToken, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -25,39 +24,13 @@ let bob;
 const messages = (p) => p.page.locator('[role="log"] article');
 const message = (p, text) => messages(p).filter({ hasText: text });
 
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
-
-async function token(username) {
-  const res = await fetch(`${services.origin}/api/v1/auth/sign-in`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  const body = await res.text();
-  assert.equal(res.status, 200, body);
-  return JSON.parse(body).access_token;
-}
-
 /** Posts through edge 1's REST API, as a script would: quicker than typing 400 messages. */
 async function post(accessToken, channel, content, extra = {}) {
-  const port = services.ports.edge1;
-  const res = await fetch(`http://127.0.0.1:${port}/api/v1/channels/${channel}/messages`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ content, ...extra }),
+  const edge = `http://127.0.0.1:${services.ports.edge1}`;
+  return api(services, accessToken, 'POST', `${edge}/api/v1/channels/${channel}/messages`, {
+    content,
+    ...extra,
   });
-  const body = await res.text();
-  assert.equal(res.status, 200, body);
-  return JSON.parse(body);
 }
 
 before(async () => {
@@ -78,23 +51,15 @@ describe('search', () => {
   let budget;
 
   test('Ann makes a server, Bob joins, and Ann talks a lot', async () => {
-    await Promise.all([signUp(ann, ANN, 'Ann'), signUp(bob, BOB, 'Bob')]);
+    await Promise.all([signUp(ann, ANN, 'Ann', { timeout: T }), signUp(bob, BOB, 'Bob', { timeout: T })]);
     await ann.page.getByRole('button', { name: 'Add a server' }).click();
     await ann.page.getByLabel('Server name').fill(SERVER);
     await ann.page.getByRole('button', { name: 'Create server' }).click();
     await ann.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
     general = /#\/c\/(\d+)/.exec(ann.page.url())[1];
-    await ann.page.getByRole('button', { name: 'Invite people' }).click();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Create a link for a day' }).click();
-    const field = ann.page.getByRole('dialog').getByLabel('Invite link');
-    await field.waitFor({ timeout: T });
-    const link = await field.inputValue();
-    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
-    await bob.page.goto(link);
-    await bob.page.getByRole('button', { name: `Join ${SERVER}` }).click({ timeout: T });
-    await bob.page.getByRole('heading', { name: 'general' }).waitFor({ timeout: T });
+    await joinByLink(bob, await inviteLink(ann, { timeout: T }), SERVER, { timeout: T });
 
-    const annToken = await token(ANN);
+    const annToken = await signInToken(services, ANN);
     budget = await post(annToken, general, 'The budget for the trip is 300 euros');
     await post(annToken, general, 'right after the budget line, the context');
     for (let i = 0; i < FILLER; i++) await post(annToken, general, `filler ${i}`);

@@ -6,10 +6,9 @@
 // it lasted; declined, "Missed call from Ann" for both. Run with `npm run e2e -- e2e/voice.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, person, screenshot } from './browser.mjs';
+import { api, joinByInvite, launch, person, screenshot, signIn, signUpByApi } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const T = 30_000;
 
@@ -25,29 +24,12 @@ let dmPages;
 const ids = {};
 const accounts = {};
 
-async function api(path, { method = 'GET', token, body } = {}) {
-  const res = await fetch(`${services.origin}/api/v1${path}`, {
-    method,
-    headers: {
-      'content-type': 'application/json',
-      ...(token && { authorization: `Bearer ${token}` }),
-    },
-    body: body && JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
+/** An account for `name` (ann, bob…), made by REST, remembered in `ids` and `accounts`. */
 async function signUp(name) {
-  const username = `${name}_${suffix}`;
-  const r = await api('/auth/sign-up', {
-    method: 'POST',
-    body: { username, password: PASSWORD, display_name: name[0].toUpperCase() + name.slice(1) },
-  });
-  ids[name] = r.user.id;
-  accounts[name] = { username, token: r.access_token };
-  return accounts[name];
+  const account = await signUpByApi(services, `${name}_${suffix}`, name[0].toUpperCase() + name.slice(1));
+  ids[name] = account.id;
+  accounts[name] = account;
+  return account;
 }
 
 /** Every RTCPeerConnection the page makes, kept for its stats. */
@@ -123,14 +105,6 @@ async function until(what, check, timeout = T) {
   }
 }
 
-async function signIn(p, username) {
-  await p.page.goto('/');
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign in' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-}
-
 async function openLounge(p) {
   await p.page.goto(`/#/c/${lounge}`);
   await p.page.getByRole('region', { name: 'Voice channel lounge' }).waitFor({ timeout: T });
@@ -142,30 +116,23 @@ before(async () => {
   const a = await signUp('ann');
   const b = await signUp('bob');
   const c = await signUp('carol');
-  const made = await api('/guilds', { method: 'POST', token: a.token, body: { name: 'Band' } });
+  const made = await api(services, a.token, 'POST', '/api/v1/guilds', { name: 'Band' });
   guild = made.id;
-  for (const who of [b, c]) {
-    const invite = await api(`/guilds/${guild}/invites`, { method: 'POST', token: a.token, body: {} });
-    await api(`/invites/${invite.code}`, { method: 'POST', token: who.token });
-  }
-  const channel = await api(`/guilds/${guild}/channels`, {
-    method: 'POST',
-    token: a.token,
-    body: {
-      name: 'lounge',
-      kind: 'voice',
-      // Carol may see the channel, not connect to it.
-      permission_overwrites: [{ id: ids.carol, type: 1, deny: String(1 << 20) }],
-    },
+  for (const who of [b, c]) await joinByInvite(services, a.token, guild, who.token);
+  const channel = await api(services, a.token, 'POST', `/api/v1/guilds/${guild}/channels`, {
+    name: 'lounge',
+    kind: 'voice',
+    // Carol may see the channel, not connect to it.
+    permission_overwrites: [{ id: ids.carol, type: 1, deny: String(1 << 20) }],
   });
   lounge = channel.id;
   ann = await person(browser, services, { name: 'ann', edge: 'edge1' });
   bob = await person(browser, services, { name: 'bob', edge: 'edge2' });
   carol = await person(browser, services, { name: 'carol', edge: 'edge1' });
   for (const p of [ann, bob]) await watchPeerConnections(p);
-  await signIn(ann, a.username);
-  await signIn(bob, b.username);
-  await signIn(carol, c.username);
+  await signIn(ann, a.username, { timeout: T });
+  await signIn(bob, b.username, { timeout: T });
+  await signIn(carol, c.username, { timeout: T });
 });
 
 after(async () => {
@@ -227,15 +194,11 @@ describe('voice', () => {
 
   test('a DM call rings and connects with ICE forced through TURN', async () => {
     await ann.page.getByRole('button', { name: 'Leave' }).click();
-    const dm = await api('/users/@me/dms', {
-      method: 'POST',
-      token: accounts.ann.token,
-      body: { username: accounts.bob.username },
+    const dm = await api(services, accounts.ann.token, 'POST', '/api/v1/users/@me/dms', {
+      username: accounts.bob.username,
     });
-    await api('/users/@me/dms', {
-      method: 'POST',
-      token: accounts.bob.token,
-      body: { username: accounts.ann.username },
+    await api(services, accounts.bob.token, 'POST', '/api/v1/users/@me/dms', {
+      username: accounts.ann.username,
     });
     const relayed = [];
     for (const name of ['ann', 'bob']) {
@@ -245,7 +208,7 @@ describe('voice', () => {
       });
       await watchPeerConnections(p);
       await p.context.addInitScript(() => localStorage.setItem('natter.voice.relay', '1'));
-      await signIn(p, accounts[name].username);
+      await signIn(p, accounts[name].username, { timeout: T });
       await p.page.goto(`/#/c/${dm.id}`);
       relayed.push(p);
     }

@@ -3,7 +3,8 @@ import type { Channel, Member } from '../api/types';
 import { useBlocked, useChat, useMembers, usePresence } from '../chat/hooks';
 import { displayName } from '../chat/store';
 import { Avatar, statusLabel } from './Avatar';
-import { ConfirmDialog, errorText } from './Modal';
+import { ConfirmDialog } from './Confirm';
+import { errorText } from './Modal';
 import { presenceOf } from './presence';
 
 /** What I may do to `member` of a group channel where my role is `mine` (docs/API.md's table). */

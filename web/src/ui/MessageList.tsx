@@ -12,6 +12,7 @@ import { displayName, dmPeer } from '../chat/store';
 import { Attachments } from './Attachments';
 import { Embeds } from './Embeds';
 import { Avatar } from './Avatar';
+import { ConfirmDialog } from './Confirm';
 import { mentionsUser } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
 import { CallNotice, MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
@@ -379,145 +380,169 @@ const MessageRow = memo(function MessageRow({
 }: RowProps) {
   const chat = useChat();
   const [menu, setMenu] = useState(false);
+  const [deleting, setDeleting] = useState(false);
   const m = row.message;
+  // Shift held: delete at once, without asking (as on Discord).
+  const askDelete = (now: boolean) => {
+    if (now) void chat.remove(m.channel_id, m.id).catch(() => {});
+    else setDeleting(true);
+  };
   const name = displayName(author);
   const time = new Date(row.time);
   const timeText = time.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   return (
-    <article
-      className={`message ${row.head || m.message_reference ? 'head' : ''} ${m.delivery} ${mentioned ? 'mentioned' : ''} ${flash ? 'flash' : ''}`}
-      data-mentioned={mentioned || undefined}
-      onContextMenu={(e) => {
-        if (m.delivery !== 'sent') return;
-        e.preventDefault();
-        setMenu(true);
-      }}
-      aria-label={`${name} at ${timeText}`}
-      data-message-id={m.delivery === 'sent' ? m.id : undefined}
-      data-delivery={m.delivery}
-      // Focusable by tap, so a touch screen shows the message's actions (:focus-within).
-      tabIndex={-1}
-    >
-      {m.type === 6 || m.type === 3 ? (
-        <div className="body">
-          {m.type === 6 ? (
-            <PinNotice message={m} author={author} onJump={onJump} />
-          ) : (
-            <CallNotice message={m} author={author} me={chat.me.id} />
-          )}
-        </div>
-      ) : (
-        <>
-          <div className="gutter">
-            {row.head || m.message_reference ? (
-              <Avatar user={author} size={40} />
+    <>
+      <article
+        className={`message ${row.head || m.message_reference ? 'head' : ''} ${m.delivery} ${mentioned ? 'mentioned' : ''} ${flash ? 'flash' : ''}`}
+        data-mentioned={mentioned || undefined}
+        onContextMenu={(e) => {
+          if (m.delivery !== 'sent') return;
+          e.preventDefault();
+          setMenu(true);
+        }}
+        aria-label={`${name} at ${timeText}`}
+        data-message-id={m.delivery === 'sent' ? m.id : undefined}
+        data-delivery={m.delivery}
+        // Focusable by tap, so a touch screen shows the message's actions (:focus-within).
+        tabIndex={-1}
+      >
+        {m.type === 6 || m.type === 3 ? (
+          <div className="body">
+            {m.type === 6 ? (
+              <PinNotice message={m} author={author} onJump={onJump} />
             ) : (
-              <time className="hover-time" dateTime={time.toISOString()}>
-                {timeText}
-              </time>
+              <CallNotice message={m} author={author} me={chat.me.id} />
             )}
           </div>
-          <div className="body">
-            {m.message_reference && <ReplyPreview message={m} onJump={onJump} />}
-            {(row.head || m.message_reference) && (
-              <div className="meta">
-                <button
-                  className="author link-plain"
-                  onClick={(e) => author && onUser(author.id, e.currentTarget)}
-                >
-                  {name}
-                </button>
-                <time dateTime={time.toISOString()} title={time.toLocaleString()}>
+        ) : (
+          <>
+            <div className="gutter">
+              {row.head || m.message_reference ? (
+                <Avatar user={author} size={40} />
+              ) : (
+                <time className="hover-time" dateTime={time.toISOString()}>
                   {timeText}
                 </time>
-              </div>
+              )}
+            </div>
+            <div className="body">
+              {m.message_reference && <ReplyPreview message={m} onJump={onJump} />}
+              {(row.head || m.message_reference) && (
+                <div className="meta">
+                  <button
+                    className="author link-plain"
+                    onClick={(e) => author && onUser(author.id, e.currentTarget)}
+                  >
+                    {name}
+                  </button>
+                  <time dateTime={time.toISOString()} title={time.toLocaleString()}>
+                    {timeText}
+                  </time>
+                </div>
+              )}
+              {editing ? (
+                <EditBox message={m} onDone={() => onEdit(null)} />
+              ) : (
+                <div className="content">
+                  <RichText text={m.content} names={names} onUser={onUser} />
+                  {m.edited_at ? (
+                    <span className="edited" title={new Date(m.edited_at).toLocaleString()}>
+                      {' '}
+                      (edited)
+                    </span>
+                  ) : null}
+                </div>
+              )}
+              {m.attachments?.length ? <Attachments files={m.attachments} /> : null}
+              {m.embeds?.length ? (
+                <Embeds
+                  embeds={m.embeds}
+                  onRemove={
+                    (mine || moderates) && m.delivery === 'sent'
+                      ? () => void chat.suppressEmbeds(m.channel_id, m.id)
+                      : undefined
+                  }
+                />
+              ) : null}
+              <Reactions message={m} />
+              {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
+              {m.delivery === 'failed' && (
+                <div className="failed-note" role="alert">
+                  Not sent.{' '}
+                  <button className="link" onClick={() => chat.retry(m.channel_id, m.nonce!, m.content)}>
+                    Retry
+                  </button>{' '}
+                  <button className="link" onClick={() => chat.discard(m.channel_id, m.nonce!)}>
+                    Discard
+                  </button>
+                </div>
+              )}
+              {seen && (
+                <div className="seen" aria-label="Seen">
+                  Seen
+                </div>
+              )}
+            </div>
+          </>
+        )}
+        {m.delivery === 'sent' && !editing && (
+          <div className="message-actions">
+            <button
+              className="small"
+              aria-label="More actions"
+              aria-haspopup="menu"
+              onClick={() => setMenu((o) => !o)}
+            >
+              …
+            </button>
+            {mine && m.type !== 6 && (
+              <button className="small" aria-label="Edit message" onClick={() => onEdit(m.id)}>
+                Edit
+              </button>
             )}
-            {editing ? (
-              <EditBox message={m} onDone={() => onEdit(null)} />
-            ) : (
-              <div className="content">
-                <RichText text={m.content} names={names} onUser={onUser} />
-                {m.edited_at ? (
-                  <span className="edited" title={new Date(m.edited_at).toLocaleString()}>
-                    {' '}
-                    (edited)
-                  </span>
-                ) : null}
-              </div>
-            )}
-            {m.attachments?.length ? <Attachments files={m.attachments} /> : null}
-            {m.embeds?.length ? (
-              <Embeds
-                embeds={m.embeds}
-                onRemove={
-                  (mine || moderates) && m.delivery === 'sent'
-                    ? () => void chat.suppressEmbeds(m.channel_id, m.id)
-                    : undefined
-                }
-              />
-            ) : null}
-            <Reactions message={m} />
-            {m.delivery === 'pending' && <span className="sr-only">Sending…</span>}
-            {m.delivery === 'failed' && (
-              <div className="failed-note" role="alert">
-                Not sent.{' '}
-                <button className="link" onClick={() => chat.retry(m.channel_id, m.nonce!, m.content)}>
-                  Retry
-                </button>{' '}
-                <button className="link" onClick={() => chat.discard(m.channel_id, m.nonce!)}>
-                  Discard
-                </button>
-              </div>
-            )}
-            {seen && (
-              <div className="seen" aria-label="Seen">
-                Seen
-              </div>
+            {(mine || moderates) && (
+              <button
+                className="small danger"
+                aria-label="Delete message"
+                title="Delete (hold Shift to skip the question)"
+                onClick={(e) => askDelete(e.shiftKey)}
+              >
+                Delete
+              </button>
             )}
           </div>
-        </>
-      )}
-      {m.delivery === 'sent' && !editing && (
-        <div className="message-actions">
-          <button
-            className="small"
-            aria-label="More actions"
-            aria-haspopup="menu"
-            onClick={() => setMenu((o) => !o)}
-          >
-            …
-          </button>
-          {mine && m.type !== 6 && (
-            <button className="small" aria-label="Edit message" onClick={() => onEdit(m.id)}>
-              Edit
-            </button>
+        )}
+        {menu && (
+          <MessageMenu
+            message={m}
+            mine={mine}
+            moderates={moderates}
+            pinned={pinned}
+            onReply={() => onReply(m)}
+            onEdit={() => onEdit(m.id)}
+            onDelete={askDelete}
+            onClose={() => setMenu(false)}
+          />
+        )}
+      </article>
+      {/* Beside the message, not in it: what finds a message must not find its question. */}
+      {deleting && (
+        <ConfirmDialog
+          title="Delete this message?"
+          confirm="Delete message"
+          onConfirm={() => chat.remove(m.channel_id, m.id)}
+          onClose={() => setDeleting(false)}
+        >
+          <p>It is deleted for everyone in the channel. This cannot be undone.</p>
+          {m.content && (
+            <blockquote className="confirm-quote">
+              <strong>{name}</strong> {m.content}
+            </blockquote>
           )}
-          {(mine || moderates) && (
-            <button
-              className="small danger"
-              aria-label="Delete message"
-              onClick={() => {
-                if (window.confirm('Delete this message?'))
-                  void chat.remove(m.channel_id, m.id).catch(() => {});
-              }}
-            >
-              Delete
-            </button>
-          )}
-        </div>
+          <p className="muted small">Hold Shift while clicking Delete to delete without this question.</p>
+        </ConfirmDialog>
       )}
-      {menu && (
-        <MessageMenu
-          message={m}
-          mine={mine}
-          moderates={moderates}
-          pinned={pinned}
-          onReply={() => onReply(m)}
-          onEdit={() => onEdit(m.id)}
-          onClose={() => setMenu(false)}
-        />
-      )}
-    </article>
+    </>
   );
 });
 

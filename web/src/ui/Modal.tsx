@@ -1,6 +1,6 @@
 // A dialog on the native <dialog> element: it traps focus, closes on Escape and returns focus to
 // what opened it, with no library.
-import { useLayoutEffect, useRef, useState, type ReactNode } from 'react';
+import { useId, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { CloseIcon } from './icons';
 
 export function Modal({
@@ -16,6 +16,9 @@ export function Modal({
   wide?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Its own id: a dialog may open over another (a confirmation over a member's settings), and
+  // each must be named by its own title.
+  const titleId = useId();
   // What had focus when the dialog was asked for (read while rendering, before anything in the
   // dialog can take focus): it gets focus back when the dialog closes.
   const [opener] = useState(() =>
@@ -36,12 +39,14 @@ export function Modal({
     <dialog
       ref={ref}
       className={`modal ${wide ? 'wide' : ''}`}
-      aria-labelledby="modal-title"
-      onClose={onClose}
-      onCancel={onClose}
+      aria-labelledby={titleId}
+      // Only this dialog's own events: React passes a dialog's close and cancel up its component
+      // tree, so a confirmation's Cancel would otherwise also shut the dialog it opened over.
+      onClose={(e) => e.target === e.currentTarget && onClose()}
+      onCancel={(e) => e.target === e.currentTarget && onClose()}
     >
       <header>
-        <h2 id="modal-title">{title}</h2>
+        <h2 id={titleId}>{title}</h2>
         <button className="icon" aria-label="Close" onClick={onClose}>
           <CloseIcon />
         </button>
@@ -58,59 +63,4 @@ export function errorText(e: unknown): string {
     return fields.length ? fields.join('; ') : body.message;
   }
   return e instanceof Error ? e.message : 'Something went wrong.';
-}
-
-/**
- * "Are you sure?" before something that cannot be taken back (removing someone): says what will
- * happen, and does it only on the explicit button; closing or Cancel does nothing.
- */
-export function ConfirmDialog({
-  title,
-  children,
-  confirm,
-  onConfirm,
-  onClose,
-}: {
-  title: string;
-  children: ReactNode;
-  /** The button's words: what it does ("Remove Carol"). */
-  confirm: string;
-  onConfirm: () => Promise<unknown>;
-  onClose: () => void;
-}) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  return (
-    <Modal title={title} onClose={onClose}>
-      <div className="stack">
-        {children}
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div className="row">
-          <button onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button
-            className="danger"
-            disabled={busy}
-            onClick={() => {
-              setBusy(true);
-              setError(null);
-              onConfirm()
-                .then(onClose)
-                .catch((e: unknown) => {
-                  setError(errorText(e));
-                  setBusy(false);
-                });
-            }}
-          >
-            {confirm}
-          </button>
-        </div>
-      </div>
-    </Modal>
-  );
 }

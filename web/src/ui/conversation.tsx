@@ -168,6 +168,7 @@ export function MessageMenu({
   pinned,
   onReply,
   onEdit,
+  onDelete,
   onClose,
 }: {
   message: ChatMessage;
@@ -176,6 +177,8 @@ export function MessageMenu({
   pinned: boolean;
   onReply: () => void;
   onEdit: () => void;
+  /** Asks first, unless `now` (Shift was held). */
+  onDelete: (now: boolean) => void;
   onClose: () => void;
 }) {
   const chat = useChat();
@@ -231,10 +234,9 @@ export function MessageMenu({
         <button
           role="menuitem"
           className="danger"
-          onClick={() => {
+          onClick={(e) => {
             onClose();
-            if (window.confirm('Delete this message?'))
-              void chat.remove(message.channel_id, message.id).catch(() => {});
+            onDelete(e.shiftKey);
           }}
         >
           Delete message

@@ -5,6 +5,7 @@ import { session } from '../auth/session';
 import { useChannels, useChat, useMembers, useUsers } from '../chat/hooks';
 import { displayName } from '../chat/store';
 import { Avatar } from './Avatar';
+import { useConfirm } from './Confirm';
 import { errorText, Modal } from './Modal';
 
 export function useAction() {
@@ -114,6 +115,7 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
   const [topic, setTopic] = useState(channel?.topic ?? '');
   const [newMember, setNewMember] = useState('');
   const { run, busy, error } = useAction();
+  const confirm = useConfirm();
   const page = useMembers(channelId);
   useEffect(() => {
     void chat.loadMembers(channelId);
@@ -167,10 +169,19 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
                     <button
                       className="danger small"
                       aria-label={`Remove ${m.user.username}`}
-                      onClick={() => {
-                        if (window.confirm(`Remove ${displayName(m.user)} from #${channel.name}?`))
-                          void run(() => chat.removeMember(channel.id, m.user));
-                      }}
+                      onClick={() =>
+                        confirm.ask({
+                          title: `Remove ${displayName(m.user)}?`,
+                          confirm: `Remove ${displayName(m.user)}`,
+                          onConfirm: () => chat.removeMember(channel.id, m.user),
+                          children: (
+                            <p>
+                              {displayName(m.user)} will no longer see #{channel.name} or its messages. They
+                              are told they were removed, and can come back only if someone adds them again.
+                            </p>
+                          ),
+                        })
+                      }
                     >
                       Remove
                     </button>
@@ -217,16 +228,26 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
           {owner && (
             <button
               className="danger"
-              onClick={() => {
-                if (window.confirm(`Delete ${channel.name}? Everyone loses it.`))
-                  void run(() => chat.deleteChannel(channel.id));
-              }}
+              onClick={() =>
+                confirm.ask({
+                  title: `Delete #${channel.name}?`,
+                  confirm: 'Delete channel',
+                  onConfirm: () => chat.deleteChannel(channel.id),
+                  children: (
+                    <p>
+                      #{channel.name} and all its messages are deleted for everyone in it. This cannot be
+                      undone.
+                    </p>
+                  ),
+                })
+              }
             >
               Delete channel
             </button>
           )}
         </div>
       </div>
+      {confirm.dialog}
     </Modal>
   );
 }

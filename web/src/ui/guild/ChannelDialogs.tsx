@@ -6,6 +6,7 @@ import { ALL, has, parse, Permission } from '../../guilds/permissions';
 import type { GuildState } from '../../guilds/store';
 import type { Overwrite } from '../../guilds/types';
 import { useAction } from '../dialogs';
+import { useConfirm } from '../Confirm';
 import { Modal } from '../Modal';
 import { OverwritePermissions } from './PermissionEditor';
 
@@ -144,6 +145,7 @@ export function GuildChannelSettings({
   const [target, setTarget] = useState<string>(guild.id);
   const save = useAction();
   const perms = useAction();
+  const confirm = useConfirm();
   useEffect(() => {
     void chat.guilds.loadMembers(guild.id);
   }, [chat, guild.id]);
@@ -271,14 +273,25 @@ export function GuildChannelSettings({
       {has(mine, Permission.MANAGE_CHANNELS) && (
         <button
           className="danger top-gap"
-          onClick={() => {
-            if (window.confirm(`Delete ${channel.name}?`))
-              void save.run(() => chat.guilds.deleteChannel(channel.id).then(onClose));
-          }}
+          onClick={() =>
+            confirm.ask({
+              title: `Delete ${channel.kind === 'category' ? 'the category' : '#'}${channel.name}?`,
+              confirm: `Delete ${channel.kind === 'category' ? 'category' : 'channel'}`,
+              onConfirm: () => chat.guilds.deleteChannel(channel.id).then(onClose),
+              children: (
+                <p>
+                  {channel.kind === 'category'
+                    ? `${channel.name} is deleted; its channels stay, outside any category.`
+                    : `#${channel.name} and all its messages are deleted for everyone. This cannot be undone.`}
+                </p>
+              ),
+            })
+          }
         >
           Delete {channel.kind === 'category' ? 'category' : 'channel'}
         </button>
       )}
+      {confirm.dialog}
     </Modal>
   );
 }

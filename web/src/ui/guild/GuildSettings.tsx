@@ -10,6 +10,7 @@ import type { GuildState } from '../../guilds/store';
 import type { AuditLogEntry, Role } from '../../guilds/types';
 import { Avatar } from '../Avatar';
 import { useAction } from '../dialogs';
+import { useConfirm } from '../Confirm';
 import { errorText, Modal } from '../Modal';
 import { grantableBy, GuildChannelSettings, roleColor } from './ChannelDialogs';
 import { inCategories } from './GuildSidebar';
@@ -228,6 +229,7 @@ function RoleEditor({
   const [mentionable, setMentionable] = useState(role.mentionable);
   const [perms, setPerms] = useState(parse(role.permissions));
   const { run, busy, error } = useAction();
+  const confirm = useConfirm();
   const [saved, setSaved] = useState(false);
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -241,86 +243,99 @@ function RoleEditor({
     });
   };
   return (
-    <form className="stack role-editor" onSubmit={submit} aria-label={`Edit ${role.name}`}>
-      {!everyone && (
-        <>
-          <label>
-            Role name
-            <input
-              name="role-name"
-              required
-              maxLength={100}
-              value={name}
-              disabled={!editable}
-              onChange={(e) => setName(e.target.value)}
-            />
-          </label>
-          <div className="row">
+    <>
+      <form className="stack role-editor" onSubmit={submit} aria-label={`Edit ${role.name}`}>
+        {!everyone && (
+          <>
             <label>
-              Colour
+              Role name
               <input
-                name="role-color"
-                type="color"
-                value={hex(color)}
+                name="role-name"
+                required
+                maxLength={100}
+                value={name}
                 disabled={!editable}
-                onChange={(e) => setColor(parseInt(e.target.value.slice(1), 16))}
+                onChange={(e) => setName(e.target.value)}
               />
             </label>
-            <label className="row">
-              <input
-                type="checkbox"
-                name="hoist"
-                checked={hoist}
-                disabled={!editable}
-                onChange={(e) => setHoist(e.target.checked)}
-              />
-              Show members separately
-            </label>
-            <label className="row">
-              <input
-                type="checkbox"
-                name="mentionable"
-                checked={mentionable}
-                disabled={!editable}
-                onChange={(e) => setMentionable(e.target.checked)}
-              />
-              Anyone may mention it
-            </label>
-          </div>
-        </>
-      )}
-      <h3>Permissions</h3>
-      <RolePermissions
-        value={perms}
-        grantable={grantable | parse(role.permissions)}
-        onChange={setPerms}
-        disabled={!editable}
-      />
-      {error}
-      {saved && (
-        <p className="ok" role="status">
-          Saved.
-        </p>
-      )}
-      <div className="row">
-        <button className="primary" type="submit" disabled={busy || !editable}>
-          Save role
-        </button>
-        {!everyone && editable && (
-          <button
-            type="button"
-            className="danger"
-            disabled={busy}
-            onClick={() => {
-              if (window.confirm(`Delete the role ${role.name}?`))
-                void run(() => chat.guilds.deleteRole(guild.id, role.id));
-            }}
-          >
-            Delete role
-          </button>
+            <div className="row">
+              <label>
+                Colour
+                <input
+                  name="role-color"
+                  type="color"
+                  value={hex(color)}
+                  disabled={!editable}
+                  onChange={(e) => setColor(parseInt(e.target.value.slice(1), 16))}
+                />
+              </label>
+              <label className="row">
+                <input
+                  type="checkbox"
+                  name="hoist"
+                  checked={hoist}
+                  disabled={!editable}
+                  onChange={(e) => setHoist(e.target.checked)}
+                />
+                Show members separately
+              </label>
+              <label className="row">
+                <input
+                  type="checkbox"
+                  name="mentionable"
+                  checked={mentionable}
+                  disabled={!editable}
+                  onChange={(e) => setMentionable(e.target.checked)}
+                />
+                Anyone may mention it
+              </label>
+            </div>
+          </>
         )}
-      </div>
-    </form>
+        <h3>Permissions</h3>
+        <RolePermissions
+          value={perms}
+          grantable={grantable | parse(role.permissions)}
+          onChange={setPerms}
+          disabled={!editable}
+        />
+        {error}
+        {saved && (
+          <p className="ok" role="status">
+            Saved.
+          </p>
+        )}
+        <div className="row">
+          <button className="primary" type="submit" disabled={busy || !editable}>
+            Save role
+          </button>
+          {!everyone && editable && (
+            <button
+              type="button"
+              className="danger"
+              disabled={busy}
+              onClick={() =>
+                confirm.ask({
+                  title: `Delete the role ${role.name}?`,
+                  confirm: 'Delete role',
+                  onConfirm: () => chat.guilds.deleteRole(guild.id, role.id),
+                  children: (
+                    <p>
+                      Everyone who has {role.name} loses it, with the permissions it gave them. This cannot be
+                      undone.
+                    </p>
+                  ),
+                })
+              }
+            >
+              Delete role
+            </button>
+          )}
+        </div>
+      </form>
+      {/* Outside the form: the confirmation's buttons and Enter must not save the role. */}
+      {confirm.dialog}
+    </>
   );
 }
 

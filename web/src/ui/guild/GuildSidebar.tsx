@@ -5,6 +5,7 @@ import { useGuildChannels, useMyPermissions } from '../../guilds/hooks';
 import { has, Permission } from '../../guilds/permissions';
 import type { GuildState } from '../../guilds/store';
 import type { Channel } from '../../guilds/types';
+import { useConfirm } from '../Confirm';
 import { errorText, Modal } from '../Modal';
 import { BellIcon, CloseIcon, GearIcon, PlusIcon, SpeakerIcon } from '../icons';
 import { NotificationSettingsDialog } from '../../notify/NotificationSettings';
@@ -68,7 +69,7 @@ export function GuildSidebar({
     | { create: 'text' | 'voice' | 'category'; parent: string | null }
     | null
   >(null);
-  const [error, setError] = useState<string | null>(null);
+  const confirm = useConfirm();
   const owner = guild.owner_id === chat.me.id;
   const muted = useMuted();
   const manageChannels = has(mine, Permission.MANAGE_CHANNELS);
@@ -197,23 +198,25 @@ export function GuildSidebar({
         <div className="me-bar">
           <button
             className="danger small"
-            onClick={() => {
-              if (!window.confirm(`Leave ${guild.name}?`)) return;
-              chat.guilds.leave(guild.id).then(
-                () => (window.location.hash = '/'),
-                (e) => setError(errorText(e)),
-              );
-            }}
+            onClick={() =>
+              confirm.ask({
+                title: `Leave ${guild.name}?`,
+                confirm: 'Leave server',
+                onConfirm: () => chat.guilds.leave(guild.id).then(() => (window.location.hash = '/')),
+                children: (
+                  <p>
+                    You will no longer see {guild.name} or its channels. You can come back only through a new
+                    invite.
+                  </p>
+                ),
+              })
+            }
           >
             Leave server
           </button>
-          {error && (
-            <span className="field-error" role="alert">
-              {error}
-            </span>
-          )}
         </div>
       )}
+      {confirm.dialog}
       {dialog === 'settings' && <GuildSettings guild={guild} onClose={() => setDialog(null)} />}
       {dialog === 'invite' && <InviteDialog guild={guild} onClose={() => setDialog(null)} />}
       {dialog === 'notifications' && (

@@ -6,6 +6,7 @@ import { has, isTimedOut, Permission, permissionsIn, rankOf } from '../../guilds
 import type { GuildState } from '../../guilds/store';
 import type { GuildMember } from '../../guilds/types';
 import { useAction } from '../dialogs';
+import { ConfirmDialog, useConfirm } from '../Confirm';
 import { Modal } from '../Modal';
 import { roleColor } from './ChannelDialogs';
 
@@ -83,8 +84,9 @@ function MemberActions({
   const [reason, setReason] = useState('');
   const [nick, setNick] = useState(member.nick ?? '');
   const [timeout, setTimeoutFor] = useState(TIMEOUTS[2][1]);
-  const [banDelete, setBanDelete] = useState(0);
   const { run, busy, error } = useAction();
+  const confirm = useConfirm();
+  const [banning, setBanning] = useState(false);
   const [done, setDone] = useState<string | null>(null);
   /** Roles being given or taken: shown so at once, until the server's answer says how it went. */
   const [pending, setPending] = useState<Record<string, boolean>>({});
@@ -102,7 +104,7 @@ function MemberActions({
     <Modal title={`Manage ${name}`} onClose={onClose} wide>
       <div className="stack">
         <p className="muted">@{member.user.username}</p>
-        {(powers.kick || powers.ban || powers.timeout) && (
+        {powers.timeout && (
           <label>
             Reason <span className="muted">(kept in the audit log)</span>
             <input name="reason" maxLength={512} value={reason} onChange={(e) => setReason(e.target.value)} />
@@ -222,45 +224,27 @@ function MemberActions({
           <button
             className="danger"
             disabled={busy}
-            onClick={() => {
-              if (window.confirm(`Kick ${name}?`))
-                act(`${name} was kicked`, () =>
-                  chat.guilds.kick(guild.id, member.user.id, reason).then(onClose),
-                );
-            }}
+            onClick={() =>
+              confirm.ask({
+                title: `Kick ${name}?`,
+                confirm: `Kick ${name}`,
+                reason: { label: 'Reason for the kick', initial: reason },
+                onConfirm: (why) => chat.guilds.kick(guild.id, member.user.id, why).then(onClose),
+                children: (
+                  <p>
+                    {name} leaves {guild.name} and is told so. They can come back with a new invite.
+                  </p>
+                ),
+              })
+            }
           >
             Kick {name}
           </button>
         )}
         {powers.ban && (
-          <div className="row">
-            <label className="grow">
-              Delete their messages
-              <select
-                name="ban-delete"
-                value={banDelete}
-                onChange={(e) => setBanDelete(Number(e.target.value))}
-              >
-                {BAN_DELETES.map(([label, s]) => (
-                  <option key={s} value={s}>
-                    {label}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <button
-              className="danger"
-              disabled={busy}
-              onClick={() => {
-                if (window.confirm(`Ban ${name}?`))
-                  act(`${name} was banned`, () =>
-                    chat.guilds.ban(guild.id, member.user.id, banDelete, reason).then(onClose),
-                  );
-              }}
-            >
-              Ban {name}
-            </button>
-          </div>
+          <button className="danger" disabled={busy} onClick={() => setBanning(true)}>
+            Ban {name}
+          </button>
         )}
         {!powers.roles && !powers.nick && !powers.timeout && !powers.kick && !powers.ban && (
           <p className="muted">You may not change anything about {name}.</p>
@@ -272,6 +256,63 @@ function MemberActions({
           </p>
         )}
       </div>
+      {confirm.dialog}
+      {banning && (
+        <BanDialog
+          guild={guild}
+          member={member}
+          reason={reason}
+          onBanned={onClose}
+          onClose={() => setBanning(false)}
+        />
+      )}
     </Modal>
+  );
+}
+
+/** "Ban Carol?": with a reason and Discord's choice of how much of their recent history goes too. */
+function BanDialog({
+  guild,
+  member,
+  reason,
+  onBanned,
+  onClose,
+}: {
+  guild: GuildState;
+  member: GuildMember;
+  reason: string;
+  onBanned: () => void;
+  onClose: () => void;
+}) {
+  const chat = useChat();
+  const [deleteSeconds, setDeleteSeconds] = useState(0);
+  const name = memberName(member);
+  return (
+    <ConfirmDialog
+      title={`Ban ${name}?`}
+      confirm={`Ban ${name}`}
+      reason={{ label: 'Reason for the ban', initial: reason }}
+      onConfirm={(why) => chat.guilds.ban(guild.id, member.user.id, deleteSeconds, why).then(onBanned)}
+      onClose={onClose}
+    >
+      <p>
+        {name} leaves {guild.name} and is told so, and cannot come back by any invite until someone unbans
+        them.
+      </p>
+      <label>
+        Delete message history
+        <select
+          name="ban-delete"
+          value={deleteSeconds}
+          onChange={(e) => setDeleteSeconds(Number(e.target.value))}
+        >
+          {BAN_DELETES.map(([label, s]) => (
+            <option key={s} value={s}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
+    </ConfirmDialog>
   );
 }
