@@ -495,7 +495,7 @@ const MessageRow = memo(function MessageRow({
             >
               …
             </button>
-            {mine && m.type !== 6 && (
+            {mine && (m.type ?? 0) === 0 && (
               <button className="small" aria-label="Edit message" onClick={() => onEdit(m.id)}>
                 Edit
               </button>

@@ -12,6 +12,7 @@ import type {
   Participant,
   RemoteAudioTrack,
   RemoteTrack,
+  DisconnectReason,
   Room,
   Track,
 } from 'livekit-client';
@@ -150,7 +151,9 @@ export class Voice {
       if (s.channel_id) this.states.set(s.user_id, s);
       else this.states.delete(s.user_id);
       // A moderator disconnected me, or I lost the right to be there.
-      if (s.user_id === this.me && !s.channel_id && this.call && this.call.status === 'connected') {
+      // (Once the server has answered the join: a leave's own echo may still arrive while joining.)
+      const answered = this.call?.status === 'connecting' || this.call?.status === 'connected';
+      if (s.user_id === this.me && !s.channel_id && this.call && answered) {
         const room = this.room;
         this.room = null;
         void room?.disconnect();
@@ -346,9 +349,23 @@ export class Voice {
       .on(RoomEvent.TrackUnmuted, () => this.refresh())
       .on(RoomEvent.LocalTrackPublished, () => this.refresh())
       .on(RoomEvent.LocalTrackUnpublished, () => this.refresh())
-      .on(RoomEvent.Disconnected, () => {
+      .on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
         if (this.room !== room || !this.call) return;
-        this.call = { ...this.call, status: 'failed', error: 'The call ended: the media server closed it.' };
+        this.room = null;
+        if (reason === lk.DisconnectReason.ROOM_DELETED) {
+          // Natter ended the call for everyone (declined by all it rang, or the last one left):
+          // nothing went wrong, so the call simply closes and "Start a call" is back.
+          this.call = null;
+        } else if (reason === lk.DisconnectReason.PARTICIPANT_REMOVED) {
+          this.call = null;
+          this.notice = 'You were disconnected from voice.';
+        } else {
+          this.call = {
+            ...this.call,
+            status: 'failed',
+            error: 'The call ended: the media server closed it.',
+          };
+        }
         this.changed();
       });
     const rtcConfig = this.options.iceTransportPolicy
