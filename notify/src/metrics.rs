@@ -11,6 +11,13 @@ pub struct NotifyMetrics {
     pub inbox: IntCounter,
     /// `natter_notify_inbox_forgotten_total`: inbox rows removed because their message was deleted.
     pub inbox_forgotten: IntCounter,
+    /// `natter_notify_inbox_withdrawn_total`: inbox rows removed because an edit no longer
+    /// concerns their owner.
+    pub inbox_withdrawn: IntCounter,
+    /// `natter_notify_edits_total{outcome}`: message updates followed into the inboxes
+    /// (`applied`) or found to change nothing (`ignored`: processing updates, redeliveries, older
+    /// edits, deleted messages).
+    pub edits: IntCounterVec,
     /// `natter_notify_pushes_total{outcome}`: `sent`, `gone` (404/410), `failed`, `collapsed` into
     /// a later push of the same window, `dropped` (a queue or the window table was full), `active`
     /// (not pushed: the person has an active session, or is on Do Not Disturb).
@@ -43,6 +50,14 @@ impl NotifyMetrics {
             inbox_forgotten: one(
                 "natter_notify_inbox_forgotten_total",
                 "Mentions inbox entries removed because their message was deleted",
+            ),
+            inbox_withdrawn: one(
+                "natter_notify_inbox_withdrawn_total",
+                "Mentions inbox entries removed because an edit no longer concerns their owner",
+            ),
+            edits: vec(
+                "natter_notify_edits_total",
+                "Message updates the notification worker followed into the inboxes, by outcome",
             ),
             pushes: vec(
                 "natter_notify_pushes_total",

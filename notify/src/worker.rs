@@ -6,8 +6,16 @@
 //! its pushes queued; a failure (auth or the store unreachable) is retried after 5 s, up to five
 //! times (an inbox row written twice is the same row). A deleted message (MESSAGE_DELETE in the
 //! same stream) is removed from every inbox that holds it.
+//!
+//! An edit (MESSAGE_UPDATE with an edit time newer than the last one applied) asks auth again
+//! whom the message concerns now and makes the inboxes say so: those its new text concerns get
+//! the entry (with its new text; an edit pushes nobody, as on Discord), those it no longer
+//! concerns lose it. Media's processing updates (link previews, image sizes, flags) repeat the
+//! edit time they found, so they change nothing. A deleted message never comes back: every write
+//! checks the delete marker before, and again after (a delete handled meanwhile by another notify
+//! process may have missed what was written, so it is removed again).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -15,13 +23,13 @@ use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
 use proto::access::{NotifyAnswer, NotifyQuery, Reply};
 use proto::api::messages::Message;
-use proto::api::notifications::PushPayload;
+use proto::api::notifications::{NotifyReason, PushPayload};
 use proto::api::presence::PresenceStatus;
 use proto::events::Event;
 use proto::subjects::Subjects;
 use proto::tracker::{Query, QueryReply};
 use store::InboxStore;
-use store::inbox::InboxEntry;
+use store::inbox::{InboxEntry, version_timestamp};
 use tokio::sync::mpsc;
 
 use crate::metrics::NotifyMetrics;
@@ -90,6 +98,10 @@ impl Worker {
                 Ok(Event::MessageCreate(created)) if created.kind.is_default() => {
                     self.handle(&created, redelivered).await
                 }
+                // An edit: the inboxes follow its text.
+                Ok(Event::MessageUpdate(updated)) if updated.kind.is_default() => {
+                    self.revise(&updated).await
+                }
                 // A deleted message leaves every inbox.
                 Ok(Event::MessageDelete(deleted)) => self.forget(deleted.id).await,
                 _ => Ok(()),
@@ -152,33 +164,119 @@ impl Worker {
         if answer.recipients.is_empty() {
             return Ok(());
         }
-        let inbox: Vec<_> = answer
-            .recipients
-            .iter()
-            .filter(|r| r.reason.is_inbox())
-            .map(|r| {
-                (
-                    r.user_id,
-                    InboxEntry {
-                        message_id: message.id,
-                        channel_id: message.channel_id,
-                        guild_id: answer.guild_id,
-                        author_id: message.author_id,
-                        content: message.content.clone(),
-                        reason: r.reason,
-                    },
-                )
-            })
+        let concerned = inbox_recipients(&answer);
+        if !concerned.is_empty() {
+            let known = self
+                .inbox
+                .inboxes_of(message.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if known.forgotten {
+                return Ok(());
+            }
+            // Handled after an edit of it (a retry): the edit decided the inboxes already.
+            if known.edited_at.is_none() {
+                let written_at = store::schema::id_timestamp(message.id);
+                self.write_entries(message, &answer, &concerned, written_at)
+                    .await?;
+                if self.deleted_meanwhile(message.id).await? {
+                    return Ok(());
+                }
+            }
+        }
+        self.push(message, &answer).await;
+        Ok(())
+    }
+
+    /// Follows an edit of `message` into the inboxes (see the module's documentation).
+    async fn revise(&self, message: &Message) -> Result<(), String> {
+        // Never edited: a processing update of a message as it was sent.
+        let Some(edited_at) = message.edited_at else {
+            self.metrics.edits.with_label_values(&["ignored"]).inc();
+            return Ok(());
+        };
+        let known = self
+            .inbox
+            .inboxes_of(message.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Deleted, or this edit (or a newer one) applied already: a redelivery, an older edit
+        // retried late, or a processing update repeating the edit time.
+        if known.forgotten || known.edited_at.is_some_and(|last| last >= edited_at) {
+            self.metrics.edits.with_label_values(&["ignored"]).inc();
+            return Ok(());
+        }
+        let answer = self.recipients(message).await?;
+        let concerned = inbox_recipients(&answer);
+        let written_at = version_timestamp(edited_at);
+        self.write_entries(message, &answer, &concerned, written_at)
+            .await?;
+        let kept: HashSet<Snowflake> = concerned.iter().map(|&(user, _)| user).collect();
+        let gone: Vec<Snowflake> = known
+            .holders
+            .into_iter()
+            .filter(|user| !kept.contains(user))
             .collect();
-        futures::stream::iter(inbox)
-            .map(|(user, entry)| async move { self.inbox.add(user, &entry).await })
+        futures::stream::iter(gone)
+            .map(|user| async move { self.inbox.withdraw(user, message.id, written_at).await })
+            .buffer_unordered(INBOX_WRITES)
+            .map_ok(|()| self.metrics.inbox_withdrawn.inc())
+            .try_collect::<()>()
+            .await
+            .map_err(|e| e.to_string())?;
+        // Last: a failure before it retries the whole edit.
+        self.inbox
+            .mark_edited(message.id, edited_at)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.deleted_meanwhile(message.id).await?;
+        self.metrics.edits.with_label_values(&["applied"]).inc();
+        Ok(())
+    }
+
+    /// Writes `message`'s entry into the inboxes of `concerned`, as its version of `written_at`.
+    async fn write_entries(
+        &self,
+        message: &Message,
+        answer: &NotifyAnswer,
+        concerned: &[(Snowflake, NotifyReason)],
+        written_at: i64,
+    ) -> Result<(), String> {
+        let mut entries = Vec::with_capacity(concerned.len());
+        for &(user, reason) in concerned {
+            let entry = InboxEntry {
+                message_id: message.id,
+                channel_id: message.channel_id,
+                guild_id: answer.guild_id,
+                author_id: message.author_id,
+                content: message.content.clone(),
+                reason,
+            };
+            entries.push((user, entry));
+        }
+        futures::stream::iter(entries)
+            .map(|(user, entry)| async move { self.inbox.add(user, &entry, written_at).await })
             .buffer_unordered(INBOX_WRITES)
             .map_ok(|()| self.metrics.inbox.inc())
             .try_collect::<()>()
             .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// After writing entries of `message`: whether it was deleted meanwhile, in which case what
+    /// was written is removed again. The delete writes its marker before it reads whose inboxes
+    /// hold the message, and entries are written after their reverse rows; so either that read
+    /// found them, or this one finds the marker.
+    async fn deleted_meanwhile(&self, message: Snowflake) -> Result<bool, String> {
+        let deleted = self
+            .inbox
+            .was_forgotten(message)
+            .await
             .map_err(|e| e.to_string())?;
-        self.push(message, &answer).await;
-        Ok(())
+        if deleted {
+            self.forget(message).await?;
+        }
+        Ok(deleted)
     }
 
     /// Removes a deleted message from every inbox that holds it.
@@ -289,4 +387,14 @@ impl Worker {
         }
         found
     }
+}
+
+/// Those of `answer`'s recipients whose inbox gets the message (mentions and DMs), and why.
+fn inbox_recipients(answer: &NotifyAnswer) -> Vec<(Snowflake, NotifyReason)> {
+    answer
+        .recipients
+        .iter()
+        .filter(|r| r.reason.is_inbox())
+        .map(|r| (r.user_id, r.reason))
+        .collect()
 }

@@ -2,7 +2,8 @@
 // (e2e/services.mjs, notify included). Ann mentions Bob while Bob's tab is in the background: a
 // desktop notification comes, the tab's title and favicon show the unread count, and Bob's "@"
 // inbox lists the mention; clicking it opens the channel at the message. Bob mutes the channel
-// from its bell menu; Ann's next message raises no desktop notification. Headless Chromium shows
+// from its bell menu; Ann's next message raises no desktop notification. Ann edits a mention of
+// Bob into a message and out again: his inbox follows, and the edit notifies nobody. Headless Chromium shows
 // no desktop notifications and cannot hide a tab, so the page's Notification is a recorder and
 // the tab's visibility is set by hand (both before the app loads, through an init script).
 // Run with `npm run e2e -- e2e/notifications.e2e.mjs`.
@@ -30,6 +31,16 @@ const channelList = (p) => p.page.getByRole('navigation', { name: `${SERVER} cha
 async function send(p, text) {
   await composer(p).fill(text);
   await composer(p).press('Enter');
+}
+
+/** Edits `p`'s last message to `text`: up in the empty composer, as in Discord. */
+async function editLast(p, text) {
+  await composer(p).focus();
+  await composer(p).press('ArrowUp');
+  const box = p.page.getByRole('textbox', { name: 'Edit message' });
+  await box.fill(text);
+  await box.press('Enter');
+  await box.waitFor({ state: 'detached', timeout: T });
 }
 
 async function myId(p) {
@@ -180,6 +191,37 @@ describe('notifications', () => {
     await hidden(bob, true);
     await send(ann, 'lunch is at one');
     await bob.page.waitForFunction((n) => window.__notes.length > n, before, { timeout: T });
+    await hidden(bob, false);
+    assert.deepEqual(bob.errors, []);
+    assert.deepEqual(ann.errors, []);
+  });
+
+  test('Ann edits a mention of Bob in and out: his inbox follows, and the edit notifies nobody', async () => {
+    const bobId = await myId(bob);
+    await hidden(bob, true);
+    const before = (await notes(bob)).length;
+    await send(ann, 'the minutes are up');
+    await message(bob, 'the minutes are up').waitFor({ timeout: T });
+    await bob.page.waitForFunction((n) => window.__notes.length > n, before, { timeout: T });
+    const told = (await notes(bob)).length;
+
+    // Up in the empty composer edits one's last message: now it mentions Bob.
+    await editLast(ann, `<@${bobId}> the minutes are up, read them`);
+    await message(bob, 'read them').getByText('(edited)').waitFor({ timeout: T });
+    await bob.page.getByRole('button', { name: 'Mentions inbox' }).click();
+    const inbox = bob.page.getByRole('dialog', { name: 'Recent mentions' });
+    const entry = inbox.locator('.inbox-entry').filter({ hasText: 'read them' });
+    await entry.waitFor({ timeout: T });
+    assert.match(await entry.innerText(), /@bob_/, 'the mention shows by name');
+    assert.equal((await notes(bob)).length, told, 'an edit raised a desktop notification');
+
+    // Edited again, the mention gone: the entry leaves, here at once and on the server.
+    await editLast(ann, 'the minutes are up, no rush');
+    await entry.waitFor({ state: 'detached', timeout: T });
+    await inbox.getByRole('button', { name: 'Close' }).click();
+    await bob.page.getByRole('button', { name: 'Mentions inbox' }).click();
+    await inbox.getByText('Nothing needs you').waitFor({ timeout: T });
+    await inbox.getByRole('button', { name: 'Close' }).click();
     await hidden(bob, false);
     assert.deepEqual(bob.errors, []);
     assert.deepEqual(ann.errors, []);

@@ -1,6 +1,7 @@
 //! Notifications end to end against the real stack: real auth, presence, persister, an edge and
 //! notify, and a push service under the test's control that decrypts what it receives (RFC 8291).
 
+mod edits;
 mod support;
 
 use proto::Snowflake;

@@ -22,6 +22,10 @@ pub(crate) struct World {
     pub(crate) auth: Running,
     pub(crate) edge: Running,
     pub(crate) notify: Running,
+    /// For publishing into the chat stream what an edge or media would (a late edit, a
+    /// processing update).
+    pub(crate) nats: async_nats::Client,
+    pub(crate) subjects: proto::subjects::Subjects,
     _presence: Running,
     _persister: Running,
     http: reqwest::Client,
@@ -137,10 +141,15 @@ impl World {
                 .expect("notify starts"),
         );
         testkit::wait_ready(&notify).await;
+        let nats = async_nats::connect(stack.nats_url.as_str())
+            .await
+            .expect("NATS reachable");
         Self {
             auth,
             edge,
             notify,
+            nats,
+            subjects: proto::subjects::Subjects::new(prefix),
             _presence: presence,
             _persister: persister,
             http: reqwest::Client::new(),

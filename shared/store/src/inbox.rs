@@ -1,11 +1,18 @@
-//! The mentions inbox (`user_inbox`, schema 7): per user, the recent messages that mention them
+//! The mentions inbox (`user_inbox`, schema 8): per user, the recent messages that mention them
 //! or are DMs to them, newest first. The notification worker writes it; `GET
 //! /api/v1/users/@me/mentions` reads it. Entries expire after 30 days (the table's TTL).
 //!
-//! Beside each entry the store writes its reverse (`inbox_by_message`, schema 9), so that a
+//! Beside each entry the store writes its reverse (`inbox_by_message`, schema 10), so that a
 //! deleted message leaves every inbox it was in ([`InboxStore::forget_message`]). Forgetting also
 //! leaves a marker (user 0) that tells a redelivered new-message event, handled after its delete,
 //! not to write the entries again ([`InboxStore::was_forgotten`]).
+//!
+//! An edit rewrites the entries ([`InboxStore::add`] again, [`InboxStore::withdraw`]) and records
+//! its edit time beside the reverse rows (schema 12, [`InboxStore::mark_edited`]), so an older
+//! edit or a new-message event handled after it changes nothing. Entries are written with their
+//! message's own time as write timestamp (the id's for a new message, the edit time for an edit),
+//! so that whatever order two workers write in, the newest version of the message wins, and a
+//! delete (written at the store's now) wins over both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +30,27 @@ pub const EXCERPT_CHARS: usize = 200;
 
 /// Inbox rows deleted at once when a message is forgotten.
 const FORGET_WRITES: usize = 64;
+
+/// The most reverse rows read for one message: each version of it (the message and its edits)
+/// concerns at most `proto::access::MAX_RECIPIENTS` people; past this many the rest expire.
+pub const HOLDERS_READ: usize = 4 * proto::access::MAX_RECIPIENTS;
+
+/// What the store knows of one message's inbox entries ([`InboxStore::inboxes_of`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageInboxes {
+    /// Whose inboxes hold it, or held it: an edit that took it out of one keeps the reverse row
+    /// (a later edit or delete then removes an entry that is not there, which costs nothing).
+    pub holders: Vec<Snowflake>,
+    /// It was deleted: it must never come back into an inbox.
+    pub forgotten: bool,
+    /// The edit time (Unix ms) of the last edit applied to the inboxes.
+    pub edited_at: Option<u64>,
+}
+
+/// The write timestamp (microseconds) of a version of a message written at `unix_ms`.
+pub fn version_timestamp(unix_ms: u64) -> i64 {
+    i64::try_from(unix_ms.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
 
 /// One inbox entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +70,9 @@ pub struct InboxStore {
     insert: PreparedStatement,
     page: PreparedStatement,
     delete: PreparedStatement,
+    withdraw: PreparedStatement,
+    inboxes: PreparedStatement,
+    mark_edited: PreparedStatement,
     insert_holder: PreparedStatement,
     holders: PreparedStatement,
     delete_holders: PreparedStatement,
@@ -78,7 +109,7 @@ pub fn excerpt(text: &str) -> String {
 }
 
 impl InboxStore {
-    /// Prepares the statements; the keyspace must hold schema 7.
+    /// Prepares the statements; the keyspace must hold schema 12.
     pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
         let reads = crate::cql::read_profile(&session);
         let prepare = |cql: &'static str| {
@@ -94,7 +125,7 @@ impl InboxStore {
         Ok(Self {
             insert: prepare(
                 "INSERT INTO user_inbox (user_id, message_id, channel_id, guild_id, author_id, \
-                 content, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 content, reason) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             )
             .await?,
             page: prepare(
@@ -103,6 +134,18 @@ impl InboxStore {
             )
             .await?,
             delete: prepare("DELETE FROM user_inbox WHERE user_id = ? AND message_id = ?").await?,
+            withdraw: prepare(
+                "DELETE FROM user_inbox USING TIMESTAMP ? WHERE user_id = ? AND message_id = ?",
+            )
+            .await?,
+            inboxes: prepare(
+                "SELECT user_id, edited_at FROM inbox_by_message WHERE message_id = ?",
+            )
+            .await?,
+            mark_edited: prepare(
+                "UPDATE inbox_by_message USING TIMESTAMP ? SET edited_at = ? WHERE message_id = ?",
+            )
+            .await?,
             insert_holder: prepare(
                 "INSERT INTO inbox_by_message (message_id, user_id) VALUES (?, ?)",
             )
@@ -124,9 +167,16 @@ impl InboxStore {
         })
     }
 
-    /// Records `entry` in `user`'s inbox. Idempotent (a redelivered message writes the same row).
-    /// The reverse row goes first, so an inbox row is never written that a delete cannot find.
-    pub async fn add(&self, user: Snowflake, entry: &InboxEntry) -> Result<(), StoreError> {
+    /// Records `entry` in `user`'s inbox, as the version of its message written at `written_at`
+    /// (a write timestamp, [`version_timestamp`]): a newer version's write or withdrawal wins.
+    /// Idempotent (a redelivered message writes the same row). The reverse row goes first, so an
+    /// inbox row is never written that a delete cannot find.
+    pub async fn add(
+        &self,
+        user: Snowflake,
+        entry: &InboxEntry,
+        written_at: i64,
+    ) -> Result<(), StoreError> {
         self.session
             .execute_unpaged(
                 &self.insert_holder,
@@ -145,6 +195,7 @@ impl InboxStore {
                     entry.author_id.as_i64(),
                     excerpt(&entry.content),
                     reason_name(entry.reason),
+                    written_at,
                 ),
             )
             .await
@@ -205,6 +256,69 @@ impl InboxStore {
         Ok(())
     }
 
+    /// Takes `message` out of `user`'s inbox as its version written at `written_at` (an edit that
+    /// no longer concerns them): an older version's write handled later does not bring it back.
+    pub async fn withdraw(
+        &self,
+        user: Snowflake,
+        message: Snowflake,
+        written_at: i64,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.withdraw,
+                (written_at, user.as_i64(), message.as_i64()),
+            )
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// Who holds `message`, whether it was deleted, and which edit the inboxes show: one read of
+    /// its reverse rows (at most [`HOLDERS_READ`] of them).
+    pub async fn inboxes_of(&self, message: Snowflake) -> Result<MessageInboxes, StoreError> {
+        let mut statement = self.inboxes.clone();
+        statement.set_page_size(1000);
+        // A partition with only the static edit time answers one row whose user is NULL.
+        let rows: Vec<(Option<i64>, Option<i64>)> = self
+            .session
+            .execute_iter(statement, (message.as_i64(),))
+            .await
+            .map_err(failed)?
+            .rows_stream::<(Option<i64>, Option<i64>)>()
+            .map_err(failed)?
+            .take(HOLDERS_READ + 1)
+            .try_collect()
+            .await
+            .map_err(failed)?;
+        let mut known = MessageInboxes::default();
+        for (user, edited_at) in rows {
+            if let Some(at) = edited_at.and_then(|at| u64::try_from(at).ok()) {
+                known.edited_at = Some(at);
+            }
+            match user {
+                Some(FORGOTTEN) => known.forgotten = true,
+                Some(user) => known.holders.push(Snowflake::from_i64(user)),
+                None => {}
+            }
+        }
+        Ok(known)
+    }
+
+    /// Records that the inboxes show `message` as edited at `edited_at` (Unix ms). Written with
+    /// that time as its write timestamp, so the newest edit's time stays whatever the order.
+    pub async fn mark_edited(&self, message: Snowflake, edited_at: u64) -> Result<(), StoreError> {
+        let at = i64::try_from(edited_at).unwrap_or(i64::MAX);
+        self.session
+            .execute_unpaged(
+                &self.mark_edited,
+                (version_timestamp(edited_at), at, message.as_i64()),
+            )
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     /// Removes `message` from every inbox that holds it, and remembers that it is gone (see
     /// [`Self::was_forgotten`]). Idempotent: a redelivered delete finds nothing left to remove.
     pub async fn forget_message(&self, message: Snowflake) -> Result<usize, StoreError> {
@@ -214,15 +328,16 @@ impl InboxStore {
             .map_err(failed)?;
         let mut statement = self.holders.clone();
         statement.set_page_size(1000);
+        // A partition holding only the static edit time (schema 12) answers one NULL user.
         let holders: Vec<i64> = self
             .session
             .execute_iter(statement, (message.as_i64(),))
             .await
             .map_err(failed)?
-            .rows_stream::<(i64,)>()
+            .rows_stream::<(Option<i64>,)>()
             .map_err(failed)?
-            .map_ok(|(user,)| user)
-            .try_filter(|user| std::future::ready(*user != FORGOTTEN))
+            .take(HOLDERS_READ + 1)
+            .try_filter_map(|(user,)| std::future::ready(Ok(user.filter(|u| *u != FORGOTTEN))))
             .try_collect()
             .await
             .map_err(failed)?;

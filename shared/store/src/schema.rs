@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "calls",
         cql: include_str!("../schema/0011_calls.cql"),
     },
+    Migration {
+        version: 12,
+        name: "inbox_edits",
+        cql: include_str!("../schema/0012_inbox_edits.cql"),
+    },
 ];
 
 /// Ten days of message ids per partition, as Discord chose: big enough that a busy channel's

@@ -48,6 +48,7 @@ import {
   windowAround,
 } from './messageList';
 import { mentionsUser } from './mentions';
+import { followEdit } from '../notify/inbox';
 import { raiseNotice } from './notice';
 import { Outbox } from './outbox';
 import { compareIds } from './snowflake';
@@ -389,6 +390,7 @@ export class Chat {
         return this.onMessage(d as Message);
       case 'MESSAGE_UPDATE': {
         const m = d as Message;
+        this.followEditIntoInbox(m);
         return this.patchList(m.channel_id, (l) => applyEdit(l, m));
       }
       case 'MESSAGE_DELETE': {
@@ -543,6 +545,24 @@ export class Chat {
     if (seen && !mine) this.markRead(m.channel_id);
     if (!mine) this.notifications.onMessage(m, seen);
     if (!mine && (mentioned || !this.channel(m.channel_id)?.guild_id)) this.notifications.inboxChanged();
+  }
+
+  /**
+   * An edit follows into my @ Inbox on this device as notify makes it follow on the server: the
+   * entry shows the new text, or leaves when the edit no longer mentions me; an edit that newly
+   * mentions me has the list read again (notify decides, with my settings, as for a new message).
+   */
+  private followEditIntoInbox(m: Message) {
+    if (m.author_id === this.me.id) return;
+    const concernsMe =
+      mentionsUser(m, this.me.id, this.myRoles(m.channel_id)) || !this.channel(m.channel_id)?.guild_id;
+    let refetch = false;
+    this.qc.setQueryData<MentionEntry[]>(notifyKeys.inbox, (old) => {
+      const followed = followEdit(old, m, concernsMe);
+      refetch = followed.refetch;
+      return followed.entries;
+    });
+    if (refetch) this.notifications.inboxChanged();
   }
 
   private onAck(a: MessageAck) {

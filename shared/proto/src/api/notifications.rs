@@ -182,7 +182,7 @@ pub struct MentionEntry {
     #[serde(default)]
     pub guild_id: Option<Snowflake>,
     pub author_id: Snowflake,
-    /// The message's text as sent (at most 200 characters of it).
+    /// The message's text, as last edited (at most 200 characters of it).
     pub content: String,
     pub reason: NotifyReason,
     /// The user's read marker in the channel has passed it (read on any device).
