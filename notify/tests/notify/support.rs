@@ -51,6 +51,11 @@ fn key_file() -> std::path::PathBuf {
 impl World {
     /// Everything, with notify batching each person's pushes per channel over `push_interval`.
     pub(crate) async fn start(push_interval: &str) -> Self {
+        // Boxed: starting every service makes a large future, which each test would carry.
+        Box::pin(Self::start_all(push_interval)).await
+    }
+
+    async fn start_all(push_interval: &str) -> Self {
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
         let database_url = stack.fresh_database().await;

@@ -222,10 +222,13 @@ impl CqlConfig {
                 source,
             };
             for statement in migration.statements() {
-                session
-                    .query_unpaged(statement, &[])
-                    .await
-                    .map_err(|e| failed(Box::new(e)))?;
+                match session.query_unpaged(statement.as_str(), &[]).await {
+                    Ok(_) => {}
+                    // Services start together and each applies what is not yet recorded, so two
+                    // may run one migration at once: what another just did counts as done.
+                    Err(e) if done_by_another(&statement, &e.to_string()) => {}
+                    Err(e) => return Err(failed(Box::new(e))),
+                }
                 session
                     .await_schema_agreement()
                     .await
@@ -321,9 +324,31 @@ impl Migration {
     }
 }
 
+/// Whether a migration statement failed only because another process ran it first: CQL has
+/// `IF NOT EXISTS` for creating tables and indexes but not for adding a column, whose second run
+/// says the column already exists.
+fn done_by_another(statement: &str, error: &str) -> bool {
+    let statement = statement.trim_start().to_ascii_uppercase();
+    statement.starts_with("ALTER TABLE")
+        && statement.contains(" ADD ")
+        && error.contains("already exists")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_another_process_added_counts_as_added() {
+        let add = "ALTER TABLE inbox_by_message ADD edited_at bigint static";
+        let twice = "Invalid query: Column with name 'edited_at' already exists";
+        assert!(done_by_another(add, twice));
+        assert!(!done_by_another(add, "Unknown column type bigintt"));
+        assert!(!done_by_another(
+            "CREATE TABLE t (a int PRIMARY KEY)",
+            "Table t already exists"
+        ));
+    }
 
     #[test]
     fn statements_are_split_and_comments_dropped() {
