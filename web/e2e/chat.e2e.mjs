@@ -2,10 +2,9 @@
 // services (e2e/services.mjs) and the real local stack. Run with `npm run e2e` (see e2e/run.mjs).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, people, person, screenshot } from './browser.mjs';
+import { launch, PASSWORD, people, person, screenshot, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -24,16 +23,6 @@ const messages = (p) => p.page.locator('[role="log"] article');
 const message = (p, text) => messages(p).filter({ hasText: text });
 const composer = (p) => p.page.locator('.composer textarea');
 const sidebarLink = (p, name) => p.page.getByRole('navigation').getByRole('link', { name: new RegExp(name) });
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await p.page.getByRole('navigation', { name: 'Channels and direct messages' }).waitFor({ timeout: T });
-}
 
 async function ready(p) {
   await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });

@@ -5,10 +5,9 @@
 // trips. Ann's edge keeps the production send rate (5 messages per 5 s per channel).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launch, people, person, screenshot } from './browser.mjs';
+import { launch, PASSWORD, people, person, screenshot, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
-const PASSWORD = 'correct horse battery';
 const suffix = Math.random().toString(36).slice(2, 7);
 const ANN = `ann_${suffix}`;
 const BOB = `bob_${suffix}`;
@@ -31,17 +30,6 @@ const focused = (p) =>
   );
 
 const open = (name, options = {}) => person(browser, services, { name, ...options });
-
-async function signUp(p, username, displayName) {
-  await p.page.goto('/');
-  await p.page.getByRole('button', { name: 'Create an account' }).click();
-  await p.page.getByLabel('Username').fill(username);
-  await p.page.getByLabel('Display name').fill(displayName);
-  await p.page.getByLabel('Password').fill(PASSWORD);
-  await p.page.getByRole('button', { name: 'Sign up' }).click();
-  await nav(p).waitFor({ timeout: T });
-  await p.page.locator('.banner').waitFor({ state: 'detached', timeout: T });
-}
 
 async function setStatus(p, label) {
   await p.page.getByRole('button', { name: 'Profile and settings' }).click();
