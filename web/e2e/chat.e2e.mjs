@@ -501,7 +501,7 @@ describe('two people on two edges', () => {
     await message(ann, 'line 0').waitFor({ state: 'detached' });
   });
 
-  test('a channel is renamed, loses a member, and is deleted by its owner', async () => {
+  test('a channel is renamed, loses a member, is left by another after asking, and is deleted by its owner', async () => {
     await sidebarLink(ann, 'random').click();
     await ann.page.getByRole('button', { name: 'Channel settings' }).click();
     const dialog = ann.page.getByRole('dialog');
@@ -515,6 +515,21 @@ describe('two people on two edges', () => {
     await remove.getByRole('button', { name: 'Remove Bob' }).click();
     await remove.waitFor({ state: 'detached', timeout: T });
     await sidebarLink(bob, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    // Added again, Bob leaves by himself: he is asked first, and Cancel keeps him in.
+    await dialog.getByLabel('Username to add').fill(BOB);
+    await dialog.getByRole('button', { name: 'Add', exact: true }).click();
+    await sidebarLink(bob, 'off-topic').click({ timeout: T });
+    await bob.page.getByRole('button', { name: 'Channel settings' }).click();
+    const bobs = bob.page.getByRole('dialog', { name: 'Channel settings: off-topic' });
+    const leave = bob.page.getByRole('dialog', { name: 'Leave #off-topic?' });
+    await bobs.getByRole('button', { name: 'Leave channel' }).click();
+    await leave.getByRole('button', { name: 'Cancel' }).click();
+    await leave.waitFor({ state: 'detached', timeout: T });
+    assert.equal(await sidebarLink(bob, 'off-topic').count(), 1);
+    await bobs.getByRole('button', { name: 'Leave channel' }).click();
+    await leave.getByRole('button', { name: 'Leave channel' }).click();
+    await sidebarLink(bob, 'off-topic').waitFor({ state: 'detached', timeout: T });
+    await ann.page.getByRole('heading', { name: 'Members (1)' }).waitFor({ timeout: T });
     await dialog.getByRole('button', { name: 'Delete channel' }).click();
     await ann.page
       .getByRole('dialog', { name: 'Delete #off-topic?' })

@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
-import type { Channel, Member } from '../api/types';
+import type { Channel, Member, User } from '../api/types';
 import { useBlocked, useChat, useMembers, usePresence } from '../chat/hooks';
-import { displayName } from '../chat/store';
+import { displayName, type Chat } from '../chat/store';
 import { Avatar, statusLabel } from './Avatar';
-import { ConfirmDialog } from './Confirm';
+import { useConfirm, type Confirmation } from './Confirm';
 import { errorText } from './Modal';
 import { presenceOf } from './presence';
 
@@ -18,6 +18,43 @@ export function groupPowers(mine: Member['role'] | null | undefined, member: Mem
   };
 }
 
+/** Removing `user` from a group channel, as the member menu and the channel's settings ask it. */
+export function removeFromGroup(chat: Chat, channel: Channel, user: User): Confirmation {
+  const name = displayName(user);
+  return {
+    title: `Remove ${name}?`,
+    confirm: `Remove ${name}`,
+    onConfirm: () => chat.removeMember(channel.id, user),
+    children: (
+      <p>
+        {name} will no longer see #{channel.name} or its messages. They are told they were removed, and can
+        come back only if someone adds them again.
+      </p>
+    ),
+  };
+}
+
+/** Leaving a group channel: what happens to it depends on who leaves (docs/API.md, "leave"). */
+export function leaveGroup(chat: Chat, channel: Channel): Confirmation {
+  const last = channel.member_count <= 1;
+  return {
+    title: `Leave #${channel.name}?`,
+    confirm: 'Leave channel',
+    onConfirm: () => chat.leaveChannel(channel.id),
+    children: (
+      <p>
+        You will no longer see #{channel.name} or its messages, and can come back only if someone adds you
+        again.
+        {last
+          ? ' You are its last member, so it is deleted with all its messages.'
+          : channel.role === 'owner'
+            ? ' You own it: ownership passes to its longest-standing moderator, or else member.'
+            : ''}
+      </p>
+    ),
+  };
+}
+
 /**
  * The members of the open channel: loaded when it opens, a page at a time (a channel may have
  * thousands), online first. Each other member has a menu: block or unblock them, and for the
@@ -28,7 +65,7 @@ export function MemberList({ channel, onUser }: { channel: Channel; onUser?: (id
   const chat = useChat();
   const presence = usePresence();
   const page = useMembers(channel.id);
-  const [removing, setRemoving] = useState<Member | null>(null);
+  const confirm = useConfirm();
   useEffect(() => {
     void chat.loadMembers(channel.id);
   }, [chat, channel.id]);
@@ -47,7 +84,7 @@ export function MemberList({ channel, onUser }: { channel: Channel; onUser?: (id
             member={m}
             status={m.status}
             onUser={onUser}
-            onRemove={() => setRemoving(m)}
+            onRemove={() => confirm.ask(removeFromGroup(chat, channel, m.user))}
           />
         ))}
       </ul>
@@ -56,19 +93,7 @@ export function MemberList({ channel, onUser }: { channel: Channel; onUser?: (id
           Show more members
         </button>
       )}
-      {removing && (
-        <ConfirmDialog
-          title={`Remove ${displayName(removing.user)}?`}
-          confirm={`Remove ${displayName(removing.user)}`}
-          onConfirm={() => chat.removeMember(channel.id, removing.user)}
-          onClose={() => setRemoving(null)}
-        >
-          <p>
-            {displayName(removing.user)} will no longer see #{channel.name} or its messages. They are told
-            they were removed, and can come back only if someone adds them again.
-          </p>
-        </ConfirmDialog>
-      )}
+      {confirm.dialog}
     </aside>
   );
 }

@@ -6,6 +6,7 @@ import { useChannels, useChat, useMembers, useUsers } from '../chat/hooks';
 import { displayName } from '../chat/store';
 import { Avatar } from './Avatar';
 import { useConfirm } from './Confirm';
+import { leaveGroup, removeFromGroup } from './MemberList';
 import { errorText, Modal } from './Modal';
 
 export function useAction() {
@@ -169,19 +170,7 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
                     <button
                       className="danger small"
                       aria-label={`Remove ${m.user.username}`}
-                      onClick={() =>
-                        confirm.ask({
-                          title: `Remove ${displayName(m.user)}?`,
-                          confirm: `Remove ${displayName(m.user)}`,
-                          onConfirm: () => chat.removeMember(channel.id, m.user),
-                          children: (
-                            <p>
-                              {displayName(m.user)} will no longer see #{channel.name} or its messages. They
-                              are told they were removed, and can come back only if someone adds them again.
-                            </p>
-                          ),
-                        })
-                      }
+                      onClick={() => confirm.ask(removeFromGroup(chat, channel, m.user))}
                     >
                       Remove
                     </button>
@@ -222,7 +211,7 @@ export function ChannelSettingsDialog({ channelId, onClose }: { channelId: strin
         </section>
         {error}
         <div className="row">
-          <button className="danger" onClick={() => void run(() => chat.leaveChannel(channel.id))}>
+          <button className="danger" onClick={() => confirm.ask(leaveGroup(chat, channel))}>
             Leave channel
           </button>
           {owner && (
