@@ -5,8 +5,11 @@
 //!
 //! Discord's rules: a channel override that is not "inherit" wins over the server's setting; no
 //! row means the default (all messages, only mentions in servers of more than
-//! [`LARGE_GUILD_MEMBERS`]); a muted server or channel (until its `end_time`) tells of mentions
-//! only, a muted DM or group channel of nothing; "nothing" tells nothing; `suppress_everyone` and
+//! [`LARGE_GUILD_MEMBERS`]); a group channel of more members than that is told as a server's
+//! channel is (only mentions unless its own override says otherwise, plain messages never in the
+//! inbox), so that a big group's every message is not an inbox entry for each of its members;
+//! a muted server or channel (until its `end_time`) tells of mentions only, a muted DM or small
+//! group channel of nothing; "nothing" tells nothing; `suppress_everyone` and
 //! `suppress_roles` make those mentions not count; the author is never told, nor someone who
 //! blocks them, nor anyone who cannot view the channel.
 
@@ -311,10 +314,15 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     let key = guild.map_or(DMS, |g| g.as_i64());
     // (user, candidate reason before settings, their roles when in a server)
     let mut candidates: Vec<(Snowflake, Vec<Snowflake>)> = Vec::new();
-    let mut member_count = 0;
+    let member_count;
+    // A group channel of more than LARGE_GUILD_MEMBERS is told as a server's channel is: only
+    // mentions by default, and no inbox entry for a plain message.
+    let mut large_group = false;
     match guild {
         None => {
-            let ids = crate::channels::member_ids(&mut *conn, query.channel_id).await?;
+            member_count = group_member_count(&mut *conn, query.channel_id).await?;
+            large_group = member_count > LARGE_GUILD_MEMBERS;
+            let ids = group_candidates(&mut conn, query, large_group).await?;
             candidates.extend(ids.into_iter().map(|id| (id, Vec::new())));
         }
         Some(guild) => {
@@ -380,7 +388,11 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     .into_iter()
     .map(|row| (row.0, row))
     .collect();
-    let default = UserGuildSettings::default_for(guild, member_count).message_notifications;
+    let default = if large_group {
+        MessageNotifications::OnlyMentions
+    } else {
+        UserGuildSettings::default_for(guild, member_count).message_notifications
+    };
     let mut recipients = Vec::new();
     for (user, roles) in candidates {
         if blocking.contains(&user.as_i64()) {
@@ -391,14 +403,18 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
         let over_level = over
             .map(|o| level(o.2))
             .filter(|l| *l != MessageNotifications::Inherit);
+        // In a large group, the settings for DMs and groups at large do not choose every
+        // message; only the channel's own override does.
+        let base_level = base.map(|s| level(s.1)).filter(|_| !large_group);
         let applied = Applied {
-            level: over_level.or(base.map(|s| level(s.1))).unwrap_or(default),
+            level: over_level.or(base_level).unwrap_or(default),
             muted: base.is_some_and(|s| muted_now(s.2, s.3, now))
                 || over.is_some_and(|o| muted_now(o.3, o.4, now)),
             suppress_everyone: base.is_some_and(|s| s.4),
             suppress_roles: base.is_some_and(|s| s.5),
         };
-        if let Some(reason) = decide(query, guild.is_some(), user, &roles, applied) {
+        let as_server = guild.is_some() || large_group;
+        if let Some(reason) = decide(query, as_server, user, &roles, applied) {
             recipients.push(Recipient {
                 user_id: user,
                 reason,
@@ -429,6 +445,45 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
         author_name: author_name.unwrap_or_default(),
         recipients,
     })
+}
+
+async fn group_member_count(
+    conn: &mut PgConnection,
+    channel: Snowflake,
+) -> Result<u32, sqlx::Error> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM channel_members WHERE channel_id = $1")
+            .bind(channel.as_i64())
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Who in a group channel may be concerned: every member of a small one (each message is for
+/// them, as in a DM); of a large one, everyone for @everyone, else those it mentions and those
+/// who chose all messages for it.
+async fn group_candidates(
+    conn: &mut PgConnection,
+    query: &NotifyQuery,
+    large: bool,
+) -> Result<Vec<Snowflake>, sqlx::Error> {
+    if !large || query.mention_everyone {
+        return crate::channels::member_ids(&mut *conn, query.channel_id).await;
+    }
+    let users: Vec<i64> = query.mentions.iter().map(|u| u.as_i64()).collect();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2)
+         UNION SELECT o.user_id FROM channel_notification_overrides o
+               JOIN channel_members m ON m.channel_id = o.channel_id AND m.user_id = o.user_id
+               WHERE o.channel_id = $1 AND o.message_notifications = 0
+         LIMIT $3",
+    )
+    .bind(query.channel_id.as_i64())
+    .bind(&users)
+    .bind(proto::access::MAX_RECIPIENTS as i64 + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().map(Snowflake::from_i64).collect())
 }
 
 /// Who in a server may be concerned: everyone, when the message mentions everyone or the
@@ -475,6 +530,7 @@ async fn guild_candidates(
 /// Whether (and why) one person is told of a message, from their settings as they apply here.
 fn decide(
     query: &NotifyQuery,
+    // In a server's channel, or told as one (a large group channel).
     in_guild: bool,
     user: Snowflake,
     roles: &[Snowflake],

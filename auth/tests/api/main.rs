@@ -11,6 +11,7 @@ mod limits;
 mod matrix;
 mod migrations;
 mod moderation;
+mod notify;
 mod openapi;
 mod profiles;
 mod support;

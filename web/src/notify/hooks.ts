@@ -21,11 +21,13 @@ function useNow(): number {
 }
 
 /** The settings that apply to a channel, now. */
-export function useApplied(channel: Pick<Channel, 'id' | 'guild_id'>): Applied {
+export function useApplied(channel: Pick<Channel, 'id' | 'guild_id' | 'member_count'>): Applied {
   const all = useNotifySettings();
   const guilds = useGuilds();
   const now = useNow();
-  const count = guilds.find((g) => g.id === channel.guild_id)?.member_count ?? 0;
+  const count = channel.guild_id
+    ? (guilds.find((g) => g.id === channel.guild_id)?.member_count ?? 0)
+    : channel.member_count;
   return applied(all, channel, count, now);
 }
 

@@ -127,6 +127,29 @@ describe('shouldNotify', () => {
     expect(shouldNotify({ ...s, settings: applied(muted, DM, 0, NOW) })).toBeNull();
   });
 
+  it('a large group channel is told as a server is: only mentions, unless its own override says all', () => {
+    const group = { ...DM, kind: 'group' as const };
+    const big = applied({}, group, 251, NOW);
+    expect(big.asServer).toBe(true);
+    expect(shouldNotify({ ...situation({}, {}, { channel: group }), settings: big })).toBeNull();
+    expect(shouldNotify({ ...situation({}, { mentions: [ME] }, { channel: group }), settings: big })).toBe(
+      'mention',
+    );
+    // "All messages" for DMs at large does not reach a large group; the channel's own does.
+    const dmsAll = { '@me': settings({ message_notifications: Level.All }, null) };
+    expect(applied(dmsAll, group, 251, NOW).level).toBe(Level.Mentions);
+    const groupAll = {
+      '@me': settings(
+        { channel_overrides: [{ channel_id: group.id, message_notifications: Level.All }] },
+        null,
+      ),
+    };
+    const chosen = applied(groupAll, group, 251, NOW);
+    expect(shouldNotify({ ...situation({}, {}, { channel: group }), settings: chosen })).toBe('all_messages');
+    // A small group is a DM's kind of place: every message.
+    expect(applied({}, group, 250, NOW).asServer).toBe(false);
+  });
+
   it('a large server defaults to only mentions', () => {
     const big = applied({}, CHANNEL, 251, NOW);
     expect(shouldNotify({ ...situation({}), settings: big })).toBeNull();

@@ -11,7 +11,10 @@ import type { Channel, Message, Status, UserGuildSettings } from '../api/types';
 export const Level = { All: 0, Mentions: 1, Nothing: 2, Inherit: 3 } as const;
 export type LevelValue = (typeof Level)[keyof typeof Level];
 
-/** Servers of more members than this default to only mentions (proto's LARGE_GUILD_MEMBERS). */
+/**
+ * Servers and group channels of more members than this default to only mentions, and a large
+ * group is told as a server's channel is (proto's LARGE_GUILD_MEMBERS; auth's notifications.rs).
+ */
 export const LARGE_GUILD_MEMBERS = 250;
 
 /** Settings by server id; DMs and group channels under `@me` (`guild_id` null on the wire). */
@@ -43,23 +46,27 @@ export interface Applied {
   channelMuted: boolean;
   suppressEveryone: boolean;
   suppressRoles: boolean;
+  /** Told as a server's channel: one, or a group channel of more than LARGE_GUILD_MEMBERS. */
+  asServer: boolean;
 }
 
+/** `memberCount`: the server's members for a server's channel, the channel's for a group. */
 export function applied(
   all: SettingsMap,
   channel: Pick<Channel, 'id' | 'guild_id'>,
-  guildMemberCount: number,
+  memberCount: number,
   now: number,
 ): Applied {
   const inGuild = !!channel.guild_id;
+  const large = memberCount > LARGE_GUILD_MEMBERS;
+  const largeGroup = !inGuild && large;
   const base = all[settingsKey(channel.guild_id)];
   const over = base?.channel_overrides.find((o) => o.channel_id === channel.id);
-  const fallback = inGuild && guildMemberCount > LARGE_GUILD_MEMBERS ? Level.Mentions : Level.All;
+  const fallback = large ? Level.Mentions : Level.All;
   const overLevel = over?.message_notifications;
-  const level =
-    overLevel !== undefined && overLevel !== Level.Inherit
-      ? overLevel
-      : ((base?.message_notifications as LevelValue | undefined) ?? fallback);
+  // In a large group only the channel's own override chooses every message.
+  const baseLevel = largeGroup ? undefined : (base?.message_notifications as LevelValue | undefined);
+  const level = overLevel !== undefined && overLevel !== Level.Inherit ? overLevel : (baseLevel ?? fallback);
   const channelMuted = muteActive(over?.muted, over?.mute_config, now);
   return {
     level: (level === Level.Inherit ? fallback : level) as Applied['level'],
@@ -67,6 +74,7 @@ export function applied(
     channelMuted,
     suppressEveryone: base?.suppress_everyone ?? false,
     suppressRoles: base?.suppress_roles ?? false,
+    asServer: inGuild || largeGroup,
   };
 }
 
@@ -110,8 +118,8 @@ export function shouldNotify(s: Situation): Reason | null {
     mention = 'role_mention';
   else if (m.mention_everyone && !settings.suppressEveryone) mention = 'everyone';
   if (settings.level === Level.Nothing) return null;
-  if (!s.channel.guild_id) {
-    // A muted DM or group channel tells nothing; otherwise every message is for me.
+  if (!settings.asServer) {
+    // A muted DM or small group channel tells nothing; otherwise every message is for me.
     if (settings.muted) return null;
     if (mention) return mention;
     return settings.level === Level.Mentions ? null : 'direct';

@@ -104,8 +104,8 @@ export class Notifications {
   }
 
   /** The settings that apply to a channel now. */
-  appliedTo(channel: Pick<Channel, 'id' | 'guild_id'>, now = Date.now()): Applied {
-    const count = channel.guild_id ? this.deps.guildMemberCount(channel.guild_id) : 0;
+  appliedTo(channel: Pick<Channel, 'id' | 'guild_id' | 'member_count'>, now = Date.now()): Applied {
+    const count = channel.guild_id ? this.deps.guildMemberCount(channel.guild_id) : channel.member_count;
     return applied(this.all(), channel, count, now);
   }
 
