@@ -9,7 +9,7 @@ use proto::events::Event;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{PushService, User, WAIT, World};
+use crate::support::{Club, PushService, User, WAIT, World};
 
 /// `user`'s inbox as (message id, text) pairs, newest first.
 async fn inbox(world: &World, user: &User) -> Vec<(String, String)> {
@@ -93,12 +93,13 @@ async fn edits_seen(world: &World) -> u64 {
 async fn an_edit_adding_a_mention_fills_the_inbox_without_a_push_and_one_removing_it_empties_it() {
     let world = World::start("1s").await;
     let push = PushService::start().await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild,
+        general,
+    } = world.club().await;
     // bob has no session: he is away, and would be pushed a new message that mentions him (and
     // only those: not every message of the server).
     world.subscribe(&bob, &push, "bob-laptop").await;
@@ -176,12 +177,13 @@ async fn an_edit_adding_a_mention_fills_the_inbox_without_a_push_and_one_removin
 #[tokio::test]
 async fn a_processing_update_changes_nothing_and_an_edit_after_the_delete_brings_nothing_back() {
     let world = World::start("30s").await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (_guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild: _,
+        general,
+    } = world.club().await;
     let text = format!("<@{}> hello", bob.id);
     let hello = world.say(&ann, general, &text).await;
     wait_inbox(
@@ -249,12 +251,13 @@ async fn a_processing_update_changes_nothing_and_an_edit_after_the_delete_brings
 #[tokio::test]
 async fn an_edit_racing_a_delete_leaves_nothing() {
     let world = World::start("30s").await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (_guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild: _,
+        general,
+    } = world.club().await;
     let text = format!("<@{}> the draft", bob.id);
     let draft = world.say(&ann, general, &text).await;
     wait_inbox(

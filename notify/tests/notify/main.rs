@@ -8,7 +8,7 @@ use proto::Snowflake;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{PushService, Session, User, WAIT, World};
+use crate::support::{Club, PushService, Session, User, WAIT, World};
 
 fn id_of(value: &Value) -> Snowflake {
     value.as_str().unwrap().parse().unwrap()
@@ -46,12 +46,13 @@ async fn channel(world: &World, guild: Snowflake, owner: &User, name: &str) -> S
 async fn an_away_user_gets_a_decrypted_push_an_active_one_none_and_a_busy_channel_is_batched() {
     let world = World::start("10s").await;
     let push = PushService::start().await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild,
+        general,
+    } = world.club().await;
     world.subscribe(&bob, &push, "bob-laptop").await;
     world.subscribe(&bob, &push, "gone-phone").await;
     world.subscribe(&cat, &push, "cat-laptop").await;
@@ -150,12 +151,13 @@ async fn an_away_user_gets_a_decrypted_push_an_active_one_none_and_a_busy_channe
 async fn settings_are_honoured_muted_mentions_only_suppressed_everyone_and_dnd() {
     let world = World::start("1s").await;
     let push = PushService::start().await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (guild, _general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild,
+        general: _,
+    } = world.club().await;
     world.subscribe(&bob, &push, "bob-laptop").await;
     world.subscribe(&cat, &push, "cat-laptop").await;
     let guild_key = guild.to_string();
@@ -348,12 +350,13 @@ async fn the_inbox_lists_mentions_and_dms_marks_them_read_from_any_device_and_fo
 #[tokio::test]
 async fn a_deleted_message_leaves_every_inbox_and_the_others_stay() {
     let world = World::start("30s").await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let (_guild, general) = world.guild(&ann, &[&bob, &cat]).await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild: _,
+        general,
+    } = world.club().await;
     let doomed = world
         .say(
             &ann,

@@ -38,6 +38,15 @@ pub(crate) struct User {
     pub(crate) token: String,
 }
 
+/// [`World::club`]: three people and the server they share, with its first channel.
+pub(crate) struct Club {
+    pub(crate) ann: User,
+    pub(crate) bob: User,
+    pub(crate) cat: User,
+    pub(crate) guild: Snowflake,
+    pub(crate) general: Snowflake,
+}
+
 fn key_file() -> std::path::PathBuf {
     static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
@@ -230,6 +239,23 @@ impl World {
             id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
             name: name.to_owned(),
             token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// The cast of most tests: ann owns the server "Club", which bob and cat joined by invite.
+    pub(crate) async fn club(&self) -> Club {
+        let (ann, bob, cat) = (
+            self.sign_up("ann").await,
+            self.sign_up("bob").await,
+            self.sign_up("cat").await,
+        );
+        let (guild, general) = self.guild(&ann, &[&bob, &cat]).await;
+        Club {
+            ann,
+            bob,
+            cat,
+            guild,
+            general,
         }
     }
 
