@@ -320,7 +320,7 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     let mut large_group = false;
     match guild {
         None => {
-            member_count = group_member_count(&mut *conn, query.channel_id).await?;
+            member_count = group_member_count(&mut conn, query.channel_id).await?;
             large_group = member_count > LARGE_GUILD_MEMBERS;
             let ids = group_candidates(&mut conn, query, large_group).await?;
             candidates.extend(ids.into_iter().map(|id| (id, Vec::new())));
