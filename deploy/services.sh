@@ -182,8 +182,13 @@ up() {
   if ((CLUSTER)); then cluster_env; fi
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
-  echo "== building services (cargo build --profile $PROFILE)"
-  cargo build --profile "$PROFILE" --locked --bins -p auth -p edge -p presence -p persister -p media -p search -p notify
+  # A release build is the services alone. A debug build selects what the tests select (the
+  # workspace with its dev-dependencies, shared/testkit's BUILD_SELECTION), so that cargo resolves
+  # the same features and `NATTER_PROFILE=dev ./natter up` runs the binaries the tests built.
+  local selection=(-p auth -p edge -p presence -p persister -p media -p search -p notify)
+  [[ $PROFILE == dev ]] && selection=(--workspace --examples)
+  echo "== building services (cargo build --profile $PROFILE ${selection[*]})"
+  cargo build --profile "$PROFILE" --locked --bins "${selection[@]}"
   # The access-token signing key: made once, kept across restarts (tokens stay valid).
   if [[ ! -f "$STATE/keys/auth-1.pem" ]]; then
     mkdir -p "$STATE/keys" && chmod 700 "$STATE/keys"

@@ -49,35 +49,19 @@ function binDir() {
   return join(target, 'debug');
 }
 
-/** `cargo build --bins` in debug, unless NATTER_E2E_NO_BUILD is set. */
+/**
+ * The services' binaries in debug, unless NATTER_E2E_NO_BUILD is set. The whole workspace with its
+ * dev-dependencies (`--examples` asks for them; there are none), as shared/testkit's
+ * `BUILD_SELECTION`: the features cargo resolves are then those of `cargo test --workspace`, and
+ * after it (as in `./natter test`) this builds nothing; `-p auth -p edge …` would compile every
+ * workspace crate and a dozen dependencies again with other features.
+ */
 export function buildServices() {
   if (process.env.NATTER_E2E_NO_BUILD) return;
-  execFileSync(
-    'cargo',
-    [
-      'build',
-      '--locked',
-      '--bins',
-      '-p',
-      'auth',
-      '-p',
-      'edge',
-      '-p',
-      'presence',
-      '-p',
-      'persister',
-      '-p',
-      'media',
-      '-p',
-      'search',
-      '-p',
-      'notify',
-    ],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
+  execFileSync('cargo', ['build', '--locked', '--workspace', '--bins', '--examples'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
 }
 
 /** `npm run build`, unless the caller built it (NATTER_E2E_CLIENT_BUILT or NATTER_E2E_NO_BUILD). */

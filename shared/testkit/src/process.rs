@@ -4,7 +4,7 @@
 //!
 //! A test crate knows its own package's binaries (`env!("CARGO_BIN_EXE_…")`), but cargo builds no
 //! other package's for it, so [`binary`] asks cargo to build the one it needs (nothing to do when
-//! the workspace is built, as `./natter test` and CI do first).
+//! the workspace's tests are built, as `./natter test` and CI do first).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,18 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// Natter's service packages, as `deploy/services.sh` builds them: built together, so that the
-/// features of their dependencies are the same whichever binary is asked for, and a binary
-/// `NATTER_PROFILE=dev ./natter up` built is the one a test runs (one build serves both).
-const SERVICES: [&str; 7] = [
-    "auth",
-    "edge",
-    "presence",
-    "persister",
-    "media",
-    "search",
-    "notify",
-];
+/// How every build on the test path selects packages: the whole workspace, dev-dependencies
+/// included (`--examples` asks for them; the workspace has no examples). Cargo resolves a
+/// dependency's features from the packages and targets a command selects, so `cargo build -p auth`
+/// and `cargo test --workspace` compile tokio, rustls, async-nats and every workspace crate twice,
+/// with two feature sets. With this selection the binaries `cargo test --workspace` already built
+/// are the ones asked for, and the end-to-end run (`web/e2e/services.mjs`) and the faults step of
+/// `./natter test` build nothing again.
+const BUILD_SELECTION: [&str; 2] = ["--workspace", "--examples"];
 
 /// The binary of the service package `package` (its binary has the package's name), built for
 /// this test's profile if it is not yet, or is older than its sources.
@@ -42,7 +38,7 @@ pub fn binary(package: &str) -> PathBuf {
     }
     let run = escargot::CargoBuild::new()
         .manifest_path(super::checkout().join("Cargo.toml"))
-        .args(SERVICES.iter().flat_map(|service| ["-p", service]))
+        .args(BUILD_SELECTION)
         .bin(package)
         .current_release()
         .run()
