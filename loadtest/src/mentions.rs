@@ -110,11 +110,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|(i, (channel, id))| {
             let rest = rest.clone();
             async move {
-                let url = rest.url(i, &format!("/api/v1/channels/{channel}/messages/{id}/ack"), &[])?;
+                let url = rest.url(
+                    i,
+                    &format!("/api/v1/channels/{channel}/messages/{id}/ack"),
+                    &[],
+                )?;
                 let (status, body) = rest
                     .call(reqwest::Method::POST, url, &read.token, None)
                     .await;
-                anyhow::ensure!(status == 204, "marking a channel read answered {status}: {body}");
+                anyhow::ensure!(
+                    status == 204,
+                    "marking a channel read answered {status}: {body}"
+                );
                 Ok(())
             }
         })

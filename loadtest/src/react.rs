@@ -95,7 +95,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut watchers = Vec::new();
     for (i, user) in users.iter().take(args.watchers).enumerate() {
         let gateway = target.gateway[i % target.gateway.len()].clone();
-        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % target.sources.max(1) as usize) as u8));
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            2 + (i % target.sources.max(1) as usize) as u8,
+        ));
         let (socket, _ready) = client::connect(&gateway, Source { ip, port: 0 }, &user.token)
             .await
             .with_context(|| format!("a watcher connecting to {gateway}"))?;
@@ -295,8 +300,7 @@ async fn watch(socket: client::Socket, seen: Seen, message: String) {
         let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
             continue;
         };
-        if frame.t.as_deref() == Some("MESSAGE_REACTION_ADD") && frame.d["message_id"] == *message
-        {
+        if frame.t.as_deref() == Some("MESSAGE_REACTION_ADD") && frame.d["message_id"] == *message {
             if let Some(user) = frame.d["user_id"].as_str() {
                 seen.lock().await.push((user.to_owned(), at));
             }

@@ -130,8 +130,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("search: {} messages into the chat stream", args.messages);
     let last_word = format!("fin{tag}");
     let started = Instant::now();
-    let published =
-        backlog::publish(&js, &subjects, &channels, &authors, args.messages, &last_word).await?;
+    let published = backlog::publish(
+        &js,
+        &subjects,
+        &channels,
+        &authors,
+        args.messages,
+        &last_word,
+    )
+    .await?;
     let position_then = report::scrape(&args.search, "natter_search_position").await?;
     let last = published.last_sequence as f64;
     loop {
@@ -139,7 +146,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
         if started.elapsed() > args.index_timeout {
-            bail!("the index had not caught up with the stream after {:?}", args.index_timeout);
+            bail!(
+                "the index had not caught up with the stream after {:?}",
+                args.index_timeout
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -164,7 +174,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
         if started.elapsed() > args.index_timeout {
-            bail!("no search showed the last message after {:?}", args.index_timeout);
+            bail!(
+                "no search showed the last message after {:?}",
+                args.index_timeout
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -184,15 +197,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.messages as f64 / published.seconds
     );
 
-    println!(
-        "search: {} clients for {:?}",
-        args.clients, args.duration
-    );
+    println!("search: {} clients for {:?}", args.clients, args.duration);
     let asked = Instant::now();
     let kinds = queries::load(Arc::clone(&asking), args.clients, args.duration).await;
     let seconds = asked.elapsed().as_secs_f64();
 
-    println!("search: {} sends, each until a search finds it", args.lag_samples);
+    println!(
+        "search: {} sends, each until a search finds it",
+        args.lag_samples
+    );
     let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
     let chatting = Chat::start(&rest, &server, &tokens, args.chat_rate);
     let lag = queries::lag(
@@ -258,7 +271,9 @@ fn print(result: &SearchResult) {
         result.seconds_to_index,
         result
             .indexed_alone_per_second
-            .map_or(String::new(), |r| format!(", {r:.0}/s once all were published")),
+            .map_or(String::new(), |r| format!(
+                ", {r:.0}/s once all were published"
+            )),
         result.seconds_to_searchable
     );
     println!(
@@ -313,8 +328,7 @@ impl Chat {
     fn start(rest: &Rest, server: &Server, tokens: &[String], rate: u64) -> Self {
         let (sent, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let task = (rate > 0).then(|| {
-            let (rest, channels, tokens) =
-                (rest.clone(), server.channels.clone(), tokens.to_vec());
+            let (rest, channels, tokens) = (rest.clone(), server.channels.clone(), tokens.to_vec());
             let (sent, errors) = (Arc::clone(&sent), Arc::clone(&errors));
             tokio::spawn(async move {
                 let slots = Arc::new(tokio::sync::Semaphore::new(64));

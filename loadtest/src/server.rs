@@ -143,7 +143,10 @@ impl Rest {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()?,
-            edges: gateways.iter().map(edge_http).collect::<anyhow::Result<_>>()?,
+            edges: gateways
+                .iter()
+                .map(edge_http)
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 

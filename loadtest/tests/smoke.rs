@@ -275,18 +275,17 @@ async fn every_reaction_to_a_hot_message_is_counted_once_and_reaches_the_watcher
     let args = command(
         &world,
         &out,
-        &[
-            "react",
-            "--members=6",
-            "--watchers=2",
-            "--concurrency=3",
-        ],
+        &["react", "--members=6", "--watchers=2", "--concurrency=3"],
     );
     run(args).await.expect("the react run passes");
     let result = read(&out);
     assert_eq!(result["accepted"], 6, "{result}");
     assert_eq!(result["final_count"], 6, "{result}");
-    assert_eq!(result["events_per_watcher"], serde_json::json!([6, 6]), "{result}");
+    assert_eq!(
+        result["events_per_watcher"],
+        serde_json::json!([6, 6]),
+        "{result}"
+    );
     assert!(
         result["errors_by_status"].as_object().unwrap().is_empty(),
         "{result}"
@@ -315,7 +314,10 @@ async fn ready_counts_every_unread_mention_and_none_once_read() {
     assert_eq!(result["read"]["mention_count"], 0, "{result}");
     for reader in ["unread", "read"] {
         assert_eq!(result[reader]["identify_to_ready"]["count"], 3, "{result}");
-        assert!(result[reader]["ready_bytes"].as_u64().unwrap() > 0, "{result}");
+        assert!(
+            result[reader]["ready_bytes"].as_u64().unwrap() > 0,
+            "{result}"
+        );
     }
 }
 
@@ -354,7 +356,10 @@ async fn a_backlog_is_indexed_searched_and_a_live_message_found() {
     run(args).await.expect("the search run passes");
     let result = read(&out);
     assert_eq!(result["messages"], 300, "{result}");
-    assert!(result["indexed_per_second"].as_f64().unwrap() > 0.0, "{result}");
+    assert!(
+        result["indexed_per_second"].as_f64().unwrap() > 0.0,
+        "{result}"
+    );
     let kinds = result["kinds"].as_array().unwrap();
     assert_eq!(kinds.len(), 6, "{result}");
     // One-word queries of the vocabulary's common words find something in 300 messages.

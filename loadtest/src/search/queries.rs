@@ -178,7 +178,12 @@ pub async fn lag(
         let token = &tokens[s % tokens.len()];
         asking
             .rest
-            .send(s, channel, token, &format!("{word} {}", Draw::new(s as u64).text()))
+            .send(
+                s,
+                channel,
+                token,
+                &format!("{word} {}", Draw::new(s as u64).text()),
+            )
             .await?;
         let acked = Instant::now();
         let url = asking.rest.url(s, &asking.path, &[("content", &word)])?;
