@@ -300,10 +300,11 @@ async fn watch(socket: client::Socket, seen: Seen, message: String) {
         let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
             continue;
         };
-        if frame.t.as_deref() == Some("MESSAGE_REACTION_ADD") && frame.d["message_id"] == *message {
-            if let Some(user) = frame.d["user_id"].as_str() {
-                seen.lock().await.push((user.to_owned(), at));
-            }
+        if frame.t.as_deref() == Some("MESSAGE_REACTION_ADD")
+            && frame.d["message_id"] == *message
+            && let Some(user) = frame.d["user_id"].as_str()
+        {
+            seen.lock().await.push((user.to_owned(), at));
         }
     }
 }

@@ -34,7 +34,7 @@ impl Draw {
         Self(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn number(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -45,7 +45,7 @@ impl Draw {
     /// A word of the vocabulary, the first ones more often (index = WORDS x u², u uniform): a
     /// few words are common, most are rare, as in people's messages.
     pub fn word(&mut self) -> String {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = (self.number() >> 11) as f64 / (1u64 << 53) as f64;
         let index = ((WORDS as f64) * u * u) as usize % WORDS;
         format!(
             "{}{}",
@@ -61,7 +61,7 @@ impl Draw {
 
     /// A message's text: 6 to 10 words.
     pub fn text(&mut self) -> String {
-        let n = MIN_WORDS + self.next() % MORE_WORDS;
+        let n = MIN_WORDS + self.number() % MORE_WORDS;
         self.words(n as usize)
     }
 }

@@ -89,7 +89,7 @@ pub async fn load(asking: Arc<Asking>, clients: usize, duration: Duration) -> Ve
                     let kind = n % KINDS.len();
                     let (words, by_author) = KINDS[kind];
                     let content = draw.words(words);
-                    let author = &asking.authors[draw.next() as usize % asking.authors.len()];
+                    let author = &asking.authors[draw.number() as usize % asking.authors.len()];
                     let mut query = vec![("content", content.as_str())];
                     if by_author {
                         query.push(("author_id", author.as_str()));
