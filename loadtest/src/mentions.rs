@@ -51,10 +51,13 @@ struct Reader {
     /// READY's bytes (the last one; they differ only in ids).
     ready_bytes: usize,
     identify_to_ready: Percentiles,
-    /// Mentions READY counted over the server's channels (the last one).
-    mention_count: u64,
+    /// Mentions READY counted over the server's channels (the last READY with counts; none
+    /// when every READY came without them).
+    mention_count: Option<u64>,
     /// READYs whose channels came without unread and mention counts.
     without_counts: usize,
+    /// READYs with counts that were not the expected ones: must be 0.
+    wrong_counts: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,25 +157,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let baseline = Baseline::take(&target.metrics).await;
     let mut times = [Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?];
-    let mut last_ready = [(0usize, 0u64), (0, 0)];
+    let expected = [expected_mentions, 0];
+    let mut bytes = [0usize, 0];
+    let mut counts = [None, None];
     let mut without_counts = [0usize, 0];
+    let mut wrong_counts = [0usize, 0];
     for r in 0..args.repeats {
         for (k, user) in [unread, read].into_iter().enumerate() {
             let (text, took) = ready(target, r + k, &user.token).await?;
             times[k].record((took.as_micros() as u64).max(1))?;
+            bytes[k] = text.len();
+            // The edge leaves every channel's counts out when the store is slow, never some.
             let (counted, summarised) = mentions_in(&text, &server)?;
             if summarised < server.channels.len() {
                 without_counts[k] += 1;
+                continue;
             }
-            last_ready[k] = (text.len(), counted);
+            counts[k] = Some(counted);
+            wrong_counts[k] += usize::from(counted != expected[k]);
         }
     }
     let services = baseline.deltas().await;
     let reader = |k: usize| Reader {
-        ready_bytes: last_ready[k].0,
+        ready_bytes: bytes[k],
         identify_to_ready: (&times[k]).into(),
-        mention_count: last_ready[k].1,
+        mention_count: counts[k],
         without_counts: without_counts[k],
+        wrong_counts: wrong_counts[k],
     };
     let result = MentionsResult {
         channels: args.channels,
@@ -193,8 +204,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     for (name, r) in [("unread", &result.unread), ("all read", &result.read)] {
         println!(
-            "{name:<9} READY {} bytes, {} mentions; {} of {} READYs without counts",
-            r.ready_bytes, r.mention_count, r.without_counts, result.repeats
+            "{name:<9} READY {} bytes, {:?} mentions; {} of {} READYs without counts, {} wrong",
+            r.ready_bytes, r.mention_count, r.without_counts, result.repeats, r.wrong_counts
         );
     }
     report::print_percentiles(&[
@@ -208,11 +219,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| "loadtest-ready-mentions.json".into());
     report::write_json(&path, &result)?;
     println!("result written to {}", path.display());
-    if result.unread.mention_count != expected_mentions || result.read.mention_count != 0 {
+    if result.unread.wrong_counts + result.read.wrong_counts > 0 {
         bail!(
-            "READY's mention counts are wrong: {} for the unread member (expected {expected_mentions}), {} for the read one",
-            result.unread.mention_count,
-            result.read.mention_count
+            "READY's mention counts were wrong {} times for the unread member (expected {expected_mentions}) and {} times for the read one (expected 0)",
+            result.unread.wrong_counts,
+            result.read.wrong_counts
         );
     }
     Ok(())
