@@ -48,6 +48,34 @@ pub async fn connect(
     }
 }
 
+/// Identifies with `token` on a socket [`open`] returned: READY's text as it came, and the time
+/// from sending IDENTIFY to READY's arrival.
+pub async fn identify_timed(
+    socket: &mut Socket,
+    token: &str,
+) -> anyhow::Result<(String, std::time::Duration)> {
+    let identify = ClientFrame::Identify(Identify {
+        token: token.to_owned(),
+    })
+    .encode();
+    let started = std::time::Instant::now();
+    socket.send(Message::Text(identify.into())).await?;
+    let text = expect_op(socket, Opcode::Dispatch)
+        .await
+        .context("no READY")?;
+    let took = started.elapsed();
+    /// The first dispatch's name alone (the rest is skipped, not built).
+    #[derive(Deserialize)]
+    struct Named {
+        t: Option<String>,
+    }
+    match serde_json::from_str::<Named>(&text) {
+        Ok(named) if named.t.as_deref() == Some(DispatchKind::Ready.into()) => {}
+        _ => bail!("expected READY, got {text}"),
+    }
+    Ok((text, took))
+}
+
 /// Opens a socket from `source` to `gateway` and waits for HELLO.
 ///
 /// The socket is bound to the source's port when that is free, else to any: asked for "any

@@ -9,6 +9,10 @@
 //! - [`drain`]: the persister writing a backlog into the store, beside a raw insert loop.
 //! - [`guild`]: one server of many members: delivery that follows roles, and how fast a hidden
 //!   channel stops reaching everyone.
+//! - [`react`]: a hot message: every member of a large channel reacts to it once.
+//! - [`mentions`]: what unread mention counts cost READY (`ready-mentions`).
+//! - [`search`]: a large server's messages indexed, searched by many at once, and the live lag.
+//! - [`server`]: a server built over REST for a scenario, and the edges' REST routes.
 //! - [`raw`]: the machine's limit: pre-built frames written to sockets by nothing but a loop.
 //! - [`report`]: percentiles, tables, JSON, and `/metrics` before and after.
 //! - [`scan`]: reading a delivery's sequence, channel and sending time without parsing it.
@@ -21,13 +25,17 @@ pub mod device;
 pub mod drain;
 pub mod guild;
 pub mod idle;
+pub mod mentions;
 pub mod plot;
 pub mod population;
 pub mod raw;
+pub mod react;
 pub mod report;
 pub mod run;
 pub mod scan;
 pub mod scenarios;
+pub mod search;
+pub mod server;
 pub mod worker;
 
 use clap::{Parser, Subcommand};
@@ -69,6 +77,15 @@ pub enum Scenario {
     /// chatting: delivery, latency, nothing to those who may not see it, and the time for a
     /// channel hidden from everyone to stop reaching the last session.
     Guild(guild::Args),
+    /// One message in a channel of many members, each reacting once with the same emoji over
+    /// REST: reactions per second accepted, the count exact in history, delivery to watchers.
+    React(react::Args),
+    /// READY for a member with unread mentions in every channel of a server, beside one who
+    /// read them all: time from IDENTIFY to READY and its size.
+    ReadyMentions(mentions::Args),
+    /// A server filled with a backlog straight into the chat stream: indexing rate, query
+    /// latency and hits under concurrent searches, and the live lag from send to found.
+    Search(search::Args),
     /// Holds a share of a run's devices for the process that started it (see `worker`).
     #[command(hide = true)]
     Worker,
@@ -85,6 +102,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Raw(args) => raw::run(args).await,
         Scenario::Storm(args) => scenarios::storm(args).await,
         Scenario::Guild(args) => guild::run(args).await,
+        Scenario::React(args) => react::run(args).await,
+        Scenario::ReadyMentions(args) => mentions::run(args).await,
+        Scenario::Search(args) => search::run(args).await,
         Scenario::Worker => worker::work().await,
     }
 }

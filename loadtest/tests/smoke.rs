@@ -267,3 +267,135 @@ async fn an_edge_that_drops_one_message_fails_the_run_as_loss() {
         result["expected_deliveries"].as_u64().unwrap()
     );
 }
+
+#[tokio::test]
+async fn every_reaction_to_a_hot_message_is_counted_once_and_reaches_the_watchers() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("react");
+    let args = command(
+        &world,
+        &out,
+        &["react", "--members=6", "--watchers=2", "--concurrency=3"],
+    );
+    run(args).await.expect("the react run passes");
+    let result = read(&out);
+    assert_eq!(result["accepted"], 6, "{result}");
+    assert_eq!(result["final_count"], 6, "{result}");
+    assert_eq!(
+        result["events_per_watcher"],
+        serde_json::json!([6, 6]),
+        "{result}"
+    );
+    assert!(
+        result["errors_by_status"].as_object().unwrap().is_empty(),
+        "{result}"
+    );
+    assert_eq!(result["request_to_event"]["count"], 12, "{result}");
+}
+
+#[tokio::test]
+async fn ready_counts_every_unread_mention_and_none_once_read() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("ready-mentions");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "ready-mentions",
+            "--channels=3",
+            "--mentions=2",
+            "--repeats=3",
+        ],
+    );
+    run(args).await.expect("the ready-mentions run passes");
+    let result = read(&out);
+    // The run waited for a READY counting all 6 before timing; a READY the edge sent without
+    // counts (the store slow on a loaded machine) has no count to check.
+    assert_eq!(result["expected_mentions"], 6, "{result}");
+    for (reader, expected) in [("unread", 6), ("read", 0)] {
+        assert_eq!(result[reader]["wrong_counts"], 0, "{result}");
+        let count = &result[reader]["mention_count"];
+        assert!(count.is_null() || *count == expected, "{result}");
+    }
+    for reader in ["unread", "read"] {
+        assert_eq!(result[reader]["identify_to_ready"]["count"], 3, "{result}");
+        assert!(
+            result[reader]["ready_bytes"].as_u64().unwrap() > 0,
+            "{result}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backlog_is_indexed_searched_and_a_live_message_found() {
+    let world = World::start(2, FAST).await;
+    let folder = tempfile::tempdir().unwrap();
+    let search = start_search(&world, folder.path()).await;
+    let out = result_file("search");
+    let nats = format!("--nats-url={}", world.engines.nats_url);
+    let prefix = format!("--nats-prefix={}", world.prefix);
+    let search_metrics = format!("--search={}", search.metrics_url());
+    let persister = format!(
+        "--persister={}",
+        world.persister.as_ref().unwrap().metrics_url()
+    );
+    let args = command(
+        &world,
+        &out,
+        &[
+            "search",
+            "--messages=300",
+            "--channels=3",
+            "--authors=2",
+            "--clients=2",
+            "--duration=2s",
+            "--lag-samples=2",
+            "--chat-rate=5",
+            "--index-timeout=5m",
+            &nats,
+            &prefix,
+            &search_metrics,
+            &persister,
+        ],
+    );
+    run(args).await.expect("the search run passes");
+    let result = read(&out);
+    assert_eq!(result["messages"], 300, "{result}");
+    assert!(
+        result["indexed_per_second"].as_f64().unwrap() > 0.0,
+        "{result}"
+    );
+    let kinds = result["kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 6, "{result}");
+    // One-word queries of the vocabulary's common words find something in 300 messages.
+    assert!(kinds[0]["mean_hits"].as_f64().unwrap() > 0.0, "{result}");
+    for kind in kinds {
+        assert!(kind["queries"].as_u64().unwrap() > 0, "{result}");
+    }
+    assert_eq!(result["lag"]["never_found"], 0, "{result}");
+    assert_eq!(result["lag"]["ack_to_shown"]["count"], 2, "{result}");
+}
+
+/// A search process over `world`'s stream and store, its index in `folder`, once ready.
+async fn start_search(world: &World, folder: &Path) -> testkit::Running {
+    let mut args = vec![
+        "search".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        format!("--index-dir={}", folder.display()),
+        "--commit-interval=200ms".to_owned(),
+    ];
+    args.extend(world.common_args());
+    let config: search::Config = kit::config::try_parse_from(args).expect("valid config");
+    let search = testkit::spawn(search::Search::build(config).await.expect("search starts"));
+    testkit::eventually(
+        "the search index ready",
+        std::time::Duration::from_secs(120),
+        || async {
+            let ready = reqwest::get(search.url("/readyz")).await.ok()?;
+            ready.status().is_success().then_some(())
+        },
+    )
+    .await;
+    search
+}
