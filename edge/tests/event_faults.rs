@@ -409,10 +409,14 @@ async fn an_event_the_events_stream_no_longer_holds_makes_the_session_start_over
 
 #[tokio::test]
 async fn an_event_pushed_out_of_the_events_stream_makes_the_session_start_over() {
-    an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::PushedOut).await;
+    Box::pin(
+        an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::PushedOut),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_event_purged_from_the_events_stream_makes_the_session_start_over() {
-    an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::Purged).await;
+    Box::pin(an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::Purged))
+        .await;
 }
