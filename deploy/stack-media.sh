@@ -435,9 +435,30 @@ media_packages_for() {
   return 0
 }
 
+# LiveKit's Python SDK (PyPI `livekit`, Apache-2.0), which carries libwebrtc: the gateway tests'
+# crashed voice client (edge/tests/gateway/media_peer.py) is a real WebRTC peer made with it.
+LIVEKIT_PY_VERSION=1.2.1
+livekit_py_ok() {
+  [[ -x $VENV/bin/python ]] &&
+    [[ $("$VENV/bin/python" -c 'import livekit.rtc as r; print(r.__version__)' 2>/dev/null) == "$LIVEKIT_PY_VERSION" ]]
+}
+ensure_livekit_py() {
+  livekit_py_ok && return 0
+  say "installing LiveKit's Python SDK $LIVEKIT_PY_VERSION (PyPI livekit) into $VENV, for the voice tests"
+  if [[ ! -x $VENV/bin/pip ]]; then
+    run_logged "$(python_bin)" -m venv "$VENV" || die "python3 -m venv $VENV failed"
+  fi
+  run_logged "$VENV/bin/pip" install --disable-pip-version-check -q "livekit==$LIVEKIT_PY_VERSION" ||
+    die "pip install livekit==$LIVEKIT_PY_VERSION failed"
+}
+
 media_ensure_installed() {
   case $1 in
-    seaweedfs | livekit) ensure_go_engine "$1" ;;
+    seaweedfs) ensure_go_engine "$1" ;;
+    livekit)
+      ensure_go_engine "$1"
+      ensure_livekit_py
+      ;;
     coturn) command -v turnserver >/dev/null || die "turnserver not found (Debian package coturn)" ;;
   esac
 }

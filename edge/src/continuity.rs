@@ -33,6 +33,10 @@
 //!   (4000): their resume replays what they missed of chat, and RESUMED carries their current
 //!   channels and servers. A server's copy on the edge is then also read anew from auth, so its
 //!   permissions are right again.
+//! - the events stream's limits drop its oldest events (and it may be purged), which can leave no
+//!   trace of a lost one: a read-back counts only if the stream still holds everything after the
+//!   watermark, and after a reconnect every topic resumes whose watermark is below events the
+//!   stream dropped that this edge never handed out ([`Streams::events_seen`]).
 //!
 //! Sessions still drop stored chat events at or below their own floor (READY's or a replay's).
 
@@ -498,6 +502,9 @@ impl Dispatcher {
                 return;
             }
             feed.advance(source, seq);
+            if source == Source::Events {
+                self.reader.streams.saw_event(seq);
+            }
         }
         if repaired {
             self.metrics.delivery_repaired.inc();
@@ -522,9 +529,17 @@ impl Dispatcher {
             "checking live delivery against the streams after a reconnect"
         );
         let started = tokio::time::Instant::now();
+        // Taken before anything of the new connection is handed out: what the edge had when
+        // the connection dropped.
+        let seen = self.reader.streams.events_seen();
         loop {
-            match self.reader.streams.last_sequences(&self.followed).await {
-                Ok(lasts) => return lasts,
+            let lasts = self.reader.streams.last_sequences(&self.followed).await;
+            let first = self.reader.streams.events.first_sequence().await;
+            match lasts.and_then(|lasts| first.map(|first| (lasts, first))) {
+                Ok((lasts, first)) => {
+                    self.resume_beyond_repair(seen, first);
+                    return lasts;
+                }
                 Err(e) if started.elapsed() < RECONNECT_REPAIR_WAIT => {
                     tracing::debug!(error = %e, "cannot check live delivery yet; retrying");
                     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -535,6 +550,38 @@ impl Dispatcher {
                     return Vec::new();
                 }
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// After a reconnect: if the events stream no longer holds every event after the last one
+    /// this edge handed out (`seen`), its limits dropped some (or it was purged) while the edge
+    /// was away, and any of them may have been a topic's here (a role edit, a kick) with no
+    /// later event of its subject to reveal it. No trace is left to tell which, so every topic
+    /// that had not handed out all of them closes its sessions to resume, and its server's copy
+    /// is read anew (never stale access).
+    fn resume_beyond_repair(&self, seen: u64, first: u64) {
+        let subjects = self.reader.streams.subjects();
+        let mut resumed = 0_u64;
+        for feed in &self.followed {
+            if feed.is_stopped() || first <= feed.watermark(Source::Events).get().max(seen) + 1 {
+                continue;
+            }
+            feed.resume_all(&self.nats, subjects);
+            // What lies below `first` is dealt with: the next check does not resume them again.
+            feed.advance(Source::Events, first - 1);
+            resumed += 1;
+        }
+        self.reader.streams.saw_event(first.saturating_sub(1));
+        if resumed > 0 {
+            self.metrics.delivery_repair_failures.inc_by(resumed);
+            tracing::warn!(
+                seen,
+                first,
+                topics = resumed,
+                "the events stream dropped events this edge never got; their sessions resume"
+            );
         }
     }
 }

@@ -277,6 +277,8 @@ impl Hub {
             }
         };
         let subject = followed.events_subject(&self.subjects);
+        // Read before the subject's last: no event of the subject lies between the two.
+        let events_seen = self.streams.events_seen();
         let asked = [subject.as_str()];
         let events = self.streams.events.last_sequences(&asked);
         let (chat, events) = match followed.channel() {
@@ -288,7 +290,8 @@ impl Hub {
             }
             None => (None, events.await?.into_values().next()),
         };
-        let feed = Feed::new(followed, chat.unwrap_or(0), events.unwrap_or(0), sessions);
+        let events = events.unwrap_or(0).max(events_seen);
+        let feed = Feed::new(followed, chat.unwrap_or(0), events, sessions);
         self.continuity.follow(Arc::clone(&feed), subscription);
         if let Followed::Guild(guild) = &feed.followed {
             // Subscribed and delivered before auth is asked for the server: what changes after

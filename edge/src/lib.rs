@@ -324,7 +324,7 @@ impl Edge {
         let subjects = Subjects::new(config.nats.prefix.clone());
         let js = async_nats::jetstream::new(nats.clone());
         config.stream.ensure(&js, &subjects).await?;
-        config.events_stream.ensure(&js, &subjects).await?;
+        let events_info = config.events_stream.ensure(&js, &subjects).await?;
         let leader_changes = vec![
             nats.subscribe(subjects.chat_leader_elected()).await?,
             nats.subscribe(subjects.events_leader_elected()).await?,
@@ -357,6 +357,7 @@ impl Edge {
         let streams = continuity::Streams::new(
             stream.clone(),
             EventsStream::new(nats.clone(), subjects.clone()),
+            events_info.state.last_sequence,
         );
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),

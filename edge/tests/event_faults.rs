@@ -304,3 +304,119 @@ async fn nats_killed_and_restarted_while_auth_changes_things_loses_no_event() {
 
     scene.check().await;
 }
+
+/// How the events stream comes to no longer hold what the cut-off edge missed.
+#[derive(Clone, Copy, Debug)]
+enum Loss {
+    /// Its limits (one event, here) push it out: a later event of another subject takes its
+    /// place, and nothing later of its own subject reveals the gap.
+    PushedOut,
+    /// An operator purges the stream.
+    Purged,
+}
+
+/// Bob's edge is cut off from NATS while his role loses VIEW_CHANNEL on `general`, and the events
+/// stream drops that event before the edge is back: no repair can bring it, so the edge must
+/// not carry on with bob's stale access. His session is closed with the resumable code, RESUMED
+/// no longer lists the channel, and what ann says there does not reach him.
+async fn an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(loss: Loss) {
+    logs();
+    let nats = NatsServer::start(&Stack::get()).await;
+    let proxy = TcpProxy::start(nats.addr()).await;
+    let world = world_with_cut_edge(&nats, &proxy).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let (guild, general) = world.guild(&ann, "Guild").await;
+    let without_view = Permissions::DEFAULT_EVERYONE - Permissions::VIEW_CHANNEL;
+    let (status, body) = world
+        .auth_call(
+            Method::PATCH,
+            &format!("/api/v1/guilds/{guild}/roles/{guild}"),
+            &ann,
+            Some(json!({"permissions": without_view.bits().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let crew = world
+        .role(guild, &ann, "crew", Permissions::DEFAULT_EVERYONE)
+        .await;
+    world.join_guild(guild, &ann, &bob).await;
+    world.set_role(guild, &ann, &bob, crew, true).await;
+    let mut ann_0 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(1), &bob).await;
+    let sees_general = |guilds: &Value| {
+        guilds[0]["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == general.to_string())
+    };
+    assert!(sees_general(&bob_1.ready["d"]["guilds"]), "through crew");
+
+    let subjects = proto::subjects::Subjects::new(world.prefix.clone());
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js
+        .get_stream(subjects.events_stream_name())
+        .await
+        .expect("this world's events stream");
+    if let Loss::PushedOut = loss {
+        let mut config = stream.cached_info().config.clone();
+        config.max_messages = 1;
+        js.update_stream(config).await.expect("tiny limits");
+    }
+
+    proxy.cut();
+    let (status, body) = world
+        .auth_call(
+            Method::PATCH,
+            &format!("/api/v1/guilds/{guild}/roles/{crew}"),
+            &ann,
+            Some(json!({"permissions": without_view.bits().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    match loss {
+        // Ann's new server is told to her inbox: the stream keeps that alone.
+        Loss::PushedOut => {
+            world.guild(&ann, "Another").await;
+        }
+        Loss::Purged => {
+            stream.purge().await.expect("purge the events stream");
+        }
+    }
+    assert!(
+        stream
+            .get_last_raw_message_by_subject(&subjects.guild_intake(guild))
+            .await
+            .is_err(),
+        "the stream still holds the server's events ({loss:?})"
+    );
+    proxy.restore();
+
+    // Told to start over, then resumed: the channel is gone from what RESUMED lists.
+    let session = bob_1.session_id();
+    assert_eq!(bob_1.closed_within(PATIENCE).await, Some(4000), "{loss:?}");
+    let (mut bob_again, _) = Client::resume(&world.gateway(1), &bob, &session, bob_1.seq).await;
+    assert!(
+        !sees_general(&bob_again.ready["d"]["guilds"]),
+        "RESUMED still lists general: {}",
+        bob_again.ready
+    );
+    let ack = ann_0.send(general, "crew only", "g1").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    bob_again.no_messages().await;
+}
+
+#[tokio::test]
+async fn an_event_pushed_out_of_the_events_stream_makes_the_session_start_over() {
+    Box::pin(
+        an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::PushedOut),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_event_purged_from_the_events_stream_makes_the_session_start_over() {
+    Box::pin(an_event_the_events_stream_no_longer_holds_makes_the_session_start_over(Loss::Purged))
+        .await;
+}

@@ -140,17 +140,36 @@ pub struct Streams {
     /// The streams' names, as republished messages carry them (`Nats-Stream`).
     chat_name: Arc<str>,
     events_name: Arc<str>,
+    /// The highest events-stream sequence this edge has handed out (or, at first, the stream's
+    /// last when the edge started): every event of its topics stored at or below it reached
+    /// their sessions or was found missing. Events the stream dropped above it may have been
+    /// its topics' ([`Streams::events_seen`]).
+    events_seen: Arc<AtomicU64>,
 }
 
 impl Streams {
-    pub fn new(chat: ChatStream, events: EventsStream) -> Self {
+    /// `events_last`: the events stream's last sequence when the edge started (nothing before
+    /// it concerns sessions not yet opened).
+    pub fn new(chat: ChatStream, events: EventsStream, events_last: u64) -> Self {
         let subjects = chat.subjects();
         Self {
             chat_name: subjects.chat_stream_name().into(),
             events_name: subjects.events_stream_name().into(),
             chat,
             events,
+            events_seen: Arc::new(AtomicU64::new(events_last)),
         }
+    }
+
+    /// See the field: a sequence the events stream reached before now. A new topic starts from
+    /// it when its subject has no later event (none of its events lies between), so that a
+    /// repair of a quiet topic is not taken for one of events the stream has since dropped.
+    pub fn events_seen(&self) -> u64 {
+        self.events_seen.load(Ordering::Acquire)
+    }
+
+    pub(super) fn saw_event(&self, seq: u64) {
+        self.events_seen.fetch_max(seq, Ordering::AcqRel);
     }
 
     pub fn subjects(&self) -> &Subjects {

@@ -718,6 +718,23 @@ impl Client {
     pub(crate) async fn closed(&mut self) -> Option<u16> {
         closed(&mut self.socket).await
     }
+
+    /// Reads until the server closes, answering the close code, however quiet the socket is
+    /// meanwhile; panics if it is still open after `bound`.
+    #[allow(dead_code)] // for edge/tests/event_faults.rs, which shares this file
+    pub(crate) async fn closed_within(&mut self, bound: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(Some(CloseFrame { code, .. }))))) => {
+                    return Some(code.into());
+                }
+                Ok(Some(Ok(Message::Close(None))) | None | Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) => {}
+                Err(_) => panic!("the socket was not closed within {bound:?}"),
+            }
+        }
+    }
 }
 
 pub(crate) async fn send_json(socket: &mut Socket, frame: Value) {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use proto::subjects::Subjects;
 
-use super::reader::{CHANNELS_PER_CHECK, ReadError, Stored, last_of_subjects, subject_events};
+use super::reader::{
+    CHANNELS_PER_CHECK, ReadError, Stored, js_error, last_of_subjects, subject_events,
+};
 
 /// How long the events stream keeps an event: far longer than any NATS fault an edge repairs.
 pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(60 * 60);
@@ -76,12 +78,17 @@ impl EventsStreamConfig {
 #[derive(Clone)]
 pub struct EventsStream {
     nats: async_nats::Client,
+    js: jetstream::Context,
     subjects: Subjects,
 }
 
 impl EventsStream {
     pub fn new(nats: async_nats::Client, subjects: Subjects) -> Self {
-        Self { nats, subjects }
+        Self {
+            js: jetstream::new(nats.clone()),
+            nats,
+            subjects,
+        }
     }
 
     pub fn subjects(&self) -> &Subjects {
@@ -99,7 +106,10 @@ impl EventsStream {
     }
 
     /// The events of one intake subject after `after` through `through`, in order; at most
-    /// `limit`.
+    /// `limit`. Whole or an error: [`ReadError::TooOld`] when the stream no longer holds every
+    /// event after `after` (its limits dropped the oldest, or it was purged), since the subject's
+    /// events among those are gone without a trace; [`ReadError::Incomplete`] when `through` is
+    /// not read.
     pub async fn events(
         &self,
         subject: &str,
@@ -108,6 +118,23 @@ impl EventsStream {
         limit: usize,
     ) -> Result<Vec<Stored>, ReadError> {
         let api = self.subjects.events_direct_get();
-        subject_events(&self.nats, api, subject, after, through, limit).await
+        let events = subject_events(&self.nats, api, subject, after, through, limit).await?;
+        // Asked after the read: the first sequence only grows, so if the stream still holds
+        // `after + 1` now, nothing the read needed was dropped before or during it.
+        if self.first_sequence().await? > after + 1 {
+            return Err(ReadError::TooOld(after));
+        }
+        Ok(events)
+    }
+
+    /// The sequence of the oldest event the stream holds (its last sequence + 1 when it holds
+    /// none, e.g. just purged): events below it are gone.
+    pub async fn first_sequence(&self) -> Result<u64, ReadError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.events_stream_name())
+            .await
+            .map_err(js_error)?;
+        Ok(stream.cached_info().state.first_sequence)
     }
 }

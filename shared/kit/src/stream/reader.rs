@@ -348,6 +348,11 @@ pub(super) async fn subject_events(
         let full = batch.len() == DIRECT_BATCH;
         for message in batch {
             if message.seq > through {
+                // The subject's next event is past `through`: `through` itself (which the
+                // caller saw stored) is no longer held, so neither is what it stood for.
+                if next <= through {
+                    return Err(ReadError::Incomplete(events.len(), through));
+                }
                 return Ok(events);
             }
             next = message.seq + 1;
