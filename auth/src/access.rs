@@ -10,9 +10,10 @@
 
 use proto::Snowflake;
 use proto::access::{
-    GuildMembersRequest, GuildMembership, GuildQuery, GuildSnapshot, MembersRequest,
-    MessageDeleted, NotifyAnswer, NotifyQuery, PushGone, Readable, ReadableQuery, Reply,
-    SessionState, StateQuery, Visible, VisibleQuery, VoiceRequest,
+    ChannelGuilds, ChannelGuildsQuery, GuildMembersRequest, GuildMembership, GuildQuery,
+    GuildSnapshot, MAX_CHANNEL_GUILDS, MembersRequest, MessageDeleted, NotifyAnswer, NotifyQuery,
+    PushGone, Readable, ReadableChannel, ReadableQuery, Reply, SessionState, StateQuery, Visible,
+    VisibleQuery, VoiceRequest,
 };
 use proto::api::users::User;
 use serde::Serialize;
@@ -70,6 +71,8 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
         encode(&parse(payload, |q: NotifyQuery| notify(state, q)).await)
     } else if subject == subjects.auth_readable() {
         encode(&parse(payload, |q: ReadableQuery| readable(state, q)).await)
+    } else if subject == subjects.auth_channel_guilds() {
+        encode(&parse(payload, |q: ChannelGuildsQuery| channel_guilds(state, q)).await)
     } else if subject == subjects.auth_push_gone() {
         encode(&parse(payload, |q: PushGone| push_gone(state, q)).await)
     } else if subject == subjects.auth_audit() {
@@ -111,6 +114,32 @@ async fn notify(state: &AppState, query: NotifyQuery) -> Reply<NotifyAnswer> {
 async fn readable(state: &AppState, query: ReadableQuery) -> Reply<Readable> {
     match crate::notifications::readable(&state.db, query.user_id, &query.channel_ids).await {
         Ok(found) => Reply::Ok(found),
+        Err(e) => failed(&e),
+    }
+}
+
+/// The server of each of some channels (the search service indexes it).
+async fn channel_guilds(state: &AppState, query: ChannelGuildsQuery) -> Reply<ChannelGuilds> {
+    if query.channel_ids.len() > MAX_CHANNEL_GUILDS {
+        return Reply::Failed(format!("at most {MAX_CHANNEL_GUILDS} channels at once"));
+    }
+    let ids: Vec<i64> = query.channel_ids.iter().map(|c| c.as_i64()).collect();
+    let rows = sqlx::query_as::<_, (i64, Option<i64>)>(
+        "SELECT id, guild_id FROM channels WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&state.db)
+    .await;
+    match rows {
+        Ok(rows) => Reply::Ok(ChannelGuilds {
+            channels: rows
+                .into_iter()
+                .map(|(channel, guild)| ReadableChannel {
+                    channel_id: Snowflake::from_i64(channel),
+                    guild_id: guild.map(Snowflake::from_i64),
+                })
+                .collect(),
+        }),
         Err(e) => failed(&e),
     }
 }

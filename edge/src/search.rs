@@ -38,10 +38,11 @@ impl Searcher {
         }
     }
 
-    /// How many messages of `channels` match `filter`, and the page `filter.offset`,
-    /// `filter.limit` of them, newest first.
+    /// How many messages of `channels` (all of server `guild`'s, when given) match `filter`, and
+    /// the page `filter.offset`, `filter.limit` of them, newest first.
     pub async fn search(
         &self,
+        guild: Option<Snowflake>,
         channels: &[Snowflake],
         filter: &SearchFilter,
     ) -> Result<(u64, Vec<Found>), SearchError> {
@@ -55,6 +56,7 @@ impl Searcher {
         let asks = by_partition.into_iter().map(|(partition, channels)| {
             let request = SearchRequest {
                 channels,
+                guild_id: guild,
                 filter: filter.clone(),
             };
             self.ask(partition, request)

@@ -1,7 +1,15 @@
 //! The index itself: one tantivy index on local disk holding every message of this process's
-//! partitions, one document per message (its id, channel, author, words, the people it mentions,
-//! and what it has: link, file, image, video). Deletes and edits are by message id: an edit
-//! replaces the document whole, so its old words are gone with it.
+//! partitions, one document per message (its id, channel, server, author, words, the people it
+//! mentions, and what it has: link, file, image, video). Deletes and edits are by message id: an
+//! edit replaces the document whole, so its old words are gone with it.
+//!
+//! Pins are documents of their own, one per pinned message (the message's id and channel), added
+//! on a pin and deleted on an unpin. A document cannot be changed in place in tantivy, only
+//! deleted and added again whole, and the index keeps only ids of a message (not its words): a
+//! pin kept on the message's document would have to rebuild it from what the pin event does not
+//! carry, and every edit (a whole new document) would drop it. Apart, a pin and an edit never
+//! touch each other's document; `pinned=` asks for the pins of the channels searched first (at
+//! most 50 per channel) and keeps, or leaves out, those messages.
 //!
 //! How far the index holds the chat stream is written into the index's own commits (tantivy's
 //! commit payload: the last stream sequence applied, the partitions it holds, and whether it was
@@ -19,7 +27,7 @@ use proto::api::messages::{Message, MessageType};
 use proto::api::search::{Has, SearchFilter};
 use proto::search::Found;
 use serde::{Deserialize, Serialize};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
@@ -37,6 +45,12 @@ const WORDS: &str = "words";
 
 /// Memory the writer may hold before it writes a segment: bounded, whatever the intake's rate.
 const WRITER_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the index's documents hold, and how. An index whose commits record another version (or
+/// none: built before versions) is built again from the store, like a lost one; an index of
+/// another schema cannot even be opened, and starts anew.
+/// 2: each message's server, and pins.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -56,15 +70,24 @@ pub struct Position {
     pub of: u32,
     /// The index was built whole (a rebuild from the store that stopped half way is not).
     pub complete: bool,
+    /// [`SCHEMA_VERSION`] of the documents (0: an index from before versions).
+    #[serde(default)]
+    pub version: u32,
 }
 
 struct Fields {
     id: Field,
     channel: Field,
+    /// The server of the message's channel; none in a DM or group channel.
+    guild: Field,
     author: Field,
     content: Field,
     mentions: Field,
     has: Field,
+    /// A pin's document: the message pinned, and its channel (a field of its own, so that a
+    /// search of messages never matches a pin).
+    pin_of: Field,
+    pin_channel: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -77,10 +100,13 @@ fn schema() -> (Schema, Fields) {
     let fields = Fields {
         id: builder.add_u64_field("id", INDEXED | FAST | STORED),
         channel: builder.add_u64_field("channel", INDEXED | STORED),
+        guild: builder.add_u64_field("guild", INDEXED),
         author: builder.add_u64_field("author", INDEXED),
         content: builder.add_text_field("content", words),
         mentions: builder.add_u64_field("mentions", INDEXED),
         has: builder.add_text_field("has", STRING),
+        pin_of: builder.add_u64_field("pin_of", INDEXED | STORED),
+        pin_channel: builder.add_u64_field("pin_channel", INDEXED),
     };
     (builder.build(), fields)
 }
@@ -145,8 +171,9 @@ impl MessageIndex {
         ))
     }
 
-    /// Adds a message, or replaces it whole (an edit). System messages are not indexed.
-    pub fn put(&self, message: &Message) {
+    /// Adds a message of server `guild` (none: a DM's or group channel's), or replaces it whole
+    /// (an edit). System messages are not indexed.
+    pub fn put(&self, message: &Message, guild: Option<Snowflake>) {
         let f = &self.fields;
         let writer = self.writer.lock().expect("never poisoned");
         writer.delete_term(Term::from_field_u64(f.id, message.id.get()));
@@ -156,6 +183,9 @@ impl MessageIndex {
         let mut doc = TantivyDocument::default();
         doc.add_u64(f.id, message.id.get());
         doc.add_u64(f.channel, message.channel_id.get());
+        if let Some(guild) = guild {
+            doc.add_u64(f.guild, guild.get());
+        }
         doc.add_u64(f.author, message.author_id.get());
         doc.add_text(f.content, &message.content);
         for user in &message.mentions {
@@ -170,16 +200,35 @@ impl MessageIndex {
         }
     }
 
-    /// Forgets a message.
+    /// Forgets a message, and its pin.
     pub fn remove(&self, id: Snowflake) {
         let writer = self.writer.lock().expect("never poisoned");
         writer.delete_term(Term::from_field_u64(self.fields.id, id.get()));
+        writer.delete_term(Term::from_field_u64(self.fields.pin_of, id.get()));
     }
 
-    /// Forgets every message of a channel (it was deleted).
+    /// Records that `message` of `channel` is pinned now, or is not. Idempotent: its pin's
+    /// document is deleted and, when pinned, added again.
+    pub fn pin(&self, channel: Snowflake, message: Snowflake, pinned: bool) {
+        let f = &self.fields;
+        let writer = self.writer.lock().expect("never poisoned");
+        writer.delete_term(Term::from_field_u64(f.pin_of, message.get()));
+        if !pinned {
+            return;
+        }
+        let mut doc = TantivyDocument::default();
+        doc.add_u64(f.pin_of, message.get());
+        doc.add_u64(f.pin_channel, channel.get());
+        if let Err(e) = writer.add_document(doc) {
+            tracing::error!(error = %e, "the search index refused a pin");
+        }
+    }
+
+    /// Forgets every message and pin of a channel (it was deleted).
     pub fn remove_channel(&self, channel: Snowflake) {
         let writer = self.writer.lock().expect("never poisoned");
         writer.delete_term(Term::from_field_u64(self.fields.channel, channel.get()));
+        writer.delete_term(Term::from_field_u64(self.fields.pin_channel, channel.get()));
     }
 
     /// Forgets everything (before a rebuild).
@@ -206,14 +255,17 @@ impl MessageIndex {
         Ok(())
     }
 
-    /// The messages of `channels` matching `filter`: how many in all, and the newest
-    /// `offset + limit`, newest first.
+    /// The messages of `channels` (of server `guild`, when given) matching `filter`: how many
+    /// in all, and the newest `offset + limit`, newest first.
     pub fn search(
         &self,
         channels: &[Snowflake],
+        guild: Option<Snowflake>,
         filter: &SearchFilter,
     ) -> Result<(u64, Vec<Found>), IndexError> {
         let f = &self.fields;
+        // One searcher for the pins and the messages: the same commit answers both.
+        let searcher = self.reader.searcher();
         let u64_term = |field: Field, id: Snowflake| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_u64(field, id.get()),
@@ -256,6 +308,19 @@ impl MessageIndex {
         if let Some(channel) = filter.channel_id {
             must.push((Occur::Must, u64_term(f.channel, channel)));
         }
+        // A server's search: a channel named by mistake from elsewhere answers nothing.
+        if let Some(guild) = guild {
+            must.push((Occur::Must, u64_term(f.guild, guild)));
+        }
+        if let Some(pinned) = filter.pinned {
+            let pins = self.pinned_in(&searcher, channels)?;
+            match (pinned, pins.is_empty()) {
+                (true, true) => must.push((Occur::Must, Box::new(EmptyQuery))),
+                (true, false) => must.push((Occur::Must, Box::new(TermSetQuery::new(pins)))),
+                (false, true) => {}
+                (false, false) => must.push((Occur::MustNot, Box::new(TermSetQuery::new(pins)))),
+            }
+        }
         if let Some(has) = filter.has {
             must.push((
                 Occur::Must,
@@ -276,7 +341,6 @@ impl MessageIndex {
             ));
         }
         let query = BooleanQuery::new(must);
-        let searcher = self.reader.searcher();
         let wanted = (filter.offset + filter.limit).max(1);
         let newest = TopDocs::with_limit(wanted).order_by_fast_field::<u64>("id", Order::Desc);
         let (total, top) = searcher.search(&query, &(Count, newest))?;
@@ -292,6 +356,29 @@ impl MessageIndex {
             }
         }
         Ok((u64::try_from(total).unwrap_or(u64::MAX), hits))
+    }
+
+    /// The id terms of the messages pinned in `channels` (at most 50 each).
+    fn pinned_in(
+        &self,
+        searcher: &tantivy::Searcher,
+        channels: &[Snowflake],
+    ) -> Result<Vec<Term>, IndexError> {
+        let f = &self.fields;
+        let pins = TermSetQuery::new(
+            channels
+                .iter()
+                .map(|c| Term::from_field_u64(f.pin_channel, c.get())),
+        );
+        let found = searcher.search(&pins, &DocSetCollector)?;
+        let mut ids = Vec::with_capacity(found.len());
+        for address in found {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(f.pin_of).and_then(|v| v.as_u64()) {
+                ids.push(Term::from_field_u64(f.id, id));
+            }
+        }
+        Ok(ids)
     }
 }
 
@@ -317,8 +404,12 @@ mod tests {
 
     fn ids(index: &MessageIndex, channels: &[u64], f: &SearchFilter) -> Vec<u64> {
         let channels: Vec<Snowflake> = channels.iter().map(|&c| Snowflake::from_u64(c)).collect();
-        let (_, hits) = index.search(&channels, f).unwrap();
+        let (_, hits) = index.search(&channels, None, f).unwrap();
         hits.iter().map(|h| h.id.get()).collect()
+    }
+
+    fn put(index: &MessageIndex, message: &Message) {
+        index.put(message, None);
     }
 
     #[test]
@@ -326,11 +417,11 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let (index, position) = MessageIndex::open(folder.path()).unwrap();
         assert_eq!(position, None, "a new index has no position");
-        index.put(&message(1, 10, 100, "the Budget for Café"));
-        index.put(&message(2, 10, 100, "lunch?"));
+        put(&index, &message(1, 10, 100, "the Budget for Café"));
+        put(&index, &message(2, 10, 100, "lunch?"));
         index.commit(&Position::default()).unwrap();
         assert_eq!(ids(&index, &[10], &filter("budget cafe")), [1]);
-        index.put(&message(1, 10, 100, "the plan"));
+        put(&index, &message(1, 10, 100, "the plan"));
         index.commit(&Position::default()).unwrap();
         assert!(ids(&index, &[10], &filter("budget")).is_empty());
         assert_eq!(ids(&index, &[10], &filter("plan")), [1]);
@@ -343,9 +434,9 @@ mod tests {
     fn only_the_channels_named_answer_newest_first() {
         let folder = tempfile::tempdir().unwrap();
         let (index, _) = MessageIndex::open(folder.path()).unwrap();
-        index.put(&message(1, 10, 100, "budget one"));
-        index.put(&message(3, 10, 100, "budget three"));
-        index.put(&message(2, 20, 100, "budget two"));
+        put(&index, &message(1, 10, 100, "budget one"));
+        put(&index, &message(3, 10, 100, "budget three"));
+        put(&index, &message(2, 20, 100, "budget two"));
         index.commit(&Position::default()).unwrap();
         assert_eq!(ids(&index, &[10], &filter("budget")), [3, 1]);
         assert_eq!(ids(&index, &[10, 20], &filter("budget")), [3, 2, 1]);
@@ -360,10 +451,11 @@ mod tests {
             partitions: [0].into(),
             of: 1,
             complete: true,
+            version: SCHEMA_VERSION,
         };
         {
             let (index, _) = MessageIndex::open(folder.path()).unwrap();
-            index.put(&message(1, 10, 100, "kept"));
+            put(&index, &message(1, 10, 100, "kept"));
             index.commit(&position).unwrap();
         }
         let (index, found) = MessageIndex::open(folder.path()).unwrap();
@@ -374,5 +466,68 @@ mod tests {
         let (index, found) = MessageIndex::open(folder.path()).unwrap();
         assert_eq!(found, None);
         assert!(ids(&index, &[10], &filter("kept")).is_empty());
+    }
+
+    #[test]
+    fn a_pin_is_found_by_pinned_until_unpinned_and_survives_an_edit() {
+        let folder = tempfile::tempdir().unwrap();
+        let (index, _) = MessageIndex::open(folder.path()).unwrap();
+        put(&index, &message(1, 10, 100, "budget one"));
+        put(&index, &message(2, 10, 100, "budget two"));
+        put(&index, &message(3, 20, 100, "budget three"));
+        let c = Snowflake::from_u64;
+        index.pin(c(10), c(1), true);
+        index.commit(&Position::default()).unwrap();
+        let pinned = |yes: bool| SearchFilter {
+            pinned: Some(yes),
+            ..filter("budget")
+        };
+        assert_eq!(ids(&index, &[10, 20], &pinned(true)), [1]);
+        assert_eq!(ids(&index, &[10, 20], &pinned(false)), [3, 2]);
+        assert!(
+            ids(&index, &[20], &pinned(true)).is_empty(),
+            "pins of channels not named"
+        );
+        // An edit replaces the message's document, not its pin; a pin twice is one pin.
+        put(&index, &message(1, 10, 100, "budget one, revised"));
+        index.pin(c(10), c(1), true);
+        index.commit(&Position::default()).unwrap();
+        assert_eq!(ids(&index, &[10], &pinned(true)), [1]);
+        let (total, _) = index.search(&[c(10)], None, &pinned(true)).unwrap();
+        assert_eq!(total, 1);
+        index.pin(c(10), c(1), false);
+        index.commit(&Position::default()).unwrap();
+        assert!(ids(&index, &[10, 20], &pinned(true)).is_empty());
+        assert_eq!(ids(&index, &[10, 20], &pinned(false)), [3, 2, 1]);
+        // A search without `pinned` never sees a pin's document.
+        index.pin(c(10), c(2), true);
+        index.commit(&Position::default()).unwrap();
+        let all = SearchFilter {
+            limit: 25,
+            ..SearchFilter::default()
+        };
+        assert_eq!(ids(&index, &[10, 20], &all), [3, 2, 1]);
+        index.remove_channel(c(10));
+        index.commit(&Position::default()).unwrap();
+        assert!(ids(&index, &[10], &pinned(true)).is_empty());
+    }
+
+    #[test]
+    fn a_servers_search_answers_only_from_that_servers_messages() {
+        let folder = tempfile::tempdir().unwrap();
+        let (index, _) = MessageIndex::open(folder.path()).unwrap();
+        let c = Snowflake::from_u64;
+        index.put(&message(1, 10, 100, "budget here"), Some(c(7)));
+        index.put(&message(2, 20, 100, "budget elsewhere"), Some(c(8)));
+        index.put(&message(3, 30, 100, "budget in a DM"), None);
+        index.commit(&Position::default()).unwrap();
+        let search = |guild| {
+            let (_, hits) = index
+                .search(&[c(10), c(20), c(30)], guild, &filter("budget"))
+                .unwrap();
+            hits.iter().map(|h| h.id.get()).collect::<Vec<_>>()
+        };
+        assert_eq!(search(Some(c(7))), [1]);
+        assert_eq!(search(None), [3, 2, 1]);
     }
 }

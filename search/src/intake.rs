@@ -1,13 +1,17 @@
 //! Following the chat stream: an ordered consumer (JetStream's, recreated by the client on any
 //! gap) from the sequence after the index's last commit, applying this process's channels'
-//! creates, edits and deletes, and committing in batches (every `--commit-events` events or
-//! `--commit-interval`, whichever comes first) with the last sequence applied.
+//! creates, edits, deletes, pins and unpins (CHANNEL_PINS_UPDATE), and committing in batches
+//! (every `--commit-events` events or `--commit-interval`, whichever comes first) with the last
+//! sequence applied. The servers of a batch's channels are known before it is applied (asked of
+//! auth once per batch for channels not seen before); when auth cannot say, nothing of the batch
+//! is applied and it is read again.
 //!
 //! Nothing is acknowledged: the index's own commit is the record of how far it holds the stream,
 //! so a crash loses nothing committed and re-applies what was not (every write is idempotent by
 //! message id). The stream keeps events for a while only (`--stream-max-age`): an index whose
 //! position the stream no longer holds is rebuilt from the store ([`crate::rebuild`]).
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use kit::lifecycle::Shutdown;
+use proto::Snowflake;
 use proto::events::Event;
 use proto::subjects::Subjects;
 use store::history::History;
@@ -120,6 +125,7 @@ async fn follow(
         let mut applied = position.clone();
         let mut caught_up = false;
         let mut broken = None;
+        let mut events = Vec::with_capacity(chunk.len());
         for message in chunk {
             let message = match message {
                 Ok(message) => message,
@@ -133,9 +139,21 @@ async fn follow(
             };
             let sequence = info.stream_sequence;
             caught_up = info.pending == 0;
-            apply(shared, &message.payload, sequence);
+            events.push((sequence, decode(&message.payload, sequence)));
+        }
+        // What is applied after the servers are known: the consumer starts again from the
+        // last commit when they are not.
+        let guilds = shared
+            .guilds
+            .of(&indexed_channels(shared, &events))
+            .await
+            .map_err(|e| failed(&e))?;
+        for (sequence, event) in &events {
+            if let Some(event) = event {
+                apply(shared, event, &guilds);
+            }
             shared.applied.inc();
-            applied.sequence = applied.sequence.max(sequence);
+            applied.sequence = applied.sequence.max(*sequence);
         }
         if applied.sequence != position.sequence {
             rebuild::commit(shared, applied.clone())
@@ -153,25 +171,49 @@ async fn follow(
     Ok(())
 }
 
-/// Applies one event of the stream, if it is about a message of this process's channels.
-fn apply(shared: &Shared, payload: &[u8], sequence: u64) {
-    let event = match serde_json::from_slice::<Event>(payload) {
-        Ok(event) => event,
+fn decode(payload: &[u8], sequence: u64) -> Option<Event> {
+    match serde_json::from_slice::<Event>(payload) {
+        Ok(event) => Some(event),
         Err(e) => {
             tracing::error!(error = %e, sequence, "an undecodable chat event; skipping it");
-            return;
+            None
         }
-    };
-    match &event {
+    }
+}
+
+/// The channels of this process's whose messages `events` index (their servers are needed).
+fn indexed_channels(shared: &Shared, events: &[(u64, Option<Event>)]) -> BTreeSet<Snowflake> {
+    events
+        .iter()
+        .filter_map(|(_, event)| match event {
+            Some(Event::MessageCreate(m) | Event::MessageUpdate(m))
+                if m.kind.is_default() && shared.partitions.holds(m.channel_id) =>
+            {
+                Some(m.channel_id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies one event of the stream, if it is about a message of this process's channels.
+fn apply(shared: &Shared, event: &Event, guilds: &HashMap<Snowflake, Option<Snowflake>>) {
+    match event {
         Event::MessageCreate(m) | Event::MessageUpdate(m)
             if shared.partitions.holds(m.channel_id) =>
         {
-            shared.index.put(m);
+            shared
+                .index
+                .put(m, guilds.get(&m.channel_id).copied().flatten());
         }
         Event::MessageDelete(r) if shared.partitions.holds(r.channel_id) => {
             shared.index.remove(r.id);
         }
-        // Reactions, pins and the rest change nothing a search looks at.
+        // The pin itself: its system message (type 6) is not indexed.
+        Event::ChannelPinsUpdate(p) if shared.partitions.holds(p.channel_id) => {
+            shared.index.pin(p.channel_id, p.message_id, p.pinned);
+        }
+        // Reactions and the rest change nothing a search looks at.
         _ => {}
     }
 }

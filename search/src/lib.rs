@@ -2,6 +2,7 @@
 //! disk), kept current from the chat stream and asked by the edges over NATS.
 //!
 //! - [`index`]: the index, its documents and queries, and the stream position its commits record.
+//! - [`guilds`]: which server each channel belongs to (asked of auth, kept).
 //! - [`intake`]: follows the chat stream from the index's position, applying creates, edits and
 //!   deletes in batches, one commit per batch.
 //! - [`rebuild`]: builds a lost index again from the CQL store.
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub mod deletions;
+pub mod guilds;
 pub mod index;
 pub mod intake;
 pub mod queries;
@@ -35,7 +37,8 @@ use store::MessageStore;
 use store::cql::{CqlConfig, CqlError};
 use store::history::History;
 
-use crate::index::{IndexError, MessageIndex, Position};
+use crate::guilds::Guilds;
+use crate::index::{IndexError, MessageIndex, Position, SCHEMA_VERSION};
 
 /// The search service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -165,9 +168,12 @@ impl Partitions {
             .contains(&proto::search::partition_of(channel, self.of))
     }
 
-    /// Whether an index at `position` holds these partitions, whole.
+    /// Whether an index at `position` holds these partitions, whole, in today's schema.
     fn matches(&self, position: &Position) -> bool {
-        position.complete && position.of == self.of && position.partitions == self.owned
+        position.complete
+            && position.version == SCHEMA_VERSION
+            && position.of == self.of
+            && position.partitions == self.owned
     }
 }
 
@@ -175,6 +181,8 @@ impl Partitions {
 pub struct Shared {
     pub index: MessageIndex,
     pub partitions: Partitions,
+    /// The server of each channel indexed.
+    pub guilds: Guilds,
     /// Answers searches: the index is whole and has caught up with the stream.
     pub ready: AtomicBool,
     /// Chat events applied to the index.
@@ -248,6 +256,7 @@ impl Search {
         let shared = Arc::new(Shared {
             index,
             partitions,
+            guilds: Guilds::new(nats.clone(), subjects.clone()),
             ready: AtomicBool::new(false),
             applied,
             position: indexed_through,

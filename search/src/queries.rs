@@ -87,8 +87,9 @@ async fn search(shared: &Arc<Shared>, payload: &[u8]) -> SearchAnswer {
         };
     }
     let shared = Arc::clone(shared);
-    let filter = request.filter;
-    match tokio::task::spawn_blocking(move || shared.index.search(&channels, &filter)).await {
+    let (guild, filter) = (request.guild_id, request.filter);
+    match tokio::task::spawn_blocking(move || shared.index.search(&channels, guild, &filter)).await
+    {
         Ok(Ok((total, hits))) => SearchAnswer::Found { total, hits },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "a search failed");

@@ -3,11 +3,13 @@
 //!
 //! The store says how far it holds the stream (its watermark, read first); the channels that
 //! hold messages come from the store too (`channel_last_message`), and each of this process's
-//! channels is read through `store::History`, newest first, as a reader would page it. The
+//! channels is read through `store::History`, newest first, as a reader would page it, with its
+//! pins as the store holds them and its server as auth says (a thousand channels at a time). The
 //! rebuilt index's position is that watermark: the intake then applies the stream's events after
 //! it, so whatever changed while the rebuild read (an edit, a delete) is applied on top, and
 //! nothing between the two is missed. Until then the process answers "not ready".
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use proto::api::messages::Page;
 use store::history::History;
 
 use crate::Shared;
-use crate::index::Position;
+use crate::index::{Position, SCHEMA_VERSION};
 
 /// Messages read per page of a channel.
 const PAGE: usize = 100;
@@ -61,6 +63,7 @@ async fn rebuild(
         partitions: partitions.owned.clone(),
         of: partitions.of,
         complete: false,
+        version: SCHEMA_VERSION,
     };
     shared.index.clear().map_err(|e| e.to_string())?;
     commit(shared, unfinished.clone()).await?;
@@ -84,28 +87,38 @@ async fn rebuild(
     // Nobody reads reactions here: any reader will do.
     let reader = Snowflake::from_u64(0);
     let (mut put, mut since_commit) = (0_usize, 0_usize);
-    for channel in channels {
-        let mut page = Page::Latest;
-        loop {
-            if shutdown.is_cancelled() {
-                return Ok(None);
+    for group in channels.chunks(proto::access::MAX_CHANNEL_GUILDS) {
+        let set: BTreeSet<Snowflake> = group.iter().copied().collect();
+        let guilds = shared.guilds.of(&set).await?;
+        for &channel in group {
+            let guild = guilds.get(&channel).copied().flatten();
+            let mut page = Page::Latest;
+            loop {
+                if shutdown.is_cancelled() {
+                    return Ok(None);
+                }
+                let messages = history
+                    .page_for(reader, channel, page, PAGE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for message in &messages {
+                    shared.index.put(message, guild);
+                }
+                put += messages.len();
+                since_commit += messages.len();
+                if since_commit >= COMMIT_EVERY {
+                    commit(shared, unfinished.clone()).await?;
+                    since_commit = 0;
+                }
+                match messages.last() {
+                    Some(oldest) if messages.len() == PAGE => page = Page::Before(oldest.id),
+                    _ => break,
+                }
             }
-            let messages = history
-                .page_for(reader, channel, page, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
-            for message in &messages {
-                shared.index.put(message);
-            }
-            put += messages.len();
-            since_commit += messages.len();
-            if since_commit >= COMMIT_EVERY {
-                commit(shared, unfinished.clone()).await?;
-                since_commit = 0;
-            }
-            match messages.last() {
-                Some(oldest) if messages.len() == PAGE => page = Page::Before(oldest.id),
-                _ => break,
+            // Pins after the watermark are applied again from the stream, in order.
+            let pins = store.pins(channel).await.map_err(|e| e.to_string())?;
+            for (message, _) in pins {
+                shared.index.pin(channel, message, true);
             }
         }
     }

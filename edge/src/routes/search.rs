@@ -68,7 +68,7 @@ pub(super) async fn in_guild(
         .map(|c| c.id)
         .filter(|&c| filter.channel_id.is_none_or(|only| only == c))
         .collect();
-    let found = search(&routes, &readable, &filter).await?;
+    let found = search(&routes, Some(guild), &readable, &filter).await?;
     results(&routes, &verified, found).await
 }
 
@@ -91,7 +91,7 @@ pub(super) async fn in_channel(
     } else {
         Vec::new()
     };
-    let found = search(&routes, &channels, &filter).await?;
+    let found = search(&routes, None, &channels, &filter).await?;
     let verified = Verified {
         claims: caller.claims,
         token: caller.token,
@@ -101,6 +101,7 @@ pub(super) async fn in_channel(
 
 async fn search(
     routes: &Routes,
+    guild: Option<Snowflake>,
     channels: &[Snowflake],
     filter: &SearchFilter,
 ) -> ApiResult<(u64, Vec<Found>)> {
@@ -110,7 +111,7 @@ async fn search(
     routes
         .state
         .search
-        .search(channels, filter)
+        .search(guild, channels, filter)
         .await
         .map_err(|e| match e {
             SearchError::Unavailable(why) => {

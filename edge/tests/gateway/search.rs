@@ -346,3 +346,120 @@ async fn search_answers_again_after_its_index_is_lost_and_rebuilt() {
         .hits_become(&ann, &g, "content=budget", &[third, second, first])
         .await;
 }
+
+impl World {
+    /// `user` pins (or unpins) `message` of `channel`.
+    async fn set_pinned(&self, user: &User, channel: Snowflake, message: Snowflake, pinned: bool) {
+        let method = if pinned { Method::PUT } else { Method::DELETE };
+        let path = format!("/api/v1/channels/{channel}/pins/{message}");
+        let (status, body) = self.edge_call(0, method, &path, user, None).await;
+        assert_eq!(status, 204, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn search_finds_pinned_messages_as_they_are_pinned_now_and_after_a_rebuild() {
+    let world = World::start(1, &[]).await;
+    let folder = tempfile::tempdir().unwrap();
+    let search = world.start_search(folder.path()).await;
+    let ann = world.sign_up("ann").await;
+    let bob = world.sign_up("bob").await;
+    let (guild, general) = world.guild(&ann, "Book club").await;
+    world.join_guild(guild, &ann, &bob).await;
+    let g = format!("/guilds/{guild}");
+    let draft = world.post(&ann, general, "budget draft").await;
+    let last = world.post(&ann, general, "budget final").await;
+    world
+        .hits_become(&bob, &g, "content=budget", &[last, draft])
+        .await;
+    assert!(
+        world
+            .hits(&bob, &g, "content=budget&pinned=true")
+            .await
+            .is_empty()
+    );
+
+    // Pinned after it was indexed: found as pinned, and no longer among the others.
+    world.set_pinned(&ann, general, last, true).await;
+    world
+        .hits_become(&bob, &g, "content=budget&pinned=true", &[last])
+        .await;
+    assert_eq!(
+        world.hits(&bob, &g, "content=budget&pinned=false").await,
+        [draft]
+    );
+    // The pin's system message is no hit; an edit keeps the pin and is found by its new words.
+    assert_eq!(world.hits(&bob, &g, "pinned=true").await, [last]);
+    let (status, body) = world
+        .edge_call(
+            0,
+            Method::PATCH,
+            &format!("/api/v1/channels/{general}/messages/{last}"),
+            &ann,
+            Some(json!({"content": "budget final, signed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let c = format!("/channels/{general}");
+    world
+        .hits_become(&bob, &c, "content=signed&pinned=true", &[last])
+        .await;
+
+    // Unpinned: not found as pinned any more.
+    world.set_pinned(&ann, general, last, false).await;
+    world
+        .hits_become(&bob, &g, "content=budget&pinned=true", &[])
+        .await;
+    assert_eq!(
+        world.hits(&bob, &g, "content=budget&pinned=false").await,
+        [last, draft]
+    );
+
+    // A pin in a channel bob cannot read: ann finds it, bob's server search does not.
+    let view = Permissions::VIEW_CHANNEL.bits().to_string();
+    let hidden = world
+        .guild_channel(
+            guild,
+            &ann,
+            "staff",
+            json!({"permission_overwrites": [
+                {"id": guild.to_string(), "type": 0, "deny": view},
+            ]}),
+        )
+        .await;
+    let secret = world.post(&ann, hidden, "budget for staff").await;
+    world.set_pinned(&ann, hidden, secret, true).await;
+    world.set_pinned(&ann, general, draft, true).await;
+    world
+        .hits_become(&ann, &g, "pinned=true", &[secret, draft])
+        .await;
+    assert_eq!(world.hits(&bob, &g, "pinned=true").await, [draft]);
+    assert!(
+        world
+            .hits(&bob, &g, &format!("pinned=true&channel_id={hidden}"))
+            .await
+            .is_empty()
+    );
+
+    // A bad value: a clear 400 naming the parameter.
+    let (status, body) = world.search(&ann, &g, "pinned=yes").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("pinned"), "{body}");
+
+    // The index lost and rebuilt from the store knows the pins as they are now.
+    search.stop().await;
+    std::fs::remove_dir_all(folder.path()).unwrap();
+    world.persisted().await;
+    let _search = world.start_search(folder.path()).await;
+    assert_eq!(
+        world.hits(&ann, &g, "pinned=true").await,
+        [secret, draft],
+        "rebuilt with the store's pins"
+    );
+    assert_eq!(world.hits(&bob, &g, "pinned=true").await, [draft]);
+    assert_eq!(
+        world.hits(&ann, &g, "content=budget&pinned=false").await,
+        [last],
+        "the unpinned message is not pinned after the rebuild"
+    );
+}

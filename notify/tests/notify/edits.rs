@@ -297,3 +297,81 @@ async fn an_edit_racing_a_delete_leaves_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_edit_is_decided_under_the_settings_of_the_edit_not_those_of_the_send() {
+    let world = World::start("30s").await;
+    let Club {
+        ann,
+        bob,
+        cat,
+        guild,
+        general,
+    } = world.club().await;
+    let server = guild.to_string();
+    let applied = || world.notify_metric("natter_notify_edits_total", "applied");
+
+    // Sent while bob hears of mentions; he asks for nothing from the server before ann's edit
+    // mentions him and cat: only cat is told.
+    let plan = world.say(&ann, general, "the plan").await;
+    world
+        .settings(&bob, &server, json!({ "message_notifications": 2 }))
+        .await;
+    let before = applied().await;
+    let v1 = format!("<@{}> <@{}> the plan", bob.id, cat.id);
+    edit(&world, &ann, general, plan, &v1).await;
+    wait_inbox(&world, &cat, &[(plan, &v1)], "the edit's mention, cat").await;
+    testkit::eventually("notify applied the edit", WAIT, || async {
+        (applied().await > before).then_some(())
+    })
+    .await;
+    assert!(
+        inbox(&world, &bob).await.is_empty(),
+        "bob asked for nothing before the edit"
+    );
+
+    // Back to mentions only: the next edit tells him, under the settings he has now.
+    world
+        .settings(&bob, &server, json!({ "message_notifications": 1 }))
+        .await;
+    let v2 = format!("<@{}> <@{}> the plan, v2", bob.id, cat.id);
+    edit(&world, &ann, general, plan, &v2).await;
+    wait_inbox(&world, &bob, &[(plan, &v2)], "the edit's mention, bob").await;
+
+    // Nothing again: an edit decides whole, so the entry bob was given leaves his inbox (the
+    // mention is still in the text; cat's entry stays and shows it).
+    world
+        .settings(&bob, &server, json!({ "message_notifications": 2 }))
+        .await;
+    let v3 = format!("<@{}> <@{}> the plan, v3", bob.id, cat.id);
+    edit(&world, &ann, general, plan, &v3).await;
+    wait_inbox(&world, &bob, &[], "bob's entry gone under nothing").await;
+    wait_inbox(&world, &cat, &[(plan, &v3)], "cat's entry, v3").await;
+
+    // A DM: told when sent; muted since, an edit takes the entry out; unmuted, the next edit
+    // brings it back with its new text.
+    let (status, dm) = world
+        .auth(
+            Method::POST,
+            "/api/v1/users/@me/dms",
+            &ann,
+            Some(json!({ "username": "bob" })),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {dm}");
+    let dm: Snowflake = dm["id"].as_str().unwrap().parse().unwrap();
+    let psst = world.say(&ann, dm, "psst").await;
+    wait_inbox(&world, &bob, &[(psst, "psst")], "the DM in bob's inbox").await;
+    world.settings(&bob, "@me", json!({ "muted": true })).await;
+    edit(&world, &ann, dm, psst, "psst, edited").await;
+    wait_inbox(&world, &bob, &[], "the DM gone once muted").await;
+    world.settings(&bob, "@me", json!({ "muted": false })).await;
+    edit(&world, &ann, dm, psst, "psst, again").await;
+    wait_inbox(
+        &world,
+        &bob,
+        &[(psst, "psst, again")],
+        "the DM back once unmuted",
+    )
+    .await;
+}

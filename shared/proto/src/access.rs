@@ -281,6 +281,24 @@ pub struct ReadableChannel {
     pub guild_id: Option<Snowflake>,
 }
 
+/// `{p}.auth.channel_guilds`: the server each of `channel_ids` belongs to (the search service
+/// indexes it with every message; a channel never moves, so the answer may be kept). At most
+/// [`MAX_CHANNEL_GUILDS`] ids. Answered with [`ChannelGuilds`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelGuildsQuery {
+    pub channel_ids: Vec<Snowflake>,
+}
+
+/// The most channels one [`ChannelGuildsQuery`] names.
+pub const MAX_CHANNEL_GUILDS: usize = 1_000;
+
+/// The answer to [`ChannelGuildsQuery`]: each channel auth knows, with its server (none for a DM
+/// or group channel). A channel auth does not know (deleted) is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelGuilds {
+    pub channels: Vec<ReadableChannel>,
+}
+
 /// `{p}.auth.push_gone`: a push service answered 404 or 410 for this endpoint; auth deletes the
 /// subscription (whoever holds it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,10 @@ pub fn partition_of(channel: Snowflake, partitions: u32) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchRequest {
     pub channels: Vec<Snowflake>,
+    /// A server's search: only messages indexed as that server's (every one of `channels` is
+    /// its channel). Left out for a DM's or group channel's search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_id: Option<Snowflake>,
     pub filter: SearchFilter,
 }
 

@@ -285,6 +285,12 @@ impl Subjects {
         format!("{}.auth.push_gone", self.prefix)
     }
 
+    /// Where the search service asks auth which server each of some channels belongs to
+    /// (`proto::access::ChannelGuildsQuery`).
+    pub fn auth_channel_guilds(&self) -> String {
+        format!("{}.auth.channel_guilds", self.prefix)
+    }
+
     /// Every request edges make of auth, answered by one auth instance each (queue group `auth`).
     pub fn auth_requests(&self) -> String {
         format!("{}.auth.*", self.prefix)

@@ -96,6 +96,10 @@ pub struct SearchQuery {
     /// Only messages older than this id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_id: Option<String>,
+    /// `true`: only pinned messages; `false`: only messages not pinned (as they are now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<bool>)]
+    pub pinned: Option<String>,
     /// Results to skip, 0 to 5,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(value_type = Option<u32>, minimum = 0, maximum = 5000)]
@@ -124,6 +128,9 @@ pub struct SearchFilter {
     pub min_id: Option<Snowflake>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_id: Option<Snowflake>,
+    /// Pinned (`true`) or not (`false`), now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
     pub offset: usize,
     pub limit: usize,
 }
@@ -176,6 +183,12 @@ impl SearchQuery {
                     "`has` must be one of link, file, image, video, embed".to_owned()
                 })?),
             };
+        let pinned = match self.pinned.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err("`pinned` must be true or false".to_owned()),
+        };
         let min_id = id("min_id", &self.min_id)?;
         let max_id = id("max_id", &self.max_id)?;
         if let (Some(min), Some(max)) = (min_id, max_id)
@@ -191,6 +204,7 @@ impl SearchQuery {
             channel_id: id("channel_id", &self.channel_id)?,
             min_id,
             max_id,
+            pinned,
             offset: number("offset", &self.offset, 0..=MAX_OFFSET, 0)?,
             limit: number("limit", &self.limit, 1..=MAX_LIMIT, MAX_LIMIT)?,
         })
@@ -253,6 +267,7 @@ mod tests {
             ("channel_id", "9"),
             ("min_id", "1"),
             ("max_id", "2"),
+            ("pinned", "true"),
             ("offset", "25"),
             ("limit", "10"),
         ])
@@ -260,6 +275,8 @@ mod tests {
         assert_eq!(f.content.as_deref(), Some("budget"));
         assert_eq!(f.author_id, Some(Snowflake::from_u64(42)));
         assert_eq!(f.has, Some(Has::File));
+        assert_eq!(f.pinned, Some(true));
+        assert_eq!(query(&[("pinned", "false")]).unwrap().pinned, Some(false));
         assert_eq!((f.offset, f.limit), (25, 10));
     }
 
@@ -270,6 +287,7 @@ mod tests {
             (vec![("content", long.as_str())], "content"),
             (vec![("author_id", "ann")], "author_id"),
             (vec![("has", "cats")], "has"),
+            (vec![("pinned", "yes")], "pinned"),
             (vec![("offset", "5001")], "offset"),
             (vec![("limit", "0")], "limit"),
             (vec![("limit", "26")], "limit"),
