@@ -26,9 +26,11 @@ use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::archive::Archive;
 use crate::attachments::Attachments;
+use crate::directory::Directory;
 use crate::metrics::EdgeMetrics;
 
 mod embeds;
+mod mentioned;
 mod pins;
 
 pub use embeds::embed_flags;
@@ -129,6 +131,8 @@ pub struct Chat {
     limits: ChannelLimits,
     slowmode: Slowmode,
     attachments: std::sync::Arc<Attachments>,
+    /// Auth, asked for the names of the people a message mentions.
+    directory: Directory,
 }
 
 /// Servers' slowmode: when each (user, channel) may send again. Kept per edge: someone sending
@@ -239,6 +243,7 @@ impl Chat {
         metrics: EdgeMetrics,
         send_quota: Quota,
         attachments: std::sync::Arc<Attachments>,
+        directory: Directory,
     ) -> Self {
         Self {
             js: jetstream::new(nats.clone()),
@@ -249,6 +254,7 @@ impl Chat {
             limits: ChannelLimits::new(send_quota),
             slowmode: Slowmode::default(),
             attachments,
+            directory,
         }
     }
 
@@ -354,7 +360,7 @@ impl Chat {
             id = taken_by;
             files
         };
-        let message = Message {
+        let mut message = Message {
             id,
             channel_id: channel,
             author_id: author,
@@ -372,6 +378,7 @@ impl Chat {
             referenced_message,
             ..mentioned
         };
+        self.name_mentions(author, &mut message).await;
         // JetStream drops a second publish with this id inside its duplicate window.
         let dedupe = nonce
             .as_ref()
@@ -434,7 +441,7 @@ impl Chat {
         if !self.limits.send(editor, channel) {
             return Err(ChatError::RateLimited);
         }
-        let edited = Message {
+        let mut edited = Message {
             content: content.into(),
             edited_at: Some(proto::clock::unix_ms()),
             nonce: None,
@@ -443,9 +450,9 @@ impl Chat {
             mention_everyone: mentioned.mention_everyone,
             ..current
         };
+        self.name_mentions(editor, &mut edited).await;
         self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
             .await?;
-        let mut edited = edited;
         self.attachments.sign(&mut edited);
         Ok(edited)
     }
@@ -454,10 +461,12 @@ impl Chat {
     /// as an edit is, but not one: its content and edit time are as they were).
     pub async fn update_files(&self, message: Message) -> Result<(), ChatError> {
         let channel = message.channel_id;
-        let message = Message {
+        let mut message = Message {
             nonce: None,
             ..message
         };
+        // Read back from the store, which keeps the mentions' ids only.
+        self.name_mentions(message.author_id, &mut message).await;
         self.store_event(channel, &Event::MessageUpdate(message), None)
             .await?;
         Ok(())
@@ -654,7 +663,7 @@ fn mentions_of(text: &str, rights: &MentionRights) -> Result<Message, ChatError>
         .map_err(ChatError::InvalidContent)?
         .honoured(rights);
     Ok(Message {
-        mentions: found.users,
+        mentions: found.users.into_iter().map(Into::into).collect(),
         mention_roles: found.roles,
         mention_everyone: found.everyone,
         ..Message::default()

@@ -58,15 +58,16 @@ impl Chat {
         } else {
             current.embeds.clone()
         };
-        let updated = Message {
+        let mut updated = Message {
             flags,
             embeds,
             nonce: None,
             ..current
         };
+        // Read back from the store, which keeps the mentions' ids only.
+        self.name_mentions(updated.author_id, &mut updated).await;
         self.store_event(channel, &Event::MessageUpdate(updated.clone()), None)
             .await?;
-        let mut updated = updated;
         self.attachments.sign(&mut updated);
         Ok(updated)
     }

@@ -1,0 +1,35 @@
+//! Naming the people a message mentions: the text says `<@id>`, and Discord's `mentions` are
+//! user objects, so the edge looks the ids up when it makes a message others receive live (a
+//! send, an edit, an update of its files or flags). The store keeps ids only; history pages,
+//! pins and search results name them as they are when read (`routes::messages::users_in`).
+
+use proto::Snowflake;
+use proto::api::channels::MembersQuery;
+use proto::api::messages::Message;
+use proto::api::users::User;
+
+use super::Chat;
+
+impl Chat {
+    /// Names `message`'s mentions with the profiles of the channel's members among them, as
+    /// `asker` (its author, a member) may read them: one question to auth over NATS, none for
+    /// a message that mentions nobody. Someone not in the channel, or every one of them when
+    /// auth does not answer, stays an id with an empty `username`: the message still goes.
+    pub(crate) async fn name_mentions(&self, asker: Snowflake, message: &mut Message) {
+        if message.mentions.is_empty() {
+            return;
+        }
+        let query = MembersQuery::Ids(message.mentioned_ids());
+        match self
+            .directory
+            .members(asker, message.channel_id, query)
+            .await
+        {
+            Ok(members) => {
+                let people: Vec<User> = members.into_iter().map(|m| m.user).collect();
+                message.name_mentions(&people);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot name a message's mentions"),
+        }
+    }
+}
