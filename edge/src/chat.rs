@@ -292,10 +292,11 @@ impl Chat {
         send: MessageSend,
         slowmode: u32,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         let publishing = self
-            .publish(author, send, slowmode, rights, archive)
+            .publish(author, send, slowmode, rights, guild, archive)
             .await?;
         self.acknowledged(publishing).await
     }
@@ -304,13 +305,15 @@ impl Chat {
     /// on reading and writing while it is stored: sends from one session are published in the
     /// order they came, and [`Chat::acknowledged`] waits for each one's answer. A reply looks
     /// its original up first (history), to check it and carry its preview. Its mentions are
-    /// parsed from its text, as `rights` (the author's) honour them.
+    /// parsed from its text, as `rights` (the author's) honour them, and named as members of
+    /// `guild` (the channel's server, if it is a server's) or of the channel.
     pub async fn publish(
         &self,
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Publishing, ChatError> {
         // A message of files alone may have no text, as on Discord.
@@ -378,7 +381,7 @@ impl Chat {
             referenced_message,
             ..mentioned
         };
-        self.name_mentions(author, &mut message).await;
+        self.name_mentions(author, guild, &mut message).await;
         // JetStream drops a second publish with this id inside its duplicate window.
         let dedupe = nonce
             .as_ref()
@@ -429,6 +432,7 @@ impl Chat {
         editor: Snowflake,
         edit: MessageEdit,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
@@ -450,7 +454,7 @@ impl Chat {
             mention_everyone: mentioned.mention_everyone,
             ..current
         };
-        self.name_mentions(editor, &mut edited).await;
+        self.name_mentions(editor, guild, &mut edited).await;
         self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
             .await?;
         self.attachments.sign(&mut edited);
@@ -465,8 +469,9 @@ impl Chat {
             nonce: None,
             ..message
         };
-        // Read back from the store, which keeps the mentions' ids only.
-        self.name_mentions(message.author_id, &mut message).await;
+        // Read back from the store, which keeps the mentions' ids only; its server is not known
+        // here, so only a DM's or group channel's are named again.
+        self.name_mentions(message.author_id, None, &mut message).await;
         self.store_event(channel, &Event::MessageUpdate(message), None)
             .await?;
         Ok(())

@@ -34,6 +34,7 @@ impl Chat {
         id: Snowflake,
         flags: u64,
         moderates: bool,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         if flags & !Message::SUPPRESS_EMBEDS != 0 {
@@ -65,7 +66,7 @@ impl Chat {
             ..current
         };
         // Read back from the store, which keeps the mentions' ids only.
-        self.name_mentions(updated.author_id, &mut updated).await;
+        self.name_mentions(updated.author_id, guild, &mut updated).await;
         self.store_event(channel, &Event::MessageUpdate(updated.clone()), None)
             .await?;
         self.attachments.sign(&mut updated);

@@ -360,6 +360,7 @@ pub(super) async fn send(
             send,
             slowmode,
             &rights,
+            caller.channel.guild_id,
             &routes.state.archive,
         )
         .await
@@ -398,7 +399,13 @@ pub(super) async fn edit(
         edited = Some(
             state
                 .chat
-                .edit(caller.claims.sub, edit, &rights, &state.archive)
+                .edit(
+                    caller.claims.sub,
+                    edit,
+                    &rights,
+                    caller.channel.guild_id,
+                    &state.archive,
+                )
                 .await
                 .map_err(|e| chat_error(&e))?,
         );
@@ -417,6 +424,7 @@ pub(super) async fn edit(
                     message_id,
                     flags,
                     moderates,
+                    caller.channel.guild_id,
                     &state.archive,
                 )
                 .await

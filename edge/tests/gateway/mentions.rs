@@ -144,6 +144,8 @@ async fn a_mention_raises_the_count_on_every_edge_follows_edits_and_reading_clea
     assert_eq!(edited["op"], 24, "{edited}");
     let updated = event_of(&mut ann_0, "MESSAGE_UPDATE", message).await;
     assert!(updated["d"]["mentions"].is_null(), "{updated}");
+    let updated = event_of(&mut ann_1, "MESSAGE_UPDATE", message).await;
+    assert!(updated["d"]["mentions"].is_null(), "{updated}");
     assert_eq!(mention_count(&world, 1, &ann, general).await, 0);
     let edited = bob_1
         .request(edit(format!("hey <@!{}>", ann.id), "b-3"))
