@@ -471,7 +471,8 @@ impl Chat {
         };
         // Read back from the store, which keeps the mentions' ids only; its server is not known
         // here, so only a DM's or group channel's are named again.
-        self.name_mentions(message.author_id, None, &mut message).await;
+        self.name_mentions(message.author_id, None, &mut message)
+            .await;
         self.store_event(channel, &Event::MessageUpdate(message), None)
             .await?;
         Ok(())

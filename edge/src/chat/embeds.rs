@@ -66,7 +66,8 @@ impl Chat {
             ..current
         };
         // Read back from the store, which keeps the mentions' ids only.
-        self.name_mentions(updated.author_id, guild, &mut updated).await;
+        self.name_mentions(updated.author_id, guild, &mut updated)
+            .await;
         self.store_event(channel, &Event::MessageUpdate(updated.clone()), None)
             .await?;
         self.attachments.sign(&mut updated);

@@ -310,10 +310,11 @@ mod tests {
         );
         let back: Message = serde_json::from_value(wire).unwrap();
         assert_eq!(back, named);
-        let numeric: Message =
-            serde_json::from_str(r#"{"id": "9", "channel_id": "8", "author_id": "7",
-                                     "content": "", "mentions": [12]}"#)
-                .unwrap();
+        let numeric: Message = serde_json::from_str(
+            r#"{"id": "9", "channel_id": "8", "author_id": "7",
+                                     "content": "", "mentions": [12]}"#,
+        )
+        .unwrap();
         assert_eq!(numeric.mentions[0].id, id(12));
     }
 }
