@@ -420,11 +420,10 @@ pub(super) async fn edit(
                 .chat
                 .set_flags(
                     caller.claims.sub,
-                    caller.channel.id,
+                    &caller.channel,
                     message_id,
                     flags,
                     moderates,
-                    caller.channel.guild_id,
                     &state.archive,
                 )
                 .await
