@@ -26,9 +26,11 @@ use proto::{Snowflake, SnowflakeGenerator};
 
 use crate::archive::Archive;
 use crate::attachments::Attachments;
+use crate::directory::Directory;
 use crate::metrics::EdgeMetrics;
 
 mod embeds;
+mod mentioned;
 mod pins;
 
 pub use embeds::embed_flags;
@@ -129,6 +131,8 @@ pub struct Chat {
     limits: ChannelLimits,
     slowmode: Slowmode,
     attachments: std::sync::Arc<Attachments>,
+    /// Auth, asked for the names of the people a message mentions.
+    directory: Directory,
 }
 
 /// Servers' slowmode: when each (user, channel) may send again. Kept per edge: someone sending
@@ -239,6 +243,7 @@ impl Chat {
         metrics: EdgeMetrics,
         send_quota: Quota,
         attachments: std::sync::Arc<Attachments>,
+        directory: Directory,
     ) -> Self {
         Self {
             js: jetstream::new(nats.clone()),
@@ -249,6 +254,7 @@ impl Chat {
             limits: ChannelLimits::new(send_quota),
             slowmode: Slowmode::default(),
             attachments,
+            directory,
         }
     }
 
@@ -286,10 +292,11 @@ impl Chat {
         send: MessageSend,
         slowmode: u32,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         let publishing = self
-            .publish(author, send, slowmode, rights, archive)
+            .publish(author, send, slowmode, rights, guild, archive)
             .await?;
         self.acknowledged(publishing).await
     }
@@ -298,13 +305,15 @@ impl Chat {
     /// on reading and writing while it is stored: sends from one session are published in the
     /// order they came, and [`Chat::acknowledged`] waits for each one's answer. A reply looks
     /// its original up first (history), to check it and carry its preview. Its mentions are
-    /// parsed from its text, as `rights` (the author's) honour them.
+    /// parsed from its text, as `rights` (the author's) honour them, and named as members of
+    /// `guild` (the channel's server, if it is a server's) or of the channel.
     pub async fn publish(
         &self,
         author: Snowflake,
         send: MessageSend,
         slowmode: u32,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Publishing, ChatError> {
         // A message of files alone may have no text, as on Discord.
@@ -354,7 +363,7 @@ impl Chat {
             id = taken_by;
             files
         };
-        let message = Message {
+        let mut message = Message {
             id,
             channel_id: channel,
             author_id: author,
@@ -372,6 +381,7 @@ impl Chat {
             referenced_message,
             ..mentioned
         };
+        self.name_mentions(author, guild, &mut message).await;
         // JetStream drops a second publish with this id inside its duplicate window.
         let dedupe = nonce
             .as_ref()
@@ -422,6 +432,7 @@ impl Chat {
         editor: Snowflake,
         edit: MessageEdit,
         rights: &MentionRights,
+        guild: Option<Snowflake>,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
         let content = MessageContent::parse(&edit.content).map_err(ChatError::InvalidContent)?;
@@ -434,7 +445,7 @@ impl Chat {
         if !self.limits.send(editor, channel) {
             return Err(ChatError::RateLimited);
         }
-        let edited = Message {
+        let mut edited = Message {
             content: content.into(),
             edited_at: Some(proto::clock::unix_ms()),
             nonce: None,
@@ -443,9 +454,9 @@ impl Chat {
             mention_everyone: mentioned.mention_everyone,
             ..current
         };
+        self.name_mentions(editor, guild, &mut edited).await;
         self.store_event(channel, &Event::MessageUpdate(edited.clone()), None)
             .await?;
-        let mut edited = edited;
         self.attachments.sign(&mut edited);
         Ok(edited)
     }
@@ -454,10 +465,14 @@ impl Chat {
     /// as an edit is, but not one: its content and edit time are as they were).
     pub async fn update_files(&self, message: Message) -> Result<(), ChatError> {
         let channel = message.channel_id;
-        let message = Message {
+        let mut message = Message {
             nonce: None,
             ..message
         };
+        // Read back from the store, which keeps the mentions' ids only; its server is not known
+        // here, so only a DM's or group channel's are named again.
+        self.name_mentions(message.author_id, None, &mut message)
+            .await;
         self.store_event(channel, &Event::MessageUpdate(message), None)
             .await?;
         Ok(())
@@ -654,7 +669,7 @@ fn mentions_of(text: &str, rights: &MentionRights) -> Result<Message, ChatError>
         .map_err(ChatError::InvalidContent)?
         .honoured(rights);
     Ok(Message {
-        mentions: found.users,
+        mentions: found.users.into_iter().map(Into::into).collect(),
         mention_roles: found.roles,
         mention_everyone: found.everyone,
         ..Message::default()

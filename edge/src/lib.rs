@@ -390,6 +390,7 @@ impl Edge {
                 edge_metrics.clone(),
                 config.send_rate.quota(),
                 attachments,
+                directory.clone(),
             ),
             stream: stream.clone(),
             archive: Archive::connect(

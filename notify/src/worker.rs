@@ -294,7 +294,7 @@ impl Worker {
         let query = NotifyQuery {
             channel_id: message.channel_id,
             author_id: message.author_id,
-            mentions: message.mentions.clone(),
+            mentions: message.mentioned_ids(),
             mention_roles: message.mention_roles.clone(),
             mention_everyone: message.mention_everyone,
         };

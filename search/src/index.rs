@@ -189,7 +189,7 @@ impl MessageIndex {
         doc.add_u64(f.author, message.author_id.get());
         doc.add_text(f.content, &message.content);
         for user in &message.mentions {
-            doc.add_u64(f.mentions, user.get());
+            doc.add_u64(f.mentions, user.id.get());
         }
         for has in Has::of(message) {
             doc.add_text(f.has, has.as_str());

@@ -3,6 +3,7 @@
 //! author removing a message's previews for everyone.
 
 use proto::Snowflake;
+use proto::api::channels::Channel;
 use proto::api::messages::Message;
 use proto::events::Event;
 use proto::permissions::Permissions;
@@ -26,16 +27,18 @@ impl Chat {
     /// Sets a message's flags: SUPPRESS_EMBEDS removes its link previews for everyone (and one
     /// arriving later is dropped); clearing it again does not bring removed previews back.
     /// The author's own message, or any for one who `moderates`. Like processing, not an edit:
-    /// its content and edit time stay as they were.
+    /// its content and edit time stay as they were. `place` is the message's channel (its
+    /// server names the people it mentions).
     pub async fn set_flags(
         &self,
         actor: Snowflake,
-        channel: Snowflake,
+        place: &Channel,
         id: Snowflake,
         flags: u64,
         moderates: bool,
         archive: &Archive,
     ) -> Result<Message, ChatError> {
+        let (channel, guild) = (place.id, place.guild_id);
         if flags & !Message::SUPPRESS_EMBEDS != 0 {
             return Err(ChatError::InvalidRequest(
                 "only SUPPRESS_EMBEDS (1 << 2) may be set or cleared".to_owned(),
@@ -58,15 +61,17 @@ impl Chat {
         } else {
             current.embeds.clone()
         };
-        let updated = Message {
+        let mut updated = Message {
             flags,
             embeds,
             nonce: None,
             ..current
         };
+        // Read back from the store, which keeps the mentions' ids only.
+        self.name_mentions(updated.author_id, guild, &mut updated)
+            .await;
         self.store_event(channel, &Event::MessageUpdate(updated.clone()), None)
             .await?;
-        let mut updated = updated;
         self.attachments.sign(&mut updated);
         Ok(updated)
     }

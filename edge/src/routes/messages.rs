@@ -222,15 +222,34 @@ pub(super) async fn history(
     for message in &mut messages {
         state.chat.attachments().sign(message);
     }
-    // Authors by id, so every page shows current names and avatars.
-    let wanted: Vec<Snowflake> = messages
+    // Authors by id, so every page shows current names and avatars; the people mentioned are
+    // named in the same lookup.
+    let authors: BTreeSet<Snowflake> = messages.iter().map(|m| m.author_id).collect();
+    let people = users(&routes, &caller, &shown(&messages)).await;
+    name_mentions(&mut messages, &people);
+    let authors = people
+        .into_iter()
+        .filter(|u| authors.contains(&u.id))
+        .collect();
+    Ok(Json(HistoryPage { messages, authors }))
+}
+
+/// Everyone `messages` show, distinct: their authors and the people they mention.
+pub(super) fn shown(messages: &[Message]) -> Vec<Snowflake> {
+    messages
         .iter()
-        .map(|m| m.author_id)
+        .flat_map(|m| std::iter::once(m.author_id).chain(m.mentions.iter().map(|u| u.id)))
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    let authors = users(&routes, &caller, &wanted).await;
-    Ok(Json(HistoryPage { messages, authors }))
+        .collect()
+}
+
+/// Names the people `messages` mention from `people`, their current profiles (the store keeps
+/// only ids).
+pub(super) fn name_mentions(messages: &mut [Message], people: &[proto::api::users::User]) {
+    for message in messages {
+        message.name_mentions(people);
+    }
 }
 
 /// The current profiles of `wanted` (distinct ids): the channel's members in one request per
@@ -341,6 +360,7 @@ pub(super) async fn send(
             send,
             slowmode,
             &rights,
+            caller.channel.guild_id,
             &routes.state.archive,
         )
         .await
@@ -379,7 +399,13 @@ pub(super) async fn edit(
         edited = Some(
             state
                 .chat
-                .edit(caller.claims.sub, edit, &rights, &state.archive)
+                .edit(
+                    caller.claims.sub,
+                    edit,
+                    &rights,
+                    caller.channel.guild_id,
+                    &state.archive,
+                )
                 .await
                 .map_err(|e| chat_error(&e))?,
         );
@@ -394,7 +420,7 @@ pub(super) async fn edit(
                 .chat
                 .set_flags(
                     caller.claims.sub,
-                    caller.channel.id,
+                    &caller.channel,
                     message_id,
                     flags,
                     moderates,

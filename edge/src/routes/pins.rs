@@ -87,13 +87,22 @@ pub(super) async fn list(
             chat_error(&ChatError::HistoryUnavailable)
         })?;
     let attachments = routes.state.chat.attachments();
-    Ok(Json(
-        pinned
-            .into_iter()
-            .map(|(mut m, _)| {
-                attachments.sign(&mut m);
-                m
-            })
-            .collect(),
-    ))
+    let mut pinned: Vec<Message> = pinned
+        .into_iter()
+        .map(|(mut m, _)| {
+            attachments.sign(&mut m);
+            m
+        })
+        .collect();
+    let mentioned: Vec<Snowflake> = pinned
+        .iter()
+        .flat_map(Message::mentioned_ids)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !mentioned.is_empty() {
+        let people = super::messages::users(&routes, &caller, &mentioned).await;
+        super::messages::name_mentions(&mut pinned, &people);
+    }
+    Ok(Json(pinned))
 }

@@ -143,7 +143,10 @@ async fn results(
         chat_error(&ChatError::HistoryUnavailable)
     })?;
     let mut messages = Vec::with_capacity(hits.len());
+    // Per channel, whom its messages show (authors and the people they mention), named in one
+    // lookup per channel.
     let mut authors: BTreeMap<Snowflake, BTreeSet<Snowflake>> = BTreeMap::new();
+    let mut only_authors: BTreeSet<Snowflake> = BTreeSet::new();
     for (hit, page) in hits.iter().zip(pages) {
         // A hit deleted since the index last committed is left out.
         if !page.iter().any(|m| m.id == hit.id) {
@@ -153,10 +156,10 @@ async fn results(
             .into_iter()
             .map(|mut message| {
                 state.chat.attachments().sign(&mut message);
-                authors
-                    .entry(hit.channel_id)
-                    .or_default()
-                    .insert(message.author_id);
+                let shown = authors.entry(hit.channel_id).or_default();
+                shown.insert(message.author_id);
+                shown.extend(message.mentioned_ids());
+                only_authors.insert(message.author_id);
                 SearchMessage {
                     hit: message.id == hit.id,
                     message,
@@ -175,6 +178,12 @@ async fn results(
             shown.extend(users_in(routes, &verified.token, channel, &wanted).await);
         }
     }
+    for group in &mut messages {
+        for found in group {
+            found.message.name_mentions(&shown);
+        }
+    }
+    shown.retain(|u| only_authors.contains(&u.id));
     Ok(Json(SearchResults {
         total_results: total,
         messages,

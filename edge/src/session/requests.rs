@@ -52,10 +52,11 @@ impl Session {
                 .map(|allowed| allowed.permissions),
         );
         let rights = self.mention_rights(send.channel_id);
+        let guild = self.channel_guilds.get(&send.channel_id).copied();
         let state = &self.state;
         let publishing = match state
             .chat
-            .publish(claims.sub, send, slowmode, &rights, &state.archive)
+            .publish(claims.sub, send, slowmode, &rights, guild, &state.archive)
             .await
         {
             Ok(publishing) => publishing,
@@ -91,10 +92,11 @@ impl Session {
             return self.reply_error(nonce, &e).await;
         }
         let rights = self.mention_rights(edit.channel_id);
+        let guild = self.channel_guilds.get(&edit.channel_id).copied();
         let state = &self.state;
         match state
             .chat
-            .edit(claims.sub, edit, &rights, &state.archive)
+            .edit(claims.sub, edit, &rights, guild, &state.archive)
             .await
         {
             Ok(message) => {

@@ -43,6 +43,17 @@ async fn mention_count(world: &World, edge: usize, user: &User, channel: Snowfla
         .unwrap_or_else(|| panic!("no mention_count: {state}"))
 }
 
+/// Whom `message` (as a client receives it) mentions: each user object's id and username.
+fn mentioned(message: &Value) -> Vec<(String, String)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    message["mentions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (text(&m["id"]), text(&m["username"])))
+        .collect()
+}
+
 /// The next MESSAGE_CREATE or MESSAGE_UPDATE (named `t`) of message `id`.
 async fn event_of(client: &mut Client, t: &str, id: Snowflake) -> Value {
     loop {
@@ -73,14 +84,13 @@ async fn a_mention_raises_the_count_on_every_edge_follows_edits_and_reading_clea
         .await;
     assert_eq!(sent["op"], 24, "{sent}");
     let message = id_of(&sent["d"]["message"]["id"]);
+    // Discord's user objects, named: live on both edges, and in the sender's ACK.
+    let ann_named = vec![(ann.id.to_string(), "ann".to_owned())];
     for session in [&mut ann_0, &mut ann_1] {
         let created = event_of(session, "MESSAGE_CREATE", message).await;
-        assert_eq!(created["d"]["mentions"], json!([ann.id.to_string()]));
+        assert_eq!(mentioned(&created["d"]), ann_named, "{created}");
     }
-    assert_eq!(
-        sent["d"]["message"]["mentions"],
-        json!([ann.id.to_string()])
-    );
+    assert_eq!(mentioned(&sent["d"]["message"]), ann_named, "{sent}");
 
     // A fresh session on either edge shows one unread mention among two unread messages.
     for edge in [0, 1] {
@@ -115,7 +125,15 @@ async fn a_mention_raises_the_count_on_every_edge_follows_edits_and_reading_clea
         .find(|m| id_of(&m["id"]) == message)
         .cloned()
         .unwrap();
-    assert_eq!(shown["mentions"], json!([ann.id.to_string()]), "{shown}");
+    assert_eq!(mentioned(&shown), ann_named, "{shown}");
+    assert!(
+        !page["authors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["username"] == "ann"),
+        "only authors are in `authors`: {page}"
+    );
 
     // Edits follow the text: no mention, then one again.
     let edit = |content: String, nonce: &'static str| {
@@ -126,11 +144,16 @@ async fn a_mention_raises_the_count_on_every_edge_follows_edits_and_reading_clea
     assert_eq!(edited["op"], 24, "{edited}");
     let updated = event_of(&mut ann_0, "MESSAGE_UPDATE", message).await;
     assert!(updated["d"]["mentions"].is_null(), "{updated}");
+    let updated = event_of(&mut ann_1, "MESSAGE_UPDATE", message).await;
+    assert!(updated["d"]["mentions"].is_null(), "{updated}");
     assert_eq!(mention_count(&world, 1, &ann, general).await, 0);
     let edited = bob_1
         .request(edit(format!("hey <@!{}>", ann.id), "b-3"))
         .await;
     assert_eq!(edited["op"], 24, "{edited}");
+    assert_eq!(mentioned(&edited["d"]["message"]), ann_named, "{edited}");
+    let updated = event_of(&mut ann_1, "MESSAGE_UPDATE", message).await;
+    assert_eq!(mentioned(&updated["d"]), ann_named, "{updated}");
     assert_eq!(mention_count(&world, 1, &ann, general).await, 1);
 
     // Reading clears it, on every edge.
@@ -259,4 +282,52 @@ async fn in_a_group_channel_anyone_mentions_everyone_and_each_other_member_count
     assert_eq!(posted["mention_everyone"], true, "{posted}");
     assert_eq!(mention_count(&world, 0, &ann, channel).await, 2);
     assert_eq!(mention_count(&world, 0, &bob, channel).await, 1);
+}
+
+#[tokio::test]
+async fn a_message_of_before_whose_mentions_are_ids_still_reads_and_is_named_in_history() {
+    let world = World::start(1, &["--send-rate=1000/1s", "--cql-request-timeout=10s"]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let (guild, general) = world.guild(&ann, "Club").await;
+    world.join_guild(guild, &ann, &bob).await;
+
+    // Bob's message as an edge wrote it before mentions were user objects: ids, in the chat
+    // stream (so in what the persister, notify and search read).
+    let old = Snowflake::from_parts(proto::clock::unix_ms(), 7, 0);
+    let event = json!({"t": "MESSAGE_CREATE", "d": {
+        "id": old, "channel_id": general, "author_id": bob.id,
+        "content": format!("hi <@{}>", ann.id), "mentions": [ann.id]}});
+    let nats = async_nats::connect(&world.engines.nats_url).await.unwrap();
+    let intake = proto::subjects::Subjects::new(world.prefix.clone()).chat_intake(general);
+    async_nats::jetstream::new(nats)
+        .publish(intake, serde_json::to_vec(&event).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // It counts as a mention of ann, and her history shows it mentioning her by name.
+    assert_eq!(mention_count(&world, 0, &ann, general).await, 1);
+    let (status, page) = world
+        .edge_call(
+            0,
+            Method::GET,
+            &format!("/api/v1/channels/{general}/messages?limit=5"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let shown = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| id_of(&m["id"]) == old)
+        .cloned()
+        .unwrap_or_else(|| panic!("the old message is not in history: {page}"));
+    assert_eq!(
+        mentioned(&shown),
+        [(ann.id.to_string(), "ann".to_owned())],
+        "{shown}"
+    );
 }

@@ -114,7 +114,7 @@ async fn an_edit_adding_a_mention_fills_the_inbox_without_a_push_and_one_removin
     let plan = world.say(&ann, general, "the plan").await;
     let v1 = format!("<@{}> the plan", bob.id);
     let edited = edit(&world, &ann, general, plan, &v1).await;
-    assert_eq!(edited.mentions, vec![bob.id]);
+    assert_eq!(edited.mentioned_ids(), vec![bob.id]);
     wait_inbox(
         &world,
         &bob,
@@ -205,7 +205,7 @@ async fn a_processing_update_changes_nothing_and_an_edit_after_the_delete_brings
     // it. Even one that (wrongly) carried other text and mentions changes no inbox.
     let processed = Message {
         content: format!("<@{}> something else", cat.id),
-        mentions: vec![cat.id],
+        mentions: vec![cat.id.into()],
         ..edited.clone()
     };
     publish_update(&world, processed, edits_seen(&world).await).await;
@@ -214,7 +214,7 @@ async fn a_processing_update_changes_nothing_and_an_edit_after_the_delete_brings
     let never_edited = Message {
         id: plain,
         content: format!("<@{}> nothing for anyone", cat.id),
-        mentions: vec![cat.id],
+        mentions: vec![cat.id.into()],
         edited_at: None,
         ..edited.clone()
     };
@@ -239,7 +239,7 @@ async fn a_processing_update_changes_nothing_and_an_edit_after_the_delete_brings
     wait_inbox(&world, &bob, &[], "the deleted message gone").await;
     let late = Message {
         content: format!("<@{}> <@{}> back from the dead", bob.id, cat.id),
-        mentions: vec![bob.id, cat.id],
+        mentions: vec![bob.id.into(), cat.id.into()],
         edited_at: edited.edited_at.map(|at| at + 60_000),
         ..edited
     };

@@ -120,8 +120,9 @@ describe('the channel list', () => {
   it('counts unread mentions of me from READY and live, and clears them when I read', () => {
     gw.fire('ready', ready([channel('10', { unread_count: 1, mention_count: 1, last_message_id: '100' })]));
     expect(channels()[0].mention_count).toBe(1);
-    dispatch('MESSAGE_CREATE', { ...msg('101', '10'), mentions: ['1'] }, 5);
+    dispatch('MESSAGE_CREATE', { ...msg('101', '10'), mentions: [{ id: '1', username: 'me' }] }, 5);
     dispatch('MESSAGE_CREATE', { ...msg('102', '10'), mention_everyone: true }, 6);
+    // A message from before, its mentions bare ids, still reads.
     dispatch('MESSAGE_CREATE', { ...msg('103', '10'), mentions: ['7'] }, 7);
     expect(channels()[0]).toMatchObject({ unread_count: 4, mention_count: 3 });
     dispatch('MESSAGE_ACK', { channel_id: '10', user_id: '1', message_id: '103' });

@@ -17,6 +17,8 @@ const ME = '1';
 const ANN = '2';
 const GUILD = '100';
 const CHANNEL = { id: '10', guild_id: GUILD, kind: 'text' as const };
+/** A message's `mentions` naming me (Discord's user objects). */
+const MENTIONS_ME = [{ id: ME, username: 'me', global_name: null, avatar_url: null }];
 const DM = { id: '20', guild_id: null, kind: 'dm' as const };
 
 function settings(patch: Partial<UserGuildSettings> = {}, guild: string | null = GUILD): UserGuildSettings {
@@ -45,18 +47,18 @@ function situation(
 describe('shouldNotify', () => {
   it('tells of every message in a small server by default, and of mentions by name', () => {
     expect(shouldNotify(situation({}))).toBe('all_messages');
-    expect(shouldNotify(situation({}, { mentions: [ME] }))).toBe('mention');
+    expect(shouldNotify(situation({}, { mentions: MENTIONS_ME }))).toBe('mention');
   });
 
   it('never tells of my own message, a blocked author, a system message or what I am watching', () => {
-    expect(shouldNotify(situation({}, { author_id: ME, mentions: [ME] }))).toBeNull();
-    expect(shouldNotify(situation({}, { mentions: [ME] }, { blocked: true }))).toBeNull();
+    expect(shouldNotify(situation({}, { author_id: ME, mentions: MENTIONS_ME }))).toBeNull();
+    expect(shouldNotify(situation({}, { mentions: MENTIONS_ME }, { blocked: true }))).toBeNull();
     expect(shouldNotify(situation({}, { type: 6 }))).toBeNull();
-    expect(shouldNotify(situation({}, { mentions: [ME] }, { watching: true }))).toBeNull();
+    expect(shouldNotify(situation({}, { mentions: MENTIONS_ME }, { watching: true }))).toBeNull();
   });
 
   it('tells nothing at all while my status is Do Not Disturb', () => {
-    expect(shouldNotify(situation({}, { mentions: [ME] }, { myStatus: 'dnd' }))).toBeNull();
+    expect(shouldNotify(situation({}, { mentions: MENTIONS_ME }, { myStatus: 'dnd' }))).toBeNull();
     expect(shouldNotify(situation({}, {}, { channel: DM, myStatus: 'dnd' }))).toBeNull();
   });
 
@@ -69,7 +71,7 @@ describe('shouldNotify', () => {
 
   it('nothing means nothing, mentions included', () => {
     const all = { [GUILD]: settings({ message_notifications: Level.Nothing }) };
-    expect(shouldNotify(situation(all, { mentions: [ME] }))).toBeNull();
+    expect(shouldNotify(situation(all, { mentions: MENTIONS_ME }))).toBeNull();
   });
 
   it('a muted channel tells of mentions only, as pushes do', () => {
@@ -79,7 +81,7 @@ describe('shouldNotify', () => {
       }),
     };
     expect(shouldNotify(situation(all))).toBeNull();
-    expect(shouldNotify(situation(all, { mentions: [ME] }))).toBe('mention');
+    expect(shouldNotify(situation(all, { mentions: MENTIONS_ME }))).toBe('mention');
     expect(applied(all, CHANNEL, 3, NOW).channelMuted).toBe(true);
   });
 
@@ -104,7 +106,7 @@ describe('shouldNotify', () => {
     };
     expect(shouldNotify(situation(all, { mention_everyone: true }))).toBeNull();
     expect(shouldNotify(situation(all, { mention_roles: ['r1'] }))).toBeNull();
-    expect(shouldNotify(situation(all, { mention_everyone: true, mentions: [ME] }))).toBe('mention');
+    expect(shouldNotify(situation(all, { mention_everyone: true, mentions: MENTIONS_ME }))).toBe('mention');
     expect(shouldNotify(situation({}, { mention_everyone: true }))).toBe('everyone');
   });
 
@@ -123,7 +125,7 @@ describe('shouldNotify', () => {
     const muted = {
       '@me': settings({ channel_overrides: [{ channel_id: DM.id, muted: true }] }, null),
     };
-    const s = situation(muted, { mentions: [ME] }, { channel: DM });
+    const s = situation(muted, { mentions: MENTIONS_ME }, { channel: DM });
     expect(shouldNotify({ ...s, settings: applied(muted, DM, 0, NOW) })).toBeNull();
   });
 
@@ -132,9 +134,9 @@ describe('shouldNotify', () => {
     const big = applied({}, group, 251, NOW);
     expect(big.asServer).toBe(true);
     expect(shouldNotify({ ...situation({}, {}, { channel: group }), settings: big })).toBeNull();
-    expect(shouldNotify({ ...situation({}, { mentions: [ME] }, { channel: group }), settings: big })).toBe(
-      'mention',
-    );
+    expect(
+      shouldNotify({ ...situation({}, { mentions: MENTIONS_ME }, { channel: group }), settings: big }),
+    ).toBe('mention');
     // "All messages" for DMs at large does not reach a large group; the channel's own does.
     const dmsAll = { '@me': settings({ message_notifications: Level.All }, null) };
     expect(applied(dmsAll, group, 251, NOW).level).toBe(Level.Mentions);
@@ -153,7 +155,7 @@ describe('shouldNotify', () => {
   it('a large server defaults to only mentions', () => {
     const big = applied({}, CHANNEL, 251, NOW);
     expect(shouldNotify({ ...situation({}), settings: big })).toBeNull();
-    expect(shouldNotify({ ...situation({}, { mentions: [ME] }), settings: big })).toBe('mention');
+    expect(shouldNotify({ ...situation({}, { mentions: MENTIONS_ME }), settings: big })).toBe('mention');
   });
 });
 

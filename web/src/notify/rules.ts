@@ -6,6 +6,7 @@
 // muted DM or group channel of nothing, and nobody is told of their own messages.
 
 import type { Channel, Message, Status, UserGuildSettings } from '../api/types';
+import { mentionedIds } from '../chat/mentions';
 
 /** Discord's `message_notifications`; 3 on a channel override: follow the server. */
 export const Level = { All: 0, Mentions: 1, Nothing: 2, Inherit: 3 } as const;
@@ -113,7 +114,7 @@ export function shouldNotify(s: Situation): Reason | null {
   if (m.author_id === s.me || s.blocked || s.watching || s.myStatus === 'dnd') return null;
   if (m.type) return null; // a system message (a pin's notice) tells nobody, as for pushes
   let mention: Reason | null = null;
-  if ((m.mentions ?? []).includes(s.me)) mention = 'mention';
+  if (mentionedIds(m).includes(s.me)) mention = 'mention';
   else if (!settings.suppressRoles && (m.mention_roles ?? []).some((r) => s.myRoles.includes(r)))
     mention = 'role_mention';
   else if (m.mention_everyone && !settings.suppressEveryone) mention = 'everyone';

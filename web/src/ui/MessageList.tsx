@@ -13,7 +13,7 @@ import { Attachments } from './Attachments';
 import { Embeds } from './Embeds';
 import { Avatar } from './Avatar';
 import { ConfirmDialog } from './Confirm';
-import { mentionsUser } from '../chat/mentions';
+import { mentionsUser, withMentionedNames } from '../chat/mentions';
 import { useGuild } from '../guilds/hooks';
 import { CallNotice, MessageMenu, PinNotice, Reactions, ReplyPreview, usePins } from './conversation';
 import type { MentionNames } from './markdown';
@@ -382,6 +382,8 @@ const MessageRow = memo(function MessageRow({
   const [menu, setMenu] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const m = row.message;
+  // People the client has not loaded are named as the message names them.
+  const rowNames = useMemo(() => withMentionedNames(names, m), [names, m]);
   // Shift held: delete at once, without asking (as on Discord).
   const askDelete = (now: boolean) => {
     if (now) void chat.remove(m.channel_id, m.id).catch(() => {});
@@ -444,7 +446,7 @@ const MessageRow = memo(function MessageRow({
                 <EditBox message={m} onDone={() => onEdit(null)} />
               ) : (
                 <div className="content">
-                  <RichText text={m.content} names={names} onUser={onUser} />
+                  <RichText text={m.content} names={rowNames} onUser={onUser} />
                   {m.edited_at ? (
                     <span className="edited" title={new Date(m.edited_at).toLocaleString()}>
                       {' '}

@@ -8,7 +8,11 @@
 //! group DMs, and there are no roles. A message mentions at most [`MAX_MENTIONS`] people and roles,
 //! against mention spam.
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
 use crate::Snowflake;
+use crate::api::users::User;
 
 /// The most distinct people and roles one message may mention.
 pub const MAX_MENTIONS: usize = 20;
@@ -101,6 +105,90 @@ impl Mentions {
                 self.everyone = true;
             }
             rest = after;
+        }
+    }
+}
+
+/// A person a message mentions, as Discord's `mentions` carry them: a user object (bots read
+/// `message.mentions[i].id`). The names are the person's as the edge knew them when it made this
+/// copy of the message: a live MESSAGE_CREATE or MESSAGE_UPDATE carries them as of the send or
+/// edit, a history page, pins list or search result as they are when read (the store keeps only
+/// ids, like authors). `username` is empty for someone the edge could not name (not in the
+/// channel, live; an account deleted since).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(from = "MentionWire")]
+pub struct MentionedUser {
+    pub id: Snowflake,
+    pub username: String,
+    /// The display name (Discord's `global_name`; Natter's `display_name`).
+    pub global_name: Option<String>,
+    /// Natter's user object names its avatar by URL (Discord's `avatar` is a hash).
+    pub avatar_url: Option<String>,
+}
+
+impl MentionedUser {
+    /// Fills in the names of the matching profile in `people` (left as they were when there is
+    /// none).
+    pub fn name_from(&mut self, people: &[User]) {
+        if let Some(user) = people.iter().find(|u| u.id == self.id) {
+            *self = Self::from(user);
+        }
+    }
+}
+
+impl From<Snowflake> for MentionedUser {
+    /// A mention known by id alone (as stored), before the edge names it.
+    fn from(id: Snowflake) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&User> for MentionedUser {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            global_name: user.display_name.clone(),
+            avatar_url: user.avatar_url.clone(),
+        }
+    }
+}
+
+/// What a mention may be on the wire: a user object, or a bare id, as messages carried them
+/// before (the chat stream and the events stream still hold such messages; they read as ids).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MentionWire {
+    Id(Snowflake),
+    User {
+        id: Snowflake,
+        #[serde(default)]
+        username: String,
+        #[serde(default)]
+        global_name: Option<String>,
+        #[serde(default)]
+        avatar_url: Option<String>,
+    },
+}
+
+impl From<MentionWire> for MentionedUser {
+    fn from(wire: MentionWire) -> Self {
+        match wire {
+            MentionWire::Id(id) => Self::from(id),
+            MentionWire::User {
+                id,
+                username,
+                global_name,
+                avatar_url,
+            } => Self {
+                id,
+                username,
+                global_name,
+                avatar_url,
+            },
         }
     }
 }
@@ -202,5 +290,31 @@ mod tests {
         assert!(err.contains("at most 20"), "{err}");
         // The same person twenty-one times is one mention.
         assert!(Mentions::parse(&"<@5> ".repeat(21)).is_ok());
+    }
+
+    #[test]
+    fn a_message_mentions_user_objects_and_still_reads_the_ids_it_carried_before() {
+        use crate::api::messages::Message;
+        let old = r#"{"id": "9", "channel_id": "8", "author_id": "7", "content": "<@12>",
+                      "mentions": ["12"]}"#;
+        let message: Message = serde_json::from_str(old).unwrap();
+        assert_eq!(message.mentions, [MentionedUser::from(id(12))]);
+        assert!(message.mentions_user(id(12), &[]));
+        let mut named = message.clone();
+        named.mentions[0].username = "ann".to_owned();
+        let wire = serde_json::to_value(&named).unwrap();
+        assert_eq!(
+            wire["mentions"],
+            serde_json::json!([{"id": "12", "username": "ann", "global_name": null,
+                                "avatar_url": null}])
+        );
+        let back: Message = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, named);
+        let numeric: Message = serde_json::from_str(
+            r#"{"id": "9", "channel_id": "8", "author_id": "7",
+                                     "content": "", "mentions": [12]}"#,
+        )
+        .unwrap();
+        assert_eq!(numeric.mentions[0].id, id(12));
     }
 }

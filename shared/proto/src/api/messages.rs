@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::mentions::MentionedUser;
 use super::text::{self, Kind};
 use crate::Snowflake;
 
@@ -39,9 +40,10 @@ pub struct Message {
     /// deleted"), as Discord's `referenced_message` is null then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referenced_message: Option<ReferencedMessage>,
-    /// The people the text mentions (`<@id>`), by id, as the server parsed it (outside code).
+    /// The people the text mentions (`<@id>`), as the server parsed it (outside code): Discord's
+    /// user objects, named as [`MentionedUser`] says. Messages of before read as ids still.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mentions: Vec<Snowflake>,
+    pub mentions: Vec<MentionedUser>,
     /// The roles it mentions (`<@&id>`) that the author may mention: mentionable ones, or any
     /// with MENTION_EVERYONE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -99,6 +101,19 @@ pub(crate) fn is_zero(n: &u64) -> bool {
 }
 
 impl Message {
+    /// The ids of the people it mentions (what notify, search and unread counts need).
+    pub fn mentioned_ids(&self) -> Vec<Snowflake> {
+        self.mentions.iter().map(|m| m.id).collect()
+    }
+
+    /// Names its mentions from `people` (current profiles), leaving those not among them as
+    /// they were.
+    pub fn name_mentions(&mut self, people: &[crate::api::users::User]) {
+        for mention in &mut self.mentions {
+            mention.name_from(people);
+        }
+    }
+
     /// Discord's flag: the message shows no link previews (its author removed them, or could
     /// not embed links where it was sent).
     pub const SUPPRESS_EMBEDS: u64 = 1 << 2;
@@ -113,7 +128,7 @@ impl Message {
     pub fn mentions_user(&self, user: Snowflake, roles: &[Snowflake]) -> bool {
         self.author_id != user
             && (self.mention_everyone
-                || self.mentions.contains(&user)
+                || self.mentions.iter().any(|m| m.id == user)
                 || self.mention_roles.iter().any(|r| roles.contains(r)))
     }
 }

@@ -90,7 +90,7 @@ impl Side for Mentions {
     }
 
     fn dress(message: &mut Message, stored: StoredMentions) {
-        message.mentions = stored.users;
+        message.mentions = stored.users.into_iter().map(Into::into).collect();
         message.mention_roles = stored.roles;
         message.mention_everyone = stored.everyone;
     }
@@ -123,7 +123,7 @@ impl MessageStore {
             bucket,
             id,
             message.author_id.as_i64(),
-            list(&message.mentions),
+            list(&message.mentioned_ids()),
             list(&message.mention_roles),
             message.mention_everyone,
             at,
@@ -173,7 +173,7 @@ impl MessageStore {
                 let message = Message {
                     id: Snowflake::from_i64(id),
                     author_id: Snowflake::from_i64(author),
-                    mentions: id_list(users),
+                    mentions: id_list(users).into_iter().map(Into::into).collect(),
                     mention_roles: id_list(roles_mentioned),
                     mention_everyone: everyone.unwrap_or(false),
                     ..Message::default()

@@ -2008,6 +2008,22 @@ export interface components {
      */
     MemberRole: 'owner' | 'moderator' | 'member';
     /**
+     * @description A person a message mentions, as Discord's `mentions` carry them: a user object (bots read
+     *     `message.mentions[i].id`). The names are the person's as the edge knew them when it made this
+     *     copy of the message: a live MESSAGE_CREATE or MESSAGE_UPDATE carries them as of the send or
+     *     edit, a history page, pins list or search result as they are when read (the store keeps only
+     *     ids, like authors). `username` is empty for someone the edge could not name (not in the
+     *     channel, live; an account deleted since).
+     */
+    MentionedUser: {
+      /** @description Natter's user object names its avatar by URL (Discord's `avatar` is a hash). */
+      avatar_url?: string | null;
+      /** @description The display name (Discord's `global_name`; Natter's `display_name`). */
+      global_name?: string | null;
+      id: components['schemas']['Snowflake'];
+      username: string;
+    };
+    /**
      * @description A message as stored and delivered. Authors are ids: names and avatars are looked up when shown,
      *     so a changed profile shows on every old message.
      */
@@ -2048,8 +2064,11 @@ export interface components {
        *     with MENTION_EVERYONE.
        */
       mention_roles?: components['schemas']['Snowflake'][];
-      /** @description The people the text mentions (`<@id>`), by id, as the server parsed it (outside code). */
-      mentions?: components['schemas']['Snowflake'][];
+      /**
+       * @description The people the text mentions (`<@id>`), as the server parsed it (outside code): Discord's
+       *     user objects, named as [`MentionedUser`] says. Messages of before read as ids still.
+       */
+      mentions?: components['schemas']['MentionedUser'][];
       message_reference?: components['schemas']['MessageReference'] | null;
       /** @description The sender's nonce, echoed so its client can match the message to its pending copy. */
       nonce?: string | null;
@@ -2857,6 +2876,7 @@ export type Member = components['schemas']['Member'];
 export type MemberAdded = components['schemas']['MemberAdded'];
 export type MemberRef = components['schemas']['MemberRef'];
 export type MemberRole = components['schemas']['MemberRole'];
+export type MentionedUser = components['schemas']['MentionedUser'];
 export type Message = components['schemas']['Message'];
 export type MessageCall = components['schemas']['MessageCall'];
 export type MessageDelete = components['schemas']['MessageDelete'];
