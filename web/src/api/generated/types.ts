@@ -3990,6 +3990,8 @@ export interface operations {
         min_id?: string;
         /** @description Only messages older than this id. */
         max_id?: string;
+        /** @description `true`: only pinned messages; `false`: only messages not pinned (as they are now). */
+        pinned?: boolean;
         /** @description Results to skip, 0 to 5,000. */
         offset?: number;
         /** @description 1 to 25, default 25. */
@@ -6112,6 +6114,8 @@ export interface operations {
         min_id?: string;
         /** @description Only messages older than this id. */
         max_id?: string;
+        /** @description `true`: only pinned messages; `false`: only messages not pinned (as they are now). */
+        pinned?: boolean;
         /** @description Results to skip, 0 to 5,000. */
         offset?: number;
         /** @description 1 to 25, default 25. */
