@@ -141,3 +141,41 @@ async fn expect_op(socket: &mut Socket, op: Opcode) -> anyhow::Result<String> {
     }
     bail!("the socket closed")
 }
+
+/// A dispatch as [`dispatches`] yields it: its event name and data, parsed loosely (a
+/// scenario reads only the fields it checks).
+#[derive(Deserialize)]
+pub struct Dispatch {
+    pub t: Option<String>,
+    #[serde(default)]
+    pub d: serde_json::Value,
+}
+
+/// `socket`'s dispatches until it closes, each with the time it was read
+/// ([`crate::server::now_us`]), heartbeating every 20 s while it is read.
+pub fn dispatches(socket: Socket) -> impl futures::Stream<Item = (Dispatch, u64)> + Send {
+    let (tx, rx) = socket.split();
+    let beat = tokio::time::interval(std::time::Duration::from_secs(20));
+    futures::stream::unfold((tx, rx, beat), |(mut tx, mut rx, mut beat)| async move {
+        loop {
+            let next = tokio::select! {
+                _ = beat.tick() => {
+                    let frame = ClientFrame::Heartbeat(None).encode();
+                    if tx.send(Message::Text(frame.into())).await.is_err() { return None; }
+                    continue;
+                }
+                m = rx.next() => m,
+            };
+            let Some(Ok(next)) = next else {
+                return None;
+            };
+            let Message::Text(text) = next else {
+                continue;
+            };
+            let at = crate::server::now_us();
+            if let Ok(frame) = serde_json::from_str::<Dispatch>(&text) {
+                return Some(((frame, at), (tx, rx, beat)));
+            }
+        }
+    })
+}

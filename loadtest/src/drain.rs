@@ -128,16 +128,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let before = written().await?;
     let baseline = report::Baseline::take(std::slice::from_ref(&args.persister)).await;
     let started = Instant::now();
-    let mut acks = futures::stream::iter(backlog.iter().map(|message| {
-        let (js, subjects) = (&js, &subjects);
-        async move {
-            let payload = Event::MessageCreate(message.clone()).to_json();
-            let publish = PublishMessage::build().payload(payload.into());
-            js.send_publish(subjects.chat_intake(message.channel_id), publish)
-                .await?
-                .await
-        }
-    }))
+    let mut acks = futures::stream::iter(
+        backlog
+            .iter()
+            .map(|message| publish(&js, &subjects, message.clone())),
+    )
     .buffer_unordered(1024);
     while let Some(ack) = acks.next().await {
         ack.context("JetStream did not take a message")?;
@@ -229,6 +224,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("loss: every published message must be in the store");
     }
     Ok(())
+}
+
+/// Puts `message` into the chat stream as an edge would (its MESSAGE_CREATE on the channel's
+/// intake subject), answering once JetStream has stored it.
+pub async fn publish(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    message: Message,
+) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+    let channel = message.channel_id;
+    let payload = Event::MessageCreate(message).to_json();
+    let publish = PublishMessage::build().payload(payload.into());
+    js.send_publish(subjects.chat_intake(channel), publish)
+        .await?
+        .await
 }
 
 /// Writes `messages` as rows of the messages table (nothing else: no bucket list, no newest id,

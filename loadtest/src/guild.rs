@@ -17,21 +17,20 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
-use proto::gateway::ClientFrame;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Source};
 use crate::population::{Population, User};
 use crate::report::{self, Baseline, Percentiles};
 use crate::run::Target;
+use crate::server::{edge_http, now_us};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -103,25 +102,6 @@ struct GuildResult {
     /// Messages of the hidden channel that reached a session after its CHANNEL_DELETE: must be 0.
     after_hidden_deliveries: u64,
     services: Vec<report::ServiceDelta>,
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// An edge's HTTP origin (its message routes) from its gateway URL.
-fn edge_http(gateway: &url::Url) -> anyhow::Result<url::Url> {
-    let mut url = gateway.clone();
-    url.set_scheme(if gateway.scheme() == "wss" {
-        "https"
-    } else {
-        "http"
-    })
-    .map_err(|()| anyhow::anyhow!("bad gateway URL {gateway}"))?;
-    url.set_path("/");
-    Ok(url)
 }
 
 #[derive(Deserialize)]
@@ -533,34 +513,11 @@ async fn connect_all(
         .await
 }
 
-/// Reads one session's frames until its socket closes, heartbeating meanwhile.
+/// Reads one session's frames until its socket closes: its messages (latency from the time in
+/// their text) and when the hidden channel went.
 async fn read(socket: client::Socket, seen: Arc<Mutex<Seen>>, hidden: String) {
-    #[derive(Deserialize)]
-    struct Frame {
-        t: Option<String>,
-        #[serde(default)]
-        d: Value,
-    }
-    let (mut tx, mut rx) = socket.split();
-    let mut beat = tokio::time::interval(Duration::from_secs(20));
-    loop {
-        let message = tokio::select! {
-            _ = beat.tick() => {
-                let frame = ClientFrame::Heartbeat(None).encode();
-                if tx.send(Message::Text(frame.into())).await.is_err() { return; }
-                continue;
-            }
-            m = rx.next() => m,
-        };
-        let Some(Ok(Message::Text(text))) = message else {
-            if message.is_none() {
-                return;
-            }
-            continue;
-        };
-        let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
-            continue;
-        };
+    let mut frames = std::pin::pin!(client::dispatches(socket));
+    while let Some((frame, at)) = frames.next().await {
         let channel = frame.d["channel_id"].as_str().unwrap_or_default();
         match frame.t.as_deref() {
             Some("MESSAGE_CREATE") => {
@@ -573,7 +530,7 @@ async fn read(socket: client::Socket, seen: Arc<Mutex<Seen>>, hidden: String) {
                     .and_then(|c| c.strip_prefix('t'))
                     .and_then(|t| t.parse::<u64>().ok())
                 {
-                    seen.latencies.push(now_us().saturating_sub(sent));
+                    seen.latencies.push(at.saturating_sub(sent));
                 }
                 let id = frame.d["id"].as_str().unwrap_or_default().to_owned();
                 seen.messages
@@ -583,7 +540,7 @@ async fn read(socket: client::Socket, seen: Arc<Mutex<Seen>>, hidden: String) {
             }
             Some("CHANNEL_DELETE") if channel == hidden => {
                 let mut seen = seen.lock().await;
-                seen.hidden_at.get_or_insert_with(now_us);
+                seen.hidden_at.get_or_insert(at);
             }
             _ => {}
         }

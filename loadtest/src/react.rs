@@ -15,13 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
-use proto::gateway::ClientFrame;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Source};
 use crate::population::Population;
@@ -271,35 +269,11 @@ fn count_of(page: &Value, message: &str, emoji: &str) -> u64 {
         .sum()
 }
 
-/// Reads one watcher's frames until its socket closes, heartbeating meanwhile.
+/// Reads one watcher's frames until its socket closes, noting each MESSAGE_REACTION_ADD on
+/// `message` (who, when).
 async fn watch(socket: client::Socket, seen: Seen, message: String) {
-    #[derive(Deserialize)]
-    struct Frame {
-        t: Option<String>,
-        #[serde(default)]
-        d: Value,
-    }
-    let (mut tx, mut rx) = socket.split();
-    let mut beat = tokio::time::interval(Duration::from_secs(20));
-    loop {
-        let next = tokio::select! {
-            _ = beat.tick() => {
-                let frame = ClientFrame::Heartbeat(None).encode();
-                if tx.send(Message::Text(frame.into())).await.is_err() { return; }
-                continue;
-            }
-            m = rx.next() => m,
-        };
-        let Some(Ok(next)) = next else {
-            return;
-        };
-        let Message::Text(text) = next else {
-            continue;
-        };
-        let at = now_us();
-        let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
-            continue;
-        };
+    let mut frames = std::pin::pin!(client::dispatches(socket));
+    while let Some((frame, at)) = frames.next().await {
         if frame.t.as_deref() == Some("MESSAGE_REACTION_ADD")
             && frame.d["message_id"] == *message
             && let Some(user) = frame.d["user_id"].as_str()

@@ -25,37 +25,15 @@ use crate::voice::{connect_media, listed, until_participant, voice};
 /// How long a departure may take to reach everyone (two polling intervals, on a loaded machine).
 const BOUND: Duration = Duration::from_secs(60);
 
-/// The next VOICE_STATE_UPDATE about `user` within [`BOUND`], while `keep_alive` heartbeats so
-/// its gateway connection never times out meanwhile.
-async fn state_within(client: &mut Client, user: &User, keep_alive: &mut Client) -> Value {
-    let deadline = Instant::now() + BOUND;
-    let mut beat = Instant::now();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "no voice state for {} within {BOUND:?}",
-            user.name
-        );
-        if beat.elapsed() > Duration::from_secs(5) {
-            keep_alive.send_raw(json!({"op": 1, "d": null})).await;
-            beat = Instant::now();
-        }
-        let Some(frame) = client.next_within(Duration::from_millis(500)).await else {
-            continue;
-        };
-        if frame["t"] == "VOICE_STATE_UPDATE" && frame["d"]["user_id"] == user.id.to_string() {
-            return frame["d"].clone();
-        }
-    }
-}
-
-#[tokio::test]
-async fn a_participant_removed_by_a_private_livekits_room_api_leaves_everyones_list() {
+/// A world of `edges` edges whose auth a private LiveKit tells of departures by webhook, and a
+/// room-service client of that LiveKit. `reconcile` is auth's `--voice-reconcile-interval`
+/// (`0s`: no polling, so only a webhook clears a state).
+async fn world_with_livekit(edges: usize, reconcile: &str) -> (World, LiveKitServer, LiveKit) {
     let mut media_server = LiveKitServer::reserve();
     let mut args = media_server.auth_args();
-    args.push("--voice-reconcile-interval=2s".to_owned());
+    args.push(format!("--voice-reconcile-interval={reconcile}"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let world = World::start_with_auth(2, &[], &args).await;
+    let world = World::start_with_auth(edges, &[], &args).await;
     media_server
         .start(&world.auth.url("/api/v1/voice/livekit"))
         .await;
@@ -66,6 +44,12 @@ async fn a_participant_removed_by_a_private_livekits_room_api_leaves_everyones_l
         Secret::new(media_server.api_secret.clone()),
     )
     .expect("a LiveKit client");
+    (world, media_server, livekit)
+}
+
+#[tokio::test]
+async fn a_participant_removed_by_a_private_livekits_room_api_leaves_everyones_list() {
+    let (world, _media_server, livekit) = world_with_livekit(2, "2s").await;
 
     let ann = world.sign_up("ann").await;
     let bob = world.sign_up("bob").await;
@@ -87,7 +71,7 @@ async fn a_participant_removed_by_a_private_livekits_room_api_leaves_everyones_l
         .await
         .expect("LiveKit takes the token");
     listed(&livekit, lounge, &carol).await;
-    let joined = state_within(&mut ann_1, &carol, &mut carol_1).await;
+    let joined = state_about(&mut ann_1, &carol, &mut [&mut carol_1], BOUND).await;
     assert_eq!(joined["channel_id"], lounge.to_string());
     let removed = Instant::now();
     livekit
@@ -98,7 +82,7 @@ async fn a_participant_removed_by_a_private_livekits_room_api_leaves_everyones_l
         p.is_none()
     })
     .await;
-    let left = state_within(&mut ann_1, &carol, &mut carol_1).await;
+    let left = state_about(&mut ann_1, &carol, &mut [&mut carol_1], BOUND).await;
     assert_eq!(left["channel_id"], Value::Null, "{left}");
     eprintln!(
         "a removed participant left everyone's list after {:?}",
@@ -187,22 +171,8 @@ async fn state_about(
 
 #[tokio::test]
 async fn a_crashed_clients_voice_state_is_cleared_by_livekits_webhook() {
-    let mut media_server = LiveKitServer::reserve();
-    let mut args = media_server.auth_args();
     // No polling: only the webhook can clear the state.
-    args.push("--voice-reconcile-interval=0s".to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let world = World::start_with_auth(1, &[], &args).await;
-    media_server
-        .start(&world.auth.url("/api/v1/voice/livekit"))
-        .await;
-    let livekit = LiveKit::new(
-        &media_server.url().replacen("ws", "http", 1),
-        &media_server.url(),
-        media_server.api_key.clone(),
-        Secret::new(media_server.api_secret.clone()),
-    )
-    .expect("a LiveKit client");
+    let (world, _media_server, livekit) = world_with_livekit(1, "0s").await;
 
     let ann = world.sign_up("ann").await;
     let bob = world.sign_up("bob").await;

@@ -5,10 +5,9 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use futures::StreamExt;
 use proto::api::messages::Message;
-use proto::events::Event;
 use proto::subjects::Subjects;
 use proto::{Snowflake, SnowflakeGenerator};
 
@@ -98,13 +97,7 @@ pub async fn publish(
             content,
             ..Default::default()
         };
-        async move {
-            let payload = Event::MessageCreate(message.clone()).to_json();
-            let publish = PublishMessage::build().payload(payload.into());
-            js.send_publish(subjects.chat_intake(message.channel_id), publish)
-                .await?
-                .await
-        }
+        crate::drain::publish(js, subjects, message)
     }))
     .buffer_unordered(1024);
     let mut done = 0usize;
