@@ -108,9 +108,13 @@ pub struct Kick {
 }
 
 impl Kick {
-    pub fn kick(&self, code: CloseCode) {
-        let _ = self.code.set(code);
+    /// Asks the session to close with `code`; true when this is the first reason it is given,
+    /// so that a session is counted once however many deliveries find its queue full, or its
+    /// own write times out as well.
+    pub fn kick(&self, code: CloseCode) -> bool {
+        let first = self.code.set(code).is_ok();
         self.token.cancel();
+        first
     }
 
     pub async fn kicked(&self) -> CloseCode {
@@ -421,8 +425,9 @@ pub(crate) fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeM
         match handle.queue.try_send(delivery.clone()) {
             Ok(()) => metrics.events_out.inc(),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.slow_client_closes.inc();
-                handle.kick.kick(CloseCode::SessionTimedOut);
+                if handle.kick.kick(CloseCode::SessionTimedOut) {
+                    metrics.slow_client_closes.inc();
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }

@@ -80,7 +80,9 @@ impl Session {
                 Err(Some(CloseCode::UnknownError))
             }
             Err(_) => {
-                self.state.metrics.slow_client_closes.inc();
+                if self.handle.kick.kick(CloseCode::SessionTimedOut) {
+                    self.state.metrics.slow_client_closes.inc();
+                }
                 Err(Some(CloseCode::SessionTimedOut))
             }
         }
