@@ -278,7 +278,11 @@ async fn a_photo_sent_over_the_gateway_reaches_bob_with_its_size_and_a_link_that
     // Read again later, from the store: the link is signed afresh and works.
     world.persisted().await;
     let history = files.history(&bob, channel).await;
-    let stored = &history[0]["attachments"][0];
+    // By its id: the channel's other messages (the photo sent over REST) may be newer.
+    let stored = &history
+        .iter()
+        .find(|m| m["id"] == sent["id"])
+        .unwrap_or_else(|| panic!("the message is in the history: {history:?}"))["attachments"][0];
     assert_eq!(stored["filename"], "cat.png", "{history:?}");
     assert_eq!(stored["width"], 3);
     assert_eq!(
