@@ -104,10 +104,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .buffer_unordered(args.concurrency.max(1))
         .try_collect()
         .await?;
-    let marked: Vec<(String, String)> = last
+    // The sends run concurrently, so a channel's last is its highest id, not its last asked.
+    let mut newest: std::collections::BTreeMap<String, (u64, String)> = Default::default();
+    for (_, _, channel, id) in last {
+        let n: u64 = id.parse().context("a message id")?;
+        let entry = newest.entry(channel).or_insert((0, String::new()));
+        if n > entry.0 {
+            *entry = (n, id);
+        }
+    }
+    let marked: Vec<(String, String)> = newest
         .into_iter()
-        .filter(|(_, m, _, _)| *m + 1 == args.mentions)
-        .map(|(_, _, channel, id)| (channel, id))
+        .map(|(channel, (_, id))| (channel, id))
         .collect();
     futures::stream::iter(marked.iter().enumerate())
         .map(|(i, (channel, id))| {
@@ -132,18 +140,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .try_collect::<Vec<()>>()
         .await?;
 
-    // The store counts mentions once the persister has written them: wait until READY says so.
+    // The store counts mentions once the persister has written them, and the read member's
+    // marks once they are stored too: wait until both READYs say so.
     let expected_mentions = (args.channels * args.mentions.min(100)) as u64;
     let sent = Instant::now();
     loop {
         let (text, _) = ready(target, 0, &unread.token).await?;
         let (counted, _) = mentions_in(&text, &server)?;
-        if counted == expected_mentions {
+        let (text, _) = ready(target, 1, &read.token).await?;
+        let (left, _) = mentions_in(&text, &server)?;
+        if counted == expected_mentions && left == 0 {
             break;
         }
         if sent.elapsed() > args.settle {
             bail!(
-                "the unread member's READY counts {counted} mentions of {expected_mentions} after {:?}",
+                "after {:?} the unread member's READY counts {counted} mentions of {expected_mentions}, the read member's {left} of 0",
                 args.settle
             );
         }
