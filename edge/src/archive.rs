@@ -142,10 +142,9 @@ impl Archive {
         Ok(self.store()?.mark_read(user, channel, id).await?)
     }
 
-    /// Last message, read marker, unread count and unread mentions of each channel, for READY
-    /// (`roles`: the user's roles in the server of each server's channel, for role mentions).
-    /// Best effort within `budget`: without the store, or when it is slow, channels are left out
-    /// (the client then shows no badge rather than a wrong one).
+    /// Where `user` stands in each of `channels` (its newest message, the read marker, unread and
+    /// mention counts, with the stream's not yet written messages counted: `History::summaries`),
+    /// within `budget`; none when the store is not connected, slow or failing.
     pub async fn summaries(
         &self,
         user: Snowflake,
@@ -153,52 +152,13 @@ impl Archive {
         roles: &HashMap<Snowflake, Vec<Snowflake>>,
         budget: Duration,
     ) -> HashMap<Snowflake, ReadSummary> {
-        let Ok(store) = self.store() else {
+        let Ok(history) = self.history() else {
             return HashMap::new();
         };
-        let read = async {
-            let (last, read) =
-                tokio::try_join!(store.last_messages(channels), store.read_states(user))?;
-            let counts = channels.iter().map(|&channel| {
-                let (last, read) = (last.get(&channel).copied(), read.get(&channel).copied());
-                let roles = roles.get(&channel).map(Vec::as_slice).unwrap_or_default();
-                async move {
-                    let (unread_count, mention_count) = match (last, read) {
-                        (None, _) => (0, 0),
-                        (Some(last), Some(read)) if read >= last => (0, 0),
-                        (Some(_), read) => {
-                            let after = read.unwrap_or(Snowflake::from_u64(0));
-                            let (count, mentions) = tokio::try_join!(
-                                store.unread_count(channel, user, after),
-                                store.unread_mentions(channel, user, roles, after)
-                            )?;
-                            (
-                                u32::try_from(count).unwrap_or(u32::MAX),
-                                u32::try_from(mentions).unwrap_or(u32::MAX),
-                            )
-                        }
-                    };
-                    Ok::<_, StoreError>((
-                        channel,
-                        ReadSummary {
-                            last_message_id: last,
-                            last_read_id: read,
-                            unread_count,
-                            mention_count,
-                        },
-                    ))
-                }
-            });
-            futures::future::try_join_all(counts).await
-        };
-        match tokio::time::timeout(budget, read).await {
-            Ok(Ok(summaries)) => summaries.into_iter().collect(),
-            Ok(Err(e)) => {
+        match history.summaries(user, channels, roles, budget).await {
+            Ok(summaries) => summaries,
+            Err(e) => {
                 tracing::warn!(error = %e, "READY without unread counts");
-                HashMap::new()
-            }
-            Err(_) => {
-                tracing::warn!("READY without unread counts: the store is slow");
                 HashMap::new()
             }
         }

@@ -1,5 +1,6 @@
 //! A channel a running session joins: what was said in it before the session followed it is
-//! counted in its CHANNEL_CREATE, and what is said after arrives live.
+//! counted in its CHANNEL_CREATE (also before the persister has written it), and what is said
+//! after arrives live.
 
 use std::net::SocketAddr;
 
@@ -26,6 +27,9 @@ async fn a_dm_whose_first_message_beats_its_channel_create_shows_that_message_un
     let mut ann_1 = Client::connect(&world.gateway(1), &ann).await;
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
 
+    // And the persister is behind: the store does not hold Bob's message when Ann's edge counts
+    // (it counts the chat stream's unwritten messages on top of the store's, as history reads).
+    world.stop_persister();
     path.hold();
     let dm = world.dm(&bob, &ann).await;
     // Bob's client writes once his own session has the DM, as the web client does.
@@ -45,4 +49,17 @@ async fn a_dm_whose_first_message_beats_its_channel_create_shows_that_message_un
     let ack = bob_1.send(dm, "now?", "n-2").await;
     assert_eq!(ack["op"], 24, "{ack}");
     assert_eq!(ann_1.messages(1).await, ["now?"]);
+
+    // Her phone, opened while the store still holds neither, shows both unread in READY.
+    let ann_2 = Client::connect(&world.gateway(0), &ann).await;
+    let in_ready = ann_2.ready["d"]["channels"]
+        .as_array()
+        .and_then(|channels| channels.iter().find(|c| c["id"] == dm.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(in_ready["unread_count"], 2, "{in_ready}");
+    assert_eq!(
+        in_ready["last_message_id"], ack["d"]["message"]["id"],
+        "{in_ready}"
+    );
 }

@@ -20,6 +20,7 @@ use proto::events::Event;
 use crate::messages::{MessageStore, Page, StoreError, StoredMessage};
 
 mod dress;
+mod summaries;
 
 /// A channel's history: the store and the chat stream it is written from.
 #[derive(Clone)]
