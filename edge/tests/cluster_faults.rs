@@ -46,6 +46,7 @@ async fn chat_on(cluster: &NatsCluster) -> (World, Chat) {
 }
 
 #[tokio::test]
+#[ignore = "a private NATS cluster under chat for minutes: run by `./natter test` beside the web step"]
 async fn the_chat_streams_leader_then_a_follower_killed_mid_chat_lose_nothing() {
     logs();
     let mut cluster = NatsCluster::start(&Stack::get(), SyncInterval::Default).await;
@@ -87,6 +88,7 @@ async fn the_chat_streams_leader_then_a_follower_killed_mid_chat_lose_nothing() 
 }
 
 #[tokio::test]
+#[ignore = "a private NATS cluster under chat for minutes: run by `./natter test` beside the web step"]
 async fn two_nats_nodes_of_three_down_refuse_sends_and_lose_nothing() {
     logs();
     let mut cluster = NatsCluster::start(&Stack::get(), SyncInterval::Default).await;
@@ -146,6 +148,7 @@ async fn two_nats_nodes_of_three_down_refuse_sends_and_lose_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "a private NATS cluster under chat for minutes: run by `./natter test` beside the web step"]
 async fn an_edge_a_persister_and_an_auth_killed_mid_chat_lose_nothing() {
     logs();
     let cluster = NatsCluster::start(&Stack::get(), SyncInterval::Default).await;

@@ -31,7 +31,7 @@ use chat::{Chat, EDGE, logs, wait_for_traffic};
 use support::{Engines, World};
 
 #[tokio::test]
-#[ignore = "three Cassandra JVMs take minutes: run by `./natter test --faults`"]
+#[ignore = "three Cassandra JVMs take minutes: run by `./natter test` beside the web step"]
 async fn a_store_node_down_for_a_while_loses_nothing_and_history_stays_readable() {
     logs();
     let started = Instant::now();

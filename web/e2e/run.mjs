@@ -15,9 +15,16 @@ const all = readdirSync(`${web}/e2e`)
   .map((f) => `e2e/${f}`);
 const files = process.argv.slice(2);
 // One file at a time: each starts its own services and browser, and the machine may be small.
+// A test (or hook) that has not finished in 10 minutes fails, where it would hang the run.
 const r = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=1', '--test-reporter=spec', ...(files.length ? files : all.sort())],
+  [
+    '--test',
+    '--test-concurrency=1',
+    '--test-timeout=600000',
+    '--test-reporter=spec',
+    ...(files.length ? files : all.sort()),
+  ],
   { stdio: 'inherit', cwd: web },
 );
 console.log(`e2e finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -28,16 +28,27 @@ function stackEnv() {
   return env;
 }
 
-async function freePort() {
-  return new Promise((res, rej) => {
+// Ports below the kernel's ephemeral range (32768 and up), as shared/testkit's free_port: a port
+// that listen(0) handed out and gave back can be taken meanwhile by one of the many outgoing
+// connections the services open, and the service started on it last (notify) fails to bind.
+const FIRST_PORT = 20_000;
+const PORT_COUNT = 12_000;
+
+function tryListen(port) {
+  return new Promise((res) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
+    srv.once('error', () => res(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
   });
+}
+
+async function freePort() {
+  for (let attempt = 0; attempt < 10_000; attempt++) {
+    const port = FIRST_PORT + Math.floor(Math.random() * PORT_COUNT);
+    if (await tryListen(port)) return port;
+  }
+  throw new Error(`no free port in ${FIRST_PORT}..${FIRST_PORT + PORT_COUNT}`);
 }
 
 function unique(tag) {
@@ -79,10 +90,21 @@ function flagsOf(bin) {
   }
 }
 
-async function waitReady(name, port, proc, timeoutMs = 90_000) {
+/** The last lines of a service's log, for an error that says why it stopped. */
+function tail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitReady(name, port, proc, log, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}; see its log`);
+    if (proc.exitCode !== null) {
+      throw new Error(`${name} exited with ${proc.exitCode}; the end of ${log}:\n${tail(log)}`);
+    }
     try {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);
       if (res.ok) return;
@@ -91,7 +113,7 @@ async function waitReady(name, port, proc, timeoutMs = 90_000) {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`${name} was not ready within ${timeoutMs / 1000} s`);
+  throw new Error(`${name} was not ready within ${timeoutMs / 1000} s; the end of ${log}:\n${tail(log)}`);
 }
 
 export class Services {
@@ -121,7 +143,17 @@ export class Services {
     mkdirSync(join(this.outDir, 'logs'), { recursive: true });
   }
 
+  /** Starts every service; when one fails to start, stops those already running and throws. */
   async start() {
+    try {
+      return await this.startAll();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async startAll() {
     const bin = binDir();
     const dbUrl = new URL(this.env.NATTER_DATABASE_URL);
     execFileSync('psql', [this.env.NATTER_DATABASE_URL, '-qc', `CREATE DATABASE ${this.database}`]);
@@ -299,12 +331,16 @@ export class Services {
 
   async run(name) {
     const spec = this.specs[name];
-    const log = openSync(join(this.outDir, 'logs', `${name}.log`), 'a');
+    const logFile = join(this.outDir, 'logs', `${name}.log`);
+    const log = openSync(logFile, 'a');
     // Only the variables a service needs: nothing from the caller's environment leaks in.
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...spec.env };
     const proc = spawn(join(binDir(), spec.bin), spec.args, { env, stdio: ['ignore', log, log] });
+    // A service never keeps the test file's process alive: once its tests are over it exits, and
+    // the 'exit' handler kills what is left (a start that failed half-way leaves no `after` to).
+    proc.unref();
     this.procs.set(name, proc);
-    await waitReady(name, this.ports[name], proc);
+    await waitReady(name, this.ports[name], proc, logFile);
   }
 
   edgeUrl(name) {

@@ -36,16 +36,45 @@ pub fn binary(package: &str) -> PathBuf {
     if let Some(path) = built.get(package) {
         return path.clone();
     }
-    let run = escargot::CargoBuild::new()
+    let mut build = escargot::CargoBuild::new()
         .manifest_path(super::checkout().join("Cargo.toml"))
         .args(BUILD_SELECTION)
         .bin(package)
-        .current_release()
+        .current_release();
+    for (name, _) in std::env::vars_os() {
+        if set_by_cargo_for_this_test(&name) {
+            build = build.env_remove(name);
+        }
+    }
+    let run = build
         .run()
         .unwrap_or_else(|e| panic!("cargo build --bin {package}: {e}"));
     let path = run.path().to_path_buf();
     built.insert(package.to_owned(), path.clone());
     path
+}
+
+/// Whether `name` is one of the variables `cargo test` gives a test process about its own package
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, `OUT_DIR`, ...). A nested `cargo build` must not see
+/// them: build scripts such as ring's rerun when they change (`rerun-if-env-changed`), so the build
+/// would compile ring and everything above it again, and the next plain build (the end-to-end run's)
+/// once more. Variables that configure cargo itself (`CARGO`, `CARGO_TARGET_DIR`, `CARGO_HOME`, ...)
+/// stay.
+fn set_by_cargo_for_this_test(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CFG_", "CARGO_BIN_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || [
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ]
+        .contains(&name)
 }
 
 /// A service running as its own process.
