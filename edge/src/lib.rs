@@ -354,9 +354,10 @@ impl Edge {
             nats.clone(),
             subjects.clone(),
         ));
+        let events = EventsStream::new(nats.clone(), subjects.clone());
         let streams = continuity::Streams::new(
             stream.clone(),
-            EventsStream::new(nats.clone(), subjects.clone()),
+            events.clone(),
             events_info.state.last_sequence,
         );
         let (continuity, dispatcher) = continuity::Continuity::new(
@@ -393,6 +394,7 @@ impl Edge {
                 directory.clone(),
             ),
             stream: stream.clone(),
+            events,
             archive: Archive::connect(
                 config.cql.clone(),
                 config.cql_request_timeout,

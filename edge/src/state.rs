@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::Quota;
-use kit::stream::ChatStream;
+use kit::stream::{ChatStream, EventsStream};
 use kit::tokens::Verifier;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +56,8 @@ pub struct EdgeState {
     pub chat: Chat,
     /// Reads the chat stream back: a resume's replay.
     pub stream: ChatStream,
+    /// Reads the events stream back: a new session's calls changed while it started.
+    pub events: EventsStream,
     pub archive: Archive,
     pub verifier: Verifier,
     pub directory: Directory,

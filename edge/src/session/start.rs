@@ -11,6 +11,8 @@ use proto::api::channels::Channel;
 use proto::api::guilds::GuildMember;
 use proto::api::presence::Presence;
 use proto::api::users::User;
+use proto::api::voice::VoiceState;
+use proto::events::Event;
 use proto::gateway::{
     CloseCode, Dispatch, Opcode, ReadSummary, Ready, ReadyChannel, ReadyGuild, Resumed,
 };
@@ -32,11 +34,20 @@ impl Session {
         // joining after the answer lost it for the life of the session. One that READY already
         // has may come again; applying it twice changes nothing (the client upserts channels).
         self.join(Topic::User(claims.sub)).await?;
-        let (user, session) = load(&self.state, claims).await?;
+        // Where the events stream stands before auth reads: every event at or below it is in
+        // auth's answer (auth publishes after it commits).
+        let events_before = self.state.events.last_sequence().await;
+        let (user, mut session) = load(&self.state, claims).await?;
         for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);
             self.join(Topic::Channel(channel.id)).await?;
+        }
+        // The channels are followed only now, after auth's answer: a call joined or left in one
+        // of them meanwhile is read back from the events stream into the answer's voice states.
+        match events_before {
+            Ok(before) => calls_meanwhile(&self.state, &mut session, before).await,
+            Err(e) => tracing::warn!(error = %e, "cannot read the events stream's position"),
         }
         self.closed = session.closed.iter().copied().collect();
         self.start_guilds(claims, &session).await?;
@@ -222,6 +233,60 @@ async fn missed(
 
 /// Who the user is, that the token's session is still signed in, and what the session needs:
 /// one question to auth over NATS.
+/// Applies to `session`'s voice states (who is in a call in the user's DMs and group channels)
+/// the calls' changes that the events stream holds after `before`: one direct get per thousand
+/// such channels finds those with any (usually none), which are read and applied in stream
+/// order. A change auth's answer already holds is applied again, which leaves it as it is; one
+/// that arrived live as well comes again after READY, in order, and leaves the client right.
+async fn calls_meanwhile(state: &EdgeState, session: &mut SessionState, before: u64) {
+    let subjects: Vec<String> = session
+        .channels
+        .iter()
+        .filter(|channel| channel.guild_id.is_none())
+        .map(|channel| state.events.subjects().channel_events_intake(channel.id))
+        .collect();
+    let mut changed = Vec::new();
+    for chunk in subjects.chunks(kit::stream::CHANNELS_PER_CHECK) {
+        let asked: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        match state.events.last_sequences(&asked).await {
+            Ok(lasts) => changed.extend(lasts.into_iter().filter(|&(_, last)| last > before)),
+            Err(e) => tracing::warn!(error = %e, "cannot ask the events stream about calls"),
+        }
+    }
+    let mut events = Vec::new();
+    for (subject, last) in changed {
+        match state
+            .events
+            .events(&subject, before, last, CALL_CHANGES)
+            .await
+        {
+            Ok(mut read) => events.append(&mut read),
+            Err(e) => tracing::warn!(error = %e, %subject, "cannot read a channel's call changes"),
+        }
+    }
+    events.sort_unstable_by_key(|stored| stored.seq);
+    for stored in events {
+        if let Event::VoiceStateUpdate(voice) = stored.event {
+            apply_call_change(&mut session.voice_states, voice);
+        }
+    }
+}
+
+/// The most events of one channel [`calls_meanwhile`] reads: a few seconds' changes.
+const CALL_CHANGES: usize = 256;
+
+/// One change of who is in a DM's or group channel's call: a person is in one call at a time, so
+/// their previous state goes; the new one stays unless they left.
+fn apply_call_change(states: &mut Vec<VoiceState>, voice: VoiceState) {
+    if voice.guild_id.is_some() {
+        return;
+    }
+    states.retain(|state| state.user_id != voice.user_id);
+    if voice.channel_id.is_some() {
+        states.push(voice);
+    }
+}
+
 async fn load(state: &EdgeState, claims: &AccessClaims) -> Step<(User, SessionState)> {
     let max = state.presence.settings.max_members;
     match state.directory.starting(claims.sub, claims.sid, max).await {
@@ -242,3 +307,47 @@ async fn load(state: &EdgeState, claims: &AccessClaims) -> Step<(User, SessionSt
 /// How long READY (and a channel joined later, in its CHANNEL_CREATE) waits for the store's unread
 /// counts before going without them.
 pub(super) const READY_STORE_BUDGET: Duration = Duration::from_millis(1500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(user: u64, channel: Option<u64>) -> VoiceState {
+        VoiceState {
+            guild_id: None,
+            channel_id: channel.map(Snowflake::from_u64),
+            user_id: Snowflake::from_u64(user),
+            session_id: "1".into(),
+            self_mute: false,
+            self_deaf: false,
+            self_video: false,
+            self_stream: false,
+            mute: false,
+            deaf: false,
+        }
+    }
+
+    #[test]
+    fn a_call_change_replaces_its_persons_state_and_a_leave_removes_it() {
+        let mut states = vec![state(1, Some(10)), state(2, Some(10))];
+        // 1 moves to another call, 2 leaves, 3 joins; applied twice, nothing changes further.
+        for _ in 0..2 {
+            for change in [state(1, Some(11)), state(2, None), state(3, Some(10))] {
+                apply_call_change(&mut states, change);
+            }
+        }
+        let mut now: Vec<(u64, Option<u64>)> = states
+            .iter()
+            .map(|s| (s.user_id.get(), s.channel_id.map(Snowflake::get)))
+            .collect();
+        now.sort_unstable();
+        assert_eq!(now, [(1, Some(11)), (3, Some(10))]);
+        // A server's voice channel is not a call: its states come with the server.
+        let server = VoiceState {
+            guild_id: Some(Snowflake::from_u64(5)),
+            ..state(4, Some(12))
+        };
+        apply_call_change(&mut states, server);
+        assert_eq!(states.len(), 2);
+    }
+}

@@ -14,7 +14,8 @@ use async_nats::jetstream::{self, stream};
 use proto::subjects::Subjects;
 
 use super::reader::{
-    CHANNELS_PER_CHECK, ReadError, Stored, js_error, last_of_subjects, subject_events,
+    CHANNELS_PER_CHECK, DirectGet, ReadError, Stored, direct_get_one, js_error, last_of_subjects,
+    subject_events,
 };
 
 /// How long the events stream keeps an event: far longer than any NATS fault an edge repairs.
@@ -125,6 +126,18 @@ impl EventsStream {
             return Err(ReadError::TooOld(after));
         }
         Ok(events)
+    }
+
+    /// The stream's last sequence (an event of any subject), as one server holding the stream
+    /// knows it: 0 when it holds none.
+    pub async fn last_sequence(&self) -> Result<u64, ReadError> {
+        let request = DirectGet::Last {
+            last_by_subj: &self.subjects.events_stream_filter(),
+        };
+        let api = self.subjects.events_direct_get();
+        Ok(direct_get_one(&self.nats, api, &request)
+            .await?
+            .map_or(0, |m| m.seq))
     }
 
     /// The sequence of the oldest event the stream holds (its last sequence + 1 when it holds

@@ -124,29 +124,11 @@ impl ChatStream {
         let request = DirectGet::Last {
             last_by_subj: &self.subjects.chat_stream_filter(),
         };
-        Ok(self.direct_get_one(&request).await?.map_or(0, |m| m.seq))
-    }
-
-    /// One direct get answered by one message (or none: 404).
-    async fn direct_get_one(&self, request: &DirectGet<'_>) -> Result<Option<Direct>, ReadError> {
-        let body = serde_json::to_vec(request).expect("requests serialise");
-        let asked = self
-            .nats
-            .request(self.subjects.chat_direct_get(), body.into());
-        let reply = tokio::time::timeout(DIRECT_TIMEOUT, asked)
-            .await
-            .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
-            .map_err(js_error)?;
-        match reply.status.map(|status| status.as_u16()) {
-            None => Ok(Some(Direct::read(reply)?)),
-            Some(404) => Ok(None),
-            Some(status) => {
-                let why = reply.description.unwrap_or_default();
-                Err(ReadError::JetStream(format!(
-                    "direct get answered {status} {why}"
-                )))
-            }
-        }
+        Ok(
+            direct_get_one(&self.nats, self.subjects.chat_direct_get(), &request)
+                .await?
+                .map_or(0, |m| m.seq),
+        )
     }
 
     /// What a client that has had every event of `channels` through `after` missed: their
@@ -192,7 +174,11 @@ impl ChatStream {
             seq: after + 1,
             next_by_subj: &self.subjects.chat_stream_filter(),
         };
-        if self.direct_get_one(&first).await?.map(|m| m.seq) != Some(after + 1) {
+        if direct_get_one(&self.nats, self.subjects.chat_direct_get(), &first)
+            .await?
+            .map(|m| m.seq)
+            != Some(after + 1)
+        {
             return Err(ReadError::TooOld(after));
         }
         let reads = news
@@ -266,6 +252,31 @@ impl ChatStream {
         };
         let _ = stream.delete_consumer(&name).await;
         read
+    }
+}
+
+/// One direct get of a stream (its `$JS.API.DIRECT.GET` subject) answered by one message (or
+/// none: 404).
+pub(super) async fn direct_get_one(
+    nats: &async_nats::Client,
+    api: String,
+    request: &DirectGet<'_>,
+) -> Result<Option<Direct>, ReadError> {
+    let body = serde_json::to_vec(request).expect("requests serialise");
+    let asked = nats.request(api, body.into());
+    let reply = tokio::time::timeout(DIRECT_TIMEOUT, asked)
+        .await
+        .map_err(|_| ReadError::JetStream("a direct get timed out".to_owned()))?
+        .map_err(js_error)?;
+    match reply.status.map(|status| status.as_u16()) {
+        None => Ok(Some(Direct::read(reply)?)),
+        Some(404) => Ok(None),
+        Some(status) => {
+            let why = reply.description.unwrap_or_default();
+            Err(ReadError::JetStream(format!(
+                "direct get answered {status} {why}"
+            )))
+        }
     }
 }
 
