@@ -320,6 +320,12 @@ pub struct Edge {
 
 impl Edge {
     pub async fn build(config: Config) -> Result<Self, Error> {
+        // Boxed: the build holds every client and reader across its awaits, a future too large
+        // for a caller's stack.
+        Box::pin(Self::assemble(config)).await
+    }
+
+    async fn assemble(config: Config) -> Result<Self, Error> {
         let (nats, nats_events) = config.nats.connect_with_events("edge").await?;
         let subjects = Subjects::new(config.nats.prefix.clone());
         let js = async_nats::jetstream::new(nats.clone());

@@ -46,7 +46,7 @@ impl Session {
         // The channels are followed only now, after auth's answer: a call joined or left in one
         // of them meanwhile is read back from the events stream into the answer's voice states.
         match events_before {
-            Ok(before) => calls_meanwhile(&self.state, &mut session, before).await,
+            Ok(before) => Box::pin(calls_meanwhile(&self.state, &mut session, before)).await,
             Err(e) => tracing::warn!(error = %e, "cannot read the events stream's position"),
         }
         self.closed = session.closed.iter().copied().collect();
