@@ -19,6 +19,15 @@ describe('parseSearch', () => {
     ]);
   });
 
+  it('finds pinned messages, or those not pinned', () => {
+    expect(parseSearch('pinned:true plan', resolve).params).toEqual([
+      ['content', 'plan'],
+      ['pinned', 'true'],
+    ]);
+    expect(parseSearch('pinned:FALSE', resolve).params).toEqual([['pinned', 'false']]);
+    expect(parseSearch('pinned:yes', resolve).problems).toEqual(['pinned: is true or false']);
+  });
+
   it('turns dates into id bounds', () => {
     const { params } = parseSearch('before:2026-12-01 after:2026-11-30', resolve);
     const get = (k: string) => params.find(([n]) => n === k)![1];

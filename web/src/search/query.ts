@@ -1,5 +1,5 @@
 // A search box's text as Discord reads it: words, and filters written `name:value` (from:ann,
-// mentions:bob, in:general, has:file, before:2026-12-01, after:2026-11-30), turned into the query
+// mentions:bob, in:general, has:file, pinned:true, before:2026-12-01, after:2026-11-30), turned into the query
 // string of `GET …/messages/search`. Names are resolved by the caller (who knows the users and
 // channels in view); what cannot be resolved is reported, never silently dropped.
 
@@ -41,7 +41,7 @@ export function parseSearch(text: string, resolve: Resolve): ParsedSearch {
   const problems: string[] = [];
   const params: Record<string, string> = {};
   for (const token of text.trim().split(/\s+/).filter(Boolean)) {
-    const m = /^(from|mentions|in|has|before|after):(.+)$/i.exec(token);
+    const m = /^(from|mentions|in|has|pinned|before|after):(.+)$/i.exec(token);
     if (!m) {
       words.push(token);
       continue;
@@ -68,6 +68,12 @@ export function parseSearch(text: string, resolve: Resolve): ParsedSearch {
         else problems.push(`has: is one of ${HAS.join(', ')}`);
         break;
       }
+      case 'pinned': {
+        const pinned = value.toLowerCase();
+        if (pinned === 'true' || pinned === 'false') params.pinned = pinned;
+        else problems.push('pinned: is true or false');
+        break;
+      }
       case 'before':
       case 'after': {
         const start = day(value);
@@ -79,7 +85,7 @@ export function parseSearch(text: string, resolve: Resolve): ParsedSearch {
     }
   }
   if (words.length > 0) params.content = words.join(' ');
-  const order = ['content', 'author_id', 'mentions', 'channel_id', 'has', 'min_id', 'max_id'];
+  const order = ['content', 'author_id', 'mentions', 'channel_id', 'has', 'pinned', 'min_id', 'max_id'];
   return {
     params: order.filter((k) => k in params).map((k) => [k, params[k]] as [string, string]),
     problems,
