@@ -469,10 +469,19 @@ impl Chat {
             nonce: None,
             ..message
         };
-        // Read back from the store, which keeps the mentions' ids only; its server is not known
-        // here, so only a DM's or group channel's are named again.
-        self.name_mentions(message.author_id, None, &mut message)
-            .await;
+        // Read back from the store, which keeps the mentions' ids only: named again among the
+        // members of its server (asked of auth, only when it mentions anyone) or its channel.
+        if !message.mentions.is_empty() {
+            let guild = match self.directory.channel_guild(channel).await {
+                Ok(guild) => guild,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot find a message's server to name mentions");
+                    None
+                }
+            };
+            self.name_mentions(message.author_id, guild, &mut message)
+                .await;
+        }
         self.store_event(channel, &Event::MessageUpdate(message), None)
             .await?;
         Ok(())

@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 
 use proto::Snowflake;
 use proto::access::{
-    GuildMembersRequest, GuildQuery, GuildSnapshot, MembersRequest, MessageDeleted, Reply,
-    SessionState, StateQuery, Visible, VisibleQuery,
+    ChannelGuilds, ChannelGuildsQuery, GuildMembersRequest, GuildQuery, GuildSnapshot,
+    MembersRequest, MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery,
 };
 use proto::api::channels::{Channel, Member, MembersQuery};
 use proto::api::guilds::{GuildMember, Role};
@@ -190,6 +190,25 @@ impl Directory {
     pub async fn guild_snapshot(&self, guild: Snowflake) -> Result<GuildSnapshot, DirectoryError> {
         let query = GuildQuery { guild_id: guild };
         self.ask(self.subjects.auth_guild(), &query).await
+    }
+
+    /// The server `channel` belongs to (none for a DM or group channel, or a channel auth no
+    /// longer knows).
+    pub async fn channel_guild(
+        &self,
+        channel: Snowflake,
+    ) -> Result<Option<Snowflake>, DirectoryError> {
+        let query = ChannelGuildsQuery {
+            channel_ids: vec![channel],
+        };
+        let found: ChannelGuilds = self
+            .ask(self.subjects.auth_channel_guilds(), &query)
+            .await?;
+        Ok(found
+            .channels
+            .into_iter()
+            .find(|c| c.channel_id == channel)
+            .and_then(|c| c.guild_id))
     }
 
     /// Tells auth a moderator deleted someone else's message, for the audit log.

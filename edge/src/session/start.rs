@@ -313,18 +313,8 @@ mod tests {
     use super::*;
 
     fn state(user: u64, channel: Option<u64>) -> VoiceState {
-        VoiceState {
-            guild_id: None,
-            channel_id: channel.map(Snowflake::from_u64),
-            user_id: Snowflake::from_u64(user),
-            session_id: "1".into(),
-            self_mute: false,
-            self_deaf: false,
-            self_video: false,
-            self_stream: false,
-            mute: false,
-            deaf: false,
-        }
+        let (user, channel) = (Snowflake::from_u64(user), channel.map(Snowflake::from_u64));
+        VoiceState::new(None, channel, user, "1".into())
     }
 
     #[test]

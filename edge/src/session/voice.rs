@@ -125,18 +125,7 @@ impl Session {
         let Some(joined) = self.end_voice().await else {
             return Ok(());
         };
-        let left = VoiceState {
-            guild_id: joined.guild,
-            channel_id: None,
-            user_id: user,
-            session_id: joined.session,
-            self_mute: false,
-            self_deaf: false,
-            self_video: false,
-            self_stream: false,
-            mute: false,
-            deaf: false,
-        };
+        let left = VoiceState::new(joined.guild, None, user, joined.session);
         self.dispatch(Event::VoiceStateUpdate(left).into()).await
     }
 }

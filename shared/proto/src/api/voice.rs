@@ -41,6 +41,30 @@ pub struct VoiceState {
     pub deaf: bool,
 }
 
+impl VoiceState {
+    /// `user`'s state in `channel` (`None`: they left it) through gateway connection `session`,
+    /// with no flag set.
+    pub fn new(
+        guild_id: Option<Snowflake>,
+        channel_id: Option<Snowflake>,
+        user_id: Snowflake,
+        session_id: String,
+    ) -> Self {
+        Self {
+            guild_id,
+            channel_id,
+            user_id,
+            session_id,
+            self_mute: false,
+            self_deaf: false,
+            self_video: false,
+            self_stream: false,
+            mute: false,
+            deaf: false,
+        }
+    }
+}
+
 /// VOICE_SERVER_UPDATE: the answer to a gateway op 4 that joined a channel (or moved to
 /// another): connect to `endpoint` with `token` (a LiveKit access token, valid for a few minutes
 /// to connect, whose grants follow the member's permissions: no SPEAK, no microphone; no STREAM,
