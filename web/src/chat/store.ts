@@ -3,6 +3,7 @@
 // (chat/hooks.ts) and act through the methods here.
 
 import type { QueryClient } from '@tanstack/react-query';
+import { putImage } from '../api/media';
 import { ApiError, call } from '../api/rest';
 import type {
   Channel,
@@ -158,6 +159,7 @@ export class Chat {
       removeChannel: (id) => this.removeChannel(id),
       rememberUsers: (users) => this.rememberUsers(users),
       fetchPresences: (ids) => this.fetchPresences(ids),
+      mediaUrl: () => this.mediaUrl,
     });
     this.notifications = new Notifications(qc, me.id, {
       channel: (id) => this.channel(id),
@@ -209,22 +211,7 @@ export class Chat {
 
   /** Uploads an image as the user's avatar (media squares it and sets it on the profile). */
   async uploadAvatar(image: Blob): Promise<User> {
-    if (!this.mediaUrl) throw new Error('Not connected yet; try again in a moment.');
-    const token = await session.accessToken(false);
-    const res = await fetch(`${this.mediaUrl}/api/v1/users/@me/avatar`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}` },
-      body: image,
-    });
-    const body: unknown = await res.json().catch(() => null);
-    if (!res.ok) {
-      const message =
-        body && typeof body === 'object' && 'message' in body
-          ? String(body.message)
-          : `media answered ${res.status}`;
-      throw new Error(message);
-    }
-    const u = body as User;
+    const u = await putImage<User>(this.mediaUrl, '/api/v1/users/@me/avatar', image);
     this.rememberUsers([u]);
     session.updateUser(u);
     return u;

@@ -10,6 +10,7 @@
 // closed.
 
 import type { QueryClient } from '@tanstack/react-query';
+import { putImage } from '../api/media';
 import { call } from '../api/rest';
 import type { User } from '../api/types';
 import { keys } from '../chat/keys';
@@ -66,6 +67,8 @@ export interface ChannelSink {
   removeChannel(id: string): void;
   rememberUsers(users: User[]): void;
   fetchPresences(ids: string[]): Promise<void>;
+  /** Where media is (icons are uploaded there), as discovery said; null before. */
+  mediaUrl(): string | null;
 }
 
 /** Sent with each change that takes one (Discord's `X-Audit-Log-Reason`). */
@@ -297,6 +300,17 @@ export class Guilds {
       headers: withReason(reason),
     });
     this.onDispatch('GUILD_UPDATE', g);
+  }
+
+  /** Uploads an image as the server's icon (media squares it and sets it, as PATCH would). */
+  async uploadIcon(guildId: string, image: Blob): Promise<GuildState> {
+    const g = await putImage<Guild | GuildState>(
+      this.sink.mediaUrl(),
+      `/api/v1/guilds/${guildId}/icon`,
+      image,
+    );
+    this.onDispatch('GUILD_UPDATE', g);
+    return strip(g);
   }
 
   async createChannel(
