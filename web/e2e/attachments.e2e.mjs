@@ -4,7 +4,8 @@
 // nothing. Ann pastes a link to a local fixture site (which media's test-only allowance lets it
 // fetch): both see its preview card, its image served by media; Ann removes it for both. Ann
 // crops and uploads a server icon and a new avatar (zoom, drag, arrow keys): Bob sees the icon in
-// his rail and the avatar on her message, each 256 px and of the part she chose. Real services
+// his rail and the avatar on her messages and in the member list at once, each 256 px and of the
+// part she chose. Real services
 // (e2e/services.mjs, media included).
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -333,7 +334,14 @@ describe('files in messages', () => {
     assert.equal(seen.height, 256);
     assert.ok(seen.pixels.every(blue), `the icon is the blue part: ${JSON.stringify(seen.pixels)}`);
 
-    // The avatar: "Cancel" uploads nothing; then cropped the same way and applied.
+    // Bob has the server's member list open (loaded before her change, so it must follow it).
+    const members = bob.page.getByRole('button', { name: 'Members' });
+    if ((await members.getAttribute('aria-pressed')) !== 'true') await members.click();
+    await bob.page.locator(`aside.members li[data-user="${ANN}"]`).waitFor({ timeout: T });
+
+    // The avatar (its button is on the home view): "Cancel" uploads nothing; then cropped the
+    // same way and applied.
+    await rail(ann).getByRole('link', { name: 'Direct messages' }).click();
     await ann.page.getByRole('button', { name: 'Profile and settings' }).click();
     const profile = ann.page.getByRole('dialog', { name: 'Your profile' });
     const before = await profile.locator('.avatar img').getAttribute('src');
@@ -352,20 +360,23 @@ describe('files in messages', () => {
     assert.ok(avatar !== before && avatar.startsWith(`${media}/avatars/`), avatar);
     await profile.getByRole('button', { name: 'Close' }).click();
 
-    // Bob sees it on her new message.
-    const composer = ann.page.locator('.composer textarea');
+    // Bob sees it at once, on her messages and in the member list; then she writes again.
+    for (const where of ['[role="log"]', `aside.members li[data-user="${ANN}"]`]) {
+      await bob.page.waitForFunction(
+        ([scope, src]) =>
+          [...document.querySelectorAll(`${scope} .avatar img`)].some(
+            (i) => i.src === src && i.complete && i.naturalWidth === 256,
+          ),
+        [where, avatar],
+        { timeout: T },
+      );
+    }
+    await rail(ann).getByRole('link', { name: 'Photos' }).click();
+    const composer = ann.page.getByPlaceholder('Message #general');
     await composer.fill('a new look');
     await composer.press('Enter');
     const message = bob.page.locator('[role="log"] article', { hasText: 'a new look' });
     await message.waitFor({ timeout: T });
-    await bob.page.waitForFunction(
-      (src) =>
-        [...document.querySelectorAll('[role="log"] .avatar img')].some(
-          (i) => i.src === src && i.complete && i.naturalWidth === 256,
-        ),
-      avatar,
-      { timeout: T },
-    );
     const face = await look(avatar);
     assert.equal(face.width, 256);
     assert.equal(face.height, 256);

@@ -480,7 +480,14 @@ export class Chat {
         return;
       }
       case 'USER_UPDATE': {
-        const u = d as User;
+        const sent = d as User;
+        // My own profile also comes as the public copy everyone sharing a channel or a server
+        // gets, which shows `invisible` as `offline` (a status nobody sets): my inbox's copy
+        // carries the real one, in either order.
+        const u: User =
+          sent.id === this.me.id && sent.status === 'offline'
+            ? { ...sent, status: (session.user ?? this.me).status }
+            : sent;
         this.rememberUsers([u]);
         // A profile status change sets every session's status, so an online co-member's presence
         // follows it at once, even where presence is not pushed (channels joined mid-session).
@@ -498,6 +505,7 @@ export class Chat {
         );
         for (const c of this.qc.getQueryData<Channel[]>(keys.channels) ?? [])
           this.patchMembers(c.id, (ms) => ms.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)));
+        this.guilds.userUpdated(u);
         return;
       }
       case 'SESSION_REVOKED':

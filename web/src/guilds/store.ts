@@ -228,6 +228,15 @@ export class Guilds {
     raiseNotice(this.qc, removalText(g.name, removal));
   }
 
+  /** A profile changed (USER_UPDATE): the member lists loaded show it. */
+  userUpdated(u: User) {
+    for (const g of this.qc.getQueryData<GuildState[]>(keys.guilds) ?? []) {
+      const page = this.qc.getQueryData<GuildMemberPage>(keys.guildMembers(g.id));
+      if (page?.members.some((m) => m.user.id === u.id))
+        this.patchMembers(g.id, (ms) => ms.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)));
+    }
+  }
+
   private patchMembers(guildId: string, fn: (ms: GuildMember[]) => GuildMember[]) {
     this.qc.setQueryData<GuildMemberPage | null>(keys.guildMembers(guildId), (old) =>
       old ? { ...old, members: fn(old.members).sort((a, b) => compareIds(a.user.id, b.user.id)) } : old,
