@@ -1,9 +1,12 @@
-// End-to-end: files in messages, and avatars. Ann uploads an avatar (shown from media); she drags a
+// End-to-end: files in messages, avatars and server icons. Ann uploads an avatar (shown from media); she drags a
 // photo into a server's channel (edge 1); Bob (edge 2) sees its space kept, then the image, and
 // opens it in the lightbox; once Ann deletes the message, someone who kept the image's URL gets
 // nothing. Ann pastes a link to a local fixture site (which media's test-only allowance lets it
-// fetch): both see its preview card, its image served by media; Ann removes it for both. Real
-// services (e2e/services.mjs, media included).
+// fetch): both see its preview card, its image served by media; Ann removes it for both. Ann
+// crops and uploads a server icon and a new avatar (zoom, drag, arrow keys): Bob sees the icon in
+// his rail and the avatar on her messages and in the member list at once, each 256 px and of the
+// part she chose. Real services
+// (e2e/services.mjs, media included).
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { deflateSync } from 'node:zlib';
@@ -21,8 +24,11 @@ let browser;
 let ann;
 let bob;
 
-/** A `width` by `height` PNG of one colour, made here (no image library in the tests). */
-function png(width, height) {
+/**
+ * A `width` by `height` PNG, made here (no image library in the tests): one colour, or the
+ * colour `columns(x)` gives each column.
+ */
+function png(width, height, columns = () => [51, 102, 153]) {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -45,7 +51,8 @@ function png(width, height) {
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array(width).fill([51, 102, 153]).flat())]);
+  const pixels = Array.from({ length: width }, (_, x) => columns(x)).flat();
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(pixels)]);
   const raw = Buffer.concat(Array(height).fill(row));
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
@@ -108,6 +115,10 @@ describe('files in messages', () => {
     await ann.page
       .getByLabel('Avatar image')
       .setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: pixel });
+    await ann.page
+      .getByRole('dialog', { name: 'Crop your avatar' })
+      .getByRole('button', { name: 'Apply' })
+      .click();
     await ann.page.getByRole('button', { name: 'Remove the avatar (on save)' }).waitFor({ timeout: T });
     await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
     await ann.page.waitForFunction(
@@ -239,6 +250,138 @@ describe('files in messages', () => {
     for (const p of [ann, bob]) {
       await p.page.getByText('Fixture Site Title').waitFor({ state: 'detached', timeout: T });
     }
+    for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
+  });
+  test('ann crops a server icon and an avatar; bob sees both, 256 px, of what she chose', async () => {
+    // A 600 by 300 image, red but for its last 100 columns, which are blue: only a selection
+    // zoomed in (narrower than 150 px) and moved to the right edge is all blue.
+    const picture = png(600, 300, (x) => (x >= 500 ? [30, 60, 220] : [220, 40, 40]));
+    const file = { name: 'picture.png', mimeType: 'image/png', buffer: picture };
+    const media = services.mediaUrl;
+
+    /** Zooms in with the slider and out a little with the wheel, then moves to the right edge. */
+    const cropRight = async (dialog) => {
+      const selection = dialog.getByLabel('Selection');
+      await selection.waitFor({ timeout: T });
+      const zoom = dialog.getByLabel('Zoom');
+      await zoom.focus();
+      await zoom.press('End');
+      assert.equal(await zoom.inputValue(), '4');
+      const box = await dialog.locator('.crop-stage').boundingBox();
+      await ann.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await ann.page.mouse.wheel(0, 100);
+      await ann.page.waitForFunction(
+        () => Number(document.querySelector('input[name="crop-zoom"]')?.value) < 4,
+        null,
+        { timeout: T },
+      );
+      // Drag the image left (the selection goes right), then the arrow keys the rest of the way.
+      await ann.page.mouse.down();
+      await ann.page.mouse.move(box.x + box.width / 2 - 400, box.y + box.height / 2, { steps: 10 });
+      await ann.page.mouse.up();
+      await selection.focus();
+      for (let i = 0; i < 120; i++) await selection.press('ArrowLeft');
+    };
+
+    /** The image at `url`: its size and the colour of its centre and corners (in bob's page). */
+    const look = (url) =>
+      bob.page.evaluate(async (u) => {
+        const bitmap = await createImageBitmap(await (await fetch(u)).blob());
+        const canvas = document.createElement('canvas');
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+        const g = canvas.getContext('2d');
+        g.drawImage(bitmap, 0, 0);
+        const at = (x, y) => [...g.getImageData(x, y, 1, 1).data.slice(0, 3)];
+        const w = bitmap.width - 1;
+        const h = bitmap.height - 1;
+        return {
+          width: bitmap.width,
+          height: bitmap.height,
+          pixels: [at(w / 2, h / 2), at(2, 2), at(w - 2, h - 2)],
+        };
+      }, url);
+    const blue = ([r, g, b]) => b > 180 && r < 80 && g < 100;
+
+    // The server icon, from the server's settings.
+    const rail = (p) => p.page.getByRole('navigation', { name: 'Servers' });
+    await ann.page.getByRole('button', { name: 'Server settings' }).click();
+    await ann.page.getByLabel('Server icon').setInputFiles(file);
+    const iconCrop = ann.page.getByRole('dialog', { name: 'Crop the server icon' });
+    await cropRight(iconCrop);
+    await iconCrop.getByRole('button', { name: 'Apply' }).click();
+    await iconCrop.waitFor({ state: 'detached', timeout: T });
+    await ann.page.getByRole('button', { name: 'Remove the icon (on save)' }).waitFor({ timeout: T });
+    await screenshot(ann.page, 'server-icon-settings');
+    await ann.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    let icon;
+    for (const p of [ann, bob]) {
+      const img = rail(p).getByRole('link', { name: 'Photos' }).locator('img');
+      await img.waitFor({ timeout: T });
+      icon = await img.getAttribute('src');
+      assert.ok(icon.startsWith(`${media}/icons/`), icon);
+      await p.page.waitForFunction(
+        (src) =>
+          [...document.querySelectorAll('nav .guild-icon img')].some(
+            (i) => i.src === src && i.complete && i.naturalWidth === 256,
+          ),
+        icon,
+        { timeout: T },
+      );
+    }
+    const seen = await look(icon);
+    assert.equal(seen.width, 256);
+    assert.equal(seen.height, 256);
+    assert.ok(seen.pixels.every(blue), `the icon is the blue part: ${JSON.stringify(seen.pixels)}`);
+
+    // Bob has the server's member list open (loaded before her change, so it must follow it).
+    const members = bob.page.getByRole('button', { name: 'Members' });
+    if ((await members.getAttribute('aria-pressed')) !== 'true') await members.click();
+    await bob.page.locator(`aside.members li[data-user="${ANN}"]`).waitFor({ timeout: T });
+
+    // The avatar (its button is on the home view): "Cancel" uploads nothing; then cropped the
+    // same way and applied.
+    await rail(ann).getByRole('link', { name: 'Direct messages' }).click();
+    await ann.page.getByRole('button', { name: 'Profile and settings' }).click();
+    const profile = ann.page.getByRole('dialog', { name: 'Your profile' });
+    const before = await profile.locator('.avatar img').getAttribute('src');
+    await profile.getByLabel('Avatar image').setInputFiles(file);
+    const avatarCrop = ann.page.getByRole('dialog', { name: 'Crop your avatar' });
+    await avatarCrop.getByLabel('Selection').waitFor({ timeout: T });
+    await avatarCrop.getByRole('button', { name: 'Cancel' }).click();
+    await avatarCrop.waitFor({ state: 'detached', timeout: T });
+    assert.equal(await profile.locator('.avatar img').getAttribute('src'), before);
+    await profile.getByLabel('Avatar image').setInputFiles(file);
+    await cropRight(avatarCrop);
+    await avatarCrop.getByRole('button', { name: 'Apply' }).click();
+    await avatarCrop.waitFor({ state: 'detached', timeout: T });
+    await profile.getByRole('status').getByText('Saved.').waitFor({ timeout: T });
+    const avatar = await profile.locator('.avatar img').getAttribute('src');
+    assert.ok(avatar !== before && avatar.startsWith(`${media}/avatars/`), avatar);
+    await profile.getByRole('button', { name: 'Close' }).click();
+
+    // Bob sees it at once, on her messages and in the member list; then she writes again.
+    for (const where of ['[role="log"]', `aside.members li[data-user="${ANN}"]`]) {
+      await bob.page.waitForFunction(
+        ([scope, src]) =>
+          [...document.querySelectorAll(`${scope} .avatar img`)].some(
+            (i) => i.src === src && i.complete && i.naturalWidth === 256,
+          ),
+        [where, avatar],
+        { timeout: T },
+      );
+    }
+    await rail(ann).getByRole('link', { name: 'Photos' }).click();
+    const composer = ann.page.getByPlaceholder('Message #general');
+    await composer.fill('a new look');
+    await composer.press('Enter');
+    const message = bob.page.locator('[role="log"] article', { hasText: 'a new look' });
+    await message.waitFor({ timeout: T });
+    const face = await look(avatar);
+    assert.equal(face.width, 256);
+    assert.equal(face.height, 256);
+    assert.ok(blue(face.pixels[0]), `the avatar is the blue part: ${JSON.stringify(face.pixels)}`);
+    await screenshot(bob.page, 'avatar-and-icon');
     for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
   });
 });

@@ -13,6 +13,7 @@ use proto::events::Event;
 
 use crate::channels;
 use crate::extract::Caller;
+use crate::guilds;
 use crate::profiles;
 use crate::state::AppState;
 
@@ -74,14 +75,14 @@ pub async fn update_me(
         .events
         .publish(&Event::UserUpdate(user.clone()), &[user.id], None)
         .await;
+    let public = Event::UserUpdate(user.clone().seen_by_others());
     let shared_channels = channels::ids_of(&state.db, user.id).await?;
-    state
-        .events
-        .to_channels(
-            &Event::UserUpdate(user.clone().seen_by_others()),
-            &shared_channels,
-        )
-        .await;
+    state.events.to_channels(&public, &shared_channels).await;
+    // And to each server's subject: its members see the new name and avatar on messages and in
+    // the member list (a server's channels have no channel members to carry it).
+    for guild in guilds::ids_of(&state.db, user.id).await? {
+        state.events.guild(&public, guild, &[]).await;
+    }
     state.events.flush().await;
     Ok(Json(user))
 }

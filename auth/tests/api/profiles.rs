@@ -1,6 +1,6 @@
 //! Profiles: read by id or username, update your own, invisible shown as offline to others, reads
 //! through the Redis cache (invalidated by updates, bypassed when Redis is down), and USER_UPDATE
-//! events.
+//! events (to the owner's inbox, the channels they are in and the servers they are in).
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -84,6 +84,39 @@ async fn a_profile_update_shows_everywhere_and_invisible_looks_offline_to_others
         .get("/api/v1/users/by-username/nobody", &ned.access)
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_servers_members_hear_of_a_members_new_avatar_on_the_servers_subject() {
+    let auth = support::start().await;
+    let mia = auth.sign_up("mia").await;
+    let ned = auth.sign_up("ned").await;
+    // Mia and Ned share only a server: no group channel, no DM.
+    let (guild, _) = auth.guild(&mia, "Book club").await;
+    auth.join(guild, &mia, &ned).await;
+    let mut events = auth.guild_events(guild).await;
+
+    let avatar = format!(
+        "http://127.0.0.1:8084/avatars/{}/0123456789abcdef.png",
+        mia.id
+    );
+    let (status, me) = auth
+        .call(
+            Method::PATCH,
+            "/api/v1/users/@me",
+            Some(&mia.access),
+            Some(json!({"avatar_url": avatar, "status": "invisible"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+
+    let public = next_event_named(&mut events, "USER_UPDATE").await;
+    assert_eq!(public["d"]["id"], mia.id.to_string());
+    assert_eq!(public["d"]["avatar_url"], avatar);
+    assert_eq!(
+        public["d"]["status"], "offline",
+        "the server sees the public view"
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 // (chat/hooks.ts) and act through the methods here.
 
 import type { QueryClient } from '@tanstack/react-query';
+import { putImage } from '../api/media';
 import { ApiError, call } from '../api/rest';
 import type {
   Channel,
@@ -158,6 +159,7 @@ export class Chat {
       removeChannel: (id) => this.removeChannel(id),
       rememberUsers: (users) => this.rememberUsers(users),
       fetchPresences: (ids) => this.fetchPresences(ids),
+      mediaUrl: () => this.mediaUrl,
     });
     this.notifications = new Notifications(qc, me.id, {
       channel: (id) => this.channel(id),
@@ -209,22 +211,7 @@ export class Chat {
 
   /** Uploads an image as the user's avatar (media squares it and sets it on the profile). */
   async uploadAvatar(image: Blob): Promise<User> {
-    if (!this.mediaUrl) throw new Error('Not connected yet; try again in a moment.');
-    const token = await session.accessToken(false);
-    const res = await fetch(`${this.mediaUrl}/api/v1/users/@me/avatar`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}` },
-      body: image,
-    });
-    const body: unknown = await res.json().catch(() => null);
-    if (!res.ok) {
-      const message =
-        body && typeof body === 'object' && 'message' in body
-          ? String(body.message)
-          : `media answered ${res.status}`;
-      throw new Error(message);
-    }
-    const u = body as User;
+    const u = await putImage<User>(this.mediaUrl, '/api/v1/users/@me/avatar', image);
     this.rememberUsers([u]);
     session.updateUser(u);
     return u;
@@ -493,7 +480,14 @@ export class Chat {
         return;
       }
       case 'USER_UPDATE': {
-        const u = d as User;
+        const sent = d as User;
+        // My own profile also comes as the public copy everyone sharing a channel or a server
+        // gets, which shows `invisible` as `offline` (a status nobody sets): my inbox's copy
+        // carries the real one, in either order.
+        const u: User =
+          sent.id === this.me.id && sent.status === 'offline'
+            ? { ...sent, status: (session.user ?? this.me).status }
+            : sent;
         this.rememberUsers([u]);
         // A profile status change sets every session's status, so an online co-member's presence
         // follows it at once, even where presence is not pushed (channels joined mid-session).
@@ -511,6 +505,7 @@ export class Chat {
         );
         for (const c of this.qc.getQueryData<Channel[]>(keys.channels) ?? [])
           this.patchMembers(c.id, (ms) => ms.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)));
+        this.guilds.userUpdated(u);
         return;
       }
       case 'SESSION_REVOKED':

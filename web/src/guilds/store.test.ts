@@ -175,4 +175,25 @@ describe('servers in the client', () => {
     expect(myGuild()?.member_count).toBe(3);
     expect(channelIds()).toEqual(['10']);
   });
+
+  it("show a member's new avatar in the member list when their profile changes", () => {
+    gw.fire('ready', ready([guild([text('10')])]));
+    const ann = user('9', 'ann');
+    qc.setQueryData(keys.guildMembers('100'), {
+      members: [member({ user: ann }), member({ user: ME })],
+      complete: true,
+    });
+    const avatar = 'http://media/avatars/9/abc.png';
+    dispatch('USER_UPDATE', { ...ann, avatar_url: avatar });
+    const page = qc.getQueryData<{ members: GuildMember[] }>(keys.guildMembers('100'));
+    expect(page?.members.find((m) => m.user.id === '9')?.user.avatar_url).toBe(avatar);
+    expect(qc.getQueryData<Record<string, User>>(keys.users)?.['9']?.avatar_url).toBe(avatar);
+  });
+
+  it('keep my own status when my profile comes as the public copy (invisible shown as offline)', () => {
+    gw.fire('ready', { ...ready([guild([text('10')])]), user: { ...ME, status: 'invisible' } });
+    dispatch('USER_UPDATE', { ...ME, status: 'offline', avatar_url: 'http://media/avatars/1/a.png' });
+    expect(session.user?.status).toBe('invisible');
+    expect(session.user?.avatar_url).toBe('http://media/avatars/1/a.png');
+  });
 });

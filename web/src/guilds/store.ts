@@ -10,6 +10,7 @@
 // closed.
 
 import type { QueryClient } from '@tanstack/react-query';
+import { putImage } from '../api/media';
 import { call } from '../api/rest';
 import type { User } from '../api/types';
 import { keys } from '../chat/keys';
@@ -66,6 +67,8 @@ export interface ChannelSink {
   removeChannel(id: string): void;
   rememberUsers(users: User[]): void;
   fetchPresences(ids: string[]): Promise<void>;
+  /** Where media is (icons are uploaded there), as discovery said; null before. */
+  mediaUrl(): string | null;
 }
 
 /** Sent with each change that takes one (Discord's `X-Audit-Log-Reason`). */
@@ -225,6 +228,15 @@ export class Guilds {
     raiseNotice(this.qc, removalText(g.name, removal));
   }
 
+  /** A profile changed (USER_UPDATE): the member lists loaded show it. */
+  userUpdated(u: User) {
+    for (const g of this.qc.getQueryData<GuildState[]>(keys.guilds) ?? []) {
+      const page = this.qc.getQueryData<GuildMemberPage>(keys.guildMembers(g.id));
+      if (page?.members.some((m) => m.user.id === u.id))
+        this.patchMembers(g.id, (ms) => ms.map((m) => (m.user.id === u.id ? { ...m, user: u } : m)));
+    }
+  }
+
   private patchMembers(guildId: string, fn: (ms: GuildMember[]) => GuildMember[]) {
     this.qc.setQueryData<GuildMemberPage | null>(keys.guildMembers(guildId), (old) =>
       old ? { ...old, members: fn(old.members).sort((a, b) => compareIds(a.user.id, b.user.id)) } : old,
@@ -297,6 +309,17 @@ export class Guilds {
       headers: withReason(reason),
     });
     this.onDispatch('GUILD_UPDATE', g);
+  }
+
+  /** Uploads an image as the server's icon (media squares it and sets it, as PATCH would). */
+  async uploadIcon(guildId: string, image: Blob): Promise<GuildState> {
+    const g = await putImage<Guild | GuildState>(
+      this.sink.mediaUrl(),
+      `/api/v1/guilds/${guildId}/icon`,
+      image,
+    );
+    this.onDispatch('GUILD_UPDATE', g);
+    return strip(g);
   }
 
   async createChannel(

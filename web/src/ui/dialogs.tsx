@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { lazy, Suspense, useEffect, useState, type FormEvent } from 'react';
 import { call } from '../api/rest';
 import type { Channel, Status } from '../api/types';
 import { session } from '../auth/session';
@@ -7,7 +7,28 @@ import { displayName } from '../chat/store';
 import { Avatar } from './Avatar';
 import { useConfirm } from './Confirm';
 import { leaveGroup, removeFromGroup } from './MemberList';
+import type { CropDialogProps } from './CropDialog';
 import { errorText, Modal } from './Modal';
+
+const CropDialog = lazy(() => import('./CropDialog'));
+
+/** The crop step (CropDialog.tsx), loaded the first time an image is chosen. */
+export function CropStep(props: CropDialogProps) {
+  return (
+    <Suspense
+      fallback={
+        <p className="muted small" role="status">
+          Opening the image…
+        </p>
+      }
+    >
+      <CropDialog {...props} />
+    </Suspense>
+  );
+}
+
+/** Image types media takes for avatars and icons. */
+export const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
 
 export function useAction() {
   const [error, setError] = useState<string | null>(null);
@@ -256,6 +277,8 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
   const [bio, setBio] = useState(me.bio ?? '');
   const [status, setStatus] = useState<Status>(me.status);
   const [saved, setSaved] = useState(false);
+  /** The image chosen for the avatar, while the crop step is open. */
+  const [cropping, setCropping] = useState<File | null>(null);
   const [permission, setPermission] = useState(
     typeof Notification === 'undefined' ? 'unsupported' : Notification.permission,
   );
@@ -290,25 +313,22 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
             onChange={(e) => setDisplayName(e.target.value)}
           />
         </label>
-        <label>
-          Avatar image
-          <input
-            name="avatar-file"
-            type="file"
-            accept="image/png,image/jpeg,image/gif,image/webp"
-            onChange={(e) => {
-              const file = e.target.files?.[0];
-              e.target.value = '';
-              if (!file) return;
-              setSaved(false);
-              void run(async () => {
-                const u = await chat.uploadAvatar(file);
-                setAvatarUrl(u.avatar_url ?? '');
-                setSaved(true);
-              });
-            }}
-          />
-        </label>
+        <div className="row">
+          <Avatar user={{ ...me, avatar_url: avatarUrl || null }} size={64} />
+          <label className="grow">
+            Avatar image
+            <input
+              name="avatar-file"
+              type="file"
+              accept={IMAGE_TYPES}
+              onChange={(e) => {
+                const file = e.target.files?.[0];
+                e.target.value = '';
+                if (file) setCropping(file);
+              }}
+            />
+          </label>
+        </div>
         {avatarUrl && (
           <button type="button" className="link" onClick={() => setAvatarUrl('')}>
             Remove the avatar (on save)
@@ -368,6 +388,22 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
           Sign out
         </button>
       </div>
+      {/* Outside the form: the crop dialog's buttons must not submit the profile. */}
+      {cropping && (
+        <CropStep
+          image={cropping}
+          title="Crop your avatar"
+          round
+          onClose={() => setCropping(null)}
+          onApply={async (cropped) => {
+            setSaved(false);
+            const u = await chat.uploadAvatar(cropped);
+            setAvatarUrl(u.avatar_url ?? '');
+            setCropping(null);
+            setSaved(true);
+          }}
+        />
+      )}
     </Modal>
   );
 }

@@ -16,6 +16,7 @@ import { grantableBy, GuildChannelSettings, roleColor } from './ChannelDialogs';
 import { inCategories } from './GuildSidebar';
 import { MemberActionsDialog, memberName } from './MemberActions';
 import { RolePermissions } from './PermissionEditor';
+import { Overview } from './GuildOverview';
 
 /** Any of these opens the server's settings (each tab needs its own). */
 export const SETTINGS_PERMISSIONS =
@@ -81,50 +82,6 @@ export function GuildSettings({ guild: given, onClose }: { guild: GuildState; on
         </div>
       </div>
     </Modal>
-  );
-}
-
-function Overview({ guild }: { guild: GuildState }) {
-  const chat = useChat();
-  const [name, setName] = useState(guild.name);
-  const [icon, setIcon] = useState(guild.icon ?? '');
-  const { run, busy, error } = useAction();
-  const [saved, setSaved] = useState(false);
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    setSaved(false);
-    void run(async () => {
-      await chat.guilds.update(guild.id, { name: name.trim(), icon: icon.trim() || null });
-      setSaved(true);
-    });
-  };
-  return (
-    <form className="stack" onSubmit={submit}>
-      <label>
-        Server name
-        <input
-          name="server-name"
-          required
-          minLength={2}
-          maxLength={100}
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-        />
-      </label>
-      <label>
-        Icon URL <span className="muted">(https)</span>
-        <input name="server-icon" type="url" value={icon} onChange={(e) => setIcon(e.target.value)} />
-      </label>
-      {error}
-      {saved && (
-        <p className="ok" role="status">
-          Saved.
-        </p>
-      )}
-      <button className="primary" type="submit" disabled={busy}>
-        Save
-      </button>
-    </form>
   );
 }
 
