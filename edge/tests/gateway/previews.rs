@@ -270,9 +270,17 @@ async fn links_get_no_preview_where_the_author_lacks_embed_links_or_asks_for_non
     // did (the store keeps their ids only; the edge asks auth for the channel's server).
     let mention = format!("<@{}> look at {link}", ann.id);
     let ack = bob_socket.send(general, &mention, "e4").await;
-    assert_eq!(ack["d"]["message"]["mentions"][0]["username"], ann.name.as_str(), "{ack}");
+    assert_eq!(
+        ack["d"]["message"]["mentions"][0]["username"],
+        ann.name.as_str(),
+        "{ack}"
+    );
     let update = update_of(&mut bob_socket, &ack["d"]["message"]["id"]).await;
     assert_eq!(update["embeds"][0]["title"], "The Fixture & Co", "{update}");
     assert_eq!(update["mentions"][0]["id"], ann.id.to_string(), "{update}");
-    assert_eq!(update["mentions"][0]["username"], ann.name.as_str(), "{update}");
+    assert_eq!(
+        update["mentions"][0]["username"],
+        ann.name.as_str(),
+        "{update}"
+    );
 }

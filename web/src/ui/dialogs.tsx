@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect, useState, type FormEvent } from 'react';
+import { lazy, Suspense, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { call } from '../api/rest';
 import type { Channel, Status } from '../api/types';
 import { session } from '../auth/session';
@@ -28,7 +28,42 @@ export function CropStep(props: CropDialogProps) {
 }
 
 /** Image types media takes for avatars and icons. */
-export const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
+const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
+
+/**
+ * An avatar's or icon's picture beside a file input for a new one: a chosen file goes to
+ * `onFile` (the crop step), and the input is emptied so the same file may be chosen again.
+ */
+export function ImagePicker({
+  label,
+  name,
+  preview,
+  onFile,
+}: {
+  label: string;
+  name: string;
+  preview: ReactNode;
+  onFile: (file: File) => void;
+}) {
+  return (
+    <div className="row">
+      {preview}
+      <label className="grow">
+        {label}
+        <input
+          name={name}
+          type="file"
+          accept={IMAGE_TYPES}
+          onChange={(e) => {
+            const file = e.target.files?.[0];
+            e.target.value = '';
+            if (file) onFile(file);
+          }}
+        />
+      </label>
+    </div>
+  );
+}
 
 export function useAction() {
   const [error, setError] = useState<string | null>(null);
@@ -313,22 +348,12 @@ export function ProfileDialog({ onClose }: { onClose: () => void }) {
             onChange={(e) => setDisplayName(e.target.value)}
           />
         </label>
-        <div className="row">
-          <Avatar user={{ ...me, avatar_url: avatarUrl || null }} size={64} />
-          <label className="grow">
-            Avatar image
-            <input
-              name="avatar-file"
-              type="file"
-              accept={IMAGE_TYPES}
-              onChange={(e) => {
-                const file = e.target.files?.[0];
-                e.target.value = '';
-                if (file) setCropping(file);
-              }}
-            />
-          </label>
-        </div>
+        <ImagePicker
+          label="Avatar image"
+          name="avatar-file"
+          preview={<Avatar user={{ ...me, avatar_url: avatarUrl || null }} size={64} />}
+          onFile={setCropping}
+        />
         {avatarUrl && (
           <button type="button" className="link" onClick={() => setAvatarUrl('')}>
             Remove the avatar (on save)

@@ -4,7 +4,7 @@
 import { useState, type FormEvent } from 'react';
 import { useChat } from '../../chat/hooks';
 import type { GuildState } from '../../guilds/store';
-import { CropStep, IMAGE_TYPES, useAction } from '../dialogs';
+import { CropStep, ImagePicker, useAction } from '../dialogs';
 import { GuildIcon } from './ServerRail';
 
 export function Overview({ guild }: { guild: GuildState }) {
@@ -42,22 +42,12 @@ export function Overview({ guild }: { guild: GuildState }) {
             onChange={(e) => setName(e.target.value)}
           />
         </label>
-        <div className="row">
-          <GuildIcon guild={removeIcon ? { ...guild, icon: null } : guild} size={64} />
-          <label className="grow">
-            Server icon
-            <input
-              name="server-icon-file"
-              type="file"
-              accept={IMAGE_TYPES}
-              onChange={(e) => {
-                const file = e.target.files?.[0];
-                e.target.value = '';
-                if (file) setCropping(file);
-              }}
-            />
-          </label>
-        </div>
+        <ImagePicker
+          label="Server icon"
+          name="server-icon-file"
+          preview={<GuildIcon guild={removeIcon ? { ...guild, icon: null } : guild} size={64} />}
+          onFile={setCropping}
+        />
         {guild.icon && !removeIcon && (
           <button type="button" className="link" onClick={() => setRemoveIcon(true)}>
             Remove the icon (on save)
