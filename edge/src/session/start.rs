@@ -35,8 +35,12 @@ impl Session {
         // has may come again; applying it twice changes nothing (the client upserts channels).
         self.join(Topic::User(claims.sub)).await?;
         // Where the events stream stands before auth reads: every event at or below it is in
-        // auth's answer (auth publishes after it commits).
-        let events_before = self.state.events.last_sequence().await;
+        // auth's answer (auth publishes after it commits). Only READY carries the calls; a
+        // resume (a reconnect storm's every session) skips both reads.
+        let events_before = match resume_from {
+            None => Some(self.state.events.last_sequence().await),
+            Some(_) => None,
+        };
         let (user, mut session) = load(&self.state, claims).await?;
         for channel in &session.channels {
             self.channels.insert(channel.id);
@@ -46,8 +50,9 @@ impl Session {
         // The channels are followed only now, after auth's answer: a call joined or left in one
         // of them meanwhile is read back from the events stream into the answer's voice states.
         match events_before {
-            Ok(before) => Box::pin(calls_meanwhile(&self.state, &mut session, before)).await,
-            Err(e) => tracing::warn!(error = %e, "cannot read the events stream's position"),
+            Some(Ok(before)) => Box::pin(calls_meanwhile(&self.state, &mut session, before)).await,
+            Some(Err(e)) => tracing::warn!(error = %e, "cannot read the events stream's position"),
+            None => {}
         }
         self.closed = session.closed.iter().copied().collect();
         self.start_guilds(claims, &session).await?;
