@@ -119,6 +119,11 @@ fn replication(s: &str) -> Result<String, String> {
     }
 }
 
+/// How long a schema change may take to reach every node before the migration fails. Changes are
+/// made only at start, and a busy ring (three JVMs on a loaded 2-core machine) has been seen to
+/// need more than the driver's 60 s: waiting longer is better than a service that exits.
+const SCHEMA_AGREEMENT: Duration = Duration::from_secs(300);
+
 /// What can go wrong reaching or preparing the store.
 #[derive(Debug, thiserror::Error)]
 pub enum CqlError {
@@ -156,6 +161,7 @@ impl CqlConfig {
                 .known_nodes(&self.nodes)
                 .default_execution_profile_handle(profile.clone())
                 .connection_timeout(Duration::from_secs(5))
+                .schema_agreement_timeout(SCHEMA_AGREEMENT)
                 .build()
                 .await
         };
