@@ -21,7 +21,7 @@
 # --cluster: the cluster profile's services (deploy/cluster.sh starts its engines first), named
 # c-*, beside the ones above: two auth, three edges, two persisters, one presence and media, on
 # the 3-node NATS cluster (chat stream at R3) and the 3-node Cassandra ring (RF 3, QUORUM), with a
-# PostgreSQL database (natter_cluster) and Redis db (1) of their own:
+# PostgreSQL database (natter_cluster) and Redis db (2; LiveKit has 1) of their own:
 #
 #   c-auth-1 8281  c-auth-2 8291  c-edge-1 8280  c-edge-2 8290  c-edge-3 8300
 #   c-presence 8282  c-persister-1 8283  c-persister-2 8293  c-media 8284
@@ -51,9 +51,14 @@ SERVICES=(
   "edge-2 edge 8090 --worker-id 2"
 )
 
+# How long each service may take to answer /readyz.
+READY_TIMEOUT=${NATTER_READY_TIMEOUT:-90}
 CLUSTER=0
 if [[ "${2:-}" == --cluster ]]; then
   CLUSTER=1
+  # The persisters' first start on a fresh ring makes the keyspace and its tables, and each schema
+  # change waits until the three JVMs agree on it: 12 migrations took 4 minutes here (2026-12-02).
+  READY_TIMEOUT=${NATTER_READY_TIMEOUT:-600}
   SERVICES=(
     "c-auth-1 auth 8281 --worker-id 100 --web-dir web/dist"
     "c-auth-2 auth 8291 --worker-id 101 --web-dir web/dist"
@@ -96,12 +101,19 @@ first_port_of() {
 cluster_env() {
   export NATTER_NATS_URL=nats://127.0.0.1:14231,nats://127.0.0.1:14232,nats://127.0.0.1:14233
   export NATTER_STREAM_REPLICAS=3
+  # The events stream (channel, server and member changes) too, as in the Helm chart: at R1 it
+  # would live on one node only, and go when that node goes.
+  export NATTER_EVENTS_STREAM_REPLICAS=3
+  # The edges' file links and auth's page policy name this profile's media, not the other's 8084.
+  NATTER_MEDIA_URL="http://127.0.0.1:$(first_port_of media)"
+  export NATTER_MEDIA_URL
   export NATTER_CQL_NODES=127.0.0.2:19142,127.0.0.3:19142,127.0.0.4:19142
   export NATTER_CQL_REPLICATION="{'class': 'SimpleStrategy', 'replication_factor': 3}"
   export NATTER_CQL_CONSISTENCY=quorum
   local admin=$NATTER_DATABASE_URL
   export NATTER_DATABASE_URL="${admin%/*}/natter_cluster"
-  export NATTER_REDIS_URL="${NATTER_REDIS_URL%/}/1"
+  # db 1 is LiveKit's (deploy/stack-media.sh, NATTER_LIVEKIT_REDIS_DB).
+  export NATTER_REDIS_URL="${NATTER_REDIS_URL%/}/2"
   if [[ -z "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'natter_cluster'")" ]]; then
     psql "$admin" -qc "CREATE DATABASE natter_cluster" >/dev/null
   fi
@@ -156,7 +168,7 @@ build_client() {
 }
 
 wait_ready() {
-  local name="$1" port="$2" deadline=$((SECONDS + 90))
+  local name="$1" port="$2" deadline=$((SECONDS + READY_TIMEOUT))
   until ready "$port"; do
     if ! alive "$name"; then
       echo "natter: $name exited; last lines of .natter/logs/$name.log:" >&2
@@ -164,7 +176,7 @@ wait_ready() {
       return 1
     fi
     if ((SECONDS > deadline)); then
-      echo "natter: $name did not become ready in 90 s; /readyz says:" >&2
+      echo "natter: $name did not become ready in $READY_TIMEOUT s; /readyz says:" >&2
       curl -sS --max-time 3 "http://127.0.0.1:$port/readyz" >&2 || true
       echo >&2; tail -n 40 "$STATE/logs/$name.log" >&2
       return 1
