@@ -6,12 +6,15 @@
 # Usage: deploy/cluster.sh up [--engines]|down|status   (./natter up --cluster, ./natter down --cluster)
 #   --engines: the NATS cluster and the Cassandra ring only, no services
 #
-#   NATS       deploy/nats/cluster.sh: n1-n3, clients 14231-14233; the chat stream at R3
+#   NATS       deploy/nats/cluster.sh: n1-n3, clients 14231-14233; the chat and events streams at R3
 #   Cassandra  c1-c3 on 127.0.0.2-4, CQL 19142, storage 17100, heap NATTER_RING_HEAP (768m);
 #              data and logs .natter/cassandra-ring/cN (logs/cassandra.log); the keyspace
 #              natter at replication factor 3, read and written at QUORUM
 #   services   deploy/services.sh up --cluster: auth-1/2, edge-1/2/3, persister-1/2, presence,
 #              media on 8280-8300 (docs/DEVELOPMENT.md, "The cluster profile")
+#
+# deploy/cluster-check.sh [--faults] checks the running profile as a user would (and with
+# --faults, after SIGKILLing a NATS node and a Cassandra node, and after bringing them back).
 #
 # Every service is given the seed lists (all three NATS nodes, all three Cassandra nodes), never
 # one node. Ports differ from the single-node stack's (14222, 19042, 8080-8090).

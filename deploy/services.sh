@@ -16,12 +16,13 @@
 # search :9087), never on the public port.
 #
 # Usage: deploy/services.sh up|down|status [--cluster]. NATTER_PROFILE=dev builds a debug build
-# (faster to build, slower to run); the default is release.
+# (faster to build, slower to run); the default is release. NATTER_READY_TIMEOUT: how long up waits
+# for each service's /readyz (90 s; 600 s with --cluster).
 #
 # --cluster: the cluster profile's services (deploy/cluster.sh starts its engines first), named
 # c-*, beside the ones above: two auth, three edges, two persisters, one presence and media, on
-# the 3-node NATS cluster (chat stream at R3) and the 3-node Cassandra ring (RF 3, QUORUM), with a
-# PostgreSQL database (natter_cluster) and Redis db (2; LiveKit has 1) of their own:
+# the 3-node NATS cluster (chat and events streams at R3) and the 3-node Cassandra ring (RF 3,
+# QUORUM), with a PostgreSQL database (natter_cluster) and Redis db (2; LiveKit has 1) of their own:
 #
 #   c-auth-1 8281  c-auth-2 8291  c-edge-1 8280  c-edge-2 8290  c-edge-3 8300
 #   c-presence 8282  c-persister-1 8283  c-persister-2 8293  c-media 8284
@@ -110,6 +111,9 @@ cluster_env() {
   export NATTER_CQL_NODES=127.0.0.2:19142,127.0.0.3:19142,127.0.0.4:19142
   export NATTER_CQL_REPLICATION="{'class': 'SimpleStrategy', 'replication_factor': 3}"
   export NATTER_CQL_CONSISTENCY=quorum
+  # Everyone signs up from 127.0.0.1 here, and one pass of deploy/cluster-check.sh signs up six:
+  # auth's default (10 an hour per address) would refuse the second pass.
+  export NATTER_SIGN_UP_RATE=${NATTER_SIGN_UP_RATE:-600/1h}
   local admin=$NATTER_DATABASE_URL
   export NATTER_DATABASE_URL="${admin%/*}/natter_cluster"
   # db 1 is LiveKit's (deploy/stack-media.sh, NATTER_LIVEKIT_REDIS_DB).
