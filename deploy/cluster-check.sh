@@ -147,7 +147,7 @@ nats_pid() { cat "$STATE/pids/nats-$1.pid"; }
 cassandra_pid() { cat "$STATE/pids/cassandra-$1.pid"; }
 
 faults() {
-  local leader started
+  local leader started state
   leader=$(stream natter_chat | sed -n 's/^R3 leader \(n[123]\);.*/\1/p')
   [[ -n $leader ]] || die "no leader of natter_chat"
   say "== SIGKILL: NATS $leader (natter_chat's leader, pid $(nats_pid "$leader")) and cassandra-c3 (pid $(cassandra_pid c3))"
