@@ -28,15 +28,16 @@ STATE=$(readlink -f -- "$ROOT/.natter")
 LOADTEST=${NATTER_LOADTEST:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/loadtest}
 OUT=$(mktemp -d /tmp/natter-cluster-check.XXXXXX)
 CQL=127.0.0.2:19142,127.0.0.3:19142,127.0.0.4:19142
-# Every service's /metrics, for the harness's before/after figures.
+# The edges', an auth's and the persisters' /metrics, for the harness's before/after figures.
 METRICS=http://127.0.0.1:9280/metrics,http://127.0.0.1:9290/metrics,http://127.0.0.1:9300/metrics,http://127.0.0.1:9281/metrics,http://127.0.0.1:9283/metrics,http://127.0.0.1:9293/metrics
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'cluster-check: %s\n' "$*" >&2; exit 1; }
 [[ -x $LOADTEST ]] || die "no $LOADTEST: build it (cargo build -p loadtest)"
 
-# stream NAME: what the stream's leader says of it (only the leader knows whether the others are
-# current; a follower's /jsz names the leader but not how far the others are): "R<n> leader <node>; <replica> current|behind|offline ...".
+# stream NAME: what the stream's leader says of it, as "R<n> leader <node>; <node> current|behind|
+# offline, ..." (only the leader knows whether the others are current; a follower's /jsz names
+# the leader but not how far the others are).
 stream() {
   local port
   for port in 18231 18232 18233; do
