@@ -89,14 +89,26 @@ impl Archive {
             .await?)
     }
 
-    /// Whether `user` has reacted to a message with `emoji`.
+    /// A page of `limit` messages around each of `anchors` (channel, message) as `reader` sees
+    /// them, in their order (search's hits with their context).
+    pub async fn pages_around(
+        &self,
+        reader: Snowflake,
+        anchors: &[(Snowflake, Snowflake)],
+        limit: usize,
+    ) -> Result<Vec<Vec<Message>>, HistoryError> {
+        Ok(self.history()?.pages_around(reader, anchors, limit).await?)
+    }
+
+    /// Whether `user` has reacted to a message with `emoji`; `None` when there is no such
+    /// message.
     pub async fn reacted(
         &self,
         channel: Snowflake,
         message: Snowflake,
         emoji: &str,
         user: Snowflake,
-    ) -> Result<bool, HistoryError> {
+    ) -> Result<Option<bool>, HistoryError> {
         Ok(self
             .history()?
             .reacted(channel, message, emoji, user)

@@ -524,14 +524,14 @@ impl Chat {
         add: bool,
         archive: &Archive,
     ) -> Result<(), ChatError> {
-        find(archive, channel, message).await?;
         let now = archive
             .reacted(channel, message, emoji.as_str(), user)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot look a reaction up");
                 ChatError::HistoryUnavailable
-            })?;
+            })?
+            .ok_or(ChatError::UnknownMessage)?;
         if now == add {
             return Ok(());
         }

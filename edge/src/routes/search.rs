@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
 use kit::extract::{ApiPath, ApiQuery};
 use proto::Snowflake;
-use proto::api::messages::Page;
 use proto::api::search::{SearchFilter, SearchMessage, SearchQuery, SearchResults};
 use proto::permissions::{Permissions, effective};
 use proto::search::Found;
@@ -133,15 +132,16 @@ async fn results(
 ) -> ApiResult<Json<SearchResults>> {
     let state = &routes.state;
     let reader = verified.claims.sub;
-    let pages = hits.iter().map(|hit| {
-        state
-            .archive
-            .page_for(reader, hit.channel_id, Page::Around(hit.id), CONTEXT)
-    });
-    let pages = futures::future::try_join_all(pages).await.map_err(|e| {
-        tracing::warn!(error = %e, "search context read failed");
-        chat_error(&ChatError::HistoryUnavailable)
-    })?;
+    let anchors: Vec<(Snowflake, Snowflake)> =
+        hits.iter().map(|hit| (hit.channel_id, hit.id)).collect();
+    let pages = state
+        .archive
+        .pages_around(reader, &anchors, CONTEXT)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "search context read failed");
+            chat_error(&ChatError::HistoryUnavailable)
+        })?;
     let mut messages = Vec::with_capacity(hits.len());
     // Per channel, whom its messages show (authors and the people they mention), named in one
     // lookup per channel.

@@ -343,6 +343,10 @@ async fn reactions_take_their_permissions_and_replay_on_resume() {
     );
     let (status, _) = put(&eve, general, "👍").await;
     assert_eq!(status, 404);
+    // A message that was never sent, in a channel bob sees.
+    let nowhere = reaction_path(general, Snowflake::from_u64(message.get() + 1), "👍", "@me");
+    let (status, body) = world.edge_call(0, Method::PUT, &nowhere, &bob, None).await;
+    assert_eq!(status, 404, "{body}");
 
     // A channel hidden from @everyone is unknown to bob; one without ADD_REACTIONS refuses him.
     let view = Permissions::VIEW_CHANNEL.bits().to_string();

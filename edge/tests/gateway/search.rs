@@ -143,9 +143,41 @@ async fn search_finds_edits_by_their_new_words_forgets_deletes_and_filters() {
         .await;
     assert_eq!(status, 204, "{body}");
 
+    // Bob reacts to the reminder (a thumbs up, percent-encoded in the path).
+    let (status, body) = world
+        .edge_call(
+            0,
+            Method::PUT,
+            &format!("/api/v1/channels/{general}/messages/{due}/reactions/%F0%9F%91%8D/@me"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
     world
         .hits_become(&bob, &g, "content=budget", &[edited, link, due])
         .await;
+    // The three hits' contexts overlap (the channel holds four messages): every group shows the
+    // reminder whole, with its mention and bob's reaction, however many groups show it.
+    let (_, body) = world.search(&bob, &g, "content=budget").await;
+    let groups = body["messages"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{body}");
+    for group in groups {
+        let reminder = group
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == due.to_string())
+            .unwrap_or_else(|| panic!("the reminder in every group: {body}"));
+        assert_eq!(
+            reminder["mentions"][0]["id"],
+            bob.id.to_string(),
+            "{reminder}"
+        );
+        assert_eq!(reminder["reactions"][0]["count"], 1, "{reminder}");
+        assert_eq!(reminder["reactions"][0]["me"], true, "{reminder}");
+    }
     assert!(
         world.hits(&bob, &g, "content=plans").await.is_empty(),
         "old words are gone"

@@ -10,7 +10,7 @@
 //! The watermark is read before the store, so whatever the persister writes meanwhile is in one
 //! of the two answers, or both (an event in both shows once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kit::stream::{ChatStream, MAX_REPLAY, ReadError};
 use proto::Snowflake;
@@ -67,20 +67,100 @@ impl History {
         Ok(messages)
     }
 
+    /// A page of `limit` messages around each of `anchors` (channel, message), as `reader` sees
+    /// them (as [`History::page_for`] with [`Page::Around`]), in the order of `anchors`: what
+    /// search shows around its hits. The watermark and the stream are read once for them all,
+    /// and each channel's messages are dressed together, so twenty-five hits cost twenty-five
+    /// page reads and a few side reads per channel, not twenty-five of everything.
+    pub async fn pages_around(
+        &self,
+        reader: Snowflake,
+        anchors: &[(Snowflake, Snowflake)],
+        limit: usize,
+    ) -> Result<Vec<Vec<Message>>, StoreError> {
+        let mut channels: Vec<Snowflake> = anchors.iter().map(|&(channel, _)| channel).collect();
+        channels.sort_unstable();
+        channels.dedup();
+        let unwritten = self.unwritten_of(&channels, self.watermark().await).await;
+        let none = Vec::new();
+        let of = |channel: &Snowflake| unwritten.get(channel).unwrap_or(&none);
+        let reads = anchors.iter().map(|&(channel, id)| async move {
+            let unwritten = of(&channel);
+            let stored = (self.store)
+                .page(channel, Page::Around(id), limit + deletes(unwritten))
+                .await?;
+            Ok::<_, StoreError>(overlay(channel, Page::Around(id), limit, stored, unwritten))
+        });
+        let mut pages = futures::future::try_join_all(reads).await?;
+        // Each channel's pages dressed as one: its messages once each (two hits' pages may
+        // share some), then handed back to every page that shows them.
+        let dressing = channels.iter().map(|&channel| {
+            let mut messages: BTreeMap<Snowflake, Message> = BTreeMap::new();
+            for (i, page) in pages.iter().enumerate() {
+                if anchors[i].0 == channel {
+                    messages.extend(page.iter().map(|m| (m.id, m.clone())));
+                }
+            }
+            let mut messages: Vec<Message> = messages.into_values().collect();
+            async move {
+                let unwritten = of(&channel);
+                dress::replies(&self.store, channel, &mut messages, unwritten, true).await?;
+                dress::reactions(&self.store, reader, channel, &mut messages, unwritten).await?;
+                dress::sides(&self.store, channel, &mut messages, unwritten).await?;
+                Ok::<_, StoreError>(messages)
+            }
+        });
+        let dressed: HashMap<(Snowflake, Snowflake), Message> =
+            futures::future::try_join_all(dressing)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|m| ((m.channel_id, m.id), m))
+                .collect();
+        for page in &mut pages {
+            for message in page.iter_mut() {
+                if let Some(whole) = dressed.get(&(message.channel_id, message.id)) {
+                    message.clone_from(whole);
+                }
+            }
+        }
+        Ok(pages)
+    }
+
     /// Whether `user` has reacted to a message with `emoji`, the stream's unwritten events
-    /// included.
+    /// included; `None` when the message does not exist (never sent, or deleted). One watermark
+    /// and one stream read, the message's row and the reaction's read side by side: what a
+    /// reaction costs before it is published, on a message that may be the hottest of the day.
     pub async fn reacted(
         &self,
         channel: Snowflake,
         message: Snowflake,
         emoji: &str,
         user: Snowflake,
-    ) -> Result<bool, StoreError> {
-        let unwritten = self.unwritten(channel, self.watermark().await).await;
-        if let Some(state) = dress::last_state(&unwritten, message, emoji, user) {
-            return Ok(state);
+    ) -> Result<Option<bool>, StoreError> {
+        let watermark = self.watermark().await;
+        let (stored, held, unwritten) = tokio::join!(
+            self.store.get(channel, message),
+            self.store.reacted(channel, message, emoji, user),
+            self.unwritten(channel, watermark)
+        );
+        let exists = overlay(
+            channel,
+            Page::Around(message),
+            1,
+            stored?.into_iter().collect(),
+            &unwritten,
+        )
+        .iter()
+        .any(|m| m.id == message);
+        if !exists {
+            return Ok(None);
         }
-        self.store.reacted(channel, message, emoji, user).await
+        // The stream's unwritten events are newer than the store's row when they say anything.
+        match dress::last_state(&unwritten, message, emoji, user) {
+            Some(state) => Ok(Some(state)),
+            None => Ok(Some(held?)),
+        }
     }
 
     async fn read_page(
@@ -90,12 +170,9 @@ impl History {
         limit: usize,
     ) -> Result<(Vec<Message>, Vec<Event>), StoreError> {
         let unwritten = self.unwritten(channel, self.watermark().await).await;
-        // Deletes among them may remove stored messages from the page: read that many more.
-        let deletes = unwritten
-            .iter()
-            .filter(|e| matches!(e, Event::MessageDelete(_)))
-            .count();
-        let stored = self.store.page(channel, page, limit + deletes).await?;
+        let stored = (self.store)
+            .page(channel, page, limit + deletes(&unwritten))
+            .await?;
         let messages = overlay(channel, page, limit, stored, &unwritten);
         Ok((messages, unwritten))
     }
@@ -205,6 +282,15 @@ impl History {
         };
         Ok(read.into_iter().map(|stored| stored.event).collect())
     }
+}
+
+/// How many deletes are among a channel's unwritten events: each may remove a stored message
+/// from a page, so a page reads that many more.
+fn deletes(unwritten: &[Event]) -> usize {
+    unwritten
+        .iter()
+        .filter(|e| matches!(e, Event::MessageDelete(_)))
+        .count()
 }
 
 /// Applies the stream's unwritten pins and unpins of a channel to the store's pins: (message,

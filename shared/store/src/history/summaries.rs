@@ -97,7 +97,7 @@ impl History {
 
     /// The events the stream holds above `watermark`, for each of `channels` that has any: one
     /// request per [`CHANNELS_PER_CHECK`] channels finds them (usually none), then each is read.
-    async fn unwritten_of(
+    pub(super) async fn unwritten_of(
         &self,
         channels: &[Snowflake],
         watermark: u64,
