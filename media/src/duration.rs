@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-
 use proto::api::attachments::Seconds;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader};
