@@ -211,6 +211,8 @@ impl Files {
                 url,
                 width: inspection.dimensions.map(|(w, _)| w),
                 height: inspection.dimensions.map(|(_, h)| h),
+                // Read by processing, which reads more of the file than its first bytes.
+                duration_secs: None,
             });
         }
         Ok(attachments)

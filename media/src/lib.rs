@@ -24,6 +24,7 @@ use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
 use kit::telemetry::Metrics;
 
 pub mod access;
+pub mod duration;
 pub mod files;
 pub mod processing;
 pub mod routes;

@@ -1,6 +1,7 @@
-//! Processing a message's images, after it is sent: a worker on the chat stream (its own durable
+//! Processing a message's files, after it is sent: a worker on the chat stream (its own durable
 //! consumer `media`, shared by every media instance, so it scales out and picks up where it was
-//! after a restart) takes each new message with images, and for each image
+//! after a restart) takes each new message with files, reads each audio and video file's
+//! duration from its headers ([`crate::duration`]), and for each image
 //!
 //! - strips its metadata (EXIF with its GPS position, XMP, IPTC, comments) from the stored
 //!   original, keeping only its orientation;
@@ -12,9 +13,10 @@
 //!
 //! and previews the links in its text ([`crate::unfurl`]), storing each preview's image as
 //! `files/{c}/{m}/{id}/thumbnail`, then asks an edge to update the message
-//! (`{p}.edge.processed`) with each image's real size and the previews, which reaches clients
-//! as MESSAGE_UPDATE and is stored like an edit. Messages are worked on side by side (at most
-//! [`IN_FLIGHT`] at once), so a slow site delays only its own message.
+//! (`{p}.edge.processed`) with each image's real size, each recording's duration and the
+//! previews, which reaches clients as MESSAGE_UPDATE and is stored like an edit. Messages are
+//! worked on side by side (at most [`IN_FLIGHT`] at once), so a slow site delays only its own
+//! message.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use proto::api::messages::Message;
 use proto::events::Event;
 use proto::subjects::Subjects;
 
+use crate::duration;
 use crate::files::{FILES, Files, file_key};
 use crate::storage::{Storage, StorageError};
 use crate::unfurl::Unfurler;
@@ -372,14 +375,35 @@ impl Processor {
     async fn process_files(&self, message: &Message) -> Result<Vec<Attachment>, StorageError> {
         let mut changed = Vec::new();
         for file in &message.attachments {
-            if !has_preview(file.content_type.as_deref()) {
-                continue;
-            }
-            if let Some(done) = self.process_file(message, file).await? {
-                changed.push(done);
-            }
+            let content_type = file.content_type.as_deref();
+            let done = if has_preview(content_type) {
+                self.process_file(message, file).await?
+            } else if duration::has_duration(content_type) {
+                self.time_file(message, file).await?
+            } else {
+                None
+            };
+            changed.extend(done);
         }
         Ok(changed)
+    }
+
+    /// One audio or video file: its duration, read from its headers; `None` when it is gone or
+    /// they do not say it.
+    async fn time_file(
+        &self,
+        message: &Message,
+        file: &Attachment,
+    ) -> Result<Option<Attachment>, StorageError> {
+        let Ok(filename) = Filename::parse(&file.filename) else {
+            return Ok(None);
+        };
+        let key = file_key(message.channel_id, message.id, file.id, &filename);
+        let seconds = duration::read(&self.storage, &key, file.size).await?;
+        Ok(seconds.map(|seconds| Attachment {
+            duration_secs: Some(seconds),
+            ..file.clone()
+        }))
     }
 
     /// The previews of the message's links (side by side, each within the unfurler's time),

@@ -1,13 +1,15 @@
 // End-to-end: files in messages, avatars and server icons. Ann uploads an avatar (shown from media); she drags a
 // photo into a server's channel (edge 1); Bob (edge 2) sees its space kept, then the image, and
 // opens it in the lightbox; once Ann deletes the message, someone who kept the image's URL gets
-// nothing. Ann pastes a link to a local fixture site (which media's test-only allowance lets it
-// fetch): both see its preview card, its image served by media; Ann removes it for both. Ann
+// nothing. Ann sends a voice message: both see its duration once media has read it. Ann pastes
+// a link to a local fixture site (which media's test-only allowance lets it fetch): both see its
+// preview card, its image served by media; Ann removes it for both. Ann
 // crops and uploads a server icon and a new avatar (zoom, drag, arrow keys): Bob sees the icon in
 // his rail and the avatar on her messages and in the member list at once, each 256 px and of the
 // part she chose. Real services
 // (e2e/services.mjs, media included).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
@@ -207,6 +209,28 @@ describe('files in messages', () => {
       if (status !== 404) await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(status, 404, 'the deleted photo is still served');
+    for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
+  });
+  test('ann sends a voice message; both see its duration on its card once media has read it', async () => {
+    // The first test left both in the server's channel. 2.5 s of Opus (media's test fixture).
+    const voice = readFileSync(new URL('../../media/tests/fixtures/voice.ogg', import.meta.url));
+    await ann.page
+      .locator('.composer input[type="file"]')
+      .setInputFiles({ name: 'voice.ogg', mimeType: 'audio/ogg', buffer: voice });
+    await ann.page.getByLabel('Files to send').getByText('voice.ogg').waitFor({ timeout: T });
+    await ann.page.locator('.composer textarea').press('Enter');
+    await ann.page.getByLabel('Files to send').waitFor({ state: 'detached', timeout: T });
+    for (const p of [ann, bob]) {
+      const card = p.page.locator('[role="log"] .attachment-file').filter({ hasText: 'voice.ogg' });
+      await card.waitFor({ timeout: T });
+      // Its duration arrives with processing's MESSAGE_UPDATE, beside its size.
+      await card
+        .locator('.attachment-duration')
+        .getByText('0:02')
+        .waitFor({ timeout: T * 2 });
+      await card.getByText('2.0 KB').waitFor({ timeout: T });
+    }
+    await screenshot(bob.page, 'attachments-voice');
     for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
   });
   test('ann pastes a link; both see its preview card, and ann removes it for both', async () => {

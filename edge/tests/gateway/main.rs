@@ -7,6 +7,7 @@ mod busy;
 mod calls;
 mod chat;
 mod conversation;
+mod durations;
 mod edge_process;
 mod guilds;
 mod history;

@@ -1,10 +1,10 @@
 // A message's files: images inline in a box of their own shape (reserved before they load, so the
 // list does not jump), opened large in a lightbox; anything else as a card with its name, size
-// and a download link. Images show their preview (`proxy_url`); the lightbox and downloads the
-// file itself (`url`).
+// (a recording's duration too, once processing has read it) and a download link. Images show
+// their preview (`proxy_url`); the lightbox and downloads the file itself (`url`).
 import { useState } from 'react';
 import type { Attachment } from '../api/types';
-import { formatSize, imageBox, isInlineImage } from './attachments';
+import { formatDuration, formatSize, imageBox, isInlineImage } from './attachments';
 import { Modal } from './Modal';
 
 export function Attachments({ files }: { files: Attachment[] }) {
@@ -28,6 +28,11 @@ export function Attachments({ files }: { files: Attachment[] }) {
             <span className="attachment-name" title={a.filename}>
               {a.filename}
             </span>
+            {a.duration_secs != null && (
+              <span className="attachment-duration" title="Duration">
+                {formatDuration(a.duration_secs)}
+              </span>
+            )}
             <span className="attachment-size">{formatSize(a.size)}</span>
             <a href={a.url} download={a.filename} rel="noopener noreferrer">
               Download

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Attachment } from '../api/types';
-import { formatSize, imageBox, isInlineImage } from './attachments';
+import { formatDuration, formatSize, imageBox, isInlineImage } from './attachments';
 
 const file = (over: Partial<Attachment>): Attachment => ({
   id: '1',
@@ -27,6 +27,14 @@ describe('attachments', () => {
     expect(isInlineImage(file({ content_type: 'image/svg+xml' }))).toBe(false);
     expect(isInlineImage(file({ content_type: 'text/plain; charset=utf-8' }))).toBe(false);
     expect(isInlineImage(file({}))).toBe(false);
+  });
+
+  it("writes a recording's duration as players show it", () => {
+    expect(formatDuration(7.25)).toBe('0:07');
+    expect(formatDuration(0.5)).toBe('0:00');
+    expect(formatDuration(205)).toBe('3:25');
+    expect(formatDuration(3723.9)).toBe('1:02:03');
+    expect(formatDuration(Number.NaN)).toBe('0:00');
   });
 
   it('writes sizes as people read them', () => {

@@ -1,5 +1,6 @@
 // What a message's files look like before they load: how large an image's box is (so the list
-// does not jump when it arrives), which files show inline, and sizes as people read them.
+// does not jump when it arrives), which files show inline, and sizes and durations as people
+// read them.
 import type { Attachment } from '../api/types';
 
 /** The widest and tallest an image shows in the list, in CSS pixels. */
@@ -36,4 +37,17 @@ export function formatSize(bytes: number): string {
     unit += 1;
   }
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/**
+ * A recording's length as players show it: 0:07, 3:25, 1:02:03 (whole seconds, rounded down as
+ * a player's clock is).
+ */
+export function formatDuration(seconds: number): string {
+  const whole = Number.isFinite(seconds) && seconds > 0 ? Math.floor(seconds) : 0;
+  const s = whole % 60;
+  const m = Math.floor(whole / 60) % 60;
+  const h = Math.floor(whole / 3600);
+  const ss = String(s).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }

@@ -197,6 +197,45 @@ pub struct Attachment {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// Audio and video: their length in seconds, read from the file's headers once processing
+    /// finishes; none when those do not say it cheaply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub duration_secs: Option<Seconds>,
+}
+
+/// A length of time in seconds, as JSON's plain number: finite and not negative, so that it
+/// compares equal to itself and a message carrying one can be `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Seconds(f64);
+
+impl Seconds {
+    /// `None` for a NaN, an infinity or a negative number.
+    pub fn new(seconds: f64) -> Option<Self> {
+        (seconds.is_finite() && seconds >= 0.0).then_some(Self(seconds))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+// Sound: NaN, the one float unequal to itself, is never a `Seconds`.
+impl Eq for Seconds {}
+
+impl TryFrom<f64> for Seconds {
+    type Error = Invalid;
+
+    fn try_from(seconds: f64) -> Result<Self, Invalid> {
+        Self::new(seconds).ok_or_else(|| Invalid::new("must be a finite number, not negative"))
+    }
+}
+
+impl From<Seconds> for f64 {
+    fn from(seconds: Seconds) -> f64 {
+        seconds.0
+    }
 }
 
 /// `{p}.media.claim` (a NATS request): the sender's edge asks media to take the uploads a message
@@ -331,6 +370,17 @@ mod tests {
             fields,
             ["files.1.file_size", "files.1.filename", "files.2.file_size"]
         );
+    }
+
+    #[test]
+    fn a_duration_is_a_plain_number_and_never_nan_infinite_or_negative() {
+        let seconds = Seconds::new(7.25).unwrap();
+        assert_eq!(serde_json::to_string(&seconds).unwrap(), "7.25");
+        assert_eq!(serde_json::from_str::<Seconds>("7.25").unwrap(), seconds);
+        assert!(serde_json::from_str::<Seconds>("-1").is_err());
+        for bad in [f64::NAN, f64::INFINITY, -0.5] {
+            assert_eq!(Seconds::new(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -101,6 +101,7 @@ mod tests {
             proxy_url: "http://media/attachments/1/2/3/cat.png?ex=1&hm=2".into(),
             width: Some(4),
             height: Some(5),
+            duration_secs: None,
         };
         let kept: Vec<Attachment> =
             serde_json::from_str(&stored_form(std::slice::from_ref(&file))).unwrap();

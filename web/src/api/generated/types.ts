@@ -1098,6 +1098,12 @@ export interface components {
     Attachment: {
       /** @description The type sniffed from the bytes, never the one the client claimed. */
       content_type?: string | null;
+      /**
+       * Format: double
+       * @description Audio and video: their length in seconds, read from the file's headers once processing
+       *     finishes; none when those do not say it cheaply.
+       */
+      duration_secs?: number | null;
       filename: string;
       /** Format: int32 */
       height?: number | null;
