@@ -395,10 +395,9 @@ impl Processor {
         message: &Message,
         file: &Attachment,
     ) -> Result<Option<Attachment>, StorageError> {
-        let Ok(filename) = Filename::parse(&file.filename) else {
+        let Some(key) = stored_key(message, file) else {
             return Ok(None);
         };
-        let key = file_key(message.channel_id, message.id, file.id, &filename);
         let seconds = duration::read(&self.storage, &key, file.size).await?;
         Ok(seconds.map(|seconds| Attachment {
             duration_secs: Some(seconds),
@@ -446,10 +445,9 @@ impl Processor {
         message: &Message,
         file: &Attachment,
     ) -> Result<Option<Attachment>, StorageError> {
-        let Ok(filename) = Filename::parse(&file.filename) else {
+        let Some(key) = stored_key(message, file) else {
             return Ok(None);
         };
-        let key = file_key(message.channel_id, message.id, file.id, &filename);
         let bytes = match self.storage.get(&key, None).await {
             Ok(download) => {
                 let chunks: Vec<Bytes> = download.body.try_collect().await?;
@@ -490,6 +488,12 @@ impl Processor {
             ..file.clone()
         }))
     }
+}
+
+/// Where a message's file is stored; `None` for a name that was never valid (nothing stored).
+fn stored_key(message: &Message, file: &Attachment) -> Option<Path> {
+    let filename = Filename::parse(&file.filename).ok()?;
+    Some(file_key(message.channel_id, message.id, file.id, &filename))
 }
 
 #[cfg(test)]

@@ -2,28 +2,14 @@
 //! media has read its headers bob sees its duration arrive as MESSAGE_UPDATE; history has it
 //! from then on. A file whose headers say nothing gets none, and is still delivered.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::attachments::{Files, named};
-use crate::support::{Client, WAIT};
+use crate::previews::update_of;
+use crate::support::Client;
 
 /// Made by media/tests/fixtures/make.sh: 2.5 s of a tone, Opus in Ogg, 2 KB.
 const VOICE: &[u8] = include_bytes!("../../../media/tests/fixtures/voice.ogg");
-
-/// The next MESSAGE_UPDATE of message `id`, waiting long enough for media on a loaded machine.
-async fn update_of(client: &mut Client, id: &Value) -> Value {
-    let waited = std::time::Instant::now();
-    loop {
-        let frame = client
-            .next_within(WAIT * 6)
-            .await
-            .expect("an update within the wait");
-        if frame["t"] == "MESSAGE_UPDATE" && frame["d"]["id"] == *id {
-            return frame["d"].clone();
-        }
-        assert!(waited.elapsed() < WAIT * 6, "no update of {id}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_sees_the_duration_of_anns_voice_message_arrive_and_history_keeps_it() {

@@ -80,8 +80,9 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-/// The next MESSAGE_UPDATE of message `id`, waiting long enough for media to fetch a site.
-async fn update_of(client: &mut Client, id: &Value) -> Value {
+/// The next MESSAGE_UPDATE of message `id`, waiting long enough for media to fetch a site (or
+/// read a file's headers) on a loaded machine.
+pub(crate) async fn update_of(client: &mut Client, id: &Value) -> Value {
     let waited = std::time::Instant::now();
     loop {
         let frame = client
