@@ -104,7 +104,7 @@ impl fmt::Display for EdgeOrigin {
 /// list's positions through the DOM's style properties, which the policy does not govern. Images
 /// from this origin and media's only (`media`, an origin), so no avatar or file is ever fetched
 /// from anywhere else (and `blob:`, the page's own previews of files it is about to upload);
-/// uploads go to media too.
+/// uploads go to media too, and recordings and videos play from media alone (`media-src`).
 pub fn content_security_policy(edges: &[EdgeOrigin], media: &str) -> String {
     let connect: String = edges.iter().map(|e| format!(" {e}")).collect();
     [
@@ -112,6 +112,7 @@ pub fn content_security_policy(edges: &[EdgeOrigin], media: &str) -> String {
         "script-src 'self'".to_owned(),
         "style-src 'self'".to_owned(),
         format!("img-src 'self' blob: {media}"),
+        format!("media-src {media}"),
         format!("connect-src 'self'{connect} {media}"),
         "object-src 'none'".to_owned(),
         "base-uri 'none'".to_owned(),
@@ -253,6 +254,7 @@ mod tests {
             csp.contains("img-src 'self' blob: http://127.0.0.1:8084;"),
             "{csp}"
         );
+        assert!(csp.contains("media-src http://127.0.0.1:8084;"), "{csp}");
         assert!(csp.contains("script-src 'self';"));
         assert!(csp.contains("style-src 'self';"));
         assert!(csp.contains(

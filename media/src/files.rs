@@ -395,9 +395,11 @@ pub fn renders_inline(content_type: &str) -> bool {
             | "video/webm"
             | "audio/mpeg"
             | "audio/ogg"
+            | "audio/opus"
             | "audio/x-wav"
             | "audio/x-flac"
-            | "audio/mp4"
+            | "audio/m4a"
+            | "audio/aac"
     )
 }
 

@@ -211,7 +211,7 @@ describe('files in messages', () => {
     assert.equal(status, 404, 'the deleted photo is still served');
     for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);
   });
-  test('ann sends a voice message; both see its duration on its card once media has read it', async () => {
+  test('ann sends a voice message; both see its duration on its card and can play it', async () => {
     // The first test left both in the server's channel. 2.5 s of Opus (media's test fixture).
     const voice = readFileSync(new URL('../../media/tests/fixtures/voice.ogg', import.meta.url));
     await ann.page
@@ -229,6 +229,21 @@ describe('files in messages', () => {
         .getByText('0:02')
         .waitFor({ timeout: T * 2 });
       await card.getByText('2.0 KB').waitFor({ timeout: T });
+      // Its player loads nothing until asked; asked, it reads the recording from media (the
+      // page's policy lets it) and knows its length.
+      const player = card.locator('audio.attachment-player');
+      assert.equal(await player.getAttribute('preload'), 'none');
+      const seconds = await player.evaluate(
+        (audio) =>
+          new Promise((resolve, reject) => {
+            audio.addEventListener('loadedmetadata', () => resolve(audio.duration), { once: true });
+            audio.addEventListener('error', () => reject(new Error(`media error ${audio.error?.code}`)), {
+              once: true,
+            });
+            audio.load();
+          }),
+      );
+      assert.ok(seconds > 2 && seconds < 3, `the player's duration: ${seconds}`);
     }
     await screenshot(bob.page, 'attachments-voice');
     for (const p of [ann, bob]) assert.deepEqual(p.csp, [], `${p.name}: CSP violations`);

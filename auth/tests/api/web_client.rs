@@ -168,6 +168,7 @@ async fn every_answer_carries_a_strict_content_security_policy_naming_the_edges(
     let auth = start().await;
     let expected = "default-src 'none'; script-src 'self'; style-src 'self'; \
                     img-src 'self' blob: http://127.0.0.1:8084; \
+                    media-src http://127.0.0.1:8084; \
                     connect-src 'self' http://127.0.0.1:8080 ws://127.0.0.1:8080 \
                     https://edge.example.com wss://edge.example.com \
                     http://127.0.0.1:8085 ws://127.0.0.1:8085 http://127.0.0.1:8084; \

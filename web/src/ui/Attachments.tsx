@@ -1,10 +1,12 @@
 // A message's files: images inline in a box of their own shape (reserved before they load, so the
 // list does not jump), opened large in a lightbox; anything else as a card with its name, size
-// (a recording's duration too, once processing has read it) and a download link. Images show
-// their preview (`proxy_url`); the lightbox and downloads the file itself (`url`).
+// (a recording's duration too, once processing has read it) and a download link, recordings and
+// videos with a player above it. Images show their preview (`proxy_url`); the lightbox, players
+// and downloads the file itself (`url`). Players load nothing until asked (`preload="none"`), so
+// a channel of voice messages costs no downloads; a video keeps its box like an image.
 import { useState } from 'react';
 import type { Attachment } from '../api/types';
-import { formatDuration, formatSize, imageBox, isInlineImage } from './attachments';
+import { formatDuration, formatSize, imageBox, isInlineImage, playerOf } from './attachments';
 import { Modal } from './Modal';
 
 export function Attachments({ files }: { files: Attachment[] }) {
@@ -25,6 +27,25 @@ export function Attachments({ files }: { files: Attachment[] }) {
           </button>
         ) : (
           <div key={a.id} className="attachment-file">
+            {playerOf(a) === 'audio' && (
+              <audio
+                className="attachment-player"
+                controls
+                preload="none"
+                src={a.url}
+                aria-label={`Play ${a.filename}`}
+              />
+            )}
+            {playerOf(a) === 'video' && (
+              <video
+                className="attachment-player"
+                controls
+                preload="none"
+                src={a.url}
+                style={imageBox(a)}
+                aria-label={`Play ${a.filename}`}
+              />
+            )}
             <span className="attachment-name" title={a.filename}>
               {a.filename}
             </span>

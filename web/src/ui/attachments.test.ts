@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Attachment } from '../api/types';
-import { formatDuration, formatSize, imageBox, isInlineImage } from './attachments';
+import { formatDuration, formatSize, imageBox, isInlineImage, playerOf } from './attachments';
 
 const file = (over: Partial<Attachment>): Attachment => ({
   id: '1',
@@ -27,6 +27,16 @@ describe('attachments', () => {
     expect(isInlineImage(file({ content_type: 'image/svg+xml' }))).toBe(false);
     expect(isInlineImage(file({ content_type: 'text/plain; charset=utf-8' }))).toBe(false);
     expect(isInlineImage(file({}))).toBe(false);
+  });
+
+  it('plays the recordings and videos media serves inline, and nothing else', () => {
+    expect(playerOf(file({ content_type: 'audio/ogg' }))).toBe('audio');
+    expect(playerOf(file({ content_type: 'audio/opus' }))).toBe('audio');
+    expect(playerOf(file({ content_type: 'audio/mpeg' }))).toBe('audio');
+    expect(playerOf(file({ content_type: 'video/webm' }))).toBe('video');
+    expect(playerOf(file({ content_type: 'video/quicktime' }))).toBe(null);
+    expect(playerOf(file({ content_type: 'image/png' }))).toBe(null);
+    expect(playerOf(file({}))).toBe(null);
   });
 
   it("writes a recording's duration as players show it", () => {

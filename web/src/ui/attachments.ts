@@ -12,6 +12,29 @@ export function isInlineImage(a: Attachment): boolean {
 }
 
 /**
+ * Which player a file plays in, if any: the recordings and videos media serves inline (its
+ * `renders_inline`), which the browser streams from the file's URL with Range requests.
+ */
+export function playerOf(a: Pick<Attachment, 'content_type'>): 'audio' | 'video' | null {
+  const type = a.content_type ?? '';
+  if (
+    [
+      'audio/mpeg',
+      'audio/ogg',
+      'audio/opus',
+      'audio/x-wav',
+      'audio/x-flac',
+      'audio/m4a',
+      'audio/aac',
+    ].includes(type)
+  ) {
+    return 'audio';
+  }
+  if (['video/mp4', 'video/webm'].includes(type)) return 'video';
+  return null;
+}
+
+/**
  * The box an image takes in the list: its own size scaled down to fit [`MAX_BOX`], never up;
  * a fixed box when its size is not known yet.
  */
