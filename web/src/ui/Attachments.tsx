@@ -27,25 +27,7 @@ export function Attachments({ files }: { files: Attachment[] }) {
           </button>
         ) : (
           <div key={a.id} className="attachment-file">
-            {playerOf(a) === 'audio' && (
-              <audio
-                className="attachment-player"
-                controls
-                preload="none"
-                src={a.url}
-                aria-label={`Play ${a.filename}`}
-              />
-            )}
-            {playerOf(a) === 'video' && (
-              <video
-                className="attachment-player"
-                controls
-                preload="none"
-                src={a.url}
-                style={imageBox(a)}
-                aria-label={`Play ${a.filename}`}
-              />
-            )}
+            <Player file={a} />
             <span className="attachment-name" title={a.filename}>
               {a.filename}
             </span>
@@ -72,5 +54,22 @@ export function Attachments({ files }: { files: Attachment[] }) {
         </Modal>
       )}
     </div>
+  );
+}
+
+/** A recording's or a video's player, above its card; nothing for other files. */
+function Player({ file }: { file: Attachment }) {
+  const kind = playerOf(file);
+  if (!kind) return null;
+  const Media = kind;
+  return (
+    <Media
+      className="attachment-player"
+      controls
+      preload="none"
+      src={file.url}
+      style={kind === 'video' ? imageBox(file) : undefined}
+      aria-label={`Play ${file.filename}`}
+    />
   );
 }
