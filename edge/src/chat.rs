@@ -345,8 +345,8 @@ impl Chat {
         let mut id = self.ids.next_id();
         // Media takes the files before anyone can see the message: a message never names a file
         // that is not its own. A retried send (same nonce) whose files were taken gets them
-        // again, with the id of the message they went into: it is that message (stored once,
-        // by the nonce's dedupe, or now if the first try never was).
+        // again, with the id of the message they went into: it is that message (found stored,
+        // or stored once by the nonce's dedupe, or now if the first try never was).
         let attachments = if send.attachments.is_empty() {
             Vec::new()
         } else {
@@ -360,6 +360,24 @@ impl Chat {
                     nonce.as_ref().map(Nonce::as_str),
                 )
                 .await?;
+            if taken_by != id {
+                // That first try may be stored already, perhaps longer ago than the stream's
+                // duplicate window remembers its nonce: then it is the answer, and publishing
+                // it again would deliver it twice.
+                let stored = archive.message(channel, taken_by).await.map_err(|e| {
+                    tracing::warn!(error = %e, "cannot look a retried send's message up");
+                    ChatError::HistoryUnavailable
+                })?;
+                if let Some(mut message) = stored {
+                    // History keeps no nonces; the sender matches its answer by this one.
+                    message.nonce = nonce.as_ref().map(|n| n.as_str().to_owned());
+                    return Ok(Publishing {
+                        message,
+                        ack: None,
+                        started: Instant::now(),
+                    });
+                }
+            }
             id = taken_by;
             files
         };
@@ -402,7 +420,7 @@ impl Chat {
         };
         Ok(Publishing {
             message,
-            ack,
+            ack: Some(ack),
             started,
         })
     }
@@ -415,11 +433,16 @@ impl Chat {
             ack,
             started,
         } = publishing;
-        let ack = self.acknowledgement(ack, started).await?;
-        let mut message = if ack.duplicate {
-            self.stored_message(ack.sequence).await?
-        } else {
-            message
+        let mut message = match ack {
+            None => message,
+            Some(ack) => {
+                let ack = self.acknowledgement(ack, started).await?;
+                if ack.duplicate {
+                    self.stored_message(ack.sequence).await?
+                } else {
+                    message
+                }
+            }
         };
         self.attachments.sign(&mut message);
         Ok(message)
@@ -688,7 +711,8 @@ fn mentions_of(text: &str, rights: &MentionRights) -> Result<Message, ChatError>
 /// A publish JetStream has not answered yet.
 pub struct Publishing {
     message: Message,
-    ack: PublishAckFuture,
+    /// `None` for a retried send found stored already: nothing was published.
+    ack: Option<PublishAckFuture>,
     started: Instant,
 }
 
