@@ -180,14 +180,16 @@ pub async fn standing(
     }))
 }
 
+/// How many members `guild` has (0 for a server that does not exist): a column the database
+/// keeps as members come and go (migration 0009), not a count of them.
 pub async fn member_count(db: impl PgExecutor<'_>, guild: Snowflake) -> Result<u32, sqlx::Error> {
     let n = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM guild_members WHERE guild_id = $1"#,
+        "SELECT member_count FROM guilds WHERE id = $1",
         guild.as_i64()
     )
-    .fetch_one(db)
+    .fetch_optional(db)
     .await?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(0)))
 }
 
 /// How many servers `user` is in (counted with their row locked, for the limit).
@@ -218,8 +220,7 @@ pub async fn ids_of(
 /// The servers `user` is in, as everyone in them sees them.
 pub async fn of_user(db: impl PgExecutor<'_>, user: Snowflake) -> Result<Vec<Guild>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT g.id, g.name, g.icon, g.owner_id,
-                (SELECT count(*) FROM guild_members n WHERE n.guild_id = g.id) AS "member_count!"
+        r#"SELECT g.id, g.name, g.icon, g.owner_id, g.member_count
          FROM guild_members me JOIN guilds g ON g.id = me.guild_id
          WHERE me.user_id = $1 ORDER BY g.id"#,
         user.as_i64()

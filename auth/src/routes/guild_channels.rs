@@ -254,8 +254,15 @@ pub(crate) async fn get(
 ) -> ApiResult<Channel> {
     let mut conn = state.db.acquire().await?;
     let standing = standing(&mut conn, guild, caller, false).await?;
-    let channels = channels_of(&mut conn, guild).await?;
-    Ok(as_seen(&standing, visible(&standing, &channels, id)?))
+    // The one channel, not the server's every channel: edges ask this on every request.
+    let count = guilds::member_count(&mut *conn, guild).await?;
+    let channel = guild_channels::one(&mut conn, id, count)
+        .await?
+        .filter(|c| c.guild_id == Some(guild));
+    Ok(as_seen(
+        &standing,
+        visible(&standing, channel.as_slice(), id)?,
+    ))
 }
 
 /// `PATCH /api/v1/channels/{id}` of a server's channel (MANAGE_CHANNELS in it).
