@@ -50,41 +50,30 @@ fn a_prefix_with_a_nats_wildcard_exits_with_one_line_naming_it() {
     assert!(stderr.contains("--nats-prefix"), "{stderr}");
 }
 
-#[test]
-fn sigterm_stops_the_binary_cleanly() {
-    use std::process::{Command, Stdio};
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly() {
+    use std::process::Command;
     use std::time::{Duration, Instant};
 
     let stack = Stack::get();
-    let port = testkit::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .args(["--http-addr", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("NATTER_NATS_URL", &stack.nats_url)
-        .env("NATTER_NATS_PREFIX", testkit::fresh_prefix().as_str())
-        .env("NATTER_STREAM_MAX_BYTES", "67108864")
-        .env("NATTER_CQL_NODES", &stack.cql_nodes)
-        .env("NATTER_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "edge did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let args = [
+        format!("--nats-url={}", stack.nats_url),
+        format!("--nats-prefix={}", testkit::fresh_prefix()),
+        "--stream-max-bytes=67108864".to_owned(),
+        format!("--cql-nodes={}", stack.cql_nodes),
+        "--log-filter=warn".to_owned(),
+    ];
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_edge"));
+    let mut edge = testkit::ServiceProcess::start_binary(binary, &args).await;
 
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &edge.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let stopping = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = edge.try_wait() {
             break status;
         }
         assert!(

@@ -66,10 +66,10 @@ async fn when_an_edge_is_killed_its_clients_resume_through_discovery_and_miss_no
     let world = World::start(0, &[]).await;
     let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
     let room = world.channel(&ann, "room", &[&bob]).await;
-    let mut doomed = EdgeProcess::spawn(&world, 11, &["--send-rate=1000/1s"]);
-    let survivor = EdgeProcess::spawn(&world, 12, &["--send-rate=1000/1s"]);
-    doomed.ready().await;
-    survivor.ready().await;
+    let (mut doomed, survivor) = tokio::join!(
+        EdgeProcess::start(&world, 11, &["--send-rate=1000/1s"]),
+        EdgeProcess::start(&world, 12, &["--send-rate=1000/1s"]),
+    );
 
     let mut ann_1 = Client::connect(&survivor.gateway(), &ann).await;
     let mut bob_1 = Client::connect(&doomed.gateway(), &bob).await;
@@ -121,7 +121,7 @@ async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_
     let mut ann_1 = Client::connect(&url, &ann).await;
 
     let term = Command::new("kill")
-        .args(["-TERM", &edge.child.id().to_string()])
+        .args(["-TERM", &edge.process.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
@@ -130,7 +130,7 @@ async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_
     assert!(ann_1.closed().await.is_some());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = edge.child.try_wait().unwrap() {
+        if let Some(status) = edge.process.try_wait() {
             break status;
         }
         assert!(

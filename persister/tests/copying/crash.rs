@@ -2,7 +2,7 @@
 //! event the stream acknowledged ends up in the store, exactly once.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,45 +14,33 @@ use proto::{Snowflake, SnowflakeGenerator};
 use scylla::client::session::Session;
 use store::cql::CqlConfig;
 use store::schema::bucket_of;
-use testkit::Stack;
+use testkit::{ServiceProcess, Stack};
 
 struct PersisterProcess {
-    child: Child,
-    metrics_port: u16,
+    process: ServiceProcess,
 }
 
 impl PersisterProcess {
     async fn start(stack: &Stack, prefix: &Prefix, keyspace: &str) -> Self {
-        let (port, metrics_port) = (testkit::free_port(), testkit::free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_persister"))
-            .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        let args = [
             // Small bites, so the kill lands with work in hand.
-            .args(["--in-flight", "8", "--batch", "50"])
-            .env("NATTER_NATS_URL", &stack.nats_url)
-            .env("NATTER_NATS_PREFIX", prefix.as_str())
-            .env("NATTER_STREAM_MAX_BYTES", "67108864")
-            .env("NATTER_CQL_NODES", &stack.cql_nodes)
-            .env("NATTER_CQL_KEYSPACE", keyspace)
-            .env("NATTER_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start a persister process");
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        testkit::eventually(
-            "the persister to be ready",
-            Duration::from_secs(30),
-            || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
-        )
-        .await;
+            "--in-flight=8".to_owned(),
+            "--batch=50".to_owned(),
+            format!("--nats-url={}", stack.nats_url),
+            format!("--nats-prefix={}", prefix.as_str()),
+            "--stream-max-bytes=67108864".to_owned(),
+            format!("--cql-nodes={}", stack.cql_nodes),
+            format!("--cql-keyspace={keyspace}"),
+            "--log-filter=warn".to_owned(),
+        ];
+        let binary = Path::new(env!("CARGO_BIN_EXE_persister"));
         Self {
-            child,
-            metrics_port,
+            process: ServiceProcess::start_binary(binary, &args).await,
         }
     }
 
     async fn written(&self) -> u64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let url = format!("http://127.0.0.1:{}/metrics", self.process.metrics_port);
         let Ok(response) = reqwest::get(&url).await else {
             return 0;
         };
@@ -126,8 +114,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
         || async { (first.written().await >= 200).then_some(()) },
     )
     .await;
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    first.process.kill();
     let stream = js.get_stream(subjects.chat_stream_name()).await.unwrap();
     let left = stream
         .consumer_info(persister::consume::DURABLE)
@@ -170,8 +157,7 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
     assert_eq!(stored.len(), EVENTS);
     assert_eq!(stored, expected);
     for survivor in [&mut restarted, &mut other] {
-        survivor.child.kill().unwrap();
-        let _ = survivor.child.wait();
+        survivor.process.kill();
     }
     js.delete_stream(subjects.chat_stream_name()).await.unwrap();
 }

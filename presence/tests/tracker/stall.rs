@@ -4,7 +4,8 @@
 //!
 //! Presence runs as its own process here, so the test can stop it (SIGSTOP) and let it go on.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,63 +14,42 @@ use proto::api::presence::PresenceStatus;
 use proto::events::Event;
 use proto::subjects::Subjects;
 use proto::tracker::{Heartbeat, Report, SessionEntry, SessionStatus};
-use testkit::Stack;
+use testkit::{ServiceProcess, Stack};
 
 const EXPIRY: Duration = Duration::from_secs(1);
 
 /// The presence binary, killed when dropped.
 struct PresenceProcess {
-    child: Child,
-    port: u16,
-    metrics_port: u16,
+    process: ServiceProcess,
 }
 
 impl PresenceProcess {
-    fn start(stack: &Stack, subjects: &Subjects) -> Self {
-        let (port, metrics_port) = (testkit::free_port(), testkit::free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_presence"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args([
-                format!("--http-addr=127.0.0.1:{port}"),
-                format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-                format!("--nats-url={}", stack.nats_url),
-                format!("--nats-prefix={}", subjects.prefix()),
-                format!("--redis-url={}", stack.redis_url),
-                format!("--expiry={}ms", EXPIRY.as_millis()),
-                "--reconnect-grace=1s".to_owned(),
-                "--sweep-interval=100ms".to_owned(),
-                "--log-filter=warn".to_owned(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the presence binary");
+    async fn start(stack: &Stack, subjects: &Subjects) -> Self {
+        let args = [
+            format!("--nats-url={}", stack.nats_url),
+            format!("--nats-prefix={}", subjects.prefix()),
+            format!("--redis-url={}", stack.redis_url),
+            format!("--expiry={}ms", EXPIRY.as_millis()),
+            "--reconnect-grace=1s".to_owned(),
+            "--sweep-interval=100ms".to_owned(),
+            "--log-filter=warn".to_owned(),
+        ];
+        let binary = Path::new(env!("CARGO_BIN_EXE_presence"));
         Self {
-            child,
-            port,
-            metrics_port,
+            process: ServiceProcess::start_binary(binary, &args).await,
         }
-    }
-
-    async fn ready(&self) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        testkit::eventually("presence to be ready", Duration::from_secs(20), || async {
-            (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
-        })
-        .await;
     }
 
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
+            .args([format!("-{signal}"), self.process.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed");
     }
 
     async fn dead_edges(&self) -> u64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let url = format!("http://127.0.0.1:{}/metrics", self.process.metrics_port);
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
         text.lines()
             .find(|l| l.starts_with("natter_presence_dead_edges_total"))
@@ -81,8 +61,6 @@ impl PresenceProcess {
 impl Drop for PresenceProcess {
     fn drop(&mut self) {
         self.signal("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -90,8 +68,7 @@ impl Drop for PresenceProcess {
 async fn a_presence_stalled_longer_than_the_expiry_declares_no_heartbeating_edge_dead() {
     let stack = Stack::get();
     let subjects = Subjects::new(testkit::fresh_prefix());
-    let presence = PresenceProcess::start(&stack, &subjects);
-    presence.ready().await;
+    let presence = PresenceProcess::start(&stack, &subjects).await;
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
     let (edge, user) = (Snowflake::from_u64(7), Snowflake::from_u64(7001));
     let mut others = nats.subscribe(subjects.presence(user)).await.unwrap();

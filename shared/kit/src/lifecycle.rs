@@ -85,7 +85,11 @@ where
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = service.port(), "{name} started");
+    tracing::info!(
+        port = service.port(),
+        metrics_port = service.metrics_port(),
+        "{name} started"
+    );
     match service.run_until_stopped(shutdown).await {
         Ok(()) => {
             tracing::info!("{name} stopped");
