@@ -11,6 +11,8 @@
 //!   channel stops reaching everyone.
 //! - [`react`]: a hot message: every member of a large channel reacts to it once.
 //! - [`mentions`]: what unread mention counts cost READY (`ready-mentions`).
+//! - [`media`]: files uploaded and downloaded through media at two sizes, its memory, and the
+//!   time from a photo's send to its processed update on another member's screen.
 //! - [`search`]: a large server's messages indexed, searched by many at once, and the live lag.
 //! - [`server`]: a server built over REST for a scenario, and the edges' REST routes.
 //! - [`raw`]: the machine's limit: pre-built frames written to sockets by nothing but a loop.
@@ -25,6 +27,7 @@ pub mod device;
 pub mod drain;
 pub mod guild;
 pub mod idle;
+pub mod media;
 pub mod mentions;
 pub mod plot;
 pub mod population;
@@ -86,6 +89,9 @@ pub enum Scenario {
     /// A server filled with a backlog straight into the chat stream: indexing rate, query
     /// latency and hits under concurrent searches, and the live lag from send to found.
     Search(search::Args),
+    /// Files through media: upload and download MiB/s and per-request times at each size and
+    /// concurrency, media's peak RSS, and a photo's send to its processed MESSAGE_UPDATE.
+    Media(media::Args),
     /// Holds a share of a run's devices for the process that started it (see `worker`).
     #[command(hide = true)]
     Worker,
@@ -105,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::React(args) => react::run(args).await,
         Scenario::ReadyMentions(args) => mentions::run(args).await,
         Scenario::Search(args) => search::run(args).await,
+        Scenario::Media(args) => media::run(args).await,
         Scenario::Worker => worker::work().await,
     }
 }

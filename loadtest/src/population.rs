@@ -6,7 +6,7 @@
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
-use proto::api::auth::{SignUpRequest, Tokens};
+use proto::api::auth::{SignInRequest, SignUpRequest, Tokens};
 use proto::api::channels::{self, CreateChannelRequest, UsernameRequest};
 use proto::api::consent::{Audience, UpdateSettingsRequest};
 use serde::Serialize;
@@ -76,7 +76,7 @@ impl Population {
                 let name = format!("{tag}_{i}");
                 let sign_up = SignUpRequest {
                     username: name.clone(),
-                    password: format!("loadtest {name} password"),
+                    password: password_of(&name),
                     display_name: None,
                 };
                 let tokens: Tokens = self
@@ -104,6 +104,35 @@ impl Population {
                 .await
                 .context("letting anyone add the user to channels")?;
                 Ok::<_, anyhow::Error>(User { name, token })
+            })
+            .buffered(8)
+            .try_collect()
+            .await
+    }
+
+    /// Signs in the `count` users an earlier run signed up as `{tag}_{i}` (sign-ins are not
+    /// held to auth's sign-up rate, 10 an hour per address by default).
+    pub async fn sign_in(&self, tag: &str, count: usize) -> anyhow::Result<Vec<User>> {
+        futures::stream::iter(0..count)
+            .map(|i| async move {
+                let name = format!("{tag}_{i}");
+                let sign_in = SignInRequest {
+                    username: name.clone(),
+                    password: password_of(&name),
+                };
+                let tokens: Tokens = self
+                    .call(
+                        reqwest::Method::POST,
+                        "/api/v1/auth/sign-in",
+                        None,
+                        &sign_in,
+                    )
+                    .await
+                    .with_context(|| format!("signing in {name}, signed up by an earlier run"))?;
+                Ok::<_, anyhow::Error>(User {
+                    name,
+                    token: tokens.access_token,
+                })
             })
             .buffered(8)
             .try_collect()
@@ -171,4 +200,9 @@ impl Population {
         }
         Ok(channels)
     }
+}
+
+/// The password a load-test user `name` signs up and signs in with.
+fn password_of(name: &str) -> String {
+    format!("loadtest {name} password")
 }
