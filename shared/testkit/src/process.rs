@@ -222,6 +222,12 @@ fn ports_in(line: &str) -> Option<(u16, u16)> {
     Some((port("port")?, port("metrics_port")?))
 }
 
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{own_flag, ports_in};
@@ -243,11 +249,5 @@ mod tests {
             Some("--log-filter=warn,kit::lifecycle=info")
         );
         assert_eq!(own_flag("--worker-id=3").as_deref(), Some("--worker-id=3"));
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
