@@ -3,8 +3,10 @@
 //!
 //! Bytes always travel as streams: an upload is written in chunks of [`PART_SIZE`] (a multipart
 //! upload on S3, a temporary file on disk, renamed into place when complete), and a download is
-//! read the same way, so a 25 MiB file never sits whole in the process's memory.
+//! read as a stream too (the store's response body on S3, [`FILE_READ_SIZE`] at a time from disk),
+//! so a 25 MiB file never sits whole in the process's memory.
 
+use std::io::SeekFrom;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,11 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
 
 /// The size of each part an upload is written in. S3 refuses parts under 5 MiB but the last.
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -101,6 +107,8 @@ pub enum StorageError {
     Aborted(String),
     #[error("the store failed: {0}")]
     Store(#[from] object_store::Error),
+    #[error("the file cannot be read: {0}")]
+    Read(std::io::Error),
 }
 
 impl StorageError {
@@ -110,6 +118,27 @@ impl StorageError {
             e => Self::Store(e),
         }
     }
+}
+
+/// How much of a file on local disk one read takes. `object_store` reads one 8 KiB at a time,
+/// each read a task of its own on the blocking pool: 3,200 of them for a 25 MiB file, which made
+/// downloads from disk a fifth as fast as uploads to it.
+const FILE_READ_SIZE: usize = 256 * 1024;
+
+/// `range` of a file on local disk, read [`FILE_READ_SIZE`] at a time.
+fn read_file(
+    file: std::fs::File,
+    range: Range<u64>,
+) -> futures::stream::BoxStream<'static, Result<Bytes, StorageError>> {
+    let mut file = tokio::fs::File::from_std(file);
+    futures::stream::once(async move {
+        file.seek(SeekFrom::Start(range.start)).await?;
+        let wanted = file.take(range.end - range.start);
+        Ok::<_, std::io::Error>(ReaderStream::with_capacity(wanted, FILE_READ_SIZE))
+    })
+    .try_flatten()
+    .map_err(StorageError::Read)
+    .boxed()
 }
 
 /// A stored file's size and when it was last written.
@@ -249,14 +278,12 @@ impl Storage {
             .get_opts(key, options)
             .await
             .map_err(StorageError::from_store)?;
-        Ok(Download {
-            size: result.meta.size,
-            range: result.range.clone(),
-            body: result
-                .into_stream()
-                .map_err(StorageError::from_store)
-                .boxed(),
-        })
+        let (size, range) = (result.meta.size, result.range.clone());
+        let body = match result.payload {
+            GetResultPayload::File(file, _) => read_file(file, range.clone()),
+            GetResultPayload::Stream(stream) => stream.map_err(StorageError::from_store).boxed(),
+        };
+        Ok(Download { size, range, body })
     }
 
     pub async fn stat(&self, key: &Path) -> Result<Stat, StorageError> {
