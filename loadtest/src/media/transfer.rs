@@ -48,6 +48,10 @@ impl Media {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
+                // Below media's 10 s for an idle kept-alive connection (`--header-read-timeout`),
+                // so a request never goes out on a connection media is closing; one of 50
+                // downloads after a long upload phase did.
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()?,
             base: base.clone(),
         })
