@@ -4,9 +4,9 @@
 //!
 //!     cargo bench -p media --bench thumbnail
 //!
-//! The photos are made here (smooth light and colour with sensor-like noise, as
-//! loadtest's `media` scenario sends), so no fixture is committed. Beside the whole function it
-//! times the decode alone, the part no preview size changes.
+//! The photos are the ones loadtest's `media` scenario sends (`loadtest::media::photo`: smooth
+//! light and colour with sensor-like noise), made on the spot, so no fixture is committed.
+//! Beside the whole function it times the decode alone, the part no preview size changes.
 //!
 //! Not a test: it prints figures for docs/BENCHMARKS.md. Run it on an idle machine.
 #![allow(clippy::print_stdout)]
@@ -14,8 +14,6 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use image::codecs::jpeg::JpegEncoder;
-use image::{Rgb, RgbImage};
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -25,7 +23,7 @@ const ROUNDS: usize = 10;
 
 fn main() {
     let photos: Vec<Bytes> = (0..PHOTOS)
-        .map(|seed| Bytes::from(photo(WIDTH, HEIGHT, seed)))
+        .map(|seed| Bytes::from(loadtest::media::photo::jpeg(WIDTH, HEIGHT, seed)))
         .collect();
     let sizes: Vec<String> = photos
         .iter()
@@ -71,34 +69,4 @@ fn line(what: &str, mut times: Vec<Duration>) {
         times.last().map_or(0.0, |t| t.as_secs_f64() * 1e3),
         times.len()
     );
-}
-
-/// A photo-like JPEG: the same recipe as loadtest's `media` scenario (`loadtest/src/media/
-/// photo.rs`), repeated here rather than making a service crate's bench depend on the load
-/// harness. Smooth light and colour over the frame plus noise of up to 12 in each channel, at
-/// quality 90: about a phone photo's size, where a flat colour would decode in a blink.
-fn photo(width: u32, height: u32, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut noise = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 32) as i32 % 13
-    };
-    let phase = (seed % 97) as f32 * 0.37;
-    let (w, h) = (width as f32, height as f32);
-    let image = RgbImage::from_fn(width, height, |x, y| {
-        let (fx, fy) = (x as f32 / w, y as f32 / h);
-        let smooth = [
-            128.0 + 90.0 * (fx * 6.3 + phase).sin() * (fy * 4.1).cos(),
-            120.0 + 70.0 * ((fx + fy) * 9.0 + phase).sin(),
-            100.0 + 80.0 * (fx * 3.0 - fy * 7.0).cos() * (fx * fy * 20.0 + phase).sin(),
-        ];
-        Rgb(smooth.map(|c| (c as i32 + noise()).clamp(0, 255) as u8))
-    });
-    let mut out = Vec::new();
-    image
-        .write_with_encoder(JpegEncoder::new_with_quality(&mut out, 90))
-        .expect("encoding to memory cannot fail");
-    out
 }
