@@ -196,7 +196,7 @@ async fn an_edge_a_persister_and_an_auth_killed_mid_chat_lose_nothing() {
     let settled = Instant::now();
 
     chat.settle_and_check(settled).await;
-    let survivor = format!("http://127.0.0.1:{}", edges[2].port);
+    let survivor = format!("http://127.0.0.1:{}", edges[2].process.port);
     let stored = chat.check_stored(&world, &survivor).await;
     let acked = chat.acked().len();
     eprintln!(

@@ -52,7 +52,6 @@ fn a_prefix_with_a_nats_wildcard_exits_with_one_line_naming_it() {
 
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly() {
-    use std::process::Command;
     use std::time::{Duration, Instant};
 
     let stack = Stack::get();
@@ -66,11 +65,7 @@ async fn sigterm_stops_the_binary_cleanly() {
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_edge"));
     let mut edge = testkit::ServiceProcess::start_binary(binary, &args).await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &edge.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    edge.signal("TERM");
     let stopping = Instant::now();
     let status = loop {
         if let Some(status) = edge.try_wait() {

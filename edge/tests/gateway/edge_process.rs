@@ -10,7 +10,6 @@ use crate::support::World;
 /// An edge running as its own process (on ports the OS chose), so a test can SIGKILL it.
 pub(crate) struct EdgeProcess {
     pub(crate) process: ServiceProcess,
-    pub(crate) port: u16,
 }
 
 impl EdgeProcess {
@@ -26,12 +25,11 @@ impl EdgeProcess {
         .collect();
         let process =
             ServiceProcess::start_binary(Path::new(env!("CARGO_BIN_EXE_edge")), &args).await;
-        let port = process.port;
-        Self { process, port }
+        Self { process }
     }
 
     pub(crate) fn gateway(&self) -> String {
-        format!("ws://127.0.0.1:{}/gateway", self.port)
+        format!("ws://127.0.0.1:{}/gateway", self.process.port)
     }
 
     /// SIGKILL: the edge says goodbye to nobody.

@@ -1,7 +1,6 @@
 //! Missed events: a client that loses its socket, for any reason, resumes on any edge and ends with
 //! every acknowledged message exactly once, in order.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -120,11 +119,7 @@ async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_
     let url = edge.gateway();
     let mut ann_1 = Client::connect(&url, &ann).await;
 
-    let term = Command::new("kill")
-        .args(["-TERM", &edge.process.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    edge.process.signal("TERM");
     let reconnect = ann_1.next().await.expect("RECONNECT before the close");
     assert_eq!(reconnect["op"], 7, "{reconnect}");
     assert!(ann_1.closed().await.is_some());

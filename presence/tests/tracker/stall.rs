@@ -5,7 +5,6 @@
 //! Presence runs as its own process here, so the test can stop it (SIGSTOP) and let it go on.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -40,14 +39,6 @@ impl PresenceProcess {
         }
     }
 
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.process.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
     async fn dead_edges(&self) -> u64 {
         let url = format!("http://127.0.0.1:{}/metrics", self.process.metrics_port);
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
@@ -60,7 +51,7 @@ impl PresenceProcess {
 
 impl Drop for PresenceProcess {
     fn drop(&mut self) {
-        self.signal("CONT");
+        self.process.signal("CONT");
     }
 }
 
@@ -103,9 +94,9 @@ async fn a_presence_stalled_longer_than_the_expiry_declares_no_heartbeating_edge
     assert_eq!(online, PresenceStatus::Online);
 
     // Presence stops for three expiries; the edge goes on heartbeating into its queue.
-    presence.signal("STOP");
+    presence.process.signal("STOP");
     tokio::time::sleep(EXPIRY * 3).await;
-    presence.signal("CONT");
+    presence.process.signal("CONT");
 
     // Long enough for a sweep that trusted the stale deadlines to have said offline.
     let after = next_update(&mut others, EXPIRY * 3).await;

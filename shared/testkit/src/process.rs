@@ -167,6 +167,18 @@ impl ServiceProcess {
         self.child.as_ref().expect("a running process").id()
     }
 
+    /// Sends it `signal` (`TERM`, `STOP`, `CONT`, ...).
+    ///
+    /// # Panics
+    /// After [`Self::kill`], or when `kill` fails.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// How it exited, if it has.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
