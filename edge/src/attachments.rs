@@ -63,6 +63,9 @@ fn signing_secret(s: &str) -> Result<Secret<String>, String> {
     Ok(Secret::new(s.to_owned()))
 }
 
+/// Where media's own upload route begins (a slot's URL on local disk).
+const MEDIA_UPLOADS: &str = "/api/v1/uploads/";
+
 /// How long media may take to move a message's uploads into place (on S3 a copy per file).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -146,13 +149,19 @@ impl Attachments {
         for (mut staged, slot) in files.into_iter().zip(slots.attachments) {
             use tokio::io::AsyncSeekExt;
             staged.file.rewind().await.map_err(ApiError::internal)?;
-            // Media hands out URLs as clients reach it; the edge reaches it at `--media-url`.
+            // A slot is a presigned PUT to the store (S3), taken as it is, or media's own upload
+            // route as clients reach it, which the edge reaches at `--media-url`.
             let handed_out = url::Url::parse(&slot.upload_url).map_err(ApiError::internal)?;
-            let mut put_url = self
-                .media_url
-                .join(handed_out.path())
-                .map_err(ApiError::internal)?;
-            put_url.set_query(handed_out.query());
+            let put_url = if handed_out.path().starts_with(MEDIA_UPLOADS) {
+                let mut at_media = self
+                    .media_url
+                    .join(handed_out.path())
+                    .map_err(ApiError::internal)?;
+                at_media.set_query(handed_out.query());
+                at_media
+            } else {
+                handed_out
+            };
             let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(staged.file));
             let answer = self
                 .http

@@ -47,14 +47,22 @@ pub struct Files {
     links: FileLinks,
     ids: std::sync::Arc<SnowflakeGenerator>,
     stripping: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The largest file a message may take (`--max-file-size`).
+    max_file_size: u64,
 }
 
 impl Files {
-    pub fn new(storage: Storage, links: FileLinks, ids: SnowflakeGenerator) -> Self {
+    pub fn new(
+        storage: Storage,
+        links: FileLinks,
+        ids: SnowflakeGenerator,
+        max_file_size: u64,
+    ) -> Self {
         Self {
             storage,
             links,
             ids: std::sync::Arc::new(ids),
+            max_file_size,
             stripping: std::sync::Arc::new(tokio::sync::Semaphore::new(STRIPPING_AT_ONCE)),
         }
     }
@@ -171,6 +179,18 @@ impl Files {
                 }
                 Err(e) => return Err(refused(ErrorCode::Internal, &field, e.to_string())),
             };
+            if size > self.max_file_size {
+                // The store took more than the slot allowed (one that does not check a presigned
+                // upload's signed size): it is never taken, and goes now rather than at its sweep.
+                if let Err(e) = self.storage.delete(&from).await {
+                    tracing::warn!(error = %e, "cannot delete an upload over the limit");
+                }
+                return Err(refused(
+                    ErrorCode::PayloadTooLarge,
+                    &field,
+                    format!("a file may hold at most {} bytes", self.max_file_size),
+                ));
+            }
             let id = self.ids.next_id();
             let to = file_key(claim.channel_id, claim.message_id, id, &filename);
             moves.push((from, to, id, filename, size));

@@ -208,6 +208,7 @@ impl Media {
             storage.clone(),
             FileLinks::new(&public_url, signer.clone(), config.file_url_ttl),
             proto::SnowflakeGenerator::new(config.worker_id).map_err(Error::WorkerId)?,
+            config.max_file_size,
         );
         let nats_for_processing = nats.clone();
         let requests = Requests {

@@ -5,12 +5,17 @@
 //! upload on S3, a temporary file on disk, renamed into place when complete), and a download is
 //! read as a stream too (the store's response body on S3, [`FILE_READ_SIZE`] at a time from disk),
 //! so a 25 MiB file never sits whole in the process's memory.
+//!
+//! On S3 a client's upload does not pass through media at all: [`Storage::presigned_put`] hands
+//! out a presigned PUT straight to the store, whose signature binds the key, the expiry and the
+//! announced size (`content-length` is a signed header, so the store refuses any other size
+//! before it stores a byte).
 
 use std::io::SeekFrom;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -76,6 +81,11 @@ pub struct StorageConfig {
     #[arg(long = "s3-endpoint", env = "NATTER_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
+    /// Where clients reach the store, when not at `--s3-endpoint` (a public name in front of a
+    /// store media reaches on a private network): presigned upload URLs point there.
+    #[arg(long = "s3-public-endpoint", env = "NATTER_S3_PUBLIC_ENDPOINT")]
+    pub s3_public_endpoint: Option<String>,
+
     /// The bucket files are kept in with `--storage s3`.
     #[arg(long = "s3-bucket", env = "NATTER_S3_BUCKET", default_value = "natter")]
     pub s3_bucket: String,
@@ -109,6 +119,8 @@ pub enum StorageError {
     Store(#[from] object_store::Error),
     #[error("the file cannot be read: {0}")]
     Read(std::io::Error),
+    #[error("the S3 endpoint {0:?} cannot be used: {1}")]
+    Endpoint(String, String),
 }
 
 impl StorageError {
@@ -162,6 +174,8 @@ pub struct Download {
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
+    /// Signs upload URLs straight to the store: S3 with keys configured.
+    presigner: Option<Arc<Presigner>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -212,10 +226,28 @@ impl Storage {
         } else {
             Arc::new(PrefixStore::new(inner, config.prefix.as_str()))
         };
+        let presigner = match config.backend {
+            Backend::S3 => Presigner::new(config)?.map(Arc::new),
+            Backend::Local => None,
+        };
+        if config.backend == Backend::S3 && presigner.is_none() {
+            tracing::warn!(
+                "no --s3-access-key-id and --s3-secret-access-key: uploads cannot be presigned, \
+                 so they pass through media"
+            );
+        }
         Ok(Self {
             store,
             backend: config.backend,
+            presigner,
         })
+    }
+
+    /// A URL that PUTs exactly `size` bytes to `key` straight into the store until `ttl` has
+    /// passed, when the store takes presigned uploads (S3); `None` means uploads go through
+    /// media.
+    pub fn presigned_put(&self, key: &Path, size: u64, ttl: Duration) -> Option<String> {
+        Some(self.presigner.as_ref()?.put(key, size, ttl))
     }
 
     pub fn backend(&self) -> Backend {
@@ -344,6 +376,60 @@ impl Storage {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// Presigned PUTs to S3 (SigV4 in the query), signed by `rusty-s3`: object_store's own signer
+/// will not put `content-length` among the signed headers, and without it a presigned PUT takes a
+/// body of any size.
+struct Presigner {
+    /// The bucket as clients reach it: by path on a self-hosted store (as media addresses it),
+    /// by its own host name on AWS.
+    bucket: rusty_s3::Bucket,
+    credentials: rusty_s3::Credentials,
+    /// What `Storage` puts before every key.
+    prefix: Path,
+}
+
+impl Presigner {
+    fn new(config: &StorageConfig) -> Result<Option<Self>, StorageError> {
+        let (Some(id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key)
+        else {
+            return Ok(None);
+        };
+        let (endpoint, style) = match (&config.s3_public_endpoint, &config.s3_endpoint) {
+            (Some(endpoint), _) | (None, Some(endpoint)) => {
+                (endpoint.clone(), rusty_s3::UrlStyle::Path)
+            }
+            (None, None) => (
+                format!("https://s3.{}.amazonaws.com", config.s3_region),
+                rusty_s3::UrlStyle::VirtualHost,
+            ),
+        };
+        let url = url::Url::parse(&endpoint)
+            .map_err(|e| StorageError::Endpoint(endpoint.clone(), e.to_string()))?;
+        let bucket = rusty_s3::Bucket::new(
+            url,
+            style,
+            config.s3_bucket.clone(),
+            config.s3_region.clone(),
+        )
+        .map_err(|e| StorageError::Endpoint(endpoint, e.to_string()))?;
+        Ok(Some(Self {
+            bucket,
+            credentials: rusty_s3::Credentials::new(id.clone(), secret.expose().clone()),
+            prefix: Path::from(config.prefix.as_str()),
+        }))
+    }
+
+    fn put(&self, key: &Path, size: u64, ttl: Duration) -> String {
+        use rusty_s3::S3Action;
+        // The object's key as object_store writes it (under the prefix).
+        let full = Path::from_iter(self.prefix.parts().chain(key.parts()));
+        let mut put =
+            rusty_s3::actions::PutObject::new(&self.bucket, Some(&self.credentials), full.as_ref());
+        put.headers_mut().insert("content-length", size.to_string());
+        put.sign(ttl).into()
     }
 }
 

@@ -1,6 +1,6 @@
-//! Files in messages through the edge: media (in process, on a folder of local disk) takes the
-//! uploads a send names, every copy of the message carries working links, and deleting the
-//! message deletes its files.
+//! Files in messages through the edge: media (in process, on a folder of local disk, or on the
+//! stack's SeaweedFS over S3) takes the uploads a send names, every copy of the message carries
+//! working links, and deleting the message deletes its files.
 
 use proto::Snowflake;
 use proto::permissions::Permissions;
@@ -35,9 +35,34 @@ impl Files {
 
     /// As [`Files::start`], with more settings for media.
     pub(crate) async fn start_with(media_args: &[String]) -> Self {
-        let mut world = World::start(0, &[]).await;
         let dir = std::env::temp_dir().join(testkit::unique("edge-media"));
         std::fs::create_dir_all(&dir).expect("a folder for media");
+        let local = [
+            "--storage=local".to_owned(),
+            format!("--storage-dir={}", dir.display()),
+        ];
+        Self::start_on(&local, media_args).await
+    }
+
+    /// As [`Files::start`], media keeping its files on the stack's SeaweedFS (S3), under a
+    /// prefix of this test's own.
+    pub(crate) async fn start_on_s3() -> Self {
+        let s3 = testkit::Stack::get().s3();
+        let storage = [
+            "--storage=s3".to_owned(),
+            format!("--s3-endpoint={}", s3.endpoint),
+            format!("--s3-bucket={}", s3.bucket),
+            format!("--s3-region={}", s3.region),
+            format!("--s3-access-key-id={}", s3.access_key_id),
+            format!("--s3-secret-access-key={}", s3.secret_access_key),
+            format!("--storage-prefix={}", testkit::unique("edge-media")),
+        ];
+        Self::start_on(&storage, &[]).await
+    }
+
+    /// Media on the store `storage` names, with more settings `media_args`.
+    async fn start_on(storage: &[String], media_args: &[String]) -> Self {
+        let mut world = World::start(0, &[]).await;
         let config: media::Config = kit::config::try_parse_from(
             [
                 "media".to_owned(),
@@ -47,11 +72,10 @@ impl Files {
                 "--metrics-addr=127.0.0.1:0".to_owned(),
                 format!("--auth-url={}", world.auth.url("")),
                 format!("--url-signing-secret={SECRET}"),
-                "--storage=local".to_owned(),
-                format!("--storage-dir={}", dir.display()),
                 "--log-filter=warn".to_owned(),
             ]
             .into_iter()
+            .chain(storage.iter().cloned())
             .chain(media_args.iter().cloned()),
         )
         .expect("valid media config");
@@ -601,6 +625,44 @@ async fn a_script_sends_files_in_one_multipart_request_and_bad_parts_are_refused
 
     world.persisted().await;
     assert_eq!(files.history(&ann, channel).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_scripts_files_go_straight_to_the_store_and_come_back_through_their_links() {
+    // The edge PUTs each file of a multipart send to the presigned URL media hands out, so media
+    // never holds the bytes; the message's links then serve them from the store.
+    let files = Files::start_on_s3().await;
+    let world = &files.world;
+    let ann = world.sign_up("ann").await;
+    let channel = world.channel(&ann, "photos", &[]).await;
+    let photo = png();
+    let notes = "milk, eggs, violet kettle drums (été)".as_bytes().to_vec();
+    let (status, sent) = files
+        .post_multipart(
+            &ann,
+            channel,
+            Some(json!({"content": "two files", "nonce": "s3"})),
+            &[
+                ("files[0]", "cat photo.png", &photo),
+                ("files[1]", "liste #1 été.txt", &notes),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let sent_files = sent["attachments"].as_array().unwrap();
+    assert_eq!(sent_files.len(), 2, "{sent}");
+    assert_eq!(sent_files[0]["filename"], "cat photo.png");
+    assert_eq!(sent_files[0]["width"], 3);
+    assert_eq!(sent_files[1]["filename"], "liste #1 été.txt");
+    assert_eq!(sent_files[1]["size"], notes.len());
+    assert_eq!(
+        files.fetch(sent_files[0]["url"].as_str().unwrap()).await,
+        (200, photo)
+    );
+    assert_eq!(
+        files.fetch(sent_files[1]["url"].as_str().unwrap()).await,
+        (200, notes)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,8 +108,9 @@ impl Media {
             .send()
             .await
             .map_err(|e| failed(0, &e))?;
+        // 204 from media (local disk), 200 from the store itself (a presigned PUT on S3).
         let status = response.status().as_u16();
-        if status != 204 {
+        if !response.status().is_success() {
             return Err(failed(status, &response.text().await.unwrap_or_default()));
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! Discord's upload flow: `POST /api/v1/channels/{id}/attachments` hands out a signed slot per
 //! file, the client PUTs each file's bytes to its slot, and then names the uploads in its message.
+//! A slot is a presigned PUT straight to the store on S3 (media never sees the bytes), and
+//! media's own [`upload`] route on local disk; both take exactly the announced size, once signed.
 //!
 //! An upload is kept at `uploads/{channel}/{user}/{nonce}/{filename}` until a message takes it
 //! (moving it out of `uploads/`) or the sweeper deletes it as never used. Its name says whose and
@@ -55,15 +57,27 @@ pub async fn create_slots(
             let nonce = nonce();
             let upload_filename =
                 format!("{channel}/{user}/{nonce}/{}", file.filename.as_str());
-            let size = file.file_size.to_string();
-            let signature = state
-                .signer
-                .sign(&["PUT", &upload_filename, &size], expires);
-            let upload_url = format!(
-                "{}/api/v1/uploads/{channel}/{user}/{nonce}/{}?size={size}&expires={expires}&signature={signature}",
-                state.settings.public_url,
-                utf8_percent_encode(file.filename.as_str(), NON_ALPHANUMERIC),
-            );
+            let key = Path::from_iter([
+                UPLOADS,
+                &channel.to_string(),
+                &user.to_string(),
+                &nonce,
+                file.filename.as_str(),
+            ]);
+            let upload_url = state
+                .storage
+                .presigned_put(&key, file.file_size, state.settings.upload_url_ttl)
+                .unwrap_or_else(|| {
+                    let size = file.file_size.to_string();
+                    let signature = state
+                        .signer
+                        .sign(&["PUT", &upload_filename, &size], expires);
+                    format!(
+                        "{}/api/v1/uploads/{channel}/{user}/{nonce}/{}?size={size}&expires={expires}&signature={signature}",
+                        state.settings.public_url,
+                        utf8_percent_encode(file.filename.as_str(), NON_ALPHANUMERIC),
+                    )
+                });
             UploadSlot {
                 id: file.id,
                 upload_url,
