@@ -1,8 +1,9 @@
 // Debian's Chromium driven by playwright-core (its own browser download cannot work here), and
 // the steps every e2e file shares: signing up and in, REST calls that set the stage, invites.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterEach } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const CANDIDATES = [process.env.NATTER_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
@@ -95,6 +96,28 @@ export async function person(browser, services, { name, edge, viewport = { width
   people.push(p);
   return p;
 }
+
+// A step that fails leaves evidence of what each person saw: a screenshot of every page, and the
+// gateway frames it last received with its page errors (web/e2e/out/failures/). A step that
+// passes on a rerun leaves the failure explained, or at least narrowed.
+afterEach(async (t) => {
+  if (t.passed) return;
+  const dir = new URL('./out/failures/', import.meta.url).pathname;
+  mkdirSync(dir, { recursive: true });
+  const step = t.name.replace(/[^\w-]+/g, '-').slice(0, 80);
+  for (const p of people) {
+    const file = join(dir, `${step}.${p.name}`);
+    try {
+      await p.page.screenshot({ path: `${file}.png`, timeout: 5_000 });
+    } catch (e) {
+      console.log(`# no screenshot of ${p.name}'s page: ${e.message}`);
+    }
+    const frames = p.frames.slice(-60).map((f) => ({ op: f.op, t: f.t, s: f.s, d: f.d }));
+    const errors = p.errors.map((e) => String(e.stack ?? e));
+    writeFileSync(`${file}.json`, JSON.stringify({ url: p.page.url(), errors, frames }, null, 1));
+  }
+  console.log(`# step failed: each page's screenshot and last gateway frames in ${dir}`);
+});
 
 export async function screenshot(page, name) {
   const dir = new URL('./out/screenshots/', import.meta.url).pathname;
