@@ -198,10 +198,13 @@ up() {
   if ((CLUSTER)); then cluster_env; fi
   mkdir -p "$STATE/pids" "$STATE/logs"
   local started=$SECONDS
-  # A release build is the services alone. A debug build selects what the tests select (the
-  # workspace with its dev-dependencies, shared/testkit's BUILD_SELECTION), so that cargo resolves
-  # the same features and `NATTER_PROFILE=dev ./natter up` runs the binaries the tests built.
-  local selection=(-p auth -p edge -p presence -p persister -p media -p search -p notify)
+  # A release build is the services and the load harness together: built apart, cargo resolves
+  # other features for their shared dependencies and a later `cargo build -p loadtest` beside
+  # them rebuilt every service (50 minutes on 2 cores). A debug build selects what the tests
+  # select (the workspace with its dev-dependencies, shared/testkit's BUILD_SELECTION), so that
+  # cargo resolves the same features and `NATTER_PROFILE=dev ./natter up` runs the binaries the
+  # tests built.
+  local selection=(-p auth -p edge -p presence -p persister -p media -p search -p notify -p loadtest)
   [[ $PROFILE == dev ]] && selection=(--workspace --examples)
   echo "== building services (cargo build --profile $PROFILE ${selection[*]})"
   cargo build --profile "$PROFILE" --locked --bins "${selection[@]}"
