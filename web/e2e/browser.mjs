@@ -212,9 +212,15 @@ export async function inviteLink(p, { timeout = T } = {}) {
   return link;
 }
 
-/** Through `p`'s page: opens an invite link and joins `server`, landing in its #general. */
+/**
+ * Through `p`'s page: opens an invite link and joins `server`, landing in its #general, connected.
+ * Opening the link loads the page anew; the invite works over REST while the gateway still
+ * connects, so it waits for the "Connecting" banner to go as `signUp` does: a step after it that
+ * expects a message live (a notification, say) would otherwise find it in READY instead.
+ */
 export async function joinByLink(p, link, server, { timeout = T } = {}) {
   await p.page.goto(link);
   await p.page.getByRole('button', { name: `Join ${server}` }).click({ timeout });
   await p.page.getByRole('heading', { name: 'general' }).waitFor({ timeout });
+  await p.page.locator('.banner').waitFor({ state: 'detached', timeout });
 }
