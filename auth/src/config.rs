@@ -231,6 +231,17 @@ pub struct Config {
           value_parser = crate::web::EdgeOrigin::parse)]
     pub edge_origins: Vec<crate::web::EdgeOrigin>,
 
+    /// Where else browsers send files: the S3 store's address as they reach it, when media
+    /// hands out presigned PUTs to it (media's `--s3-public-endpoint`, else its
+    /// `--s3-endpoint`). Allowed in the page's `connect-src`; on local storage uploads go to
+    /// `--media-url`, which is allowed already.
+    #[arg(
+        long = "upload-origins",
+        env = "NATTER_UPLOAD_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub upload_origins: Vec<url::Url>,
+
     /// Where the media service is, as browsers reach it. Avatars and server icons are images
     /// media serves (uploaded there); no other image URL is accepted, and the page's
     /// Content-Security-Policy loads images from this origin and its own only, so a remote URL

@@ -35,6 +35,11 @@ fn connect_origins(config: &Config) -> Result<Vec<crate::web::EdgeOrigin>, Strin
     origins.push(crate::web::EdgeOrigin::parse(
         config.notify_url.origin().ascii_serialization().as_str(),
     )?);
+    for url in &config.upload_origins {
+        origins.push(crate::web::EdgeOrigin::parse(
+            url.origin().ascii_serialization().as_str(),
+        )?);
+    }
     let voice = &config.voice;
     if let Some(url) = voice
         .livekit_public_url

@@ -36,6 +36,8 @@ async fn start() -> TestAuth {
     start_with(&[
         format!("--web-dir={}", client_dir().display()),
         "--edge-origins=http://127.0.0.1:8080,wss://edge.example.com".to_owned(),
+        // Media on S3: the browser PUTs files to the store's public endpoint.
+        "--upload-origins=https://files.example.com/natter".to_owned(),
     ])
     .await
 }
@@ -164,14 +166,16 @@ async fn the_icon_is_a_real_icon_and_a_missing_file_is_a_json_404_not_the_page()
 }
 
 #[tokio::test]
-async fn every_answer_carries_a_strict_content_security_policy_naming_the_edges() {
+async fn every_answer_carries_a_strict_content_security_policy_naming_the_edges_and_the_upload_store()
+ {
     let auth = start().await;
     let expected = "default-src 'none'; script-src 'self'; style-src 'self'; \
                     img-src 'self' blob: http://127.0.0.1:8084; \
                     media-src http://127.0.0.1:8084; \
                     connect-src 'self' http://127.0.0.1:8080 ws://127.0.0.1:8080 \
                     https://edge.example.com wss://edge.example.com \
-                    http://127.0.0.1:8085 ws://127.0.0.1:8085 http://127.0.0.1:8084; \
+                    http://127.0.0.1:8085 ws://127.0.0.1:8085 \
+                    https://files.example.com wss://files.example.com http://127.0.0.1:8084; \
                     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
     for path in ["/", "/c/123", "/assets/app-1a2b3c.js", "/robots.txt"] {
         let (_, headers, _) = get(&auth, path, None).await;
