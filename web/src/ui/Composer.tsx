@@ -71,11 +71,14 @@ export function Composer({
     try {
       origin = chat.edgeOrigin();
     } catch {
+      origin = '';
+    }
+    if (!origin || !chat.mediaUrl) {
       setProgress(null);
       setFileError('Not connected yet; try again in a moment.');
       return;
     }
-    const upload = sendFiles(origin, channelId, text, files, setProgress);
+    const upload = sendFiles(origin, chat.mediaUrl, channelId, text, files, setProgress);
     sending.current = upload;
     upload.done
       .then(
