@@ -120,11 +120,14 @@ export class Services {
   /**
    * `edgeEnv` adds settings for one edge (`{ edge2: { NATTER_SEND_RATE: '5/5s' } }`), e.g. the
    * production send rate where a scenario needs it. `mediaArgs` adds flags to media (the test-only
-   * `--unfurl-allow-address` of a fixture site, for link previews).
+   * `--unfurl-allow-address` of a fixture site, for link previews). `storage: 's3'` keeps media's
+   * files in the stack's SeaweedFS (under this run's prefix), where browsers PUT uploads
+   * straight into the store, as production does.
    */
-  constructor({ edgeEnv = {}, mediaArgs = [] } = {}) {
+  constructor({ edgeEnv = {}, mediaArgs = [], storage = 'local' } = {}) {
     this.edgeEnv = edgeEnv;
     this.mediaArgs = mediaArgs;
+    this.storage = storage;
     this.procs = new Map();
     // However the run ends (a failed assertion, Ctrl-C), no service outlives it.
     const killAll = () => this.procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
@@ -198,6 +201,13 @@ export class Services {
       // Where browsers reach media: auth's page loads images from it, edges sign links to it.
       NATTER_MEDIA_URL: this.mediaUrl,
     };
+    // The stack's S3 store, for media on S3 (`./natter up --stack` writes it to .natter/env).
+    const s3 =
+      this.storage === 's3'
+        ? Object.fromEntries(Object.entries(this.env).filter(([k]) => k.startsWith('NATTER_S3_')))
+        : {};
+    if (this.storage === 's3' && !s3.NATTER_S3_ENDPOINT)
+      throw new Error('NATTER_S3_ENDPOINT is unknown: start the stack first (./natter up --stack)');
     const cql = {
       NATTER_CQL_NODES: this.env.NATTER_CQL_NODES,
       NATTER_CQL_KEYSPACE: this.keyspace,
@@ -217,6 +227,7 @@ export class Services {
           // The page's Content-Security-Policy lets it reach these edges (and itself) only.
           '--edge-origins',
           [this.ports.edge1, this.ports.edge2].map((port) => `http://127.0.0.1:${port}`).join(','),
+          ...(this.storage === 's3' ? ['--upload-origins', s3.NATTER_S3_ENDPOINT] : []),
         ],
         env: {
           ...common,
@@ -247,13 +258,12 @@ export class Services {
           this.mediaUrl,
           '--auth-url',
           this.origin,
-          '--storage',
-          'local',
-          '--storage-dir',
-          mediaDir,
+          ...(this.storage === 's3'
+            ? ['--storage', 's3', '--storage-prefix', this.prefix]
+            : ['--storage', 'local', '--storage-dir', mediaDir]),
           ...this.mediaArgs,
         ],
-        env: { ...common, NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret },
+        env: { ...common, ...s3, NATTER_MEDIA_URL_SIGNING_SECRET: mediaSecret },
       },
       notify: {
         bin: 'notify',
