@@ -5,7 +5,7 @@
 // Run with `npm run e2e -- e2e/attachments-s3.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, joinByInvite, launch, person, signInToken, signUp } from './browser.mjs';
+import { api, dropPhotoAndSend, joinByInvite, launch, person, signInToken, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -48,22 +48,7 @@ describe('files with media on S3', () => {
     // Every PUT Ann's page makes, to see where the bytes went.
     const puts = [];
     ann.page.on('request', (r) => r.method() === 'PUT' && puts.push(r.url()));
-    const dropped = await ann.page.evaluateHandle(async () => {
-      const canvas = document.createElement('canvas');
-      canvas.width = 200;
-      canvas.height = 100;
-      const g = canvas.getContext('2d');
-      g.fillStyle = '#a37';
-      g.fillRect(0, 0, 200, 100);
-      const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([blob], 'store.png', { type: 'image/png' }));
-      return transfer;
-    });
-    await ann.page.locator('.composer').dispatchEvent('drop', { dataTransfer: dropped });
-    await ann.page.getByLabel('Files to send').getByText('store.png').waitFor({ timeout: T });
-    await ann.page.locator('.composer textarea').press('Enter');
-    await ann.page.getByLabel('Files to send').waitFor({ state: 'detached', timeout: T });
+    await dropPhotoAndSend(ann, 'store.png', 200, 100, { timeout: T });
 
     await bob.page.waitForFunction(
       () => {

@@ -13,7 +13,16 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { api, joinByInvite, launch, person, screenshot, signInToken, signUp } from './browser.mjs';
+import {
+  api,
+  dropPhotoAndSend,
+  joinByInvite,
+  launch,
+  person,
+  screenshot,
+  signInToken,
+  signUp,
+} from './browser.mjs';
 import { Services } from './services.mjs';
 
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -142,22 +151,7 @@ describe('files in messages', () => {
     }
 
     // A 320 by 200 photo, dropped on the composer.
-    const dropped = await ann.page.evaluateHandle(async () => {
-      const canvas = document.createElement('canvas');
-      canvas.width = 320;
-      canvas.height = 200;
-      const g = canvas.getContext('2d');
-      g.fillStyle = '#3a7';
-      g.fillRect(0, 0, 320, 200);
-      const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([blob], 'photo.png', { type: 'image/png' }));
-      return transfer;
-    });
-    await ann.page.locator('.composer').dispatchEvent('drop', { dataTransfer: dropped });
-    await ann.page.getByLabel('Files to send').getByText('photo.png').waitFor({ timeout: T });
-    await ann.page.locator('.composer textarea').press('Enter');
-    await ann.page.getByLabel('Files to send').waitFor({ state: 'detached', timeout: T });
+    await dropPhotoAndSend(ann, 'photo.png', 320, 200, { timeout: T });
 
     // Bob: the image's box is its own shape from the start, then the image shows in it.
     const shown = bob.page.locator('[role="log"] .attachment-image');

@@ -213,6 +213,32 @@ export async function inviteLink(p, { timeout = T } = {}) {
 }
 
 /**
+ * `p` drops a `width` by `height` PNG named `name` (drawn in the page) on the composer and sends
+ * it, waiting until the files have left the composer.
+ */
+export async function dropPhotoAndSend(p, name, width, height, { timeout = T } = {}) {
+  const dropped = await p.page.evaluateHandle(
+    async ([name, width, height]) => {
+      const canvas = document.createElement('canvas');
+      canvas.width = width;
+      canvas.height = height;
+      const g = canvas.getContext('2d');
+      g.fillStyle = '#3a7';
+      g.fillRect(0, 0, width, height);
+      const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], name, { type: 'image/png' }));
+      return transfer;
+    },
+    [name, width, height],
+  );
+  await p.page.locator('.composer').dispatchEvent('drop', { dataTransfer: dropped });
+  await p.page.getByLabel('Files to send').getByText(name).waitFor({ timeout });
+  await p.page.locator('.composer textarea').press('Enter');
+  await p.page.getByLabel('Files to send').waitFor({ state: 'detached', timeout });
+}
+
+/**
  * Through `p`'s page: opens an invite link and joins `server`, landing in its #general, connected.
  * Opening the link loads the page anew; the invite works over REST while the gateway still
  * connects, so it waits for the "Connecting" banner to go as `signUp` does: a step after it that
