@@ -58,38 +58,53 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Reads the chat stream until `shutdown`. A pull that fails or ends (NATS restarted or
+    /// failed over, the consumer's leader moved, the consumer deleted) is not the end: the
+    /// consumer is looked up (or made again) and pulled from anew, and what was in hand
+    /// unacknowledged comes again after `ACK_WAIT`.
     pub async fn run(self, shutdown: kit::lifecycle::Shutdown) {
         let js = jetstream::new(self.nats.clone());
         let mut wait = Duration::from_millis(500);
-        // The chat stream is made by edges and persisters; wait for it.
-        let consumer = loop {
-            match self.consumer(&js).await {
-                Ok(consumer) => break consumer,
-                Err(e) => {
-                    tracing::debug!(error = %e, "the chat stream is not there yet");
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = shutdown.cancelled() => return,
-                    }
+        while !shutdown.is_cancelled() {
+            // The chat stream is made by edges and persisters; wait for it.
+            let pulled = match self.consumer(&js).await {
+                Ok(consumer) => consumer.messages().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let stopped = match pulled {
+                Ok(messages) => {
+                    wait = Duration::from_millis(500);
+                    self.read(messages, &shutdown).await
                 }
-            }
-        };
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the chat stream");
+                Err(e) => e,
+            };
+            if shutdown.is_cancelled() {
                 return;
             }
-        };
+            tracing::warn!(error = %stopped, "reading the chat stream stopped; pulling again");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
+            }
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Handles what `messages` brings until it fails or ends (why), or `shutdown`.
+    async fn read(
+        &self,
+        mut messages: consumer::pull::Stream,
+        shutdown: &kit::lifecycle::Shutdown,
+    ) -> String {
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return "shutting down".to_owned(),
             };
-            let Some(Ok(message)) = message else {
-                tracing::warn!("the chat stream's consumer ended");
-                return;
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return e.to_string(),
+                None => return "the consumer's messages ended".to_owned(),
             };
             // Delivered before and not acknowledged: its delete may have been handled meanwhile.
             let redelivered = message.info().is_ok_and(|info| info.delivered > 1);

@@ -414,3 +414,58 @@ async fn a_deleted_message_leaves_every_inbox_and_the_others_stay() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn notify_reads_on_after_its_consumer_is_deleted_and_made_again() {
+    let world = World::start("30s").await;
+    let Club {
+        ann, bob, general, ..
+    } = world.club().await;
+    let inbox = |user: &User| {
+        let world = &world;
+        let user = user.clone();
+        async move {
+            let (status, inbox) = world
+                .notify(Method::GET, "/api/v1/users/@me/mentions", &user)
+                .await;
+            assert_eq!(status, 200, "{inbox}");
+            inbox.as_array().unwrap().len()
+        }
+    };
+    world
+        .say(&ann, general, &format!("<@{}> before", bob.id))
+        .await;
+    testkit::eventually("the first mention in bob's inbox", WAIT, || async {
+        (inbox(&bob).await == 1).then_some(())
+    })
+    .await;
+
+    // An operator (or a stream restored from nothing) takes the consumer away under notify,
+    // which must not stop reading: it makes the consumer again and goes on.
+    let js = async_nats::jetstream::new(world.nats.clone());
+    let stream = js
+        .get_stream(world.subjects.chat_stream_name())
+        .await
+        .expect("the chat stream");
+    stream
+        .delete_consumer(notify::worker::DURABLE)
+        .await
+        .expect("the consumer deleted");
+    testkit::eventually("notify's consumer made again", WAIT, || async {
+        js.get_stream(world.subjects.chat_stream_name())
+            .await
+            .ok()?
+            .consumer_info(notify::worker::DURABLE)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    world
+        .say(&ann, general, &format!("<@{}> after", bob.id))
+        .await;
+    testkit::eventually("the second mention in bob's inbox", WAIT, || async {
+        (inbox(&bob).await == 2).then_some(())
+    })
+    .await;
+}
