@@ -7,6 +7,11 @@
 #   talk     over REST (curl): ann signs up at c-auth-1, bob at c-auth-2; each writes a line, ann
 #            through c-edge-1, bob through c-edge-2, and reads the other's back from history
 #            through their own edge (the ring, at QUORUM); c-edge-3 serves it too
+#   search   sann (c-auth-2) makes a server with a channel in each of the search index's two
+#   inbox    partitions and writes a line in each through c-edge-3 and c-edge-2, mentioning sbob
+#            (c-auth-1, joined by invite) in one; sbob's server search through every edge finds
+#            both (c-search-1 and c-search-2 each answer for one), and his mentions inbox at
+#            c-notify-1 and c-notify-2 lists the mention
 #   chat     `loadtest persist`: two users signed up at c-auth-1, one on c-edge-1, one on c-edge-2;
 #            every acknowledged message reaches both once and in order, and is counted in the
 #            ring's messages table at LOCAL_QUORUM (the driver's default; 2 of 3 replicas)
@@ -137,10 +142,76 @@ conversation() {
   say "  each read the other's line back (and c-edge-3 served them too)"
 }
 
+# partition CHANNEL: the search partition (of two) holding CHANNEL, as proto::search::partition_of
+# computes it (SplitMix64's finaliser of the id, modulo the count).
+partition() {
+  python3 -c 'import sys
+m = (1 << 64) - 1
+x = int(sys.argv[1])
+x = ((x ^ (x >> 30)) * 0xbf58476d1ce4e5b9) & m
+x = ((x ^ (x >> 27)) * 0x94d049bb133111eb) & m
+print((x ^ (x >> 31)) % 2)' "$1"
+}
+
+# found EDGE_PORT TOKEN GUILD WORD COUNT: a server search for WORD through that edge finds COUNT
+# messages.
+found() {
+  api GET "http://127.0.0.1:$1/api/v1/guilds/$3/messages/search?content=$4" "$2" |
+    jq -e --argjson n "$5" '.total_results == $n and (.messages | length) == $n' >/dev/null
+}
+
+# in_inbox NOTIFY_PORT TOKEN MESSAGE: the mentions inbox served by that notify lists MESSAGE.
+in_inbox() {
+  api GET "http://127.0.0.1:$1/api/v1/users/@me/mentions" "$2" |
+    jq -e --arg id "$3" 'any(.[]; .id == $id and .reason == "mention")' >/dev/null
+}
+
+# A server with a channel in each search partition: ann (c-auth-2) makes it and bob (c-auth-1)
+# joins by invite; ann writes one line in each channel, mentioning bob in one, through two edges.
+# Bob's server search through every edge must find both lines (both search processes answer, and
+# the edge merges), and his mentions inbox at both notify processes must list the mention.
+search_and_inbox() {
+  local tag=$1_$RANDOM word="quokka$RANDOM$RANDOM" ann bob bob_id guild code ch mention n
+  local -A by_partition
+  say "== search and the mentions inbox: a server with a channel in each search partition"
+  ann=$(api POST http://127.0.0.1:8291/api/v1/auth/sign-up "" \
+    "{\"username\": \"sann_$tag\", \"password\": \"violet kettle maple drum $tag\"}" | jq -r .access_token)
+  bob=$(api POST http://127.0.0.1:8281/api/v1/auth/sign-up "" \
+    "{\"username\": \"sbob_$tag\", \"password\": \"violet kettle maple drum $tag\"}" | jq -r .access_token)
+  bob_id=$(api GET http://127.0.0.1:8281/api/v1/users/@me "$bob" | jq -r .id)
+  guild=$(api POST http://127.0.0.1:8291/api/v1/guilds "$ann" '{"name": "cluster check"}')
+  ch=$(jq -r '.channels[0].id' <<<"$guild")
+  guild=$(jq -r .id <<<"$guild")
+  by_partition[$(partition "$ch")]=$ch
+  for n in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
+    [[ -n ${by_partition[0]:-} && -n ${by_partition[1]:-} ]] && break
+    ch=$(api POST "http://127.0.0.1:8291/api/v1/guilds/$guild/channels" "$ann" "{\"name\": \"more-$n\"}" | jq -r .id)
+    by_partition[$(partition "$ch")]=${by_partition[$(partition "$ch")]:-$ch}
+  done
+  [[ -n ${by_partition[0]:-} && -n ${by_partition[1]:-} ]] || die "no channel in each partition after 16"
+  code=$(api POST "http://127.0.0.1:8291/api/v1/guilds/$guild/invites" "$ann" '{}' | jq -r .code)
+  api POST "http://127.0.0.1:8281/api/v1/invites/$code" "$bob" >/dev/null
+  mention=$(until_ok 30 api POST "http://127.0.0.1:8300/api/v1/channels/${by_partition[0]}/messages" "$ann" \
+    "{\"content\": \"<@$bob_id> $word in partition 0\"}" | jq -r .id) && [[ -n $mention ]] ||
+    die "ann cannot write through c-edge-3"
+  until_ok 30 api POST "http://127.0.0.1:8290/api/v1/channels/${by_partition[1]}/messages" "$ann" \
+    "{\"content\": \"$word in partition 1\"}" >/dev/null || die "ann cannot write through c-edge-2"
+  for n in 8280 8290 8300; do
+    until_ok 60 found "$n" "$bob" "$guild" "$word" 2 ||
+      die "bob's server search through :$n does not find both lines: $(api GET "http://127.0.0.1:$n/api/v1/guilds/$guild/messages/search?content=$word" "$bob" 2>&1 | head -c 300)"
+  done
+  say "  bob's server search finds both lines (channels in partitions 0 and 1) through each edge"
+  for n in 8285 8295; do
+    until_ok 60 in_inbox "$n" "$bob" "$mention" || die "bob's mentions inbox at :$n does not list ann's mention"
+  done
+  say "  bob's mentions inbox lists ann's mention at both notify processes"
+}
+
 check() {
   say "== streams"
   streams_healthy
   conversation "$1"
+  search_and_inbox "$1"
   chat "$1"
 }
 
@@ -160,6 +231,7 @@ faults() {
   done
   say "  natter_chat: $state (a new leader after $((SECONDS - started)) s)"
   conversation degraded
+  search_and_inbox degraded
   chat degraded
   say "== bringing them back (deploy/cluster.sh up --engines)"
   started=$SECONDS

@@ -11,7 +11,7 @@
 #              data and logs .natter/cassandra-ring/cN (logs/cassandra.log); the keyspace
 #              natter at replication factor 3, read and written at QUORUM
 #   services   deploy/services.sh up --cluster: auth-1/2, edge-1/2/3, persister-1/2, presence,
-#              media on 8280-8300 (docs/DEVELOPMENT.md, "The cluster profile")
+#              media, notify-1/2, search-1/2 (a partition each) on 8280-8300 (docs/DEVELOPMENT.md, "The cluster profile")
 #
 # deploy/cluster-check.sh [--faults] checks the running profile as a user would (and with
 # --faults, after SIGKILLing a NATS node and a Cassandra node, and after bringing them back).

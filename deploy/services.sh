@@ -22,10 +22,13 @@
 # --cluster: the cluster profile's services (deploy/cluster.sh starts its engines first), named
 # c-*, beside the ones above: two auth, three edges, two persisters, one presence and media, on
 # the 3-node NATS cluster (chat and events streams at R3) and the 3-node Cassandra ring (RF 3,
-# QUORUM), with a PostgreSQL database (natter_cluster) and Redis db (2; LiveKit has 1) of their own:
+# QUORUM), with a PostgreSQL database (natter_cluster) and Redis db (2; LiveKit has 1) of their own,
+# and two notify sharing one durable consumer and two search processes holding one of the index's
+# two partitions each:
 #
 #   c-auth-1 8281  c-auth-2 8291  c-edge-1 8280  c-edge-2 8290  c-edge-3 8300
 #   c-presence 8282  c-persister-1 8283  c-persister-2 8293  c-media 8284
+#   c-notify-1 8285  c-notify-2 8295  c-search-1 8287  c-search-2 8297
 #
 # An edge reaches auth over REST at one address (--auth-url; the single-node default, 8081, is
 # the other profile's auth): the edges are spread over the two, as a load balancer in front of
@@ -67,6 +70,10 @@ if [[ "${2:-}" == --cluster ]]; then
     "c-persister-1 persister 8283"
     "c-persister-2 persister 8293"
     "c-media media 8284 --storage local --storage-dir .natter/cluster-media"
+    "c-notify-1 notify 8285 --vapid-key .natter/keys/cluster-vapid.pem --auth-url http://127.0.0.1:8281"
+    "c-notify-2 notify 8295 --vapid-key .natter/keys/cluster-vapid.pem --auth-url http://127.0.0.1:8291"
+    "c-search-1 search 8287 --owned-partitions 0 --index-dir .natter/cluster-search/0"
+    "c-search-2 search 8297 --owned-partitions 1 --index-dir .natter/cluster-search/1"
     "c-edge-1 edge 8280 --worker-id 102 --auth-url http://127.0.0.1:8281"
     "c-edge-2 edge 8290 --worker-id 103 --auth-url http://127.0.0.1:8291"
     "c-edge-3 edge 8300 --worker-id 104 --auth-url http://127.0.0.1:8281"
@@ -108,6 +115,13 @@ cluster_env() {
   # The edges' file links and auth's page policy name this profile's media, not the other's 8084.
   NATTER_MEDIA_URL="http://127.0.0.1:$(first_port_of media)"
   export NATTER_MEDIA_URL
+  # Auth's /api/v1/gateway names this profile's first notify for the mentions inbox (a load
+  # balancer's address in production; both serve the same inbox from the ring).
+  NATTER_NOTIFY_URL="http://127.0.0.1:$(first_port_of notify)"
+  export NATTER_NOTIFY_URL
+  # The search index in two partitions (by channel), one per search process; the edges ask
+  # each partition holding a channel searched, and merge.
+  export NATTER_SEARCH_PARTITIONS=2
   export NATTER_CQL_NODES=127.0.0.2:19142,127.0.0.3:19142,127.0.0.4:19142
   export NATTER_CQL_REPLICATION="{'class': 'SimpleStrategy', 'replication_factor': 3}"
   export NATTER_CQL_CONSISTENCY=quorum
@@ -152,6 +166,10 @@ start_one() {
       (umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
     fi
     secret_env=("NATTER_MEDIA_URL_SIGNING_SECRET=$(cat "$secret")")
+  fi
+  if [[ "$bin" == notify ]]; then
+    # The mentions inbox is called from the web client's pages (CORS).
+    args+=(--allowed-origins "$(auth_origins)")
   fi
   if [[ "$bin" == media ]]; then
     args+=(--public-url "http://127.0.0.1:$port" --auth-url "http://127.0.0.1:$(first_port_of auth)")
