@@ -1,7 +1,9 @@
 //! The edge's own metrics, beside the HTTP and process metrics every service has.
 
 use kit::telemetry::Metrics;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 
 #[derive(Clone)]
 pub struct EdgeMetrics {
@@ -36,6 +38,11 @@ pub struct EdgeMetrics {
     pub delivery_repair_failures: IntCounter,
     /// Live copies of events already handed out, dropped.
     pub delivery_duplicates: IntCounter,
+    /// A session's start from IDENTIFY or RESUME, by phase: `auth` (who the user is and what the
+    /// session needs), `servers` (topics joined, servers followed and read), `stream` (the
+    /// chat stream's position, or a resume's replay read), `presence`, `store` (READY's unread
+    /// counts, at most 1.5 s); and whole: `ready` (to READY sent) or `resumed` (to RESUMED sent).
+    pub session_start_seconds: HistogramVec,
 }
 
 impl EdgeMetrics {
@@ -121,6 +128,19 @@ impl EdgeMetrics {
                 "Live copies of events already handed out, dropped",
             )
             .expect("valid"),
+            session_start_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "natter_edge_session_start_seconds",
+                    "A session's start from IDENTIFY or RESUME: each phase, and the whole to \
+                     READY or RESUMED",
+                )
+                .buckets(vec![
+                    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0,
+                    10.0,
+                ]),
+                &["phase"],
+            )
+            .expect("valid"),
         };
         metrics.register(this.store_connected.clone());
         metrics.register(this.connections.clone());
@@ -137,6 +157,7 @@ impl EdgeMetrics {
         metrics.register(this.delivery_repaired.clone());
         metrics.register(this.delivery_repair_failures.clone());
         metrics.register(this.delivery_duplicates.clone());
+        metrics.register(this.session_start_seconds.clone());
         this
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
@@ -29,6 +29,7 @@ impl Session {
     /// client missed. Joining first means nothing published from then on can slip between the
     /// snapshot or replay and live delivery; the floor drops what arrives twice.
     pub(super) async fn start(&mut self, claims: &AccessClaims, resume_from: Option<u64>) -> Step {
+        let mut phases = Phases::new(self.state.metrics.session_start_seconds.clone());
         // The user's inbox before auth is asked for the user's channels: a channel made with the
         // user meanwhile (a DM opened with them, say) comes as CHANNEL_CREATE after READY, where
         // joining after the answer lost it for the life of the session. One that READY already
@@ -42,6 +43,7 @@ impl Session {
             Some(_) => None,
         };
         let (user, mut session) = load(&self.state, claims).await?;
+        phases.end("auth");
         for channel in &session.channels {
             self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);
@@ -56,6 +58,7 @@ impl Session {
         }
         self.closed = session.closed.iter().copied().collect();
         self.start_guilds(claims, &session).await?;
+        phases.end("servers");
         // Where live delivery begins: a fresh session at the stream's last event; a resume at
         // the last event of its channels, after replaying what it missed through it.
         let missed = match resume_from {
@@ -88,6 +91,7 @@ impl Session {
             },
         };
         self.floor = head;
+        phases.end("stream");
         let (state, handle) = (&self.state, &self.handle);
         let presences = (self.presence)
             .start(
@@ -100,14 +104,18 @@ impl Session {
             )
             .await
             .map_err(Some)?;
+        phases.end("presence");
         match missed {
             None => {
                 let mut ready = self
                     .ready(claims, user, session.channels, presences, head)
                     .await;
+                phases.end("store");
                 ready.voice_states = session.voice_states;
                 ready.user_guild_settings = session.user_guild_settings;
-                self.dispatch(Dispatch::Ready(Box::new(ready))).await
+                let sent = self.dispatch(Dispatch::Ready(Box::new(ready))).await;
+                phases.whole("ready");
+                sent
             }
             Some(missed) => {
                 let guilds = self.ready_guilds(&mut HashMap::new());
@@ -117,12 +125,15 @@ impl Session {
                     let delivery = Delivery::new(Some(stored.seq), event);
                     self.send_text(delivery.frame.clone()).await?;
                 }
-                self.dispatch(Dispatch::Resumed(Resumed {
-                    seq: head,
-                    channels: session.channels,
-                    guilds,
-                }))
-                .await
+                let sent = self
+                    .dispatch(Dispatch::Resumed(Resumed {
+                        seq: head,
+                        channels: session.channels,
+                        guilds,
+                    }))
+                    .await;
+                phases.whole("resumed");
+                sent
             }
         }
     }
@@ -220,6 +231,43 @@ impl Session {
             voice_states: Vec::new(),
             user_guild_settings: Vec::new(),
         }
+    }
+}
+
+/// Times a session's start, phase by phase, into `natter_edge_session_start_seconds`: a start
+/// that is slow says where (auth, the servers, the stream, presence or the store).
+struct Phases {
+    histogram: prometheus::HistogramVec,
+    started: Instant,
+    last: Instant,
+}
+
+impl Phases {
+    fn new(histogram: prometheus::HistogramVec) -> Self {
+        let now = Instant::now();
+        Self {
+            histogram,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// `phase` ended now: the time since the previous one ended.
+    fn end(&mut self, phase: &str) {
+        let now = Instant::now();
+        self.histogram
+            .with_label_values(&[phase])
+            .observe(now.duration_since(self.last).as_secs_f64());
+        self.last = now;
+    }
+
+    /// The start is done (`ready` or `resumed`): the time since IDENTIFY or RESUME.
+    fn whole(&self, outcome: &str) {
+        let took = self.started.elapsed();
+        self.histogram
+            .with_label_values(&[outcome])
+            .observe(took.as_secs_f64());
+        tracing::debug!(outcome, took_ms = took.as_millis(), "session started");
     }
 }
 

@@ -136,3 +136,40 @@ async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn an_edge_times_each_session_start_phase_by_phase_for_ready_and_resumed() {
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let first = Client::connect(&world.gateway(0), &ann).await;
+    let (session, seq) = (first.session_id(), first.seq);
+    drop(first);
+    let (_again, _) = Client::resume(&world.gateway(0), &ann, &session, seq).await;
+
+    // How many starts each phase has timed, from the edge's /metrics.
+    let counts = || async {
+        let text = reqwest::get(world.edges[0].metrics_url())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = |phase: &str| {
+            let name = format!("natter_edge_session_start_seconds_count{{phase=\"{phase}\"");
+            text.lines()
+                .find(|line| line.starts_with(&name))
+                .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        [
+            "auth", "servers", "stream", "presence", "store", "ready", "resumed",
+        ]
+        .map(count)
+    };
+    // A fresh start goes through every phase and ends with READY; a resume skips the store's
+    // unread counts and ends with RESUMED. (Counted just after the frame is written.)
+    testkit::eventually("both starts timed", crate::support::WAIT, || async {
+        (counts().await == [2, 2, 2, 2, 1, 1, 1]).then_some(())
+    })
+    .await;
+}
