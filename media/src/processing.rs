@@ -18,6 +18,7 @@
 //! worked on side by side (at most [`IN_FLIGHT`] at once), so a slow site delays only its own
 //! message.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::time::Duration;
 
@@ -132,9 +133,20 @@ pub fn prepare(bytes: &Bytes) -> Result<Prepared, ProcessError> {
     Ok(Prepared {
         stripped,
         size: (image.width(), image.height()),
-        preview: encode(&image.thumbnail(PREVIEW_SIDE, PREVIEW_SIDE))?,
-        thumbnail: encode(&image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE))?,
+        preview: encode(&at_most(&image, PREVIEW_SIDE))?,
+        thumbnail: encode(&at_most(&image, THUMBNAIL_SIDE))?,
     })
+}
+
+/// `image` shrunk to fit `side` by `side`, keeping its shape; one that fits already is kept as it
+/// is (`DynamicImage::thumbnail` alone would enlarge it: a 200-pixel photo's preview came out
+/// 1,280 pixels wide, larger and blurrier than the photo).
+fn at_most(image: &DynamicImage, side: u32) -> Cow<'_, DynamicImage> {
+    if image.width() > side || image.height() > side {
+        Cow::Owned(image.thumbnail(side, side))
+    } else {
+        Cow::Borrowed(image)
+    }
 }
 
 /// An image shrunk to at most `side` pixels a side (after its orientation is applied), decoded
@@ -153,11 +165,7 @@ pub fn shrink(bytes: &[u8], side: u32) -> Result<(Vec<u8>, u32, u32), ProcessErr
     let orientation = decoder.orientation()?;
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
-    let small = if image.width() > side || image.height() > side {
-        image.thumbnail(side, side)
-    } else {
-        image
-    };
+    let small = at_most(&image, side);
     Ok((encode(&small)?, small.width(), small.height()))
 }
 
@@ -548,6 +556,15 @@ mod tests {
         assert_eq!((preview.width(), preview.height()), (1280, 640));
         let thumbnail = image::load_from_memory(&prepared.thumbnail).unwrap();
         assert_eq!((thumbnail.width(), thumbnail.height()), (256, 128));
+    }
+
+    #[test]
+    fn a_photo_smaller_than_a_preview_is_never_enlarged() {
+        let prepared = prepare(&Bytes::from(jpeg(200, 100))).unwrap();
+        let preview = image::load_from_memory(&prepared.preview).unwrap();
+        assert_eq!((preview.width(), preview.height()), (200, 100));
+        let thumbnail = image::load_from_memory(&prepared.thumbnail).unwrap();
+        assert_eq!((thumbnail.width(), thumbnail.height()), (200, 100));
     }
 
     #[test]
