@@ -218,6 +218,25 @@ describe('messages', () => {
     expect(fetched('/messages')[0]).toBe('http://edge:8080/api/v1/channels/10/messages?after=100&limit=100');
   });
 
+  it('name an author never met, asking auth once however many of their messages arrive', async () => {
+    gw.fire('ready', ready([channel('10')]));
+    qc.setQueryData(keys.messages('10'), { items: [], hasOlder: false, deleted: new Set() });
+    fetchMock.mockImplementation(async (url: string) =>
+      url.endsWith('/api/v1/users/3')
+        ? new Response(JSON.stringify({ ...BOB, id: '3', username: 'ann', display_name: 'Ann' }), {
+            status: 200,
+          })
+        : new Response(JSON.stringify([]), { status: 200 }),
+    );
+    dispatch('MESSAGE_CREATE', msg('100', '10', '3'), 5);
+    dispatch('MESSAGE_CREATE', msg('101', '10', '3'), 6);
+    await vi.waitFor(() =>
+      expect(qc.getQueryData<Record<string, User>>(keys.users)?.['3']?.display_name).toBe('Ann'),
+    );
+    dispatch('MESSAGE_CREATE', msg('102', '10', '3'), 7);
+    expect(fetched('/api/v1/users/3')).toHaveLength(1);
+  });
+
   it('ask nothing for a channel whose newest message is already held', () => {
     qc.setQueryData(keys.messages('10'), {
       items: [{ ...msg('100', '10'), delivery: 'sent' }],

@@ -160,6 +160,7 @@ export class Chat {
       rememberUsers: (users) => this.rememberUsers(users),
       fetchPresences: (ids) => this.fetchPresences(ids),
       mediaUrl: () => this.mediaUrl,
+      sessionReady: () => this.gateway.state === 'ready',
     });
     this.notifications = new Notifications(qc, me.id, {
       channel: (id) => this.channel(id),
@@ -516,6 +517,13 @@ export class Chat {
   private onMessage(m: Message) {
     // A window opened at an older message holds no present: the message comes with its page.
     this.patchList(m.channel_id, (l) => (l.hasNewer ? l : mergeMessages(l, [m])));
+    // A live message names its author by id only: one never met (a server's member no page has
+    // brought yet) is asked for, or the conversation would call them "someone".
+    if (
+      this.qc.getQueryData(keys.messages(m.channel_id)) &&
+      !this.qc.getQueryData<UserMap>(keys.users)?.[m.author_id]
+    )
+      void this.ensureUsers([m.author_id]);
     this.qc.setQueryData<Record<string, number>>(keys.typing(m.channel_id), (old) => {
       if (!old || !(m.author_id in old)) return old;
       const next = { ...old };
@@ -786,13 +794,32 @@ export class Chat {
     }
   }
 
-  /** Fetches the profiles of users the client has not met yet (people in a voice channel, a moderator). */
+  /**
+   * Fetches the profiles of users the client has not met yet (people in a voice channel, a
+   * moderator, a live message's author), each once however many ask at the same time.
+   */
   async ensureUsers(ids: string[]) {
     const known = this.qc.getQueryData<UserMap>(keys.users) ?? {};
-    const missing = ids.filter((id) => !known[id]);
-    const found = await Promise.all(missing.map((id) => call<User>(`/api/v1/users/${id}`).catch(() => null)));
-    this.rememberUsers(found.filter((u): u is User => u !== null));
+    const missing = [...new Set(ids)].filter((id) => !known[id]);
+    await Promise.all(
+      missing.map((id) => {
+        let asking = this.askingUsers.get(id);
+        if (!asking) {
+          asking = call<User>(`/api/v1/users/${id}`)
+            .then(
+              (u) => this.rememberUsers([u]),
+              () => undefined,
+            )
+            .finally(() => this.askingUsers.delete(id));
+          this.askingUsers.set(id, asking);
+        }
+        return asking;
+      }),
+    );
   }
+
+  /** Profiles being fetched, by user id. */
+  private askingUsers = new Map<string, Promise<void>>();
 
   private rememberUsers(users: User[]) {
     if (users.length === 0) return;

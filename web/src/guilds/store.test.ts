@@ -5,7 +5,7 @@ import type { Channel, Ready, User } from '../api/types';
 import { session } from '../auth/session';
 import { keys } from '../chat/keys';
 import { Chat } from '../chat/store';
-import { GatewayClient, type GatewayEvents } from '../gateway/client';
+import { type ConnectionState, GatewayClient, type GatewayEvents } from '../gateway/client';
 import { has, Permission, permissionsIn } from './permissions';
 import type { GuildState, Notice } from './store';
 import type { Guild, GuildMember } from './types';
@@ -65,6 +65,11 @@ class FakeGateway extends GatewayClient {
   }
   override get url() {
     return 'ws://edge:8080/gateway';
+  }
+  /** The connection's state as the test sets it: never connected, unless it says otherwise. */
+  shownState: ConnectionState = 'connecting';
+  override get state(): ConnectionState {
+    return this.shownState;
   }
 }
 
@@ -174,6 +179,42 @@ describe('servers in the client', () => {
     dispatch('GUILD_CREATE', { ...guild([text('10')]), member_count: 3 });
     expect(myGuild()?.member_count).toBe(3);
     expect(channelIds()).toEqual(['10']);
+  });
+
+  it('stay when joined while the session connects and READY was read before the join', async () => {
+    const joined = guild([text('10')]);
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => new Response(JSON.stringify(joined), { status: 200 })),
+    );
+    await chat.guilds.join('aB3dE5gH9k');
+    expect(channelIds()).toEqual(['10']);
+    // READY, read from auth just before the join, lacks the server; its GUILD_CREATE follows.
+    gw.shownState = 'ready';
+    gw.fire('ready', ready([]));
+    expect(myGuild()?.name).toBe('Book club');
+    expect(channelIds()).toEqual(['10']);
+    dispatch('GUILD_CREATE', joined);
+    expect(channelIds()).toEqual(['10']);
+    // Kept by that READY only: a later one without it means I am no longer in it.
+    gw.fire('ready', ready([]));
+    expect(myGuild()).toBeUndefined();
+    expect(channelIds()).toEqual([]);
+  });
+
+  it('go when joined in a live session and a later READY lacks them', async () => {
+    gw.shownState = 'ready';
+    gw.fire('ready', ready([]));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => new Response(JSON.stringify(guild([text('10')])), { status: 200 })),
+    );
+    await chat.guilds.join('aB3dE5gH9k');
+    expect(channelIds()).toEqual(['10']);
+    // Removed while disconnected: the next session's READY is the truth.
+    gw.fire('ready', ready([]));
+    expect(myGuild()).toBeUndefined();
+    expect(channelIds()).toEqual([]);
   });
 
   it("show a member's new avatar in the member list when their profile changes", () => {

@@ -69,6 +69,8 @@ export interface ChannelSink {
   fetchPresences(ids: string[]): Promise<void>;
   /** Where media is (icons are uploaded there), as discovery said; null before. */
   mediaUrl(): string | null;
+  /** Whether the gateway's session has had its READY or RESUMED. */
+  sessionReady(): boolean;
 }
 
 /** Sent with each change that takes one (Discord's `X-Audit-Log-Reason`). */
@@ -89,6 +91,14 @@ export class Guilds {
    * with their names: the GUILD_DELETE from my inbox follows and says why.
    */
   private goneUnexplained = new Map<string, string>();
+  /**
+   * Servers joined or made over REST while no session was ready (a page opened by an invite link
+   * joins while its gateway connects). The edge reads READY from auth after it follows my inbox,
+   * so a READY without such a server was read before the join, and the server's GUILD_CREATE
+   * follows it: READY keeps these meanwhile, or the server would vanish (and its open channel
+   * close) for the moment between the two.
+   */
+  private beforeReady = new Map<string, Guild>();
 
   constructor(
     private readonly qc: QueryClient,
@@ -100,6 +110,9 @@ export class Guilds {
 
   /** READY's or RESUMED's servers: every server as it is now. Returns their channels. */
   setAll(guilds: Guild[]): Channel[] {
+    const kept = [...this.beforeReady.values()].filter((k) => !guilds.some((g) => g.id === k.id));
+    this.beforeReady.clear();
+    guilds = [...guilds, ...kept];
     this.qc.setQueryData<GuildState[]>(keys.guilds, guilds.map(strip));
     // Member events are not replayed after a gap: lists already loaded are loaded again.
     for (const g of guilds)
@@ -277,7 +290,7 @@ export class Guilds {
 
   async create(name: string): Promise<Guild> {
     const g = await call<Guild>('/api/v1/guilds', { method: 'POST', body: { name } });
-    this.onDispatch('GUILD_CREATE', g);
+    this.joined(g);
     return g;
   }
 
@@ -287,8 +300,14 @@ export class Guilds {
 
   async join(code: string): Promise<Guild> {
     const g = await call<Guild>(`/api/v1/invites/${encodeURIComponent(code)}`, { method: 'POST' });
-    this.onDispatch('GUILD_CREATE', g);
+    this.joined(g);
     return g;
+  }
+
+  /** A server I am now in, as REST answered: shown at once, its GUILD_CREATE follows. */
+  private joined(g: Guild) {
+    if (!this.sink.sessionReady()) this.beforeReady.set(g.id, g);
+    this.onDispatch('GUILD_CREATE', g);
   }
 
   async leave(guildId: string) {
