@@ -9,25 +9,7 @@ use proto::events::Event;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Club, PushService, User, WAIT, World};
-
-/// `user`'s inbox as (message id, text) pairs, newest first.
-async fn inbox(world: &World, user: &User) -> Vec<(String, String)> {
-    let (status, body) = world
-        .notify(Method::GET, "/api/v1/users/@me/mentions", user)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["id"].as_str().unwrap().to_owned(),
-                e["content"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
+use crate::support::{Club, PushService, User, WAIT, World, inbox};
 
 /// Waits until `user`'s inbox is exactly `expected` (id, text), newest first.
 async fn wait_inbox(world: &World, user: &User, expected: &[(Snowflake, &str)], what: &str) {

@@ -8,7 +8,7 @@ use proto::Snowflake;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Club, PushService, Session, User, WAIT, World};
+use crate::support::{Club, PushService, Session, User, WAIT, World, inbox};
 
 fn id_of(value: &Value) -> Snowflake {
     value.as_str().unwrap().parse().unwrap()
@@ -368,18 +368,12 @@ async fn a_deleted_message_leaves_every_inbox_and_the_others_stay() {
         .say(&ann, general, &format!("<@{}> the new plan", bob.id))
         .await;
     let ids = |user: &User| {
-        let world = &world;
-        let user = user.clone();
+        let (world, user) = (&world, user.clone());
         async move {
-            let (status, inbox) = world
-                .notify(Method::GET, "/api/v1/users/@me/mentions", &user)
-                .await;
-            assert_eq!(status, 200, "{inbox}");
-            inbox
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned())
+            inbox(world, &user)
+                .await
+                .into_iter()
+                .map(|(id, _)| id)
                 .collect::<Vec<_>>()
         }
     };
@@ -421,22 +415,11 @@ async fn notify_reads_on_after_its_consumer_is_deleted_and_made_again() {
     let Club {
         ann, bob, general, ..
     } = world.club().await;
-    let inbox = |user: &User| {
-        let world = &world;
-        let user = user.clone();
-        async move {
-            let (status, inbox) = world
-                .notify(Method::GET, "/api/v1/users/@me/mentions", &user)
-                .await;
-            assert_eq!(status, 200, "{inbox}");
-            inbox.as_array().unwrap().len()
-        }
-    };
     world
         .say(&ann, general, &format!("<@{}> before", bob.id))
         .await;
     testkit::eventually("the first mention in bob's inbox", WAIT, || async {
-        (inbox(&bob).await == 1).then_some(())
+        (inbox(&world, &bob).await.len() == 1).then_some(())
     })
     .await;
 
@@ -465,7 +448,7 @@ async fn notify_reads_on_after_its_consumer_is_deleted_and_made_again() {
         .say(&ann, general, &format!("<@{}> after", bob.id))
         .await;
     testkit::eventually("the second mention in bob's inbox", WAIT, || async {
-        (inbox(&bob).await == 2).then_some(())
+        (inbox(&world, &bob).await.len() == 2).then_some(())
     })
     .await;
 }

@@ -563,3 +563,21 @@ async fn receive(
         StatusCode::CREATED
     }
 }
+
+/// `user`'s inbox as (message id, text) pairs, newest first.
+pub(crate) async fn inbox(world: &World, user: &User) -> Vec<(String, String)> {
+    let (status, body) = world
+        .notify(reqwest::Method::GET, "/api/v1/users/@me/mentions", user)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                e["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
