@@ -5,7 +5,7 @@
 // Run with `npm run e2e -- e2e/attachments-s3.e2e.mjs`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, dropPhotoAndSend, joinByInvite, launch, person, signInToken, signUp } from './browser.mjs';
+import { dropPhotoAndSend, inOneServer, launch, person, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -35,15 +35,7 @@ describe('files with media on S3', () => {
   test('ann drops a photo in; it goes straight into the store, and bob sees it', async () => {
     await signUp(ann, ANN, 'Ann');
     await signUp(bob, BOB, 'Bob');
-    const annToken = await signInToken(services, ANN);
-    const bobToken = await signInToken(services, BOB);
-    const guild = await api(services, annToken, 'POST', '/api/v1/guilds', { name: 'Photos' }, 201);
-    const channel = guild.channels[0].id;
-    await joinByInvite(services, annToken, guild.id, bobToken);
-    for (const p of [ann, bob]) {
-      await p.page.goto(`/#/c/${channel}`);
-      await p.page.locator('.composer textarea').waitFor({ timeout: T });
-    }
+    const { channel } = await inOneServer(services, [ann, ANN], [bob, BOB], 'Photos');
 
     // Every PUT Ann's page makes, to see where the bytes went.
     const puts = [];

@@ -13,16 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import {
-  api,
-  dropPhotoAndSend,
-  joinByInvite,
-  launch,
-  person,
-  screenshot,
-  signInToken,
-  signUp,
-} from './browser.mjs';
+import { api, dropPhotoAndSend, inOneServer, launch, person, screenshot, signUp } from './browser.mjs';
 import { Services } from './services.mjs';
 
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -140,15 +131,7 @@ describe('files in messages', () => {
       services.mediaUrl,
       { timeout: T },
     );
-    const annToken = await signInToken(services, ANN);
-    const bobToken = await signInToken(services, BOB);
-    const guild = await api(services, annToken, 'POST', '/api/v1/guilds', { name: 'Photos' }, 201);
-    const channel = guild.channels[0].id;
-    await joinByInvite(services, annToken, guild.id, bobToken);
-    for (const p of [ann, bob]) {
-      await p.page.goto(`/#/c/${channel}`);
-      await p.page.locator('.composer textarea').waitFor({ timeout: T });
-    }
+    const { channel, ownerToken: annToken } = await inOneServer(services, [ann, ANN], [bob, BOB], 'Photos');
 
     // A 320 by 200 photo, dropped on the composer.
     await dropPhotoAndSend(ann, 'photo.png', 320, 200, { timeout: T });

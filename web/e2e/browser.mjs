@@ -200,6 +200,30 @@ export async function joinByInvite(services, ownerToken, guildId, joinerToken) {
   await api(services, joinerToken, 'POST', `/api/v1/invites/${invite.code}`);
 }
 
+/**
+ * `owner` (a page, and its username) makes a server called `name` over REST, `joiner` joins it by
+ * an invite, and both pages open its #general, ready to write. Returns the channel's id and the
+ * owner's token.
+ */
+export async function inOneServer(
+  services,
+  [owner, ownerName],
+  [joiner, joinerName],
+  name,
+  { timeout = T } = {},
+) {
+  const ownerToken = await signInToken(services, ownerName);
+  const joinerToken = await signInToken(services, joinerName);
+  const guild = await api(services, ownerToken, 'POST', '/api/v1/guilds', { name }, 201);
+  const channel = guild.channels[0].id;
+  await joinByInvite(services, ownerToken, guild.id, joinerToken);
+  for (const p of [owner, joiner]) {
+    await p.page.goto(`/#/c/${channel}`);
+    await p.page.locator('.composer textarea').waitFor({ timeout });
+  }
+  return { channel, ownerToken };
+}
+
 /** Through `p`'s page: a day-long invite link to the open server. */
 export async function inviteLink(p, { timeout = T } = {}) {
   await p.page.getByRole('button', { name: 'Invite people' }).click();
