@@ -17,17 +17,17 @@
 //! process resumes from the sequence of the last commit, and what it had applied since is applied
 //! again (every write is idempotent by message id).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use proto::Snowflake;
 use proto::api::messages::{Message, MessageType};
 use proto::api::search::{Has, SearchFilter};
 use proto::search::Found;
 use serde::{Deserialize, Serialize};
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, FilterCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
@@ -49,8 +49,9 @@ const WRITER_BYTES: usize = 32 * 1024 * 1024;
 /// What the index's documents hold, and how. An index whose commits record another version (or
 /// none: built before versions) is built again from the store, like a lost one; an index of
 /// another schema cannot even be opened, and starts anew.
-/// 2: each message's server, and pins.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 2: each message's server, and pins. 3: the channel a fast field (a server's search filters
+/// its matches by channel instead of reading every named channel's documents).
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -98,8 +99,8 @@ fn schema() -> (Schema, Fields) {
             .set_index_option(IndexRecordOption::Basic),
     );
     let fields = Fields {
-        id: builder.add_u64_field("id", INDEXED | FAST | STORED),
-        channel: builder.add_u64_field("channel", INDEXED | STORED),
+        id: builder.add_u64_field("id", INDEXED | FAST),
+        channel: builder.add_u64_field("channel", INDEXED | FAST),
         guild: builder.add_u64_field("guild", INDEXED),
         author: builder.add_u64_field("author", INDEXED),
         content: builder.add_text_field("content", words),
@@ -272,14 +273,25 @@ impl MessageIndex {
                 IndexRecordOption::Basic,
             ))
         };
-        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(
-            Occur::Must,
-            Box::new(TermSetQuery::new(
-                channels
-                    .iter()
-                    .map(|c| Term::from_field_u64(f.channel, c.get())),
+        // Which documents the named channels hold. One channel is one term. A server's channels
+        // are its term, each match then kept only when its channel (a fast field) is named:
+        // reading the postings of every named channel instead (a term set) costs as many
+        // documents as those channels hold, on every search, however few match the words.
+        // A DM's or group's several channels are a term set.
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut named: Option<Arc<HashSet<u64>>> = None;
+        match (channels, guild) {
+            ([channel], _) => must.push((Occur::Must, u64_term(f.channel, *channel))),
+            (_, Some(_)) => named = Some(Arc::new(channels.iter().map(|c| c.get()).collect())),
+            (_, None) => must.push((
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    channels
+                        .iter()
+                        .map(|c| Term::from_field_u64(f.channel, c.get())),
+                )),
             )),
-        )];
+        }
         if let Some(text) = &filter.content {
             let mut analyzer = self.index.tokenizer_for_field(f.content)?;
             let mut stream = analyzer.token_stream(text);
@@ -343,12 +355,24 @@ impl MessageIndex {
         let query = BooleanQuery::new(must);
         let wanted = (filter.offset + filter.limit).max(1);
         let newest = TopDocs::with_limit(wanted).order_by_fast_field::<u64>("id", Order::Desc);
-        let (total, top) = searcher.search(&query, &(Count, newest))?;
+        let (total, top) = match named {
+            Some(named) => {
+                let only_named = move |channel: u64| named.contains(&channel);
+                searcher.search(
+                    &query,
+                    &FilterCollector::new("channel".to_owned(), only_named, (Count, newest)),
+                )?
+            }
+            None => searcher.search(&query, &(Count, newest))?,
+        };
+        // Each hit's id is its sort key, and its channel a fast field: no stored document read.
         let mut hits = Vec::with_capacity(top.len());
-        for (_, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let read = |field| doc.get_first(field).and_then(|v| v.as_u64());
-            if let (Some(id), Some(channel)) = (read(f.id), read(f.channel)) {
+        for (id, address) in top {
+            let channels = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("channel")?;
+            if let (Some(id), Some(channel)) = (id, channels.first(address.doc_id)) {
                 hits.push(Found {
                     channel_id: Snowflake::from_u64(channel),
                     id: Snowflake::from_u64(id),
@@ -529,5 +553,44 @@ mod tests {
         };
         assert_eq!(search(Some(c(7))), [1]);
         assert_eq!(search(None), [3, 2, 1]);
+    }
+
+    #[test]
+    fn a_servers_search_counts_and_shows_only_the_channels_named() {
+        let folder = tempfile::tempdir().unwrap();
+        let (index, _) = MessageIndex::open(folder.path()).unwrap();
+        let c = Snowflake::from_u64;
+        // Server 7's channels 10, 20 and 30, over two segments.
+        index.put(&message(1, 10, 100, "budget one"), Some(c(7)));
+        index.put(&message(2, 20, 100, "budget two"), Some(c(7)));
+        index.commit(&Position::default()).unwrap();
+        index.put(&message(3, 30, 100, "budget three"), Some(c(7)));
+        index.put(&message(4, 10, 100, "budget four"), Some(c(7)));
+        index.put(&message(5, 20, 100, "lunch"), Some(c(7)));
+        index.commit(&Position::default()).unwrap();
+        let search = |channels: &[u64], f: &SearchFilter| {
+            let channels: Vec<Snowflake> = channels.iter().map(|&id| c(id)).collect();
+            let (total, hits) = index.search(&channels, Some(c(7)), f).unwrap();
+            let found: Vec<(u64, u64)> = hits
+                .iter()
+                .map(|h| (h.id.get(), h.channel_id.get()))
+                .collect();
+            (total, found)
+        };
+        assert_eq!(
+            search(&[10, 30], &filter("budget")),
+            (3, vec![(4, 10), (3, 30), (1, 10)])
+        );
+        assert_eq!(search(&[20], &filter("budget")), (1, vec![(2, 20)]));
+        let newest = SearchFilter {
+            limit: 1,
+            ..filter("budget")
+        };
+        assert_eq!(search(&[10, 20], &newest), (3, vec![(4, 10)]));
+        let all = SearchFilter {
+            limit: 25,
+            ..SearchFilter::default()
+        };
+        assert_eq!(search(&[20, 30], &all).0, 3);
     }
 }

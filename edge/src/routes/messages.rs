@@ -278,12 +278,20 @@ pub(super) async fn users_in(
             Err(e) => tracing::debug!(error = %e, "users could not be resolved"),
         }
     }
-    let missing: Vec<Snowflake> = wanted
+    and_former(routes, token, wanted, found).await
+}
+
+/// `found` (members), and the profile of each of `wanted` not among them (no longer a member).
+pub(super) async fn and_former(
+    routes: &Routes,
+    token: &str,
+    wanted: &[Snowflake],
+    mut found: Vec<proto::api::users::User>,
+) -> Vec<proto::api::users::User> {
+    let former = wanted
         .iter()
         .filter(|id| !found.iter().any(|a| a.id == **id))
-        .copied()
-        .collect();
-    let former = missing.iter().map(|&id| state.directory.user(token, id));
+        .map(|&id| routes.state.directory.user(token, id));
     for user in futures::future::join_all(former).await {
         match user {
             Ok(user) => found.push(user),

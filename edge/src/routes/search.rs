@@ -17,11 +17,12 @@ use axum::http::StatusCode;
 use kit::error::{ApiError, ApiResult};
 use kit::extract::{ApiPath, ApiQuery};
 use proto::Snowflake;
+use proto::api::channels::{MAX_MEMBER_IDS, MembersQuery};
 use proto::api::search::{SearchFilter, SearchMessage, SearchQuery, SearchResults};
 use proto::permissions::{Permissions, effective};
 use proto::search::Found;
 
-use super::messages::{chat_error, member, server_permissions, users_in};
+use super::messages::{and_former, chat_error, member, server_permissions, users_in};
 use super::{Routes, Verified, directory_error, not_found};
 use crate::chat::ChatError;
 use crate::directory::DirectoryError;
@@ -39,14 +40,20 @@ pub(super) async fn in_guild(
 ) -> ApiResult<Json<SearchResults>> {
     let filter = query.parse().map_err(ApiError::invalid)?;
     let directory = &routes.state.directory;
-    let me = match directory.guild_member(&verified.token, guild).await {
+    // Asked side by side: the member over REST (auth checks the session is still signed in),
+    // the server's roles and channels over NATS.
+    let (me, server) = tokio::join!(
+        directory.guild_member(&verified.token, guild),
+        directory.guild_snapshot(guild)
+    );
+    let me = match me {
         Ok(me) => me,
         Err(DirectoryError::Status(status)) if status == StatusCode::NOT_FOUND => {
             return Err(not_found("server"));
         }
         Err(e) => return Err(directory_error(&e, "membership")),
     };
-    let server = match directory.guild_snapshot(guild).await {
+    let server = match server {
         Ok(server) => server,
         Err(DirectoryError::NotFound) => return Err(not_found("server")),
         Err(e) => return Err(directory_error(&e, "the server")),
@@ -68,7 +75,7 @@ pub(super) async fn in_guild(
         .filter(|&c| filter.channel_id.is_none_or(|only| only == c))
         .collect();
     let found = search(&routes, Some(guild), &readable, &filter).await?;
-    results(&routes, &verified, found).await
+    results(&routes, &verified, Some(guild), found).await
 }
 
 /// `GET /api/v1/channels/{id}/messages/search`
@@ -95,7 +102,7 @@ pub(super) async fn in_channel(
         claims: caller.claims,
         token: caller.token,
     };
-    results(&routes, &verified, found).await
+    results(&routes, &verified, None, found).await
 }
 
 async fn search(
@@ -124,10 +131,12 @@ async fn search(
         })
 }
 
-/// The hits with their context, as the caller reads history, and the authors shown.
+/// The hits with their context, as the caller reads history, and the authors shown (of
+/// `guild`, for a server's search).
 async fn results(
     routes: &Routes,
     verified: &Verified,
+    guild: Option<Snowflake>,
     (total, hits): (u64, Vec<Found>),
 ) -> ApiResult<Json<SearchResults>> {
     let state = &routes.state;
@@ -168,16 +177,33 @@ async fn results(
             .collect();
         messages.push(group);
     }
-    let mut shown: Vec<proto::api::users::User> = Vec::new();
-    for (channel, ids) in authors {
-        let wanted: Vec<Snowflake> = ids
-            .into_iter()
-            .filter(|id| !shown.iter().any(|u| u.id == *id))
-            .collect();
-        if !wanted.is_empty() {
-            shown.extend(users_in(routes, &verified.token, channel, &wanted).await);
+    let shown = match guild {
+        // A server's channels all list the server's members: one lookup for every channel.
+        Some(guild) => {
+            let ids: BTreeSet<Snowflake> = authors.into_values().flatten().collect();
+            guild_users(
+                routes,
+                verified,
+                guild,
+                &ids.into_iter().collect::<Vec<_>>(),
+            )
+            .await
         }
-    }
+        None => {
+            let mut shown: Vec<proto::api::users::User> = Vec::new();
+            for (channel, ids) in authors {
+                let wanted: Vec<Snowflake> = ids
+                    .into_iter()
+                    .filter(|id| !shown.iter().any(|u| u.id == *id))
+                    .collect();
+                if !wanted.is_empty() {
+                    shown.extend(users_in(routes, &verified.token, channel, &wanted).await);
+                }
+            }
+            shown
+        }
+    };
+    let mut shown = shown;
     for group in &mut messages {
         for found in group {
             found.message.name_mentions(&shown);
@@ -189,4 +215,26 @@ async fn results(
         messages,
         authors: shown,
     }))
+}
+
+/// The users `wanted` of a server the caller is in: its members in one question per hundred,
+/// anyone no longer a member (a former author) by their profile.
+async fn guild_users(
+    routes: &Routes,
+    verified: &Verified,
+    guild: Snowflake,
+    wanted: &[Snowflake],
+) -> Vec<proto::api::users::User> {
+    let directory = &routes.state.directory;
+    let asks = wanted.chunks(MAX_MEMBER_IDS).map(|ids| {
+        directory.guild_members(verified.claims.sub, guild, MembersQuery::Ids(ids.to_vec()))
+    });
+    let mut found: Vec<proto::api::users::User> = Vec::new();
+    for members in futures::future::join_all(asks).await {
+        match members {
+            Ok(members) => found.extend(members.into_iter().map(|m| m.user)),
+            Err(e) => tracing::debug!(error = %e, "members could not be resolved"),
+        }
+    }
+    and_former(routes, &verified.token, wanted, found).await
 }

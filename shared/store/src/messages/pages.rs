@@ -6,6 +6,13 @@ use scylla::statement::prepared::PreparedStatement;
 use super::{MAX_PAGE, MessageStore, Page, Row, StoreError, StoredMessage, failed, stored};
 use crate::schema::{bucket_of, key_of};
 
+/// Which way a page walks the buckets: to older messages or to newer ones.
+#[derive(Clone, Copy)]
+enum Walk {
+    Down,
+    Up,
+}
+
 impl MessageStore {
     /// One message, if it exists.
     pub async fn get(
@@ -43,13 +50,21 @@ impl MessageStore {
             }
             Page::Around(id) => {
                 let before = limit / 2;
-                let (mut after, this, older) = tokio::try_join!(
+                // The message itself is the newest of those up to it (one read, not a get and a
+                // read); a message that is not there leaves `before` older ones, as a get would.
+                let (mut after, mut older) = tokio::try_join!(
                     self.newer(channel, id, limit - before - 1),
-                    self.get(channel, id),
-                    self.older(channel, Some(id), before),
+                    self.down_from(
+                        channel,
+                        bucket_of(id),
+                        id.as_i64().saturating_add(1),
+                        before + 1
+                    ),
                 )?;
+                if older.first().is_none_or(|m| m.id != id) {
+                    older.truncate(before);
+                }
                 after.reverse();
-                after.extend(this);
                 after.extend(older);
                 Ok(after)
             }
@@ -64,48 +79,90 @@ impl MessageStore {
         before: Option<Snowflake>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        let top = before.map_or(i32::MAX, bucket_of);
-        let bound = before.map_or(i64::MAX, Snowflake::as_i64);
-        for bucket in self.buckets(&self.s.buckets_down, channel, top).await? {
-            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let rows = self
-                .rows(&self.s.older, (channel.as_i64(), bucket, bound, want))
-                .await?;
-            out.extend(rows);
-            if out.len() >= limit {
-                break;
+        match before {
+            Some(id) => {
+                self.down_from(channel, bucket_of(id), id.as_i64(), limit)
+                    .await
+            }
+            None => {
+                self.walk(Walk::Down, channel, i32::MAX, i64::MAX, limit, Vec::new())
+                    .await
             }
         }
-        Ok(out)
     }
 
-    /// Messages newer than `id`, oldest first, walking up the buckets that hold any.
+    /// Messages with ids below `bound`, newest first, from bucket `top` (the bucket of `bound`)
+    /// down. That bucket is read first, without asking which buckets hold messages: a page
+    /// around or before a message is mostly in the message's own bucket, and the list of buckets
+    /// is read only when it is not.
+    async fn down_from(
+        &self,
+        channel: Snowflake,
+        top: i32,
+        bound: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let want = i32::try_from(limit).unwrap_or(i32::MAX);
+        let first = self
+            .rows(&self.s.older, (channel.as_i64(), top, bound, want))
+            .await?;
+        if first.len() >= limit || top == i32::MIN {
+            return Ok(first);
+        }
+        self.walk(Walk::Down, channel, top - 1, bound, limit, first)
+            .await
+    }
+
+    /// Messages newer than `id`, oldest first: its bucket first, then, when that holds too few,
+    /// the buckets above that hold any.
     async fn newer(
         &self,
         channel: Snowflake,
         id: Snowflake,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut out = Vec::new();
         if limit == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        for bucket in self
-            .buckets(&self.s.buckets_up, channel, bucket_of(id))
-            .await?
-        {
-            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let rows = self
-                .rows(&self.s.newer, (channel.as_i64(), bucket, id.as_i64(), want))
-                .await?;
-            out.extend(rows);
+        let (top, bound) = (bucket_of(id), id.as_i64());
+        let want = i32::try_from(limit).unwrap_or(i32::MAX);
+        let first = self
+            .rows(&self.s.newer, (channel.as_i64(), top, bound, want))
+            .await?;
+        if first.len() >= limit || top == i32::MAX {
+            return Ok(first);
+        }
+        self.walk(Walk::Up, channel, top + 1, bound, limit, first)
+            .await
+    }
+
+    /// Adds to `out` until it holds `limit`: the buckets holding messages from `from` on, down
+    /// or up, each read past `bound`.
+    async fn walk(
+        &self,
+        walk: Walk,
+        channel: Snowflake,
+        from: i32,
+        bound: i64,
+        limit: usize,
+        mut out: Vec<StoredMessage>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let (buckets, rows) = match walk {
+            Walk::Down => (&self.s.buckets_down, &self.s.older),
+            Walk::Up => (&self.s.buckets_up, &self.s.newer),
+        };
+        for bucket in self.buckets(buckets, channel, from).await? {
             if out.len() >= limit {
                 break;
             }
+            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            out.extend(
+                self.rows(rows, (channel.as_i64(), bucket, bound, want))
+                    .await?,
+            );
         }
         Ok(out)
     }
