@@ -301,7 +301,18 @@ struct Applied {
     suppress_roles: bool,
 }
 
-/// Whom a new message concerns, and why (see the module's comment for the rules).
+/// Candidates one chunk of work looks at: a chunk's answer is at most 50 people with ten
+/// browsers of 1 KiB endpoints each (about 600 KB), so an answer stopped after the chunk that
+/// passes [`ANSWER_BYTES`] stays under NATS's 1 MiB.
+const CHUNK: usize = 50;
+
+/// An answer stops growing after the chunk that takes it past this many bytes (about 1,000
+/// recipients with one browser each).
+const ANSWER_BYTES: usize = 256 * 1024;
+
+/// Whom a new message concerns, and why (see the module's comment for the rules): a page of
+/// them, in user-id order, after `query.after`. An @everyone in a server of thousands is many
+/// pages; each stays well under NATS's largest message.
 pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer, sqlx::Error> {
     let mut conn = db.acquire().await?;
     let now = proto::clock::unix_ms() as i64;
@@ -311,19 +322,17 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
             .fetch_optional(&mut *conn)
             .await?;
     let guild = guild_channels::guild_of(&mut *conn, query.channel_id).await?;
-    let key = guild.map_or(DMS, |g| g.as_i64());
-    // (user, candidate reason before settings, their roles when in a server)
-    let mut candidates: Vec<(Snowflake, Vec<Snowflake>)> = Vec::new();
+    // Who may be concerned, in user-id order, and what deciding for a server needs.
+    let mut server = None;
     let member_count;
     // A group channel of more than LARGE_GUILD_MEMBERS is told as a server's channel is: only
     // mentions by default, and no inbox entry for a plain message.
     let mut large_group = false;
-    match guild {
+    let mut ids = match guild {
         None => {
             member_count = group_member_count(&mut conn, query.channel_id).await?;
             large_group = member_count > LARGE_GUILD_MEMBERS;
-            let ids = group_candidates(&mut conn, query, large_group).await?;
-            candidates.extend(ids.into_iter().map(|id| (id, Vec::new())));
+            group_candidates(&mut conn, query, large_group).await?
         }
         Some(guild) => {
             let Some(row) = guilds::read(&mut *conn, guild).await? else {
@@ -336,25 +345,97 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
                 return Ok(NotifyAnswer::default());
             };
             let roles = roles::all(&mut *conn, guild).await?;
-            let ids = guild_candidates(&mut conn, guild, query, member_count).await?;
-            let now_ms = now as u64;
-            for chunk in ids.chunks(1000) {
+            server = Some((guild, row.owner_id, roles, channel));
+            guild_candidates(&mut conn, guild, query, member_count).await?
+        }
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    ids.retain(|id| *id != query.author_id);
+    ids.truncate(proto::access::MAX_RECIPIENTS);
+    ids.retain(|id| query.after.is_none_or(|after| *id > after));
+    let default = if large_group {
+        MessageNotifications::OnlyMentions
+    } else {
+        UserGuildSettings::default_for(guild, member_count).message_notifications
+    };
+    let page = (query.page.max(1) as usize).min(proto::access::MAX_RECIPIENTS);
+    let mut answer = NotifyAnswer {
+        guild_id: guild,
+        author_name: author_name.unwrap_or_default(),
+        recipients: Vec::new(),
+        next: None,
+    };
+    let mut bytes = 0;
+    let mut looked = 0;
+    for chunk in ids.chunks(CHUNK) {
+        looked += chunk.len();
+        // (user, their roles when in a server), those who may view the channel.
+        let candidates: Vec<(Snowflake, Vec<Snowflake>)> = match &server {
+            None => chunk.iter().map(|&id| (id, Vec::new())).collect(),
+            Some((guild, owner, roles, channel)) => {
                 let members =
-                    guild_members::page(&mut *conn, guild, &MembersQuery::Ids(chunk.to_vec()))
+                    guild_members::page(&mut *conn, *guild, &MembersQuery::Ids(chunk.to_vec()))
                         .await?;
-                for member in members {
-                    let subject = member.subject(guild, row.owner_id, &roles, now_ms);
-                    if effective(&subject, Some(&channel.permission_overwrites))
-                        .has(Permissions::VIEW_CHANNEL)
-                    {
-                        candidates.push((member.user.id, member.roles.clone()));
-                    }
-                }
+                let now_ms = now as u64;
+                members
+                    .into_iter()
+                    .filter(|member| {
+                        let subject = member.subject(*guild, *owner, roles, now_ms);
+                        effective(&subject, Some(&channel.permission_overwrites))
+                            .has(Permissions::VIEW_CHANNEL)
+                    })
+                    .map(|member| (member.user.id, member.roles))
+                    .collect()
             }
+        };
+        let told = decide_for(
+            &mut conn,
+            query,
+            guild,
+            large_group,
+            default,
+            now,
+            candidates,
+        )
+        .await?;
+        bytes += told.iter().map(answer_bytes).sum::<usize>();
+        answer.recipients.extend(told);
+        if answer.recipients.len() > page {
+            // The rest of this chunk comes again on the next page, from the last one kept.
+            answer.recipients.truncate(page);
+            answer.next = answer.recipients.last().map(|r| r.user_id);
+            break;
+        }
+        if looked < ids.len() && (answer.recipients.len() == page || bytes >= ANSWER_BYTES) {
+            answer.next = chunk.last().copied();
+            break;
         }
     }
-    candidates.retain(|(id, _)| *id != query.author_id);
-    candidates.truncate(proto::access::MAX_RECIPIENTS);
+    Ok(answer)
+}
+
+/// About what one recipient adds to an answer's JSON.
+fn answer_bytes(recipient: &Recipient) -> usize {
+    64 + recipient
+        .subscriptions
+        .iter()
+        .map(|s| 64 + s.endpoint.len() + s.keys.p256dh.len() + s.keys.auth.len())
+        .sum::<usize>()
+}
+
+/// Of `candidates` (who may view the channel), those the message concerns under their
+/// settings and blocks, with their browsers.
+async fn decide_for(
+    conn: &mut PgConnection,
+    query: &NotifyQuery,
+    guild: Option<Snowflake>,
+    large_group: bool,
+    default: MessageNotifications,
+    now: i64,
+    candidates: Vec<(Snowflake, Vec<Snowflake>)>,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    let key = guild.map_or(DMS, |g| g.as_i64());
     let ids: Vec<i64> = candidates.iter().map(|(id, _)| id.as_i64()).collect();
     let blocking: HashSet<i64> = sqlx::query_scalar(
         "SELECT user_id FROM relationships WHERE target_id = $1 AND user_id = ANY($2)",
@@ -388,11 +469,6 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     .into_iter()
     .map(|row| (row.0, row))
     .collect();
-    let default = if large_group {
-        MessageNotifications::OnlyMentions
-    } else {
-        UserGuildSettings::default_for(guild, member_count).message_notifications
-    };
     let mut recipients = Vec::new();
     for (user, roles) in candidates {
         if blocking.contains(&user.as_i64()) {
@@ -440,11 +516,7 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     for r in &mut recipients {
         r.subscriptions = by_user.remove(&r.user_id.as_i64()).unwrap_or_default();
     }
-    Ok(NotifyAnswer {
-        guild_id: guild,
-        author_name: author_name.unwrap_or_default(),
-        recipients,
-    })
+    Ok(recipients)
 }
 
 async fn group_member_count(
@@ -476,7 +548,7 @@ async fn group_candidates(
          UNION SELECT o.user_id FROM channel_notification_overrides o
                JOIN channel_members m ON m.channel_id = o.channel_id AND m.user_id = o.user_id
                WHERE o.channel_id = $1 AND o.message_notifications = 0
-         LIMIT $3",
+         ORDER BY 1 LIMIT $3",
     )
     .bind(query.channel_id.as_i64())
     .bind(&users)
@@ -514,7 +586,7 @@ async fn guild_candidates(
                    WHERE guild_id = $1 AND message_notifications = 0
              UNION SELECT user_id FROM channel_notification_overrides
                    WHERE channel_id = $4 AND message_notifications = 0
-             LIMIT $5",
+             ORDER BY 1 LIMIT $5",
         )
         .bind(guild.as_i64())
         .bind(&users)
@@ -627,6 +699,8 @@ mod tests {
             mentions: vec![],
             mention_roles: vec![],
             mention_everyone: false,
+            after: None,
+            page: proto::access::RECIPIENTS_PAGE,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod media;
 pub mod mentions;
 pub mod plot;
 pub mod population;
+pub mod push;
 pub mod raw;
 pub mod react;
 pub mod report;
@@ -89,6 +90,9 @@ pub enum Scenario {
     /// A server filled with a backlog straight into the chat stream: indexing rate, query
     /// latency and hits under concurrent searches, and the live lag from send to found.
     Search(search::Args),
+    /// One `@everyone` per channel to many away members, each with a browser subscribed to a
+    /// local push service: Web Pushes per second notify sends, each delivered once.
+    Push(push::Args),
     /// Files through media: upload and download MiB/s and per-request times at each size and
     /// concurrency, media's peak RSS, and a photo's send to its processed MESSAGE_UPDATE.
     Media(media::Args),
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::ReadyMentions(args) => mentions::run(args).await,
         Scenario::Search(args) => search::run(args).await,
         Scenario::Media(args) => media::run(args).await,
+        Scenario::Push(args) => push::run(args).await,
         Scenario::Worker => worker::work().await,
     }
 }

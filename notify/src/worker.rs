@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
-use proto::access::{NotifyAnswer, NotifyQuery, Reply};
+use proto::access::{MAX_RECIPIENTS, NotifyAnswer, NotifyQuery, RECIPIENTS_PAGE, Reply};
 use proto::api::messages::Message;
 use proto::api::notifications::{NotifyReason, PushPayload};
 use proto::api::presence::PresenceStatus;
@@ -305,15 +305,33 @@ impl Worker {
         Ok(())
     }
 
+    /// Whom `message` concerns, asked of auth a page at a time (an @everyone in a server of
+    /// thousands, with their browsers, is more than one NATS message can hold).
     async fn recipients(&self, message: &Message) -> Result<NotifyAnswer, String> {
-        let query = NotifyQuery {
+        let mut query = NotifyQuery {
             channel_id: message.channel_id,
             author_id: message.author_id,
             mentions: message.mentioned_ids(),
             mention_roles: message.mention_roles.clone(),
             mention_everyone: message.mention_everyone,
+            after: None,
+            page: RECIPIENTS_PAGE,
         };
-        let body = serde_json::to_vec(&query).expect("queries serialise");
+        let mut whole = NotifyAnswer::default();
+        loop {
+            let page = self.ask(&query).await?;
+            whole.guild_id = page.guild_id;
+            whole.author_name = page.author_name;
+            whole.recipients.extend(page.recipients);
+            match page.next {
+                Some(next) if whole.recipients.len() < MAX_RECIPIENTS => query.after = Some(next),
+                _ => return Ok(whole),
+            }
+        }
+    }
+
+    async fn ask(&self, query: &NotifyQuery) -> Result<NotifyAnswer, String> {
+        let body = serde_json::to_vec(query).expect("queries serialise");
         let reply = tokio::time::timeout(
             ASK_TIMEOUT,
             self.nats.request(self.subjects.auth_notify(), body.into()),

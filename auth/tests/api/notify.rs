@@ -10,25 +10,48 @@ use serde_json::json;
 use crate::support::{self, TestAuth, id_of};
 
 async fn concerned(auth: &TestAuth, query: &NotifyQuery) -> Vec<(String, NotifyReason)> {
-    let reply = auth
-        .nats
-        .request(
-            auth.subjects.auth_notify(),
-            serde_json::to_vec(query).unwrap().into(),
-        )
-        .await
-        .expect("auth answers");
-    let Ok(Reply::Ok(answer)) = serde_json::from_slice::<Reply<NotifyAnswer>>(&reply.payload)
-    else {
-        panic!("an answer: {}", String::from_utf8_lossy(&reply.payload));
-    };
-    let mut told: Vec<(String, NotifyReason)> = answer
-        .recipients
-        .into_iter()
-        .map(|r| (r.user_id.to_string(), r.reason))
-        .collect();
+    concerned_in_pages(auth, query).await.0
+}
+
+/// Everyone `query` concerns, asked page after page as notify asks, and how many answers it took.
+async fn concerned_in_pages(
+    auth: &TestAuth,
+    query: &NotifyQuery,
+) -> (Vec<(String, NotifyReason)>, usize) {
+    let mut told: Vec<(String, NotifyReason)> = Vec::new();
+    let mut query = query.clone();
+    let mut answers = 0;
+    loop {
+        let reply = auth
+            .nats
+            .request(
+                auth.subjects.auth_notify(),
+                serde_json::to_vec(&query).unwrap().into(),
+            )
+            .await
+            .expect("auth answers");
+        let Ok(Reply::Ok(answer)) = serde_json::from_slice::<Reply<NotifyAnswer>>(&reply.payload)
+        else {
+            panic!("an answer: {}", String::from_utf8_lossy(&reply.payload));
+        };
+        answers += 1;
+        assert!(
+            answer.recipients.len() <= query.page as usize,
+            "a page holds at most `page`"
+        );
+        told.extend(
+            answer
+                .recipients
+                .into_iter()
+                .map(|r| (r.user_id.to_string(), r.reason)),
+        );
+        match answer.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
     told.sort_by(|a, b| a.0.cmp(&b.0));
-    told
+    (told, answers)
 }
 
 #[tokio::test]
@@ -63,6 +86,8 @@ async fn a_group_past_the_large_size_tells_only_mentions_and_those_who_chose_eve
         mentions: Vec::new(),
         mention_roles: Vec::new(),
         mention_everyone: false,
+        after: None,
+        page: proto::access::RECIPIENTS_PAGE,
     };
     let mut who = vec![
         (bob.id.to_string(), NotifyReason::Direct),
@@ -146,4 +171,15 @@ async fn a_group_past_the_large_size_tells_only_mentions_and_those_who_chose_eve
         LARGE_GUILD_MEMBERS as usize + 2,
         "@everyone reaches every other member"
     );
+    // Asked seven at a time, as notify asks in pages: the same people, each once.
+    let (paged, answers) = concerned_in_pages(
+        &auth,
+        &NotifyQuery {
+            page: 7,
+            ..everyone.clone()
+        },
+    )
+    .await;
+    assert_eq!(paged, concerned(&auth, &everyone).await);
+    assert!(answers >= paged.len() / 7, "{answers} answers");
 }

@@ -235,6 +235,21 @@ pub struct NotifyQuery {
     pub mention_roles: Vec<Snowflake>,
     #[serde(default)]
     pub mention_everyone: bool,
+    /// Only people with a higher user id: the next page of a message's recipients (the
+    /// previous answer's [`NotifyAnswer::next`]).
+    #[serde(default)]
+    pub after: Option<Snowflake>,
+    /// The most recipients one answer holds (auth may hold fewer: an answer stays well under
+    /// NATS's largest message, whatever the subscriptions). At most [`MAX_RECIPIENTS`].
+    #[serde(default = "default_recipients_page")]
+    pub page: u32,
+}
+
+/// Recipients per answer to [`NotifyQuery`] unless it says.
+pub const RECIPIENTS_PAGE: u32 = 1_000;
+
+fn default_recipients_page() -> u32 {
+    RECIPIENTS_PAGE
 }
 
 /// The answer to [`NotifyQuery`].
@@ -244,8 +259,11 @@ pub struct NotifyAnswer {
     pub guild_id: Option<Snowflake>,
     /// The author's display name (what a notification shows).
     pub author_name: String,
-    /// Who is told, at most `MAX_RECIPIENTS` of them.
+    /// Who is told, in user-id order: this page of them (of at most `MAX_RECIPIENTS` in all).
     pub recipients: Vec<Recipient>,
+    /// More may be told: ask again with `after` = this.
+    #[serde(default)]
+    pub next: Option<Snowflake>,
 }
 
 /// The most people one message notifies (an @everyone in a huge server tells the first this many
