@@ -91,10 +91,7 @@ impl MessageStore {
         }
     }
 
-    /// Messages with ids below `bound`, newest first, from bucket `top` (the bucket of `bound`)
-    /// down. That bucket is read first, without asking which buckets hold messages: a page
-    /// around or before a message is mostly in the message's own bucket, and the list of buckets
-    /// is read only when it is not.
+    /// Messages with ids below `bound`, newest first, from bucket `top` (`bound`'s) down.
     async fn down_from(
         &self,
         channel: Snowflake,
@@ -102,41 +99,50 @@ impl MessageStore {
         bound: i64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let want = i32::try_from(limit).unwrap_or(i32::MAX);
-        let first = self
-            .rows(&self.s.older, (channel.as_i64(), top, bound, want))
-            .await?;
-        if first.len() >= limit || top == i32::MIN {
-            return Ok(first);
-        }
-        self.walk(Walk::Down, channel, top - 1, bound, limit, first)
+        self.starting_in(Walk::Down, channel, top, bound, limit)
             .await
     }
 
-    /// Messages newer than `id`, oldest first: its bucket first, then, when that holds too few,
-    /// the buckets above that hold any.
+    /// Messages newer than `id`, oldest first, from its bucket up.
     async fn newer(
         &self,
         channel: Snowflake,
         id: Snowflake,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.starting_in(Walk::Up, channel, bucket_of(id), id.as_i64(), limit)
+            .await
+    }
+
+    /// Messages past `bound` (below it walking down, above it walking up), from `bucket`, the
+    /// bucket `bound` falls in. That bucket is read first, without asking which buckets hold
+    /// messages: a page around, before or after a message is mostly in the message's own
+    /// bucket, and the list of buckets is read only when it holds too few.
+    async fn starting_in(
+        &self,
+        walk: Walk,
+        channel: Snowflake,
+        bucket: i32,
+        bound: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (top, bound) = (bucket_of(id), id.as_i64());
+        let (rows, next) = match walk {
+            Walk::Down => (&self.s.older, bucket.checked_sub(1)),
+            Walk::Up => (&self.s.newer, bucket.checked_add(1)),
+        };
         let want = i32::try_from(limit).unwrap_or(i32::MAX);
         let first = self
-            .rows(&self.s.newer, (channel.as_i64(), top, bound, want))
+            .rows(rows, (channel.as_i64(), bucket, bound, want))
             .await?;
-        if first.len() >= limit || top == i32::MAX {
-            return Ok(first);
+        match next {
+            Some(next) if first.len() < limit => {
+                self.walk(walk, channel, next, bound, limit, first).await
+            }
+            _ => Ok(first),
         }
-        self.walk(Walk::Up, channel, top + 1, bound, limit, first)
-            .await
     }
 
     /// Adds to `out` until it holds `limit`: the buckets holding messages from `from` on, down
