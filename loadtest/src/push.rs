@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -328,25 +328,17 @@ async fn receive(
 
 /// notify's `natter_notify_pushes_total` by outcome.
 async fn pushes_by_outcome(metrics: &str) -> anyhow::Result<HashMap<String, f64>> {
-    let text = reqwest::get(metrics)
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("notify's metrics at {metrics}"))?
-        .text()
-        .await?;
     let mut out = HashMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("natter_notify_pushes_total{") else {
+    for (series, value) in report::scrape_all(metrics).await? {
+        let Some(labels) = series.strip_prefix("natter_notify_pushes_total{") else {
             continue;
         };
-        let outcome = rest
+        let outcome = labels
             .split("outcome=\"")
             .nth(1)
             .and_then(|s| s.split('"').next())
             .unwrap_or_default();
-        if let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            *out.entry(outcome.to_owned()).or_default() += value;
-        }
+        *out.entry(outcome.to_owned()).or_default() += value;
     }
     Ok(out)
 }

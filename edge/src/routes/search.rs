@@ -177,7 +177,7 @@ async fn results(
             .collect();
         messages.push(group);
     }
-    let shown = match guild {
+    let mut shown = match guild {
         // A server's channels all list the server's members: one lookup for every channel.
         Some(guild) => {
             let ids: BTreeSet<Snowflake> = authors.into_values().flatten().collect();
@@ -203,7 +203,6 @@ async fn results(
             shown
         }
     };
-    let mut shown = shown;
     for group in &mut messages {
         for found in group {
             found.message.name_mentions(&shown);
