@@ -1,6 +1,6 @@
 //! A minimal gateway client: connect from a chosen source address, HELLO, IDENTIFY, READY.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
@@ -10,6 +10,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::run::Target;
 
 pub type Socket = WebSocketStream<TcpStream>;
 
@@ -74,6 +76,31 @@ pub async fn identify_timed(
         _ => bail!("expected READY, got {text}"),
     }
     Ok((text, took))
+}
+
+/// A fresh session for `token` on edge `edge` (modulo the edges): READY's text and the time from
+/// IDENTIFY to READY. The session is closed after, and read to its end, so the edge sees it end
+/// before the caller's next one starts.
+pub async fn ready_once(
+    target: &Target,
+    edge: usize,
+    token: &str,
+) -> anyhow::Result<(String, std::time::Duration)> {
+    let gateway = &target.gateway[edge % target.gateway.len()];
+    let source = Source {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        port: 0,
+    };
+    let mut socket = open(gateway, source)
+        .await
+        .with_context(|| format!("connecting to {gateway}"))?;
+    let ready = identify_timed(&mut socket, token).await?;
+    let _ = socket.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+    Ok(ready)
 }
 
 /// Opens a socket from `source` to `gateway` and waits for HELLO.

@@ -34,6 +34,7 @@ pub mod population;
 pub mod push;
 pub mod raw;
 pub mod react;
+pub mod ready;
 pub mod report;
 pub mod run;
 pub mod scan;
@@ -87,6 +88,9 @@ pub enum Scenario {
     /// READY for a member with unread mentions in every channel of a server, beside one who
     /// read them all: time from IDENTIFY to READY and its size.
     ReadyMentions(mentions::Args),
+    /// READY for a member of many servers of many members each: its size and the time from
+    /// IDENTIFY to READY.
+    ReadyServers(ready::Args),
     /// A server filled with a backlog straight into the chat stream: indexing rate, query
     /// latency and hits under concurrent searches, and the live lag from send to found.
     Search(search::Args),
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Guild(args) => guild::run(args).await,
         Scenario::React(args) => react::run(args).await,
         Scenario::ReadyMentions(args) => mentions::run(args).await,
+        Scenario::ReadyServers(args) => ready::run(args).await,
         Scenario::Search(args) => search::run(args).await,
         Scenario::Media(args) => media::run(args).await,
         Scenario::Push(args) => push::run(args).await,

@@ -7,17 +7,15 @@
 //! each, and how many of those READYs came without the counts (the edge leaves them out rather
 //! than be late when the store is slow: a fast READY without badges is not a fast badge).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Source};
+use crate::client;
 use crate::population::Population;
 use crate::report::{self, Baseline, Percentiles};
 use crate::run::Target;
@@ -145,9 +143,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let expected_mentions = (args.channels * args.mentions.min(100)) as u64;
     let sent = Instant::now();
     loop {
-        let (text, _) = ready(target, 0, &unread.token).await?;
+        let (text, _) = client::ready_once(target, 0, &unread.token).await?;
         let (counted, _) = mentions_in(&text, &server)?;
-        let (text, _) = ready(target, 1, &read.token).await?;
+        let (text, _) = client::ready_once(target, 1, &read.token).await?;
         let (left, _) = mentions_in(&text, &server)?;
         if counted == expected_mentions && left == 0 {
             break;
@@ -175,7 +173,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut wrong_counts = [0usize, 0];
     for r in 0..args.repeats {
         for (k, user) in [unread, read].into_iter().enumerate() {
-            let (text, took) = ready(target, r + k, &user.token).await?;
+            let (text, took) = client::ready_once(target, r + k, &user.token).await?;
             times[k].record((took.as_micros() as u64).max(1))?;
             bytes[k] = text.len();
             // The edge leaves every channel's counts out when the store is slow, never some.
@@ -238,27 +236,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A fresh session for `token` on edge `edge` (modulo the edges): READY's text and the time from
-/// IDENTIFY to READY. The session is closed after.
-async fn ready(target: &Target, edge: usize, token: &str) -> anyhow::Result<(String, Duration)> {
-    let gateway = &target.gateway[edge % target.gateway.len()];
-    let source = Source {
-        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
-        port: 0,
-    };
-    let mut socket = client::open(gateway, source)
-        .await
-        .with_context(|| format!("connecting to {gateway}"))?;
-    let ready = client::identify_timed(&mut socket, token).await?;
-    let _ = socket.send(Message::Close(None)).await;
-    // Read to the close, so the edge sees the session end before the next one starts.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
-    Ok(ready)
 }
 
 /// The mentions READY counts over the server's text channels, and how many of them carry counts

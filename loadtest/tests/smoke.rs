@@ -327,6 +327,30 @@ async fn ready_counts_every_unread_mention_and_none_once_read() {
 }
 
 #[tokio::test]
+async fn ready_names_every_server_a_member_is_in_with_its_member_count() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("ready-servers");
+    let args = command(
+        &world,
+        &out,
+        &[
+            "ready-servers",
+            "--members=6",
+            "--servers=3",
+            "--channels=2",
+            "--repeats=4",
+        ],
+    );
+    // The run itself fails unless every READY names all 3 servers with 6 members and both
+    // channels of each.
+    run(args).await.expect("the ready-servers run passes");
+    let result = read(&out);
+    assert_eq!(result["ready_channels"], 6, "{result}");
+    assert_eq!(result["identify_to_ready"]["count"], 4, "{result}");
+    assert!(result["ready_bytes"].as_u64().unwrap() > 0, "{result}");
+}
+
+#[tokio::test]
 async fn a_backlog_is_indexed_searched_and_a_live_message_found() {
     let world = World::start(2, FAST).await;
     let folder = tempfile::tempdir().unwrap();
