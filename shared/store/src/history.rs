@@ -11,6 +11,7 @@
 //! of the two answers, or both (an event in both shows once).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use kit::stream::{ChatStream, MAX_REPLAY, ReadError};
 use proto::Snowflake;
@@ -21,17 +22,23 @@ use crate::messages::{MessageStore, Page, StoreError, StoredMessage};
 
 mod dress;
 mod summaries;
+mod tail;
 
 /// A channel's history: the store and the chat stream it is written from.
 #[derive(Clone)]
 pub struct History {
     store: MessageStore,
     stream: ChatStream,
+    tails: Arc<tail::Tails>,
 }
 
 impl History {
     pub fn new(store: MessageStore, stream: ChatStream) -> Self {
-        Self { store, stream }
+        Self {
+            store,
+            stream,
+            tails: Arc::default(),
+        }
     }
 
     /// The store alone (read markers and unread counts, which the stream does not change).
@@ -269,18 +276,21 @@ impl History {
         let Some(&last) = lasts.get(&channel).filter(|&&last| last > watermark) else {
             return Ok(Vec::new());
         };
-        let read = match (self.stream)
-            .channel_events(channel, watermark, last, MAX_REPLAY)
-            .await
-        {
-            // The server that answered is a replica behind the one that told `last`: read from
-            // the stream's leader instead.
-            Err(ReadError::Incomplete(..)) => {
-                self.stream.replay(&[channel], watermark, last).await?
+        let read = |after: u64, through: u64| async move {
+            match (self.stream)
+                .channel_events(channel, after, through, MAX_REPLAY)
+                .await
+            {
+                // The server that answered is a replica behind the one that told `last`: read
+                // from the stream's leader instead.
+                Err(ReadError::Incomplete(..)) => {
+                    self.stream.replay(&[channel], after, through).await
+                }
+                read => read,
             }
-            read => read?,
         };
-        Ok(read.into_iter().map(|stored| stored.event).collect())
+        let events = self.tails.read(channel, watermark, last, read).await?;
+        Ok(events.into_iter().map(|stored| stored.event).collect())
     }
 }
 
