@@ -89,12 +89,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .buffer_unordered(args.parallel.max(1))
         .try_collect()
-        .await?;
+        .await
+        .context("filling the servers (one longer than auth's NATTER_ACCESS_TOKEN_TTL, 15 minutes by default, outlives its tokens: raise it)")?;
     let joins = (args.servers * (args.members - 1)) as f64;
     let joins_per_second = joins / filling.elapsed().as_secs_f64();
 
-    // Member `servers` owns none of them.
-    let reader = &users[args.servers];
+    // Member `servers` owns none of them; signed in afresh, as filling may have taken a while.
+    let reader = &people.sign_in(&tag, args.servers + 1).await?[args.servers];
     println!(
         "ready-servers: {} IDENTIFYs of a member of all {}",
         args.repeats, args.servers
