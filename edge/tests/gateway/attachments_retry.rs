@@ -61,7 +61,8 @@ async fn a_retried_send_with_files_gets_the_first_tries_answer_and_is_stored_onc
         .await;
     assert_eq!(other["op"], 25, "{other}");
     world.persisted().await;
-    assert_eq!(files.history(&ann, channel).await.len(), 1);
+    let history = files.history(&ann, channel).await;
+    assert_eq!(history.len(), 1, "{history:#?}");
 }
 
 /// A retry that comes after the stream has forgotten the nonce (its duplicate window, here made
@@ -125,5 +126,6 @@ async fn a_send_with_files_retried_after_the_duplicate_window_is_still_stored_on
     assert_eq!(created["d"]["id"], a["id"]);
     bob_socket.no_messages().await;
     world.persisted().await;
-    assert_eq!(files.history(&ann, channel).await.len(), 1);
+    let history = files.history(&ann, channel).await;
+    assert_eq!(history.len(), 1, "{history:#?}");
 }
