@@ -78,7 +78,8 @@ impl GuildState {
     }
 
     /// The server as `member` sees it in READY and RESUMED: the channels they may view, each
-    /// with its summary when `summary` has one.
+    /// with its summary when `summary` has one, and without what the server says for all of
+    /// them (`guild_id`, `member_count`).
     pub fn ready(
         &self,
         member: &GuildMember,
@@ -98,7 +99,11 @@ impl GuildState {
                 .filter(|c| visible.contains(&c.id))
                 .map(|c| ReadyChannel {
                     summary: summary(c.id),
-                    channel: c.clone(),
+                    channel: Channel {
+                        guild_id: None,
+                        member_count: 0,
+                        ..c.clone()
+                    },
                 })
                 .collect(),
             member: member.clone(),

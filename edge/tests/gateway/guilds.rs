@@ -47,6 +47,22 @@ async fn ready_lists_ones_servers_with_the_channels_one_may_view_and_never_the_m
     assert_eq!(seen["member"]["user"]["username"], "bob");
     assert_eq!(seen["roles"].as_array().unwrap().len(), 2);
     assert!(seen.get("members").is_none(), "never the member list");
+    // What the server says for all its channels, and what is empty, is left out.
+    let channel = seen["channels"][0].as_object().unwrap();
+    for field in [
+        "guild_id",
+        "member_count",
+        "topic",
+        "owner_id",
+        "last_read_id",
+    ] {
+        assert!(!channel.contains_key(field), "{field} in {channel:?}");
+    }
+    assert_eq!(channel["unread_count"], 0, "the summary is there");
+    let member = seen["member"].as_object().unwrap();
+    for field in ["nick", "communication_disabled_until"] {
+        assert!(!member.contains_key(field), "{field} in {member:?}");
+    }
 
     let ann_1 = Client::connect(&world.gateway(0), &ann).await;
     let mine = &ann_1.ready["d"]["guilds"][0];

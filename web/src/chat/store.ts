@@ -253,7 +253,7 @@ export class Chat {
     }
     const channels = [...ready.channels, ...this.guilds.setAll(ready.guilds ?? [])];
     this.notifications.setAll(ready.user_guild_settings ?? []);
-    this.unwatched = new Set(channels.filter((c) => c.member_count > 100).map((c) => c.id));
+    this.unwatched = new Set(channels.filter((c) => (c.member_count ?? 0) > 100).map((c) => c.id));
     this.setChannels(channels);
     void this.loadRelationships();
     this.reloadMembers();
@@ -277,7 +277,7 @@ export class Chat {
   }
 
   private onResumed(channels: Channel[]) {
-    this.unwatched = new Set(channels.filter((c) => c.member_count > 100).map((c) => c.id));
+    this.unwatched = new Set(channels.filter((c) => (c.member_count ?? 0) > 100).map((c) => c.id));
     this.setChannels(channels);
     this.reloadMembers();
     void this.loadRelationships();
@@ -357,13 +357,15 @@ export class Chat {
   private setChannels(channels: Channel[]) {
     const old = new Map((this.qc.getQueryData<Channel[]>(keys.channels) ?? []).map((c) => [c.id, c]));
     const next = channels.map((c) => {
-      const prev = old.get(c.id);
+      // A channel with its summary says where its reading stands (an id left out is none); one
+      // without (the store did not answer in time) keeps what was known.
+      const summary = c.unread_count !== undefined ? c : old.get(c.id);
       return {
         ...c,
-        last_message_id: c.last_message_id ?? prev?.last_message_id ?? null,
-        last_read_id: c.last_read_id ?? prev?.last_read_id ?? null,
-        unread_count: c.unread_count ?? prev?.unread_count ?? 0,
-        mention_count: c.mention_count ?? prev?.mention_count ?? 0,
+        last_message_id: summary?.last_message_id ?? null,
+        last_read_id: summary?.last_read_id ?? null,
+        unread_count: summary?.unread_count ?? 0,
+        mention_count: summary?.mention_count ?? 0,
       };
     });
     this.qc.setQueryData(keys.channels, next);
@@ -453,7 +455,7 @@ export class Chat {
         this.rememberUsers([member.user]);
         this.askPresenceOf([member.user.id]);
         this.patchMembers(channel_id, (ms) => [...ms.filter((m) => m.user.id !== member.user.id), member]);
-        return this.patchChannel(channel_id, (c) => ({ ...c, member_count: c.member_count + 1 }));
+        return this.patchChannel(channel_id, (c) => ({ ...c, member_count: (c.member_count ?? 0) + 1 }));
       }
       case 'CHANNEL_MEMBER_REMOVE': {
         const { channel_id, user_id, removed_by } = d as {
@@ -469,7 +471,7 @@ export class Chat {
         this.patchMembers(channel_id, (ms) => ms.filter((m) => m.user.id !== user_id));
         return this.patchChannel(channel_id, (c) => ({
           ...c,
-          member_count: Math.max(0, c.member_count - 1),
+          member_count: Math.max(0, (c.member_count ?? 0) - 1),
         }));
       }
       case 'CHANNEL_MODERATOR_ADD':

@@ -121,6 +121,17 @@ describe('servers in the client', () => {
     expect(myGuild()).not.toHaveProperty('channels');
   });
 
+  it("take from READY's server what its channels leave out, and a summary as it is", () => {
+    qc.setQueryData<Channel[]>(keys.channels, [text('10', { last_read_id: '7', unread_count: 3 })]);
+    const lean = { id: '10', kind: 'text', name: 'c10', position: 0, unread_count: 0 } as Channel;
+    gw.fire('ready', ready([{ ...guild([lean]), member_count: 40 }]));
+    const [c] = qc.getQueryData<Channel[]>(keys.channels) ?? [];
+    expect(c).toMatchObject({ guild_id: '100', member_count: 40, unread_count: 0 });
+    // The summary says nothing is read: an id it leaves out is none, not the one known before.
+    expect(c?.last_read_id).toBeNull();
+    expect(c?.last_message_id).toBeNull();
+  });
+
   it('show a channel the edge says I may now view, and drop one I may not', () => {
     gw.fire('ready', ready([guild([text('10')])]));
     dispatch('CHANNEL_CREATE', text('11', { name: 'mods-only' }));

@@ -83,6 +83,13 @@ const strip = (g: Guild | GuildState): GuildState => {
   return rest;
 };
 
+/** A server's channel as READY and RESUMED list it, with what they leave to the server. */
+const inGuild = (c: Channel, g: Guild): Channel => ({
+  ...c,
+  guild_id: c.guild_id ?? g.id,
+  member_count: c.member_count ?? g.member_count,
+});
+
 export class Guilds {
   /** Servers the user is leaving by their own hand: no notice when they go. */
   private leaving = new Set<string>();
@@ -117,7 +124,7 @@ export class Guilds {
     // Member events are not replayed after a gap: lists already loaded are loaded again.
     for (const g of guilds)
       if (this.qc.getQueryData(keys.guildMembers(g.id))) void this.loadMembers(g.id, true);
-    return guilds.flatMap((g) => g.channels.map((c) => ({ ...c, guild_id: c.guild_id ?? g.id })));
+    return guilds.flatMap((g) => g.channels.map((c) => inGuild(c, g)));
   }
 
   /** Handles a server event; false for any other event. */
@@ -126,7 +133,7 @@ export class Guilds {
       case 'GUILD_CREATE': {
         const g = d as Guild;
         this.upsert(strip(g));
-        for (const c of g.channels) this.sink.upsertChannel({ ...c, guild_id: c.guild_id ?? g.id });
+        for (const c of g.channels) this.sink.upsertChannel(inGuild(c, g));
         return true;
       }
       case 'GUILD_UPDATE': {

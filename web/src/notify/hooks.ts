@@ -27,7 +27,7 @@ export function useApplied(channel: Pick<Channel, 'id' | 'guild_id' | 'member_co
   const now = useNow();
   const count = channel.guild_id
     ? (guilds.find((g) => g.id === channel.guild_id)?.member_count ?? 0)
-    : channel.member_count;
+    : (channel.member_count ?? 0);
   return applied(all, channel, count, now);
 }
 

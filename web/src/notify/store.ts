@@ -105,7 +105,9 @@ export class Notifications {
 
   /** The settings that apply to a channel now. */
   appliedTo(channel: Pick<Channel, 'id' | 'guild_id' | 'member_count'>, now = Date.now()): Applied {
-    const count = channel.guild_id ? this.deps.guildMemberCount(channel.guild_id) : channel.member_count;
+    const count = channel.guild_id
+      ? this.deps.guildMemberCount(channel.guild_id)
+      : (channel.member_count ?? 0);
     return applied(this.all(), channel, count, now);
   }
 

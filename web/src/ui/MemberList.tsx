@@ -36,7 +36,7 @@ export function removeFromGroup(chat: Chat, channel: Channel, user: User): Confi
 
 /** Leaving a group channel: what happens to it depends on who leaves (docs/API.md, "leave"). */
 export function leaveGroup(chat: Chat, channel: Channel): Confirmation {
-  const last = channel.member_count <= 1;
+  const last = (channel.member_count ?? 0) <= 1;
   return {
     title: `Leave #${channel.name}?`,
     confirm: 'Leave channel',

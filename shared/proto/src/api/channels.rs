@@ -113,10 +113,14 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// Group channels and servers' channels.
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// Group channels only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<Snowflake>,
-    /// How many members it has (a server's channel: how many members the server has).
+    /// How many members it has (a server's channel: how many members the server has). Left out
+    /// of the channels of a server in READY and RESUMED, where the server says it.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub member_count: u32,
     /// A server's channels only: the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,9 +131,9 @@ pub struct Channel {
     /// A server's channels: the order in the channel list (lower first), within its category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<i32>,
-    /// A server's text channels: seconds a member waits between messages (0 to 21600; 0 is
-    /// none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A server's text channels: seconds a member waits between messages (0 to 21600; 0 or
+    /// left out is none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
+    #[serde(default, skip_serializing_if = "no_slowmode")]
     pub rate_limit_per_user: Option<u32>,
     /// A server's channels: what roles and members may do here beyond (or short of) what they
     /// may in the server.
@@ -185,6 +189,14 @@ impl Channel {
     pub fn moderated(&self) -> Option<bool> {
         self.role.map(MemberRole::moderates)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn no_slowmode(seconds: &Option<u32>) -> bool {
+    seconds.is_none_or(|s| s == 0)
 }
 
 /// Most members one page of `GET /api/v1/channels/{id}/members` (or one op 8 request) returns.

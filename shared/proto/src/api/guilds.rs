@@ -74,12 +74,14 @@ pub struct Role {
 pub struct GuildMember {
     pub user: User,
     /// Their name in this server, if they chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nick: Option<String>,
     /// Their roles other than @everyone.
     pub roles: Vec<Snowflake>,
     /// Unix milliseconds.
     pub joined_at: u64,
     /// Timed out until this moment (Unix milliseconds): they may read, not send, react or speak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub communication_disabled_until: Option<u64>,
 }
 

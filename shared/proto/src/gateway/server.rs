@@ -208,7 +208,8 @@ pub struct ReadyGuild {
     pub owner_id: Snowflake,
     pub member_count: u32,
     pub roles: Vec<Role>,
-    /// The channels the user may view, categories included.
+    /// The channels the user may view, categories included, without `guild_id` and
+    /// `member_count` (the server's own): READY stays small for a member of many servers.
     pub channels: Vec<ReadyChannel>,
     pub member: GuildMember,
     /// Who is in the voice channels the user may view.
@@ -281,7 +282,11 @@ impl utoipa::ToSchema for ReadyChannel {}
 /// Where a channel's messages and the user's reading of them stand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadSummary {
+    /// Left out while the channel has no messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_id: Option<Snowflake>,
+    /// Left out while the user has read nothing in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_read_id: Option<Snowflake>,
     /// Messages by others after the read marker, counted to 100 ("100 or more").
     pub unread_count: u32,

@@ -1240,9 +1240,10 @@ export interface components {
       kind: components['schemas']['ChannelKind'];
       /**
        * Format: int32
-       * @description How many members it has (a server's channel: how many members the server has).
+       * @description How many members it has (a server's channel: how many members the server has). Left out
+       *     of the channels of a server in READY and RESUMED, where the server says it.
        */
-      member_count: number;
+      member_count?: number;
       /** @description Group channels and servers' channels. */
       name?: string | null;
       /**
@@ -1266,8 +1267,8 @@ export interface components {
       position?: number | null;
       /**
        * Format: int32
-       * @description A server's text channels: seconds a member waits between messages (0 to 21600; 0 is
-       *     none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
+       * @description A server's text channels: seconds a member waits between messages (0 to 21600; 0 or
+       *     left out is none). Members with MANAGE_MESSAGES or MANAGE_CHANNELS are not slowed.
        */
       rate_limit_per_user?: number | null;
       /** @description DMs only: the other person. */
@@ -2375,7 +2376,10 @@ export interface components {
      *     channel's messages and the user's reading stand (READY only).
      */
     ReadyGuild: {
-      /** @description The channels the user may view, categories included. */
+      /**
+       * @description The channels the user may view, categories included, without `guild_id` and
+       *     `member_count` (the server's own): READY stays small for a member of many servers.
+       */
       channels: components['schemas']['ReadyChannel'][];
       icon?: string | null;
       id: components['schemas']['Snowflake'];
