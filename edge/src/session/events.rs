@@ -1,6 +1,9 @@
 //! Events reaching a session: what each means for its subscriptions (channels joined and left,
 //! roles, blocks), and whether it is sent on.
 
+use std::sync::Arc;
+
+use futures::StreamExt;
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::api::channels::Channel;
@@ -9,7 +12,7 @@ use proto::gateway::{CloseCode, ReadyChannel};
 
 use super::start::READY_STORE_BUDGET;
 use super::{Session, Step};
-use crate::fanout::{Delivery, Topic};
+use crate::fanout::{Delivery, JoinError, Topic};
 
 impl Session {
     /// Forwards one event, after applying what it means for this session's subscriptions.
@@ -197,6 +200,52 @@ impl Session {
         true
     }
 
+    /// Joins the topics of `channels` the session is not in yet, all at once.
+    pub(super) async fn add_channels(&mut self, channels: Vec<Snowflake>) -> Step {
+        let new: Vec<Topic> = channels
+            .into_iter()
+            .filter(|&channel| self.channels.insert(channel))
+            .map(Topic::Channel)
+            .collect();
+        let mut failed = false;
+        for (topic, joined) in self.join_all(new).await {
+            if let Err(e) = joined {
+                tracing::warn!(error = %e, ?topic, "cannot subscribe");
+                failed = true;
+            }
+        }
+        if failed {
+            return Err(Some(CloseCode::UnknownError));
+        }
+        Ok(())
+    }
+
+    /// Joins several topics, [`JOINS_AT_ONCE`] at a time: a topic the edge does not follow yet
+    /// costs round trips (the subscription, the streams' positions, a server's snapshot from
+    /// auth), and a session in fifty servers would otherwise wait for hundreds of them one after
+    /// another. Each topic's outcome; those joined are the session's (left when it ends).
+    pub(super) async fn join_all(
+        &mut self,
+        topics: Vec<Topic>,
+    ) -> Vec<(Topic, Result<(), JoinError>)> {
+        let (state, id, handle) = (Arc::clone(&self.state), self.id, self.handle.clone());
+        let joined: Vec<(Topic, Result<(), JoinError>)> = futures::stream::iter(topics)
+            .map(|topic| {
+                let (state, handle) = (&state, handle.clone());
+                async move { (topic, state.hub.join(topic, id, handle).await) }
+            })
+            .buffer_unordered(JOINS_AT_ONCE)
+            .collect()
+            .await;
+        self.topics.extend(
+            joined
+                .iter()
+                .filter(|(_, result)| result.is_ok())
+                .map(|(topic, _)| *topic),
+        );
+        joined
+    }
+
     pub(super) async fn join(&mut self, topic: Topic) -> Step {
         if let Err(e) = self
             .state
@@ -211,3 +260,6 @@ impl Session {
         Ok(())
     }
 }
+
+/// How many topics one session joins at once ([`Session::join_all`]).
+const JOINS_AT_ONCE: usize = 32;

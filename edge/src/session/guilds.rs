@@ -6,7 +6,7 @@
 //! longer (its topic left, so nothing more of it arrives). Delivery is gated by joining and leaving
 //! topics, never by looking at each message.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use proto::Snowflake;
@@ -62,36 +62,50 @@ impl Session {
         guild: Snowflake,
         member: GuildMember,
     ) -> Step<bool> {
-        if self.guilds.contains_key(&guild) {
-            return Ok(true);
-        }
-        let topic = Topic::Guild(guild);
-        match self
-            .state
-            .hub
-            .join(topic, self.id, self.handle.clone())
-            .await
-        {
-            Ok(()) => {}
-            Err(JoinError::Guild(FollowError::NotFound)) => return Ok(false),
-            Err(e) => {
-                tracing::warn!(error = %e, %guild, "cannot follow a server");
-                return Err(Some(CloseCode::UnknownError));
+        self.follow_guilds(vec![(guild, member)]).await?;
+        Ok(self.guilds.contains_key(&guild))
+    }
+
+    /// [`Session::follow_guild`] for several servers at once; those gone are left out.
+    pub(super) async fn follow_guilds(&mut self, members: Vec<(Snowflake, GuildMember)>) -> Step {
+        let mut members: HashMap<Snowflake, GuildMember> = members
+            .into_iter()
+            .filter(|(guild, _)| !self.guilds.contains_key(guild))
+            .collect();
+        let topics = members.keys().map(|&guild| Topic::Guild(guild)).collect();
+        let mut failed = false;
+        for (topic, followed) in self.join_all(topics).await {
+            let Topic::Guild(guild) = topic else {
+                continue;
+            };
+            match followed {
+                Ok(()) => {}
+                Err(JoinError::Guild(FollowError::NotFound)) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, %guild, "cannot follow a server");
+                    failed = true;
+                    continue;
+                }
             }
+            let (Some(feed), Some(member)) = (self.state.hub.guild(guild), members.remove(&guild))
+            else {
+                failed = true;
+                continue;
+            };
+            let visible = HashSet::new();
+            self.guilds.insert(
+                guild,
+                Joined {
+                    feed,
+                    member,
+                    visible,
+                },
+            );
         }
-        self.topics.push(topic);
-        let Some(feed) = self.state.hub.guild(guild) else {
+        if failed {
             return Err(Some(CloseCode::UnknownError));
-        };
-        self.guilds.insert(
-            guild,
-            Joined {
-                feed,
-                member,
-                visible: HashSet::new(),
-            },
-        );
-        Ok(true)
+        }
+        Ok(())
     }
 
     /// Decides again which of a server's channels the user may view, joins the topics of those
@@ -101,8 +115,20 @@ impl Session {
         &mut self,
         guild: Snowflake,
     ) -> Step<(Vec<Channel>, Vec<Snowflake>)> {
+        let (shown, hidden) = self.reconsider_guild(guild);
+        self.add_channels(talking(&shown)).await?;
+        for id in &hidden {
+            self.remove_channel(*id).await;
+        }
+        Ok((shown, hidden))
+    }
+
+    /// Decides again which of a server's channels the user may view, and remembers it: the
+    /// channels newly shown and the ids of those hidden, whose topics are still to be joined or
+    /// left.
+    pub(super) fn reconsider_guild(&mut self, guild: Snowflake) -> (Vec<Channel>, Vec<Snowflake>) {
         let Some(joined) = self.guilds.get_mut(&guild) else {
-            return Ok((Vec::new(), Vec::new()));
+            return (Vec::new(), Vec::new());
         };
         let now = proto::clock::unix_ms();
         let member = &joined.member;
@@ -117,21 +143,17 @@ impl Session {
                 .collect();
             (visible, shown)
         }) else {
-            return Ok((Vec::new(), Vec::new()));
+            return (Vec::new(), Vec::new());
         };
         let hidden: Vec<Snowflake> = old.difference(&visible).copied().collect();
         joined.visible = visible;
         for channel in &shown {
             self.channel_guilds.insert(channel.id, guild);
-            if channel.kind.has_messages() {
-                self.add_channel(channel.id).await?;
-            }
         }
         for id in &hidden {
             self.channel_guilds.remove(id);
-            self.remove_channel(*id).await;
         }
-        Ok((shown, hidden))
+        (shown, hidden)
     }
 
     /// [`Session::refresh_guild`], telling the client what appeared and what went (and taking
@@ -193,7 +215,7 @@ impl Session {
 
     /// The user's roles in the server of each of its channels the session follows (what role
     /// mentions count for them).
-    pub(super) fn channel_roles(&self) -> std::collections::HashMap<Snowflake, Vec<Snowflake>> {
+    pub(super) fn channel_roles(&self) -> HashMap<Snowflake, Vec<Snowflake>> {
         self.channel_guilds
             .iter()
             .filter_map(|(channel, guild)| {
@@ -408,4 +430,13 @@ impl Session {
             Ok(())
         }
     }
+}
+
+/// The ids of those of `channels` that carry messages (whose topics a viewer joins).
+pub(super) fn talking(channels: &[Channel]) -> Vec<Snowflake> {
+    channels
+        .iter()
+        .filter(|c| c.kind.has_messages())
+        .map(|c| c.id)
+        .collect()
 }

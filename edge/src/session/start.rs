@@ -17,6 +17,7 @@ use proto::gateway::{
     CloseCode, Dispatch, Opcode, ReadSummary, Ready, ReadyChannel, ReadyGuild, Resumed,
 };
 
+use super::guilds::talking;
 use super::{Session, Step};
 use kit::stream::{Missed, ReadError};
 
@@ -45,10 +46,10 @@ impl Session {
         let (user, mut session) = load(&self.state, claims).await?;
         phases.end("auth");
         for channel in &session.channels {
-            self.channels.insert(channel.id);
             self.note_role(channel, claims.sub);
-            self.join(Topic::Channel(channel.id)).await?;
         }
+        self.add_channels(session.channels.iter().map(|c| c.id).collect())
+            .await?;
         // The channels are followed only now, after auth's answer: a call joined or left in one
         // of them meanwhile is read back from the events stream into the answer's voice states.
         match events_before {
@@ -145,10 +146,10 @@ impl Session {
         if session.guilds.is_empty() {
             return Ok(());
         }
-        for membership in &session.guilds {
-            self.follow_guild(membership.guild_id, membership.member.clone())
-                .await?;
-        }
+        let members = (session.guilds.iter())
+            .map(|membership| (membership.guild_id, membership.member.clone()))
+            .collect();
+        self.follow_guilds(members).await?;
         match self.state.directory.guild_memberships(claims.sub).await {
             Ok(fresh) => {
                 let now: HashMap<Snowflake, GuildMember> =
@@ -170,11 +171,13 @@ impl Session {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the user's servers again"),
         }
+        // Nothing is visible yet, so nothing is hidden: the channels shown are joined at once.
         let followed: Vec<Snowflake> = self.guilds.keys().copied().collect();
+        let mut shown = Vec::new();
         for guild in followed {
-            self.refresh_guild(guild).await?;
+            shown.extend(talking(&self.reconsider_guild(guild).0));
         }
-        Ok(())
+        self.add_channels(shown).await
     }
 
     /// The user's servers as READY and RESUMED show them, with their channels' summaries.

@@ -73,10 +73,8 @@ impl History {
                     (Some(last), Some(read)) if read >= last => (0, 0),
                     (Some(_), read) => {
                         let after = read.unwrap_or(Snowflake::from_u64(0));
-                        let (count, mentions) = tokio::try_join!(
-                            store.unread_count(channel, reader, after),
-                            store.unread_mentions(channel, reader, roles, after)
-                        )?;
+                        let (count, mentions) =
+                            store.unread_counts(channel, reader, roles, after).await?;
                         (capped(count), capped(mentions))
                     }
                 };

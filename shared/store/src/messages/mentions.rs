@@ -15,7 +15,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::side::{Side, SideTable};
 use super::{MAX_UNREAD, MessageStore, StoreError, failed, prepared};
-use crate::schema::{bucket_of, key_of};
+use crate::schema::key_of;
 
 /// Mentions' own statement besides their side table's: the rows after a read marker.
 pub(super) struct Statements {
@@ -141,20 +141,18 @@ impl MessageStore {
         self.sides.mentions.delete(channel, message, at).await
     }
 
-    /// How many messages by others after `after` in `channel` mention `reader` (who has `roles`
-    /// in its server), counting to [`MAX_UNREAD`].
-    pub async fn unread_mentions(
+    /// How many messages by others after `after` in `channel`'s `buckets` (those from `after`'s
+    /// on) mention `reader` (who has `roles` in its server), counting to [`MAX_UNREAD`].
+    pub(super) async fn unread_mentions(
         &self,
         channel: Snowflake,
         reader: Snowflake,
         roles: &[Snowflake],
         after: Snowflake,
+        buckets: &[i32],
     ) -> Result<usize, StoreError> {
         let mut count = 0;
-        for bucket in self
-            .buckets(&self.s.buckets_up, channel, bucket_of(after))
-            .await?
-        {
+        for &bucket in buckets {
             let values = (
                 channel.as_i64(),
                 bucket,

@@ -79,18 +79,34 @@ impl MessageStore {
             .collect()
     }
 
-    /// How many messages by others follow `after` in `channel`, counting to [`MAX_UNREAD`].
-    pub async fn unread_count(
+    /// How many messages by others follow `after` in `channel`, and how many of those mention
+    /// `reader` (who has `roles` in its server), each counted to [`MAX_UNREAD`]. The channel's
+    /// buckets are read once for both.
+    pub async fn unread_counts(
+        &self,
+        channel: Snowflake,
+        reader: Snowflake,
+        roles: &[Snowflake],
+        after: Snowflake,
+    ) -> Result<(usize, usize), StoreError> {
+        let buckets = (self.buckets(&self.s.buckets_up, channel, bucket_of(after))).await?;
+        tokio::try_join!(
+            self.unread_count(channel, reader, after, &buckets),
+            self.unread_mentions(channel, reader, roles, after, &buckets)
+        )
+    }
+
+    /// How many messages by others follow `after` in `channel`'s `buckets` (those from
+    /// `after`'s on), counting to [`MAX_UNREAD`].
+    async fn unread_count(
         &self,
         channel: Snowflake,
         reader: Snowflake,
         after: Snowflake,
+        buckets: &[i32],
     ) -> Result<usize, StoreError> {
         let mut count = 0;
-        for bucket in self
-            .buckets(&self.s.buckets_up, channel, bucket_of(after))
-            .await?
-        {
+        for &bucket in buckets {
             let result = self
                 .session
                 .execute_unpaged(
