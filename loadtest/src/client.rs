@@ -22,6 +22,12 @@ pub struct Source {
     pub port: u16,
 }
 
+/// A socket from 127.0.0.2, on any port.
+pub const LOCAL: Source = Source {
+    ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+    port: 0,
+};
+
 /// Opens a socket from `source` to `gateway` and identifies with `token`; returns it and READY.
 pub async fn connect(
     gateway: &url::Url,
@@ -87,11 +93,7 @@ pub async fn ready_once(
     token: &str,
 ) -> anyhow::Result<(String, std::time::Duration)> {
     let gateway = &target.gateway[edge % target.gateway.len()];
-    let source = Source {
-        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
-        port: 0,
-    };
-    let mut socket = open(gateway, source)
+    let mut socket = open(gateway, LOCAL)
         .await
         .with_context(|| format!("connecting to {gateway}"))?;
     let ready = identify_timed(&mut socket, token).await?;

@@ -1,11 +1,14 @@
 //! `ready-servers`: READY for someone in many big servers. `--members` people sign up; each of
 //! `--servers` servers of `--channels` text channels is made by a different one of them and
-//! everyone else joins it by its invite (`--joins` at a time, `--parallel` servers at once). Then
-//! a member who owns none of them identifies `--repeats` times (edges alternating, a fresh socket
-//! each time): READY's size, the time from IDENTIFY to READY (p50/p99), and that READY names
-//! every server with its member count. READY carries each server's roles, channels and the
-//! member's own member object, never its member list, so its size should follow the servers and
-//! channels, not the members.
+//! everyone else joins it by its invite (`--joins` at a time, `--parallel` servers at once), and
+//! its owner says hello in each channel. Then a member who owns none of them identifies
+//! `--repeats` times (edges alternating, a fresh socket each time) as the edges' only session in
+//! the servers (cold: each IDENTIFY makes its edge follow them from scratch), then as many times
+//! while another member is signed in on every edge (warm, as in servers people use): READY's
+//! size, the time from IDENTIFY to READY (p50/p99) of each, and that READY names every server
+//! with its member count. READY carries each server's roles, channels and the member's own
+//! member object, never its member list, so its size should follow the servers and channels,
+//! not the members.
 
 use std::time::Instant;
 
@@ -19,7 +22,7 @@ use crate::client;
 use crate::population::Population;
 use crate::report::{self, Baseline, Percentiles};
 use crate::run::Target;
-use crate::server::{Server, now_us};
+use crate::server::{Rest, Server, now_us};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -44,6 +47,9 @@ pub struct Args {
     /// Servers filled at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Write the last READY (its whole frame) to this file.
+    #[arg(long)]
+    pub ready_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,7 +62,11 @@ struct ReadyResult {
     ready_bytes: usize,
     /// Channels READY listed over all servers.
     ready_channels: usize,
-    identify_to_ready: Percentiles,
+    /// Each IDENTIFY the edge's only session in the servers: it follows them from scratch.
+    identify_to_ready_cold: Percentiles,
+    /// Another member signed in on every edge meanwhile, so the edges follow the servers
+    /// already, as in servers people use.
+    identify_to_ready_warm: Percentiles,
     services: Vec<report::ServiceDelta>,
 }
 
@@ -94,21 +104,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let joins = (args.servers * (args.members - 1)) as f64;
     let joins_per_second = joins / filling.elapsed().as_secs_f64();
 
+    // A message in every channel (by its server's owner), so that READY says where each stands
+    // as it would in servers people talk in.
+    let rest = Rest::new(&target.gateway)?;
+    let owners = people.sign_in(&tag, args.servers).await?;
+    for (server, owner) in servers.iter().zip(&owners) {
+        for channel in &server.channels {
+            rest.send(0, channel, &owner.token, "hello").await?;
+        }
+    }
+
     // Member `servers` owns none of them; signed in afresh, as filling may have taken a while.
-    let reader = &people.sign_in(&tag, args.servers + 1).await?[args.servers];
+    let signed_in = people.sign_in(&tag, args.servers + 2).await?;
+    let (reader, watcher) = (&signed_in[args.servers], &signed_in[args.servers + 1]);
     println!(
-        "ready-servers: {} IDENTIFYs of a member of all {}",
+        "ready-servers: {} IDENTIFYs of a member of all {}, as the edges' only session in them, \
+         then as many while another member is signed in on every edge",
         args.repeats, args.servers
     );
     let baseline = Baseline::take(&target.metrics).await;
-    let mut times = Histogram::<u64>::new(3)?;
     let (mut ready_bytes, mut ready_channels) = (0, 0);
-    for r in 0..args.repeats {
-        let (text, took) = client::ready_once(target, r, &reader.token).await?;
-        times.record((took.as_micros() as u64).max(1))?;
-        ready_bytes = text.len();
-        ready_channels = check(&text, &servers, args.members)?;
+    let mut timed = Vec::new();
+    for warm in [false, true] {
+        let mut watching = Vec::new();
+        if warm {
+            for gateway in &target.gateway {
+                let (socket, _) = client::connect(gateway, client::LOCAL, &watcher.token).await?;
+                watching.push(socket);
+            }
+        }
+        let mut times = Histogram::<u64>::new(3)?;
+        for r in 0..args.repeats {
+            let (text, took) = client::ready_once(target, r, &reader.token).await?;
+            times.record((took.as_micros() as u64).max(1))?;
+            ready_bytes = text.len();
+            ready_channels = check(&text, &servers, args.members)?;
+            if let Some(path) = &args.ready_out {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        timed.push(Percentiles::from(&times));
     }
+    let [cold, warm] = <[Percentiles; 2]>::try_from(timed).expect("two rounds");
     let result = ReadyResult {
         members: args.members,
         servers: args.servers,
@@ -116,7 +154,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         joins_per_second,
         ready_bytes,
         ready_channels,
-        identify_to_ready: (&times).into(),
+        identify_to_ready_cold: cold,
+        identify_to_ready_warm: warm,
         services: baseline.deltas().await,
     };
     println!(
@@ -127,7 +166,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         result.ready_bytes,
         result.ready_channels
     );
-    report::print_percentiles(&[("IDENTIFY->READY", &result.identify_to_ready)]);
+    report::print_percentiles(&[
+        ("IDENTIFY->READY, cold", &result.identify_to_ready_cold),
+        ("IDENTIFY->READY, warm", &result.identify_to_ready_warm),
+    ]);
     report::print_deltas(&result.services);
     let path = target
         .out
