@@ -71,10 +71,11 @@ impl History {
                 let (unread_count, mention_count) = match (last, read) {
                     (None, _) => (0, 0),
                     (Some(last), Some(read)) if read >= last => (0, 0),
-                    (Some(_), read) => {
+                    (Some(last), read) => {
                         let after = read.unwrap_or(Snowflake::from_u64(0));
-                        let (count, mentions) =
-                            store.unread_counts(channel, reader, roles, after).await?;
+                        let (count, mentions) = store
+                            .unread_counts(channel, reader, roles, after, last)
+                            .await?;
                         (capped(count), capped(mentions))
                     }
                 };

@@ -8,6 +8,10 @@ use proto::Snowflake;
 use super::{MAX_UNREAD, MessageStore, StoreError, failed};
 use crate::schema::{bucket_of, id_timestamp};
 
+/// At most this many buckets (of ten days each) are read without the channel's list of them: a
+/// bucket without messages costs a read that finds nothing, as the list itself would.
+const DIRECT_BUCKETS: i32 = 3;
+
 impl MessageStore {
     /// Each channel's newest message id (channels with none are left out).
     pub async fn last_messages(
@@ -79,17 +83,25 @@ impl MessageStore {
             .collect()
     }
 
-    /// How many messages by others follow `after` in `channel`, and how many of those mention
-    /// `reader` (who has `roles` in its server), each counted to [`MAX_UNREAD`]. The channel's
-    /// buckets are read once for both.
+    /// How many messages by others follow `after` in `channel`, whose newest is `last`, and how
+    /// many of those mention `reader` (who has `roles` in its server), each counted to
+    /// [`MAX_UNREAD`]. The buckets from `after`'s (or the channel's own, as every message is newer
+    /// than its channel) to `last`'s are read directly when they are few; otherwise the channel's
+    /// list of buckets is read once for both counts.
     pub async fn unread_counts(
         &self,
         channel: Snowflake,
         reader: Snowflake,
         roles: &[Snowflake],
         after: Snowflake,
+        last: Snowflake,
     ) -> Result<(usize, usize), StoreError> {
-        let buckets = (self.buckets(&self.s.buckets_up, channel, bucket_of(after))).await?;
+        let (from, to) = (bucket_of(after.max(channel)), bucket_of(last));
+        let buckets = if to.saturating_sub(from) < DIRECT_BUCKETS {
+            (from..=to).collect()
+        } else {
+            self.buckets(&self.s.buckets_up, channel, from).await?
+        };
         tokio::try_join!(
             self.unread_count(channel, reader, after, &buckets),
             self.unread_mentions(channel, reader, roles, after, &buckets)
