@@ -109,7 +109,7 @@ pub async fn mine(
     let rows = sqlx::query_as!(
         ChannelRow,
         r#"SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
-                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS "member_count!",
+                c.member_count::BIGINT AS "member_count!",
                 me.role AS "role?", me.opened AS "opened?",
                 CASE WHEN p.low_user_id = $1 THEN p.high_user_id ELSE p.low_user_id END AS peer
          FROM channel_members me
@@ -140,7 +140,7 @@ pub async fn shared_view(db: &PgPool, channel: Snowflake) -> Result<Option<Chann
     let rows = sqlx::query_as!(
         ChannelRow,
         r#"SELECT c.id, c.kind, c.name, c.topic, c.owner_id,
-                (SELECT count(*) FROM channel_members n WHERE n.channel_id = c.id) AS "member_count!",
+                c.member_count::BIGINT AS "member_count!",
                 NULL::TEXT AS role, NULL::BOOLEAN AS opened, NULL::BIGINT AS peer
          FROM channels c WHERE c.id = $1"#,
         channel.as_i64()

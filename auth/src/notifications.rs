@@ -316,12 +316,21 @@ const ANSWER_BYTES: usize = 256 * 1024;
 pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer, sqlx::Error> {
     let mut conn = db.acquire().await?;
     let now = proto::clock::unix_ms() as i64;
-    let author_name: Option<String> =
-        sqlx::query_scalar("SELECT COALESCE(display_name, username) FROM users WHERE id = $1")
-            .bind(query.author_id.as_i64())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let guild = guild_channels::guild_of(&mut *conn, query.channel_id).await?;
+    // The author's name, the channel's server and, for a group, its kept member count: one
+    // round trip, as this is asked for every message.
+    let about: Option<(Option<String>, Option<i64>, i32)> = sqlx::query_as(
+        "SELECT (SELECT COALESCE(display_name, username) FROM users WHERE id = $2),
+                guild_id, member_count
+         FROM channels WHERE id = $1",
+    )
+    .bind(query.channel_id.as_i64())
+    .bind(query.author_id.as_i64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((author_name, guild, group_members)) = about else {
+        return Ok(NotifyAnswer::default());
+    };
+    let guild = guild.map(Snowflake::from_i64);
     // Who may be concerned, in user-id order, and what deciding for a server needs.
     let mut server = None;
     let member_count;
@@ -330,7 +339,7 @@ pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer
     let mut large_group = false;
     let mut ids = match guild {
         None => {
-            member_count = group_member_count(&mut conn, query.channel_id).await?;
+            member_count = u32::try_from(group_members).unwrap_or(0);
             large_group = member_count > LARGE_GUILD_MEMBERS;
             group_candidates(&mut conn, query, large_group).await?
         }
@@ -517,18 +526,6 @@ async fn decide_for(
         r.subscriptions = by_user.remove(&r.user_id.as_i64()).unwrap_or_default();
     }
     Ok(recipients)
-}
-
-async fn group_member_count(
-    conn: &mut PgConnection,
-    channel: Snowflake,
-) -> Result<u32, sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM channel_members WHERE channel_id = $1")
-            .bind(channel.as_i64())
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 /// Who in a group channel may be concerned: every member of a small one (each message is for

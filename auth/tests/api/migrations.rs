@@ -233,3 +233,95 @@ async fn member_counts_are_counted_by_the_migration_and_kept_through_joins_and_l
         .unwrap();
     assert_eq!(member_counts(&db).await, [(100, 3)]);
 }
+
+/// Each channel's member count as the database keeps it, by channel id.
+async fn channel_member_counts(db: &sqlx::PgPool) -> Vec<(i64, i32)> {
+    sqlx::query_as("SELECT id, member_count FROM channels ORDER BY id")
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+/// Group channels made before their member counts were kept get theirs counted by the migration;
+/// from then on every way members come and go keeps them exact: many added in one statement, a
+/// DM's upsert that finds its row, one leaving, an account deleted, a channel deleted.
+#[tokio::test]
+async fn channel_member_counts_are_counted_by_the_migration_and_kept_through_joins_and_leaves() {
+    let stack = testkit::Stack::get();
+    let url = stack.fresh_database().await;
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(migrations_up_to("0009").as_path())
+        .await
+        .unwrap()
+        .run(&db)
+        .await
+        .unwrap();
+    for id in 1..=5_i64 {
+        sqlx::query("INSERT INTO users (id, username, password_hash) VALUES ($1, $2, 'x')")
+            .bind(id)
+            .bind(format!("user{id}"))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    for (id, owner) in [(100_i64, 1_i64), (200, 2)] {
+        sqlx::query(
+            "INSERT INTO channels (id, kind, name, owner_id) VALUES ($1, 'group', 'a room', $2)",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    // Members added in one statement, as (channel, user).
+    let add = |members: &'static [(i64, i64)]| {
+        let db = db.clone();
+        async move {
+            let (channels, users): (Vec<i64>, Vec<i64>) = members.iter().copied().unzip();
+            sqlx::query(
+                "INSERT INTO channel_members (channel_id, user_id)
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[])
+                 ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true",
+            )
+            .bind(channels)
+            .bind(users)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    add(&[(100, 1), (100, 2), (100, 3), (200, 2)]).await;
+
+    sqlx::migrate::Migrator::new(testkit::checkout().join("auth/migrations").as_path())
+        .await
+        .unwrap()
+        .run(&db)
+        .await
+        .unwrap();
+    assert_eq!(channel_member_counts(&db).await, [(100, 3), (200, 1)]);
+
+    add(&[(100, 4), (100, 5), (200, 3)]).await;
+    assert_eq!(channel_member_counts(&db).await, [(100, 5), (200, 2)]);
+    add(&[(100, 1), (200, 2)]).await;
+    assert_eq!(
+        channel_member_counts(&db).await,
+        [(100, 5), (200, 2)],
+        "already members: the upsert updates their rows"
+    );
+    sqlx::query("DELETE FROM channel_members WHERE channel_id = 100 AND user_id = 2")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(channel_member_counts(&db).await, [(100, 4), (200, 2)]);
+    sqlx::query("DELETE FROM users WHERE id = 3")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(channel_member_counts(&db).await, [(100, 3), (200, 1)]);
+    sqlx::query("DELETE FROM channels WHERE id = 200")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(channel_member_counts(&db).await, [(100, 3)]);
+}
