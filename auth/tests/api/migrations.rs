@@ -145,23 +145,27 @@ async fn group_channels_and_dms_made_before_servers_existed_survive_the_migratio
     );
 }
 
-/// Each server's member count as the database keeps it, by server id.
-async fn member_counts(db: &sqlx::PgPool) -> Vec<(i64, i32)> {
-    sqlx::query_as("SELECT id, member_count FROM guilds ORDER BY id")
-        .fetch_all(db)
-        .await
-        .unwrap()
+/// A table whose rows keep a count of their members, and how to make rows of it.
+struct Kept {
+    /// The last migration before counts were kept.
+    before: &'static str,
+    table: &'static str,
+    members: &'static str,
+    key: &'static str,
+    /// Inserts a row: `$1` its id, `$2` the user who owns it.
+    make: &'static str,
+    /// How an insert of members that are already there ends.
+    on_conflict: &'static str,
 }
 
-/// Servers made before member counts were kept get theirs counted by the migration; from then on
-/// every way members come and go keeps them exact: many added in one statement, one leaving, an
-/// account deleted, a join that was already there, a server deleted.
-#[tokio::test]
-async fn member_counts_are_counted_by_the_migration_and_kept_through_joins_and_leaves() {
+/// Rows made before their member counts were kept get theirs counted by the migration; from then
+/// on every way members come and go keeps them exact: many added in one statement, members that
+/// were already there, one leaving, an account deleted, a row deleted.
+async fn counts_are_counted_by_the_migration_and_kept(kept: Kept) {
     let stack = testkit::Stack::get();
     let url = stack.fresh_database().await;
     let db = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::migrate::Migrator::new(migrations_up_to("0008").as_path())
+    sqlx::migrate::Migrator::new(migrations_up_to(kept.before).as_path())
         .await
         .unwrap()
         .run(&db)
@@ -176,27 +180,48 @@ async fn member_counts_are_counted_by_the_migration_and_kept_through_joins_and_l
             .unwrap();
     }
     for (id, owner) in [(100_i64, 1_i64), (200, 2)] {
-        sqlx::query("INSERT INTO guilds (id, name, owner_id) VALUES ($1, 'a server', $2)")
+        sqlx::query(kept.make)
             .bind(id)
             .bind(owner)
             .execute(&db)
             .await
             .unwrap();
     }
-    // Members added in one statement, as (server, user).
+    // (Every statement below is made of this test's own constants.)
+    let counts = || {
+        let db = db.clone();
+        let read = format!("SELECT id, member_count FROM {} ORDER BY id", kept.table);
+        async move {
+            sqlx::query_as::<_, (i64, i32)>(sqlx::AssertSqlSafe(read))
+                .fetch_all(&db)
+                .await
+                .unwrap()
+        }
+    };
+    // Members added in one statement, as (row, user).
     let add = |members: &'static [(i64, i64)]| {
         let db = db.clone();
+        let insert = format!(
+            "INSERT INTO {} ({}, user_id) SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) {}",
+            kept.members, kept.key, kept.on_conflict
+        );
         async move {
-            let (guilds, users): (Vec<i64>, Vec<i64>) = members.iter().copied().unzip();
-            sqlx::query(
-                "INSERT INTO guild_members (guild_id, user_id)
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
-            )
-            .bind(guilds)
-            .bind(users)
-            .execute(&db)
-            .await
-            .unwrap();
+            let (rows, users): (Vec<i64>, Vec<i64>) = members.iter().copied().unzip();
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .bind(rows)
+                .bind(users)
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+    };
+    let run = |sql: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&db)
+                .await
+                .unwrap()
         }
     };
     add(&[(100, 1), (100, 2), (100, 3), (200, 2)]).await;
@@ -207,121 +232,47 @@ async fn member_counts_are_counted_by_the_migration_and_kept_through_joins_and_l
         .run(&db)
         .await
         .unwrap();
-    assert_eq!(member_counts(&db).await, [(100, 3), (200, 1)]);
+    assert_eq!(counts().await, [(100, 3), (200, 1)]);
 
     add(&[(100, 4), (100, 5), (200, 3)]).await;
-    assert_eq!(member_counts(&db).await, [(100, 5), (200, 2)]);
+    assert_eq!(counts().await, [(100, 5), (200, 2)]);
     add(&[(100, 1), (200, 2)]).await;
-    assert_eq!(
-        member_counts(&db).await,
-        [(100, 5), (200, 2)],
-        "already members"
-    );
-    sqlx::query("DELETE FROM guild_members WHERE guild_id = 100 AND user_id = 2")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(member_counts(&db).await, [(100, 4), (200, 2)]);
-    sqlx::query("DELETE FROM users WHERE id = 3")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(member_counts(&db).await, [(100, 3), (200, 1)]);
-    sqlx::query("DELETE FROM guilds WHERE id = 200")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(member_counts(&db).await, [(100, 3)]);
+    assert_eq!(counts().await, [(100, 5), (200, 2)], "already members");
+    let (members, key, table) = (kept.members, kept.key, kept.table);
+    run(format!(
+        "DELETE FROM {members} WHERE {key} = 100 AND user_id = 2"
+    ))
+    .await;
+    assert_eq!(counts().await, [(100, 4), (200, 2)]);
+    run("DELETE FROM users WHERE id = 3".to_owned()).await;
+    assert_eq!(counts().await, [(100, 3), (200, 1)]);
+    run(format!("DELETE FROM {table} WHERE id = 200")).await;
+    assert_eq!(counts().await, [(100, 3)]);
 }
 
-/// Each channel's member count as the database keeps it, by channel id.
-async fn channel_member_counts(db: &sqlx::PgPool) -> Vec<(i64, i32)> {
-    sqlx::query_as("SELECT id, member_count FROM channels ORDER BY id")
-        .fetch_all(db)
-        .await
-        .unwrap()
+#[tokio::test]
+async fn member_counts_are_counted_by_the_migration_and_kept_through_joins_and_leaves() {
+    counts_are_counted_by_the_migration_and_kept(Kept {
+        before: "0008",
+        table: "guilds",
+        members: "guild_members",
+        key: "guild_id",
+        make: "INSERT INTO guilds (id, name, owner_id) VALUES ($1, 'a server', $2)",
+        on_conflict: "ON CONFLICT DO NOTHING",
+    })
+    .await;
 }
 
-/// Group channels made before their member counts were kept get theirs counted by the migration;
-/// from then on every way members come and go keeps them exact: many added in one statement, a
-/// DM's upsert that finds its row, one leaving, an account deleted, a channel deleted.
+/// A group channel's count too; a DM's upsert that finds its row (opening it) adds nobody.
 #[tokio::test]
 async fn channel_member_counts_are_counted_by_the_migration_and_kept_through_joins_and_leaves() {
-    let stack = testkit::Stack::get();
-    let url = stack.fresh_database().await;
-    let db = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::migrate::Migrator::new(migrations_up_to("0009").as_path())
-        .await
-        .unwrap()
-        .run(&db)
-        .await
-        .unwrap();
-    for id in 1..=5_i64 {
-        sqlx::query("INSERT INTO users (id, username, password_hash) VALUES ($1, $2, 'x')")
-            .bind(id)
-            .bind(format!("user{id}"))
-            .execute(&db)
-            .await
-            .unwrap();
-    }
-    for (id, owner) in [(100_i64, 1_i64), (200, 2)] {
-        sqlx::query(
-            "INSERT INTO channels (id, kind, name, owner_id) VALUES ($1, 'group', 'a room', $2)",
-        )
-        .bind(id)
-        .bind(owner)
-        .execute(&db)
-        .await
-        .unwrap();
-    }
-    // Members added in one statement, as (channel, user).
-    let add = |members: &'static [(i64, i64)]| {
-        let db = db.clone();
-        async move {
-            let (channels, users): (Vec<i64>, Vec<i64>) = members.iter().copied().unzip();
-            sqlx::query(
-                "INSERT INTO channel_members (channel_id, user_id)
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[])
-                 ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true",
-            )
-            .bind(channels)
-            .bind(users)
-            .execute(&db)
-            .await
-            .unwrap();
-        }
-    };
-    add(&[(100, 1), (100, 2), (100, 3), (200, 2)]).await;
-
-    sqlx::migrate::Migrator::new(testkit::checkout().join("auth/migrations").as_path())
-        .await
-        .unwrap()
-        .run(&db)
-        .await
-        .unwrap();
-    assert_eq!(channel_member_counts(&db).await, [(100, 3), (200, 1)]);
-
-    add(&[(100, 4), (100, 5), (200, 3)]).await;
-    assert_eq!(channel_member_counts(&db).await, [(100, 5), (200, 2)]);
-    add(&[(100, 1), (200, 2)]).await;
-    assert_eq!(
-        channel_member_counts(&db).await,
-        [(100, 5), (200, 2)],
-        "already members: the upsert updates their rows"
-    );
-    sqlx::query("DELETE FROM channel_members WHERE channel_id = 100 AND user_id = 2")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(channel_member_counts(&db).await, [(100, 4), (200, 2)]);
-    sqlx::query("DELETE FROM users WHERE id = 3")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(channel_member_counts(&db).await, [(100, 3), (200, 1)]);
-    sqlx::query("DELETE FROM channels WHERE id = 200")
-        .execute(&db)
-        .await
-        .unwrap();
-    assert_eq!(channel_member_counts(&db).await, [(100, 3)]);
+    counts_are_counted_by_the_migration_and_kept(Kept {
+        before: "0009",
+        table: "channels",
+        members: "channel_members",
+        key: "channel_id",
+        make: "INSERT INTO channels (id, kind, name, owner_id) VALUES ($1, 'group', 'a room', $2)",
+        on_conflict: "ON CONFLICT (channel_id, user_id) DO UPDATE SET opened = true",
+    })
+    .await;
 }
