@@ -11,9 +11,9 @@
 use proto::Snowflake;
 use proto::access::{
     ChannelGuilds, ChannelGuildsQuery, GuildMembersRequest, GuildMembership, GuildQuery,
-    GuildSnapshot, MAX_CHANNEL_GUILDS, MembersRequest, MessageDeleted, NotifyAnswer, NotifyQuery,
-    PushGone, Readable, ReadableChannel, ReadableQuery, Reply, SessionState, StateQuery, Visible,
-    VisibleQuery, VoiceRequest,
+    GuildSnapshot, MAX_CHANNEL_GUILDS, MembersRequest, MessageDeleted, NotifyAnswers,
+    NotifyQueries, PushGone, Readable, ReadableChannel, ReadableQuery, Reply, SessionState,
+    StateQuery, Visible, VisibleQuery, VoiceRequest,
 };
 use proto::api::users::User;
 use serde::Serialize;
@@ -68,7 +68,7 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
     } else if subject == subjects.auth_voice() {
         encode(&parse(payload, |q: VoiceRequest| crate::voice::request(state, q)).await)
     } else if subject == subjects.auth_notify() {
-        encode(&parse(payload, |q: NotifyQuery| notify(state, q)).await)
+        encode(&parse(payload, |q: NotifyQueries| notify(state, q)).await)
     } else if subject == subjects.auth_readable() {
         encode(&parse(payload, |q: ReadableQuery| readable(state, q)).await)
     } else if subject == subjects.auth_channel_guilds() {
@@ -102,10 +102,10 @@ fn failed<T>(e: &sqlx::Error) -> Reply<T> {
     Reply::Failed("the database did not answer".to_owned())
 }
 
-/// Whom a new message concerns (the notification worker asks; `crate::notifications`).
-async fn notify(state: &AppState, query: NotifyQuery) -> Reply<NotifyAnswer> {
-    match crate::notifications::recipients(&state.db, &query).await {
-        Ok(answer) => Reply::Ok(answer),
+/// Whom new messages concern (the notification worker asks; `crate::notifications`).
+async fn notify(state: &AppState, asked: NotifyQueries) -> Reply<NotifyAnswers> {
+    match crate::notifications::recipients(&state.db, &asked.queries).await {
+        Ok(answers) => Reply::Ok(NotifyAnswers { answers }),
         Err(e) => failed(&e),
     }
 }

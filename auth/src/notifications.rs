@@ -14,10 +14,14 @@
 //! blocks them, nor anyone who cannot view the channel.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use proto::Snowflake;
-use proto::access::{NotifyAnswer, NotifyQuery, Readable, ReadableChannel, Recipient};
-use proto::api::channels::MembersQuery;
+use proto::access::{
+    MAX_NOTIFY_QUERIES, NotifyAnswer, NotifyQuery, Readable, ReadableChannel, Recipient,
+};
+use proto::api::channels::{Channel, MembersQuery};
+use proto::api::guilds::Role;
 use proto::api::notifications::{
     ChannelOverride, LARGE_GUILD_MEMBERS, MAX_PUSH_SUBSCRIPTIONS, MessageNotifications, MuteConfig,
     NotifyReason, PushKeys, PushSubscription, UpdateUserGuildSettingsRequest, UserGuildSettings,
@@ -306,122 +310,330 @@ struct Applied {
 /// passes [`ANSWER_BYTES`] stays under NATS's 1 MiB.
 const CHUNK: usize = 50;
 
-/// An answer stops growing after the chunk that takes it past this many bytes (about 1,000
-/// recipients with one browser each).
+/// An answer (all of a question's answers together) stops growing after the chunk that takes it
+/// past this many bytes (about 1,000 recipients with one browser each).
 const ANSWER_BYTES: usize = 256 * 1024;
 
-/// Whom a new message concerns, and why (see the module's comment for the rules): a page of
-/// them, in user-id order, after `query.after`. An @everyone in a server of thousands is many
-/// pages; each stays well under NATS's largest message.
-pub async fn recipients(db: &PgPool, query: &NotifyQuery) -> Result<NotifyAnswer, sqlx::Error> {
+/// Whom each of some new messages concerns, and why (see the module's comment for the rules):
+/// for each query in order, a page of them in user-id order after its `after`, until the
+/// answers together pass [`ANSWER_BYTES`] (the rest are asked again). An @everyone in a server
+/// of thousands is many pages; each stays well under NATS's largest message.
+///
+/// What the messages share is read once: the channels, their servers and roles, who in a
+/// channel may be concerned by a plain message, and the settings, blocks and browsers of those
+/// people. Four hundred messages a second in a busy channel are a few questions of a few reads
+/// each, not four hundred.
+pub async fn recipients(
+    db: &PgPool,
+    queries: &[NotifyQuery],
+) -> Result<Vec<NotifyAnswer>, sqlx::Error> {
+    let queries = &queries[..queries.len().min(MAX_NOTIFY_QUERIES)];
     let mut conn = db.acquire().await?;
-    let now = proto::clock::unix_ms() as i64;
-    // The author's name, the channel's server and, for a group, its kept member count: one
-    // round trip, as this is asked for every message.
-    let about: Option<(Option<String>, Option<i64>, i32)> = sqlx::query_as(
-        "SELECT (SELECT COALESCE(display_name, username) FROM users WHERE id = $2),
-                guild_id, member_count
-         FROM channels WHERE id = $1",
-    )
-    .bind(query.channel_id.as_i64())
-    .bind(query.author_id.as_i64())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((author_name, guild, group_members)) = about else {
-        return Ok(NotifyAnswer::default());
-    };
-    let guild = guild.map(Snowflake::from_i64);
-    // Who may be concerned, in user-id order, and what deciding for a server needs.
-    let mut server = None;
-    let member_count;
-    // A group channel of more than LARGE_GUILD_MEMBERS is told as a server's channel is: only
-    // mentions by default, and no inbox entry for a plain message.
-    let mut large_group = false;
-    let mut ids = match guild {
-        None => {
-            member_count = u32::try_from(group_members).unwrap_or(0);
-            large_group = member_count > LARGE_GUILD_MEMBERS;
-            group_candidates(&mut conn, query, large_group).await?
-        }
-        Some(guild) => {
-            let Some(row) = guilds::read(&mut *conn, guild).await? else {
-                return Ok(NotifyAnswer::default());
-            };
-            member_count = guilds::member_count(&mut *conn, guild).await?;
-            let Some(channel) =
-                guild_channels::one(&mut conn, query.channel_id, member_count).await?
-            else {
-                return Ok(NotifyAnswer::default());
-            };
-            let roles = roles::all(&mut *conn, guild).await?;
-            server = Some((guild, row.owner_id, roles, channel));
-            guild_candidates(&mut conn, guild, query, member_count).await?
-        }
-    };
-    ids.sort_unstable();
-    ids.dedup();
-    ids.retain(|id| *id != query.author_id);
-    ids.truncate(proto::access::MAX_RECIPIENTS);
-    ids.retain(|id| query.after.is_none_or(|after| *id > after));
-    let default = if large_group {
-        MessageNotifications::OnlyMentions
-    } else {
-        UserGuildSettings::default_for(guild, member_count).message_notifications
-    };
-    let page = (query.page.max(1) as usize).min(proto::access::MAX_RECIPIENTS);
-    let mut answer = NotifyAnswer {
-        guild_id: guild,
-        author_name: author_name.unwrap_or_default(),
-        recipients: Vec::new(),
-        next: None,
-    };
+    let mut known = Known::read(&mut conn, queries).await?;
+    let mut answers = Vec::with_capacity(queries.len());
     let mut bytes = 0;
-    let mut looked = 0;
-    for chunk in ids.chunks(CHUNK) {
-        looked += chunk.len();
-        // (user, their roles when in a server), those who may view the channel.
-        let candidates: Vec<(Snowflake, Vec<Snowflake>)> = match &server {
-            None => chunk.iter().map(|&id| (id, Vec::new())).collect(),
-            Some((guild, owner, roles, channel)) => {
-                let members =
-                    guild_members::page(&mut *conn, *guild, &MembersQuery::Ids(chunk.to_vec()))
-                        .await?;
-                let now_ms = now as u64;
-                members
-                    .into_iter()
-                    .filter(|member| {
-                        let subject = member.subject(*guild, *owner, roles, now_ms);
-                        effective(&subject, Some(&channel.permission_overwrites))
-                            .has(Permissions::VIEW_CHANNEL)
-                    })
-                    .map(|member| (member.user.id, member.roles))
-                    .collect()
-            }
-        };
-        let told = decide_for(
-            &mut conn,
-            query,
-            guild,
-            large_group,
-            default,
-            now,
-            candidates,
-        )
-        .await?;
-        bytes += told.iter().map(answer_bytes).sum::<usize>();
-        answer.recipients.extend(told);
-        if answer.recipients.len() > page {
-            // The rest of this chunk comes again on the next page, from the last one kept.
-            answer.recipients.truncate(page);
-            answer.next = answer.recipients.last().map(|r| r.user_id);
+    for query in queries {
+        if !answers.is_empty() && bytes >= ANSWER_BYTES {
             break;
         }
-        if looked < ids.len() && (answer.recipients.len() == page || bytes >= ANSWER_BYTES) {
-            answer.next = chunk.last().copied();
-            break;
-        }
+        let (answer, size) = known.answer(&mut conn, query, ANSWER_BYTES - bytes).await?;
+        bytes += size;
+        answers.push(answer);
     }
-    Ok(answer)
+    Ok(answers)
+}
+
+/// What deciding for a message in one channel needs.
+struct Place {
+    guild: Option<Snowflake>,
+    member_count: u32,
+    /// A group channel of more than LARGE_GUILD_MEMBERS is told as a server's channel is: only
+    /// mentions by default, and no inbox entry for a plain message.
+    large_group: bool,
+    /// In a server: its owner, its roles and the channel (its overwrites).
+    server: Option<(Snowflake, Vec<Role>, Channel)>,
+}
+
+/// Who may be concerned by a message: the same for every message of a channel that mentions
+/// the same people and roles.
+type CandidatesKey = (Snowflake, bool, Vec<Snowflake>, Vec<Snowflake>);
+
+/// Of a chunk of candidates, those who may view the channel, each with their roles.
+type Viewers = Vec<(Snowflake, Vec<Snowflake>)>;
+
+/// What decides for a chunk of viewers of a channel, for one author's message: whom of them
+/// blocks the author, their settings, their overrides for the channel, their browsers.
+#[derive(Default)]
+struct Rows {
+    blocking: HashSet<i64>,
+    settings: HashMap<i64, SettingsRow>,
+    overrides: HashMap<i64, OverrideRow>,
+    subscriptions: HashMap<i64, Vec<PushSubscription>>,
+}
+
+/// What one question's messages share, each read at most once.
+struct Known {
+    now: i64,
+    authors: HashMap<Snowflake, String>,
+    /// The channels that exist (and, in a server, whose server does).
+    places: HashMap<Snowflake, Arc<Place>>,
+    candidates: HashMap<CandidatesKey, Arc<Vec<Snowflake>>>,
+    viewers: HashMap<(Snowflake, Vec<Snowflake>), Arc<Viewers>>,
+    rows: HashMap<(Snowflake, Snowflake, Vec<Snowflake>), Arc<Rows>>,
+}
+
+impl Known {
+    /// The authors' names and the channels of `queries`, in a round trip each, and for each
+    /// server's channel its server.
+    async fn read(conn: &mut PgConnection, queries: &[NotifyQuery]) -> Result<Self, sqlx::Error> {
+        let authors: Vec<i64> = queries.iter().map(|q| q.author_id.as_i64()).collect();
+        let authors: HashMap<Snowflake, String> = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, COALESCE(display_name, username) FROM users WHERE id = ANY($1)",
+        )
+        .bind(&authors)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (Snowflake::from_i64(id), name))
+        .collect();
+        let channels: Vec<i64> = queries.iter().map(|q| q.channel_id.as_i64()).collect();
+        let rows: Vec<(i64, Option<i64>, i32)> =
+            sqlx::query_as("SELECT id, guild_id, member_count FROM channels WHERE id = ANY($1)")
+                .bind(&channels)
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut places = HashMap::new();
+        for (channel, guild, group_members) in rows {
+            let channel = Snowflake::from_i64(channel);
+            let place = match guild.map(Snowflake::from_i64) {
+                None => {
+                    let member_count = u32::try_from(group_members).unwrap_or(0);
+                    Place {
+                        guild: None,
+                        member_count,
+                        large_group: member_count > LARGE_GUILD_MEMBERS,
+                        server: None,
+                    }
+                }
+                Some(guild) => {
+                    let Some(row) = guilds::read(&mut *conn, guild).await? else {
+                        continue;
+                    };
+                    let member_count = guilds::member_count(&mut *conn, guild).await?;
+                    let Some(found) = guild_channels::one(conn, channel, member_count).await?
+                    else {
+                        continue;
+                    };
+                    let roles = roles::all(&mut *conn, guild).await?;
+                    Place {
+                        guild: Some(guild),
+                        member_count,
+                        large_group: false,
+                        server: Some((row.owner_id, roles, found)),
+                    }
+                }
+            };
+            places.insert(channel, Arc::new(place));
+        }
+        Ok(Self {
+            now: proto::clock::unix_ms() as i64,
+            authors,
+            places,
+            candidates: HashMap::new(),
+            viewers: HashMap::new(),
+            rows: HashMap::new(),
+        })
+    }
+
+    /// `query`'s page of recipients, stopped after the chunk that takes it past `budget` bytes,
+    /// and about how many bytes it is.
+    async fn answer(
+        &mut self,
+        conn: &mut PgConnection,
+        query: &NotifyQuery,
+        budget: usize,
+    ) -> Result<(NotifyAnswer, usize), sqlx::Error> {
+        let Some(place) = self.places.get(&query.channel_id).cloned() else {
+            return Ok((NotifyAnswer::default(), 0));
+        };
+        let mut ids = self.candidates(conn, &place, query).await?.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| *id != query.author_id);
+        ids.truncate(proto::access::MAX_RECIPIENTS);
+        ids.retain(|id| query.after.is_none_or(|after| *id > after));
+        let default = if place.large_group {
+            MessageNotifications::OnlyMentions
+        } else {
+            UserGuildSettings::default_for(place.guild, place.member_count).message_notifications
+        };
+        let page = (query.page.max(1) as usize).min(proto::access::MAX_RECIPIENTS);
+        let mut answer = NotifyAnswer {
+            guild_id: place.guild,
+            author_name: self
+                .authors
+                .get(&query.author_id)
+                .cloned()
+                .unwrap_or_default(),
+            recipients: Vec::new(),
+            next: None,
+        };
+        let mut bytes = 64 + answer.author_name.len();
+        let mut looked = 0;
+        for chunk in ids.chunks(CHUNK) {
+            looked += chunk.len();
+            let viewers = self.viewers(conn, &place, query.channel_id, chunk).await?;
+            let rows = self.rows(conn, &place, query, &viewers).await?;
+            let told = decide_for(query, &place, default, self.now, &viewers, &rows);
+            bytes += told.iter().map(answer_bytes).sum::<usize>();
+            answer.recipients.extend(told);
+            if answer.recipients.len() > page {
+                // The rest of this chunk comes again on the next page, from the last one kept.
+                answer.recipients.truncate(page);
+                answer.next = answer.recipients.last().map(|r| r.user_id);
+                break;
+            }
+            if looked < ids.len() && (answer.recipients.len() == page || bytes >= budget) {
+                answer.next = chunk.last().copied();
+                break;
+            }
+        }
+        Ok((answer, bytes))
+    }
+
+    /// Who in `place` may be concerned by `query`'s message, unsorted (read once for all the
+    /// messages that mention the same people and roles).
+    async fn candidates(
+        &mut self,
+        conn: &mut PgConnection,
+        place: &Place,
+        query: &NotifyQuery,
+    ) -> Result<Arc<Vec<Snowflake>>, sqlx::Error> {
+        let key = (
+            query.channel_id,
+            query.mention_everyone,
+            query.mentions.clone(),
+            query.mention_roles.clone(),
+        );
+        if let Some(found) = self.candidates.get(&key) {
+            return Ok(found.clone());
+        }
+        let ids = match place.guild {
+            None => group_candidates(conn, query, place.large_group).await?,
+            Some(guild) => guild_candidates(conn, guild, query, place.member_count).await?,
+        };
+        let ids = Arc::new(ids);
+        self.candidates.insert(key, ids.clone());
+        Ok(ids)
+    }
+
+    /// Of `chunk`, those who may view `channel` now, with their roles in its server.
+    async fn viewers(
+        &mut self,
+        conn: &mut PgConnection,
+        place: &Place,
+        channel: Snowflake,
+        chunk: &[Snowflake],
+    ) -> Result<Arc<Viewers>, sqlx::Error> {
+        let (Some(guild), Some((owner, roles, found))) = (place.guild, &place.server) else {
+            return Ok(Arc::new(chunk.iter().map(|&id| (id, Vec::new())).collect()));
+        };
+        let key = (channel, chunk.to_vec());
+        if let Some(known) = self.viewers.get(&key) {
+            return Ok(known.clone());
+        }
+        let members =
+            guild_members::page(&mut *conn, guild, &MembersQuery::Ids(chunk.to_vec())).await?;
+        let now_ms = self.now as u64;
+        let viewers: Viewers = members
+            .into_iter()
+            .filter(|member| {
+                let subject = member.subject(guild, *owner, roles, now_ms);
+                effective(&subject, Some(&found.permission_overwrites))
+                    .has(Permissions::VIEW_CHANNEL)
+            })
+            .map(|member| (member.user.id, member.roles))
+            .collect();
+        let viewers = Arc::new(viewers);
+        self.viewers.insert(key, viewers.clone());
+        Ok(viewers)
+    }
+
+    /// What decides for `viewers` of `query`'s channel, for its author.
+    async fn rows(
+        &mut self,
+        conn: &mut PgConnection,
+        place: &Place,
+        query: &NotifyQuery,
+        viewers: &Viewers,
+    ) -> Result<Arc<Rows>, sqlx::Error> {
+        let users: Vec<Snowflake> = viewers.iter().map(|(id, _)| *id).collect();
+        let key = (query.channel_id, query.author_id, users);
+        if let Some(known) = self.rows.get(&key) {
+            return Ok(known.clone());
+        }
+        let ids: Vec<i64> = key.2.iter().map(|id| id.as_i64()).collect();
+        if ids.is_empty() {
+            return Ok(Arc::default());
+        }
+        let blocking = sqlx::query_scalar(
+            "SELECT user_id FROM relationships WHERE target_id = $1 AND user_id = ANY($2)",
+        )
+        .bind(query.author_id.as_i64())
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let settings = sqlx::query_as::<_, SettingsRow>(
+            "SELECT user_id, message_notifications, muted, mute_end_ms, suppress_everyone,
+                    suppress_roles
+             FROM user_guild_settings WHERE guild_id = $1 AND user_id = ANY($2)",
+        )
+        .bind(place.guild.map_or(DMS, |g| g.as_i64()))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.0, row))
+        .collect();
+        let overrides = sqlx::query_as::<_, OverrideRow>(
+            "SELECT user_id, channel_id, message_notifications, muted, mute_end_ms
+             FROM channel_notification_overrides WHERE channel_id = $1 AND user_id = ANY($2)",
+        )
+        .bind(query.channel_id.as_i64())
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.0, row))
+        .collect();
+        let subs: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions
+             WHERE user_id = ANY($1) ORDER BY created_at",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut subscriptions: HashMap<i64, Vec<PushSubscription>> = HashMap::new();
+        for (user, endpoint, p256dh, auth) in subs {
+            subscriptions
+                .entry(user)
+                .or_default()
+                .push(PushSubscription {
+                    endpoint,
+                    keys: PushKeys { p256dh, auth },
+                });
+        }
+        let rows = Arc::new(Rows {
+            blocking,
+            settings,
+            overrides,
+            subscriptions,
+        });
+        self.rows.insert(key, rows.clone());
+        Ok(rows)
+    }
 }
 
 /// About what one recipient adds to an answer's JSON.
@@ -433,64 +645,30 @@ fn answer_bytes(recipient: &Recipient) -> usize {
         .sum::<usize>()
 }
 
-/// Of `candidates` (who may view the channel), those the message concerns under their
-/// settings and blocks, with their browsers.
-async fn decide_for(
-    conn: &mut PgConnection,
+/// Of `viewers` (who may view the channel), those the message concerns under their settings
+/// and blocks, with their browsers.
+fn decide_for(
     query: &NotifyQuery,
-    guild: Option<Snowflake>,
-    large_group: bool,
+    place: &Place,
     default: MessageNotifications,
     now: i64,
-    candidates: Vec<(Snowflake, Vec<Snowflake>)>,
-) -> Result<Vec<Recipient>, sqlx::Error> {
-    let key = guild.map_or(DMS, |g| g.as_i64());
-    let ids: Vec<i64> = candidates.iter().map(|(id, _)| id.as_i64()).collect();
-    let blocking: HashSet<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM relationships WHERE target_id = $1 AND user_id = ANY($2)",
-    )
-    .bind(query.author_id.as_i64())
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    let settings: HashMap<i64, SettingsRow> = sqlx::query_as::<_, SettingsRow>(
-        "SELECT user_id, message_notifications, muted, mute_end_ms, suppress_everyone,
-                suppress_roles
-         FROM user_guild_settings WHERE guild_id = $1 AND user_id = ANY($2)",
-    )
-    .bind(key)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|row| (row.0, row))
-    .collect();
-    let overrides: HashMap<i64, OverrideRow> = sqlx::query_as::<_, OverrideRow>(
-        "SELECT user_id, channel_id, message_notifications, muted, mute_end_ms
-         FROM channel_notification_overrides WHERE channel_id = $1 AND user_id = ANY($2)",
-    )
-    .bind(query.channel_id.as_i64())
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|row| (row.0, row))
-    .collect();
+    viewers: &Viewers,
+    rows: &Rows,
+) -> Vec<Recipient> {
     let mut recipients = Vec::new();
-    for (user, roles) in candidates {
-        if blocking.contains(&user.as_i64()) {
+    for (user, roles) in viewers {
+        let id = user.as_i64();
+        if rows.blocking.contains(&id) {
             continue;
         }
-        let base = settings.get(&user.as_i64());
-        let over = overrides.get(&user.as_i64());
+        let base = rows.settings.get(&id);
+        let over = rows.overrides.get(&id);
         let over_level = over
             .map(|o| level(o.2))
             .filter(|l| *l != MessageNotifications::Inherit);
         // In a large group, the settings for DMs and groups at large do not choose every
         // message; only the channel's own override does.
-        let base_level = base.map(|s| level(s.1)).filter(|_| !large_group);
+        let base_level = base.map(|s| level(s.1)).filter(|_| !place.large_group);
         let applied = Applied {
             level: over_level.or(base_level).unwrap_or(default),
             muted: base.is_some_and(|s| muted_now(s.2, s.3, now))
@@ -498,34 +676,16 @@ async fn decide_for(
             suppress_everyone: base.is_some_and(|s| s.4),
             suppress_roles: base.is_some_and(|s| s.5),
         };
-        let as_server = guild.is_some() || large_group;
-        if let Some(reason) = decide(query, as_server, user, &roles, applied) {
+        let as_server = place.guild.is_some() || place.large_group;
+        if let Some(reason) = decide(query, as_server, *user, roles, applied) {
             recipients.push(Recipient {
-                user_id: user,
+                user_id: *user,
                 reason,
-                subscriptions: Vec::new(),
+                subscriptions: rows.subscriptions.get(&id).cloned().unwrap_or_default(),
             });
         }
     }
-    let told: Vec<i64> = recipients.iter().map(|r| r.user_id.as_i64()).collect();
-    let subs: Vec<(i64, String, String, String)> = sqlx::query_as(
-        "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions
-         WHERE user_id = ANY($1) ORDER BY created_at",
-    )
-    .bind(&told)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_user: HashMap<i64, Vec<PushSubscription>> = HashMap::new();
-    for (user, endpoint, p256dh, auth) in subs {
-        by_user.entry(user).or_default().push(PushSubscription {
-            endpoint,
-            keys: PushKeys { p256dh, auth },
-        });
-    }
-    for r in &mut recipients {
-        r.subscriptions = by_user.remove(&r.user_id.as_i64()).unwrap_or_default();
-    }
-    Ok(recipients)
+    recipients
 }
 
 /// Who in a group channel may be concerned: every member of a small one (each message is for

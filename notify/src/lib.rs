@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod asker;
 pub mod metrics;
 pub mod push;
 pub mod routes;
@@ -214,6 +215,7 @@ impl Notify {
         };
         let worker = Worker {
             nats: nats.clone(),
+            asker: asker::Asker::start(nats.clone(), &subjects, notify_metrics.questions.clone()),
             subjects: subjects.clone(),
             inbox: inbox.clone(),
             jobs,

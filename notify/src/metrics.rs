@@ -7,6 +7,9 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 pub struct NotifyMetrics {
     /// `natter_notify_messages_total{outcome}`: new messages handled (`ok`) or retried (`failed`).
     pub messages: IntCounterVec,
+    /// `natter_notify_questions_total`: questions asked of auth (each about up to 64 messages
+    /// handled at once).
+    pub questions: IntCounter,
     /// `natter_notify_inbox_entries_total`: inbox rows written.
     pub inbox: IntCounter,
     /// `natter_notify_inbox_forgotten_total`: inbox rows removed because their message was deleted.
@@ -42,6 +45,10 @@ impl NotifyMetrics {
             messages: vec(
                 "natter_notify_messages_total",
                 "New messages the notification worker handled, by outcome",
+            ),
+            questions: one(
+                "natter_notify_questions_total",
+                "Questions the notification worker asked auth (each about several messages)",
             ),
             inbox: one(
                 "natter_notify_inbox_entries_total",

@@ -1,6 +1,7 @@
 //! The worker: the durable JetStream consumer `notify` on the chat stream, shared by every notify
 //! process. For each new message it asks auth whom it concerns (`{p}.auth.notify`: settings,
-//! permissions and blocks live there), writes the mentions inbox of those it mentions or who got
+//! permissions and blocks live there; the messages handled at once in one question,
+//! [`Asker`]), writes the mentions inbox of those it mentions or who got
 //! it in a DM, asks presence who is away, and hands the away people's browsers to the
 //! [`Pusher`](crate::push::Pusher). A message is acknowledged once its inbox rows are written and
 //! its pushes queued; a failure (auth or the store unreachable) is retried after 5 s, up to five
@@ -21,7 +22,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
-use proto::access::{MAX_RECIPIENTS, NotifyAnswer, NotifyQuery, RECIPIENTS_PAGE, Reply};
+use proto::access::{
+    MAX_NOTIFY_QUERIES, MAX_RECIPIENTS, NotifyAnswer, NotifyQuery, RECIPIENTS_PAGE,
+};
 use proto::api::messages::Message;
 use proto::api::notifications::{NotifyReason, PushPayload};
 use proto::api::presence::PresenceStatus;
@@ -32,6 +35,7 @@ use store::InboxStore;
 use store::inbox::{InboxEntry, version_timestamp};
 use tokio::sync::mpsc;
 
+use crate::asker::Asker;
 use crate::metrics::NotifyMetrics;
 use crate::push::Job;
 
@@ -40,7 +44,11 @@ pub const DURABLE: &str = "notify";
 
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// How long auth and presence get to answer.
+/// Channels whose messages are handled at once (each may write many inbox rows: an @everyone in
+/// a big server).
+const AT_ONCE: usize = 16;
+
+/// How long presence gets to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Inbox rows written at once for one message (an @everyone in a big server writes many).
@@ -51,6 +59,7 @@ const PUSH_TEXT_CHARS: usize = 100;
 
 pub struct Worker {
     pub nats: async_nats::Client,
+    pub asker: Asker,
     pub subjects: Subjects,
     pub inbox: InboxStore,
     pub jobs: mpsc::Sender<Job>,
@@ -90,53 +99,126 @@ impl Worker {
         }
     }
 
-    /// Handles what `messages` brings until it fails or ends (why), or `shutdown`.
+    /// Handles what `messages` brings until it fails or ends (why), or `shutdown`. What has
+    /// arrived together is handled together: first the question of whom each new message
+    /// concerns, for all of them at once (one question to auth), then each channel's events in
+    /// the stream's order (a message's create, edits and delete, and its pushes in the order
+    /// its channel had them), up to [`AT_ONCE`] channels at once.
     async fn read(
         &self,
-        mut messages: consumer::pull::Stream,
+        messages: consumer::pull::Stream,
         shutdown: &kit::lifecycle::Shutdown,
     ) -> String {
+        let mut messages = messages.ready_chunks(MAX_NOTIFY_QUERIES);
         loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
+            let arrived = tokio::select! {
+                arrived = messages.next() => arrived,
                 () = shutdown.cancelled() => return "shutting down".to_owned(),
             };
-            let message = match message {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => return e.to_string(),
-                None => return "the consumer's messages ended".to_owned(),
+            let Some(arrived) = arrived else {
+                return "the consumer's messages ended".to_owned();
             };
-            // Delivered before and not acknowledged: its delete may have been handled meanwhile.
-            let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
-            let handled = match serde_json::from_slice::<Event>(&message.payload) {
-                // A person's message (a pin's notice, type 6, tells nobody).
-                Ok(Event::MessageCreate(created)) if created.kind.is_default() => {
-                    self.handle(&created, redelivered).await
-                }
-                // An edit: the inboxes follow its text.
-                Ok(Event::MessageUpdate(updated)) if updated.kind.is_default() => {
-                    self.revise(&updated).await
-                }
-                // A deleted message leaves every inbox.
-                Ok(Event::MessageDelete(deleted)) => self.forget(deleted.id).await,
-                _ => Ok(()),
-            };
-            let ack = match handled {
-                Ok(()) => {
-                    self.metrics.messages.with_label_values(&["ok"]).inc();
-                    message.ack().await
-                }
-                Err(e) => {
-                    self.metrics.messages.with_label_values(&["failed"]).inc();
-                    tracing::warn!(error = %e, "notifying of a message failed; retrying");
-                    message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                        .await
-                }
-            };
-            if let Err(e) = ack {
-                tracing::debug!(error = %e, "cannot acknowledge a chat event");
+            let mut failed = None;
+            let mut by_channel: Vec<Vec<(jetstream::Message, Option<Event>)>> = Vec::new();
+            let mut place: HashMap<Option<Snowflake>, usize> = HashMap::new();
+            for message in arrived {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        continue;
+                    }
+                };
+                let event = serde_json::from_slice::<Event>(&message.payload).ok();
+                let channel = event.as_ref().and_then(Event::channel);
+                let at = *place.entry(channel).or_insert_with(|| {
+                    by_channel.push(Vec::new());
+                    by_channel.len() - 1
+                });
+                by_channel[at].push((message, event));
             }
+            let first_pages = self.first_pages(&by_channel).await;
+            let first_pages = std::sync::Mutex::new(first_pages);
+            let first_pages = &first_pages;
+            futures::stream::iter(by_channel)
+                .for_each_concurrent(AT_ONCE, |events| async move {
+                    for (message, event) in events {
+                        let first = match &event {
+                            Some(Event::MessageCreate(created)) => first_pages
+                                .lock()
+                                .expect("never poisoned")
+                                .remove(&created.id),
+                            _ => None,
+                        };
+                        self.settle(message, event, first).await;
+                    }
+                })
+                .await;
+            if let Some(e) = failed {
+                return e;
+            }
+        }
+    }
+
+    /// The first page of whom each new message among `events` concerns, asked all at once.
+    async fn first_pages(
+        &self,
+        events: &[Vec<(jetstream::Message, Option<Event>)>],
+    ) -> HashMap<Snowflake, Result<NotifyAnswer, String>> {
+        let created = events
+            .iter()
+            .flatten()
+            .filter_map(|(_, event)| match event {
+                Some(Event::MessageCreate(created)) if created.kind.is_default() => Some(created),
+                _ => None,
+            });
+        futures::future::join_all(
+            created
+                .map(|message| async move { (message.id, self.asker.ask(query(message)).await) }),
+        )
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    /// Handles one event of the stream (with the first page of whom it concerns, if asked
+    /// already) and acknowledges it, or has it come again after 5 s.
+    async fn settle(
+        &self,
+        message: jetstream::Message,
+        event: Option<Event>,
+        first: Option<Result<NotifyAnswer, String>>,
+    ) {
+        // Delivered before and not acknowledged: its delete may have been handled meanwhile.
+        let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
+        let handled = match event {
+            // A person's message (a pin's notice, type 6, tells nobody).
+            Some(Event::MessageCreate(created)) if created.kind.is_default() => {
+                self.handle(&created, redelivered, first).await
+            }
+            // An edit: the inboxes follow its text.
+            Some(Event::MessageUpdate(updated)) if updated.kind.is_default() => {
+                self.revise(&updated).await
+            }
+            // A deleted message leaves every inbox.
+            Some(Event::MessageDelete(deleted)) => self.forget(deleted.id).await,
+            _ => Ok(()),
+        };
+        let ack = match handled {
+            Ok(()) => {
+                self.metrics.messages.with_label_values(&["ok"]).inc();
+                message.ack().await
+            }
+            Err(e) => {
+                self.metrics.messages.with_label_values(&["failed"]).inc();
+                tracing::warn!(error = %e, "notifying of a message failed; retrying");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await
+            }
+        };
+        if let Err(e) = ack {
+            tracing::debug!(error = %e, "cannot acknowledge a chat event");
         }
     }
 
@@ -165,7 +247,12 @@ impl Worker {
     }
 
     /// Tells whom `message` concerns.
-    async fn handle(&self, message: &Message, redelivered: bool) -> Result<(), String> {
+    async fn handle(
+        &self,
+        message: &Message,
+        redelivered: bool,
+        first: Option<Result<NotifyAnswer, String>>,
+    ) -> Result<(), String> {
         if redelivered
             && self
                 .inbox
@@ -175,7 +262,7 @@ impl Worker {
         {
             return Ok(());
         }
-        let answer = self.recipients(message).await?;
+        let answer = self.recipients(message, first.transpose()?).await?;
         if answer.recipients.is_empty() {
             return Ok(());
         }
@@ -221,7 +308,7 @@ impl Worker {
             self.metrics.edits.with_label_values(&["ignored"]).inc();
             return Ok(());
         }
-        let answer = self.recipients(message).await?;
+        let answer = self.recipients(message, None).await?;
         let concerned = inbox_recipients(&answer);
         let written_at = version_timestamp(edited_at);
         self.write_entries(message, &answer, &concerned, written_at)
@@ -306,44 +393,30 @@ impl Worker {
     }
 
     /// Whom `message` concerns, asked of auth a page at a time (an @everyone in a server of
-    /// thousands, with their browsers, is more than one NATS message can hold).
-    async fn recipients(&self, message: &Message) -> Result<NotifyAnswer, String> {
-        let mut query = NotifyQuery {
-            channel_id: message.channel_id,
-            author_id: message.author_id,
-            mentions: message.mentioned_ids(),
-            mention_roles: message.mention_roles.clone(),
-            mention_everyone: message.mention_everyone,
-            after: None,
-            page: RECIPIENTS_PAGE,
+    /// thousands, with their browsers, is more than one NATS message can hold), from `first`
+    /// if the first page was asked already.
+    async fn recipients(
+        &self,
+        message: &Message,
+        first: Option<NotifyAnswer>,
+    ) -> Result<NotifyAnswer, String> {
+        let mut query = query(message);
+        let mut page = match first {
+            Some(page) => page,
+            None => self.asker.ask(query.clone()).await?,
         };
         let mut whole = NotifyAnswer::default();
         loop {
-            let page = self.ask(&query).await?;
             whole.guild_id = page.guild_id;
             whole.author_name = page.author_name;
             whole.recipients.extend(page.recipients);
             match page.next {
-                Some(next) if whole.recipients.len() < MAX_RECIPIENTS => query.after = Some(next),
+                Some(next) if whole.recipients.len() < MAX_RECIPIENTS => {
+                    query.after = Some(next);
+                    page = self.asker.ask(query.clone()).await?;
+                }
                 _ => return Ok(whole),
             }
-        }
-    }
-
-    async fn ask(&self, query: &NotifyQuery) -> Result<NotifyAnswer, String> {
-        let body = serde_json::to_vec(query).expect("queries serialise");
-        let reply = tokio::time::timeout(
-            ASK_TIMEOUT,
-            self.nats.request(self.subjects.auth_notify(), body.into()),
-        )
-        .await
-        .map_err(|_| "auth did not answer in time".to_owned())?
-        .map_err(|e| format!("cannot ask auth: {e}"))?;
-        match serde_json::from_slice::<Reply<NotifyAnswer>>(&reply.payload) {
-            Ok(Reply::Ok(answer)) => Ok(answer),
-            Ok(Reply::NotFound | Reply::SignedOut) => Ok(NotifyAnswer::default()),
-            Ok(Reply::Failed(e)) => Err(format!("auth: {e}")),
-            Err(e) => Err(format!("auth's answer: {e}")),
         }
     }
 
@@ -419,6 +492,19 @@ impl Worker {
             }
         }
         found
+    }
+}
+
+/// The question of whom `message` concerns: its first page.
+fn query(message: &Message) -> NotifyQuery {
+    NotifyQuery {
+        channel_id: message.channel_id,
+        author_id: message.author_id,
+        mentions: message.mentioned_ids(),
+        mention_roles: message.mention_roles.clone(),
+        mention_everyone: message.mention_everyone,
+        after: None,
+        page: RECIPIENTS_PAGE,
     }
 }
 

@@ -2,12 +2,52 @@
 //! channel is told as a server's channel is, so its every message is not an inbox entry (and a
 //! push) for each of its members.
 
-use proto::access::{NotifyAnswer, NotifyQuery, Reply};
+use proto::access::{
+    MAX_NOTIFY_QUERIES, NotifyAnswer, NotifyAnswers, NotifyQueries, NotifyQuery, Reply,
+};
 use proto::api::notifications::{LARGE_GUILD_MEMBERS, NotifyReason};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{self, TestAuth, id_of};
+
+/// Auth's answers to `queries` asked together, as notify asks about the messages it handles at
+/// once: one per query, in order.
+async fn ask(auth: &TestAuth, queries: &[NotifyQuery]) -> Vec<NotifyAnswer> {
+    let answers = ask_as_many(auth, queries).await;
+    assert_eq!(answers.len(), queries.len(), "small answers: all in one");
+    answers
+}
+
+/// Auth's answers to the first of `queries`, as many as one answer holds.
+async fn ask_as_many(auth: &TestAuth, queries: &[NotifyQuery]) -> Vec<NotifyAnswer> {
+    let asked = NotifyQueries {
+        queries: queries.to_vec(),
+    };
+    let reply = auth
+        .nats
+        .request(
+            auth.subjects.auth_notify(),
+            serde_json::to_vec(&asked).unwrap().into(),
+        )
+        .await
+        .expect("auth answers");
+    let Ok(Reply::Ok(NotifyAnswers { answers })) = serde_json::from_slice(&reply.payload) else {
+        panic!("answers: {}", String::from_utf8_lossy(&reply.payload));
+    };
+    answers
+}
+
+/// Who each answer tells, and why, in user-id order.
+fn told(answer: &NotifyAnswer) -> Vec<(String, NotifyReason)> {
+    let mut told: Vec<_> = answer
+        .recipients
+        .iter()
+        .map(|r| (r.user_id.to_string(), r.reason))
+        .collect();
+    told.sort_by(|a, b| a.0.cmp(&b.0));
+    told
+}
 
 async fn concerned(auth: &TestAuth, query: &NotifyQuery) -> Vec<(String, NotifyReason)> {
     concerned_in_pages(auth, query).await.0
@@ -22,18 +62,7 @@ async fn concerned_in_pages(
     let mut query = query.clone();
     let mut answers = 0;
     loop {
-        let reply = auth
-            .nats
-            .request(
-                auth.subjects.auth_notify(),
-                serde_json::to_vec(&query).unwrap().into(),
-            )
-            .await
-            .expect("auth answers");
-        let Ok(Reply::Ok(answer)) = serde_json::from_slice::<Reply<NotifyAnswer>>(&reply.payload)
-        else {
-            panic!("an answer: {}", String::from_utf8_lossy(&reply.payload));
-        };
+        let answer = ask(auth, std::slice::from_ref(&query)).await.remove(0);
         answers += 1;
         assert!(
             answer.recipients.len() <= query.page as usize,
@@ -99,6 +128,60 @@ async fn a_group_past_the_large_size_tells_only_mentions_and_those_who_chose_eve
         who,
         "a small group: every message is for every other member, as in a DM"
     );
+
+    // Messages asked about together are each decided on their own: bob blocks ann, so ann's
+    // messages are not for him, and cat's still are; a mention counts in its own message only.
+    let (status, body) = auth
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/@me/relationships/{}", ann.id),
+            Some(&bob.access),
+            Some(json!({"type": 2})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let from_cat = NotifyQuery {
+        author_id: cat.id,
+        ..plain.clone()
+    };
+    let cat_to_bob = NotifyQuery {
+        mentions: vec![bob.id],
+        ..from_cat.clone()
+    };
+    let answers = ask(
+        &auth,
+        &[plain.clone(), from_cat.clone(), cat_to_bob, plain.clone()],
+    )
+    .await;
+    let cat_only = vec![(cat.id.to_string(), NotifyReason::Direct)];
+    let mut ann_and_bob = vec![
+        (ann.id.to_string(), NotifyReason::Direct),
+        (bob.id.to_string(), NotifyReason::Direct),
+    ];
+    ann_and_bob.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut mentioned = ann_and_bob.clone();
+    for (who, reason) in &mut mentioned {
+        if *who == bob.id.to_string() {
+            *reason = NotifyReason::Mention;
+        }
+    }
+    assert_eq!(
+        answers.iter().map(told).collect::<Vec<_>>(),
+        vec![cat_only.clone(), ann_and_bob, mentioned, cat_only],
+    );
+    assert!(answers.iter().all(|a| a.guild_id.is_none()));
+    assert_eq!(answers[0].author_name, answers[3].author_name);
+    assert_ne!(answers[0].author_name, answers[1].author_name);
+    let (status, body) = auth
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/@me/relationships/{}", ann.id),
+            Some(&bob.access),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    assert_eq!(concerned(&auth, &plain).await, who, "unblocked");
 
     // The group grows past the size (quiet members written straight into the database: 250
     // sign-ups would only cost the test time).
@@ -182,4 +265,21 @@ async fn a_group_past_the_large_size_tells_only_mentions_and_those_who_chose_eve
     .await;
     assert_eq!(paged, concerned(&auth, &everyone).await);
     assert!(answers >= paged.len() / 7, "{answers} answers");
+    // As many messages as notify asks about at once, each an @everyone to 252 people: auth
+    // answers those that fit in one answer (the last of them may be a first page, with `next`),
+    // and notify asks again for the rest.
+    let many = vec![everyone.clone(); MAX_NOTIFY_QUERIES];
+    let answered = ask_as_many(&auth, &many).await;
+    assert!(
+        answered.len() > 1 && answered.len() < many.len(),
+        "{} answers",
+        answered.len()
+    );
+    let (last, whole) = answered.split_last().unwrap();
+    for answer in whole {
+        assert_eq!((told(answer), answer.next), (paged.clone(), None));
+    }
+    let first_page = told(last);
+    assert!(!first_page.is_empty() && first_page.iter().all(|one| paged.contains(one)));
+    assert_eq!(last.next.is_some(), first_page.len() < paged.len());
 }

@@ -222,9 +222,28 @@ pub struct Purged {
     pub deleted: u32,
 }
 
-/// `{p}.auth.notify` (the notification worker asks): whom a new message concerns, as each of
-/// them set it (the author never; muted servers and channels, mutes not yet over, "nothing",
-/// suppressed @everyone and role mentions, and people who cannot view the channel left out).
+/// `{p}.auth.notify` (the notification worker asks): whom each of some new messages concerns,
+/// in one question (at most [`MAX_NOTIFY_QUERIES`]; auth reads once what they share, such as a
+/// busy channel's settings). Answered with [`NotifyAnswers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyQueries {
+    pub queries: Vec<NotifyQuery>,
+}
+
+/// The most messages one [`NotifyQueries`] asks about (auth answers the first this many).
+pub const MAX_NOTIFY_QUERIES: usize = 64;
+
+/// The answer to [`NotifyQueries`]: the answers to its first `answers.len()` queries, in order.
+/// Fewer than asked when more would make the answer too big for one NATS message (never none
+/// while one was asked): ask again for the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyAnswers {
+    pub answers: Vec<NotifyAnswer>,
+}
+
+/// One message's question in [`NotifyQueries`]: whom it concerns, as each of them set it (the
+/// author never; muted servers and channels, mutes not yet over, "nothing", suppressed
+/// @everyone and role mentions, and people who cannot view the channel left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyQuery {
     pub channel_id: Snowflake,

@@ -267,8 +267,8 @@ impl Subjects {
         format!("{}.auth.voice", self.prefix)
     }
 
-    /// Where the notification worker asks auth whom a new message concerns
-    /// (`proto::access::NotifyQuery`).
+    /// Where the notification worker asks auth whom new messages concern
+    /// (`proto::access::NotifyQueries`).
     pub fn auth_notify(&self) -> String {
         format!("{}.auth.notify", self.prefix)
     }
