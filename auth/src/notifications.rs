@@ -522,9 +522,7 @@ impl Known {
             None => group_candidates(conn, query, place.large_group).await?,
             Some(guild) => guild_candidates(conn, guild, query, place.member_count).await?,
         };
-        let ids = Arc::new(ids);
-        self.candidates.insert(key, ids.clone());
-        Ok(ids)
+        Ok(remember(&mut self.candidates, key, ids))
     }
 
     /// Of `chunk`, those who may view `channel` now, with their roles in its server.
@@ -554,9 +552,7 @@ impl Known {
             })
             .map(|member| (member.user.id, member.roles))
             .collect();
-        let viewers = Arc::new(viewers);
-        self.viewers.insert(key, viewers.clone());
-        Ok(viewers)
+        Ok(remember(&mut self.viewers, key, viewers))
     }
 
     /// What decides for `viewers` of `query`'s channel, for its author.
@@ -625,15 +621,25 @@ impl Known {
                     keys: PushKeys { p256dh, auth },
                 });
         }
-        let rows = Arc::new(Rows {
+        let rows = Rows {
             blocking,
             settings,
             overrides,
             subscriptions,
-        });
-        self.rows.insert(key, rows.clone());
-        Ok(rows)
+        };
+        Ok(remember(&mut self.rows, key, rows))
     }
+}
+
+/// Keeps `value` in `known` under `key`, for the rest of a question, and returns it.
+fn remember<K: std::hash::Hash + Eq, V>(
+    known: &mut HashMap<K, Arc<V>>,
+    key: K,
+    value: V,
+) -> Arc<V> {
+    let value = Arc::new(value);
+    known.insert(key, value.clone());
+    value
 }
 
 /// About what one recipient adds to an answer's JSON.
