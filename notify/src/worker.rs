@@ -137,19 +137,23 @@ impl Worker {
                 });
                 by_channel[at].push((message, event));
             }
-            let first_pages = self.first_pages(&by_channel).await;
-            let first_pages = std::sync::Mutex::new(first_pages);
-            let first_pages = &first_pages;
-            futures::stream::iter(by_channel)
-                .for_each_concurrent(AT_ONCE, |events| async move {
-                    for (message, event) in events {
+            let mut first_pages = self.first_pages(&by_channel).await;
+            let by_channel: Vec<Vec<_>> = by_channel
+                .into_iter()
+                .map(|events| {
+                    let with_first = |(message, event): (jetstream::Message, Option<Event>)| {
                         let first = match &event {
-                            Some(Event::MessageCreate(created)) => first_pages
-                                .lock()
-                                .expect("never poisoned")
-                                .remove(&created.id),
+                            Some(Event::MessageCreate(created)) => first_pages.remove(&created.id),
                             _ => None,
                         };
+                        (message, event, first)
+                    };
+                    events.into_iter().map(with_first).collect()
+                })
+                .collect();
+            futures::stream::iter(by_channel)
+                .for_each_concurrent(AT_ONCE, |events| async move {
+                    for (message, event, first) in events {
                         self.settle(message, event, first).await;
                     }
                 })
