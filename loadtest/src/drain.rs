@@ -2,10 +2,10 @@
 //! with the fastest the same Cassandra takes the same rows.
 //!
 //! A backlog of new messages is published straight into the chat stream (as edges do, pipelined,
-//! not through sockets: the question is the store's side), while the persister runs; the rate is
-//! its `natter_persister_written_total` over the time from the first publish until all of them
-//! are written (and, alone, over the time after the last publish), and every message is counted
-//! in the store afterwards. Then a raw loop writes as many rows again, in channels of their own,
+//! not through sockets: the question is the store's side) while the persisters' consumer is
+//! paused; once the stream's other consumers (search, notify, media) have read it, the consumer is
+//! resumed, and the rate is the persisters' `natter_persister_written_total` over the time from
+//! then until all of them are written, and every message is counted in the store afterwards. Then a raw loop writes as many rows again, in channels of their own,
 //! straight into the same `messages` table: per-partition unlogged batches, many at once, and
 //! nothing else (no bucket list, no newest id, no stream, no acknowledgements). The ratio of the
 //! two is how close the persister comes to what the store can do here.
@@ -38,6 +38,9 @@ pub struct Args {
     /// The persister's `/metrics`.
     #[arg(long, default_value = "http://127.0.0.1:9083/metrics")]
     persister: String,
+    /// The persisters' durable consumer on the chat stream, paused while the backlog is published.
+    #[arg(long, default_value = "persister")]
+    consumer: String,
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:19042")]
     cql_nodes: Vec<String>,
     /// The persister's keyspace; the raw loop writes a table `raw_messages` in it.
@@ -62,13 +65,10 @@ struct DrainResult {
     messages: usize,
     channels: usize,
     published_per_second: f64,
+    /// From the first write after its consumer was resumed until the whole backlog was written.
     persisted_per_second: f64,
-    /// What the persister wrote per second after the backlog was all published; none when it
-    /// had kept up with the publisher (less than a tenth of the backlog left to write).
-    persisted_alone_per_second: Option<f64>,
-    /// The persister wrote as fast as it was published: its own rate is at least the
-    /// publisher's, and the ratio below is the overall rate's.
-    kept_up: bool,
+    /// From the resumption until that first write.
+    seconds_to_first_write: f64,
     seconds_to_persist: f64,
     stored: u64,
     missing_in_store: u64,
@@ -76,6 +76,9 @@ struct DrainResult {
     persister_to_raw: f64,
     services: Vec<report::ServiceDelta>,
 }
+
+/// The longest the persister's consumer stays paused should this command die before resuming it.
+const PAUSE_AT_MOST: Duration = Duration::from_secs(600);
 
 /// Rows per raw batch, as the store's own batches.
 const RAW_BATCH: usize = 32;
@@ -127,20 +130,58 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let before = written().await?;
     let baseline = report::Baseline::take(std::slice::from_ref(&args.persister)).await;
-    let started = Instant::now();
-    let mut acks = futures::stream::iter(
-        backlog
-            .iter()
-            .map(|message| publish(&js, &subjects, message.clone())),
-    )
-    .buffer_unordered(1024);
-    while let Some(ack) = acks.next().await {
-        ack.context("JetStream did not take a message")?;
+    // The backlog is published while the persister's consumer is paused, so that the persister
+    // is measured on its own rather than beside the publisher on the same cores.
+    let stream = js
+        .get_stream(subjects.chat_stream_name())
+        .await
+        .context("no chat stream")?;
+    let until = async_nats::datetime::now() + PAUSE_AT_MOST;
+    stream
+        .pause_consumer(&args.consumer, until)
+        .await
+        .context("cannot pause the persister's consumer")?;
+    let publishing = Instant::now();
+    let published = async {
+        let mut acks = futures::stream::iter(
+            backlog
+                .iter()
+                .map(|message| publish(&js, &subjects, message.clone())),
+        )
+        .buffer_unordered(1024);
+        while let Some(ack) = acks.next().await {
+            ack.context("JetStream did not take a message")?;
+        }
+        Ok::<(), anyhow::Error>(())
     }
-    let published_at = started.elapsed().as_secs_f64();
-    let published_per_second = args.messages as f64 / published_at;
-    let written_when_published = written().await? - before;
+    .await;
+    let published_per_second = args.messages as f64 / publishing.elapsed().as_secs_f64();
+    published?;
+    // The stream's other consumers (search, notify, media) read the backlog meanwhile; waiting
+    // until they are through keeps their work out of the persister's cores and figures.
+    if let Err(e) = others_through(&stream, &args.consumer).await {
+        stream.resume_consumer(&args.consumer).await.ok();
+        return Err(e);
+    }
+    stream
+        .resume_consumer(&args.consumer)
+        .await
+        .context("cannot resume the persister's consumer")?;
+    // The clock starts at the first write after the resumption: how long the persisters' pulls
+    // take to notice it is the pause's, not theirs, and is reported on its own.
+    let resumed = Instant::now();
     let target = before + args.messages as f64;
+    let (started, first) = loop {
+        let now = written().await?;
+        if now > before {
+            break (Instant::now(), now);
+        }
+        if resumed.elapsed() > Duration::from_secs(600) {
+            bail!("the persister wrote nothing in the 10 minutes after its consumer was resumed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let seconds_to_first_write = resumed.elapsed().as_secs_f64();
     loop {
         if written().await? >= target {
             break;
@@ -148,15 +189,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if started.elapsed() > Duration::from_secs(1800) {
             bail!("the persister had not written the backlog after 30 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds_to_persist = started.elapsed().as_secs_f64();
-    // The persister alone, once the publisher had finished (it shares the cores until then);
-    // measurable only if a fair part of the backlog was left to write.
-    let left = args.messages as f64 - written_when_published;
-    let kept_up = left < args.messages as f64 / 10.0;
-    let persisted_alone_per_second =
-        (!kept_up).then(|| left / (seconds_to_persist - published_at).max(1e-3));
+    let persisted_per_second = (target - first) / seconds_to_persist;
     let services = baseline.deltas().await;
 
     let mut stored = 0;
@@ -180,42 +216,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     let raw_rows_per_second = raw_loop(&store, &raw_backlog, args.raw_in_flight).await?;
-    let persisted_per_second = args.messages as f64 / seconds_to_persist;
     let result = DrainResult {
         messages: args.messages,
         channels: channels.len(),
         published_per_second,
         persisted_per_second,
-        persisted_alone_per_second,
-        kept_up,
+        seconds_to_first_write,
         seconds_to_persist,
         stored,
         missing_in_store,
         raw_rows_per_second,
-        persister_to_raw: persisted_alone_per_second.unwrap_or(persisted_per_second)
-            / raw_rows_per_second,
+        persister_to_raw: persisted_per_second / raw_rows_per_second,
         services,
     };
-    let alone = match result.persisted_alone_per_second {
-        Some(rate) => format!("{rate:.0}/s once all were published"),
-        None => "it kept up with the publisher, so its own limit is higher".to_owned(),
-    };
     println!(
-        "drain: {} messages over {} channels published at {:.0}/s; persisted at {:.0}/s ({:.1} s), \
-         {alone}; {} stored, {} missing",
+        "drain: {} messages over {} channels published at {:.0}/s (the persister paused); \
+         persisted at {:.0}/s ({:.1} s from its first write, {:.1} s after the resumption); \
+         {} stored, {} missing",
         result.messages,
         result.channels,
         result.published_per_second,
         result.persisted_per_second,
         result.seconds_to_persist,
+        result.seconds_to_first_write,
         result.stored,
         result.missing_in_store
     );
     println!(
-        "raw batched inserts into the same store: {:.0} rows/s; persister ({}) / raw = {:.2}",
-        result.raw_rows_per_second,
-        if result.kept_up { "overall" } else { "alone" },
-        result.persister_to_raw
+        "raw batched inserts into the same store: {:.0} rows/s; persister / raw = {:.2}",
+        result.raw_rows_per_second, result.persister_to_raw
     );
     report::print_deltas(&result.services);
     report::write_json(&args.out, &result)?;
@@ -224,6 +253,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("loss: every published message must be in the store");
     }
     Ok(())
+}
+
+/// Waits until every consumer of the chat stream but `ours` has read and acknowledged all of it.
+async fn others_through(stream: &jetstream::stream::Stream, ours: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let mut busy = Vec::new();
+        let mut names = stream.consumer_names();
+        while let Some(name) = names.next().await {
+            let name = name.context("cannot list the chat stream's consumers")?;
+            if name == ours {
+                continue;
+            }
+            let info = stream
+                .consumer_info(&name)
+                .await
+                .context("cannot read a consumer's state")?;
+            if info.num_pending > 0 || info.num_ack_pending > 0 {
+                busy.push(format!(
+                    "{name} ({} left)",
+                    info.num_pending + info.num_ack_pending as u64
+                ));
+            }
+        }
+        if busy.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the chat stream's other consumers were not through after 30 minutes: {busy:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Puts `message` into the chat stream as an edge would (its MESSAGE_CREATE on the channel's
