@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use backon::BackoffBuilder;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kit::lifecycle::Shutdown;
 use kit::retry;
 use proto::events::Event;
 use proto::subjects::Subjects;
 use store::MessageStore;
+use store::messages::Touched;
 
 use crate::progress::PersisterMetrics;
 
@@ -245,58 +247,71 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
             _ => None,
         })
         .collect();
-    let others = events.iter().map(|received| async move {
-        let at = received.at;
-        match &received.event {
-            Event::MessageCreate(m) => {
-                tokio::try_join!(
-                    store.insert_reply(m, at),
-                    store.write_mentions(m, false, at),
-                    store.insert_attachments(m, at),
-                    store.write_embeds(m, false, at),
-                    store.write_call(m, at)
-                )?;
-                Ok(Vec::new())
-            }
-            // An update carries the whole message, its files included (with what processing
-            // learnt of them); its mentions follow its text.
-            Event::MessageUpdate(m) => {
-                tokio::try_join!(
-                    store.edit(m, at),
-                    store.write_mentions(m, true, at),
-                    store.insert_attachments(m, at),
-                    store.write_embeds(m, true, at)
-                )?;
-                Ok(Vec::new())
-            }
-            Event::MessageDelete(r) => {
-                tokio::try_join!(
-                    store.delete(r.channel_id, r.id, at),
-                    store.forget_mentions(r.channel_id, r.id, at),
-                    store.delete_attachments(r.channel_id, r.id, at),
-                    store.delete_embeds(r.channel_id, r.id, at),
-                    store.delete_call(r.channel_id, r.id, at)
-                )?;
-                Ok(Vec::new())
-            }
-            Event::MessageReactionAdd(r) => {
-                store.react(r, at).await?;
-                Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
-            }
-            Event::MessageReactionRemove(r) => {
-                store.unreact(r, at).await?;
-                Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
-            }
-            Event::MessageReactionRemoveAll(r) => {
-                let emoji = store.clear_reactions(r.channel_id, r.id, at).await?;
-                Ok(emoji.into_iter().map(|e| (r.channel_id, r.id, e)).collect())
-            }
-            Event::ChannelPinsUpdate(update) => store.pin(update, at).await.map(|()| Vec::new()),
-            // Nothing else is stored in the stream today, and what is not ours to keep is
-            // acknowledged.
-            _ => Ok(Vec::new()),
-        }
-    });
+    // A future per event, each boxed at the size of its own kind of write: one async block for
+    // every kind is as large as the largest (an edit's or a delete's joined writes, kilobytes),
+    // and moving that into the join for every event cost more than the rest of the persister's
+    // work. A plain new message (nothing but its row, which `insert_many` writes) gets none.
+    let others = events
+        .iter()
+        .filter(|received| match &received.event {
+            Event::MessageCreate(m) => MessageStore::has_sides(m),
+            _ => true,
+        })
+        .map(
+            |received| -> BoxFuture<'_, Result<Vec<Touched>, store::StoreError>> {
+                let at = received.at;
+                match &received.event {
+                    Event::MessageCreate(m) => store
+                        .insert_sides(m, at)
+                        .map(|r| r.map(|()| Vec::new()))
+                        .boxed(),
+                    // An update carries the whole message, its files included (with what processing
+                    // learnt of them); its mentions follow its text.
+                    Event::MessageUpdate(m) => async move {
+                        tokio::try_join!(
+                            store.edit(m, at),
+                            store.write_mentions(m, true, at),
+                            store.insert_attachments(m, at),
+                            store.write_embeds(m, true, at)
+                        )?;
+                        Ok(Vec::new())
+                    }
+                    .boxed(),
+                    Event::MessageDelete(r) => async move {
+                        tokio::try_join!(
+                            store.delete(r.channel_id, r.id, at),
+                            store.forget_mentions(r.channel_id, r.id, at),
+                            store.delete_attachments(r.channel_id, r.id, at),
+                            store.delete_embeds(r.channel_id, r.id, at),
+                            store.delete_call(r.channel_id, r.id, at)
+                        )?;
+                        Ok(Vec::new())
+                    }
+                    .boxed(),
+                    Event::MessageReactionAdd(r) => async move {
+                        store.react(r, at).await?;
+                        Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
+                    }
+                    .boxed(),
+                    Event::MessageReactionRemove(r) => async move {
+                        store.unreact(r, at).await?;
+                        Ok(vec![(r.channel_id, r.message_id, r.emoji.name.clone())])
+                    }
+                    .boxed(),
+                    Event::MessageReactionRemoveAll(r) => async move {
+                        let emoji = store.clear_reactions(r.channel_id, r.id, at).await?;
+                        Ok(emoji.into_iter().map(|e| (r.channel_id, r.id, e)).collect())
+                    }
+                    .boxed(),
+                    Event::ChannelPinsUpdate(update) => {
+                        async move { store.pin(update, at).await.map(|()| Vec::new()) }.boxed()
+                    }
+                    // Nothing else is stored in the stream today, and what is not ours to keep is
+                    // acknowledged.
+                    _ => futures::future::ready(Ok(Vec::new())).boxed(),
+                }
+            },
+        );
     let creates = async {
         if created.is_empty() {
             Ok(())
@@ -306,8 +321,7 @@ async fn write(store: &MessageStore, events: &[Received]) -> Result<(), store::S
     };
     let ((), touched) = futures::try_join!(creates, futures::future::try_join_all(others))?;
     // A hot message's thousand reactions in a chunk cost one count, not a thousand.
-    let touched: std::collections::HashSet<store::messages::Touched> =
-        touched.into_iter().flatten().collect();
+    let touched: std::collections::HashSet<Touched> = touched.into_iter().flatten().collect();
     let recounts = touched
         .iter()
         .map(|(channel, message, emoji)| store.recount(*channel, *message, emoji));

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use futures::FutureExt;
 use proto::Snowflake;
 use proto::api::messages::Message;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlTimestamp, MaybeUnset};
 
@@ -28,7 +29,7 @@ impl MessageStore {
 
     /// Stores new messages, each with its write timestamp, in as few writes as the tables allow:
     /// the rows of each partition (channel and bucket) in unlogged batches, which the store
-    /// applies as one mutation; each channel's newest id once; and a bucket in the list of a
+    /// applies as one mutation; each channel's newest id once, in the batch of that message; and a bucket in the list of a
     /// channel's buckets only the first time this store sees it (the list changes every ten days
     /// per channel, not with every message). Idempotent.
     pub async fn insert_many(&self, messages: &[(&Message, i64)]) -> Result<(), StoreError> {
@@ -52,9 +53,16 @@ impl MessageStore {
                 .collect()
         };
         let mut writes = Vec::new();
-        for rows in partitions.values() {
+        for (&(channel, _), rows) in &partitions {
+            let channel_newest = newest[&channel];
             for batch in batches(rows) {
-                writes.push(self.write_rows(batch).boxed());
+                // The channel's newest id rides in the batch that holds that message: one
+                // request for both, where a quiet channel's message was two.
+                let carried = batch.iter().any(|(m, _)| m.id == channel_newest);
+                writes.push(
+                    self.write_rows(batch, carried.then_some(channel_newest))
+                        .boxed(),
+                );
             }
         }
         for &bucket in &new_buckets {
@@ -62,18 +70,6 @@ impl MessageStore {
                 async move {
                     self.session
                         .execute_unpaged(&self.s.insert_bucket, bucket)
-                        .await
-                        .map(|_| ())
-                }
-                .boxed(),
-            );
-        }
-        for (&channel, &id) in &newest {
-            writes.push(
-                async move {
-                    let values = (id_timestamp(id), id.as_i64(), channel);
-                    self.session
-                        .execute_unpaged(&self.s.set_last, values)
                         .await
                         .map(|_| ())
                 }
@@ -91,12 +87,41 @@ impl MessageStore {
         Ok(())
     }
 
-    /// One partition's rows in one unlogged batch.
+    /// Whether a new message keeps anything beside its row: a reply's preview, mentions, files,
+    /// embeds or flags, a call. When it does not, [`Self::insert_sides`] writes nothing, and a
+    /// caller writing many messages need not make (and move) a future for it.
+    pub fn has_sides(message: &Message) -> bool {
+        message.referenced_message.is_some()
+            || message.mention_everyone
+            || !message.mentions.is_empty()
+            || !message.mention_roles.is_empty()
+            || !message.attachments.is_empty()
+            || !message.embeds.is_empty()
+            || message.flags != 0
+            || message.call.is_some()
+    }
+
+    /// Writes what a new message keeps beside its row (see [`Self::has_sides`]), at stream time
+    /// `at`. Idempotent.
+    pub async fn insert_sides(&self, message: &Message, at: i64) -> Result<(), StoreError> {
+        tokio::try_join!(
+            self.insert_reply(message, at),
+            self.write_mentions(message, false, at),
+            self.insert_attachments(message, at),
+            self.write_embeds(message, false, at),
+            self.write_call(message, at)
+        )
+        .map(|_| ())
+    }
+
+    /// One partition's rows in one unlogged batch, with the channel's `newest` id when it is
+    /// one of them (a second partition, of `channel_last_message`, in the same request).
     async fn write_rows(
         &self,
         rows: &[(&Message, i64)],
+        newest: Option<Snowflake>,
     ) -> Result<(), scylla::errors::ExecutionError> {
-        if let [(message, at)] = rows {
+        if let ([(message, at)], None) = (rows, newest) {
             return self
                 .session
                 .execute_unpaged(&self.s.insert, row(message, *at))
@@ -105,13 +130,21 @@ impl MessageStore {
         }
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_request_timeout(self.s.insert.get_request_timeout());
-        let values: Vec<_> = rows
+        let mut values: Vec<Box<dyn SerializeRow + Send + Sync + '_>> = rows
             .iter()
             .map(|&(message, at)| {
                 batch.append_statement(self.s.insert.clone());
-                row(message, at)
+                Box::new(row(message, at)) as Box<dyn SerializeRow + Send + Sync>
             })
             .collect();
+        if let (Some(id), Some((message, _))) = (newest, rows.first()) {
+            batch.append_statement(self.s.set_last.clone());
+            values.push(Box::new((
+                id_timestamp(id),
+                id.as_i64(),
+                message.channel_id.as_i64(),
+            )));
+        }
         self.session.batch(&batch, values).await.map(|_| ())
     }
 
@@ -250,6 +283,21 @@ mod tests {
             edited_at: None,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_plain_message_has_no_sides_and_each_kept_part_makes_one() {
+        assert!(!MessageStore::has_sides(&message(1, "hi")));
+        let with = |change: fn(&mut Message)| {
+            let mut m = message(1, "hi");
+            change(&mut m);
+            MessageStore::has_sides(&m)
+        };
+        assert!(with(|m| m.mention_everyone = true));
+        assert!(with(|m| m.mentions = vec![Default::default()]));
+        assert!(with(|m| m.mention_roles = vec![Snowflake::from_u64(3)]));
+        assert!(with(|m| m.flags = Message::SUPPRESS_EMBEDS));
+        assert!(with(|m| m.call = Some(Box::default())));
     }
 
     #[test]
