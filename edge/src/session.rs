@@ -48,7 +48,12 @@ type Ending = Option<CloseCode>;
 /// One step of a session: `Err` ends it, so `?` reads as "or the session is over".
 type Step<T = ()> = Result<T, Ending>;
 
-pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
+/// A connection's session, as the future its task runs. Made here, before the future, so that the
+/// future holds the session once (an `async fn` would also keep its arguments, the socket among
+/// them, for as long as it runs); and while it lives it holds only the session, the claims and
+/// `live`'s state: the handshake and the closing are boxed, as their awaits would otherwise stay
+/// in every idle session (docs/ARCHITECTURE.md, the edge's invariants).
+pub fn serve(socket: WebSocket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let id = state.next_session_id();
     let (queue, deliveries) = mpsc::channel(state.config.session_queue);
@@ -76,10 +81,19 @@ pub async fn serve(socket: WebSocket, state: Arc<EdgeState>) {
         voice: None,
         voice_session: None,
     };
-    let Err(ending) = session.run().await;
-    // Boxed: the closing handshake's waits would otherwise add to every live session's future.
-    Box::pin(session.finish(ending)).await;
-    state.metrics.connections.dec();
+    async move {
+        let ending = match Box::pin(session.handshake()).await {
+            Ok(claims) => {
+                session.state.metrics.sessions.inc();
+                let Err(ending) = session.live(&claims).await;
+                session.state.metrics.sessions.dec();
+                ending
+            }
+            Err(ending) => ending,
+        };
+        Box::pin(session.finish(ending)).await;
+        state.metrics.connections.dec();
+    }
 }
 
 struct Session {
@@ -130,7 +144,9 @@ const SENDS_IN_FLIGHT: usize = 256;
 const DELIVERIES_PER_STEP: usize = 256;
 
 impl Session {
-    async fn run(&mut self) -> Step<Infallible> {
+    /// HELLO, then IDENTIFY or RESUME within the timeout, and the session's start (READY, or the
+    /// replay and RESUMED): the claims it was opened with.
+    async fn handshake(&mut self) -> Step<AccessClaims> {
         let hello = Hello {
             heartbeat_interval: self.state.config.heartbeat_interval.as_millis() as u64,
         };
@@ -163,10 +179,7 @@ impl Session {
             self.flush().await?;
         };
         self.flush().await?;
-        self.state.metrics.sessions.inc();
-        let ending = self.live(&claims).await;
-        self.state.metrics.sessions.dec();
-        ending
+        Ok(claims)
     }
 
     async fn authenticate(&mut self, token: &str) -> Step<AccessClaims> {

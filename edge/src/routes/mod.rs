@@ -170,7 +170,11 @@ async fn upgrade(
         .max_write_buffer_size(state.config.max_write_buffer_bytes)
         .max_message_size(state.config.max_frame_bytes)
         .max_frame_size(state.config.max_frame_bytes)
-        .on_upgrade(move |socket| sessions.track_future(crate::session::serve(socket, state)))
+        // The session gets a task of its own, sized to its future alone; the upgrade's task ends here.
+        .on_upgrade(move |socket| {
+            sessions.spawn(crate::session::serve(socket, state));
+            std::future::ready(())
+        })
 }
 
 /// Frames a session writes in one system call, at most (in bytes).
