@@ -51,7 +51,7 @@ const AT_ONCE: usize = 16;
 /// How long presence gets to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Inbox rows written at once for one message (an @everyone in a big server writes many).
+/// Inbox rows withdrawn at once for one edited message.
 const INBOX_WRITES: usize = 64;
 
 /// The longest text a push carries.
@@ -360,13 +360,12 @@ impl Worker {
             };
             entries.push((user, entry));
         }
-        futures::stream::iter(entries)
-            .map(|(user, entry)| async move { self.inbox.add(user, &entry, written_at).await })
-            .buffer_unordered(INBOX_WRITES)
-            .map_ok(|()| self.metrics.inbox.inc())
-            .try_collect::<()>()
+        self.inbox
+            .add(&entries, written_at)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.metrics.inbox.inc_by(entries.len() as u64);
+        Ok(())
     }
 
     /// After writing entries of `message`: whether it was deleted meanwhile, in which case what

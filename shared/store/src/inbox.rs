@@ -21,6 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
 use proto::api::notifications::NotifyReason;
 use scylla::client::session::Session;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
 use crate::messages::{StoreError, failed};
@@ -30,6 +31,20 @@ pub const EXCERPT_CHARS: usize = 200;
 
 /// Inbox rows deleted at once when a message is forgotten.
 const FORGET_WRITES: usize = 64;
+
+/// Reverse rows (16 bytes each, one partition) written in one batch.
+const HOLDERS_BATCH: usize = 256;
+
+/// The most inbox rows, each its own partition, in one batch: Cassandra warns of an unlogged
+/// batch over more than 10 partitions (`unlogged_batch_across_partitions_warn_threshold`).
+pub const INBOX_BATCH_USERS: usize = 10;
+
+/// The most bytes of excerpts in one batch of inbox rows, under Cassandra's 5 KiB
+/// `batch_size_warn_threshold` with the rows' other columns.
+pub const INBOX_BATCH_BYTES: usize = 3 * 1024;
+
+/// Batches of inbox rows in flight at once for one message (an @everyone in a big server).
+const INBOX_BATCHES_AT_ONCE: usize = 8;
 
 /// The most reverse rows read for one message: each version of it (the message and its edits)
 /// concerns at most `proto::access::MAX_RECIPIENTS` people; past this many the rest expire.
@@ -103,6 +118,32 @@ fn reason_of(name: &str) -> NotifyReason {
     }
 }
 
+/// `entries` cut into batches of at most [`INBOX_BATCH_USERS`] rows whose excerpts together
+/// stay within [`INBOX_BATCH_BYTES`] (a row is always written, in a batch of its own if need be).
+fn inbox_batches(entries: &[(Snowflake, InboxEntry)]) -> Vec<&[(Snowflake, InboxEntry)]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, entry)) in entries.iter().enumerate() {
+        let size = excerpt_bytes(&entry.content);
+        if i > start && (i - start == INBOX_BATCH_USERS || bytes + size > INBOX_BATCH_BYTES) {
+            batches.push(&entries[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        batches.push(&entries[start..]);
+    }
+    batches
+}
+
+/// The bytes of [`excerpt`]`(text)`, without making it.
+fn excerpt_bytes(text: &str) -> usize {
+    text.char_indices()
+        .nth(EXCERPT_CHARS)
+        .map_or(text.len(), |(end, _)| end)
+}
+
 /// The first [`EXCERPT_CHARS`] characters of `text`.
 pub fn excerpt(text: &str) -> String {
     text.chars().take(EXCERPT_CHARS).collect()
@@ -167,26 +208,53 @@ impl InboxStore {
         })
     }
 
-    /// Records `entry` in `user`'s inbox, as the version of its message written at `written_at`
-    /// (a write timestamp, [`version_timestamp`]): a newer version's write or withdrawal wins.
-    /// Idempotent (a redelivered message writes the same row). The reverse row goes first, so an
-    /// inbox row is never written that a delete cannot find.
+    /// Records one message's `entries` (each with the user whose inbox it goes in), as the
+    /// version of the message written at `written_at` (a write timestamp, [`version_timestamp`]):
+    /// a newer version's write or withdrawal wins. Idempotent (a redelivered message writes the
+    /// same rows). The reverse rows go first, so an inbox row is never written that a delete
+    /// cannot find.
+    ///
+    /// Rows go in unlogged batches: the reverse rows share their message's partition, so a
+    /// batch of them is one partition's write; the inbox rows (a partition each) go
+    /// [`INBOX_BATCH_USERS`] to a batch, within [`INBOX_BATCH_BYTES`]. A group DM's message is
+    /// then two requests to the store, where it was two per member.
     pub async fn add(
         &self,
-        user: Snowflake,
-        entry: &InboxEntry,
+        entries: &[(Snowflake, InboxEntry)],
         written_at: i64,
     ) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(
-                &self.insert_holder,
-                (entry.message_id.as_i64(), user.as_i64()),
-            )
-            .await
-            .map_err(failed)?;
-        self.session
-            .execute_unpaged(
-                &self.insert,
+        let Some((_, first)) = entries.first() else {
+            return Ok(());
+        };
+        let message = first.message_id.as_i64();
+        for chunk in entries.chunks(HOLDERS_BATCH) {
+            let values: Vec<(i64, i64)> = (chunk.iter())
+                .map(|(user, _)| (message, user.as_i64()))
+                .collect();
+            self.session
+                .batch(&self.batch_of(&self.insert_holder, values.len()), values)
+                .await
+                .map_err(failed)?;
+        }
+        for batches in inbox_batches(entries).chunks(INBOX_BATCHES_AT_ONCE) {
+            let writes = batches
+                .iter()
+                .map(|chunk| self.add_batch(chunk, written_at));
+            futures::future::try_join_all(writes)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// One batch of [`Self::add`]'s inbox rows.
+    async fn add_batch(
+        &self,
+        chunk: &[(Snowflake, InboxEntry)],
+        written_at: i64,
+    ) -> Result<(), scylla::errors::ExecutionError> {
+        let values: Vec<_> = (chunk.iter())
+            .map(|(user, entry)| {
                 (
                     user.as_i64(),
                     entry.message_id.as_i64(),
@@ -196,11 +264,21 @@ impl InboxStore {
                     excerpt(&entry.content),
                     reason_name(entry.reason),
                     written_at,
-                ),
-            )
-            .await
-            .map_err(failed)?;
-        Ok(())
+                )
+            })
+            .collect();
+        let batch = self.batch_of(&self.insert, values.len());
+        self.session.batch(&batch, values).await.map(|_| ())
+    }
+
+    /// An unlogged batch of `rows` of `statement`, with its timeout.
+    fn batch_of(&self, statement: &PreparedStatement, rows: usize) -> Batch {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_request_timeout(statement.get_request_timeout());
+        for _ in 0..rows {
+            batch.append_statement(statement.clone());
+        }
+        batch
     }
 
     /// Up to `limit` entries of `user`'s older than `before` (newest first) that `keep` accepts,
@@ -370,5 +448,47 @@ impl InboxStore {
             .into_rows_result()
             .map_err(failed)?;
         Ok(rows.rows_num() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(contents: &[usize]) -> Vec<(Snowflake, InboxEntry)> {
+        (contents.iter().enumerate())
+            .map(|(i, &chars)| {
+                let entry = InboxEntry {
+                    message_id: Snowflake::from_u64(1),
+                    channel_id: Snowflake::from_u64(2),
+                    guild_id: None,
+                    author_id: Snowflake::from_u64(3),
+                    content: "é".repeat(chars),
+                    reason: NotifyReason::Direct,
+                };
+                (Snowflake::from_u64(10 + i as u64), entry)
+            })
+            .collect()
+    }
+
+    fn sizes(entries: &[(Snowflake, InboxEntry)]) -> Vec<usize> {
+        inbox_batches(entries).iter().map(|b| b.len()).collect()
+    }
+
+    #[test]
+    fn a_group_dm_is_one_batch_and_many_recipients_are_cut_by_count() {
+        assert_eq!(sizes(&entries(&[20; 9])), [9]);
+        assert_eq!(sizes(&entries(&[20; 25])), [10, 10, 5]);
+        assert!(sizes(&entries(&[])).is_empty());
+    }
+
+    #[test]
+    fn long_excerpts_are_cut_by_bytes_and_each_row_is_written_once() {
+        // An excerpt keeps 200 characters of 2 bytes: 400 bytes a row, 7 fit in 3 KiB.
+        let long = entries(&[1000; 12]);
+        assert_eq!(excerpt_bytes(&long[0].1.content), 400);
+        assert_eq!(sizes(&long), [7, 5]);
+        let all: Vec<Snowflake> = inbox_batches(&long).concat().iter().map(|e| e.0).collect();
+        assert_eq!(all, long.iter().map(|e| e.0).collect::<Vec<_>>());
     }
 }
