@@ -186,10 +186,13 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
         )
         .await?;
         let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
-        let voice_states = crate::voice::of_calls(&mut *conn, query.user_id).await?;
-        let user_guild_settings = match query.session_id {
-            Some(_) => crate::notifications::of_user(&mut conn, query.user_id).await?,
-            None => Vec::new(),
+        // Only READY shows the calls and the settings; a resume and a channel's answer skip them.
+        let (voice_states, user_guild_settings) = match (query.session_id, query.resuming) {
+            (Some(_), false) => (
+                crate::voice::of_calls(&mut *conn, query.user_id).await?,
+                crate::notifications::of_user(&mut conn, query.user_id).await?,
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
         Ok::<_, sqlx::Error>(Some(SessionState {
             user_guild_settings,

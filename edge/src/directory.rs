@@ -125,6 +125,7 @@ impl Directory {
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
             guilds_only: false,
             session_id: None,
+            resuming: false,
         };
         self.ask(self.subjects.auth_state(), &query).await
     }
@@ -140,6 +141,7 @@ impl Directory {
             watch_max_members: 0,
             guilds_only: true,
             session_id: None,
+            resuming: false,
         };
         let state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
         Ok(state.guilds)
@@ -223,6 +225,7 @@ impl Directory {
         &self,
         user: Snowflake,
         session: Snowflake,
+        resuming: bool,
         watch_max_members: usize,
     ) -> Result<(User, SessionState), DirectoryError> {
         let query = StateQuery {
@@ -231,6 +234,7 @@ impl Directory {
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
             guilds_only: false,
             session_id: Some(session),
+            resuming,
         };
         let mut state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
         match state.user.take() {

@@ -43,7 +43,7 @@ impl Session {
             None => Some(self.state.events.last_sequence().await),
             Some(_) => None,
         };
-        let (user, mut session) = load(&self.state, claims).await?;
+        let (user, mut session) = load(&self.state, claims, resume_from.is_some()).await?;
         phases.end("auth");
         for channel in &session.channels {
             self.note_role(channel, claims.sub);
@@ -343,9 +343,16 @@ fn apply_call_change(states: &mut Vec<VoiceState>, voice: VoiceState) {
     }
 }
 
-async fn load(state: &EdgeState, claims: &AccessClaims) -> Step<(User, SessionState)> {
+async fn load(
+    state: &EdgeState,
+    claims: &AccessClaims,
+    resuming: bool,
+) -> Step<(User, SessionState)> {
     let max = state.presence.settings.max_members;
-    match state.directory.starting(claims.sub, claims.sid, max).await {
+    let asked = state
+        .directory
+        .starting(claims.sub, claims.sid, resuming, max);
+    match asked.await {
         Ok(found) => Ok(found),
         // Signed out or revoked: the same answer as a token that does not verify, so the
         // client signs in again instead of retrying the same token forever.

@@ -125,3 +125,50 @@ async fn as_many_sessions_starting_at_once_as_auth_has_connections_all_get_ready
         assert_eq!(client.ready["t"], "READY", "{}", client.ready);
     }
 }
+
+#[tokio::test]
+async fn a_resume_asks_auth_for_less_than_ready_and_still_gets_what_it_missed() {
+    let world = World::start(1, &[]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let dm = world.dm(&ann, &bob).await;
+    let subjects = Subjects::new(world.prefix.clone());
+    let nats = async_nats::connect(&world.engines.nats_url)
+        .await
+        .expect("NATS");
+    let mut questions = nats.subscribe(subjects.auth_state()).await.unwrap();
+    nats.flush().await.unwrap();
+    // Bob's start as the edge asks auth about it: READY's, then a resume's.
+    let mut bobs_start = async || {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let question = questions.next().await.expect("a question");
+                let query: StateQuery = serde_json::from_slice(&question.payload).unwrap();
+                if query.user_id == bob.id && query.session_id.is_some() {
+                    break query;
+                }
+            }
+        })
+        .await
+        .expect("the edge asks auth about Bob's session")
+    };
+
+    let bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    assert!(
+        !bobs_start().await.resuming,
+        "READY asks for the calls and settings"
+    );
+    let (session, seq) = (bob_1.session_id(), bob_1.seq);
+    drop(bob_1);
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let ack = ann_1.send(dm, "while you were away", "n-1").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+
+    let (_bob_2, replayed) = Client::resume(&world.gateway(0), &bob, &session, seq).await;
+    assert!(bobs_start().await.resuming, "a resume says so");
+    let missed: Vec<&Value> = replayed
+        .iter()
+        .filter(|e| e["t"] == "MESSAGE_CREATE")
+        .map(|e| &e["d"]["content"])
+        .collect();
+    assert_eq!(missed, [&json!("while you were away")]);
+}

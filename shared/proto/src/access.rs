@@ -36,6 +36,11 @@ pub struct StateQuery {
     /// profile in [`SessionState::user`], so a session starts with one question to auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Snowflake>,
+    /// The session starting is a RESUME: the answer leaves out what only READY carries (the
+    /// calls in the user's DMs and group channels, the notification settings), three of the
+    /// eight reads a start costs auth's database, in a reconnect storm's every session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resuming: bool,
 }
 
 /// The answer to [`StateQuery`].
@@ -55,11 +60,12 @@ pub struct SessionState {
     /// The user's own profile, with their real status: when the query named a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
-    /// Who is in a call in the user's DMs and group channels.
+    /// Who is in a call in the user's DMs and group channels: when the query named a session
+    /// that is not resuming (READY's `voice_states`).
     #[serde(default)]
     pub voice_states: Vec<crate::api::voice::VoiceState>,
     /// The user's notification settings (READY's `user_guild_settings`): when the query named a
-    /// session.
+    /// session that is not resuming.
     #[serde(default)]
     pub user_guild_settings: Vec<crate::api::notifications::UserGuildSettings>,
 }
