@@ -16,6 +16,7 @@ use scylla::client::execution_profile::{ExecutionProfile, ExecutionProfileHandle
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
 /// How long a read waits for its coordinator before the driver sends it to a second node as well
@@ -282,6 +283,40 @@ pub fn speculate_if_read(statement: &mut PreparedStatement, reads: &ExecutionPro
         statement.set_is_idempotent(true);
         statement.set_execution_profile_handle(Some(reads.clone()));
     }
+}
+
+/// `rows` cut, in order, into runs of at most `most` rows whose `size`s add up to at most
+/// `bytes` (a row bigger than that alone is a run of its own): the batches one request each.
+pub(crate) fn cut<T>(
+    rows: &[T],
+    most: usize,
+    bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut taken) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let size = size(row);
+        if i > start && (i - start == most || taken + size > bytes) {
+            runs.push(&rows[start..i]);
+            (start, taken) = (i, 0);
+        }
+        taken += size;
+    }
+    if start < rows.len() {
+        runs.push(&rows[start..]);
+    }
+    runs
+}
+
+/// An unlogged batch of `rows` runs of `statement`, with its request timeout.
+pub(crate) fn unlogged(statement: &PreparedStatement, rows: usize) -> Batch {
+    let mut batch = Batch::new(BatchType::Unlogged);
+    batch.set_request_timeout(statement.get_request_timeout());
+    for _ in 0..rows {
+        batch.append_statement(statement.clone());
+    }
+    batch
 }
 
 /// Readiness of the CQL store, for a service's `/readyz`.

@@ -21,7 +21,6 @@ use futures::{StreamExt, TryStreamExt};
 use proto::Snowflake;
 use proto::api::notifications::NotifyReason;
 use scylla::client::session::Session;
-use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
 use crate::messages::{StoreError, failed};
@@ -32,8 +31,9 @@ pub const EXCERPT_CHARS: usize = 200;
 /// Inbox rows deleted at once when a message is forgotten.
 const FORGET_WRITES: usize = 64;
 
-/// Reverse rows (16 bytes each, one partition) written in one batch.
-const HOLDERS_BATCH: usize = 256;
+/// Reverse rows (two ids each, one partition) written in one batch, within Cassandra's 5 KiB
+/// `batch_size_warn_threshold`.
+const HOLDERS_BATCH: usize = 128;
 
 /// The most inbox rows, each its own partition, in one batch: Cassandra warns of an unlogged
 /// batch over more than 10 partitions (`unlogged_batch_across_partitions_warn_threshold`).
@@ -121,20 +121,12 @@ fn reason_of(name: &str) -> NotifyReason {
 /// `entries` cut into batches of at most [`INBOX_BATCH_USERS`] rows whose excerpts together
 /// stay within [`INBOX_BATCH_BYTES`] (a row is always written, in a batch of its own if need be).
 fn inbox_batches(entries: &[(Snowflake, InboxEntry)]) -> Vec<&[(Snowflake, InboxEntry)]> {
-    let mut batches = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (_, entry)) in entries.iter().enumerate() {
-        let size = excerpt_bytes(&entry.content);
-        if i > start && (i - start == INBOX_BATCH_USERS || bytes + size > INBOX_BATCH_BYTES) {
-            batches.push(&entries[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < entries.len() {
-        batches.push(&entries[start..]);
-    }
-    batches
+    crate::cql::cut(
+        entries,
+        INBOX_BATCH_USERS,
+        INBOX_BATCH_BYTES,
+        |(_, entry)| excerpt_bytes(&entry.content),
+    )
 }
 
 /// The bytes of [`excerpt`]`(text)`, without making it.
@@ -232,7 +224,10 @@ impl InboxStore {
                 .map(|(user, _)| (message, user.as_i64()))
                 .collect();
             self.session
-                .batch(&self.batch_of(&self.insert_holder, values.len()), values)
+                .batch(
+                    &crate::cql::unlogged(&self.insert_holder, values.len()),
+                    values,
+                )
                 .await
                 .map_err(failed)?;
         }
@@ -267,18 +262,8 @@ impl InboxStore {
                 )
             })
             .collect();
-        let batch = self.batch_of(&self.insert, values.len());
+        let batch = crate::cql::unlogged(&self.insert, values.len());
         self.session.batch(&batch, values).await.map(|_| ())
-    }
-
-    /// An unlogged batch of `rows` of `statement`, with its timeout.
-    fn batch_of(&self, statement: &PreparedStatement, rows: usize) -> Batch {
-        let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_request_timeout(statement.get_request_timeout());
-        for _ in 0..rows {
-            batch.append_statement(statement.clone());
-        }
-        batch
     }
 
     /// Up to `limit` entries of `user`'s older than `before` (newest first) that `keep` accepts,

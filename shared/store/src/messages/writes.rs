@@ -6,7 +6,6 @@ use futures::FutureExt;
 use proto::Snowflake;
 use proto::api::messages::Message;
 use scylla::serialize::row::SerializeRow;
-use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlTimestamp, MaybeUnset};
 
 use super::{MessageStore, StoreError, failed};
@@ -128,14 +127,10 @@ impl MessageStore {
                 .await
                 .map(|_| ());
         }
-        let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_request_timeout(self.s.insert.get_request_timeout());
+        let mut batch = crate::cql::unlogged(&self.s.insert, rows.len());
         let mut values: Vec<Box<dyn SerializeRow + Send + Sync + '_>> = rows
             .iter()
-            .map(|&(message, at)| {
-                batch.append_statement(self.s.insert.clone());
-                Box::new(row(message, at)) as Box<dyn SerializeRow + Send + Sync>
-            })
+            .map(|&(message, at)| Box::new(row(message, at)) as Box<dyn SerializeRow + Send + Sync>)
             .collect();
         if let (Some(id), Some((message, _))) = (newest, rows.first()) {
             batch.append_statement(self.s.set_last.clone());
@@ -253,20 +248,9 @@ fn row(message: &Message, at: i64) -> (i64, i32, i64, i64, &str, i64) {
 /// One partition's rows cut into batches of at most [`ROWS_PER_BATCH`] rows and about
 /// [`BATCH_BYTES`] of content.
 fn batches<'a, 'm>(rows: &'a [(&'m Message, i64)]) -> Vec<&'a [(&'m Message, i64)]> {
-    let mut batches = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (message, _)) in rows.iter().enumerate() {
-        let size = message.content.len() + 64;
-        if i > start && (i - start == ROWS_PER_BATCH || bytes + size > BATCH_BYTES) {
-            batches.push(&rows[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < rows.len() {
-        batches.push(&rows[start..]);
-    }
-    batches
+    crate::cql::cut(rows, ROWS_PER_BATCH, BATCH_BYTES, |(message, _)| {
+        message.content.len() + 64
+    })
 }
 
 #[cfg(test)]
