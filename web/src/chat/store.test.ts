@@ -479,6 +479,19 @@ describe('members', () => {
     expect(page().members[1]).toEqual({ user: CAROL, role: 'moderator' });
   });
 
+  it('count someone I add or remove once, whether the event comes before or after the answer', async () => {
+    gw.fire('ready', ready([channel('10', { member_count: 2 })]));
+    fetchMock.mockImplementation(async () => new Response(JSON.stringify(member(CAROL))));
+    await chat.addMember('10', 'carol');
+    dispatch('CHANNEL_MEMBER_ADD', { channel_id: '10', member: member(CAROL) });
+    expect(channels()[0].member_count).toBe(3);
+    fetchMock.mockImplementation(async () => new Response(null, { status: 204 }));
+    dispatch('CHANNEL_MEMBER_REMOVE', { channel_id: '10', user_id: '3' });
+    await chat.removeMember('10', CAROL);
+    expect(channels()[0].member_count).toBe(2);
+    expect(fetched('/api/v1/channels/10').filter((u) => u.endsWith('/10'))).toEqual([]);
+  });
+
   it('a DM someone else opened with me is opened on my side when I look at it', async () => {
     const request = channel('11', {
       kind: 'dm',

@@ -1160,18 +1160,17 @@ export class Chat {
       body: { username },
     });
     this.rememberUsers([member.user]);
+    // The count moves with CHANNEL_MEMBER_ADD, which comes to me too, before or after this
+    // answer: a count read here as well would count the new member twice when it comes after.
     this.patchMembers(channelId, (ms) => [...ms.filter((m) => m.user.id !== member.user.id), member]);
-    const c = await call<Channel>(`/api/v1/channels/${channelId}`);
-    this.upsertChannel(c);
   }
 
   async removeMember(channelId: string, member: User) {
     await call(`/api/v1/channels/${channelId}/members/${encodeURIComponent(member.username)}`, {
       method: 'DELETE',
     });
+    // The count moves with CHANNEL_MEMBER_REMOVE, as with addMember.
     this.patchMembers(channelId, (ms) => ms.filter((m) => m.user.id !== member.id));
-    const c = await call<Channel>(`/api/v1/channels/${channelId}`);
-    this.upsertChannel(c);
   }
 
   /** Appoints (or with `moderator` false demotes) a moderator of a group channel: its owner only. */
