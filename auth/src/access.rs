@@ -8,14 +8,16 @@
 //! Every auth instance answers in the queue group `auth`, at most `--database-max-connections`
 //! requests at once.
 
+use std::collections::HashMap;
+
 use proto::Snowflake;
 use proto::access::{
     ChannelGuilds, ChannelGuildsQuery, GuildMembersRequest, GuildMembership, GuildQuery,
-    GuildSnapshot, MAX_CHANNEL_GUILDS, MembersRequest, MessageDeleted, NotifyAnswers,
-    NotifyQueries, PushGone, Readable, ReadableChannel, ReadableQuery, Reply, SessionState,
-    StateQuery, Visible, VisibleQuery, VoiceRequest,
+    GuildSnapshot, MAX_CHANNEL_GUILDS, MAX_SESSION_STARTS, MembersRequest, MessageDeleted,
+    NotifyAnswers, NotifyQueries, PushGone, Readable, ReadableChannel, ReadableQuery, Reply,
+    SessionStartAnswers, SessionStarts, SessionState, StateQuery, Visible, VisibleQuery,
+    VoiceRequest,
 };
-use proto::api::users::User;
 use serde::Serialize;
 
 use crate::channels;
@@ -24,6 +26,10 @@ use crate::state::AppState;
 
 /// Most ids one visibility question may name.
 const MAX_VISIBLE_IDS: usize = 1000;
+
+/// Most bytes of sessions' answers in one reply to [`SessionStarts`], well under NATS's 1 MB
+/// largest message: the answers past it are asked again.
+const ANSWER_BUDGET: usize = 512 * 1024;
 
 /// Subscribes to the edges' requests; a failure here stops auth from starting.
 pub async fn subscribe(
@@ -57,6 +63,8 @@ async fn respond(state: &AppState, subject: &str, payload: &[u8]) -> Vec<u8> {
     let subjects = &state.subjects;
     if subject == subjects.auth_state() {
         encode(&parse(payload, |q: StateQuery| session_state(state, q)).await)
+    } else if subject == subjects.auth_starts() {
+        encode(&parse(payload, |q: SessionStarts| session_starts(state, q)).await)
     } else if subject == subjects.auth_visible() {
         encode(&parse(payload, |q: VisibleQuery| visible(state, q)).await)
     } else if subject == subjects.auth_members() {
@@ -153,14 +161,6 @@ async fn push_gone(state: &AppState, gone: PushGone) -> Reply<bool> {
 }
 
 async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionState> {
-    // A session starting: still signed in, and the user's own profile (from the cache).
-    let user = match query.session_id {
-        None => None,
-        Some(session) => match starting(state, query.user_id, session).await {
-            Ok(user) => user,
-            Err(reply) => return reply,
-        },
-    };
     let read = async {
         let mut conn = state.db.acquire().await?;
         let guilds: Vec<GuildMembership> = crate::guild_members::of_user(&mut *conn, query.user_id)
@@ -186,22 +186,12 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
         )
         .await?;
         let closed = consent::closed_dms(&mut *conn, query.user_id, query.channel_id).await?;
-        // Only READY shows the calls and the settings; a resume and a channel's answer skip them.
-        let (voice_states, user_guild_settings) = match (query.session_id, query.resuming) {
-            (Some(_), false) => (
-                crate::voice::of_calls(&mut *conn, query.user_id).await?,
-                crate::notifications::of_user(&mut conn, query.user_id).await?,
-            ),
-            _ => (Vec::new(), Vec::new()),
-        };
         Ok::<_, sqlx::Error>(Some(SessionState {
-            user_guild_settings,
             channels,
             watch,
             closed,
             guilds,
-            user,
-            voice_states,
+            ..Default::default()
         }))
     };
     match read.await {
@@ -211,25 +201,95 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
     }
 }
 
-/// The profile of `user`, if `session` (theirs) is still signed in and the account exists; else
-/// the answer to give instead.
-async fn starting<T>(
-    state: &AppState,
-    user: Snowflake,
-    session: Snowflake,
-) -> Result<Option<User>, Reply<T>> {
-    match crate::sessions::is_active_for(&state.db, session, user).await {
-        Ok(true) => {}
-        Ok(false) => return Err(Reply::SignedOut),
-        Err(e) => return Err(failed(&e)),
+/// The sessions starting at an edge, together: which are still signed in, and for those, the
+/// user's profile and everything [`session_state`] reads, each kind of read once for all their
+/// users (a user's devices starting together are one user). Only READY's calls and notification
+/// settings are read per user (a storm of resumes skips them). The answer stops short of
+/// [`ANSWER_BUDGET`] bytes; the edge asks again for the rest.
+async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<SessionStartAnswers> {
+    if asked.starts.len() > MAX_SESSION_STARTS {
+        return Reply::Failed(format!("at most {MAX_SESSION_STARTS} sessions at once"));
     }
-    match crate::routes::users::read(state, user).await {
-        Ok(Some(found)) => Ok(Some(found)),
-        Ok(None) => Err(Reply::SignedOut),
-        Err(e) => {
-            tracing::warn!(error = ?e, "cannot read a profile for an edge");
-            Err(Reply::Failed("the database did not answer".to_owned()))
+    let pairs: Vec<(Snowflake, Snowflake)> = asked
+        .starts
+        .iter()
+        .map(|start| (start.session_id, start.user_id))
+        .collect();
+    let active = match crate::sessions::active_of(&state.db, &pairs).await {
+        Ok(active) => active,
+        Err(e) => return failed(&e),
+    };
+    let mut users: Vec<Snowflake> = active.iter().map(|(_, user)| *user).collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut profiles = match crate::routes::users::read_many(state, &users).await {
+        Ok(found) => found,
+        Err(e) => return failed(&e),
+    };
+    let ids: Vec<i64> = users.iter().map(|user| user.as_i64()).collect();
+    let max = asked.watch_max_members;
+    let read = async {
+        let mut conn = state.db.acquire().await?;
+        let mut guilds = crate::guild_members::of_users(&mut *conn, &ids).await?;
+        let mut channels = channels::mine_of(&mut conn, &ids, None).await?;
+        let mut watch = consent::watch_lists_of(&mut *conn, &ids, None, max).await?;
+        let mut closed = consent::closed_dms_of(&mut *conn, &ids, None).await?;
+        let mut answers = Vec::with_capacity(asked.starts.len());
+        let mut size = 0;
+        for (i, start) in asked.starts.iter().enumerate() {
+            let user = start.user_id;
+            let Some(profile) = profiles
+                .get(&user)
+                .filter(|_| active.contains(&(start.session_id, user)))
+            else {
+                answers.push(Reply::SignedOut);
+                continue;
+            };
+            // The last start of a user takes their reads; earlier ones (their other devices) clone.
+            let last = !asked.starts[i + 1..]
+                .iter()
+                .any(|later| later.user_id == user);
+            let mut found = SessionState {
+                guilds: take(&mut guilds, user, last)
+                    .into_iter()
+                    .map(|(guild_id, member)| GuildMembership { guild_id, member })
+                    .collect(),
+                channels: take(&mut channels, user, last),
+                watch: take(&mut watch, user, last),
+                closed: take(&mut closed, user, last),
+                user: Some(profile.clone()),
+                ..Default::default()
+            };
+            if last {
+                profiles.remove(&user);
+            }
+            // Only READY shows the calls and the settings.
+            if !start.resuming {
+                found.voice_states = crate::voice::of_calls(&mut *conn, user).await?;
+                found.user_guild_settings = crate::notifications::of_user(&mut conn, user).await?;
+            }
+            let answer = Reply::Ok(found);
+            size += serde_json::to_vec(&answer).map_or(0, |bytes| bytes.len());
+            if size > ANSWER_BUDGET && !answers.is_empty() {
+                break;
+            }
+            answers.push(answer);
         }
+        Ok::<_, sqlx::Error>(answers)
+    };
+    match read.await {
+        Ok(answers) => Reply::Ok(SessionStartAnswers { answers }),
+        Err(e) => failed(&e),
+    }
+}
+
+/// `user`'s part of one of [`session_starts`]'s reads: taken by their `last` start, cloned for
+/// the others.
+fn take<T: Clone>(of: &mut HashMap<Snowflake, Vec<T>>, user: Snowflake, last: bool) -> Vec<T> {
+    if last {
+        of.remove(&user).unwrap_or_default()
+    } else {
+        of.get(&user).cloned().unwrap_or_default()
     }
 }
 

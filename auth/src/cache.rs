@@ -99,35 +99,45 @@ impl ProfileCache {
 
     /// The cached profile, or `None` on a miss or any Redis trouble.
     pub async fn get(&self, id: Snowflake) -> Option<User> {
+        self.get_many(&[id]).await.pop().flatten()
+    }
+
+    /// The cached profiles of `ids`, in their order (one MGET): `None` for each miss, and for
+    /// all of them on any Redis trouble.
+    pub async fn get_many(&self, ids: &[Snowflake]) -> Vec<Option<User>> {
+        let none = || ids.iter().map(|_| None).collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
         let Some(mut redis) = self.manager().await else {
             self.count("error");
-            return None;
+            return none();
         };
-        let key = self.key(id);
-        match tokio::time::timeout(CALL_DEADLINE, redis.get::<_, Option<String>>(&key)).await {
-            Ok(Ok(Some(json))) => match serde_json::from_str(&json) {
-                Ok(user) => {
-                    self.count("hit");
-                    Some(user)
-                }
-                Err(_) => {
-                    self.count("miss");
-                    None
-                }
-            },
-            Ok(Ok(None)) => {
-                self.count("miss");
-                None
+        let keys: Vec<String> = ids.iter().map(|id| self.key(*id)).collect();
+        let read = redis.mget::<_, Vec<Option<String>>>(&keys);
+        match tokio::time::timeout(CALL_DEADLINE, read).await {
+            Ok(Ok(found)) if found.len() == ids.len() => found
+                .into_iter()
+                .map(|json| {
+                    let user = json.and_then(|json| serde_json::from_str(&json).ok());
+                    self.count(if user.is_some() { "hit" } else { "miss" });
+                    user
+                })
+                .collect(),
+            Ok(Ok(_)) => {
+                self.count("error");
+                tracing::warn!("profile cache answered a different number of keys");
+                none()
             }
             Ok(Err(e)) => {
                 self.count("error");
                 tracing::warn!(error = %e, "profile cache read failed; reading from PostgreSQL");
-                None
+                none()
             }
             Err(_) => {
                 self.count("error");
                 tracing::warn!("profile cache read timed out; reading from PostgreSQL");
-                None
+                none()
             }
         }
     }

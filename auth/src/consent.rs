@@ -5,6 +5,8 @@
 //! user chose to share with them: a group channel they are in (created, or joined as their
 //! settings allowed), or a DM they opened themselves. Never across a block, in either direction.
 
+use std::collections::HashMap;
+
 use proto::Snowflake;
 use proto::access::WatchList;
 use proto::api::consent::{Audience, UpdateSettingsRequest, UserSettings};
@@ -284,32 +286,44 @@ pub async fn watch_lists(
     only: Option<Snowflake>,
     max_members: u32,
 ) -> Result<Vec<WatchList>, sqlx::Error> {
+    let mut of = watch_lists_of(db, &[user.as_i64()], only, max_members).await?;
+    Ok(of.remove(&user).unwrap_or_default())
+}
+
+/// As [`watch_lists`], for each of `users` that has one (one query).
+pub async fn watch_lists_of(
+    db: impl PgExecutor<'_>,
+    users: &[i64],
+    only: Option<Snowflake>,
+    max_members: u32,
+) -> Result<HashMap<Snowflake, Vec<WatchList>>, sqlx::Error> {
     let rows = sqlx::query!(
-        "WITH small AS MATERIALIZED (
-             SELECT c.id, c.kind = 'dm' AS dm
+        r#"WITH small AS MATERIALIZED (
+             SELECT mine.user_id AS viewer, c.id, c.kind = 'dm' AS dm
              FROM channel_members mine JOIN channels c ON c.id = mine.channel_id
-             WHERE mine.user_id = $1 AND ($2::BIGINT IS NULL OR mine.channel_id = $2)
+             WHERE mine.user_id = ANY($1) AND ($2::BIGINT IS NULL OR mine.channel_id = $2)
                AND (c.kind = 'dm' OR c.member_count <= $3::BIGINT))
-         SELECT theirs.channel_id, theirs.user_id
+         SELECT small.viewer AS "viewer!", theirs.channel_id, theirs.user_id
          FROM small JOIN channel_members theirs
-           ON theirs.channel_id = small.id AND theirs.user_id <> $1
+           ON theirs.channel_id = small.id AND theirs.user_id <> small.viewer
          WHERE (NOT small.dm OR theirs.opened)
            AND NOT EXISTS (SELECT 1 FROM relationships r
-                WHERE (r.user_id = $1 AND r.target_id = theirs.user_id)
-                   OR (r.user_id = theirs.user_id AND r.target_id = $1))
-         ORDER BY theirs.channel_id, theirs.user_id",
-        user.as_i64(),
+                WHERE (r.user_id = small.viewer AND r.target_id = theirs.user_id)
+                   OR (r.user_id = theirs.user_id AND r.target_id = small.viewer))
+         ORDER BY small.viewer, theirs.channel_id, theirs.user_id"#,
+        users,
         only.map(|id| id.as_i64()),
         i64::from(max_members)
     )
     .fetch_all(db)
     .await?;
-    let mut lists: Vec<WatchList> = Vec::new();
+    let mut of: HashMap<Snowflake, Vec<WatchList>> = HashMap::new();
     for row in rows {
         let (channel, member) = (
             Snowflake::from_i64(row.channel_id),
             Snowflake::from_i64(row.user_id),
         );
+        let lists = of.entry(Snowflake::from_i64(row.viewer)).or_default();
         match lists.last_mut() {
             Some(list) if list.channel_id == channel => list.user_ids.push(member),
             _ => lists.push(WatchList {
@@ -318,7 +332,7 @@ pub async fn watch_lists(
             }),
         }
     }
-    Ok(lists)
+    Ok(of)
 }
 
 /// `user`'s DMs (just `only`, when given) across which a block stands, either way.
@@ -327,18 +341,37 @@ pub async fn closed_dms(
     user: Snowflake,
     only: Option<Snowflake>,
 ) -> Result<Vec<Snowflake>, sqlx::Error> {
-    let rows = sqlx::query_scalar!(
-        "SELECT p.channel_id FROM dm_pairs p
-         WHERE (p.low_user_id = $1 OR p.high_user_id = $1)
+    let mut of = closed_dms_of(db, &[user.as_i64()], only).await?;
+    Ok(of.remove(&user).unwrap_or_default())
+}
+
+/// As [`closed_dms`], for each of `users` that has one (one query).
+pub async fn closed_dms_of(
+    db: impl PgExecutor<'_>,
+    users: &[i64],
+    only: Option<Snowflake>,
+) -> Result<HashMap<Snowflake, Vec<Snowflake>>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT ends.user_id AS "user_id!", p.channel_id
+         FROM dm_pairs p
+         CROSS JOIN LATERAL (VALUES (p.low_user_id), (p.high_user_id)) AS ends(user_id)
+         WHERE (p.low_user_id = ANY($1) OR p.high_user_id = ANY($1))
+           AND ends.user_id = ANY($1)
            AND ($2::BIGINT IS NULL OR p.channel_id = $2)
            AND EXISTS (SELECT 1 FROM relationships r
                 WHERE (r.user_id = p.low_user_id AND r.target_id = p.high_user_id)
                    OR (r.user_id = p.high_user_id AND r.target_id = p.low_user_id))
-         ORDER BY p.channel_id",
-        user.as_i64(),
+         ORDER BY 1, p.channel_id"#,
+        users,
         only.map(|id| id.as_i64())
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(Snowflake::from_i64).collect())
+    let mut of: HashMap<Snowflake, Vec<Snowflake>> = HashMap::new();
+    for row in rows {
+        of.entry(Snowflake::from_i64(row.user_id))
+            .or_default()
+            .push(Snowflake::from_i64(row.channel_id));
+    }
+    Ok(of)
 }

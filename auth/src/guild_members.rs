@@ -2,6 +2,8 @@
 //! their nickname, roles and time-out, and who is banned. Callers that change them hold the
 //! server's lock (`crate::guilds`).
 
+use std::collections::HashMap;
+
 use proto::Snowflake;
 use proto::api::channels::MembersQuery;
 use proto::api::guilds::{Ban, GuildMember};
@@ -112,6 +114,15 @@ pub async fn of_user(
     db: impl PgExecutor<'_>,
     user: Snowflake,
 ) -> Result<Vec<(Snowflake, GuildMember)>, sqlx::Error> {
+    let mut of = of_users(db, &[user.as_i64()]).await?;
+    Ok(of.remove(&user).unwrap_or_default())
+}
+
+/// As [`of_user`], for each of `users` that is in a server (one query).
+pub async fn of_users(
+    db: impl PgExecutor<'_>,
+    users: &[i64],
+) -> Result<HashMap<Snowflake, Vec<(Snowflake, GuildMember)>>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT gm.guild_id, u.id, u.username, u.display_name, u.avatar_url, u.bio, u.status,
                 gm.nick,
@@ -121,29 +132,31 @@ pub async fn of_user(
                       WHERE mr.guild_id = gm.guild_id AND mr.user_id = gm.user_id
                       ORDER BY role_id) AS "roles!"
          FROM guild_members gm JOIN users u ON u.id = gm.user_id
-         WHERE gm.user_id = $1 ORDER BY gm.guild_id"#,
-        user.as_i64()
+         WHERE gm.user_id = ANY($1) ORDER BY gm.user_id, gm.guild_id"#,
+        users
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let member = GuildMember::from(Row {
-                id: r.id,
-                username: r.username,
-                display_name: r.display_name,
-                avatar_url: r.avatar_url,
-                bio: r.bio,
-                status: r.status,
-                nick: r.nick,
-                joined_at: r.joined_at,
-                until: r.until,
-                roles: r.roles,
-            });
-            (Snowflake::from_i64(r.guild_id), member)
-        })
-        .collect())
+    let mut of: HashMap<Snowflake, Vec<(Snowflake, GuildMember)>> = HashMap::new();
+    for r in rows {
+        let user = Snowflake::from_i64(r.id);
+        let member = GuildMember::from(Row {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            avatar_url: r.avatar_url,
+            bio: r.bio,
+            status: r.status,
+            nick: r.nick,
+            joined_at: r.joined_at,
+            until: r.until,
+            roles: r.roles,
+        });
+        of.entry(user)
+            .or_default()
+            .push((Snowflake::from_i64(r.guild_id), member));
+    }
+    Ok(of)
 }
 
 /// Adds `user` to the server (no roles but @everyone).

@@ -41,6 +41,18 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Snowflake) -> Result<Option<User
     Ok(row.map(User::from))
 }
 
+/// The profiles of `ids` that exist, in no order.
+pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[i64]) -> Result<Vec<User>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, display_name, avatar_url, bio, status FROM users WHERE id = ANY($1)",
+        ids
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(User::from).collect())
+}
+
 pub async fn id_by_username(
     db: impl PgExecutor<'_>,
     username: &Username,

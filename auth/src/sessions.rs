@@ -8,13 +8,14 @@
 //! Every refresh of one session takes that session's row lock, so two concurrent refreshes with the
 //! same token cannot both succeed.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proto::Snowflake;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 /// A new refresh token: what the client gets, and what we store.
 pub struct RefreshToken {
@@ -174,20 +175,32 @@ pub async fn is_active(db: &PgPool, session: Snowflake) -> Result<bool, sqlx::Er
     Ok(active == Some(true))
 }
 
-/// Whether `session` exists, belongs to `user` and is not revoked.
-pub async fn is_active_for(
-    db: &PgPool,
-    session: Snowflake,
-    user: Snowflake,
-) -> Result<bool, sqlx::Error> {
-    let active = sqlx::query_scalar!(
-        r#"SELECT revoked_at IS NULL AS "active!" FROM sessions WHERE id = $1 AND user_id = $2"#,
-        session.as_i64(),
-        user.as_i64()
+/// Which of some `(session, user)` pairs are sessions of that user still signed in (one query).
+pub async fn active_of(
+    db: impl PgExecutor<'_>,
+    pairs: &[(Snowflake, Snowflake)],
+) -> Result<HashSet<(Snowflake, Snowflake)>, sqlx::Error> {
+    let sessions: Vec<i64> = pairs.iter().map(|(session, _)| session.as_i64()).collect();
+    let rows = sqlx::query!(
+        "SELECT id, user_id FROM sessions WHERE id = ANY($1) AND revoked_at IS NULL",
+        &sessions
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(active == Some(true))
+    let active: HashSet<(Snowflake, Snowflake)> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                Snowflake::from_i64(row.id),
+                Snowflake::from_i64(row.user_id),
+            )
+        })
+        .collect();
+    Ok(pairs
+        .iter()
+        .copied()
+        .filter(|pair| active.contains(pair))
+        .collect())
 }
 
 /// Deletes refresh tokens a day past their expiry (reuse of an expired token is refused anyway).

@@ -6,7 +6,8 @@
 //!   is still signed in;
 //! - over NATS (`proto::access`), after the token was checked: what a session needs (its
 //!   channels, whose presence it may watch, which DMs refuse sends; at its start also that its
-//!   session is still signed in, and the user's profile, in the same question), whose presence a
+//!   session is still signed in, and the user's profile, in the same question, which the
+//!   sessions starting meanwhile share), whose presence a
 //!   user may see, and pages of members. A session asks these long after its token expired, and
 //!   some answers are not for the user to read (whose presence their block hides).
 
@@ -15,10 +16,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use kit::gather::Gather;
 use proto::Snowflake;
 use proto::access::{
     ChannelGuilds, ChannelGuildsQuery, GuildMembersRequest, GuildQuery, GuildSnapshot,
-    MembersRequest, MessageDeleted, Reply, SessionState, StateQuery, Visible, VisibleQuery,
+    MAX_SESSION_STARTS, MembersRequest, MessageDeleted, Reply, SessionStart, SessionStartAnswers,
+    SessionStarts, SessionState, StateQuery, Visible, VisibleQuery,
 };
 use proto::api::channels::{Channel, Member, MembersQuery};
 use proto::api::guilds::{GuildMember, Role};
@@ -47,6 +50,10 @@ pub enum DirectoryError {
 /// How long a question to auth over NATS may take.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Questions about sessions starting in flight at once: a storm's sessions wait for one of these
+/// and go together, [`MAX_SESSION_STARTS`] to a question.
+const STARTS_IN_FLIGHT: usize = 4;
+
 #[derive(Clone)]
 pub struct Directory {
     http: reqwest::Client,
@@ -55,16 +62,34 @@ pub struct Directory {
     subjects: Subjects,
     /// One permit per request in flight: at most this many connections to auth, reused.
     in_flight: Arc<Semaphore>,
+    /// The sessions starting here, asked about together.
+    starts: Gather<SessionStart, Reply<SessionState>>,
 }
 
 impl Directory {
-    /// A client of auth at `base` (and over `nats`) with at most `connections` requests in flight.
+    /// A client of auth at `base` (and over `nats`) with at most `connections` requests in flight;
+    /// sessions starting get watch lists for group channels of at most `watch_max_members`.
     pub fn new(
         base: &url::Url,
         connections: usize,
         nats: async_nats::Client,
         subjects: Subjects,
+        watch_max_members: usize,
     ) -> Self {
+        let in_flight = Arc::new(Semaphore::new(connections.max(1)));
+        let starts = {
+            let (nats, subject, in_flight) =
+                (nats.clone(), subjects.auth_starts(), in_flight.clone());
+            let watch_max_members = u32::try_from(watch_max_members).unwrap_or(u32::MAX);
+            Gather::start(MAX_SESSION_STARTS, STARTS_IN_FLIGHT, move |starts| {
+                let (nats, subject, in_flight) = (nats.clone(), subject.clone(), in_flight.clone());
+                let starts = SessionStarts {
+                    starts,
+                    watch_max_members,
+                };
+                async move { ask_starts(&nats, subject, &in_flight, starts).await }
+            })
+        };
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -77,7 +102,8 @@ impl Directory {
             base: base.as_str().trim_end_matches('/').to_owned(),
             nats,
             subjects,
-            in_flight: Arc::new(Semaphore::new(connections.max(1))),
+            in_flight,
+            starts,
         }
     }
 
@@ -124,8 +150,6 @@ impl Directory {
             channel_id: channel,
             watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
             guilds_only: false,
-            session_id: None,
-            resuming: false,
         };
         self.ask(self.subjects.auth_state(), &query).await
     }
@@ -140,8 +164,6 @@ impl Directory {
             channel_id: None,
             watch_max_members: 0,
             guilds_only: true,
-            session_id: None,
-            resuming: false,
         };
         let state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
         Ok(state.guilds)
@@ -220,23 +242,23 @@ impl Directory {
 
     /// Everything a session starting needs, in one question: that its session (`session`, from
     /// the token) is still signed in ([`DirectoryError::Refused`] if not), the user's own
-    /// profile, and their channels as [`Directory::session_state`] gives them.
+    /// profile, and their channels as [`Directory::session_state`] gives them. The sessions
+    /// starting meanwhile at this edge are asked about together (`kit::gather`).
     pub async fn starting(
         &self,
         user: Snowflake,
         session: Snowflake,
         resuming: bool,
-        watch_max_members: usize,
     ) -> Result<(User, SessionState), DirectoryError> {
-        let query = StateQuery {
+        let start = SessionStart {
             user_id: user,
-            channel_id: None,
-            watch_max_members: u32::try_from(watch_max_members).unwrap_or(u32::MAX),
-            guilds_only: false,
-            session_id: Some(session),
+            session_id: session,
             resuming,
         };
-        let mut state: SessionState = self.ask(self.subjects.auth_state(), &query).await?;
+        let mut state = match self.starts.ask(start).await {
+            Ok(answer) => answered(answer)?,
+            Err(why) => return Err(DirectoryError::NoAnswer(why)),
+        };
         match state.user.take() {
             Some(me) => Ok((me, state)),
             None => Err(DirectoryError::Failed(
@@ -296,10 +318,7 @@ impl Directory {
             Err(_) => return Err(DirectoryError::NoAnswer("timed out".to_owned())),
         };
         match serde_json::from_slice::<Reply<T>>(&reply.payload) {
-            Ok(Reply::Ok(value)) => Ok(value),
-            Ok(Reply::NotFound) => Err(DirectoryError::NotFound),
-            Ok(Reply::SignedOut) => Err(DirectoryError::Refused),
-            Ok(Reply::Failed(why)) => Err(DirectoryError::Failed(why)),
+            Ok(reply) => answered(reply),
             Err(e) => Err(DirectoryError::Failed(format!(
                 "an answer auth never gives: {e}"
             ))),
@@ -345,6 +364,40 @@ impl Directory {
             status => return Err(DirectoryError::Status(status)),
         }
         Ok(response.json().await?)
+    }
+}
+
+/// One of auth's answers as the edge takes it.
+fn answered<T>(reply: Reply<T>) -> Result<T, DirectoryError> {
+    match reply {
+        Reply::Ok(value) => Ok(value),
+        Reply::NotFound => Err(DirectoryError::NotFound),
+        Reply::SignedOut => Err(DirectoryError::Refused),
+        Reply::Failed(why) => Err(DirectoryError::Failed(why)),
+    }
+}
+
+/// One question to auth about sessions starting: the answers to the first of `starts`.
+async fn ask_starts(
+    nats: &async_nats::Client,
+    subject: String,
+    in_flight: &Semaphore,
+    starts: SessionStarts,
+) -> Result<Vec<Reply<SessionState>>, String> {
+    let _permit = in_flight
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    let body = serde_json::to_vec(&starts).expect("questions serialise");
+    let reply = tokio::time::timeout(NATS_TIMEOUT, nats.request(subject, body.into()))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<Reply<SessionStartAnswers>>(&reply.payload) {
+        Ok(Reply::Ok(answers)) => Ok(answers.answers),
+        Ok(Reply::Failed(why)) => Err(why),
+        Ok(_) => Err("auth answered the sessions' starts with no answers".to_owned()),
+        Err(e) => Err(format!("an answer auth never gives: {e}")),
     }
 }
 

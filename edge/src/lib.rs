@@ -344,6 +344,7 @@ impl Edge {
             config.auth_connections,
             nats.clone(),
             subjects.clone(),
+            config.presence_max_members,
         );
         // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
         let verifier = Verifier::fetching_lazily(

@@ -14,6 +14,7 @@ mod moderation;
 mod notify;
 mod openapi;
 mod profiles;
+mod starts;
 mod support;
 mod tokens;
 mod web_client;

@@ -348,10 +348,7 @@ async fn load(
     claims: &AccessClaims,
     resuming: bool,
 ) -> Step<(User, SessionState)> {
-    let max = state.presence.settings.max_members;
-    let asked = state
-        .directory
-        .starting(claims.sub, claims.sid, resuming, max);
+    let asked = state.directory.starting(claims.sub, claims.sid, resuming);
     match asked.await {
         Ok(found) => Ok(found),
         // Signed out or revoked: the same answer as a token that does not verify, so the

@@ -2,7 +2,7 @@
 //! the user's channels, and before READY, still reaches the session.
 
 use futures::StreamExt;
-use proto::access::StateQuery;
+use proto::access::{SessionStart, SessionStarts};
 use proto::subjects::Subjects;
 use proto::tracker::QueryReply;
 use serde_json::{Value, json};
@@ -22,13 +22,13 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     );
     world.dm(&bob, &cat).await;
 
-    // Watching NATS as auth and the edge use it: the edge's questions about Cat's session, every
-    // answer (replies go to `_INBOX.…` subjects), Cat's inbox, and questions to presence.
+    // Watching NATS as auth and the edge use it: the edge's questions about sessions starting,
+    // every answer (replies go to `_INBOX.…` subjects), Cat's inbox, and questions to presence.
     let subjects = Subjects::new(world.prefix.clone());
     let nats = async_nats::connect(&world.engines.nats_url)
         .await
         .expect("NATS");
-    let mut questions = nats.subscribe(subjects.auth_state()).await.unwrap();
+    let mut questions = nats.subscribe(subjects.auth_starts()).await.unwrap();
     let mut answers = nats.subscribe("_INBOX.>").await.unwrap();
     let mut inbox = nats.subscribe(subjects.user_inbox(cat.id)).await.unwrap();
     let mut presence = nats.subscribe(subjects.presence_query()).await.unwrap();
@@ -41,8 +41,8 @@ async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_re
     let reply_to = tokio::time::timeout(wait, async {
         loop {
             let question = questions.next().await.expect("a question");
-            let query: StateQuery = serde_json::from_slice(&question.payload).unwrap();
-            if query.user_id == cat.id && query.channel_id.is_none() {
+            let asked: SessionStarts = serde_json::from_slice(&question.payload).unwrap();
+            if asked.starts.iter().any(|start| start.user_id == cat.id) {
                 break question.reply.expect("a question wants an answer");
             }
         }
@@ -135,16 +135,16 @@ async fn a_resume_asks_auth_for_less_than_ready_and_still_gets_what_it_missed() 
     let nats = async_nats::connect(&world.engines.nats_url)
         .await
         .expect("NATS");
-    let mut questions = nats.subscribe(subjects.auth_state()).await.unwrap();
+    let mut questions = nats.subscribe(subjects.auth_starts()).await.unwrap();
     nats.flush().await.unwrap();
     // Bob's start as the edge asks auth about it: READY's, then a resume's.
-    let mut bobs_start = async || {
+    let mut bobs_start = async || -> SessionStart {
         tokio::time::timeout(WAIT, async {
             loop {
                 let question = questions.next().await.expect("a question");
-                let query: StateQuery = serde_json::from_slice(&question.payload).unwrap();
-                if query.user_id == bob.id && query.session_id.is_some() {
-                    break query;
+                let asked: SessionStarts = serde_json::from_slice(&question.payload).unwrap();
+                if let Some(start) = asked.starts.into_iter().find(|s| s.user_id == bob.id) {
+                    break start;
                 }
             }
         })

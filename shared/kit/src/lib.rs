@@ -8,12 +8,14 @@
 //! - [`tokens`]: verifying access tokens (EdDSA JWTs) against the auth service's key set.
 //! - [`retry`]: exponential backoff, the one policy of every retry loop.
 //! - [`requests`]: answering other services' NATS requests, the one loop of every answerer.
+//! - [`gather`]: questions asked together, while earlier ones are in flight.
 //! - [`signing`]: signed, expiring URLs (upload slots, a message's files).
 //! - [`stream`]: the JetStream stream that is the durable intake of chat events.
 
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod gather;
 pub mod health;
 pub mod lifecycle;
 pub mod listener;

@@ -8,8 +8,9 @@
 //! session outlives its access token (15 minutes), yet must learn about channels it joins hours
 //! later; and the answers carry what the user may not read themselves (whose presence is hidden
 //! from them because that person blocks them). Edges ask only after checking the user's token;
-//! a session starting (IDENTIFY, RESUME) asks once, naming its session, and auth checks that the
-//! session is still signed in and sends the user's own profile with the answer.
+//! the sessions starting at an edge (IDENTIFY, RESUME) are asked about together
+//! ([`SessionStarts`]), each naming its session: auth checks that it is still signed in and sends
+//! the user's own profile with the answer.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,19 +32,45 @@ pub struct StateQuery {
     /// Only the user's servers (`guilds`), asked again once the session follows them.
     #[serde(default)]
     pub guilds_only: bool,
-    /// A session starting (IDENTIFY or RESUME): its id, from the access token. Auth answers
-    /// [`Reply::SignedOut`] unless that session is still signed in, and sends the user's own
-    /// profile in [`SessionState::user`], so a session starts with one question to auth.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<Snowflake>,
-    /// The session starting is a RESUME: the answer leaves out what only READY carries (the
-    /// calls in the user's DMs and group channels, the notification settings), three of the
-    /// eight reads a start costs auth's database, in a reconnect storm's every session.
+}
+
+/// `{p}.auth.starts`: sessions starting at one edge (IDENTIFY or RESUME), asked about together
+/// (at most [`MAX_SESSION_STARTS`]), so that a reconnect storm's thousands of sessions cost auth
+/// one read of each kind per question rather than per session, and one read per user however
+/// many of their devices come back at once. Answered with [`SessionStartAnswers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStarts {
+    pub starts: Vec<SessionStart>,
+    /// As [`StateQuery::watch_max_members`]: the edge's one setting, for every start.
+    pub watch_max_members: u32,
+}
+
+/// The most sessions one [`SessionStarts`] asks about.
+pub const MAX_SESSION_STARTS: usize = 128;
+
+/// One session starting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStart {
+    pub user_id: Snowflake,
+    /// Its id, from the access token: its answer is [`Reply::SignedOut`] unless that session is
+    /// still signed in (and the account still there).
+    pub session_id: Snowflake,
+    /// A RESUME: the answer leaves out what only READY carries (the calls in the user's DMs and
+    /// group channels, the notification settings).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resuming: bool,
 }
 
-/// The answer to [`StateQuery`].
+/// The answer to [`SessionStarts`]: the answers to its first `answers.len()` starts, in order,
+/// each a [`SessionState`] with [`SessionState::user`] or why there is none. Fewer than asked
+/// when more would make the answer too big for one NATS message (never none while one was
+/// asked): ask again for the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStartAnswers {
+    pub answers: Vec<Reply<SessionState>>,
+}
+
+/// The answer to [`StateQuery`], and to each [`SessionStart`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
     /// The user's channels, each as they see it (role, member count; a DM's other person).
@@ -57,15 +84,15 @@ pub struct SessionState {
     /// servers' roles and channels come apart, once per edge ([`GuildQuery`]).
     #[serde(default)]
     pub guilds: Vec<GuildMembership>,
-    /// The user's own profile, with their real status: when the query named a session.
+    /// The user's own profile, with their real status: in an answer to a [`SessionStart`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
-    /// Who is in a call in the user's DMs and group channels: when the query named a session
-    /// that is not resuming (READY's `voice_states`).
+    /// Who is in a call in the user's DMs and group channels: in an answer to a
+    /// [`SessionStart`] that is not resuming (READY's `voice_states`).
     #[serde(default)]
     pub voice_states: Vec<crate::api::voice::VoiceState>,
-    /// The user's notification settings (READY's `user_guild_settings`): when the query named a
-    /// session that is not resuming.
+    /// The user's notification settings (READY's `user_guild_settings`): in an answer to a
+    /// [`SessionStart`] that is not resuming.
     #[serde(default)]
     pub user_guild_settings: Vec<crate::api::notifications::UserGuildSettings>,
 }

@@ -225,6 +225,11 @@ impl Subjects {
         format!("{}.auth.state", self.prefix)
     }
 
+    /// Where edges ask auth about the sessions starting there (`proto::access::SessionStarts`).
+    pub fn auth_starts(&self) -> String {
+        format!("{}.auth.starts", self.prefix)
+    }
+
     /// Where edges ask auth whose presence a user may see (`proto::access::VisibleQuery`).
     pub fn auth_visible(&self) -> String {
         format!("{}.auth.visible", self.prefix)
@@ -444,6 +449,7 @@ mod tests {
         let s = subjects();
         for request in [
             s.auth_state(),
+            s.auth_starts(),
             s.auth_visible(),
             s.auth_members(),
             s.auth_guild(),
