@@ -40,14 +40,16 @@ async fn starts(auth: &TestAuth, starts: &[SessionStart]) -> Vec<Reply<SessionSt
     }
 }
 
-/// The newest session of `who` (the one their latest sign-in or sign-up made).
+/// The newest session of `who` still signed in (the one their latest sign-in or sign-up made).
 async fn session_of(auth: &TestAuth, who: &Account) -> Snowflake {
-    let (id,): (i64,) =
-        sqlx::query_as("SELECT id FROM sessions WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
-            .bind(who.id.as_i64())
-            .fetch_one(&auth.db)
-            .await
-            .unwrap();
+    let (id,): (i64,) = sqlx::query_as(
+        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL
+             ORDER BY id DESC LIMIT 1",
+    )
+    .bind(who.id.as_i64())
+    .fetch_one(&auth.db)
+    .await
+    .unwrap();
     Snowflake::from_i64(id)
 }
 
@@ -123,16 +125,7 @@ async fn sessions_starting_together_are_each_answered_as_alone_and_a_signed_out_
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let bob_laptop = {
-        // Bob's sign-up session.
-        let (id,): (i64,) =
-            sqlx::query_as("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(bob.id.as_i64())
-                .fetch_one(&auth.db)
-                .await
-                .unwrap();
-        Snowflake::from_i64(id)
-    };
+    let bob_laptop = session_of(&auth, &bob).await;
     let cat_session = session_of(&auth, &cat).await;
 
     let asked = [
