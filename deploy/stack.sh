@@ -517,11 +517,28 @@ cassandra_args() {
   )
 }
 
+# Cassandra's request stages (Native-Transport-Requests, MutationStage, ReadStage) share a pool of
+# workers that, when idle, poll for work by parking 10 us at a time. On a machine it shares,
+# under a few hundred requests a second, that polling is most of its CPU: a quarter to half of a
+# core at 400 chat messages a second (docs/BENCHMARKS.md, "Cassandra's idle polling"). Linux
+# rounds a sleep up by the thread's timer slack (50 us by default); with 1 ms the idle workers
+# wake a thousand times a second rather than tens of thousands, and a request that finds every
+# worker polling waits at most that long. The slack is inherited by the threads the JVM starts
+# and kept across exec. Call it in the process that execs java.
+CASSANDRA_TIMER_SLACK_NS=1000000
+cassandra_timer_slack() {
+  printf '%s\n' "$CASSANDRA_TIMER_SLACK_NS" 2>/dev/null >/proc/self/timerslack_ns || true
+}
+
 start_cassandra() {
   cassandra_args "$CASSANDRA_HEAP" "$DEPLOY_DIR/cassandra/cassandra.yaml" "$LOG_DIR" \
     "$STATE/cassandra" "$CQL_PORT" "$CQL_STORAGE_PORT"
-  spawn "$(log_file cassandra)" "$STATE/cassandra" "${CASS_ARGS[@]}"
-  printf '%s\n' "$SPAWNED_PID" >"$(pid_file cassandra)"
+  # In a subshell, so that only the node (forked from it) has the slack, not what starts later.
+  (
+    cassandra_timer_slack
+    spawn "$(log_file cassandra)" "$STATE/cassandra" "${CASS_ARGS[@]}"
+    printf '%s\n' "$SPAWNED_PID" >"$(pid_file cassandra)"
+  )
 }
 
 # cmd_private_cassandra DIR CQL_PORT STORAGE_PORT [HEAP]: a Cassandra node of its own, in the
@@ -537,6 +554,7 @@ cmd_private_cassandra() {
   # A short-lived test node: the quick JIT tier only (boots faster, and takes less CPU from
   # the tests beside it than C2 compiling for a run that never gets hot).
   CASS_ARGS=("${CASS_ARGS[0]}" -XX:TieredStopAtLevel=1 "${CASS_ARGS[@]:1}")
+  cassandra_timer_slack
   cd "$dir" && exec "${CASS_ARGS[@]}"
 }
 
@@ -555,6 +573,7 @@ cmd_ring_cassandra() {
     "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$dir/cassandra.yaml"
   printf 'auto_bootstrap: false\n' >>"$dir/cassandra.yaml"
   cassandra_args "$heap" "$dir/cassandra.yaml" "$dir/logs" "$dir/data" "$cql_port" "$storage_port"
+  cassandra_timer_slack
   cd "$dir" && exec "${CASS_ARGS[@]}"
 }
 
