@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kit::config::{LogConfig, NatsConfig, RedisConfig, duration};
 use kit::health::Readiness;
 use kit::lifecycle::{Essentials, HttpServer, Service, Shutdown, TaskError};
@@ -247,35 +247,56 @@ async fn track(mut tracker: Tracker, mut inputs: Inputs, every: Duration, shutdo
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
-            Some(message) = inputs.from_edges.next() => apply(&mut tracker, message).await,
+            Some(message) = inputs.from_edges.next() => {
+                // What has arrived meanwhile goes with it: reports in a row are applied together.
+                let mut arrived = vec![message];
+                while arrived.len() < APPLIED_TOGETHER {
+                    match inputs.from_edges.next().now_or_never() {
+                        Some(Some(message)) => arrived.push(message),
+                        _ => break,
+                    }
+                }
+                apply(&mut tracker, arrived).await;
+            }
             due = sweep.tick() => tracker.sweep(due.elapsed()).await,
         }
     }
 }
 
-async fn apply(tracker: &mut Tracker, message: async_nats::Message) {
-    match FromEdge::decode(&message.subject, &message.payload) {
-        Ok(FromEdge::Report(report)) => tracker.report(report).await,
-        Ok(FromEdge::Heartbeat(heartbeat)) => {
-            let reply = tracker.heartbeat(heartbeat.edge).await;
-            respond(&tracker.nats(), message.reply, &reply).await;
-        }
-        Ok(FromEdge::Sync(sync)) => {
-            tracker.sync(sync).await;
-            respond(&tracker.nats(), message.reply, &()).await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "a presence message that cannot be read");
-            // An edge waits for the answer to its sync: let it go on.
-            if let FromEdgeError::Undecodable {
-                kind: FromEdgeKind::Sync,
-                ..
-            } = e
-            {
+/// The most messages from edges taken off the subscription to be applied together.
+const APPLIED_TOGETHER: usize = 256;
+
+/// Applies messages from edges in their order; reports in a row go to the tracker together,
+/// and are applied before whatever follows them.
+async fn apply(tracker: &mut Tracker, arrived: Vec<async_nats::Message>) {
+    let mut reports = Vec::new();
+    for message in arrived {
+        match FromEdge::decode(&message.subject, &message.payload) {
+            Ok(FromEdge::Report(report)) => reports.push(report),
+            Ok(FromEdge::Heartbeat(heartbeat)) => {
+                tracker.reports(std::mem::take(&mut reports)).await;
+                let reply = tracker.heartbeat(heartbeat.edge).await;
+                respond(&tracker.nats(), message.reply, &reply).await;
+            }
+            Ok(FromEdge::Sync(sync)) => {
+                tracker.reports(std::mem::take(&mut reports)).await;
+                tracker.sync(sync).await;
                 respond(&tracker.nats(), message.reply, &()).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a presence message that cannot be read");
+                // An edge waits for the answer to its sync: let it go on.
+                if let FromEdgeError::Undecodable {
+                    kind: FromEdgeKind::Sync,
+                    ..
+                } = e
+                {
+                    respond(&tracker.nats(), message.reply, &()).await;
+                }
             }
         }
     }
+    tracker.reports(reports).await;
 }
 
 /// Answers queries (read-only, so beside the tracker rather than queued behind it).

@@ -112,41 +112,58 @@ impl Tracker {
         }
     }
 
-    pub async fn report(&mut self, report: Report) {
-        self.metrics.reports.inc();
-        let result = self.apply(report).await;
+    /// Applies reports that arrived together, in their order: their writes in one pipeline
+    /// (Redis runs it in order), then each user they touched worked out once, from where all of
+    /// them left it. A user whose devices reconnect together (a storm) is one status change, not
+    /// one per report, and the reports cost one round trip, not one each.
+    pub async fn reports(&mut self, reports: Vec<Report>) {
+        if reports.is_empty() {
+            return;
+        }
+        self.metrics.reports.inc_by(reports.len() as u64);
+        let result = self.apply(reports).await;
         self.noted(result);
     }
 
-    async fn apply(&mut self, report: Report) -> RedisResult<()> {
+    async fn apply(&mut self, reports: Vec<Report>) -> RedisResult<()> {
         let mut pipe = self.keys.pipe();
-        let user = match report {
-            Report::Session { edge, entry } => {
-                self.keep_edge(&mut pipe, edge);
-                pipe.sadd(self.keys.edge(edge), member(entry.user, entry.session))
-                    .ignore();
-                self.keys.set_session(
-                    &mut pipe,
-                    entry.user,
+        let mut kept = HashSet::new();
+        let mut users = BTreeSet::new();
+        for report in reports {
+            let user = match report {
+                Report::Session { edge, entry } => {
+                    if kept.insert(edge) {
+                        self.keep_edge(&mut pipe, edge);
+                    }
+                    pipe.sadd(self.keys.edge(edge), member(entry.user, entry.session))
+                        .ignore();
+                    self.keys.set_session(
+                        &mut pipe,
+                        entry.user,
+                        edge,
+                        entry.session,
+                        Some(entry.status),
+                    );
+                    entry.user
+                }
+                Report::End {
                     edge,
-                    entry.session,
-                    Some(entry.status),
-                );
-                entry.user
-            }
-            Report::End {
-                edge,
-                session,
-                user,
-            } => {
-                pipe.srem(self.keys.edge(edge), member(user, session))
-                    .ignore();
-                self.keys.set_session(&mut pipe, user, edge, session, None);
-                user
-            }
-        };
+                    session,
+                    user,
+                } => {
+                    pipe.srem(self.keys.edge(edge), member(user, session))
+                        .ignore();
+                    self.keys.set_session(&mut pipe, user, edge, session, None);
+                    user
+                }
+            };
+            users.insert(user);
+        }
         pipe.query_async::<()>(&mut self.redis).await?;
-        self.recompute(user, Leave::AfterGrace).await
+        for user in users {
+            self.recompute(user, Leave::AfterGrace).await?;
+        }
+        Ok(())
     }
 
     fn keep_edge(&self, pipe: &mut redis::Pipeline, edge: EdgeId) {

@@ -386,3 +386,69 @@ async fn thousands_of_sessions_of_one_user_add_up_to_one_presence() {
     );
     assert_eq!(world.query(user).await.status, PresenceStatus::Offline);
 }
+
+#[tokio::test]
+async fn devices_that_move_edges_together_are_seen_as_where_they_end() {
+    let world = start(&Stack::get().redis_url).await;
+    let user = Snowflake::from_u64(1006);
+    let (from, to) = (Snowflake::from_u64(7), Snowflake::from_u64(8));
+    let _alive = world.keep_alive(vec![from, to]);
+    let mut others = world.watch(user).await;
+    for s in 0..10 {
+        world
+            .send(
+                world.subjects.presence_report(),
+                &session(7, s, user, SessionStatus::Online),
+            )
+            .await;
+    }
+    world.nats.flush().await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Online);
+
+    // A reconnect storm in small: every device's end on one edge and its new session on the
+    // other, back to back (taken together by presence when they arrive together).
+    for session in 0..10 {
+        world
+            .send(
+                world.subjects.presence_report(),
+                &Report::End {
+                    edge: from,
+                    session,
+                    user,
+                },
+            )
+            .await;
+    }
+    for s in 10..20 {
+        world
+            .send(
+                world.subjects.presence_report(),
+                &session(8, s, user, SessionStatus::Idle),
+            )
+            .await;
+    }
+    world.nats.flush().await.unwrap();
+    // Back within the grace, so the others never see them offline: idle, where they ended.
+    let seen = next(&mut others, WAIT).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Idle);
+    assert_eq!(world.query(user).await.status, PresenceStatus::Idle);
+
+    // And every device gone at once: offline after the grace, once.
+    for session in 10..20 {
+        world
+            .send(
+                world.subjects.presence_report(),
+                &Report::End {
+                    edge: to,
+                    session,
+                    user,
+                },
+            )
+            .await;
+    }
+    world.nats.flush().await.unwrap();
+    let seen = next(&mut others, WAIT).await.unwrap();
+    assert_eq!(seen.status, PresenceStatus::Offline);
+    assert_eq!(world.query(user).await.status, PresenceStatus::Offline);
+}
