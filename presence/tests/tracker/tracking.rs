@@ -60,6 +60,15 @@ impl World {
         self.nats.flush().await.unwrap();
     }
 
+    /// Publishes reports back to back, as an edge does when many of its sessions change at
+    /// once, then flushes.
+    async fn reports(&self, reports: impl IntoIterator<Item = Report>) {
+        for report in reports {
+            self.send(self.subjects.presence_report(), &report).await;
+        }
+        self.nats.flush().await.unwrap();
+    }
+
     async fn ask<T: serde::de::DeserializeOwned>(&self, subject: String, body: Vec<u8>) -> T {
         let reply = self.nats.request(subject, body.into()).await.unwrap();
         serde_json::from_slice(&reply.payload).unwrap()
@@ -362,19 +371,13 @@ async fn thousands_of_sessions_of_one_user_add_up_to_one_presence() {
 
     // The do-not-disturb device leaves: idle. Then the others, one report each: nothing until
     // the last has gone and the grace is over.
-    for session in 0..3000 {
-        world
-            .send(
-                world.subjects.presence_report(),
-                &Report::End {
-                    edge,
-                    session,
-                    user,
-                },
-            )
-            .await;
-    }
-    world.nats.flush().await.unwrap();
+    world
+        .reports((0..3000).map(|session| Report::End {
+            edge,
+            session,
+            user,
+        }))
+        .await;
     let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Idle);
     let seen = next(&mut others, WAIT).await.unwrap();
@@ -394,60 +397,34 @@ async fn devices_that_move_edges_together_are_seen_as_where_they_end() {
     let (from, to) = (Snowflake::from_u64(7), Snowflake::from_u64(8));
     let _alive = world.keep_alive(vec![from, to]);
     let mut others = world.watch(user).await;
-    for s in 0..10 {
-        world
-            .send(
-                world.subjects.presence_report(),
-                &session(7, s, user, SessionStatus::Online),
-            )
-            .await;
-    }
-    world.nats.flush().await.unwrap();
+    world
+        .reports((0..10).map(|s| session(7, s, user, SessionStatus::Online)))
+        .await;
     let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Online);
 
     // A reconnect storm in small: every device's end on one edge and its new session on the
     // other, back to back (taken together by presence when they arrive together).
-    for session in 0..10 {
-        world
-            .send(
-                world.subjects.presence_report(),
-                &Report::End {
-                    edge: from,
-                    session,
-                    user,
-                },
-            )
-            .await;
-    }
-    for s in 10..20 {
-        world
-            .send(
-                world.subjects.presence_report(),
-                &session(8, s, user, SessionStatus::Idle),
-            )
-            .await;
-    }
-    world.nats.flush().await.unwrap();
+    let ends = (0..10).map(|session| Report::End {
+        edge: from,
+        session,
+        user,
+    });
+    let starts = (10..20).map(|s| session(8, s, user, SessionStatus::Idle));
+    world.reports(ends.chain(starts)).await;
     // Back within the grace, so the others never see them offline: idle, where they ended.
     let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Idle);
     assert_eq!(world.query(user).await.status, PresenceStatus::Idle);
 
-    // And every device gone at once: offline after the grace, once.
-    for session in 10..20 {
-        world
-            .send(
-                world.subjects.presence_report(),
-                &Report::End {
-                    edge: to,
-                    session,
-                    user,
-                },
-            )
-            .await;
-    }
-    world.nats.flush().await.unwrap();
+    // And every device gone at once: offline, after the grace.
+    world
+        .reports((10..20).map(|session| Report::End {
+            edge: to,
+            session,
+            user,
+        }))
+        .await;
     let seen = next(&mut others, WAIT).await.unwrap();
     assert_eq!(seen.status, PresenceStatus::Offline);
     assert_eq!(world.query(user).await.status, PresenceStatus::Offline);
