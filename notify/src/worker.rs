@@ -51,7 +51,7 @@ const AT_ONCE: usize = 16;
 /// How long the events that are handled together wait for more after the first: a busy stream's
 /// question to auth then asks about dozens of messages rather than the two or three that
 /// happened to be ready (at 400 messages a second, 165 questions a second took auth and
-/// PostgreSQL an eighth of a core). A notification is that much later, at most.
+/// PostgreSQL a sixth of a core). A notification is that much later, at most.
 const GATHER: Duration = Duration::from_millis(50);
 
 /// How long presence gets to answer.
@@ -106,10 +106,11 @@ impl Worker {
     }
 
     /// Handles what `messages` brings until it fails or ends (why), or `shutdown`. What arrives
-    /// within [`GATHER`] of the first is handled together (up to 64 events): first the question of whom each new message
-    /// concerns, for all of them at once (one question to auth), then each channel's events in
-    /// the stream's order (a message's create, edits and delete, and its pushes in the order
-    /// its channel had them), up to [`AT_ONCE`] channels at once.
+    /// within [`GATHER`] of the first is handled together (up to [`MAX_NOTIFY_QUERIES`] events):
+    /// first the question of whom each new message concerns, for all of them at once (one
+    /// question to auth), then each channel's events in the stream's order (a message's create,
+    /// edits and delete, and its pushes in the order its channel had them), up to [`AT_ONCE`]
+    /// channels at once.
     async fn read(
         &self,
         messages: consumer::pull::Stream,
