@@ -53,7 +53,7 @@ use kit::stream::ReadError;
 use tokio::sync::mpsc;
 
 use crate::attachments::Attachments;
-use crate::fanout::{Delivery, hand_out};
+use crate::fanout::{Delivery, MAX_RUN, Run, hand_out};
 use crate::metrics::EdgeMetrics;
 
 mod check;
@@ -471,7 +471,10 @@ impl Dispatcher {
         }
     }
 
-    /// Hands out every topic's units, chat events across topics by sequence.
+    /// Hands out every topic's units, chat events across topics by sequence: each topic's
+    /// consecutive units as one run, which ends where another topic's unit comes between (so no
+    /// session sees one channel's event overtake another's) or at [`MAX_RUN`] (or a session's
+    /// limit, if lower).
     fn merge(&self, feeds: &[Arc<Feed>], mut units: Vec<VecDeque<Unit>>) {
         let mut heads = BinaryHeap::new();
         for (index, lane) in units.iter().enumerate() {
@@ -479,27 +482,47 @@ impl Dispatcher {
                 heads.push(Reverse((unit.key(), index)));
             }
         }
+        // A run never holds more than a session may have waiting.
+        let most = MAX_RUN.min(self.reader.max_repair);
+        let mut run = Vec::new();
+        let mut run_lane = None;
         while let Some(Reverse((_, index))) = heads.pop() {
             let Some(unit) = units[index].pop_front() else {
                 continue;
             };
-            self.deliver(&feeds[index], unit);
+            if run_lane != Some(index) || run.len() == most {
+                if let Some(lane) = run_lane {
+                    self.hand_out_run(&feeds[lane], std::mem::take(&mut run));
+                }
+                run_lane = Some(index);
+            }
+            if let Some(delivery) = self.admit(&feeds[index], unit) {
+                run.push(delivery);
+            }
             if let Some(next) = units[index].front() {
                 heads.push(Reverse((next.key(), index)));
             }
         }
+        if let Some(lane) = run_lane {
+            self.hand_out_run(&feeds[lane], run);
+        }
     }
 
-    fn deliver(&self, feed: &Feed, unit: Unit) {
+    /// Moves a topic's watermark past a unit: the delivery to hand out, unless it was a copy
+    /// already handed out or a skip.
+    fn admit(&self, feed: &Feed, unit: Unit) -> Option<Delivery> {
         let (delivery, stored, repaired) = match unit {
-            Unit::Skip(source, through) => return feed.advance(source, through),
+            Unit::Skip(source, through) => {
+                feed.advance(source, through);
+                return None;
+            }
             Unit::Live(delivery, stored) => (delivery, stored, false),
             Unit::Repaired(delivery, source, seq) => (delivery, Some((source, seq)), true),
         };
         if let Some((source, seq)) = stored {
             if !feed.watermark(source).behind(seq) {
                 self.metrics.delivery_duplicates.inc();
-                return;
+                return None;
             }
             feed.advance(source, seq);
             if source == Source::Events {
@@ -509,12 +532,19 @@ impl Dispatcher {
         if repaired {
             self.metrics.delivery_repaired.inc();
         }
-        let started = std::time::Instant::now();
         // A server's copy changes before its sessions see the event (they decide from it).
         if let Followed::Guild(guild) = &feed.followed {
             guild.apply(&delivery.event);
         }
-        hand_out(&feed.sessions, &delivery, &self.metrics);
+        Some(delivery)
+    }
+
+    fn hand_out_run(&self, feed: &Feed, run: Vec<Delivery>) {
+        if run.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        hand_out(&feed.sessions, &Run::new(run), &self.metrics);
         self.metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());

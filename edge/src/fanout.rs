@@ -1,12 +1,14 @@
 //! Fan-out: one NATS subscription per topic (a channel, a user's inbox, a user's presence) per
 //! edge, shared by every local session that needs it and dropped when the last one leaves. Each
 //! NATS message is decoded and encoded as a gateway frame once, then handed to every interested
-//! session's bounded queue; a session whose queue is full is kicked (closed with a resumable code)
-//! rather than buffered for, so one slow client never grows the edge's memory or delays the others.
+//! session's queue, a topic's consecutive events together as one [`Run`]; a session with more
+//! events waiting than its limit is kicked (closed with a resumable code) rather than buffered
+//! for, so one slow client never grows the edge's memory or delays the others.
 //! Channel, inbox and server topics also keep their live delivery gap-free through NATS faults
 //! (`continuity`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -92,34 +94,116 @@ fn decode(message: &async_nats::Message) -> Option<Event> {
         .ok()
 }
 
+/// A topic's consecutive events, in order, as one item of a session's queue: the dispatcher
+/// hands out what NATS received together, so under load one queue operation and one wake of a
+/// session carry many events, where each event took its own. At most [`MAX_RUN`] events, and one
+/// pointer wide, so a session's queue slots stay small (its idle memory, docs/BENCHMARKS.md).
+#[derive(Debug, Clone)]
+pub struct Run(Arc<Vec<Delivery>>);
+
+/// The most events in one [`Run`]: far below a session's queue limit, so a run alone never
+/// finds a session too slow.
+pub const MAX_RUN: usize = 64;
+
+impl Run {
+    pub fn new(deliveries: Vec<Delivery>) -> Self {
+        debug_assert!(deliveries.len() <= MAX_RUN);
+        Self(Arc::new(deliveries))
+    }
+
+    pub fn one(delivery: Delivery) -> Self {
+        Self::new(vec![delivery])
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = [Delivery];
+
+    fn deref(&self) -> &[Delivery] {
+        &self.0
+    }
+}
+
 /// How the hub reaches one session.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    pub queue: mpsc::Sender<Delivery>,
-    /// Cancelled with the reason when the hub gives up on the session (its queue overflowed).
+    /// Bounded in events, not items, by `kick`: the hub counts what it queues there.
+    pub queue: mpsc::UnboundedSender<Run>,
+    /// The events waiting in the queue, and the session's close once they would be too many.
     pub kick: Kick,
 }
 
-/// A one-shot "close this session with this code", shared between the hub and the session.
-#[derive(Debug, Clone, Default)]
+impl SessionHandle {
+    /// A session's end of the hub, and its queue's receiving end: at most `limit` events wait.
+    pub fn new(limit: usize) -> (Self, mpsc::UnboundedReceiver<Run>) {
+        let (queue, deliveries) = mpsc::unbounded_channel();
+        (
+            Self {
+                queue,
+                kick: Kick::new(limit),
+            },
+            deliveries,
+        )
+    }
+}
+
+/// A one-shot "close this session with this code", shared between the hub and the session, with
+/// the count of events waiting in the session's queue that decides the hub's own reason to close
+/// it (a client too slow to read what its topics carry).
+#[derive(Debug, Clone)]
 pub struct Kick {
     token: CancellationToken,
-    code: Arc<std::sync::OnceLock<CloseCode>>,
+    shared: Arc<Backlog>,
+}
+
+#[derive(Debug)]
+struct Backlog {
+    code: std::sync::OnceLock<CloseCode>,
+    /// Events queued by the hub and not yet taken by the session.
+    waiting: AtomicUsize,
+    limit: usize,
 }
 
 impl Kick {
+    fn new(limit: usize) -> Self {
+        Self {
+            token: CancellationToken::new(),
+            shared: Arc::new(Backlog {
+                code: std::sync::OnceLock::new(),
+                waiting: AtomicUsize::new(0),
+                limit,
+            }),
+        }
+    }
+
     /// Asks the session to close with `code`; true when this is the first reason it is given,
     /// so that a session is counted once however many deliveries find its queue full, or its
     /// own write times out as well.
     pub fn kick(&self, code: CloseCode) -> bool {
-        let first = self.code.set(code).is_ok();
+        let first = self.shared.code.set(code).is_ok();
         self.token.cancel();
         first
     }
 
     pub async fn kicked(&self) -> CloseCode {
         self.token.cancelled().await;
-        self.code.get().copied().unwrap_or(CloseCode::UnknownError)
+        self.shared
+            .code
+            .get()
+            .copied()
+            .unwrap_or(CloseCode::UnknownError)
+    }
+
+    /// The hub is about to queue `events`: false when they would put more than the limit in
+    /// waiting (the session is then kicked; the count stays above the limit until it closes).
+    fn admit(&self, events: usize) -> bool {
+        let waiting = self.shared.waiting.fetch_add(events, Ordering::Relaxed) + events;
+        waiting <= self.shared.limit
+    }
+
+    /// The session took `events` from its queue.
+    pub fn taken(&self, events: usize) {
+        self.shared.waiting.fetch_sub(events, Ordering::Relaxed);
     }
 }
 
@@ -387,7 +471,7 @@ impl Hub {
             Some(entry) => Arc::clone(&entry.sessions),
             None => return,
         };
-        hand_out(&sessions, delivery, &self.metrics);
+        hand_out(&sessions, &Run::one(delivery.clone()), &self.metrics);
     }
 }
 
@@ -409,27 +493,45 @@ async fn deliver(
             continue;
         };
         let started = std::time::Instant::now();
-        hand_out(&sessions, &delivery, &metrics);
+        hand_out(&sessions, &Run::one(delivery), &metrics);
         metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
     }
 }
 
-/// Queues one delivery to every session of a topic, kicking those whose queue is full.
-pub(crate) fn hand_out(sessions: &Sessions, delivery: &Delivery, metrics: &EdgeMetrics) {
+/// Queues a run of a topic's events to every session of the topic, kicking those that would
+/// have more than their limit waiting.
+pub(crate) fn hand_out(sessions: &Sessions, run: &Run, metrics: &EdgeMetrics) {
+    let events = run.len();
     let sessions = sessions
         .read()
         .expect("no code panics while holding the session map");
+    let mut queued = 0;
     for handle in sessions.values() {
-        match handle.queue.try_send(delivery.clone()) {
-            Ok(()) => metrics.events_out.inc(),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if handle.kick.kick(CloseCode::SessionTimedOut) {
-                    metrics.slow_client_closes.inc();
-                }
+        if !handle.kick.admit(events) {
+            if handle.kick.kick(CloseCode::SessionTimedOut) {
+                metrics.slow_client_closes.inc();
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        } else if handle.queue.send(run.clone()).is_ok() {
+            queued += events;
         }
+    }
+    metrics.events_out.inc_by(queued as u64);
+    metrics.run_events.observe(events as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_too_slow_once_more_than_its_limit_of_events_would_wait() {
+        let (handle, _deliveries) = SessionHandle::new(10);
+        assert!(handle.kick.admit(6), "six of ten");
+        assert!(handle.kick.admit(4), "ten of ten");
+        handle.kick.taken(6);
+        assert!(handle.kick.admit(6), "the session took six: ten again");
+        assert!(!handle.kick.admit(1), "eleven is one too many");
     }
 }

@@ -17,8 +17,10 @@ pub struct EdgeMetrics {
     pub events_in: IntCounter,
     /// Events queued to sessions.
     pub events_out: IntCounter,
-    /// Time to hand one NATS message to every local session subscribed to its topic.
+    /// Time to hand one run of a topic's events to every local session subscribed to it.
     pub fanout_seconds: Histogram,
+    /// Events per run handed to a topic's sessions as one queue item (runs grow with load).
+    pub run_events: Histogram,
     /// Time from a send arriving to JetStream's acknowledgement.
     pub send_seconds: Histogram,
     /// Sockets closed, by close code name (slow client, rate limited, decode error, ...).
@@ -69,9 +71,17 @@ impl EdgeMetrics {
             fanout_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "natter_edge_fanout_seconds",
-                    "Time to hand one event to every local session of its topic",
+                    "Time to hand one run of a topic's events to every local session of it",
                 )
                 .buckets(latency()),
+            )
+            .expect("valid"),
+            run_events: Histogram::with_opts(
+                HistogramOpts::new(
+                    "natter_edge_run_events",
+                    "Events per run handed to a topic's sessions as one queue item",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
             )
             .expect("valid"),
             send_seconds: Histogram::with_opts(
@@ -149,6 +159,7 @@ impl EdgeMetrics {
         metrics.register(this.events_in.clone());
         metrics.register(this.events_out.clone());
         metrics.register(this.fanout_seconds.clone());
+        metrics.register(this.run_events.clone());
         metrics.register(this.send_seconds.clone());
         metrics.register(this.closes.clone());
         metrics.register(this.slow_client_closes.clone());

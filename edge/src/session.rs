@@ -27,10 +27,11 @@ use governor::{DefaultDirectRateLimiter, RateLimiter};
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
+use rustc_hash::FxHashSet;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::fanout::{Delivery, Kick, SessionHandle, SessionId, Topic};
+use crate::fanout::{Run, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
 
 mod events;
@@ -56,19 +57,16 @@ type Step<T = ()> = Result<T, Ending>;
 pub fn serve(socket: WebSocket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let id = state.next_session_id();
-    let (queue, deliveries) = mpsc::channel(state.config.session_queue);
+    let (handle, deliveries) = SessionHandle::new(state.config.session_queue);
     let mut session = Session {
         socket,
         state: Arc::clone(&state),
         id,
-        handle: SessionHandle {
-            queue,
-            kick: Kick::default(),
-        },
+        handle,
         deliveries,
         limiter: RateLimiter::direct_with_clock(state.config.client_quota(), state.clock.clone()),
         topics: Vec::new(),
-        channels: HashSet::new(),
+        channels: FxHashSet::default(),
         moderated: HashSet::new(),
         closed: HashSet::new(),
         guilds: HashMap::new(),
@@ -101,12 +99,13 @@ struct Session {
     state: Arc<EdgeState>,
     id: SessionId,
     handle: SessionHandle,
-    deliveries: mpsc::Receiver<Delivery>,
+    deliveries: mpsc::UnboundedReceiver<Run>,
     limiter: DefaultDirectRateLimiter,
     /// Topics joined in the hub, left again when the session ends.
     topics: Vec<Topic>,
-    /// The channels this user may read and send in, kept current by inbox events.
-    channels: HashSet<Snowflake>,
+    /// The channels this user may read and send in, kept current by inbox events. (Looked up for
+    /// every delivery: hashed with Fx, as its ids are the servers' own.)
+    channels: FxHashSet<Snowflake>,
     /// The channels this user owns or moderates (may delete anyone's messages), kept current the
     /// same way.
     moderated: HashSet<Snowflake>,
@@ -140,7 +139,8 @@ struct Session {
 /// client until one is answered (the client's socket then holds the rest).
 const SENDS_IN_FLIGHT: usize = 256;
 
-/// Deliveries written at most per step, so a session fed without pause still reads its client.
+/// Events written at most per step (whole runs: up to `MAX_RUN` more), so a session fed without
+/// pause still reads its client.
 const DELIVERIES_PER_STEP: usize = 256;
 
 impl Session {
@@ -260,13 +260,21 @@ impl Session {
                         }
                     }
                 }
-                delivery = self.deliveries.recv() => {
-                    let Some(delivery) = delivery else { return Err(Some(CloseCode::UnknownError)) };
-                    self.deliver(claims, delivery).await?;
+                run = self.deliveries.recv() => {
+                    let Some(mut run) = run else { return Err(Some(CloseCode::UnknownError)) };
                     // Everything else already waiting goes out with it, in one write.
-                    for _ in 1..DELIVERIES_PER_STEP {
-                        let Ok(delivery) = self.deliveries.try_recv() else { break };
-                        self.deliver(claims, delivery).await?;
+                    let mut written = 0;
+                    loop {
+                        self.handle.kick.taken(run.len());
+                        written += run.len();
+                        for delivery in run.iter() {
+                            self.deliver(claims, delivery).await?;
+                        }
+                        if written >= DELIVERIES_PER_STEP {
+                            break;
+                        }
+                        let Ok(next) = self.deliveries.try_recv() else { break };
+                        run = next;
                     }
                 }
                 () = &mut heartbeat_deadline => return Err(Some(CloseCode::SessionTimedOut)),

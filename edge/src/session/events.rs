@@ -22,13 +22,13 @@ impl Session {
     /// presence's events, never stored) may change what the session follows or watches, and are
     /// boxed: a future is as large as its largest await, and every idle session holds the one
     /// waiting for its next delivery.
-    pub(super) async fn deliver(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
+    pub(super) async fn deliver(&mut self, claims: &AccessClaims, delivery: &Delivery) -> Step {
         #[cfg(feature = "fault-injection")]
-        if self.state.faults.drops(&delivery) {
+        if self.state.faults.drops(delivery) {
             return Ok(());
         }
         let Some(seq) = delivery.seq else {
-            return Box::pin(self.apply(claims, delivery)).await;
+            return Box::pin(self.apply(claims, delivery.clone())).await;
         };
         if seq <= self.floor || !self.follows(&delivery.event) {
             return Ok(());

@@ -1,6 +1,6 @@
 //! A session's start: what it needs from auth, its topics, then READY or a resume's replay.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use proto::gateway::{
 use super::guilds::talking;
 use super::{Session, Step};
 use kit::stream::{Missed, ReadError};
+use rustc_hash::FxHashSet;
 
 use crate::directory::DirectoryError;
 use crate::fanout::{Delivery, Topic};
@@ -279,7 +280,7 @@ impl Phases {
 /// stream no longer holds it, or it is more than a replay holds).
 async fn missed(
     state: &EdgeState,
-    channels: &HashSet<Snowflake>,
+    channels: &FxHashSet<Snowflake>,
     seq: u64,
 ) -> Result<Missed, ReadError> {
     let ids: Vec<Snowflake> = channels.iter().copied().collect();
