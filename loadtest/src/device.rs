@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use proto::Snowflake;
 use proto::events::EventKind;
 use proto::gateway::{ClientFrame, DispatchKind, MessageSend, Opcode, Resume};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -187,7 +188,7 @@ pub struct Device {
     pub source: IpAddr,
     pub token: String,
     /// Channel id → channel index, for the channels this device's user is in.
-    pub channels: HashMap<String, usize>,
+    pub channels: FxHashMap<String, usize>,
     /// Channel index → channel id, for sending.
     pub channel_ids: Arc<Vec<Snowflake>>,
 }
@@ -224,7 +225,7 @@ struct Acked<'a> {
 }
 
 struct Tracking {
-    last: HashMap<usize, (u64, u64)>,
+    last: FxHashMap<usize, (u64, u64)>,
     seq: u64,
     /// Sends not yet acknowledged, by nonce: after a resume they are sent again with the same
     /// nonce, as a real client does (the edge stores a retried send once and acknowledges it).
@@ -233,6 +234,9 @@ struct Tracking {
     /// adds them once it has read everything its socket holds, not once per frame.
     received: u64,
     latencies: Vec<u64>,
+    /// When what is being read arrived (microseconds since the run's epoch): read once per
+    /// wake, for everything the socket held then, not once per frame.
+    now: u64,
     /// Connections made after the first (resumes).
     connections: u64,
 }
@@ -240,11 +244,12 @@ struct Tracking {
 impl Tracking {
     fn new() -> Self {
         Self {
-            last: HashMap::new(),
+            last: FxHashMap::default(),
             seq: 0,
             pending: HashMap::new(),
             received: 0,
             latencies: Vec::new(),
+            now: 0,
             connections: 0,
         }
     }
@@ -308,6 +313,7 @@ impl Device {
             tokio::select! {
                 message = socket.next() => {
                     // Everything the socket already holds, then the totals once.
+                    tracking.now = shared.micros();
                     let mut message = Some(message);
                     let mut open = true;
                     while let Some(next) = message.take() {
@@ -485,7 +491,7 @@ impl Device {
         if let Ok(sent_at) = created.content.parse::<u64>() {
             tracking
                 .latencies
-                .push(shared.micros().saturating_sub(sent_at));
+                .push(tracking.now.saturating_sub(sent_at));
         }
     }
 
@@ -533,6 +539,7 @@ impl Device {
                 }
                 _ => {}
             }
+            tracking.now = shared.micros();
             self.read(&text, shared, tracking);
         }
         bail!("the socket closed during the resume")

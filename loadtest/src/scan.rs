@@ -35,7 +35,11 @@ pub fn message_create(frame: &str) -> Option<Created<'_>> {
         return None;
     }
     let head = bytes.strip_suffix(TAIL)?;
-    let digits_at = memchr::memmem::rfind(head, SEQ)? + SEQ.len();
+    // The digits before the tail, and the key before them (read backwards: no search).
+    let digits_at = head.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if !head[..digits_at].ends_with(SEQ) {
+        return None;
+    }
     let seq = parse_u64(&head[digits_at..])?;
     let payload = &frame[..digits_at - SEQ.len()];
     let channel_id = string_at(
