@@ -101,8 +101,9 @@ fn decode(message: &async_nats::Message) -> Option<Event> {
 #[derive(Debug, Clone)]
 pub struct Run(Arc<Vec<Delivery>>);
 
-/// The most events in one [`Run`]: far below a session's queue limit, so a run alone never
-/// finds a session too slow.
+/// The most events in one [`Run`]: far below a session's default queue limit (1,024), and the
+/// dispatcher caps a run at the limit when it is set lower, so a run alone never finds a session
+/// too slow.
 pub const MAX_RUN: usize = 64;
 
 impl Run {
@@ -127,8 +128,9 @@ impl std::ops::Deref for Run {
 /// How the hub reaches one session.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    /// Bounded in events, not items, by `kick`: the hub counts what it queues there.
-    pub queue: mpsc::UnboundedSender<Run>,
+    /// Bounded in events, not items, by `kick`: only [`hand_out`] queues here, counting what
+    /// it queues.
+    queue: mpsc::UnboundedSender<Run>,
     /// The events waiting in the queue, and the session's close once they would be too many.
     pub kick: Kick,
 }
@@ -177,8 +179,8 @@ impl Kick {
     }
 
     /// Asks the session to close with `code`; true when this is the first reason it is given,
-    /// so that a session is counted once however many deliveries find its queue full, or its
-    /// own write times out as well.
+    /// so that a session is counted once however many runs find it too far behind, or its own
+    /// write times out as well.
     pub fn kick(&self, code: CloseCode) -> bool {
         let first = self.shared.code.set(code).is_ok();
         self.token.cancel();
