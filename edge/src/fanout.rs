@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use kit::stream::ReadError;
 use proto::Snowflake;
@@ -19,6 +18,7 @@ use proto::events::Event;
 use proto::gateway::CloseCode;
 use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::continuity::{Continuity, Feed, Followed, Source, Streams};

@@ -41,6 +41,7 @@ pub mod search;
 pub mod session;
 pub mod state;
 pub mod watch;
+mod wire;
 
 use clap::Parser;
 use kit::config::{LogConfig, NatsConfig, RateSpec};
@@ -179,8 +180,11 @@ pub struct Config {
     )]
     pub read_buffer_bytes: usize,
 
-    /// Unsent bytes one socket may hold, in bytes: bounds a client that stops reading, and is
-    /// the largest frame the edge can send (a larger one closes the socket with 4000, logged).
+    /// The largest frame the edge sends, in bytes (a larger one closes the socket with 4000,
+    /// logged). READY carries channels, not their members (about 43 KB for the most channels,
+    /// each full), but long topics can take it to about 1 MiB. A socket holds at most a step's
+    /// worth of unsent frames (16 KiB) and one more; a client that stops reading is closed by
+    /// the write deadline.
     #[arg(
         long = "max-write-buffer-bytes",
         env = "NATTER_MAX_WRITE_BUFFER_BYTES",
@@ -489,8 +493,8 @@ impl Config {
             frames_per_minute: self.frames_per_minute,
             max_frame_bytes: self.max_frame_bytes,
             read_buffer_bytes: self.read_buffer_bytes.max(256),
-            // tungstenite requires it above the write batch (at most one byte less: no batching).
-            max_write_buffer_bytes: self.max_write_buffer_bytes.max(2),
+            // Every larger frame is refused: never so small that HELLO is.
+            max_write_buffer_bytes: self.max_write_buffer_bytes.max(256),
             max_body_bytes: self.max_body_bytes,
             allowed_origins: self.allowed_origins.clone(),
             receipts_max_members: self.receipts_max_members,

@@ -19,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::ws::{Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -30,9 +29,11 @@ use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
 use rustc_hash::FxHashSet;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::fanout::{Run, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
+use crate::wire::Socket;
 
 mod events;
 mod guilds;
@@ -54,7 +55,7 @@ type Step<T = ()> = Result<T, Ending>;
 /// them, for as long as it runs); and while it lives it holds only the session, the claims and
 /// `live`'s state: the handshake and the closing are boxed, as their awaits would otherwise stay
 /// in every idle session (docs/ARCHITECTURE.md, the edge's invariants).
-pub fn serve(socket: WebSocket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
+pub(crate) fn serve(socket: Socket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let id = state.next_session_id();
     let (handle, deliveries) = SessionHandle::new(state.config.session_queue);
@@ -75,7 +76,6 @@ pub fn serve(socket: WebSocket, state: Arc<EdgeState>) -> impl Future<Output = (
         floor: 0,
         presence: crate::watch::Watch::default(),
         replies: FuturesUnordered::new(),
-        unflushed: false,
         voice: None,
         voice_session: None,
     };
@@ -95,7 +95,7 @@ pub fn serve(socket: WebSocket, state: Arc<EdgeState>) -> impl Future<Output = (
 }
 
 struct Session {
-    socket: WebSocket,
+    socket: Socket,
     state: Arc<EdgeState>,
     id: SessionId,
     handle: SessionHandle,
@@ -127,8 +127,6 @@ struct Session {
     presence: crate::watch::Watch,
     /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
     replies: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
-    /// Frames queued for the socket but not yet flushed.
-    unflushed: bool,
     /// The voice channel or call this connection joined (op 4), left when it ends.
     voice: Option<voice::Joined>,
     /// The id this connection's voice states carry, made at its first op 4.
@@ -205,7 +203,7 @@ impl Session {
         loop {
             // The reply lane first: an answer that is ready never waits behind fan-out.
             while let Some(Some(reply)) = self.replies.next().now_or_never() {
-                self.send_text(reply).await?;
+                self.send_text(&reply).await?;
             }
             self.flush().await?;
             // Then whatever is ready, the client's frames and deliveries taking turns: a session
@@ -214,7 +212,7 @@ impl Session {
                 code = &mut kicked => return Err(Some(code)),
                 () = &mut draining => return self.reconnect().await,
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
-                    self.send_text(reply).await?;
+                    self.send_text(&reply).await?;
                 }
                 frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics),
                     if self.replies.len() < SENDS_IN_FLIGHT => {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -24,6 +23,7 @@ use kit::error::ApiError;
 use kit::extract::BearerToken;
 use kit::tokens::AccessClaims;
 use proto::api::error::ErrorCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 
@@ -139,7 +139,7 @@ impl FromRequestParts<Routes> for Verified {
 async fn upgrade(
     State(routes): State<Routes>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: crate::wire::Upgrade,
 ) -> Response {
     let config = &routes.state.config;
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -156,29 +156,16 @@ async fn upgrade(
             .into_response();
     }
     let Routes { state, sessions } = routes;
-    ws.read_buffer_size(state.config.read_buffer_bytes)
-        // A session queues the frames of one step and flushes them together: one system call for
-        // all of them, up to this many bytes (tungstenite's default is 128 KiB; the buffer keeps
-        // its largest size, and a busy socket needs no more than a step's worth).
-        // (It must stay below the cap on unsent bytes, tungstenite's rule.)
-        .write_buffer_size(WRITE_BATCH_BYTES.min(state.config.max_write_buffer_bytes - 1))
-        // Bounds what a client that does not read can hold, but must fit the largest single
-        // frame: tungstenite refuses a frame bigger than this outright (the session then closes
-        // with 4000 and logs it). READY carries channels, not their members (about 43 KB for the
-        // most channels, each full), but long topics can take it to about 1 MiB. A client that
-        // stops reading holds at most one frame: the write deadline closes it.
-        .max_write_buffer_size(state.config.max_write_buffer_bytes)
-        .max_message_size(state.config.max_frame_bytes)
-        .max_frame_size(state.config.max_frame_bytes)
-        // The session gets a task of its own, sized to its future alone; the upgrade's task ends here.
-        .on_upgrade(move |socket| {
-            sessions.spawn(crate::session::serve(socket, state));
-            std::future::ready(())
-        })
+    // What tungstenite reads. The session writes its frames itself (`crate::wire`), a step's
+    // worth per system call, and refuses a frame over `max_write_buffer_bytes`.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(state.config.read_buffer_bytes)
+        .max_message_size(Some(state.config.max_frame_bytes))
+        .max_frame_size(Some(state.config.max_frame_bytes));
+    ws.accept(config, &sessions, move |socket| {
+        crate::session::serve(socket, state)
+    })
 }
-
-/// Frames a session writes in one system call, at most (in bytes).
-const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 /// What a failed question to auth means for the caller: 401 when auth refused their token
 /// (signed out or revoked: sign in again), 503 when auth could not answer (try again).

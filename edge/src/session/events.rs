@@ -33,7 +33,7 @@ impl Session {
         if seq <= self.floor || !self.follows(&delivery.event) {
             return Ok(());
         }
-        self.send_text(delivery.frame.clone()).await
+        self.send_text(&delivery.frame).await
     }
 
     /// Whether the session follows what the event is about: events about a channel it has left
@@ -100,16 +100,16 @@ impl Session {
                     return Ok(());
                 }
                 // The removed member is told, then hears nothing more of the channel.
-                return self.send_text(delivery.frame.clone()).await;
+                return self.send_text(&delivery.frame).await;
             }
             Event::ChannelDelete(deleted) => {
                 if !Box::pin(self.remove_channel(deleted.channel_id)).await {
                     return Ok(());
                 }
-                return self.send_text(delivery.frame.clone()).await;
+                return self.send_text(&delivery.frame).await;
             }
             Event::SessionRevoked(revoked) if revoked.session_id == claims.sid => {
-                self.send_text(delivery.frame.clone()).await?;
+                self.send_text(&delivery.frame).await?;
                 return Err(Some(CloseCode::AuthenticationFailed));
             }
             Event::BlockUpdate(block) => {
@@ -129,7 +129,7 @@ impl Session {
                 };
                 joined.guild = server.guild_id;
                 joined.channel = server.channel_id;
-                return self.send_text(delivery.frame.clone()).await;
+                return self.send_text(&delivery.frame).await;
             }
             _ if delivery.event.is_internal() => return Ok(()),
             _ => {}
@@ -137,7 +137,7 @@ impl Session {
         if !self.follows(&delivery.event) {
             return Ok(());
         }
-        self.send_text(delivery.frame.clone()).await
+        self.send_text(&delivery.frame).await
     }
 
     /// Joins a channel; `true` when the session was not in it before.

@@ -300,7 +300,7 @@ impl Session {
                     Err(e) => tracing::warn!(error = %e, "cannot read a new server's member"),
                 }
                 self.refresh_guild(guild).await?;
-                self.send_text(delivery.frame.clone()).await?;
+                self.send_text(&delivery.frame).await?;
                 // Who is in its voice channels, as READY's servers carry them.
                 for voice in self.visible_voice(guild) {
                     self.dispatch(Event::VoiceStateUpdate(voice).into()).await?;
@@ -312,13 +312,13 @@ impl Session {
             Event::GuildDelete(deleted) => {
                 if self.leave_guild(guild).await {
                     self.recheck_voice(me, guild).await?;
-                    return self.send_text(delivery.frame.clone()).await;
+                    return self.send_text(&delivery.frame).await;
                 }
                 // Already gone by the user's own GUILD_MEMBER_REMOVE, whose GUILD_DELETE could
                 // not say why: this copy from their inbox does, so their client can tell them.
                 // (Any other second copy, such as a deleted server's, is dropped.)
                 if deleted.removal.is_some() && self.unexplained.remove(&guild) {
-                    return self.send_text(delivery.frame.clone()).await;
+                    return self.send_text(&delivery.frame).await;
                 }
                 return Ok(());
             }
@@ -343,7 +343,7 @@ impl Session {
                 if let Some(joined) = self.guilds.get_mut(&guild) {
                     joined.member = updated.member.clone();
                 }
-                self.send_text(delivery.frame.clone()).await?;
+                self.send_text(&delivery.frame).await?;
                 self.announce_guild(me, guild).await
             }
             Event::ChannelCreate(_) | Event::ChannelDelete(_) => {
@@ -360,7 +360,7 @@ impl Session {
                     .get(&guild)
                     .is_some_and(|j| j.visible.contains(&channel.id));
                 if was && still {
-                    self.send_text(delivery.frame.clone()).await?;
+                    self.send_text(&delivery.frame).await?;
                 }
                 Ok(())
             }
@@ -368,7 +368,7 @@ impl Session {
             | Event::GuildRoleCreate(_)
             | Event::GuildRoleUpdate(_)
             | Event::GuildRoleDelete(_) => {
-                self.send_text(delivery.frame.clone()).await?;
+                self.send_text(&delivery.frame).await?;
                 self.announce_guild(me, guild).await
             }
             Event::GuildBanAdd(_) | Event::GuildBanRemove(_) => {
@@ -392,11 +392,11 @@ impl Session {
                         .is_some_and(|j| j.visible.contains(&channel))
                 });
                 if shown {
-                    self.send_text(delivery.frame.clone()).await?;
+                    self.send_text(&delivery.frame).await?;
                 }
                 Ok(())
             }
-            _ => self.send_text(delivery.frame.clone()).await,
+            _ => self.send_text(&delivery.frame).await,
         }
     }
 
@@ -425,7 +425,7 @@ impl Session {
         delivery: &Delivery,
     ) -> Step {
         if granted.has(needed) {
-            self.send_text(delivery.frame.clone()).await
+            self.send_text(&delivery.frame).await
         } else {
             Ok(())
         }

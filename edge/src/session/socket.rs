@@ -3,81 +3,71 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{FutureExt, SinkExt};
+use futures::{SinkExt, StreamExt};
 use governor::DefaultDirectRateLimiter;
 use proto::gateway::{ClientFrame, CloseCode, Dispatch, Frame, Opcode};
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 
 use super::{Ending, Session, Step};
 use crate::metrics::EdgeMetrics;
+use crate::wire::Socket;
+
+/// Frames a session writes in one system call, at most (in bytes): past this, what is queued is
+/// written before the next frame is added.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 impl Session {
     /// Sends one of the gateway's own dispatches (stored events go out as their delivery's frame,
     /// with their sequence).
     pub(super) async fn dispatch(&mut self, dispatch: Dispatch) -> Step {
-        self.send_text(Utf8Bytes::from(dispatch.encode(None))).await
+        self.send_text(&dispatch.encode(None)).await
     }
 
     pub(super) async fn send_op<T: Serialize>(&mut self, op: Opcode, d: &T) -> Step {
-        self.send_text(op_frame(op, d)).await
+        self.send_text(&op_frame(op, d)).await
     }
 
     /// Queues one frame for the socket. It goes out with the session's next [`Session::flush`],
     /// at the end of the step that made it, together with every other frame queued meanwhile: a
-    /// session that has several frames waiting writes them with one system call.
+    /// session that has several frames waiting writes them with one system call. The text is
+    /// copied into the socket's buffer (`crate::wire`): a delivery's, shared by every session of
+    /// the edge, is only borrowed.
     ///
-    /// A socket whose buffer is full (the client reads slowly) makes this wait, at most the write
-    /// deadline for the frame to be taken.
-    pub(super) async fn send_text(&mut self, text: Utf8Bytes) -> Step {
-        let bytes = text.len();
-        self.unflushed = true;
-        let mut feed = std::pin::pin!(self.socket.feed(Message::Text(text)));
-        // Most frames are taken at once; only a blocked socket pays for a timer.
-        let taken = match (&mut feed).now_or_never() {
-            Some(taken) => Ok(taken),
-            None => tokio::time::timeout(self.state.config.write_timeout, feed).await,
-        };
-        self.written(taken, bytes)
+    /// Past a step's worth of queued bytes, those are written first: a socket whose buffer is
+    /// full (the client reads slowly) makes this wait, at most the write deadline.
+    pub(super) async fn send_text(&mut self, text: &str) -> Step {
+        if text.len() > self.state.config.max_write_buffer_bytes {
+            tracing::error!(
+                session = self.id,
+                bytes = text.len(),
+                limit = self.state.config.max_write_buffer_bytes,
+                "a frame is larger than a socket may hold; closing the socket"
+            );
+            self.state.metrics.unwritable_frames.inc();
+            return Err(Some(CloseCode::UnknownError));
+        }
+        if self.socket.get_ref().pending() >= WRITE_BATCH_BYTES {
+            self.flush().await?;
+        }
+        self.socket.get_mut().push_text(text);
+        Ok(())
     }
 
     /// Writes every queued frame, giving up on a client that does not take them within the
     /// write deadline.
     pub(super) async fn flush(&mut self) -> Step {
-        if !std::mem::take(&mut self.unflushed) {
+        let conn = self.socket.get_mut();
+        if conn.pending() == 0 {
             return Ok(());
         }
-        let flushed =
-            tokio::time::timeout(self.state.config.write_timeout, self.socket.flush()).await;
-        self.written(flushed, 0)
-    }
-
-    /// What a write's outcome means for the session.
-    ///
-    /// No failure is silent: a client that went away ends the session quietly (there is nobody to
-    /// tell), and a frame that cannot be written for any other reason (larger than the socket's
-    /// write buffer may hold) closes the socket with 4000 and a log line, so neither the client nor
-    /// the operator is left guessing.
-    fn written(
-        &self,
-        outcome: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
-        bytes: usize,
-    ) -> Step {
-        match outcome {
+        match tokio::time::timeout(self.state.config.write_timeout, conn.flush()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if gone(&e) => {
+            Ok(Err(e)) => {
                 tracing::debug!(session = self.id, error = %e, "the client went away mid-write");
                 Err(None)
-            }
-            Ok(Err(e)) => {
-                tracing::error!(
-                    session = self.id,
-                    bytes,
-                    error = %e,
-                    "cannot write a frame to a client; closing its socket"
-                );
-                self.state.metrics.unwritable_frames.inc();
-                Err(Some(CloseCode::UnknownError))
             }
             Err(_) => {
                 if self.handle.kick.kick(CloseCode::SessionTimedOut) {
@@ -109,7 +99,7 @@ impl Session {
                 .with_label_values(&[&format!("{code:?}")])
                 .inc();
             let close = Message::Close(Some(CloseFrame {
-                code: code.code(),
+                code: code.code().into(),
                 reason: Utf8Bytes::from_static(""),
             }));
             match tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await {
@@ -121,7 +111,7 @@ impl Session {
             // answers ours. Dropping the socket with unread bytes in the kernel's buffer would
             // make it send a reset, and a reset can reach the client before our Close frame, so
             // a client that flooded would never learn why it was closed.
-            let drained = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+            let drained = async { while let Some(Ok(_)) = self.socket.next().await {} };
             let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drained).await;
         }
     }
@@ -131,18 +121,12 @@ impl Session {
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Whether a socket error means the client went away (a reset, no closing handshake, a broken
-/// pipe), rather than that it sent something that is not valid WebSocket or that a frame cannot
-/// be written: nothing to answer, no decode error, nothing to log above debug.
-pub(super) fn gone(error: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error;
+/// pipe), rather than that it sent something that is not valid WebSocket: nothing to answer, no
+/// decode error, nothing to log above debug.
+fn gone(error: &Error) -> bool {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
-    let source: &(dyn std::error::Error + 'static) = error;
-    let Some(inner) = std::error::Error::source(source).and_then(|e| e.downcast_ref::<Error>())
-    else {
-        return false;
-    };
     matches!(
-        inner,
+        error,
         Error::Io(_)
             | Error::ConnectionClosed
             | Error::AlreadyClosed
@@ -153,12 +137,12 @@ pub(super) fn gone(error: &axum::Error) -> bool {
 /// Reads the next client frame, enforcing the frame rate limit. A free function over the fields it
 /// needs, so the session's select loop can wait on it beside its delivery queue.
 pub(super) async fn read_frame(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     limiter: &DefaultDirectRateLimiter,
     metrics: &EdgeMetrics,
 ) -> Step<ClientFrame> {
     loop {
-        let message = match socket.recv().await {
+        let message = match socket.next().await {
             Some(Ok(message)) => message,
             Some(Err(e)) if gone(&e) => return Err(None),
             // Over the size limit, or not WebSocket at all.
@@ -181,7 +165,9 @@ pub(super) async fn read_frame(
             Message::Text(text) => text,
             Message::Ping(_) | Message::Pong(_) => continue,
             // (A Close was answered above.)
-            Message::Binary(_) | Message::Close(_) => return Err(Some(CloseCode::DecodeError)),
+            Message::Binary(_) | Message::Close(_) | Message::Frame(_) => {
+                return Err(Some(CloseCode::DecodeError));
+            }
         };
         return ClientFrame::decode(&text).map_err(Some);
     }

@@ -125,7 +125,7 @@ impl Session {
                     let mut event = stored.event;
                     self.state.chat.attachments().sign_event(&mut event);
                     let delivery = Delivery::new(Some(stored.seq), event);
-                    self.send_text(delivery.frame.clone()).await?;
+                    self.send_text(&delivery.frame).await?;
                 }
                 let sent = self
                     .dispatch(Dispatch::Resumed(Resumed {

@@ -307,6 +307,14 @@ async fn the_edges_rest_errors_are_json_in_the_one_error_shape() {
     assert_eq!((status, &body["code"]), (404, &json!("not_found")));
     let (status, body) = call(http.put(&messages)).await;
     assert_eq!((status, &body["code"]), (405, &json!("method_not_allowed")));
+
+    // The gateway's URL opened as a page, not a WebSocket: what the request lacks, said.
+    let (status, body) = call(http.get(world.edge_url(0, "/gateway"))).await;
+    assert_eq!((status, &body["code"]), (400, &json!("validation_failed")));
+    assert!(
+        body["message"].as_str().unwrap().contains("Connection"),
+        "{body}"
+    );
 }
 
 /// Sends `request` and reads its answer, which must be JSON.
