@@ -18,7 +18,6 @@ use proto::events::Event;
 use proto::gateway::CloseCode;
 use proto::subjects::Subjects;
 use tokio::sync::{OnceCell, mpsc};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::continuity::{Continuity, Feed, Followed, Source, Streams};
@@ -51,7 +50,7 @@ pub struct Encoded {
     /// The chat stream sequence of a stored chat event (the client's `s`); `None` for the rest.
     pub seq: Option<u64>,
     pub event: Event,
-    pub frame: Utf8Bytes,
+    pub frame: Box<str>,
 }
 
 impl std::ops::Deref for Delivery {
@@ -64,7 +63,7 @@ impl std::ops::Deref for Delivery {
 
 impl Delivery {
     pub fn new(seq: Option<u64>, event: Event) -> Self {
-        let frame = Utf8Bytes::from(event.encode_dispatch(seq));
+        let frame = event.encode_dispatch(seq).into_boxed_str();
         Self(Arc::new(Encoded { seq, event, frame }))
     }
 

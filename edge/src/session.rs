@@ -29,7 +29,6 @@ use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
 use rustc_hash::FxHashSet;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::fanout::{Run, SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
@@ -126,7 +125,7 @@ struct Session {
     /// Whose presence this session watches (co-members it may see in its small channels).
     presence: crate::watch::Watch,
     /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
-    replies: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
+    replies: FuturesUnordered<BoxFuture<'static, String>>,
     /// The voice channel or call this connection joined (op 4), left when it ends.
     voice: Option<voice::Joined>,
     /// The id this connection's voice states carry, made at its first op 4.

@@ -174,12 +174,12 @@ pub(super) async fn read_frame(
 }
 
 /// A frame of opcode `op` carrying `d`, encoded.
-pub(super) fn op_frame<T: Serialize>(op: Opcode, d: &T) -> Utf8Bytes {
+pub(super) fn op_frame<T: Serialize>(op: Opcode, d: &T) -> String {
     let frame = Frame {
         op,
         d,
         s: None,
         t: None,
     };
-    Utf8Bytes::from(serde_json::to_string(&frame).expect("frames serialise"))
+    serde_json::to_string(&frame).expect("frames serialise")
 }
