@@ -2,18 +2,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::run::Target;
+use crate::ws::Frame;
+pub use crate::ws::Socket;
 use anyhow::{Context, bail};
-use futures::{SinkExt, StreamExt};
 use proto::gateway::{ClientFrame, DispatchKind, Identify, Opcode, Ready};
 use serde::Deserialize;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-use crate::run::Target;
-
-pub type Socket = WebSocketStream<TcpStream>;
+use tokio::net::TcpSocket;
 
 /// Where a socket connects from: an address, and the port to try first (see [`open`]).
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +33,7 @@ pub async fn connect(
     let identify = ClientFrame::Identify(Identify {
         token: token.to_owned(),
     });
-    socket.send(Message::Text(identify.encode().into())).await?;
+    socket.send_text(&identify.encode()).await?;
     let text = expect_op(&mut socket, Opcode::Dispatch)
         .await
         .context("no READY")?;
@@ -67,7 +62,7 @@ pub async fn identify_timed(
     })
     .encode();
     let started = std::time::Instant::now();
-    socket.send(Message::Text(identify.into())).await?;
+    socket.send_text(&identify).await?;
     let text = expect_op(socket, Opcode::Dispatch)
         .await
         .context("no READY")?;
@@ -97,7 +92,7 @@ pub async fn ready_once(
         .await
         .with_context(|| format!("connecting to {gateway}"))?;
     let ready = identify_timed(&mut socket, token).await?;
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.close().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while let Some(Ok(_)) = socket.next().await {}
     })
@@ -135,12 +130,7 @@ pub async fn open(gateway: &url::Url, source: Source) -> anyhow::Result<Socket> 
         Err(_) => bound(0)?.connect(target).await?,
     };
     stream.set_nodelay(true)?;
-    // Small buffers: the harness holds as many sockets as the edges it measures.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::client_async_with_config(gateway.as_str(), stream, Some(config)).await?;
+    let mut socket = Socket::handshake(stream, gateway).await?;
     expect_op(&mut socket, Opcode::Hello)
         .await
         .context("no HELLO")?;
@@ -153,19 +143,20 @@ async fn expect_op(socket: &mut Socket, op: Opcode) -> anyhow::Result<String> {
     struct Op {
         op: Opcode,
     }
-    while let Some(message) = socket.next().await {
-        match message? {
-            Message::Text(text) => {
-                let frame: Op = serde_json::from_str(&text)?;
+    while let Some(frame) = socket.next().await {
+        match frame? {
+            Frame::Text(text) => {
+                let frame: Op = serde_json::from_str(text)?;
                 if frame.op == op {
-                    return Ok(text.as_str().to_owned());
+                    return Ok(text.to_owned());
                 }
             }
             // The edge says why it closes: name it, a bare "closed" hides the cause.
-            Message::Close(Some(close)) => {
-                bail!("the socket closed with {}: {}", close.code, close.reason)
+            Frame::Close(Some((code, reason))) => {
+                bail!("the socket closed with {code}: {reason}")
             }
-            _ => {}
+            Frame::Close(None) => break,
+            Frame::Other => {}
         }
     }
     bail!("the socket closed")
@@ -183,27 +174,28 @@ pub struct Dispatch {
 /// `socket`'s dispatches until it closes, each with the time it was read
 /// ([`crate::server::now_us`]), heartbeating every 20 s while it is read.
 pub fn dispatches(socket: Socket) -> impl futures::Stream<Item = (Dispatch, u64)> + Send {
-    let (tx, rx) = socket.split();
     let beat = tokio::time::interval(std::time::Duration::from_secs(20));
-    futures::stream::unfold((tx, rx, beat), |(mut tx, mut rx, mut beat)| async move {
+    futures::stream::unfold((socket, beat), |(mut socket, mut beat)| async move {
         loop {
-            let next = tokio::select! {
-                _ = beat.tick() => {
-                    let frame = ClientFrame::Heartbeat(None).encode();
-                    if tx.send(Message::Text(frame.into())).await.is_err() { return None; }
+            // What the socket's buffer holds, then a read (or a heartbeat when it is due).
+            match socket.frame() {
+                Some(Ok(Frame::Text(text))) => {
+                    let at = crate::server::now_us();
+                    if let Ok(frame) = serde_json::from_str::<Dispatch>(text) {
+                        return Some(((frame, at), (socket, beat)));
+                    }
                     continue;
                 }
-                m = rx.next() => m,
-            };
-            let Some(Ok(next)) = next else {
-                return None;
-            };
-            let Message::Text(text) = next else {
-                continue;
-            };
-            let at = crate::server::now_us();
-            if let Ok(frame) = serde_json::from_str::<Dispatch>(&text) {
-                return Some(((frame, at), (tx, rx, beat)));
+                Some(Ok(Frame::Other)) => continue,
+                Some(Ok(Frame::Close(_)) | Err(_)) => return None,
+                None => {}
+            }
+            tokio::select! {
+                _ = beat.tick() => {
+                    let frame = ClientFrame::Heartbeat(None).encode();
+                    if socket.send_text(&frame).await.is_err() { return None; }
+                }
+                filled = socket.fill() => if !matches!(filled, Ok(true)) { return None; },
             }
         }
     })

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::bail;
-use futures::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use proto::Snowflake;
 use proto::events::EventKind;
@@ -21,11 +20,11 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Socket};
 use crate::scan;
 use crate::worker::{Done, Progress};
+use crate::ws::Frame;
 
 /// Latencies recorded by many devices at once, spread over a few locks.
 pub struct Latencies(Vec<std::sync::Mutex<Histogram<u64>>>);
@@ -200,7 +199,7 @@ pub type Counts = HashMap<usize, u64>;
 /// unparsed until the frame turns out to matter (a delivery is read with two small borrowed
 /// parses, never into a whole event: the harness must keep up with the edges it measures).
 #[derive(Deserialize)]
-struct Frame<'a> {
+struct Envelope<'a> {
     op: Opcode,
     #[serde(default)]
     s: Option<u64>,
@@ -309,22 +308,30 @@ impl Device {
         let mut sent = 0u64;
         let mut beat = tokio::time::interval(Duration::from_secs(30));
         beat.tick().await;
+        tracking.now = shared.micros();
         loop {
+            // Every frame the socket's buffer holds (after a read, or left from the handshake or
+            // a resume), then the totals once.
+            let mut open = true;
+            let mut took = false;
+            while let Some(frame) = socket.frame() {
+                took = true;
+                if !self.take(&frame, &shared, &mut tracking) {
+                    open = false;
+                    break;
+                }
+            }
+            if took {
+                tracking.report(self.index, &shared);
+            }
+            if !open {
+                break;
+            }
             tokio::select! {
-                message = socket.next() => {
-                    // Everything the socket already holds, then the totals once.
+                filled = socket.fill() => {
                     tracking.now = shared.micros();
-                    let mut message = Some(message);
-                    let mut open = true;
-                    while let Some(next) = message.take() {
-                        if !self.take(next, &shared, &mut tracking) {
-                            open = false;
-                            break;
-                        }
-                        message = socket.next().now_or_never();
-                    }
-                    tracking.report(self.index, &shared);
-                    if !open {
+                    if !matches!(filled, Ok(true)) {
+                        shared.ended(0);
                         break;
                     }
                 }
@@ -342,8 +349,9 @@ impl Device {
                             flags: 0,
                         })
                         .encode();
-                        tracking.pending.insert(nonce, frame.clone());
-                        if socket.send(Message::Text(frame.into())).await.is_err() {
+                        let sent = socket.send_text(&frame).await;
+                        tracking.pending.insert(nonce, frame);
+                        if sent.is_err() {
                             shared.ended(0);
                             break;
                         }
@@ -358,8 +366,7 @@ impl Device {
                                 // Sends whose acknowledgement the dropped socket took with it.
                                 // A socket that fails here ends on its next read.
                                 for frame in tracking.pending.values() {
-                                    let frame = Message::Text(frame.clone().into());
-                                    if socket.send(frame).await.is_err() {
+                                    if socket.send_text(frame).await.is_err() {
                                         break;
                                     }
                                 }
@@ -375,13 +382,13 @@ impl Device {
                 },
                 _ = beat.tick() => {
                     let frame = ClientFrame::Heartbeat(Some(tracking.seq)).encode();
-                    if socket.send(Message::Text(frame.into())).await.is_err() {
+                    if socket.send_text(&frame).await.is_err() {
                         shared.ended(0);
                         break;
                     }
                 }
                 _ = stop.changed() => {
-                    let _ = socket.close(None).await;
+                    let _ = socket.close().await;
                     break;
                 }
             }
@@ -397,18 +404,18 @@ impl Device {
     /// One message from the socket; `false` when the session is over.
     fn take(
         &self,
-        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        frame: &anyhow::Result<Frame<'_>>,
         shared: &Shared,
         tracking: &mut Tracking,
     ) -> bool {
-        match message {
-            Some(Ok(Message::Text(text))) => self.read(&text, shared, tracking),
-            Some(Ok(Message::Close(frame))) => {
-                shared.ended(frame.map_or(0, |f| u16::from(f.code)));
+        match frame {
+            Ok(Frame::Text(text)) => self.read(text, shared, tracking),
+            Ok(Frame::Close(close)) => {
+                shared.ended(close.map_or(0, |(code, _)| code));
                 return false;
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
+            Ok(Frame::Other) => {}
+            Err(_) => {
                 shared.ended(0);
                 return false;
             }
@@ -421,7 +428,7 @@ impl Device {
         if let Some(created) = scan::message_create(text) {
             return self.created(created, shared, tracking);
         }
-        let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
+        let Ok(frame) = serde_json::from_str::<Envelope<'_>>(text) else {
             return;
         };
         match (frame.op, frame.t) {
@@ -515,17 +522,17 @@ impl Device {
             session_id: session_id.to_owned(),
             seq: tracking.seq,
         });
-        socket.send(Message::Text(resume.encode().into())).await?;
-        while let Some(message) = socket.next().await {
-            let text = match message? {
-                Message::Text(text) => text,
-                Message::Close(frame) => bail!(
+        socket.send_text(&resume.encode()).await?;
+        while let Some(frame) = socket.next().await {
+            let text = match frame? {
+                Frame::Text(text) => text,
+                Frame::Close(close) => bail!(
                     "the edge closed the socket during the resume ({})",
-                    frame.map_or_else(|| "no close code".to_owned(), |f| f.code.to_string())
+                    close.map_or_else(|| "no close code".to_owned(), |(code, _)| code.to_string())
                 ),
-                _ => continue,
+                Frame::Other => continue,
             };
-            match serde_json::from_str::<Frame<'_>>(&text) {
+            match serde_json::from_str::<Envelope<'_>>(text) {
                 Ok(frame) if frame.op == Opcode::InvalidSession => {
                     bail!("the resume was refused (INVALID_SESSION)");
                 }
@@ -540,7 +547,7 @@ impl Device {
                 _ => {}
             }
             tracking.now = shared.micros();
-            self.read(&text, shared, tracking);
+            self.read(text, shared, tracking);
         }
         bail!("the socket closed during the resume")
     }

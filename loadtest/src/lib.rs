@@ -42,6 +42,7 @@ pub mod scenarios;
 pub mod search;
 pub mod server;
 pub mod worker;
+pub mod ws;
 
 use clap::{Parser, Subcommand};
 
