@@ -2,13 +2,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::run::Target;
-use crate::ws::Frame;
-pub use crate::ws::Socket;
 use anyhow::{Context, bail};
 use proto::gateway::{ClientFrame, DispatchKind, Identify, Opcode, Ready};
 use serde::Deserialize;
 use tokio::net::TcpSocket;
+
+use crate::run::Target;
+use crate::ws::Frame;
+pub use crate::ws::Socket;
 
 /// Where a socket connects from: an address, and the port to try first (see [`open`]).
 #[derive(Debug, Clone, Copy)]
