@@ -237,18 +237,7 @@ async fn write(
 
 /// An unmasked server text frame: FIN and opcode, the length, the payload.
 fn put_text_frame(out: &mut BytesMut, payload: &[u8]) {
-    out.put_u8(0x81);
-    match payload.len() {
-        n if n < 126 => out.put_u8(n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            out.put_u8(126);
-            out.put_u16(n as u16);
-        }
-        n => {
-            out.put_u8(127);
-            out.put_u64(n as u64);
-        }
-    }
+    crate::ws::put_header(out, 0x1, payload.len(), false);
     out.put_slice(payload);
 }
 

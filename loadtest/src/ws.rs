@@ -14,6 +14,7 @@
 use std::io;
 
 use anyhow::{Context, bail, ensure};
+use bytes::BufMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -121,18 +122,7 @@ impl Socket {
 
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
         let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x80 | opcode);
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= usize::from(u16::MAX) => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
+        put_header(&mut frame, opcode, payload.len(), true);
         self.mask ^= self.mask << 13;
         self.mask ^= self.mask >> 7;
         self.mask ^= self.mask << 17;
@@ -224,6 +214,25 @@ impl Socket {
             "the edge sent a frame of {length} bytes"
         );
         Ok((held.len() >= header + length).then_some((header, length)))
+    }
+}
+
+/// A frame's first bytes: FIN and `opcode`, then the payload's length in its smallest form, with
+/// the mask bit when `masked` (a client's frames are masked, a server's never; the mask key, for
+/// a masked frame, is the caller's to put next).
+pub fn put_header(out: &mut impl BufMut, opcode: u8, length: usize, masked: bool) {
+    let mask = if masked { 0x80 } else { 0 };
+    out.put_u8(0x80 | opcode);
+    match length {
+        n if n < 126 => out.put_u8(mask | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.put_u8(mask | 126);
+            out.put_u16(n as u16);
+        }
+        n => {
+            out.put_u8(mask | 127);
+            out.put_u64(n as u64);
+        }
     }
 }
 
