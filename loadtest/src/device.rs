@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::client::{self, Socket};
 use crate::scan;
+use crate::timeline;
 use crate::worker::{Done, Progress};
 use crate::ws::Frame;
 
@@ -113,10 +114,13 @@ pub struct Shared {
     pub ended: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     /// When the reconnect storm began (micros since `epoch`).
     pub storm_started: AtomicU64,
+    /// Deliveries by the window their message was sent in, when the run asked for a timeline.
+    pub timeline: Option<timeline::Windows>,
 }
 
 impl Shared {
-    pub fn new(channels: usize, epoch_micros: u64) -> Arc<Self> {
+    /// `timeline_windows`: windows to count deliveries in (0: no timeline).
+    pub fn new(channels: usize, epoch_micros: u64, timeline_windows: usize) -> Arc<Self> {
         Arc::new(Self {
             epoch_micros,
             send_to_ack: Latencies::new(),
@@ -131,6 +135,7 @@ impl Shared {
             resume_slots: tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT),
             ended: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             storm_started: AtomicU64::new(0),
+            timeline: (timeline_windows > 0).then(|| timeline::Windows::new(timeline_windows)),
         })
     }
 
@@ -170,6 +175,11 @@ impl Shared {
             resumed: self.resumed.lock().await.clone(),
             resume_failures: self.resume_failures.load(Ordering::Relaxed),
             ended: self.ended.lock().map(|e| e.clone()).unwrap_or_default(),
+            timeline: self
+                .timeline
+                .as_ref()
+                .map(timeline::Windows::taken)
+                .unwrap_or_default(),
         }
     }
 }
@@ -261,6 +271,9 @@ impl Tracking {
                 .fetch_add(std::mem::take(&mut self.received), Ordering::Relaxed);
         }
         if !self.latencies.is_empty() {
+            if let Some(timeline) = &shared.timeline {
+                timeline.record(self.now, &self.latencies);
+            }
             shared.send_to_receive.record_all(index, &self.latencies);
             self.latencies.clear();
         }

@@ -41,6 +41,7 @@ pub mod scan;
 pub mod scenarios;
 pub mod search;
 pub mod server;
+pub mod timeline;
 pub mod worker;
 pub mod ws;
 

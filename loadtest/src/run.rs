@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::device::{self, Latencies};
 use crate::population::{Auth, Population};
 use crate::report::{self, Percentiles, ServiceDelta};
+use crate::timeline;
 use crate::worker::{DeviceSpec, Done, Fleet, Workers};
 
 /// Where the system under test is and where the result goes: the same for every scenario.
@@ -54,6 +55,13 @@ pub struct Target {
     /// Where to write the JSON result.
     #[arg(long)]
     pub out: Option<PathBuf>,
+
+    /// Where to write the run's course as CSV, window by window of 100 ms: the deliveries of
+    /// the messages sent in it (how many, the slowest, how many over 25 and 50 ms) and the CPU
+    /// each process on the machine used then (`loadtest/src/timeline.rs`). With several rates,
+    /// one file per rate (the rate before the extension).
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
 }
 
 /// What to run.
@@ -131,6 +139,9 @@ pub struct RunResult {
     pub channel_ids: Vec<String>,
     #[serde(skip)]
     pub acked_per_channel: Vec<u64>,
+    /// With `--timeline`: where it was written and its slowest windows, for the report.
+    #[serde(skip)]
+    pub slowest_windows: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,6 +224,9 @@ impl RunResult {
             );
         }
         report::print_deltas(&self.services);
+        for line in &self.slowest_windows {
+            println!("{line}");
+        }
     }
 }
 
@@ -226,24 +240,41 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     // Connect everyone, in worker processes.
     let epoch = device::unix_micros();
     let clock = || device::unix_micros().saturating_sub(epoch);
-    let fleet = Fleet::start(&target.workers, epoch, &cast.channel_ids, cast.devices).await?;
+    let timeline_windows = if target.timeline.is_some() {
+        timeline::MAX_WINDOWS
+    } else {
+        0
+    };
+    let fleet = Fleet::start(
+        &target.workers,
+        epoch,
+        &cast.channel_ids,
+        cast.devices,
+        timeline_windows,
+    )
+    .await?;
     let baseline = report::Baseline::take(&target.metrics).await;
     let history = (plan.history_rate > 0).then(|| {
         let readers = HistoryReaders::new(target, &cast.channel_readers);
         tokio::spawn(readers.run(plan.history_rate, plan.duration))
     });
 
+    let sampler = target
+        .timeline
+        .is_some()
+        .then(|| timeline::Sampler::start(epoch));
     let started = Instant::now();
     let sending = send(&fleet, plan, &cast.senders, clock).await;
     settle(&fleet, sending.sent, &cast.devices_in_channel).await;
     let delivering_seconds = started.elapsed().as_secs_f64();
+    let cpu = sampler.map(timeline::Sampler::stop);
     let services = baseline.deltas().await;
     let history = match history {
         Some(task) => Some(task.await?),
         None => None,
     };
 
-    let done = fleet.finish().await?;
+    let mut done = fleet.finish().await?;
     let acked = &done.progress.acked;
     let delivered: u64 = done.delivered.iter().sum();
     let missing = acked
@@ -255,6 +286,16 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
     let storm = sending
         .stormed
         .then(|| StormResult::of(&done, device_count));
+    let slowest_windows = match (&target.timeline, cpu) {
+        (Some(path), Some(cpu)) => {
+            let mut windows = std::collections::BTreeMap::new();
+            timeline::merge(&mut windows, std::mem::take(&mut done.timeline));
+            let mut notes = vec![format!("timeline written to {}", path.display())];
+            notes.extend(timeline::write(path, &windows, &cpu)?);
+            notes
+        }
+        _ => Vec::new(),
+    };
     Ok(RunResult {
         scenario: plan.scenario,
         channels: plan.channels,
@@ -280,7 +321,30 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         services,
         acked_per_channel: acked.clone(),
         channel_ids: cast.channel_ids,
+        slowest_windows,
     })
+}
+
+impl Target {
+    /// This target for `rate`, one of the `rates` a command runs: with more than one, its
+    /// timeline file takes the rate before its extension (`t.csv` → `t-400.csv`), so each rate
+    /// keeps its own.
+    pub fn for_rate(&self, rate: u64, rates: &[u64]) -> Self {
+        let timeline = match &self.timeline {
+            Some(path) if rates.len() > 1 => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                Some(path.with_file_name(match path.extension() {
+                    Some(ext) => format!("{stem}-{rate}.{}", ext.to_string_lossy()),
+                    None => format!("{stem}-{rate}"),
+                }))
+            }
+            other => other.clone(),
+        };
+        Self {
+            timeline,
+            ..self.clone()
+        }
+    }
 }
 
 /// Who takes part in a run: the users signed up, their channels, and every device with the

@@ -58,7 +58,7 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
             devices: args.devices,
             ..Plan::steady("chat", args.channels, args.members, rate, args.duration)
         };
-        let result = run::run(&args.target, &plan).await?;
+        let result = run::run(&args.target.for_rate(rate, &args.rate), &plan).await?;
         result.print();
         results.push(result);
     }
@@ -103,7 +103,7 @@ pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
             devices: args.devices,
             ..Plan::steady("fanout", 1, args.members, rate, args.duration)
         };
-        let result = run::run(&args.target, &plan).await?;
+        let result = run::run(&args.target.for_rate(rate, &args.rate), &plan).await?;
         result.print();
         results.push(result);
     }

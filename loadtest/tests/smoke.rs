@@ -77,6 +77,8 @@ async fn chat_at_two_rates_loses_nothing_and_plots() {
     let out = result_file("chat");
     let plot = out.with_extension("svg");
     let plot_arg = format!("--plot={}", plot.display());
+    let timeline = out.with_extension("csv");
+    let timeline_arg = format!("--timeline={}", timeline.display());
     let args = command(
         &world,
         &out,
@@ -87,6 +89,7 @@ async fn chat_at_two_rates_loses_nothing_and_plots() {
             "--rate=20,40",
             "--duration=2s",
             &plot_arg,
+            &timeline_arg,
         ],
     );
     run(args).await.expect("the chat run passes");
@@ -97,6 +100,33 @@ async fn chat_at_two_rates_loses_nothing_and_plots() {
     }
     let svg = std::fs::read_to_string(&plot).expect("a plot");
     assert!(svg.contains("<svg") && svg.contains("p99"), "{svg}");
+
+    // Each rate's course, window by window: every delivery counted in the window of its send,
+    // beside the CPU of the processes on the machine.
+    for (rate, result) in [20, 40].iter().zip(results.as_array().unwrap()) {
+        let path = timeline.with_file_name(format!(
+            "{}-{rate}.csv",
+            timeline.file_stem().unwrap().to_string_lossy()
+        ));
+        let csv = std::fs::read_to_string(&path).expect("a timeline per rate");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(
+            header[..6],
+            [
+                "seconds",
+                "deliveries",
+                "slowest_ms",
+                "over_25ms",
+                "over_50ms",
+                "machine_cpu"
+            ]
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert!(rows.iter().all(|row| row.len() == header.len()), "{csv}");
+        let counted: u64 = rows.iter().map(|row| row[1].parse::<u64>().unwrap()).sum();
+        assert_eq!(counted, result["delivered"].as_u64().unwrap(), "{csv}");
+    }
 }
 
 /// `scenario` then its arguments, then the target's.

@@ -30,12 +30,14 @@ struct Worker {
 
 impl Fleet {
     /// Starts the workers, gives device `i` to worker `i % workers`, and returns once every
-    /// device has identified.
+    /// device has identified. `timeline_windows`: windows of `crate::timeline` each worker
+    /// counts deliveries in (0: none).
     pub async fn start(
         options: &Workers,
         epoch_micros: u64,
         channel_ids: &[String],
         devices: Vec<DeviceSpec>,
+        timeline_windows: usize,
     ) -> anyhow::Result<Self> {
         let exe = options.exe()?;
         let count = options.count(devices.len()).clamp(1, devices.len().max(1));
@@ -51,6 +53,7 @@ impl Fleet {
                 epoch_micros,
                 channel_ids: channel_ids.to_vec(),
                 devices,
+                timeline_windows,
             };
             let (worker, ready) = Worker::spawn(&exe, &assignment).await?;
             workers.push(worker);

@@ -49,7 +49,11 @@ async fn serve(reports: &mpsc::UnboundedSender<Report>) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()
         .context("a channel id")?;
     let channel_ids = Arc::new(channel_ids);
-    let shared = Shared::new(channels, assignment.epoch_micros);
+    let shared = Shared::new(
+        channels,
+        assignment.epoch_micros,
+        assignment.timeline_windows,
+    );
 
     // Connect every device, a few hundred at a time.
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::device::{self};
+use crate::timeline;
 
 /// A worker's share of a run: the first line it reads.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,6 +18,9 @@ pub struct Assignment {
     /// Every channel of the run, by index.
     pub channel_ids: Vec<String>,
     pub devices: Vec<DeviceSpec>,
+    /// Windows of the run's timeline to count deliveries in (0: none; see `crate::timeline`).
+    #[serde(default)]
+    pub timeline_windows: usize,
 }
 
 /// One device: where it connects from and to, as whom, and which channels it is in.
@@ -100,6 +104,9 @@ pub struct Done {
     pub resume_failures: u64,
     /// Sessions that ended before the run did, by close code.
     pub ended: BTreeMap<u16, u64>,
+    /// Deliveries by the window their message was sent in, when asked for.
+    #[serde(default)]
+    pub timeline: Vec<(usize, timeline::Window)>,
 }
 
 impl Done {
@@ -119,6 +126,7 @@ impl Done {
         for (code, count) in other.ended {
             *self.ended.entry(code).or_default() += count;
         }
+        self.timeline.extend(other.timeline);
     }
 }
 
