@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::device;
 use crate::report::Percentiles;
+use crate::timeline;
 use crate::worker::{DeviceSpec, Fleet, Workers};
 
 #[derive(Debug, clap::Args)]
@@ -261,19 +262,10 @@ async fn settle(fleet: &Fleet, expected: u64) {
 /// This process's user and system CPU seconds so far (Linux: /proc/self/stat, in clock ticks of
 /// 1/100 s).
 fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| timeline::parse_stat(&stat).map(|(_, ticks)| ticks))
+        .map_or(0.0, |ticks| ticks as f64 / 100.0)
 }
 
 #[cfg(test)]

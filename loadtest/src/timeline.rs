@@ -197,9 +197,9 @@ fn processes() -> HashMap<u32, (String, u64)> {
         .collect()
 }
 
-/// A process's name and CPU ticks from its `/proc/<pid>/stat` line (the name is in
-/// parentheses and may hold spaces and parentheses itself).
-fn parse_stat(stat: &str) -> Option<(&str, u64)> {
+/// A process's name and CPU ticks (user and system, 1/100 s) from its `/proc/<pid>/stat` line
+/// (the name is in parentheses and may hold spaces and parentheses itself).
+pub fn parse_stat(stat: &str) -> Option<(&str, u64)> {
     let (head, rest) = stat.rsplit_once(')')?;
     let (_, name) = head.split_once('(')?;
     let mut fields = rest.split_whitespace().skip(11);
