@@ -124,7 +124,12 @@ def check_settings(values_path, root):
     chat = sections.get("chat", set())
     for service, envs in sorted(settings.items()):
         named = sections.get(service, set())
-        covered = named | shared | (chat if service in ("edge", "persister", "search", "notify") else set())
+        if service in ("edge", "persister", "search", "notify"):
+            covered = named | shared | chat
+        elif service == "media":  # the chart passes it chat's stream settings only ("streamOnly")
+            covered = named | shared | {env for env in chat if env.startswith("NATTER_STREAM_")}
+        else:
+            covered = named | shared
         for env in sorted(envs - covered):
             fail(f"settings: values.yaml does not name {env}, a setting of {service} (add it to `{service}` or `common`)")
         for env in sorted(named - envs):

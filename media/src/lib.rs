@@ -38,6 +38,7 @@ use crate::routes::{AppState, Settings};
 use crate::storage::{Storage, StorageConfig, StorageError};
 use crate::sweeper::Sweeper;
 use kit::signing::{FileLinks, UrlSigner};
+use kit::stream::ChatStreamConfig;
 
 /// The media service's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -121,6 +122,11 @@ pub struct Config {
     #[command(flatten)]
     pub nats: NatsConfig,
 
+    /// The chat stream, made here too if no edge has made it yet: the processor's durable
+    /// consumer is made at start, so no message sent once media is ready goes unprocessed.
+    #[command(flatten)]
+    pub stream: ChatStreamConfig,
+
     /// How often the sweeper looks for uploads no message took.
     #[arg(long = "sweep-interval", env = "NATTER_MEDIA_SWEEP_INTERVAL", default_value = "5m",
           value_parser = duration)]
@@ -153,6 +159,8 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error("cannot connect to NATS: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    #[error("cannot create the chat stream: {0}")]
+    Stream(#[from] async_nats::jetstream::context::CreateStreamError),
     #[error("cannot subscribe: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("bad worker id: {0:?}")]
@@ -195,13 +203,23 @@ impl Media {
         let metrics = Metrics::new("media");
         let nats = config.nats.connect("media").await?;
         let subjects = proto::subjects::Subjects::new(config.nats.prefix.clone());
+        config
+            .stream
+            .ensure(&async_nats::jetstream::new(nats.clone()), &subjects)
+            .await?;
+        let subscribed = kit::health::Flag::default();
         let probe = storage.clone();
         let readiness = Readiness::new()
             .with("storage", move || {
                 let storage = probe.clone();
                 async move { storage.check().await }
             })
-            .with_nats(nats.clone());
+            .with_nats(nats.clone())
+            .with_flag(
+                "chat stream",
+                subscribed.clone(),
+                "the durable consumer of the chat stream is not made yet",
+            );
         let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = UrlSigner::new(&config.url_signing_secret);
         let files = Files::new(
@@ -249,6 +267,7 @@ impl Media {
             storage: storage.clone(),
             files,
             unfurler,
+            subscribed,
         };
         let sweeper = Sweeper::new(storage, config.upload_ttl, config.sweep_interval);
         let listen = kit::listener::Listen {

@@ -256,48 +256,49 @@ pub struct Processor {
     /// For ids of link previews' images.
     pub files: Files,
     pub unfurler: Unfurler,
+    /// Set once the durable consumer exists: from then on every new message waits for media,
+    /// so the service is ready (`/readyz`).
+    pub subscribed: kit::health::Flag,
 }
 
 impl Processor {
+    /// Processes new messages until `shutdown`, [`IN_FLIGHT`] at once
+    /// ([`kit::stream::read_durable`]: a pull that fails or ends is pulled again).
     pub async fn run(self, shutdown: kit::lifecycle::Shutdown) {
         let js = jetstream::new(self.nats.clone());
-        let mut wait = Duration::from_millis(500);
-        // The chat stream is made by edges and persisters; wait for it.
-        let consumer = loop {
-            match self.consumer(&js).await {
-                Ok(consumer) => break consumer,
-                Err(e) => {
-                    tracing::debug!(error = %e, "the chat stream is not there yet");
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            }
-        };
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the chat stream");
-                return;
-            }
-        };
+        let stream = self.subjects.chat_stream_name();
+        let config = self.consumer_config();
+        let subscribed = self.subscribed.clone();
         let this = std::sync::Arc::new(self);
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        kit::stream::read_durable(&js, &stream, config, &subscribed, &shutdown, |messages| {
+            Self::read(&this, &slots, messages, &shutdown)
+        })
+        .await;
+    }
+
+    /// Hands each message `messages` brings to a task of its own, at most [`IN_FLIGHT`] at once,
+    /// until the pull fails or ends (why), or `shutdown`.
+    async fn read(
+        this: &std::sync::Arc<Self>,
+        slots: &std::sync::Arc<tokio::sync::Semaphore>,
+        mut messages: consumer::pull::Stream,
+        shutdown: &kit::lifecycle::Shutdown,
+    ) -> String {
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return "shutting down".to_owned(),
             };
-            let Some(Ok(message)) = message else {
-                tracing::warn!("the chat stream's consumer ended");
-                return;
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return e.to_string(),
+                None => return "the consumer's messages ended".to_owned(),
             };
-            let Ok(slot) = std::sync::Arc::clone(&slots).acquire_owned().await else {
-                return;
+            let Ok(slot) = std::sync::Arc::clone(slots).acquire_owned().await else {
+                return "shutting down".to_owned();
             };
-            let this = std::sync::Arc::clone(&this);
+            let this = std::sync::Arc::clone(this);
             tokio::spawn(async move {
                 let handled = match serde_json::from_slice::<Event>(&message.payload) {
                     Ok(Event::MessageCreate(created)) => this.process(&created).await,
@@ -320,32 +321,21 @@ impl Processor {
         }
     }
 
-    async fn consumer(
-        &self,
-        js: &jetstream::Context,
-    ) -> Result<consumer::PullConsumer, Box<dyn std::error::Error + Send + Sync>> {
-        let stream = js.get_stream(self.subjects.chat_stream_name()).await?;
-        Ok(stream
-            .get_or_create_consumer(
-                DURABLE,
-                consumer::pull::Config {
-                    durable_name: Some(DURABLE.to_owned()),
-                    description: Some(
-                        "Natter media: new messages' images and link previews".to_owned(),
-                    ),
-                    filter_subject: self.subjects.chat_stream_filter(),
-                    // A new deployment does not process the week of messages the stream holds.
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    max_deliver: 5,
-                    // Work on several at once (the default allows one outstanding at a time
-                    // only for push consumers; pull consumers allow 1,000).
-                    max_ack_pending: i64::try_from(IN_FLIGHT * 4).unwrap_or(64),
-                    ..Default::default()
-                },
-            )
-            .await?)
+    fn consumer_config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(DURABLE.to_owned()),
+            description: Some("Natter media: new messages' images and link previews".to_owned()),
+            filter_subject: self.subjects.chat_stream_filter(),
+            // A new deployment does not process the week of messages the stream holds.
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_deliver: 5,
+            // Work on several at once (the default allows one outstanding at a time
+            // only for push consumers; pull consumers allow 1,000).
+            max_ack_pending: i64::try_from(IN_FLIGHT * 4).unwrap_or(64),
+            ..Default::default()
+        }
     }
 
     /// Processes a new message's images and previews its links, then has an edge update it.

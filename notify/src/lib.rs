@@ -213,6 +213,7 @@ impl Notify {
             subjects: subjects.clone(),
             metrics: notify_metrics.clone(),
         };
+        let subscribed = kit::health::Flag::default();
         let worker = Worker {
             nats: nats.clone(),
             asker: asker::Asker::start(nats.clone(), &subjects, notify_metrics.questions.clone()),
@@ -220,6 +221,7 @@ impl Notify {
             inbox: inbox.clone(),
             jobs,
             metrics: notify_metrics,
+            subscribed: subscribed.clone(),
         };
         let verifier = kit::tokens::Verifier::fetching_lazily(
             &format!(
@@ -238,7 +240,11 @@ impl Notify {
             subjects,
             vapid_public: Arc::from(vapid.public_key()),
         };
-        let readiness = Readiness::new().with_nats(nats).with_cql(cql);
+        let readiness = Readiness::new().with_nats(nats).with_cql(cql).with_flag(
+            "chat stream",
+            subscribed,
+            "the durable consumer of the chat stream is not made yet",
+        );
         let router =
             kit::health::router(readiness).merge(routes::router(state, &config.allowed_origins));
         let listen = kit::listener::Listen {

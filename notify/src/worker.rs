@@ -70,39 +70,25 @@ pub struct Worker {
     pub inbox: InboxStore,
     pub jobs: mpsc::Sender<Job>,
     pub metrics: NotifyMetrics,
+    /// Set once the durable consumer exists: from then on every new message waits for notify,
+    /// so the service is ready (`/readyz`).
+    pub subscribed: kit::health::Flag,
 }
 
 impl Worker {
-    /// Reads the chat stream until `shutdown`. A pull that fails or ends (NATS restarted or
-    /// failed over, the consumer's leader moved, the consumer deleted) is not the end: the
-    /// consumer is looked up (or made again) and pulled from anew, and what was in hand
-    /// unacknowledged comes again after `ACK_WAIT`.
+    /// Reads the chat stream until `shutdown` ([`kit::stream::read_durable`]: a pull that fails
+    /// or ends is pulled again).
     pub async fn run(self, shutdown: kit::lifecycle::Shutdown) {
         let js = jetstream::new(self.nats.clone());
-        let mut wait = Duration::from_millis(500);
-        while !shutdown.is_cancelled() {
-            // The chat stream is made by edges and persisters; wait for it.
-            let pulled = match self.consumer(&js).await {
-                Ok(consumer) => consumer.messages().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let stopped = match pulled {
-                Ok(messages) => {
-                    wait = Duration::from_millis(500);
-                    self.read(messages, &shutdown).await
-                }
-                Err(e) => e,
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            tracing::warn!(error = %stopped, "reading the chat stream stopped; pulling again");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.cancelled() => return,
-            }
-            wait = (wait * 2).min(Duration::from_secs(10));
-        }
+        kit::stream::read_durable(
+            &js,
+            &self.subjects.chat_stream_name(),
+            self.consumer_config(),
+            &self.subscribed,
+            &shutdown,
+            |messages| self.read(messages, &shutdown),
+        )
+        .await;
     }
 
     /// Handles what `messages` brings until it fails or ends (why), or `shutdown`. What arrives
@@ -237,28 +223,19 @@ impl Worker {
         }
     }
 
-    async fn consumer(
-        &self,
-        js: &jetstream::Context,
-    ) -> Result<consumer::PullConsumer, Box<dyn std::error::Error + Send + Sync>> {
-        let stream = js.get_stream(self.subjects.chat_stream_name()).await?;
-        Ok(stream
-            .get_or_create_consumer(
-                DURABLE,
-                consumer::pull::Config {
-                    durable_name: Some(DURABLE.to_owned()),
-                    description: Some("Natter notify: mentions inbox and pushes".to_owned()),
-                    filter_subject: self.subjects.chat_stream_filter(),
-                    // A new deployment does not notify of the week of messages the stream holds.
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    max_deliver: 5,
-                    max_ack_pending: 1024,
-                    ..Default::default()
-                },
-            )
-            .await?)
+    fn consumer_config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(DURABLE.to_owned()),
+            description: Some("Natter notify: mentions inbox and pushes".to_owned()),
+            filter_subject: self.subjects.chat_stream_filter(),
+            // A new deployment does not notify of the week of messages the stream holds.
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_deliver: 5,
+            max_ack_pending: 1024,
+            ..Default::default()
+        }
     }
 
     /// Tells whom `message` concerns.

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
@@ -103,7 +102,7 @@ async fn follow(
         return Err(Follow::Behind);
     }
     if state.last_sequence <= position.sequence {
-        shared.ready.store(true, Ordering::Release);
+        shared.ready.set(true);
     }
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
@@ -162,7 +161,7 @@ async fn follow(
             *position = applied;
         }
         if caught_up {
-            shared.ready.store(true, Ordering::Release);
+            shared.ready.set(true);
         }
         if let Some(e) = broken {
             return Err(Follow::Failed(e));

@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub mod deletions;
@@ -184,7 +183,7 @@ pub struct Shared {
     /// The server of each channel indexed.
     pub guilds: Guilds,
     /// Answers searches: the index is whole and has caught up with the stream.
-    pub ready: AtomicBool,
+    pub ready: kit::health::Flag,
     /// Chat events applied to the index.
     pub applied: prometheus::IntCounter,
     /// The stream sequence of the index's last commit.
@@ -257,25 +256,17 @@ impl Search {
             index,
             partitions,
             guilds: Guilds::new(nats.clone(), subjects.clone()),
-            ready: AtomicBool::new(false),
+            ready: kit::health::Flag::default(),
             applied,
             position: indexed_through,
             searches,
         });
 
-        let ready = Arc::clone(&shared);
-        let readiness = Readiness::new()
-            .with_nats(nats.clone())
-            .with("index", move || {
-                let ready = ready.ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        Ok(())
-                    } else {
-                        Err("the index is being built or catching up with the stream".to_owned())
-                    }
-                }
-            });
+        let readiness = Readiness::new().with_nats(nats.clone()).with_flag(
+            "index",
+            shared.ready.clone(),
+            "the index is being built or catching up with the stream",
+        );
         let listen = kit::listener::Listen {
             http: config.http_addr,
             metrics: config.metrics_addr,

@@ -3,7 +3,6 @@
 //! load), at most `--concurrent-searches` at once, each on a blocking thread.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use kit::lifecycle::Shutdown;
@@ -64,7 +63,7 @@ pub async fn answer(
 }
 
 async fn search(shared: &Arc<Shared>, payload: &[u8]) -> SearchAnswer {
-    if !shared.ready.load(Ordering::Acquire) {
+    if !shared.ready.is_set() {
         return SearchAnswer::NotReady;
     }
     let request: SearchRequest = match serde_json::from_slice(payload) {

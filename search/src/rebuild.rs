@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kit::lifecycle::Shutdown;
@@ -55,7 +54,7 @@ async fn rebuild(
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> Result<Option<Position>, String> {
-    shared.ready.store(false, Ordering::Release);
+    shared.ready.set(false);
     let started = std::time::Instant::now();
     let partitions = &shared.partitions;
     let unfinished = Position {

@@ -410,8 +410,19 @@ async fn a_deleted_message_leaves_every_inbox_and_the_others_stay() {
 }
 
 #[tokio::test]
-async fn notify_reads_on_after_its_consumer_is_deleted_and_made_again() {
+async fn notify_is_ready_once_its_consumer_is_made_and_reads_on_after_it_is_deleted() {
     let world = World::start("30s").await;
+    // Ready means the durable consumer is made, so a message sent from now on waits for notify
+    // however late its worker first pulls (CI once sent the first mentions before that).
+    let js = async_nats::jetstream::new(world.nats.clone());
+    let stream = js
+        .get_stream(world.subjects.chat_stream_name())
+        .await
+        .expect("the chat stream");
+    stream
+        .consumer_info(notify::worker::DURABLE)
+        .await
+        .expect("the consumer made before notify is ready");
     let Club {
         ann, bob, general, ..
     } = world.club().await;
@@ -425,11 +436,6 @@ async fn notify_reads_on_after_its_consumer_is_deleted_and_made_again() {
 
     // An operator (or a stream restored from nothing) takes the consumer away under notify,
     // which must not stop reading: it makes the consumer again and goes on.
-    let js = async_nats::jetstream::new(world.nats.clone());
-    let stream = js
-        .get_stream(world.subjects.chat_stream_name())
-        .await
-        .expect("the chat stream");
     stream
         .delete_consumer(notify::worker::DURABLE)
         .await

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -63,6 +64,15 @@ impl Readiness {
         })
     }
 
+    /// Adds a condition the service's own work makes true (`flag` set), such as its durable
+    /// consumer made or its index caught up; until then the check fails with `until`.
+    pub fn with_flag(self, name: &'static str, flag: Flag, until: &'static str) -> Self {
+        self.with(name, move || {
+            let ready = flag.is_set();
+            async move { if ready { Ok(()) } else { Err(until.to_owned()) } }
+        })
+    }
+
     /// Runs every check concurrently and reports each one's outcome.
     pub async fn check(&self) -> Report {
         let outcomes = futures::future::join_all(self.checks.iter().map(|(name, check)| async {
@@ -83,6 +93,20 @@ impl Readiness {
             failing,
             checks: outcomes.into_iter().collect(),
         }
+    }
+}
+
+/// A condition shared between the work that makes it true and the readiness check that asks.
+#[derive(Clone, Debug, Default)]
+pub struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Release);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 }
 

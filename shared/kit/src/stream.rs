@@ -13,9 +13,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use proto::subjects::Subjects;
 
+mod durable;
 mod events;
 mod reader;
 
+pub use durable::read_durable;
 pub use events::{EVENTS_MAX_AGE, EVENTS_MAX_BYTES, EventsStream, EventsStreamConfig};
 pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Stored};
 

@@ -90,14 +90,23 @@ Refuses to render when Snowflake worker ids could repeat: each id-making Statefu
 {{- end -}}
 
 {{/*
-The service's config map over common.config (and chat.config for the edges and persisters), as
-env entries. A name the chart sets itself is refused, so nothing is set twice with a surprising
-winner. Takes (dict "root" $ "config" MAP "owned" LIST "chat" BOOL).
+The service's config map over common.config (and chat.config for the services on the chat stream and
+the CQL store; only its NATTER_STREAM_ settings with "streamOnly", for media), as env entries. A name
+the chart sets itself is refused, so nothing is set twice with a surprising winner. Takes
+(dict "root" $ "config" MAP "owned" LIST "chat" BOOL "streamOnly" BOOL).
 */}}
 {{- define "natter.configEnv" -}}
 {{- $merged := merge (deepCopy (.config | default dict)) (deepCopy .root.Values.common.config) -}}
 {{- if .chat -}}
-{{- $merged = merge $merged (deepCopy .root.Values.chat.config) -}}
+{{- $chat := deepCopy .root.Values.chat.config -}}
+{{- if .streamOnly -}}
+{{- range $name := keys $chat }}
+{{- if not (hasPrefix "NATTER_STREAM_" $name) }}
+{{- $_ := unset $chat $name }}
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- $merged = merge $merged $chat -}}
 {{- end -}}
 {{- range $name := keys $merged | sortAlpha }}
 {{- if has $name $.owned }}
