@@ -94,6 +94,10 @@ pub struct Shared {
     pub epoch_micros: u64,
     pub send_to_ack: Latencies,
     pub send_to_receive: Latencies,
+    /// The same two to the moment the kernel received the frame, before the generator read it
+    /// ([`crate::ws::Socket::arrived`]): what the system took, without the generator's own wait.
+    pub send_to_ack_arrival: Latencies,
+    pub send_to_arrival: Latencies,
     /// Messages acknowledged, per channel index.
     pub acked: Vec<AtomicU64>,
     pub received: AtomicU64,
@@ -125,6 +129,8 @@ impl Shared {
             epoch_micros,
             send_to_ack: Latencies::new(),
             send_to_receive: Latencies::new(),
+            send_to_ack_arrival: Latencies::new(),
+            send_to_arrival: Latencies::new(),
             acked: (0..channels).map(|_| AtomicU64::new(0)).collect(),
             received: AtomicU64::new(0),
             disorder: AtomicU64::new(0),
@@ -172,6 +178,8 @@ impl Shared {
             disorder: self.disorder.load(Ordering::Relaxed),
             send_to_ack: (&self.send_to_ack.merged()).into(),
             send_to_receive: (&self.send_to_receive.merged()).into(),
+            send_to_ack_arrival: (&self.send_to_ack_arrival.merged()).into(),
+            send_to_arrival: (&self.send_to_arrival.merged()).into(),
             resumed: self.resumed.lock().await.clone(),
             resume_failures: self.resume_failures.load(Ordering::Relaxed),
             ended: self.ended.lock().map(|e| e.clone()).unwrap_or_default(),
@@ -243,9 +251,13 @@ struct Tracking {
     /// adds them once it has read everything its socket holds, not once per frame.
     received: u64,
     latencies: Vec<u64>,
-    /// When what is being read arrived (microseconds since the run's epoch): read once per
-    /// wake, for everything the socket held then, not once per frame.
+    /// The same deliveries' latencies to the kernel's receipt of them.
+    arrivals: Vec<u64>,
+    /// When what is being read was read (microseconds since the run's epoch): once per wake,
+    /// for everything the socket held then, not once per frame.
     now: u64,
+    /// When the kernel received it (the run's clock; `now` if the kernel did not say).
+    arrived: u64,
     /// Connections made after the first (resumes).
     connections: u64,
 }
@@ -258,7 +270,9 @@ impl Tracking {
             pending: HashMap::new(),
             received: 0,
             latencies: Vec::new(),
+            arrivals: Vec::new(),
             now: 0,
+            arrived: 0,
             connections: 0,
         }
     }
@@ -275,8 +289,19 @@ impl Tracking {
                 timeline.record(self.now, &self.latencies);
             }
             shared.send_to_receive.record_all(index, &self.latencies);
+            shared.send_to_arrival.record_all(index, &self.arrivals);
             self.latencies.clear();
+            self.arrivals.clear();
         }
+    }
+
+    /// Takes the time of a read that just returned on `socket`: now, and the kernel's receipt.
+    fn read_at(&mut self, socket: &Socket, shared: &Shared) {
+        self.now = shared.micros();
+        self.arrived = socket
+            .arrived()
+            .map_or(self.now, |at| at.saturating_sub(shared.epoch_micros))
+            .min(self.now);
     }
 }
 
@@ -321,7 +346,7 @@ impl Device {
         let mut sent = 0u64;
         let mut beat = tokio::time::interval(Duration::from_secs(30));
         beat.tick().await;
-        tracking.now = shared.micros();
+        tracking.read_at(&socket, &shared);
         loop {
             // Every frame the socket's buffer holds (after a read, or left from the handshake or
             // a resume), then the totals once.
@@ -342,7 +367,7 @@ impl Device {
             }
             tokio::select! {
                 filled = socket.fill() => {
-                    tracking.now = shared.micros();
+                    tracking.read_at(&socket, &shared);
                     if !matches!(filled, Ok(true)) {
                         shared.ended(0);
                         break;
@@ -482,7 +507,10 @@ impl Device {
                     shared.acked[channel].fetch_add(1, Ordering::Relaxed);
                     shared
                         .send_to_ack
-                        .record(self.index, shared.micros().saturating_sub(sent_at));
+                        .record(self.index, tracking.now.saturating_sub(sent_at));
+                    shared
+                        .send_to_ack_arrival
+                        .record(self.index, tracking.arrived.saturating_sub(sent_at));
                 }
             }
             (Opcode::Error, _) => {
@@ -512,6 +540,9 @@ impl Device {
             tracking
                 .latencies
                 .push(tracking.now.saturating_sub(sent_at));
+            tracking
+                .arrivals
+                .push(tracking.arrived.saturating_sub(sent_at));
         }
     }
 
@@ -560,6 +591,7 @@ impl Device {
                 _ => {}
             }
             tracking.now = shared.micros();
+            tracking.arrived = tracking.now;
             self.read(text, shared, tracking);
         }
         bail!("the socket closed during the resume")

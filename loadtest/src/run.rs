@@ -129,6 +129,10 @@ pub struct RunResult {
     pub deliveries_per_second: f64,
     pub send_to_ack: Percentiles,
     pub send_to_receive: Percentiles,
+    /// The same two to the moment the kernel received the frame (`SO_TIMESTAMPNS`), before the
+    /// generator, which shares the cores, read it.
+    pub send_to_ack_arrival: Percentiles,
+    pub send_to_arrival: Percentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,7 +205,9 @@ impl RunResult {
         }
         let mut rows = vec![
             ("send -> ack", &self.send_to_ack),
+            ("  at the socket", &self.send_to_ack_arrival),
             ("send -> receive", &self.send_to_receive),
+            ("  at the socket", &self.send_to_arrival),
         ];
         if let Some(history) = &self.history {
             rows.push(("history page", &history.latency));
@@ -316,6 +322,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         deliveries_per_second: delivered as f64 / delivering_seconds,
         send_to_ack: (&Histogram::from(&done.send_to_ack)).into(),
         send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
+        send_to_ack_arrival: (&Histogram::from(&done.send_to_ack_arrival)).into(),
+        send_to_arrival: (&Histogram::from(&done.send_to_arrival)).into(),
         history,
         storm,
         services,

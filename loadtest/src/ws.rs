@@ -4,18 +4,25 @@
 //! The generator counts up to a million deliveries a second on the cores the edges it measures
 //! use, so what it spends per frame is taken from them. A general client reads a frame by zeroing
 //! its buffer's free space before every read, moving the payload into a message of its own and
-//! validating it there; here a read goes into the buffer's spare capacity as it is, and a frame
-//! is a slice of the buffer until the next read.
+//! validating it there; here a read goes into the room after what the buffer holds (zeroed once,
+//! when the buffer grew), and a frame is a slice of the buffer until the next read.
+//!
+//! Every read also takes the moment the kernel received the bytes (`SO_TIMESTAMPNS`: the receive
+//! timestamp of the last packet the read took), so a delivery's latency can be told apart from
+//! how long the bytes then waited for the generator, which shares the cores with what it measures
+//! ([`Socket::arrived`]).
 //!
 //! What the edge sends is all it reads: whole (unfragmented) unmasked frames, text and Close.
 //! Anything else (a ping, a binary frame) is handed over as [`Frame::Other`]; a masked or
 //! fragmented frame, or one larger than [`MAX_FRAME`], is an error.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use anyhow::{Context, bail, ensure};
 use bytes::BufMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -29,9 +36,15 @@ pub const MAX_FRAME: usize = 16 << 20;
 /// A connected, upgraded socket.
 pub struct Socket {
     stream: TcpStream,
-    /// Bytes read and not yet handed out as frames: `buf[start..]`.
+    /// Bytes read and not yet handed out as frames: `buf[start..end]`; what follows `end` is
+    /// room for the next read (zeroed once, when the buffer grew, never before each read).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
+    /// Room for the read's control message (the receive timestamp), kept for every read.
+    control: Vec<u8>,
+    /// When the kernel received what the last read took (microseconds since the Unix epoch).
+    arrived: Option<u64>,
     /// The state of the masks' generator (xorshift64).
     mask: u64,
 }
@@ -63,6 +76,8 @@ impl Socket {
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
         );
+        // Asked before anything is received, so that every read has it.
+        setsockopt(&stream, sockopt::ReceiveTimestampns, &true)?;
         stream.write_all(request.as_bytes()).await?;
         let mut buf = Vec::with_capacity(READ_SIZE);
         let head = loop {
@@ -102,10 +117,15 @@ impl Socket {
             }
         };
         // Frames that came with the answer stay for the first reads.
+        let end = buf.len();
+        buf.resize(buf.capacity().max(READ_SIZE), 0);
         Ok(Socket {
             stream,
             buf,
             start: head,
+            end,
+            control: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            arrived: None,
             mask: seed(),
         })
     }
@@ -135,20 +155,51 @@ impl Socket {
     /// Reads what the kernel has for the socket (waiting until it has something): `false` once
     /// the connection has ended. Cancel-safe: dropped before it is ready, it has read nothing.
     pub async fn fill(&mut self) -> io::Result<bool> {
-        if self.start == self.buf.len() {
-            if self.buf.capacity() > 4 * READ_SIZE {
+        if self.start == self.end {
+            if self.buf.len() > 4 * READ_SIZE {
                 // A large frame (READY) passed: the socket goes back to its usual size.
-                self.buf = Vec::with_capacity(READ_SIZE);
+                self.buf = vec![0; READ_SIZE];
             }
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < READ_SIZE {
+            (self.start, self.end) = (0, 0);
+        } else if self.start > 0 && self.buf.len() - self.end < READ_SIZE {
             // A frame's start at the front again, rather than the buffer growing behind it.
-            self.buf.drain(..self.start);
-            self.start = 0;
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
         }
-        self.buf.reserve(READ_SIZE);
-        Ok(self.stream.read_buf(&mut self.buf).await? > 0)
+        if self.buf.len() - self.end < READ_SIZE {
+            self.buf.reserve(READ_SIZE);
+            self.buf.resize(self.buf.capacity(), 0);
+        }
+        let (room, control) = (&mut self.buf[self.end..], &mut self.control);
+        let fd = self.stream.as_raw_fd();
+        let (read, arrived) = self
+            .stream
+            .async_io(Interest::READABLE, || {
+                let mut iov = [io::IoSliceMut::new(room)];
+                let got = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())?;
+                let arrived = got.cmsgs().ok().and_then(|mut all| {
+                    all.find_map(|message| match message {
+                        ControlMessageOwned::ScmTimestampns(at) => {
+                            let micros = at.tv_sec() * 1_000_000 + at.tv_nsec() / 1_000;
+                            u64::try_from(micros).ok()
+                        }
+                        _ => None,
+                    })
+                });
+                Ok((got.bytes, arrived))
+            })
+            .await?;
+        self.end += read;
+        if arrived.is_some() {
+            self.arrived = arrived;
+        }
+        Ok(read > 0)
+    }
+
+    /// When the kernel received the bytes the last read took (microseconds since the Unix
+    /// epoch; the last of its packets), if it said.
+    pub fn arrived(&self) -> Option<u64> {
+        self.arrived
     }
 
     /// The next whole frame the buffer holds, without reading (`None` when it holds none).
@@ -194,7 +245,7 @@ impl Socket {
 
     /// The length of the buffered frame's header and of its payload, once both are buffered.
     fn header(&self) -> anyhow::Result<Option<(usize, usize)>> {
-        let held = &self.buf[self.start..];
+        let held = &self.buf[self.start..self.end];
         let [first, second, ..] = *held else {
             return Ok(None);
         };
@@ -289,6 +340,7 @@ mod tests {
         let stream = TcpStream::connect(url.socket_addrs(|| None).unwrap()[0])
             .await
             .unwrap();
+        let before = crate::device::unix_micros();
         let mut socket = Socket::handshake(stream, &url).await.unwrap();
         for text in &texts {
             match socket.next().await.unwrap().unwrap() {
@@ -296,6 +348,13 @@ mod tests {
                 other => panic!("expected text, got {other:?}"),
             }
         }
+        // Each read took the kernel's receive time, on the clock the run's sends are stamped
+        // with, and not in the future.
+        let arrived = socket.arrived().expect("a receive timestamp");
+        assert!(
+            (before..=crate::device::unix_micros()).contains(&arrived),
+            "{before} {arrived}"
+        );
         assert!(matches!(
             socket.next().await.unwrap().unwrap(),
             Frame::Other

@@ -63,6 +63,18 @@ fn assert_nothing_lost(result: &Value) {
     for latency in ["send_to_ack", "send_to_receive"] {
         assert!(result[latency]["p50_us"].as_u64().unwrap() > 0, "{result}");
     }
+    // The kernel's receipt of every frame is taken too, never after the generator read it.
+    for (read, arrival) in [
+        ("send_to_ack", "send_to_ack_arrival"),
+        ("send_to_receive", "send_to_arrival"),
+    ] {
+        assert_eq!(result[read]["count"], result[arrival]["count"], "{result}");
+        assert!(result[arrival]["p50_us"].as_u64().unwrap() > 0, "{result}");
+        assert!(
+            result[arrival]["max_us"].as_u64() <= result[read]["max_us"].as_u64(),
+            "{result}"
+        );
+    }
     assert!(
         result["services"].as_array().unwrap().len() >= 3,
         "{result}"

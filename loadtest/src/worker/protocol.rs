@@ -99,6 +99,11 @@ pub struct Done {
     pub disorder: u64,
     pub send_to_ack: Recorded,
     pub send_to_receive: Recorded,
+    /// The same two to the kernel's receipt of the frame, before the generator read it.
+    #[serde(default)]
+    pub send_to_ack_arrival: Recorded,
+    #[serde(default)]
+    pub send_to_arrival: Recorded,
     /// Seconds from the storm's start to each device's RESUMED.
     pub resumed: Vec<f64>,
     pub resume_failures: u64,
@@ -121,6 +126,10 @@ impl Done {
         self.disorder += other.disorder;
         self.send_to_ack.0.extend(other.send_to_ack.0);
         self.send_to_receive.0.extend(other.send_to_receive.0);
+        self.send_to_ack_arrival
+            .0
+            .extend(other.send_to_ack_arrival.0);
+        self.send_to_arrival.0.extend(other.send_to_arrival.0);
         self.resumed.extend(other.resumed);
         self.resume_failures += other.resume_failures;
         for (code, count) in other.ended {
