@@ -215,11 +215,7 @@ impl Media {
                 async move { storage.check().await }
             })
             .with_nats(nats.clone())
-            .with_flag(
-                "chat stream",
-                subscribed.clone(),
-                "the durable consumer of the chat stream is not made yet",
-            );
+            .with_consumer(subscribed.clone());
         let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
         let signer = UrlSigner::new(&config.url_signing_secret);
         let files = Files::new(

@@ -267,7 +267,14 @@ impl Processor {
     pub async fn run(self, shutdown: kit::lifecycle::Shutdown) {
         let js = jetstream::new(self.nats.clone());
         let stream = self.subjects.chat_stream_name();
-        let config = self.consumer_config();
+        let config = kit::stream::new_events(
+            DURABLE,
+            "Natter media: new messages' images and link previews",
+            &self.subjects,
+            ACK_WAIT,
+            // Work on several at once, a few more in hand than in the works.
+            i64::try_from(IN_FLIGHT * 4).unwrap_or(64),
+        );
         let subscribed = self.subscribed.clone();
         let this = std::sync::Arc::new(self);
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
@@ -318,23 +325,6 @@ impl Processor {
                 }
                 drop(slot);
             });
-        }
-    }
-
-    fn consumer_config(&self) -> consumer::pull::Config {
-        consumer::pull::Config {
-            durable_name: Some(DURABLE.to_owned()),
-            description: Some("Natter media: new messages' images and link previews".to_owned()),
-            filter_subject: self.subjects.chat_stream_filter(),
-            // A new deployment does not process the week of messages the stream holds.
-            deliver_policy: consumer::DeliverPolicy::New,
-            ack_policy: consumer::AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
-            max_deliver: 5,
-            // Work on several at once (the default allows one outstanding at a time
-            // only for push consumers; pull consumers allow 1,000).
-            max_ack_pending: i64::try_from(IN_FLIGHT * 4).unwrap_or(64),
-            ..Default::default()
         }
     }
 

@@ -240,11 +240,10 @@ impl Notify {
             subjects,
             vapid_public: Arc::from(vapid.public_key()),
         };
-        let readiness = Readiness::new().with_nats(nats).with_cql(cql).with_flag(
-            "chat stream",
-            subscribed,
-            "the durable consumer of the chat stream is not made yet",
-        );
+        let readiness = Readiness::new()
+            .with_nats(nats)
+            .with_cql(cql)
+            .with_consumer(subscribed);
         let router =
             kit::health::router(readiness).merge(routes::router(state, &config.allowed_origins));
         let listen = kit::listener::Listen {

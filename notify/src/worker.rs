@@ -83,7 +83,13 @@ impl Worker {
         kit::stream::read_durable(
             &js,
             &self.subjects.chat_stream_name(),
-            self.consumer_config(),
+            kit::stream::new_events(
+                DURABLE,
+                "Natter notify: mentions inbox and pushes",
+                &self.subjects,
+                ACK_WAIT,
+                1024,
+            ),
             &self.subscribed,
             &shutdown,
             |messages| self.read(messages, &shutdown),
@@ -220,21 +226,6 @@ impl Worker {
         };
         if let Err(e) = ack {
             tracing::debug!(error = %e, "cannot acknowledge a chat event");
-        }
-    }
-
-    fn consumer_config(&self) -> consumer::pull::Config {
-        consumer::pull::Config {
-            durable_name: Some(DURABLE.to_owned()),
-            description: Some("Natter notify: mentions inbox and pushes".to_owned()),
-            filter_subject: self.subjects.chat_stream_filter(),
-            // A new deployment does not notify of the week of messages the stream holds.
-            deliver_policy: consumer::DeliverPolicy::New,
-            ack_policy: consumer::AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
-            max_deliver: 5,
-            max_ack_pending: 1024,
-            ..Default::default()
         }
     }
 

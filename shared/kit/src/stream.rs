@@ -17,7 +17,7 @@ mod durable;
 mod events;
 mod reader;
 
-pub use durable::read_durable;
+pub use durable::{new_events, read_durable};
 pub use events::{EVENTS_MAX_AGE, EVENTS_MAX_BYTES, EventsStream, EventsStreamConfig};
 pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Stored};
 

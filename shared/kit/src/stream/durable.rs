@@ -5,13 +5,49 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
+use proto::subjects::Subjects;
 
-use crate::health::Flag;
+use crate::health::{Flag, Readiness};
 use crate::lifecycle::Shutdown;
 
 /// The first wait after a pull failed; it doubles up to [`LONGEST_WAIT`] while pulls keep failing.
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 const LONGEST_WAIT: Duration = Duration::from_secs(10);
+
+/// The durable consumer `name` of the chat stream's new events: a new deployment does not act
+/// on the week of events the stream holds. Each event is acknowledged on its own, comes again
+/// after `ack_wait` unacknowledged, and is given up after five deliveries.
+pub fn new_events(
+    name: &str,
+    description: &str,
+    subjects: &Subjects,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        description: Some(description.to_owned()),
+        filter_subject: subjects.chat_stream_filter(),
+        deliver_policy: consumer::DeliverPolicy::New,
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: 5,
+        max_ack_pending,
+        ..Default::default()
+    }
+}
+
+impl Readiness {
+    /// Ready once the durable consumer [`read_durable`] reads exists (`made`): every event
+    /// published from then on waits for the service.
+    pub fn with_consumer(self, made: Flag) -> Self {
+        self.with_flag(
+            "chat stream",
+            made,
+            "the durable consumer of the chat stream is not made yet",
+        )
+    }
+}
 
 /// Reads the durable consumer `config` describes on the stream `stream` until `shutdown`: looks
 /// it up or makes it, sets `made` (from then on every new event waits for it, so the service may
