@@ -174,20 +174,7 @@ impl Socket {
         let fd = self.stream.as_raw_fd();
         let (read, arrived) = self
             .stream
-            .async_io(Interest::READABLE, || {
-                let mut iov = [io::IoSliceMut::new(room)];
-                let got = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())?;
-                let arrived = got.cmsgs().ok().and_then(|mut all| {
-                    all.find_map(|message| match message {
-                        ControlMessageOwned::ScmTimestampns(at) => {
-                            let micros = at.tv_sec() * 1_000_000 + at.tv_nsec() / 1_000;
-                            u64::try_from(micros).ok()
-                        }
-                        _ => None,
-                    })
-                });
-                Ok((got.bytes, arrived))
-            })
+            .async_io(Interest::READABLE, || Ok(receive(fd, room, control)?))
             .await?;
         self.end += read;
         if arrived.is_some() {
@@ -287,6 +274,29 @@ pub fn put_header(out: &mut impl BufMut, opcode: u8, length: usize, masked: bool
     }
 }
 
+/// One `recvmsg` into `room`: the bytes read, and the kernel's receive time of the last packet
+/// they came in (microseconds since the Unix epoch) when the socket asked for it
+/// (`SO_TIMESTAMPNS`) and the kernel stamped it.
+#[allow(clippy::ptr_arg)] // nix's recvmsg takes the control buffer as a Vec
+fn receive(
+    fd: std::os::fd::RawFd,
+    room: &mut [u8],
+    control: &mut Vec<u8>,
+) -> nix::Result<(usize, Option<u64>)> {
+    let mut iov = [io::IoSliceMut::new(room)];
+    let got = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())?;
+    let arrived = got.cmsgs().ok().and_then(|mut all| {
+        all.find_map(|message| match message {
+            ControlMessageOwned::ScmTimestampns(at) => {
+                let micros = at.tv_sec() * 1_000_000 + at.tv_nsec() / 1_000;
+                u64::try_from(micros).ok()
+            }
+            _ => None,
+        })
+    });
+    Ok((got.bytes, arrived))
+}
+
 /// A mask generator's first state: different for every socket (never zero, as xorshift needs).
 fn seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
@@ -325,8 +335,36 @@ mod tests {
         (url.parse().unwrap(), server)
     }
 
+    /// Until the kernel stamps what loopback sockets receive. It turns stamping on for the
+    /// machine in the background the first time a socket asks (`net_enable_timestamp`'s deferred
+    /// work): on a loaded machine a test's first reads can come before it, with no time.
+    async fn until_the_kernel_stamps() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        setsockopt(&client, sockopt::ReceiveTimestampns, &true).unwrap();
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        loop {
+            server.write_all(b"x").await.unwrap();
+            let mut room = [0; 16];
+            let (_, arrived) = client
+                .async_io(Interest::READABLE, || {
+                    Ok(receive(client.as_raw_fd(), &mut room, &mut control)?)
+                })
+                .await
+                .unwrap();
+            if arrived.is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn frames_of_every_length_form_arrive_whole_and_in_order() {
+        until_the_kernel_stamps().await;
         // 0-125 in the first byte, 126-65,535 in two more, longer in eight more.
         let lengths = [
             0, 1, 125, 126, 127, 4095, 4096, 4097, 65_535, 65_536, 70_000,
