@@ -62,7 +62,11 @@ struct RawResult {
     deliveries_per_second: f64,
     /// This process's CPU (the writer) per delivery, in microseconds.
     writer_cpu_micros_per_delivery: f64,
+    /// The whole machine's CPU (the generator's workers and everything else) per delivery.
+    machine_cpu_micros_per_delivery: f64,
     send_to_receive: Percentiles,
+    /// The same to the moment the kernel received the frame, before the device read it.
+    send_to_arrival: Percentiles,
 }
 
 /// The sockets a writer holds, after their READY.
@@ -94,6 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let sockets = std::mem::take(&mut *sockets.lock().await);
 
     let cpu = process_cpu_seconds();
+    let machine = timeline::CpuMark::take();
     let started = Instant::now();
     let (sent, sockets) = write(sockets, &ids, channel, &args, epoch).await;
     let expected = sent * sockets.len() as u64;
@@ -101,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let delivered = fleet.progress().received;
     let seconds = started.elapsed().as_secs_f64();
     let writer_cpu = process_cpu_seconds() - cpu;
+    let machine_cpu = machine.since().machine;
     let done = fleet.finish().await?;
     let result = RawResult {
         connections: sockets.len(),
@@ -110,17 +116,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         delivered,
         deliveries_per_second: delivered as f64 / seconds,
         writer_cpu_micros_per_delivery: writer_cpu * 1e6 / delivered.max(1) as f64,
+        machine_cpu_micros_per_delivery: machine_cpu * 1e6 / delivered.max(1) as f64,
         send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
+        send_to_arrival: (&Histogram::from(&done.send_to_arrival)).into(),
     };
     println!(
-        "raw {} msg/s: {} of {} delivered, {:.0} deliveries/s, writer {:.2} us per delivery",
+        "raw {} msg/s: {} of {} delivered, {:.0} deliveries/s, CPU per delivery: the writer {:.2} us, the machine {:.2} us",
         result.offered_rate,
         result.delivered,
         result.expected_deliveries,
         result.deliveries_per_second,
-        result.writer_cpu_micros_per_delivery
+        result.writer_cpu_micros_per_delivery,
+        result.machine_cpu_micros_per_delivery
     );
-    crate::report::print_percentiles(&[("send -> receive", &result.send_to_receive)]);
+    crate::report::print_percentiles(&[
+        ("send -> receive", &result.send_to_receive),
+        ("  at the socket", &result.send_to_arrival),
+    ]);
     crate::report::write_json(&args.out, &result)?;
     println!("result written to {}", args.out.display());
     Ok(())
@@ -170,8 +182,8 @@ async fn accept(listener: TcpListener, sockets: Sockets, user: Snowflake) {
 }
 
 /// Writes the run's rate of messages for its duration, the frames due at each tick in one write
-/// per socket (a writer task per core, each over its share of the sockets); messages sent, and
-/// the sockets back.
+/// per socket (a writer task per core, each over its share of the sockets, writing what is due
+/// since its last pass); messages sent, and the sockets back.
 async fn write(
     sockets: Vec<TcpStream>,
     ids: &SnowflakeGenerator,
@@ -184,21 +196,28 @@ async fn write(
     for (i, socket) in sockets.into_iter().enumerate() {
         shares[i % cores].push(socket);
     }
-    let (batches, _) = tokio::sync::broadcast::channel::<Bytes>(1024);
-    let writers: Vec<_> = shares
+    let (senders, writers): (Vec<_>, Vec<_>) = shares
         .into_iter()
         .map(|mut share| {
-            let mut batches = batches.subscribe();
-            tokio::spawn(async move {
-                while let Ok(batch) = batches.recv().await {
+            let (batches, mut due) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            let writer = tokio::spawn(async move {
+                // Everything due since the last pass goes in one write per socket: a writer
+                // behind its ticks writes more frames per call, as a session writes what it has
+                // waiting, rather than falling further behind.
+                while let Some(first) = due.recv().await {
+                    let mut frames = BytesMut::from(&first[..]);
+                    while let Ok(more) = due.try_recv() {
+                        frames.extend_from_slice(&more);
+                    }
                     for socket in &mut share {
-                        let _ = socket.write_all(&batch).await;
+                        let _ = socket.write_all(&frames).await;
                     }
                 }
                 share
-            })
+            });
+            (batches, writer)
         })
-        .collect();
+        .unzip();
     let mut sent = 0;
     let started = Instant::now();
     let mut tick = tokio::time::interval(args.tick);
@@ -223,10 +242,13 @@ async fn write(
             put_text_frame(&mut batch, frame.as_bytes());
         }
         if !batch.is_empty() {
-            let _ = batches.send(batch.freeze());
+            let batch = batch.freeze();
+            for writer in &senders {
+                let _ = writer.send(batch.clone());
+            }
         }
     }
-    drop(batches);
+    drop(senders);
     let mut sockets = Vec::new();
     for writer in writers {
         if let Ok(share) = writer.await {

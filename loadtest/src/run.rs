@@ -133,6 +133,12 @@ pub struct RunResult {
     /// generator, which shares the cores, read it.
     pub send_to_ack_arrival: Percentiles,
     pub send_to_arrival: Percentiles,
+    /// CPU per delivery from the first send until everything was delivered, in microseconds:
+    /// the processes named `edge` on this machine (none when the edges run elsewhere), and the
+    /// machine's whole (the generator included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_cpu_micros_per_delivery: Option<f64>,
+    pub machine_cpu_micros_per_delivery: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,6 +219,12 @@ impl RunResult {
             rows.push(("history page", &history.latency));
         }
         report::print_percentiles(&rows);
+        let edges = (self.edge_cpu_micros_per_delivery)
+            .map_or_else(String::new, |us| format!("the edges {us:.2} us, "));
+        println!(
+            "CPU per delivery: {edges}the machine {:.2} us",
+            self.machine_cpu_micros_per_delivery
+        );
         if let Some(history) = &self.history {
             println!(
                 "history: {} reads, {} errors",
@@ -270,9 +282,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         .is_some()
         .then(|| timeline::Sampler::start(epoch));
     let started = Instant::now();
+    let cpu_mark = timeline::CpuMark::take();
     let sending = send(&fleet, plan, &cast.senders, clock).await;
     settle(&fleet, sending.sent, &cast.devices_in_channel).await;
     let delivering_seconds = started.elapsed().as_secs_f64();
+    let cpu_used = cpu_mark.since();
     let cpu = sampler.map(timeline::Sampler::stop);
     let services = baseline.deltas().await;
     let history = match history {
@@ -289,6 +303,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         .zip(&done.delivered)
         .map(|((acked, devices), got)| (acked * devices).saturating_sub(*got))
         .sum();
+    let per_delivery = |seconds: f64| seconds * 1e6 / delivered.max(1) as f64;
+    let edge_cpu_micros_per_delivery = cpu_used.by_name.get("edge").copied().map(per_delivery);
     let storm = sending
         .stormed
         .then(|| StormResult::of(&done, device_count));
@@ -324,6 +340,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
         send_to_ack_arrival: (&Histogram::from(&done.send_to_ack_arrival)).into(),
         send_to_arrival: (&Histogram::from(&done.send_to_arrival)).into(),
+        edge_cpu_micros_per_delivery,
+        machine_cpu_micros_per_delivery: per_delivery(cpu_used.machine),
         history,
         storm,
         services,

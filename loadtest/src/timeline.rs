@@ -182,6 +182,43 @@ fn sample(epoch_micros: u64, stop: &AtomicBool) -> Cpu {
         .collect()
 }
 
+/// Every process's CPU ticks and the machine's at one moment, to tell what a run's delivery
+/// took per delivery without a sampler beside it.
+pub struct CpuMark {
+    processes: HashMap<u32, (String, u64)>,
+    machine: u64,
+}
+
+/// CPU seconds since a [`CpuMark`], by command name, and the machine's whole.
+#[derive(Debug, Default)]
+pub struct CpuUsed {
+    pub by_name: HashMap<String, f64>,
+    pub machine: f64,
+}
+
+impl CpuMark {
+    pub fn take() -> Self {
+        Self {
+            processes: processes(),
+            machine: machine_ticks(),
+        }
+    }
+
+    /// What every process alive at both moments used since, summed by command name (a
+    /// process started since counts whole).
+    pub fn since(&self) -> CpuUsed {
+        let mut by_name: HashMap<String, f64> = HashMap::new();
+        for (pid, (name, ticks)) in processes() {
+            let was = self.processes.get(&pid).map_or(0, |(_, was)| *was);
+            *by_name.entry(name).or_default() += ticks.saturating_sub(was) as f64 / 100.0;
+        }
+        CpuUsed {
+            by_name,
+            machine: machine_ticks().saturating_sub(self.machine) as f64 / 100.0,
+        }
+    }
+}
+
 /// Every process's command name and CPU ticks so far (user and system).
 fn processes() -> HashMap<u32, (String, u64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
