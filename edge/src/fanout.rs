@@ -136,12 +136,13 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// A session's end of the hub, and its queue's receiving end: at most `limit` events wait.
-    pub fn new(limit: usize) -> (Self, mpsc::UnboundedReceiver<Run>) {
+    /// `draining` is the edge's: its cancellation kicks the session too, with no code.
+    pub fn new(limit: usize, draining: &CancellationToken) -> (Self, mpsc::UnboundedReceiver<Run>) {
         let (queue, deliveries) = mpsc::unbounded_channel();
         (
             Self {
                 queue,
-                kick: Kick::new(limit),
+                kick: Kick::new(limit, draining.child_token()),
             },
             deliveries,
         )
@@ -150,7 +151,9 @@ impl SessionHandle {
 
 /// A one-shot "close this session with this code", shared between the hub and the session, with
 /// the count of events waiting in the session's queue that decides the hub's own reason to close
-/// it (a client too slow to read what its topics carry).
+/// it (a client too slow to read what its topics carry). Its token is a child of the edge's
+/// draining token, so a session waits on one token of its own for both: polling the edge's
+/// token itself at every step locked the one mutex every session of the edge shares.
 #[derive(Debug, Clone)]
 pub struct Kick {
     token: CancellationToken,
@@ -166,9 +169,9 @@ struct Backlog {
 }
 
 impl Kick {
-    fn new(limit: usize) -> Self {
+    fn new(limit: usize, token: CancellationToken) -> Self {
         Self {
-            token: CancellationToken::new(),
+            token,
             shared: Arc::new(Backlog {
                 code: std::sync::OnceLock::new(),
                 waiting: AtomicUsize::new(0),
@@ -186,13 +189,10 @@ impl Kick {
         first
     }
 
-    pub async fn kicked(&self) -> CloseCode {
+    /// The code the session was kicked with, or none when the edge is draining.
+    pub async fn kicked(&self) -> Option<CloseCode> {
         self.token.cancelled().await;
-        self.shared
-            .code
-            .get()
-            .copied()
-            .unwrap_or(CloseCode::UnknownError)
+        self.shared.code.get().copied()
     }
 
     /// The hub is about to queue `events`: false when they would put more than the limit in
@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_session_is_too_slow_once_more_than_its_limit_of_events_would_wait() {
-        let (handle, _deliveries) = SessionHandle::new(10);
+        let (handle, _deliveries) = SessionHandle::new(10, &CancellationToken::new());
         assert!(handle.kick.admit(6), "six of ten");
         assert!(handle.kick.admit(4), "ten of ten");
         handle.kick.taken(6);

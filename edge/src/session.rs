@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! accept ─► HELLO ─► IDENTIFY or RESUME (10 s) ─► join topics ─► READY / replay + RESUMED ─► loop
-//!   loop: client frame │ hub delivery │ heartbeat deadline │ kick │ edge draining
+//!   loop: client frame │ hub delivery │ heartbeat deadline │ kick (or the edge draining)
 //! ```
+//!
+//! The edge's draining reaches a session through its own kick token, a child of the edge's
+//! draining token: a kick with no code asks the client to reconnect elsewhere.
 //!
 //! The session lives in one task. It never buffers without bound: deliveries wait in a bounded
 //! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
@@ -57,7 +60,7 @@ type Step<T = ()> = Result<T, Ending>;
 pub(crate) fn serve(socket: Socket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let id = state.next_session_id();
-    let (handle, deliveries) = SessionHandle::new(state.config.session_queue);
+    let (handle, deliveries) = SessionHandle::new(state.config.session_queue, &state.draining);
     let mut session = Session {
         socket,
         state: Arc::clone(&state),
@@ -155,7 +158,7 @@ impl Session {
             let frame = tokio::select! {
                 frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics) => frame?,
                 () = sleep_until(deadline) => return Err(Some(CloseCode::NotAuthenticated)),
-                () = self.state.draining.cancelled() => return self.reconnect().await,
+                code = self.handle.kick.kicked() => return self.kicked(code).await,
             };
             match frame {
                 ClientFrame::Heartbeat(_) => self.send_op(Opcode::HeartbeatAck, &()).await?,
@@ -197,19 +200,20 @@ impl Session {
         let mut heartbeat_deadline = std::pin::pin!(heartbeat_deadline);
         let kick = self.handle.kick.clone();
         let mut kicked = std::pin::pin!(kick.kicked());
-        let state = Arc::clone(&self.state);
-        let mut draining = std::pin::pin!(state.draining.cancelled());
         loop {
-            // The reply lane first: an answer that is ready never waits behind fan-out.
-            while let Some(Some(reply)) = self.replies.next().now_or_never() {
+            // The reply lane first: an answer that is ready never waits behind fan-out. (Polled
+            // only when it holds any: polling an empty set registers its waker every step.)
+            while !self.replies.is_empty() {
+                let Some(Some(reply)) = self.replies.next().now_or_never() else {
+                    break;
+                };
                 self.send_text(&reply).await?;
             }
             self.flush().await?;
             // Then whatever is ready, the client's frames and deliveries taking turns: a session
             // fed without pause still hears its client, and one talking fast still reads.
             tokio::select! {
-                code = &mut kicked => return Err(Some(code)),
-                () = &mut draining => return self.reconnect().await,
+                code = &mut kicked => return self.kicked(code).await,
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
                     self.send_text(&reply).await?;
                 }

@@ -78,6 +78,14 @@ impl Session {
         }
     }
 
+    /// The session was kicked with `code`, or (none) the edge is draining.
+    pub(super) async fn kicked<T>(&mut self, code: Option<CloseCode>) -> Step<T> {
+        match code {
+            Some(code) => Err(Some(code)),
+            None => self.reconnect().await,
+        }
+    }
+
     /// The edge is draining: ask the client to reconnect elsewhere and resume there.
     pub(super) async fn reconnect<T>(&mut self) -> Step<T> {
         self.send_op(Opcode::Reconnect, &()).await?;
