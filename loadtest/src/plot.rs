@@ -31,7 +31,6 @@ pub fn latency_against_load(path: &Path, results: &[RunResult], load: Load) -> a
     let root = SVGBackend::new(path, (900, 860)).into_drawing_area();
     root.fill(&WHITE).context("drawing the plot")?;
     let (upper, lower) = root.split_vertically(540);
-    let max_rate = results.iter().map(|r| load.of(r)).fold(1.0, f64::max);
     let (caption, x_desc) = match load {
         Load::Offered => (
             "Send-to-receive latency against offered load (chat)",
@@ -42,116 +41,98 @@ pub fn latency_against_load(path: &Path, results: &[RunResult], load: Load) -> a
             "deliveries per second",
         ),
     };
-    let ms = |us: u64| us as f64 / 1000.0;
-    let max_latency = results
-        .iter()
-        .map(|r| ms(r.send_to_receive.p999_us))
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&upper)
-        .caption(caption, ("sans-serif", 22))
-        .margin(20)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..max_rate * 1.05, 0.0..max_latency * 1.1)
-        .context("drawing the plot")?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("latency (ms)")
-        .draw()
-        .context("drawing the plot")?;
-    type Series = (&'static str, fn(&RunResult) -> u64, RGBColor);
-    let series: [Series; 3] = [
-        ("p50", |r| r.send_to_receive.p50_us, BLUE),
-        ("p99", |r| r.send_to_receive.p99_us, RGBColor(230, 120, 0)),
-        ("p99.9", |r| r.send_to_receive.p999_us, RED),
+    let axis = Axis {
+        max: results.iter().map(|r| load.of(r)).fold(1.0, f64::max),
+        desc: x_desc,
+    };
+    let points = |value: fn(&RunResult) -> Option<f64>| -> Vec<(f64, f64)> {
+        (results.iter())
+            .filter_map(|r| Some((load.of(r), value(r)?)))
+            .collect()
+    };
+    let latency = [
+        ("p50", points(|r| ms(r.send_to_receive.p50_us)), BLUE),
+        (
+            "p99",
+            points(|r| ms(r.send_to_receive.p99_us)),
+            RGBColor(230, 120, 0),
+        ),
+        ("p99.9", points(|r| ms(r.send_to_receive.p999_us)), RED),
     ];
-    for (name, value, color) in series {
-        let points: Vec<(f64, f64)> = results.iter().map(|r| (load.of(r), ms(value(r)))).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .context("drawing the plot")?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
-            )
-            .context("drawing the plot")?;
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .draw()
-        .context("drawing the plot")?;
-    cpu_per_delivery(&lower, results, load, max_rate, x_desc)?;
+    panel(&upper, (caption, 22), &axis, "latency (ms)", &latency)?;
+    let cpu = [
+        (
+            "the edges",
+            points(|r| r.edge_cpu_micros_per_delivery),
+            BLUE,
+        ),
+        (
+            "the machine (generator included)",
+            points(|r| Some(r.machine_cpu_micros_per_delivery)),
+            BLACK,
+        ),
+    ];
+    panel(
+        &lower,
+        ("CPU per delivery", 18),
+        &axis,
+        "CPU per delivery (us)",
+        &cpu,
+    )?;
     root.present().context("writing the plot")?;
     Ok(())
 }
 
-/// The CPU per delivery of each rate's run: the edges' processes and the machine's whole.
-fn cpu_per_delivery(
+/// Microseconds as milliseconds, for the latency panel.
+fn ms(us: u64) -> Option<f64> {
+    Some(us as f64 / 1000.0)
+}
+
+/// A line of a panel: its name, its points (load, value), its colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
+/// The load axis every panel shares.
+struct Axis<'a> {
+    max: f64,
+    desc: &'a str,
+}
+
+/// One chart: each series a line through its points (a series with none is left out), the
+/// vertical axis from zero to a little over the largest value.
+fn panel(
     area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
-    results: &[RunResult],
-    load: Load,
-    max_rate: f64,
-    x_desc: &str,
+    caption: (&str, u32),
+    axis: &Axis,
+    y_desc: &str,
+    series: &[Series],
 ) -> anyhow::Result<()> {
-    let max_cpu = (results.iter())
-        .map(|r| r.machine_cpu_micros_per_delivery)
-        .chain(
-            results
-                .iter()
-                .filter_map(|r| r.edge_cpu_micros_per_delivery),
-        )
+    let max_y = (series.iter())
+        .flat_map(|(_, points, _)| points.iter().map(|&(_, y)| y))
         .fold(0.1, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption("CPU per delivery", ("sans-serif", 18))
+        .caption(caption.0, ("sans-serif", caption.1))
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..max_rate * 1.05, 0.0..max_cpu * 1.1)
+        .build_cartesian_2d(0.0..axis.max * 1.05, 0.0..max_y * 1.1)
         .context("drawing the plot")?;
     chart
         .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("CPU per delivery (us)")
+        .x_desc(axis.desc)
+        .y_desc(y_desc)
         .draw()
         .context("drawing the plot")?;
-    type Series = (&'static str, fn(&RunResult) -> Option<f64>, RGBColor);
-    let series: [Series; 2] = [
-        ("the edges", |r| r.edge_cpu_micros_per_delivery, BLUE),
-        (
-            "the machine (generator included)",
-            |r| Some(r.machine_cpu_micros_per_delivery),
-            BLACK,
-        ),
-    ];
-    for (name, value, color) in series {
-        let points: Vec<(f64, f64)> = (results.iter())
-            .filter_map(|r| Some((load.of(r), value(r)?)))
-            .collect();
-        if points.is_empty() {
-            continue;
-        }
+    for (name, points, color) in series.iter().filter(|(_, points, _)| !points.is_empty()) {
+        let color = *color;
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .context("drawing the plot")?
-            .label(name)
+            .label(*name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
-            )
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
             .context("drawing the plot")?;
     }
     chart
