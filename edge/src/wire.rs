@@ -10,15 +10,22 @@
 //! taken and dropped on the one counter every session's copy shares (docs/BENCHMARKS.md, "the
 //! relay", has what each cost). tungstenite's own frames (its answers to pings, the Close) go
 //! through the same buffer, whole, so nothing interleaves.
+//!
+//! The connection also knows whether reading it could make progress ([`Conn::poll_readable`]):
+//! a session woken by a delivery does not go through tungstenite's read path only to find
+//! nothing (registering its waker with the socket takes a lock each time).
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use kit::error::ApiError;
@@ -134,6 +141,27 @@ pub(crate) struct Conn {
     out: Vec<u8>,
     /// How much of `out` the connection has taken.
     written: usize,
+    readable: Arc<Readable>,
+}
+
+/// Whether a read of the connection could make progress: cleared when a read finds nothing,
+/// set again by the waker that read left with the socket, when the socket becomes readable.
+/// A read that returns bytes leaves it set: tungstenite may hold whole frames already, and only
+/// a read that finds nothing has a wake-up coming.
+struct Readable {
+    due: AtomicBool,
+    /// Whoever read last (tungstenite, on behalf of the session's task).
+    reader: AtomicWaker,
+    /// A session waiting in [`Conn::poll_readable`].
+    waiter: AtomicWaker,
+}
+
+impl ArcWake for Readable {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.due.store(true, Ordering::Release);
+        this.reader.wake();
+        this.waiter.wake();
+    }
 }
 
 impl Conn {
@@ -142,6 +170,25 @@ impl Conn {
             io: TokioIo::new(io),
             out: Vec::new(),
             written: 0,
+            readable: Arc::new(Readable {
+                due: AtomicBool::new(true),
+                reader: AtomicWaker::new(),
+                waiter: AtomicWaker::new(),
+            }),
+        }
+    }
+
+    /// Ready once a read could make progress: the last read returned bytes (more may be
+    /// buffered above it), or the socket has become readable since one found nothing.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.readable.due.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.readable.waiter.register(cx.waker());
+        if self.readable.due.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 
@@ -184,7 +231,17 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let readable = &this.readable;
+        readable.reader.register(cx.waker());
+        // Cleared before the read looks at the socket: a wake-up after that look sets it again.
+        readable.due.store(false, Ordering::Release);
+        let waker = waker_ref(readable);
+        let read = Pin::new(&mut this.io).poll_read(&mut Context::from_waker(&waker), buf);
+        if read.is_ready() {
+            readable.due.store(true, Ordering::Release);
+        }
+        read
     }
 }
 

@@ -150,6 +150,9 @@ pub(super) async fn read_frame(
     metrics: &EdgeMetrics,
 ) -> Step<ClientFrame> {
     loop {
+        // Through tungstenite's read path only when the socket may have something: a step woken
+        // by a delivery would otherwise find nothing there, at a lock on the socket's waker.
+        std::future::poll_fn(|cx| socket.get_mut().poll_readable(cx)).await;
         let message = match socket.next().await {
             Some(Ok(message)) => message,
             Some(Err(e)) if gone(&e) => return Err(None),

@@ -87,3 +87,43 @@ async fn a_sender_in_a_busy_channel_stays_connected_and_gets_every_ack() {
     assert_eq!(hers, sent.iter().collect::<Vec<_>>());
     assert!(posted > 0, "Bob's posts made the channel busy");
 }
+
+#[tokio::test]
+async fn frames_a_client_writes_together_are_each_read_and_answered() {
+    // The socket wakes its session once for the write that carries them all: the session must
+    // read the frames already read from the socket without waiting for another wake-up.
+    let world = World::start(1, &["--send-rate=100000/1s"]).await;
+    let ann = world.sign_up("ann").await;
+    let room = world.channel(&ann, "room", &[]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+
+    const SENDS: usize = 20;
+    ann_1
+        .send_together((0..SENDS).map(|n| {
+            json!({"op": 20, "d": {"channel_id": room, "content": format!("a{n}"), "nonce": format!("a-{n}")}})
+        }))
+        .await;
+    let (mut acks, mut contents) = (Vec::new(), Vec::new());
+    while acks.len() < SENDS || contents.len() < SENDS {
+        let Some(frame) = ann_1.next().await else {
+            panic!(
+                "{} answers and {} messages of {SENDS} arrived",
+                acks.len(),
+                contents.len()
+            );
+        };
+        match frame["op"].as_u64() {
+            Some(24) => acks.push(frame["d"]["nonce"].as_str().unwrap().to_owned()),
+            Some(25) => panic!("a send was refused: {frame}"),
+            _ if frame["t"] == "MESSAGE_CREATE" => {
+                contents.push(frame["d"]["content"].as_str().unwrap().to_owned());
+            }
+            _ => {}
+        }
+    }
+    let nonces: Vec<String> = (0..SENDS).map(|n| format!("a-{n}")).collect();
+    let sent: Vec<String> = (0..SENDS).map(|n| format!("a{n}")).collect();
+    acks.sort_by_key(|nonce| nonce[2..].parse::<usize>().unwrap());
+    assert_eq!(acks, nonces, "every send answered once");
+    assert_eq!(contents, sent, "in the order written");
+}

@@ -617,6 +617,17 @@ impl Client {
     }
 
     /// Sends any WebSocket message (pings and pongs included).
+    /// Sends frames in one write: the edge finds them all in one read.
+    pub(crate) async fn send_together(&mut self, frames: impl IntoIterator<Item = Value>) {
+        for frame in frames {
+            self.socket
+                .feed(Message::Text(frame.to_string().into()))
+                .await
+                .expect("queue a frame");
+        }
+        self.socket.flush().await.expect("send the frames");
+    }
+
     pub(crate) async fn send_message(&mut self, message: Message) {
         self.socket.send(message).await.expect("send a message");
     }
