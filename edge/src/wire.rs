@@ -150,16 +150,14 @@ pub(crate) struct Conn {
 /// a read that finds nothing has a wake-up coming.
 struct Readable {
     due: AtomicBool,
-    /// Whoever read last (tungstenite, on behalf of the session's task).
-    reader: AtomicWaker,
-    /// A session waiting in [`Conn::poll_readable`].
+    /// Whoever waits for it: the last read that found nothing (tungstenite, for the session's
+    /// task), or the session in [`Conn::poll_readable`]; both wake the session's task.
     waiter: AtomicWaker,
 }
 
 impl ArcWake for Readable {
     fn wake_by_ref(this: &Arc<Self>) {
         this.due.store(true, Ordering::Release);
-        this.reader.wake();
         this.waiter.wake();
     }
 }
@@ -172,7 +170,6 @@ impl Conn {
             written: 0,
             readable: Arc::new(Readable {
                 due: AtomicBool::new(true),
-                reader: AtomicWaker::new(),
                 waiter: AtomicWaker::new(),
             }),
         }
@@ -233,7 +230,7 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let readable = &this.readable;
-        readable.reader.register(cx.waker());
+        readable.waiter.register(cx.waker());
         // Cleared before the read looks at the socket: a wake-up after that look sets it again.
         readable.due.store(false, Ordering::Release);
         let waker = waker_ref(readable);
