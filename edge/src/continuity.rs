@@ -151,6 +151,7 @@ impl Continuity {
             subscriptions: SelectAll::new(),
             lanes: HashMap::new(),
             followed: Vec::new(),
+            prune_at: PRUNE_AT_LEAST,
             nats,
             reader: Reader {
                 streams: streams.clone(),
@@ -236,13 +237,21 @@ struct Gap {
     cause: Cause,
 }
 
+/// The followed list's length below which stopped topics are kept.
+const PRUNE_AT_LEAST: usize = 64;
+
 /// Hands out every topic's events, gap-free and in stream order (see the module docs).
 pub struct Dispatcher {
     commands: mpsc::UnboundedReceiver<Command>,
     subscriptions: SelectAll<BoxStream<'static, (Arc<Feed>, async_nats::Message)>>,
     /// Keyed by the feed's address: a topic may be dropped and made again.
     lanes: HashMap<usize, Lane>,
+    /// Every topic followed, and stopped ones not yet let go: those are let go once the list has
+    /// doubled since they last were (a storm of sessions starts follows thousands of topics, and
+    /// letting go at each follow walked the whole list every time).
     followed: Vec<Arc<Feed>>,
+    /// The list's length at which the stopped are let go next.
+    prune_at: usize,
     nats: async_nats::Client,
     reader: Reader,
     metrics: EdgeMetrics,
@@ -311,7 +320,10 @@ impl Dispatcher {
             .map(move |message| (Arc::clone(&tagged), message))
             .boxed();
         self.subscriptions.push(stream);
-        self.followed.retain(|feed| !feed.is_stopped());
+        if self.followed.len() >= self.prune_at {
+            self.followed.retain(|feed| !feed.is_stopped());
+            self.prune_at = (2 * self.followed.len()).max(PRUNE_AT_LEAST);
+        }
         self.followed.push(feed);
     }
 
