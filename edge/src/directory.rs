@@ -51,8 +51,11 @@ pub enum DirectoryError {
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Questions about sessions starting in flight at once: a storm's sessions wait for one of these
-/// and go together, [`MAX_SESSION_STARTS`] to a question.
-const STARTS_IN_FLIGHT: usize = 4;
+/// and go together, [`MAX_SESSION_STARTS`] to a question. Two rather than more: each question is
+/// a handful of statements whatever it holds, so fewer, fuller questions cost PostgreSQL and
+/// auth less in a storm (docs/BENCHMARKS.md, "reconnect storm"); two rather than one, so one
+/// slow answer does not hold every start at the edge.
+const STARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Clone)]
 pub struct Directory {
