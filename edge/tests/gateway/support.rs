@@ -616,7 +616,6 @@ impl Client {
         send_json(&mut self.socket, frame).await;
     }
 
-    /// Sends any WebSocket message (pings and pongs included).
     /// Sends frames in one write: the edge finds them all in one read.
     pub(crate) async fn send_together(&mut self, frames: impl IntoIterator<Item = Value>) {
         for frame in frames {
@@ -628,6 +627,7 @@ impl Client {
         self.socket.flush().await.expect("send the frames");
     }
 
+    /// Sends any WebSocket message (pings and pongs included).
     pub(crate) async fn send_message(&mut self, message: Message) {
         self.socket.send(message).await.expect("send a message");
     }
