@@ -17,12 +17,13 @@ use proto::Snowflake;
 use proto::events::Event;
 use proto::gateway::CloseCode;
 use proto::subjects::Subjects;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::continuity::{Continuity, Feed, Followed, Source, Streams};
 use crate::guilds::{FollowError, GuildFeed};
 use crate::metrics::EdgeMetrics;
+use crate::queue;
 
 /// A session's id, unique within this edge process.
 pub type SessionId = u64;
@@ -129,7 +130,7 @@ impl std::ops::Deref for Run {
 pub struct SessionHandle {
     /// Bounded in events, not items, by `kick`: only [`hand_out`] queues here, counting what
     /// it queues.
-    queue: mpsc::UnboundedSender<Run>,
+    queue: queue::Sender,
     /// The events waiting in the queue, and the session's close once they would be too many.
     pub kick: Kick,
 }
@@ -137,8 +138,8 @@ pub struct SessionHandle {
 impl SessionHandle {
     /// A session's end of the hub, and its queue's receiving end: at most `limit` events wait.
     /// `draining` is the edge's: its cancellation kicks the session too, with no code.
-    pub fn new(limit: usize, draining: &CancellationToken) -> (Self, mpsc::UnboundedReceiver<Run>) {
-        let (queue, deliveries) = mpsc::unbounded_channel();
+    pub fn new(limit: usize, draining: &CancellationToken) -> (Self, queue::Receiver) {
+        let (queue, deliveries) = queue::queue();
         (
             Self {
                 queue,
@@ -514,7 +515,7 @@ pub(crate) fn hand_out(sessions: &Sessions, run: &Run, metrics: &EdgeMetrics) {
             if handle.kick.kick(CloseCode::SessionTimedOut) {
                 metrics.slow_client_closes.inc();
             }
-        } else if handle.queue.send(run.clone()).is_ok() {
+        } else if handle.queue.send(run.clone()) {
             queued += events;
         }
     }

@@ -35,6 +35,7 @@ pub mod guilds;
 pub mod metrics;
 pub mod processed;
 pub mod purge;
+pub mod queue;
 pub mod reporter;
 pub mod routes;
 pub mod search;

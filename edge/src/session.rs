@@ -30,10 +30,9 @@ use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
 use rustc_hash::FxHashSet;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::fanout::{Run, SessionHandle, SessionId, Topic};
+use crate::fanout::{SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
 use crate::wire::Socket;
 
@@ -77,7 +76,7 @@ pub(crate) fn serve(socket: Socket, state: Arc<EdgeState>) -> impl Future<Output
         unexplained: HashSet::new(),
         floor: 0,
         presence: crate::watch::Watch::default(),
-        replies: FuturesUnordered::new(),
+        replies: Replies::default(),
         voice: None,
         voice_session: None,
     };
@@ -101,7 +100,7 @@ struct Session {
     state: Arc<EdgeState>,
     id: SessionId,
     handle: SessionHandle,
-    deliveries: mpsc::UnboundedReceiver<Run>,
+    deliveries: crate::queue::Receiver,
     limiter: DefaultDirectRateLimiter,
     /// Topics joined in the hub, left again when the session ends.
     topics: Vec<Topic>,
@@ -128,11 +127,39 @@ struct Session {
     /// Whose presence this session watches (co-members it may see in its small channels).
     presence: crate::watch::Watch,
     /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
-    replies: FuturesUnordered<BoxFuture<'static, String>>,
+    replies: Replies,
     /// The voice channel or call this connection joined (op 4), left when it ends.
     voice: Option<voice::Joined>,
     /// The id this connection's voice states carry, made at its first op 4.
     voice_session: Option<String>,
+}
+
+/// The reply lane: made at a session's first send (a set of futures allocates as it is made,
+/// and most sessions never send).
+#[derive(Default)]
+struct Replies(Option<FuturesUnordered<BoxFuture<'static, String>>>);
+
+impl Replies {
+    fn push(&mut self, reply: BoxFuture<'static, String>) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(reply);
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next answer ready; `None` when none is waiting. (As small as the set's own `next`:
+    /// every session's task holds it in its wait, `live`'s `select!`.)
+    fn next(&mut self) -> impl Future<Output = Option<String>> + '_ {
+        std::future::poll_fn(|cx| match &mut self.0 {
+            Some(replies) => replies.poll_next_unpin(cx),
+            None => std::task::Poll::Ready(None),
+        })
+    }
 }
 
 /// Sends a session may have waiting for JetStream at once; past that it stops reading the
@@ -261,8 +288,7 @@ impl Session {
                         }
                     }
                 }
-                run = self.deliveries.recv() => {
-                    let Some(mut run) = run else { return Err(Some(CloseCode::UnknownError)) };
+                mut run = self.deliveries.recv() => {
                     // Everything else already waiting goes out with it, in one write.
                     let mut written = 0;
                     loop {
@@ -274,7 +300,7 @@ impl Session {
                         if written >= DELIVERIES_PER_STEP {
                             break;
                         }
-                        let Ok(next) = self.deliveries.try_recv() else { break };
+                        let Some(next) = self.deliveries.try_recv() else { break };
                         run = next;
                     }
                 }
