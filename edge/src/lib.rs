@@ -167,13 +167,12 @@ pub struct Config {
           value_parser = RateSpec::parse)]
     pub send_rate: RateSpec,
 
-    /// Largest client frame in bytes.
+    /// Largest client message in bytes (one frame, or all the fragments of one).
     #[arg(long = "max-frame-bytes", env = "NATTER_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
     pub max_frame_bytes: usize,
 
-    /// Read buffer per socket, in bytes. Tungstenite's default is 128 KiB; client frames are at
-    /// most 16 KiB and mostly tiny, and an idle edge holds tens of thousands of sockets. Larger
-    /// frames still arrive whole. docs/BENCHMARKS.md has what each size costs and does to latency.
+    /// Bytes asked of a socket per read, at least (a frame whose header says it is longer is
+    /// read whole). Held only while a frame is not yet whole: an idle socket has no read buffer.
     #[arg(
         long = "read-buffer-bytes",
         env = "NATTER_READ_BUFFER_BYTES",

@@ -18,7 +18,6 @@
 //! channel never makes the person talking in it wait for their ACKs, nor fall behind on their
 //! own echoes and be closed as too slow.
 
-use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -29,7 +28,7 @@ use governor::{DefaultDirectRateLimiter, RateLimiter};
 use kit::tokens::AccessClaims;
 use proto::Snowflake;
 use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::time::{Instant, sleep_until};
 
 use crate::fanout::{SessionHandle, SessionId, Topic};
@@ -69,11 +68,11 @@ pub(crate) fn serve(socket: Socket, state: Arc<EdgeState>) -> impl Future<Output
         limiter: RateLimiter::direct_with_clock(state.config.client_quota(), state.clock.clone()),
         topics: Vec::new(),
         channels: FxHashSet::default(),
-        moderated: HashSet::new(),
-        closed: HashSet::new(),
-        guilds: HashMap::new(),
-        channel_guilds: HashMap::new(),
-        unexplained: HashSet::new(),
+        moderated: FxHashSet::default(),
+        closed: FxHashSet::default(),
+        guilds: FxHashMap::default(),
+        channel_guilds: FxHashMap::default(),
+        unexplained: FxHashSet::default(),
         floor: 0,
         presence: crate::watch::Watch::default(),
         replies: Replies::default(),
@@ -109,18 +108,18 @@ struct Session {
     channels: FxHashSet<Snowflake>,
     /// The channels this user owns or moderates (may delete anyone's messages), kept current the
     /// same way.
-    moderated: HashSet<Snowflake>,
+    moderated: FxHashSet<Snowflake>,
     /// DMs that refuse sends: one of the two blocks the other. Kept current by BLOCK_UPDATE.
-    closed: HashSet<Snowflake>,
+    closed: FxHashSet<Snowflake>,
     /// The servers this user is in: the edge's feed of each, their member object, and the
     /// channels they may view (those with messages are in `channels` too).
-    guilds: HashMap<Snowflake, guilds::Joined>,
+    guilds: FxHashMap<Snowflake, guilds::Joined>,
     /// Each server channel this session may view, and its server.
-    channel_guilds: HashMap<Snowflake, Snowflake>,
+    channel_guilds: FxHashMap<Snowflake, Snowflake>,
     /// Servers this session was told were gone without saying why (its user's own
     /// GUILD_MEMBER_REMOVE came first): the GUILD_DELETE from their inbox, which says why, is
     /// forwarded after all. At most the servers the user was in.
-    unexplained: HashSet<Snowflake>,
+    unexplained: FxHashSet<Snowflake>,
     /// Stored events at or below this stream sequence were already sent (in READY's snapshot or a
     /// replay); live copies of them are dropped.
     floor: u64,
@@ -129,9 +128,9 @@ struct Session {
     /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
     replies: Replies,
     /// The voice channel or call this connection joined (op 4), left when it ends.
-    voice: Option<voice::Joined>,
+    voice: Option<Box<voice::Joined>>,
     /// The id this connection's voice states carry, made at its first op 4.
-    voice_session: Option<String>,
+    voice_session: Option<Box<str>>,
 }
 
 /// The reply lane: made at a session's first send (a set of futures allocates as it is made,

@@ -14,6 +14,7 @@ use proto::api::users::User;
 use proto::events::Event;
 use proto::gateway::{CloseCode, ReadyChannel};
 use proto::tracker::SessionStatus;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::fanout::{SessionHandle, SessionId, Topic};
 use crate::state::EdgeState;
@@ -27,11 +28,11 @@ use crate::state::EdgeState;
 pub struct Watch {
     me: Option<Snowflake>,
     /// The channels whose members' presence is pushed to this session.
-    channels: HashMap<Snowflake, Watched>,
+    channels: FxHashMap<Snowflake, Watched>,
     /// Watched users and in how many of those channels each is.
-    watched: HashMap<Snowflake, u32>,
+    watched: FxHashMap<Snowflake, u32>,
     /// People across a block from this user (learnt during the session): never watched.
-    hidden: HashSet<Snowflake>,
+    hidden: FxHashSet<Snowflake>,
 }
 
 #[derive(Debug)]

@@ -1,19 +1,22 @@
 //! The gateway's WebSocket connection: the upgrade (RFC 6455 over HTTP/1.1), and a connection
-//! whose server frames the session writes itself.
+//! whose frames the session reads and writes itself.
 //!
-//! tungstenite reads the client's frames (unmasking, size limits, answering pings). What the
-//! server sends is simpler: its frames are never masked, so a text frame is a two-to-ten-byte
-//! header and the text. A session appends each of its frames straight into [`Conn`]'s one write
-//! buffer, header and text, borrowing the text from the delivery every session of the edge
-//! shares, and writes the buffer with one system call per step. An event's text is thereby
-//! copied once per session and never cloned: no message value per frame, no reference count
-//! taken and dropped on the one counter every session's copy shares (docs/BENCHMARKS.md, "the
-//! relay", has what each cost). tungstenite's own frames (its answers to pings, the Close) go
-//! through the same buffer, whole, so nothing interleaves.
+//! What the server sends is simple: its frames are never masked, so a text frame is a
+//! two-to-ten-byte header and the text. A session appends each of its frames straight into the
+//! socket's one write buffer, header and text, borrowing the text from the delivery every
+//! session of the edge shares, and writes the buffer with one system call per step. An event's
+//! text is thereby copied once per session and never cloned: no message value per frame, no
+//! reference count taken and dropped on the one counter every session's copy shares
+//! (docs/BENCHMARKS.md, "the relay", has what each cost).
 //!
-//! The connection also knows whether reading it could make progress ([`Conn::poll_readable`]):
-//! a session woken by a delivery does not go through tungstenite's read path only to find
-//! nothing (registering its waker with the socket takes a lock each time).
+//! What the client sends is read by [`reader`]: masked frames, fragments, pings (answered
+//! through the same write buffer, so nothing interleaves) and the Close. Its bytes are held only
+//! while a frame is not yet whole, and the write buffer is let go once written, so an idle
+//! connection holds neither (a WebSocket library keeps a read buffer per socket for its life).
+//!
+//! The connection also knows whether reading it could make progress: a session woken by a
+//! delivery does not look at the socket only to find nothing (registering its waker with the
+//! socket takes a lock each time).
 
 use std::io;
 use std::pin::Pin;
@@ -29,14 +32,15 @@ use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use kit::error::ApiError;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::AsyncWrite;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::io::poll_read_buf;
 use tokio_util::task::TaskTracker;
 
-/// A session's socket: tungstenite over [`Conn`].
-pub(crate) type Socket = WebSocketStream<Conn>;
+mod reader;
+
+pub(crate) use reader::Incoming;
+use reader::{Invalid, Next, Reader};
 
 /// A request to open a gateway socket, checked: `GET` with `Connection: upgrade`,
 /// `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a key, on a connection hyper can hand
@@ -97,7 +101,7 @@ impl Upgrade {
     /// close, sized to the session's future.
     pub(crate) fn accept<F>(
         self,
-        config: WebSocketConfig,
+        limits: Limits,
         tasks: &TaskTracker,
         session: impl FnOnce(Socket) -> F + Send + 'static,
     ) -> Response
@@ -114,9 +118,7 @@ impl Upgrade {
                     return;
                 }
             };
-            let socket =
-                WebSocketStream::from_raw_socket(Conn::new(io), Role::Server, Some(config)).await;
-            session(socket).await;
+            session(Socket::new(io, &limits)).await;
         });
         (
             StatusCode::SWITCHING_PROTOCOLS,
@@ -133,25 +135,29 @@ impl Upgrade {
     }
 }
 
-/// The upgraded connection with the session's write buffer in front of it. Reads pass through;
-/// every write (the session's frames, and tungstenite's) lands in the buffer, which a flush
-/// writes to the connection.
-pub(crate) struct Conn {
+/// A session's connection: the upgraded socket, the frames the session queues for it (one
+/// buffer, written with one system call per step), and the client's frames read off it
+/// ([`Reader`], which holds no bytes between frames).
+pub(crate) struct Socket {
     io: TokioIo<Upgraded>,
     out: Vec<u8>,
     /// How much of `out` the connection has taken.
     written: usize,
     readable: Arc<Readable>,
+    reader: Reader,
+    /// Bytes asked of the connection per read, at least.
+    read_bytes: usize,
+    /// The session's Close has gone into `out`: the client's Close answers it.
+    closing: bool,
 }
 
 /// Whether a read of the connection could make progress: cleared when a read finds nothing,
 /// set again by the waker that read left with the socket, when the socket becomes readable.
-/// A read that returns bytes leaves it set: tungstenite may hold whole frames already, and only
-/// a read that finds nothing has a wake-up coming.
+/// A read that returns bytes leaves it set: more may be waiting, and only a read that finds
+/// nothing has a wake-up coming.
 struct Readable {
     due: AtomicBool,
-    /// Whoever waits for it: the last read that found nothing (tungstenite, for the session's
-    /// task), or the session in [`Conn::poll_readable`]; both wake the session's task.
+    /// The session's task, waiting for the socket to become readable.
     waiter: AtomicWaker,
 }
 
@@ -162,8 +168,19 @@ impl ArcWake for Readable {
     }
 }
 
-impl Conn {
-    fn new(io: Upgraded) -> Self {
+/// Why no message could be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The client went away (an error, or the end of the connection without a Close).
+    #[error("the connection ended: {0}")]
+    Gone(#[from] io::Error),
+    /// What it sent is not WebSocket as a client may speak it.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+impl Socket {
+    fn new(io: Upgraded, limits: &Limits) -> Self {
         Self {
             io: TokioIo::new(io),
             out: Vec::new(),
@@ -172,20 +189,47 @@ impl Conn {
                 due: AtomicBool::new(true),
                 waiter: AtomicWaker::new(),
             }),
+            reader: Reader::new(limits.max_message_bytes),
+            read_bytes: limits.read_bytes,
+            closing: false,
         }
     }
 
-    /// Ready once a read could make progress: the last read returned bytes (more may be
-    /// buffered above it), or the socket has become readable since one found nothing.
-    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.readable.due.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        self.readable.waiter.register(cx.waker());
-        if self.readable.due.load(Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+    /// The client's next message. A ping is answered (the pong goes out with the session's next
+    /// flush), as is a Close; both are returned too, for the session to count.
+    pub(crate) async fn read(&mut self) -> Result<Incoming, ReadError> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadError>> {
+        loop {
+            let need = match self.reader.next(&mut self.out, !self.closing)? {
+                Next::Message(message) => return Poll::Ready(Ok(message)),
+                Next::More(need) => need,
+            };
+            // Through the socket only when it may have something: a step woken by a delivery
+            // would otherwise find nothing there, at a lock on the socket's waker.
+            let readable = &self.readable;
+            readable.waiter.register(cx.waker());
+            if !readable.due.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+            // Cleared before the read looks at the socket: a wake-up after that look sets it again.
+            readable.due.store(false, Ordering::Release);
+            let waker = waker_ref(readable);
+            let buffer = self.reader.spare(need, self.read_bytes);
+            let read = poll_read_buf(
+                Pin::new(&mut self.io),
+                &mut Context::from_waker(&waker),
+                buffer,
+            );
+            let Poll::Ready(read) = read else {
+                return Poll::Pending;
+            };
+            readable.due.store(true, Ordering::Release);
+            if read? == 0 {
+                return Poll::Ready(Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()));
+            }
         }
     }
 
@@ -196,9 +240,44 @@ impl Conn {
 
     /// Queues one whole text frame (server frames are never masked).
     pub(crate) fn push_text(&mut self, text: &str) {
+        self.out.reserve(text.len() + 10);
         push_header(&mut self.out, OPCODE_TEXT, text.len());
         self.out.extend_from_slice(text.as_bytes());
     }
+
+    /// Queues the session's Close with `code` (no reason); what the client sends after it is
+    /// read only to find its answer.
+    pub(crate) fn push_close(&mut self, code: u16) {
+        push_header(&mut self.out, reader::CLOSE, 2);
+        self.out.extend_from_slice(&code.to_be_bytes());
+        self.closing = true;
+    }
+
+    /// Writes everything queued. The buffer is let go once written: an idle connection holds
+    /// none (a busy one makes it again for its next step, one allocation).
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.written = 0;
+        self.out = Vec::new();
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+}
+
+/// What a connection reads: the largest client message, and the bytes asked for per read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_message_bytes: usize,
+    pub read_bytes: usize,
 }
 
 /// A final frame of text.
@@ -218,71 +297,11 @@ fn push_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
     }
 }
 
-/// A buffer grown past this (by READY, or a long burst) is let go once written, not kept for
-/// the life of an idle connection.
-const KEEP_CAPACITY: usize = 32 * 1024;
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let readable = &this.readable;
-        readable.waiter.register(cx.waker());
-        // Cleared before the read looks at the socket: a wake-up after that look sets it again.
-        readable.due.store(false, Ordering::Release);
-        let waker = waker_ref(readable);
-        let read = Pin::new(&mut this.io).poll_read(&mut Context::from_waker(&waker), buf);
-        if read.is_ready() {
-            readable.due.store(true, Ordering::Release);
-        }
-        read
-    }
-}
-
-impl AsyncWrite for Conn {
-    /// Takes everything: the buffer is bounded by its one writer outside tungstenite, the
-    /// session, which writes it out before adding past a step's worth; tungstenite's own frames
-    /// are a few bytes.
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        while this.written < this.out.len() {
-            let n = ready!(Pin::new(&mut this.io).poll_write(cx, &this.out[this.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            this.written += n;
-        }
-        this.written = 0;
-        if this.out.capacity() > KEEP_CAPACITY {
-            this.out = Vec::new();
-        } else {
-            this.out.clear();
-        }
-        Pin::new(&mut this.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.as_mut().poll_flush(cx))?;
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
+    use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::{Message, WebSocket};
 
     use super::*;

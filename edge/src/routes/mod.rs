@@ -23,11 +23,11 @@ use kit::error::ApiError;
 use kit::extract::BearerToken;
 use kit::tokens::AccessClaims;
 use proto::api::error::ErrorCode;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 
 use crate::state::EdgeState;
+use crate::wire::{Limits, Upgrade};
 
 #[derive(Clone)]
 pub(crate) struct Routes {
@@ -136,11 +136,7 @@ impl FromRequestParts<Routes> for Verified {
     }
 }
 
-async fn upgrade(
-    State(routes): State<Routes>,
-    headers: HeaderMap,
-    ws: crate::wire::Upgrade,
-) -> Response {
+async fn upgrade(State(routes): State<Routes>, headers: HeaderMap, ws: Upgrade) -> Response {
     let config = &routes.state.config;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin
@@ -156,13 +152,13 @@ async fn upgrade(
             .into_response();
     }
     let Routes { state, sessions } = routes;
-    // What tungstenite reads. The session writes its frames itself (`crate::wire`), a step's
-    // worth per system call, and refuses a frame over `max_write_buffer_bytes`.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(state.config.read_buffer_bytes)
-        .max_message_size(Some(state.config.max_frame_bytes))
-        .max_frame_size(Some(state.config.max_frame_bytes));
-    ws.accept(config, &sessions, move |socket| {
+    // What the session reads (`crate::wire`). It writes a step's worth per system call, and
+    // refuses a frame over `max_write_buffer_bytes`.
+    let limits = Limits {
+        max_message_bytes: state.config.max_frame_bytes,
+        read_bytes: state.config.read_buffer_bytes,
+    };
+    ws.accept(limits, &sessions, move |socket| {
         crate::session::serve(socket, state)
     })
 }

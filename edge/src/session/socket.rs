@@ -3,17 +3,13 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use governor::DefaultDirectRateLimiter;
 use proto::gateway::{ClientFrame, CloseCode, Dispatch, Frame, Opcode};
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 
 use super::{Ending, Session, Step};
 use crate::metrics::EdgeMetrics;
-use crate::wire::Socket;
+use crate::wire::{Incoming, ReadError, Socket};
 
 /// Frames a session writes in one system call, at most (in bytes): past this, what is queued is
 /// written before the next frame is added.
@@ -49,21 +45,21 @@ impl Session {
             self.state.metrics.unwritable_frames.inc();
             return Err(Some(CloseCode::UnknownError));
         }
-        if self.socket.get_ref().pending() >= WRITE_BATCH_BYTES {
+        if self.socket.pending() >= WRITE_BATCH_BYTES {
             self.flush().await?;
         }
-        self.socket.get_mut().push_text(text);
+        self.socket.push_text(text);
         Ok(())
     }
 
     /// Writes every queued frame, giving up on a client that does not take them within the
     /// write deadline.
     pub(super) async fn flush(&mut self) -> Step {
-        let conn = self.socket.get_mut();
-        if conn.pending() == 0 {
+        if self.socket.pending() == 0 {
             return Ok(());
         }
-        match tokio::time::timeout(self.state.config.write_timeout, conn.flush()).await {
+        let written = self.socket.flush();
+        match tokio::time::timeout(self.state.config.write_timeout, written).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::debug!(session = self.id, error = %e, "the client went away mid-write");
@@ -106,20 +102,28 @@ impl Session {
                 .closes
                 .with_label_values(&[&format!("{code:?}")])
                 .inc();
-            let close = Message::Close(Some(CloseFrame {
-                code: code.code().into(),
-                reason: Utf8Bytes::from_static(""),
-            }));
-            match tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await {
+            self.socket.push_close(code.code());
+        }
+        // What is queued goes out: our Close, or the answer to the client's.
+        if self.socket.pending() > 0 {
+            match tokio::time::timeout(Duration::from_secs(1), self.socket.flush()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, ?code, "cannot send the close frame"),
-                Err(_) => tracing::debug!(?code, "the close frame was not taken in time"),
+                Ok(Err(e)) => tracing::debug!(error = %e, ?ending, "cannot send the close frame"),
+                Err(_) => tracing::debug!(?ending, "the close frame was not taken in time"),
             }
+        }
+        if ending.is_some() {
             // The closing handshake: read (and drop) what the client still sends until its Close
             // answers ours. Dropping the socket with unread bytes in the kernel's buffer would
             // make it send a reset, and a reset can reach the client before our Close frame, so
             // a client that flooded would never learn why it was closed.
-            let drained = async { while let Some(Ok(_)) = self.socket.next().await {} };
+            let drained = async {
+                while let Ok(message) = self.socket.read().await {
+                    if message == Incoming::Close {
+                        break;
+                    }
+                }
+            };
             let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drained).await;
         }
     }
@@ -127,20 +131,6 @@ impl Session {
 
 /// How long a closing session waits for the client to answer its Close.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
-
-/// Whether a socket error means the client went away (a reset, no closing handshake, a broken
-/// pipe), rather than that it sent something that is not valid WebSocket: nothing to answer, no
-/// decode error, nothing to log above debug.
-fn gone(error: &Error) -> bool {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    matches!(
-        error,
-        Error::Io(_)
-            | Error::ConnectionClosed
-            | Error::AlreadyClosed
-            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-    )
-}
 
 /// Reads the next client frame, enforcing the frame rate limit. A free function over the fields it
 /// needs, so the session's select loop can wait on it beside its delivery queue.
@@ -150,35 +140,31 @@ pub(super) async fn read_frame(
     metrics: &EdgeMetrics,
 ) -> Step<ClientFrame> {
     loop {
-        // Through tungstenite's read path only when the socket may have something: a step woken
-        // by a delivery would otherwise find nothing there, at a lock on the socket's waker.
-        std::future::poll_fn(|cx| socket.get_mut().poll_readable(cx)).await;
-        let message = match socket.next().await {
-            Some(Ok(message)) => message,
-            Some(Err(e)) if gone(&e) => return Err(None),
+        let message = match socket.read().await {
+            Ok(Incoming::Close) => return Err(None),
+            Ok(message) => message,
+            // Gone without a Close: nothing to answer, nothing to log above debug.
+            Err(ReadError::Gone(e)) => {
+                tracing::debug!(error = %e, "the client went away");
+                return Err(None);
+            }
             // Over the size limit, or not WebSocket at all.
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "socket error");
+            Err(ReadError::Invalid(e)) => {
+                tracing::debug!(error = %e, "not WebSocket as a client speaks it");
                 return Err(Some(CloseCode::DecodeError));
             }
-            None => return Err(None),
         };
-        if let Message::Close(_) = message {
-            return Err(None);
-        }
         metrics.events_in.inc();
-        // Every frame counts, control frames too: tungstenite answers each ping with a pong, so an
+        // Every frame counts, control frames too: each ping is answered with a pong, so an
         // uncounted ping flood would cost a write per frame for free.
         if limiter.check().is_err() {
             return Err(Some(CloseCode::RateLimited));
         }
         let text = match message {
-            Message::Text(text) => text,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Incoming::Text(text) => text,
+            Incoming::Ping | Incoming::Pong => continue,
             // (A Close was answered above.)
-            Message::Binary(_) | Message::Close(_) | Message::Frame(_) => {
-                return Err(Some(CloseCode::DecodeError));
-            }
+            Incoming::Binary | Incoming::Close => return Err(Some(CloseCode::DecodeError)),
         };
         return ClientFrame::decode(&text).map_err(Some);
     }

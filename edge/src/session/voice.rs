@@ -46,7 +46,7 @@ impl Session {
         };
         match self.state.directory.voice(&request).await {
             Ok(VoiceAnswer::Joined(server)) => {
-                self.voice = target;
+                self.voice = target.map(Box::new);
                 self.dispatch(Event::VoiceServerUpdate(server).into()).await
             }
             Ok(VoiceAnswer::Updated) => {
@@ -80,14 +80,14 @@ impl Session {
     /// edges, so a state is only ever cleared by the connection that made it.
     fn voice_session(&mut self) -> String {
         self.voice_session
-            .get_or_insert_with(|| self.state.chat.next_id().to_string())
-            .clone()
+            .get_or_insert_with(|| self.state.chat.next_id().to_string().into())
+            .to_string()
     }
 
     /// Leaves voice for good (the session ended, or its user may no longer connect where they
     /// are): auth deletes the state, tells the others, and takes the person out of the room.
     pub(super) async fn end_voice(&mut self) -> Option<Joined> {
-        let joined = self.voice.take()?;
+        let joined = *self.voice.take()?;
         let request = VoiceRequest {
             user_id: joined.user,
             session_id: joined.session.clone(),

@@ -5,7 +5,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{Client, World, closed, send_json};
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 
 #[tokio::test]
 async fn each_kind_of_bad_input_closes_only_its_own_socket_with_its_code() {
@@ -358,5 +358,53 @@ async fn a_browser_on_an_allowed_origin_may_call_the_message_routes_and_others_m
         other.headers().get("access-control-allow-origin").is_none(),
         "{:?}",
         other.headers()
+    );
+}
+
+#[tokio::test]
+async fn a_message_in_fragments_is_read_whole_a_ping_answered_and_a_close_echoed() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let world = World::start(1, &[]).await;
+    let ann = world.sign_up("ann").await;
+    let (mut s, _) = Client::open(&world.gateway(0)).await;
+
+    // IDENTIFY in three fragments, a ping between the first two, all in one write.
+    let identify = json!({"op": 2, "d": {"token": ann.token}}).to_string();
+    let (first, rest) = identify.split_at(5);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    let fragment = |text: &str, opcode, fin| {
+        Message::Frame(Frame::message(text.as_bytes().to_vec(), opcode, fin))
+    };
+    for message in [
+        fragment(first, OpCode::Data(Data::Text), false),
+        Message::Ping(b"still there?".to_vec().into()),
+        fragment(second, OpCode::Data(Data::Continue), false),
+        fragment(third, OpCode::Data(Data::Continue), true),
+    ] {
+        s.feed(message).await.unwrap();
+    }
+    s.flush().await.unwrap();
+    let pong = tokio::time::timeout(crate::support::WAIT, s.next()).await;
+    assert!(
+        matches!(&pong, Ok(Some(Ok(Message::Pong(payload)))) if payload[..] == b"still there?"[..]),
+        "the ping's answer, with its payload, first: {pong:?}"
+    );
+    let mut ann_1 = Client::from_socket(s).await;
+    assert_eq!(ann_1.ready["d"]["user"]["id"], json!(ann.id.to_string()));
+
+    // A Close from the client is answered with its code, and the session ends.
+    ann_1
+        .send_message(Message::Close(Some(CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        })))
+        .await;
+    assert_eq!(
+        ann_1.closed().await,
+        Some(1000),
+        "the client's code, echoed"
     );
 }
