@@ -48,7 +48,7 @@ const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
 pub(super) const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
-pub(super) const PONG: u8 = 0xA;
+const PONG: u8 = 0xA;
 
 /// The longest header a client frame has: two bytes, eight of length, four of mask.
 const MAX_HEADER: usize = 14;
