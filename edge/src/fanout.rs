@@ -8,7 +8,7 @@
 //! (`continuity`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
@@ -18,12 +18,11 @@ use proto::events::Event;
 use proto::gateway::CloseCode;
 use proto::subjects::Subjects;
 use tokio::sync::OnceCell;
-use tokio_util::sync::CancellationToken;
 
 use crate::continuity::{Continuity, Feed, Followed, Source, Streams};
 use crate::guilds::{FollowError, GuildFeed};
 use crate::metrics::EdgeMetrics;
-use crate::queue;
+pub use crate::queue::SessionHandle;
 
 /// A session's id, unique within this edge process.
 pub type SessionId = u64;
@@ -125,90 +124,6 @@ impl std::ops::Deref for Run {
     }
 }
 
-/// How the hub reaches one session.
-#[derive(Debug, Clone)]
-pub struct SessionHandle {
-    /// Bounded in events, not items, by `kick`: only [`hand_out`] queues here, counting what
-    /// it queues.
-    queue: queue::Sender,
-    /// The events waiting in the queue, and the session's close once they would be too many.
-    pub kick: Kick,
-}
-
-impl SessionHandle {
-    /// A session's end of the hub, and its queue's receiving end: at most `limit` events wait.
-    /// `draining` is the edge's: its cancellation kicks the session too, with no code.
-    pub fn new(limit: usize, draining: &CancellationToken) -> (Self, queue::Receiver) {
-        let (queue, deliveries) = queue::queue();
-        (
-            Self {
-                queue,
-                kick: Kick::new(limit, draining.child_token()),
-            },
-            deliveries,
-        )
-    }
-}
-
-/// A one-shot "close this session with this code", shared between the hub and the session, with
-/// the count of events waiting in the session's queue that decides the hub's own reason to close
-/// it (a client too slow to read what its topics carry). Its token is a child of the edge's
-/// draining token, so a session waits on one token of its own for both: polling the edge's
-/// token itself at every step locked the one mutex every session of the edge shares.
-#[derive(Debug, Clone)]
-pub struct Kick {
-    token: CancellationToken,
-    shared: Arc<Backlog>,
-}
-
-#[derive(Debug)]
-struct Backlog {
-    code: std::sync::OnceLock<CloseCode>,
-    /// Events queued by the hub and not yet taken by the session.
-    waiting: AtomicUsize,
-    limit: usize,
-}
-
-impl Kick {
-    fn new(limit: usize, token: CancellationToken) -> Self {
-        Self {
-            token,
-            shared: Arc::new(Backlog {
-                code: std::sync::OnceLock::new(),
-                waiting: AtomicUsize::new(0),
-                limit,
-            }),
-        }
-    }
-
-    /// Asks the session to close with `code`; true when this is the first reason it is given,
-    /// so that a session is counted once however many runs find it too far behind, or its own
-    /// write times out as well.
-    pub fn kick(&self, code: CloseCode) -> bool {
-        let first = self.shared.code.set(code).is_ok();
-        self.token.cancel();
-        first
-    }
-
-    /// The code the session was kicked with, or none when the edge is draining.
-    pub async fn kicked(&self) -> Option<CloseCode> {
-        self.token.cancelled().await;
-        self.shared.code.get().copied()
-    }
-
-    /// The hub is about to queue `events`: false when they would put more than the limit in
-    /// waiting (the session is then kicked; the count stays above the limit until it closes).
-    fn admit(&self, events: usize) -> bool {
-        let waiting = self.shared.waiting.fetch_add(events, Ordering::Relaxed) + events;
-        waiting <= self.shared.limit
-    }
-
-    /// The session took `events` from its queue.
-    pub fn taken(&self, events: usize) {
-        self.shared.waiting.fetch_sub(events, Ordering::Relaxed);
-    }
-}
-
 pub(crate) type Sessions = Arc<RwLock<HashMap<SessionId, SessionHandle>>>;
 
 struct TopicEntry {
@@ -263,6 +178,9 @@ pub struct Hub {
     subjects: Subjects,
     /// Held only to look up, add or remove an entry, never across a wait.
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
+    /// The edge is draining: every session joining is kicked as it joins. Read and written
+    /// only under `topics`' lock, so a session either joins before [`Hub::drain`] looks or sees it.
+    draining: AtomicBool,
     metrics: EdgeMetrics,
     /// Where a new topic reads its position in the streams.
     streams: Streams,
@@ -283,6 +201,7 @@ impl Hub {
             nats,
             subjects,
             topics: Mutex::default(),
+            draining: AtomicBool::new(false),
             metrics,
         }
     }
@@ -323,6 +242,9 @@ impl Hub {
                     metrics: self.metrics.clone(),
                 })
             });
+            if self.draining.load(Ordering::Relaxed) {
+                handle.drain();
+            }
             write(&entry.sessions).insert(id, handle);
             Arc::clone(entry)
         };
@@ -393,6 +315,23 @@ impl Hub {
         }
         self.metrics.subscriptions.inc();
         Ok(Subscribed::Feed(feed))
+    }
+
+    /// The edge is draining: every session that has joined a topic, and every one that joins
+    /// from now on, is asked to reconnect elsewhere. (A session joins its user's topic first
+    /// thing once identified; one still waiting for IDENTIFY watches the edge's draining itself.)
+    pub fn drain(&self) {
+        let topics = self.topics();
+        self.draining.store(true, Ordering::Relaxed);
+        for entry in topics.values() {
+            let sessions = entry
+                .sessions
+                .read()
+                .expect("no code panics while holding the session map");
+            for handle in sessions.values() {
+                handle.drain();
+            }
+        }
     }
 
     /// The channel, inbox and server topics this edge follows, with their watermarks.
@@ -511,29 +450,14 @@ pub(crate) fn hand_out(sessions: &Sessions, run: &Run, metrics: &EdgeMetrics) {
         .expect("no code panics while holding the session map");
     let mut queued = 0;
     for handle in sessions.values() {
-        if !handle.kick.admit(events) {
-            if handle.kick.kick(CloseCode::SessionTimedOut) {
+        if !handle.admit(events) {
+            if handle.kick(CloseCode::SessionTimedOut) {
                 metrics.slow_client_closes.inc();
             }
-        } else if handle.queue.send(run.clone()) {
+        } else if handle.send(run.clone()) {
             queued += events;
         }
     }
     metrics.events_out.inc_by(queued as u64);
     metrics.run_events.observe(events as f64);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_is_too_slow_once_more_than_its_limit_of_events_would_wait() {
-        let (handle, _deliveries) = SessionHandle::new(10, &CancellationToken::new());
-        assert!(handle.kick.admit(6), "six of ten");
-        assert!(handle.kick.admit(4), "ten of ten");
-        handle.kick.taken(6);
-        assert!(handle.kick.admit(6), "the session took six: ten again");
-        assert!(!handle.kick.admit(1), "eleven is one too many");
-    }
 }

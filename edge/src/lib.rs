@@ -572,6 +572,7 @@ impl Service for Edge {
         tracing::info!("draining: asking clients to reconnect elsewhere");
         stop_discovery.cancel();
         self.state.draining.cancel();
+        self.state.hub.drain();
         stop_listening.cancel();
         self.sessions.close();
         if tokio::time::timeout(self.drain_timeout, self.sessions.wait())

@@ -5,8 +5,11 @@
 //!   loop: client frame │ hub delivery │ heartbeat deadline │ kick (or the edge draining)
 //! ```
 //!
-//! The edge's draining reaches a session through its own kick token, a child of the edge's
-//! draining token: a kick with no code asks the client to reconnect elsewhere.
+//! A kick comes through the session's queue, with the hub's runs (`crate::queue`): the hub's (a
+//! client too slow), the dispatcher's (events lost), or the edge's draining, which has no code and
+//! asks the client to reconnect elsewhere. The hub kicks every session it holds when the edge
+//! drains, and every one that joins after; a session still waiting for IDENTIFY watches the
+//! edge's draining itself.
 //!
 //! The session lives in one task. It never buffers without bound: deliveries wait in a bounded
 //! queue that the hub refuses to overfill (the session is then kicked with a resumable code), and
@@ -31,7 +34,8 @@ use proto::gateway::{ClientFrame, CloseCode, Hello, Opcode};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::time::{Instant, sleep_until};
 
-use crate::fanout::{SessionHandle, SessionId, Topic};
+use crate::fanout::{SessionId, Topic};
+use crate::queue::{self, Next};
 use crate::state::EdgeState;
 use crate::wire::Socket;
 
@@ -55,15 +59,17 @@ type Step<T = ()> = Result<T, Ending>;
 /// them, for as long as it runs); and while it lives it holds only the session, the claims and
 /// `live`'s state: the handshake and the closing are boxed, as their awaits would otherwise stay
 /// in every idle session (docs/ARCHITECTURE.md, the edge's invariants).
-pub(crate) fn serve(socket: Socket, state: Arc<EdgeState>) -> impl Future<Output = ()> + Send {
+pub(crate) fn serve(
+    socket: Socket,
+    deliveries: queue::Receiver,
+    state: Arc<EdgeState>,
+) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let id = state.next_session_id();
-    let (handle, deliveries) = SessionHandle::new(state.config.session_queue, &state.draining);
     let mut session = Session {
         socket,
         state: Arc::clone(&state),
         id,
-        handle,
         deliveries,
         limiter: RateLimiter::direct_with_clock(state.config.client_quota(), state.clock.clone()),
         topics: Vec::new(),
@@ -98,8 +104,8 @@ struct Session {
     socket: Socket,
     state: Arc<EdgeState>,
     id: SessionId,
-    handle: SessionHandle,
-    deliveries: crate::queue::Receiver,
+    /// What the hub hands this session, and its kick.
+    deliveries: queue::Receiver,
     limiter: DefaultDirectRateLimiter,
     /// Topics joined in the hub, left again when the session ends.
     topics: Vec<Topic>,
@@ -184,7 +190,8 @@ impl Session {
             let frame = tokio::select! {
                 frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics) => frame?,
                 () = sleep_until(deadline) => return Err(Some(CloseCode::NotAuthenticated)),
-                code = self.handle.kick.kicked() => return self.kicked(code).await,
+                // (Not in the hub yet: nothing else kicks it.)
+                () = self.state.draining.cancelled() => return self.reconnect().await,
             };
             match frame {
                 ClientFrame::Heartbeat(_) => self.send_op(Opcode::HeartbeatAck, &()).await?,
@@ -224,8 +231,6 @@ impl Session {
         // A client heartbeats every interval; we allow half an interval more for a slow network.
         let heartbeat_deadline = sleep_until(Instant::now() + interval + interval / 2);
         let mut heartbeat_deadline = std::pin::pin!(heartbeat_deadline);
-        let kick = self.handle.kick.clone();
-        let mut kicked = std::pin::pin!(kick.kicked());
         loop {
             // The reply lane first: an answer that is ready never waits behind fan-out. (Polled
             // only when it holds any: polling an empty set registers its waker every step.)
@@ -239,7 +244,6 @@ impl Session {
             // Then whatever is ready, the client's frames and deliveries taking turns: a session
             // fed without pause still hears its client, and one talking fast still reads.
             tokio::select! {
-                code = &mut kicked => return self.kicked(code).await,
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
                     self.send_text(&reply).await?;
                 }
@@ -287,11 +291,15 @@ impl Session {
                         }
                     }
                 }
-                mut run = self.deliveries.recv() => {
+                next = self.deliveries.next() => {
+                    let mut run = match next {
+                        Next::Run(run) => run,
+                        Next::Kicked(code) => return self.kicked(code).await,
+                    };
                     // Everything else already waiting goes out with it, in one write.
                     let mut written = 0;
                     loop {
-                        self.handle.kick.taken(run.len());
+                        self.deliveries.taken(run.len());
                         written += run.len();
                         for delivery in run.iter() {
                             self.deliver(claims, delivery).await?;

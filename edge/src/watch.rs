@@ -16,7 +16,8 @@ use proto::gateway::{CloseCode, ReadyChannel};
 use proto::tracker::SessionStatus;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::fanout::{SessionHandle, SessionId, Topic};
+use crate::fanout::{SessionId, Topic};
+use crate::queue::SessionHandle;
 use crate::state::EdgeState;
 
 /// What one session watches: the people whose presence it may see in its small channels (group

@@ -14,21 +14,18 @@
 //! while a frame is not yet whole, and the write buffer is let go once written, so an idle
 //! connection holds neither (a WebSocket library keeps a read buffer per socket for its life).
 //!
-//! The connection also knows whether reading it could make progress: a session woken by a
-//! delivery does not look at the socket only to find nothing (registering its waker with the
-//! socket takes a lock each time).
+//! The connection also knows whether reading it could make progress ([`Readiness`], kept with
+//! the session's queue): a session woken by a delivery does not look at the socket only to find
+//! nothing (registering its waker with the socket takes a lock each time).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use kit::error::ApiError;
@@ -36,6 +33,8 @@ use tokio::io::AsyncWrite;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::io::poll_read_buf;
 use tokio_util::task::TaskTracker;
+
+use crate::queue::Readiness;
 
 mod reader;
 
@@ -102,6 +101,7 @@ impl Upgrade {
     pub(crate) fn accept<F>(
         self,
         limits: Limits,
+        readiness: Readiness,
         tasks: &TaskTracker,
         session: impl FnOnce(Socket) -> F + Send + 'static,
     ) -> Response
@@ -118,7 +118,7 @@ impl Upgrade {
                     return;
                 }
             };
-            session(Socket::new(io, &limits)).await;
+            session(Socket::new(io, &limits, readiness)).await;
         });
         (
             StatusCode::SWITCHING_PROTOCOLS,
@@ -143,29 +143,12 @@ pub(crate) struct Socket {
     out: Vec<u8>,
     /// How much of `out` the connection has taken.
     written: usize,
-    readable: Arc<Readable>,
+    readable: Readiness,
     reader: Reader,
     /// Bytes asked of the connection per read, at least.
     read_bytes: usize,
     /// The session's Close has gone into `out`: the client's Close answers it.
     closing: bool,
-}
-
-/// Whether a read of the connection could make progress: cleared when a read finds nothing,
-/// set again by the waker that read left with the socket, when the socket becomes readable.
-/// A read that returns bytes leaves it set: more may be waiting, and only a read that finds
-/// nothing has a wake-up coming.
-struct Readable {
-    due: AtomicBool,
-    /// The session's task, waiting for the socket to become readable.
-    waiter: AtomicWaker,
-}
-
-impl ArcWake for Readable {
-    fn wake_by_ref(this: &Arc<Self>) {
-        this.due.store(true, Ordering::Release);
-        this.waiter.wake();
-    }
 }
 
 /// Why no message could be read.
@@ -180,15 +163,12 @@ pub(crate) enum ReadError {
 }
 
 impl Socket {
-    fn new(io: Upgraded, limits: &Limits) -> Self {
+    fn new(io: Upgraded, limits: &Limits, readable: Readiness) -> Self {
         Self {
             io: TokioIo::new(io),
             out: Vec::new(),
             written: 0,
-            readable: Arc::new(Readable {
-                due: AtomicBool::new(true),
-                waiter: AtomicWaker::new(),
-            }),
+            readable,
             reader: Reader::new(limits.max_message_bytes),
             read_bytes: limits.read_bytes,
             closing: false,
@@ -209,14 +189,10 @@ impl Socket {
             };
             // Through the socket only when it may have something: a step woken by a delivery
             // would otherwise find nothing there, at a lock on the socket's waker.
-            let readable = &self.readable;
-            readable.waiter.register(cx.waker());
-            if !readable.due.load(Ordering::Acquire) {
+            if !self.readable.take(cx) {
                 return Poll::Pending;
             }
-            // Cleared before the read looks at the socket: a wake-up after that look sets it again.
-            readable.due.store(false, Ordering::Release);
-            let waker = waker_ref(readable);
+            let waker = self.readable.waker();
             let buffer = self.reader.spare(need, self.read_bytes);
             let read = poll_read_buf(
                 Pin::new(&mut self.io),
@@ -226,7 +202,7 @@ impl Socket {
             let Poll::Ready(read) = read else {
                 return Poll::Pending;
             };
-            readable.due.store(true, Ordering::Release);
+            self.readable.keep();
             if read? == 0 {
                 return Poll::Ready(Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()));
             }

@@ -127,7 +127,7 @@ impl Feed {
             .read()
             .expect("no code panics while holding the session map");
         for handle in sessions.values() {
-            handle.kick.kick(CloseCode::UnknownError);
+            handle.kick(CloseCode::UnknownError);
         }
     }
 }

@@ -158,8 +158,10 @@ async fn upgrade(State(routes): State<Routes>, headers: HeaderMap, ws: Upgrade) 
         max_message_bytes: state.config.max_frame_bytes,
         read_bytes: state.config.read_buffer_bytes,
     };
-    ws.accept(limits, &sessions, move |socket| {
-        crate::session::serve(socket, state)
+    // The session's queue, which its socket wakes too (`crate::queue`).
+    let deliveries = crate::queue::session(state.config.session_queue);
+    ws.accept(limits, deliveries.readiness(), &sessions, move |socket| {
+        crate::session::serve(socket, deliveries, state)
     })
 }
 

@@ -46,7 +46,7 @@ impl Session {
     /// watches, then the event itself, then the presence of those it made the session watch.
     async fn apply(&mut self, claims: &AccessClaims, delivery: Delivery) -> Step {
         let newly_watched = if crate::watch::Watch::concerns(&delivery.event) {
-            let (state, handle) = (&self.state, &self.handle);
+            let (state, handle) = (&self.state, &self.deliveries.handle());
             Box::pin((self.presence).apply(state, self.id, handle, &delivery.event))
                 .await
                 .map_err(Some)?
@@ -228,7 +228,7 @@ impl Session {
         &mut self,
         topics: Vec<Topic>,
     ) -> Vec<(Topic, Result<(), JoinError>)> {
-        let (state, id, handle) = (Arc::clone(&self.state), self.id, self.handle.clone());
+        let (state, id, handle) = (Arc::clone(&self.state), self.id, self.deliveries.handle());
         let joined: Vec<(Topic, Result<(), JoinError>)> = futures::stream::iter(topics)
             .map(|topic| {
                 let (state, handle) = (&state, handle.clone());
@@ -250,7 +250,7 @@ impl Session {
         if let Err(e) = self
             .state
             .hub
-            .join(topic, self.id, self.handle.clone())
+            .join(topic, self.id, self.deliveries.handle())
             .await
         {
             tracing::warn!(error = %e, ?topic, "cannot subscribe");

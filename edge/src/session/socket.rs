@@ -66,7 +66,7 @@ impl Session {
                 Err(None)
             }
             Err(_) => {
-                if self.handle.kick.kick(CloseCode::SessionTimedOut) {
+                if self.deliveries.kick(CloseCode::SessionTimedOut) {
                     self.state.metrics.slow_client_closes.inc();
                 }
                 Err(Some(CloseCode::SessionTimedOut))

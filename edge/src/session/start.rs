@@ -94,7 +94,7 @@ impl Session {
         };
         self.floor = head;
         phases.end("stream");
-        let (state, handle) = (&self.state, &self.handle);
+        let (state, handle) = (&self.state, &self.deliveries.handle());
         let presences = (self.presence)
             .start(
                 state,

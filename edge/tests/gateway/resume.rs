@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::edge_process::EdgeProcess;
-use crate::support::{Client, World};
+use crate::support::{Client, World, closed, next_json};
 
 #[tokio::test]
 async fn a_dropped_client_resumes_on_another_edge_and_misses_nothing() {
@@ -44,7 +44,7 @@ async fn a_resume_from_before_the_stream_begins_is_refused_so_the_client_starts_
         serde_json::json!({"op": 6, "d": {"token": ann.token, "session_id": "x", "seq": 0}}),
     )
     .await;
-    let frame = crate::support::next_json(&mut socket).await.unwrap();
+    let frame = next_json(&mut socket).await.unwrap();
     // Sequence 0 is "from the start", which the stream still holds: a replay, then RESUMED.
     assert!(
         frame["t"] == "MESSAGE_CREATE" || frame["t"] == "RESUMED",
@@ -118,11 +118,18 @@ async fn sigterm_drains_the_edge_its_clients_are_told_to_reconnect_and_it_exits_
     let mut edge = EdgeProcess::start(&world, 13, &["--send-rate=1000/1s"]).await;
     let url = edge.gateway();
     let mut ann_1 = Client::connect(&url, &ann).await;
+    // A second device has its HELLO and has not identified yet: it is told too.
+    let (mut ann_2, _hello) = Client::open(&url).await;
 
     edge.process.signal("TERM");
     let reconnect = ann_1.next().await.expect("RECONNECT before the close");
     assert_eq!(reconnect["op"], 7, "{reconnect}");
     assert!(ann_1.closed().await.is_some());
+    let reconnect = next_json(&mut ann_2)
+        .await
+        .expect("RECONNECT before IDENTIFY");
+    assert_eq!(reconnect["op"], 7, "{reconnect}");
+    assert!(closed(&mut ann_2).await.is_some());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = edge.process.try_wait() {
