@@ -60,6 +60,8 @@ impl Session {
         }
         self.closed = session.closed.iter().copied().collect();
         self.start_guilds(claims, &session).await?;
+        // Its topics are joined: most sessions keep them as they are for their life.
+        self.topics.shrink_to_fit();
         phases.end("servers");
         // Where live delivery begins: a fresh session at the stream's last event; a resume at
         // the last event of its channels, after replaying what it missed through it.
