@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use crate::continuity::{Continuity, Feed, Followed, Source, Streams};
 use crate::guilds::{FollowError, GuildFeed};
 use crate::metrics::EdgeMetrics;
-pub use crate::queue::SessionHandle;
+use crate::queue::SessionHandle;
 
 /// A session's id, unique within this edge process.
 pub type SessionId = u64;
