@@ -31,6 +31,7 @@ pub mod media;
 pub mod mentions;
 pub mod plot;
 pub mod population;
+pub mod probe;
 pub mod push;
 pub mod raw;
 pub mod react;

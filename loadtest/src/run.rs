@@ -56,6 +56,12 @@ pub struct Target {
     #[arg(long)]
     pub out: Option<PathBuf>,
 
+    /// A NATS URL: while the run sends, a probe of the generator's own publishes into a stream
+    /// there every 5 ms and times JetStream's acknowledgement (`loadtest/src/probe.rs`), to set
+    /// beside the senders' ACKs.
+    #[arg(long)]
+    pub jetstream_probe: Option<String>,
+
     /// Where to write the run's course as CSV, window by window of 100 ms: the deliveries of
     /// the messages sent in it (how many, the slowest, how many over 25 and 50 ms) and the CPU
     /// each process on the machine used then (`loadtest/src/timeline.rs`). With several rates,
@@ -133,6 +139,9 @@ pub struct RunResult {
     /// generator, which shares the cores, read it.
     pub send_to_ack_arrival: Percentiles,
     pub send_to_arrival: Percentiles,
+    /// With `--jetstream-probe`: JetStream's acknowledgement of the probe's publishes while the
+    /// run sent, in microseconds.
+    pub jetstream_probe: Option<Percentiles>,
     /// CPU per delivery from the first send until everything was delivered, in microseconds:
     /// the processes named `edge` on this machine (none when the edges run elsewhere), and the
     /// machine's whole (the generator included).
@@ -215,6 +224,9 @@ impl RunResult {
             ("send -> receive", &self.send_to_receive),
             ("  at the socket", &self.send_to_arrival),
         ];
+        if let Some(probe) = &self.jetstream_probe {
+            rows.push(("JetStream (probe)", probe));
+        }
         if let Some(history) = &self.history {
             rows.push(("history page", &history.latency));
         }
@@ -283,7 +295,15 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         .then(|| timeline::Sampler::start(epoch));
     let started = Instant::now();
     let cpu_mark = timeline::CpuMark::take();
+    let probe = match &target.jetstream_probe {
+        Some(url) => Some(crate::probe::Probe::start(url).await?),
+        None => None,
+    };
     let sending = send(&fleet, plan, &cast.senders, clock).await;
+    let jetstream_probe = match probe {
+        Some(probe) => Some(probe.stop().await?),
+        None => None,
+    };
     settle(&fleet, sending.sent, &cast.devices_in_channel).await;
     let delivering_seconds = started.elapsed().as_secs_f64();
     let cpu_used = cpu_mark.since();
@@ -340,6 +360,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         send_to_receive: (&Histogram::from(&done.send_to_receive)).into(),
         send_to_ack_arrival: (&Histogram::from(&done.send_to_ack_arrival)).into(),
         send_to_arrival: (&Histogram::from(&done.send_to_arrival)).into(),
+        jetstream_probe,
         edge_cpu_micros_per_delivery,
         machine_cpu_micros_per_delivery: per_delivery(cpu_used.machine),
         history,

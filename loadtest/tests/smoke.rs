@@ -152,6 +152,7 @@ fn command(world: &World, out: &Path, scenario: &[&str]) -> Vec<String> {
 async fn fanout_to_a_channel_of_devices_loses_nothing() {
     let world = World::start(2, FAST).await;
     let out = result_file("fanout");
+    let probe = format!("--jetstream-probe={}", world.engines.nats_url);
     let args = command(
         &world,
         &out,
@@ -161,12 +162,16 @@ async fn fanout_to_a_channel_of_devices_loses_nothing() {
             "--devices=2",
             "--rate=10",
             "--duration=2s",
+            &probe,
         ],
     );
     run(args).await.expect("the fanout run passes");
     let result = read(&out);
     assert_nothing_lost(&result);
     assert_eq!(result["members_per_channel"], 8);
+    // The probe timed JetStream's acknowledgements while the run sent.
+    let probed = result["jetstream_probe"]["count"].as_u64().unwrap_or(0);
+    assert!(probed > 0, "{}", result["jetstream_probe"]);
 }
 
 #[tokio::test]
