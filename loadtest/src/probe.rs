@@ -68,10 +68,12 @@ impl Probe {
         Ok(Self { stop, task })
     }
 
-    /// Stops publishing: the round trips taken.
-    pub async fn stop(self) -> anyhow::Result<Percentiles> {
+    /// Stops publishing now; the round trips taken once its stream is deleted.
+    pub fn stop(self) -> impl Future<Output = anyhow::Result<Percentiles>> {
         let _ = self.stop.send(());
-        let took = self.task.await.context("the probe's task")??;
-        Ok((&took).into())
+        async move {
+            let took = self.task.await.context("the probe's task")??;
+            Ok((&took).into())
+        }
     }
 }

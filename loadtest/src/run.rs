@@ -293,22 +293,24 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         .timeline
         .is_some()
         .then(|| timeline::Sampler::start(epoch));
-    let started = Instant::now();
-    let cpu_mark = timeline::CpuMark::take();
+    // Its stream made before the clock and the CPU count start, and let go after they stop.
     let probe = match &target.jetstream_probe {
         Some(url) => Some(crate::probe::Probe::start(url).await?),
         None => None,
     };
+    let started = Instant::now();
+    let cpu_mark = timeline::CpuMark::take();
     let sending = send(&fleet, plan, &cast.senders, clock).await;
-    let jetstream_probe = match probe {
-        Some(probe) => Some(probe.stop().await?),
-        None => None,
-    };
+    let probed = probe.map(crate::probe::Probe::stop);
     settle(&fleet, sending.sent, &cast.devices_in_channel).await;
     let delivering_seconds = started.elapsed().as_secs_f64();
     let cpu_used = cpu_mark.since();
     let cpu = sampler.map(timeline::Sampler::stop);
     let services = baseline.deltas().await;
+    let jetstream_probe = match probed {
+        Some(probed) => Some(probed.await?),
+        None => None,
+    };
     let history = match history {
         Some(task) => Some(task.await?),
         None => None,
