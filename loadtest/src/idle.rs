@@ -103,7 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             channels: Vec::new(),
         })
         .collect();
-    let fleet = Fleet::start(&args.workers, device::unix_micros(), &[], devices, 0).await?;
+    let fleet = Fleet::start(&args.workers, device::unix_micros(), &[], devices, &[], 0).await?;
     let workers = fleet.workers();
     let open_seconds = started.elapsed().as_secs_f64();
 

@@ -93,7 +93,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     let epoch = device::unix_micros();
-    let fleet = Fleet::start(&args.workers, epoch, &[channel.to_string()], devices, 0).await?;
+    let fleet = Fleet::start(
+        &args.workers,
+        epoch,
+        &[channel.to_string()],
+        devices,
+        &[],
+        0,
+    )
+    .await?;
     accepting.abort();
     let sockets = std::mem::take(&mut *sockets.lock().await);
 

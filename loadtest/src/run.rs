@@ -35,6 +35,17 @@ pub struct Target {
     )]
     pub gateway: Vec<url::Url>,
 
+    /// A gateway the senders' devices connect to instead (the rest stay spread over
+    /// `--gateway`): an edge that carries none of the fan-out, for a sender's ACK apart from it.
+    #[arg(long)]
+    pub sender_gateway: Option<url::Url>,
+
+    /// The senders' devices in a worker process of their own, as a person's device is not the
+    /// machine reading everyone else's deliveries: their ACKs and sends then never wait behind
+    /// the generator's own reading.
+    #[arg(long)]
+    pub senders_apart: bool,
+
     /// Source addresses (127.0.0.2, 127.0.0.3, ...) to spread sockets over: each holds about
     /// 28,000 ports towards one edge.
     #[arg(long, default_value_t = 1)]
@@ -280,6 +291,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<RunResult> {
         epoch,
         &cast.channel_ids,
         cast.devices,
+        if target.senders_apart {
+            &cast.senders
+        } else {
+            &[]
+        },
         timeline_windows,
     )
     .await?;
@@ -455,6 +471,15 @@ impl Cast {
                 });
             }
         }
+        let senders: Vec<usize> = channels
+            .iter()
+            .map(|c| first_device_of_user[&c.members[0]])
+            .collect();
+        if let Some(gateway) = &target.sender_gateway {
+            for &sender in &senders {
+                devices[sender].gateway = gateway.clone();
+            }
+        }
         Ok(Self {
             users,
             channel_ids: channels.iter().map(|c| c.id.clone()).collect(),
@@ -463,10 +488,7 @@ impl Cast {
                 .iter()
                 .map(|c| (c.members.len() * plan.devices) as u64)
                 .collect(),
-            senders: channels
-                .iter()
-                .map(|c| first_device_of_user[&c.members[0]])
-                .collect(),
+            senders,
             channel_readers: channels
                 .iter()
                 .map(|c| (c.id.clone(), people[c.members[0]].token.clone()))

@@ -153,6 +153,8 @@ async fn fanout_to_a_channel_of_devices_loses_nothing() {
     let world = World::start(2, FAST).await;
     let out = result_file("fanout");
     let probe = format!("--jetstream-probe={}", world.engines.nats_url);
+    // The sender on one edge and in a worker of its own, the others spread over both.
+    let sender_gateway = format!("--sender-gateway={}", world.gateway(1));
     let args = command(
         &world,
         &out,
@@ -163,6 +165,8 @@ async fn fanout_to_a_channel_of_devices_loses_nothing() {
             "--rate=10",
             "--duration=2s",
             &probe,
+            &sender_gateway,
+            "--senders-apart",
         ],
     );
     run(args).await.expect("the fanout run passes");

@@ -29,22 +29,38 @@ struct Worker {
 }
 
 impl Fleet {
-    /// Starts the workers, gives device `i` to worker `i % workers`, and returns once every
-    /// device has identified. `timeline_windows`: windows of `crate::timeline` each worker
-    /// counts deliveries in (0: none).
+    /// Starts the workers, gives device `i` to worker `i % workers` (the devices in `apart` to
+    /// one more worker of their own), and returns once every device has identified.
+    /// `timeline_windows`: windows of `crate::timeline` each worker counts deliveries in (0:
+    /// none).
     pub async fn start(
         options: &Workers,
         epoch_micros: u64,
         channel_ids: &[String],
         devices: Vec<DeviceSpec>,
+        apart: &[usize],
         timeline_windows: usize,
     ) -> anyhow::Result<Self> {
         let exe = options.exe()?;
         let count = options.count(devices.len()).clamp(1, devices.len().max(1));
-        let owner: Vec<usize> = devices.iter().map(|d| d.index % count).collect();
-        let mut shares: Vec<Vec<DeviceSpec>> = (0..count).map(|_| Vec::new()).collect();
+        let whose = |index: usize| {
+            if apart.contains(&index) {
+                count
+            } else {
+                index % count
+            }
+        };
+        let mut shares: Vec<Vec<DeviceSpec>> = (0..=count).map(|_| Vec::new()).collect();
         for device in devices {
-            shares[device.index % count].push(device);
+            shares[whose(device.index)].push(device);
+        }
+        // A worker with no devices is not started (the apart one when none are).
+        shares.retain(|share| !share.is_empty());
+        let mut owner = vec![0; shares.iter().map(Vec::len).sum()];
+        for (worker, share) in shares.iter().enumerate() {
+            for device in share {
+                owner[device.index] = worker;
+            }
         }
         let mut workers = Vec::new();
         let mut connected = Vec::new();
