@@ -41,8 +41,8 @@ pub struct Target {
     pub sender_gateway: Option<url::Url>,
 
     /// The senders' devices in a worker process of their own, as a person's device is not the
-    /// machine reading everyone else's deliveries: their ACKs and sends then never wait behind
-    /// the generator's own reading.
+    /// machine reading everyone else's deliveries: their sends and ACKs then do not queue behind
+    /// the generator's reading of those (they still share its cores).
     #[arg(long)]
     pub senders_apart: bool,
 
