@@ -125,6 +125,9 @@ impl ChatError {
 pub struct Chat {
     nats: async_nats::Client,
     js: jetstream::Context,
+    /// The same over the lane's own connection: what sessions on the lane publish
+    /// (`crate::lane`).
+    lane_js: Option<jetstream::Context>,
     subjects: Subjects,
     ids: SnowflakeGenerator,
     metrics: EdgeMetrics,
@@ -247,6 +250,7 @@ impl Chat {
     ) -> Self {
         Self {
             js: jetstream::new(nats.clone()),
+            lane_js: None,
             nats,
             subjects,
             ids,
@@ -256,6 +260,13 @@ impl Chat {
             attachments,
             directory,
         }
+    }
+
+    /// Publishes of sessions on the edge's lane go over the lane's own connection, `js`.
+    #[must_use]
+    pub fn with_lane(mut self, js: Option<jetstream::Context>) -> Self {
+        self.lane_js = js;
+        self
     }
 
     /// Messages' files: claims, signed links, deletion.
@@ -626,8 +637,13 @@ impl Chat {
         if let Some(id) = dedupe {
             publish = publish.message_id(id);
         }
-        self.js
-            .send_publish(self.subjects.chat_intake(channel), publish)
+        // On the lane, over its own connection: its acknowledgement then comes to the lane's
+        // reactor, not to the main runtime's busy one.
+        let js = match &self.lane_js {
+            Some(lane) if crate::lane::here() => lane,
+            _ => &self.js,
+        };
+        js.send_publish(self.subjects.chat_intake(channel), publish)
             .await
             .map_err(unavailable)
     }

@@ -186,6 +186,9 @@ pub struct Hub {
     streams: Streams,
     /// The dispatcher delivering channel, inbox and server topics, gap-free through NATS faults.
     continuity: Continuity,
+    /// The edge's main runtime, where a topic's own delivery runs whoever joined it first (a
+    /// session on the lane too: `crate::lane`).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Hub {
@@ -198,6 +201,7 @@ impl Hub {
         Self {
             streams: continuity.streams().clone(),
             continuity,
+            runtime: tokio::runtime::Handle::current(),
             nats,
             subjects,
             topics: Mutex::default(),
@@ -281,7 +285,7 @@ impl Hub {
                 // Nothing is read back for it: hand the SUB over before promising delivery.
                 self.nats.flush().await?;
                 self.metrics.subscriptions.inc();
-                return Ok(Subscribed::Task(tokio::spawn(deliver(
+                return Ok(Subscribed::Task(self.runtime.spawn(deliver(
                     subscription,
                     sessions,
                     self.metrics.clone(),

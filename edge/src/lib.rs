@@ -2,6 +2,7 @@
 //! of its local sessions and fans events out to their sockets in process.
 //!
 //! - [`session`]: one client connection, HELLO to close.
+//! - [`lane`]: the thread where talking sessions run, apart from the fan-out.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
 //! - [`guilds`]: what the edge keeps of each server it has members' sessions of (roles, channels,
 //!   overwrites), to decide from memory what each session may see and send.
@@ -32,6 +33,7 @@ pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod guilds;
+pub mod lane;
 pub mod metrics;
 pub mod processed;
 pub mod purge;
@@ -59,6 +61,7 @@ use crate::archive::Archive;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::Hub;
+use crate::lane::Lane;
 use crate::metrics::EdgeMetrics;
 use crate::reporter::{PresenceSettings, Reporter};
 use crate::state::{EdgeState, GatewaySettings};
@@ -153,6 +156,23 @@ pub struct Config {
         default_value_t = 1024
     )]
     pub session_queue: usize,
+
+    /// Sessions the edge's lane holds at most: a session whose client sends moves there, to a
+    /// thread of its own apart from the fan-out, so its answers do not wait behind deliveries
+    /// (`edge/src/lane.rs`). 0 (the default): no lane, every session on the main runtime; at
+    /// the edge's ceiling a lane makes senders' ACKs quicker and receivers' deliveries slower
+    /// (docs/BENCHMARKS.md, "A session's own lane").
+    #[arg(
+        long = "lane-sessions",
+        env = "NATTER_LANE_SESSIONS",
+        default_value_t = 0
+    )]
+    pub lane_sessions: usize,
+
+    /// How long a session on the lane may go without a send before it moves back.
+    #[arg(long = "lane-quiet", env = "NATTER_LANE_QUIET", default_value = "2m",
+          value_parser = kit::config::duration)]
+    pub lane_quiet: Duration,
 
     /// Client frames allowed per connection per minute.
     #[arg(
@@ -378,6 +398,15 @@ impl Edge {
             edge_metrics.clone(),
             Arc::clone(&attachments),
         );
+        let sessions = TaskTracker::new();
+        let lane = Lane::start(
+            &config.nats,
+            config.lane_sessions,
+            config.lane_quiet,
+            sessions.clone(),
+            edge_metrics.clone(),
+        )
+        .await?;
         let ids = proto::SnowflakeGenerator::new(config.worker_id)
             .expect("the config parser bounds the worker id");
         let presence = Arc::new(Reporter::new(
@@ -403,7 +432,9 @@ impl Edge {
                 config.send_rate.quota(),
                 attachments,
                 directory.clone(),
-            ),
+            )
+            .with_lane(lane.as_ref().map(|lane| lane.js.clone())),
+            lane,
             stream: stream.clone(),
             events,
             archive: Archive::connect(
@@ -423,7 +454,6 @@ impl Edge {
             #[cfg(feature = "fault-injection")]
             faults: fault::Faults::new(config.fault_drop_message),
         });
-        let sessions = TaskTracker::new();
         let http = serve(&config, &state, &sessions, &nats, &metrics).await?;
         let public_url = config
             .public_url

@@ -27,6 +27,10 @@ pub struct EdgeMetrics {
     pub closes: IntCounterVec,
     /// Sessions kicked because their outbound queue was full.
     pub slow_client_closes: IntCounter,
+    /// Sessions on the edge's lane (`crate::lane`).
+    pub lane_sessions: IntGauge,
+    /// Sessions moved between the edge's runtimes, by where to: `lane` or `main`.
+    pub lane_moves: IntCounterVec,
     /// Frames that could not be written at all (their sockets were closed with 4000).
     pub unwritable_frames: IntCounter,
     /// 1 once the message store is connected (history and unread counts work), else 0.
@@ -105,6 +109,19 @@ impl EdgeMetrics {
                 "Sessions closed because they did not read their events",
             )
             .expect("valid"),
+            lane_sessions: IntGauge::new(
+                "natter_edge_lane_sessions",
+                "Sessions on the edge's lane, apart from the fan-out",
+            )
+            .expect("valid"),
+            lane_moves: IntCounterVec::new(
+                Opts::new(
+                    "natter_edge_lane_moves_total",
+                    "Sessions moved between the edge's runtimes, by where to",
+                ),
+                &["to"],
+            )
+            .expect("valid"),
             unwritable_frames: IntCounter::new(
                 "natter_edge_unwritable_frames_total",
                 "Frames that could not be written to a client; each closed its socket",
@@ -164,6 +181,8 @@ impl EdgeMetrics {
         metrics.register(this.closes.clone());
         metrics.register(this.slow_client_closes.clone());
         metrics.register(this.unwritable_frames.clone());
+        metrics.register(this.lane_sessions.clone());
+        metrics.register(this.lane_moves.clone());
         metrics.register(this.delivery_repairs.clone());
         metrics.register(this.delivery_repaired.clone());
         metrics.register(this.delivery_repair_failures.clone());

@@ -19,9 +19,10 @@
 //! order they came, and its answer (ACK or ERROR) waits in the session's reply lane while the
 //! session goes on. An answer that is ready is written before any queued delivery, so a busy
 //! channel never makes the person talking in it wait for their ACKs, nor fall behind on their
-//! own echoes and be closed as too slow.
+//! own echoes and be closed as too slow. A session whose client sends moves, between two steps,
+//! to the edge's lane (`crate::lane`), a thread apart from the fan-out, and back once its client
+//! has gone quiet: its next part runs there as a task of its own.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -35,6 +36,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::time::{Instant, sleep_until};
 
 use crate::fanout::{SessionId, Topic};
+use crate::lane::{Place, Seat};
 use crate::queue::{self, Next};
 use crate::state::EdgeState;
 use crate::wire::Socket;
@@ -93,9 +95,13 @@ pub(crate) fn serve(
         let ending = match &started {
             Ok(claims) => {
                 session.state.metrics.sessions.inc();
-                let Err(ending) = session.live(claims).await;
-                session.state.metrics.sessions.dec();
-                ending
+                match session.live(claims).await {
+                    Ok(place) => return session.carry(claims.clone(), place),
+                    Err(ending) => {
+                        session.state.metrics.sessions.dec();
+                        ending
+                    }
+                }
             }
             Err(ending) => *ending,
         };
@@ -135,7 +141,8 @@ struct Session {
     floor: u64,
     /// Whose presence this session watches (co-members it may see in its small channels).
     presence: crate::watch::Watch,
-    /// Answers to the client's sends whose acknowledgement is on its way: the reply lane.
+    /// Answers to the client's sends whose acknowledgement is on its way (the reply lane), and
+    /// where the session runs.
     replies: Replies,
     /// The voice channel or call this connection joined (op 4), left when it ends.
     voice: Option<Box<voice::Joined>>,
@@ -143,18 +150,42 @@ struct Session {
     voice_session: Option<Box<str>>,
 }
 
-/// The reply lane: made at a session's first send (a set of futures allocates as it is made,
-/// and most sessions never send).
+/// The reply lane, and what a session that sends needs to move to the edge's lane and back:
+/// made at a session's first send (a set of futures allocates as it is made, and most sessions
+/// never send).
 #[derive(Default)]
-struct Replies(Option<FuturesUnordered<BoxFuture<'static, String>>>);
+struct Replies(Option<Box<Talking>>);
+
+struct Talking {
+    replies: FuturesUnordered<BoxFuture<'static, String>>,
+    /// The client's last send, and whether one came since the session last looked for a seat
+    /// on the lane.
+    last_send: Instant,
+    sent: bool,
+    /// The session's place on the edge's lane, while it runs there.
+    seat: Option<Seat>,
+    /// The heartbeat deadline, over a move.
+    heartbeat: Option<Instant>,
+}
 
 impl Replies {
     fn push(&mut self, reply: BoxFuture<'static, String>) {
-        self.0.get_or_insert_with(FuturesUnordered::new).push(reply);
+        let talking = self.0.get_or_insert_with(|| {
+            Box::new(Talking {
+                replies: FuturesUnordered::new(),
+                last_send: Instant::now(),
+                sent: false,
+                seat: None,
+                heartbeat: None,
+            })
+        });
+        talking.replies.push(reply);
+        talking.last_send = Instant::now();
+        talking.sent = true;
     }
 
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesUnordered::len)
+        self.0.as_ref().map_or(0, |talking| talking.replies.len())
     }
 
     fn is_empty(&self) -> bool {
@@ -165,9 +196,33 @@ impl Replies {
     /// every session's task holds it in its wait, `live`'s `select!`.)
     fn next(&mut self) -> impl Future<Output = Option<String>> + '_ {
         std::future::poll_fn(|cx| match &mut self.0 {
-            Some(replies) => replies.poll_next_unpin(cx),
+            Some(talking) => talking.replies.poll_next_unpin(cx),
             None => std::task::Poll::Ready(None),
         })
+    }
+
+    /// Where the session should run from now on, if not where it is: on the lane after a send,
+    /// when it has room; back on the main runtime once the client has not sent for `quiet`.
+    /// Never while a send waits for JetStream: each runtime publishes over its own connection,
+    /// and a send published on the next one must not overtake those before it.
+    fn move_due(&mut self, lane: &crate::lane::Lane) -> Option<Place> {
+        let talking = self.0.as_mut()?;
+        if !talking.replies.is_empty() {
+            return None;
+        }
+        match &talking.seat {
+            None if std::mem::take(&mut talking.sent) => {
+                talking.seat = Some(lane.seat()?);
+                Some(Place::Lane)
+            }
+            None => None,
+            Some(_) if talking.last_send.elapsed() >= lane.quiet => {
+                talking.seat = None;
+                talking.sent = false;
+                Some(Place::Main)
+            }
+            Some(_) => None,
+        }
     }
 }
 
@@ -230,10 +285,17 @@ impl Session {
             })
     }
 
-    async fn live(&mut self, claims: &AccessClaims) -> Step<Infallible> {
+    /// The session's life after its start, until it ends (`Err`) or moves (`Ok`: where to).
+    async fn live(&mut self, claims: &AccessClaims) -> Step<Place> {
         let interval = self.state.config.heartbeat_interval;
         // A client heartbeats every interval; we allow half an interval more for a slow network.
-        let heartbeat_deadline = sleep_until(Instant::now() + interval + interval / 2);
+        let heartbeat = self
+            .replies
+            .0
+            .as_mut()
+            .and_then(|talking| talking.heartbeat.take());
+        let heartbeat = heartbeat.unwrap_or_else(|| Instant::now() + interval + interval / 2);
+        let heartbeat_deadline = sleep_until(heartbeat);
         let mut heartbeat_deadline = std::pin::pin!(heartbeat_deadline);
         loop {
             // The reply lane first: an answer that is ready never waits behind fan-out. (Polled
@@ -245,6 +307,14 @@ impl Session {
                 self.send_text(&reply).await?;
             }
             self.flush().await?;
+            // Between two steps, with every answer out: the moment to move, if it is due.
+            if let Some(lane) = &self.state.lane
+                && let Some(place) = self.replies.move_due(lane)
+                && let Some(talking) = &mut self.replies.0
+            {
+                talking.heartbeat = Some(heartbeat_deadline.deadline());
+                return Ok(place);
+            }
             // Then whatever is ready, the client's frames and deliveries taking turns: a session
             // fed without pause still hears its client, and one talking fast still reads.
             tokio::select! {
@@ -319,5 +389,26 @@ impl Session {
             }
             self.flush().await?;
         }
+    }
+
+    /// Runs the rest of the session on `place` (a task of its own there, its socket watched
+    /// by that runtime's reactor), until it ends or moves again.
+    fn carry(self, claims: AccessClaims, place: Place) {
+        let state = Arc::clone(&self.state);
+        let Some(lane) = &state.lane else {
+            unreachable!("a session moves only on an edge with a lane");
+        };
+        let mut session = self;
+        let state_at_end = Arc::clone(&state);
+        lane.spawn(place, async move {
+            session.socket.rebind();
+            let ending = match session.live(&claims).await {
+                Ok(place) => return session.carry(claims, place),
+                Err(ending) => ending,
+            };
+            session.state.metrics.sessions.dec();
+            Box::pin(session.finish(ending)).await;
+            state_at_end.metrics.connections.dec();
+        });
     }
 }

@@ -13,6 +13,7 @@ use crate::archive::Archive;
 use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::{Hub, SessionId};
+use crate::lane::Lane;
 use crate::metrics::EdgeMetrics;
 use crate::reporter::Reporter;
 
@@ -54,6 +55,8 @@ pub struct EdgeState {
     pub config: GatewaySettings,
     pub hub: Hub,
     pub chat: Chat,
+    /// Where talking sessions run, apart from the fan-out; `None` with `--lane-sessions 0`.
+    pub lane: Option<Lane>,
     /// Reads the chat stream back: a resume's replay.
     pub stream: ChatStream,
     /// Reads the events stream back: a new session's calls changed while it started.

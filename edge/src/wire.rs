@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use kit::error::ApiError;
+use kit::listener::Counted;
 use tokio::io::AsyncWrite;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::io::poll_read_buf;
@@ -118,7 +119,10 @@ impl Upgrade {
                     return;
                 }
             };
-            session(Socket::new(io, &limits, readiness)).await;
+            let Some(socket) = Socket::upgraded(io, &limits, readiness) else {
+                return;
+            };
+            session(socket).await;
         });
         (
             StatusCode::SWITCHING_PROTOCOLS,
@@ -139,7 +143,8 @@ impl Upgrade {
 /// buffer, written with one system call per step), and the client's frames read off it
 /// ([`Reader`], which holds no bytes between frames).
 pub(crate) struct Socket {
-    io: TokioIo<Upgraded>,
+    /// (None only after a move that failed: [`Socket::rebind`].)
+    io: Option<Counted>,
     out: Vec<u8>,
     /// How much of `out` the connection has taken.
     written: usize,
@@ -163,9 +168,23 @@ pub(crate) enum ReadError {
 }
 
 impl Socket {
-    fn new(io: Upgraded, limits: &Limits, readable: Readiness) -> Self {
+    /// The socket of an upgraded connection: the connection itself, so that a session moving to
+    /// the edge's lane takes it along (`crate::lane`), with whatever the client sent before it
+    /// saw our answer. (Made apart from the upgrade's task, which would otherwise keep what is
+    /// made here beside the session for as long as it lives.)
+    fn upgraded(io: Upgraded, limits: &Limits, readable: Readiness) -> Option<Self> {
+        let Ok(parts) = io.downcast::<TokioIo<Counted>>() else {
+            tracing::error!("an upgraded connection not from the edge's own listener");
+            return None;
+        };
+        let mut socket = Self::new(parts.io.into_inner(), limits, readable);
+        socket.reader.spare(0, 0).extend_from_slice(&parts.read_buf);
+        Some(socket)
+    }
+
+    fn new(io: Counted, limits: &Limits, readable: Readiness) -> Self {
         Self {
-            io: TokioIo::new(io),
+            io: Some(io),
             out: Vec::new(),
             written: 0,
             readable,
@@ -195,7 +214,7 @@ impl Socket {
             let waker = self.readable.waker();
             let buffer = self.reader.spare(need, self.read_bytes);
             let read = poll_read_buf(
-                Pin::new(&mut self.io),
+                connection(&mut self.io)?,
                 &mut Context::from_waker(&waker),
                 buffer,
             );
@@ -207,6 +226,21 @@ impl Socket {
                 return Poll::Ready(Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()));
             }
         }
+    }
+
+    /// Moves the connection's readiness to the reactor of the runtime this is called on (a
+    /// session moving between the edge's runtimes), between two of its steps: nothing is
+    /// being read or written. The next read looks at the socket, whatever came meanwhile.
+    /// When that fails (the new reactor refuses it), the connection is closed and every read and
+    /// write after says so: the session ends as if the client went away.
+    pub(crate) fn rebind(&mut self) {
+        if let Some(io) = self.io.take() {
+            self.io = io
+                .rebind()
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot move a connection"))
+                .ok();
+        }
+        self.readable.keep();
     }
 
     /// Bytes queued and not yet taken by the connection.
@@ -237,7 +271,7 @@ impl Socket {
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+            let n = ready!(connection(&mut self.io)?.poll_write(cx, &self.out[self.written..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -245,7 +279,15 @@ impl Socket {
         }
         self.written = 0;
         self.out = Vec::new();
-        Pin::new(&mut self.io).poll_flush(cx)
+        connection(&mut self.io)?.poll_flush(cx)
+    }
+}
+
+/// A socket's connection, or the error of one that a failed move closed.
+fn connection(io: &mut Option<Counted>) -> io::Result<Pin<&mut Counted>> {
+    match io {
+        Some(io) => Ok(Pin::new(io)),
+        None => Err(io::ErrorKind::NotConnected.into()),
     }
 }
 

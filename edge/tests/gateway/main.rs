@@ -12,6 +12,7 @@ mod edge_process;
 mod guilds;
 mod history;
 mod joining;
+mod lane;
 mod matrix;
 mod members;
 mod mentions;

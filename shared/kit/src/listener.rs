@@ -371,10 +371,22 @@ impl Drop for Slot {
 }
 
 /// A connection's socket with its slot: the slot goes back when the socket closes, whether hyper
-/// closed it or a WebSocket handler that took it over by upgrading.
-struct Counted {
+/// closed it or a WebSocket handler that took it over by upgrading. What an upgrade hands over
+/// is this, in hyper's `TokioIo`: a handler may downcast to it to own the socket itself.
+pub struct Counted {
     stream: TcpStream,
     _slot: Slot,
+}
+
+impl Counted {
+    /// The same connection, its readiness watched from now on by the reactor of the runtime this
+    /// is called on rather than the one that accepted it: a task moving to another runtime takes
+    /// its socket along this way. The connection must not be in the middle of a read or write.
+    pub fn rebind(self) -> io::Result<Self> {
+        let Self { stream, _slot } = self;
+        let stream = TcpStream::from_std(stream.into_std()?)?;
+        Ok(Self { stream, _slot })
+    }
 }
 
 impl AsyncRead for Counted {

@@ -1,0 +1,141 @@
+//! The edge's lane: a session whose client sends moves to a thread of its own, apart from the
+//! fan-out, and back once its client has gone quiet; nothing its user sees changes on the way.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Client, WAIT, World};
+
+/// The value of the edge's metric line starting `name` and holding `label` (0 when absent).
+async fn metric(world: &World, name: &str, label: &str) -> u64 {
+    let text = reqwest::get(world.edges[0].metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn on_lane(world: &World) -> u64 {
+    metric(world, "natter_edge_lane_sessions{", "").await
+}
+
+async fn moves(world: &World, to: &str) -> u64 {
+    metric(
+        world,
+        "natter_edge_lane_moves_total{",
+        &format!("to=\"{to}\""),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothing() {
+    let world = World::start(
+        1,
+        &[
+            "--lane-sessions=1",
+            "--lane-quiet=1s",
+            "--send-rate=100000/1s",
+        ],
+    )
+    .await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob, &cat]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut cat_1 = Client::connect(&world.gateway(0), &cat).await;
+    let post = |n: usize| {
+        let (world, bob) = (&world, &bob);
+        async move {
+            let path = format!("/api/v1/channels/{room}/messages");
+            let body = json!({"content": format!("b{n}")});
+            let (status, answer) = world
+                .edge_call(0, reqwest::Method::POST, &path, bob, Some(body))
+                .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+
+    // Ann's first send is answered where her session started; then it runs on the lane.
+    let ack = ann_1.send(room, "a0", "n0").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    expected.push("a0".to_owned());
+    testkit::eventually("Ann's session on the lane", WAIT, || async {
+        (on_lane(&world).await == 1 && moves(&world, "lane").await == 1).then_some(())
+    })
+    .await;
+
+    // There it gets every delivery, answers heartbeats and sends, all in order.
+    for n in 1..=20 {
+        post(n).await;
+        expected.push(format!("b{n}"));
+        let ack = ann_1.send(room, &format!("a{n}"), &format!("n{n}")).await;
+        assert_eq!(ack["op"], 24, "{ack}");
+        assert_eq!(ack["d"]["message"]["content"], format!("a{n}"));
+        expected.push(format!("a{n}"));
+    }
+    ann_1.send_raw(json!({"op": 1, "d": null})).await;
+    loop {
+        let frame = ann_1.next().await.expect("a heartbeat ACK");
+        if frame["op"] == 11 {
+            break;
+        }
+        if frame["t"] == "MESSAGE_CREATE" {
+            got.push(frame["d"]["content"].as_str().unwrap().to_owned());
+        }
+    }
+
+    // The lane holds one session: Cat's sends are answered on the main runtime.
+    let ack = cat_1.send(room, "c0", "c0").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    expected.push("c0".to_owned());
+    assert_eq!(on_lane(&world).await, 1);
+    assert_eq!(moves(&world, "lane").await, 1, "Cat stayed where she was");
+
+    // Quiet for a second, Ann's session goes back (at its next step: a delivery).
+    let mut n = 21;
+    while moves(&world, "main").await == 0 {
+        assert!(n < 200, "Ann's session never left the lane");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        post(n).await;
+        expected.push(format!("b{n}"));
+        n += 1;
+    }
+    assert_eq!(on_lane(&world).await, 0);
+    // And comes again at her next send.
+    let ack = ann_1.send(room, "again", "again").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    expected.push("again".to_owned());
+    post(n).await;
+    expected.push(format!("b{n}"));
+
+    // Every message reached her once, in the order the channel has them.
+    let rest = ann_1.messages(expected.len() - got.len()).await;
+    got.extend(rest);
+    assert_eq!(got, expected);
+    ann_1.no_messages().await;
+    assert_eq!(cat_1.messages(expected.len()).await, expected);
+
+    // A session ending on the lane gives its place back.
+    testkit::eventually("Ann back on the lane", WAIT, || async {
+        (moves(&world, "lane").await == 2).then_some(())
+    })
+    .await;
+    drop(ann_1);
+    testkit::eventually("Ann's session gone, and its place", WAIT, || async {
+        let sessions = metric(&world, "natter_edge_sessions{", "").await;
+        (sessions == 1 && on_lane(&world).await == 0).then_some(())
+    })
+    .await;
+}
