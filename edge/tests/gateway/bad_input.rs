@@ -160,12 +160,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
         sent += 1;
         cat_got += cat_1.messages(1).await.len();
         if sent % 25 == 0 {
-            let metrics = reqwest::get(world.edges[0].metrics_url())
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = world.edge_metrics(0).await;
             // Bob is counted once, however many deliveries found his queue full meanwhile.
             let closes = metrics
                 .lines()
@@ -194,14 +189,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_keep_receiving() {
 async fn a_client_that_vanishes_is_not_counted_as_bad_input() {
     let world = World::start(1, &[]).await;
     let ann = world.sign_up("ann").await;
-    let metrics = || async {
-        reqwest::get(world.edges[0].metrics_url())
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || world.edge_metrics(0);
     // Gone without a closing handshake: the TCP connection just ends.
     drop(Client::connect(&world.gateway(0), &ann).await);
     testkit::eventually("the session to end", crate::support::WAIT, || async {

@@ -9,12 +9,7 @@ use crate::support::{Client, WAIT, World};
 
 /// The value of the edge's metric line starting `name` and holding `label` (0 when absent).
 async fn metric(world: &World, name: &str, label: &str) -> u64 {
-    let text = reqwest::get(world.edges[0].metrics_url())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = world.edge_metrics(0).await;
     text.lines()
         .filter(|l| l.starts_with(name) && l.contains(label))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())

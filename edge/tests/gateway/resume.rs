@@ -155,12 +155,7 @@ async fn an_edge_times_each_session_start_phase_by_phase_for_ready_and_resumed()
 
     // How many starts each phase has timed, from the edge's /metrics.
     let counts = || async {
-        let text = reqwest::get(world.edges[0].metrics_url())
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = world.edge_metrics(0).await;
         let count = |phase: &str| {
             let name = format!("natter_edge_session_start_seconds_count{{phase=\"{phase}\"");
             text.lines()

@@ -327,6 +327,16 @@ impl World {
         self.persister = None;
     }
 
+    /// An edge's `/metrics`, as text.
+    pub(crate) async fn edge_metrics(&self, edge: usize) -> String {
+        reqwest::get(self.edges[edge].metrics_url())
+            .await
+            .expect("the edge answers /metrics")
+            .text()
+            .await
+            .expect("/metrics is text")
+    }
+
     /// An edge's HTTP base URL.
     pub(crate) fn edge_url(&self, edge: usize, path: &str) -> String {
         self.edges[edge].url(path)
