@@ -461,10 +461,11 @@ start_redis() {
   printf '%s\n' "$SPAWNED_PID" >"$(pid_file redis)"
 }
 
-# cassandra_args HEAP YAML LOGDIR STORAGEDIR CQL_PORT STORAGE_PORT: the JVM command line of one
-# Cassandra node, in the array CASS_ARGS (java first).
+# cassandra_args HEAP YAML LOGDIR STORAGEDIR CQL_PORT STORAGE_PORT [RING_DELAY_MS]: the JVM command
+# line of one Cassandra node, in the array CASS_ARGS (java first).
 cassandra_args() {
-  local heap=$1 yaml=$2 logdir=$3 storagedir=$4 cql_port=$5 storage_port=$6 java jamm
+  local heap=$1 yaml=$2 logdir=$3 storagedir=$4 cql_port=$5 storage_port=$6 ring_delay=${7:-1000}
+  local java jamm
   java=$(find_java)
   jamm=$(compgen -G "$CASS_LIB/jamm-*.jar" | head -n 1 || true)
   CASS_ARGS=(
@@ -508,9 +509,10 @@ cassandra_args() {
     "-Dcassandra.storagedir=$storagedir"
     "-Dcassandra.native_transport_port=$cql_port"
     "-Dcassandra.storage_port=$storage_port"
-    # single node: no gossip settling, short ring delay (default 30 s)
+    # No gossip settling; a single node's ring delay short (default 30 s), a ring node's longer
+    # (cmd_ring_cassandra).
     -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.ring_delay_ms=1000
+    "-Dcassandra.ring_delay_ms=$ring_delay"
     # No cassandra.jmx.local.port / jmx.remote.port: no JMX listener at all (7199 would clash
     # with any other Cassandra; nodetool is therefore not available). No other ports open.
     -cp "$CASS_LIB/*" org.apache.cassandra.service.CassandraDaemon
@@ -572,7 +574,12 @@ cmd_ring_cassandra() {
     -e "s/- seeds: .*/- seeds: \"$seeds\"/" \
     "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$dir/cassandra.yaml"
   printf 'auto_bootstrap: false\n' >>"$dir/cassandra.yaml"
-  cassandra_args "$heap" "$dir/cassandra.yaml" "$dir/logs" "$dir/data" "$cql_port" "$storage_port"
+  # A node that is not a seed asks the seeds for the ring before it joins (the shadow round),
+  # again every second until the ring delay has passed, then gives up: "Unable to gossip with
+  # any peers". With 1 s that is one try, which a seed busy on two loaded cores can miss (it did,
+  # under ./natter test with a CPU hog beside it); the default, 30 s, is waited only by a node
+  # whose seeds do not answer.
+  cassandra_args "$heap" "$dir/cassandra.yaml" "$dir/logs" "$dir/data" "$cql_port" "$storage_port" 30000
   cassandra_timer_slack
   cd "$dir" && exec "${CASS_ARGS[@]}"
 }
