@@ -161,7 +161,7 @@ pub struct Config {
     /// thread of its own apart from the fan-out, so its answers do not wait behind deliveries
     /// (`edge/src/lane.rs`). 0 (the default): no lane, every session on the main runtime; at
     /// the edge's ceiling a lane makes senders' ACKs quicker and receivers' deliveries slower
-    /// (docs/BENCHMARKS.md, "A session's own lane").
+    /// (docs/BENCHMARKS.md, "The lane in the services' scheduling group").
     #[arg(
         long = "lane-sessions",
         env = "NATTER_LANE_SESSIONS",

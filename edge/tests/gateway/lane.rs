@@ -29,6 +29,24 @@ async fn moves(world: &World, to: &str) -> u64 {
     .await
 }
 
+/// The scheduling policy of each of this process's lane threads (a thread's `stat`, field 41).
+fn lane_policies() -> Vec<u32> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("this process's threads");
+    tasks
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim() == "edge-lane").then_some(())?;
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(38)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothing() {
     let world = World::start(
@@ -70,6 +88,12 @@ async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothin
         (on_lane(&world).await == 1 && moves(&world, "lane").await == 1).then_some(())
     })
     .await;
+    // Its thread never preempts the fan-out's workers when it wakes: SCHED_BATCH (3).
+    let policies = lane_policies();
+    assert!(
+        !policies.is_empty() && policies.iter().all(|&p| p == 3),
+        "{policies:?}"
+    );
 
     // There it gets every delivery, answers heartbeats and sends, all in order.
     for n in 1..=20 {
