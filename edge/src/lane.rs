@@ -154,9 +154,9 @@ impl Drop for Lane {
 /// hundreds of times a second at a busy edge, and a fan-out worker it preempts goes back to
 /// wait behind the machine's other runnable threads. In alternating runs at the edge's ceiling
 /// the sender's ACK was as quick under `SCHED_BATCH` as under the default policy, and the
-/// receivers' p99 rose about half as much (docs/BENCHMARKS.md, "The lane in the services'
-/// scheduling group"). No privilege is needed; should the kernel refuse, the lane runs as any
-/// thread does.
+/// receivers' p99 rose about half as much in a slow hour, not at all in a quicker one
+/// (docs/BENCHMARKS.md, "The lane in the services' scheduling group"). No privilege is needed;
+/// should the kernel refuse, the lane runs as any thread does.
 fn never_preempt() {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
