@@ -160,8 +160,8 @@ pub struct Config {
     /// Sessions the edge's lane holds at most: a session whose client sends moves there, to a
     /// thread of its own apart from the fan-out, so its answers do not wait behind deliveries
     /// (`edge/src/lane.rs`). 0 (the default): no lane, every session on the main runtime; at
-    /// the edge's ceiling a lane makes senders' ACKs quicker and receivers' deliveries slower
-    /// (docs/BENCHMARKS.md, "The lane in the services' scheduling group").
+    /// the edge's ceiling a lane makes senders' ACKs quicker, and receivers' deliveries slower
+    /// in some hours (docs/BENCHMARKS.md, "The lane in the services' scheduling group").
     #[arg(
         long = "lane-sessions",
         env = "NATTER_LANE_SESSIONS",
