@@ -9,15 +9,20 @@
 //! has something, however busy the main runtime's threads are (docs/BENCHMARKS.md, "A session's
 //! own lane").
 //!
-//! A session moves to the lane after a send of its client's, if the lane has room
-//! (`--lane-sessions`; 0, the default, is no lane), and back to the main runtime once its client
-//! has sent nothing for `--lane-quiet`: so the lane holds the edge's few talking sessions, and
-//! their fan-out is a small part of the edge's. A move happens between two steps of the session, socket and all
-//! ([`crate::wire::Socket::rebind`]), and its deliveries, kick and pending answers go with it.
+//! A session moves to the lane after a send of its client's, if the main runtime is behind and
+//! the lane has room (`--lane-sessions`, 256 by default; 0 is no lane), and back to the main
+//! runtime once its client has sent nothing for `--lane-quiet`: so the lane holds the edge's few
+//! talking sessions, and their fan-out is a small part of the edge's. The main runtime is
+//! behind when a timer of its fires `--lane-behind` (2 ms) or more late, which is how late its
+//! threads also look at the sockets and at JetStream's answers; an edge with time to spare keeps
+//! every session where its deliveries are handed out, as a session on the lane costs a wake of
+//! another thread for each of them (docs/BENCHMARKS.md, "The lane by default"). A move happens between two steps
+//! of the session, socket and all ([`crate::wire::Socket::rebind`]), and its deliveries, kick
+//! and pending answers go with it.
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -55,6 +60,8 @@ pub struct Lane {
     tasks: TaskTracker,
     capacity: usize,
     pub(crate) quiet: Duration,
+    /// Whether the main runtime ran its last timer `--lane-behind` or more late.
+    behind: Arc<AtomicBool>,
     seated: Arc<AtomicUsize>,
     metrics: EdgeMetrics,
     /// Ends the lane's thread (dropping its runtime, with whatever it still runs).
@@ -67,6 +74,7 @@ impl Lane {
     pub async fn start(
         nats: &NatsConfig,
         capacity: usize,
+        behind_after: Duration,
         quiet: Duration,
         tasks: TaskTracker,
         metrics: EdgeMetrics,
@@ -98,6 +106,10 @@ impl Lane {
             })
             .expect("a thread for the edge's lane");
         let (lane, client) = up.await.expect("the lane's thread answers")?;
+        let behind = Arc::new(AtomicBool::new(behind_after.is_zero()));
+        if !behind_after.is_zero() {
+            tokio::spawn(watch_main(Arc::clone(&behind), behind_after, stop.clone()));
+        }
         Ok(Some(Self {
             lane,
             main: Handle::current(),
@@ -105,14 +117,19 @@ impl Lane {
             tasks,
             capacity,
             quiet,
+            behind,
             seated: Arc::default(),
             metrics,
             stop,
         }))
     }
 
-    /// A place on the lane for one more session, if it has room; given back when dropped.
+    /// A place on the lane for one more session, if the main runtime is behind and the lane
+    /// has room; given back when dropped.
     pub(crate) fn seat(&self) -> Option<Seat> {
+        if !self.behind.load(Ordering::Relaxed) {
+            return None;
+        }
         self.seated
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.capacity).then_some(n + 1)
@@ -145,6 +162,25 @@ impl Lane {
 impl Drop for Lane {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// How often the main runtime's lateness is sampled.
+const WATCH_PERIOD: Duration = Duration::from_millis(50);
+
+/// Samples how late the main runtime runs a timer, until `stop`: `behind` while the last one
+/// fired `after` or more late. A timer fires when one of the runtime's threads next looks at
+/// its driver, as a socket's readiness and a JetStream answer are noticed: between two batches
+/// of tasks at a busy edge, at once at an idle one.
+async fn watch_main(behind: Arc<AtomicBool>, after: Duration, stop: CancellationToken) {
+    loop {
+        let asked = tokio::time::Instant::now() + WATCH_PERIOD;
+        tokio::select! {
+            () = tokio::time::sleep_until(asked) => {}
+            () = stop.cancelled() => return,
+        }
+        let late = asked.elapsed();
+        behind.store(late >= after, Ordering::Relaxed);
     }
 }
 

@@ -159,15 +159,23 @@ pub struct Config {
 
     /// Sessions the edge's lane holds at most: a session whose client sends moves there, to a
     /// thread of its own apart from the fan-out, so its answers do not wait behind deliveries
-    /// (`edge/src/lane.rs`). 0 (the default): no lane, every session on the main runtime; at
-    /// the edge's ceiling a lane makes senders' ACKs quicker, and receivers' deliveries slower
-    /// in some hours (docs/BENCHMARKS.md, "The lane in the services' scheduling group").
+    /// (`edge/src/lane.rs`). At the edge's ceiling the lane halves a sender's ACK, and costs
+    /// receivers' deliveries a little of their p99 in some hours (docs/BENCHMARKS.md, "The lane
+    /// by default"). 0: no lane, every session on the main runtime.
     #[arg(
         long = "lane-sessions",
         env = "NATTER_LANE_SESSIONS",
-        default_value_t = 0
+        default_value_t = 256
     )]
     pub lane_sessions: usize,
+
+    /// How late the main runtime may run a timer before a talking session moves to the lane:
+    /// sessions move only while the fan-out keeps the main runtime's threads behind, so on an
+    /// edge with time to spare every session stays where its deliveries are handed out. 0: every
+    /// talking session moves, however idle the edge.
+    #[arg(long = "lane-behind", env = "NATTER_LANE_BEHIND", default_value = "2ms",
+          value_parser = kit::config::duration)]
+    pub lane_behind: Duration,
 
     /// How long a session on the lane may go without a send before it moves back.
     #[arg(long = "lane-quiet", env = "NATTER_LANE_QUIET", default_value = "2m",
@@ -402,6 +410,7 @@ impl Edge {
         let lane = Lane::start(
             &config.nats,
             config.lane_sessions,
+            config.lane_behind,
             config.lane_quiet,
             sessions.clone(),
             edge_metrics.clone(),

@@ -53,6 +53,8 @@ async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothin
         1,
         &[
             "--lane-sessions=1",
+            // However idle the edge: every talking session may move.
+            "--lane-behind=0ms",
             "--lane-quiet=1s",
             "--send-rate=100000/1s",
         ],
@@ -157,4 +159,29 @@ async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothin
         (sessions == 1 && on_lane(&world).await == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_edge_with_time_to_spare_keeps_its_talking_sessions_where_they_are() {
+    // Never behind by an hour: as an edge whose threads look at their sockets on time.
+    let world = World::start(1, &["--lane-behind=1h", "--send-rate=100000/1s"]).await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let mut expected = Vec::new();
+    for n in 0..10 {
+        let ack = ann_1.send(room, &format!("a{n}"), &format!("n{n}")).await;
+        assert_eq!(ack["op"], 24, "{ack}");
+        expected.push(format!("a{n}"));
+    }
+    // Bob's answer comes after every one of Ann's in the channel: once Ann has it, her session
+    // has had its chances to move after each of her sends.
+    let ack = bob_1.send(room, "b", "b").await;
+    assert_eq!(ack["op"], 24, "{ack}");
+    expected.push("b".to_owned());
+    assert_eq!(ann_1.messages(expected.len()).await, expected);
+    assert_eq!(bob_1.messages(expected.len()).await, expected);
+    assert_eq!(moves(&world, "lane").await, 0);
+    assert_eq!(on_lane(&world).await, 0);
 }
