@@ -108,7 +108,13 @@ impl Lane {
         let (lane, client) = up.await.expect("the lane's thread answers")?;
         let behind = Arc::new(AtomicBool::new(behind_after.is_zero()));
         if !behind_after.is_zero() {
-            tokio::spawn(watch_main(Arc::clone(&behind), behind_after, stop.clone()));
+            let lateness = metrics.main_late_seconds.clone();
+            tokio::spawn(watch_main(
+                Arc::clone(&behind),
+                behind_after,
+                lateness,
+                stop.clone(),
+            ));
         }
         Ok(Some(Self {
             lane,
@@ -172,7 +178,12 @@ const WATCH_PERIOD: Duration = Duration::from_millis(50);
 /// fired `after` or more late. A timer fires when one of the runtime's threads next looks at
 /// its driver, as a socket's readiness and a JetStream answer are noticed: between two batches
 /// of tasks at a busy edge, at once at an idle one.
-async fn watch_main(behind: Arc<AtomicBool>, after: Duration, stop: CancellationToken) {
+async fn watch_main(
+    behind: Arc<AtomicBool>,
+    after: Duration,
+    lateness: prometheus::Histogram,
+    stop: CancellationToken,
+) {
     loop {
         let asked = tokio::time::Instant::now() + WATCH_PERIOD;
         tokio::select! {
@@ -180,6 +191,7 @@ async fn watch_main(behind: Arc<AtomicBool>, after: Duration, stop: Cancellation
             () = stop.cancelled() => return,
         }
         let late = asked.elapsed();
+        lateness.observe(late.as_secs_f64());
         behind.store(late >= after, Ordering::Relaxed);
     }
 }

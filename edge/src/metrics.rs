@@ -31,6 +31,9 @@ pub struct EdgeMetrics {
     pub lane_sessions: IntGauge,
     /// Sessions moved between the edge's runtimes, by where to: `lane` or `main`.
     pub lane_moves: IntCounterVec,
+    /// How late the main runtime woke a timer, sampled every 50 ms while the edge has a lane:
+    /// the lane takes talking sessions while the last was `--lane-behind` or more.
+    pub main_late_seconds: Histogram,
     /// Frames that could not be written at all (their sockets were closed with 4000).
     pub unwritable_frames: IntCounter,
     /// 1 once the message store is connected (history and unread counts work), else 0.
@@ -122,6 +125,19 @@ impl EdgeMetrics {
                 &["to"],
             )
             .expect("valid"),
+            main_late_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "natter_edge_main_late_seconds",
+                    "How late the edge's main runtime woke a timer (sampled every 50 ms)",
+                )
+                // Finer around `--lane-behind`'s 2 ms: an idle edge wakes 1-2 ms late (the
+                // timer's own rounding to whole milliseconds).
+                .buckets(vec![
+                    0.000_5, 0.001, 0.001_5, 0.002, 0.002_5, 0.003, 0.004, 0.005, 0.01, 0.025,
+                    0.05, 0.1, 0.25, 1.0,
+                ]),
+            )
+            .expect("valid"),
             unwritable_frames: IntCounter::new(
                 "natter_edge_unwritable_frames_total",
                 "Frames that could not be written to a client; each closed its socket",
@@ -183,6 +199,7 @@ impl EdgeMetrics {
         metrics.register(this.unwritable_frames.clone());
         metrics.register(this.lane_sessions.clone());
         metrics.register(this.lane_moves.clone());
+        metrics.register(this.main_late_seconds.clone());
         metrics.register(this.delivery_repairs.clone());
         metrics.register(this.delivery_repaired.clone());
         metrics.register(this.delivery_repair_failures.clone());
