@@ -16,9 +16,9 @@
 //! behind when a timer of its fires `--lane-behind` (2 ms) or more late, which is how late its
 //! threads also look at the sockets and at JetStream's answers; an edge with time to spare keeps
 //! every session where its deliveries are handed out, as a session on the lane costs a wake of
-//! another thread for each of them (docs/BENCHMARKS.md, "The lane by default"). A move happens between two steps
-//! of the session, socket and all ([`crate::wire::Socket::rebind`]), and its deliveries, kick
-//! and pending answers go with it.
+//! another thread for each of them (docs/BENCHMARKS.md, "The lane by default"). A move happens
+//! between two steps of the session, socket and all ([`crate::wire::Socket::rebind`]), and its
+//! deliveries, kick and pending answers go with it.
 
 use std::cell::Cell;
 use std::sync::Arc;
