@@ -31,8 +31,9 @@ pub struct EdgeMetrics {
     pub lane_sessions: IntGauge,
     /// Sessions moved between the edge's runtimes, by where to: `lane` or `main`.
     pub lane_moves: IntCounterVec,
-    /// How late the main runtime woke a timer, sampled every 50 ms while the edge has a lane:
-    /// the lane takes talking sessions while the last was `--lane-behind` or more.
+    /// How late the main runtime woke a timer, sampled every 50 ms while sessions on it send
+    /// (and the edge has a lane): the lane takes talking sessions while the last was
+    /// `--lane-behind` or more.
     pub main_late_seconds: Histogram,
     /// Frames that could not be written at all (their sockets were closed with 4000).
     pub unwritable_frames: IntCounter,
@@ -128,7 +129,7 @@ impl EdgeMetrics {
             main_late_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "natter_edge_main_late_seconds",
-                    "How late the edge's main runtime woke a timer (sampled every 50 ms)",
+                    "How late the main runtime woke a timer (every 50 ms while sessions send)",
                 )
                 // Finer around `--lane-behind`'s 2 ms: an idle edge wakes 1-2 ms late (the
                 // timer's own rounding to whole milliseconds).

@@ -162,8 +162,11 @@ struct Talking {
     /// on the lane.
     last_send: Instant,
     sent: bool,
-    /// The session's place on the edge's lane, while it runs there.
+    /// The session's place on the edge's lane, from when it is due to move there.
     seat: Option<Seat>,
+    /// Due to move to the lane: it reads nothing from its client until its sends in flight
+    /// are answered, then moves.
+    boarding: bool,
     /// The heartbeat deadline, over a move.
     heartbeat: Option<Instant>,
 }
@@ -176,6 +179,7 @@ impl Replies {
                 last_send: Instant::now(),
                 sent: false,
                 seat: None,
+                boarding: false,
                 heartbeat: None,
             })
         });
@@ -201,28 +205,40 @@ impl Replies {
         })
     }
 
+    /// Whether the session waits for its sends in flight to be answered before it moves.
+    fn boarding(&self) -> bool {
+        self.0.as_ref().is_some_and(|talking| talking.boarding)
+    }
+
     /// Where the session should run from now on, if not where it is: on the lane after a send,
     /// when it has room; back on the main runtime once the client has not sent for `quiet`.
     /// Never while a send waits for JetStream: each runtime publishes over its own connection,
-    /// and a send published on the next one must not overtake those before it.
+    /// and a send published on the next one must not overtake those before it. So a session due
+    /// on the lane boards first: it stops reading its client (whose frames wait in its socket)
+    /// until its sends in flight are answered, which takes one acknowledgement's time where a
+    /// client sending without pause would otherwise never leave a gap to move in.
     fn move_due(&mut self, lane: &crate::lane::Lane) -> Option<Place> {
         let talking = self.0.as_mut()?;
-        if !talking.replies.is_empty() {
-            return None;
-        }
         match &talking.seat {
             None if std::mem::take(&mut talking.sent) => {
                 talking.seat = Some(lane.seat()?);
-                Some(Place::Lane)
+                talking.boarding = true;
             }
-            None => None,
-            Some(_) if talking.last_send.elapsed() >= lane.quiet => {
+            Some(_)
+                if !talking.boarding
+                    && talking.replies.is_empty()
+                    && talking.last_send.elapsed() >= lane.quiet =>
+            {
                 talking.seat = None;
                 talking.sent = false;
-                Some(Place::Main)
+                return Some(Place::Main);
             }
-            Some(_) => None,
+            _ => {}
         }
+        (talking.boarding && talking.replies.is_empty()).then(|| {
+            talking.boarding = false;
+            Place::Lane
+        })
     }
 }
 
@@ -322,7 +338,7 @@ impl Session {
                     self.send_text(&reply).await?;
                 }
                 frame = read_frame(&mut self.socket, &self.limiter, &self.state.metrics),
-                    if self.replies.len() < SENDS_IN_FLIGHT => {
+                    if self.replies.len() < SENDS_IN_FLIGHT && !self.replies.boarding() => {
                     match frame? {
                         ClientFrame::Heartbeat(_) => {
                             heartbeat_deadline

@@ -169,6 +169,9 @@ async fn an_edge_with_time_to_spare_keeps_its_talking_sessions_where_they_are() 
     let room = world.channel(&ann, "room", &[&bob]).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    // Sessions, but no sends yet: the edge has not woken once to see whether it is behind.
+    let samples = || metric(&world, "natter_edge_main_late_seconds_count", "");
+    assert_eq!(samples().await, 0);
     let mut expected = Vec::new();
     for n in 0..10 {
         let ack = ann_1.send(room, &format!("a{n}"), &format!("n{n}")).await;
@@ -184,4 +187,63 @@ async fn an_edge_with_time_to_spare_keeps_its_talking_sessions_where_they_are() 
     assert_eq!(bob_1.messages(expected.len()).await, expected);
     assert_eq!(moves(&world, "lane").await, 0);
     assert_eq!(on_lane(&world).await, 0);
+    // Their sends had it look.
+    testkit::eventually("the main runtime sampled", WAIT, || async {
+        (samples().await > 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_sending_without_pause_moves_at_once_and_keeps_its_order() {
+    let world = World::start(
+        1,
+        &[
+            "--lane-behind=0ms",
+            "--lane-quiet=1h",
+            "--send-rate=100000/1s",
+            "--frames-per-minute=100000",
+        ],
+    )
+    .await;
+    let (ann, cat) = (world.sign_up("ann").await, world.sign_up("cat").await);
+    let room = world.channel(&ann, "room", &[&cat]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut cat_1 = Client::connect(&world.gateway(0), &cat).await;
+    let send = |n: usize| {
+        let d = json!({"channel_id": room, "content": format!("a{n}"), "nonce": format!("n{n}")});
+        json!({"op": 20, "d": d})
+    };
+
+    // Ann sends 200 messages in one write: her session finds a send waiting for JetStream
+    // after every frame it reads, and still moves after her first.
+    const SENDS: usize = 200;
+    ann_1.send_together((0..SENDS).map(send)).await;
+    let (mut acked, mut echoes) = (Vec::new(), Vec::new());
+    while acked.len() < SENDS {
+        let frame = ann_1.next().await.expect("an ACK or an echo");
+        if frame["t"] == "MESSAGE_CREATE" {
+            echoes.push(frame["d"]["content"].as_str().unwrap().to_owned());
+            continue;
+        }
+        assert_eq!(frame["op"], 24, "{frame}");
+        acked.push(frame["d"]["nonce"].as_str().unwrap().to_owned());
+        if acked.len() == 2 {
+            // Her second send was read on the lane, before its ACK was written.
+            assert_eq!(moves(&world, "lane").await, 1);
+            assert_eq!(on_lane(&world).await, 1);
+        }
+    }
+    acked.sort_by_key(|nonce| nonce[1..].parse::<usize>().unwrap());
+    let nonces: Vec<String> = (0..SENDS).map(|n| format!("n{n}")).collect();
+    assert_eq!(acked, nonces, "every send answered once");
+
+    // The channel has them in the order Ann sent them, and so has everyone who reads it.
+    let expected: Vec<String> = (0..SENDS).map(|n| format!("a{n}")).collect();
+    let rest = ann_1.messages(SENDS - echoes.len()).await;
+    echoes.extend(rest);
+    assert_eq!(echoes, expected);
+    assert_eq!(cat_1.messages(SENDS).await, expected);
+    ann_1.no_messages().await;
+    assert_eq!(moves(&world, "lane").await, 1);
 }
