@@ -18,6 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::de::{Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The project epoch, 2026-01-01T00:00:00Z, in Unix milliseconds. 42 bits of milliseconds from here
@@ -137,19 +138,32 @@ impl Serialize for Snowflake {
 
 impl<'de> Deserialize<'de> for Snowflake {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Strings are the contract; bare numbers are accepted from lenient clients.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr<'a> {
-            Str(&'a str),
-            String(String),
-            Num(u64),
+        // Strings are the contract; bare numbers are accepted from lenient clients. A visitor
+        // rather than an untagged enum: that buffers the value and tries a borrowed string
+        // first, which fails (formatting an error) for every id read from an owned value.
+        struct Id;
+        impl Visitor<'_> for Id {
+            type Value = Snowflake;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a snowflake id: a string of decimal digits")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Snowflake, E> {
+                s.parse().map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Snowflake, E> {
+                Ok(Snowflake(n))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Snowflake, E> {
+                u64::try_from(n)
+                    .map(Snowflake)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+            }
         }
-        match Repr::deserialize(deserializer)? {
-            Repr::Str(s) => s.parse().map_err(serde::de::Error::custom),
-            Repr::String(s) => s.parse().map_err(serde::de::Error::custom),
-            Repr::Num(n) => Ok(Self(n)),
-        }
+        deserializer.deserialize_any(Id)
     }
 }
 
@@ -274,6 +288,39 @@ mod tests {
             let (ia, ib) = (Snowflake::from_i64(a), Snowflake::from_i64(b));
             prop_assert_eq!(ia.as_i64(), a);
             prop_assert_eq!(a < b, ia < ib);
+        }
+    }
+
+    #[test]
+    fn json_ids_decode_from_text_owned_values_and_bare_numbers_and_nothing_else() {
+        let id = Snowflake::from_u64(1_193_094_531_072_065_536);
+        let from = |json: serde_json::Value| serde_json::from_value::<Snowflake>(json);
+        assert_eq!(
+            serde_json::from_str::<Snowflake>(r#""1193094531072065536""#).unwrap(),
+            id
+        );
+        // Through a `Value` the string is owned, as in a frame decoded in two steps.
+        assert_eq!(from(serde_json::json!("1193094531072065536")).unwrap(), id);
+        assert_eq!(
+            from(serde_json::json!(1_193_094_531_072_065_536_u64)).unwrap(),
+            id
+        );
+        // An escaped string is owned when read from text too.
+        assert_eq!(
+            serde_json::from_str::<Snowflake>(r#""\u0031""#).unwrap(),
+            Snowflake(1)
+        );
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(1.5),
+            serde_json::json!(true),
+            serde_json::json!(null),
+            serde_json::json!("+1"),
+            serde_json::json!(""),
+            serde_json::json!("18446744073709551616"),
+            serde_json::json!(["1"]),
+        ] {
+            assert!(from(bad.clone()).is_err(), "{bad} decoded");
         }
     }
 
