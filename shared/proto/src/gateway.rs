@@ -9,6 +9,7 @@
 //!   every [`Event`](crate::events::Event)), and the other server payloads (in [`server`]).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_repr::{Deserialize_repr, Serialize_repr};
 
 mod client;
@@ -136,35 +137,44 @@ impl ClientFrame {
     /// Decodes a text frame. `Err` carries the close code: 4001 for an opcode a client may not
     /// send, 4002 for anything that is not a well-formed frame.
     pub fn decode(text: &str) -> Result<Self, CloseCode> {
+        // The payload is kept as the frame's own text and read once, by its opcode's type:
+        // no JSON value is built for it in between.
         #[derive(Deserialize)]
-        struct Raw {
+        struct Raw<'a> {
             op: serde_json::Value,
-            #[serde(default)]
-            d: serde_json::Value,
+            #[serde(default, borrow)]
+            d: Option<&'a RawValue>,
         }
-        let raw: Raw = serde_json::from_str(text).map_err(|_| CloseCode::DecodeError)?;
+        let raw: Raw<'_> = serde_json::from_str(text).map_err(|_| CloseCode::DecodeError)?;
         // A whole number is an opcode, known or not; anything else is not a frame.
         if !(raw.op.is_i64() || raw.op.is_u64()) {
             return Err(CloseCode::DecodeError);
         }
         let op: Opcode = serde_json::from_value(raw.op).map_err(|_| CloseCode::UnknownOpcode)?;
-        fn payload<T: serde::de::DeserializeOwned>(d: serde_json::Value) -> Result<T, CloseCode> {
-            serde_json::from_value(d).map_err(|_| CloseCode::DecodeError)
+        let d = raw.d.map_or("null", RawValue::get);
+        fn payload<'a, T: Deserialize<'a>>(d: &'a str) -> Result<T, CloseCode> {
+            serde_json::from_str(d).map_err(|_| CloseCode::DecodeError)
         }
         match op {
-            Opcode::Heartbeat => payload(raw.d).map(Self::Heartbeat),
-            Opcode::Identify => payload(raw.d).map(Self::Identify),
-            Opcode::PresenceUpdate => payload(raw.d).map(Self::PresenceUpdate),
-            Opcode::Resume => payload(raw.d).map(Self::Resume),
-            Opcode::RequestChannelMembers if raw.d.get("guild_id").is_some() => {
-                payload(raw.d).map(Self::RequestGuildMembers)
+            Opcode::Heartbeat => payload(d).map(Self::Heartbeat),
+            Opcode::Identify => payload(d).map(Self::Identify),
+            Opcode::PresenceUpdate => payload(d).map(Self::PresenceUpdate),
+            Opcode::Resume => payload(d).map(Self::Resume),
+            // Op 8 asks for a server's members when its payload names a `guild_id` at all.
+            Opcode::RequestChannelMembers => {
+                let d: serde_json::Value = payload(d)?;
+                if d.get("guild_id").is_some() {
+                    serde_json::from_value(d).map(Self::RequestGuildMembers)
+                } else {
+                    serde_json::from_value(d).map(Self::RequestChannelMembers)
+                }
+                .map_err(|_| CloseCode::DecodeError)
             }
-            Opcode::RequestChannelMembers => payload(raw.d).map(Self::RequestChannelMembers),
-            Opcode::MessageSend => payload(raw.d).map(Self::MessageSend),
-            Opcode::MessageEdit => payload(raw.d).map(Self::MessageEdit),
-            Opcode::MessageDelete => payload(raw.d).map(Self::MessageDelete),
-            Opcode::TypingStart => payload(raw.d).map(Self::TypingStart),
-            Opcode::VoiceStateUpdate => payload(raw.d).map(Self::VoiceStateUpdate),
+            Opcode::MessageSend => payload(d).map(Self::MessageSend),
+            Opcode::MessageEdit => payload(d).map(Self::MessageEdit),
+            Opcode::MessageDelete => payload(d).map(Self::MessageDelete),
+            Opcode::TypingStart => payload(d).map(Self::TypingStart),
+            Opcode::VoiceStateUpdate => payload(d).map(Self::VoiceStateUpdate),
             // Server-only opcodes from a client are as unknown as made-up ones.
             Opcode::Dispatch
             | Opcode::Reconnect
@@ -334,6 +344,24 @@ mod tests {
         assert_eq!(
             ClientFrame::decode(r#"{"op": 0, "d": {}}"#),
             Err(CloseCode::UnknownOpcode)
+        );
+        // A field given twice is ambiguous: refused rather than one of them taken.
+        assert_eq!(
+            ClientFrame::decode(
+                r#"{"op": 20, "d": {"channel_id": "5", "content": "a", "content": "b"}}"#
+            ),
+            Err(CloseCode::DecodeError)
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"op": 20, "d": {"channel_id": "5", "content": "a\u00e9"}}"#),
+            Ok(ClientFrame::MessageSend(MessageSend {
+                channel_id: crate::Snowflake::from_u64(5),
+                content: "a\u{e9}".into(),
+                nonce: None,
+                message_reference: None,
+                attachments: Vec::new(),
+                flags: 0,
+            }))
         );
     }
 
