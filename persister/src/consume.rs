@@ -46,6 +46,9 @@ pub struct CopySettings {
     pub in_flight: usize,
     /// Events pulled per request.
     pub batch: usize,
+    /// How long a chunk waits for more after its first event: the stream hands a pull's events
+    /// over a few at a time, and every chunk is at least one request to the store.
+    pub linger: Duration,
 }
 
 /// Creates the durable consumer if it is missing (every persister does, so start order does not
@@ -81,11 +84,6 @@ pub async fn durable(
 /// store as one set of batched writes (see `store::MessageStore::insert_many`).
 pub const CHUNK: usize = 1024;
 
-/// How long a chunk waits for more after its first event: the stream hands a pull's events over
-/// a few at a time, and a chunk of what happened to be ready was a few dozen events, most
-/// partitions one row.
-const LINGER: Duration = Duration::from_millis(5);
-
 /// Copies events until `shutdown`. Events in hand when it comes are left unacknowledged.
 pub async fn run(
     consumer: consumer::PullConsumer,
@@ -117,7 +115,7 @@ pub async fn run(
         let chunks = tokio_stream::StreamExt::chunks_timeout(
             messages.take_until(shutdown.cancelled()),
             chunk,
-            LINGER,
+            settings.linger,
         );
         chunks
             .for_each_concurrent(writers, |messages| {

@@ -67,6 +67,14 @@ pub struct Config {
     #[arg(long = "batch", env = "NATTER_PERSISTER_BATCH", default_value_t = 1000)]
     pub batch: usize,
 
+    /// How long a set of events to write waits for more after its first: at chat's rates the
+    /// stream hands events over a few at a time, and every set is at least one request to the
+    /// store. Nobody waits for it: live delivery does not go through the store, and history
+    /// reads what the store does not hold yet from the stream.
+    #[arg(long = "linger", env = "NATTER_PERSISTER_LINGER", default_value = "50ms",
+          value_parser = kit::config::duration)]
+    pub linger: Duration,
+
     /// How long one store write may take before it counts as failed (and is retried).
     #[arg(long = "cql-request-timeout", env = "NATTER_CQL_REQUEST_TIMEOUT", default_value = "5s",
           value_parser = kit::config::duration)]
@@ -126,6 +134,7 @@ impl Persister {
         let settings = CopySettings {
             in_flight: config.in_flight.max(1),
             batch: config.batch.max(1),
+            linger: config.linger,
         };
         let consumer = consume::durable(&js, &subjects, &settings)
             .await
