@@ -1,4 +1,4 @@
-//! A private three-node NATS cluster for tests that lose nodes: every port from the OS (never the
+//! A private three-node NATS cluster for tests that lose nodes: its own free ports (never the
 //! dev cluster's 1423x), each node's store in a folder of its own, so a test can SIGKILL the
 //! chat stream's leader, or two nodes of three, and start them again on the same ports and stores,
 //! as a crash and an operator's restart would.
@@ -35,7 +35,31 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts three nodes and waits until each is healthy (JetStream's meta group has a leader).
+    ///
+    /// A port is free when [`free_port`] picks it, not reserved: if another listener takes one
+    /// before its node binds it, that node exits, and the two left never elect a meta leader (a
+    /// new cluster waits for every peer in its routes). So a node that exits while the cluster
+    /// starts means new ports for all three, twice at most.
     pub async fn start(stack: &Stack, sync: SyncInterval) -> Self {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut cluster = Self::configure(stack, sync);
+            for i in 0..3 {
+                cluster.spawn(i);
+            }
+            match cluster.healthy(&[0, 1, 2]).await {
+                Ok(()) => return cluster,
+                Err(exited) if attempt < ATTEMPTS => {
+                    eprintln!("{exited}\nstarting the cluster again on other ports");
+                }
+                Err(exited) => panic!("{exited}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// Three nodes' configurations on fresh ports, in a folder of their own; nothing started.
+    fn configure(stack: &Stack, sync: SyncInterval) -> Self {
         let dir = std::env::temp_dir().join(unique("natscluster"));
         std::fs::create_dir_all(&dir).expect("make the cluster's folder");
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -75,18 +99,11 @@ impl NatsCluster {
                 child: None,
             });
         }
-        let mut cluster = Self {
+        Self {
             bin: stack.nats_server_bin.clone(),
             dir,
             nodes,
-        };
-        for i in 0..3 {
-            cluster.spawn(i);
         }
-        for i in 0..3 {
-            cluster.wait_healthy(i).await;
-        }
-        cluster
     }
 
     /// The seed list every service is given: all three nodes, comma separated.
@@ -120,14 +137,20 @@ impl NatsCluster {
         }
     }
 
-    /// Starts a killed node again on its ports and store, without waiting.
+    /// Starts a killed node again on its ports and store, without waiting. Its log (appended to
+    /// across restarts) is `<name>.log` in the cluster's folder, quoted when it fails.
     pub fn spawn(&mut self, node: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(node))
+            .expect("open a node's log");
         let child = Command::new(&self.bin)
             .arg("-c")
             .arg(&self.nodes[node].config)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("share a node's log"))
+            .stderr(log)
             .spawn()
             .expect("start nats-server");
         self.nodes[node].child = Some(child);
@@ -141,15 +164,74 @@ impl NatsCluster {
     }
 
     /// Waits until `node` answers `/healthz` with 200. Generous: a node catching up a stream on a
-    /// loaded machine takes seconds.
-    pub async fn wait_healthy(&self, node: usize) {
-        let health = format!("http://127.0.0.1:{}/healthz", self.nodes[node].monitor);
-        eventually(
-            "a node of the private NATS cluster to be healthy",
-            Duration::from_secs(120),
-            || async { (reqwest::get(&health).await.ok()?.status() == 200).then_some(()) },
-        )
-        .await;
+    /// loaded machine takes seconds. Panics, with the node's log, if it exits instead.
+    pub async fn wait_healthy(&mut self, node: usize) {
+        if let Err(exited) = self.healthy(&[node]).await {
+            panic!("{exited}");
+        }
+    }
+
+    /// Waits until every node of `nodes` answers `/healthz` with 200, or one of them exits (the
+    /// error then names it and quotes its log). Panics after two minutes, quoting the logs.
+    async fn healthy(&mut self, nodes: &[usize]) -> Result<(), String> {
+        const TIMEOUT: Duration = Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut waiting = nodes.to_vec();
+        loop {
+            for &node in nodes {
+                let child = self.nodes[node].child.as_mut();
+                if let Some(status) = child.and_then(|child| child.try_wait().ok().flatten()) {
+                    return Err(format!(
+                        "node {} of the private NATS cluster exited ({status}):\n{}",
+                        self.nodes[node].name,
+                        self.log_tail(node)
+                    ));
+                }
+            }
+            let mut still = Vec::new();
+            for node in waiting {
+                let health = format!("http://127.0.0.1:{}/healthz", self.nodes[node].monitor);
+                let ok = reqwest::get(&health)
+                    .await
+                    .is_ok_and(|answer| answer.status() == 200);
+                if !ok {
+                    still.push(node);
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let logs: Vec<String> = waiting.iter().map(|&node| self.log_tail(node)).collect();
+                panic!(
+                    "timed out after {TIMEOUT:?} waiting for the private NATS cluster's nodes {} \
+                     to be healthy:\n{}",
+                    waiting
+                        .iter()
+                        .map(|&node| self.nodes[node].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.nodes[node].name))
+    }
+
+    /// The last lines of a node's log that say something (its failed health checks left out).
+    fn log_tail(&self, node: usize) -> String {
+        let log = std::fs::read_to_string(self.log(node)).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("Healthcheck failed"))
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(20)..];
+        format!("--- {} ---\n{}", self.log(node).display(), tail.join("\n"))
     }
 
     /// The name of the node leading `stream` (through any node still up), once it has one.

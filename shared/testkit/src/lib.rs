@@ -86,7 +86,8 @@ impl Stack {
     }
 
     /// Deletes the JetStream streams, PostgreSQL databases and CQL keyspaces that test runs which
-    /// have exited left behind (a few hundred keyspaces' tables exhaust a 1 GiB Cassandra heap). On a thread of its own, as callers are usually inside a runtime already.
+    /// have exited left behind (a few hundred keyspaces' tables exhaust a 1 GiB Cassandra heap).
+    /// On a thread of its own, as callers are usually inside a runtime already.
     fn remove_leftovers(&self) {
         let stack = self.clone();
         let swept = std::thread::spawn(move || {
@@ -387,14 +388,25 @@ pub async fn wait_persisted(
 /// a private Cassandra restarted after thirty seconds). Ports below the range (Linux's default
 /// starts at 32768) are never chosen as source ports, so only another listener can take one,
 /// and every test picks at random among 12,000 of them.
+///
+/// The port is free when picked, not reserved: the engine binds it later. So one process never
+/// hands out the same port twice (tests of one binary start their engines at the same moment),
+/// and a caller that starts several engines at once still checks that each one came up.
 pub fn free_port() -> u16 {
+    use std::collections::HashSet;
     use std::hash::{BuildHasher, RandomState};
+    use std::sync::{LazyLock, Mutex};
     const FIRST: u16 = 20_000;
     const COUNT: u16 = 12_000;
+    static HANDED_OUT: LazyLock<Mutex<HashSet<u16>>> = LazyLock::new(Mutex::default);
     let seed = RandomState::new();
     for attempt in 0u32.. {
         let port = FIRST + (seed.hash_one(attempt) % u64::from(COUNT)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return port;
         }
         assert!(
