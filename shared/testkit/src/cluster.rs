@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{Stack, eventually, free_port, unique};
+use super::{Stack, eventually, free_port, log_tail, unique};
 
 /// How every node of a [`NatsCluster`] syncs its file store (JetStream's `sync_interval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,15 +223,8 @@ impl NatsCluster {
         self.dir.join(format!("{}.log", self.nodes[node].name))
     }
 
-    /// The last lines of a node's log that say something (its failed health checks left out).
     fn log_tail(&self, node: usize) -> String {
-        let log = std::fs::read_to_string(self.log(node)).unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|line| !line.contains("Healthcheck failed"))
-            .collect();
-        let tail = &lines[lines.len().saturating_sub(20)..];
-        format!("--- {} ---\n{}", self.log(node).display(), tail.join("\n"))
+        log_tail(&self.log(node))
     }
 
     /// The name of the node leading `stream` (through any node still up), once it has one.

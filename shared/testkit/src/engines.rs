@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{Stack, checkout, eventually, free_port, unique};
+use super::{Stack, checkout, free_port, log_tail, unique};
 
 /// Kills a child process (SIGKILL: as abrupt as a crash) and reaps it.
 fn kill(child: &mut Option<Child>) {
@@ -33,16 +33,29 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
+    /// Starts a server on free ports. If it exits before it is healthy (a port taken before it
+    /// bound it: [`free_port`] picks, it does not reserve), it starts again on others, twice at
+    /// most.
     pub async fn start(stack: &Stack) -> Self {
-        let mut server = Self {
-            bin: stack.nats_server_bin.clone(),
-            port: free_port(),
-            monitor: free_port(),
-            store: std::env::temp_dir().join(unique("nats")),
-            child: None,
-        };
-        server.resume().await;
-        server
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut server = Self {
+                bin: stack.nats_server_bin.clone(),
+                port: free_port(),
+                monitor: free_port(),
+                store: std::env::temp_dir().join(unique("nats")),
+                child: None,
+            };
+            server.spawn();
+            match server.healthy().await {
+                Ok(()) => return server,
+                Err(exited) if attempt < ATTEMPTS => {
+                    eprintln!("{exited}\nstarting it again on other ports");
+                }
+                Err(exited) => panic!("{exited}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     pub fn url(&self) -> String {
@@ -58,9 +71,23 @@ impl NatsServer {
         kill(&mut self.child);
     }
 
-    /// Starts the server (again) on its port and store, and waits until JetStream answers with
+    /// Starts the server again on its port and store, and waits until JetStream answers with
     /// every stream recovered (`/healthz`).
     pub async fn resume(&mut self) {
+        self.spawn();
+        if let Err(exited) = self.healthy().await {
+            panic!("{exited}");
+        }
+    }
+
+    /// Starts the server, its output appended to `nats.log` in its store folder.
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.store).expect("make the private nats-server's folder");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .expect("open the private nats-server's log");
         let child = Command::new(&self.bin)
             .args(["-js", "-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
@@ -68,18 +95,46 @@ impl NatsServer {
             .arg("-sd")
             .arg(&self.store)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .expect("share the private nats-server's log"),
+            )
+            .stderr(log)
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
+    }
+
+    fn log(&self) -> PathBuf {
+        self.store.join("nats.log")
+    }
+
+    /// Waits until `/healthz` answers 200, or the server exits (the error quotes its log).
+    /// Panics after a minute, quoting the log.
+    async fn healthy(&mut self) -> Result<(), String> {
+        const TIMEOUT: Duration = Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         let health = format!("http://127.0.0.1:{}/healthz", self.monitor);
-        eventually(
-            "the private nats-server to be healthy",
-            Duration::from_secs(30),
-            || async { (reqwest::get(&health).await.ok()?.status() == 200).then_some(()) },
-        )
-        .await;
+        loop {
+            let child = self.child.as_mut();
+            if let Some(status) = child.and_then(|child| child.try_wait().ok().flatten()) {
+                return Err(format!(
+                    "the private nats-server exited ({status}):\n{}",
+                    log_tail(&self.log())
+                ));
+            }
+            let answer = reqwest::get(&health).await;
+            if answer.is_ok_and(|answer| answer.status() == 200) {
+                return Ok(());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {TIMEOUT:?} waiting for the private nats-server to be \
+                 healthy:\n{}",
+                log_tail(&self.log())
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
