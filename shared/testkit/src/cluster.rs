@@ -224,7 +224,7 @@ impl NatsCluster {
     }
 
     fn log_tail(&self, node: usize) -> String {
-        log_tail(&self.log(node))
+        log_tail(&self.log(node), 20)
     }
 
     /// The name of the node leading `stream` (through any node still up), once it has one.

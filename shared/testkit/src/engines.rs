@@ -120,7 +120,7 @@ impl NatsServer {
             if let Some(status) = child.and_then(|child| child.try_wait().ok().flatten()) {
                 return Err(format!(
                     "the private nats-server exited ({status}):\n{}",
-                    log_tail(&self.log())
+                    log_tail(&self.log(), 20)
                 ));
             }
             let answer = reqwest::get(&health).await;
@@ -131,7 +131,7 @@ impl NatsServer {
                 tokio::time::Instant::now() < deadline,
                 "timed out after {TIMEOUT:?} waiting for the private nats-server to be \
                  healthy:\n{}",
-                log_tail(&self.log())
+                log_tail(&self.log(), 20)
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -219,18 +219,14 @@ impl CassandraServer {
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten());
             if exited.is_some() || tokio::time::Instant::now() >= deadline {
-                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let tail: Vec<&str> = tail.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
-                    "the private Cassandra {} (status {exited:?}); the end of its log, {}:\n{}",
+                    "the private Cassandra {} (status {exited:?}); the end of its log:\n{}",
                     if exited.is_some() {
                         "exited before answering CQL"
                     } else {
                         "did not answer CQL in time"
                     },
-                    log_path.display(),
-                    tail.join("\n")
+                    log_tail(&log_path, 40)
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -434,15 +434,15 @@ pub fn checkout() -> PathBuf {
         .map_or_else(|| start.join(".."), Path::to_path_buf)
 }
 
-/// The last 20 lines of an engine's log that say something (its failed health checks left out),
-/// under the log's path: what a test that gave up on the engine quotes.
-fn log_tail(path: &Path) -> String {
+/// The last `count` lines of an engine's log that say something (NATS's failed health checks
+/// left out), under the log's path: what a test that gave up on the engine quotes.
+fn log_tail(path: &Path, count: usize) -> String {
     let log = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = log
         .lines()
         .filter(|line| !line.contains("Healthcheck failed"))
         .collect();
-    let tail = &lines[lines.len().saturating_sub(20)..];
+    let tail = &lines[lines.len().saturating_sub(count)..];
     format!("--- {} ---\n{}", path.display(), tail.join("\n"))
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use super::{checkout, eventually, free_port, unique};
+use super::{checkout, eventually, free_port, log_tail, unique};
 
 /// How long a node may take to answer CQL: three JVMs booting on two busy cores take minutes.
 const START_BOUND: Duration = Duration::from_secs(900);
@@ -158,14 +158,10 @@ impl CassandraRing {
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten());
             if exited.is_some() || tokio::time::Instant::now() >= deadline {
-                let log = ring_node.dir.with_extension("log");
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
-                    "ring node {contact} did not answer CQL (exit {exited:?}); the end of {}:\n{}",
-                    log.display(),
-                    tail.join("\n")
+                    "ring node {contact} did not answer CQL (exit {exited:?}); the end of its \
+                     log:\n{}",
+                    log_tail(&ring_node.dir.with_extension("log"), 40)
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
