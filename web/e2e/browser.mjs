@@ -92,13 +92,34 @@ export async function person(browser, services, { name, edge, viewport = { width
     });
   });
   page.on('pageerror', (e) => errors.push(e));
-  const p = { name, context, page, frames, errors, csp };
+  // The REST answers the page got (the last 40 kept, small JSON bodies with them): a step that
+  // waits for what a request should bring shows what it brought.
+  const responses = [];
+  page.on('response', async (r) => {
+    const url = new URL(r.url());
+    if (!url.pathname.startsWith('/api/')) return;
+    const at = new Date().toISOString();
+    let body;
+    const type = r.headers()['content-type'] ?? '';
+    if (type.includes('json') && Number(r.headers()['content-length'] ?? 0) <= 4096) {
+      body = await r.text().catch(() => undefined);
+    }
+    responses.push({
+      at,
+      method: r.request().method(),
+      url: `${url.host}${url.pathname}${url.search}`,
+      status: r.status(),
+      body,
+    });
+    if (responses.length > 40) responses.shift();
+  });
+  const p = { name, context, page, frames, errors, csp, responses };
   people.push(p);
   return p;
 }
 
 // A step that fails leaves evidence of what each person saw: a screenshot of every page, and the
-// gateway frames it last received with its page errors (web/e2e/out/failures/). A step that
+// gateway frames and REST answers it last received with its page errors (web/e2e/out/failures/). A step that
 // passes on a rerun leaves the failure explained, or at least narrowed.
 afterEach(async (t) => {
   if (t.passed) return;
@@ -114,9 +135,10 @@ afterEach(async (t) => {
     }
     const frames = p.frames.slice(-60).map((f) => ({ op: f.op, t: f.t, s: f.s, d: f.d }));
     const errors = p.errors.map((e) => String(e.stack ?? e));
-    writeFileSync(`${file}.json`, JSON.stringify({ url: p.page.url(), errors, frames }, null, 1));
+    const { responses } = p;
+    writeFileSync(`${file}.json`, JSON.stringify({ url: p.page.url(), errors, frames, responses }, null, 1));
   }
-  console.log(`# step failed: each page's screenshot and last gateway frames in ${dir}`);
+  console.log(`# step failed: each page's screenshot, last gateway frames and REST answers in ${dir}`);
 });
 
 export async function screenshot(page, name) {
