@@ -50,8 +50,11 @@ function InboxDialog({ onClose }: { onClose: () => void }) {
     queryFn: () => chat.notifications.loadInbox(),
     staleTime: 0,
     refetchOnMount: 'always',
-    // notify writes an entry a moment after the message arrives: look again while open.
+    // notify writes an entry a moment after the message arrives: look again while open, even
+    // in a tab in the background (polling otherwise pauses there, and the list opened at the
+    // moment a mention arrived would stay without it until the tab is shown again).
     refetchInterval: 10_000,
+    refetchIntervalInBackground: true,
   });
   const [error, setError] = useState<string | null>(null);
   const byId = new Map(channels.map((c) => [c.id, c]));
