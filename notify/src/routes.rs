@@ -154,7 +154,10 @@ async fn readable(
             .into_iter()
             .map(|c| (c.channel_id, c.guild_id))
             .collect()),
-        Ok(_) => Ok(HashMap::new()),
+        // The user is gone: nothing of theirs is readable.
+        Ok(Reply::NotFound | Reply::SignedOut) => Ok(HashMap::new()),
+        // Not "nothing is readable": an empty list would tell the user their inbox is empty.
+        Ok(Reply::Failed(e)) => Err(ApiError::unavailable(format!("auth: {e}"))),
         Err(e) => Err(ApiError::internal(format!("auth's answer: {e}"))),
     }
 }

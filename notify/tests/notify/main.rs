@@ -297,6 +297,16 @@ async fn the_inbox_lists_mentions_and_dms_marks_them_read_from_any_device_and_fo
     assert_eq!(entries[1]["guild_id"], guild.to_string());
     assert_eq!(entries[1]["content"], format!("<@{}> see the plan", bob.id));
 
+    // While auth cannot say which channels bob may read, the list says so rather than showing
+    // nothing; it is whole again once auth is.
+    world.auth_database.cut();
+    let (status, body) = world
+        .notify(Method::GET, "/api/v1/users/@me/mentions", &bob)
+        .await;
+    assert_eq!(status, 503, "{body}");
+    world.auth_database.restore();
+    inbox(2).await;
+
     // bob reads the server's channel on another device (the edge's read marker).
     let (status, body) = world
         .edge(

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{SinkExt, StreamExt};
 use proto::Snowflake;
 use serde_json::{Value, json};
-use testkit::{Running, Stack};
+use testkit::{Running, Stack, TcpProxy};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a test waits for something that should happen.
@@ -20,6 +20,8 @@ pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) struct World {
     pub(crate) auth: Running,
+    /// Between auth and its database: cut, auth answers that it failed.
+    pub(crate) auth_database: TcpProxy,
     pub(crate) edge: Running,
     pub(crate) notify: Running,
     /// For publishing into the chat stream what an edge or media would (a late edit, a
@@ -67,7 +69,8 @@ impl World {
     async fn start_all(push_interval: &str) -> Self {
         let stack = Stack::get();
         let prefix = testkit::fresh_prefix();
-        let database_url = stack.fresh_database().await;
+        let (auth_database, database_url) =
+            TcpProxy::in_front_of(&stack.fresh_database().await).await;
         let auth_config: auth::Config = kit::config::try_parse_from([
             "auth".to_owned(),
             "--http-addr=127.0.0.1:0".to_owned(),
@@ -160,6 +163,7 @@ impl World {
             .expect("NATS reachable");
         Self {
             auth,
+            auth_database,
             edge,
             notify,
             nats,

@@ -288,6 +288,23 @@ impl TcpProxy {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// A proxy in front of the engine at `url` (`postgres://user@host:port/db` and the like),
+    /// and the same URL through it.
+    pub async fn in_front_of(url: &str) -> (Self, String) {
+        let mut through = url::Url::parse(url).expect("a valid engine URL");
+        let target = through
+            .socket_addrs(|| None)
+            .expect("the engine URL names a host and port")[0];
+        let proxy = Self::start(target).await;
+        through
+            .set_ip_host([127, 0, 0, 1].into())
+            .expect("the URL has a host");
+        through
+            .set_port(Some(proxy.port))
+            .expect("the URL has a port");
+        (proxy, through.to_string())
+    }
+
     /// Drops every connection through the proxy and refuses new ones.
     pub fn cut(&self) {
         self.cut.send_replace(true);
