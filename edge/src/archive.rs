@@ -179,11 +179,7 @@ impl Archive {
 
 async fn open(cql: &CqlConfig, request_timeout: Duration) -> Result<MessageStore, String> {
     let session = cql.connect().await.map_err(|e| e.to_string())?;
-    session
-        .use_keyspace(cql.keyspace.as_str(), false)
-        .await
-        .map_err(|e| e.to_string())?;
-    MessageStore::prepare(session, request_timeout)
+    MessageStore::prepare(session, &cql.keyspace, request_timeout)
         .await
         .map_err(|e| e.to_string())
 }

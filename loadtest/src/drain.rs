@@ -25,6 +25,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::batch::{Batch, BatchType};
 use serde::Serialize;
+use store::cql::Keyspace;
 
 use crate::report;
 
@@ -43,9 +44,9 @@ pub struct Args {
     consumer: String,
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:19042")]
     cql_nodes: Vec<String>,
-    /// The persister's keyspace; the raw loop writes a table `raw_messages` in it.
-    #[arg(long, default_value = "natter")]
-    cql_keyspace: String,
+    /// The persister's keyspace; the raw loop writes its `messages` table too.
+    #[arg(long, default_value = "natter", value_parser = Keyspace::parse)]
+    cql_keyspace: Keyspace,
     /// Messages in the backlog.
     #[arg(long, default_value_t = 200_000)]
     messages: usize,
@@ -106,10 +107,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .await
         .context("cannot reach the CQL store")?;
-    store
-        .use_keyspace(&args.cql_keyspace, false)
-        .await
-        .context("no such keyspace")?;
     let store = Arc::new(store);
 
     // The persister.
@@ -199,7 +196,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut missing_in_store = 0;
     for (index, channel) in channels.iter().enumerate() {
         let expected = backlog.iter().skip(index).step_by(channels.len()).count() as u64;
-        let count = crate::scenarios::count_stored(&store, &channel.to_string()).await?;
+        let count =
+            crate::scenarios::count_stored(&store, &args.cql_keyspace, &channel.to_string())
+                .await?;
         stored += count;
         missing_in_store += expected.saturating_sub(count);
     }
@@ -215,7 +214,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ..m.clone()
         })
         .collect();
-    let raw_rows_per_second = raw_loop(&store, &raw_backlog, args.raw_in_flight).await?;
+    let raw_rows_per_second =
+        raw_loop(&store, &args.cql_keyspace, &raw_backlog, args.raw_in_flight).await?;
     let result = DrainResult {
         messages: args.messages,
         channels: channels.len(),
@@ -305,12 +305,18 @@ pub async fn publish(
 /// Writes `messages` as rows of the messages table (nothing else: no bucket list, no newest id,
 /// no stream), per-partition unlogged batches of [`RAW_BATCH`], `in_flight` at once; rows per
 /// second.
-async fn raw_loop(store: &Session, messages: &[Message], in_flight: usize) -> anyhow::Result<f64> {
+async fn raw_loop(
+    store: &Session,
+    keyspace: &Keyspace,
+    messages: &[Message],
+    in_flight: usize,
+) -> anyhow::Result<f64> {
+    let ks = keyspace.as_str();
     let insert = store
-        .prepare(
-            "INSERT INTO messages (channel_id, bucket, message_id, author_id, content) \
-             VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-        )
+        .prepare(format!(
+            "INSERT INTO {ks}.messages (channel_id, bucket, message_id, author_id, content) \
+             VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        ))
         .await?;
     // A backlog made at once falls in one ten-day bucket per channel: a partition per channel.
     let mut partitions: std::collections::HashMap<i64, Vec<&Message>> =

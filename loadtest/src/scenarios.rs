@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use serde::Serialize;
+use store::cql::Keyspace;
 
 use crate::plot;
 use crate::report::{self, Samples};
@@ -217,8 +218,8 @@ pub struct PersistArgs {
     /// The CQL store, to count what arrived.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:19042")]
     pub cql_nodes: Vec<String>,
-    #[arg(long, default_value = "natter")]
-    pub cql_keyspace: String,
+    #[arg(long, default_value = "natter", value_parser = Keyspace::parse)]
+    pub cql_keyspace: Keyspace,
 }
 
 #[derive(Debug, Serialize)]
@@ -279,14 +280,10 @@ pub async fn persist(args: PersistArgs) -> anyhow::Result<()> {
         .build()
         .await
         .context("cannot reach the CQL store")?;
-    store
-        .use_keyspace(&args.cql_keyspace, false)
-        .await
-        .context("no such keyspace")?;
     let mut stored = 0;
     let mut missing_in_store = 0;
     for (channel, acked) in result.channel_ids.iter().zip(&result.acked_per_channel) {
-        let count = count_stored(&store, channel).await?;
+        let count = count_stored(&store, &args.cql_keyspace, channel).await?;
         stored += count;
         missing_in_store += acked.saturating_sub(count);
     }
@@ -354,11 +351,16 @@ async fn sample_lag(url: String, mut stop: tokio::sync::watch::Receiver<bool>) -
     }
 }
 
-pub(crate) async fn count_stored(store: &Session, channel: &str) -> anyhow::Result<u64> {
+pub(crate) async fn count_stored(
+    store: &Session,
+    keyspace: &Keyspace,
+    channel: &str,
+) -> anyhow::Result<u64> {
+    let ks = keyspace.as_str();
     let channel: i64 = channel.parse().context("a channel id")?;
     let buckets: Vec<i32> = store
         .query_unpaged(
-            "SELECT bucket FROM channel_buckets WHERE channel_id = ?",
+            format!("SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ?"),
             (channel,),
         )
         .await?
@@ -370,7 +372,7 @@ pub(crate) async fn count_stored(store: &Session, channel: &str) -> anyhow::Resu
     for bucket in buckets {
         let (n,): (i64,) = store
             .query_unpaged(
-                "SELECT COUNT(*) FROM messages WHERE channel_id = ? AND bucket = ?",
+                format!("SELECT COUNT(*) FROM {ks}.messages WHERE channel_id = ? AND bucket = ?"),
                 (channel, bucket),
             )
             .await?

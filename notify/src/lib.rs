@@ -189,8 +189,18 @@ impl Notify {
         config.stream.ensure(&js, &subjects).await?;
         let cql = config.cql.connect().await?;
         config.cql.migrate(&cql, MIGRATIONS).await?;
-        let inbox = InboxStore::prepare(cql.clone(), config.cql_request_timeout).await?;
-        let messages = MessageStore::prepare(cql.clone(), config.cql_request_timeout).await?;
+        let inbox = InboxStore::prepare(
+            cql.clone(),
+            &config.cql.keyspace,
+            config.cql_request_timeout,
+        )
+        .await?;
+        let messages = MessageStore::prepare(
+            cql.clone(),
+            &config.cql.keyspace,
+            config.cql_request_timeout,
+        )
+        .await?;
 
         let metrics = Metrics::new("notify");
         let notify_metrics = NotifyMetrics::new(&metrics);

@@ -130,7 +130,12 @@ impl Persister {
         config.stream.ensure(&js, &subjects).await?;
         let cql = config.cql.connect().await?;
         config.cql.migrate(&cql, MIGRATIONS).await?;
-        let store = MessageStore::prepare(cql.clone(), config.cql_request_timeout).await?;
+        let store = MessageStore::prepare(
+            cql.clone(),
+            &config.cql.keyspace,
+            config.cql_request_timeout,
+        )
+        .await?;
         let settings = CopySettings {
             in_flight: config.in_flight.max(1),
             batch: config.batch.max(1),

@@ -222,7 +222,12 @@ impl Search {
         config.stream.ensure(&js, &subjects).await?;
         let cql = config.cql.connect().await?;
         config.cql.migrate(&cql, store::schema::MIGRATIONS).await?;
-        let store = MessageStore::prepare(cql.clone(), config.cql_request_timeout).await?;
+        let store = MessageStore::prepare(
+            cql.clone(),
+            &config.cql.keyspace,
+            config.cql_request_timeout,
+        )
+        .await?;
         let history = History::new(store, ChatStream::new(nats.clone(), subjects.clone()));
 
         let folder = config.index_dir.clone();

@@ -52,12 +52,19 @@ impl PersisterProcess {
     }
 }
 
-async fn stored_ids(session: &Session, channel: Snowflake, buckets: &BTreeSet<i32>) -> Vec<i64> {
+async fn stored_ids(
+    session: &Session,
+    keyspace: &str,
+    channel: Snowflake,
+    buckets: &BTreeSet<i32>,
+) -> Vec<i64> {
     let mut ids = Vec::new();
     for &bucket in buckets {
         let rows = session
             .query_unpaged(
-                "SELECT message_id FROM messages WHERE channel_id = ? AND bucket = ?",
+                format!(
+                    "SELECT message_id FROM {keyspace}.messages WHERE channel_id = ? AND bucket = ?"
+                ),
                 (channel.as_i64(), bucket),
             )
             .await
@@ -142,15 +149,11 @@ async fn a_persister_killed_mid_batch_beside_another_loses_nothing_and_writes_no
         connect_timeout: Duration::from_secs(30),
     };
     let session: Arc<Session> = config.connect().await.unwrap();
-    session
-        .use_keyspace(keyspace.as_str(), false)
-        .await
-        .unwrap();
     let buckets: BTreeSet<i32> = sent
         .iter()
         .map(|&id| bucket_of(Snowflake::from_i64(id)))
         .collect();
-    let mut stored = stored_ids(&session, channel, &buckets).await;
+    let mut stored = stored_ids(&session, keyspace.as_str(), channel, &buckets).await;
     stored.sort_unstable();
     let mut expected = sent.clone();
     expected.sort_unstable();

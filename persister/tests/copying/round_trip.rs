@@ -102,18 +102,26 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
         .await
         .unwrap();
 
+    // The session uses no keyspace (every statement names it): Cassandra warns of prepared
+    // statements on a connection that does.
+    assert_eq!(session.get_keyspace(), None);
     let id = Snowflake::from_parts(1_780_000_000_000, 3, 1);
+    let ks = keyspace.as_str();
     session
         .query_unpaged(
-            "INSERT INTO messages (channel_id, bucket, message_id, author_id, content) \
-             VALUES (?, ?, ?, ?, ?)",
+            format!(
+                "INSERT INTO {ks}.messages (channel_id, bucket, message_id, author_id, content) \
+                 VALUES (?, ?, ?, ?, ?)"
+            ),
             (7_i64, 20_i32, id.as_i64(), 9_i64, "hello, archive"),
         )
         .await
         .unwrap();
     let rows = session
         .query_unpaged(
-            "SELECT message_id, content FROM messages WHERE channel_id = ? AND bucket = ?",
+            format!(
+                "SELECT message_id, content FROM {ks}.messages WHERE channel_id = ? AND bucket = ?"
+            ),
             (7_i64, 20_i32),
         )
         .await
@@ -127,7 +135,7 @@ async fn a_message_written_to_the_cql_store_reads_back_and_migrations_are_idempo
     assert_eq!(rows, [(id.as_i64(), "hello, archive".to_owned())]);
 
     let versions = session
-        .query_unpaged("SELECT version FROM schema_migrations", &[])
+        .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), &[])
         .await
         .unwrap()
         .into_rows_result()

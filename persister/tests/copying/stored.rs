@@ -16,6 +16,7 @@ use testkit::Stack;
 struct Store {
     store: MessageStore,
     session: Arc<Session>,
+    keyspace: String,
     ids: SnowflakeGenerator,
 }
 
@@ -30,15 +31,16 @@ async fn store() -> Store {
         connect_timeout: Duration::from_secs(30),
     };
     let session = config.connect().await.unwrap();
-    session
-        .use_keyspace(config.keyspace.as_str(), false)
-        .await
-        .unwrap();
     Store {
-        store: MessageStore::prepare(Arc::clone(&session), Duration::from_secs(5))
-            .await
-            .unwrap(),
+        store: MessageStore::prepare(
+            Arc::clone(&session),
+            &config.keyspace,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
         session,
+        keyspace: config.keyspace.as_str().to_owned(),
         ids: SnowflakeGenerator::new(1001).unwrap(),
     }
 }
@@ -58,9 +60,13 @@ impl Store {
 
     /// Every row the store holds for the message, whole or not.
     async fn raw_rows(&self, m: &Message) -> usize {
+        let ks = &self.keyspace;
         self.session
             .query_unpaged(
-                "SELECT * FROM messages WHERE channel_id = ? AND bucket = ? AND message_id = ?",
+                format!(
+                    "SELECT * FROM {ks}.messages \
+                     WHERE channel_id = ? AND bucket = ? AND message_id = ?"
+                ),
                 (m.channel_id.as_i64(), bucket_of(m.id), m.id.as_i64()),
             )
             .await
@@ -190,7 +196,10 @@ async fn messages_written_together_are_each_stored_with_their_channels_newest_id
         let buckets = s
             .session
             .query_unpaged(
-                "SELECT bucket FROM channel_buckets WHERE channel_id = ?",
+                format!(
+                    "SELECT bucket FROM {}.channel_buckets WHERE channel_id = ?",
+                    s.keyspace
+                ),
                 (channel.as_i64(),),
             )
             .await

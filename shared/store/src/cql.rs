@@ -152,19 +152,29 @@ fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> CqlError {
 
 impl CqlConfig {
     /// Connects, retrying until `connect_timeout` so services may start before the store is up.
+    /// The session has no keyspace: every statement names its table's
+    /// ([`crate::MessageStore::prepare`]), as Cassandra asks of prepared statements (`USE` with
+    /// them draws a warning on every connection, and a statement prepared on a connection using
+    /// another keyspace would read the wrong table).
     pub async fn connect(&self) -> Result<Arc<Session>, CqlError> {
+        self.connect_using(None).await
+    }
+
+    async fn connect_using(&self, keyspace: Option<&str>) -> Result<Arc<Session>, CqlError> {
         let profile = ExecutionProfile::builder()
             .consistency(self.consistency.into())
             .build()
             .into_handle();
         let attempt = || async {
-            SessionBuilder::new()
+            let mut builder = SessionBuilder::new()
                 .known_nodes(&self.nodes)
                 .default_execution_profile_handle(profile.clone())
                 .connection_timeout(Duration::from_secs(5))
-                .schema_agreement_timeout(SCHEMA_AGREEMENT)
-                .build()
-                .await
+                .schema_agreement_timeout(SCHEMA_AGREEMENT);
+            if let Some(keyspace) = keyspace {
+                builder = builder.use_keyspace(keyspace, false);
+            }
+            builder.build().await
         };
         let policy = retry::exponential(Duration::from_millis(200), Duration::from_secs(5))
             .with_total_delay(Some(self.connect_timeout));
@@ -180,8 +190,9 @@ impl CqlConfig {
         Ok(Arc::new(session))
     }
 
-    /// Creates the keyspace when missing, applies every migration not yet recorded, and makes the
-    /// keyspace the session's default.
+    /// Creates the keyspace when missing and applies every migration not yet recorded. The
+    /// migrations' files name their tables without a keyspace, so they run on a session of their
+    /// own that uses it (unprepared, which Cassandra does not warn of); `session` keeps none.
     pub async fn migrate(
         &self,
         session: &Session,
@@ -199,11 +210,12 @@ impl CqlConfig {
             .await
             .map_err(boxed)?;
         session.await_schema_agreement().await.map_err(boxed)?;
-        session.use_keyspace(ks, false).await.map_err(boxed)?;
         session
             .query_unpaged(
-                "CREATE TABLE IF NOT EXISTS schema_migrations \
-                 (version int PRIMARY KEY, name text, applied_at timestamp)",
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations \
+                     (version int PRIMARY KEY, name text, applied_at timestamp)"
+                ),
                 &[],
             )
             .await
@@ -211,7 +223,7 @@ impl CqlConfig {
         session.await_schema_agreement().await.map_err(boxed)?;
 
         let applied: Vec<i32> = session
-            .query_unpaged("SELECT version FROM schema_migrations", &[])
+            .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), &[])
             .await
             .map_err(boxed)?
             .into_rows_result()
@@ -221,30 +233,40 @@ impl CqlConfig {
             .map(|row| row.map(|(v,)| v))
             .collect::<Result<_, _>>()
             .map_err(boxed)?;
+        let pending: Vec<&Migration> = migrations
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let within = self.connect_using(Some(ks)).await?;
 
-        for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        for migration in pending {
             let failed = |source: Box<dyn std::error::Error + Send + Sync>| CqlError::Migration {
                 version: migration.version,
                 name: migration.name,
                 source,
             };
             for statement in migration.statements() {
-                match session.query_unpaged(statement.as_str(), &[]).await {
+                match within.query_unpaged(statement.as_str(), &[]).await {
                     Ok(_) => {}
                     // Services start together and each applies what is not yet recorded, so two
                     // may run one migration at once: what another just did counts as done.
                     Err(e) if done_by_another(&statement, &e.to_string()) => {}
                     Err(e) => return Err(failed(Box::new(e))),
                 }
-                session
+                within
                     .await_schema_agreement()
                     .await
                     .map_err(|e| failed(Box::new(e)))?;
             }
             session
                 .query_unpaged(
-                    "INSERT INTO schema_migrations (version, name, applied_at) \
-                     VALUES (?, ?, toTimestamp(now()))",
+                    format!(
+                        "INSERT INTO {ks}.schema_migrations (version, name, applied_at) \
+                         VALUES (?, ?, toTimestamp(now()))"
+                    ),
                     (migration.version, migration.name),
                 )
                 .await

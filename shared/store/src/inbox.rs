@@ -23,6 +23,7 @@ use proto::api::notifications::NotifyReason;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
+use crate::cql::Keyspace;
 use crate::messages::{StoreError, failed};
 
 /// The longest excerpt of a message an entry keeps.
@@ -142,10 +143,15 @@ pub fn excerpt(text: &str) -> String {
 }
 
 impl InboxStore {
-    /// Prepares the statements; the keyspace must hold schema 12.
-    pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+    /// Prepares the statements, each naming its table in `keyspace` (which must hold schema 12).
+    pub async fn prepare(
+        session: Arc<Session>,
+        keyspace: &Keyspace,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let ks = keyspace.as_str();
         let reads = crate::cql::read_profile(&session);
-        let prepare = |cql: &'static str| {
+        let prepare = |cql: String| {
             let reads = reads.clone();
             let session = Arc::clone(&session);
             async move {
@@ -156,45 +162,54 @@ impl InboxStore {
             }
         };
         Ok(Self {
-            insert: prepare(
-                "INSERT INTO user_inbox (user_id, message_id, channel_id, guild_id, author_id, \
-                 content, reason) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            )
+            insert: prepare(format!(
+                "INSERT INTO {ks}.user_inbox \
+                 (user_id, message_id, channel_id, guild_id, author_id, content, reason) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
             .await?,
-            page: prepare(
+            page: prepare(format!(
                 "SELECT message_id, channel_id, guild_id, author_id, content, reason \
-                 FROM user_inbox WHERE user_id = ? AND message_id < ?",
-            )
+                 FROM {ks}.user_inbox WHERE user_id = ? AND message_id < ?"
+            ))
             .await?,
-            delete: prepare("DELETE FROM user_inbox WHERE user_id = ? AND message_id = ?").await?,
-            withdraw: prepare(
-                "DELETE FROM user_inbox USING TIMESTAMP ? WHERE user_id = ? AND message_id = ?",
-            )
+            delete: prepare(format!(
+                "DELETE FROM {ks}.user_inbox WHERE user_id = ? AND message_id = ?"
+            ))
             .await?,
-            inboxes: prepare(
-                "SELECT user_id, edited_at FROM inbox_by_message WHERE message_id = ?",
-            )
+            withdraw: prepare(format!(
+                "DELETE FROM {ks}.user_inbox USING TIMESTAMP ? \
+                 WHERE user_id = ? AND message_id = ?"
+            ))
             .await?,
-            mark_edited: prepare(
-                "UPDATE inbox_by_message USING TIMESTAMP ? SET edited_at = ? WHERE message_id = ?",
-            )
+            inboxes: prepare(format!(
+                "SELECT user_id, edited_at FROM {ks}.inbox_by_message WHERE message_id = ?"
+            ))
             .await?,
-            insert_holder: prepare(
-                "INSERT INTO inbox_by_message (message_id, user_id) VALUES (?, ?)",
-            )
+            mark_edited: prepare(format!(
+                "UPDATE {ks}.inbox_by_message USING TIMESTAMP ? SET edited_at = ? \
+                 WHERE message_id = ?"
+            ))
             .await?,
-            holders: prepare("SELECT user_id FROM inbox_by_message WHERE message_id = ?").await?,
-            delete_holders: prepare(
-                "DELETE FROM inbox_by_message WHERE message_id = ? AND user_id > ?",
-            )
+            insert_holder: prepare(format!(
+                "INSERT INTO {ks}.inbox_by_message (message_id, user_id) VALUES (?, ?)"
+            ))
             .await?,
-            mark_forgotten: prepare(
-                "INSERT INTO inbox_by_message (message_id, user_id) VALUES (?, 0)",
-            )
+            holders: prepare(format!(
+                "SELECT user_id FROM {ks}.inbox_by_message WHERE message_id = ?"
+            ))
             .await?,
-            forgotten: prepare(
-                "SELECT user_id FROM inbox_by_message WHERE message_id = ? AND user_id = 0",
-            )
+            delete_holders: prepare(format!(
+                "DELETE FROM {ks}.inbox_by_message WHERE message_id = ? AND user_id > ?"
+            ))
+            .await?,
+            mark_forgotten: prepare(format!(
+                "INSERT INTO {ks}.inbox_by_message (message_id, user_id) VALUES (?, 0)"
+            ))
+            .await?,
+            forgotten: prepare(format!(
+                "SELECT user_id FROM {ks}.inbox_by_message WHERE message_id = ? AND user_id = 0"
+            ))
             .await?,
             session,
         })

@@ -44,6 +44,8 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+use crate::cql::Keyspace;
+
 mod attachments;
 mod calls;
 mod channels;
@@ -131,6 +133,8 @@ fn stored(row: Row) -> Option<StoredMessage> {
 #[derive(Clone)]
 pub struct MessageStore {
     session: Arc<Session>,
+    /// Where the tables are; every statement names it.
+    keyspace: String,
     s: Arc<Statements>,
     /// Replies' and reactions' statements (`conversation`).
     c: Arc<conversation::Statements>,
@@ -177,10 +181,15 @@ struct Statements {
 const COLUMNS: &str = "message_id, author_id, content, edited_at";
 
 impl MessageStore {
-    /// Prepares every statement. The session's keyspace must hold the schema
-    /// ([`crate::schema::MIGRATIONS`]).
+    /// Prepares every statement, each naming its table in `keyspace` (which must hold the
+    /// schema, [`crate::schema::MIGRATIONS`]): the session has no keyspace of its own.
     /// `timeout` bounds each request, so a slow store answers "unavailable" instead of hanging.
-    pub async fn prepare(session: Arc<Session>, timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn prepare(
+        session: Arc<Session>,
+        keyspace: &Keyspace,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let ks = keyspace.as_str();
         let reads = crate::cql::read_profile(&session);
         let prepare = |cql: String| {
             let reads = reads.clone();
@@ -189,108 +198,104 @@ impl MessageStore {
         };
         let key = "channel_id = ? AND bucket = ? AND message_id = ?";
         let s = Statements {
-            insert: prepare(
-                "INSERT INTO messages (channel_id, bucket, message_id, author_id, content) \
+            insert: prepare(format!(
+                "INSERT INTO {ks}.messages (channel_id, bucket, message_id, author_id, content) \
                  VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
-                    .into(),
-            )
+            ))
             .await?,
-            insert_bucket: prepare(
-                "INSERT INTO channel_buckets (channel_id, bucket) VALUES (?, ?)".into(),
-            )
+            insert_bucket: prepare(format!(
+                "INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
+            ))
             .await?,
-            set_last: prepare(
-                "UPDATE channel_last_message USING TIMESTAMP ? SET message_id = ? \
+            set_last: prepare(format!(
+                "UPDATE {ks}.channel_last_message USING TIMESTAMP ? SET message_id = ? \
                  WHERE channel_id = ?"
-                    .into(),
-            )
+            ))
             .await?,
             edit: prepare(format!(
-                "UPDATE messages USING TIMESTAMP ? SET author_id = ?, content = ?, edited_at = ? \
-                 WHERE {key}"
+                "UPDATE {ks}.messages USING TIMESTAMP ? \
+                 SET author_id = ?, content = ?, edited_at = ? WHERE {key}"
             ))
             .await?,
             delete: prepare(format!(
-                "DELETE FROM messages USING TIMESTAMP ? WHERE {key}"
+                "DELETE FROM {ks}.messages USING TIMESTAMP ? WHERE {key}"
             ))
             .await?,
-            record_deletion: prepare(
-                "INSERT INTO message_deletions (channel_id, bucket, message_id, deleted_at) \
-                 VALUES (?, ?, ?, ?)"
-                    .into(),
-            )
+            record_deletion: prepare(format!(
+                "INSERT INTO {ks}.message_deletions \
+                 (channel_id, bucket, message_id, deleted_at) VALUES (?, ?, ?, ?)"
+            ))
             .await?,
             deletion: prepare(format!(
-                "SELECT message_id FROM message_deletions WHERE {key}"
+                "SELECT message_id FROM {ks}.message_deletions WHERE {key}"
             ))
             .await?,
             newest_cell: prepare(format!(
-                "SELECT writetime(content) FROM messages WHERE {key}"
+                "SELECT writetime(content) FROM {ks}.messages WHERE {key}"
             ))
             .await?,
-            get: prepare(format!("SELECT {COLUMNS} FROM messages WHERE {key}")).await?,
+            get: prepare(format!("SELECT {COLUMNS} FROM {ks}.messages WHERE {key}")).await?,
             older: prepare(format!(
-                "SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND bucket = ? \
+                "SELECT {COLUMNS} FROM {ks}.messages WHERE channel_id = ? AND bucket = ? \
                  AND message_id < ? LIMIT ?"
             ))
             .await?,
             newer: prepare(format!(
-                "SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND bucket = ? \
+                "SELECT {COLUMNS} FROM {ks}.messages WHERE channel_id = ? AND bucket = ? \
                  AND message_id > ? ORDER BY message_id ASC LIMIT ?"
             ))
             .await?,
-            buckets_down: prepare(
-                "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket <= ?".into(),
-            )
+            buckets_down: prepare(format!(
+                "SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ? AND bucket <= ?"
+            ))
             .await?,
-            buckets_up: prepare(
-                "SELECT bucket FROM channel_buckets WHERE channel_id = ? AND bucket >= ? \
+            buckets_up: prepare(format!(
+                "SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ? AND bucket >= ? \
                  ORDER BY bucket ASC"
-                    .into(),
-            )
+            ))
             .await?,
-            last_message: prepare(
-                "SELECT message_id FROM channel_last_message WHERE channel_id = ?".into(),
-            )
+            last_message: prepare(format!(
+                "SELECT message_id FROM {ks}.channel_last_message WHERE channel_id = ?"
+            ))
             .await?,
-            mark_read: prepare(
-                "UPDATE read_states USING TIMESTAMP ? SET message_id = ? \
+            mark_read: prepare(format!(
+                "UPDATE {ks}.read_states USING TIMESTAMP ? SET message_id = ? \
                  WHERE user_id = ? AND channel_id = ?"
-                    .into(),
-            )
+            ))
             .await?,
-            read_states: prepare(
-                "SELECT channel_id, message_id FROM read_states WHERE user_id = ?".into(),
-            )
+            read_states: prepare(format!(
+                "SELECT channel_id, message_id FROM {ks}.read_states WHERE user_id = ?"
+            ))
             .await?,
-            unread_rows: prepare(
-                "SELECT message_id, author_id FROM messages WHERE channel_id = ? AND bucket = ? \
-                 AND message_id > ? ORDER BY message_id ASC LIMIT ?"
-                    .into(),
-            )
+            unread_rows: prepare(format!(
+                "SELECT message_id, author_id FROM {ks}.messages \
+                 WHERE channel_id = ? AND bucket = ? AND message_id > ? \
+                 ORDER BY message_id ASC LIMIT ?"
+            ))
             .await?,
-            stored_through: prepare(
-                "SELECT sequence FROM stream_watermarks WHERE stream = ?".into(),
-            )
+            stored_through: prepare(format!(
+                "SELECT sequence FROM {ks}.stream_watermarks WHERE stream = ?"
+            ))
             .await?,
-            record_stored_through: prepare(
-                "UPDATE stream_watermarks SET sequence = ? WHERE stream = ?".into(),
-            )
+            record_stored_through: prepare(format!(
+                "UPDATE {ks}.stream_watermarks SET sequence = ? WHERE stream = ?"
+            ))
             .await?,
         };
         // Boxed: each is a long chain of awaits, and inline they make every caller's future
         // large.
-        let c = Box::pin(conversation::Statements::prepare(&session, timeout)).await?;
-        let p = Box::pin(pins::Statements::prepare(&session, timeout)).await?;
-        let m = Box::pin(mentions::Statements::prepare(&session, &reads, timeout)).await?;
+        let c = Box::pin(conversation::Statements::prepare(&session, ks, timeout)).await?;
+        let p = Box::pin(pins::Statements::prepare(&session, ks, timeout)).await?;
+        let m = Box::pin(mentions::Statements::prepare(&session, ks, &reads, timeout)).await?;
         let sides = SideTables {
-            mentions: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
-            attachments: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
-            embeds: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
-            calls: Box::pin(side::SideTable::prepare(&session, &reads, timeout)).await?,
+            mentions: Box::pin(side::SideTable::prepare(&session, ks, &reads, timeout)).await?,
+            attachments: Box::pin(side::SideTable::prepare(&session, ks, &reads, timeout)).await?,
+            embeds: Box::pin(side::SideTable::prepare(&session, ks, &reads, timeout)).await?,
+            calls: Box::pin(side::SideTable::prepare(&session, ks, &reads, timeout)).await?,
         };
         Ok(Self {
             session,
+            keyspace: ks.to_owned(),
             s: Arc::new(s),
             c: Arc::new(c),
             p: Arc::new(p),

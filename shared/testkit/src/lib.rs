@@ -364,13 +364,14 @@ pub async fn wait_persisted(
         .build()
         .await
         .expect("reach the CQL store");
-    session
-        .use_keyspace(keyspace, false)
-        .await
-        .expect("the keyspace exists");
-    let store = store::MessageStore::prepare(std::sync::Arc::new(session), Duration::from_secs(10))
-        .await
-        .expect("the keyspace holds the schema");
+    let keyspace = Keyspace::parse(keyspace).expect("a keyspace name");
+    let store = store::MessageStore::prepare(
+        std::sync::Arc::new(session),
+        &keyspace,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the keyspace holds the schema");
     eventually("the persisters to catch up", timeout, || async {
         let stream = js.get_stream(&name).await.ok()?;
         let last = stream.cached_info().state.last_sequence;

@@ -9,8 +9,10 @@ impl MessageStore {
     /// Every channel that has ever held a message (`channel_last_message`), in the store's token
     /// order, read in pages: a full scan, for rare rebuilds only, never on a request's path.
     pub async fn channels_with_messages(&self) -> Result<Vec<Snowflake>, StoreError> {
-        let mut statement =
-            scylla::statement::Statement::new("SELECT channel_id FROM channel_last_message");
+        let ks = &self.keyspace;
+        let mut statement = scylla::statement::Statement::new(format!(
+            "SELECT channel_id FROM {ks}.channel_last_message"
+        ));
         statement.set_page_size(1_000);
         let rows = self
             .session

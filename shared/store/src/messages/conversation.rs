@@ -48,90 +48,93 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(
         session: &Arc<Session>,
+        ks: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let reads = &crate::cql::read_profile(session);
-        let prepare = move |cql: &'static str| prepared(session, reads, timeout, cql);
+        let prepare = async move |cql: String| prepared(session, reads, timeout, &cql).await;
         Ok(Self {
-            insert_reply: prepare(
-                "INSERT INTO message_replies (channel_id, bucket, message_id, reply_to, \
+            insert_reply: prepare(format!(
+                "INSERT INTO {ks}.message_replies (channel_id, bucket, message_id, reply_to, \
                  reply_author, reply_content, kind) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 USING TIMESTAMP ?",
-            )
+                 USING TIMESTAMP ?"
+            ))
             .await?,
-            replies: prepare(
+            replies: prepare(format!(
                 "SELECT message_id, reply_to, reply_author, reply_content, kind \
-                 FROM message_replies \
-                 WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
+                 FROM {ks}.message_replies \
+                 WHERE channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?"
+            ))
             .await?,
-            react: prepare(
-                "INSERT INTO reactions (channel_id, message_id, emoji, user_id) \
-                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-            )
+            react: prepare(format!(
+                "INSERT INTO {ks}.reactions (channel_id, message_id, emoji, user_id) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
             .await?,
-            react_user: prepare(
-                "INSERT INTO user_reactions (user_id, channel_id, bucket, message_id, emoji) \
-                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            )
+            react_user: prepare(format!(
+                "INSERT INTO {ks}.user_reactions (user_id, channel_id, bucket, message_id, emoji) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
             .await?,
-            unreact: prepare(
-                "DELETE FROM reactions USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND message_id = ? AND emoji = ? AND user_id = ?",
-            )
+            unreact: prepare(format!(
+                "DELETE FROM {ks}.reactions USING TIMESTAMP ? WHERE channel_id = ? \
+                 AND message_id = ? AND emoji = ? AND user_id = ?"
+            ))
             .await?,
-            unreact_user: prepare(
-                "DELETE FROM user_reactions USING TIMESTAMP ? WHERE user_id = ? \
-                 AND channel_id = ? AND bucket = ? AND message_id = ? AND emoji = ?",
-            )
+            unreact_user: prepare(format!(
+                "DELETE FROM {ks}.user_reactions USING TIMESTAMP ? WHERE user_id = ? \
+                 AND channel_id = ? AND bucket = ? AND message_id = ? AND emoji = ?"
+            ))
             .await?,
-            reactors_all: prepare(
-                "SELECT emoji, user_id FROM reactions WHERE channel_id = ? AND message_id = ?",
-            )
+            reactors_all: prepare(format!(
+                "SELECT emoji, user_id FROM {ks}.reactions \
+                 WHERE channel_id = ? AND message_id = ?"
+            ))
             .await?,
-            clear: prepare(
-                "DELETE FROM reactions USING TIMESTAMP ? WHERE channel_id = ? AND message_id = ?",
-            )
+            clear: prepare(format!(
+                "DELETE FROM {ks}.reactions USING TIMESTAMP ? \
+                 WHERE channel_id = ? AND message_id = ?"
+            ))
             .await?,
-            count: prepare(
-                "SELECT COUNT(*) FROM reactions WHERE channel_id = ? AND message_id = ? \
-                 AND emoji = ?",
-            )
+            count: prepare(format!(
+                "SELECT COUNT(*) FROM {ks}.reactions WHERE channel_id = ? AND message_id = ? \
+                 AND emoji = ?"
+            ))
             .await?,
-            set_count: prepare(
-                "INSERT INTO reaction_counts (channel_id, bucket, message_id, emoji, count) \
-                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            )
+            set_count: prepare(format!(
+                "INSERT INTO {ks}.reaction_counts (channel_id, bucket, message_id, emoji, count) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
             .await?,
-            drop_count: prepare(
-                "DELETE FROM reaction_counts USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND bucket = ? AND message_id = ? AND emoji = ?",
-            )
+            drop_count: prepare(format!(
+                "DELETE FROM {ks}.reaction_counts USING TIMESTAMP ? WHERE channel_id = ? \
+                 AND bucket = ? AND message_id = ? AND emoji = ?"
+            ))
             .await?,
-            clear_counts: prepare(
-                "DELETE FROM reaction_counts USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND bucket = ? AND message_id = ?",
-            )
+            clear_counts: prepare(format!(
+                "DELETE FROM {ks}.reaction_counts USING TIMESTAMP ? WHERE channel_id = ? \
+                 AND bucket = ? AND message_id = ?"
+            ))
             .await?,
-            counts: prepare(
-                "SELECT message_id, emoji, count FROM reaction_counts WHERE channel_id = ? \
-                 AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
+            counts: prepare(format!(
+                "SELECT message_id, emoji, count FROM {ks}.reaction_counts WHERE channel_id = ? \
+                 AND bucket = ? AND message_id >= ? AND message_id <= ?"
+            ))
             .await?,
-            mine: prepare(
-                "SELECT message_id, emoji FROM user_reactions WHERE user_id = ? \
-                 AND channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?",
-            )
+            mine: prepare(format!(
+                "SELECT message_id, emoji FROM {ks}.user_reactions WHERE user_id = ? \
+                 AND channel_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?"
+            ))
             .await?,
-            reacted: prepare(
-                "SELECT user_id FROM reactions WHERE channel_id = ? AND message_id = ? \
-                 AND emoji = ? AND user_id = ?",
-            )
+            reacted: prepare(format!(
+                "SELECT user_id FROM {ks}.reactions WHERE channel_id = ? AND message_id = ? \
+                 AND emoji = ? AND user_id = ?"
+            ))
             .await?,
-            reactors: prepare(
-                "SELECT user_id FROM reactions WHERE channel_id = ? AND message_id = ? \
-                 AND emoji = ? AND user_id > ? LIMIT ?",
-            )
+            reactors: prepare(format!(
+                "SELECT user_id FROM {ks}.reactions WHERE channel_id = ? AND message_id = ? \
+                 AND emoji = ? AND user_id > ? LIMIT ?"
+            ))
             .await?,
         })
     }

@@ -25,14 +25,17 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(
         session: &Arc<Session>,
+        ks: &str,
         reads: &ExecutionProfileHandle,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let unread = "SELECT message_id, author_id, users, roles, everyone FROM message_mentions \
+        let unread = format!(
+            "SELECT message_id, author_id, users, roles, everyone FROM {ks}.message_mentions \
                       WHERE channel_id = ? AND bucket = ? AND message_id > ? \
-                      ORDER BY message_id ASC LIMIT ?";
+             ORDER BY message_id ASC LIMIT ?"
+        );
         Ok(Self {
-            unread: prepared(session, reads, timeout, unread).await?,
+            unread: prepared(session, reads, timeout, &unread).await?,
         })
     }
 }

@@ -22,23 +22,26 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(
         session: &Arc<Session>,
+        ks: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let reads = &crate::cql::read_profile(session);
-        let prepare = move |cql: &'static str| prepared(session, reads, timeout, cql);
+        let prepare = async move |cql: String| prepared(session, reads, timeout, &cql).await;
         Ok(Self {
-            pin: prepare(
-                "INSERT INTO channel_pins (channel_id, message_id, pinned_at) VALUES (?, ?, ?) \
-                 USING TIMESTAMP ?",
-            )
+            pin: prepare(format!(
+                "INSERT INTO {ks}.channel_pins (channel_id, message_id, pinned_at) \
+                 VALUES (?, ?, ?) USING TIMESTAMP ?"
+            ))
             .await?,
-            unpin: prepare(
-                "DELETE FROM channel_pins USING TIMESTAMP ? WHERE channel_id = ? \
-                 AND message_id = ?",
-            )
+            unpin: prepare(format!(
+                "DELETE FROM {ks}.channel_pins USING TIMESTAMP ? WHERE channel_id = ? \
+                 AND message_id = ?"
+            ))
             .await?,
-            pins: prepare("SELECT message_id, pinned_at FROM channel_pins WHERE channel_id = ?")
-                .await?,
+            pins: prepare(format!(
+                "SELECT message_id, pinned_at FROM {ks}.channel_pins WHERE channel_id = ?"
+            ))
+            .await?,
         })
     }
 }

@@ -65,20 +65,20 @@ pub(crate) struct SideTable<S> {
 }
 
 /// A side table's statements, as text: insert, a page's read, delete.
-fn statements(table: &str, columns: &[&str]) -> [String; 3] {
+fn statements(ks: &str, table: &str, columns: &[&str]) -> [String; 3] {
     let marks = vec!["?"; columns.len()].join(", ");
     let columns = columns.join(", ");
     [
         format!(
-            "INSERT INTO {table} (channel_id, bucket, message_id, {columns}) \
+            "INSERT INTO {ks}.{table} (channel_id, bucket, message_id, {columns}) \
              VALUES (?, ?, ?, {marks}) USING TIMESTAMP ?"
         ),
         format!(
-            "SELECT message_id, {columns} FROM {table} WHERE channel_id = ? AND bucket = ? \
+            "SELECT message_id, {columns} FROM {ks}.{table} WHERE channel_id = ? AND bucket = ? \
              AND message_id >= ? AND message_id <= ?"
         ),
         format!(
-            "DELETE FROM {table} USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? \
+            "DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? \
              AND message_id = ?"
         ),
     ]
@@ -87,10 +87,11 @@ fn statements(table: &str, columns: &[&str]) -> [String; 3] {
 impl<S: Side> SideTable<S> {
     pub(super) async fn prepare(
         session: &Arc<Session>,
+        ks: &str,
         reads: &ExecutionProfileHandle,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let [insert, read, delete] = statements(S::TABLE, S::COLUMNS);
+        let [insert, read, delete] = statements(ks, S::TABLE, S::COLUMNS);
         Ok(Self {
             session: Arc::clone(session),
             insert: prepared(session, reads, timeout, &insert).await?,
@@ -180,26 +181,26 @@ mod tests {
 
     #[test]
     fn a_side_tables_statements_bind_its_key_columns_and_timestamp() {
-        let [insert, read, delete] = statements("message_embeds", &["flags", "embeds"]);
+        let [insert, read, delete] = statements("ks", "message_embeds", &["flags", "embeds"]);
         assert_eq!(
             insert,
-            "INSERT INTO message_embeds (channel_id, bucket, message_id, flags, embeds) \
+            "INSERT INTO ks.message_embeds (channel_id, bucket, message_id, flags, embeds) \
              VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
         );
         assert_eq!(
             read,
-            "SELECT message_id, flags, embeds FROM message_embeds WHERE channel_id = ? \
+            "SELECT message_id, flags, embeds FROM ks.message_embeds WHERE channel_id = ? \
              AND bucket = ? AND message_id >= ? AND message_id <= ?"
         );
         assert_eq!(
             delete,
-            "DELETE FROM message_embeds USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? \
+            "DELETE FROM ks.message_embeds USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? \
              AND message_id = ?"
         );
-        let [insert, ..] = statements("message_attachments", &["attachments"]);
+        let [insert, ..] = statements("ks", "message_attachments", &["attachments"]);
         assert_eq!(
             insert,
-            "INSERT INTO message_attachments (channel_id, bucket, message_id, attachments) \
+            "INSERT INTO ks.message_attachments (channel_id, bucket, message_id, attachments) \
              VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
         );
     }
