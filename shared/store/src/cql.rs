@@ -299,12 +299,38 @@ pub fn read_profile(session: &Session) -> ExecutionProfileHandle {
 
 /// Gives a read (a `SELECT`) the [`read_profile`] and marks it idempotent, which the driver needs
 /// before it runs a statement twice (a read always may). Other statements are left as they are.
-pub fn speculate_if_read(statement: &mut PreparedStatement, reads: &ExecutionProfileHandle) {
+fn speculate_if_read(statement: &mut PreparedStatement, reads: &ExecutionProfileHandle) {
     let cql = statement.get_statement().trim_start();
     if cql.len() >= 6 && cql[..6].eq_ignore_ascii_case("select") {
         statement.set_is_idempotent(true);
         statement.set_execution_profile_handle(Some(reads.clone()));
     }
+}
+
+/// A request to the store that failed, as the stores' callers see it.
+#[derive(Debug, thiserror::Error)]
+#[error("CQL store: {0}")]
+pub struct StoreError(String);
+
+pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// Prepares one of the store's statements, messages' and inboxes' alike. Every statement may run
+/// twice (writes carry their timestamp or id, nothing counts up), so it is marked idempotent and
+/// the driver tries another replica when a node dies mid-request; `timeout` bounds each request;
+/// a read runs with the `reads` profile ([`speculate_if_read`]).
+pub(crate) async fn prepared(
+    session: &Session,
+    reads: &ExecutionProfileHandle,
+    timeout: Duration,
+    cql: &str,
+) -> Result<PreparedStatement, StoreError> {
+    let mut statement = session.prepare(cql).await.map_err(failed)?;
+    statement.set_is_idempotent(true);
+    statement.set_request_timeout(Some(timeout));
+    speculate_if_read(&mut statement, reads);
+    Ok(statement)
 }
 
 /// `rows` cut, in order, into runs of at most `most` rows whose `size`s add up to at most

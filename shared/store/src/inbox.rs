@@ -23,8 +23,7 @@ use proto::api::notifications::NotifyReason;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::cql::Keyspace;
-use crate::messages::{StoreError, failed};
+use crate::cql::{Keyspace, StoreError, failed, prepared};
 
 /// The longest excerpt of a message an entry keeps.
 pub const EXCERPT_CHARS: usize = 200;
@@ -151,16 +150,7 @@ impl InboxStore {
     ) -> Result<Self, StoreError> {
         let ks = keyspace.as_str();
         let reads = crate::cql::read_profile(&session);
-        let prepare = |cql: String| {
-            let reads = reads.clone();
-            let session = Arc::clone(&session);
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(failed)?;
-                statement.set_request_timeout(Some(timeout));
-                crate::cql::speculate_if_read(&mut statement, &reads);
-                Ok::<_, StoreError>(statement)
-            }
-        };
+        let prepare = async |cql: String| prepared(&session, &reads, timeout, &cql).await;
         Ok(Self {
             insert: prepare(format!(
                 "INSERT INTO {ks}.user_inbox \

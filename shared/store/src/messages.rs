@@ -39,12 +39,13 @@ use std::time::Duration;
 use proto::Snowflake;
 use proto::api::messages::Message;
 pub use proto::api::messages::{MAX_PAGE, Page};
-use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use crate::cql::Keyspace;
+pub use crate::cql::StoreError;
+pub(crate) use crate::cql::failed;
+use crate::cql::{Keyspace, prepared};
 
 mod attachments;
 mod calls;
@@ -67,31 +68,6 @@ pub use embeds::StoredEmbeds;
 pub use mentions::StoredMentions;
 pub(crate) use side::Side;
 pub(crate) use {attachments::Attachments, calls::Calls, embeds::Embeds, mentions::Mentions};
-
-#[derive(Debug, thiserror::Error)]
-#[error("CQL store: {0}")]
-pub struct StoreError(String);
-
-pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
-/// Prepares one of the store's statements. Every statement may run twice (writes carry their
-/// timestamp or id, nothing counts up), so it is marked idempotent and the driver tries another
-/// replica when a node dies mid-request; `timeout` bounds each request; a read runs with the
-/// `reads` profile ([`crate::cql::speculate_if_read`]).
-async fn prepared(
-    session: &Session,
-    reads: &ExecutionProfileHandle,
-    timeout: Duration,
-    cql: &str,
-) -> Result<PreparedStatement, StoreError> {
-    let mut statement = session.prepare(cql).await.map_err(failed)?;
-    statement.set_is_idempotent(true);
-    statement.set_request_timeout(Some(timeout));
-    crate::cql::speculate_if_read(&mut statement, reads);
-    Ok(statement)
-}
 
 /// A stored message, as read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,11 +167,7 @@ impl MessageStore {
     ) -> Result<Self, StoreError> {
         let ks = keyspace.as_str();
         let reads = crate::cql::read_profile(&session);
-        let prepare = |cql: String| {
-            let reads = reads.clone();
-            let session = Arc::clone(&session);
-            async move { prepared(&session, &reads, timeout, &cql).await }
-        };
+        let prepare = async |cql: String| prepared(&session, &reads, timeout, &cql).await;
         let key = "channel_id = ? AND bucket = ? AND message_id = ?";
         let s = Statements {
             insert: prepare(format!(
