@@ -224,7 +224,7 @@ pub struct Config {
     pub web_dir: Option<std::path::PathBuf>,
 
     /// Origins of the edges the browser client connects to (comma separated, e.g.
-    /// https://edge-1.example.com,https://edge-2.example.com, or https://*.edges.example.com).
+    /// `https://edge-1.example.com,https://edge-2.example.com`, or `https://*.edges.example.com`).
     /// The page's Content-Security-Policy lets it open WebSockets and make requests to these and
     /// its own origin only: every edge discovery may offer a browser must be listed.
     #[arg(long = "edge-origins", env = "NATTER_EDGE_ORIGINS", value_delimiter = ',',

@@ -2,7 +2,7 @@
 //! PostgreSQL. Schema changes are sqlx migrations in `auth/migrations/`, applied at start.
 //!
 //! - [`routes`]: the HTTP API, one module per resource, and its OpenAPI document.
-//! - [`keys`], [`sessions`], [`passwords`], [`limits`], [`throttle`]: signing in and staying
+//! - [`keys`], [`sessions`], [`passwords`], [`mod@limits`], [`throttle`]: signing in and staying
 //!   signed in.
 //! - [`profiles`], [`cache`], [`channels`]: the data, in PostgreSQL (profiles cached in Redis).
 //! - [`guilds`], [`roles`], [`guild_members`], [`guild_channels`], [`invites`], [`audit`]:

@@ -18,9 +18,9 @@
 //!   inboxes) carries no `Nats-Stream` and goes out as it comes.
 //! - a gap shows only when the subject's next event arrives, so the edge also checks every topic
 //!   it follows against the streams' last sequence per subject (one batched direct get per
-//!   thousand subjects, [`check`]): before anything that arrives over a new NATS connection goes
-//!   out (the client counts its connections, so this has no race with the reconnect), when a
-//!   subscription dropped messages or a stream's leader changes, and every
+//!   thousand subjects, [`mod@check`]): before anything that arrives over a new NATS connection
+//!   goes out (the client counts its connections, so this has no race with the reconnect), when
+//!   a subscription dropped messages or a stream's leader changes, and every
 //!   `--delivery-check-interval` for a loss nothing announced.
 //! - a session gets the stored chat events of all its channels in chat stream order. A client
 //!   resumes from the highest `s` it has seen, so everything below it must have reached it: one

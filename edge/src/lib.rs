@@ -91,7 +91,8 @@ pub struct Config {
     #[command(flatten)]
     pub listener: kit::listener::ListenerLimits,
 
-    /// The WebSocket URL clients are given to reach this edge (defaults to ws://<http-addr>/gateway).
+    /// The WebSocket URL clients are given to reach this edge (defaults to
+    /// `ws://<http-addr>/gateway`).
     #[arg(long = "public-url", env = "NATTER_EDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
 

@@ -1,7 +1,7 @@
 //! The load harness: real clients over real sockets against real edges. Each scenario is one
 //! command that prints a table and writes a JSON result; `--help` on each says what it takes.
 //!
-//! - [`run`]: the engine (channels, members, devices, a send rate, loss accounting) behind
+//! - [`mod@run`]: the engine (channels, members, devices, a send rate, loss accounting) behind
 //!   `chat`, `fanout`, `persist`, `history` and `storm` ([`scenarios`]).
 //! - [`worker`]: the processes that hold a run's devices, and how the run talks to them.
 //! - [`device`]: one simulated device: a gateway session that sends, reads, checks and resumes.

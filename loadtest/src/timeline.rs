@@ -6,7 +6,7 @@
 //!
 //! The workers count their devices' deliveries into [`Windows`] (a few atomic operations per
 //! read of a socket, only when asked for); the coordinator samples `/proc` ([`Sampler`]) and
-//! writes the file ([`write`]).
+//! writes the file ([`write()`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

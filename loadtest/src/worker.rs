@@ -1,6 +1,6 @@
 //! Worker processes. The devices of a run live in `loadtest worker` child processes, so a run is
 //! not held to one process's open-file limit (20,000 here): each worker holds its share of the
-//! sockets, the coordinator ([`crate::run`]) holds none. The coordinator signs up the users and
+//! sockets, the coordinator ([`mod@crate::run`]) holds none. The coordinator signs up the users and
 //! makes the channels, hands each worker its devices, tells it when each device sends, and adds
 //! up what the workers report.
 //!

@@ -1,7 +1,7 @@
 //! Processing a message's files, after it is sent: a worker on the chat stream (its own durable
 //! consumer `media`, shared by every media instance, so it scales out and picks up where it was
 //! after a restart) takes each new message with files, reads each audio and video file's
-//! duration from its headers ([`crate::duration`]), and for each image
+//! duration from its headers ([`mod@crate::duration`]), and for each image
 //!
 //! - strips its metadata (EXIF with its GPS position, XMP, IPTC, comments) from the stored
 //!   original, keeping only its orientation;

@@ -17,7 +17,7 @@
 //!
 //! Hierarchy ([`Rank`]): a member's rank is the position of their highest role (the owner is above
 //! everyone). Nobody manages a role at or above their own highest, nor a member ranked at or above
-//! them, nor grants a permission they lack ([`Rank::may_grant`]).
+//! them, nor grants a permission they lack ([`Rank::may_not_grant`]).
 
 use std::fmt;
 
