@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The relay's goals (docs/BENCHMARKS.md, "relay", issue 15) measured in one sitting, beside the
+# machine's own limit on the same hour: this machine's speed varies by the hour by more than most
+# changes to the code, so a figure means something only beside the gauge taken with it.
+#
+#   1. the gauge: a raw write loop of pre-built frames to 1,000 devices at 400 msg/s (`raw`)
+#   2. one fan-out run to warm the stack (not counted: Cassandra compiles for minutes after a start)
+#   3. fan-out to 1,000 members over both edges at 400 msg/s, RUNS_400 times
+#   4. the same at 1,200 msg/s (1.2 M deliveries/s, the ceiling's goal), RUNS_1200 times
+#   5. the reconnect storm: 19,000 devices resumed while chat goes on
+#   6. persistence: a backlog of 500,000 messages through the persister, beside a raw insert loop
+#   7. the gauge again
+#
+# Usage: loadtest/relay.sh [OUT_DIR]      (default target/relay/<date>-<commit>)
+#   RUNS_400=3 RUNS_1200=2 SKIP="storm drain" loadtest/relay.sh
+# Needs the whole system with the load limits raised, release builds:
+#   set -a; . loadtest/limits.env; set +a; ./natter up
+# Idle memory per connection needs an edge with nothing on it before: run `loadtest idle` (the
+# README's "Measuring") on a fresh start instead. Each step's JSON result and output go in
+# OUT_DIR; the summary, a table of the goals, is printed and written to OUT_DIR/summary.md.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+L=target/release/loadtest
+RUNS_400=${RUNS_400:-3}
+RUNS_1200=${RUNS_1200:-2}
+SKIP=${SKIP:-}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+OUT=${1:-target/relay/$(date -u +%Y%m%dT%H%M)-$commit}
+mkdir -p "$OUT"
+
+[[ -x $L ]] || { echo "relay: no $L (./natter up builds it)" >&2; exit 1; }
+for metrics in http://127.0.0.1:9080/metrics http://127.0.0.1:9090/metrics; do
+  curl -sf -o /dev/null "$metrics" || { echo "relay: no edge at $metrics (./natter up)" >&2; exit 1; }
+done
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+skipped() { [[ " $SKIP " == *" $1 "* ]]; }
+failures=0
+# step NAME COMMAND...: runs one measurement, its output to OUT/NAME.log, its JSON to OUT/NAME.json
+step() {
+  local name=$1; shift
+  echo "== $name ($(date -u +%T), load $(load))"
+  if ! "$@" --out "$OUT/$name.json" >"$OUT/$name.log" 2>&1; then
+    failures=$((failures + 1))
+    echo "   FAILED: $(tail -1 "$OUT/$name.log")"
+  fi
+}
+
+{
+  echo "commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r), load $(load)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+gauge() { step "$1" "$L" raw --connections 1000 --rate 400 --tick 10ms --duration 20s; }
+fanout() { step "$1" "$L" fanout --members 1000 --rate "$2" --duration 20s; }
+
+gauge gauge-before
+fanout warm 400
+for i in $(seq 1 "$RUNS_400"); do fanout "fanout-400-$i" 400; done
+for i in $(seq 1 "$RUNS_1200"); do fanout "fanout-1200-$i" 1200; done
+skipped storm || step storm "$L" storm --channels 190 --members 10 --users 1900 --devices 10 \
+  --rate 100 --duration 40s --storm-after 10s --sources 2
+skipped drain || step drain "$L" drain --messages 500000 --nats-prefix natter --cql-keyspace natter
+gauge gauge-after
+
+# One figure per run, in the order taken; `-` for a run that wrote no result.
+figures() {
+  local pattern=$1 filter=$2 file out=()
+  for file in $(ls "$OUT"/$pattern.json 2>/dev/null | sort -V); do
+    out+=("$(jq -r "$filter" "$file" 2>/dev/null || echo -)")
+  done
+  local IFS=';'
+  echo "${out[*]:--}" | sed 's/;/; /g'
+}
+ms() { echo "(.$1.p99_us / 1000 * 10 | round / 10)"; }
+fanout_row() {
+  local rate=$1 goal=$2
+  echo "| $rate msg/s: $goal | $(figures "fanout-$rate-*" "$(ms send_to_receive)") ms |" \
+    "$(figures "fanout-$rate-*" "$(ms send_to_ack)") ms |" \
+    "$(figures "fanout-$rate-*" '"\(.delivered) of \(.expected_deliveries), \(.missing) missing"') |" \
+    "$(figures "fanout-$rate-*" '(.deliveries_per_second / 1000 | round) | "\(.) k/s"') |" \
+    "$(figures "fanout-$rate-*" '(.edge_cpu_micros_per_delivery * 100 | round / 100)') µs |"
+}
+{
+  cat "$OUT/machine.txt"
+  echo
+  echo "| the gauge (raw loop, 400 msg/s) | writer µs a delivery | receive p99 |"
+  echo "|---|---|---|"
+  for g in before after; do
+    echo "| $g | $(figures "gauge-$g" '(.writer_cpu_micros_per_delivery * 100 | round / 100)') |" \
+      "$(figures "gauge-$g" "$(ms send_to_receive)") ms |"
+  done
+  echo
+  echo "| fan-out, 1,000 members (goal) | receive p99 | ACK p99 (goal ≤ 10) | delivered | deliveries/s | edges' CPU a delivery |"
+  echo "|---|---|---|---|---|---|"
+  fanout_row 400 "zero loss, p99 ≤ 25 ms"
+  fanout_row 1200 "p99 ≤ 50 ms"
+  echo
+  if ! skipped storm; then
+    echo "storm (19,000 devices; goal 99% ≤ 10 s, nothing missed): 99% in" \
+      "$(figures storm '(.storm.seconds_to_99_percent * 100 | round / 100)') s," \
+      "$(figures storm '"\(.storm.resumed) of \(.storm.devices) resumed, \(.missing) missing"')"
+  fi
+  if ! skipped drain; then
+    echo "persistence (goal ≥ 20,000 msg/s, ≥ 0.8 of the raw loop):" \
+      "$(figures drain '(.persisted_per_second | round)') msg/s, raw loop" \
+      "$(figures drain '(.raw_rows_per_second | round)') rows/s, ratio" \
+      "$(figures drain '(.persister_to_raw * 100 | round / 100)'), $(figures drain .missing_in_store) missing"
+  fi
+  [[ $failures -eq 0 ]] || echo "$failures step(s) failed: their logs in $OUT"
+} | tee "$OUT/summary.md"
+[[ $failures -eq 0 ]]
