@@ -5,7 +5,9 @@
 #
 #   1. the gauge: a raw write loop of pre-built frames to 1,000 devices at 400 msg/s (`raw`)
 #   2. one fan-out run to warm the stack (not counted: Cassandra compiles for minutes after a start)
-#   3. fan-out to 1,000 members over both edges at 400 msg/s, RUNS_400 times
+#   3. fan-out to 1,000 members over both edges at 400 msg/s, RUNS_400 times; the sender's
+#      device in a worker process of its own (`--senders-apart`), as a person's device is not the
+#      machine reading everyone else's deliveries (its ACK would wait behind their reading)
 #   4. the same at 1,200 msg/s (1.2 M deliveries/s, the ceiling's goal), RUNS_1200 times
 #   5. the reconnect storm: 19,000 devices resumed while chat goes on
 #   6. persistence: a backlog of 500,000 messages through the persister, beside a raw insert loop
@@ -17,7 +19,8 @@
 #   set -a; . loadtest/limits.env; set +a; ./natter up
 # Idle memory per connection needs an edge with nothing on it before: run `loadtest idle` (the
 # README's "Measuring") on a fresh start instead. Each step's JSON result and output go in
-# OUT_DIR; the summary, a table of the goals, is printed and written to OUT_DIR/summary.md.
+# OUT_DIR; the summary, a table of the goals, is printed and written to OUT_DIR/summary.md. Each
+# step waits first for the machine to be quiet (under 15% busy over 2 s, for up to 3 minutes).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -31,15 +34,32 @@ mkdir -p "$OUT"
 
 [[ -x $L ]] || { echo "relay: no $L (./natter up builds it)" >&2; exit 1; }
 for metrics in http://127.0.0.1:9080/metrics http://127.0.0.1:9090/metrics; do
-  curl -sf -o /dev/null "$metrics" || { echo "relay: no edge at $metrics (./natter up)" >&2; exit 1; }
+  curl -sf -o /dev/null "$metrics" ||
+    { echo "relay: no edge at $metrics (./natter up)" >&2; exit 1; }
 done
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# The machine's busy share over 2 s, in per cent of all its cores (from /proc/stat).
+busy() {
+  local a b
+  a=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+  sleep 2
+  b=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+  echo "$a $b" | awk '{print int(100 * ($3 - $1) / ($4 - $2 + 1))}'
+}
+# Waits (up to 3 minutes) for what the last step left behind to finish: the search index taking
+# a drain's backlog, Cassandra's compactions, the persister catching up.
+settle() {
+  local waited=0 now
+  while now=$(busy) && ((now > 15 && waited < 180)); do waited=$((waited + 2)); done
+  ((waited == 0)) || echo "   (waited ${waited} s for the machine to settle, at ${now}% busy)"
+}
 skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 failures=0
 # step NAME COMMAND...: runs one measurement, its output to OUT/NAME.log, its JSON to OUT/NAME.json
 step() {
   local name=$1; shift
+  settle
   echo "== $name ($(date -u +%T), load $(load))"
   if ! "$@" --out "$OUT/$name.json" >"$OUT/$name.log" 2>&1; then
     failures=$((failures + 1))
@@ -54,7 +74,7 @@ step() {
 cat "$OUT/machine.txt"
 
 gauge() { step "$1" "$L" raw --connections 1000 --rate 400 --tick 10ms --duration 20s; }
-fanout() { step "$1" "$L" fanout --members 1000 --rate "$2" --duration 20s; }
+fanout() { step "$1" "$L" fanout --members 1000 --rate "$2" --duration 20s --senders-apart; }
 
 gauge gauge-before
 fanout warm 400
@@ -79,9 +99,10 @@ fanout_row() {
   local rate=$1 goal=$2
   echo "| $rate msg/s: $goal | $(figures "fanout-$rate-*" "$(ms send_to_receive)") ms |" \
     "$(figures "fanout-$rate-*" "$(ms send_to_ack)") ms |" \
-    "$(figures "fanout-$rate-*" '"\(.delivered) of \(.expected_deliveries), \(.missing) missing"') |" \
+    "$(figures "fanout-$rate-*" '"\(.missing) of \(.expected_deliveries / 1e6 | round) M"') |" \
     "$(figures "fanout-$rate-*" '(.deliveries_per_second / 1000 | round) | "\(.) k/s"') |" \
-    "$(figures "fanout-$rate-*" '(.edge_cpu_micros_per_delivery * 100 | round / 100)') µs |"
+    "$(figures "fanout-$rate-*" '(.edge_cpu_micros_per_delivery * 100 | round / 100)') µs |" \
+    "$(figures "fanout-$rate-*" '(.machine_cpu_micros_per_delivery * 100 | round / 100)') µs |"
 }
 {
   cat "$OUT/machine.txt"
@@ -93,8 +114,9 @@ fanout_row() {
       "$(figures "gauge-$g" "$(ms send_to_receive)") ms |"
   done
   echo
-  echo "| fan-out, 1,000 members (goal) | receive p99 | ACK p99 (goal ≤ 10) | delivered | deliveries/s | edges' CPU a delivery |"
-  echo "|---|---|---|---|---|---|"
+  echo "| fan-out, 1,000 members (goal) | receive p99 | ACK p99 (goal ≤ 10) | missing" \
+    "| deliveries/s | CPU a delivery: the edges | the machine |"
+  echo "|---|---|---|---|---|---|---|"
   fanout_row 400 "zero loss, p99 ≤ 25 ms"
   fanout_row 1200 "p99 ≤ 50 ms"
   echo
@@ -107,7 +129,8 @@ fanout_row() {
     echo "persistence (goal ≥ 20,000 msg/s, ≥ 0.8 of the raw loop):" \
       "$(figures drain '(.persisted_per_second | round)') msg/s, raw loop" \
       "$(figures drain '(.raw_rows_per_second | round)') rows/s, ratio" \
-      "$(figures drain '(.persister_to_raw * 100 | round / 100)'), $(figures drain .missing_in_store) missing"
+      "$(figures drain '(.persister_to_raw * 100 | round / 100)')," \
+      "$(figures drain .missing_in_store) missing"
   fi
   [[ $failures -eq 0 ]] || echo "$failures step(s) failed: their logs in $OUT"
 } | tee "$OUT/summary.md"
