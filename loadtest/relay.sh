@@ -5,10 +5,14 @@
 #
 #   1. the gauge: a raw write loop of pre-built frames to 1,000 devices at 400 msg/s (`raw`)
 #   2. one fan-out run to warm the stack (not counted: Cassandra compiles for minutes after a start)
-#   3. fan-out to 1,000 members over both edges at 400 msg/s, RUNS_400 times; the sender's
-#      device in a worker process of its own (`--senders-apart`), as a person's device is not the
-#      machine reading everyone else's deliveries (its ACK would wait behind their reading)
-#   4. the same at 1,200 msg/s (1.2 M deliveries/s, the ceiling's goal), RUNS_1200 times
+#   3. fan-out to 1,000 members over both edges at 400 msg/s, RUNS_400 times in each of two
+#      layouts, alternating: the sender's device among the receivers' (in one of the generator's
+#      workers, as the goals were first measured) and apart from them (`--senders-apart`, a
+#      worker of its own, as a person's device is not the machine reading everyone else's
+#      deliveries). Apart, its ACK does not wait behind the worker's reading, and its sends come
+#      evenly paced rather than in the bursts that worker lets out, which the edges then deliver
+#      one write each rather than a few together: both figures are a goal's, so both are taken.
+#   4. the same at 1,200 msg/s (1.2 M deliveries/s, the ceiling's goal), RUNS_1200 times each
 #   5. the reconnect storm: 19,000 devices resumed while chat goes on
 #   6. persistence: a backlog of 500,000 messages through the persister, beside a raw insert loop
 #   7. the gauge again
@@ -74,12 +78,20 @@ step() {
 cat "$OUT/machine.txt"
 
 gauge() { step "$1" "$L" raw --connections 1000 --rate 400 --tick 10ms --duration 20s; }
-fanout() { step "$1" "$L" fanout --members 1000 --rate "$2" --duration 20s --senders-apart; }
+# fanout NAME RATE [--senders-apart]
+fanout() { step "$1" "$L" fanout --members 1000 --rate "$2" --duration 20s "${@:3}"; }
+fanouts() {
+  local rate=$1 runs=$2 i
+  for i in $(seq 1 "$runs"); do
+    fanout "fanout-$rate-among-$i" "$rate"
+    fanout "fanout-$rate-apart-$i" "$rate" --senders-apart
+  done
+}
 
 gauge gauge-before
 fanout warm 400
-for i in $(seq 1 "$RUNS_400"); do fanout "fanout-400-$i" 400; done
-for i in $(seq 1 "$RUNS_1200"); do fanout "fanout-1200-$i" 1200; done
+fanouts 400 "$RUNS_400"
+fanouts 1200 "$RUNS_1200"
 skipped storm || step storm "$L" storm --channels 190 --members 10 --users 1900 --devices 10 \
   --rate 100 --duration 40s --storm-after 10s --sources 2
 skipped drain || step drain "$L" drain --messages 500000 --nats-prefix natter --cql-keyspace natter
@@ -96,13 +108,14 @@ figures() {
 }
 ms() { echo "(.$1.p99_us / 1000 * 10 | round / 10)"; }
 fanout_row() {
-  local rate=$1 goal=$2
-  echo "| $rate msg/s: $goal | $(figures "fanout-$rate-*" "$(ms send_to_receive)") ms |" \
-    "$(figures "fanout-$rate-*" "$(ms send_to_ack)") ms |" \
-    "$(figures "fanout-$rate-*" '"\(.missing) of \(.expected_deliveries / 1e6 | round) M"') |" \
-    "$(figures "fanout-$rate-*" '(.deliveries_per_second / 1000 | round) | "\(.) k/s"') |" \
-    "$(figures "fanout-$rate-*" '(.edge_cpu_micros_per_delivery * 100 | round / 100)') µs |" \
-    "$(figures "fanout-$rate-*" '(.machine_cpu_micros_per_delivery * 100 | round / 100)') µs |"
+  local runs="fanout-$1-$2-*" layout=$2
+  [[ $layout == among ]] && layout="among the receivers"
+  echo "| $1 msg/s, the sender $layout | $(figures "$runs" "$(ms send_to_receive)") ms |" \
+    "$(figures "$runs" "$(ms send_to_ack)") ms |" \
+    "$(figures "$runs" '"\(.missing) of \(.expected_deliveries / 1e6 | round) M"') |" \
+    "$(figures "$runs" '(.deliveries_per_second / 1000 | round) | "\(.) k/s"') |" \
+    "$(figures "$runs" '(.edge_cpu_micros_per_delivery * 100 | round / 100)') µs |" \
+    "$(figures "$runs" '(.machine_cpu_micros_per_delivery * 100 | round / 100)') µs |"
 }
 {
   cat "$OUT/machine.txt"
@@ -114,11 +127,14 @@ fanout_row() {
       "$(figures "gauge-$g" "$(ms send_to_receive)") ms |"
   done
   echo
-  echo "| fan-out, 1,000 members (goal) | receive p99 | ACK p99 (goal ≤ 10) | missing" \
-    "| deliveries/s | CPU a delivery: the edges | the machine |"
+  echo "| fan-out to 1,000 members | receive p99 (goal ≤ 25 at 400 msg/s, ≤ 50 at 1,200)" \
+    "| ACK p99 (goal ≤ 10) | missing (goal 0) | deliveries/s | CPU a delivery: the edges" \
+    "| the machine |"
   echo "|---|---|---|---|---|---|---|"
-  fanout_row 400 "zero loss, p99 ≤ 25 ms"
-  fanout_row 1200 "p99 ≤ 50 ms"
+  fanout_row 400 among
+  fanout_row 400 apart
+  fanout_row 1200 among
+  fanout_row 1200 apart
   echo
   if ! skipped storm; then
     echo "storm (19,000 devices; goal 99% ≤ 10 s, nothing missed): 99% in" \
