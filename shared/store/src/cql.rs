@@ -317,9 +317,10 @@ pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Prepares one of the store's statements, messages' and inboxes' alike. Every statement may run
-/// twice (writes carry their timestamp or id, nothing counts up), so it is marked idempotent and
-/// the driver tries another replica when a node dies mid-request; `timeout` bounds each request;
-/// a read runs with the `reads` profile ([`speculate_if_read`]).
+/// twice (a write sets or deletes cells named by ids, most at a timestamp of their own; nothing
+/// counts up), so it is marked idempotent and the driver tries another replica when a node dies
+/// mid-request; `timeout` bounds each request; a read runs with the `reads` profile
+/// ([`speculate_if_read`]).
 pub(crate) async fn prepared(
     session: &Session,
     reads: &ExecutionProfileHandle,
