@@ -51,9 +51,11 @@ use futures::{FutureExt, StreamExt};
 use kit::lifecycle::Shutdown;
 use kit::stream::ReadError;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::attachments::Attachments;
 use crate::fanout::{Delivery, MAX_RUN, Run, hand_out};
+use crate::lateness::Lateness;
 use crate::metrics::EdgeMetrics;
 
 mod check;
@@ -143,6 +145,7 @@ impl Continuity {
         max_repair: usize,
         metrics: EdgeMetrics,
         attachments: Arc<Attachments>,
+        pace: Pace,
     ) -> (Self, Dispatcher) {
         let (commands, received) = mpsc::unbounded_channel();
         let repaired_connects = nats.statistics().connects.load(Ordering::Relaxed);
@@ -161,6 +164,7 @@ impl Continuity {
             },
             metrics,
             repaired_connects,
+            pace,
         };
         (Self { commands, streams }, dispatcher)
     }
@@ -190,6 +194,64 @@ const READS_AT_ONCE: usize = 8;
 /// started may take a moment to serve JetStream). After that they go out, and the topics' next
 /// events and the periodic check repair what is left.
 const RECONNECT_REPAIR_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the dispatcher goes on gathering after the edge was last seen behind.
+const BUSY_HOLD: Duration = Duration::from_secs(5);
+
+/// How many of the last second's samples of the main runtime's lateness must have been behind
+/// for the dispatcher to gather: a quarter. An edge with time to spare sees a stray late sample
+/// now and then, which must not cost every delivery the linger (`crate::lateness`).
+const BEHIND_IN_LAST_SECOND: u32 = 5;
+
+/// When the dispatcher hands out: as soon as it has taken what was ready, or, while the edge's
+/// main runtime is behind ([`Lateness`], a quarter of the last second's samples) and for
+/// [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came meanwhile. Every
+/// session then writes that many events with one system call where it wrote each alone, and on
+/// a machine whose cores are full those writes are most of the edge's time (docs/BENCHMARKS.md,
+/// "The dispatcher gathers while the edge is behind"). The hold keeps it gathering once the
+/// gathering itself has taken the edge out of being behind, which would otherwise end it and
+/// start it again a second later.
+pub struct Pace {
+    lateness: Lateness,
+    linger: Duration,
+    /// Gathering until then: the edge was last seen behind a hold before.
+    busy_until: Instant,
+    handed_at: Instant,
+}
+
+impl Pace {
+    /// `linger` zero: never gathers.
+    pub fn new(lateness: Lateness, linger: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            lateness,
+            linger,
+            busy_until: now,
+            handed_at: now,
+        }
+    }
+
+    /// Until when to go on taking events before handing out, if at all.
+    fn gather_until(&mut self, now: Instant) -> Option<Instant> {
+        if self.linger.is_zero() {
+            return None;
+        }
+        let behind = self.lateness.ask().behind_in_last_second() >= BEHIND_IN_LAST_SECOND;
+        self.gather_until_given(now, behind)
+    }
+
+    fn gather_until_given(&mut self, now: Instant, behind: bool) -> Option<Instant> {
+        if behind {
+            self.busy_until = now + BUSY_HOLD;
+        }
+        let until = self.handed_at + self.linger;
+        (now < self.busy_until && now < until).then_some(until)
+    }
+
+    fn handed_out(&mut self, now: Instant) {
+        self.handed_at = now;
+    }
+}
 
 /// One event taken from a topic's subscription, not yet handed out.
 struct Pulled {
@@ -257,6 +319,7 @@ pub struct Dispatcher {
     metrics: EdgeMetrics,
     /// The NATS client's connection count whose losses are repaired.
     repaired_connects: u64,
+    pace: Pace,
 }
 
 /// Reads back what live delivery lost.
@@ -295,9 +358,11 @@ impl Dispatcher {
                     if !self.subscriptions.is_empty() => {
                     self.take(&feed, &message);
                     // Then everything already received, so the batch ends where nothing is
-                    // ready. Batches grow by themselves as load does (what arrives while one is
-                    // handed out is the next), so each session writes what it got with one call;
-                    // waiting for more would only add latency (docs/BENCHMARKS.md, "chat").
+                    // ready: batches grow by themselves as load does (what arrives while one is
+                    // handed out is the next), and each session writes what it got with one
+                    // call. Only while the edge is behind does the batch wait for more
+                    // ([`Pace`]): on a quiet edge that would only add latency
+                    // (docs/BENCHMARKS.md, "chat").
                     let mut taken = 1;
                     while taken < MAX_BATCH {
                         match self.subscriptions.next().now_or_never() {
@@ -306,7 +371,18 @@ impl Dispatcher {
                         }
                         taken += 1;
                     }
+                    if let Some(until) = self.pace.gather_until(Instant::now()) {
+                        self.metrics.delivery_lingers.inc();
+                        while taken < MAX_BATCH {
+                            match tokio::time::timeout_at(until, self.subscriptions.next()).await {
+                                Ok(Some((feed, message))) => self.take(&feed, &message),
+                                _ => break,
+                            }
+                            taken += 1;
+                        }
+                    }
                     self.hand_out(Cause::Gap, None).await;
+                    self.pace.handed_out(Instant::now());
                 }
             }
         }
@@ -570,7 +646,7 @@ impl Dispatcher {
             topics = self.followed.len(),
             "checking live delivery against the streams after a reconnect"
         );
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         // Taken before anything of the new connection is handed out: what the edge had when
         // the connection dropped.
         let seen = self.reader.streams.events_seen();
@@ -676,6 +752,68 @@ fn header(message: &async_nats::Message, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pace whose edge is never behind unless a test says so (`gather_until_given`).
+    #[tokio::main(flavor = "current_thread")]
+    async fn pace(linger_ms: u64) -> Pace {
+        let histogram = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("l", "l"))
+            .expect("valid");
+        Pace::new(
+            Lateness::start(Duration::from_secs(3600), histogram),
+            Duration::from_millis(linger_ms),
+        )
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn an_edge_with_time_to_spare_hands_out_at_once() {
+        let mut pace = pace(20);
+        let start = Instant::now();
+        pace.handed_out(start);
+        assert_eq!(pace.gather_until_given(start + 2 * MS, false), None);
+        assert_eq!(pace.gather_until_given(start + 5 * MS, false), None);
+    }
+
+    #[test]
+    fn a_behind_edge_hands_out_at_most_once_per_linger() {
+        let mut pace = pace(20);
+        let start = Instant::now();
+        pace.handed_out(start);
+        assert_eq!(
+            pace.gather_until_given(start + 3 * MS, true),
+            Some(start + 20 * MS)
+        );
+        // An event after a longer quiet spell than the linger goes out at once.
+        pace.handed_out(start + 20 * MS);
+        assert_eq!(pace.gather_until_given(start + 45 * MS, true), None);
+    }
+
+    #[test]
+    fn gathering_goes_on_for_a_hold_after_the_edge_was_last_behind() {
+        let mut pace = pace(20);
+        let start = Instant::now();
+        pace.handed_out(start);
+        assert!(pace.gather_until_given(start + MS, true).is_some());
+        // Gathering took the edge out of being behind: it goes on gathering.
+        let later = start + BUSY_HOLD - 10 * MS;
+        pace.handed_out(later);
+        assert_eq!(
+            pace.gather_until_given(later + MS, false),
+            Some(later + 20 * MS)
+        );
+        // Nothing behind for a whole hold: at once again.
+        let after = start + BUSY_HOLD + 5 * MS;
+        pace.handed_out(after - 2 * MS);
+        assert_eq!(pace.gather_until_given(after, false), None);
+    }
+
+    #[test]
+    fn no_linger_never_gathers() {
+        let mut pace = pace(0);
+        pace.handed_out(Instant::now());
+        assert_eq!(pace.gather_until(Instant::now()), None);
+    }
 
     /// What continuity keeps per topic, whatever its sessions: an edge with 19,000 sessions of
     /// 19,000 users holds 19,000 inbox feeds.

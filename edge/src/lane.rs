@@ -13,28 +13,27 @@
 //! the lane has room (`--lane-sessions`, 256 by default; 0 is no lane), and back to the main
 //! runtime once its client has sent nothing for `--lane-quiet`: so the lane holds the edge's few
 //! talking sessions, and their fan-out is a small part of the edge's. The main runtime is
-//! behind when a timer of its fires `--lane-behind` (2 ms) or more late, which is how late its
-//! threads also look at the sockets and at JetStream's answers (sampled while sessions there
-//! send, so an edge without sends never wakes for it); an edge with time to spare keeps
-//! every session where its deliveries are handed out, as a session on the lane costs a wake of
-//! another thread for each of them (docs/BENCHMARKS.md, "The lane by default"). A move happens
+//! behind when a timer of its fires `--behind-after` (2 ms) or more late ([`crate::lateness`]),
+//! which is how late its threads also look at the sockets and at JetStream's answers; an edge
+//! with time to spare keeps every session where its deliveries are handed out, as a session on
+//! the lane costs a wake of another thread for each of them (docs/BENCHMARKS.md, "The lane by
+//! default"). A move happens
 //! between two steps of the session, socket and all ([`crate::wire::Socket::rebind`]), once its
 //! sends in flight are answered (it reads nothing more from its client until then), and its
 //! deliveries and kick go with it.
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use futures::FutureExt;
 use kit::config::NatsConfig;
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::lateness::Lateness;
 use crate::metrics::EdgeMetrics;
 
 thread_local! {
@@ -64,10 +63,8 @@ pub struct Lane {
     tasks: TaskTracker,
     capacity: usize,
     pub(crate) quiet: Duration,
-    /// Whether the main runtime ran its last timer `--lane-behind` or more late.
-    behind: Arc<AtomicBool>,
-    /// Wakes the sampling of the main runtime's lateness: a session asked for a seat.
-    asked: Arc<Notify>,
+    /// The main runtime's lateness, asked at every request for a seat.
+    lateness: Lateness,
     seated: Arc<AtomicUsize>,
     metrics: EdgeMetrics,
     /// Ends the lane's thread (dropping its runtime, with whatever it still runs).
@@ -80,7 +77,7 @@ impl Lane {
     pub async fn start(
         nats: &NatsConfig,
         capacity: usize,
-        behind_after: Duration,
+        lateness: Lateness,
         quiet: Duration,
         tasks: TaskTracker,
         metrics: EdgeMetrics,
@@ -112,18 +109,6 @@ impl Lane {
             })
             .expect("a thread for the edge's lane");
         let (lane, client) = up.await.expect("the lane's thread answers")?;
-        let behind = Arc::new(AtomicBool::new(behind_after.is_zero()));
-        let asked = Arc::new(Notify::new());
-        if !behind_after.is_zero() {
-            let lateness = metrics.main_late_seconds.clone();
-            tokio::spawn(watch_main(
-                Arc::clone(&behind),
-                behind_after,
-                lateness,
-                Arc::clone(&asked),
-                stop.clone(),
-            ));
-        }
         Ok(Some(Self {
             lane,
             main: Handle::current(),
@@ -131,8 +116,7 @@ impl Lane {
             tasks,
             capacity,
             quiet,
-            behind,
-            asked,
+            lateness,
             seated: Arc::default(),
             metrics,
             stop,
@@ -142,8 +126,7 @@ impl Lane {
     /// A place on the lane for one more session, if the main runtime is behind and the lane
     /// has room; given back when dropped.
     pub(crate) fn seat(&self) -> Option<Seat> {
-        self.asked.notify_one();
-        if !self.behind.load(Ordering::Relaxed) {
+        if !self.lateness.ask().last_behind() {
             return None;
         }
         self.seated
@@ -178,50 +161,6 @@ impl Lane {
 impl Drop for Lane {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-/// How often the main runtime's lateness is sampled, while sessions ask for seats.
-const WATCH_PERIOD: Duration = Duration::from_millis(50);
-
-/// Samples taken after a session asks for a seat (a second's worth): the sampling goes on while
-/// they keep asking, and sleeps once they have not for that long.
-const WATCH_SAMPLES: usize = 20;
-
-/// Samples how late the main runtime runs a timer, until `stop`: `behind` while the last one
-/// fired `after` or more late. A timer fires when one of the runtime's threads next looks at
-/// its driver, as a socket's readiness and a JetStream answer are noticed: between two batches
-/// of tasks at a busy edge, at once at an idle one. It samples only while sessions ask for
-/// seats (`asked`): each sample wakes the runtime's threads, which an edge without sends, however
-/// many sessions it holds, should not pay for (2.5 ms of CPU a second per edge here, idle).
-async fn watch_main(
-    behind: Arc<AtomicBool>,
-    after: Duration,
-    lateness: prometheus::Histogram,
-    asked: Arc<Notify>,
-    stop: CancellationToken,
-) {
-    loop {
-        let mut next_ask = std::pin::pin!(asked.notified());
-        if next_ask.as_mut().now_or_never().is_none() {
-            // Nobody asked for a second: not known until the next asks and a sample is taken,
-            // so that send stays where it is.
-            behind.store(false, Ordering::Relaxed);
-            tokio::select! {
-                () = next_ask => {}
-                () = stop.cancelled() => return,
-            }
-        }
-        for _ in 0..WATCH_SAMPLES {
-            let due = tokio::time::Instant::now() + WATCH_PERIOD;
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
-                () = stop.cancelled() => return,
-            }
-            let late = due.elapsed();
-            lateness.observe(late.as_secs_f64());
-            behind.store(late >= after, Ordering::Relaxed);
-        }
     }
 }
 

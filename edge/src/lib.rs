@@ -3,6 +3,8 @@
 //!
 //! - [`session`]: one client connection, HELLO to close.
 //! - [`lane`]: the thread where talking sessions run, apart from the fan-out.
+//! - [`lateness`]: how late the edge's main runtime runs, which moves talkers to the lane and
+//!   makes the dispatcher gather deliveries.
 //! - [`fanout`]: the per-edge table of NATS subscriptions (one per channel or inbox) and sessions.
 //! - [`guilds`]: what the edge keeps of each server it has members' sessions of (roles, channels,
 //!   overwrites), to decide from memory what each session may see and send.
@@ -34,6 +36,7 @@ pub mod fanout;
 pub mod fault;
 pub mod guilds;
 pub mod lane;
+pub mod lateness;
 pub mod metrics;
 pub mod processed;
 pub mod purge;
@@ -62,6 +65,7 @@ use crate::chat::Chat;
 use crate::directory::Directory;
 use crate::fanout::Hub;
 use crate::lane::Lane;
+use crate::lateness::Lateness;
 use crate::metrics::EdgeMetrics;
 use crate::reporter::{PresenceSettings, Reporter};
 use crate::state::{EdgeState, GatewaySettings};
@@ -170,18 +174,29 @@ pub struct Config {
     )]
     pub lane_sessions: usize,
 
-    /// How late the main runtime may run a timer before a talking session moves to the lane:
-    /// sessions move only while the fan-out keeps the main runtime's threads behind, so on an
-    /// edge with time to spare every session stays where its deliveries are handed out. 0: every
-    /// talking session moves, however idle the edge.
-    #[arg(long = "lane-behind", env = "NATTER_LANE_BEHIND", default_value = "2ms",
+    /// How late the main runtime may run a timer for the edge to count as behind
+    /// (`edge/src/lateness.rs`): a talking session moves to the lane while the last sample
+    /// was, and the dispatcher gathers deliveries for `--delivery-linger` while a quarter of the
+    /// last second's were. An edge with time to spare keeps every session where its deliveries
+    /// are handed out and hands each event out as it comes. 0: always behind.
+    #[arg(long = "behind-after", env = "NATTER_BEHIND_AFTER", default_value = "2ms",
           value_parser = kit::config::duration)]
-    pub lane_behind: Duration,
+    pub behind_after: Duration,
 
     /// How long a session on the lane may go without a send before it moves back.
     #[arg(long = "lane-quiet", env = "NATTER_LANE_QUIET", default_value = "2m",
           value_parser = kit::config::duration)]
     pub lane_quiet: Duration,
+
+    /// While the edge is behind (`--behind-after`, and for a second after), the dispatcher hands
+    /// out at most once per this long, what came meanwhile together, so each session writes
+    /// several events with one system call where it wrote each alone: on a machine whose cores
+    /// are full, the writes it saves are what the deliveries were waiting for
+    /// (docs/BENCHMARKS.md, "The dispatcher gathers while the edge is behind"). 0: every event
+    /// is handed out as it comes.
+    #[arg(long = "delivery-linger", env = "NATTER_DELIVERY_LINGER", default_value = "20ms",
+          value_parser = kit::config::duration)]
+    pub delivery_linger: Duration,
 
     /// Client frames allowed per connection per minute.
     #[arg(
@@ -400,18 +415,20 @@ impl Edge {
             events.clone(),
             events_info.state.last_sequence,
         );
+        let lateness = Lateness::start(config.behind_after, edge_metrics.main_late_seconds.clone());
         let (continuity, dispatcher) = continuity::Continuity::new(
             nats.clone(),
             streams,
             config.session_queue.max(1),
             edge_metrics.clone(),
             Arc::clone(&attachments),
+            continuity::Pace::new(lateness.clone(), config.delivery_linger),
         );
         let sessions = TaskTracker::new();
         let lane = Lane::start(
             &config.nats,
             config.lane_sessions,
-            config.lane_behind,
+            lateness,
             config.lane_quiet,
             sessions.clone(),
             edge_metrics.clone(),

@@ -31,10 +31,12 @@ pub struct EdgeMetrics {
     pub lane_sessions: IntGauge,
     /// Sessions moved between the edge's runtimes, by where to: `lane` or `main`.
     pub lane_moves: IntCounterVec,
-    /// How late the main runtime woke a timer, sampled every 50 ms while sessions on it send
-    /// (and the edge has a lane): the lane takes talking sessions while the last was
-    /// `--lane-behind` or more.
+    /// How late the main runtime woke a timer, sampled every 50 ms for a second after a
+    /// session sends or the dispatcher hands out: a sample `--behind-after` or more late is
+    /// behind (`crate::lateness`).
     pub main_late_seconds: Histogram,
+    /// Hand-outs the dispatcher held back to gather more events, the edge being behind.
+    pub delivery_lingers: IntCounter,
     /// Frames that could not be written at all (their sockets were closed with 4000).
     pub unwritable_frames: IntCounter,
     /// 1 once the message store is connected (history and unread counts work), else 0.
@@ -129,14 +131,19 @@ impl EdgeMetrics {
             main_late_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "natter_edge_main_late_seconds",
-                    "How late the main runtime woke a timer (every 50 ms while sessions send)",
+                    "How late the main runtime woke a timer (every 50 ms while it has traffic)",
                 )
-                // Finer around `--lane-behind`'s 2 ms: an idle edge wakes 1-2 ms late (the
+                // Finer around `--behind-after`'s 2 ms: an idle edge wakes 1-2 ms late (the
                 // timer's own rounding to whole milliseconds).
                 .buckets(vec![
                     0.000_5, 0.001, 0.001_5, 0.002, 0.002_5, 0.003, 0.004, 0.005, 0.01, 0.025,
                     0.05, 0.1, 0.25, 1.0,
                 ]),
+            )
+            .expect("valid"),
+            delivery_lingers: IntCounter::new(
+                "natter_edge_delivery_lingers_total",
+                "Hand-outs held back to gather more events while the edge was behind",
             )
             .expect("valid"),
             unwritable_frames: IntCounter::new(
@@ -201,6 +208,7 @@ impl EdgeMetrics {
         metrics.register(this.lane_sessions.clone());
         metrics.register(this.lane_moves.clone());
         metrics.register(this.main_late_seconds.clone());
+        metrics.register(this.delivery_lingers.clone());
         metrics.register(this.delivery_repairs.clone());
         metrics.register(this.delivery_repaired.clone());
         metrics.register(this.delivery_repair_failures.clone());

@@ -127,3 +127,61 @@ async fn frames_a_client_writes_together_are_each_read_and_answered() {
     assert_eq!(acks, nonces, "every send answered once");
     assert_eq!(contents, sent, "in the order written");
 }
+
+#[tokio::test]
+async fn a_behind_edge_gathers_deliveries_and_every_member_gets_each_once_in_order() {
+    // Always behind: the dispatcher hands out at most once per 50 ms, what came meanwhile
+    // together, so each session writes several events at once.
+    let world = World::start(
+        1,
+        &[
+            "--behind-after=0ms",
+            "--delivery-linger=50ms",
+            "--send-rate=100000/1s",
+            "--frames-per-minute=100000",
+        ],
+    )
+    .await;
+    let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let lingers = || async {
+        let text = world.edge_metrics(0).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("natter_edge_delivery_lingers_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+
+    // Ann writes her sends twenty at a time until the dispatcher has gathered some of them
+    // (they reach it within 50 ms of each other however loaded the machine).
+    let (mut sent, mut echoes) = (Vec::new(), Vec::new());
+    while lingers().await == 0 {
+        assert!(sent.len() < 2_000, "the dispatcher never gathered");
+        let first = sent.len();
+        sent.extend((first..first + 20).map(|n| format!("a{n}")));
+        ann_1
+            .send_together(sent[first..].iter().map(|content| {
+                json!({"op": 20, "d": {"channel_id": room, "content": content, "nonce": content}})
+            }))
+            .await;
+        let mut acks = 0;
+        while acks < 20 {
+            let frame = ann_1.next().await.expect("an ACK");
+            match frame["op"].as_u64() {
+                Some(24) => acks += 1,
+                Some(25) => panic!("a send was refused: {frame}"),
+                _ if frame["t"] == "MESSAGE_CREATE" => {
+                    echoes.push(frame["d"]["content"].as_str().unwrap().to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    // Bob, on the same edge, got every one once and in order; Ann her echoes likewise.
+    assert_eq!(bob_1.messages(sent.len()).await, sent);
+    echoes.extend(ann_1.messages(sent.len() - echoes.len()).await);
+    assert_eq!(echoes, sent);
+    bob_1.no_messages().await;
+}

@@ -54,7 +54,7 @@ async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothin
         &[
             "--lane-sessions=1",
             // However idle the edge: every talking session may move.
-            "--lane-behind=0ms",
+            "--behind-after=0ms",
             "--lane-quiet=1s",
             "--send-rate=100000/1s",
         ],
@@ -164,14 +164,15 @@ async fn a_talking_session_moves_to_the_lane_and_back_and_its_user_misses_nothin
 #[tokio::test]
 async fn an_edge_with_time_to_spare_keeps_its_talking_sessions_where_they_are() {
     // Never behind by an hour: as an edge whose threads look at their sockets on time.
-    let world = World::start(1, &["--lane-behind=1h", "--send-rate=100000/1s"]).await;
+    let world = World::start(1, &["--behind-after=1h", "--send-rate=100000/1s"]).await;
     let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
     let room = world.channel(&ann, "room", &[&bob]).await;
-    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
-    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
-    // Sessions, but no sends yet: the edge has not woken once to see whether it is behind.
+    // No traffic yet: the edge has not woken once to see whether it is behind (sessions'
+    // sends and the dispatcher's hand-outs have it look).
     let samples = || metric(&world, "natter_edge_main_late_seconds_count", "");
     assert_eq!(samples().await, 0);
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
     let mut expected = Vec::new();
     for n in 0..10 {
         let ack = ann_1.send(room, &format!("a{n}"), &format!("n{n}")).await;
@@ -199,7 +200,7 @@ async fn a_session_sending_without_pause_moves_at_once_and_keeps_its_order() {
     let world = World::start(
         1,
         &[
-            "--lane-behind=0ms",
+            "--behind-after=0ms",
             "--lane-quiet=1h",
             "--send-rate=100000/1s",
             "--frames-per-minute=100000",
