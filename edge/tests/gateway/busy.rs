@@ -146,13 +146,7 @@ async fn a_behind_edge_gathers_deliveries_and_every_member_gets_each_once_in_ord
     let room = world.channel(&ann, "room", &[&bob]).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
-    let lingers = || async {
-        let text = world.edge_metrics(0).await;
-        text.lines()
-            .find_map(|l| l.strip_prefix("natter_edge_delivery_lingers_total{"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let lingers = || world.edge_metric(0, "natter_edge_delivery_lingers_total{", "");
 
     // Ann writes her sends twenty at a time until the dispatcher has gathered some of them
     // (they reach it within 50 ms of each other however loaded the machine).

@@ -7,13 +7,8 @@ use serde_json::json;
 
 use crate::support::{Client, WAIT, World};
 
-/// The value of the edge's metric line starting `name` and holding `label` (0 when absent).
 async fn metric(world: &World, name: &str, label: &str) -> u64 {
-    let text = world.edge_metrics(0).await;
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    world.edge_metric(0, name, label).await
 }
 
 async fn on_lane(world: &World) -> u64 {

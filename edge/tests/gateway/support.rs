@@ -337,6 +337,15 @@ impl World {
             .expect("/metrics is text")
     }
 
+    /// The value of an edge's metric line starting `name` and holding `label` (0 when absent).
+    pub(crate) async fn edge_metric(&self, edge: usize, name: &str, label: &str) -> u64 {
+        let text = self.edge_metrics(edge).await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// An edge's HTTP base URL.
     pub(crate) fn edge_url(&self, edge: usize, path: &str) -> String {
         self.edges[edge].url(path)
