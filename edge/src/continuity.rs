@@ -350,10 +350,7 @@ impl Dispatcher {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
-                Some(command) = self.commands.recv() => match command {
-                    Command::Follow(feed, subscription) => self.follow(feed, subscription),
-                    Command::Check(cause, lasts) => self.hand_out(cause, lasts).await,
-                },
+                Some(command) = self.commands.recv() => self.obey(command).await,
                 Some((feed, message)) = self.subscriptions.next(),
                     if !self.subscriptions.is_empty() => {
                     self.take(&feed, &message);
@@ -373,17 +370,37 @@ impl Dispatcher {
                     }
                     if let Some(until) = self.pace.gather_until(Instant::now()) {
                         self.metrics.delivery_lingers.inc();
-                        while taken < MAX_BATCH {
-                            match tokio::time::timeout_at(until, self.subscriptions.next()).await {
-                                Ok(Some((feed, message))) => self.take(&feed, &message),
-                                _ => break,
-                            }
-                            taken += 1;
-                        }
+                        self.gather(until, taken).await;
                     }
                     self.hand_out(Cause::Gap, None).await;
                     self.pace.handed_out(Instant::now());
                 }
+            }
+        }
+    }
+
+    async fn obey(&mut self, command: Command) {
+        match command {
+            Command::Follow(feed, subscription) => self.follow(feed, subscription),
+            Command::Check(cause, lasts) => self.hand_out(cause, lasts).await,
+        }
+    }
+
+    /// Takes what comes until `until` (or the batch is full), with `taken` taken already.
+    /// Commands are obeyed meanwhile: a session starting does not wait for the hand-out to have
+    /// its new topics followed, and a check hands out what was taken so far with its repairs.
+    async fn gather(&mut self, until: Instant, mut taken: usize) {
+        while taken < MAX_BATCH {
+            tokio::select! {
+                biased;
+                Some(command) = self.commands.recv() => self.obey(command).await,
+                next = tokio::time::timeout_at(until, self.subscriptions.next()) => match next {
+                    Ok(Some((feed, message))) => {
+                        self.take(&feed, &message);
+                        taken += 1;
+                    }
+                    _ => return,
+                },
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use proto::Snowflake;
 use serde_json::json;
 
 use crate::support::{Client, World};
@@ -153,29 +154,97 @@ async fn a_behind_edge_gathers_deliveries_and_every_member_gets_each_once_in_ord
     let (mut sent, mut echoes) = (Vec::new(), Vec::new());
     while lingers().await == 0 {
         assert!(sent.len() < 2_000, "the dispatcher never gathered");
-        let first = sent.len();
-        sent.extend((first..first + 20).map(|n| format!("a{n}")));
-        ann_1
-            .send_together(sent[first..].iter().map(|content| {
-                json!({"op": 20, "d": {"channel_id": room, "content": content, "nonce": content}})
-            }))
-            .await;
-        let mut acks = 0;
-        while acks < 20 {
-            let frame = ann_1.next().await.expect("an ACK");
-            match frame["op"].as_u64() {
-                Some(24) => acks += 1,
-                Some(25) => panic!("a send was refused: {frame}"),
-                _ if frame["t"] == "MESSAGE_CREATE" => {
-                    echoes.push(frame["d"]["content"].as_str().unwrap().to_owned());
-                }
-                _ => {}
-            }
-        }
+        send_twenty(&mut ann_1, room, &mut sent, &mut echoes).await;
     }
     // Bob, on the same edge, got every one once and in order; Ann her echoes likewise.
     assert_eq!(bob_1.messages(sent.len()).await, sent);
     echoes.extend(ann_1.messages(sent.len() - echoes.len()).await);
     assert_eq!(echoes, sent);
     bob_1.no_messages().await;
+}
+
+#[tokio::test]
+async fn sessions_starting_while_the_edge_gathers_get_every_message_once_in_order() {
+    // Always behind: a session's new topics are followed while the dispatcher gathers.
+    let world = World::start(
+        1,
+        &[
+            "--behind-after=0ms",
+            "--delivery-linger=50ms",
+            "--send-rate=100000/1s",
+            "--frames-per-minute=100000",
+        ],
+    )
+    .await;
+    let [ann, bob, cat, dan] = ["ann", "bob", "cat", "dan"].map(|name| world.sign_up(name));
+    let (ann, bob, cat, dan) = tokio::join!(ann, bob, cat, dan);
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let side = world.channel(&dan, "side", &[&cat]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let lingers = || world.edge_metric(0, "natter_edge_delivery_lingers_total{", "");
+
+    // Ann keeps the room busy while Cat starts a session, the first on this edge in her channel,
+    // and Dan posts there.
+    let (mut sent, mut echoes) = (Vec::new(), Vec::new());
+    let done = AtomicBool::new(false);
+    let ann_talks = async {
+        while !done.load(Ordering::Relaxed) {
+            send_twenty(&mut ann_1, room, &mut sent, &mut echoes).await;
+        }
+    };
+    let cat_joins = async {
+        while lingers().await == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut cat_1 = Client::connect(&world.gateway(0), &cat).await;
+        let posts: Vec<String> = (0..20).map(|n| format!("d{n}")).collect();
+        for post in &posts {
+            let path = format!("/api/v1/channels/{side}/messages");
+            let body = json!({"content": post});
+            let (status, answer) = world
+                .edge_call(0, reqwest::Method::POST, &path, &dan, Some(body))
+                .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        assert_eq!(cat_1.messages(posts.len()).await, posts);
+        done.store(true, Ordering::Relaxed);
+        cat_1
+    };
+    let ((), mut cat_1) = tokio::join!(ann_talks, cat_joins);
+
+    assert_eq!(bob_1.messages(sent.len()).await, sent);
+    echoes.extend(ann_1.messages(sent.len() - echoes.len()).await);
+    assert_eq!(echoes, sent);
+    bob_1.no_messages().await;
+    cat_1.no_messages().await;
+}
+
+/// Ann sends twenty messages to `room` in one write and reads until all are answered: their
+/// contents go in `sent`, her echoes read meanwhile in `echoes`.
+async fn send_twenty(
+    ann_1: &mut Client,
+    room: Snowflake,
+    sent: &mut Vec<String>,
+    echoes: &mut Vec<String>,
+) {
+    let first = sent.len();
+    sent.extend((first..first + 20).map(|n| format!("a{n}")));
+    ann_1
+        .send_together(sent[first..].iter().map(|content| {
+            json!({"op": 20, "d": {"channel_id": room, "content": content, "nonce": content}})
+        }))
+        .await;
+    let mut acks = 0;
+    while acks < 20 {
+        let frame = ann_1.next().await.expect("an ACK");
+        match frame["op"].as_u64() {
+            Some(24) => acks += 1,
+            Some(25) => panic!("a send was refused: {frame}"),
+            _ if frame["t"] == "MESSAGE_CREATE" => {
+                echoes.push(frame["d"]["content"].as_str().unwrap().to_owned());
+            }
+            _ => {}
+        }
+    }
 }
