@@ -185,11 +185,12 @@ async fn sessions_starting_while_the_edge_gathers_get_every_message_once_in_orde
     let lingers = || world.edge_metric(0, "natter_edge_delivery_lingers_total{", "");
 
     // Ann keeps the room busy while Cat starts a session, the first on this edge in her channel,
-    // and Dan posts there.
+    // and Dan posts there (at most 1,000 of Ann's: Bob reads his after, and a session holds
+    // 1,024 waiting).
     let (mut sent, mut echoes) = (Vec::new(), Vec::new());
     let done = AtomicBool::new(false);
     let ann_talks = async {
-        while !done.load(Ordering::Relaxed) {
+        while !done.load(Ordering::Relaxed) && sent.len() < 1_000 {
             send_twenty(&mut ann_1, room, &mut sent, &mut echoes).await;
         }
     };
