@@ -55,7 +55,7 @@ use tokio::time::Instant;
 
 use crate::attachments::Attachments;
 use crate::fanout::{Delivery, MAX_RUN, Run, hand_out};
-use crate::lateness::Lateness;
+use crate::lateness::{Lateness, Samples};
 use crate::metrics::EdgeMetrics;
 
 mod check;
@@ -198,19 +198,27 @@ const RECONNECT_REPAIR_WAIT: Duration = Duration::from_secs(10);
 /// How long the dispatcher goes on gathering after the edge was last seen behind.
 const BUSY_HOLD: Duration = Duration::from_secs(5);
 
-/// How many of the last second's samples of the main runtime's lateness must have been behind
-/// for the dispatcher to gather: a quarter. An edge with time to spare sees a stray late sample
-/// now and then, which must not cost every delivery the linger (`crate::lateness`).
-const BEHIND_IN_LAST_SECOND: u32 = 5;
+/// How many samples of the main runtime's lateness must have been behind in each of the last two
+/// seconds for the dispatcher to gather: a quarter. An edge with time to spare sees a stray late
+/// sample now and then, and a second of them when something else on the machine takes its
+/// cores for a moment; neither must cost every delivery the linger for a hold
+/// (`crate::lateness`; docs/BENCHMARKS.md, "The curve with the gathering").
+const BEHIND_A_SECOND: u32 = 5;
+
+/// Whether the edge is behind enough to gather: in each of the last two seconds.
+fn behind(samples: Samples) -> bool {
+    samples.behind_in_last_second() >= BEHIND_A_SECOND
+        && samples.behind_in_second_before() >= BEHIND_A_SECOND
+}
 
 /// When the dispatcher hands out: as soon as it has taken what was ready, or, while the edge's
-/// main runtime is behind ([`Lateness`], a quarter of the last second's samples) and for
-/// [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came meanwhile. Every
+/// main runtime is behind ([`Lateness`], a quarter of the samples of each of the last two
+/// seconds) and for [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came meanwhile. Every
 /// session then writes that many events with one system call where it wrote each alone, and on
 /// a machine whose cores are full those writes are most of the edge's time (docs/BENCHMARKS.md,
 /// "The dispatcher gathers while the edge is behind"). The hold keeps it gathering once the
 /// gathering itself has taken the edge out of being behind, which would otherwise end it and
-/// start it again a second later.
+/// start it again two seconds later.
 pub struct Pace {
     lateness: Lateness,
     linger: Duration,
@@ -236,7 +244,7 @@ impl Pace {
         if self.linger.is_zero() {
             return None;
         }
-        let behind = self.lateness.ask().behind_in_last_second() >= BEHIND_IN_LAST_SECOND;
+        let behind = behind(self.lateness.ask());
         self.gather_until_given(now, behind)
     }
 
@@ -823,6 +831,15 @@ mod tests {
         let after = start + BUSY_HOLD + 5 * MS;
         pace.handed_out(after - 2 * MS);
         assert_eq!(pace.gather_until_given(after, false), None);
+    }
+
+    #[test]
+    fn a_second_behind_is_not_enough_to_gather() {
+        let quarter = (1 << BEHIND_A_SECOND) - 1;
+        assert!(!behind(Samples::from_bits(quarter)));
+        assert!(!behind(Samples::from_bits(quarter << 20)));
+        assert!(behind(Samples::from_bits(quarter | quarter << 20)));
+        assert!(!behind(Samples::from_bits(quarter >> 1 | quarter << 20)));
     }
 
     #[test]

@@ -176,8 +176,8 @@ pub struct Config {
 
     /// How late the main runtime may run a timer for the edge to count as behind
     /// (`edge/src/lateness.rs`): a talking session moves to the lane while the last sample
-    /// was, and the dispatcher gathers deliveries for `--delivery-linger` while a quarter of the
-    /// last second's were. An edge with time to spare keeps every session where its deliveries
+    /// was, and the dispatcher gathers deliveries for `--delivery-linger` while a quarter of
+    /// each of the last two seconds' were. An edge with time to spare keeps every session where its deliveries
     /// are handed out and hands each event out as it comes. 0: always behind.
     #[arg(long = "behind-after", env = "NATTER_BEHIND_AFTER", default_value = "2ms",
           value_parser = kit::config::duration)]
@@ -188,7 +188,7 @@ pub struct Config {
           value_parser = kit::config::duration)]
     pub lane_quiet: Duration,
 
-    /// While the edge is behind (`--behind-after`, and for a second after), the dispatcher hands
+    /// While the edge is behind (`--behind-after`, and for 5 s after), the dispatcher hands
     /// out at most once per this long, what came meanwhile together, so each session writes
     /// several events with one system call where it wrote each alone: on a machine whose cores
     /// are full, the writes it saves are what the deliveries were waiting for
