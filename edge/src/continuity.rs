@@ -213,10 +213,10 @@ fn behind(samples: Samples) -> bool {
 
 /// When the dispatcher hands out: as soon as it has taken what was ready, or, while the edge's
 /// main runtime is behind ([`Lateness`], a quarter of the samples of each of the last two
-/// seconds) and for [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came meanwhile. Every
-/// session then writes that many events with one system call where it wrote each alone, and on
-/// a machine whose cores are full those writes are most of the edge's time (docs/BENCHMARKS.md,
-/// "The dispatcher gathers while the edge is behind"). The hold keeps it gathering once the
+/// seconds) and for [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came
+/// meanwhile. Every session then writes that many events with one system call where it wrote
+/// each alone, and on a machine whose cores are full those writes are most of the edge's time
+/// (docs/BENCHMARKS.md, "The dispatcher gathers while the edge is behind"). The hold keeps it gathering once the
 /// gathering itself has taken the edge out of being behind, which would otherwise end it and
 /// start it again two seconds later.
 pub struct Pace {

@@ -177,8 +177,8 @@ pub struct Config {
     /// How late the main runtime may run a timer for the edge to count as behind
     /// (`edge/src/lateness.rs`): a talking session moves to the lane while the last sample
     /// was, and the dispatcher gathers deliveries for `--delivery-linger` while a quarter of
-    /// each of the last two seconds' were. An edge with time to spare keeps every session where its deliveries
-    /// are handed out and hands each event out as it comes. 0: always behind.
+    /// each of the last two seconds' were. An edge with time to spare keeps every session where
+    /// its deliveries are handed out and hands each event out as it comes. 0: always behind.
     #[arg(long = "behind-after", env = "NATTER_BEHIND_AFTER", default_value = "2ms",
           value_parser = kit::config::duration)]
     pub behind_after: Duration,

@@ -133,16 +133,7 @@ async fn frames_a_client_writes_together_are_each_read_and_answered() {
 async fn a_behind_edge_gathers_deliveries_and_every_member_gets_each_once_in_order() {
     // Always behind: the dispatcher hands out at most once per 50 ms, what came meanwhile
     // together, so each session writes several events at once.
-    let world = World::start(
-        1,
-        &[
-            "--behind-after=0ms",
-            "--delivery-linger=50ms",
-            "--send-rate=100000/1s",
-            "--frames-per-minute=100000",
-        ],
-    )
-    .await;
+    let world = World::start(1, ALWAYS_GATHERING).await;
     let (ann, bob) = (world.sign_up("ann").await, world.sign_up("bob").await);
     let room = world.channel(&ann, "room", &[&bob]).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
@@ -157,25 +148,13 @@ async fn a_behind_edge_gathers_deliveries_and_every_member_gets_each_once_in_ord
         send_twenty(&mut ann_1, room, &mut sent, &mut echoes).await;
     }
     // Bob, on the same edge, got every one once and in order; Ann her echoes likewise.
-    assert_eq!(bob_1.messages(sent.len()).await, sent);
-    echoes.extend(ann_1.messages(sent.len() - echoes.len()).await);
-    assert_eq!(echoes, sent);
-    bob_1.no_messages().await;
+    all_once_in_order(&mut ann_1, &mut bob_1, &sent, echoes).await;
 }
 
 #[tokio::test]
 async fn sessions_starting_while_the_edge_gathers_get_every_message_once_in_order() {
     // Always behind: a session's new topics are followed while the dispatcher gathers.
-    let world = World::start(
-        1,
-        &[
-            "--behind-after=0ms",
-            "--delivery-linger=50ms",
-            "--send-rate=100000/1s",
-            "--frames-per-minute=100000",
-        ],
-    )
-    .await;
+    let world = World::start(1, ALWAYS_GATHERING).await;
     let [ann, bob, cat, dan] = ["ann", "bob", "cat", "dan"].map(|name| world.sign_up(name));
     let (ann, bob, cat, dan) = tokio::join!(ann, bob, cat, dan);
     let room = world.channel(&ann, "room", &[&bob]).await;
@@ -214,11 +193,30 @@ async fn sessions_starting_while_the_edge_gathers_get_every_message_once_in_orde
     };
     let ((), mut cat_1) = tokio::join!(ann_talks, cat_joins);
 
+    all_once_in_order(&mut ann_1, &mut bob_1, &sent, echoes).await;
+    cat_1.no_messages().await;
+}
+
+/// An edge always behind: the dispatcher hands out at most once per 50 ms.
+const ALWAYS_GATHERING: &[&str] = &[
+    "--behind-after=0ms",
+    "--delivery-linger=50ms",
+    "--send-rate=100000/1s",
+    "--frames-per-minute=100000",
+];
+
+/// Bob got every one of Ann's `sent` once and in order and nothing more; Ann her echoes
+/// likewise (`echoes`: those she read while sending).
+async fn all_once_in_order(
+    ann_1: &mut Client,
+    bob_1: &mut Client,
+    sent: &[String],
+    mut echoes: Vec<String>,
+) {
     assert_eq!(bob_1.messages(sent.len()).await, sent);
     echoes.extend(ann_1.messages(sent.len() - echoes.len()).await);
     assert_eq!(echoes, sent);
     bob_1.no_messages().await;
-    cat_1.no_messages().await;
 }
 
 /// Ann sends twenty messages to `room` in one write and reads until all are answered: their
