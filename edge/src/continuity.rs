@@ -216,9 +216,9 @@ fn behind(samples: Samples) -> bool {
 /// seconds) and for [`BUSY_HOLD`] after, at most once per `--delivery-linger`, with what came
 /// meanwhile. Every session then writes that many events with one system call where it wrote
 /// each alone, and on a machine whose cores are full those writes are most of the edge's time
-/// (docs/BENCHMARKS.md, "The dispatcher gathers while the edge is behind"). The hold keeps it gathering once the
-/// gathering itself has taken the edge out of being behind, which would otherwise end it and
-/// start it again two seconds later.
+/// (docs/BENCHMARKS.md, "The dispatcher gathers while the edge is behind"). The hold keeps it
+/// gathering once the gathering itself has taken the edge out of being behind, which would
+/// otherwise end it and start it again two seconds later.
 pub struct Pace {
     lateness: Lateness,
     linger: Duration,
