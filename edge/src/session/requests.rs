@@ -210,26 +210,7 @@ impl Session {
                 return self.reply_error(nonce, &ChatError::Unavailable).await;
             }
         };
-        let not_found: Vec<Snowflake> = match &query {
-            MembersQuery::Ids(ids) => ids
-                .iter()
-                .filter(|id| !members.iter().any(|m| m.user.id == **id))
-                .copied()
-                .collect(),
-            MembersQuery::Page { .. } => Vec::new(),
-        };
-        let ids: Vec<Snowflake> = members.iter().map(|m| m.user.id).collect();
-        let seen = if presences {
-            seen_presences(&state, me, ids).await
-        } else {
-            HashMap::new()
-        };
-        let parts = chunk_parts(
-            &members,
-            |m| m.user.id,
-            not_found,
-            presences.then_some(&seen),
-        );
+        let parts = chunk_parts(&state, me, &members, |m| m.user.id, &query, presences).await;
         for part in parts {
             let chunk = ChannelMembersChunk {
                 channel_id,
@@ -304,26 +285,7 @@ impl Session {
                 return self.reply_error(nonce, &ChatError::Unavailable).await;
             }
         };
-        let not_found: Vec<Snowflake> = match &query {
-            MembersQuery::Ids(ids) => ids
-                .iter()
-                .filter(|id| !members.iter().any(|m| m.user.id == **id))
-                .copied()
-                .collect(),
-            MembersQuery::Page { .. } => Vec::new(),
-        };
-        let ids: Vec<Snowflake> = members.iter().map(|m| m.user.id).collect();
-        let seen = if presences {
-            seen_presences(&state, me, ids).await
-        } else {
-            HashMap::new()
-        };
-        let parts = chunk_parts(
-            &members,
-            |m| m.user.id,
-            not_found,
-            presences.then_some(&seen),
-        );
+        let parts = chunk_parts(&state, me, &members, |m| m.user.id, &query, presences).await;
         for part in parts {
             let chunk = GuildMembersChunk {
                 guild_id,
@@ -368,14 +330,30 @@ struct ChunkPart<'a, M> {
     presences: Option<Vec<proto::api::presence::Presence>>,
 }
 
-/// Members in chunks of at most [`CHUNK`] (one empty chunk when there are none), as Discord's
-/// member chunks carry them.
-fn chunk_parts<'a, M>(
+/// The members `query` found for `me`, in chunks of at most [`CHUNK`] (one empty chunk when
+/// there are none), as Discord's member chunks carry them: the ids asked for that are not members
+/// in the first, and each chunk's presences that `me` may see when `presences` was asked for.
+async fn chunk_parts<'a, M>(
+    state: &crate::state::EdgeState,
+    me: Snowflake,
     members: &'a [M],
     user: impl Fn(&M) -> Snowflake,
-    not_found: Vec<Snowflake>,
-    seen: Option<&HashMap<Snowflake, proto::api::presence::Presence>>,
+    query: &MembersQuery,
+    presences: bool,
 ) -> Vec<ChunkPart<'a, M>> {
+    let not_found: Vec<Snowflake> = match query {
+        MembersQuery::Ids(ids) => ids
+            .iter()
+            .filter(|id| !members.iter().any(|m| user(m) == **id))
+            .copied()
+            .collect(),
+        MembersQuery::Page { .. } => Vec::new(),
+    };
+    let seen = if presences {
+        Some(seen_presences(state, me, members.iter().map(&user).collect()).await)
+    } else {
+        None
+    };
     let chunks: Vec<&[M]> = if members.is_empty() {
         vec![&[]]
     } else {
@@ -391,7 +369,7 @@ fn chunk_parts<'a, M>(
             count,
             members,
             not_found: not_found.take().unwrap_or_default(),
-            presences: seen.map(|seen| {
+            presences: seen.as_ref().map(|seen| {
                 members
                     .iter()
                     .filter_map(|m| seen.get(&user(m)).cloned())
