@@ -1,5 +1,6 @@
 //! What a client asks of its session: send, edit and delete messages (answered ACK or ERROR, by
-//! nonce), and members of a channel (op 8, answered in CHANNEL_MEMBERS_CHUNKs).
+//! nonce), and members of a channel or a server (op 8, answered in CHANNEL_MEMBERS_CHUNKs or
+//! GUILD_MEMBERS_CHUNKs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
