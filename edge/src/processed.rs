@@ -1,8 +1,9 @@
-//! Updating a message whose images media has processed, or whose links it previewed (`{p}.edge.processed`, one edge of the
-//! queue group `edge` answers each request): the edge reads the message as it is now and
-//! publishes it with the processed files (their real size) as MESSAGE_UPDATE through the chat
-//! stream, as an edit is made, so every device sees it, resumes replay it, and the persister
-//! stores it. Its content and edit time stay as they are: processing is not an edit.
+//! Updating a message whose images media has processed, or whose links it previewed
+//! (`{p}.edge.processed`, one edge of the queue group `edge` answers each request): the edge reads
+//! the message as it is now and publishes it with the processed files (their real size) as
+//! MESSAGE_UPDATE through the chat stream, as an edit is made, so every device sees it, resumes
+//! replay it, and the persister stores it. Its content and edit time stay as they are: processing
+//! is not an edit.
 
 use std::sync::Arc;
 
