@@ -1,7 +1,7 @@
-//! Notification settings and push subscriptions in PostgreSQL (`migrations/0007_notifications.sql`),
-//! and the one decision of whom a new message concerns ([`recipients`], asked by the notification
-//! worker over `{p}.auth.notify`), taken here because it rests on what auth holds: membership,
-//! roles, overwrites, blocks and the settings themselves.
+//! Notification settings and push subscriptions in PostgreSQL
+//! (`migrations/0007_notifications.sql`), and the one decision of whom a new message concerns
+//! ([`recipients`], asked by the notification worker over `{p}.auth.notify`), taken here because it
+//! rests on what auth holds: membership, roles, overwrites, blocks and the settings themselves.
 //!
 //! Discord's rules: a channel override that is not "inherit" wins over the server's setting; no
 //! row means the default (all messages, only mentions in servers of more than

@@ -394,7 +394,7 @@ impl Edge {
             subjects.clone(),
             config.presence_max_members,
         );
-        // Keys load on the first token, so an edge starts (and serves what it can) while auth is away.
+        // Keys load on the first token: an edge starts (and serves what it can) with auth away.
         let verifier = Verifier::fetching_lazily(
             &directory.jwks_url(),
             &config.tokens.audience,

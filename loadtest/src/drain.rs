@@ -2,13 +2,14 @@
 //! with the fastest the same Cassandra takes the same rows.
 //!
 //! A backlog of new messages is published straight into the chat stream (as edges do, pipelined,
-//! not through sockets: the question is the store's side) while the persisters' consumer is
-//! paused; once the stream's other consumers (search, notify, media) have read it, the consumer is
-//! resumed, and the rate is the persisters' `natter_persister_written_total` over the time from
-//! then until all of them are written, and every message is counted in the store afterwards. Then a raw loop writes as many rows again, in channels of their own,
-//! straight into the same `messages` table: per-partition unlogged batches, many at once, and
-//! nothing else (no bucket list, no newest id, no stream, no acknowledgements). The ratio of the
-//! two is how close the persister comes to what the store can do here.
+//! not through sockets: the question is the store's side) while the persisters' consumer is paused;
+//! once the stream's other consumers (search, notify, media) have read it, the consumer is resumed,
+//! and the rate is the persisters' `natter_persister_written_total` over the time from then until
+//! all of them are written, and every message is counted in the store afterwards. Then a raw loop
+//! writes as many rows again, in channels of their own, straight into the same `messages` table:
+//! per-partition unlogged batches, many at once, and nothing else (no bucket list, no newest id, no
+//! stream, no acknowledgements). The ratio of the two is how close the persister comes to what the
+//! store can do here.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -181,8 +181,8 @@ impl Service for Persister {
         self.http.metrics_port()
     }
 
-    /// Copies until `shutdown`. When the copy loop, the progress watcher or the HTTP side ends first
-    /// (a panic, or a return it should not make), the persister stops with an error, so its
+    /// Copies until `shutdown`. When the copy loop, the progress watcher or the HTTP side ends
+    /// first (a panic, or a return it should not make), the persister stops with an error, so its
     /// process exits non-zero and its supervisor starts it again.
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), Error> {
         let stop = shutdown.child_token();

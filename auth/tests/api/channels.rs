@@ -89,7 +89,8 @@ async fn every_channel_endpoint_answers_each_kind_of_caller_as_designed_and_tell
     let newcomer = auth.sign_up("newcomer").await;
     auth.allow_adds(&newcomer).await;
 
-    // (what, method, path after /api/v1/channels/{id}, body, [owner, moderator, member, outsider, signed out])
+    // (what, method, path after /api/v1/channels/{id}, body, [owner, moderator, member, outsider,
+    // signed out])
     type Case = (&'static str, Method, &'static str, Option<Value>, [u16; 5]);
     let cases: Vec<Case> = vec![
         ("read", Method::GET, "", None, [200, 200, 200, 404, 401]),

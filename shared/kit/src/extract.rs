@@ -1,6 +1,6 @@
 //! Request extractors that refuse in the one error shape ([`ApiError`]): JSON bodies, query
-//! strings, ids in the path, bearer tokens and the `X-Audit-Log-Reason` header. Every service's handlers take these instead of
-//! axum's own, whose refusals are plain text.
+//! strings, ids in the path, bearer tokens and the `X-Audit-Log-Reason` header. Every service's
+//! handlers take these instead of axum's own, whose refusals are plain text.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};

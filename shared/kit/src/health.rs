@@ -51,7 +51,7 @@ impl Readiness {
         self
     }
 
-    /// Adds the NATS connection: connected, and a server round trip (PING/PONG) within the deadline.
+    /// Adds the NATS connection: connected, and a server round trip (PING/PONG) in the deadline.
     pub fn with_nats(self, client: async_nats::Client) -> Self {
         self.with("nats", move || {
             let client = client.clone();

@@ -5,14 +5,14 @@
 //!
 //! ```text
 //! base      = @everyone's permissions | every role of the member's permissions
-//! owner, or ADMINISTRATOR in base                                  -> everything (overwrites ignored)
+//! owner, or ADMINISTRATOR in base                               -> everything (overwrites ignored)
 //! in a channel: base, then the @everyone overwrite (deny, then allow),
 //!               then the member's roles' overwrites together (every deny, then every allow),
 //!               then the member's own overwrite (deny, then allow)
 //!               no VIEW_CHANNEL -> nothing; no SEND_MESSAGES -> no MENTION_EVERYONE,
 //!               ATTACH_FILES, EMBED_LINKS; no CONNECT -> no SPEAK, STREAM
-//! timed out (and neither owner nor ADMINISTRATOR)                  -> only VIEW_CHANNEL and
-//!                                                                     READ_MESSAGE_HISTORY remain
+//! timed out (and neither owner nor ADMINISTRATOR)               -> only VIEW_CHANNEL and
+//!                                                                  READ_MESSAGE_HISTORY remain
 //! ```
 //!
 //! Hierarchy ([`Rank`]): a member's rank is the position of their highest role (the owner is above

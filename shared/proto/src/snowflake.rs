@@ -39,8 +39,8 @@ const MAX_TIMESTAMP: u64 = (1 << (64 - TIMESTAMP_SHIFT)) - 1;
 pub struct Snowflake(u64);
 
 impl Snowflake {
-    /// Builds an id from its parts. Used for synthetic ids (tests, history bounds); the generator is
-    /// the only source of ids for new objects.
+    /// Builds an id from its parts. Used for synthetic ids (tests, history bounds); the generator
+    /// is the only source of ids for new objects.
     ///
     /// # Panics
     /// When a part is out of range: a timestamp before the epoch or past 2^42 ms after it, a worker

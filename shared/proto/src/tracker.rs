@@ -2,9 +2,9 @@
 //! [`crate::subjects`]). Clients never see these; they see [`crate::api::presence`].
 //!
 //! An edge reports each session's start, status and end on `{p}.presence.edge.report` (core NATS,
-//! fire and forget), proves it is alive with a heartbeat request on `{p}.presence.edge.heartbeat`, and
-//! sends its whole session list on `{p}.presence.edge.sync` when presence asks for it (presence lost
-//! its Redis state, or could not write to it). Anyone asks `{p}.presence.query` for users'
+//! fire and forget), proves it is alive with a heartbeat request on `{p}.presence.edge.heartbeat`,
+//! and sends its whole session list on `{p}.presence.edge.sync` when presence asks for it (presence
+//! lost its Redis state, or could not write to it). Anyone asks `{p}.presence.query` for users'
 //! presence.
 
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,7 @@ pub struct HeartbeatReply {
     pub refresh: bool,
 }
 
-/// `{p}.presence.edge.sync` request: every session an edge holds, replacing what presence had for it.
+/// `{p}.presence.edge.sync` request: every session an edge holds, replacing what presence had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sync {
     pub edge: EdgeId,

@@ -282,9 +282,9 @@ impl CqlConfig {
 }
 
 /// The execution profile of every read: the session's own (so its consistency), plus speculative
-/// execution after [`SPECULATE_AFTER`]. Writes keep the session's profile: a write the store is slow
-/// to take is not sent twice, which would only add load where there is too much already. (A dead
-/// replica behind a live coordinator is the tables' `speculative_retry`, schema version 9.)
+/// execution after [`SPECULATE_AFTER`]. Writes keep the session's profile: a write the store is
+/// slow to take is not sent twice, which would only add load where there is too much already. (A
+/// dead replica behind a live coordinator is the tables' `speculative_retry`, schema version 9.)
 pub fn read_profile(session: &Session) -> ExecutionProfileHandle {
     session
         .get_default_execution_profile_handle()

@@ -28,8 +28,8 @@
 //!   and removes itself, and a delete looks at the row after deleting and removes any edit newer
 //!   than itself. Of two racing writers at least one reads after both wrote, so the message stays
 //!   deleted whichever order they run in.
-//! - Read markers and each channel's last message id are written with a timestamp derived from
-//!   the message id ([`crate::schema::id_timestamp`]), so the store keeps the largest id without a read.
+//! - Read markers and each channel's last message id are written with a timestamp derived from the
+//!   message id ([`crate::schema::id_timestamp`]): the store keeps the largest id, no read needed.
 //!
 //! The `deleted` column of the first schema version is unused: deletes remove the row.
 

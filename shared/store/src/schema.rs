@@ -6,7 +6,7 @@ use proto::snowflake::NATTER_EPOCH_MS;
 
 use crate::cql::Migration;
 
-/// The CQL schema, in order. A new version is a new file and a new entry; applied ones never change.
+/// The CQL schema, in order. A new version is a new file and entry; applied ones never change.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

@@ -58,9 +58,9 @@ pub fn binary(package: &str) -> PathBuf {
 /// Whether `name` is one of the variables `cargo test` gives a test process about its own package
 /// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, `OUT_DIR`, ...). A nested `cargo build` must not see
 /// them: build scripts such as ring's rerun when they change (`rerun-if-env-changed`), so the build
-/// would compile ring and everything above it again, and the next plain build (the end-to-end run's)
-/// once more. Variables that configure cargo itself (`CARGO`, `CARGO_TARGET_DIR`, `CARGO_HOME`, ...)
-/// stay.
+/// would compile ring and everything above it again, and the next plain build (the end-to-end
+/// run's) once more. Variables that configure cargo itself (`CARGO`, `CARGO_TARGET_DIR`,
+/// `CARGO_HOME`, ...) stay.
 fn set_by_cargo_for_this_test(name: &std::ffi::OsStr) -> bool {
     let Some(name) = name.to_str() else {
         return false;

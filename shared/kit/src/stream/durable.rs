@@ -49,13 +49,14 @@ impl Readiness {
     }
 }
 
-/// Reads the durable consumer `config` describes on the stream `stream` until `shutdown`: looks
-/// it up or makes it, sets `made` (from then on every new event waits for it, so the service may
-/// say it is ready), and has `read` handle its messages until the pull fails or ends or
-/// `shutdown` (`read` watches it, to stop between messages, and says why it stopped). Neither is the end: NATS restarted or failed over, the consumer's leader moved (on
-/// a cluster the first pull from a consumer just made is answered "no responders" while its
-/// replicas elect one), the consumer deleted: it is looked up or made again and pulled anew, and
-/// what was in hand unacknowledged comes again after the consumer's ack wait.
+/// Reads the durable consumer `config` describes on the stream `stream` until `shutdown`: looks it
+/// up or makes it, sets `made` (from then on every new event waits for it, so the service may say
+/// it is ready), and has `read` handle its messages until the pull fails or ends or `shutdown`
+/// (`read` watches it, to stop between messages, and says why it stopped). Neither is the end: NATS
+/// restarted or failed over, the consumer's leader moved (on a cluster the first pull from a
+/// consumer just made is answered "no responders" while its replicas elect one), the consumer
+/// deleted: it is looked up or made again and pulled anew, and what was in hand unacknowledged
+/// comes again after the consumer's ack wait.
 pub async fn read_durable<F, Fut>(
     js: &jetstream::Context,
     stream: &str,

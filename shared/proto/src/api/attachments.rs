@@ -281,10 +281,10 @@ pub struct Forget {
     pub message_id: Option<crate::Snowflake>,
 }
 
-/// `{p}.edge.processed` (a NATS request): media processed a message's images (their real size,
-/// a preview, metadata stripped) and previewed its links; an edge updates the message (MESSAGE_UPDATE, as an edit is
-/// stored) with these files, matched by id. Answered with `crate::access::Reply<bool>`: whether
-/// the message still exists.
+/// `{p}.edge.processed` (a NATS request): media processed a message's images (their real size, a
+/// preview, metadata stripped) and previewed its links; an edge updates the message
+/// (MESSAGE_UPDATE, as an edit is stored) with these files, matched by id. Answered with
+/// `crate::access::Reply<bool>`: whether the message still exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Processed {
     pub channel_id: crate::Snowflake,

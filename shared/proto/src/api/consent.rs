@@ -1,5 +1,5 @@
 //! Consent: who may DM a user or add them to channels (`/api/v1/users/@me/settings`), and whom a
-//! user blocks (`/api/v1/users/@me/relationships`, Discord's shape: a block is relationship type 2).
+//! user blocks (`/api/v1/users/@me/relationships`, Discord's shape: a block is relationship 2).
 
 use serde::{Deserialize, Serialize};
 use serde_repr::{Deserialize_repr, Serialize_repr};

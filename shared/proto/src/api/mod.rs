@@ -2,8 +2,8 @@
 //! every service that speaks them.
 //!
 //! Requests arrive as plain strings (`*Request`), and each has a `parse` that turns it into checked
-//! newtypes or a per-field list of what is wrong ([`error::FieldErrors`]). The newtypes' constructors
-//! are the only place a rule lives.
+//! newtypes or a per-field list of what is wrong ([`error::FieldErrors`]). The newtypes'
+//! constructors are the only place a rule lives.
 
 pub mod attachments;
 pub mod audit;

@@ -13,8 +13,9 @@ use proto::events::Event;
 
 use crate::messages::{Attachments, Calls, Embeds, Mentions, MessageStore, Side, StoreError};
 
-/// Gives each stored reply (and system message) its reference, preview and type; with `check_deleted`, drops the preview of
-/// a reply whose original is gone (the client shows "original message was deleted").
+/// Gives each stored reply (and system message) its reference, preview and type; with
+/// `check_deleted`, drops the preview of a reply whose original is gone (the client shows "original
+/// message was deleted").
 pub(super) async fn replies(
     store: &MessageStore,
     channel: Snowflake,

@@ -27,10 +27,10 @@ impl MessageStore {
     }
 
     /// Stores new messages, each with its write timestamp, in as few writes as the tables allow:
-    /// the rows of each partition (channel and bucket) in unlogged batches, which the store
-    /// applies as one mutation; each channel's newest id once, in the batch of that message; and a bucket in the list of a
-    /// channel's buckets only the first time this store sees it (the list changes every ten days
-    /// per channel, not with every message). Idempotent.
+    /// the rows of each partition (channel and bucket) in unlogged batches, which the store applies
+    /// as one mutation; each channel's newest id once, in the batch of that message; and a bucket
+    /// in the list of a channel's buckets only the first time this store sees it (the list changes
+    /// every ten days per channel, not with every message). Idempotent.
     pub async fn insert_many(&self, messages: &[(&Message, i64)]) -> Result<(), StoreError> {
         let mut partitions: HashMap<(i64, i32), Vec<(&Message, i64)>> = HashMap::new();
         let mut newest: HashMap<i64, Snowflake> = HashMap::new();
