@@ -144,8 +144,9 @@ fanout_row() {
   if ! skipped drain; then
     echo "persistence (goal ≥ 20,000 msg/s, ≥ 0.8 of the raw loop):" \
       "$(figures drain '(.persisted_per_second | round)') msg/s, raw loop" \
-      "$(figures drain '(.raw_rows_per_second | round)') rows/s, ratio" \
-      "$(figures drain '(.persister_to_raw * 100 | round / 100)')," \
+      "$(figures drain '(.raw_rows_per_second | round)') rows/s over as long, ratio" \
+      "$(figures drain '(.persister_to_raw * 100 | round / 100)') (to its burst of as many rows:" \
+      "$(figures drain '(.persister_to_raw_burst * 100 | round / 100)'))," \
       "$(figures drain .missing_in_store) missing"
   fi
   [[ $failures -eq 0 ]] || echo "$failures step(s) failed: their logs in $OUT"

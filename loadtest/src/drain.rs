@@ -3,13 +3,17 @@
 //!
 //! A backlog of new messages is published straight into the chat stream (as edges do, pipelined,
 //! not through sockets: the question is the store's side) while the persisters' consumer is paused;
-//! once the stream's other consumers (search, notify, media) have read it, the consumer is resumed,
-//! and the rate is the persisters' `natter_persister_written_total` over the time from then until
-//! all of them are written, and every message is counted in the store afterwards. Then a raw loop
-//! writes as many rows again, in channels of their own, straight into the same `messages` table:
-//! per-partition unlogged batches, many at once, and nothing else (no bucket list, no newest id, no
-//! stream, no acknowledgements). The ratio of the two is how close the persister comes to what the
-//! store can do here.
+//! once the stream's other consumers (search, notify, media) have read it and the machine is quiet,
+//! the consumer is resumed, and the rate is the persisters' `natter_persister_written_total` over
+//! the time from then until all of them are written, and every message is counted in the store
+//! afterwards. Then, each after the machine is quiet again, a raw loop writes rows in channels of
+//! its own straight into the same `messages` table: per-partition unlogged batches, many at once,
+//! and nothing else (no bucket list, no newest id, no stream, no acknowledgements). It runs twice:
+//! for as long as the persister took (the ratio: the store's rate over the same stretch of time,
+//! the memtable flushes and compactions that come with seconds of writing inside it), and as many
+//! rows as the backlog as fast as they go in (the burst: over in a second or two, before the store
+//! has flushed or compacted them; the ratio reported until 2026-12-07). The CPU every process used
+//! in each phase is read from `/proc`, per 1,000 messages or rows.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +32,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use serde::Serialize;
 use store::cql::Keyspace;
 
-use crate::report;
+use crate::{report, timeline};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -74,9 +78,52 @@ struct DrainResult {
     seconds_to_persist: f64,
     stored: u64,
     missing_in_store: u64,
+    /// The raw loop for as long as the persister took (`seconds_to_persist`), after the machine
+    /// settled: rows a second, and how many.
     raw_rows_per_second: f64,
+    raw_rows: usize,
     persister_to_raw: f64,
+    /// The raw loop writing as many rows as the backlog, as fast as the store takes them: done
+    /// before the store flushed and compacted them (the ratio reported until 2026-12-07).
+    raw_burst_rows_per_second: f64,
+    persister_to_raw_burst: f64,
+    /// Seconds waited for the machine to settle before the persister's phase, the burst and the
+    /// timed raw loop.
+    settled_seconds: [f64; 3],
+    /// CPU milliseconds per 1,000 messages over the persister's phase (from its first write),
+    /// by command name (`java` is Cassandra), the busiest few, and the machine's whole.
+    persister_phase_cpu_ms_per_1000: Vec<(String, f64)>,
+    /// The same over the timed raw loop and over the burst, per 1,000 rows.
+    raw_phase_cpu_ms_per_1000: Vec<(String, f64)>,
+    raw_burst_cpu_ms_per_1000: Vec<(String, f64)>,
     services: Vec<report::ServiceDelta>,
+}
+
+/// Processes named in a phase's CPU, the busiest first, beside the machine's whole.
+const CPU_NAMES_SHOWN: usize = 4;
+
+/// CPU milliseconds per 1,000 of `items` since `mark`: the busiest [`CPU_NAMES_SHOWN`]
+/// processes by command name, then the machine's whole (kernel included).
+fn cpu_per_1000(mark: &timeline::CpuMark, items: usize) -> Vec<(String, f64)> {
+    let used = mark.since();
+    let per = |seconds: f64| seconds * 1e3 * 1e3 / items.max(1) as f64;
+    let mut by_name: Vec<(String, f64)> = used
+        .by_name
+        .into_iter()
+        .map(|(name, seconds)| (name, per(seconds)))
+        .collect();
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_name.truncate(CPU_NAMES_SHOWN);
+    by_name.push(("machine".to_owned(), per(used.machine)));
+    by_name
+}
+
+/// `name a.b, name c.d, ...` for the report.
+fn cpu_line(cpu: &[(String, f64)]) -> String {
+    cpu.iter()
+        .map(|(name, ms)| format!("{name} {ms:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The longest the persister's consumer stays paused should this command die before resuming it.
@@ -161,6 +208,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stream.resume_consumer(&args.consumer).await.ok();
         return Err(e);
     }
+    let settled_before_persister = settle().await;
     stream
         .resume_consumer(&args.consumer)
         .await
@@ -169,10 +217,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // take to notice it is the pause's, not theirs, and is reported on its own.
     let resumed = Instant::now();
     let target = before + args.messages as f64;
-    let (started, first) = loop {
+    let (started, first, persister_cpu) = loop {
         let now = written().await?;
         if now > before {
-            break (Instant::now(), now);
+            break (Instant::now(), now, timeline::CpuMark::take());
         }
         if resumed.elapsed() > Duration::from_secs(600) {
             bail!("the persister wrote nothing in the 10 minutes after its consumer was resumed");
@@ -191,6 +239,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let seconds_to_persist = started.elapsed().as_secs_f64();
     let persisted_per_second = (target - first) / seconds_to_persist;
+    let persister_phase_cpu_ms_per_1000 =
+        cpu_per_1000(&persister_cpu, (target - first).max(1.0) as usize);
     let services = baseline.deltas().await;
 
     let mut stored = 0;
@@ -204,7 +254,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         missing_in_store += expected.saturating_sub(count);
     }
 
-    // The same number of messages again, in channels of their own.
+    // The raw loop, twice, each after the machine settled: first as many rows as the backlog,
+    // in channels of their own, as fast as the store takes them (it is done before the store
+    // has flushed and compacted them); then for as long as the persister took, so that both
+    // figures are the store's over the same stretch of time, its flushes and compactions in it.
+    let settled_before_burst = settle().await;
     let raw_channels: Vec<Snowflake> = channels.iter().map(|_| ids.next_id()).collect();
     let raw_backlog: Vec<Message> = backlog
         .iter()
@@ -215,8 +269,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ..m.clone()
         })
         .collect();
-    let raw_rows_per_second =
-        raw_loop(&store, &args.cql_keyspace, &raw_backlog, args.raw_in_flight).await?;
+    let burst_cpu = timeline::CpuMark::take();
+    let (burst_rows, burst_seconds) = raw_loop(
+        &store,
+        &args.cql_keyspace,
+        raw_batches(&raw_backlog).into_iter(),
+        args.raw_in_flight,
+    )
+    .await?;
+    let raw_burst_rows_per_second = burst_rows as f64 / burst_seconds;
+    let raw_burst_cpu_ms_per_1000 = cpu_per_1000(&burst_cpu, burst_rows);
+    drop(raw_backlog);
+    let settled_before_timed = settle().await;
+    let timed_channels: Vec<Snowflake> = channels.iter().map(|_| ids.next_id()).collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds_to_persist);
+    let mut turn = 0usize;
+    let timed = std::iter::from_fn(|| {
+        (Instant::now() < deadline).then(|| {
+            let channel = timed_channels[turn % timed_channels.len()];
+            turn += 1;
+            (0..RAW_BATCH)
+                .map(|i| {
+                    raw_row(&Message {
+                        id: ids.next_id(),
+                        channel_id: channel,
+                        author_id: author,
+                        content: format!("drain message {}", turn * RAW_BATCH + i),
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        })
+    });
+    let timed_cpu = timeline::CpuMark::take();
+    let (raw_rows, raw_seconds) =
+        raw_loop(&store, &args.cql_keyspace, timed, args.raw_in_flight).await?;
+    let raw_rows_per_second = raw_rows as f64 / raw_seconds;
+    let raw_phase_cpu_ms_per_1000 = cpu_per_1000(&timed_cpu, raw_rows);
     let result = DrainResult {
         messages: args.messages,
         channels: channels.len(),
@@ -227,7 +316,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stored,
         missing_in_store,
         raw_rows_per_second,
+        raw_rows,
         persister_to_raw: persisted_per_second / raw_rows_per_second,
+        raw_burst_rows_per_second,
+        persister_to_raw_burst: persisted_per_second / raw_burst_rows_per_second,
+        settled_seconds: [
+            settled_before_persister,
+            settled_before_burst,
+            settled_before_timed,
+        ],
+        persister_phase_cpu_ms_per_1000,
+        raw_phase_cpu_ms_per_1000,
+        raw_burst_cpu_ms_per_1000,
         services,
     };
     println!(
@@ -244,8 +344,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         result.missing_in_store
     );
     println!(
-        "raw batched inserts into the same store: {:.0} rows/s; persister / raw = {:.2}",
-        result.raw_rows_per_second, result.persister_to_raw
+        "raw batched inserts into the same store for as long ({:.1} s): {} rows, {:.0} rows/s; \
+         persister / raw = {:.2}",
+        result.seconds_to_persist,
+        result.raw_rows,
+        result.raw_rows_per_second,
+        result.persister_to_raw
+    );
+    println!(
+        "  as many rows as the backlog, as fast as the store takes them: {:.0} rows/s; \
+         persister / that = {:.2}",
+        result.raw_burst_rows_per_second, result.persister_to_raw_burst
+    );
+    println!(
+        "CPU ms per 1,000: persister's phase {}; raw loop's {}; the burst's {}",
+        cpu_line(&result.persister_phase_cpu_ms_per_1000),
+        cpu_line(&result.raw_phase_cpu_ms_per_1000),
+        cpu_line(&result.raw_burst_cpu_ms_per_1000)
+    );
+    println!(
+        "waited for the machine to settle: {:.0} s, {:.0} s and {:.0} s",
+        result.settled_seconds[0], result.settled_seconds[1], result.settled_seconds[2]
     );
     report::print_deltas(&result.services);
     report::write_json(&args.out, &result)?;
@@ -303,15 +422,18 @@ pub async fn publish(
         .await
 }
 
-/// Writes `messages` as rows of the messages table (nothing else: no bucket list, no newest id,
-/// no stream), per-partition unlogged batches of [`RAW_BATCH`], `in_flight` at once; rows per
-/// second.
+/// One raw row: channel, bucket, id, author, content.
+type RawRow = (i64, i32, i64, i64, String);
+
+/// Writes `batches` (each one partition's rows) into the messages table (nothing else: no bucket
+/// list, no newest id, no stream), as unlogged batches, `in_flight` at once, taking the next
+/// batch only when one is done; returns the rows written and the seconds it took.
 async fn raw_loop(
     store: &Session,
     keyspace: &Keyspace,
-    messages: &[Message],
+    batches: impl Iterator<Item = Vec<RawRow>>,
     in_flight: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(usize, f64)> {
     let ks = keyspace.as_str();
     let insert = store
         .prepare(format!(
@@ -319,7 +441,32 @@ async fn raw_loop(
              VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
         ))
         .await?;
-    // A backlog made at once falls in one ten-day bucket per channel: a partition per channel.
+    let started = Instant::now();
+    let at = i64::try_from(proto::clock::since_epoch().as_micros()).unwrap_or(i64::MAX);
+    let mut writes = futures::stream::iter(batches.map(|rows| {
+        let insert = insert.clone();
+        async move {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            let values: Vec<_> = rows
+                .iter()
+                .map(|(channel, bucket, id, author, content)| {
+                    batch.append_statement(insert.clone());
+                    (*channel, *bucket, *id, *author, content.as_str(), at)
+                })
+                .collect();
+            store.batch(&batch, values).await.map(|_| rows.len())
+        }
+    }))
+    .buffer_unordered(in_flight.max(1));
+    let mut rows = 0;
+    while let Some(written) = writes.next().await {
+        rows += written.context("a raw batch failed")?;
+    }
+    Ok((rows, started.elapsed().as_secs_f64()))
+}
+
+/// `messages` as raw rows, each channel's cut into batches of [`RAW_BATCH`].
+fn raw_batches(messages: &[Message]) -> Vec<Vec<RawRow>> {
     let mut partitions: std::collections::HashMap<i64, Vec<&Message>> =
         std::collections::HashMap::new();
     for message in messages {
@@ -328,39 +475,40 @@ async fn raw_loop(
             .or_default()
             .push(message);
     }
-    let batches: Vec<&[&Message]> = partitions
+    partitions
         .values()
         .flat_map(|rows| rows.chunks(RAW_BATCH))
-        .collect();
+        .map(|rows| rows.iter().map(|m| raw_row(m)).collect())
+        .collect()
+}
+
+fn raw_row(message: &Message) -> RawRow {
+    (
+        message.channel_id.as_i64(),
+        store::schema::bucket_of(message.id),
+        message.id.as_i64(),
+        message.author_id.as_i64(),
+        message.content.clone(),
+    )
+}
+
+/// How busy the machine may be, in per cent of all its cores over [`QUIET_WINDOW`], for the
+/// store to count as through with what the last phase left it (flushes, compactions).
+const QUIET_BUSY: f64 = 15.0;
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
+
+/// Waits (up to 3 minutes) until the machine is quiet: what one phase left the store to do
+/// (flushing memtables, compacting) lands in that phase's account, not in the next one's.
+/// Returns the seconds waited.
+async fn settle() -> f64 {
     let started = Instant::now();
-    let at = i64::try_from(proto::clock::since_epoch().as_micros()).unwrap_or(i64::MAX);
-    let bucket = messages
-        .first()
-        .map_or(0, |m| store::schema::bucket_of(m.id));
-    let mut writes = futures::stream::iter(batches.into_iter().map(|rows| {
-        let insert = insert.clone();
-        async move {
-            let mut batch = Batch::new(BatchType::Unlogged);
-            let values: Vec<_> = rows
-                .iter()
-                .map(|m| {
-                    batch.append_statement(insert.clone());
-                    (
-                        m.channel_id.as_i64(),
-                        bucket,
-                        m.id.as_i64(),
-                        m.author_id.as_i64(),
-                        m.content.as_str(),
-                        at,
-                    )
-                })
-                .collect();
-            store.batch(&batch, values).await
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    loop {
+        let mark = timeline::CpuMark::take();
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let busy = 100.0 * mark.since().machine / QUIET_WINDOW.as_secs_f64() / cores;
+        if busy < QUIET_BUSY || started.elapsed() > Duration::from_secs(180) {
+            return started.elapsed().as_secs_f64() - QUIET_WINDOW.as_secs_f64();
         }
-    }))
-    .buffer_unordered(in_flight.max(1));
-    while let Some(written) = writes.next().await {
-        written.context("a raw batch failed")?;
     }
-    Ok(messages.len() as f64 / started.elapsed().as_secs_f64())
 }
