@@ -81,8 +81,13 @@ pub async fn durable(
 }
 
 /// Events written together at most: what the stream has ready, up to this many, goes to the
-/// store as one set of batched writes (see `store::MessageStore::insert_many`).
-pub const CHUNK: usize = 1024;
+/// store as one set of batched writes (see `store::MessageStore::insert_many`). A backlog (after
+/// a store outage, a persister's restart) comes through in full chunks, and the more rows of a
+/// partition a chunk holds, the fewer requests carry them: 4,096 rather than 1,024 took `drain`
+/// from 84-99 k to 104-113 k messages a second in alternating runs, Cassandra's CPU a message
+/// about a third less (docs/BENCHMARKS.md, "The store's account over the same time"). At chat's
+/// rates the linger cuts chunks long before.
+pub const CHUNK: usize = 4096;
 
 /// Copies events until `shutdown`. Events in hand when it comes are left unacknowledged.
 pub async fn run(

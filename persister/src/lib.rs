@@ -54,12 +54,12 @@ pub struct Config {
     #[command(flatten)]
     pub listener: kit::listener::ListenerLimits,
 
-    /// Events this process writes at once: what the stream has ready, up to 1,024 events, is
+    /// Events this process writes at once: what the stream has ready, up to 4,096 events, is
     /// written together (new messages in batches per partition), this many at once.
     #[arg(
         long = "in-flight",
         env = "NATTER_PERSISTER_IN_FLIGHT",
-        default_value_t = 4096
+        default_value_t = 8192
     )]
     pub in_flight: usize,
 
