@@ -64,6 +64,10 @@ pub struct Args {
     /// Where to write the JSON result.
     #[arg(long, default_value = "loadtest-drain.json")]
     out: PathBuf,
+    /// Start each phase at once, without waiting for the machine to be quiet (for a check that
+    /// the command works; its figures want the wait).
+    #[arg(long)]
+    no_settle: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,7 +212,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stream.resume_consumer(&args.consumer).await.ok();
         return Err(e);
     }
-    let settled_before_persister = settle().await;
+    let settled_before_persister = settle(args.no_settle).await;
     stream
         .resume_consumer(&args.consumer)
         .await
@@ -238,6 +242,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds_to_persist = started.elapsed().as_secs_f64();
+    if first >= target {
+        bail!(
+            "the persister wrote the whole backlog before a second reading of its count, so its \
+             rate cannot be timed: give more --messages"
+        );
+    }
     let persisted_per_second = (target - first) / seconds_to_persist;
     let persister_phase_cpu_ms_per_1000 =
         cpu_per_1000(&persister_cpu, (target - first).max(1.0) as usize);
@@ -258,7 +268,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // in channels of their own, as fast as the store takes them (it is done before the store
     // has flushed and compacted them); then for as long as the persister took, so that both
     // figures are the store's over the same stretch of time, its flushes and compactions in it.
-    let settled_before_burst = settle().await;
+    let settled_before_burst = settle(args.no_settle).await;
     let raw_channels: Vec<Snowflake> = channels.iter().map(|_| ids.next_id()).collect();
     let raw_backlog: Vec<Message> = backlog
         .iter()
@@ -280,7 +290,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let raw_burst_rows_per_second = burst_rows as f64 / burst_seconds;
     let raw_burst_cpu_ms_per_1000 = cpu_per_1000(&burst_cpu, burst_rows);
     drop(raw_backlog);
-    let settled_before_timed = settle().await;
+    let settled_before_timed = settle(args.no_settle).await;
     let timed_channels: Vec<Snowflake> = channels.iter().map(|_| ids.next_id()).collect();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds_to_persist);
     let mut turn = 0usize;
@@ -499,8 +509,11 @@ const QUIET_WINDOW: Duration = Duration::from_secs(2);
 
 /// Waits (up to 3 minutes) until the machine is quiet: what one phase left the store to do
 /// (flushing memtables, compacting) lands in that phase's account, not in the next one's.
-/// Returns the seconds waited.
-async fn settle() -> f64 {
+/// Returns the seconds waited. `skip`: none.
+async fn settle(skip: bool) -> f64 {
+    if skip {
+        return 0.0;
+    }
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     loop {

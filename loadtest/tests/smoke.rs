@@ -259,6 +259,37 @@ async fn persist_counts_every_acknowledged_message_in_the_store() {
 }
 
 #[tokio::test]
+async fn drain_writes_a_backlog_into_the_store_and_compares_it_with_the_raw_loop() {
+    let world = World::start(2, FAST).await;
+    let out = result_file("drain");
+    let persister = world.persister.as_ref().unwrap().metrics_url();
+    let args = vec![
+        "drain".to_owned(),
+        format!("--nats-url={}", world.engines.nats_url),
+        format!("--nats-prefix={}", world.prefix),
+        format!("--persister={persister}"),
+        format!("--cql-nodes={}", world.stack.cql_nodes),
+        format!("--cql-keyspace={}", world.keyspace),
+        "--messages=20000".to_owned(),
+        "--channels=5".to_owned(),
+        "--no-settle".to_owned(),
+        format!("--out={}", out.display()),
+    ];
+    run(args).await.expect("the drain run passes");
+    let result = read(&out);
+    assert_eq!(result["stored"], 20000, "{result}");
+    assert_eq!(result["missing_in_store"], 0, "{result}");
+    for rate in [
+        "persisted_per_second",
+        "raw_rows_per_second",
+        "raw_burst_rows_per_second",
+    ] {
+        assert!(result[rate].as_f64().unwrap() > 0.0, "{rate}: {result}");
+    }
+    assert!(result["raw_rows"].as_u64().unwrap() > 0, "{result}");
+}
+
+#[tokio::test]
 async fn idle_connections_are_held_and_measured() {
     let world = World::start(2, FAST).await;
     let out = result_file("idle");
