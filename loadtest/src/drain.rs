@@ -300,13 +300,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             turn += 1;
             (0..RAW_BATCH)
                 .map(|i| {
-                    raw_row(&Message {
-                        id: ids.next_id(),
-                        channel_id: channel,
-                        author_id: author,
-                        content: format!("drain message {}", turn * RAW_BATCH + i),
-                        ..Default::default()
-                    })
+                    let id = ids.next_id();
+                    (
+                        channel.as_i64(),
+                        store::schema::bucket_of(id),
+                        id.as_i64(),
+                        author.as_i64(),
+                        format!("drain message {}", turn * RAW_BATCH + i),
+                    )
                 })
                 .collect()
         })

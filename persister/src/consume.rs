@@ -84,8 +84,8 @@ pub async fn durable(
 /// store as one set of batched writes (see `store::MessageStore::insert_many`). A backlog (after
 /// a store outage, a persister's restart) comes through in full chunks, and the more rows of a
 /// partition a chunk holds, the fewer requests carry them: 4,096 rather than 1,024 took `drain`
-/// from 84-99 k to 104-113 k messages a second in alternating runs, Cassandra's CPU a message
-/// about a third less (docs/BENCHMARKS.md, "The store's account over the same time"). At chat's
+/// from 83.6-99.3 k to 103.5-118.5 k messages a second in alternating runs, Cassandra's CPU a
+/// message about a third less (docs/BENCHMARKS.md, "The store's account over the same time"). At chat's
 /// rates the linger cuts chunks long before.
 pub const CHUNK: usize = 4096;
 
