@@ -172,3 +172,51 @@ async fn a_resume_asks_auth_for_less_than_ready_and_still_gets_what_it_missed() 
         .collect();
     assert_eq!(missed, [&json!("while you were away")]);
 }
+
+#[tokio::test]
+async fn a_new_session_starts_at_the_streams_last_event_whichever_channel_holds_it() {
+    // READY's sequence is where the session's live delivery begins: the chat stream's last event,
+    // asked of the stream as a whole (never matched against every channel's subject, which cost
+    // NATS more with every channel). Here that event is in a channel Ann is not in.
+    let world = World::start(1, &[]).await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let elsewhere = world.channel(&cat, "elsewhere", &[]).await;
+    let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
+    let mut cat_1 = Client::connect(&world.gateway(0), &cat).await;
+    assert_eq!(bob_1.send(room, "in the room", "n-1").await["op"], 24);
+    assert_eq!(cat_1.send(elsewhere, "elsewhere", "n-2").await["op"], 24);
+
+    let subjects = Subjects::new(world.prefix.clone());
+    let nats = async_nats::connect(&world.engines.nats_url)
+        .await
+        .expect("NATS");
+    let js = async_nats::jetstream::new(nats.clone());
+    let last = |name: String| {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(name).await.expect("the stream");
+            stream.info().await.expect("its state").state.last_sequence
+        }
+    };
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    assert_eq!(ann_1.seq, last(subjects.chat_stream_name()).await);
+    assert_eq!(ann_1.seq, cat_1.next_event("MESSAGE_CREATE").await["s"]);
+    bob_1.send(room, "after READY", "n-3").await;
+    assert_eq!(ann_1.messages(1).await, ["after READY"]);
+    ann_1.no_messages().await;
+
+    // The events stream is asked the same way where a session's calls start from.
+    let events = kit::stream::EventsStream::new(nats, subjects.clone());
+    assert_eq!(
+        events
+            .last_sequence()
+            .await
+            .expect("the events stream answers"),
+        last(subjects.events_stream_name()).await
+    );
+}

@@ -14,8 +14,8 @@ use async_nats::jetstream::{self, stream};
 use proto::subjects::Subjects;
 
 use super::reader::{
-    CHANNELS_PER_CHECK, DirectGet, ReadError, Stored, direct_get_one, js_error, last_of_subjects,
-    subject_events,
+    ANY_SUBJECT, CHANNELS_PER_CHECK, DirectGet, ReadError, Stored, direct_get_one, js_error,
+    last_of_subjects, subject_events,
 };
 
 /// How long the events stream keeps an event: far longer than any NATS fault an edge repairs.
@@ -132,7 +132,7 @@ impl EventsStream {
     /// knows it: 0 when it holds none.
     pub async fn last_sequence(&self) -> Result<u64, ReadError> {
         let request = DirectGet::Last {
-            last_by_subj: &self.subjects.events_stream_filter(),
+            last_by_subj: ANY_SUBJECT,
         };
         let api = self.subjects.events_direct_get();
         Ok(direct_get_one(&self.nats, api, &request)
