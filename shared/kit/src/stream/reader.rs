@@ -57,8 +57,9 @@ pub struct Missed {
 pub(super) const DIRECT_BATCH: usize = 256;
 
 /// Every subject of a stream, for a direct get of its last event or of its next from a sequence.
-/// NATS's file store answers `>` from its last block, where it matches a wildcard such as the
-/// stream's own filter (`{p}.ev.*.>`) against every subject the stream holds, at every call:
+/// NATS's file store finds the last of `>` in its last block (the next, in the block holding the
+/// sequence), where it matches a wildcard such as the stream's own filter (`{p}.ev.*.>`) against
+/// every subject the stream holds, at every call:
 /// 0.5 ms of the server's CPU at 6,000 subjects, more with each, and every fresh session asked
 /// it (docs/BENCHMARKS.md, "A session's start asked NATS about every subject"). A stream holds
 /// nothing but its own subjects, so the answer is the same.
