@@ -203,9 +203,9 @@ async fn session_state(state: &AppState, query: StateQuery) -> Reply<SessionStat
 
 /// The sessions starting at an edge, together: which are still signed in, and for those, the
 /// user's profile and everything [`session_state`] reads, each kind of read once for all their
-/// users (a user's devices starting together are one user). Only READY's calls and notification
-/// settings are read per user (a storm of resumes skips them). The answer stops short of
-/// [`ANSWER_BUDGET`] bytes; the edge asks again for the rest.
+/// users (a user's devices starting together are one user). READY's calls and notification
+/// settings too, for the users with a fresh start (a storm of resumes skips them). The answer
+/// stops short of [`ANSWER_BUDGET`] bytes; the edge asks again for the rest.
 async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<SessionStartAnswers> {
     if asked.starts.len() > MAX_SESSION_STARTS {
         return Reply::Failed(format!("at most {MAX_SESSION_STARTS} sessions at once"));
@@ -234,6 +234,21 @@ async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<Session
         let mut channels = channels::mine_of(&mut conn, &ids, None).await?;
         let mut watch = consent::watch_lists_of(&mut *conn, &ids, None, max).await?;
         let mut closed = consent::closed_dms_of(&mut *conn, &ids, None).await?;
+        // Only READY shows the calls and the settings: read for the users with a fresh start.
+        let mut readying: Vec<i64> = (asked.starts.iter())
+            .filter(|start| !start.resuming && active.contains(&(start.session_id, start.user_id)))
+            .map(|start| start.user_id.as_i64())
+            .collect();
+        readying.sort_unstable();
+        readying.dedup();
+        let (mut calls, mut settings) = if readying.is_empty() {
+            (HashMap::new(), HashMap::new())
+        } else {
+            (
+                crate::voice::of_calls_of(&mut *conn, &readying).await?,
+                crate::notifications::of_users(&mut conn, &readying).await?,
+            )
+        };
         let mut answers = Vec::with_capacity(asked.starts.len());
         let mut size = 0;
         for (i, start) in asked.starts.iter().enumerate() {
@@ -263,10 +278,12 @@ async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<Session
             if last {
                 profiles.remove(&user);
             }
-            // Only READY shows the calls and the settings.
             if !start.resuming {
-                found.voice_states = crate::voice::of_calls(&mut *conn, user).await?;
-                found.user_guild_settings = crate::notifications::of_user(&mut conn, user).await?;
+                let last_ready = !asked.starts[i + 1..]
+                    .iter()
+                    .any(|later| later.user_id == user && !later.resuming);
+                found.voice_states = take(&mut calls, user, last_ready);
+                found.user_guild_settings = take(&mut settings, user, last_ready);
             }
             let answer = Reply::Ok(found);
             size += serde_json::to_vec(&answer).map_or(0, |bytes| bytes.len());

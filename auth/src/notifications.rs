@@ -72,59 +72,76 @@ fn parse_end(config: Option<&MuteConfig>) -> Result<Option<i64>, String> {
 
 type SettingsRow = (i64, i16, bool, Option<i64>, bool, bool);
 type OverrideRow = (i64, i64, i16, bool, Option<i64>);
+/// A user's settings of a server (0: DMs): the user, the server, then as in [`SettingsRow`].
+type UserSettingsRow = (i64, i64, i16, bool, Option<i64>, bool, bool);
+/// A user's override of a channel: the user, the server, then as in [`OverrideRow`].
+type UserOverrideRow = (i64, i64, i64, i16, bool, Option<i64>);
 
 /// Every settings row of `user` (the servers and DMs they changed anything in).
-///
-/// On a connection the caller holds: the READY path reads this beside its other queries on one
-/// connection, and taking a second from the pool while holding one deadlocks the pool when as
-/// many sessions start at once as it has connections.
 pub async fn of_user(
     db: &mut PgConnection,
     user: Snowflake,
 ) -> Result<Vec<UserGuildSettings>, sqlx::Error> {
+    let mut of = of_users(db, &[user.as_i64()]).await?;
+    Ok(of.remove(&user).unwrap_or_default())
+}
+
+/// As [`of_user`], for each of `users` that has any settings: two queries, however many users
+/// (the sessions starting together at an edge).
+///
+/// On a connection the caller holds: the READY path reads this beside its other queries on one
+/// connection, and taking a second from the pool while holding one deadlocks the pool when as
+/// many sessions start at once as it has connections.
+pub async fn of_users(
+    db: &mut PgConnection,
+    users: &[i64],
+) -> Result<HashMap<Snowflake, Vec<UserGuildSettings>>, sqlx::Error> {
     let now = proto::clock::unix_ms() as i64;
-    let rows: Vec<SettingsRow> = sqlx::query_as(
-        "SELECT guild_id, message_notifications, muted, mute_end_ms, suppress_everyone,
+    let rows: Vec<UserSettingsRow> = sqlx::query_as(
+        "SELECT user_id, guild_id, message_notifications, muted, mute_end_ms, suppress_everyone,
                 suppress_roles
-         FROM user_guild_settings WHERE user_id = $1 ORDER BY guild_id",
+         FROM user_guild_settings WHERE user_id = ANY($1) ORDER BY user_id, guild_id",
     )
-    .bind(user.as_i64())
+    .bind(users)
     .fetch_all(&mut *db)
     .await?;
-    let overrides: Vec<OverrideRow> = sqlx::query_as(
-        "SELECT guild_id, channel_id, message_notifications, muted, mute_end_ms
-         FROM channel_notification_overrides WHERE user_id = $1 ORDER BY channel_id",
+    let overrides: Vec<UserOverrideRow> = sqlx::query_as(
+        "SELECT user_id, guild_id, channel_id, message_notifications, muted, mute_end_ms
+         FROM channel_notification_overrides WHERE user_id = ANY($1)
+         ORDER BY user_id, channel_id",
     )
-    .bind(user.as_i64())
+    .bind(users)
     .fetch_all(&mut *db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(guild, n, muted, end, everyone, roles)| {
-            let muted = muted_now(muted, end, now);
-            UserGuildSettings {
+    let mut channels: HashMap<(i64, i64), Vec<ChannelOverride>> = HashMap::new();
+    for (user, guild, channel, n, muted, end) in overrides {
+        let muted = muted_now(muted, end, now);
+        channels
+            .entry((user, guild))
+            .or_default()
+            .push(ChannelOverride {
+                channel_id: Snowflake::from_i64(channel),
+                message_notifications: level(n),
+                muted,
+                mute_config: mute_config(muted, end),
+            });
+    }
+    let mut of: HashMap<Snowflake, Vec<UserGuildSettings>> = HashMap::new();
+    for (user, guild, n, muted, end, everyone, roles) in rows {
+        let muted = muted_now(muted, end, now);
+        of.entry(Snowflake::from_i64(user))
+            .or_default()
+            .push(UserGuildSettings {
                 guild_id: (guild != DMS).then(|| Snowflake::from_i64(guild)),
                 message_notifications: level(n),
                 muted,
                 mute_config: mute_config(muted, end),
                 suppress_everyone: everyone,
                 suppress_roles: roles,
-                channel_overrides: overrides
-                    .iter()
-                    .filter(|o| o.0 == guild)
-                    .map(|&(_, channel, n, muted, end)| {
-                        let muted = muted_now(muted, end, now);
-                        ChannelOverride {
-                            channel_id: Snowflake::from_i64(channel),
-                            message_notifications: level(n),
-                            muted,
-                            mute_config: mute_config(muted, end),
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect())
+                channel_overrides: channels.remove(&(user, guild)).unwrap_or_default(),
+            });
+    }
+    Ok(of)
 }
 
 /// Why a settings change was refused.

@@ -7,6 +7,8 @@
 //! The row lives as long as the gateway connection that joined; its end (or LiveKit telling that
 //! the person's media connection went) deletes it, and the person is taken out of the room.
 
+use std::collections::HashMap;
+
 use proto::Snowflake;
 use proto::access::{Reply, VoiceAnswer, VoiceRequest};
 use proto::api::channels::ChannelKind;
@@ -66,21 +68,36 @@ pub async fn of_guild(
     Ok(rows.into_iter().map(VoiceState::from).collect())
 }
 
-/// Everyone in a call in one of `user`'s DMs and group channels.
-pub async fn of_calls(
+/// A row of [`of_calls_of`]: a state in a call, and a member of the call's channel who sees it.
+#[derive(sqlx::FromRow)]
+struct CallRow {
+    member: i64,
+    #[sqlx(flatten)]
+    state: Row,
+}
+
+/// For each of `users` in any, everyone in a call in one of their DMs and group channels (one
+/// query).
+pub async fn of_calls_of(
     db: impl PgExecutor<'_>,
-    user: Snowflake,
-) -> Result<Vec<VoiceState>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT v.user_id, v.channel_id, v.guild_id, v.session_id, v.self_mute, v.self_deaf,
-                v.self_video, v.self_stream, v.mute, v.deaf
+    users: &[i64],
+) -> Result<HashMap<Snowflake, Vec<VoiceState>>, sqlx::Error> {
+    let rows: Vec<CallRow> = sqlx::query_as(
+        "SELECT m.user_id AS member, v.user_id, v.channel_id, v.guild_id, v.session_id,
+                v.self_mute, v.self_deaf, v.self_video, v.self_stream, v.mute, v.deaf
          FROM voice_states v JOIN channel_members m ON m.channel_id = v.channel_id
-         WHERE m.user_id = $1 AND v.guild_id IS NULL ORDER BY v.user_id",
+         WHERE m.user_id = ANY($1) AND v.guild_id IS NULL ORDER BY m.user_id, v.user_id",
     )
-    .bind(user.as_i64())
+    .bind(users)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(VoiceState::from).collect())
+    let mut of: HashMap<Snowflake, Vec<VoiceState>> = HashMap::new();
+    for row in rows {
+        of.entry(Snowflake::from_i64(row.member))
+            .or_default()
+            .push(VoiceState::from(row.state));
+    }
+    Ok(of)
 }
 
 /// The user's voice state, locked until the transaction ends.

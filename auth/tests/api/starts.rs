@@ -1,11 +1,13 @@
 //! Sessions starting at an edge, asked about together (`{p}.auth.starts`): each is answered as
 //! it would be alone, a signed-out one (or one named with someone else's account) is refused
-//! without touching the others, and a resume leaves out what only READY shows.
+//! without touching the others, and a resume leaves out what only READY shows: the calls and
+//! notification settings, read once for all the fresh starts and shared out by user.
 
 use proto::Snowflake;
 use proto::access::{
     Reply, SessionStart, SessionStartAnswers, SessionStarts, SessionState, StateQuery,
 };
+use proto::api::notifications::UserGuildSettings;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -190,4 +192,117 @@ async fn sessions_starting_together_are_each_answered_as_alone_and_a_signed_out_
         [bob.id],
         "Cat's block hides her from Ann"
     );
+}
+
+#[tokio::test]
+async fn fresh_starts_asked_together_each_get_their_own_users_calls_and_settings() {
+    let auth = crate::support::start().await;
+    let (ann, bob, cat, dan) = (
+        auth.sign_up("ann").await,
+        auth.sign_up("bob").await,
+        auth.sign_up("cat").await,
+        auth.sign_up("dan").await,
+    );
+    for who in [&bob, &dan] {
+        auth.allow_adds(who).await;
+    }
+    // Two groups, Ann's with Bob and Cat's with Dan; Bob is in a call in the first, Dan in one
+    // in the second.
+    let mut calls = Vec::new();
+    for (owner, other, caller) in [(&ann, &bob, "b1"), (&cat, &dan, "d1")] {
+        let (status, group) = auth
+            .post(
+                "/api/v1/channels",
+                Some(&owner.access),
+                json!({"name": format!("{}'s", owner.username)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{group}");
+        let (status, body) = auth
+            .post(
+                &format!("/api/v1/channels/{}/members", id_of(&group)),
+                Some(&owner.access),
+                json!({"username": other.username}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        sqlx::query(
+            "INSERT INTO voice_states (user_id, channel_id, session_id) VALUES ($1, $2, $3)",
+        )
+        .bind(other.id.as_i64())
+        .bind(id_of(&group).as_i64())
+        .bind(caller)
+        .execute(&auth.db)
+        .await
+        .unwrap();
+        calls.push((other.id, id_of(&group)));
+    }
+    // Ann and Cat each change their notification settings, differently; Bob and Dan do not.
+    for (who, body) in [
+        (
+            &ann,
+            json!({"message_notifications": 1, "channel_overrides": [
+                {"channel_id": calls[0].1.to_string(), "muted": true}
+            ]}),
+        ),
+        (&cat, json!({"message_notifications": 2})),
+    ] {
+        let (status, answer) = auth
+            .call(
+                Method::PATCH,
+                "/api/v1/users/@me/guilds/@me/settings",
+                Some(&who.access),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    let ann_phone = session_of(&auth, &ann).await;
+    auth.sign_in("ann").await;
+    let ann_laptop = session_of(&auth, &ann).await;
+    let asked = [
+        start(&ann, ann_phone, false),
+        start(&cat, session_of(&auth, &cat).await, false),
+        start(&bob, session_of(&auth, &bob).await, true),
+        start(&ann, ann_laptop, false),
+        start(&dan, session_of(&auth, &dan).await, false),
+    ];
+    let together = starts(&auth, &asked).await;
+    let answer = |i: usize| match &together[i] {
+        Reply::Ok(state) => state.clone(),
+        other => panic!("start {i}: {other:?}"),
+    };
+    let settings_of = async |who: &Account| -> Vec<UserGuildSettings> {
+        let (status, body) = auth
+            .get("/api/v1/users/@me/guilds/settings", &who.access)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    };
+    // Each READY shows the calls of its own user's channels and its own user's settings.
+    for (i, who, call) in [(0, &ann, 0), (1, &cat, 1), (3, &ann, 0), (4, &dan, 1)] {
+        let state = answer(i);
+        let shown: Vec<(Snowflake, Option<Snowflake>)> = (state.voice_states.iter())
+            .map(|voice| (voice.user_id, voice.channel_id))
+            .collect();
+        assert_eq!(shown, [(calls[call].0, Some(calls[call].1))], "start {i}");
+        assert_eq!(
+            state.user_guild_settings,
+            settings_of(who).await,
+            "start {i}"
+        );
+    }
+    assert_eq!(answer(0).user_guild_settings[0].channel_overrides.len(), 1);
+    assert!(
+        answer(4).user_guild_settings.is_empty(),
+        "Dan changed nothing"
+    );
+    // A resume shows neither; and each start is answered as it would be alone.
+    let bobs = answer(2);
+    assert!(bobs.voice_states.is_empty() && bobs.user_guild_settings.is_empty());
+    for (i, one) in asked.iter().enumerate() {
+        let alone = starts(&auth, std::slice::from_ref(one)).await;
+        assert_eq!(alone, [together[i].clone()], "start {i} asked alone");
+    }
 }
