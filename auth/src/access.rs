@@ -229,7 +229,14 @@ async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<Session
     let ids: Vec<i64> = users.iter().map(|user| user.as_i64()).collect();
     let max = asked.watch_max_members;
     let read = async {
-        let mut conn = state.db.acquire().await?;
+        // Every statement here finds the ids it is given through their indexes, the same plan
+        // whatever the ids. PostgreSQL planned each run anew (its custom plans, which it kept
+        // choosing for these), which cost as much as the reads: within this transaction a
+        // statement runs the generic plan its connection made once.
+        let mut conn = state.db.begin().await?;
+        sqlx::raw_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(&mut *conn)
+            .await?;
         let mut guilds = crate::guild_members::of_users(&mut *conn, &ids).await?;
         let mut channels = channels::mine_of(&mut conn, &ids, None).await?;
         let mut watch = consent::watch_lists_of(&mut *conn, &ids, None, max).await?;
@@ -292,6 +299,7 @@ async fn session_starts(state: &AppState, asked: SessionStarts) -> Reply<Session
             }
             answers.push(answer);
         }
+        conn.commit().await?;
         Ok::<_, sqlx::Error>(answers)
     };
     match read.await {
