@@ -59,10 +59,10 @@ pub(super) const DIRECT_BATCH: usize = 256;
 /// Every subject of a stream, for a direct get of its last event or of its next from a sequence.
 /// NATS's file store finds the last of `>` in its last block (the next, in the block holding the
 /// sequence), where it matches a wildcard such as the stream's own filter (`{p}.ev.*.>`) against
-/// every subject the stream holds, at every call:
-/// 0.5 ms of the server's CPU at 6,000 subjects, more with each, and every fresh session asked
-/// it (docs/BENCHMARKS.md, "A session's start asked NATS about every subject"). A stream holds
-/// nothing but its own subjects, so the answer is the same.
+/// every subject the stream holds, at every call: 0.5 ms of the server's CPU at 6,000 subjects,
+/// more with each, and every fresh session asked it (docs/BENCHMARKS.md, "A session's start asked
+/// NATS about every subject"). A stream holds nothing but its own subjects, so the answer is the
+/// same.
 pub(super) const ANY_SUBJECT: &str = ">";
 
 /// How many channels one [`ChatStream::last_sequences`] may ask about (the server answers at most
