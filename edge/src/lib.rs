@@ -462,6 +462,7 @@ impl Edge {
             )
             .with_lane(lane.as_ref().map(|lane| lane.js.clone())),
             lane,
+            resumes: state::resumes(stream.clone()),
             stream: stream.clone(),
             events,
             archive: Archive::connect(

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::Quota;
-use kit::stream::{ChatStream, EventsStream};
+use kit::gather::Gather;
+use kit::stream::{ChatStream, EventsStream, Missed, ReadError, Resume};
 use kit::tokens::Verifier;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,25 @@ use crate::fanout::{Hub, SessionId};
 use crate::lane::Lane;
 use crate::metrics::EdgeMetrics;
 use crate::reporter::Reporter;
+
+/// What the sessions resuming at an edge missed, asked of the chat stream together.
+pub type Resumes = Gather<Arc<Resume>, Result<Missed, ReadError>>;
+
+/// Most resumes asked about together: what they share (their channels, a user's devices) is
+/// read once for all of them, so a reconnect storm asks the stream a small part of what one
+/// read each would (docs/BENCHMARKS.md, "reconnect storm").
+const RESUMES_TOGETHER: usize = 128;
+
+/// Questions about resumes in flight at once: two, so that one slow read holds up no others.
+const RESUMES_IN_FLIGHT: usize = 2;
+
+/// Starts asking `stream` what the sessions resuming here missed, together.
+pub fn resumes(stream: ChatStream) -> Resumes {
+    Gather::start(RESUMES_TOGETHER, RESUMES_IN_FLIGHT, move |resumes| {
+        let stream = stream.clone();
+        async move { Ok(stream.missed(&resumes).await) }
+    })
+}
 
 /// Per-connection limits and timings, from configuration.
 #[derive(Debug, Clone)]
@@ -57,8 +77,10 @@ pub struct EdgeState {
     pub chat: Chat,
     /// Where talking sessions run, apart from the fan-out; `None` with `--lane-sessions 0`.
     pub lane: Option<Lane>,
-    /// Reads the chat stream back: a resume's replay.
+    /// Reads the chat stream back: where a fresh session's live delivery begins.
     pub stream: ChatStream,
+    /// The sessions resuming here, their replays read together ([`resumes`]).
+    pub resumes: Resumes,
     /// Reads the events stream back: a new session's calls changed while it started.
     pub events: EventsStream,
     pub archive: Archive,

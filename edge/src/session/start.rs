@@ -19,7 +19,7 @@ use proto::gateway::{
 
 use super::guilds::talking;
 use super::{Session, Step};
-use kit::stream::{Missed, ReadError};
+use kit::stream::{Missed, ReadError, Resume};
 use rustc_hash::FxHashSet;
 
 use crate::directory::DirectoryError;
@@ -279,15 +279,22 @@ impl Phases {
 
 /// What a client resuming from `seq` missed in its session's `channels` (joined already, so
 /// everything stored later reaches it live), read from the stream; or why it cannot resume (the
-/// stream no longer holds it, or it is more than a replay holds).
+/// stream no longer holds it, or it is more than a replay holds). Asked with the other sessions
+/// resuming here.
 async fn missed(
     state: &EdgeState,
     channels: &FxHashSet<Snowflake>,
     seq: u64,
 ) -> Result<Missed, ReadError> {
-    let ids: Vec<Snowflake> = channels.iter().copied().collect();
-    let handed_out = state.hub.handed_out(&ids);
-    state.stream.missed(&ids, seq, &handed_out).await
+    let channels: Vec<Snowflake> = channels.iter().copied().collect();
+    let handed_out = state.hub.handed_out(&channels);
+    let resume = Resume {
+        channels,
+        after: seq,
+        handed_out,
+    };
+    let asked = state.resumes.ask(Arc::new(resume)).await;
+    asked.map_err(ReadError::JetStream)?
 }
 
 /// Who the user is, that the token's session is still signed in, and what the session needs:

@@ -19,7 +19,7 @@ mod reader;
 
 pub use durable::{new_events, read_durable};
 pub use events::{EVENTS_MAX_AGE, EVENTS_MAX_BYTES, EventsStream, EventsStreamConfig};
-pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Stored};
+pub use reader::{CHANNELS_PER_CHECK, ChatStream, MAX_REPLAY, Missed, ReadError, Resume, Stored};
 
 /// Retention and placement of the chat stream, from configuration.
 #[derive(Debug, Clone, clap::Args)]

@@ -4,6 +4,7 @@
 //! a replica is behind. Edges read back what live delivery lost; the message store's history
 //! overlays what the persister has not yet written.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use proto::events::Event;
 use proto::subjects::Subjects;
 
 /// Why the stream could not answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     #[error("the stream no longer holds sequence {0}")]
     TooOld(u64),
@@ -40,8 +41,22 @@ pub struct Stored {
 /// The most events one replay reads; a client further behind identifies anew and reads history.
 pub const MAX_REPLAY: usize = 10_000;
 
-/// How many channels one replay reads at once.
-const READS_AT_ONCE: usize = 8;
+/// How many channels the replays asked together read at once.
+const READS_AT_ONCE: usize = 32;
+
+/// How many replays asked together are read at once from the stream's leader, each through a
+/// consumer of its own.
+const REPLAYS_AT_ONCE: usize = 8;
+
+/// A client resuming: it has had every event of `channels` through `after`
+/// ([`ChatStream::missed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub channels: Vec<Snowflake>,
+    pub after: u64,
+    /// Per channel, the last sequence this edge already handed out live.
+    pub handed_out: HashMap<Snowflake, u64>,
+}
 
 /// What a resuming client missed ([`ChatStream::missed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,76 +155,150 @@ impl ChatStream {
         )
     }
 
-    /// What a client that has had every event of `channels` through `after` missed: their
-    /// events since, read with batched direct gets (each channel's last sequence, then each
-    /// channel with anything new from `after` on), at most [`MAX_REPLAY`].
+    /// What each of `resumes` missed, asked together: the events of its channels since it
+    /// resumes from, read with batched direct gets, at most [`MAX_REPLAY`] a resume. The
+    /// resumes share the reads: one direct get for every channel's last event (a thousand
+    /// channels to one) and, beside it, one check that the stream still holds what the oldest
+    /// of them missed; then one read of each channel with anything new, from the oldest
+    /// resume's sequence on, every channel at once.
+    /// The sessions resuming at an edge share most of that (a channel's members, a user's
+    /// devices), so a reconnect storm asks the stream a small part of what a read for each
+    /// resume would (docs/BENCHMARKS.md, "reconnect storm").
     ///
-    /// `handed_out` is, per channel, the last sequence this edge already handed out live (to the
-    /// channel's sessions, before this one joined them). A replica that has not caught up with
-    /// that cannot say what was missed; nor can one that answers a channel's events short of its
-    /// last: the stream's leader is read instead ([`ChatStream::replay`]).
-    pub async fn missed(
-        &self,
-        channels: &[Snowflake],
-        after: u64,
-        handed_out: &HashMap<Snowflake, u64>,
-    ) -> Result<Missed, ReadError> {
-        let mut lasts = HashMap::new();
-        for chunk in channels.chunks(CHANNELS_PER_CHECK) {
-            lasts.extend(self.last_sequences(chunk).await?);
-        }
-        let behind = handed_out
-            .iter()
-            .any(|(channel, &seq)| lasts.get(channel).copied().unwrap_or(0) < seq);
-        let through = (lasts.values().chain(handed_out.values()))
-            .copied()
-            .fold(after, u64::max);
-        let leader = || async {
-            let events = self.replay(channels, after, through).await?;
-            Ok(Missed { events, through })
+    /// A resume whose `handed_out` (per channel, the last sequence this edge already handed out
+    /// live, to the channel's sessions, before this one joined them) a replica has not caught up
+    /// with cannot be answered from it; nor can one whose channel a replica answers short of its
+    /// last event. Its stream's leader is read instead ([`ChatStream::replay`]).
+    pub async fn missed<R: Borrow<Resume>>(&self, resumes: &[R]) -> Vec<Result<Missed, ReadError>> {
+        let resumes: Vec<&Resume> = resumes.iter().map(Borrow::borrow).collect();
+        let mut channels: Vec<Snowflake> = (resumes.iter())
+            .flat_map(|r| r.channels.iter().copied())
+            .collect();
+        channels.sort_unstable();
+        channels.dedup();
+        // Every channel's last event, and the first event the stream holds from the oldest
+        // resume's sequence on, asked at once.
+        let lasts = async {
+            let mut lasts = HashMap::new();
+            for chunk in channels.chunks(CHANNELS_PER_CHECK) {
+                lasts.extend(self.last_sequences(chunk).await?);
+            }
+            Ok::<_, ReadError>(lasts)
         };
-        if behind {
-            return leader().await;
-        }
-        let news: Vec<(Snowflake, u64)> = lasts.into_iter().filter(|&(_, l)| l > after).collect();
-        if news.is_empty() {
-            return Ok(Missed {
-                events: Vec::new(),
-                through,
-            });
-        }
-        // Everything after `after` is still in the stream (the oldest events age out).
-        let first = DirectGet::Next {
-            seq: after + 1,
-            next_by_subj: ANY_SUBJECT,
+        let held = async {
+            let Some(oldest) = resumes.iter().map(|r| r.after).min() else {
+                return Ok::<_, ReadError>(None);
+            };
+            let first = DirectGet::Next {
+                seq: oldest + 1,
+                next_by_subj: ANY_SUBJECT,
+            };
+            let api = self.subjects.chat_direct_get();
+            Ok(direct_get_one(&self.nats, api, &first)
+                .await?
+                .map(|m| m.seq))
         };
-        if direct_get_one(&self.nats, self.subjects.chat_direct_get(), &first)
-            .await?
-            .map(|m| m.seq)
-            != Some(after + 1)
-        {
-            return Err(ReadError::TooOld(after));
+        let (lasts, held) = futures::join!(lasts, held);
+        let lasts = match lasts {
+            Ok(lasts) => lasts,
+            Err(e) => return resumes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let last_of = |channel: &Snowflake| lasts.get(channel).copied().unwrap_or(0);
+        let mut outcomes: Vec<Option<Result<Missed, ReadError>>> = vec![None; resumes.len()];
+        let mut throughs = Vec::with_capacity(resumes.len());
+        let mut from_leader = Vec::new();
+        let mut reading = Vec::new();
+        for (i, resume) in resumes.iter().enumerate() {
+            let through = (resume.channels.iter().map(last_of))
+                .chain(resume.handed_out.values().copied())
+                .fold(resume.after, u64::max);
+            throughs.push(through);
+            let behind = (resume.handed_out.iter()).any(|(channel, &seq)| last_of(channel) < seq);
+            if behind {
+                from_leader.push(i);
+            } else if resume.channels.iter().any(|c| last_of(c) > resume.after) {
+                reading.push(i);
+            } else {
+                outcomes[i] = Some(Ok(Missed {
+                    events: Vec::new(),
+                    through,
+                }));
+            }
         }
-        let reads = news
-            .into_iter()
-            .map(|(channel, last)| self.channel_events(channel, after, last, MAX_REPLAY));
-        let mut reads = futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE);
-        let mut events = Vec::new();
-        while let Some(read) = reads.next().await {
-            match read {
-                Ok(mut read) => events.append(&mut read),
-                Err(ReadError::Incomplete(..)) => {
-                    drop(reads);
-                    return leader().await;
+        // Everything after a resume's sequence is still in the stream: the stream drops events
+        // only from its front (its limits discard the oldest), so the first event it holds from
+        // the oldest resume's sequence on answers for every resume. None held then: whatever
+        // the resumes missed was stored after the check, and is held.
+        reading.retain(|&i| {
+            let after = resumes[i].after;
+            let outcome = match &held {
+                Ok(Some(first)) if *first > after + 1 => ReadError::TooOld(after),
+                Ok(_) => return true,
+                Err(e) => e.clone(),
+            };
+            outcomes[i] = Some(Err(outcome));
+            false
+        });
+        // Each channel with anything new for a resume, read once from the oldest such resume's
+        // sequence on; a resume further behind than a replay holds is left out of the read.
+        let mut afters: HashMap<Snowflake, Vec<u64>> = HashMap::new();
+        for &i in &reading {
+            let resume = resumes[i];
+            for channel in &resume.channels {
+                if last_of(channel) > resume.after {
+                    afters.entry(*channel).or_default().push(resume.after);
                 }
-                Err(e) => return Err(e),
-            }
-            if events.len() > MAX_REPLAY {
-                return Err(ReadError::TooMany(MAX_REPLAY));
             }
         }
-        events.sort_unstable_by_key(|stored| stored.seq);
-        Ok(Missed { events, through })
+        let reads = afters.into_iter().map(|(channel, mut afters)| {
+            // Oldest first: a read holding more than a replay does is read again from the next.
+            afters.sort_unstable();
+            afters.dedup();
+            let last = last_of(&channel);
+            async move {
+                let mut afters = afters.into_iter();
+                let mut from = afters
+                    .next()
+                    .expect("a channel read for one resume at least");
+                loop {
+                    match self.channel_events(channel, from, last, MAX_REPLAY).await {
+                        Err(ReadError::TooMany(_)) => match afters.next() {
+                            Some(later) => from = later,
+                            None => return (channel, u64::MAX, Ok(Vec::new())),
+                        },
+                        read => return (channel, from, read),
+                    }
+                }
+            }
+        });
+        let mut reads = futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE);
+        let mut read = HashMap::new();
+        while let Some((channel, from, events)) = reads.next().await {
+            read.insert(channel, (from, events));
+        }
+        for i in reading {
+            match own_share(resumes[i], &lasts, &read) {
+                Err(ReadError::Incomplete(..)) => from_leader.push(i),
+                share => {
+                    let through = throughs[i];
+                    outcomes[i] = Some(share.map(|events| Missed { events, through }));
+                }
+            }
+        }
+        let replays = from_leader.into_iter().map(|i| {
+            let (resume, through) = (resumes[i], throughs[i]);
+            async move {
+                let replayed = self.replay(&resume.channels, resume.after, through).await;
+                (i, replayed.map(|events| Missed { events, through }))
+            }
+        });
+        let mut replays = futures::stream::iter(replays).buffer_unordered(REPLAYS_AT_ONCE);
+        while let Some((i, replayed)) = replays.next().await {
+            outcomes[i] = Some(replayed);
+        }
+        (outcomes.into_iter())
+            .map(|outcome| outcome.expect("every resume answered"))
+            .collect()
     }
 
     /// The chat stream, with its state as of now (one JetStream request).
@@ -262,6 +351,36 @@ impl ChatStream {
         let _ = stream.delete_consumer(&name).await;
         read
     }
+}
+
+/// What each channel's shared read gave: the sequence it was read from, and its events (or why
+/// they could not be read).
+type ChannelReads = HashMap<Snowflake, (u64, Result<Vec<Stored>, ReadError>)>;
+
+/// `resume`'s own events among its channels' shared reads ([`ChatStream::missed`]), in stream
+/// order: those after its sequence in each channel with anything new (`lasts`).
+fn own_share(
+    resume: &Resume,
+    lasts: &HashMap<Snowflake, u64>,
+    read: &ChannelReads,
+) -> Result<Vec<Stored>, ReadError> {
+    let mut events = Vec::new();
+    let news = |channel: &&Snowflake| lasts.get(*channel).is_some_and(|&l| l > resume.after);
+    for channel in resume.channels.iter().filter(news) {
+        let (from, channel_events) = &read[channel];
+        // Read from later on: this resume alone missed more than a replay holds.
+        if resume.after < *from {
+            return Err(ReadError::TooMany(MAX_REPLAY));
+        }
+        let channel_events = channel_events.as_ref().map_err(Clone::clone)?;
+        let after = channel_events.partition_point(|stored| stored.seq <= resume.after);
+        events.extend_from_slice(&channel_events[after..]);
+        if events.len() > MAX_REPLAY {
+            return Err(ReadError::TooMany(MAX_REPLAY));
+        }
+    }
+    events.sort_unstable_by_key(|stored| stored.seq);
+    Ok(events)
 }
 
 /// One direct get of a stream (its `$JS.API.DIRECT.GET` subject) answered by one message (or
