@@ -160,10 +160,8 @@ impl Tracker {
             users.insert(user);
         }
         pipe.query_async::<()>(&mut self.redis).await?;
-        for user in users {
-            self.recompute(user, Leave::AfterGrace).await?;
-        }
-        Ok(())
+        let users: Vec<Snowflake> = users.into_iter().collect();
+        self.recompute(&users, Leave::AfterGrace).await
     }
 
     fn keep_edge(&self, pipe: &mut redis::Pipeline, edge: EdgeId) {
@@ -243,81 +241,98 @@ impl Tracker {
             users.insert(*user);
         }
         pipe.query_async::<()>(&mut self.redis).await?;
-        for user in users {
-            self.recompute(user, Leave::AfterGrace).await?;
-        }
-        Ok(())
+        let users: Vec<Snowflake> = users.into_iter().collect();
+        self.recompute(&users, Leave::AfterGrace).await
     }
 
-    /// Works out a user's status from their sessions and publishes it if it changed.
-    async fn recompute(&mut self, user: Snowflake, leave: Leave) -> RedisResult<()> {
-        let (statuses, shown): (HashMap<String, i64>, Option<String>) = redis::pipe()
-            .hgetall(self.keys.statuses(user))
-            .get(self.keys.shown(user))
-            .query_async(&mut self.redis)
-            .await?;
-        let now = SessionStatus::combine(
-            statuses
-                .iter()
-                .filter(|(_, count)| **count > 0)
-                .filter_map(|(status, _)| status.parse::<SessionStatus>().ok()),
-        );
-        let before = shown
-            .as_deref()
-            .and_then(|s| s.parse::<SessionStatus>().ok());
+    /// Works out each of `users`' status from their sessions and publishes those that changed:
+    /// every user's counts read in one round trip, their writes made in one more (a reconnect
+    /// storm's thousands of users cost a few round trips, not two each).
+    async fn recompute(&mut self, users: &[Snowflake], leave: Leave) -> RedisResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let mut read = redis::pipe();
+        for &user in users {
+            read.hgetall(self.keys.statuses(user))
+                .get(self.keys.shown(user));
+        }
+        let counts: Vec<redis::Value> = read.query_async(&mut self.redis).await?;
         let mut pipe = redis::pipe();
-        match now {
-            Some(status) => {
-                pipe.zrem(&self.keys.leaving, user.to_string()).ignore();
-                if before != Some(status) {
-                    pipe.set(self.keys.shown(user), status.as_str()).ignore();
-                    // Going invisible is leaving, as far as anyone else can tell.
-                    if status == SessionStatus::Invisible && before.is_some() {
-                        self.set_seen(&mut pipe, user);
+        let mut changed = Vec::new();
+        let mut gone = Vec::new();
+        for (&user, counts) in users.iter().zip(counts.chunks_exact(2)) {
+            let statuses: HashMap<String, i64> = redis::from_redis_value_ref(&counts[0])?;
+            let shown: Option<String> = redis::from_redis_value_ref(&counts[1])?;
+            let now = SessionStatus::combine(
+                statuses
+                    .iter()
+                    .filter(|(_, count)| **count > 0)
+                    .filter_map(|(status, _)| status.parse::<SessionStatus>().ok()),
+            );
+            let before = shown
+                .as_deref()
+                .and_then(|s| s.parse::<SessionStatus>().ok());
+            match now {
+                Some(status) => {
+                    pipe.zrem(&self.keys.leaving, user.to_string()).ignore();
+                    if before != Some(status) {
+                        pipe.set(self.keys.shown(user), status.as_str()).ignore();
+                        // Going invisible is leaving, as far as anyone else can tell.
+                        if status == SessionStatus::Invisible && before.is_some() {
+                            self.set_seen(&mut pipe, user);
+                        }
+                        changed.push((user, before, status));
                     }
                 }
-                pipe.query_async::<()>(&mut self.redis).await?;
-                if before != Some(status) {
-                    self.publish(user, before, status.into(), None).await;
+                None if before.is_none() => {
+                    pipe.zrem(&self.keys.leaving, user.to_string()).ignore();
                 }
-            }
-            None if before.is_none() => {
-                let _: () = self
-                    .redis
-                    .zrem(&self.keys.leaving, user.to_string())
-                    .await?;
-            }
-            None => {
-                let visible = before != Some(SessionStatus::Invisible);
-                if leave == Leave::AfterGrace {
+                None if leave == Leave::AfterGrace => {
                     // Left now; shown offline after the grace unless a session returns. An
                     // invisible user's last-seen stays when they went invisible.
                     let grace_over = now_ms() + self.settings.grace.as_millis() as i64;
                     pipe.zadd(&self.keys.leaving, user.to_string(), grace_over)
                         .ignore();
-                    if visible {
+                    if before != Some(SessionStatus::Invisible) {
                         self.set_seen(&mut pipe, user);
                     }
-                    return pipe.query_async::<()>(&mut self.redis).await;
                 }
-                let was_leaving: Option<f64> = self
-                    .redis
-                    .zscore(&self.keys.leaving, user.to_string())
-                    .await?;
-                if visible && was_leaving.is_none() {
-                    // Gone with its edge: last seen is now.
-                    self.set_seen(&mut pipe, user);
-                }
-                let (_, _, seen): ((), (), Option<i64>) = pipe
-                    .del(self.keys.shown(user))
-                    .zrem(&self.keys.leaving, user.to_string())
-                    .get(self.keys.seen(user))
-                    .query_async(&mut self.redis)
-                    .await?;
-                self.publish(user, before, PresenceStatus::Offline, seen)
-                    .await;
+                None => gone.push((user, before)),
             }
         }
+        if !pipe.is_empty() {
+            pipe.query_async::<()>(&mut self.redis).await?;
+        }
+        for (user, before, status) in changed {
+            self.publish(user, before, status.into(), None).await;
+        }
+        for (user, before) in gone {
+            self.gone(user, before).await?;
+        }
+        Ok(())
+    }
+
+    /// A user with no session left who was shown as `before` is offline now (the grace, or
+    /// their edge's expiry, is over).
+    async fn gone(&mut self, user: Snowflake, before: Option<SessionStatus>) -> RedisResult<()> {
+        let was_leaving: Option<f64> = self
+            .redis
+            .zscore(&self.keys.leaving, user.to_string())
+            .await?;
+        let mut pipe = redis::pipe();
+        if before != Some(SessionStatus::Invisible) && was_leaving.is_none() {
+            // Gone with its edge: last seen is now.
+            self.set_seen(&mut pipe, user);
+        }
+        let (_, _, seen): ((), (), Option<i64>) = pipe
+            .del(self.keys.shown(user))
+            .zrem(&self.keys.leaving, user.to_string())
+            .get(self.keys.seen(user))
+            .query_async(&mut self.redis)
+            .await?;
+        self.publish(user, before, PresenceStatus::Offline, seen)
+            .await;
         Ok(())
     }
 

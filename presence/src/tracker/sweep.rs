@@ -73,20 +73,20 @@ impl Tracker {
                 .ignore();
             pipe.query_async::<()>(&mut self.redis).await?;
             self.synced.remove(&edge);
-            for user in users {
-                self.recompute(user, Leave::Now).await?;
-            }
+            let users: Vec<Snowflake> = users.into_iter().collect();
+            self.recompute(&users, Leave::Now).await?;
         }
         let leaving: Vec<String> = self
             .redis
             .zrangebyscore(&self.keys.leaving, "-inf", now)
             .await?;
+        let mut users = Vec::with_capacity(leaving.len());
         for user in leaving {
             match user.parse::<Snowflake>() {
-                Ok(user) => self.recompute(user, Leave::Now).await?,
+                Ok(user) => users.push(user),
                 Err(_) => self.redis.zrem(&self.keys.leaving, &user).await?,
             }
         }
-        Ok(())
+        self.recompute(&users, Leave::Now).await
     }
 }

@@ -429,3 +429,65 @@ async fn devices_that_move_edges_together_are_seen_as_where_they_end() {
     assert_eq!(seen.status, PresenceStatus::Offline);
     assert_eq!(world.query(user).await.status, PresenceStatus::Offline);
 }
+
+#[tokio::test]
+async fn users_whose_reports_arrive_together_each_end_with_their_own_presence() {
+    let world = start(&Stack::get().redis_url).await;
+    let edge = Snowflake::from_u64(9);
+    let _alive = world.keep_alive(vec![edge]);
+    let [online, dnd, invisible, left, idle] =
+        [1101, 1102, 1103, 1104, 1105].map(Snowflake::from_u64);
+    let mut watched = Vec::new();
+    for user in [online, dnd, invisible, left, idle] {
+        watched.push(world.watch(user).await);
+    }
+    // Back to back, as an edge reports a storm's sessions: devices of five users, one of whom
+    // comes and goes at once.
+    world
+        .reports([
+            session(9, 1, online, SessionStatus::Online),
+            session(9, 2, dnd, SessionStatus::Idle),
+            session(9, 3, dnd, SessionStatus::Dnd),
+            session(9, 4, invisible, SessionStatus::Invisible),
+            session(9, 5, left, SessionStatus::Online),
+            Report::End {
+                edge,
+                session: 5,
+                user: left,
+            },
+            session(9, 6, idle, SessionStatus::Idle),
+            session(9, 7, idle, SessionStatus::Idle),
+        ])
+        .await;
+    let [online_seen, dnd_seen, invisible_seen, left_seen, idle_seen] = &mut watched[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        next(online_seen, WAIT).await.unwrap().status,
+        PresenceStatus::Online
+    );
+    assert_eq!(
+        next(dnd_seen, WAIT).await.unwrap().status,
+        PresenceStatus::Dnd
+    );
+    assert_eq!(
+        next(idle_seen, WAIT).await.unwrap().status,
+        PresenceStatus::Idle
+    );
+    assert_eq!(world.query(online).await.status, PresenceStatus::Online);
+    assert_eq!(world.query(dnd).await.status, PresenceStatus::Dnd);
+    assert_eq!(world.query(idle).await.status, PresenceStatus::Idle);
+    // The invisible user's real status (which edges show to the user alone): nothing for
+    // anyone else, nor for the user who left, who never showed.
+    assert_eq!(
+        world.query(invisible).await.status,
+        PresenceStatus::Invisible
+    );
+    assert_eq!(world.query(left).await.status, PresenceStatus::Offline);
+    assert!(
+        next(invisible_seen, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert!(next(left_seen, Duration::from_millis(500)).await.is_none());
+}
