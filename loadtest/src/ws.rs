@@ -337,8 +337,10 @@ mod tests {
 
     /// Until the kernel stamps what loopback sockets receive. It turns stamping on for the
     /// machine in the background the first time a socket asks (`net_enable_timestamp`'s deferred
-    /// work): on a loaded machine a test's first reads can come before it, with no time.
-    async fn until_the_kernel_stamps() {
+    /// work): on a loaded machine a test's first reads can come before it, with no time. And it
+    /// turns it off again once the last socket that asked is closed: the answer is a socket that
+    /// asked, for the test to hold while it reads.
+    async fn until_the_kernel_stamps() -> TcpStream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -356,7 +358,7 @@ mod tests {
                 .await
                 .unwrap();
             if arrived.is_some() {
-                return;
+                return client;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -364,7 +366,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_of_every_length_form_arrive_whole_and_in_order() {
-        until_the_kernel_stamps().await;
+        let _stamping = until_the_kernel_stamps().await;
         // 0-125 in the first byte, 126-65,535 in two more, longer in eight more.
         let lengths = [
             0, 1, 125, 126, 127, 4095, 4096, 4097, 65_535, 65_536, 70_000,
