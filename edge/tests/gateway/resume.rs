@@ -146,6 +146,8 @@ async fn resumes_asked_together_read_each_channel_once_and_each_gets_only_what_i
         // Nothing new in their channels.
         resume(&[pair], seqs[4]),
         resume(&[room, pair], seqs[5]),
+        // A client may say anything: from the last sequence there could be.
+        resume(&[room], u64::MAX),
     ];
     let together = stream.missed(&resumes).await;
     let mut kinds = questions(&mut asked);
@@ -172,6 +174,7 @@ async fn resumes_asked_together_read_each_channel_once_and_each_gets_only_what_i
             vec!["p2"],
             vec![],
             vec![],
+            vec![],
         ]
     );
     let throughs: Vec<u64> = (together.iter())
@@ -179,7 +182,15 @@ async fn resumes_asked_together_read_each_channel_once_and_each_gets_only_what_i
         .collect();
     assert_eq!(
         throughs,
-        [seqs[5], seqs[5], seqs[5], seqs[4], seqs[4], seqs[5]]
+        [
+            seqs[5],
+            seqs[5],
+            seqs[5],
+            seqs[4],
+            seqs[4],
+            seqs[5],
+            u64::MAX
+        ]
     );
     // Each answer is the one it gets when asked alone.
     for (resume, answer) in resumes.iter().zip(&together) {

@@ -190,7 +190,8 @@ impl ChatStream {
                 return Ok::<_, ReadError>(None);
             };
             let first = DirectGet::Next {
-                seq: oldest + 1,
+                // A client may resume from any sequence, the last possible one too.
+                seq: oldest.saturating_add(1),
                 next_by_subj: ANY_SUBJECT,
             };
             let api = self.subjects.chat_direct_get();
@@ -232,7 +233,7 @@ impl ChatStream {
         reading.retain(|&i| {
             let after = resumes[i].after;
             let outcome = match &held {
-                Ok(Some(first)) if *first > after + 1 => ReadError::TooOld(after),
+                Ok(Some(first)) if *first > after.saturating_add(1) => ReadError::TooOld(after),
                 Ok(_) => return true,
                 Err(e) => e.clone(),
             };
