@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
+use kit::gather::Gather;
 use kit::stream::ReadError;
 use proto::Snowflake;
 use proto::events::Event;
@@ -172,6 +173,28 @@ pub enum JoinError {
 /// How long subscribing to a topic may take (NATS away: the session closes, resumable).
 const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The positions in the streams of the topics an edge starts to follow, asked together: when
+/// thousands of sessions resume at once (their users' inboxes and their channels followed anew),
+/// one `multi_last` of each stream answers for many topics, where each asked its own (a storm's
+/// 4,000 questions of the events stream are about 700: docs/BENCHMARKS.md, "reconnect storm").
+type Starts = Gather<Arc<Feed>, ()>;
+
+/// Most topics whose positions are asked together.
+const STARTS_TOGETHER: usize = 128;
+
+/// Questions about new topics in flight at once: two, so that one slow read holds up no others.
+const STARTS_IN_FLIGHT: usize = 2;
+
+fn starts(streams: Streams) -> Starts {
+    Gather::start(STARTS_TOGETHER, STARTS_IN_FLIGHT, move |feeds| {
+        let streams = streams.clone();
+        async move {
+            streams.start(&feeds).await.map_err(|e| e.to_string())?;
+            Ok(vec![(); feeds.len()])
+        }
+    })
+}
+
 /// The edge's table of topics and the sessions subscribed to each.
 pub struct Hub {
     nats: async_nats::Client,
@@ -184,6 +207,8 @@ pub struct Hub {
     metrics: EdgeMetrics,
     /// Where a new topic reads its position in the streams.
     streams: Streams,
+    /// New topics' positions in the streams, asked together.
+    starts: Starts,
     /// The dispatcher delivering channel, inbox and server topics, gap-free through NATS faults.
     continuity: Continuity,
     /// The edge's main runtime, where a topic's own delivery runs whoever joined it first (a
@@ -199,6 +224,7 @@ impl Hub {
         continuity: Continuity,
     ) -> Self {
         Self {
+            starts: starts(continuity.streams().clone()),
             streams: continuity.streams().clone(),
             continuity,
             runtime: tokio::runtime::Handle::current(),
@@ -275,6 +301,7 @@ impl Hub {
     /// from the streams' last events of its subjects, read after the subscription is in place
     /// (the read follows the SUB on the connection), so every event stored later reaches it,
     /// live or read back; what was stored before is in the snapshot or replay of every session.
+    /// The read is asked with the other topics starting meanwhile ([`Starts`]).
     async fn subscribe(&self, topic: Topic, sessions: Sessions) -> Result<Subscribed, JoinError> {
         let subscription = self.nats.subscribe(self.subject(topic)).await?;
         let followed = match topic {
@@ -292,22 +319,13 @@ impl Hub {
                 ))));
             }
         };
-        let subject = followed.events_subject(&self.subjects);
         // Read before the subject's last: no event of the subject lies between the two.
         let events_seen = self.streams.events_seen();
-        let asked = [subject.as_str()];
-        let events = self.streams.events.last_sequences(&asked);
-        let (chat, events) = match followed.channel() {
-            Some(channel) => {
-                let channels = [channel];
-                let chat = self.streams.chat.last_sequences(&channels);
-                let (chat, events) = tokio::try_join!(chat, events)?;
-                (chat.get(&channel).copied(), events.into_values().next())
-            }
-            None => (None, events.await?.into_values().next()),
-        };
-        let events = events.unwrap_or(0).max(events_seen);
-        let feed = Feed::new(followed, chat.unwrap_or(0), events, sessions);
+        let feed = Feed::new(followed, 0, events_seen, sessions);
+        self.starts
+            .ask(Arc::clone(&feed))
+            .await
+            .map_err(ReadError::JetStream)?;
         self.continuity.follow(Arc::clone(&feed), subscription);
         if let Followed::Guild(guild) = &feed.followed {
             // Subscribed and delivered before auth is asked for the server: what changes after

@@ -1,7 +1,12 @@
 //! What happens while a session starts: an event for the user published after auth told the edge
 //! the user's channels, and before READY, still reaches the session.
 
-use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge::continuity::{Feed, Followed, Source, Streams};
+use futures::{FutureExt, StreamExt};
+use kit::stream::{ChatStream, EventsStream};
 use proto::access::{SessionStart, SessionStarts};
 use proto::subjects::Subjects;
 use proto::tracker::QueryReply;
@@ -211,7 +216,7 @@ async fn a_new_session_starts_at_the_streams_last_event_whichever_channel_holds_
     ann_1.no_messages().await;
 
     // The events stream is asked the same way where a session's calls start from.
-    let events = kit::stream::EventsStream::new(nats, subjects.clone());
+    let events = EventsStream::new(nats, subjects.clone());
     assert_eq!(
         events
             .last_sequence()
@@ -219,4 +224,131 @@ async fn a_new_session_starts_at_the_streams_last_event_whichever_channel_holds_
             .expect("the events stream answers"),
         last(subjects.events_stream_name()).await
     );
+}
+
+#[tokio::test]
+async fn topics_starting_together_read_their_positions_in_one_question_per_stream() {
+    // A reconnect storm makes an edge follow thousands of topics anew (its users' inboxes, their
+    // channels): each starts from its subjects' last events, and asked together they are one
+    // `multi_last` of each stream however many topics there are.
+    let world = World::start(1, &[]).await;
+    let (ann, bob, cat) = (
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    );
+    let room = world.channel(&ann, "room", &[&bob]).await;
+    let quiet = world.channel(&cat, "quiet", &[]).await;
+    let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
+    assert_eq!(ann_1.send(room, "one", "n-1").await["op"], 24);
+    assert_eq!(ann_1.send(room, "two", "n-2").await["op"], 24);
+    // Someone who never had an event: their inbox has no last event to start from.
+    let dan = world.sign_up("dan").await;
+
+    let subjects = Subjects::new(world.prefix.clone());
+    let nats = async_nats::connect(&world.engines.nats_url)
+        .await
+        .expect("NATS");
+    let mut chat_asked = nats.subscribe(subjects.chat_direct_get()).await.unwrap();
+    let mut events_asked = nats.subscribe(subjects.events_direct_get()).await.unwrap();
+    nats.flush().await.unwrap();
+    let chat = ChatStream::new(nats.clone(), subjects.clone());
+    let events = EventsStream::new(nats.clone(), subjects.clone());
+    // What the edge has seen of the events stream: a new topic starts there at least.
+    let seen = 0;
+    let streams = Streams::new(chat.clone(), events.clone(), seen);
+    let followed = [
+        Followed::Channel(room),
+        Followed::Channel(quiet),
+        Followed::Inbox(ann.id),
+        Followed::Inbox(bob.id),
+        Followed::Inbox(dan.id),
+    ];
+    let feeds: Vec<Arc<Feed>> = (followed.iter().cloned())
+        .map(|followed| Feed::new(followed, 0, seen, Arc::default()))
+        .collect();
+    streams.start(&feeds).await.expect("the streams answer");
+
+    // The reader shares the subscribers' connection: its questions reached them before the
+    // answers it waited for.
+    let count = |asked: &mut async_nats::Subscriber| {
+        std::iter::from_fn(|| asked.next().now_or_never().flatten()).count()
+    };
+    assert_eq!(count(&mut chat_asked), 1, "one question of the chat stream");
+    assert_eq!(
+        count(&mut events_asked),
+        1,
+        "one question of the events stream"
+    );
+    // Each topic starts where it would alone.
+    for feed in &feeds {
+        let alone = streams
+            .last_sequences(std::slice::from_ref(feed))
+            .await
+            .expect("the streams answer");
+        for source in [Source::Chat, Source::Events] {
+            let last = alone.iter().find(|(_, s, _)| *s == source);
+            let last = last.map_or(0, |(_, _, last)| *last);
+            let expected = match source {
+                Source::Chat => last,
+                Source::Events => last.max(seen),
+            };
+            assert_eq!(feed.watermark(source).get(), expected);
+        }
+    }
+    let room_last = chat.last_sequences(&[room]).await.unwrap()[&room];
+    assert_eq!(feeds[0].watermark(Source::Chat).get(), room_last);
+    assert_eq!(ann_1.messages(2).await, ["one", "two"]);
+    assert_eq!(
+        ann_1.seq, room_last,
+        "the room's last is Ann's second message"
+    );
+    assert_eq!(
+        feeds[1].watermark(Source::Chat).get(),
+        0,
+        "nothing said there"
+    );
+    assert_eq!(
+        feeds[4].watermark(Source::Events).get(),
+        seen,
+        "Dan had no event"
+    );
+    assert!(
+        feeds[2].watermark(Source::Events).get() > seen,
+        "Ann's inbox had an event"
+    );
+}
+
+#[tokio::test]
+async fn users_starting_at_once_at_one_edge_each_get_their_inbox_and_channel_events_once() {
+    let world = World::start(1, &[]).await;
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal"] {
+        users.push(world.sign_up(name).await);
+    }
+    let gateway = world.gateway(0);
+    // Two devices each, all starting at once: every inbox is a topic the edge follows anew.
+    let mut clients = futures::future::join_all(
+        (users.iter())
+            .flat_map(|user| [user, user])
+            .map(|user| Client::connect(&gateway, user)),
+    )
+    .await;
+    let others: Vec<&crate::support::User> = users[1..].iter().collect();
+    let room = world.channel(&users[0], "room", &others).await;
+    for client in &mut clients {
+        let created = client.next_event("CHANNEL_CREATE").await;
+        assert_eq!(created["d"]["id"], json!(room.to_string()), "{created}");
+    }
+    // Every device has the room (and follows it): what is said there now reaches each.
+    clients[0].send(room, "hello all", "n-1").await;
+    for client in &mut clients {
+        assert_eq!(client.messages(1).await, ["hello all"]);
+        while let Some(frame) = client.next_within(Duration::from_millis(300)).await {
+            assert!(
+                frame["t"] != "CHANNEL_CREATE" && frame["t"] != "MESSAGE_CREATE",
+                "once only: {frame}"
+            );
+        }
+    }
 }
