@@ -7,12 +7,13 @@ use std::time::Duration;
 use edge::continuity::{Feed, Followed, Source, Streams};
 use futures::{FutureExt, StreamExt};
 use kit::stream::{ChatStream, EventsStream};
+use proto::Snowflake;
 use proto::access::{SessionStart, SessionStarts};
 use proto::subjects::Subjects;
 use proto::tracker::QueryReply;
 use serde_json::{Value, json};
 
-use crate::support::{Client, WAIT, World, send_json};
+use crate::support::{Client, User, WAIT, World, send_json};
 
 #[tokio::test]
 async fn a_dm_opened_with_someone_while_their_session_starts_reaches_it_after_ready() {
@@ -178,19 +179,25 @@ async fn a_resume_asks_auth_for_less_than_ready_and_still_gets_what_it_missed() 
     assert_eq!(missed, [&json!("while you were away")]);
 }
 
+/// Ann, Bob and Cat; a room of Ann's with Bob, and a channel of Cat's alone.
+async fn a_room_and_a_channel_apart(world: &World) -> ([User; 3], Snowflake, Snowflake) {
+    let users = [
+        world.sign_up("ann").await,
+        world.sign_up("bob").await,
+        world.sign_up("cat").await,
+    ];
+    let room = world.channel(&users[0], "room", &[&users[1]]).await;
+    let apart = world.channel(&users[2], "apart", &[]).await;
+    (users, room, apart)
+}
+
 #[tokio::test]
 async fn a_new_session_starts_at_the_streams_last_event_whichever_channel_holds_it() {
     // READY's sequence is where the session's live delivery begins: the chat stream's last event,
     // asked of the stream as a whole (never matched against every channel's subject, which cost
     // NATS more with every channel). Here that event is in a channel Ann is not in.
     let world = World::start(1, &[]).await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let room = world.channel(&ann, "room", &[&bob]).await;
-    let elsewhere = world.channel(&cat, "elsewhere", &[]).await;
+    let ([ann, bob, cat], room, elsewhere) = a_room_and_a_channel_apart(&world).await;
     let mut bob_1 = Client::connect(&world.gateway(0), &bob).await;
     let mut cat_1 = Client::connect(&world.gateway(0), &cat).await;
     assert_eq!(bob_1.send(room, "in the room", "n-1").await["op"], 24);
@@ -232,13 +239,7 @@ async fn topics_starting_together_read_their_positions_in_one_question_per_strea
     // channels): each starts from its subjects' last events, and asked together they are one
     // `multi_last` of each stream however many topics there are.
     let world = World::start(1, &[]).await;
-    let (ann, bob, cat) = (
-        world.sign_up("ann").await,
-        world.sign_up("bob").await,
-        world.sign_up("cat").await,
-    );
-    let room = world.channel(&ann, "room", &[&bob]).await;
-    let quiet = world.channel(&cat, "quiet", &[]).await;
+    let ([ann, bob, _], room, quiet) = a_room_and_a_channel_apart(&world).await;
     let mut ann_1 = Client::connect(&world.gateway(0), &ann).await;
     assert_eq!(ann_1.send(room, "one", "n-1").await["op"], 24);
     assert_eq!(ann_1.send(room, "two", "n-2").await["op"], 24);
@@ -334,7 +335,7 @@ async fn users_starting_at_once_at_one_edge_each_get_their_inbox_and_channel_eve
             .map(|user| Client::connect(&gateway, user)),
     )
     .await;
-    let others: Vec<&crate::support::User> = users[1..].iter().collect();
+    let others: Vec<&User> = users[1..].iter().collect();
     let room = world.channel(&users[0], "room", &others).await;
     for client in &mut clients {
         let created = client.next_event("CHANNEL_CREATE").await;
