@@ -179,14 +179,16 @@ const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// 4,000 questions of the events stream are about 700: docs/BENCHMARKS.md, "reconnect storm").
 type Starts = Gather<Arc<Feed>, ()>;
 
-/// Most topics whose positions are asked together.
-const STARTS_TOGETHER: usize = 128;
+/// Most of an edge's like questions of the streams asked as one (new topics' positions, the
+/// resumes' replays): what they share is read once for all of them.
+pub(crate) const ASKED_TOGETHER: usize = 128;
 
-/// Questions about new topics in flight at once: two, so that one slow read holds up no others.
-const STARTS_IN_FLIGHT: usize = 2;
+/// An edge's questions of one kind in flight at once: two, so that one slow read holds up no
+/// others.
+pub(crate) const ASKED_IN_FLIGHT: usize = 2;
 
 fn starts(streams: Streams) -> Starts {
-    Gather::start(STARTS_TOGETHER, STARTS_IN_FLIGHT, move |feeds| {
+    Gather::start(ASKED_TOGETHER, ASKED_IN_FLIGHT, move |feeds| {
         let streams = streams.clone();
         async move {
             streams.start(&feeds).await.map_err(|e| e.to_string())?;

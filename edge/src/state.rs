@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::Archive;
 use crate::chat::Chat;
 use crate::directory::Directory;
-use crate::fanout::{Hub, SessionId};
+use crate::fanout::{ASKED_IN_FLIGHT, ASKED_TOGETHER, Hub, SessionId};
 use crate::lane::Lane;
 use crate::metrics::EdgeMetrics;
 use crate::reporter::Reporter;
@@ -21,17 +21,11 @@ use crate::reporter::Reporter;
 /// What the sessions resuming at an edge missed, asked of the chat stream together.
 pub type Resumes = Gather<Arc<Resume>, Result<Missed, ReadError>>;
 
-/// Most resumes asked about together: what they share (their channels, a user's devices) is
-/// read once for all of them, so a reconnect storm asks the stream a small part of what one
-/// read each would (docs/BENCHMARKS.md, "reconnect storm").
-const RESUMES_TOGETHER: usize = 128;
-
-/// Questions about resumes in flight at once: two, so that one slow read holds up no others.
-const RESUMES_IN_FLIGHT: usize = 2;
-
-/// Starts asking `stream` what the sessions resuming here missed, together.
+/// Starts asking `stream` what the sessions resuming here missed, together: what they share
+/// (their channels, a user's devices) is read once for all of them, so a reconnect storm asks
+/// the stream a small part of what one read each would (docs/BENCHMARKS.md, "reconnect storm").
 pub fn resumes(stream: ChatStream) -> Resumes {
-    Gather::start(RESUMES_TOGETHER, RESUMES_IN_FLIGHT, move |resumes| {
+    Gather::start(ASKED_TOGETHER, ASKED_IN_FLIGHT, move |resumes| {
         let stream = stream.clone();
         async move { Ok(stream.missed(&resumes).await) }
     })
